@@ -1,0 +1,184 @@
+/*
+ * bp_math.h — the per-element mathematics of backprop, written once.
+ *
+ * Included by the C compiler (the CPU backend's loops) and by nvcc (the CUDA
+ * kernels). Every function is marked BP_HD, which is __host__ __device__
+ * under nvcc and nothing in C, so the CPU tests cover the GPU's arithmetic.
+ *
+ * Each function exists for float (suffix _f) and double (suffix _d); both
+ * are generated from one body by BP_MATH_DEFINE so they cannot drift apart.
+ * Activation codes are the values of bp_activation, loss codes those of
+ * bp_loss (include/backprop.h); this header has no other dependency.
+ */
+#ifndef BP_MATH_H
+#define BP_MATH_H
+
+#include <stdint.h>
+
+#if defined(__CUDACC__)
+#define BP_HD __host__ __device__ __forceinline__
+#else
+#include <math.h>
+#define BP_HD static inline
+#endif
+
+/* Activation codes (= bp_activation). */
+#define BP_M_IDENTITY 0
+#define BP_M_SIGMOID 1
+#define BP_M_TANH 2
+#define BP_M_RELU 3
+#define BP_M_LEAKY_RELU 4
+/* Loss codes (= bp_loss). */
+#define BP_M_MSE 0
+#define BP_M_CROSS_ENTROPY 1
+#define BP_M_BCE 2
+
+/* ---- counter-based initialisation ------------------------------------- */
+
+/* SplitMix64 finaliser: a bijective 64-bit mix. */
+BP_HD uint64_t bp_mix64(uint64_t x)
+{
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+/* A uniform double in [-1, 1), a pure function of (seed, layer, index):
+ * the same value on every backend, thread count and call order. */
+BP_HD double bp_init_uniform(uint64_t seed, uint32_t layer, uint64_t index)
+{
+    uint64_t h = bp_mix64(seed ^ bp_mix64(((uint64_t)layer << 40) ^ bp_mix64(index)));
+    /* 53 random bits -> [0, 1) exactly representable, then to [-1, 1). */
+    double u = (double)(h >> 11) * (1.0 / 9007199254740992.0);
+    return 2.0 * u - 1.0;
+}
+
+/* ---- the per-element formulas, for one real type ----------------------- */
+
+#define BP_MATH_DEFINE(T, S, EXP, LOG1P, TANH, FABS)                                     \
+    /* Numerically stable logistic function. */                                          \
+    BP_HD T bp_sigmoid_##S(T z)                                                          \
+    {                                                                                    \
+        if (z >= (T)0) {                                                                 \
+            T e = EXP(-z);                                                               \
+            return (T)1 / ((T)1 + e);                                                    \
+        }                                                                                \
+        T e = EXP(z);                                                                    \
+        return e / ((T)1 + e);                                                           \
+    }                                                                                    \
+                                                                                         \
+    /* a = sigma(z) */                                                                   \
+    BP_HD T bp_act_##S(int act, T z, T slope)                                            \
+    {                                                                                    \
+        switch (act) {                                                                   \
+        case BP_M_SIGMOID: return bp_sigmoid_##S(z);                                     \
+        case BP_M_TANH: return TANH(z);                                                  \
+        case BP_M_RELU: return z > (T)0 ? z : (T)0;                                      \
+        case BP_M_LEAKY_RELU: return z > (T)0 ? z : slope * z;                           \
+        default: return z;                                                               \
+        }                                                                                \
+    }                                                                                    \
+                                                                                         \
+    /* sigma'(z), from z and a = sigma(z) (sigmoid and tanh use a). */                   \
+    BP_HD T bp_act_deriv_##S(int act, T z, T a, T slope)                                 \
+    {                                                                                    \
+        switch (act) {                                                                   \
+        case BP_M_SIGMOID: return a * ((T)1 - a);                                        \
+        case BP_M_TANH: return (T)1 - a * a;                                             \
+        case BP_M_RELU: return z > (T)0 ? (T)1 : (T)0;                                   \
+        case BP_M_LEAKY_RELU: return z > (T)0 ? (T)1 : slope;                            \
+        default: return (T)1;                                                            \
+        }                                                                                \
+    }                                                                                    \
+                                                                                         \
+    /* The Hadamard delta: delta = (W^T delta_next) (.) sigma'(z). */                    \
+    BP_HD T bp_hadamard_delta_##S(int act, T back, T z, T a, T slope)                    \
+    {                                                                                    \
+        return back * bp_act_deriv_##S(act, z, a, slope);                                \
+    }                                                                                    \
+                                                                                         \
+    /* Binary cross-entropy on a logit: max(z,0) - z y + log(1 + exp(-|z|)). */          \
+    BP_HD T bp_bce_logit_##S(T z, T y)                                                   \
+    {                                                                                    \
+        return (z > (T)0 ? z : (T)0) - z * y + LOG1P(EXP(-FABS(z)));                     \
+    }                                                                                    \
+                                                                                         \
+    /* Softmax of one sample's logits z[0..n) into a[0..n), max subtracted.              \
+     * Returns log(sum exp(z - max)) + max, the log-sum-exp, for the loss. */            \
+    BP_HD T bp_softmax_row_##S(const T *z, T *a, int n)                                  \
+    {                                                                                    \
+        T m = z[0];                                                                      \
+        for (int j = 1; j < n; j++)                                                      \
+            m = z[j] > m ? z[j] : m;                                                     \
+        T sum = (T)0;                                                                    \
+        for (int j = 0; j < n; j++)                                                      \
+            sum += EXP(z[j] - m);                                                        \
+        T lse = LOG1P(sum - (T)1) + m;                                                   \
+        for (int j = 0; j < n; j++)                                                      \
+            a[j] = EXP(z[j] - lse);                                                      \
+        return lse;                                                                      \
+    }                                                                                    \
+                                                                                         \
+    /* Output delta and loss of ONE sample (row) of width n.                             \
+     * z, a: that sample's z^L and a^L (a already the loss's output:                     \
+     * softmax for cross-entropy, sigmoid for BCE, sigma_L otherwise).                   \
+     * y: real targets [n] (mse, bce) — ignored for cross-entropy.                       \
+     * label: class label (cross-entropy only).                                          \
+     * scale: 1/B. Writes delta[0..n) = dL/dz^L and returns the sample's loss            \
+     * (not scaled). An out-of-range label gives NaN delta and loss. */                  \
+    BP_HD T bp_output_delta_row_##S(int loss, int act, T slope, const T *z, const T *a,  \
+                                    const T *y, int32_t label, int n, T scale, T *delta) \
+    {                                                                                    \
+        T l = (T)0;                                                                      \
+        if (loss == BP_M_CROSS_ENTROPY) {                                                \
+            if (label < 0 || label >= n) {                                               \
+                T nan = (T)0 / (T)0;                                                     \
+                for (int j = 0; j < n; j++)                                              \
+                    delta[j] = nan;                                                      \
+                return nan;                                                              \
+            }                                                                            \
+            T m = z[0];                                                                  \
+            for (int j = 1; j < n; j++)                                                  \
+                m = z[j] > m ? z[j] : m;                                                 \
+            T sum = (T)0;                                                                \
+            for (int j = 0; j < n; j++)                                                  \
+                sum += EXP(z[j] - m);                                                    \
+            l = LOG1P(sum - (T)1) + m - z[label];                                        \
+            for (int j = 0; j < n; j++)                                                  \
+                delta[j] = (a[j] - (j == label ? (T)1 : (T)0)) * scale;                  \
+        } else if (loss == BP_M_BCE) {                                                   \
+            for (int j = 0; j < n; j++) {                                                \
+                l += bp_bce_logit_##S(z[j], y[j]);                                       \
+                delta[j] = (a[j] - y[j]) * scale;                                        \
+            }                                                                            \
+        } else {                                                                         \
+            for (int j = 0; j < n; j++) {                                                \
+                T e = a[j] - y[j];                                                       \
+                l += (T)0.5 * e * e;                                                     \
+                delta[j] = e * scale * bp_act_deriv_##S(act, z[j], a[j], slope);         \
+            }                                                                            \
+        }                                                                                \
+        return l;                                                                        \
+    }                                                                                    \
+                                                                                         \
+    /* One SGD step on one parameter, torch.optim.SGD semantics.                         \
+     * buf is the momentum buffer (unused when momentum == 0); first is 1 on             \
+     * the first step after creation or reset. Returns the new parameter. */             \
+    BP_HD T bp_sgd_update_##S(T w, T g, T *buf, T lr, T momentum, T dampening, T wd,     \
+                              int nesterov, int first)                                   \
+    {                                                                                    \
+        if (wd != (T)0)                                                                  \
+            g = g + wd * w;                                                              \
+        if (momentum != (T)0) {                                                          \
+            T b = first ? g : momentum * *buf + ((T)1 - dampening) * g;                  \
+            *buf = b;                                                                    \
+            g = nesterov ? g + momentum * b : b;                                         \
+        }                                                                                \
+        return w - lr * g;                                                               \
+    }
+
+BP_MATH_DEFINE(float, f, expf, log1pf, tanhf, fabsf)
+BP_MATH_DEFINE(double, d, exp, log1p, tanh, fabs)
+
+#endif /* BP_MATH_H */

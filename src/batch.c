@@ -1,0 +1,90 @@
+/* batch.c — loading a batch from host arrays or from device buffers. */
+#include "batch.h"
+#include "buffer.h"
+#include "error.h"
+#include "network.h"
+
+static bp_status check_labels(const char *fn, const bp_network *net, const int32_t *labels,
+                              int batch)
+{
+    int n = net->sizes[net->desc.n_layers];
+    for (int i = 0; i < batch; i++) {
+        if (labels[i] < 0 || labels[i] >= n)
+            return bp_fail(BP_ERR_INVALID_ARGUMENT,
+                           "%s: label %d of sample %d is out of range (0..%d)", fn, (int)labels[i],
+                           i, n - 1);
+    }
+    return BP_OK;
+}
+
+bp_status bp_batch_load_host(const char *fn, bp_network *net, const void *x, const void *targets,
+                             int batch)
+{
+    if (targets != NULL && net->desc.loss == BP_LOSS_CROSS_ENTROPY)
+        BP_TRY(check_labels(fn, net, (const int32_t *)targets, batch));
+    size_t B = (size_t)batch;
+    BP_TRY(net->ops->upload(net->ctx, net->a[0], x, B * (size_t)net->sizes[0] * net->esize));
+    if (targets != NULL)
+        BP_TRY(net->ops->upload(net->ctx, net->targets, targets,
+                                B * bp_network_target_row_bytes(net)));
+    return BP_OK;
+}
+
+static bp_status check_buffer(const char *fn, const bp_network *net, const bp_buffer *buf,
+                              const char *name, size_t row_bytes, size_t *n_rows)
+{
+    if (buf->net != net && (buf->net->desc.backend != net->desc.backend ||
+                            buf->net->desc.device != net->desc.device))
+        return bp_fail(BP_ERR_INVALID_ARGUMENT,
+                       "%s: buffer '%s' lives on another device (%s:%d) than the network (%s:%d)",
+                       fn, name, bp_backend_name(buf->net->desc.backend), buf->net->desc.device,
+                       bp_backend_name(net->desc.backend), net->desc.device);
+    *n_rows = buf->bytes / row_bytes;
+    return BP_OK;
+}
+
+bp_status bp_batch_load_buffers(const char *fn, bp_network *net, const bp_buffer *x,
+                                const bp_buffer *targets, const int32_t *rows, int batch)
+{
+    size_t x_row = (size_t)net->sizes[0] * net->esize;
+    size_t y_row = bp_network_target_row_bytes(net);
+    size_t x_rows = 0, y_rows = 0;
+    BP_TRY(check_buffer(fn, net, x, "x", x_row, &x_rows));
+    size_t avail = x_rows;
+    if (targets != NULL) {
+        BP_TRY(check_buffer(fn, net, targets, "targets", y_row, &y_rows));
+        if (y_rows < avail)
+            avail = y_rows;
+    }
+    if (rows == NULL) {
+        if ((size_t)batch > avail)
+            return bp_fail(BP_ERR_INVALID_ARGUMENT,
+                           "%s: batch %d exceeds the %zu rows the buffers hold (x: %zu, "
+                           "targets: %zu)",
+                           fn, batch, avail, x_rows, targets ? y_rows : x_rows);
+    } else {
+        for (int i = 0; i < batch; i++) {
+            if (rows[i] < 0 || (size_t)rows[i] >= avail)
+                return bp_fail(BP_ERR_INVALID_ARGUMENT,
+                               "%s: rows[%d] = %d is out of range (the buffers hold %zu rows)", fn,
+                               i, (int)rows[i], avail);
+        }
+        BP_TRY(net->ops->upload(net->ctx, net->rows, rows, (size_t)batch * sizeof(int32_t)));
+    }
+    const int32_t *dev_rows = rows ? net->rows : NULL;
+    BP_TRY(net->ops->gather_rows(net->ctx, net->a[0], x->ptr, dev_rows, batch, x_row));
+    if (targets != NULL)
+        BP_TRY(net->ops->gather_rows(net->ctx, net->targets, targets->ptr, dev_rows, batch, y_row));
+    return BP_OK;
+}
+
+bp_status bp_batch_store_output(const char *fn, bp_network *net, bp_buffer *out, int batch)
+{
+    int L = net->desc.n_layers;
+    size_t bytes = (size_t)batch * (size_t)net->sizes[L] * net->esize;
+    if (out->bytes < bytes)
+        return bp_fail(BP_ERR_INVALID_ARGUMENT,
+                       "%s: the output buffer holds %zu bytes, the batch's outputs need %zu", fn,
+                       out->bytes, bytes);
+    return net->ops->copy(net->ctx, out->ptr, net->a[L], bytes);
+}

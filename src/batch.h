@@ -1,0 +1,21 @@
+/* batch.h — putting a batch into a^0 and the targets buffer (internal). */
+#ifndef BP_BATCH_H
+#define BP_BATCH_H
+
+#include "backprop.h"
+
+/* From host arrays; targets may be NULL (inference). Labels are checked. */
+bp_status bp_batch_load_host(const char *fn, bp_network *net, const void *x, const void *targets,
+                             int batch);
+/* From buffers on the network's device, rows gathered by host indices
+ * (NULL: rows 0..batch-1); targets may be NULL. Indices are checked. */
+bp_status bp_batch_load_buffers(const char *fn, bp_network *net, const bp_buffer *x,
+                                const bp_buffer *targets, const int32_t *rows, int batch);
+/* a^L of the last forward pass into out at offset 0. */
+bp_status bp_batch_store_output(const char *fn, bp_network *net, bp_buffer *out, int batch);
+
+/* The two halves of a step, on a loaded batch (train.c). */
+bp_status bp_forward_pass(bp_network *net, int B);
+bp_status bp_backward_pass(bp_network *net, int B);
+
+#endif

@@ -1,0 +1,32 @@
+/* error.h — setting the thread-local last-error message (internal). */
+#ifndef BP_ERROR_H
+#define BP_ERROR_H
+
+#include "backprop.h"
+
+#if defined(__GNUC__)
+#define BP_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define BP_PRINTF(a, b)
+#endif
+
+/* Records a message for bp_last_error() on this thread and returns status,
+ * so that callers can write `return bp_fail(BP_ERR_..., "...", ...);`. */
+bp_status bp_fail(bp_status status, const char *fmt, ...) BP_PRINTF(2, 3);
+
+/* Propagates a failing status from an internal call unchanged. */
+#define BP_TRY(expr)                                                                              \
+    do {                                                                                          \
+        bp_status bp_try_status_ = (expr);                                                        \
+        if (bp_try_status_ != BP_OK)                                                              \
+            return bp_try_status_;                                                                \
+    } while (0)
+
+/* Checks a pointer argument; names it in the message. */
+#define BP_CHECK_PTR(fn, p)                                                                       \
+    do {                                                                                          \
+        if ((p) == NULL)                                                                          \
+            return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: argument '%s' is NULL", fn, #p);         \
+    } while (0)
+
+#endif

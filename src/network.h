@@ -1,0 +1,52 @@
+/* network.h — the network handle's layout (internal). */
+#ifndef BP_NETWORK_H
+#define BP_NETWORK_H
+
+#include "backend.h"
+#include "backprop.h"
+
+struct bp_network {
+    bp_network_desc desc; /* desc.sizes/activations point into the arrays below */
+    int sizes[BP_MAX_LAYERS + 1];
+    bp_activation activations[BP_MAX_LAYERS];
+
+    const bp_backend_ops *ops;
+    void *ctx;
+    size_t esize; /* bytes per real */
+
+    /* All parameters contiguous: W^1, b^1, W^2, b^2, ... (element offsets
+     * below), with gradients and momentum in the same layout. */
+    void *params;
+    void *grads;
+    void *momentum;
+    size_t w_off[BP_MAX_LAYERS]; /* index l-1 */
+    size_t b_off[BP_MAX_LAYERS];
+
+    /* Step buffers for max_batch samples, row-major [B, n_l]. */
+    void *a[BP_MAX_LAYERS + 1]; /* a[0] is the input batch x */
+    void *z[BP_MAX_LAYERS + 1]; /* z[l], l >= 1 */
+    void *d[BP_MAX_LAYERS + 1]; /* delta[l], l >= 1 */
+    void *targets;              /* int32 [B] labels or reals [B, n_L] */
+    void *sample_loss;          /* reals [B] */
+    double *loss;               /* one device double */
+    int32_t *rows;              /* device int32 [B] for gathers */
+
+    int last_forward_batch;  /* batch of the last forward pass, 0 if none */
+    int last_backward_batch; /* batch of the last backward pass, 0 if none */
+    int optimizer_first;     /* 1 until the first SGD step after create/reset */
+};
+
+/* Byte offset helpers. */
+static inline void *bp_at(void *base, size_t elements, size_t esize)
+{
+    return (char *)base + elements * esize;
+}
+
+/* Size in bytes of one target row: 4 for labels, n_L reals otherwise. */
+size_t bp_network_target_row_bytes(const bp_network *net);
+
+/* Validates (net, layer) for a public function named fn. */
+bp_status bp_network_check_layer(const char *fn, const bp_network *net, int layer);
+bp_status bp_network_check_batch(const char *fn, const bp_network *net, int batch);
+
+#endif
