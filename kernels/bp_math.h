@@ -112,12 +112,14 @@ BP_HD double bp_init_uniform(uint64_t seed, uint32_t layer, uint64_t index)
         for (int j = 1; j < n; j++)                                                      \
             m = z[j] > m ? z[j] : m;                                                     \
         T sum = (T)0;                                                                    \
+        for (int j = 0; j < n; j++) {                                                    \
+            a[j] = EXP(z[j] - m);                                                        \
+            sum += a[j];                                                                 \
+        }                                                                                \
+        T inv = (T)1 / sum;                                                              \
         for (int j = 0; j < n; j++)                                                      \
-            sum += EXP(z[j] - m);                                                        \
-        T lse = LOG1P(sum - (T)1) + m;                                                   \
-        for (int j = 0; j < n; j++)                                                      \
-            a[j] = EXP(z[j] - lse);                                                      \
-        return lse;                                                                      \
+            a[j] *= inv;                                                                 \
+        return LOG1P(sum - (T)1) + m;                                                    \
     }                                                                                    \
                                                                                          \
     /* Output delta and loss of ONE sample (row) of width n.                             \

@@ -1,0 +1,197 @@
+// test_util.h — shared helpers for the GoogleTest suites: backend/dtype
+// parameters (CUDA cases skip with a reason when no device is present),
+// typed host arrays, small RAII wrappers.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <cstring>
+#include <initializer_list>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backprop.h"
+
+namespace bpt {
+
+struct Target {
+    bp_backend backend;
+    bp_dtype dtype;
+};
+
+inline std::string target_name(const testing::TestParamInfo<Target> &info)
+{
+    return std::string(bp_backend_name(info.param.backend)) + "_" + bp_dtype_name(info.param.dtype);
+}
+
+inline std::vector<Target> all_targets()
+{
+    return {{BP_BACKEND_CPU, BP_F64}, {BP_BACKEND_CPU, BP_F32}, {BP_BACKEND_CUDA, BP_F64},
+            {BP_BACKEND_CUDA, BP_F32}};
+}
+
+// Empty when the backend can run here, otherwise the reason it cannot.
+inline std::string unavailable(bp_backend backend)
+{
+    if (backend == BP_BACKEND_CPU)
+        return "";
+    int built = 0;
+    bp_backend_is_built(backend, &built);
+    if (!built)
+        return "no CUDA device (the CUDA backend is not built into this library)";
+    int count = 0;
+    if (bp_cuda_device_count(&count) != BP_OK || count == 0)
+        return "no CUDA device";
+    return "";
+}
+
+#define BPT_SKIP_IF_UNAVAILABLE(backend)                                                           \
+    do {                                                                                           \
+        std::string why_ = bpt::unavailable(backend);                                              \
+        if (!why_.empty())                                                                         \
+            GTEST_SKIP() << why_;                                                                  \
+    } while (0)
+
+struct NetDeleter {
+    void operator()(bp_network *n) const { bp_network_free(n); }
+};
+using Net = std::unique_ptr<bp_network, NetDeleter>;
+
+// Host array of reals in either dtype, read and written as double.
+class Reals {
+public:
+    Reals() = default;
+    Reals(bp_dtype dt, size_t n) : dt_(dt), bytes_(n * bp_dtype_size(dt), 0), n_(n) {}
+    Reals(bp_dtype dt, const std::vector<double> &v) : Reals(dt, v.size())
+    {
+        for (size_t i = 0; i < v.size(); i++)
+            set(i, v[i]);
+    }
+    Reals(bp_dtype dt, std::initializer_list<double> v) : Reals(dt, std::vector<double>(v)) {}
+    void *data() { return bytes_.data(); }
+    const void *data() const { return bytes_.data(); }
+    size_t size() const { return n_; }
+    double operator[](size_t i) const
+    {
+        if (dt_ == BP_F32) {
+            float f;
+            std::memcpy(&f, &bytes_[i * 4], 4);
+            return f;
+        }
+        double d;
+        std::memcpy(&d, &bytes_[i * 8], 8);
+        return d;
+    }
+    void set(size_t i, double v)
+    {
+        if (dt_ == BP_F32) {
+            float f = (float)v;
+            std::memcpy(&bytes_[i * 4], &f, 4);
+        } else {
+            std::memcpy(&bytes_[i * 8], &v, 8);
+        }
+    }
+    std::vector<double> to_vector() const
+    {
+        std::vector<double> v(n_);
+        for (size_t i = 0; i < n_; i++)
+            v[i] = (*this)[i];
+        return v;
+    }
+    bool bytes_equal(const Reals &o) const { return bytes_ == o.bytes_; }
+
+private:
+    bp_dtype dt_ = BP_F64;
+    std::vector<unsigned char> bytes_;
+    size_t n_ = 0;
+};
+
+// A network description with storage for its arrays.
+struct Spec {
+    std::vector<int> sizes;
+    std::vector<bp_activation> acts;
+    bp_loss loss = BP_LOSS_MSE;
+    bp_dtype dtype = BP_F64;
+    bp_backend backend = BP_BACKEND_CPU;
+    int max_batch = 16;
+    uint64_t seed = 1;
+    double slope = 0.01;
+
+    bp_network_config config() const
+    {
+        bp_network_config cfg;
+        bp_network_config_init(&cfg);
+        cfg.n_layers = (int)acts.size();
+        cfg.sizes = sizes.data();
+        cfg.activations = acts.data();
+        cfg.loss = loss;
+        cfg.dtype = dtype;
+        cfg.backend = backend;
+        cfg.max_batch = max_batch;
+        cfg.seed = seed;
+        cfg.leaky_slope = slope;
+        return cfg;
+    }
+    Net create() const
+    {
+        bp_network_config cfg = config();
+        bp_network *n = nullptr;
+        bp_status st = bp_network_create(&cfg, &n);
+        EXPECT_EQ(st, BP_OK) << bp_last_error();
+        return Net(n);
+    }
+};
+
+// Targets for a loss: int32 labels (cross-entropy) or reals.
+struct Batch {
+    Reals x;
+    Reals y;                     // mse / bce
+    std::vector<int32_t> labels; // ce
+    int size = 0;
+    const void *targets() const
+    {
+        return labels.empty() ? y.data() : static_cast<const void *>(labels.data());
+    }
+};
+
+// A random batch for spec: x uniform in [-1, 1]; targets matching the loss.
+inline Batch random_batch(const Spec &s, int batch, uint32_t seed)
+{
+    std::mt19937 rng(seed);
+    std::uniform_real_distribution<double> u(-1.0, 1.0), u01(0.0, 1.0);
+    Batch b;
+    b.size = batch;
+    int n_in = s.sizes.front(), n_out = s.sizes.back();
+    b.x = Reals(s.dtype, (size_t)batch * n_in);
+    for (size_t i = 0; i < b.x.size(); i++)
+        b.x.set(i, u(rng));
+    if (s.loss == BP_LOSS_CROSS_ENTROPY) {
+        std::uniform_int_distribution<int> c(0, n_out - 1);
+        for (int i = 0; i < batch; i++)
+            b.labels.push_back(c(rng));
+    } else {
+        b.y = Reals(s.dtype, (size_t)batch * n_out);
+        for (size_t i = 0; i < b.y.size(); i++)
+            b.y.set(i, s.loss == BP_LOSS_BCE ? u01(rng) : u(rng));
+    }
+    return b;
+}
+
+inline Reals get_weights(bp_network *n, const Spec &s, int layer)
+{
+    Reals w(s.dtype, (size_t)s.sizes[layer] * s.sizes[layer - 1]);
+    EXPECT_EQ(bp_network_get_params(n, layer, w.data(), nullptr), BP_OK) << bp_last_error();
+    return w;
+}
+
+inline Reals get_biases(bp_network *n, const Spec &s, int layer)
+{
+    Reals b(s.dtype, (size_t)s.sizes[layer]);
+    EXPECT_EQ(bp_network_get_params(n, layer, nullptr, b.data()), BP_OK) << bp_last_error();
+    return b;
+}
+
+} // namespace bpt
