@@ -1,0 +1,14 @@
+# The CUDA backend's sources and libraries, or its stand-in when CUDA is off.
+if(BP_HAVE_CUDA)
+  set(BP_CUDA_SOURCES
+    src/backend_cuda.c
+    src/cuda_devices.c
+    kernels/elementwise.cu)
+  set(BP_CUDA_LIBRARIES CUDA::cudart_static CUDA::cublas)
+  # No FMA contraction in the kernels: the GPU rounds the shared formulas of
+  # bp_math.h as the CPU does (-std=c11 keeps GCC from contracting too).
+  set_source_files_properties(kernels/elementwise.cu PROPERTIES COMPILE_OPTIONS "--fmad=false")
+else()
+  set(BP_CUDA_SOURCES src/cuda_absent.c)
+  set(BP_CUDA_LIBRARIES "")
+endif()

@@ -1,0 +1,273 @@
+/*
+ * elementwise.cu — the CUDA kernels of backprop: bias + activation, softmax,
+ * output deltas and per-sample losses, Hadamard deltas, bias gradients, the
+ * batch loss, SGD updates and row gathers, for float and double.
+ *
+ * Every formula comes from bp_math.h, the header the CPU backend's loops
+ * call, so the GPU computes the CPU's arithmetic. Reductions are done in a
+ * fixed order without atomics, so results repeat bit for bit run to run.
+ */
+#include "bp_math.h"
+#include "launch.h"
+
+namespace {
+
+const int kThreads = 256;
+
+/* Overloads that pick the _f or _d function of bp_math.h by type. */
+__device__ __forceinline__ float act(int a, float z, float s) { return bp_act_f(a, z, s); }
+__device__ __forceinline__ double act(int a, double z, double s) { return bp_act_d(a, z, s); }
+__device__ __forceinline__ float hadamard(int a, float d, float z, float y, float s)
+{
+    return bp_hadamard_delta_f(a, d, z, y, s);
+}
+__device__ __forceinline__ double hadamard(int a, double d, double z, double y, double s)
+{
+    return bp_hadamard_delta_d(a, d, z, y, s);
+}
+__device__ __forceinline__ float softmax_row(const float *z, float *a, int n)
+{
+    return bp_softmax_row_f(z, a, n);
+}
+__device__ __forceinline__ double softmax_row(const double *z, double *a, int n)
+{
+    return bp_softmax_row_d(z, a, n);
+}
+__device__ __forceinline__ float output_row(int loss, int a, float s, const float *z,
+                                            const float *y_a, const float *y, int32_t label,
+                                            int n, float scale, float *d)
+{
+    return bp_output_delta_row_f(loss, a, s, z, y_a, y, label, n, scale, d);
+}
+__device__ __forceinline__ double output_row(int loss, int a, double s, const double *z,
+                                             const double *y_a, const double *y, int32_t label,
+                                             int n, double scale, double *d)
+{
+    return bp_output_delta_row_d(loss, a, s, z, y_a, y, label, n, scale, d);
+}
+__device__ __forceinline__ float sgd(float w, float g, float *b, float lr, float m, float damp,
+                                     float wd, int nest, int first)
+{
+    return bp_sgd_update_f(w, g, b, lr, m, damp, wd, nest, first);
+}
+__device__ __forceinline__ double sgd(double w, double g, double *b, double lr, double m,
+                                      double damp, double wd, int nest, int first)
+{
+    return bp_sgd_update_d(w, g, b, lr, m, damp, wd, nest, first);
+}
+
+unsigned blocks_for(size_t count)
+{
+    size_t b = (count + kThreads - 1) / kThreads;
+    if (b < 1)
+        b = 1;
+    return b > 65535u * 16u ? 65535u * 16u : (unsigned)b; /* grid-stride loops cover the rest */
+}
+
+template <typename T>
+__global__ void bias_act_kernel(int a, T slope, const T *__restrict__ bias, T *__restrict__ z,
+                                T *__restrict__ out, int n, size_t count)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < count;
+         i += (size_t)gridDim.x * blockDim.x) {
+        T v = z[i] + bias[i % (size_t)n];
+        z[i] = v;
+        out[i] = act(a, v, slope);
+    }
+}
+
+template <typename T>
+__global__ void softmax_kernel(const T *__restrict__ z, T *__restrict__ a, int n, int batch)
+{
+    for (int b = blockIdx.x * blockDim.x + threadIdx.x; b < batch; b += gridDim.x * blockDim.x)
+        softmax_row(z + (size_t)b * n, a + (size_t)b * n, n);
+}
+
+template <typename T>
+__global__ void output_delta_kernel(int loss, int a, T slope, const T *__restrict__ z,
+                                    const T *__restrict__ out, const T *__restrict__ y,
+                                    const int32_t *__restrict__ labels, T *__restrict__ d,
+                                    T *__restrict__ sample_loss, int n, int batch, T scale)
+{
+    for (int b = blockIdx.x * blockDim.x + threadIdx.x; b < batch; b += gridDim.x * blockDim.x) {
+        size_t o = (size_t)b * n;
+        sample_loss[b] = output_row(loss, a, slope, z + o, out + o, y ? y + o : nullptr,
+                                    labels ? labels[b] : 0, n, scale, d + o);
+    }
+}
+
+template <typename T>
+__global__ void hadamard_kernel(int a, T slope, const T *__restrict__ z, const T *__restrict__ out,
+                                T *__restrict__ d, size_t count)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < count;
+         i += (size_t)gridDim.x * blockDim.x)
+        d[i] = hadamard(a, d[i], z[i], out[i], slope);
+}
+
+/* db[j] = sum over b in order 0..batch-1 of d[b, j]: the CPU's order. */
+template <typename T>
+__global__ void bias_grad_kernel(const T *__restrict__ d, T *__restrict__ db, int n, int batch)
+{
+    for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < n; j += gridDim.x * blockDim.x) {
+        T sum = (T)0;
+        for (int b = 0; b < batch; b++)
+            sum += d[(size_t)b * n + j];
+        db[j] = sum;
+    }
+}
+
+/* One block: each thread sums a fixed strided subset in order, then a fixed
+ * tree in shared memory. Deterministic; accumulates in double. */
+template <typename T>
+__global__ void loss_mean_kernel(const T *__restrict__ sample_loss, int batch, double *out)
+{
+    __shared__ double part[kThreads];
+    double s = 0.0;
+    for (int b = threadIdx.x; b < batch; b += blockDim.x)
+        s += (double)sample_loss[b];
+    part[threadIdx.x] = s;
+    __syncthreads();
+    for (int half = blockDim.x / 2; half > 0; half /= 2) {
+        if ((int)threadIdx.x < half)
+            part[threadIdx.x] += part[threadIdx.x + half];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0)
+        *out = part[0] / (double)batch;
+}
+
+template <typename T>
+__global__ void sgd_kernel(T *__restrict__ w, const T *__restrict__ g, T *__restrict__ buf,
+                           size_t count, T lr, T m, T damp, T wd, int nest, int first)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < count;
+         i += (size_t)gridDim.x * blockDim.x)
+        w[i] = sgd(w[i], g[i], buf + i, lr, m, damp, wd, nest, first);
+}
+
+/* Copies rows of `words` elements of type W (4-byte words when the row size
+ * allows, bytes otherwise). */
+template <typename W>
+__global__ void gather_kernel(W *__restrict__ dst, const W *__restrict__ src,
+                              const int32_t *__restrict__ rows, size_t words, size_t count)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < count;
+         i += (size_t)gridDim.x * blockDim.x) {
+        size_t r = i / words, k = i % words;
+        size_t from = rows ? (size_t)rows[r] : r;
+        dst[i] = src[from * words + k];
+    }
+}
+
+} // namespace
+
+extern "C" {
+
+cudaError_t bp_launch_bias_act(cudaStream_t stream, int dtype, int a, double slope,
+                               const void *bias, void *z, void *out, int n, int batch)
+{
+    size_t count = (size_t)n * (size_t)batch;
+    if (dtype == 0)
+        bias_act_kernel<float><<<blocks_for(count), kThreads, 0, stream>>>(
+            a, (float)slope, (const float *)bias, (float *)z, (float *)out, n, count);
+    else
+        bias_act_kernel<double><<<blocks_for(count), kThreads, 0, stream>>>(
+            a, slope, (const double *)bias, (double *)z, (double *)out, n, count);
+    return cudaGetLastError();
+}
+
+cudaError_t bp_launch_softmax(cudaStream_t stream, int dtype, const void *z, void *a, int n,
+                              int batch)
+{
+    if (dtype == 0)
+        softmax_kernel<float><<<blocks_for(batch), kThreads, 0, stream>>>((const float *)z,
+                                                                         (float *)a, n, batch);
+    else
+        softmax_kernel<double><<<blocks_for(batch), kThreads, 0, stream>>>((const double *)z,
+                                                                          (double *)a, n, batch);
+    return cudaGetLastError();
+}
+
+cudaError_t bp_launch_output_delta(cudaStream_t stream, int dtype, int loss, int a, double slope,
+                                   const void *z, const void *out, const void *y,
+                                   const int32_t *labels, void *d, void *sample_loss, int n,
+                                   int batch)
+{
+    if (dtype == 0)
+        output_delta_kernel<float><<<blocks_for(batch), kThreads, 0, stream>>>(
+            loss, a, (float)slope, (const float *)z, (const float *)out, (const float *)y, labels,
+            (float *)d, (float *)sample_loss, n, batch, 1.0f / (float)batch);
+    else
+        output_delta_kernel<double><<<blocks_for(batch), kThreads, 0, stream>>>(
+            loss, a, slope, (const double *)z, (const double *)out, (const double *)y, labels,
+            (double *)d, (double *)sample_loss, n, batch, 1.0 / (double)batch);
+    return cudaGetLastError();
+}
+
+cudaError_t bp_launch_hadamard_delta(cudaStream_t stream, int dtype, int a, double slope,
+                                     const void *z, const void *out, void *d, size_t count)
+{
+    if (dtype == 0)
+        hadamard_kernel<float><<<blocks_for(count), kThreads, 0, stream>>>(
+            a, (float)slope, (const float *)z, (const float *)out, (float *)d, count);
+    else
+        hadamard_kernel<double><<<blocks_for(count), kThreads, 0, stream>>>(
+            a, slope, (const double *)z, (const double *)out, (double *)d, count);
+    return cudaGetLastError();
+}
+
+cudaError_t bp_launch_bias_grad(cudaStream_t stream, int dtype, const void *d, void *db, int n,
+                                int batch)
+{
+    if (dtype == 0)
+        bias_grad_kernel<float><<<blocks_for(n), kThreads, 0, stream>>>((const float *)d,
+                                                                       (float *)db, n, batch);
+    else
+        bias_grad_kernel<double><<<blocks_for(n), kThreads, 0, stream>>>((const double *)d,
+                                                                        (double *)db, n, batch);
+    return cudaGetLastError();
+}
+
+cudaError_t bp_launch_loss_mean(cudaStream_t stream, int dtype, const void *sample_loss, int batch,
+                                double *out)
+{
+    if (dtype == 0)
+        loss_mean_kernel<float><<<1, kThreads, 0, stream>>>((const float *)sample_loss, batch, out);
+    else
+        loss_mean_kernel<double><<<1, kThreads, 0, stream>>>((const double *)sample_loss, batch,
+                                                            out);
+    return cudaGetLastError();
+}
+
+cudaError_t bp_launch_sgd(cudaStream_t stream, int dtype, void *w, const void *g, void *buf,
+                          size_t count, double lr, double momentum, double dampening,
+                          double weight_decay, int nesterov, int first)
+{
+    if (dtype == 0)
+        sgd_kernel<float><<<blocks_for(count), kThreads, 0, stream>>>(
+            (float *)w, (const float *)g, (float *)buf, count, (float)lr, (float)momentum,
+            (float)dampening, (float)weight_decay, nesterov, first);
+    else
+        sgd_kernel<double><<<blocks_for(count), kThreads, 0, stream>>>(
+            (double *)w, (const double *)g, (double *)buf, count, lr, momentum, dampening,
+            weight_decay, nesterov, first);
+    return cudaGetLastError();
+}
+
+cudaError_t bp_launch_gather_rows(cudaStream_t stream, void *dst, const void *src,
+                                  const int32_t *rows, int batch, size_t row_bytes)
+{
+    if (row_bytes % 4 == 0) {
+        size_t words = row_bytes / 4, count = words * (size_t)batch;
+        gather_kernel<uint32_t><<<blocks_for(count), kThreads, 0, stream>>>(
+            (uint32_t *)dst, (const uint32_t *)src, rows, words, count);
+    } else {
+        size_t count = row_bytes * (size_t)batch;
+        gather_kernel<unsigned char><<<blocks_for(count), kThreads, 0, stream>>>(
+            (unsigned char *)dst, (const unsigned char *)src, rows, row_bytes, count);
+    }
+    return cudaGetLastError();
+}
+
+} // extern "C"

@@ -1,0 +1,43 @@
+/*
+ * launch.h — C launch wrappers of the CUDA kernels (kernels/elementwise.cu).
+ *
+ * Each wrapper enqueues one kernel on `stream` for float (dtype 0) or
+ * double (dtype 1) data and returns the launch's cudaError_t
+ * (cudaSuccess when enqueued). Arguments are as in src/backend.h.
+ */
+#ifndef BP_KERNELS_LAUNCH_H
+#define BP_KERNELS_LAUNCH_H
+
+#include <cuda_runtime.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+cudaError_t bp_launch_bias_act(cudaStream_t stream, int dtype, int act, double slope,
+                               const void *bias, void *z, void *a, int n, int batch);
+cudaError_t bp_launch_softmax(cudaStream_t stream, int dtype, const void *z, void *a, int n,
+                              int batch);
+cudaError_t bp_launch_output_delta(cudaStream_t stream, int dtype, int loss, int act, double slope,
+                                   const void *z, const void *a, const void *y,
+                                   const int32_t *labels, void *d, void *sample_loss, int n,
+                                   int batch);
+cudaError_t bp_launch_hadamard_delta(cudaStream_t stream, int dtype, int act, double slope,
+                                     const void *z, const void *a, void *d, size_t count);
+cudaError_t bp_launch_bias_grad(cudaStream_t stream, int dtype, const void *d, void *db, int n,
+                                int batch);
+cudaError_t bp_launch_loss_mean(cudaStream_t stream, int dtype, const void *sample_loss, int batch,
+                                double *out);
+cudaError_t bp_launch_sgd(cudaStream_t stream, int dtype, void *w, const void *g, void *buf,
+                          size_t count, double lr, double momentum, double dampening,
+                          double weight_decay, int nesterov, int first);
+cudaError_t bp_launch_gather_rows(cudaStream_t stream, void *dst, const void *src,
+                                  const int32_t *rows, int batch, size_t row_bytes);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,311 @@
+/*
+ * backend_cuda.c — the CUDA backend's host side: device, stream, cuBLAS
+ * handle, pinned staging, device memory, and the table of operations that
+ * train.c runs. GEMMs go to cuBLAS with the column-major argument lists the
+ * CPU backend passes to CBLAS; element-wise work goes to kernels/elementwise.cu.
+ *
+ * Every CUDA and cuBLAS return code is checked and becomes a status whose
+ * message names the failing call. Nothing here allocates or synchronises
+ * during a step, except download and sync, which are meant to wait.
+ */
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../kernels/launch.h"
+#include "backend.h"
+#include "cuda_util.h"
+#include "error.h"
+
+/* cuBLAS workspace, set once so a step can be captured in a CUDA graph. */
+#define WORKSPACE_BYTES ((size_t)32 << 20)
+
+typedef struct cuda_ctx {
+    int device;
+    cudaStream_t stream;
+    int own_stream;
+    cublasHandle_t blas;
+    void *workspace;
+    bp_math_mode math_mode;
+    /* Two pinned staging areas used in turn; staged[i] records when the
+     * copy out of area i has finished, so it may be refilled. */
+    unsigned char *staging[2];
+    cudaEvent_t staged[2];
+    size_t staging_bytes;
+    int next;
+} cuda_ctx;
+
+static void cuda_ctx_destroy(void *p)
+{
+    cuda_ctx *c = p;
+    if (c == NULL)
+        return;
+    cudaSetDevice(c->device);
+    if (c->stream != NULL)
+        cudaStreamSynchronize(c->stream);
+    for (int i = 0; i < 2; i++) {
+        if (c->staged[i] != NULL)
+            cudaEventDestroy(c->staged[i]);
+        if (c->staging[i] != NULL)
+            cudaFreeHost(c->staging[i]);
+    }
+    if (c->blas != NULL)
+        cublasDestroy(c->blas);
+    if (c->workspace != NULL)
+        cudaFree(c->workspace);
+    if (c->own_stream && c->stream != NULL)
+        cudaStreamDestroy(c->stream);
+    free(c);
+}
+
+static bp_status cuda_ctx_create(const bp_network_config *cfg, size_t staging_bytes, void **out)
+{
+    int count = 0;
+    BP_TRY(bp_cuda_count_devices(&count));
+    if (count == 0)
+        return bp_fail(BP_ERR_NO_DEVICE, "no CUDA device: the system reports none");
+    if (cfg->device >= count)
+        return bp_fail(BP_ERR_INVALID_ARGUMENT, "CUDA device %d does not exist (%d device%s found)",
+                       cfg->device, count, count == 1 ? "" : "s");
+    cuda_ctx *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return bp_fail(BP_ERR_OUT_OF_MEMORY, "cuda backend: no host memory for the context");
+    c->device = cfg->device;
+    c->math_mode = cfg->math_mode;
+    c->staging_bytes = staging_bytes;
+    bp_status st = BP_CUDA_CHECK(cudaSetDevice(c->device));
+    if (st == BP_OK) {
+        if (cfg->cuda_stream != NULL) {
+            c->stream = (cudaStream_t)cfg->cuda_stream;
+        } else {
+            st = BP_CUDA_CHECK(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
+            c->own_stream = st == BP_OK;
+        }
+    }
+    if (st == BP_OK)
+        st = BP_CUBLAS_CHECK(cublasCreate(&c->blas));
+    if (st == BP_OK)
+        st = BP_CUBLAS_CHECK(cublasSetStream(c->blas, c->stream));
+    if (st == BP_OK)
+        st = BP_CUDA_CHECK(cudaMalloc(&c->workspace, WORKSPACE_BYTES));
+    if (st == BP_OK)
+        st = BP_CUBLAS_CHECK(cublasSetWorkspace(c->blas, c->workspace, WORKSPACE_BYTES));
+    /* Exact FP32 unless a tensor-core mode was asked for (then per GEMM). */
+    if (st == BP_OK)
+        st = BP_CUBLAS_CHECK(cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH));
+    for (int i = 0; i < 2 && st == BP_OK; i++) {
+        st = BP_CUDA_CHECK(cudaHostAlloc((void **)&c->staging[i], staging_bytes ? staging_bytes : 1,
+                                         cudaHostAllocDefault));
+        if (st == BP_OK)
+            st = BP_CUDA_CHECK(cudaEventCreateWithFlags(&c->staged[i], cudaEventDisableTiming));
+    }
+    if (st != BP_OK) {
+        cuda_ctx_destroy(c);
+        return st;
+    }
+    *out = c;
+    return BP_OK;
+}
+
+static bp_status cuda_alloc(void *p, size_t bytes, void **ptr)
+{
+    cuda_ctx *c = p;
+    BP_TRY(BP_CUDA_CHECK(cudaSetDevice(c->device)));
+    void *d = NULL;
+    BP_TRY(BP_CUDA_CHECK(cudaMalloc(&d, bytes)));
+    bp_status st = BP_CUDA_CHECK(cudaMemsetAsync(d, 0, bytes, c->stream));
+    if (st == BP_OK)
+        st = BP_CUDA_CHECK(cudaStreamSynchronize(c->stream));
+    if (st != BP_OK) {
+        cudaFree(d);
+        return st;
+    }
+    *ptr = d;
+    return BP_OK;
+}
+
+static void cuda_release(void *p, void *ptr)
+{
+    cuda_ctx *c = p;
+    cudaSetDevice(c->device);
+    cudaStreamSynchronize(c->stream);
+    cudaFree(ptr);
+}
+
+static bp_status cuda_upload(void *p, void *dst, const void *src, size_t bytes)
+{
+    cuda_ctx *c = p;
+    if (bytes == 0)
+        return BP_OK;
+    BP_TRY(BP_CUDA_CHECK(cudaSetDevice(c->device)));
+    if (bytes > c->staging_bytes) {
+        /* Larger than a staging area (parameters, data sets): synchronous. */
+        BP_TRY(BP_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c->stream)));
+        return BP_CUDA_CHECK(cudaStreamSynchronize(c->stream));
+    }
+    int i = c->next;
+    c->next ^= 1;
+    /* Wait only until the copy out of this area (two uploads ago) is done:
+     * the device keeps computing earlier work meanwhile. */
+    BP_TRY(BP_CUDA_CHECK(cudaEventSynchronize(c->staged[i])));
+    memcpy(c->staging[i], src, bytes);
+    BP_TRY(BP_CUDA_CHECK(
+        cudaMemcpyAsync(dst, c->staging[i], bytes, cudaMemcpyHostToDevice, c->stream)));
+    return BP_CUDA_CHECK(cudaEventRecord(c->staged[i], c->stream));
+}
+
+static bp_status cuda_download(void *p, void *dst, const void *src, size_t bytes)
+{
+    cuda_ctx *c = p;
+    if (bytes == 0)
+        return BP_OK;
+    BP_TRY(BP_CUDA_CHECK(cudaSetDevice(c->device)));
+    BP_TRY(BP_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, c->stream)));
+    return BP_CUDA_CHECK(cudaStreamSynchronize(c->stream));
+}
+
+static bp_status cuda_copy(void *p, void *dst, const void *src, size_t bytes)
+{
+    cuda_ctx *c = p;
+    if (bytes == 0)
+        return BP_OK;
+    BP_TRY(BP_CUDA_CHECK(cudaSetDevice(c->device)));
+    return BP_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, c->stream));
+}
+
+static bp_status cuda_zero(void *p, void *dst, size_t bytes)
+{
+    cuda_ctx *c = p;
+    BP_TRY(BP_CUDA_CHECK(cudaSetDevice(c->device)));
+    return BP_CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, c->stream));
+}
+
+static bp_status cuda_sync(void *p)
+{
+    cuda_ctx *c = p;
+    BP_TRY(BP_CUDA_CHECK(cudaSetDevice(c->device)));
+    return BP_CUDA_CHECK(cudaStreamSynchronize(c->stream));
+}
+
+static bp_status cuda_gemm(void *p, bp_dtype dt, int trans_a, int trans_b, int m, int n, int k,
+                           double alpha, const void *a, int lda, const void *b, int ldb,
+                           double beta, void *cm, int ldc)
+{
+    cuda_ctx *c = p;
+    BP_TRY(BP_CUDA_CHECK(cudaSetDevice(c->device)));
+    cublasOperation_t ta = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+    cublasOperation_t tb = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+    if (dt == BP_F64)
+        return BP_CUBLAS_CHECK(
+            cublasDgemm(c->blas, ta, tb, m, n, k, &alpha, a, lda, b, ldb, &beta, cm, ldc));
+    float af = (float)alpha, bf = (float)beta;
+    if (c->math_mode == BP_MATH_FP32)
+        return BP_CUBLAS_CHECK(
+            cublasSgemm(c->blas, ta, tb, m, n, k, &af, a, lda, b, ldb, &bf, cm, ldc));
+    cublasComputeType_t compute = c->math_mode == BP_MATH_TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                                               : CUBLAS_COMPUTE_32F_FAST_16BF;
+    return BP_CUBLAS_CHECK(cublasGemmEx(c->blas, ta, tb, m, n, k, &af, a, CUDA_R_32F, lda, b,
+                                        CUDA_R_32F, ldb, &bf, cm, CUDA_R_32F, ldc, compute,
+                                        CUBLAS_GEMM_DEFAULT));
+}
+
+static int dtype_code(bp_dtype dt) { return dt == BP_F32 ? 0 : 1; }
+
+static bp_status cuda_bias_act(void *p, bp_dtype dt, int act, double slope, const void *bias,
+                               void *z, void *a, int n, int batch)
+{
+    cuda_ctx *c = p;
+    BP_TRY(BP_CUDA_CHECK(cudaSetDevice(c->device)));
+    return BP_CUDA_LAUNCH("bias_act", bp_launch_bias_act(c->stream, dtype_code(dt), act, slope,
+                                                         bias, z, a, n, batch));
+}
+
+static bp_status cuda_softmax(void *p, bp_dtype dt, const void *z, void *a, int n, int batch)
+{
+    cuda_ctx *c = p;
+    BP_TRY(BP_CUDA_CHECK(cudaSetDevice(c->device)));
+    return BP_CUDA_LAUNCH("softmax", bp_launch_softmax(c->stream, dtype_code(dt), z, a, n, batch));
+}
+
+static bp_status cuda_output_delta(void *p, bp_dtype dt, int loss, int act, double slope,
+                                   const void *z, const void *a, const void *y,
+                                   const int32_t *labels, void *d, void *sample_loss, int n,
+                                   int batch)
+{
+    cuda_ctx *c = p;
+    BP_TRY(BP_CUDA_CHECK(cudaSetDevice(c->device)));
+    return BP_CUDA_LAUNCH("output_delta",
+                          bp_launch_output_delta(c->stream, dtype_code(dt), loss, act, slope, z, a,
+                                                 y, labels, d, sample_loss, n, batch));
+}
+
+static bp_status cuda_hadamard_delta(void *p, bp_dtype dt, int act, double slope, const void *z,
+                                     const void *a, void *d, size_t count)
+{
+    cuda_ctx *c = p;
+    BP_TRY(BP_CUDA_CHECK(cudaSetDevice(c->device)));
+    return BP_CUDA_LAUNCH("hadamard_delta", bp_launch_hadamard_delta(c->stream, dtype_code(dt),
+                                                                     act, slope, z, a, d, count));
+}
+
+static bp_status cuda_bias_grad(void *p, bp_dtype dt, const void *d, void *db, int n, int batch)
+{
+    cuda_ctx *c = p;
+    BP_TRY(BP_CUDA_CHECK(cudaSetDevice(c->device)));
+    return BP_CUDA_LAUNCH("bias_grad",
+                          bp_launch_bias_grad(c->stream, dtype_code(dt), d, db, n, batch));
+}
+
+static bp_status cuda_loss_mean(void *p, bp_dtype dt, const void *sample_loss, int batch,
+                                double *out)
+{
+    cuda_ctx *c = p;
+    BP_TRY(BP_CUDA_CHECK(cudaSetDevice(c->device)));
+    return BP_CUDA_LAUNCH("loss_mean",
+                          bp_launch_loss_mean(c->stream, dtype_code(dt), sample_loss, batch, out));
+}
+
+static bp_status cuda_sgd(void *p, bp_dtype dt, void *w, const void *g, void *buf, size_t count,
+                          const bp_sgd *o, int first)
+{
+    cuda_ctx *c = p;
+    BP_TRY(BP_CUDA_CHECK(cudaSetDevice(c->device)));
+    return BP_CUDA_LAUNCH("sgd", bp_launch_sgd(c->stream, dtype_code(dt), w, g, buf, count, o->lr,
+                                               o->momentum, o->dampening, o->weight_decay,
+                                               o->nesterov, first));
+}
+
+static bp_status cuda_gather_rows(void *p, void *dst, const void *src, const int32_t *rows,
+                                  int batch, size_t row_bytes)
+{
+    cuda_ctx *c = p;
+    BP_TRY(BP_CUDA_CHECK(cudaSetDevice(c->device)));
+    if (rows == NULL)
+        return BP_CUDA_CHECK(cudaMemcpyAsync(dst, src, (size_t)batch * row_bytes,
+                                             cudaMemcpyDeviceToDevice, c->stream));
+    return BP_CUDA_LAUNCH("gather_rows",
+                          bp_launch_gather_rows(c->stream, dst, src, rows, batch, row_bytes));
+}
+
+const bp_backend_ops bp_cuda_backend_ops = {
+    .name = "cuda",
+    .ctx_create = cuda_ctx_create,
+    .ctx_destroy = cuda_ctx_destroy,
+    .alloc = cuda_alloc,
+    .release = cuda_release,
+    .upload = cuda_upload,
+    .download = cuda_download,
+    .copy = cuda_copy,
+    .zero = cuda_zero,
+    .sync = cuda_sync,
+    .gemm = cuda_gemm,
+    .bias_act = cuda_bias_act,
+    .softmax = cuda_softmax,
+    .output_delta = cuda_output_delta,
+    .hadamard_delta = cuda_hadamard_delta,
+    .bias_grad = cuda_bias_grad,
+    .loss_mean = cuda_loss_mean,
+    .sgd = cuda_sgd,
+    .gather_rows = cuda_gather_rows,
+};

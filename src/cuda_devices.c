@@ -1,0 +1,78 @@
+/* cuda_devices.c — CUDA error statuses and the device query. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cuda_util.h"
+#include "error.h"
+
+bp_status bp_cuda_status(cudaError_t err, const char *call)
+{
+    if (err == cudaSuccess)
+        return BP_OK;
+    bp_status st = err == cudaErrorMemoryAllocation ? BP_ERR_OUT_OF_MEMORY : BP_ERR_CUDA;
+    return bp_fail(st, "%s failed: %s (%s, code %d)", call, cudaGetErrorString(err),
+                   cudaGetErrorName(err), (int)err);
+}
+
+bp_status bp_cublas_status(cublasStatus_t err, const char *call)
+{
+    if (err == CUBLAS_STATUS_SUCCESS)
+        return BP_OK;
+    bp_status st = err == CUBLAS_STATUS_ALLOC_FAILED ? BP_ERR_OUT_OF_MEMORY : BP_ERR_CUBLAS;
+    return bp_fail(st, "%s failed: %s (%s, code %d)", call, cublasGetStatusString(err),
+                   cublasGetStatusName(err), (int)err);
+}
+
+bp_status bp_cuda_count_devices(int *count)
+{
+    int n = 0;
+    cudaError_t err = cudaGetDeviceCount(&n);
+    if (err == cudaSuccess) {
+        *count = n;
+        return BP_OK;
+    }
+    /* No device, no driver, or a driver that cannot start: no GPU here. */
+    *count = 0;
+    cudaGetLastError(); /* clear it, so later calls do not report it again */
+    if (err == cudaErrorNoDevice || err == cudaErrorInsufficientDriver ||
+        err == cudaErrorInitializationError || err == cudaErrorNotSupported ||
+        err == cudaErrorSystemNotReady || err == cudaErrorSystemDriverMismatch ||
+        err == cudaErrorCompatNotSupportedOnDevice || err == cudaErrorUnknown ||
+        err == cudaErrorDevicesUnavailable || err == cudaErrorStubLibrary)
+        return BP_OK;
+    return bp_cuda_status(err, "cudaGetDeviceCount");
+}
+
+bp_status bp_cuda_device_count(int *count)
+{
+    BP_CHECK_PTR("bp_cuda_device_count", count);
+    return bp_cuda_count_devices(count);
+}
+
+bp_status bp_cuda_device_info(int ordinal, bp_device_info *out)
+{
+    BP_CHECK_PTR("bp_cuda_device_info", out);
+    int n = 0;
+    BP_TRY(bp_cuda_count_devices(&n));
+    if (n == 0)
+        return bp_fail(BP_ERR_NO_DEVICE, "bp_cuda_device_info: no CUDA device");
+    if (ordinal < 0 || ordinal >= n)
+        return bp_fail(BP_ERR_INVALID_ARGUMENT,
+                       "bp_cuda_device_info: device %d is out of range (0..%d)", ordinal, n - 1);
+    struct cudaDeviceProp prop;
+    BP_TRY(BP_CUDA_CHECK(cudaGetDeviceProperties(&prop, ordinal)));
+    memset(out, 0, sizeof *out);
+    out->ordinal = ordinal;
+    snprintf(out->name, sizeof out->name, "%s", prop.name);
+    out->total_memory = prop.totalGlobalMem;
+    out->cc_major = prop.major;
+    out->cc_minor = prop.minor;
+    out->multiprocessors = prop.multiProcessorCount;
+    int previous = 0;
+    size_t free_bytes = 0, total = 0;
+    if (cudaGetDevice(&previous) == cudaSuccess && cudaSetDevice(ordinal) == cudaSuccess &&
+        cudaMemGetInfo(&free_bytes, &total) == cudaSuccess)
+        out->free_memory = free_bytes;
+    cudaSetDevice(previous);
+    return BP_OK;
+}
