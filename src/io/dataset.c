@@ -1,0 +1,176 @@
+/* dataset.c — the data set object and the loader that picks the format. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../error.h"
+#include "dataset.h"
+#include "read.h"
+
+void bp_dataset_options_init(bp_dataset_options *opt)
+{
+    if (opt == NULL)
+        return;
+    opt->dtype = BP_F32;
+    opt->label_column = -1;
+    opt->n_targets = 0;
+    opt->header = -1;
+}
+
+bp_status bp_dataset_check_options(const char *fn, const bp_dataset_options *opt)
+{
+    if (opt->dtype != BP_F32 && opt->dtype != BP_F64)
+        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: dtype %d is not a bp_dtype", fn, (int)opt->dtype);
+    if (opt->n_targets < 0)
+        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: n_targets %d must be >= 0", fn, opt->n_targets);
+    if (opt->label_column < -1)
+        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: label_column %d must be >= -1", fn,
+                       opt->label_column);
+    if (opt->header < -1 || opt->header > 1)
+        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: header %d must be -1, 0 or 1", fn, opt->header);
+    return BP_OK;
+}
+
+bp_status bp_dataset_alloc(const char *what, int n, int n_features, int n_targets, bp_dtype dtype,
+                           bp_dataset **out)
+{
+    size_t es = bp_dtype_size(dtype), xb, yb;
+    if (!bp_io_mul((size_t)n, (size_t)n_features, &xb) || !bp_io_mul(xb, es, &xb) ||
+        !bp_io_mul((size_t)n, (size_t)(n_targets > 0 ? n_targets : 1), &yb) ||
+        !bp_io_mul(yb, n_targets > 0 ? es : sizeof(int32_t), &yb))
+        return bp_fail(BP_ERR_FORMAT, "%s: %d samples of %d features are too many", what, n,
+                       n_features);
+    bp_dataset *ds = calloc(1, sizeof *ds);
+    if (ds == NULL)
+        return bp_fail(BP_ERR_OUT_OF_MEMORY, "%s: no memory", what);
+    ds->x = malloc(xb ? xb : 1);
+    if (n_targets > 0)
+        ds->targets = malloc(yb ? yb : 1);
+    else
+        ds->labels = malloc(yb ? yb : 1);
+    if (ds->x == NULL || (ds->targets == NULL && ds->labels == NULL)) {
+        bp_dataset_free(ds);
+        return bp_fail(BP_ERR_OUT_OF_MEMORY, "%s: no memory for %zu bytes of samples", what, xb + yb);
+    }
+    ds->desc.n_samples = n;
+    ds->desc.n_features = n_features;
+    ds->desc.n_targets = n_targets;
+    ds->desc.dtype = dtype;
+    ds->desc.x = ds->x;
+    ds->desc.labels = ds->labels;
+    ds->desc.targets = ds->targets;
+    *out = ds;
+    return BP_OK;
+}
+
+void bp_dataset_count_classes(bp_dataset *ds)
+{
+    int most = -1;
+    if (ds->labels != NULL)
+        for (int i = 0; i < ds->desc.n_samples; i++)
+            if (ds->labels[i] > most)
+                most = ds->labels[i];
+    ds->desc.n_classes = most + 1;
+}
+
+void bp_dataset_free(bp_dataset *ds)
+{
+    if (ds == NULL)
+        return;
+    free(ds->x);
+    free(ds->labels);
+    free(ds->targets);
+    free(ds);
+}
+
+bp_status bp_dataset_describe(const bp_dataset *ds, bp_dataset_desc *out)
+{
+    BP_CHECK_PTR("bp_dataset_describe", ds);
+    BP_CHECK_PTR("bp_dataset_describe", out);
+    *out = ds->desc;
+    return BP_OK;
+}
+
+bp_status bp_dataset_create(int n, int n_features, int n_targets, bp_dtype dtype, const void *x,
+                            const int32_t *labels, const void *targets, bp_dataset **out)
+{
+    const char *fn = "bp_dataset_create";
+    BP_CHECK_PTR(fn, out);
+    *out = NULL;
+    BP_CHECK_PTR(fn, x);
+    if (n < 1)
+        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: n %d must be >= 1", fn, n);
+    if (n_features < 1)
+        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: n_features %d must be >= 1", fn, n_features);
+    if (n_targets < 0)
+        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: n_targets %d must be >= 0", fn, n_targets);
+    if (dtype != BP_F32 && dtype != BP_F64)
+        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: dtype %d is not a bp_dtype", fn, (int)dtype);
+    if (n_targets == 0 && labels == NULL)
+        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: labels is NULL (n_targets is 0)", fn);
+    if (n_targets > 0 && targets == NULL)
+        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: targets is NULL (n_targets is %d)", fn,
+                       n_targets);
+    if (n_targets == 0)
+        for (int i = 0; i < n; i++)
+            if (labels[i] < 0)
+                return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: labels[%d] = %d is negative", fn, i,
+                               (int)labels[i]);
+    bp_dataset *ds = NULL;
+    BP_TRY(bp_dataset_alloc(fn, n, n_features, n_targets, dtype, &ds));
+    size_t es = bp_dtype_size(dtype);
+    memcpy(ds->x, x, (size_t)n * (size_t)n_features * es);
+    if (n_targets > 0)
+        memcpy(ds->targets, targets, (size_t)n * (size_t)n_targets * es);
+    else
+        memcpy(ds->labels, labels, (size_t)n * sizeof(int32_t));
+    bp_dataset_count_classes(ds);
+    *out = ds;
+    return BP_OK;
+}
+
+/* The labels file beside an IDX images file: "images-idx3" -> "labels-idx1". */
+static bp_status labels_path_for(const char *images, char **out)
+{
+    const char *base = strrchr(images, '/');
+    base = base ? base + 1 : images;
+    const char *at = strstr(base, "images-idx3");
+    if (at == NULL)
+        return bp_fail(BP_ERR_INVALID_ARGUMENT,
+                       "'%s' is an IDX file, but its name has no 'images-idx3' to find the labels "
+                       "file beside it (e.g. train-images-idx3-ubyte.gz and "
+                       "train-labels-idx1-ubyte.gz); use bp_dataset_load_idx",
+                       images);
+    size_t len = strlen(images);
+    char *p = malloc(len + 1);
+    if (p == NULL)
+        return bp_fail(BP_ERR_OUT_OF_MEMORY, "no memory");
+    memcpy(p, images, len + 1);
+    memcpy(p + (at - images), "labels-idx1", 11);
+    *out = p;
+    return BP_OK;
+}
+
+bp_status bp_dataset_load(const char *path, const bp_dataset_options *opt, bp_dataset **out)
+{
+    const char *fn = "bp_dataset_load";
+    BP_CHECK_PTR(fn, path);
+    BP_CHECK_PTR(fn, out);
+    *out = NULL;
+    /* Sniff the first bytes (decompressed when gzip). */
+    gzFile f = NULL;
+    BP_TRY(bp_io_open(path, &f));
+    unsigned char head[4] = {0};
+    int r = gzread(f, head, 4);
+    gzclose(f);
+    if (r < 0)
+        return bp_fail(BP_ERR_IO, "cannot read '%s'", path);
+    /* IDX files start with two zero bytes, which no CSV text does. */
+    int is_idx = r == 4 && head[0] == 0 && head[1] == 0;
+    if (!is_idx)
+        return bp_dataset_load_csv(path, opt, out);
+    char *labels = NULL;
+    BP_TRY(labels_path_for(path, &labels));
+    bp_status st = bp_dataset_load_idx(path, labels, opt, out);
+    free(labels);
+    return st;
+}

@@ -1,0 +1,30 @@
+/* read.h — reading files that may be gzip-compressed (internal). */
+#ifndef BP_IO_READ_H
+#define BP_IO_READ_H
+
+#include <stddef.h>
+#include <zlib.h>
+
+#include "backprop.h"
+
+/* Opens path for reading; gzip is recognised by its magic bytes whatever
+ * the name, anything else is read as it is. */
+bp_status bp_io_open(const char *path, gzFile *out);
+
+/* Reads exactly `bytes` bytes into a buffer grown as data arrives (so a
+ * file that claims a huge size but holds little never causes a huge
+ * allocation). `what` names the data in the "truncated" message. */
+bp_status bp_io_read_exact(gzFile f, const char *path, const char *what, size_t bytes,
+                           unsigned char **out);
+
+/* Reads the rest of the file, at most max_bytes. */
+bp_status bp_io_read_all(gzFile f, const char *path, size_t max_bytes, unsigned char **out,
+                         size_t *len);
+
+/* Fails when any byte is left after the declared data. */
+bp_status bp_io_expect_end(gzFile f, const char *path);
+
+/* a * b, failing (0) on overflow of size_t. */
+int bp_io_mul(size_t a, size_t b, size_t *out);
+
+#endif

@@ -1,0 +1,569 @@
+/*
+ * safetensors.c — model files: the network's parameters as safetensors.
+ *
+ * Layout: an 8-byte little-endian header length N, N bytes of JSON, then
+ * the raw little-endian tensors. Tensors "layers.{i}.weight" [n_out, n_in]
+ * and "layers.{i}.bias" [n_out], i from 0; "__metadata__" holds the
+ * activations, the loss, the leaky slope and the format version.
+ *
+ * Loading treats every byte as hostile: the header length against the file
+ * size, the JSON, dtypes, shapes (consistent from layer to layer), offsets
+ * (inside the data, sized to the shape, never overlapping) are all checked
+ * before any tensor is used. Saving writes a temporary file beside the
+ * target and renames it into place.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../error.h"
+#include "../network.h"
+#include "json.h"
+#include "read.h"
+
+#define HEADER_MAX ((uint64_t)100 << 20) /* the safetensors limit: 100 MB */
+#define FORMAT_VERSION "1"
+
+/* ---- saving ------------------------------------------------------------ */
+
+typedef struct strbuf {
+    char *data;
+    size_t len, cap;
+    int failed;
+} strbuf;
+
+static void sb_add(strbuf *b, const char *fmt, ...) BP_PRINTF(2, 3);
+static void sb_add(strbuf *b, const char *fmt, ...)
+{
+    if (b->failed)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->data ? b->data + b->len : NULL, b->data ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->failed = 1;
+            return;
+        }
+        if (b->data && b->len + (size_t)n < b->cap) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = (b->cap ? b->cap * 2 : 4096) + (size_t)n;
+        char *d = realloc(b->data, cap);
+        if (d == NULL) {
+            b->failed = 1;
+            return;
+        }
+        b->data = d;
+        b->cap = cap;
+    }
+}
+
+/* Writes all of buf or fails with errno set. */
+static int write_all(FILE *f, const void *buf, size_t n)
+{
+    return n == 0 || fwrite(buf, 1, n, f) == n;
+}
+
+static bp_status write_file(const bp_network *net, const char *path, FILE *f, const char *header,
+                            size_t header_len, void *host)
+{
+    unsigned char len8[8];
+    for (int i = 0; i < 8; i++)
+        len8[i] = (unsigned char)((uint64_t)header_len >> (8 * i));
+    if (!write_all(f, len8, 8) || !write_all(f, header, header_len))
+        return bp_fail(BP_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
+    size_t es = net->esize;
+    for (int l = 1; l <= net->desc.n_layers; l++) {
+        size_t nw = (size_t)net->sizes[l - 1] * (size_t)net->sizes[l];
+        size_t nb = (size_t)net->sizes[l];
+        BP_TRY(bp_network_get_params(net, l, host, (char *)host + nw * es));
+        if (!write_all(f, host, (nw + nb) * es))
+            return bp_fail(BP_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
+    }
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0)
+        return bp_fail(BP_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
+    return BP_OK;
+}
+
+static void build_header(const bp_network *net, strbuf *b)
+{
+    const char *dt = net->desc.dtype == BP_F32 ? "F32" : "F64";
+    sb_add(b, "{\"__metadata__\":{\"format\":\"backprop\",\"format_version\":\"" FORMAT_VERSION
+              "\",\"activations\":\"");
+    for (int l = 0; l < net->desc.n_layers; l++)
+        sb_add(b, "%s%s", l ? "," : "", bp_activation_name(net->activations[l]));
+    sb_add(b, "\",\"loss\":\"%s\",\"leaky_slope\":\"%.17g\"}", bp_loss_name(net->desc.loss),
+           net->desc.leaky_slope);
+    size_t offset = 0, es = net->esize;
+    for (int l = 1; l <= net->desc.n_layers; l++) {
+        int n_in = net->sizes[l - 1], n_out = net->sizes[l];
+        size_t wb = (size_t)n_in * (size_t)n_out * es, bb = (size_t)n_out * es;
+        sb_add(b, ",\"layers.%d.weight\":{\"dtype\":\"%s\",\"shape\":[%d,%d],\"data_offsets\":[%zu,%zu]}",
+               l - 1, dt, n_out, n_in, offset, offset + wb);
+        offset += wb;
+        sb_add(b, ",\"layers.%d.bias\":{\"dtype\":\"%s\",\"shape\":[%d],\"data_offsets\":[%zu,%zu]}",
+               l - 1, dt, n_out, offset, offset + bb);
+        offset += bb;
+    }
+    sb_add(b, "}");
+    /* Pad with spaces to a multiple of 8, as the reference writer does. */
+    while (!b->failed && (b->len % 8) != 0)
+        sb_add(b, " ");
+}
+
+bp_status bp_model_save(const bp_network *net, const char *path)
+{
+    const char *fn = "bp_model_save";
+    BP_CHECK_PTR(fn, net);
+    BP_CHECK_PTR(fn, path);
+    if (path[0] == '\0')
+        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: path is empty", fn);
+    strbuf header = {0};
+    build_header(net, &header);
+    size_t most = 0;
+    for (int l = 1; l <= net->desc.n_layers; l++) {
+        size_t n = ((size_t)net->sizes[l - 1] + 1) * (size_t)net->sizes[l];
+        most = n > most ? n : most;
+    }
+    void *host = malloc(most * net->esize);
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + 16);
+    if (header.failed || host == NULL || tmp == NULL) {
+        free(header.data);
+        free(host);
+        free(tmp);
+        return bp_fail(BP_ERR_OUT_OF_MEMORY, "%s: no memory", fn);
+    }
+    /* The temporary file lives beside the target, so rename is atomic. */
+    snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
+    bp_status st = BP_OK;
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        st = bp_fail(BP_ERR_IO, "cannot create a temporary file beside '%s': %s", path,
+                     strerror(errno));
+    } else {
+        FILE *f = fdopen(fd, "wb");
+        if (f == NULL) {
+            st = bp_fail(BP_ERR_IO, "cannot write '%s': %s", tmp, strerror(errno));
+            close(fd);
+        } else {
+            st = write_file(net, path, f, header.data, header.len, host);
+            if (fclose(f) != 0 && st == BP_OK)
+                st = bp_fail(BP_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
+        }
+        /* mkstemp makes 0600 files; a model is an ordinary document. */
+        if (st == BP_OK && chmod(tmp, 0644) != 0)
+            st = bp_fail(BP_ERR_IO, "cannot set the mode of '%s': %s", tmp, strerror(errno));
+        if (st == BP_OK && rename(tmp, path) != 0)
+            st = bp_fail(BP_ERR_IO, "cannot replace '%s': %s", path, strerror(errno));
+        if (st != BP_OK)
+            unlink(tmp);
+    }
+    free(header.data);
+    free(host);
+    free(tmp);
+    return st;
+}
+
+/* ---- loading ------------------------------------------------------------ */
+
+typedef struct tensor {
+    int present;
+    bp_dtype dtype;
+    int rank;
+    uint64_t shape[2];
+    uint64_t begin, end;
+} tensor;
+
+typedef struct model_file {
+    unsigned char *bytes; /* the whole file */
+    size_t size;
+    const unsigned char *data; /* after the header */
+    size_t data_size;
+    int n_layers;
+    tensor weight[BP_MAX_LAYERS], bias[BP_MAX_LAYERS];
+    int has_metadata;
+    bp_activation activations[BP_MAX_LAYERS];
+    bp_loss loss;
+    double leaky_slope;
+} model_file;
+
+static bp_status bad(const char *path, const char *what)
+{
+    return bp_fail(BP_ERR_FORMAT, "'%s' is not a valid model file: %s", path, what);
+}
+
+static bp_status parse_tensor(const char *path, const json_doc *doc, int node, tensor *t)
+{
+    char msg[256];
+    const char *name = doc->nodes[node].key;
+    if (doc->nodes[node].type != JSON_OBJECT)
+        return snprintf(msg, sizeof msg, "tensor '%s' is not an object", name), bad(path, msg);
+    int dt = bp_json_member(doc, node, "dtype");
+    int sh = bp_json_member(doc, node, "shape");
+    int of = bp_json_member(doc, node, "data_offsets");
+    if (dt < 0 || sh < 0 || of < 0 || doc->nodes[dt].type != JSON_STRING ||
+        doc->nodes[sh].type != JSON_ARRAY || doc->nodes[of].type != JSON_ARRAY)
+        return snprintf(msg, sizeof msg, "tensor '%s' lacks dtype, shape or data_offsets", name),
+               bad(path, msg);
+    if (strcmp(doc->nodes[dt].str, "F32") == 0)
+        t->dtype = BP_F32;
+    else if (strcmp(doc->nodes[dt].str, "F64") == 0)
+        t->dtype = BP_F64;
+    else
+        return snprintf(msg, sizeof msg, "tensor '%s' has dtype '%.20s' (expected F32 or F64)",
+                        name, doc->nodes[dt].str),
+               bad(path, msg);
+    t->rank = doc->nodes[sh].n_children;
+    if (t->rank < 1 || t->rank > 2)
+        return snprintf(msg, sizeof msg, "tensor '%s' has rank %d", name, t->rank), bad(path, msg);
+    int k = 0;
+    for (int c = doc->nodes[sh].first_child; c >= 0; c = doc->nodes[c].next_sibling, k++) {
+        if (doc->nodes[c].type != JSON_INT || doc->nodes[c].num == 0 ||
+            doc->nodes[c].num > BP_MAX_WIDTH)
+            return snprintf(msg, sizeof msg, "tensor '%s' has a bad dimension", name),
+                   bad(path, msg);
+        t->shape[k] = doc->nodes[c].num;
+    }
+    if (doc->nodes[of].n_children != 2)
+        return snprintf(msg, sizeof msg, "tensor '%s' needs two data_offsets", name), bad(path, msg);
+    int b = doc->nodes[of].first_child, e = doc->nodes[b].next_sibling;
+    if (doc->nodes[b].type != JSON_INT || doc->nodes[e].type != JSON_INT)
+        return snprintf(msg, sizeof msg, "tensor '%s' has non-integer offsets", name),
+               bad(path, msg);
+    t->begin = doc->nodes[b].num;
+    t->end = doc->nodes[e].num;
+    t->present = 1;
+    return BP_OK;
+}
+
+static bp_status parse_metadata(const char *path, const json_doc *doc, int meta, model_file *m)
+{
+    char msg[256];
+    if (doc->nodes[meta].type != JSON_OBJECT)
+        return bad(path, "__metadata__ is not an object");
+    for (int c = doc->nodes[meta].first_child; c >= 0; c = doc->nodes[c].next_sibling)
+        if (doc->nodes[c].type != JSON_STRING)
+            return snprintf(msg, sizeof msg, "metadata '%s' is not a string", doc->nodes[c].key),
+                   bad(path, msg);
+    int fmt = bp_json_member(doc, meta, "format");
+    int ver = bp_json_member(doc, meta, "format_version");
+    int acts = bp_json_member(doc, meta, "activations");
+    int loss = bp_json_member(doc, meta, "loss");
+    int slope = bp_json_member(doc, meta, "leaky_slope");
+    if (fmt < 0 || strcmp(doc->nodes[fmt].str, "backprop") != 0)
+        return bad(path, "__metadata__ lacks \"format\": \"backprop\"");
+    if (ver < 0 || strcmp(doc->nodes[ver].str, FORMAT_VERSION) != 0)
+        return snprintf(msg, sizeof msg, "format_version '%.20s' is not supported (expected %s)",
+                        ver < 0 ? "(none)" : doc->nodes[ver].str, FORMAT_VERSION),
+               bad(path, msg);
+    if (acts < 0 || loss < 0)
+        return bad(path, "__metadata__ lacks the activations or the loss");
+    if (bp_loss_parse(doc->nodes[loss].str, &m->loss) != BP_OK)
+        return snprintf(msg, sizeof msg, "unknown loss '%.40s'", doc->nodes[loss].str),
+               bad(path, msg);
+    m->leaky_slope = 0.01;
+    if (slope >= 0) {
+        char *end = NULL;
+        m->leaky_slope = strtod(doc->nodes[slope].str, &end);
+        if (end == doc->nodes[slope].str || *end != '\0' || !isfinite(m->leaky_slope))
+            return bad(path, "leaky_slope is not a number");
+    }
+    /* "relu,relu,identity": one name per layer. */
+    char names[4096];
+    snprintf(names, sizeof names, "%s", doc->nodes[acts].str);
+    int count = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(names, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (count >= BP_MAX_LAYERS)
+            return bad(path, "too many activations");
+        if (bp_activation_parse(tok, &m->activations[count]) != BP_OK)
+            return snprintf(msg, sizeof msg, "unknown activation '%.40s'", tok), bad(path, msg);
+        count++;
+    }
+    if (count != m->n_layers)
+        return snprintf(msg, sizeof msg, "%d activations for %d layers", count, m->n_layers),
+               bad(path, msg);
+    m->has_metadata = 1;
+    return BP_OK;
+}
+
+static int by_begin(const void *a, const void *b)
+{
+    const tensor *x = *(const tensor *const *)a, *y = *(const tensor *const *)b;
+    return x->begin < y->begin ? -1 : x->begin > y->begin;
+}
+
+/* Checks shapes, sizes and offsets of all tensors. */
+static bp_status check_tensors(const char *path, model_file *m)
+{
+    char msg[256];
+    const tensor *sorted[2 * BP_MAX_LAYERS];
+    int n = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        tensor *w = &m->weight[i], *b = &m->bias[i];
+        if (!w->present || !b->present)
+            return snprintf(msg, sizeof msg, "layers.%d.%s is missing", i,
+                            w->present ? "bias" : "weight"),
+                   bad(path, msg);
+        if (w->rank != 2 || b->rank != 1 || b->shape[0] != w->shape[0])
+            return snprintf(msg, sizeof msg,
+                            "layers.%d: weight must be [n_out, n_in] and bias [n_out]", i),
+                   bad(path, msg);
+        if (i > 0 && w->shape[1] != m->weight[i - 1].shape[0])
+            return snprintf(msg, sizeof msg,
+                            "layers.%d.weight takes %llu inputs but layer %d gives %llu", i,
+                            (unsigned long long)w->shape[1], i - 1,
+                            (unsigned long long)m->weight[i - 1].shape[0]),
+                   bad(path, msg);
+        if (w->dtype != m->weight[0].dtype || b->dtype != m->weight[0].dtype)
+            return bad(path, "tensors of different dtypes");
+        const tensor *both[2] = {w, b};
+        for (int k = 0; k < 2; k++) {
+            const tensor *t = both[k];
+            uint64_t count = t->shape[0] * (t->rank == 2 ? t->shape[1] : 1); /* < 2^40 */
+            uint64_t bytes = count * bp_dtype_size(t->dtype);
+            if (t->end < t->begin || t->end > m->data_size || t->end - t->begin != bytes)
+                return snprintf(msg, sizeof msg,
+                                "layers.%d.%s: offsets [%llu, %llu) do not hold %llu bytes "
+                                "inside the %zu bytes of data",
+                                i, k ? "bias" : "weight", (unsigned long long)t->begin,
+                                (unsigned long long)t->end, (unsigned long long)bytes,
+                                m->data_size),
+                       bad(path, msg);
+            sorted[n++] = t;
+        }
+    }
+    qsort(sorted, (size_t)n, sizeof sorted[0], by_begin);
+    for (int i = 1; i < n; i++)
+        if (sorted[i]->begin < sorted[i - 1]->end)
+            return bad(path, "two tensors overlap");
+    return BP_OK;
+}
+
+/* Parses "layers.{i}.weight" / "layers.{i}.bias"; -1 when not of that form. */
+static int layer_tensor(const char *key, int *is_bias)
+{
+    if (strncmp(key, "layers.", 7) != 0)
+        return -1;
+    const char *p = key + 7;
+    int i = 0, digits = 0;
+    while (*p >= '0' && *p <= '9' && digits < 4)
+        i = i * 10 + (*p++ - '0'), digits++;
+    if (digits == 0 || (digits > 1 && key[7] == '0'))
+        return -1;
+    if (strcmp(p, ".weight") == 0)
+        *is_bias = 0;
+    else if (strcmp(p, ".bias") == 0)
+        *is_bias = 1;
+    else
+        return -1;
+    return i;
+}
+
+static bp_status read_model(const char *path, model_file *m)
+{
+    memset(m, 0, sizeof *m);
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return bp_fail(BP_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        fclose(f);
+        return bp_fail(BP_ERR_IO, "'%s' is not a regular file", path);
+    }
+    m->size = (size_t)sb.st_size;
+    unsigned char len8[8];
+    if (m->size < 8 || fread(len8, 1, 8, f) != 8) {
+        fclose(f);
+        return bad(path, "shorter than the 8-byte header length");
+    }
+    uint64_t n = 0;
+    for (int i = 7; i >= 0; i--)
+        n = n << 8 | len8[i];
+    if (n > HEADER_MAX || n > m->size - 8) {
+        fclose(f);
+        char msg[160];
+        snprintf(msg, sizeof msg, "header length %llu exceeds the file (%zu bytes) or 100 MB",
+                 (unsigned long long)n, m->size);
+        return bad(path, msg);
+    }
+    m->bytes = malloc(m->size);
+    if (m->bytes == NULL) {
+        fclose(f);
+        return bp_fail(BP_ERR_OUT_OF_MEMORY, "no memory to read '%s' (%zu bytes)", path, m->size);
+    }
+    memcpy(m->bytes, len8, 8);
+    size_t got = fread(m->bytes + 8, 1, m->size - 8, f);
+    fclose(f);
+    if (got != m->size - 8)
+        return bp_fail(BP_ERR_IO, "cannot read '%s'", path);
+    m->data = m->bytes + 8 + n;
+    m->data_size = m->size - 8 - (size_t)n;
+
+    json_doc doc;
+    char err[160];
+    if (!bp_json_parse((const char *)m->bytes + 8, (size_t)n, &doc, err, sizeof err)) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "bad JSON header: %s", err);
+        return bad(path, msg);
+    }
+    bp_status st = BP_OK;
+    if (doc.nodes[0].type != JSON_OBJECT)
+        st = bad(path, "the header is not a JSON object");
+    int meta = -1;
+    for (int c = doc.nodes[0].first_child; st == BP_OK && c >= 0; c = doc.nodes[c].next_sibling) {
+        const char *key = doc.nodes[c].key;
+        if (strcmp(key, "__metadata__") == 0) {
+            meta = c;
+            continue;
+        }
+        int is_bias = 0, i = layer_tensor(key, &is_bias);
+        char msg[200];
+        if (i < 0 || i >= BP_MAX_LAYERS) {
+            snprintf(msg, sizeof msg, "unexpected tensor '%.60s'", key);
+            st = bad(path, msg);
+            break;
+        }
+        tensor *t = is_bias ? &m->bias[i] : &m->weight[i];
+        if (t->present) {
+            snprintf(msg, sizeof msg, "tensor '%.60s' appears twice", key);
+            st = bad(path, msg);
+            break;
+        }
+        st = parse_tensor(path, &doc, c, t);
+        if (i + 1 > m->n_layers)
+            m->n_layers = i + 1;
+    }
+    if (st == BP_OK && m->n_layers == 0)
+        st = bad(path, "no layers.{i}.weight tensors");
+    if (st == BP_OK)
+        st = check_tensors(path, m);
+    if (st == BP_OK && meta >= 0)
+        st = parse_metadata(path, &doc, meta, m);
+    bp_json_free(&doc);
+    return st;
+}
+
+/* Copies tensor t, converted to dtype, into dst. */
+static void convert(const model_file *m, const tensor *t, bp_dtype dtype, void *dst)
+{
+    const unsigned char *src = m->data + t->begin;
+    size_t count = (size_t)(t->end - t->begin) / bp_dtype_size(t->dtype);
+    if (t->dtype == dtype) {
+        memcpy(dst, src, (size_t)(t->end - t->begin));
+        return;
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (dtype == BP_F64) {
+            float v;
+            memcpy(&v, src + 4 * i, 4);
+            ((double *)dst)[i] = v;
+        } else {
+            double v;
+            memcpy(&v, src + 8 * i, 8);
+            ((float *)dst)[i] = (float)v;
+        }
+    }
+}
+
+static bp_status set_all(bp_network *net, const model_file *m)
+{
+    size_t most = 0, widest = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        size_t n = (size_t)m->weight[i].shape[0] * (size_t)m->weight[i].shape[1];
+        most = n > most ? n : most;
+        widest = m->weight[i].shape[0] > widest ? (size_t)m->weight[i].shape[0] : widest;
+    }
+    void *w = malloc(most * net->esize), *b = malloc(widest * net->esize);
+    bp_status st = BP_OK;
+    if (w == NULL || b == NULL)
+        st = bp_fail(BP_ERR_OUT_OF_MEMORY, "no memory to load a model");
+    for (int i = 0; st == BP_OK && i < m->n_layers; i++) {
+        convert(m, &m->weight[i], net->desc.dtype, w);
+        convert(m, &m->bias[i], net->desc.dtype, b);
+        st = bp_network_set_params(net, i + 1, w, b);
+    }
+    free(w);
+    free(b);
+    return st;
+}
+
+bp_status bp_model_load(const char *path, const bp_network_config *base, bp_network **out)
+{
+    const char *fn = "bp_model_load";
+    BP_CHECK_PTR(fn, path);
+    BP_CHECK_PTR(fn, out);
+    *out = NULL;
+    model_file m;
+    bp_status st = read_model(path, &m);
+    if (st == BP_OK && !m.has_metadata)
+        st = bad(path, "no backprop __metadata__ (activations and loss); use "
+                       "bp_model_load_params into a network you create");
+    bp_network *net = NULL;
+    if (st == BP_OK) {
+        bp_network_config cfg;
+        if (base != NULL)
+            cfg = *base;
+        else
+            bp_network_config_init(&cfg);
+        int sizes[BP_MAX_LAYERS + 1];
+        sizes[0] = (int)m.weight[0].shape[1];
+        for (int i = 0; i < m.n_layers; i++)
+            sizes[i + 1] = (int)m.weight[i].shape[0];
+        cfg.n_layers = m.n_layers;
+        cfg.sizes = sizes;
+        cfg.activations = m.activations;
+        cfg.loss = m.loss;
+        cfg.leaky_slope = m.leaky_slope;
+        cfg.dtype = m.weight[0].dtype;
+        st = bp_network_create(&cfg, &net);
+        if (st != BP_OK) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "'%s': %s", path, bp_last_error());
+            st = bp_fail(st, "%s", msg);
+        }
+    }
+    if (st == BP_OK)
+        st = set_all(net, &m);
+    if (st == BP_OK)
+        *out = net;
+    else
+        bp_network_free(net);
+    free(m.bytes);
+    return st;
+}
+
+bp_status bp_model_load_params(bp_network *net, const char *path)
+{
+    const char *fn = "bp_model_load_params";
+    BP_CHECK_PTR(fn, net);
+    BP_CHECK_PTR(fn, path);
+    model_file m;
+    bp_status st = read_model(path, &m);
+    if (st == BP_OK && m.n_layers != net->desc.n_layers)
+        st = bp_fail(BP_ERR_INVALID_ARGUMENT, "'%s' has %d layers, the network %d", path,
+                     m.n_layers, net->desc.n_layers);
+    for (int i = 0; st == BP_OK && i < m.n_layers; i++)
+        if ((int)m.weight[i].shape[0] != net->sizes[i + 1] ||
+            (int)m.weight[i].shape[1] != net->sizes[i])
+            st = bp_fail(BP_ERR_INVALID_ARGUMENT,
+                         "'%s': layers.%d.weight is [%llu, %llu], the network's layer %d is "
+                         "[%d, %d]",
+                         path, i, (unsigned long long)m.weight[i].shape[0],
+                         (unsigned long long)m.weight[i].shape[1], i + 1, net->sizes[i + 1],
+                         net->sizes[i]);
+    if (st == BP_OK)
+        st = set_all(net, &m);
+    free(m.bytes);
+    return st;
+}
