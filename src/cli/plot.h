@@ -1,0 +1,14 @@
+/* plot.h — training curves as a self-contained SVG. */
+#ifndef BP_CLI_PLOT_H
+#define BP_CLI_PLOT_H
+
+typedef struct history {
+    int n;
+    double *train_loss, *test_loss, *test_accuracy; /* NaN where unknown */
+} history;
+
+/* Writes the loss and accuracy panels; returns 0 or -1 (message printed).
+ * Written to a temporary file and renamed into place. */
+int plot_write_svg(const char *path, const history *h, const char *title);
+
+#endif
