@@ -105,16 +105,29 @@ __global__ void hadamard_kernel(int a, T slope, const T *__restrict__ z, const T
         d[i] = hadamard(a, d[i], z[i], out[i], slope);
 }
 
-/* db[j] = sum over b in order 0..batch-1 of d[b, j]: the CPU's order. */
+/* db[j] = sum over the batch of d[b, j]. A block covers 32 columns (one
+ * warp reads 32 consecutive values of a row: coalesced) with 32 row lanes;
+ * lane y sums rows y, y+32, ... in order, then the 32 lane sums are added
+ * in a fixed tree. Deterministic, no atomics; the order differs from the
+ * CPU's plain loop only by the association of the additions. */
 template <typename T>
 __global__ void bias_grad_kernel(const T *__restrict__ d, T *__restrict__ db, int n, int batch)
 {
-    for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < n; j += gridDim.x * blockDim.x) {
-        T sum = (T)0;
-        for (int b = 0; b < batch; b++)
-            sum += d[(size_t)b * n + j];
-        db[j] = sum;
+    __shared__ T part[32][33];
+    int col = blockIdx.x * 32 + threadIdx.x;
+    T sum = (T)0;
+    if (col < n)
+        for (int b = threadIdx.y; b < batch; b += 32)
+            sum += d[(size_t)b * n + col];
+    part[threadIdx.y][threadIdx.x] = sum;
+    __syncthreads();
+    for (int half = 16; half > 0; half /= 2) {
+        if ((int)threadIdx.y < half)
+            part[threadIdx.y][threadIdx.x] += part[threadIdx.y + half][threadIdx.x];
+        __syncthreads();
     }
+    if (threadIdx.y == 0 && col < n)
+        db[col] = part[0][threadIdx.x];
 }
 
 /* One block: each thread sums a fixed strided subset in order, then a fixed
@@ -220,12 +233,13 @@ cudaError_t bp_launch_hadamard_delta(cudaStream_t stream, int dtype, int a, doub
 cudaError_t bp_launch_bias_grad(cudaStream_t stream, int dtype, const void *d, void *db, int n,
                                 int batch)
 {
+    dim3 block(32, 32);
+    unsigned grid = (unsigned)((n + 31) / 32);
     if (dtype == 0)
-        bias_grad_kernel<float><<<blocks_for(n), kThreads, 0, stream>>>((const float *)d,
-                                                                       (float *)db, n, batch);
+        bias_grad_kernel<float><<<grid, block, 0, stream>>>((const float *)d, (float *)db, n, batch);
     else
-        bias_grad_kernel<double><<<blocks_for(n), kThreads, 0, stream>>>((const double *)d,
-                                                                        (double *)db, n, batch);
+        bias_grad_kernel<double><<<grid, block, 0, stream>>>((const double *)d, (double *)db, n,
+                                                             batch);
     return cudaGetLastError();
 }
 

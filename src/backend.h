@@ -63,7 +63,7 @@ typedef struct bp_backend_ops {
     /* D[i] = D[i] * sigma'(Z[i]) for i < count (the Hadamard delta). */
     bp_status (*hadamard_delta)(void *ctx, bp_dtype dt, int act, double slope, const void *z,
                                 const void *a, void *d, size_t count);
-    /* db[j] = sum_b D[b, j], summed in b order (deterministic). */
+    /* db[j] = sum_b D[b, j], in a fixed order (deterministic, no atomics). */
     bp_status (*bias_grad)(void *ctx, bp_dtype dt, const void *d, void *db, int n, int batch);
     /* *out (a device double) = (1/batch) sum_b sample_loss[b], in b order. */
     bp_status (*loss_mean)(void *ctx, bp_dtype dt, const void *sample_loss, int batch,

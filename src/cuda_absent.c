@@ -3,14 +3,14 @@
 
 bp_status bp_cuda_device_count(int *count)
 {
-    if (count != NULL)
-        *count = 0;
+    BP_CHECK_PTR("bp_cuda_device_count", count);
+    *count = 0;
     return bp_fail(BP_ERR_NOT_BUILT, "the CUDA backend is not built into this library");
 }
 
 bp_status bp_cuda_device_info(int ordinal, bp_device_info *out)
 {
-    (void)out;
+    BP_CHECK_PTR("bp_cuda_device_info", out);
     return bp_fail(BP_ERR_NOT_BUILT,
                    "bp_cuda_device_info(%d): the CUDA backend is not built into this library",
                    ordinal);

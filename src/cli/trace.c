@@ -112,7 +112,7 @@ int cmd_trace(int argc, char **argv)
     printf("input and parameters\n");
     vec("a^0 = x", x, a.sizes[0]);
     vec("y", y, a.sizes[L]);
-    char label[64];
+    char label[128];
     for (int l = 1; l <= L; l++) {
         snprintf(label, sizeof label, "W^%d", l);
         mat(label, w[l], a.sizes[l], a.sizes[l - 1]);
