@@ -22,7 +22,7 @@ int cli_make_spirals(int n, uint64_t seed, bp_dtype dtype, data *out)
         double t = (double)(cli_next_random(&state) >> 11) / 9007199254740992.0;
         double noise1 = ((double)(cli_next_random(&state) >> 11) / 9007199254740992.0 - 0.5) * 0.04;
         double noise2 = ((double)(cli_next_random(&state) >> 11) / 9007199254740992.0 - 0.5) * 0.04;
-        double r = 0.1 + 0.9 * t, th = 3.5 * t + 2.0 * M_PI * c / 3.0;
+        double r = 0.1 + 0.9 * t, th = 2.5 * M_PI * t + 2.0 * M_PI * c / 3.0;
         x[2 * i] = r * cos(th) + noise1;
         x[2 * i + 1] = r * sin(th) + noise2;
         xf[2 * i] = (float)x[2 * i];
