@@ -10,18 +10,13 @@
 
 double bp_compare_tolerance(bp_dtype dtype) { return dtype == BP_F64 ? 1e-12 : 1e-5; }
 
-static double real_at(bp_dtype dt, const void *p, size_t i)
-{
-    return dt == BP_F32 ? (double)((const float *)p)[i] : ((const double *)p)[i];
-}
-
 /* Largest |a - b| and that divided by the largest |a| (norm-wise). */
 static void diff(bp_dtype dt, const void *a, const void *b, size_t n, double *abs_out,
                  double *rel_out)
 {
     double worst = 0.0, scale = 0.0;
     for (size_t i = 0; i < n; i++) {
-        double x = real_at(dt, a, i), y = real_at(dt, b, i);
+        double x = bp_real_at(dt, a, i), y = bp_real_at(dt, b, i);
         double d = fabs(x - y);
         if (!(d <= worst))
             worst = d;

@@ -19,11 +19,6 @@ void bp_gradcheck_config_init(bp_gradcheck_config *cfg)
     cfg->max_per_layer = 0;
 }
 
-static double get_real(const bp_network *net, const void *p, size_t i)
-{
-    return net->desc.dtype == BP_F32 ? (double)((const float *)p)[i] : ((const double *)p)[i];
-}
-
 /* Writes one parameter (by element index into the parameter buffer). */
 static bp_status set_param(bp_network *net, size_t index, double value)
 {
@@ -52,8 +47,8 @@ static bp_status check_layer(bp_network *net, int batch, int l, const bp_gradche
         /* Spread the checked parameters evenly over weights and biases. */
         size_t k = todo == count ? t : (size_t)((double)t * (double)count / (double)todo);
         size_t index = k < nw ? net->w_off[l - 1] + k : net->b_off[l - 1] + (k - nw);
-        double p = get_real(net, params, index);
-        double g = get_real(net, grads, index);
+        double p = bp_real_at(net->desc.dtype, params, index);
+        double g = bp_real_at(net->desc.dtype, grads, index);
         double plus = 0.0, minus = 0.0;
         BP_TRY(set_param(net, index, p + cfg->eps));
         BP_TRY(loss_at(net, batch, &plus));

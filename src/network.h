@@ -42,6 +42,12 @@ static inline void *bp_at(void *base, size_t elements, size_t esize)
     return (char *)base + elements * esize;
 }
 
+/* Element i of an array of reals of dtype dt, as a double. */
+static inline double bp_real_at(bp_dtype dt, const void *p, size_t i)
+{
+    return dt == BP_F32 ? (double)((const float *)p)[i] : ((const double *)p)[i];
+}
+
 /* Size in bytes of one target row: 4 for labels, n_L reals otherwise. */
 size_t bp_network_target_row_bytes(const bp_network *net);
 

@@ -9,14 +9,6 @@ namespace {
 
 using bpt::Reals;
 
-// The status, and a message containing `needle`.
-#define EXPECT_FAILS(call, status, needle)                                                         \
-    do {                                                                                           \
-        bp_status st_ = (call);                                                                    \
-        EXPECT_EQ(st_, status) << #call << ": " << bp_last_error();                                \
-        EXPECT_NE(std::string(bp_last_error()).find(needle), std::string::npos)                    \
-            << #call << " gave message: " << bp_last_error();                                      \
-    } while (0)
 
 bpt::Spec small_spec()
 {

@@ -79,14 +79,6 @@ std::string idx_labels(uint32_t n, size_t count)
     return s;
 }
 
-// The status, and a message containing `needle`.
-#define EXPECT_FAILS(call, status, needle)                                                         \
-    do {                                                                                           \
-        bp_status st_ = (call);                                                                    \
-        EXPECT_EQ(st_, status) << #call << ": " << bp_last_error();                                \
-        EXPECT_NE(std::string(bp_last_error()).find(needle), std::string::npos)                    \
-            << #call << " gave message: " << bp_last_error();                                      \
-    } while (0)
 
 struct DsDeleter {
     void operator()(bp_dataset *d) const { bp_dataset_free(d); }

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <initializer_list>
@@ -14,6 +16,15 @@
 #include <vector>
 
 #include "backprop.h"
+
+// The call's status, and a bp_last_error() message containing `needle`.
+#define EXPECT_FAILS(call, status, needle)                                                         \
+    do {                                                                                           \
+        bp_status st_ = (call);                                                                    \
+        EXPECT_EQ(st_, status) << #call << ": " << bp_last_error();                                \
+        EXPECT_NE(std::string(bp_last_error()).find(needle), std::string::npos)                    \
+            << #call << " gave message: " << bp_last_error();                                      \
+    } while (0)
 
 namespace bpt {
 
@@ -192,6 +203,17 @@ inline Reals get_biases(bp_network *n, const Spec &s, int layer)
     Reals b(s.dtype, (size_t)s.sizes[layer]);
     EXPECT_EQ(bp_network_get_params(n, layer, nullptr, b.data()), BP_OK) << bp_last_error();
     return b;
+}
+
+// Norm-wise relative difference: max |a - b| / max |a| (0 when equal).
+inline double max_rel_diff(const Reals &a, const Reals &b)
+{
+    double worst = 0, scale = 0;
+    for (size_t i = 0; i < a.size(); i++) {
+        worst = std::max(worst, std::fabs(a[i] - b[i]));
+        scale = std::max(scale, std::fabs(a[i]));
+    }
+    return worst == 0 ? 0 : worst / scale;
 }
 
 } // namespace bpt

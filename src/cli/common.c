@@ -205,7 +205,7 @@ void cli_data_free(data *d)
     memset(d, 0, sizeof *d);
 }
 
-static double real(bp_dtype dt, const void *p, size_t i)
+double cli_real(bp_dtype dt, const void *p, size_t i)
 {
     return dt == BP_F32 ? (double)((const float *)p)[i] : ((const double *)p)[i];
 }
@@ -238,12 +238,12 @@ int cli_evaluate(bp_network *net, const data *d, eval_result *r, long *confusion
             const void *t = d->targets;
             size_t trow = (size_t)(s + i) * (size_t)n_out;
             for (int j = 0; j < n_out; j++) {
-                double p = real(nd.dtype, out, row + (size_t)j);
+                double p = cli_real(nd.dtype, out, row + (size_t)j);
                 if (nd.loss == BP_LOSS_CROSS_ENTROPY) {
                     if (j == label)
                         total += -log(p > 1e-300 ? p : 1e-300);
                 } else {
-                    double y = t ? real(nd.dtype, t, trow + (size_t)j) : 0.0;
+                    double y = t ? cli_real(nd.dtype, t, trow + (size_t)j) : 0.0;
                     if (nd.loss == BP_LOSS_MSE) {
                         total += 0.5 * (p - y) * (p - y);
                     } else {
@@ -255,7 +255,7 @@ int cli_evaluate(bp_network *net, const data *d, eval_result *r, long *confusion
             if (classify) {
                 int best = 0;
                 for (int j = 1; j < n_out; j++)
-                    if (real(nd.dtype, out, row + (size_t)j) > real(nd.dtype, out, row + (size_t)best))
+                    if (cli_real(nd.dtype, out, row + (size_t)j) > cli_real(nd.dtype, out, row + (size_t)best))
                         best = j;
                 r->correct += best == label;
                 if (confusion != NULL && label < n_out)

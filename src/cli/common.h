@@ -82,6 +82,9 @@ int cli_evaluate(bp_network *net, const data *d, eval_result *r, long *confusion
  * loss (labels, or reals in [0, 1)). The caller frees *x and *y. */
 int cli_random_batch(const arch *a, int batch, uint64_t seed, void **x, void **y);
 
+/* Element i of an array of reals of dtype dt. */
+double cli_real(bp_dtype dt, const void *p, size_t i);
+
 /* Seeded generator for shuffling (SplitMix64). */
 uint64_t cli_next_random(uint64_t *state);
 

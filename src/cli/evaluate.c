@@ -143,20 +143,14 @@ int cmd_predict(int argc, char **argv)
         for (int i = 0; i < b; i++) {
             size_t row = (size_t)i * (size_t)n_out;
             int best = 0;
-            for (int j = 0; j < n_out; j++) {
-                double a = nd.dtype == BP_F32 ? ((float *)out)[row + (size_t)j]
-                                              : ((double *)out)[row + (size_t)j];
-                double bv = nd.dtype == BP_F32 ? ((float *)out)[row + (size_t)best]
-                                               : ((double *)out)[row + (size_t)best];
-                if (a > bv)
+            for (int j = 1; j < n_out; j++)
+                if (cli_real(nd.dtype, out, row + (size_t)j) > cli_real(nd.dtype, out, row + (size_t)best))
                     best = j;
-            }
             if (ce)
                 printf("%d", best);
             for (int j = 0; j < n_out; j++) {
-                double a = nd.dtype == BP_F32 ? ((float *)out)[row + (size_t)j]
-                                              : ((double *)out)[row + (size_t)j];
-                printf("%s%.*g", ce || j ? "," : "", nd.dtype == BP_F32 ? 9 : 17, a);
+                printf("%s%.*g", ce || j ? "," : "", nd.dtype == BP_F32 ? 9 : 17,
+                       cli_real(nd.dtype, out, row + (size_t)j));
             }
             printf("\n");
         }
