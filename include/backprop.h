@@ -394,6 +394,8 @@ typedef struct bp_dataset_options {
                          column; k > 0 = regression, the last k columns are
                          real-valued targets */
     int header;       /* CSV: -1 (default) detect a header row, 0 none, 1 one */
+    int unlabeled;    /* CSV: 1 = every column is a feature, no labels or
+                         targets (data to predict on); default 0 */
 } bp_dataset_options;
 
 BP_API void bp_dataset_options_init(bp_dataset_options *opt);
@@ -419,10 +421,10 @@ typedef struct bp_dataset_desc {
     int n_samples;
     int n_features;
     int n_targets;          /* 0: classification (labels); k: regression */
-    int n_classes;          /* classification: largest label + 1 */
+    int n_classes;          /* classification: largest label + 1; 0 unlabeled */
     bp_dtype dtype;
     const void *x;          /* [n_samples, n_features] */
-    const int32_t *labels;  /* [n_samples], or NULL for regression */
+    const int32_t *labels;  /* [n_samples], or NULL (regression, unlabeled) */
     const void *targets;    /* [n_samples, n_targets], or NULL */
 } bp_dataset_desc;
 

@@ -152,6 +152,16 @@ TEST_F(Cli, TrainSaveEvalPredict)
     EXPECT_EQ(p.out.rfind("class,p0,p1\n", 0), 0u) << p.out.substr(0, 40);
     EXPECT_EQ(std::count(p.out.begin(), p.out.end(), '\n'), 201);
 
+    // Features only: --unlabeled.
+    std::ofstream(file("u.csv")) << "1,-1,0\n-1,1,0\n";
+    Result u = run("predict --unlabeled --model " + model + " --data " + file("u.csv"));
+    ASSERT_EQ(u.code, 0) << u.err;
+    EXPECT_CONTAINS(u.out, "\n1,");
+    EXPECT_CONTAINS(u.out, "\n0,");
+    Result ue = run("eval --model " + model + " --data " + file("u.csv"));
+    EXPECT_NE(ue.code, 0);
+    EXPECT_CONTAINS(ue.err, "2 features, but the model takes 3");
+
     // The model is a network of the library, loadable directly.
     bp_network *net = nullptr;
     ASSERT_EQ(bp_model_load(model.c_str(), nullptr, &net), BP_OK) << bp_last_error();

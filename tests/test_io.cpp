@@ -222,6 +222,28 @@ TEST(Csv, RegressionTargets)
     EXPECT_EQ(static_cast<const float *>(d.x)[2], 5.0f);
 }
 
+TEST(Csv, UnlabeledFeaturesOnly)
+{
+    TempDir dir;
+    std::string p = dir.file("u.csv");
+    write_bytes(p, "0.5,1,2\n3,4,5\n");
+    bp_dataset_options opt;
+    bp_dataset_options_init(&opt);
+    opt.unlabeled = 1;
+    bp_dataset *raw = nullptr;
+    ASSERT_EQ(bp_dataset_load_csv(p.c_str(), &opt, &raw), BP_OK) << bp_last_error();
+    Ds ds(raw);
+    bp_dataset_desc d;
+    bp_dataset_describe(raw, &d);
+    EXPECT_EQ(d.n_features, 3);
+    EXPECT_EQ(d.labels, nullptr);
+    EXPECT_EQ(d.n_classes, 0);
+    EXPECT_EQ(static_cast<const float *>(d.x)[5], 5.0f);
+    opt.n_targets = 1;
+    EXPECT_FAILS(bp_dataset_load_csv(p.c_str(), &opt, &raw), BP_ERR_INVALID_ARGUMENT,
+                 "unlabeled data cannot have n_targets 1");
+}
+
 TEST(Csv, ErrorsNameTheLineAndColumn)
 {
     TempDir dir;

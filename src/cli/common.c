@@ -149,6 +149,7 @@ int cli_load_data(const char *path, bp_dtype dtype, const data_flags *f, data *o
     opt.dtype = dtype;
     opt.label_column = (int)f->label_column;
     opt.n_targets = (int)f->n_targets;
+    opt.unlabeled = f->unlabeled;
     bp_status st = bp_dataset_load(path, &opt, &out->ds);
     if (st != BP_OK)
         return cli_error("%s", bp_last_error());
@@ -161,6 +162,9 @@ int cli_prepare_targets(data *d, bp_loss loss, int n_out, const char *path)
     size_t es = bp_dtype_size(d->d.dtype);
     free(d->onehot);
     d->onehot = NULL;
+    d->targets = NULL;
+    if (d->d.n_targets == 0 && d->d.labels == NULL)
+        return 0; /* unlabeled: nothing to learn or score */
     if (d->d.n_targets > 0) {
         if (loss == BP_LOSS_CROSS_ENTROPY)
             return cli_error("%s: cross-entropy needs class labels, but the data has %d "
@@ -217,6 +221,8 @@ int cli_evaluate(bp_network *net, const data *d, eval_result *r, long *confusion
     int n_in = nd.sizes[0], n_out = nd.sizes[nd.n_layers];
     if (d->d.n_features != n_in)
         return cli_error("the data has %d features, the network takes %d", d->d.n_features, n_in);
+    if (d->d.n_targets == 0 && d->d.labels == NULL)
+        return cli_error("the data has no labels or targets to evaluate against");
     size_t es = bp_dtype_size(nd.dtype);
     void *out = malloc((size_t)nd.max_batch * (size_t)n_out * es);
     if (out == NULL)

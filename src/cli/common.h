@@ -59,10 +59,12 @@ typedef struct data {
 typedef struct data_flags {
     long label_column; /* -1 = last */
     long n_targets;    /* 0 = classification */
+    int unlabeled;     /* CSV without labels: every column a feature */
 } data_flags;
 
 int cli_load_data(const char *path, bp_dtype dtype, const data_flags *f, data *out);
-/* Prepares targets for loss and n_out outputs; checks labels. */
+/* Prepares targets for loss and n_out outputs; checks labels. Unlabeled
+ * data gets no targets. */
 int cli_prepare_targets(data *d, bp_loss loss, int n_out, const char *path);
 void cli_data_free(data *d);
 

@@ -11,6 +11,7 @@
 typedef struct model_flags {
     const char *model, *data, *device;
     long label_column, targets, batch;
+    int unlabeled;
 } model_flags;
 
 /* Loads the model on the chosen device and the data in the model's dtype. */
@@ -34,7 +35,7 @@ static int open_model(const model_flags *f, bp_network **net, data *d, bp_networ
     if (st != BP_OK)
         return cli_lib_error("--model", st);
     bp_network_describe(*net, nd);
-    data_flags df = {f->label_column, f->targets};
+    data_flags df = {f->label_column, f->targets, f->unlabeled};
     if (cli_load_data(f->data, nd->dtype, &df, d) != 0)
         return -1;
     if (d->d.n_features != nd->sizes[0])
@@ -53,7 +54,7 @@ static int open_model(const model_flags *f, bp_network **net, data *d, bp_networ
 
 int cmd_eval(int argc, char **argv)
 {
-    model_flags f = {NULL, NULL, "auto", -1, 0, 1024};
+    model_flags f = {NULL, NULL, "auto", -1, 0, 1024, 0};
     const flag flags[] = {MODEL_FLAGS(f)};
     static const command cmd = {"eval", "Loss and accuracy of a saved model on a data set, "
                                         "with a confusion matrix for classification.", NULL};
@@ -100,14 +101,16 @@ out:
 
 int cmd_predict(int argc, char **argv)
 {
-    model_flags f = {NULL, NULL, "auto", -1, 0, 1024};
-    const flag flags[] = {MODEL_FLAGS(f)};
+    model_flags f = {NULL, NULL, "auto", -1, 0, 1024, 0};
+    const flag flags[] = {MODEL_FLAGS(f),
+                          {"--unlabeled", FLAG_SWITCH, &f.unlabeled, NULL,
+                           "CSV without a label column: every column is a feature"}};
     static const command cmd = {
         "predict",
         "Writes one CSV row per sample to standard output: the class and the class\n"
         "probabilities for cross-entropy models, the outputs otherwise.",
-        "The data file has the layout used for training (a label or target columns\n"
-        "present); those columns are ignored."};
+        "By default the data file has the layout used for training (its label or\n"
+        "target columns are ignored); --unlabeled reads a CSV of features only."};
     int p = cli_parse(&cmd, argc, argv, flags, sizeof flags / sizeof flags[0]);
     if (p != 0)
         return p > 0 ? 0 : 2;

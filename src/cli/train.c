@@ -78,7 +78,7 @@ static void run_free(run *r)
 
 static int load_inputs(const train_flags *f, bp_dtype dtype, run *r, char *what, size_t what_size)
 {
-    data_flags df = {f->label_column, f->targets};
+    data_flags df = {f->label_column, f->targets, 0};
     if (f->data) {
         if (cli_load_data(f->data, dtype, &df, &r->train) != 0)
             return -1;

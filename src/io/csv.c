@@ -240,14 +240,14 @@ bp_status bp_dataset_load_csv(const char *path, const bp_dataset_options *opt, b
             st = bp_fail(BP_ERR_FORMAT, "'%s' holds a header row and no data", path);
     }
     int label_col = -1;
+    int label_cols = opt->unlabeled ? 0 : (opt->n_targets ? opt->n_targets : 1);
     if (st == BP_OK) {
-        size_t needed = (size_t)(opt->n_targets ? opt->n_targets : 1) + 1;
-        if (opt->n_targets == 0)
+        size_t needed = (size_t)label_cols + 1;
+        if (opt->n_targets == 0 && !opt->unlabeled)
             label_col = opt->label_column == -1 ? (int)n_cols - 1 : opt->label_column;
         if (n_cols < needed)
             st = bp_fail(BP_ERR_FORMAT, "'%s': %zu columns leave no features (%d target%s)", path,
-                         n_cols, opt->n_targets ? opt->n_targets : 1,
-                         opt->n_targets > 1 ? "s" : "");
+                         n_cols, label_cols, label_cols > 1 ? "s" : "");
         else if (opt->n_targets == 0 && label_col >= (int)n_cols)
             st = bp_fail(BP_ERR_INVALID_ARGUMENT,
                          "%s: label_column %d is out of range: '%s' has %zu columns (0..%zu)", fn,
@@ -256,9 +256,14 @@ bp_status bp_dataset_load_csv(const char *path, const bp_dataset_options *opt, b
             st = bp_fail(BP_ERR_FORMAT, "'%s' is too large", path);
     }
     if (st == BP_OK) {
-        int n_features = (int)n_cols - (opt->n_targets ? opt->n_targets : 1);
+        int n_features = (int)n_cols - label_cols;
         st = bp_dataset_alloc(path, (int)(n_lines - first), n_features, opt->n_targets, opt->dtype,
                               &ds);
+        if (st == BP_OK && opt->unlabeled) {
+            free(ds->labels); /* no labels: desc.labels stays NULL */
+            ds->labels = NULL;
+            ds->desc.labels = NULL;
+        }
     }
     if (st == BP_OK)
         st = fill(path, opt, lines + first, n_lines - first, n_cols, label_col, fields, c_locale,

@@ -14,6 +14,7 @@ void bp_dataset_options_init(bp_dataset_options *opt)
     opt->label_column = -1;
     opt->n_targets = 0;
     opt->header = -1;
+    opt->unlabeled = 0;
 }
 
 bp_status bp_dataset_check_options(const char *fn, const bp_dataset_options *opt)
@@ -25,6 +26,12 @@ bp_status bp_dataset_check_options(const char *fn, const bp_dataset_options *opt
     if (opt->label_column < -1)
         return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: label_column %d must be >= -1", fn,
                        opt->label_column);
+    if (opt->unlabeled != 0 && opt->unlabeled != 1)
+        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: unlabeled %d must be 0 or 1", fn,
+                       opt->unlabeled);
+    if (opt->unlabeled && opt->n_targets != 0)
+        return bp_fail(BP_ERR_INVALID_ARGUMENT,
+                       "%s: unlabeled data cannot have n_targets %d", fn, opt->n_targets);
     if (opt->header < -1 || opt->header > 1)
         return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: header %d must be -1, 0 or 1", fn, opt->header);
     return BP_OK;
