@@ -111,6 +111,12 @@ std::vector<CompareCase> compare_cases()
     return out;
 }
 
+void PrintTo(const CompareCase &c, std::ostream *os)
+{
+    *os << bp_dtype_name(c.dtype) << "/" << bp_activation_name(c.act) << "/" << bp_loss_name(c.loss)
+        << "/batch " << c.batch;
+}
+
 class CpuVsGpu : public testing::TestWithParam<CompareCase> {};
 
 TEST_P(CpuVsGpu, GradientsAndActivationsAgree)

@@ -24,6 +24,12 @@ std::string case_name(const testing::TestParamInfo<Case> &info)
            bp_loss_name(c.loss) + "_" + std::to_string(c.depth) + "layers";
 }
 
+void PrintTo(const Case &c, std::ostream *os)
+{
+    *os << bp_backend_name(c.backend) << "/" << bp_activation_name(c.act) << "/"
+        << bp_loss_name(c.loss) << "/" << c.depth;
+}
+
 std::vector<Case> all_cases()
 {
     std::vector<Case> out;

@@ -217,6 +217,12 @@ struct SgdCase {
     int nesterov;
 };
 
+void PrintTo(const SgdCase &c, std::ostream *os)
+{
+    *os << "momentum " << c.momentum << " dampening " << c.dampening << " weight_decay "
+        << c.weight_decay << " nesterov " << c.nesterov;
+}
+
 class SgdSemantics : public testing::TestWithParam<SgdCase> {};
 
 TEST_P(SgdSemantics, MatchesTorchFormulas)

@@ -12,6 +12,7 @@
 #include <initializer_list>
 #include <memory>
 #include <random>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,12 @@ struct Target {
     bp_backend backend;
     bp_dtype dtype;
 };
+
+// How gtest (and so ctest's test names) prints a parameter.
+inline void PrintTo(const Target &t, std::ostream *os)
+{
+    *os << bp_backend_name(t.backend) << "/" << bp_dtype_name(t.dtype);
+}
 
 inline std::string target_name(const testing::TestParamInfo<Target> &info)
 {
