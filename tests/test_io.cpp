@@ -132,7 +132,7 @@ TEST(Idx, RejectsMalformedFiles)
         {wrong_type, "element type 0x0d"},
         {wrong_rank, "rank 4"},
         {idx_images(4, 2, 2, 10), "truncated"},
-        {idx_images(4, 2, 2, 17), "after the data"},
+        {idx_images(4, 2, 2, 17), "longer than"},
         {idx_images(0x7fffffff, 28, 28, 100), "more than"},        // 2^31 images of 784 bytes
         {idx_images(0x80000000u, 1, 1, 100), "too many"},          // count beyond int32
         {idx_images(100000, 100, 100, 84), "truncated"},           // 1 GB declared, 100 bytes held

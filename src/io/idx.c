@@ -1,6 +1,7 @@
 /* idx.c — the IDX format of MNIST and Fashion-MNIST, raw or gzip. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "../error.h"
 #include "dataset.h"
@@ -62,6 +63,17 @@ static bp_status read_idx(const char *path, const char *role, idx_header *h, uns
     gzFile f = NULL;
     BP_TRY(bp_io_open(path, &f));
     bp_status st = read_header(f, path, role, h);
+    /* A raw file's length is known: check the declared size against it
+     * before reading (gzip data is read in growing chunks instead). */
+    struct stat sb;
+    if (st == BP_OK && gzdirect(f) && stat(path, &sb) == 0) {
+        size_t have = (size_t)sb.st_size, header = 4 + 4 * (size_t)h->rank;
+        if (have < header || have - header != h->count)
+            st = bp_fail(BP_ERR_FORMAT,
+                         "'%s' is %s: its header declares %zu bytes of %s, the file holds %zu",
+                         path, have - header < h->count ? "truncated" : "longer than declared",
+                         h->count, role, have - header);
+    }
     if (st == BP_OK)
         st = bp_io_read_exact(f, path, role, h->count, data);
     if (st == BP_OK) {

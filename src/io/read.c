@@ -134,6 +134,6 @@ bp_status bp_io_expect_end(gzFile f, const char *path)
     if (r < 0)
         return read_error(f, path);
     if (r > 0)
-        return bp_fail(BP_ERR_FORMAT, "'%s' has bytes after the data its header declares", path);
+        return bp_fail(BP_ERR_FORMAT, "'%s' is longer than its header declares", path);
     return BP_OK;
 }
