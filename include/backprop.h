@@ -321,7 +321,10 @@ BP_API bp_status bp_buffer_download(const bp_buffer *buf, size_t offset, void *d
  * n_0 reals, targets rows of the loss's target (one int32_t label for
  * cross-entropy, n_L reals otherwise). rows is a HOST array of `batch` row
  * indices into x and targets, each checked against the buffers' sizes; NULL
- * means rows 0..batch-1. out receives [batch, n_L] at offset 0. */
+ * means rows 0..batch-1. out receives [batch, n_L] at offset 0. Labels in a
+ * buffer are not read back to be checked: an out-of-range label makes that
+ * sample's loss and deltas NaN (and train_step with a loss pointer then
+ * returns BP_ERR_NUMERIC without updating). */
 BP_API bp_status bp_network_forward_buffer(bp_network *net, const bp_buffer *x,
                                            const int32_t *rows, int batch, bp_buffer *out);
 BP_API bp_status bp_network_gradients_buffer(bp_network *net, const bp_buffer *x,
