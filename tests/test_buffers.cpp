@@ -1,5 +1,7 @@
 // The buffer API: a data set uploaded once, mini-batches gathered on the
 // network's device by row index, results identical to the host-array path.
+#include <cmath>
+
 #include "test_util.h"
 
 namespace {
@@ -139,6 +141,37 @@ TEST_P(Buffers, BadArguments)
     EXPECT_EQ(bp_network_forward_buffer(net.get(), x.get(), nullptr, 2, small.get()),
               BP_ERR_INVALID_ARGUMENT);
     bp_buffer_free(nullptr); // a no-op
+}
+
+// A label out of range in a device buffer cannot be checked on the host:
+// the loss becomes NaN and the step refuses to update.
+TEST_P(Buffers, OutOfRangeLabelInABufferGivesNaNAndNoUpdate)
+{
+    const Target t = GetParam();
+    BPT_SKIP_IF_UNAVAILABLE(t.backend);
+    bpt::Spec s;
+    s.sizes = {2, 3};
+    s.acts = {BP_ACT_IDENTITY};
+    s.loss = BP_LOSS_CROSS_ENTROPY;
+    s.dtype = t.dtype;
+    s.backend = t.backend;
+    s.max_batch = 2;
+    bpt::Net net = s.create();
+    ASSERT_TRUE(net);
+    size_t es = bp_dtype_size(t.dtype);
+    Reals x(t.dtype, {0.1, 0.2, 0.3, 0.4});
+    std::vector<int32_t> labels = {1, 7};
+    Buf bx = make_buffer(net.get(), 4 * es), by = make_buffer(net.get(), 2 * sizeof(int32_t));
+    ASSERT_EQ(bp_buffer_upload(bx.get(), 0, x.data(), 4 * es), BP_OK);
+    ASSERT_EQ(bp_buffer_upload(by.get(), 0, labels.data(), 2 * sizeof(int32_t)), BP_OK);
+    Reals before = bpt::get_weights(net.get(), s, 1);
+    bp_sgd opt;
+    bp_sgd_init(&opt);
+    double loss = 0;
+    EXPECT_EQ(bp_network_train_step_buffer(net.get(), bx.get(), by.get(), nullptr, 2, &opt, &loss),
+              BP_ERR_NUMERIC);
+    EXPECT_TRUE(std::isnan(loss));
+    EXPECT_TRUE(bpt::get_weights(net.get(), s, 1).bytes_equal(before));
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, Buffers, testing::ValuesIn(bpt::all_targets()),
