@@ -31,7 +31,7 @@ protected:
     Result run(const std::string &args) const
     {
         std::string out = file("stdout"), err = file("stderr");
-        std::string cmd = std::string(BP_CLI_PATH) + " " + args + " >'" + out + "' 2>'" + err + "'";
+        std::string cmd = bpt::test_path("BP_CLI_PATH", BP_CLI_PATH) + " " + args + " >'" + out + "' 2>'" + err + "'";
         int status = std::system(cmd.c_str());
         return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read(out), read(err)};
     }

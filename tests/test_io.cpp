@@ -544,7 +544,7 @@ TEST(Model, LoaderRejectsHostileFiles)
 // into a network of the same shape with the expected values.
 TEST(Model, ReadsAFileWrittenByPyTorch)
 {
-    std::string p = std::string(BP_TEST_DATA_DIR) + "/torch_2_3_2.safetensors";
+    std::string p = bpt::test_path("BP_TEST_DATA_DIR", BP_TEST_DATA_DIR) + "/torch_2_3_2.safetensors";
     bpt::Spec s;
     s.sizes = {2, 3, 2};
     s.acts = {BP_ACT_TANH, BP_ACT_IDENTITY};

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <initializer_list>
 #include <memory>
@@ -33,6 +34,14 @@ struct Target {
     bp_backend backend;
     bp_dtype dtype;
 };
+
+// A path compiled into the tests, unless the environment variable `env`
+// names another (for running a build copied to another machine).
+inline std::string test_path(const char *env, const char *compiled)
+{
+    const char *v = std::getenv(env);
+    return v && *v ? v : compiled;
+}
 
 // How gtest (and so ctest's test names) prints a parameter.
 inline void PrintTo(const Target &t, std::ostream *os)
