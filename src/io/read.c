@@ -38,63 +38,20 @@ static bp_status read_error(gzFile f, const char *path)
     return bp_fail(BP_ERR_FORMAT, "'%s' is not a valid gzip stream: %s", path, msg);
 }
 
-bp_status bp_io_read_exact(gzFile f, const char *path, const char *what, size_t bytes,
-                           unsigned char **out)
-{
-    unsigned char *buf = NULL;
-    size_t cap = 0, got = 0;
-    while (got < bytes) {
-        if (got == cap) {
-            size_t next = cap == 0 ? CHUNK : cap * 2;
-            if (next > bytes)
-                next = bytes;
-            unsigned char *nb = realloc(buf, next);
-            if (nb == NULL) {
-                free(buf);
-                return bp_fail(BP_ERR_OUT_OF_MEMORY, "'%s': no memory for %zu bytes of %s", path,
-                               next, what);
-            }
-            buf = nb;
-            cap = next;
-        }
-        size_t want = cap - got;
-        if (want > (1u << 30))
-            want = 1u << 30;
-        int r = gzread(f, buf + got, (unsigned)want);
-        if (r < 0) {
-            free(buf);
-            return read_error(f, path);
-        }
-        if (r == 0) {
-            free(buf);
-            return bp_fail(BP_ERR_FORMAT, "'%s' is truncated: %s needs %zu bytes, the file has %zu",
-                           path, what, bytes, got);
-        }
-        got += (size_t)r;
-    }
-    if (buf == NULL)
-        buf = malloc(1);
-    if (buf == NULL)
-        return bp_fail(BP_ERR_OUT_OF_MEMORY, "'%s': no memory", path);
-    *out = buf;
-    return BP_OK;
-}
-
-bp_status bp_io_read_all(gzFile f, const char *path, size_t max_bytes, unsigned char **out,
-                         size_t *len)
+/* Reads up to limit bytes (until the end of the file) into a buffer grown
+ * as data arrives, with one spare byte for a terminator. */
+static bp_status read_up_to(gzFile f, const char *path, size_t limit, unsigned char **out,
+                            size_t *len)
 {
     unsigned char *buf = NULL;
     size_t cap = 0, got = 0;
     for (;;) {
         if (got == cap) {
-            if (cap >= max_bytes + 1) {
-                free(buf);
-                return bp_fail(BP_ERR_FORMAT, "'%s' is larger than the %zu bytes allowed", path,
-                               max_bytes);
-            }
+            if (cap == limit)
+                break;
             size_t next = cap == 0 ? CHUNK : cap * 2;
-            if (next > max_bytes + 1)
-                next = max_bytes + 1;
+            if (next > limit)
+                next = limit;
             unsigned char *nb = realloc(buf, next + 1);
             if (nb == NULL) {
                 free(buf);
@@ -115,15 +72,38 @@ bp_status bp_io_read_all(gzFile f, const char *path, size_t max_bytes, unsigned 
             break;
         got += (size_t)r;
     }
-    if (got > max_bytes) {
-        free(buf);
-        return bp_fail(BP_ERR_FORMAT, "'%s' is larger than the %zu bytes allowed", path, max_bytes);
-    }
     if (buf == NULL && (buf = malloc(1)) == NULL)
         return bp_fail(BP_ERR_OUT_OF_MEMORY, "'%s': no memory", path);
-    buf[got] = '\0'; /* room was kept for a terminator */
+    buf[got] = '\0';
     *out = buf;
     *len = got;
+    return BP_OK;
+}
+
+bp_status bp_io_read_exact(gzFile f, const char *path, const char *what, size_t bytes,
+                           unsigned char **out)
+{
+    size_t got = 0;
+    BP_TRY(read_up_to(f, path, bytes, out, &got));
+    if (got < bytes) {
+        free(*out);
+        *out = NULL;
+        return bp_fail(BP_ERR_FORMAT, "'%s' is truncated: %s needs %zu bytes, the file has %zu",
+                       path, what, bytes, got);
+    }
+    return BP_OK;
+}
+
+bp_status bp_io_read_all(gzFile f, const char *path, size_t max_bytes, unsigned char **out,
+                         size_t *len)
+{
+    /* One byte past the limit tells a file that is too large. */
+    BP_TRY(read_up_to(f, path, max_bytes + 1, out, len));
+    if (*len > max_bytes) {
+        free(*out);
+        *out = NULL;
+        return bp_fail(BP_ERR_FORMAT, "'%s' is larger than the %zu bytes allowed", path, max_bytes);
+    }
     return BP_OK;
 }
 
