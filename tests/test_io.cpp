@@ -539,6 +539,41 @@ TEST(Model, LoaderRejectsHostileFiles)
     EXPECT_FAILS(bp_model_load(p.c_str(), nullptr, &net), BP_ERR_FORMAT, "format");
 }
 
+TEST(IoApi, BadArgumentsAreNamed)
+{
+    TempDir dir;
+    bpt::Spec s = model_spec(BP_F32);
+    bpt::Net net = s.create();
+    bp_network *out = nullptr;
+    EXPECT_FAILS(bp_model_save(nullptr, "x"), BP_ERR_INVALID_ARGUMENT, "'net'");
+    EXPECT_FAILS(bp_model_save(net.get(), nullptr), BP_ERR_INVALID_ARGUMENT, "'path'");
+    EXPECT_FAILS(bp_model_save(net.get(), ""), BP_ERR_INVALID_ARGUMENT, "path is empty");
+    EXPECT_FAILS(bp_model_load(nullptr, nullptr, &out), BP_ERR_INVALID_ARGUMENT, "'path'");
+    EXPECT_FAILS(bp_model_load("x", nullptr, nullptr), BP_ERR_INVALID_ARGUMENT, "'out'");
+    EXPECT_FAILS(bp_model_load_params(nullptr, "x"), BP_ERR_INVALID_ARGUMENT, "'net'");
+    bp_dataset *ds = nullptr;
+    EXPECT_FAILS(bp_dataset_load(nullptr, nullptr, &ds), BP_ERR_INVALID_ARGUMENT, "'path'");
+    EXPECT_FAILS(bp_dataset_load_idx("a", nullptr, nullptr, &ds), BP_ERR_INVALID_ARGUMENT,
+                 "'labels_path'");
+    std::string p = dir.file("d.csv");
+    write_bytes(p, "1,2,0\n");
+    bp_dataset_options opt;
+    bp_dataset_options_init(&opt);
+    opt.dtype = (bp_dtype)7;
+    EXPECT_FAILS(bp_dataset_load_csv(p.c_str(), &opt, &ds), BP_ERR_INVALID_ARGUMENT, "dtype 7");
+    bp_dataset_options_init(&opt);
+    opt.header = 3;
+    EXPECT_FAILS(bp_dataset_load_csv(p.c_str(), &opt, &ds), BP_ERR_INVALID_ARGUMENT, "header 3");
+    bp_dataset_options_init(&opt);
+    opt.n_targets = -2;
+    EXPECT_FAILS(bp_dataset_load_csv(p.c_str(), &opt, &ds), BP_ERR_INVALID_ARGUMENT, "n_targets -2");
+    bp_dataset_options_init(&opt);
+    opt.unlabeled = 5;
+    EXPECT_FAILS(bp_dataset_load_csv(p.c_str(), &opt, &ds), BP_ERR_INVALID_ARGUMENT, "unlabeled 5");
+    bp_dataset_desc d;
+    EXPECT_FAILS(bp_dataset_describe(nullptr, &d), BP_ERR_INVALID_ARGUMENT, "'ds'");
+}
+
 // A file written by PyTorch's safetensors (tests/data/torch_2_3_2.safetensors,
 // made by tests/fixtures/make_torch_fixture.py from nn.Linear layers) loads
 // into a network of the same shape with the expected values.
