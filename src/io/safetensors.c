@@ -14,6 +14,8 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <locale.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -101,8 +103,17 @@ static void build_header(const bp_network *net, strbuf *b)
               "\",\"activations\":\"");
     for (int l = 0; l < net->desc.n_layers; l++)
         sb_add(b, "%s%s", l ? "," : "", bp_activation_name(net->activations[l]));
+    /* The slope with a decimal point whatever the caller's locale. */
+    locale_t c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+    if (c_locale == (locale_t)0) {
+        b->failed = 1;
+        return;
+    }
+    locale_t old = uselocale(c_locale);
     sb_add(b, "\",\"loss\":\"%s\",\"leaky_slope\":\"%.17g\"}", bp_loss_name(net->desc.loss),
            net->desc.leaky_slope);
+    uselocale(old);
+    freelocale(c_locale);
     size_t offset = 0, es = net->esize;
     for (int l = 1; l <= net->desc.n_layers; l++) {
         int n_in = net->sizes[l - 1], n_out = net->sizes[l];
