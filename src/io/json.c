@@ -7,6 +7,7 @@
 
 #define MAX_DEPTH 16
 #define MAX_NODES (1 << 20)
+#define MAX_MEMBERS 4096 /* per object, so the duplicate check stays cheap */
 
 typedef struct parser {
     const char *s;
@@ -135,9 +136,17 @@ static int parse_children(parser *p, int parent, int depth, char close, int keye
         char *key = NULL;
         skip_ws(p);
         if (keyed) {
+            if (p->doc->nodes[parent].n_children >= MAX_MEMBERS)
+                return fail(p, "too many members in an object");
             key = parse_string(p);
             if (key == NULL)
                 return -1;
+            for (int c = p->doc->nodes[parent].first_child; c >= 0; c = p->doc->nodes[c].next_sibling)
+                if (strcmp(p->doc->nodes[c].key, key) == 0) {
+                    char what[80];
+                    snprintf(what, sizeof what, "duplicate key '%.40s'", key);
+                    return fail(p, what);
+                }
             skip_ws(p);
             if (p->pos >= p->len || p->s[p->pos] != ':')
                 return fail(p, "expected ':'");

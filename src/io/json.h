@@ -3,7 +3,8 @@
  *
  * Parses objects, arrays, strings (with escapes), non-negative integers
  * (what safetensors uses for shapes and offsets) and the literals; other
- * numbers are rejected. Depth and node count are bounded.
+ * numbers are rejected, and so are duplicate keys. Depth, node count and
+ * members per object are bounded.
  */
 #ifndef BP_IO_JSON_H
 #define BP_IO_JSON_H

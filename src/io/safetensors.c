@@ -27,7 +27,6 @@
 #include "../error.h"
 #include "../network.h"
 #include "json.h"
-#include "read.h"
 
 #define HEADER_MAX ((uint64_t)100 << 20) /* the safetensors limit: 100 MB */
 #define FORMAT_VERSION "1"
@@ -131,6 +130,27 @@ static void build_header(const bp_network *net, strbuf *b)
         sb_add(b, " ");
 }
 
+/* Makes the rename durable. Best effort: the file is already in place, so a
+ * failure here is not reported as a failed save. */
+static void sync_directory(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    if (slash == NULL)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == path)
+        snprintf(dir, sizeof dir, "/");
+    else if ((size_t)(slash - path) < sizeof dir)
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    else
+        return;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+}
+
 bp_status bp_model_save(const bp_network *net, const char *path)
 {
     const char *fn = "bp_model_save";
@@ -171,13 +191,18 @@ bp_status bp_model_save(const bp_network *net, const char *path)
             if (fclose(f) != 0 && st == BP_OK)
                 st = bp_fail(BP_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
         }
-        /* mkstemp makes 0600 files; a model is an ordinary document. */
-        if (st == BP_OK && chmod(tmp, 0644) != 0)
+        /* mkstemp makes 0600 files; a model is an ordinary document, and a
+         * replaced file keeps its mode. */
+        struct stat old;
+        mode_t mode = stat(path, &old) == 0 && S_ISREG(old.st_mode) ? old.st_mode & 07777 : 0644;
+        if (st == BP_OK && chmod(tmp, mode) != 0)
             st = bp_fail(BP_ERR_IO, "cannot set the mode of '%s': %s", tmp, strerror(errno));
         if (st == BP_OK && rename(tmp, path) != 0)
             st = bp_fail(BP_ERR_IO, "cannot replace '%s': %s", path, strerror(errno));
         if (st != BP_OK)
             unlink(tmp);
+        else
+            sync_directory(path);
     }
     free(header.data);
     free(host);
@@ -189,28 +214,42 @@ bp_status bp_model_save(const bp_network *net, const char *path)
 
 typedef struct tensor {
     int present;
+    int layer, is_bias; /* which one, for messages */
     bp_dtype dtype;
     int rank;
     uint64_t shape[2];
     uint64_t begin, end;
 } tensor;
 
+/* A model file whose header has been read and checked; the tensors' bytes
+ * are read afterwards (read_params). */
 typedef struct model_file {
-    unsigned char *bytes; /* the whole file */
-    size_t size;
-    const unsigned char *data; /* after the header */
-    size_t data_size;
+    FILE *f;
+    uint64_t data_start; /* 8 + the header length */
+    uint64_t data_size;  /* bytes after the header */
     int n_layers;
     tensor weight[BP_MAX_LAYERS], bias[BP_MAX_LAYERS];
-    int has_metadata;
+    int has_metadata; /* backprop's metadata was found and parsed */
     bp_activation activations[BP_MAX_LAYERS];
     bp_loss loss;
     double leaky_slope;
 } model_file;
 
+static void model_close(model_file *m)
+{
+    if (m->f != NULL)
+        fclose(m->f);
+    m->f = NULL;
+}
+
 static bp_status bad(const char *path, const char *what)
 {
     return bp_fail(BP_ERR_FORMAT, "'%s' is not a valid model file: %s", path, what);
+}
+
+static const char *tensor_kind(const tensor *t)
+{
+    return t->is_bias ? "bias" : "weight";
 }
 
 static bp_status parse_tensor(const char *path, const json_doc *doc, int node, tensor *t)
@@ -235,13 +274,18 @@ static bp_status parse_tensor(const char *path, const json_doc *doc, int node, t
                         name, doc->nodes[dt].str),
                bad(path, msg);
     t->rank = doc->nodes[sh].n_children;
-    if (t->rank < 1 || t->rank > 2)
-        return snprintf(msg, sizeof msg, "tensor '%s' has rank %d", name, t->rank), bad(path, msg);
+    if (t->rank != (t->is_bias ? 1 : 2))
+        return snprintf(msg, sizeof msg, "tensor '%s' has rank %d (expected %d)", name, t->rank,
+                        t->is_bias ? 1 : 2),
+               bad(path, msg);
     int k = 0;
     for (int c = doc->nodes[sh].first_child; c >= 0; c = doc->nodes[c].next_sibling, k++) {
         if (doc->nodes[c].type != JSON_INT || doc->nodes[c].num == 0 ||
             doc->nodes[c].num > BP_MAX_WIDTH)
-            return snprintf(msg, sizeof msg, "tensor '%s' has a bad dimension", name),
+            return snprintf(msg, sizeof msg,
+                            "tensor '%s' has a bad dimension (each must be an integer from 1 "
+                            "to %d)",
+                            name, BP_MAX_WIDTH),
                    bad(path, msg);
         t->shape[k] = doc->nodes[c].num;
     }
@@ -257,22 +301,14 @@ static bp_status parse_tensor(const char *path, const json_doc *doc, int node, t
     return BP_OK;
 }
 
+/* backprop's own metadata: format version, activations, loss, slope. */
 static bp_status parse_metadata(const char *path, const json_doc *doc, int meta, model_file *m)
 {
     char msg[256];
-    if (doc->nodes[meta].type != JSON_OBJECT)
-        return bad(path, "__metadata__ is not an object");
-    for (int c = doc->nodes[meta].first_child; c >= 0; c = doc->nodes[c].next_sibling)
-        if (doc->nodes[c].type != JSON_STRING)
-            return snprintf(msg, sizeof msg, "metadata '%s' is not a string", doc->nodes[c].key),
-                   bad(path, msg);
-    int fmt = bp_json_member(doc, meta, "format");
     int ver = bp_json_member(doc, meta, "format_version");
     int acts = bp_json_member(doc, meta, "activations");
     int loss = bp_json_member(doc, meta, "loss");
     int slope = bp_json_member(doc, meta, "leaky_slope");
-    if (fmt < 0 || strcmp(doc->nodes[fmt].str, "backprop") != 0)
-        return bad(path, "__metadata__ lacks \"format\": \"backprop\"");
     if (ver < 0 || strcmp(doc->nodes[ver].str, FORMAT_VERSION) != 0)
         return snprintf(msg, sizeof msg, "format_version '%.20s' is not supported (expected %s)",
                         ver < 0 ? "(none)" : doc->nodes[ver].str, FORMAT_VERSION),
@@ -284,22 +320,38 @@ static bp_status parse_metadata(const char *path, const json_doc *doc, int meta,
                bad(path, msg);
     m->leaky_slope = 0.01;
     if (slope >= 0) {
+        /* Written with a decimal point; read the same whatever the locale. */
+        locale_t c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+        if (c_locale == (locale_t)0)
+            return bp_fail(BP_ERR_OUT_OF_MEMORY, "'%s': cannot create the C locale", path);
+        const char *text = doc->nodes[slope].str;
         char *end = NULL;
-        m->leaky_slope = strtod(doc->nodes[slope].str, &end);
-        if (end == doc->nodes[slope].str || *end != '\0' || !isfinite(m->leaky_slope))
-            return bad(path, "leaky_slope is not a number");
+        m->leaky_slope = strtod_l(text, &end, c_locale);
+        freelocale(c_locale);
+        if (end == text || *end != '\0' || !isfinite(m->leaky_slope))
+            return snprintf(msg, sizeof msg, "leaky_slope '%.40s' is not a number", text),
+                   bad(path, msg);
     }
     /* "relu,relu,identity": one name per layer. */
-    char names[4096];
-    snprintf(names, sizeof names, "%s", doc->nodes[acts].str);
+    const char *names = doc->nodes[acts].str;
     int count = 0;
-    char *save = NULL;
-    for (char *tok = strtok_r(names, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    for (const char *p = names;; count++) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        char name[32];
         if (count >= BP_MAX_LAYERS)
-            return bad(path, "too many activations");
-        if (bp_activation_parse(tok, &m->activations[count]) != BP_OK)
-            return snprintf(msg, sizeof msg, "unknown activation '%.40s'", tok), bad(path, msg);
-        count++;
+            return snprintf(msg, sizeof msg, "more than %d activations", BP_MAX_LAYERS),
+                   bad(path, msg);
+        snprintf(name, sizeof name, "%.*s", (int)(len < sizeof name ? len : sizeof name - 1), p);
+        if (len >= sizeof name || bp_activation_parse(name, &m->activations[count]) != BP_OK)
+            return snprintf(msg, sizeof msg, "unknown activation '%.*s'",
+                            (int)(len > 40 ? 40 : len), p),
+                   bad(path, msg);
+        if (comma == NULL) {
+            count++;
+            break;
+        }
+        p = comma + 1;
     }
     if (count != m->n_layers)
         return snprintf(msg, sizeof msg, "%d activations for %d layers", count, m->n_layers),
@@ -308,13 +360,51 @@ static bp_status parse_metadata(const char *path, const json_doc *doc, int meta,
     return BP_OK;
 }
 
+/* __metadata__ maps strings to strings. A backprop file's is parsed; another
+ * writer's (PyTorch's {"format": "pt"}) is accepted when only the tensors
+ * are wanted. */
+static bp_status check_metadata(const char *path, const json_doc *doc, int meta,
+                                int want_metadata, model_file *m)
+{
+    char msg[256];
+    if (meta >= 0) {
+        if (doc->nodes[meta].type != JSON_OBJECT)
+            return bad(path, "__metadata__ is not an object");
+        for (int c = doc->nodes[meta].first_child; c >= 0; c = doc->nodes[c].next_sibling)
+            if (doc->nodes[c].type != JSON_STRING)
+                return snprintf(msg, sizeof msg, "metadata '%.60s' is not a string",
+                                doc->nodes[c].key),
+                       bad(path, msg);
+    }
+    int fmt = bp_json_member(doc, meta, "format");
+    if (fmt >= 0 && strcmp(doc->nodes[fmt].str, "backprop") == 0)
+        return parse_metadata(path, doc, meta, m);
+    if (!want_metadata)
+        return BP_OK;
+    if (fmt >= 0)
+        snprintf(msg, sizeof msg,
+                 "__metadata__ has \"format\": \"%.20s\", not \"backprop\", so the activations and "
+                 "the loss are unknown; create the network and use bp_model_load_params",
+                 doc->nodes[fmt].str);
+    else
+        snprintf(msg, sizeof msg,
+                 "no __metadata__ with \"format\": \"backprop\", so the activations and the loss "
+                 "are unknown; create the network and use bp_model_load_params");
+    return bad(path, msg);
+}
+
 static int by_begin(const void *a, const void *b)
 {
     const tensor *x = *(const tensor *const *)a, *y = *(const tensor *const *)b;
-    return x->begin < y->begin ? -1 : x->begin > y->begin;
+    if (x->begin != y->begin)
+        return x->begin < y->begin ? -1 : 1;
+    return x->end < y->end ? -1 : x->end > y->end;
 }
 
-/* Checks shapes, sizes and offsets of all tensors. */
+/* Checks shapes, sizes and offsets of all tensors. As the reference
+ * implementation requires, the tensors are packed: sorted by offset they
+ * start at 0, each begins where the one before ends, and the last ends at
+ * the end of the file. */
 static bp_status check_tensors(const char *path, model_file *m)
 {
     char msg[256];
@@ -341,23 +431,42 @@ static bp_status check_tensors(const char *path, model_file *m)
         const tensor *both[2] = {w, b};
         for (int k = 0; k < 2; k++) {
             const tensor *t = both[k];
-            uint64_t count = t->shape[0] * (t->rank == 2 ? t->shape[1] : 1); /* < 2^40 */
+            /* Dimensions are at most 2^20, so no overflow: < 2^43. */
+            uint64_t count = t->shape[0] * (t->rank == 2 ? t->shape[1] : 1);
             uint64_t bytes = count * bp_dtype_size(t->dtype);
             if (t->end < t->begin || t->end > m->data_size || t->end - t->begin != bytes)
                 return snprintf(msg, sizeof msg,
                                 "layers.%d.%s: offsets [%llu, %llu) do not hold %llu bytes "
-                                "inside the %zu bytes of data",
-                                i, k ? "bias" : "weight", (unsigned long long)t->begin,
+                                "inside the %llu bytes of data",
+                                i, tensor_kind(t), (unsigned long long)t->begin,
                                 (unsigned long long)t->end, (unsigned long long)bytes,
-                                m->data_size),
+                                (unsigned long long)m->data_size),
                        bad(path, msg);
             sorted[n++] = t;
         }
     }
     qsort(sorted, (size_t)n, sizeof sorted[0], by_begin);
-    for (int i = 1; i < n; i++)
-        if (sorted[i]->begin < sorted[i - 1]->end)
-            return bad(path, "two tensors overlap");
+    uint64_t at = 0;
+    for (int i = 0; i < n; i++) {
+        const tensor *t = sorted[i];
+        if (t->begin < at)
+            return snprintf(msg, sizeof msg, "layers.%d.%s at [%llu, %llu) overlaps another tensor",
+                            t->layer, tensor_kind(t), (unsigned long long)t->begin,
+                            (unsigned long long)t->end),
+                   bad(path, msg);
+        if (t->begin > at)
+            return snprintf(msg, sizeof msg,
+                            "%llu unused bytes before layers.%d.%s (tensors must be packed)",
+                            (unsigned long long)(t->begin - at), t->layer, tensor_kind(t)),
+                   bad(path, msg);
+        at = t->end;
+    }
+    if (at != m->data_size)
+        return snprintf(msg, sizeof msg,
+                        "%llu bytes after the last tensor (the tensors hold %llu of %llu bytes)",
+                        (unsigned long long)(m->data_size - at), (unsigned long long)at,
+                        (unsigned long long)m->data_size),
+               bad(path, msg);
     return BP_OK;
 }
 
@@ -381,101 +490,112 @@ static int layer_tensor(const char *key, int *is_bias)
     return i;
 }
 
-static bp_status read_model(const char *path, model_file *m)
+/* The tensors and metadata named by the JSON header. */
+static bp_status read_entries(const char *path, const json_doc *doc, int want_metadata,
+                              model_file *m)
 {
-    memset(m, 0, sizeof *m);
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return bp_fail(BP_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        fclose(f);
-        return bp_fail(BP_ERR_IO, "'%s' is not a regular file", path);
-    }
-    m->size = (size_t)sb.st_size;
-    unsigned char len8[8];
-    if (m->size < 8 || fread(len8, 1, 8, f) != 8) {
-        fclose(f);
-        return bad(path, "shorter than the 8-byte header length");
-    }
-    uint64_t n = 0;
-    for (int i = 7; i >= 0; i--)
-        n = n << 8 | len8[i];
-    if (n > HEADER_MAX || n > m->size - 8) {
-        fclose(f);
-        char msg[160];
-        snprintf(msg, sizeof msg, "header length %llu exceeds the file (%zu bytes) or 100 MB",
-                 (unsigned long long)n, m->size);
-        return bad(path, msg);
-    }
-    m->bytes = malloc(m->size);
-    if (m->bytes == NULL) {
-        fclose(f);
-        return bp_fail(BP_ERR_OUT_OF_MEMORY, "no memory to read '%s' (%zu bytes)", path, m->size);
-    }
-    memcpy(m->bytes, len8, 8);
-    size_t got = fread(m->bytes + 8, 1, m->size - 8, f);
-    fclose(f);
-    if (got != m->size - 8)
-        return bp_fail(BP_ERR_IO, "cannot read '%s'", path);
-    m->data = m->bytes + 8 + n;
-    m->data_size = m->size - 8 - (size_t)n;
-
-    json_doc doc;
-    char err[160];
-    if (!bp_json_parse((const char *)m->bytes + 8, (size_t)n, &doc, err, sizeof err)) {
-        char msg[200];
-        snprintf(msg, sizeof msg, "bad JSON header: %s", err);
-        return bad(path, msg);
-    }
-    bp_status st = BP_OK;
-    if (doc.nodes[0].type != JSON_OBJECT)
-        st = bad(path, "the header is not a JSON object");
+    char msg[256];
+    if (doc->nodes[0].type != JSON_OBJECT)
+        return bad(path, "the header is not a JSON object");
     int meta = -1;
-    for (int c = doc.nodes[0].first_child; st == BP_OK && c >= 0; c = doc.nodes[c].next_sibling) {
-        const char *key = doc.nodes[c].key;
+    for (int c = doc->nodes[0].first_child; c >= 0; c = doc->nodes[c].next_sibling) {
+        const char *key = doc->nodes[c].key;
         if (strcmp(key, "__metadata__") == 0) {
             meta = c;
             continue;
         }
         int is_bias = 0, i = layer_tensor(key, &is_bias);
-        char msg[200];
-        if (i < 0 || i >= BP_MAX_LAYERS) {
-            snprintf(msg, sizeof msg, "unexpected tensor '%.60s'", key);
-            st = bad(path, msg);
-            break;
-        }
+        if (i < 0 || i >= BP_MAX_LAYERS)
+            return snprintf(msg, sizeof msg,
+                            "unexpected tensor '%.60s' (expected layers.{i}.weight and "
+                            "layers.{i}.bias, i from 0 to %d)",
+                            key, BP_MAX_LAYERS - 1),
+                   bad(path, msg);
         tensor *t = is_bias ? &m->bias[i] : &m->weight[i];
-        if (t->present) {
-            snprintf(msg, sizeof msg, "tensor '%.60s' appears twice", key);
-            st = bad(path, msg);
-            break;
-        }
-        st = parse_tensor(path, &doc, c, t);
+        t->layer = i;
+        t->is_bias = is_bias;
+        BP_TRY(parse_tensor(path, doc, c, t));
         if (i + 1 > m->n_layers)
             m->n_layers = i + 1;
     }
-    if (st == BP_OK && m->n_layers == 0)
-        st = bad(path, "no layers.{i}.weight tensors");
-    if (st == BP_OK)
-        st = check_tensors(path, m);
-    if (st == BP_OK && meta >= 0)
-        st = parse_metadata(path, &doc, meta, m);
+    if (m->n_layers == 0)
+        return bad(path, "no layers.{i}.weight tensors");
+    BP_TRY(check_tensors(path, m));
+    return check_metadata(path, doc, meta, want_metadata, m);
+}
+
+/* Opens a model file and reads and checks its header; the tensors' bytes
+ * are left for read_params. On success m->f is open (model_close). */
+static bp_status open_model(const char *path, int want_metadata, model_file *m)
+{
+    memset(m, 0, sizeof *m);
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return bp_fail(BP_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+    m->f = f;
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        model_close(m);
+        return bp_fail(BP_ERR_IO, "'%s' is not a regular file", path);
+    }
+    uint64_t size = (uint64_t)sb.st_size;
+    unsigned char len8[8];
+    if (size < 8 || fread(len8, 1, 8, f) != 8) {
+        model_close(m);
+        return bad(path, "shorter than the 8-byte header length");
+    }
+    /* Little-endian whatever the host. */
+    uint64_t n = 0;
+    for (int i = 7; i >= 0; i--)
+        n = n << 8 | len8[i];
+    if (n > HEADER_MAX || n > size - 8) {
+        model_close(m);
+        char msg[160];
+        snprintf(msg, sizeof msg, "header length %llu exceeds the file (%llu bytes) or 100 MB",
+                 (unsigned long long)n, (unsigned long long)size);
+        return bad(path, msg);
+    }
+    m->data_start = 8 + n;
+    m->data_size = size - 8 - n;
+    char *header = malloc(n ? (size_t)n : 1);
+    if (header == NULL) {
+        model_close(m);
+        return bp_fail(BP_ERR_OUT_OF_MEMORY, "no memory for the %llu-byte header of '%s'",
+                       (unsigned long long)n, path);
+    }
+    if (fread(header, 1, (size_t)n, f) != (size_t)n) {
+        int e = ferror(f) ? errno : 0;
+        free(header);
+        model_close(m);
+        return bp_fail(BP_ERR_IO, "cannot read '%s': %s", path,
+                       e ? strerror(e) : "the file shrank while being read");
+    }
+    json_doc doc;
+    char err[160];
+    int parsed = bp_json_parse(header, (size_t)n, &doc, err, sizeof err);
+    free(header);
+    if (!parsed) {
+        model_close(m);
+        char msg[200];
+        snprintf(msg, sizeof msg, "bad JSON header: %s", err);
+        return bad(path, msg);
+    }
+    bp_status st = read_entries(path, &doc, want_metadata, m);
     bp_json_free(&doc);
+    if (st != BP_OK)
+        model_close(m);
     return st;
 }
 
-/* Copies tensor t, converted to dtype, into dst. */
-static void convert(const model_file *m, const tensor *t, bp_dtype dtype, void *dst)
+/* Copies count reals of dtype `from` at src into dst as dtype `to`. */
+static void convert(const unsigned char *src, bp_dtype from, size_t count, bp_dtype to, void *dst)
 {
-    const unsigned char *src = m->data + t->begin;
-    size_t count = (size_t)(t->end - t->begin) / bp_dtype_size(t->dtype);
-    if (t->dtype == dtype) {
-        memcpy(dst, src, (size_t)(t->end - t->begin));
+    if (from == to) {
+        memcpy(dst, src, count * bp_dtype_size(to));
         return;
     }
     for (size_t i = 0; i < count; i++) {
-        if (dtype == BP_F64) {
+        if (to == BP_F64) {
             float v;
             memcpy(&v, src + 4 * i, 4);
             ((double *)dst)[i] = v;
@@ -487,25 +607,46 @@ static void convert(const model_file *m, const tensor *t, bp_dtype dtype, void *
     }
 }
 
-static bp_status set_all(bp_network *net, const model_file *m)
+/* Reads every tensor, then sets every layer: a file that fails to read
+ * leaves the network as it was. */
+static bp_status read_params(const char *path, bp_network *net, model_file *m)
 {
-    size_t most = 0, widest = 0;
-    for (int i = 0; i < m->n_layers; i++) {
-        size_t n = (size_t)m->weight[i].shape[0] * (size_t)m->weight[i].shape[1];
-        most = n > most ? n : most;
-        widest = m->weight[i].shape[0] > widest ? (size_t)m->weight[i].shape[0] : widest;
-    }
-    void *w = malloc(most * net->esize), *b = malloc(widest * net->esize);
+    size_t total = 0;
+    for (int i = 0; i < m->n_layers; i++)
+        total += (size_t)(m->weight[i].shape[0] * (m->weight[i].shape[1] + 1));
+    /* The header was checked: data_size is exactly the tensors' bytes. */
+    unsigned char *raw = malloc((size_t)m->data_size);
+    void *params = malloc(total * net->esize);
     bp_status st = BP_OK;
-    if (w == NULL || b == NULL)
-        st = bp_fail(BP_ERR_OUT_OF_MEMORY, "no memory to load a model");
+    if (raw == NULL || params == NULL)
+        st = bp_fail(BP_ERR_OUT_OF_MEMORY, "no memory to load '%s' (%llu bytes)", path,
+                     (unsigned long long)m->data_size);
+    if (st == BP_OK && fseeko(m->f, (off_t)m->data_start, SEEK_SET) != 0)
+        st = bp_fail(BP_ERR_IO, "cannot read '%s': %s", path, strerror(errno));
+    if (st == BP_OK && fread(raw, 1, (size_t)m->data_size, m->f) != (size_t)m->data_size)
+        st = bp_fail(BP_ERR_IO, "cannot read '%s': %s", path,
+                     ferror(m->f) ? strerror(errno) : "the file shrank while being read");
+    size_t at = 0;
     for (int i = 0; st == BP_OK && i < m->n_layers; i++) {
-        convert(m, &m->weight[i], net->desc.dtype, w);
-        convert(m, &m->bias[i], net->desc.dtype, b);
-        st = bp_network_set_params(net, i + 1, w, b);
+        const tensor *both[2] = {&m->weight[i], &m->bias[i]};
+        for (int k = 0; k < 2; k++) {
+            const tensor *t = both[k];
+            size_t count = (size_t)(t->end - t->begin) / bp_dtype_size(t->dtype);
+            convert(raw + t->begin, t->dtype, count, net->desc.dtype,
+                    (char *)params + at * net->esize);
+            at += count;
+        }
     }
-    free(w);
-    free(b);
+    at = 0;
+    for (int i = 0; st == BP_OK && i < m->n_layers; i++) {
+        size_t nw = (size_t)(m->weight[i].shape[0] * m->weight[i].shape[1]);
+        size_t nb = (size_t)m->weight[i].shape[0];
+        void *w = (char *)params + at * net->esize;
+        st = bp_network_set_params(net, i + 1, w, (char *)w + nw * net->esize);
+        at += nw + nb;
+    }
+    free(raw);
+    free(params);
     return st;
 }
 
@@ -516,41 +657,37 @@ bp_status bp_model_load(const char *path, const bp_network_config *base, bp_netw
     BP_CHECK_PTR(fn, out);
     *out = NULL;
     model_file m;
-    bp_status st = read_model(path, &m);
-    if (st == BP_OK && !m.has_metadata)
-        st = bad(path, "no backprop __metadata__ (activations and loss); use "
-                       "bp_model_load_params into a network you create");
+    BP_TRY(open_model(path, 1, &m));
+    bp_network_config cfg;
+    if (base != NULL)
+        cfg = *base;
+    else
+        bp_network_config_init(&cfg);
+    int sizes[BP_MAX_LAYERS + 1];
+    sizes[0] = (int)m.weight[0].shape[1];
+    for (int i = 0; i < m.n_layers; i++)
+        sizes[i + 1] = (int)m.weight[i].shape[0];
+    cfg.n_layers = m.n_layers;
+    cfg.sizes = sizes;
+    cfg.activations = m.activations;
+    cfg.loss = m.loss;
+    cfg.leaky_slope = m.leaky_slope;
+    cfg.dtype = m.weight[0].dtype;
     bp_network *net = NULL;
-    if (st == BP_OK) {
-        bp_network_config cfg;
-        if (base != NULL)
-            cfg = *base;
-        else
-            bp_network_config_init(&cfg);
-        int sizes[BP_MAX_LAYERS + 1];
-        sizes[0] = (int)m.weight[0].shape[1];
-        for (int i = 0; i < m.n_layers; i++)
-            sizes[i + 1] = (int)m.weight[i].shape[0];
-        cfg.n_layers = m.n_layers;
-        cfg.sizes = sizes;
-        cfg.activations = m.activations;
-        cfg.loss = m.loss;
-        cfg.leaky_slope = m.leaky_slope;
-        cfg.dtype = m.weight[0].dtype;
-        st = bp_network_create(&cfg, &net);
-        if (st != BP_OK) {
-            char msg[512];
-            snprintf(msg, sizeof msg, "'%s': %s", path, bp_last_error());
-            st = bp_fail(st, "%s", msg);
-        }
+    bp_status st = bp_network_create(&cfg, &net);
+    if (st != BP_OK) {
+        /* e.g. a loss that needs an identity last layer: name the file. */
+        char msg[512];
+        snprintf(msg, sizeof msg, "'%s': %s", path, bp_last_error());
+        st = bp_fail(st, "%s", msg);
     }
     if (st == BP_OK)
-        st = set_all(net, &m);
+        st = read_params(path, net, &m);
+    model_close(&m);
     if (st == BP_OK)
         *out = net;
     else
         bp_network_free(net);
-    free(m.bytes);
     return st;
 }
 
@@ -560,8 +697,9 @@ bp_status bp_model_load_params(bp_network *net, const char *path)
     BP_CHECK_PTR(fn, net);
     BP_CHECK_PTR(fn, path);
     model_file m;
-    bp_status st = read_model(path, &m);
-    if (st == BP_OK && m.n_layers != net->desc.n_layers)
+    BP_TRY(open_model(path, 0, &m));
+    bp_status st = BP_OK;
+    if (m.n_layers != net->desc.n_layers)
         st = bp_fail(BP_ERR_INVALID_ARGUMENT, "'%s' has %d layers, the network %d", path,
                      m.n_layers, net->desc.n_layers);
     for (int i = 0; st == BP_OK && i < m.n_layers; i++)
@@ -574,7 +712,7 @@ bp_status bp_model_load_params(bp_network *net, const char *path)
                          (unsigned long long)m.weight[i].shape[1], i + 1, net->sizes[i + 1],
                          net->sizes[i]);
     if (st == BP_OK)
-        st = set_all(net, &m);
-    free(m.bytes);
+        st = read_params(path, net, &m);
+    model_close(&m);
     return st;
 }
