@@ -5,6 +5,10 @@
  * decimal point whatever the locale; the value is then converted with
  * strtod_l in the "C" locale, so it is correctly rounded. Non-finite
  * values are rejected. Errors name the file, the line and the column.
+ * Comma separated; blanks around fields, CRLF line ends, blank lines, a
+ * UTF-8 byte order mark and gzip compression are tolerated. A first row
+ * with a field that is neither a number nor empty is a header (when
+ * options.header is -1).
  */
 #define _GNU_SOURCE
 #include <locale.h>
@@ -16,7 +20,8 @@
 #include "dataset.h"
 #include "read.h"
 
-#define CSV_MAX_BYTES ((size_t)1 << 32)
+/* At most 2 GiB of text, so line numbers and row counts fit an int. */
+#define CSV_MAX_BYTES (((size_t)1 << 31) - 1)
 
 /* True when s[0..len) follows the number grammar above. */
 static int is_number(const char *s, size_t len)
@@ -84,9 +89,13 @@ static bp_status parse_value(const char *path, const csv_line *ln, size_t col, f
     char buf[128];
     if (f.len == 0)
         return bp_fail(BP_ERR_FORMAT, "%s:%d: column %zu is empty", path, ln->number, col + 1);
-    if (f.len >= sizeof buf || !is_number(f.text, f.len))
-        return bp_fail(BP_ERR_FORMAT, "%s:%d: column %zu: '%.*s' is not a number", path,
-                       ln->number, col + 1, (int)(f.len > 40 ? 40 : f.len), f.text);
+    if (!is_number(f.text, f.len))
+        return bp_fail(BP_ERR_FORMAT, "%s:%d: column %zu: '%.*s'%s is not a number", path,
+                       ln->number, col + 1, (int)(f.len > 40 ? 40 : f.len), f.text,
+                       f.len > 40 ? "..." : "");
+    if (f.len >= sizeof buf)
+        return bp_fail(BP_ERR_FORMAT, "%s:%d: column %zu: a number of %zu characters is too long",
+                       path, ln->number, col + 1, f.len);
     memcpy(buf, f.text, f.len);
     buf[f.len] = '\0';
     double v = strtod_l(buf, NULL, c_locale);
@@ -97,12 +106,14 @@ static bp_status parse_value(const char *path, const csv_line *ln, size_t col, f
     return BP_OK;
 }
 
-static int row_is_numeric(const field *fields, size_t n)
+/* A header row has a field that is text: neither a number nor empty (an
+ * empty field is a missing value, reported as such, not a column name). */
+static int row_is_header(const field *fields, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (!is_number(fields[i].text, fields[i].len))
-            return 0;
-    return 1;
+        if (fields[i].len > 0 && !is_number(fields[i].text, fields[i].len))
+            return 1;
+    return 0;
 }
 
 /* Lines of the text, without blank lines. */
@@ -219,7 +230,9 @@ bp_status bp_dataset_load_csv(const char *path, const bp_dataset_options *opt, b
         free(text);
         return bp_fail(BP_ERR_OUT_OF_MEMORY, "%s: cannot create the C locale", fn);
     }
-    st = collect_lines(path, (char *)text, len, &lines, &n_lines);
+    /* A UTF-8 byte order mark (spreadsheet exports) is not part of the data. */
+    size_t bom = len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
+    st = collect_lines(path, (char *)text + bom, len - bom, &lines, &n_lines);
     if (st == BP_OK && n_lines == 0)
         st = bp_fail(BP_ERR_FORMAT, "'%s' holds no rows", path);
     size_t n_cols = 0;
@@ -234,7 +247,7 @@ bp_status bp_dataset_load_csv(const char *path, const bp_dataset_options *opt, b
         split(lines[0].text, lines[0].len, fields, n_cols);
         int header = opt->header;
         if (header == -1)
-            header = !row_is_numeric(fields, n_cols);
+            header = row_is_header(fields, n_cols);
         first = (size_t)header;
         if (n_lines <= first)
             st = bp_fail(BP_ERR_FORMAT, "'%s' holds a header row and no data", path);

@@ -1,6 +1,9 @@
 /* dataset.c — the data set object and the loader that picks the format. */
+#define _GNU_SOURCE
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../error.h"
 #include "dataset.h"
@@ -168,16 +171,24 @@ bp_status bp_dataset_load(const char *path, const bp_dataset_options *opt, bp_da
     BP_TRY(bp_io_open(path, &f));
     unsigned char head[4] = {0};
     int r = gzread(f, head, 4);
+    bp_status st = r < 0 ? bp_io_read_error(f, path) : BP_OK;
     gzclose(f);
-    if (r < 0)
-        return bp_fail(BP_ERR_IO, "cannot read '%s'", path);
+    if (st != BP_OK)
+        return st;
     /* IDX files start with two zero bytes, which no CSV text does. */
     int is_idx = r == 4 && head[0] == 0 && head[1] == 0;
     if (!is_idx)
         return bp_dataset_load_csv(path, opt, out);
     char *labels = NULL;
     BP_TRY(labels_path_for(path, &labels));
-    bp_status st = bp_dataset_load_idx(path, labels, opt, out);
+    if (access(labels, F_OK) != 0) {
+        st = bp_fail(BP_ERR_IO,
+                     "'%s' is an IDX images file, but its labels file '%s' is missing: %s", path,
+                     labels, strerror(errno));
+        free(labels);
+        return st;
+    }
+    st = bp_dataset_load_idx(path, labels, opt, out);
     free(labels);
     return st;
 }

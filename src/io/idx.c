@@ -20,6 +20,8 @@ static bp_status read_header(gzFile f, const char *path, const char *role, idx_h
 {
     unsigned char m[4];
     int r = gzread(f, m, 4);
+    if (r < 0)
+        return bp_io_read_error(f, path);
     if (r != 4)
         return bp_fail(BP_ERR_FORMAT, "'%s' is too short for an IDX header (%d bytes)", path,
                        r < 0 ? 0 : r);
@@ -40,6 +42,8 @@ static bp_status read_header(gzFile f, const char *path, const char *role, idx_h
                        h->rank, strcmp(role, "labels") == 0 ? "1" : "3 (n, rows, cols) or 2");
     unsigned char d[16];
     r = gzread(f, d, (unsigned)(4 * h->rank));
+    if (r < 0)
+        return bp_io_read_error(f, path);
     if (r != 4 * h->rank)
         return bp_fail(BP_ERR_FORMAT, "'%s' is truncated inside its IDX header", path);
     h->count = 1;

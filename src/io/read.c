@@ -29,7 +29,7 @@ bp_status bp_io_open(const char *path, gzFile *out)
     return BP_OK;
 }
 
-static bp_status read_error(gzFile f, const char *path)
+bp_status bp_io_read_error(gzFile f, const char *path)
 {
     int code = 0;
     const char *msg = gzerror(f, &code);
@@ -66,7 +66,7 @@ static bp_status read_up_to(gzFile f, const char *path, size_t limit, unsigned c
         int r = gzread(f, buf + got, (unsigned)want);
         if (r < 0) {
             free(buf);
-            return read_error(f, path);
+            return bp_io_read_error(f, path);
         }
         if (r == 0)
             break;
@@ -112,7 +112,7 @@ bp_status bp_io_expect_end(gzFile f, const char *path)
     unsigned char extra[64];
     int r = gzread(f, extra, sizeof extra);
     if (r < 0)
-        return read_error(f, path);
+        return bp_io_read_error(f, path);
     if (r > 0)
         return bp_fail(BP_ERR_FORMAT, "'%s' is longer than its header declares", path);
     return BP_OK;

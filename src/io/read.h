@@ -21,6 +21,10 @@ bp_status bp_io_read_exact(gzFile f, const char *path, const char *what, size_t 
 bp_status bp_io_read_all(gzFile f, const char *path, size_t max_bytes, unsigned char **out,
                          size_t *len);
 
+/* The status and message after a failed gzread: BP_ERR_IO with strerror
+ * for a system error, BP_ERR_FORMAT for a corrupt gzip stream. */
+bp_status bp_io_read_error(gzFile f, const char *path);
+
 /* Fails when any byte is left after the declared data. */
 bp_status bp_io_expect_end(gzFile f, const char *path);
 
