@@ -158,13 +158,41 @@ TEST(Idx, RejectsMalformedFiles)
     write_bytes(lab, idx_images(4, 2, 2, 16));
     EXPECT_FAILS(bp_dataset_load_idx(img.c_str(), lab.c_str(), nullptr, &ds), BP_ERR_FORMAT,
                  "rank 3");
-    EXPECT_FAILS(bp_dataset_load(img.c_str(), nullptr, &ds), BP_ERR_IO, "ok-labels-idx1-ubyte");
+    EXPECT_FAILS(bp_dataset_load(img.c_str(), nullptr, &ds), BP_ERR_IO,
+                 "its labels file '" + dir.file("ok-labels-idx1-ubyte") + "' is missing");
     EXPECT_FAILS(bp_dataset_load(dir.file("nothing").c_str(), nullptr, &ds), BP_ERR_IO,
                  "No such file");
     std::string odd = dir.file("odd-name");
     write_bytes(odd, idx_images(4, 2, 2, 16));
     EXPECT_FAILS(bp_dataset_load(odd.c_str(), nullptr, &ds), BP_ERR_INVALID_ARGUMENT,
                  "images-idx3");
+}
+
+TEST(Idx, RejectsCorruptGzip)
+{
+    TempDir dir;
+    std::string img = dir.file("c-images-idx3-ubyte.gz"), lab = dir.file("c-labels-idx1-ubyte.gz");
+    write_bytes(lab, idx_labels(50, 50), true);
+    write_bytes(img, idx_images(50, 4, 4, 800), true);
+    std::string good = read_bytes(img);
+    bp_dataset *ds = nullptr;
+    ASSERT_EQ(bp_dataset_load(img.c_str(), nullptr, &ds), BP_OK) << bp_last_error();
+    bp_dataset_free(ds);
+    // The CRC in the gzip trailer is wrong.
+    std::string bad_crc = good;
+    bad_crc[bad_crc.size() - 8] ^= 0x55;
+    write_bytes(img, bad_crc);
+    EXPECT_FAILS(bp_dataset_load(img.c_str(), nullptr, &ds), BP_ERR_FORMAT,
+                 "is not a valid gzip stream");
+    EXPECT_EQ(ds, nullptr);
+    // The stream stops half way.
+    write_bytes(img, good.substr(0, good.size() / 2));
+    EXPECT_FAILS(bp_dataset_load(img.c_str(), nullptr, &ds), BP_ERR_FORMAT, img);
+    EXPECT_EQ(ds, nullptr);
+    // Another gzip stream after the data (gzread would decode it as more data).
+    write_bytes(img, good + good);
+    EXPECT_FAILS(bp_dataset_load(img.c_str(), nullptr, &ds), BP_ERR_FORMAT,
+                 "longer than its header declares");
 }
 
 TEST(Csv, ClassificationWithHeaderAndLabelColumn)
@@ -288,19 +316,23 @@ TEST(Csv, ErrorsNameTheLineAndColumn)
                  "label_column -2");
 }
 
+// Switches LC_NUMERIC to a locale with a decimal comma; false if none is
+// installed. The caller restores "C".
+bool use_decimal_comma_locale()
+{
+    const char *locales[] = {"de_DE.UTF-8", "de_DE.utf8", "fr_FR.UTF-8", "fr_FR.utf8"};
+    for (const char *l : locales)
+        if (std::setlocale(LC_NUMERIC, l) != nullptr)
+            return true;
+    return false;
+}
+
 TEST(Csv, SameUnderEveryLocale)
 {
     TempDir dir;
     std::string p = dir.file("l.csv");
     write_bytes(p, "1.5,2.25,1\n");
-    const char *locales[] = {"de_DE.UTF-8", "de_DE.utf8", "fr_FR.UTF-8", "fr_FR.utf8"};
-    const char *found = nullptr;
-    for (const char *l : locales)
-        if (std::setlocale(LC_NUMERIC, l) != nullptr) {
-            found = l;
-            break;
-        }
-    if (found == nullptr)
+    if (!use_decimal_comma_locale())
         GTEST_SKIP() << "no locale with a decimal comma is installed (de_DE, fr_FR)";
     bp_dataset *raw = nullptr;
     bp_status st = bp_dataset_load_csv(p.c_str(), nullptr, &raw);
@@ -311,6 +343,70 @@ TEST(Csv, SameUnderEveryLocale)
     bp_dataset_describe(raw, &d);
     EXPECT_EQ(static_cast<const float *>(d.x)[0], 1.5f);
     EXPECT_EQ(static_cast<const float *>(d.x)[1], 2.25f);
+}
+
+TEST(Csv, ByteOrderMarkGzipAndHeaderDetection)
+{
+    TempDir dir;
+    std::string p = dir.file("b.csv");
+    bp_dataset_desc d;
+    // A byte order mark does not turn the first data row into a header.
+    write_bytes(p, "\xEF\xBB\xBF" "1,2,0\n3,4,1\n");
+    bp_dataset *raw = nullptr;
+    ASSERT_EQ(bp_dataset_load_csv(p.c_str(), nullptr, &raw), BP_OK) << bp_last_error();
+    Ds ds(raw);
+    bp_dataset_describe(raw, &d);
+    EXPECT_EQ(d.n_samples, 2);
+    EXPECT_EQ(static_cast<const float *>(d.x)[0], 1.0f);
+    // ... nor does it hide a header.
+    write_bytes(p, "\xEF\xBB\xBF" "x,y,label\n1,2,0\n");
+    ASSERT_EQ(bp_dataset_load_csv(p.c_str(), nullptr, &raw), BP_OK) << bp_last_error();
+    Ds ds2(raw);
+    bp_dataset_describe(raw, &d);
+    EXPECT_EQ(d.n_samples, 1);
+    // gzip-compressed CSV, whatever the name; a quoted header and an empty
+    // first header field (a pandas index column) are a header.
+    write_bytes(p, ",\"x\",label\n7,0.25,1\n", true);
+    ASSERT_EQ(bp_dataset_load(p.c_str(), nullptr, &raw), BP_OK) << bp_last_error();
+    Ds ds3(raw);
+    bp_dataset_describe(raw, &d);
+    EXPECT_EQ(d.n_samples, 1);
+    EXPECT_EQ(static_cast<const float *>(d.x)[1], 0.25f);
+    EXPECT_EQ(d.labels[0], 1);
+    // A first row with a missing value is data with a missing value, not a
+    // header that silently drops a row.
+    write_bytes(p, "1,,0\n3,4,1\n");
+    EXPECT_FAILS(bp_dataset_load_csv(p.c_str(), nullptr, &raw), BP_ERR_FORMAT,
+                 ":1: column 2 is empty");
+    // header = 1 forces a (numeric) header; header = 0 makes text an error.
+    bp_dataset_options opt;
+    bp_dataset_options_init(&opt);
+    opt.header = 1;
+    write_bytes(p, "0,1,2\n3,4,1\n");
+    ASSERT_EQ(bp_dataset_load_csv(p.c_str(), &opt, &raw), BP_OK) << bp_last_error();
+    Ds ds4(raw);
+    bp_dataset_describe(raw, &d);
+    EXPECT_EQ(d.n_samples, 1);
+    opt.header = 0;
+    write_bytes(p, "a,b,c\n3,4,1\n");
+    EXPECT_FAILS(bp_dataset_load_csv(p.c_str(), &opt, &raw), BP_ERR_FORMAT,
+                 ":1: column 1: 'a' is not a number");
+    // Exact decimal conversion (correctly rounded, float64).
+    opt.header = -1;
+    opt.dtype = BP_F64;
+    write_bytes(p, "0.1,2.2250738585072014e-308,1\n");
+    ASSERT_EQ(bp_dataset_load_csv(p.c_str(), &opt, &raw), BP_OK) << bp_last_error();
+    Ds ds5(raw);
+    bp_dataset_describe(raw, &d);
+    EXPECT_EQ(static_cast<const double *>(d.x)[0], 0.1);
+    EXPECT_EQ(static_cast<const double *>(d.x)[1], 2.2250738585072014e-308);
+    // A very long field is named as such.
+    write_bytes(p, "1," + std::string(200, '1') + ",0\n");
+    EXPECT_FAILS(bp_dataset_load_csv(p.c_str(), nullptr, &raw), BP_ERR_FORMAT,
+                 "column 2: a number of 200 characters is too long");
+    write_bytes(p, "1," + std::string(200, 'x') + ",0\n2,3,1\n");
+    opt.header = 0;
+    EXPECT_FAILS(bp_dataset_load_csv(p.c_str(), &opt, &raw), BP_ERR_FORMAT, "'xxxxxxxxxx");
 }
 
 TEST(Dataset, CreateCopiesAndChecks)
@@ -437,6 +533,13 @@ TEST(Model, SaveIsAtomic)
     ASSERT_EQ(bp_model_save(net.get(), p.c_str()), BP_OK);
     EXPECT_NE(read_bytes(p), before);
     EXPECT_EQ(read_bytes(p).size(), before.size());
+    // A new file is an ordinary 0644 document; a replaced one keeps its mode.
+    ASSERT_EQ(stat(p.c_str(), &sb), 0);
+    EXPECT_EQ(sb.st_mode & 07777, 0644u);
+    ASSERT_EQ(chmod(p.c_str(), 0640), 0);
+    ASSERT_EQ(bp_model_save(net.get(), p.c_str()), BP_OK);
+    ASSERT_EQ(stat(p.c_str(), &sb), 0);
+    EXPECT_EQ(sb.st_mode & 07777, 0640u);
 }
 
 std::string le64(uint64_t v)
@@ -522,7 +625,37 @@ TEST(Model, LoaderRejectsHostileFiles)
         {st_file("{" + std::string(kMeta) + ",\"layers.0.bias\":{\"dtype\":\"F32\",\"shape\":[2],"
                  "\"data_offsets\":[0,8]},\"layers.0.bias\":{\"dtype\":\"F32\",\"shape\":[2],"
                  "\"data_offsets\":[0,8]}}", 8),
-         "appears twice"},
+         "duplicate key 'layers.0.bias'"},
+        // Tensors must be packed as the reference implementation requires.
+        {st_file(one_layer("F32", "[2,3]", "[0,24]", "[28,36]"), 36), "4 unused bytes before layers.0.bias"},
+        {st_file(one_layer("F32", "[2,3]", "[8,32]", "[0,8]"), 40), "8 bytes after the last tensor"},
+        {st_file(one_layer("F32", "[2,3]", "[0,24]", "[24,32]"), 33), "1 bytes after the last tensor"},
+        {st_file(one_layer("F32", "[2,3]", "[0,24]", "[24,32]",
+                           "\"__metadata__\":{\"format\":\"backprop\",\"format\":\"backprop\"}"), 32),
+         "duplicate key 'format'"},
+        {st_file(one_layer("F32", "[2,3]", "[0,24]", "[24,32]",
+                           "\"__metadata__\":{\"format\":\"backprop\",\"format_version\":1}"), 32),
+         "metadata 'format_version' is not a string"},
+        {st_file(one_layer("F32", "[2,3]", "[0,24]", "[24,32]",
+                           "\"__metadata__\":{\"format\":\"backprop\",\"format_version\":\"1\","
+                           "\"activations\":\"relu,\",\"loss\":\"mse\"}"), 32),
+         "unknown activation ''"},
+        {st_file(one_layer("F32", "[2,3]", "[0,24]", "[24,32]",
+                           "\"__metadata__\":{\"format\":\"backprop\",\"format_version\":\"1\","
+                           "\"activations\":\"relu\",\"loss\":\"hinge\"}"), 32),
+         "unknown loss 'hinge'"},
+        {st_file(one_layer("F32", "[2,3]", "[0,24]", "[24,32]",
+                           "\"__metadata__\":{\"format\":\"backprop\",\"format_version\":\"1\","
+                           "\"activations\":\"relu\",\"loss\":\"mse\",\"leaky_slope\":\"0,5\"}"), 32),
+         "leaky_slope '0,5' is not a number"},
+        {st_file(one_layer("F32", "[2,3]", "[0,24]", "[24,32]", "\"__metadata__\":[]"), 32),
+         "__metadata__ is not an object"},
+        {st_file(one_layer("F32", "[2,3]", "[0,24]", "[24,32]", "\"0.weight\":{}"), 32),
+         "unexpected tensor '0.weight' (expected layers.{i}.weight"},
+        {st_file(one_layer("F32", "[6]", "[0,24]", "[24,32]"), 32), "rank 1 (expected 2)"},
+        {le64(0), "bad JSON"},
+        {le64(5) + "{}  x", "trailing characters"},
+        {std::string("a,b,label\n0.5,1,2\n"), "exceeds the file"}, // a CSV given as a model
         {st_file("{}", 0), "no layers"},
     };
     for (const Bad &b : bad) {
@@ -537,6 +670,74 @@ TEST(Model, LoaderRejectsHostileFiles)
     // Without backprop's metadata: load_params works, load explains why not.
     write_bytes(p, st_file(one_layer("F32", "[2,3]", "[0,24]", "[24,32]", "\"__metadata__\":{}"), 32));
     EXPECT_FAILS(bp_model_load(p.c_str(), nullptr, &net), BP_ERR_FORMAT, "format");
+}
+
+TEST(Model, ForeignMetadataIsReadOnlyForParams)
+{
+    TempDir dir;
+    std::string p = dir.file("pt.safetensors");
+    // safetensors.torch.save_model writes {"format": "pt"}.
+    std::string json = one_layer("F32", "[2,3]", "[0,24]", "[24,32]", "\"__metadata__\":{\"format\":\"pt\"}");
+    std::string data;
+    for (int i = 0; i < 8; i++) {
+        float v = 0.5f * (float)(i + 1);
+        data.append(reinterpret_cast<const char *>(&v), 4); // little-endian host
+    }
+    write_bytes(p, le64(json.size()) + json + data);
+    bpt::Spec s;
+    s.sizes = {3, 2};
+    s.acts = {BP_ACT_RELU};
+    s.dtype = BP_F64;
+    bpt::Net net = s.create();
+    ASSERT_EQ(bp_model_load_params(net.get(), p.c_str()), BP_OK) << bp_last_error();
+    Reals w = bpt::get_weights(net.get(), s, 1), b = bpt::get_biases(net.get(), s, 1);
+    EXPECT_EQ(w[5], 3.0);
+    EXPECT_EQ(b[1], 4.0);
+    bp_network *out = nullptr;
+    EXPECT_FAILS(bp_model_load(p.c_str(), nullptr, &out), BP_ERR_FORMAT,
+                 "\"format\": \"pt\", not \"backprop\"");
+    EXPECT_EQ(out, nullptr);
+}
+
+TEST(Model, FailedLoadLeavesTheNetworkUnchanged)
+{
+    TempDir dir;
+    bpt::Spec s = model_spec(BP_F32);
+    bpt::Net net = s.create();
+    Reals w1 = bpt::get_weights(net.get(), s, 1), b2 = bpt::get_biases(net.get(), s, 2);
+    std::string p = dir.file("m.safetensors");
+    bpt::Spec other = s;
+    other.seed = 77;
+    bpt::Net src = other.create();
+    ASSERT_EQ(bp_model_save(src.get(), p.c_str()), BP_OK) << bp_last_error();
+    std::string bytes = read_bytes(p);
+    // Layer 2's bias is the last tensor: drop its last byte.
+    write_bytes(p, bytes.substr(0, bytes.size() - 1));
+    EXPECT_FAILS(bp_model_load_params(net.get(), p.c_str()), BP_ERR_FORMAT, "layers.1.bias");
+    EXPECT_TRUE(bpt::get_weights(net.get(), s, 1).bytes_equal(w1));
+    EXPECT_TRUE(bpt::get_biases(net.get(), s, 2).bytes_equal(b2));
+}
+
+TEST(Model, SameUnderEveryLocale)
+{
+    TempDir dir;
+    bpt::Spec s = model_spec(BP_F64);
+    s.slope = 0.015625 + 1e-9;
+    bpt::Net net = s.create();
+    std::string p = dir.file("l.safetensors");
+    if (!use_decimal_comma_locale())
+        GTEST_SKIP() << "no locale with a decimal comma is installed (de_DE, fr_FR)";
+    bp_status saved = bp_model_save(net.get(), p.c_str());
+    bp_network *raw = nullptr;
+    bp_status loaded = bp_model_load(p.c_str(), nullptr, &raw);
+    std::setlocale(LC_NUMERIC, "C");
+    ASSERT_EQ(saved, BP_OK);
+    ASSERT_EQ(loaded, BP_OK) << bp_last_error();
+    bpt::Net back(raw);
+    EXPECT_NE(read_bytes(p).find("\"leaky_slope\":\"0.015625000999999999\""), std::string::npos);
+    bp_network_desc d;
+    bp_network_describe(raw, &d);
+    EXPECT_EQ(d.leaky_slope, s.slope);
 }
 
 TEST(IoApi, BadArgumentsAreNamed)
