@@ -1,4 +1,5 @@
 /* args.c — parsing flags strictly, naming the flag and the value on error. */
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -24,8 +25,11 @@ int cli_parse_long(const char *flag_name, const char *text, long min, long max, 
     char *end = NULL;
     errno = 0;
     long v = strtol(text, &end, 10);
-    if (text[0] == '\0' || *end != '\0' || errno == ERANGE)
+    /* strtol skips leading spaces; a value is the whole string or nothing. */
+    if (text[0] == '\0' || isspace((unsigned char)text[0]) || *end != '\0')
         return cli_error("%s: '%s' is not an integer", flag_name, text);
+    if (errno == ERANGE)
+        return cli_error("%s: %s is out of range (%ld..%ld)", flag_name, text, min, max);
     if (v < min || v > max)
         return cli_error("%s: %ld is out of range (%ld..%ld)", flag_name, v, min, max);
     *out = v;
@@ -37,7 +41,7 @@ int cli_parse_double(const char *flag_name, const char *text, double *out)
     char *end = NULL;
     errno = 0;
     double v = strtod(text, &end);
-    if (text[0] == '\0' || *end != '\0')
+    if (text[0] == '\0' || isspace((unsigned char)text[0]) || *end != '\0')
         return cli_error("%s: '%s' is not a number", flag_name, text);
     if (!isfinite(v) || errno == ERANGE)
         return cli_error("%s: '%s' is not a finite number", flag_name, text);
