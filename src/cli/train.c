@@ -4,6 +4,7 @@
  * epoch, and save, log and plot.
  */
 
+#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,7 +20,10 @@
 #include "progress.h"
 #include "synthetic.h"
 
-#define FASHION_DIR "/usr/share/datasets/fashion-mnist/"
+/* Where Debian's dataset-fashion-mnist puts the files; the environment
+ * variable names another directory (tests use it to reach the fallback). */
+#define FASHION_DIR "/usr/share/datasets/fashion-mnist"
+#define FASHION_ENV "BACKPROP_FASHION_MNIST_DIR"
 
 /* Set by SIGINT; the training loop stops after the current step. A signal
  * handler can only reach a file-scope flag: the one global of the CLI. */
@@ -29,6 +33,18 @@ static void on_sigint(int sig)
 {
     (void)sig;
     interrupted = 1;
+}
+
+/* The handler is installed once (SA_RESETHAND): a second Ctrl-C while the
+ * run is finishing (evaluating, saving) ends the program as usual. */
+static void catch_sigint(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
 }
 
 typedef struct train_flags {
@@ -43,6 +59,35 @@ static int file_exists(const char *p)
 {
     struct stat sb;
     return stat(p, &sb) == 0;
+}
+
+/* An output file must be creatable in its directory before a long run
+ * starts, not found unwritable at the end of it. */
+static int check_output(const char *flag_name, const char *path)
+{
+    if (path == NULL)
+        return 0;
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    if (slash == NULL)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == path)
+        snprintf(dir, sizeof dir, "/");
+    else if ((size_t)(slash - path) < sizeof dir)
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    else
+        return cli_error("%s: the path '%s' is too long", flag_name, path);
+    struct stat sb;
+    if (slash != NULL && slash[1] == '\0')
+        return cli_error("%s: '%s' names a directory, not a file", flag_name, path);
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return cli_error("%s: '%s' is a directory", flag_name, path);
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return cli_error("%s: cannot write '%s': the directory '%s' does not exist", flag_name,
+                         path, dir);
+    if (access(dir, W_OK) != 0)
+        return cli_error("%s: cannot write '%s': %s", flag_name, path, strerror(errno));
+    return 0;
 }
 
 /* The learning rate of an epoch (0-based) under the schedule. */
@@ -93,12 +138,18 @@ static int load_inputs(const train_flags *f, bp_dtype dtype, run *r, char *what,
     }
     if (f->test)
         return cli_error("--test needs --data");
-    if (file_exists(FASHION_DIR "train-images-idx3-ubyte.gz")) {
-        if (cli_load_data(FASHION_DIR "train-images-idx3-ubyte.gz", dtype, &df, &r->train) != 0 ||
-            cli_load_data(FASHION_DIR "t10k-images-idx3-ubyte.gz", dtype, &df, &r->test) != 0)
+    const char *dir = getenv(FASHION_ENV);
+    if (dir == NULL || dir[0] == '\0')
+        dir = FASHION_DIR;
+    char train_path[4200], test_path[4200];
+    snprintf(train_path, sizeof train_path, "%s/train-images-idx3-ubyte.gz", dir);
+    snprintf(test_path, sizeof test_path, "%s/t10k-images-idx3-ubyte.gz", dir);
+    if (file_exists(train_path)) {
+        if (cli_load_data(train_path, dtype, &df, &r->train) != 0 ||
+            cli_load_data(test_path, dtype, &df, &r->test) != 0)
             return -1;
         r->have_test = 1;
-        snprintf(what, what_size, "Fashion-MNIST from " FASHION_DIR " (%d train, %d test)",
+        snprintf(what, what_size, "Fashion-MNIST from %s/ (%d train, %d test)", dir,
                  r->train.d.n_samples, r->test.d.n_samples);
         return 0;
     }
@@ -107,8 +158,9 @@ static int load_inputs(const train_flags *f, bp_dtype dtype, run *r, char *what,
         return -1;
     r->have_test = 1;
     snprintf(what, what_size,
-             "no --data given and Fashion-MNIST is not installed (apt-get install "
-             "dataset-fashion-mnist): a generated set of three spirals (3000 train, 1500 test)");
+             "no --data given and Fashion-MNIST is not in %s/ (apt-get install "
+             "dataset-fashion-mnist): a generated set of three spirals (3000 train, 1500 test)",
+             dir);
     return 0;
 }
 
@@ -132,6 +184,42 @@ static int check_flags(const train_flags *f)
         return cli_error("--label-column: %ld must be >= 0 (or -1 for the last)", f->label_column);
     if (strcmp(f->schedule, "cosine") != 0 && strcmp(f->schedule, "constant") != 0)
         return cli_error("--schedule: '%s' is not cosine or constant", f->schedule);
+    return 0;
+}
+
+/* --init without --layers: the network is the one the model file describes
+ * (its sizes, and its activations, loss and dtype unless flags say
+ * otherwise). The strings are written to the caller's buffers. */
+static int adopt_model_arch(train_flags *f, char *layers, size_t layers_size, char *acts,
+                            size_t acts_size)
+{
+    if (f->init == NULL || f->arch.layers != NULL)
+        return 0;
+    bp_network_config base;
+    bp_network_config_init(&base);
+    base.max_batch = 1;
+    bp_network *m = NULL;
+    bp_status st = bp_model_load(f->init, &base, &m);
+    if (st != BP_OK)
+        return cli_error("--init: %s (%s); without --layers the network is read from the model "
+                         "file",
+                         bp_last_error(), bp_status_string(st));
+    bp_network_desc d;
+    bp_network_describe(m, &d);
+    size_t o = 0, p = 0;
+    for (int i = 0; i <= d.n_layers && o < layers_size; i++)
+        o += (size_t)snprintf(layers + o, layers_size - o, "%s%d", i ? "," : "", d.sizes[i]);
+    for (int l = 0; l < d.n_layers && p < acts_size; l++)
+        p += (size_t)snprintf(acts + p, acts_size - p, "%s%s", l ? "," : "",
+                              bp_activation_name(d.activations[l]));
+    f->arch.layers = layers;
+    if (f->arch.activation == NULL && f->arch.activations == NULL)
+        f->arch.activations = acts;
+    if (f->arch.loss == NULL)
+        f->arch.loss = bp_loss_name(d.loss);
+    if (f->arch.dtype == NULL)
+        f->arch.dtype = bp_dtype_name(d.dtype);
+    bp_network_free(m);
     return 0;
 }
 
@@ -178,13 +266,22 @@ int cmd_train(int argc, char **argv)
     static const command cmd = {
         "train", "Trains a network by backpropagation and reports test accuracy.",
         "With no --data, trains on Fashion-MNIST when the Debian package dataset-fashion-mnist\n"
-        "is installed, else on a generated data set. Ctrl-C stops after the current step\n"
-        "(and saves with --save)."};
+        "is installed (or from the directory in $" FASHION_ENV "), else on a generated\n"
+        "data set. Without --layers the sizes come from the data (inputs, 256, 128, outputs),\n"
+        "or from the --init model. Ctrl-C stops after the current step (and saves with\n"
+        "--save); a second Ctrl-C ends the program at once. A run whose loss becomes NaN or\n"
+        "infinite stops with an error and saves nothing."};
     int p = cli_parse(&cmd, argc, argv, flags, sizeof flags / sizeof flags[0]);
     if (p != 0)
         return p > 0 ? 0 : 2;
     if (check_flags(&f) != 0)
         return 2;
+    if (check_output("--save", f.save) != 0 || check_output("--plot", f.plot) != 0 ||
+        check_output("--log", f.log) != 0)
+        return 1;
+    char init_layers[BP_MAX_LAYERS * 8 + 8], init_acts[BP_MAX_LAYERS * 16];
+    if (adopt_model_arch(&f, init_layers, sizeof init_layers, init_acts, sizeof init_acts) != 0)
+        return 1;
 
     device_choice dev;
     if (cli_choose_device(f.device, &dev) != 0)
@@ -278,10 +375,7 @@ int cmd_train(int argc, char **argv)
         fprintf(r.log, "epoch,train_loss,test_loss,test_accuracy,seconds,samples_per_s\n");
     }
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sigaction(SIGINT, &sa, NULL);
+    catch_sigint();
     progress bar;
     int tty = isatty(fileno(stderr)) && !f.quiet;
     /* Reading the loss waits for the device: every step on the CPU, every
