@@ -2,11 +2,17 @@
 // and evaluates; --init + --no-shuffle + one step gives exactly the
 // library's step; bad flags, values and files fail with a message that
 // names them; a diverging run leaves a saved model untouched.
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <thread>
 #include <fstream>
+#include <regex>
 #include <sstream>
 
 #include "test_util.h"
@@ -28,10 +34,11 @@ protected:
     void TearDown() override { std::system(("rm -rf '" + dir_ + "'").c_str()); }
     std::string file(const std::string &name) const { return dir_ + "/" + name; }
 
-    Result run(const std::string &args) const
+    // env: assignments put before the command, e.g. "LC_ALL=C ".
+    Result run(const std::string &args, const std::string &env = "") const
     {
         std::string out = file("stdout"), err = file("stderr");
-        std::string cmd = bpt::test_path("BP_CLI_PATH", BP_CLI_PATH) + " " + args + " >'" + out + "' 2>'" + err + "'";
+        std::string cmd = env + bpt::test_path("BP_CLI_PATH", BP_CLI_PATH) + " " + args + " >'" + out + "' 2>'" + err + "'";
         int status = std::system(cmd.c_str());
         return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read(out), read(err)};
     }
@@ -135,9 +142,29 @@ TEST_F(Cli, TrainSaveEvalPredict)
     std::string logged = read(log);
     EXPECT_CONTAINS(logged, "epoch,train_loss,test_loss,test_accuracy,seconds,samples_per_s\n");
     EXPECT_EQ(std::count(logged.begin(), logged.end(), '\n'), 5);
+    {
+        // Every row: epoch and five numbers, the epoch counting up.
+        std::istringstream rows(logged);
+        std::string row;
+        std::getline(rows, row);
+        for (int e = 1; std::getline(rows, row); e++) {
+            EXPECT_EQ(std::count(row.begin(), row.end(), ','), 5) << row;
+            EXPECT_EQ(std::atoi(row.c_str()), e) << row;
+            double accuracy = std::atof(row.c_str() + row.find(',', row.find(',', row.find(',') + 1) + 1) + 1);
+            EXPECT_GT(accuracy, 0.5) << row;
+            EXPECT_LE(accuracy, 1.0) << row;
+        }
+    }
     std::string svg = read(plot);
-    EXPECT_CONTAINS(svg, "<svg");
-    EXPECT_CONTAINS(svg, "test accuracy");
+    EXPECT_EQ(svg.rfind("<?xml", 0), 0u);
+    EXPECT_CONTAINS(svg, "<svg xmlns='http://www.w3.org/2000/svg'");
+    EXPECT_CONTAINS(svg, "<polyline");            // the curves
+    EXPECT_CONTAINS(svg, ">epoch</text>");        // axis labels
+    EXPECT_CONTAINS(svg, ">loss</text>");
+    EXPECT_CONTAINS(svg, ">4</text>");            // a tick at the last epoch
+    EXPECT_CONTAINS(svg, ">train loss</text>");   // the legend
+    EXPECT_CONTAINS(svg, ">test loss</text>");
+    EXPECT_CONTAINS(svg, ">test accuracy</text>");
     EXPECT_CONTAINS(svg, "</svg>");
 
     Result e = run("eval --model " + model + " --data " + test);
@@ -251,6 +278,170 @@ TEST_F(Cli, TraceGradcheckCompareInfo)
     EXPECT_EQ(i.code, 0);
     EXPECT_CONTAINS(i.out, std::string("backprop ") + BP_VERSION_STRING);
     EXPECT_CONTAINS(i.out, "backends: cpu");
+}
+
+// Ctrl-C stops after the current step, saves the model as it stands and
+// exits with 130.
+TEST_F(Cli, InterruptStopsAfterTheStepAndSaves)
+{
+    std::string csv = blobs("big.csv", 2000, 6), model = file("int.safetensors");
+    std::string out = file("int.out"), err = file("int.err");
+    std::string bin = bpt::test_path("BP_CLI_PATH", BP_CLI_PATH);
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) { // only async-signal-safe calls until exec
+        int o = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int e = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (o < 0 || e < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0)
+            _exit(126);
+        execl(bin.c_str(), bin.c_str(), "train", "--data", csv.c_str(), "--epochs", "1000000",
+              "--batch", "1", "--device", "cpu", "--save", model.c_str(), (char *)nullptr);
+        _exit(127);
+    }
+    // An epoch line means the handler is installed and training runs.
+    bool started = false;
+    for (int i = 0; i < 2000 && !started; i++) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        started = read(out).find("epoch 1/") != std::string::npos;
+    }
+    kill(pid, SIGINT);
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(started) << read(err);
+    ASSERT_TRUE(WIFEXITED(status)) << "ended by signal " << (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    EXPECT_EQ(WEXITSTATUS(status), 130) << read(err);
+    EXPECT_CONTAINS(read(err), "interrupted at epoch");
+    EXPECT_CONTAINS(read(out), "training accuracy");
+    EXPECT_CONTAINS(read(out), "saved " + model);
+    bp_network *net = nullptr;
+    ASSERT_EQ(bp_model_load(model.c_str(), nullptr, &net), BP_OK) << bp_last_error();
+    bp_network_free(net);
+}
+
+// --init without --layers continues the network the model file describes.
+TEST_F(Cli, InitTakesTheNetworkFromTheModel)
+{
+    std::string csv = blobs("d.csv", 100, 7), m0 = file("m0.safetensors"), m1 = file("m1.safetensors");
+    Result first = run("train --data " + csv + " --layers 3,6,2 --activations tanh,identity --dtype f64"
+                       " --epochs 1 --device cpu --save " + m0);
+    ASSERT_EQ(first.code, 0) << first.err;
+    Result r = run("train --data " + csv + " --init " + m0 + " --epochs 2 --device cpu --save " + m1);
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_CONTAINS(r.out, "network: 3-6-2 tanh,identity ce f64");
+    // Sizes given that disagree with the file are an error naming --init.
+    Result bad = run("train --data " + csv + " --init " + m0 + " --layers 3,7,2 --epochs 1");
+    EXPECT_NE(bad.code, 0);
+    EXPECT_CONTAINS(bad.err, "--init: ");
+}
+
+// Without Fashion-MNIST the command trains on a generated set and says so
+// on its first line.
+TEST_F(Cli, GeneratedDataWhenFashionMnistIsAbsent)
+{
+    Result r = run("train --epochs 2", "BACKPROP_FASHION_MNIST_DIR='" + file("none") + "' ");
+    ASSERT_EQ(r.code, 0) << r.err;
+    std::string first_line = r.out.substr(0, r.out.find('\n'));
+    EXPECT_CONTAINS(first_line, "data: no --data given and Fashion-MNIST is not in " + file("none"));
+    EXPECT_CONTAINS(first_line, "a generated set");
+    EXPECT_CONTAINS(r.out, "backend: ");
+    EXPECT_CONTAINS(r.out, "test accuracy ");
+    EXPECT_CONTAINS(r.out, "2 epochs in ");
+}
+
+TEST_F(Cli, QuietPrintsOnlyTheResultWithADecimalPoint)
+{
+    std::string csv = blobs("d.csv", 100, 8);
+    // No locale reaches the output: the command never calls setlocale.
+    Result r = run("train --data " + csv + " --epochs 2 --dtype f64 --device cpu --quiet",
+                   "LC_ALL=de_DE.UTF-8 LC_NUMERIC=de_DE.UTF-8 ");
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+    EXPECT_EQ(r.out.rfind("training accuracy ", 0), 0u) << r.out;
+    EXPECT_TRUE(std::regex_search(r.out, std::regex("accuracy [0-9]+\\.[0-9]{2}% \\([0-9]+/100\\), "
+                                                    "training loss [0-9]+\\.[0-9]{4}, 2 epochs in [0-9]+\\.[0-9]s")))
+        << r.out;
+    EXPECT_CONTAINS(r.out, " on cpu");
+}
+
+// Losses other than cross-entropy: one-hot targets from labels, and
+// regression with real-valued targets.
+TEST_F(Cli, MseBceAndRegression)
+{
+    std::string csv = blobs("d.csv", 200, 9);
+    for (const char *loss : {"mse", "bce"}) {
+        std::string model = file(std::string(loss) + ".safetensors");
+        Result r = run("train --data " + csv + " --loss " + loss +
+                       " --epochs 5 --device cpu --quiet --save " + model);
+        ASSERT_EQ(r.code, 0) << loss << r.err;
+        Result e = run("eval --model " + model + " --data " + csv);
+        ASSERT_EQ(e.code, 0) << loss << e.err;
+        EXPECT_CONTAINS(e.out, std::string("(") + loss + ")");
+        size_t at = e.out.find("accuracy ");
+        ASSERT_NE(at, std::string::npos) << e.out;
+        EXPECT_GT(std::atof(e.out.c_str() + at + 9), 95.0) << loss << e.out;
+    }
+    {
+        std::ofstream f(file("r.csv"));
+        for (int i = 0; i < 200; i++) {
+            double x = -1 + 2.0 * i / 199, y = std::sin(3.0 * i);
+            f << x << "," << y << "," << 0.5 * x - 0.25 * y << "\n";
+        }
+    }
+    std::string reg = file("r.safetensors");
+    Result r = run("train --data " + file("r.csv") + " --targets 1 --layers 2,8,1 --epochs 30"
+                   " --device cpu --save " + reg);
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_CONTAINS(r.out, "2-8-1 relu,identity mse f32");
+    EXPECT_CONTAINS(r.out, "training loss ");
+    EXPECT_EQ(r.out.find("accuracy"), std::string::npos) << r.out;
+    Result p = run("predict --model " + reg + " --data " + file("r.csv") + " --targets 1");
+    ASSERT_EQ(p.code, 0) << p.err;
+    EXPECT_EQ(p.out.rfind("y0\n", 0), 0u) << p.out.substr(0, 40);
+    EXPECT_EQ(std::count(p.out.begin(), p.out.end(), '\n'), 201);
+    Result e = run("eval --model " + reg + " --data " + file("r.csv") + " --targets 1");
+    ASSERT_EQ(e.code, 0) << e.err;
+    EXPECT_CONTAINS(e.out, "(mse)");
+    EXPECT_EQ(e.out.find("confusion"), std::string::npos);
+    Result ce = run("train --data " + file("r.csv") + " --targets 1 --loss ce");
+    EXPECT_NE(ce.code, 0);
+    EXPECT_CONTAINS(ce.err, "cross-entropy needs class labels");
+}
+
+// Files that cannot be read or written: named, and found before training.
+TEST_F(Cli, BadFilesAreNamedBeforeTraining)
+{
+    std::string csv = blobs("d.csv", 50, 10), model = file("m.safetensors");
+    ASSERT_EQ(run("train --data " + csv + " --epochs 1 --device cpu --quiet --save " + model).code, 0);
+    std::string bytes = read(model);
+    std::ofstream(file("trunc.safetensors"), std::ios::binary) << bytes.substr(0, bytes.size() / 2);
+    // A raw IDX images file (2 images of 2x2) whose labels file is absent.
+    const unsigned char idx[24] = {0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 2,
+                                   1, 2, 3, 4, 5, 6, 7, 8};
+    std::ofstream(file("x-images-idx3-ubyte"), std::ios::binary)
+        << std::string(reinterpret_cast<const char *>(idx), sizeof idx);
+    struct Bad {
+        std::string args, needle;
+    };
+    const Bad bad[] = {
+        {"eval --model " + file("trunc.safetensors") + " --data " + csv, "trunc.safetensors"},
+        {"train --data " + csv + " --init " + file("trunc.safetensors"), "--init: "},
+        {"train --data " + csv + " --init " + file("none.safetensors"), "none.safetensors"},
+        {"train --data " + file("x-images-idx3-ubyte"), "x-labels-idx1-ubyte' is missing"},
+        {"train --data " + csv + " --test " + file("none.csv"), "none.csv"},
+        {"train --data " + csv + " --save " + file("no/dir/m.safetensors"),
+         "--save: cannot write '" + file("no/dir/m.safetensors") + "': the directory"},
+        {"train --data " + csv + " --plot " + dir_, "--plot: '" + dir_ + "' is a directory"},
+        {"train --data " + csv + " --log " + file("no/log.csv"), "--log: cannot write"},
+        {"train --data " + csv + " --lr ' 0.1'", "--lr: ' 0.1' is not a number"},
+        {"train --data " + csv + " --seed 99999999999999999999999", "--seed: 99999999999999999999999 is out of range"},
+        {"train --data " + csv + " --device cuda:x", "--device: 'x' is not an integer"},
+    };
+    for (const Bad &b : bad) {
+        Result r = run(b.args);
+        EXPECT_NE(r.code, 0) << b.args;
+        EXPECT_CONTAINS(r.err, b.needle);
+        EXPECT_EQ(r.out.find("epoch 1/"), std::string::npos) << b.args << ": trained anyway";
+    }
 }
 
 } // namespace
