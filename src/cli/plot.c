@@ -18,6 +18,7 @@ typedef struct panel {
     double x0, y0; /* top-left of the plot area */
     double ymin, ymax;
     int n;
+    int legend_bottom; /* where the curves are not: losses fall, accuracy rises */
 } panel;
 
 static double px(const panel *p, int epoch) { return p->x0 + PW * (p->n > 1 ? (double)(epoch - 1) / (p->n - 1) : 0.5); }
@@ -70,7 +71,9 @@ static void series(FILE *f, const panel *p, const double *v, const char *color, 
             fprintf(f, "<circle cx='%.1f' cy='%.1f' r='3' fill='%s'/>\n", px(p, e), py(p, v[e - 1]),
                     color);
     if (any) {
-        double lx = p->x0 + PW - 120, ly = p->y0 + 16 + 18 * legend_row;
+        double lx = p->x0 + PW - 120;
+        double ly = p->legend_bottom ? p->y0 + PH - 10 - 18 * legend_row
+                                     : p->y0 + 16 + 18 * legend_row;
         fprintf(f, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='%s' stroke-width='2'/>\n",
                 lx, ly - 4, lx + 20, ly - 4, color);
         fprintf(f, "<text x='%.1f' y='%.1f' font-size='12'>%s</text>\n", lx + 26, ly, name);
@@ -116,14 +119,25 @@ int plot_write_svg(const char *path, const history *h, const char *title)
     for (const char *c = title; *c; c++) /* escape for XML */
         fputs(*c == '<' ? "&lt;" : *c == '>' ? "&gt;" : *c == '&' ? "&amp;" : (char[2]){*c, 0}, f);
     fprintf(f, "</text>\n");
-    panel loss = {80, 50, 0, 1, h->n}, acc = {80 + PW + 110, 50, 0, 1, h->n};
+    panel loss = {80, 50, 0, 1, h->n, 0}, acc = {80 + PW + 110, 50, 0, 1, h->n, 1};
     range(h->train_loss, h->test_loss, h->n, &loss.ymin, &loss.ymax);
     range(h->test_accuracy, NULL, h->n, &acc.ymin, &acc.ymax);
+    acc.ymin = acc.ymin < 0 ? 0 : acc.ymin; /* an accuracy is in [0, 1] */
+    acc.ymax = acc.ymax > 1 ? 1 : acc.ymax;
+    if (acc.ymax - acc.ymin < 0.01) /* e.g. 100% every epoch: still a readable axis */
+        acc.ymin = acc.ymax - 0.01;
+    int have_accuracy = 0;
+    for (int e = 0; e < h->n; e++)
+        have_accuracy |= isfinite(h->test_accuracy[e]);
     axes(f, &loss, "loss", 0);
     series(f, &loss, h->train_loss, "#1f77b4", "train loss", 0);
     series(f, &loss, h->test_loss, "#ff7f0e", "test loss", 1);
     axes(f, &acc, "test accuracy", 1);
     series(f, &acc, h->test_accuracy, "#2ca02c", "test accuracy", 0);
+    if (!have_accuracy)
+        fprintf(f, "<text x='%.1f' y='%.1f' text-anchor='middle' font-size='13' fill='#666'>"
+                   "no test accuracy: no --test set, or not a classification</text>\n",
+                acc.x0 + PW / 2.0, acc.y0 + PH / 2.0);
     fprintf(f, "</svg>\n");
     int bad = ferror(f);
     if (fclose(f) != 0 || bad || rename(tmp, path) != 0) {

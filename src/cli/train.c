@@ -468,6 +468,8 @@ int cmd_train(int argc, char **argv)
             fprintf(r.log, "%d,%.6g,%.6g,%.6g,%.3f,%.1f\n", epoch + 1, train_loss,
                     r.have_test ? ev.loss : NAN, r.have_test && classify ? ev.accuracy : NAN,
                     seconds, rate);
+        if (r.log)
+            fflush(r.log); /* a row per epoch, readable while the run goes on */
     }
     free(order);
     double total = cli_now() - t0;
