@@ -11,9 +11,12 @@
 #include "commands.h"
 #include "common.h"
 
+/* Labels are padded to one width so that the values line up. */
+#define LABEL_WIDTH 46
+
 static void vec(const char *label, const double *v, int n)
 {
-    printf("  %-40s = [", label);
+    printf("  %-*s = [", LABEL_WIDTH, label);
     for (int i = 0; i < n; i++)
         printf("%s%.10g", i ? ", " : "", v[i]);
     printf("]\n");
@@ -22,9 +25,11 @@ static void vec(const char *label, const double *v, int n)
 /* A row-major [rows, cols] matrix, one row per line. */
 static void mat(const char *label, const double *m, int rows, int cols)
 {
-    printf("  %-40s = [", label);
+    printf("  %-*s = [", LABEL_WIDTH, label);
     for (int r = 0; r < rows; r++) {
-        printf("%s[", r ? ",\n  " "                                           " : "");
+        if (r) /* the next row's '[' under the first row's */
+            printf(",\n%*s", 2 + LABEL_WIDTH + 4, "");
+        printf("[");
         for (int c = 0; c < cols; c++)
             printf("%s%.10g", c ? ", " : "", m[(size_t)r * (size_t)cols + (size_t)c]);
         printf("]");
@@ -140,7 +145,7 @@ int cmd_trace(int argc, char **argv)
         snprintf(label, sizeof label, "a^%d = %s(z^%d)", l, an, l);
         vec(label, av[l], a.sizes[l]);
     }
-    printf("  %-40s = %.10g\n", "L", loss);
+    printf("  %-*s = %.10g\n", LABEL_WIDTH, "L", loss);
     printf("\noutput delta\n");
     snprintf(label, sizeof label, "delta^%d = (a^%d - y) (.) %s'(z^%d)", L, L, an, L);
     vec(label, d[L], a.sizes[L]);
