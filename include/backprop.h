@@ -368,19 +368,25 @@ BP_API double bp_compare_tolerance(bp_dtype dtype);
  * [n_out, n_in] and "layers.{i}.bias" [n_out], i from 0, in the network's
  * dtype; __metadata__ holds the activations, the loss, the leaky slope and
  * the format version. Written to a temporary file in the same directory and
- * renamed into place: an existing file is replaced whole or not at all. */
+ * renamed into place: an existing file is replaced whole or not at all
+ * (and keeps its permissions; a new file gets 0644). */
 BP_API bp_status bp_model_save(const bp_network *net, const char *path);
 
 /* Loads a model saved by bp_model_save (or any safetensors file with those
  * tensor names and the metadata) into a new network. The architecture and
  * dtype come from the file; backend, device, max_batch, seed, math_mode and
  * cuda_stream come from base (NULL: the defaults). Every byte of the file
- * is checked before use. */
+ * is checked before use; as in the reference safetensors implementation,
+ * the tensors must be packed (no gaps, overlaps or trailing bytes). A file
+ * without backprop's metadata is a BP_ERR_FORMAT error here. */
 BP_API bp_status bp_model_load(const char *path, const bp_network_config *base,
                                bp_network **out);
 
 /* Loads the parameters of a file into an existing network whose layer
- * sizes match; values are converted to the network's dtype. */
+ * sizes match (BP_ERR_INVALID_ARGUMENT otherwise); values are converted to
+ * the network's dtype. Only the tensors are needed: other writers'
+ * __metadata__ (PyTorch's {"format": "pt"}) is ignored. A file that fails
+ * its checks or cannot be read leaves the network's parameters unchanged. */
 BP_API bp_status bp_model_load_params(bp_network *net, const char *path);
 
 /* ------------------------------------------------------------------------ */
@@ -406,7 +412,17 @@ BP_API void bp_dataset_options_init(bp_dataset_options *opt);
 /* Loads a data set: an IDX images file (raw or gzip, recognised by its
  * magic bytes whatever its name) with its labels file beside it (the name
  * with "images-idx3" replaced by "labels-idx1"), or a numeric CSV file.
- * IDX uint8 pixels are scaled to [0, 1]. */
+ * IDX: type 0x08 (uint8), images rank 3 (n, rows, cols) or 2 (n, features),
+ * labels rank 1 with the same n; pixels are scaled to [0, 1]; the CSV
+ * options are ignored.
+ * CSV (raw or gzip): comma separated, numbers [+-]digits[.digits][e[+-]digits]
+ * with a decimal point under every locale; NaN, infinities, empty fields
+ * and ragged rows are errors naming the line and column. Blanks around
+ * fields, CRLF, blank lines and a UTF-8 byte order mark are allowed. With
+ * header -1 the first row is a header when a field in it is text (neither
+ * a number nor empty). Labels are integers from 0 to 1000000 (1.0 counts);
+ * label_column applies to classification only. At most 2 GiB of text.
+ * n_classes is the largest label + 1. */
 BP_API bp_status bp_dataset_load(const char *path, const bp_dataset_options *opt,
                                  bp_dataset **out);
 BP_API bp_status bp_dataset_load_idx(const char *images_path, const char *labels_path,
