@@ -56,6 +56,12 @@ __device__ __forceinline__ double sgd(double w, double g, double *b, double lr, 
     return bp_sgd_update_d(w, g, b, lr, m, damp, wd, nest, first);
 }
 
+/* The runtime's last-error state may still hold the error of an earlier,
+ * already reported call (a failed cudaMalloc, say): clear it before a
+ * launch, so that the cudaGetLastError() after the launch reports that
+ * launch only. Sticky errors (a kernel fault) persist and are reported. */
+void clear_stale_error() { (void)cudaGetLastError(); }
+
 unsigned blocks_for(size_t count)
 {
     size_t b = (count + kThreads - 1) / kThreads;
@@ -180,6 +186,7 @@ extern "C" {
 cudaError_t bp_launch_bias_act(cudaStream_t stream, int dtype, int a, double slope,
                                const void *bias, void *z, void *out, int n, int batch)
 {
+    clear_stale_error();
     size_t count = (size_t)n * (size_t)batch;
     if (dtype == 0)
         bias_act_kernel<float><<<blocks_for(count), kThreads, 0, stream>>>(
@@ -193,6 +200,7 @@ cudaError_t bp_launch_bias_act(cudaStream_t stream, int dtype, int a, double slo
 cudaError_t bp_launch_softmax(cudaStream_t stream, int dtype, const void *z, void *a, int n,
                               int batch)
 {
+    clear_stale_error();
     if (dtype == 0)
         softmax_kernel<float><<<blocks_for(batch), kThreads, 0, stream>>>((const float *)z,
                                                                          (float *)a, n, batch);
@@ -207,6 +215,7 @@ cudaError_t bp_launch_output_delta(cudaStream_t stream, int dtype, int loss, int
                                    const int32_t *labels, void *d, void *sample_loss, int n,
                                    int batch)
 {
+    clear_stale_error();
     if (dtype == 0)
         output_delta_kernel<float><<<blocks_for(batch), kThreads, 0, stream>>>(
             loss, a, (float)slope, (const float *)z, (const float *)out, (const float *)y, labels,
@@ -221,6 +230,7 @@ cudaError_t bp_launch_output_delta(cudaStream_t stream, int dtype, int loss, int
 cudaError_t bp_launch_hadamard_delta(cudaStream_t stream, int dtype, int a, double slope,
                                      const void *z, const void *out, void *d, size_t count)
 {
+    clear_stale_error();
     if (dtype == 0)
         hadamard_kernel<float><<<blocks_for(count), kThreads, 0, stream>>>(
             a, (float)slope, (const float *)z, (const float *)out, (float *)d, count);
@@ -233,6 +243,7 @@ cudaError_t bp_launch_hadamard_delta(cudaStream_t stream, int dtype, int a, doub
 cudaError_t bp_launch_bias_grad(cudaStream_t stream, int dtype, const void *d, void *db, int n,
                                 int batch)
 {
+    clear_stale_error();
     dim3 block(32, 32);
     unsigned grid = (unsigned)((n + 31) / 32);
     if (dtype == 0)
@@ -246,6 +257,7 @@ cudaError_t bp_launch_bias_grad(cudaStream_t stream, int dtype, const void *d, v
 cudaError_t bp_launch_loss_mean(cudaStream_t stream, int dtype, const void *sample_loss, int batch,
                                 double *out)
 {
+    clear_stale_error();
     if (dtype == 0)
         loss_mean_kernel<float><<<1, kThreads, 0, stream>>>((const float *)sample_loss, batch, out);
     else
@@ -258,6 +270,7 @@ cudaError_t bp_launch_sgd(cudaStream_t stream, int dtype, void *w, const void *g
                           size_t count, double lr, double momentum, double dampening,
                           double weight_decay, int nesterov, int first)
 {
+    clear_stale_error();
     if (dtype == 0)
         sgd_kernel<float><<<blocks_for(count), kThreads, 0, stream>>>(
             (float *)w, (const float *)g, (float *)buf, count, (float)lr, (float)momentum,
@@ -272,6 +285,7 @@ cudaError_t bp_launch_sgd(cudaStream_t stream, int dtype, void *w, const void *g
 cudaError_t bp_launch_gather_rows(cudaStream_t stream, void *dst, const void *src,
                                   const int32_t *rows, int batch, size_t row_bytes)
 {
+    clear_stale_error();
     if (row_bytes % 4 == 0) {
         size_t words = row_bytes / 4, count = words * (size_t)batch;
         gather_kernel<uint32_t><<<blocks_for(count), kThreads, 0, stream>>>(

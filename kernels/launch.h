@@ -3,7 +3,10 @@
  *
  * Each wrapper enqueues one kernel on `stream` for float (dtype 0) or
  * double (dtype 1) data and returns the launch's cudaError_t
- * (cudaSuccess when enqueued). Arguments are as in src/backend.h.
+ * (cudaSuccess when enqueued). An error left in the runtime's last-error
+ * state by an earlier call, already reported by that call, is cleared
+ * first, so the result is this launch's own (or a sticky error of the
+ * context). Arguments are as in src/backend.h. Usable from C.
  */
 #ifndef BP_KERNELS_LAUNCH_H
 #define BP_KERNELS_LAUNCH_H

@@ -62,9 +62,10 @@ static void cuda_ctx_destroy(void *p)
 static bp_status cuda_ctx_create(const bp_network_config *cfg, size_t staging_bytes, void **out)
 {
     int count = 0;
-    BP_TRY(bp_cuda_count_devices(&count));
+    cudaError_t why = cudaSuccess;
+    BP_TRY(bp_cuda_count_devices(&count, &why));
     if (count == 0)
-        return bp_fail(BP_ERR_NO_DEVICE, "no CUDA device: the system reports none");
+        return bp_cuda_no_device("bp_network_create", why);
     if (cfg->device >= count)
         return bp_fail(BP_ERR_INVALID_ARGUMENT, "CUDA device %d does not exist (%d device%s found)",
                        cfg->device, count, count == 1 ? "" : "s");
@@ -113,7 +114,18 @@ static bp_status cuda_alloc(void *p, size_t bytes, void **ptr)
     cuda_ctx *c = p;
     BP_TRY(BP_CUDA_CHECK(cudaSetDevice(c->device)));
     void *d = NULL;
-    BP_TRY(BP_CUDA_CHECK(cudaMalloc(&d, bytes)));
+    cudaError_t err = cudaMalloc(&d, bytes);
+    if (err != cudaSuccess) {
+        size_t free_bytes = 0, total = 0;
+        if (cudaMemGetInfo(&free_bytes, &total) != cudaSuccess)
+            free_bytes = 0;
+        (void)cudaGetLastError();
+        return bp_fail(err == cudaErrorMemoryAllocation ? BP_ERR_OUT_OF_MEMORY : BP_ERR_CUDA,
+                       "cudaMalloc of %zu bytes on CUDA device %d failed: %s (%s, code %d; "
+                       "%zu bytes free)",
+                       bytes, c->device, cudaGetErrorString(err), cudaGetErrorName(err), (int)err,
+                       free_bytes);
+    }
     bp_status st = BP_CUDA_CHECK(cudaMemsetAsync(d, 0, bytes, c->stream));
     if (st == BP_OK)
         st = BP_CUDA_CHECK(cudaStreamSynchronize(c->stream));

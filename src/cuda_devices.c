@@ -23,17 +23,19 @@ bp_status bp_cublas_status(cublasStatus_t err, const char *call)
                    cublasGetStatusName(err), (int)err);
 }
 
-bp_status bp_cuda_count_devices(int *count)
+bp_status bp_cuda_count_devices(int *count, cudaError_t *why)
 {
     int n = 0;
     cudaError_t err = cudaGetDeviceCount(&n);
+    if (why != NULL)
+        *why = err;
     if (err == cudaSuccess) {
         *count = n;
         return BP_OK;
     }
     /* No device, no driver, or a driver that cannot start: no GPU here. */
     *count = 0;
-    cudaGetLastError(); /* clear it, so later calls do not report it again */
+    (void)cudaGetLastError(); /* clear it, so later calls do not report it again */
     if (err == cudaErrorNoDevice || err == cudaErrorInsufficientDriver ||
         err == cudaErrorInitializationError || err == cudaErrorNotSupported ||
         err == cudaErrorSystemNotReady || err == cudaErrorSystemDriverMismatch ||
@@ -43,19 +45,32 @@ bp_status bp_cuda_count_devices(int *count)
     return bp_cuda_status(err, "cudaGetDeviceCount");
 }
 
+bp_status bp_cuda_no_device(const char *who, cudaError_t why)
+{
+    if (why == cudaSuccess)
+        return bp_fail(BP_ERR_NO_DEVICE,
+                       "%s: no CUDA device: the CUDA driver reports 0 devices", who);
+    return bp_fail(BP_ERR_NO_DEVICE,
+                   "%s: no CUDA device: cudaGetDeviceCount gave %s (%s); the CUDA backend needs "
+                   "an NVIDIA GPU and a driver that supports CUDA %d.%d",
+                   who, cudaGetErrorName(why), cudaGetErrorString(why), CUDART_VERSION / 1000,
+                   CUDART_VERSION % 1000 / 10);
+}
+
 bp_status bp_cuda_device_count(int *count)
 {
     BP_CHECK_PTR("bp_cuda_device_count", count);
-    return bp_cuda_count_devices(count);
+    return bp_cuda_count_devices(count, NULL);
 }
 
 bp_status bp_cuda_device_info(int ordinal, bp_device_info *out)
 {
     BP_CHECK_PTR("bp_cuda_device_info", out);
     int n = 0;
-    BP_TRY(bp_cuda_count_devices(&n));
+    cudaError_t why = cudaSuccess;
+    BP_TRY(bp_cuda_count_devices(&n, &why));
     if (n == 0)
-        return bp_fail(BP_ERR_NO_DEVICE, "bp_cuda_device_info: no CUDA device");
+        return bp_cuda_no_device("bp_cuda_device_info", why);
     if (ordinal < 0 || ordinal >= n)
         return bp_fail(BP_ERR_INVALID_ARGUMENT,
                        "bp_cuda_device_info: device %d is out of range (0..%d)", ordinal, n - 1);

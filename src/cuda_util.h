@@ -16,7 +16,13 @@ bp_status bp_cublas_status(cublasStatus_t err, const char *call);
 #define BP_CUDA_LAUNCH(kernel, err) bp_cuda_status((err), "launching the " kernel " kernel")
 
 /* Number of usable devices: BP_OK with 0 when there is no device or no
- * driver; another status for other failures. */
-bp_status bp_cuda_count_devices(int *count);
+ * driver, and then *why (when not NULL) is the error cudaGetDeviceCount
+ * gave (cudaSuccess when it reported zero devices); another status for
+ * other failures. */
+bp_status bp_cuda_count_devices(int *count, cudaError_t *why);
+
+/* BP_ERR_NO_DEVICE with a message that says "no CUDA device", who asked
+ * and what the runtime said (why from bp_cuda_count_devices). */
+bp_status bp_cuda_no_device(const char *who, cudaError_t why);
 
 #endif
