@@ -172,7 +172,13 @@ BP_API void bp_network_config_init(bp_network_config *cfg);
  * counter-based generator keyed by (seed, layer, index): He uniform
  * (limit sqrt(6/n_in)) for relu and leaky relu layers, Glorot uniform
  * (limit sqrt(6/(n_in+n_out))) for the others; biases zero. The same seed
- * gives bit-identical parameters on every backend and thread count. */
+ * gives bit-identical parameters on every backend and thread count.
+ *
+ * Reproducibility of training: the same network, seed, data and batches
+ * give bit-identical results run after run on the same backend, device
+ * model and BLAS thread count (no atomics in any reduction). A different
+ * OpenBLAS thread count (OPENBLAS_NUM_THREADS) or GPU model may round the
+ * GEMMs differently; results then agree to rounding, not bit for bit. */
 BP_API bp_status bp_network_create(const bp_network_config *cfg, bp_network **out);
 
 /* Frees a network and everything it allocated. NULL is a no-op. Buffers
