@@ -36,12 +36,73 @@ typedef struct cuda_ctx {
     int next;
 } cuda_ctx;
 
+/* Each operation makes the network's device current and afterwards gives
+ * the calling thread back the device it had, so that a host application
+ * that works on another GPU (or networks on several) never finds its
+ * current device changed by the library. One cudaGetDevice per operation
+ * when the device is already current. */
+typedef struct device_guard {
+    int previous;
+    int switched;
+} device_guard;
+
+static bp_status enter_device(int device, device_guard *g)
+{
+    g->switched = 0;
+    g->previous = device;
+    BP_TRY(BP_CUDA_CHECK(cudaGetDevice(&g->previous)));
+    if (g->previous != device) {
+        BP_TRY(BP_CUDA_CHECK(cudaSetDevice(device)));
+        g->switched = 1;
+    }
+    return BP_OK;
+}
+
+/* Restores the caller's device; returns st, or the restore's failure when
+ * st was BP_OK. */
+static bp_status leave_device(const device_guard *g, bp_status st)
+{
+    if (!g->switched)
+        return st;
+    cudaError_t err = cudaSetDevice(g->previous);
+    if (err != cudaSuccess && st == BP_OK)
+        return bp_cuda_status(err, "cudaSetDevice (giving the caller its device back)");
+    return st;
+}
+
+/* The same for the calls that cannot fail (destroy, release): no status,
+ * no message; they leave no error behind for a later call to find.
+ * quiet_enter returns whether it switched. */
+static int quiet_enter(int device, int *previous)
+{
+    if (cudaGetDevice(previous) != cudaSuccess || *previous == device)
+        return 0;
+    return cudaSetDevice(device) == cudaSuccess;
+}
+
+static void quiet_leave(int switched, int previous)
+{
+    if (switched)
+        (void)cudaSetDevice(previous);
+    (void)cudaGetLastError();
+}
+
+/* Runs `expr` (a bp_status) with the context's device current. */
+#define ON_DEVICE(c, expr)                                                                        \
+    do {                                                                                          \
+        device_guard guard_;                                                                      \
+        BP_TRY(enter_device((c)->device, &guard_));                                               \
+        bp_status on_device_status_ = (expr);                                                     \
+        return leave_device(&guard_, on_device_status_);                                          \
+    } while (0)
+
 static void cuda_ctx_destroy(void *p)
 {
     cuda_ctx *c = p;
     if (c == NULL)
         return;
-    cudaSetDevice(c->device);
+    int previous = c->device;
+    int switched = quiet_enter(c->device, &previous);
     if (c->stream != NULL)
         cudaStreamSynchronize(c->stream);
     for (int i = 0; i < 2; i++) {
@@ -57,6 +118,7 @@ static void cuda_ctx_destroy(void *p)
     if (c->own_stream && c->stream != NULL)
         cudaStreamDestroy(c->stream);
     free(c);
+    quiet_leave(switched, previous);
 }
 
 static bp_status cuda_ctx_create(const bp_network_config *cfg, size_t staging_bytes, void **out)
@@ -75,14 +137,17 @@ static bp_status cuda_ctx_create(const bp_network_config *cfg, size_t staging_by
     c->device = cfg->device;
     c->math_mode = cfg->math_mode;
     c->staging_bytes = staging_bytes;
-    bp_status st = BP_CUDA_CHECK(cudaSetDevice(c->device));
-    if (st == BP_OK) {
-        if (cfg->cuda_stream != NULL) {
-            c->stream = (cudaStream_t)cfg->cuda_stream;
-        } else {
-            st = BP_CUDA_CHECK(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
-            c->own_stream = st == BP_OK;
-        }
+    device_guard g;
+    bp_status st = enter_device(c->device, &g);
+    if (st != BP_OK) {
+        free(c);
+        return st;
+    }
+    if (cfg->cuda_stream != NULL) {
+        c->stream = (cudaStream_t)cfg->cuda_stream;
+    } else {
+        st = BP_CUDA_CHECK(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
+        c->own_stream = st == BP_OK;
     }
     if (st == BP_OK)
         st = BP_CUBLAS_CHECK(cublasCreate(&c->blas));
@@ -103,16 +168,14 @@ static bp_status cuda_ctx_create(const bp_network_config *cfg, size_t staging_by
     }
     if (st != BP_OK) {
         cuda_ctx_destroy(c);
-        return st;
+        return leave_device(&g, st);
     }
     *out = c;
-    return BP_OK;
+    return leave_device(&g, BP_OK);
 }
 
-static bp_status cuda_alloc(void *p, size_t bytes, void **ptr)
+static bp_status alloc_on_device(cuda_ctx *c, size_t bytes, void **ptr)
 {
-    cuda_ctx *c = p;
-    BP_TRY(BP_CUDA_CHECK(cudaSetDevice(c->device)));
     void *d = NULL;
     cudaError_t err = cudaMalloc(&d, bytes);
     if (err != cudaSuccess) {
@@ -137,20 +200,24 @@ static bp_status cuda_alloc(void *p, size_t bytes, void **ptr)
     return BP_OK;
 }
 
+static bp_status cuda_alloc(void *p, size_t bytes, void **ptr)
+{
+    cuda_ctx *c = p;
+    ON_DEVICE(c, alloc_on_device(c, bytes, ptr));
+}
+
 static void cuda_release(void *p, void *ptr)
 {
     cuda_ctx *c = p;
-    cudaSetDevice(c->device);
+    int previous = c->device;
+    int switched = quiet_enter(c->device, &previous);
     cudaStreamSynchronize(c->stream);
     cudaFree(ptr);
+    quiet_leave(switched, previous);
 }
 
-static bp_status cuda_upload(void *p, void *dst, const void *src, size_t bytes)
+static bp_status upload_on_device(cuda_ctx *c, void *dst, const void *src, size_t bytes)
 {
-    cuda_ctx *c = p;
-    if (bytes == 0)
-        return BP_OK;
-    BP_TRY(BP_CUDA_CHECK(cudaSetDevice(c->device)));
     if (bytes > c->staging_bytes) {
         /* Larger than a staging area (parameters, data sets): synchronous. */
         BP_TRY(BP_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c->stream)));
@@ -167,14 +234,26 @@ static bp_status cuda_upload(void *p, void *dst, const void *src, size_t bytes)
     return BP_CUDA_CHECK(cudaEventRecord(c->staged[i], c->stream));
 }
 
+static bp_status cuda_upload(void *p, void *dst, const void *src, size_t bytes)
+{
+    cuda_ctx *c = p;
+    if (bytes == 0)
+        return BP_OK;
+    ON_DEVICE(c, upload_on_device(c, dst, src, bytes));
+}
+
+static bp_status download_on_device(cuda_ctx *c, void *dst, const void *src, size_t bytes)
+{
+    BP_TRY(BP_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, c->stream)));
+    return BP_CUDA_CHECK(cudaStreamSynchronize(c->stream));
+}
+
 static bp_status cuda_download(void *p, void *dst, const void *src, size_t bytes)
 {
     cuda_ctx *c = p;
     if (bytes == 0)
         return BP_OK;
-    BP_TRY(BP_CUDA_CHECK(cudaSetDevice(c->device)));
-    BP_TRY(BP_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, c->stream)));
-    return BP_CUDA_CHECK(cudaStreamSynchronize(c->stream));
+    ON_DEVICE(c, download_on_device(c, dst, src, bytes));
 }
 
 static bp_status cuda_copy(void *p, void *dst, const void *src, size_t bytes)
@@ -182,30 +261,26 @@ static bp_status cuda_copy(void *p, void *dst, const void *src, size_t bytes)
     cuda_ctx *c = p;
     if (bytes == 0)
         return BP_OK;
-    BP_TRY(BP_CUDA_CHECK(cudaSetDevice(c->device)));
-    return BP_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, c->stream));
+    ON_DEVICE(c,
+              BP_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, c->stream)));
 }
 
 static bp_status cuda_zero(void *p, void *dst, size_t bytes)
 {
     cuda_ctx *c = p;
-    BP_TRY(BP_CUDA_CHECK(cudaSetDevice(c->device)));
-    return BP_CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, c->stream));
+    ON_DEVICE(c, BP_CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, c->stream)));
 }
 
 static bp_status cuda_sync(void *p)
 {
     cuda_ctx *c = p;
-    BP_TRY(BP_CUDA_CHECK(cudaSetDevice(c->device)));
-    return BP_CUDA_CHECK(cudaStreamSynchronize(c->stream));
+    ON_DEVICE(c, BP_CUDA_CHECK(cudaStreamSynchronize(c->stream)));
 }
 
-static bp_status cuda_gemm(void *p, bp_dtype dt, int trans_a, int trans_b, int m, int n, int k,
-                           double alpha, const void *a, int lda, const void *b, int ldb,
-                           double beta, void *cm, int ldc)
+static bp_status gemm_on_device(cuda_ctx *c, bp_dtype dt, int trans_a, int trans_b, int m, int n,
+                                int k, double alpha, const void *a, int lda, const void *b,
+                                int ldb, double beta, void *cm, int ldc)
 {
-    cuda_ctx *c = p;
-    BP_TRY(BP_CUDA_CHECK(cudaSetDevice(c->device)));
     cublasOperation_t ta = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasOperation_t tb = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
     if (dt == BP_F64)
@@ -222,22 +297,30 @@ static bp_status cuda_gemm(void *p, bp_dtype dt, int trans_a, int trans_b, int m
                                         CUBLAS_GEMM_DEFAULT));
 }
 
+static bp_status cuda_gemm(void *p, bp_dtype dt, int trans_a, int trans_b, int m, int n, int k,
+                           double alpha, const void *a, int lda, const void *b, int ldb,
+                           double beta, void *cm, int ldc)
+{
+    cuda_ctx *c = p;
+    ON_DEVICE(c, gemm_on_device(c, dt, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, cm,
+                                ldc));
+}
+
 static int dtype_code(bp_dtype dt) { return dt == BP_F32 ? 0 : 1; }
 
 static bp_status cuda_bias_act(void *p, bp_dtype dt, int act, double slope, const void *bias,
                                void *z, void *a, int n, int batch)
 {
     cuda_ctx *c = p;
-    BP_TRY(BP_CUDA_CHECK(cudaSetDevice(c->device)));
-    return BP_CUDA_LAUNCH("bias_act", bp_launch_bias_act(c->stream, dtype_code(dt), act, slope,
-                                                         bias, z, a, n, batch));
+    ON_DEVICE(c, BP_CUDA_LAUNCH("bias_act", bp_launch_bias_act(c->stream, dtype_code(dt), act,
+                                                               slope, bias, z, a, n, batch)));
 }
 
 static bp_status cuda_softmax(void *p, bp_dtype dt, const void *z, void *a, int n, int batch)
 {
     cuda_ctx *c = p;
-    BP_TRY(BP_CUDA_CHECK(cudaSetDevice(c->device)));
-    return BP_CUDA_LAUNCH("softmax", bp_launch_softmax(c->stream, dtype_code(dt), z, a, n, batch));
+    ON_DEVICE(c, BP_CUDA_LAUNCH("softmax",
+                                bp_launch_softmax(c->stream, dtype_code(dt), z, a, n, batch)));
 }
 
 static bp_status cuda_output_delta(void *p, bp_dtype dt, int loss, int act, double slope,
@@ -246,58 +329,59 @@ static bp_status cuda_output_delta(void *p, bp_dtype dt, int loss, int act, doub
                                    int batch)
 {
     cuda_ctx *c = p;
-    BP_TRY(BP_CUDA_CHECK(cudaSetDevice(c->device)));
-    return BP_CUDA_LAUNCH("output_delta",
-                          bp_launch_output_delta(c->stream, dtype_code(dt), loss, act, slope, z, a,
-                                                 y, labels, d, sample_loss, n, batch));
+    ON_DEVICE(c, BP_CUDA_LAUNCH("output_delta",
+                                bp_launch_output_delta(c->stream, dtype_code(dt), loss, act, slope,
+                                                       z, a, y, labels, d, sample_loss, n, batch)));
 }
 
 static bp_status cuda_hadamard_delta(void *p, bp_dtype dt, int act, double slope, const void *z,
                                      const void *a, void *d, size_t count)
 {
     cuda_ctx *c = p;
-    BP_TRY(BP_CUDA_CHECK(cudaSetDevice(c->device)));
-    return BP_CUDA_LAUNCH("hadamard_delta", bp_launch_hadamard_delta(c->stream, dtype_code(dt),
-                                                                     act, slope, z, a, d, count));
+    ON_DEVICE(c, BP_CUDA_LAUNCH("hadamard_delta",
+                                bp_launch_hadamard_delta(c->stream, dtype_code(dt), act, slope, z,
+                                                         a, d, count)));
 }
 
 static bp_status cuda_bias_grad(void *p, bp_dtype dt, const void *d, void *db, int n, int batch)
 {
     cuda_ctx *c = p;
-    BP_TRY(BP_CUDA_CHECK(cudaSetDevice(c->device)));
-    return BP_CUDA_LAUNCH("bias_grad",
-                          bp_launch_bias_grad(c->stream, dtype_code(dt), d, db, n, batch));
+    ON_DEVICE(c, BP_CUDA_LAUNCH("bias_grad",
+                                bp_launch_bias_grad(c->stream, dtype_code(dt), d, db, n, batch)));
 }
 
 static bp_status cuda_loss_mean(void *p, bp_dtype dt, const void *sample_loss, int batch,
                                 double *out)
 {
     cuda_ctx *c = p;
-    BP_TRY(BP_CUDA_CHECK(cudaSetDevice(c->device)));
-    return BP_CUDA_LAUNCH("loss_mean",
-                          bp_launch_loss_mean(c->stream, dtype_code(dt), sample_loss, batch, out));
+    ON_DEVICE(c, BP_CUDA_LAUNCH("loss_mean", bp_launch_loss_mean(c->stream, dtype_code(dt),
+                                                                 sample_loss, batch, out)));
 }
 
 static bp_status cuda_sgd(void *p, bp_dtype dt, void *w, const void *g, void *buf, size_t count,
                           const bp_sgd *o, int first)
 {
     cuda_ctx *c = p;
-    BP_TRY(BP_CUDA_CHECK(cudaSetDevice(c->device)));
-    return BP_CUDA_LAUNCH("sgd", bp_launch_sgd(c->stream, dtype_code(dt), w, g, buf, count, o->lr,
-                                               o->momentum, o->dampening, o->weight_decay,
-                                               o->nesterov, first));
+    ON_DEVICE(c, BP_CUDA_LAUNCH("sgd", bp_launch_sgd(c->stream, dtype_code(dt), w, g, buf, count,
+                                                     o->lr, o->momentum, o->dampening,
+                                                     o->weight_decay, o->nesterov, first)));
+}
+
+static bp_status gather_on_device(cuda_ctx *c, void *dst, const void *src, const int32_t *rows,
+                                  int batch, size_t row_bytes)
+{
+    if (rows == NULL)
+        return BP_CUDA_CHECK(cudaMemcpyAsync(dst, src, (size_t)batch * row_bytes,
+                                             cudaMemcpyDeviceToDevice, c->stream));
+    return BP_CUDA_LAUNCH("gather_rows",
+                          bp_launch_gather_rows(c->stream, dst, src, rows, batch, row_bytes));
 }
 
 static bp_status cuda_gather_rows(void *p, void *dst, const void *src, const int32_t *rows,
                                   int batch, size_t row_bytes)
 {
     cuda_ctx *c = p;
-    BP_TRY(BP_CUDA_CHECK(cudaSetDevice(c->device)));
-    if (rows == NULL)
-        return BP_CUDA_CHECK(cudaMemcpyAsync(dst, src, (size_t)batch * row_bytes,
-                                             cudaMemcpyDeviceToDevice, c->stream));
-    return BP_CUDA_LAUNCH("gather_rows",
-                          bp_launch_gather_rows(c->stream, dst, src, rows, batch, row_bytes));
+    ON_DEVICE(c, gather_on_device(c, dst, src, rows, batch, row_bytes));
 }
 
 const bp_backend_ops bp_cuda_backend_ops = {

@@ -388,6 +388,44 @@ TEST(CudaStreams, CallerStreamAndGraphCapture)
 #endif
 }
 
+// The library never changes which device the calling thread has current:
+// a host application working on device 1 keeps device 1 while it trains a
+// network on device 0.
+TEST(CudaDevices, CallerKeepsItsCurrentDevice)
+{
+    BPT_SKIP_IF_UNAVAILABLE(BP_BACKEND_CUDA);
+#ifndef BP_TEST_CUDA_RUNTIME
+    GTEST_SKIP() << "this test binary was built without the CUDA runtime headers "
+                    "(tests/cuda.cmake is not included by tests/CMakeLists.txt)";
+#else
+    if (cuda_devices() < 2)
+        GTEST_SKIP() << "needs two CUDA devices (this machine has " << cuda_devices() << ")";
+    ASSERT_EQ(cudaSetDevice(1), cudaSuccess);
+    {
+        bpt::Spec s;
+        s.sizes = {4, 6, 2};
+        s.acts = {BP_ACT_TANH, BP_ACT_IDENTITY};
+        s.backend = BP_BACKEND_CUDA; // device 0
+        bpt::Net net = s.create();
+        ASSERT_TRUE(net);
+        bpt::Batch b = bpt::random_batch(s, 4, 1);
+        bp_sgd opt;
+        bp_sgd_init(&opt);
+        double loss = 0;
+        ASSERT_EQ(bp_network_train_step(net.get(), b.x.data(), b.targets(), 4, &opt, &loss),
+                  BP_OK)
+            << bp_last_error();
+        int current = -1;
+        EXPECT_EQ(cudaGetDevice(&current), cudaSuccess);
+        EXPECT_EQ(current, 1) << "after a training step";
+    }
+    int current = -1;
+    EXPECT_EQ(cudaGetDevice(&current), cudaSuccess);
+    EXPECT_EQ(current, 1) << "after freeing the network";
+    EXPECT_EQ(cudaSetDevice(0), cudaSuccess);
+#endif
+}
+
 TEST(CudaDevices, InfoDescribesEachDevice)
 {
     BPT_SKIP_IF_UNAVAILABLE(BP_BACKEND_CUDA);
