@@ -145,6 +145,17 @@ static bp_status cuda_ctx_create(const bp_network_config *cfg, size_t staging_by
     }
     if (cfg->cuda_stream != NULL) {
         c->stream = (cudaStream_t)cfg->cuda_stream;
+#if CUDART_VERSION >= 12080
+        /* A stream of another device would fail at the first launch with
+         * "invalid resource handle"; say so now. */
+        int stream_device = -1;
+        st = BP_CUDA_CHECK(cudaStreamGetDevice(c->stream, &stream_device));
+        if (st == BP_OK && stream_device != c->device)
+            st = bp_fail(BP_ERR_INVALID_ARGUMENT,
+                         "bp_network_create: cuda_stream belongs to CUDA device %d, not to device "
+                         "%d where the network is to live (config field 'device')",
+                         stream_device, c->device);
+#endif
     } else {
         st = BP_CUDA_CHECK(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
         c->own_stream = st == BP_OK;

@@ -6,7 +6,7 @@
 #include "test_util.h"
 
 #ifdef BP_TEST_CUDA_RUNTIME
-#include <cuda_runtime.h> // for the caller-stream and CUDA graph cases (tests/cuda.cmake)
+#include <cuda_runtime.h> // the caller-stream, graph and current-device cases (tests/cuda.cmake)
 #endif
 
 namespace {
@@ -303,60 +303,127 @@ TEST(CudaErrors, OutOfDeviceMemoryIsAStatusAndRecoverable)
     EXPECT_TRUE(std::isfinite(loss));
 }
 
+#ifndef BP_TEST_CUDA_RUNTIME
+#define BPT_SKIP_WITHOUT_RUNTIME()                                                                 \
+    GTEST_SKIP() << "this test binary does not call the CUDA runtime itself (tests/cuda.cmake "    \
+                    "gives it the runtime's headers and library)"
+#else
+#define BPT_SKIP_WITHOUT_RUNTIME() (void)0
+#endif
+
+// The same small classification set as device buffers, for the stream cases.
+struct StreamSetup {
+    bpt::Spec s;
+    bpt::Batch all;
+    bp_sgd opt;
+    static const int n = 20;
+    StreamSetup()
+    {
+        s.sizes = {12, 32, 4};
+        s.acts = {BP_ACT_TANH, BP_ACT_IDENTITY};
+        s.loss = BP_LOSS_CROSS_ENTROPY;
+        s.dtype = BP_F64;
+        s.backend = BP_BACKEND_CUDA;
+        s.max_batch = n;
+        all = bpt::random_batch(s, n, 8);
+        bp_sgd_init(&opt); // plain SGD: a captured step replays its first-step flag
+        opt.lr = 0.1;
+    }
+    size_t x_bytes() const { return (size_t)n * 12 * sizeof(double); }
+    size_t y_bytes() const { return (size_t)n * sizeof(int32_t); }
+};
+
 // A stream the caller hands in: the network runs on it, gives the results of
-// a network on its own stream, and leaves it alive when freed. A step from
-// device buffers (no row list, no loss read) can be captured whole in a
-// CUDA graph on it: no allocation, no synchronisation, a fixed cuBLAS
-// workspace. Replaying the graph continues training exactly.
-TEST(CudaStreams, CallerStreamAndGraphCapture)
+// a network on its own stream (host arrays and device buffers alike), and
+// leaves the stream alive when freed.
+TEST(CudaStreams, CallerStreamGivesTheSameResultsAndSurvives)
 {
     BPT_SKIP_IF_UNAVAILABLE(BP_BACKEND_CUDA);
-#ifndef BP_TEST_CUDA_RUNTIME
-    GTEST_SKIP() << "this test binary was built without the CUDA runtime headers "
-                    "(tests/cuda.cmake is not included by tests/CMakeLists.txt)";
-#else
+    BPT_SKIP_WITHOUT_RUNTIME();
+#ifdef BP_TEST_CUDA_RUNTIME
+    StreamSetup t;
+    int device = 0; // the stream is made on the current device: the network lives there
+    ASSERT_EQ(cudaGetDevice(&device), cudaSuccess);
     cudaStream_t stream = nullptr;
     ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
-    bpt::Spec s;
-    s.sizes = {12, 32, 4};
-    s.acts = {BP_ACT_TANH, BP_ACT_IDENTITY};
-    s.loss = BP_LOSS_CROSS_ENTROPY;
-    s.dtype = BP_F64;
-    s.backend = BP_BACKEND_CUDA;
-    s.max_batch = 20;
-    const int n = 20;
-    bpt::Batch all = bpt::random_batch(s, n, 8);
-    bp_sgd opt; // plain SGD: a captured step replays its first-step flag
-    bp_sgd_init(&opt);
-    opt.lr = 0.1;
     {
-        bp_network_config cfg = s.config();
+        bp_network_config cfg = t.s.config();
         cfg.cuda_stream = stream;
+        cfg.device = device;
         bp_network *raw = nullptr;
         ASSERT_EQ(bp_network_create(&cfg, &raw), BP_OK) << bp_last_error();
-        bpt::Net mine(raw), own = s.create();
+        bpt::Net mine(raw), own = t.s.create();
         ASSERT_TRUE(own);
-        size_t x_bytes = (size_t)n * 12 * sizeof(double), y_bytes = (size_t)n * sizeof(int32_t);
         bp_buffer *x = nullptr, *y = nullptr;
-        ASSERT_EQ(bp_buffer_create(mine.get(), x_bytes, &x), BP_OK);
-        ASSERT_EQ(bp_buffer_create(mine.get(), y_bytes, &y), BP_OK);
-        ASSERT_EQ(bp_buffer_upload(x, 0, all.x.data(), x_bytes), BP_OK);
-        ASSERT_EQ(bp_buffer_upload(y, 0, all.targets(), y_bytes), BP_OK);
-
-        // One ordinary step each (it also loads every kernel before capture).
-        ASSERT_EQ(bp_network_train_step(own.get(), all.x.data(), all.targets(), n, &opt, nullptr),
-                  BP_OK);
-        ASSERT_EQ(bp_network_train_step_buffer(mine.get(), x, y, nullptr, n, &opt, nullptr), BP_OK)
-            << bp_last_error();
+        ASSERT_EQ(bp_buffer_create(mine.get(), t.x_bytes(), &x), BP_OK);
+        ASSERT_EQ(bp_buffer_create(mine.get(), t.y_bytes(), &y), BP_OK);
+        ASSERT_EQ(bp_buffer_upload(x, 0, t.all.x.data(), t.x_bytes()), BP_OK);
+        ASSERT_EQ(bp_buffer_upload(y, 0, t.all.targets(), t.y_bytes()), BP_OK);
+        for (int step = 0; step < 4; step++) {
+            ASSERT_EQ(bp_network_train_step(own.get(), t.all.x.data(), t.all.targets(), t.n,
+                                            &t.opt, nullptr),
+                      BP_OK);
+            bp_status st = step % 2 ? bp_network_train_step_buffer(mine.get(), x, y, nullptr, t.n,
+                                                                   &t.opt, nullptr)
+                                    : bp_network_train_step(mine.get(), t.all.x.data(),
+                                                            t.all.targets(), t.n, &t.opt, nullptr);
+            ASSERT_EQ(st, BP_OK) << bp_last_error();
+        }
         ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
         for (int l = 1; l <= 2; l++)
-            EXPECT_TRUE(bpt::get_weights(own.get(), s, l)
-                            .bytes_equal(bpt::get_weights(mine.get(), s, l)))
-                << "layer " << l << " after one step on the caller's stream";
+            EXPECT_TRUE(bpt::get_weights(own.get(), t.s, l)
+                            .bytes_equal(bpt::get_weights(mine.get(), t.s, l)))
+                << "layer " << l;
+        bp_buffer_free(x);
+        bp_buffer_free(y);
+    }
+    // The network is gone; the caller's stream is not.
+    EXPECT_EQ(cudaStreamQuery(stream), cudaSuccess);
+    EXPECT_EQ(cudaStreamDestroy(stream), cudaSuccess);
+#endif
+}
+
+// A step from device buffers (no row list, no loss read) can be captured
+// whole in a CUDA graph: no allocation, no synchronisation, a fixed cuBLAS
+// workspace. Replaying the graph continues training exactly.
+TEST(CudaStreams, BufferStepCapturesIntoAGraph)
+{
+    BPT_SKIP_IF_UNAVAILABLE(BP_BACKEND_CUDA);
+#ifndef BP_TEST_CUDA_GRAPHS
+    GTEST_SKIP() << "this test binary does not drive CUDA graphs itself (tests/cuda.cmake gives "
+                    "it the runtime's headers and library)";
+#else
+    StreamSetup t;
+    int device = 0;
+    ASSERT_EQ(cudaGetDevice(&device), cudaSuccess);
+    cudaStream_t stream = nullptr;
+    ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
+    {
+        bp_network_config cfg = t.s.config();
+        cfg.cuda_stream = stream;
+        cfg.device = device;
+        bp_network *raw = nullptr;
+        ASSERT_EQ(bp_network_create(&cfg, &raw), BP_OK) << bp_last_error();
+        bpt::Net mine(raw), own = t.s.create();
+        ASSERT_TRUE(own);
+        bp_buffer *x = nullptr, *y = nullptr;
+        ASSERT_EQ(bp_buffer_create(mine.get(), t.x_bytes(), &x), BP_OK);
+        ASSERT_EQ(bp_buffer_create(mine.get(), t.y_bytes(), &y), BP_OK);
+        ASSERT_EQ(bp_buffer_upload(x, 0, t.all.x.data(), t.x_bytes()), BP_OK);
+        ASSERT_EQ(bp_buffer_upload(y, 0, t.all.targets(), t.y_bytes()), BP_OK);
+
+        // One ordinary step each (it also loads every kernel before capture).
+        ASSERT_EQ(bp_network_train_step(own.get(), t.all.x.data(), t.all.targets(), t.n, &t.opt,
+                                        nullptr),
+                  BP_OK);
+        ASSERT_EQ(bp_network_train_step_buffer(mine.get(), x, y, nullptr, t.n, &t.opt, nullptr),
+                  BP_OK)
+            << bp_last_error();
+        ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
 
         // Capture one step; during capture nothing runs.
         ASSERT_EQ(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), cudaSuccess);
-        bp_status st = bp_network_train_step_buffer(mine.get(), x, y, nullptr, n, &opt, nullptr);
+        bp_status st = bp_network_train_step_buffer(mine.get(), x, y, nullptr, t.n, &t.opt, nullptr);
         std::string msg = bp_last_error();
         cudaGraph_t graph = nullptr;
         cudaError_t end = cudaStreamEndCapture(stream, &graph);
@@ -367,14 +434,14 @@ TEST(CudaStreams, CallerStreamAndGraphCapture)
         const int replays = 3;
         for (int i = 0; i < replays; i++) {
             ASSERT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess);
-            ASSERT_EQ(bp_network_train_step(own.get(), all.x.data(), all.targets(), n, &opt,
-                                            nullptr),
+            ASSERT_EQ(bp_network_train_step(own.get(), t.all.x.data(), t.all.targets(), t.n,
+                                            &t.opt, nullptr),
                       BP_OK);
         }
         ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
         for (int l = 1; l <= 2; l++)
-            EXPECT_LT(bpt::max_rel_diff(bpt::get_weights(own.get(), s, l),
-                                        bpt::get_weights(mine.get(), s, l)),
+            EXPECT_LT(bpt::max_rel_diff(bpt::get_weights(own.get(), t.s, l),
+                                        bpt::get_weights(mine.get(), t.s, l)),
                       1e-12)
                 << "layer " << l << " after " << replays << " graph replays";
         EXPECT_EQ(cudaGraphExecDestroy(exec), cudaSuccess);
@@ -382,8 +449,6 @@ TEST(CudaStreams, CallerStreamAndGraphCapture)
         bp_buffer_free(x);
         bp_buffer_free(y);
     }
-    // The networks are gone; the caller's stream is not.
-    EXPECT_EQ(cudaStreamQuery(stream), cudaSuccess);
     EXPECT_EQ(cudaStreamDestroy(stream), cudaSuccess);
 #endif
 }
@@ -394,10 +459,8 @@ TEST(CudaStreams, CallerStreamAndGraphCapture)
 TEST(CudaDevices, CallerKeepsItsCurrentDevice)
 {
     BPT_SKIP_IF_UNAVAILABLE(BP_BACKEND_CUDA);
-#ifndef BP_TEST_CUDA_RUNTIME
-    GTEST_SKIP() << "this test binary was built without the CUDA runtime headers "
-                    "(tests/cuda.cmake is not included by tests/CMakeLists.txt)";
-#else
+    BPT_SKIP_WITHOUT_RUNTIME();
+#ifdef BP_TEST_CUDA_RUNTIME
     if (cuda_devices() < 2)
         GTEST_SKIP() << "needs two CUDA devices (this machine has " << cuda_devices() << ")";
     ASSERT_EQ(cudaSetDevice(1), cudaSuccess);
@@ -418,7 +481,31 @@ TEST(CudaDevices, CallerKeepsItsCurrentDevice)
         int current = -1;
         EXPECT_EQ(cudaGetDevice(&current), cudaSuccess);
         EXPECT_EQ(current, 1) << "after a training step";
+        // And the network's memory is on its device, not the current one.
+        bp_buffer *buf = nullptr;
+        ASSERT_EQ(bp_buffer_create(net.get(), 64, &buf), BP_OK) << bp_last_error();
+        void *ptr = nullptr;
+        ASSERT_EQ(bp_buffer_data(buf, &ptr), BP_OK);
+        cudaPointerAttributes attr;
+        ASSERT_EQ(cudaPointerGetAttributes(&attr, ptr), cudaSuccess);
+        EXPECT_EQ(attr.device, 0);
+        bp_buffer_free(buf);
     }
+#if CUDART_VERSION >= 12080
+    // A stream of device 1 for a network on device 0 is refused up front.
+    cudaStream_t stream1 = nullptr;
+    ASSERT_EQ(cudaStreamCreateWithFlags(&stream1, cudaStreamNonBlocking), cudaSuccess);
+    bpt::Spec s;
+    s.sizes = {2, 2};
+    s.acts = {BP_ACT_IDENTITY};
+    s.backend = BP_BACKEND_CUDA;
+    bp_network_config cfg = s.config();
+    cfg.cuda_stream = stream1;
+    bp_network *other = reinterpret_cast<bp_network *>(0x1);
+    EXPECT_FAILS(bp_network_create(&cfg, &other), BP_ERR_INVALID_ARGUMENT, "cuda_stream");
+    EXPECT_EQ(other, nullptr);
+    EXPECT_EQ(cudaStreamDestroy(stream1), cudaSuccess);
+#endif
     int current = -1;
     EXPECT_EQ(cudaGetDevice(&current), cudaSuccess);
     EXPECT_EQ(current, 1) << "after freeing the network";
