@@ -1,21 +1,29 @@
 # CUDA specifics of the test suites, included by tests/CMakeLists.txt after
 # test_core is defined:  include(${CMAKE_CURRENT_SOURCE_DIR}/cuda.cmake OPTIONAL)
+#
+# Three things:
+#  1. test_core (which holds tests/test_cuda.cpp, and which gpu_check.sh runs
+#     under compute-sanitizer) gets the CUDA runtime for the cases that call
+#     it themselves: a caller's stream, a CUDA graph, the caller's device.
+#  2. test_kernels_emulated: the kernels of kernels/elementwise.cu compiled
+#     as plain C++ against a stand-in for the runtime and run on the CPU,
+#     against the CPU backend. Needs neither the toolkit nor a GPU.
+#  3. With the toolkit: the emulated GPU. The library built once more with
+#     its CUDA backend unchanged, but linked against cuda_emulation/
+#     fake_cuda.cpp (the runtime and cuBLAS calls it makes, on the CPU, with
+#     asynchronous streams, two devices, graph capture and leak checks)
+#     instead of CUDA, and the emulated kernels; test_core's objects linked
+#     against it. test_core's CUDA cases then run on machines without a GPU:
+#     every line of src/backend_cuda.c that a step runs.
 
-# tests/test_cuda.cpp is part of test_core (one binary, which gpu_check.sh
-# runs under compute-sanitizer). Three of its cases drive the CUDA runtime
-# themselves (a caller's stream, a CUDA graph, the caller's current device);
-# they need the runtime's headers and library, and without them they skip
-# and say so.
 if(BP_HAVE_CUDA AND TARGET test_core)
   target_link_libraries(test_core PRIVATE CUDA::cudart_static)
-  target_compile_definitions(test_core PRIVATE BP_TEST_CUDA_RUNTIME=1)
+  target_compile_definitions(test_core PRIVATE BP_TEST_CUDA_RUNTIME=1 BP_TEST_CUDA_GRAPHS=1)
 endif()
 
-# The kernels of kernels/elementwise.cu compiled as plain C++ against a
-# stand-in for the CUDA runtime (cuda_emulation/cuda_runtime.h) and run on
-# the CPU, compared with the CPU backend: with or without the toolkit, with
-# or without a GPU. Kernel launches `k<<<grid, block, 0, stream>>>(args)`
-# are rewritten to `bp_emu_launch(stream, k, grid, block, args)`.
+# ---- 2. the kernels, emulated ------------------------------------------------
+# Each launch `k<<<grid, block, 0, stream>>>(args)` is rewritten to
+# `bp_emu_launch(stream, k, grid, block, args)` (cuda_emulation/cuda_runtime.h).
 set(bp_kernels_cu ${PROJECT_SOURCE_DIR}/kernels/elementwise.cu)
 set(bp_kernels_emulated ${CMAKE_CURRENT_BINARY_DIR}/elementwise_emulated.cpp)
 file(READ ${bp_kernels_cu} bp_kernels_text)
@@ -24,7 +32,7 @@ string(REGEX REPLACE "([A-Za-z_][A-Za-z_0-9]*<[A-Za-z_0-9 ]+>)<<<([^>]*), 0, str
 string(FIND "${bp_kernels_text}" "<<<" bp_unconverted)
 if(NOT bp_unconverted EQUAL -1)
   message(FATAL_ERROR "tests/cuda.cmake: a kernel launch in ${bp_kernels_cu} is not of the form "
-                      "name<T><<<grid, block, 0, stream>>>(...), which the emulated test rewrites")
+                      "name<T><<<grid, block, 0, stream>>>(...), which the emulation rewrites")
 endif()
 file(CONFIGURE OUTPUT ${bp_kernels_emulated} CONTENT "${bp_kernels_text}" @ONLY)
 set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${bp_kernels_cu})
@@ -35,3 +43,52 @@ target_include_directories(test_kernels_emulated BEFORE PRIVATE
 target_compile_definitions(test_kernels_emulated PRIVATE
                            BP_EMU_KERNELS_SOURCE="${bp_kernels_emulated}")
 target_link_libraries(test_kernels_emulated PRIVATE Threads::Threads)
+
+# ---- 3. the emulated GPU -------------------------------------------------------
+if(BP_HAVE_CUDA AND TARGET test_core AND TARGET backprop_objects)
+  # The library's own sources, less the real kernels.
+  get_target_property(bp_emu_lib_sources backprop_objects SOURCES)
+  list(FILTER bp_emu_lib_sources EXCLUDE REGEX "\\.cu$")
+  list(TRANSFORM bp_emu_lib_sources PREPEND "${PROJECT_SOURCE_DIR}/" REGEX "^[^/]")
+
+  # The kernels against the stand-in runtime (its own target: it must not
+  # see the real cuda_runtime.h), their launches queued on the fake streams.
+  add_library(bp_emulated_kernels OBJECT cuda_emulation/emulated_kernels_lib.cpp)
+  target_include_directories(bp_emulated_kernels BEFORE PRIVATE
+                             ${CMAKE_CURRENT_SOURCE_DIR}/cuda_emulation ${PROJECT_SOURCE_DIR}/kernels)
+  target_compile_definitions(bp_emulated_kernels PRIVATE BP_EMU_FIBERS=1
+                             BP_EMU_KERNELS_SOURCE="${bp_kernels_emulated}")
+  target_compile_options(bp_emulated_kernels PRIVATE ${BP_CXX_WARNINGS})
+
+  add_library(backprop_emulated_gpu STATIC ${bp_emu_lib_sources} cuda_emulation/fake_cuda.cpp
+                                           $<TARGET_OBJECTS:bp_emulated_kernels>)
+  target_include_directories(backprop_emulated_gpu
+    PUBLIC ${PROJECT_SOURCE_DIR}/include
+    PRIVATE ${PROJECT_SOURCE_DIR}/src ${CUDAToolkit_INCLUDE_DIRS})
+  target_compile_definitions(backprop_emulated_gpu PRIVATE BP_HAVE_CUDA=1)
+  target_compile_options(backprop_emulated_gpu PRIVATE $<$<COMPILE_LANGUAGE:C>:${BP_WARNINGS}>
+                                                       $<$<COMPILE_LANGUAGE:CXX>:${BP_CXX_WARNINGS}>)
+  target_link_libraries(backprop_emulated_gpu PUBLIC ${BLAS_LIBRARIES} ZLIB::ZLIB Threads::Threads m)
+
+  # test_core's own object files, linked against it instead of CUDA (the
+  # runtime calls the tests make themselves go to the fake too).
+  add_executable(test_core_emulated_gpu $<TARGET_OBJECTS:test_core>)
+  target_link_libraries(test_core_emulated_gpu PRIVATE backprop_emulated_gpu GTest::gtest
+                                                       GTest::gtest_main ZLIB::ZLIB)
+
+  # The CUDA cases (the CPU ones already run in test_core), with device 0
+  # current as usual, and again with device 1 current: the backend must
+  # switch to its network's device for every call and give device 1 back.
+  # In two parts, to run side by side. Left out: the long training run and
+  # the 4-layer gradient checks, whose thousands of steps add minutes here
+  # and nothing the other cases lack.
+  set(bp_emu_cuda_cases "*cuda*:*Cuda*:-*SeparatesTwoSpirals*:*GradCheck*4layers*")
+  add_test(NAME emulated_gpu.compare_backends
+           COMMAND test_core_emulated_gpu "--gtest_filter=Cases/CpuVsGpu.*")
+  add_test(NAME emulated_gpu.cuda_cases
+           COMMAND test_core_emulated_gpu "--gtest_filter=${bp_emu_cuda_cases}")
+  add_test(NAME emulated_gpu.cuda_cases_device1_current
+           COMMAND test_core_emulated_gpu
+                   "--gtest_filter=Backends/*cuda*:CudaTraining.*:CudaStreams.*:CudaErrors.*:CudaDevices.*:Cases/CpuVsGpu.*_7_3_5:-*SeparatesTwoSpirals*")
+  set_tests_properties(emulated_gpu.cuda_cases_device1_current PROPERTIES ENVIRONMENT BP_EMU_DEVICE=1)
+endif()

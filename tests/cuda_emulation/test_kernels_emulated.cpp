@@ -29,20 +29,12 @@ extern "C" {
 #define bp_launch_loss_mean emu_loss_mean
 #define bp_launch_sgd emu_sgd
 #define bp_launch_gather_rows emu_gather_rows
-#include BP_EMU_KERNELS_SOURCE
+#include "emulated_kernels.h"
 
 namespace {
 
 const bp_backend_ops &cpu = bp_cpu_backend_ops;
 
-// The kernels with a barrier run as real threads (cuda_runtime.h).
-const bool barrier_kernels_registered = [] {
-    bp_emu_register_barrier_kernel(bias_grad_kernel<float>);
-    bp_emu_register_barrier_kernel(bias_grad_kernel<double>);
-    bp_emu_register_barrier_kernel(loss_mean_kernel<float>);
-    bp_emu_register_barrier_kernel(loss_mean_kernel<double>);
-    return true;
-}();
 
 template <typename T> struct Real;
 template <> struct Real<float> {
@@ -174,7 +166,7 @@ TYPED_TEST(EmulatedKernels, HadamardDeltaMatchesCpuBitForBit)
 TYPED_TEST(EmulatedKernels, BiasGradientAgreesAndRepeats)
 {
     using T = TypeParam;
-    ASSERT_TRUE(barrier_kernels_registered);
+    ASSERT_TRUE(bp_emu_barrier_kernels_registered);
     // Up to three column tiles of 32 and five row passes of 32 lanes: every
     // path of the kernel (partial tiles, rows not a multiple of 32), kept
     // small because each emulated block is 1024 real threads.

@@ -1,0 +1,18 @@
+// emulated_kernels.h — kernels/elementwise.cu as rewritten by tests/cuda.cmake
+// (launches become bp_emu_launch calls), compiled against cuda_runtime.h here,
+// with the kernels that use __syncthreads() registered as such.
+#pragma once
+
+#include BP_EMU_KERNELS_SOURCE
+
+namespace {
+
+const bool bp_emu_barrier_kernels_registered = [] {
+    bp_emu_register_barrier_kernel(bias_grad_kernel<float>);
+    bp_emu_register_barrier_kernel(bias_grad_kernel<double>);
+    bp_emu_register_barrier_kernel(loss_mean_kernel<float>);
+    bp_emu_register_barrier_kernel(loss_mean_kernel<double>);
+    return true;
+}();
+
+} // namespace

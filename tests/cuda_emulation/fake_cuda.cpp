@@ -1,0 +1,804 @@
+// fake_cuda.cpp — the CUDA runtime and cuBLAS calls that src/backend_cuda.c
+// and src/cuda_devices.c make, implemented on the CPU, so that the library's
+// CUDA backend (its host code unchanged, its kernels through
+// cuda_runtime.h's emulation) runs the whole test suite on machines without
+// a GPU: the "emulated GPU" build of tests/cuda.cmake.
+//
+// It is strict where a real GPU would be, so that the host code's mistakes
+// show here:
+//  - Streams are asynchronous: copies, memsets, kernels and GEMMs are queued
+//    and run only when something waits (a stream or event synchronisation, a
+//    copy to pageable host memory, cudaFree). A copy out of pinned memory
+//    reads it when it runs, so refilling a staging area too early is caught;
+//    a copy out of pageable memory takes its bytes at the call, as CUDA does.
+//  - Two devices; device 0 is current at start (BP_EMU_DEVICE=1 makes it
+//    device 1). A kernel launched into a stream, or a GEMM through a handle,
+//    of a device that is not current fails, as on a GPU.
+//  - Fresh device memory is filled with 0xCD, not zeros.
+//  - Copies, memsets and GEMM operands must lie inside one device
+//    allocation; 16 GiB per device; failures set the last error as CUDA does.
+//  - Stream capture records a CUDA graph that can be replayed; while a thread
+//    captures, it may not allocate or free, and the capturing stream may not
+//    be waited for (the capture is then invalidated), as with
+//    cudaStreamCaptureModeThreadLocal on a GPU.
+//  - At exit, device memory, pinned memory, streams, events, cuBLAS handles
+//    or graphs still alive are reported and the process fails.
+// GEMMs run on CBLAS; TF32 and BF16 compute types round their inputs to 10
+// and 7 mantissa bits (round to nearest even) before an FP32 product.
+#include <cblas.h>
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <vector>
+
+namespace {
+
+const int kDevices = 2;
+const size_t kDeviceMemory = (size_t)16 << 30;
+
+struct Graph {
+    std::vector<std::function<void()>> ops;
+};
+
+struct Stream {
+    int device;
+    std::deque<std::function<void()>> pending;
+    Graph *capture = nullptr; // recording into, while capturing
+    bool capture_invalid = false;
+};
+
+struct Event {
+    Stream *stream = nullptr; // last recorded on
+    bool done = true;
+    bool captured = false; // recorded into a graph
+};
+
+struct Handle {
+    int device;
+    Stream *stream = nullptr; // nullptr: the device's default stream
+    cublasMath_t math = CUBLAS_DEFAULT_MATH;
+};
+
+struct State {
+    std::recursive_mutex mu;
+    std::map<char *, size_t> device_mem[kDevices];
+    size_t device_used[kDevices] = {0, 0};
+    std::map<char *, size_t> pinned;
+    std::set<Stream *> streams;
+    std::set<Event *> events;
+    std::set<Handle *> handles;
+    std::set<Graph *> graphs, execs;
+    Stream default_stream[kDevices] = {{0, {}, nullptr, false}, {1, {}, nullptr, false}};
+
+    ~State()
+    {
+        size_t dev = device_mem[0].size() + device_mem[1].size();
+        size_t g = graphs.size() + execs.size();
+        if (dev + pinned.size() + streams.size() + events.size() + handles.size() + g == 0)
+            return;
+        std::fprintf(stderr,
+                     "fake CUDA: at exit, still alive: %zu device allocations, %zu pinned host "
+                     "allocations, %zu streams, %zu events, %zu cuBLAS handles, %zu graphs\n",
+                     dev, pinned.size(), streams.size(), events.size(), handles.size(), g);
+        std::_Exit(3);
+    }
+};
+
+State &state()
+{
+    static State s;
+    return s;
+}
+
+int initial_device()
+{
+    const char *v = std::getenv("BP_EMU_DEVICE");
+    return v && (v[0] == '0' || v[0] == '1') && v[1] == '\0' ? v[0] - '0' : 0;
+}
+
+thread_local int current_device = initial_device();
+thread_local cudaError_t last_error = cudaSuccess;
+thread_local Stream *capturing = nullptr; // the stream this thread captures on
+
+cudaError_t fail(cudaError_t e)
+{
+    last_error = e;
+    return e;
+}
+
+// A call that capture forbids: it fails and spoils the capture.
+cudaError_t forbidden_in_capture()
+{
+    capturing->capture_invalid = true;
+    return fail(cudaErrorStreamCaptureUnsupported);
+}
+
+// Work for a stream: queued, or recorded into the graph it captures.
+void submit(Stream *st, std::function<void()> op)
+{
+    if (st->capture)
+        st->capture->ops.push_back(std::move(op));
+    else
+        st->pending.push_back(std::move(op));
+}
+
+// The allocation of any device holding [p, p + bytes), or -1.
+int device_of(const void *p, size_t bytes)
+{
+    State &s = state();
+    const char *c = static_cast<const char *>(p);
+    for (int d = 0; d < kDevices; d++) {
+        auto it = s.device_mem[d].upper_bound(const_cast<char *>(c));
+        if (it == s.device_mem[d].begin())
+            continue;
+        --it;
+        if (c >= it->first && bytes <= it->second && (size_t)(c - it->first) <= it->second - bytes)
+            return d;
+    }
+    return -1;
+}
+
+bool is_pinned(const void *p)
+{
+    State &s = state();
+    const char *c = static_cast<const char *>(p);
+    auto it = s.pinned.upper_bound(const_cast<char *>(c));
+    if (it == s.pinned.begin())
+        return false;
+    --it;
+    return (size_t)(c - it->first) < it->second;
+}
+
+void run_until(Stream *st, const Event *e)
+{
+    while (!st->pending.empty() && !(e && e->done)) {
+        std::function<void()> op = std::move(st->pending.front());
+        st->pending.pop_front();
+        op();
+    }
+}
+
+void run_all()
+{
+    State &s = state();
+    for (Stream *st : s.streams)
+        run_until(st, nullptr);
+    for (Stream &st : s.default_stream)
+        run_until(&st, nullptr);
+}
+
+// The stream an operation goes to: a live stream, or the current device's
+// default stream for 0.
+Stream *stream_of(cudaStream_t h)
+{
+    State &s = state();
+    if (h == nullptr)
+        return &s.default_stream[current_device];
+    Stream *st = reinterpret_cast<Stream *>(h);
+    return s.streams.count(st) ? st : nullptr;
+}
+
+float round_mantissa(float x, int bits)
+{
+    uint32_t u;
+    std::memcpy(&u, &x, 4);
+    int drop = 23 - bits;
+    uint32_t half = (1u << (drop - 1)) - 1 + ((u >> drop) & 1u);
+    u = (u + half) & ~((1u << drop) - 1);
+    std::memcpy(&x, &u, 4);
+    return x;
+}
+
+CBLAS_TRANSPOSE cblas_op(cublasOperation_t op) { return op == CUBLAS_OP_N ? CblasNoTrans : CblasTrans; }
+
+// cuBLAS's argument checks, and the operands inside device memory.
+cublasStatus_t check_gemm(Handle *h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                          const void *a, int lda, const void *b, int ldb, const void *c, int ldc,
+                          size_t es, Stream **out)
+{
+    State &s = state();
+    if (!s.handles.count(h))
+        return CUBLAS_STATUS_NOT_INITIALIZED;
+    if (h->device != current_device)
+        return CUBLAS_STATUS_EXECUTION_FAILED; // a handle of another device
+    if (m < 0 || n < 0 || k < 0 || lda < std::max(1, ta == CUBLAS_OP_N ? m : k) ||
+        ldb < std::max(1, tb == CUBLAS_OP_N ? k : n) || ldc < std::max(1, m))
+        return CUBLAS_STATUS_INVALID_VALUE;
+    if (m == 0 || n == 0)
+        return CUBLAS_STATUS_SUCCESS;
+    int a_cols = ta == CUBLAS_OP_N ? k : m, a_rows = ta == CUBLAS_OP_N ? m : k;
+    int b_cols = tb == CUBLAS_OP_N ? n : k, b_rows = tb == CUBLAS_OP_N ? k : n;
+    if (k > 0 && (device_of(a, ((size_t)lda * (a_cols - 1) + a_rows) * es) != current_device ||
+                  device_of(b, ((size_t)ldb * (b_cols - 1) + b_rows) * es) != current_device))
+        return CUBLAS_STATUS_INVALID_VALUE;
+    if (device_of(c, ((size_t)ldc * (n - 1) + m) * es) != current_device)
+        return CUBLAS_STATUS_INVALID_VALUE;
+    *out = h->stream ? h->stream : &s.default_stream[h->device];
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+} // namespace
+
+extern "C" {
+
+// ---- the hook of cuda_runtime.h's kernel emulation ----------------------
+
+int bp_emu_enqueue(void *stream, void (*run)(void *), void (*release)(void *), void *arg)
+{
+    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    Stream *st = stream_of(static_cast<cudaStream_t>(stream));
+    if (st == nullptr || st->device != current_device)
+        return fail(cudaErrorInvalidResourceHandle);
+    std::shared_ptr<void> job(arg, release);
+    submit(st, [run, job] { run(job.get()); });
+    return cudaSuccess;
+}
+
+// ---- devices and errors ----------------------------------------------------
+
+cudaError_t cudaGetDeviceCount(int *count)
+{
+    *count = kDevices;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGetDevice(int *device)
+{
+    *device = current_device;
+    return cudaSuccess;
+}
+
+cudaError_t cudaSetDevice(int device)
+{
+    if (device < 0 || device >= kDevices)
+        return fail(cudaErrorInvalidDevice);
+    current_device = device;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *prop, int device)
+{
+    if (device < 0 || device >= kDevices)
+        return fail(cudaErrorInvalidDevice);
+    std::memset(prop, 0, sizeof *prop);
+    std::snprintf(prop->name, sizeof prop->name, "backprop emulated GPU %d", device);
+    prop->totalGlobalMem = kDeviceMemory;
+    prop->major = 9;
+    prop->minor = 0;
+    prop->multiProcessorCount = 4;
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total)
+{
+    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    *total = kDeviceMemory;
+    *free_bytes = kDeviceMemory - state().device_used[current_device];
+    return cudaSuccess;
+}
+
+cudaError_t cudaGetLastError(void)
+{
+    cudaError_t e = last_error;
+    last_error = cudaSuccess;
+    return e;
+}
+
+const char *cudaGetErrorName(cudaError_t e)
+{
+    switch (e) {
+    case cudaSuccess: return "cudaSuccess";
+    case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
+    case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
+    case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
+    case cudaErrorInvalidDevicePointer: return "cudaErrorInvalidDevicePointer";
+    case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
+    case cudaErrorNotReady: return "cudaErrorNotReady";
+    case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
+    case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
+    default: return "cudaErrorUnknown";
+    }
+}
+
+const char *cudaGetErrorString(cudaError_t e)
+{
+    switch (e) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorInvalidDevice: return "invalid device ordinal";
+    case cudaErrorInvalidDevicePointer: return "invalid device pointer";
+    case cudaErrorInvalidResourceHandle: return "invalid resource handle";
+    case cudaErrorNotReady: return "device not ready";
+    case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
+    case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
+    default: return "unknown error";
+    }
+}
+
+// ---- memory ------------------------------------------------------------------
+
+cudaError_t cudaMalloc(void **ptr, size_t bytes)
+{
+    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    if (capturing)
+        return forbidden_in_capture();
+    State &s = state();
+    size_t rounded = (std::max(bytes, (size_t)1) + 255) & ~(size_t)255;
+    if (bytes > kDeviceMemory - s.device_used[current_device])
+        return fail(cudaErrorMemoryAllocation);
+    char *p = static_cast<char *>(std::aligned_alloc(256, rounded));
+    if (p == nullptr)
+        return fail(cudaErrorMemoryAllocation);
+    std::memset(p, 0xCD, rounded);
+    s.device_mem[current_device][p] = bytes;
+    s.device_used[current_device] += bytes;
+    *ptr = p;
+    return cudaSuccess;
+}
+
+cudaError_t cudaFree(void *ptr)
+{
+    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    if (capturing)
+        return forbidden_in_capture();
+    State &s = state();
+    run_all(); // cudaFree waits for the device
+    if (ptr == nullptr)
+        return cudaSuccess;
+    for (int d = 0; d < kDevices; d++) {
+        auto it = s.device_mem[d].find(static_cast<char *>(ptr));
+        if (it != s.device_mem[d].end()) {
+            s.device_used[d] -= it->second;
+            s.device_mem[d].erase(it);
+            std::free(ptr);
+            return cudaSuccess;
+        }
+    }
+    return fail(cudaErrorInvalidDevicePointer);
+}
+
+cudaError_t cudaHostAlloc(void **ptr, size_t bytes, unsigned int flags)
+{
+    (void)flags;
+    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    if (capturing)
+        return forbidden_in_capture();
+    char *p = static_cast<char *>(std::malloc(std::max(bytes, (size_t)1)));
+    if (p == nullptr)
+        return fail(cudaErrorMemoryAllocation);
+    state().pinned[p] = bytes;
+    *ptr = p;
+    return cudaSuccess;
+}
+
+cudaError_t cudaFreeHost(void *ptr)
+{
+    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    if (capturing)
+        return forbidden_in_capture();
+    run_all();
+    if (state().pinned.erase(static_cast<char *>(ptr)) == 0)
+        return fail(cudaErrorInvalidValue);
+    std::free(ptr);
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, enum cudaMemcpyKind kind,
+                            cudaStream_t stream)
+{
+    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    Stream *st = stream_of(stream);
+    if (st == nullptr)
+        return fail(cudaErrorInvalidResourceHandle);
+    if (bytes == 0)
+        return cudaSuccess;
+    bool dst_dev = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
+    bool src_dev = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
+    if (kind == cudaMemcpyHostToHost || kind == cudaMemcpyDefault)
+        return fail(cudaErrorInvalidValue); // the backend names every direction
+    if ((dst_dev && device_of(dst, bytes) < 0) || (src_dev && device_of(src, bytes) < 0))
+        return fail(cudaErrorInvalidValue);
+    bool pageable = (kind == cudaMemcpyHostToDevice && !is_pinned(src)) ||
+                    (kind == cudaMemcpyDeviceToHost && !is_pinned(dst));
+    if (pageable && st->capture)
+        return forbidden_in_capture(); // a graph cannot hold a pageable copy
+    if (kind == cudaMemcpyHostToDevice && pageable) {
+        // Pageable source: its bytes are taken now; the write is queued.
+        auto copy = std::make_shared<std::vector<char>>(static_cast<const char *>(src),
+                                                        static_cast<const char *>(src) + bytes);
+        submit(st, [dst, copy] { std::memcpy(dst, copy->data(), copy->size()); });
+        return cudaSuccess;
+    }
+    if (kind == cudaMemcpyDeviceToHost && pageable) {
+        // Pageable destination: returns once the copy is done.
+        run_until(st, nullptr);
+        std::memcpy(dst, src, bytes);
+        return cudaSuccess;
+    }
+    submit(st, [dst, src, bytes] { std::memmove(dst, src, bytes); });
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemsetAsync(void *dst, int value, size_t bytes, cudaStream_t stream)
+{
+    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    Stream *st = stream_of(stream);
+    if (st == nullptr)
+        return fail(cudaErrorInvalidResourceHandle);
+    if (bytes == 0)
+        return cudaSuccess;
+    if (device_of(dst, bytes) < 0)
+        return fail(cudaErrorInvalidValue);
+    submit(st, [dst, value, bytes] { std::memset(dst, value, bytes); });
+    return cudaSuccess;
+}
+
+// ---- streams and events ---------------------------------------------------
+
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t *stream, unsigned int flags)
+{
+    (void)flags;
+    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    Stream *st = new Stream{current_device, {}};
+    state().streams.insert(st);
+    *stream = reinterpret_cast<cudaStream_t>(st);
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamDestroy(cudaStream_t stream)
+{
+    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    Stream *st = stream_of(stream);
+    if (st == nullptr || stream == nullptr)
+        return fail(cudaErrorInvalidResourceHandle);
+    if (st->capture)
+        return forbidden_in_capture();
+    run_until(st, nullptr);
+    state().streams.erase(st);
+    delete st;
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamSynchronize(cudaStream_t stream)
+{
+    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    Stream *st = stream_of(stream);
+    if (st == nullptr)
+        return fail(cudaErrorInvalidResourceHandle);
+    if (st->capture)
+        return forbidden_in_capture();
+    run_until(st, nullptr);
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamQuery(cudaStream_t stream)
+{
+    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    Stream *st = stream_of(stream);
+    if (st == nullptr)
+        return fail(cudaErrorInvalidResourceHandle);
+    if (st->capture)
+        return forbidden_in_capture();
+    return st->pending.empty() ? cudaSuccess : cudaErrorNotReady;
+}
+
+cudaError_t cudaStreamGetDevice(cudaStream_t stream, int *device)
+{
+    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    Stream *st = stream_of(stream);
+    if (st == nullptr)
+        return fail(cudaErrorInvalidResourceHandle);
+    *device = st->device;
+    return cudaSuccess;
+}
+
+cudaError_t cudaPointerGetAttributes(struct cudaPointerAttributes *attr, const void *ptr)
+{
+    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    std::memset(attr, 0, sizeof *attr);
+    int d = device_of(ptr, 1);
+    attr->type = d >= 0 ? cudaMemoryTypeDevice : is_pinned(ptr) ? cudaMemoryTypeHost
+                                                                  : cudaMemoryTypeUnregistered;
+    attr->device = d >= 0 ? d : -2;
+    attr->devicePointer = d >= 0 ? const_cast<void *>(ptr) : nullptr;
+    return cudaSuccess;
+}
+
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t *event, unsigned int flags)
+{
+    (void)flags;
+    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    Event *e = new Event;
+    state().events.insert(e);
+    *event = reinterpret_cast<cudaEvent_t>(e);
+    return cudaSuccess;
+}
+
+cudaError_t cudaEventDestroy(cudaEvent_t event)
+{
+    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    Event *e = reinterpret_cast<Event *>(event);
+    if (state().events.erase(e) == 0)
+        return fail(cudaErrorInvalidResourceHandle);
+    if (e->stream && !e->done) // destroying a pending event is allowed; keep the marker valid
+        run_until(e->stream, e);
+    delete e;
+    return cudaSuccess;
+}
+
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream)
+{
+    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    Event *e = reinterpret_cast<Event *>(event);
+    Stream *st = stream_of(stream);
+    if (!state().events.count(e) || st == nullptr)
+        return fail(cudaErrorInvalidResourceHandle);
+    if (st->capture) { // a node of the graph; waiting for it is then an error
+        e->captured = true;
+        submit(st, [e] { e->done = true; });
+        return cudaSuccess;
+    }
+    if (e->stream && !e->done)
+        run_until(e->stream, e); // an earlier recording still pending: let it land first
+    e->stream = st;
+    e->done = false;
+    e->captured = false;
+    st->pending.push_back([e] { e->done = true; });
+    return cudaSuccess;
+}
+
+cudaError_t cudaEventSynchronize(cudaEvent_t event)
+{
+    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    Event *e = reinterpret_cast<Event *>(event);
+    if (!state().events.count(e))
+        return fail(cudaErrorInvalidResourceHandle);
+    if (e->captured && capturing)
+        return forbidden_in_capture();
+    if (e->stream && !e->done)
+        run_until(e->stream, e);
+    return cudaSuccess;
+}
+
+// ---- stream capture and graphs --------------------------------------------
+
+cudaError_t cudaStreamBeginCapture(cudaStream_t stream, enum cudaStreamCaptureMode mode)
+{
+    (void)mode; // every mode forbids waiting for the capturing stream; this thread's
+                // allocations are forbidden as in the thread-local and global modes
+    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    Stream *st = stream_of(stream);
+    if (st == nullptr || stream == nullptr || st->capture || capturing)
+        return fail(cudaErrorInvalidValue);
+    st->capture = new Graph;
+    st->capture_invalid = false;
+    capturing = st;
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t *graph)
+{
+    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    Stream *st = stream_of(stream);
+    if (st == nullptr || st->capture == nullptr)
+        return fail(cudaErrorInvalidValue);
+    Graph *g = st->capture;
+    st->capture = nullptr;
+    capturing = nullptr;
+    *graph = nullptr;
+    if (st->capture_invalid) {
+        delete g;
+        return fail(cudaErrorStreamCaptureInvalidated);
+    }
+    state().graphs.insert(g);
+    *graph = reinterpret_cast<cudaGraph_t>(g);
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsigned long long flags)
+{
+    (void)flags;
+    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    Graph *g = reinterpret_cast<Graph *>(graph);
+    if (!state().graphs.count(g))
+        return fail(cudaErrorInvalidValue);
+    Graph *x = new Graph(*g);
+    state().execs.insert(x);
+    *exec = reinterpret_cast<cudaGraphExec_t>(x);
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream)
+{
+    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    Graph *x = reinterpret_cast<Graph *>(exec);
+    Stream *st = stream_of(stream);
+    if (!state().execs.count(x) || st == nullptr)
+        return fail(cudaErrorInvalidValue);
+    for (const std::function<void()> &op : x->ops)
+        submit(st, op);
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec)
+{
+    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    Graph *x = reinterpret_cast<Graph *>(exec);
+    if (state().execs.erase(x) == 0)
+        return fail(cudaErrorInvalidValue);
+    delete x;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphDestroy(cudaGraph_t graph)
+{
+    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    Graph *g = reinterpret_cast<Graph *>(graph);
+    if (state().graphs.erase(g) == 0)
+        return fail(cudaErrorInvalidValue);
+    delete g;
+    return cudaSuccess;
+}
+
+// ---- cuBLAS ------------------------------------------------------------------
+
+cublasStatus_t cublasCreate(cublasHandle_t *handle)
+{
+    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    Handle *h = new Handle{current_device};
+    state().handles.insert(h);
+    *handle = reinterpret_cast<cublasHandle_t>(h);
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasDestroy(cublasHandle_t handle)
+{
+    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    Handle *h = reinterpret_cast<Handle *>(handle);
+    if (state().handles.erase(h) == 0)
+        return CUBLAS_STATUS_NOT_INITIALIZED;
+    delete h;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasSetStream(cublasHandle_t handle, cudaStream_t stream)
+{
+    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    Handle *h = reinterpret_cast<Handle *>(handle);
+    if (!state().handles.count(h))
+        return CUBLAS_STATUS_NOT_INITIALIZED;
+    h->stream = stream ? stream_of(stream) : nullptr;
+    return stream && h->stream == nullptr ? CUBLAS_STATUS_INVALID_VALUE : CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasSetWorkspace(cublasHandle_t handle, void *workspace, size_t bytes)
+{
+    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    if (!state().handles.count(reinterpret_cast<Handle *>(handle)))
+        return CUBLAS_STATUS_NOT_INITIALIZED;
+    if (bytes > 0 && (device_of(workspace, bytes) < 0 || (uintptr_t)workspace % 256 != 0))
+        return CUBLAS_STATUS_INVALID_VALUE;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasSetMathMode(cublasHandle_t handle, cublasMath_t mode)
+{
+    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    Handle *h = reinterpret_cast<Handle *>(handle);
+    if (!state().handles.count(h))
+        return CUBLAS_STATUS_NOT_INITIALIZED;
+    h->math = mode;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, int m,
+                           int n, int k, const float *alpha, const float *a, int lda,
+                           const float *b, int ldb, const float *beta, float *c, int ldc)
+{
+    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    Stream *st = nullptr;
+    cublasStatus_t s = check_gemm(reinterpret_cast<Handle *>(handle), ta, tb, m, n, k, a, lda, b,
+                                  ldb, c, ldc, sizeof(float), &st);
+    if (s != CUBLAS_STATUS_SUCCESS || st == nullptr)
+        return s;
+    float al = *alpha, be = *beta;
+    submit(st, [=] {
+        cblas_sgemm(CblasColMajor, cblas_op(ta), cblas_op(tb), m, n, k, al, a, lda, b, ldb, be, c,
+                    ldc);
+    });
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasDgemm(cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, int m,
+                           int n, int k, const double *alpha, const double *a, int lda,
+                           const double *b, int ldb, const double *beta, double *c, int ldc)
+{
+    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    Stream *st = nullptr;
+    cublasStatus_t s = check_gemm(reinterpret_cast<Handle *>(handle), ta, tb, m, n, k, a, lda, b,
+                                  ldb, c, ldc, sizeof(double), &st);
+    if (s != CUBLAS_STATUS_SUCCESS || st == nullptr)
+        return s;
+    double al = *alpha, be = *beta;
+    submit(st, [=] {
+        cblas_dgemm(CblasColMajor, cblas_op(ta), cblas_op(tb), m, n, k, al, a, lda, b, ldb, be, c,
+                    ldc);
+    });
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb,
+                            int m, int n, int k, const void *alpha, const void *a,
+                            cudaDataType a_type, int lda, const void *b, cudaDataType b_type,
+                            int ldb, const void *beta, void *c, cudaDataType c_type, int ldc,
+                            cublasComputeType_t compute, cublasGemmAlgo_t algo)
+{
+    (void)algo;
+    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    if (a_type != CUDA_R_32F || b_type != CUDA_R_32F || c_type != CUDA_R_32F)
+        return CUBLAS_STATUS_NOT_SUPPORTED;
+    int bits = compute == CUBLAS_COMPUTE_32F_FAST_TF32  ? 10
+               : compute == CUBLAS_COMPUTE_32F_FAST_16BF ? 7
+               : compute == CUBLAS_COMPUTE_32F           ? 23
+                                                         : -1;
+    if (bits < 0)
+        return CUBLAS_STATUS_NOT_SUPPORTED;
+    Stream *st = nullptr;
+    cublasStatus_t s = check_gemm(reinterpret_cast<Handle *>(handle), ta, tb, m, n, k, a, lda, b,
+                                  ldb, c, ldc, sizeof(float), &st);
+    if (s != CUBLAS_STATUS_SUCCESS || st == nullptr)
+        return s;
+    float al = *static_cast<const float *>(alpha), be = *static_cast<const float *>(beta);
+    const float *fa = static_cast<const float *>(a), *fb = static_cast<const float *>(b);
+    float *fc = static_cast<float *>(c);
+    size_t na = (size_t)lda * (ta == CUBLAS_OP_N ? k : m), nb = (size_t)ldb * (tb == CUBLAS_OP_N ? n : k);
+    submit(st, [=] {
+        std::vector<float> ra(fa, fa + na), rb(fb, fb + nb);
+        if (bits < 23) {
+            for (float &x : ra)
+                x = round_mantissa(x, bits);
+            for (float &x : rb)
+                x = round_mantissa(x, bits);
+        }
+        cblas_sgemm(CblasColMajor, cblas_op(ta), cblas_op(tb), m, n, k, al, ra.data(), lda,
+                    rb.data(), ldb, be, fc, ldc);
+    });
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+const char *cublasGetStatusName(cublasStatus_t s)
+{
+    switch (s) {
+    case CUBLAS_STATUS_SUCCESS: return "CUBLAS_STATUS_SUCCESS";
+    case CUBLAS_STATUS_NOT_INITIALIZED: return "CUBLAS_STATUS_NOT_INITIALIZED";
+    case CUBLAS_STATUS_INVALID_VALUE: return "CUBLAS_STATUS_INVALID_VALUE";
+    case CUBLAS_STATUS_EXECUTION_FAILED: return "CUBLAS_STATUS_EXECUTION_FAILED";
+    case CUBLAS_STATUS_NOT_SUPPORTED: return "CUBLAS_STATUS_NOT_SUPPORTED";
+    default: return "CUBLAS_STATUS_INTERNAL_ERROR";
+    }
+}
+
+const char *cublasGetStatusString(cublasStatus_t s)
+{
+    switch (s) {
+    case CUBLAS_STATUS_SUCCESS: return "success";
+    case CUBLAS_STATUS_NOT_INITIALIZED: return "the library was not initialized";
+    case CUBLAS_STATUS_INVALID_VALUE: return "an invalid value was used as an argument";
+    case CUBLAS_STATUS_EXECUTION_FAILED: return "the GPU program failed to execute";
+    case CUBLAS_STATUS_NOT_SUPPORTED: return "the functionality requested is not supported";
+    default: return "an internal operation failed";
+    }
+}
+
+} // extern "C"
