@@ -78,13 +78,20 @@ bp_status bp_batch_load_buffers(const char *fn, bp_network *net, const bp_buffer
     return BP_OK;
 }
 
-bp_status bp_batch_store_output(const char *fn, bp_network *net, bp_buffer *out, int batch)
+bp_status bp_batch_check_output(const char *fn, const bp_network *net, const bp_buffer *out,
+                                int batch)
 {
-    int L = net->desc.n_layers;
-    size_t bytes = (size_t)batch * (size_t)net->sizes[L] * net->esize;
+    size_t bytes = (size_t)batch * (size_t)net->sizes[net->desc.n_layers] * net->esize;
     if (out->bytes < bytes)
         return bp_fail(BP_ERR_INVALID_ARGUMENT,
                        "%s: the output buffer holds %zu bytes, the batch's outputs need %zu", fn,
                        out->bytes, bytes);
+    return BP_OK;
+}
+
+bp_status bp_batch_store_output(bp_network *net, bp_buffer *out, int batch)
+{
+    int L = net->desc.n_layers;
+    size_t bytes = (size_t)batch * (size_t)net->sizes[L] * net->esize;
     return net->ops->copy(net->ctx, out->ptr, net->a[L], bytes);
 }

@@ -11,11 +11,15 @@ bp_status bp_batch_load_host(const char *fn, bp_network *net, const void *x, con
  * (NULL: rows 0..batch-1); targets may be NULL. Indices are checked. */
 bp_status bp_batch_load_buffers(const char *fn, bp_network *net, const bp_buffer *x,
                                 const bp_buffer *targets, const int32_t *rows, int batch);
-/* a^L of the last forward pass into out at offset 0. */
-bp_status bp_batch_store_output(const char *fn, bp_network *net, bp_buffer *out, int batch);
+/* Checks out can hold [batch, n_L]; then stores a^L of the last forward
+ * pass into it at offset 0. */
+bp_status bp_batch_check_output(const char *fn, const bp_network *net, const bp_buffer *out,
+                                int batch);
+bp_status bp_batch_store_output(bp_network *net, bp_buffer *out, int batch);
 
-/* The two halves of a step, on a loaded batch (train.c). */
+/* The parts of a step, in order, on a loaded batch (train.c). */
 bp_status bp_forward_pass(bp_network *net, int B);
+bp_status bp_output_pass(bp_network *net, int B); /* output delta and loss */
 bp_status bp_backward_pass(bp_network *net, int B);
 
 #endif

@@ -27,11 +27,19 @@ static bp_status set_param(bp_network *net, size_t index, double value)
     return net->ops->upload(net->ctx, bp_at(net->params, index, net->esize), src, net->esize);
 }
 
+/* The mean batch loss at the current parameters (no gradients). */
 static bp_status loss_at(bp_network *net, int batch, double *loss)
 {
     BP_TRY(bp_forward_pass(net, batch));
-    BP_TRY(bp_backward_pass(net, batch));
+    BP_TRY(bp_output_pass(net, batch));
     return net->ops->download(net->ctx, loss, net->loss, sizeof(double));
+}
+
+/* Loss and backprop gradients at the current parameters. */
+static bp_status gradients_at(bp_network *net, int batch, double *loss)
+{
+    BP_TRY(loss_at(net, batch, loss));
+    return bp_backward_pass(net, batch);
 }
 
 static bp_status check_layer(bp_network *net, int batch, int l, const bp_gradcheck_config *cfg,
@@ -99,7 +107,7 @@ bp_status bp_network_gradcheck(bp_network *net, const void *x, const void *targe
     st = bp_batch_load_host(fn, net, x, targets, batch);
     double loss0 = 0.0;
     if (st == BP_OK)
-        st = loss_at(net, batch, &loss0);
+        st = gradients_at(net, batch, &loss0);
     if (st == BP_OK)
         st = net->ops->download(net->ctx, params, net->params, bytes);
     if (st == BP_OK)
@@ -111,7 +119,7 @@ bp_status bp_network_gradcheck(bp_network *net, const void *x, const void *targe
     if (st == BP_OK)
         st = net->ops->upload(net->ctx, net->params, params, bytes);
     if (st == BP_OK)
-        st = loss_at(net, batch, &loss0);
+        st = gradients_at(net, batch, &loss0);
 done:
     free(params);
     free(grads);

@@ -59,25 +59,31 @@ bp_status bp_forward_pass(bp_network *net, int B)
     return BP_OK;
 }
 
-/* Backward pass, after a forward pass of the same batch with its targets
- * loaded:
+/* Output delta and loss, after a forward pass of the same batch with its
+ * targets loaded:
  *   delta^L = dL/da^L (.) sigma_L'(z^L)   (a^L - y for the fused losses)
- *   dL/dW^l = delta^l (a^{l-1})^T,  dL/db^l = sum over the batch of delta^l
- *   delta^{l-1} = ((W^l)^T delta^l) (.) sigma_{l-1}'(z^{l-1})
  * The mean batch loss is left in the device double net->loss. */
+bp_status bp_output_pass(bp_network *net, int B)
+{
+    int L = net->desc.n_layers;
+    int ce = net->desc.loss == BP_LOSS_CROSS_ENTROPY;
+    BP_TRY(net->ops->output_delta(net->ctx, net->desc.dtype, (int)net->desc.loss,
+                                  forward_activation(net, L), net->desc.leaky_slope, net->z[L],
+                                  net->a[L], ce ? NULL : net->targets,
+                                  ce ? (const int32_t *)net->targets : NULL, net->d[L],
+                                  net->sample_loss, net->sizes[L], B));
+    return net->ops->loss_mean(net->ctx, net->desc.dtype, net->sample_loss, B, net->loss);
+}
+
+/* Backward pass, after the output pass:
+ *   dL/dW^l = delta^l (a^{l-1})^T,  dL/db^l = sum over the batch of delta^l
+ *   delta^{l-1} = ((W^l)^T delta^l) (.) sigma_{l-1}'(z^{l-1}) */
 bp_status bp_backward_pass(bp_network *net, int B)
 {
     const bp_backend_ops *ops = net->ops;
     bp_dtype dt = net->desc.dtype;
     double slope = net->desc.leaky_slope;
     int L = net->desc.n_layers;
-    int ce = net->desc.loss == BP_LOSS_CROSS_ENTROPY;
-
-    BP_TRY(ops->output_delta(net->ctx, dt, (int)net->desc.loss, forward_activation(net, L), slope,
-                             net->z[L], net->a[L], ce ? NULL : net->targets,
-                             ce ? (const int32_t *)net->targets : NULL, net->d[L],
-                             net->sample_loss, net->sizes[L], B));
-    BP_TRY(ops->loss_mean(net->ctx, dt, net->sample_loss, B, net->loss));
 
     for (int l = L; l >= 1; l--) {
         int n_in = net->sizes[l - 1], n_out = net->sizes[l];
@@ -151,6 +157,7 @@ static bp_status step_loaded(const char *fn, bp_network *net, int B, const bp_sg
                              double *loss)
 {
     BP_TRY(bp_forward_pass(net, B));
+    BP_TRY(bp_output_pass(net, B));
     BP_TRY(bp_backward_pass(net, B));
     if (loss != NULL) {
         BP_TRY(read_loss(net, loss));
@@ -207,9 +214,10 @@ bp_status bp_network_forward_buffer(bp_network *net, const bp_buffer *x, const i
     BP_TRY(bp_network_check_batch(fn, net, batch));
     BP_CHECK_PTR(fn, x);
     BP_CHECK_PTR(fn, out);
+    BP_TRY(bp_batch_check_output(fn, net, out, batch));
     BP_TRY(bp_batch_load_buffers(fn, net, x, NULL, rows, batch));
     BP_TRY(bp_forward_pass(net, batch));
-    return bp_batch_store_output(fn, net, out, batch);
+    return bp_batch_store_output(net, out, batch);
 }
 
 bp_status bp_network_gradients_buffer(bp_network *net, const bp_buffer *x,
