@@ -4,9 +4,10 @@
 #include <string.h>
 
 #include "args.h"
+#include "bp_math.h"
 #include "synthetic.h"
 
-int cli_make_spirals(int n, uint64_t seed, bp_dtype dtype, data *out)
+int cli_make_spirals(int n, uint64_t seed, bp_dtype dtype, loaded_data *out)
 {
     memset(out, 0, sizeof *out);
     double *x = malloc(sizeof(double) * 2 * (size_t)n);
@@ -19,9 +20,9 @@ int cli_make_spirals(int n, uint64_t seed, bp_dtype dtype, data *out)
     uint64_t state = seed;
     for (int i = 0; i < n; i++) {
         int c = i % 3;
-        double t = (double)(cli_next_random(&state) >> 11) / 9007199254740992.0;
-        double noise1 = ((double)(cli_next_random(&state) >> 11) / 9007199254740992.0 - 0.5) * 0.04;
-        double noise2 = ((double)(cli_next_random(&state) >> 11) / 9007199254740992.0 - 0.5) * 0.04;
+        double t = bp_unit_uniform(bp_splitmix64_next(&state));
+        double noise1 = (bp_unit_uniform(bp_splitmix64_next(&state)) - 0.5) * 0.04;
+        double noise2 = (bp_unit_uniform(bp_splitmix64_next(&state)) - 0.5) * 0.04;
         double r = 0.1 + 0.9 * t, th = 2.5 * M_PI * t + 2.0 * M_PI * c / 3.0;
         x[2 * i] = r * cos(th) + noise1;
         x[2 * i + 1] = r * sin(th) + noise2;
@@ -30,10 +31,10 @@ int cli_make_spirals(int n, uint64_t seed, bp_dtype dtype, data *out)
         labels[i] = c;
     }
     bp_status st = bp_dataset_create(n, 2, 0, dtype, dtype == BP_F32 ? (void *)xf : (void *)x,
-                                     labels, NULL, &out->ds);
+                                     labels, NULL, &out->dataset);
     free(x), free(xf), free(labels);
     if (st != BP_OK)
         return cli_lib_error("generated data", st);
-    bp_dataset_describe(out->ds, &out->d);
+    bp_dataset_describe(out->dataset, &out->desc);
     return 0;
 }
