@@ -16,10 +16,18 @@ typedef struct model_options {
     int unlabeled;
 } model_options;
 
-/* Loads the model on the chosen device and the data in the model's dtype. */
-static int open_model(const model_options *f, bp_network **net, loaded_data *data,
-                      bp_network_desc *nd)
+/* A saved model on its device, and a data set in the model's dtype. */
+typedef struct model_and_data {
+    bp_network *net;
+    bp_network_desc desc;
+    loaded_data data;
+} model_and_data;
+
+/* Loads the model on the chosen device and the data in the model's dtype.
+ * *m is always safe to close. */
+static int open_model(const model_options *f, model_and_data *m)
 {
+    memset(m, 0, sizeof *m);
     if (f->model_path == NULL)
         return cli_error("--model is required");
     if (f->data_path == NULL)
@@ -34,17 +42,24 @@ static int open_model(const model_options *f, bp_network **net, loaded_data *dat
     base.backend = dev.backend;
     base.device = dev.ordinal;
     base.max_batch = (int)f->batch;
-    bp_status st = bp_model_load(f->model_path, &base, net);
+    bp_status st = bp_model_load(f->model_path, &base, &m->net);
     if (st != BP_OK)
         return cli_lib_error("--model", st);
-    bp_network_describe(*net, nd);
+    bp_network_describe(m->net, &m->desc);
     data_options opt = {f->label_column, f->n_targets, f->unlabeled};
-    if (cli_load_data(f->data_path, nd->dtype, &opt, data) != 0)
+    if (cli_load_data(f->data_path, m->desc.dtype, &opt, &m->data) != 0)
         return -1;
-    if (data->desc.n_features != nd->sizes[0])
+    if (m->data.desc.n_features != m->desc.sizes[0])
         return cli_error("%s: %d features, but the model takes %d inputs", f->data_path,
-                         data->desc.n_features, nd->sizes[0]);
-    return cli_prepare_targets(data, nd->loss, nd->sizes[nd->n_layers], f->data_path);
+                         m->data.desc.n_features, m->desc.sizes[0]);
+    return cli_prepare_targets(&m->data, m->desc.loss, m->desc.sizes[m->desc.n_layers],
+                               f->data_path);
+}
+
+static void close_model(model_and_data *m)
+{
+    cli_data_free(&m->data);
+    bp_network_free(m->net);
 }
 
 #define MODEL_FLAGS(f)                                                                             \
@@ -64,20 +79,17 @@ int cmd_eval(int argc, char **argv)
     int p = cli_parse(&cmd, argc, argv, flags, sizeof flags / sizeof flags[0]);
     if (p != 0)
         return p > 0 ? 0 : 2;
-    bp_network *net = NULL;
-    loaded_data data;
-    memset(&data, 0, sizeof data);
-    bp_network_desc nd;
+    model_and_data m;
     int64_t *confusion = NULL;
     int rc = 1;
-    if (open_model(&f, &net, &data, &nd) != 0)
+    if (open_model(&f, &m) != 0)
         goto out;
-    if (data.targets == NULL) {
+    if (m.data.targets == NULL) {
         cli_error("the data has no labels or targets to evaluate against");
         goto out;
     }
-    int n_out = nd.sizes[nd.n_layers];
-    int classify = data.desc.n_targets == 0;
+    int n_out = m.desc.sizes[m.desc.n_layers];
+    int classify = m.data.desc.n_targets == 0;
     bp_eval_outputs outputs;
     bp_eval_outputs_init(&outputs);
     if (classify) {
@@ -89,9 +101,9 @@ int cmd_eval(int argc, char **argv)
         outputs.confusion = confusion;
     }
     bp_evaluation r;
-    if (cli_evaluate(net, &data, &outputs, &r) != 0)
+    if (cli_evaluate(m.net, &m.data, &outputs, &r) != 0)
         goto out;
-    printf("samples %d\nloss %.6g (%s)\n", r.n_samples, r.loss, bp_loss_name(nd.loss));
+    printf("samples %d\nloss %.6g (%s)\n", r.n_samples, r.loss, bp_loss_name(m.desc.loss));
     if (classify) {
         printf("accuracy %.2f%% (%d/%d)\n\nconfusion matrix (rows: true class, columns: "
                "predicted)\n      ",
@@ -109,8 +121,7 @@ int cmd_eval(int argc, char **argv)
     rc = 0;
 out:
     free(confusion);
-    cli_data_free(&data);
-    bp_network_free(net);
+    close_model(&m);
     return rc;
 }
 
@@ -129,17 +140,15 @@ int cmd_predict(int argc, char **argv)
     int p = cli_parse(&cmd, argc, argv, flags, sizeof flags / sizeof flags[0]);
     if (p != 0)
         return p > 0 ? 0 : 2;
-    bp_network *net = NULL;
-    loaded_data data;
-    memset(&data, 0, sizeof data);
-    bp_network_desc nd;
+    model_and_data m;
     int rc = 1;
     void *probabilities = NULL;
     int32_t *classes = NULL;
-    if (open_model(&f, &net, &data, &nd) != 0)
+    if (open_model(&f, &m) != 0)
         goto out;
-    int n = data.desc.n_samples, n_out = nd.sizes[nd.n_layers];
-    size_t es = bp_dtype_size(nd.dtype);
+    bp_dtype dtype = m.desc.dtype;
+    int n = m.data.desc.n_samples, n_out = m.desc.sizes[m.desc.n_layers];
+    size_t es = bp_dtype_size(dtype);
     probabilities = malloc((size_t)n * (size_t)n_out * es);
     classes = malloc((size_t)n * sizeof *classes);
     if (probabilities == NULL || classes == NULL) {
@@ -151,9 +160,9 @@ int cmd_predict(int argc, char **argv)
     outputs.outputs = probabilities;
     outputs.predictions = classes;
     bp_evaluation r;
-    if (cli_evaluate(net, &data, &outputs, &r) != 0)
+    if (cli_evaluate(m.net, &m.data, &outputs, &r) != 0)
         goto out;
-    int ce = nd.loss == BP_LOSS_CROSS_ENTROPY;
+    int ce = m.desc.loss == BP_LOSS_CROSS_ENTROPY;
     if (ce)
         printf("class");
     for (int j = 0; j < n_out; j++)
@@ -163,15 +172,14 @@ int cmd_predict(int argc, char **argv)
         if (ce)
             printf("%d", (int)classes[i]);
         for (int j = 0; j < n_out; j++)
-            printf("%s%.*g", ce || j ? "," : "", nd.dtype == BP_F32 ? 9 : 17,
-                   cli_real_get(nd.dtype, probabilities, (size_t)i * (size_t)n_out + (size_t)j));
+            printf("%s%.*g", ce || j ? "," : "", dtype == BP_F32 ? 9 : 17,
+                   cli_real_get(dtype, probabilities, (size_t)i * (size_t)n_out + (size_t)j));
         printf("\n");
     }
     rc = fflush(stdout) == 0 ? 0 : 1;
 out:
     free(probabilities);
     free(classes);
-    cli_data_free(&data);
-    bp_network_free(net);
+    close_model(&m);
     return rc;
 }
