@@ -475,17 +475,17 @@ typedef struct bp_evaluation {
 } bp_evaluation;
 
 /* Optional per-sample results of an evaluation; each field may be NULL. */
-typedef struct bp_eval_outputs {
+typedef struct bp_evaluation_outputs {
     void *outputs;        /* [n, n_L] a^L in the network's dtype (softmax or
                              sigmoid probabilities for ce and bce) */
     int32_t *predictions; /* [n] predicted class: the index of the largest
                              output, the first of equal ones */
     int64_t *confusion;   /* [n_L, n_L] counts, row = label, column =
                              predicted class; zeroed first. Needs labels. */
-} bp_eval_outputs;
+} bp_evaluation_outputs;
 
 /* Sets every field to NULL. */
-BP_API void bp_eval_outputs_init(bp_eval_outputs *out);
+BP_API void bp_evaluation_outputs_init(bp_evaluation_outputs *out);
 
 /* Evaluates the network on n host samples: x [n, n_0]; targets in the
  * loss's form (int32 labels [n] for cross-entropy, reals [n, n_L]
@@ -499,11 +499,12 @@ BP_API void bp_eval_outputs_init(bp_eval_outputs *out);
  * Leaves the parameters, the gradients and the optimizer state untouched
  * (no backward pass, no update). It overwrites the network's step state:
  * after it, bp_network_get_layer_state gives z^l and a^l of the last chunk
- * and delta^L no longer belongs to the last backward pass. Allocates host
- * memory for two chunks of n_L reals per call, none per chunk. */
+ * and delta^L no longer belongs to the last backward pass. Allocates at
+ * most two chunks of [max_batch, n_L] host reals per call, none per chunk,
+ * and nothing on the device. */
 BP_API bp_status bp_network_evaluate(bp_network *net, const void *x, const void *targets,
                                      const int32_t *labels, int n,
-                                     const bp_eval_outputs *outputs, bp_evaluation *result);
+                                     const bp_evaluation_outputs *outputs, bp_evaluation *result);
 
 /* bp_network_evaluate over a data set in the network's dtype with n_0
  * features. Classification data (labels) scores the accuracy; its loss
@@ -512,7 +513,7 @@ BP_API bp_status bp_network_evaluate(bp_network *net, const void *x, const void 
  * accuracy; cross-entropy on it is an error. Unlabeled data has neither
  * (outputs and predictions only). */
 BP_API bp_status bp_network_evaluate_dataset(bp_network *net, const bp_dataset *ds,
-                                             const bp_eval_outputs *outputs,
+                                             const bp_evaluation_outputs *outputs,
                                              bp_evaluation *result);
 
 #ifdef __cplusplus

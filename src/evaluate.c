@@ -39,11 +39,13 @@ typedef struct evaluation {
     const int32_t *labels;  /* [n] class labels, or NULL: no accuracy */
     target_source source;
     int n;
-    bp_eval_outputs out;    /* the caller's optional arrays (NULL fields) */
-    void *scratch;          /* one chunk of a^L and one of one-hot targets */
+    bp_evaluation_outputs out;    /* the caller's optional arrays (NULL fields) */
+    int scoring;            /* predicted classes wanted (labels or predictions) */
+    void *scratch;          /* host chunks: a^L to score, then one-hot targets */
+    size_t outputs_scratch_bytes; /* the first part, 0 when not needed */
 } evaluation;
 
-void bp_eval_outputs_init(bp_eval_outputs *out)
+void bp_evaluation_outputs_init(bp_evaluation_outputs *out)
 {
     if (out == NULL)
         return;
@@ -112,7 +114,9 @@ static bp_status run_chunk(evaluation *e, int start, int b, double *loss_sum, in
     int L = net->desc.n_layers, n_out = net->sizes[L];
     size_t row_bytes = (size_t)n_out * net->esize;
     void *outputs = e->scratch;
-    void *one_hot = (char *)e->scratch + (size_t)net->desc.max_batch * row_bytes;
+    void *one_hot = NULL;
+    if (e->source == TARGETS_ONE_HOT)
+        one_hot = (char *)e->scratch + e->outputs_scratch_bytes;
     BP_TRY(load_chunk(e, start, b, one_hot));
     BP_TRY(bp_forward_pass(net, b));
     if (e->source != TARGETS_NONE) {
@@ -121,13 +125,12 @@ static bp_status run_chunk(evaluation *e, int start, int b, double *loss_sum, in
         BP_TRY(net->ops->download(net->ctx, &chunk_mean, net->loss, sizeof(double)));
         *loss_sum += chunk_mean * (double)b;
     }
-    int scoring = e->labels != NULL || e->out.predictions != NULL;
     if (e->out.outputs != NULL)
         outputs = (char *)e->out.outputs + (size_t)start * row_bytes;
-    else if (!scoring)
+    else if (!e->scoring)
         return BP_OK;
     BP_TRY(net->ops->download(net->ctx, outputs, net->a[L], (size_t)b * row_bytes));
-    for (int i = 0; scoring && i < b; i++) {
+    for (int i = 0; e->scoring && i < b; i++) {
         int predicted = argmax_row(net->desc.dtype, (const char *)outputs + (size_t)i * row_bytes,
                                    n_out);
         if (e->out.predictions != NULL)
@@ -155,21 +158,25 @@ static bp_status evaluate(evaluation *e, bp_evaluation *result)
     if (e->labels != NULL && e->labels != e->targets)
         BP_TRY(check_labels(e, e->labels, "labels"));
 
-    /* Host memory for one chunk of a^L and one of one-hot targets, once
-     * per call: nothing is allocated per chunk. */
+    /* Host memory, once per call and only where needed: a chunk of a^L to
+     * score when the caller keeps no outputs, a chunk of one-hot targets. */
+    e->scoring = e->labels != NULL || e->out.predictions != NULL;
     size_t chunk_bytes = (size_t)net->desc.max_batch * (size_t)n_out * net->esize;
-    e->scratch = malloc(2 * chunk_bytes);
-    if (e->scratch == NULL)
-        return bp_fail(BP_ERR_OUT_OF_MEMORY, "%s: no host memory for two chunks of outputs "
-                       "(%zu bytes)", e->fn, 2 * chunk_bytes);
+    e->outputs_scratch_bytes = e->scoring && e->out.outputs == NULL ? chunk_bytes : 0;
+    size_t scratch_bytes =
+        e->outputs_scratch_bytes + (e->source == TARGETS_ONE_HOT ? chunk_bytes : 0);
+    if (scratch_bytes > 0 && (e->scratch = malloc(scratch_bytes)) == NULL)
+        return bp_fail(BP_ERR_OUT_OF_MEMORY, "%s: no host memory for a chunk of outputs "
+                       "(%zu bytes)", e->fn, scratch_bytes);
     if (e->out.confusion != NULL)
         memset(e->out.confusion, 0, (size_t)n_out * (size_t)n_out * sizeof(int64_t));
     double loss_sum = 0.0;
     int correct = 0;
     bp_status st = BP_OK;
-    for (int start = 0; start < e->n && st == BP_OK; start += net->desc.max_batch) {
+    for (int start = 0; start < e->n && st == BP_OK;) {
         int b = e->n - start < net->desc.max_batch ? e->n - start : net->desc.max_batch;
         st = run_chunk(e, start, b, &loss_sum, &correct);
+        start += b;
     }
     free(e->scratch);
     e->scratch = NULL;
@@ -183,7 +190,7 @@ static bp_status evaluate(evaluation *e, bp_evaluation *result)
 }
 
 static bp_status begin(evaluation *e, const char *fn, bp_network *net, int n,
-                       const bp_eval_outputs *outputs, bp_evaluation *result)
+                       const bp_evaluation_outputs *outputs, bp_evaluation *result)
 {
     memset(e, 0, sizeof *e);
     e->fn = fn;
@@ -198,7 +205,7 @@ static bp_status begin(evaluation *e, const char *fn, bp_network *net, int n,
 }
 
 bp_status bp_network_evaluate(bp_network *net, const void *x, const void *targets,
-                              const int32_t *labels, int n, const bp_eval_outputs *outputs,
+                              const int32_t *labels, int n, const bp_evaluation_outputs *outputs,
                               bp_evaluation *result)
 {
     const char *fn = "bp_network_evaluate";
@@ -217,7 +224,7 @@ bp_status bp_network_evaluate(bp_network *net, const void *x, const void *target
 }
 
 bp_status bp_network_evaluate_dataset(bp_network *net, const bp_dataset *ds,
-                                      const bp_eval_outputs *outputs, bp_evaluation *result)
+                                      const bp_evaluation_outputs *outputs, bp_evaluation *result)
 {
     const char *fn = "bp_network_evaluate_dataset";
     evaluation e;

@@ -87,8 +87,8 @@ TEST_P(Evaluate, LossIsTheTrainingLossOverTheSameChunks)
     bpt::Reals outputs(s.dtype, (size_t)n * n_out);
     std::vector<int32_t> predicted((size_t)n, -1);
     std::vector<int64_t> confusion((size_t)n_out * n_out, 99);
-    bp_eval_outputs o;
-    bp_eval_outputs_init(&o);
+    bp_evaluation_outputs o;
+    bp_evaluation_outputs_init(&o);
     o.outputs = outputs.data();
     o.predictions = predicted.data();
     o.confusion = confusion.data();
@@ -145,8 +145,8 @@ TEST_P(Evaluate, LossIsTheTrainingLossOverTheSameChunks)
     }
     bp_evaluation p;
     std::vector<int32_t> again((size_t)n, -1);
-    bp_eval_outputs po;
-    bp_eval_outputs_init(&po);
+    bp_evaluation_outputs po;
+    bp_evaluation_outputs_init(&po);
     po.predictions = again.data();
     ASSERT_EQ(bp_network_evaluate(net.get(), b.x.data(), nullptr, nullptr, n, &po, &p), BP_OK);
     EXPECT_TRUE(std::isnan(p.loss));
@@ -244,8 +244,8 @@ TEST(EvaluateErrors, BadArgumentsAreNamed)
     EXPECT_FAILS(bp_network_evaluate(net.get(), b.x.data(), b.targets(), bad.data(), 4, nullptr, &r),
                  BP_ERR_INVALID_ARGUMENT, "labels[2] = -1 is out of range");
     std::vector<int64_t> confusion(9);
-    bp_eval_outputs o;
-    bp_eval_outputs_init(&o);
+    bp_evaluation_outputs o;
+    bp_evaluation_outputs_init(&o);
     o.confusion = confusion.data();
     EXPECT_FAILS(bp_network_evaluate(net.get(), b.x.data(), nullptr, nullptr, 4, &o, &r),
                  BP_ERR_INVALID_ARGUMENT, "a confusion matrix needs class labels");

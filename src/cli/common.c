@@ -220,7 +220,7 @@ void cli_real_set(bp_dtype dt, void *p, size_t i, double v)
         ((double *)p)[i] = v;
 }
 
-int cli_evaluate(bp_network *net, const loaded_data *data, const bp_eval_outputs *outputs,
+int cli_evaluate(bp_network *net, const loaded_data *data, const bp_evaluation_outputs *outputs,
                  bp_evaluation *result)
 {
     bp_status st = bp_network_evaluate_dataset(net, data->dataset, outputs, result);

@@ -75,7 +75,7 @@ void cli_data_free(loaded_data *data);
 /* The library's evaluation of a network on a loaded data set (the training
  * loss's formula, chunked on the network's backend); outputs may be NULL.
  * Prints the error and returns -1 on failure. */
-int cli_evaluate(bp_network *net, const loaded_data *data, const bp_eval_outputs *outputs,
+int cli_evaluate(bp_network *net, const loaded_data *data, const bp_evaluation_outputs *outputs,
                  bp_evaluation *result);
 
 /* A random batch for a network: x uniform in [-1, 1], targets to suit the

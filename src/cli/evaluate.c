@@ -90,8 +90,8 @@ int cmd_eval(int argc, char **argv)
     }
     int n_out = m.desc.sizes[m.desc.n_layers];
     int classify = m.data.desc.n_targets == 0;
-    bp_eval_outputs outputs;
-    bp_eval_outputs_init(&outputs);
+    bp_evaluation_outputs outputs;
+    bp_evaluation_outputs_init(&outputs);
     if (classify) {
         confusion = calloc((size_t)n_out * (size_t)n_out, sizeof *confusion);
         if (confusion == NULL) {
@@ -155,8 +155,8 @@ int cmd_predict(int argc, char **argv)
         cli_error("no memory");
         goto out;
     }
-    bp_eval_outputs outputs;
-    bp_eval_outputs_init(&outputs);
+    bp_evaluation_outputs outputs;
+    bp_evaluation_outputs_init(&outputs);
     outputs.outputs = probabilities;
     outputs.predictions = classes;
     bp_evaluation r;

@@ -73,6 +73,7 @@ typedef struct training_run {
     long steps_per_epoch;
     long read_loss_every;   /* steps between reads of the loss (a device wait) */
     int show_progress;      /* a progress bar on stderr */
+    progress bar;           /* the current epoch's */
     double started;         /* cli_now() when the first epoch began */
     int epochs_begun;
     int stopped;            /* by Ctrl-C */
@@ -294,6 +295,35 @@ static void shuffle(training_run *run)
     }
 }
 
+/* The optimizer of an epoch: SGD with the schedule's learning rate. */
+static void epoch_optimizer(const training_run *run, int epoch, bp_sgd *opt)
+{
+    const train_options *o = &run->options;
+    bp_sgd_init(opt);
+    opt->lr = train_options_epoch_lr(o, epoch);
+    opt->momentum = o->momentum;
+    opt->weight_decay = o->weight_decay;
+}
+
+/* One step on the samples order[start, start + b). With loss non-NULL the
+ * batch loss is read (a wait for the device) and checked. Returns 0, or -1
+ * with the message printed. */
+static int train_step(training_run *run, const bp_sgd *opt, int epoch, long step, size_t start,
+                      int b, double *loss)
+{
+    bp_status st = bp_network_train_step_buffer(run->net, run->train_x, run->train_targets,
+                                                run->order + start, b, opt, loss);
+    if (st != BP_OK || (loss != NULL && !isfinite(*loss)))
+        progress_clear(&run->bar);
+    if (st == BP_ERR_NUMERIC || (st == BP_OK && loss != NULL && !isfinite(*loss)))
+        return cli_error("training diverged at epoch %d, step %ld: the loss is %g; nothing was "
+                         "saved (try a smaller --lr)",
+                         epoch + 1, step + 1, loss != NULL ? *loss : NAN);
+    if (st != BP_OK)
+        return cli_lib_error("training step", st);
+    return 0;
+}
+
 /* One pass over the training set. *train_loss receives the mean of the
  * losses read. Returns 0 (also when Ctrl-C stopped it: run->stopped), or -1
  * with the message printed. */
@@ -304,45 +334,30 @@ static int run_epoch(training_run *run, int epoch, double *train_loss)
     if (!o->no_shuffle)
         shuffle(run);
     bp_sgd opt;
-    bp_sgd_init(&opt);
-    opt.lr = train_options_epoch_lr(o, epoch);
-    opt.momentum = o->momentum;
-    opt.weight_decay = o->weight_decay;
+    epoch_optimizer(run, epoch, &opt);
     double loss_sum = 0, loss = NAN;
     long loss_count = 0;
-    progress bar;
-    progress_start(&bar, run->show_progress);
+    progress_start(&run->bar, run->show_progress);
     for (long s = 0; s < run->steps_per_epoch; s++) {
         size_t start = (size_t)s * (size_t)o->batch;
         int b = (int)(n - start < (size_t)o->batch ? n - start : (size_t)o->batch);
         int want = (s % run->read_loss_every == 0) || s == run->steps_per_epoch - 1;
-        bp_status st = bp_network_train_step_buffer(run->net, run->train_x, run->train_targets,
-                                                    run->order + start, b, &opt,
-                                                    want ? &loss : NULL);
-        if (st == BP_ERR_NUMERIC || (st == BP_OK && want && !isfinite(loss))) {
-            progress_clear(&bar);
-            return cli_error("training diverged at epoch %d, step %ld: the loss is %g; nothing "
-                             "was saved (try a smaller --lr)",
-                             epoch + 1, s + 1, loss);
-        }
-        if (st != BP_OK) {
-            progress_clear(&bar);
-            return cli_lib_error("training step", st);
-        }
+        if (train_step(run, &opt, epoch, s, start, b, want ? &loss : NULL) != 0)
+            return -1;
         if (want) {
             loss_sum += loss;
             loss_count++;
         }
-        progress_update(&bar, epoch + 1, (int)o->epochs, s + 1, run->steps_per_epoch,
+        progress_update(&run->bar, epoch + 1, (int)o->epochs, s + 1, run->steps_per_epoch,
                         loss_count ? loss_sum / loss_count : NAN, (long)(start + (size_t)b));
         if (interrupted) {
             run->stopped = 1;
-            progress_clear(&bar);
+            progress_clear(&run->bar);
             fprintf(stderr, "backprop: interrupted at epoch %d, step %ld\n", epoch + 1, s + 1);
             break;
         }
     }
-    progress_clear(&bar);
+    progress_clear(&run->bar);
     *train_loss = loss_count ? loss_sum / loss_count : NAN;
     return 0;
 }
@@ -387,18 +402,16 @@ static int report_epoch(training_run *run, int epoch, double train_loss, double 
 
 /* ---- finish --------------------------------------------------------------- */
 
-/* The summary line (on the test set, or the training set without one),
- * then --save and --plot. Returns the exit status. */
-static int finish(training_run *run)
+/* The summary line: the test set's figures (the last epoch's unless Ctrl-C
+ * cut it short), or the training set's without a test set. */
+static int print_summary(training_run *run)
 {
-    const train_options *o = &run->options;
-    double total = cli_now() - run->started;
-    /* The last epoch's test figures stand unless Ctrl-C cut it short. */
     if (!run->have_test_set || run->stopped) {
         const loaded_data *set = run->have_test_set ? &run->test_set : &run->train_set;
         if (cli_evaluate(run->net, set, NULL, &run->evaluation) != 0)
-            return 1;
+            return -1;
     }
+    double total = cli_now() - run->started;
     const bp_evaluation *ev = &run->evaluation;
     const char *which = run->have_test_set ? "test" : "training";
     int epochs = run->epochs_begun;
@@ -409,20 +422,35 @@ static int finish(training_run *run)
     else
         printf("%s loss %.6g, %d epoch%s in %.1fs on %s\n", which, ev->loss, epochs,
                epochs == 1 ? "" : "s", total, run->device.description);
-    int status = 0;
+    return 0;
+}
+
+/* --save and --plot; each is tried even when the other fails. */
+static int write_outputs(training_run *run)
+{
+    const train_options *o = &run->options;
+    int failed = 0;
     if (o->save_path) {
         bp_status st = bp_model_save(run->net, o->save_path);
-        if (st != BP_OK) {
-            cli_lib_error("--save", st);
-            status = 1;
-        } else if (!o->quiet) {
+        if (st != BP_OK)
+            failed = cli_lib_error("--save", st);
+        else if (!o->quiet)
             printf("saved %s\n", o->save_path);
-        }
     }
     if (o->plot_path && run->curves.n > 0 &&
         plot_write_svg(o->plot_path, &run->curves, run->network_summary) != 0)
-        status = 1;
-    return run->stopped ? 130 : status;
+        failed = -1;
+    return failed;
+}
+
+/* The summary, then the outputs (written even when the summary's
+ * evaluation failed). The exit status: 130 after Ctrl-C (the model is saved
+ * all the same), 1 when something failed. */
+static int finish(training_run *run)
+{
+    int failed = print_summary(run) != 0;
+    failed |= write_outputs(run) != 0;
+    return run->stopped ? 130 : failed ? 1 : 0;
 }
 
 /* ---- the command ---------------------------------------------------------- */
