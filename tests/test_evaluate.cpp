@@ -5,6 +5,8 @@
 // arguments are named. Also the log-sum-exp of kernels/bp_math.h, which
 // softmax and the cross-entropy loss share.
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 
 #include "bp_math.h"
 #include "test_util.h"
@@ -189,6 +191,60 @@ TEST_P(Evaluate, DatasetMatchesTheArrays)
 }
 
 INSTANTIATE_TEST_SUITE_P(Losses, Evaluate, testing::ValuesIn(all_cases()), case_name);
+
+// Regression data (real targets) has a loss and no accuracy; unlabeled data
+// has neither, only outputs and predictions.
+TEST(EvaluateDataset, RegressionAndUnlabeled)
+{
+    bpt::Spec s = spec_for({BP_BACKEND_CPU, BP_LOSS_MSE, BP_F64});
+    bpt::Net net = s.create();
+    const int n = 13;
+    bpt::Batch b = bpt::random_batch(s, n, 8);
+    bp_dataset *ds = nullptr;
+    ASSERT_EQ(bp_dataset_create(n, 4, 3, BP_F64, b.x.data(), nullptr, b.y.data(), &ds), BP_OK)
+        << bp_last_error();
+    bp_evaluation from_ds, from_arrays;
+    ASSERT_EQ(bp_network_evaluate_dataset(net.get(), ds, nullptr, &from_ds), BP_OK) << bp_last_error();
+    ASSERT_EQ(bp_network_evaluate(net.get(), b.x.data(), b.y.data(), nullptr, n, nullptr, &from_arrays),
+              BP_OK);
+    bp_dataset_free(ds);
+    EXPECT_EQ(from_ds.loss, from_arrays.loss);
+    EXPECT_TRUE(std::isfinite(from_ds.loss));
+    EXPECT_TRUE(std::isnan(from_ds.accuracy));
+    EXPECT_EQ(from_ds.correct, 0);
+
+    // Unlabeled data comes from a CSV of features only.
+    char path[] = "/tmp/bp_evaluate_XXXXXX";
+    int fd = mkstemp(path);
+    ASSERT_GE(fd, 0);
+    std::FILE *f = fdopen(fd, "w");
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < 4; j++)
+            std::fprintf(f, "%.17g%s", b.x[(size_t)i * 4 + j], j < 3 ? "," : "\n");
+    std::fclose(f);
+    bp_dataset_options opt;
+    bp_dataset_options_init(&opt);
+    opt.dtype = BP_F64;
+    opt.unlabeled = 1;
+    bp_status loaded = bp_dataset_load_csv(path, &opt, &ds);
+    std::remove(path);
+    ASSERT_EQ(loaded, BP_OK) << bp_last_error();
+    std::vector<int32_t> predicted((size_t)n, -1), expected((size_t)n, -1);
+    bp_evaluation_outputs o;
+    bp_evaluation_outputs_init(&o);
+    o.predictions = predicted.data();
+    bp_evaluation r;
+    ASSERT_EQ(bp_network_evaluate_dataset(net.get(), ds, &o, &r), BP_OK) << bp_last_error();
+    bp_dataset_free(ds);
+    EXPECT_TRUE(std::isnan(r.loss));
+    EXPECT_TRUE(std::isnan(r.accuracy));
+    EXPECT_EQ(r.n_samples, n);
+    o.predictions = expected.data();
+    ASSERT_EQ(bp_network_evaluate(net.get(), b.x.data(), nullptr, nullptr, n, &o, &r), BP_OK);
+    EXPECT_EQ(predicted, expected);
+    for (int32_t c : predicted)
+        EXPECT_TRUE(c >= 0 && c < 3) << c;
+}
 
 // An evaluation between two steps changes neither the parameters, nor the
 // gradients, nor the momentum: the next step is what it would have been.
