@@ -490,8 +490,8 @@ BP_API void bp_evaluation_outputs_init(bp_evaluation_outputs *out);
 /* Evaluates the network on n host samples: x [n, n_0]; targets in the
  * loss's form (int32 labels [n] for cross-entropy, reals [n, n_L]
  * otherwise) or NULL for no loss; labels int32 [n] class labels for the
- * accuracy and confusion matrix, or NULL (with cross-entropy the targets
- * serve as labels). Every label must be in [0, n_L). n may exceed
+ * accuracy and confusion matrix, or NULL (then, with cross-entropy, the
+ * targets serve as labels). Every label must be in [0, n_L). n may exceed
  * max_batch: the samples go through in chunks of max_batch on the
  * network's backend, by the forward and output passes of a training step.
  * outputs may be NULL.
