@@ -37,6 +37,7 @@ typedef struct evaluation {
     const void *x;          /* [n, n_0] */
     const void *targets;    /* TARGETS_AS_GIVEN: [n] labels or [n, n_L] reals */
     const int32_t *labels;  /* [n] class labels, or NULL: no accuracy */
+    const char *targets_name; /* what messages call the targets */
     target_source source;
     int n;
     bp_evaluation_outputs out;    /* the caller's optional arrays (NULL fields) */
@@ -154,7 +155,7 @@ static bp_status evaluate(evaluation *e, bp_evaluation *result)
         return bp_fail(BP_ERR_INVALID_ARGUMENT,
                        "%s: a confusion matrix needs class labels, and there are none", e->fn);
     if (e->source == TARGETS_AS_GIVEN && net->desc.loss == BP_LOSS_CROSS_ENTROPY)
-        BP_TRY(check_labels(e, (const int32_t *)e->targets, "targets"));
+        BP_TRY(check_labels(e, (const int32_t *)e->targets, e->targets_name));
     if (e->labels != NULL && e->labels != e->targets)
         BP_TRY(check_labels(e, e->labels, "labels"));
 
@@ -195,6 +196,7 @@ static bp_status begin(evaluation *e, const char *fn, bp_network *net, int n,
     memset(e, 0, sizeof *e);
     e->fn = fn;
     e->net = net;
+    e->targets_name = "targets";
     e->n = n;
     if (net == NULL)
         return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: argument 'net' is NULL", fn);
@@ -262,6 +264,7 @@ bp_status bp_network_evaluate_dataset(bp_network *net, const bp_dataset *ds,
         e.labels = d.labels;
         if (net->desc.loss == BP_LOSS_CROSS_ENTROPY) {
             e.targets = d.labels;
+            e.targets_name = "labels";
             e.source = TARGETS_AS_GIVEN;
         } else {
             e.source = TARGETS_ONE_HOT;

@@ -328,7 +328,7 @@ TEST(EvaluateErrors, BadArgumentsAreNamed)
     std::vector<int32_t> big = {0, 1, 2, 5};
     ASSERT_EQ(bp_dataset_create(4, 4, 0, BP_F64, b.x.data(), big.data(), nullptr, &ds), BP_OK);
     EXPECT_FAILS(bp_network_evaluate_dataset(net.get(), ds, nullptr, &r), BP_ERR_INVALID_ARGUMENT,
-                 "targets[3] = 5 is out of range");
+                 "labels[3] = 5 is out of range");
     bp_dataset_free(ds);
 }
 
