@@ -455,6 +455,67 @@ typedef struct bp_dataset_desc {
 
 BP_API bp_status bp_dataset_describe(const bp_dataset *ds, bp_dataset_desc *out);
 
+/* ------------------------------------------------------------------------ */
+/* Evaluating a network                                                      */
+/* ------------------------------------------------------------------------ */
+
+/* What an evaluation measured over its n samples. */
+typedef struct bp_evaluation {
+    int n_samples;
+    /* The mean per-sample loss, with the training loss's exact formula
+     * (log-sum-exp cross-entropy, BCE on logits, 1/2-form MSE; see bp_loss):
+     * the chunks' mean losses weighted by their sizes, i.e. the value the
+     * training calls report for the same chunks. NaN without targets. */
+    double loss;
+    /* Samples whose predicted class (the largest output, the first of equal
+     * ones) is their label, and correct / n_samples; 0 and NaN without
+     * labels. */
+    int correct;
+    double accuracy;
+} bp_evaluation;
+
+/* Optional per-sample results of an evaluation; each field may be NULL. */
+typedef struct bp_evaluation_outputs {
+    void *outputs;        /* [n, n_L] a^L in the network's dtype (softmax or
+                             sigmoid probabilities for ce and bce) */
+    int32_t *predictions; /* [n] predicted class: the index of the largest
+                             output, the first of equal ones */
+    int64_t *confusion;   /* [n_L, n_L] counts, row = label, column =
+                             predicted class; zeroed first. Needs labels. */
+} bp_evaluation_outputs;
+
+/* Sets every field to NULL. */
+BP_API void bp_evaluation_outputs_init(bp_evaluation_outputs *out);
+
+/* Evaluates the network on n host samples: x [n, n_0]; targets in the
+ * loss's form (int32 labels [n] for cross-entropy, reals [n, n_L]
+ * otherwise) or NULL for no loss; labels int32 [n] class labels for the
+ * accuracy and confusion matrix, or NULL (then, with cross-entropy, the
+ * targets serve as labels). Every label must be in [0, n_L). n may exceed
+ * max_batch: the samples go through in chunks of max_batch on the
+ * network's backend, by the forward and output passes of a training step.
+ * outputs may be NULL.
+ *
+ * Leaves the parameters, the gradients and the optimizer state untouched
+ * (no backward pass, no update). It overwrites the network's step state:
+ * after it, bp_network_get_layer_state gives z^l and a^l of the last chunk
+ * and delta^L no longer belongs to the last backward pass. Allocates at
+ * most two chunks of [max_batch, n_L] host reals per call, none per chunk,
+ * and nothing on the device. */
+BP_API bp_status bp_network_evaluate(bp_network *net, const void *x, const void *targets,
+                                     const int32_t *labels, int n,
+                                     const bp_evaluation_outputs *outputs, bp_evaluation *result);
+
+/* bp_network_evaluate over a data set in the network's dtype with n_0
+ * features. Classification data (labels) scores the accuracy; its loss
+ * uses the labels for cross-entropy and their one-hot vectors for mse and
+ * bce. Regression data (n_targets == n_L reals) has a loss and no
+ * accuracy; cross-entropy on it is an error. Unlabeled data has neither
+ * (outputs and predictions only). */
+BP_API bp_status bp_network_evaluate_dataset(bp_network *net, const bp_dataset *ds,
+                                             const bp_evaluation_outputs *outputs,
+                                             bp_evaluation *result);
+
 #ifdef __cplusplus
 }
 #endif

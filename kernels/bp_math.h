@@ -35,13 +35,32 @@
 
 /* ---- counter-based initialisation ------------------------------------- */
 
+/* SplitMix64's increment (the golden ratio in 64 bits). */
+#define BP_SPLITMIX64_GAMMA 0x9E3779B97F4A7C15ull
+
 /* SplitMix64 finaliser: a bijective 64-bit mix. */
 BP_HD uint64_t bp_mix64(uint64_t x)
 {
-    x += 0x9E3779B97F4A7C15ull;
+    x += BP_SPLITMIX64_GAMMA;
     x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
     x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
     return x ^ (x >> 31);
+}
+
+/* The SplitMix64 sequence: the next value of the stream *state, which it
+ * advances (a sequential generator for the host, e.g. shuffling). */
+BP_HD uint64_t bp_splitmix64_next(uint64_t *state)
+{
+    uint64_t r = bp_mix64(*state);
+    *state += BP_SPLITMIX64_GAMMA;
+    return r;
+}
+
+/* The top 53 bits of h as a uniform double in [0, 1), every value exactly
+ * representable. */
+BP_HD double bp_unit_uniform(uint64_t h)
+{
+    return (double)(h >> 11) * (1.0 / 9007199254740992.0);
 }
 
 /* A uniform double in [-1, 1), a pure function of (seed, layer, index):
@@ -49,9 +68,7 @@ BP_HD uint64_t bp_mix64(uint64_t x)
 BP_HD double bp_init_uniform(uint64_t seed, uint32_t layer, uint64_t index)
 {
     uint64_t h = bp_mix64(seed ^ bp_mix64(((uint64_t)layer << 40) ^ bp_mix64(index)));
-    /* 53 random bits -> [0, 1) exactly representable, then to [-1, 1). */
-    double u = (double)(h >> 11) * (1.0 / 9007199254740992.0);
-    return 2.0 * u - 1.0;
+    return 2.0 * bp_unit_uniform(h) - 1.0;
 }
 
 /* ---- the per-element formulas, for one real type ----------------------- */
@@ -104,22 +121,37 @@ BP_HD double bp_init_uniform(uint64_t seed, uint32_t layer, uint64_t index)
         return (z > (T)0 ? z : (T)0) - z * y + LOG1P(EXP(-FABS(z)));                     \
     }                                                                                    \
                                                                                          \
-    /* Softmax of one sample's logits z[0..n) into a[0..n), max subtracted.              \
-     * Returns log(sum exp(z - max)) + max, the log-sum-exp, for the loss. */            \
-    BP_HD T bp_softmax_row_##S(const T *z, T *a, int n)                                  \
+    /* Log-sum-exp of one sample's logits z[0..n), max subtracted:                       \
+     * log(sum_j exp(z_j - m)) + m with m = max_j z_j. The one place it is                \
+     * written: softmax and the cross-entropy loss both use it. When e is not            \
+     * NULL it receives exp(z_j - m) (softmax's numerators) and *sum their sum. */        \
+    BP_HD T bp_logsumexp_row_##S(const T *z, int n, T *e, T *sum_out)                    \
     {                                                                                    \
         T m = z[0];                                                                      \
         for (int j = 1; j < n; j++)                                                      \
             m = z[j] > m ? z[j] : m;                                                     \
         T sum = (T)0;                                                                    \
         for (int j = 0; j < n; j++) {                                                    \
-            a[j] = EXP(z[j] - m);                                                        \
-            sum += a[j];                                                                 \
+            T ej = EXP(z[j] - m);                                                        \
+            if (e != 0)                                                                  \
+                e[j] = ej;                                                               \
+            sum += ej;                                                                   \
         }                                                                                \
+        if (sum_out != 0)                                                                \
+            *sum_out = sum;                                                              \
+        return LOG1P(sum - (T)1) + m;                                                    \
+    }                                                                                    \
+                                                                                         \
+    /* Softmax of one sample's logits z[0..n) into a[0..n), max subtracted.              \
+     * Returns the log-sum-exp, for the loss. */                                         \
+    BP_HD T bp_softmax_row_##S(const T *z, T *a, int n)                                  \
+    {                                                                                    \
+        T sum;                                                                           \
+        T lse = bp_logsumexp_row_##S(z, n, a, &sum);                                     \
         T inv = (T)1 / sum;                                                              \
         for (int j = 0; j < n; j++)                                                      \
             a[j] *= inv;                                                                 \
-        return LOG1P(sum - (T)1) + m;                                                    \
+        return lse;                                                                      \
     }                                                                                    \
                                                                                          \
     /* Output delta and loss of ONE sample (row) of width n.                             \
@@ -140,13 +172,7 @@ BP_HD double bp_init_uniform(uint64_t seed, uint32_t layer, uint64_t index)
                     delta[j] = nan;                                                      \
                 return nan;                                                              \
             }                                                                            \
-            T m = z[0];                                                                  \
-            for (int j = 1; j < n; j++)                                                  \
-                m = z[j] > m ? z[j] : m;                                                 \
-            T sum = (T)0;                                                                \
-            for (int j = 0; j < n; j++)                                                  \
-                sum += EXP(z[j] - m);                                                    \
-            l = LOG1P(sum - (T)1) + m - z[label];                                        \
+            l = bp_logsumexp_row_##S(z, n, 0, 0) - z[label];                             \
             for (int j = 0; j < n; j++)                                                  \
                 delta[j] = (a[j] - (j == label ? (T)1 : (T)0)) * scale;                  \
         } else if (loss == BP_M_BCE) {                                                   \

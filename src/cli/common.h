@@ -19,75 +19,71 @@ typedef struct device_choice {
 /* "auto", "cpu", "cuda" or "cuda:N". */
 int cli_choose_device(const char *spec, device_choice *out);
 
-/* Architecture flags shared by train, compare, gradcheck and trace. */
-typedef struct arch_flags {
+/* Architecture flags shared by train, compare, gradcheck and trace: the
+ * strings as given, NULL when absent. */
+typedef struct architecture_flags {
     const char *layers;      /* "784,256,10" */
     const char *activation;  /* hidden layers */
     const char *activations; /* one per layer */
     const char *loss;
     const char *dtype;
-} arch_flags;
+} architecture_flags;
 
-typedef struct arch {
+/* A network's shape, loss and precision, parsed and checked. */
+typedef struct architecture {
     int n_layers;
     int sizes[BP_MAX_LAYERS + 1];
-    bp_activation acts[BP_MAX_LAYERS];
+    bp_activation activations[BP_MAX_LAYERS];
     bp_loss loss;
     bp_dtype dtype;
-} arch;
+} architecture;
 
 /* Builds an architecture. n_in / n_out (or -1 when free) are what the data
  * needs; without --layers the sizes are n_in, hidden..., n_out. The output
  * layer is identity unless --activations says otherwise (identity is
  * required for ce and bce). */
-int cli_build_arch(const arch_flags *f, int n_in, int n_out, const int *hidden, int n_hidden,
-                   const char *default_loss, const char *default_dtype, arch *out);
+int cli_build_architecture(const architecture_flags *f, int n_in, int n_out, const int *hidden,
+                           int n_hidden, const char *default_loss, const char *default_dtype,
+                           architecture *out);
 
-void cli_arch_config(const arch *a, bp_network_config *cfg);
+void cli_architecture_config(const architecture *a, bp_network_config *cfg);
 /* "784-256-128-10 relu,relu,identity ce f32" */
-void cli_arch_describe(const bp_network_desc *d, char *buf, size_t size);
+void cli_network_summary(const bp_network_desc *d, char *buf, size_t size);
 
-/* A loaded data set with the targets its loss needs. */
-typedef struct data {
-    bp_dataset *ds;
-    bp_dataset_desc d;
-    void *onehot;         /* owned one-hot targets (mse/bce on labels) */
-    const void *targets;  /* what the library takes for the loss */
-    size_t target_row;    /* bytes per target row */
-} data;
+/* A data set as loaded, with the targets its network's loss trains on. */
+typedef struct loaded_data {
+    bp_dataset *dataset;
+    bp_dataset_desc desc;     /* samples, features, labels or targets */
+    void *one_hot;            /* owned one-hot targets (mse/bce on labels) */
+    const void *targets;      /* what the library takes for the loss */
+    size_t target_row_bytes;  /* bytes per target row */
+} loaded_data;
 
-typedef struct data_flags {
+/* How to read a data file's columns (CSV). */
+typedef struct data_options {
     long label_column; /* -1 = last */
     long n_targets;    /* 0 = classification */
     int unlabeled;     /* CSV without labels: every column a feature */
-} data_flags;
+} data_options;
 
-int cli_load_data(const char *path, bp_dtype dtype, const data_flags *f, data *out);
+int cli_load_data(const char *path, bp_dtype dtype, const data_options *opt, loaded_data *out);
 /* Prepares targets for loss and n_out outputs; checks labels. Unlabeled
  * data gets no targets. */
-int cli_prepare_targets(data *d, bp_loss loss, int n_out, const char *path);
-void cli_data_free(data *d);
+int cli_prepare_targets(loaded_data *data, bp_loss loss, int n_out, const char *path);
+void cli_data_free(loaded_data *data);
 
-typedef struct eval_result {
-    double loss;
-    double accuracy; /* classification, else NaN */
-    long correct;
-    long n;
-} eval_result;
-
-/* Forward passes in chunks of the network's max_batch; loss computed on the
- * host from the outputs; confusion (n_out x n_out, row = true class) may
- * be NULL. */
-int cli_evaluate(bp_network *net, const data *d, eval_result *r, long *confusion);
+/* The library's evaluation of a network on a loaded data set (the training
+ * loss's formula, chunked on the network's backend); outputs may be NULL.
+ * Prints the error and returns -1 on failure. */
+int cli_evaluate(bp_network *net, const loaded_data *data, const bp_evaluation_outputs *outputs,
+                 bp_evaluation *result);
 
 /* A random batch for a network: x uniform in [-1, 1], targets to suit the
  * loss (labels, or reals in [0, 1)). The caller frees *x and *y. */
-int cli_random_batch(const arch *a, int batch, uint64_t seed, void **x, void **y);
+int cli_random_batch(const architecture *a, int batch, uint64_t seed, void **x, void **y);
 
-/* Element i of an array of reals of dtype dt. */
-double cli_real(bp_dtype dt, const void *p, size_t i);
-
-/* Seeded generator for shuffling (SplitMix64). */
-uint64_t cli_next_random(uint64_t *state);
+/* Element i of an array of reals of dtype dt, read or written as a double. */
+double cli_real_get(bp_dtype dt, const void *p, size_t i);
+void cli_real_set(bp_dtype dt, void *p, size_t i, double v);
 
 #endif

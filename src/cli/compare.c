@@ -9,7 +9,7 @@
 
 int cmd_compare(int argc, char **argv)
 {
-    arch_flags af = {0};
+    architecture_flags af = {0};
     const char *against = "cuda";
     long batch = 64, seed = 1;
     const flag flags[] = {
@@ -42,12 +42,12 @@ int cmd_compare(int argc, char **argv)
     if (batch < 1 || batch > (1 << 20))
         return cli_error("--batch: %ld is out of range (1..%d)", batch, 1 << 20), 2;
     const int hidden[] = {256, 128};
-    arch a;
-    if (cli_build_arch(&af, af.layers ? -1 : 64, af.layers ? -1 : 10, hidden, 2, "ce", "f64", &a) != 0)
+    architecture a;
+    if (cli_build_architecture(&af, af.layers ? -1 : 64, af.layers ? -1 : 10, hidden, 2, "ce", "f64", &a) != 0)
         return 2;
     bp_network_config cfg;
     bp_network_config_init(&cfg);
-    cli_arch_config(&a, &cfg);
+    cli_architecture_config(&a, &cfg);
     cfg.max_batch = (int)batch;
     cfg.seed = (uint64_t)seed;
     void *x = NULL, *y = NULL;

@@ -1,5 +1,6 @@
-/* evaluate.c — `backprop eval` and `backprop predict` on a saved model. */
-#include <math.h>
+/* evaluate.c — `backprop eval` and `backprop predict` on a saved model,
+ * both through the library's evaluation (bp_network_evaluate_dataset). */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,18 +9,28 @@
 #include "commands.h"
 #include "common.h"
 
-typedef struct model_flags {
-    const char *model, *data, *device;
-    long label_column, targets, batch;
+/* The flags of eval and predict. */
+typedef struct model_options {
+    const char *model_path, *data_path, *device;
+    long label_column, n_targets, batch;
     int unlabeled;
-} model_flags;
+} model_options;
 
-/* Loads the model on the chosen device and the data in the model's dtype. */
-static int open_model(const model_flags *f, bp_network **net, data *d, bp_network_desc *nd)
+/* A saved model on its device, and a data set in the model's dtype. */
+typedef struct model_and_data {
+    bp_network *net;
+    bp_network_desc desc;
+    loaded_data data;
+} model_and_data;
+
+/* Loads the model on the chosen device and the data in the model's dtype.
+ * *m is always safe to close. */
+static int open_model(const model_options *f, model_and_data *m)
 {
-    if (f->model == NULL)
+    memset(m, 0, sizeof *m);
+    if (f->model_path == NULL)
         return cli_error("--model is required");
-    if (f->data == NULL)
+    if (f->data_path == NULL)
         return cli_error("--data is required");
     if (f->batch < 1 || f->batch > (1 << 24))
         return cli_error("--batch: %ld is out of range (1..%d)", f->batch, 1 << 24);
@@ -31,77 +42,92 @@ static int open_model(const model_flags *f, bp_network **net, data *d, bp_networ
     base.backend = dev.backend;
     base.device = dev.ordinal;
     base.max_batch = (int)f->batch;
-    bp_status st = bp_model_load(f->model, &base, net);
+    bp_status st = bp_model_load(f->model_path, &base, &m->net);
     if (st != BP_OK)
         return cli_lib_error("--model", st);
-    bp_network_describe(*net, nd);
-    data_flags df = {f->label_column, f->targets, f->unlabeled};
-    if (cli_load_data(f->data, nd->dtype, &df, d) != 0)
+    bp_network_describe(m->net, &m->desc);
+    data_options opt = {f->label_column, f->n_targets, f->unlabeled};
+    if (cli_load_data(f->data_path, m->desc.dtype, &opt, &m->data) != 0)
         return -1;
-    if (d->d.n_features != nd->sizes[0])
-        return cli_error("%s: %d features, but the model takes %d inputs", f->data,
-                         d->d.n_features, nd->sizes[0]);
-    return cli_prepare_targets(d, nd->loss, nd->sizes[nd->n_layers], f->data);
+    if (m->data.desc.n_features != m->desc.sizes[0])
+        return cli_error("%s: %d features, but the model takes %d inputs", f->data_path,
+                         m->data.desc.n_features, m->desc.sizes[0]);
+    return cli_prepare_targets(&m->data, m->desc.loss, m->desc.sizes[m->desc.n_layers],
+                               f->data_path);
+}
+
+static void close_model(model_and_data *m)
+{
+    cli_data_free(&m->data);
+    bp_network_free(m->net);
 }
 
 #define MODEL_FLAGS(f)                                                                             \
-    {"--model", FLAG_STRING, &f.model, "MODEL", "a model saved by backprop train --save"},          \
-        {"--data", FLAG_STRING, &f.data, "PATH", "IDX images file or CSV"},                        \
+    {"--model", FLAG_STRING, &f.model_path, "MODEL", "a model saved by backprop train --save"},          \
+        {"--data", FLAG_STRING, &f.data_path, "PATH", "IDX images file or CSV"},                        \
         {"--device", FLAG_STRING, &f.device, "auto|cpu|cuda[:N]", "where to run (default auto)"},  \
         {"--batch", FLAG_INT, &f.batch, "N", "samples per forward pass (default 1024)"},           \
         {"--label-column", FLAG_INT, &f.label_column, "N", "CSV label column (default last)"},     \
-        {"--targets", FLAG_INT, &f.targets, "K", "CSV regression: the last K columns are targets"}
+        {"--targets", FLAG_INT, &f.n_targets, "K", "CSV regression: the last K columns are targets"}
 
 int cmd_eval(int argc, char **argv)
 {
-    model_flags f = {NULL, NULL, "auto", -1, 0, 1024, 0};
+    model_options f = {NULL, NULL, "auto", -1, 0, 1024, 0};
     const flag flags[] = {MODEL_FLAGS(f)};
     static const command cmd = {"eval", "Loss and accuracy of a saved model on a data set, "
                                         "with a confusion matrix for classification.", NULL};
     int p = cli_parse(&cmd, argc, argv, flags, sizeof flags / sizeof flags[0]);
     if (p != 0)
         return p > 0 ? 0 : 2;
-    bp_network *net = NULL;
-    data d;
-    memset(&d, 0, sizeof d);
-    bp_network_desc nd;
+    model_and_data m;
+    int64_t *confusion = NULL;
     int rc = 1;
-    if (open_model(&f, &net, &d, &nd) != 0)
+    if (open_model(&f, &m) != 0)
         goto out;
-    int n_out = nd.sizes[nd.n_layers];
-    int classify = d.d.n_targets == 0;
-    long *confusion = classify ? calloc((size_t)n_out * (size_t)n_out, sizeof(long)) : NULL;
-    eval_result r;
-    if (cli_evaluate(net, &d, &r, confusion) != 0) {
-        free(confusion);
+    if (m.data.targets == NULL) {
+        cli_error("the data has no labels or targets to evaluate against");
         goto out;
     }
-    printf("samples %ld\nloss %.6g (%s)\n", r.n, r.loss, bp_loss_name(nd.loss));
+    int n_out = m.desc.sizes[m.desc.n_layers];
+    int classify = m.data.desc.n_targets == 0;
+    bp_evaluation_outputs outputs;
+    bp_evaluation_outputs_init(&outputs);
     if (classify) {
-        printf("accuracy %.2f%% (%ld/%ld)\n\nconfusion matrix (rows: true class, columns: "
+        confusion = calloc((size_t)n_out * (size_t)n_out, sizeof *confusion);
+        if (confusion == NULL) {
+            cli_error("no memory for the confusion matrix");
+            goto out;
+        }
+        outputs.confusion = confusion;
+    }
+    bp_evaluation r;
+    if (cli_evaluate(m.net, &m.data, &outputs, &r) != 0)
+        goto out;
+    printf("samples %d\nloss %.6g (%s)\n", r.n_samples, r.loss, bp_loss_name(m.desc.loss));
+    if (classify) {
+        printf("accuracy %.2f%% (%d/%d)\n\nconfusion matrix (rows: true class, columns: "
                "predicted)\n      ",
-               100 * r.accuracy, r.correct, r.n);
+               100 * r.accuracy, r.correct, r.n_samples);
         for (int j = 0; j < n_out; j++)
             printf(" %6d", j);
         printf("\n");
         for (int i = 0; i < n_out; i++) {
             printf("%6d", i);
             for (int j = 0; j < n_out; j++)
-                printf(" %6ld", confusion[(size_t)i * (size_t)n_out + (size_t)j]);
+                printf(" %6" PRId64, confusion[(size_t)i * (size_t)n_out + (size_t)j]);
             printf("\n");
         }
     }
-    free(confusion);
     rc = 0;
 out:
-    cli_data_free(&d);
-    bp_network_free(net);
+    free(confusion);
+    close_model(&m);
     return rc;
 }
 
 int cmd_predict(int argc, char **argv)
 {
-    model_flags f = {NULL, NULL, "auto", -1, 0, 1024, 0};
+    model_options f = {NULL, NULL, "auto", -1, 0, 1024, 0};
     const flag flags[] = {MODEL_FLAGS(f),
                           {"--unlabeled", FLAG_SWITCH, &f.unlabeled, NULL,
                            "CSV without a label column: every column is a feature"}};
@@ -114,54 +140,46 @@ int cmd_predict(int argc, char **argv)
     int p = cli_parse(&cmd, argc, argv, flags, sizeof flags / sizeof flags[0]);
     if (p != 0)
         return p > 0 ? 0 : 2;
-    bp_network *net = NULL;
-    data d;
-    memset(&d, 0, sizeof d);
-    bp_network_desc nd;
+    model_and_data m;
     int rc = 1;
-    void *out = NULL;
-    if (open_model(&f, &net, &d, &nd) != 0)
+    void *probabilities = NULL;
+    int32_t *classes = NULL;
+    if (open_model(&f, &m) != 0)
         goto out;
-    int n_in = nd.sizes[0], n_out = nd.sizes[nd.n_layers];
-    size_t es = bp_dtype_size(nd.dtype);
-    out = malloc((size_t)nd.max_batch * (size_t)n_out * es);
-    if (out == NULL) {
+    bp_dtype dtype = m.desc.dtype;
+    int n = m.data.desc.n_samples, n_out = m.desc.sizes[m.desc.n_layers];
+    size_t es = bp_dtype_size(dtype);
+    probabilities = malloc((size_t)n * (size_t)n_out * es);
+    classes = malloc((size_t)n * sizeof *classes);
+    if (probabilities == NULL || classes == NULL) {
         cli_error("no memory");
         goto out;
     }
-    int ce = nd.loss == BP_LOSS_CROSS_ENTROPY;
+    bp_evaluation_outputs outputs;
+    bp_evaluation_outputs_init(&outputs);
+    outputs.outputs = probabilities;
+    outputs.predictions = classes;
+    bp_evaluation r;
+    if (cli_evaluate(m.net, &m.data, &outputs, &r) != 0)
+        goto out;
+    int ce = m.desc.loss == BP_LOSS_CROSS_ENTROPY;
     if (ce)
         printf("class");
     for (int j = 0; j < n_out; j++)
         printf("%s%s%d", ce || j ? "," : "", ce ? "p" : "y", j);
     printf("\n");
-    for (int s = 0; s < d.d.n_samples; s += nd.max_batch) {
-        int b = d.d.n_samples - s < nd.max_batch ? d.d.n_samples - s : nd.max_batch;
-        bp_status st = bp_network_forward(net, (const char *)d.d.x + (size_t)s * (size_t)n_in * es,
-                                          b, out);
-        if (st != BP_OK) {
-            cli_lib_error("forward pass", st);
-            goto out;
-        }
-        for (int i = 0; i < b; i++) {
-            size_t row = (size_t)i * (size_t)n_out;
-            int best = 0;
-            for (int j = 1; j < n_out; j++)
-                if (cli_real(nd.dtype, out, row + (size_t)j) > cli_real(nd.dtype, out, row + (size_t)best))
-                    best = j;
-            if (ce)
-                printf("%d", best);
-            for (int j = 0; j < n_out; j++) {
-                printf("%s%.*g", ce || j ? "," : "", nd.dtype == BP_F32 ? 9 : 17,
-                       cli_real(nd.dtype, out, row + (size_t)j));
-            }
-            printf("\n");
-        }
+    for (int i = 0; i < n; i++) {
+        if (ce)
+            printf("%d", (int)classes[i]);
+        for (int j = 0; j < n_out; j++)
+            printf("%s%.*g", ce || j ? "," : "", dtype == BP_F32 ? 9 : 17,
+                   cli_real_get(dtype, probabilities, (size_t)i * (size_t)n_out + (size_t)j));
+        printf("\n");
     }
     rc = fflush(stdout) == 0 ? 0 : 1;
 out:
-    free(out);
-    cli_data_free(&d);
-    bp_network_free(net);
+    free(probabilities);
+    free(classes);
+    close_model(&m);
     return rc;
 }

@@ -8,7 +8,7 @@
 
 int cmd_gradcheck(int argc, char **argv)
 {
-    arch_flags af = {0};
+    architecture_flags af = {0};
     const char *device = "cpu";
     long batch = 4, seed = 1, max_per_layer = 0;
     double eps = 1e-5;
@@ -40,15 +40,15 @@ int cmd_gradcheck(int argc, char **argv)
     if (af.activation == NULL && af.activations == NULL)
         af.activation = "tanh";
     const int hidden[] = {5};
-    arch a;
-    if (cli_build_arch(&af, af.layers ? -1 : 7, af.layers ? -1 : 3, hidden, 1, "ce", "f64", &a) != 0)
+    architecture a;
+    if (cli_build_architecture(&af, af.layers ? -1 : 7, af.layers ? -1 : 3, hidden, 1, "ce", "f64", &a) != 0)
         return 2;
     device_choice dev;
     if (cli_choose_device(device, &dev) != 0)
         return 2;
     bp_network_config cfg;
     bp_network_config_init(&cfg);
-    cli_arch_config(&a, &cfg);
+    cli_architecture_config(&a, &cfg);
     cfg.backend = dev.backend;
     cfg.device = dev.ordinal;
     cfg.max_batch = (int)batch;
@@ -76,12 +76,12 @@ int cmd_gradcheck(int argc, char **argv)
     bp_network_desc nd;
     bp_network_describe(net, &nd);
     char desc[512];
-    cli_arch_describe(&nd, desc, sizeof desc);
+    cli_network_summary(&nd, desc, sizeof desc);
     printf("gradcheck of %s on %s, batch %ld, eps %g\n", desc, dev.description, batch, eps);
     double worst = 0, tol = a.dtype == BP_F64 ? 1e-7 : 1e-2;
     for (int l = 0; l < a.n_layers; l++) {
         printf("layer %d (%dx%d %s): max relative error %.3e\n", l + 1, a.sizes[l + 1], a.sizes[l],
-               bp_activation_name(a.acts[l]), err[l]);
+               bp_activation_name(a.activations[l]), err[l]);
         worst = err[l] > worst || err[l] != err[l] ? err[l] : worst;
     }
     int ok = worst < tol;

@@ -5,6 +5,6 @@
 #include "common.h"
 
 /* Three interleaved spirals in the plane, n samples, from seed. */
-int cli_make_spirals(int n, uint64_t seed, bp_dtype dtype, data *out);
+int cli_make_spirals(int n, uint64_t seed, bp_dtype dtype, loaded_data *out);
 
 #endif

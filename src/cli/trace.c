@@ -39,7 +39,7 @@ static void mat(const char *label, const double *m, int rows, int cols)
 
 int cmd_trace(int argc, char **argv)
 {
-    arch_flags af = {0};
+    architecture_flags af = {0};
     long seed = 1;
     double lr = 0.5;
     const flag flags[] = {
@@ -63,7 +63,7 @@ int cmd_trace(int argc, char **argv)
     bp_activation act;
     if (bp_activation_parse(act_name, &act) != BP_OK)
         return cli_error("--activation: %s", bp_last_error()), 2;
-    arch a;
+    architecture a;
     memset(&a, 0, sizeof a);
     a.loss = BP_LOSS_MSE;
     a.dtype = BP_F64;
@@ -82,11 +82,11 @@ int cmd_trace(int argc, char **argv)
         a.sizes[0] = 2, a.sizes[1] = 2, a.sizes[2] = 1;
     }
     for (int l = 0; l < a.n_layers; l++)
-        a.acts[l] = act;
+        a.activations[l] = act;
     int L = a.n_layers;
     bp_network_config cfg;
     bp_network_config_init(&cfg);
-    cli_arch_config(&a, &cfg);
+    cli_architecture_config(&a, &cfg);
     cfg.max_batch = 1;
     cfg.seed = (uint64_t)seed;
     bp_network *net = NULL;

@@ -1,10 +1,16 @@
 /*
- * train.c — `backprop train`: load or generate data, build the network,
- * train with shuffled mini-batches gathered on the device, report per
- * epoch, and save, log and plot.
+ * train.c — `backprop train`, in the order it runs:
+ *
+ *   parse    the flags (train_options.c), the device and the dtype
+ *   load     the training and test data (files, Fashion-MNIST or generated)
+ *   build    the network, its targets, and the training set on the device
+ *   run      one epoch: shuffle, then SGD steps on batches gathered there
+ *   report   the epoch: evaluate the test set, print, log
+ *   finish   the final evaluation and summary, then save and plot
+ *
+ * Every loss and accuracy printed is the library's (bp_network_evaluate_dataset).
  */
 
-#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,16 +20,13 @@
 #include <unistd.h>
 
 #include "args.h"
+#include "bp_math.h"
 #include "commands.h"
 #include "common.h"
 #include "plot.h"
 #include "progress.h"
 #include "synthetic.h"
-
-/* Where Debian's dataset-fashion-mnist puts the files; the environment
- * variable names another directory (tests use it to reach the fallback). */
-#define FASHION_DIR "/usr/share/datasets/fashion-mnist"
-#define FASHION_ENV "BACKPROP_FASHION_MNIST_DIR"
+#include "train_options.h"
 
 /* Set by SIGINT; the training loop stops after the current step. A signal
  * handler can only reach a file-scope flag: the one global of the CLI. */
@@ -47,13 +50,70 @@ static void catch_sigint(void)
     sigaction(SIGINT, &sa, NULL);
 }
 
-typedef struct train_flags {
-    const char *data, *test, *init, *save, *log, *plot, *device, *schedule;
-    arch_flags arch;
-    long epochs, batch, seed, label_column, targets;
-    double lr, momentum, weight_decay;
-    int no_shuffle, quiet;
-} train_flags;
+/* Everything a training run holds, from parsing to finishing. */
+typedef struct training_run {
+    train_options options;
+    device_choice device;
+    bp_dtype dtype;
+
+    /* load */
+    loaded_data train_set, test_set;
+    int have_test_set;
+    char data_summary[512]; /* what the "data:" line says */
+
+    /* build */
+    bp_network *net;
+    int classify;              /* class labels: accuracy is reported */
+    char network_summary[512]; /* "3-16-2 relu,identity ce f32" */
+    bp_buffer *train_x, *train_targets; /* the training set on the device */
+
+    /* run */
+    int32_t *order;         /* the samples of the current epoch, in order */
+    uint64_t shuffle_state; /* SplitMix64 stream of the shuffles */
+    long steps_per_epoch;
+    long read_loss_every;   /* steps between reads of the loss (a device wait) */
+    int show_progress;      /* a progress bar on stderr */
+    progress bar;           /* the current epoch's */
+    double started;         /* cli_now() when the first epoch began */
+    int epochs_begun;
+    int stopped;            /* by Ctrl-C */
+
+    /* report */
+    bp_evaluation evaluation; /* the last evaluation printed */
+    history curves;           /* per epoch, for --plot */
+    FILE *log;
+} training_run;
+
+static void training_run_free(training_run *run)
+{
+    bp_buffer_free(run->train_x);
+    bp_buffer_free(run->train_targets);
+    bp_network_free(run->net);
+    cli_data_free(&run->train_set);
+    cli_data_free(&run->test_set);
+    free(run->order);
+    free(run->curves.train_loss);
+    free(run->curves.test_loss);
+    free(run->curves.test_accuracy);
+    if (run->log)
+        fclose(run->log);
+}
+
+/* ---- parse ---------------------------------------------------------------- */
+
+/* The device and the dtype the data is loaded in. Returns an exit status. */
+static int choose_device_and_dtype(training_run *run)
+{
+    if (cli_choose_device(run->options.device, &run->device) != 0)
+        return 2;
+    run->dtype = BP_F32;
+    const char *dtype = run->options.architecture.dtype;
+    if (dtype && bp_dtype_parse(dtype, &run->dtype) != BP_OK)
+        return cli_error("--dtype: %s", bp_last_error()), 2;
+    return 0;
+}
+
+/* ---- load ----------------------------------------------------------------- */
 
 static int file_exists(const char *p)
 {
@@ -61,440 +121,370 @@ static int file_exists(const char *p)
     return stat(p, &sb) == 0;
 }
 
-/* An output file must be creatable in its directory before a long run
- * starts, not found unwritable at the end of it. */
-static int check_output(const char *flag_name, const char *path)
+/* No --data: Fashion-MNIST where the Debian package (or $FASHION_ENV) puts
+ * it, else three generated spirals. */
+static int load_default_data(training_run *run)
 {
-    if (path == NULL)
-        return 0;
-    const char *slash = strrchr(path, '/');
-    char dir[4096];
-    if (slash == NULL)
-        snprintf(dir, sizeof dir, ".");
-    else if (slash == path)
-        snprintf(dir, sizeof dir, "/");
-    else if ((size_t)(slash - path) < sizeof dir)
-        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-    else
-        return cli_error("%s: the path '%s' is too long", flag_name, path);
-    struct stat sb;
-    if (slash != NULL && slash[1] == '\0')
-        return cli_error("%s: '%s' names a directory, not a file", flag_name, path);
-    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
-        return cli_error("%s: '%s' is a directory", flag_name, path);
-    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
-        return cli_error("%s: cannot write '%s': the directory '%s' does not exist", flag_name,
-                         path, dir);
-    if (access(dir, W_OK) != 0)
-        return cli_error("%s: cannot write '%s': %s", flag_name, path, strerror(errno));
-    return 0;
-}
-
-/* The learning rate of an epoch (0-based) under the schedule. */
-static double epoch_lr(const train_flags *f, int epoch)
-{
-    if (strcmp(f->schedule, "cosine") == 0)
-        return f->lr * 0.5 * (1.0 + cos(M_PI * epoch / (double)f->epochs));
-    return f->lr;
-}
-
-typedef struct run {
-    bp_network *net;
-    bp_buffer *x, *y;
-    data train, test;
-    int have_test;
-    history hist;
-    FILE *log;
-} run;
-
-static void run_free(run *r)
-{
-    bp_buffer_free(r->x);
-    bp_buffer_free(r->y);
-    bp_network_free(r->net);
-    cli_data_free(&r->train);
-    cli_data_free(&r->test);
-    free(r->hist.train_loss);
-    free(r->hist.test_loss);
-    free(r->hist.test_accuracy);
-    if (r->log)
-        fclose(r->log);
-}
-
-static int load_inputs(const train_flags *f, bp_dtype dtype, run *r, char *what, size_t what_size)
-{
-    data_flags df = {f->label_column, f->targets, 0};
-    if (f->data) {
-        if (cli_load_data(f->data, dtype, &df, &r->train) != 0)
-            return -1;
-        snprintf(what, what_size, "%s (%d samples, %d features)", f->data, r->train.d.n_samples,
-                 r->train.d.n_features);
-        if (f->test) {
-            if (cli_load_data(f->test, dtype, &df, &r->test) != 0)
-                return -1;
-            r->have_test = 1;
-        }
-        return 0;
-    }
-    if (f->test)
-        return cli_error("--test needs --data");
+    const train_options *o = &run->options;
     const char *dir = getenv(FASHION_ENV);
     if (dir == NULL || dir[0] == '\0')
         dir = FASHION_DIR;
     char train_path[4200], test_path[4200];
     snprintf(train_path, sizeof train_path, "%s/train-images-idx3-ubyte.gz", dir);
     snprintf(test_path, sizeof test_path, "%s/t10k-images-idx3-ubyte.gz", dir);
+    run->have_test_set = 1;
     if (file_exists(train_path)) {
-        if (cli_load_data(train_path, dtype, &df, &r->train) != 0 ||
-            cli_load_data(test_path, dtype, &df, &r->test) != 0)
+        if (cli_load_data(train_path, run->dtype, &o->columns, &run->train_set) != 0 ||
+            cli_load_data(test_path, run->dtype, &o->columns, &run->test_set) != 0)
             return -1;
-        r->have_test = 1;
-        snprintf(what, what_size, "Fashion-MNIST from %s/ (%d train, %d test)", dir,
-                 r->train.d.n_samples, r->test.d.n_samples);
+        snprintf(run->data_summary, sizeof run->data_summary,
+                 "Fashion-MNIST from %s/ (%d train, %d test)", dir, run->train_set.desc.n_samples,
+                 run->test_set.desc.n_samples);
         return 0;
     }
-    if (cli_make_spirals(3000, (uint64_t)f->seed, dtype, &r->train) != 0 ||
-        cli_make_spirals(1500, (uint64_t)f->seed + 1000003, dtype, &r->test) != 0)
+    if (cli_make_spirals(3000, (uint64_t)o->seed, run->dtype, &run->train_set) != 0 ||
+        cli_make_spirals(1500, (uint64_t)o->seed + 1000003, run->dtype, &run->test_set) != 0)
         return -1;
-    r->have_test = 1;
-    snprintf(what, what_size,
+    snprintf(run->data_summary, sizeof run->data_summary,
              "no --data given and Fashion-MNIST is not in %s/ (apt-get install "
              "dataset-fashion-mnist): a generated set of three spirals (3000 train, 1500 test)",
              dir);
     return 0;
 }
 
-static int check_flags(const train_flags *f)
+static int load_data(training_run *run)
 {
-    if (f->epochs < 1 || f->epochs > 1000000)
-        return cli_error("--epochs: %ld is out of range (1..1000000)", f->epochs);
-    if (f->batch < 1 || f->batch > (1 << 24))
-        return cli_error("--batch: %ld is out of range (1..%d)", f->batch, 1 << 24);
-    if (!(f->lr > 0))
-        return cli_error("--lr: %g must be > 0", f->lr);
-    if (!(f->momentum >= 0 && f->momentum < 1))
-        return cli_error("--momentum: %g must be in [0, 1)", f->momentum);
-    if (!(f->weight_decay >= 0))
-        return cli_error("--weight-decay: %g must be >= 0", f->weight_decay);
-    if (f->seed < 0)
-        return cli_error("--seed: %ld must be >= 0", f->seed);
-    if (f->targets < 0)
-        return cli_error("--targets: %ld must be >= 0", f->targets);
-    if (f->label_column < -1)
-        return cli_error("--label-column: %ld must be >= 0 (or -1 for the last)", f->label_column);
-    if (strcmp(f->schedule, "cosine") != 0 && strcmp(f->schedule, "constant") != 0)
-        return cli_error("--schedule: '%s' is not cosine or constant", f->schedule);
+    const train_options *o = &run->options;
+    if (o->data_path == NULL) {
+        if (o->test_path)
+            return cli_error("--test needs --data");
+        return load_default_data(run);
+    }
+    if (cli_load_data(o->data_path, run->dtype, &o->columns, &run->train_set) != 0)
+        return -1;
+    snprintf(run->data_summary, sizeof run->data_summary, "%s (%d samples, %d features)",
+             o->data_path, run->train_set.desc.n_samples, run->train_set.desc.n_features);
+    if (o->test_path) {
+        if (cli_load_data(o->test_path, run->dtype, &o->columns, &run->test_set) != 0)
+            return -1;
+        run->have_test_set = 1;
+    }
     return 0;
 }
 
-/* --init without --layers: the network is the one the model file describes
- * (its sizes, and its activations, loss and dtype unless flags say
- * otherwise). The strings are written to the caller's buffers. */
-static int adopt_model_arch(train_flags *f, char *layers, size_t layers_size, char *acts,
-                            size_t acts_size)
+/* ---- build ---------------------------------------------------------------- */
+
+/* The architecture (widths from the data unless --layers says otherwise)
+ * and the targets of both sets for its loss. */
+static int build_architecture(training_run *run, architecture *a)
 {
-    if (f->init == NULL || f->arch.layers != NULL)
+    const train_options *o = &run->options;
+    const bp_dataset_desc *train = &run->train_set.desc, *test = &run->test_set.desc;
+    run->classify = train->n_targets == 0;
+    int n_out = run->classify ? train->n_classes : train->n_targets;
+    if (run->have_test_set && run->classify && test->n_classes > n_out)
+        n_out = test->n_classes;
+    const int hidden[] = {256, 128};
+    if (cli_build_architecture(&o->architecture, train->n_features,
+                               o->architecture.layers ? -1 : n_out, hidden, 2,
+                               run->classify ? "ce" : "mse", "f32", a) != 0)
+        return -1;
+    n_out = a->sizes[a->n_layers];
+    if (cli_prepare_targets(&run->train_set, a->loss, n_out,
+                            o->data_path ? o->data_path : "training data") != 0)
+        return -1;
+    if (!run->have_test_set)
         return 0;
-    bp_network_config base;
-    bp_network_config_init(&base);
-    base.max_batch = 1;
-    bp_network *m = NULL;
-    bp_status st = bp_model_load(f->init, &base, &m);
+    if (test->n_features != train->n_features)
+        return cli_error("--test: %d features, the training data has %d", test->n_features,
+                         train->n_features);
+    return cli_prepare_targets(&run->test_set, a->loss, n_out,
+                               o->test_path ? o->test_path : "test data");
+}
+
+static int create_network(training_run *run, const architecture *a)
+{
+    const train_options *o = &run->options;
+    bp_network_config cfg;
+    bp_network_config_init(&cfg);
+    cli_architecture_config(a, &cfg);
+    cfg.backend = run->device.backend;
+    cfg.device = run->device.ordinal;
+    cfg.seed = (uint64_t)o->seed;
+    cfg.max_batch = o->batch > 1024 ? (int)o->batch : 1024;
+    bp_status st = bp_network_create(&cfg, &run->net);
     if (st != BP_OK)
-        return cli_error("--init: %s (%s); without --layers the network is read from the model "
-                         "file",
-                         bp_last_error(), bp_status_string(st));
-    bp_network_desc d;
-    bp_network_describe(m, &d);
-    size_t o = 0, p = 0;
-    for (int i = 0; i <= d.n_layers && o < layers_size; i++)
-        o += (size_t)snprintf(layers + o, layers_size - o, "%s%d", i ? "," : "", d.sizes[i]);
-    for (int l = 0; l < d.n_layers && p < acts_size; l++)
-        p += (size_t)snprintf(acts + p, acts_size - p, "%s%s", l ? "," : "",
-                              bp_activation_name(d.activations[l]));
-    f->arch.layers = layers;
-    if (f->arch.activation == NULL && f->arch.activations == NULL)
-        f->arch.activations = acts;
-    if (f->arch.loss == NULL)
-        f->arch.loss = bp_loss_name(d.loss);
-    if (f->arch.dtype == NULL)
-        f->arch.dtype = bp_dtype_name(d.dtype);
-    bp_network_free(m);
+        return cli_lib_error("creating the network", st);
+    if (o->init_path && (st = bp_model_load_params(run->net, o->init_path)) != BP_OK)
+        return cli_lib_error("--init", st);
+    bp_network_desc nd;
+    bp_network_describe(run->net, &nd);
+    cli_network_summary(&nd, run->network_summary, sizeof run->network_summary);
+    if (!o->quiet)
+        printf("network: %s, %zu parameters; backend: %s\n", run->network_summary, nd.n_params,
+               run->device.description);
     return 0;
 }
 
-static int save_model(const bp_network *net, const char *path)
+/* The training set goes to the device once; batches are gathered there. */
+static int upload_training_set(training_run *run)
 {
-    bp_status st = bp_model_save(net, path);
-    if (st != BP_OK)
-        return cli_lib_error("--save", st);
+    const loaded_data *train = &run->train_set;
+    size_t n = (size_t)train->desc.n_samples;
+    size_t x_bytes = n * (size_t)train->desc.n_features * bp_dtype_size(run->dtype);
+    size_t y_bytes = n * train->target_row_bytes;
+    bp_status st;
+    if ((st = bp_buffer_create(run->net, x_bytes, &run->train_x)) != BP_OK ||
+        (st = bp_buffer_upload(run->train_x, 0, train->desc.x, x_bytes)) != BP_OK ||
+        (st = bp_buffer_create(run->net, y_bytes, &run->train_targets)) != BP_OK ||
+        (st = bp_buffer_upload(run->train_targets, 0, train->targets, y_bytes)) != BP_OK)
+        return cli_lib_error("uploading the training set", st);
     return 0;
+}
+
+/* The sample order, the per-epoch curves, the log file and the pacing of
+ * the loop. */
+static int prepare_loop(training_run *run)
+{
+    const train_options *o = &run->options;
+    size_t n = (size_t)run->train_set.desc.n_samples;
+    run->curves.train_loss = calloc((size_t)o->epochs, sizeof(double));
+    run->curves.test_loss = calloc((size_t)o->epochs, sizeof(double));
+    run->curves.test_accuracy = calloc((size_t)o->epochs, sizeof(double));
+    run->order = malloc(n * sizeof(int32_t));
+    if (!run->curves.train_loss || !run->curves.test_loss || !run->curves.test_accuracy ||
+        !run->order)
+        return cli_error("no memory for the training loop");
+    for (size_t i = 0; i < n; i++)
+        run->order[i] = (int32_t)i;
+    if (o->log_path) {
+        run->log = fopen(o->log_path, "w");
+        if (run->log == NULL)
+            return cli_error("--log: cannot write '%s'", o->log_path);
+        fprintf(run->log, "epoch,train_loss,test_loss,test_accuracy,seconds,samples_per_s\n");
+    }
+    run->shuffle_state = (uint64_t)o->seed ^ 0x5DEECE66Dull;
+    run->steps_per_epoch = (long)((n + (size_t)o->batch - 1) / (size_t)o->batch);
+    /* Reading the loss waits for the device: every step on the CPU, every
+     * 16th on a GPU. */
+    run->read_loss_every = run->device.backend == BP_BACKEND_CPU ? 1 : 16;
+    run->show_progress = isatty(fileno(stderr)) && !o->quiet;
+    return 0;
+}
+
+static int build(training_run *run)
+{
+    architecture a;
+    if (build_architecture(run, &a) != 0 || create_network(run, &a) != 0 ||
+        upload_training_set(run) != 0 || prepare_loop(run) != 0)
+        return -1;
+    return 0;
+}
+
+/* ---- run one epoch -------------------------------------------------------- */
+
+/* Fisher-Yates over the whole order, from the run's SplitMix64 stream. */
+static void shuffle(training_run *run)
+{
+    size_t n = (size_t)run->train_set.desc.n_samples;
+    for (size_t i = n - 1; i > 0; i--) {
+        size_t j = (size_t)(bp_splitmix64_next(&run->shuffle_state) % (i + 1));
+        int32_t t = run->order[i];
+        run->order[i] = run->order[j];
+        run->order[j] = t;
+    }
+}
+
+/* The optimizer of an epoch: SGD with the schedule's learning rate. */
+static void epoch_optimizer(const training_run *run, int epoch, bp_sgd *opt)
+{
+    const train_options *o = &run->options;
+    bp_sgd_init(opt);
+    opt->lr = train_options_epoch_lr(o, epoch);
+    opt->momentum = o->momentum;
+    opt->weight_decay = o->weight_decay;
+}
+
+/* One step on the samples order[start, start + b). With loss non-NULL the
+ * batch loss is read (a wait for the device) and checked. Returns 0, or -1
+ * with the message printed. */
+static int train_step(training_run *run, const bp_sgd *opt, int epoch, long step, size_t start,
+                      int b, double *loss)
+{
+    bp_status st = bp_network_train_step_buffer(run->net, run->train_x, run->train_targets,
+                                                run->order + start, b, opt, loss);
+    if (st != BP_OK || (loss != NULL && !isfinite(*loss)))
+        progress_clear(&run->bar);
+    if (st == BP_ERR_NUMERIC || (st == BP_OK && loss != NULL && !isfinite(*loss)))
+        return cli_error("training diverged at epoch %d, step %ld: the loss is %g; nothing was "
+                         "saved (try a smaller --lr)",
+                         epoch + 1, step + 1, loss != NULL ? *loss : NAN);
+    if (st != BP_OK)
+        return cli_lib_error("training step", st);
+    return 0;
+}
+
+/* One pass over the training set. *train_loss receives the mean of the
+ * losses read. Returns 0 (also when Ctrl-C stopped it: run->stopped), or -1
+ * with the message printed. */
+static int run_epoch(training_run *run, int epoch, double *train_loss)
+{
+    const train_options *o = &run->options;
+    size_t n = (size_t)run->train_set.desc.n_samples;
+    if (!o->no_shuffle)
+        shuffle(run);
+    bp_sgd opt;
+    epoch_optimizer(run, epoch, &opt);
+    double loss_sum = 0, loss = NAN;
+    long loss_count = 0;
+    progress_start(&run->bar, run->show_progress);
+    for (long s = 0; s < run->steps_per_epoch; s++) {
+        size_t start = (size_t)s * (size_t)o->batch;
+        int b = (int)(n - start < (size_t)o->batch ? n - start : (size_t)o->batch);
+        int want = (s % run->read_loss_every == 0) || s == run->steps_per_epoch - 1;
+        if (train_step(run, &opt, epoch, s, start, b, want ? &loss : NULL) != 0)
+            return -1;
+        if (want) {
+            loss_sum += loss;
+            loss_count++;
+        }
+        progress_update(&run->bar, epoch + 1, (int)o->epochs, s + 1, run->steps_per_epoch,
+                        loss_count ? loss_sum / loss_count : NAN, (long)(start + (size_t)b));
+        if (interrupted) {
+            run->stopped = 1;
+            progress_clear(&run->bar);
+            fprintf(stderr, "backprop: interrupted at epoch %d, step %ld\n", epoch + 1, s + 1);
+            break;
+        }
+    }
+    progress_clear(&run->bar);
+    *train_loss = loss_count ? loss_sum / loss_count : NAN;
+    return 0;
+}
+
+/* ---- report --------------------------------------------------------------- */
+
+/* The epoch's figures: its train loss, and the test set's loss and accuracy
+ * (not after Ctrl-C), printed, logged and kept for the plot. */
+static int report_epoch(training_run *run, int epoch, double train_loss, double seconds)
+{
+    const train_options *o = &run->options;
+    run->curves.train_loss[epoch] = train_loss;
+    run->curves.test_loss[epoch] = NAN;
+    run->curves.test_accuracy[epoch] = NAN;
+    if (run->have_test_set && !run->stopped) {
+        if (cli_evaluate(run->net, &run->test_set, NULL, &run->evaluation) != 0)
+            return -1;
+        run->curves.test_loss[epoch] = run->evaluation.loss;
+        run->curves.test_accuracy[epoch] = run->evaluation.accuracy;
+    }
+    run->curves.n = epoch + 1;
+    double rate = (double)run->train_set.desc.n_samples / (seconds > 0 ? seconds : 1e-9);
+    double test_loss = run->have_test_set ? run->evaluation.loss : NAN;
+    double test_accuracy = run->have_test_set && run->classify ? run->evaluation.accuracy : NAN;
+    if (!o->quiet && !run->stopped) {
+        printf("epoch %d/%ld  train loss %.4f", epoch + 1, o->epochs, train_loss);
+        if (run->have_test_set) {
+            printf("  test loss %.4f", test_loss);
+            if (run->classify)
+                printf("  test accuracy %.2f%%", 100 * test_accuracy);
+        }
+        printf("  %.1fs  %.0f samples/s\n", seconds, rate);
+        fflush(stdout);
+    }
+    if (run->log && !run->stopped)
+        fprintf(run->log, "%d,%.6g,%.6g,%.6g,%.3f,%.1f\n", epoch + 1, train_loss, test_loss,
+                test_accuracy, seconds, rate);
+    if (run->log)
+        fflush(run->log); /* a row per epoch, readable while the run goes on */
+    return 0;
+}
+
+/* ---- finish --------------------------------------------------------------- */
+
+/* The summary line: the test set's figures (the last epoch's unless Ctrl-C
+ * cut it short), or the training set's without a test set. */
+static int print_summary(training_run *run)
+{
+    if (!run->have_test_set || run->stopped) {
+        const loaded_data *set = run->have_test_set ? &run->test_set : &run->train_set;
+        if (cli_evaluate(run->net, set, NULL, &run->evaluation) != 0)
+            return -1;
+    }
+    double total = cli_now() - run->started;
+    const bp_evaluation *ev = &run->evaluation;
+    const char *which = run->have_test_set ? "test" : "training";
+    int epochs = run->epochs_begun;
+    if (run->classify)
+        printf("%s accuracy %.2f%% (%d/%d), %s loss %.4f, %d epoch%s in %.1fs on %s\n", which,
+               100 * ev->accuracy, ev->correct, ev->n_samples, which, ev->loss, epochs,
+               epochs == 1 ? "" : "s", total, run->device.description);
+    else
+        printf("%s loss %.6g, %d epoch%s in %.1fs on %s\n", which, ev->loss, epochs,
+               epochs == 1 ? "" : "s", total, run->device.description);
+    return 0;
+}
+
+/* --save and --plot; each is tried even when the other fails. */
+static int write_outputs(training_run *run)
+{
+    const train_options *o = &run->options;
+    int failed = 0;
+    if (o->save_path) {
+        bp_status st = bp_model_save(run->net, o->save_path);
+        if (st != BP_OK)
+            failed = cli_lib_error("--save", st);
+        else if (!o->quiet)
+            printf("saved %s\n", o->save_path);
+    }
+    if (o->plot_path && run->curves.n > 0 &&
+        plot_write_svg(o->plot_path, &run->curves, run->network_summary) != 0)
+        failed = -1;
+    return failed;
+}
+
+/* The summary, then the outputs (written even when the summary's
+ * evaluation failed). The exit status: 130 after Ctrl-C (the model is saved
+ * all the same), 1 when something failed. */
+static int finish(training_run *run)
+{
+    int failed = print_summary(run) != 0;
+    failed |= write_outputs(run) != 0;
+    return run->stopped ? 130 : failed ? 1 : 0;
+}
+
+/* ---- the command ---------------------------------------------------------- */
+
+static int train(training_run *run)
+{
+    int status = choose_device_and_dtype(run);
+    if (status != 0)
+        return status;
+    if (load_data(run) != 0)
+        return 1;
+    if (!run->options.quiet)
+        printf("data: %s\n", run->data_summary);
+    if (build(run) != 0)
+        return 1;
+    catch_sigint();
+    run->started = cli_now();
+    for (int epoch = 0; epoch < run->options.epochs && !run->stopped; epoch++) {
+        double e0 = cli_now(), train_loss = NAN;
+        run->epochs_begun = epoch + 1;
+        if (run_epoch(run, epoch, &train_loss) != 0 ||
+            report_epoch(run, epoch, train_loss, cli_now() - e0) != 0)
+            return 1;
+    }
+    return finish(run);
 }
 
 int cmd_train(int argc, char **argv)
 {
-    train_flags f = {0};
-    f.device = "auto";
-    f.schedule = "cosine";
-    f.epochs = 15, f.batch = 32, f.seed = 1, f.label_column = -1;
-    f.lr = 0.02, f.momentum = 0.9;
-    const flag flags[] = {
-        {"--data", FLAG_STRING, &f.data, "PATH", "IDX images file (labels beside it) or CSV"},
-        {"--test", FLAG_STRING, &f.test, "PATH", "test set, same format"},
-        {"--layers", FLAG_STRING, &f.arch.layers, "N,N,..", "layer sizes, inputs first (default: data,256,128,classes)"},
-        {"--activation", FLAG_STRING, &f.arch.activation, "NAME", "hidden activation: relu (default), leaky_relu, tanh, sigmoid, identity"},
-        {"--activations", FLAG_STRING, &f.arch.activations, "A,B,..", "one activation per layer"},
-        {"--loss", FLAG_STRING, &f.arch.loss, "ce|mse|bce", "loss (default ce)"},
-        {"--epochs", FLAG_INT, &f.epochs, "N", "epochs (default 15)"},
-        {"--batch", FLAG_INT, &f.batch, "N", "mini-batch size (default 32)"},
-        {"--lr", FLAG_DOUBLE, &f.lr, "X", "learning rate (default 0.02)"},
-        {"--schedule", FLAG_STRING, &f.schedule, "cosine|constant", "learning-rate schedule over the epochs (default cosine)"},
-        {"--momentum", FLAG_DOUBLE, &f.momentum, "X", "SGD momentum (default 0.9)"},
-        {"--weight-decay", FLAG_DOUBLE, &f.weight_decay, "X", "L2 weight decay (default 0)"},
-        {"--seed", FLAG_INT, &f.seed, "N", "initialisation and shuffling seed (default 1)"},
-        {"--dtype", FLAG_STRING, &f.arch.dtype, "f32|f64", "precision (default f32)"},
-        {"--device", FLAG_STRING, &f.device, "auto|cpu|cuda[:N]", "where to train (default auto)"},
-        {"--no-shuffle", FLAG_SWITCH, &f.no_shuffle, NULL, "samples in file order"},
-        {"--init", FLAG_STRING, &f.init, "MODEL", "start from a saved model's parameters"},
-        {"--save", FLAG_STRING, &f.save, "MODEL", "save the trained model (safetensors)"},
-        {"--log", FLAG_STRING, &f.log, "CSV", "one row per epoch: epoch,train_loss,test_loss,test_accuracy,seconds,samples_per_s"},
-        {"--plot", FLAG_STRING, &f.plot, "SVG", "loss and accuracy curves"},
-        {"--label-column", FLAG_INT, &f.label_column, "N", "CSV label column, 0-based (default last)"},
-        {"--targets", FLAG_INT, &f.targets, "K", "CSV regression: the last K columns are targets"},
-        {"--quiet", FLAG_SWITCH, &f.quiet, NULL, "print only the final result"},
-    };
-    static const command cmd = {
-        "train", "Trains a network by backpropagation and reports test accuracy.",
-        "With no --data, trains on Fashion-MNIST when the Debian package dataset-fashion-mnist\n"
-        "is installed (or from the directory in $" FASHION_ENV "), else on a generated\n"
-        "data set. Without --layers the sizes come from the data (inputs, 256, 128, outputs),\n"
-        "or from the --init model. Ctrl-C stops after the current step (and saves with\n"
-        "--save); a second Ctrl-C ends the program at once. A run whose loss becomes NaN or\n"
-        "infinite stops with an error and saves nothing."};
-    int p = cli_parse(&cmd, argc, argv, flags, sizeof flags / sizeof flags[0]);
-    if (p != 0)
-        return p > 0 ? 0 : 2;
-    if (check_flags(&f) != 0)
-        return 2;
-    if (check_output("--save", f.save) != 0 || check_output("--plot", f.plot) != 0 ||
-        check_output("--log", f.log) != 0)
-        return 1;
-    char init_layers[BP_MAX_LAYERS * 8 + 8], init_acts[BP_MAX_LAYERS * 16];
-    if (adopt_model_arch(&f, init_layers, sizeof init_layers, init_acts, sizeof init_acts) != 0)
-        return 1;
-
-    device_choice dev;
-    if (cli_choose_device(f.device, &dev) != 0)
-        return 2;
-    bp_dtype dtype = BP_F32;
-    if (f.arch.dtype && bp_dtype_parse(f.arch.dtype, &dtype) != BP_OK)
-        return cli_error("--dtype: %s", bp_last_error()), 2;
-
-    run r;
-    memset(&r, 0, sizeof r);
-    int rc = 1;
-    char what[512];
-    if (load_inputs(&f, dtype, &r, what, sizeof what) != 0)
-        goto out;
-    if (!f.quiet)
-        printf("data: %s\n", what);
-
-    /* The network: widths from the data unless --layers says otherwise. */
-    int classify = r.train.d.n_targets == 0;
-    int n_out = classify ? r.train.d.n_classes : r.train.d.n_targets;
-    if (r.have_test && classify && r.test.d.n_classes > n_out)
-        n_out = r.test.d.n_classes;
-    const int hidden[] = {256, 128};
-    arch a;
-    if (cli_build_arch(&f.arch, r.train.d.n_features, f.arch.layers ? -1 : n_out, hidden, 2,
-                       classify ? "ce" : "mse", "f32", &a) != 0)
-        goto out;
-    n_out = a.sizes[a.n_layers];
-    if (cli_prepare_targets(&r.train, a.loss, n_out, f.data ? f.data : "training data") != 0)
-        goto out;
-    if (r.have_test) {
-        if (r.test.d.n_features != r.train.d.n_features) {
-            cli_error("--test: %d features, the training data has %d", r.test.d.n_features,
-                      r.train.d.n_features);
-            goto out;
-        }
-        if (cli_prepare_targets(&r.test, a.loss, n_out, f.test ? f.test : "test data") != 0)
-            goto out;
-    }
-    bp_network_config cfg;
-    bp_network_config_init(&cfg);
-    cli_arch_config(&a, &cfg);
-    cfg.backend = dev.backend;
-    cfg.device = dev.ordinal;
-    cfg.seed = (uint64_t)f.seed;
-    cfg.max_batch = f.batch > 1024 ? (int)f.batch : 1024;
-    bp_status st = bp_network_create(&cfg, &r.net);
-    if (st != BP_OK) {
-        cli_lib_error("creating the network", st);
-        goto out;
-    }
-    if (f.init && (st = bp_model_load_params(r.net, f.init)) != BP_OK) {
-        cli_lib_error("--init", st);
-        goto out;
-    }
-    bp_network_desc nd;
-    bp_network_describe(r.net, &nd);
-    char desc[512];
-    cli_arch_describe(&nd, desc, sizeof desc);
-    if (!f.quiet)
-        printf("network: %s, %zu parameters; backend: %s\n", desc, nd.n_params, dev.description);
-
-    /* The training set goes to the device once; batches are gathered there. */
-    size_t n = (size_t)r.train.d.n_samples, es = bp_dtype_size(dtype);
-    size_t xb = n * (size_t)r.train.d.n_features * es, yb = n * r.train.target_row;
-    if ((st = bp_buffer_create(r.net, xb, &r.x)) != BP_OK ||
-        (st = bp_buffer_upload(r.x, 0, r.train.d.x, xb)) != BP_OK ||
-        (st = bp_buffer_create(r.net, yb, &r.y)) != BP_OK ||
-        (st = bp_buffer_upload(r.y, 0, r.train.targets, yb)) != BP_OK) {
-        cli_lib_error("uploading the training set", st);
-        goto out;
-    }
-    r.hist.train_loss = calloc((size_t)f.epochs, sizeof(double));
-    r.hist.test_loss = calloc((size_t)f.epochs, sizeof(double));
-    r.hist.test_accuracy = calloc((size_t)f.epochs, sizeof(double));
-    int32_t *order = malloc(n * sizeof(int32_t));
-    if (!r.hist.train_loss || !r.hist.test_loss || !r.hist.test_accuracy || !order) {
-        free(order);
-        cli_error("no memory for the training loop");
-        goto out;
-    }
-    for (size_t i = 0; i < n; i++)
-        order[i] = (int32_t)i;
-    if (f.log) {
-        r.log = fopen(f.log, "w");
-        if (r.log == NULL) {
-            free(order);
-            cli_error("--log: cannot write '%s'", f.log);
-            goto out;
-        }
-        fprintf(r.log, "epoch,train_loss,test_loss,test_accuracy,seconds,samples_per_s\n");
-    }
-
-    catch_sigint();
-    progress bar;
-    int tty = isatty(fileno(stderr)) && !f.quiet;
-    /* Reading the loss waits for the device: every step on the CPU, every
-     * 16th on a GPU. */
-    long read_every = dev.backend == BP_BACKEND_CPU ? 1 : 16;
-    uint64_t rng = (uint64_t)f.seed ^ 0x5DEECE66Dull;
-    double t0 = cli_now();
-    long samples_done = 0;
-    int epoch = 0, stopped = 0;
-    long steps_per_epoch = (long)((n + (size_t)f.batch - 1) / (size_t)f.batch);
-    eval_result ev = {0};
-    for (epoch = 0; epoch < f.epochs && !stopped; epoch++) {
-        if (!f.no_shuffle)
-            for (size_t i = n - 1; i > 0; i--) {
-                size_t j = (size_t)(cli_next_random(&rng) % (i + 1));
-                int32_t t = order[i];
-                order[i] = order[j];
-                order[j] = t;
-            }
-        bp_sgd opt;
-        bp_sgd_init(&opt);
-        opt.lr = epoch_lr(&f, epoch);
-        opt.momentum = f.momentum;
-        opt.weight_decay = f.weight_decay;
-        double loss_sum = 0, loss = NAN;
-        long loss_count = 0;
-        double e0 = cli_now();
-        progress_start(&bar, tty);
-        for (long s = 0; s < steps_per_epoch; s++) {
-            size_t start = (size_t)s * (size_t)f.batch;
-            int b = (int)(n - start < (size_t)f.batch ? n - start : (size_t)f.batch);
-            int want = (s % read_every == 0) || s == steps_per_epoch - 1;
-            st = bp_network_train_step_buffer(r.net, r.x, r.y, order + start, b, &opt,
-                                              want ? &loss : NULL);
-            if (st == BP_ERR_NUMERIC || (st == BP_OK && want && !isfinite(loss))) {
-                progress_clear(&bar);
-                cli_error("training diverged at epoch %d, step %ld: the loss is %g; nothing was "
-                          "saved (try a smaller --lr)",
-                          epoch + 1, s + 1, loss);
-                free(order);
-                goto out;
-            }
-            if (st != BP_OK) {
-                progress_clear(&bar);
-                cli_lib_error("training step", st);
-                free(order);
-                goto out;
-            }
-            samples_done += b;
-            if (want) {
-                loss_sum += loss;
-                loss_count++;
-            }
-            progress_update(&bar, epoch + 1, (int)f.epochs, s + 1, steps_per_epoch,
-                            loss_count ? loss_sum / loss_count : NAN, (long)(start + (size_t)b));
-            if (interrupted) {
-                stopped = 1;
-                progress_clear(&bar);
-                fprintf(stderr, "backprop: interrupted at epoch %d, step %ld\n", epoch + 1, s + 1);
-                break;
-            }
-        }
-        progress_clear(&bar);
-        double seconds = cli_now() - e0;
-        double train_loss = loss_count ? loss_sum / loss_count : NAN;
-        r.hist.train_loss[epoch] = train_loss;
-        r.hist.test_loss[epoch] = NAN;
-        r.hist.test_accuracy[epoch] = NAN;
-        if (r.have_test && !stopped) {
-            if (cli_evaluate(r.net, &r.test, &ev, NULL) != 0) {
-                free(order);
-                goto out;
-            }
-            r.hist.test_loss[epoch] = ev.loss;
-            r.hist.test_accuracy[epoch] = ev.accuracy;
-        }
-        r.hist.n = epoch + 1;
-        double rate = (double)n / (seconds > 0 ? seconds : 1e-9);
-        if (!f.quiet && !stopped) {
-            printf("epoch %d/%ld  train loss %.4f", epoch + 1, f.epochs, train_loss);
-            if (r.have_test) {
-                printf("  test loss %.4f", ev.loss);
-                if (classify)
-                    printf("  test accuracy %.2f%%", 100 * ev.accuracy);
-            }
-            printf("  %.1fs  %.0f samples/s\n", seconds, rate);
-            fflush(stdout);
-        }
-        if (r.log && !stopped)
-            fprintf(r.log, "%d,%.6g,%.6g,%.6g,%.3f,%.1f\n", epoch + 1, train_loss,
-                    r.have_test ? ev.loss : NAN, r.have_test && classify ? ev.accuracy : NAN,
-                    seconds, rate);
-        if (r.log)
-            fflush(r.log); /* a row per epoch, readable while the run goes on */
-    }
-    free(order);
-    double total = cli_now() - t0;
-    if (!r.have_test || stopped)
-        cli_evaluate(r.net, r.have_test ? &r.test : &r.train, &ev, NULL);
-    const char *which = r.have_test ? "test" : "training";
-    if (classify)
-        printf("%s accuracy %.2f%% (%ld/%ld), %s loss %.4f, %d epoch%s in %.1fs on %s\n", which,
-               100 * ev.accuracy, ev.correct, ev.n, which, ev.loss, epoch, epoch == 1 ? "" : "s",
-               total, dev.description);
-    else
-        printf("%s loss %.6g, %d epoch%s in %.1fs on %s\n", which, ev.loss, epoch,
-               epoch == 1 ? "" : "s", total, dev.description);
-    rc = 0;
-    if (f.save) {
-        if (save_model(r.net, f.save) != 0)
-            rc = 1;
-        else if (!f.quiet)
-            printf("saved %s\n", f.save);
-    }
-    if (f.plot && r.hist.n > 0 && plot_write_svg(f.plot, &r.hist, desc) != 0)
-        rc = 1;
-    if (stopped)
-        rc = 130;
-out:
-    run_free(&r);
-    return rc;
+    training_run run;
+    memset(&run, 0, sizeof run);
+    int status = 0;
+    if (parse_train_options(argc, argv, &run.options, &status) == 0)
+        status = train(&run);
+    training_run_free(&run);
+    return status;
 }

@@ -1,0 +1,174 @@
+/* train_options.c — the flags of `backprop train`: defaults, the table the
+ * help is printed from, and the checks made before any data is read. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "args.h"
+#include "train_options.h"
+
+static void train_options_defaults(train_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->columns.label_column = -1;
+    o->epochs = 15;
+    o->batch = 32;
+    o->seed = 1;
+    o->lr = 0.02;
+    o->momentum = 0.9;
+    o->schedule = "cosine";
+    o->device = "auto";
+}
+
+static int check_values(const train_options *o)
+{
+    if (o->epochs < 1 || o->epochs > 1000000)
+        return cli_error("--epochs: %ld is out of range (1..1000000)", o->epochs);
+    if (o->batch < 1 || o->batch > (1 << 24))
+        return cli_error("--batch: %ld is out of range (1..%d)", o->batch, 1 << 24);
+    if (!(o->lr > 0))
+        return cli_error("--lr: %g must be > 0", o->lr);
+    if (!(o->momentum >= 0 && o->momentum < 1))
+        return cli_error("--momentum: %g must be in [0, 1)", o->momentum);
+    if (!(o->weight_decay >= 0))
+        return cli_error("--weight-decay: %g must be >= 0", o->weight_decay);
+    if (o->seed < 0)
+        return cli_error("--seed: %ld must be >= 0", o->seed);
+    if (o->columns.n_targets < 0)
+        return cli_error("--targets: %ld must be >= 0", o->columns.n_targets);
+    if (o->columns.label_column < -1)
+        return cli_error("--label-column: %ld must be >= 0 (or -1 for the last)",
+                         o->columns.label_column);
+    if (strcmp(o->schedule, "cosine") != 0 && strcmp(o->schedule, "constant") != 0)
+        return cli_error("--schedule: '%s' is not cosine or constant", o->schedule);
+    return 0;
+}
+
+/* An output file must be creatable in its directory before a long run
+ * starts, not found unwritable at the end of it. */
+static int check_output(const char *flag_name, const char *path)
+{
+    if (path == NULL)
+        return 0;
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    if (slash == NULL)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == path)
+        snprintf(dir, sizeof dir, "/");
+    else if ((size_t)(slash - path) < sizeof dir)
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    else
+        return cli_error("%s: the path '%s' is too long", flag_name, path);
+    struct stat sb;
+    if (slash != NULL && slash[1] == '\0')
+        return cli_error("%s: '%s' names a directory, not a file", flag_name, path);
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return cli_error("%s: '%s' is a directory", flag_name, path);
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return cli_error("%s: cannot write '%s': the directory '%s' does not exist", flag_name,
+                         path, dir);
+    if (access(dir, W_OK) != 0)
+        return cli_error("%s: cannot write '%s': %s", flag_name, path, strerror(errno));
+    return 0;
+}
+
+/* --init without --layers: the network is the one the model file describes
+ * (its sizes, and its activations, loss and dtype unless flags say
+ * otherwise). */
+static int adopt_model_architecture(train_options *o)
+{
+    architecture_flags *a = &o->architecture;
+    if (o->init_path == NULL || a->layers != NULL)
+        return 0;
+    bp_network_config base;
+    bp_network_config_init(&base);
+    base.max_batch = 1;
+    bp_network *model = NULL;
+    bp_status st = bp_model_load(o->init_path, &base, &model);
+    if (st != BP_OK)
+        return cli_error("--init: %s (%s); without --layers the network is read from the model "
+                         "file",
+                         bp_last_error(), bp_status_string(st));
+    bp_network_desc d;
+    bp_network_describe(model, &d);
+    size_t n = 0, m = 0, n_size = sizeof o->init_layers, m_size = sizeof o->init_activations;
+    for (int i = 0; i <= d.n_layers && n < n_size; i++)
+        n += (size_t)snprintf(o->init_layers + n, n_size - n, "%s%d", i ? "," : "", d.sizes[i]);
+    for (int l = 0; l < d.n_layers && m < m_size; l++)
+        m += (size_t)snprintf(o->init_activations + m, m_size - m, "%s%s", l ? "," : "",
+                              bp_activation_name(d.activations[l]));
+    a->layers = o->init_layers;
+    if (a->activation == NULL && a->activations == NULL)
+        a->activations = o->init_activations;
+    if (a->loss == NULL)
+        a->loss = bp_loss_name(d.loss);
+    if (a->dtype == NULL)
+        a->dtype = bp_dtype_name(d.dtype);
+    bp_network_free(model);
+    return 0;
+}
+
+int parse_train_options(int argc, char **argv, train_options *o, int *status)
+{
+    train_options_defaults(o);
+    const flag flags[] = {
+        {"--data", FLAG_STRING, &o->data_path, "PATH", "IDX images file (labels beside it) or CSV"},
+        {"--test", FLAG_STRING, &o->test_path, "PATH", "test set, same format"},
+        {"--layers", FLAG_STRING, &o->architecture.layers, "N,N,..", "layer sizes, inputs first (default: data,256,128,classes)"},
+        {"--activation", FLAG_STRING, &o->architecture.activation, "NAME", "hidden activation: relu (default), leaky_relu, tanh, sigmoid, identity"},
+        {"--activations", FLAG_STRING, &o->architecture.activations, "A,B,..", "one activation per layer"},
+        {"--loss", FLAG_STRING, &o->architecture.loss, "ce|mse|bce", "loss (default ce)"},
+        {"--epochs", FLAG_INT, &o->epochs, "N", "epochs (default 15)"},
+        {"--batch", FLAG_INT, &o->batch, "N", "mini-batch size (default 32)"},
+        {"--lr", FLAG_DOUBLE, &o->lr, "X", "learning rate (default 0.02)"},
+        {"--schedule", FLAG_STRING, &o->schedule, "cosine|constant", "learning-rate schedule over the epochs (default cosine)"},
+        {"--momentum", FLAG_DOUBLE, &o->momentum, "X", "SGD momentum (default 0.9)"},
+        {"--weight-decay", FLAG_DOUBLE, &o->weight_decay, "X", "L2 weight decay (default 0)"},
+        {"--seed", FLAG_INT, &o->seed, "N", "initialisation and shuffling seed (default 1)"},
+        {"--dtype", FLAG_STRING, &o->architecture.dtype, "f32|f64", "precision (default f32)"},
+        {"--device", FLAG_STRING, &o->device, "auto|cpu|cuda[:N]", "where to train (default auto)"},
+        {"--no-shuffle", FLAG_SWITCH, &o->no_shuffle, NULL, "samples in file order"},
+        {"--init", FLAG_STRING, &o->init_path, "MODEL", "start from a saved model's parameters"},
+        {"--save", FLAG_STRING, &o->save_path, "MODEL", "save the trained model (safetensors)"},
+        {"--log", FLAG_STRING, &o->log_path, "CSV", "one row per epoch: epoch,train_loss,test_loss,test_accuracy,seconds,samples_per_s"},
+        {"--plot", FLAG_STRING, &o->plot_path, "SVG", "loss and accuracy curves"},
+        {"--label-column", FLAG_INT, &o->columns.label_column, "N", "CSV label column, 0-based (default last)"},
+        {"--targets", FLAG_INT, &o->columns.n_targets, "K", "CSV regression: the last K columns are targets"},
+        {"--quiet", FLAG_SWITCH, &o->quiet, NULL, "print only the final result"},
+    };
+    static const command cmd = {
+        "train", "Trains a network by backpropagation and reports test accuracy.",
+        "With no --data, trains on Fashion-MNIST when the Debian package dataset-fashion-mnist\n"
+        "is installed (or from the directory in $" FASHION_ENV "), else on a generated\n"
+        "data set. Without --layers the sizes come from the data (inputs, 256, 128, outputs),\n"
+        "or from the --init model. Ctrl-C stops after the current step (and saves with\n"
+        "--save); a second Ctrl-C ends the program at once. A run whose loss becomes NaN or\n"
+        "infinite stops with an error and saves nothing."};
+    int parsed = cli_parse(&cmd, argc, argv, flags, sizeof flags / sizeof flags[0]);
+    if (parsed != 0) {
+        *status = parsed > 0 ? 0 : 2;
+        return -1;
+    }
+    *status = 2;
+    if (check_values(o) != 0)
+        return -1;
+    *status = 1;
+    if (check_output("--save", o->save_path) != 0 || check_output("--plot", o->plot_path) != 0 ||
+        check_output("--log", o->log_path) != 0)
+        return -1;
+    if (adopt_model_architecture(o) != 0)
+        return -1;
+    *status = 0;
+    return 0;
+}
+
+double train_options_epoch_lr(const train_options *o, int epoch)
+{
+    if (strcmp(o->schedule, "cosine") == 0)
+        return o->lr * 0.5 * (1.0 + cos(M_PI * epoch / (double)o->epochs));
+    return o->lr;
+}

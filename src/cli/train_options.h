@@ -1,0 +1,50 @@
+/* train_options.h — what `backprop train` was asked to do: its flags, with
+ * their defaults, parsed and checked before any data is read. */
+#ifndef BP_CLI_TRAIN_OPTIONS_H
+#define BP_CLI_TRAIN_OPTIONS_H
+
+#include "common.h"
+
+/* Where Debian's dataset-fashion-mnist puts the files; the environment
+ * variable names another directory (tests use it to reach the fallback). */
+#define FASHION_DIR "/usr/share/datasets/fashion-mnist"
+#define FASHION_ENV "BACKPROP_FASHION_MNIST_DIR"
+
+/* One field per flag, grouped as the help lists them. A new flag is a field
+ * here, a default in train_options_defaults, a row in the table in
+ * parse_train_options and, where it has a range, a check in check_values
+ * (train_options.c). */
+typedef struct train_options {
+    /* the data */
+    const char *data_path, *test_path; /* NULL: Fashion-MNIST or generated */
+    data_options columns;              /* --label-column, --targets */
+    /* the network */
+    architecture_flags architecture;
+    const char *init_path; /* --init: start from a saved model */
+    /* the optimisation */
+    long epochs, batch, seed;
+    double lr, momentum, weight_decay;
+    const char *schedule; /* "cosine" or "constant" */
+    int no_shuffle;
+    /* where it runs */
+    const char *device; /* "auto", "cpu", "cuda", "cuda:N" */
+    /* what it writes */
+    const char *save_path, *log_path, *plot_path;
+    int quiet;
+    /* --init without --layers: the model file's sizes and activations,
+     * written here and pointed at by architecture.layers/activations. */
+    char init_layers[BP_MAX_LAYERS * 8 + 8];
+    char init_activations[BP_MAX_LAYERS * 16];
+} train_options;
+
+/* Parses argv (after "train") into *o and checks it: value ranges, output
+ * files creatable, the --init model's architecture adopted. Returns 0 to go
+ * on; otherwise the command ends with the exit status in *status (0 after
+ * --help, 2 for a bad flag or value, 1 for a file that cannot be used), the
+ * message already printed. */
+int parse_train_options(int argc, char **argv, train_options *o, int *status);
+
+/* The learning rate of an epoch (0-based) under the schedule. */
+double train_options_epoch_lr(const train_options *o, int epoch);
+
+#endif
