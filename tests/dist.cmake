@@ -1,0 +1,63 @@
+# Data-parallel tests, included by tests/CMakeLists.txt:
+#   test_dist            the communicator API in one process (any build)
+#   test_dist_mpi        CPU ranks under mpiexec (BP_MPI): equality to one
+#                        process, the collective NaN guard, a join refused,
+#                        a killed rank
+bp_add_test(test_dist test_dist.cpp)
+if(BP_HAVE_MPI)
+  target_compile_definitions(test_dist PRIVATE BP_TEST_HAVE_MPI=1)
+endif()
+if(BP_HAVE_NCCL)
+  target_compile_definitions(test_dist PRIVATE BP_TEST_HAVE_NCCL=1)
+endif()
+
+if(NOT BP_HAVE_MPI)
+  return()
+endif()
+add_executable(test_dist_mpi test_dist_mpi.cpp)
+target_link_libraries(test_dist_mpi PRIVATE backprop_static MPI::MPI_C)
+target_compile_options(test_dist_mpi PRIVATE ${BP_CXX_WARNINGS})
+target_compile_definitions(test_dist_mpi PRIVATE OMPI_SKIP_MPICXX=1 MPICH_SKIP_MPICXX=1)
+
+# Open MPI refuses root without --allow-run-as-root and more ranks than
+# cores without --oversubscribe; in a VM or container its shared-memory
+# single-copy mechanism (CMA) is often not permitted.
+set(bp_mpiexec_flags ${MPIEXEC_PREFLAGS})
+set(bp_mpi_env "")
+execute_process(COMMAND ${MPIEXEC_EXECUTABLE} --version OUTPUT_VARIABLE bp_mpiexec_version
+                ERROR_QUIET TIMEOUT 20)
+if(bp_mpiexec_version MATCHES "Open MPI|OpenRTE")
+  list(APPEND bp_mpiexec_flags --allow-run-as-root --oversubscribe)
+  set(bp_mpi_env OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_rmaps_base_oversubscribe=1
+                 OPENBLAS_NUM_THREADS=1)
+endif()
+
+# bp_add_mpi_test(name nprocs args...)
+function(bp_add_mpi_test name np)
+  add_test(NAME ${name} COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} ${np}
+                                ${bp_mpiexec_flags} $<TARGET_FILE:test_dist_mpi> ${ARGN})
+  set_tests_properties(${name} PROPERTIES ENVIRONMENT "${bp_mpi_env}" TIMEOUT 120)
+endfunction()
+
+foreach(np 2 3)
+  foreach(dt f64 f32)
+    foreach(order shuffled ordered)
+      bp_add_mpi_test(dist_mpi.np${np}_${dt}_${order} ${np} equal ${dt} ${order})
+    endforeach()
+  endforeach()
+  bp_add_mpi_test(dist_mpi.np${np}_nan_stops_every_rank ${np} nan)
+  bp_add_mpi_test(dist_mpi.np${np}_join_refuses_different_networks ${np} mismatch)
+endforeach()
+
+# A rank killed mid-training: the others get BP_ERR_COMM within the
+# communicator's timeout (Open MPI's launcher; others would need their own
+# way to keep survivors running).
+if(bp_mpiexec_version MATCHES "Open MPI|OpenRTE")
+  foreach(np 2 3)
+    add_test(NAME dist_mpi.np${np}_killed_rank_fails_the_others
+             COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/dist_kill.sh ${np} ${MPIEXEC_EXECUTABLE}
+                     ${bp_mpiexec_flags} -- $<TARGET_FILE:test_dist_mpi>)
+    set_tests_properties(dist_mpi.np${np}_killed_rank_fails_the_others PROPERTIES
+                         ENVIRONMENT "${bp_mpi_env}" TIMEOUT 90)
+  endforeach()
+endif()
