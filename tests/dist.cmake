@@ -61,3 +61,12 @@ if(bp_mpiexec_version MATCHES "Open MPI|OpenRTE")
                          ENVIRONMENT "${bp_mpi_env}" TIMEOUT 90)
   endforeach()
 endif()
+
+# The command: mpirun -np 2 backprop train.
+if(TARGET backprop_cli)
+  add_test(NAME dist_mpi.np2_cli_train_equals_one_process
+           COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/dist_cli.sh $<TARGET_FILE:backprop_cli>
+                   ${MPIEXEC_EXECUTABLE} ${bp_mpiexec_flags})
+  set_tests_properties(dist_mpi.np2_cli_train_equals_one_process PROPERTIES
+                       ENVIRONMENT "${bp_mpi_env}" TIMEOUT 120)
+endif()

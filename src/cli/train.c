@@ -16,6 +16,7 @@
 #include "args.h"
 #include "commands.h"
 #include "common.h"
+#include "dist.h"
 #include "plot.h"
 #include "progress.h"
 #include "synthetic.h"
@@ -290,6 +291,9 @@ int cmd_train(int argc, char **argv)
     if (f.arch.dtype && bp_dtype_parse(f.arch.dtype, &dtype) != BP_OK)
         return cli_error("--dtype: %s", bp_last_error()), 2;
 
+    cli_dist dist; /* data-parallel under mpirun (dist.c) */
+    if (cli_dist_begin(&dist, &f.quiet, &f.save, &f.log, &f.plot) != 0)
+        return 1;
     run r;
     memset(&r, 0, sizeof r);
     int rc = 1;
@@ -328,6 +332,7 @@ int cmd_train(int argc, char **argv)
     cfg.device = dev.ordinal;
     cfg.seed = (uint64_t)f.seed;
     cfg.max_batch = f.batch > 1024 ? (int)f.batch : 1024;
+    cli_dist_configure(&dist, &cfg);
     bp_status st = bp_network_create(&cfg, &r.net);
     if (st != BP_OK) {
         cli_lib_error("creating the network", st);
@@ -337,6 +342,8 @@ int cmd_train(int argc, char **argv)
         cli_lib_error("--init", st);
         goto out;
     }
+    if (cli_dist_join(&dist, r.net, f.batch, dev.description) != 0)
+        goto out;
     bp_network_desc nd;
     bp_network_describe(r.net, &nd);
     char desc[512];
@@ -408,7 +415,10 @@ int cmd_train(int argc, char **argv)
             size_t start = (size_t)s * (size_t)f.batch;
             int b = (int)(n - start < (size_t)f.batch ? n - start : (size_t)f.batch);
             int want = (s % read_every == 0) || s == steps_per_epoch - 1;
-            st = bp_network_train_step_buffer(r.net, r.x, r.y, order + start, b, &opt,
+            int lo = 0, hi = b; /* this rank's part of the global batch */
+            if (!cli_dist_shard(&dist, b, &lo, &hi))
+                continue;
+            st = bp_network_train_step_buffer(r.net, r.x, r.y, order + start + lo, hi - lo, &opt,
                                               want ? &loss : NULL);
             if (st == BP_ERR_NUMERIC || (st == BP_OK && want && !isfinite(loss))) {
                 progress_clear(&bar);
@@ -496,5 +506,6 @@ int cmd_train(int argc, char **argv)
         rc = 130;
 out:
     run_free(&r);
+    cli_dist_end(&dist);
     return rc;
 }
