@@ -35,8 +35,7 @@ if(NOT BP_NCCL STREQUAL "OFF")
     find_library(BP_NCCL_LIBRARY nccl HINTS ${CUDAToolkit_LIBRARY_DIR} /usr/local/cuda/lib
                  /usr/local/cuda/lib64)
   endif()
-  if(BP_HAVE_CUDA AND BP_NCCL_INCLUDE_DIR AND BP_NCCL_LIBRARY
-     AND EXISTS ${PROJECT_SOURCE_DIR}/src/dist/nccl.c)
+  if(BP_HAVE_CUDA AND BP_NCCL_INCLUDE_DIR AND BP_NCCL_LIBRARY)
     set(BP_HAVE_NCCL ON)
     list(APPEND BP_DIST_SOURCES src/dist/nccl.c)
     list(APPEND BP_DIST_LIBRARIES ${BP_NCCL_LIBRARY})

@@ -82,7 +82,6 @@ TEST(DistApi, MpiWithoutInitIsAnError)
 
 TEST(DistApi, NcclNotBuiltOrNoDevice)
 {
-    bp_nccl_id id;
     bp_comm *comms[2] = {nullptr, nullptr};
 #ifdef BP_TEST_HAVE_NCCL
     int count = 0;
@@ -90,6 +89,7 @@ TEST(DistApi, NcclNotBuiltOrNoDevice)
         GTEST_SKIP() << "a CUDA device is present: the NCCL cases run in the GPU tests";
     EXPECT_NE(bp_comm_create_nccl_all(2, nullptr, nullptr, comms), BP_OK);
 #else
+    bp_nccl_id id;
     EXPECT_FAILS(bp_nccl_id_create(&id), BP_ERR_NOT_BUILT, "BP_NCCL");
     EXPECT_FAILS(bp_comm_create_nccl_all(2, nullptr, nullptr, comms), BP_ERR_NOT_BUILT,
                  "BP_NCCL");
