@@ -11,6 +11,33 @@ if(BP_HAVE_NCCL)
   target_compile_definitions(test_dist PRIVATE BP_TEST_HAVE_NCCL=1)
 endif()
 
+# The NCCL engine on the emulated GPU (tests/cuda.cmake's emulated kernels
+# and fake CUDA runtime, plus cuda_emulation/fake_nccl.cpp): the library's
+# sources built once more with NCCL and without MPI, two devices, one
+# thread per rank.
+if(BP_HAVE_NCCL AND TARGET bp_emulated_kernels AND TARGET backprop_objects)
+  get_target_property(bp_nccl_emu_sources backprop_objects SOURCES)
+  list(FILTER bp_nccl_emu_sources EXCLUDE REGEX "\\.cu$|dist/mpi\\.c$")
+  list(TRANSFORM bp_nccl_emu_sources PREPEND "${PROJECT_SOURCE_DIR}/" REGEX "^[^/]")
+  add_library(backprop_emulated_nccl STATIC ${bp_nccl_emu_sources} cuda_emulation/fake_nccl.cpp
+                                            $<TARGET_OBJECTS:bp_emulated_kernels>)
+  target_include_directories(backprop_emulated_nccl
+    PUBLIC ${PROJECT_SOURCE_DIR}/include
+    PRIVATE ${PROJECT_SOURCE_DIR}/src)
+  target_include_directories(backprop_emulated_nccl SYSTEM PRIVATE ${CUDAToolkit_INCLUDE_DIRS}
+                                                                   ${BP_NCCL_INCLUDE_DIR})
+  target_compile_definitions(backprop_emulated_nccl PRIVATE BP_HAVE_CUDA=1 BP_HAVE_NCCL=1)
+  target_compile_options(backprop_emulated_nccl PRIVATE $<$<COMPILE_LANGUAGE:C>:${BP_WARNINGS}>
+                                                        $<$<COMPILE_LANGUAGE:CXX>:${BP_CXX_WARNINGS}>)
+  target_link_libraries(backprop_emulated_nccl PUBLIC ${BLAS_LIBRARIES} ZLIB::ZLIB Threads::Threads m)
+  add_executable(test_dist_nccl_emulated test_dist_nccl_emulated.cpp)
+  target_include_directories(test_dist_nccl_emulated PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+  target_compile_options(test_dist_nccl_emulated PRIVATE ${BP_CXX_WARNINGS})
+  target_link_libraries(test_dist_nccl_emulated PRIVATE backprop_emulated_nccl GTest::gtest
+                                                        GTest::gtest_main)
+  gtest_discover_tests(test_dist_nccl_emulated DISCOVERY_TIMEOUT 60 PROPERTIES TIMEOUT 120)
+endif()
+
 if(NOT BP_HAVE_MPI)
   return()
 endif()

@@ -126,9 +126,11 @@ static bp_status nccl_allreduce_host(bp_comm *c, double *v, int n, int op)
         st = bp_comm_fail(c, "cudaEventRecord: %s", cudaGetErrorString(ce));
     if (st == BP_OK)
         st = wait_event(c, e->done, "an all-reduce of the step's batch sizes and losses");
-    if (st == BP_OK && (ce = cudaMemcpy(v, e->scratch, bytes, cudaMemcpyDeviceToHost)) !=
-                           cudaSuccess)
-        st = bp_comm_fail(c, "cudaMemcpy: %s", cudaGetErrorString(ce));
+    /* Complete already: the copy back returns at once. */
+    if (st == BP_OK && ((ce = cudaMemcpyAsync(v, e->scratch, bytes, cudaMemcpyDeviceToHost,
+                                              e->stream)) != cudaSuccess ||
+                        (ce = cudaStreamSynchronize(e->stream)) != cudaSuccess))
+        st = bp_comm_fail(c, "copying the reduced values back: %s", cudaGetErrorString(ce));
     leave(e, previous);
     return st;
 }
@@ -195,16 +197,16 @@ static void nccl_destroy(bp_comm *c)
     if (e == NULL)
         return;
     int previous = enter(e);
-    if (e->comm != NULL) {
-        if (c->broken || e->aborted)
-            abort_comm(e);
-        else
-            ncclCommDestroy(e->comm);
-    }
+    /* A broken communicator is aborted first (that ends collectives that
+     * would never complete), a healthy one destroyed after its work. */
+    if (e->comm != NULL && (c->broken || e->aborted))
+        abort_comm(e);
     if (e->stream != NULL) {
         cudaStreamSynchronize(e->stream);
         cudaStreamDestroy(e->stream);
     }
+    if (e->comm != NULL && !e->aborted)
+        ncclCommDestroy(e->comm);
     for (int i = 0; i < BP_MAX_LAYERS; i++)
         if (e->ready[i] != NULL)
             cudaEventDestroy(e->ready[i]);
