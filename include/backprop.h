@@ -293,12 +293,15 @@ BP_API bp_status bp_network_gradcheck(bp_network *net, const void *x, const void
  * training on the whole batch); every rank then applies the same update,
  * and the parameters stay bit-identical on every rank.
  *
- * What a joined network changes (every step call, plain and _buffer):
- *  - the loss a step reports is the mean over the global batch;
+ * What a joined network changes (train_step and gradients calls, plain and
+ * _buffer; leave the communicator before bp_network_gradcheck):
+ *  - the loss a step reports is the mean over the global batch, and the
+ *    gradients left in the network are those of the global batch;
  *  - the non-finite guard is collective: when the global loss is NaN or
- *    infinite, every rank returns BP_ERR_NUMERIC at the same step with
- *    the same message, and no rank updates its parameters (the guard runs
- *    on every step, loss pointer or not);
+ *    infinite (or, on CPU ranks, a reduced gradient is), every rank
+ *    returns BP_ERR_NUMERIC at the same step with the same message, and no
+ *    rank updates its parameters (the guard runs on every step, loss
+ *    pointer or not);
  *  - each layer's gradient all-reduce starts as soon as the backward pass
  *    has produced it (last layer first) and runs while the earlier layers'
  *    gradients are computed; the update waits for all of them;
