@@ -59,6 +59,15 @@ if(bp_mpiexec_version MATCHES "Open MPI|OpenRTE")
                  OPENBLAS_NUM_THREADS=1)
 endif()
 
+# Under the sanitizers: Open MPI keeps allocations until exit, which
+# LeakSanitizer reports; they are suppressed by library name, which needs
+# full stacks (Open MPI is built without frame pointers).
+if(BP_SANITIZE)
+  list(APPEND bp_mpi_env
+       "LSAN_OPTIONS=suppressions=${CMAKE_CURRENT_SOURCE_DIR}/lsan_mpi.supp:fast_unwind_on_malloc=0"
+       "ASAN_OPTIONS=fast_unwind_on_malloc=0")
+endif()
+
 # bp_add_mpi_test(name nprocs args...)
 function(bp_add_mpi_test name np)
   add_test(NAME ${name} COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} ${np}
