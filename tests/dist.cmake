@@ -36,6 +36,14 @@ if(BP_HAVE_NCCL AND TARGET bp_emulated_kernels AND TARGET backprop_objects)
   target_link_libraries(test_dist_nccl_emulated PRIVATE backprop_emulated_nccl GTest::gtest
                                                         GTest::gtest_main)
   gtest_discover_tests(test_dist_nccl_emulated DISCOVERY_TIMEOUT 60 PROPERTIES TIMEOUT 120)
+  # test_dist's cases on the emulated GPU, the one-rank GPU case included.
+  add_executable(test_dist_emulated_gpu test_dist.cpp)
+  target_include_directories(test_dist_emulated_gpu PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+  target_compile_options(test_dist_emulated_gpu PRIVATE ${BP_CXX_WARNINGS})
+  target_compile_definitions(test_dist_emulated_gpu PRIVATE BP_TEST_HAVE_NCCL=1)
+  target_link_libraries(test_dist_emulated_gpu PRIVATE backprop_emulated_nccl GTest::gtest
+                                                       GTest::gtest_main)
+  add_test(NAME emulated_gpu.dist_api_and_one_nccl_rank COMMAND test_dist_emulated_gpu)
 endif()
 
 if(NOT BP_HAVE_MPI)

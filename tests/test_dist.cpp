@@ -116,3 +116,66 @@ TEST(DistApi, LeavingWhenAloneIsANoOp)
     EXPECT_EQ(bp_network_train_step(net, x, y, 1, &opt, &loss), BP_OK) << bp_last_error();
     bp_network_free(net);
 }
+
+// On a real GPU (gpu_check.sh runs the whole suite there): NCCL with one
+// rank (NCCL refuses two ranks on one GPU) trains exactly as the network
+// alone.
+TEST(DistNccl, OneRankOnAGpuEqualsTheNetworkAlone)
+{
+#ifndef BP_TEST_HAVE_NCCL
+    GTEST_SKIP() << "NCCL is not built into this library";
+#else
+    int count = 0;
+    if (bp_cuda_device_count(&count) != BP_OK || count == 0)
+        GTEST_SKIP() << "no CUDA device";
+    const int sizes[] = {6, 32, 16, 4};
+    const bp_activation acts[] = {BP_ACT_RELU, BP_ACT_TANH, BP_ACT_IDENTITY};
+    bp_network_config cfg;
+    bp_network_config_init(&cfg);
+    cfg.n_layers = 3;
+    cfg.sizes = sizes;
+    cfg.activations = acts;
+    cfg.loss = BP_LOSS_CROSS_ENTROPY;
+    cfg.dtype = BP_F64;
+    cfg.backend = BP_BACKEND_CUDA;
+    cfg.max_batch = 32;
+    bp_network *joined = nullptr, *alone = nullptr;
+    ASSERT_EQ(bp_network_create(&cfg, &joined), BP_OK) << bp_last_error();
+    ASSERT_EQ(bp_network_create(&cfg, &alone), BP_OK) << bp_last_error();
+    bp_comm_config cc;
+    bp_comm_config_init(&cc);
+    cc.backend = BP_BACKEND_CUDA;
+    bp_comm *comm = nullptr;
+    ASSERT_EQ(bp_comm_create_nccl_all(1, nullptr, &cc, &comm), BP_OK) << bp_last_error();
+    ASSERT_EQ(bp_network_join(joined, comm), BP_OK) << bp_last_error();
+    std::mt19937_64 g(3);
+    std::uniform_real_distribution<double> u(-1, 1);
+    std::vector<double> x(32 * 6);
+    std::vector<int32_t> y(32);
+    bp_sgd opt;
+    bp_sgd_init(&opt);
+    opt.momentum = 0.9;
+    for (int step = 0; step < 20; step++) {
+        for (double &v : x)
+            v = u(g);
+        for (int32_t &v : y)
+            v = (int32_t)(g() % 4);
+        double la = 0, lb = 0;
+        ASSERT_EQ(bp_network_train_step(joined, x.data(), y.data(), 32, &opt, &la), BP_OK)
+            << bp_last_error();
+        ASSERT_EQ(bp_network_train_step(alone, x.data(), y.data(), 32, &opt, &lb), BP_OK)
+            << bp_last_error();
+        EXPECT_NEAR(la, lb, 1e-12 * std::fabs(lb));
+    }
+    for (int l = 1; l <= 3; l++) {
+        std::vector<double> wa((size_t)sizes[l] * sizes[l - 1]), wb(wa.size());
+        ASSERT_EQ(bp_network_get_params(joined, l, wa.data(), nullptr), BP_OK);
+        ASSERT_EQ(bp_network_get_params(alone, l, wb.data(), nullptr), BP_OK);
+        for (size_t i = 0; i < wa.size(); i++)
+            EXPECT_NEAR(wa[i], wb[i], 1e-12 * (std::fabs(wb[i]) + 1e-3)) << "layer " << l;
+    }
+    bp_network_free(joined);
+    bp_network_free(alone);
+    bp_comm_free(comm);
+#endif
+}

@@ -18,8 +18,8 @@ bp_status bp_comm_create_mpi(const void *mpi_comm, const bp_comm_config *cfg, bp
 {
     (void)mpi_comm;
     (void)cfg;
-    if (out != NULL)
-        *out = NULL;
+    BP_CHECK_PTR("bp_comm_create_mpi", out);
+    *out = NULL;
     return bp_fail(BP_ERR_NOT_BUILT,
                    "bp_comm_create_mpi: MPI is not built into this library (install an MPI "
                    "such as Debian's libopenmpi-dev and configure with -DBP_MPI=ON)");
@@ -45,7 +45,7 @@ bp_status bp_dist_nccl_version(int *built, char *version, size_t size)
 
 bp_status bp_nccl_id_create(bp_nccl_id *id)
 {
-    (void)id;
+    BP_CHECK_PTR("bp_nccl_id_create", id);
     return nccl_absent("bp_nccl_id_create");
 }
 
@@ -66,7 +66,9 @@ bp_status bp_comm_create_nccl_all(int n_devices, const int *devices, const bp_co
     (void)n_devices;
     (void)devices;
     (void)cfg;
-    (void)comms;
+    BP_CHECK_PTR("bp_comm_create_nccl_all", comms);
+    for (int i = 0; i < n_devices; i++)
+        comms[i] = NULL;
     return nccl_absent("bp_comm_create_nccl_all");
 }
 #endif
