@@ -190,16 +190,9 @@ static bp_status network_checksum(const bp_network *net, uint64_t *out)
     return st;
 }
 
-bp_status bp_network_join(bp_network *net, bp_comm *comm)
+/* This rank's reason to refuse the join (a message recorded), or BP_OK. */
+static bp_status join_refused(const char *fn, const bp_network *net, const bp_comm *comm)
 {
-    const char *fn = "bp_network_join";
-    BP_CHECK_PTR(fn, net);
-    if (comm == NULL) {
-        net->comm = NULL;
-        return BP_OK;
-    }
-    if (comm->broken)
-        return bp_fail(BP_ERR_COMM, "%s: the communicator is broken by an earlier error", fn);
     if (net->comm != NULL && net->comm != comm)
         return bp_fail(BP_ERR_INVALID_ARGUMENT,
                        "%s: the network is joined to another communicator; leave it first "
@@ -210,13 +203,37 @@ bp_status bp_network_join(bp_network *net, bp_comm *comm)
                        "%s: a %s network cannot join a %s communicator (made for %s networks)",
                        fn, bp_backend_name(net->desc.backend), comm->ops->name,
                        bp_backend_name(comm->ops->backend));
+    return BP_OK;
+}
+
+bp_status bp_network_join(bp_network *net, bp_comm *comm)
+{
+    const char *fn = "bp_network_join";
+    BP_CHECK_PTR(fn, net);
+    if (comm == NULL) {
+        net->comm = NULL;
+        return BP_OK;
+    }
+    if (comm->broken)
+        return bp_fail(BP_ERR_COMM, "%s: the communicator is broken by an earlier error", fn);
+    /* A rank that refuses still takes part in the all-reduce, so that the
+     * others fail at once instead of waiting out the timeout. */
+    bp_status refused = join_refused(fn, net, comm);
     uint64_t h = 0;
-    BP_TRY(network_checksum(net, &h));
+    if (refused == BP_OK)
+        refused = network_checksum(net, &h);
+    char why[512];
+    snprintf(why, sizeof why, "%s", bp_last_error());
     /* max and -min of the two 32-bit halves in one MAX all-reduce: all
-     * ranks equal exactly when max == min. */
+     * ranks equal exactly when max == min; and whether any rank refused. */
     double hi = (double)(h >> 32), lo = (double)(h & 0xFFFFFFFFu);
-    double v[4] = {hi, lo, -hi, -lo};
-    BP_TRY(comm->ops->allreduce_host(comm, v, 4, BP_DIST_MAX));
+    double v[5] = {hi, lo, -hi, -lo, refused != BP_OK ? 1.0 : 0.0};
+    BP_TRY(comm->ops->allreduce_host(comm, v, 5, BP_DIST_MAX));
+    if (refused != BP_OK)
+        return bp_fail(refused, "%s", why);
+    if (v[4] > 0)
+        return bp_fail(BP_ERR_INVALID_ARGUMENT,
+                       "%s: another rank could not join its network (its error says why)", fn);
     if (v[0] != -v[2] || v[1] != -v[3])
         return bp_fail(BP_ERR_INVALID_ARGUMENT,
                        "%s: the networks differ between the %d ranks (architecture, dtype or "
