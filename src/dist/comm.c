@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <time.h>
 
 #include "../error.h"
@@ -23,11 +24,17 @@ double bp_dist_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-void bp_dist_backoff(long polls)
+void bp_dist_backoff(double waited_s)
 {
-    if (polls < 2000)
+    /* A collective advances only while it is polled (no progress thread):
+     * poll without sleeping for a while, yielding the core to a rank that
+     * shares it, and sleep between polls only once the wait is long (a
+     * rank far behind, or gone). */
+    if (waited_s < 0.05) {
+        sched_yield();
         return;
-    struct timespec ts = {0, polls < 20000 ? 10000 : 200000}; /* 10 us, then 0.2 ms */
+    }
+    struct timespec ts = {0, 100000}; /* 0.1 ms */
     nanosleep(&ts, NULL);
 }
 

@@ -73,9 +73,10 @@ bp_status bp_comm_fail(bp_comm *c, const char *fmt, ...)
 
 /* Seconds on a monotonic clock. */
 double bp_dist_now(void);
-/* Sleeps a short while between polls of a pending collective (spins
- * first, so a fast collective is not slowed down). */
-void bp_dist_backoff(long polls);
+/* Between two polls of a collective pending for waited_s seconds: a
+ * yield at first (so a fast collective is not slowed down), a short sleep
+ * once the wait is long. */
+void bp_dist_backoff(double waited_s);
 
 /* ---- the hooks of the training step (no-ops for a network alone) ------- */
 bp_status bp_dist_layer_ready(struct bp_network *net, int layer, int batch);

@@ -43,7 +43,7 @@ static bp_status mpi_error(bp_comm *c, const char *call, int err)
 static bp_status wait_requests(bp_comm *c, int n, MPI_Request *reqs, const char *what)
 {
     double t0 = bp_dist_now();
-    for (long polls = 0;; polls++) {
+    for (;;) {
         int done = 0;
         MPI_CHECK(c, MPI_Testall(n, reqs, &done, MPI_STATUSES_IGNORE));
         if (done)
@@ -53,7 +53,7 @@ static bp_status wait_requests(bp_comm *c, int n, MPI_Request *reqs, const char 
                                 "%s did not complete within %g s: a rank died, hangs or stopped "
                                 "calling the same steps",
                                 what, c->timeout_s);
-        bp_dist_backoff(polls);
+        bp_dist_backoff(bp_dist_now() - t0);
     }
 }
 

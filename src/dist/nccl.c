@@ -69,7 +69,7 @@ static bp_status wait_event(bp_comm *c, cudaEvent_t event, const char *what)
 {
     nccl_engine *e = c->impl;
     double t0 = bp_dist_now();
-    for (long polls = 0;; polls++) {
+    for (;;) {
         ncclResult_t async = ncclSuccess;
         ncclResult_t r = ncclCommGetAsyncError(e->comm, &async);
         if (r == ncclSuccess && async != ncclSuccess && async != ncclInProgress) {
@@ -90,7 +90,7 @@ static bp_status wait_event(bp_comm *c, cudaEvent_t event, const char *what)
                                 "calling the same steps (the NCCL communicator was aborted)",
                                 what, c->timeout_s);
         }
-        bp_dist_backoff(polls);
+        bp_dist_backoff(bp_dist_now() - t0);
     }
 }
 
