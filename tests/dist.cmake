@@ -44,6 +44,18 @@ if(BP_HAVE_NCCL AND TARGET bp_emulated_kernels AND TARGET backprop_objects)
   target_link_libraries(test_dist_emulated_gpu PRIVATE backprop_emulated_nccl GTest::gtest
                                                        GTest::gtest_main)
   add_test(NAME emulated_gpu.dist_api_and_one_nccl_rank COMMAND test_dist_emulated_gpu)
+  # The command on the two emulated GPUs: --device cuda:0,1 in one process.
+  if(TARGET backprop_cli)
+    get_target_property(bp_cli_sources backprop_cli SOURCES)
+    list(TRANSFORM bp_cli_sources PREPEND "${PROJECT_SOURCE_DIR}/src/cli/" REGEX "^[^/]")
+    add_executable(backprop_cli_emulated_gpu ${bp_cli_sources})
+    target_compile_definitions(backprop_cli_emulated_gpu PRIVATE _DEFAULT_SOURCE)
+    target_compile_options(backprop_cli_emulated_gpu PRIVATE ${BP_WARNINGS})
+    target_link_libraries(backprop_cli_emulated_gpu PRIVATE backprop_emulated_nccl m Threads::Threads)
+    add_test(NAME emulated_gpu.cli_train_two_gpus_one_process
+             COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/dist_cli_gpus.sh $<TARGET_FILE:backprop_cli_emulated_gpu>)
+    set_tests_properties(emulated_gpu.cli_train_two_gpus_one_process PROPERTIES TIMEOUT 300)
+  endif()
 endif()
 
 if(NOT BP_HAVE_MPI)

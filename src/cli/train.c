@@ -254,7 +254,7 @@ int cmd_train(int argc, char **argv)
         {"--weight-decay", FLAG_DOUBLE, &f.weight_decay, "X", "L2 weight decay (default 0)"},
         {"--seed", FLAG_INT, &f.seed, "N", "initialisation and shuffling seed (default 1)"},
         {"--dtype", FLAG_STRING, &f.arch.dtype, "f32|f64", "precision (default f32)"},
-        {"--device", FLAG_STRING, &f.device, "auto|cpu|cuda[:N]", "where to train (default auto)"},
+        {"--device", FLAG_STRING, &f.device, "auto|cpu|cuda[:N]|cuda:N,N,..|cuda:all", "where to train (default auto); a list: data-parallel on those GPUs"},
         {"--no-shuffle", FLAG_SWITCH, &f.no_shuffle, NULL, "samples in file order"},
         {"--init", FLAG_STRING, &f.init, "MODEL", "start from a saved model's parameters"},
         {"--save", FLAG_STRING, &f.save, "MODEL", "save the trained model (safetensors)"},
@@ -285,14 +285,16 @@ int cmd_train(int argc, char **argv)
         return 1;
 
     device_choice dev;
-    if (cli_choose_device(f.device, &dev) != 0)
+    char first_device[32]; /* of a --device list (dist.c) */
+    if (cli_choose_device(cli_dist_device_spec(f.device, first_device, sizeof first_device),
+                          &dev) != 0)
         return 2;
     bp_dtype dtype = BP_F32;
     if (f.arch.dtype && bp_dtype_parse(f.arch.dtype, &dtype) != BP_OK)
         return cli_error("--dtype: %s", bp_last_error()), 2;
 
     cli_dist dist; /* data-parallel under mpirun (dist.c) */
-    if (cli_dist_begin(&dist, &f.quiet, &f.save, &f.log, &f.plot) != 0)
+    if (cli_dist_begin(&dist, f.device, &f.quiet, &f.save, &f.log, &f.plot) != 0)
         return 1;
     run r;
     memset(&r, 0, sizeof r);
@@ -342,7 +344,7 @@ int cmd_train(int argc, char **argv)
         cli_lib_error("--init", st);
         goto out;
     }
-    if (cli_dist_join(&dist, r.net, f.batch, dev.description) != 0)
+    if (cli_dist_join(&dist, r.net, &cfg, f.batch, dev.description) != 0)
         goto out;
     bp_network_desc nd;
     bp_network_describe(r.net, &nd);
@@ -415,11 +417,9 @@ int cmd_train(int argc, char **argv)
             size_t start = (size_t)s * (size_t)f.batch;
             int b = (int)(n - start < (size_t)f.batch ? n - start : (size_t)f.batch);
             int want = (s % read_every == 0) || s == steps_per_epoch - 1;
-            int lo = 0, hi = b; /* this rank's part of the global batch */
-            if (!cli_dist_shard(&dist, b, &lo, &hi))
-                continue;
-            st = bp_network_train_step_buffer(r.net, r.x, r.y, order + start + lo, hi - lo, &opt,
-                                              want ? &loss : NULL);
+            /* this rank's part of the global batch (dist.c) */
+            st = cli_dist_train_step(&dist, r.net, r.x, r.y, order + start, b, &opt,
+                                     want ? &loss : NULL);
             if (st == BP_ERR_NUMERIC || (st == BP_OK && want && !isfinite(loss))) {
                 progress_clear(&bar);
                 cli_error("training diverged at epoch %d, step %ld: the loss is %g; nothing was "
