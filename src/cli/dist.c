@@ -1,7 +1,9 @@
 /*
- * dist.c — data-parallel `backprop train` under an MPI launcher (see
- * dist.h). The launcher is recognised by the environment it gives its
- * processes, so a plain `backprop train` never starts MPI.
+ * dist.c — data-parallel `backprop train` (see dist.h): under an MPI
+ * launcher, recognised by the environment it gives its processes (so a
+ * plain `backprop train` never starts MPI), one rank per process; or, with
+ * --device cuda:0,1,.. or cuda:all, one process driving several GPUs, a
+ * network and a worker thread per extra GPU.
  */
 #include "dist.h"
 

@@ -1,9 +1,10 @@
 /*
- * dist.h — `mpirun -np N backprop train`: the MPI world detected from the
- * launcher's environment, the network joined to it, each global batch
- * split across the ranks, and rank 0 alone printing and writing files.
- * Without a launcher (or with one rank) every call is a no-op and the
- * command trains alone.
+ * dist.h — `mpirun -np N backprop train` and `backprop train --device
+ * cuda:0,1,..`: the MPI world detected from the launcher's environment (or
+ * the GPUs listed), the network joined to it, each global batch split
+ * across the ranks, and rank 0 alone printing and writing files. Without a
+ * launcher or a list (or with one rank) every call is a no-op or the plain
+ * step, and the command trains alone.
  */
 #ifndef BP_CLI_DIST_H
 #define BP_CLI_DIST_H
