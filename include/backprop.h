@@ -65,7 +65,8 @@ typedef enum bp_status {
     BP_ERR_IO = 7,               /* a file could not be opened, read or written */
     BP_ERR_FORMAT = 8,           /* a file's contents are malformed */
     BP_ERR_NUMERIC = 9,          /* a loss or value became NaN or infinite */
-    BP_ERR_UNSUPPORTED = 10      /* valid request this build/backend cannot do */
+    BP_ERR_UNSUPPORTED = 10,     /* valid request this build/backend cannot do */
+    BP_ERR_COMM = 11             /* a collective failed, timed out or a rank is gone */
 } bp_status;
 
 /* A short constant description of a status ("invalid argument", ...).
@@ -277,6 +278,119 @@ BP_API void bp_gradcheck_config_init(bp_gradcheck_config *cfg);
 BP_API bp_status bp_network_gradcheck(bp_network *net, const void *x, const void *targets,
                                       int batch, const bp_gradcheck_config *cfg,
                                       double *max_rel_error);
+
+
+/* ------------------------------------------------------------------------ */
+/* Data-parallel training (MPI, NCCL)                                        */
+/* ------------------------------------------------------------------------ */
+
+/* Several processes (ranks), or several GPUs of one process, train one
+ * network together. Every rank holds the same parameters and runs each
+ * step on its own shard of the global batch; after the backward pass the
+ * weight and bias gradients are averaged over the global batch, each
+ * rank's gradients weighted by its number of samples (so uneven shards,
+ * such as a short last batch, give exactly the gradients of one process
+ * training on the whole batch); every rank then applies the same update,
+ * and the parameters stay bit-identical on every rank.
+ *
+ * What a joined network changes (train_step and gradients calls, plain and
+ * _buffer; leave the communicator before bp_network_gradcheck):
+ *  - the loss a step reports is the mean over the global batch, and the
+ *    gradients left in the network are those of the global batch;
+ *  - the non-finite guard is collective: when the global loss is NaN or
+ *    infinite (or, on CPU ranks, a reduced gradient is), every rank
+ *    returns BP_ERR_NUMERIC at the same step with the same message, and no
+ *    rank updates its parameters (the guard runs on every step, loss
+ *    pointer or not);
+ *  - each layer's gradient all-reduce starts as soon as the backward pass
+ *    has produced it (last layer first) and runs while the earlier layers'
+ *    gradients are computed; the update waits for all of them;
+ *  - every rank must make the same sequence of step calls, each with at
+ *    least one sample (the shards of one step may differ in size);
+ *  - a collective that fails, or that has not completed within the
+ *    communicator's timeout (a rank died or stopped calling), returns
+ *    BP_ERR_COMM; the communicator is then broken and every later step on
+ *    it returns BP_ERR_COMM at once (free it; the network can leave it).
+ *
+ * Engines: CPU networks reduce with MPI (non-blocking MPI_Iallreduce per
+ * layer); CUDA networks with NCCL (ncclAllReduce on a stream of its own,
+ * ordered after the layer's gradients with CUDA events). Both are optional
+ * at build time (BP_MPI, BP_NCCL); bp_comm_engine_info says what is in. */
+
+typedef struct bp_comm bp_comm;
+
+typedef enum bp_comm_engine {
+    BP_COMM_MPI = 0,
+    BP_COMM_NCCL = 1
+} bp_comm_engine;
+
+/* *built = 1 when engine is compiled into this library; version (may be
+ * NULL) receives its library's version string, "" when not built. */
+BP_API bp_status bp_comm_engine_info(bp_comm_engine engine, int *built, char *version,
+                                     size_t version_size);
+
+typedef struct bp_comm_config {
+    bp_backend backend; /* the backend of the networks that will join:
+                           BP_BACKEND_CPU (reduce with MPI, default) or
+                           BP_BACKEND_CUDA (NCCL, bootstrapped over MPI) */
+    int device;         /* CUDA: this rank's device ordinal, default 0 */
+    double timeout_s;   /* a collective not complete after this many seconds
+                           fails with BP_ERR_COMM; default 300 */
+} bp_comm_config;
+
+BP_API void bp_comm_config_init(bp_comm_config *cfg);
+
+/* A communicator over the ranks of an MPI communicator. mpi_comm points to
+ * an MPI_Comm (e.g. `MPI_Comm c = MPI_COMM_WORLD;` then pass &c), or is
+ * NULL for MPI_COMM_WORLD; it is passed as a pointer so that this header
+ * needs no MPI header. The caller initialises MPI (MPI_Init or
+ * MPI_Init_thread) before and finalises it after freeing the communicator.
+ * The library duplicates the communicator (MPI_Comm_dup, collective over
+ * its ranks) and sets MPI_ERRORS_RETURN on the duplicate, so MPI errors
+ * become BP_ERR_COMM statuses instead of aborting the job. With cfg's
+ * backend CUDA, rank 0 makes an NCCL unique id, MPI broadcasts it and every
+ * rank joins the NCCL communicator on cfg->device. cfg may be NULL. */
+BP_API bp_status bp_comm_create_mpi(const void *mpi_comm, const bp_comm_config *cfg,
+                                    bp_comm **out);
+
+/* NCCL's unique id, as opaque bytes (ncclUniqueId is 128 bytes). */
+typedef struct bp_nccl_id {
+    char bytes[128];
+} bp_nccl_id;
+
+/* A new NCCL unique id: make it on one rank and give it to the others by
+ * any means (a file, a socket, a launcher). */
+BP_API bp_status bp_nccl_id_create(bp_nccl_id *id);
+
+/* A communicator for rank `rank` of `size` CUDA ranks sharing id, on CUDA
+ * device cfg->device (cfg->backend must be BP_BACKEND_CUDA; cfg may be
+ * NULL for device 0). Needs no MPI. Collective: every rank must call it. */
+BP_API bp_status bp_comm_create_nccl(const bp_nccl_id *id, int rank, int size,
+                                     const bp_comm_config *cfg, bp_comm **out);
+
+/* One process driving n_devices GPUs (ncclCommInitAll): comms[i] is rank i,
+ * on device devices[i] (NULL: devices 0..n_devices-1). Make one network
+ * per device, join network i to comms[i], and drive each network from a
+ * thread of its own (a step waits for the other ranks' part of it, so one
+ * thread stepping the networks in turn would wait on itself). */
+BP_API bp_status bp_comm_create_nccl_all(int n_devices, const int *devices,
+                                         const bp_comm_config *cfg, bp_comm **comms);
+
+/* This rank's number (0-based) and the number of ranks. Either may be NULL. */
+BP_API bp_status bp_comm_rank(const bp_comm *comm, int *rank, int *size);
+
+/* Frees a communicator. NULL is a no-op. A network joined to it must leave
+ * it (or be freed) first. */
+BP_API void bp_comm_free(bp_comm *comm);
+
+/* Joins net to comm (collective over comm's ranks): checks that net's
+ * backend fits comm's engine and that the parameters, architecture and
+ * dtype are identical on every rank (a checksum all-reduce; a mismatch is
+ * BP_ERR_INVALID_ARGUMENT on every rank). Nets created with the same
+ * config and seed start identical; so does one that loaded the same model.
+ * comm NULL makes net leave its communicator (then it trains alone). A
+ * communicator serves one network at a time. */
+BP_API bp_status bp_network_join(bp_network *net, bp_comm *comm);
 
 
 /* ------------------------------------------------------------------------ */

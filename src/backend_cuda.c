@@ -36,6 +36,8 @@ typedef struct cuda_ctx {
     int next;
 } cuda_ctx;
 
+cudaStream_t bp_cuda_ctx_stream(void *ctx) { return ((cuda_ctx *)ctx)->stream; }
+
 /* Each operation makes the network's device current and afterwards gives
  * the calling thread back the device it had, so that a host application
  * that works on another GPU (or networks on several) never finds its

@@ -25,4 +25,8 @@ bp_status bp_cuda_count_devices(int *count, cudaError_t *why);
  * and what the runtime said (why from bp_cuda_count_devices). */
 bp_status bp_cuda_no_device(const char *who, cudaError_t why);
 
+/* The stream a CUDA network's work runs on (its backend context), for the
+ * data-parallel engine (src/dist/nccl.c) to order collectives against. */
+cudaStream_t bp_cuda_ctx_stream(void *ctx);
+
 #endif

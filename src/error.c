@@ -37,6 +37,7 @@ const char *bp_status_string(bp_status status)
     case BP_ERR_FORMAT: return "malformed file";
     case BP_ERR_NUMERIC: return "numeric error (NaN or infinity)";
     case BP_ERR_UNSUPPORTED: return "unsupported";
+    case BP_ERR_COMM: return "communication error (a collective failed or a rank is gone)";
     }
     return "unknown status";
 }

@@ -34,6 +34,8 @@ struct bp_network {
     int last_forward_batch;  /* batch of the last forward pass, 0 if none */
     int last_backward_batch; /* batch of the last backward pass, 0 if none */
     int optimizer_first;     /* 1 until the first SGD step after create/reset */
+
+    struct bp_comm *comm; /* data-parallel communicator (src/dist/), NULL alone */
 };
 
 /* Byte offset helpers. */

@@ -15,6 +15,7 @@
 #include <math.h>
 
 #include "batch.h"
+#include "dist/comm.h"
 #include "error.h"
 #include "network.h"
 
@@ -91,6 +92,7 @@ bp_status bp_backward_pass(bp_network *net, int B)
         BP_TRY(ops->gemm(net->ctx, dt, N, T, n_in, n_out, B, 1.0, net->a[l - 1], n_in, net->d[l],
                          n_out, 0.0, dweight(net, l), n_in));
         BP_TRY(ops->bias_grad(net->ctx, dt, net->d[l], dbias(net, l), n_out, B));
+        BP_TRY(bp_dist_layer_ready(net, l, B)); /* data-parallel: start layer l's all-reduce */
         if (l > 1) {
             /* D_prev = W^T D: gemm(N, N, m=n_in, n=B, k=n_out, W, ld n_in, D, ld n_out, out, ld n_in) */
             BP_TRY(ops->gemm(net->ctx, dt, N, N, n_in, B, n_out, 1.0, weight(net, l), n_in,
@@ -101,6 +103,7 @@ bp_status bp_backward_pass(bp_network *net, int B)
                                        (size_t)B * (size_t)n_in));
         }
     }
+    BP_TRY(bp_dist_wait(net)); /* data-parallel: every all-reduce done before the update */
     net->last_backward_batch = B;
     return BP_OK;
 }

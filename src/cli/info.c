@@ -4,6 +4,7 @@
 #include "args.h"
 #include "commands.h"
 #include "common.h"
+#include "dist.h"
 
 int cmd_info(int argc, char **argv)
 {
@@ -16,6 +17,7 @@ int cmd_info(int argc, char **argv)
     int cuda = 0;
     bp_backend_is_built(BP_BACKEND_CUDA, &cuda);
     printf("backends: cpu%s\n", cuda ? ", cuda" : " (cuda: not built)");
+    cli_dist_print_engines(); /* MPI and NCCL (dist.c) */
     if (!cuda)
         return 0;
     int count = 0;

@@ -23,6 +23,7 @@
 #include "bp_math.h"
 #include "commands.h"
 #include "common.h"
+#include "dist.h"
 #include "plot.h"
 #include "progress.h"
 #include "synthetic.h"
@@ -55,6 +56,7 @@ typedef struct training_run {
     train_options options;
     device_choice device;
     bp_dtype dtype;
+    cli_dist dist; /* data-parallel under mpirun or over a --device list (dist.c) */
 
     /* load */
     loaded_data train_set, test_set;
@@ -104,12 +106,19 @@ static void training_run_free(training_run *run)
 /* The device and the dtype the data is loaded in. Returns an exit status. */
 static int choose_device_and_dtype(training_run *run)
 {
-    if (cli_choose_device(run->options.device, &run->device) != 0)
+    train_options *o = &run->options;
+    char first_device[32]; /* rank 0's device of a --device list */
+    if (cli_choose_device(cli_dist_device_spec(o->device, first_device, sizeof first_device),
+                          &run->device) != 0)
         return 2;
     run->dtype = BP_F32;
-    const char *dtype = run->options.architecture.dtype;
+    const char *dtype = o->architecture.dtype;
     if (dtype && bp_dtype_parse(dtype, &run->dtype) != BP_OK)
         return cli_error("--dtype: %s", bp_last_error()), 2;
+    /* Under mpirun (or with several GPUs) rank 0 alone prints and writes. */
+    if (cli_dist_begin(&run->dist, o->device, &o->quiet, &o->save_path, &o->log_path,
+                       &o->plot_path) != 0)
+        return 1;
     return 0;
 }
 
@@ -212,11 +221,14 @@ static int create_network(training_run *run, const architecture *a)
     cfg.device = run->device.ordinal;
     cfg.seed = (uint64_t)o->seed;
     cfg.max_batch = o->batch > 1024 ? (int)o->batch : 1024;
+    cli_dist_configure(&run->dist, &cfg);
     bp_status st = bp_network_create(&cfg, &run->net);
     if (st != BP_OK)
         return cli_lib_error("creating the network", st);
     if (o->init_path && (st = bp_model_load_params(run->net, o->init_path)) != BP_OK)
         return cli_lib_error("--init", st);
+    if (cli_dist_join(&run->dist, run->net, &cfg, o->batch, run->device.description) != 0)
+        return -1;
     bp_network_desc nd;
     bp_network_describe(run->net, &nd);
     cli_network_summary(&nd, run->network_summary, sizeof run->network_summary);
@@ -311,8 +323,9 @@ static void epoch_optimizer(const training_run *run, int epoch, bp_sgd *opt)
 static int train_step(training_run *run, const bp_sgd *opt, int epoch, long step, size_t start,
                       int b, double *loss)
 {
-    bp_status st = bp_network_train_step_buffer(run->net, run->train_x, run->train_targets,
-                                                run->order + start, b, opt, loss);
+    /* this rank's part of the global batch (dist.c) */
+    bp_status st = cli_dist_train_step(&run->dist, run->net, run->train_x, run->train_targets,
+                                       run->order + start, b, opt, loss);
     if (st != BP_OK || (loss != NULL && !isfinite(*loss)))
         progress_clear(&run->bar);
     if (st == BP_ERR_NUMERIC || (st == BP_OK && loss != NULL && !isfinite(*loss)))
@@ -486,5 +499,6 @@ int cmd_train(int argc, char **argv)
     if (parse_train_options(argc, argv, &run.options, &status) == 0)
         status = train(&run);
     training_run_free(&run);
+    cli_dist_end(&run.dist); /* after the network: the communicators, MPI */
     return status;
 }
