@@ -75,6 +75,14 @@ TEST(Names, EveryEnumerationRoundTrips)
                               bp_math_mode_name, bp_math_mode_parse, "fp8");
 }
 
+// What parse makes of name (BP_OK expected), starting from `start`.
+template <typename E> E parsed(bp_status (*parse)(const char *, E *), const char *name, E start)
+{
+    E v = start;
+    EXPECT_EQ(parse(name, &v), BP_OK) << name << ": " << bp_last_error();
+    return v;
+}
+
 TEST(Names, TheDocumentedNamesAndAliases)
 {
     EXPECT_STREQ(bp_backend_name(BP_BACKEND_CPU), "cpu");
@@ -85,20 +93,11 @@ TEST(Names, TheDocumentedNamesAndAliases)
     EXPECT_STREQ(bp_activation_name(BP_ACT_LEAKY_RELU), "leaky_relu");
     EXPECT_STREQ(bp_loss_name(BP_LOSS_CROSS_ENTROPY), "ce");
     EXPECT_STREQ(bp_dtype_name(BP_F64), "f64");
-    bp_backend b = BP_BACKEND_CPU;
-    EXPECT_EQ(bp_backend_parse("gpu", &b), BP_OK);
-    EXPECT_EQ(b, BP_BACKEND_CUDA);
-    bp_activation a = BP_ACT_RELU;
-    EXPECT_EQ(bp_activation_parse("linear", &a), BP_OK);
-    EXPECT_EQ(a, BP_ACT_IDENTITY);
-    EXPECT_EQ(bp_activation_parse("Leaky-ReLU", &a), BP_OK);
-    EXPECT_EQ(a, BP_ACT_LEAKY_RELU);
-    bp_loss l = BP_LOSS_MSE;
-    EXPECT_EQ(bp_loss_parse("cross_entropy", &l), BP_OK);
-    EXPECT_EQ(l, BP_LOSS_CROSS_ENTROPY);
-    bp_dtype d = BP_F32;
-    EXPECT_EQ(bp_dtype_parse("double", &d), BP_OK);
-    EXPECT_EQ(d, BP_F64);
+    EXPECT_EQ(parsed(bp_backend_parse, "gpu", BP_BACKEND_CPU), BP_BACKEND_CUDA);
+    EXPECT_EQ(parsed(bp_activation_parse, "linear", BP_ACT_RELU), BP_ACT_IDENTITY);
+    EXPECT_EQ(parsed(bp_activation_parse, "Leaky-ReLU", BP_ACT_RELU), BP_ACT_LEAKY_RELU);
+    EXPECT_EQ(parsed(bp_loss_parse, "cross_entropy", BP_LOSS_MSE), BP_LOSS_CROSS_ENTROPY);
+    EXPECT_EQ(parsed(bp_dtype_parse, "double", BP_F32), BP_F64);
     // A name is a whole word: no prefixes, no trailing blanks.
     bp_math_mode m = BP_MATH_BF16;
     EXPECT_FAILS(bp_math_mode_parse("tf", &m), BP_ERR_INVALID_ARGUMENT, "'tf'");
@@ -115,15 +114,11 @@ TEST(Names, StatusStringOfUnsupported)
 
 // ---- NULL means the defaults --------------------------------------------------
 
+// A small float64 classifier, batches of up to 4.
 bpt::Spec ce_spec()
 {
-    bpt::Spec s;
-    s.sizes = {3, 5, 2};
-    s.acts = {BP_ACT_TANH, BP_ACT_IDENTITY};
-    s.loss = BP_LOSS_CROSS_ENTROPY;
-    s.dtype = BP_F64;
-    s.max_batch = 4;
-    return s;
+    return bpt::Spec{{3, 5, 2}, {BP_ACT_TANH, BP_ACT_IDENTITY}, BP_LOSS_CROSS_ENTROPY, BP_F64,
+                     BP_BACKEND_CPU, 4};
 }
 
 class TempDir {
