@@ -1,5 +1,5 @@
 # CUDA specifics of the test suites, included by tests/CMakeLists.txt after
-# test_core is defined:  include(${CMAKE_CURRENT_SOURCE_DIR}/cuda.cmake OPTIONAL)
+# test_core is defined:  include(${CMAKE_CURRENT_SOURCE_DIR}/cuda.cmake)
 #
 # Three things:
 #  1. test_core (which holds tests/test_cuda.cpp, and which gpu_check.sh runs
