@@ -209,11 +209,11 @@ typedef struct bp_network_config {
     uint64_t seed;                    /* initialisation seed, default 1 */
     double leaky_slope;               /* leaky relu slope for z < 0, default 0.01 */
     /* CUDA backend only */
-    int device;                       /* CUDA device ordinal, default 0 */
-    bp_math_mode math_mode;           /* default BP_MATH_FP32 */
-    void *cuda_stream;                /* a cudaStream_t to run on, or NULL (default)
-                                         for a stream the network creates and owns;
-                                         with another backend BP_ERR_UNSUPPORTED */
+    int device;             /* CUDA device ordinal, default 0 */
+    bp_math_mode math_mode; /* default BP_MATH_FP32 */
+    void *cuda_stream;      /* a cudaStream_t to run on, or NULL (default) for a
+                               stream the network creates and owns; with
+                               another backend: BP_ERR_UNSUPPORTED */
 } bp_network_config;
 
 /* Fills *cfg with the defaults above (sizes and activations NULL,
@@ -286,8 +286,9 @@ typedef struct bp_sgd {
 BP_API void bp_sgd_init(bp_sgd *opt);
 
 /* One training step: forward, output delta, deltas, gradients and an SGD
- * update. opt may be NULL for the defaults of bp_sgd_init. loss may be NULL (then the step never waits for the device);
- * when given, it receives the mean batch loss before the update. */
+ * update. opt may be NULL for the defaults of bp_sgd_init. loss may be
+ * NULL (then the step never waits for the device); when given, it
+ * receives the mean batch loss before the update. */
 BP_API bp_status bp_network_train_step(bp_network *net, const void *x, const void *targets,
                                        int batch, const bp_sgd *opt, double *loss);
 
@@ -386,9 +387,9 @@ typedef struct bp_layer_diff {
 
 /* Creates the network cfg describes on backend a and on backend b (cfg's
  * own backend field is ignored; its cuda_stream goes to whichever of the
- * two is a CUDA network), same seed and so the same initial parameters, computes the loss and gradients of one batch on each, and
- * writes cfg->n_layers differences to per_layer. loss_a and loss_b may be
- * NULL. */
+ * two is a CUDA network), same seed and so the same initial parameters,
+ * computes the loss and gradients of one batch on each, and writes
+ * cfg->n_layers differences to per_layer. loss_a and loss_b may be NULL. */
 BP_API bp_status bp_compare_backends(const bp_network_config *cfg, bp_backend a, bp_backend b,
                                      const void *x, const void *targets, int batch,
                                      bp_layer_diff *per_layer, double *loss_a, double *loss_b);

@@ -19,10 +19,14 @@ typedef struct name_value {
 #define COUNT(table) (sizeof(table) / sizeof((table)[0]))
 
 static const name_value activation_names[] = {
-    {"identity", BP_ACT_IDENTITY},     {"sigmoid", BP_ACT_SIGMOID},
-    {"tanh", BP_ACT_TANH},             {"relu", BP_ACT_RELU},
-    {"leaky_relu", BP_ACT_LEAKY_RELU}, {"linear", BP_ACT_IDENTITY},
-    {"leaky-relu", BP_ACT_LEAKY_RELU}, {"leakyrelu", BP_ACT_LEAKY_RELU},
+    {"identity", BP_ACT_IDENTITY},
+    {"sigmoid", BP_ACT_SIGMOID},
+    {"tanh", BP_ACT_TANH},
+    {"relu", BP_ACT_RELU},
+    {"leaky_relu", BP_ACT_LEAKY_RELU},
+    {"linear", BP_ACT_IDENTITY},
+    {"leaky-relu", BP_ACT_LEAKY_RELU},
+    {"leakyrelu", BP_ACT_LEAKY_RELU},
 };
 
 static const name_value loss_names[] = {
@@ -34,8 +38,8 @@ static const name_value loss_names[] = {
 };
 
 static const name_value dtype_names[] = {
-    {"f32", BP_F32},     {"f64", BP_F64},     {"float32", BP_F32},
-    {"float", BP_F32},   {"float64", BP_F64}, {"double", BP_F64},
+    {"f32", BP_F32},   {"f64", BP_F64},     {"float32", BP_F32},
+    {"float", BP_F32}, {"float64", BP_F64}, {"double", BP_F64},
 };
 
 static const name_value backend_names[] = {
@@ -61,8 +65,8 @@ static const char *name_of(const name_value *table, size_t n, int value)
 
 /* Looks name up in table; an unknown name fails with a message that
  * names it and lists the accepted names. */
-static bp_status parse_name(const char *what, const char *name, const name_value *table,
-                            size_t n, int *out)
+static bp_status parse_name(const char *what, const char *name, const name_value *table, size_t n,
+                            int *out)
 {
     for (size_t i = 0; i < n; i++) {
         if (strcasecmp(name, table[i].name) == 0) {
@@ -117,15 +121,15 @@ const char *bp_math_mode_name(bp_math_mode mode)
 /* The enum's _parse function: the arguments checked, the table lookup,
  * then the store as the enum type (an int is not an enum's storage in
  * every ABI). */
-#define DEFINE_PARSE(fn_name, type, what, table)                                                  \
-    bp_status fn_name(const char *name, type *out)                                                \
-    {                                                                                             \
-        BP_CHECK_PTR(#fn_name, name);                                                             \
-        BP_CHECK_PTR(#fn_name, out);                                                              \
-        int v = 0;                                                                                \
-        BP_TRY(parse_name(what, name, table, COUNT(table), &v));                                  \
-        *out = (type)v;                                                                           \
-        return BP_OK;                                                                             \
+#define DEFINE_PARSE(fn_name, type, what, table)                 \
+    bp_status fn_name(const char *name, type *out)               \
+    {                                                            \
+        BP_CHECK_PTR(#fn_name, name);                            \
+        BP_CHECK_PTR(#fn_name, out);                             \
+        int v = 0;                                               \
+        BP_TRY(parse_name(what, name, table, COUNT(table), &v)); \
+        *out = (type)v;                                          \
+        return BP_OK;                                            \
     }
 
 DEFINE_PARSE(bp_activation_parse, bp_activation, "activation", activation_names)

@@ -55,17 +55,15 @@ void check_names(const char *what, const std::vector<E> &values, const char *(*n
     EXPECT_EQ(untouched, values.back());
     EXPECT_FAILS(parse("", &untouched), BP_ERR_INVALID_ARGUMENT, "''");
     EXPECT_FAILS(parse(nullptr, &untouched), BP_ERR_INVALID_ARGUMENT, "'name' is NULL");
-    EXPECT_FAILS(parse(name_of(values.front()), nullptr), BP_ERR_INVALID_ARGUMENT,
-                 "'out' is NULL");
+    EXPECT_FAILS(parse(name_of(values.front()), nullptr), BP_ERR_INVALID_ARGUMENT, "'out' is NULL");
     EXPECT_EQ(untouched, values.back());
 }
 
 TEST(Names, EveryEnumerationRoundTrips)
 {
-    check_names<bp_activation>("activation",
-                               {BP_ACT_IDENTITY, BP_ACT_SIGMOID, BP_ACT_TANH, BP_ACT_RELU,
-                                BP_ACT_LEAKY_RELU},
-                               bp_activation_name, bp_activation_parse, "swish");
+    check_names<bp_activation>(
+        "activation", {BP_ACT_IDENTITY, BP_ACT_SIGMOID, BP_ACT_TANH, BP_ACT_RELU, BP_ACT_LEAKY_RELU},
+        bp_activation_name, bp_activation_parse, "swish");
     check_names<bp_loss>("loss", {BP_LOSS_MSE, BP_LOSS_CROSS_ENTROPY, BP_LOSS_BCE}, bp_loss_name,
                          bp_loss_parse, "hinge");
     check_names<bp_dtype>("dtype", {BP_F32, BP_F64}, bp_dtype_name, bp_dtype_parse, "f16");
@@ -107,8 +105,7 @@ TEST(Names, TheDocumentedNamesAndAliases)
 
 TEST(Names, StatusStringOfUnsupported)
 {
-    EXPECT_NE(std::string(bp_status_string(BP_ERR_UNSUPPORTED)).find("not supported"),
-              std::string::npos)
+    EXPECT_NE(std::string(bp_status_string(BP_ERR_UNSUPPORTED)).find("not supported"), std::string::npos)
         << bp_status_string(BP_ERR_UNSUPPORTED);
 }
 
@@ -117,8 +114,9 @@ TEST(Names, StatusStringOfUnsupported)
 // A small float64 classifier, batches of up to 4.
 bpt::Spec ce_spec()
 {
-    return bpt::Spec{{3, 5, 2}, {BP_ACT_TANH, BP_ACT_IDENTITY}, BP_LOSS_CROSS_ENTROPY, BP_F64,
-                     BP_BACKEND_CPU, 4};
+    return bpt::Spec{
+        {3, 5, 2}, {BP_ACT_TANH, BP_ACT_IDENTITY}, BP_LOSS_CROSS_ENTROPY, BP_F64, BP_BACKEND_CPU,
+        4};
 }
 
 class TempDir {
@@ -159,8 +157,7 @@ void expect_same_dataset(const bp_dataset *a, const bp_dataset *b)
     EXPECT_EQ(da.n_classes, db.n_classes);
     EXPECT_EQ(da.dtype, db.dtype);
     ASSERT_EQ(da.n_samples * da.n_features, db.n_samples * db.n_features);
-    EXPECT_EQ(memcmp(da.x, db.x, (size_t)da.n_samples * da.n_features * bp_dtype_size(da.dtype)),
-              0);
+    EXPECT_EQ(memcmp(da.x, db.x, (size_t)da.n_samples * da.n_features * bp_dtype_size(da.dtype)), 0);
     ASSERT_NE(da.labels, nullptr);
     ASSERT_NE(db.labels, nullptr);
     EXPECT_EQ(memcmp(da.labels, db.labels, (size_t)da.n_samples * sizeof(int32_t)), 0);
@@ -195,19 +192,17 @@ TEST(NullMeansDefaults, TrainStepWithoutOptimizerSettingsUsesSgdInit)
     Reals before = bpt::get_weights(with_null.get(), s, 1);
     double l1 = -1, l2 = -2;
     for (int step = 0; step < 3; step++) {
-        ASSERT_EQ(bp_network_train_step(with_null.get(), b.x.data(), b.targets(), 4, nullptr, &l1),
-                  BP_OK)
+        ASSERT_EQ(bp_network_train_step(with_null.get(), b.x.data(), b.targets(), 4, nullptr, &l1), BP_OK)
             << bp_last_error();
-        ASSERT_EQ(bp_network_train_step(with_init.get(), b.x.data(), b.targets(), 4, &defaults, &l2),
-                  BP_OK)
+        ASSERT_EQ(bp_network_train_step(with_init.get(), b.x.data(), b.targets(), 4, &defaults, &l2), BP_OK)
             << bp_last_error();
         EXPECT_EQ(l1, l2);
     }
     Reals after = bpt::get_weights(with_null.get(), s, 1);
     EXPECT_FALSE(after.bytes_equal(before)) << "a NULL opt must still train";
     EXPECT_TRUE(after.bytes_equal(bpt::get_weights(with_init.get(), s, 1)));
-    EXPECT_TRUE(bpt::get_biases(with_null.get(), s, 2)
-                    .bytes_equal(bpt::get_biases(with_init.get(), s, 2)));
+    EXPECT_TRUE(
+        bpt::get_biases(with_null.get(), s, 2).bytes_equal(bpt::get_biases(with_init.get(), s, 2)));
 
     // The buffer form too.
     bp_buffer *bx = nullptr, *by = nullptr;
@@ -220,8 +215,8 @@ TEST(NullMeansDefaults, TrainStepWithoutOptimizerSettingsUsesSgdInit)
     ASSERT_EQ(bp_network_train_step(with_init.get(), b.x.data(), b.targets(), 4, &defaults, &l2),
               BP_OK);
     EXPECT_EQ(l1, l2);
-    EXPECT_TRUE(bpt::get_weights(with_null.get(), s, 1)
-                    .bytes_equal(bpt::get_weights(with_init.get(), s, 1)));
+    EXPECT_TRUE(
+        bpt::get_weights(with_null.get(), s, 1).bytes_equal(bpt::get_weights(with_init.get(), s, 1)));
     bp_buffer_free(bx);
     bp_buffer_free(by);
 }
@@ -256,7 +251,8 @@ TEST(NullMeansDefaults, DataSetLoadersWithoutOptionsUseDatasetOptionsInit)
     const std::string csv = dir.file("d.csv");
     write_file(csv, "a,b,label\n0.5,1.25,1\n-2,3e-1,0\n7,8,2\n");
     // IDX: two 2x2 images and their labels.
-    const std::string images = dir.file("t-images-idx3-ubyte"), labels = dir.file("t-labels-idx1-ubyte");
+    const std::string images = dir.file("t-images-idx3-ubyte"),
+                      labels = dir.file("t-labels-idx1-ubyte");
     write_file(images, std::string("\0\0\x08\x03\0\0\0\x02\0\0\0\x02\0\0\0\x02", 16) +
                            std::string("\x00\x40\x80\xff\x01\x02\x03\x04", 8));
     write_file(labels, std::string("\0\0\x08\x01\0\0\0\x02", 8) + std::string("\x01\x00", 2));
@@ -268,12 +264,16 @@ TEST(NullMeansDefaults, DataSetLoadersWithoutOptionsUseDatasetOptionsInit)
         std::function<bp_status(const bp_dataset_options *, bp_dataset **)> load;
     };
     const Loader loaders[] = {
-        {"bp_dataset_load csv",
-         [&](const bp_dataset_options *o, bp_dataset **d) { return bp_dataset_load(csv.c_str(), o, d); }},
+        {"bp_dataset_load csv", [&](const bp_dataset_options *o,
+                                    bp_dataset **d) { return bp_dataset_load(csv.c_str(), o, d); }},
         {"bp_dataset_load_csv",
-         [&](const bp_dataset_options *o, bp_dataset **d) { return bp_dataset_load_csv(csv.c_str(), o, d); }},
+         [&](const bp_dataset_options *o, bp_dataset **d) {
+             return bp_dataset_load_csv(csv.c_str(), o, d);
+         }},
         {"bp_dataset_load idx",
-         [&](const bp_dataset_options *o, bp_dataset **d) { return bp_dataset_load(images.c_str(), o, d); }},
+         [&](const bp_dataset_options *o, bp_dataset **d) {
+             return bp_dataset_load(images.c_str(), o, d);
+         }},
         {"bp_dataset_load_idx",
          [&](const bp_dataset_options *o, bp_dataset **d) {
              return bp_dataset_load_idx(images.c_str(), labels.c_str(), o, d);
@@ -378,7 +378,8 @@ TEST(Utilities, CheckedSizeArithmetic)
     out = 7;
     EXPECT_EQ(bp_size_mul(max / 2 + 1, 2, &out), 0);
     EXPECT_EQ(out, 7u) << "a failed product leaves *out alone";
-    EXPECT_EQ(bp_size_mul((size_t)1 << (4 * sizeof(size_t)), (size_t)1 << (4 * sizeof(size_t)), &out), 0);
+    EXPECT_EQ(
+        bp_size_mul((size_t)1 << (4 * sizeof(size_t)), (size_t)1 << (4 * sizeof(size_t)), &out), 0);
     EXPECT_EQ(bp_size_mul_add(10, 10, 5, &out), 1);
     EXPECT_EQ(out, 105u);
     EXPECT_EQ(bp_size_mul_add(max / 2, 2, 1, &out), 1);
