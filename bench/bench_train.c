@@ -84,9 +84,8 @@ static int bench(bp_backend backend, bp_dtype dtype, bp_math_mode math, int batc
         double t = now() - t0, per = t / steps;
         bp_network_desc d;
         bp_network_describe(net, &d);
-        const char *mm[] = {"fp32", "tf32", "bf16"};
         printf("%-5s %-4s %-4s batch %5d %-7s %8.3f ms/step %12.0f samples/s %9.1f GFLOP/s\n",
-               bp_backend_name(backend), bp_dtype_name(dtype), mm[math], batch,
+               bp_backend_name(backend), bp_dtype_name(dtype), bp_math_mode_name(math), batch,
                buffers ? "buffer" : "host", per * 1e3, batch / per,
                6.0 * (double)d.n_params * batch / per * 1e-9);
         fflush(stdout);

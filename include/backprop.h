@@ -21,6 +21,20 @@
  *    float for BP_F32, double for BP_F64.
  *  - Targets: for BP_LOSS_CROSS_ENTROPY an int32_t array of B class labels
  *    in [0, n_L); for BP_LOSS_MSE and BP_LOSS_BCE a real array [B, n_L].
+ *  - Configuration structs (bp_network_config, bp_sgd, bp_gradcheck_config,
+ *    bp_dataset_options) each have an _init function that fills in the
+ *    defaults; initialise with it, then set the fields you need, so that
+ *    fields added later get their defaults. _init(NULL) does nothing.
+ *    NULL means the defaults: wherever a call takes a pointer to a
+ *    configuration struct, passing NULL is the same as passing a struct
+ *    just filled by its _init function. (bp_network_config's defaults
+ *    name no layers, so bp_network_create and bp_compare_backends answer
+ *    NULL, as they answer the defaults, with BP_ERR_INVALID_ARGUMENT.)
+ *  - What concerns the CUDA backend only is grouped in the section
+ *    "CUDA backend only" below and at the end of bp_network_config and
+ *    bp_network_desc, under a "CUDA backend only" mark. A library built
+ *    without CUDA declares it all the same; its calls then return
+ *    BP_ERR_NOT_BUILT.
  *
  * Thread safety
  *  - A network (and the buffers created on it) is used by one thread at a
@@ -65,7 +79,10 @@ typedef enum bp_status {
     BP_ERR_IO = 7,               /* a file could not be opened, read or written */
     BP_ERR_FORMAT = 8,           /* a file's contents are malformed */
     BP_ERR_NUMERIC = 9,          /* a loss or value became NaN or infinite */
-    BP_ERR_UNSUPPORTED = 10,     /* valid request this build/backend cannot do */
+    BP_ERR_UNSUPPORTED = 10,     /* a valid request that the chosen backend cannot
+                                    carry out, e.g. a cuda_stream for a network on
+                                    the CPU backend (a backend missing from the
+                                    build altogether is BP_ERR_NOT_BUILT) */
     BP_ERR_COMM = 11             /* a collective failed, timed out or a rank is gone */
 } bp_status;
 
@@ -116,25 +133,59 @@ typedef enum bp_backend {
     BP_BACKEND_CUDA = 1
 } bp_backend;
 
+/* *built = 1 when the backend was compiled into this library. */
+BP_API bp_status bp_backend_is_built(bp_backend backend, int *built);
+
+/* ------------------------------------------------------------------------ */
+/* CUDA backend only                                                         */
+/* ------------------------------------------------------------------------ */
+
 /* Math mode of float32 GEMMs on the CUDA backend. The CPU backend always
- * computes exact FP32; float64 GEMMs are always exact. */
+ * computes exact FP32 (it accepts every mode, so one configuration serves
+ * both backends in a comparison); float64 GEMMs are always exact. */
 typedef enum bp_math_mode {
     BP_MATH_FP32 = 0, /* exact IEEE float32 (default) */
     BP_MATH_TF32 = 1, /* TF32 tensor cores (10-bit mantissa inputs) */
     BP_MATH_BF16 = 2  /* BF16 tensor cores (7-bit mantissa inputs) */
 } bp_math_mode;
 
+typedef struct bp_device_info {
+    int ordinal;
+    char name[256];
+    size_t total_memory; /* bytes */
+    size_t free_memory;  /* bytes, when queried */
+    int cc_major;        /* compute capability */
+    int cc_minor;
+    int multiprocessors;
+} bp_device_info;
+
+/* Number of CUDA devices. Returns BP_OK with *count = 0 when the CUDA
+ * backend is built but no device or driver is present;
+ * BP_ERR_NOT_BUILT when it is not built. */
+BP_API bp_status bp_cuda_device_count(int *count);
+BP_API bp_status bp_cuda_device_info(int ordinal, bp_device_info *out);
+
+/* ------------------------------------------------------------------------ */
+/* Names of the enumerations                                                 */
+/* ------------------------------------------------------------------------ */
+
 /* Names for printing and parsing: "relu", "ce", "f32", "cuda", "tf32"...
  * The _name functions return NULL for an unknown value. The _parse
- * functions accept the names (and common aliases: "cross-entropy",
- * "float32", "linear"...) and return BP_ERR_INVALID_ARGUMENT otherwise. */
+ * functions accept the names, in any case, and common aliases
+ * ("cross-entropy", "float32", "linear", "gpu"...); for anything else
+ * (or a NULL argument) they return BP_ERR_INVALID_ARGUMENT with a message
+ * that quotes the name and lists the accepted ones, and leave *out as it
+ * was. _parse(_name(v)) gives v back for every value v. */
 BP_API const char *bp_activation_name(bp_activation act);
 BP_API const char *bp_loss_name(bp_loss loss);
 BP_API const char *bp_dtype_name(bp_dtype dtype);
 BP_API const char *bp_backend_name(bp_backend backend);
+BP_API const char *bp_math_mode_name(bp_math_mode mode); /* "fp32", "tf32", "bf16" */
 BP_API bp_status bp_activation_parse(const char *name, bp_activation *out);
 BP_API bp_status bp_loss_parse(const char *name, bp_loss *out);
 BP_API bp_status bp_dtype_parse(const char *name, bp_dtype *out);
+BP_API bp_status bp_backend_parse(const char *name, bp_backend *out);
+BP_API bp_status bp_math_mode_parse(const char *name, bp_math_mode *out);
 
 /* Size in bytes of one element of dtype (4 or 8); 0 for unknown. */
 BP_API size_t bp_dtype_size(bp_dtype dtype);
@@ -155,17 +206,19 @@ typedef struct bp_network_config {
     bp_loss loss;                     /* default BP_LOSS_MSE */
     bp_dtype dtype;                   /* default BP_F32 */
     bp_backend backend;               /* default BP_BACKEND_CPU */
-    int device;                       /* CUDA device ordinal, default 0 */
     int max_batch;                    /* largest batch any call will pass, default 256 */
     uint64_t seed;                    /* initialisation seed, default 1 */
     double leaky_slope;               /* leaky relu slope for z < 0, default 0.01 */
-    bp_math_mode math_mode;           /* default BP_MATH_FP32 */
-    void *cuda_stream;                /* a cudaStream_t to run on, or NULL for
-                                         a stream the network creates and owns */
+    /* CUDA backend only */
+    int device;             /* CUDA device ordinal, default 0 */
+    bp_math_mode math_mode; /* default BP_MATH_FP32 */
+    void *cuda_stream;      /* a cudaStream_t to run on, or NULL (default) for a
+                               stream the network creates and owns; with
+                               another backend: BP_ERR_UNSUPPORTED */
 } bp_network_config;
 
 /* Fills *cfg with the defaults above (sizes and activations NULL,
- * n_layers 0: the caller must set them). */
+ * n_layers 0: the caller must set them). NULL does nothing. */
 BP_API void bp_network_config_init(bp_network_config *cfg);
 
 /* Creates a network and allocates every buffer a training step needs for
@@ -194,12 +247,13 @@ typedef struct bp_network_desc {
     bp_loss loss;
     bp_dtype dtype;
     bp_backend backend;
-    int device;
     int max_batch;
     uint64_t seed;
     double leaky_slope;
-    bp_math_mode math_mode;
     size_t n_params; /* total weights + biases */
+    /* CUDA backend only (on the CPU backend: as configured, without effect) */
+    int device;
+    bp_math_mode math_mode;
 } bp_network_desc;
 
 BP_API bp_status bp_network_describe(const bp_network *net, bp_network_desc *out);
@@ -233,8 +287,9 @@ typedef struct bp_sgd {
 BP_API void bp_sgd_init(bp_sgd *opt);
 
 /* One training step: forward, output delta, deltas, gradients and an SGD
- * update. loss may be NULL (then the step never waits for the device);
- * when given, it receives the mean batch loss before the update. */
+ * update. opt may be NULL for the defaults of bp_sgd_init. loss may be
+ * NULL (then the step never waits for the device); when given, it
+ * receives the mean batch loss before the update. */
 BP_API bp_status bp_network_train_step(bp_network *net, const void *x, const void *targets,
                                        int batch, const bp_sgd *opt, double *loss);
 
@@ -394,29 +449,6 @@ BP_API bp_status bp_network_join(bp_network *net, bp_comm *comm);
 
 
 /* ------------------------------------------------------------------------ */
-/* Backends and CUDA devices                                                 */
-/* ------------------------------------------------------------------------ */
-
-/* *built = 1 when the backend was compiled into this library. */
-BP_API bp_status bp_backend_is_built(bp_backend backend, int *built);
-
-typedef struct bp_device_info {
-    int ordinal;
-    char name[256];
-    size_t total_memory; /* bytes */
-    size_t free_memory;  /* bytes, when queried */
-    int cc_major;        /* compute capability */
-    int cc_minor;
-    int multiprocessors;
-} bp_device_info;
-
-/* Number of CUDA devices. Returns BP_OK with *count = 0 when the CUDA
- * backend is built but no device or driver is present;
- * BP_ERR_NOT_BUILT when it is not built. */
-BP_API bp_status bp_cuda_device_count(int *count);
-BP_API bp_status bp_cuda_device_info(int ordinal, bp_device_info *out);
-
-/* ------------------------------------------------------------------------ */
 /* Buffers on a network's device                                             */
 /* ------------------------------------------------------------------------ */
 
@@ -468,10 +500,10 @@ typedef struct bp_layer_diff {
 } bp_layer_diff;
 
 /* Creates the network cfg describes on backend a and on backend b (cfg's
- * own backend field is ignored), same seed and so the same initial
- * parameters, computes the loss and gradients of one batch on each, and
- * writes cfg->n_layers differences to per_layer. loss_a and loss_b may be
- * NULL. */
+ * own backend field is ignored; its cuda_stream goes to whichever of the
+ * two is a CUDA network), same seed and so the same initial parameters,
+ * computes the loss and gradients of one batch on each, and writes
+ * cfg->n_layers differences to per_layer. loss_a and loss_b may be NULL. */
 BP_API bp_status bp_compare_backends(const bp_network_config *cfg, bp_backend a, bp_backend b,
                                      const void *x, const void *targets, int batch,
                                      bp_layer_diff *per_layer, double *loss_a, double *loss_b);

@@ -57,7 +57,9 @@ bp_status bp_compare_backends(const bp_network_config *cfg, bp_backend a, bp_bac
     bp_network_config ca = *cfg, cb = *cfg;
     ca.backend = a;
     cb.backend = b;
-    cb.cuda_stream = a == b ? cfg->cuda_stream : NULL;
+    /* The caller's stream serves whichever of the two runs on CUDA. */
+    ca.cuda_stream = a == BP_BACKEND_CUDA ? cfg->cuda_stream : NULL;
+    cb.cuda_stream = b == BP_BACKEND_CUDA ? cfg->cuda_stream : NULL;
     bp_network *na = NULL, *nb = NULL;
     void *ha = NULL, *hb = NULL;
     double la = 0.0, lb = 0.0;

@@ -29,4 +29,17 @@ bp_status bp_fail(bp_status status, const char *fmt, ...) BP_PRINTF(2, 3);
             return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: argument '%s' is NULL", fn, #p);         \
     } while (0)
 
+/* The library's rule for configuration arguments (include/backprop.h,
+ * "Conventions"): a NULL config pointer means the defaults of its _init
+ * function. Points ptr at storage, filled by init_fn, when ptr is NULL:
+ *     bp_dataset_options defaults;
+ *     BP_DEFAULTS_IF_NULL(opt, defaults, bp_dataset_options_init);     */
+#define BP_DEFAULTS_IF_NULL(ptr, storage, init_fn)                                                \
+    do {                                                                                          \
+        if ((ptr) == NULL) {                                                                      \
+            init_fn(&(storage));                                                                  \
+            (ptr) = &(storage);                                                                   \
+        }                                                                                         \
+    } while (0)
+
 #endif

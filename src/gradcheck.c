@@ -84,9 +84,7 @@ bp_status bp_network_gradcheck(bp_network *net, const void *x, const void *targe
     BP_CHECK_PTR(fn, targets);
     BP_CHECK_PTR(fn, max_rel_error);
     bp_gradcheck_config defaults;
-    bp_gradcheck_config_init(&defaults);
-    if (cfg == NULL)
-        cfg = &defaults;
+    BP_DEFAULTS_IF_NULL(cfg, defaults, bp_gradcheck_config_init);
     if (!(cfg->eps > 0.0) || !isfinite(cfg->eps))
         return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: eps %g must be finite and > 0", fn, cfg->eps);
     if (!(cfg->floor > 0.0) || !isfinite(cfg->floor))

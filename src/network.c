@@ -10,6 +10,7 @@
 #include "../kernels/bp_math.h"
 #include "error.h"
 #include "network.h"
+#include "util/size_math.h"
 
 void bp_network_config_init(bp_network_config *cfg)
 {
@@ -127,23 +128,19 @@ static bp_status validate_config(const bp_network_config *cfg)
                        (int)cfg->math_mode);
     if (cfg->device < 0)
         return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: device %d is negative", fn, cfg->device);
+    if (cfg->cuda_stream != NULL && cfg->backend != BP_BACKEND_CUDA)
+        return bp_fail(BP_ERR_UNSUPPORTED,
+                       "%s: cuda_stream is set, but the '%s' backend runs on no CUDA stream "
+                       "(leave cuda_stream NULL, or choose the cuda backend)",
+                       fn, bp_backend_name(cfg->backend));
     return BP_OK;
-}
-
-/* a * b + c in size_t, failing on overflow. */
-static int mul_add(size_t a, size_t b, size_t c, size_t *out)
-{
-    if (b != 0 && a > (SIZE_MAX - c) / b)
-        return 0;
-    *out = a * b + c;
-    return 1;
 }
 
 static bp_status alloc_buf(bp_network *net, size_t elements, size_t esize, void **out,
                            const char *what)
 {
     size_t bytes;
-    if (!mul_add(elements, esize, 0, &bytes))
+    if (!bp_size_mul(elements, esize, &bytes))
         return bp_fail(BP_ERR_OUT_OF_MEMORY, "bp_network_create: %s is too large", what);
     if (bytes == 0)
         bytes = esize;
@@ -161,19 +158,11 @@ static void init_params_host(const bp_network *net, void *host)
                            : sqrt(6.0 / (double)(n_in + n_out));
         size_t count = (size_t)n_in * (size_t)n_out;
         size_t w0 = net->w_off[l - 1], b0 = net->b_off[l - 1];
-        for (size_t i = 0; i < count; i++) {
-            double v = limit * bp_init_uniform(net->desc.seed, (uint32_t)l, i);
-            if (net->desc.dtype == BP_F32)
-                ((float *)host)[w0 + i] = (float)v;
-            else
-                ((double *)host)[w0 + i] = v;
-        }
-        for (int j = 0; j < n_out; j++) {
-            if (net->desc.dtype == BP_F32)
-                ((float *)host)[b0 + (size_t)j] = 0.0f;
-            else
-                ((double *)host)[b0 + (size_t)j] = 0.0;
-        }
+        for (size_t i = 0; i < count; i++)
+            bp_real_set(net->desc.dtype, host, w0 + i,
+                        limit * bp_init_uniform(net->desc.seed, (uint32_t)l, i));
+        for (int j = 0; j < n_out; j++)
+            bp_real_set(net->desc.dtype, host, b0 + (size_t)j, 0.0);
     }
 }
 
@@ -194,7 +183,7 @@ static bp_status create_buffers(bp_network *net)
     BP_TRY(alloc_buf(net, n_params, es, &net->momentum, "the momentum buffer"));
     size_t elems;
     for (int l = 0; l <= L; l++) {
-        if (!mul_add(B, (size_t)net->sizes[l], 0, &elems))
+        if (!bp_size_mul(B, (size_t)net->sizes[l], &elems))
             return bp_fail(BP_ERR_OUT_OF_MEMORY, "bp_network_create: layer %d buffers overflow", l);
         BP_TRY(alloc_buf(net, elems, es, &net->a[l], "an activation buffer"));
         if (l >= 1) {
@@ -221,9 +210,13 @@ static bp_status create_buffers(bp_network *net)
 
 bp_status bp_network_create(const bp_network_config *cfg, bp_network **out)
 {
-    BP_CHECK_PTR("bp_network_create", cfg);
     BP_CHECK_PTR("bp_network_create", out);
     *out = NULL;
+    if (cfg == NULL) /* NULL means the defaults, and they have no layers */
+        return bp_fail(BP_ERR_INVALID_ARGUMENT,
+                       "bp_network_create: argument 'cfg' is NULL, and the defaults of "
+                       "bp_network_config_init have no layers: set n_layers, sizes and "
+                       "activations");
     BP_TRY(validate_config(cfg));
     const bp_backend_ops *ops = NULL;
     BP_TRY(bp_backend_lookup(cfg->backend, &ops));

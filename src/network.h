@@ -4,6 +4,7 @@
 
 #include "backend.h"
 #include "backprop.h"
+#include "util/real.h"
 
 struct bp_network {
     bp_network_desc desc; /* desc.sizes/activations point into the arrays below */
@@ -42,12 +43,6 @@ struct bp_network {
 static inline void *bp_at(void *base, size_t elements, size_t esize)
 {
     return (char *)base + elements * esize;
-}
-
-/* Element i of an array of reals of dtype dt, as a double. */
-static inline double bp_real_at(bp_dtype dt, const void *p, size_t i)
-{
-    return dt == BP_F32 ? (double)((const float *)p)[i] : ((const double *)p)[i];
 }
 
 /* Size in bytes of one target row: 4 for labels, n_L reals otherwise. */

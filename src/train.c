@@ -118,10 +118,11 @@ static bp_status sgd_update(bp_network *net, const bp_sgd *opt)
     return BP_OK;
 }
 
-static bp_status check_sgd(const char *fn, const bp_sgd *opt)
+/* Checks the SGD settings; NULL means bp_sgd_init's, kept in *defaults. */
+static bp_status check_sgd(const char *fn, const bp_sgd **optp, bp_sgd *defaults)
 {
-    if (opt == NULL)
-        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: argument 'opt' is NULL", fn);
+    BP_DEFAULTS_IF_NULL(*optp, *defaults, bp_sgd_init);
+    const bp_sgd *opt = *optp;
     if (!(opt->lr > 0.0) || !isfinite(opt->lr))
         return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: learning rate %g must be finite and > 0", fn,
                        opt->lr);
@@ -205,7 +206,8 @@ bp_status bp_network_train_step(bp_network *net, const void *x, const void *targ
     BP_TRY(bp_network_check_batch(fn, net, batch));
     BP_CHECK_PTR(fn, x);
     BP_CHECK_PTR(fn, targets);
-    BP_TRY(check_sgd(fn, opt));
+    bp_sgd defaults;
+    BP_TRY(check_sgd(fn, &opt, &defaults));
     BP_TRY(bp_batch_load_host(fn, net, x, targets, batch));
     return step_loaded(fn, net, batch, opt, loss);
 }
@@ -243,7 +245,8 @@ bp_status bp_network_train_step_buffer(bp_network *net, const bp_buffer *x,
     BP_TRY(bp_network_check_batch(fn, net, batch));
     BP_CHECK_PTR(fn, x);
     BP_CHECK_PTR(fn, targets);
-    BP_TRY(check_sgd(fn, opt));
+    bp_sgd defaults;
+    BP_TRY(check_sgd(fn, &opt, &defaults));
     BP_TRY(bp_batch_load_buffers(fn, net, x, targets, rows, batch));
     return step_loaded(fn, net, batch, opt, loss);
 }

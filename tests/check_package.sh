@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # check_package.sh BUILD_DIR SOURCE_DIR — the installed library as a user
 # sees it: only bp_ symbols exported; find_package(backprop) with the shared
-# and the static library; pkg-config. Each consumer trains XOR. CFLAGS and
-# LDFLAGS reach the consumers (the sanitizer build sets them).
+# and the static library; pkg-config, shared and --static. Each consumer
+# trains XOR. CFLAGS and LDFLAGS reach the consumers (the sanitizer build
+# sets them).
 set -euo pipefail
 build=$1
 src=$2
@@ -36,4 +37,15 @@ export PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig"
 cc ${CFLAGS:-} "$work/consumer/xor.c" ${LDFLAGS:-} $(pkg-config --cflags --libs backprop) -Wl,-rpath,"$work/prefix/lib" \
     -o "$work/pc_xor"
 "$work/pc_xor"
+# The static library with pkg-config --static: Libs.private must name the
+# BLAS (and zlib, threads, CUDA) this build found and linked.
+static_libs=$(pkg-config --static --libs backprop)
+echo "pkg-config --static --libs backprop: $static_libs"
+# shellcheck disable=SC2046,SC2086 # word splitting of the flags is intended
+cc ${CFLAGS:-} "$work/consumer/xor.c" ${LDFLAGS:-} $(pkg-config --cflags backprop) \
+    ${static_libs/-lbackprop/-l:libbackprop.a} -o "$work/pc_static_xor"
+if ldd "$work/pc_static_xor" | grep -q libbackprop; then
+    echo "pc_static_xor links libbackprop dynamically"; exit 1
+fi
+"$work/pc_static_xor"
 echo "package OK"

@@ -1,5 +1,5 @@
 # CUDA specifics of the test suites, included by tests/CMakeLists.txt after
-# test_core is defined:  include(${CMAKE_CURRENT_SOURCE_DIR}/cuda.cmake OPTIONAL)
+# test_core is defined:  include(${CMAKE_CURRENT_SOURCE_DIR}/cuda.cmake)
 #
 # Three things:
 #  1. test_core (which holds tests/test_cuda.cpp, and which gpu_check.sh runs
@@ -22,12 +22,13 @@ if(BP_HAVE_CUDA AND TARGET test_core)
 endif()
 
 # ---- 2. the kernels, emulated ------------------------------------------------
-# Each launch `k<<<grid, block, 0, stream>>>(args)` is rewritten to
+# Each launch `k<<<grid, block, 0, stream>>>(args)` (clang-format may put
+# the <<< on the next line) is rewritten to
 # `bp_emu_launch(stream, k, grid, block, args)` (cuda_emulation/cuda_runtime.h).
 set(bp_kernels_cu ${PROJECT_SOURCE_DIR}/kernels/elementwise.cu)
 set(bp_kernels_emulated ${CMAKE_CURRENT_BINARY_DIR}/elementwise_emulated.cpp)
 file(READ ${bp_kernels_cu} bp_kernels_text)
-string(REGEX REPLACE "([A-Za-z_][A-Za-z_0-9]*<[A-Za-z_0-9 ]+>)<<<([^>]*), 0, stream>>>\\("
+string(REGEX REPLACE "([A-Za-z_][A-Za-z_0-9]*<[A-Za-z_0-9 ]+>)[ \t\r\n]*<<<([^>]*), 0, stream>>>\\("
        "bp_emu_launch(stream, \\1, \\2, " bp_kernels_text "${bp_kernels_text}")
 string(FIND "${bp_kernels_text}" "<<<" bp_unconverted)
 if(NOT bp_unconverted EQUAL -1)

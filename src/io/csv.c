@@ -11,12 +11,13 @@
  * options.header is -1).
  */
 #define _GNU_SOURCE
-#include <locale.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../error.h"
+#include "../util/c_locale.h"
+#include "../util/real.h"
 #include "dataset.h"
 #include "read.h"
 
@@ -159,14 +160,6 @@ static bp_status collect_lines(const char *path, char *text, size_t len, csv_lin
     return BP_OK;
 }
 
-static void store(bp_dataset *ds, void *base, size_t index, double v)
-{
-    if (ds->desc.dtype == BP_F32)
-        ((float *)base)[index] = (float)v;
-    else
-        ((double *)base)[index] = v;
-}
-
 static bp_status fill(const char *path, const bp_dataset_options *opt, const csv_line *lines,
                       size_t n_rows, size_t n_cols, int label_col, field *fields,
                       locale_t c_locale, bp_dataset *ds)
@@ -184,7 +177,8 @@ static bp_status fill(const char *path, const bp_dataset_options *opt, const csv
             double v = 0;
             BP_TRY(parse_value(path, ln, c, fields[c], c_locale, &v));
             if (n_targets > 0 && c >= n_cols - (size_t)n_targets) {
-                store(ds, ds->targets, r * (size_t)n_targets + (c - (n_cols - (size_t)n_targets)), v);
+                bp_real_set(ds->desc.dtype, ds->targets,
+                            r * (size_t)n_targets + (c - (n_cols - (size_t)n_targets)), v);
             } else if (n_targets == 0 && (int)c == label_col) {
                 if (v < 0 || v != floor(v) || v > 1e6)
                     return bp_fail(BP_ERR_FORMAT,
@@ -193,7 +187,7 @@ static bp_status fill(const char *path, const bp_dataset_options *opt, const csv
                                    path, ln->number, c + 1, (int)fields[c].len, fields[c].text);
                 ds->labels[r] = (int32_t)v;
             } else {
-                store(ds, ds->x, r * n_features + feature++, v);
+                bp_real_set(ds->desc.dtype, ds->x, r * n_features + feature++, v);
             }
         }
     }
@@ -207,9 +201,7 @@ bp_status bp_dataset_load_csv(const char *path, const bp_dataset_options *opt, b
     BP_CHECK_PTR(fn, out);
     *out = NULL;
     bp_dataset_options defaults;
-    bp_dataset_options_init(&defaults);
-    if (opt == NULL)
-        opt = &defaults;
+    BP_DEFAULTS_IF_NULL(opt, defaults, bp_dataset_options_init);
     BP_TRY(bp_dataset_check_options(fn, opt));
 
     gzFile f = NULL;
@@ -225,10 +217,11 @@ bp_status bp_dataset_load_csv(const char *path, const bp_dataset_options *opt, b
     size_t n_lines = 0;
     field *fields = NULL;
     bp_dataset *ds = NULL;
-    locale_t c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
-    if (c_locale == (locale_t)0) {
+    locale_t c_locale = (locale_t)0;
+    st = bp_c_locale_new(fn, &c_locale);
+    if (st != BP_OK) {
         free(text);
-        return bp_fail(BP_ERR_OUT_OF_MEMORY, "%s: cannot create the C locale", fn);
+        return st;
     }
     /* A UTF-8 byte order mark (spreadsheet exports) is not part of the data. */
     size_t bom = len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "../error.h"
+#include "../util/size_math.h"
 #include "dataset.h"
 #include "read.h"
 
@@ -44,9 +45,9 @@ bp_status bp_dataset_alloc(const char *what, int n, int n_features, int n_target
                            bp_dataset **out)
 {
     size_t es = bp_dtype_size(dtype), xb, yb;
-    if (!bp_io_mul((size_t)n, (size_t)n_features, &xb) || !bp_io_mul(xb, es, &xb) ||
-        !bp_io_mul((size_t)n, (size_t)(n_targets > 0 ? n_targets : 1), &yb) ||
-        !bp_io_mul(yb, n_targets > 0 ? es : sizeof(int32_t), &yb))
+    if (!bp_size_mul((size_t)n, (size_t)n_features, &xb) || !bp_size_mul(xb, es, &xb) ||
+        !bp_size_mul((size_t)n, (size_t)(n_targets > 0 ? n_targets : 1), &yb) ||
+        !bp_size_mul(yb, n_targets > 0 ? es : sizeof(int32_t), &yb))
         return bp_fail(BP_ERR_FORMAT, "%s: %d samples of %d features are too many", what, n,
                        n_features);
     bp_dataset *ds = calloc(1, sizeof *ds);

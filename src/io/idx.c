@@ -4,6 +4,8 @@
 #include <sys/stat.h>
 
 #include "../error.h"
+#include "../util/real.h"
+#include "../util/size_math.h"
 #include "dataset.h"
 #include "read.h"
 
@@ -52,7 +54,7 @@ static bp_status read_header(gzFile f, const char *path, const char *role, idx_h
                      (uint32_t)d[4 * i + 2] << 8 | d[4 * i + 3];
         if (h->dims[i] == 0)
             return bp_fail(BP_ERR_FORMAT, "'%s': IDX dimension %d is 0", path, i);
-        if (!bp_io_mul(h->count, h->dims[i], &h->count) || h->count > IDX_MAX_BYTES)
+        if (!bp_size_mul(h->count, h->dims[i], &h->count) || h->count > IDX_MAX_BYTES)
             return bp_fail(BP_ERR_FORMAT, "'%s': IDX dimensions declare more than %zu bytes", path,
                            IDX_MAX_BYTES);
     }
@@ -100,9 +102,7 @@ bp_status bp_dataset_load_idx(const char *images_path, const char *labels_path,
     BP_CHECK_PTR(fn, out);
     *out = NULL;
     bp_dataset_options defaults;
-    bp_dataset_options_init(&defaults);
-    if (opt == NULL)
-        opt = &defaults;
+    BP_DEFAULTS_IF_NULL(opt, defaults, bp_dataset_options_init);
     BP_TRY(bp_dataset_check_options(fn, opt));
 
     idx_header ih, lh;
@@ -120,12 +120,9 @@ bp_status bp_dataset_load_idx(const char *images_path, const char *labels_path,
     if (st == BP_OK)
         st = bp_dataset_alloc(images_path, (int)ih.dims[0], (int)features, 0, opt->dtype, &ds);
     if (st == BP_OK) {
-        if (opt->dtype == BP_F32)
-            for (size_t i = 0; i < ih.count; i++)
-                ((float *)ds->x)[i] = (float)pixels[i] / 255.0f;
-        else
-            for (size_t i = 0; i < ih.count; i++)
-                ((double *)ds->x)[i] = (double)pixels[i] / 255.0;
+        /* (For every byte, float(p / 255.0) is p / 255.0f: one rounding.) */
+        for (size_t i = 0; i < ih.count; i++)
+            bp_real_set(opt->dtype, ds->x, i, (double)pixels[i] / 255.0);
         for (uint32_t i = 0; i < lh.dims[0]; i++)
             ds->labels[i] = labels[i];
         bp_dataset_count_classes(ds);

@@ -9,14 +9,6 @@
 
 #define CHUNK ((size_t)1 << 20)
 
-int bp_io_mul(size_t a, size_t b, size_t *out)
-{
-    if (b != 0 && a > SIZE_MAX / b)
-        return 0;
-    *out = a * b;
-    return 1;
-}
-
 bp_status bp_io_open(const char *path, gzFile *out)
 {
     errno = 0;

@@ -28,7 +28,4 @@ bp_status bp_io_read_error(gzFile f, const char *path);
 /* Fails when any byte is left after the declared data. */
 bp_status bp_io_expect_end(gzFile f, const char *path);
 
-/* a * b, failing (0) on overflow of size_t. */
-int bp_io_mul(size_t a, size_t b, size_t *out);
-
 #endif

@@ -15,7 +15,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <locale.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -25,7 +24,8 @@
 #include <unistd.h>
 
 #include "../error.h"
-#include "../network.h"
+#include "../util/c_locale.h"
+#include "../util/real.h"
 #include "json.h"
 
 #define HEADER_MAX ((uint64_t)100 << 20) /* the safetensors limit: 100 MB */
@@ -74,18 +74,18 @@ static int write_all(FILE *f, const void *buf, size_t n)
     return n == 0 || fwrite(buf, 1, n, f) == n;
 }
 
-static bp_status write_file(const bp_network *net, const char *path, FILE *f, const char *header,
-                            size_t header_len, void *host)
+static bp_status write_file(const bp_network *net, const bp_network_desc *d, const char *path,
+                            FILE *f, const char *header, size_t header_len, void *host)
 {
     unsigned char len8[8];
     for (int i = 0; i < 8; i++)
         len8[i] = (unsigned char)((uint64_t)header_len >> (8 * i));
     if (!write_all(f, len8, 8) || !write_all(f, header, header_len))
         return bp_fail(BP_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
-    size_t es = net->esize;
-    for (int l = 1; l <= net->desc.n_layers; l++) {
-        size_t nw = (size_t)net->sizes[l - 1] * (size_t)net->sizes[l];
-        size_t nb = (size_t)net->sizes[l];
+    size_t es = bp_dtype_size(d->dtype);
+    for (int l = 1; l <= d->n_layers; l++) {
+        size_t nw = (size_t)d->sizes[l - 1] * (size_t)d->sizes[l];
+        size_t nb = (size_t)d->sizes[l];
         BP_TRY(bp_network_get_params(net, l, host, (char *)host + nw * es));
         if (!write_all(f, host, (nw + nb) * es))
             return bp_fail(BP_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
@@ -95,27 +95,27 @@ static bp_status write_file(const bp_network *net, const char *path, FILE *f, co
     return BP_OK;
 }
 
-static void build_header(const bp_network *net, strbuf *b)
+static void build_header(const bp_network_desc *d, strbuf *b)
 {
-    const char *dt = net->desc.dtype == BP_F32 ? "F32" : "F64";
+    const char *dt = d->dtype == BP_F32 ? "F32" : "F64";
     sb_add(b, "{\"__metadata__\":{\"format\":\"backprop\",\"format_version\":\"" FORMAT_VERSION
               "\",\"activations\":\"");
-    for (int l = 0; l < net->desc.n_layers; l++)
-        sb_add(b, "%s%s", l ? "," : "", bp_activation_name(net->activations[l]));
+    for (int l = 0; l < d->n_layers; l++)
+        sb_add(b, "%s%s", l ? "," : "", bp_activation_name(d->activations[l]));
     /* The slope with a decimal point whatever the caller's locale. */
-    locale_t c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
-    if (c_locale == (locale_t)0) {
+    locale_t c_locale = (locale_t)0;
+    if (bp_c_locale_new("bp_model_save", &c_locale) != BP_OK) {
         b->failed = 1;
         return;
     }
     locale_t old = uselocale(c_locale);
-    sb_add(b, "\",\"loss\":\"%s\",\"leaky_slope\":\"%.17g\"}", bp_loss_name(net->desc.loss),
-           net->desc.leaky_slope);
+    sb_add(b, "\",\"loss\":\"%s\",\"leaky_slope\":\"%.17g\"}", bp_loss_name(d->loss),
+           d->leaky_slope);
     uselocale(old);
     freelocale(c_locale);
-    size_t offset = 0, es = net->esize;
-    for (int l = 1; l <= net->desc.n_layers; l++) {
-        int n_in = net->sizes[l - 1], n_out = net->sizes[l];
+    size_t offset = 0, es = bp_dtype_size(d->dtype);
+    for (int l = 1; l <= d->n_layers; l++) {
+        int n_in = d->sizes[l - 1], n_out = d->sizes[l];
         size_t wb = (size_t)n_in * (size_t)n_out * es, bb = (size_t)n_out * es;
         sb_add(b, ",\"layers.%d.weight\":{\"dtype\":\"%s\",\"shape\":[%d,%d],\"data_offsets\":[%zu,%zu]}",
                l - 1, dt, n_out, n_in, offset, offset + wb);
@@ -158,14 +158,16 @@ bp_status bp_model_save(const bp_network *net, const char *path)
     BP_CHECK_PTR(fn, path);
     if (path[0] == '\0')
         return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: path is empty", fn);
+    bp_network_desc d;
+    BP_TRY(bp_network_describe(net, &d));
     strbuf header = {0};
-    build_header(net, &header);
+    build_header(&d, &header);
     size_t most = 0;
-    for (int l = 1; l <= net->desc.n_layers; l++) {
-        size_t n = ((size_t)net->sizes[l - 1] + 1) * (size_t)net->sizes[l];
+    for (int l = 1; l <= d.n_layers; l++) {
+        size_t n = ((size_t)d.sizes[l - 1] + 1) * (size_t)d.sizes[l];
         most = n > most ? n : most;
     }
-    void *host = malloc(most * net->esize);
+    void *host = malloc(most * bp_dtype_size(d.dtype));
     size_t plen = strlen(path);
     char *tmp = malloc(plen + 16);
     if (header.failed || host == NULL || tmp == NULL) {
@@ -187,7 +189,7 @@ bp_status bp_model_save(const bp_network *net, const char *path)
             st = bp_fail(BP_ERR_IO, "cannot write '%s': %s", tmp, strerror(errno));
             close(fd);
         } else {
-            st = write_file(net, path, f, header.data, header.len, host);
+            st = write_file(net, &d, path, f, header.data, header.len, host);
             if (fclose(f) != 0 && st == BP_OK)
                 st = bp_fail(BP_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
         }
@@ -321,9 +323,10 @@ static bp_status parse_metadata(const char *path, const json_doc *doc, int meta,
     m->leaky_slope = 0.01;
     if (slope >= 0) {
         /* Written with a decimal point; read the same whatever the locale. */
-        locale_t c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
-        if (c_locale == (locale_t)0)
-            return bp_fail(BP_ERR_OUT_OF_MEMORY, "'%s': cannot create the C locale", path);
+        locale_t c_locale = (locale_t)0;
+        char who[300];
+        snprintf(who, sizeof who, "'%.280s'", path);
+        BP_TRY(bp_c_locale_new(who, &c_locale));
         const char *text = doc->nodes[slope].str;
         char *end = NULL;
         m->leaky_slope = strtod_l(text, &end, c_locale);
@@ -594,29 +597,23 @@ static void convert(const unsigned char *src, bp_dtype from, size_t count, bp_dt
         memcpy(dst, src, count * bp_dtype_size(to));
         return;
     }
-    for (size_t i = 0; i < count; i++) {
-        if (to == BP_F64) {
-            float v;
-            memcpy(&v, src + 4 * i, 4);
-            ((double *)dst)[i] = v;
-        } else {
-            double v;
-            memcpy(&v, src + 8 * i, 8);
-            ((float *)dst)[i] = (float)v;
-        }
-    }
+    for (size_t i = 0; i < count; i++)
+        bp_real_set(to, dst, i, bp_real_at(from, src, i));
 }
 
 /* Reads every tensor, then sets every layer: a file that fails to read
  * leaves the network as it was. */
 static bp_status read_params(const char *path, bp_network *net, model_file *m)
 {
+    bp_network_desc d;
+    BP_TRY(bp_network_describe(net, &d));
+    size_t es = bp_dtype_size(d.dtype);
     size_t total = 0;
     for (int i = 0; i < m->n_layers; i++)
         total += (size_t)(m->weight[i].shape[0] * (m->weight[i].shape[1] + 1));
     /* The header was checked: data_size is exactly the tensors' bytes. */
     unsigned char *raw = malloc((size_t)m->data_size);
-    void *params = malloc(total * net->esize);
+    void *params = malloc(total * es);
     bp_status st = BP_OK;
     if (raw == NULL || params == NULL)
         st = bp_fail(BP_ERR_OUT_OF_MEMORY, "no memory to load '%s' (%llu bytes)", path,
@@ -632,8 +629,7 @@ static bp_status read_params(const char *path, bp_network *net, model_file *m)
         for (int k = 0; k < 2; k++) {
             const tensor *t = both[k];
             size_t count = (size_t)(t->end - t->begin) / bp_dtype_size(t->dtype);
-            convert(raw + t->begin, t->dtype, count, net->desc.dtype,
-                    (char *)params + at * net->esize);
+            convert(raw + t->begin, t->dtype, count, d.dtype, (char *)params + at * es);
             at += count;
         }
     }
@@ -641,8 +637,8 @@ static bp_status read_params(const char *path, bp_network *net, model_file *m)
     for (int i = 0; st == BP_OK && i < m->n_layers; i++) {
         size_t nw = (size_t)(m->weight[i].shape[0] * m->weight[i].shape[1]);
         size_t nb = (size_t)m->weight[i].shape[0];
-        void *w = (char *)params + at * net->esize;
-        st = bp_network_set_params(net, i + 1, w, (char *)w + nw * net->esize);
+        void *w = (char *)params + at * es;
+        st = bp_network_set_params(net, i + 1, w, (char *)w + nw * es);
         at += nw + nb;
     }
     free(raw);
@@ -658,11 +654,9 @@ bp_status bp_model_load(const char *path, const bp_network_config *base, bp_netw
     *out = NULL;
     model_file m;
     BP_TRY(open_model(path, 1, &m));
-    bp_network_config cfg;
-    if (base != NULL)
-        cfg = *base;
-    else
-        bp_network_config_init(&cfg);
+    bp_network_config defaults;
+    BP_DEFAULTS_IF_NULL(base, defaults, bp_network_config_init);
+    bp_network_config cfg = *base;
     int sizes[BP_MAX_LAYERS + 1];
     sizes[0] = (int)m.weight[0].shape[1];
     for (int i = 0; i < m.n_layers; i++)
@@ -696,21 +690,23 @@ bp_status bp_model_load_params(bp_network *net, const char *path)
     const char *fn = "bp_model_load_params";
     BP_CHECK_PTR(fn, net);
     BP_CHECK_PTR(fn, path);
+    bp_network_desc d;
+    BP_TRY(bp_network_describe(net, &d));
     model_file m;
     BP_TRY(open_model(path, 0, &m));
     bp_status st = BP_OK;
-    if (m.n_layers != net->desc.n_layers)
+    if (m.n_layers != d.n_layers)
         st = bp_fail(BP_ERR_INVALID_ARGUMENT, "'%s' has %d layers, the network %d", path,
-                     m.n_layers, net->desc.n_layers);
+                     m.n_layers, d.n_layers);
     for (int i = 0; st == BP_OK && i < m.n_layers; i++)
-        if ((int)m.weight[i].shape[0] != net->sizes[i + 1] ||
-            (int)m.weight[i].shape[1] != net->sizes[i])
+        if ((int)m.weight[i].shape[0] != d.sizes[i + 1] ||
+            (int)m.weight[i].shape[1] != d.sizes[i])
             st = bp_fail(BP_ERR_INVALID_ARGUMENT,
                          "'%s': layers.%d.weight is [%llu, %llu], the network's layer %d is "
                          "[%d, %d]",
                          path, i, (unsigned long long)m.weight[i].shape[0],
-                         (unsigned long long)m.weight[i].shape[1], i + 1, net->sizes[i + 1],
-                         net->sizes[i]);
+                         (unsigned long long)m.weight[i].shape[1], i + 1, d.sizes[i + 1],
+                         d.sizes[i]);
     if (st == BP_OK)
         st = read_params(path, net, &m);
     model_close(&m);
