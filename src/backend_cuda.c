@@ -234,6 +234,18 @@ static bp_status upload_on_device(cuda_ctx *c, void *dst, const void *src, size_
         BP_TRY(BP_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c->stream)));
         return BP_CUDA_CHECK(cudaStreamSynchronize(c->stream));
     }
+    /* A copy out of staging cannot be captured: the host's wait for the
+     * staging area is illegal during capture, and a replay would copy
+     * whatever the area then holds. Say so instead of failing obscurely. */
+    enum cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    BP_TRY(BP_CUDA_CHECK(cudaStreamIsCapturing(c->stream, &capture)));
+    if (capture != cudaStreamCaptureStatusNone)
+        return bp_fail(BP_ERR_INVALID_ARGUMENT,
+                       "a host array (%zu bytes: inputs, targets or a row list) cannot be copied "
+                       "to the device while its stream is captured into a CUDA graph (a replay "
+                       "would not repeat the copy); upload the data to bp_buffers first and "
+                       "train on them without a host row list",
+                       bytes);
     int i = c->next;
     c->next ^= 1;
     /* Wait only until the copy out of this area (two uploads ago) is done:

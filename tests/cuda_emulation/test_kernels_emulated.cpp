@@ -265,4 +265,43 @@ TEST(EmulatedKernels, GatherRowsMatchesCpu)
         }
 }
 
+__global__ void store_one_kernel(int *out) { out[blockIdx.x] = 1; }
+
+// A launch outside the GPU's limits fails as on a GPU
+// (cudaErrorInvalidConfiguration from cudaGetLastError) and runs nothing.
+TEST(EmulatedKernels, LaunchesOutsideTheGpuLimitsAreRejected)
+{
+    struct Config {
+        dim3 grid, block;
+        size_t shared;
+        bool ok;
+    };
+    const Config configs[] = {
+        {dim3(1), dim3(1024), 0, true},
+        {dim3(1), dim3(32, 32), 48 * 1024, true},
+        {dim3(1), dim3(1025), 0, false},         // > 1024 threads
+        {dim3(1), dim3(64, 32), 0, false},       // 2048 threads
+        {dim3(1), dim3(1, 1, 65), 0, false},     // block z > 64
+        {dim3(1, 65536), dim3(1), 0, false},     // grid y > 65535
+        {dim3(1, 1, 65536), dim3(1), 0, false},  // grid z > 65535
+        {dim3(0), dim3(32), 0, false},           // an empty grid
+        {dim3(1), dim3(32), 48 * 1024 + 1, false}, // more than 48 KiB of dynamic shared memory
+    };
+    for (const Config &c : configs) {
+        std::vector<int> out(1, 0);
+        (void)cudaGetLastError();
+        bp_emu_launch(nullptr, store_one_kernel, c.grid, c.block, c.shared, out.data());
+        cudaError_t err = cudaGetLastError();
+        if (c.ok) {
+            EXPECT_EQ(err, cudaSuccess);
+            EXPECT_EQ(out[0], 1);
+        } else {
+            EXPECT_EQ(err, cudaErrorInvalidConfiguration)
+                << "grid " << c.grid.x << "x" << c.grid.y << "x" << c.grid.z << " block "
+                << c.block.x << "x" << c.block.y << "x" << c.block.z << " shared " << c.shared;
+            EXPECT_EQ(out[0], 0);
+        }
+    }
+}
+
 } // namespace
