@@ -10,8 +10,8 @@ namespace {
 const bool bp_emu_barrier_kernels_registered = [] {
     bp_emu_register_barrier_kernel(bias_grad_kernel<float>);
     bp_emu_register_barrier_kernel(bias_grad_kernel<double>);
-    bp_emu_register_barrier_kernel(loss_mean_kernel<float>);
-    bp_emu_register_barrier_kernel(loss_mean_kernel<double>);
+    bp_emu_register_barrier_kernel(step_metrics_kernel<float>);
+    bp_emu_register_barrier_kernel(step_metrics_kernel<double>);
     return true;
 }();
 

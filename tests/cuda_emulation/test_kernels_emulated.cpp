@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -26,7 +27,9 @@ extern "C" {
 #define bp_launch_output_delta emu_output_delta
 #define bp_launch_hadamard_delta emu_hadamard_delta
 #define bp_launch_bias_grad emu_bias_grad
-#define bp_launch_loss_mean emu_loss_mean
+#define bp_launch_step_metrics emu_step_metrics
+#define bp_launch_check_finite emu_check_finite
+#define bp_launch_gather_epoch emu_gather_epoch
 #define bp_launch_sgd emu_sgd
 #define bp_launch_gather_rows emu_gather_rows
 #include "emulated_kernels.h"
@@ -39,12 +42,10 @@ const bp_backend_ops &cpu = bp_cpu_backend_ops;
 template <typename T> struct Real;
 template <> struct Real<float> {
     static constexpr bp_dtype dt = BP_F32;
-    static constexpr int code = 0;
     static constexpr double reduce_tol = 1e-6;
 };
 template <> struct Real<double> {
     static constexpr bp_dtype dt = BP_F64;
-    static constexpr int code = 1;
     static constexpr double reduce_tol = 1e-14;
 };
 
@@ -77,10 +78,10 @@ TYPED_TEST(EmulatedKernels, BiasActivationMatchesCpuBitForBit)
                 size_t count = (size_t)n * batch;
                 std::vector<T> bias = random_reals<T>(n, -1, 1, 1), z0 = random_reals<T>(count, -4, 4, 2);
                 std::vector<T> zc = z0, ze = z0, ac(count), ae(count);
-                ASSERT_EQ(cpu.bias_act(nullptr, Real<T>::dt, act, 0.01, bias.data(), zc.data(),
+                ASSERT_EQ(cpu.bias_act(nullptr, Real<T>::dt, (bp_activation)act, 0.01, bias.data(), zc.data(),
                                        ac.data(), n, batch),
                           BP_OK);
-                ASSERT_EQ(emu_bias_act(nullptr, Real<T>::code, act, 0.01, bias.data(), ze.data(),
+                ASSERT_EQ(emu_bias_act(nullptr, Real<T>::dt, (bp_activation)act, 0.01, bias.data(), ze.data(),
                                        ae.data(), n, batch),
                           cudaSuccess);
                 EXPECT_TRUE(same_bits(zc, ze)) << "z, act " << act << " n " << n << " batch " << batch;
@@ -96,7 +97,7 @@ TYPED_TEST(EmulatedKernels, SoftmaxMatchesCpuBitForBit)
             size_t count = (size_t)n * batch;
             std::vector<T> z = random_reals<T>(count, -20, 20, 3), ac(count), ae(count);
             ASSERT_EQ(cpu.softmax(nullptr, Real<T>::dt, z.data(), ac.data(), n, batch), BP_OK);
-            ASSERT_EQ(emu_softmax(nullptr, Real<T>::code, z.data(), ae.data(), n, batch), cudaSuccess);
+            ASSERT_EQ(emu_softmax(nullptr, Real<T>::dt, z.data(), ae.data(), n, batch), cudaSuccess);
             EXPECT_TRUE(same_bits(ac, ae)) << "n " << n << " batch " << batch;
         }
 }
@@ -105,11 +106,12 @@ TYPED_TEST(EmulatedKernels, OutputDeltaAndSampleLossMatchCpuBitForBit)
 {
     using T = TypeParam;
     struct Case {
-        int loss, act;
+        bp_loss loss;
+        bp_activation act;
     };
     std::vector<Case> cases = {{BP_LOSS_CROSS_ENTROPY, BP_ACT_IDENTITY}, {BP_LOSS_BCE, BP_ACT_SIGMOID}};
     for (int act = BP_ACT_IDENTITY; act <= BP_ACT_LEAKY_RELU; act++)
-        cases.push_back({BP_LOSS_MSE, act});
+        cases.push_back({BP_LOSS_MSE, (bp_activation)act});
     for (Case c : cases)
         for (int n : {1, 3, 10})
             for (int batch : {1, 37, 300}) {
@@ -130,7 +132,7 @@ TYPED_TEST(EmulatedKernels, OutputDeltaAndSampleLossMatchCpuBitForBit)
                 ASSERT_EQ(cpu.output_delta(nullptr, Real<T>::dt, c.loss, c.act, 0.01, z.data(),
                                            a.data(), yp, lp, dc.data(), lc.data(), n, batch),
                           BP_OK);
-                ASSERT_EQ(emu_output_delta(nullptr, Real<T>::code, c.loss, c.act, 0.01, z.data(),
+                ASSERT_EQ(emu_output_delta(nullptr, Real<T>::dt, c.loss, c.act, 0.01, z.data(),
                                            a.data(), yp, lp, de.data(), le.data(), n, batch),
                           cudaSuccess);
                 std::string what = "loss " + std::to_string(c.loss) + " act " + std::to_string(c.act) +
@@ -150,10 +152,10 @@ TYPED_TEST(EmulatedKernels, HadamardDeltaMatchesCpuBitForBit)
         for (size_t count : {(size_t)1, (size_t)1000, (size_t)100003}) {
             std::vector<T> z = random_reals<T>(count, -3, 3, 8), a = random_reals<T>(count, -1, 1, 9);
             std::vector<T> d0 = random_reals<T>(count, -1, 1, 10), dc = d0, de = d0;
-            ASSERT_EQ(cpu.hadamard_delta(nullptr, Real<T>::dt, act, 0.01, z.data(), a.data(),
+            ASSERT_EQ(cpu.hadamard_delta(nullptr, Real<T>::dt, (bp_activation)act, 0.01, z.data(), a.data(),
                                          dc.data(), count),
                       BP_OK);
-            ASSERT_EQ(emu_hadamard_delta(nullptr, Real<T>::code, act, 0.01, z.data(), a.data(),
+            ASSERT_EQ(emu_hadamard_delta(nullptr, Real<T>::dt, (bp_activation)act, 0.01, z.data(), a.data(),
                                          de.data(), count),
                       cudaSuccess);
             EXPECT_TRUE(same_bits(dc, de)) << "act " << act << " count " << count;
@@ -175,7 +177,7 @@ TYPED_TEST(EmulatedKernels, BiasGradientAgreesAndRepeats)
             std::vector<T> d = random_reals<T>((size_t)n * batch, -1, 1, 11);
             std::vector<T> dc(n), de(n, (T)7), again(n, (T)-7);
             ASSERT_EQ(cpu.bias_grad(nullptr, Real<T>::dt, d.data(), dc.data(), n, batch), BP_OK);
-            ASSERT_EQ(emu_bias_grad(nullptr, Real<T>::code, d.data(), de.data(), n, batch), cudaSuccess);
+            ASSERT_EQ(emu_bias_grad(nullptr, Real<T>::dt, d.data(), de.data(), n, batch), cudaSuccess);
             for (int j = 0; j < n; j++) {
                 double mag = 0;
                 for (int b = 0; b < batch; b++)
@@ -184,14 +186,17 @@ TYPED_TEST(EmulatedKernels, BiasGradientAgreesAndRepeats)
                     << "column " << j << " n " << n << " batch " << batch;
             }
             if (n == 70 && batch == 129) {
-                ASSERT_EQ(emu_bias_grad(nullptr, Real<T>::code, d.data(), again.data(), n, batch),
+                ASSERT_EQ(emu_bias_grad(nullptr, Real<T>::dt, d.data(), again.data(), n, batch),
                           cudaSuccess);
                 EXPECT_TRUE(same_bits(de, again));
             }
         }
 }
 
-TYPED_TEST(EmulatedKernels, LossMeanAgreesAndRepeats)
+// The batch's mean loss: agrees with the CPU's running sum to rounding and
+// repeats bit for bit. With the step scalars: the same sums, counts,
+// correct predictions, guard flag and cursor as the CPU backend.
+TYPED_TEST(EmulatedKernels, StepMetricsAgreeAndRepeat)
 {
     using T = TypeParam;
     for (int batch : {1, 37, 256, 257, 65536}) {
@@ -199,12 +204,74 @@ TYPED_TEST(EmulatedKernels, LossMeanAgreesAndRepeats)
         double c = -1, e = -2, again = -3, mag = 0;
         for (T x : l)
             mag += std::fabs((double)x);
-        ASSERT_EQ(cpu.loss_mean(nullptr, Real<T>::dt, l.data(), batch, &c), BP_OK);
-        ASSERT_EQ(emu_loss_mean(nullptr, Real<T>::code, l.data(), batch, &e), cudaSuccess);
-        ASSERT_EQ(emu_loss_mean(nullptr, Real<T>::code, l.data(), batch, &again), cudaSuccess);
+        ASSERT_EQ(cpu.step_metrics(nullptr, Real<T>::dt, l.data(), nullptr, nullptr, 1, batch, &c,
+                                   nullptr, nullptr),
+                  BP_OK);
+        ASSERT_EQ(emu_step_metrics(nullptr, Real<T>::dt, l.data(), nullptr, nullptr, 1, batch, &e,
+                                   nullptr, nullptr),
+                  cudaSuccess);
+        ASSERT_EQ(emu_step_metrics(nullptr, Real<T>::dt, l.data(), nullptr, nullptr, 1, batch,
+                                   &again, nullptr, nullptr),
+                  cudaSuccess);
         // The CPU's running sum over 65536 samples is itself off by ~1e-14.
         EXPECT_NEAR(e, c, 1e-13 * mag / batch) << "batch " << batch;
         EXPECT_EQ(std::memcmp(&e, &again, sizeof e), 0) << "batch " << batch;
+    }
+    const int n = 4, batch = 300;
+    std::vector<T> a = random_reals<T>((size_t)n * batch, 0, 1, 20), l = random_reals<T>(batch, 0, 2, 21);
+    std::vector<int32_t> labels(batch);
+    for (int b = 0; b < batch; b++)
+        labels[b] = b % n;
+    bp_step_scalars sc{}, se{};
+    sc.bad_step = se.bad_step = 0;
+    int64_t cc = 5, ce = 5;
+    double lc = 0, le = 0;
+    for (int round = 0; round < 3; round++) {
+        if (round == 2)
+            l[7] = std::numeric_limits<T>::quiet_NaN();
+        ASSERT_EQ(cpu.step_metrics(nullptr, Real<T>::dt, l.data(), a.data(), labels.data(), n, batch,
+                                   &lc, &sc, &cc),
+                  BP_OK);
+        ASSERT_EQ(emu_step_metrics(nullptr, Real<T>::dt, l.data(), a.data(), labels.data(), n, batch,
+                                   &le, &se, &ce),
+                  cudaSuccess);
+    }
+    EXPECT_EQ(sc.steps_seen, 3);
+    EXPECT_EQ(se.steps_seen, 3);
+    EXPECT_EQ(se.skip, 1);
+    EXPECT_EQ(se.bad_step, 3);
+    EXPECT_EQ(sc.bad_step, 3);
+    EXPECT_EQ(se.samples, 2.0 * batch); // the non-finite batch is not summed
+    EXPECT_EQ(se.correct, sc.correct);
+    EXPECT_GT(se.correct, 0.0);
+    EXPECT_NEAR(se.loss_sum, sc.loss_sum, 1e-5 * sc.loss_sum);
+    EXPECT_EQ(ce, 5 + 3 * batch);
+    EXPECT_EQ(cc, ce);
+}
+
+// The guard on gradients: one NaN or infinity anywhere sets skip and
+// records the step; finite gradients leave the flags alone.
+TYPED_TEST(EmulatedKernels, CheckFiniteFlagsAnyNonFiniteGradient)
+{
+    using T = TypeParam;
+    for (size_t count : {(size_t)1, (size_t)1000, (size_t)70001}) {
+        std::vector<T> g = random_reals<T>(count, -1, 1, 22);
+        bp_step_scalars s{};
+        s.steps_seen = 9;
+        ASSERT_EQ(emu_check_finite(nullptr, Real<T>::dt, g.data(), count, &s), cudaSuccess);
+        EXPECT_EQ(s.skip, 0);
+        EXPECT_EQ(s.bad_step, 0);
+        for (T bad : {std::numeric_limits<T>::quiet_NaN(), std::numeric_limits<T>::infinity()}) {
+            g[count - 1] = bad;
+            bp_step_scalars e{}, c{};
+            e.steps_seen = c.steps_seen = 9;
+            ASSERT_EQ(emu_check_finite(nullptr, Real<T>::dt, g.data(), count, &e), cudaSuccess);
+            ASSERT_EQ(cpu.check_finite(nullptr, Real<T>::dt, g.data(), count, &c), BP_OK);
+            EXPECT_EQ(e.skip, 1) << count;
+            EXPECT_EQ(e.bad_step, 9) << count;
+            EXPECT_EQ(c.skip, 1);
+            EXPECT_EQ(c.bad_step, 9);
+        }
     }
 }
 
@@ -226,16 +293,29 @@ TYPED_TEST(EmulatedKernels, SgdMatchesCpuBitForBit)
             opt.nesterov = o.nesterov;
             std::vector<T> w0 = random_reals<T>(count, -1, 1, 13), wc = w0, we = w0;
             std::vector<T> bc(count), be(count);
+            bp_step_scalars sc{};
+            sc.lr = opt.lr;
             for (int first : {1, 0, 0}) {
                 std::vector<T> g = random_reals<T>(count, -1, 1, 14 + first);
                 ASSERT_EQ(cpu.sgd(nullptr, Real<T>::dt, wc.data(), g.data(), bc.data(), count, &opt,
-                                  first),
+                                  first, &sc),
                           BP_OK);
-                ASSERT_EQ(emu_sgd(nullptr, Real<T>::code, we.data(), g.data(), be.data(), count,
-                                  opt.lr, opt.momentum, opt.dampening, opt.weight_decay,
-                                  opt.nesterov, first),
+                ASSERT_EQ(emu_sgd(nullptr, Real<T>::dt, we.data(), g.data(), be.data(), count,
+                                  opt.momentum, opt.dampening, opt.weight_decay, opt.nesterov,
+                                  first, &sc),
                           cudaSuccess);
             }
+            // A step the guard skipped changes nothing.
+            std::vector<T> w_before = we, b_before = be, g = random_reals<T>(count, -1, 1, 30);
+            sc.skip = 1;
+            ASSERT_EQ(emu_sgd(nullptr, Real<T>::dt, we.data(), g.data(), be.data(), count,
+                              opt.momentum, opt.dampening, opt.weight_decay, opt.nesterov, 0, &sc),
+                      cudaSuccess);
+            ASSERT_EQ(cpu.sgd(nullptr, Real<T>::dt, wc.data(), g.data(), bc.data(), count, &opt, 0,
+                              &sc),
+                      BP_OK);
+            EXPECT_TRUE(same_bits(w_before, we));
+            EXPECT_TRUE(same_bits(b_before, be));
             EXPECT_TRUE(same_bits(wc, we)) << "momentum " << o.momentum << " count " << count;
             EXPECT_TRUE(same_bits(bc, be)) << "momentum " << o.momentum << " count " << count;
         }
