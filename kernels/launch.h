@@ -40,6 +40,16 @@ cudaError_t bp_launch_bias_grad(cudaStream_t stream, bp_dtype dtype, const void 
 cudaError_t bp_launch_step_metrics(cudaStream_t stream, bp_dtype dtype, const void *sample_loss,
                                    const void *a, const int32_t *labels, int n, int batch,
                                    double *loss, bp_step_scalars *scalars, int64_t *cursor);
+/* The output layer's step in one kernel (backend.h: output_step). */
+cudaError_t bp_launch_output_step(cudaStream_t stream, bp_dtype dtype, bp_loss loss,
+                                  bp_activation activation, double slope, const void *z, void *a,
+                                  const void *y, const int32_t *labels, void *d, void *sample_loss,
+                                  void *db, int n, int batch, double *loss_out,
+                                  bp_step_scalars *scalars, int64_t *cursor);
+/* Hadamard delta and bias gradient of a hidden layer (backend.h: delta_bias_grad). */
+cudaError_t bp_launch_delta_bias_grad(cudaStream_t stream, bp_dtype dtype,
+                                      bp_activation activation, double slope, const void *z,
+                                      const void *a, void *d, void *db, int n, int batch);
 /* scalars->skip = 1 (and bad_step set) when any of g[0..count) is not finite. */
 cudaError_t bp_launch_check_finite(cudaStream_t stream, bp_dtype dtype, const void *g,
                                    size_t count, bp_step_scalars *scalars);

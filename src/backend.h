@@ -100,6 +100,21 @@ typedef struct bp_backend_ops {
 
     /* ---- optional operations: NULL means train.c's generic sequence ---- */
 
+    /* The output layer of a training step fused: for cross-entropy the
+     * softmax of z into a first, then what output_delta, step_metrics and
+     * bias_grad(d, db) would do, in one operation (train.c uses it for small
+     * output layers; NULL: those operations one by one). */
+    bp_status (*output_step)(void *ctx, bp_dtype dt, bp_loss loss, bp_activation act,
+                             double slope, const void *z, void *a, const void *y,
+                             const int32_t *labels, void *d, void *sample_loss, void *db, int n,
+                             int batch, double *loss_out, bp_step_scalars *scalars,
+                             int64_t *cursor);
+    /* hadamard_delta over [batch, n] then bias_grad(d, db), in one
+     * operation (NULL: the two one after the other). */
+    bp_status (*delta_bias_grad)(void *ctx, bp_dtype dt, bp_activation act, double slope,
+                                 const void *z, const void *a, void *d, void *db, int n,
+                                 int batch);
+
     /* Whole steps as graphs (NULL: every step runs its operations one by
      * one). graph_begin starts recording the operations issued next;
      * graph_end stops and returns a replayable graph (NULL and a status on

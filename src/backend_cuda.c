@@ -431,6 +431,29 @@ static bp_status cuda_gather_epoch(void *p, void *x_dst, const void *x_src, size
                                                        y_src, y_row_bytes, order, cursor, batch)));
 }
 
+static bp_status cuda_output_step(void *p, bp_dtype dt, bp_loss loss, bp_activation act,
+                                  double slope, const void *z, void *a, const void *y,
+                                  const int32_t *labels, void *d, void *sample_loss, void *db,
+                                  int n, int batch, double *loss_out, bp_step_scalars *scalars,
+                                  int64_t *cursor)
+{
+    cuda_ctx *c = p;
+    ON_DEVICE(c, BP_CUDA_LAUNCH("output_step",
+                                bp_launch_output_step(c->stream, dt, loss, act, slope, z, a, y,
+                                                      labels, d, sample_loss, db, n, batch,
+                                                      loss_out, scalars, cursor)));
+}
+
+static bp_status cuda_delta_bias_grad(void *p, bp_dtype dt, bp_activation act, double slope,
+                                      const void *z, const void *a, void *d, void *db, int n,
+                                      int batch)
+{
+    cuda_ctx *c = p;
+    ON_DEVICE(c, BP_CUDA_LAUNCH("delta_bias_grad",
+                                bp_launch_delta_bias_grad(c->stream, dt, act, slope, z, a, d, db,
+                                                          n, batch)));
+}
+
 /* ---- whole steps as CUDA graphs ---------------------------------------- */
 
 /* Thread-local mode: this thread may make no unsafe call while it records
@@ -498,6 +521,8 @@ const bp_backend_ops bp_cuda_backend_ops = {
     .sgd = cuda_sgd,
     .gather_rows = cuda_gather_rows,
     .gather_epoch = cuda_gather_epoch,
+    .output_step = cuda_output_step,
+    .delta_bias_grad = cuda_delta_bias_grad,
     .graph_begin = cuda_graph_begin,
     .graph_end = cuda_graph_end,
     .graph_launch = cuda_graph_launch,

@@ -20,6 +20,9 @@
 #include "error.h"
 #include "network.h"
 
+/* Batch x outputs up to which one block computes the output layer. */
+#define FUSED_OUTPUT_MAX ((size_t)1 << 16)
+
 #define N 0 /* no transpose */
 #define T 1 /* transpose */
 
@@ -39,8 +42,10 @@ static bp_activation forward_activation(const bp_network *net, int l)
 }
 
 /* Forward pass over the batch already in a^0:
- *   z^l = W^l a^{l-1} + b^l,   a^l = sigma_l(z^l). */
-bp_status bp_forward_pass(bp_network *net, int B)
+ *   z^l = W^l a^{l-1} + b^l,   a^l = sigma_l(z^l)
+ * with the softmax of cross-entropy unless the step's fused output
+ * operation computes it. */
+static bp_status forward_layers(bp_network *net, int B, int softmax)
 {
     const bp_backend_ops *ops = net->ops;
     bp_dtype dt = net->desc.dtype;
@@ -55,11 +60,13 @@ bp_status bp_forward_pass(bp_network *net, int B)
                              net->z[l], net->a[l], n_out, B));
     }
     int L = net->desc.n_layers;
-    if (net->desc.loss == BP_LOSS_CROSS_ENTROPY) /* a^L = softmax(z^L) */
+    if (softmax && net->desc.loss == BP_LOSS_CROSS_ENTROPY) /* a^L = softmax(z^L) */
         BP_TRY(ops->softmax(net->ctx, dt, net->z[L], net->a[L], net->sizes[L], B));
     net->last_forward_batch = B;
     return BP_OK;
 }
+
+bp_status bp_forward_pass(bp_network *net, int B) { return forward_layers(net, B, 1); }
 
 /* Output delta and loss, after a forward pass of the same batch with its
  * targets loaded:
@@ -86,33 +93,49 @@ bp_status bp_output_pass(bp_network *net, int B) { return output_and_metrics(net
 
 /* Backward pass, after the output pass:
  *   dL/dW^l = delta^l (a^{l-1})^T,  dL/db^l = sum over the batch of delta^l
- *   delta^{l-1} = ((W^l)^T delta^l) (.) sigma_{l-1}'(z^{l-1}) */
-bp_status bp_backward_pass(bp_network *net, int B)
+ *   delta^{l-1} = ((W^l)^T delta^l) (.) sigma_{l-1}'(z^{l-1})
+ * output_bias_done: the fused output operation already summed dL/db^L. A
+ * backend's fused delta_bias_grad computes delta^{l-1} and dL/db^{l-1}
+ * together. */
+static bp_status backward_layers(bp_network *net, int B, int output_bias_done)
 {
     const bp_backend_ops *ops = net->ops;
     bp_dtype dt = net->desc.dtype;
     double slope = net->desc.leaky_slope;
     int L = net->desc.n_layers;
 
+    int bias_done = output_bias_done; /* dL/db^l of the layer l below is computed */
     for (int l = L; l >= 1; l--) {
         int n_in = net->sizes[l - 1], n_out = net->sizes[l];
         /* dW = A D^T: gemm(N, T, m=n_in, n=n_out, k=B, A, ld n_in, D, ld n_out, dW, ld n_in) */
         BP_TRY(ops->gemm(net->ctx, dt, N, T, n_in, n_out, B, 1.0, net->a[l - 1], n_in, net->d[l],
                          n_out, 0.0, dweight(net, l), n_in));
-        BP_TRY(ops->bias_grad(net->ctx, dt, net->d[l], dbias(net, l), n_out, B));
+        if (!bias_done)
+            BP_TRY(ops->bias_grad(net->ctx, dt, net->d[l], dbias(net, l), n_out, B));
+        bias_done = 0;
         if (l > 1) {
             /* D_prev = W^T D: gemm(N, N, m=n_in, n=B, k=n_out, W, ld n_in, D, ld n_out, out, ld n_in) */
             BP_TRY(ops->gemm(net->ctx, dt, N, N, n_in, B, n_out, 1.0, weight(net, l), n_in,
                              net->d[l], n_out, 0.0, net->d[l - 1], n_in));
             /* delta^{l-1} (.)= sigma'(z^{l-1}) */
-            BP_TRY(ops->hadamard_delta(net->ctx, dt, forward_activation(net, l - 1), slope,
-                                       net->z[l - 1], net->a[l - 1], net->d[l - 1],
-                                       (size_t)B * (size_t)n_in));
+            bp_activation act = forward_activation(net, l - 1);
+            if (ops->delta_bias_grad != NULL) {
+                BP_TRY(ops->delta_bias_grad(net->ctx, dt, act, slope, net->z[l - 1],
+                                            net->a[l - 1], net->d[l - 1], dbias(net, l - 1),
+                                            n_in, B));
+                bias_done = 1;
+            } else {
+                BP_TRY(ops->hadamard_delta(net->ctx, dt, act, slope, net->z[l - 1],
+                                           net->a[l - 1], net->d[l - 1],
+                                           (size_t)B * (size_t)n_in));
+            }
         }
     }
     net->last_backward_batch = B;
     return BP_OK;
 }
+
+bp_status bp_backward_pass(bp_network *net, int B) { return backward_layers(net, B, 0); }
 
 /* W <- W - eta dL/dW and b <- b - eta dL/db, with torch.optim.SGD's
  * momentum and weight decay, over all parameters in one call; eta is the
@@ -177,9 +200,25 @@ static bp_status issue_step(bp_network *net, int B, const bp_sgd *opt, int from_
                                       bp_network_target_row_bytes(net), net->order, net->cursor,
                                       B));
     }
-    BP_TRY(bp_forward_pass(net, B));
-    BP_TRY(output_and_metrics(net, B, opt ? net->scalars : NULL, from_epoch ? net->cursor : NULL));
-    BP_TRY(bp_backward_pass(net, B));
+    bp_step_scalars *scalars = opt ? net->scalars : NULL;
+    int64_t *cursor = from_epoch ? net->cursor : NULL;
+    int L = net->desc.n_layers;
+    /* One block does the fused output layer: for small output layers. */
+    int fused = net->ops->output_step != NULL &&
+                (size_t)B * (size_t)net->sizes[L] <= FUSED_OUTPUT_MAX;
+    BP_TRY(forward_layers(net, B, !fused));
+    if (fused) {
+        int ce = net->desc.loss == BP_LOSS_CROSS_ENTROPY;
+        BP_TRY(net->ops->output_step(net->ctx, net->desc.dtype, net->desc.loss,
+                                     forward_activation(net, L), net->desc.leaky_slope, net->z[L],
+                                     net->a[L], ce ? NULL : net->targets,
+                                     ce ? (const int32_t *)net->targets : NULL, net->d[L],
+                                     net->sample_loss, dbias(net, L), net->sizes[L], B, net->loss,
+                                     scalars, cursor));
+    } else {
+        BP_TRY(output_and_metrics(net, B, scalars, cursor));
+    }
+    BP_TRY(backward_layers(net, B, fused));
     if (opt != NULL) {
         BP_TRY(net->ops->check_finite(net->ctx, net->desc.dtype, net->grads, net->desc.n_params,
                                       net->scalars));

@@ -105,4 +105,11 @@ if(BP_HAVE_CUDA AND TARGET test_core AND TARGET backprop_objects)
   target_link_libraries(test_emulated_runtime PRIVATE backprop_emulated_gpu GTest::gtest
                                                       GTest::gtest_main)
   gtest_discover_tests(test_emulated_runtime TEST_PREFIX emulated_runtime. DISCOVERY_TIMEOUT 60)
+
+  # bench/step_profile: the runtime calls of a training step, counted on
+  # the emulated GPU; the test holds the graph-mode and eager-mode targets.
+  add_executable(step_profile ${PROJECT_SOURCE_DIR}/bench/step_profile.c)
+  target_compile_options(step_profile PRIVATE ${BP_WARNINGS})
+  target_link_libraries(step_profile PRIVATE backprop_emulated_gpu)
+  add_test(NAME emulated_gpu.step_profile_targets COMMAND step_profile --check)
 endif()

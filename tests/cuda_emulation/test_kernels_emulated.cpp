@@ -28,6 +28,8 @@ extern "C" {
 #define bp_launch_hadamard_delta emu_hadamard_delta
 #define bp_launch_bias_grad emu_bias_grad
 #define bp_launch_step_metrics emu_step_metrics
+#define bp_launch_output_step emu_output_step
+#define bp_launch_delta_bias_grad emu_delta_bias_grad
 #define bp_launch_check_finite emu_check_finite
 #define bp_launch_gather_epoch emu_gather_epoch
 #define bp_launch_sgd emu_sgd
@@ -247,6 +249,85 @@ TYPED_TEST(EmulatedKernels, StepMetricsAgreeAndRepeat)
     EXPECT_NEAR(se.loss_sum, sc.loss_sum, 1e-5 * sc.loss_sum);
     EXPECT_EQ(ce, 5 + 3 * batch);
     EXPECT_EQ(cc, ce);
+}
+
+// The fused output layer gives the bits of the operations it replaces:
+// softmax, output delta and sample losses as the CPU backend; the output
+// bias gradient in the CPU's row order (so bit for bit too); the mean loss
+// and metrics as step_metrics_kernel.
+TYPED_TEST(EmulatedKernels, FusedOutputStepMatchesTheSeparateOperations)
+{
+    using T = TypeParam;
+    for (bp_loss loss : {BP_LOSS_CROSS_ENTROPY, BP_LOSS_BCE, BP_LOSS_MSE})
+        for (int n : {1, 10})
+            for (int batch : {1, 37, 300}) {
+                size_t count = (size_t)n * batch;
+                bp_activation act = loss == BP_LOSS_BCE ? BP_ACT_SIGMOID : loss == BP_LOSS_MSE ? BP_ACT_TANH : BP_ACT_IDENTITY;
+                std::vector<T> z = random_reals<T>(count, -4, 4, 40), a0 = random_reals<T>(count, 0, 1, 41);
+                std::vector<T> y = random_reals<T>(count, 0, 1, 42);
+                std::vector<int32_t> labels(batch);
+                for (int b = 0; b < batch; b++)
+                    labels[b] = (b * 7) % n;
+                bool ce = loss == BP_LOSS_CROSS_ENTROPY;
+                const T *yp = ce ? nullptr : y.data();
+                const int32_t *lp = ce ? labels.data() : nullptr;
+                // The separate operations, on the CPU backend (and the emulated metrics).
+                std::vector<T> ac = a0, dc(count), lc(batch), dbc(n);
+                if (ce) {
+                    ASSERT_EQ(cpu.softmax(nullptr, Real<T>::dt, z.data(), ac.data(), n, batch), BP_OK);
+                }
+                ASSERT_EQ(cpu.output_delta(nullptr, Real<T>::dt, loss, act, 0.01, z.data(), ac.data(), yp,
+                                           lp, dc.data(), lc.data(), n, batch),
+                          BP_OK);
+                ASSERT_EQ(cpu.bias_grad(nullptr, Real<T>::dt, dc.data(), dbc.data(), n, batch), BP_OK);
+                bp_step_scalars sc{};
+                int64_t cc = 0;
+                double mc = 0;
+                ASSERT_EQ(emu_step_metrics(nullptr, Real<T>::dt, lc.data(), ac.data(), lp, n, batch,
+                                           &mc, &sc, &cc),
+                          cudaSuccess);
+                // The fused kernel.
+                std::vector<T> ae = a0, de(count), le(batch), dbe(n);
+                bp_step_scalars se{};
+                int64_t ce_ = 0;
+                double me = 0;
+                ASSERT_EQ(emu_output_step(nullptr, Real<T>::dt, loss, act, 0.01, z.data(), ae.data(), yp,
+                                          lp, de.data(), le.data(), dbe.data(), n, batch, &me, &se, &ce_),
+                          cudaSuccess);
+                std::string what = "loss " + std::to_string(loss) + " n " + std::to_string(n) +
+                                   " batch " + std::to_string(batch);
+                EXPECT_TRUE(same_bits(ac, ae)) << what;
+                EXPECT_TRUE(same_bits(dc, de)) << what;
+                EXPECT_TRUE(same_bits(lc, le)) << what;
+                EXPECT_TRUE(same_bits(dbc, dbe)) << what;
+                EXPECT_EQ(std::memcmp(&mc, &me, sizeof mc), 0) << what;
+                EXPECT_EQ(std::memcmp(&sc, &se, sizeof sc), 0) << what;
+                EXPECT_EQ(cc, ce_);
+            }
+}
+
+// The fused Hadamard delta and bias gradient: the same bits as the two
+// emulated kernels one after the other.
+TYPED_TEST(EmulatedKernels, FusedDeltaAndBiasGradientMatchTheSeparateKernels)
+{
+    using T = TypeParam;
+    for (int act = BP_ACT_IDENTITY; act <= BP_ACT_LEAKY_RELU; act++)
+        for (int n : {1, 33, 70})
+            for (int batch : {1, 33, 129}) {
+                size_t count = (size_t)n * batch;
+                std::vector<T> z = random_reals<T>(count, -3, 3, 43), a = random_reals<T>(count, -1, 1, 44);
+                std::vector<T> d0 = random_reals<T>(count, -1, 1, 45), ds = d0, df = d0;
+                std::vector<T> dbs(n), dbf(n);
+                ASSERT_EQ(emu_hadamard_delta(nullptr, Real<T>::dt, (bp_activation)act, 0.01, z.data(),
+                                             a.data(), ds.data(), count),
+                          cudaSuccess);
+                ASSERT_EQ(emu_bias_grad(nullptr, Real<T>::dt, ds.data(), dbs.data(), n, batch), cudaSuccess);
+                ASSERT_EQ(emu_delta_bias_grad(nullptr, Real<T>::dt, (bp_activation)act, 0.01, z.data(),
+                                              a.data(), df.data(), dbf.data(), n, batch),
+                          cudaSuccess);
+                EXPECT_TRUE(same_bits(ds, df)) << "act " << act << " n " << n << " batch " << batch;
+                EXPECT_TRUE(same_bits(dbs, dbf)) << "act " << act << " n " << n << " batch " << batch;
+            }
 }
 
 // The guard on gradients: one NaN or infinity anywhere sets skip and
