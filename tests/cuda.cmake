@@ -112,4 +112,29 @@ if(BP_HAVE_CUDA AND TARGET test_core AND TARGET backprop_objects)
   target_compile_options(step_profile PRIVATE ${BP_WARNINGS})
   target_link_libraries(step_profile PRIVATE backprop_emulated_gpu)
   add_test(NAME emulated_gpu.step_profile_targets COMMAND step_profile --check)
+
+  # The command itself on the emulated GPU: tensor-core math modes, CUDA
+  # graphs (the default) and eager steps, on the generated spirals.
+  if(TARGET backprop_cli)
+    get_target_property(bp_cli_sources backprop_cli SOURCES)
+    list(TRANSFORM bp_cli_sources PREPEND "${PROJECT_SOURCE_DIR}/src/cli/")
+    add_executable(backprop_emulated_cli ${bp_cli_sources})
+    target_include_directories(backprop_emulated_cli PRIVATE ${PROJECT_SOURCE_DIR}/src/cli)
+    target_compile_definitions(backprop_emulated_cli PRIVATE _DEFAULT_SOURCE)
+    target_compile_options(backprop_emulated_cli PRIVATE ${BP_WARNINGS})
+    target_link_libraries(backprop_emulated_cli PRIVATE backprop_emulated_gpu m)
+    set(bp_emu_cli_env "BACKPROP_FASHION_MNIST_DIR=${CMAKE_CURRENT_BINARY_DIR}/no-such-dir")
+    add_test(NAME emulated_gpu.cli_train_tf32_graphs
+             COMMAND backprop_emulated_cli train --device cuda --math tf32 --epochs 2 --quiet)
+    add_test(NAME emulated_gpu.cli_train_bf16_no_graphs
+             COMMAND backprop_emulated_cli train --device cuda --math bf16 --no-graphs --epochs 1
+                     --quiet)
+    add_test(NAME emulated_gpu.cli_compare_bf16
+             COMMAND backprop_emulated_cli compare --dtype f32 --math bf16)
+    add_test(NAME emulated_gpu.cli_compare_tf32
+             COMMAND backprop_emulated_cli compare --dtype f32 --math tf32)
+    set_tests_properties(emulated_gpu.cli_train_tf32_graphs emulated_gpu.cli_train_bf16_no_graphs
+                         PROPERTIES ENVIRONMENT "${bp_emu_cli_env}"
+                                    PASS_REGULAR_EXPRESSION "test accuracy")
+  endif()
 endif()

@@ -16,6 +16,7 @@
 #include "args.h"
 #include "commands.h"
 #include "common.h"
+#include "gpu_flags.h"
 #include "plot.h"
 #include "progress.h"
 #include "synthetic.h"
@@ -53,6 +54,8 @@ typedef struct train_flags {
     long epochs, batch, seed, label_column, targets;
     double lr, momentum, weight_decay;
     int no_shuffle, quiet;
+    const char *math; /* gpu hook (h8gpu): --math, --no-graphs */
+    int no_graphs;
 } train_flags;
 
 static int file_exists(const char *p)
@@ -238,6 +241,7 @@ int cmd_train(int argc, char **argv)
     f.schedule = "cosine";
     f.epochs = 15, f.batch = 32, f.seed = 1, f.label_column = -1;
     f.lr = 0.02, f.momentum = 0.9;
+    f.math = "fp32";
     const flag flags[] = {
         {"--data", FLAG_STRING, &f.data, "PATH", "IDX images file (labels beside it) or CSV"},
         {"--test", FLAG_STRING, &f.test, "PATH", "test set, same format"},
@@ -262,6 +266,8 @@ int cmd_train(int argc, char **argv)
         {"--label-column", FLAG_INT, &f.label_column, "N", "CSV label column, 0-based (default last)"},
         {"--targets", FLAG_INT, &f.targets, "K", "CSV regression: the last K columns are targets"},
         {"--quiet", FLAG_SWITCH, &f.quiet, NULL, "print only the final result"},
+        {"--math", FLAG_STRING, &f.math, "fp32|tf32|bf16", "GEMM math on the GPU for f32 (default fp32: exact)"},
+        {"--no-graphs", FLAG_SWITCH, &f.no_graphs, NULL, "issue each GPU kernel from the host (no CUDA graphs)"},
     };
     static const command cmd = {
         "train", "Trains a network by backpropagation and reports test accuracy.",
@@ -328,6 +334,9 @@ int cmd_train(int argc, char **argv)
     cfg.device = dev.ordinal;
     cfg.seed = (uint64_t)f.seed;
     cfg.max_batch = f.batch > 1024 ? (int)f.batch : 1024;
+    if (cli_parse_math_mode("--math", f.math, &cfg.math_mode) != 0) /* gpu hook (h8gpu) */
+        goto out;
+    cfg.cuda_graphs = !f.no_graphs;
     bp_status st = bp_network_create(&cfg, &r.net);
     if (st != BP_OK) {
         cli_lib_error("creating the network", st);
@@ -384,6 +393,7 @@ int cmd_train(int argc, char **argv)
     uint64_t rng = (uint64_t)f.seed ^ 0x5DEECE66Dull;
     double t0 = cli_now();
     long samples_done = 0;
+    long long steps_done = 0; /* training steps, as bp_train_metrics counts them */
     int epoch = 0, stopped = 0;
     long steps_per_epoch = (long)((n + (size_t)f.batch - 1) / (size_t)f.batch);
     eval_result ev = {0};
@@ -403,13 +413,20 @@ int cmd_train(int argc, char **argv)
         double loss_sum = 0, loss = NAN;
         long loss_count = 0;
         double e0 = cli_now();
+        /* gpu hook (h8gpu): the epoch's order goes to the device once; steps
+         * take their rows there and sum the loss there. */
+        st = bp_network_set_epoch(r.net, r.x, r.y, order, n);
+        if (st != BP_OK) {
+            cli_lib_error("starting an epoch", st);
+            free(order);
+            goto out;
+        }
         progress_start(&bar, tty);
         for (long s = 0; s < steps_per_epoch; s++) {
             size_t start = (size_t)s * (size_t)f.batch;
             int b = (int)(n - start < (size_t)f.batch ? n - start : (size_t)f.batch);
             int want = (s % read_every == 0) || s == steps_per_epoch - 1;
-            st = bp_network_train_step_buffer(r.net, r.x, r.y, order + start, b, &opt,
-                                              want ? &loss : NULL);
+            st = bp_network_train_epoch_step(r.net, b, &opt, want ? &loss : NULL);
             if (st == BP_ERR_NUMERIC || (st == BP_OK && want && !isfinite(loss))) {
                 progress_clear(&bar);
                 cli_error("training diverged at epoch %d, step %ld: the loss is %g; nothing was "
@@ -425,6 +442,7 @@ int cmd_train(int argc, char **argv)
                 goto out;
             }
             samples_done += b;
+            steps_done++;
             if (want) {
                 loss_sum += loss;
                 loss_count++;
@@ -441,6 +459,22 @@ int cmd_train(int argc, char **argv)
         progress_clear(&bar);
         double seconds = cli_now() - e0;
         double train_loss = loss_count ? loss_sum / loss_count : NAN;
+        bp_train_metrics metrics; /* gpu hook (h8gpu): the epoch's loss, summed on the device */
+        st = bp_network_read_metrics(r.net, &metrics);
+        if (st == BP_ERR_NUMERIC) {
+            cli_error("training diverged at epoch %d, step %lld: the loss or a gradient is not "
+                      "finite; nothing was saved (try a smaller --lr)",
+                      epoch + 1, metrics.bad_step - (steps_done - metrics.steps));
+            free(order);
+            goto out;
+        }
+        if (st != BP_OK) {
+            cli_lib_error("reading the epoch's loss", st);
+            free(order);
+            goto out;
+        }
+        if (metrics.samples > 0)
+            train_loss = metrics.mean_loss;
         r.hist.train_loss[epoch] = train_loss;
         r.hist.test_loss[epoch] = NAN;
         r.hist.test_accuracy[epoch] = NAN;
