@@ -46,7 +46,7 @@ if [ $# -eq 3 ]; then
         ln -s "$(pwd)" "$BP_PREPARED_SRC"
     fi
     build=$BP_PREPARED_BUILD
-    export LD_LIBRARY_PATH="$prepared/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    export LD_LIBRARY_PATH="$prepared/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 else
     build=${2:-build-gpu}
 fi

@@ -164,8 +164,10 @@ typedef struct bp_network_config {
     int cuda_graphs;                  /* 1 (default): bp_network_train_epoch_step
                                          records each batch size's step once as a
                                          CUDA graph and replays it; 0: every step
-                                         issues its kernels one by one. Results
-                                         are bit-identical. No effect on the CPU. */
+                                         issues its kernels one by one (set 0 to
+                                         capture the network's stream yourself).
+                                         Results are bit-identical. No effect on
+                                         the CPU. */
 } bp_network_config;
 
 /* Fills *cfg with the defaults above (sizes and activations NULL,
@@ -238,7 +240,10 @@ BP_API void bp_sgd_init(bp_sgd *opt);
 
 /* One training step: forward, output delta, deltas, gradients and an SGD
  * update. loss may be NULL (then the step never waits for the device);
- * when given, it receives the mean batch loss before the update. */
+ * when given, it receives the mean batch loss before the update. A batch
+ * whose loss or gradients are not finite changes no parameter or momentum
+ * (checked on the device): with loss given the call returns BP_ERR_NUMERIC,
+ * otherwise bp_network_read_metrics reports the step. */
 BP_API bp_status bp_network_train_step(bp_network *net, const void *x, const void *targets,
                                        int batch, const bp_sgd *opt, double *loss);
 
