@@ -21,6 +21,8 @@ template <typename T> struct alignas(16) Vec16 {
     T v[16 / sizeof(T)];
 };
 
+typedef Vec16<uint32_t> Words16;
+
 template <typename T> bool aligned16(const void *p) { return ((uintptr_t)p & 15u) == 0; }
 
 /* Z[b, j] += bias[j]; A[b, j] = sigma(Z[b, j]), 16 bytes at a time: for rows
@@ -333,11 +335,12 @@ __global__ void gather_kernel(W *__restrict__ dst, const W *__restrict__ src,
     }
 }
 
-/* The epoch's rows order[*cursor + r] of x and targets in one launch. */
-template <typename W>
-__global__ void gather_epoch_kernel(W *__restrict__ x_dst, const W *__restrict__ x_src,
-                                    size_t x_words, W *__restrict__ y_dst,
-                                    const W *__restrict__ y_src, size_t y_words,
+/* The epoch's rows order[*cursor + r] of x and targets in one launch, in
+ * words of WX and WY (16 bytes for the inputs' rows where they allow). */
+template <typename WX, typename WY>
+__global__ void gather_epoch_kernel(WX *__restrict__ x_dst, const WX *__restrict__ x_src,
+                                    size_t x_words, WY *__restrict__ y_dst,
+                                    const WY *__restrict__ y_src, size_t y_words,
                                     const int32_t *__restrict__ order,
                                     const int64_t *__restrict__ cursor, int batch)
 {
@@ -588,14 +591,22 @@ cudaError_t bp_launch_gather_epoch(cudaStream_t stream, void *x_dst, const void 
     clear_stale_error();
     if (y_dst == NULL)
         y_row_bytes = 0;
-    if (x_row_bytes % 4 == 0 && y_row_bytes % 4 == 0) {
+    if (x_row_bytes % 16 == 0 && y_row_bytes % 4 == 0 && aligned16<char>(x_dst) &&
+        aligned16<char>(x_src)) {
+        size_t xw = x_row_bytes / 16, yw = y_row_bytes / 4;
+        dim3 grid = grid_for_rows(xw + yw, batch);
+        gather_epoch_kernel<Words16, uint32_t><<<grid, kThreads, 0, stream>>>(
+            (Words16 *)x_dst, (const Words16 *)x_src, xw, (uint32_t *)y_dst,
+            (const uint32_t *)y_src, yw, order, cursor, batch);
+    } else if (x_row_bytes % 4 == 0 && y_row_bytes % 4 == 0) {
         size_t xw = x_row_bytes / 4, yw = y_row_bytes / 4;
-        gather_epoch_kernel<uint32_t><<<grid_for_rows(xw + yw, batch), kThreads, 0, stream>>>(
+        dim3 grid = grid_for_rows(xw + yw, batch);
+        gather_epoch_kernel<uint32_t, uint32_t><<<grid, kThreads, 0, stream>>>(
             (uint32_t *)x_dst, (const uint32_t *)x_src, xw, (uint32_t *)y_dst,
             (const uint32_t *)y_src, yw, order, cursor, batch);
     } else {
         dim3 grid = grid_for_rows(x_row_bytes + y_row_bytes, batch);
-        gather_epoch_kernel<unsigned char><<<grid, kThreads, 0, stream>>>(
+        gather_epoch_kernel<unsigned char, unsigned char><<<grid, kThreads, 0, stream>>>(
             (unsigned char *)x_dst, (const unsigned char *)x_src, x_row_bytes,
             (unsigned char *)y_dst, (const unsigned char *)y_src, y_row_bytes, order, cursor,
             batch);

@@ -426,6 +426,37 @@ TEST(EmulatedKernels, GatherRowsMatchesCpu)
         }
 }
 
+// The epoch gather (inputs and targets in one launch, rows from the order at
+// the device cursor): the CPU backend's rows, for row sizes that take each
+// of its word sizes (16 bytes, 4 bytes, bytes).
+TEST(EmulatedKernels, GatherEpochMatchesCpu)
+{
+    const int n_src = 40, batch = 9;
+    for (size_t x_row : {(size_t)3136, (size_t)36, (size_t)6})
+        for (size_t y_row : {(size_t)4, (size_t)40, (size_t)3}) {
+            std::vector<unsigned char> xs(n_src * x_row), ys(n_src * y_row);
+            std::mt19937 rng(16);
+            for (unsigned char &b : xs)
+                b = (unsigned char)rng();
+            for (unsigned char &b : ys)
+                b = (unsigned char)rng();
+            std::vector<int32_t> order(n_src);
+            for (int32_t &r : order)
+                r = (int32_t)(rng() % n_src);
+            int64_t cursor = 13;
+            std::vector<unsigned char> xc(batch * x_row), yc(batch * y_row);
+            std::vector<unsigned char> xe(batch * x_row, 0xAB), ye(batch * y_row, 0xAB);
+            ASSERT_EQ(cpu.gather_epoch(nullptr, xc.data(), xs.data(), x_row, yc.data(), ys.data(),
+                                       y_row, order.data(), &cursor, batch),
+                      BP_OK);
+            ASSERT_EQ(emu_gather_epoch(nullptr, xe.data(), xs.data(), x_row, ye.data(), ys.data(),
+                                       y_row, order.data(), &cursor, batch),
+                      cudaSuccess);
+            EXPECT_EQ(xc, xe) << "x row " << x_row << " y row " << y_row;
+            EXPECT_EQ(yc, ye) << "x row " << x_row << " y row " << y_row;
+        }
+}
+
 __global__ void store_one_kernel(int *out) { out[blockIdx.x] = 1; }
 
 // A launch outside the GPU's limits fails as on a GPU
