@@ -170,8 +170,14 @@ fi
 
 step "compare f64" compare_f64.log 30 "$cli" compare --dtype f64 --layers 784,1024,1024,10 --batch 257
 step "compare f32" compare_f32.log 30 "$cli" compare --dtype f32 --layers 784,1024,1024,10 --batch 257
+step "compare f32 tf32" compare_tf32.log 30 "$cli" compare --dtype f32 --math tf32 \
+    --layers 784,1024,1024,10 --batch 257
+step "compare f32 bf16" compare_bf16.log 30 "$cli" compare --dtype f32 --math bf16 \
+    --layers 784,1024,1024,10 --batch 257
 step "benchmark" bench.log 60 "$build/bench/bench_train"
 step "train (the default job, 5 epochs)" train.log 60 "$cli" train --device cuda --epochs 5
+step "train, tf32, no graphs (2 epochs)" train_tf32.log 40 "$cli" train --device cuda --epochs 2 \
+    --math tf32 --no-graphs
 
 if [ -s "$out/bench.log" ]; then
     sed 's/^/      /' "$out/bench.log" >>"$summary"
