@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# gpu_check.sh — the GPU check of DESIGN.md, for a machine with an NVIDIA GPU.
+# gpu_check.sh — the GPU check of docs/design.md, for a machine with an NVIDIA GPU.
 #
 # usage: bench/gpu_check.sh OUTDIR [BUILD_DIR]
+#        bench/gpu_check.sh OUTDIR --prepared DIR
 #
 # Builds the project with the CUDA backend for the GPUs present (or reuses
-# BUILD_DIR when it already holds a configured build), runs the whole test
+# BUILD_DIR when it already holds a configured build; or, with --prepared,
+# runs the build that bench/gpu_prepare.sh made in DIR on a machine without
+# a GPU, with the libraries it brought: for a GPU machine that has no
+# GoogleTest or OpenBLAS and cannot install them), runs the whole test
 # suite with the CUDA cases enabled and checks that none of them skipped,
 # runs compute-sanitizer memcheck and racecheck over a small subset of the
 # CUDA tests, the CPU-vs-GPU comparison through the command, the training
@@ -14,15 +18,38 @@
 # last line says PASS or FAIL. The exit status is non-zero on any failure.
 set -euo pipefail
 
-usage="usage: bench/gpu_check.sh OUTDIR [BUILD_DIR]"
-if [ $# -lt 1 ] || [ $# -gt 2 ]; then
+usage="usage: bench/gpu_check.sh OUTDIR [BUILD_DIR | --prepared DIR]"
+if [ $# -lt 1 ] || [ $# -gt 3 ] || { [ $# -eq 3 ] && [ "$2" != "--prepared" ]; } ||
+    { [ $# -eq 2 ] && [ "$2" = "--prepared" ]; }; then
     echo "$usage" >&2
     exit 2
 fi
 mkdir -p "$1"
 out=$(cd "$1" && pwd)
 cd "$(dirname "$0")/.."
-build=${2:-build-gpu}
+prepared=""
+if [ $# -eq 3 ]; then
+    prepared=$(cd "$3" 2>/dev/null && pwd) || {
+        echo "gpu_check: --prepared $3: no such folder (make it with bench/gpu_prepare.sh $3)" >&2
+        exit 2
+    }
+    if [ ! -f "$prepared/prepared.env" ]; then
+        echo "gpu_check: $3 was not made by bench/gpu_prepare.sh (no prepared.env)" >&2
+        exit 2
+    fi
+    # shellcheck disable=SC1091
+    . "$prepared/prepared.env"
+    # The build names its source and build trees by absolute path (test data,
+    # ctest's files): give this copy of the repository that path.
+    if [ ! -e "$BP_PREPARED_SRC" ]; then
+        mkdir -p "$(dirname "$BP_PREPARED_SRC")"
+        ln -s "$(pwd)" "$BP_PREPARED_SRC"
+    fi
+    build=$BP_PREPARED_BUILD
+    export LD_LIBRARY_PATH="$prepared/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+else
+    build=${2:-build-gpu}
+fi
 summary="$out/summary.txt"
 : >"$summary"
 failures=0
@@ -61,7 +88,9 @@ step() {
 export PATH="/usr/local/cuda/bin:$PATH"
 say "backprop GPU check, $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 if ! command -v nvidia-smi >/dev/null; then
-    say "FAIL  nvidia-smi not found: this machine has no NVIDIA driver"
+    say "FAIL  no GPU here: nvidia-smi is not installed, so this machine has no NVIDIA driver."
+    say "      Run this script on the GPU machine (prepare it here with bench/gpu_prepare.sh DIR,"
+    say "      then there: bench/gpu_check.sh OUTDIR --prepared DIR)."
     exit 1
 fi
 if ! nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap \
@@ -79,7 +108,9 @@ give_up() {
 }
 
 jobs=$(nproc)
-if [ ! -f "$build/CMakeCache.txt" ]; then
+if [ -n "$prepared" ]; then
+    say "note  running the build prepared in $prepared (made by bench/gpu_prepare.sh)"
+elif [ ! -f "$build/CMakeCache.txt" ]; then
     # Machine code for this GPU only (compute capability 9.0 -> 90): the
     # quickest build that runs here. Without it, the project's default.
     cc=$(head -n1 "$out/gpu.txt" | awk -F', *' '{print $4}' | tr -d '.[:space:]')
@@ -95,7 +126,9 @@ else
     say "note  reusing the build in $build"
 fi
 before=$failures
-step "build" build.log 180 cmake --build "$build" -j"$jobs"
+if [ -z "$prepared" ]; then
+    step "build" build.log 180 cmake --build "$build" -j"$jobs"
+fi
 [ "$failures" -eq "$before" ] || give_up "cannot go on without a build"
 test_bin="$build/tests/test_core"
 [ -x "$test_bin" ] || give_up "no test binary at $test_bin"
@@ -103,8 +136,12 @@ cli="$build/src/cli/backprop"
 step "backprop info (devices)" info.log 20 "$cli" info
 
 ctest_jobs=$((jobs < 8 ? jobs : 8))
+# A prepared build cannot rebuild (no objects, no GoogleTest or BLAS to link):
+# the test that builds and installs the package is left to CI there.
+exclude=()
+[ -z "$prepared" ] || exclude=(-E '^package_install_and_consume$')
 step "ctest (all tests)" ctest.log 120 ctest --test-dir "$build" --output-on-failure \
-    --no-tests=error --timeout 60 -j"$ctest_jobs"
+    --no-tests=error --timeout 60 -j"$ctest_jobs" "${exclude[@]}"
 # Every CUDA case must have run: a skip on a GPU machine is a failure. The
 # no-device cases are the exception (they are for machines without a GPU).
 if grep -E '\(Skipped\)' "$out/ctest.log" | grep -iE 'cuda|CpuVsGpu' |
@@ -120,6 +157,7 @@ fi
 # (Not the CudaErrors cases: their failing cudaMalloc is an API error the
 # sanitizer would count.)
 subset='Backends/HandWorked.*/cuda_*:Backends/Buffers.*/cuda_*:CudaTraining.*:CudaStreams.*'
+subset+=':Backends/EpochSteps.*/cuda'
 subset+=':Cases/CpuVsGpu.*/f32_relu_ce_b37_7_3_5:Cases/CpuVsGpu.*/f64_sigmoid_bce_b129_33_1000_129_10'
 if command -v compute-sanitizer >/dev/null; then
     step "compute-sanitizer memcheck" memcheck.log 100 compute-sanitizer --tool memcheck \
@@ -132,8 +170,14 @@ fi
 
 step "compare f64" compare_f64.log 30 "$cli" compare --dtype f64 --layers 784,1024,1024,10 --batch 257
 step "compare f32" compare_f32.log 30 "$cli" compare --dtype f32 --layers 784,1024,1024,10 --batch 257
+step "compare f32 tf32" compare_tf32.log 30 "$cli" compare --dtype f32 --math tf32 \
+    --layers 784,1024,1024,10 --batch 257
+step "compare f32 bf16" compare_bf16.log 30 "$cli" compare --dtype f32 --math bf16 \
+    --layers 784,1024,1024,10 --batch 257
 step "benchmark" bench.log 60 "$build/bench/bench_train"
 step "train (the default job, 5 epochs)" train.log 60 "$cli" train --device cuda --epochs 5
+step "train, tf32, no graphs (2 epochs)" train_tf32.log 40 "$cli" train --device cuda --epochs 2 \
+    --math tf32 --no-graphs
 
 if [ -s "$out/bench.log" ]; then
     sed 's/^/      /' "$out/bench.log" >>"$summary"

@@ -215,6 +215,12 @@ typedef struct bp_network_config {
     void *cuda_stream;      /* a cudaStream_t to run on, or NULL (default) for a
                                stream the network creates and owns; with
                                another backend: BP_ERR_UNSUPPORTED */
+    int cuda_graphs;        /* 1 (default): bp_network_train_epoch_step records
+                               each batch size's step once as a CUDA graph and
+                               replays it; 0: every step issues its kernels one
+                               by one (set 0 to capture the network's stream
+                               yourself). Results are bit-identical. No effect
+                               on the CPU. */
 } bp_network_config;
 
 /* Fills *cfg with the defaults above (sizes and activations NULL,
@@ -289,7 +295,10 @@ BP_API void bp_sgd_init(bp_sgd *opt);
 /* One training step: forward, output delta, deltas, gradients and an SGD
  * update. opt may be NULL for the defaults of bp_sgd_init. loss may be
  * NULL (then the step never waits for the device); when given, it
- * receives the mean batch loss before the update. */
+ * receives the mean batch loss before the update. A batch whose loss or
+ * gradients are not finite changes no parameter or momentum (checked on
+ * the device): with loss given the call returns BP_ERR_NUMERIC, otherwise
+ * bp_network_read_metrics reports the step. */
 BP_API bp_status bp_network_train_step(bp_network *net, const void *x, const void *targets,
                                        int batch, const bp_sgd *opt, double *loss);
 
@@ -485,6 +494,53 @@ BP_API bp_status bp_network_gradients_buffer(bp_network *net, const bp_buffer *x
 BP_API bp_status bp_network_train_step_buffer(bp_network *net, const bp_buffer *x,
                                               const bp_buffer *targets, const int32_t *rows,
                                               int batch, const bp_sgd *opt, double *loss);
+
+/* ------------------------------------------------------------------------ */
+/* Epochs on the device: training without waiting for it                    */
+/* ------------------------------------------------------------------------ */
+
+/* Starts an epoch over data already in buffers on the network's device:
+ * order is a HOST array of n_rows row indices into x and targets (each
+ * checked against the buffers' sizes; NULL means 0..n_rows-1), uploaded
+ * once. bp_network_train_epoch_step then takes its rows from this order
+ * on the device, batch after batch, so that a step copies nothing from
+ * the host and never waits for the device. The buffers must outlive the
+ * epoch. A new call starts a new epoch. */
+BP_API bp_status bp_network_set_epoch(bp_network *net, const bp_buffer *x,
+                                      const bp_buffer *targets, const int32_t *order,
+                                      size_t n_rows);
+
+/* A training step on the next `batch` rows of the epoch's order (batch <=
+ * max_batch and <= the rows left). The learning rate is written to the
+ * device only when it changes, without a wait. loss may be NULL, and then
+ * the step never waits for the device; when given, the step waits and
+ * *loss is the batch's mean loss. Loss, correct predictions and sample
+ * counts are summed on the device (bp_network_read_metrics). A batch whose
+ * loss or gradients are not finite changes no parameter: with loss given
+ * the call returns BP_ERR_NUMERIC, otherwise the next read of the metrics
+ * does. On CUDA with cuda_graphs set (the default), the step of each batch
+ * size is recorded once as a CUDA graph and replayed, with results
+ * bit-identical to the unrecorded step. */
+BP_API bp_status bp_network_train_epoch_step(bp_network *net, int batch, const bp_sgd *opt,
+                                             double *loss);
+
+/* Sums over the training steps since the last read (or creation). */
+typedef struct bp_train_metrics {
+    double loss_sum;   /* sum of per-sample losses of the steps whose loss was finite */
+    double samples;    /* samples of those steps */
+    double correct;    /* correct predictions among them (cross-entropy), else 0 */
+    double mean_loss;  /* loss_sum / samples (NaN when no samples) */
+    double accuracy;   /* correct / samples for cross-entropy (NaN otherwise) */
+    long long steps;   /* training steps since the last read */
+    long long bad_step;/* the first step that was skipped as non-finite, counted
+                          from the network's creation (1-based), or 0 */
+} bp_train_metrics;
+
+/* Reads the sums (this waits for the device) and resets them. Returns
+ * BP_ERR_NUMERIC, naming the step, when a step since the last read was
+ * skipped because its loss or gradients were not finite; *out is filled
+ * either way. */
+BP_API bp_status bp_network_read_metrics(bp_network *net, bp_train_metrics *out);
 
 /* ------------------------------------------------------------------------ */
 /* Comparing backends                                                        */

@@ -209,4 +209,36 @@ BP_HD double bp_init_uniform(uint64_t seed, uint32_t layer, uint64_t index)
 BP_MATH_DEFINE(float, f, expf, log1pf, tanhf, fabsf)
 BP_MATH_DEFINE(double, d, exp, log1p, tanh, fabs)
 
+#ifdef __cplusplus
+/* For C++ (the CUDA kernels, written once as templates over the real
+ * type): each function again without its suffix, overloaded on float and
+ * double, generated from the list below so that none can be missed. */
+#define BP_MATH_OVERLOADS(T, S)                                                          \
+    BP_HD T bp_sigmoid(T z) { return bp_sigmoid_##S(z); }                                \
+    BP_HD T bp_act(int act, T z, T slope) { return bp_act_##S(act, z, slope); }          \
+    BP_HD T bp_act_deriv(int act, T z, T a, T slope)                                     \
+    {                                                                                    \
+        return bp_act_deriv_##S(act, z, a, slope);                                       \
+    }                                                                                    \
+    BP_HD T bp_hadamard_delta(int act, T back, T z, T a, T slope)                        \
+    {                                                                                    \
+        return bp_hadamard_delta_##S(act, back, z, a, slope);                            \
+    }                                                                                    \
+    BP_HD T bp_bce_logit(T z, T y) { return bp_bce_logit_##S(z, y); }                    \
+    BP_HD T bp_softmax_row(const T *z, T *a, int n) { return bp_softmax_row_##S(z, a, n); } \
+    BP_HD T bp_output_delta_row(int loss, int act, T slope, const T *z, const T *a,      \
+                                const T *y, int32_t label, int n, T scale, T *delta)     \
+    {                                                                                    \
+        return bp_output_delta_row_##S(loss, act, slope, z, a, y, label, n, scale, delta); \
+    }                                                                                    \
+    BP_HD T bp_sgd_update(T w, T g, T *buf, T lr, T momentum, T dampening, T wd,         \
+                          int nesterov, int first)                                       \
+    {                                                                                    \
+        return bp_sgd_update_##S(w, g, buf, lr, momentum, dampening, wd, nesterov, first); \
+    }
+
+BP_MATH_OVERLOADS(float, f)
+BP_MATH_OVERLOADS(double, d)
+#endif
+
 #endif /* BP_MATH_H */

@@ -1,12 +1,13 @@
 /*
  * launch.h — C launch wrappers of the CUDA kernels (kernels/elementwise.cu).
  *
- * Each wrapper enqueues one kernel on `stream` for float (dtype 0) or
- * double (dtype 1) data and returns the launch's cudaError_t
- * (cudaSuccess when enqueued). An error left in the runtime's last-error
- * state by an earlier call, already reported by that call, is cleared
- * first, so the result is this launch's own (or a sticky error of the
- * context). Arguments are as in src/backend.h. Usable from C.
+ * Each wrapper enqueues one kernel on `stream` and returns the launch's
+ * cudaError_t (cudaSuccess when enqueued). An error left in the runtime's
+ * last-error state by an earlier call, already reported by that call, is
+ * cleared first, so the result is this launch's own (or a sticky error of
+ * the context). Parameters are named and typed as in the backend table
+ * (src/backend.h): z, a and d are z^l, a^l and delta^l as [batch, n]
+ * row-major arrays of dtype reals. Usable from C.
  */
 #ifndef BP_KERNELS_LAUNCH_H
 #define BP_KERNELS_LAUNCH_H
@@ -15,29 +16,53 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../include/backprop.h"
+#include "../src/step_scalars.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-cudaError_t bp_launch_bias_act(cudaStream_t stream, int dtype, int act, double slope,
-                               const void *bias, void *z, void *a, int n, int batch);
-cudaError_t bp_launch_softmax(cudaStream_t stream, int dtype, const void *z, void *a, int n,
+cudaError_t bp_launch_bias_act(cudaStream_t stream, bp_dtype dtype, bp_activation activation,
+                               double slope, const void *bias, void *z, void *a, int n, int batch);
+cudaError_t bp_launch_softmax(cudaStream_t stream, bp_dtype dtype, const void *z, void *a, int n,
                               int batch);
-cudaError_t bp_launch_output_delta(cudaStream_t stream, int dtype, int loss, int act, double slope,
-                                   const void *z, const void *a, const void *y,
-                                   const int32_t *labels, void *d, void *sample_loss, int n,
-                                   int batch);
-cudaError_t bp_launch_hadamard_delta(cudaStream_t stream, int dtype, int act, double slope,
-                                     const void *z, const void *a, void *d, size_t count);
-cudaError_t bp_launch_bias_grad(cudaStream_t stream, int dtype, const void *d, void *db, int n,
+cudaError_t bp_launch_output_delta(cudaStream_t stream, bp_dtype dtype, bp_loss loss,
+                                   bp_activation activation, double slope, const void *z,
+                                   const void *a, const void *y, const int32_t *labels, void *d,
+                                   void *sample_loss, int n, int batch);
+cudaError_t bp_launch_hadamard_delta(cudaStream_t stream, bp_dtype dtype, bp_activation activation,
+                                     double slope, const void *z, const void *a, void *d,
+                                     size_t count);
+cudaError_t bp_launch_bias_grad(cudaStream_t stream, bp_dtype dtype, const void *d, void *db, int n,
                                 int batch);
-cudaError_t bp_launch_loss_mean(cudaStream_t stream, int dtype, const void *sample_loss, int batch,
-                                double *out);
-cudaError_t bp_launch_sgd(cudaStream_t stream, int dtype, void *w, const void *g, void *buf,
-                          size_t count, double lr, double momentum, double dampening,
-                          double weight_decay, int nesterov, int first);
+/* The batch's loss and metrics (backend.h: step_metrics). */
+cudaError_t bp_launch_step_metrics(cudaStream_t stream, bp_dtype dtype, const void *sample_loss,
+                                   const void *a, const int32_t *labels, int n, int batch,
+                                   double *loss, bp_step_scalars *scalars, int64_t *cursor);
+/* The output layer's step in one kernel (backend.h: output_step). */
+cudaError_t bp_launch_output_step(cudaStream_t stream, bp_dtype dtype, bp_loss loss,
+                                  bp_activation activation, double slope, const void *z, void *a,
+                                  const void *y, const int32_t *labels, void *d, void *sample_loss,
+                                  void *db, int n, int batch, double *loss_out,
+                                  bp_step_scalars *scalars, int64_t *cursor);
+/* Hadamard delta and bias gradient of a hidden layer (backend.h: delta_bias_grad). */
+cudaError_t bp_launch_delta_bias_grad(cudaStream_t stream, bp_dtype dtype,
+                                      bp_activation activation, double slope, const void *z,
+                                      const void *a, void *d, void *db, int n, int batch);
+/* scalars->skip = 1 (and bad_step set) when any of g[0..count) is not finite. */
+cudaError_t bp_launch_check_finite(cudaStream_t stream, bp_dtype dtype, const void *g,
+                                   size_t count, bp_step_scalars *scalars);
+cudaError_t bp_launch_sgd(cudaStream_t stream, bp_dtype dtype, void *w, const void *g, void *buf,
+                          size_t count, double momentum, double dampening, double weight_decay,
+                          int nesterov, int first, const bp_step_scalars *scalars);
 cudaError_t bp_launch_gather_rows(cudaStream_t stream, void *dst, const void *src,
                                   const int32_t *rows, int batch, size_t row_bytes);
+/* Rows order[*cursor + i], i < batch, of x and (when not NULL) targets. */
+cudaError_t bp_launch_gather_epoch(cudaStream_t stream, void *x_dst, const void *x_src,
+                                   size_t x_row_bytes, void *y_dst, const void *y_src,
+                                   size_t y_row_bytes, const int32_t *order,
+                                   const int64_t *cursor, int batch);
 
 #ifdef __cplusplus
 }

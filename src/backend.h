@@ -3,7 +3,7 @@
  *
  * The backpropagation algorithm (train.c) is written once against this
  * table. A backend knows nothing of layers, deltas or the order of a step:
- * it runs GEMMs with the column-major BLAS argument lists of DESIGN.md,
+ * it runs GEMMs with the column-major BLAS argument lists of docs/design.md,
  * element-wise maps from kernels/bp_math.h, reductions and copies.
  *
  * Pointers named "device" point into memory from alloc (host memory on the
@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "backprop.h"
+#include "step_scalars.h"
 
 typedef struct bp_backend_ops {
     const char *name;
@@ -49,32 +50,80 @@ typedef struct bp_backend_ops {
                       void *c, int ldc);
 
     /* Z[b, j] += bias[j]; A[b, j] = sigma(Z[b, j]), for b < batch, j < n. */
-    bp_status (*bias_act)(void *ctx, bp_dtype dt, int act, double slope, const void *bias,
+    bp_status (*bias_act)(void *ctx, bp_dtype dt, bp_activation act, double slope, const void *bias,
                           void *z, void *a, int n, int batch);
     /* A row = softmax(Z row), per sample. */
     bp_status (*softmax)(void *ctx, bp_dtype dt, const void *z, void *a, int n, int batch);
     /* Per sample: D row and sample_loss[b] from bp_output_delta_row (scale
      * 1/batch). y: real targets [batch, n] or NULL; labels: int32 [batch]
      * or NULL. */
-    bp_status (*output_delta)(void *ctx, bp_dtype dt, int loss, int act, double slope,
+    bp_status (*output_delta)(void *ctx, bp_dtype dt, bp_loss loss, bp_activation act,
+                              double slope,
                               const void *z, const void *a, const void *y,
                               const int32_t *labels, void *d, void *sample_loss, int n,
                               int batch);
     /* D[i] = D[i] * sigma'(Z[i]) for i < count (the Hadamard delta). */
-    bp_status (*hadamard_delta)(void *ctx, bp_dtype dt, int act, double slope, const void *z,
+    bp_status (*hadamard_delta)(void *ctx, bp_dtype dt, bp_activation act, double slope, const void *z,
                                 const void *a, void *d, size_t count);
     /* db[j] = sum_b D[b, j], in a fixed order (deterministic, no atomics). */
     bp_status (*bias_grad)(void *ctx, bp_dtype dt, const void *d, void *db, int n, int batch);
-    /* *out (a device double) = (1/batch) sum_b sample_loss[b], in b order. */
-    bp_status (*loss_mean)(void *ctx, bp_dtype dt, const void *sample_loss, int batch,
-                           double *out);
-    /* One SGD step over count parameters (bp_sgd_update). */
+    /* The batch's loss and metrics, on the device. *loss (a device double)
+     * = (1/batch) sum_b sample_loss[b], in a fixed order. With scalars (a
+     * device bp_step_scalars; NULL: the loss only): steps_seen += 1; a
+     * finite batch adds its loss sum, its correct predictions (row b of a
+     * whose first largest value is at labels[b], when labels is not NULL)
+     * and its size to the sums, and clears skip; a non-finite one sets skip
+     * and, if none is recorded, bad_step = steps_seen. cursor (a device
+     * int64, or NULL) += batch. */
+    bp_status (*step_metrics)(void *ctx, bp_dtype dt, const void *sample_loss, const void *a,
+                              const int32_t *labels, int n, int batch, double *loss,
+                              bp_step_scalars *scalars, int64_t *cursor);
+    /* The guard on gradients: when any of g[0..count) is NaN or infinite,
+     * sets scalars->skip and, if none is recorded, bad_step = steps_seen. */
+    bp_status (*check_finite)(void *ctx, bp_dtype dt, const void *g, size_t count,
+                              bp_step_scalars *scalars);
+    /* One SGD step over count parameters (bp_sgd_update) with the learning
+     * rate scalars->lr; nothing when scalars->skip is set. */
     bp_status (*sgd)(void *ctx, bp_dtype dt, void *w, const void *g, void *buf, size_t count,
-                     const bp_sgd *opt, int first);
+                     const bp_sgd *opt, int first, const bp_step_scalars *scalars);
     /* dst row i = src row rows[i] (rows a device int32 array), or src row
      * i when rows is NULL, for i < batch; rows of row_bytes bytes. */
     bp_status (*gather_rows)(void *ctx, void *dst, const void *src, const int32_t *rows,
                              int batch, size_t row_bytes);
+    /* The same for an epoch's order, in one operation for inputs and
+     * targets: row i is order[*cursor + i] (order and cursor on the
+     * device, so that a replayed graph takes the next rows). y_dst NULL:
+     * inputs only. */
+    bp_status (*gather_epoch)(void *ctx, void *x_dst, const void *x_src, size_t x_row_bytes,
+                              void *y_dst, const void *y_src, size_t y_row_bytes,
+                              const int32_t *order, const int64_t *cursor, int batch);
+
+    /* ---- optional operations: NULL means train.c's generic sequence ---- */
+
+    /* The output layer of a training step fused: for cross-entropy the
+     * softmax of z into a first, then what output_delta, step_metrics and
+     * bias_grad(d, db) would do, in one operation (train.c uses it for small
+     * output layers; NULL: those operations one by one). */
+    bp_status (*output_step)(void *ctx, bp_dtype dt, bp_loss loss, bp_activation act,
+                             double slope, const void *z, void *a, const void *y,
+                             const int32_t *labels, void *d, void *sample_loss, void *db, int n,
+                             int batch, double *loss_out, bp_step_scalars *scalars,
+                             int64_t *cursor);
+    /* hadamard_delta over [batch, n] then bias_grad(d, db), in one
+     * operation (NULL: the two one after the other). */
+    bp_status (*delta_bias_grad)(void *ctx, bp_dtype dt, bp_activation act, double slope,
+                                 const void *z, const void *a, void *d, void *db, int n,
+                                 int batch);
+
+    /* Whole steps as graphs (NULL: every step runs its operations one by
+     * one). graph_begin starts recording the operations issued next;
+     * graph_end stops and returns a replayable graph (NULL and a status on
+     * failure, the recording then discarded); graph_launch replays it in
+     * stream order; graph_release frees it. */
+    bp_status (*graph_begin)(void *ctx);
+    bp_status (*graph_end)(void *ctx, void **graph);
+    bp_status (*graph_launch)(void *ctx, void *graph);
+    void (*graph_release)(void *ctx, void *graph);
 } bp_backend_ops;
 
 /* The table of a backend: BP_ERR_NOT_BUILT (with a message) when it is not

@@ -12,6 +12,17 @@
 #include "backend.h"
 #include "error.h"
 
+/* bp_math.h codes activations and losses by the public enums' values
+ * (it includes nothing of the library's): they must stay equal. */
+_Static_assert(BP_M_IDENTITY == (int)BP_ACT_IDENTITY, "bp_math.h: identity code");
+_Static_assert(BP_M_SIGMOID == (int)BP_ACT_SIGMOID, "bp_math.h: sigmoid code");
+_Static_assert(BP_M_TANH == (int)BP_ACT_TANH, "bp_math.h: tanh code");
+_Static_assert(BP_M_RELU == (int)BP_ACT_RELU, "bp_math.h: relu code");
+_Static_assert(BP_M_LEAKY_RELU == (int)BP_ACT_LEAKY_RELU, "bp_math.h: leaky relu code");
+_Static_assert(BP_M_MSE == (int)BP_LOSS_MSE, "bp_math.h: mse code");
+_Static_assert(BP_M_CROSS_ENTROPY == (int)BP_LOSS_CROSS_ENTROPY, "bp_math.h: cross-entropy code");
+_Static_assert(BP_M_BCE == (int)BP_LOSS_BCE, "bp_math.h: bce code");
+
 /* The CPU backend needs no state; the context is a placeholder so the
  * table's contract is the same for every backend. */
 typedef struct cpu_ctx {
@@ -133,24 +144,44 @@ static bp_status cpu_gemm(void *ctx, bp_dtype dt, int trans_a, int trans_b, int 
                 db[j] += dr[j];                                                                   \
         }                                                                                         \
     }                                                                                             \
-    static double loss_mean_##S(const T *sample_loss, int batch)                                  \
+    /* The batch's loss sum (in b order) and correct predictions. */                            \
+    static double loss_sum_##S(const T *sample_loss, const T *a, const int32_t *labels, int n,   \
+                               int batch, double *correct)                                        \
     {                                                                                             \
-        double sum = 0.0;                                                                         \
-        for (int b = 0; b < batch; b++)                                                           \
+        double sum = 0.0, hits = 0.0;                                                             \
+        for (int b = 0; b < batch; b++) {                                                         \
             sum += (double)sample_loss[b];                                                        \
-        return sum / (double)batch;                                                               \
+            if (labels != NULL) {                                                                 \
+                const T *ar = a + (size_t)b * n;                                                  \
+                int best = 0;                                                                     \
+                for (int j = 1; j < n; j++)                                                       \
+                    if (ar[j] > ar[best])                                                         \
+                        best = j;                                                                 \
+                hits += best == labels[b] ? 1.0 : 0.0;                                            \
+            }                                                                                     \
+        }                                                                                         \
+        *correct = hits;                                                                          \
+        return sum;                                                                               \
     }                                                                                             \
-    static void sgd_##S(T *w, const T *g, T *buf, size_t count, const bp_sgd *o, int first)       \
+    static int all_finite_##S(const T *g, size_t count)                                           \
     {                                                                                             \
         for (size_t i = 0; i < count; i++)                                                        \
-            w[i] = bp_sgd_update_##S(w[i], g[i], buf + i, (T)o->lr, (T)o->momentum,               \
-                                     (T)o->dampening, (T)o->weight_decay, o->nesterov, first);    \
+            if (!(g[i] - g[i] == (T)0))                                                           \
+                return 0;                                                                         \
+        return 1;                                                                                 \
+    }                                                                                             \
+    static void sgd_##S(T *w, const T *g, T *buf, size_t count, const bp_sgd *o, int first,      \
+                        T lr)                                                                     \
+    {                                                                                             \
+        for (size_t i = 0; i < count; i++)                                                        \
+            w[i] = bp_sgd_update_##S(w[i], g[i], buf + i, lr, (T)o->momentum, (T)o->dampening,   \
+                                     (T)o->weight_decay, o->nesterov, first);                     \
     }
 
 CPU_OPS(float, f)
 CPU_OPS(double, d)
 
-static bp_status cpu_bias_act(void *ctx, bp_dtype dt, int act, double slope, const void *bias,
+static bp_status cpu_bias_act(void *ctx, bp_dtype dt, bp_activation act, double slope, const void *bias,
                               void *z, void *a, int n, int batch)
 {
     (void)ctx;
@@ -171,7 +202,8 @@ static bp_status cpu_softmax(void *ctx, bp_dtype dt, const void *z, void *a, int
     return BP_OK;
 }
 
-static bp_status cpu_output_delta(void *ctx, bp_dtype dt, int loss, int act, double slope,
+static bp_status cpu_output_delta(void *ctx, bp_dtype dt, bp_loss loss, bp_activation act,
+                                  double slope,
                                   const void *z, const void *a, const void *y,
                                   const int32_t *labels, void *d, void *sample_loss, int n,
                                   int batch)
@@ -184,7 +216,7 @@ static bp_status cpu_output_delta(void *ctx, bp_dtype dt, int loss, int act, dou
     return BP_OK;
 }
 
-static bp_status cpu_hadamard_delta(void *ctx, bp_dtype dt, int act, double slope, const void *z,
+static bp_status cpu_hadamard_delta(void *ctx, bp_dtype dt, bp_activation act, double slope, const void *z,
                                     const void *a, void *d, size_t count)
 {
     (void)ctx;
@@ -205,22 +237,55 @@ static bp_status cpu_bias_grad(void *ctx, bp_dtype dt, const void *d, void *db, 
     return BP_OK;
 }
 
-static bp_status cpu_loss_mean(void *ctx, bp_dtype dt, const void *sample_loss, int batch,
-                               double *out)
+static bp_status cpu_step_metrics(void *ctx, bp_dtype dt, const void *sample_loss, const void *a,
+                                  const int32_t *labels, int n, int batch, double *loss,
+                                  bp_step_scalars *scalars, int64_t *cursor)
 {
     (void)ctx;
-    *out = dt == BP_F32 ? loss_mean_f(sample_loss, batch) : loss_mean_d(sample_loss, batch);
+    double correct = 0.0;
+    double sum = dt == BP_F32 ? loss_sum_f(sample_loss, a, labels, n, batch, &correct)
+                              : loss_sum_d(sample_loss, a, labels, n, batch, &correct);
+    *loss = sum / (double)batch;
+    if (scalars == NULL)
+        return BP_OK;
+    int64_t step = ++scalars->steps_seen;
+    int finite = sum - sum == 0.0;
+    scalars->skip = finite ? 0 : 1;
+    if (finite) {
+        scalars->loss_sum += sum;
+        scalars->correct += correct;
+        scalars->samples += (double)batch;
+    } else if (scalars->bad_step == 0) {
+        scalars->bad_step = step;
+    }
+    if (cursor != NULL)
+        *cursor += batch;
+    return BP_OK;
+}
+
+static bp_status cpu_check_finite(void *ctx, bp_dtype dt, const void *g, size_t count,
+                                  bp_step_scalars *scalars)
+{
+    (void)ctx;
+    int ok = dt == BP_F32 ? all_finite_f(g, count) : all_finite_d(g, count);
+    if (!ok) {
+        scalars->skip = 1;
+        if (scalars->bad_step == 0)
+            scalars->bad_step = scalars->steps_seen;
+    }
     return BP_OK;
 }
 
 static bp_status cpu_sgd(void *ctx, bp_dtype dt, void *w, const void *g, void *buf, size_t count,
-                         const bp_sgd *opt, int first)
+                         const bp_sgd *opt, int first, const bp_step_scalars *scalars)
 {
     (void)ctx;
+    if (scalars->skip)
+        return BP_OK;
     if (dt == BP_F32)
-        sgd_f(w, g, buf, count, opt, first);
+        sgd_f(w, g, buf, count, opt, first, (float)scalars->lr);
     else
-        sgd_d(w, g, buf, count, opt, first);
+        sgd_d(w, g, buf, count, opt, first, scalars->lr);
     return BP_OK;
 }
 
@@ -235,6 +300,17 @@ static bp_status cpu_gather_rows(void *ctx, void *dst, const void *src, const in
     for (int i = 0; i < batch; i++)
         memcpy((char *)dst + (size_t)i * row_bytes, (const char *)src + (size_t)rows[i] * row_bytes,
                row_bytes);
+    return BP_OK;
+}
+
+static bp_status cpu_gather_epoch(void *ctx, void *x_dst, const void *x_src, size_t x_row_bytes,
+                                  void *y_dst, const void *y_src, size_t y_row_bytes,
+                                  const int32_t *order, const int64_t *cursor, int batch)
+{
+    const int32_t *rows = order + *cursor;
+    BP_TRY(cpu_gather_rows(ctx, x_dst, x_src, rows, batch, x_row_bytes));
+    if (y_dst != NULL)
+        BP_TRY(cpu_gather_rows(ctx, y_dst, y_src, rows, batch, y_row_bytes));
     return BP_OK;
 }
 
@@ -255,7 +331,10 @@ const bp_backend_ops bp_cpu_backend_ops = {
     .output_delta = cpu_output_delta,
     .hadamard_delta = cpu_hadamard_delta,
     .bias_grad = cpu_bias_grad,
-    .loss_mean = cpu_loss_mean,
+    .step_metrics = cpu_step_metrics,
+    .check_finite = cpu_check_finite,
     .sgd = cpu_sgd,
     .gather_rows = cpu_gather_rows,
+    .gather_epoch = cpu_gather_epoch,
+    /* no graphs: train.c runs every step eagerly */
 };

@@ -236,11 +236,27 @@ static bp_status upload_on_device(cuda_ctx *c, void *dst, const void *src, size_
         BP_TRY(BP_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c->stream)));
         return BP_CUDA_CHECK(cudaStreamSynchronize(c->stream));
     }
+    /* A copy out of staging cannot be captured: the host's wait for the
+     * staging area is illegal during capture, and a replay would copy
+     * whatever the area then holds. Say so instead of failing obscurely. */
+    enum cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    BP_TRY(BP_CUDA_CHECK(cudaStreamIsCapturing(c->stream, &capture)));
+    if (capture != cudaStreamCaptureStatusNone)
+        return bp_fail(BP_ERR_INVALID_ARGUMENT,
+                       "a host array (%zu bytes: inputs, targets or a row list) cannot be copied "
+                       "to the device while its stream is captured into a CUDA graph (a replay "
+                       "would not repeat the copy); upload the data to bp_buffers first and "
+                       "train on them without a host row list",
+                       bytes);
     int i = c->next;
     c->next ^= 1;
-    /* Wait only until the copy out of this area (two uploads ago) is done:
-     * the device keeps computing earlier work meanwhile. */
-    BP_TRY(BP_CUDA_CHECK(cudaEventSynchronize(c->staged[i])));
+    /* Wait only until the copy out of this area (two uploads ago) is done,
+     * and only when it is not (a query is not a wait): the device keeps
+     * computing earlier work meanwhile. */
+    cudaError_t ready = cudaEventQuery(c->staged[i]);
+    if (ready == cudaErrorNotReady)
+        ready = cudaEventSynchronize(c->staged[i]);
+    BP_TRY(bp_cuda_status(ready, "waiting for a staging area (cudaEventQuery/Synchronize)"));
     memcpy(c->staging[i], src, bytes);
     BP_TRY(BP_CUDA_CHECK(
         cudaMemcpyAsync(dst, c->staging[i], bytes, cudaMemcpyHostToDevice, c->stream)));
@@ -319,40 +335,40 @@ static bp_status cuda_gemm(void *p, bp_dtype dt, int trans_a, int trans_b, int m
                                 ldc));
 }
 
-static int dtype_code(bp_dtype dt) { return dt == BP_F32 ? 0 : 1; }
-
-static bp_status cuda_bias_act(void *p, bp_dtype dt, int act, double slope, const void *bias,
-                               void *z, void *a, int n, int batch)
+static bp_status cuda_bias_act(void *p, bp_dtype dt, bp_activation act, double slope,
+                               const void *bias, void *z, void *a, int n, int batch)
 {
     cuda_ctx *c = p;
-    ON_DEVICE(c, BP_CUDA_LAUNCH("bias_act", bp_launch_bias_act(c->stream, dtype_code(dt), act,
-                                                               slope, bias, z, a, n, batch)));
+    ON_DEVICE(c, BP_CUDA_LAUNCH("bias_act", bp_launch_bias_act(c->stream, dt, act, slope, bias, z,
+                                                               a, n, batch)));
 }
 
 static bp_status cuda_softmax(void *p, bp_dtype dt, const void *z, void *a, int n, int batch)
 {
     cuda_ctx *c = p;
     ON_DEVICE(c, BP_CUDA_LAUNCH("softmax",
-                                bp_launch_softmax(c->stream, dtype_code(dt), z, a, n, batch)));
+                                bp_launch_softmax(c->stream, dt, z, a, n, batch)));
 }
 
-static bp_status cuda_output_delta(void *p, bp_dtype dt, int loss, int act, double slope,
+static bp_status cuda_output_delta(void *p, bp_dtype dt, bp_loss loss, bp_activation act,
+                                   double slope,
                                    const void *z, const void *a, const void *y,
                                    const int32_t *labels, void *d, void *sample_loss, int n,
                                    int batch)
 {
     cuda_ctx *c = p;
     ON_DEVICE(c, BP_CUDA_LAUNCH("output_delta",
-                                bp_launch_output_delta(c->stream, dtype_code(dt), loss, act, slope,
+                                bp_launch_output_delta(c->stream, dt, loss, act, slope,
                                                        z, a, y, labels, d, sample_loss, n, batch)));
 }
 
-static bp_status cuda_hadamard_delta(void *p, bp_dtype dt, int act, double slope, const void *z,
+static bp_status cuda_hadamard_delta(void *p, bp_dtype dt, bp_activation act, double slope,
+                                     const void *z,
                                      const void *a, void *d, size_t count)
 {
     cuda_ctx *c = p;
     ON_DEVICE(c, BP_CUDA_LAUNCH("hadamard_delta",
-                                bp_launch_hadamard_delta(c->stream, dtype_code(dt), act, slope, z,
+                                bp_launch_hadamard_delta(c->stream, dt, act, slope, z,
                                                          a, d, count)));
 }
 
@@ -360,24 +376,34 @@ static bp_status cuda_bias_grad(void *p, bp_dtype dt, const void *d, void *db, i
 {
     cuda_ctx *c = p;
     ON_DEVICE(c, BP_CUDA_LAUNCH("bias_grad",
-                                bp_launch_bias_grad(c->stream, dtype_code(dt), d, db, n, batch)));
+                                bp_launch_bias_grad(c->stream, dt, d, db, n, batch)));
 }
 
-static bp_status cuda_loss_mean(void *p, bp_dtype dt, const void *sample_loss, int batch,
-                                double *out)
+static bp_status cuda_step_metrics(void *p, bp_dtype dt, const void *sample_loss, const void *a,
+                                   const int32_t *labels, int n, int batch, double *loss,
+                                   bp_step_scalars *scalars, int64_t *cursor)
 {
     cuda_ctx *c = p;
-    ON_DEVICE(c, BP_CUDA_LAUNCH("loss_mean", bp_launch_loss_mean(c->stream, dtype_code(dt),
-                                                                 sample_loss, batch, out)));
+    ON_DEVICE(c, BP_CUDA_LAUNCH("step_metrics",
+                                bp_launch_step_metrics(c->stream, dt, sample_loss, a, labels, n,
+                                                       batch, loss, scalars, cursor)));
+}
+
+static bp_status cuda_check_finite(void *p, bp_dtype dt, const void *g, size_t count,
+                                   bp_step_scalars *scalars)
+{
+    cuda_ctx *c = p;
+    ON_DEVICE(c, BP_CUDA_LAUNCH("check_finite",
+                                bp_launch_check_finite(c->stream, dt, g, count, scalars)));
 }
 
 static bp_status cuda_sgd(void *p, bp_dtype dt, void *w, const void *g, void *buf, size_t count,
-                          const bp_sgd *o, int first)
+                          const bp_sgd *o, int first, const bp_step_scalars *scalars)
 {
     cuda_ctx *c = p;
-    ON_DEVICE(c, BP_CUDA_LAUNCH("sgd", bp_launch_sgd(c->stream, dtype_code(dt), w, g, buf, count,
-                                                     o->lr, o->momentum, o->dampening,
-                                                     o->weight_decay, o->nesterov, first)));
+    ON_DEVICE(c, BP_CUDA_LAUNCH("sgd", bp_launch_sgd(c->stream, dt, w, g, buf, count, o->momentum,
+                                                     o->dampening, o->weight_decay, o->nesterov,
+                                                     first, scalars)));
 }
 
 static bp_status gather_on_device(cuda_ctx *c, void *dst, const void *src, const int32_t *rows,
@@ -397,6 +423,84 @@ static bp_status cuda_gather_rows(void *p, void *dst, const void *src, const int
     ON_DEVICE(c, gather_on_device(c, dst, src, rows, batch, row_bytes));
 }
 
+static bp_status cuda_gather_epoch(void *p, void *x_dst, const void *x_src, size_t x_row_bytes,
+                                   void *y_dst, const void *y_src, size_t y_row_bytes,
+                                   const int32_t *order, const int64_t *cursor, int batch)
+{
+    cuda_ctx *c = p;
+    ON_DEVICE(c, BP_CUDA_LAUNCH("gather_epoch",
+                                bp_launch_gather_epoch(c->stream, x_dst, x_src, x_row_bytes, y_dst,
+                                                       y_src, y_row_bytes, order, cursor, batch)));
+}
+
+static bp_status cuda_output_step(void *p, bp_dtype dt, bp_loss loss, bp_activation act,
+                                  double slope, const void *z, void *a, const void *y,
+                                  const int32_t *labels, void *d, void *sample_loss, void *db,
+                                  int n, int batch, double *loss_out, bp_step_scalars *scalars,
+                                  int64_t *cursor)
+{
+    cuda_ctx *c = p;
+    ON_DEVICE(c, BP_CUDA_LAUNCH("output_step",
+                                bp_launch_output_step(c->stream, dt, loss, act, slope, z, a, y,
+                                                      labels, d, sample_loss, db, n, batch,
+                                                      loss_out, scalars, cursor)));
+}
+
+static bp_status cuda_delta_bias_grad(void *p, bp_dtype dt, bp_activation act, double slope,
+                                      const void *z, const void *a, void *d, void *db, int n,
+                                      int batch)
+{
+    cuda_ctx *c = p;
+    ON_DEVICE(c, BP_CUDA_LAUNCH("delta_bias_grad",
+                                bp_launch_delta_bias_grad(c->stream, dt, act, slope, z, a, d, db,
+                                                          n, batch)));
+}
+
+/* ---- whole steps as CUDA graphs ---------------------------------------- */
+
+/* Thread-local mode: this thread may make no unsafe call while it records
+ * (the emulated runtime enforces the same rules), other threads may. */
+static bp_status cuda_graph_begin(void *p)
+{
+    cuda_ctx *c = p;
+    ON_DEVICE(c, BP_CUDA_CHECK(cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal)));
+}
+
+static bp_status graph_end_on_device(cuda_ctx *c, void **out)
+{
+    cudaGraph_t graph = NULL;
+    *out = NULL;
+    BP_TRY(BP_CUDA_CHECK(cudaStreamEndCapture(c->stream, &graph)));
+    cudaGraphExec_t exec = NULL;
+    bp_status st = BP_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+    cudaGraphDestroy(graph);
+    if (st == BP_OK)
+        *out = exec;
+    return st;
+}
+
+static bp_status cuda_graph_end(void *p, void **graph)
+{
+    cuda_ctx *c = p;
+    ON_DEVICE(c, graph_end_on_device(c, graph));
+}
+
+static bp_status cuda_graph_launch(void *p, void *graph)
+{
+    cuda_ctx *c = p;
+    ON_DEVICE(c, BP_CUDA_CHECK(cudaGraphLaunch((cudaGraphExec_t)graph, c->stream)));
+}
+
+static void cuda_graph_release(void *p, void *graph)
+{
+    cuda_ctx *c = p;
+    int previous = c->device;
+    int switched = quiet_enter(c->device, &previous);
+    if (graph != NULL)
+        cudaGraphExecDestroy((cudaGraphExec_t)graph);
+    quiet_leave(switched, previous);
+}
+
 const bp_backend_ops bp_cuda_backend_ops = {
     .name = "cuda",
     .ctx_create = cuda_ctx_create,
@@ -414,7 +518,15 @@ const bp_backend_ops bp_cuda_backend_ops = {
     .output_delta = cuda_output_delta,
     .hadamard_delta = cuda_hadamard_delta,
     .bias_grad = cuda_bias_grad,
-    .loss_mean = cuda_loss_mean,
+    .step_metrics = cuda_step_metrics,
+    .check_finite = cuda_check_finite,
     .sgd = cuda_sgd,
     .gather_rows = cuda_gather_rows,
+    .gather_epoch = cuda_gather_epoch,
+    .output_step = cuda_output_step,
+    .delta_bias_grad = cuda_delta_bias_grad,
+    .graph_begin = cuda_graph_begin,
+    .graph_end = cuda_graph_end,
+    .graph_launch = cuda_graph_launch,
+    .graph_release = cuda_graph_release,
 };

@@ -1,4 +1,6 @@
 /* batch.c — loading a batch from host arrays or from device buffers. */
+#include <stdlib.h>
+
 #include "batch.h"
 #include "buffer.h"
 #include "error.h"
@@ -94,4 +96,49 @@ bp_status bp_batch_store_output(bp_network *net, bp_buffer *out, int batch)
     int L = net->desc.n_layers;
     size_t bytes = (size_t)batch * (size_t)net->sizes[L] * net->esize;
     return net->ops->copy(net->ctx, out->ptr, net->a[L], bytes);
+}
+
+bp_status bp_batch_check_epoch(const char *fn, const bp_network *net, const bp_buffer *x,
+                               const bp_buffer *targets, const int32_t *order, size_t n_rows)
+{
+    size_t x_rows = 0, y_rows = 0;
+    BP_TRY(check_buffer(fn, net, x, "x", (size_t)net->sizes[0] * net->esize, &x_rows));
+    BP_TRY(check_buffer(fn, net, targets, "targets", bp_network_target_row_bytes(net), &y_rows));
+    size_t avail = x_rows < y_rows ? x_rows : y_rows;
+    if (n_rows == 0 || n_rows > (size_t)INT32_MAX)
+        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: n_rows %zu is out of range (1..%d)", fn,
+                       n_rows, (int)INT32_MAX);
+    if (order == NULL) {
+        if (n_rows > avail)
+            return bp_fail(BP_ERR_INVALID_ARGUMENT,
+                           "%s: n_rows %zu exceeds the %zu rows the buffers hold (x: %zu, "
+                           "targets: %zu)",
+                           fn, n_rows, avail, x_rows, y_rows);
+        return BP_OK;
+    }
+    for (size_t i = 0; i < n_rows; i++) {
+        if (order[i] < 0 || (size_t)order[i] >= avail)
+            return bp_fail(BP_ERR_INVALID_ARGUMENT,
+                           "%s: order[%zu] = %d is out of range (the buffers hold %zu rows)", fn,
+                           i, (int)order[i], avail);
+    }
+    return BP_OK;
+}
+
+bp_status bp_batch_upload_order(bp_network *net, const int32_t *order, size_t n_rows)
+{
+    size_t bytes = n_rows * sizeof(int32_t);
+    if (order != NULL)
+        return net->ops->upload(net->ctx, net->order, order, bytes);
+    int32_t *identity = malloc(bytes);
+    if (identity == NULL)
+        return bp_fail(BP_ERR_OUT_OF_MEMORY, "bp_network_set_epoch: no host memory for %zu rows",
+                       n_rows);
+    for (size_t i = 0; i < n_rows; i++)
+        identity[i] = (int32_t)i;
+    bp_status st = net->ops->upload(net->ctx, net->order, identity, bytes);
+    if (st == BP_OK)
+        st = net->ops->sync(net->ctx); /* identity is freed next */
+    free(identity);
+    return st;
 }

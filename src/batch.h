@@ -11,6 +11,11 @@ bp_status bp_batch_load_host(const char *fn, bp_network *net, const void *x, con
  * (NULL: rows 0..batch-1); targets may be NULL. Indices are checked. */
 bp_status bp_batch_load_buffers(const char *fn, bp_network *net, const bp_buffer *x,
                                 const bp_buffer *targets, const int32_t *rows, int batch);
+/* Checks an epoch's buffers and host order (NULL: 0..n_rows-1) for
+ * bp_network_set_epoch; then uploads the order to net->order. */
+bp_status bp_batch_check_epoch(const char *fn, const bp_network *net, const bp_buffer *x,
+                               const bp_buffer *targets, const int32_t *order, size_t n_rows);
+bp_status bp_batch_upload_order(bp_network *net, const int32_t *order, size_t n_rows);
 /* Checks out can hold [batch, n_L]; then stores a^L of the last forward
  * pass into it at offset 0. */
 bp_status bp_batch_check_output(const char *fn, const bp_network *net, const bp_buffer *out,

@@ -45,16 +45,50 @@ bp_status bp_cuda_count_devices(int *count, cudaError_t *why)
     return bp_cuda_status(err, "cudaGetDeviceCount");
 }
 
+/* What the user can do about the reason cudaGetDeviceCount gave. */
+static const char *no_device_advice(cudaError_t why)
+{
+    switch (why) {
+    case cudaSuccess:
+        return "the NVIDIA driver sees no GPU (check nvidia-smi, and that CUDA_VISIBLE_DEVICES "
+               "does not hide them)";
+    case cudaErrorNoDevice:
+        return "no NVIDIA GPU is visible to this process (check nvidia-smi, and that "
+               "CUDA_VISIBLE_DEVICES does not hide them)";
+    case cudaErrorInsufficientDriver:
+        return "the NVIDIA driver is missing or older than this CUDA version needs (install or "
+               "update the driver; nvidia-smi shows its version and the CUDA version it "
+               "supports)";
+    case cudaErrorStubLibrary:
+        return "only the CUDA toolkit's stub of the driver library was found, not the driver "
+               "(install the NVIDIA driver, or take the stubs directory out of "
+               "LD_LIBRARY_PATH)";
+    case cudaErrorSystemDriverMismatch:
+        return "the NVIDIA driver's library and kernel module are of different versions "
+               "(reboot after a driver update, or reinstall the driver)";
+    case cudaErrorCompatNotSupportedOnDevice:
+        return "the CUDA forward-compatibility package does not support this GPU (use a driver "
+               "that supports this CUDA version natively)";
+    case cudaErrorDevicesUnavailable:
+        return "every GPU is busy in exclusive-process mode or unavailable (nvidia-smi shows "
+               "which processes hold them)";
+    case cudaErrorSystemNotReady:
+        return "the GPU system is not ready (on NVSwitch machines, start nvidia-fabricmanager)";
+    default:
+        return "the NVIDIA driver could not be started (check that nvidia-smi works and that "
+               "the nvidia kernel module is loaded)";
+    }
+}
+
 bp_status bp_cuda_no_device(const char *who, cudaError_t why)
 {
     if (why == cudaSuccess)
-        return bp_fail(BP_ERR_NO_DEVICE,
-                       "%s: no CUDA device: the CUDA driver reports 0 devices", who);
+        return bp_fail(BP_ERR_NO_DEVICE, "%s: no CUDA device: %s", who, no_device_advice(why));
     return bp_fail(BP_ERR_NO_DEVICE,
-                   "%s: no CUDA device: cudaGetDeviceCount gave %s (%s); the CUDA backend needs "
-                   "an NVIDIA GPU and a driver that supports CUDA %d.%d",
-                   who, cudaGetErrorName(why), cudaGetErrorString(why), CUDART_VERSION / 1000,
-                   CUDART_VERSION % 1000 / 10);
+                   "%s: no CUDA device: %s; cudaGetDeviceCount gave %s (%s); this program uses "
+                   "CUDA %d.%d",
+                   who, no_device_advice(why), cudaGetErrorName(why), cudaGetErrorString(why),
+                   CUDART_VERSION / 1000, CUDART_VERSION % 1000 / 10);
 }
 
 bp_status bp_cuda_device_count(int *count)

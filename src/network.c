@@ -25,6 +25,7 @@ void bp_network_config_init(bp_network_config *cfg)
     cfg->seed = 1;
     cfg->leaky_slope = 0.01;
     cfg->math_mode = BP_MATH_FP32;
+    cfg->cuda_graphs = 1;
 }
 
 void bp_sgd_init(bp_sgd *opt)
@@ -166,7 +167,7 @@ static void init_params_host(const bp_network *net, void *host)
     }
 }
 
-static bp_status create_buffers(bp_network *net)
+static bp_status create_buffers(bp_network *net, const bp_network_config *cfg)
 {
     int L = net->desc.n_layers;
     size_t es = net->esize, B = (size_t)net->desc.max_batch;
@@ -195,6 +196,7 @@ static bp_status create_buffers(bp_network *net)
     BP_TRY(alloc_buf(net, B, es, &net->sample_loss, "the loss buffer"));
     BP_TRY(alloc_buf(net, 1, sizeof(double), (void **)&net->loss, "the loss"));
     BP_TRY(alloc_buf(net, B, sizeof(int32_t), (void **)&net->rows, "the row index buffer"));
+    BP_TRY(bp_step_state_create(net, cfg)); /* step_state.c */
 
     void *host = malloc(n_params * es);
     if (host == NULL)
@@ -248,7 +250,7 @@ bp_status bp_network_create(const bp_network_config *cfg, bp_network **out)
                      net->esize;
     bp_status st = ops->ctx_create(cfg, staging, &net->ctx);
     if (st == BP_OK)
-        st = create_buffers(net);
+        st = create_buffers(net, cfg);
     if (st != BP_OK) {
         bp_network_free(net);
         return st;
@@ -262,6 +264,7 @@ void bp_network_free(bp_network *net)
     if (net == NULL)
         return;
     if (net->ctx != NULL) {
+        bp_step_state_free(net); /* step_state.c */
         void *bufs[] = {net->params, net->grads, net->momentum, net->targets,
                         net->sample_loss, net->loss, net->rows};
         for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)

@@ -32,12 +32,41 @@ struct bp_network {
     double *loss;               /* one device double */
     int32_t *rows;              /* device int32 [B] for gathers */
 
+    /* The device side of training steps (src/step_state.c): the step
+     * scalars (learning rate, guard, metric sums), the epoch's row order
+     * and its cursor, and the captured step graphs. */
+    bp_step_scalars *scalars; /* one device struct */
+    int64_t *cursor;          /* device: rows of the epoch order consumed */
+    int32_t *order;           /* device: the epoch's row order */
+    size_t order_capacity;    /* rows order can hold */
+    size_t epoch_rows;        /* rows in the current epoch order, 0 if none */
+    size_t epoch_next;        /* the host's copy of *cursor */
+    const bp_buffer *epoch_x, *epoch_y;
+    double lr_on_device;      /* the last lr written to scalars (NaN: none) */
+    int use_graphs;           /* config cuda_graphs, and the backend has graphs */
+    struct bp_step_graph {
+        void *exec;           /* the backend's replayable graph, NULL if none */
+        int batch;
+        double momentum, dampening, weight_decay;
+        int nesterov;
+        const void *x, *y, *order; /* the addresses the graph reads */
+    } graphs[2];
+    int next_graph;           /* the slot a new capture replaces */
+    int64_t steps_read;       /* scalars->steps_seen at the last metrics read */
+
     int last_forward_batch;  /* batch of the last forward pass, 0 if none */
     int last_backward_batch; /* batch of the last backward pass, 0 if none */
     int optimizer_first;     /* 1 until the first SGD step after create/reset */
 
     struct bp_comm *comm; /* data-parallel communicator (src/dist/), NULL alone */
 };
+
+/* The step state's buffers (step_state.c): created last by
+ * bp_network_create, freed first by bp_network_free. */
+bp_status bp_step_state_create(bp_network *net, const bp_network_config *cfg);
+void bp_step_state_free(bp_network *net);
+/* Drops the captured step graphs (their addresses or shapes changed). */
+void bp_step_graphs_release(bp_network *net);
 
 /* Byte offset helpers. */
 static inline void *bp_at(void *base, size_t elements, size_t esize)

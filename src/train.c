@@ -3,7 +3,7 @@
  *
  * Read top to bottom: the forward pass, the output delta, the backward pass,
  * the SGD update, then the public calls that put them together. Every
- * product is a column-major GEMM with the argument lists of DESIGN.md;
+ * product is a column-major GEMM with the argument lists of docs/design.md;
  * every per-element formula lives in kernels/bp_math.h. A backend only
  * executes these primitives (backend.h), so the CPU backend runs the very
  * argument lists the CUDA backend passes to cuBLAS.
@@ -13,11 +13,16 @@
  * column-major n_l x B matrix whose columns are the samples' vectors).
  */
 #include <math.h>
+#include <stddef.h>
 
 #include "batch.h"
+#include "buffer.h"
 #include "dist/comm.h"
 #include "error.h"
 #include "network.h"
+
+/* Batch x outputs up to which one block computes the output layer. */
+#define FUSED_OUTPUT_MAX ((size_t)1 << 16)
 
 #define N 0 /* no transpose */
 #define T 1 /* transpose */
@@ -30,16 +35,18 @@ static void *dbias(const bp_network *net, int l) { return bp_at(net->grads, net-
 /* The activation a layer applies in the forward pass. For cross-entropy
  * and BCE the last layer is identity and the loss supplies softmax or
  * sigmoid, which the fused output delta a^L - y relies on. */
-static int forward_activation(const bp_network *net, int l)
+static bp_activation forward_activation(const bp_network *net, int l)
 {
     if (l == net->desc.n_layers && net->desc.loss == BP_LOSS_BCE)
         return BP_ACT_SIGMOID;
-    return (int)net->activations[l - 1];
+    return net->activations[l - 1];
 }
 
 /* Forward pass over the batch already in a^0:
- *   z^l = W^l a^{l-1} + b^l,   a^l = sigma_l(z^l). */
-bp_status bp_forward_pass(bp_network *net, int B)
+ *   z^l = W^l a^{l-1} + b^l,   a^l = sigma_l(z^l)
+ * with the softmax of cross-entropy unless the step's fused output
+ * operation computes it. */
+static bp_status forward_layers(bp_network *net, int B, int softmax)
 {
     const bp_backend_ops *ops = net->ops;
     bp_dtype dt = net->desc.dtype;
@@ -54,53 +61,76 @@ bp_status bp_forward_pass(bp_network *net, int B)
                              net->z[l], net->a[l], n_out, B));
     }
     int L = net->desc.n_layers;
-    if (net->desc.loss == BP_LOSS_CROSS_ENTROPY) /* a^L = softmax(z^L) */
+    if (softmax && net->desc.loss == BP_LOSS_CROSS_ENTROPY) /* a^L = softmax(z^L) */
         BP_TRY(ops->softmax(net->ctx, dt, net->z[L], net->a[L], net->sizes[L], B));
     net->last_forward_batch = B;
     return BP_OK;
 }
 
+bp_status bp_forward_pass(bp_network *net, int B) { return forward_layers(net, B, 1); }
+
 /* Output delta and loss, after a forward pass of the same batch with its
  * targets loaded:
  *   delta^L = dL/da^L (.) sigma_L'(z^L)   (a^L - y for the fused losses)
- * The mean batch loss is left in the device double net->loss. */
-bp_status bp_output_pass(bp_network *net, int B)
+ * The mean batch loss is left in the device double net->loss. A training
+ * step (scalars not NULL) also adds the batch to the device's metric sums,
+ * sets the guard's skip flag for a non-finite loss and moves the epoch's
+ * cursor (when not NULL) on. */
+static bp_status output_and_metrics(bp_network *net, int B, bp_step_scalars *scalars,
+                                    int64_t *cursor)
 {
     int L = net->desc.n_layers;
     int ce = net->desc.loss == BP_LOSS_CROSS_ENTROPY;
-    BP_TRY(net->ops->output_delta(net->ctx, net->desc.dtype, (int)net->desc.loss,
+    const int32_t *labels = ce ? (const int32_t *)net->targets : NULL;
+    BP_TRY(net->ops->output_delta(net->ctx, net->desc.dtype, net->desc.loss,
                                   forward_activation(net, L), net->desc.leaky_slope, net->z[L],
-                                  net->a[L], ce ? NULL : net->targets,
-                                  ce ? (const int32_t *)net->targets : NULL, net->d[L],
+                                  net->a[L], ce ? NULL : net->targets, labels, net->d[L],
                                   net->sample_loss, net->sizes[L], B));
-    return net->ops->loss_mean(net->ctx, net->desc.dtype, net->sample_loss, B, net->loss);
+    return net->ops->step_metrics(net->ctx, net->desc.dtype, net->sample_loss, net->a[L], labels,
+                                  net->sizes[L], B, net->loss, scalars, cursor);
 }
+
+bp_status bp_output_pass(bp_network *net, int B) { return output_and_metrics(net, B, NULL, NULL); }
 
 /* Backward pass, after the output pass:
  *   dL/dW^l = delta^l (a^{l-1})^T,  dL/db^l = sum over the batch of delta^l
- *   delta^{l-1} = ((W^l)^T delta^l) (.) sigma_{l-1}'(z^{l-1}) */
-bp_status bp_backward_pass(bp_network *net, int B)
+ *   delta^{l-1} = ((W^l)^T delta^l) (.) sigma_{l-1}'(z^{l-1})
+ * output_bias_done: the fused output operation already summed dL/db^L. A
+ * backend's fused delta_bias_grad computes delta^{l-1} and dL/db^{l-1}
+ * together. */
+static bp_status backward_layers(bp_network *net, int B, int output_bias_done)
 {
     const bp_backend_ops *ops = net->ops;
     bp_dtype dt = net->desc.dtype;
     double slope = net->desc.leaky_slope;
     int L = net->desc.n_layers;
 
+    int bias_done = output_bias_done; /* dL/db^l of the layer l below is computed */
     for (int l = L; l >= 1; l--) {
         int n_in = net->sizes[l - 1], n_out = net->sizes[l];
         /* dW = A D^T: gemm(N, T, m=n_in, n=n_out, k=B, A, ld n_in, D, ld n_out, dW, ld n_in) */
         BP_TRY(ops->gemm(net->ctx, dt, N, T, n_in, n_out, B, 1.0, net->a[l - 1], n_in, net->d[l],
                          n_out, 0.0, dweight(net, l), n_in));
-        BP_TRY(ops->bias_grad(net->ctx, dt, net->d[l], dbias(net, l), n_out, B));
+        if (!bias_done)
+            BP_TRY(ops->bias_grad(net->ctx, dt, net->d[l], dbias(net, l), n_out, B));
+        bias_done = 0;
         BP_TRY(bp_dist_layer_ready(net, l, B)); /* data-parallel: start layer l's all-reduce */
         if (l > 1) {
             /* D_prev = W^T D: gemm(N, N, m=n_in, n=B, k=n_out, W, ld n_in, D, ld n_out, out, ld n_in) */
             BP_TRY(ops->gemm(net->ctx, dt, N, N, n_in, B, n_out, 1.0, weight(net, l), n_in,
                              net->d[l], n_out, 0.0, net->d[l - 1], n_in));
             /* delta^{l-1} (.)= sigma'(z^{l-1}) */
-            BP_TRY(ops->hadamard_delta(net->ctx, dt, forward_activation(net, l - 1), slope,
-                                       net->z[l - 1], net->a[l - 1], net->d[l - 1],
-                                       (size_t)B * (size_t)n_in));
+            bp_activation act = forward_activation(net, l - 1);
+            if (ops->delta_bias_grad != NULL) {
+                BP_TRY(ops->delta_bias_grad(net->ctx, dt, act, slope, net->z[l - 1],
+                                            net->a[l - 1], net->d[l - 1], dbias(net, l - 1),
+                                            n_in, B));
+                bias_done = 1;
+            } else {
+                BP_TRY(ops->hadamard_delta(net->ctx, dt, act, slope, net->z[l - 1],
+                                           net->a[l - 1], net->d[l - 1],
+                                           (size_t)B * (size_t)n_in));
+            }
         }
     }
     BP_TRY(bp_dist_wait(net)); /* data-parallel: every all-reduce done before the update */
@@ -108,14 +138,15 @@ bp_status bp_backward_pass(bp_network *net, int B)
     return BP_OK;
 }
 
+bp_status bp_backward_pass(bp_network *net, int B) { return backward_layers(net, B, 0); }
+
 /* W <- W - eta dL/dW and b <- b - eta dL/db, with torch.optim.SGD's
- * momentum and weight decay, over all parameters in one call. */
+ * momentum and weight decay, over all parameters in one call; eta is the
+ * device's scalars->lr. Nothing changes when the guard has set skip. */
 static bp_status sgd_update(bp_network *net, const bp_sgd *opt)
 {
-    BP_TRY(net->ops->sgd(net->ctx, net->desc.dtype, net->params, net->grads, net->momentum,
-                         net->desc.n_params, opt, net->optimizer_first));
-    net->optimizer_first = 0;
-    return BP_OK;
+    return net->ops->sgd(net->ctx, net->desc.dtype, net->params, net->grads, net->momentum,
+                         net->desc.n_params, opt, net->optimizer_first, net->scalars);
 }
 
 /* Checks the SGD settings; NULL means bp_sgd_init's, kept in *defaults. */
@@ -146,33 +177,98 @@ static bp_status check_sgd(const char *fn, const bp_sgd **optp, bp_sgd *defaults
     return BP_OK;
 }
 
-/* Reads the mean batch loss (the step's one wait for the device). */
-static bp_status read_loss(bp_network *net, double *loss)
+/* The learning rate is a device scalar, so that a replayed graph and a
+ * step the host does not wait for use the current one: written (an ordered
+ * copy, no wait) only when it changes. */
+static bp_status set_lr(bp_network *net, double lr)
 {
-    return net->ops->download(net->ctx, loss, net->loss, sizeof(double));
+    if (lr == net->lr_on_device)
+        return BP_OK;
+    BP_TRY(net->ops->upload(net->ctx, (char *)net->scalars + offsetof(bp_step_scalars, lr), &lr,
+                            sizeof lr));
+    net->lr_on_device = lr;
+    return BP_OK;
+}
+
+/* The operations of one step on the device, in order, with nothing read
+ * back: (the epoch's rows,) forward, output delta and metrics, backward,
+ * then with an optimizer the guard on the gradients and the update. The
+ * same sequence runs eagerly or is recorded as a graph. */
+static bp_status issue_step(bp_network *net, int B, const bp_sgd *opt, int from_epoch)
+{
+    if (from_epoch) {
+        size_t x_row = (size_t)net->sizes[0] * net->esize;
+        BP_TRY(net->ops->gather_epoch(net->ctx, net->a[0], net->epoch_x->ptr, x_row,
+                                      net->epoch_y ? net->targets : NULL,
+                                      net->epoch_y ? net->epoch_y->ptr : NULL,
+                                      bp_network_target_row_bytes(net), net->order, net->cursor,
+                                      B));
+    }
+    bp_step_scalars *scalars = opt ? net->scalars : NULL;
+    int64_t *cursor = from_epoch ? net->cursor : NULL;
+    int L = net->desc.n_layers;
+    /* One block does the fused output layer: for small output layers. */
+    int fused = net->ops->output_step != NULL &&
+                (size_t)B * (size_t)net->sizes[L] <= FUSED_OUTPUT_MAX;
+    BP_TRY(forward_layers(net, B, !fused));
+    if (fused) {
+        int ce = net->desc.loss == BP_LOSS_CROSS_ENTROPY;
+        BP_TRY(net->ops->output_step(net->ctx, net->desc.dtype, net->desc.loss,
+                                     forward_activation(net, L), net->desc.leaky_slope, net->z[L],
+                                     net->a[L], ce ? NULL : net->targets,
+                                     ce ? (const int32_t *)net->targets : NULL, net->d[L],
+                                     net->sample_loss, dbias(net, L), net->sizes[L], B, net->loss,
+                                     scalars, cursor));
+    } else {
+        BP_TRY(output_and_metrics(net, B, scalars, cursor));
+    }
+    BP_TRY(backward_layers(net, B, fused));
+    if (opt != NULL) {
+        BP_TRY(net->ops->check_finite(net->ctx, net->desc.dtype, net->grads, net->desc.n_params,
+                                      net->scalars));
+        BP_TRY(sgd_update(net, opt));
+    }
+    return BP_OK;
+}
+
+/* After a step: with loss wanted, waits for the batch's mean loss; for a
+ * training step a batch the guard skipped is then BP_ERR_NUMERIC (reported
+ * here, so not again by bp_network_read_metrics). */
+static bp_status finish_step(const char *fn, bp_network *net, const bp_sgd *opt, double *loss)
+{
+    if (loss == NULL)
+        return BP_OK;
+    BP_TRY(net->ops->download(net->ctx, loss, net->loss, sizeof(double)));
+    if (opt == NULL)
+        return BP_OK;
+    int64_t skip = 0;
+    char *base = (char *)net->scalars;
+    BP_TRY(net->ops->download(net->ctx, &skip, base + offsetof(bp_step_scalars, skip),
+                              sizeof skip));
+    if (!skip)
+        return BP_OK;
+    BP_TRY(net->ops->zero(net->ctx, base + offsetof(bp_step_scalars, bad_step), sizeof(int64_t)));
+    if (!isfinite(*loss))
+        return bp_fail(BP_ERR_NUMERIC, "%s: the batch loss is %g; the parameters were not updated",
+                       fn, *loss);
+    return bp_fail(BP_ERR_NUMERIC,
+                   "%s: a gradient is not finite (the batch loss is %g); the parameters were not "
+                   "updated",
+                   fn, *loss);
 }
 
 /* ---- the public calls: load a batch, then forward / backward / update --- */
 
-/* A step on a batch already loaded into a^0 and the targets buffer. With
- * loss wanted, the loss is read before the update, and a NaN or infinite
- * loss stops the step before it can damage the parameters. */
+/* A step on a batch already loaded into a^0 and the targets buffer. */
 static bp_status step_loaded(const char *fn, bp_network *net, int B, const bp_sgd *opt,
                              double *loss)
 {
-    BP_TRY(bp_forward_pass(net, B));
-    BP_TRY(bp_output_pass(net, B));
-    BP_TRY(bp_backward_pass(net, B));
-    if (loss != NULL) {
-        BP_TRY(read_loss(net, loss));
-        if (opt != NULL && !isfinite(*loss))
-            return bp_fail(BP_ERR_NUMERIC,
-                           "%s: the batch loss is %g; the parameters were not updated", fn,
-                           *loss);
-    }
     if (opt != NULL)
-        BP_TRY(sgd_update(net, opt));
-    return BP_OK;
+        BP_TRY(set_lr(net, opt->lr));
+    BP_TRY(issue_step(net, B, opt, 0));
+    if (opt != NULL)
+        net->optimizer_first = 0;
+    return finish_step(fn, net, opt, loss);
 }
 
 bp_status bp_network_forward(bp_network *net, const void *x, int batch, void *out)
@@ -249,4 +345,107 @@ bp_status bp_network_train_step_buffer(bp_network *net, const bp_buffer *x,
     BP_TRY(check_sgd(fn, &opt, &defaults));
     BP_TRY(bp_batch_load_buffers(fn, net, x, targets, rows, batch));
     return step_loaded(fn, net, batch, opt, loss);
+}
+
+/* ---- epochs on the device ------------------------------------------------ */
+
+bp_status bp_network_set_epoch(bp_network *net, const bp_buffer *x, const bp_buffer *targets,
+                               const int32_t *order, size_t n_rows)
+{
+    const char *fn = "bp_network_set_epoch";
+    BP_CHECK_PTR(fn, net);
+    BP_CHECK_PTR(fn, x);
+    BP_CHECK_PTR(fn, targets);
+    BP_TRY(bp_batch_check_epoch(fn, net, x, targets, order, n_rows));
+    if (n_rows > net->order_capacity) {
+        /* Outside any step: the graphs read the old order, so they go too. */
+        bp_step_graphs_release(net);
+        if (net->order != NULL)
+            net->ops->release(net->ctx, net->order);
+        net->order = NULL;
+        net->order_capacity = 0;
+        BP_TRY(net->ops->alloc(net->ctx, n_rows * sizeof(int32_t), (void **)&net->order));
+        net->order_capacity = n_rows;
+    }
+    BP_TRY(bp_batch_upload_order(net, order, n_rows));
+    BP_TRY(net->ops->zero(net->ctx, net->cursor, sizeof(int64_t)));
+    net->epoch_x = x;
+    net->epoch_y = targets;
+    net->epoch_rows = n_rows;
+    net->epoch_next = 0;
+    return BP_OK;
+}
+
+/* The recorded step for this batch and these hyperparameters (the
+ * learning rate is not one of them: it is read on the device), or NULL. */
+static struct bp_step_graph *find_graph(bp_network *net, int batch, const bp_sgd *opt)
+{
+    for (int i = 0; i < 2; i++) {
+        struct bp_step_graph *g = &net->graphs[i];
+        if (g->exec != NULL && g->batch == batch && g->momentum == opt->momentum &&
+            g->dampening == opt->dampening && g->weight_decay == opt->weight_decay &&
+            g->nesterov == opt->nesterov && g->x == net->epoch_x->ptr &&
+            g->y == net->epoch_y->ptr && g->order == net->order)
+            return g;
+    }
+    return NULL;
+}
+
+/* Records the step once for this batch size (the full batch and an
+ * epoch's last, partial one use the two slots). */
+static bp_status record_graph(bp_network *net, int batch, const bp_sgd *opt,
+                              struct bp_step_graph **out)
+{
+    struct bp_step_graph *g = &net->graphs[net->next_graph];
+    net->next_graph ^= 1;
+    if (g->exec != NULL)
+        net->ops->graph_release(net->ctx, g->exec);
+    g->exec = NULL;
+    BP_TRY(net->ops->graph_begin(net->ctx));
+    bp_status st = issue_step(net, batch, opt, 1);
+    void *exec = NULL;
+    bp_status end = net->ops->graph_end(net->ctx, &exec);
+    BP_TRY(st);
+    BP_TRY(end);
+    g->exec = exec;
+    g->batch = batch;
+    g->momentum = opt->momentum;
+    g->dampening = opt->dampening;
+    g->weight_decay = opt->weight_decay;
+    g->nesterov = opt->nesterov;
+    g->x = net->epoch_x->ptr;
+    g->y = net->epoch_y->ptr;
+    g->order = net->order;
+    *out = g;
+    return BP_OK;
+}
+
+bp_status bp_network_train_epoch_step(bp_network *net, int batch, const bp_sgd *opt, double *loss)
+{
+    const char *fn = "bp_network_train_epoch_step";
+    BP_TRY(bp_network_check_batch(fn, net, batch));
+    bp_sgd defaults;
+    BP_TRY(check_sgd(fn, &opt, &defaults));
+    if (net->epoch_rows == 0)
+        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: no epoch is set (call bp_network_set_epoch)",
+                       fn);
+    if ((size_t)batch > net->epoch_rows - net->epoch_next)
+        return bp_fail(BP_ERR_INVALID_ARGUMENT,
+                       "%s: batch %d exceeds the %zu rows left in the epoch (of %zu; start the "
+                       "next one with bp_network_set_epoch)",
+                       fn, batch, net->epoch_rows - net->epoch_next, net->epoch_rows);
+    BP_TRY(set_lr(net, opt->lr));
+    /* The first update after creation or a reset runs eagerly: its
+     * first-step flag is not the one later steps replay. */
+    if (net->use_graphs && !net->optimizer_first) {
+        struct bp_step_graph *g = find_graph(net, batch, opt);
+        if (g == NULL)
+            BP_TRY(record_graph(net, batch, opt, &g));
+        BP_TRY(net->ops->graph_launch(net->ctx, g->exec));
+    } else {
+        BP_TRY(issue_step(net, batch, opt, 1));
+    }
+    net->optimizer_first = 0;
+    net->epoch_next += (size_t)batch;
+    return finish_step(fn, net, opt, loss);
 }

@@ -22,18 +22,22 @@ if(BP_HAVE_CUDA AND TARGET test_core)
 endif()
 
 # ---- 2. the kernels, emulated ------------------------------------------------
-# Each launch `k<<<grid, block, 0, stream>>>(args)` (clang-format may put
-# the <<< on the next line) is rewritten to
-# `bp_emu_launch(stream, k, grid, block, args)` (cuda_emulation/cuda_runtime.h).
+# Each launch `k<<<grid, block, shared_bytes, stream>>>(args)` (k a kernel
+# name, with or without template arguments; clang-format may put the <<<
+# on the next line) is rewritten to
+# `bp_emu_launch(stream, k, grid, block, shared_bytes, args)`
+# (cuda_emulation/cuda_runtime.h checks the configuration, then queues it).
 set(bp_kernels_cu ${PROJECT_SOURCE_DIR}/kernels/elementwise.cu)
 set(bp_kernels_emulated ${CMAKE_CURRENT_BINARY_DIR}/elementwise_emulated.cpp)
 file(READ ${bp_kernels_cu} bp_kernels_text)
-string(REGEX REPLACE "([A-Za-z_][A-Za-z_0-9]*<[A-Za-z_0-9 ]+>)[ \t\r\n]*<<<([^>]*), 0, stream>>>\\("
-       "bp_emu_launch(stream, \\1, \\2, " bp_kernels_text "${bp_kernels_text}")
+string(REGEX REPLACE
+       "([A-Za-z_][A-Za-z_0-9]*(<[A-Za-z_0-9 ,:]+>)?)[ \t\r\n]*<<<([^<>;]*), ([^,<>;]+), stream>>>\\("
+       "bp_emu_launch(stream, \\1, \\3, \\4, " bp_kernels_text "${bp_kernels_text}")
 string(FIND "${bp_kernels_text}" "<<<" bp_unconverted)
 if(NOT bp_unconverted EQUAL -1)
   message(FATAL_ERROR "tests/cuda.cmake: a kernel launch in ${bp_kernels_cu} is not of the form "
-                      "name<T><<<grid, block, 0, stream>>>(...), which the emulation rewrites")
+                      "name<T><<<grid, block, shared_bytes, stream>>>(...), which the emulation "
+                      "rewrites")
 endif()
 file(CONFIGURE OUTPUT ${bp_kernels_emulated} CONTENT "${bp_kernels_text}" @ONLY)
 set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${bp_kernels_cu})
@@ -92,4 +96,48 @@ if(BP_HAVE_CUDA AND TARGET test_core AND TARGET backprop_objects)
            COMMAND test_core_emulated_gpu
                    "--gtest_filter=Backends/*cuda*:CudaTraining.*:CudaStreams.*:CudaErrors.*:CudaDevices.*:Cases/CpuVsGpu.*_7_3_5:-*SeparatesTwoSpirals*")
   set_tests_properties(emulated_gpu.cuda_cases_device1_current PROPERTIES ENVIRONMENT BP_EMU_DEVICE=1)
+
+  # The emulated runtime's own strictness (capture rules, launch limits,
+  # sticky faults) and the step's counted runtime calls.
+  add_executable(test_emulated_runtime cuda_emulation/test_emulated_runtime.cpp)
+  target_include_directories(test_emulated_runtime PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}
+                             ${PROJECT_SOURCE_DIR}/src ${CUDAToolkit_INCLUDE_DIRS})
+  target_compile_options(test_emulated_runtime PRIVATE ${BP_CXX_WARNINGS})
+  target_link_libraries(test_emulated_runtime PRIVATE backprop_emulated_gpu GTest::gtest
+                                                      GTest::gtest_main)
+  gtest_discover_tests(test_emulated_runtime TEST_PREFIX emulated_runtime. DISCOVERY_TIMEOUT 60)
+
+  # bench/step_profile: the runtime calls of a training step, counted on
+  # the emulated GPU; the test holds the graph-mode and eager-mode targets.
+  add_executable(step_profile ${PROJECT_SOURCE_DIR}/bench/step_profile.c)
+  target_compile_options(step_profile PRIVATE ${BP_WARNINGS})
+  target_link_libraries(step_profile PRIVATE backprop_emulated_gpu)
+  add_test(NAME emulated_gpu.step_profile_targets COMMAND step_profile --check)
+
+  # The command itself on the emulated GPU: tensor-core math modes, CUDA
+  # graphs (the default) and eager steps, on the generated spirals.
+  if(TARGET backprop_cli)
+    get_target_property(bp_cli_sources backprop_cli SOURCES)
+    list(TRANSFORM bp_cli_sources PREPEND "${PROJECT_SOURCE_DIR}/src/cli/")
+    add_executable(backprop_emulated_cli ${bp_cli_sources})
+    get_target_property(bp_cli_includes backprop_cli INCLUDE_DIRECTORIES)
+    target_include_directories(backprop_emulated_cli PRIVATE ${PROJECT_SOURCE_DIR}/src/cli
+                                                             ${bp_cli_includes})
+    target_compile_definitions(backprop_emulated_cli PRIVATE _DEFAULT_SOURCE)
+    target_compile_options(backprop_emulated_cli PRIVATE ${BP_WARNINGS})
+    target_link_libraries(backprop_emulated_cli PRIVATE backprop_emulated_gpu m)
+    set(bp_emu_cli_env "BACKPROP_FASHION_MNIST_DIR=${CMAKE_CURRENT_BINARY_DIR}/no-such-dir")
+    add_test(NAME emulated_gpu.cli_train_tf32_graphs
+             COMMAND backprop_emulated_cli train --device cuda --math tf32 --epochs 2 --quiet)
+    add_test(NAME emulated_gpu.cli_train_bf16_no_graphs
+             COMMAND backprop_emulated_cli train --device cuda --math bf16 --no-graphs --epochs 1
+                     --quiet)
+    add_test(NAME emulated_gpu.cli_compare_bf16
+             COMMAND backprop_emulated_cli compare --dtype f32 --math bf16)
+    add_test(NAME emulated_gpu.cli_compare_tf32
+             COMMAND backprop_emulated_cli compare --dtype f32 --math tf32)
+    set_tests_properties(emulated_gpu.cli_train_tf32_graphs emulated_gpu.cli_train_bf16_no_graphs
+                         PROPERTIES ENVIRONMENT "${bp_emu_cli_env}"
+                                    PASS_REGULAR_EXPRESSION "test accuracy")
+  endif()
 endif()

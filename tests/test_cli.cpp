@@ -111,7 +111,7 @@ TEST_F(Cli, BadFlagsAndValuesAreNamed)
         {"train --data " + file("missing.csv"), "cannot open"},
         {"eval --data " + csv, "--model is required"},
         {"eval --model " + file("none.safetensors") + " --data " + csv, "cannot open"},
-        {"compare --against gpu", "--against: 'gpu'"},
+        {"compare --against tpu", "--against: unknown backend 'tpu'"},
         {"trace --lr 0", "--lr: 0 must be > 0"},
     };
     for (const Bad &b : bad) {

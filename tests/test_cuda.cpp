@@ -453,6 +453,60 @@ TEST(CudaStreams, BufferStepCapturesIntoAGraph)
 #endif
 }
 
+// A step with a host row list uploads the rows through staging memory,
+// which a graph cannot replay: under capture the library refuses it with
+// a message that says what to do, rather than capturing a broken graph (or
+// making a call real CUDA refuses during capture).
+TEST(CudaStreams, HostRowListIsRefusedUnderCapture)
+{
+    BPT_SKIP_IF_UNAVAILABLE(BP_BACKEND_CUDA);
+#ifndef BP_TEST_CUDA_GRAPHS
+    GTEST_SKIP() << "this test binary does not drive CUDA graphs itself";
+#else
+    StreamSetup t;
+    int device = 0;
+    ASSERT_EQ(cudaGetDevice(&device), cudaSuccess);
+    cudaStream_t stream = nullptr;
+    ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
+    {
+        bp_network_config cfg = t.s.config();
+        cfg.cuda_stream = stream;
+        cfg.device = device;
+        bp_network *raw = nullptr;
+        ASSERT_EQ(bp_network_create(&cfg, &raw), BP_OK) << bp_last_error();
+        bpt::Net mine(raw);
+        bp_buffer *x = nullptr, *y = nullptr;
+        ASSERT_EQ(bp_buffer_create(mine.get(), t.x_bytes(), &x), BP_OK);
+        ASSERT_EQ(bp_buffer_create(mine.get(), t.y_bytes(), &y), BP_OK);
+        ASSERT_EQ(bp_buffer_upload(x, 0, t.all.x.data(), t.x_bytes()), BP_OK);
+        ASSERT_EQ(bp_buffer_upload(y, 0, t.all.targets(), t.y_bytes()), BP_OK);
+        std::vector<int32_t> rows = {3, 1, 4, 1, 5};
+        ASSERT_EQ(bp_network_train_step_buffer(mine.get(), x, y, rows.data(), 5, &t.opt, nullptr),
+                  BP_OK)
+            << bp_last_error();
+        ASSERT_EQ(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+        bp_status st =
+            bp_network_train_step_buffer(mine.get(), x, y, rows.data(), 5, &t.opt, nullptr);
+        std::string msg = bp_last_error();
+        cudaGraph_t graph = nullptr;
+        (void)cudaStreamEndCapture(stream, &graph);
+        if (graph != nullptr) {
+            EXPECT_EQ(cudaGraphDestroy(graph), cudaSuccess);
+        }
+        EXPECT_EQ(st, BP_ERR_INVALID_ARGUMENT) << msg;
+        EXPECT_NE(msg.find("captured into a CUDA graph"), std::string::npos) << msg;
+        // The network still trains normally afterwards.
+        EXPECT_EQ(bp_network_train_step_buffer(mine.get(), x, y, rows.data(), 5, &t.opt, nullptr),
+                  BP_OK)
+            << bp_last_error();
+        ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+        bp_buffer_free(x);
+        bp_buffer_free(y);
+    }
+    EXPECT_EQ(cudaStreamDestroy(stream), cudaSuccess);
+#endif
+}
+
 // The library never changes which device the calling thread has current:
 // a host application working on device 1 keeps device 1 while it trains a
 // network on device 0.

@@ -6,6 +6,7 @@
 #include "args.h"
 #include "bp_math.h"
 #include "common.h"
+#include "gpu_flags.h"
 
 int cli_lib_error(const char *what, bp_status st)
 {
@@ -25,6 +26,8 @@ int cli_choose_device(const char *spec, device_choice *out)
                  strcmp(spec, "cpu") == 0 ? ""
                  : built                  ? " (no CUDA device found)"
                                           : " (the CUDA backend is not built)");
+        if (strcmp(spec, "auto") == 0 && built) /* gpu hook (h8gpu): say why, actionably */
+            cli_describe_no_gpu(out->description, sizeof out->description);
         return 0;
     }
     long ordinal = 0;

@@ -24,6 +24,7 @@
 #include "commands.h"
 #include "common.h"
 #include "dist.h"
+#include "gpu_flags.h"
 #include "plot.h"
 #include "progress.h"
 #include "synthetic.h"
@@ -78,6 +79,7 @@ typedef struct training_run {
     progress bar;           /* the current epoch's */
     double started;         /* cli_now() when the first epoch began */
     int epochs_begun;
+    long long steps_done;   /* training steps since the network was created */
     int stopped;            /* by Ctrl-C */
 
     /* report */
@@ -221,6 +223,9 @@ static int create_network(training_run *run, const architecture *a)
     cfg.device = run->device.ordinal;
     cfg.seed = (uint64_t)o->seed;
     cfg.max_batch = o->batch > 1024 ? (int)o->batch : 1024;
+    if (cli_parse_math_mode("--math", o->math, &cfg.math_mode) != 0)
+        return -1;
+    cfg.cuda_graphs = !o->no_graphs;
     cli_dist_configure(&run->dist, &cfg);
     bp_status st = bp_network_create(&cfg, &run->net);
     if (st != BP_OK)
@@ -317,15 +322,18 @@ static void epoch_optimizer(const training_run *run, int epoch, bp_sgd *opt)
     opt->weight_decay = o->weight_decay;
 }
 
-/* One step on the samples order[start, start + b). With loss non-NULL the
+/* One step on the samples order[start, start + b): alone, the next rows
+ * of the epoch's order on the device (no upload, no wait); data-parallel,
+ * this rank's part of the global batch (dist.c). With loss non-NULL the
  * batch loss is read (a wait for the device) and checked. Returns 0, or -1
  * with the message printed. */
 static int train_step(training_run *run, const bp_sgd *opt, int epoch, long step, size_t start,
                       int b, double *loss)
 {
-    /* this rank's part of the global batch (dist.c) */
-    bp_status st = cli_dist_train_step(&run->dist, run->net, run->train_x, run->train_targets,
-                                       run->order + start, b, opt, loss);
+    bp_status st = run->dist.active
+                       ? cli_dist_train_step(&run->dist, run->net, run->train_x,
+                                             run->train_targets, run->order + start, b, opt, loss)
+                       : bp_network_train_epoch_step(run->net, b, opt, loss);
     if (st != BP_OK || (loss != NULL && !isfinite(*loss)))
         progress_clear(&run->bar);
     if (st == BP_ERR_NUMERIC || (st == BP_OK && loss != NULL && !isfinite(*loss)))
@@ -349,7 +357,14 @@ static int run_epoch(training_run *run, int epoch, double *train_loss)
     bp_sgd opt;
     epoch_optimizer(run, epoch, &opt);
     double loss_sum = 0, loss = NAN;
-    long loss_count = 0;
+    long loss_count = 0, steps = 0;
+    /* The epoch's order goes to the device once; each step takes its rows
+     * there and sums its loss there. */
+    bp_status st;
+    if (!run->dist.active &&
+        (st = bp_network_set_epoch(run->net, run->train_x, run->train_targets, run->order, n)) !=
+            BP_OK)
+        return cli_lib_error("starting an epoch", st);
     progress_start(&run->bar, run->show_progress);
     for (long s = 0; s < run->steps_per_epoch; s++) {
         size_t start = (size_t)s * (size_t)o->batch;
@@ -357,6 +372,7 @@ static int run_epoch(training_run *run, int epoch, double *train_loss)
         int want = (s % run->read_loss_every == 0) || s == run->steps_per_epoch - 1;
         if (train_step(run, &opt, epoch, s, start, b, want ? &loss : NULL) != 0)
             return -1;
+        steps++;
         if (want) {
             loss_sum += loss;
             loss_count++;
@@ -372,6 +388,19 @@ static int run_epoch(training_run *run, int epoch, double *train_loss)
     }
     progress_clear(&run->bar);
     *train_loss = loss_count ? loss_sum / loss_count : NAN;
+    /* The epoch's mean loss over every step, summed on the device (a rank's
+     * sums are its own: data-parallel runs keep the global losses read). */
+    run->steps_done += steps;
+    bp_train_metrics metrics;
+    st = bp_network_read_metrics(run->net, &metrics);
+    if (st == BP_ERR_NUMERIC)
+        return cli_error("training diverged at epoch %d, step %lld: the loss or a gradient is not "
+                         "finite; nothing was saved (try a smaller --lr)",
+                         epoch + 1, metrics.bad_step - (run->steps_done - metrics.steps));
+    if (st != BP_OK)
+        return cli_lib_error("reading the epoch's loss", st);
+    if (!run->dist.active && metrics.samples > 0)
+        *train_loss = metrics.mean_loss;
     return 0;
 }
 

@@ -21,6 +21,7 @@ static void train_options_defaults(train_options *o)
     o->momentum = 0.9;
     o->schedule = "cosine";
     o->device = "auto";
+    o->math = "fp32";
 }
 
 static int check_values(const train_options *o)
@@ -140,6 +141,8 @@ int parse_train_options(int argc, char **argv, train_options *o, int *status)
         {"--label-column", FLAG_INT, &o->columns.label_column, "N", "CSV label column, 0-based (default last)"},
         {"--targets", FLAG_INT, &o->columns.n_targets, "K", "CSV regression: the last K columns are targets"},
         {"--quiet", FLAG_SWITCH, &o->quiet, NULL, "print only the final result"},
+        {"--math", FLAG_STRING, &o->math, "fp32|tf32|bf16", "GEMM math on the GPU for f32 (default fp32: exact)"},
+        {"--no-graphs", FLAG_SWITCH, &o->no_graphs, NULL, "issue each GPU kernel from the host (no CUDA graphs)"},
     };
     static const command cmd = {
         "train", "Trains a network by backpropagation and reports test accuracy.",

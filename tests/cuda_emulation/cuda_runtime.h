@@ -7,11 +7,13 @@
 // fibers with BP_EMU_FIBERS) sharing the block's __shared__ arrays
 // (function statics) and meeting at the barrier; other kernels run their
 // threads one after another. This checks the kernels' index arithmetic,
-// grid-stride loops, reductions and barriers against the CPU backend; it
-// says nothing about the GPU's speed, memory model or launch limits. The
-// source is rewritten at configure time (tests/cuda.cmake) so that
-// `k<<<grid, block, 0, stream>>>(args)` becomes
-// `bp_emu_launch(stream, k, grid, block, args)`.
+// grid-stride loops, reductions and barriers against the CPU backend, and
+// each launch's configuration against the GPU's limits (block size, grid
+// size, dynamic shared memory: cudaErrorInvalidConfiguration, as CUDA); it
+// says nothing about the GPU's speed or memory model. The source is
+// rewritten at configure time (tests/cuda.cmake) so that
+// `k<<<grid, block, shared_bytes, stream>>>(args)` becomes
+// `bp_emu_launch(stream, k, grid, block, shared_bytes, args)`.
 #pragma once
 
 #include <algorithm>
@@ -36,7 +38,7 @@
 #define __shared__ static
 
 typedef int cudaError_t;
-enum { cudaSuccess = 0 };
+enum { cudaSuccess = 0, cudaErrorInvalidConfiguration = 9 }; // CUDA's values
 typedef struct bp_emu_stream *cudaStream_t;
 
 struct dim3 {
@@ -226,10 +228,28 @@ void bp_emu_run(Kernel kernel, dim3 grid, dim3 block, Args... args)
 #endif
 }
 
-// A launch: k<<<grid, block, 0, stream>>>(args) after the rewrite.
-template <typename Kernel, typename... Args>
-void bp_emu_launch(cudaStream_t stream, Kernel kernel, dim3 grid, dim3 block, Args... args)
+// The launch limits of every GPU since compute capability 3.0: at most
+// 1024 threads a block (x, y <= 1024, z <= 64), grid x < 2^31, y and z
+// <= 65535, none zero; 48 KiB of dynamic shared memory without opting in
+// (the kernels here do not opt in).
+inline bool bp_emu_launch_config_ok(dim3 grid, dim3 block, size_t shared_bytes)
 {
+    unsigned long long threads = (unsigned long long)block.x * block.y * block.z;
+    return grid.x >= 1 && grid.y >= 1 && grid.z >= 1 && block.x >= 1 && block.y >= 1 &&
+           block.z >= 1 && threads <= 1024 && block.x <= 1024 && block.y <= 1024 &&
+           block.z <= 64 && grid.x <= 2147483647u && grid.y <= 65535 && grid.z <= 65535 &&
+           shared_bytes <= 48 * 1024;
+}
+
+// A launch: k<<<grid, block, shared_bytes, stream>>>(args) after the rewrite.
+template <typename Kernel, typename... Args>
+void bp_emu_launch(cudaStream_t stream, Kernel kernel, dim3 grid, dim3 block, size_t shared_bytes,
+                   Args... args)
+{
+    if (!bp_emu_launch_config_ok(grid, block, shared_bytes)) {
+        bp_emu_last_error = cudaErrorInvalidConfiguration;
+        return;
+    }
     if (bp_emu_enqueue == nullptr) {
         bp_emu_run(kernel, grid, block, args...);
         return;

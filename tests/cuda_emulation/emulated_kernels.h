@@ -10,8 +10,12 @@ namespace {
 const bool bp_emu_barrier_kernels_registered = [] {
     bp_emu_register_barrier_kernel(bias_grad_kernel<float>);
     bp_emu_register_barrier_kernel(bias_grad_kernel<double>);
-    bp_emu_register_barrier_kernel(loss_mean_kernel<float>);
-    bp_emu_register_barrier_kernel(loss_mean_kernel<double>);
+    bp_emu_register_barrier_kernel(step_metrics_kernel<float>);
+    bp_emu_register_barrier_kernel(step_metrics_kernel<double>);
+    bp_emu_register_barrier_kernel(output_step_kernel<float>);
+    bp_emu_register_barrier_kernel(output_step_kernel<double>);
+    bp_emu_register_barrier_kernel(delta_bias_grad_kernel<float>);
+    bp_emu_register_barrier_kernel(delta_bias_grad_kernel<double>);
     return true;
 }();
 

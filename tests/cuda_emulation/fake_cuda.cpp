@@ -30,6 +30,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -40,6 +41,8 @@
 #include <mutex>
 #include <set>
 #include <vector>
+
+#include "emu_hooks.h"
 
 namespace {
 
@@ -55,12 +58,14 @@ struct Stream {
     std::deque<std::function<void()>> pending;
     Graph *capture = nullptr; // recording into, while capturing
     bool capture_invalid = false;
+    cudaStreamCaptureMode capture_mode = cudaStreamCaptureModeGlobal;
 };
 
 struct Event {
     Stream *stream = nullptr; // last recorded on
     bool done = true;
-    bool captured = false; // recorded into a graph
+    Graph *captured = nullptr;          // the capture it was last recorded into, if any
+    Stream *captured_on = nullptr;      // the stream of that capture
 };
 
 struct Handle {
@@ -78,7 +83,13 @@ struct State {
     std::set<Event *> events;
     std::set<Handle *> handles;
     std::set<Graph *> graphs, execs;
-    Stream default_stream[kDevices] = {{0, {}, nullptr, false}, {1, {}, nullptr, false}};
+    Stream default_stream[kDevices] = {{0, {}, nullptr, false, cudaStreamCaptureModeGlobal},
+                                       {1, {}, nullptr, false, cudaStreamCaptureModeGlobal}};
+    // Captures in cudaStreamCaptureModeGlobal under way on any thread.
+    int global_captures = 0;
+    // The sticky error of a faulted kernel: every later call returns it.
+    cudaError_t sticky = cudaSuccess;
+    bp_emu_counters counters = {};
 
     ~State()
     {
@@ -116,20 +127,61 @@ cudaError_t fail(cudaError_t e)
     return e;
 }
 
-// A call that capture forbids: it fails and spoils the capture.
-cudaError_t forbidden_in_capture()
+// The entry of every runtime call: the lock, the count, and the sticky
+// error of an earlier kernel fault (which the context can never lose).
+// Destroying and freeing still work then, so that tests can clean up.
+#define LOCKED_CALL() std::lock_guard<std::recursive_mutex> lock(state().mu)
+#define API_CALL_ALWAYS()                                                                          \
+    LOCKED_CALL();                                                                                 \
+    state().counters.runtime_calls++
+#define API_CALL()                                                                                 \
+    API_CALL_ALWAYS();                                                                             \
+    if (state().sticky != cudaSuccess)                                                             \
+    return fail(state().sticky)
+#define BLAS_CALL()                                                                                \
+    LOCKED_CALL();                                                                                 \
+    if (state().sticky != cudaSuccess)                                                             \
+    return CUBLAS_STATUS_EXECUTION_FAILED
+
+// Whether this thread may not make a "potentially unsafe" call (allocate,
+// free, synchronise, a synchronous copy, the legacy stream): it captures
+// in global or thread-local mode, or another thread captures in global
+// mode (cudaThreadExchangeStreamCaptureMode's rules).
+bool unsafe_forbidden()
 {
-    capturing->capture_invalid = true;
-    return fail(cudaErrorStreamCaptureUnsupported);
+    if (capturing && capturing->capture_mode != cudaStreamCaptureModeRelaxed)
+        return true;
+    return state().global_captures > (capturing && capturing->capture_mode ==
+                                                       cudaStreamCaptureModeGlobal
+                                           ? 1
+                                           : 0);
+}
+
+// A call that capture forbids: it fails and spoils this thread's capture.
+cudaError_t forbidden_in_capture(cudaError_t why = cudaErrorStreamCaptureUnsupported)
+{
+    if (capturing)
+        capturing->capture_invalid = true;
+    return fail(why);
+}
+
+// A kernel or other device work that fails when it runs: the fault is
+// sticky, and work queued after it never runs.
+void device_fault(cudaError_t e)
+{
+    if (state().sticky == cudaSuccess)
+        state().sticky = e;
 }
 
 // Work for a stream: queued, or recorded into the graph it captures.
 void submit(Stream *st, std::function<void()> op)
 {
-    if (st->capture)
+    if (st->capture) {
+        state().counters.captured_work++;
         st->capture->ops.push_back(std::move(op));
-    else
+    } else {
         st->pending.push_back(std::move(op));
+    }
 }
 
 // The allocation of any device holding [p, p + bytes), or -1.
@@ -164,9 +216,19 @@ void run_until(Stream *st, const Event *e)
     while (!st->pending.empty() && !(e && e->done)) {
         std::function<void()> op = std::move(st->pending.front());
         st->pending.pop_front();
-        op();
+        if (state().sticky != cudaSuccess)
+            continue; // a faulted context runs nothing more
+        try {
+            op();
+        } catch (...) {
+            device_fault(cudaErrorLaunchFailure); // an emulated kernel's own check failed
+        }
     }
 }
+
+// The end of a call that waited for the device: the sticky error of a
+// fault that happened meanwhile, or cudaSuccess.
+cudaError_t after_wait() { return state().sticky != cudaSuccess ? fail(state().sticky) : cudaSuccess; }
 
 void run_all()
 {
@@ -182,10 +244,17 @@ void run_all()
 Stream *stream_of(cudaStream_t h)
 {
     State &s = state();
-    if (h == nullptr)
+    if (h == nullptr || h == cudaStreamLegacy || h == cudaStreamPerThread)
         return &s.default_stream[current_device];
     Stream *st = reinterpret_cast<Stream *>(h);
     return s.streams.count(st) ? st : nullptr;
+}
+
+// Work given to the legacy default stream while capture forbids it (it
+// would wait for the capturing stream): cudaErrorStreamCaptureImplicit.
+bool legacy_in_capture(cudaStream_t h)
+{
+    return (h == nullptr || h == cudaStreamLegacy) && unsafe_forbidden();
 }
 
 float round_mantissa(float x, int bits)
@@ -223,7 +292,13 @@ cublasStatus_t check_gemm(Handle *h, cublasOperation_t ta, cublasOperation_t tb,
         return CUBLAS_STATUS_INVALID_VALUE;
     if (device_of(c, ((size_t)ldc * (n - 1) + m) * es) != current_device)
         return CUBLAS_STATUS_INVALID_VALUE;
+    if (h->stream == nullptr && unsafe_forbidden()) { // the legacy stream during a capture
+        forbidden_in_capture(cudaErrorStreamCaptureImplicit);
+        return CUBLAS_STATUS_EXECUTION_FAILED;
+    }
     *out = h->stream ? h->stream : &s.default_stream[h->device];
+    if (!(*out)->capture)
+        s.counters.blas_calls++;
     return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -235,11 +310,15 @@ extern "C" {
 
 int bp_emu_enqueue(void *stream, void (*run)(void *), void (*release)(void *), void *arg)
 {
-    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    API_CALL();
+    if (legacy_in_capture(static_cast<cudaStream_t>(stream)))
+        return forbidden_in_capture(cudaErrorStreamCaptureImplicit);
     Stream *st = stream_of(static_cast<cudaStream_t>(stream));
     if (st == nullptr || st->device != current_device)
         return fail(cudaErrorInvalidResourceHandle);
     std::shared_ptr<void> job(arg, release);
+    if (!st->capture)
+        state().counters.kernel_launches++;
     submit(st, [run, job] { run(job.get()); });
     return cudaSuccess;
 }
@@ -248,18 +327,21 @@ int bp_emu_enqueue(void *stream, void (*run)(void *), void (*release)(void *), v
 
 cudaError_t cudaGetDeviceCount(int *count)
 {
+    API_CALL();
     *count = kDevices;
     return cudaSuccess;
 }
 
 cudaError_t cudaGetDevice(int *device)
 {
+    API_CALL();
     *device = current_device;
     return cudaSuccess;
 }
 
 cudaError_t cudaSetDevice(int device)
 {
+    API_CALL();
     if (device < 0 || device >= kDevices)
         return fail(cudaErrorInvalidDevice);
     current_device = device;
@@ -268,6 +350,7 @@ cudaError_t cudaSetDevice(int device)
 
 cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *prop, int device)
 {
+    API_CALL();
     if (device < 0 || device >= kDevices)
         return fail(cudaErrorInvalidDevice);
     std::memset(prop, 0, sizeof *prop);
@@ -281,7 +364,7 @@ cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *prop, int device)
 
 cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total)
 {
-    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    API_CALL();
     *total = kDeviceMemory;
     *free_bytes = kDeviceMemory - state().device_used[current_device];
     return cudaSuccess;
@@ -289,6 +372,7 @@ cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total)
 
 cudaError_t cudaGetLastError(void)
 {
+    API_CALL(); // a sticky error is returned, and stays
     cudaError_t e = last_error;
     last_error = cudaSuccess;
     return e;
@@ -306,6 +390,12 @@ const char *cudaGetErrorName(cudaError_t e)
     case cudaErrorNotReady: return "cudaErrorNotReady";
     case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
     case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
+    case cudaErrorStreamCaptureImplicit: return "cudaErrorStreamCaptureImplicit";
+    case cudaErrorStreamCaptureIsolation: return "cudaErrorStreamCaptureIsolation";
+    case cudaErrorCapturedEvent: return "cudaErrorCapturedEvent";
+    case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
+    case cudaErrorIllegalAddress: return "cudaErrorIllegalAddress";
+    case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
     default: return "cudaErrorUnknown";
     }
 }
@@ -322,6 +412,12 @@ const char *cudaGetErrorString(cudaError_t e)
     case cudaErrorNotReady: return "device not ready";
     case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
     case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
+    case cudaErrorStreamCaptureImplicit: return "operation would make the legacy stream depend on a capturing blocking stream";
+    case cudaErrorStreamCaptureIsolation: return "dependency created on uncaptured work in another stream";
+    case cudaErrorCapturedEvent: return "operation not permitted on an event last recorded in a capturing stream";
+    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    case cudaErrorIllegalAddress: return "an illegal memory access was encountered";
+    case cudaErrorLaunchFailure: return "unspecified launch failure";
     default: return "unknown error";
     }
 }
@@ -330,10 +426,11 @@ const char *cudaGetErrorString(cudaError_t e)
 
 cudaError_t cudaMalloc(void **ptr, size_t bytes)
 {
-    std::lock_guard<std::recursive_mutex> lock(state().mu);
-    if (capturing)
+    API_CALL();
+    if (unsafe_forbidden())
         return forbidden_in_capture();
     State &s = state();
+    s.counters.allocations++;
     size_t rounded = (std::max(bytes, (size_t)1) + 255) & ~(size_t)255;
     if (bytes > kDeviceMemory - s.device_used[current_device])
         return fail(cudaErrorMemoryAllocation);
@@ -349,10 +446,11 @@ cudaError_t cudaMalloc(void **ptr, size_t bytes)
 
 cudaError_t cudaFree(void *ptr)
 {
-    std::lock_guard<std::recursive_mutex> lock(state().mu);
-    if (capturing)
+    API_CALL_ALWAYS();
+    if (unsafe_forbidden())
         return forbidden_in_capture();
     State &s = state();
+    s.counters.host_syncs++;
     run_all(); // cudaFree waits for the device
     if (ptr == nullptr)
         return cudaSuccess;
@@ -371,9 +469,10 @@ cudaError_t cudaFree(void *ptr)
 cudaError_t cudaHostAlloc(void **ptr, size_t bytes, unsigned int flags)
 {
     (void)flags;
-    std::lock_guard<std::recursive_mutex> lock(state().mu);
-    if (capturing)
+    API_CALL();
+    if (unsafe_forbidden())
         return forbidden_in_capture();
+    state().counters.allocations++;
     char *p = static_cast<char *>(std::malloc(std::max(bytes, (size_t)1)));
     if (p == nullptr)
         return fail(cudaErrorMemoryAllocation);
@@ -384,9 +483,10 @@ cudaError_t cudaHostAlloc(void **ptr, size_t bytes, unsigned int flags)
 
 cudaError_t cudaFreeHost(void *ptr)
 {
-    std::lock_guard<std::recursive_mutex> lock(state().mu);
-    if (capturing)
+    API_CALL_ALWAYS();
+    if (unsafe_forbidden())
         return forbidden_in_capture();
+    state().counters.host_syncs++;
     run_all();
     if (state().pinned.erase(static_cast<char *>(ptr)) == 0)
         return fail(cudaErrorInvalidValue);
@@ -397,7 +497,9 @@ cudaError_t cudaFreeHost(void *ptr)
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, enum cudaMemcpyKind kind,
                             cudaStream_t stream)
 {
-    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    API_CALL();
+    if (legacy_in_capture(stream))
+        return forbidden_in_capture(cudaErrorStreamCaptureImplicit);
     Stream *st = stream_of(stream);
     if (st == nullptr)
         return fail(cudaErrorInvalidResourceHandle);
@@ -411,8 +513,14 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, enum cudaM
         return fail(cudaErrorInvalidValue);
     bool pageable = (kind == cudaMemcpyHostToDevice && !is_pinned(src)) ||
                     (kind == cudaMemcpyDeviceToHost && !is_pinned(dst));
-    if (pageable && st->capture)
+    if (pageable && (st->capture || unsafe_forbidden()))
         return forbidden_in_capture(); // a graph cannot hold a pageable copy
+    if (!st->capture) {
+        State &s = state();
+        s.counters.h2d_copies += kind == cudaMemcpyHostToDevice;
+        s.counters.d2h_copies += kind == cudaMemcpyDeviceToHost;
+        s.counters.host_syncs += pageable; // the host waits for (or may wait for) the copy
+    }
     if (kind == cudaMemcpyHostToDevice && pageable) {
         // Pageable source: its bytes are taken now; the write is queued.
         auto copy = std::make_shared<std::vector<char>>(static_cast<const char *>(src),
@@ -423,6 +531,8 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, enum cudaM
     if (kind == cudaMemcpyDeviceToHost && pageable) {
         // Pageable destination: returns once the copy is done.
         run_until(st, nullptr);
+        if (state().sticky != cudaSuccess)
+            return after_wait();
         std::memcpy(dst, src, bytes);
         return cudaSuccess;
     }
@@ -430,9 +540,35 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, enum cudaM
     return cudaSuccess;
 }
 
+// The synchronous copy: on the legacy stream, waits for the device.
+cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, enum cudaMemcpyKind kind)
+{
+    API_CALL();
+    if (unsafe_forbidden())
+        return forbidden_in_capture();
+    cudaError_t e = cudaMemcpyAsync(dst, src, bytes, kind, nullptr);
+    if (e != cudaSuccess)
+        return e;
+    state().counters.host_syncs++;
+    run_all();
+    return after_wait();
+}
+
+cudaError_t cudaDeviceSynchronize(void)
+{
+    API_CALL();
+    if (unsafe_forbidden())
+        return forbidden_in_capture();
+    state().counters.host_syncs++;
+    run_all();
+    return after_wait();
+}
+
 cudaError_t cudaMemsetAsync(void *dst, int value, size_t bytes, cudaStream_t stream)
 {
-    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    API_CALL();
+    if (legacy_in_capture(stream))
+        return forbidden_in_capture(cudaErrorStreamCaptureImplicit);
     Stream *st = stream_of(stream);
     if (st == nullptr)
         return fail(cudaErrorInvalidResourceHandle);
@@ -449,7 +585,7 @@ cudaError_t cudaMemsetAsync(void *dst, int value, size_t bytes, cudaStream_t str
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *stream, unsigned int flags)
 {
     (void)flags;
-    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    API_CALL();
     Stream *st = new Stream{current_device, {}};
     state().streams.insert(st);
     *stream = reinterpret_cast<cudaStream_t>(st);
@@ -458,7 +594,7 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t *stream, unsigned int flags)
 
 cudaError_t cudaStreamDestroy(cudaStream_t stream)
 {
-    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    API_CALL_ALWAYS();
     Stream *st = stream_of(stream);
     if (st == nullptr || stream == nullptr)
         return fail(cudaErrorInvalidResourceHandle);
@@ -472,30 +608,45 @@ cudaError_t cudaStreamDestroy(cudaStream_t stream)
 
 cudaError_t cudaStreamSynchronize(cudaStream_t stream)
 {
-    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    API_CALL();
     Stream *st = stream_of(stream);
     if (st == nullptr)
         return fail(cudaErrorInvalidResourceHandle);
-    if (st->capture)
+    if (st->capture || unsafe_forbidden())
         return forbidden_in_capture();
+    state().counters.host_syncs++;
     run_until(st, nullptr);
-    return cudaSuccess;
+    return after_wait();
 }
 
 cudaError_t cudaStreamQuery(cudaStream_t stream)
 {
-    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    API_CALL();
     Stream *st = stream_of(stream);
     if (st == nullptr)
         return fail(cudaErrorInvalidResourceHandle);
-    if (st->capture)
+    if (st->capture || unsafe_forbidden())
         return forbidden_in_capture();
     return st->pending.empty() ? cudaSuccess : cudaErrorNotReady;
 }
 
+cudaError_t cudaStreamIsCapturing(cudaStream_t stream, enum cudaStreamCaptureStatus *status)
+{
+    API_CALL();
+    if (legacy_in_capture(stream))
+        return forbidden_in_capture(cudaErrorStreamCaptureImplicit);
+    Stream *st = stream_of(stream);
+    if (st == nullptr)
+        return fail(cudaErrorInvalidResourceHandle);
+    *status = st->capture == nullptr ? cudaStreamCaptureStatusNone
+              : st->capture_invalid  ? cudaStreamCaptureStatusInvalidated
+                                     : cudaStreamCaptureStatusActive;
+    return cudaSuccess;
+}
+
 cudaError_t cudaStreamGetDevice(cudaStream_t stream, int *device)
 {
-    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    API_CALL();
     Stream *st = stream_of(stream);
     if (st == nullptr)
         return fail(cudaErrorInvalidResourceHandle);
@@ -505,7 +656,7 @@ cudaError_t cudaStreamGetDevice(cudaStream_t stream, int *device)
 
 cudaError_t cudaPointerGetAttributes(struct cudaPointerAttributes *attr, const void *ptr)
 {
-    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    API_CALL();
     std::memset(attr, 0, sizeof *attr);
     int d = device_of(ptr, 1);
     attr->type = d >= 0 ? cudaMemoryTypeDevice : is_pinned(ptr) ? cudaMemoryTypeHost
@@ -518,7 +669,7 @@ cudaError_t cudaPointerGetAttributes(struct cudaPointerAttributes *attr, const v
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t *event, unsigned int flags)
 {
     (void)flags;
-    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    API_CALL();
     Event *e = new Event;
     state().events.insert(e);
     *event = reinterpret_cast<cudaEvent_t>(e);
@@ -527,7 +678,7 @@ cudaError_t cudaEventCreateWithFlags(cudaEvent_t *event, unsigned int flags)
 
 cudaError_t cudaEventDestroy(cudaEvent_t event)
 {
-    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    API_CALL_ALWAYS();
     Event *e = reinterpret_cast<Event *>(event);
     if (state().events.erase(e) == 0)
         return fail(cudaErrorInvalidResourceHandle);
@@ -539,13 +690,16 @@ cudaError_t cudaEventDestroy(cudaEvent_t event)
 
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream)
 {
-    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    API_CALL();
+    if (legacy_in_capture(stream))
+        return forbidden_in_capture(cudaErrorStreamCaptureImplicit);
     Event *e = reinterpret_cast<Event *>(event);
     Stream *st = stream_of(stream);
     if (!state().events.count(e) || st == nullptr)
         return fail(cudaErrorInvalidResourceHandle);
     if (st->capture) { // a node of the graph; waiting for it is then an error
-        e->captured = true;
+        e->captured = st->capture;
+        e->captured_on = st;
         submit(st, [e] { e->done = true; });
         return cudaSuccess;
     }
@@ -553,21 +707,88 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream)
         run_until(e->stream, e); // an earlier recording still pending: let it land first
     e->stream = st;
     e->done = false;
-    e->captured = false;
+    e->captured = nullptr;
+    e->captured_on = nullptr;
     st->pending.push_back([e] { e->done = true; });
     return cudaSuccess;
 }
 
+namespace {
+
+// Whether e was last recorded into a capture that is still under way.
+bool in_active_capture(const Event *e)
+{
+    return e->captured && state().streams.count(e->captured_on) &&
+           e->captured_on->capture == e->captured;
+}
+
+// What event query and synchronise may not do: look at an event of a
+// capture under way (cudaErrorCapturedEvent, whatever the mode), or run
+// at all while this thread may make no unsafe call.
+cudaError_t check_event_wait(const Event *e)
+{
+    if (in_active_capture(e))
+        return forbidden_in_capture(cudaErrorCapturedEvent);
+    if (unsafe_forbidden())
+        return forbidden_in_capture();
+    return cudaSuccess;
+}
+
+} // namespace
+
 cudaError_t cudaEventSynchronize(cudaEvent_t event)
 {
-    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    API_CALL();
     Event *e = reinterpret_cast<Event *>(event);
     if (!state().events.count(e))
         return fail(cudaErrorInvalidResourceHandle);
-    if (e->captured && capturing)
-        return forbidden_in_capture();
-    if (e->stream && !e->done)
+    cudaError_t refused = check_event_wait(e);
+    if (refused != cudaSuccess)
+        return refused;
+    state().counters.host_syncs++;
+    if (e->stream && !e->done && !e->captured)
         run_until(e->stream, e);
+    return after_wait();
+}
+
+cudaError_t cudaEventQuery(cudaEvent_t event)
+{
+    API_CALL();
+    Event *e = reinterpret_cast<Event *>(event);
+    if (!state().events.count(e))
+        return fail(cudaErrorInvalidResourceHandle);
+    cudaError_t refused = check_event_wait(e);
+    if (refused != cudaSuccess)
+        return refused;
+    // The emulation runs streams lazily: a query runs the work up to the
+    // event, as a real GPU would have made progress while the host polled.
+    if (e->stream && !e->done && !e->captured)
+        run_until(e->stream, e);
+    return e->captured || e->done || e->stream == nullptr ? cudaSuccess : cudaErrorNotReady;
+}
+
+// A stream waits for an event: inside a capture only for an event of the
+// same capture (work outside it cannot be a dependency of the graph:
+// cudaErrorStreamCaptureIsolation); outside, the event's work runs first.
+cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned int flags)
+{
+    (void)flags;
+    API_CALL();
+    if (legacy_in_capture(stream))
+        return forbidden_in_capture(cudaErrorStreamCaptureImplicit);
+    Event *e = reinterpret_cast<Event *>(event);
+    Stream *st = stream_of(stream);
+    if (!state().events.count(e) || st == nullptr)
+        return fail(cudaErrorInvalidResourceHandle);
+    if (st->capture) {
+        if (e->captured != st->capture && !(e->stream == nullptr && !e->captured))
+            return forbidden_in_capture(cudaErrorStreamCaptureIsolation);
+        return cudaSuccess; // one stream per capture here: already in order
+    }
+    if (in_active_capture(e))
+        return forbidden_in_capture(cudaErrorStreamCaptureIsolation);
+    if (e->stream && !e->done && !e->captured && e->stream != st)
+        run_until(e->stream, e); // the emulation orders streams by running the earlier work
     return cudaSuccess;
 }
 
@@ -575,27 +796,33 @@ cudaError_t cudaEventSynchronize(cudaEvent_t event)
 
 cudaError_t cudaStreamBeginCapture(cudaStream_t stream, enum cudaStreamCaptureMode mode)
 {
-    (void)mode; // every mode forbids waiting for the capturing stream; this thread's
-                // allocations are forbidden as in the thread-local and global modes
-    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    API_CALL();
     Stream *st = stream_of(stream);
-    if (st == nullptr || stream == nullptr || st->capture || capturing)
+    if (st == nullptr || stream == nullptr || stream == cudaStreamLegacy || st->capture ||
+        capturing)
         return fail(cudaErrorInvalidValue);
+    if (unsafe_forbidden())
+        return forbidden_in_capture();
     st->capture = new Graph;
     st->capture_invalid = false;
+    st->capture_mode = mode;
     capturing = st;
+    state().global_captures += mode == cudaStreamCaptureModeGlobal;
     return cudaSuccess;
 }
 
 cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t *graph)
 {
-    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    API_CALL();
     Stream *st = stream_of(stream);
     if (st == nullptr || st->capture == nullptr)
         return fail(cudaErrorInvalidValue);
+    if (capturing != st && st->capture_mode != cudaStreamCaptureModeRelaxed)
+        return fail(cudaErrorStreamCaptureWrongThread);
     Graph *g = st->capture;
     st->capture = nullptr;
     capturing = nullptr;
+    state().global_captures -= st->capture_mode == cudaStreamCaptureModeGlobal;
     *graph = nullptr;
     if (st->capture_invalid) {
         delete g;
@@ -609,7 +836,7 @@ cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t *graph)
 cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsigned long long flags)
 {
     (void)flags;
-    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    API_CALL();
     Graph *g = reinterpret_cast<Graph *>(graph);
     if (!state().graphs.count(g))
         return fail(cudaErrorInvalidValue);
@@ -621,11 +848,16 @@ cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsig
 
 cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream)
 {
-    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    API_CALL();
+    if (legacy_in_capture(stream))
+        return forbidden_in_capture(cudaErrorStreamCaptureImplicit);
     Graph *x = reinterpret_cast<Graph *>(exec);
     Stream *st = stream_of(stream);
     if (!state().execs.count(x) || st == nullptr)
         return fail(cudaErrorInvalidValue);
+    if (st->capture)
+        return forbidden_in_capture(); // no graphs inside graphs here
+    state().counters.graph_launches++;
     for (const std::function<void()> &op : x->ops)
         submit(st, op);
     return cudaSuccess;
@@ -633,7 +865,7 @@ cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream)
 
 cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec)
 {
-    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    API_CALL_ALWAYS();
     Graph *x = reinterpret_cast<Graph *>(exec);
     if (state().execs.erase(x) == 0)
         return fail(cudaErrorInvalidValue);
@@ -643,7 +875,7 @@ cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec)
 
 cudaError_t cudaGraphDestroy(cudaGraph_t graph)
 {
-    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    API_CALL_ALWAYS();
     Graph *g = reinterpret_cast<Graph *>(graph);
     if (state().graphs.erase(g) == 0)
         return fail(cudaErrorInvalidValue);
@@ -655,7 +887,7 @@ cudaError_t cudaGraphDestroy(cudaGraph_t graph)
 
 cublasStatus_t cublasCreate(cublasHandle_t *handle)
 {
-    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    BLAS_CALL();
     Handle *h = new Handle{current_device};
     state().handles.insert(h);
     *handle = reinterpret_cast<cublasHandle_t>(h);
@@ -664,7 +896,7 @@ cublasStatus_t cublasCreate(cublasHandle_t *handle)
 
 cublasStatus_t cublasDestroy(cublasHandle_t handle)
 {
-    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    LOCKED_CALL();
     Handle *h = reinterpret_cast<Handle *>(handle);
     if (state().handles.erase(h) == 0)
         return CUBLAS_STATUS_NOT_INITIALIZED;
@@ -674,7 +906,7 @@ cublasStatus_t cublasDestroy(cublasHandle_t handle)
 
 cublasStatus_t cublasSetStream(cublasHandle_t handle, cudaStream_t stream)
 {
-    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    BLAS_CALL();
     Handle *h = reinterpret_cast<Handle *>(handle);
     if (!state().handles.count(h))
         return CUBLAS_STATUS_NOT_INITIALIZED;
@@ -684,7 +916,7 @@ cublasStatus_t cublasSetStream(cublasHandle_t handle, cudaStream_t stream)
 
 cublasStatus_t cublasSetWorkspace(cublasHandle_t handle, void *workspace, size_t bytes)
 {
-    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    BLAS_CALL();
     if (!state().handles.count(reinterpret_cast<Handle *>(handle)))
         return CUBLAS_STATUS_NOT_INITIALIZED;
     if (bytes > 0 && (device_of(workspace, bytes) < 0 || (uintptr_t)workspace % 256 != 0))
@@ -694,7 +926,7 @@ cublasStatus_t cublasSetWorkspace(cublasHandle_t handle, void *workspace, size_t
 
 cublasStatus_t cublasSetMathMode(cublasHandle_t handle, cublasMath_t mode)
 {
-    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    BLAS_CALL();
     Handle *h = reinterpret_cast<Handle *>(handle);
     if (!state().handles.count(h))
         return CUBLAS_STATUS_NOT_INITIALIZED;
@@ -706,7 +938,7 @@ cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t ta, cublasOp
                            int n, int k, const float *alpha, const float *a, int lda,
                            const float *b, int ldb, const float *beta, float *c, int ldc)
 {
-    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    BLAS_CALL();
     Stream *st = nullptr;
     cublasStatus_t s = check_gemm(reinterpret_cast<Handle *>(handle), ta, tb, m, n, k, a, lda, b,
                                   ldb, c, ldc, sizeof(float), &st);
@@ -724,7 +956,7 @@ cublasStatus_t cublasDgemm(cublasHandle_t handle, cublasOperation_t ta, cublasOp
                            int n, int k, const double *alpha, const double *a, int lda,
                            const double *b, int ldb, const double *beta, double *c, int ldc)
 {
-    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    BLAS_CALL();
     Stream *st = nullptr;
     cublasStatus_t s = check_gemm(reinterpret_cast<Handle *>(handle), ta, tb, m, n, k, a, lda, b,
                                   ldb, c, ldc, sizeof(double), &st);
@@ -745,7 +977,7 @@ cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t ta, cublasO
                             cublasComputeType_t compute, cublasGemmAlgo_t algo)
 {
     (void)algo;
-    std::lock_guard<std::recursive_mutex> lock(state().mu);
+    BLAS_CALL();
     if (a_type != CUDA_R_32F || b_type != CUDA_R_32F || c_type != CUDA_R_32F)
         return CUBLAS_STATUS_NOT_SUPPORTED;
     int bits = compute == CUBLAS_COMPUTE_32F_FAST_TF32  ? 10
@@ -799,6 +1031,37 @@ const char *cublasGetStatusString(cublasStatus_t s)
     case CUBLAS_STATUS_NOT_SUPPORTED: return "the functionality requested is not supported";
     default: return "an internal operation failed";
     }
+}
+
+// ---- the emulation's own hooks (emu_hooks.h) ---------------------------------
+
+void bp_emu_counters_get(bp_emu_counters *out)
+{
+    LOCKED_CALL();
+    *out = state().counters;
+}
+
+void bp_emu_counters_reset(void)
+{
+    LOCKED_CALL();
+    state().counters = bp_emu_counters{};
+}
+
+int bp_emu_inject_fault(void *stream)
+{
+    API_CALL();
+    Stream *st = stream_of(static_cast<cudaStream_t>(stream));
+    if (st == nullptr)
+        return fail(cudaErrorInvalidResourceHandle);
+    submit(st, [] { device_fault(cudaErrorIllegalAddress); });
+    return cudaSuccess;
+}
+
+void bp_emu_clear_sticky_error(void)
+{
+    LOCKED_CALL();
+    state().sticky = cudaSuccess;
+    last_error = cudaSuccess;
 }
 
 } // extern "C"

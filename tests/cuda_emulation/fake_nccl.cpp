@@ -292,36 +292,8 @@ void free_comm(CommImpl *c)
 
 extern "C" {
 
-// ---- the two runtime calls the engine adds ----------------------------------
-
-cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned int flags)
-{
-    std::lock_guard<std::recursive_mutex> lock(state().mu);
-    Stream *st = stream_of(stream);
-    Event *e = reinterpret_cast<Event *>(event);
-    if (st == nullptr || !state().events.count(e) || flags != 0)
-        return fail(cudaErrorInvalidResourceHandle);
-    if (e->stream == nullptr || e->done)
-        return cudaSuccess; // nothing pending to wait for
-    Stream *src = e->stream;
-    submit(st, [src, e] {
-        if (!e->done)
-            run_until(src, e);
-    });
-    return cudaSuccess;
-}
-
-// The fake runs streams lazily: a query runs the work up to the event.
-cudaError_t cudaEventQuery(cudaEvent_t event)
-{
-    std::lock_guard<std::recursive_mutex> lock(state().mu);
-    Event *e = reinterpret_cast<Event *>(event);
-    if (!state().events.count(e))
-        return fail(cudaErrorInvalidResourceHandle);
-    if (e->stream && !e->done)
-        run_until(e->stream, e);
-    return e->done || e->stream == nullptr ? cudaSuccess : cudaErrorNotReady;
-}
+// cudaStreamWaitEvent and cudaEventQuery, which the engine adds to the
+// calls the backend makes, are fake_cuda.cpp's (strict about capture).
 
 // ---- NCCL -------------------------------------------------------------------
 

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -26,7 +27,11 @@ extern "C" {
 #define bp_launch_output_delta emu_output_delta
 #define bp_launch_hadamard_delta emu_hadamard_delta
 #define bp_launch_bias_grad emu_bias_grad
-#define bp_launch_loss_mean emu_loss_mean
+#define bp_launch_step_metrics emu_step_metrics
+#define bp_launch_output_step emu_output_step
+#define bp_launch_delta_bias_grad emu_delta_bias_grad
+#define bp_launch_check_finite emu_check_finite
+#define bp_launch_gather_epoch emu_gather_epoch
 #define bp_launch_sgd emu_sgd
 #define bp_launch_gather_rows emu_gather_rows
 #include "emulated_kernels.h"
@@ -39,12 +44,10 @@ const bp_backend_ops &cpu = bp_cpu_backend_ops;
 template <typename T> struct Real;
 template <> struct Real<float> {
     static constexpr bp_dtype dt = BP_F32;
-    static constexpr int code = 0;
     static constexpr double reduce_tol = 1e-6;
 };
 template <> struct Real<double> {
     static constexpr bp_dtype dt = BP_F64;
-    static constexpr int code = 1;
     static constexpr double reduce_tol = 1e-14;
 };
 
@@ -77,10 +80,10 @@ TYPED_TEST(EmulatedKernels, BiasActivationMatchesCpuBitForBit)
                 size_t count = (size_t)n * batch;
                 std::vector<T> bias = random_reals<T>(n, -1, 1, 1), z0 = random_reals<T>(count, -4, 4, 2);
                 std::vector<T> zc = z0, ze = z0, ac(count), ae(count);
-                ASSERT_EQ(cpu.bias_act(nullptr, Real<T>::dt, act, 0.01, bias.data(), zc.data(),
+                ASSERT_EQ(cpu.bias_act(nullptr, Real<T>::dt, (bp_activation)act, 0.01, bias.data(), zc.data(),
                                        ac.data(), n, batch),
                           BP_OK);
-                ASSERT_EQ(emu_bias_act(nullptr, Real<T>::code, act, 0.01, bias.data(), ze.data(),
+                ASSERT_EQ(emu_bias_act(nullptr, Real<T>::dt, (bp_activation)act, 0.01, bias.data(), ze.data(),
                                        ae.data(), n, batch),
                           cudaSuccess);
                 EXPECT_TRUE(same_bits(zc, ze)) << "z, act " << act << " n " << n << " batch " << batch;
@@ -96,7 +99,7 @@ TYPED_TEST(EmulatedKernels, SoftmaxMatchesCpuBitForBit)
             size_t count = (size_t)n * batch;
             std::vector<T> z = random_reals<T>(count, -20, 20, 3), ac(count), ae(count);
             ASSERT_EQ(cpu.softmax(nullptr, Real<T>::dt, z.data(), ac.data(), n, batch), BP_OK);
-            ASSERT_EQ(emu_softmax(nullptr, Real<T>::code, z.data(), ae.data(), n, batch), cudaSuccess);
+            ASSERT_EQ(emu_softmax(nullptr, Real<T>::dt, z.data(), ae.data(), n, batch), cudaSuccess);
             EXPECT_TRUE(same_bits(ac, ae)) << "n " << n << " batch " << batch;
         }
 }
@@ -105,11 +108,12 @@ TYPED_TEST(EmulatedKernels, OutputDeltaAndSampleLossMatchCpuBitForBit)
 {
     using T = TypeParam;
     struct Case {
-        int loss, act;
+        bp_loss loss;
+        bp_activation act;
     };
     std::vector<Case> cases = {{BP_LOSS_CROSS_ENTROPY, BP_ACT_IDENTITY}, {BP_LOSS_BCE, BP_ACT_SIGMOID}};
     for (int act = BP_ACT_IDENTITY; act <= BP_ACT_LEAKY_RELU; act++)
-        cases.push_back({BP_LOSS_MSE, act});
+        cases.push_back({BP_LOSS_MSE, (bp_activation)act});
     for (Case c : cases)
         for (int n : {1, 3, 10})
             for (int batch : {1, 37, 300}) {
@@ -130,7 +134,7 @@ TYPED_TEST(EmulatedKernels, OutputDeltaAndSampleLossMatchCpuBitForBit)
                 ASSERT_EQ(cpu.output_delta(nullptr, Real<T>::dt, c.loss, c.act, 0.01, z.data(),
                                            a.data(), yp, lp, dc.data(), lc.data(), n, batch),
                           BP_OK);
-                ASSERT_EQ(emu_output_delta(nullptr, Real<T>::code, c.loss, c.act, 0.01, z.data(),
+                ASSERT_EQ(emu_output_delta(nullptr, Real<T>::dt, c.loss, c.act, 0.01, z.data(),
                                            a.data(), yp, lp, de.data(), le.data(), n, batch),
                           cudaSuccess);
                 std::string what = "loss " + std::to_string(c.loss) + " act " + std::to_string(c.act) +
@@ -150,10 +154,10 @@ TYPED_TEST(EmulatedKernels, HadamardDeltaMatchesCpuBitForBit)
         for (size_t count : {(size_t)1, (size_t)1000, (size_t)100003}) {
             std::vector<T> z = random_reals<T>(count, -3, 3, 8), a = random_reals<T>(count, -1, 1, 9);
             std::vector<T> d0 = random_reals<T>(count, -1, 1, 10), dc = d0, de = d0;
-            ASSERT_EQ(cpu.hadamard_delta(nullptr, Real<T>::dt, act, 0.01, z.data(), a.data(),
+            ASSERT_EQ(cpu.hadamard_delta(nullptr, Real<T>::dt, (bp_activation)act, 0.01, z.data(), a.data(),
                                          dc.data(), count),
                       BP_OK);
-            ASSERT_EQ(emu_hadamard_delta(nullptr, Real<T>::code, act, 0.01, z.data(), a.data(),
+            ASSERT_EQ(emu_hadamard_delta(nullptr, Real<T>::dt, (bp_activation)act, 0.01, z.data(), a.data(),
                                          de.data(), count),
                       cudaSuccess);
             EXPECT_TRUE(same_bits(dc, de)) << "act " << act << " count " << count;
@@ -175,7 +179,7 @@ TYPED_TEST(EmulatedKernels, BiasGradientAgreesAndRepeats)
             std::vector<T> d = random_reals<T>((size_t)n * batch, -1, 1, 11);
             std::vector<T> dc(n), de(n, (T)7), again(n, (T)-7);
             ASSERT_EQ(cpu.bias_grad(nullptr, Real<T>::dt, d.data(), dc.data(), n, batch), BP_OK);
-            ASSERT_EQ(emu_bias_grad(nullptr, Real<T>::code, d.data(), de.data(), n, batch), cudaSuccess);
+            ASSERT_EQ(emu_bias_grad(nullptr, Real<T>::dt, d.data(), de.data(), n, batch), cudaSuccess);
             for (int j = 0; j < n; j++) {
                 double mag = 0;
                 for (int b = 0; b < batch; b++)
@@ -184,14 +188,17 @@ TYPED_TEST(EmulatedKernels, BiasGradientAgreesAndRepeats)
                     << "column " << j << " n " << n << " batch " << batch;
             }
             if (n == 70 && batch == 129) {
-                ASSERT_EQ(emu_bias_grad(nullptr, Real<T>::code, d.data(), again.data(), n, batch),
+                ASSERT_EQ(emu_bias_grad(nullptr, Real<T>::dt, d.data(), again.data(), n, batch),
                           cudaSuccess);
                 EXPECT_TRUE(same_bits(de, again));
             }
         }
 }
 
-TYPED_TEST(EmulatedKernels, LossMeanAgreesAndRepeats)
+// The batch's mean loss: agrees with the CPU's running sum to rounding and
+// repeats bit for bit. With the step scalars: the same sums, counts,
+// correct predictions, guard flag and cursor as the CPU backend.
+TYPED_TEST(EmulatedKernels, StepMetricsAgreeAndRepeat)
 {
     using T = TypeParam;
     for (int batch : {1, 37, 256, 257, 65536}) {
@@ -199,12 +206,153 @@ TYPED_TEST(EmulatedKernels, LossMeanAgreesAndRepeats)
         double c = -1, e = -2, again = -3, mag = 0;
         for (T x : l)
             mag += std::fabs((double)x);
-        ASSERT_EQ(cpu.loss_mean(nullptr, Real<T>::dt, l.data(), batch, &c), BP_OK);
-        ASSERT_EQ(emu_loss_mean(nullptr, Real<T>::code, l.data(), batch, &e), cudaSuccess);
-        ASSERT_EQ(emu_loss_mean(nullptr, Real<T>::code, l.data(), batch, &again), cudaSuccess);
+        ASSERT_EQ(cpu.step_metrics(nullptr, Real<T>::dt, l.data(), nullptr, nullptr, 1, batch, &c,
+                                   nullptr, nullptr),
+                  BP_OK);
+        ASSERT_EQ(emu_step_metrics(nullptr, Real<T>::dt, l.data(), nullptr, nullptr, 1, batch, &e,
+                                   nullptr, nullptr),
+                  cudaSuccess);
+        ASSERT_EQ(emu_step_metrics(nullptr, Real<T>::dt, l.data(), nullptr, nullptr, 1, batch,
+                                   &again, nullptr, nullptr),
+                  cudaSuccess);
         // The CPU's running sum over 65536 samples is itself off by ~1e-14.
         EXPECT_NEAR(e, c, 1e-13 * mag / batch) << "batch " << batch;
         EXPECT_EQ(std::memcmp(&e, &again, sizeof e), 0) << "batch " << batch;
+    }
+    const int n = 4, batch = 300;
+    std::vector<T> a = random_reals<T>((size_t)n * batch, 0, 1, 20), l = random_reals<T>(batch, 0, 2, 21);
+    std::vector<int32_t> labels(batch);
+    for (int b = 0; b < batch; b++)
+        labels[b] = b % n;
+    bp_step_scalars sc{}, se{};
+    sc.bad_step = se.bad_step = 0;
+    int64_t cc = 5, ce = 5;
+    double lc = 0, le = 0;
+    for (int round = 0; round < 3; round++) {
+        if (round == 2)
+            l[7] = std::numeric_limits<T>::quiet_NaN();
+        ASSERT_EQ(cpu.step_metrics(nullptr, Real<T>::dt, l.data(), a.data(), labels.data(), n, batch,
+                                   &lc, &sc, &cc),
+                  BP_OK);
+        ASSERT_EQ(emu_step_metrics(nullptr, Real<T>::dt, l.data(), a.data(), labels.data(), n, batch,
+                                   &le, &se, &ce),
+                  cudaSuccess);
+    }
+    EXPECT_EQ(sc.steps_seen, 3);
+    EXPECT_EQ(se.steps_seen, 3);
+    EXPECT_EQ(se.skip, 1);
+    EXPECT_EQ(se.bad_step, 3);
+    EXPECT_EQ(sc.bad_step, 3);
+    EXPECT_EQ(se.samples, 2.0 * batch); // the non-finite batch is not summed
+    EXPECT_EQ(se.correct, sc.correct);
+    EXPECT_GT(se.correct, 0.0);
+    EXPECT_NEAR(se.loss_sum, sc.loss_sum, 1e-5 * sc.loss_sum);
+    EXPECT_EQ(ce, 5 + 3 * batch);
+    EXPECT_EQ(cc, ce);
+}
+
+// The fused output layer gives the bits of the operations it replaces:
+// softmax, output delta and sample losses as the CPU backend; the output
+// bias gradient in the CPU's row order (so bit for bit too); the mean loss
+// and metrics as step_metrics_kernel.
+TYPED_TEST(EmulatedKernels, FusedOutputStepMatchesTheSeparateOperations)
+{
+    using T = TypeParam;
+    for (bp_loss loss : {BP_LOSS_CROSS_ENTROPY, BP_LOSS_BCE, BP_LOSS_MSE})
+        for (int n : {1, 10})
+            for (int batch : {1, 37, 300}) {
+                size_t count = (size_t)n * batch;
+                bp_activation act = loss == BP_LOSS_BCE ? BP_ACT_SIGMOID : loss == BP_LOSS_MSE ? BP_ACT_TANH : BP_ACT_IDENTITY;
+                std::vector<T> z = random_reals<T>(count, -4, 4, 40), a0 = random_reals<T>(count, 0, 1, 41);
+                std::vector<T> y = random_reals<T>(count, 0, 1, 42);
+                std::vector<int32_t> labels(batch);
+                for (int b = 0; b < batch; b++)
+                    labels[b] = (b * 7) % n;
+                bool ce = loss == BP_LOSS_CROSS_ENTROPY;
+                const T *yp = ce ? nullptr : y.data();
+                const int32_t *lp = ce ? labels.data() : nullptr;
+                // The separate operations, on the CPU backend (and the emulated metrics).
+                std::vector<T> ac = a0, dc(count), lc(batch), dbc(n);
+                if (ce) {
+                    ASSERT_EQ(cpu.softmax(nullptr, Real<T>::dt, z.data(), ac.data(), n, batch), BP_OK);
+                }
+                ASSERT_EQ(cpu.output_delta(nullptr, Real<T>::dt, loss, act, 0.01, z.data(), ac.data(), yp,
+                                           lp, dc.data(), lc.data(), n, batch),
+                          BP_OK);
+                ASSERT_EQ(cpu.bias_grad(nullptr, Real<T>::dt, dc.data(), dbc.data(), n, batch), BP_OK);
+                bp_step_scalars sc{};
+                int64_t cc = 0;
+                double mc = 0;
+                ASSERT_EQ(emu_step_metrics(nullptr, Real<T>::dt, lc.data(), ac.data(), lp, n, batch,
+                                           &mc, &sc, &cc),
+                          cudaSuccess);
+                // The fused kernel.
+                std::vector<T> ae = a0, de(count), le(batch), dbe(n);
+                bp_step_scalars se{};
+                int64_t ce_ = 0;
+                double me = 0;
+                ASSERT_EQ(emu_output_step(nullptr, Real<T>::dt, loss, act, 0.01, z.data(), ae.data(), yp,
+                                          lp, de.data(), le.data(), dbe.data(), n, batch, &me, &se, &ce_),
+                          cudaSuccess);
+                std::string what = "loss " + std::to_string(loss) + " n " + std::to_string(n) +
+                                   " batch " + std::to_string(batch);
+                EXPECT_TRUE(same_bits(ac, ae)) << what;
+                EXPECT_TRUE(same_bits(dc, de)) << what;
+                EXPECT_TRUE(same_bits(lc, le)) << what;
+                EXPECT_TRUE(same_bits(dbc, dbe)) << what;
+                EXPECT_EQ(std::memcmp(&mc, &me, sizeof mc), 0) << what;
+                EXPECT_EQ(std::memcmp(&sc, &se, sizeof sc), 0) << what;
+                EXPECT_EQ(cc, ce_);
+            }
+}
+
+// The fused Hadamard delta and bias gradient: the same bits as the two
+// emulated kernels one after the other.
+TYPED_TEST(EmulatedKernels, FusedDeltaAndBiasGradientMatchTheSeparateKernels)
+{
+    using T = TypeParam;
+    for (int act = BP_ACT_IDENTITY; act <= BP_ACT_LEAKY_RELU; act++)
+        for (int n : {1, 33, 70})
+            for (int batch : {1, 33, 129}) {
+                size_t count = (size_t)n * batch;
+                std::vector<T> z = random_reals<T>(count, -3, 3, 43), a = random_reals<T>(count, -1, 1, 44);
+                std::vector<T> d0 = random_reals<T>(count, -1, 1, 45), ds = d0, df = d0;
+                std::vector<T> dbs(n), dbf(n);
+                ASSERT_EQ(emu_hadamard_delta(nullptr, Real<T>::dt, (bp_activation)act, 0.01, z.data(),
+                                             a.data(), ds.data(), count),
+                          cudaSuccess);
+                ASSERT_EQ(emu_bias_grad(nullptr, Real<T>::dt, ds.data(), dbs.data(), n, batch), cudaSuccess);
+                ASSERT_EQ(emu_delta_bias_grad(nullptr, Real<T>::dt, (bp_activation)act, 0.01, z.data(),
+                                              a.data(), df.data(), dbf.data(), n, batch),
+                          cudaSuccess);
+                EXPECT_TRUE(same_bits(ds, df)) << "act " << act << " n " << n << " batch " << batch;
+                EXPECT_TRUE(same_bits(dbs, dbf)) << "act " << act << " n " << n << " batch " << batch;
+            }
+}
+
+// The guard on gradients: one NaN or infinity anywhere sets skip and
+// records the step; finite gradients leave the flags alone.
+TYPED_TEST(EmulatedKernels, CheckFiniteFlagsAnyNonFiniteGradient)
+{
+    using T = TypeParam;
+    for (size_t count : {(size_t)1, (size_t)1000, (size_t)70001}) {
+        std::vector<T> g = random_reals<T>(count, -1, 1, 22);
+        bp_step_scalars s{};
+        s.steps_seen = 9;
+        ASSERT_EQ(emu_check_finite(nullptr, Real<T>::dt, g.data(), count, &s), cudaSuccess);
+        EXPECT_EQ(s.skip, 0);
+        EXPECT_EQ(s.bad_step, 0);
+        for (T bad : {std::numeric_limits<T>::quiet_NaN(), std::numeric_limits<T>::infinity()}) {
+            g[count - 1] = bad;
+            bp_step_scalars e{}, c{};
+            e.steps_seen = c.steps_seen = 9;
+            ASSERT_EQ(emu_check_finite(nullptr, Real<T>::dt, g.data(), count, &e), cudaSuccess);
+            ASSERT_EQ(cpu.check_finite(nullptr, Real<T>::dt, g.data(), count, &c), BP_OK);
+            EXPECT_EQ(e.skip, 1) << count;
+            EXPECT_EQ(e.bad_step, 9) << count;
+            EXPECT_EQ(c.skip, 1);
+            EXPECT_EQ(c.bad_step, 9);
+        }
     }
 }
 
@@ -226,16 +374,29 @@ TYPED_TEST(EmulatedKernels, SgdMatchesCpuBitForBit)
             opt.nesterov = o.nesterov;
             std::vector<T> w0 = random_reals<T>(count, -1, 1, 13), wc = w0, we = w0;
             std::vector<T> bc(count), be(count);
+            bp_step_scalars sc{};
+            sc.lr = opt.lr;
             for (int first : {1, 0, 0}) {
                 std::vector<T> g = random_reals<T>(count, -1, 1, 14 + first);
                 ASSERT_EQ(cpu.sgd(nullptr, Real<T>::dt, wc.data(), g.data(), bc.data(), count, &opt,
-                                  first),
+                                  first, &sc),
                           BP_OK);
-                ASSERT_EQ(emu_sgd(nullptr, Real<T>::code, we.data(), g.data(), be.data(), count,
-                                  opt.lr, opt.momentum, opt.dampening, opt.weight_decay,
-                                  opt.nesterov, first),
+                ASSERT_EQ(emu_sgd(nullptr, Real<T>::dt, we.data(), g.data(), be.data(), count,
+                                  opt.momentum, opt.dampening, opt.weight_decay, opt.nesterov,
+                                  first, &sc),
                           cudaSuccess);
             }
+            // A step the guard skipped changes nothing.
+            std::vector<T> w_before = we, b_before = be, g = random_reals<T>(count, -1, 1, 30);
+            sc.skip = 1;
+            ASSERT_EQ(emu_sgd(nullptr, Real<T>::dt, we.data(), g.data(), be.data(), count,
+                              opt.momentum, opt.dampening, opt.weight_decay, opt.nesterov, 0, &sc),
+                      cudaSuccess);
+            ASSERT_EQ(cpu.sgd(nullptr, Real<T>::dt, wc.data(), g.data(), bc.data(), count, &opt, 0,
+                              &sc),
+                      BP_OK);
+            EXPECT_TRUE(same_bits(w_before, we));
+            EXPECT_TRUE(same_bits(b_before, be));
             EXPECT_TRUE(same_bits(wc, we)) << "momentum " << o.momentum << " count " << count;
             EXPECT_TRUE(same_bits(bc, be)) << "momentum " << o.momentum << " count " << count;
         }
@@ -263,6 +424,76 @@ TEST(EmulatedKernels, GatherRowsMatchesCpu)
                                   << (indexed ? " indexed" : " in order");
             }
         }
+}
+
+// The epoch gather (inputs and targets in one launch, rows from the order at
+// the device cursor): the CPU backend's rows, for row sizes that take each
+// of its word sizes (16 bytes, 4 bytes, bytes).
+TEST(EmulatedKernels, GatherEpochMatchesCpu)
+{
+    const int n_src = 40, batch = 9;
+    for (size_t x_row : {(size_t)3136, (size_t)36, (size_t)6})
+        for (size_t y_row : {(size_t)4, (size_t)40, (size_t)3}) {
+            std::vector<unsigned char> xs(n_src * x_row), ys(n_src * y_row);
+            std::mt19937 rng(16);
+            for (unsigned char &b : xs)
+                b = (unsigned char)rng();
+            for (unsigned char &b : ys)
+                b = (unsigned char)rng();
+            std::vector<int32_t> order(n_src);
+            for (int32_t &r : order)
+                r = (int32_t)(rng() % n_src);
+            int64_t cursor = 13;
+            std::vector<unsigned char> xc(batch * x_row), yc(batch * y_row);
+            std::vector<unsigned char> xe(batch * x_row, 0xAB), ye(batch * y_row, 0xAB);
+            ASSERT_EQ(cpu.gather_epoch(nullptr, xc.data(), xs.data(), x_row, yc.data(), ys.data(),
+                                       y_row, order.data(), &cursor, batch),
+                      BP_OK);
+            ASSERT_EQ(emu_gather_epoch(nullptr, xe.data(), xs.data(), x_row, ye.data(), ys.data(),
+                                       y_row, order.data(), &cursor, batch),
+                      cudaSuccess);
+            EXPECT_EQ(xc, xe) << "x row " << x_row << " y row " << y_row;
+            EXPECT_EQ(yc, ye) << "x row " << x_row << " y row " << y_row;
+        }
+}
+
+__global__ void store_one_kernel(int *out) { out[blockIdx.x] = 1; }
+
+// A launch outside the GPU's limits fails as on a GPU
+// (cudaErrorInvalidConfiguration from cudaGetLastError) and runs nothing.
+TEST(EmulatedKernels, LaunchesOutsideTheGpuLimitsAreRejected)
+{
+    struct Config {
+        dim3 grid, block;
+        size_t shared;
+        bool ok;
+    };
+    const Config configs[] = {
+        {dim3(1), dim3(1024), 0, true},
+        {dim3(1), dim3(32, 32), 48 * 1024, true},
+        {dim3(1), dim3(1025), 0, false},         // > 1024 threads
+        {dim3(1), dim3(64, 32), 0, false},       // 2048 threads
+        {dim3(1), dim3(1, 1, 65), 0, false},     // block z > 64
+        {dim3(1, 65536), dim3(1), 0, false},     // grid y > 65535
+        {dim3(1, 1, 65536), dim3(1), 0, false},  // grid z > 65535
+        {dim3(0), dim3(32), 0, false},           // an empty grid
+        {dim3(1), dim3(32), 48 * 1024 + 1, false}, // more than 48 KiB of dynamic shared memory
+    };
+    for (const Config &c : configs) {
+        std::vector<int> out(1, 0);
+        (void)cudaGetLastError();
+        bp_emu_launch(nullptr, store_one_kernel, c.grid, c.block, c.shared, out.data());
+        cudaError_t err = cudaGetLastError();
+        if (c.ok) {
+            EXPECT_EQ(err, cudaSuccess);
+            EXPECT_EQ(out[0], 1);
+        } else {
+            EXPECT_EQ(err, cudaErrorInvalidConfiguration)
+                << "grid " << c.grid.x << "x" << c.grid.y << "x" << c.grid.z << " block "
+                << c.block.x << "x" << c.block.y << "x" << c.block.z << " shared " << c.shared;
+            EXPECT_EQ(out[0], 0);
+        }
+    }
 }
 
 } // namespace

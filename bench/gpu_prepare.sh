@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# gpu_prepare.sh — prepares, on a machine WITHOUT a GPU, everything the GPU
+# check (bench/gpu_check.sh) needs on the GPU machine, which has nvcc,
+# CMake, the CUDA libraries and PyTorch but no GoogleTest, no OpenBLAS and
+# nothing reachable to install from.
+#
+# usage: bench/gpu_prepare.sh DIR
+#
+# DIR should lie inside the repository (e.g. .gpu, ignored by git through
+# .git/info/exclude) so that it travels with the working tree. It receives:
+#   DIR/build     the project built for sm_90 (H100/H200) in Release, with
+#                 the CUDA tests (GoogleTest is linked statically), object
+#                 files removed and programs stripped;
+#   DIR/lib       the shared libraries those programs load that the GPU
+#                 machine lacks (the CPU BLAS, zlib...), found with ldd; the
+#                 C/C++ runtime, the CUDA driver and the CUDA toolkit's
+#                 libraries are the GPU machine's own. The CPU BLAS there is
+#                 Debian's reference BLAS (libblas3, with CBLAS: 0.5 MB, no
+#                 Fortran runtime) under the name the build links
+#                 (libopenblas.so.0): the check's CPU side is small, and
+#                 OpenBLAS with its Fortran runtime would take 40 of the
+#                 64 MiB. BP_GPU_BLAS=openblas brings OpenBLAS itself;
+#   DIR/prepared.env  where the build expects its source and build trees.
+# The whole DIR must stay under the 64 MiB a GPU run may carry; the script
+# fails if it does not.
+set -euo pipefail
+
+if [ $# -ne 1 ]; then
+    echo "usage: bench/gpu_prepare.sh DIR" >&2
+    exit 2
+fi
+src=$(cd "$(dirname "$0")/.." && pwd)
+mkdir -p "$1"
+dir=$(cd "$1" && pwd)
+build="$dir/build"
+jobs=${BP_JOBS:-2}
+export PATH="/usr/local/cuda/bin:$PATH"
+
+echo "gpu_prepare: building $src into $build (sm_90, Release, -j$jobs)"
+cmake -S "$src" -B "$build" -DBP_CUDA=ON -DBP_WERROR=ON -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_CUDA_ARCHITECTURES=90 >"$dir/configure.log" 2>&1 ||
+    { echo "gpu_prepare: configure failed (see $dir/configure.log)" >&2; exit 1; }
+cmake --build "$build" -j"$jobs" >"$dir/build.log" 2>&1 ||
+    { echo "gpu_prepare: build failed (see $dir/build.log)" >&2; exit 1; }
+
+# The programs the check runs: executables and shared libraries of the build.
+mapfile -t programs < <(find "$build" -type f \( -perm -u+x -o -name '*.so*' \) \
+    -exec sh -c 'head -c 4 "$1" | grep -q "ELF"' sh {} \; -print)
+
+# Libraries they need that the GPU machine does not have: everything ldd
+# resolves, less the C and C++ runtime, the dynamic loader and CUDA's own.
+mkdir -p "$dir/lib"
+system='^(linux-vdso|ld-linux|libc\.|libm\.|libdl\.|librt\.|libpthread\.|libstdc\+\+|libgcc_s|libcuda\.|libcudart|libcublas|libcublasLt|libnccl|libnvidia)'
+reference_blas=/usr/lib/x86_64-linux-gnu/blas/libblas.so.3
+for p in "${programs[@]}"; do
+    ldd "$p" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// {print $1, $3}'
+done | sort -u | while read -r name path; do
+    if [[ "$name" =~ $system ]] || [[ "$path" == "$build"/* ]]; then
+        continue # the GPU machine's own, or part of the build
+    fi
+    if [ "$name" = libopenblas.so.0 ] && [ "${BP_GPU_BLAS:-reference}" = reference ]; then
+        if [ ! -f "$reference_blas" ]; then
+            echo "gpu_prepare: $reference_blas not found (apt-get install libblas3)" >&2
+            exit 1
+        fi
+        cp -L "$reference_blas" "$dir/lib/$name"
+        continue
+    fi
+    case "$name" in libgfortran* | libquadmath*)
+        [ "${BP_GPU_BLAS:-reference}" = reference ] && continue ;; # OpenBLAS's only
+    esac
+    cp -L "$path" "$dir/lib/$name"
+done
+
+# Slim the build: no object files (nothing is rebuilt there), stripped programs.
+find "$build" -name '*.o' -delete
+for p in "${programs[@]}"; do
+    strip --strip-unneeded "$p" 2>/dev/null || true
+done
+
+cat >"$dir/prepared.env" <<ENV
+# Written by bench/gpu_prepare.sh on $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo unknown)
+BP_PREPARED_SRC=$src
+BP_PREPARED_BUILD=$build
+ENV
+
+size=$(du -sb "$dir" | cut -f1)
+limit=$((64 << 20))
+echo "gpu_prepare: $dir holds $((size >> 20)) MiB (libraries: $(ls "$dir/lib" | tr '\n' ' '))"
+if [ "$size" -ge "$limit" ]; then
+    echo "gpu_prepare: $dir is over the 64 MiB a GPU run may carry" >&2
+    exit 1
+fi
+echo "gpu_prepare: ready; on the GPU machine run: bench/gpu_check.sh OUTDIR --prepared ${1%/}"

@@ -1,0 +1,36 @@
+/* gpu_flags.c — the command's GPU options (see gpu_flags.h). */
+#include <stdio.h>
+#include <string.h>
+
+#include "args.h"
+#include "gpu_flags.h"
+
+int cli_parse_math_mode(const char *option, const char *text, bp_math_mode *out)
+{
+    if (bp_math_mode_parse(text, out) != BP_OK)
+        return cli_error("%s: %s", option, bp_last_error());
+    return 0;
+}
+
+int cli_compare_judges_gradients(bp_dtype dtype, bp_math_mode mode)
+{
+    return dtype == BP_F64 || mode == BP_MATH_FP32;
+}
+
+double cli_compare_tolerance(bp_dtype dtype, bp_math_mode mode)
+{
+    if (cli_compare_judges_gradients(dtype, mode))
+        return bp_compare_tolerance(dtype);
+    return mode == BP_MATH_TF32 ? 5e-3 : 3e-2;
+}
+
+void cli_describe_no_gpu(char *description, size_t size)
+{
+    bp_device_info info;
+    if (bp_cuda_device_info(0, &info) == BP_OK)
+        return;
+    const char *why = bp_last_error();
+    const char *colon = strstr(why, "no CUDA device: ");
+    snprintf(description, size, "cpu (no CUDA device: %s)",
+             colon ? colon + strlen("no CUDA device: ") : why);
+}

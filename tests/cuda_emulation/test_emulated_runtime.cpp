@@ -1,0 +1,208 @@
+// The emulated GPU's runtime is as strict as a real one: what an H200
+// refuses during stream capture, the emulation refuses too (so a capture
+// the library makes is proven legal on machines without a GPU), launches
+// are checked against the GPU's limits, and a kernel fault is a sticky
+// error. Linked against the emulated-GPU library (tests/cuda.cmake) only.
+#include <cuda_runtime.h>
+
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "cuda_emulation/emu_hooks.h"
+#include "test_util.h"
+
+namespace {
+
+struct Fixture {
+    cudaStream_t stream = nullptr, other = nullptr;
+    cudaEvent_t event = nullptr;
+    void *dev = nullptr;
+    Fixture()
+    {
+        EXPECT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
+        EXPECT_EQ(cudaStreamCreateWithFlags(&other, cudaStreamNonBlocking), cudaSuccess);
+        EXPECT_EQ(cudaEventCreateWithFlags(&event, cudaEventDisableTiming), cudaSuccess);
+        EXPECT_EQ(cudaMalloc(&dev, 256), cudaSuccess);
+    }
+    ~Fixture()
+    {
+        EXPECT_EQ(cudaFree(dev), cudaSuccess);
+        EXPECT_EQ(cudaEventDestroy(event), cudaSuccess);
+        EXPECT_EQ(cudaStreamDestroy(other), cudaSuccess);
+        EXPECT_EQ(cudaStreamDestroy(stream), cudaSuccess);
+    }
+    // Runs call inside a capture of `stream` in `mode`; returns what the
+    // call returned, and in *end what ending the capture returned.
+    cudaError_t in_capture(cudaStreamCaptureMode mode, const std::function<cudaError_t()> &call,
+                           cudaError_t *end)
+    {
+        EXPECT_EQ(cudaStreamBeginCapture(stream, mode), cudaSuccess);
+        EXPECT_EQ(cudaMemsetAsync(dev, 0, 256, stream), cudaSuccess); // something to capture
+        cudaError_t got = call();
+        cudaGraph_t graph = nullptr;
+        *end = cudaStreamEndCapture(stream, &graph);
+        if (graph != nullptr) {
+            EXPECT_EQ(cudaGraphDestroy(graph), cudaSuccess);
+        }
+        (void)cudaGetLastError();
+        return got;
+    }
+};
+
+// The deliberately illegal capture: the host waits for an event while it
+// captures. Real CUDA refuses the call and invalidates the capture.
+TEST(EmulatedRuntime, EventSynchronizeInsideACaptureIsRejected)
+{
+    Fixture f;
+    ASSERT_EQ(cudaEventRecord(f.event, f.other), cudaSuccess); // recorded outside the capture
+    cudaError_t end = cudaSuccess;
+    cudaError_t got = f.in_capture(
+        cudaStreamCaptureModeThreadLocal, [&] { return cudaEventSynchronize(f.event); }, &end);
+    EXPECT_EQ(got, cudaErrorStreamCaptureUnsupported) << cudaGetErrorName(got);
+    EXPECT_EQ(end, cudaErrorStreamCaptureInvalidated) << cudaGetErrorName(end);
+    // The stream is usable again afterwards.
+    EXPECT_EQ(cudaStreamSynchronize(f.stream), cudaSuccess);
+}
+
+// An event recorded inside a capture marks a node of a graph, not work
+// that will ever complete: querying or waiting for it fails with
+// cudaErrorCapturedEvent even in relaxed mode, where unsafe calls are
+// otherwise allowed.
+TEST(EmulatedRuntime, WaitingOnAnEventRecordedInTheCaptureFails)
+{
+    Fixture f;
+    cudaError_t end = cudaSuccess;
+    cudaError_t got = f.in_capture(
+        cudaStreamCaptureModeRelaxed,
+        [&] {
+            EXPECT_EQ(cudaEventRecord(f.event, f.stream), cudaSuccess);
+            EXPECT_EQ(cudaEventQuery(f.event), cudaErrorCapturedEvent);
+            return cudaEventSynchronize(f.event);
+        },
+        &end);
+    EXPECT_EQ(got, cudaErrorCapturedEvent) << cudaGetErrorName(got);
+    // Another stream cannot wait for it either (it is not part of that
+    // stream's work): cudaErrorStreamCaptureIsolation.
+    // (Checked in a second capture, the first being spoilt.)
+    cudaError_t end2 = cudaSuccess;
+    got = f.in_capture(
+        cudaStreamCaptureModeRelaxed,
+        [&] {
+            EXPECT_EQ(cudaEventRecord(f.event, f.stream), cudaSuccess);
+            return cudaStreamWaitEvent(f.other, f.event, 0);
+        },
+        &end2);
+    EXPECT_EQ(got, cudaErrorStreamCaptureIsolation) << cudaGetErrorName(got);
+    // Relaxed mode: allocating is allowed.
+    cudaError_t end3 = cudaSuccess;
+    void *p = nullptr;
+    got = f.in_capture(cudaStreamCaptureModeRelaxed, [&] { return cudaMalloc(&p, 64); }, &end3);
+    EXPECT_EQ(got, cudaSuccess);
+    EXPECT_EQ(end3, cudaSuccess);
+    EXPECT_EQ(cudaFree(p), cudaSuccess);
+}
+
+// Each potentially unsafe call, in the modes that forbid it (global and
+// thread-local), fails and invalidates the capture.
+TEST(EmulatedRuntime, UnsafeCallsInsideACaptureAreRejected)
+{
+    Fixture f;
+    std::vector<char> host(256);
+    void *pinned = nullptr;
+    ASSERT_EQ(cudaHostAlloc(&pinned, 256, cudaHostAllocDefault), cudaSuccess);
+    void *spare = nullptr;
+    ASSERT_EQ(cudaMalloc(&spare, 64), cudaSuccess);
+    struct Case {
+        const char *what;
+        std::function<cudaError_t()> call;
+        cudaError_t expect;
+    };
+    std::vector<Case> cases = {
+        {"cudaStreamSynchronize of another stream", [&] { return cudaStreamSynchronize(f.other); },
+         cudaErrorStreamCaptureUnsupported},
+        {"cudaStreamSynchronize of the capturing stream",
+         [&] { return cudaStreamSynchronize(f.stream); }, cudaErrorStreamCaptureUnsupported},
+        {"cudaDeviceSynchronize", [&] { return cudaDeviceSynchronize(); },
+         cudaErrorStreamCaptureUnsupported},
+        {"cudaEventQuery", [&] { return cudaEventQuery(f.event); },
+         cudaErrorStreamCaptureUnsupported},
+        {"cudaMalloc", [&] { void *p = nullptr; return cudaMalloc(&p, 64); },
+         cudaErrorStreamCaptureUnsupported},
+        {"cudaFree", [&] { return cudaFree(spare); }, cudaErrorStreamCaptureUnsupported},
+        {"cudaMemcpy (synchronous)",
+         [&] { return cudaMemcpy(f.dev, host.data(), 256, cudaMemcpyHostToDevice); },
+         cudaErrorStreamCaptureUnsupported},
+        {"cudaMemcpyAsync from pageable memory",
+         [&] { return cudaMemcpyAsync(f.dev, host.data(), 256, cudaMemcpyHostToDevice, f.stream); },
+         cudaErrorStreamCaptureUnsupported},
+        {"cudaMemcpyAsync to pageable memory",
+         [&] { return cudaMemcpyAsync(host.data(), f.dev, 256, cudaMemcpyDeviceToHost, f.stream); },
+         cudaErrorStreamCaptureUnsupported},
+        {"work on the legacy default stream",
+         [&] { return cudaMemsetAsync(f.dev, 0, 256, nullptr); }, cudaErrorStreamCaptureImplicit},
+        {"an event recorded on the legacy stream", [&] { return cudaEventRecord(f.event, 0); },
+         cudaErrorStreamCaptureImplicit},
+    };
+    for (cudaStreamCaptureMode mode : {cudaStreamCaptureModeGlobal, cudaStreamCaptureModeThreadLocal})
+        for (const Case &c : cases) {
+            cudaError_t end = cudaSuccess;
+            cudaError_t got = f.in_capture(mode, c.call, &end);
+            EXPECT_EQ(got, c.expect) << c.what << " (mode " << (int)mode << "): got "
+                                     << cudaGetErrorName(got);
+            EXPECT_EQ(end, cudaErrorStreamCaptureInvalidated) << c.what;
+        }
+    // A legal capture: a pinned copy and a memset, replayed.
+    cudaError_t end = cudaSuccess;
+    cudaError_t got = f.in_capture(
+        cudaStreamCaptureModeGlobal,
+        [&] { return cudaMemcpyAsync(f.dev, pinned, 256, cudaMemcpyHostToDevice, f.stream); },
+        &end);
+    EXPECT_EQ(got, cudaSuccess);
+    EXPECT_EQ(end, cudaSuccess);
+    EXPECT_EQ(cudaFree(spare), cudaSuccess);
+    EXPECT_EQ(cudaFreeHost(pinned), cudaSuccess);
+}
+
+// A kernel that faults poisons the context: the call that waits for it
+// and every call after it return the sticky error; the library reports it
+// as a CUDA failure naming the error.
+TEST(EmulatedRuntime, AKernelFaultIsStickyAndReported)
+{
+    bpt::Spec s;
+    s.sizes = {6, 5, 3};
+    s.acts = {BP_ACT_RELU, BP_ACT_IDENTITY};
+    s.loss = BP_LOSS_CROSS_ENTROPY;
+    s.backend = BP_BACKEND_CUDA;
+    s.max_batch = 4;
+    cudaStream_t stream = nullptr;
+    ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
+    {
+        bp_network_config cfg = s.config();
+        cfg.cuda_stream = stream;
+        bp_network *raw = nullptr;
+        ASSERT_EQ(bp_network_create(&cfg, &raw), BP_OK) << bp_last_error();
+        bpt::Net net(raw);
+        bpt::Batch b = bpt::random_batch(s, 4, 3);
+        bp_sgd opt;
+        bp_sgd_init(&opt);
+        double loss = 0;
+        ASSERT_EQ(bp_network_train_step(net.get(), b.x.data(), b.targets(), 4, &opt, &loss), BP_OK);
+        ASSERT_EQ(bp_emu_inject_fault(stream), cudaSuccess);
+        // Enqueueing still works (nothing has run yet) until something waits.
+        bp_status st = bp_network_train_step(net.get(), b.x.data(), b.targets(), 4, &opt, &loss);
+        EXPECT_EQ(st, BP_ERR_CUDA);
+        std::string msg = bp_last_error();
+        EXPECT_NE(msg.find("illegal memory access"), std::string::npos) << msg;
+        EXPECT_EQ(bp_network_train_step(net.get(), b.x.data(), b.targets(), 4, &opt, nullptr),
+                  BP_ERR_CUDA);
+        EXPECT_EQ(cudaStreamSynchronize(stream), cudaErrorIllegalAddress);
+        EXPECT_EQ(cudaGetLastError(), cudaErrorIllegalAddress); // and it stays
+        EXPECT_EQ(cudaGetLastError(), cudaErrorIllegalAddress);
+        bp_emu_clear_sticky_error(); // the emulation's "new process", to clean up
+    }
+    EXPECT_EQ(cudaStreamDestroy(stream), cudaSuccess);
+}
+
+} // namespace
