@@ -1,7 +1,7 @@
 /*
  * elementwise.cu — the CUDA kernels of backprop: bias + activation, softmax,
  * output deltas and per-sample losses, Hadamard deltas, bias gradients, the
- * batch loss, SGD updates and row gathers, for float and double.
+ * batch loss, the optimizer (step count, clipping scale, update) and row gathers, for float and double.
  *
  * Every formula comes from bp_math.h, the header the CPU backend's loops
  * call, so the GPU computes the CPU's arithmetic. Reductions are done in a
@@ -45,15 +45,17 @@ __device__ __forceinline__ double output_row(int loss, int a, double s, const do
 {
     return bp_output_delta_row_d(loss, a, s, z, y_a, y, label, n, scale, d);
 }
-__device__ __forceinline__ float sgd(float w, float g, float *b, float lr, float m, float damp,
-                                     float wd, int nest, int first)
+__device__ __forceinline__ float optimizer_update(const bp_update_rule *r, const bp_update_step *s,
+                                                  float w, float g, float *s1, float *s2,
+                                                  float *s3)
 {
-    return bp_sgd_update_f(w, g, b, lr, m, damp, wd, nest, first);
+    return bp_optimizer_update_f(r, s, w, g, s1, s2, s3);
 }
-__device__ __forceinline__ double sgd(double w, double g, double *b, double lr, double m,
-                                      double damp, double wd, int nest, int first)
+__device__ __forceinline__ double optimizer_update(const bp_update_rule *r, const bp_update_step *s,
+                                                   double w, double g, double *s1, double *s2,
+                                                   double *s3)
 {
-    return bp_sgd_update_d(w, g, b, lr, m, damp, wd, nest, first);
+    return bp_optimizer_update_d(r, s, w, g, s1, s2, s3);
 }
 
 /* The runtime's last-error state may still hold the error of an earlier,
@@ -156,13 +158,49 @@ __global__ void loss_mean_kernel(const T *__restrict__ sample_loss, int batch, d
         *out = part[0] / (double)batch;
 }
 
+/* One block: counts the step (unless the guard set skip) and writes the
+ * clipping scale. Each thread sums the squares of a fixed strided subset in
+ * order, in double, then a fixed tree in shared memory: deterministic. */
 template <typename T>
-__global__ void sgd_kernel(T *__restrict__ w, const T *__restrict__ g, T *__restrict__ buf,
-                           size_t count, T lr, T m, T damp, T wd, int nest, int first)
+__global__ void optimizer_prepare_kernel(const T *__restrict__ g, size_t count, double max_norm,
+                                         bp_step_scalars *scalars)
 {
+    __shared__ double part[kThreads];
+    double s = 0.0;
+    if (max_norm > 0.0)
+        for (size_t i = threadIdx.x; i < count; i += blockDim.x) {
+            double v = (double)g[i];
+            s += v * v;
+        }
+    part[threadIdx.x] = s;
+    __syncthreads();
+    for (int half = blockDim.x / 2; half > 0; half /= 2) {
+        if ((int)threadIdx.x < half)
+            part[threadIdx.x] += part[threadIdx.x + half];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) {
+        if (!scalars->skip)
+            scalars->step += 1;
+        scalars->clip_scale = bp_clip_scale(part[0], max_norm);
+    }
+}
+
+/* Every parameter's update; the step's scalars come from the device. */
+template <typename T>
+__global__ void optimizer_update_kernel(bp_update_rule rule, const bp_step_scalars *scalars,
+                                        T *__restrict__ w, const T *__restrict__ g,
+                                        T *__restrict__ s1, T *__restrict__ s2,
+                                        T *__restrict__ s3, size_t count)
+{
+    bp_update_step st = bp_update_prepare(&rule, scalars->lr, scalars->step, scalars->clip_scale,
+                                          scalars->skip);
+    if (st.skip)
+        return;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < count;
          i += (size_t)gridDim.x * blockDim.x)
-        w[i] = sgd(w[i], g[i], buf + i, lr, m, damp, wd, nest, first);
+        w[i] = optimizer_update(&rule, &st, w[i], g[i], s1 + i, s2 ? s2 + i : nullptr,
+                                s3 ? s3 + i : nullptr);
 }
 
 /* Copies rows of `words` elements of type W (4-byte words when the row size
@@ -266,19 +304,32 @@ cudaError_t bp_launch_loss_mean(cudaStream_t stream, int dtype, const void *samp
     return cudaGetLastError();
 }
 
-cudaError_t bp_launch_sgd(cudaStream_t stream, int dtype, void *w, const void *g, void *buf,
-                          size_t count, double lr, double momentum, double dampening,
-                          double weight_decay, int nesterov, int first)
+cudaError_t bp_launch_optimizer_prepare(cudaStream_t stream, int dtype, const void *g, size_t count,
+                                        double max_norm, bp_step_scalars *scalars)
 {
     clear_stale_error();
     if (dtype == 0)
-        sgd_kernel<float><<<blocks_for(count), kThreads, 0, stream>>>(
-            (float *)w, (const float *)g, (float *)buf, count, (float)lr, (float)momentum,
-            (float)dampening, (float)weight_decay, nesterov, first);
+        optimizer_prepare_kernel<float><<<1, kThreads, 0, stream>>>((const float *)g, count,
+                                                                    max_norm, scalars);
     else
-        sgd_kernel<double><<<blocks_for(count), kThreads, 0, stream>>>(
-            (double *)w, (const double *)g, (double *)buf, count, lr, momentum, dampening,
-            weight_decay, nesterov, first);
+        optimizer_prepare_kernel<double><<<1, kThreads, 0, stream>>>((const double *)g, count,
+                                                                     max_norm, scalars);
+    return cudaGetLastError();
+}
+
+cudaError_t bp_launch_optimizer_update(cudaStream_t stream, int dtype, const bp_update_rule *rule,
+                                       void *w, const void *g, void *s1, void *s2, void *s3,
+                                       size_t count, const bp_step_scalars *scalars)
+{
+    clear_stale_error();
+    if (dtype == 0)
+        optimizer_update_kernel<float><<<blocks_for(count), kThreads, 0, stream>>>(
+            *rule, scalars, (float *)w, (const float *)g, (float *)s1, (float *)s2, (float *)s3,
+            count);
+    else
+        optimizer_update_kernel<double><<<blocks_for(count), kThreads, 0, stream>>>(
+            *rule, scalars, (double *)w, (const double *)g, (double *)s1, (double *)s2,
+            (double *)s3, count);
     return cudaGetLastError();
 }
 

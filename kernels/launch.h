@@ -15,6 +15,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../src/step_scalars.h"
+#include "bp_math.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -33,9 +36,14 @@ cudaError_t bp_launch_bias_grad(cudaStream_t stream, int dtype, const void *d, v
                                 int batch);
 cudaError_t bp_launch_loss_mean(cudaStream_t stream, int dtype, const void *sample_loss, int batch,
                                 double *out);
-cudaError_t bp_launch_sgd(cudaStream_t stream, int dtype, void *w, const void *g, void *buf,
-                          size_t count, double lr, double momentum, double dampening,
-                          double weight_decay, int nesterov, int first);
+/* The optimizer (src/backend.h: optimizer_prepare, optimizer_update):
+ * one single-block launch for the step count and clipping scale, one
+ * launch over all parameters for the update. */
+cudaError_t bp_launch_optimizer_prepare(cudaStream_t stream, int dtype, const void *g, size_t count,
+                                        double max_norm, bp_step_scalars *scalars);
+cudaError_t bp_launch_optimizer_update(cudaStream_t stream, int dtype, const bp_update_rule *rule,
+                                       void *w, const void *g, void *s1, void *s2, void *s3,
+                                       size_t count, const bp_step_scalars *scalars);
 cudaError_t bp_launch_gather_rows(cudaStream_t stream, void *dst, const void *src,
                                   const int32_t *rows, int batch, size_t row_bytes);
 

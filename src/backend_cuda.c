@@ -369,13 +369,23 @@ static bp_status cuda_loss_mean(void *p, bp_dtype dt, const void *sample_loss, i
                                                                  sample_loss, batch, out)));
 }
 
-static bp_status cuda_sgd(void *p, bp_dtype dt, void *w, const void *g, void *buf, size_t count,
-                          const bp_sgd *o, int first)
+static bp_status cuda_optimizer_prepare(void *p, bp_dtype dt, const void *g, size_t count,
+                                        double max_norm, bp_step_scalars *scalars)
 {
     cuda_ctx *c = p;
-    ON_DEVICE(c, BP_CUDA_LAUNCH("sgd", bp_launch_sgd(c->stream, dtype_code(dt), w, g, buf, count,
-                                                     o->lr, o->momentum, o->dampening,
-                                                     o->weight_decay, o->nesterov, first)));
+    ON_DEVICE(c, BP_CUDA_LAUNCH("optimizer_prepare",
+                                bp_launch_optimizer_prepare(c->stream, dtype_code(dt), g, count,
+                                                            max_norm, scalars)));
+}
+
+static bp_status cuda_optimizer_update(void *p, bp_dtype dt, const bp_update_rule *rule, void *w,
+                                       const void *g, void *s1, void *s2, void *s3, size_t count,
+                                       const bp_step_scalars *scalars)
+{
+    cuda_ctx *c = p;
+    ON_DEVICE(c, BP_CUDA_LAUNCH("optimizer_update",
+                                bp_launch_optimizer_update(c->stream, dtype_code(dt), rule, w, g,
+                                                           s1, s2, s3, count, scalars)));
 }
 
 static bp_status gather_on_device(cuda_ctx *c, void *dst, const void *src, const int32_t *rows,
@@ -413,6 +423,7 @@ const bp_backend_ops bp_cuda_backend_ops = {
     .hadamard_delta = cuda_hadamard_delta,
     .bias_grad = cuda_bias_grad,
     .loss_mean = cuda_loss_mean,
-    .sgd = cuda_sgd,
+    .optimizer_prepare = cuda_optimizer_prepare,
+    .optimizer_update = cuda_optimizer_update,
     .gather_rows = cuda_gather_rows,
 };

@@ -54,10 +54,12 @@ bp_status bp_compare_backends(const bp_network_config *cfg, bp_backend a, bp_bac
     BP_CHECK_PTR(fn, x);
     BP_CHECK_PTR(fn, targets);
     BP_CHECK_PTR(fn, per_layer);
-    bp_network_config ca = *cfg, cb = *cfg;
+    bp_network_config ca, cb;
+    BP_TRY(bp_network_config_copy(fn, cfg, &ca));
+    cb = ca;
     ca.backend = a;
     cb.backend = b;
-    cb.cuda_stream = a == b ? cfg->cuda_stream : NULL;
+    cb.cuda_stream = a == b ? ca.cuda_stream : NULL;
     bp_network *na = NULL, *nb = NULL;
     void *ha = NULL, *hb = NULL;
     double la = 0.0, lb = 0.0;

@@ -2,7 +2,7 @@
  * train.c — backpropagation, written once for every backend.
  *
  * Read top to bottom: the forward pass, the output delta, the backward pass,
- * the SGD update, then the public calls that put them together. Every
+ * then the public calls (the optimizer update is src/optimizer.c) that put them together. Every
  * product is a column-major GEMM with the argument lists of DESIGN.md;
  * every per-element formula lives in kernels/bp_math.h. A backend only
  * executes these primitives (backend.h), so the CPU backend runs the very
@@ -17,6 +17,7 @@
 #include "batch.h"
 #include "error.h"
 #include "network.h"
+#include "optimizer.h"
 
 #define N 0 /* no transpose */
 #define T 1 /* transpose */
@@ -105,41 +106,22 @@ bp_status bp_backward_pass(bp_network *net, int B)
     return BP_OK;
 }
 
-/* W <- W - eta dL/dW and b <- b - eta dL/db, with torch.optim.SGD's
- * momentum and weight decay, over all parameters in one call. */
-static bp_status sgd_update(bp_network *net, const bp_sgd *opt)
-{
-    BP_TRY(net->ops->sgd(net->ctx, net->desc.dtype, net->params, net->grads, net->momentum,
-                         net->desc.n_params, opt, net->optimizer_first));
-    net->optimizer_first = 0;
-    return BP_OK;
-}
-
-static bp_status check_sgd(const char *fn, const bp_sgd *opt)
+/* The SGD of the bp_sgd convenience calls, as the network's optimizer:
+ * the momentum stays when the optimizer already was SGD, and so does the
+ * clipping. */
+static bp_status set_sgd(const char *fn, bp_network *net, const bp_sgd *opt)
 {
     if (opt == NULL)
         return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: argument 'opt' is NULL", fn);
-    if (!(opt->lr > 0.0) || !isfinite(opt->lr))
-        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: learning rate %g must be finite and > 0", fn,
-                       opt->lr);
-    if (!(opt->momentum >= 0.0 && opt->momentum < 1.0))
-        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: momentum %g must be in [0, 1)", fn,
-                       opt->momentum);
-    if (!(opt->dampening >= 0.0 && opt->dampening <= 1.0))
-        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: dampening %g must be in [0, 1]", fn,
-                       opt->dampening);
-    if (!(opt->weight_decay >= 0.0) || !isfinite(opt->weight_decay))
-        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: weight_decay %g must be finite and >= 0", fn,
-                       opt->weight_decay);
-    if (opt->nesterov != 0 && opt->nesterov != 1)
-        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: nesterov %d must be 0 or 1", fn,
-                       opt->nesterov);
-    if (opt->nesterov && (opt->momentum == 0.0 || opt->dampening != 0.0))
-        return bp_fail(BP_ERR_INVALID_ARGUMENT,
-                       "%s: nesterov needs momentum > 0 and dampening 0 (got momentum %g, "
-                       "dampening %g)",
-                       fn, opt->momentum, opt->dampening);
-    return BP_OK;
+    bp_optimizer o;
+    bp_optimizer_init(&o, BP_OPTIMIZER_SGD);
+    o.lr = opt->lr;
+    o.momentum = opt->momentum;
+    o.dampening = opt->dampening;
+    o.weight_decay = opt->weight_decay;
+    o.nesterov = opt->nesterov;
+    o.clip_grad_norm = net->opt.clip_grad_norm;
+    return bp_optimizer_set(fn, net, &o);
 }
 
 /* Reads the mean batch loss (the step's one wait for the device). */
@@ -153,21 +135,20 @@ static bp_status read_loss(bp_network *net, double *loss)
 /* A step on a batch already loaded into a^0 and the targets buffer. With
  * loss wanted, the loss is read before the update, and a NaN or infinite
  * loss stops the step before it can damage the parameters. */
-static bp_status step_loaded(const char *fn, bp_network *net, int B, const bp_sgd *opt,
-                             double *loss)
+static bp_status step_loaded(const char *fn, bp_network *net, int B, int update, double *loss)
 {
     BP_TRY(bp_forward_pass(net, B));
     BP_TRY(bp_output_pass(net, B));
     BP_TRY(bp_backward_pass(net, B));
     if (loss != NULL) {
         BP_TRY(read_loss(net, loss));
-        if (opt != NULL && !isfinite(*loss))
+        if (update && !isfinite(*loss))
             return bp_fail(BP_ERR_NUMERIC,
                            "%s: the batch loss is %g; the parameters were not updated", fn,
                            *loss);
     }
-    if (opt != NULL)
-        BP_TRY(sgd_update(net, opt));
+    if (update)
+        BP_TRY(bp_optimizer_apply(net));
     return BP_OK;
 }
 
@@ -192,7 +173,7 @@ bp_status bp_network_gradients(bp_network *net, const void *x, const void *targe
     BP_CHECK_PTR(fn, x);
     BP_CHECK_PTR(fn, targets);
     BP_TRY(bp_batch_load_host(fn, net, x, targets, batch));
-    return step_loaded(fn, net, batch, NULL, loss);
+    return step_loaded(fn, net, batch, 0, loss);
 }
 
 bp_status bp_network_train_step(bp_network *net, const void *x, const void *targets, int batch,
@@ -202,9 +183,9 @@ bp_status bp_network_train_step(bp_network *net, const void *x, const void *targ
     BP_TRY(bp_network_check_batch(fn, net, batch));
     BP_CHECK_PTR(fn, x);
     BP_CHECK_PTR(fn, targets);
-    BP_TRY(check_sgd(fn, opt));
+    BP_TRY(set_sgd(fn, net, opt));
     BP_TRY(bp_batch_load_host(fn, net, x, targets, batch));
-    return step_loaded(fn, net, batch, opt, loss);
+    return step_loaded(fn, net, batch, 1, loss);
 }
 
 bp_status bp_network_forward_buffer(bp_network *net, const bp_buffer *x, const int32_t *rows,
@@ -229,7 +210,7 @@ bp_status bp_network_gradients_buffer(bp_network *net, const bp_buffer *x,
     BP_CHECK_PTR(fn, x);
     BP_CHECK_PTR(fn, targets);
     BP_TRY(bp_batch_load_buffers(fn, net, x, targets, rows, batch));
-    return step_loaded(fn, net, batch, NULL, loss);
+    return step_loaded(fn, net, batch, 0, loss);
 }
 
 bp_status bp_network_train_step_buffer(bp_network *net, const bp_buffer *x,
@@ -240,7 +221,29 @@ bp_status bp_network_train_step_buffer(bp_network *net, const bp_buffer *x,
     BP_TRY(bp_network_check_batch(fn, net, batch));
     BP_CHECK_PTR(fn, x);
     BP_CHECK_PTR(fn, targets);
-    BP_TRY(check_sgd(fn, opt));
+    BP_TRY(set_sgd(fn, net, opt));
     BP_TRY(bp_batch_load_buffers(fn, net, x, targets, rows, batch));
-    return step_loaded(fn, net, batch, opt, loss);
+    return step_loaded(fn, net, batch, 1, loss);
+}
+
+bp_status bp_network_step(bp_network *net, const void *x, const void *targets, int batch,
+                          double *loss)
+{
+    const char *fn = "bp_network_step";
+    BP_TRY(bp_network_check_batch(fn, net, batch));
+    BP_CHECK_PTR(fn, x);
+    BP_CHECK_PTR(fn, targets);
+    BP_TRY(bp_batch_load_host(fn, net, x, targets, batch));
+    return step_loaded(fn, net, batch, 1, loss);
+}
+
+bp_status bp_network_step_buffer(bp_network *net, const bp_buffer *x, const bp_buffer *targets,
+                                 const int32_t *rows, int batch, double *loss)
+{
+    const char *fn = "bp_network_step_buffer";
+    BP_TRY(bp_network_check_batch(fn, net, batch));
+    BP_CHECK_PTR(fn, x);
+    BP_CHECK_PTR(fn, targets);
+    BP_TRY(bp_batch_load_buffers(fn, net, x, targets, rows, batch));
+    return step_loaded(fn, net, batch, 1, loss);
 }

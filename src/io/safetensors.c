@@ -659,10 +659,12 @@ bp_status bp_model_load(const char *path, const bp_network_config *base, bp_netw
     model_file m;
     BP_TRY(open_model(path, 1, &m));
     bp_network_config cfg;
-    if (base != NULL)
-        cfg = *base;
-    else
-        bp_network_config_init(&cfg);
+    bp_network_config_init(&cfg);
+    bp_status cst = base != NULL ? bp_network_config_copy(fn, base, &cfg) : BP_OK;
+    if (cst != BP_OK) {
+        model_close(&m);
+        return cst;
+    }
     int sizes[BP_MAX_LAYERS + 1];
     sizes[0] = (int)m.weight[0].shape[1];
     for (int i = 0; i < m.n_layers; i++)
