@@ -508,6 +508,49 @@ BP_API bp_status bp_model_load(const char *path, const bp_network_config *base,
 BP_API bp_status bp_model_load_params(bp_network *net, const char *path);
 
 /* ------------------------------------------------------------------------ */
+/* Checkpoints                                                               */
+/* ------------------------------------------------------------------------ */
+
+/* A checkpoint is a model file (bp_model_save's tensors and metadata, so
+ * bp_model_load and PyTorch's safetensors.torch.load_file read it as a
+ * model) with the optimizer's state as further tensors,
+ * "optimizer.layers.{i}.{weight,bias}.{state}" (state: momentum_buffer,
+ * exp_avg, exp_avg_sq, max_exp_avg_sq, as torch.optim names them), and in
+ * __metadata__ the checkpoint format version, the optimizer's type and
+ * hyperparameters, its step count, and the training loop's position below.
+ * Everything a run needs to continue bit for bit. */
+typedef struct bp_checkpoint_info {
+    size_t struct_size;     /* set by bp_checkpoint_info_init */
+    int64_t epoch;          /* epochs completed */
+    int64_t step_in_epoch;  /* batches done in the epoch under way (0 after
+                               a whole epoch) */
+    int64_t total_epochs;   /* the run's planned epochs; 0 if unknown */
+    uint64_t shuffle_seed;  /* the seed the shuffling started from */
+    uint64_t shuffle_state; /* the shuffling generator's state now */
+    int64_t schedule_step;  /* the learning-rate schedule's position */
+    double base_lr;         /* the schedule's base learning rate */
+    char schedule[32];      /* the schedule's name; "" for none */
+} bp_checkpoint_info;
+
+BP_API void bp_checkpoint_info_init_sized(bp_checkpoint_info *info, size_t size);
+#define bp_checkpoint_info_init(info)                                                            \
+    bp_checkpoint_info_init_sized((info), sizeof(bp_checkpoint_info))
+
+/* Saves the network, its optimizer and info (NULL: zeros) as one file,
+ * written atomically as bp_model_save writes models. */
+BP_API bp_status bp_checkpoint_save(const bp_network *net, const bp_checkpoint_info *info,
+                                    const char *path);
+
+/* Restores a checkpoint into net: parameters, the optimizer's
+ * hyperparameters (lr included), state and step count; info (may be NULL;
+ * its struct_size set) receives the loop's position. The network's layer
+ * sizes, activations, loss and dtype and its optimizer's type and amsgrad
+ * must be the file's: otherwise BP_ERR_INVALID_ARGUMENT with a message that
+ * lists every difference. A file that is not a checkpoint, is truncated or
+ * is corrupt is BP_ERR_FORMAT. On any failure the network is unchanged. */
+BP_API bp_status bp_checkpoint_load(bp_network *net, const char *path, bp_checkpoint_info *info);
+
+/* ------------------------------------------------------------------------ */
 /* Data sets                                                                 */
 /* ------------------------------------------------------------------------ */
 
