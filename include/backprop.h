@@ -525,6 +525,7 @@ typedef struct bp_checkpoint_info {
     int64_t step_in_epoch;  /* batches done in the epoch under way (0 after
                                a whole epoch) */
     int64_t total_epochs;   /* the run's planned epochs; 0 if unknown */
+    int64_t batch;          /* the mini-batch size; 0 if unknown */
     uint64_t shuffle_seed;  /* the seed the shuffling started from */
     uint64_t shuffle_state; /* the shuffling generator's state now */
     int64_t schedule_step;  /* the learning-rate schedule's position */
@@ -549,6 +550,11 @@ BP_API bp_status bp_checkpoint_save(const bp_network *net, const bp_checkpoint_i
  * lists every difference. A file that is not a checkpoint, is truncated or
  * is corrupt is BP_ERR_FORMAT. On any failure the network is unchanged. */
 BP_API bp_status bp_checkpoint_load(bp_network *net, const char *path, bp_checkpoint_info *info);
+
+/* Reads only a checkpoint's metadata: its optimizer (opt, may be NULL;
+ * struct_size set) and the loop's position (info, may be NULL), e.g. to
+ * set up the network before bp_checkpoint_load. */
+BP_API bp_status bp_checkpoint_peek(const char *path, bp_optimizer *opt, bp_checkpoint_info *info);
 
 /* ------------------------------------------------------------------------ */
 /* Data sets                                                                 */

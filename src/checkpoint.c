@@ -83,12 +83,12 @@ static bp_status metadata_text(const bp_network *net, const bp_checkpoint_info *
         "\"dampening\":\"%.17g\",\"nesterov\":\"%d\",\"amsgrad\":\"%d\",\"beta1\":\"%.17g\","
         "\"beta2\":\"%.17g\",\"eps\":\"%.17g\",\"clip_grad_norm\":\"%.17g\","
         "\"step\":\"%" PRId64 "\",\"epoch\":\"%" PRId64 "\",\"step_in_epoch\":\"%" PRId64 "\","
-        "\"total_epochs\":\"%" PRId64 "\",\"shuffle_seed\":\"%" PRIu64 "\","
+        "\"total_epochs\":\"%" PRId64 "\",\"batch\":\"%" PRId64 "\",\"shuffle_seed\":\"%" PRIu64 "\","
         "\"shuffle_state\":\"%" PRIu64 "\",\"schedule\":\"%s\",\"schedule_step\":\"%" PRId64 "\","
         "\"base_lr\":\"%.17g\"",
         bp_optimizer_name(o->type), o->lr, o->weight_decay, o->momentum, o->dampening,
         o->nesterov, o->amsgrad, o->beta1, o->beta2, o->eps, o->clip_grad_norm, step, in->epoch,
-        in->step_in_epoch, in->total_epochs, in->shuffle_seed, in->shuffle_state, schedule,
+        in->step_in_epoch, in->total_epochs, in->batch, in->shuffle_seed, in->shuffle_state, schedule,
         in->schedule_step, in->base_lr);
     uselocale(old);
     freelocale(c_locale);
@@ -279,6 +279,7 @@ static bp_status read_meta(const char *path, const ckpt_file *c, ckpt_meta *m)
         {"epoch", NULL, &m->info.epoch, NULL, NULL},
         {"step_in_epoch", NULL, &m->info.step_in_epoch, NULL, NULL},
         {"total_epochs", NULL, &m->info.total_epochs, NULL, NULL},
+        {"batch", NULL, &m->info.batch, NULL, NULL},
         {"shuffle_seed", NULL, NULL, &m->info.shuffle_seed, NULL},
         {"shuffle_state", NULL, NULL, &m->info.shuffle_state, NULL},
         {"schedule_step", NULL, &m->info.schedule_step, NULL, NULL},
@@ -536,4 +537,25 @@ bp_status bp_checkpoint_load(bp_network *net, const char *path, bp_checkpoint_in
         bp_struct_init(info, size, &m.info, sizeof m.info);
     }
     return st;
+}
+
+bp_status bp_checkpoint_peek(const char *path, bp_optimizer *opt, bp_checkpoint_info *info)
+{
+    BP_CHECK_PTR("bp_checkpoint_peek", path);
+    ckpt_file c;
+    ckpt_meta m;
+    memset(&m, 0, sizeof m);
+    bp_status st = open_checkpoint(path, &c);
+    if (st == BP_OK)
+        st = read_meta(path, &c, &m);
+    ckpt_close(&c);
+    if (st != BP_OK)
+        return st;
+    if (opt != NULL)
+        bp_struct_init(opt, opt->struct_size ? opt->struct_size : sizeof *opt, &m.opt,
+                       sizeof m.opt);
+    if (info != NULL)
+        bp_struct_init(info, info->struct_size ? info->struct_size : sizeof *info, &m.info,
+                       sizeof m.info);
+    return BP_OK;
 }

@@ -19,6 +19,7 @@
 #include "plot.h"
 #include "progress.h"
 #include "synthetic.h"
+#include "train_optim.h" /* issue 10 hook: optimizers, checkpoints */
 
 /* Where Debian's dataset-fashion-mnist puts the files; the environment
  * variable names another directory (tests use it to reach the fallback). */
@@ -170,8 +171,8 @@ static int check_flags(const train_flags *f)
         return cli_error("--epochs: %ld is out of range (1..1000000)", f->epochs);
     if (f->batch < 1 || f->batch > (1 << 24))
         return cli_error("--batch: %ld is out of range (1..%d)", f->batch, 1 << 24);
-    if (!(f->lr > 0))
-        return cli_error("--lr: %g must be > 0", f->lr);
+    if (!(f->lr >= 0)) /* issue 10 hook: 0 accepted, as torch.optim accepts it */
+        return cli_error("--lr: %g must be >= 0", f->lr);
     if (!(f->momentum >= 0 && f->momentum < 1))
         return cli_error("--momentum: %g must be in [0, 1)", f->momentum);
     if (!(f->weight_decay >= 0))
@@ -238,6 +239,8 @@ int cmd_train(int argc, char **argv)
     f.schedule = "cosine";
     f.epochs = 15, f.batch = 32, f.seed = 1, f.label_column = -1;
     f.lr = 0.02, f.momentum = 0.9;
+    optim_flags of; /* issue 10 hook */
+    optim_flags_init(&of);
     const flag flags[] = {
         {"--data", FLAG_STRING, &f.data, "PATH", "IDX images file (labels beside it) or CSV"},
         {"--test", FLAG_STRING, &f.test, "PATH", "test set, same format"},
@@ -262,6 +265,7 @@ int cmd_train(int argc, char **argv)
         {"--label-column", FLAG_INT, &f.label_column, "N", "CSV label column, 0-based (default last)"},
         {"--targets", FLAG_INT, &f.targets, "K", "CSV regression: the last K columns are targets"},
         {"--quiet", FLAG_SWITCH, &f.quiet, NULL, "print only the final result"},
+        OPTIM_FLAG_ENTRIES(of), /* issue 10 hook */
     };
     static const command cmd = {
         "train", "Trains a network by backpropagation and reports test accuracy.",
@@ -276,6 +280,16 @@ int cmd_train(int argc, char **argv)
         return p > 0 ? 0 : 2;
     if (check_flags(&f) != 0)
         return 2;
+    /* issue 10 hook: the optimizer flags, and --resume's network and schedule */
+    if (optim_check(&of, argc, argv, &f.lr, f.momentum, &f.weight_decay, f.epochs) != 0 ||
+        check_output("--checkpoint", of.checkpoint) != 0)
+        return 2;
+    int resume_done = optim_resume_peek(&of, argc, argv, f.epochs, &f.lr, &f.schedule,
+                                        &f.seed, &f.batch);
+    if (resume_done != 0)
+        return resume_done > 0 ? 0 : 1;
+    if (of.resume != NULL && f.init == NULL)
+        f.init = of.resume; /* a checkpoint is a model file: its network, as --init's */
     if (check_output("--save", f.save) != 0 || check_output("--plot", f.plot) != 0 ||
         check_output("--log", f.log) != 0)
         return 1;
@@ -337,6 +351,8 @@ int cmd_train(int argc, char **argv)
         cli_lib_error("--init", st);
         goto out;
     }
+    if (optim_setup(&of, r.net) != 0) /* issue 10 hook: optimizer, --resume's state */
+        goto out;
     bp_network_desc nd;
     bp_network_describe(r.net, &nd);
     char desc[512];
@@ -387,29 +403,32 @@ int cmd_train(int argc, char **argv)
     int epoch = 0, stopped = 0;
     long steps_per_epoch = (long)((n + (size_t)f.batch - 1) / (size_t)f.batch);
     eval_result ev = {0};
-    for (epoch = 0; epoch < f.epochs && !stopped; epoch++) {
-        if (!f.no_shuffle)
-            for (size_t i = n - 1; i > 0; i--) {
-                size_t j = (size_t)(cli_next_random(&rng) % (i + 1));
-                int32_t t = order[i];
-                order[i] = order[j];
-                order[j] = t;
-            }
-        bp_sgd opt;
-        bp_sgd_init(&opt);
-        opt.lr = epoch_lr(&f, epoch);
-        opt.momentum = f.momentum;
-        opt.weight_decay = f.weight_decay;
+    /* issue 10 hook: --resume replays the shuffles before its epoch */
+    int resumed_shuffled = 0;
+    if (optim_replay(&of, order, n, &rng, f.no_shuffle, &resumed_shuffled) != 0) {
+        free(order);
+        goto out;
+    }
+    for (epoch = (int)of.start.epoch;
+         epoch < f.epochs && !stopped && (of.stop_after == 0 || epoch < of.stop_after); epoch++) {
+        if (!f.no_shuffle && !resumed_shuffled)
+            optim_shuffle(order, n, &rng);
+        resumed_shuffled = 0;
+        if ((st = bp_network_set_lr(r.net, epoch_lr(&f, epoch))) != BP_OK) {
+            cli_lib_error("--lr", st);
+            free(order);
+            goto out;
+        }
         double loss_sum = 0, loss = NAN;
         long loss_count = 0;
         double e0 = cli_now();
         progress_start(&bar, tty);
-        for (long s = 0; s < steps_per_epoch; s++) {
+        for (long s = epoch == of.start.epoch ? (long)of.start.step_in_epoch : 0;
+             s < steps_per_epoch; s++) {
             size_t start = (size_t)s * (size_t)f.batch;
             int b = (int)(n - start < (size_t)f.batch ? n - start : (size_t)f.batch);
             int want = (s % read_every == 0) || s == steps_per_epoch - 1;
-            st = bp_network_train_step_buffer(r.net, r.x, r.y, order + start, b, &opt,
-                                              want ? &loss : NULL);
+            st = bp_network_step_buffer(r.net, r.x, r.y, order + start, b, want ? &loss : NULL);
             if (st == BP_ERR_NUMERIC || (st == BP_OK && want && !isfinite(loss))) {
                 progress_clear(&bar);
                 cli_error("training diverged at epoch %d, step %ld: the loss is %g; nothing was "
@@ -435,6 +454,11 @@ int cmd_train(int argc, char **argv)
                 stopped = 1;
                 progress_clear(&bar);
                 fprintf(stderr, "backprop: interrupted at epoch %d, step %ld\n", epoch + 1, s + 1);
+                if (optim_save(&of, r.net, epoch, s + 1, steps_per_epoch, f.epochs,
+                               f.batch, (uint64_t)f.seed, rng, f.schedule, f.lr) == 0 &&
+                    of.checkpoint && !f.quiet)
+                    fprintf(stderr, "backprop: wrote %s; continue with --resume %s\n",
+                            of.checkpoint, of.checkpoint); /* issue 10 hook */
                 break;
             }
         }
@@ -470,6 +494,11 @@ int cmd_train(int argc, char **argv)
                     seconds, rate);
         if (r.log)
             fflush(r.log); /* a row per epoch, readable while the run goes on */
+        if (!stopped && optim_save(&of, r.net, epoch + 1, 0, steps_per_epoch, f.epochs,
+                                   f.batch, (uint64_t)f.seed, rng, f.schedule, f.lr) != 0) {
+            free(order); /* issue 10 hook: --checkpoint after every epoch */
+            goto out;
+        }
     }
     free(order);
     double total = cli_now() - t0;
