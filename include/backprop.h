@@ -22,6 +22,15 @@
  *  - Targets: for BP_LOSS_CROSS_ENTROPY an int32_t array of B class labels
  *    in [0, n_L); for BP_LOSS_MSE and BP_LOSS_BCE a real array [B, n_L].
  *
+ * Compatibility
+ *  - Config structs that may grow (bp_network_config, bp_optimizer,
+ *    bp_checkpoint_info) begin with struct_size; see "Growing structs" in
+ *    the optimizer section.
+ *  - The shared library's SONAME is libbackprop.so.MAJOR. Within one
+ *    SONAME the ABI only grows: functions and enum values are added, never
+ *    removed or changed; structs grow by the struct_size rule. Anything
+ *    else raises MAJOR and so the SONAME (0 to 1 included).
+ *
  * Thread safety
  *  - A network (and the buffers created on it) is used by one thread at a
  *    time. Different networks may be used concurrently from different
@@ -227,7 +236,7 @@ BP_API bp_status bp_network_gradients(bp_network *net, const void *x, const void
  * Weight decay applies to weights and biases alike, as with
  * SGD(model.parameters(), ...). */
 typedef struct bp_sgd {
-    double lr;           /* learning rate > 0, default 0.01 */
+    double lr;           /* learning rate >= 0, default 0.01 */
     double momentum;     /* in [0, 1), default 0 */
     double dampening;    /* in [0, 1], default 0 */
     double weight_decay; /* >= 0, default 0 */
