@@ -324,6 +324,8 @@ BP_API bp_status bp_optimizer_parse(const char *name, bp_optimizer_type *out);
  * and amsgrad stay the same, so a schedule may change lr, or any other
  * hyperparameter, between steps; a different type or amsgrad clears it. */
 BP_API bp_status bp_network_set_optimizer(bp_network *net, const bp_optimizer *opt);
+/* out->struct_size must be set (bp_optimizer_init sets it; 0 means this
+ * header's size): that many bytes are written. */
 BP_API bp_status bp_network_get_optimizer(const bp_network *net, bp_optimizer *out);
 /* Only the learning rate (a schedule's step); lr >= 0 and finite. Written
  * to the device in stream order: the step never waits for it. */

@@ -232,16 +232,20 @@ bp_status bp_network_reset_optimizer(bp_network *net)
     return net->ops->sync(net->ctx);
 }
 
-/* The update at the end of a training step: the learning rate to the
- * device when it changed (an ordered upload, no wait), the step count and
- * clipping scale, then every parameter's update. */
+bp_status bp_optimizer_upload_lr(bp_network *net)
+{
+    if (net->lr_on_device != net->opt.lr) {
+        BP_TRY(upload_scalar(net, &net->scalars->lr, &net->opt.lr, sizeof net->opt.lr));
+        net->lr_on_device = net->opt.lr;
+    }
+    return BP_OK;
+}
+
+/* The update at the end of a training step: the step count and clipping
+ * scale, then every parameter's update; two launches, no host wait. */
 bp_status bp_optimizer_apply(bp_network *net)
 {
     const bp_optimizer *o = &net->opt;
-    if (net->lr_on_device != o->lr) {
-        BP_TRY(upload_scalar(net, &net->scalars->lr, &o->lr, sizeof o->lr));
-        net->lr_on_device = o->lr;
-    }
     bp_update_rule rule;
     memset(&rule, 0, sizeof rule);
     rule.kind = o->type == BP_OPTIMIZER_SGD ? BP_M_SGD

@@ -137,6 +137,8 @@ static bp_status read_loss(bp_network *net, double *loss)
  * loss stops the step before it can damage the parameters. */
 static bp_status step_loaded(const char *fn, bp_network *net, int B, int update, double *loss)
 {
+    if (update)
+        BP_TRY(bp_optimizer_upload_lr(net));
     BP_TRY(bp_forward_pass(net, B));
     BP_TRY(bp_output_pass(net, B));
     BP_TRY(bp_backward_pass(net, B));
