@@ -245,6 +245,7 @@ typedef struct ckpt_meta {
     int64_t step;
     bp_checkpoint_info info;
     const char *activations, *loss;
+    double leaky_slope;
 } ckpt_meta;
 
 static bp_status read_meta(const char *path, const ckpt_file *c, ckpt_meta *m)
@@ -284,6 +285,7 @@ static bp_status read_meta(const char *path, const ckpt_file *c, ckpt_meta *m)
         {"shuffle_state", NULL, NULL, &m->info.shuffle_state, NULL},
         {"schedule_step", NULL, &m->info.schedule_step, NULL, NULL},
         {"base_lr", &m->info.base_lr, NULL, NULL, NULL},
+        {"leaky_slope", &m->leaky_slope, NULL, NULL, NULL},
     };
     locale_t c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
     if (c_locale == (locale_t)0)
@@ -463,6 +465,12 @@ bp_status bp_checkpoint_load(bp_network *net, const char *path, bp_checkpoint_in
     }
     if (strcmp(acts, m.activations) != 0)
         differ(diff, sizeof diff, "activations: file %.100s, network %s", m.activations, acts);
+    int leaky = 0;
+    for (int l = 0; l < net->desc.n_layers; l++)
+        leaky |= net->activations[l] == BP_ACT_LEAKY_RELU;
+    if (leaky && m.leaky_slope != net->desc.leaky_slope)
+        differ(diff, sizeof diff, "leaky_slope: file %g, network %g", m.leaky_slope,
+               net->desc.leaky_slope);
     if (strcmp(bp_loss_name(net->desc.loss), m.loss) != 0)
         differ(diff, sizeof diff, "loss: file %.20s, network %s", m.loss,
                bp_loss_name(net->desc.loss));
