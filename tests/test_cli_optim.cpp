@@ -85,14 +85,23 @@ TEST_F(CliOptim, ResumeIsByteForByte)
                         resumed = file(tag + "_resumed.st");
             Result a = run(common + " --save " + whole);
             ASSERT_EQ(a.code, 0) << a.err;
-            Result b = run(common + " --stop-after 2 --checkpoint " + ck);
+            std::string log = file(tag + ".csv");
+            Result b = run(common + " --stop-after 2 --checkpoint " + ck + " --log " + log);
             ASSERT_EQ(b.code, 0) << b.err;
             EXPECT_CONTAINS(b.out, "2 epochs");
             // --resume alone: the network, optimizer, seed and schedule come
             // from the checkpoint.
             Result c = run("train --data " + csv + " --epochs 4 --device cpu --quiet --resume " +
-                           ck + " --checkpoint " + ck + " --save " + resumed);
+                           ck + " --checkpoint " + ck + " --save " + resumed + " --log " + log +
+                           " --plot " + file(tag + ".svg"));
             ASSERT_EQ(c.code, 0) << c.err;
+            // The log goes on: one header, epochs 1 to 4.
+            std::string rows = read(log);
+            EXPECT_EQ(rows.find("epoch,"), 0u) << rows;
+            EXPECT_EQ(rows.find("epoch,", 1), std::string::npos) << rows;
+            EXPECT_CONTAINS(rows, "\n2,");
+            EXPECT_CONTAINS(rows, "\n3,");
+            EXPECT_CONTAINS(rows, "\n4,");
             EXPECT_CONTAINS(c.out, "4 epochs");
             std::string w = read(whole), r = read(resumed);
             ASSERT_GT(w.size(), 100u);

@@ -382,13 +382,14 @@ int cmd_train(int argc, char **argv)
     for (size_t i = 0; i < n; i++)
         order[i] = (int32_t)i;
     if (f.log) {
-        r.log = fopen(f.log, "w");
+        r.log = fopen(f.log, of.resume ? "a" : "w"); /* issue 10 hook: --resume appends */
         if (r.log == NULL) {
             free(order);
             cli_error("--log: cannot write '%s'", f.log);
             goto out;
         }
-        fprintf(r.log, "epoch,train_loss,test_loss,test_accuracy,seconds,samples_per_s\n");
+        if (fseek(r.log, 0, SEEK_END) == 0 && ftell(r.log) == 0)
+            fprintf(r.log, "epoch,train_loss,test_loss,test_accuracy,seconds,samples_per_s\n");
     }
 
     catch_sigint();
@@ -409,6 +410,8 @@ int cmd_train(int argc, char **argv)
         free(order);
         goto out;
     }
+    for (long e = 0; e < of.start.epoch && e < f.epochs; e++) /* before the resumed epoch: */
+        r.hist.train_loss[e] = r.hist.test_loss[e] = r.hist.test_accuracy[e] = NAN; /* unknown */
     for (epoch = (int)of.start.epoch;
          epoch < f.epochs && !stopped && (of.stop_after == 0 || epoch < of.stop_after); epoch++) {
         if (!f.no_shuffle && !resumed_shuffled)
