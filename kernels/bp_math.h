@@ -220,6 +220,10 @@ BP_HD bp_update_step bp_update_prepare(const bp_update_rule *r, double lr, int64
     return s;
 }
 
+/* The clipping norm's sum of squares is reduced in at most this many
+ * partial sums (device scratch of as many doubles), then in one. */
+#define BP_CLIP_PARTS 1024
+
 /* The global-norm clipping scale of torch.nn.utils.clip_grad_norm_, from
  * the sum of the squared gradients: min(1, max_norm / (norm + 1e-6)); 1 when
  * max_norm <= 0 (clipping off). A NaN norm gives a NaN scale, as in torch. */

@@ -158,31 +158,52 @@ __global__ void loss_mean_kernel(const T *__restrict__ sample_loss, int batch, d
         *out = part[0] / (double)batch;
 }
 
-/* One block: counts the step (unless the guard set skip) and writes the
- * clipping scale. Each thread sums the squares of a fixed strided subset in
- * order, in double, then a fixed tree in shared memory: deterministic. */
+/* The clipping norm, stage 1: block b sums the squares of its fixed
+ * strided share of g in order, in double, then a fixed tree; part[b]. */
 template <typename T>
-__global__ void optimizer_prepare_kernel(const T *__restrict__ g, size_t count, double max_norm,
-                                         bp_step_scalars *scalars)
+__global__ void clip_partial_kernel(const T *__restrict__ g, size_t count, double *part)
 {
-    __shared__ double part[kThreads];
+    __shared__ double sum[kThreads];
     double s = 0.0;
-    if (max_norm > 0.0)
-        for (size_t i = threadIdx.x; i < count; i += blockDim.x) {
-            double v = (double)g[i];
-            s += v * v;
-        }
-    part[threadIdx.x] = s;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < count;
+         i += (size_t)gridDim.x * blockDim.x) {
+        double v = (double)g[i];
+        s += v * v;
+    }
+    sum[threadIdx.x] = s;
     __syncthreads();
     for (int half = blockDim.x / 2; half > 0; half /= 2) {
         if ((int)threadIdx.x < half)
-            part[threadIdx.x] += part[threadIdx.x + half];
+            sum[threadIdx.x] += sum[threadIdx.x + half];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0)
+        part[blockIdx.x] = sum[0];
+}
+
+/* Stage 2, one block: the n_parts partial sums in a fixed order; counts the
+ * step (unless the guard set skip) and writes the clipping scale (1 when
+ * n_parts is 0: clipping off). Deterministic: no atomics, and the number of
+ * parts depends on count only. */
+template <typename P>
+__global__ void optimizer_prepare_kernel(const P *__restrict__ part, int n_parts, double max_norm,
+                                         bp_step_scalars *scalars)
+{
+    __shared__ P sum[kThreads];
+    P s = 0.0;
+    for (int i = threadIdx.x; i < n_parts; i += blockDim.x)
+        s += part[i];
+    sum[threadIdx.x] = s;
+    __syncthreads();
+    for (int half = blockDim.x / 2; half > 0; half /= 2) {
+        if ((int)threadIdx.x < half)
+            sum[threadIdx.x] += sum[threadIdx.x + half];
         __syncthreads();
     }
     if (threadIdx.x == 0) {
         if (!scalars->skip)
             scalars->step += 1;
-        scalars->clip_scale = bp_clip_scale(part[0], max_norm);
+        scalars->clip_scale = n_parts > 0 ? bp_clip_scale(sum[0], max_norm) : 1.0;
     }
 }
 
@@ -304,16 +325,35 @@ cudaError_t bp_launch_loss_mean(cudaStream_t stream, int dtype, const void *samp
     return cudaGetLastError();
 }
 
+/* Blocks of the clipping norm's first stage: one per 8 * kThreads
+ * elements, at most BP_CLIP_PARTS (a function of count alone). */
+static int clip_parts(size_t count)
+{
+    size_t per = (size_t)kThreads * 8;
+    size_t n = (count + per - 1) / per;
+    return n < 1 ? 1 : n > BP_CLIP_PARTS ? BP_CLIP_PARTS : (int)n;
+}
+
 cudaError_t bp_launch_optimizer_prepare(cudaStream_t stream, int dtype, const void *g, size_t count,
-                                        double max_norm, bp_step_scalars *scalars)
+                                        double max_norm, double *scratch,
+                                        bp_step_scalars *scalars)
 {
     clear_stale_error();
-    if (dtype == 0)
-        optimizer_prepare_kernel<float><<<1, kThreads, 0, stream>>>((const float *)g, count,
-                                                                    max_norm, scalars);
-    else
-        optimizer_prepare_kernel<double><<<1, kThreads, 0, stream>>>((const double *)g, count,
-                                                                     max_norm, scalars);
+    int parts = 0;
+    if (max_norm > 0.0) {
+        parts = clip_parts(count);
+        if (dtype == 0)
+            clip_partial_kernel<float><<<parts, kThreads, 0, stream>>>((const float *)g, count,
+                                                                       scratch);
+        else
+            clip_partial_kernel<double><<<parts, kThreads, 0, stream>>>((const double *)g, count,
+                                                                        scratch);
+        cudaError_t err = cudaGetLastError();
+        if (err != cudaSuccess)
+            return err;
+    }
+    optimizer_prepare_kernel<double><<<1, kThreads, 0, stream>>>(scratch, parts, max_norm,
+                                                                 scalars);
     return cudaGetLastError();
 }
 

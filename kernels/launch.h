@@ -37,10 +37,12 @@ cudaError_t bp_launch_bias_grad(cudaStream_t stream, int dtype, const void *d, v
 cudaError_t bp_launch_loss_mean(cudaStream_t stream, int dtype, const void *sample_loss, int batch,
                                 double *out);
 /* The optimizer (src/backend.h: optimizer_prepare, optimizer_update):
- * one single-block launch for the step count and clipping scale, one
- * launch over all parameters for the update. */
+ * with clipping, one launch of partial sums of squares into scratch
+ * (BP_CLIP_PARTS doubles); one single-block launch for the step count and
+ * clipping scale; one launch over all parameters for the update. */
 cudaError_t bp_launch_optimizer_prepare(cudaStream_t stream, int dtype, const void *g, size_t count,
-                                        double max_norm, bp_step_scalars *scalars);
+                                        double max_norm, double *scratch,
+                                        bp_step_scalars *scalars);
 cudaError_t bp_launch_optimizer_update(cudaStream_t stream, int dtype, const bp_update_rule *rule,
                                        void *w, const void *g, void *s1, void *s2, void *s3,
                                        size_t count, const bp_step_scalars *scalars);

@@ -74,13 +74,13 @@ typedef struct bp_backend_ops {
      * launches that never wait for the host. optimizer_prepare counts the
      * step (scalars->step += 1 unless scalars->skip is set) and writes
      * scalars->clip_scale: bp_clip_scale of the sum of the squared count
-     * gradients g when max_norm > 0 (a fixed-order reduction, no atomics),
-     * else 1. optimizer_update then applies bp_optimizer_update to every
+     * gradients g when max_norm > 0 (a fixed-order reduction, no atomics,
+     * through `scratch`, BP_CLIP_PARTS device doubles), else 1. optimizer_update then applies bp_optimizer_update to every
      * parameter, reading lr, step (as t), clip_scale and skip from scalars;
      * s1..s3 are the state buffers in the parameters' layout (s2, s3 NULL
      * when the rule does not use them). */
     bp_status (*optimizer_prepare)(void *ctx, bp_dtype dt, const void *g, size_t count,
-                                   double max_norm, bp_step_scalars *scalars);
+                                   double max_norm, double *scratch, bp_step_scalars *scalars);
     bp_status (*optimizer_update)(void *ctx, bp_dtype dt, const bp_update_rule *rule, void *w,
                                   const void *g, void *s1, void *s2, void *s3, size_t count,
                                   const bp_step_scalars *scalars);

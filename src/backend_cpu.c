@@ -222,9 +222,10 @@ static bp_status cpu_loss_mean(void *ctx, bp_dtype dt, const void *sample_loss, 
 }
 
 static bp_status cpu_optimizer_prepare(void *ctx, bp_dtype dt, const void *g, size_t count,
-                                       double max_norm, bp_step_scalars *scalars)
+                                       double max_norm, double *scratch, bp_step_scalars *scalars)
 {
     (void)ctx;
+    (void)scratch;
     double sum = 0.0;
     if (max_norm > 0.0)
         sum = dt == BP_F32 ? sum_squares_f(g, count) : sum_squares_d(g, count);

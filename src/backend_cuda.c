@@ -370,12 +370,13 @@ static bp_status cuda_loss_mean(void *p, bp_dtype dt, const void *sample_loss, i
 }
 
 static bp_status cuda_optimizer_prepare(void *p, bp_dtype dt, const void *g, size_t count,
-                                        double max_norm, bp_step_scalars *scalars)
+                                        double max_norm, double *scratch,
+                                        bp_step_scalars *scalars)
 {
     cuda_ctx *c = p;
     ON_DEVICE(c, BP_CUDA_LAUNCH("optimizer_prepare",
                                 bp_launch_optimizer_prepare(c->stream, dtype_code(dt), g, count,
-                                                            max_norm, scalars)));
+                                                            max_norm, scratch, scalars)));
 }
 
 static bp_status cuda_optimizer_update(void *p, bp_dtype dt, const bp_update_rule *rule, void *w,

@@ -25,6 +25,7 @@ struct bp_network {
      * scalars->lr. */
     bp_optimizer opt;
     void *opt_state[3];
+    double *opt_scratch; /* BP_CLIP_PARTS device doubles for the clipping norm */
     double lr_on_device;
     size_t w_off[BP_MAX_LAYERS]; /* index l-1 */
     size_t b_off[BP_MAX_LAYERS];

@@ -164,6 +164,7 @@ bp_status bp_optimizer_create(bp_network *net)
      * were other optimizers; Adam's further buffers come when it is set. */
     BP_TRY(net->ops->alloc(net->ctx, state_bytes(net) ? state_bytes(net) : net->esize,
                            &net->opt_state[0]));
+    BP_TRY(net->ops->alloc(net->ctx, BP_CLIP_PARTS * sizeof(double), (void **)&net->opt_scratch));
     double one = 1.0;
     BP_TRY(upload_scalar(net, &net->scalars->clip_scale, &one, sizeof one));
     net->lr_on_device = -1.0; /* never a valid lr: the first step uploads */
@@ -177,6 +178,8 @@ void bp_optimizer_destroy(bp_network *net)
             net->ops->release(net->ctx, net->opt_state[i]);
     if (net->scalars != NULL)
         net->ops->release(net->ctx, net->scalars);
+    if (net->opt_scratch != NULL)
+        net->ops->release(net->ctx, net->opt_scratch);
 }
 
 bp_status bp_optimizer_set(const char *fn, bp_network *net, const bp_optimizer *o)
@@ -261,7 +264,7 @@ bp_status bp_optimizer_apply(bp_network *net)
     rule.eps = o->eps;
     unsigned slots = state_slots(o);
     BP_TRY(net->ops->optimizer_prepare(net->ctx, net->desc.dtype, net->grads, net->desc.n_params,
-                                       o->clip_grad_norm, net->scalars));
+                                       o->clip_grad_norm, net->opt_scratch, net->scalars));
     return net->ops->optimizer_update(net->ctx, net->desc.dtype, &rule, net->params, net->grads,
                                       net->opt_state[0], (slots & 2u) ? net->opt_state[1] : NULL,
                                       (slots & 4u) ? net->opt_state[2] : NULL,

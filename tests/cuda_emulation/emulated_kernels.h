@@ -12,7 +12,8 @@ const bool bp_emu_barrier_kernels_registered = [] {
     bp_emu_register_barrier_kernel(bias_grad_kernel<double>);
     bp_emu_register_barrier_kernel(loss_mean_kernel<float>);
     bp_emu_register_barrier_kernel(loss_mean_kernel<double>);
-    bp_emu_register_barrier_kernel(optimizer_prepare_kernel<float>);
+    bp_emu_register_barrier_kernel(clip_partial_kernel<float>);
+    bp_emu_register_barrier_kernel(clip_partial_kernel<double>);
     bp_emu_register_barrier_kernel(optimizer_prepare_kernel<double>);
     return true;
 }();

@@ -239,21 +239,24 @@ TYPED_TEST(EmulatedKernels, OptimizerMatchesCpuBitForBit)
             std::vector<T> w0 = random_reals<T>(count, -1, 1, 13), wc = w0, we = w0;
             std::vector<T> c1(count), c2(count), c3(count), e1(count), e2(count), e3(count);
             bp_step_scalars sc{}, se{};
+            std::vector<double> scratch(BP_CLIP_PARTS);
             sc.lr = se.lr = 0.05;
             for (int step = 0; step < 4; step++) {
                 std::vector<T> g = random_reals<T>(count, -1, 1, 14 + step);
                 double max_norm = step == 1 ? 0.0 : 2.0; // off, then on (clips when large)
                 sc.skip = se.skip = step == 2;           // a skipped step changes nothing
-                ASSERT_EQ(cpu.optimizer_prepare(nullptr, Real<T>::dt, g.data(), count, max_norm, &sc),
+                ASSERT_EQ(cpu.optimizer_prepare(nullptr, Real<T>::dt, g.data(), count, max_norm,
+                                                nullptr, &sc),
                           BP_OK);
-                ASSERT_EQ(emu_optimizer_prepare(nullptr, Real<T>::code, g.data(), count, max_norm, &se),
+                ASSERT_EQ(emu_optimizer_prepare(nullptr, Real<T>::code, g.data(), count, max_norm,
+                                                scratch.data(), &se),
                           cudaSuccess);
                 EXPECT_EQ(sc.step, se.step);
                 EXPECT_NEAR(se.clip_scale, sc.clip_scale, Real<T>::reduce_tol * sc.clip_scale);
                 bp_step_scalars again = se;
                 again.step = 0;
                 ASSERT_EQ(emu_optimizer_prepare(nullptr, Real<T>::code, g.data(), count, max_norm,
-                                                &again),
+                                                scratch.data(), &again),
                           cudaSuccess);
                 EXPECT_EQ(std::memcmp(&again.clip_scale, &se.clip_scale, sizeof(double)), 0);
                 se.clip_scale = sc.clip_scale; // the same scale in, the same bits out
