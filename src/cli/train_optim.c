@@ -59,7 +59,7 @@ int optim_check(optim_flags *o, int argc, char **argv, double *lr, double moment
     o->opt.eps = o->eps;
     o->opt.amsgrad = o->amsgrad;
     if (!(o->clip >= 0))
-        return cli_error("--clip-grad-norm: %g must be > 0 (0: no clipping)", o->clip);
+        return cli_error("--clip-grad-norm: %g must be >= 0 (0: no clipping)", o->clip);
     o->opt.clip_grad_norm = o->clip;
     if (o->stop_after < 0 || o->stop_after > epochs)
         return cli_error("--stop-after: %ld is out of range (0..--epochs %ld)", o->stop_after,
