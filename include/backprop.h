@@ -36,6 +36,16 @@
  *    without CUDA declares it all the same; its calls then return
  *    BP_ERR_NOT_BUILT.
  *
+ * Compatibility
+ *  - Config structs that may grow (bp_network_config, bp_optimizer,
+ *    bp_checkpoint_info) begin with struct_size; see "Growing structs" in
+ *    the optimizer section.
+ *  - The shared library's SONAME is libbackprop.so.MAJOR from 1.0 on and
+ *    libbackprop.so.0.MINOR before. Within one SONAME the ABI only grows:
+ *    functions and enum values are added, never removed or changed;
+ *    structs grow by the struct_size rule. Anything else raises MAJOR (in
+ *    0.x, MINOR) and so the SONAME.
+ *
  * Thread safety
  *  - A network (and the buffers created on it) is used by one thread at a
  *    time. Different networks may be used concurrently from different
@@ -60,9 +70,9 @@ extern "C" {
 #endif
 
 #define BP_VERSION_MAJOR 0
-#define BP_VERSION_MINOR 1
+#define BP_VERSION_MINOR 2
 #define BP_VERSION_PATCH 0
-#define BP_VERSION_STRING "0.1.0"
+#define BP_VERSION_STRING "0.2.0"
 
 /* ------------------------------------------------------------------------ */
 /* Status codes and errors                                                   */
@@ -200,6 +210,8 @@ typedef struct bp_network bp_network;
 #define BP_MAX_WIDTH (1 << 20)
 
 typedef struct bp_network_config {
+    size_t struct_size;               /* set by bp_network_config_init (see
+                                         "Growing structs" below) */
     int n_layers;                     /* L >= 1 dense layers */
     const int *sizes;                 /* L+1 widths: n_0 (inputs) .. n_L */
     const bp_activation *activations; /* L activations, layer 1..L */
@@ -225,7 +237,10 @@ typedef struct bp_network_config {
 
 /* Fills *cfg with the defaults above (sizes and activations NULL,
  * n_layers 0: the caller must set them). NULL does nothing. */
+BP_API void bp_network_config_init_sized(bp_network_config *cfg, size_t size);
+/* The unsized name, for programs built against 0.1 headers. */
 BP_API void bp_network_config_init(bp_network_config *cfg);
+#define bp_network_config_init(cfg) bp_network_config_init_sized((cfg), sizeof(bp_network_config))
 
 /* Creates a network and allocates every buffer a training step needs for
  * up to cfg->max_batch samples. Weights are initialised from cfg->seed by a
@@ -283,7 +298,7 @@ BP_API bp_status bp_network_gradients(bp_network *net, const void *x, const void
  * Weight decay applies to weights and biases alike, as with
  * SGD(model.parameters(), ...). */
 typedef struct bp_sgd {
-    double lr;           /* learning rate > 0, default 0.01 */
+    double lr;           /* learning rate >= 0, default 0.01 */
     double momentum;     /* in [0, 1), default 0 */
     double dampening;    /* in [0, 1], default 0 */
     double weight_decay; /* >= 0, default 0 */
@@ -293,17 +308,127 @@ typedef struct bp_sgd {
 BP_API void bp_sgd_init(bp_sgd *opt);
 
 /* One training step: forward, output delta, deltas, gradients and an SGD
- * update. opt may be NULL for the defaults of bp_sgd_init. loss may be
- * NULL (then the step never waits for the device); when given, it
- * receives the mean batch loss before the update. A batch whose loss or
- * gradients are not finite changes no parameter or momentum (checked on
- * the device): with loss given the call returns BP_ERR_NUMERIC, otherwise
- * bp_network_read_metrics reports the step. */
+ * update (a convenience: the network's optimizer becomes SGD with these
+ * hyperparameters, keeping its momentum when it already was SGD, and
+ * keeping clip_grad_norm; see bp_network_step). opt may be NULL for the
+ * defaults of bp_sgd_init. loss may be NULL (then the step never waits for
+ * the device); when given, it receives the mean batch loss before the
+ * update. A batch whose loss or gradients are not finite changes no
+ * parameter or optimizer state (checked on the device): with loss given
+ * the call returns BP_ERR_NUMERIC, otherwise bp_network_read_metrics
+ * reports the step. */
 BP_API bp_status bp_network_train_step(bp_network *net, const void *x, const void *targets,
                                        int batch, const bp_sgd *opt, double *loss);
 
-/* Clears the momentum buffers, so the next step is a "first step". */
+/* Clears the optimizer's state and step count, so the next step is a
+ * "first step". */
 BP_API bp_status bp_network_reset_optimizer(bp_network *net);
+
+/* ------------------------------------------------------------------------ */
+/* Optimizers: SGD, Adam, AdamW; gradient clipping                           */
+/* ------------------------------------------------------------------------ */
+
+/* A network holds one optimizer: its description (below) and its state, in
+ * buffers with the parameters' layout. A new network has SGD with the
+ * bp_sgd defaults. Every rule follows torch.optim exactly (the
+ * single-tensor code path, operation for operation), with t the number of
+ * the update (1 for the first):
+ *
+ *  SGD     g = grad + weight_decay * w
+ *          buf = g (t = 1), else momentum * buf + (1 - dampening) * g
+ *          g = nesterov ? g + momentum * buf : buf     (momentum != 0)
+ *          w = w - lr * g
+ *  Adam    g = grad + weight_decay * w                 (L2, into the gradient)
+ *  AdamW   w = w * (1 - lr * weight_decay)             (decoupled, first)
+ *  both    m = lerp(m, g, 1 - beta1)                   exp_avg
+ *          v = beta2 * v + (1 - beta2) * g * g         exp_avg_sq
+ *          vmax = max(vmax, v), v = vmax               (amsgrad)
+ *          w = w - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+ *
+ * Gradient clipping (clip_grad_norm > 0) is torch.nn.utils.clip_grad_norm_
+ * over all weights and biases together: grad *= min(1, clip_grad_norm /
+ * (||grad||_2 + 1e-6)) before the rule. The norm is reduced on the device
+ * and never read by the host. Weight decay applies to weights and biases
+ * alike, as with Optimizer(model.parameters(), ...).
+ *
+ * Growing structs: bp_optimizer, bp_network_config and bp_checkpoint_info
+ * begin with struct_size, which their _init functions set to the size the
+ * caller was compiled with (the _init names are macros passing sizeof).
+ * The library reads only that many bytes and takes its defaults for the
+ * fields after them, so a program built against an older header keeps
+ * working with a newer library; a struct larger than the library knows is
+ * accepted only when the unknown tail is zero. struct_size 0 (a struct
+ * filled by hand, without _init) means this header's size. */
+typedef enum bp_optimizer_type {
+    BP_OPTIMIZER_SGD = 0,
+    BP_OPTIMIZER_ADAM = 1,
+    BP_OPTIMIZER_ADAMW = 2
+} bp_optimizer_type;
+
+typedef struct bp_optimizer {
+    size_t struct_size;     /* set by bp_optimizer_init */
+    bp_optimizer_type type; /* default: the type passed to _init */
+    double lr;              /* >= 0; default 0.01 (SGD), 1e-3 (Adam, AdamW) */
+    double weight_decay;    /* >= 0; default 0 (SGD, Adam), 1e-2 (AdamW) */
+    double momentum;        /* SGD: in [0, 1), default 0 */
+    double dampening;       /* SGD: in [0, 1], default 0 */
+    int nesterov;           /* SGD: 0 or 1; needs momentum > 0, dampening 0 */
+    int amsgrad;            /* Adam, AdamW: 0 or 1, default 0 */
+    double beta1, beta2;    /* Adam, AdamW: in [0, 1), default 0.9, 0.999 */
+    double eps;             /* Adam, AdamW: >= 0, default 1e-8 */
+    double clip_grad_norm;  /* > 0: clip by global norm; 0 (default): off */
+} bp_optimizer;
+
+BP_API void bp_optimizer_init_sized(bp_optimizer *opt, bp_optimizer_type type, size_t size);
+#define bp_optimizer_init(opt, type) bp_optimizer_init_sized((opt), (type), sizeof(bp_optimizer))
+
+/* "sgd", "adam", "adamw"; NULL for an unknown value. */
+BP_API const char *bp_optimizer_name(bp_optimizer_type type);
+BP_API bp_status bp_optimizer_parse(const char *name, bp_optimizer_type *out);
+
+/* Sets the network's optimizer (allocating its state buffers, outside any
+ * training step). The state (and the step count t) is kept when the type
+ * and amsgrad stay the same, so a schedule may change lr, or any other
+ * hyperparameter, between steps; a different type or amsgrad clears it. */
+BP_API bp_status bp_network_set_optimizer(bp_network *net, const bp_optimizer *opt);
+/* out->struct_size must be set (bp_optimizer_init sets it; 0 means this
+ * header's size): that many bytes are written. */
+BP_API bp_status bp_network_get_optimizer(const bp_network *net, bp_optimizer *out);
+/* Only the learning rate (a schedule's step); lr >= 0 and finite. Written
+ * to the device in stream order: the step never waits for it. */
+BP_API bp_status bp_network_set_lr(bp_network *net, double lr);
+
+/* One training step with the network's optimizer: forward, output delta,
+ * deltas, gradients, clipping, update. loss as in bp_network_train_step. */
+BP_API bp_status bp_network_step(bp_network *net, const void *x, const void *targets, int batch,
+                                 double *loss);
+typedef struct bp_buffer bp_buffer; /* see "Buffers on a network's device" */
+BP_API bp_status bp_network_step_buffer(bp_network *net, const bp_buffer *x,
+                                        const bp_buffer *targets, const int32_t *rows, int batch,
+                                        double *loss);
+
+/* The optimizer's state, per layer (1..L), in the parameters' layout and
+ * the network's dtype: weight [n_l, n_{l-1}] and bias [n_l] slices, either
+ * may be NULL. BP_ERR_INVALID_ARGUMENT names the state the optimizer lacks
+ * (exp_avg under SGD, momentum_buffer under Adam, max_exp_avg_sq without
+ * amsgrad). The names are torch.optim's state keys. */
+typedef enum bp_optimizer_state {
+    BP_STATE_MOMENTUM_BUFFER = 0, /* SGD */
+    BP_STATE_EXP_AVG = 1,         /* Adam, AdamW */
+    BP_STATE_EXP_AVG_SQ = 2,      /* Adam, AdamW */
+    BP_STATE_MAX_EXP_AVG_SQ = 3   /* Adam, AdamW with amsgrad */
+} bp_optimizer_state;
+
+BP_API const char *bp_optimizer_state_name(bp_optimizer_state which);
+BP_API bp_status bp_network_get_optimizer_state(const bp_network *net, bp_optimizer_state which,
+                                                int layer, void *weight, void *bias);
+BP_API bp_status bp_network_set_optimizer_state(bp_network *net, bp_optimizer_state which,
+                                                int layer, const void *weight, const void *bias);
+/* The number of updates applied since the optimizer was set or reset
+ * (torch's state['step']; a step the non-finite guard skipped does not
+ * count). Setting it (>= 0) with the state restores a saved optimizer. */
+BP_API bp_status bp_network_get_optimizer_step(const bp_network *net, int64_t *step);
+BP_API bp_status bp_network_set_optimizer_step(bp_network *net, int64_t step);
 
 /* Parameters of layer (1..L) as host arrays: weight [n_l, n_{l-1}],
  * bias [n_l]. Either pointer may be NULL to skip it. */
@@ -502,7 +627,7 @@ BP_API bp_status bp_network_train_step_buffer(bp_network *net, const bp_buffer *
 /* Starts an epoch over data already in buffers on the network's device:
  * order is a HOST array of n_rows row indices into x and targets (each
  * checked against the buffers' sizes; NULL means 0..n_rows-1), uploaded
- * once. bp_network_train_epoch_step then takes its rows from this order
+ * once. bp_network_epoch_step then takes its rows from this order
  * on the device, batch after batch, so that a step copies nothing from
  * the host and never waits for the device. The buffers must outlive the
  * epoch. A new call starts a new epoch. */
@@ -510,8 +635,9 @@ BP_API bp_status bp_network_set_epoch(bp_network *net, const bp_buffer *x,
                                       const bp_buffer *targets, const int32_t *order,
                                       size_t n_rows);
 
-/* A training step on the next `batch` rows of the epoch's order (batch <=
- * max_batch and <= the rows left). The learning rate is written to the
+/* A training step with the network's optimizer (bp_network_set_optimizer,
+ * bp_network_set_lr) on the next `batch` rows of the epoch's order (batch
+ * <= max_batch and <= the rows left). The learning rate is written to the
  * device only when it changes, without a wait. loss may be NULL, and then
  * the step never waits for the device; when given, the step waits and
  * *loss is the batch's mean loss. Loss, correct predictions and sample
@@ -521,6 +647,10 @@ BP_API bp_status bp_network_set_epoch(bp_network *net, const bp_buffer *x,
  * does. On CUDA with cuda_graphs set (the default), the step of each batch
  * size is recorded once as a CUDA graph and replayed, with results
  * bit-identical to the unrecorded step. */
+BP_API bp_status bp_network_epoch_step(bp_network *net, int batch, double *loss);
+
+/* The same with SGD (a convenience, as bp_network_train_step: the network's
+ * optimizer becomes SGD with opt's hyperparameters; NULL: bp_sgd_init's). */
 BP_API bp_status bp_network_train_epoch_step(bp_network *net, int batch, const bp_sgd *opt,
                                              double *loss);
 
@@ -596,6 +726,55 @@ BP_API bp_status bp_model_load(const char *path, const bp_network_config *base,
  * __metadata__ (PyTorch's {"format": "pt"}) is ignored. A file that fails
  * its checks or cannot be read leaves the network's parameters unchanged. */
 BP_API bp_status bp_model_load_params(bp_network *net, const char *path);
+
+/* ------------------------------------------------------------------------ */
+/* Checkpoints                                                               */
+/* ------------------------------------------------------------------------ */
+
+/* A checkpoint is a model file (bp_model_save's tensors and metadata, so
+ * bp_model_load and PyTorch's safetensors.torch.load_file read it as a
+ * model) with the optimizer's state as further tensors,
+ * "optimizer.layers.{i}.{weight,bias}.{state}" (state: momentum_buffer,
+ * exp_avg, exp_avg_sq, max_exp_avg_sq, as torch.optim names them), and in
+ * __metadata__ the checkpoint format version, the optimizer's type and
+ * hyperparameters, its step count, and the training loop's position below.
+ * Everything a run needs to continue bit for bit. */
+typedef struct bp_checkpoint_info {
+    size_t struct_size;     /* set by bp_checkpoint_info_init */
+    int64_t epoch;          /* epochs completed */
+    int64_t step_in_epoch;  /* batches done in the epoch under way (0 after
+                               a whole epoch) */
+    int64_t total_epochs;   /* the run's planned epochs; 0 if unknown */
+    int64_t batch;          /* the mini-batch size; 0 if unknown */
+    uint64_t shuffle_seed;  /* the seed the shuffling started from */
+    uint64_t shuffle_state; /* the shuffling generator's state now */
+    int64_t schedule_step;  /* the learning-rate schedule's position */
+    double base_lr;         /* the schedule's base learning rate */
+    char schedule[32];      /* the schedule's name; "" for none */
+} bp_checkpoint_info;
+
+BP_API void bp_checkpoint_info_init_sized(bp_checkpoint_info *info, size_t size);
+#define bp_checkpoint_info_init(info)                                                            \
+    bp_checkpoint_info_init_sized((info), sizeof(bp_checkpoint_info))
+
+/* Saves the network, its optimizer and info (NULL: zeros) as one file,
+ * written atomically as bp_model_save writes models. */
+BP_API bp_status bp_checkpoint_save(const bp_network *net, const bp_checkpoint_info *info,
+                                    const char *path);
+
+/* Restores a checkpoint into net: parameters, the optimizer's
+ * hyperparameters (lr included), state and step count; info (may be NULL;
+ * its struct_size set) receives the loop's position. The network's layer
+ * sizes, activations, loss and dtype and its optimizer's type and amsgrad
+ * must be the file's: otherwise BP_ERR_INVALID_ARGUMENT with a message that
+ * lists every difference. A file that is not a checkpoint, is truncated or
+ * is corrupt is BP_ERR_FORMAT. On any failure the network is unchanged. */
+BP_API bp_status bp_checkpoint_load(bp_network *net, const char *path, bp_checkpoint_info *info);
+
+/* Reads only a checkpoint's metadata: its optimizer (opt, may be NULL;
+ * struct_size set) and the loop's position (info, may be NULL), e.g. to
+ * set up the network before bp_checkpoint_load. */
+BP_API bp_status bp_checkpoint_peek(const char *path, bp_optimizer *opt, bp_checkpoint_info *info);
 
 /* ------------------------------------------------------------------------ */
 /* Data sets                                                                 */

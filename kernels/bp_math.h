@@ -188,26 +188,131 @@ BP_HD double bp_init_uniform(uint64_t seed, uint32_t layer, uint64_t index)
             }                                                                            \
         }                                                                                \
         return l;                                                                        \
-    }                                                                                    \
-                                                                                         \
-    /* One SGD step on one parameter, torch.optim.SGD semantics.                         \
-     * buf is the momentum buffer (unused when momentum == 0); first is 1 on             \
-     * the first step after creation or reset. Returns the new parameter. */             \
-    BP_HD T bp_sgd_update_##S(T w, T g, T *buf, T lr, T momentum, T dampening, T wd,     \
-                              int nesterov, int first)                                   \
-    {                                                                                    \
-        if (wd != (T)0)                                                                  \
-            g = g + wd * w;                                                              \
-        if (momentum != (T)0) {                                                          \
-            T b = first ? g : momentum * *buf + ((T)1 - dampening) * g;                  \
-            *buf = b;                                                                    \
-            g = nesterov ? g + momentum * b : b;                                         \
-        }                                                                                \
-        return w - lr * g;                                                               \
     }
 
 BP_MATH_DEFINE(float, f, expf, log1pf, tanhf, fabsf)
 BP_MATH_DEFINE(double, d, exp, log1p, tanh, fabs)
+
+/* ---- optimizers (torch.optim semantics) -------------------------------- */
+
+/* Rule codes (= bp_optimizer_type). */
+#define BP_M_SGD 0
+#define BP_M_ADAM 1
+#define BP_M_ADAMW 2
+
+/* The fixed part of an update rule: hyperparameters that stay the same for
+ * a run, passed by value to the update kernel. The learning rate and the
+ * per-step values (Adam's step t, the clipping scale, the skip flag) are
+ * read from the device's step scalars instead (src/step_scalars.h). */
+typedef struct bp_update_rule {
+    int kind;     /* BP_M_SGD, BP_M_ADAM, BP_M_ADAMW */
+    int nesterov; /* SGD */
+    int amsgrad;  /* Adam, AdamW */
+    int unused;
+    double momentum, dampening; /* SGD */
+    double weight_decay;        /* SGD and Adam: L2 added to g; AdamW: decoupled */
+    double beta1, beta2, eps;   /* Adam, AdamW */
+} bp_update_rule;
+
+/* The scalars of one step, computed once (per thread on the GPU) from the
+ * rule and the step scalars, in double as Python computes torch.optim's. */
+typedef struct bp_update_step {
+    double lr;
+    double clip;      /* gradient scale, clip_grad_norm_'s min(1, max/(norm+1e-6)) */
+    double step_size; /* Adam: lr / (1 - beta1^t) */
+    double bc2_sqrt;  /* Adam: sqrt(1 - beta2^t) */
+    double decay;     /* AdamW: 1 - lr * weight_decay */
+    double one_minus_beta1, one_minus_beta2;
+    int first; /* SGD: t == 1, the momentum buffer starts as g */
+    int skip;  /* the non-finite guard fired: touch nothing */
+} bp_update_step;
+
+/* t is the number of this update (1 for the first), as torch's state['step']
+ * after its increment. */
+BP_HD bp_update_step bp_update_prepare(const bp_update_rule *r, double lr, int64_t t,
+                                       double clip_scale, int64_t skip)
+{
+    bp_update_step s;
+    s.lr = lr;
+    s.clip = clip_scale;
+    s.first = t <= 1;
+    s.skip = skip != 0;
+    s.one_minus_beta1 = 1.0 - r->beta1;
+    s.one_minus_beta2 = 1.0 - r->beta2;
+    double bc1 = 1.0 - pow(r->beta1, (double)t);
+    s.step_size = lr / bc1;
+    s.bc2_sqrt = sqrt(1.0 - pow(r->beta2, (double)t));
+    s.decay = 1.0 - lr * r->weight_decay;
+    return s;
+}
+
+/* The clipping norm's sum of squares is reduced in at most this many
+ * partial sums (device scratch of as many doubles), then in one. */
+#define BP_CLIP_PARTS 1024
+
+/* The global-norm clipping scale of torch.nn.utils.clip_grad_norm_, from
+ * the sum of the squared gradients: min(1, max_norm / (norm + 1e-6)); 1 when
+ * max_norm <= 0 (clipping off). A NaN norm gives a NaN scale, as in torch. */
+BP_HD double bp_clip_scale(double sum_squares, double max_norm)
+{
+    if (!(max_norm > 0.0))
+        return 1.0;
+    double scale = max_norm / (sqrt(sum_squares) + 1e-6);
+    return scale > 1.0 ? 1.0 : scale;
+}
+
+#define BP_OPTIMIZER_DEFINE(T, S, SQRT)                                                          \
+    /* One parameter's update. g is the raw gradient, scaled by the clipping                     \
+     * factor first (clip_grad_norm_ scales p.grad before optimizer.step()).                     \
+     * s1: SGD momentum_buffer / Adam exp_avg; s2: exp_avg_sq; s3:                               \
+     * max_exp_avg_sq (amsgrad); s2, s3 may be NULL when unused. Every                           \
+     * operation in torch's order (torch/optim/sgd.py, adam.py, adamw.py,                        \
+     * single-tensor path), with the scalars cast to T as torch does.                            \
+     * Returns the new parameter. */                                                             \
+    BP_HD T bp_optimizer_update_##S(const bp_update_rule *r, const bp_update_step *s, T w, T g,  \
+                                    T *s1, T *s2, T *s3)                                         \
+    {                                                                                            \
+        g = g * (T)s->clip;                                                                      \
+        T wd = (T)r->weight_decay;                                                               \
+        if (r->kind == BP_M_SGD) {                                                               \
+            if (wd != (T)0)                                                                      \
+                g = g + wd * w;                                                                  \
+            T m = (T)r->momentum;                                                                \
+            if (m != (T)0) {                                                                     \
+                T b = s->first ? g : m * *s1 + ((T)1 - (T)r->dampening) * g;                     \
+                *s1 = b;                                                                         \
+                g = r->nesterov ? g + m * b : b;                                                 \
+            }                                                                                    \
+            return w - (T)s->lr * g;                                                             \
+        }                                                                                        \
+        if (wd != (T)0) {                                                                        \
+            if (r->kind == BP_M_ADAMW)                                                           \
+                w = w * (T)s->decay; /* param.mul_(1 - lr * weight_decay) */                     \
+            else                                                                                 \
+                g = g + wd * w; /* grad.add(param, alpha=weight_decay) */                        \
+        }                                                                                        \
+        /* exp_avg.lerp_(grad, 1 - beta1): torch's lerp for a weight < 0.5 */                    \
+        T m = *s1, lw = (T)s->one_minus_beta1;                                                   \
+        m = lw < (T)0.5 ? m + lw * (g - m) : g - (g - m) * ((T)1 - lw);                          \
+        *s1 = m;                                                                                 \
+        /* exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2) */                       \
+        T v = *s2 * (T)r->beta2;                                                                 \
+        v = v + (T)s->one_minus_beta2 * g * g;                                                   \
+        *s2 = v;                                                                                 \
+        if (r->amsgrad) {                                                                        \
+            /* torch.maximum(max_exp_avg_sq, exp_avg_sq), NaN propagating */                      \
+            T vm = (*s3 > v || *s3 != *s3) ? *s3 : v;                                            \
+            *s3 = vm;                                                                            \
+            v = vm;                                                                              \
+        }                                                                                        \
+        /* denom = (v.sqrt() / bias_correction2_sqrt).add_(eps) */                               \
+        T denom = SQRT(v) / (T)s->bc2_sqrt + (T)r->eps;                                          \
+        /* param.addcdiv_(exp_avg, denom, value=-step_size) */                                   \
+        return w + (T)(-s->step_size) * m / denom;                                               \
+    }
+
+BP_OPTIMIZER_DEFINE(float, f, sqrtf)
+BP_OPTIMIZER_DEFINE(double, d, sqrt)
 
 #ifdef __cplusplus
 /* For C++ (the CUDA kernels, written once as templates over the real
@@ -231,14 +336,16 @@ BP_MATH_DEFINE(double, d, exp, log1p, tanh, fabs)
     {                                                                                    \
         return bp_output_delta_row_##S(loss, act, slope, z, a, y, label, n, scale, delta); \
     }                                                                                    \
-    BP_HD T bp_sgd_update(T w, T g, T *buf, T lr, T momentum, T dampening, T wd,         \
-                          int nesterov, int first)                                       \
+    BP_HD T bp_optimizer_update(const bp_update_rule *r, const bp_update_step *s, T w, T g, \
+                                T *s1, T *s2, T *s3)                                     \
     {                                                                                    \
-        return bp_sgd_update_##S(w, g, buf, lr, momentum, dampening, wd, nesterov, first); \
+        return bp_optimizer_update_##S(r, s, w, g, s1, s2, s3);                          \
     }
 
+extern "C++" { /* overloads, also when this header is included inside extern "C" */
 BP_MATH_OVERLOADS(float, f)
 BP_MATH_OVERLOADS(double, d)
+}
 #endif
 
 #endif /* BP_MATH_H */

@@ -18,6 +18,7 @@
 
 #include "../include/backprop.h"
 #include "../src/step_scalars.h"
+#include "bp_math.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -53,9 +54,16 @@ cudaError_t bp_launch_delta_bias_grad(cudaStream_t stream, bp_dtype dtype,
 /* scalars->skip = 1 (and bad_step set) when any of g[0..count) is not finite. */
 cudaError_t bp_launch_check_finite(cudaStream_t stream, bp_dtype dtype, const void *g,
                                    size_t count, bp_step_scalars *scalars);
-cudaError_t bp_launch_sgd(cudaStream_t stream, bp_dtype dtype, void *w, const void *g, void *buf,
-                          size_t count, double momentum, double dampening, double weight_decay,
-                          int nesterov, int first, const bp_step_scalars *scalars);
+/* The optimizer (src/backend.h: optimizer_prepare, optimizer_update):
+ * with clipping, one launch of partial sums of squares into scratch
+ * (BP_CLIP_PARTS doubles); one single-block launch for the step count and
+ * clipping scale; one launch over all parameters for the update. */
+cudaError_t bp_launch_optimizer_prepare(cudaStream_t stream, bp_dtype dtype, const void *g, size_t count,
+                                        double max_norm, double *scratch,
+                                        bp_step_scalars *scalars);
+cudaError_t bp_launch_optimizer_update(cudaStream_t stream, bp_dtype dtype, const bp_update_rule *rule,
+                                       void *w, const void *g, void *s1, void *s2, void *s3,
+                                       size_t count, const bp_step_scalars *scalars);
 cudaError_t bp_launch_gather_rows(cudaStream_t stream, void *dst, const void *src,
                                   const int32_t *rows, int batch, size_t row_bytes);
 /* Rows order[*cursor + i], i < batch, of x and (when not NULL) targets. */

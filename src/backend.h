@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../kernels/bp_math.h"
 #include "backprop.h"
 #include "step_scalars.h"
 
@@ -82,10 +83,20 @@ typedef struct bp_backend_ops {
      * sets scalars->skip and, if none is recorded, bad_step = steps_seen. */
     bp_status (*check_finite)(void *ctx, bp_dtype dt, const void *g, size_t count,
                               bp_step_scalars *scalars);
-    /* One SGD step over count parameters (bp_sgd_update) with the learning
-     * rate scalars->lr; nothing when scalars->skip is set. */
-    bp_status (*sgd)(void *ctx, bp_dtype dt, void *w, const void *g, void *buf, size_t count,
-                     const bp_sgd *opt, int first, const bp_step_scalars *scalars);
+    /* The optimizer (kernels/bp_math.h, optimizer section), in two
+     * launches that never wait for the host. optimizer_prepare counts the
+     * step (scalars->step += 1 unless scalars->skip is set) and writes
+     * scalars->clip_scale: bp_clip_scale of the sum of the squared count
+     * gradients g when max_norm > 0 (a fixed-order reduction, no atomics,
+     * through `scratch`, BP_CLIP_PARTS device doubles), else 1. optimizer_update then applies bp_optimizer_update to every
+     * parameter, reading lr, step (as t), clip_scale and skip from scalars;
+     * s1..s3 are the state buffers in the parameters' layout (s2, s3 NULL
+     * when the rule does not use them). */
+    bp_status (*optimizer_prepare)(void *ctx, bp_dtype dt, const void *g, size_t count,
+                                   double max_norm, double *scratch, bp_step_scalars *scalars);
+    bp_status (*optimizer_update)(void *ctx, bp_dtype dt, const bp_update_rule *rule, void *w,
+                                  const void *g, void *s1, void *s2, void *s3, size_t count,
+                                  const bp_step_scalars *scalars);
     /* dst row i = src row rows[i] (rows a device int32 array), or src row
      * i when rows is NULL, for i < batch; rows of row_bytes bytes. */
     bp_status (*gather_rows)(void *ctx, void *dst, const void *src, const int32_t *rows,

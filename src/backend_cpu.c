@@ -170,12 +170,19 @@ static bp_status cpu_gemm(void *ctx, bp_dtype dt, int trans_a, int trans_b, int 
                 return 0;                                                                         \
         return 1;                                                                                 \
     }                                                                                             \
-    static void sgd_##S(T *w, const T *g, T *buf, size_t count, const bp_sgd *o, int first,      \
-                        T lr)                                                                     \
+    static double sum_squares_##S(const T *g, size_t count)                                      \
+    {                                                                                             \
+        double s = 0.0;                                                                           \
+        for (size_t i = 0; i < count; i++)                                                        \
+            s += (double)g[i] * (double)g[i];                                                     \
+        return s;                                                                                 \
+    }                                                                                             \
+    static void optimizer_update_##S(const bp_update_rule *r, const bp_update_step *st, T *w,     \
+                                     const T *g, T *s1, T *s2, T *s3, size_t count)               \
     {                                                                                             \
         for (size_t i = 0; i < count; i++)                                                        \
-            w[i] = bp_sgd_update_##S(w[i], g[i], buf + i, lr, (T)o->momentum, (T)o->dampening,   \
-                                     (T)o->weight_decay, o->nesterov, first);                     \
+            w[i] = bp_optimizer_update_##S(r, st, w[i], g[i], s1 + i, s2 ? s2 + i : NULL,         \
+                                           s3 ? s3 + i : NULL);                                   \
     }
 
 CPU_OPS(float, f)
@@ -276,16 +283,33 @@ static bp_status cpu_check_finite(void *ctx, bp_dtype dt, const void *g, size_t 
     return BP_OK;
 }
 
-static bp_status cpu_sgd(void *ctx, bp_dtype dt, void *w, const void *g, void *buf, size_t count,
-                         const bp_sgd *opt, int first, const bp_step_scalars *scalars)
+static bp_status cpu_optimizer_prepare(void *ctx, bp_dtype dt, const void *g, size_t count,
+                                       double max_norm, double *scratch, bp_step_scalars *scalars)
 {
     (void)ctx;
-    if (scalars->skip)
+    (void)scratch;
+    double sum = 0.0;
+    if (max_norm > 0.0)
+        sum = dt == BP_F32 ? sum_squares_f(g, count) : sum_squares_d(g, count);
+    if (!scalars->skip)
+        scalars->step += 1;
+    scalars->clip_scale = bp_clip_scale(sum, max_norm);
+    return BP_OK;
+}
+
+static bp_status cpu_optimizer_update(void *ctx, bp_dtype dt, const bp_update_rule *rule, void *w,
+                                      const void *g, void *s1, void *s2, void *s3, size_t count,
+                                      const bp_step_scalars *scalars)
+{
+    (void)ctx;
+    bp_update_step st = bp_update_prepare(rule, scalars->lr, scalars->step, scalars->clip_scale,
+                                          scalars->skip);
+    if (st.skip)
         return BP_OK;
     if (dt == BP_F32)
-        sgd_f(w, g, buf, count, opt, first, (float)scalars->lr);
+        optimizer_update_f(rule, &st, w, g, s1, s2, s3, count);
     else
-        sgd_d(w, g, buf, count, opt, first, scalars->lr);
+        optimizer_update_d(rule, &st, w, g, s1, s2, s3, count);
     return BP_OK;
 }
 
@@ -333,7 +357,8 @@ const bp_backend_ops bp_cpu_backend_ops = {
     .bias_grad = cpu_bias_grad,
     .step_metrics = cpu_step_metrics,
     .check_finite = cpu_check_finite,
-    .sgd = cpu_sgd,
+    .optimizer_prepare = cpu_optimizer_prepare,
+    .optimizer_update = cpu_optimizer_update,
     .gather_rows = cpu_gather_rows,
     .gather_epoch = cpu_gather_epoch,
     /* no graphs: train.c runs every step eagerly */

@@ -397,13 +397,24 @@ static bp_status cuda_check_finite(void *p, bp_dtype dt, const void *g, size_t c
                                 bp_launch_check_finite(c->stream, dt, g, count, scalars)));
 }
 
-static bp_status cuda_sgd(void *p, bp_dtype dt, void *w, const void *g, void *buf, size_t count,
-                          const bp_sgd *o, int first, const bp_step_scalars *scalars)
+static bp_status cuda_optimizer_prepare(void *p, bp_dtype dt, const void *g, size_t count,
+                                        double max_norm, double *scratch,
+                                        bp_step_scalars *scalars)
 {
     cuda_ctx *c = p;
-    ON_DEVICE(c, BP_CUDA_LAUNCH("sgd", bp_launch_sgd(c->stream, dt, w, g, buf, count, o->momentum,
-                                                     o->dampening, o->weight_decay, o->nesterov,
-                                                     first, scalars)));
+    ON_DEVICE(c, BP_CUDA_LAUNCH("optimizer_prepare",
+                                bp_launch_optimizer_prepare(c->stream, dt, g, count,
+                                                            max_norm, scratch, scalars)));
+}
+
+static bp_status cuda_optimizer_update(void *p, bp_dtype dt, const bp_update_rule *rule, void *w,
+                                       const void *g, void *s1, void *s2, void *s3, size_t count,
+                                       const bp_step_scalars *scalars)
+{
+    cuda_ctx *c = p;
+    ON_DEVICE(c, BP_CUDA_LAUNCH("optimizer_update",
+                                bp_launch_optimizer_update(c->stream, dt, rule, w, g,
+                                                           s1, s2, s3, count, scalars)));
 }
 
 static bp_status gather_on_device(cuda_ctx *c, void *dst, const void *src, const int32_t *rows,
@@ -520,7 +531,8 @@ const bp_backend_ops bp_cuda_backend_ops = {
     .bias_grad = cuda_bias_grad,
     .step_metrics = cuda_step_metrics,
     .check_finite = cuda_check_finite,
-    .sgd = cuda_sgd,
+    .optimizer_prepare = cuda_optimizer_prepare,
+    .optimizer_update = cuda_optimizer_update,
     .gather_rows = cuda_gather_rows,
     .gather_epoch = cuda_gather_epoch,
     .output_step = cuda_output_step,

@@ -54,12 +54,15 @@ bp_status bp_compare_backends(const bp_network_config *cfg, bp_backend a, bp_bac
     BP_CHECK_PTR(fn, x);
     BP_CHECK_PTR(fn, targets);
     BP_CHECK_PTR(fn, per_layer);
-    bp_network_config ca = *cfg, cb = *cfg;
+    bp_network_config ca, cb;
+    BP_TRY(bp_network_config_copy(fn, cfg, &ca));
+    cb = ca;
     ca.backend = a;
     cb.backend = b;
     /* The caller's stream serves whichever of the two runs on CUDA. */
-    ca.cuda_stream = a == BP_BACKEND_CUDA ? cfg->cuda_stream : NULL;
-    cb.cuda_stream = b == BP_BACKEND_CUDA ? cfg->cuda_stream : NULL;
+    void *stream = ca.cuda_stream;
+    ca.cuda_stream = a == BP_BACKEND_CUDA ? stream : NULL;
+    cb.cuda_stream = b == BP_BACKEND_CUDA ? stream : NULL;
     bp_network *na = NULL, *nb = NULL;
     void *ha = NULL, *hb = NULL;
     double la = 0.0, lb = 0.0;

@@ -11,21 +11,36 @@
 #include "error.h"
 #include "network.h"
 #include "util/size_math.h"
+#include "optimizer.h"
+#include "struct_size.h"
 
-void bp_network_config_init(bp_network_config *cfg)
+void bp_network_config_init_sized(bp_network_config *cfg, size_t size)
 {
-    if (cfg == NULL)
-        return;
-    memset(cfg, 0, sizeof *cfg);
-    cfg->loss = BP_LOSS_MSE;
-    cfg->dtype = BP_F32;
-    cfg->backend = BP_BACKEND_CPU;
-    cfg->device = 0;
-    cfg->max_batch = 256;
-    cfg->seed = 1;
-    cfg->leaky_slope = 0.01;
-    cfg->math_mode = BP_MATH_FP32;
-    cfg->cuda_graphs = 1;
+    bp_network_config d;
+    memset(&d, 0, sizeof d);
+    d.loss = BP_LOSS_MSE;
+    d.dtype = BP_F32;
+    d.backend = BP_BACKEND_CPU;
+    d.device = 0;
+    d.max_batch = 256;
+    d.seed = 1;
+    d.leaky_slope = 0.01;
+    d.math_mode = BP_MATH_FP32;
+    d.cuda_graphs = 1;
+    bp_struct_init(cfg, size, &d, sizeof d);
+}
+
+bp_status bp_network_config_copy(const char *fn, const bp_network_config *cfg,
+                                 bp_network_config *out)
+{
+    bp_network_config_init(out);
+    return bp_struct_read(fn, "cfg", out, sizeof *out, cfg, cfg->struct_size);
+}
+
+/* The 0.1 name, which knew this header's size only. */
+void(bp_network_config_init)(bp_network_config *cfg)
+{
+    bp_network_config_init_sized(cfg, sizeof *cfg);
 }
 
 void bp_sgd_init(bp_sgd *opt)
@@ -181,7 +196,6 @@ static bp_status create_buffers(bp_network *net, const bp_network_config *cfg)
     net->desc.n_params = n_params;
     BP_TRY(alloc_buf(net, n_params, es, &net->params, "the parameter buffer"));
     BP_TRY(alloc_buf(net, n_params, es, &net->grads, "the gradient buffer"));
-    BP_TRY(alloc_buf(net, n_params, es, &net->momentum, "the momentum buffer"));
     size_t elems;
     for (int l = 0; l <= L; l++) {
         if (!bp_size_mul(B, (size_t)net->sizes[l], &elems))
@@ -197,6 +211,7 @@ static bp_status create_buffers(bp_network *net, const bp_network_config *cfg)
     BP_TRY(alloc_buf(net, 1, sizeof(double), (void **)&net->loss, "the loss"));
     BP_TRY(alloc_buf(net, B, sizeof(int32_t), (void **)&net->rows, "the row index buffer"));
     BP_TRY(bp_step_state_create(net, cfg)); /* step_state.c */
+    BP_TRY(bp_optimizer_create(net));       /* optimizer.c: its state, on the step scalars */
 
     void *host = malloc(n_params * es);
     if (host == NULL)
@@ -210,15 +225,20 @@ static bp_status create_buffers(bp_network *net, const bp_network_config *cfg)
     return st;
 }
 
-bp_status bp_network_create(const bp_network_config *cfg, bp_network **out)
+bp_status bp_network_create(const bp_network_config *user_cfg, bp_network **out)
 {
     BP_CHECK_PTR("bp_network_create", out);
     *out = NULL;
-    if (cfg == NULL) /* NULL means the defaults, and they have no layers */
+    if (user_cfg == NULL) /* NULL means the defaults, and they have no layers */
         return bp_fail(BP_ERR_INVALID_ARGUMENT,
                        "bp_network_create: argument 'cfg' is NULL, and the defaults of "
                        "bp_network_config_init have no layers: set n_layers, sizes and "
                        "activations");
+    /* The caller's struct may be an older (smaller) one: the fields it
+     * lacks keep their defaults. */
+    bp_network_config full;
+    BP_TRY(bp_network_config_copy("bp_network_create", user_cfg, &full));
+    const bp_network_config *cfg = &full;
     BP_TRY(validate_config(cfg));
     const bp_backend_ops *ops = NULL;
     BP_TRY(bp_backend_lookup(cfg->backend, &ops));
@@ -242,7 +262,6 @@ bp_status bp_network_create(const bp_network_config *cfg, bp_network **out)
     net->desc.math_mode = cfg->math_mode;
     net->esize = bp_dtype_size(cfg->dtype);
     net->ops = ops;
-    net->optimizer_first = 1;
 
     /* The largest upload of a step: the input batch or its targets. */
     size_t staging = (size_t)cfg->max_batch *
@@ -264,8 +283,9 @@ void bp_network_free(bp_network *net)
     if (net == NULL)
         return;
     if (net->ctx != NULL) {
+        bp_optimizer_destroy(net);
         bp_step_state_free(net); /* step_state.c */
-        void *bufs[] = {net->params, net->grads, net->momentum, net->targets,
+        void *bufs[] = {net->params, net->grads, net->targets,
                         net->sample_loss, net->loss, net->rows};
         for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
             if (bufs[i] != NULL)
@@ -286,14 +306,6 @@ bp_status bp_network_describe(const bp_network *net, bp_network_desc *out)
     BP_CHECK_PTR("bp_network_describe", net);
     BP_CHECK_PTR("bp_network_describe", out);
     *out = net->desc;
-    return BP_OK;
-}
-
-bp_status bp_network_reset_optimizer(bp_network *net)
-{
-    BP_CHECK_PTR("bp_network_reset_optimizer", net);
-    BP_TRY(net->ops->zero(net->ctx, net->momentum, net->desc.n_params * net->esize));
-    net->optimizer_first = 1;
     return BP_OK;
 }
 

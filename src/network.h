@@ -5,6 +5,8 @@
 #include "backend.h"
 #include "backprop.h"
 #include "util/real.h"
+#include "step_scalars.h"
+#include "struct_size.h"
 
 struct bp_network {
     bp_network_desc desc; /* desc.sizes/activations point into the arrays below */
@@ -16,10 +18,17 @@ struct bp_network {
     size_t esize; /* bytes per real */
 
     /* All parameters contiguous: W^1, b^1, W^2, b^2, ... (element offsets
-     * below), with gradients and momentum in the same layout. */
+     * below), with gradients and optimizer state in the same layout. */
     void *params;
     void *grads;
-    void *momentum;
+    /* The optimizer (src/optimizer.c): its description, its state (slot 0
+     * SGD momentum_buffer or Adam exp_avg, 1 exp_avg_sq, 2 max_exp_avg_sq;
+     * NULL until an optimizer needs it) and the lr last written to
+     * scalars->lr. */
+    bp_optimizer opt;
+    void *opt_state[3];
+    double *opt_scratch; /* BP_CLIP_PARTS device doubles for the clipping norm */
+    double lr_on_device;
     size_t w_off[BP_MAX_LAYERS]; /* index l-1 */
     size_t b_off[BP_MAX_LAYERS];
 
@@ -42,13 +51,11 @@ struct bp_network {
     size_t epoch_rows;        /* rows in the current epoch order, 0 if none */
     size_t epoch_next;        /* the host's copy of *cursor */
     const bp_buffer *epoch_x, *epoch_y;
-    double lr_on_device;      /* the last lr written to scalars (NaN: none) */
     int use_graphs;           /* config cuda_graphs, and the backend has graphs */
     struct bp_step_graph {
         void *exec;           /* the backend's replayable graph, NULL if none */
         int batch;
-        double momentum, dampening, weight_decay;
-        int nesterov;
+        bp_optimizer opt;     /* the optimizer recorded (its lr is read on the device) */
         const void *x, *y, *order; /* the addresses the graph reads */
     } graphs[2];
     int next_graph;           /* the slot a new capture replaces */
@@ -56,7 +63,6 @@ struct bp_network {
 
     int last_forward_batch;  /* batch of the last forward pass, 0 if none */
     int last_backward_batch; /* batch of the last backward pass, 0 if none */
-    int optimizer_first;     /* 1 until the first SGD step after create/reset */
 
     struct bp_comm *comm; /* data-parallel communicator (src/dist/), NULL alone */
 };
@@ -76,6 +82,7 @@ static inline void *bp_at(void *base, size_t elements, size_t esize)
 
 /* Size in bytes of one target row: 4 for labels, n_L reals otherwise. */
 size_t bp_network_target_row_bytes(const bp_network *net);
+
 
 /* Validates (net, layer) for a public function named fn. */
 bp_status bp_network_check_layer(const char *fn, const bp_network *net, int layer);

@@ -2,7 +2,8 @@
  * train.c — backpropagation, written once for every backend.
  *
  * Read top to bottom: the forward pass, the output delta, the backward pass,
- * the SGD update, then the public calls that put them together. Every
+ * the update (its formulas: src/optimizer.c and kernels/bp_math.h), then
+ * the public calls that put them together. Every
  * product is a column-major GEMM with the argument lists of docs/design.md;
  * every per-element formula lives in kernels/bp_math.h. A backend only
  * executes these primitives (backend.h), so the CPU backend runs the very
@@ -20,6 +21,7 @@
 #include "dist/comm.h"
 #include "error.h"
 #include "network.h"
+#include "optimizer.h"
 
 /* Batch x outputs up to which one block computes the output layer. */
 #define FUSED_OUTPUT_MAX ((size_t)1 << 16)
@@ -140,61 +142,29 @@ static bp_status backward_layers(bp_network *net, int B, int output_bias_done)
 
 bp_status bp_backward_pass(bp_network *net, int B) { return backward_layers(net, B, 0); }
 
-/* W <- W - eta dL/dW and b <- b - eta dL/db, with torch.optim.SGD's
- * momentum and weight decay, over all parameters in one call; eta is the
- * device's scalars->lr. Nothing changes when the guard has set skip. */
-static bp_status sgd_update(bp_network *net, const bp_sgd *opt)
+/* The SGD of the bp_sgd convenience calls (NULL: bp_sgd_init's), as the
+ * network's optimizer: the momentum stays when the optimizer already was
+ * SGD, and so does the clipping. */
+static bp_status set_sgd(const char *fn, bp_network *net, const bp_sgd *opt)
 {
-    return net->ops->sgd(net->ctx, net->desc.dtype, net->params, net->grads, net->momentum,
-                         net->desc.n_params, opt, net->optimizer_first, net->scalars);
-}
-
-/* Checks the SGD settings; NULL means bp_sgd_init's, kept in *defaults. */
-static bp_status check_sgd(const char *fn, const bp_sgd **optp, bp_sgd *defaults)
-{
-    BP_DEFAULTS_IF_NULL(*optp, *defaults, bp_sgd_init);
-    const bp_sgd *opt = *optp;
-    if (!(opt->lr > 0.0) || !isfinite(opt->lr))
-        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: learning rate %g must be finite and > 0", fn,
-                       opt->lr);
-    if (!(opt->momentum >= 0.0 && opt->momentum < 1.0))
-        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: momentum %g must be in [0, 1)", fn,
-                       opt->momentum);
-    if (!(opt->dampening >= 0.0 && opt->dampening <= 1.0))
-        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: dampening %g must be in [0, 1]", fn,
-                       opt->dampening);
-    if (!(opt->weight_decay >= 0.0) || !isfinite(opt->weight_decay))
-        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: weight_decay %g must be finite and >= 0", fn,
-                       opt->weight_decay);
-    if (opt->nesterov != 0 && opt->nesterov != 1)
-        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: nesterov %d must be 0 or 1", fn,
-                       opt->nesterov);
-    if (opt->nesterov && (opt->momentum == 0.0 || opt->dampening != 0.0))
-        return bp_fail(BP_ERR_INVALID_ARGUMENT,
-                       "%s: nesterov needs momentum > 0 and dampening 0 (got momentum %g, "
-                       "dampening %g)",
-                       fn, opt->momentum, opt->dampening);
-    return BP_OK;
-}
-
-/* The learning rate is a device scalar, so that a replayed graph and a
- * step the host does not wait for use the current one: written (an ordered
- * copy, no wait) only when it changes. */
-static bp_status set_lr(bp_network *net, double lr)
-{
-    if (lr == net->lr_on_device)
-        return BP_OK;
-    BP_TRY(net->ops->upload(net->ctx, (char *)net->scalars + offsetof(bp_step_scalars, lr), &lr,
-                            sizeof lr));
-    net->lr_on_device = lr;
-    return BP_OK;
+    bp_sgd defaults;
+    BP_DEFAULTS_IF_NULL(opt, defaults, bp_sgd_init);
+    bp_optimizer o;
+    bp_optimizer_init(&o, BP_OPTIMIZER_SGD);
+    o.lr = opt->lr;
+    o.momentum = opt->momentum;
+    o.dampening = opt->dampening;
+    o.weight_decay = opt->weight_decay;
+    o.nesterov = opt->nesterov;
+    o.clip_grad_norm = net->opt.clip_grad_norm;
+    return bp_optimizer_set(fn, net, &o);
 }
 
 /* The operations of one step on the device, in order, with nothing read
  * back: (the epoch's rows,) forward, output delta and metrics, backward,
  * then with an optimizer the guard on the gradients and the update. The
  * same sequence runs eagerly or is recorded as a graph. */
-static bp_status issue_step(bp_network *net, int B, const bp_sgd *opt, int from_epoch)
+static bp_status issue_step(bp_network *net, int B, int update, int from_epoch)
 {
     if (from_epoch) {
         size_t x_row = (size_t)net->sizes[0] * net->esize;
@@ -204,7 +174,7 @@ static bp_status issue_step(bp_network *net, int B, const bp_sgd *opt, int from_
                                       bp_network_target_row_bytes(net), net->order, net->cursor,
                                       B));
     }
-    bp_step_scalars *scalars = opt ? net->scalars : NULL;
+    bp_step_scalars *scalars = update ? net->scalars : NULL;
     int64_t *cursor = from_epoch ? net->cursor : NULL;
     int L = net->desc.n_layers;
     /* One block does the fused output layer: for small output layers. */
@@ -223,10 +193,10 @@ static bp_status issue_step(bp_network *net, int B, const bp_sgd *opt, int from_
         BP_TRY(output_and_metrics(net, B, scalars, cursor));
     }
     BP_TRY(backward_layers(net, B, fused));
-    if (opt != NULL) {
+    if (update) {
         BP_TRY(net->ops->check_finite(net->ctx, net->desc.dtype, net->grads, net->desc.n_params,
                                       net->scalars));
-        BP_TRY(sgd_update(net, opt));
+        BP_TRY(bp_optimizer_apply(net)); /* nothing when the guard set skip */
     }
     return BP_OK;
 }
@@ -234,12 +204,12 @@ static bp_status issue_step(bp_network *net, int B, const bp_sgd *opt, int from_
 /* After a step: with loss wanted, waits for the batch's mean loss; for a
  * training step a batch the guard skipped is then BP_ERR_NUMERIC (reported
  * here, so not again by bp_network_read_metrics). */
-static bp_status finish_step(const char *fn, bp_network *net, const bp_sgd *opt, double *loss)
+static bp_status finish_step(const char *fn, bp_network *net, int update, double *loss)
 {
     if (loss == NULL)
         return BP_OK;
     BP_TRY(net->ops->download(net->ctx, loss, net->loss, sizeof(double)));
-    if (opt == NULL)
+    if (!update)
         return BP_OK;
     int64_t skip = 0;
     char *base = (char *)net->scalars;
@@ -260,15 +230,12 @@ static bp_status finish_step(const char *fn, bp_network *net, const bp_sgd *opt,
 /* ---- the public calls: load a batch, then forward / backward / update --- */
 
 /* A step on a batch already loaded into a^0 and the targets buffer. */
-static bp_status step_loaded(const char *fn, bp_network *net, int B, const bp_sgd *opt,
-                             double *loss)
+static bp_status step_loaded(const char *fn, bp_network *net, int B, int update, double *loss)
 {
-    if (opt != NULL)
-        BP_TRY(set_lr(net, opt->lr));
-    BP_TRY(issue_step(net, B, opt, 0));
-    if (opt != NULL)
-        net->optimizer_first = 0;
-    return finish_step(fn, net, opt, loss);
+    if (update)
+        BP_TRY(bp_optimizer_upload_lr(net)); /* ordered, no wait; outside any graph */
+    BP_TRY(issue_step(net, B, update, 0));
+    return finish_step(fn, net, update, loss);
 }
 
 bp_status bp_network_forward(bp_network *net, const void *x, int batch, void *out)
@@ -292,7 +259,7 @@ bp_status bp_network_gradients(bp_network *net, const void *x, const void *targe
     BP_CHECK_PTR(fn, x);
     BP_CHECK_PTR(fn, targets);
     BP_TRY(bp_batch_load_host(fn, net, x, targets, batch));
-    return step_loaded(fn, net, batch, NULL, loss);
+    return step_loaded(fn, net, batch, 0, loss);
 }
 
 bp_status bp_network_train_step(bp_network *net, const void *x, const void *targets, int batch,
@@ -302,10 +269,9 @@ bp_status bp_network_train_step(bp_network *net, const void *x, const void *targ
     BP_TRY(bp_network_check_batch(fn, net, batch));
     BP_CHECK_PTR(fn, x);
     BP_CHECK_PTR(fn, targets);
-    bp_sgd defaults;
-    BP_TRY(check_sgd(fn, &opt, &defaults));
+    BP_TRY(set_sgd(fn, net, opt));
     BP_TRY(bp_batch_load_host(fn, net, x, targets, batch));
-    return step_loaded(fn, net, batch, opt, loss);
+    return step_loaded(fn, net, batch, 1, loss);
 }
 
 bp_status bp_network_forward_buffer(bp_network *net, const bp_buffer *x, const int32_t *rows,
@@ -330,7 +296,7 @@ bp_status bp_network_gradients_buffer(bp_network *net, const bp_buffer *x,
     BP_CHECK_PTR(fn, x);
     BP_CHECK_PTR(fn, targets);
     BP_TRY(bp_batch_load_buffers(fn, net, x, targets, rows, batch));
-    return step_loaded(fn, net, batch, NULL, loss);
+    return step_loaded(fn, net, batch, 0, loss);
 }
 
 bp_status bp_network_train_step_buffer(bp_network *net, const bp_buffer *x,
@@ -341,10 +307,31 @@ bp_status bp_network_train_step_buffer(bp_network *net, const bp_buffer *x,
     BP_TRY(bp_network_check_batch(fn, net, batch));
     BP_CHECK_PTR(fn, x);
     BP_CHECK_PTR(fn, targets);
-    bp_sgd defaults;
-    BP_TRY(check_sgd(fn, &opt, &defaults));
+    BP_TRY(set_sgd(fn, net, opt));
     BP_TRY(bp_batch_load_buffers(fn, net, x, targets, rows, batch));
-    return step_loaded(fn, net, batch, opt, loss);
+    return step_loaded(fn, net, batch, 1, loss);
+}
+
+bp_status bp_network_step(bp_network *net, const void *x, const void *targets, int batch,
+                          double *loss)
+{
+    const char *fn = "bp_network_step";
+    BP_TRY(bp_network_check_batch(fn, net, batch));
+    BP_CHECK_PTR(fn, x);
+    BP_CHECK_PTR(fn, targets);
+    BP_TRY(bp_batch_load_host(fn, net, x, targets, batch));
+    return step_loaded(fn, net, batch, 1, loss);
+}
+
+bp_status bp_network_step_buffer(bp_network *net, const bp_buffer *x, const bp_buffer *targets,
+                                 const int32_t *rows, int batch, double *loss)
+{
+    const char *fn = "bp_network_step_buffer";
+    BP_TRY(bp_network_check_batch(fn, net, batch));
+    BP_CHECK_PTR(fn, x);
+    BP_CHECK_PTR(fn, targets);
+    BP_TRY(bp_batch_load_buffers(fn, net, x, targets, rows, batch));
+    return step_loaded(fn, net, batch, 1, loss);
 }
 
 /* ---- epochs on the device ------------------------------------------------ */
@@ -376,16 +363,23 @@ bp_status bp_network_set_epoch(bp_network *net, const bp_buffer *x, const bp_buf
     return BP_OK;
 }
 
-/* The recorded step for this batch and these hyperparameters (the
- * learning rate is not one of them: it is read on the device), or NULL. */
-static struct bp_step_graph *find_graph(bp_network *net, int batch, const bp_sgd *opt)
+/* Whether two optimizers differ only in the learning rate, which a
+ * recorded step reads on the device: the rest is part of the graph. */
+static int same_rule(const bp_optimizer *a, const bp_optimizer *b)
+{
+    return a->type == b->type && a->weight_decay == b->weight_decay &&
+           a->momentum == b->momentum && a->dampening == b->dampening &&
+           a->nesterov == b->nesterov && a->amsgrad == b->amsgrad && a->beta1 == b->beta1 &&
+           a->beta2 == b->beta2 && a->eps == b->eps && a->clip_grad_norm == b->clip_grad_norm;
+}
+
+/* The recorded step for this batch and this optimizer, or NULL. */
+static struct bp_step_graph *find_graph(bp_network *net, int batch)
 {
     for (int i = 0; i < 2; i++) {
         struct bp_step_graph *g = &net->graphs[i];
-        if (g->exec != NULL && g->batch == batch && g->momentum == opt->momentum &&
-            g->dampening == opt->dampening && g->weight_decay == opt->weight_decay &&
-            g->nesterov == opt->nesterov && g->x == net->epoch_x->ptr &&
-            g->y == net->epoch_y->ptr && g->order == net->order)
+        if (g->exec != NULL && g->batch == batch && same_rule(&g->opt, &net->opt) &&
+            g->x == net->epoch_x->ptr && g->y == net->epoch_y->ptr && g->order == net->order)
             return g;
     }
     return NULL;
@@ -393,8 +387,7 @@ static struct bp_step_graph *find_graph(bp_network *net, int batch, const bp_sgd
 
 /* Records the step once for this batch size (the full batch and an
  * epoch's last, partial one use the two slots). */
-static bp_status record_graph(bp_network *net, int batch, const bp_sgd *opt,
-                              struct bp_step_graph **out)
+static bp_status record_graph(bp_network *net, int batch, struct bp_step_graph **out)
 {
     struct bp_step_graph *g = &net->graphs[net->next_graph];
     net->next_graph ^= 1;
@@ -402,17 +395,14 @@ static bp_status record_graph(bp_network *net, int batch, const bp_sgd *opt,
         net->ops->graph_release(net->ctx, g->exec);
     g->exec = NULL;
     BP_TRY(net->ops->graph_begin(net->ctx));
-    bp_status st = issue_step(net, batch, opt, 1);
+    bp_status st = issue_step(net, batch, 1, 1);
     void *exec = NULL;
     bp_status end = net->ops->graph_end(net->ctx, &exec);
     BP_TRY(st);
     BP_TRY(end);
     g->exec = exec;
     g->batch = batch;
-    g->momentum = opt->momentum;
-    g->dampening = opt->dampening;
-    g->weight_decay = opt->weight_decay;
-    g->nesterov = opt->nesterov;
+    g->opt = net->opt;
     g->x = net->epoch_x->ptr;
     g->y = net->epoch_y->ptr;
     g->order = net->order;
@@ -420,12 +410,9 @@ static bp_status record_graph(bp_network *net, int batch, const bp_sgd *opt,
     return BP_OK;
 }
 
-bp_status bp_network_train_epoch_step(bp_network *net, int batch, const bp_sgd *opt, double *loss)
+/* A step on the next rows of the epoch with the network's optimizer. */
+static bp_status epoch_step(const char *fn, bp_network *net, int batch, double *loss)
 {
-    const char *fn = "bp_network_train_epoch_step";
-    BP_TRY(bp_network_check_batch(fn, net, batch));
-    bp_sgd defaults;
-    BP_TRY(check_sgd(fn, &opt, &defaults));
     if (net->epoch_rows == 0)
         return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: no epoch is set (call bp_network_set_epoch)",
                        fn);
@@ -434,18 +421,30 @@ bp_status bp_network_train_epoch_step(bp_network *net, int batch, const bp_sgd *
                        "%s: batch %d exceeds the %zu rows left in the epoch (of %zu; start the "
                        "next one with bp_network_set_epoch)",
                        fn, batch, net->epoch_rows - net->epoch_next, net->epoch_rows);
-    BP_TRY(set_lr(net, opt->lr));
-    /* The first update after creation or a reset runs eagerly: its
-     * first-step flag is not the one later steps replay. */
-    if (net->use_graphs && !net->optimizer_first) {
-        struct bp_step_graph *g = find_graph(net, batch, opt);
+    BP_TRY(bp_optimizer_upload_lr(net)); /* before the graph: an ordered copy, no wait */
+    if (net->use_graphs) {
+        struct bp_step_graph *g = find_graph(net, batch);
         if (g == NULL)
-            BP_TRY(record_graph(net, batch, opt, &g));
+            BP_TRY(record_graph(net, batch, &g));
         BP_TRY(net->ops->graph_launch(net->ctx, g->exec));
     } else {
-        BP_TRY(issue_step(net, batch, opt, 1));
+        BP_TRY(issue_step(net, batch, 1, 1));
     }
-    net->optimizer_first = 0;
     net->epoch_next += (size_t)batch;
-    return finish_step(fn, net, opt, loss);
+    return finish_step(fn, net, 1, loss);
+}
+
+bp_status bp_network_train_epoch_step(bp_network *net, int batch, const bp_sgd *opt, double *loss)
+{
+    const char *fn = "bp_network_train_epoch_step";
+    BP_TRY(bp_network_check_batch(fn, net, batch));
+    BP_TRY(set_sgd(fn, net, opt));
+    return epoch_step(fn, net, batch, loss);
+}
+
+bp_status bp_network_epoch_step(bp_network *net, int batch, double *loss)
+{
+    const char *fn = "bp_network_epoch_step";
+    BP_TRY(bp_network_check_batch(fn, net, batch));
+    return epoch_step(fn, net, batch, loss);
 }

@@ -135,7 +135,7 @@ TEST(ApiErrors, TrainingCallsRejectBadArguments)
     };
     const BadOpt bad[] = {
         {{NAN, 0, 0, 0, 0}, "learning rate nan"},
-        {{0.0, 0, 0, 0, 0}, "learning rate 0"},
+        // lr 0 is accepted, as torch.optim accepts it (a schedule may start there)
         {{-0.1, 0, 0, 0, 0}, "learning rate -0.1"},
         {{INFINITY, 0, 0, 0, 0}, "learning rate inf"},
         {{0.1, 1.0, 0, 0, 0}, "momentum 1"},

@@ -95,7 +95,7 @@ TEST_F(Cli, BadFlagsAndValuesAreNamed)
         {"frobnicate", "unknown command 'frobnicate'"},
         {"train --bogus 3", "unknown flag '--bogus'"},
         {"train --data " + csv + " --lr abc", "--lr: 'abc' is not a number"},
-        {"train --data " + csv + " --lr -1", "--lr: -1 must be > 0"},
+        {"train --data " + csv + " --lr -1", "--lr: -1 must be >= 0"},
         {"train --data " + csv + " --lr nan", "--lr: 'nan' is not a finite number"},
         {"train --data " + csv + " --epochs 0", "--epochs: 0 is out of range"},
         {"train --data " + csv + " --batch 1.5", "--batch: '1.5' is not an integer"},

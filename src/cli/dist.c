@@ -55,7 +55,7 @@ struct cli_worker {
     bp_buffer *x, *y;
     const int32_t *rows;
     int batch;
-    bp_sgd opt;
+    bp_optimizer opt; /* rank 0's, with the epoch's lr (the state is each network's own) */
     bp_status st;
     char error[512];
 };
@@ -72,8 +72,9 @@ static void *worker_main(void *arg)
         if (job == JOB_QUIT)
             return NULL;
         bp_status st = job == JOB_JOIN ? bp_network_join(w->net, w->comm)
-                                       : bp_network_train_step_buffer(w->net, w->x, w->y, w->rows,
-                                                                      w->batch, &w->opt, NULL);
+                                       : bp_network_set_optimizer(w->net, &w->opt);
+        if (job != JOB_JOIN && st == BP_OK)
+            st = bp_network_step_buffer(w->net, w->x, w->y, w->rows, w->batch, NULL);
         pthread_mutex_lock(&w->mu);
         w->st = st;
         snprintf(w->error, sizeof w->error, "%s", st == BP_OK ? "" : bp_last_error());
@@ -354,17 +355,17 @@ static bp_status copy_data(cli_dist *d, const bp_buffer *x, const bp_buffer *y)
 }
 
 bp_status cli_dist_train_step(cli_dist *d, bp_network *net, const bp_buffer *x,
-                              const bp_buffer *y, const int32_t *rows, int b, const bp_sgd *opt,
-                              double *loss)
+                              const bp_buffer *y, const int32_t *rows, int b,
+                              const bp_optimizer *opt, double *loss)
 {
     if (!d->active)
-        return bp_network_train_step_buffer(net, x, y, rows, b, opt, loss);
+        return bp_network_step_buffer(net, x, y, rows, b, loss);
     if (b < d->size)
         return BP_OK; /* too few samples to give each rank one: all skip it */
     int lo, hi;
     if (!d->multi) {
         shard(d->rank, d->size, b, &lo, &hi);
-        return bp_network_train_step_buffer(net, x, y, rows + lo, hi - lo, opt, loss);
+        return bp_network_step_buffer(net, x, y, rows + lo, hi - lo, loss);
     }
     if (d->workers[0].x == NULL)
         BP_OK_OR_RETURN(copy_data(d, x, y));
@@ -377,7 +378,7 @@ bp_status cli_dist_train_step(cli_dist *d, bp_network *net, const bp_buffer *x,
         worker_post(w, JOB_STEP);
     }
     shard(0, d->size, b, &lo, &hi);
-    bp_status st = bp_network_train_step_buffer(net, x, y, rows + lo, hi - lo, opt, loss);
+    bp_status st = bp_network_step_buffer(net, x, y, rows + lo, hi - lo, loss);
     for (int k = 1; k < d->size; k++)
         worker_wait(&d->workers[k - 1]); /* a collective: their status is rank 0's */
     return st;

@@ -79,6 +79,7 @@ typedef struct training_run {
     progress bar;           /* the current epoch's */
     double started;         /* cli_now() when the first epoch began */
     int epochs_begun;
+    int resumed_shuffled;   /* --resume inside an epoch: its order is shuffled already */
     long long steps_done;   /* training steps since the network was created */
     int stopped;            /* by Ctrl-C */
 
@@ -232,6 +233,9 @@ static int create_network(training_run *run, const architecture *a)
         return cli_lib_error("creating the network", st);
     if (o->init_path && (st = bp_model_load_params(run->net, o->init_path)) != BP_OK)
         return cli_lib_error("--init", st);
+    /* The optimizer; with --resume, the checkpoint's state (train_optim.c). */
+    if (optim_setup(&run->options.optim, run->net) != 0)
+        return -1;
     if (cli_dist_join(&run->dist, run->net, &cfg, o->batch, run->device.description) != 0)
         return -1;
     bp_network_desc nd;
@@ -275,12 +279,21 @@ static int prepare_loop(training_run *run)
     for (size_t i = 0; i < n; i++)
         run->order[i] = (int32_t)i;
     if (o->log_path) {
-        run->log = fopen(o->log_path, "w");
+        /* --resume appends to the interrupted run's log */
+        run->log = fopen(o->log_path, o->optim.resume ? "a" : "w");
         if (run->log == NULL)
             return cli_error("--log: cannot write '%s'", o->log_path);
-        fprintf(run->log, "epoch,train_loss,test_loss,test_accuracy,seconds,samples_per_s\n");
+        if (fseek(run->log, 0, SEEK_END) == 0 && ftell(run->log) == 0)
+            fprintf(run->log, "epoch,train_loss,test_loss,test_accuracy,seconds,samples_per_s\n");
     }
     run->shuffle_state = (uint64_t)o->seed ^ 0x5DEECE66Dull;
+    /* --resume: the shuffles of the epochs before the checkpoint replayed,
+     * so the order and the generator are the interrupted run's. */
+    if (optim_replay(&o->optim, run->order, n, &run->shuffle_state, o->no_shuffle,
+                     &run->resumed_shuffled) != 0)
+        return -1;
+    for (long e = 0; e < o->optim.start.epoch && e < o->epochs; e++) /* before the resumed */
+        run->curves.train_loss[e] = run->curves.test_loss[e] = run->curves.test_accuracy[e] = NAN;
     run->steps_per_epoch = (long)((n + (size_t)o->batch - 1) / (size_t)o->batch);
     /* Reading the loss waits for the device: every step on the CPU, every
      * 16th on a GPU. */
@@ -300,26 +313,16 @@ static int build(training_run *run)
 
 /* ---- run one epoch -------------------------------------------------------- */
 
-/* Fisher-Yates over the whole order, from the run's SplitMix64 stream. */
-static void shuffle(training_run *run)
+/* The epoch's learning rate (the schedule's) for the network's optimizer
+ * (set once by optim_setup); the optimizer the data-parallel step passes
+ * to the other GPUs' networks. */
+static int epoch_optimizer(training_run *run, int epoch, bp_optimizer *opt)
 {
-    size_t n = (size_t)run->train_set.desc.n_samples;
-    for (size_t i = n - 1; i > 0; i--) {
-        size_t j = (size_t)(bp_splitmix64_next(&run->shuffle_state) % (i + 1));
-        int32_t t = run->order[i];
-        run->order[i] = run->order[j];
-        run->order[j] = t;
-    }
-}
-
-/* The optimizer of an epoch: SGD with the schedule's learning rate. */
-static void epoch_optimizer(const training_run *run, int epoch, bp_sgd *opt)
-{
-    const train_options *o = &run->options;
-    bp_sgd_init(opt);
-    opt->lr = train_options_epoch_lr(o, epoch);
-    opt->momentum = o->momentum;
-    opt->weight_decay = o->weight_decay;
+    bp_optimizer_init(opt, BP_OPTIMIZER_SGD); /* struct_size: this header's */
+    bp_status st = bp_network_set_lr(run->net, train_options_epoch_lr(&run->options, epoch));
+    if (st == BP_OK)
+        st = bp_network_get_optimizer(run->net, opt);
+    return st == BP_OK ? 0 : cli_lib_error("--lr", st);
 }
 
 /* One step on the samples order[start, start + b): alone, the next rows
@@ -327,13 +330,13 @@ static void epoch_optimizer(const training_run *run, int epoch, bp_sgd *opt)
  * this rank's part of the global batch (dist.c). With loss non-NULL the
  * batch loss is read (a wait for the device) and checked. Returns 0, or -1
  * with the message printed. */
-static int train_step(training_run *run, const bp_sgd *opt, int epoch, long step, size_t start,
-                      int b, double *loss)
+static int train_step(training_run *run, const bp_optimizer *opt, int epoch, long step,
+                      size_t start, int b, double *loss)
 {
     bp_status st = run->dist.active
                        ? cli_dist_train_step(&run->dist, run->net, run->train_x,
                                              run->train_targets, run->order + start, b, opt, loss)
-                       : bp_network_train_epoch_step(run->net, b, opt, loss);
+                       : bp_network_epoch_step(run->net, b, loss);
     if (st != BP_OK || (loss != NULL && !isfinite(*loss)))
         progress_clear(&run->bar);
     if (st == BP_ERR_NUMERIC || (st == BP_OK && loss != NULL && !isfinite(*loss)))
@@ -345,6 +348,14 @@ static int train_step(training_run *run, const bp_sgd *opt, int epoch, long step
     return 0;
 }
 
+/* --checkpoint: `epoch` epochs done and `step` steps of the next. */
+static int save_checkpoint(const training_run *run, int epoch, long step)
+{
+    const train_options *o = &run->options;
+    return optim_save(&o->optim, run->net, epoch, step, run->steps_per_epoch, o->epochs, o->batch,
+                      (uint64_t)o->seed, run->shuffle_state, o->schedule, o->lr);
+}
+
 /* One pass over the training set. *train_loss receives the mean of the
  * losses read. Returns 0 (also when Ctrl-C stopped it: run->stopped), or -1
  * with the message printed. */
@@ -352,21 +363,26 @@ static int run_epoch(training_run *run, int epoch, double *train_loss)
 {
     const train_options *o = &run->options;
     size_t n = (size_t)run->train_set.desc.n_samples;
-    if (!o->no_shuffle)
-        shuffle(run);
-    bp_sgd opt;
-    epoch_optimizer(run, epoch, &opt);
+    if (!o->no_shuffle && !run->resumed_shuffled) /* a resumed epoch is shuffled already */
+        optim_shuffle(run->order, n, &run->shuffle_state);
+    run->resumed_shuffled = 0;
+    bp_optimizer opt;
+    if (epoch_optimizer(run, epoch, &opt) != 0)
+        return -1;
+    /* --resume inside an epoch: its first steps were done before. */
+    long first = epoch == o->optim.start.epoch ? (long)o->optim.start.step_in_epoch : 0;
+    size_t skipped = (size_t)first * (size_t)o->batch;
     double loss_sum = 0, loss = NAN;
     long loss_count = 0, steps = 0;
     /* The epoch's order goes to the device once; each step takes its rows
      * there and sums its loss there. */
     bp_status st;
     if (!run->dist.active &&
-        (st = bp_network_set_epoch(run->net, run->train_x, run->train_targets, run->order, n)) !=
-            BP_OK)
+        (st = bp_network_set_epoch(run->net, run->train_x, run->train_targets,
+                                   run->order + skipped, n - skipped)) != BP_OK)
         return cli_lib_error("starting an epoch", st);
     progress_start(&run->bar, run->show_progress);
-    for (long s = 0; s < run->steps_per_epoch; s++) {
+    for (long s = first; s < run->steps_per_epoch; s++) {
         size_t start = (size_t)s * (size_t)o->batch;
         int b = (int)(n - start < (size_t)o->batch ? n - start : (size_t)o->batch);
         int want = (s % run->read_loss_every == 0) || s == run->steps_per_epoch - 1;
@@ -383,6 +399,9 @@ static int run_epoch(training_run *run, int epoch, double *train_loss)
             run->stopped = 1;
             progress_clear(&run->bar);
             fprintf(stderr, "backprop: interrupted at epoch %d, step %ld\n", epoch + 1, s + 1);
+            if (save_checkpoint(run, epoch, s + 1) == 0 && o->optim.checkpoint && !o->quiet)
+                fprintf(stderr, "backprop: wrote %s; continue with --resume %s\n",
+                        o->optim.checkpoint, o->optim.checkpoint);
             break;
         }
     }
@@ -510,11 +529,17 @@ static int train(training_run *run)
         return 1;
     catch_sigint();
     run->started = cli_now();
-    for (int epoch = 0; epoch < run->options.epochs && !run->stopped; epoch++) {
+    const train_options *o = &run->options;
+    long stop = o->optim.stop_after > 0 && o->optim.stop_after < o->epochs ? o->optim.stop_after
+                                                                          : o->epochs;
+    for (int epoch = (int)o->optim.start.epoch; epoch < stop && !run->stopped; epoch++) {
         double e0 = cli_now(), train_loss = NAN;
         run->epochs_begun = epoch + 1;
         if (run_epoch(run, epoch, &train_loss) != 0 ||
             report_epoch(run, epoch, train_loss, cli_now() - e0) != 0)
+            return 1;
+        /* --checkpoint after every epoch */
+        if (!run->stopped && save_checkpoint(run, epoch + 1, 0) != 0)
             return 1;
     }
     return finish(run);

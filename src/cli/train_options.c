@@ -22,6 +22,7 @@ static void train_options_defaults(train_options *o)
     o->schedule = "cosine";
     o->device = "auto";
     o->math = "fp32";
+    optim_flags_init(&o->optim);
 }
 
 static int check_values(const train_options *o)
@@ -30,8 +31,8 @@ static int check_values(const train_options *o)
         return cli_error("--epochs: %ld is out of range (1..1000000)", o->epochs);
     if (o->batch < 1 || o->batch > (1 << 24))
         return cli_error("--batch: %ld is out of range (1..%d)", o->batch, 1 << 24);
-    if (!(o->lr > 0))
-        return cli_error("--lr: %g must be > 0", o->lr);
+    if (!(o->lr >= 0) || !isfinite(o->lr)) /* 0 accepted, as torch.optim accepts it */
+        return cli_error("--lr: %g must be >= 0", o->lr);
     if (!(o->momentum >= 0 && o->momentum < 1))
         return cli_error("--momentum: %g must be in [0, 1)", o->momentum);
     if (!(o->weight_decay >= 0))
@@ -143,6 +144,7 @@ int parse_train_options(int argc, char **argv, train_options *o, int *status)
         {"--quiet", FLAG_SWITCH, &o->quiet, NULL, "print only the final result"},
         {"--math", FLAG_STRING, &o->math, "fp32|tf32|bf16", "GEMM math on the GPU for f32 (default fp32: exact)"},
         {"--no-graphs", FLAG_SWITCH, &o->no_graphs, NULL, "issue each GPU kernel from the host (no CUDA graphs)"},
+        OPTIM_FLAG_ENTRIES(o->optim),
     };
     static const command cmd = {
         "train", "Trains a network by backpropagation and reports test accuracy.",
@@ -158,12 +160,24 @@ int parse_train_options(int argc, char **argv, train_options *o, int *status)
         return -1;
     }
     *status = 2;
-    if (check_values(o) != 0)
+    if (check_values(o) != 0 ||
+        optim_check(&o->optim, argc, argv, &o->lr, o->momentum, &o->weight_decay, o->epochs) != 0)
         return -1;
     *status = 1;
     if (check_output("--save", o->save_path) != 0 || check_output("--plot", o->plot_path) != 0 ||
-        check_output("--log", o->log_path) != 0)
+        check_output("--log", o->log_path) != 0 ||
+        check_output("--checkpoint", o->optim.checkpoint) != 0)
         return -1;
+    /* --resume: the checkpoint's optimizer, schedule, seed and batch; a run
+     * that already finished ends here (exit 0, said so). */
+    int resumed = optim_resume_peek(&o->optim, argc, argv, o->epochs, &o->lr, &o->schedule,
+                                    &o->seed, &o->batch);
+    if (resumed != 0) {
+        *status = resumed > 0 ? 0 : 1;
+        return -1;
+    }
+    if (o->optim.resume != NULL && o->init_path == NULL)
+        o->init_path = o->optim.resume; /* a checkpoint is a model file: its network */
     if (adopt_model_architecture(o) != 0)
         return -1;
     *status = 0;

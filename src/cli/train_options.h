@@ -4,6 +4,7 @@
 #define BP_CLI_TRAIN_OPTIONS_H
 
 #include "common.h"
+#include "train_optim.h"
 
 /* Where Debian's dataset-fashion-mnist puts the files; the environment
  * variable names another directory (tests use it to reach the fallback). */
@@ -26,6 +27,7 @@ typedef struct train_options {
     double lr, momentum, weight_decay;
     const char *schedule; /* "cosine" or "constant" */
     int no_shuffle;
+    optim_flags optim; /* --optimizer and its flags, --checkpoint, --resume (train_optim.c) */
     /* where it runs */
     const char *device; /* "auto", "cpu", "cuda", "cuda:N", "cuda:N,N,..", "cuda:all" */
     const char *math;   /* --math fp32|tf32|bf16: GEMM math of float32 on the GPU */

@@ -24,9 +24,11 @@
 #include <unistd.h>
 
 #include "../error.h"
+#include "../struct_size.h"
 #include "../util/c_locale.h"
 #include "../util/real.h"
 #include "json.h"
+#include "safetensors.h"
 
 #define HEADER_MAX ((uint64_t)100 << 20) /* the safetensors limit: 100 MB */
 #define FORMAT_VERSION "1"
@@ -74,8 +76,15 @@ static int write_all(FILE *f, const void *buf, size_t n)
     return n == 0 || fwrite(buf, 1, n, f) == n;
 }
 
+/* Elements of layer l's weight (is_bias 0) or bias (1). */
+static size_t slice_count(const bp_network_desc *d, int l, int is_bias)
+{
+    return is_bias ? (size_t)d->sizes[l] : (size_t)d->sizes[l - 1] * (size_t)d->sizes[l];
+}
+
 static bp_status write_file(const bp_network *net, const bp_network_desc *d, const char *path,
-                            FILE *f, const char *header, size_t header_len, void *host)
+                            FILE *f, const char *header, size_t header_len, void *host,
+                            const bp_st_extras *x)
 {
     unsigned char len8[8];
     for (int i = 0; i < 8; i++)
@@ -90,12 +99,17 @@ static bp_status write_file(const bp_network *net, const bp_network_desc *d, con
         if (!write_all(f, host, (nw + nb) * es))
             return bp_fail(BP_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
     }
+    for (int i = 0; x != NULL && i < x->n; i++) {
+        const bp_st_extra_tensor *t = &x->t[i];
+        if (!write_all(f, t->data, slice_count(d, t->layer, t->is_bias) * es))
+            return bp_fail(BP_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
+    }
     if (fflush(f) != 0 || fsync(fileno(f)) != 0)
         return bp_fail(BP_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
     return BP_OK;
 }
 
-static void build_header(const bp_network_desc *d, strbuf *b)
+static void build_header(const bp_network_desc *d, strbuf *b, const bp_st_extras *x)
 {
     const char *dt = d->dtype == BP_F32 ? "F32" : "F64";
     sb_add(b, "{\"__metadata__\":{\"format\":\"backprop\",\"format_version\":\"" FORMAT_VERSION
@@ -109,8 +123,8 @@ static void build_header(const bp_network_desc *d, strbuf *b)
         return;
     }
     locale_t old = uselocale(c_locale);
-    sb_add(b, "\",\"loss\":\"%s\",\"leaky_slope\":\"%.17g\"}", bp_loss_name(d->loss),
-           d->leaky_slope);
+    sb_add(b, "\",\"loss\":\"%s\",\"leaky_slope\":\"%.17g\"%s}", bp_loss_name(d->loss),
+           d->leaky_slope, x != NULL && x->metadata != NULL ? x->metadata : "");
     uselocale(old);
     freelocale(c_locale);
     size_t offset = 0, es = bp_dtype_size(d->dtype);
@@ -123,6 +137,18 @@ static void build_header(const bp_network_desc *d, strbuf *b)
         sb_add(b, ",\"layers.%d.bias\":{\"dtype\":\"%s\",\"shape\":[%d],\"data_offsets\":[%zu,%zu]}",
                l - 1, dt, n_out, offset, offset + bb);
         offset += bb;
+    }
+    for (int i = 0; x != NULL && i < x->n; i++) {
+        const bp_st_extra_tensor *t = &x->t[i];
+        size_t bytes = slice_count(d, t->layer, t->is_bias) * es;
+        if (t->is_bias)
+            sb_add(b, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[%d],\"data_offsets\":[%zu,%zu]}",
+                   t->name, dt, d->sizes[t->layer], offset, offset + bytes);
+        else
+            sb_add(b, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[%d,%d],\"data_offsets\":[%zu,%zu]}",
+                   t->name, dt, d->sizes[t->layer], d->sizes[t->layer - 1], offset,
+                   offset + bytes);
+        offset += bytes;
     }
     sb_add(b, "}");
     /* Pad with spaces to a multiple of 8, as the reference writer does. */
@@ -153,7 +179,12 @@ static void sync_directory(const char *path)
 
 bp_status bp_model_save(const bp_network *net, const char *path)
 {
-    const char *fn = "bp_model_save";
+    return bp_safetensors_save("bp_model_save", net, path, NULL);
+}
+
+bp_status bp_safetensors_save(const char *fn, const bp_network *net, const char *path,
+                              const bp_st_extras *extras)
+{
     BP_CHECK_PTR(fn, net);
     BP_CHECK_PTR(fn, path);
     if (path[0] == '\0')
@@ -161,7 +192,7 @@ bp_status bp_model_save(const bp_network *net, const char *path)
     bp_network_desc d;
     BP_TRY(bp_network_describe(net, &d));
     strbuf header = {0};
-    build_header(&d, &header);
+    build_header(&d, &header, extras);
     size_t most = 0;
     for (int l = 1; l <= d.n_layers; l++) {
         size_t n = ((size_t)d.sizes[l - 1] + 1) * (size_t)d.sizes[l];
@@ -189,7 +220,7 @@ bp_status bp_model_save(const bp_network *net, const char *path)
             st = bp_fail(BP_ERR_IO, "cannot write '%s': %s", tmp, strerror(errno));
             close(fd);
         } else {
-            st = write_file(net, &d, path, f, header.data, header.len, host);
+            st = write_file(net, &d, path, f, header.data, header.len, host, extras);
             if (fclose(f) != 0 && st == BP_OK)
                 st = bp_fail(BP_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
         }
@@ -231,6 +262,10 @@ typedef struct model_file {
     uint64_t data_size;  /* bytes after the header */
     int n_layers;
     tensor weight[BP_MAX_LAYERS], bias[BP_MAX_LAYERS];
+    /* A checkpoint's optimizer.layers.{i}.{weight,bias}.{state} tensors:
+     * checked (shape, dtype, offsets, packing) but not loaded here. */
+    int n_extra;
+    tensor extra[BP_ST_MAX_EXTRA];
     int has_metadata; /* backprop's metadata was found and parsed */
     bp_activation activations[BP_MAX_LAYERS];
     bp_loss loss;
@@ -411,8 +446,24 @@ static int by_begin(const void *a, const void *b)
 static bp_status check_tensors(const char *path, model_file *m)
 {
     char msg[256];
-    const tensor *sorted[2 * BP_MAX_LAYERS];
+    const tensor *sorted[2 * BP_MAX_LAYERS + BP_ST_MAX_EXTRA];
     int n = 0;
+    for (int i = 0; i < m->n_extra; i++) {
+        const tensor *t = &m->extra[i];
+        const tensor *like = t->layer < m->n_layers
+                                 ? (t->is_bias ? &m->bias[t->layer] : &m->weight[t->layer])
+                                 : NULL;
+        if (like == NULL || !like->present || t->shape[0] != like->shape[0] ||
+            (!t->is_bias && t->shape[1] != like->shape[1]) || t->dtype != like->dtype ||
+            t->end < t->begin || t->end > m->data_size ||
+            t->end - t->begin != like->end - like->begin)
+            return snprintf(msg, sizeof msg,
+                            "optimizer tensor of layers.%d.%s does not match that parameter's "
+                            "shape, dtype or size",
+                            t->layer, tensor_kind(t)),
+                   bad(path, msg);
+        sorted[n++] = t;
+    }
     for (int i = 0; i < m->n_layers; i++) {
         tensor *w = &m->weight[i], *b = &m->bias[i];
         if (!w->present || !b->present)
@@ -493,6 +544,32 @@ static int layer_tensor(const char *key, int *is_bias)
     return i;
 }
 
+int bp_st_optimizer_tensor(const char *key, int *is_bias, const char **state)
+{
+    static const char *const states[] = {"momentum_buffer", "exp_avg", "exp_avg_sq",
+                                         "max_exp_avg_sq"};
+    if (strncmp(key, "optimizer.", 10) != 0)
+        return -1;
+    const char *param = key + 10;
+    const char *dot = strrchr(param, '.');
+    if (dot == NULL)
+        return -1;
+    int known = 0;
+    for (size_t k = 0; k < sizeof states / sizeof states[0]; k++)
+        if (strcmp(dot + 1, states[k]) == 0) {
+            known = 1;
+            if (state != NULL)
+                *state = states[k];
+        }
+    char name[64];
+    size_t len = (size_t)(dot - param);
+    if (!known || len >= sizeof name)
+        return -1;
+    memcpy(name, param, len);
+    name[len] = '\0';
+    return layer_tensor(name, is_bias);
+}
+
 /* The tensors and metadata named by the JSON header. */
 static bp_status read_entries(const char *path, const json_doc *doc, int want_metadata,
                               model_file *m)
@@ -507,7 +584,22 @@ static bp_status read_entries(const char *path, const json_doc *doc, int want_me
             meta = c;
             continue;
         }
-        int is_bias = 0, i = layer_tensor(key, &is_bias);
+        int is_bias = 0, i;
+        if (strncmp(key, "optimizer.", 10) == 0) {
+            i = bp_st_optimizer_tensor(key, &is_bias, NULL);
+            if (i < 0 || i >= BP_MAX_LAYERS || m->n_extra >= BP_ST_MAX_EXTRA)
+                return snprintf(msg, sizeof msg,
+                                "unexpected tensor '%.60s' (expected "
+                                "optimizer.layers.{i}.{weight,bias}.{state})",
+                                key),
+                       bad(path, msg);
+            tensor *t = &m->extra[m->n_extra++];
+            t->layer = i;
+            t->is_bias = is_bias;
+            BP_TRY(parse_tensor(path, doc, c, t));
+            continue;
+        }
+        i = layer_tensor(key, &is_bias);
         if (i < 0 || i >= BP_MAX_LAYERS)
             return snprintf(msg, sizeof msg,
                             "unexpected tensor '%.60s' (expected layers.{i}.weight and "
@@ -654,9 +746,13 @@ bp_status bp_model_load(const char *path, const bp_network_config *base, bp_netw
     *out = NULL;
     model_file m;
     BP_TRY(open_model(path, 1, &m));
-    bp_network_config defaults;
-    BP_DEFAULTS_IF_NULL(base, defaults, bp_network_config_init);
-    bp_network_config cfg = *base;
+    bp_network_config cfg; /* NULL base: the defaults */
+    bp_network_config_init(&cfg);
+    bp_status cst = base != NULL ? bp_network_config_copy(fn, base, &cfg) : BP_OK;
+    if (cst != BP_OK) {
+        model_close(&m);
+        return cst;
+    }
     int sizes[BP_MAX_LAYERS + 1];
     sizes[0] = (int)m.weight[0].shape[1];
     for (int i = 0; i < m.n_layers; i++)

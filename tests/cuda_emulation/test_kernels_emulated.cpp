@@ -32,7 +32,8 @@ extern "C" {
 #define bp_launch_delta_bias_grad emu_delta_bias_grad
 #define bp_launch_check_finite emu_check_finite
 #define bp_launch_gather_epoch emu_gather_epoch
-#define bp_launch_sgd emu_sgd
+#define bp_launch_optimizer_prepare emu_optimizer_prepare
+#define bp_launch_optimizer_update emu_optimizer_update
 #define bp_launch_gather_rows emu_gather_rows
 #include "emulated_kernels.h"
 
@@ -356,49 +357,73 @@ TYPED_TEST(EmulatedKernels, CheckFiniteFlagsAnyNonFiniteGradient)
     }
 }
 
-TYPED_TEST(EmulatedKernels, SgdMatchesCpuBitForBit)
+// The optimizer: the update kernel computes the CPU's bits for every rule;
+// the clipping reduction (another order of additions) agrees to rounding and
+// repeats bit for bit; both count the step and leave everything alone when
+// the guard's skip flag is set.
+TYPED_TEST(EmulatedKernels, OptimizerMatchesCpuBitForBit)
 {
     using T = TypeParam;
-    struct Opt {
+    struct Rule {
+        int kind;
         double momentum, dampening, wd;
-        int nesterov;
+        int nesterov, amsgrad;
     };
-    for (Opt o : {Opt{0, 0, 0, 0}, Opt{0.9, 0, 1e-2, 0}, Opt{0.9, 0.1, 0, 0}, Opt{0.8, 0, 1e-3, 1}})
+    for (Rule o : {Rule{BP_M_SGD, 0, 0, 0, 0, 0}, Rule{BP_M_SGD, 0.9, 0, 1e-2, 0, 0},
+                   Rule{BP_M_SGD, 0.9, 0.1, 0, 0, 0}, Rule{BP_M_SGD, 0.8, 0, 1e-3, 1, 0},
+                   Rule{BP_M_ADAM, 0, 0, 0, 0, 0}, Rule{BP_M_ADAM, 0, 0, 1e-2, 0, 1},
+                   Rule{BP_M_ADAMW, 0, 0, 1e-2, 0, 0}, Rule{BP_M_ADAMW, 0, 0, 0.1, 0, 1}})
         for (size_t count : {(size_t)1, (size_t)1000, (size_t)70001}) {
-            bp_sgd opt;
-            bp_sgd_init(&opt);
-            opt.lr = 0.05;
-            opt.momentum = o.momentum;
-            opt.dampening = o.dampening;
-            opt.weight_decay = o.wd;
-            opt.nesterov = o.nesterov;
+            bp_update_rule r{};
+            r.kind = o.kind;
+            r.momentum = o.momentum;
+            r.dampening = o.dampening;
+            r.weight_decay = o.wd;
+            r.nesterov = o.nesterov;
+            r.amsgrad = o.amsgrad;
+            r.beta1 = 0.9;
+            r.beta2 = 0.999;
+            r.eps = 1e-8;
             std::vector<T> w0 = random_reals<T>(count, -1, 1, 13), wc = w0, we = w0;
-            std::vector<T> bc(count), be(count);
-            bp_step_scalars sc{};
-            sc.lr = opt.lr;
-            for (int first : {1, 0, 0}) {
-                std::vector<T> g = random_reals<T>(count, -1, 1, 14 + first);
-                ASSERT_EQ(cpu.sgd(nullptr, Real<T>::dt, wc.data(), g.data(), bc.data(), count, &opt,
-                                  first, &sc),
+            std::vector<T> c1(count), c2(count), c3(count), e1(count), e2(count), e3(count);
+            bp_step_scalars sc{}, se{};
+            std::vector<double> scratch(BP_CLIP_PARTS);
+            sc.lr = se.lr = 0.05;
+            for (int step = 0; step < 4; step++) {
+                std::vector<T> g = random_reals<T>(count, -1, 1, 14 + step);
+                double max_norm = step == 1 ? 0.0 : 2.0; // off, then on (clips when large)
+                sc.skip = se.skip = step == 2;           // a skipped step changes nothing
+                ASSERT_EQ(cpu.optimizer_prepare(nullptr, Real<T>::dt, g.data(), count, max_norm,
+                                                nullptr, &sc),
                           BP_OK);
-                ASSERT_EQ(emu_sgd(nullptr, Real<T>::dt, we.data(), g.data(), be.data(), count,
-                                  opt.momentum, opt.dampening, opt.weight_decay, opt.nesterov,
-                                  first, &sc),
+                ASSERT_EQ(emu_optimizer_prepare(nullptr, Real<T>::dt, g.data(), count, max_norm,
+                                                scratch.data(), &se),
+                          cudaSuccess);
+                EXPECT_EQ(sc.step, se.step);
+                EXPECT_NEAR(se.clip_scale, sc.clip_scale, Real<T>::reduce_tol * sc.clip_scale);
+                bp_step_scalars again = se;
+                again.step = 0;
+                ASSERT_EQ(emu_optimizer_prepare(nullptr, Real<T>::dt, g.data(), count, max_norm,
+                                                scratch.data(), &again),
+                          cudaSuccess);
+                EXPECT_EQ(std::memcmp(&again.clip_scale, &se.clip_scale, sizeof(double)), 0);
+                se.clip_scale = sc.clip_scale; // the same scale in, the same bits out
+                bool adam = o.kind != BP_M_SGD;
+                ASSERT_EQ(cpu.optimizer_update(nullptr, Real<T>::dt, &r, wc.data(), g.data(),
+                                               c1.data(), adam ? c2.data() : nullptr,
+                                               o.amsgrad ? c3.data() : nullptr, count, &sc),
+                          BP_OK);
+                ASSERT_EQ(emu_optimizer_update(nullptr, Real<T>::dt, &r, we.data(), g.data(),
+                                               e1.data(), adam ? e2.data() : nullptr,
+                                               o.amsgrad ? e3.data() : nullptr, count, &se),
                           cudaSuccess);
             }
-            // A step the guard skipped changes nothing.
-            std::vector<T> w_before = we, b_before = be, g = random_reals<T>(count, -1, 1, 30);
-            sc.skip = 1;
-            ASSERT_EQ(emu_sgd(nullptr, Real<T>::dt, we.data(), g.data(), be.data(), count,
-                              opt.momentum, opt.dampening, opt.weight_decay, opt.nesterov, 0, &sc),
-                      cudaSuccess);
-            ASSERT_EQ(cpu.sgd(nullptr, Real<T>::dt, wc.data(), g.data(), bc.data(), count, &opt, 0,
-                              &sc),
-                      BP_OK);
-            EXPECT_TRUE(same_bits(w_before, we));
-            EXPECT_TRUE(same_bits(b_before, be));
-            EXPECT_TRUE(same_bits(wc, we)) << "momentum " << o.momentum << " count " << count;
-            EXPECT_TRUE(same_bits(bc, be)) << "momentum " << o.momentum << " count " << count;
+            EXPECT_EQ(sc.step, 3); // four steps, one skipped
+            EXPECT_FALSE(same_bits(w0, wc)) << "kind " << o.kind;
+            EXPECT_TRUE(same_bits(wc, we)) << "kind " << o.kind << " count " << count;
+            EXPECT_TRUE(same_bits(c1, e1)) << "kind " << o.kind << " count " << count;
+            EXPECT_TRUE(same_bits(c2, e2)) << "kind " << o.kind << " count " << count;
+            EXPECT_TRUE(same_bits(c3, e3)) << "kind " << o.kind << " count " << count;
         }
 }
 

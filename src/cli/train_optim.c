@@ -1,0 +1,194 @@
+/*
+ * train_optim.c — `backprop train`'s optimizers, gradient clipping,
+ * checkpoints and resume (see train_optim.h for the hooks train.c calls).
+ */
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "bp_math.h"
+#include "common.h"
+#include "train_optim.h"
+
+void optim_flags_init(optim_flags *o)
+{
+    memset(o, 0, sizeof *o);
+    o->optimizer = NULL;
+    o->beta1 = 0.9;
+    o->beta2 = 0.999;
+    o->eps = 1e-8;
+    bp_optimizer_init(&o->opt, BP_OPTIMIZER_SGD);
+    bp_checkpoint_info_init(&o->start);
+}
+
+/* Whether argv holds `--name` or `--name=...`. */
+static int given(int argc, char **argv, const char *name)
+{
+    size_t len = strlen(name);
+    for (int i = 0; i < argc; i++)
+        if (strncmp(argv[i], name, len) == 0 && (argv[i][len] == '\0' || argv[i][len] == '='))
+            return 1;
+    return 0;
+}
+
+int optim_check(optim_flags *o, int argc, char **argv, double *lr, double momentum,
+                double *weight_decay, long epochs)
+{
+    bp_optimizer_type type = BP_OPTIMIZER_SGD;
+    if (o->optimizer != NULL && bp_optimizer_parse(o->optimizer, &type) != BP_OK)
+        return cli_error("--optimizer: '%s' is not sgd, adam or adamw", o->optimizer);
+    int adam = type != BP_OPTIMIZER_SGD;
+    const char *adam_only[] = {"--beta1", "--beta2", "--eps", "--amsgrad"};
+    for (size_t i = 0; i < sizeof adam_only / sizeof adam_only[0]; i++)
+        if (!adam && given(argc, argv, adam_only[i]))
+            return cli_error("%s applies to --optimizer adam or adamw, not %s", adam_only[i],
+                             bp_optimizer_name(type));
+    if (adam && given(argc, argv, "--momentum"))
+        return cli_error("--momentum applies to --optimizer sgd (Adam's is --beta1)");
+    if (!given(argc, argv, "--lr"))
+        *lr = adam ? OPTIM_ADAM_LR : OPTIM_SGD_LR;
+    bp_optimizer_init(&o->opt, type);
+    if (!given(argc, argv, "--weight-decay"))
+        *weight_decay = o->opt.weight_decay; /* AdamW's 1e-2, else 0 */
+    o->opt.lr = *lr;
+    o->opt.weight_decay = *weight_decay;
+    if (!adam)
+        o->opt.momentum = momentum;
+    o->opt.beta1 = o->beta1;
+    o->opt.beta2 = o->beta2;
+    o->opt.eps = o->eps;
+    o->opt.amsgrad = o->amsgrad;
+    if (!(o->clip >= 0))
+        return cli_error("--clip-grad-norm: %g must be >= 0 (0: no clipping)", o->clip);
+    o->opt.clip_grad_norm = o->clip;
+    if (o->stop_after < 0 || o->stop_after > epochs)
+        return cli_error("--stop-after: %ld is out of range (0..--epochs %ld)", o->stop_after,
+                         epochs);
+    if (!(o->beta1 >= 0 && o->beta1 < 1))
+        return cli_error("--beta1: %g must be in [0, 1)", o->beta1);
+    if (!(o->beta2 >= 0 && o->beta2 < 1))
+        return cli_error("--beta2: %g must be in [0, 1)", o->beta2);
+    if (!(o->eps >= 0))
+        return cli_error("--eps: %g must be >= 0", o->eps);
+    return 0;
+}
+
+int optim_resume_peek(optim_flags *o, int argc, char **argv, long epochs, double *base_lr,
+                      const char **schedule, long *seed, long *batch)
+{
+    if (o->resume == NULL)
+        return 0;
+    bp_optimizer saved;
+    bp_optimizer_init(&saved, BP_OPTIMIZER_SGD);
+    bp_checkpoint_info info;
+    bp_checkpoint_info_init(&info);
+    bp_status st = bp_checkpoint_peek(o->resume, &saved, &info);
+    if (st != BP_OK)
+        return cli_lib_error("--resume", st);
+    if (!given(argc, argv, "--optimizer"))
+        o->opt = saved; /* the checkpoint's optimizer; its state comes in optim_setup */
+    o->start = info;
+    /* The seed shuffles (and, without --data, generates the data). */
+    if (given(argc, argv, "--seed") && (uint64_t)*seed != info.shuffle_seed)
+        return cli_error("--seed %ld: the checkpoint's run has seed %llu (leave --seed out)", *seed,
+                         (unsigned long long)info.shuffle_seed);
+    if (info.shuffle_seed > (uint64_t)LONG_MAX)
+        return cli_error("--resume: '%s' has seed %llu, out of range", o->resume,
+                         (unsigned long long)info.shuffle_seed);
+    *seed = (long)info.shuffle_seed;
+    /* The batches: the same size, or the steps are other steps. */
+    if (info.batch > 0) {
+        if (given(argc, argv, "--batch") && *batch != info.batch)
+            return cli_error("--batch %ld: the checkpoint's run has batches of %lld (leave --batch "
+                             "out)",
+                             *batch, (long long)info.batch);
+        *batch = (long)info.batch;
+    }
+    /* The schedule goes on from the checkpoint's base learning rate. */
+    *base_lr = info.base_lr;
+    if (info.schedule[0] != '\0')
+        *schedule = o->start.schedule;
+    if (info.epoch >= epochs) {
+        printf("%s: the run it holds finished %lld of %lld epoch%s; nothing to resume (give "
+               "--epochs more than %lld to train on)\n",
+               o->resume, (long long)info.epoch, (long long)info.total_epochs,
+               info.total_epochs == 1 ? "" : "s", (long long)info.epoch);
+        return 1;
+    }
+    if (info.total_epochs != epochs && info.total_epochs > 0 && strcmp(info.schedule, "constant"))
+        fprintf(stderr,
+                "backprop: note: the checkpoint's run planned %lld epochs, this one %ld: the "
+                "%s schedule continues over %ld, so the run is not the uninterrupted one\n",
+                (long long)info.total_epochs, epochs, info.schedule, epochs);
+    return 0;
+}
+
+int optim_setup(optim_flags *o, bp_network *net)
+{
+    bp_status st = bp_network_set_optimizer(net, &o->opt);
+    if (st != BP_OK)
+        return cli_lib_error("the optimizer", st);
+    if (o->resume == NULL)
+        return 0;
+    bp_checkpoint_info info;
+    bp_checkpoint_info_init(&info);
+    st = bp_checkpoint_load(net, o->resume, &info);
+    if (st != BP_OK)
+        return cli_lib_error("--resume", st);
+    o->start = info;
+    return 0;
+}
+
+void optim_shuffle(int32_t *order, size_t n, uint64_t *rng)
+{
+    for (size_t i = n - 1; n > 1 && i > 0; i--) {
+        size_t j = (size_t)(bp_splitmix64_next(rng) % (i + 1));
+        int32_t t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+}
+
+int optim_replay(const optim_flags *o, int32_t *order, size_t n, uint64_t *rng, int no_shuffle,
+                 int *shuffled)
+{
+    *shuffled = 0;
+    if (o->resume == NULL || no_shuffle)
+        return 0;
+    *rng = o->start.shuffle_seed ^ 0x5DEECE66Dull;
+    long epochs = (long)o->start.epoch + (o->start.step_in_epoch > 0 ? 1 : 0);
+    for (long e = 0; e < epochs; e++)
+        optim_shuffle(order, n, rng);
+    *shuffled = o->start.step_in_epoch > 0;
+    if (*rng != o->start.shuffle_state)
+        return cli_error("--resume: replaying the shuffles of '%s' does not reach its generator "
+                         "state (a different data set or batch size?)",
+                         o->resume);
+    return 0;
+}
+
+int optim_save(const optim_flags *o, const bp_network *net, long epoch, long step_in_epoch,
+               long steps_per_epoch, long epochs, long batch, uint64_t seed, uint64_t rng,
+               const char *schedule, double base_lr)
+{
+    if (o->checkpoint == NULL)
+        return 0;
+    if (step_in_epoch >= steps_per_epoch)
+        epoch++, step_in_epoch = 0;
+    bp_checkpoint_info info;
+    bp_checkpoint_info_init(&info);
+    info.epoch = epoch;
+    info.step_in_epoch = step_in_epoch;
+    info.total_epochs = epochs;
+    info.batch = batch;
+    info.shuffle_seed = o->resume != NULL ? o->start.shuffle_seed : seed;
+    info.shuffle_state = rng;
+    info.schedule_step = epoch;
+    info.base_lr = base_lr;
+    snprintf(info.schedule, sizeof info.schedule, "%s", schedule);
+    bp_status st = bp_checkpoint_save(net, &info, o->checkpoint);
+    if (st != BP_OK)
+        return cli_lib_error("--checkpoint", st);
+    return 0;
+}

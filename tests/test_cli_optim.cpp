@@ -1,0 +1,209 @@
+// `backprop train` with --optimizer, --clip-grad-norm, --checkpoint,
+// --resume and --stop-after, end to end: 4 epochs equal 2 epochs + resume
+// for 2, byte for byte in the saved model, in float32 and float64, for SGD
+// with momentum and for Adam, shuffled, with the default cosine schedule;
+// a run interrupted by Ctrl-C inside an epoch resumes to the same result;
+// resuming a finished run says so; bad values are named.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "test_util.h"
+
+namespace {
+
+struct Result {
+    int code;
+    std::string out, err;
+};
+
+#define EXPECT_CONTAINS(haystack, needle)                                                          \
+    EXPECT_NE((haystack).find(needle), std::string::npos)                                          \
+        << "missing '" << (needle) << "' in:\n"                                                    \
+        << (haystack)
+
+class CliOptim : public testing::Test {
+protected:
+    void SetUp() override
+    {
+        char tmpl[] = "/tmp/bp_cli_optim_XXXXXX";
+        dir_ = mkdtemp(tmpl);
+    }
+    void TearDown() override { std::system(("rm -rf '" + dir_ + "'").c_str()); }
+    std::string file(const std::string &name) const { return dir_ + "/" + name; }
+    std::string bin() const { return bpt::test_path("BP_CLI_PATH", BP_CLI_PATH); }
+
+    Result run(const std::string &args) const
+    {
+        std::string out = file("stdout"), err = file("stderr");
+        std::string cmd = bin() + " " + args + " >'" + out + "' 2>'" + err + "'";
+        int status = std::system(cmd.c_str());
+        return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read(out), read(err)};
+    }
+    static std::string read(const std::string &path)
+    {
+        std::ifstream f(path, std::ios::binary);
+        std::stringstream s;
+        s << f.rdbuf();
+        return s.str();
+    }
+    // Two Gaussian blobs with 3 features, label last.
+    std::string blobs(const std::string &name, int n, uint32_t seed) const
+    {
+        std::mt19937 rng(seed);
+        std::normal_distribution<double> g(0.0, 0.7);
+        std::ofstream f(file(name));
+        f << "f1,f2,f3,label\n";
+        for (int i = 0; i < n; i++) {
+            int c = i % 2;
+            double m = c ? 1.0 : -1.0;
+            f << m + g(rng) << "," << -m + g(rng) << "," << g(rng) << "," << c << "\n";
+        }
+        return file(name);
+    }
+
+    std::string dir_;
+};
+
+TEST_F(CliOptim, ResumeIsByteForByte)
+{
+    std::string csv = blobs("d.csv", 300, 1);
+    for (const char *dtype : {"f64", "f32"})
+        for (const char *opt : {"sgd", "adam"}) {
+            std::string tag = std::string(dtype) + "_" + opt;
+            std::string common = "train --data " + csv + " --layers 3,8,2 --batch 16 --epochs 4 " +
+                                 "--device cpu --quiet --dtype " + dtype + " --optimizer " + opt +
+                                 (std::string(opt) == "sgd" ? " --momentum 0.9" : " --lr 0.01");
+            std::string whole = file(tag + "_whole.st"), ck = file(tag + "_ck.st"),
+                        resumed = file(tag + "_resumed.st");
+            Result a = run(common + " --save " + whole);
+            ASSERT_EQ(a.code, 0) << a.err;
+            std::string log = file(tag + ".csv");
+            Result b = run(common + " --stop-after 2 --checkpoint " + ck + " --log " + log);
+            ASSERT_EQ(b.code, 0) << b.err;
+            EXPECT_CONTAINS(b.out, "2 epochs");
+            // --resume alone: the network, optimizer, seed and schedule come
+            // from the checkpoint.
+            Result c = run("train --data " + csv + " --epochs 4 --device cpu --quiet --resume " +
+                           ck + " --checkpoint " + ck + " --save " + resumed + " --log " + log +
+                           " --plot " + file(tag + ".svg"));
+            ASSERT_EQ(c.code, 0) << c.err;
+            // The log goes on: one header, epochs 1 to 4.
+            std::string rows = read(log);
+            EXPECT_EQ(rows.find("epoch,"), 0u) << rows;
+            EXPECT_EQ(rows.find("epoch,", 1), std::string::npos) << rows;
+            EXPECT_CONTAINS(rows, "\n2,");
+            EXPECT_CONTAINS(rows, "\n3,");
+            EXPECT_CONTAINS(rows, "\n4,");
+            EXPECT_CONTAINS(c.out, "4 epochs");
+            std::string w = read(whole), r = read(resumed);
+            ASSERT_GT(w.size(), 100u);
+            EXPECT_TRUE(w == r) << tag << ": the resumed run's model differs from the whole run's";
+            // The first half alone is not the whole run (the check can fail).
+            EXPECT_FALSE(read(ck).substr(0, 100) == w.substr(0, 100) && read(ck).size() == w.size());
+            // The checkpoint now holds the finished run: resuming it says so.
+            Result d = run("train --data " + csv + " --epochs 4 --device cpu --resume " + ck);
+            EXPECT_EQ(d.code, 0) << d.err;
+            EXPECT_CONTAINS(d.out, "finished 4 of 4 epochs; nothing to resume");
+            // Another batch size would be another run.
+            Result e = run("train --data " + csv + " --epochs 5 --batch 8 --device cpu --resume " + ck);
+            EXPECT_EQ(e.code, 1);
+            EXPECT_CONTAINS(e.err, "--batch 8: the checkpoint's run has batches of 16");
+        }
+}
+
+TEST_F(CliOptim, InterruptedInsideAnEpochResumesExactly)
+{
+    std::string csv = blobs("big.csv", 3000, 2), ck = file("ck.st"), whole = file("whole.st"),
+                resumed = file("resumed.st");
+    std::string out = file("int.out"), err = file("int.err");
+    std::string b = bin();
+    const char *common[] = {"train", "--data", csv.c_str(), "--layers", "3,128,128,2", "--batch",
+                            "1", "--epochs", "3", "--device", "cpu", "--optimizer", "adamw",
+                            "--clip-grad-norm", "0.5"};
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        int o = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int e = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (o < 0 || e < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0)
+            _exit(126);
+        execl(b.c_str(), b.c_str(), common[0], common[1], common[2], common[3], common[4],
+              common[5], common[6], common[7], common[8], common[9], common[10], common[11],
+              common[12], common[13], common[14], "--checkpoint", ck.c_str(), (char *)nullptr);
+        _exit(127);
+    }
+    bool started = false;
+    for (int i = 0; i < 3000 && !started; i++) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        started = read(out).find("epoch 1/") != std::string::npos;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50)); // inside epoch 2
+    kill(pid, SIGINT);
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(started) << read(err);
+    ASSERT_TRUE(WIFEXITED(status));
+    if (WEXITSTATUS(status) == 0)
+        GTEST_SKIP() << "the run ended before the interrupt arrived (a very fast machine)";
+    EXPECT_EQ(WEXITSTATUS(status), 130) << read(err);
+    EXPECT_CONTAINS(read(err), "continue with --resume");
+    std::string args;
+    for (const char *a : common)
+        args += std::string(a) + " ";
+    Result r = run("train --data " + csv + " --epochs 3 --device cpu --quiet --resume " + ck +
+                   " --save " + resumed);
+    ASSERT_EQ(r.code, 0) << r.err;
+    Result w = run(args + "--quiet --save " + whole);
+    ASSERT_EQ(w.code, 0) << w.err;
+    EXPECT_TRUE(read(whole) == read(resumed)) << "the resumed run differs from the whole run";
+}
+
+TEST_F(CliOptim, AdamWTrainsAndBadValuesAreNamed)
+{
+    std::string csv = blobs("d.csv", 200, 3);
+    std::string base = "train --data " + csv + " --layers 3,8,2 --epochs 3 --device cpu --quiet ";
+    Result ok = run(base + "--optimizer adamw --lr 0.01 --amsgrad --beta1 0.8 --clip-grad-norm 1");
+    ASSERT_EQ(ok.code, 0) << ok.err;
+    EXPECT_CONTAINS(ok.out, "training accuracy 9"); // separable blobs: 90% and up
+    Result zero = run(base + "--lr 0");
+    EXPECT_EQ(zero.code, 0) << zero.err; // accepted, as torch accepts it
+    struct Bad {
+        const char *args, *needle;
+    } bad[] = {
+        {"--optimizer adagrad", "--optimizer: 'adagrad' is not sgd, adam or adamw"},
+        {"--optimizer adam --beta1 1", "--beta1: 1 must be in [0, 1)"},
+        {"--optimizer adam --beta2 -0.1", "--beta2: -0.1 must be in [0, 1)"},
+        {"--optimizer adam --eps -1", "--eps: -1 must be >= 0"},
+        {"--beta1 0.5", "--beta1 applies to --optimizer adam or adamw"},
+        {"--optimizer adamw --momentum 0.5", "--momentum applies to --optimizer sgd"},
+        {"--clip-grad-norm -1", "--clip-grad-norm: -1"},
+        {"--lr -0.1", "--lr: -0.1 must be >= 0"},
+        {"--lr nan", "--lr"},
+        {"--lr inf", "--lr"},
+        {"--stop-after 9", "--stop-after: 9 is out of range"},
+    };
+    for (const Bad &b : bad) {
+        Result r = run(base + b.args);
+        EXPECT_EQ(r.code, 2) << b.args << ": " << r.err;
+        EXPECT_CONTAINS(r.err, b.needle);
+    }
+    // --resume of a model file (not a checkpoint) and of a missing file.
+    std::string model = file("m.st");
+    ASSERT_EQ(run(base + "--save " + model).code, 0);
+    Result m = run(base + "--resume " + model);
+    EXPECT_NE(m.code, 0);
+    EXPECT_CONTAINS(m.err, "checkpoint_version");
+    Result missing = run(base + "--resume " + file("none.st"));
+    EXPECT_NE(missing.code, 0);
+    EXPECT_CONTAINS(missing.err, "none.st");
+}
+
+} // namespace
