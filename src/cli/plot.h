@@ -8,7 +8,8 @@ typedef struct history {
 } history;
 
 /* Writes the loss and accuracy panels; returns 0 or -1 (message printed).
- * Written to a temporary file and renamed into place. */
+ * Written through bp_file_replace_*: a unique temporary file beside path,
+ * renamed into place; the old file stays on any failure. */
 int plot_write_svg(const char *path, const history *h, const char *title);
 
 #endif
