@@ -426,10 +426,18 @@ BP_API void bp_dataset_options_init(bp_dataset_options *opt);
  * with a decimal point under every locale; NaN, infinities, empty fields
  * and ragged rows are errors naming the line and column. Blanks around
  * fields, CRLF, blank lines and a UTF-8 byte order mark are allowed. With
- * header -1 the first row is a header when a field in it is text (neither
- * a number nor empty). Labels are integers from 0 to 1000000 (1.0 counts);
- * label_column applies to classification only. At most 2 GiB of text.
- * n_classes is the largest label + 1. */
+ * header -1 the first row is a header when a field in it is text: not
+ * empty and not read as a number by strtod (so a row of "nan", "inf" or
+ * hex floats is data, and rejected as such); header_rows in the
+ * description says when one was skipped. Labels are integers from 0 to
+ * 1000000 (1.0 counts); label_column applies to classification only.
+ * n_classes is the largest label + 1.
+ * Every file is read once, front to back (pipes, FIFOs and process
+ * substitution work), and validated as it is read: memory grows with the
+ * data actually delivered, never with what a header claims (an IDX
+ * header's total is also checked against the machine's memory), binary
+ * input is rejected at its first line, and an allocation failure anywhere
+ * (zlib included) is BP_ERR_OUT_OF_MEMORY. */
 BP_API bp_status bp_dataset_load(const char *path, const bp_dataset_options *opt,
                                  bp_dataset **out);
 BP_API bp_status bp_dataset_load_idx(const char *images_path, const char *labels_path,
@@ -452,6 +460,7 @@ typedef struct bp_dataset_desc {
     const void *x;          /* [n_samples, n_features] */
     const int32_t *labels;  /* [n_samples], or NULL (regression, unlabeled) */
     const void *targets;    /* [n_samples, n_targets], or NULL */
+    int header_rows;        /* CSV: 1 when the first row was a header and skipped */
 } bp_dataset_desc;
 
 BP_API bp_status bp_dataset_describe(const bp_dataset *ds, bp_dataset_desc *out);
