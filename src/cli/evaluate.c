@@ -7,11 +7,13 @@
 #include "args.h"
 #include "commands.h"
 #include "common.h"
+#include "outputs.h"
 
 typedef struct model_flags {
     const char *model, *data, *device;
     long label_column, targets, batch;
     int unlabeled;
+    int allow_non_finite; /* HOOK(h11hard): --allow-non-finite */
 } model_flags;
 
 /* Loads the model on the chosen device and the data in the model's dtype. */
@@ -35,6 +37,11 @@ static int open_model(const model_flags *f, bp_network **net, data *d, bp_networ
     if (st != BP_OK)
         return cli_lib_error("--model", st);
     bp_network_describe(*net, nd);
+    /* HOOK(h11hard): a model with NaN or infinite parameters is refused. */
+    if (!f->allow_non_finite &&
+        cli_check_finite(*net, f->model, "; it cannot give meaningful outputs (--allow-non-finite "
+                                         "uses it anyway)") != 0)
+        return -1;
     data_flags df = {f->label_column, f->targets, f->unlabeled};
     if (cli_load_data(f->data, nd->dtype, &df, d) != 0)
         return -1;
@@ -50,11 +57,13 @@ static int open_model(const model_flags *f, bp_network **net, data *d, bp_networ
         {"--device", FLAG_STRING, &f.device, "auto|cpu|cuda[:N]", "where to run (default auto)"},  \
         {"--batch", FLAG_INT, &f.batch, "N", "samples per forward pass (default 1024)"},           \
         {"--label-column", FLAG_INT, &f.label_column, "N", "CSV label column (default last)"},     \
-        {"--targets", FLAG_INT, &f.targets, "K", "CSV regression: the last K columns are targets"}
+        {"--targets", FLAG_INT, &f.targets, "K", "CSV regression: the last K columns are targets"},  \
+        {"--allow-non-finite", FLAG_SWITCH, &f.allow_non_finite, NULL,                              \
+         "use a model even if a parameter is NaN or infinite"}
 
 int cmd_eval(int argc, char **argv)
 {
-    model_flags f = {NULL, NULL, "auto", -1, 0, 1024, 0};
+    model_flags f = {NULL, NULL, "auto", -1, 0, 1024, 0, 0};
     const flag flags[] = {MODEL_FLAGS(f)};
     static const command cmd = {"eval", "Loss and accuracy of a saved model on a data set, "
                                         "with a confusion matrix for classification.", NULL};
@@ -71,6 +80,10 @@ int cmd_eval(int argc, char **argv)
     int n_out = nd.sizes[nd.n_layers];
     int classify = d.d.n_targets == 0;
     long *confusion = classify ? calloc((size_t)n_out * (size_t)n_out, sizeof(long)) : NULL;
+    if (classify && confusion == NULL) { /* HOOK(h11hard): checked allocation */
+        cli_error("no memory for a %d x %d confusion matrix", n_out, n_out);
+        goto out;
+    }
     eval_result r;
     if (cli_evaluate(net, &d, &r, confusion) != 0) {
         free(confusion);
@@ -101,7 +114,7 @@ out:
 
 int cmd_predict(int argc, char **argv)
 {
-    model_flags f = {NULL, NULL, "auto", -1, 0, 1024, 0};
+    model_flags f = {NULL, NULL, "auto", -1, 0, 1024, 0, 0};
     const flag flags[] = {MODEL_FLAGS(f),
                           {"--unlabeled", FLAG_SWITCH, &f.unlabeled, NULL,
                            "CSV without a label column: every column is a feature"}};

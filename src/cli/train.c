@@ -16,36 +16,16 @@
 #include "args.h"
 #include "commands.h"
 #include "common.h"
+#include "outputs.h"
 #include "plot.h"
 #include "progress.h"
+#include "signals.h"
 #include "synthetic.h"
 
 /* Where Debian's dataset-fashion-mnist puts the files; the environment
  * variable names another directory (tests use it to reach the fallback). */
 #define FASHION_DIR "/usr/share/datasets/fashion-mnist"
 #define FASHION_ENV "BACKPROP_FASHION_MNIST_DIR"
-
-/* Set by SIGINT; the training loop stops after the current step. A signal
- * handler can only reach a file-scope flag: the one global of the CLI. */
-static volatile sig_atomic_t interrupted;
-
-static void on_sigint(int sig)
-{
-    (void)sig;
-    interrupted = 1;
-}
-
-/* The handler is installed once (SA_RESETHAND): a second Ctrl-C while the
- * run is finishing (evaluating, saving) ends the program as usual. */
-static void catch_sigint(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sa.sa_flags = SA_RESETHAND;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-}
 
 typedef struct train_flags {
     const char *data, *test, *init, *save, *log, *plot, *device, *schedule;
@@ -61,40 +41,11 @@ static int file_exists(const char *p)
     return stat(p, &sb) == 0;
 }
 
-/* An output file must be creatable in its directory before a long run
- * starts, not found unwritable at the end of it. */
-static int check_output(const char *flag_name, const char *path)
-{
-    if (path == NULL)
-        return 0;
-    const char *slash = strrchr(path, '/');
-    char dir[4096];
-    if (slash == NULL)
-        snprintf(dir, sizeof dir, ".");
-    else if (slash == path)
-        snprintf(dir, sizeof dir, "/");
-    else if ((size_t)(slash - path) < sizeof dir)
-        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-    else
-        return cli_error("%s: the path '%s' is too long", flag_name, path);
-    struct stat sb;
-    if (slash != NULL && slash[1] == '\0')
-        return cli_error("%s: '%s' names a directory, not a file", flag_name, path);
-    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
-        return cli_error("%s: '%s' is a directory", flag_name, path);
-    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
-        return cli_error("%s: cannot write '%s': the directory '%s' does not exist", flag_name,
-                         path, dir);
-    if (access(dir, W_OK) != 0)
-        return cli_error("%s: cannot write '%s': %s", flag_name, path, strerror(errno));
-    return 0;
-}
-
 /* The learning rate of an epoch (0-based) under the schedule. */
 static double epoch_lr(const train_flags *f, int epoch)
 {
     if (strcmp(f->schedule, "cosine") == 0)
-        return f->lr * 0.5 * (1.0 + cos(M_PI * epoch / (double)f->epochs));
+        return f->lr * (0.5 * (1.0 + cos(M_PI * epoch / (double)f->epochs))); /* HOOK(h11hard): factor first, so a subnormal --lr does not round to 0 */
     return f->lr;
 }
 
@@ -104,7 +55,7 @@ typedef struct run {
     data train, test;
     int have_test;
     history hist;
-    FILE *log;
+    bp_file_replace *log; /* HOOK(h11hard): written beside --log, put in place at the end */
 } run;
 
 static void run_free(run *r)
@@ -117,8 +68,7 @@ static void run_free(run *r)
     free(r->hist.train_loss);
     free(r->hist.test_loss);
     free(r->hist.test_accuracy);
-    if (r->log)
-        fclose(r->log);
+    bp_file_replace_abort(r->log); /* HOOK(h11hard): a failed run leaves the old log */
 }
 
 static int load_inputs(const train_flags *f, bp_dtype dtype, run *r, char *what, size_t what_size)
@@ -276,8 +226,10 @@ int cmd_train(int argc, char **argv)
         return p > 0 ? 0 : 2;
     if (check_flags(&f) != 0)
         return 2;
-    if (check_output("--save", f.save) != 0 || check_output("--plot", f.plot) != 0 ||
-        check_output("--log", f.log) != 0)
+    /* HOOK(h11hard): outputs replaceable and never an input or each other. */
+    const cli_path ins[] = {{"--data", f.data}, {"--test", f.test}, {"--init", f.init}};
+    const cli_path outs[] = {{"--save", f.save}, {"--log", f.log}, {"--plot", f.plot}};
+    if (cli_check_paths(ins, 3, outs, 3) != 0)
         return 1;
     char init_layers[BP_MAX_LAYERS * 8 + 8], init_acts[BP_MAX_LAYERS * 16];
     if (adopt_model_arch(&f, init_layers, sizeof init_layers, init_acts, sizeof init_acts) != 0)
@@ -289,9 +241,16 @@ int cmd_train(int argc, char **argv)
     bp_dtype dtype = BP_F32;
     if (f.arch.dtype && bp_dtype_parse(f.arch.dtype, &dtype) != BP_OK)
         return cli_error("--dtype: %s", bp_last_error()), 2;
+    if (dtype == BP_F32 && (float)f.lr == 0.0f) /* HOOK(h11hard): say why, not "lr 0" */
+        return cli_error("--lr: %g is below the smallest f32 number (1.4e-45) and would be 0; "
+                         "use --dtype f64 or a larger --lr",
+                         f.lr),
+               2;
 
     run r;
     memset(&r, 0, sizeof r);
+    sigset_t held; /* HOOK(h11hard): stopping signals held from the end of training */
+    int holding = 0;
     int rc = 1;
     char what[512];
     if (load_inputs(&f, dtype, &r, what, sizeof what) != 0)
@@ -328,6 +287,13 @@ int cmd_train(int argc, char **argv)
     cfg.device = dev.ordinal;
     cfg.seed = (uint64_t)f.seed;
     cfg.max_batch = f.batch > 1024 ? (int)f.batch : 1024;
+    /* HOOK(h11hard): never a batch larger than the data; memory checked first. */
+    if (cfg.max_batch > r.train.d.n_samples)
+        cfg.max_batch = r.train.d.n_samples;
+    if (cli_check_memory(&cfg, (size_t)r.train.d.n_samples *
+                                   ((size_t)r.train.d.n_features * bp_dtype_size(dtype) +
+                                    r.train.target_row)) != 0)
+        goto out;
     bp_status st = bp_network_create(&cfg, &r.net);
     if (st != BP_OK) {
         cli_lib_error("creating the network", st);
@@ -366,16 +332,15 @@ int cmd_train(int argc, char **argv)
     for (size_t i = 0; i < n; i++)
         order[i] = (int32_t)i;
     if (f.log) {
-        r.log = fopen(f.log, "w");
-        if (r.log == NULL) {
+        if (bp_file_replace_begin(f.log, &r.log) != BP_OK) { /* HOOK(h11hard) */
             free(order);
-            cli_error("--log: cannot write '%s'", f.log);
+            cli_error("--log: %s", bp_last_error());
             goto out;
         }
-        fprintf(r.log, "epoch,train_loss,test_loss,test_accuracy,seconds,samples_per_s\n");
+        bp_file_replace_printf(r.log, "epoch,train_loss,test_loss,test_accuracy,seconds,samples_per_s\n");
     }
 
-    catch_sigint();
+    cli_signals_catch(); /* HOOK(h11hard): SIGINT, SIGTERM, SIGHUP; SIGPIPE ignored */
     progress bar;
     int tty = isatty(fileno(stderr)) && !f.quiet;
     /* Reading the loss waits for the device: every step on the CPU, every
@@ -431,7 +396,7 @@ int cmd_train(int argc, char **argv)
             }
             progress_update(&bar, epoch + 1, (int)f.epochs, s + 1, steps_per_epoch,
                             loss_count ? loss_sum / loss_count : NAN, (long)(start + (size_t)b));
-            if (interrupted) {
+            if (cli_signals_caught()) { /* HOOK(h11hard) */
                 stopped = 1;
                 progress_clear(&bar);
                 fprintf(stderr, "backprop: interrupted at epoch %d, step %ld\n", epoch + 1, s + 1);
@@ -465,16 +430,35 @@ int cmd_train(int argc, char **argv)
             fflush(stdout);
         }
         if (r.log && !stopped)
-            fprintf(r.log, "%d,%.6g,%.6g,%.6g,%.3f,%.1f\n", epoch + 1, train_loss,
+            bp_file_replace_printf(r.log, "%d,%.6g,%.6g,%.6g,%.3f,%.1f\n", epoch + 1, train_loss,
                     r.have_test ? ev.loss : NAN, r.have_test && classify ? ev.accuracy : NAN,
                     seconds, rate);
-        if (r.log)
-            fflush(r.log); /* a row per epoch, readable while the run goes on */
+        if (r.log && bp_file_replace_flush(r.log) != BP_OK) { /* HOOK(h11hard) */
+            free(order);
+            cli_error("--log: %s", bp_last_error());
+            goto out;
+        }
     }
     free(order);
     double total = cli_now() - t0;
-    if (!r.have_test || stopped)
-        cli_evaluate(r.net, r.have_test ? &r.test : &r.train, &ev, NULL);
+    /* HOOK(h11hard): from here to the end a stopping signal waits, so a
+     * second Ctrl-C cannot cut a save short or leave a temporary file. */
+    cli_signals_hold(&held);
+    holding = 1;
+    /* HOOK(h11hard): the last step too must leave finite parameters and
+     * outputs, and the final figures must exist, or nothing is saved. */
+    if (cli_check_finite(r.net, "the trained network",
+                         "; training diverged, nothing was saved (try a smaller --lr)") != 0)
+        goto out;
+    if ((!r.have_test || stopped) &&
+        cli_evaluate(r.net, r.have_test ? &r.test : &r.train, &ev, NULL) != 0)
+        goto out;
+    if (ev.n <= 0 || !isfinite(ev.loss)) {
+        cli_error("the final evaluation gave loss %g over %ld samples; training diverged, nothing "
+                  "was saved (try a smaller --lr)",
+                  ev.loss, ev.n);
+        goto out;
+    }
     const char *which = r.have_test ? "test" : "training";
     if (classify)
         printf("%s accuracy %.2f%% (%ld/%ld), %s loss %.4f, %d epoch%s in %.1fs on %s\n", which,
@@ -490,11 +474,24 @@ int cmd_train(int argc, char **argv)
         else if (!f.quiet)
             printf("saved %s\n", f.save);
     }
+    if (r.log) {
+        bp_file_replace *log = r.log;
+        r.log = NULL;
+        if (bp_file_replace_commit(log) != BP_OK) {
+            cli_error("--log: %s", bp_last_error());
+            rc = 1;
+        }
+    }
     if (f.plot && r.hist.n > 0 && plot_write_svg(f.plot, &r.hist, desc) != 0)
         rc = 1;
-    if (stopped)
-        rc = 130;
+    if (cli_signals_caught() && rc == 0) /* HOOK(h11hard): 130, 143, 129 */
+        rc = 128 + cli_signals_caught();
 out:
     run_free(&r);
+    if (holding) { /* HOOK(h11hard): a held signal acts now */
+        cli_signals_release(&held);
+        if (rc == 0 && cli_signals_caught())
+            rc = 128 + cli_signals_caught();
+    }
     return rc;
 }
