@@ -98,10 +98,12 @@ static void range(const double *a, const double *b, int n, double *lo, double *h
     *lo -= pad, *hi += pad;
 }
 
-int plot_write_svg(const char *path, const history *h, const char *title)
+int plot_prepare_svg(const char *path, const history *h, const char *title,
+                     bp_file_replace **out)
 {
-    /* A unique temporary file beside the target, renamed into place
-     * (bp_file_replace_*); write errors are sticky and found at commit. */
+    /* A unique temporary file beside the target, renamed into place by
+     * the commit (bp_file_replace_*); write errors are sticky. */
+    *out = NULL;
     bp_file_replace *f = NULL;
     bp_status st = bp_file_replace_begin(path, &f);
     if (st != BP_OK)
@@ -135,8 +137,11 @@ int plot_write_svg(const char *path, const history *h, const char *title)
                    "no test accuracy: no --test set, or not a classification</text>\n",
                 acc.x0 + PW / 2.0, acc.y0 + PH / 2.0);
     bp_file_replace_printf(f, "</svg>\n");
-    st = bp_file_replace_commit(f);
-    if (st != BP_OK)
+    st = bp_file_replace_flush(f);
+    if (st != BP_OK) {
+        bp_file_replace_abort(f);
         return cli_error("--plot: %s", bp_last_error());
+    }
+    *out = f;
     return 0;
 }

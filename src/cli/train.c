@@ -467,6 +467,11 @@ int cmd_train(int argc, char **argv)
     else
         printf("%s loss %.6g, %d epoch%s in %.1fs on %s\n", which, ev.loss, epoch,
                epoch == 1 ? "" : "s", total, dev.description);
+    /* HOOK(h11hard): the plot is written before the model is saved and put
+     * in place after it, so a failure leaves every output as it was. */
+    bp_file_replace *plot = NULL;
+    if (f.plot && r.hist.n > 0 && plot_prepare_svg(f.plot, &r.hist, desc, &plot) != 0)
+        goto out;
     rc = 0;
     if (f.save) {
         if (save_model(r.net, f.save) != 0)
@@ -474,7 +479,7 @@ int cmd_train(int argc, char **argv)
         else if (!f.quiet)
             printf("saved %s\n", f.save);
     }
-    if (r.log) {
+    if (r.log && rc == 0) {
         bp_file_replace *log = r.log;
         r.log = NULL;
         if (bp_file_replace_commit(log) != BP_OK) {
@@ -482,8 +487,12 @@ int cmd_train(int argc, char **argv)
             rc = 1;
         }
     }
-    if (f.plot && r.hist.n > 0 && plot_write_svg(f.plot, &r.hist, desc) != 0)
+    if (plot != NULL && rc != 0)
+        bp_file_replace_abort(plot);
+    else if (plot != NULL && bp_file_replace_commit(plot) != BP_OK) {
+        cli_error("--plot: %s", bp_last_error());
         rc = 1;
+    }
     if (cli_signals_caught() && rc == 0) /* HOOK(h11hard): 130, 143, 129 */
         rc = 128 + cli_signals_caught();
 out:
