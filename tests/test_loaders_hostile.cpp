@@ -205,6 +205,39 @@ TEST_F(Loaders, IdxHeadersClaimingMoreThanTheMachineHasAreRefusedFirst)
     EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
 }
 
+// A header that lies about a size the machine could hold: nothing is
+// allocated for it up front (the arrays grow with the data delivered), so
+// the load fails as truncated even with the address space capped.
+TEST_F(Loaders, IdxLyingHeadersAllocateOnlyWhatArrives)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    GTEST_SKIP() << "AddressSanitizer needs an unlimited address space";
+#else
+    std::string img = file("lie-images-idx3-ubyte"), lab = file("lie-labels-idx1-ubyte");
+    // 16384 x 256 x 256 = 1 GiB of pixels (4 GiB as f32), 100 bytes held.
+    write(img, std::string("\x00\x00\x08\x03", 4) + be32(16384) + be32(256) + be32(256) +
+                   std::string(100, '\1'),
+          true);
+    write(lab, std::string("\x00\x00\x08\x01", 4) + be32(16384) + std::string(16384, '\1'), true);
+    long grew = child_peak_growth_kib([&] {
+        struct rlimit lim;
+        getrlimit(RLIMIT_AS, &lim);
+        FILE *f = std::fopen("/proc/self/statm", "r");
+        unsigned long pages = 0;
+        if (f == nullptr || std::fscanf(f, "%lu", &pages) != 1)
+            return false;
+        std::fclose(f);
+        lim.rlim_cur = pages * (rlim_t)sysconf(_SC_PAGESIZE) + ((rlim_t)512 << 20);
+        setrlimit(RLIMIT_AS, &lim);
+        bp_dataset *ds = nullptr;
+        bp_status st = bp_dataset_load(img.c_str(), nullptr, &ds);
+        return st == BP_ERR_FORMAT &&
+               std::string(bp_last_error()).find("truncated") != std::string::npos;
+    });
+    EXPECT_GE(grew, 0) << "the load did not fail as truncated within 512 MiB of address space";
+#endif
+}
+
 // A gzip bomb: a small header, then far more data than it declares. The
 // loader stops at the first byte past the declared size.
 TEST_F(Loaders, IdxGzipBombStopsAtTheDeclaredSize)

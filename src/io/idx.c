@@ -66,14 +66,16 @@ static bp_status read_header(bp_reader *f, const char *role, idx_header *h)
     return BP_OK;
 }
 
-/* Streams count bytes, calling put for each chunk as it arrives, so memory
- * holds only what the stream has delivered (never a whole-file copy). */
-static bp_status read_body(bp_reader *f, const char *role, size_t count,
-                           void (*put)(void *ctx, size_t at, const unsigned char *p, size_t n),
-                           void *ctx)
+/* Streams count bytes into *dst as elements of es bytes (pixels scaled to
+ * [0, 1] as dtype, or int32 labels), growing *dst by doubling as the data
+ * arrives: memory follows what the stream delivers, never what a header
+ * claims (a 100-byte file declaring 4 GiB allocates nothing big). */
+static bp_status read_body(bp_reader *f, const char *role, size_t count, int labels,
+                           bp_dtype dtype, void **dst)
 {
+    size_t es = labels ? sizeof(int32_t) : bp_dtype_size(dtype);
     unsigned char chunk[1 << 14];
-    size_t at = 0;
+    size_t at = 0, cap = 0;
     while (at < count) {
         size_t want = count - at < sizeof chunk ? count - at : sizeof chunk, got = 0;
         BP_TRY(bp_io_read(f, chunk, want, &got));
@@ -81,28 +83,29 @@ static bp_status read_body(bp_reader *f, const char *role, size_t count,
             return bp_fail(BP_ERR_FORMAT,
                            "'%s' is truncated: %s needs %zu bytes, the file has %zu",
                            bp_io_path(f), role, count, at);
-        put(ctx, at, chunk, got);
+        if (at + got > cap) {
+            size_t ncap = cap < ((size_t)1 << 16) ? (size_t)1 << 16 : cap * 2;
+            if (ncap > count)
+                ncap = count;
+            void *p = realloc(*dst, ncap * es); /* ncap <= 2^32, es <= 8 */
+            if (p == NULL)
+                return bp_fail(BP_ERR_OUT_OF_MEMORY, "'%s': no memory for %zu bytes of %s",
+                               bp_io_path(f), ncap * es, role);
+            *dst = p;
+            cap = ncap;
+        }
+        if (labels)
+            for (size_t i = 0; i < got; i++)
+                ((int32_t *)*dst)[at + i] = chunk[i];
+        else if (dtype == BP_F32)
+            for (size_t i = 0; i < got; i++)
+                ((float *)*dst)[at + i] = (float)chunk[i] / 255.0f;
+        else
+            for (size_t i = 0; i < got; i++)
+                ((double *)*dst)[at + i] = (double)chunk[i] / 255.0;
         at += got;
     }
     return bp_io_expect_end(f);
-}
-
-static void put_pixels(void *ctx, size_t at, const unsigned char *p, size_t n)
-{
-    bp_dataset *ds = ctx;
-    if (ds->desc.dtype == BP_F32)
-        for (size_t i = 0; i < n; i++)
-            ((float *)ds->x)[at + i] = (float)p[i] / 255.0f;
-    else
-        for (size_t i = 0; i < n; i++)
-            ((double *)ds->x)[at + i] = (double)p[i] / 255.0;
-}
-
-static void put_labels(void *ctx, size_t at, const unsigned char *p, size_t n)
-{
-    bp_dataset *ds = ctx;
-    for (size_t i = 0; i < n; i++)
-        ds->labels[at + i] = p[i];
 }
 
 bp_status bp_dataset_load_idx(const char *images_path, const char *labels_path,
@@ -130,7 +133,8 @@ bp_status bp_dataset_read_idx(bp_reader *fi, const char *labels_path,
 {
     const char *images_path = bp_io_path(fi);
     /* The header's sizes are checked (against the file's length and the
-     * machine's memory) before any data is read. */
+     * machine's memory) before any data is read; the arrays then grow with
+     * the data delivered. */
     idx_header ih, lh;
     bp_reader *fl = NULL;
     bp_dataset *ds = NULL;
@@ -141,12 +145,9 @@ bp_status bp_dataset_read_idx(bp_reader *fi, const char *labels_path,
                      features);
     if (st == BP_OK)
         st = bp_io_check_memory(images_path, "images", ih.count * bp_dtype_size(opt->dtype));
+    void *x = NULL, *y = NULL;
     if (st == BP_OK)
-        st = bp_dataset_alloc(images_path, (int)ih.dims[0], (int)features, 0, opt->dtype, &ds);
-    /* The arrays are written as the data arrives: pages that a lying
-     * header never fills are never touched. */
-    if (st == BP_OK)
-        st = read_body(fi, "images", ih.count, put_pixels, ds);
+        st = read_body(fi, "images", ih.count, 0, opt->dtype, &x);
     if (st == BP_OK)
         st = bp_io_open(labels_path, &fl);
     if (st == BP_OK)
@@ -155,7 +156,24 @@ bp_status bp_dataset_read_idx(bp_reader *fi, const char *labels_path,
         st = bp_fail(BP_ERR_FORMAT, "'%s' has %u labels but '%s' has %u images", labels_path,
                      lh.dims[0], images_path, ih.dims[0]);
     if (st == BP_OK)
-        st = read_body(fl, "labels", lh.count, put_labels, ds);
+        st = read_body(fl, "labels", lh.count, 1, opt->dtype, &y);
+    if (st == BP_OK) {
+        ds = calloc(1, sizeof *ds);
+        if (ds == NULL)
+            st = bp_fail(BP_ERR_OUT_OF_MEMORY, "'%s': no memory", images_path);
+    }
+    if (st == BP_OK) {
+        ds->x = x;
+        ds->labels = y;
+        x = y = NULL;
+        ds->desc.n_samples = (int)ih.dims[0];
+        ds->desc.n_features = (int)features;
+        ds->desc.dtype = opt->dtype;
+        ds->desc.x = ds->x;
+        ds->desc.labels = ds->labels;
+    }
+    free(x);
+    free(y);
     bp_io_close(fl);
     if (st != BP_OK) {
         bp_dataset_free(ds);
