@@ -279,6 +279,22 @@ TEST_F(CliHard, WriteErrorsOnStandardOutputAreFailures)
     EXPECT_TRUE(loads(file("m2.st"))) << "the save happened all the same";
 }
 
+TEST_F(CliHard, DataFromAPipeIsReadOnce)
+{
+    std::string cmd = "cat '" + csv_ + "' | " + cli() + " train --data /dev/stdin --epochs 1 --device cpu --quiet >'" +
+                      file("out") + "' 2>'" + file("err") + "'";
+    int status = std::system(cmd.c_str());
+    EXPECT_EQ(WEXITSTATUS(status), 0) << read(file("err"));
+    EXPECT_CONTAINS(read(file("out")), "/200)");
+    std::string fifo = file("data.fifo");
+    ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+    cmd = "cat '" + csv_ + "' > '" + fifo + "' & " + cli() + " train --data " + fifo +
+          " --epochs 1 --device cpu --quiet >'" + file("out") + "' 2>'" + file("err") + "'";
+    status = std::system(cmd.c_str());
+    EXPECT_EQ(WEXITSTATUS(status), 0) << read(file("err"));
+    EXPECT_CONTAINS(read(file("out")), "/200)");
+}
+
 TEST_F(CliHard, SigpipeOnStdoutDoesNotLoseTheSave)
 {
     int p[2];
@@ -300,7 +316,10 @@ TEST_F(CliHard, SigtermAndSighupActLikeCtrlC)
         std::string model = file("m" + std::to_string(sig) + ".safetensors");
         pid_t pid = spawn({"train", "--data", big, "--epochs", "1000", "--batch", "1", "--lr",
                            "0.001", "--device", "cpu", "--save", model, "--log", model + ".log"});
-        std::this_thread::sleep_for(std::chrono::milliseconds(600));
+        // Once training runs (the network line is printed just before).
+        for (int i = 0; i < 600 && read(file("stdout")).find("network:") == std::string::npos; i++)
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
         kill(pid, sig);
         int code = wait_code(pid);
         EXPECT_EQ(code, 128 + sig) << "signal " << sig << ": " << read(file("stderr"));
@@ -365,6 +384,10 @@ TEST_F(CliHard, EveryAllocationOfTheCommandFailsCleanly)
         {"train", "train --data " + small + " --test " + small + " --epochs 2 --layers 3,8,2 --device cpu --save " +
                       model + " --log " + file("log.csv") + " --plot " + file("p.svg")},
         {"train --init", "train --data " + small + " --init " + model + " --epochs 1 --device cpu --save " + file("m2.st")},
+        {"train (generated data)", "BACKPROP_FASHION_MNIST_DIR=" + dir_ + "/none " + std::string() +
+                                       "train --epochs 1 --layers 2,8,3 --device cpu --save " + file("m2.st")},
+        {"gradcheck", "gradcheck --device cpu"},
+        {"trace", "trace"},
         {"eval", "eval --device cpu --model " + model + " --data " + small},
         {"predict", "predict --device cpu --model " + model + " --data " + small},
     };
@@ -372,7 +395,13 @@ TEST_F(CliHard, EveryAllocationOfTheCommandFailsCleanly)
     for (const Cmd &c : cmds) {
         // A clean run gives the allocation count and the files it writes.
         std::string base = "BP_FAULT_REPORT='" + report + "' ";
-        std::string cmd0 = base + faulty + " " + c.args + " >'" + file("out") + "' 2>'" + file("err") + "'";
+        std::string env = base, args = c.args;
+        if (args.rfind("BACKPROP_", 0) == 0) { // an environment assignment first
+            size_t sp = args.find(' ');
+            env += args.substr(0, sp + 1);
+            args = args.substr(sp + 1);
+        }
+        std::string cmd0 = env + faulty + " " + args + " >'" + file("out") + "' 2>'" + file("err") + "'";
         ASSERT_EQ(WEXITSTATUS(std::system(cmd0.c_str())), 0) << c.name << ": " << read(file("err"));
         long total = 0;
         std::istringstream(read(report)) >> total;
@@ -385,7 +414,7 @@ TEST_F(CliHard, EveryAllocationOfTheCommandFailsCleanly)
         for (const std::string &n : names)
             existed.push_back(access(file(n).c_str(), F_OK) == 0);
         for (long n = 1; n <= total; n++) {
-            std::string cmd = base + "BP_FAULT_AT=" + std::to_string(n) + " " + faulty + " " + c.args +
+            std::string cmd = env + "BP_FAULT_AT=" + std::to_string(n) + " " + faulty + " " + args +
                               " >'" + file("out") + "' 2>'" + file("err") + "'";
             int status = std::system(cmd.c_str());
             std::string err = read(file("err"));
