@@ -477,7 +477,8 @@ BP_API bp_status bp_dataset_describe(const bp_dataset *ds, bp_dataset_desc *out)
  * directory. Every failure (and abort) closes and removes the temporary
  * file, and the target is left as it was.
  *  - A new file gets mode 0666 minus the umask; a replaced file keeps its
- *    permission bits.
+ *    permission bits (and its owner and group where the process may set
+ *    them).
  *  - A symbolic link is written through: the file it points to is
  *    replaced and the link stays. A dangling link is refused.
  *  - A target that exists and is not a regular file (device, FIFO, socket,

@@ -95,6 +95,20 @@ TEST_F(ReplaceFile, NewFilesHonourTheUmaskReplacedFilesKeepTheirMode)
     EXPECT_TRUE(temps().empty());
 }
 
+TEST_F(ReplaceFile, ReplacedFilesKeepTheirOwnerWhenRoot)
+{
+    if (geteuid() != 0)
+        GTEST_SKIP() << "only root can give a file to another user";
+    std::string p = file("owned.txt");
+    write(p, "x");
+    ASSERT_EQ(chown(p.c_str(), 1234, 2345), 0);
+    ASSERT_EQ(replace(p, "y"), BP_OK) << bp_last_error();
+    struct stat sb;
+    ASSERT_EQ(stat(p.c_str(), &sb), 0);
+    EXPECT_EQ(sb.st_uid, 1234u);
+    EXPECT_EQ(sb.st_gid, 2345u);
+}
+
 TEST_F(ReplaceFile, LargeAndFormattedWritesArriveWhole)
 {
     std::string p = file("big.bin");

@@ -79,8 +79,13 @@ int cmd_eval(int argc, char **argv)
         goto out;
     int n_out = nd.sizes[nd.n_layers];
     int classify = d.d.n_targets == 0;
+    /* HOOK(h11hard): the confusion matrix's size checked, its allocation too. */
+    char what[96];
+    snprintf(what, sizeof what, "a %d x %d confusion matrix", n_out, n_out);
+    if (classify && cli_check_bytes(what, (double)n_out * (double)n_out * sizeof(long)) != 0)
+        goto out;
     long *confusion = classify ? calloc((size_t)n_out * (size_t)n_out, sizeof(long)) : NULL;
-    if (classify && confusion == NULL) { /* HOOK(h11hard): checked allocation */
+    if (classify && confusion == NULL) {
         cli_error("no memory for a %d x %d confusion matrix", n_out, n_out);
         goto out;
     }

@@ -166,6 +166,18 @@ int cli_check_memory(const bp_network_config *cfg, size_t data_bytes)
     return 0;
 }
 
+int cli_check_bytes(const char *what, double bytes)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || page <= 0)
+        return 0;
+    double have = (double)pages * (double)page;
+    if (bytes > have)
+        return cli_error("%s needs %.1f GiB of memory, more than this machine's %.1f GiB", what,
+                         bytes / (1 << 30), have / (1 << 30));
+    return 0;
+}
+
 int cli_finish_stdout(int rc)
 {
     errno = 0;

@@ -32,6 +32,10 @@ int cli_check_finite(const bp_network *net, const char *what, const char *advice
  * allocated; the message gives both and the flags to change. */
 int cli_check_memory(const bp_network_config *cfg, size_t data_bytes);
 
+/* Refuses an allocation of more than the machine's physical memory
+ * ("a 1048576 x 1048576 confusion matrix needs 8192.0 GiB ..."). */
+int cli_check_bytes(const char *what, double bytes);
+
 /* Flushes standard output; a write error (a full disk, /dev/full, a closed
  * pipe) turns a successful exit status into 1, with a message. */
 int cli_finish_stdout(int rc);

@@ -261,7 +261,11 @@ bp_status bp_file_replace_begin(const char *path, bp_file_replace **out)
             r->tmp = NULL; /* nothing to remove */
         }
     }
-    /* A replaced file keeps its permission bits. */
+    /* A replaced file keeps its owner and group where this process may set
+     * them (root; best effort: chown first, as it clears set-id bits) and
+     * its permission bits. */
+    if (st == BP_OK && exists)
+        (void)!fchown(r->fd, sb.st_uid, sb.st_gid);
     if (st == BP_OK && exists && fchmod(r->fd, sb.st_mode & 07777) != 0)
         st = bp_fail(BP_ERR_IO, "cannot set the mode of a temporary file beside '%s': %s", path,
                      strerror(errno));
