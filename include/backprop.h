@@ -385,7 +385,10 @@ BP_API bp_status bp_model_save(const bp_network *net, const char *path);
  * cuda_stream come from base (NULL: the defaults). Every byte of the file
  * is checked before use; as in the reference safetensors implementation,
  * the tensors must be packed (no gaps, overlaps or trailing bytes). A file
- * without backprop's metadata is a BP_ERR_FORMAT error here. */
+ * without backprop's metadata is a BP_ERR_FORMAT error here. A path that
+ * is not a regular file (FIFO, device, directory) is refused with
+ * BP_ERR_IO before it is opened; an allocation failure is
+ * BP_ERR_OUT_OF_MEMORY (the JSON header's parser included). */
 BP_API bp_status bp_model_load(const char *path, const bp_network_config *base,
                                bp_network **out);
 

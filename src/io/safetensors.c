@@ -475,7 +475,14 @@ static bp_status read_entries(const char *path, const json_doc *doc, int want_me
 static bp_status open_model(const char *path, int want_metadata, model_file *m)
 {
     memset(m, 0, sizeof *m);
-    /* O_NONBLOCK: a FIFO or device is refused here, not waited on in open. */
+    /* A FIFO, device or directory is refused before it is opened (opening
+     * a FIFO waits for a writer; a device may act on open), and again on
+     * what was opened (O_NONBLOCK: never waited on), should it change. */
+    struct stat pre;
+    if (stat(path, &pre) == 0 && !S_ISREG(pre.st_mode))
+        return bp_fail(BP_ERR_IO, "'%s' is not a regular file (a model is read from a file, not "
+                                  "a pipe, device or directory)",
+                       path);
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
     if (fd < 0)
         return bp_fail(BP_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
