@@ -245,6 +245,14 @@ TEST_F(CliHard, HugeClassCountsAndRunsBeyondTheMachineFailWithAMessage)
     // A batch larger than the data is the data.
     r = run("train --data " + csv_ + " --epochs 1 --batch 16777216 --device cpu --quiet");
     EXPECT_EQ(r.code, 0) << r.err;
+    // So for eval and predict: 2^24 x 4099 units would be hundreds of GiB.
+    std::string m = file("w.safetensors");
+    ASSERT_EQ(run("train --data " + csv_ + " --epochs 1 --layers 3,4096,2 --device cpu --quiet --save " + m).code, 0);
+    r = run("eval --device cpu --batch 16777216 --model " + m + " --data " + csv_);
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_CONTAINS(r.out, "samples 200");
+    r = run("predict --device cpu --batch 16777216 --model " + m + " --data " + csv_);
+    EXPECT_EQ(r.code, 0) << r.err;
 }
 
 TEST_F(CliHard, FlagValuesAtTheEdges)

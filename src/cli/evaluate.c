@@ -32,7 +32,7 @@ static int open_model(const model_flags *f, bp_network **net, data *d, bp_networ
     bp_network_config_init(&base);
     base.backend = dev.backend;
     base.device = dev.ordinal;
-    base.max_batch = (int)f->batch;
+    base.max_batch = 1; /* HOOK(h11hard): the real batch is known once the data is */
     bp_status st = bp_model_load(f->model, &base, net);
     if (st != BP_OK)
         return cli_lib_error("--model", st);
@@ -48,6 +48,24 @@ static int open_model(const model_flags *f, bp_network **net, data *d, bp_networ
     if (d->d.n_features != nd->sizes[0])
         return cli_error("%s: %d features, but the model takes %d inputs", f->data,
                          d->d.n_features, nd->sizes[0]);
+    /* HOOK(h11hard): batches never larger than the data, memory checked,
+     * then the model loaded again with them. */
+    base.max_batch = f->batch < d->d.n_samples ? (int)f->batch : d->d.n_samples;
+    bp_network_config need;
+    bp_network_config_init(&need);
+    need.n_layers = nd->n_layers;
+    need.sizes = nd->sizes;
+    need.dtype = nd->dtype;
+    need.max_batch = base.max_batch;
+    if (cli_check_memory(&need, 0) != 0)
+        return -1;
+    bp_network_free(*net);
+    *net = NULL;
+    if ((st = bp_model_load(f->model, &base, net)) != BP_OK)
+        return cli_lib_error("--model", st);
+    bp_network_describe(*net, nd);
+    if (nd->sizes[0] != d->d.n_features) /* the file changed in between */
+        return cli_error("%s changed while being read", f->model);
     return cli_prepare_targets(d, nd->loss, nd->sizes[nd->n_layers], f->data);
 }
 
