@@ -218,9 +218,11 @@ int cmd_train(int argc, char **argv)
         "With no --data, trains on Fashion-MNIST when the Debian package dataset-fashion-mnist\n"
         "is installed (or from the directory in $" FASHION_ENV "), else on a generated\n"
         "data set. Without --layers the sizes come from the data (inputs, 256, 128, outputs),\n"
-        "or from the --init model. Ctrl-C stops after the current step (and saves with\n"
-        "--save); a second Ctrl-C ends the program at once. A run whose loss becomes NaN or\n"
-        "infinite stops with an error and saves nothing."};
+        "or from the --init model. Ctrl-C, SIGTERM or SIGHUP stop after the current step (and\n"
+        "save with --save; exit status 128 + the signal); a second one ends the program once\n"
+        "the files are in place. A run whose loss, parameters or final outputs become NaN or\n"
+        "infinite stops with an error and saves nothing. Outputs are replaced whole or not at\n"
+        "all, and never name an input or each other."}; /* HOOK(h11hard): text */
     int p = cli_parse(&cmd, argc, argv, flags, sizeof flags / sizeof flags[0]);
     if (p != 0)
         return p > 0 ? 0 : 2;
