@@ -705,9 +705,10 @@ BP_API double bp_compare_tolerance(bp_dtype dtype);
 /* Saves the parameters as safetensors: tensors "layers.{i}.weight"
  * [n_out, n_in] and "layers.{i}.bias" [n_out], i from 0, in the network's
  * dtype; __metadata__ holds the activations, the loss, the leaky slope and
- * the format version. Written to a temporary file in the same directory and
- * renamed into place: an existing file is replaced whole or not at all
- * (and keeps its permissions; a new file gets 0644). */
+ * the format version. Written through bp_file_replace_begin (below): an
+ * existing file is replaced whole or not at all and keeps its permissions;
+ * a new file gets 0666 minus the umask; a symlink is written through; a
+ * path that is a device, FIFO, socket or directory is refused. */
 BP_API bp_status bp_model_save(const bp_network *net, const char *path);
 
 /* Loads a model saved by bp_model_save (or any safetensors file with those
@@ -716,7 +717,10 @@ BP_API bp_status bp_model_save(const bp_network *net, const char *path);
  * cuda_stream come from base (NULL: the defaults). Every byte of the file
  * is checked before use; as in the reference safetensors implementation,
  * the tensors must be packed (no gaps, overlaps or trailing bytes). A file
- * without backprop's metadata is a BP_ERR_FORMAT error here. */
+ * without backprop's metadata is a BP_ERR_FORMAT error here. A path that
+ * is not a regular file (FIFO, device, directory) is refused with
+ * BP_ERR_IO before it is opened; an allocation failure is
+ * BP_ERR_OUT_OF_MEMORY (the JSON header's parser included). */
 BP_API bp_status bp_model_load(const char *path, const bp_network_config *base,
                                bp_network **out);
 
@@ -806,10 +810,18 @@ BP_API void bp_dataset_options_init(bp_dataset_options *opt);
  * with a decimal point under every locale; NaN, infinities, empty fields
  * and ragged rows are errors naming the line and column. Blanks around
  * fields, CRLF, blank lines and a UTF-8 byte order mark are allowed. With
- * header -1 the first row is a header when a field in it is text (neither
- * a number nor empty). Labels are integers from 0 to 1000000 (1.0 counts);
- * label_column applies to classification only. At most 2 GiB of text.
- * n_classes is the largest label + 1. */
+ * header -1 the first row is a header when a field in it is text: not
+ * empty and not read as a number by strtod (so a row of "nan", "inf" or
+ * hex floats is data, and rejected as such); header_rows in the
+ * description says when one was skipped. Labels are integers from 0 to
+ * 1000000 (1.0 counts); label_column applies to classification only.
+ * n_classes is the largest label + 1.
+ * Every file is read once, front to back (pipes, FIFOs and process
+ * substitution work), and validated as it is read: memory grows with the
+ * data actually delivered, never with what a header claims (an IDX
+ * header's total is also checked against the machine's memory), binary
+ * input is rejected at its first line, and an allocation failure anywhere
+ * (zlib included) is BP_ERR_OUT_OF_MEMORY. */
 BP_API bp_status bp_dataset_load(const char *path, const bp_dataset_options *opt,
                                  bp_dataset **out);
 BP_API bp_status bp_dataset_load_idx(const char *images_path, const char *labels_path,
@@ -832,6 +844,7 @@ typedef struct bp_dataset_desc {
     const void *x;          /* [n_samples, n_features] */
     const int32_t *labels;  /* [n_samples], or NULL (regression, unlabeled) */
     const void *targets;    /* [n_samples, n_targets], or NULL */
+    int header_rows;        /* CSV: 1 when the first row was a header and skipped */
 } bp_dataset_desc;
 
 BP_API bp_status bp_dataset_describe(const bp_dataset *ds, bp_dataset_desc *out);
@@ -896,6 +909,50 @@ BP_API bp_status bp_network_evaluate(bp_network *net, const void *x, const void 
 BP_API bp_status bp_network_evaluate_dataset(bp_network *net, const bp_dataset *ds,
                                              const bp_evaluation_outputs *outputs,
                                              bp_evaluation *result);
+
+/* ------------------------------------------------------------------------ */
+/* Replacing files safely                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* An output file replaced whole or not at all; bp_model_save and the
+ * backprop command write every output through it. The contents go to a
+ * new temporary file "<name>.tmp-<pid>-<hex>" in the target's directory
+ * (created with O_EXCL|O_NOFOLLOW, so never an existing file or a planted
+ * link); commit fsyncs it, renames it over the target and fsyncs the
+ * directory. Every failure (and abort) closes and removes the temporary
+ * file, and the target is left as it was.
+ *  - A new file gets mode 0666 minus the umask; a replaced file keeps its
+ *    permission bits (and its owner and group where the process may set
+ *    them).
+ *  - A symbolic link is written through: the file it points to is
+ *    replaced and the link stays. A dangling link is refused.
+ *  - A target that exists and is not a regular file (device, FIFO, socket,
+ *    directory) is refused with BP_ERR_IO: only regular files are replaced.
+ *  - Temporary files left beside the target by processes that no longer
+ *    run (killed during a write) are removed by the next replacement.
+ * Allocation failures are BP_ERR_OUT_OF_MEMORY, a name too long for the
+ * temporary file BP_ERR_INVALID_ARGUMENT, system errors BP_ERR_IO. */
+typedef struct bp_file_replace bp_file_replace;
+
+/* Checks, without writing anything, that begin would succeed as far as can
+ * be known: the target's type, the directory's existence and permissions,
+ * the length of the temporary name. For checking outputs before long work. */
+BP_API bp_status bp_file_replace_check(const char *path);
+BP_API bp_status bp_file_replace_begin(const char *path, bp_file_replace **out);
+/* Writes are buffered; a failed write makes every later call fail. */
+BP_API bp_status bp_file_replace_write(bp_file_replace *r, const void *data, size_t bytes);
+BP_API bp_status bp_file_replace_printf(bp_file_replace *r, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* Writes the buffered bytes to the temporary file (not to the target). */
+BP_API bp_status bp_file_replace_flush(bp_file_replace *r);
+/* Puts the new contents in place and frees r, whatever the result; on
+ * failure the temporary file is removed and the target is unchanged. */
+BP_API bp_status bp_file_replace_commit(bp_file_replace *r);
+/* Removes the temporary file and frees r (NULL is allowed). */
+BP_API void bp_file_replace_abort(bp_file_replace *r);
 
 #ifdef __cplusplus
 }

@@ -28,6 +28,7 @@
 #include "network.h"
 #include "optimizer.h"
 #include "struct_size.h"
+#include "util/c_locale.h"
 
 #define CHECKPOINT_VERSION "1"
 #define HEADER_MAX ((uint64_t)100 << 20)
@@ -72,9 +73,8 @@ static bp_status metadata_text(const bp_network *net, const bp_checkpoint_info *
         return bp_fail(BP_ERR_INVALID_ARGUMENT,
                        "bp_checkpoint_save: info->schedule is not NUL-terminated");
     schedule[k] = '\0';
-    locale_t c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
-    if (c_locale == (locale_t)0)
-        return bp_fail(BP_ERR_OUT_OF_MEMORY, "bp_checkpoint_save: cannot create the C locale");
+    locale_t c_locale = (locale_t)0;
+    BP_TRY(bp_c_locale_new("bp_checkpoint_save", &c_locale));
     locale_t old = uselocale(c_locale);
     int n = snprintf(
         out, size,
@@ -287,9 +287,8 @@ static bp_status read_meta(const char *path, const ckpt_file *c, ckpt_meta *m)
         {"base_lr", &m->info.base_lr, NULL, NULL, NULL},
         {"leaky_slope", &m->leaky_slope, NULL, NULL, NULL},
     };
-    locale_t c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
-    if (c_locale == (locale_t)0)
-        return bp_fail(BP_ERR_OUT_OF_MEMORY, "cannot create the C locale");
+    locale_t c_locale = (locale_t)0;
+    BP_TRY(bp_c_locale_new("bp_checkpoint_load", &c_locale));
     for (size_t i = 0; i < sizeof fields / sizeof fields[0] && st == BP_OK; i++) {
         const char *text = meta_str(path, c, fields[i].key, &st);
         if (text == NULL)

@@ -433,7 +433,7 @@ TEST_F(Cli, BadFilesAreNamedBeforeTraining)
         {"train --data " + csv + " --test " + file("none.csv"), "none.csv"},
         {"train --data " + csv + " --save " + file("no/dir/m.safetensors"),
          "--save: cannot write '" + file("no/dir/m.safetensors") + "': the directory"},
-        {"train --data " + csv + " --plot " + dir_, "--plot: '" + dir_ + "' is a directory"},
+        {"train --data " + csv + " --plot " + dir_, "--plot: cannot write '" + dir_ + "': it is a directory"},
         {"train --data " + csv + " --log " + file("no/log.csv"), "--log: cannot write"},
         {"train --data " + csv + " --lr ' 0.1'", "--lr: ' 0.1' is not a number"},
         {"train --data " + csv + " --seed 99999999999999999999999", "--seed: 99999999999999999999999 is out of range"},

@@ -43,8 +43,14 @@ int cli_parse_double(const char *flag_name, const char *text, double *out)
     double v = strtod(text, &end);
     if (text[0] == '\0' || isspace((unsigned char)text[0]) || *end != '\0')
         return cli_error("%s: '%s' is not a number", flag_name, text);
-    if (!isfinite(v) || errno == ERANGE)
+    if (!isfinite(v))
         return cli_error("%s: '%s' is not a finite number", flag_name, text);
+    /* ERANGE: an overflow (HUGE_VAL) or an underflow; a subnormal such as
+     * 4.9e-324 is a value, only one that rounds to zero is refused. */
+    if (errno == ERANGE && fabs(v) > 1.0)
+        return cli_error("%s: '%s' is out of range (at most 1.8e308)", flag_name, text);
+    if (errno == ERANGE && v == 0.0)
+        return cli_error("%s: '%s' is too small: it rounds to 0", flag_name, text);
     *out = v;
     return 0;
 }

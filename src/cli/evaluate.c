@@ -8,12 +8,14 @@
 #include "args.h"
 #include "commands.h"
 #include "common.h"
+#include "outputs.h"
 
 /* The flags of eval and predict. */
 typedef struct model_options {
     const char *model_path, *data_path, *device;
     long label_column, n_targets, batch;
     int unlabeled;
+    int allow_non_finite; /* --allow-non-finite */
 } model_options;
 
 /* A saved model on its device, and a data set in the model's dtype. */
@@ -41,17 +43,42 @@ static int open_model(const model_options *f, model_and_data *m)
     bp_network_config_init(&base);
     base.backend = dev.backend;
     base.device = dev.ordinal;
-    base.max_batch = (int)f->batch;
+    base.max_batch = 1; /* the real batch is known once the data is */
     bp_status st = bp_model_load(f->model_path, &base, &m->net);
     if (st != BP_OK)
         return cli_lib_error("--model", st);
     bp_network_describe(m->net, &m->desc);
+    /* A model with NaN or infinite parameters is refused. */
+    if (!f->allow_non_finite &&
+        cli_check_finite(m->net, f->model_path,
+                         "; it cannot give meaningful outputs (--allow-non-finite uses it "
+                         "anyway)") != 0)
+        return -1;
     data_options opt = {f->label_column, f->n_targets, f->unlabeled};
     if (cli_load_data(f->data_path, m->desc.dtype, &opt, &m->data) != 0)
         return -1;
     if (m->data.desc.n_features != m->desc.sizes[0])
         return cli_error("%s: %d features, but the model takes %d inputs", f->data_path,
                          m->data.desc.n_features, m->desc.sizes[0]);
+    /* Batches never larger than the data, the memory checked, then the
+     * model loaded again with them. */
+    int n = m->data.desc.n_samples;
+    base.max_batch = f->batch < n ? (int)f->batch : n;
+    bp_network_config need;
+    bp_network_config_init(&need);
+    need.n_layers = m->desc.n_layers;
+    need.sizes = m->desc.sizes;
+    need.dtype = m->desc.dtype;
+    need.max_batch = base.max_batch;
+    if (cli_check_memory(&need, 0) != 0)
+        return -1;
+    bp_network_free(m->net);
+    m->net = NULL;
+    if ((st = bp_model_load(f->model_path, &base, &m->net)) != BP_OK)
+        return cli_lib_error("--model", st);
+    bp_network_describe(m->net, &m->desc);
+    if (m->desc.sizes[0] != m->data.desc.n_features) /* the file changed in between */
+        return cli_error("%s changed while being read", f->model_path);
     return cli_prepare_targets(&m->data, m->desc.loss, m->desc.sizes[m->desc.n_layers],
                                f->data_path);
 }
@@ -68,11 +95,13 @@ static void close_model(model_and_data *m)
         {"--device", FLAG_STRING, &f.device, "auto|cpu|cuda[:N]", "where to run (default auto)"},  \
         {"--batch", FLAG_INT, &f.batch, "N", "samples per forward pass (default 1024)"},           \
         {"--label-column", FLAG_INT, &f.label_column, "N", "CSV label column (default last)"},     \
-        {"--targets", FLAG_INT, &f.n_targets, "K", "CSV regression: the last K columns are targets"}
+        {"--targets", FLAG_INT, &f.n_targets, "K", "CSV regression: the last K columns are targets"}, \
+        {"--allow-non-finite", FLAG_SWITCH, &f.allow_non_finite, NULL,                              \
+         "use a model even if a parameter is NaN or infinite"}
 
 int cmd_eval(int argc, char **argv)
 {
-    model_options f = {NULL, NULL, "auto", -1, 0, 1024, 0};
+    model_options f = {NULL, NULL, "auto", -1, 0, 1024, 0, 0};
     const flag flags[] = {MODEL_FLAGS(f)};
     static const command cmd = {"eval", "Loss and accuracy of a saved model on a data set, "
                                         "with a confusion matrix for classification.", NULL};
@@ -93,6 +122,10 @@ int cmd_eval(int argc, char **argv)
     bp_evaluation_outputs outputs;
     bp_evaluation_outputs_init(&outputs);
     if (classify) {
+        char what[96]; /* the size checked before the allocation */
+        snprintf(what, sizeof what, "a %d x %d confusion matrix", n_out, n_out);
+        if (cli_check_bytes(what, (double)n_out * (double)n_out * sizeof *confusion) != 0)
+            goto out;
         confusion = calloc((size_t)n_out * (size_t)n_out, sizeof *confusion);
         if (confusion == NULL) {
             cli_error("no memory for the confusion matrix");
@@ -127,7 +160,7 @@ out:
 
 int cmd_predict(int argc, char **argv)
 {
-    model_options f = {NULL, NULL, "auto", -1, 0, 1024, 0};
+    model_options f = {NULL, NULL, "auto", -1, 0, 1024, 0, 0};
     const flag flags[] = {MODEL_FLAGS(f),
                           {"--unlabeled", FLAG_SWITCH, &f.unlabeled, NULL,
                            "CSV without a label column: every column is a feature"}};
@@ -149,6 +182,8 @@ int cmd_predict(int argc, char **argv)
     bp_dtype dtype = m.desc.dtype;
     int n = m.data.desc.n_samples, n_out = m.desc.sizes[m.desc.n_layers];
     size_t es = bp_dtype_size(dtype);
+    if (cli_check_bytes("the outputs", (double)n * (double)n_out * (double)es) != 0)
+        goto out;
     probabilities = malloc((size_t)n * (size_t)n_out * es);
     classes = malloc((size_t)n * sizeof *classes);
     if (probabilities == NULL || classes == NULL) {

@@ -4,6 +4,7 @@
 
 #include "backprop.h"
 #include "commands.h"
+#include "outputs.h"
 
 static const struct {
     const char *name;
@@ -44,7 +45,7 @@ int main(int argc, char **argv)
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(argv[1], commands[i].name) == 0)
-            return commands[i].run(argc - 2, argv + 2);
+            return cli_finish_stdout(commands[i].run(argc - 2, argv + 2));
     fprintf(stderr, "backprop: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

@@ -1,12 +1,12 @@
 /* plot.c — two panels (loss; accuracy) with axes, ticks and a legend. */
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "args.h"
+#include "backprop.h"
 #include "plot.h"
 
 #define W 960
@@ -24,59 +24,59 @@ typedef struct panel {
 static double px(const panel *p, int epoch) { return p->x0 + PW * (p->n > 1 ? (double)(epoch - 1) / (p->n - 1) : 0.5); }
 static double py(const panel *p, double v) { return p->y0 + PH * (1.0 - (v - p->ymin) / (p->ymax - p->ymin)); }
 
-static void axes(FILE *f, const panel *p, const char *ylabel, int percent)
+static void axes(bp_file_replace *f, const panel *p, const char *ylabel, int percent)
 {
-    fprintf(f, "<rect x='%.1f' y='%.1f' width='%d' height='%d' fill='white' stroke='#333'/>\n",
+    bp_file_replace_printf(f, "<rect x='%.1f' y='%.1f' width='%d' height='%d' fill='white' stroke='#333'/>\n",
             p->x0, p->y0, PW, PH);
     for (int i = 0; i <= 5; i++) {
         double v = p->ymin + (p->ymax - p->ymin) * i / 5.0, y = py(p, v);
-        fprintf(f, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='#ddd'/>\n", p->x0, y,
+        bp_file_replace_printf(f, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='#ddd'/>\n", p->x0, y,
                 p->x0 + PW, y);
         if (percent)
-            fprintf(f, "<text x='%.1f' y='%.1f' text-anchor='end' font-size='11'>%.1f%%</text>\n",
+            bp_file_replace_printf(f, "<text x='%.1f' y='%.1f' text-anchor='end' font-size='11'>%.1f%%</text>\n",
                     p->x0 - 6, y + 4, 100 * v);
         else
-            fprintf(f, "<text x='%.1f' y='%.1f' text-anchor='end' font-size='11'>%.3g</text>\n",
+            bp_file_replace_printf(f, "<text x='%.1f' y='%.1f' text-anchor='end' font-size='11'>%.3g</text>\n",
                     p->x0 - 6, y + 4, v);
     }
     int step = p->n > 10 ? (p->n + 9) / 10 : 1;
     for (int e = 1; e <= p->n; e += step) {
         double x = px(p, e);
-        fprintf(f, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='#333'/>\n", x,
+        bp_file_replace_printf(f, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='#333'/>\n", x,
                 p->y0 + PH, x, p->y0 + PH + 5);
-        fprintf(f, "<text x='%.1f' y='%.1f' text-anchor='middle' font-size='11'>%d</text>\n", x,
+        bp_file_replace_printf(f, "<text x='%.1f' y='%.1f' text-anchor='middle' font-size='11'>%d</text>\n", x,
                 p->y0 + PH + 18, e);
     }
-    fprintf(f, "<text x='%.1f' y='%.1f' text-anchor='middle' font-size='12'>epoch</text>\n",
+    bp_file_replace_printf(f, "<text x='%.1f' y='%.1f' text-anchor='middle' font-size='12'>epoch</text>\n",
             p->x0 + PW / 2.0, p->y0 + PH + 36);
-    fprintf(f,
+    bp_file_replace_printf(f,
             "<text x='%.1f' y='%.1f' text-anchor='middle' font-size='12' "
             "transform='rotate(-90 %.1f %.1f)'>%s</text>\n",
             p->x0 - 50, p->y0 + PH / 2.0, p->x0 - 50, p->y0 + PH / 2.0, ylabel);
 }
 
-static void series(FILE *f, const panel *p, const double *v, const char *color, const char *name,
+static void series(bp_file_replace *f, const panel *p, const double *v, const char *color, const char *name,
                    int legend_row)
 {
     int any = 0;
-    fprintf(f, "<polyline fill='none' stroke='%s' stroke-width='2' points='", color);
+    bp_file_replace_printf(f, "<polyline fill='none' stroke='%s' stroke-width='2' points='", color);
     for (int e = 1; e <= p->n; e++)
         if (isfinite(v[e - 1])) {
-            fprintf(f, "%.1f,%.1f ", px(p, e), py(p, v[e - 1]));
+            bp_file_replace_printf(f, "%.1f,%.1f ", px(p, e), py(p, v[e - 1]));
             any = 1;
         }
-    fprintf(f, "'/>\n");
+    bp_file_replace_printf(f, "'/>\n");
     for (int e = 1; e <= p->n; e++)
         if (isfinite(v[e - 1]))
-            fprintf(f, "<circle cx='%.1f' cy='%.1f' r='3' fill='%s'/>\n", px(p, e), py(p, v[e - 1]),
+            bp_file_replace_printf(f, "<circle cx='%.1f' cy='%.1f' r='3' fill='%s'/>\n", px(p, e), py(p, v[e - 1]),
                     color);
     if (any) {
         double lx = p->x0 + PW - 120;
         double ly = p->legend_bottom ? p->y0 + PH - 10 - 18 * legend_row
                                      : p->y0 + 16 + 18 * legend_row;
-        fprintf(f, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='%s' stroke-width='2'/>\n",
+        bp_file_replace_printf(f, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='%s' stroke-width='2'/>\n",
                 lx, ly - 4, lx + 20, ly - 4, color);
-        fprintf(f, "<text x='%.1f' y='%.1f' font-size='12'>%s</text>\n", lx + 26, ly, name);
+        bp_file_replace_printf(f, "<text x='%.1f' y='%.1f' font-size='12'>%s</text>\n", lx + 26, ly, name);
     }
 }
 
@@ -98,27 +98,25 @@ static void range(const double *a, const double *b, int n, double *lo, double *h
     *lo -= pad, *hi += pad;
 }
 
-int plot_write_svg(const char *path, const history *h, const char *title)
+int plot_prepare_svg(const char *path, const history *h, const char *title,
+                     bp_file_replace **out)
 {
-    size_t len = strlen(path);
-    char *tmp = malloc(len + 8);
-    if (tmp == NULL)
-        return cli_error("--plot: no memory");
-    snprintf(tmp, len + 8, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (f == NULL) {
-        cli_error("--plot: cannot write '%s': %s", tmp, strerror(errno));
-        free(tmp);
-        return -1;
-    }
-    fprintf(f, "<?xml version='1.0' encoding='UTF-8'?>\n");
-    fprintf(f, "<svg xmlns='http://www.w3.org/2000/svg' width='%d' height='%d' "
+    /* A unique temporary file beside the target, renamed into place by
+     * the commit (bp_file_replace_*); write errors are sticky. */
+    *out = NULL;
+    bp_file_replace *f = NULL;
+    bp_status st = bp_file_replace_begin(path, &f);
+    if (st != BP_OK)
+        return cli_error("--plot: %s", bp_last_error());
+    bp_file_replace_printf(f, "<?xml version='1.0' encoding='UTF-8'?>\n");
+    bp_file_replace_printf(f, "<svg xmlns='http://www.w3.org/2000/svg' width='%d' height='%d' "
                "font-family='sans-serif'>\n", W, H);
-    fprintf(f, "<rect width='100%%' height='100%%' fill='#fafafa'/>\n");
-    fprintf(f, "<text x='%d' y='24' text-anchor='middle' font-size='15'>", W / 2);
+    bp_file_replace_printf(f, "<rect width='100%%' height='100%%' fill='#fafafa'/>\n");
+    bp_file_replace_printf(f, "<text x='%d' y='24' text-anchor='middle' font-size='15'>", W / 2);
     for (const char *c = title; *c; c++) /* escape for XML */
-        fputs(*c == '<' ? "&lt;" : *c == '>' ? "&gt;" : *c == '&' ? "&amp;" : (char[2]){*c, 0}, f);
-    fprintf(f, "</text>\n");
+        bp_file_replace_printf(f, "%s",
+                               *c == '<' ? "&lt;" : *c == '>' ? "&gt;" : *c == '&' ? "&amp;" : (char[2]){*c, 0});
+    bp_file_replace_printf(f, "</text>\n");
     panel loss = {80, 50, 0, 1, h->n, 0}, acc = {80 + PW + 110, 50, 0, 1, h->n, 1};
     range(h->train_loss, h->test_loss, h->n, &loss.ymin, &loss.ymax);
     range(h->test_accuracy, NULL, h->n, &acc.ymin, &acc.ymax);
@@ -135,17 +133,15 @@ int plot_write_svg(const char *path, const history *h, const char *title)
     axes(f, &acc, "test accuracy", 1);
     series(f, &acc, h->test_accuracy, "#2ca02c", "test accuracy", 0);
     if (!have_accuracy)
-        fprintf(f, "<text x='%.1f' y='%.1f' text-anchor='middle' font-size='13' fill='#666'>"
+        bp_file_replace_printf(f, "<text x='%.1f' y='%.1f' text-anchor='middle' font-size='13' fill='#666'>"
                    "no test accuracy: no --test set, or not a classification</text>\n",
                 acc.x0 + PW / 2.0, acc.y0 + PH / 2.0);
-    fprintf(f, "</svg>\n");
-    int bad = ferror(f);
-    if (fclose(f) != 0 || bad || rename(tmp, path) != 0) {
-        cli_error("--plot: cannot write '%s': %s", path, strerror(errno));
-        remove(tmp);
-        free(tmp);
-        return -1;
+    bp_file_replace_printf(f, "</svg>\n");
+    st = bp_file_replace_flush(f);
+    if (st != BP_OK) {
+        bp_file_replace_abort(f);
+        return cli_error("--plot: %s", bp_last_error());
     }
-    free(tmp);
+    *out = f;
     return 0;
 }

@@ -6,7 +6,8 @@
  *   build    the network, its targets, and the training set on the device
  *   run      one epoch: shuffle, then SGD steps on batches gathered there
  *   report   the epoch: evaluate the test set, print, log
- *   finish   the final evaluation and summary, then save and plot
+ *   finish   the final checks and summary, then save, log and plot (each
+ *            replaced whole, and only when the run succeeded)
  *
  * Every loss and accuracy printed is the library's (bp_network_evaluate_dataset).
  */
@@ -25,32 +26,12 @@
 #include "common.h"
 #include "dist.h"
 #include "gpu_flags.h"
+#include "outputs.h"
 #include "plot.h"
 #include "progress.h"
+#include "signals.h"
 #include "synthetic.h"
 #include "train_options.h"
-
-/* Set by SIGINT; the training loop stops after the current step. A signal
- * handler can only reach a file-scope flag: the one global of the CLI. */
-static volatile sig_atomic_t interrupted;
-
-static void on_sigint(int sig)
-{
-    (void)sig;
-    interrupted = 1;
-}
-
-/* The handler is installed once (SA_RESETHAND): a second Ctrl-C while the
- * run is finishing (evaluating, saving) ends the program as usual. */
-static void catch_sigint(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sa.sa_flags = SA_RESETHAND;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-}
 
 /* Everything a training run holds, from parsing to finishing. */
 typedef struct training_run {
@@ -81,12 +62,14 @@ typedef struct training_run {
     int epochs_begun;
     int resumed_shuffled;   /* --resume inside an epoch: its order is shuffled already */
     long long steps_done;   /* training steps since the network was created */
-    int stopped;            /* by Ctrl-C */
+    int stopped;            /* by Ctrl-C, SIGTERM or SIGHUP (signals.c) */
+    sigset_t held;          /* the stopping signals, held while finishing */
+    int holding;
 
     /* report */
     bp_evaluation evaluation; /* the last evaluation printed */
     history curves;           /* per epoch, for --plot */
-    FILE *log;
+    bp_file_replace *log; /* --log, put in place when the run succeeds */
 } training_run;
 
 static void training_run_free(training_run *run)
@@ -100,8 +83,7 @@ static void training_run_free(training_run *run)
     free(run->curves.train_loss);
     free(run->curves.test_loss);
     free(run->curves.test_accuracy);
-    if (run->log)
-        fclose(run->log);
+    bp_file_replace_abort(run->log); /* a failed run leaves the old log */
 }
 
 /* ---- parse ---------------------------------------------------------------- */
@@ -118,6 +100,11 @@ static int choose_device_and_dtype(training_run *run)
     const char *dtype = o->architecture.dtype;
     if (dtype && bp_dtype_parse(dtype, &run->dtype) != BP_OK)
         return cli_error("--dtype: %s", bp_last_error()), 2;
+    if (run->dtype == BP_F32 && o->lr > 0 && (float)o->lr == 0.0f) /* say why, not "lr 0" */
+        return cli_error("--lr: %g is below the smallest f32 number (1.4e-45) and would be 0; "
+                         "use --dtype f64 or a larger --lr",
+                         o->lr),
+               2;
     /* Under mpirun (or with several GPUs) rank 0 alone prints and writes. */
     if (cli_dist_begin(&run->dist, o->device, &o->quiet, &o->save_path, &o->log_path,
                        &o->plot_path) != 0)
@@ -224,6 +211,15 @@ static int create_network(training_run *run, const architecture *a)
     cfg.device = run->device.ordinal;
     cfg.seed = (uint64_t)o->seed;
     cfg.max_batch = o->batch > 1024 ? (int)o->batch : 1024;
+    /* Never a batch larger than the data; the memory checked before any
+     * allocation. */
+    const bp_dataset_desc *train = &run->train_set.desc;
+    if (cfg.max_batch > train->n_samples)
+        cfg.max_batch = train->n_samples;
+    if (cli_check_memory(&cfg, (size_t)train->n_samples *
+                                   ((size_t)train->n_features * bp_dtype_size(run->dtype) +
+                                    run->train_set.target_row_bytes)) != 0)
+        return -1;
     if (cli_parse_math_mode("--math", o->math, &cfg.math_mode) != 0)
         return -1;
     cfg.cuda_graphs = !o->no_graphs;
@@ -263,6 +259,29 @@ static int upload_training_set(training_run *run)
     return 0;
 }
 
+/* --resume: the old log's rows first in the new one. 1 when there were
+ * rows, 0 when there is no old log, -1 (printed) on a read error. */
+static int copy_old_log(const char *path, bp_file_replace *log)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return 0;
+    char buf[65536];
+    size_t n, total = 0;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) {
+        if (bp_file_replace_write(log, buf, n) != BP_OK) {
+            fclose(f);
+            return cli_error("--log: %s", bp_last_error());
+        }
+        total += n;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad)
+        return cli_error("--log: cannot read '%s'", path);
+    return total > 0;
+}
+
 /* The sample order, the per-epoch curves, the log file and the pacing of
  * the loop. */
 static int prepare_loop(training_run *run)
@@ -279,12 +298,15 @@ static int prepare_loop(training_run *run)
     for (size_t i = 0; i < n; i++)
         run->order[i] = (int32_t)i;
     if (o->log_path) {
-        /* --resume appends to the interrupted run's log */
-        run->log = fopen(o->log_path, o->optim.resume ? "a" : "w");
-        if (run->log == NULL)
-            return cli_error("--log: cannot write '%s'", o->log_path);
-        if (fseek(run->log, 0, SEEK_END) == 0 && ftell(run->log) == 0)
-            fprintf(run->log, "epoch,train_loss,test_loss,test_accuracy,seconds,samples_per_s\n");
+        if (bp_file_replace_begin(o->log_path, &run->log) != BP_OK)
+            return cli_error("--log: %s", bp_last_error());
+        /* --resume continues the interrupted run's log */
+        int continued = o->optim.resume != NULL ? copy_old_log(o->log_path, run->log) : 0;
+        if (continued < 0)
+            return -1;
+        if (!continued)
+            bp_file_replace_printf(run->log,
+                                   "epoch,train_loss,test_loss,test_accuracy,seconds,samples_per_s\n");
     }
     run->shuffle_state = (uint64_t)o->seed ^ 0x5DEECE66Dull;
     /* --resume: the shuffles of the epochs before the checkpoint replayed,
@@ -395,7 +417,7 @@ static int run_epoch(training_run *run, int epoch, double *train_loss)
         }
         progress_update(&run->bar, epoch + 1, (int)o->epochs, s + 1, run->steps_per_epoch,
                         loss_count ? loss_sum / loss_count : NAN, (long)(start + (size_t)b));
-        if (interrupted) {
+        if (cli_signals_caught()) {
             run->stopped = 1;
             progress_clear(&run->bar);
             fprintf(stderr, "backprop: interrupted at epoch %d, step %ld\n", epoch + 1, s + 1);
@@ -454,17 +476,18 @@ static int report_epoch(training_run *run, int epoch, double train_loss, double 
         fflush(stdout);
     }
     if (run->log && !run->stopped)
-        fprintf(run->log, "%d,%.6g,%.6g,%.6g,%.3f,%.1f\n", epoch + 1, train_loss, test_loss,
+        bp_file_replace_printf(run->log, "%d,%.6g,%.6g,%.6g,%.3f,%.1f\n", epoch + 1, train_loss, test_loss,
                 test_accuracy, seconds, rate);
-    if (run->log)
-        fflush(run->log); /* a row per epoch, readable while the run goes on */
+    if (run->log && bp_file_replace_flush(run->log) != BP_OK)
+        return cli_error("--log: %s", bp_last_error());
     return 0;
 }
 
 /* ---- finish --------------------------------------------------------------- */
 
-/* The summary line: the test set's figures (the last epoch's unless Ctrl-C
- * cut it short), or the training set's without a test set. */
+/* The summary line: the test set's figures (the last epoch's unless a
+ * signal cut it short), or the training set's without a test set. Figures
+ * that are missing or not finite fail the run: nothing is saved. */
 static int print_summary(training_run *run)
 {
     if (!run->have_test_set || run->stopped) {
@@ -472,8 +495,12 @@ static int print_summary(training_run *run)
         if (cli_evaluate(run->net, set, NULL, &run->evaluation) != 0)
             return -1;
     }
-    double total = cli_now() - run->started;
     const bp_evaluation *ev = &run->evaluation;
+    if (ev->n_samples <= 0 || !isfinite(ev->loss))
+        return cli_error("the final evaluation gave loss %g over %d samples; training diverged, "
+                         "nothing was saved (try a smaller --lr)",
+                         ev->loss, ev->n_samples);
+    double total = cli_now() - run->started;
     const char *which = run->have_test_set ? "test" : "training";
     int epochs = run->epochs_begun;
     if (run->classify)
@@ -486,32 +513,54 @@ static int print_summary(training_run *run)
     return 0;
 }
 
-/* --save and --plot; each is tried even when the other fails. */
+/* --save, then --log and --plot put in place: the plot is written before
+ * the model is saved and committed after it, so a failure leaves every
+ * output as it was. */
 static int write_outputs(training_run *run)
 {
     const train_options *o = &run->options;
-    int failed = 0;
+    bp_file_replace *plot = NULL;
+    if (o->plot_path && run->curves.n > 0 &&
+        plot_prepare_svg(o->plot_path, &run->curves, run->network_summary, &plot) != 0)
+        return -1;
     if (o->save_path) {
         bp_status st = bp_model_save(run->net, o->save_path);
-        if (st != BP_OK)
-            failed = cli_lib_error("--save", st);
-        else if (!o->quiet)
+        if (st != BP_OK) {
+            bp_file_replace_abort(plot);
+            return cli_lib_error("--save", st);
+        }
+        if (!o->quiet)
             printf("saved %s\n", o->save_path);
     }
-    if (o->plot_path && run->curves.n > 0 &&
-        plot_write_svg(o->plot_path, &run->curves, run->network_summary) != 0)
-        failed = -1;
+    int failed = 0;
+    if (run->log != NULL) {
+        bp_file_replace *log = run->log;
+        run->log = NULL;
+        if (bp_file_replace_commit(log) != BP_OK)
+            failed = cli_error("--log: %s", bp_last_error());
+    }
+    if (plot != NULL && failed)
+        bp_file_replace_abort(plot);
+    else if (plot != NULL && bp_file_replace_commit(plot) != BP_OK)
+        failed = cli_error("--plot: %s", bp_last_error());
     return failed;
 }
 
-/* The summary, then the outputs (written even when the summary's
- * evaluation failed). The exit status: 130 after Ctrl-C (the model is saved
- * all the same), 1 when something failed. */
+/* From here to the end a stopping signal waits (so a second Ctrl-C cannot
+ * cut a save short or leave a temporary file): the last step too must have
+ * left finite parameters, the final figures must exist, and only then are
+ * the outputs written. The exit status: 128 + the signal after one stopped
+ * the run (the model is saved all the same), 1 when something failed. */
 static int finish(training_run *run)
 {
-    int failed = print_summary(run) != 0;
-    failed |= write_outputs(run) != 0;
-    return run->stopped ? 130 : failed ? 1 : 0;
+    cli_signals_hold(&run->held);
+    run->holding = 1;
+    if (cli_check_finite(run->net, "the trained network",
+                         "; training diverged, nothing was saved (try a smaller --lr)") != 0 ||
+        print_summary(run) != 0 || write_outputs(run) != 0)
+        return 1;
+    int sig = cli_signals_caught();
+    return sig ? 128 + sig : 0;
 }
 
 /* ---- the command ---------------------------------------------------------- */
@@ -527,7 +576,7 @@ static int train(training_run *run)
         printf("data: %s\n", run->data_summary);
     if (build(run) != 0)
         return 1;
-    catch_sigint();
+    cli_signals_catch(); /* SIGINT, SIGTERM, SIGHUP stop after a step; SIGPIPE ignored */
     run->started = cli_now();
     const train_options *o = &run->options;
     long stop = o->optim.stop_after > 0 && o->optim.stop_after < o->epochs ? o->optim.stop_after
@@ -554,5 +603,10 @@ int cmd_train(int argc, char **argv)
         status = train(&run);
     training_run_free(&run);
     cli_dist_end(&run.dist); /* after the network: the communicators, MPI */
+    if (run.holding) { /* a signal held while finishing acts now */
+        cli_signals_release(&run.held);
+        if (status == 0 && cli_signals_caught())
+            status = 128 + cli_signals_caught();
+    }
     return status;
 }

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "args.h"
+#include "outputs.h"
 #include "train_options.h"
 
 static void train_options_defaults(train_options *o)
@@ -46,35 +47,6 @@ static int check_values(const train_options *o)
                          o->columns.label_column);
     if (strcmp(o->schedule, "cosine") != 0 && strcmp(o->schedule, "constant") != 0)
         return cli_error("--schedule: '%s' is not cosine or constant", o->schedule);
-    return 0;
-}
-
-/* An output file must be creatable in its directory before a long run
- * starts, not found unwritable at the end of it. */
-static int check_output(const char *flag_name, const char *path)
-{
-    if (path == NULL)
-        return 0;
-    const char *slash = strrchr(path, '/');
-    char dir[4096];
-    if (slash == NULL)
-        snprintf(dir, sizeof dir, ".");
-    else if (slash == path)
-        snprintf(dir, sizeof dir, "/");
-    else if ((size_t)(slash - path) < sizeof dir)
-        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-    else
-        return cli_error("%s: the path '%s' is too long", flag_name, path);
-    struct stat sb;
-    if (slash != NULL && slash[1] == '\0')
-        return cli_error("%s: '%s' names a directory, not a file", flag_name, path);
-    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
-        return cli_error("%s: '%s' is a directory", flag_name, path);
-    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
-        return cli_error("%s: cannot write '%s': the directory '%s' does not exist", flag_name,
-                         path, dir);
-    if (access(dir, W_OK) != 0)
-        return cli_error("%s: cannot write '%s': %s", flag_name, path, strerror(errno));
     return 0;
 }
 
@@ -164,10 +136,24 @@ int parse_train_options(int argc, char **argv, train_options *o, int *status)
         optim_check(&o->optim, argc, argv, &o->lr, o->momentum, &o->weight_decay, o->epochs) != 0)
         return -1;
     *status = 1;
-    if (check_output("--save", o->save_path) != 0 || check_output("--plot", o->plot_path) != 0 ||
-        check_output("--log", o->log_path) != 0 ||
-        check_output("--checkpoint", o->optim.checkpoint) != 0)
+    /* Every output replaceable, and never an input or another output (by
+     * device and inode); --resume may be --checkpoint (it is read first). */
+    const cli_path inputs[] = {{"--data", o->data_path}, {"--test", o->test_path},
+                               {"--init", o->init_path}};
+    const cli_path outputs[] = {{"--save", o->save_path},
+                                {"--log", o->log_path},
+                                {"--plot", o->plot_path},
+                                {"--checkpoint", o->optim.checkpoint}};
+    if (cli_check_paths(inputs, 3, outputs, 4) != 0)
         return -1;
+    if (o->optim.resume != NULL) {
+        const cli_path resume[] = {{"--resume", o->optim.resume}};
+        const cli_path others[] = {{"--save", o->save_path},
+                                   {"--log", o->log_path},
+                                   {"--plot", o->plot_path}};
+        if (cli_check_paths(resume, 1, others, 3) != 0)
+            return -1;
+    }
     /* --resume: the checkpoint's optimizer, schedule, seed and batch; a run
      * that already finished ends here (exit 0, said so). */
     int resumed = optim_resume_peek(&o->optim, argc, argv, o->epochs, &o->lr, &o->schedule,
@@ -187,6 +173,7 @@ int parse_train_options(int argc, char **argv, train_options *o, int *status)
 double train_options_epoch_lr(const train_options *o, int epoch)
 {
     if (strcmp(o->schedule, "cosine") == 0)
-        return o->lr * 0.5 * (1.0 + cos(M_PI * epoch / (double)o->epochs));
+        /* the factor first, so that a subnormal --lr does not round to 0 */
+        return o->lr * (0.5 * (1.0 + cos(M_PI * epoch / (double)o->epochs)));
     return o->lr;
 }

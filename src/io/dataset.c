@@ -167,29 +167,30 @@ bp_status bp_dataset_load(const char *path, const bp_dataset_options *opt, bp_da
     BP_CHECK_PTR(fn, path);
     BP_CHECK_PTR(fn, out);
     *out = NULL;
-    /* Sniff the first bytes (decompressed when gzip). */
-    gzFile f = NULL;
+    bp_dataset_options defaults;
+    BP_DEFAULTS_IF_NULL(opt, defaults, bp_dataset_options_init);
+    BP_TRY(bp_dataset_check_options(fn, opt));
+    /* The file is opened once and only peeked at here (decompressed when
+     * gzip), so a pipe or FIFO is read by the loader from its first byte. */
+    bp_reader *f = NULL;
     BP_TRY(bp_io_open(path, &f));
-    unsigned char head[4] = {0};
-    int r = gzread(f, head, 4);
-    bp_status st = r < 0 ? bp_io_read_error(f, path) : BP_OK;
-    gzclose(f);
-    if (st != BP_OK)
-        return st;
+    const unsigned char *head = NULL;
+    size_t avail = 0;
+    bp_status st = bp_io_peek(f, 4, &head, &avail);
     /* IDX files start with two zero bytes, which no CSV text does. */
-    int is_idx = r == 4 && head[0] == 0 && head[1] == 0;
-    if (!is_idx)
-        return bp_dataset_load_csv(path, opt, out);
+    int is_idx = st == BP_OK && avail == 4 && head[0] == 0 && head[1] == 0;
+    if (st == BP_OK && !is_idx)
+        st = bp_dataset_read_csv(f, opt, out);
     char *labels = NULL;
-    BP_TRY(labels_path_for(path, &labels));
-    if (access(labels, F_OK) != 0) {
+    if (st == BP_OK && is_idx)
+        st = labels_path_for(path, &labels);
+    if (st == BP_OK && is_idx && access(labels, F_OK) != 0)
         st = bp_fail(BP_ERR_IO,
                      "'%s' is an IDX images file, but its labels file '%s' is missing: %s", path,
                      labels, strerror(errno));
-        free(labels);
-        return st;
-    }
-    st = bp_dataset_load_idx(path, labels, opt, out);
+    if (st == BP_OK && is_idx)
+        st = bp_dataset_read_idx(f, labels, opt, out);
     free(labels);
+    bp_io_close(f);
     return st;
 }

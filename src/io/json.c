@@ -246,7 +246,7 @@ int bp_json_parse(const char *text, size_t len, json_doc *doc, char *err, size_t
     if (doc->nodes == NULL || doc->strings == NULL) {
         bp_json_free(doc);
         snprintf(err, err_size, "no memory for a %zu-byte JSON header", len);
-        return 0;
+        return -1;
     }
     parser p = {text, len, 0, doc, 0, err, err_size, 0};
     int root = parse_value(&p, 0);

@@ -30,7 +30,8 @@ typedef struct json_doc {
     char *strings; /* one block holding every decoded string */
 } json_doc;
 
-/* Parses text[0..len). On failure returns 0 and writes a reason to err. */
+/* Parses text[0..len). Returns 1 when parsed; on failure writes a reason
+ * to err and returns 0 (malformed) or -1 (out of memory). */
 int bp_json_parse(const char *text, size_t len, json_doc *doc, char *err, size_t err_size);
 void bp_json_free(json_doc *doc);
 

@@ -1,31 +1,43 @@
-/* read.h — reading files that may be gzip-compressed (internal). */
+/* read.h — reading data files once, raw or gzip, as a stream (internal).
+ *
+ * A file is opened once and read front to back, so pipes, FIFOs and
+ * process substitution work like files. gzip is recognised by its magic
+ * bytes whatever the name and inflated with zlib's allocator hooks pointed
+ * at malloc/free (an allocation failure inside zlib is
+ * BP_ERR_OUT_OF_MEMORY, and the fault-injection tests reach it). Nothing
+ * is read ahead beyond a fixed buffer: memory grows only with what the
+ * caller keeps. */
 #ifndef BP_IO_READ_H
 #define BP_IO_READ_H
 
 #include <stddef.h>
-#include <zlib.h>
+#include <stdint.h>
 
 #include "backprop.h"
 
-/* Opens path for reading; gzip is recognised by its magic bytes whatever
- * the name, anything else is read as it is. */
-bp_status bp_io_open(const char *path, gzFile *out);
+typedef struct bp_reader bp_reader;
 
-/* Reads exactly `bytes` bytes into a buffer grown as data arrives (so a
- * file that claims a huge size but holds little never causes a huge
- * allocation). `what` names the data in the "truncated" message. */
-bp_status bp_io_read_exact(gzFile f, const char *path, const char *what, size_t bytes,
-                           unsigned char **out);
+/* Opens path for reading. */
+bp_status bp_io_open(const char *path, bp_reader **out);
+void bp_io_close(bp_reader *r);
+const char *bp_io_path(const bp_reader *r);
 
-/* Reads the rest of the file, at most max_bytes. */
-bp_status bp_io_read_all(gzFile f, const char *path, size_t max_bytes, unsigned char **out,
-                         size_t *len);
+/* Reads up to n bytes; *got < n only at the end of the data. */
+bp_status bp_io_read(bp_reader *r, void *buf, size_t n, size_t *got);
 
-/* The status and message after a failed gzread: BP_ERR_IO with strerror
- * for a system error, BP_ERR_FORMAT for a corrupt gzip stream. */
-bp_status bp_io_read_error(gzFile f, const char *path);
+/* Makes up to n (<= 64) bytes visible without consuming them: *p points
+ * at them and *avail says how many there are (fewer only at the end). */
+bp_status bp_io_peek(bp_reader *r, size_t n, const unsigned char **p, size_t *avail);
+
+/* 1 when the file is a regular file read without decompression; *size is
+ * then its length in bytes. */
+int bp_io_raw_size(const bp_reader *r, uint64_t *size);
 
 /* Fails when any byte is left after the declared data. */
-bp_status bp_io_expect_end(gzFile f, const char *path);
+bp_status bp_io_expect_end(bp_reader *r);
+
+/* Fails with BP_ERR_OUT_OF_MEMORY when `bytes` is more than this machine's
+ * physical memory: a header's claim is checked before it is believed. */
+bp_status bp_io_check_memory(const char *path, const char *what, size_t bytes);
 
 #endif

@@ -9,8 +9,8 @@
  * Loading treats every byte as hostile: the header length against the file
  * size, the JSON, dtypes, shapes (consistent from layer to layer), offsets
  * (inside the data, sized to the shape, never overlapping) are all checked
- * before any tensor is used. Saving writes a temporary file beside the
- * target and renames it into place.
+ * before any tensor is used. Saving goes through bp_file_replace_*
+ * (replace_file.c): a temporary file beside the target renamed into place.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -70,42 +70,32 @@ static void sb_add(strbuf *b, const char *fmt, ...)
     }
 }
 
-/* Writes all of buf or fails with errno set. */
-static int write_all(FILE *f, const void *buf, size_t n)
-{
-    return n == 0 || fwrite(buf, 1, n, f) == n;
-}
-
 /* Elements of layer l's weight (is_bias 0) or bias (1). */
 static size_t slice_count(const bp_network_desc *d, int l, int is_bias)
 {
     return is_bias ? (size_t)d->sizes[l] : (size_t)d->sizes[l - 1] * (size_t)d->sizes[l];
 }
 
-static bp_status write_file(const bp_network *net, const bp_network_desc *d, const char *path,
-                            FILE *f, const char *header, size_t header_len, void *host,
+static bp_status write_file(const bp_network *net, const bp_network_desc *d, bp_file_replace *f,
+                            const char *header, size_t header_len, void *host,
                             const bp_st_extras *x)
 {
     unsigned char len8[8];
     for (int i = 0; i < 8; i++)
         len8[i] = (unsigned char)((uint64_t)header_len >> (8 * i));
-    if (!write_all(f, len8, 8) || !write_all(f, header, header_len))
-        return bp_fail(BP_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
+    BP_TRY(bp_file_replace_write(f, len8, 8));
+    BP_TRY(bp_file_replace_write(f, header, header_len));
     size_t es = bp_dtype_size(d->dtype);
     for (int l = 1; l <= d->n_layers; l++) {
         size_t nw = (size_t)d->sizes[l - 1] * (size_t)d->sizes[l];
         size_t nb = (size_t)d->sizes[l];
         BP_TRY(bp_network_get_params(net, l, host, (char *)host + nw * es));
-        if (!write_all(f, host, (nw + nb) * es))
-            return bp_fail(BP_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
+        BP_TRY(bp_file_replace_write(f, host, (nw + nb) * es));
     }
     for (int i = 0; x != NULL && i < x->n; i++) {
         const bp_st_extra_tensor *t = &x->t[i];
-        if (!write_all(f, t->data, slice_count(d, t->layer, t->is_bias) * es))
-            return bp_fail(BP_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
+        BP_TRY(bp_file_replace_write(f, t->data, slice_count(d, t->layer, t->is_bias) * es));
     }
-    if (fflush(f) != 0 || fsync(fileno(f)) != 0)
-        return bp_fail(BP_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
     return BP_OK;
 }
 
@@ -156,27 +146,6 @@ static void build_header(const bp_network_desc *d, strbuf *b, const bp_st_extras
         sb_add(b, " ");
 }
 
-/* Makes the rename durable. Best effort: the file is already in place, so a
- * failure here is not reported as a failed save. */
-static void sync_directory(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char dir[4096];
-    if (slash == NULL)
-        snprintf(dir, sizeof dir, ".");
-    else if (slash == path)
-        snprintf(dir, sizeof dir, "/");
-    else if ((size_t)(slash - path) < sizeof dir)
-        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-    else
-        return;
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-}
-
 bp_status bp_model_save(const bp_network *net, const char *path)
 {
     return bp_safetensors_save("bp_model_save", net, path, NULL);
@@ -199,47 +168,23 @@ bp_status bp_safetensors_save(const char *fn, const bp_network *net, const char 
         most = n > most ? n : most;
     }
     void *host = malloc(most * bp_dtype_size(d.dtype));
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 16);
-    if (header.failed || host == NULL || tmp == NULL) {
+    if (header.failed || host == NULL) {
         free(header.data);
         free(host);
-        free(tmp);
         return bp_fail(BP_ERR_OUT_OF_MEMORY, "%s: no memory", fn);
     }
-    /* The temporary file lives beside the target, so rename is atomic. */
-    snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
-    bp_status st = BP_OK;
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        st = bp_fail(BP_ERR_IO, "cannot create a temporary file beside '%s': %s", path,
-                     strerror(errno));
-    } else {
-        FILE *f = fdopen(fd, "wb");
-        if (f == NULL) {
-            st = bp_fail(BP_ERR_IO, "cannot write '%s': %s", tmp, strerror(errno));
-            close(fd);
-        } else {
-            st = write_file(net, &d, path, f, header.data, header.len, host, extras);
-            if (fclose(f) != 0 && st == BP_OK)
-                st = bp_fail(BP_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
-        }
-        /* mkstemp makes 0600 files; a model is an ordinary document, and a
-         * replaced file keeps its mode. */
-        struct stat old;
-        mode_t mode = stat(path, &old) == 0 && S_ISREG(old.st_mode) ? old.st_mode & 07777 : 0644;
-        if (st == BP_OK && chmod(tmp, mode) != 0)
-            st = bp_fail(BP_ERR_IO, "cannot set the mode of '%s': %s", tmp, strerror(errno));
-        if (st == BP_OK && rename(tmp, path) != 0)
-            st = bp_fail(BP_ERR_IO, "cannot replace '%s': %s", path, strerror(errno));
-        if (st != BP_OK)
-            unlink(tmp);
+    /* A temporary file beside the target, renamed over it (replace_file.c). */
+    bp_file_replace *f = NULL;
+    bp_status st = bp_file_replace_begin(path, &f);
+    if (st == BP_OK) {
+        st = write_file(net, &d, f, header.data, header.len, host, extras);
+        if (st == BP_OK)
+            st = bp_file_replace_commit(f);
         else
-            sync_directory(path);
+            bp_file_replace_abort(f);
     }
     free(header.data);
     free(host);
-    free(tmp);
     return st;
 }
 
@@ -624,15 +569,33 @@ static bp_status read_entries(const char *path, const json_doc *doc, int want_me
 static bp_status open_model(const char *path, int want_metadata, model_file *m)
 {
     memset(m, 0, sizeof *m);
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
+    /* A FIFO, device or directory is refused before it is opened (opening
+     * a FIFO waits for a writer; a device may act on open), and again on
+     * what was opened (O_NONBLOCK: never waited on), should it change. */
+    struct stat pre;
+    if (stat(path, &pre) == 0 && !S_ISREG(pre.st_mode))
+        return bp_fail(BP_ERR_IO, "'%s' is not a regular file (a model is read from a file, not "
+                                  "a pipe, device or directory)",
+                       path);
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0)
         return bp_fail(BP_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
-    m->f = f;
     struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        model_close(m);
-        return bp_fail(BP_ERR_IO, "'%s' is not a regular file", path);
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return bp_fail(BP_ERR_IO, "'%s' is not a regular file (a model is read from a file, not "
+                                  "a pipe, device or directory)",
+                       path);
     }
+    (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    FILE *f = fdopen(fd, "rb");
+    if (f == NULL) {
+        int e = errno;
+        close(fd);
+        return bp_fail(e == ENOMEM ? BP_ERR_OUT_OF_MEMORY : BP_ERR_IO, "cannot open '%s': %s",
+                       path, strerror(e));
+    }
+    m->f = f;
     uint64_t size = (uint64_t)sb.st_size;
     unsigned char len8[8];
     if (size < 8 || fread(len8, 1, 8, f) != 8) {
@@ -669,7 +632,11 @@ static bp_status open_model(const char *path, int want_metadata, model_file *m)
     char err[160];
     int parsed = bp_json_parse(header, (size_t)n, &doc, err, sizeof err);
     free(header);
-    if (!parsed) {
+    if (parsed < 0) {
+        model_close(m);
+        return bp_fail(BP_ERR_OUT_OF_MEMORY, "'%s': %s", path, err);
+    }
+    if (parsed == 0) {
         model_close(m);
         char msg[200];
         snprintf(msg, sizeof msg, "bad JSON header: %s", err);

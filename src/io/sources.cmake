@@ -5,4 +5,5 @@ list(APPEND BP_IO_SOURCES
   src/io/idx.c
   src/io/csv.c
   src/io/json.c
-  src/io/safetensors.c)
+  src/io/safetensors.c
+  src/io/replace_file.c)
