@@ -6,7 +6,7 @@
  * (CBLAS). Both backends run one algorithm over the same GEMM argument lists
  * and the same per-element formulas, so their gradients can be compared.
  *
- * Notation (see DESIGN.md): layer l = 1..L has n_l units, weights W^l
+ * Notation (see docs/design.md): layer l = 1..L has n_l units, weights W^l
  * (n_l x n_{l-1}) and bias b^l. z^l = W^l a^{l-1} + b^l, a^l = sigma_l(z^l),
  * a^0 = x.
  *

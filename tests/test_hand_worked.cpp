@@ -1,4 +1,4 @@
-// The 2-2-1 sigmoid/mse network of DESIGN.md worked by hand: every z, a,
+// The 2-2-1 sigmoid/mse network of docs/design.md worked by hand: every z, a,
 // delta, gradient and updated weight checked against numbers computed
 // independently (tests/fixtures/hand_worked_221.py, decimal arithmetic at
 // 50 digits) — to 1e-12 in float64.

@@ -1,6 +1,6 @@
 /*
  * trace.c — `backprop trace`: one step of backpropagation on a tiny
- * network, every quantity printed in DESIGN.md's notation so that the chain
+ * network, every quantity printed in the notation of docs/design.md so that the chain
  * rule can be followed by hand.
  */
 #include <stdio.h>
@@ -43,7 +43,7 @@ int cmd_trace(int argc, char **argv)
     long seed = 1;
     double lr = 0.5;
     const flag flags[] = {
-        {"--layers", FLAG_STRING, &af.layers, "N,N,..", "layer sizes (default 2,2,1 with DESIGN.md's weights)"},
+        {"--layers", FLAG_STRING, &af.layers, "N,N,..", "layer sizes (default 2,2,1 with the weights of docs/design.md)"},
         {"--activation", FLAG_STRING, &af.activation, "NAME", "activation of every layer (default sigmoid)"},
         {"--seed", FLAG_INT, &seed, "N", "initialisation seed when --layers is given"},
         {"--lr", FLAG_DOUBLE, &lr, "X", "learning rate eta (default 0.5)"},
