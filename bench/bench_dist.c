@@ -54,8 +54,8 @@ static void bench_allreduce(size_t floats, int reps)
     }
     double s = slowest_median(t, reps), bytes = (double)floats * 4;
     if (rank == 0)
-        printf("all-reduce  %9.2f MB  %8.3f ms  bus bandwidth %7.2f GB/s\n", bytes / 1e6,
-               s * 1e3, 2.0 * (size - 1) / size * bytes / s / 1e9);
+        printf("all-reduce  %9.2f MB  %8.3f ms  bus bandwidth %7.2f GB/s\n", bytes / 1e6, s * 1e3,
+               2.0 * (size - 1) / size * bytes / s / 1e9);
     free(buf);
     free(t);
 }

@@ -67,7 +67,7 @@ static int bench(bp_backend backend, bp_dtype dtype, bp_math_mode math, int batc
         int last = i >= 3 && now() - t0 > budget;
         size_t off = (size_t)(i % 4) * (size_t)batch;
         bp_status st = buffers ? bp_network_train_step_buffer(net, bx, by, rows + off, batch, &opt,
-                                                             last ? &loss : NULL)
+                                                              last ? &loss : NULL)
                                : bp_network_train_step(net, (char *)x + off * 784 * es, y + off,
                                                        batch, &opt, last ? &loss : NULL);
         if (st != BP_OK) {
@@ -104,7 +104,8 @@ int main(int argc, char **argv)
     if (bp_cuda_device_count(&cuda) != BP_OK)
         cuda = 0;
     printf("backprop %s training-step benchmark, 784-1024-1024-10 relu, cross-entropy, SGD "
-           "momentum\n", bp_version());
+           "momentum\n",
+           bp_version());
     const int cpu_batches[] = {64, 256};
     for (int d = 0; d < 2; d++)
         for (size_t b = 0; b < 2; b++)
@@ -118,8 +119,8 @@ int main(int argc, char **argv)
     for (int d = 0; d < 2; d++)
         for (size_t b = 0; b < 3; b++)
             for (int buffers = 0; buffers < 2; buffers++)
-                failed |= bench(BP_BACKEND_CUDA, d ? BP_F64 : BP_F32, BP_MATH_FP32,
-                                gpu_batches[b], buffers, quick) != 0;
+                failed |= bench(BP_BACKEND_CUDA, d ? BP_F64 : BP_F32, BP_MATH_FP32, gpu_batches[b],
+                                buffers, quick) != 0;
     for (int m = 1; m <= 2; m++)
         failed |= bench(BP_BACKEND_CUDA, BP_F32, (bp_math_mode)m, 4096, 1, quick) != 0;
     return failed;

@@ -45,8 +45,8 @@ typedef struct counts {
     double v[8];
 } counts;
 
-static const char *const keys[8] = {"kernel_launches", "blas_calls",  "graph_launches",
-                                    "host_syncs",      "allocations", "h2d_copies",
+static const char *const keys[8] = {"kernel_launches", "blas_calls",   "graph_launches",
+                                    "host_syncs",      "allocations",  "h2d_copies",
                                     "d2h_copies",      "runtime_calls"};
 
 static void add_delta(counts *acc, const bp_emu_counters *before, const bp_emu_counters *after)

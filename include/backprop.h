@@ -138,10 +138,7 @@ typedef enum bp_dtype {
     BP_F64 = 1  /* double */
 } bp_dtype;
 
-typedef enum bp_backend {
-    BP_BACKEND_CPU = 0,
-    BP_BACKEND_CUDA = 1
-} bp_backend;
+typedef enum bp_backend { BP_BACKEND_CPU = 0, BP_BACKEND_CUDA = 1 } bp_backend;
 
 /* *built = 1 when the backend was compiled into this library. */
 BP_API bp_status bp_backend_is_built(bp_backend backend, int *built);
@@ -454,20 +451,18 @@ BP_API bp_status bp_network_get_layer_state(const bp_network *net, int layer, in
  * g_fd = (L(p + eps) - L(p - eps)) / (2 eps). Parameters are restored
  * bit-exactly afterwards. Meaningful in float64. */
 typedef struct bp_gradcheck_config {
-    double eps;            /* default 1e-5 */
-    double floor;          /* default 1e-3 */
-    int max_per_layer;     /* parameters checked per layer, spread evenly;
-                              0 = all. Default 0. */
+    double eps;        /* default 1e-5 */
+    double floor;      /* default 1e-3 */
+    int max_per_layer; /* parameters checked per layer, spread evenly;
+                          0 = all. Default 0. */
 } bp_gradcheck_config;
 
 BP_API void bp_gradcheck_config_init(bp_gradcheck_config *cfg);
 
 /* max_rel_error receives n_layers values (layer 1 first). cfg may be NULL
  * for the defaults. */
-BP_API bp_status bp_network_gradcheck(bp_network *net, const void *x, const void *targets,
-                                      int batch, const bp_gradcheck_config *cfg,
-                                      double *max_rel_error);
-
+BP_API bp_status bp_network_gradcheck(bp_network *net, const void *x, const void *targets, int batch,
+                                      const bp_gradcheck_config *cfg, double *max_rel_error);
 
 /* ------------------------------------------------------------------------ */
 /* Data-parallel training (MPI, NCCL)                                        */
@@ -508,10 +503,7 @@ BP_API bp_status bp_network_gradcheck(bp_network *net, const void *x, const void
 
 typedef struct bp_comm bp_comm;
 
-typedef enum bp_comm_engine {
-    BP_COMM_MPI = 0,
-    BP_COMM_NCCL = 1
-} bp_comm_engine;
+typedef enum bp_comm_engine { BP_COMM_MPI = 0, BP_COMM_NCCL = 1 } bp_comm_engine;
 
 /* *built = 1 when engine is compiled into this library; version (may be
  * NULL) receives its library's version string, "" when not built. */
@@ -539,8 +531,7 @@ BP_API void bp_comm_config_init(bp_comm_config *cfg);
  * become BP_ERR_COMM statuses instead of aborting the job. With cfg's
  * backend CUDA, rank 0 makes an NCCL unique id, MPI broadcasts it and every
  * rank joins the NCCL communicator on cfg->device. cfg may be NULL. */
-BP_API bp_status bp_comm_create_mpi(const void *mpi_comm, const bp_comm_config *cfg,
-                                    bp_comm **out);
+BP_API bp_status bp_comm_create_mpi(const void *mpi_comm, const bp_comm_config *cfg, bp_comm **out);
 
 /* NCCL's unique id, as opaque bytes (ncclUniqueId is 128 bytes). */
 typedef struct bp_nccl_id {
@@ -580,7 +571,6 @@ BP_API void bp_comm_free(bp_comm *comm);
  * comm NULL makes net leave its communicator (then it trains alone). A
  * communicator serves one network at a time. */
 BP_API bp_status bp_network_join(bp_network *net, bp_comm *comm);
-
 
 /* ------------------------------------------------------------------------ */
 /* Buffers on a network's device                                             */
@@ -631,9 +621,8 @@ BP_API bp_status bp_network_train_step_buffer(bp_network *net, const bp_buffer *
  * on the device, batch after batch, so that a step copies nothing from
  * the host and never waits for the device. The buffers must outlive the
  * epoch. A new call starts a new epoch. */
-BP_API bp_status bp_network_set_epoch(bp_network *net, const bp_buffer *x,
-                                      const bp_buffer *targets, const int32_t *order,
-                                      size_t n_rows);
+BP_API bp_status bp_network_set_epoch(bp_network *net, const bp_buffer *x, const bp_buffer *targets,
+                                      const int32_t *order, size_t n_rows);
 
 /* A training step with the network's optimizer (bp_network_set_optimizer,
  * bp_network_set_lr) on the next `batch` rows of the epoch's order (batch
@@ -656,14 +645,14 @@ BP_API bp_status bp_network_train_epoch_step(bp_network *net, int batch, const b
 
 /* Sums over the training steps since the last read (or creation). */
 typedef struct bp_train_metrics {
-    double loss_sum;   /* sum of per-sample losses of the steps whose loss was finite */
-    double samples;    /* samples of those steps */
-    double correct;    /* correct predictions among them (cross-entropy), else 0 */
-    double mean_loss;  /* loss_sum / samples (NaN when no samples) */
-    double accuracy;   /* correct / samples for cross-entropy (NaN otherwise) */
-    long long steps;   /* training steps since the last read */
-    long long bad_step;/* the first step that was skipped as non-finite, counted
-                          from the network's creation (1-based), or 0 */
+    double loss_sum;    /* sum of per-sample losses of the steps whose loss was finite */
+    double samples;     /* samples of those steps */
+    double correct;     /* correct predictions among them (cross-entropy), else 0 */
+    double mean_loss;   /* loss_sum / samples (NaN when no samples) */
+    double accuracy;    /* correct / samples for cross-entropy (NaN otherwise) */
+    long long steps;    /* training steps since the last read */
+    long long bad_step; /* the first step that was skipped as non-finite, counted
+                           from the network's creation (1-based), or 0 */
 } bp_train_metrics;
 
 /* Reads the sums (this waits for the device) and resets them. Returns
@@ -721,8 +710,7 @@ BP_API bp_status bp_model_save(const bp_network *net, const char *path);
  * is not a regular file (FIFO, device, directory) is refused with
  * BP_ERR_IO before it is opened; an allocation failure is
  * BP_ERR_OUT_OF_MEMORY (the JSON header's parser included). */
-BP_API bp_status bp_model_load(const char *path, const bp_network_config *base,
-                               bp_network **out);
+BP_API bp_status bp_model_load(const char *path, const bp_network_config *base, bp_network **out);
 
 /* Loads the parameters of a file into an existing network whose layer
  * sizes match (BP_ERR_INVALID_ARGUMENT otherwise); values are converted to
@@ -758,7 +746,7 @@ typedef struct bp_checkpoint_info {
 } bp_checkpoint_info;
 
 BP_API void bp_checkpoint_info_init_sized(bp_checkpoint_info *info, size_t size);
-#define bp_checkpoint_info_init(info)                                                            \
+#define bp_checkpoint_info_init(info) \
     bp_checkpoint_info_init_sized((info), sizeof(bp_checkpoint_info))
 
 /* Saves the network, its optimizer and info (NULL: zeros) as one file,
@@ -822,8 +810,7 @@ BP_API void bp_dataset_options_init(bp_dataset_options *opt);
  * header's total is also checked against the machine's memory), binary
  * input is rejected at its first line, and an allocation failure anywhere
  * (zlib included) is BP_ERR_OUT_OF_MEMORY. */
-BP_API bp_status bp_dataset_load(const char *path, const bp_dataset_options *opt,
-                                 bp_dataset **out);
+BP_API bp_status bp_dataset_load(const char *path, const bp_dataset_options *opt, bp_dataset **out);
 BP_API bp_status bp_dataset_load_idx(const char *images_path, const char *labels_path,
                                      const bp_dataset_options *opt, bp_dataset **out);
 BP_API bp_status bp_dataset_load_csv(const char *path, const bp_dataset_options *opt,
@@ -838,13 +825,13 @@ BP_API void bp_dataset_free(bp_dataset *ds);
 typedef struct bp_dataset_desc {
     int n_samples;
     int n_features;
-    int n_targets;          /* 0: classification (labels); k: regression */
-    int n_classes;          /* classification: largest label + 1; 0 unlabeled */
+    int n_targets; /* 0: classification (labels); k: regression */
+    int n_classes; /* classification: largest label + 1; 0 unlabeled */
     bp_dtype dtype;
-    const void *x;          /* [n_samples, n_features] */
-    const int32_t *labels;  /* [n_samples], or NULL (regression, unlabeled) */
-    const void *targets;    /* [n_samples, n_targets], or NULL */
-    int header_rows;        /* CSV: 1 when the first row was a header and skipped */
+    const void *x;         /* [n_samples, n_features] */
+    const int32_t *labels; /* [n_samples], or NULL (regression, unlabeled) */
+    const void *targets;   /* [n_samples, n_targets], or NULL */
+    int header_rows;       /* CSV: 1 when the first row was a header and skipped */
 } bp_dataset_desc;
 
 BP_API bp_status bp_dataset_describe(const bp_dataset *ds, bp_dataset_desc *out);

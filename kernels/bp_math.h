@@ -58,10 +58,7 @@ BP_HD uint64_t bp_splitmix64_next(uint64_t *state)
 
 /* The top 53 bits of h as a uniform double in [0, 1), every value exactly
  * representable. */
-BP_HD double bp_unit_uniform(uint64_t h)
-{
-    return (double)(h >> 11) * (1.0 / 9007199254740992.0);
-}
+BP_HD double bp_unit_uniform(uint64_t h) { return (double)(h >> 11) * (1.0 / 9007199254740992.0); }
 
 /* A uniform double in [-1, 1), a pure function of (seed, layer, index):
  * the same value on every backend, thread count and call order. */
@@ -122,9 +119,9 @@ BP_HD double bp_init_uniform(uint64_t seed, uint32_t layer, uint64_t index)
     }                                                                                    \
                                                                                          \
     /* Log-sum-exp of one sample's logits z[0..n), max subtracted:                       \
-     * log(sum_j exp(z_j - m)) + m with m = max_j z_j. The one place it is                \
+     * log(sum_j exp(z_j - m)) + m with m = max_j z_j. The one place it is               \
      * written: softmax and the cross-entropy loss both use it. When e is not            \
-     * NULL it receives exp(z_j - m) (softmax's numerators) and *sum their sum. */        \
+     * NULL it receives exp(z_j - m) (softmax's numerators) and *sum their sum. */       \
     BP_HD T bp_logsumexp_row_##S(const T *z, int n, T *e, T *sum_out)                    \
     {                                                                                    \
         T m = z[0];                                                                      \
@@ -157,7 +154,7 @@ BP_HD double bp_init_uniform(uint64_t seed, uint32_t layer, uint64_t index)
     /* Output delta and loss of ONE sample (row) of width n.                             \
      * z, a: that sample's z^L and a^L (a already the loss's output:                     \
      * softmax for cross-entropy, sigmoid for BCE, sigma_L otherwise).                   \
-     * y: real targets [n] (mse, bce) — ignored for cross-entropy.                       \
+     * y: real targets [n] (mse, bce) — ignored for cross-entropy.                     \
      * label: class label (cross-entropy only).                                          \
      * scale: 1/B. Writes delta[0..n) = dL/dz^L and returns the sample's loss            \
      * (not scaled). An out-of-range label gives NaN delta and loss. */                  \
@@ -261,54 +258,54 @@ BP_HD double bp_clip_scale(double sum_squares, double max_norm)
     return scale > 1.0 ? 1.0 : scale;
 }
 
-#define BP_OPTIMIZER_DEFINE(T, S, SQRT)                                                          \
-    /* One parameter's update. g is the raw gradient, scaled by the clipping                     \
-     * factor first (clip_grad_norm_ scales p.grad before optimizer.step()).                     \
-     * s1: SGD momentum_buffer / Adam exp_avg; s2: exp_avg_sq; s3:                               \
-     * max_exp_avg_sq (amsgrad); s2, s3 may be NULL when unused. Every                           \
-     * operation in torch's order (torch/optim/sgd.py, adam.py, adamw.py,                        \
-     * single-tensor path), with the scalars cast to T as torch does.                            \
-     * Returns the new parameter. */                                                             \
-    BP_HD T bp_optimizer_update_##S(const bp_update_rule *r, const bp_update_step *s, T w, T g,  \
-                                    T *s1, T *s2, T *s3)                                         \
-    {                                                                                            \
-        g = g * (T)s->clip;                                                                      \
-        T wd = (T)r->weight_decay;                                                               \
-        if (r->kind == BP_M_SGD) {                                                               \
-            if (wd != (T)0)                                                                      \
-                g = g + wd * w;                                                                  \
-            T m = (T)r->momentum;                                                                \
-            if (m != (T)0) {                                                                     \
-                T b = s->first ? g : m * *s1 + ((T)1 - (T)r->dampening) * g;                     \
-                *s1 = b;                                                                         \
-                g = r->nesterov ? g + m * b : b;                                                 \
-            }                                                                                    \
-            return w - (T)s->lr * g;                                                             \
-        }                                                                                        \
-        if (wd != (T)0) {                                                                        \
-            if (r->kind == BP_M_ADAMW)                                                           \
-                w = w * (T)s->decay; /* param.mul_(1 - lr * weight_decay) */                     \
-            else                                                                                 \
-                g = g + wd * w; /* grad.add(param, alpha=weight_decay) */                        \
-        }                                                                                        \
-        /* exp_avg.lerp_(grad, 1 - beta1): torch's lerp for a weight < 0.5 */                    \
-        T m = *s1, lw = (T)s->one_minus_beta1;                                                   \
-        m = lw < (T)0.5 ? m + lw * (g - m) : g - (g - m) * ((T)1 - lw);                          \
-        *s1 = m;                                                                                 \
-        /* exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2) */                       \
-        T v = *s2 * (T)r->beta2;                                                                 \
-        v = v + (T)s->one_minus_beta2 * g * g;                                                   \
-        *s2 = v;                                                                                 \
-        if (r->amsgrad) {                                                                        \
-            /* torch.maximum(max_exp_avg_sq, exp_avg_sq), NaN propagating */                      \
-            T vm = (*s3 > v || *s3 != *s3) ? *s3 : v;                                            \
-            *s3 = vm;                                                                            \
-            v = vm;                                                                              \
-        }                                                                                        \
-        /* denom = (v.sqrt() / bias_correction2_sqrt).add_(eps) */                               \
-        T denom = SQRT(v) / (T)s->bc2_sqrt + (T)r->eps;                                          \
-        /* param.addcdiv_(exp_avg, denom, value=-step_size) */                                   \
-        return w + (T)(-s->step_size) * m / denom;                                               \
+#define BP_OPTIMIZER_DEFINE(T, S, SQRT)                                                         \
+    /* One parameter's update. g is the raw gradient, scaled by the clipping                    \
+     * factor first (clip_grad_norm_ scales p.grad before optimizer.step()).                    \
+     * s1: SGD momentum_buffer / Adam exp_avg; s2: exp_avg_sq; s3:                              \
+     * max_exp_avg_sq (amsgrad); s2, s3 may be NULL when unused. Every                          \
+     * operation in torch's order (torch/optim/sgd.py, adam.py, adamw.py,                       \
+     * single-tensor path), with the scalars cast to T as torch does.                           \
+     * Returns the new parameter. */                                                            \
+    BP_HD T bp_optimizer_update_##S(const bp_update_rule *r, const bp_update_step *s, T w, T g, \
+                                    T *s1, T *s2, T *s3)                                        \
+    {                                                                                           \
+        g = g * (T)s->clip;                                                                     \
+        T wd = (T)r->weight_decay;                                                              \
+        if (r->kind == BP_M_SGD) {                                                              \
+            if (wd != (T)0)                                                                     \
+                g = g + wd * w;                                                                 \
+            T m = (T)r->momentum;                                                               \
+            if (m != (T)0) {                                                                    \
+                T b = s->first ? g : m * *s1 + ((T)1 - (T)r->dampening) * g;                    \
+                *s1 = b;                                                                        \
+                g = r->nesterov ? g + m * b : b;                                                \
+            }                                                                                   \
+            return w - (T)s->lr * g;                                                            \
+        }                                                                                       \
+        if (wd != (T)0) {                                                                       \
+            if (r->kind == BP_M_ADAMW)                                                          \
+                w = w * (T)s->decay; /* param.mul_(1 - lr * weight_decay) */                    \
+            else                                                                                \
+                g = g + wd * w; /* grad.add(param, alpha=weight_decay) */                       \
+        }                                                                                       \
+        /* exp_avg.lerp_(grad, 1 - beta1): torch's lerp for a weight < 0.5 */                   \
+        T m = *s1, lw = (T)s->one_minus_beta1;                                                  \
+        m = lw < (T)0.5 ? m + lw * (g - m) : g - (g - m) * ((T)1 - lw);                         \
+        *s1 = m;                                                                                \
+        /* exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2) */                      \
+        T v = *s2 * (T)r->beta2;                                                                \
+        v = v + (T)s->one_minus_beta2 * g * g;                                                  \
+        *s2 = v;                                                                                \
+        if (r->amsgrad) {                                                                       \
+            /* torch.maximum(max_exp_avg_sq, exp_avg_sq), NaN propagating */                    \
+            T vm = (*s3 > v || *s3 != *s3) ? *s3 : v;                                           \
+            *s3 = vm;                                                                           \
+            v = vm;                                                                             \
+        }                                                                                       \
+        /* denom = (v.sqrt() / bias_correction2_sqrt).add_(eps) */                              \
+        T denom = SQRT(v) / (T)s->bc2_sqrt + (T)r->eps;                                         \
+        /* param.addcdiv_(exp_avg, denom, value=-step_size) */                                  \
+        return w + (T)(-s->step_size) * m / denom;                                              \
     }
 
 BP_OPTIMIZER_DEFINE(float, f, sqrtf)
@@ -318,28 +315,28 @@ BP_OPTIMIZER_DEFINE(double, d, sqrt)
 /* For C++ (the CUDA kernels, written once as templates over the real
  * type): each function again without its suffix, overloaded on float and
  * double, generated from the list below so that none can be missed. */
-#define BP_MATH_OVERLOADS(T, S)                                                          \
-    BP_HD T bp_sigmoid(T z) { return bp_sigmoid_##S(z); }                                \
-    BP_HD T bp_act(int act, T z, T slope) { return bp_act_##S(act, z, slope); }          \
-    BP_HD T bp_act_deriv(int act, T z, T a, T slope)                                     \
-    {                                                                                    \
-        return bp_act_deriv_##S(act, z, a, slope);                                       \
-    }                                                                                    \
-    BP_HD T bp_hadamard_delta(int act, T back, T z, T a, T slope)                        \
-    {                                                                                    \
-        return bp_hadamard_delta_##S(act, back, z, a, slope);                            \
-    }                                                                                    \
-    BP_HD T bp_bce_logit(T z, T y) { return bp_bce_logit_##S(z, y); }                    \
-    BP_HD T bp_softmax_row(const T *z, T *a, int n) { return bp_softmax_row_##S(z, a, n); } \
-    BP_HD T bp_output_delta_row(int loss, int act, T slope, const T *z, const T *a,      \
-                                const T *y, int32_t label, int n, T scale, T *delta)     \
-    {                                                                                    \
-        return bp_output_delta_row_##S(loss, act, slope, z, a, y, label, n, scale, delta); \
-    }                                                                                    \
-    BP_HD T bp_optimizer_update(const bp_update_rule *r, const bp_update_step *s, T w, T g, \
-                                T *s1, T *s2, T *s3)                                     \
-    {                                                                                    \
-        return bp_optimizer_update_##S(r, s, w, g, s1, s2, s3);                          \
+#define BP_MATH_OVERLOADS(T, S)                                                                 \
+    BP_HD T bp_sigmoid(T z) { return bp_sigmoid_##S(z); }                                       \
+    BP_HD T bp_act(int act, T z, T slope) { return bp_act_##S(act, z, slope); }                 \
+    BP_HD T bp_act_deriv(int act, T z, T a, T slope)                                            \
+    {                                                                                           \
+        return bp_act_deriv_##S(act, z, a, slope);                                              \
+    }                                                                                           \
+    BP_HD T bp_hadamard_delta(int act, T back, T z, T a, T slope)                               \
+    {                                                                                           \
+        return bp_hadamard_delta_##S(act, back, z, a, slope);                                   \
+    }                                                                                           \
+    BP_HD T bp_bce_logit(T z, T y) { return bp_bce_logit_##S(z, y); }                           \
+    BP_HD T bp_softmax_row(const T *z, T *a, int n) { return bp_softmax_row_##S(z, a, n); }     \
+    BP_HD T bp_output_delta_row(int loss, int act, T slope, const T *z, const T *a, const T *y, \
+                                int32_t label, int n, T scale, T *delta)                        \
+    {                                                                                           \
+        return bp_output_delta_row_##S(loss, act, slope, z, a, y, label, n, scale, delta);      \
+    }                                                                                           \
+    BP_HD T bp_optimizer_update(const bp_update_rule *r, const bp_update_step *s, T w, T g,     \
+                                T *s1, T *s2, T *s3)                                            \
+    {                                                                                           \
+        return bp_optimizer_update_##S(r, s, w, g, s1, s2, s3);                                 \
     }
 
 extern "C++" { /* overloads, also when this header is included inside extern "C" */

@@ -82,8 +82,8 @@ __global__ void output_delta_kernel(int loss, int activation, T slope, const T *
     for (int b = blockIdx.x * blockDim.x + threadIdx.x; b < batch; b += gridDim.x * blockDim.x) {
         size_t o = (size_t)b * n;
         sample_loss[b] = bp_output_delta_row(loss, activation, slope, z + o, a + o,
-                                             y ? y + o : nullptr, labels ? labels[b] : 0, n,
-                                             scale, d + o);
+                                             y ? y + o : nullptr, labels ? labels[b] : 0, n, scale,
+                                             d + o);
     }
 }
 
@@ -196,12 +196,11 @@ __global__ void step_metrics_kernel(const T *__restrict__ sample_loss, const T *
  * in row order, as the CPU does) and the batch's loss and metrics (the
  * same strided sums and tree as step_metrics_kernel, so the same bits). */
 template <typename T>
-__global__ void output_step_kernel(int loss, int activation, T slope, const T *__restrict__ z,
-                                   T *__restrict__ a, const T *__restrict__ y,
-                                   const int32_t *__restrict__ labels, T *__restrict__ d,
-                                   T *__restrict__ sample_loss, T *__restrict__ db, int n,
-                                   int batch, T scale, double *loss_out, bp_step_scalars *scalars,
-                                   int64_t *cursor)
+__global__ void
+output_step_kernel(int loss, int activation, T slope, const T *__restrict__ z, T *__restrict__ a,
+                   const T *__restrict__ y, const int32_t *__restrict__ labels, T *__restrict__ d,
+                   T *__restrict__ sample_loss, T *__restrict__ db, int n, int batch, T scale,
+                   double *loss_out, bp_step_scalars *scalars, int64_t *cursor)
 {
     __shared__ double part[kThreads];
     __shared__ double hits[kThreads];
@@ -290,8 +289,7 @@ __global__ void check_finite_vec_kernel(const Vec16<T> *__restrict__ g, size_t v
 }
 
 template <typename T>
-__global__ void check_finite_kernel(const T *__restrict__ g, size_t count,
-                                    bp_step_scalars *scalars)
+__global__ void check_finite_kernel(const T *__restrict__ g, size_t count, bp_step_scalars *scalars)
 {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < count;
          i += (size_t)gridDim.x * blockDim.x) {
@@ -304,7 +302,6 @@ __global__ void check_finite_kernel(const T *__restrict__ g, size_t count,
         }
     }
 }
-
 
 /* The clipping norm, stage 1: block b sums the squares of its fixed
  * strided share of g in order, in double, then a fixed tree; part[b]. */
@@ -360,8 +357,8 @@ __global__ void optimizer_prepare_kernel(const P *__restrict__ part, int n_parts
 template <typename T>
 __global__ void optimizer_update_kernel(bp_update_rule rule, const bp_step_scalars *scalars,
                                         T *__restrict__ w, const T *__restrict__ g,
-                                        T *__restrict__ s1, T *__restrict__ s2,
-                                        T *__restrict__ s3, size_t count)
+                                        T *__restrict__ s1, T *__restrict__ s2, T *__restrict__ s3,
+                                        size_t count)
 {
     bp_update_step st = bp_update_prepare(&rule, scalars->lr, scalars->step, scalars->clip_scale,
                                           scalars->skip);
@@ -452,9 +449,9 @@ cudaError_t bp_launch_bias_act(cudaStream_t stream, bp_dtype dtype, bp_activatio
                 (int)activation, (float)slope, (const Vec16<float> *)bias, (Vec16<float> *)z,
                 (Vec16<float> *)a, nv, batch);
         else
-            bias_act_vec_kernel<double><<<grid, kThreads, 0, stream>>>(
-                (int)activation, slope, (const Vec16<double> *)bias, (Vec16<double> *)z,
-                (Vec16<double> *)a, nv, batch);
+            bias_act_vec_kernel<double>
+                <<<grid, kThreads, 0, stream>>>((int)activation, slope, (const Vec16<double> *)bias,
+                                                (Vec16<double> *)z, (Vec16<double> *)a, nv, batch);
         return cudaGetLastError();
     }
     dim3 grid = grid_for_rows((size_t)n, batch);
@@ -472,11 +469,11 @@ cudaError_t bp_launch_softmax(cudaStream_t stream, bp_dtype dtype, const void *z
 {
     clear_stale_error();
     if (dtype == BP_F32)
-        softmax_kernel<float><<<blocks_for(batch), kThreads, 0, stream>>>((const float *)z,
-                                                                         (float *)a, n, batch);
+        softmax_kernel<float>
+            <<<blocks_for(batch), kThreads, 0, stream>>>((const float *)z, (float *)a, n, batch);
     else
-        softmax_kernel<double><<<blocks_for(batch), kThreads, 0, stream>>>((const double *)z,
-                                                                          (double *)a, n, batch);
+        softmax_kernel<double>
+            <<<blocks_for(batch), kThreads, 0, stream>>>((const double *)z, (double *)a, n, batch);
     return cudaGetLastError();
 }
 
@@ -513,8 +510,8 @@ cudaError_t bp_launch_hadamard_delta(cudaStream_t stream, bp_dtype dtype, bp_act
     return cudaGetLastError();
 }
 
-cudaError_t bp_launch_bias_grad(cudaStream_t stream, bp_dtype dtype, const void *d, void *db, int n,
-                                int batch)
+cudaError_t bp_launch_bias_grad(cudaStream_t stream, bp_dtype dtype, const void *d, void *db,
+                                int n, int batch)
 {
     clear_stale_error();
     dim3 block(32, 32);
@@ -522,8 +519,8 @@ cudaError_t bp_launch_bias_grad(cudaStream_t stream, bp_dtype dtype, const void 
     if (dtype == BP_F32)
         bias_grad_kernel<float><<<grid, block, 0, stream>>>((const float *)d, (float *)db, n, batch);
     else
-        bias_grad_kernel<double><<<grid, block, 0, stream>>>((const double *)d, (double *)db, n,
-                                                             batch);
+        bias_grad_kernel<double>
+            <<<grid, block, 0, stream>>>((const double *)d, (double *)db, n, batch);
     return cudaGetLastError();
 }
 
@@ -536,9 +533,9 @@ cudaError_t bp_launch_step_metrics(cudaStream_t stream, bp_dtype dtype, const vo
         step_metrics_kernel<float><<<1, kThreads, 0, stream>>>(
             (const float *)sample_loss, (const float *)a, labels, n, batch, loss, scalars, cursor);
     else
-        step_metrics_kernel<double><<<1, kThreads, 0, stream>>>(
-            (const double *)sample_loss, (const double *)a, labels, n, batch, loss, scalars,
-            cursor);
+        step_metrics_kernel<double><<<1, kThreads, 0, stream>>>((const double *)sample_loss,
+                                                                (const double *)a, labels, n,
+                                                                batch, loss, scalars, cursor);
     return cudaGetLastError();
 }
 
@@ -570,13 +567,13 @@ cudaError_t bp_launch_delta_bias_grad(cudaStream_t stream, bp_dtype dtype,
     dim3 block(32, 32);
     unsigned grid = (unsigned)((n + 31) / 32);
     if (dtype == BP_F32)
-        delta_bias_grad_kernel<float><<<grid, block, 0, stream>>>(
-            (int)activation, (float)slope, (const float *)z, (const float *)a, (float *)d,
-            (float *)db, n, batch);
+        delta_bias_grad_kernel<float>
+            <<<grid, block, 0, stream>>>((int)activation, (float)slope, (const float *)z,
+                                         (const float *)a, (float *)d, (float *)db, n, batch);
     else
-        delta_bias_grad_kernel<double><<<grid, block, 0, stream>>>(
-            (int)activation, slope, (const double *)z, (const double *)a, (double *)d,
-            (double *)db, n, batch);
+        delta_bias_grad_kernel<double>
+            <<<grid, block, 0, stream>>>((int)activation, slope, (const double *)z,
+                                         (const double *)a, (double *)d, (double *)db, n, batch);
     return cudaGetLastError();
 }
 
@@ -596,11 +593,11 @@ cudaError_t bp_launch_check_finite(cudaStream_t stream, bp_dtype dtype, const vo
         return cudaGetLastError();
     }
     if (dtype == BP_F32)
-        check_finite_kernel<float><<<blocks_for(count), kThreads, 0, stream>>>((const float *)g,
-                                                                              count, scalars);
+        check_finite_kernel<float>
+            <<<blocks_for(count), kThreads, 0, stream>>>((const float *)g, count, scalars);
     else
-        check_finite_kernel<double><<<blocks_for(count), kThreads, 0, stream>>>(
-            (const double *)g, count, scalars);
+        check_finite_kernel<double>
+            <<<blocks_for(count), kThreads, 0, stream>>>((const double *)g, count, scalars);
     return cudaGetLastError();
 }
 
@@ -622,17 +619,16 @@ cudaError_t bp_launch_optimizer_prepare(cudaStream_t stream, bp_dtype dtype, con
     if (max_norm > 0.0) {
         parts = clip_parts(count);
         if (dtype == BP_F32)
-            clip_partial_kernel<float><<<parts, kThreads, 0, stream>>>((const float *)g, count,
-                                                                       scratch);
+            clip_partial_kernel<float>
+                <<<parts, kThreads, 0, stream>>>((const float *)g, count, scratch);
         else
-            clip_partial_kernel<double><<<parts, kThreads, 0, stream>>>((const double *)g, count,
-                                                                        scratch);
+            clip_partial_kernel<double>
+                <<<parts, kThreads, 0, stream>>>((const double *)g, count, scratch);
         cudaError_t err = cudaGetLastError();
         if (err != cudaSuccess)
             return err;
     }
-    optimizer_prepare_kernel<double><<<1, kThreads, 0, stream>>>(scratch, parts, max_norm,
-                                                                 scalars);
+    optimizer_prepare_kernel<double><<<1, kThreads, 0, stream>>>(scratch, parts, max_norm, scalars);
     return cudaGetLastError();
 }
 
@@ -670,8 +666,8 @@ cudaError_t bp_launch_gather_rows(cudaStream_t stream, void *dst, const void *sr
 
 cudaError_t bp_launch_gather_epoch(cudaStream_t stream, void *x_dst, const void *x_src,
                                    size_t x_row_bytes, void *y_dst, const void *y_src,
-                                   size_t y_row_bytes, const int32_t *order,
-                                   const int64_t *cursor, int batch)
+                                   size_t y_row_bytes, const int32_t *order, const int64_t *cursor,
+                                   int batch)
 {
     clear_stale_error();
     if (y_dst == NULL)
@@ -693,8 +689,7 @@ cudaError_t bp_launch_gather_epoch(cudaStream_t stream, void *x_dst, const void 
         dim3 grid = grid_for_rows(x_row_bytes + y_row_bytes, batch);
         gather_epoch_kernel<unsigned char, unsigned char><<<grid, kThreads, 0, stream>>>(
             (unsigned char *)x_dst, (const unsigned char *)x_src, x_row_bytes,
-            (unsigned char *)y_dst, (const unsigned char *)y_src, y_row_bytes, order, cursor,
-            batch);
+            (unsigned char *)y_dst, (const unsigned char *)y_src, y_row_bytes, order, cursor, batch);
     }
     return cudaGetLastError();
 }

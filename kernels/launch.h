@@ -35,8 +35,8 @@ cudaError_t bp_launch_output_delta(cudaStream_t stream, bp_dtype dtype, bp_loss 
 cudaError_t bp_launch_hadamard_delta(cudaStream_t stream, bp_dtype dtype, bp_activation activation,
                                      double slope, const void *z, const void *a, void *d,
                                      size_t count);
-cudaError_t bp_launch_bias_grad(cudaStream_t stream, bp_dtype dtype, const void *d, void *db, int n,
-                                int batch);
+cudaError_t bp_launch_bias_grad(cudaStream_t stream, bp_dtype dtype, const void *d, void *db,
+                                int n, int batch);
 /* The batch's loss and metrics (backend.h: step_metrics). */
 cudaError_t bp_launch_step_metrics(cudaStream_t stream, bp_dtype dtype, const void *sample_loss,
                                    const void *a, const int32_t *labels, int n, int batch,
@@ -58,19 +58,20 @@ cudaError_t bp_launch_check_finite(cudaStream_t stream, bp_dtype dtype, const vo
  * with clipping, one launch of partial sums of squares into scratch
  * (BP_CLIP_PARTS doubles); one single-block launch for the step count and
  * clipping scale; one launch over all parameters for the update. */
-cudaError_t bp_launch_optimizer_prepare(cudaStream_t stream, bp_dtype dtype, const void *g, size_t count,
-                                        double max_norm, double *scratch,
+cudaError_t bp_launch_optimizer_prepare(cudaStream_t stream, bp_dtype dtype, const void *g,
+                                        size_t count, double max_norm, double *scratch,
                                         bp_step_scalars *scalars);
-cudaError_t bp_launch_optimizer_update(cudaStream_t stream, bp_dtype dtype, const bp_update_rule *rule,
-                                       void *w, const void *g, void *s1, void *s2, void *s3,
-                                       size_t count, const bp_step_scalars *scalars);
+cudaError_t bp_launch_optimizer_update(cudaStream_t stream, bp_dtype dtype,
+                                       const bp_update_rule *rule, void *w, const void *g,
+                                       void *s1, void *s2, void *s3, size_t count,
+                                       const bp_step_scalars *scalars);
 cudaError_t bp_launch_gather_rows(cudaStream_t stream, void *dst, const void *src,
                                   const int32_t *rows, int batch, size_t row_bytes);
 /* Rows order[*cursor + i], i < batch, of x and (when not NULL) targets. */
 cudaError_t bp_launch_gather_epoch(cudaStream_t stream, void *x_dst, const void *x_src,
                                    size_t x_row_bytes, void *y_dst, const void *y_src,
-                                   size_t y_row_bytes, const int32_t *order,
-                                   const int64_t *cursor, int batch);
+                                   size_t y_row_bytes, const int32_t *order, const int64_t *cursor,
+                                   int batch);
 
 #ifdef __cplusplus
 }

@@ -51,21 +51,19 @@ typedef struct bp_backend_ops {
                       void *c, int ldc);
 
     /* Z[b, j] += bias[j]; A[b, j] = sigma(Z[b, j]), for b < batch, j < n. */
-    bp_status (*bias_act)(void *ctx, bp_dtype dt, bp_activation act, double slope, const void *bias,
-                          void *z, void *a, int n, int batch);
+    bp_status (*bias_act)(void *ctx, bp_dtype dt, bp_activation act, double slope,
+                          const void *bias, void *z, void *a, int n, int batch);
     /* A row = softmax(Z row), per sample. */
     bp_status (*softmax)(void *ctx, bp_dtype dt, const void *z, void *a, int n, int batch);
     /* Per sample: D row and sample_loss[b] from bp_output_delta_row (scale
      * 1/batch). y: real targets [batch, n] or NULL; labels: int32 [batch]
      * or NULL. */
     bp_status (*output_delta)(void *ctx, bp_dtype dt, bp_loss loss, bp_activation act,
-                              double slope,
-                              const void *z, const void *a, const void *y,
-                              const int32_t *labels, void *d, void *sample_loss, int n,
-                              int batch);
+                              double slope, const void *z, const void *a, const void *y,
+                              const int32_t *labels, void *d, void *sample_loss, int n, int batch);
     /* D[i] = D[i] * sigma'(Z[i]) for i < count (the Hadamard delta). */
-    bp_status (*hadamard_delta)(void *ctx, bp_dtype dt, bp_activation act, double slope, const void *z,
-                                const void *a, void *d, size_t count);
+    bp_status (*hadamard_delta)(void *ctx, bp_dtype dt, bp_activation act, double slope,
+                                const void *z, const void *a, void *d, size_t count);
     /* db[j] = sum_b D[b, j], in a fixed order (deterministic, no atomics). */
     bp_status (*bias_grad)(void *ctx, bp_dtype dt, const void *d, void *db, int n, int batch);
     /* The batch's loss and metrics, on the device. *loss (a device double)
@@ -88,10 +86,10 @@ typedef struct bp_backend_ops {
      * step (scalars->step += 1 unless scalars->skip is set) and writes
      * scalars->clip_scale: bp_clip_scale of the sum of the squared count
      * gradients g when max_norm > 0 (a fixed-order reduction, no atomics,
-     * through `scratch`, BP_CLIP_PARTS device doubles), else 1. optimizer_update then applies bp_optimizer_update to every
-     * parameter, reading lr, step (as t), clip_scale and skip from scalars;
-     * s1..s3 are the state buffers in the parameters' layout (s2, s3 NULL
-     * when the rule does not use them). */
+     * through `scratch`, BP_CLIP_PARTS device doubles), else 1. optimizer_update then applies
+     * bp_optimizer_update to every parameter, reading lr, step (as t), clip_scale and skip from
+     * scalars; s1..s3 are the state buffers in the parameters' layout (s2, s3 NULL when the rule
+     * does not use them). */
     bp_status (*optimizer_prepare)(void *ctx, bp_dtype dt, const void *g, size_t count,
                                    double max_norm, double *scratch, bp_step_scalars *scalars);
     bp_status (*optimizer_update)(void *ctx, bp_dtype dt, const bp_update_rule *rule, void *w,
@@ -99,8 +97,8 @@ typedef struct bp_backend_ops {
                                   const bp_step_scalars *scalars);
     /* dst row i = src row rows[i] (rows a device int32 array), or src row
      * i when rows is NULL, for i < batch; rows of row_bytes bytes. */
-    bp_status (*gather_rows)(void *ctx, void *dst, const void *src, const int32_t *rows,
-                             int batch, size_t row_bytes);
+    bp_status (*gather_rows)(void *ctx, void *dst, const void *src, const int32_t *rows, int batch,
+                             size_t row_bytes);
     /* The same for an epoch's order, in one operation for inputs and
      * targets: row i is order[*cursor + i] (order and cursor on the
      * device, so that a replayed graph takes the next rows). y_dst NULL:
@@ -115,16 +113,14 @@ typedef struct bp_backend_ops {
      * softmax of z into a first, then what output_delta, step_metrics and
      * bias_grad(d, db) would do, in one operation (train.c uses it for small
      * output layers; NULL: those operations one by one). */
-    bp_status (*output_step)(void *ctx, bp_dtype dt, bp_loss loss, bp_activation act,
-                             double slope, const void *z, void *a, const void *y,
-                             const int32_t *labels, void *d, void *sample_loss, void *db, int n,
-                             int batch, double *loss_out, bp_step_scalars *scalars,
-                             int64_t *cursor);
+    bp_status (*output_step)(void *ctx, bp_dtype dt, bp_loss loss, bp_activation act, double slope,
+                             const void *z, void *a, const void *y, const int32_t *labels, void *d,
+                             void *sample_loss, void *db, int n, int batch, double *loss_out,
+                             bp_step_scalars *scalars, int64_t *cursor);
     /* hadamard_delta over [batch, n] then bias_grad(d, db), in one
      * operation (NULL: the two one after the other). */
     bp_status (*delta_bias_grad)(void *ctx, bp_dtype dt, bp_activation act, double slope,
-                                 const void *z, const void *a, void *d, void *db, int n,
-                                 int batch);
+                                 const void *z, const void *a, void *d, void *db, int n, int batch);
 
     /* Whole steps as graphs (NULL: every step runs its operations one by
      * one). graph_begin starts recording the operations issued next;

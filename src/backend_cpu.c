@@ -48,7 +48,8 @@ static bp_status cpu_alloc(void *ctx, size_t bytes, void **ptr)
     /* 64-byte alignment for vector loads; aligned_alloc wants a multiple. */
     size_t rounded = (bytes + 63u) & ~(size_t)63u;
     if (rounded < bytes)
-        return bp_fail(BP_ERR_OUT_OF_MEMORY, "cpu backend: allocation of %zu bytes overflows", bytes);
+        return bp_fail(BP_ERR_OUT_OF_MEMORY, "cpu backend: allocation of %zu bytes overflows",
+                       bytes);
     void *p = aligned_alloc(64, rounded);
     if (p == NULL)
         return bp_fail(BP_ERR_OUT_OF_MEMORY, "cpu backend: cannot allocate %zu bytes", bytes);
@@ -103,7 +104,7 @@ static bp_status cpu_gemm(void *ctx, bp_dtype dt, int trans_a, int trans_b, int 
 /* Each element-wise operation is written once as a macro over the real type
  * T and the bp_math.h suffix S, then instantiated for float and double. */
 #define CPU_OPS(T, S)                                                                             \
-    static void bias_act_##S(int act, T slope, const T *bias, T *z, T *a, int n, int batch)      \
+    static void bias_act_##S(int act, T slope, const T *bias, T *z, T *a, int n, int batch)       \
     {                                                                                             \
         for (int b = 0; b < batch; b++) {                                                         \
             T *zr = z + (size_t)b * n, *ar = a + (size_t)b * n;                                   \
@@ -144,8 +145,8 @@ static bp_status cpu_gemm(void *ctx, bp_dtype dt, int trans_a, int trans_b, int 
                 db[j] += dr[j];                                                                   \
         }                                                                                         \
     }                                                                                             \
-    /* The batch's loss sum (in b order) and correct predictions. */                            \
-    static double loss_sum_##S(const T *sample_loss, const T *a, const int32_t *labels, int n,   \
+    /* The batch's loss sum (in b order) and correct predictions. */                              \
+    static double loss_sum_##S(const T *sample_loss, const T *a, const int32_t *labels, int n,    \
                                int batch, double *correct)                                        \
     {                                                                                             \
         double sum = 0.0, hits = 0.0;                                                             \
@@ -170,7 +171,7 @@ static bp_status cpu_gemm(void *ctx, bp_dtype dt, int trans_a, int trans_b, int 
                 return 0;                                                                         \
         return 1;                                                                                 \
     }                                                                                             \
-    static double sum_squares_##S(const T *g, size_t count)                                      \
+    static double sum_squares_##S(const T *g, size_t count)                                       \
     {                                                                                             \
         double s = 0.0;                                                                           \
         for (size_t i = 0; i < count; i++)                                                        \
@@ -188,8 +189,8 @@ static bp_status cpu_gemm(void *ctx, bp_dtype dt, int trans_a, int trans_b, int 
 CPU_OPS(float, f)
 CPU_OPS(double, d)
 
-static bp_status cpu_bias_act(void *ctx, bp_dtype dt, bp_activation act, double slope, const void *bias,
-                              void *z, void *a, int n, int batch)
+static bp_status cpu_bias_act(void *ctx, bp_dtype dt, bp_activation act, double slope,
+                              const void *bias, void *z, void *a, int n, int batch)
 {
     (void)ctx;
     if (dt == BP_F32)
@@ -210,8 +211,7 @@ static bp_status cpu_softmax(void *ctx, bp_dtype dt, const void *z, void *a, int
 }
 
 static bp_status cpu_output_delta(void *ctx, bp_dtype dt, bp_loss loss, bp_activation act,
-                                  double slope,
-                                  const void *z, const void *a, const void *y,
+                                  double slope, const void *z, const void *a, const void *y,
                                   const int32_t *labels, void *d, void *sample_loss, int n,
                                   int batch)
 {
@@ -223,8 +223,8 @@ static bp_status cpu_output_delta(void *ctx, bp_dtype dt, bp_loss loss, bp_activ
     return BP_OK;
 }
 
-static bp_status cpu_hadamard_delta(void *ctx, bp_dtype dt, bp_activation act, double slope, const void *z,
-                                    const void *a, void *d, size_t count)
+static bp_status cpu_hadamard_delta(void *ctx, bp_dtype dt, bp_activation act, double slope,
+                                    const void *z, const void *a, void *d, size_t count)
 {
     (void)ctx;
     if (dt == BP_F32)
@@ -322,8 +322,8 @@ static bp_status cpu_gather_rows(void *ctx, void *dst, const void *src, const in
         return BP_OK;
     }
     for (int i = 0; i < batch; i++)
-        memcpy((char *)dst + (size_t)i * row_bytes, (const char *)src + (size_t)rows[i] * row_bytes,
-               row_bytes);
+        memcpy((char *)dst + (size_t)i * row_bytes,
+               (const char *)src + (size_t)rows[i] * row_bytes, row_bytes);
     return BP_OK;
 }
 

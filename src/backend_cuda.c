@@ -90,12 +90,12 @@ static void quiet_leave(int switched, int previous)
 }
 
 /* Runs `expr` (a bp_status) with the context's device current. */
-#define ON_DEVICE(c, expr)                                                                        \
-    do {                                                                                          \
-        device_guard guard_;                                                                      \
-        BP_TRY(enter_device((c)->device, &guard_));                                               \
-        bp_status on_device_status_ = (expr);                                                     \
-        return leave_device(&guard_, on_device_status_);                                          \
+#define ON_DEVICE(c, expr)                               \
+    do {                                                 \
+        device_guard guard_;                             \
+        BP_TRY(enter_device((c)->device, &guard_));      \
+        bp_status on_device_status_ = (expr);            \
+        return leave_device(&guard_, on_device_status_); \
     } while (0)
 
 static void cuda_ctx_destroy(void *p)
@@ -174,8 +174,8 @@ static bp_status cuda_ctx_create(const bp_network_config *cfg, size_t staging_by
     if (st == BP_OK)
         st = BP_CUBLAS_CHECK(cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH));
     for (int i = 0; i < 2 && st == BP_OK; i++) {
-        st = BP_CUDA_CHECK(cudaHostAlloc((void **)&c->staging[i], staging_bytes ? staging_bytes : 1,
-                                         cudaHostAllocDefault));
+        st = BP_CUDA_CHECK(cudaHostAlloc((void **)&c->staging[i],
+                                         staging_bytes ? staging_bytes : 1, cudaHostAllocDefault));
         if (st == BP_OK)
             st = BP_CUDA_CHECK(cudaEventCreateWithFlags(&c->staged[i], cudaEventDisableTiming));
     }
@@ -331,8 +331,8 @@ static bp_status cuda_gemm(void *p, bp_dtype dt, int trans_a, int trans_b, int m
                            double beta, void *cm, int ldc)
 {
     cuda_ctx *c = p;
-    ON_DEVICE(c, gemm_on_device(c, dt, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, cm,
-                                ldc));
+    ON_DEVICE(
+        c, gemm_on_device(c, dt, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, cm, ldc));
 }
 
 static bp_status cuda_bias_act(void *p, bp_dtype dt, bp_activation act, double slope,
@@ -346,37 +346,32 @@ static bp_status cuda_bias_act(void *p, bp_dtype dt, bp_activation act, double s
 static bp_status cuda_softmax(void *p, bp_dtype dt, const void *z, void *a, int n, int batch)
 {
     cuda_ctx *c = p;
-    ON_DEVICE(c, BP_CUDA_LAUNCH("softmax",
-                                bp_launch_softmax(c->stream, dt, z, a, n, batch)));
+    ON_DEVICE(c, BP_CUDA_LAUNCH("softmax", bp_launch_softmax(c->stream, dt, z, a, n, batch)));
 }
 
 static bp_status cuda_output_delta(void *p, bp_dtype dt, bp_loss loss, bp_activation act,
-                                   double slope,
-                                   const void *z, const void *a, const void *y,
+                                   double slope, const void *z, const void *a, const void *y,
                                    const int32_t *labels, void *d, void *sample_loss, int n,
                                    int batch)
 {
     cuda_ctx *c = p;
     ON_DEVICE(c, BP_CUDA_LAUNCH("output_delta",
-                                bp_launch_output_delta(c->stream, dt, loss, act, slope,
-                                                       z, a, y, labels, d, sample_loss, n, batch)));
+                                bp_launch_output_delta(c->stream, dt, loss, act, slope, z, a, y,
+                                                       labels, d, sample_loss, n, batch)));
 }
 
 static bp_status cuda_hadamard_delta(void *p, bp_dtype dt, bp_activation act, double slope,
-                                     const void *z,
-                                     const void *a, void *d, size_t count)
+                                     const void *z, const void *a, void *d, size_t count)
 {
     cuda_ctx *c = p;
-    ON_DEVICE(c, BP_CUDA_LAUNCH("hadamard_delta",
-                                bp_launch_hadamard_delta(c->stream, dt, act, slope, z,
-                                                         a, d, count)));
+    ON_DEVICE(c, BP_CUDA_LAUNCH("hadamard_delta", bp_launch_hadamard_delta(c->stream, dt, act,
+                                                                           slope, z, a, d, count)));
 }
 
 static bp_status cuda_bias_grad(void *p, bp_dtype dt, const void *d, void *db, int n, int batch)
 {
     cuda_ctx *c = p;
-    ON_DEVICE(c, BP_CUDA_LAUNCH("bias_grad",
-                                bp_launch_bias_grad(c->stream, dt, d, db, n, batch)));
+    ON_DEVICE(c, BP_CUDA_LAUNCH("bias_grad", bp_launch_bias_grad(c->stream, dt, d, db, n, batch)));
 }
 
 static bp_status cuda_step_metrics(void *p, bp_dtype dt, const void *sample_loss, const void *a,
@@ -398,13 +393,12 @@ static bp_status cuda_check_finite(void *p, bp_dtype dt, const void *g, size_t c
 }
 
 static bp_status cuda_optimizer_prepare(void *p, bp_dtype dt, const void *g, size_t count,
-                                        double max_norm, double *scratch,
-                                        bp_step_scalars *scalars)
+                                        double max_norm, double *scratch, bp_step_scalars *scalars)
 {
     cuda_ctx *c = p;
     ON_DEVICE(c, BP_CUDA_LAUNCH("optimizer_prepare",
-                                bp_launch_optimizer_prepare(c->stream, dt, g, count,
-                                                            max_norm, scratch, scalars)));
+                                bp_launch_optimizer_prepare(c->stream, dt, g, count, max_norm,
+                                                            scratch, scalars)));
 }
 
 static bp_status cuda_optimizer_update(void *p, bp_dtype dt, const bp_update_rule *rule, void *w,
@@ -413,8 +407,8 @@ static bp_status cuda_optimizer_update(void *p, bp_dtype dt, const bp_update_rul
 {
     cuda_ctx *c = p;
     ON_DEVICE(c, BP_CUDA_LAUNCH("optimizer_update",
-                                bp_launch_optimizer_update(c->stream, dt, rule, w, g,
-                                                           s1, s2, s3, count, scalars)));
+                                bp_launch_optimizer_update(c->stream, dt, rule, w, g, s1, s2, s3,
+                                                           count, scalars)));
 }
 
 static bp_status gather_on_device(cuda_ctx *c, void *dst, const void *src, const int32_t *rows,
@@ -451,10 +445,10 @@ static bp_status cuda_output_step(void *p, bp_dtype dt, bp_loss loss, bp_activat
                                   int64_t *cursor)
 {
     cuda_ctx *c = p;
-    ON_DEVICE(c, BP_CUDA_LAUNCH("output_step",
-                                bp_launch_output_step(c->stream, dt, loss, act, slope, z, a, y,
-                                                      labels, d, sample_loss, db, n, batch,
-                                                      loss_out, scalars, cursor)));
+    ON_DEVICE(
+        c, BP_CUDA_LAUNCH("output_step", bp_launch_output_step(c->stream, dt, loss, act, slope, z,
+                                                               a, y, labels, d, sample_loss, db, n,
+                                                               batch, loss_out, scalars, cursor)));
 }
 
 static bp_status cuda_delta_bias_grad(void *p, bp_dtype dt, bp_activation act, double slope,
@@ -462,9 +456,9 @@ static bp_status cuda_delta_bias_grad(void *p, bp_dtype dt, bp_activation act, d
                                       int batch)
 {
     cuda_ctx *c = p;
-    ON_DEVICE(c, BP_CUDA_LAUNCH("delta_bias_grad",
-                                bp_launch_delta_bias_grad(c->stream, dt, act, slope, z, a, d, db,
-                                                          n, batch)));
+    ON_DEVICE(c,
+              BP_CUDA_LAUNCH("delta_bias_grad", bp_launch_delta_bias_grad(c->stream, dt, act, slope,
+                                                                          z, a, d, db, n, batch)));
 }
 
 /* ---- whole steps as CUDA graphs ---------------------------------------- */

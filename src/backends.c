@@ -5,9 +5,7 @@
 bp_status bp_backend_lookup(bp_backend backend, const bp_backend_ops **out)
 {
     switch (backend) {
-    case BP_BACKEND_CPU:
-        *out = &bp_cpu_backend_ops;
-        return BP_OK;
+    case BP_BACKEND_CPU: *out = &bp_cpu_backend_ops; return BP_OK;
     case BP_BACKEND_CUDA:
 #ifdef BP_HAVE_CUDA
         *out = &bp_cuda_backend_ops;
@@ -25,9 +23,7 @@ bp_status bp_backend_is_built(bp_backend backend, int *built)
 {
     BP_CHECK_PTR("bp_backend_is_built", built);
     switch (backend) {
-    case BP_BACKEND_CPU:
-        *built = 1;
-        return BP_OK;
+    case BP_BACKEND_CPU: *built = 1; return BP_OK;
     case BP_BACKEND_CUDA:
 #ifdef BP_HAVE_CUDA
         *built = 1;
@@ -36,6 +32,5 @@ bp_status bp_backend_is_built(bp_backend backend, int *built)
 #endif
         return BP_OK;
     }
-    return bp_fail(BP_ERR_INVALID_ARGUMENT, "bp_backend_is_built: unknown backend %d",
-                   (int)backend);
+    return bp_fail(BP_ERR_INVALID_ARGUMENT, "bp_backend_is_built: unknown backend %d", (int)backend);
 }

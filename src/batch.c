@@ -6,8 +6,7 @@
 #include "error.h"
 #include "network.h"
 
-static bp_status check_labels(const char *fn, const bp_network *net, const int32_t *labels,
-                              int batch)
+static bp_status check_labels(const char *fn, const bp_network *net, const int32_t *labels, int batch)
 {
     int n = net->sizes[net->desc.n_layers];
     for (int i = 0; i < batch; i++) {
@@ -35,8 +34,8 @@ bp_status bp_batch_load_host(const char *fn, bp_network *net, const void *x, con
 static bp_status check_buffer(const char *fn, const bp_network *net, const bp_buffer *buf,
                               const char *name, size_t row_bytes, size_t *n_rows)
 {
-    if (buf->net != net && (buf->net->desc.backend != net->desc.backend ||
-                            buf->net->desc.device != net->desc.device))
+    if (buf->net != net &&
+        (buf->net->desc.backend != net->desc.backend || buf->net->desc.device != net->desc.device))
         return bp_fail(BP_ERR_INVALID_ARGUMENT,
                        "%s: buffer '%s' lives on another device (%s:%d) than the network (%s:%d)",
                        fn, name, bp_backend_name(buf->net->desc.backend), buf->net->desc.device,

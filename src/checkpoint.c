@@ -86,10 +86,10 @@ static bp_status metadata_text(const bp_network *net, const bp_checkpoint_info *
         "\"total_epochs\":\"%" PRId64 "\",\"batch\":\"%" PRId64 "\",\"shuffle_seed\":\"%" PRIu64 "\","
         "\"shuffle_state\":\"%" PRIu64 "\",\"schedule\":\"%s\",\"schedule_step\":\"%" PRId64 "\","
         "\"base_lr\":\"%.17g\"",
-        bp_optimizer_name(o->type), o->lr, o->weight_decay, o->momentum, o->dampening,
-        o->nesterov, o->amsgrad, o->beta1, o->beta2, o->eps, o->clip_grad_norm, step, in->epoch,
-        in->step_in_epoch, in->total_epochs, in->batch, in->shuffle_seed, in->shuffle_state, schedule,
-        in->schedule_step, in->base_lr);
+        bp_optimizer_name(o->type), o->lr, o->weight_decay, o->momentum, o->dampening, o->nesterov,
+        o->amsgrad, o->beta1, o->beta2, o->eps, o->clip_grad_norm, step, in->epoch,
+        in->step_in_epoch, in->total_epochs, in->batch, in->shuffle_seed, in->shuffle_state,
+        schedule, in->schedule_step, in->base_lr);
     uselocale(old);
     freelocale(c_locale);
     if (n < 0 || (size_t)n >= size)
@@ -97,8 +97,7 @@ static bp_status metadata_text(const bp_network *net, const bp_checkpoint_info *
     return BP_OK;
 }
 
-bp_status bp_checkpoint_save(const bp_network *net, const bp_checkpoint_info *info,
-                             const char *path)
+bp_status bp_checkpoint_save(const bp_network *net, const bp_checkpoint_info *info, const char *path)
 {
     const char *fn = "bp_checkpoint_save";
     BP_CHECK_PTR(fn, net);
@@ -359,8 +358,7 @@ static void differ(char *buf, size_t size, const char *fmt, ...)
 
 /* The tensor `name`'s entry; checks its dtype, shape and offsets. */
 static bp_status find_tensor(const char *path, const ckpt_file *c, const char *name,
-                             const char *dtype, int rows, int cols, uint64_t *begin,
-                             uint64_t *end)
+                             const char *dtype, int rows, int cols, uint64_t *begin, uint64_t *end)
 {
     char msg[200];
     int t = bp_json_member(&c->doc, 0, name);
@@ -393,8 +391,8 @@ static bp_status find_tensor(const char *path, const ckpt_file *c, const char *n
     }
     if (!ok) {
         if (cols > 0)
-            snprintf(msg, sizeof msg, "tensor '%.100s' is not a %s [%d, %d] inside the data",
-                     name, dtype, rows, cols);
+            snprintf(msg, sizeof msg, "tensor '%.100s' is not a %s [%d, %d] inside the data", name,
+                     dtype, rows, cols);
         else
             snprintf(msg, sizeof msg, "tensor '%.100s' is not a %s [%d] inside the data", name,
                      dtype, rows);
@@ -435,9 +433,10 @@ bp_status bp_checkpoint_load(bp_network *net, const char *path, bp_checkpoint_in
     const char *file_dt = dtn >= 0 && c.doc.nodes[dtn].type == JSON_STRING ? c.doc.nodes[dtn].str
                                                                            : "?";
     if (strcmp(file_dt, want_dt) != 0)
-        differ(diff, sizeof diff, "dtype: file %s, network %s", strcmp(file_dt, "F32") == 0 ? "f32"
-                                                               : strcmp(file_dt, "F64") == 0 ? "f64"
-                                                                                             : file_dt,
+        differ(diff, sizeof diff, "dtype: file %s, network %s",
+               strcmp(file_dt, "F32") == 0   ? "f32"
+               : strcmp(file_dt, "F64") == 0 ? "f64"
+                                             : file_dt,
                bp_dtype_name(net->desc.dtype));
     if (L != net->desc.n_layers)
         differ(diff, sizeof diff, "layers: file %d, network %d", L, net->desc.n_layers);
@@ -477,12 +476,11 @@ bp_status bp_checkpoint_load(bp_network *net, const char *path, bp_checkpoint_in
         differ(diff, sizeof diff, "optimizer: file %s, network %s", bp_optimizer_name(m.opt.type),
                bp_optimizer_name(net->opt.type));
     else if (m.opt.type != BP_OPTIMIZER_SGD && m.opt.amsgrad != net->opt.amsgrad)
-        differ(diff, sizeof diff, "amsgrad: file %d, network %d", m.opt.amsgrad,
-               net->opt.amsgrad);
+        differ(diff, sizeof diff, "amsgrad: file %d, network %d", m.opt.amsgrad, net->opt.amsgrad);
     if (diff[0] != '\0') {
         ckpt_close(&c);
-        return bp_fail(BP_ERR_INVALID_ARGUMENT,
-                       "%s: '%s' does not match the network (%s)", fn, path, diff);
+        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: '%s' does not match the network (%s)", fn,
+                       path, diff);
     }
 
     /* The optimizer's state, read whole before anything changes. */
@@ -532,8 +530,7 @@ bp_status bp_checkpoint_load(bp_network *net, const char *path, bp_checkpoint_in
         net->opt.struct_size = sizeof net->opt;
         for (int s = 0; s < N_STATES && st == BP_OK; s++)
             if (host[s] != NULL)
-                st = net->ops->upload(net->ctx, net->opt_state[slot_of(kStates[s])], host[s],
-                                      bytes);
+                st = net->ops->upload(net->ctx, net->opt_state[slot_of(kStates[s])], host[s], bytes);
         if (st == BP_OK)
             st = bp_network_set_optimizer_step(net, m.step);
     }
@@ -559,8 +556,7 @@ bp_status bp_checkpoint_peek(const char *path, bp_optimizer *opt, bp_checkpoint_
     if (st != BP_OK)
         return st;
     if (opt != NULL)
-        bp_struct_init(opt, opt->struct_size ? opt->struct_size : sizeof *opt, &m.opt,
-                       sizeof m.opt);
+        bp_struct_init(opt, opt->struct_size ? opt->struct_size : sizeof *opt, &m.opt, sizeof m.opt);
     if (info != NULL)
         bp_struct_init(info, info->struct_size ? info->struct_size : sizeof *info, &m.info,
                        sizeof m.info);

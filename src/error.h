@@ -15,18 +15,18 @@
 bp_status bp_fail(bp_status status, const char *fmt, ...) BP_PRINTF(2, 3);
 
 /* Propagates a failing status from an internal call unchanged. */
-#define BP_TRY(expr)                                                                              \
-    do {                                                                                          \
-        bp_status bp_try_status_ = (expr);                                                        \
-        if (bp_try_status_ != BP_OK)                                                              \
-            return bp_try_status_;                                                                \
+#define BP_TRY(expr)                       \
+    do {                                   \
+        bp_status bp_try_status_ = (expr); \
+        if (bp_try_status_ != BP_OK)       \
+            return bp_try_status_;         \
     } while (0)
 
 /* Checks a pointer argument; names it in the message. */
-#define BP_CHECK_PTR(fn, p)                                                                       \
-    do {                                                                                          \
-        if ((p) == NULL)                                                                          \
-            return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: argument '%s' is NULL", fn, #p);         \
+#define BP_CHECK_PTR(fn, p)                                                               \
+    do {                                                                                  \
+        if ((p) == NULL)                                                                  \
+            return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: argument '%s' is NULL", fn, #p); \
     } while (0)
 
 /* The library's rule for configuration arguments (include/backprop.h,
@@ -34,12 +34,12 @@ bp_status bp_fail(bp_status status, const char *fmt, ...) BP_PRINTF(2, 3);
  * function. Points ptr at storage, filled by init_fn, when ptr is NULL:
  *     bp_dataset_options defaults;
  *     BP_DEFAULTS_IF_NULL(opt, defaults, bp_dataset_options_init);     */
-#define BP_DEFAULTS_IF_NULL(ptr, storage, init_fn)                                                \
-    do {                                                                                          \
-        if ((ptr) == NULL) {                                                                      \
-            init_fn(&(storage));                                                                  \
-            (ptr) = &(storage);                                                                   \
-        }                                                                                         \
+#define BP_DEFAULTS_IF_NULL(ptr, storage, init_fn) \
+    do {                                           \
+        if ((ptr) == NULL) {                       \
+            init_fn(&(storage));                   \
+            (ptr) = &(storage);                    \
+        }                                          \
     } while (0)
 
 #endif

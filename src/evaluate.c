@@ -24,9 +24,9 @@
 
 /* Where a chunk's targets come from. */
 typedef enum target_source {
-    TARGETS_NONE,       /* no loss: outputs and predictions only */
-    TARGETS_AS_GIVEN,   /* a host array in the loss's form (labels or reals) */
-    TARGETS_ONE_HOT     /* one-hot vectors of the labels (mse/bce on labels) */
+    TARGETS_NONE,     /* no loss: outputs and predictions only */
+    TARGETS_AS_GIVEN, /* a host array in the loss's form (labels or reals) */
+    TARGETS_ONE_HOT   /* one-hot vectors of the labels (mse/bce on labels) */
 } target_source;
 
 /* One evaluation: the samples, their targets and labels, and the host
@@ -34,15 +34,15 @@ typedef enum target_source {
 typedef struct evaluation {
     const char *fn;
     bp_network *net;
-    const void *x;          /* [n, n_0] */
-    const void *targets;    /* TARGETS_AS_GIVEN: [n] labels or [n, n_L] reals */
-    const int32_t *labels;  /* [n] class labels, or NULL: no accuracy */
+    const void *x;            /* [n, n_0] */
+    const void *targets;      /* TARGETS_AS_GIVEN: [n] labels or [n, n_L] reals */
+    const int32_t *labels;    /* [n] class labels, or NULL: no accuracy */
     const char *targets_name; /* what messages call the targets */
     target_source source;
     int n;
     bp_evaluation_outputs out;    /* the caller's optional arrays (NULL fields) */
-    int scoring;            /* predicted classes wanted (labels or predictions) */
-    void *scratch;          /* host chunks: a^L to score, then one-hot targets */
+    int scoring;                  /* predicted classes wanted (labels or predictions) */
+    void *scratch;                /* host chunks: a^L to score, then one-hot targets */
     size_t outputs_scratch_bytes; /* the first part, 0 when not needed */
 } evaluation;
 
@@ -164,11 +164,13 @@ static bp_status evaluate(evaluation *e, bp_evaluation *result)
     e->scoring = e->labels != NULL || e->out.predictions != NULL;
     size_t chunk_bytes = (size_t)net->desc.max_batch * (size_t)n_out * net->esize;
     e->outputs_scratch_bytes = e->scoring && e->out.outputs == NULL ? chunk_bytes : 0;
-    size_t scratch_bytes =
-        e->outputs_scratch_bytes + (e->source == TARGETS_ONE_HOT ? chunk_bytes : 0);
+    size_t scratch_bytes = e->outputs_scratch_bytes +
+                           (e->source == TARGETS_ONE_HOT ? chunk_bytes : 0);
     if (scratch_bytes > 0 && (e->scratch = malloc(scratch_bytes)) == NULL)
-        return bp_fail(BP_ERR_OUT_OF_MEMORY, "%s: no host memory for a chunk of outputs "
-                       "(%zu bytes)", e->fn, scratch_bytes);
+        return bp_fail(BP_ERR_OUT_OF_MEMORY,
+                       "%s: no host memory for a chunk of outputs "
+                       "(%zu bytes)",
+                       e->fn, scratch_bytes);
     if (e->out.confusion != NULL)
         memset(e->out.confusion, 0, (size_t)n_out * (size_t)n_out * sizeof(int64_t));
     double loss_sum = 0.0;

@@ -30,8 +30,7 @@ void bp_network_config_init_sized(bp_network_config *cfg, size_t size)
     bp_struct_init(cfg, size, &d, sizeof d);
 }
 
-bp_status bp_network_config_copy(const char *fn, const bp_network_config *cfg,
-                                 bp_network_config *out)
+bp_status bp_network_config_copy(const char *fn, const bp_network_config *cfg, bp_network_config *out)
 {
     bp_network_config_init(out);
     return bp_struct_read(fn, "cfg", out, sizeof *out, cfg, cfg->struct_size);
@@ -63,8 +62,8 @@ bp_status bp_network_check_layer(const char *fn, const bp_network *net, int laye
     if (net == NULL)
         return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: argument 'net' is NULL", fn);
     if (layer < 1 || layer > net->desc.n_layers)
-        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: layer %d is out of range (1..%d)", fn,
-                       layer, net->desc.n_layers);
+        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: layer %d is out of range (1..%d)", fn, layer,
+                       net->desc.n_layers);
     return BP_OK;
 }
 
@@ -73,9 +72,8 @@ bp_status bp_network_check_batch(const char *fn, const bp_network *net, int batc
     if (net == NULL)
         return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: argument 'net' is NULL", fn);
     if (batch < 1 || batch > net->desc.max_batch)
-        return bp_fail(BP_ERR_INVALID_ARGUMENT,
-                       "%s: batch %d is out of range (1..max_batch %d)", fn, batch,
-                       net->desc.max_batch);
+        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: batch %d is out of range (1..max_batch %d)",
+                       fn, batch, net->desc.max_batch);
     return BP_OK;
 }
 
@@ -98,8 +96,9 @@ static bp_status validate_config(const bp_network_config *cfg)
     }
     for (int l = 0; l < cfg->n_layers; l++) {
         if (!is_activation((int)cfg->activations[l]))
-            return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: activations[%d] = %d is not a bp_activation",
-                           fn, l, (int)cfg->activations[l]);
+            return bp_fail(BP_ERR_INVALID_ARGUMENT,
+                           "%s: activations[%d] = %d is not a bp_activation", fn, l,
+                           (int)cfg->activations[l]);
     }
     bp_activation last = cfg->activations[cfg->n_layers - 1];
     int n_out = cfg->sizes[cfg->n_layers];
@@ -124,7 +123,8 @@ static bp_status validate_config(const bp_network_config *cfg)
         return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: loss %d is not a bp_loss", fn, (int)cfg->loss);
     }
     if (cfg->dtype != BP_F32 && cfg->dtype != BP_F64)
-        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: dtype %d is not a bp_dtype", fn, (int)cfg->dtype);
+        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: dtype %d is not a bp_dtype", fn,
+                       (int)cfg->dtype);
     if (cfg->backend != BP_BACKEND_CPU && cfg->backend != BP_BACKEND_CUDA)
         return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: backend %d is not a bp_backend", fn,
                        (int)cfg->backend);
@@ -215,8 +215,8 @@ static bp_status create_buffers(bp_network *net, const bp_network_config *cfg)
 
     void *host = malloc(n_params * es);
     if (host == NULL)
-        return bp_fail(BP_ERR_OUT_OF_MEMORY, "bp_network_create: no host memory for %zu parameters",
-                       n_params);
+        return bp_fail(BP_ERR_OUT_OF_MEMORY,
+                       "bp_network_create: no host memory for %zu parameters", n_params);
     init_params_host(net, host);
     bp_status st = net->ops->upload(net->ctx, net->params, host, n_params * es);
     if (st == BP_OK)
@@ -285,8 +285,8 @@ void bp_network_free(bp_network *net)
     if (net->ctx != NULL) {
         bp_optimizer_destroy(net);
         bp_step_state_free(net); /* step_state.c */
-        void *bufs[] = {net->params, net->grads, net->targets,
-                        net->sample_loss, net->loss, net->rows};
+        void *bufs[] = {net->params,      net->grads, net->targets,
+                        net->sample_loss, net->loss,  net->rows};
         for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
             if (bufs[i] != NULL)
                 net->ops->release(net->ctx, bufs[i]);
@@ -353,8 +353,8 @@ bp_status bp_network_set_params(bp_network *net, int layer, const void *weight, 
     return net->ops->sync(net->ctx);
 }
 
-bp_status bp_network_get_layer_state(const bp_network *net, int layer, int batch, void *z,
-                                     void *a, void *delta)
+bp_status bp_network_get_layer_state(const bp_network *net, int layer, int batch, void *z, void *a,
+                                     void *delta)
 {
     const char *fn = "bp_network_get_layer_state";
     BP_TRY(bp_network_check_layer(fn, net, layer));

@@ -51,15 +51,15 @@ struct bp_network {
     size_t epoch_rows;        /* rows in the current epoch order, 0 if none */
     size_t epoch_next;        /* the host's copy of *cursor */
     const bp_buffer *epoch_x, *epoch_y;
-    int use_graphs;           /* config cuda_graphs, and the backend has graphs */
+    int use_graphs; /* config cuda_graphs, and the backend has graphs */
     struct bp_step_graph {
-        void *exec;           /* the backend's replayable graph, NULL if none */
+        void *exec; /* the backend's replayable graph, NULL if none */
         int batch;
-        bp_optimizer opt;     /* the optimizer recorded (its lr is read on the device) */
+        bp_optimizer opt;          /* the optimizer recorded (its lr is read on the device) */
         const void *x, *y, *order; /* the addresses the graph reads */
     } graphs[2];
-    int next_graph;           /* the slot a new capture replaces */
-    int64_t steps_read;       /* scalars->steps_seen at the last metrics read */
+    int next_graph;     /* the slot a new capture replaces */
+    int64_t steps_read; /* scalars->steps_seen at the last metrics read */
 
     int last_forward_batch;  /* batch of the last forward pass, 0 if none */
     int last_backward_batch; /* batch of the last backward pass, 0 if none */
@@ -82,7 +82,6 @@ static inline void *bp_at(void *base, size_t elements, size_t esize)
 
 /* Size in bytes of one target row: 4 for labels, n_L reals otherwise. */
 size_t bp_network_target_row_bytes(const bp_network *net);
-
 
 /* Validates (net, layer) for a public function named fn. */
 bp_status bp_network_check_layer(const char *fn, const bp_network *net, int layer);

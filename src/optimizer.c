@@ -249,7 +249,7 @@ bp_status bp_optimizer_apply(bp_network *net)
     const bp_optimizer *o = &net->opt;
     bp_update_rule rule;
     memset(&rule, 0, sizeof rule);
-    rule.kind = o->type == BP_OPTIMIZER_SGD ? BP_M_SGD
+    rule.kind = o->type == BP_OPTIMIZER_SGD    ? BP_M_SGD
                 : o->type == BP_OPTIMIZER_ADAM ? BP_M_ADAM
                                                : BP_M_ADAMW;
     rule.nesterov = o->nesterov;
@@ -265,8 +265,8 @@ bp_status bp_optimizer_apply(bp_network *net)
                                        o->clip_grad_norm, net->opt_scratch, net->scalars));
     return net->ops->optimizer_update(net->ctx, net->desc.dtype, &rule, net->params, net->grads,
                                       net->opt_state[0], (slots & 2u) ? net->opt_state[1] : NULL,
-                                      (slots & 4u) ? net->opt_state[2] : NULL,
-                                      net->desc.n_params, net->scalars);
+                                      (slots & 4u) ? net->opt_state[2] : NULL, net->desc.n_params,
+                                      net->scalars);
 }
 
 /* ---- state as host arrays ------------------------------------------------ */
@@ -280,15 +280,11 @@ static bp_status check_state(const char *fn, const bp_network *net, bp_optimizer
         return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: state %d is not a bp_optimizer_state", fn,
                        (int)which);
     if (!bp_optimizer_has_state(&net->opt, which))
-        return bp_fail(BP_ERR_INVALID_ARGUMENT,
-                       "%s: the network's optimizer (%s%s%s) has no '%s' state", fn,
-                       bp_optimizer_name(net->opt.type),
-                       net->opt.type == BP_OPTIMIZER_SGD && net->opt.momentum == 0.0
-                           ? " without momentum"
-                           : "",
-                       net->opt.type != BP_OPTIMIZER_SGD && !net->opt.amsgrad ? " without amsgrad"
-                                                                              : "",
-                       name);
+        return bp_fail(
+            BP_ERR_INVALID_ARGUMENT, "%s: the network's optimizer (%s%s%s) has no '%s' state", fn,
+            bp_optimizer_name(net->opt.type),
+            net->opt.type == BP_OPTIMIZER_SGD && net->opt.momentum == 0.0 ? " without momentum" : "",
+            net->opt.type != BP_OPTIMIZER_SGD && !net->opt.amsgrad ? " without amsgrad" : "", name);
     return BP_OK;
 }
 
@@ -301,8 +297,8 @@ bp_status bp_network_get_optimizer_state(const bp_network *net, bp_optimizer_sta
     size_t es = net->esize;
     size_t nw = (size_t)net->sizes[layer - 1] * (size_t)net->sizes[layer];
     if (weight != NULL)
-        BP_TRY(net->ops->download(net->ctx, weight,
-                                  bp_at((void *)base, net->w_off[layer - 1], es), nw * es));
+        BP_TRY(net->ops->download(net->ctx, weight, bp_at((void *)base, net->w_off[layer - 1], es),
+                                  nw * es));
     if (bias != NULL)
         BP_TRY(net->ops->download(net->ctx, bias, bp_at((void *)base, net->b_off[layer - 1], es),
                                   (size_t)net->sizes[layer] * es));

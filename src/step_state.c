@@ -13,8 +13,8 @@
 bp_status bp_step_state_create(bp_network *net, const bp_network_config *cfg)
 {
     if (cfg->cuda_graphs != 0 && cfg->cuda_graphs != 1)
-        return bp_fail(BP_ERR_INVALID_ARGUMENT,
-                       "bp_network_create: cuda_graphs %d must be 0 or 1", cfg->cuda_graphs);
+        return bp_fail(BP_ERR_INVALID_ARGUMENT, "bp_network_create: cuda_graphs %d must be 0 or 1",
+                       cfg->cuda_graphs);
     net->use_graphs = cfg->cuda_graphs && net->ops->graph_begin != NULL;
     net->lr_on_device = NAN;
     BP_TRY(net->ops->alloc(net->ctx, sizeof(bp_step_scalars), (void **)&net->scalars));
@@ -51,11 +51,9 @@ static bp_status reset_sums(bp_network *net, int bad)
 {
     /* loss_sum, correct and samples are adjacent doubles. */
     char *base = (char *)net->scalars;
-    BP_TRY(net->ops->zero(net->ctx, base + offsetof(bp_step_scalars, loss_sum),
-                          3 * sizeof(double)));
+    BP_TRY(net->ops->zero(net->ctx, base + offsetof(bp_step_scalars, loss_sum), 3 * sizeof(double)));
     if (bad)
-        BP_TRY(net->ops->zero(net->ctx, base + offsetof(bp_step_scalars, bad_step),
-                              sizeof(int64_t)));
+        BP_TRY(net->ops->zero(net->ctx, base + offsetof(bp_step_scalars, bad_step), sizeof(int64_t)));
     return BP_OK;
 }
 
@@ -70,8 +68,8 @@ bp_status bp_network_read_metrics(bp_network *net, bp_train_metrics *out)
     out->samples = s.samples;
     out->correct = s.correct;
     out->mean_loss = s.samples > 0 ? s.loss_sum / s.samples : NAN;
-    out->accuracy =
-        s.samples > 0 && net->desc.loss == BP_LOSS_CROSS_ENTROPY ? s.correct / s.samples : NAN;
+    out->accuracy = s.samples > 0 && net->desc.loss == BP_LOSS_CROSS_ENTROPY ? s.correct / s.samples
+                                                                             : NAN;
     out->steps = (long long)(s.steps_seen - net->steps_read);
     out->bad_step = (long long)s.bad_step;
     net->steps_read = s.steps_seen;

@@ -29,10 +29,22 @@
 #define N 0 /* no transpose */
 #define T 1 /* transpose */
 
-static void *weight(const bp_network *net, int l) { return bp_at(net->params, net->w_off[l - 1], net->esize); }
-static void *bias(const bp_network *net, int l) { return bp_at(net->params, net->b_off[l - 1], net->esize); }
-static void *dweight(const bp_network *net, int l) { return bp_at(net->grads, net->w_off[l - 1], net->esize); }
-static void *dbias(const bp_network *net, int l) { return bp_at(net->grads, net->b_off[l - 1], net->esize); }
+static void *weight(const bp_network *net, int l)
+{
+    return bp_at(net->params, net->w_off[l - 1], net->esize);
+}
+static void *bias(const bp_network *net, int l)
+{
+    return bp_at(net->params, net->b_off[l - 1], net->esize);
+}
+static void *dweight(const bp_network *net, int l)
+{
+    return bp_at(net->grads, net->w_off[l - 1], net->esize);
+}
+static void *dbias(const bp_network *net, int l)
+{
+    return bp_at(net->grads, net->b_off[l - 1], net->esize);
+}
 
 /* The activation a layer applies in the forward pass. For cross-entropy
  * and BCE the last layer is identity and the loss supplies softmax or
@@ -78,8 +90,7 @@ bp_status bp_forward_pass(bp_network *net, int B) { return forward_layers(net, B
  * step (scalars not NULL) also adds the batch to the device's metric sums,
  * sets the guard's skip flag for a non-finite loss and moves the epoch's
  * cursor (when not NULL) on. */
-static bp_status output_and_metrics(bp_network *net, int B, bp_step_scalars *scalars,
-                                    int64_t *cursor)
+static bp_status output_and_metrics(bp_network *net, int B, bp_step_scalars *scalars, int64_t *cursor)
 {
     int L = net->desc.n_layers;
     int ce = net->desc.loss == BP_LOSS_CROSS_ENTROPY;
@@ -124,14 +135,12 @@ static bp_status backward_layers(bp_network *net, int B, int output_bias_done)
             /* delta^{l-1} (.)= sigma'(z^{l-1}) */
             bp_activation act = forward_activation(net, l - 1);
             if (ops->delta_bias_grad != NULL) {
-                BP_TRY(ops->delta_bias_grad(net->ctx, dt, act, slope, net->z[l - 1],
-                                            net->a[l - 1], net->d[l - 1], dbias(net, l - 1),
-                                            n_in, B));
+                BP_TRY(ops->delta_bias_grad(net->ctx, dt, act, slope, net->z[l - 1], net->a[l - 1],
+                                            net->d[l - 1], dbias(net, l - 1), n_in, B));
                 bias_done = 1;
             } else {
-                BP_TRY(ops->hadamard_delta(net->ctx, dt, act, slope, net->z[l - 1],
-                                           net->a[l - 1], net->d[l - 1],
-                                           (size_t)B * (size_t)n_in));
+                BP_TRY(ops->hadamard_delta(net->ctx, dt, act, slope, net->z[l - 1], net->a[l - 1],
+                                           net->d[l - 1], (size_t)B * (size_t)n_in));
             }
         }
     }
@@ -171,8 +180,7 @@ static bp_status issue_step(bp_network *net, int B, int update, int from_epoch)
         BP_TRY(net->ops->gather_epoch(net->ctx, net->a[0], net->epoch_x->ptr, x_row,
                                       net->epoch_y ? net->targets : NULL,
                                       net->epoch_y ? net->epoch_y->ptr : NULL,
-                                      bp_network_target_row_bytes(net), net->order, net->cursor,
-                                      B));
+                                      bp_network_target_row_bytes(net), net->order, net->cursor, B));
     }
     bp_step_scalars *scalars = update ? net->scalars : NULL;
     int64_t *cursor = from_epoch ? net->cursor : NULL;
@@ -183,12 +191,11 @@ static bp_status issue_step(bp_network *net, int B, int update, int from_epoch)
     BP_TRY(forward_layers(net, B, !fused));
     if (fused) {
         int ce = net->desc.loss == BP_LOSS_CROSS_ENTROPY;
-        BP_TRY(net->ops->output_step(net->ctx, net->desc.dtype, net->desc.loss,
-                                     forward_activation(net, L), net->desc.leaky_slope, net->z[L],
-                                     net->a[L], ce ? NULL : net->targets,
-                                     ce ? (const int32_t *)net->targets : NULL, net->d[L],
-                                     net->sample_loss, dbias(net, L), net->sizes[L], B, net->loss,
-                                     scalars, cursor));
+        BP_TRY(net->ops->output_step(
+            net->ctx, net->desc.dtype, net->desc.loss, forward_activation(net, L),
+            net->desc.leaky_slope, net->z[L], net->a[L], ce ? NULL : net->targets,
+            ce ? (const int32_t *)net->targets : NULL, net->d[L], net->sample_loss, dbias(net, L),
+            net->sizes[L], B, net->loss, scalars, cursor));
     } else {
         BP_TRY(output_and_metrics(net, B, scalars, cursor));
     }
@@ -213,8 +220,7 @@ static bp_status finish_step(const char *fn, bp_network *net, int update, double
         return BP_OK;
     int64_t skip = 0;
     char *base = (char *)net->scalars;
-    BP_TRY(net->ops->download(net->ctx, &skip, base + offsetof(bp_step_scalars, skip),
-                              sizeof skip));
+    BP_TRY(net->ops->download(net->ctx, &skip, base + offsetof(bp_step_scalars, skip), sizeof skip));
     if (!skip)
         return BP_OK;
     BP_TRY(net->ops->zero(net->ctx, base + offsetof(bp_step_scalars, bad_step), sizeof(int64_t)));
@@ -287,9 +293,8 @@ bp_status bp_network_forward_buffer(bp_network *net, const bp_buffer *x, const i
     return bp_batch_store_output(net, out, batch);
 }
 
-bp_status bp_network_gradients_buffer(bp_network *net, const bp_buffer *x,
-                                      const bp_buffer *targets, const int32_t *rows, int batch,
-                                      double *loss)
+bp_status bp_network_gradients_buffer(bp_network *net, const bp_buffer *x, const bp_buffer *targets,
+                                      const int32_t *rows, int batch, double *loss)
 {
     const char *fn = "bp_network_gradients_buffer";
     BP_TRY(bp_network_check_batch(fn, net, batch));

@@ -9,7 +9,6 @@ namespace {
 
 using bpt::Reals;
 
-
 bpt::Spec small_spec()
 {
     bpt::Spec s;
@@ -72,19 +71,23 @@ TEST(ApiErrors, CreateRejectsBadConfigs)
         {[](bp_network_config *c, int *, bp_activation *) { c->n_layers = 0; }, "n_layers 0"},
         {[](bp_network_config *c, int *, bp_activation *) { c->n_layers = -3; }, "n_layers -3"},
         {[](bp_network_config *c, int *, bp_activation *) { c->sizes = nullptr; }, "sizes"},
-        {[](bp_network_config *c, int *, bp_activation *) { c->activations = nullptr; }, "activations"},
+        {[](bp_network_config *c, int *, bp_activation *) { c->activations = nullptr; },
+         "activations"},
         {[](bp_network_config *, int *z, bp_activation *) { z[1] = 0; }, "sizes[1] = 0"},
         {[](bp_network_config *, int *z, bp_activation *) { z[0] = -5; }, "sizes[0] = -5"},
         {[](bp_network_config *, int *, bp_activation *a) { a[0] = (bp_activation)17; }, "17"},
         {[](bp_network_config *c, int *, bp_activation *) { c->loss = (bp_loss)9; }, "loss 9"},
         {[](bp_network_config *, int *, bp_activation *a) { a[1] = BP_ACT_RELU; }, "identity"},
         {[](bp_network_config *c, int *, bp_activation *) { c->dtype = (bp_dtype)3; }, "dtype 3"},
-        {[](bp_network_config *c, int *, bp_activation *) { c->backend = (bp_backend)4; }, "backend 4"},
+        {[](bp_network_config *c, int *, bp_activation *) { c->backend = (bp_backend)4; },
+         "backend 4"},
         {[](bp_network_config *c, int *, bp_activation *) { c->max_batch = 0; }, "max_batch 0"},
         {[](bp_network_config *c, int *, bp_activation *) { c->max_batch = -1; }, "max_batch -1"},
         {[](bp_network_config *c, int *, bp_activation *) { c->leaky_slope = NAN; }, "leaky_slope"},
-        {[](bp_network_config *c, int *, bp_activation *) { c->math_mode = (bp_math_mode)8; }, "math_mode 8"},
-        {[](bp_network_config *c, int *, bp_activation *) { c->math_mode = BP_MATH_TF32; }, "float32"},
+        {[](bp_network_config *c, int *, bp_activation *) { c->math_mode = (bp_math_mode)8; },
+         "math_mode 8"},
+        {[](bp_network_config *c, int *, bp_activation *) { c->math_mode = BP_MATH_TF32; },
+         "float32"},
         {[](bp_network_config *c, int *, bp_activation *) { c->device = -2; }, "device -2"},
         {[](bp_network_config *, int *z, bp_activation *) { z[2] = 1; }, "at least 2"},
     };
@@ -113,14 +116,21 @@ TEST(ApiErrors, TrainingCallsRejectBadArguments)
     double loss;
     Reals w_before = bpt::get_weights(net.get(), s, 1);
 
-    EXPECT_FAILS(bp_network_forward(nullptr, b.x.data(), 4, out.data()), BP_ERR_INVALID_ARGUMENT, "net");
-    EXPECT_FAILS(bp_network_forward(net.get(), nullptr, 4, out.data()), BP_ERR_INVALID_ARGUMENT, "'x'");
-    EXPECT_FAILS(bp_network_forward(net.get(), b.x.data(), 4, nullptr), BP_ERR_INVALID_ARGUMENT, "'out'");
-    EXPECT_FAILS(bp_network_forward(net.get(), b.x.data(), 0, out.data()), BP_ERR_INVALID_ARGUMENT, "batch 0");
-    EXPECT_FAILS(bp_network_forward(net.get(), b.x.data(), 5, out.data()), BP_ERR_INVALID_ARGUMENT, "batch 5");
-    EXPECT_FAILS(bp_network_forward(net.get(), b.x.data(), -1, out.data()), BP_ERR_INVALID_ARGUMENT, "batch -1");
+    EXPECT_FAILS(bp_network_forward(nullptr, b.x.data(), 4, out.data()), BP_ERR_INVALID_ARGUMENT,
+                 "net");
+    EXPECT_FAILS(bp_network_forward(net.get(), nullptr, 4, out.data()), BP_ERR_INVALID_ARGUMENT,
+                 "'x'");
+    EXPECT_FAILS(bp_network_forward(net.get(), b.x.data(), 4, nullptr), BP_ERR_INVALID_ARGUMENT,
+                 "'out'");
+    EXPECT_FAILS(bp_network_forward(net.get(), b.x.data(), 0, out.data()), BP_ERR_INVALID_ARGUMENT,
+                 "batch 0");
+    EXPECT_FAILS(bp_network_forward(net.get(), b.x.data(), 5, out.data()), BP_ERR_INVALID_ARGUMENT,
+                 "batch 5");
+    EXPECT_FAILS(bp_network_forward(net.get(), b.x.data(), -1, out.data()),
+                 BP_ERR_INVALID_ARGUMENT, "batch -1");
 
-    EXPECT_FAILS(bp_network_gradients(net.get(), b.x.data(), nullptr, 4, &loss), BP_ERR_INVALID_ARGUMENT, "targets");
+    EXPECT_FAILS(bp_network_gradients(net.get(), b.x.data(), nullptr, 4, &loss),
+                 BP_ERR_INVALID_ARGUMENT, "targets");
     std::vector<int32_t> bad_labels = {0, 1, 2, 0};
     EXPECT_FAILS(bp_network_gradients(net.get(), b.x.data(), bad_labels.data(), 4, &loss),
                  BP_ERR_INVALID_ARGUMENT, "label 2 of sample 2");
@@ -158,12 +168,16 @@ TEST(ApiErrors, ParameterAccessRejectsBadLayers)
     bpt::Spec s = small_spec();
     bpt::Net net = s.create();
     Reals w(BP_F64, 12), g(BP_F64, 12);
-    EXPECT_FAILS(bp_network_get_params(net.get(), 0, w.data(), nullptr), BP_ERR_INVALID_ARGUMENT, "layer 0");
-    EXPECT_FAILS(bp_network_get_params(net.get(), 3, w.data(), nullptr), BP_ERR_INVALID_ARGUMENT, "layer 3");
-    EXPECT_FAILS(bp_network_set_params(net.get(), -1, w.data(), nullptr), BP_ERR_INVALID_ARGUMENT, "layer -1");
-    EXPECT_FAILS(bp_network_get_params(nullptr, 1, w.data(), nullptr), BP_ERR_INVALID_ARGUMENT, "net");
-    EXPECT_FAILS(bp_network_get_gradients(net.get(), 1, g.data(), nullptr), BP_ERR_INVALID_ARGUMENT,
-                 "no gradients yet");
+    EXPECT_FAILS(bp_network_get_params(net.get(), 0, w.data(), nullptr), BP_ERR_INVALID_ARGUMENT,
+                 "layer 0");
+    EXPECT_FAILS(bp_network_get_params(net.get(), 3, w.data(), nullptr), BP_ERR_INVALID_ARGUMENT,
+                 "layer 3");
+    EXPECT_FAILS(bp_network_set_params(net.get(), -1, w.data(), nullptr), BP_ERR_INVALID_ARGUMENT,
+                 "layer -1");
+    EXPECT_FAILS(bp_network_get_params(nullptr, 1, w.data(), nullptr), BP_ERR_INVALID_ARGUMENT,
+                 "net");
+    EXPECT_FAILS(bp_network_get_gradients(net.get(), 1, g.data(), nullptr),
+                 BP_ERR_INVALID_ARGUMENT, "no gradients yet");
     EXPECT_FAILS(bp_network_get_layer_state(net.get(), 1, 1, w.data(), nullptr, nullptr),
                  BP_ERR_INVALID_ARGUMENT, "last forward pass");
     bpt::Batch b = bpt::random_batch(s, 2, 1);
@@ -204,8 +218,8 @@ TEST(ApiErrors, GradcheckAndCompareRejectBadArguments)
                  BP_ERR_INVALID_ARGUMENT, "max_rel_error");
     bp_layer_diff diff[2];
     bp_network_config c = s.config();
-    EXPECT_FAILS(bp_compare_backends(&c, BP_BACKEND_CPU, BP_BACKEND_CPU, b.x.data(), b.targets(), 9,
-                                     diff, nullptr, nullptr),
+    EXPECT_FAILS(bp_compare_backends(&c, BP_BACKEND_CPU, BP_BACKEND_CPU, b.x.data(), b.targets(),
+                                     9, diff, nullptr, nullptr),
                  BP_ERR_INVALID_ARGUMENT, "batch 9");
     EXPECT_FAILS(bp_compare_backends(nullptr, BP_BACKEND_CPU, BP_BACKEND_CPU, b.x.data(),
                                      b.targets(), 2, diff, nullptr, nullptr),

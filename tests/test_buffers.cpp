@@ -128,12 +128,15 @@ TEST_P(Buffers, BadArguments)
     bp_sgd opt;
     bp_sgd_init(&opt);
     std::vector<int32_t> rows = {0, 2, 3};
-    EXPECT_EQ(bp_network_train_step_buffer(net.get(), x.get(), y.get(), rows.data(), 3, &opt, nullptr),
-              BP_ERR_INVALID_ARGUMENT);
-    EXPECT_NE(std::string(bp_last_error()).find("rows[2] = 3"), std::string::npos) << bp_last_error();
+    EXPECT_EQ(
+        bp_network_train_step_buffer(net.get(), x.get(), y.get(), rows.data(), 3, &opt, nullptr),
+        BP_ERR_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(bp_last_error()).find("rows[2] = 3"), std::string::npos)
+        << bp_last_error();
     rows[2] = -1;
-    EXPECT_EQ(bp_network_train_step_buffer(net.get(), x.get(), y.get(), rows.data(), 3, &opt, nullptr),
-              BP_ERR_INVALID_ARGUMENT);
+    EXPECT_EQ(
+        bp_network_train_step_buffer(net.get(), x.get(), y.get(), rows.data(), 3, &opt, nullptr),
+        BP_ERR_INVALID_ARGUMENT);
     EXPECT_EQ(bp_network_train_step_buffer(net.get(), x.get(), y.get(), nullptr, 4, &opt, nullptr),
               BP_ERR_INVALID_ARGUMENT);
     EXPECT_NE(std::string(bp_last_error()).find("3 rows"), std::string::npos) << bp_last_error();
@@ -174,7 +177,6 @@ TEST_P(Buffers, OutOfRangeLabelInABufferGivesNaNAndNoUpdate)
     EXPECT_TRUE(bpt::get_weights(net.get(), s, 1).bytes_equal(before));
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, Buffers, testing::ValuesIn(bpt::all_targets()),
-                         bpt::target_name);
+INSTANTIATE_TEST_SUITE_P(Backends, Buffers, testing::ValuesIn(bpt::all_targets()), bpt::target_name);
 
 } // namespace

@@ -111,9 +111,9 @@ struct TrainingRun {
             ASSERT_EQ(bp_network_set_lr(net.get(), lr), BP_OK);
             for (int s = 0; s * batch < n; s++) {
                 int b = std::min(batch, n - s * batch);
-                ASSERT_EQ(bp_network_step_buffer(net.get(), x, y, order.data() + s * batch, b,
-                                                 nullptr),
-                          BP_OK)
+                ASSERT_EQ(
+                    bp_network_step_buffer(net.get(), x, y, order.data() + s * batch, b, nullptr),
+                    BP_OK)
                     << bp_last_error();
             }
         }
@@ -168,8 +168,8 @@ TEST_P(Checkpoint, ResumeIsBitForBit)
         EXPECT_EQ(bytes_of(bpt::get_biases(whole.net.get(), whole.spec, l), c.dtype),
                   bytes_of(bpt::get_biases(second.net.get(), second.spec, l), c.dtype))
             << "b^" << l;
-        bp_optimizer_state which =
-            c.opt == BP_OPTIMIZER_SGD ? BP_STATE_MOMENTUM_BUFFER : BP_STATE_EXP_AVG_SQ;
+        bp_optimizer_state which = c.opt == BP_OPTIMIZER_SGD ? BP_STATE_MOMENTUM_BUFFER
+                                                             : BP_STATE_EXP_AVG_SQ;
         Reals sa(c.dtype, 9 * (l == 1 ? 4 : 3)), sb(c.dtype, sa.size());
         ASSERT_EQ(bp_network_get_optimizer_state(whole.net.get(), which, l, sa.data(), nullptr),
                   BP_OK);

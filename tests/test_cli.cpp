@@ -38,7 +38,8 @@ protected:
     Result run(const std::string &args, const std::string &env = "") const
     {
         std::string out = file("stdout"), err = file("stderr");
-        std::string cmd = env + bpt::test_path("BP_CLI_PATH", BP_CLI_PATH) + " " + args + " >'" + out + "' 2>'" + err + "'";
+        std::string cmd = env + bpt::test_path("BP_CLI_PATH", BP_CLI_PATH) + " " + args + " >'" +
+                          out + "' 2>'" + err + "'";
         int status = std::system(cmd.c_str());
         return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read(out), read(err)};
     }
@@ -70,8 +71,9 @@ protected:
     std::string dir_;
 };
 
-#define EXPECT_CONTAINS(haystack, needle)                                                          \
-    EXPECT_NE((haystack).find(needle), std::string::npos) << "missing '" << (needle) << "' in:\n" << (haystack)
+#define EXPECT_CONTAINS(haystack, needle)                                                         \
+    EXPECT_NE((haystack).find(needle), std::string::npos) << "missing '" << (needle) << "' in:\n" \
+                                                          << (haystack)
 
 TEST_F(Cli, HelpForEveryCommand)
 {
@@ -131,8 +133,8 @@ TEST_F(Cli, TrainSaveEvalPredict)
     std::string train = blobs("train.csv", 400, 2), test = blobs("test.csv", 200, 3);
     std::string model = file("m.safetensors"), log = file("log.csv"), plot = file("p.svg");
     Result r = run("train --data " + train + " --test " + test +
-                   " --layers 3,16,2 --epochs 4 --batch 16 --lr 0.05 --device cpu --save " + model +
-                   " --log " + log + " --plot " + plot);
+                   " --layers 3,16,2 --epochs 4 --batch 16 --lr 0.05 --device cpu --save " +
+                   model + " --log " + log + " --plot " + plot);
     ASSERT_EQ(r.code, 0) << r.err;
     EXPECT_CONTAINS(r.out, "data: " + train);
     EXPECT_CONTAINS(r.out, "backend: cpu");
@@ -153,7 +155,8 @@ TEST_F(Cli, TrainSaveEvalPredict)
         for (int e = 1; std::getline(rows, row); e++) {
             EXPECT_EQ(std::count(row.begin(), row.end(), ','), 5) << row;
             EXPECT_EQ(std::atoi(row.c_str()), e) << row;
-            double accuracy = std::atof(row.c_str() + row.find(',', row.find(',', row.find(',') + 1) + 1) + 1);
+            double accuracy = std::atof(row.c_str() +
+                                        row.find(',', row.find(',', row.find(',') + 1) + 1) + 1);
             EXPECT_GT(accuracy, 0.5) << row;
             EXPECT_LE(accuracy, 1.0) << row;
         }
@@ -161,11 +164,11 @@ TEST_F(Cli, TrainSaveEvalPredict)
     std::string svg = read(plot);
     EXPECT_EQ(svg.rfind("<?xml", 0), 0u);
     EXPECT_CONTAINS(svg, "<svg xmlns='http://www.w3.org/2000/svg'");
-    EXPECT_CONTAINS(svg, "<polyline");            // the curves
-    EXPECT_CONTAINS(svg, ">epoch</text>");        // axis labels
+    EXPECT_CONTAINS(svg, "<polyline");     // the curves
+    EXPECT_CONTAINS(svg, ">epoch</text>"); // axis labels
     EXPECT_CONTAINS(svg, ">loss</text>");
-    EXPECT_CONTAINS(svg, ">4</text>");            // a tick at the last epoch
-    EXPECT_CONTAINS(svg, ">train loss</text>");   // the legend
+    EXPECT_CONTAINS(svg, ">4</text>");          // a tick at the last epoch
+    EXPECT_CONTAINS(svg, ">train loss</text>"); // the legend
     EXPECT_CONTAINS(svg, ">test loss</text>");
     EXPECT_CONTAINS(svg, ">test accuracy</text>");
     EXPECT_CONTAINS(svg, "</svg>");
@@ -230,13 +233,15 @@ TEST_F(Cli, InitNoShuffleOneStepEqualsTheLibrary)
     }
     Result r = run("train --data " + file("one.csv") + " --init " + m0 +
                    " --layers 3,5,2 --activations tanh,identity --dtype f64 --no-shuffle --batch 8"
-                   " --epochs 1 --lr 0.3 --momentum 0.5 --device cpu --quiet --save " + m1);
+                   " --epochs 1 --lr 0.3 --momentum 0.5 --device cpu --quiet --save " +
+                   m1);
     ASSERT_EQ(r.code, 0) << r.err;
     bp_sgd opt;
     bp_sgd_init(&opt);
     opt.lr = 0.3;
     opt.momentum = 0.5;
-    ASSERT_EQ(bp_network_train_step(net.get(), b.x.data(), b.labels.data(), B, &opt, nullptr), BP_OK);
+    ASSERT_EQ(bp_network_train_step(net.get(), b.x.data(), b.labels.data(), B, &opt, nullptr),
+              BP_OK);
     bp_network *cli = nullptr;
     ASSERT_EQ(bp_model_load(m1.c_str(), nullptr, &cli), BP_OK) << bp_last_error();
     for (int l = 1; l <= 2; l++) {
@@ -311,7 +316,8 @@ TEST_F(Cli, InterruptStopsAfterTheStepAndSaves)
     int status = 0;
     ASSERT_EQ(waitpid(pid, &status, 0), pid);
     ASSERT_TRUE(started) << read(err);
-    ASSERT_TRUE(WIFEXITED(status)) << "ended by signal " << (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    ASSERT_TRUE(WIFEXITED(status))
+        << "ended by signal " << (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
     EXPECT_EQ(WEXITSTATUS(status), 130) << read(err);
     EXPECT_CONTAINS(read(err), "interrupted at epoch");
     EXPECT_CONTAINS(read(out), "training accuracy");
@@ -324,9 +330,12 @@ TEST_F(Cli, InterruptStopsAfterTheStepAndSaves)
 // --init without --layers continues the network the model file describes.
 TEST_F(Cli, InitTakesTheNetworkFromTheModel)
 {
-    std::string csv = blobs("d.csv", 100, 7), m0 = file("m0.safetensors"), m1 = file("m1.safetensors");
-    Result first = run("train --data " + csv + " --layers 3,6,2 --activations tanh,identity --dtype f64"
-                       " --epochs 1 --device cpu --save " + m0);
+    std::string csv = blobs("d.csv", 100, 7), m0 = file("m0.safetensors"),
+                m1 = file("m1.safetensors");
+    Result first = run("train --data " + csv +
+                       " --layers 3,6,2 --activations tanh,identity --dtype f64"
+                       " --epochs 1 --device cpu --save " +
+                       m0);
     ASSERT_EQ(first.code, 0) << first.err;
     Result r = run("train --data " + csv + " --init " + m0 + " --epochs 2 --device cpu --save " + m1);
     ASSERT_EQ(r.code, 0) << r.err;
@@ -360,8 +369,9 @@ TEST_F(Cli, QuietPrintsOnlyTheResultWithADecimalPoint)
     ASSERT_EQ(r.code, 0) << r.err;
     EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
     EXPECT_EQ(r.out.rfind("training accuracy ", 0), 0u) << r.out;
-    EXPECT_TRUE(std::regex_search(r.out, std::regex("accuracy [0-9]+\\.[0-9]{2}% \\([0-9]+/100\\), "
-                                                    "training loss [0-9]+\\.[0-9]{4}, 2 epochs in [0-9]+\\.[0-9]s")))
+    EXPECT_TRUE(std::regex_search(
+        r.out, std::regex("accuracy [0-9]+\\.[0-9]{2}% \\([0-9]+/100\\), "
+                          "training loss [0-9]+\\.[0-9]{4}, 2 epochs in [0-9]+\\.[0-9]s")))
         << r.out;
     EXPECT_CONTAINS(r.out, " on cpu");
 }
@@ -391,8 +401,10 @@ TEST_F(Cli, MseBceAndRegression)
         }
     }
     std::string reg = file("r.safetensors");
-    Result r = run("train --data " + file("r.csv") + " --targets 1 --layers 2,8,1 --epochs 30"
-                   " --device cpu --save " + reg);
+    Result r = run("train --data " + file("r.csv") +
+                   " --targets 1 --layers 2,8,1 --epochs 30"
+                   " --device cpu --save " +
+                   reg);
     ASSERT_EQ(r.code, 0) << r.err;
     EXPECT_CONTAINS(r.out, "2-8-1 relu,identity mse f32");
     EXPECT_CONTAINS(r.out, "training loss ");
@@ -414,12 +426,13 @@ TEST_F(Cli, MseBceAndRegression)
 TEST_F(Cli, BadFilesAreNamedBeforeTraining)
 {
     std::string csv = blobs("d.csv", 50, 10), model = file("m.safetensors");
-    ASSERT_EQ(run("train --data " + csv + " --epochs 1 --device cpu --quiet --save " + model).code, 0);
+    ASSERT_EQ(run("train --data " + csv + " --epochs 1 --device cpu --quiet --save " + model).code,
+              0);
     std::string bytes = read(model);
     std::ofstream(file("trunc.safetensors"), std::ios::binary) << bytes.substr(0, bytes.size() / 2);
     // A raw IDX images file (2 images of 2x2) whose labels file is absent.
-    const unsigned char idx[24] = {0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 2,
-                                   1, 2, 3, 4, 5, 6, 7, 8};
+    const unsigned char idx[24] = {0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 2,
+                                   0, 0, 0, 2, 1, 2, 3, 4, 5, 6, 7, 8};
     std::ofstream(file("x-images-idx3-ubyte"), std::ios::binary)
         << std::string(reinterpret_cast<const char *>(idx), sizeof idx);
     struct Bad {
@@ -433,10 +446,12 @@ TEST_F(Cli, BadFilesAreNamedBeforeTraining)
         {"train --data " + csv + " --test " + file("none.csv"), "none.csv"},
         {"train --data " + csv + " --save " + file("no/dir/m.safetensors"),
          "--save: cannot write '" + file("no/dir/m.safetensors") + "': the directory"},
-        {"train --data " + csv + " --plot " + dir_, "--plot: cannot write '" + dir_ + "': it is a directory"},
+        {"train --data " + csv + " --plot " + dir_,
+         "--plot: cannot write '" + dir_ + "': it is a directory"},
         {"train --data " + csv + " --log " + file("no/log.csv"), "--log: cannot write"},
         {"train --data " + csv + " --lr ' 0.1'", "--lr: ' 0.1' is not a number"},
-        {"train --data " + csv + " --seed 99999999999999999999999", "--seed: 99999999999999999999999 is out of range"},
+        {"train --data " + csv + " --seed 99999999999999999999999",
+         "--seed: 99999999999999999999999 is out of range"},
         {"train --data " + csv + " --device cuda:x", "--device: 'x' is not an integer"},
     };
     for (const Bad &b : bad) {
@@ -477,7 +492,8 @@ TEST_F(Cli, PrintedTestLossIsTheLibrarysEvaluation)
             std::smatch epoch, summary;
             ASSERT_TRUE(std::regex_search(r.out, epoch, std::regex("epoch 3/3 .* test loss ([0-9.]+) ")))
                 << r.out;
-            ASSERT_TRUE(std::regex_search(r.out, summary, std::regex("test accuracy .*, test loss ([0-9.]+),")))
+            ASSERT_TRUE(std::regex_search(r.out, summary,
+                                          std::regex("test accuracy .*, test loss ([0-9.]+),")))
                 << r.out;
             Result e = run("eval --model " + model + " --data " + test);
             ASSERT_EQ(e.code, 0) << e.err;

@@ -46,8 +46,8 @@ protected:
     Result run(const std::string &args, const std::string &redirect_out = "") const
     {
         std::string out = file("stdout"), err = file("stderr");
-        std::string cmd = cli() + " " + args + " >'" + (redirect_out.empty() ? out : redirect_out) +
-                          "' 2>'" + err + "'";
+        std::string cmd = cli() + " " + args + " >'" +
+                          (redirect_out.empty() ? out : redirect_out) + "' 2>'" + err + "'";
         int status = std::system(cmd.c_str());
         int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
         return {code, read(out), read(err)};
@@ -122,13 +122,15 @@ protected:
     std::string dir_, csv_;
 };
 
-#define EXPECT_CONTAINS(haystack, needle)                                                          \
-    EXPECT_NE((haystack).find(needle), std::string::npos) << "missing '" << (needle) << "' in:\n" << (haystack)
+#define EXPECT_CONTAINS(haystack, needle)                                                         \
+    EXPECT_NE((haystack).find(needle), std::string::npos) << "missing '" << (needle) << "' in:\n" \
+                                                          << (haystack)
 
 TEST_F(CliHard, OutputsThatNameAnInputOrEachOtherAreRefused)
 {
     std::string model = file("m.safetensors");
-    ASSERT_EQ(run("train --data " + csv_ + " --epochs 1 --device cpu --quiet --save " + model).code, 0);
+    ASSERT_EQ(run("train --data " + csv_ + " --epochs 1 --device cpu --quiet --save " + model).code,
+              0);
     std::string data_before = read(csv_), model_before = read(model);
     std::string link = file("link.csv");
     ASSERT_EQ(symlink(csv_.c_str(), link.c_str()), 0);
@@ -140,7 +142,8 @@ TEST_F(CliHard, OutputsThatNameAnInputOrEachOtherAreRefused)
         {"--log " + link, "--log '" + link + "' is the same file as --data"},
         {"--plot " + csv_, "is the same file as --data"},
         {"--test " + csv_ + " --save " + model + " --init " + model, "is the same file as --init"},
-        {"--log " + file("x.csv") + " --plot " + dir_ + "/../" + dir_.substr(dir_.rfind('/') + 1) + "/x.csv",
+        {"--log " + file("x.csv") + " --plot " + dir_ + "/../" + dir_.substr(dir_.rfind('/') + 1) +
+             "/x.csv",
          "are the same file"},
     };
     for (const Case &c : cases) {
@@ -170,16 +173,19 @@ TEST_F(CliHard, DevicesFifosLinksAndLongNamesAreFoundUpFront)
     r = run("eval --device cpu --data " + csv_ + " --model " + fifo);
     EXPECT_EQ(r.code, 1);
     EXPECT_CONTAINS(r.err, "not a regular file");
-    r = run("train --data " + csv_ + " --epochs 1 --device cpu --save " + file(std::string(250, 'n')));
+    r = run("train --data " + csv_ + " --epochs 1 --device cpu --save " +
+            file(std::string(250, 'n')));
     EXPECT_EQ(r.code, 1);
     EXPECT_CONTAINS(r.err, "too long");
     EXPECT_EQ(r.out, "") << "found before training";
     // A symlinked model is written through: the link stays.
     std::string real = file("real.st"), link = file("link.st");
-    ASSERT_EQ(run("train --data " + csv_ + " --epochs 1 --device cpu --quiet --save " + real).code, 0);
+    ASSERT_EQ(run("train --data " + csv_ + " --epochs 1 --device cpu --quiet --save " + real).code,
+              0);
     ASSERT_EQ(symlink(real.c_str(), link.c_str()), 0);
     std::string before = read(real);
-    ASSERT_EQ(run("train --data " + csv_ + " --epochs 2 --device cpu --quiet --save " + link).code, 0);
+    ASSERT_EQ(run("train --data " + csv_ + " --epochs 2 --device cpu --quiet --save " + link).code,
+              0);
     ASSERT_EQ(lstat(link.c_str(), &sb), 0);
     EXPECT_TRUE(S_ISLNK(sb.st_mode));
     EXPECT_NE(read(real), before);
@@ -189,11 +195,14 @@ TEST_F(CliHard, DevicesFifosLinksAndLongNamesAreFoundUpFront)
 TEST_F(CliHard, ALastStepThatDivergesSavesNothing)
 {
     std::string model = file("m.safetensors");
-    ASSERT_EQ(run("train --data " + csv_ + " --epochs 1 --device cpu --quiet --save " + model).code, 0);
+    ASSERT_EQ(run("train --data " + csv_ + " --epochs 1 --device cpu --quiet --save " + model).code,
+              0);
     std::string before = read(model);
     // One step over the whole set: its loss is finite, the update is not.
-    Result r = run("train --data " + csv_ + " --epochs 1 --batch 100000 --lr 1e300 --momentum 0 "
-                   "--device cpu --save " + model + " --log " + file("log.csv"));
+    Result r = run("train --data " + csv_ +
+                   " --epochs 1 --batch 100000 --lr 1e300 --momentum 0 "
+                   "--device cpu --save " +
+                   model + " --log " + file("log.csv"));
     EXPECT_EQ(r.code, 1) << r.err;
     EXPECT_CONTAINS(r.err, "non-finite");
     EXPECT_EQ(read(model), before);
@@ -218,7 +227,8 @@ TEST_F(CliHard, EvalAndPredictRefuseNonFiniteModels)
         EXPECT_EQ(r.code, 1) << c;
         EXPECT_CONTAINS(r.err, "non-finite parameter");
         EXPECT_CONTAINS(r.err, "--allow-non-finite");
-        r = run(std::string(c) + " --device cpu --allow-non-finite --model " + model + " --data " + csv_);
+        r = run(std::string(c) + " --device cpu --allow-non-finite --model " + model + " --data " +
+                csv_);
         EXPECT_EQ(r.code, 0) << c << ": " << r.err;
     }
 }
@@ -247,7 +257,10 @@ TEST_F(CliHard, HugeClassCountsAndRunsBeyondTheMachineFailWithAMessage)
     EXPECT_EQ(r.code, 0) << r.err;
     // So for eval and predict: 2^24 x 4099 units would be hundreds of GiB.
     std::string m = file("w.safetensors");
-    ASSERT_EQ(run("train --data " + csv_ + " --epochs 1 --layers 3,4096,2 --device cpu --quiet --save " + m).code, 0);
+    ASSERT_EQ(run("train --data " + csv_ +
+                  " --epochs 1 --layers 3,4096,2 --device cpu --quiet --save " + m)
+                  .code,
+              0);
     r = run("eval --device cpu --batch 16777216 --model " + m + " --data " + csv_);
     EXPECT_EQ(r.code, 0) << r.err;
     EXPECT_CONTAINS(r.out, "samples 200");
@@ -257,7 +270,8 @@ TEST_F(CliHard, HugeClassCountsAndRunsBeyondTheMachineFailWithAMessage)
 
 TEST_F(CliHard, FlagValuesAtTheEdges)
 {
-    Result r = run("train --data " + csv_ + " --epochs 1 --lr 4.9e-324 --dtype f64 --device cpu --quiet");
+    Result r = run("train --data " + csv_ +
+                   " --epochs 1 --lr 4.9e-324 --dtype f64 --device cpu --quiet");
     EXPECT_EQ(r.code, 0) << r.err;
     r = run("train --data " + csv_ + " --epochs 1 --lr 4.9e-324 --device cpu --quiet");
     EXPECT_EQ(r.code, 2);
@@ -276,21 +290,25 @@ TEST_F(CliHard, FlagValuesAtTheEdges)
 TEST_F(CliHard, WriteErrorsOnStandardOutputAreFailures)
 {
     std::string model = file("m.safetensors");
-    ASSERT_EQ(run("train --data " + csv_ + " --epochs 1 --device cpu --quiet --save " + model).code, 0);
+    ASSERT_EQ(run("train --data " + csv_ + " --epochs 1 --device cpu --quiet --save " + model).code,
+              0);
     for (const char *c : {"eval", "predict"}) {
-        Result r = run(std::string(c) + " --device cpu --model " + model + " --data " + csv_, "/dev/full");
+        Result r = run(std::string(c) + " --device cpu --model " + model + " --data " + csv_,
+                       "/dev/full");
         EXPECT_EQ(r.code, 1) << c;
         EXPECT_CONTAINS(r.err, "cannot write to standard output");
     }
-    Result r = run("train --data " + csv_ + " --epochs 1 --device cpu --save " + file("m2.st"), "/dev/full");
+    Result r = run("train --data " + csv_ + " --epochs 1 --device cpu --save " + file("m2.st"),
+                   "/dev/full");
     EXPECT_EQ(r.code, 1);
     EXPECT_TRUE(loads(file("m2.st"))) << "the save happened all the same";
 }
 
 TEST_F(CliHard, DataFromAPipeIsReadOnce)
 {
-    std::string cmd = "cat '" + csv_ + "' | " + cli() + " train --data /dev/stdin --epochs 1 --device cpu --quiet >'" +
-                      file("out") + "' 2>'" + file("err") + "'";
+    std::string cmd = "cat '" + csv_ + "' | " + cli() +
+                      " train --data /dev/stdin --epochs 1 --device cpu --quiet >'" + file("out") +
+                      "' 2>'" + file("err") + "'";
     int status = std::system(cmd.c_str());
     EXPECT_EQ(WEXITSTATUS(status), 0) << read(file("err"));
     EXPECT_CONTAINS(read(file("out")), "/200)");
@@ -309,7 +327,8 @@ TEST_F(CliHard, SigpipeOnStdoutDoesNotLoseTheSave)
     ASSERT_EQ(pipe(p), 0);
     close(p[0]); // nobody reads: the first write gets SIGPIPE/EPIPE
     std::string model = file("m.safetensors");
-    pid_t pid = spawn({"train", "--data", csv_, "--epochs", "3", "--device", "cpu", "--save", model}, p[1]);
+    pid_t pid = spawn(
+        {"train", "--data", csv_, "--epochs", "3", "--device", "cpu", "--save", model}, p[1]);
     close(p[1]);
     int code = wait_code(pid);
     EXPECT_EQ(code, 1) << read(file("stderr"));
@@ -346,7 +365,8 @@ TEST_F(CliHard, KillsAtRandomMomentsNeverDamageTheModel)
 {
     std::string data = blobs("k.csv", 3000, 3);
     std::string model = file("k.safetensors");
-    ASSERT_EQ(run("train --data " + data + " --epochs 1 --device cpu --quiet --save " + model).code, 0);
+    ASSERT_EQ(run("train --data " + data + " --epochs 1 --device cpu --quiet --save " + model).code,
+              0);
     std::mt19937 rng(11);
     std::uniform_int_distribution<int> delay_ms(0, 400);
     int kills = 0;
@@ -371,7 +391,9 @@ TEST_F(CliHard, KillsAtRandomMomentsNeverDamageTheModel)
     }
     EXPECT_GT(kills, 0);
     ASSERT_EQ(run("train --data " + data + " --epochs 1 --device cpu --quiet --save " + model +
-                  " --log " + model + ".log --plot " + model + ".svg").code, 0);
+                  " --log " + model + ".log --plot " + model + ".svg")
+                  .code,
+              0);
     EXPECT_TRUE(loads(model));
     EXPECT_TRUE(temps().empty()) << "a temporary file stayed: " << temps()[0];
 }
@@ -383,17 +405,23 @@ TEST_F(CliHard, KillsAtRandomMomentsNeverDamageTheModel)
 TEST_F(CliHard, EveryAllocationOfTheCommandFailsCleanly)
 {
     std::string model = file("m.safetensors"), small = blobs("s.csv", 40, 5);
-    ASSERT_EQ(run("train --data " + small + " --epochs 1 --layers 3,8,2 --device cpu --quiet --save " + model).code, 0);
+    ASSERT_EQ(run("train --data " + small +
+                  " --epochs 1 --layers 3,8,2 --device cpu --quiet --save " + model)
+                  .code,
+              0);
     std::string faulty = bpt::test_path("BP_CLI_FAULTY_PATH", BP_CLI_FAULTY_PATH);
     struct Cmd {
         const char *name;
         std::string args;
     } cmds[] = {
-        {"train", "train --data " + small + " --test " + small + " --epochs 2 --layers 3,8,2 --device cpu --save " +
-                      model + " --log " + file("log.csv") + " --plot " + file("p.svg")},
-        {"train --init", "train --data " + small + " --init " + model + " --epochs 1 --device cpu --save " + file("m2.st")},
-        {"train (generated data)", "BACKPROP_FASHION_MNIST_DIR=" + dir_ + "/none " + std::string() +
-                                       "train --epochs 1 --layers 2,8,3 --device cpu --save " + file("m2.st")},
+        {"train", "train --data " + small + " --test " + small +
+                      " --epochs 2 --layers 3,8,2 --device cpu --save " + model + " --log " +
+                      file("log.csv") + " --plot " + file("p.svg")},
+        {"train --init", "train --data " + small + " --init " + model +
+                             " --epochs 1 --device cpu --save " + file("m2.st")},
+        {"train (generated data)",
+         "BACKPROP_FASHION_MNIST_DIR=" + dir_ + "/none " + std::string() +
+             "train --epochs 1 --layers 2,8,3 --device cpu --save " + file("m2.st")},
         {"gradcheck", "gradcheck --device cpu"},
         {"trace", "trace"},
         {"eval", "eval --device cpu --model " + model + " --data " + small},
@@ -409,7 +437,8 @@ TEST_F(CliHard, EveryAllocationOfTheCommandFailsCleanly)
             env += args.substr(0, sp + 1);
             args = args.substr(sp + 1);
         }
-        std::string cmd0 = env + faulty + " " + args + " >'" + file("out") + "' 2>'" + file("err") + "'";
+        std::string cmd0 = env + faulty + " " + args + " >'" + file("out") + "' 2>'" +
+                           file("err") + "'";
         ASSERT_EQ(WEXITSTATUS(std::system(cmd0.c_str())), 0) << c.name << ": " << read(file("err"));
         long total = 0;
         std::istringstream(read(report)) >> total;
@@ -422,26 +451,32 @@ TEST_F(CliHard, EveryAllocationOfTheCommandFailsCleanly)
         for (const std::string &n : names)
             existed.push_back(access(file(n).c_str(), F_OK) == 0);
         for (long n = 1; n <= total; n++) {
-            std::string cmd = env + "BP_FAULT_AT=" + std::to_string(n) + " " + faulty + " " + args +
-                              " >'" + file("out") + "' 2>'" + file("err") + "'";
+            std::string cmd = env + "BP_FAULT_AT=" + std::to_string(n) + " " + faulty + " " +
+                              args + " >'" + file("out") + "' 2>'" + file("err") + "'";
             int status = std::system(cmd.c_str());
             std::string err = read(file("err"));
-            ASSERT_TRUE(WIFEXITED(status)) << c.name << ": allocation " << n << " killed it: " << err;
+            ASSERT_TRUE(WIFEXITED(status))
+                << c.name << ": allocation " << n << " killed it: " << err;
             int code = WEXITSTATUS(status);
             int injected = 0;
             long count = 0;
             std::istringstream(read(report)) >> count >> injected;
             if (!injected)
                 continue; // this run allocated less (e.g. fewer reallocs): nothing failed
-            ASSERT_TRUE(code == 1 || code == 2) << c.name << ": allocation " << n << " gave exit " << code << ": " << err;
-            ASSERT_NE(err.find("backprop: "), std::string::npos) << c.name << " #" << n << ": no message";
+            ASSERT_TRUE(code == 1 || code == 2)
+                << c.name << ": allocation " << n << " gave exit " << code << ": " << err;
+            ASSERT_NE(err.find("backprop: "), std::string::npos)
+                << c.name << " #" << n << ": no message";
             for (size_t i = 0; i < names.size(); i++) {
-                ASSERT_EQ(access(file(names[i]).c_str(), F_OK) == 0, existed[i]) << c.name << " #" << n << ": " << names[i];
-                ASSERT_EQ(read(file(names[i])), before[i]) << c.name << " #" << n << ": " << names[i] << " changed";
+                ASSERT_EQ(access(file(names[i]).c_str(), F_OK) == 0, existed[i])
+                    << c.name << " #" << n << ": " << names[i];
+                ASSERT_EQ(read(file(names[i])), before[i])
+                    << c.name << " #" << n << ": " << names[i] << " changed";
             }
             ASSERT_TRUE(temps().empty()) << c.name << " #" << n << ": " << temps()[0];
         }
-        std::printf("fault injection: backprop %s: %ld allocations, each failed once\n", c.name, total);
+        std::printf("fault injection: backprop %s: %ld allocations, each failed once\n", c.name,
+                    total);
     }
 }
 #endif

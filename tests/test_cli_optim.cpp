@@ -24,10 +24,9 @@ struct Result {
     std::string out, err;
 };
 
-#define EXPECT_CONTAINS(haystack, needle)                                                          \
-    EXPECT_NE((haystack).find(needle), std::string::npos)                                          \
-        << "missing '" << (needle) << "' in:\n"                                                    \
-        << (haystack)
+#define EXPECT_CONTAINS(haystack, needle)                                                         \
+    EXPECT_NE((haystack).find(needle), std::string::npos) << "missing '" << (needle) << "' in:\n" \
+                                                          << (haystack)
 
 class CliOptim : public testing::Test {
 protected:
@@ -113,7 +112,8 @@ TEST_F(CliOptim, ResumeIsByteForByte)
             EXPECT_EQ(d.code, 0) << d.err;
             EXPECT_CONTAINS(d.out, "finished 4 of 4 epochs; nothing to resume");
             // Another batch size would be another run.
-            Result e = run("train --data " + csv + " --epochs 5 --batch 8 --device cpu --resume " + ck);
+            Result e = run("train --data " + csv + " --epochs 5 --batch 8 --device cpu --resume " +
+                           ck);
             EXPECT_EQ(e.code, 1);
             EXPECT_CONTAINS(e.err, "--batch 8: the checkpoint's run has batches of 16");
         }
@@ -125,9 +125,10 @@ TEST_F(CliOptim, InterruptedInsideAnEpochResumesExactly)
                 resumed = file("resumed.st");
     std::string out = file("int.out"), err = file("int.err");
     std::string b = bin();
-    const char *common[] = {"train", "--data", csv.c_str(), "--layers", "3,128,128,2", "--batch",
-                            "1", "--epochs", "3", "--device", "cpu", "--optimizer", "adamw",
-                            "--clip-grad-norm", "0.5"};
+    const char *common[] = {"train",       "--data",           csv.c_str(), "--layers",
+                            "3,128,128,2", "--batch",          "1",         "--epochs",
+                            "3",           "--device",         "cpu",       "--optimizer",
+                            "adamw",       "--clip-grad-norm", "0.5"};
     pid_t pid = fork();
     ASSERT_GE(pid, 0);
     if (pid == 0) {

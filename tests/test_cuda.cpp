@@ -56,8 +56,8 @@ TEST(CudaNoDevice, CreateReportsNoDeviceOrNotBuilt)
     // Comparing against the missing backend fails the same way, and cleanly.
     bpt::Batch b = bpt::random_batch(s, 3, 1);
     std::vector<bp_layer_diff> diff(2);
-    EXPECT_NE(bp_compare_backends(&cfg, BP_BACKEND_CPU, BP_BACKEND_CUDA, b.x.data(), b.targets(), 3,
-                                  diff.data(), nullptr, nullptr),
+    EXPECT_NE(bp_compare_backends(&cfg, BP_BACKEND_CPU, BP_BACKEND_CUDA, b.x.data(), b.targets(),
+                                  3, diff.data(), nullptr, nullptr),
               BP_OK);
     EXPECT_EQ(bp_cuda_device_count(nullptr), BP_ERR_INVALID_ARGUMENT);
 }
@@ -120,8 +120,8 @@ std::vector<CompareCase> compare_cases()
     for (bp_dtype dt : {BP_F64, BP_F32}) {
         bool f64 = dt == BP_F64;
         out.push_back({dt, BP_ACT_TANH, BP_LOSS_MSE, {1, 3, 1}, 1});
-        out.push_back({dt, f64 ? BP_ACT_RELU : BP_ACT_TANH, BP_LOSS_CROSS_ENTROPY,
-                       {1000, 4096, 3}, 257});
+        out.push_back(
+            {dt, f64 ? BP_ACT_RELU : BP_ACT_TANH, BP_LOSS_CROSS_ENTROPY, {1000, 4096, 3}, 257});
         out.push_back({dt, BP_ACT_SIGMOID, BP_LOSS_BCE, {3, 1024, 1024, 1}, 100});
     }
     // A batch of 65536: per-sample kernels over 256 blocks, and the loss
@@ -137,8 +137,8 @@ std::vector<CompareCase> compare_cases()
 
 void PrintTo(const CompareCase &c, std::ostream *os)
 {
-    *os << bp_dtype_name(c.dtype) << "/" << bp_activation_name(c.act) << "/" << bp_loss_name(c.loss)
-        << "/batch " << c.batch;
+    *os << bp_dtype_name(c.dtype) << "/" << bp_activation_name(c.act) << "/"
+        << bp_loss_name(c.loss) << "/batch " << c.batch;
 }
 
 class CpuVsGpu : public testing::TestWithParam<CompareCase> {};
@@ -198,7 +198,8 @@ TEST(CudaTraining, StepsMatchTheCpu)
         opt.weight_decay = 1e-4;
         for (int step = 0; step < 10; step++) {
             bpt::Batch b = bpt::random_batch(s, 50, 200 + step);
-            ASSERT_EQ(bp_network_train_step(cpu.get(), b.x.data(), b.targets(), 50, &opt, nullptr), BP_OK);
+            ASSERT_EQ(bp_network_train_step(cpu.get(), b.x.data(), b.targets(), 50, &opt, nullptr),
+                      BP_OK);
             ASSERT_EQ(bp_network_train_step(gpu.get(), b.x.data(), b.targets(), 50, &opt, nullptr), BP_OK)
                 << bp_last_error();
         }
@@ -231,8 +232,8 @@ TEST(CudaMathModes, Tf32AndBf16WithinTolerance)
     };
     for (Mode m : {Mode{BP_MATH_TF32, 1e-2}, Mode{BP_MATH_BF16, 5e-2}}) {
         for (bp_activation act : {BP_ACT_TANH, BP_ACT_RELU}) {
-            SCOPED_TRACE(testing::Message() << "math mode " << m.mode << ", hidden "
-                                            << bp_activation_name(act));
+            SCOPED_TRACE(testing::Message()
+                         << "math mode " << m.mode << ", hidden " << bp_activation_name(act));
             bpt::Spec s;
             s.sizes = {256, 512, 10};
             s.acts = {act, BP_ACT_IDENTITY};
@@ -304,8 +305,8 @@ TEST(CudaErrors, OutOfDeviceMemoryIsAStatusAndRecoverable)
 }
 
 #ifndef BP_TEST_CUDA_RUNTIME
-#define BPT_SKIP_WITHOUT_RUNTIME()                                                                 \
-    GTEST_SKIP() << "this test binary does not call the CUDA runtime itself (tests/cuda.cmake "    \
+#define BPT_SKIP_WITHOUT_RUNTIME()                                                              \
+    GTEST_SKIP() << "this test binary does not call the CUDA runtime itself (tests/cuda.cmake " \
                     "gives it the runtime's headers and library)"
 #else
 #define BPT_SKIP_WITHOUT_RUNTIME() (void)0
@@ -371,8 +372,8 @@ TEST(CudaStreams, CallerStreamGivesTheSameResultsAndSurvives)
         }
         ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
         for (int l = 1; l <= 2; l++)
-            EXPECT_TRUE(bpt::get_weights(own.get(), t.s, l)
-                            .bytes_equal(bpt::get_weights(mine.get(), t.s, l)))
+            EXPECT_TRUE(
+                bpt::get_weights(own.get(), t.s, l).bytes_equal(bpt::get_weights(mine.get(), t.s, l)))
                 << "layer " << l;
         bp_buffer_free(x);
         bp_buffer_free(y);
@@ -416,8 +417,7 @@ TEST(CudaStreams, BufferStepCapturesIntoAGraph)
         ASSERT_EQ(bp_network_train_step(own.get(), t.all.x.data(), t.all.targets(), t.n, &t.opt,
                                         nullptr),
                   BP_OK);
-        ASSERT_EQ(bp_network_train_step_buffer(mine.get(), x, y, nullptr, t.n, &t.opt, nullptr),
-                  BP_OK)
+        ASSERT_EQ(bp_network_train_step_buffer(mine.get(), x, y, nullptr, t.n, &t.opt, nullptr), BP_OK)
             << bp_last_error();
         ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
 
@@ -481,12 +481,11 @@ TEST(CudaStreams, HostRowListIsRefusedUnderCapture)
         ASSERT_EQ(bp_buffer_upload(x, 0, t.all.x.data(), t.x_bytes()), BP_OK);
         ASSERT_EQ(bp_buffer_upload(y, 0, t.all.targets(), t.y_bytes()), BP_OK);
         std::vector<int32_t> rows = {3, 1, 4, 1, 5};
-        ASSERT_EQ(bp_network_train_step_buffer(mine.get(), x, y, rows.data(), 5, &t.opt, nullptr),
-                  BP_OK)
+        ASSERT_EQ(bp_network_train_step_buffer(mine.get(), x, y, rows.data(), 5, &t.opt, nullptr), BP_OK)
             << bp_last_error();
         ASSERT_EQ(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), cudaSuccess);
-        bp_status st =
-            bp_network_train_step_buffer(mine.get(), x, y, rows.data(), 5, &t.opt, nullptr);
+        bp_status st = bp_network_train_step_buffer(mine.get(), x, y, rows.data(), 5, &t.opt,
+                                                    nullptr);
         std::string msg = bp_last_error();
         cudaGraph_t graph = nullptr;
         (void)cudaStreamEndCapture(stream, &graph);
@@ -496,8 +495,7 @@ TEST(CudaStreams, HostRowListIsRefusedUnderCapture)
         EXPECT_EQ(st, BP_ERR_INVALID_ARGUMENT) << msg;
         EXPECT_NE(msg.find("captured into a CUDA graph"), std::string::npos) << msg;
         // The network still trains normally afterwards.
-        EXPECT_EQ(bp_network_train_step_buffer(mine.get(), x, y, rows.data(), 5, &t.opt, nullptr),
-                  BP_OK)
+        EXPECT_EQ(bp_network_train_step_buffer(mine.get(), x, y, rows.data(), 5, &t.opt, nullptr), BP_OK)
             << bp_last_error();
         ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
         bp_buffer_free(x);
@@ -529,8 +527,7 @@ TEST(CudaDevices, CallerKeepsItsCurrentDevice)
         bp_sgd opt;
         bp_sgd_init(&opt);
         double loss = 0;
-        ASSERT_EQ(bp_network_train_step(net.get(), b.x.data(), b.targets(), 4, &opt, &loss),
-                  BP_OK)
+        ASSERT_EQ(bp_network_train_step(net.get(), b.x.data(), b.targets(), 4, &opt, &loss), BP_OK)
             << bp_last_error();
         int current = -1;
         EXPECT_EQ(cudaGetDevice(&current), cudaSuccess);

@@ -55,12 +55,10 @@ TEST(DistApi, BadArgumentsAreNamed)
                  "BP_BACKEND_CUDA");
     c.backend = BP_BACKEND_CUDA;
     c.timeout_s = 0;
-    EXPECT_FAILS(bp_comm_create_nccl(&id, 0, 1, &c, &comm), BP_ERR_INVALID_ARGUMENT,
-                 "timeout_s 0");
+    EXPECT_FAILS(bp_comm_create_nccl(&id, 0, 1, &c, &comm), BP_ERR_INVALID_ARGUMENT, "timeout_s 0");
     c.timeout_s = 1;
     c.device = -1;
-    EXPECT_FAILS(bp_comm_create_nccl(&id, 0, 1, &c, &comm), BP_ERR_INVALID_ARGUMENT,
-                 "device -1");
+    EXPECT_FAILS(bp_comm_create_nccl(&id, 0, 1, &c, &comm), BP_ERR_INVALID_ARGUMENT, "device -1");
     EXPECT_FAILS(bp_comm_create_mpi(nullptr, nullptr, nullptr), BP_ERR_INVALID_ARGUMENT, "out");
     EXPECT_FAILS(bp_comm_rank(nullptr, nullptr, nullptr), BP_ERR_INVALID_ARGUMENT, "comm");
     EXPECT_FAILS(bp_network_join(nullptr, nullptr), BP_ERR_INVALID_ARGUMENT, "net");
@@ -72,8 +70,7 @@ TEST(DistApi, MpiWithoutInitIsAnError)
     bp_comm *comm = nullptr;
 #ifdef BP_TEST_HAVE_MPI
     // This process never called MPI_Init.
-    EXPECT_FAILS(bp_comm_create_mpi(nullptr, nullptr, &comm), BP_ERR_INVALID_ARGUMENT,
-                 "MPI_Init");
+    EXPECT_FAILS(bp_comm_create_mpi(nullptr, nullptr, &comm), BP_ERR_INVALID_ARGUMENT, "MPI_Init");
 #else
     EXPECT_FAILS(bp_comm_create_mpi(nullptr, nullptr, &comm), BP_ERR_NOT_BUILT, "BP_MPI");
 #endif
@@ -91,8 +88,7 @@ TEST(DistApi, NcclNotBuiltOrNoDevice)
 #else
     bp_nccl_id id;
     EXPECT_FAILS(bp_nccl_id_create(&id), BP_ERR_NOT_BUILT, "BP_NCCL");
-    EXPECT_FAILS(bp_comm_create_nccl_all(2, nullptr, nullptr, comms), BP_ERR_NOT_BUILT,
-                 "BP_NCCL");
+    EXPECT_FAILS(bp_comm_create_nccl_all(2, nullptr, nullptr, comms), BP_ERR_NOT_BUILT, "BP_NCCL");
 #endif
     EXPECT_EQ(comms[0], nullptr);
 }

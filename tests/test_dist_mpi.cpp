@@ -35,22 +35,21 @@ namespace {
 
 int g_rank = 0, g_size = 1;
 
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            std::fprintf(stderr, "rank %d: FAILED %s:%d: %s: ", g_rank, __FILE__, __LINE__,       \
-                         #cond);                                                                   \
-            std::fprintf(stderr, __VA_ARGS__);                                                     \
-            std::fprintf(stderr, "\n");                                                            \
-            std::fflush(stderr);                                                                   \
-            MPI_Abort(MPI_COMM_WORLD, 1);                                                          \
-        }                                                                                          \
+#define CHECK(cond, ...)                                                                            \
+    do {                                                                                            \
+        if (!(cond)) {                                                                              \
+            std::fprintf(stderr, "rank %d: FAILED %s:%d: %s: ", g_rank, __FILE__, __LINE__, #cond); \
+            std::fprintf(stderr, __VA_ARGS__);                                                      \
+            std::fprintf(stderr, "\n");                                                             \
+            std::fflush(stderr);                                                                    \
+            MPI_Abort(MPI_COMM_WORLD, 1);                                                           \
+        }                                                                                           \
     } while (0)
 
-#define BP_OK_OR_DIE(call)                                                                         \
-    do {                                                                                           \
-        bp_status st_ = (call);                                                                    \
-        CHECK(st_ == BP_OK, "%s -> %s: %s", #call, bp_status_string(st_), bp_last_error());       \
+#define BP_OK_OR_DIE(call)                                                                  \
+    do {                                                                                    \
+        bp_status st_ = (call);                                                             \
+        CHECK(st_ == BP_OK, "%s -> %s: %s", #call, bp_status_string(st_), bp_last_error()); \
     } while (0)
 
 // The problem: 203 samples (uneven against every batch size used), 7
@@ -127,8 +126,7 @@ std::vector<double> params(const bp_network *net, bp_dtype dt)
     for (int l = 1; l <= 3; l++) {
         size_t nw = (size_t)kSizes[l] * kSizes[l - 1], nb = (size_t)kSizes[l];
         std::vector<char> w((nw + nb) * 8);
-        BP_OK_OR_DIE(bp_network_get_params(net, l, w.data(),
-                                           w.data() + nw * (dt == BP_F64 ? 8 : 4)));
+        BP_OK_OR_DIE(bp_network_get_params(net, l, w.data(), w.data() + nw * (dt == BP_F64 ? 8 : 4)));
         for (size_t i = 0; i < nw + nb; i++)
             out.push_back(dt == BP_F64 ? ((double *)w.data())[i] : ((float *)w.data())[i]);
     }
@@ -288,10 +286,8 @@ int mode_mismatch()
     BP_OK_OR_DIE(bp_comm_create_mpi(nullptr, nullptr, &comm));
     bp_network *net = make_net(BP_F64, g_rank == g_size - 1 ? 8 : 7);
     bp_status st = bp_network_join(net, comm);
-    CHECK(st == BP_ERR_INVALID_ARGUMENT, "join gave %s: %s", bp_status_string(st),
-          bp_last_error());
-    CHECK(std::strstr(bp_last_error(), "differ between") != nullptr, "message: %s",
-          bp_last_error());
+    CHECK(st == BP_ERR_INVALID_ARGUMENT, "join gave %s: %s", bp_status_string(st), bp_last_error());
+    CHECK(std::strstr(bp_last_error(), "differ between") != nullptr, "message: %s", bp_last_error());
     // After the refused join the network trains alone.
     double x[kFeatures] = {0};
     int32_t y = 1;

@@ -75,8 +75,7 @@ bp_sgd sgd()
 }
 
 // Rank r of n's steps over `epochs` of the data; the global losses in *losses.
-bp_status train(bp_network *net, const Data &d, int r, int n, int epochs,
-                std::vector<double> *losses)
+bp_status train(bp_network *net, const Data &d, int r, int n, int epochs, std::vector<double> *losses)
 {
     bp_sgd opt = sgd();
     for (int e = 0; e < epochs; e++)
@@ -95,7 +94,7 @@ bp_status train(bp_network *net, const Data &d, int r, int n, int epochs,
 }
 
 class NcclEmulated : public testing::Test {
-  protected:
+protected:
     void SetUp() override
     {
         int count = 0;
@@ -116,7 +115,8 @@ TEST_F(NcclEmulated, TwoDevicesEqualOneNetworkAlone)
     ASSERT_EQ(bp_comm_rank(comms[1], &rank, &size), BP_OK);
     EXPECT_EQ(rank, 1);
     EXPECT_EQ(size, 2);
-    bp_network *nets[2] = {make_net(BP_BACKEND_CUDA, 0, BP_F64), make_net(BP_BACKEND_CUDA, 1, BP_F64)};
+    bp_network *nets[2] = {make_net(BP_BACKEND_CUDA, 0, BP_F64),
+                           make_net(BP_BACKEND_CUDA, 1, BP_F64)};
     bp_network *ref = make_net(BP_BACKEND_CPU, 0, BP_F64);
     std::vector<double> losses[2], ref_losses;
     bp_status st[2] = {BP_OK, BP_OK};
@@ -219,7 +219,8 @@ TEST_F(NcclEmulated, ARankThatStopsComingIsAnErrorNotAHang)
     cc.backend = BP_BACKEND_CUDA;
     cc.timeout_s = 5;
     ASSERT_EQ(bp_comm_create_nccl_all(2, nullptr, &cc, comms), BP_OK) << bp_last_error();
-    bp_network *nets[2] = {make_net(BP_BACKEND_CUDA, 0, BP_F64), make_net(BP_BACKEND_CUDA, 1, BP_F64)};
+    bp_network *nets[2] = {make_net(BP_BACKEND_CUDA, 0, BP_F64),
+                           make_net(BP_BACKEND_CUDA, 1, BP_F64)};
     bp_status st[2];
     std::vector<std::thread> threads;
     for (int r = 0; r < 2; r++)

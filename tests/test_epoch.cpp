@@ -54,7 +54,10 @@ std::vector<int32_t> shuffled(int rows, unsigned seed)
     return order;
 }
 
-double cosine_lr(int epoch, int epochs) { return 0.1 * 0.5 * (1.0 + std::cos(M_PI * epoch / epochs)); }
+double cosine_lr(int epoch, int epochs)
+{
+    return 0.1 * 0.5 * (1.0 + std::cos(M_PI * epoch / epochs));
+}
 
 enum class Mode { host_rows, epoch_eager, epoch_graphs };
 
@@ -74,8 +77,7 @@ bpt::Net train(const EpochSetup &t, Mode mode, int epochs, std::vector<double> *
         std::vector<int32_t> order = shuffled(t.rows, 100 + e);
         opt.lr = cosine_lr(e, epochs);
         if (mode != Mode::host_rows) {
-            EXPECT_EQ(bp_network_set_epoch(net.get(), buf.x, buf.y, order.data(), order.size()),
-                      BP_OK)
+            EXPECT_EQ(bp_network_set_epoch(net.get(), buf.x, buf.y, order.data(), order.size()), BP_OK)
                 << bp_last_error();
         }
         for (int start = 0; start < t.rows; start += t.batch) {
@@ -110,17 +112,19 @@ TEST_P(EpochSteps, GraphsEagerAndHostRowsAreBitIdentical)
     bpt::Net eager = train(t, Mode::epoch_eager, epochs);
     bpt::Net graphs = train(t, Mode::epoch_graphs, epochs);
     for (int l = 1; l <= 3; l++) {
-        bpt::Reals wh = bpt::get_weights(host.get(), t.s, l), we = bpt::get_weights(eager.get(), t.s, l),
+        bpt::Reals wh = bpt::get_weights(host.get(), t.s, l),
+                   we = bpt::get_weights(eager.get(), t.s, l),
                    wg = bpt::get_weights(graphs.get(), t.s, l);
         EXPECT_TRUE(wh.bytes_equal(we)) << "layer " << l << ": epoch steps differ from host rows";
         EXPECT_TRUE(we.bytes_equal(wg)) << "layer " << l << ": graph replays differ from eager";
-        EXPECT_TRUE(bpt::get_biases(eager.get(), t.s, l)
-                        .bytes_equal(bpt::get_biases(graphs.get(), t.s, l)))
+        EXPECT_TRUE(
+            bpt::get_biases(eager.get(), t.s, l).bytes_equal(bpt::get_biases(graphs.get(), t.s, l)))
             << "layer " << l;
     }
     // The parameters did move.
     bpt::Net fresh = t.s.create();
-    EXPECT_FALSE(bpt::get_weights(fresh.get(), t.s, 1).bytes_equal(bpt::get_weights(graphs.get(), t.s, 1)));
+    EXPECT_FALSE(
+        bpt::get_weights(fresh.get(), t.s, 1).bytes_equal(bpt::get_weights(graphs.get(), t.s, 1)));
 }
 
 // The device's sums are the per-step losses and the correct predictions;
@@ -167,7 +171,7 @@ TEST_P(EpochSteps, NonFiniteBatchIsSkippedOnTheDevice)
         bp_sgd_init(&opt);
         opt.lr = 0.05;
         // rows 10..15, then 0..5 (with the NaN row), then 20..25 twice.
-        std::vector<int32_t> order = {10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5,
+        std::vector<int32_t> order = {10, 11, 12, 13, 14, 15, 0,  1,  2,  3,  4,  5,
                                       20, 21, 22, 23, 24, 25, 20, 21, 22, 23, 24, 25};
         ASSERT_EQ(bp_network_set_epoch(net.get(), buf.x, buf.y, order.data(), order.size()), BP_OK);
         ASSERT_EQ(bp_network_train_epoch_step(net.get(), 6, &opt, nullptr), BP_OK);
@@ -211,7 +215,8 @@ TEST_P(EpochSteps, BadArgumentsAreRefusedWithReasons)
     EXPECT_EQ(bp_network_train_epoch_step(net.get(), 4, &opt, nullptr), BP_ERR_INVALID_ARGUMENT);
     EXPECT_NE(std::string(bp_last_error()).find("bp_network_set_epoch"), std::string::npos);
     std::vector<int32_t> order = {0, 1, 100};
-    EXPECT_EQ(bp_network_set_epoch(net.get(), buf.x, buf.y, order.data(), 3), BP_ERR_INVALID_ARGUMENT);
+    EXPECT_EQ(bp_network_set_epoch(net.get(), buf.x, buf.y, order.data(), 3),
+              BP_ERR_INVALID_ARGUMENT);
     EXPECT_NE(std::string(bp_last_error()).find("order[2] = 100"), std::string::npos)
         << bp_last_error();
     EXPECT_EQ(bp_network_set_epoch(net.get(), buf.x, buf.y, nullptr, 101), BP_ERR_INVALID_ARGUMENT);

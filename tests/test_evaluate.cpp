@@ -21,7 +21,8 @@ struct Case {
 
 void PrintTo(const Case &c, std::ostream *os)
 {
-    *os << bp_backend_name(c.backend) << "/" << bp_loss_name(c.loss) << "/" << bp_dtype_name(c.dtype);
+    *os << bp_backend_name(c.backend) << "/" << bp_loss_name(c.loss) << "/"
+        << bp_dtype_name(c.dtype);
 }
 
 std::string case_name(const testing::TestParamInfo<Case> &info)
@@ -94,8 +95,7 @@ TEST_P(Evaluate, LossIsTheTrainingLossOverTheSameChunks)
     o.outputs = outputs.data();
     o.predictions = predicted.data();
     o.confusion = confusion.data();
-    ASSERT_EQ(bp_network_evaluate(net.get(), b.x.data(), b.targets(), labels.data(), n, &o, &r),
-              BP_OK)
+    ASSERT_EQ(bp_network_evaluate(net.get(), b.x.data(), b.targets(), labels.data(), n, &o, &r), BP_OK)
         << bp_last_error();
 
     // The same chunks through bp_network_gradients, and a host argmax of
@@ -168,16 +168,17 @@ TEST_P(Evaluate, DatasetMatchesTheArrays)
     ce.loss = BP_LOSS_CROSS_ENTROPY;
     bpt::Batch b = bpt::random_batch(ce, n, 4); // labels
     bp_dataset *ds = nullptr;
-    ASSERT_EQ(bp_dataset_create(n, n_in, 0, s.dtype, b.x.data(), b.labels.data(), nullptr, &ds),
-              BP_OK)
+    ASSERT_EQ(bp_dataset_create(n, n_in, 0, s.dtype, b.x.data(), b.labels.data(), nullptr, &ds), BP_OK)
         << bp_last_error();
     bpt::Reals one_hot(s.dtype, (size_t)n * n_out);
     for (int i = 0; i < n; i++)
         one_hot.set((size_t)i * n_out + b.labels[(size_t)i], 1.0);
-    const void *targets = s.loss == BP_LOSS_CROSS_ENTROPY ? (const void *)b.labels.data() : one_hot.data();
+    const void *targets = s.loss == BP_LOSS_CROSS_ENTROPY ? (const void *)b.labels.data()
+                                                          : one_hot.data();
 
     bp_evaluation from_ds, from_arrays;
-    ASSERT_EQ(bp_network_evaluate_dataset(net.get(), ds, nullptr, &from_ds), BP_OK) << bp_last_error();
+    ASSERT_EQ(bp_network_evaluate_dataset(net.get(), ds, nullptr, &from_ds), BP_OK)
+        << bp_last_error();
     ASSERT_EQ(bp_network_evaluate(net.get(), b.x.data(), targets, b.labels.data(), n, nullptr,
                                   &from_arrays),
               BP_OK)
@@ -204,9 +205,11 @@ TEST(EvaluateDataset, RegressionAndUnlabeled)
     ASSERT_EQ(bp_dataset_create(n, 4, 3, BP_F64, b.x.data(), nullptr, b.y.data(), &ds), BP_OK)
         << bp_last_error();
     bp_evaluation from_ds, from_arrays;
-    ASSERT_EQ(bp_network_evaluate_dataset(net.get(), ds, nullptr, &from_ds), BP_OK) << bp_last_error();
-    ASSERT_EQ(bp_network_evaluate(net.get(), b.x.data(), b.y.data(), nullptr, n, nullptr, &from_arrays),
-              BP_OK);
+    ASSERT_EQ(bp_network_evaluate_dataset(net.get(), ds, nullptr, &from_ds), BP_OK)
+        << bp_last_error();
+    ASSERT_EQ(
+        bp_network_evaluate(net.get(), b.x.data(), b.y.data(), nullptr, n, nullptr, &from_arrays),
+        BP_OK);
     bp_dataset_free(ds);
     EXPECT_EQ(from_ds.loss, from_arrays.loss);
     EXPECT_TRUE(std::isfinite(from_ds.loss));
@@ -258,7 +261,8 @@ TEST(EvaluateState, LeavesParametersGradientsAndOptimizerAlone)
     opt.lr = 0.1;
     opt.momentum = 0.9;
     for (bp_network *n : {a.get(), b.get()})
-        ASSERT_EQ(bp_network_train_step(n, batch.x.data(), batch.targets(), 8, &opt, nullptr), BP_OK);
+        ASSERT_EQ(bp_network_train_step(n, batch.x.data(), batch.targets(), 8, &opt, nullptr),
+                  BP_OK);
     bpt::Reals g_before(s.dtype, (size_t)7 * 4);
     ASSERT_EQ(bp_network_get_gradients(a.get(), 1, g_before.data(), nullptr), BP_OK);
     bp_evaluation r;
@@ -271,9 +275,11 @@ TEST(EvaluateState, LeavesParametersGradientsAndOptimizerAlone)
     for (int l = 1; l <= 2; l++)
         EXPECT_TRUE(bpt::get_weights(a.get(), s, l).bytes_equal(bpt::get_weights(b.get(), s, l)));
     for (bp_network *n : {a.get(), b.get()})
-        ASSERT_EQ(bp_network_train_step(n, batch.x.data(), batch.targets(), 8, &opt, nullptr), BP_OK);
+        ASSERT_EQ(bp_network_train_step(n, batch.x.data(), batch.targets(), 8, &opt, nullptr),
+                  BP_OK);
     for (int l = 1; l <= 2; l++) {
-        EXPECT_TRUE(bpt::get_weights(a.get(), s, l).bytes_equal(bpt::get_weights(b.get(), s, l))) << l;
+        EXPECT_TRUE(bpt::get_weights(a.get(), s, l).bytes_equal(bpt::get_weights(b.get(), s, l)))
+            << l;
         EXPECT_TRUE(bpt::get_biases(a.get(), s, l).bytes_equal(bpt::get_biases(b.get(), s, l))) << l;
     }
 }
@@ -288,14 +294,16 @@ TEST(EvaluateErrors, BadArgumentsAreNamed)
                  BP_ERR_INVALID_ARGUMENT, "bp_network_evaluate: argument 'net' is NULL");
     EXPECT_FAILS(bp_network_evaluate(net.get(), nullptr, b.targets(), nullptr, 4, nullptr, &r),
                  BP_ERR_INVALID_ARGUMENT, "argument 'x' is NULL");
-    EXPECT_FAILS(bp_network_evaluate(net.get(), b.x.data(), b.targets(), nullptr, 4, nullptr, nullptr),
-                 BP_ERR_INVALID_ARGUMENT, "argument 'result' is NULL");
+    EXPECT_FAILS(
+        bp_network_evaluate(net.get(), b.x.data(), b.targets(), nullptr, 4, nullptr, nullptr),
+        BP_ERR_INVALID_ARGUMENT, "argument 'result' is NULL");
     EXPECT_FAILS(bp_network_evaluate(net.get(), b.x.data(), b.targets(), nullptr, 0, nullptr, &r),
                  BP_ERR_INVALID_ARGUMENT, "n 0 must be >= 1");
     std::vector<int32_t> bad = b.labels;
     bad[2] = 3;
     EXPECT_FAILS(bp_network_evaluate(net.get(), b.x.data(), bad.data(), nullptr, 4, nullptr, &r),
-                 BP_ERR_INVALID_ARGUMENT, "targets[2] = 3 is out of range (the network has 3 outputs: 0..2)");
+                 BP_ERR_INVALID_ARGUMENT,
+                 "targets[2] = 3 is out of range (the network has 3 outputs: 0..2)");
     bad[2] = -1;
     EXPECT_FAILS(bp_network_evaluate(net.get(), b.x.data(), b.targets(), bad.data(), 4, nullptr, &r),
                  BP_ERR_INVALID_ARGUMENT, "labels[2] = -1 is out of range");

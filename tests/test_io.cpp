@@ -79,7 +79,6 @@ std::string idx_labels(uint32_t n, size_t count)
     return s;
 }
 
-
 struct DsDeleter {
     void operator()(bp_dataset *d) const { bp_dataset_free(d); }
 };
@@ -133,9 +132,9 @@ TEST(Idx, RejectsMalformedFiles)
         {wrong_rank, "rank 4"},
         {idx_images(4, 2, 2, 10), "truncated"},
         {idx_images(4, 2, 2, 17), "longer than"},
-        {idx_images(0x7fffffff, 28, 28, 100), "more than"},        // 2^31 images of 784 bytes
-        {idx_images(0x80000000u, 1, 1, 100), "too many"},          // count beyond int32
-        {idx_images(100000, 100, 100, 84), "truncated"},           // 1 GB declared, 100 bytes held
+        {idx_images(0x7fffffff, 28, 28, 100), "more than"}, // 2^31 images of 784 bytes
+        {idx_images(0x80000000u, 1, 1, 100), "too many"},   // count beyond int32
+        {idx_images(100000, 100, 100, 84), "truncated"},    // 1 GB declared, 100 bytes held
         {idx_images(4, 0, 2, 0), "dimension 1 is 0"},
     };
     for (const Bad &b : bad) {
@@ -164,8 +163,7 @@ TEST(Idx, RejectsMalformedFiles)
                  "No such file");
     std::string odd = dir.file("odd-name");
     write_bytes(odd, idx_images(4, 2, 2, 16));
-    EXPECT_FAILS(bp_dataset_load(odd.c_str(), nullptr, &ds), BP_ERR_INVALID_ARGUMENT,
-                 "images-idx3");
+    EXPECT_FAILS(bp_dataset_load(odd.c_str(), nullptr, &ds), BP_ERR_INVALID_ARGUMENT, "images-idx3");
 }
 
 TEST(Idx, RejectsCorruptGzip)
@@ -351,7 +349,8 @@ TEST(Csv, ByteOrderMarkGzipAndHeaderDetection)
     std::string p = dir.file("b.csv");
     bp_dataset_desc d;
     // A byte order mark does not turn the first data row into a header.
-    write_bytes(p, "\xEF\xBB\xBF" "1,2,0\n3,4,1\n");
+    write_bytes(p, "\xEF\xBB\xBF"
+                   "1,2,0\n3,4,1\n");
     bp_dataset *raw = nullptr;
     ASSERT_EQ(bp_dataset_load_csv(p.c_str(), nullptr, &raw), BP_OK) << bp_last_error();
     Ds ds(raw);
@@ -359,7 +358,8 @@ TEST(Csv, ByteOrderMarkGzipAndHeaderDetection)
     EXPECT_EQ(d.n_samples, 2);
     EXPECT_EQ(static_cast<const float *>(d.x)[0], 1.0f);
     // ... nor does it hide a header.
-    write_bytes(p, "\xEF\xBB\xBF" "x,y,label\n1,2,0\n");
+    write_bytes(p, "\xEF\xBB\xBF"
+                   "x,y,label\n1,2,0\n");
     ASSERT_EQ(bp_dataset_load_csv(p.c_str(), nullptr, &raw), BP_OK) << bp_last_error();
     Ds ds2(raw);
     bp_dataset_describe(raw, &d);
@@ -422,8 +422,10 @@ TEST(Dataset, CreateCopiesAndChecks)
     EXPECT_EQ(static_cast<const float *>(d.x)[0], 1.0f);
     EXPECT_EQ(d.n_classes, 4);
     bp_dataset *other = nullptr;
-    EXPECT_EQ(bp_dataset_create(0, 2, 0, BP_F32, x, labels, nullptr, &other), BP_ERR_INVALID_ARGUMENT);
-    EXPECT_EQ(bp_dataset_create(2, 2, 0, BP_F32, x, nullptr, nullptr, &other), BP_ERR_INVALID_ARGUMENT);
+    EXPECT_EQ(bp_dataset_create(0, 2, 0, BP_F32, x, labels, nullptr, &other),
+              BP_ERR_INVALID_ARGUMENT);
+    EXPECT_EQ(bp_dataset_create(2, 2, 0, BP_F32, x, nullptr, nullptr, &other),
+              BP_ERR_INVALID_ARGUMENT);
     labels[1] = -1;
     EXPECT_FAILS(bp_dataset_create(2, 2, 0, BP_F32, x, labels, nullptr, &other),
                  BP_ERR_INVALID_ARGUMENT, "labels[1] = -1");
@@ -470,7 +472,8 @@ TEST(Model, SaveLoadRoundTripIsExact)
         EXPECT_EQ(d.leaky_slope, 0.2);
         EXPECT_EQ(d.activations[0], BP_ACT_LEAKY_RELU);
         for (int l = 1; l <= 2; l++) {
-            EXPECT_TRUE(bpt::get_weights(net.get(), s, l).bytes_equal(bpt::get_weights(loaded, s, l)));
+            EXPECT_TRUE(
+                bpt::get_weights(net.get(), s, l).bytes_equal(bpt::get_weights(loaded, s, l)));
             EXPECT_TRUE(bpt::get_biases(net.get(), s, l).bytes_equal(bpt::get_biases(loaded, s, l)));
         }
         bpt::Batch b = bpt::random_batch(s, 4, 3);
@@ -604,51 +607,66 @@ TEST(Model, LoaderRejectsHostileFiles)
         {st_file(one_layer("F32", "[2,-3]", "[0,24]", "[24,32]"), 32), "negative"},
         {st_file(one_layer("F32", "[2,0]", "[0,0]", "[0,8]"), 8), "bad dimension"},
         {st_file(one_layer("F32", "[2,3]", "[0,24]", "[32,24]"), 32), "offsets [32, 24)"},
-        {st_file(one_layer("F32", "[2,18446744073709551615]", "[0,24]", "[24,32]"), 32), "bad dimension"},
+        {st_file(one_layer("F32", "[2,18446744073709551615]", "[0,24]", "[24,32]"), 32),
+         "bad dimension"},
         {st_file(one_layer("F32", "[2,3]", "[0,24]", "[24,32]",
                            "\"__metadata__\":{\"format\":\"backprop\",\"format_version\":\"1\","
-                           "\"activations\":\"relu,relu\",\"loss\":\"mse\"}"), 32),
+                           "\"activations\":\"relu,relu\",\"loss\":\"mse\"}"),
+                 32),
          "2 activations for 1 layers"},
         {st_file(one_layer("F32", "[2,3]", "[0,24]", "[24,32]",
                            "\"__metadata__\":{\"format\":\"backprop\",\"format_version\":\"1\","
-                           "\"activations\":\"gelu\",\"loss\":\"mse\"}"), 32),
+                           "\"activations\":\"gelu\",\"loss\":\"mse\"}"),
+                 32),
          "unknown activation 'gelu'"},
         {st_file(one_layer("F32", "[2,3]", "[0,24]", "[24,32]",
                            "\"__metadata__\":{\"format\":\"backprop\",\"format_version\":\"9\","
-                           "\"activations\":\"relu\",\"loss\":\"mse\"}"), 32),
+                           "\"activations\":\"relu\",\"loss\":\"mse\"}"),
+                 32),
          "format_version '9'"},
         {st_file(one_layer("F32", "[2,3]", "[0,24]", "[24,32]", "\"x\":{}"), 32),
          "unexpected tensor 'x'"},
-        {st_file("{\"layers.0.weight\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]}}", 24),
+        {st_file("{\"layers.0.weight\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]}}",
+                 24),
          "layers.0.bias is missing"},
         {st_file("{\"layers.1.weight\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]},"
-                 "\"layers.1.bias\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[24,32]}}", 32),
+                 "\"layers.1.bias\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[24,32]}}",
+                 32),
          "layers.0.weight is missing"},
-        {st_file("{" + std::string(kMeta) + ",\"layers.0.bias\":{\"dtype\":\"F32\",\"shape\":[2],"
-                 "\"data_offsets\":[0,8]},\"layers.0.bias\":{\"dtype\":\"F32\",\"shape\":[2],"
-                 "\"data_offsets\":[0,8]}}", 8),
+        {st_file("{" + std::string(kMeta) +
+                     ",\"layers.0.bias\":{\"dtype\":\"F32\",\"shape\":[2],"
+                     "\"data_offsets\":[0,8]},\"layers.0.bias\":{\"dtype\":\"F32\",\"shape\":[2],"
+                     "\"data_offsets\":[0,8]}}",
+                 8),
          "duplicate key 'layers.0.bias'"},
         // Tensors must be packed as the reference implementation requires.
-        {st_file(one_layer("F32", "[2,3]", "[0,24]", "[28,36]"), 36), "4 unused bytes before layers.0.bias"},
+        {st_file(one_layer("F32", "[2,3]", "[0,24]", "[28,36]"), 36),
+         "4 unused bytes before layers.0.bias"},
         {st_file(one_layer("F32", "[2,3]", "[8,32]", "[0,8]"), 40), "8 bytes after the last tensor"},
-        {st_file(one_layer("F32", "[2,3]", "[0,24]", "[24,32]"), 33), "1 bytes after the last tensor"},
+        {st_file(one_layer("F32", "[2,3]", "[0,24]", "[24,32]"), 33),
+         "1 bytes after the last tensor"},
         {st_file(one_layer("F32", "[2,3]", "[0,24]", "[24,32]",
-                           "\"__metadata__\":{\"format\":\"backprop\",\"format\":\"backprop\"}"), 32),
+                           "\"__metadata__\":{\"format\":\"backprop\",\"format\":\"backprop\"}"),
+                 32),
          "duplicate key 'format'"},
         {st_file(one_layer("F32", "[2,3]", "[0,24]", "[24,32]",
-                           "\"__metadata__\":{\"format\":\"backprop\",\"format_version\":1}"), 32),
+                           "\"__metadata__\":{\"format\":\"backprop\",\"format_version\":1}"),
+                 32),
          "metadata 'format_version' is not a string"},
         {st_file(one_layer("F32", "[2,3]", "[0,24]", "[24,32]",
                            "\"__metadata__\":{\"format\":\"backprop\",\"format_version\":\"1\","
-                           "\"activations\":\"relu,\",\"loss\":\"mse\"}"), 32),
+                           "\"activations\":\"relu,\",\"loss\":\"mse\"}"),
+                 32),
          "unknown activation ''"},
         {st_file(one_layer("F32", "[2,3]", "[0,24]", "[24,32]",
                            "\"__metadata__\":{\"format\":\"backprop\",\"format_version\":\"1\","
-                           "\"activations\":\"relu\",\"loss\":\"hinge\"}"), 32),
+                           "\"activations\":\"relu\",\"loss\":\"hinge\"}"),
+                 32),
          "unknown loss 'hinge'"},
         {st_file(one_layer("F32", "[2,3]", "[0,24]", "[24,32]",
                            "\"__metadata__\":{\"format\":\"backprop\",\"format_version\":\"1\","
-                           "\"activations\":\"relu\",\"loss\":\"mse\",\"leaky_slope\":\"0,5\"}"), 32),
+                           "\"activations\":\"relu\",\"loss\":\"mse\",\"leaky_slope\":\"0,5\"}"),
+                 32),
          "leaky_slope '0,5' is not a number"},
         {st_file(one_layer("F32", "[2,3]", "[0,24]", "[24,32]", "\"__metadata__\":[]"), 32),
          "__metadata__ is not an object"},
@@ -666,11 +684,11 @@ TEST(Model, LoaderRejectsHostileFiles)
         EXPECT_FAILS(bp_model_load(p.c_str(), nullptr, &net), BP_ERR_FORMAT, b.needle);
         EXPECT_EQ(net, nullptr);
     }
-    EXPECT_FAILS(bp_model_load(dir.file("none").c_str(), nullptr, &net), BP_ERR_IO,
-                 "No such file");
+    EXPECT_FAILS(bp_model_load(dir.file("none").c_str(), nullptr, &net), BP_ERR_IO, "No such file");
     EXPECT_FAILS(bp_model_load(dir.file("").c_str(), nullptr, &net), BP_ERR_IO, "regular file");
     // Without backprop's metadata: load_params works, load explains why not.
-    write_bytes(p, st_file(one_layer("F32", "[2,3]", "[0,24]", "[24,32]", "\"__metadata__\":{}"), 32));
+    write_bytes(p,
+                st_file(one_layer("F32", "[2,3]", "[0,24]", "[24,32]", "\"__metadata__\":{}"), 32));
     EXPECT_FAILS(bp_model_load(p.c_str(), nullptr, &net), BP_ERR_FORMAT, "format");
 }
 
@@ -679,7 +697,8 @@ TEST(Model, ForeignMetadataIsReadOnlyForParams)
     TempDir dir;
     std::string p = dir.file("pt.safetensors");
     // safetensors.torch.save_model writes {"format": "pt"}.
-    std::string json = one_layer("F32", "[2,3]", "[0,24]", "[24,32]", "\"__metadata__\":{\"format\":\"pt\"}");
+    std::string json = one_layer("F32", "[2,3]", "[0,24]", "[24,32]",
+                                 "\"__metadata__\":{\"format\":\"pt\"}");
     std::string data;
     for (int i = 0; i < 8; i++) {
         float v = 0.5f * (float)(i + 1);
@@ -782,7 +801,8 @@ TEST(IoApi, BadArgumentsAreNamed)
 // into a network of the same shape with the expected values.
 TEST(Model, ReadsAFileWrittenByPyTorch)
 {
-    std::string p = bpt::test_path("BP_TEST_DATA_DIR", BP_TEST_DATA_DIR) + "/torch_2_3_2.safetensors";
+    std::string p = bpt::test_path("BP_TEST_DATA_DIR", BP_TEST_DATA_DIR) +
+                    "/torch_2_3_2.safetensors";
     bpt::Spec s;
     s.sizes = {2, 3, 2};
     s.acts = {BP_ACT_TANH, BP_ACT_IDENTITY};

@@ -115,7 +115,8 @@ TEST_F(Loaders, CsvFromAFifoIsReadOnce)
         ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
         std::string text = "a,b,label\n";
         for (int i = 0; i < 5000; i++)
-            text += std::to_string(i) + "," + std::to_string(-i) + "," + std::to_string(i % 3) + "\n";
+            text += std::to_string(i) + "," + std::to_string(-i) + "," + std::to_string(i % 3) +
+                    "\n";
         std::string bytes = text;
         if (gz) {
             std::string tmp = file("tmp.gz");
@@ -149,7 +150,8 @@ TEST_F(Loaders, BinaryInputIsRejectedAtOnce)
     auto t0 = std::chrono::steady_clock::now();
     bp_dataset *ds = nullptr;
     // /dev/urandom never ends: only an early rejection returns at all.
-    EXPECT_FAILS(bp_dataset_load_csv("/dev/urandom", nullptr, &ds), BP_ERR_FORMAT, "not a text file");
+    EXPECT_FAILS(bp_dataset_load_csv("/dev/urandom", nullptr, &ds), BP_ERR_FORMAT,
+                 "not a text file");
     EXPECT_FAILS(bp_dataset_load("/dev/urandom", nullptr, &ds), BP_ERR_FORMAT, "");
     EXPECT_EQ(ds, nullptr);
     EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
@@ -189,8 +191,9 @@ TEST_F(Loaders, IdxHeadersClaimingMoreThanTheMachineHasAreRefusedFirst)
     // 65536 x 256 x 256 = 4 GiB of pixels, 32 GiB as f64, in a 100-byte file.
     std::string img = file("bomb-images-idx3-ubyte.gz");
     std::string lab = file("bomb-labels-idx1-ubyte.gz");
-    write(img, std::string("\x00\x00\x08\x03", 4) + be32(65536) + be32(256) + be32(256) +
-                   std::string(1000, '\0'),
+    write(img,
+          std::string("\x00\x00\x08\x03", 4) + be32(65536) + be32(256) + be32(256) +
+              std::string(1000, '\0'),
           true);
     write(lab, std::string("\x00\x00\x08\x01", 4) + be32(65536) + std::string(65536, '\1'), true);
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
@@ -215,8 +218,9 @@ TEST_F(Loaders, IdxLyingHeadersAllocateOnlyWhatArrives)
 #else
     std::string img = file("lie-images-idx3-ubyte"), lab = file("lie-labels-idx1-ubyte");
     // 16384 x 256 x 256 = 1 GiB of pixels (4 GiB as f32), 100 bytes held.
-    write(img, std::string("\x00\x00\x08\x03", 4) + be32(16384) + be32(256) + be32(256) +
-                   std::string(100, '\1'),
+    write(img,
+          std::string("\x00\x00\x08\x03", 4) + be32(16384) + be32(256) + be32(256) +
+              std::string(100, '\1'),
           true);
     write(lab, std::string("\x00\x00\x08\x01", 4) + be32(16384) + std::string(16384, '\1'), true);
     long grew = child_peak_growth_kib([&] {
@@ -273,7 +277,8 @@ TEST_F(Loaders, TruncatedAndTrailingGzipAreFormatErrors)
     write(p, good.substr(0, good.size() - 20));
     EXPECT_FAILS(bp_dataset_load_csv(p.c_str(), nullptr, &ds), BP_ERR_FORMAT, "gzip");
     write(p, good + "garbage");
-    EXPECT_FAILS(bp_dataset_load_csv(p.c_str(), nullptr, &ds), BP_ERR_FORMAT, "after the compressed");
+    EXPECT_FAILS(bp_dataset_load_csv(p.c_str(), nullptr, &ds), BP_ERR_FORMAT,
+                 "after the compressed");
     write(p, good + good);
     ASSERT_EQ(bp_dataset_load_csv(p.c_str(), nullptr, &ds), BP_OK) << bp_last_error();
     bp_dataset_desc d;

@@ -72,7 +72,8 @@ TEST(Math, CrossEntropyDeltaAndLoss)
     EXPECT_NEAR(bp_output_delta_row_d(BP_M_CROSS_ENTROPY, 0, 0, zb, ab, nullptr, 0, 2, 1.0, d),
                 1600.0, 1e-9);
     // Out-of-range labels give NaN, never a read outside the row.
-    EXPECT_TRUE(std::isnan(bp_output_delta_row_d(BP_M_CROSS_ENTROPY, 0, 0, z, a, nullptr, 3, 3, 1.0, d)));
+    EXPECT_TRUE(
+        std::isnan(bp_output_delta_row_d(BP_M_CROSS_ENTROPY, 0, 0, z, a, nullptr, 3, 3, 1.0, d)));
     EXPECT_TRUE(std::isnan(d[0]));
 }
 

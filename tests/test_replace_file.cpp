@@ -187,8 +187,7 @@ TEST_F(ReplaceFile, OverLongNamesAreFoundByTheCheck)
     std::string name(250, 'm');
     EXPECT_FAILS(bp_file_replace_check(file(name).c_str()), BP_ERR_INVALID_ARGUMENT, "too long");
     bp_file_replace *r = nullptr;
-    EXPECT_FAILS(bp_file_replace_begin(file(name).c_str(), &r), BP_ERR_INVALID_ARGUMENT,
-                 "too long");
+    EXPECT_FAILS(bp_file_replace_begin(file(name).c_str(), &r), BP_ERR_INVALID_ARGUMENT, "too long");
     EXPECT_EQ(r, nullptr);
     EXPECT_EQ(bp_file_replace_check(file("fine.txt").c_str()), BP_OK) << bp_last_error();
     EXPECT_FAILS(bp_file_replace_check(file("no/such/dir.txt").c_str()), BP_ERR_IO,

@@ -63,9 +63,9 @@ void PrintTo(const Case &c, std::ostream *os)
     *os << bp_backend_name(c.backend) << "/" << c.loss << "/" << c.opt;
 }
 
-const char *const kOptims[] = {"adam",          "adam_wd",    "adam_amsgrad", "adam_amsgrad_wd",
-                               "adamw",         "adamw_nowd", "adamw_amsgrad", "adam_clip",
-                               "adamw_clip",    "sgd_clip",   "adam_noclip"};
+const char *const kOptims[] = {"adam",       "adam_wd",    "adam_amsgrad",  "adam_amsgrad_wd",
+                               "adamw",      "adamw_nowd", "adamw_amsgrad", "adam_clip",
+                               "adamw_clip", "sgd_clip",   "adam_noclip"};
 
 std::vector<Case> cases()
 {
@@ -175,8 +175,7 @@ TEST_P(TorchOptim, ThreeStepsMatchPyTorch)
             Reals sw(BP_F64, (size_t)s.sizes[l] * s.sizes[l - 1]), sb(BP_F64, (size_t)s.sizes[l]);
             bp_status st = bp_network_get_optimizer_state(net.get(), which, l, sw.data(), sb.data());
             // The library keeps exactly the state torch keeps.
-            ASSERT_EQ(st == BP_OK, has(key + "w" + ls))
-                << key << ": " << bp_last_error();
+            ASSERT_EQ(st == BP_OK, has(key + "w" + ls)) << key << ": " << bp_last_error();
             if (st != BP_OK)
                 continue;
             expect_close(sw, fixture(key + "w" + ls), key + "w" + ls);
@@ -223,8 +222,10 @@ TEST(TorchOptimState, SetStateAndStepContinueARun)
         for (bp_optimizer_state which :
              {BP_STATE_EXP_AVG, BP_STATE_EXP_AVG_SQ, BP_STATE_MAX_EXP_AVG_SQ}) {
             Reals sw(BP_F64, w.size()), sb(BP_F64, bb.size());
-            ASSERT_EQ(bp_network_get_optimizer_state(a.get(), which, l, sw.data(), sb.data()), BP_OK);
-            ASSERT_EQ(bp_network_set_optimizer_state(b.get(), which, l, sw.data(), sb.data()), BP_OK);
+            ASSERT_EQ(bp_network_get_optimizer_state(a.get(), which, l, sw.data(), sb.data()),
+                      BP_OK);
+            ASSERT_EQ(bp_network_set_optimizer_state(b.get(), which, l, sw.data(), sb.data()),
+                      BP_OK);
         }
     }
     int64_t t = 0;
@@ -240,9 +241,9 @@ TEST(TorchOptimState, SetStateAndStepContinueARun)
     }
     // Errors name what is wrong.
     Reals w(BP_F64, 35);
-    EXPECT_FAILS(bp_network_get_optimizer_state(a.get(), BP_STATE_MOMENTUM_BUFFER, 1, w.data(),
-                                                nullptr),
-                 BP_ERR_INVALID_ARGUMENT, "momentum_buffer");
+    EXPECT_FAILS(
+        bp_network_get_optimizer_state(a.get(), BP_STATE_MOMENTUM_BUFFER, 1, w.data(), nullptr),
+        BP_ERR_INVALID_ARGUMENT, "momentum_buffer");
     EXPECT_FAILS(bp_network_set_optimizer_step(a.get(), -1), BP_ERR_INVALID_ARGUMENT, "step -1");
     bp_optimizer bad = opt;
     bad.beta1 = 1.0;

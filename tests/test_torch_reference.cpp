@@ -19,7 +19,8 @@ const Arrays &reference()
 {
     static Arrays arrays = [] {
         Arrays a;
-        std::ifstream f(bpt::test_path("BP_TEST_DATA_DIR", BP_TEST_DATA_DIR) + "/torch_reference.txt");
+        std::ifstream f(bpt::test_path("BP_TEST_DATA_DIR", BP_TEST_DATA_DIR) +
+                        "/torch_reference.txt");
         std::string line;
         while (std::getline(f, line)) {
             if (line.empty() || line[0] == '#')
@@ -128,14 +129,18 @@ TEST_P(TorchReference, LossGradientsAndSgdStepsMatchPyTorch)
         for (int l = 1; l <= 3; l++) {
             Reals gw(BP_F64, (size_t)s.sizes[l] * s.sizes[l - 1]), gb(BP_F64, (size_t)s.sizes[l]);
             ASSERT_EQ(bp_network_get_gradients(net.get(), l, gw.data(), gb.data()), BP_OK);
-            expect_close(gw, torch_ref(p + ".gw" + std::to_string(l)), p + " dL/dW^" + std::to_string(l));
-            expect_close(gb, torch_ref(p + ".gb" + std::to_string(l)), p + " dL/db^" + std::to_string(l));
+            expect_close(gw, torch_ref(p + ".gw" + std::to_string(l)),
+                         p + " dL/dW^" + std::to_string(l));
+            expect_close(gb, torch_ref(p + ".gb" + std::to_string(l)),
+                         p + " dL/db^" + std::to_string(l));
         }
     }
     for (int l = 1; l <= 3; l++) {
-        expect_close(bpt::get_weights(net.get(), s, l), torch_ref(tag + ".final.w" + std::to_string(l)),
+        expect_close(bpt::get_weights(net.get(), s, l),
+                     torch_ref(tag + ".final.w" + std::to_string(l)),
                      tag + " W^" + std::to_string(l) + " after 3 steps");
-        expect_close(bpt::get_biases(net.get(), s, l), torch_ref(tag + ".final.b" + std::to_string(l)),
+        expect_close(bpt::get_biases(net.get(), s, l),
+                     torch_ref(tag + ".final.b" + std::to_string(l)),
                      tag + " b^" + std::to_string(l) + " after 3 steps");
     }
 }

@@ -88,8 +88,7 @@ TEST_P(Training, SeparatesTwoSpirals)
     Reals out(t.dtype, (size_t)n * 2);
     for (int round = 0; round < 60 && accuracy <= 0.995; round++) {
         for (int step = 0; step < 100; step++)
-            ASSERT_EQ(bp_network_train_step(net.get(), x.data(), labels.data(), n, &opt, nullptr),
-                      BP_OK)
+            ASSERT_EQ(bp_network_train_step(net.get(), x.data(), labels.data(), n, &opt, nullptr), BP_OK)
                 << bp_last_error();
         ASSERT_EQ(bp_network_forward(net.get(), x.data(), n, out.data()), BP_OK);
         int correct = 0;
@@ -245,8 +244,7 @@ TEST_P(SgdSemantics, MatchesTorchFormulas)
     std::vector<double> buf(w.size(), 0.0);
     for (int step = 0; step < 4; step++) {
         bpt::Batch b = bpt::random_batch(s, 6, 100 + step);
-        ASSERT_EQ(bp_network_train_step(net.get(), b.x.data(), b.targets(), 6, &opt, nullptr),
-                  BP_OK)
+        ASSERT_EQ(bp_network_train_step(net.get(), b.x.data(), b.targets(), 6, &opt, nullptr), BP_OK)
             << bp_last_error();
         Reals g(BP_F64, w.size());
         ASSERT_EQ(bp_network_get_gradients(net.get(), 1, g.data(), nullptr), BP_OK);

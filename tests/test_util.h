@@ -20,12 +20,12 @@
 #include "backprop.h"
 
 // The call's status, and a bp_last_error() message containing `needle`.
-#define EXPECT_FAILS(call, status, needle)                                                         \
-    do {                                                                                           \
-        bp_status st_ = (call);                                                                    \
-        EXPECT_EQ(st_, status) << #call << ": " << bp_last_error();                                \
-        EXPECT_NE(std::string(bp_last_error()).find(needle), std::string::npos)                    \
-            << #call << " gave message: " << bp_last_error();                                      \
+#define EXPECT_FAILS(call, status, needle)                                      \
+    do {                                                                        \
+        bp_status st_ = (call);                                                 \
+        EXPECT_EQ(st_, status) << #call << ": " << bp_last_error();             \
+        EXPECT_NE(std::string(bp_last_error()).find(needle), std::string::npos) \
+            << #call << " gave message: " << bp_last_error();                   \
     } while (0)
 
 namespace bpt {
@@ -56,7 +56,9 @@ inline std::string target_name(const testing::TestParamInfo<Target> &info)
 
 inline std::vector<Target> all_targets()
 {
-    return {{BP_BACKEND_CPU, BP_F64}, {BP_BACKEND_CPU, BP_F32}, {BP_BACKEND_CUDA, BP_F64},
+    return {{BP_BACKEND_CPU, BP_F64},
+            {BP_BACKEND_CPU, BP_F32},
+            {BP_BACKEND_CUDA, BP_F64},
             {BP_BACKEND_CUDA, BP_F32}};
 }
 
@@ -75,11 +77,11 @@ inline std::string unavailable(bp_backend backend)
     return "";
 }
 
-#define BPT_SKIP_IF_UNAVAILABLE(backend)                                                           \
-    do {                                                                                           \
-        std::string why_ = bpt::unavailable(backend);                                              \
-        if (!why_.empty())                                                                         \
-            GTEST_SKIP() << why_;                                                                  \
+#define BPT_SKIP_IF_UNAVAILABLE(backend)              \
+    do {                                              \
+        std::string why_ = bpt::unavailable(backend); \
+        if (!why_.empty())                            \
+            GTEST_SKIP() << why_;                     \
     } while (0)
 
 struct NetDeleter {

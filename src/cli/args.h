@@ -9,7 +9,7 @@ typedef enum flag_kind { FLAG_STRING, FLAG_INT, FLAG_DOUBLE, FLAG_SWITCH } flag_
 typedef struct flag {
     const char *name; /* "--lr" */
     flag_kind kind;
-    void *dst;        /* const char **, long *, double *, int * */
+    void *dst; /* const char **, long *, double *, int * */
     const char *value_name;
     const char *help;
 } flag;

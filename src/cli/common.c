@@ -159,8 +159,9 @@ int cli_load_data(const char *path, bp_dtype dtype, const data_options *opt, loa
         return cli_error("%s", bp_last_error());
     bp_dataset_describe(out->dataset, &out->desc);
     if (out->desc.header_rows > 0) /* say when a header row is skipped */
-        fprintf(stderr, "backprop: %s: the first row has text, so it was read as a header and "
-                        "skipped\n",
+        fprintf(stderr,
+                "backprop: %s: the first row has text, so it was read as a header and "
+                "skipped\n",
                 path);
     return 0;
 }

@@ -53,10 +53,10 @@ void cli_network_summary(const bp_network_desc *d, char *buf, size_t size);
 /* A data set as loaded, with the targets its network's loss trains on. */
 typedef struct loaded_data {
     bp_dataset *dataset;
-    bp_dataset_desc desc;     /* samples, features, labels or targets */
-    void *one_hot;            /* owned one-hot targets (mse/bce on labels) */
-    const void *targets;      /* what the library takes for the loss */
-    size_t target_row_bytes;  /* bytes per target row */
+    bp_dataset_desc desc;    /* samples, features, labels or targets */
+    void *one_hot;           /* owned one-hot targets (mse/bce on labels) */
+    const void *targets;     /* what the library takes for the loss */
+    size_t target_row_bytes; /* bytes per target row */
 } loaded_data;
 
 /* How to read a data file's columns (CSV). */

@@ -21,8 +21,10 @@ int cmd_compare(int argc, char **argv)
         {"--dtype", FLAG_STRING, &af.dtype, "f32|f64", "precision (default f64)"},
         {"--batch", FLAG_INT, &batch, "N", "batch size (default 64)"},
         {"--seed", FLAG_INT, &seed, "N", "seed of the weights and the batch (default 1)"},
-        {"--against", FLAG_STRING, &against, "cuda|cpu", "the backend compared with the CPU (default cuda)"},
-        {"--math", FLAG_STRING, &math, "fp32|tf32|bf16", "GEMM math of the GPU for f32 (default fp32)"},
+        {"--against", FLAG_STRING, &against, "cuda|cpu",
+         "the backend compared with the CPU (default cuda)"},
+        {"--math", FLAG_STRING, &math, "fp32|tf32|bf16",
+         "GEMM math of the GPU for f32 (default fp32)"},
     };
     static const command cmd = {
         "compare",
@@ -44,7 +46,8 @@ int cmd_compare(int argc, char **argv)
         return cli_error("--batch: %ld is out of range (1..%d)", batch, 1 << 20), 2;
     const int hidden[] = {256, 128};
     architecture a;
-    if (cli_build_architecture(&af, af.layers ? -1 : 64, af.layers ? -1 : 10, hidden, 2, "ce", "f64", &a) != 0)
+    if (cli_build_architecture(&af, af.layers ? -1 : 64, af.layers ? -1 : 10, hidden, 2, "ce",
+                               "f64", &a) != 0)
         return 2;
     bp_network_config cfg;
     bp_network_config_init(&cfg);
@@ -58,7 +61,8 @@ int cmd_compare(int argc, char **argv)
     int rc = 2;
     if (cli_random_batch(&a, (int)batch, (uint64_t)seed + 7, &x, &y) != 0)
         goto out;
-    bp_status st = bp_compare_backends(&cfg, BP_BACKEND_CPU, other, x, y, (int)batch, diff, &la, &lb);
+    bp_status st = bp_compare_backends(&cfg, BP_BACKEND_CPU, other, x, y, (int)batch, diff, &la,
+                                       &lb);
     if (st != BP_OK) {
         cli_lib_error(other == BP_BACKEND_CUDA ? "compare (the CUDA backend is needed; use "
                                                  "--against cpu to check the CPU alone)"

@@ -19,19 +19,18 @@
 #include <mpi.h>
 #endif
 
-#define BP_OK_OR_RETURN(call)                                                                     \
-    do {                                                                                          \
-        bp_status bp_ok_or_return_ = (call);                                                      \
-        if (bp_ok_or_return_ != BP_OK)                                                            \
-            return bp_ok_or_return_;                                                              \
+#define BP_OK_OR_RETURN(call)                \
+    do {                                     \
+        bp_status bp_ok_or_return_ = (call); \
+        if (bp_ok_or_return_ != BP_OK)       \
+            return bp_ok_or_return_;         \
     } while (0)
 
 /* The world size a launcher announces: Open MPI, MPICH/Hydra and
  * Intel MPI (PMI), MVAPICH, and Slurm's srun with PMIx. 0 if none. */
 static long launcher_world_size(void)
 {
-    const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE",
-                          "PMIX_SIZE"};
+    const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE", "PMIX_SIZE"};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
         const char *v = getenv(vars[i]);
         if (v != NULL && v[0] != '\0')
@@ -132,8 +131,7 @@ static int parse_devices(cli_dist *d, const char *spec)
             char *end = NULL;
             long v = strtol(p, &end, 10);
             if (end == p || v < 0 || v > 1023 || (*end != ',' && *end != '\0') || d->size == max)
-                return cli_error("--device: '%s' is not cuda:N,N,.. (up to %d devices)", spec,
-                                 max);
+                return cli_error("--device: '%s' is not cuda:N,N,.. (up to %d devices)", spec, max);
             for (int i = 0; i < d->size; i++)
                 if (d->devices[i] == v)
                     return cli_error("--device: cuda:%ld is listed twice in '%s'", v, spec);
@@ -297,8 +295,7 @@ int cli_dist_join(cli_dist *d, bp_network *net, const bp_network_config *cfg, lo
         if (st == BP_OK)
             st = bp_network_join(net, d->comm);
         if (st != BP_OK)
-            return cli_lib_error(d->rank == 0 ? "data-parallel training" : "data-parallel rank",
-                                 st);
+            return cli_lib_error(d->rank == 0 ? "data-parallel training" : "data-parallel rank", st);
         if (nd.backend == BP_BACKEND_CUDA)
             fprintf(stderr, "backprop: rank %d of %d trains on cuda:%d\n", d->rank, d->size,
                     nd.device);
@@ -354,9 +351,8 @@ static bp_status copy_data(cli_dist *d, const bp_buffer *x, const bp_buffer *y)
     return st;
 }
 
-bp_status cli_dist_train_step(cli_dist *d, bp_network *net, const bp_buffer *x,
-                              const bp_buffer *y, const int32_t *rows, int b,
-                              const bp_optimizer *opt, double *loss)
+bp_status cli_dist_train_step(cli_dist *d, bp_network *net, const bp_buffer *x, const bp_buffer *y,
+                              const int32_t *rows, int b, const bp_optimizer *opt, double *loss)
 {
     if (!d->active)
         return bp_network_step_buffer(net, x, y, rows, b, loss);

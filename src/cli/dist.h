@@ -59,9 +59,8 @@ int cli_dist_join(cli_dist *d, bp_network *net, const bp_network_config *cfg, lo
  * is too small to give every rank a sample, and every rank skips it).
  * Every network steps with its own optimizer: net's as set, the other
  * GPUs' networks with opt (net's, with the epoch's learning rate). */
-bp_status cli_dist_train_step(cli_dist *d, bp_network *net, const bp_buffer *x,
-                              const bp_buffer *y, const int32_t *rows, int b,
-                              const bp_optimizer *opt, double *loss);
+bp_status cli_dist_train_step(cli_dist *d, bp_network *net, const bp_buffer *x, const bp_buffer *y,
+                              const int32_t *rows, int b, const bp_optimizer *opt, double *loss);
 
 /* Prints, for `backprop info`, whether MPI and NCCL are built in and
  * their versions. */

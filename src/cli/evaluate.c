@@ -89,22 +89,27 @@ static void close_model(model_and_data *m)
     bp_network_free(m->net);
 }
 
-#define MODEL_FLAGS(f)                                                                             \
-    {"--model", FLAG_STRING, &f.model_path, "MODEL", "a model saved by backprop train --save"},          \
-        {"--data", FLAG_STRING, &f.data_path, "PATH", "IDX images file or CSV"},                        \
-        {"--device", FLAG_STRING, &f.device, "auto|cpu|cuda[:N]", "where to run (default auto)"},  \
-        {"--batch", FLAG_INT, &f.batch, "N", "samples per forward pass (default 1024)"},           \
-        {"--label-column", FLAG_INT, &f.label_column, "N", "CSV label column (default last)"},     \
-        {"--targets", FLAG_INT, &f.n_targets, "K", "CSV regression: the last K columns are targets"}, \
-        {"--allow-non-finite", FLAG_SWITCH, &f.allow_non_finite, NULL,                              \
-         "use a model even if a parameter is NaN or infinite"}
+#define MODEL_FLAGS(f)                                                                            \
+    {"--model", FLAG_STRING, &f.model_path, "MODEL", "a model saved by backprop train --save"},   \
+        {"--data", FLAG_STRING, &f.data_path, "PATH", "IDX images file or CSV"},                  \
+        {"--device", FLAG_STRING, &f.device, "auto|cpu|cuda[:N]", "where to run (default auto)"}, \
+        {"--batch", FLAG_INT, &f.batch, "N", "samples per forward pass (default 1024)"},          \
+        {"--label-column", FLAG_INT, &f.label_column, "N", "CSV label column (default last)"},    \
+        {"--targets", FLAG_INT, &f.n_targets, "K",                                                \
+         "CSV regression: the last K columns are targets"},                                       \
+    {                                                                                             \
+        "--allow-non-finite", FLAG_SWITCH, &f.allow_non_finite, NULL,                             \
+            "use a model even if a parameter is NaN or infinite"                                  \
+    }
 
 int cmd_eval(int argc, char **argv)
 {
     model_options f = {NULL, NULL, "auto", -1, 0, 1024, 0, 0};
     const flag flags[] = {MODEL_FLAGS(f)};
-    static const command cmd = {"eval", "Loss and accuracy of a saved model on a data set, "
-                                        "with a confusion matrix for classification.", NULL};
+    static const command cmd = {"eval",
+                                "Loss and accuracy of a saved model on a data set, "
+                                "with a confusion matrix for classification.",
+                                NULL};
     int p = cli_parse(&cmd, argc, argv, flags, sizeof flags / sizeof flags[0]);
     if (p != 0)
         return p > 0 ? 0 : 2;

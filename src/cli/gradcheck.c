@@ -41,7 +41,8 @@ int cmd_gradcheck(int argc, char **argv)
         af.activation = "tanh";
     const int hidden[] = {5};
     architecture a;
-    if (cli_build_architecture(&af, af.layers ? -1 : 7, af.layers ? -1 : 3, hidden, 1, "ce", "f64", &a) != 0)
+    if (cli_build_architecture(&af, af.layers ? -1 : 7, af.layers ? -1 : 3, hidden, 1, "ce", "f64",
+                               &a) != 0)
         return 2;
     device_choice dev;
     if (cli_choose_device(device, &dev) != 0)

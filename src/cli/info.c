@@ -8,8 +8,10 @@
 
 int cmd_info(int argc, char **argv)
 {
-    static const command cmd = {"info", "Prints the version, the backends built and the CUDA "
-                                        "devices found.", NULL};
+    static const command cmd = {"info",
+                                "Prints the version, the backends built and the CUDA "
+                                "devices found.",
+                                NULL};
     int p = cli_parse(&cmd, argc, argv, NULL, 0);
     if (p != 0)
         return p > 0 ? 0 : 2;

@@ -100,8 +100,7 @@ int cli_check_paths(const cli_path *inputs, size_t n_inputs, const cli_path *out
             if (outputs[k].path != NULL && identify(outputs[k].path, &other) && same(&other, &out))
                 return cli_error("%s '%s' and %s '%s' are the same file; give each output its own "
                                  "path",
-                                 outputs[k].flag, outputs[k].path, outputs[o].flag,
-                                 outputs[o].path);
+                                 outputs[k].flag, outputs[k].path, outputs[o].flag, outputs[o].path);
         }
     }
     return 0;
@@ -161,8 +160,8 @@ int cli_check_memory(const bp_network_config *cfg, size_t data_bytes)
         return cli_error("this run needs about %.1f GiB of memory (%.0f parameters, batches of %d "
                          "samples, %.1f GiB of data), more than this machine's %.1f GiB; use a "
                          "smaller --batch, narrower --layers or less data",
-                         need / (1 << 30), params, cfg->max_batch,
-                         (double)data_bytes / (1 << 30), have / (1 << 30));
+                         need / (1 << 30), params, cfg->max_batch, (double)data_bytes / (1 << 30),
+                         have / (1 << 30));
     return 0;
 }
 
@@ -182,8 +181,7 @@ int cli_finish_stdout(int rc)
 {
     errno = 0;
     if (fflush(stdout) != 0 || ferror(stdout)) {
-        cli_error("cannot write to standard output: %s",
-                  errno ? strerror(errno) : "write error");
+        cli_error("cannot write to standard output: %s", errno ? strerror(errno) : "write error");
         return rc == 0 ? 1 : rc;
     }
     return rc;

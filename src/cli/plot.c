@@ -21,42 +21,53 @@ typedef struct panel {
     int legend_bottom; /* where the curves are not: losses fall, accuracy rises */
 } panel;
 
-static double px(const panel *p, int epoch) { return p->x0 + PW * (p->n > 1 ? (double)(epoch - 1) / (p->n - 1) : 0.5); }
-static double py(const panel *p, double v) { return p->y0 + PH * (1.0 - (v - p->ymin) / (p->ymax - p->ymin)); }
+static double px(const panel *p, int epoch)
+{
+    return p->x0 + PW * (p->n > 1 ? (double)(epoch - 1) / (p->n - 1) : 0.5);
+}
+static double py(const panel *p, double v)
+{
+    return p->y0 + PH * (1.0 - (v - p->ymin) / (p->ymax - p->ymin));
+}
 
 static void axes(bp_file_replace *f, const panel *p, const char *ylabel, int percent)
 {
-    bp_file_replace_printf(f, "<rect x='%.1f' y='%.1f' width='%d' height='%d' fill='white' stroke='#333'/>\n",
-            p->x0, p->y0, PW, PH);
+    bp_file_replace_printf(
+        f, "<rect x='%.1f' y='%.1f' width='%d' height='%d' fill='white' stroke='#333'/>\n", p->x0,
+        p->y0, PW, PH);
     for (int i = 0; i <= 5; i++) {
         double v = p->ymin + (p->ymax - p->ymin) * i / 5.0, y = py(p, v);
-        bp_file_replace_printf(f, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='#ddd'/>\n", p->x0, y,
-                p->x0 + PW, y);
+        bp_file_replace_printf(f, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='#ddd'/>\n",
+                               p->x0, y, p->x0 + PW, y);
         if (percent)
-            bp_file_replace_printf(f, "<text x='%.1f' y='%.1f' text-anchor='end' font-size='11'>%.1f%%</text>\n",
-                    p->x0 - 6, y + 4, 100 * v);
+            bp_file_replace_printf(
+                f, "<text x='%.1f' y='%.1f' text-anchor='end' font-size='11'>%.1f%%</text>\n",
+                p->x0 - 6, y + 4, 100 * v);
         else
-            bp_file_replace_printf(f, "<text x='%.1f' y='%.1f' text-anchor='end' font-size='11'>%.3g</text>\n",
-                    p->x0 - 6, y + 4, v);
+            bp_file_replace_printf(
+                f, "<text x='%.1f' y='%.1f' text-anchor='end' font-size='11'>%.3g</text>\n",
+                p->x0 - 6, y + 4, v);
     }
     int step = p->n > 10 ? (p->n + 9) / 10 : 1;
     for (int e = 1; e <= p->n; e += step) {
         double x = px(p, e);
-        bp_file_replace_printf(f, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='#333'/>\n", x,
-                p->y0 + PH, x, p->y0 + PH + 5);
-        bp_file_replace_printf(f, "<text x='%.1f' y='%.1f' text-anchor='middle' font-size='11'>%d</text>\n", x,
-                p->y0 + PH + 18, e);
+        bp_file_replace_printf(f, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='#333'/>\n",
+                               x, p->y0 + PH, x, p->y0 + PH + 5);
+        bp_file_replace_printf(
+            f, "<text x='%.1f' y='%.1f' text-anchor='middle' font-size='11'>%d</text>\n", x,
+            p->y0 + PH + 18, e);
     }
-    bp_file_replace_printf(f, "<text x='%.1f' y='%.1f' text-anchor='middle' font-size='12'>epoch</text>\n",
-            p->x0 + PW / 2.0, p->y0 + PH + 36);
+    bp_file_replace_printf(
+        f, "<text x='%.1f' y='%.1f' text-anchor='middle' font-size='12'>epoch</text>\n",
+        p->x0 + PW / 2.0, p->y0 + PH + 36);
     bp_file_replace_printf(f,
-            "<text x='%.1f' y='%.1f' text-anchor='middle' font-size='12' "
-            "transform='rotate(-90 %.1f %.1f)'>%s</text>\n",
-            p->x0 - 50, p->y0 + PH / 2.0, p->x0 - 50, p->y0 + PH / 2.0, ylabel);
+                           "<text x='%.1f' y='%.1f' text-anchor='middle' font-size='12' "
+                           "transform='rotate(-90 %.1f %.1f)'>%s</text>\n",
+                           p->x0 - 50, p->y0 + PH / 2.0, p->x0 - 50, p->y0 + PH / 2.0, ylabel);
 }
 
-static void series(bp_file_replace *f, const panel *p, const double *v, const char *color, const char *name,
-                   int legend_row)
+static void series(bp_file_replace *f, const panel *p, const double *v, const char *color,
+                   const char *name, int legend_row)
 {
     int any = 0;
     bp_file_replace_printf(f, "<polyline fill='none' stroke='%s' stroke-width='2' points='", color);
@@ -68,15 +79,17 @@ static void series(bp_file_replace *f, const panel *p, const double *v, const ch
     bp_file_replace_printf(f, "'/>\n");
     for (int e = 1; e <= p->n; e++)
         if (isfinite(v[e - 1]))
-            bp_file_replace_printf(f, "<circle cx='%.1f' cy='%.1f' r='3' fill='%s'/>\n", px(p, e), py(p, v[e - 1]),
-                    color);
+            bp_file_replace_printf(f, "<circle cx='%.1f' cy='%.1f' r='3' fill='%s'/>\n", px(p, e),
+                                   py(p, v[e - 1]), color);
     if (any) {
         double lx = p->x0 + PW - 120;
         double ly = p->legend_bottom ? p->y0 + PH - 10 - 18 * legend_row
                                      : p->y0 + 16 + 18 * legend_row;
-        bp_file_replace_printf(f, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='%s' stroke-width='2'/>\n",
-                lx, ly - 4, lx + 20, ly - 4, color);
-        bp_file_replace_printf(f, "<text x='%.1f' y='%.1f' font-size='12'>%s</text>\n", lx + 26, ly, name);
+        bp_file_replace_printf(
+            f, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='%s' stroke-width='2'/>\n",
+            lx, ly - 4, lx + 20, ly - 4, color);
+        bp_file_replace_printf(f, "<text x='%.1f' y='%.1f' font-size='12'>%s</text>\n", lx + 26,
+                               ly, name);
     }
 }
 
@@ -98,8 +111,7 @@ static void range(const double *a, const double *b, int n, double *lo, double *h
     *lo -= pad, *hi += pad;
 }
 
-int plot_prepare_svg(const char *path, const history *h, const char *title,
-                     bp_file_replace **out)
+int plot_prepare_svg(const char *path, const history *h, const char *title, bp_file_replace **out)
 {
     /* A unique temporary file beside the target, renamed into place by
      * the commit (bp_file_replace_*); write errors are sticky. */
@@ -109,13 +121,18 @@ int plot_prepare_svg(const char *path, const history *h, const char *title,
     if (st != BP_OK)
         return cli_error("--plot: %s", bp_last_error());
     bp_file_replace_printf(f, "<?xml version='1.0' encoding='UTF-8'?>\n");
-    bp_file_replace_printf(f, "<svg xmlns='http://www.w3.org/2000/svg' width='%d' height='%d' "
-               "font-family='sans-serif'>\n", W, H);
+    bp_file_replace_printf(f,
+                           "<svg xmlns='http://www.w3.org/2000/svg' width='%d' height='%d' "
+                           "font-family='sans-serif'>\n",
+                           W, H);
     bp_file_replace_printf(f, "<rect width='100%%' height='100%%' fill='#fafafa'/>\n");
     bp_file_replace_printf(f, "<text x='%d' y='24' text-anchor='middle' font-size='15'>", W / 2);
     for (const char *c = title; *c; c++) /* escape for XML */
         bp_file_replace_printf(f, "%s",
-                               *c == '<' ? "&lt;" : *c == '>' ? "&gt;" : *c == '&' ? "&amp;" : (char[2]){*c, 0});
+                               *c == '<'   ? "&lt;"
+                               : *c == '>' ? "&gt;"
+                               : *c == '&' ? "&amp;"
+                                           : (char[2]){*c, 0});
     bp_file_replace_printf(f, "</text>\n");
     panel loss = {80, 50, 0, 1, h->n, 0}, acc = {80 + PW + 110, 50, 0, 1, h->n, 1};
     range(h->train_loss, h->test_loss, h->n, &loss.ymin, &loss.ymax);
@@ -133,9 +150,10 @@ int plot_prepare_svg(const char *path, const history *h, const char *title,
     axes(f, &acc, "test accuracy", 1);
     series(f, &acc, h->test_accuracy, "#2ca02c", "test accuracy", 0);
     if (!have_accuracy)
-        bp_file_replace_printf(f, "<text x='%.1f' y='%.1f' text-anchor='middle' font-size='13' fill='#666'>"
-                   "no test accuracy: no --test set, or not a classification</text>\n",
-                acc.x0 + PW / 2.0, acc.y0 + PH / 2.0);
+        bp_file_replace_printf(f,
+                               "<text x='%.1f' y='%.1f' text-anchor='middle' font-size='13' fill='#666'>"
+                               "no test accuracy: no --test set, or not a classification</text>\n",
+                               acc.x0 + PW / 2.0, acc.y0 + PH / 2.0);
     bp_file_replace_printf(f, "</svg>\n");
     st = bp_file_replace_flush(f);
     if (st != BP_OK) {

@@ -13,7 +13,6 @@ typedef struct history {
  * path (bp_file_replace_*); bp_file_replace_commit puts it in place, so a
  * run can prepare every output before replacing any, and the old file
  * stays on any failure. Returns 0 or -1 (message printed). */
-int plot_prepare_svg(const char *path, const history *h, const char *title,
-                     bp_file_replace **out);
+int plot_prepare_svg(const char *path, const history *h, const char *title, bp_file_replace **out);
 
 #endif

@@ -41,10 +41,7 @@ void cli_signals_catch(void)
     sigaction(SIGPIPE, &ign, NULL);
 }
 
-int cli_signals_caught(void)
-{
-    return caught;
-}
+int cli_signals_caught(void) { return caught; }
 
 void cli_signals_hold(sigset_t *saved)
 {
@@ -55,7 +52,4 @@ void cli_signals_hold(sigset_t *saved)
     sigprocmask(SIG_BLOCK, &set, saved);
 }
 
-void cli_signals_release(const sigset_t *saved)
-{
-    sigprocmask(SIG_SETMASK, saved, NULL);
-}
+void cli_signals_release(const sigset_t *saved) { sigprocmask(SIG_SETMASK, saved, NULL); }

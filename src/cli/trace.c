@@ -43,8 +43,10 @@ int cmd_trace(int argc, char **argv)
     long seed = 1;
     double lr = 0.5;
     const flag flags[] = {
-        {"--layers", FLAG_STRING, &af.layers, "N,N,..", "layer sizes (default 2,2,1 with the weights of docs/design.md)"},
-        {"--activation", FLAG_STRING, &af.activation, "NAME", "activation of every layer (default sigmoid)"},
+        {"--layers", FLAG_STRING, &af.layers, "N,N,..",
+         "layer sizes (default 2,2,1 with the weights of docs/design.md)"},
+        {"--activation", FLAG_STRING, &af.activation, "NAME",
+         "activation of every layer (default sigmoid)"},
         {"--seed", FLAG_INT, &seed, "N", "initialisation seed when --layers is given"},
         {"--lr", FLAG_DOUBLE, &lr, "X", "learning rate eta (default 0.5)"},
     };
@@ -151,8 +153,8 @@ int cmd_trace(int argc, char **argv)
     vec(label, d[L], a.sizes[L]);
     printf("\nbackward pass\n");
     for (int l = L - 1; l >= 1; l--) {
-        snprintf(label, sizeof label, "delta^%d = (W^%d)^T delta^%d (.) %s'(z^%d)", l, l + 1, l + 1,
-                 an, l);
+        snprintf(label, sizeof label, "delta^%d = (W^%d)^T delta^%d (.) %s'(z^%d)", l, l + 1,
+                 l + 1, an, l);
         vec(label, d[l], a.sizes[l]);
     }
     printf("\ngradients\n");

@@ -47,29 +47,29 @@ typedef struct training_run {
 
     /* build */
     bp_network *net;
-    int classify;              /* class labels: accuracy is reported */
-    char network_summary[512]; /* "3-16-2 relu,identity ce f32" */
+    int classify;                       /* class labels: accuracy is reported */
+    char network_summary[512];          /* "3-16-2 relu,identity ce f32" */
     bp_buffer *train_x, *train_targets; /* the training set on the device */
 
     /* run */
     int32_t *order;         /* the samples of the current epoch, in order */
     uint64_t shuffle_state; /* SplitMix64 stream of the shuffles */
     long steps_per_epoch;
-    long read_loss_every;   /* steps between reads of the loss (a device wait) */
-    int show_progress;      /* a progress bar on stderr */
-    progress bar;           /* the current epoch's */
-    double started;         /* cli_now() when the first epoch began */
+    long read_loss_every; /* steps between reads of the loss (a device wait) */
+    int show_progress;    /* a progress bar on stderr */
+    progress bar;         /* the current epoch's */
+    double started;       /* cli_now() when the first epoch began */
     int epochs_begun;
-    int resumed_shuffled;   /* --resume inside an epoch: its order is shuffled already */
-    long long steps_done;   /* training steps since the network was created */
-    int stopped;            /* by Ctrl-C, SIGTERM or SIGHUP (signals.c) */
-    sigset_t held;          /* the stopping signals, held while finishing */
+    int resumed_shuffled; /* --resume inside an epoch: its order is shuffled already */
+    long long steps_done; /* training steps since the network was created */
+    int stopped;          /* by Ctrl-C, SIGTERM or SIGHUP (signals.c) */
+    sigset_t held;        /* the stopping signals, held while finishing */
     int holding;
 
     /* report */
     bp_evaluation evaluation; /* the last evaluation printed */
     history curves;           /* per epoch, for --plot */
-    bp_file_replace *log; /* --log, put in place when the run succeeds */
+    bp_file_replace *log;     /* --log, put in place when the run succeeds */
 } training_run;
 
 static void training_run_free(training_run *run)
@@ -305,8 +305,8 @@ static int prepare_loop(training_run *run)
         if (continued < 0)
             return -1;
         if (!continued)
-            bp_file_replace_printf(run->log,
-                                   "epoch,train_loss,test_loss,test_accuracy,seconds,samples_per_s\n");
+            bp_file_replace_printf(
+                run->log, "epoch,train_loss,test_loss,test_accuracy,seconds,samples_per_s\n");
     }
     run->shuffle_state = (uint64_t)o->seed ^ 0x5DEECE66Dull;
     /* --resume: the shuffles of the epochs before the checkpoint replayed,
@@ -399,9 +399,8 @@ static int run_epoch(training_run *run, int epoch, double *train_loss)
     /* The epoch's order goes to the device once; each step takes its rows
      * there and sums its loss there. */
     bp_status st;
-    if (!run->dist.active &&
-        (st = bp_network_set_epoch(run->net, run->train_x, run->train_targets,
-                                   run->order + skipped, n - skipped)) != BP_OK)
+    if (!run->dist.active && (st = bp_network_set_epoch(run->net, run->train_x, run->train_targets,
+                                                        run->order + skipped, n - skipped)) != BP_OK)
         return cli_lib_error("starting an epoch", st);
     progress_start(&run->bar, run->show_progress);
     for (long s = first; s < run->steps_per_epoch; s++) {
@@ -476,8 +475,8 @@ static int report_epoch(training_run *run, int epoch, double train_loss, double 
         fflush(stdout);
     }
     if (run->log && !run->stopped)
-        bp_file_replace_printf(run->log, "%d,%.6g,%.6g,%.6g,%.3f,%.1f\n", epoch + 1, train_loss, test_loss,
-                test_accuracy, seconds, rate);
+        bp_file_replace_printf(run->log, "%d,%.6g,%.6g,%.6g,%.3f,%.1f\n", epoch + 1, train_loss,
+                               test_loss, test_accuracy, seconds, rate);
     if (run->log && bp_file_replace_flush(run->log) != BP_OK)
         return cli_error("--log: %s", bp_last_error());
     return 0;
@@ -580,7 +579,7 @@ static int train(training_run *run)
     run->started = cli_now();
     const train_options *o = &run->options;
     long stop = o->optim.stop_after > 0 && o->optim.stop_after < o->epochs ? o->optim.stop_after
-                                                                          : o->epochs;
+                                                                           : o->epochs;
     for (int epoch = (int)o->optim.start.epoch; epoch < stop && !run->stopped; epoch++) {
         double e0 = cli_now(), train_loss = NAN;
         run->epochs_begun = epoch + 1;
@@ -603,7 +602,7 @@ int cmd_train(int argc, char **argv)
         status = train(&run);
     training_run_free(&run);
     cli_dist_end(&run.dist); /* after the network: the communicators, MPI */
-    if (run.holding) { /* a signal held while finishing acts now */
+    if (run.holding) {       /* a signal held while finishing acts now */
         cli_signals_release(&run.held);
         if (status == 0 && cli_signals_caught())
             status = 128 + cli_signals_caught();

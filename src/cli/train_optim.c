@@ -91,8 +91,8 @@ int optim_resume_peek(optim_flags *o, int argc, char **argv, long epochs, double
     o->start = info;
     /* The seed shuffles (and, without --data, generates the data). */
     if (given(argc, argv, "--seed") && (uint64_t)*seed != info.shuffle_seed)
-        return cli_error("--seed %ld: the checkpoint's run has seed %llu (leave --seed out)", *seed,
-                         (unsigned long long)info.shuffle_seed);
+        return cli_error("--seed %ld: the checkpoint's run has seed %llu (leave --seed out)",
+                         *seed, (unsigned long long)info.shuffle_seed);
     if (info.shuffle_seed > (uint64_t)LONG_MAX)
         return cli_error("--resume: '%s' has seed %llu, out of range", o->resume,
                          (unsigned long long)info.shuffle_seed);

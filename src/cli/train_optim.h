@@ -35,16 +35,21 @@ typedef struct optim_flags {
 void optim_flags_init(optim_flags *o);
 
 /* The flags' table entries, to put in the command's flag table. */
-#define OPTIM_FLAG_ENTRIES(o)                                                                      \
-    {"--optimizer", FLAG_STRING, &(o).optimizer, "sgd|adam|adamw", "optimizer (default sgd)"},     \
-    {"--beta1", FLAG_DOUBLE, &(o).beta1, "X", "Adam/AdamW beta1 (default 0.9)"},                   \
-    {"--beta2", FLAG_DOUBLE, &(o).beta2, "X", "Adam/AdamW beta2 (default 0.999)"},                 \
-    {"--eps", FLAG_DOUBLE, &(o).eps, "X", "Adam/AdamW eps (default 1e-8)"},                        \
-    {"--amsgrad", FLAG_SWITCH, &(o).amsgrad, NULL, "Adam/AdamW: the AMSGrad variant"},            \
-    {"--clip-grad-norm", FLAG_DOUBLE, &(o).clip, "X", "clip gradients to this global L2 norm"},   \
-    {"--checkpoint", FLAG_STRING, &(o).checkpoint, "FILE", "write a checkpoint after every epoch and on Ctrl-C"}, \
-    {"--resume", FLAG_STRING, &(o).resume, "FILE", "continue the run a checkpoint holds (--epochs: the total)"}, \
-    {"--stop-after", FLAG_INT, &(o).stop_after, "N", "stop after N epochs of the --epochs schedule (resume later)"}
+#define OPTIM_FLAG_ENTRIES(o)                                                                       \
+    {"--optimizer", FLAG_STRING, &(o).optimizer, "sgd|adam|adamw", "optimizer (default sgd)"},      \
+        {"--beta1", FLAG_DOUBLE, &(o).beta1, "X", "Adam/AdamW beta1 (default 0.9)"},                \
+        {"--beta2", FLAG_DOUBLE, &(o).beta2, "X", "Adam/AdamW beta2 (default 0.999)"},              \
+        {"--eps", FLAG_DOUBLE, &(o).eps, "X", "Adam/AdamW eps (default 1e-8)"},                     \
+        {"--amsgrad", FLAG_SWITCH, &(o).amsgrad, NULL, "Adam/AdamW: the AMSGrad variant"},          \
+        {"--clip-grad-norm", FLAG_DOUBLE, &(o).clip, "X", "clip gradients to this global L2 norm"}, \
+        {"--checkpoint", FLAG_STRING, &(o).checkpoint, "FILE",                                      \
+         "write a checkpoint after every epoch and on Ctrl-C"},                                     \
+        {"--resume", FLAG_STRING, &(o).resume, "FILE",                                              \
+         "continue the run a checkpoint holds (--epochs: the total)"},                              \
+    {                                                                                               \
+        "--stop-after", FLAG_INT, &(o).stop_after, "N",                                             \
+            "stop after N epochs of the --epochs schedule (resume later)"                           \
+    }
 
 /* After the flags are parsed: validates them and fills o->opt from them;
  * *lr (and *weight_decay) get the optimizer's default when --lr
@@ -55,8 +60,8 @@ int optim_check(optim_flags *o, int argc, char **argv, double *lr, double moment
 /* Before the network is built with --resume: the optimizer the checkpoint
  * holds replaces the flags' (unless --optimizer was given), o->start is
  * the checkpoint's position, and the schedule (*base_lr, *schedule),
- * *seed and *batch are the checkpoint's. Returns 1 when the run already finished all `epochs` (said
- * so), -1 on error, 0 to go on. */
+ * *seed and *batch are the checkpoint's. Returns 1 when the run already finished all `epochs`
+ * (said so), -1 on error, 0 to go on. */
 int optim_resume_peek(optim_flags *o, int argc, char **argv, long epochs, double *base_lr,
                       const char **schedule, long *seed, long *batch);
 

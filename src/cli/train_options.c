@@ -92,14 +92,18 @@ int parse_train_options(int argc, char **argv, train_options *o, int *status)
     const flag flags[] = {
         {"--data", FLAG_STRING, &o->data_path, "PATH", "IDX images file (labels beside it) or CSV"},
         {"--test", FLAG_STRING, &o->test_path, "PATH", "test set, same format"},
-        {"--layers", FLAG_STRING, &o->architecture.layers, "N,N,..", "layer sizes, inputs first (default: data,256,128,classes)"},
-        {"--activation", FLAG_STRING, &o->architecture.activation, "NAME", "hidden activation: relu (default), leaky_relu, tanh, sigmoid, identity"},
-        {"--activations", FLAG_STRING, &o->architecture.activations, "A,B,..", "one activation per layer"},
+        {"--layers", FLAG_STRING, &o->architecture.layers, "N,N,..",
+         "layer sizes, inputs first (default: data,256,128,classes)"},
+        {"--activation", FLAG_STRING, &o->architecture.activation, "NAME",
+         "hidden activation: relu (default), leaky_relu, tanh, sigmoid, identity"},
+        {"--activations", FLAG_STRING, &o->architecture.activations, "A,B,..",
+         "one activation per layer"},
         {"--loss", FLAG_STRING, &o->architecture.loss, "ce|mse|bce", "loss (default ce)"},
         {"--epochs", FLAG_INT, &o->epochs, "N", "epochs (default 15)"},
         {"--batch", FLAG_INT, &o->batch, "N", "mini-batch size (default 32)"},
         {"--lr", FLAG_DOUBLE, &o->lr, "X", "learning rate (default 0.02)"},
-        {"--schedule", FLAG_STRING, &o->schedule, "cosine|constant", "learning-rate schedule over the epochs (default cosine)"},
+        {"--schedule", FLAG_STRING, &o->schedule, "cosine|constant",
+         "learning-rate schedule over the epochs (default cosine)"},
         {"--momentum", FLAG_DOUBLE, &o->momentum, "X", "SGD momentum (default 0.9)"},
         {"--weight-decay", FLAG_DOUBLE, &o->weight_decay, "X", "L2 weight decay (default 0)"},
         {"--seed", FLAG_INT, &o->seed, "N", "initialisation and shuffling seed (default 1)"},
@@ -109,13 +113,18 @@ int parse_train_options(int argc, char **argv, train_options *o, int *status)
         {"--no-shuffle", FLAG_SWITCH, &o->no_shuffle, NULL, "samples in file order"},
         {"--init", FLAG_STRING, &o->init_path, "MODEL", "start from a saved model's parameters"},
         {"--save", FLAG_STRING, &o->save_path, "MODEL", "save the trained model (safetensors)"},
-        {"--log", FLAG_STRING, &o->log_path, "CSV", "one row per epoch: epoch,train_loss,test_loss,test_accuracy,seconds,samples_per_s"},
+        {"--log", FLAG_STRING, &o->log_path, "CSV",
+         "one row per epoch: epoch,train_loss,test_loss,test_accuracy,seconds,samples_per_s"},
         {"--plot", FLAG_STRING, &o->plot_path, "SVG", "loss and accuracy curves"},
-        {"--label-column", FLAG_INT, &o->columns.label_column, "N", "CSV label column, 0-based (default last)"},
-        {"--targets", FLAG_INT, &o->columns.n_targets, "K", "CSV regression: the last K columns are targets"},
+        {"--label-column", FLAG_INT, &o->columns.label_column, "N",
+         "CSV label column, 0-based (default last)"},
+        {"--targets", FLAG_INT, &o->columns.n_targets, "K",
+         "CSV regression: the last K columns are targets"},
         {"--quiet", FLAG_SWITCH, &o->quiet, NULL, "print only the final result"},
-        {"--math", FLAG_STRING, &o->math, "fp32|tf32|bf16", "GEMM math on the GPU for f32 (default fp32: exact)"},
-        {"--no-graphs", FLAG_SWITCH, &o->no_graphs, NULL, "issue each GPU kernel from the host (no CUDA graphs)"},
+        {"--math", FLAG_STRING, &o->math, "fp32|tf32|bf16",
+         "GEMM math on the GPU for f32 (default fp32: exact)"},
+        {"--no-graphs", FLAG_SWITCH, &o->no_graphs, NULL,
+         "issue each GPU kernel from the host (no CUDA graphs)"},
         OPTIM_FLAG_ENTRIES(o->optim),
     };
     static const command cmd = {
@@ -138,8 +147,8 @@ int parse_train_options(int argc, char **argv, train_options *o, int *status)
     *status = 1;
     /* Every output replaceable, and never an input or another output (by
      * device and inode); --resume may be --checkpoint (it is read first). */
-    const cli_path inputs[] = {{"--data", o->data_path}, {"--test", o->test_path},
-                               {"--init", o->init_path}};
+    const cli_path inputs[] = {
+        {"--data", o->data_path}, {"--test", o->test_path}, {"--init", o->init_path}};
     const cli_path outputs[] = {{"--save", o->save_path},
                                 {"--log", o->log_path},
                                 {"--plot", o->plot_path},
@@ -148,9 +157,8 @@ int parse_train_options(int argc, char **argv, train_options *o, int *status)
         return -1;
     if (o->optim.resume != NULL) {
         const cli_path resume[] = {{"--resume", o->optim.resume}};
-        const cli_path others[] = {{"--save", o->save_path},
-                                   {"--log", o->log_path},
-                                   {"--plot", o->plot_path}};
+        const cli_path others[] = {
+            {"--save", o->save_path}, {"--log", o->log_path}, {"--plot", o->plot_path}};
         if (cli_check_paths(resume, 1, others, 3) != 0)
             return -1;
     }

@@ -68,11 +68,10 @@ bp_status bp_comm_config_resolve(const char *fn, const bp_comm_config *cfg, bp_c
         return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: cfg->backend %d is not CPU or CUDA", fn,
                        (int)out->backend);
     if (out->device < 0)
-        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: cfg->device %d must be >= 0", fn,
-                       out->device);
+        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: cfg->device %d must be >= 0", fn, out->device);
     if (!(out->timeout_s > 0) || !isfinite(out->timeout_s))
-        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: cfg->timeout_s %g must be finite and > 0",
-                       fn, out->timeout_s);
+        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: cfg->timeout_s %g must be finite and > 0", fn,
+                       out->timeout_s);
     return BP_OK;
 }
 
@@ -94,8 +93,7 @@ bp_status bp_comm_new(const bp_comm_ops *ops, void *impl, int rank, int size,
     return BP_OK;
 }
 
-bp_status bp_comm_engine_info(bp_comm_engine engine, int *built, char *version,
-                              size_t version_size)
+bp_status bp_comm_engine_info(bp_comm_engine engine, int *built, char *version, size_t version_size)
 {
     BP_CHECK_PTR("bp_comm_engine_info", built);
     if (version != NULL && version_size > 0)
@@ -109,8 +107,8 @@ bp_status bp_comm_engine_info(bp_comm_engine engine, int *built, char *version,
     return bp_fail(BP_ERR_INVALID_ARGUMENT, "bp_comm_engine_info: unknown engine %d", (int)engine);
 }
 
-bp_status bp_comm_create_nccl(const bp_nccl_id *id, int rank, int size,
-                              const bp_comm_config *cfg, bp_comm **out)
+bp_status bp_comm_create_nccl(const bp_nccl_id *id, int rank, int size, const bp_comm_config *cfg,
+                              bp_comm **out)
 {
     const char *fn = "bp_comm_create_nccl";
     BP_CHECK_PTR(fn, id);
@@ -207,8 +205,8 @@ static bp_status join_refused(const char *fn, const bp_network *net, const bp_co
                        fn);
     if (net->desc.backend != comm->ops->backend)
         return bp_fail(BP_ERR_INVALID_ARGUMENT,
-                       "%s: a %s network cannot join a %s communicator (made for %s networks)",
-                       fn, bp_backend_name(net->desc.backend), comm->ops->name,
+                       "%s: a %s network cannot join a %s communicator (made for %s networks)", fn,
+                       bp_backend_name(net->desc.backend), comm->ops->name,
                        bp_backend_name(comm->ops->backend));
     return BP_OK;
 }
@@ -260,8 +258,9 @@ static bp_status step_begin(bp_comm *c, bp_network *net, int batch)
     c->steps++;
     c->step_bad = 0;
     if (c->broken)
-        return bp_fail(BP_ERR_COMM, "data-parallel step %ld: the communicator is broken by an "
-                                    "earlier error (rank %d of %d)",
+        return bp_fail(BP_ERR_COMM,
+                       "data-parallel step %ld: the communicator is broken by an "
+                       "earlier error (rank %d of %d)",
                        c->steps, c->rank, c->size);
     double loss = NAN;
     BP_TRY(net->ops->download(net->ctx, &loss, net->loss, sizeof loss));

@@ -32,11 +32,11 @@ static bp_status mpi_error(bp_comm *c, const char *call, int err)
     return bp_comm_fail(c, "%s failed: %s", call, text);
 }
 
-#define MPI_CHECK(c, call)                                                                         \
-    do {                                                                                          \
-        int bp_mpi_err_ = (call);                                                                 \
-        if (bp_mpi_err_ != MPI_SUCCESS)                                                           \
-            return mpi_error((c), #call, bp_mpi_err_);                                            \
+#define MPI_CHECK(c, call)                             \
+    do {                                               \
+        int bp_mpi_err_ = (call);                      \
+        if (bp_mpi_err_ != MPI_SUCCESS)                \
+            return mpi_error((c), #call, bp_mpi_err_); \
     } while (0)
 
 /* Polls reqs until all are complete, at most the communicator's timeout. */
@@ -125,8 +125,8 @@ static void mpi_destroy(bp_comm *c)
     free(m);
 }
 
-static const bp_comm_ops mpi_ops = {"MPI", BP_BACKEND_CPU, mpi_allreduce_host, mpi_start,
-                                    mpi_wait_all, mpi_destroy};
+static const bp_comm_ops mpi_ops = {"MPI",     BP_BACKEND_CPU, mpi_allreduce_host,
+                                    mpi_start, mpi_wait_all,   mpi_destroy};
 
 bp_status bp_dist_mpi_version(int *built, char *version, size_t size)
 {

@@ -26,11 +26,11 @@ typedef struct nccl_engine {
     ncclComm_t comm;
     int device;
     int aborted;
-    cudaStream_t stream;                /* the collectives' stream */
-    cudaEvent_t ready[BP_MAX_LAYERS];   /* layer slices ready, on the network's stream */
+    cudaStream_t stream;              /* the collectives' stream */
+    cudaEvent_t ready[BP_MAX_LAYERS]; /* layer slices ready, on the network's stream */
     int n_ready;
-    cudaEvent_t done;                   /* every collective issued so far, on stream */
-    double *scratch;                    /* device doubles for host all-reduces */
+    cudaEvent_t done; /* every collective issued so far, on stream */
+    double *scratch;  /* device doubles for host all-reduces */
 } nccl_engine;
 
 enum { SCRATCH_DOUBLES = 8 };
@@ -117,10 +117,9 @@ static bp_status nccl_allreduce_host(bp_comm *c, double *v, int n, int op)
     if (ce != cudaSuccess)
         st = bp_comm_fail(c, "cudaMemcpyAsync: %s", cudaGetErrorString(ce));
     ncclResult_t r = ncclSuccess;
-    if (st == BP_OK &&
-        (r = ncclAllReduce(e->scratch, e->scratch, (size_t)n, ncclFloat64,
-                           op == BP_DIST_MAX ? ncclMax : ncclSum, e->comm, e->stream)) !=
-            ncclSuccess)
+    if (st == BP_OK && (r = ncclAllReduce(e->scratch, e->scratch, (size_t)n, ncclFloat64,
+                                          op == BP_DIST_MAX ? ncclMax : ncclSum, e->comm,
+                                          e->stream)) != ncclSuccess)
         st = nccl_error(c, "ncclAllReduce", r);
     if (st == BP_OK && (ce = cudaEventRecord(e->done, e->stream)) != cudaSuccess)
         st = bp_comm_fail(c, "cudaEventRecord: %s", cudaGetErrorString(ce));
@@ -156,9 +155,9 @@ static bp_status nccl_start(bp_comm *c, bp_network *net, void *p, size_t count, 
     double s64 = scale;
     ncclRedOp_t op = ncclSum;
     ncclResult_t r = ncclSuccess;
-    if (st == BP_OK && (r = ncclRedOpCreatePreMulSum(&op, dt == BP_F32 ? (void *)&s32 : &s64,
-                                                     nccl_type(dt), ncclScalarHostImmediate,
-                                                     e->comm)) != ncclSuccess)
+    if (st == BP_OK &&
+        (r = ncclRedOpCreatePreMulSum(&op, dt == BP_F32 ? (void *)&s32 : &s64, nccl_type(dt),
+                                      ncclScalarHostImmediate, e->comm)) != ncclSuccess)
         st = nccl_error(c, "ncclRedOpCreatePreMulSum", r);
     if (st == BP_OK) {
         r = ncclAllReduce(p, p, count, nccl_type(dt), op, e->comm, e->stream);
@@ -182,8 +181,7 @@ static bp_status nccl_wait_all(bp_comm *c, bp_network *net)
         ce = cudaStreamWaitEvent(bp_cuda_ctx_stream(net->ctx), e->done, 0);
     bp_status st = BP_OK;
     if (ce != cudaSuccess)
-        st = bp_comm_fail(c, "ordering the update after the all-reduce: %s",
-                          cudaGetErrorString(ce));
+        st = bp_comm_fail(c, "ordering the update after the all-reduce: %s", cudaGetErrorString(ce));
     /* Bounded: a dead rank is found here rather than in a later step. */
     if (st == BP_OK)
         st = wait_event(c, e->done, "the gradient all-reduce");
@@ -218,8 +216,8 @@ static void nccl_destroy(bp_comm *c)
     free(e);
 }
 
-static const bp_comm_ops nccl_ops = {"NCCL", BP_BACKEND_CUDA, nccl_allreduce_host, nccl_start,
-                                     nccl_wait_all, nccl_destroy};
+static const bp_comm_ops nccl_ops = {"NCCL",     BP_BACKEND_CUDA, nccl_allreduce_host,
+                                     nccl_start, nccl_wait_all,   nccl_destroy};
 
 /* The stream, events and scratch of an engine on device (current). */
 static bp_status engine_resources(const char *fn, nccl_engine *e)
@@ -247,8 +245,8 @@ static bp_status check_device(const char *fn, int device)
     if (count == 0)
         return bp_cuda_no_device(fn, why);
     if (device < 0 || device >= count)
-        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: CUDA device %d does not exist (%d found)",
-                       fn, device, count);
+        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: CUDA device %d does not exist (%d found)", fn,
+                       device, count);
     return BP_OK;
 }
 
@@ -355,8 +353,7 @@ bp_status bp_nccl_id_create(bp_nccl_id *id)
     ncclUniqueId uid;
     ncclResult_t r = ncclGetUniqueId(&uid);
     if (r != ncclSuccess)
-        return bp_fail(BP_ERR_COMM, "bp_nccl_id_create: ncclGetUniqueId: %s",
-                       ncclGetErrorString(r));
+        return bp_fail(BP_ERR_COMM, "bp_nccl_id_create: ncclGetUniqueId: %s", ncclGetErrorString(r));
     memset(id, 0, sizeof *id);
     memcpy(id->bytes, &uid, sizeof uid < sizeof id->bytes ? sizeof uid : sizeof id->bytes);
     return BP_OK;

@@ -140,7 +140,6 @@ static int row_is_header(const field *fields, size_t n, locale_t c_locale)
     return 0;
 }
 
-
 /* The loader's state: the shape fixed by the first row and the arrays,
  * grown by doubling the row capacity. */
 typedef struct csv_state {
@@ -203,8 +202,8 @@ static bp_status first_row(csv_state *s, const csv_line *ln, int *is_header)
         return bp_fail(BP_ERR_FORMAT, "'%s': %zu columns are too many (at most %d)", s->path,
                        s->n_cols, BP_MAX_WIDTH);
     if (s->n_cols < needed)
-        return bp_fail(BP_ERR_FORMAT, "'%s': %zu columns leave no features (%d target%s)",
-                       s->path, s->n_cols, s->label_cols, s->label_cols > 1 ? "s" : "");
+        return bp_fail(BP_ERR_FORMAT, "'%s': %zu columns leave no features (%d target%s)", s->path,
+                       s->n_cols, s->label_cols, s->label_cols > 1 ? "s" : "");
     if (opt->n_targets == 0 && s->label_col >= (int)s->n_cols)
         return bp_fail(BP_ERR_INVALID_ARGUMENT,
                        "bp_dataset_load_csv: label_column %d is out of range: '%s' has %zu "
@@ -232,14 +231,14 @@ static bp_status data_row(csv_state *s, const csv_line *ln)
         double v = 0;
         BP_TRY(parse_value(s->path, ln, c, s->fields[c], s->c_locale, &v));
         if (n_targets > 0 && c >= n_cols - (size_t)n_targets) {
-            bp_real_set(opt->dtype, s->y, r * (size_t)n_targets + (c - (n_cols - (size_t)n_targets)), v);
+            bp_real_set(opt->dtype, s->y,
+                        r * (size_t)n_targets + (c - (n_cols - (size_t)n_targets)), v);
         } else if (n_targets == 0 && (int)c == s->label_col) {
             if (v < 0 || v != floor(v) || v > 1e6)
                 return bp_fail(BP_ERR_FORMAT,
                                "%s:%ld: column %zu: label '%.*s' is not a class number "
                                "(an integer from 0 to 1000000)",
-                               s->path, ln->number, c + 1, (int)s->fields[c].len,
-                               s->fields[c].text);
+                               s->path, ln->number, c + 1, (int)s->fields[c].len, s->fields[c].text);
             ((int32_t *)s->y)[r] = (int32_t)v;
         } else {
             bp_real_set(opt->dtype, s->x, r * s->n_features + feature++, v);

@@ -24,7 +24,8 @@ void bp_dataset_options_init(bp_dataset_options *opt)
 bp_status bp_dataset_check_options(const char *fn, const bp_dataset_options *opt)
 {
     if (opt->dtype != BP_F32 && opt->dtype != BP_F64)
-        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: dtype %d is not a bp_dtype", fn, (int)opt->dtype);
+        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: dtype %d is not a bp_dtype", fn,
+                       (int)opt->dtype);
     if (opt->n_targets < 0)
         return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: n_targets %d must be >= 0", fn, opt->n_targets);
     if (opt->label_column < -1)
@@ -34,8 +35,8 @@ bp_status bp_dataset_check_options(const char *fn, const bp_dataset_options *opt
         return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: unlabeled %d must be 0 or 1", fn,
                        opt->unlabeled);
     if (opt->unlabeled && opt->n_targets != 0)
-        return bp_fail(BP_ERR_INVALID_ARGUMENT,
-                       "%s: unlabeled data cannot have n_targets %d", fn, opt->n_targets);
+        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: unlabeled data cannot have n_targets %d", fn,
+                       opt->n_targets);
     if (opt->header < -1 || opt->header > 1)
         return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: header %d must be -1, 0 or 1", fn, opt->header);
     return BP_OK;
@@ -60,7 +61,8 @@ bp_status bp_dataset_alloc(const char *what, int n, int n_features, int n_target
         ds->labels = malloc(yb ? yb : 1);
     if (ds->x == NULL || (ds->targets == NULL && ds->labels == NULL)) {
         bp_dataset_free(ds);
-        return bp_fail(BP_ERR_OUT_OF_MEMORY, "%s: no memory for %zu bytes of samples", what, xb + yb);
+        return bp_fail(BP_ERR_OUT_OF_MEMORY, "%s: no memory for %zu bytes of samples", what,
+                       xb + yb);
     }
     ds->desc.n_samples = n;
     ds->desc.n_features = n_features;

@@ -60,11 +60,10 @@ static bp_status read_header(bp_reader *f, const char *role, idx_header *h)
      * before reading anything more. */
     uint64_t have = 0, header = 4 + 4 * (uint64_t)h->rank;
     if (bp_io_raw_size(f, &have) && (have < header || have - header != h->count))
-        return bp_fail(BP_ERR_FORMAT,
-                       "'%s' is %s: its header declares %zu bytes of %s, the file holds %llu",
-                       path, have < header || have - header < h->count ? "truncated"
-                                                                      : "longer than declared",
-                       h->count, role, (unsigned long long)(have < header ? 0 : have - header));
+        return bp_fail(
+            BP_ERR_FORMAT, "'%s' is %s: its header declares %zu bytes of %s, the file holds %llu",
+            path, have < header || have - header < h->count ? "truncated" : "longer than declared",
+            h->count, role, (unsigned long long)(have < header ? 0 : have - header));
     return BP_OK;
 }
 
@@ -82,8 +81,7 @@ static bp_status read_body(bp_reader *f, const char *role, size_t count, int lab
         size_t want = count - at < sizeof chunk ? count - at : sizeof chunk, got = 0;
         BP_TRY(bp_io_read(f, chunk, want, &got));
         if (got == 0)
-            return bp_fail(BP_ERR_FORMAT,
-                           "'%s' is truncated: %s needs %zu bytes, the file has %zu",
+            return bp_fail(BP_ERR_FORMAT, "'%s' is truncated: %s needs %zu bytes, the file has %zu",
                            bp_io_path(f), role, count, at);
         if (at + got > cap) {
             size_t ncap = cap < ((size_t)1 << 16) ? (size_t)1 << 16 : cap * 2;

@@ -12,15 +12,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum json_type { JSON_NULL, JSON_BOOL, JSON_INT, JSON_STRING, JSON_ARRAY, JSON_OBJECT } json_type;
+typedef enum json_type {
+    JSON_NULL,
+    JSON_BOOL,
+    JSON_INT,
+    JSON_STRING,
+    JSON_ARRAY,
+    JSON_OBJECT
+} json_type;
 
 typedef struct json_node {
     json_type type;
-    char *key;          /* member name when the parent is an object */
-    char *str;          /* JSON_STRING */
-    uint64_t num;       /* JSON_INT, JSON_BOOL */
-    int first_child;    /* index of the first child, -1 if none */
-    int next_sibling;   /* index of the next sibling, -1 if none */
+    char *key;        /* member name when the parent is an object */
+    char *str;        /* JSON_STRING */
+    uint64_t num;     /* JSON_INT, JSON_BOOL */
+    int first_child;  /* index of the first child, -1 if none */
+    int next_sibling; /* index of the next sibling, -1 if none */
     int n_children;
 } json_node;
 

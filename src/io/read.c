@@ -31,7 +31,6 @@ struct bp_reader {
     size_t out_pos, out_len;
 };
 
-
 bp_status bp_io_check_memory(const char *path, const char *what, size_t bytes)
 {
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
@@ -222,10 +221,7 @@ void bp_io_close(bp_reader *r)
     free(r);
 }
 
-const char *bp_io_path(const bp_reader *r)
-{
-    return r->path;
-}
+const char *bp_io_path(const bp_reader *r) { return r->path; }
 
 bp_status bp_io_read(bp_reader *r, void *buf, size_t n, size_t *got)
 {

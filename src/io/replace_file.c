@@ -39,12 +39,12 @@
 #define BUF_SIZE ((size_t)1 << 16)
 
 struct bp_file_replace {
-    char *path;      /* the target as given, for messages */
-    char *dir;       /* its directory */
-    char *base;      /* its name in dir (after following a symlink) */
-    char *tmp;       /* the temporary file's name in dir */
+    char *path; /* the target as given, for messages */
+    char *dir;  /* its directory */
+    char *base; /* its name in dir (after following a symlink) */
+    char *tmp;  /* the temporary file's name in dir */
     int dir_fd, fd;
-    int failed;      /* a write failed: commit refuses */
+    int failed; /* a write failed: commit refuses */
     bp_status status;
     unsigned char *buf;
     size_t used;
@@ -77,8 +77,8 @@ static bp_status split_path(const char *path, char **dir, char **base)
 
 /* The file to replace: path itself, or the target of the symlink it is.
  * *resolved is NULL when path is not a symlink. Checks the target's type. */
-static bp_status resolve_target(const char *fn, const char *path, char **resolved,
-                                struct stat *sb, int *exists)
+static bp_status resolve_target(const char *fn, const char *path, char **resolved, struct stat *sb,
+                                int *exists)
 {
     *resolved = NULL;
     *exists = 0;
@@ -86,8 +86,7 @@ static bp_status resolve_target(const char *fn, const char *path, char **resolve
         return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: path is empty", fn);
     size_t len = strlen(path);
     if (path[len - 1] == '/')
-        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: '%s' names a directory, not a file", fn,
-                       path);
+        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: '%s' names a directory, not a file", fn, path);
     if (lstat(path, sb) != 0) {
         if (errno == ENOENT)
             return BP_OK;
@@ -249,8 +248,8 @@ bp_status bp_file_replace_begin(const char *path, bp_file_replace **out)
             snprintf(r->tmp, tmp_name_len(r->base) + 1, "%s" TMP_TAG "%ld-%016llx", r->base,
                      (long)getpid(), (unsigned long long)(seed ^ (seed >> 29)));
             /* 0666: the kernel takes the umask off. */
-            r->fd = openat(r->dir_fd, r->tmp,
-                           O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+            r->fd = openat(r->dir_fd, r->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                           0666);
             if (r->fd >= 0 || errno != EEXIST)
                 break;
         }

@@ -77,8 +77,7 @@ static size_t slice_count(const bp_network_desc *d, int l, int is_bias)
 }
 
 static bp_status write_file(const bp_network *net, const bp_network_desc *d, bp_file_replace *f,
-                            const char *header, size_t header_len, void *host,
-                            const bp_st_extras *x)
+                            const char *header, size_t header_len, void *host, const bp_st_extras *x)
 {
     unsigned char len8[8];
     for (int i = 0; i < 8; i++)
@@ -121,7 +120,8 @@ static void build_header(const bp_network_desc *d, strbuf *b, const bp_st_extras
     for (int l = 1; l <= d->n_layers; l++) {
         int n_in = d->sizes[l - 1], n_out = d->sizes[l];
         size_t wb = (size_t)n_in * (size_t)n_out * es, bb = (size_t)n_out * es;
-        sb_add(b, ",\"layers.%d.weight\":{\"dtype\":\"%s\",\"shape\":[%d,%d],\"data_offsets\":[%zu,%zu]}",
+        sb_add(b,
+               ",\"layers.%d.weight\":{\"dtype\":\"%s\",\"shape\":[%d,%d],\"data_offsets\":[%zu,%zu]}",
                l - 1, dt, n_out, n_in, offset, offset + wb);
         offset += wb;
         sb_add(b, ",\"layers.%d.bias\":{\"dtype\":\"%s\",\"shape\":[%d],\"data_offsets\":[%zu,%zu]}",
@@ -136,8 +136,7 @@ static void build_header(const bp_network_desc *d, strbuf *b, const bp_st_extras
                    t->name, dt, d->sizes[t->layer], offset, offset + bytes);
         else
             sb_add(b, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[%d,%d],\"data_offsets\":[%zu,%zu]}",
-                   t->name, dt, d->sizes[t->layer], d->sizes[t->layer - 1], offset,
-                   offset + bytes);
+                   t->name, dt, d->sizes[t->layer], d->sizes[t->layer - 1], offset, offset + bytes);
         offset += bytes;
     }
     sb_add(b, "}");
@@ -229,10 +228,7 @@ static bp_status bad(const char *path, const char *what)
     return bp_fail(BP_ERR_FORMAT, "'%s' is not a valid model file: %s", path, what);
 }
 
-static const char *tensor_kind(const tensor *t)
-{
-    return t->is_bias ? "bias" : "weight";
-}
+static const char *tensor_kind(const tensor *t) { return t->is_bias ? "bias" : "weight"; }
 
 static bp_status parse_tensor(const char *path, const json_doc *doc, int node, tensor *t)
 {
@@ -346,8 +342,8 @@ static bp_status parse_metadata(const char *path, const json_doc *doc, int meta,
 /* __metadata__ maps strings to strings. A backprop file's is parsed; another
  * writer's (PyTorch's {"format": "pt"}) is accepted when only the tensors
  * are wanted. */
-static bp_status check_metadata(const char *path, const json_doc *doc, int meta,
-                                int want_metadata, model_file *m)
+static bp_status check_metadata(const char *path, const json_doc *doc, int meta, int want_metadata,
+                                model_file *m)
 {
     char msg[256];
     if (meta >= 0) {
@@ -574,8 +570,9 @@ static bp_status open_model(const char *path, int want_metadata, model_file *m)
      * what was opened (O_NONBLOCK: never waited on), should it change. */
     struct stat pre;
     if (stat(path, &pre) == 0 && !S_ISREG(pre.st_mode))
-        return bp_fail(BP_ERR_IO, "'%s' is not a regular file (a model is read from a file, not "
-                                  "a pipe, device or directory)",
+        return bp_fail(BP_ERR_IO,
+                       "'%s' is not a regular file (a model is read from a file, not "
+                       "a pipe, device or directory)",
                        path);
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
     if (fd < 0)
@@ -583,8 +580,9 @@ static bp_status open_model(const char *path, int want_metadata, model_file *m)
     struct stat sb;
     if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
         close(fd);
-        return bp_fail(BP_ERR_IO, "'%s' is not a regular file (a model is read from a file, not "
-                                  "a pipe, device or directory)",
+        return bp_fail(BP_ERR_IO,
+                       "'%s' is not a regular file (a model is read from a file, not "
+                       "a pipe, device or directory)",
                        path);
     }
     (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
@@ -762,8 +760,7 @@ bp_status bp_model_load_params(bp_network *net, const char *path)
         st = bp_fail(BP_ERR_INVALID_ARGUMENT, "'%s' has %d layers, the network %d", path,
                      m.n_layers, d.n_layers);
     for (int i = 0; st == BP_OK && i < m.n_layers; i++)
-        if ((int)m.weight[i].shape[0] != d.sizes[i + 1] ||
-            (int)m.weight[i].shape[1] != d.sizes[i])
+        if ((int)m.weight[i].shape[0] != d.sizes[i + 1] || (int)m.weight[i].shape[1] != d.sizes[i])
             st = bp_fail(BP_ERR_INVALID_ARGUMENT,
                          "'%s': layers.%d.weight is [%llu, %llu], the network's layer %d is "
                          "[%d, %d]",

@@ -236,9 +236,8 @@ inline bool bp_emu_launch_config_ok(dim3 grid, dim3 block, size_t shared_bytes)
 {
     unsigned long long threads = (unsigned long long)block.x * block.y * block.z;
     return grid.x >= 1 && grid.y >= 1 && grid.z >= 1 && block.x >= 1 && block.y >= 1 &&
-           block.z >= 1 && threads <= 1024 && block.x <= 1024 && block.y <= 1024 &&
-           block.z <= 64 && grid.x <= 2147483647u && grid.y <= 65535 && grid.z <= 65535 &&
-           shared_bytes <= 48 * 1024;
+           block.z >= 1 && threads <= 1024 && block.x <= 1024 && block.y <= 1024 && block.z <= 64 &&
+           grid.x <= 2147483647u && grid.y <= 65535 && grid.z <= 65535 && shared_bytes <= 48 * 1024;
 }
 
 // A launch: k<<<grid, block, shared_bytes, stream>>>(args) after the rewrite.

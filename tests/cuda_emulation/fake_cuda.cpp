@@ -64,8 +64,8 @@ struct Stream {
 struct Event {
     Stream *stream = nullptr; // last recorded on
     bool done = true;
-    Graph *captured = nullptr;          // the capture it was last recorded into, if any
-    Stream *captured_on = nullptr;      // the stream of that capture
+    Graph *captured = nullptr;     // the capture it was last recorded into, if any
+    Stream *captured_on = nullptr; // the stream of that capture
 };
 
 struct Handle {
@@ -131,16 +131,16 @@ cudaError_t fail(cudaError_t e)
 // error of an earlier kernel fault (which the context can never lose).
 // Destroying and freeing still work then, so that tests can clean up.
 #define LOCKED_CALL() std::lock_guard<std::recursive_mutex> lock(state().mu)
-#define API_CALL_ALWAYS()                                                                          \
-    LOCKED_CALL();                                                                                 \
+#define API_CALL_ALWAYS() \
+    LOCKED_CALL();        \
     state().counters.runtime_calls++
-#define API_CALL()                                                                                 \
-    API_CALL_ALWAYS();                                                                             \
-    if (state().sticky != cudaSuccess)                                                             \
+#define API_CALL()                     \
+    API_CALL_ALWAYS();                 \
+    if (state().sticky != cudaSuccess) \
     return fail(state().sticky)
-#define BLAS_CALL()                                                                                \
-    LOCKED_CALL();                                                                                 \
-    if (state().sticky != cudaSuccess)                                                             \
+#define BLAS_CALL()                    \
+    LOCKED_CALL();                     \
+    if (state().sticky != cudaSuccess) \
     return CUBLAS_STATUS_EXECUTION_FAILED
 
 // Whether this thread may not make a "potentially unsafe" call (allocate,
@@ -151,10 +151,8 @@ bool unsafe_forbidden()
 {
     if (capturing && capturing->capture_mode != cudaStreamCaptureModeRelaxed)
         return true;
-    return state().global_captures > (capturing && capturing->capture_mode ==
-                                                       cudaStreamCaptureModeGlobal
-                                           ? 1
-                                           : 0);
+    return state().global_captures >
+           (capturing && capturing->capture_mode == cudaStreamCaptureModeGlobal ? 1 : 0);
 }
 
 // A call that capture forbids: it fails and spoils this thread's capture.
@@ -228,7 +226,10 @@ void run_until(Stream *st, const Event *e)
 
 // The end of a call that waited for the device: the sticky error of a
 // fault that happened meanwhile, or cudaSuccess.
-cudaError_t after_wait() { return state().sticky != cudaSuccess ? fail(state().sticky) : cudaSuccess; }
+cudaError_t after_wait()
+{
+    return state().sticky != cudaSuccess ? fail(state().sticky) : cudaSuccess;
+}
 
 void run_all()
 {
@@ -268,12 +269,15 @@ float round_mantissa(float x, int bits)
     return x;
 }
 
-CBLAS_TRANSPOSE cblas_op(cublasOperation_t op) { return op == CUBLAS_OP_N ? CblasNoTrans : CblasTrans; }
+CBLAS_TRANSPOSE cblas_op(cublasOperation_t op)
+{
+    return op == CUBLAS_OP_N ? CblasNoTrans : CblasTrans;
+}
 
 // cuBLAS's argument checks, and the operands inside device memory.
-cublasStatus_t check_gemm(Handle *h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
-                          const void *a, int lda, const void *b, int ldb, const void *c, int ldc,
-                          size_t es, Stream **out)
+cublasStatus_t check_gemm(Handle *h, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
+                          int k, const void *a, int lda, const void *b, int ldb, const void *c,
+                          int ldc, size_t es, Stream **out)
 {
     State &s = state();
     if (!s.handles.count(h))
@@ -410,11 +414,16 @@ const char *cudaGetErrorString(cudaError_t e)
     case cudaErrorInvalidDevicePointer: return "invalid device pointer";
     case cudaErrorInvalidResourceHandle: return "invalid resource handle";
     case cudaErrorNotReady: return "device not ready";
-    case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
-    case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
-    case cudaErrorStreamCaptureImplicit: return "operation would make the legacy stream depend on a capturing blocking stream";
-    case cudaErrorStreamCaptureIsolation: return "dependency created on uncaptured work in another stream";
-    case cudaErrorCapturedEvent: return "operation not permitted on an event last recorded in a capturing stream";
+    case cudaErrorStreamCaptureUnsupported:
+        return "operation not permitted when stream is capturing";
+    case cudaErrorStreamCaptureInvalidated:
+        return "operation failed due to a previous error during capture";
+    case cudaErrorStreamCaptureImplicit:
+        return "operation would make the legacy stream depend on a capturing blocking stream";
+    case cudaErrorStreamCaptureIsolation:
+        return "dependency created on uncaptured work in another stream";
+    case cudaErrorCapturedEvent:
+        return "operation not permitted on an event last recorded in a capturing stream";
     case cudaErrorInvalidConfiguration: return "invalid configuration argument";
     case cudaErrorIllegalAddress: return "an illegal memory access was encountered";
     case cudaErrorLaunchFailure: return "unspecified launch failure";
@@ -659,8 +668,9 @@ cudaError_t cudaPointerGetAttributes(struct cudaPointerAttributes *attr, const v
     API_CALL();
     std::memset(attr, 0, sizeof *attr);
     int d = device_of(ptr, 1);
-    attr->type = d >= 0 ? cudaMemoryTypeDevice : is_pinned(ptr) ? cudaMemoryTypeHost
-                                                                  : cudaMemoryTypeUnregistered;
+    attr->type = d >= 0           ? cudaMemoryTypeDevice
+                 : is_pinned(ptr) ? cudaMemoryTypeHost
+                                  : cudaMemoryTypeUnregistered;
     attr->device = d >= 0 ? d : -2;
     attr->devicePointer = d >= 0 ? const_cast<void *>(ptr) : nullptr;
     return cudaSuccess;
@@ -798,8 +808,7 @@ cudaError_t cudaStreamBeginCapture(cudaStream_t stream, enum cudaStreamCaptureMo
 {
     API_CALL();
     Stream *st = stream_of(stream);
-    if (st == nullptr || stream == nullptr || stream == cudaStreamLegacy || st->capture ||
-        capturing)
+    if (st == nullptr || stream == nullptr || stream == cudaStreamLegacy || st->capture || capturing)
         return fail(cudaErrorInvalidValue);
     if (unsafe_forbidden())
         return forbidden_in_capture();
@@ -934,8 +943,8 @@ cublasStatus_t cublasSetMathMode(cublasHandle_t handle, cublasMath_t mode)
     return CUBLAS_STATUS_SUCCESS;
 }
 
-cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, int m,
-                           int n, int k, const float *alpha, const float *a, int lda,
+cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb,
+                           int m, int n, int k, const float *alpha, const float *a, int lda,
                            const float *b, int ldb, const float *beta, float *c, int ldc)
 {
     BLAS_CALL();
@@ -952,8 +961,8 @@ cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t ta, cublasOp
     return CUBLAS_STATUS_SUCCESS;
 }
 
-cublasStatus_t cublasDgemm(cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, int m,
-                           int n, int k, const double *alpha, const double *a, int lda,
+cublasStatus_t cublasDgemm(cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb,
+                           int m, int n, int k, const double *alpha, const double *a, int lda,
                            const double *b, int ldb, const double *beta, double *c, int ldc)
 {
     BLAS_CALL();
@@ -980,7 +989,7 @@ cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t ta, cublasO
     BLAS_CALL();
     if (a_type != CUDA_R_32F || b_type != CUDA_R_32F || c_type != CUDA_R_32F)
         return CUBLAS_STATUS_NOT_SUPPORTED;
-    int bits = compute == CUBLAS_COMPUTE_32F_FAST_TF32  ? 10
+    int bits = compute == CUBLAS_COMPUTE_32F_FAST_TF32   ? 10
                : compute == CUBLAS_COMPUTE_32F_FAST_16BF ? 7
                : compute == CUBLAS_COMPUTE_32F           ? 23
                                                          : -1;
@@ -994,7 +1003,8 @@ cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t ta, cublasO
     float al = *static_cast<const float *>(alpha), be = *static_cast<const float *>(beta);
     const float *fa = static_cast<const float *>(a), *fb = static_cast<const float *>(b);
     float *fc = static_cast<float *>(c);
-    size_t na = (size_t)lda * (ta == CUBLAS_OP_N ? k : m), nb = (size_t)ldb * (tb == CUBLAS_OP_N ? n : k);
+    size_t na = (size_t)lda * (ta == CUBLAS_OP_N ? k : m),
+           nb = (size_t)ldb * (tb == CUBLAS_OP_N ? n : k);
     submit(st, [=] {
         std::vector<float> ra(fa, fa + na), rb(fb, fb + nb);
         if (bits < 23) {

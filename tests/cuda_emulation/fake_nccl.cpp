@@ -178,9 +178,8 @@ void run_part(Clique *q, long seq, int r)
         combine<int64_t>(*c);
 }
 
-ncclResult_t enqueue(ncclComm_t comm, cudaStream_t stream, Collective::Kind kind,
-                     const void *send, void *recv, size_t count, ncclDataType_t type,
-                     ncclRedOp_t op, int root)
+ncclResult_t enqueue(ncclComm_t comm, cudaStream_t stream, Collective::Kind kind, const void *send,
+                     void *recv, size_t count, ncclDataType_t type, ncclRedOp_t op, int root)
 {
     CommImpl *ci;
     long seq;
@@ -194,10 +193,12 @@ ncclResult_t enqueue(ncclComm_t comm, cudaStream_t stream, Collective::Kind kind
         Stream *st = stream_of(stream);
         if (st == nullptr || st->device != ci->device || st->capture)
             return ncclInvalidUsage; // a stream of another device, or captured (not emulated)
-        if (type_size(type) == 0 || (kind == Collective::kBroadcast && (root < 0 || root >= ci->clique->size)))
+        if (type_size(type) == 0 ||
+            (kind == Collective::kBroadcast && (root < 0 || root >= ci->clique->size)))
             return ncclInvalidArgument;
         size_t bytes = count * type_size(type);
-        if (count > 0 && (device_of(send, bytes) != ci->device || device_of(recv, bytes) != ci->device))
+        if (count > 0 &&
+            (device_of(send, bytes) != ci->device || device_of(recv, bytes) != ci->device))
             return ncclInvalidArgument; // buffers must be on the communicator's device
         double scale = 1.0;
         bool premul = false;

@@ -98,7 +98,8 @@ TEST(EmulatedRuntime, WaitingOnAnEventRecordedInTheCaptureFails)
     // Relaxed mode: allocating is allowed.
     cudaError_t end3 = cudaSuccess;
     void *p = nullptr;
-    got = f.in_capture(cudaStreamCaptureModeRelaxed, [&] { return cudaMalloc(&p, 64); }, &end3);
+    got = f.in_capture(
+        cudaStreamCaptureModeRelaxed, [&] { return cudaMalloc(&p, 64); }, &end3);
     EXPECT_EQ(got, cudaSuccess);
     EXPECT_EQ(end3, cudaSuccess);
     EXPECT_EQ(cudaFree(p), cudaSuccess);
@@ -128,7 +129,11 @@ TEST(EmulatedRuntime, UnsafeCallsInsideACaptureAreRejected)
          cudaErrorStreamCaptureUnsupported},
         {"cudaEventQuery", [&] { return cudaEventQuery(f.event); },
          cudaErrorStreamCaptureUnsupported},
-        {"cudaMalloc", [&] { void *p = nullptr; return cudaMalloc(&p, 64); },
+        {"cudaMalloc",
+         [&] {
+             void *p = nullptr;
+             return cudaMalloc(&p, 64);
+         },
          cudaErrorStreamCaptureUnsupported},
         {"cudaFree", [&] { return cudaFree(spare); }, cudaErrorStreamCaptureUnsupported},
         {"cudaMemcpy (synchronous)",
@@ -145,20 +150,20 @@ TEST(EmulatedRuntime, UnsafeCallsInsideACaptureAreRejected)
         {"an event recorded on the legacy stream", [&] { return cudaEventRecord(f.event, 0); },
          cudaErrorStreamCaptureImplicit},
     };
-    for (cudaStreamCaptureMode mode : {cudaStreamCaptureModeGlobal, cudaStreamCaptureModeThreadLocal})
+    for (cudaStreamCaptureMode mode :
+         {cudaStreamCaptureModeGlobal, cudaStreamCaptureModeThreadLocal})
         for (const Case &c : cases) {
             cudaError_t end = cudaSuccess;
             cudaError_t got = f.in_capture(mode, c.call, &end);
-            EXPECT_EQ(got, c.expect) << c.what << " (mode " << (int)mode << "): got "
-                                     << cudaGetErrorName(got);
+            EXPECT_EQ(got, c.expect)
+                << c.what << " (mode " << (int)mode << "): got " << cudaGetErrorName(got);
             EXPECT_EQ(end, cudaErrorStreamCaptureInvalidated) << c.what;
         }
     // A legal capture: a pinned copy and a memset, replayed.
     cudaError_t end = cudaSuccess;
     cudaError_t got = f.in_capture(
         cudaStreamCaptureModeGlobal,
-        [&] { return cudaMemcpyAsync(f.dev, pinned, 256, cudaMemcpyHostToDevice, f.stream); },
-        &end);
+        [&] { return cudaMemcpyAsync(f.dev, pinned, 256, cudaMemcpyHostToDevice, f.stream); }, &end);
     EXPECT_EQ(got, cudaSuccess);
     EXPECT_EQ(end, cudaSuccess);
     EXPECT_EQ(cudaFree(spare), cudaSuccess);

@@ -41,7 +41,6 @@ namespace {
 
 const bp_backend_ops &cpu = bp_cpu_backend_ops;
 
-
 template <typename T> struct Real;
 template <> struct Real<float> {
     static constexpr bp_dtype dt = BP_F32;
@@ -68,7 +67,8 @@ template <typename T> bool same_bits(const std::vector<T> &a, const std::vector<
     return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
 }
 
-template <typename T> class EmulatedKernels : public testing::Test {};
+template <typename T> class EmulatedKernels : public testing::Test {
+};
 using RealTypes = testing::Types<float, double>;
 TYPED_TEST_SUITE(EmulatedKernels, RealTypes);
 
@@ -79,16 +79,19 @@ TYPED_TEST(EmulatedKernels, BiasActivationMatchesCpuBitForBit)
         for (int n : {1, 3, 33, 1000})
             for (int batch : {1, 37, 129}) {
                 size_t count = (size_t)n * batch;
-                std::vector<T> bias = random_reals<T>(n, -1, 1, 1), z0 = random_reals<T>(count, -4, 4, 2);
+                std::vector<T> bias = random_reals<T>(n, -1, 1, 1),
+                               z0 = random_reals<T>(count, -4, 4, 2);
                 std::vector<T> zc = z0, ze = z0, ac(count), ae(count);
-                ASSERT_EQ(cpu.bias_act(nullptr, Real<T>::dt, (bp_activation)act, 0.01, bias.data(), zc.data(),
-                                       ac.data(), n, batch),
+                ASSERT_EQ(cpu.bias_act(nullptr, Real<T>::dt, (bp_activation)act, 0.01, bias.data(),
+                                       zc.data(), ac.data(), n, batch),
                           BP_OK);
-                ASSERT_EQ(emu_bias_act(nullptr, Real<T>::dt, (bp_activation)act, 0.01, bias.data(), ze.data(),
-                                       ae.data(), n, batch),
+                ASSERT_EQ(emu_bias_act(nullptr, Real<T>::dt, (bp_activation)act, 0.01, bias.data(),
+                                       ze.data(), ae.data(), n, batch),
                           cudaSuccess);
-                EXPECT_TRUE(same_bits(zc, ze)) << "z, act " << act << " n " << n << " batch " << batch;
-                EXPECT_TRUE(same_bits(ac, ae)) << "a, act " << act << " n " << n << " batch " << batch;
+                EXPECT_TRUE(same_bits(zc, ze))
+                    << "z, act " << act << " n " << n << " batch " << batch;
+                EXPECT_TRUE(same_bits(ac, ae))
+                    << "a, act " << act << " n " << n << " batch " << batch;
             }
 }
 
@@ -112,14 +115,16 @@ TYPED_TEST(EmulatedKernels, OutputDeltaAndSampleLossMatchCpuBitForBit)
         bp_loss loss;
         bp_activation act;
     };
-    std::vector<Case> cases = {{BP_LOSS_CROSS_ENTROPY, BP_ACT_IDENTITY}, {BP_LOSS_BCE, BP_ACT_SIGMOID}};
+    std::vector<Case> cases = {{BP_LOSS_CROSS_ENTROPY, BP_ACT_IDENTITY},
+                               {BP_LOSS_BCE, BP_ACT_SIGMOID}};
     for (int act = BP_ACT_IDENTITY; act <= BP_ACT_LEAKY_RELU; act++)
         cases.push_back({BP_LOSS_MSE, (bp_activation)act});
     for (Case c : cases)
         for (int n : {1, 3, 10})
             for (int batch : {1, 37, 300}) {
                 size_t count = (size_t)n * batch;
-                std::vector<T> z = random_reals<T>(count, -5, 5, 4), a = random_reals<T>(count, 0, 1, 5);
+                std::vector<T> z = random_reals<T>(count, -5, 5, 4),
+                               a = random_reals<T>(count, 0, 1, 5);
                 std::vector<T> y = random_reals<T>(count, 0, 1, 6);
                 std::vector<int32_t> labels(batch);
                 std::mt19937 rng(7);
@@ -138,8 +143,9 @@ TYPED_TEST(EmulatedKernels, OutputDeltaAndSampleLossMatchCpuBitForBit)
                 ASSERT_EQ(emu_output_delta(nullptr, Real<T>::dt, c.loss, c.act, 0.01, z.data(),
                                            a.data(), yp, lp, de.data(), le.data(), n, batch),
                           cudaSuccess);
-                std::string what = "loss " + std::to_string(c.loss) + " act " + std::to_string(c.act) +
-                                   " n " + std::to_string(n) + " batch " + std::to_string(batch);
+                std::string what = "loss " + std::to_string(c.loss) + " act " +
+                                   std::to_string(c.act) + " n " + std::to_string(n) + " batch " +
+                                   std::to_string(batch);
                 EXPECT_TRUE(same_bits(dc, de)) << "delta, " << what;
                 EXPECT_TRUE(same_bits(lc, le)) << "sample loss, " << what;
                 if (ce) {
@@ -153,13 +159,14 @@ TYPED_TEST(EmulatedKernels, HadamardDeltaMatchesCpuBitForBit)
     using T = TypeParam;
     for (int act = BP_ACT_IDENTITY; act <= BP_ACT_LEAKY_RELU; act++)
         for (size_t count : {(size_t)1, (size_t)1000, (size_t)100003}) {
-            std::vector<T> z = random_reals<T>(count, -3, 3, 8), a = random_reals<T>(count, -1, 1, 9);
+            std::vector<T> z = random_reals<T>(count, -3, 3, 8),
+                           a = random_reals<T>(count, -1, 1, 9);
             std::vector<T> d0 = random_reals<T>(count, -1, 1, 10), dc = d0, de = d0;
-            ASSERT_EQ(cpu.hadamard_delta(nullptr, Real<T>::dt, (bp_activation)act, 0.01, z.data(), a.data(),
-                                         dc.data(), count),
+            ASSERT_EQ(cpu.hadamard_delta(nullptr, Real<T>::dt, (bp_activation)act, 0.01, z.data(),
+                                         a.data(), dc.data(), count),
                       BP_OK);
-            ASSERT_EQ(emu_hadamard_delta(nullptr, Real<T>::dt, (bp_activation)act, 0.01, z.data(), a.data(),
-                                         de.data(), count),
+            ASSERT_EQ(emu_hadamard_delta(nullptr, Real<T>::dt, (bp_activation)act, 0.01, z.data(),
+                                         a.data(), de.data(), count),
                       cudaSuccess);
             EXPECT_TRUE(same_bits(dc, de)) << "act " << act << " count " << count;
         }
@@ -180,7 +187,8 @@ TYPED_TEST(EmulatedKernels, BiasGradientAgreesAndRepeats)
             std::vector<T> d = random_reals<T>((size_t)n * batch, -1, 1, 11);
             std::vector<T> dc(n), de(n, (T)7), again(n, (T)-7);
             ASSERT_EQ(cpu.bias_grad(nullptr, Real<T>::dt, d.data(), dc.data(), n, batch), BP_OK);
-            ASSERT_EQ(emu_bias_grad(nullptr, Real<T>::dt, d.data(), de.data(), n, batch), cudaSuccess);
+            ASSERT_EQ(emu_bias_grad(nullptr, Real<T>::dt, d.data(), de.data(), n, batch),
+                      cudaSuccess);
             for (int j = 0; j < n; j++) {
                 double mag = 0;
                 for (int b = 0; b < batch; b++)
@@ -221,7 +229,8 @@ TYPED_TEST(EmulatedKernels, StepMetricsAgreeAndRepeat)
         EXPECT_EQ(std::memcmp(&e, &again, sizeof e), 0) << "batch " << batch;
     }
     const int n = 4, batch = 300;
-    std::vector<T> a = random_reals<T>((size_t)n * batch, 0, 1, 20), l = random_reals<T>(batch, 0, 2, 21);
+    std::vector<T> a = random_reals<T>((size_t)n * batch, 0, 1, 20),
+                   l = random_reals<T>(batch, 0, 2, 21);
     std::vector<int32_t> labels(batch);
     for (int b = 0; b < batch; b++)
         labels[b] = b % n;
@@ -232,11 +241,11 @@ TYPED_TEST(EmulatedKernels, StepMetricsAgreeAndRepeat)
     for (int round = 0; round < 3; round++) {
         if (round == 2)
             l[7] = std::numeric_limits<T>::quiet_NaN();
-        ASSERT_EQ(cpu.step_metrics(nullptr, Real<T>::dt, l.data(), a.data(), labels.data(), n, batch,
-                                   &lc, &sc, &cc),
+        ASSERT_EQ(cpu.step_metrics(nullptr, Real<T>::dt, l.data(), a.data(), labels.data(), n,
+                                   batch, &lc, &sc, &cc),
                   BP_OK);
-        ASSERT_EQ(emu_step_metrics(nullptr, Real<T>::dt, l.data(), a.data(), labels.data(), n, batch,
-                                   &le, &se, &ce),
+        ASSERT_EQ(emu_step_metrics(nullptr, Real<T>::dt, l.data(), a.data(), labels.data(), n,
+                                   batch, &le, &se, &ce),
                   cudaSuccess);
     }
     EXPECT_EQ(sc.steps_seen, 3);
@@ -263,8 +272,11 @@ TYPED_TEST(EmulatedKernels, FusedOutputStepMatchesTheSeparateOperations)
         for (int n : {1, 10})
             for (int batch : {1, 37, 300}) {
                 size_t count = (size_t)n * batch;
-                bp_activation act = loss == BP_LOSS_BCE ? BP_ACT_SIGMOID : loss == BP_LOSS_MSE ? BP_ACT_TANH : BP_ACT_IDENTITY;
-                std::vector<T> z = random_reals<T>(count, -4, 4, 40), a0 = random_reals<T>(count, 0, 1, 41);
+                bp_activation act = loss == BP_LOSS_BCE   ? BP_ACT_SIGMOID
+                                    : loss == BP_LOSS_MSE ? BP_ACT_TANH
+                                                          : BP_ACT_IDENTITY;
+                std::vector<T> z = random_reals<T>(count, -4, 4, 40),
+                               a0 = random_reals<T>(count, 0, 1, 41);
                 std::vector<T> y = random_reals<T>(count, 0, 1, 42);
                 std::vector<int32_t> labels(batch);
                 for (int b = 0; b < batch; b++)
@@ -275,25 +287,28 @@ TYPED_TEST(EmulatedKernels, FusedOutputStepMatchesTheSeparateOperations)
                 // The separate operations, on the CPU backend (and the emulated metrics).
                 std::vector<T> ac = a0, dc(count), lc(batch), dbc(n);
                 if (ce) {
-                    ASSERT_EQ(cpu.softmax(nullptr, Real<T>::dt, z.data(), ac.data(), n, batch), BP_OK);
+                    ASSERT_EQ(cpu.softmax(nullptr, Real<T>::dt, z.data(), ac.data(), n, batch),
+                              BP_OK);
                 }
-                ASSERT_EQ(cpu.output_delta(nullptr, Real<T>::dt, loss, act, 0.01, z.data(), ac.data(), yp,
-                                           lp, dc.data(), lc.data(), n, batch),
+                ASSERT_EQ(cpu.output_delta(nullptr, Real<T>::dt, loss, act, 0.01, z.data(),
+                                           ac.data(), yp, lp, dc.data(), lc.data(), n, batch),
                           BP_OK);
-                ASSERT_EQ(cpu.bias_grad(nullptr, Real<T>::dt, dc.data(), dbc.data(), n, batch), BP_OK);
+                ASSERT_EQ(cpu.bias_grad(nullptr, Real<T>::dt, dc.data(), dbc.data(), n, batch),
+                          BP_OK);
                 bp_step_scalars sc{};
                 int64_t cc = 0;
                 double mc = 0;
-                ASSERT_EQ(emu_step_metrics(nullptr, Real<T>::dt, lc.data(), ac.data(), lp, n, batch,
-                                           &mc, &sc, &cc),
+                ASSERT_EQ(emu_step_metrics(nullptr, Real<T>::dt, lc.data(), ac.data(), lp, n,
+                                           batch, &mc, &sc, &cc),
                           cudaSuccess);
                 // The fused kernel.
                 std::vector<T> ae = a0, de(count), le(batch), dbe(n);
                 bp_step_scalars se{};
                 int64_t ce_ = 0;
                 double me = 0;
-                ASSERT_EQ(emu_output_step(nullptr, Real<T>::dt, loss, act, 0.01, z.data(), ae.data(), yp,
-                                          lp, de.data(), le.data(), dbe.data(), n, batch, &me, &se, &ce_),
+                ASSERT_EQ(emu_output_step(nullptr, Real<T>::dt, loss, act, 0.01, z.data(),
+                                          ae.data(), yp, lp, de.data(), le.data(), dbe.data(), n,
+                                          batch, &me, &se, &ce_),
                           cudaSuccess);
                 std::string what = "loss " + std::to_string(loss) + " n " + std::to_string(n) +
                                    " batch " + std::to_string(batch);
@@ -316,18 +331,21 @@ TYPED_TEST(EmulatedKernels, FusedDeltaAndBiasGradientMatchTheSeparateKernels)
         for (int n : {1, 33, 70})
             for (int batch : {1, 33, 129}) {
                 size_t count = (size_t)n * batch;
-                std::vector<T> z = random_reals<T>(count, -3, 3, 43), a = random_reals<T>(count, -1, 1, 44);
+                std::vector<T> z = random_reals<T>(count, -3, 3, 43),
+                               a = random_reals<T>(count, -1, 1, 44);
                 std::vector<T> d0 = random_reals<T>(count, -1, 1, 45), ds = d0, df = d0;
                 std::vector<T> dbs(n), dbf(n);
-                ASSERT_EQ(emu_hadamard_delta(nullptr, Real<T>::dt, (bp_activation)act, 0.01, z.data(),
-                                             a.data(), ds.data(), count),
+                ASSERT_EQ(emu_hadamard_delta(nullptr, Real<T>::dt, (bp_activation)act, 0.01,
+                                             z.data(), a.data(), ds.data(), count),
                           cudaSuccess);
-                ASSERT_EQ(emu_bias_grad(nullptr, Real<T>::dt, ds.data(), dbs.data(), n, batch), cudaSuccess);
-                ASSERT_EQ(emu_delta_bias_grad(nullptr, Real<T>::dt, (bp_activation)act, 0.01, z.data(),
-                                              a.data(), df.data(), dbf.data(), n, batch),
+                ASSERT_EQ(emu_bias_grad(nullptr, Real<T>::dt, ds.data(), dbs.data(), n, batch),
+                          cudaSuccess);
+                ASSERT_EQ(emu_delta_bias_grad(nullptr, Real<T>::dt, (bp_activation)act, 0.01,
+                                              z.data(), a.data(), df.data(), dbf.data(), n, batch),
                           cudaSuccess);
                 EXPECT_TRUE(same_bits(ds, df)) << "act " << act << " n " << n << " batch " << batch;
-                EXPECT_TRUE(same_bits(dbs, dbf)) << "act " << act << " n " << n << " batch " << batch;
+                EXPECT_TRUE(same_bits(dbs, dbf))
+                    << "act " << act << " n " << n << " batch " << batch;
             }
 }
 
@@ -442,7 +460,8 @@ TEST(EmulatedKernels, GatherRowsMatchesCpu)
             for (bool indexed : {true, false}) {
                 const int32_t *rp = indexed ? rows.data() : nullptr;
                 std::vector<unsigned char> dc(batch * row_bytes), de(batch * row_bytes, 0xAB);
-                ASSERT_EQ(cpu.gather_rows(nullptr, dc.data(), src.data(), rp, batch, row_bytes), BP_OK);
+                ASSERT_EQ(cpu.gather_rows(nullptr, dc.data(), src.data(), rp, batch, row_bytes),
+                          BP_OK);
                 ASSERT_EQ(emu_gather_rows(nullptr, de.data(), src.data(), rp, batch, row_bytes),
                           cudaSuccess);
                 EXPECT_EQ(dc, de) << "row_bytes " << row_bytes << " batch " << batch
@@ -496,12 +515,12 @@ TEST(EmulatedKernels, LaunchesOutsideTheGpuLimitsAreRejected)
     const Config configs[] = {
         {dim3(1), dim3(1024), 0, true},
         {dim3(1), dim3(32, 32), 48 * 1024, true},
-        {dim3(1), dim3(1025), 0, false},         // > 1024 threads
-        {dim3(1), dim3(64, 32), 0, false},       // 2048 threads
-        {dim3(1), dim3(1, 1, 65), 0, false},     // block z > 64
-        {dim3(1, 65536), dim3(1), 0, false},     // grid y > 65535
-        {dim3(1, 1, 65536), dim3(1), 0, false},  // grid z > 65535
-        {dim3(0), dim3(32), 0, false},           // an empty grid
+        {dim3(1), dim3(1025), 0, false},           // > 1024 threads
+        {dim3(1), dim3(64, 32), 0, false},         // 2048 threads
+        {dim3(1), dim3(1, 1, 65), 0, false},       // block z > 64
+        {dim3(1, 65536), dim3(1), 0, false},       // grid y > 65535
+        {dim3(1, 1, 65536), dim3(1), 0, false},    // grid z > 65535
+        {dim3(0), dim3(32), 0, false},             // an empty grid
         {dim3(1), dim3(32), 48 * 1024 + 1, false}, // more than 48 KiB of dynamic shared memory
     };
     for (const Config &c : configs) {

@@ -40,20 +40,11 @@ void bp_fault_arm(long n)
     injected = 0;
 }
 
-void bp_fault_disarm(void)
-{
-    fail_at = 0;
-}
+void bp_fault_disarm(void) { fail_at = 0; }
 
-long bp_fault_count(void)
-{
-    return counted;
-}
+long bp_fault_count(void) { return counted; }
 
-int bp_fault_injected(void)
-{
-    return injected;
-}
+int bp_fault_injected(void) { return injected; }
 
 static int fail_now(void)
 {
@@ -72,20 +63,11 @@ static int fail_now(void)
     return 0;
 }
 
-void *__wrap_malloc(size_t n)
-{
-    return fail_now() ? NULL : __real_malloc(n);
-}
+void *__wrap_malloc(size_t n) { return fail_now() ? NULL : __real_malloc(n); }
 
-void *__wrap_calloc(size_t n, size_t size)
-{
-    return fail_now() ? NULL : __real_calloc(n, size);
-}
+void *__wrap_calloc(size_t n, size_t size) { return fail_now() ? NULL : __real_calloc(n, size); }
 
-void *__wrap_realloc(void *p, size_t n)
-{
-    return fail_now() ? NULL : __real_realloc(p, n);
-}
+void *__wrap_realloc(void *p, size_t n) { return fail_now() ? NULL : __real_realloc(p, n); }
 
 void *__wrap_aligned_alloc(size_t align, size_t n)
 {

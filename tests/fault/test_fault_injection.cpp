@@ -196,7 +196,8 @@ TEST_F(Fault, LoadEveryDataFormat)
 {
     std::string csv = "x1,x2,x3,label\n";
     for (int i = 0; i < 300; i++)
-        csv += std::to_string(i * 0.5) + ",1e-3," + std::to_string(-i) + "," + std::to_string(i % 4) + "\n";
+        csv += std::to_string(i * 0.5) + ",1e-3," + std::to_string(-i) + "," +
+               std::to_string(i % 4) + "\n";
     write(file("d.csv"), csv);
     write(file("d.csv.gz"), csv, true);
     std::string reg = "a,b,t1,t2\n";
