@@ -27,7 +27,7 @@ int cli_choose_device(const char *spec, device_choice *out)
                  : built                  ? " (no CUDA device found)"
                                           : " (the CUDA backend is not built)");
         if (strcmp(spec, "auto") == 0 && built) /* gpu hook (h8gpu): say why, actionably */
-            cli_describe_no_gpu(out->description, sizeof out->description);
+            cli_describe_no_gpu(out->why_not_gpu, sizeof out->why_not_gpu);
         return 0;
     }
     long ordinal = 0;

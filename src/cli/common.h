@@ -14,6 +14,7 @@ typedef struct device_choice {
     bp_backend backend;
     int ordinal;
     char description[320]; /* "cuda:0 (NVIDIA H200)" or "cpu (no CUDA device found)" */
+    char why_not_gpu[512]; /* --device auto on the CPU: why, in words to act on; or "" */
 } device_choice;
 
 /* "auto", "cpu", "cuda" or "cuda:N". */

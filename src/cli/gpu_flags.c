@@ -24,13 +24,13 @@ double cli_compare_tolerance(bp_dtype dtype, bp_math_mode mode)
     return mode == BP_MATH_TF32 ? 5e-3 : 3e-2;
 }
 
-void cli_describe_no_gpu(char *description, size_t size)
+void cli_describe_no_gpu(char *why, size_t size)
 {
+    why[0] = '\0';
     bp_device_info info;
     if (bp_cuda_device_info(0, &info) == BP_OK)
         return;
-    const char *why = bp_last_error();
-    const char *colon = strstr(why, "no CUDA device: ");
-    snprintf(description, size, "cpu (no CUDA device: %s)",
-             colon ? colon + strlen("no CUDA device: ") : why);
+    const char *message = bp_last_error();
+    const char *colon = strstr(message, "no CUDA device: ");
+    snprintf(why, size, "%s", colon ? colon + strlen("no CUDA device: ") : message);
 }

@@ -22,8 +22,8 @@ int cli_parse_math_mode(const char *option, const char *text, bp_math_mode *out)
 double cli_compare_tolerance(bp_dtype dtype, bp_math_mode mode);
 int cli_compare_judges_gradients(bp_dtype dtype, bp_math_mode mode);
 
-/* Replaces a description "cpu (no CUDA device found)" with one that says
- * why, in words the user can act on (the library's no-device message). */
-void cli_describe_no_gpu(char *description, size_t size);
+/* Why there is no GPU to use, in words the user can act on (the library's
+ * no-device message), into why; "" when a device answers after all. */
+void cli_describe_no_gpu(char *why, size_t size);
 
 #endif

@@ -240,6 +240,8 @@ static int create_network(training_run *run, const architecture *a)
     if (!o->quiet)
         printf("network: %s, %zu parameters; backend: %s\n", run->network_summary, nd.n_params,
                run->device.description);
+    if (!o->quiet && run->device.why_not_gpu[0] != '\0')
+        printf("no GPU: %s\n", run->device.why_not_gpu);
     return 0;
 }
 
