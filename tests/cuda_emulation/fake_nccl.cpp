@@ -29,8 +29,10 @@
 #include <nccl.h>
 
 #include <chrono>
+#include <memory>
 #include <condition_variable>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -75,6 +77,10 @@ struct NcclState {
     std::condition_variable cv;
     std::map<std::string, Clique *> by_id;
     std::set<CommImpl *> comms;
+    // Every clique ever made: kept after its communicators are freed (work
+    // still queued on a stream may refer to it), and owned here so that it
+    // is freed at exit and LeakSanitizer sees it reachable until then.
+    std::vector<std::unique_ptr<Clique>> cliques;
     long ids = 0;
 };
 
@@ -263,7 +269,8 @@ ncclResult_t enqueue(ncclComm_t comm, cudaStream_t stream, Collective::Kind kind
 
 Clique *new_clique(int size)
 {
-    Clique *q = new Clique;
+    nccl().cliques.emplace_back(new Clique);
+    Clique *q = nccl().cliques.back().get();
     q->size = size;
     q->queued.assign(size, 0);
     return q;
