@@ -1,13 +1,21 @@
 # The CUDA backend's sources and libraries, or its stand-in when CUDA is off.
+# The kernels, one file per family (tests/cuda.cmake also runs them on the
+# CPU, whether or not the toolkit is found).
+set(BP_KERNEL_SOURCES
+  kernels/activations.cu
+  kernels/losses.cu
+  kernels/reductions.cu
+  kernels/optimizers.cu
+  kernels/gather.cu)
 if(BP_HAVE_CUDA)
   set(BP_CUDA_SOURCES
     src/backend_cuda.c
     src/cuda_devices.c
-    kernels/elementwise.cu)
+    ${BP_KERNEL_SOURCES})
   set(BP_CUDA_LIBRARIES CUDA::cudart_static CUDA::cublas)
   # No FMA contraction in the kernels: the GPU rounds the shared formulas of
   # bp_math.h as the CPU does (-std=c11 keeps GCC from contracting too).
-  set_source_files_properties(kernels/elementwise.cu PROPERTIES COMPILE_OPTIONS "--fmad=false")
+  set_source_files_properties(${BP_KERNEL_SOURCES} PROPERTIES COMPILE_OPTIONS "--fmad=false")
 else()
   set(BP_CUDA_SOURCES src/cuda_absent.c)
   set(BP_CUDA_LIBRARIES "")

@@ -1,5 +1,5 @@
 /*
- * launch.h — C launch wrappers of the CUDA kernels (kernels/elementwise.cu).
+ * launch.h — C launch wrappers of the CUDA kernels (the kernels/ .cu files, one per family).
  *
  * Each wrapper enqueues one kernel on `stream` and returns the launch's
  * cudaError_t (cudaSuccess when enqueued). An error left in the runtime's

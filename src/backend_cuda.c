@@ -2,7 +2,7 @@
  * backend_cuda.c — the CUDA backend's host side: device, stream, cuBLAS
  * handle, pinned staging, device memory, and the table of operations that
  * train.c runs. GEMMs go to cuBLAS with the column-major argument lists the
- * CPU backend passes to CBLAS; element-wise work goes to kernels/elementwise.cu.
+ * CPU backend passes to CBLAS; element-wise work goes to the kernels in kernels/.
  *
  * Every CUDA and cuBLAS return code is checked and becomes a status whose
  * message names the failing call. Nothing here allocates or synchronises

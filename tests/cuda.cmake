@@ -5,7 +5,7 @@
 #  1. test_core (which holds tests/test_cuda.cpp, and which gpu_check.sh runs
 #     under compute-sanitizer) gets the CUDA runtime for the cases that call
 #     it themselves: a caller's stream, a CUDA graph, the caller's device.
-#  2. test_kernels_emulated: the kernels of kernels/elementwise.cu compiled
+#  2. test_kernels_emulated: the kernels of kernels/*.cu compiled
 #     as plain C++ against a stand-in for the runtime and run on the CPU,
 #     against the CPU backend. Needs neither the toolkit nor a GPU.
 #  3. With the toolkit: the emulated GPU. The library built once more with
@@ -27,20 +27,26 @@ endif()
 # on the next line) is rewritten to
 # `bp_emu_launch(stream, k, grid, block, shared_bytes, args)`
 # (cuda_emulation/cuda_runtime.h checks the configuration, then queues it).
-set(bp_kernels_cu ${PROJECT_SOURCE_DIR}/kernels/elementwise.cu)
-set(bp_kernels_emulated ${CMAKE_CURRENT_BINARY_DIR}/elementwise_emulated.cpp)
-file(READ ${bp_kernels_cu} bp_kernels_text)
-string(REGEX REPLACE
-       "([A-Za-z_][A-Za-z_0-9]*(<[A-Za-z_0-9 ,:]+>)?)[ \t\r\n]*<<<([^<>;]*), ([^,<>;]+), stream>>>\\("
-       "bp_emu_launch(stream, \\1, \\3, \\4, " bp_kernels_text "${bp_kernels_text}")
-string(FIND "${bp_kernels_text}" "<<<" bp_unconverted)
-if(NOT bp_unconverted EQUAL -1)
-  message(FATAL_ERROR "tests/cuda.cmake: a kernel launch in ${bp_kernels_cu} is not of the form "
-                      "name<T><<<grid, block, shared_bytes, stream>>>(...), which the emulation "
-                      "rewrites")
-endif()
-file(CONFIGURE OUTPUT ${bp_kernels_emulated} CONTENT "${bp_kernels_text}" @ONLY)
-set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${bp_kernels_cu})
+# The kernel files (cmake/cuda.cmake), rewritten and put one after the
+# other into one C++ file (kernel_util.cuh has an include guard).
+set(bp_kernels_emulated ${CMAKE_CURRENT_BINARY_DIR}/kernels_emulated.cpp)
+set(bp_kernels_all "")
+foreach(bp_kernels_file IN LISTS BP_KERNEL_SOURCES)
+  set(bp_kernels_cu ${PROJECT_SOURCE_DIR}/${bp_kernels_file})
+  file(READ ${bp_kernels_cu} bp_kernels_text)
+  string(REGEX REPLACE
+         "([A-Za-z_][A-Za-z_0-9]*(<[A-Za-z_0-9 ,:]+>)?)[ \t\r\n]*<<<([^<>;]*), ([^,<>;]+), stream>>>\\("
+         "bp_emu_launch(stream, \\1, \\3, \\4, " bp_kernels_text "${bp_kernels_text}")
+  string(FIND "${bp_kernels_text}" "<<<" bp_unconverted)
+  if(NOT bp_unconverted EQUAL -1)
+    message(FATAL_ERROR "tests/cuda.cmake: a kernel launch in ${bp_kernels_cu} is not of the "
+                        "form name<T><<<grid, block, shared_bytes, stream>>>(...), which the "
+                        "emulation rewrites")
+  endif()
+  string(APPEND bp_kernels_all "// ---- ${bp_kernels_file}\n${bp_kernels_text}\n")
+  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${bp_kernels_cu})
+endforeach()
+file(CONFIGURE OUTPUT ${bp_kernels_emulated} CONTENT "${bp_kernels_all}" @ONLY)
 
 bp_add_test(test_kernels_emulated cuda_emulation/test_kernels_emulated.cpp)
 target_include_directories(test_kernels_emulated BEFORE PRIVATE

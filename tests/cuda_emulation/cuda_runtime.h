@@ -1,5 +1,5 @@
 // cuda_runtime.h — a CPU stand-in for the few CUDA names that
-// kernels/elementwise.cu uses, so that its kernels and launch wrappers
+// the kernels of kernels/*.cu use, so that its kernels and launch wrappers
 // compile as plain C++ and run on any machine (tests/test_kernels_emulated.cpp).
 //
 // A launch runs every block of the grid in turn. In kernels that call

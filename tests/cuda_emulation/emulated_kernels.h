@@ -1,4 +1,4 @@
-// emulated_kernels.h — kernels/elementwise.cu as rewritten by tests/cuda.cmake
+// emulated_kernels.h — the kernels of kernels/*.cu as rewritten by tests/cuda.cmake
 // (launches become bp_emu_launch calls), compiled against cuda_runtime.h here,
 // with the kernels that use __syncthreads() registered as such.
 #pragma once

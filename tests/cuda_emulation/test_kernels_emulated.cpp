@@ -1,4 +1,4 @@
-// The CUDA kernels of kernels/elementwise.cu, run on the CPU through a
+// The CUDA kernels of kernels/*.cu, run on the CPU through a
 // stand-in for the CUDA runtime (cuda_emulation/cuda_runtime.h), against the
 // CPU backend's operations. Machines without a GPU (every CI machine) thus
 // run the kernels' index arithmetic, grid-stride loops, tiled and tree

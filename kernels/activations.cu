@@ -1,0 +1,129 @@
+/*
+ * activations.cu — CUDA kernels of backprop: bias + activation (16-byte vectors where aligned),
+ * softmax and the Hadamard delta of the backward pass, for float and double.
+ *
+ * Every formula comes from bp_math.h, the header the CPU backend's loops
+ * call, so the GPU computes the CPU's arithmetic. Reductions run in a fixed
+ * order without atomics, so results repeat bit for bit run to run.
+ */
+#include "kernel_util.cuh"
+
+namespace {
+
+/* Z[b, j] += bias[j]; A[b, j] = sigma(Z[b, j]), 16 bytes at a time: for rows
+ * whose byte length is a multiple of 16 (n % (16 / sizeof(T)) == 0) and
+ * 16-byte aligned arrays. The same arithmetic per element as below. */
+template <typename T>
+__global__ void bias_act_vec_kernel(int activation, T slope, const Vec16<T> *__restrict__ bias,
+                                    Vec16<T> *__restrict__ z, Vec16<T> *__restrict__ a, int nv,
+                                    int batch)
+{
+    const int k = 16 / sizeof(T);
+    for (int b = blockIdx.y; b < batch; b += gridDim.y) {
+        Vec16<T> *zr = z + (size_t)b * nv;
+        Vec16<T> *ar = a + (size_t)b * nv;
+        for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < nv; j += gridDim.x * blockDim.x) {
+            Vec16<T> zv = zr[j], bv = bias[j], av;
+            for (int e = 0; e < k; e++) {
+                zv.v[e] = zv.v[e] + bv.v[e];
+                av.v[e] = bp_act(activation, zv.v[e], slope);
+            }
+            zr[j] = zv;
+            ar[j] = av;
+        }
+    }
+}
+
+/* Z[b, j] += bias[j]; A[b, j] = sigma(Z[b, j]). Rows over grid y, columns
+ * over grid x: no division per element. */
+template <typename T>
+__global__ void bias_act_kernel(int activation, T slope, const T *__restrict__ bias,
+                                T *__restrict__ z, T *__restrict__ a, int n, int batch)
+{
+    for (int b = blockIdx.y; b < batch; b += gridDim.y) {
+        T *zr = z + (size_t)b * n;
+        T *ar = a + (size_t)b * n;
+        for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < n; j += gridDim.x * blockDim.x) {
+            T v = zr[j] + bias[j];
+            zr[j] = v;
+            ar[j] = bp_act(activation, v, slope);
+        }
+    }
+}
+
+template <typename T>
+__global__ void softmax_kernel(const T *__restrict__ z, T *__restrict__ a, int n, int batch)
+{
+    for (int b = blockIdx.x * blockDim.x + threadIdx.x; b < batch; b += gridDim.x * blockDim.x)
+        bp_softmax_row(z + (size_t)b * n, a + (size_t)b * n, n);
+}
+
+template <typename T>
+__global__ void hadamard_kernel(int activation, T slope, const T *__restrict__ z,
+                                const T *__restrict__ a, T *__restrict__ d, size_t count)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < count;
+         i += (size_t)gridDim.x * blockDim.x)
+        d[i] = bp_hadamard_delta(activation, d[i], z[i], a[i], slope);
+}
+
+} // namespace
+
+extern "C" {
+
+cudaError_t bp_launch_bias_act(cudaStream_t stream, bp_dtype dtype, bp_activation activation,
+                               double slope, const void *bias, void *z, void *a, int n, int batch)
+{
+    clear_stale_error();
+    size_t k = dtype == BP_F32 ? 4 : 2; /* reals per 16 bytes */
+    if (n % k == 0 && aligned16<char>(bias) && aligned16<char>(z) && aligned16<char>(a)) {
+        int nv = (int)(n / k);
+        dim3 grid = grid_for_rows((size_t)nv, batch);
+        if (dtype == BP_F32)
+            bias_act_vec_kernel<float><<<grid, kThreads, 0, stream>>>(
+                (int)activation, (float)slope, (const Vec16<float> *)bias, (Vec16<float> *)z,
+                (Vec16<float> *)a, nv, batch);
+        else
+            bias_act_vec_kernel<double>
+                <<<grid, kThreads, 0, stream>>>((int)activation, slope, (const Vec16<double> *)bias,
+                                                (Vec16<double> *)z, (Vec16<double> *)a, nv, batch);
+        return cudaGetLastError();
+    }
+    dim3 grid = grid_for_rows((size_t)n, batch);
+    if (dtype == BP_F32)
+        bias_act_kernel<float><<<grid, kThreads, 0, stream>>>(
+            (int)activation, (float)slope, (const float *)bias, (float *)z, (float *)a, n, batch);
+    else
+        bias_act_kernel<double><<<grid, kThreads, 0, stream>>>(
+            (int)activation, slope, (const double *)bias, (double *)z, (double *)a, n, batch);
+    return cudaGetLastError();
+}
+
+cudaError_t bp_launch_softmax(cudaStream_t stream, bp_dtype dtype, const void *z, void *a, int n,
+                              int batch)
+{
+    clear_stale_error();
+    if (dtype == BP_F32)
+        softmax_kernel<float>
+            <<<blocks_for(batch), kThreads, 0, stream>>>((const float *)z, (float *)a, n, batch);
+    else
+        softmax_kernel<double>
+            <<<blocks_for(batch), kThreads, 0, stream>>>((const double *)z, (double *)a, n, batch);
+    return cudaGetLastError();
+}
+
+cudaError_t bp_launch_hadamard_delta(cudaStream_t stream, bp_dtype dtype, bp_activation activation,
+                                     double slope, const void *z, const void *a, void *d,
+                                     size_t count)
+{
+    clear_stale_error();
+    if (dtype == BP_F32)
+        hadamard_kernel<float><<<blocks_for(count), kThreads, 0, stream>>>(
+            (int)activation, (float)slope, (const float *)z, (const float *)a, (float *)d, count);
+    else
+        hadamard_kernel<double><<<blocks_for(count), kThreads, 0, stream>>>(
+            (int)activation, slope, (const double *)z, (const double *)a, (double *)d, count);
+    return cudaGetLastError();
+}
+
+} // extern "C"

@@ -1,0 +1,55 @@
+/*
+ * kernel_util.cuh — what every family of kernels shares: the block size,
+ * 16-byte vectors, the launch geometry and the launch-error rule. Included
+ * once per .cu file (the emulation in tests/cuda.cmake concatenates the
+ * files, hence the guard).
+ */
+#ifndef BP_KERNEL_UTIL_CUH
+#define BP_KERNEL_UTIL_CUH
+
+#include "bp_math.h"
+#include "launch.h"
+
+namespace {
+
+const int kThreads = 256;
+
+/* 16 bytes of reals, loaded and stored as one (a 128-bit access on the GPU)
+ * where the data are 16-byte aligned. */
+template <typename T> struct alignas(16) Vec16 {
+    T v[16 / sizeof(T)];
+};
+
+typedef Vec16<uint32_t> Words16;
+
+template <typename T> bool aligned16(const void *p) { return ((uintptr_t)p & 15u) == 0; }
+
+/* The runtime's last-error state may still hold the error of an earlier,
+ * already reported call (a failed cudaMalloc, say): clear it before a
+ * launch, so that the cudaGetLastError() after the launch reports that
+ * launch only. Sticky errors (a kernel fault) persist and are reported. */
+inline void clear_stale_error() { (void)cudaGetLastError(); }
+
+/* Blocks for a grid-stride loop over count elements (capped: the loops
+ * cover the rest). */
+inline unsigned blocks_for(size_t count)
+{
+    size_t b = (count + kThreads - 1) / kThreads;
+    if (b < 1)
+        b = 1;
+    return b > 65535u * 16u ? 65535u * 16u : (unsigned)b;
+}
+
+/* A grid of rows (y, at most 65535, the loops cover the rest) by columns
+ * (x) for [rows, cols] work. */
+inline dim3 grid_for_rows(size_t cols, int rows)
+{
+    size_t bx = (cols + kThreads - 1) / kThreads;
+    bx = bx < 1 ? 1 : bx > 4096 ? 4096 : bx;
+    unsigned by = rows < 1 ? 1u : rows > 65535 ? 65535u : (unsigned)rows;
+    return dim3((unsigned)bx, by, 1);
+}
+
+} // namespace
+
+#endif
