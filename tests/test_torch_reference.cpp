@@ -13,29 +13,11 @@
 namespace {
 
 using bpt::Reals;
-using Arrays = std::map<std::string, std::vector<double>>;
+using Arrays = bpt::NamedArrays;
 
 const Arrays &reference()
 {
-    static Arrays arrays = [] {
-        Arrays a;
-        std::ifstream f(bpt::test_path("BP_TEST_DATA_DIR", BP_TEST_DATA_DIR) +
-                        "/torch_reference.txt");
-        std::string line;
-        while (std::getline(f, line)) {
-            if (line.empty() || line[0] == '#')
-                continue;
-            std::istringstream in(line);
-            std::string name;
-            size_t n = 0;
-            in >> name >> n;
-            std::vector<double> v(n);
-            for (double &x : v)
-                in >> x;
-            a[name] = v;
-        }
-        return a;
-    }();
+    static const Arrays arrays = bpt::read_named_arrays("torch_reference.txt");
     return arrays;
 }
 

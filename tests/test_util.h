@@ -10,10 +10,13 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <initializer_list>
+#include <map>
 #include <memory>
 #include <random>
 #include <ostream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -42,6 +45,32 @@ inline std::string test_path(const char *env, const char *compiled)
     const char *v = std::getenv(env);
     return v && *v ? v : compiled;
 }
+
+// Named arrays of doubles from a fixture file of the test data directory
+// (tests/data/, written by tests/fixtures/*.py): one array a line,
+// "name count v0 v1 ...", blank lines and lines starting with '#' skipped.
+using NamedArrays = std::map<std::string, std::vector<double>>;
+#ifdef BP_TEST_DATA_DIR
+inline NamedArrays read_named_arrays(const std::string &file_name)
+{
+    NamedArrays a;
+    std::ifstream f(test_path("BP_TEST_DATA_DIR", BP_TEST_DATA_DIR) + "/" + file_name);
+    std::string line;
+    while (std::getline(f, line)) {
+        if (line.empty() || line[0] == '#')
+            continue;
+        std::istringstream in(line);
+        std::string name;
+        size_t n = 0;
+        in >> name >> n;
+        std::vector<double> v(n);
+        for (double &x : v)
+            in >> x;
+        a[name] = v;
+    }
+    return a;
+}
+#endif
 
 // How gtest (and so ctest's test names) prints a parameter.
 inline void PrintTo(const Target &t, std::ostream *os)
