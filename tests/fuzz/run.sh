@@ -9,6 +9,8 @@ set -eu
 seconds=${1:-45}
 src=$(cd "$(dirname "$0")/../.." && pwd)
 build=${2:-$src/build-fuzz}
+mkdir -p "$build"
+build=$(cd "$build" && pwd) # absolute: the targets run from their crash directories
 cc=${CC:-clang-14}
 cxx=${CXX:-clang++-14}
 cmake -S "$src" -B "$build" -DCMAKE_C_COMPILER="$cc" -DCMAKE_CXX_COMPILER="$cxx" \
