@@ -15,65 +15,13 @@
 #include <regex>
 #include <sstream>
 
-#include "test_util.h"
+#include "cli_test_util.h"
 
 namespace {
 
-struct Result {
-    int code;
-    std::string out, err;
-};
+using Result = bpt::CliResult;
 
-class Cli : public testing::Test {
-protected:
-    void SetUp() override
-    {
-        char tmpl[] = "/tmp/bp_cli_XXXXXX";
-        dir_ = mkdtemp(tmpl);
-    }
-    void TearDown() override { std::system(("rm -rf '" + dir_ + "'").c_str()); }
-    std::string file(const std::string &name) const { return dir_ + "/" + name; }
-
-    // env: assignments put before the command, e.g. "LC_ALL=C ".
-    Result run(const std::string &args, const std::string &env = "") const
-    {
-        std::string out = file("stdout"), err = file("stderr");
-        std::string cmd = env + bpt::test_path("BP_CLI_PATH", BP_CLI_PATH) + " " + args + " >'" +
-                          out + "' 2>'" + err + "'";
-        int status = std::system(cmd.c_str());
-        return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read(out), read(err)};
-    }
-    static std::string read(const std::string &path)
-    {
-        std::ifstream f(path, std::ios::binary);
-        std::stringstream s;
-        s << f.rdbuf();
-        return s.str();
-    }
-    // Two separable Gaussian blobs with 3 features, label last; with
-    // flip > 0 that fraction of the labels is wrong (confident mistakes).
-    std::string blobs(const std::string &name, int n, uint32_t seed, double flip = 0.0) const
-    {
-        std::mt19937 rng(seed);
-        std::normal_distribution<double> g(0.0, 0.5);
-        std::uniform_real_distribution<double> u(0.0, 1.0);
-        std::ofstream f(file(name));
-        f << "f1,f2,f3,label\n";
-        for (int i = 0; i < n; i++) {
-            int c = i % 2;
-            double m = c ? 1.0 : -1.0;
-            f << m + g(rng) << "," << -m + g(rng) << "," << g(rng) << ",";
-            f << (flip > 0 && u(rng) < flip ? 1 - c : c) << "\n";
-        }
-        return file(name);
-    }
-
-    std::string dir_;
-};
-
-#define EXPECT_CONTAINS(haystack, needle)                                                         \
-    EXPECT_NE((haystack).find(needle), std::string::npos) << "missing '" << (needle) << "' in:\n" \
-                                                          << (haystack)
+class Cli : public bpt::CliTest {};
 
 TEST_F(Cli, HelpForEveryCommand)
 {

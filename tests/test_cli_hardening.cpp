@@ -22,66 +22,23 @@
 #include <sstream>
 #include <thread>
 
-#include "test_util.h"
+#include "cli_test_util.h"
 
 namespace {
 
-struct Result {
-    int code; // exit status, or 128 + signal when killed
-    std::string out, err;
-};
+using Result = bpt::CliResult;
 
-class CliHard : public testing::Test {
+class CliHard : public bpt::CliTest {
 protected:
     void SetUp() override
     {
-        char tmpl[] = "/tmp/bp_clihard_XXXXXX";
-        dir_ = mkdtemp(tmpl);
+        CliTest::SetUp();
         csv_ = blobs("d.csv", 200, 1);
     }
-    void TearDown() override { std::system(("rm -rf '" + dir_ + "'").c_str()); }
-    std::string file(const std::string &name) const { return dir_ + "/" + name; }
-    static std::string cli() { return bpt::test_path("BP_CLI_PATH", BP_CLI_PATH); }
-
+    // Standard output to redirect_out instead of the captured file.
     Result run(const std::string &args, const std::string &redirect_out = "") const
     {
-        std::string out = file("stdout"), err = file("stderr");
-        std::string cmd = cli() + " " + args + " >'" +
-                          (redirect_out.empty() ? out : redirect_out) + "' 2>'" + err + "'";
-        int status = std::system(cmd.c_str());
-        int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        return {code, read(out), read(err)};
-    }
-    static std::string read(const std::string &path)
-    {
-        std::ifstream f(path, std::ios::binary);
-        std::stringstream s;
-        s << f.rdbuf();
-        return s.str();
-    }
-    std::string blobs(const std::string &name, int n, uint32_t seed) const
-    {
-        std::mt19937 rng(seed);
-        std::normal_distribution<double> g(0.0, 0.5);
-        std::ofstream f(file(name));
-        f << "f1,f2,f3,label\n";
-        for (int i = 0; i < n; i++) {
-            int c = i % 2;
-            double m = c ? 1.0 : -1.0;
-            f << m + g(rng) << "," << -m + g(rng) << "," << g(rng) << "," << c << "\n";
-        }
-        return file(name);
-    }
-    std::vector<std::string> temps() const
-    {
-        std::vector<std::string> out;
-        DIR *d = opendir(dir_.c_str());
-        for (dirent *e; d && (e = readdir(d));)
-            if (std::string(e->d_name).find(".tmp") != std::string::npos)
-                out.push_back(e->d_name);
-        if (d)
-            closedir(d);
-        return out;
+        return CliTest::run(args, "", redirect_out);
     }
     static bool loads(const std::string &model)
     {
@@ -119,12 +76,8 @@ protected:
         return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     }
 
-    std::string dir_, csv_;
+    std::string csv_;
 };
-
-#define EXPECT_CONTAINS(haystack, needle)                                                         \
-    EXPECT_NE((haystack).find(needle), std::string::npos) << "missing '" << (needle) << "' in:\n" \
-                                                          << (haystack)
 
 TEST_F(CliHard, OutputsThatNameAnInputOrEachOtherAreRefused)
 {
