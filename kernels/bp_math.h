@@ -304,8 +304,10 @@ BP_HD double bp_clip_scale(double sum_squares, double max_norm)
         }                                                                                       \
         /* denom = (v.sqrt() / bias_correction2_sqrt).add_(eps) */                              \
         T denom = SQRT(v) / (T)s->bc2_sqrt + (T)r->eps;                                         \
-        /* param.addcdiv_(exp_avg, denom, value=-step_size) */                                  \
-        return w + (T)(-s->step_size) * m / denom;                                              \
+        /* param.addcdiv_(exp_avg, denom, value=-step_size); 0/0 (a zero exp_avg and, with      \
+         * eps 0, a zero denom) moves nothing where torch would give NaN: the padding between   \
+         * parameter tensors (src/network.c) has zero gradients and must stay zero. */          \
+        return m == (T)0 && denom == (T)0 ? w : w + (T)(-s->step_size) * m / denom;             \
     }
 
 BP_OPTIMIZER_DEFINE(float, f, sqrtf)
