@@ -23,7 +23,9 @@
  *   eager: 0 host syncs, 0 allocations, at most 2L+3 kernel launches (L = 3)
  *          and 3L - 1 cuBLAS products per step.
  *   eager_adamw_clip (the eager loop with AdamW and gradient clipping
- *          instead of SGD with momentum): as many kernel launches as SGD.
+ *          instead of SGD with momentum, reading each step's loss): as many
+ *          kernel launches as SGD, and 1 D2H copy per step (the loss and
+ *          the guard's flag together).
  *
  * usage: step_profile [--check]
  */
@@ -73,7 +75,8 @@ static int fail(const char *what)
 }
 
 /* Runs the loop in one mode; per_step and per_epoch receive the means.
- * adamw: AdamW with gradient clipping instead of SGD with momentum. */
+ * adamw: AdamW with gradient clipping instead of SGD with momentum, and
+ * the loss read after every step. */
 static int profile(int graphs, int adamw, counts *per_step, counts *per_epoch)
 {
     int sizes[LAYERS + 1] = {784, 256, 128, 10};
@@ -142,7 +145,8 @@ static int profile(int graphs, int adamw, counts *per_step, counts *per_epoch)
             add_delta(per_epoch, &c0, &c1);
         for (int s = 0; s < STEPS_PER_EPOCH; s++) {
             bp_emu_counters_get(&c0);
-            bp_status st = adamw ? bp_network_epoch_step(net, BATCH, NULL)
+            double loss = 0.0; /* AdamW: read every step, one download */
+            bp_status st = adamw ? bp_network_epoch_step(net, BATCH, &loss)
                                  : bp_network_train_epoch_step(net, BATCH, &opt, NULL);
             if (st != BP_OK) {
                 fail("a training step");
@@ -229,6 +233,8 @@ int main(int argc, char **argv)
         bad |= missed("eager", keys[0], es[0], "<= 2L+3 = 9");
     if (step[2].v[0] != es[0])
         bad |= missed("eager_adamw_clip", keys[0], step[2].v[0], "the SGD step's count");
+    if (step[2].v[6] != 1)
+        bad |= missed("eager_adamw_clip", keys[6], step[2].v[6], "1 (loss and skip together)");
     if (es[1] > 3 * LAYERS - 1)
         bad |= missed("eager", keys[1], es[1], "<= 3L-1 = 8 GEMMs");
     return bad;
