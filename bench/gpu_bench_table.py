@@ -2,11 +2,12 @@
 """gpu_bench_table.py — one table from bench_gpu's and torch_bench.py's
 lines (bench/README.md, "GPU benchmark against PyTorch").
 
-usage: gpu_bench_table.py BENCH_GPU_LOG TORCH_LOG OUT.md
+usage: gpu_bench_table.py BENCH_GPU_LOG TORCH_LOG OUT.md|FOLDER
 
 Reads the "result ..." and "bandwidth ..." lines of both logs (either may
-be missing or partial: what is absent shows as "-"), writes OUT.md and
-prints it. Per network, math mode and implementation: ms/step, samples/s,
+be missing or partial: what is absent shows as "-"), writes OUT.md (or,
+given a folder such as bench/results/, DATE-GPUNAME-gpu-bench.md in it)
+and prints it. Per network, math mode and implementation: ms/step, samples/s,
 TFLOP/s = 6 * params * batch / step time (forward 2, backward 4 flops per
 weight and sample; the first layer's input delta, which neither computes,
 is counted too), the speedup over PyTorch eager and PyTorch with CUDA
@@ -14,7 +15,10 @@ graphs (their ms/step over this row's), and the ratio of this row's time
 to the GEMM floor. Then the issue's targets, each "met" or "missed" (or
 "not measured"): benchmark goals, never asserted by a test.
 """
+import os
+import re
 import sys
+import time
 
 
 def parse(path):
@@ -116,7 +120,12 @@ def main():
     if not any(b.get("kind") == "elementwise_est" for b in bw):
         out.append("- element-wise kernels >= 80% of the copy bandwidth: not measured")
     text = "\n".join(out) + "\n"
-    with open(sys.argv[3], "w", encoding="utf-8") as f:
+    path = sys.argv[3]
+    if os.path.isdir(path):  # a folder: DATE-GPUNAME-gpu-bench.md in it
+        gpu = next((n[4:] for n in notes if n.startswith("gpu ")), "gpu")
+        name = re.sub(r"[^A-Za-z0-9]+", "-", gpu).strip("-") or "gpu"
+        path = os.path.join(path, f"{time.strftime('%Y-%m-%d', time.gmtime())}-{name}-gpu-bench.md")
+    with open(path, "w", encoding="utf-8") as f:
         f.write(text)
     sys.stdout.write(text)
     return 0
