@@ -272,8 +272,7 @@ static int floor_step(const gemm_ctx *g, const net_spec *n, float *const *w, flo
                      "weight-gradient GEMM"))
             return 0;
         /* D_prev = W^T D */
-        if (l > 1 && !blas_ok(gemm(g, 0, 0, n_in, B, n_out, w[l], n_in, d[l], n_out, d[l - 1],
-                                   n_in),
+        if (l > 1 && !blas_ok(gemm(g, 0, 0, n_in, B, n_out, w[l], n_in, d[l], n_out, d[l - 1], n_in),
                               "delta GEMM"))
             return 0;
     }
