@@ -484,8 +484,10 @@ int main(int argc, char **argv)
         return 1;
     if (count < 1) {
         bp_device_info none;
-        bp_cuda_device_info(0, &none);
-        fprintf(stderr, "bench_gpu: no CUDA device: %s\n", bp_last_error());
+        if (bp_cuda_device_info(0, &none) != BP_OK) /* its message says why */
+            fprintf(stderr, "bench_gpu: %s\n", bp_last_error());
+        else
+            fprintf(stderr, "bench_gpu: no CUDA device\n");
         return 1;
     }
     bp_device_info info;
