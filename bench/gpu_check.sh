@@ -200,18 +200,19 @@ fi
 gpu_name=$(head -n1 "$out/gpu.txt" | cut -d, -f1 | tr -cs 'A-Za-z0-9' '-' | sed 's/-$//')
 step "GPU benchmark (backprop eager/graphs, GEMM floor, copy)" bench_gpu.log 70 \
     "$build/bench/bench_gpu" --seconds 0.2
-if python3 -c 'import torch' >/dev/null 2>&1; then
+python=${PYTHON:-python3} # the Python with PyTorch
+if "$python" -c 'import torch' >/dev/null 2>&1; then
     step "PyTorch benchmark (eager, CUDA graphs)" torch_bench.log 90 \
-        python3 bench/torch_bench.py --seconds 0.2
+        "$python" bench/torch_bench.py --seconds 0.2
 else
-    fail "PyTorch benchmark (not run: python3 cannot import torch here)"
+    fail "PyTorch benchmark (not run: $python cannot import torch here; set PYTHON)"
 fi
 table="$out/$(date -u +%Y-%m-%d)-${gpu_name:-gpu}-gpu-bench.md"
-if command -v python3 >/dev/null; then
-    step "benchmark table" gpu_bench_table.log 15 python3 bench/gpu_bench_table.py \
+if command -v "$python" >/dev/null; then
+    step "benchmark table" gpu_bench_table.log 15 "$python" bench/gpu_bench_table.py \
         "$out/bench_gpu.log" "$out/torch_bench.log" "$table"
 else
-    fail "benchmark table (not made: no python3)"
+    fail "benchmark table (not made: no $python)"
 fi
 
 if [ -s "$out/bench.log" ]; then
