@@ -22,6 +22,10 @@
  *                    src/backend_cuda.c's gemm_on_device (cublasSgemm for
  *                    fp32, cublasGemmEx with CUBLAS_COMPUTE_32F_FAST_TF32 /
  *                    _16BF for tf32 / bf16), timed with CUDA events.
+ *                    Where the backend fuses bias, activation or bias
+ *                    gradient into its GEMMs (cuBLASLt epilogues), the
+ *                    floor stays these plain products: the work no step
+ *                    can avoid.
  * And the bandwidth: a cudaMemcpyAsync device to device (GB/s counted as
  * bytes read + bytes written), and an estimate of the element-wise
  * kernels' bandwidth in network c's eager fp32 step: the step's time less
