@@ -10,7 +10,8 @@
 #     against the CPU backend. Needs neither the toolkit nor a GPU.
 #  3. With the toolkit: the emulated GPU. The library built once more with
 #     its CUDA backend unchanged, but linked against cuda_emulation/
-#     fake_cuda.cpp (the runtime and cuBLAS calls it makes, on the CPU, with
+#     fake_cuda.cpp and fake_cublaslt.cpp (the runtime, cuBLAS and cuBLASLt
+#     calls it makes, on the CPU, with
 #     asynchronous streams, two devices, graph capture and leak checks)
 #     instead of CUDA, and the emulated kernels; test_core's objects linked
 #     against it. test_core's CUDA cases then run on machines without a GPU:
@@ -72,10 +73,14 @@ if(BP_HAVE_CUDA AND TARGET test_core AND TARGET backprop_objects)
   target_compile_options(bp_emulated_kernels PRIVATE ${BP_CXX_WARNINGS})
 
   add_library(backprop_emulated_gpu STATIC ${bp_emu_lib_sources} cuda_emulation/fake_cuda.cpp
+                                           cuda_emulation/fake_cublaslt.cpp
                                            $<TARGET_OBJECTS:bp_emulated_kernels>)
   target_include_directories(backprop_emulated_gpu
     PUBLIC ${PROJECT_SOURCE_DIR}/include
-    PRIVATE ${PROJECT_SOURCE_DIR}/src ${CUDAToolkit_INCLUDE_DIRS})
+    PRIVATE ${PROJECT_SOURCE_DIR}/src)
+  # The toolkit's headers as system headers, as for the real build (cublasLt.h
+  # has a declaration that -Wstrict-prototypes would refuse).
+  target_include_directories(backprop_emulated_gpu SYSTEM PRIVATE ${CUDAToolkit_INCLUDE_DIRS})
   target_compile_definitions(backprop_emulated_gpu PRIVATE BP_HAVE_CUDA=1)
   target_compile_options(backprop_emulated_gpu PRIVATE $<$<COMPILE_LANGUAGE:C>:${BP_WARNINGS}>
                                                        $<$<COMPILE_LANGUAGE:CXX>:${BP_CXX_WARNINGS}>)
@@ -104,8 +109,10 @@ if(BP_HAVE_CUDA AND TARGET test_core AND TARGET backprop_objects)
   set_tests_properties(emulated_gpu.cuda_cases_device1_current PROPERTIES ENVIRONMENT BP_EMU_DEVICE=1)
 
   # The emulated runtime's own strictness (capture rules, launch limits,
-  # sticky faults) and the step's counted runtime calls.
-  add_executable(test_emulated_runtime cuda_emulation/test_emulated_runtime.cpp)
+  # sticky faults, cuBLASLt's argument checks) and the step's counted
+  # runtime calls.
+  add_executable(test_emulated_runtime cuda_emulation/test_emulated_runtime.cpp
+                                       cuda_emulation/test_emulated_cublaslt.cpp)
   target_include_directories(test_emulated_runtime PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}
                              ${PROJECT_SOURCE_DIR}/src ${CUDAToolkit_INCLUDE_DIRS})
   target_compile_options(test_emulated_runtime PRIVATE ${BP_CXX_WARNINGS})
