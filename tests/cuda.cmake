@@ -128,7 +128,8 @@ if(BP_HAVE_CUDA AND TARGET test_core AND TARGET backprop_objects)
   add_test(NAME emulated_gpu.step_profile_targets COMMAND step_profile --check)
 
   # The command itself on the emulated GPU: tensor-core math modes, CUDA
-  # graphs (the default) and eager steps, on the generated spirals.
+  # graphs (the default) and eager steps, fused epilogues (the default) and
+  # not, on the generated spirals.
   if(TARGET backprop_cli)
     get_target_property(bp_cli_sources backprop_cli SOURCES)
     list(TRANSFORM bp_cli_sources PREPEND "${PROJECT_SOURCE_DIR}/src/cli/")
@@ -145,11 +146,15 @@ if(BP_HAVE_CUDA AND TARGET test_core AND TARGET backprop_objects)
     add_test(NAME emulated_gpu.cli_train_bf16_no_graphs
              COMMAND backprop_emulated_cli train --device cuda --math bf16 --no-graphs --epochs 1
                      --quiet)
+    add_test(NAME emulated_gpu.cli_train_no_fused_epilogues
+             COMMAND backprop_emulated_cli train --device cuda --no-fused-epilogues --epochs 1
+                     --quiet)
     add_test(NAME emulated_gpu.cli_compare_bf16
              COMMAND backprop_emulated_cli compare --dtype f32 --math bf16)
     add_test(NAME emulated_gpu.cli_compare_tf32
              COMMAND backprop_emulated_cli compare --dtype f32 --math tf32)
     set_tests_properties(emulated_gpu.cli_train_tf32_graphs emulated_gpu.cli_train_bf16_no_graphs
+                         emulated_gpu.cli_train_no_fused_epilogues
                          PROPERTIES ENVIRONMENT "${bp_emu_cli_env}"
                                     PASS_REGULAR_EXPRESSION "test accuracy")
   endif()
