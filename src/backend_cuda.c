@@ -2,11 +2,15 @@
  * backend_cuda.c — the CUDA backend's host side: device, stream, cuBLAS
  * handle, pinned staging, device memory, and the table of operations that
  * train.c runs. GEMMs go to cuBLAS with the column-major argument lists the
- * CPU backend passes to CBLAS; element-wise work goes to the kernels in kernels/.
+ * CPU backend passes to CBLAS; element-wise work goes to the kernels in kernels/;
+ * a hidden ReLU layer's products in float32 training steps go to cuBLASLt
+ * with their epilogues fused (docs/design.md, section 2).
  *
- * Every CUDA and cuBLAS return code is checked and becomes a status whose
- * message names the failing call. Nothing here allocates or synchronises
- * during a step, except download and sync, which are meant to wait.
+ * Every CUDA, cuBLAS and cuBLASLt return code is checked and becomes a
+ * status whose message names the failing call. Nothing here allocates
+ * device memory or synchronises during a step, except download and sync,
+ * which are meant to wait; the only host allocations are a cuBLASLt plan's
+ * descriptors, once per product shape, kept for every later step.
  */
 #include <cublasLt.h>
 #include <cublas_v2.h>
