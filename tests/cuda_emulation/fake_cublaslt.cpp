@@ -33,6 +33,8 @@
 //    misaligned address: either way the call must not be made);
 //  - at exit, handles, descriptors, layouts or preferences still alive are
 //    reported and the process fails, like the other fakes' leaks.
+// bp_emu_cublaslt_refuse (fake_cuda_internal.h) makes the heuristic find no
+// algorithm for an epilogue, so that the library's fallback is tested.
 //
 // The ReLU bit-mask as cuBLASLt documents it: a column-major bit matrix with
 // EPILOGUE_AUX_LD bits per column; here bit (row i, column j) is bit
@@ -92,6 +94,7 @@ struct Pref {
 enum { kMagic, kWorkspace, kAlignA, kAlignB, kAlignC, kAlignD, kShape, kKind };
 
 struct LtState {
+    uint32_t refused = 0; // an epilogue the heuristic finds no algorithm for (tests)
     std::set<LtHandle *> handles;
     std::set<Desc *> descs;
     std::set<Layout *> layouts;
@@ -510,6 +513,8 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t handle, cublasLtM
         reinterpret_cast<const Layout *>(c), reinterpret_cast<const Layout *>(d), &pr);
     if (s != CUBLAS_STATUS_SUCCESS)
         return s;
+    if (lt().refused != 0 && dd->epilogue == lt().refused)
+        return CUBLAS_STATUS_NOT_SUPPORTED; // "no heuristic function available"
     std::memset(&results[0], 0, sizeof results[0]);
     fill_algo(&results[0].algo, *p, pr, dd);
     results[0].workspaceSize = (size_t)results[0].algo.data[kWorkspace];
@@ -612,6 +617,12 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
         err = bp_emu::submit_product(stream, job);
     }
     return err == cudaSuccess ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_EXECUTION_FAILED;
+}
+
+void bp_emu_cublaslt_refuse(uint32_t epilogue)
+{
+    LT_CALL();
+    lt().refused = epilogue;
 }
 
 const char *cublasLtGetStatusName(cublasStatus_t s) { return cublasGetStatusName(s); }

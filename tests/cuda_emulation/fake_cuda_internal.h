@@ -9,6 +9,7 @@
 #include <cuda_runtime.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <mutex>
 
@@ -34,5 +35,10 @@ cudaError_t submit_product(cudaStream_t stream, std::function<void()> op);
 float round_to_mantissa(float x, int bits);
 
 } // namespace bp_emu
+
+// fake_cublaslt.cpp, for tests: from now on cublasLtMatmulAlgoGetHeuristic
+// finds no algorithm (CUBLAS_STATUS_NOT_SUPPORTED) for this epilogue, as the
+// library may for a configuration it does not support; 0 ends that.
+extern "C" void bp_emu_cublaslt_refuse(uint32_t epilogue);
 
 #endif

@@ -3,8 +3,9 @@
 // epilogues with the ReLU bit-mask, against a product computed here; a bad
 // aux leading dimension, a misaligned bias, a missing workspace, a wrong
 // attribute size and a dead handle give cuBLASLt's status codes; a product
-// issued into a stream capture runs when the graph is replayed. Linked
-// against the emulated-GPU library (tests/cuda.cmake) only.
+// issued into a stream capture runs when the graph is replayed; when the
+// heuristic finds no algorithm, a training step falls back to the unfused
+// products. Linked against the emulated-GPU library (tests/cuda.cmake) only.
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "cuda_emulation/emu_hooks.h"
+#include "cuda_emulation/fake_cuda_internal.h"
 #include "test_util.h"
 
 namespace {
@@ -310,6 +312,80 @@ TEST(EmulatedCublasLt, ProductsAreCapturedIntoGraphs)
     EXPECT_EQ(f.download(f.out, M * N), want);
     EXPECT_EQ(cudaGraphExecDestroy(exec), cudaSuccess);
     EXPECT_EQ(cudaGraphDestroy(graph), cudaSuccess);
+}
+
+} // namespace
+
+namespace {
+
+// A float32 CUDA network of hidden ReLU layers, fused or not.
+bpt::Net relu_net(int fused)
+{
+    static const int sizes[] = {12, 32, 16, 4};
+    static const bp_activation acts[] = {BP_ACT_RELU, BP_ACT_RELU, BP_ACT_IDENTITY};
+    bp_network_config cfg;
+    bp_network_config_init(&cfg);
+    cfg.n_layers = 3;
+    cfg.sizes = sizes;
+    cfg.activations = acts;
+    cfg.loss = BP_LOSS_CROSS_ENTROPY;
+    cfg.dtype = BP_F32;
+    cfg.backend = BP_BACKEND_CUDA;
+    cfg.max_batch = 16;
+    cfg.fused_epilogues = fused;
+    bp_network *raw = nullptr;
+    EXPECT_EQ(bp_network_create(&cfg, &raw), BP_OK) << bp_last_error();
+    return bpt::Net(raw);
+}
+
+// Four steps; the last batch's losses.
+std::vector<double> four_steps(bp_network *net)
+{
+    std::vector<float> x(16 * 12);
+    for (size_t i = 0; i < x.size(); i++)
+        x[i] = (float)((int)(i * 37 % 23) - 11) / 11.0f;
+    std::vector<int32_t> y(16);
+    for (int i = 0; i < 16; i++)
+        y[i] = i % 4;
+    bp_sgd opt;
+    bp_sgd_init(&opt);
+    opt.lr = 0.1;
+    std::vector<double> losses;
+    for (int s = 0; s < 4; s++) {
+        double loss = NAN;
+        EXPECT_EQ(bp_network_train_step(net, x.data(), y.data(), 16, &opt, &loss), BP_OK)
+            << bp_last_error();
+        losses.push_back(loss);
+    }
+    return losses;
+}
+
+bool z1_stored(bp_network *net)
+{
+    std::vector<float> z(16 * 32);
+    return bp_network_get_layer_state(net, 1, 16, z.data(), nullptr, nullptr) == BP_OK;
+}
+
+// When cuBLASLt has no algorithm for an epilogue, the step runs that
+// product unfused and trains as the unfused network does: no algorithm for
+// the backward (the forward still fuses, the backward takes ReLU's
+// derivative from a^l), or none for the forward (nothing fuses).
+TEST(EmulatedCublasLt, NoAlgorithmFallsBackToTheUnfusedStep)
+{
+    bpt::Net plain = relu_net(0);
+    std::vector<double> want = four_steps(plain.get());
+    for (uint32_t refused :
+         {(uint32_t)CUBLASLT_EPILOGUE_DRELU_BGRAD, (uint32_t)CUBLASLT_EPILOGUE_RELU_AUX_BIAS}) {
+        bp_emu_cublaslt_refuse(refused);
+        bpt::Net net = relu_net(1);
+        std::vector<double> got = four_steps(net.get());
+        bp_emu_cublaslt_refuse(0);
+        for (size_t i = 0; i < want.size(); i++)
+            EXPECT_NEAR(got[i], want[i], 1e-5 * std::max(1.0, std::fabs(want[i])))
+                << "step " << i << ", epilogue " << refused << " refused";
+        EXPECT_EQ(z1_stored(net.get()), refused == CUBLASLT_EPILOGUE_RELU_AUX_BIAS)
+            << "epilogue " << refused << " refused";
+    }
 }
 
 } // namespace
