@@ -701,8 +701,32 @@ BP_API bp_status bp_compare_backends(const bp_network_config *cfg, bp_backend a,
                                      const void *x, const void *targets, int batch,
                                      bp_layer_diff *per_layer, double *loss_a, double *loss_b);
 
-/* The tolerance on rel that the comparison of two backends is held to:
- * 1e-12 for float64, 1e-5 for float32 with BP_MATH_FP32. */
+/* The tolerance on rel that a comparison of two backends is held to, for
+ * the dtype and the CUDA network's math mode, and what it judges:
+ *
+ *   dtype  math   *judges_gradients  *tolerance
+ *   f64    any    1 (all three)      1e-12 (float64 GEMMs are always exact)
+ *   f32    fp32   1 (all three)      1e-5
+ *   f32    tf32   0 (activations)    5e-3
+ *   f32    bf16   0 (activations)    3e-2
+ *
+ * judges_gradients 1: every rel of bp_layer_diff must be <= *tolerance;
+ * 0: only activation_rel. Tensor-core GEMMs round their inputs to 10
+ * (TF32) or 7 (BF16) mantissa bits, unit roundoff 2^-11 = 4.9e-4 and
+ * 2^-8 = 3.9e-3. Where a rounded pre-activation z lands on the other side
+ * of a ReLU's kink, sigma'(z) flips between 0 and 1 and moves that sample's
+ * whole share of a gradient entry: the hidden layers' gradients then
+ * differ by up to ~0.3 of their largest entry, not by a rounding error,
+ * so those modes judge the activations (continuous in z). The TF32 and
+ * BF16 tolerances are about 7x and 5x the worst activation difference
+ * measured over 48 cases with the GEMMs' input rounding emulated (6.9e-4
+ * and 6.2e-3; README.md, "Precision and tolerances"). Either pointer may
+ * be NULL; an unknown dtype or mode is BP_ERR_INVALID_ARGUMENT. */
+BP_API bp_status bp_compare_tolerance_math(bp_dtype dtype, bp_math_mode mode, double *tolerance,
+                                           int *judges_gradients);
+
+/* The same for BP_MATH_FP32 (kept for programs built against 0.1):
+ * 1e-12 for float64, 1e-5 for float32. */
 BP_API double bp_compare_tolerance(bp_dtype dtype);
 
 /* ------------------------------------------------------------------------ */

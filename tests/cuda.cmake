@@ -127,6 +127,16 @@ if(BP_HAVE_CUDA AND TARGET test_core AND TARGET backprop_objects)
   target_link_libraries(step_profile PRIVATE backprop_emulated_gpu)
   add_test(NAME emulated_gpu.step_profile_targets COMMAND step_profile --check)
 
+  # bench/bench_gpu.c on the emulated GPU: every call it makes (the library's
+  # step in each mode, the floor's cuBLAS calls, the copy), shrunk, once.
+  add_executable(bench_gpu_emulated ${PROJECT_SOURCE_DIR}/bench/bench_gpu.c)
+  target_compile_definitions(bench_gpu_emulated PRIVATE BP_BENCH_EMULATED=1)
+  target_include_directories(bench_gpu_emulated PRIVATE ${CUDAToolkit_INCLUDE_DIRS})
+  target_compile_options(bench_gpu_emulated PRIVATE ${BP_WARNINGS})
+  target_link_libraries(bench_gpu_emulated PRIVATE backprop_emulated_gpu)
+  add_test(NAME emulated_gpu.bench_gpu_smoke
+           COMMAND bench_gpu_emulated --smoke --seconds 0 --min-steps 1 --max-steps 1)
+
   # The command itself on the emulated GPU: tensor-core math modes, CUDA
   # graphs (the default) and eager steps, fused epilogues (the default) and
   # not, on the generated spirals.
