@@ -230,6 +230,21 @@ typedef struct bp_network_config {
                                by one (set 0 to capture the network's stream
                                yourself). Results are bit-identical. No effect
                                on the CPU. */
+    int fused_epilogues;    /* 1 (default): in a float32 training step on CUDA
+                               (bp_network_train_step*, bp_network_step*,
+                               the epoch steps), each hidden ReLU layer runs
+                               its product, bias and ReLU as one cuBLASLt
+                               call (keeping a ReLU bit-mask instead of z^l),
+                               and its delta and bias gradient as another;
+                               results agree with the unfused step to float32
+                               rounding, not bit for bit. z^l of such a layer
+                               is then not stored (bp_network_get_layer_state
+                               says so; bp_network_forward computes it).
+                               0: GEMM, then our bias+activation kernel. No
+                               effect on float64, on the CPU, or on
+                               bp_network_forward, bp_network_gradients,
+                               comparisons and gradient checks, which stay
+                               unfused. */
 } bp_network_config;
 
 /* Fills *cfg with the defaults above (sizes and activations NULL,
@@ -441,7 +456,10 @@ BP_API bp_status bp_network_get_gradients(const bp_network *net, int layer, void
 /* The state of layer l (1..L) from the last forward pass (and, for delta,
  * the last backward pass), for the first `batch` samples: z^l, a^l and
  * delta^l as [batch, n_l] arrays. Any pointer may be NULL. batch must not
- * exceed the batch of that pass. */
+ * exceed the batch of that pass. When that pass was a training step whose
+ * layer l ran fused (config fused_epilogues), z^l was not stored: asking
+ * for it fails with BP_ERR_UNSUPPORTED naming the layer (a^l and delta^l
+ * are there; bp_network_forward, or fused_epilogues = 0, gives z^l). */
 BP_API bp_status bp_network_get_layer_state(const bp_network *net, int layer, int batch, void *z,
                                             void *a, void *delta);
 
