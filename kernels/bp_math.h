@@ -199,8 +199,9 @@ BP_MATH_DEFINE(double, d, exp, log1p, tanh, fabs)
 
 /* The fixed part of an update rule: hyperparameters that stay the same for
  * a run, passed by value to the update kernel. The learning rate and the
- * per-step values (Adam's step t, the clipping scale, the skip flag) are
- * read from the device's step scalars instead (src/step_scalars.h). */
+ * per-step values (Adam's step t, the skip flag) are read from the
+ * device's step scalars instead (src/step_scalars.h), and the clipping
+ * scale comes from the gradient guard's partial sums. */
 typedef struct bp_update_rule {
     int kind;     /* BP_M_SGD, BP_M_ADAM, BP_M_ADAMW */
     int nesterov; /* SGD */
@@ -244,7 +245,8 @@ BP_HD bp_update_step bp_update_prepare(const bp_update_rule *r, double lr, int64
 }
 
 /* The clipping norm's sum of squares is reduced in at most this many
- * partial sums (device scratch of as many doubles), then in one. */
+ * partial sums (device scratch of as many doubles, written by the gradient
+ * guard), then in one by every block of the update. */
 #define BP_CLIP_PARTS 1024
 
 /* The global-norm clipping scale of torch.nn.utils.clip_grad_norm_, from
@@ -304,8 +306,10 @@ BP_HD double bp_clip_scale(double sum_squares, double max_norm)
         }                                                                                       \
         /* denom = (v.sqrt() / bias_correction2_sqrt).add_(eps) */                              \
         T denom = SQRT(v) / (T)s->bc2_sqrt + (T)r->eps;                                         \
-        /* param.addcdiv_(exp_avg, denom, value=-step_size) */                                  \
-        return w + (T)(-s->step_size) * m / denom;                                              \
+        /* param.addcdiv_(exp_avg, denom, value=-step_size); 0/0 (a zero exp_avg and, with      \
+         * eps 0, a zero denom) moves nothing where torch would give NaN: the padding between   \
+         * parameter tensors (src/network.c) has zero gradients and must stay zero. */          \
+        return m == (T)0 && denom == (T)0 ? w : w + (T)(-s->step_size) * m / denom;             \
     }
 
 BP_OPTIMIZER_DEFINE(float, f, sqrtf)

@@ -24,6 +24,16 @@
 extern "C" {
 #endif
 
+/* The number of partial sums of squares (the guard's blocks) for the
+ * clipping norm of count gradients: one per 2048 elements, at most
+ * BP_CLIP_PARTS; a function of count alone, so the result repeats. */
+static inline int bp_clip_parts(size_t count)
+{
+    size_t per = 2048;
+    size_t n = (count + per - 1) / per;
+    return n < 1 ? 1 : n > BP_CLIP_PARTS ? BP_CLIP_PARTS : (int)n;
+}
+
 cudaError_t bp_launch_bias_act(cudaStream_t stream, bp_dtype dtype, bp_activation activation,
                                double slope, const void *bias, void *z, void *a, int n, int batch);
 cudaError_t bp_launch_softmax(cudaStream_t stream, bp_dtype dtype, const void *z, void *a, int n,
@@ -51,20 +61,19 @@ cudaError_t bp_launch_output_step(cudaStream_t stream, bp_dtype dtype, bp_loss l
 cudaError_t bp_launch_delta_bias_grad(cudaStream_t stream, bp_dtype dtype,
                                       bp_activation activation, double slope, const void *z,
                                       const void *a, void *d, void *db, int n, int batch);
-/* scalars->skip = 1 (and bad_step set) when any of g[0..count) is not finite. */
+/* The gradient guard (backend.h: check_finite): scalars->skip = 1 (and
+ * bad_step set) when any of g[0..count) is not finite; block 0 copies
+ * scalars->step_next into scalars->step. clip_parts not NULL (clipping on):
+ * also the partial sums of squares of g, bp_clip_parts(count) doubles. */
 cudaError_t bp_launch_check_finite(cudaStream_t stream, bp_dtype dtype, const void *g,
-                                   size_t count, bp_step_scalars *scalars);
-/* The optimizer (src/backend.h: optimizer_prepare, optimizer_update):
- * with clipping, one launch of partial sums of squares into scratch
- * (BP_CLIP_PARTS doubles); one single-block launch for the step count and
- * clipping scale; one launch over all parameters for the update. */
-cudaError_t bp_launch_optimizer_prepare(cudaStream_t stream, bp_dtype dtype, const void *g,
-                                        size_t count, double max_norm, double *scratch,
-                                        bp_step_scalars *scalars);
+                                   size_t count, double *clip_parts, bp_step_scalars *scalars);
+/* The optimizer (backend.h: optimizer_update): one launch over all
+ * parameters; with max_norm > 0 every block reduces the guard's
+ * bp_clip_parts(count) partial sums to the clipping scale. */
 cudaError_t bp_launch_optimizer_update(cudaStream_t stream, bp_dtype dtype,
                                        const bp_update_rule *rule, void *w, const void *g,
-                                       void *s1, void *s2, void *s3, size_t count,
-                                       const bp_step_scalars *scalars);
+                                       void *s1, void *s2, void *s3, size_t count, double max_norm,
+                                       const double *clip_parts, bp_step_scalars *scalars);
 cudaError_t bp_launch_gather_rows(cudaStream_t stream, void *dst, const void *src,
                                   const int32_t *rows, int batch, size_t row_bytes);
 /* Rows order[*cursor + i], i < batch, of x and (when not NULL) targets. */

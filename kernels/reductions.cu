@@ -67,39 +67,90 @@ __global__ void delta_bias_grad_kernel(int activation, T slope, const T *__restr
 /* The non-finite guard on the gradients: any thread that sees a NaN or an
  * infinity sets skip and, if no step was recorded yet, records this one.
  * Every writer writes the same values, so the race is benign and the
- * result deterministic. */
-template <typename T>
-__global__ void check_finite_vec_kernel(const Vec16<T> *__restrict__ g, size_t vcount,
-                                        bp_step_scalars *scalars)
+ * result deterministic. Block 0 starts the step count of this step's
+ * update: step = step_next (src/step_scalars.h; no block of this launch
+ * reads either). Sum (clipping on): block b also writes part[b], the sum of
+ * the squares of its fixed strided share in order, in double, then a fixed
+ * tree; the update reduces the parts (kernels/optimizers.cu). */
+template <bool Sum>
+__device__ void finish_guard(double *sum, double s, bool finite, double *part,
+                             bp_step_scalars *scalars)
 {
+    if (!finite) {
+        scalars->skip = 1;
+        if (scalars->bad_step == 0)
+            scalars->bad_step = scalars->steps_seen;
+    }
+    if (!Sum)
+        return;
+    sum[threadIdx.x] = s;
+    __syncthreads();
+    for (int half = blockDim.x / 2; half > 0; half /= 2) {
+        if ((int)threadIdx.x < half)
+            sum[threadIdx.x] += sum[threadIdx.x + half];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0)
+        part[blockIdx.x] = sum[0];
+}
+
+template <typename T, bool Sum>
+__global__ void check_finite_vec_kernel(const Vec16<T> *__restrict__ g, size_t vcount,
+                                        double *part, bp_step_scalars *scalars)
+{
+    __shared__ double sum[kThreads];
+    if (blockIdx.x == 0 && threadIdx.x == 0)
+        scalars->step = scalars->step_next;
+    T acc = (T)0;
+    double s = 0.0;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < vcount;
          i += (size_t)gridDim.x * blockDim.x) {
         Vec16<T> v = g[i];
-        T acc = (T)0;
-        for (int e = 0; e < (int)(16 / sizeof(T)); e++)
+        for (int e = 0; e < (int)(16 / sizeof(T)); e++) {
             acc += v.v[e] - v.v[e]; /* 0 for finite values, NaN otherwise */
-        if (!(acc == (T)0)) {
-            scalars->skip = 1;
-            if (scalars->bad_step == 0)
-                scalars->bad_step = scalars->steps_seen;
-            return;
+            if (Sum)
+                s += (double)v.v[e] * (double)v.v[e];
         }
     }
+    finish_guard<Sum>(sum, s, acc == (T)0, part, scalars);
 }
 
-template <typename T>
-__global__ void check_finite_kernel(const T *__restrict__ g, size_t count, bp_step_scalars *scalars)
+template <typename T, bool Sum>
+__global__ void check_finite_kernel(const T *__restrict__ g, size_t count, double *part,
+                                    bp_step_scalars *scalars)
 {
+    __shared__ double sum[kThreads];
+    if (blockIdx.x == 0 && threadIdx.x == 0)
+        scalars->step = scalars->step_next;
+    T acc = (T)0;
+    double s = 0.0;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < count;
          i += (size_t)gridDim.x * blockDim.x) {
         T v = g[i];
-        if (!(v - v == (T)0)) {
-            scalars->skip = 1;
-            if (scalars->bad_step == 0)
-                scalars->bad_step = scalars->steps_seen;
-            return;
-        }
+        acc += v - v;
+        if (Sum)
+            s += (double)v * (double)v;
     }
+    finish_guard<Sum>(sum, s, acc == (T)0, part, scalars);
+}
+
+/* The guard's launch: vectorised where g allows; with clipping, exactly
+ * bp_clip_parts(count) blocks (a function of count alone). */
+template <typename T, bool Sum>
+cudaError_t launch_guard(cudaStream_t stream, const T *g, size_t count, double *part,
+                         bp_step_scalars *scalars)
+{
+    size_t k = 16 / sizeof(T); /* reals per 16 bytes */
+    if (count % k == 0 && aligned16<char>(g)) {
+        size_t vcount = count / k;
+        unsigned blocks = Sum ? (unsigned)bp_clip_parts(count) : blocks_for(vcount);
+        check_finite_vec_kernel<T, Sum>
+            <<<blocks, kThreads, 0, stream>>>((const Vec16<T> *)g, vcount, part, scalars);
+    } else {
+        unsigned blocks = Sum ? (unsigned)bp_clip_parts(count) : blocks_for(count);
+        check_finite_kernel<T, Sum><<<blocks, kThreads, 0, stream>>>(g, count, part, scalars);
+    }
+    return cudaGetLastError();
 }
 
 } // namespace
@@ -139,27 +190,16 @@ cudaError_t bp_launch_delta_bias_grad(cudaStream_t stream, bp_dtype dtype,
 }
 
 cudaError_t bp_launch_check_finite(cudaStream_t stream, bp_dtype dtype, const void *g,
-                                   size_t count, bp_step_scalars *scalars)
+                                   size_t count, double *clip_parts, bp_step_scalars *scalars)
 {
     clear_stale_error();
-    size_t k = dtype == BP_F32 ? 4 : 2; /* reals per 16 bytes */
-    if (count % k == 0 && aligned16<char>(g)) {
-        size_t vcount = count / k;
-        if (dtype == BP_F32)
-            check_finite_vec_kernel<float><<<blocks_for(vcount), kThreads, 0, stream>>>(
-                (const Vec16<float> *)g, vcount, scalars);
-        else
-            check_finite_vec_kernel<double><<<blocks_for(vcount), kThreads, 0, stream>>>(
-                (const Vec16<double> *)g, vcount, scalars);
-        return cudaGetLastError();
-    }
     if (dtype == BP_F32)
-        check_finite_kernel<float>
-            <<<blocks_for(count), kThreads, 0, stream>>>((const float *)g, count, scalars);
-    else
-        check_finite_kernel<double>
-            <<<blocks_for(count), kThreads, 0, stream>>>((const double *)g, count, scalars);
-    return cudaGetLastError();
+        return clip_parts != nullptr
+                   ? launch_guard<float, true>(stream, (const float *)g, count, clip_parts, scalars)
+                   : launch_guard<float, false>(stream, (const float *)g, count, nullptr, scalars);
+    return clip_parts != nullptr
+               ? launch_guard<double, true>(stream, (const double *)g, count, clip_parts, scalars)
+               : launch_guard<double, false>(stream, (const double *)g, count, nullptr, scalars);
 }
 
 } // extern "C"

@@ -77,24 +77,29 @@ typedef struct bp_backend_ops {
     bp_status (*step_metrics)(void *ctx, bp_dtype dt, const void *sample_loss, const void *a,
                               const int32_t *labels, int n, int batch, double *loss,
                               bp_step_scalars *scalars, int64_t *cursor);
-    /* The guard on gradients: when any of g[0..count) is NaN or infinite,
-     * sets scalars->skip and, if none is recorded, bad_step = steps_seen. */
+    /* The guard on gradients, which opens the update: when any of
+     * g[0..count) is NaN or infinite, sets scalars->skip and, if none is
+     * recorded, bad_step = steps_seen. Copies scalars->step_next into
+     * scalars->step (the double-buffered step count, src/step_scalars.h).
+     * clip_parts not NULL (clipping on): also writes the partial sums of
+     * the squared gradients there (a fixed-order reduction, no atomics;
+     * BP_CLIP_PARTS device doubles; the CUDA backend uses bp_clip_parts(count)
+     * of them, the CPU backend one), for optimizer_update. */
     bp_status (*check_finite)(void *ctx, bp_dtype dt, const void *g, size_t count,
-                              bp_step_scalars *scalars);
-    /* The optimizer (kernels/bp_math.h, optimizer section), in two
-     * launches that never wait for the host. optimizer_prepare counts the
-     * step (scalars->step += 1 unless scalars->skip is set) and writes
-     * scalars->clip_scale: bp_clip_scale of the sum of the squared count
-     * gradients g when max_norm > 0 (a fixed-order reduction, no atomics,
-     * through `scratch`, BP_CLIP_PARTS device doubles), else 1. optimizer_update then applies
-     * bp_optimizer_update to every parameter, reading lr, step (as t), clip_scale and skip from
-     * scalars; s1..s3 are the state buffers in the parameters' layout (s2, s3 NULL when the rule
-     * does not use them). */
-    bp_status (*optimizer_prepare)(void *ctx, bp_dtype dt, const void *g, size_t count,
-                                   double max_norm, double *scratch, bp_step_scalars *scalars);
+                              double *clip_parts, bp_step_scalars *scalars);
+    /* The optimizer (kernels/bp_math.h, optimizer section), one operation
+     * that never waits for the host, after check_finite: t = scalars->step
+     * + 1 (+ 0 when scalars->skip is set) is written to scalars->step_next;
+     * the clipping scale is bp_clip_scale of the sum of check_finite's
+     * clip_parts when max_norm > 0 (the same fixed order everywhere), else
+     * 1, and is stored in scalars->clip_scale; then, unless skip is set,
+     * bp_optimizer_update of every parameter with scalars->lr and t. s1..s3
+     * are the state buffers in the parameters' layout (s2, s3 NULL when the
+     * rule does not use them). No part of it reads what it writes. */
     bp_status (*optimizer_update)(void *ctx, bp_dtype dt, const bp_update_rule *rule, void *w,
                                   const void *g, void *s1, void *s2, void *s3, size_t count,
-                                  const bp_step_scalars *scalars);
+                                  double max_norm, const double *clip_parts,
+                                  bp_step_scalars *scalars);
     /* dst row i = src row rows[i] (rows a device int32 array), or src row
      * i when rows is NULL, for i < batch; rows of row_bytes bytes. */
     bp_status (*gather_rows)(void *ctx, void *dst, const void *src, const int32_t *rows, int batch,

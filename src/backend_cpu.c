@@ -271,39 +271,33 @@ static bp_status cpu_step_metrics(void *ctx, bp_dtype dt, const void *sample_los
 }
 
 static bp_status cpu_check_finite(void *ctx, bp_dtype dt, const void *g, size_t count,
-                                  bp_step_scalars *scalars)
+                                  double *clip_parts, bp_step_scalars *scalars)
 {
     (void)ctx;
+    scalars->step = scalars->step_next;
     int ok = dt == BP_F32 ? all_finite_f(g, count) : all_finite_d(g, count);
     if (!ok) {
         scalars->skip = 1;
         if (scalars->bad_step == 0)
             scalars->bad_step = scalars->steps_seen;
     }
-    return BP_OK;
-}
-
-static bp_status cpu_optimizer_prepare(void *ctx, bp_dtype dt, const void *g, size_t count,
-                                       double max_norm, double *scratch, bp_step_scalars *scalars)
-{
-    (void)ctx;
-    (void)scratch;
-    double sum = 0.0;
-    if (max_norm > 0.0)
-        sum = dt == BP_F32 ? sum_squares_f(g, count) : sum_squares_d(g, count);
-    if (!scalars->skip)
-        scalars->step += 1;
-    scalars->clip_scale = bp_clip_scale(sum, max_norm);
+    /* One partial sum: the whole sum of squares, in order. */
+    if (clip_parts != NULL)
+        clip_parts[0] = dt == BP_F32 ? sum_squares_f(g, count) : sum_squares_d(g, count);
     return BP_OK;
 }
 
 static bp_status cpu_optimizer_update(void *ctx, bp_dtype dt, const bp_update_rule *rule, void *w,
                                       const void *g, void *s1, void *s2, void *s3, size_t count,
-                                      const bp_step_scalars *scalars)
+                                      double max_norm, const double *clip_parts,
+                                      bp_step_scalars *scalars)
 {
     (void)ctx;
-    bp_update_step st = bp_update_prepare(rule, scalars->lr, scalars->step, scalars->clip_scale,
-                                          scalars->skip);
+    int64_t t = scalars->step + (scalars->skip ? 0 : 1);
+    double scale = max_norm > 0.0 ? bp_clip_scale(clip_parts[0], max_norm) : 1.0;
+    scalars->step_next = t;
+    scalars->clip_scale = scale;
+    bp_update_step st = bp_update_prepare(rule, scalars->lr, t, scale, scalars->skip);
     if (st.skip)
         return BP_OK;
     if (dt == BP_F32)
@@ -357,7 +351,6 @@ const bp_backend_ops bp_cpu_backend_ops = {
     .bias_grad = cpu_bias_grad,
     .step_metrics = cpu_step_metrics,
     .check_finite = cpu_check_finite,
-    .optimizer_prepare = cpu_optimizer_prepare,
     .optimizer_update = cpu_optimizer_update,
     .gather_rows = cpu_gather_rows,
     .gather_epoch = cpu_gather_epoch,

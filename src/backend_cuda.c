@@ -427,30 +427,22 @@ static bp_status cuda_step_metrics(void *p, bp_dtype dt, const void *sample_loss
 }
 
 static bp_status cuda_check_finite(void *p, bp_dtype dt, const void *g, size_t count,
-                                   bp_step_scalars *scalars)
+                                   double *clip_parts, bp_step_scalars *scalars)
 {
     cuda_ctx *c = p;
-    ON_DEVICE(c, BP_CUDA_LAUNCH("check_finite",
-                                bp_launch_check_finite(c->stream, dt, g, count, scalars)));
-}
-
-static bp_status cuda_optimizer_prepare(void *p, bp_dtype dt, const void *g, size_t count,
-                                        double max_norm, double *scratch, bp_step_scalars *scalars)
-{
-    cuda_ctx *c = p;
-    ON_DEVICE(c, BP_CUDA_LAUNCH("optimizer_prepare",
-                                bp_launch_optimizer_prepare(c->stream, dt, g, count, max_norm,
-                                                            scratch, scalars)));
+    ON_DEVICE(c, BP_CUDA_LAUNCH("check_finite", bp_launch_check_finite(c->stream, dt, g, count,
+                                                                       clip_parts, scalars)));
 }
 
 static bp_status cuda_optimizer_update(void *p, bp_dtype dt, const bp_update_rule *rule, void *w,
                                        const void *g, void *s1, void *s2, void *s3, size_t count,
-                                       const bp_step_scalars *scalars)
+                                       double max_norm, const double *clip_parts,
+                                       bp_step_scalars *scalars)
 {
     cuda_ctx *c = p;
     ON_DEVICE(c, BP_CUDA_LAUNCH("optimizer_update",
                                 bp_launch_optimizer_update(c->stream, dt, rule, w, g, s1, s2, s3,
-                                                           count, scalars)));
+                                                           count, max_norm, clip_parts, scalars)));
 }
 
 static bp_status gather_on_device(cuda_ctx *c, void *dst, const void *src, const int32_t *rows,
@@ -752,7 +744,6 @@ const bp_backend_ops bp_cuda_backend_ops = {
     .bias_grad = cuda_bias_grad,
     .step_metrics = cuda_step_metrics,
     .check_finite = cuda_check_finite,
-    .optimizer_prepare = cuda_optimizer_prepare,
     .optimizer_update = cuda_optimizer_update,
     .gather_rows = cuda_gather_rows,
     .gather_epoch = cuda_gather_epoch,

@@ -111,7 +111,7 @@ bp_status bp_checkpoint_save(const bp_network *net, const bp_checkpoint_info *in
     char meta[2048];
     BP_TRY(metadata_text(net, &in, step, meta, sizeof meta));
 
-    size_t bytes = net->desc.n_params * net->esize;
+    size_t bytes = net->param_len * net->esize; /* the device layout, padding included */
     void *host[N_STATES] = {NULL, NULL, NULL, NULL};
     bp_st_extra_tensor *t = calloc((size_t)(2 * N_STATES * net->desc.n_layers), sizeof *t);
     bp_status st = t == NULL ? bp_fail(BP_ERR_OUT_OF_MEMORY, "%s: no memory", fn) : BP_OK;
@@ -484,12 +484,12 @@ bp_status bp_checkpoint_load(bp_network *net, const char *path, bp_checkpoint_in
     }
 
     /* The optimizer's state, read whole before anything changes. */
-    size_t bytes = net->desc.n_params * net->esize;
+    size_t bytes = net->param_len * net->esize; /* the device layout, padding included */
     void *host[N_STATES] = {NULL, NULL, NULL, NULL};
     for (int s = 0; s < N_STATES && st == BP_OK; s++) {
         if (!bp_optimizer_has_state(&m.opt, kStates[s]))
             continue;
-        host[s] = malloc(bytes ? bytes : 1);
+        host[s] = calloc(bytes ? bytes : 1, 1); /* the padding stays zero */
         if (host[s] == NULL) {
             st = bp_fail(BP_ERR_OUT_OF_MEMORY, "%s: no memory for the optimizer state", fn);
             break;

@@ -94,7 +94,7 @@ bp_status bp_network_gradcheck(bp_network *net, const void *x, const void *targe
         return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: max_per_layer %d must be >= 0", fn,
                        cfg->max_per_layer);
 
-    size_t bytes = net->desc.n_params * net->esize;
+    size_t bytes = net->param_len * net->esize; /* the device layout, padding included */
     void *params = malloc(bytes), *grads = malloc(bytes);
     bp_status st = BP_OK;
     if (params == NULL || grads == NULL) {

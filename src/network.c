@@ -153,6 +153,9 @@ static bp_status validate_config(const bp_network_config *cfg)
     return BP_OK;
 }
 
+/* n rounded up to a multiple of m. */
+static size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
+
 static bp_status alloc_buf(bp_network *net, size_t elements, size_t esize, void **out,
                            const char *what)
 {
@@ -211,16 +214,24 @@ static bp_status create_buffers(bp_network *net, const bp_network_config *cfg)
 {
     int L = net->desc.n_layers;
     size_t es = net->esize, B = (size_t)net->desc.max_batch;
-    size_t n_params = 0;
+    /* Every W^l and b^l starts on a 16-byte boundary (in elements, a
+     * multiple of 16 / esize) for vectorised and cuBLASLt access; the
+     * buffer's length is a multiple too. The padding is zero in the
+     * parameters, gradients and optimizer state, and stays zero (a zero
+     * gradient updates nothing). desc.n_params is the true count. */
+    size_t align = 16 / es, n_params = 0, len = 0;
     for (int l = 1; l <= L; l++) {
         size_t w = (size_t)net->sizes[l - 1] * (size_t)net->sizes[l];
-        net->w_off[l - 1] = n_params;
-        net->b_off[l - 1] = n_params + w;
+        net->w_off[l - 1] = len;
+        len = round_up(len + w, align);
+        net->b_off[l - 1] = len;
+        len = round_up(len + (size_t)net->sizes[l], align);
         n_params += w + (size_t)net->sizes[l];
     }
     net->desc.n_params = n_params;
-    BP_TRY(alloc_buf(net, n_params, es, &net->params, "the parameter buffer"));
-    BP_TRY(alloc_buf(net, n_params, es, &net->grads, "the gradient buffer"));
+    net->param_len = len;
+    BP_TRY(alloc_buf(net, len, es, &net->params, "the parameter buffer"));
+    BP_TRY(alloc_buf(net, len, es, &net->grads, "the gradient buffer"));
     size_t elems;
     for (int l = 0; l <= L; l++) {
         if (!bp_size_mul(B, (size_t)net->sizes[l], &elems))
@@ -234,17 +245,16 @@ static bp_status create_buffers(bp_network *net, const bp_network_config *cfg)
     BP_TRY(create_relu_masks(net, cfg));
     BP_TRY(alloc_buf(net, B, bp_network_target_row_bytes(net), &net->targets, "the target buffer"));
     BP_TRY(alloc_buf(net, B, es, &net->sample_loss, "the loss buffer"));
-    BP_TRY(alloc_buf(net, 1, sizeof(double), (void **)&net->loss, "the loss"));
     BP_TRY(alloc_buf(net, B, sizeof(int32_t), (void **)&net->rows, "the row index buffer"));
     BP_TRY(bp_step_state_create(net, cfg)); /* step_state.c */
     BP_TRY(bp_optimizer_create(net));       /* optimizer.c: its state, on the step scalars */
 
-    void *host = malloc(n_params * es);
+    void *host = calloc(len ? len : 1, es); /* the padding zero */
     if (host == NULL)
         return bp_fail(BP_ERR_OUT_OF_MEMORY,
                        "bp_network_create: no host memory for %zu parameters", n_params);
     init_params_host(net, host);
-    bp_status st = net->ops->upload(net->ctx, net->params, host, n_params * es);
+    bp_status st = net->ops->upload(net->ctx, net->params, host, len * es);
     if (st == BP_OK)
         st = net->ops->sync(net->ctx);
     free(host);
@@ -311,8 +321,7 @@ void bp_network_free(bp_network *net)
     if (net->ctx != NULL) {
         bp_optimizer_destroy(net);
         bp_step_state_free(net); /* step_state.c */
-        void *bufs[] = {net->params,      net->grads, net->targets,
-                        net->sample_loss, net->loss,  net->rows};
+        void *bufs[] = {net->params, net->grads, net->targets, net->sample_loss, net->rows};
         for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
             if (bufs[i] != NULL)
                 net->ops->release(net->ctx, bufs[i]);

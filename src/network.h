@@ -17,8 +17,9 @@ struct bp_network {
     void *ctx;
     size_t esize; /* bytes per real */
 
-    /* All parameters contiguous: W^1, b^1, W^2, b^2, ... (element offsets
-     * below), with gradients and optimizer state in the same layout. */
+    /* All parameters in one buffer: W^1, b^1, W^2, b^2, ... (element
+     * offsets below, 16-byte aligned), with gradients and optimizer state
+     * in the same layout. */
     void *params;
     void *grads;
     /* The optimizer (src/optimizer.c): its description, its state (slot 0
@@ -29,8 +30,14 @@ struct bp_network {
     void *opt_state[3];
     double *opt_scratch; /* BP_CLIP_PARTS device doubles for the clipping norm */
     double lr_on_device;
-    size_t w_off[BP_MAX_LAYERS]; /* index l-1 */
+    /* Element offsets of W^l and b^l (index l-1), each 16-byte aligned,
+     * with zero padding between the tensors (network.c); param_len is the
+     * buffers' length in elements (>= desc.n_params, a multiple of
+     * 16 / esize): what the guard, the update, the all-reduce and whole
+     * copies run over. */
+    size_t w_off[BP_MAX_LAYERS];
     size_t b_off[BP_MAX_LAYERS];
+    size_t param_len;
 
     /* Step buffers for max_batch samples, row-major [B, n_l]. */
     void *a[BP_MAX_LAYERS + 1]; /* a[0] is the input batch x */
@@ -38,7 +45,7 @@ struct bp_network {
     void *d[BP_MAX_LAYERS + 1]; /* delta[l], l >= 1 */
     void *targets;              /* int32 [B] labels or reals [B, n_L] */
     void *sample_loss;          /* reals [B] */
-    double *loss;               /* one device double */
+    double *loss;               /* device: &scalars->loss (step_state.c) */
     int32_t *rows;              /* device int32 [B] for gathers */
 
     /* The device side of training steps (src/step_state.c): the step

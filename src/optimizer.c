@@ -5,10 +5,11 @@
  *
  * The per-element rules are in kernels/bp_math.h (optimizer section); a
  * backend runs them in one pass over all parameters, reading the learning
- * rate, the step t, the clipping scale and the skip flag from the device's
- * step scalars (src/step_scalars.h), so a step never waits for the host.
+ * rate, the step t and the skip flag from the device's step scalars (src/step_scalars.h), so a
+ * step never waits for the host.
  */
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "error.h"
@@ -140,11 +141,22 @@ static int state_slot(bp_optimizer_state which)
     return which == BP_STATE_EXP_AVG_SQ ? 1 : which == BP_STATE_MAX_EXP_AVG_SQ ? 2 : 0;
 }
 
-static size_t state_bytes(const bp_network *net) { return net->desc.n_params * net->esize; }
+static size_t state_bytes(const bp_network *net) { return net->param_len * net->esize; }
 
 static bp_status upload_scalar(bp_network *net, void *field, const void *value, size_t bytes)
 {
     return net->ops->upload(net->ctx, field, value, bytes);
+}
+
+/* The step count as the host sees it: step_next (src/step_scalars.h); both
+ * halves of the double buffer are written, so either is right. */
+static bp_status upload_step(bp_network *net, int64_t step)
+{
+    int64_t both[2] = {step, step};
+    _Static_assert(offsetof(bp_step_scalars, step_next) ==
+                       offsetof(bp_step_scalars, step) + sizeof(int64_t),
+                   "step_scalars.h: step and step_next must be adjacent");
+    return upload_scalar(net, &net->scalars->step, both, sizeof both);
 }
 
 bp_status bp_optimizer_reset_state(bp_network *net)
@@ -152,8 +164,7 @@ bp_status bp_optimizer_reset_state(bp_network *net)
     for (int i = 0; i < 3; i++)
         if (net->opt_state[i] != NULL)
             BP_TRY(net->ops->zero(net->ctx, net->opt_state[i], state_bytes(net)));
-    int64_t zero = 0;
-    return upload_scalar(net, &net->scalars->step, &zero, sizeof zero);
+    return upload_step(net, 0);
 }
 
 bp_status bp_optimizer_create(bp_network *net)
@@ -242,8 +253,11 @@ bp_status bp_optimizer_upload_lr(bp_network *net)
     return BP_OK;
 }
 
-/* The update at the end of a training step: the step count and clipping
- * scale, then every parameter's update; two launches, no host wait. */
+/* The end of a training step: the guard on the gradients (which also
+ * writes the clipping norm's partial sums, with clipping) and every
+ * parameter's update, which counts the step and reduces the partial sums
+ * itself; two launches, no host wait, nothing updated when the guard (or
+ * the loss) set skip. */
 bp_status bp_optimizer_apply(bp_network *net)
 {
     const bp_optimizer *o = &net->opt;
@@ -261,12 +275,13 @@ bp_status bp_optimizer_apply(bp_network *net)
     rule.beta2 = o->beta2;
     rule.eps = o->eps;
     unsigned slots = state_slots(o);
-    BP_TRY(net->ops->optimizer_prepare(net->ctx, net->desc.dtype, net->grads, net->desc.n_params,
-                                       o->clip_grad_norm, net->opt_scratch, net->scalars));
+    size_t count = net->param_len; /* the padding too: zero gradients, no change */
+    double *parts = o->clip_grad_norm > 0.0 ? net->opt_scratch : NULL;
+    BP_TRY(net->ops->check_finite(net->ctx, net->desc.dtype, net->grads, count, parts, net->scalars));
     return net->ops->optimizer_update(net->ctx, net->desc.dtype, &rule, net->params, net->grads,
                                       net->opt_state[0], (slots & 2u) ? net->opt_state[1] : NULL,
-                                      (slots & 4u) ? net->opt_state[2] : NULL, net->desc.n_params,
-                                      net->scalars);
+                                      (slots & 4u) ? net->opt_state[2] : NULL, count,
+                                      o->clip_grad_norm, parts, net->scalars);
 }
 
 /* ---- state as host arrays ------------------------------------------------ */
@@ -325,7 +340,7 @@ bp_status bp_network_get_optimizer_step(const bp_network *net, int64_t *step)
 {
     BP_CHECK_PTR("bp_network_get_optimizer_step", net);
     BP_CHECK_PTR("bp_network_get_optimizer_step", step);
-    return net->ops->download(net->ctx, step, &net->scalars->step, sizeof *step);
+    return net->ops->download(net->ctx, step, &net->scalars->step_next, sizeof *step);
 }
 
 bp_status bp_network_set_optimizer_step(bp_network *net, int64_t step)
@@ -334,6 +349,6 @@ bp_status bp_network_set_optimizer_step(bp_network *net, int64_t step)
     if (step < 0)
         return bp_fail(BP_ERR_INVALID_ARGUMENT,
                        "bp_network_set_optimizer_step: step %lld must be >= 0", (long long)step);
-    BP_TRY(upload_scalar(net, &net->scalars->step, &step, sizeof step));
+    BP_TRY(upload_step(net, step));
     return net->ops->sync(net->ctx);
 }

@@ -21,9 +21,10 @@ int bp_optimizer_has_state(const bp_optimizer *o, bp_optimizer_state which);
 /* Before a step that updates (and outside any graph capture of it): the
  * learning rate to scalars->lr when it changed, an ordered upload. */
 bp_status bp_optimizer_upload_lr(bp_network *net);
-/* The update that ends a training step (after the backward pass): two
- * launches that read everything that changes from the step scalars, so a
- * captured step replays them unchanged. */
+/* The guard and the update that end a training step (after the backward
+ * pass): two launches (check_finite, optimizer_update) that read
+ * everything that changes from the step scalars, so a captured step
+ * replays them unchanged. */
 bp_status bp_optimizer_apply(bp_network *net);
 
 #endif

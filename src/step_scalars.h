@@ -14,11 +14,23 @@
  *
  * Who writes what (all in stream order):
  *   lr           the host, before a step (upload), when it changes
- *   clip_scale   the clipping reduction, after the backward pass (1 when off)
- *   step         the update, +1 per update actually applied (Adam's t)
+ *   clip_scale   the update: the clipping scale it applied (1 when off);
+ *                every block of the update computes it from clip partial
+ *                sums the guard wrote, block 0 stores it (nothing on the
+ *                device reads it back)
+ *   step, step_next
+ *                Adam's t, double-buffered so that no block of a launch
+ *                reads what another block of it writes: the guard
+ *                (check_finite, block 0) copies step_next into step, the
+ *                update reads step and (block 0) writes step_next = step,
+ *                +1 when the update is applied. Between steps step_next is
+ *                the count; the host sets both.
+ *   loss         the batch's mean loss, written by the step's metrics (the
+ *                device double net->loss points here), next to skip so
+ *                that one download returns both
  *   skip         the finite check of the step's loss and gradients; the
  *                update kernel leaves parameters and optimizer state alone
- *                when it is set, and the next step's first kernel clears it
+ *                when it is set, and the next step's metrics clear it
  *   bad_step     sticky: the 1-based number of the first skipped step, 0 if
  *                none; read (and cleared) with the metrics
  *   steps_seen   steps issued since creation (numbers bad_step)
@@ -40,7 +52,9 @@ typedef struct bp_step_scalars {
     double correct;
     double samples;
     int64_t step;
+    int64_t step_next;
     int64_t steps_seen;
+    double loss; /* loss and skip adjacent: one download (see train.c) */
     int64_t skip;
     int64_t bad_step;
 } bp_step_scalars;

@@ -18,6 +18,7 @@ bp_status bp_step_state_create(bp_network *net, const bp_network_config *cfg)
     net->use_graphs = cfg->cuda_graphs && net->ops->graph_begin != NULL;
     net->lr_on_device = NAN;
     BP_TRY(net->ops->alloc(net->ctx, sizeof(bp_step_scalars), (void **)&net->scalars));
+    net->loss = &net->scalars->loss; /* the batch loss, next to the skip flag */
     return net->ops->alloc(net->ctx, sizeof(int64_t), (void **)&net->cursor);
 }
 
@@ -38,6 +39,7 @@ void bp_step_state_free(bp_network *net)
         if (bufs[i] != NULL)
             net->ops->release(net->ctx, bufs[i]);
     net->scalars = NULL;
+    net->loss = NULL;
     net->cursor = NULL;
     net->order = NULL;
 }

@@ -246,28 +246,31 @@ static bp_status issue_step(bp_network *net, int B, int update, int from_epoch)
         BP_TRY(output_and_metrics(net, B, scalars, cursor));
     }
     BP_TRY(backward_layers(net, B, fused));
-    if (update) {
-        BP_TRY(net->ops->check_finite(net->ctx, net->desc.dtype, net->grads, net->desc.n_params,
-                                      net->scalars));
-        BP_TRY(bp_optimizer_apply(net)); /* nothing when the guard set skip */
-    }
+    if (update) /* the guard on the gradients, then the update (nothing when skip is set) */
+        BP_TRY(bp_optimizer_apply(net));
     return BP_OK;
 }
 
 /* After a step: with loss wanted, waits for the batch's mean loss; for a
  * training step a batch the guard skipped is then BP_ERR_NUMERIC (reported
- * here, so not again by bp_network_read_metrics). */
+ * here, so not again by bp_network_read_metrics). The loss and the skip
+ * flag are adjacent step scalars: one download returns both. */
+_Static_assert(offsetof(bp_step_scalars, skip) == offsetof(bp_step_scalars, loss) + sizeof(double),
+               "step_scalars.h: loss and skip must be adjacent");
 static bp_status finish_step(const char *fn, bp_network *net, int update, double *loss)
 {
     if (loss == NULL)
         return BP_OK;
-    BP_TRY(net->ops->download(net->ctx, loss, net->loss, sizeof(double)));
-    if (!update)
-        return BP_OK;
-    int64_t skip = 0;
+    struct {
+        double loss;
+        int64_t skip;
+    } got = {0.0, 0};
+    _Static_assert(sizeof got == 2 * sizeof(double), "loss and skip: 16 bytes");
     char *base = (char *)net->scalars;
-    BP_TRY(net->ops->download(net->ctx, &skip, base + offsetof(bp_step_scalars, skip), sizeof skip));
-    if (!skip)
+    BP_TRY(net->ops->download(net->ctx, &got, base + offsetof(bp_step_scalars, loss),
+                              update ? sizeof got : sizeof got.loss));
+    *loss = got.loss;
+    if (!update || !got.skip)
         return BP_OK;
     BP_TRY(net->ops->zero(net->ctx, base + offsetof(bp_step_scalars, bad_step), sizeof(int64_t)));
     if (!isfinite(*loss))

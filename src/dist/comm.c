@@ -171,7 +171,7 @@ static bp_status network_checksum(const bp_network *net, uint64_t *out)
         h = mix(h, (uint64_t)net->sizes[l]);
     for (int l = 0; l < d->n_layers; l++)
         h = mix(h, (uint64_t)net->activations[l]);
-    size_t bytes = d->n_params * net->esize;
+    size_t bytes = net->param_len * net->esize; /* the padding is zero on every rank */
     unsigned char *host = malloc(bytes ? bytes : 1);
     if (host == NULL)
         return bp_fail(BP_ERR_OUT_OF_MEMORY,
@@ -282,11 +282,12 @@ bp_status bp_dist_layer_ready(bp_network *net, int layer, int batch)
         BP_TRY(step_begin(c, net, batch));
     if (c->step_bad)
         return BP_OK;
-    /* W^l then b^l: one contiguous slice of the gradient buffer. */
-    size_t n_in = (size_t)net->sizes[layer - 1], n_out = (size_t)net->sizes[layer];
-    void *slice = bp_at(net->grads, net->w_off[layer - 1], net->esize);
+    /* W^l then b^l: one contiguous slice of the gradient buffer (with the
+     * zero padding between them). */
+    size_t w0 = net->w_off[layer - 1], end = net->b_off[layer - 1] + (size_t)net->sizes[layer];
+    void *slice = bp_at(net->grads, w0, net->esize);
     double scale = (double)batch / c->global_batch;
-    return c->ops->start(c, net, slice, n_in * n_out + n_out, net->desc.dtype, scale);
+    return c->ops->start(c, net, slice, end - w0, net->desc.dtype, scale);
 }
 
 /* Whether every gradient is finite. After the all-reduce the gradients are
@@ -297,7 +298,7 @@ static int gradients_finite(const bp_network *net)
 {
     if (net->desc.backend != BP_BACKEND_CPU)
         return 1;
-    size_t n = net->desc.n_params, i = 0;
+    size_t n = net->param_len, i = 0;
     /* x - x is 0 for a finite x and NaN otherwise; eight independent sums
      * let the compiler vectorise the pass. */
     double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};

@@ -32,7 +32,6 @@ extern "C" {
 #define bp_launch_delta_bias_grad emu_delta_bias_grad
 #define bp_launch_check_finite emu_check_finite
 #define bp_launch_gather_epoch emu_gather_epoch
-#define bp_launch_optimizer_prepare emu_optimizer_prepare
 #define bp_launch_optimizer_update emu_optimizer_update
 #define bp_launch_gather_rows emu_gather_rows
 #include "emulated_kernels.h"
@@ -350,35 +349,76 @@ TYPED_TEST(EmulatedKernels, FusedDeltaAndBiasGradientMatchTheSeparateKernels)
 }
 
 // The guard on gradients: one NaN or infinity anywhere sets skip and
-// records the step; finite gradients leave the flags alone.
+// records the step; finite gradients leave the flags alone. Either way it
+// starts the update's step count (step = step_next).
 TYPED_TEST(EmulatedKernels, CheckFiniteFlagsAnyNonFiniteGradient)
 {
     using T = TypeParam;
-    for (size_t count : {(size_t)1, (size_t)1000, (size_t)70001}) {
+    for (size_t count : {(size_t)1, (size_t)1000, (size_t)4100, (size_t)4101}) {
         std::vector<T> g = random_reals<T>(count, -1, 1, 22);
         bp_step_scalars s{};
         s.steps_seen = 9;
-        ASSERT_EQ(emu_check_finite(nullptr, Real<T>::dt, g.data(), count, &s), cudaSuccess);
+        s.step_next = 4;
+        ASSERT_EQ(emu_check_finite(nullptr, Real<T>::dt, g.data(), count, nullptr, &s), cudaSuccess);
         EXPECT_EQ(s.skip, 0);
         EXPECT_EQ(s.bad_step, 0);
+        EXPECT_EQ(s.step, 4);
         for (T bad : {std::numeric_limits<T>::quiet_NaN(), std::numeric_limits<T>::infinity()}) {
             g[count - 1] = bad;
-            bp_step_scalars e{}, c{};
-            e.steps_seen = c.steps_seen = 9;
-            ASSERT_EQ(emu_check_finite(nullptr, Real<T>::dt, g.data(), count, &e), cudaSuccess);
-            ASSERT_EQ(cpu.check_finite(nullptr, Real<T>::dt, g.data(), count, &c), BP_OK);
-            EXPECT_EQ(e.skip, 1) << count;
-            EXPECT_EQ(e.bad_step, 9) << count;
-            EXPECT_EQ(c.skip, 1);
-            EXPECT_EQ(c.bad_step, 9);
+            for (bool parts : {false, true}) {
+                bp_step_scalars e{}, c{};
+                e.steps_seen = c.steps_seen = 9;
+                std::vector<double> pe(BP_CLIP_PARTS), pc(BP_CLIP_PARTS);
+                ASSERT_EQ(emu_check_finite(nullptr, Real<T>::dt, g.data(), count,
+                                           parts ? pe.data() : nullptr, &e),
+                          cudaSuccess);
+                ASSERT_EQ(cpu.check_finite(nullptr, Real<T>::dt, g.data(), count,
+                                           parts ? pc.data() : nullptr, &c),
+                          BP_OK);
+                EXPECT_EQ(e.skip, 1) << count;
+                EXPECT_EQ(e.bad_step, 9) << count;
+                EXPECT_EQ(c.skip, 1);
+                EXPECT_EQ(c.bad_step, 9);
+            }
         }
     }
 }
 
-// The optimizer: the update kernel computes the CPU's bits for every rule;
-// the clipping reduction (another order of additions) agrees to rounding and
-// repeats bit for bit; both count the step and leave everything alone when
-// the guard's skip flag is set.
+// With clipping the guard also writes the partial sums of squares: exactly
+// bp_clip_parts(count) of them on the GPU (one on the CPU), summing to the
+// squared norm, the same bits run to run.
+TYPED_TEST(EmulatedKernels, CheckFiniteWritesClipPartialSums)
+{
+    using T = TypeParam;
+    for (size_t count : {(size_t)1, (size_t)1000, (size_t)4100, (size_t)4101}) {
+        std::vector<T> g = random_reals<T>(count, -1, 1, 23);
+        int n = bp_clip_parts(count);
+        std::vector<double> pe(BP_CLIP_PARTS, -1.0), again(BP_CLIP_PARTS, -1.0), pc(1);
+        bp_step_scalars e{}, c{};
+        ASSERT_EQ(emu_check_finite(nullptr, Real<T>::dt, g.data(), count, pe.data(), &e),
+                  cudaSuccess);
+        ASSERT_EQ(emu_check_finite(nullptr, Real<T>::dt, g.data(), count, again.data(), &e),
+                  cudaSuccess);
+        ASSERT_EQ(cpu.check_finite(nullptr, Real<T>::dt, g.data(), count, pc.data(), &c), BP_OK);
+        EXPECT_EQ(e.skip, 0);
+        double sum = 0.0;
+        for (int i = 0; i < n; i++) {
+            EXPECT_GE(pe[i], 0.0) << "part " << i << " of " << n;
+            sum += pe[i];
+        }
+        for (int i = n; i < BP_CLIP_PARTS; i++)
+            EXPECT_EQ(pe[i], -1.0) << "part " << i << " beyond the " << n << " parts";
+        EXPECT_TRUE(same_bits(pe, again));
+        EXPECT_NEAR(sum, pc[0], 1e-12 * pc[0]) << count;
+    }
+}
+
+// The optimizer: the update kernel computes the CPU's bits for every rule
+// (gradients on a grid of 1/64, so that the clipping norm's sum of squares
+// is exact in any order and the clipping scale agrees bit for bit too);
+// both count the step through the double buffer (the guard copies
+// step_next to step, the update writes step_next) and leave everything
+// alone when the guard's skip flag is set.
 TYPED_TEST(EmulatedKernels, OptimizerMatchesCpuBitForBit)
 {
     using T = TypeParam;
@@ -391,7 +431,7 @@ TYPED_TEST(EmulatedKernels, OptimizerMatchesCpuBitForBit)
                    Rule{BP_M_SGD, 0.9, 0.1, 0, 0, 0}, Rule{BP_M_SGD, 0.8, 0, 1e-3, 1, 0},
                    Rule{BP_M_ADAM, 0, 0, 0, 0, 0}, Rule{BP_M_ADAM, 0, 0, 1e-2, 0, 1},
                    Rule{BP_M_ADAMW, 0, 0, 1e-2, 0, 0}, Rule{BP_M_ADAMW, 0, 0, 0.1, 0, 1}})
-        for (size_t count : {(size_t)1, (size_t)1000, (size_t)70001}) {
+        for (size_t count : {(size_t)1, (size_t)1000, (size_t)4100, (size_t)4101}) {
             bp_update_rule r{};
             r.kind = o.kind;
             r.momentum = o.momentum;
@@ -405,44 +445,85 @@ TYPED_TEST(EmulatedKernels, OptimizerMatchesCpuBitForBit)
             std::vector<T> w0 = random_reals<T>(count, -1, 1, 13), wc = w0, we = w0;
             std::vector<T> c1(count), c2(count), c3(count), e1(count), e2(count), e3(count);
             bp_step_scalars sc{}, se{};
-            std::vector<double> scratch(BP_CLIP_PARTS);
+            std::vector<double> pc(BP_CLIP_PARTS), pe(BP_CLIP_PARTS);
             sc.lr = se.lr = 0.05;
+            bool clipped = false;
             for (int step = 0; step < 4; step++) {
                 std::vector<T> g = random_reals<T>(count, -1, 1, 14 + step);
+                for (T &x : g)
+                    x = (T)(std::round((double)x * 64.0) / 64.0);
                 double max_norm = step == 1 ? 0.0 : 2.0; // off, then on (clips when large)
-                sc.skip = se.skip = step == 2;           // a skipped step changes nothing
-                ASSERT_EQ(cpu.optimizer_prepare(nullptr, Real<T>::dt, g.data(), count, max_norm,
-                                                nullptr, &sc),
-                          BP_OK);
-                ASSERT_EQ(emu_optimizer_prepare(nullptr, Real<T>::dt, g.data(), count, max_norm,
-                                                scratch.data(), &se),
+                double *ppc = max_norm > 0 ? pc.data() : nullptr;
+                double *ppe = max_norm > 0 ? pe.data() : nullptr;
+                sc.steps_seen = se.steps_seen = step + 1;
+                sc.skip = se.skip = step == 2; // a skipped step changes nothing
+                ASSERT_EQ(cpu.check_finite(nullptr, Real<T>::dt, g.data(), count, ppc, &sc), BP_OK);
+                ASSERT_EQ(emu_check_finite(nullptr, Real<T>::dt, g.data(), count, ppe, &se),
                           cudaSuccess);
                 EXPECT_EQ(sc.step, se.step);
-                EXPECT_NEAR(se.clip_scale, sc.clip_scale, Real<T>::reduce_tol * sc.clip_scale);
-                bp_step_scalars again = se;
-                again.step = 0;
-                ASSERT_EQ(emu_optimizer_prepare(nullptr, Real<T>::dt, g.data(), count, max_norm,
-                                                scratch.data(), &again),
-                          cudaSuccess);
-                EXPECT_EQ(std::memcmp(&again.clip_scale, &se.clip_scale, sizeof(double)), 0);
-                se.clip_scale = sc.clip_scale; // the same scale in, the same bits out
+                EXPECT_EQ(se.step, step == 3 ? 2 : step);
                 bool adam = o.kind != BP_M_SGD;
                 ASSERT_EQ(cpu.optimizer_update(nullptr, Real<T>::dt, &r, wc.data(), g.data(),
                                                c1.data(), adam ? c2.data() : nullptr,
-                                               o.amsgrad ? c3.data() : nullptr, count, &sc),
+                                               o.amsgrad ? c3.data() : nullptr, count, max_norm,
+                                               ppc, &sc),
                           BP_OK);
                 ASSERT_EQ(emu_optimizer_update(nullptr, Real<T>::dt, &r, we.data(), g.data(),
                                                e1.data(), adam ? e2.data() : nullptr,
-                                               o.amsgrad ? e3.data() : nullptr, count, &se),
+                                               o.amsgrad ? e3.data() : nullptr, count, max_norm,
+                                               ppe, &se),
                           cudaSuccess);
+                EXPECT_EQ(sc.step_next, se.step_next);
+                EXPECT_EQ(se.step_next, step < 2 ? step + 1 : step); // the skip does not count
+                EXPECT_EQ(std::memcmp(&sc.clip_scale, &se.clip_scale, sizeof(double)), 0)
+                    << sc.clip_scale << " vs " << se.clip_scale;
+                if (max_norm == 0.0) {
+                    EXPECT_EQ(se.clip_scale, 1.0);
+                }
+                clipped |= se.clip_scale < 1.0;
             }
-            EXPECT_EQ(sc.step, 3); // four steps, one skipped
+            EXPECT_EQ(sc.step_next, 3); // four steps, one skipped
+            EXPECT_EQ(clipped, count >= 1000) << count;
             EXPECT_FALSE(same_bits(w0, wc)) << "kind " << o.kind;
             EXPECT_TRUE(same_bits(wc, we)) << "kind " << o.kind << " count " << count;
             EXPECT_TRUE(same_bits(c1, e1)) << "kind " << o.kind << " count " << count;
             EXPECT_TRUE(same_bits(c2, e2)) << "kind " << o.kind << " count " << count;
             EXPECT_TRUE(same_bits(c3, e3)) << "kind " << o.kind << " count " << count;
         }
+}
+
+// The clipping scale of arbitrary gradients (the GPU's order of additions
+// is not the CPU's): within rounding of the CPU's, and the same bits again.
+TYPED_TEST(EmulatedKernels, ClipScaleAgreesAndRepeats)
+{
+    using T = TypeParam;
+    for (size_t count : {(size_t)1000, (size_t)4100, (size_t)4101}) {
+        std::vector<T> g = random_reals<T>(count, -1, 1, 31), w(count), s1(count);
+        bp_update_rule r{};
+        r.kind = BP_M_SGD;
+        double scale[2];
+        for (int run = 0; run < 2; run++) {
+            std::vector<double> parts(BP_CLIP_PARTS);
+            bp_step_scalars e{};
+            e.lr = 0.1;
+            ASSERT_EQ(emu_check_finite(nullptr, Real<T>::dt, g.data(), count, parts.data(), &e),
+                      cudaSuccess);
+            ASSERT_EQ(emu_optimizer_update(nullptr, Real<T>::dt, &r, w.data(), g.data(), s1.data(),
+                                           nullptr, nullptr, count, 1.0, parts.data(), &e),
+                      cudaSuccess);
+            scale[run] = e.clip_scale;
+        }
+        std::vector<double> pc(1);
+        bp_step_scalars c{};
+        c.lr = 0.1;
+        ASSERT_EQ(cpu.check_finite(nullptr, Real<T>::dt, g.data(), count, pc.data(), &c), BP_OK);
+        ASSERT_EQ(cpu.optimizer_update(nullptr, Real<T>::dt, &r, w.data(), g.data(), s1.data(),
+                                       nullptr, nullptr, count, 1.0, pc.data(), &c),
+                  BP_OK);
+        EXPECT_LT(scale[0], 1.0);
+        EXPECT_EQ(std::memcmp(&scale[0], &scale[1], sizeof(double)), 0);
+        EXPECT_NEAR(scale[0], c.clip_scale, 1e-12 * c.clip_scale) << count;
+    }
 }
 
 TEST(EmulatedKernels, GatherRowsMatchesCpu)
