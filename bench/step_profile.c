@@ -22,7 +22,10 @@
  *          and 0 cuBLAS calls outside the graph, at most 1 H2D copy per step
  *   eager: 0 host syncs, 0 allocations, at most 2L+3 kernel launches (L = 3)
  *          and 3L - 1 cuBLAS products per step.
- *   eager_adamw_clip (the eager loop with AdamW and gradient clipping
+ *   eager_unfused (3 epochs; fused_epilogues = 0: the generic path that
+ *          float64 and non-ReLU layers take, no cuBLASLt): 0 host syncs,
+ *          0 allocations, at most 2L+3 kernel launches.
+ *   eager_adamw_clip (3 epochs; the eager loop with AdamW and gradient clipping
  *          instead of SGD with momentum, reading each step's loss): as many
  *          kernel launches as SGD, and 1 D2H copy per step (the loss and
  *          the guard's flag together).
@@ -74,10 +77,13 @@ static int fail(const char *what)
     return -1;
 }
 
-/* Runs the loop in one mode; per_step and per_epoch receive the means.
- * adamw: AdamW with gradient clipping instead of SGD with momentum, and
- * the loss read after every step. */
-static int profile(int graphs, int adamw, counts *per_step, counts *per_epoch)
+/* Runs the loop in one mode for `epochs` epochs; per_step and per_epoch
+ * receive the means over the steady ones (all but the first). adamw: AdamW
+ * with gradient clipping instead of SGD with momentum, and the loss read
+ * after every step. fused: cfg.fused_epilogues (0: the generic path that
+ * float64 and non-ReLU layers take). */
+static int profile(int graphs, int adamw, int fused, int epochs, counts *per_step,
+                   counts *per_epoch)
 {
     int sizes[LAYERS + 1] = {784, 256, 128, 10};
     bp_activation acts[LAYERS] = {BP_ACT_RELU, BP_ACT_RELU, BP_ACT_IDENTITY};
@@ -85,7 +91,7 @@ static int profile(int graphs, int adamw, counts *per_step, counts *per_epoch)
     bp_network_config_init(&cfg);
     cfg.n_layers = LAYERS, cfg.sizes = sizes, cfg.activations = acts;
     cfg.loss = BP_LOSS_CROSS_ENTROPY, cfg.dtype = BP_F32, cfg.backend = BP_BACKEND_CUDA;
-    cfg.max_batch = BATCH, cfg.cuda_graphs = graphs;
+    cfg.max_batch = BATCH, cfg.cuda_graphs = graphs, cfg.fused_epilogues = fused;
     bp_network *net = NULL;
     if (bp_network_create(&cfg, &net) != BP_OK)
         return fail("creating the network");
@@ -121,7 +127,7 @@ static int profile(int graphs, int adamw, counts *per_step, counts *per_epoch)
     }
     memset(per_step, 0, sizeof *per_step);
     memset(per_epoch, 0, sizeof *per_epoch);
-    for (int epoch = 0; epoch < EPOCHS; epoch++) {
+    for (int epoch = 0; epoch < epochs; epoch++) {
         int steady = epoch > 0;
         bp_emu_counters c0, c1;
         bp_emu_counters_get(&c0);
@@ -131,7 +137,7 @@ static int profile(int graphs, int adamw, counts *per_step, counts *per_epoch)
             order[i] = order[j];
             order[j] = t;
         }
-        opt.lr = 0.02 * 0.5 * (1.0 + cos(3.14159265358979323846 * epoch / (double)EPOCHS));
+        opt.lr = 0.02 * 0.5 * (1.0 + cos(3.14159265358979323846 * epoch / (double)epochs));
         if (adamw && bp_network_set_lr(net, opt.lr * 0.1) != BP_OK) {
             fail("setting the learning rate");
             goto out;
@@ -171,8 +177,8 @@ static int profile(int graphs, int adamw, counts *per_step, counts *per_epoch)
         }
     }
     for (int k = 0; k < 8; k++) {
-        per_step->v[k] /= (double)((EPOCHS - 1) * STEPS_PER_EPOCH);
-        per_epoch->v[k] /= (double)(EPOCHS - 1);
+        per_step->v[k] /= (double)((epochs - 1) * STEPS_PER_EPOCH);
+        per_epoch->v[k] /= (double)(epochs - 1);
     }
     rc = 0;
 out:
@@ -199,10 +205,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: step_profile [--check]\n");
         return 2;
     }
-    const char *modes[3] = {"graph", "eager", "eager_adamw_clip"};
-    counts step[3], epoch[3];
-    for (int g = 0; g < 3; g++) {
-        if (profile(g == 0, g == 2, &step[g], &epoch[g]) != 0)
+    /* The command's loop in graph and eager mode (50 steps each), then two
+     * shorter eager variants: the generic path without cuBLASLt epilogues,
+     * and AdamW with clipping reading every step's loss. */
+    const char *modes[4] = {"graph", "eager", "eager_unfused", "eager_adamw_clip"};
+    counts step[4], epoch[4];
+    for (int g = 0; g < 4; g++) {
+        if (profile(g == 0, g == 3, g != 2, g < 2 ? EPOCHS : 3, &step[g], &epoch[g]) != 0)
             return 1;
         for (int k = 0; k < 8; k++)
             printf("%s.%s %g\n", modes[g], keys[k], step[g].v[k]);
@@ -231,10 +240,17 @@ int main(int argc, char **argv)
         bad |= missed("eager", keys[4], es[4], "0");
     if (es[0] > 2 * LAYERS + 3)
         bad |= missed("eager", keys[0], es[0], "<= 2L+3 = 9");
-    if (step[2].v[0] != es[0])
-        bad |= missed("eager_adamw_clip", keys[0], step[2].v[0], "the SGD step's count");
-    if (step[2].v[6] != 1)
-        bad |= missed("eager_adamw_clip", keys[6], step[2].v[6], "1 (loss and skip together)");
+    const double *us = step[2].v, *as = step[3].v;
+    if (us[0] > 2 * LAYERS + 3)
+        bad |= missed("eager_unfused", keys[0], us[0], "<= 2L+3 = 9");
+    if (us[3] != 0)
+        bad |= missed("eager_unfused", keys[3], us[3], "0");
+    if (us[4] != 0)
+        bad |= missed("eager_unfused", keys[4], us[4], "0");
+    if (as[0] != es[0])
+        bad |= missed("eager_adamw_clip", keys[0], as[0], "the SGD step's count");
+    if (as[6] != 1)
+        bad |= missed("eager_adamw_clip", keys[6], as[6], "1 (loss and skip together)");
     if (es[1] > 3 * LAYERS - 1)
         bad |= missed("eager", keys[1], es[1], "<= 3L-1 = 8 GEMMs");
     return bad;
