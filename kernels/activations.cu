@@ -1,6 +1,6 @@
 /*
  * activations.cu — CUDA kernels of backprop: bias + activation (16-byte vectors where aligned),
- * softmax and the Hadamard delta of the backward pass, for float and double.
+ * and the Hadamard delta of the backward pass (softmax: losses.cu), for float and double.
  *
  * Every formula comes from bp_math.h, the header the CPU backend's loops
  * call, so the GPU computes the CPU's arithmetic. Reductions run in a fixed
@@ -52,13 +52,6 @@ __global__ void bias_act_kernel(int activation, T slope, const T *__restrict__ b
 }
 
 template <typename T>
-__global__ void softmax_kernel(const T *__restrict__ z, T *__restrict__ a, int n, int batch)
-{
-    for (int b = blockIdx.x * blockDim.x + threadIdx.x; b < batch; b += gridDim.x * blockDim.x)
-        bp_softmax_row(z + (size_t)b * n, a + (size_t)b * n, n);
-}
-
-template <typename T>
 __global__ void hadamard_kernel(int activation, T slope, const T *__restrict__ z,
                                 const T *__restrict__ a, T *__restrict__ d, size_t count)
 {
@@ -96,19 +89,6 @@ cudaError_t bp_launch_bias_act(cudaStream_t stream, bp_dtype dtype, bp_activatio
     else
         bias_act_kernel<double><<<grid, kThreads, 0, stream>>>(
             (int)activation, slope, (const double *)bias, (double *)z, (double *)a, n, batch);
-    return cudaGetLastError();
-}
-
-cudaError_t bp_launch_softmax(cudaStream_t stream, bp_dtype dtype, const void *z, void *a, int n,
-                              int batch)
-{
-    clear_stale_error();
-    if (dtype == BP_F32)
-        softmax_kernel<float>
-            <<<blocks_for(batch), kThreads, 0, stream>>>((const float *)z, (float *)a, n, batch);
-    else
-        softmax_kernel<double>
-            <<<blocks_for(batch), kThreads, 0, stream>>>((const double *)z, (double *)a, n, batch);
     return cudaGetLastError();
 }
 
