@@ -2,10 +2,12 @@
 // stand-in for the CUDA runtime (cuda_emulation/cuda_runtime.h), against the
 // CPU backend's operations. Machines without a GPU (every CI machine) thus
 // run the kernels' index arithmetic, grid-stride loops, tiled and tree
-// reductions, barriers and row gathers. Element-wise results must be
-// bit-identical to the CPU backend's (the same bp_math.h functions on the
-// same compiler); the two reductions, which add in another order, must agree
-// to rounding and be bit-reproducible run to run.
+// reductions, barriers, warp shuffles and row gathers. Element-wise results
+// must be bit-identical to the CPU backend's (the same bp_math.h functions
+// on the same compiler); the reductions, which add in another order (the
+// bias gradient's tiles, the output layer's rows by lanes), must agree to
+// rounding and be bit-reproducible run to run; the fused kernels must give
+// the separate kernels' bits. The shuffles themselves are tested last.
 #include <gtest/gtest.h>
 
 #include <algorithm>
