@@ -12,8 +12,11 @@
 # suite with the CUDA cases enabled and checks that none of them skipped,
 # runs compute-sanitizer memcheck and racecheck over a small subset of the
 # CUDA tests, the CPU-vs-GPU comparison through the command, the training
-# benchmark and a short training run. Every step has a time limit, and the
-# limits together keep the whole check under 6 minutes (H100/H200-class
+# benchmark, a short training run, the step profile counted on the real
+# runtime (CUPTI), and the GPU benchmark against PyTorch
+# (bench_gpu, torch_bench.py) with its table (gpu_bench_table.py) in
+# OUTDIR. Every step has a time limit, cut to what is left of a 350 s
+# budget, so that the whole check ends within 6 minutes (H100/H200-class
 # GPU, 16 cores). Logs go to OUTDIR; summary.txt lists each step, and its
 # last line says PASS or FAIL. The exit status is non-zero on any failure.
 set -euo pipefail
@@ -46,7 +49,8 @@ if [ $# -eq 3 ]; then
         ln -s "$(pwd)" "$BP_PREPARED_SRC"
     fi
     build=$BP_PREPARED_BUILD
-    export LD_LIBRARY_PATH="$prepared/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    cuda_libs=/usr/local/cuda/lib64:/usr/local/cuda/extras/CUPTI/lib64 # CUPTI: step_profile_gpu
+    export LD_LIBRARY_PATH="$prepared/lib:$cuda_libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 else
     build=${2:-build-gpu}
 fi
@@ -179,12 +183,50 @@ step "train (the default job, 5 epochs)" train.log 60 "$cli" train --device cuda
 step "train, tf32, no graphs (2 epochs)" train_tf32.log 40 "$cli" train --device cuda --epochs 2 \
     --math tf32 --no-graphs
 
+# The step profile of bench/step_profile.c on the real runtime: the same
+# loop and graph./eager. lines, counted with CUPTI callbacks
+# (bench/cupti_counters.c; cuBLAS's kernels count as blas_calls).
+if [ -x "$build/bench/step_profile_gpu" ]; then
+    step "step profile on the real runtime (CUPTI)" step_profile_gpu.log 30 \
+        "$build/bench/step_profile_gpu"
+else
+    fail "step profile on the real runtime (no $build/bench/step_profile_gpu: CUPTI not found at build time)"
+fi
+
+# The GPU benchmark against PyTorch (bench/README.md): backprop's step and
+# its GEMM floor (bench_gpu), PyTorch's (torch_bench.py), then one table.
+# Each prints its lines as it goes: a run cut short still gives a partial
+# table. Estimated (not yet run on a GPU): ~20 s and ~40 s on an H200.
+gpu_name=$(head -n1 "$out/gpu.txt" | cut -d, -f1 | tr -cs 'A-Za-z0-9' '-' | sed 's/-$//')
+step "GPU benchmark (backprop eager/graphs, GEMM floor, copy)" bench_gpu.log 70 \
+    "$build/bench/bench_gpu" --seconds 0.2
+python=${PYTHON:-python3} # the Python with PyTorch
+if "$python" -c 'import torch' >/dev/null 2>&1; then
+    step "PyTorch benchmark (eager, CUDA graphs)" torch_bench.log 90 \
+        "$python" bench/torch_bench.py --seconds 0.2
+else
+    fail "PyTorch benchmark (not run: $python cannot import torch here; set PYTHON)"
+fi
+table="$out/$(date -u +%Y-%m-%d)-${gpu_name:-gpu}-gpu-bench.md"
+if command -v "$python" >/dev/null; then
+    step "benchmark table" gpu_bench_table.log 15 "$python" bench/gpu_bench_table.py \
+        "$out/bench_gpu.log" "$out/torch_bench.log" "$table"
+else
+    fail "benchmark table (not made: no $python)"
+fi
+
 if [ -s "$out/bench.log" ]; then
     sed 's/^/      /' "$out/bench.log" >>"$summary"
 fi
-gpu_name=$(head -n1 "$out/gpu.txt" | cut -d, -f1 | tr -cs 'A-Za-z0-9' '-' | sed 's/-$//')
+if [ -s "$out/step_profile_gpu.log" ]; then
+    sed 's/^/      /' "$out/step_profile_gpu.log" >>"$summary"
+fi
+if [ -s "$table" ]; then
+    sed 's/^/      /' "$table" >>"$summary"
+fi
 say "time  $((SECONDS - start)) s in all"
 say "note  to record it: cp $out/summary.txt bench/results/$(date -u +%Y-%m-%d)-${gpu_name:-gpu}.txt"
+say "      and: cp $table bench/results/"
 if [ "$failures" -eq 0 ]; then
     say "PASS"
 else

@@ -14,7 +14,8 @@
 #   DIR/lib       the shared libraries those programs load that the GPU
 #                 machine lacks (the CPU BLAS, zlib...), found with ldd; the
 #                 C/C++ runtime, the CUDA driver and the CUDA toolkit's
-#                 libraries are the GPU machine's own. The CPU BLAS there is
+#                 libraries (CUPTI's libcupti for step_profile_gpu included)
+#                 are the GPU machine's own. The CPU BLAS there is
 #                 Debian's reference BLAS (libblas3, with CBLAS: 0.5 MB, no
 #                 Fortran runtime) under the name the build links
 #                 (libopenblas.so.0): the check's CPU side is small, and
@@ -50,7 +51,7 @@ mapfile -t programs < <(find "$build" -type f \( -perm -u+x -o -name '*.so*' \) 
 # Libraries they need that the GPU machine does not have: everything ldd
 # resolves, less the C and C++ runtime, the dynamic loader and CUDA's own.
 mkdir -p "$dir/lib"
-system='^(linux-vdso|ld-linux|libc\.|libm\.|libdl\.|librt\.|libpthread\.|libstdc\+\+|libgcc_s|libcuda\.|libcudart|libcublas|libcublasLt|libnccl|libnvidia)'
+system='^(linux-vdso|ld-linux|libc\.|libm\.|libdl\.|librt\.|libpthread\.|libstdc\+\+|libgcc_s|libcuda\.|libcudart|libcublas|libcublasLt|libnccl|libnvidia|libcupti)'
 reference_blas=/usr/lib/x86_64-linux-gnu/blas/libblas.so.3
 for p in "${programs[@]}"; do
     ldd "$p" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// {print $1, $3}'

@@ -12,7 +12,7 @@ if(BP_HAVE_CUDA)
     src/backend_cuda.c
     src/cuda_devices.c
     ${BP_KERNEL_SOURCES})
-  set(BP_CUDA_LIBRARIES CUDA::cudart_static CUDA::cublas)
+  set(BP_CUDA_LIBRARIES CUDA::cudart_static CUDA::cublas CUDA::cublasLt)
   # No FMA contraction in the kernels: the GPU rounds the shared formulas of
   # bp_math.h as the CPU does (-std=c11 keeps GCC from contracting too).
   set_source_files_properties(${BP_KERNEL_SOURCES} PROPERTIES COMPILE_OPTIONS "--fmad=false")

@@ -34,7 +34,7 @@ bp_pc_link_flags(bp_pc_zlib ${ZLIB_LIBRARIES})
 set(BP_PC_LIBS_PRIVATE "${bp_pc_blas} ${BLAS_LINKER_FLAGS} ${bp_pc_zlib} -lm ${CMAKE_THREAD_LIBS_INIT}")
 if(BP_HAVE_CUDA)
   string(APPEND BP_PC_LIBS_PRIVATE
-         " -L${CUDAToolkit_LIBRARY_DIR} -lcublas -lcudart_static -ldl -lrt -lstdc++")
+         " -L${CUDAToolkit_LIBRARY_DIR} -lcublas -lcublasLt -lcudart_static -ldl -lrt -lstdc++")
 endif()
 if(BP_DIST_LIBRARIES)  # MPI and NCCL, when data-parallel training is built
   bp_pc_link_flags(bp_pc_dist ${BP_DIST_LIBRARIES})

@@ -230,6 +230,21 @@ typedef struct bp_network_config {
                                by one (set 0 to capture the network's stream
                                yourself). Results are bit-identical. No effect
                                on the CPU. */
+    int fused_epilogues;    /* 1 (default): in a float32 training step on CUDA
+                               (bp_network_train_step*, bp_network_step*,
+                               the epoch steps), each hidden ReLU layer runs
+                               its product, bias and ReLU as one cuBLASLt
+                               call (keeping a ReLU bit-mask instead of z^l),
+                               and its delta and bias gradient as another;
+                               results agree with the unfused step to float32
+                               rounding, not bit for bit. z^l of such a layer
+                               is then not stored (bp_network_get_layer_state
+                               says so; bp_network_forward computes it).
+                               0: GEMM, then our bias+activation kernel. No
+                               effect on float64, on the CPU, or on
+                               bp_network_forward, bp_network_gradients,
+                               comparisons and gradient checks, which stay
+                               unfused. */
 } bp_network_config;
 
 /* Fills *cfg with the defaults above (sizes and activations NULL,
@@ -441,7 +456,10 @@ BP_API bp_status bp_network_get_gradients(const bp_network *net, int layer, void
 /* The state of layer l (1..L) from the last forward pass (and, for delta,
  * the last backward pass), for the first `batch` samples: z^l, a^l and
  * delta^l as [batch, n_l] arrays. Any pointer may be NULL. batch must not
- * exceed the batch of that pass. */
+ * exceed the batch of that pass. When that pass was a training step whose
+ * layer l ran fused (config fused_epilogues), z^l was not stored: asking
+ * for it fails with BP_ERR_UNSUPPORTED naming the layer (a^l and delta^l
+ * are there; bp_network_forward, or fused_epilogues = 0, gives z^l). */
 BP_API bp_status bp_network_get_layer_state(const bp_network *net, int layer, int batch, void *z,
                                             void *a, void *delta);
 
@@ -683,8 +701,32 @@ BP_API bp_status bp_compare_backends(const bp_network_config *cfg, bp_backend a,
                                      const void *x, const void *targets, int batch,
                                      bp_layer_diff *per_layer, double *loss_a, double *loss_b);
 
-/* The tolerance on rel that the comparison of two backends is held to:
- * 1e-12 for float64, 1e-5 for float32 with BP_MATH_FP32. */
+/* The tolerance on rel that a comparison of two backends is held to, for
+ * the dtype and the CUDA network's math mode, and what it judges:
+ *
+ *   dtype  math   *judges_gradients  *tolerance
+ *   f64    any    1 (all three)      1e-12 (float64 GEMMs are always exact)
+ *   f32    fp32   1 (all three)      1e-5
+ *   f32    tf32   0 (activations)    5e-3
+ *   f32    bf16   0 (activations)    3e-2
+ *
+ * judges_gradients 1: every rel of bp_layer_diff must be <= *tolerance;
+ * 0: only activation_rel. Tensor-core GEMMs round their inputs to 10
+ * (TF32) or 7 (BF16) mantissa bits, unit roundoff 2^-11 = 4.9e-4 and
+ * 2^-8 = 3.9e-3. Where a rounded pre-activation z lands on the other side
+ * of a ReLU's kink, sigma'(z) flips between 0 and 1 and moves that sample's
+ * whole share of a gradient entry: the hidden layers' gradients then
+ * differ by up to ~0.3 of their largest entry, not by a rounding error,
+ * so those modes judge the activations (continuous in z). The TF32 and
+ * BF16 tolerances are about 7x and 5x the worst activation difference
+ * measured over 48 cases with the GEMMs' input rounding emulated (6.9e-4
+ * and 6.2e-3; README.md, "Precision and tolerances"). Either pointer may
+ * be NULL; an unknown dtype or mode is BP_ERR_INVALID_ARGUMENT. */
+BP_API bp_status bp_compare_tolerance_math(bp_dtype dtype, bp_math_mode mode, double *tolerance,
+                                           int *judges_gradients);
+
+/* The same for BP_MATH_FP32 (kept for programs built against 0.1):
+ * 1e-12 for float64, 1e-5 for float32. */
 BP_API double bp_compare_tolerance(bp_dtype dtype);
 
 /* ------------------------------------------------------------------------ */

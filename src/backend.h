@@ -131,6 +131,28 @@ typedef struct bp_backend_ops {
     bp_status (*graph_end)(void *ctx, void **graph);
     bp_status (*graph_launch)(void *ctx, void *graph);
     void (*graph_release)(void *ctx, void *graph);
+
+    /* A hidden ReLU layer's products with their epilogues fused (float32
+     * only; NULL: gemm + bias_act, gemm + delta_bias_grad). Every pointer
+     * 16-byte aligned (train.c checks). mask is the layer's ReLU bit-mask:
+     * a column-major bit matrix, mask_ld bits per sample (a multiple of 128,
+     * >= the layer's width), written by the forward, read by the backward.
+     * linear_relu_forward: a_out = relu(W a_in + bias), the product of
+     * forward_layers' gemm(T, N, m=n_out, n=batch, k=n_in, W ld n_in, a_in
+     * ld n_in, a_out ld n_out), mask bit set where W a_in + bias > 0; z is
+     * not written. */
+    bp_status (*linear_relu_forward)(void *ctx, bp_dtype dt, const void *w, const void *a_in,
+                                     const void *bias, void *a_out, void *mask, int64_t mask_ld,
+                                     int n_out, int batch, int n_in);
+    /* linear_drelu_backward: d_prev = (W^T d) (.) mask, the product of
+     * backward_layers' gemm(N, N, m=n_in, n=batch, k=n_out, W ld n_in, d ld
+     * n_out, d_prev ld n_in), then db[i] = sum over the batch of d_prev[b, i]
+     * (the mask that layer's forward wrote). Either returns
+     * BP_ERR_UNSUPPORTED, having issued nothing, when it has no algorithm for
+     * the shape: train.c then runs that product unfused. */
+    bp_status (*linear_drelu_backward)(void *ctx, bp_dtype dt, const void *w, const void *d,
+                                       const void *mask, int64_t mask_ld, void *d_prev, void *db,
+                                       int n_in, int batch, int n_out);
 } bp_backend_ops;
 
 /* The table of a backend: BP_ERR_NOT_BUILT (with a message) when it is not

@@ -2,12 +2,17 @@
  * backend_cuda.c — the CUDA backend's host side: device, stream, cuBLAS
  * handle, pinned staging, device memory, and the table of operations that
  * train.c runs. GEMMs go to cuBLAS with the column-major argument lists the
- * CPU backend passes to CBLAS; element-wise work goes to the kernels in kernels/.
+ * CPU backend passes to CBLAS; element-wise work goes to the kernels in kernels/;
+ * a hidden ReLU layer's products in float32 training steps go to cuBLASLt
+ * with their epilogues fused (docs/design.md, section 2).
  *
- * Every CUDA and cuBLAS return code is checked and becomes a status whose
- * message names the failing call. Nothing here allocates or synchronises
- * during a step, except download and sync, which are meant to wait.
+ * Every CUDA, cuBLAS and cuBLASLt return code is checked and becomes a
+ * status whose message names the failing call. Nothing here allocates
+ * device memory or synchronises during a step, except download and sync,
+ * which are meant to wait; the only host allocations are a cuBLASLt plan's
+ * descriptors, once per product shape, kept for every later step.
  */
+#include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <stdlib.h>
@@ -21,6 +26,21 @@
 /* cuBLAS workspace, set once so a step can be captured in a CUDA graph. */
 #define WORKSPACE_BYTES ((size_t)32 << 20)
 
+/* cuBLASLt plans kept per context: a step of an L-layer network needs at
+ * most 2 (L - 1) per batch size. Beyond that, the oldest is replaced. */
+#define LT_PLANS 64
+
+/* One fused product of a shape: its descriptor, layouts and the algorithm
+ * the heuristic chose, once (nothing allocated or queried in later steps). */
+typedef struct lt_plan {
+    int used;
+    int backward; /* 0: RELU_AUX_BIAS forward, 1: DRELU_BGRAD backward */
+    int m, n, k;
+    cublasLtMatmulDesc_t desc;
+    cublasLtMatrixLayout_t a, b, d; /* C is D (beta 0, in place) */
+    cublasLtMatmulAlgo_t algo;
+} lt_plan;
+
 typedef struct cuda_ctx {
     int device;
     cudaStream_t stream;
@@ -28,6 +48,11 @@ typedef struct cuda_ctx {
     cublasHandle_t blas;
     void *workspace;
     bp_math_mode math_mode;
+    /* cuBLASLt for the fused layer products, sharing blas's workspace (both
+     * on the one stream, so never at the same time). */
+    cublasLtHandle_t lt;
+    lt_plan plans[LT_PLANS];
+    int next_plan; /* the slot a new plan takes when all are used */
     /* Two pinned staging areas used in turn; staged[i] records when the
      * copy out of area i has finished, so it may be refilled. */
     unsigned char *staging[2];
@@ -98,6 +123,17 @@ static void quiet_leave(int switched, int previous)
         return leave_device(&guard_, on_device_status_); \
     } while (0)
 
+static void lt_plan_destroy(lt_plan *pl)
+{
+    if (pl->desc != NULL)
+        cublasLtMatmulDescDestroy(pl->desc);
+    cublasLtMatrixLayout_t layouts[] = {pl->a, pl->b, pl->d};
+    for (int i = 0; i < 3; i++)
+        if (layouts[i] != NULL)
+            cublasLtMatrixLayoutDestroy(layouts[i]);
+    memset(pl, 0, sizeof *pl);
+}
+
 static void cuda_ctx_destroy(void *p)
 {
     cuda_ctx *c = p;
@@ -113,6 +149,10 @@ static void cuda_ctx_destroy(void *p)
         if (c->staging[i] != NULL)
             cudaFreeHost(c->staging[i]);
     }
+    for (int i = 0; i < LT_PLANS; i++)
+        lt_plan_destroy(&c->plans[i]);
+    if (c->lt != NULL)
+        cublasLtDestroy(c->lt);
     if (c->blas != NULL)
         cublasDestroy(c->blas);
     if (c->workspace != NULL)
@@ -170,6 +210,8 @@ static bp_status cuda_ctx_create(const bp_network_config *cfg, size_t staging_by
         st = BP_CUDA_CHECK(cudaMalloc(&c->workspace, WORKSPACE_BYTES));
     if (st == BP_OK)
         st = BP_CUBLAS_CHECK(cublasSetWorkspace(c->blas, c->workspace, WORKSPACE_BYTES));
+    if (st == BP_OK)
+        st = BP_CUBLAS_CHECK(cublasLtCreate(&c->lt));
     /* Exact FP32 unless a tensor-core mode was asked for (then per GEMM). */
     if (st == BP_OK)
         st = BP_CUBLAS_CHECK(cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH));
@@ -461,6 +503,191 @@ static bp_status cuda_delta_bias_grad(void *p, bp_dtype dt, bp_activation act, d
                                                                           z, a, d, db, n, batch)));
 }
 
+/* ---- fused layer products (cuBLASLt epilogues) ------------------------- */
+
+/* Forward:  D = relu(W^T A + bias) with the ReLU bit-mask in aux
+ *   cublasLtMatmul(TRANSA = T, TRANSB = N, m = n_out, n = batch, k = n_in,
+ *                  A = W (k x m, ld n_in), B = a_in (k x n, ld n_in),
+ *                  C = D = a_out (m x n, ld n_out), beta 0,
+ *                  EPILOGUE_RELU_AUX_BIAS, BIAS_POINTER = bias,
+ *                  EPILOGUE_AUX_POINTER = mask, EPILOGUE_AUX_LD = mask_ld)
+ * Backward: D = (W B) (.) mask, bias = sum over the columns of D
+ *   cublasLtMatmul(TRANSA = N, TRANSB = N, m = n_in, n = batch, k = n_out,
+ *                  A = W (m x k, ld n_in), B = d (k x n, ld n_out),
+ *                  C = D = d_prev (m x n, ld n_in), beta 0,
+ *                  EPILOGUE_DRELU_BGRAD, BIAS_POINTER = db,
+ *                  EPILOGUE_AUX_POINTER = mask, EPILOGUE_AUX_LD = mask_ld)
+ * Compute type from the math mode as for cublasGemmEx, scale type FP32.
+ * BP_ERR_UNSUPPORTED when the heuristic has no algorithm for the shape:
+ * train.c then runs that product unfused.
+ * The plan of a shape is made once: the heuristic is told the workspace
+ * (the cuBLAS one) and 16-byte minimum alignments, which train.c
+ * guarantees for every pointer, so its algorithm fits every later call of
+ * the shape; only the bias and aux pointers are set per call. */
+
+static bp_status lt_check(cublasStatus_t s, const char *what, int m, int n, int k)
+{
+    if (s == CUBLAS_STATUS_SUCCESS)
+        return BP_OK;
+    return bp_fail(BP_ERR_CUBLAS,
+                   "%s (m %d, n %d, k %d) failed: %s (%s); the network's fused_epilogues = 0 "
+                   "(the command's --no-fused-epilogues) avoids cuBLASLt",
+                   what, m, n, k, cublasLtGetStatusString(s), cublasLtGetStatusName(s));
+}
+
+static cublasStatus_t lt_set(cublasLtMatmulDesc_t desc, cublasLtMatmulDescAttributes_t attr,
+                             const void *value, size_t bytes)
+{
+    return cublasLtMatmulDescSetAttribute(desc, attr, value, bytes);
+}
+
+static bp_status lt_plan_create(cuda_ctx *c, lt_plan *pl, int backward, int m, int n, int k,
+                                const void *bias, const void *mask, int64_t mask_ld)
+{
+    cublasComputeType_t compute = c->math_mode == BP_MATH_TF32   ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                  : c->math_mode == BP_MATH_BF16 ? CUBLAS_COMPUTE_32F_FAST_16BF
+                                                                 : CUBLAS_COMPUTE_32F;
+    int32_t ta = backward ? CUBLAS_OP_N : CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    uint32_t epilogue = backward ? CUBLASLT_EPILOGUE_DRELU_BGRAD : CUBLASLT_EPILOGUE_RELU_AUX_BIAS;
+    pl->backward = backward;
+    pl->m = m;
+    pl->n = n;
+    pl->k = k;
+    const char *what = "creating a cuBLASLt plan";
+    cublasStatus_t s = cublasLtMatmulDescCreate(&pl->desc, compute, CUDA_R_32F);
+    if (s == CUBLAS_STATUS_SUCCESS)
+        s = lt_set(pl->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta);
+    if (s == CUBLAS_STATUS_SUCCESS)
+        s = lt_set(pl->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb);
+    if (s == CUBLAS_STATUS_SUCCESS)
+        s = lt_set(pl->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue);
+    if (s == CUBLAS_STATUS_SUCCESS)
+        s = lt_set(pl->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
+    if (s == CUBLAS_STATUS_SUCCESS)
+        s = lt_set(pl->desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &mask, sizeof mask);
+    if (s == CUBLAS_STATUS_SUCCESS)
+        s = lt_set(pl->desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &mask_ld, sizeof mask_ld);
+    /* A as stored: k x m for TRANSA = T; B: k x n; D: m x n. */
+    if (s == CUBLAS_STATUS_SUCCESS)
+        s = backward ? cublasLtMatrixLayoutCreate(&pl->a, CUDA_R_32F, (uint64_t)m, (uint64_t)k, m)
+                     : cublasLtMatrixLayoutCreate(&pl->a, CUDA_R_32F, (uint64_t)k, (uint64_t)m, k);
+    if (s == CUBLAS_STATUS_SUCCESS)
+        s = cublasLtMatrixLayoutCreate(&pl->b, CUDA_R_32F, (uint64_t)k, (uint64_t)n, k);
+    if (s == CUBLAS_STATUS_SUCCESS)
+        s = cublasLtMatrixLayoutCreate(&pl->d, CUDA_R_32F, (uint64_t)m, (uint64_t)n, m);
+    if (s != CUBLAS_STATUS_SUCCESS)
+        return lt_check(s, what, m, n, k);
+
+    cublasLtMatmulPreference_t pref = NULL;
+    s = cublasLtMatmulPreferenceCreate(&pref);
+    uint64_t ws = WORKSPACE_BYTES;
+    uint32_t align = 16;
+    if (s == CUBLAS_STATUS_SUCCESS)
+        s = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                 &ws, sizeof ws);
+    cublasLtMatmulPreferenceAttributes_t aligns[] = {
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+    for (int i = 0; i < 4 && s == CUBLAS_STATUS_SUCCESS; i++)
+        s = cublasLtMatmulPreferenceSetAttribute(pref, aligns[i], &align, sizeof align);
+    cublasLtMatmulHeuristicResult_t result;
+    int found = 0;
+    if (s == CUBLAS_STATUS_SUCCESS)
+        s = cublasLtMatmulAlgoGetHeuristic(c->lt, pl->desc, pl->a, pl->b, pl->d, pl->d, pref, 1,
+                                           &result, &found);
+    if (pref != NULL)
+        cublasLtMatmulPreferenceDestroy(pref);
+    if (s == CUBLAS_STATUS_NOT_SUPPORTED ||
+        (s == CUBLAS_STATUS_SUCCESS && (found < 1 || result.state != CUBLAS_STATUS_SUCCESS))) {
+        pl->used = 2; /* remembered: this shape stays unfused */
+        return bp_fail(BP_ERR_UNSUPPORTED,
+                       "cublasLtMatmulAlgoGetHeuristic (m %d, n %d, k %d, %s) found no algorithm",
+                       m, n, k, backward ? "DRELU_BGRAD" : "RELU_AUX_BIAS");
+    }
+    if (s != CUBLAS_STATUS_SUCCESS)
+        return lt_check(s, "cublasLtMatmulAlgoGetHeuristic", m, n, k);
+    pl->algo = result.algo;
+    pl->used = 1;
+    return BP_OK;
+}
+
+/* The plan of this product, made now if there is none (host work only:
+ * descriptors and the heuristic, no stream or allocation call). */
+static bp_status lt_plan_get(cuda_ctx *c, int backward, int m, int n, int k, const void *bias,
+                             const void *mask, int64_t mask_ld, lt_plan **out)
+{
+    lt_plan *free_slot = NULL;
+    for (int i = 0; i < LT_PLANS; i++) {
+        lt_plan *pl = &c->plans[i];
+        if (pl->used && pl->backward == backward && pl->m == m && pl->n == n && pl->k == k) {
+            if (pl->used == 2)
+                return bp_fail(BP_ERR_UNSUPPORTED, "cuBLASLt has no algorithm for this product");
+            *out = pl;
+            return BP_OK;
+        }
+        if (!pl->used && free_slot == NULL)
+            free_slot = pl;
+    }
+    if (free_slot == NULL) {
+        free_slot = &c->plans[c->next_plan];
+        c->next_plan = (c->next_plan + 1) % LT_PLANS;
+    }
+    lt_plan_destroy(free_slot);
+    bp_status st = lt_plan_create(c, free_slot, backward, m, n, k, bias, mask, mask_ld);
+    if (st != BP_OK) {
+        int unsupported = free_slot->used == 2;
+        lt_plan_destroy(free_slot);
+        if (unsupported) { /* kept, so that the next step does not ask again */
+            free_slot->used = 2;
+            free_slot->backward = backward;
+            free_slot->m = m;
+            free_slot->n = n;
+            free_slot->k = k;
+        }
+        return st;
+    }
+    *out = free_slot;
+    return BP_OK;
+}
+
+static bp_status lt_run(cuda_ctx *c, int backward, const void *w, const void *b, const void *bias,
+                        const void *mask, int64_t mask_ld, void *out, int m, int n, int k)
+{
+    lt_plan *pl = NULL;
+    BP_TRY(lt_plan_get(c, backward, m, n, k, bias, mask, mask_ld, &pl));
+    cublasStatus_t s = lt_set(pl->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
+    if (s == CUBLAS_STATUS_SUCCESS)
+        s = lt_set(pl->desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &mask, sizeof mask);
+    if (s == CUBLAS_STATUS_SUCCESS)
+        s = lt_set(pl->desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &mask_ld, sizeof mask_ld);
+    float one = 1.0f, zero = 0.0f;
+    if (s == CUBLAS_STATUS_SUCCESS)
+        s = cublasLtMatmul(c->lt, pl->desc, &one, w, pl->a, b, pl->b, &zero, out, pl->d, out,
+                           pl->d, &pl->algo, c->workspace, WORKSPACE_BYTES, c->stream);
+    return lt_check(s, backward ? "cublasLtMatmul (DRELU_BGRAD)" : "cublasLtMatmul (RELU_AUX_BIAS)",
+                    m, n, k);
+}
+
+static bp_status cuda_linear_relu_forward(void *p, bp_dtype dt, const void *w, const void *a_in,
+                                          const void *bias, void *a_out, void *mask,
+                                          int64_t mask_ld, int n_out, int batch, int n_in)
+{
+    cuda_ctx *c = p;
+    if (dt != BP_F32)
+        return bp_fail(BP_ERR_UNSUPPORTED, "fused ReLU epilogues are float32 only");
+    ON_DEVICE(c, lt_run(c, 0, w, a_in, bias, mask, mask_ld, a_out, n_out, batch, n_in));
+}
+
+static bp_status cuda_linear_drelu_backward(void *p, bp_dtype dt, const void *w, const void *d,
+                                            const void *mask, int64_t mask_ld, void *d_prev,
+                                            void *db, int n_in, int batch, int n_out)
+{
+    cuda_ctx *c = p;
+    if (dt != BP_F32)
+        return bp_fail(BP_ERR_UNSUPPORTED, "fused ReLU epilogues are float32 only");
+    ON_DEVICE(c, lt_run(c, 1, w, d, db, mask, mask_ld, d_prev, n_in, batch, n_out));
+}
+
 /* ---- whole steps as CUDA graphs ---------------------------------------- */
 
 /* Thread-local mode: this thread may make no unsafe call while it records
@@ -535,4 +762,6 @@ const bp_backend_ops bp_cuda_backend_ops = {
     .graph_end = cuda_graph_end,
     .graph_launch = cuda_graph_launch,
     .graph_release = cuda_graph_release,
+    .linear_relu_forward = cuda_linear_relu_forward,
+    .linear_drelu_backward = cuda_linear_drelu_backward,
 };

@@ -10,6 +10,26 @@
 
 double bp_compare_tolerance(bp_dtype dtype) { return dtype == BP_F64 ? 1e-12 : 1e-5; }
 
+/* The values and their source: include/backprop.h and README.md. */
+bp_status bp_compare_tolerance_math(bp_dtype dtype, bp_math_mode mode, double *tolerance,
+                                    int *judges_gradients)
+{
+    const char *fn = "bp_compare_tolerance_math";
+    if (bp_dtype_name(dtype) == NULL)
+        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: unknown dtype %d", fn, (int)dtype);
+    if (bp_math_mode_name(mode) == NULL)
+        return bp_fail(BP_ERR_INVALID_ARGUMENT,
+                       "%s: unknown math mode %d (BP_MATH_FP32, BP_MATH_TF32 or BP_MATH_BF16)", fn,
+                       (int)mode);
+    /* float64 GEMMs are exact in every mode; so are float32 ones in FP32. */
+    int exact = dtype == BP_F64 || mode == BP_MATH_FP32;
+    if (tolerance != NULL)
+        *tolerance = exact ? bp_compare_tolerance(dtype) : mode == BP_MATH_TF32 ? 5e-3 : 3e-2;
+    if (judges_gradients != NULL)
+        *judges_gradients = exact;
+    return BP_OK;
+}
+
 /* Largest |a - b| and that divided by the largest |a| (norm-wise). */
 static void diff(bp_dtype dt, const void *a, const void *b, size_t n, double *abs_out,
                  double *rel_out)

@@ -27,6 +27,7 @@ void bp_network_config_init_sized(bp_network_config *cfg, size_t size)
     d.leaky_slope = 0.01;
     d.math_mode = BP_MATH_FP32;
     d.cuda_graphs = 1;
+    d.fused_epilogues = 1;
     bp_struct_init(cfg, size, &d, sizeof d);
 }
 
@@ -182,6 +183,30 @@ static void init_params_host(const bp_network *net, void *host)
     }
 }
 
+/* The ReLU bit-masks of the layers whose training-step products may be
+ * fused: hidden ReLU layers of a float32 network whose backend has the
+ * fused operations, when cfg->fused_epilogues is set. */
+static bp_status create_relu_masks(bp_network *net, const bp_network_config *cfg)
+{
+    if (cfg->fused_epilogues != 0 && cfg->fused_epilogues != 1)
+        return bp_fail(BP_ERR_INVALID_ARGUMENT,
+                       "bp_network_create: fused_epilogues %d must be 0 or 1", cfg->fused_epilogues);
+    if (!cfg->fused_epilogues || net->desc.dtype != BP_F32 ||
+        net->ops->linear_relu_forward == NULL || net->ops->linear_drelu_backward == NULL)
+        return BP_OK;
+    for (int l = 1; l < net->desc.n_layers; l++) {
+        if (net->activations[l - 1] != BP_ACT_RELU)
+            continue;
+        size_t bytes;
+        if (!bp_size_mul((size_t)bp_relu_mask_ld(net->sizes[l]) / 8, (size_t)net->desc.max_batch,
+                         &bytes))
+            return bp_fail(BP_ERR_OUT_OF_MEMORY,
+                           "bp_network_create: layer %d's ReLU mask is too large", l);
+        BP_TRY(alloc_buf(net, bytes, 1, &net->relu_mask[l], "a ReLU mask"));
+    }
+    return BP_OK;
+}
+
 static bp_status create_buffers(bp_network *net, const bp_network_config *cfg)
 {
     int L = net->desc.n_layers;
@@ -206,6 +231,7 @@ static bp_status create_buffers(bp_network *net, const bp_network_config *cfg)
             BP_TRY(alloc_buf(net, elems, es, &net->d[l], "a delta buffer"));
         }
     }
+    BP_TRY(create_relu_masks(net, cfg));
     BP_TRY(alloc_buf(net, B, bp_network_target_row_bytes(net), &net->targets, "the target buffer"));
     BP_TRY(alloc_buf(net, B, es, &net->sample_loss, "the loss buffer"));
     BP_TRY(alloc_buf(net, 1, sizeof(double), (void **)&net->loss, "the loss"));
@@ -291,8 +317,8 @@ void bp_network_free(bp_network *net)
             if (bufs[i] != NULL)
                 net->ops->release(net->ctx, bufs[i]);
         for (int l = 0; l <= net->desc.n_layers; l++) {
-            void *layer[] = {net->a[l], net->z[l], net->d[l]};
-            for (size_t i = 0; i < 3; i++)
+            void *layer[] = {net->a[l], net->z[l], net->d[l], net->relu_mask[l]};
+            for (size_t i = 0; i < 4; i++)
                 if (layer[i] != NULL)
                     net->ops->release(net->ctx, layer[i]);
         }
@@ -368,6 +394,13 @@ bp_status bp_network_get_layer_state(const bp_network *net, int layer, int batch
         return bp_fail(BP_ERR_INVALID_ARGUMENT,
                        "%s: batch %d exceeds the batch of the last backward pass (%d)", fn, batch,
                        net->last_backward_batch);
+    if (z != NULL && net->z_skipped[layer])
+        return bp_fail(BP_ERR_UNSUPPORTED,
+                       "%s: z^%d was not stored: the last forward pass was a training step that "
+                       "fused layer %d's product, bias and ReLU (cuBLASLt epilogue); a^%d and "
+                       "delta^%d are available, and bp_network_forward (or a network created "
+                       "with fused_epilogues = 0) gives z^%d",
+                       fn, layer, layer, layer, layer, layer);
     size_t bytes = (size_t)batch * (size_t)net->sizes[layer] * net->esize;
     if (z != NULL)
         BP_TRY(net->ops->download(net->ctx, z, net->z[layer], bytes));

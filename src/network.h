@@ -61,6 +61,14 @@ struct bp_network {
     int next_graph;     /* the slot a new capture replaces */
     int64_t steps_read; /* scalars->steps_seen at the last metrics read */
 
+    /* Fused epilogues (config fused_epilogues; train.c): relu_mask[l] is the
+     * ReLU bit-mask of hidden ReLU layer l (relu_mask_ld(n_l) bits per
+     * sample, max_batch samples) when its training-step products may be
+     * fused, else NULL; z_skipped[l] says the last forward pass fused layer l,
+     * so z[l] does not hold its z^l. */
+    void *relu_mask[BP_MAX_LAYERS + 1];
+    unsigned char z_skipped[BP_MAX_LAYERS + 1];
+
     int last_forward_batch;  /* batch of the last forward pass, 0 if none */
     int last_backward_batch; /* batch of the last backward pass, 0 if none */
 
@@ -73,6 +81,10 @@ bp_status bp_step_state_create(bp_network *net, const bp_network_config *cfg);
 void bp_step_state_free(bp_network *net);
 /* Drops the captured step graphs (their addresses or shapes changed). */
 void bp_step_graphs_release(bp_network *net);
+
+/* Bits per sample of a layer's ReLU bit-mask: cuBLASLt's EPILOGUE_AUX_LD,
+ * a multiple of 128 and at least the layer's width n. */
+static inline int64_t bp_relu_mask_ld(int n) { return ((int64_t)n + 127) / 128 * 128; }
 
 /* Byte offset helpers. */
 static inline void *bp_at(void *base, size_t elements, size_t esize)

@@ -56,17 +56,44 @@ static bp_activation forward_activation(const bp_network *net, int l)
     return net->activations[l - 1];
 }
 
+/* Whether the backend may run a fused product on these pointers: cuBLASLt
+ * is planned for 16-byte aligned operands, bias and mask. */
+static int aligned16(const void *const *ptrs, int count)
+{
+    for (int i = 0; i < count; i++)
+        if ((uintptr_t)ptrs[i] % 16 != 0)
+            return 0;
+    return 1;
+}
+
 /* Forward pass over the batch already in a^0:
  *   z^l = W^l a^{l-1} + b^l,   a^l = sigma_l(z^l)
  * with the softmax of cross-entropy unless the step's fused output
- * operation computes it. */
-static bp_status forward_layers(bp_network *net, int B, int softmax)
+ * operation computes it. fuse (training steps only): a hidden ReLU layer
+ * with a mask runs as one fused product a^l = relu(W^l a^{l-1} + b^l) that
+ * keeps the ReLU bit-mask instead of z^l (net->z_skipped[l] then says so). */
+static bp_status forward_layers(bp_network *net, int B, int softmax, int fuse)
 {
     const bp_backend_ops *ops = net->ops;
     bp_dtype dt = net->desc.dtype;
     double slope = net->desc.leaky_slope;
     for (int l = 1; l <= net->desc.n_layers; l++) {
         int n_in = net->sizes[l - 1], n_out = net->sizes[l];
+        const void *ptrs[] = {weight(net, l), net->a[l - 1], bias(net, l), net->a[l],
+                              net->relu_mask[l]};
+        net->z_skipped[l] = 0;
+        if (fuse && net->relu_mask[l] != NULL && aligned16(ptrs, 5)) {
+            /* a = relu(W A + b), mask = [W A + b > 0]: the gemm below with its epilogue
+             * (BP_ERR_UNSUPPORTED: no fused algorithm for this shape, so unfused) */
+            bp_status st = ops->linear_relu_forward(net->ctx, dt, weight(net, l), net->a[l - 1],
+                                                    bias(net, l), net->a[l], net->relu_mask[l],
+                                                    bp_relu_mask_ld(n_out), n_out, B, n_in);
+            if (st != BP_ERR_UNSUPPORTED) {
+                BP_TRY(st);
+                net->z_skipped[l] = 1;
+                continue;
+            }
+        }
         /* Z = W A: gemm(T, N, m=n_out, n=B, k=n_in, W, ld n_in, A, ld n_in, Z, ld n_out) */
         BP_TRY(ops->gemm(net->ctx, dt, T, N, n_out, B, n_in, 1.0, weight(net, l), n_in,
                          net->a[l - 1], n_in, 0.0, net->z[l], n_out));
@@ -81,7 +108,7 @@ static bp_status forward_layers(bp_network *net, int B, int softmax)
     return BP_OK;
 }
 
-bp_status bp_forward_pass(bp_network *net, int B) { return forward_layers(net, B, 1); }
+bp_status bp_forward_pass(bp_network *net, int B) { return forward_layers(net, B, 1, 0); }
 
 /* Output delta and loss, after a forward pass of the same batch with its
  * targets loaded:
@@ -110,7 +137,10 @@ bp_status bp_output_pass(bp_network *net, int B) { return output_and_metrics(net
  *   delta^{l-1} = ((W^l)^T delta^l) (.) sigma_{l-1}'(z^{l-1})
  * output_bias_done: the fused output operation already summed dL/db^L. A
  * backend's fused delta_bias_grad computes delta^{l-1} and dL/db^{l-1}
- * together. */
+ * together; for a layer the forward pass fused, linear_drelu_backward does
+ * the product too, with that layer's ReLU mask (and when it cannot, the
+ * generic path takes sigma' from a^{l-1}: for ReLU, a > 0 exactly when
+ * z > 0). */
 static bp_status backward_layers(bp_network *net, int B, int output_bias_done)
 {
     const bp_backend_ops *ops = net->ops;
@@ -129,17 +159,33 @@ static bp_status backward_layers(bp_network *net, int B, int output_bias_done)
         bias_done = 0;
         BP_TRY(bp_dist_layer_ready(net, l, B)); /* data-parallel: start layer l's all-reduce */
         if (l > 1) {
+            int skipped = net->z_skipped[l - 1];
+            const void *ptrs[] = {weight(net, l), net->d[l], net->relu_mask[l - 1], net->d[l - 1],
+                                  dbias(net, l - 1)};
+            if (skipped && aligned16(ptrs, 5)) {
+                /* delta^{l-1} = (W^T D) (.) mask, dL/db^{l-1}: the gemm below with its epilogue
+                 * (BP_ERR_UNSUPPORTED: no fused algorithm for this shape, so unfused) */
+                bp_status st = ops->linear_drelu_backward(
+                    net->ctx, dt, weight(net, l), net->d[l], net->relu_mask[l - 1],
+                    bp_relu_mask_ld(n_in), net->d[l - 1], dbias(net, l - 1), n_in, B, n_out);
+                if (st != BP_ERR_UNSUPPORTED) {
+                    BP_TRY(st);
+                    bias_done = 1;
+                    continue;
+                }
+            }
             /* D_prev = W^T D: gemm(N, N, m=n_in, n=B, k=n_out, W, ld n_in, D, ld n_out, out, ld n_in) */
             BP_TRY(ops->gemm(net->ctx, dt, N, N, n_in, B, n_out, 1.0, weight(net, l), n_in,
                              net->d[l], n_out, 0.0, net->d[l - 1], n_in));
             /* delta^{l-1} (.)= sigma'(z^{l-1}) */
             bp_activation act = forward_activation(net, l - 1);
+            const void *z = skipped ? net->a[l - 1] : net->z[l - 1];
             if (ops->delta_bias_grad != NULL) {
-                BP_TRY(ops->delta_bias_grad(net->ctx, dt, act, slope, net->z[l - 1], net->a[l - 1],
+                BP_TRY(ops->delta_bias_grad(net->ctx, dt, act, slope, z, net->a[l - 1],
                                             net->d[l - 1], dbias(net, l - 1), n_in, B));
                 bias_done = 1;
             } else {
-                BP_TRY(ops->hadamard_delta(net->ctx, dt, act, slope, net->z[l - 1], net->a[l - 1],
+                BP_TRY(ops->hadamard_delta(net->ctx, dt, act, slope, z, net->a[l - 1],
                                            net->d[l - 1], (size_t)B * (size_t)n_in));
             }
         }
@@ -188,7 +234,7 @@ static bp_status issue_step(bp_network *net, int B, int update, int from_epoch)
     /* One block does the fused output layer: for small output layers. */
     int fused = net->ops->output_step != NULL &&
                 (size_t)B * (size_t)net->sizes[L] <= FUSED_OUTPUT_MAX;
-    BP_TRY(forward_layers(net, B, !fused));
+    BP_TRY(forward_layers(net, B, !fused, update)); /* training steps fuse */
     if (fused) {
         int ce = net->desc.loss == BP_LOSS_CROSS_ENTROPY;
         BP_TRY(net->ops->output_step(

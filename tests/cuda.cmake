@@ -10,7 +10,8 @@
 #     against the CPU backend. Needs neither the toolkit nor a GPU.
 #  3. With the toolkit: the emulated GPU. The library built once more with
 #     its CUDA backend unchanged, but linked against cuda_emulation/
-#     fake_cuda.cpp (the runtime and cuBLAS calls it makes, on the CPU, with
+#     fake_cuda.cpp and fake_cublaslt.cpp (the runtime, cuBLAS and cuBLASLt
+#     calls it makes, on the CPU, with
 #     asynchronous streams, two devices, graph capture and leak checks)
 #     instead of CUDA, and the emulated kernels; test_core's objects linked
 #     against it. test_core's CUDA cases then run on machines without a GPU:
@@ -72,10 +73,14 @@ if(BP_HAVE_CUDA AND TARGET test_core AND TARGET backprop_objects)
   target_compile_options(bp_emulated_kernels PRIVATE ${BP_CXX_WARNINGS})
 
   add_library(backprop_emulated_gpu STATIC ${bp_emu_lib_sources} cuda_emulation/fake_cuda.cpp
+                                           cuda_emulation/fake_cublaslt.cpp
                                            $<TARGET_OBJECTS:bp_emulated_kernels>)
   target_include_directories(backprop_emulated_gpu
     PUBLIC ${PROJECT_SOURCE_DIR}/include
-    PRIVATE ${PROJECT_SOURCE_DIR}/src ${CUDAToolkit_INCLUDE_DIRS})
+    PRIVATE ${PROJECT_SOURCE_DIR}/src)
+  # The toolkit's headers as system headers, as for the real build (cublasLt.h
+  # has a declaration that -Wstrict-prototypes would refuse).
+  target_include_directories(backprop_emulated_gpu SYSTEM PRIVATE ${CUDAToolkit_INCLUDE_DIRS})
   target_compile_definitions(backprop_emulated_gpu PRIVATE BP_HAVE_CUDA=1)
   target_compile_options(backprop_emulated_gpu PRIVATE $<$<COMPILE_LANGUAGE:C>:${BP_WARNINGS}>
                                                        $<$<COMPILE_LANGUAGE:CXX>:${BP_CXX_WARNINGS}>)
@@ -100,12 +105,14 @@ if(BP_HAVE_CUDA AND TARGET test_core AND TARGET backprop_objects)
            COMMAND test_core_emulated_gpu "--gtest_filter=${bp_emu_cuda_cases}")
   add_test(NAME emulated_gpu.cuda_cases_device1_current
            COMMAND test_core_emulated_gpu
-                   "--gtest_filter=Backends/*cuda*:CudaTraining.*:CudaStreams.*:CudaErrors.*:CudaDevices.*:Cases/CpuVsGpu.*_7_3_5:-*SeparatesTwoSpirals*")
+                   "--gtest_filter=Backends/*cuda*:CudaTraining.*:CudaStreams.*:CudaErrors.*:CudaDevices.*:*CudaFusedEpilogues*:Cases/CpuVsGpu.*_7_3_5:-*SeparatesTwoSpirals*")
   set_tests_properties(emulated_gpu.cuda_cases_device1_current PROPERTIES ENVIRONMENT BP_EMU_DEVICE=1)
 
   # The emulated runtime's own strictness (capture rules, launch limits,
-  # sticky faults) and the step's counted runtime calls.
-  add_executable(test_emulated_runtime cuda_emulation/test_emulated_runtime.cpp)
+  # sticky faults, cuBLASLt's argument checks) and the step's counted
+  # runtime calls.
+  add_executable(test_emulated_runtime cuda_emulation/test_emulated_runtime.cpp
+                                       cuda_emulation/test_emulated_cublaslt.cpp)
   target_include_directories(test_emulated_runtime PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}
                              ${PROJECT_SOURCE_DIR}/src ${CUDAToolkit_INCLUDE_DIRS})
   target_compile_options(test_emulated_runtime PRIVATE ${BP_CXX_WARNINGS})
@@ -120,8 +127,19 @@ if(BP_HAVE_CUDA AND TARGET test_core AND TARGET backprop_objects)
   target_link_libraries(step_profile PRIVATE backprop_emulated_gpu)
   add_test(NAME emulated_gpu.step_profile_targets COMMAND step_profile --check)
 
+  # bench/bench_gpu.c on the emulated GPU: every call it makes (the library's
+  # step in each mode, the floor's cuBLAS calls, the copy), shrunk, once.
+  add_executable(bench_gpu_emulated ${PROJECT_SOURCE_DIR}/bench/bench_gpu.c)
+  target_compile_definitions(bench_gpu_emulated PRIVATE BP_BENCH_EMULATED=1)
+  target_include_directories(bench_gpu_emulated PRIVATE ${CUDAToolkit_INCLUDE_DIRS})
+  target_compile_options(bench_gpu_emulated PRIVATE ${BP_WARNINGS})
+  target_link_libraries(bench_gpu_emulated PRIVATE backprop_emulated_gpu)
+  add_test(NAME emulated_gpu.bench_gpu_smoke
+           COMMAND bench_gpu_emulated --smoke --seconds 0 --min-steps 1 --max-steps 1)
+
   # The command itself on the emulated GPU: tensor-core math modes, CUDA
-  # graphs (the default) and eager steps, on the generated spirals.
+  # graphs (the default) and eager steps, fused epilogues (the default) and
+  # not, on the generated spirals.
   if(TARGET backprop_cli)
     get_target_property(bp_cli_sources backprop_cli SOURCES)
     list(TRANSFORM bp_cli_sources PREPEND "${PROJECT_SOURCE_DIR}/src/cli/")
@@ -138,11 +156,15 @@ if(BP_HAVE_CUDA AND TARGET test_core AND TARGET backprop_objects)
     add_test(NAME emulated_gpu.cli_train_bf16_no_graphs
              COMMAND backprop_emulated_cli train --device cuda --math bf16 --no-graphs --epochs 1
                      --quiet)
+    add_test(NAME emulated_gpu.cli_train_no_fused_epilogues
+             COMMAND backprop_emulated_cli train --device cuda --no-fused-epilogues --epochs 1
+                     --quiet)
     add_test(NAME emulated_gpu.cli_compare_bf16
              COMMAND backprop_emulated_cli compare --dtype f32 --math bf16)
     add_test(NAME emulated_gpu.cli_compare_tf32
              COMMAND backprop_emulated_cli compare --dtype f32 --math tf32)
     set_tests_properties(emulated_gpu.cli_train_tf32_graphs emulated_gpu.cli_train_bf16_no_graphs
+                         emulated_gpu.cli_train_no_fused_epilogues
                          PROPERTIES ENVIRONMENT "${bp_emu_cli_env}"
                                     PASS_REGULAR_EXPRESSION "test accuracy")
   endif()

@@ -14,14 +14,16 @@ int cli_parse_math_mode(const char *option, const char *text, bp_math_mode *out)
 
 int cli_compare_judges_gradients(bp_dtype dtype, bp_math_mode mode)
 {
-    return dtype == BP_F64 || mode == BP_MATH_FP32;
+    int judges = 1;
+    (void)bp_compare_tolerance_math(dtype, mode, NULL, &judges);
+    return judges;
 }
 
 double cli_compare_tolerance(bp_dtype dtype, bp_math_mode mode)
 {
-    if (cli_compare_judges_gradients(dtype, mode))
-        return bp_compare_tolerance(dtype);
-    return mode == BP_MATH_TF32 ? 5e-3 : 3e-2;
+    double tolerance = bp_compare_tolerance(dtype);
+    (void)bp_compare_tolerance_math(dtype, mode, &tolerance, NULL);
+    return tolerance;
 }
 
 void cli_describe_no_gpu(char *why, size_t size)

@@ -12,13 +12,13 @@
 int cli_parse_math_mode(const char *option, const char *text, bp_math_mode *out);
 
 /* The CPU-vs-GPU tolerance (largest relative difference) for a dtype and
- * math mode: f64 1e-12 and exact f32 1e-5 (bp_compare_tolerance), over
- * gradients and activations. With tensor-core math (tf32, bf16) a ReLU's
- * mask flips wherever the rounded z^l changes sign, so hidden layers'
- * gradients differ by up to ~0.3 (norm-wise; measured on the emulated
- * GPU's rounding over 48 cases, README): those modes are judged on the
- * activations only, within 5e-3 (tf32; worst measured 6.9e-4) and 3e-2
- * (bf16; worst measured 6.2e-3). */
+ * math mode, and whether the gradients are judged too (1) or only the
+ * activations (0): the library's bp_compare_tolerance_math, whose comment
+ * in include/backprop.h gives the values and where they come from (f64
+ * 1e-12 and exact f32 1e-5 over gradients and activations; tf32 5e-3 and
+ * bf16 3e-2 over the activations, since a ReLU mask flipped by the
+ * rounding moves hidden gradients by up to ~0.3). The mode has been parsed,
+ * so the library call cannot fail here. */
 double cli_compare_tolerance(bp_dtype dtype, bp_math_mode mode);
 int cli_compare_judges_gradients(bp_dtype dtype, bp_math_mode mode);
 

@@ -223,6 +223,7 @@ static int create_network(training_run *run, const architecture *a)
     if (cli_parse_math_mode("--math", o->math, &cfg.math_mode) != 0)
         return -1;
     cfg.cuda_graphs = !o->no_graphs;
+    cfg.fused_epilogues = !o->no_fused;
     cli_dist_configure(&run->dist, &cfg);
     bp_status st = bp_network_create(&cfg, &run->net);
     if (st != BP_OK)

@@ -125,6 +125,8 @@ int parse_train_options(int argc, char **argv, train_options *o, int *status)
          "GEMM math on the GPU for f32 (default fp32: exact)"},
         {"--no-graphs", FLAG_SWITCH, &o->no_graphs, NULL,
          "issue each GPU kernel from the host (no CUDA graphs)"},
+        {"--no-fused-epilogues", FLAG_SWITCH, &o->no_fused, NULL,
+         "GPU f32: GEMM, then bias+ReLU as a kernel (no cuBLASLt epilogues)"},
         OPTIM_FLAG_ENTRIES(o->optim),
     };
     static const command cmd = {

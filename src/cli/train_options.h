@@ -32,6 +32,7 @@ typedef struct train_options {
     const char *device; /* "auto", "cpu", "cuda", "cuda:N", "cuda:N,N,..", "cuda:all" */
     const char *math;   /* --math fp32|tf32|bf16: GEMM math of float32 on the GPU */
     int no_graphs;      /* --no-graphs: issue each GPU kernel from the host */
+    int no_fused;       /* --no-fused-epilogues: no cuBLASLt bias+ReLU epilogues */
     /* what it writes */
     const char *save_path, *log_path, *plot_path;
     int quiet;

@@ -43,6 +43,7 @@
 #include <vector>
 
 #include "emu_hooks.h"
+#include "fake_cuda_internal.h"
 
 namespace {
 
@@ -1075,3 +1076,33 @@ void bp_emu_clear_sticky_error(void)
 }
 
 } // extern "C"
+
+// ---- for the fakes in their own files (fake_cuda_internal.h) -----------------
+
+namespace bp_emu {
+
+std::recursive_mutex &api_mutex() { return state().mu; }
+
+bool context_faulted() { return state().sticky != cudaSuccess; }
+
+int this_thread_device() { return current_device; }
+
+int allocation_device(const void *p, size_t bytes) { return device_of(p, bytes); }
+
+cudaError_t submit_product(cudaStream_t stream, std::function<void()> op)
+{
+    LOCKED_CALL();
+    if (legacy_in_capture(stream))
+        return forbidden_in_capture(cudaErrorStreamCaptureImplicit);
+    Stream *st = stream_of(stream);
+    if (st == nullptr || st->device != current_device)
+        return cudaErrorInvalidResourceHandle;
+    if (!st->capture)
+        state().counters.blas_calls++;
+    submit(st, std::move(op));
+    return cudaSuccess;
+}
+
+float round_to_mantissa(float x, int bits) { return bits >= 23 ? x : round_mantissa(x, bits); }
+
+} // namespace bp_emu

@@ -1,0 +1,44 @@
+// fake_cuda_internal.h — what fake_cuda.cpp lends the other fakes of the
+// emulated GPU that are their own translation units (fake_cublaslt.cpp):
+// its lock, its devices and allocations, and its streams, so that a library
+// product is queued, captured and counted exactly like a cuBLAS GEMM.
+// C++ only; not part of the emulation's C interface (emu_hooks.h).
+#ifndef BP_FAKE_CUDA_INTERNAL_H
+#define BP_FAKE_CUDA_INTERNAL_H
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+
+namespace bp_emu {
+
+// The runtime's lock: hold it for the whole of a library call.
+std::recursive_mutex &api_mutex();
+// Whether a kernel fault has made the context unusable (the sticky error).
+bool context_faulted();
+// The calling thread's current device.
+int this_thread_device();
+// The device whose allocation holds [p, p + bytes), or -1.
+int allocation_device(const void *p, size_t bytes);
+// Queues a library product on stream (0: the current device's legacy
+// stream) as cuBLAS does: recorded into the graph the stream captures, or
+// queued and counted as a BLAS call. Returns cudaSuccess, or
+// cudaErrorInvalidResourceHandle (not a live stream of the current device),
+// or cudaErrorStreamCaptureImplicit (the legacy stream while capture
+// forbids it; the capture is invalidated).
+cudaError_t submit_product(cudaStream_t stream, std::function<void()> op);
+// x rounded to `bits` mantissa bits (round to nearest even), as the TF32
+// (10) and BF16 (7) compute types round their inputs.
+float round_to_mantissa(float x, int bits);
+
+} // namespace bp_emu
+
+// fake_cublaslt.cpp, for tests: from now on cublasLtMatmulAlgoGetHeuristic
+// finds no algorithm (CUBLAS_STATUS_NOT_SUPPORTED) for this epilogue, as the
+// library may for a configuration it does not support; 0 ends that.
+extern "C" void bp_emu_cublaslt_refuse(uint32_t epilogue);
+
+#endif
