@@ -1,6 +1,7 @@
 /*
  * activations.cu — CUDA kernels of backprop: bias + activation (16-byte vectors where aligned),
- * softmax and the Hadamard delta of the backward pass, for float and double.
+ * and the Hadamard delta of the backward pass (16-byte vectors where aligned;
+ * softmax: losses.cu), for float and double.
  *
  * Every formula comes from bp_math.h, the header the CPU backend's loops
  * call, so the GPU computes the CPU's arithmetic. Reductions run in a fixed
@@ -51,11 +52,28 @@ __global__ void bias_act_kernel(int activation, T slope, const T *__restrict__ b
     }
 }
 
+/* d[i] = d[i] * sigma'(z[i]), 16 bytes at a time over the first vcount
+ * vectors (16-byte aligned arrays), and the count % (16 / sizeof(T)) reals
+ * after them one by one (tail, from vcount * k on). The same arithmetic per
+ * element as below. */
 template <typename T>
-__global__ void softmax_kernel(const T *__restrict__ z, T *__restrict__ a, int n, int batch)
+__global__ void hadamard_vec_kernel(int activation, T slope, const Vec16<T> *__restrict__ z,
+                                    const Vec16<T> *__restrict__ a, Vec16<T> *__restrict__ d,
+                                    size_t vcount, size_t count)
 {
-    for (int b = blockIdx.x * blockDim.x + threadIdx.x; b < batch; b += gridDim.x * blockDim.x)
-        bp_softmax_row(z + (size_t)b * n, a + (size_t)b * n, n);
+    const int k = 16 / sizeof(T);
+    size_t first = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    size_t stride = (size_t)gridDim.x * blockDim.x;
+    for (size_t i = first; i < vcount; i += stride) {
+        Vec16<T> zv = z[i], av = a[i], dv = d[i];
+        for (int e = 0; e < k; e++)
+            dv.v[e] = bp_hadamard_delta(activation, dv.v[e], zv.v[e], av.v[e], slope);
+        d[i] = dv;
+    }
+    const T *zs = (const T *)z, *as = (const T *)a;
+    T *ds = (T *)d;
+    for (size_t i = vcount * k + first; i < count; i += stride)
+        ds[i] = bp_hadamard_delta(activation, ds[i], zs[i], as[i], slope);
 }
 
 template <typename T>
@@ -99,24 +117,25 @@ cudaError_t bp_launch_bias_act(cudaStream_t stream, bp_dtype dtype, bp_activatio
     return cudaGetLastError();
 }
 
-cudaError_t bp_launch_softmax(cudaStream_t stream, bp_dtype dtype, const void *z, void *a, int n,
-                              int batch)
-{
-    clear_stale_error();
-    if (dtype == BP_F32)
-        softmax_kernel<float>
-            <<<blocks_for(batch), kThreads, 0, stream>>>((const float *)z, (float *)a, n, batch);
-    else
-        softmax_kernel<double>
-            <<<blocks_for(batch), kThreads, 0, stream>>>((const double *)z, (double *)a, n, batch);
-    return cudaGetLastError();
-}
-
 cudaError_t bp_launch_hadamard_delta(cudaStream_t stream, bp_dtype dtype, bp_activation activation,
                                      double slope, const void *z, const void *a, void *d,
                                      size_t count)
 {
     clear_stale_error();
+    size_t k = dtype == BP_F32 ? 4 : 2; /* reals per 16 bytes */
+    if (aligned16<char>(z) && aligned16<char>(a) && aligned16<char>(d)) {
+        size_t vcount = count / k;
+        unsigned blocks = blocks_for(vcount > 0 ? vcount : count);
+        if (dtype == BP_F32)
+            hadamard_vec_kernel<float><<<blocks, kThreads, 0, stream>>>(
+                (int)activation, (float)slope, (const Vec16<float> *)z, (const Vec16<float> *)a,
+                (Vec16<float> *)d, vcount, count);
+        else
+            hadamard_vec_kernel<double><<<blocks, kThreads, 0, stream>>>(
+                (int)activation, slope, (const Vec16<double> *)z, (const Vec16<double> *)a,
+                (Vec16<double> *)d, vcount, count);
+        return cudaGetLastError();
+    }
     if (dtype == BP_F32)
         hadamard_kernel<float><<<blocks_for(count), kThreads, 0, stream>>>(
             (int)activation, (float)slope, (const float *)z, (const float *)a, (float *)d, count);

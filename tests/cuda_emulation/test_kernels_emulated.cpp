@@ -2,10 +2,12 @@
 // stand-in for the CUDA runtime (cuda_emulation/cuda_runtime.h), against the
 // CPU backend's operations. Machines without a GPU (every CI machine) thus
 // run the kernels' index arithmetic, grid-stride loops, tiled and tree
-// reductions, barriers and row gathers. Element-wise results must be
-// bit-identical to the CPU backend's (the same bp_math.h functions on the
-// same compiler); the two reductions, which add in another order, must agree
-// to rounding and be bit-reproducible run to run.
+// reductions, barriers, warp shuffles and row gathers. Element-wise results
+// must be bit-identical to the CPU backend's (the same bp_math.h functions
+// on the same compiler); the reductions, which add in another order (the
+// bias gradient's tiles, the output layer's rows by lanes), must agree to
+// rounding and be bit-reproducible run to run; the fused kernels must give
+// the separate kernels' bits. The shuffles themselves are tested last.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -44,10 +46,12 @@ template <typename T> struct Real;
 template <> struct Real<float> {
     static constexpr bp_dtype dt = BP_F32;
     static constexpr double reduce_tol = 1e-6;
+    static constexpr double row_tol = 1e-5;
 };
 template <> struct Real<double> {
     static constexpr bp_dtype dt = BP_F64;
     static constexpr double reduce_tol = 1e-14;
+    static constexpr double row_tol = 1e-12;
 };
 
 template <typename T> std::vector<T> random_reals(size_t n, double lo, double hi, unsigned seed)
@@ -94,20 +98,94 @@ TYPED_TEST(EmulatedKernels, BiasActivationMatchesCpuBitForBit)
             }
 }
 
-TYPED_TEST(EmulatedKernels, SoftmaxMatchesCpuBitForBit)
+// The row widths of the output layer's tests: one lane, sub-warp groups,
+// around a warp, a warp's widest row and the first row a block does
+// (kWideRow = 1024), and a wide one.
+const int kRowWidths[] = {1, 2, 3, 10, 31, 32, 33, 1000, 1024, 1025, 5000};
+
+// Batches: one row, not a multiple of the rows a block does, several blocks
+// (fewer for the widest rows, each block a row).
+std::vector<int> batches_for(int n)
+{
+    return n > 1000 ? std::vector<int>{1, 37} : std::vector<int>{1, 37, 300};
+}
+
+// Runs f with the cooperative kernels' threads as fibers (the emulated-GPU
+// build's way) and, with threads true, as real threads too (slow: every
+// shuffle is a meeting of 32 threads, kept to the small cases).
+template <typename F> void in_both_modes(F f, bool threads = true)
+{
+    const bool saved = bp_emu_use_fibers;
+    for (bool fibers : {false, true}) {
+        if (!fibers && !threads)
+            continue;
+        bp_emu_use_fibers = fibers;
+        SCOPED_TRACE(fibers ? "fibers" : "threads");
+        f();
+    }
+    bp_emu_use_fibers = saved;
+}
+
+// The small cases, also run with real threads.
+bool small_case(int n, int batch) { return batch <= 37 && (n <= 33 || batch == 1); }
+
+// Agreement to rounding (relative, as the CPU-vs-GPU comparisons: 1e-12 for
+// double, 1e-5 for float, to at least `floor`); NaN where the other is NaN.
+// A sample's cross-entropy is a difference of O(1) values (log-sum-exp and
+// a logit): its rounding is relative to 1, hence a floor of 1 for losses.
+template <typename T>
+::testing::AssertionResult agree(const std::vector<T> &c, const std::vector<T> &e, double floor = 0.0)
+{
+    const double tol = Real<T>::row_tol;
+    if (c.size() != e.size())
+        return ::testing::AssertionFailure() << "sizes " << c.size() << " and " << e.size();
+    for (size_t i = 0; i < c.size(); i++) {
+        double x = (double)c[i], y = (double)e[i];
+        if (std::isnan(x) || std::isnan(y)) {
+            if (std::isnan(x) != std::isnan(y))
+                return ::testing::AssertionFailure() << "at " << i << ": " << x << " vs " << y;
+            continue;
+        }
+        if (!(std::fabs(x - y) <= tol * std::max(std::fabs(x), floor)))
+            return ::testing::AssertionFailure()
+                   << "at " << i << ": " << x << " vs " << y << " (tolerance " << tol << ")";
+    }
+    return ::testing::AssertionSuccess();
+}
+
+// Softmax by row groups (a warp shuffle reduction, a block per row for wide
+// rows): the CPU's values to rounding (the row sum is associated by lanes),
+// the same bits run to run and in both ways of running the threads.
+TYPED_TEST(EmulatedKernels, SoftmaxAgreesWithCpuAndRepeats)
 {
     using T = TypeParam;
-    for (int n : {1, 3, 10, 1000})
-        for (int batch : {1, 37, 300}) {
+    for (int n : kRowWidths)
+        for (int batch : batches_for(n)) {
             size_t count = (size_t)n * batch;
-            std::vector<T> z = random_reals<T>(count, -20, 20, 3), ac(count), ae(count);
+            std::vector<T> z = random_reals<T>(count, -20, 20, 3), ac(count);
             ASSERT_EQ(cpu.softmax(nullptr, Real<T>::dt, z.data(), ac.data(), n, batch), BP_OK);
-            ASSERT_EQ(emu_softmax(nullptr, Real<T>::dt, z.data(), ae.data(), n, batch), cudaSuccess);
-            EXPECT_TRUE(same_bits(ac, ae)) << "n " << n << " batch " << batch;
+            std::vector<T> first;
+            in_both_modes(
+                [&] {
+                    std::vector<T> ae(count, (T)-1);
+                    ASSERT_EQ(emu_softmax(nullptr, Real<T>::dt, z.data(), ae.data(), n, batch),
+                              cudaSuccess);
+                    EXPECT_TRUE(agree(ac, ae)) << "n " << n << " batch " << batch;
+                    if (first.empty())
+                        first = ae;
+                    else
+                        EXPECT_TRUE(same_bits(first, ae)) << "n " << n << " batch " << batch;
+                    if (n == 1) { // one value: exactly the CPU's 1
+                        EXPECT_TRUE(same_bits(ac, ae)) << "batch " << batch;
+                    }
+                },
+                small_case(n, batch));
         }
 }
 
-TYPED_TEST(EmulatedKernels, OutputDeltaAndSampleLossMatchCpuBitForBit)
+// The output delta is element-wise (the CPU's bits); the sample's loss sums
+// a row by lanes (the CPU's to rounding; bit for bit for one value a row).
+TYPED_TEST(EmulatedKernels, OutputDeltaAndSampleLossMatchCpu)
 {
     using T = TypeParam;
     struct Case {
@@ -119,8 +197,10 @@ TYPED_TEST(EmulatedKernels, OutputDeltaAndSampleLossMatchCpuBitForBit)
     for (int act = BP_ACT_IDENTITY; act <= BP_ACT_LEAKY_RELU; act++)
         cases.push_back({BP_LOSS_MSE, (bp_activation)act});
     for (Case c : cases)
-        for (int n : {1, 3, 10})
-            for (int batch : {1, 37, 300}) {
+        for (int n : kRowWidths)
+            for (int batch : batches_for(n)) {
+                if (c.loss == BP_LOSS_MSE && c.act != BP_ACT_TANH && n > 33)
+                    continue; // the other activations: the narrow rows suffice
                 size_t count = (size_t)n * batch;
                 std::vector<T> z = random_reals<T>(count, -5, 5, 4),
                                a = random_reals<T>(count, 0, 1, 5);
@@ -135,24 +215,35 @@ TYPED_TEST(EmulatedKernels, OutputDeltaAndSampleLossMatchCpuBitForBit)
                 bool ce = c.loss == BP_LOSS_CROSS_ENTROPY;
                 const T *yp = ce ? nullptr : y.data();
                 const int32_t *lp = ce ? labels.data() : nullptr;
-                std::vector<T> dc(count), de(count), lc(batch), le(batch);
+                std::vector<T> dc(count), lc(batch);
                 ASSERT_EQ(cpu.output_delta(nullptr, Real<T>::dt, c.loss, c.act, 0.01, z.data(),
                                            a.data(), yp, lp, dc.data(), lc.data(), n, batch),
                           BP_OK);
-                ASSERT_EQ(emu_output_delta(nullptr, Real<T>::dt, c.loss, c.act, 0.01, z.data(),
-                                           a.data(), yp, lp, de.data(), le.data(), n, batch),
-                          cudaSuccess);
-                std::string what = "loss " + std::to_string(c.loss) + " act " +
-                                   std::to_string(c.act) + " n " + std::to_string(n) + " batch " +
-                                   std::to_string(batch);
-                EXPECT_TRUE(same_bits(dc, de)) << "delta, " << what;
-                EXPECT_TRUE(same_bits(lc, le)) << "sample loss, " << what;
-                if (ce) {
-                    EXPECT_TRUE(std::isnan(le[0])) << what;
-                }
+                in_both_modes(
+                    [&] {
+                        std::vector<T> de(count), le(batch);
+                        ASSERT_EQ(emu_output_delta(nullptr, Real<T>::dt, c.loss, c.act, 0.01,
+                                                   z.data(), a.data(), yp, lp, de.data(),
+                                                   le.data(), n, batch),
+                                  cudaSuccess);
+                        std::string what = "loss " + std::to_string(c.loss) + " act " +
+                                           std::to_string(c.act) + " n " + std::to_string(n) +
+                                           " batch " + std::to_string(batch);
+                        EXPECT_TRUE(same_bits(dc, de)) << "delta, " << what;
+                        EXPECT_TRUE(agree(lc, le, 1.0)) << "sample loss, " << what;
+                        if (n == 1 && !ce) {
+                            EXPECT_TRUE(same_bits(lc, le)) << "sample loss, " << what;
+                        }
+                        if (ce) {
+                            EXPECT_TRUE(std::isnan(le[0])) << what;
+                        }
+                    },
+                    small_case(n, batch) && c.act <= BP_ACT_SIGMOID);
             }
 }
 
+// 16 bytes at a time where aligned (with a tail of single reals), one real
+// at a time otherwise: the CPU's bits either way.
 TYPED_TEST(EmulatedKernels, HadamardDeltaMatchesCpuBitForBit)
 {
     using T = TypeParam;
@@ -168,6 +259,15 @@ TYPED_TEST(EmulatedKernels, HadamardDeltaMatchesCpuBitForBit)
                                          a.data(), de.data(), count),
                       cudaSuccess);
             EXPECT_TRUE(same_bits(dc, de)) << "act " << act << " count " << count;
+            // From the second element on: not 16-byte aligned, the scalar kernel.
+            if (count > 1) {
+                std::vector<T> du = d0;
+                ASSERT_EQ(emu_hadamard_delta(nullptr, Real<T>::dt, (bp_activation)act, 0.01,
+                                             z.data() + 1, a.data() + 1, du.data() + 1, count - 1),
+                          cudaSuccess);
+                du[0] = dc[0];
+                EXPECT_TRUE(same_bits(dc, du)) << "unaligned, act " << act << " count " << count;
+            }
         }
 }
 
@@ -260,16 +360,20 @@ TYPED_TEST(EmulatedKernels, StepMetricsAgreeAndRepeat)
     EXPECT_EQ(cc, ce);
 }
 
-// The fused output layer gives the bits of the operations it replaces:
-// softmax, output delta and sample losses as the CPU backend; the output
-// bias gradient in the CPU's row order (so bit for bit too); the mean loss
-// and metrics as step_metrics_kernel.
-TYPED_TEST(EmulatedKernels, FusedOutputStepMatchesTheSeparateOperations)
+// The fused output layer gives the bits of the kernels it replaces: the
+// emulated softmax, output delta and step metrics (the same row groups and
+// shuffles, the log-sum-exp computed once instead of twice), and the
+// output bias gradient in the CPU's row order (so bit for bit with the CPU
+// backend); softmax and sample losses agree with the CPU backend to
+// rounding. In both ways of running the threads.
+TYPED_TEST(EmulatedKernels, FusedOutputStepMatchesTheSeparateKernels)
 {
     using T = TypeParam;
     for (bp_loss loss : {BP_LOSS_CROSS_ENTROPY, BP_LOSS_BCE, BP_LOSS_MSE})
-        for (int n : {1, 10})
-            for (int batch : {1, 37, 300}) {
+        for (int n : kRowWidths)
+            for (int batch : batches_for(n)) {
+                if (loss != BP_LOSS_CROSS_ENTROPY && n > 33 && batch > 1)
+                    continue; // wide rows: cross-entropy's case
                 size_t count = (size_t)n * batch;
                 bp_activation act = loss == BP_LOSS_BCE   ? BP_ACT_SIGMOID
                                     : loss == BP_LOSS_MSE ? BP_ACT_TANH
@@ -280,45 +384,128 @@ TYPED_TEST(EmulatedKernels, FusedOutputStepMatchesTheSeparateOperations)
                 std::vector<int32_t> labels(batch);
                 for (int b = 0; b < batch; b++)
                     labels[b] = (b * 7) % n;
+                if (batch > 1)
+                    labels[1] = n; // out of range: NaN loss, not finite batch
                 bool ce = loss == BP_LOSS_CROSS_ENTROPY;
                 const T *yp = ce ? nullptr : y.data();
                 const int32_t *lp = ce ? labels.data() : nullptr;
-                // The separate operations, on the CPU backend (and the emulated metrics).
-                std::vector<T> ac = a0, dc(count), lc(batch), dbc(n);
+                std::string what = "loss " + std::to_string(loss) + " n " + std::to_string(n) +
+                                   " batch " + std::to_string(batch);
+                // The CPU backend.
+                std::vector<T> acpu = a0, dcpu(count), lcpu(batch), dbcpu(n);
                 if (ce) {
-                    ASSERT_EQ(cpu.softmax(nullptr, Real<T>::dt, z.data(), ac.data(), n, batch),
+                    ASSERT_EQ(cpu.softmax(nullptr, Real<T>::dt, z.data(), acpu.data(), n, batch),
                               BP_OK);
                 }
                 ASSERT_EQ(cpu.output_delta(nullptr, Real<T>::dt, loss, act, 0.01, z.data(),
-                                           ac.data(), yp, lp, dc.data(), lc.data(), n, batch),
+                                           acpu.data(), yp, lp, dcpu.data(), lcpu.data(), n, batch),
                           BP_OK);
-                ASSERT_EQ(cpu.bias_grad(nullptr, Real<T>::dt, dc.data(), dbc.data(), n, batch),
+                ASSERT_EQ(cpu.bias_grad(nullptr, Real<T>::dt, dcpu.data(), dbcpu.data(), n, batch),
                           BP_OK);
-                bp_step_scalars sc{};
-                int64_t cc = 0;
-                double mc = 0;
-                ASSERT_EQ(emu_step_metrics(nullptr, Real<T>::dt, lc.data(), ac.data(), lp, n,
-                                           batch, &mc, &sc, &cc),
-                          cudaSuccess);
-                // The fused kernel.
-                std::vector<T> ae = a0, de(count), le(batch), dbe(n);
-                bp_step_scalars se{};
-                int64_t ce_ = 0;
-                double me = 0;
-                ASSERT_EQ(emu_output_step(nullptr, Real<T>::dt, loss, act, 0.01, z.data(),
-                                          ae.data(), yp, lp, de.data(), le.data(), dbe.data(), n,
-                                          batch, &me, &se, &ce_),
-                          cudaSuccess);
-                std::string what = "loss " + std::to_string(loss) + " n " + std::to_string(n) +
-                                   " batch " + std::to_string(batch);
-                EXPECT_TRUE(same_bits(ac, ae)) << what;
-                EXPECT_TRUE(same_bits(dc, de)) << what;
-                EXPECT_TRUE(same_bits(lc, le)) << what;
-                EXPECT_TRUE(same_bits(dbc, dbe)) << what;
-                EXPECT_EQ(std::memcmp(&mc, &me, sizeof mc), 0) << what;
-                EXPECT_EQ(std::memcmp(&sc, &se, sizeof sc), 0) << what;
-                EXPECT_EQ(cc, ce_);
+                in_both_modes(
+                    [&] {
+                        // The separate kernels.
+                        std::vector<T> as = a0, ds(count), ls(batch), dbs(n);
+                        if (ce) {
+                            ASSERT_EQ(
+                                emu_softmax(nullptr, Real<T>::dt, z.data(), as.data(), n, batch),
+                                cudaSuccess);
+                        }
+                        ASSERT_EQ(emu_output_delta(nullptr, Real<T>::dt, loss, act, 0.01, z.data(),
+                                                   as.data(), yp, lp, ds.data(), ls.data(), n, batch),
+                                  cudaSuccess);
+                        ASSERT_EQ(
+                            cpu.bias_grad(nullptr, Real<T>::dt, ds.data(), dbs.data(), n, batch),
+                            BP_OK);
+                        bp_step_scalars ss{};
+                        ss.steps_seen = 4;
+                        int64_t cs = 3;
+                        double ms = 0;
+                        ASSERT_EQ(emu_step_metrics(nullptr, Real<T>::dt, ls.data(), as.data(), lp,
+                                                   n, batch, &ms, &ss, &cs),
+                                  cudaSuccess);
+                        // The fused kernel.
+                        std::vector<T> af = a0, df(count), lf(batch), dbf(n);
+                        bp_step_scalars sf{};
+                        sf.steps_seen = 4;
+                        int64_t cf = 3;
+                        double mf = 0;
+                        ASSERT_EQ(emu_output_step(nullptr, Real<T>::dt, loss, act, 0.01, z.data(),
+                                                  af.data(), yp, lp, df.data(), lf.data(),
+                                                  dbf.data(), n, batch, &mf, &sf, &cf),
+                                  cudaSuccess);
+                        EXPECT_TRUE(same_bits(as, af)) << what;
+                        EXPECT_TRUE(same_bits(ds, df)) << what;
+                        EXPECT_TRUE(same_bits(ls, lf)) << what;
+                        EXPECT_TRUE(same_bits(dbs, dbf)) << what;
+                        EXPECT_EQ(std::memcmp(&ms, &mf, sizeof ms), 0) << what;
+                        EXPECT_EQ(std::memcmp(&ss, &sf, sizeof ss), 0) << what;
+                        EXPECT_EQ(cs, cf);
+                        EXPECT_EQ(sf.steps_seen, 5);
+                        EXPECT_EQ(sf.skip, ce && batch > 1 ? 1 : 0) << what;
+                        // Against the CPU backend.
+                        EXPECT_TRUE(agree(acpu, af)) << what;
+                        EXPECT_TRUE(agree(lcpu, lf, 1.0)) << what;
+                        if (!ce) { // the delta from the same a: the CPU's bits
+                            EXPECT_TRUE(same_bits(dcpu, df)) << what;
+                            EXPECT_TRUE(same_bits(dbcpu, dbf)) << what;
+                        }
+                    },
+                    small_case(n, batch));
             }
+}
+
+// The predicted class of each row (the metrics' correct count): the CPU's
+// first index of the largest value, with ties, NaNs (a NaN first value
+// makes 0 the prediction, as the CPU's loop does) and infinities, for
+// every row width.
+TYPED_TEST(EmulatedKernels, PredictedClassesMatchCpu)
+{
+    using T = TypeParam;
+    const T nan = std::numeric_limits<T>::quiet_NaN(), inf = std::numeric_limits<T>::infinity();
+    for (int n : kRowWidths) {
+        const int batch = 40;
+        std::vector<T> a = random_reals<T>((size_t)n * batch, 0, 1, 50);
+        std::vector<T> l = random_reals<T>(batch, 0, 1, 51);
+        std::vector<int32_t> labels(batch);
+        std::mt19937 rng(52);
+        for (int b = 0; b < batch; b++) {
+            T *row = a.data() + (size_t)b * n;
+            int k = (int)(rng() % (unsigned)n), k2 = (int)(rng() % (unsigned)n);
+            switch (b % 8) {
+            case 1: row[k] = row[k2] = (T)2; break; // a tie: the first index
+            case 2: row[0] = nan; break;            // the CPU's loop: class 0
+            case 3: row[k] = nan; break;
+            case 4: row[k] = inf; break;
+            case 5: std::fill(row, row + n, (T)0.5); break; // all equal: 0
+            case 6: std::fill(row, row + n, nan); break;
+            case 7: row[k] = -inf; break;
+            default: break;
+            }
+            // The label is the CPU's prediction for half of the rows.
+            int best = 0;
+            for (int j = 1; j < n; j++)
+                if (row[j] > row[best])
+                    best = j;
+            labels[b] = b % 2 ? best : (int32_t)(rng() % (unsigned)n);
+        }
+        bp_step_scalars sc{}, se{};
+        int64_t cc = 0, ce = 0;
+        double mc = 0, me = 0;
+        ASSERT_EQ(cpu.step_metrics(nullptr, Real<T>::dt, l.data(), a.data(), labels.data(), n,
+                                   batch, &mc, &sc, &cc),
+                  BP_OK);
+        in_both_modes(
+            [&] {
+                se = bp_step_scalars{};
+                ASSERT_EQ(emu_step_metrics(nullptr, Real<T>::dt, l.data(), a.data(), labels.data(),
+                                           n, batch, &me, &se, &ce),
+                          cudaSuccess);
+                EXPECT_EQ(se.correct, sc.correct) << "n " << n;
+                EXPECT_GE(se.correct, batch / 2) << "n " << n;
+            },
+            n <= 33);
+    }
 }
 
 // The fused Hadamard delta and bias gradient: the same bits as the two
@@ -619,6 +806,150 @@ TEST(EmulatedKernels, LaunchesOutsideTheGpuLimitsAreRejected)
             EXPECT_EQ(out[0], 0);
         }
     }
+}
+
+// ---- the emulated warp shuffles themselves ----------------------------------
+
+const unsigned kAll = 0xffffffffu;
+
+// out[t]: the butterfly sum of the warp's thread indices (every lane the
+// same), then the sum shuffled down 16 and 1 lanes, then lane 3's value.
+__global__ void shuffle_kinds_kernel(int *xor_sum, int *down16, int *down1_w8, int *lane3)
+{
+    int t = threadIdx.x;
+    int v = t;
+    for (int o = 16; o > 0; o /= 2)
+        v += __shfl_xor_sync(kAll, v, o);
+    xor_sum[t] = v;
+    down16[t] = __shfl_down_sync(kAll, t, 16);
+    down1_w8[t] = __shfl_down_sync(kAll, t, 1, 8); // segments of 8 lanes
+    lane3[t] = __shfl_sync(kAll, t, 3);
+}
+
+// Warp w shuffles (w + 1) * 3 times, then the block meets: warps do not
+// wait for each other at a shuffle.
+__global__ void uneven_warps_kernel(int *out)
+{
+    int t = threadIdx.x, w = t / 32;
+    int v = 1;
+    for (int i = 0; i < (w + 1) * 3; i++)
+        v += __shfl_xor_sync(kAll, v, 1);
+    __syncthreads();
+    out[t] = v;
+}
+
+// A shuffle that a lane of the mask does not reach: how = 0, lane 5 has
+// exited; 1, lane 5 waits at __syncthreads() instead; 2, the mask does not
+// name the caller; 3, lane 0 reads lane 16 of a 16-lane last warp (a
+// block of 48); 4, a sub-warp mask (lanes 0-15) that reads lane 20.
+__global__ void misused_shuffle_kernel(int *out, int how)
+{
+    int t = threadIdx.x, lane = t % 32;
+    int v = t;
+    if (how == 0 && lane == 5)
+        return;
+    if (how == 1 && lane == 5) {
+        __syncthreads();
+        out[t] = v;
+        return;
+    }
+    if (how == 2 && t < 32) {
+        out[t] = __shfl_xor_sync(0xfffffffeu, v, 1);
+        return;
+    }
+    if (how == 3) {
+        out[t] = __shfl_xor_sync(kAll, v, 16);
+        return;
+    }
+    if (how == 4) {
+        if (lane < 16)
+            out[t] = __shfl_sync(0x0000ffffu, v, lane + 4);
+        return;
+    }
+    out[t] = __shfl_xor_sync(kAll, v, 1);
+    if (how == 1)
+        __syncthreads();
+}
+
+// Butterfly sums over the 16 lanes of a partial last warp, with the full
+// mask: those lanes are all the warp has (as on the GPU).
+__global__ void partial_warp_kernel(int *out)
+{
+    int t = threadIdx.x, v = t;
+    for (int o = 8; o > 0; o /= 2)
+        v += __shfl_xor_sync(kAll, v, o);
+    out[t] = v;
+}
+
+__global__ void unregistered_shuffle_kernel(int *out) { out[0] = __shfl_xor_sync(kAll, 1, 1); }
+
+const bool kShuffleKernelsRegistered = [] {
+    bp_emu_register_barrier_kernel(shuffle_kinds_kernel);
+    bp_emu_register_barrier_kernel(uneven_warps_kernel);
+    bp_emu_register_barrier_kernel(misused_shuffle_kernel);
+    bp_emu_register_barrier_kernel(partial_warp_kernel);
+    return true;
+}();
+
+TEST(EmulatedWarpShuffles, FollowCudaSemantics)
+{
+    ASSERT_TRUE(kShuffleKernelsRegistered);
+    in_both_modes([] {
+        const int n = 64; // two warps
+        std::vector<int> x(n, -1), d16(n, -1), d1(n, -1), l3(n, -1);
+        bp_emu_launch(nullptr, shuffle_kinds_kernel, dim3(1), dim3(n), 0, x.data(), d16.data(),
+                      d1.data(), l3.data());
+        for (int t = 0; t < n; t++) {
+            int w0 = t / 32 * 32, lane = t % 32;
+            EXPECT_EQ(x[t], 32 * w0 + 31 * 32 / 2) << t;
+            EXPECT_EQ(d16[t], lane + 16 < 32 ? t + 16 : t) << t; // past the warp: own value
+            EXPECT_EQ(d1[t], lane % 8 == 7 ? t : t + 1) << t;    // past the segment: own value
+            EXPECT_EQ(l3[t], w0 + 3) << t;
+        }
+        std::vector<int> u(96, 0);
+        bp_emu_launch(nullptr, uneven_warps_kernel, dim3(2), dim3(96), 0, u.data());
+        for (int t = 0; t < 96; t++)
+            EXPECT_EQ(u[t], 1 << ((t / 32 + 1) * 3)) << t;
+        std::vector<int> p(48, 0);
+        bp_emu_launch(nullptr, partial_warp_kernel, dim3(1), dim3(48), 0, p.data());
+        for (int t = 0; t < 48; t++) {
+            int g0 = t / 16 * 16;
+            EXPECT_EQ(p[t], 16 * g0 + 15 * 16 / 2) << t;
+        }
+    });
+}
+
+// Each misuse is reported (std::logic_error out of the launch), not given
+// made-up values: in CUDA its result is undefined.
+TEST(EmulatedWarpShuffles, DivergentOrMisusedShufflesAreReported)
+{
+    ASSERT_TRUE(kShuffleKernelsRegistered);
+    in_both_modes([] {
+        const char *what[] = {"exited", "__syncthreads", "does not name",
+                              "last warp does not have", "does not name"};
+        for (int how = 0; how < 5; how++) {
+            int threads = how == 3 ? 48 : 64;
+            std::vector<int> out(threads, 0);
+            try {
+                bp_emu_launch(nullptr, misused_shuffle_kernel, dim3(1), dim3(threads), 0,
+                              out.data(), how);
+                ADD_FAILURE() << "misuse " << how << " not reported";
+            } catch (const std::logic_error &e) {
+                EXPECT_NE(std::string(e.what()).find(what[how]), std::string::npos)
+                    << "misuse " << how << ": " << e.what();
+            }
+        }
+        // The same kernel used correctly runs (the state of the failed
+        // launches is gone).
+        std::vector<int> out(64, 0);
+        bp_emu_launch(nullptr, misused_shuffle_kernel, dim3(2), dim3(64), 0, out.data(), 9);
+        for (int t = 0; t < 64; t++)
+            EXPECT_EQ(out[t], t ^ 1);
+    });
+    std::vector<int> out(1, 0);
+    EXPECT_THROW(
+        bp_emu_launch(nullptr, unregistered_shuffle_kernel, dim3(1), dim3(32), 0, out.data()),
+        std::logic_error);
 }
 
 } // namespace
