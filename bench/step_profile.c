@@ -82,8 +82,7 @@ static int fail(const char *what)
  * with gradient clipping instead of SGD with momentum, and the loss read
  * after every step. fused: cfg.fused_epilogues (0: the generic path that
  * float64 and non-ReLU layers take). */
-static int profile(int graphs, int adamw, int fused, int epochs, counts *per_step,
-                   counts *per_epoch)
+static int profile(int graphs, int adamw, int fused, int epochs, counts *per_step, counts *per_epoch)
 {
     int sizes[LAYERS + 1] = {784, 256, 128, 10};
     bp_activation acts[LAYERS] = {BP_ACT_RELU, BP_ACT_RELU, BP_ACT_IDENTITY};
