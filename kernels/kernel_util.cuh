@@ -1,6 +1,7 @@
 /*
  * kernel_util.cuh — what every family of kernels shares: the block size,
- * 16-byte vectors, the launch geometry and the launch-error rule. Included
+ * 16-byte vectors, the launch geometry, the launch-error rule and the
+ * fixed-order block sum. Included
  * once per .cu file (the emulation in tests/cuda.cmake concatenates the
  * files, hence the guard).
  */
@@ -48,6 +49,22 @@ inline dim3 grid_for_rows(size_t cols, int rows)
     bx = bx < 1 ? 1 : bx > 4096 ? 4096 : bx;
     unsigned by = rows < 1 ? 1u : rows > 65535 ? 65535u : (unsigned)rows;
     return dim3((unsigned)bx, by, 1);
+}
+
+/* The sum of every thread's s over a one-dimensional block (blockDim.x a
+ * power of two), by a fixed tree in the shared array sum (blockDim.x
+ * doubles): the same bits on every run, and in every block given the same
+ * values. Every thread of the block must call it; each gets the total. */
+__device__ inline double block_tree_sum(double *sum, double s)
+{
+    sum[threadIdx.x] = s;
+    __syncthreads();
+    for (int half = blockDim.x / 2; half > 0; half /= 2) {
+        if ((int)threadIdx.x < half)
+            sum[threadIdx.x] += sum[threadIdx.x + half];
+        __syncthreads();
+    }
+    return sum[0];
 }
 
 } // namespace

@@ -24,14 +24,7 @@ __device__ double clip_scale_of_parts(double *sum, const double *__restrict__ pa
     double s = 0.0;
     for (int i = threadIdx.x; i < n_parts; i += blockDim.x)
         s += part[i];
-    sum[threadIdx.x] = s;
-    __syncthreads();
-    for (int half = blockDim.x / 2; half > 0; half /= 2) {
-        if ((int)threadIdx.x < half)
-            sum[threadIdx.x] += sum[threadIdx.x + half];
-        __syncthreads();
-    }
-    return bp_clip_scale(sum[0], max_norm);
+    return bp_clip_scale(block_tree_sum(sum, s), max_norm);
 }
 
 /* Every parameter's update (bp_optimizer_update); the step's scalars (lr,

@@ -83,15 +83,9 @@ __device__ void finish_guard(double *sum, double s, bool finite, double *part,
     }
     if (!Sum)
         return;
-    sum[threadIdx.x] = s;
-    __syncthreads();
-    for (int half = blockDim.x / 2; half > 0; half /= 2) {
-        if ((int)threadIdx.x < half)
-            sum[threadIdx.x] += sum[threadIdx.x + half];
-        __syncthreads();
-    }
+    double total = block_tree_sum(sum, s);
     if (threadIdx.x == 0)
-        part[blockIdx.x] = sum[0];
+        part[blockIdx.x] = total;
 }
 
 template <typename T, bool Sum>
