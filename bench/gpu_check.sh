@@ -179,9 +179,22 @@ step "compare f32 tf32" compare_tf32.log 30 "$cli" compare --dtype f32 --math tf
 step "compare f32 bf16" compare_bf16.log 30 "$cli" compare --dtype f32 --math bf16 \
     --layers 784,1024,1024,10 --batch 257
 step "benchmark" bench.log 60 "$build/bench/bench_train"
+# On Fashion-MNIST when the data are here: the prepared subset
+# (gpu_prepare.sh), or the command's own default folder.
+if [ -n "$prepared" ] && [ -f "$prepared/fashion-mnist/train-images-idx3-ubyte.gz" ]; then
+    export BACKPROP_FASHION_MNIST_DIR="$prepared/fashion-mnist"
+fi
+if [ -n "${BACKPROP_FASHION_MNIST_DIR:-}" ] || [ -d /usr/share/datasets/fashion-mnist ]; then
+    say "note  training on Fashion-MNIST (${BACKPROP_FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist})"
+else
+    say "note  no Fashion-MNIST here: the training runs use the command's generated set"
+fi
 step "train (the default job, 5 epochs)" train.log 60 "$cli" train --device cuda --epochs 5
 step "train, tf32, no graphs (2 epochs)" train_tf32.log 40 "$cli" train --device cuda --epochs 2 \
     --math tf32 --no-graphs
+for log in train.log train_tf32.log; do # the runs' last lines, into the summary
+    [ -f "$out/$log" ] && say "      $log: $(tail -n1 "$out/$log")"
+done
 
 # The step profile of bench/step_profile.c on the real runtime: the same
 # loop and graph./eager. lines, counted with CUPTI callbacks

@@ -21,6 +21,14 @@
 #                 (libopenblas.so.0): the check's CPU side is small, and
 #                 OpenBLAS with its Fortran runtime would take 40 of the
 #                 64 MiB. BP_GPU_BLAS=openblas brings OpenBLAS itself;
+#   DIR/fashion-mnist  when /usr/share/datasets/fashion-mnist is here
+#                 (dataset-fashion-mnist): the test set whole and the first
+#                 BP_GPU_FASHION_ROWS (default 20000) training images and
+#                 labels, as gzip IDX files under the names `backprop train`
+#                 reads, so that the check trains on Fashion-MNIST (the
+#                 whole set, 30 MB, does not fit beside the build);
+#                 BP_GPU_FASHION_ROWS=0 leaves it out (with
+#                 BP_GPU_BLAS=openblas it must: 40 MB more);
 #   DIR/prepared.env  where the build expects its source and build trees.
 # The whole DIR must stay under the 64 MiB a GPU run may carry; the script
 # fails if it does not.
@@ -78,6 +86,36 @@ find "$build" -name '*.o' -delete
 for p in "${programs[@]}"; do
     strip --strip-unneeded "$p" 2>/dev/null || true
 done
+
+# Fashion-MNIST for the check's training runs: the training set cut to its
+# first rows (the IDX header's count rewritten), the test set whole.
+fashion=/usr/share/datasets/fashion-mnist
+rows=${BP_GPU_FASHION_ROWS:-20000}
+rm -rf "$dir/fashion-mnist"
+if [ "$rows" != 0 ] && [ -f "$fashion/train-images-idx3-ubyte.gz" ]; then
+    mkdir -p "$dir/fashion-mnist"
+    cp "$fashion"/t10k-images-idx3-ubyte.gz "$fashion"/t10k-labels-idx1-ubyte.gz "$dir/fashion-mnist/"
+    python3 - "$fashion" "$dir/fashion-mnist" "$rows" <<'PY' ||
+import gzip, struct, sys
+src, dst, rows = sys.argv[1], sys.argv[2], int(sys.argv[3])
+for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"):
+    with gzip.open(f"{src}/{name}", "rb") as f:
+        data = f.read()
+    ndim = data[3]
+    dims = list(struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim]))
+    if not 0 < rows <= dims[0]:
+        sys.exit(f"BP_GPU_FASHION_ROWS={rows}: the set has {dims[0]} rows")
+    row_bytes = 1
+    for d in dims[1:]:
+        row_bytes *= d
+    head = data[:4] + struct.pack(f">{ndim}I", rows, *dims[1:])
+    body = data[4 + 4 * ndim:4 + 4 * ndim + rows * row_bytes]
+    with gzip.open(f"{dst}/{name}", "wb", compresslevel=9) as f:
+        f.write(head + body)
+PY
+        { echo "gpu_prepare: could not cut Fashion-MNIST to $rows rows" >&2; exit 1; }
+    echo "gpu_prepare: Fashion-MNIST: the first $rows training rows and the test set ($(du -sm "$dir/fashion-mnist" | cut -f1) MiB)"
+fi
 
 cat >"$dir/prepared.env" <<ENV
 # Written by bench/gpu_prepare.sh on $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo unknown)
