@@ -2,11 +2,12 @@
 """gpu_bench_table.py — one table from bench_gpu's and torch_bench.py's
 lines (bench/README.md, "GPU benchmark against PyTorch").
 
-usage: gpu_bench_table.py BENCH_GPU_LOG TORCH_LOG OUT.md|FOLDER
+usage: gpu_bench_table.py BENCH_GPU_LOG TORCH_LOG TABLE_FILE|FOLDER
 
 Reads the "result ..." and "bandwidth ..." lines of both logs (either may
-be missing or partial: what is absent shows as "-"), writes OUT.md (or,
-given a folder such as bench/results/, DATE-GPUNAME-gpu-bench.md in it)
+be missing or partial: what is absent shows as "-"), writes TABLE_FILE (or,
+given a folder such as bench/results/, a Markdown file named for the date
+and the GPU, DATE-GPUNAME-gpu-bench, in it)
 and prints it. Per network, math mode and implementation: ms/step, samples/s,
 TFLOP/s = 6 * params * batch / step time (forward 2, backward 4 flops per
 weight and sample; the first layer's input delta, which neither computes,
@@ -52,7 +53,7 @@ def fmt(v, spec):
 
 def main():
     if len(sys.argv) != 4:
-        print("usage: gpu_bench_table.py BENCH_GPU_LOG TORCH_LOG OUT.md", file=sys.stderr)
+        print("usage: gpu_bench_table.py BENCH_GPU_LOG TORCH_LOG TABLE_FILE|FOLDER", file=sys.stderr)
         return 2
     ours, bw, notes = parse(sys.argv[1])
     torch, _, tnotes = parse(sys.argv[2])
@@ -121,7 +122,7 @@ def main():
         out.append("- element-wise kernels >= 80% of the copy bandwidth: not measured")
     text = "\n".join(out) + "\n"
     path = sys.argv[3]
-    if os.path.isdir(path):  # a folder: DATE-GPUNAME-gpu-bench.md in it
+    if os.path.isdir(path):  # a folder: the date, the GPU's name, -gpu-bench, Markdown
         gpu = next((n[4:] for n in notes if n.startswith("gpu ")), "gpu")
         name = re.sub(r"[^A-Za-z0-9]+", "-", gpu).strip("-") or "gpu"
         path = os.path.join(path, f"{time.strftime('%Y-%m-%d', time.gmtime())}-{name}-gpu-bench.md")
