@@ -19,7 +19,7 @@
  * host wall clock over the whole run of steps.
  *   floor            the 3L-1 GEMMs of one step alone, through cuBLAS with
  *                    the argument lists and compute types of
- *                    src/backend_cuda.c's gemm_on_device (cublasSgemm for
+ *                    src/backend/cuda/host.c's gemm_on_device (cublasSgemm for
  *                    fp32, cublasGemmEx with CUBLAS_COMPUTE_32F_FAST_TF32 /
  *                    _16BF for tf32 / bf16), timed with CUDA events.
  *                    Where the backend fuses bias, activation or bias
@@ -243,7 +243,7 @@ typedef struct gemm_ctx {
     bp_math_mode math;
 } gemm_ctx;
 
-/* src/backend_cuda.c's gemm_on_device for float32, column-major. */
+/* src/backend/cuda/host.c's gemm_on_device for float32, column-major. */
 static cublasStatus_t gemm(const gemm_ctx *g, int trans_a, int trans_b, int m, int n, int k,
                            const float *a, int lda, const float *b, int ldb, float *c, int ldc)
 {
@@ -258,7 +258,7 @@ static cublasStatus_t gemm(const gemm_ctx *g, int trans_a, int trans_b, int m, i
                         &zero, c, CUDA_R_32F, ldc, compute, CUBLAS_GEMM_DEFAULT);
 }
 
-/* One step's GEMMs, in src/train.c's order and shapes. w, a, d: per layer. */
+/* One step's GEMMs, in src/core/train.c's order and shapes. w, a, d: per layer. */
 static int floor_step(const gemm_ctx *g, const net_spec *n, float *const *w, float *const *dw,
                       float *const *a, float *const *d)
 {
@@ -286,7 +286,7 @@ static int floor_step(const gemm_ctx *g, const net_spec *n, float *const *w, flo
 static int time_floor(const net_spec *n, bp_math_mode math, const options *o, cudaStream_t stream,
                       double *ms_per_step, long *steps_out)
 {
-    enum { WORKSPACE = 32 << 20 }; /* src/backend_cuda.c's WORKSPACE_BYTES or more */
+    enum { WORKSPACE = 32 << 20 }; /* src/backend/cuda/host.c's WORKSPACE_BYTES or more */
     float *w[MAX_L + 1] = {0}, *dw[MAX_L + 1] = {0}, *a[MAX_L + 1] = {0}, *d[MAX_L + 1] = {0};
     void *workspace = NULL;
     gemm_ctx g = {NULL, math};

@@ -9,14 +9,14 @@ set(BP_KERNEL_SOURCES
   kernels/gather.cu)
 if(BP_HAVE_CUDA)
   set(BP_CUDA_SOURCES
-    src/backend_cuda.c
-    src/cuda_devices.c
+    src/backend/cuda/host.c
+    src/backend/cuda/devices.c
     ${BP_KERNEL_SOURCES})
   set(BP_CUDA_LIBRARIES CUDA::cudart_static CUDA::cublas CUDA::cublasLt)
   # No FMA contraction in the kernels: the GPU rounds the shared formulas of
   # bp_math.h as the CPU does (-std=c11 keeps GCC from contracting too).
   set_source_files_properties(${BP_KERNEL_SOURCES} PROPERTIES COMPILE_OPTIONS "--fmad=false")
 else()
-  set(BP_CUDA_SOURCES src/cuda_absent.c)
+  set(BP_CUDA_SOURCES src/backend/cuda/absent.c)
   set(BP_CUDA_LIBRARIES "")
 endif()

@@ -1,15 +1,15 @@
-# Data-parallel engines (src/dist/), optional like CUDA:
+# Data-parallel engines (src/parallel/), optional like CUDA:
 #   BP_MPI  AUTO/ON/OFF  MPI for CPU ranks, launching and bootstrapping NCCL
 #   BP_NCCL AUTO/ON/OFF  NCCL for CUDA ranks (needs the CUDA backend)
 # Sets BP_DIST_SOURCES, BP_DIST_LIBRARIES (link), BP_DIST_INCLUDE_DIRS,
 # BP_DIST_DEFINITIONS, BP_HAVE_MPI, BP_HAVE_NCCL. The engines not built get
-# stand-ins (src/dist/absent.c) that return BP_ERR_NOT_BUILT.
+# stand-ins (src/parallel/absent.c) that return BP_ERR_NOT_BUILT.
 set(BP_MPI "AUTO" CACHE STRING "Data-parallel training over MPI: AUTO (when found), ON, OFF")
 set_property(CACHE BP_MPI PROPERTY STRINGS AUTO ON OFF)
 set(BP_NCCL "AUTO" CACHE STRING "Data-parallel CUDA ranks over NCCL: AUTO (when found with CUDA), ON, OFF")
 set_property(CACHE BP_NCCL PROPERTY STRINGS AUTO ON OFF)
 
-set(BP_DIST_SOURCES src/dist/comm.c src/dist/absent.c)
+set(BP_DIST_SOURCES src/parallel/comm.c src/parallel/absent.c)
 set(BP_DIST_LIBRARIES "")
 set(BP_DIST_INCLUDE_DIRS "")
 set(BP_DIST_DEFINITIONS "")
@@ -19,7 +19,7 @@ if(NOT BP_MPI STREQUAL "OFF")
   find_package(MPI COMPONENTS C QUIET)
   if(MPI_C_FOUND)
     set(BP_HAVE_MPI ON)
-    list(APPEND BP_DIST_SOURCES src/dist/mpi.c)
+    list(APPEND BP_DIST_SOURCES src/parallel/mpi.c)
     list(APPEND BP_DIST_LIBRARIES ${MPI_C_LIBRARIES})  # paths, so the export needs no MPI target
     list(APPEND BP_DIST_INCLUDE_DIRS ${MPI_C_INCLUDE_DIRS})
     list(APPEND BP_DIST_DEFINITIONS BP_HAVE_MPI=1)
@@ -37,7 +37,7 @@ if(NOT BP_NCCL STREQUAL "OFF")
   endif()
   if(BP_HAVE_CUDA AND BP_NCCL_INCLUDE_DIR AND BP_NCCL_LIBRARY)
     set(BP_HAVE_NCCL ON)
-    list(APPEND BP_DIST_SOURCES src/dist/nccl.c)
+    list(APPEND BP_DIST_SOURCES src/parallel/nccl.c)
     list(APPEND BP_DIST_LIBRARIES ${BP_NCCL_LIBRARY})
     list(APPEND BP_DIST_INCLUDE_DIRS ${BP_NCCL_INCLUDE_DIR})
     list(APPEND BP_DIST_DEFINITIONS BP_HAVE_NCCL=1)

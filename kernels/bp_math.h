@@ -200,7 +200,7 @@ BP_MATH_DEFINE(double, d, exp, log1p, tanh, fabs)
 /* The fixed part of an update rule: hyperparameters that stay the same for
  * a run, passed by value to the update kernel. The learning rate and the
  * per-step values (Adam's step t, the skip flag) are read from the
- * device's step scalars instead (src/step_scalars.h), and the clipping
+ * device's step scalars instead (kernels/step_scalars.h), and the clipping
  * scale comes from the gradient guard's partial sums. */
 typedef struct bp_update_rule {
     int kind;     /* BP_M_SGD, BP_M_ADAM, BP_M_ADAMW */
@@ -308,7 +308,7 @@ BP_HD double bp_clip_scale(double sum_squares, double max_norm)
         T denom = SQRT(v) / (T)s->bc2_sqrt + (T)r->eps;                                         \
         /* param.addcdiv_(exp_avg, denom, value=-step_size); 0/0 (a zero exp_avg and, with      \
          * eps 0, a zero denom) moves nothing where torch would give NaN: the padding between   \
-         * parameter tensors (src/network.c) has zero gradients and must stay zero. */          \
+         * parameter tensors (src/core/network.c) has zero gradients and must stay zero. */     \
         return m == (T)0 && denom == (T)0 ? w : w + (T)(-s->step_size) * m / denom;             \
     }
 

@@ -6,7 +6,7 @@
  * last-error state by an earlier call, already reported by that call, is
  * cleared first, so the result is this launch's own (or a sticky error of
  * the context). Parameters are named and typed as in the backend table
- * (src/backend.h): z, a and d are z^l, a^l and delta^l as [batch, n]
+ * (src/backend/backend.h): z, a and d are z^l, a^l and delta^l as [batch, n]
  * row-major arrays of dtype reals. Usable from C.
  */
 #ifndef BP_KERNELS_LAUNCH_H
@@ -17,7 +17,7 @@
 #include <stdint.h>
 
 #include "../include/backprop.h"
-#include "../src/step_scalars.h"
+#include "step_scalars.h"
 #include "bp_math.h"
 
 #ifdef __cplusplus

@@ -29,7 +29,7 @@ __device__ double clip_scale_of_parts(double *sum, const double *__restrict__ pa
 
 /* Every parameter's update (bp_optimizer_update); the step's scalars (lr,
  * t, the guard's skip) come from the device. The step count is
- * double-buffered (src/step_scalars.h): every block reads `step` (which
+ * double-buffered (kernels/step_scalars.h): every block reads `step` (which
  * the guard copied from step_next), block 0 writes step_next, which no
  * block of this launch reads. Clip: the scale comes from the guard's
  * partial sums (n_parts of them). A skipped step writes step_next = step

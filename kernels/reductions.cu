@@ -68,7 +68,7 @@ __global__ void delta_bias_grad_kernel(int activation, T slope, const T *__restr
  * infinity sets skip and, if no step was recorded yet, records this one.
  * Every writer writes the same values, so the race is benign and the
  * result deterministic. Block 0 starts the step count of this step's
- * update: step = step_next (src/step_scalars.h; no block of this launch
+ * update: step = step_next (kernels/step_scalars.h; no block of this launch
  * reads either). Sum (clipping on): block b also writes part[b], the sum of
  * the squares of its fixed strided share in order, in double, then a fixed
  * tree; the update reduces the parts (kernels/optimizers.cu). */

@@ -15,7 +15,7 @@
 #     asynchronous streams, two devices, graph capture and leak checks)
 #     instead of CUDA, and the emulated kernels; test_core's objects linked
 #     against it. test_core's CUDA cases then run on machines without a GPU:
-#     every line of src/backend_cuda.c that a step runs.
+#     every line of src/backend/cuda/host.c that a step runs.
 
 if(BP_HAVE_CUDA AND TARGET test_core)
   target_link_libraries(test_core PRIVATE CUDA::cudart_static)
@@ -77,7 +77,7 @@ if(BP_HAVE_CUDA AND TARGET test_core AND TARGET backprop_objects)
                                            $<TARGET_OBJECTS:bp_emulated_kernels>)
   target_include_directories(backprop_emulated_gpu
     PUBLIC ${PROJECT_SOURCE_DIR}/include
-    PRIVATE ${PROJECT_SOURCE_DIR}/src)
+    PRIVATE ${BP_INTERNAL_INCLUDE_DIRS})
   # The toolkit's headers as system headers, as for the real build (cublasLt.h
   # has a declaration that -Wstrict-prototypes would refuse).
   target_include_directories(backprop_emulated_gpu SYSTEM PRIVATE ${CUDAToolkit_INCLUDE_DIRS})
@@ -114,7 +114,7 @@ if(BP_HAVE_CUDA AND TARGET test_core AND TARGET backprop_objects)
   add_executable(test_emulated_runtime cuda_emulation/test_emulated_runtime.cpp
                                        cuda_emulation/test_emulated_cublaslt.cpp)
   target_include_directories(test_emulated_runtime PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}
-                             ${PROJECT_SOURCE_DIR}/src ${CUDAToolkit_INCLUDE_DIRS})
+                             ${BP_INTERNAL_INCLUDE_DIRS} ${CUDAToolkit_INCLUDE_DIRS})
   target_compile_options(test_emulated_runtime PRIVATE ${BP_CXX_WARNINGS})
   target_link_libraries(test_emulated_runtime PRIVATE backprop_emulated_gpu GTest::gtest
                                                       GTest::gtest_main)

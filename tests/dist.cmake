@@ -17,14 +17,14 @@ endif()
 # thread per rank.
 if(BP_HAVE_NCCL AND TARGET bp_emulated_kernels AND TARGET backprop_objects)
   get_target_property(bp_nccl_emu_sources backprop_objects SOURCES)
-  list(FILTER bp_nccl_emu_sources EXCLUDE REGEX "\\.cu$|dist/mpi\\.c$")
+  list(FILTER bp_nccl_emu_sources EXCLUDE REGEX "\\.cu$|parallel/mpi\\.c$")
   list(TRANSFORM bp_nccl_emu_sources PREPEND "${PROJECT_SOURCE_DIR}/" REGEX "^[^/]")
   add_library(backprop_emulated_nccl STATIC ${bp_nccl_emu_sources} cuda_emulation/fake_nccl.cpp
                                             cuda_emulation/fake_cublaslt.cpp
                                             $<TARGET_OBJECTS:bp_emulated_kernels>)
   target_include_directories(backprop_emulated_nccl
     PUBLIC ${PROJECT_SOURCE_DIR}/include
-    PRIVATE ${PROJECT_SOURCE_DIR}/src)
+    PRIVATE ${BP_INTERNAL_INCLUDE_DIRS})
   target_include_directories(backprop_emulated_nccl SYSTEM PRIVATE ${CUDAToolkit_INCLUDE_DIRS}
                                                                    ${BP_NCCL_INCLUDE_DIR})
   target_compile_definitions(backprop_emulated_nccl PRIVATE BP_HAVE_CUDA=1 BP_HAVE_NCCL=1)

@@ -12,7 +12,7 @@
 #include <string>
 
 #include "test_util.h"
-#include "util/c_locale.h"
+#include "sys/c_locale.h"
 #include "util/real.h"
 #include "util/size_math.h"
 

@@ -1,4 +1,4 @@
-// test_dist_nccl_emulated.cpp — the NCCL engine (src/dist/nccl.c) on the
+// test_dist_nccl_emulated.cpp — the NCCL engine (src/parallel/nccl.c) on the
 // two devices of the emulated GPU (cuda_emulation/fake_cuda.cpp and
 // fake_nccl.cpp), one thread per rank: a data-parallel run equals one
 // network trained alone on the whole global batch and stays bit-identical

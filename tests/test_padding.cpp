@@ -1,5 +1,5 @@
 // Parameter tensors padded to 16 bytes inside the device buffers
-// (src/network.c): every W^l and b^l starts on a 16-byte boundary, the
+// (src/core/network.c): every W^l and b^l starts on a 16-byte boundary, the
 // padding stays zero under training with every update rule, and nothing a
 // user sees changes: an odd-sized network trains to the parameters it
 // trained to before the padding (recorded from the unpadded layout), and
@@ -8,7 +8,7 @@
 #include <cstdio>
 #include <unistd.h>
 
-#include "network.h"
+#include "core/network.h"
 #include "test_util.h"
 
 namespace {

@@ -1,4 +1,4 @@
-// fake_cublaslt.cpp — the cuBLASLt subset that src/backend_cuda.c calls,
+// fake_cublaslt.cpp — the cuBLASLt subset that src/backend/cuda/host.c calls,
 // on the CPU, on fake_cuda.cpp's streams: a product is queued (or recorded
 // into the graph its stream captures) and counted exactly like a cuBLAS
 // GEMM, and runs when something waits.

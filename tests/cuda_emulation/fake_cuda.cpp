@@ -1,5 +1,5 @@
-// fake_cuda.cpp — the CUDA runtime and cuBLAS calls that src/backend_cuda.c
-// and src/cuda_devices.c make, implemented on the CPU, so that the library's
+// fake_cuda.cpp — the CUDA runtime and cuBLAS calls that src/backend/cuda/host.c
+// and src/backend/cuda/devices.c make, implemented on the CPU, so that the library's
 // CUDA backend (its host code unchanged, its kernels through
 // cuda_runtime.h's emulation) runs the whole test suite on machines without
 // a GPU: the "emulated GPU" build of tests/cuda.cmake.

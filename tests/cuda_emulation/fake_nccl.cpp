@@ -1,4 +1,4 @@
-// fake_nccl.cpp — the NCCL calls src/dist/nccl.c makes, on the emulated
+// fake_nccl.cpp — the NCCL calls src/parallel/nccl.c makes, on the emulated
 // GPU of fake_cuda.cpp, so that the NCCL engine runs on machines without a
 // GPU: ranks are the two emulated devices of one process, each driven by a
 // thread of its own (tests/test_dist_nccl_emulated.cpp).

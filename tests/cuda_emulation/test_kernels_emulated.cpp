@@ -19,7 +19,7 @@
 #include <vector>
 
 extern "C" {
-#include "backend.h"
+#include "backend/backend.h"
 }
 
 // The emulated wrappers get their own names, so they can never clash with

@@ -2,7 +2,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "io/json.h"
+#include "format/json.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

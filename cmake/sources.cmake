@@ -1,0 +1,38 @@
+# The library's sources, by folder (docs/design.md, section 10, is the map).
+# The CUDA backend's sources are chosen in cmake/cuda.cmake and the
+# data-parallel engines in cmake/dist.cmake.
+set(BP_SOURCES
+  # api/: the status and message of the last error, the public enums'
+  # names, structs that grow
+  src/api/error.c
+  src/api/names.c
+  src/api/struct_size.c
+  # core/: the network, the algorithm and the step, optimizers, evaluation
+  src/core/network.c
+  src/core/batch.c
+  src/core/buffer.c
+  src/core/train.c
+  src/core/step_state.c
+  src/core/optimizer.c
+  src/core/evaluate.c
+  # check/: gradient check, CPU-vs-GPU comparison
+  src/check/gradcheck.c
+  src/check/compare.c
+  # backend/: the table of operations, which are built, the CPU backend
+  src/backend/registry.c
+  src/backend/cpu.c
+  # data/: data sets (IDX, CSV)
+  src/data/dataset.c
+  src/data/idx.c
+  src/data/csv.c
+  # format/: model files and checkpoints (safetensors, its JSON header)
+  src/format/json.c
+  src/format/safetensors.c
+  src/format/checkpoint.c
+  # sys/: reading files, replacing them safely, the C locale
+  src/sys/read.c
+  src/sys/replace_file.c
+  src/sys/c_locale.c)
+# Every internal header is named from src/ ("core/network.h"); the shared
+# per-element math and the step scalars from kernels/ ("bp_math.h").
+set(BP_INTERNAL_INCLUDE_DIRS ${PROJECT_SOURCE_DIR}/src ${PROJECT_SOURCE_DIR}/kernels)

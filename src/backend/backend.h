@@ -1,0 +1,172 @@
+/*
+ * backend.h — the table of primitive operations a backend executes.
+ *
+ * The backpropagation algorithm (train.c) is written once against this
+ * table. A backend knows nothing of layers, deltas or the order of a step:
+ * it runs GEMMs with the column-major BLAS argument lists of docs/design.md,
+ * element-wise maps from kernels/bp_math.h, reductions and copies.
+ *
+ * Pointers named "device" point into memory from alloc (host memory on the
+ * CPU backend). Operations are issued in order on the backend's stream; only
+ * download and sync wait for them.
+ */
+#ifndef BP_BACKEND_H
+#define BP_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bp_math.h"
+#include "backprop.h"
+#include "step_scalars.h"
+
+typedef struct bp_backend_ops {
+    const char *name;
+
+    /* A context: device, BLAS handle, stream, staging memory. staging_bytes
+     * is the largest single upload a training step will make. */
+    bp_status (*ctx_create)(const bp_network_config *cfg, size_t staging_bytes, void **ctx);
+    void (*ctx_destroy)(void *ctx);
+
+    /* Zero-filled device memory. */
+    bp_status (*alloc)(void *ctx, size_t bytes, void **ptr);
+    void (*release)(void *ctx, void *ptr);
+
+    /* Host -> device, any size, ordered after earlier work. Returns once
+     * src may be reused; the copy may still be in flight on the stream (the
+     * CUDA backend stages copies of up to staging_bytes through pinned
+     * memory and copies larger ones synchronously). */
+    bp_status (*upload)(void *ctx, void *dst, const void *src, size_t bytes);
+    /* Device -> host; waits for all earlier work and the copy. */
+    bp_status (*download)(void *ctx, void *dst, const void *src, size_t bytes);
+    /* Device -> device. */
+    bp_status (*copy)(void *ctx, void *dst, const void *src, size_t bytes);
+    bp_status (*zero)(void *ctx, void *dst, size_t bytes);
+    /* Waits for all issued work. */
+    bp_status (*sync)(void *ctx);
+
+    /* C = alpha op(A) op(B) + beta C, column-major, trans 0 = N, 1 = T. */
+    bp_status (*gemm)(void *ctx, bp_dtype dt, int trans_a, int trans_b, int m, int n, int k,
+                      double alpha, const void *a, int lda, const void *b, int ldb, double beta,
+                      void *c, int ldc);
+
+    /* Z[b, j] += bias[j]; A[b, j] = sigma(Z[b, j]), for b < batch, j < n. */
+    bp_status (*bias_act)(void *ctx, bp_dtype dt, bp_activation act, double slope,
+                          const void *bias, void *z, void *a, int n, int batch);
+    /* A row = softmax(Z row), per sample. */
+    bp_status (*softmax)(void *ctx, bp_dtype dt, const void *z, void *a, int n, int batch);
+    /* Per sample: D row and sample_loss[b] from bp_output_delta_row (scale
+     * 1/batch). y: real targets [batch, n] or NULL; labels: int32 [batch]
+     * or NULL. */
+    bp_status (*output_delta)(void *ctx, bp_dtype dt, bp_loss loss, bp_activation act,
+                              double slope, const void *z, const void *a, const void *y,
+                              const int32_t *labels, void *d, void *sample_loss, int n, int batch);
+    /* D[i] = D[i] * sigma'(Z[i]) for i < count (the Hadamard delta). */
+    bp_status (*hadamard_delta)(void *ctx, bp_dtype dt, bp_activation act, double slope,
+                                const void *z, const void *a, void *d, size_t count);
+    /* db[j] = sum_b D[b, j], in a fixed order (deterministic, no atomics). */
+    bp_status (*bias_grad)(void *ctx, bp_dtype dt, const void *d, void *db, int n, int batch);
+    /* The batch's loss and metrics, on the device. *loss (a device double)
+     * = (1/batch) sum_b sample_loss[b], in a fixed order. With scalars (a
+     * device bp_step_scalars; NULL: the loss only): steps_seen += 1; a
+     * finite batch adds its loss sum, its correct predictions (row b of a
+     * whose first largest value is at labels[b], when labels is not NULL)
+     * and its size to the sums, and clears skip; a non-finite one sets skip
+     * and, if none is recorded, bad_step = steps_seen. cursor (a device
+     * int64, or NULL) += batch. */
+    bp_status (*step_metrics)(void *ctx, bp_dtype dt, const void *sample_loss, const void *a,
+                              const int32_t *labels, int n, int batch, double *loss,
+                              bp_step_scalars *scalars, int64_t *cursor);
+    /* The guard on gradients, which opens the update: when any of
+     * g[0..count) is NaN or infinite, sets scalars->skip and, if none is
+     * recorded, bad_step = steps_seen. Copies scalars->step_next into
+     * scalars->step (the double-buffered step count, kernels/step_scalars.h).
+     * clip_parts not NULL (clipping on): also writes the partial sums of
+     * the squared gradients there (a fixed-order reduction, no atomics;
+     * BP_CLIP_PARTS device doubles; the CUDA backend uses bp_clip_parts(count)
+     * of them, the CPU backend one), for optimizer_update. */
+    bp_status (*check_finite)(void *ctx, bp_dtype dt, const void *g, size_t count,
+                              double *clip_parts, bp_step_scalars *scalars);
+    /* The optimizer (kernels/bp_math.h, optimizer section), one operation
+     * that never waits for the host, after check_finite: t = scalars->step
+     * + 1 (+ 0 when scalars->skip is set) is written to scalars->step_next;
+     * the clipping scale is bp_clip_scale of the sum of check_finite's
+     * clip_parts when max_norm > 0 (the same fixed order everywhere), else
+     * 1, and is stored in scalars->clip_scale; then, unless skip is set,
+     * bp_optimizer_update of every parameter with scalars->lr and t. s1..s3
+     * are the state buffers in the parameters' layout (s2, s3 NULL when the
+     * rule does not use them). No part of it reads what it writes. */
+    bp_status (*optimizer_update)(void *ctx, bp_dtype dt, const bp_update_rule *rule, void *w,
+                                  const void *g, void *s1, void *s2, void *s3, size_t count,
+                                  double max_norm, const double *clip_parts,
+                                  bp_step_scalars *scalars);
+    /* dst row i = src row rows[i] (rows a device int32 array), or src row
+     * i when rows is NULL, for i < batch; rows of row_bytes bytes. */
+    bp_status (*gather_rows)(void *ctx, void *dst, const void *src, const int32_t *rows, int batch,
+                             size_t row_bytes);
+    /* The same for an epoch's order, in one operation for inputs and
+     * targets: row i is order[*cursor + i] (order and cursor on the
+     * device, so that a replayed graph takes the next rows). y_dst NULL:
+     * inputs only. */
+    bp_status (*gather_epoch)(void *ctx, void *x_dst, const void *x_src, size_t x_row_bytes,
+                              void *y_dst, const void *y_src, size_t y_row_bytes,
+                              const int32_t *order, const int64_t *cursor, int batch);
+
+    /* ---- optional operations: NULL means train.c's generic sequence ---- */
+
+    /* The output layer of a training step fused: for cross-entropy the
+     * softmax of z into a first, then what output_delta, step_metrics and
+     * bias_grad(d, db) would do, in one operation (train.c uses it for small
+     * output layers; NULL: those operations one by one). */
+    bp_status (*output_step)(void *ctx, bp_dtype dt, bp_loss loss, bp_activation act, double slope,
+                             const void *z, void *a, const void *y, const int32_t *labels, void *d,
+                             void *sample_loss, void *db, int n, int batch, double *loss_out,
+                             bp_step_scalars *scalars, int64_t *cursor);
+    /* hadamard_delta over [batch, n] then bias_grad(d, db), in one
+     * operation (NULL: the two one after the other). */
+    bp_status (*delta_bias_grad)(void *ctx, bp_dtype dt, bp_activation act, double slope,
+                                 const void *z, const void *a, void *d, void *db, int n, int batch);
+
+    /* Whole steps as graphs (NULL: every step runs its operations one by
+     * one). graph_begin starts recording the operations issued next;
+     * graph_end stops and returns a replayable graph (NULL and a status on
+     * failure, the recording then discarded); graph_launch replays it in
+     * stream order; graph_release frees it. */
+    bp_status (*graph_begin)(void *ctx);
+    bp_status (*graph_end)(void *ctx, void **graph);
+    bp_status (*graph_launch)(void *ctx, void *graph);
+    void (*graph_release)(void *ctx, void *graph);
+
+    /* A hidden ReLU layer's products with their epilogues fused (float32
+     * only; NULL: gemm + bias_act, gemm + delta_bias_grad). Every pointer
+     * 16-byte aligned (train.c checks). mask is the layer's ReLU bit-mask:
+     * a column-major bit matrix, mask_ld bits per sample (a multiple of 128,
+     * >= the layer's width), written by the forward, read by the backward.
+     * linear_relu_forward: a_out = relu(W a_in + bias), the product of
+     * forward_layers' gemm(T, N, m=n_out, n=batch, k=n_in, W ld n_in, a_in
+     * ld n_in, a_out ld n_out), mask bit set where W a_in + bias > 0; z is
+     * not written. */
+    bp_status (*linear_relu_forward)(void *ctx, bp_dtype dt, const void *w, const void *a_in,
+                                     const void *bias, void *a_out, void *mask, int64_t mask_ld,
+                                     int n_out, int batch, int n_in);
+    /* linear_drelu_backward: d_prev = (W^T d) (.) mask, the product of
+     * backward_layers' gemm(N, N, m=n_in, n=batch, k=n_out, W ld n_in, d ld
+     * n_out, d_prev ld n_in), then db[i] = sum over the batch of d_prev[b, i]
+     * (the mask that layer's forward wrote). Either returns
+     * BP_ERR_UNSUPPORTED, having issued nothing, when it has no algorithm for
+     * the shape: train.c then runs that product unfused. */
+    bp_status (*linear_drelu_backward)(void *ctx, bp_dtype dt, const void *w, const void *d,
+                                       const void *mask, int64_t mask_ld, void *d_prev, void *db,
+                                       int n_in, int batch, int n_out);
+} bp_backend_ops;
+
+/* The table of a backend: BP_ERR_NOT_BUILT (with a message) when it is not
+ * compiled in. */
+bp_status bp_backend_lookup(bp_backend backend, const bp_backend_ops **out);
+
+extern const bp_backend_ops bp_cpu_backend_ops;
+#ifdef BP_HAVE_CUDA
+extern const bp_backend_ops bp_cuda_backend_ops;
+#endif
+
+#endif

@@ -1,0 +1,758 @@
+/*
+ * host.c — the CUDA backend's host side: device, stream, cuBLAS
+ * handle, pinned staging, device memory, and the table of operations that
+ * train.c runs. GEMMs go to cuBLAS with the column-major argument lists the
+ * CPU backend passes to CBLAS; element-wise work goes to the kernels in kernels/;
+ * a hidden ReLU layer's products in float32 training steps go to cuBLASLt
+ * with their epilogues fused (docs/design.md, section 2).
+ *
+ * Every CUDA, cuBLAS and cuBLASLt return code is checked and becomes a
+ * status whose message names the failing call. Nothing here allocates
+ * device memory or synchronises during a step, except download and sync,
+ * which are meant to wait; the only host allocations are a cuBLASLt plan's
+ * descriptors, once per product shape, kept for every later step.
+ */
+#include <cublasLt.h>
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "launch.h"
+#include "backend/backend.h"
+#include "backend/cuda/status.h"
+#include "api/error.h"
+
+/* cuBLAS workspace, set once so a step can be captured in a CUDA graph. */
+#define WORKSPACE_BYTES ((size_t)32 << 20)
+
+/* cuBLASLt plans kept per context: a step of an L-layer network needs at
+ * most 2 (L - 1) per batch size. Beyond that, the oldest is replaced. */
+#define LT_PLANS 64
+
+/* One fused product of a shape: its descriptor, layouts and the algorithm
+ * the heuristic chose, once (nothing allocated or queried in later steps). */
+typedef struct lt_plan {
+    int used;
+    int backward; /* 0: RELU_AUX_BIAS forward, 1: DRELU_BGRAD backward */
+    int m, n, k;
+    cublasLtMatmulDesc_t desc;
+    cublasLtMatrixLayout_t a, b, d; /* C is D (beta 0, in place) */
+    cublasLtMatmulAlgo_t algo;
+} lt_plan;
+
+typedef struct cuda_ctx {
+    int device;
+    cudaStream_t stream;
+    int own_stream;
+    cublasHandle_t blas;
+    void *workspace;
+    bp_math_mode math_mode;
+    /* cuBLASLt for the fused layer products, sharing blas's workspace (both
+     * on the one stream, so never at the same time). */
+    cublasLtHandle_t lt;
+    lt_plan plans[LT_PLANS];
+    int next_plan; /* the slot a new plan takes when all are used */
+    /* Two pinned staging areas used in turn; staged[i] records when the
+     * copy out of area i has finished, so it may be refilled. */
+    unsigned char *staging[2];
+    cudaEvent_t staged[2];
+    size_t staging_bytes;
+    int next;
+} cuda_ctx;
+
+cudaStream_t bp_cuda_ctx_stream(void *ctx) { return ((cuda_ctx *)ctx)->stream; }
+
+/* Each operation makes the network's device current and afterwards gives
+ * the calling thread back the device it had, so that a host application
+ * that works on another GPU (or networks on several) never finds its
+ * current device changed by the library. One cudaGetDevice per operation
+ * when the device is already current. */
+typedef struct device_guard {
+    int previous;
+    int switched;
+} device_guard;
+
+static bp_status enter_device(int device, device_guard *g)
+{
+    g->switched = 0;
+    g->previous = device;
+    BP_TRY(BP_CUDA_CHECK(cudaGetDevice(&g->previous)));
+    if (g->previous != device) {
+        BP_TRY(BP_CUDA_CHECK(cudaSetDevice(device)));
+        g->switched = 1;
+    }
+    return BP_OK;
+}
+
+/* Restores the caller's device; returns st, or the restore's failure when
+ * st was BP_OK. */
+static bp_status leave_device(const device_guard *g, bp_status st)
+{
+    if (!g->switched)
+        return st;
+    cudaError_t err = cudaSetDevice(g->previous);
+    if (err != cudaSuccess && st == BP_OK)
+        return bp_cuda_status(err, "cudaSetDevice (giving the caller its device back)");
+    return st;
+}
+
+/* The same for the calls that cannot fail (destroy, release): no status,
+ * no message; they leave no error behind for a later call to find.
+ * quiet_enter returns whether it switched. */
+static int quiet_enter(int device, int *previous)
+{
+    if (cudaGetDevice(previous) != cudaSuccess || *previous == device)
+        return 0;
+    return cudaSetDevice(device) == cudaSuccess;
+}
+
+static void quiet_leave(int switched, int previous)
+{
+    if (switched)
+        (void)cudaSetDevice(previous);
+    (void)cudaGetLastError();
+}
+
+/* Runs `expr` (a bp_status) with the context's device current. */
+#define ON_DEVICE(c, expr)                               \
+    do {                                                 \
+        device_guard guard_;                             \
+        BP_TRY(enter_device((c)->device, &guard_));      \
+        bp_status on_device_status_ = (expr);            \
+        return leave_device(&guard_, on_device_status_); \
+    } while (0)
+
+static void lt_plan_destroy(lt_plan *pl)
+{
+    if (pl->desc != NULL)
+        cublasLtMatmulDescDestroy(pl->desc);
+    cublasLtMatrixLayout_t layouts[] = {pl->a, pl->b, pl->d};
+    for (int i = 0; i < 3; i++)
+        if (layouts[i] != NULL)
+            cublasLtMatrixLayoutDestroy(layouts[i]);
+    memset(pl, 0, sizeof *pl);
+}
+
+static void cuda_ctx_destroy(void *p)
+{
+    cuda_ctx *c = p;
+    if (c == NULL)
+        return;
+    int previous = c->device;
+    int switched = quiet_enter(c->device, &previous);
+    if (c->stream != NULL)
+        cudaStreamSynchronize(c->stream);
+    for (int i = 0; i < 2; i++) {
+        if (c->staged[i] != NULL)
+            cudaEventDestroy(c->staged[i]);
+        if (c->staging[i] != NULL)
+            cudaFreeHost(c->staging[i]);
+    }
+    for (int i = 0; i < LT_PLANS; i++)
+        lt_plan_destroy(&c->plans[i]);
+    if (c->lt != NULL)
+        cublasLtDestroy(c->lt);
+    if (c->blas != NULL)
+        cublasDestroy(c->blas);
+    if (c->workspace != NULL)
+        cudaFree(c->workspace);
+    if (c->own_stream && c->stream != NULL)
+        cudaStreamDestroy(c->stream);
+    free(c);
+    quiet_leave(switched, previous);
+}
+
+static bp_status cuda_ctx_create(const bp_network_config *cfg, size_t staging_bytes, void **out)
+{
+    int count = 0;
+    cudaError_t why = cudaSuccess;
+    BP_TRY(bp_cuda_count_devices(&count, &why));
+    if (count == 0)
+        return bp_cuda_no_device("bp_network_create", why);
+    if (cfg->device >= count)
+        return bp_fail(BP_ERR_INVALID_ARGUMENT, "CUDA device %d does not exist (%d device%s found)",
+                       cfg->device, count, count == 1 ? "" : "s");
+    cuda_ctx *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return bp_fail(BP_ERR_OUT_OF_MEMORY, "cuda backend: no host memory for the context");
+    c->device = cfg->device;
+    c->math_mode = cfg->math_mode;
+    c->staging_bytes = staging_bytes;
+    device_guard g;
+    bp_status st = enter_device(c->device, &g);
+    if (st != BP_OK) {
+        free(c);
+        return st;
+    }
+    if (cfg->cuda_stream != NULL) {
+        c->stream = (cudaStream_t)cfg->cuda_stream;
+#if CUDART_VERSION >= 12080
+        /* A stream of another device would fail at the first launch with
+         * "invalid resource handle"; say so now. */
+        int stream_device = -1;
+        st = BP_CUDA_CHECK(cudaStreamGetDevice(c->stream, &stream_device));
+        if (st == BP_OK && stream_device != c->device)
+            st = bp_fail(BP_ERR_INVALID_ARGUMENT,
+                         "bp_network_create: cuda_stream belongs to CUDA device %d, not to device "
+                         "%d where the network is to live (config field 'device')",
+                         stream_device, c->device);
+#endif
+    } else {
+        st = BP_CUDA_CHECK(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
+        c->own_stream = st == BP_OK;
+    }
+    if (st == BP_OK)
+        st = BP_CUBLAS_CHECK(cublasCreate(&c->blas));
+    if (st == BP_OK)
+        st = BP_CUBLAS_CHECK(cublasSetStream(c->blas, c->stream));
+    if (st == BP_OK)
+        st = BP_CUDA_CHECK(cudaMalloc(&c->workspace, WORKSPACE_BYTES));
+    if (st == BP_OK)
+        st = BP_CUBLAS_CHECK(cublasSetWorkspace(c->blas, c->workspace, WORKSPACE_BYTES));
+    if (st == BP_OK)
+        st = BP_CUBLAS_CHECK(cublasLtCreate(&c->lt));
+    /* Exact FP32 unless a tensor-core mode was asked for (then per GEMM). */
+    if (st == BP_OK)
+        st = BP_CUBLAS_CHECK(cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH));
+    for (int i = 0; i < 2 && st == BP_OK; i++) {
+        st = BP_CUDA_CHECK(cudaHostAlloc((void **)&c->staging[i],
+                                         staging_bytes ? staging_bytes : 1, cudaHostAllocDefault));
+        if (st == BP_OK)
+            st = BP_CUDA_CHECK(cudaEventCreateWithFlags(&c->staged[i], cudaEventDisableTiming));
+    }
+    if (st != BP_OK) {
+        cuda_ctx_destroy(c);
+        return leave_device(&g, st);
+    }
+    *out = c;
+    return leave_device(&g, BP_OK);
+}
+
+static bp_status alloc_on_device(cuda_ctx *c, size_t bytes, void **ptr)
+{
+    void *d = NULL;
+    cudaError_t err = cudaMalloc(&d, bytes);
+    if (err != cudaSuccess) {
+        size_t free_bytes = 0, total = 0;
+        if (cudaMemGetInfo(&free_bytes, &total) != cudaSuccess)
+            free_bytes = 0;
+        (void)cudaGetLastError();
+        return bp_fail(err == cudaErrorMemoryAllocation ? BP_ERR_OUT_OF_MEMORY : BP_ERR_CUDA,
+                       "cudaMalloc of %zu bytes on CUDA device %d failed: %s (%s, code %d; "
+                       "%zu bytes free)",
+                       bytes, c->device, cudaGetErrorString(err), cudaGetErrorName(err), (int)err,
+                       free_bytes);
+    }
+    bp_status st = BP_CUDA_CHECK(cudaMemsetAsync(d, 0, bytes, c->stream));
+    if (st == BP_OK)
+        st = BP_CUDA_CHECK(cudaStreamSynchronize(c->stream));
+    if (st != BP_OK) {
+        cudaFree(d);
+        return st;
+    }
+    *ptr = d;
+    return BP_OK;
+}
+
+static bp_status cuda_alloc(void *p, size_t bytes, void **ptr)
+{
+    cuda_ctx *c = p;
+    ON_DEVICE(c, alloc_on_device(c, bytes, ptr));
+}
+
+static void cuda_release(void *p, void *ptr)
+{
+    cuda_ctx *c = p;
+    int previous = c->device;
+    int switched = quiet_enter(c->device, &previous);
+    cudaStreamSynchronize(c->stream);
+    cudaFree(ptr);
+    quiet_leave(switched, previous);
+}
+
+static bp_status upload_on_device(cuda_ctx *c, void *dst, const void *src, size_t bytes)
+{
+    if (bytes > c->staging_bytes) {
+        /* Larger than a staging area (parameters, data sets): synchronous. */
+        BP_TRY(BP_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c->stream)));
+        return BP_CUDA_CHECK(cudaStreamSynchronize(c->stream));
+    }
+    /* A copy out of staging cannot be captured: the host's wait for the
+     * staging area is illegal during capture, and a replay would copy
+     * whatever the area then holds. Say so instead of failing obscurely. */
+    enum cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    BP_TRY(BP_CUDA_CHECK(cudaStreamIsCapturing(c->stream, &capture)));
+    if (capture != cudaStreamCaptureStatusNone)
+        return bp_fail(BP_ERR_INVALID_ARGUMENT,
+                       "a host array (%zu bytes: inputs, targets or a row list) cannot be copied "
+                       "to the device while its stream is captured into a CUDA graph (a replay "
+                       "would not repeat the copy); upload the data to bp_buffers first and "
+                       "train on them without a host row list",
+                       bytes);
+    int i = c->next;
+    c->next ^= 1;
+    /* Wait only until the copy out of this area (two uploads ago) is done,
+     * and only when it is not (a query is not a wait): the device keeps
+     * computing earlier work meanwhile. */
+    cudaError_t ready = cudaEventQuery(c->staged[i]);
+    if (ready == cudaErrorNotReady)
+        ready = cudaEventSynchronize(c->staged[i]);
+    BP_TRY(bp_cuda_status(ready, "waiting for a staging area (cudaEventQuery/Synchronize)"));
+    memcpy(c->staging[i], src, bytes);
+    BP_TRY(BP_CUDA_CHECK(
+        cudaMemcpyAsync(dst, c->staging[i], bytes, cudaMemcpyHostToDevice, c->stream)));
+    return BP_CUDA_CHECK(cudaEventRecord(c->staged[i], c->stream));
+}
+
+static bp_status cuda_upload(void *p, void *dst, const void *src, size_t bytes)
+{
+    cuda_ctx *c = p;
+    if (bytes == 0)
+        return BP_OK;
+    ON_DEVICE(c, upload_on_device(c, dst, src, bytes));
+}
+
+static bp_status download_on_device(cuda_ctx *c, void *dst, const void *src, size_t bytes)
+{
+    BP_TRY(BP_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, c->stream)));
+    return BP_CUDA_CHECK(cudaStreamSynchronize(c->stream));
+}
+
+static bp_status cuda_download(void *p, void *dst, const void *src, size_t bytes)
+{
+    cuda_ctx *c = p;
+    if (bytes == 0)
+        return BP_OK;
+    ON_DEVICE(c, download_on_device(c, dst, src, bytes));
+}
+
+static bp_status cuda_copy(void *p, void *dst, const void *src, size_t bytes)
+{
+    cuda_ctx *c = p;
+    if (bytes == 0)
+        return BP_OK;
+    ON_DEVICE(c,
+              BP_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, c->stream)));
+}
+
+static bp_status cuda_zero(void *p, void *dst, size_t bytes)
+{
+    cuda_ctx *c = p;
+    ON_DEVICE(c, BP_CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, c->stream)));
+}
+
+static bp_status cuda_sync(void *p)
+{
+    cuda_ctx *c = p;
+    ON_DEVICE(c, BP_CUDA_CHECK(cudaStreamSynchronize(c->stream)));
+}
+
+static bp_status gemm_on_device(cuda_ctx *c, bp_dtype dt, int trans_a, int trans_b, int m, int n,
+                                int k, double alpha, const void *a, int lda, const void *b,
+                                int ldb, double beta, void *cm, int ldc)
+{
+    cublasOperation_t ta = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+    cublasOperation_t tb = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+    if (dt == BP_F64)
+        return BP_CUBLAS_CHECK(
+            cublasDgemm(c->blas, ta, tb, m, n, k, &alpha, a, lda, b, ldb, &beta, cm, ldc));
+    float af = (float)alpha, bf = (float)beta;
+    if (c->math_mode == BP_MATH_FP32)
+        return BP_CUBLAS_CHECK(
+            cublasSgemm(c->blas, ta, tb, m, n, k, &af, a, lda, b, ldb, &bf, cm, ldc));
+    cublasComputeType_t compute = c->math_mode == BP_MATH_TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                                               : CUBLAS_COMPUTE_32F_FAST_16BF;
+    return BP_CUBLAS_CHECK(cublasGemmEx(c->blas, ta, tb, m, n, k, &af, a, CUDA_R_32F, lda, b,
+                                        CUDA_R_32F, ldb, &bf, cm, CUDA_R_32F, ldc, compute,
+                                        CUBLAS_GEMM_DEFAULT));
+}
+
+static bp_status cuda_gemm(void *p, bp_dtype dt, int trans_a, int trans_b, int m, int n, int k,
+                           double alpha, const void *a, int lda, const void *b, int ldb,
+                           double beta, void *cm, int ldc)
+{
+    cuda_ctx *c = p;
+    ON_DEVICE(
+        c, gemm_on_device(c, dt, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, cm, ldc));
+}
+
+static bp_status cuda_bias_act(void *p, bp_dtype dt, bp_activation act, double slope,
+                               const void *bias, void *z, void *a, int n, int batch)
+{
+    cuda_ctx *c = p;
+    ON_DEVICE(c, BP_CUDA_LAUNCH("bias_act", bp_launch_bias_act(c->stream, dt, act, slope, bias, z,
+                                                               a, n, batch)));
+}
+
+static bp_status cuda_softmax(void *p, bp_dtype dt, const void *z, void *a, int n, int batch)
+{
+    cuda_ctx *c = p;
+    ON_DEVICE(c, BP_CUDA_LAUNCH("softmax", bp_launch_softmax(c->stream, dt, z, a, n, batch)));
+}
+
+static bp_status cuda_output_delta(void *p, bp_dtype dt, bp_loss loss, bp_activation act,
+                                   double slope, const void *z, const void *a, const void *y,
+                                   const int32_t *labels, void *d, void *sample_loss, int n,
+                                   int batch)
+{
+    cuda_ctx *c = p;
+    ON_DEVICE(c, BP_CUDA_LAUNCH("output_delta",
+                                bp_launch_output_delta(c->stream, dt, loss, act, slope, z, a, y,
+                                                       labels, d, sample_loss, n, batch)));
+}
+
+static bp_status cuda_hadamard_delta(void *p, bp_dtype dt, bp_activation act, double slope,
+                                     const void *z, const void *a, void *d, size_t count)
+{
+    cuda_ctx *c = p;
+    ON_DEVICE(c, BP_CUDA_LAUNCH("hadamard_delta", bp_launch_hadamard_delta(c->stream, dt, act,
+                                                                           slope, z, a, d, count)));
+}
+
+static bp_status cuda_bias_grad(void *p, bp_dtype dt, const void *d, void *db, int n, int batch)
+{
+    cuda_ctx *c = p;
+    ON_DEVICE(c, BP_CUDA_LAUNCH("bias_grad", bp_launch_bias_grad(c->stream, dt, d, db, n, batch)));
+}
+
+static bp_status cuda_step_metrics(void *p, bp_dtype dt, const void *sample_loss, const void *a,
+                                   const int32_t *labels, int n, int batch, double *loss,
+                                   bp_step_scalars *scalars, int64_t *cursor)
+{
+    cuda_ctx *c = p;
+    ON_DEVICE(c, BP_CUDA_LAUNCH("step_metrics",
+                                bp_launch_step_metrics(c->stream, dt, sample_loss, a, labels, n,
+                                                       batch, loss, scalars, cursor)));
+}
+
+static bp_status cuda_check_finite(void *p, bp_dtype dt, const void *g, size_t count,
+                                   double *clip_parts, bp_step_scalars *scalars)
+{
+    cuda_ctx *c = p;
+    ON_DEVICE(c, BP_CUDA_LAUNCH("check_finite", bp_launch_check_finite(c->stream, dt, g, count,
+                                                                       clip_parts, scalars)));
+}
+
+static bp_status cuda_optimizer_update(void *p, bp_dtype dt, const bp_update_rule *rule, void *w,
+                                       const void *g, void *s1, void *s2, void *s3, size_t count,
+                                       double max_norm, const double *clip_parts,
+                                       bp_step_scalars *scalars)
+{
+    cuda_ctx *c = p;
+    ON_DEVICE(c, BP_CUDA_LAUNCH("optimizer_update",
+                                bp_launch_optimizer_update(c->stream, dt, rule, w, g, s1, s2, s3,
+                                                           count, max_norm, clip_parts, scalars)));
+}
+
+static bp_status gather_on_device(cuda_ctx *c, void *dst, const void *src, const int32_t *rows,
+                                  int batch, size_t row_bytes)
+{
+    if (rows == NULL)
+        return BP_CUDA_CHECK(cudaMemcpyAsync(dst, src, (size_t)batch * row_bytes,
+                                             cudaMemcpyDeviceToDevice, c->stream));
+    return BP_CUDA_LAUNCH("gather_rows",
+                          bp_launch_gather_rows(c->stream, dst, src, rows, batch, row_bytes));
+}
+
+static bp_status cuda_gather_rows(void *p, void *dst, const void *src, const int32_t *rows,
+                                  int batch, size_t row_bytes)
+{
+    cuda_ctx *c = p;
+    ON_DEVICE(c, gather_on_device(c, dst, src, rows, batch, row_bytes));
+}
+
+static bp_status cuda_gather_epoch(void *p, void *x_dst, const void *x_src, size_t x_row_bytes,
+                                   void *y_dst, const void *y_src, size_t y_row_bytes,
+                                   const int32_t *order, const int64_t *cursor, int batch)
+{
+    cuda_ctx *c = p;
+    ON_DEVICE(c, BP_CUDA_LAUNCH("gather_epoch",
+                                bp_launch_gather_epoch(c->stream, x_dst, x_src, x_row_bytes, y_dst,
+                                                       y_src, y_row_bytes, order, cursor, batch)));
+}
+
+static bp_status cuda_output_step(void *p, bp_dtype dt, bp_loss loss, bp_activation act,
+                                  double slope, const void *z, void *a, const void *y,
+                                  const int32_t *labels, void *d, void *sample_loss, void *db,
+                                  int n, int batch, double *loss_out, bp_step_scalars *scalars,
+                                  int64_t *cursor)
+{
+    cuda_ctx *c = p;
+    ON_DEVICE(
+        c, BP_CUDA_LAUNCH("output_step", bp_launch_output_step(c->stream, dt, loss, act, slope, z,
+                                                               a, y, labels, d, sample_loss, db, n,
+                                                               batch, loss_out, scalars, cursor)));
+}
+
+static bp_status cuda_delta_bias_grad(void *p, bp_dtype dt, bp_activation act, double slope,
+                                      const void *z, const void *a, void *d, void *db, int n,
+                                      int batch)
+{
+    cuda_ctx *c = p;
+    ON_DEVICE(c,
+              BP_CUDA_LAUNCH("delta_bias_grad", bp_launch_delta_bias_grad(c->stream, dt, act, slope,
+                                                                          z, a, d, db, n, batch)));
+}
+
+/* ---- fused layer products (cuBLASLt epilogues) ------------------------- */
+
+/* Forward:  D = relu(W^T A + bias) with the ReLU bit-mask in aux
+ *   cublasLtMatmul(TRANSA = T, TRANSB = N, m = n_out, n = batch, k = n_in,
+ *                  A = W (k x m, ld n_in), B = a_in (k x n, ld n_in),
+ *                  C = D = a_out (m x n, ld n_out), beta 0,
+ *                  EPILOGUE_RELU_AUX_BIAS, BIAS_POINTER = bias,
+ *                  EPILOGUE_AUX_POINTER = mask, EPILOGUE_AUX_LD = mask_ld)
+ * Backward: D = (W B) (.) mask, bias = sum over the columns of D
+ *   cublasLtMatmul(TRANSA = N, TRANSB = N, m = n_in, n = batch, k = n_out,
+ *                  A = W (m x k, ld n_in), B = d (k x n, ld n_out),
+ *                  C = D = d_prev (m x n, ld n_in), beta 0,
+ *                  EPILOGUE_DRELU_BGRAD, BIAS_POINTER = db,
+ *                  EPILOGUE_AUX_POINTER = mask, EPILOGUE_AUX_LD = mask_ld)
+ * Compute type from the math mode as for cublasGemmEx, scale type FP32.
+ * BP_ERR_UNSUPPORTED when the heuristic has no algorithm for the shape:
+ * train.c then runs that product unfused.
+ * The plan of a shape is made once: the heuristic is told the workspace
+ * (the cuBLAS one) and 16-byte minimum alignments, which train.c
+ * guarantees for every pointer, so its algorithm fits every later call of
+ * the shape; only the bias and aux pointers are set per call. */
+
+static bp_status lt_check(cublasStatus_t s, const char *what, int m, int n, int k)
+{
+    if (s == CUBLAS_STATUS_SUCCESS)
+        return BP_OK;
+    return bp_fail(BP_ERR_CUBLAS,
+                   "%s (m %d, n %d, k %d) failed: %s (%s); the network's fused_epilogues = 0 "
+                   "(the command's --no-fused-epilogues) avoids cuBLASLt",
+                   what, m, n, k, cublasLtGetStatusString(s), cublasLtGetStatusName(s));
+}
+
+static cublasStatus_t lt_set(cublasLtMatmulDesc_t desc, cublasLtMatmulDescAttributes_t attr,
+                             const void *value, size_t bytes)
+{
+    return cublasLtMatmulDescSetAttribute(desc, attr, value, bytes);
+}
+
+static bp_status lt_plan_create(cuda_ctx *c, lt_plan *pl, int backward, int m, int n, int k,
+                                const void *bias, const void *mask, int64_t mask_ld)
+{
+    cublasComputeType_t compute = c->math_mode == BP_MATH_TF32   ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                  : c->math_mode == BP_MATH_BF16 ? CUBLAS_COMPUTE_32F_FAST_16BF
+                                                                 : CUBLAS_COMPUTE_32F;
+    int32_t ta = backward ? CUBLAS_OP_N : CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    uint32_t epilogue = backward ? CUBLASLT_EPILOGUE_DRELU_BGRAD : CUBLASLT_EPILOGUE_RELU_AUX_BIAS;
+    pl->backward = backward;
+    pl->m = m;
+    pl->n = n;
+    pl->k = k;
+    const char *what = "creating a cuBLASLt plan";
+    cublasStatus_t s = cublasLtMatmulDescCreate(&pl->desc, compute, CUDA_R_32F);
+    if (s == CUBLAS_STATUS_SUCCESS)
+        s = lt_set(pl->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta);
+    if (s == CUBLAS_STATUS_SUCCESS)
+        s = lt_set(pl->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb);
+    if (s == CUBLAS_STATUS_SUCCESS)
+        s = lt_set(pl->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue);
+    if (s == CUBLAS_STATUS_SUCCESS)
+        s = lt_set(pl->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
+    if (s == CUBLAS_STATUS_SUCCESS)
+        s = lt_set(pl->desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &mask, sizeof mask);
+    if (s == CUBLAS_STATUS_SUCCESS)
+        s = lt_set(pl->desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &mask_ld, sizeof mask_ld);
+    /* A as stored: k x m for TRANSA = T; B: k x n; D: m x n. */
+    if (s == CUBLAS_STATUS_SUCCESS)
+        s = backward ? cublasLtMatrixLayoutCreate(&pl->a, CUDA_R_32F, (uint64_t)m, (uint64_t)k, m)
+                     : cublasLtMatrixLayoutCreate(&pl->a, CUDA_R_32F, (uint64_t)k, (uint64_t)m, k);
+    if (s == CUBLAS_STATUS_SUCCESS)
+        s = cublasLtMatrixLayoutCreate(&pl->b, CUDA_R_32F, (uint64_t)k, (uint64_t)n, k);
+    if (s == CUBLAS_STATUS_SUCCESS)
+        s = cublasLtMatrixLayoutCreate(&pl->d, CUDA_R_32F, (uint64_t)m, (uint64_t)n, m);
+    if (s != CUBLAS_STATUS_SUCCESS)
+        return lt_check(s, what, m, n, k);
+
+    cublasLtMatmulPreference_t pref = NULL;
+    s = cublasLtMatmulPreferenceCreate(&pref);
+    uint64_t ws = WORKSPACE_BYTES;
+    uint32_t align = 16;
+    if (s == CUBLAS_STATUS_SUCCESS)
+        s = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                 &ws, sizeof ws);
+    cublasLtMatmulPreferenceAttributes_t aligns[] = {
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+    for (int i = 0; i < 4 && s == CUBLAS_STATUS_SUCCESS; i++)
+        s = cublasLtMatmulPreferenceSetAttribute(pref, aligns[i], &align, sizeof align);
+    cublasLtMatmulHeuristicResult_t result;
+    int found = 0;
+    if (s == CUBLAS_STATUS_SUCCESS)
+        s = cublasLtMatmulAlgoGetHeuristic(c->lt, pl->desc, pl->a, pl->b, pl->d, pl->d, pref, 1,
+                                           &result, &found);
+    if (pref != NULL)
+        cublasLtMatmulPreferenceDestroy(pref);
+    if (s == CUBLAS_STATUS_NOT_SUPPORTED ||
+        (s == CUBLAS_STATUS_SUCCESS && (found < 1 || result.state != CUBLAS_STATUS_SUCCESS))) {
+        pl->used = 2; /* remembered: this shape stays unfused */
+        return bp_fail(BP_ERR_UNSUPPORTED,
+                       "cublasLtMatmulAlgoGetHeuristic (m %d, n %d, k %d, %s) found no algorithm",
+                       m, n, k, backward ? "DRELU_BGRAD" : "RELU_AUX_BIAS");
+    }
+    if (s != CUBLAS_STATUS_SUCCESS)
+        return lt_check(s, "cublasLtMatmulAlgoGetHeuristic", m, n, k);
+    pl->algo = result.algo;
+    pl->used = 1;
+    return BP_OK;
+}
+
+/* The plan of this product, made now if there is none (host work only:
+ * descriptors and the heuristic, no stream or allocation call). */
+static bp_status lt_plan_get(cuda_ctx *c, int backward, int m, int n, int k, const void *bias,
+                             const void *mask, int64_t mask_ld, lt_plan **out)
+{
+    lt_plan *free_slot = NULL;
+    for (int i = 0; i < LT_PLANS; i++) {
+        lt_plan *pl = &c->plans[i];
+        if (pl->used && pl->backward == backward && pl->m == m && pl->n == n && pl->k == k) {
+            if (pl->used == 2)
+                return bp_fail(BP_ERR_UNSUPPORTED, "cuBLASLt has no algorithm for this product");
+            *out = pl;
+            return BP_OK;
+        }
+        if (!pl->used && free_slot == NULL)
+            free_slot = pl;
+    }
+    if (free_slot == NULL) {
+        free_slot = &c->plans[c->next_plan];
+        c->next_plan = (c->next_plan + 1) % LT_PLANS;
+    }
+    lt_plan_destroy(free_slot);
+    bp_status st = lt_plan_create(c, free_slot, backward, m, n, k, bias, mask, mask_ld);
+    if (st != BP_OK) {
+        int unsupported = free_slot->used == 2;
+        lt_plan_destroy(free_slot);
+        if (unsupported) { /* kept, so that the next step does not ask again */
+            free_slot->used = 2;
+            free_slot->backward = backward;
+            free_slot->m = m;
+            free_slot->n = n;
+            free_slot->k = k;
+        }
+        return st;
+    }
+    *out = free_slot;
+    return BP_OK;
+}
+
+static bp_status lt_run(cuda_ctx *c, int backward, const void *w, const void *b, const void *bias,
+                        const void *mask, int64_t mask_ld, void *out, int m, int n, int k)
+{
+    lt_plan *pl = NULL;
+    BP_TRY(lt_plan_get(c, backward, m, n, k, bias, mask, mask_ld, &pl));
+    cublasStatus_t s = lt_set(pl->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
+    if (s == CUBLAS_STATUS_SUCCESS)
+        s = lt_set(pl->desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &mask, sizeof mask);
+    if (s == CUBLAS_STATUS_SUCCESS)
+        s = lt_set(pl->desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &mask_ld, sizeof mask_ld);
+    float one = 1.0f, zero = 0.0f;
+    if (s == CUBLAS_STATUS_SUCCESS)
+        s = cublasLtMatmul(c->lt, pl->desc, &one, w, pl->a, b, pl->b, &zero, out, pl->d, out,
+                           pl->d, &pl->algo, c->workspace, WORKSPACE_BYTES, c->stream);
+    return lt_check(s, backward ? "cublasLtMatmul (DRELU_BGRAD)" : "cublasLtMatmul (RELU_AUX_BIAS)",
+                    m, n, k);
+}
+
+static bp_status cuda_linear_relu_forward(void *p, bp_dtype dt, const void *w, const void *a_in,
+                                          const void *bias, void *a_out, void *mask,
+                                          int64_t mask_ld, int n_out, int batch, int n_in)
+{
+    cuda_ctx *c = p;
+    if (dt != BP_F32)
+        return bp_fail(BP_ERR_UNSUPPORTED, "fused ReLU epilogues are float32 only");
+    ON_DEVICE(c, lt_run(c, 0, w, a_in, bias, mask, mask_ld, a_out, n_out, batch, n_in));
+}
+
+static bp_status cuda_linear_drelu_backward(void *p, bp_dtype dt, const void *w, const void *d,
+                                            const void *mask, int64_t mask_ld, void *d_prev,
+                                            void *db, int n_in, int batch, int n_out)
+{
+    cuda_ctx *c = p;
+    if (dt != BP_F32)
+        return bp_fail(BP_ERR_UNSUPPORTED, "fused ReLU epilogues are float32 only");
+    ON_DEVICE(c, lt_run(c, 1, w, d, db, mask, mask_ld, d_prev, n_in, batch, n_out));
+}
+
+/* ---- whole steps as CUDA graphs ---------------------------------------- */
+
+/* Thread-local mode: this thread may make no unsafe call while it records
+ * (the emulated runtime enforces the same rules), other threads may. */
+static bp_status cuda_graph_begin(void *p)
+{
+    cuda_ctx *c = p;
+    ON_DEVICE(c, BP_CUDA_CHECK(cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal)));
+}
+
+static bp_status graph_end_on_device(cuda_ctx *c, void **out)
+{
+    cudaGraph_t graph = NULL;
+    *out = NULL;
+    BP_TRY(BP_CUDA_CHECK(cudaStreamEndCapture(c->stream, &graph)));
+    cudaGraphExec_t exec = NULL;
+    bp_status st = BP_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+    cudaGraphDestroy(graph);
+    if (st == BP_OK)
+        *out = exec;
+    return st;
+}
+
+static bp_status cuda_graph_end(void *p, void **graph)
+{
+    cuda_ctx *c = p;
+    ON_DEVICE(c, graph_end_on_device(c, graph));
+}
+
+static bp_status cuda_graph_launch(void *p, void *graph)
+{
+    cuda_ctx *c = p;
+    ON_DEVICE(c, BP_CUDA_CHECK(cudaGraphLaunch((cudaGraphExec_t)graph, c->stream)));
+}
+
+static void cuda_graph_release(void *p, void *graph)
+{
+    cuda_ctx *c = p;
+    int previous = c->device;
+    int switched = quiet_enter(c->device, &previous);
+    if (graph != NULL)
+        cudaGraphExecDestroy((cudaGraphExec_t)graph);
+    quiet_leave(switched, previous);
+}
+
+const bp_backend_ops bp_cuda_backend_ops = {
+    .name = "cuda",
+    .ctx_create = cuda_ctx_create,
+    .ctx_destroy = cuda_ctx_destroy,
+    .alloc = cuda_alloc,
+    .release = cuda_release,
+    .upload = cuda_upload,
+    .download = cuda_download,
+    .copy = cuda_copy,
+    .zero = cuda_zero,
+    .sync = cuda_sync,
+    .gemm = cuda_gemm,
+    .bias_act = cuda_bias_act,
+    .softmax = cuda_softmax,
+    .output_delta = cuda_output_delta,
+    .hadamard_delta = cuda_hadamard_delta,
+    .bias_grad = cuda_bias_grad,
+    .step_metrics = cuda_step_metrics,
+    .check_finite = cuda_check_finite,
+    .optimizer_update = cuda_optimizer_update,
+    .gather_rows = cuda_gather_rows,
+    .gather_epoch = cuda_gather_epoch,
+    .output_step = cuda_output_step,
+    .delta_bias_grad = cuda_delta_bias_grad,
+    .graph_begin = cuda_graph_begin,
+    .graph_end = cuda_graph_end,
+    .graph_launch = cuda_graph_launch,
+    .graph_release = cuda_graph_release,
+    .linear_relu_forward = cuda_linear_relu_forward,
+    .linear_drelu_backward = cuda_linear_drelu_backward,
+};

@@ -1,0 +1,123 @@
+/*
+ * compare.c — the same network, seed and batch on two backends; per layer,
+ * how far apart their gradients and activations are.
+ */
+#include <math.h>
+#include <stdlib.h>
+
+#include "api/error.h"
+#include "core/network.h"
+
+double bp_compare_tolerance(bp_dtype dtype) { return dtype == BP_F64 ? 1e-12 : 1e-5; }
+
+/* The values and their source: include/backprop.h and README.md. */
+bp_status bp_compare_tolerance_math(bp_dtype dtype, bp_math_mode mode, double *tolerance,
+                                    int *judges_gradients)
+{
+    const char *fn = "bp_compare_tolerance_math";
+    if (bp_dtype_name(dtype) == NULL)
+        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: unknown dtype %d", fn, (int)dtype);
+    if (bp_math_mode_name(mode) == NULL)
+        return bp_fail(BP_ERR_INVALID_ARGUMENT,
+                       "%s: unknown math mode %d (BP_MATH_FP32, BP_MATH_TF32 or BP_MATH_BF16)", fn,
+                       (int)mode);
+    /* float64 GEMMs are exact in every mode; so are float32 ones in FP32. */
+    int exact = dtype == BP_F64 || mode == BP_MATH_FP32;
+    if (tolerance != NULL)
+        *tolerance = exact ? bp_compare_tolerance(dtype) : mode == BP_MATH_TF32 ? 5e-3 : 3e-2;
+    if (judges_gradients != NULL)
+        *judges_gradients = exact;
+    return BP_OK;
+}
+
+/* Largest |a - b| and that divided by the largest |a| (norm-wise). */
+static void diff(bp_dtype dt, const void *a, const void *b, size_t n, double *abs_out,
+                 double *rel_out)
+{
+    double worst = 0.0, scale = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double x = bp_real_at(dt, a, i), y = bp_real_at(dt, b, i);
+        double d = fabs(x - y);
+        if (!(d <= worst))
+            worst = d;
+        if (fabs(x) > scale)
+            scale = fabs(x);
+    }
+    *abs_out = worst;
+    *rel_out = worst == 0.0 ? 0.0 : (scale > 0.0 ? worst / scale : INFINITY);
+}
+
+static bp_status compare_layer(bp_network *na, bp_network *nb, int l, int batch, void *ha,
+                               void *hb, bp_layer_diff *out)
+{
+    bp_dtype dt = na->desc.dtype;
+    size_t nw = (size_t)na->sizes[l - 1] * (size_t)na->sizes[l];
+    size_t nout = (size_t)na->sizes[l];
+    BP_TRY(bp_network_get_gradients(na, l, ha, NULL));
+    BP_TRY(bp_network_get_gradients(nb, l, hb, NULL));
+    diff(dt, ha, hb, nw, &out->weight_grad_abs, &out->weight_grad_rel);
+    BP_TRY(bp_network_get_gradients(na, l, NULL, ha));
+    BP_TRY(bp_network_get_gradients(nb, l, NULL, hb));
+    diff(dt, ha, hb, nout, &out->bias_grad_abs, &out->bias_grad_rel);
+    BP_TRY(bp_network_get_layer_state(na, l, batch, NULL, ha, NULL));
+    BP_TRY(bp_network_get_layer_state(nb, l, batch, NULL, hb, NULL));
+    diff(dt, ha, hb, (size_t)batch * nout, &out->activation_abs, &out->activation_rel);
+    return BP_OK;
+}
+
+bp_status bp_compare_backends(const bp_network_config *cfg, bp_backend a, bp_backend b,
+                              const void *x, const void *targets, int batch,
+                              bp_layer_diff *per_layer, double *loss_a, double *loss_b)
+{
+    const char *fn = "bp_compare_backends";
+    BP_CHECK_PTR(fn, cfg);
+    BP_CHECK_PTR(fn, x);
+    BP_CHECK_PTR(fn, targets);
+    BP_CHECK_PTR(fn, per_layer);
+    bp_network_config ca, cb;
+    BP_TRY(bp_network_config_copy(fn, cfg, &ca));
+    cb = ca;
+    ca.backend = a;
+    cb.backend = b;
+    /* The caller's stream serves whichever of the two runs on CUDA. */
+    void *stream = ca.cuda_stream;
+    ca.cuda_stream = a == BP_BACKEND_CUDA ? stream : NULL;
+    cb.cuda_stream = b == BP_BACKEND_CUDA ? stream : NULL;
+    bp_network *na = NULL, *nb = NULL;
+    void *ha = NULL, *hb = NULL;
+    double la = 0.0, lb = 0.0;
+    bp_status st = bp_network_create(&ca, &na);
+    if (st == BP_OK)
+        st = bp_network_create(&cb, &nb);
+    if (st == BP_OK)
+        st = bp_network_gradients(na, x, targets, batch, &la);
+    if (st == BP_OK)
+        st = bp_network_gradients(nb, x, targets, batch, &lb);
+    if (st == BP_OK) {
+        /* The largest per-layer array: a weight matrix or a batch of a^l. */
+        size_t most = 0;
+        for (int l = 1; l <= na->desc.n_layers; l++) {
+            size_t w = (size_t)na->sizes[l - 1] * (size_t)na->sizes[l];
+            size_t act = (size_t)batch * (size_t)na->sizes[l];
+            if (w > most)
+                most = w;
+            if (act > most)
+                most = act;
+        }
+        ha = malloc(most * na->esize);
+        hb = malloc(most * na->esize);
+        if (ha == NULL || hb == NULL)
+            st = bp_fail(BP_ERR_OUT_OF_MEMORY, "%s: no host memory for %zu values", fn, most);
+    }
+    for (int l = 1; st == BP_OK && l <= na->desc.n_layers; l++)
+        st = compare_layer(na, nb, l, batch, ha, hb, &per_layer[l - 1]);
+    if (st == BP_OK && loss_a != NULL)
+        *loss_a = la;
+    if (st == BP_OK && loss_b != NULL)
+        *loss_b = lb;
+    free(ha);
+    free(hb);
+    bp_network_free(na);
+    bp_network_free(nb);
+    return st;
+}

@@ -1,0 +1,504 @@
+/*
+ * train.c — backpropagation, written once for every backend.
+ *
+ * Read top to bottom: the forward pass, the output delta, the backward pass,
+ * the update (its formulas: src/core/optimizer.c and kernels/bp_math.h), then
+ * the public calls that put them together. Every
+ * product is a column-major GEMM with the argument lists of docs/design.md;
+ * every per-element formula lives in kernels/bp_math.h. A backend only
+ * executes these primitives (backend.h), so the CPU backend runs the very
+ * argument lists the CUDA backend passes to cuBLAS.
+ *
+ * Notation: layer l = 1..L, n_l units, W^l [n_l, n_{l-1}] row-major (the
+ * column-major n_{l-1} x n_l matrix), activations row-major [B, n_l] (the
+ * column-major n_l x B matrix whose columns are the samples' vectors).
+ */
+#include <math.h>
+#include <stddef.h>
+
+#include "core/batch.h"
+#include "core/buffer.h"
+#include "parallel/comm.h"
+#include "api/error.h"
+#include "core/network.h"
+#include "core/optimizer.h"
+
+/* Batch x outputs up to which one block computes the output layer. */
+#define FUSED_OUTPUT_MAX ((size_t)1 << 16)
+
+#define N 0 /* no transpose */
+#define T 1 /* transpose */
+
+static void *weight(const bp_network *net, int l)
+{
+    return bp_at(net->params, net->w_off[l - 1], net->esize);
+}
+static void *bias(const bp_network *net, int l)
+{
+    return bp_at(net->params, net->b_off[l - 1], net->esize);
+}
+static void *dweight(const bp_network *net, int l)
+{
+    return bp_at(net->grads, net->w_off[l - 1], net->esize);
+}
+static void *dbias(const bp_network *net, int l)
+{
+    return bp_at(net->grads, net->b_off[l - 1], net->esize);
+}
+
+/* The activation a layer applies in the forward pass. For cross-entropy
+ * and BCE the last layer is identity and the loss supplies softmax or
+ * sigmoid, which the fused output delta a^L - y relies on. */
+static bp_activation forward_activation(const bp_network *net, int l)
+{
+    if (l == net->desc.n_layers && net->desc.loss == BP_LOSS_BCE)
+        return BP_ACT_SIGMOID;
+    return net->activations[l - 1];
+}
+
+/* Whether the backend may run a fused product on these pointers: cuBLASLt
+ * is planned for 16-byte aligned operands, bias and mask. */
+static int aligned16(const void *const *ptrs, int count)
+{
+    for (int i = 0; i < count; i++)
+        if ((uintptr_t)ptrs[i] % 16 != 0)
+            return 0;
+    return 1;
+}
+
+/* Forward pass over the batch already in a^0:
+ *   z^l = W^l a^{l-1} + b^l,   a^l = sigma_l(z^l)
+ * with the softmax of cross-entropy unless the step's fused output
+ * operation computes it. fuse (training steps only): a hidden ReLU layer
+ * with a mask runs as one fused product a^l = relu(W^l a^{l-1} + b^l) that
+ * keeps the ReLU bit-mask instead of z^l (net->z_skipped[l] then says so). */
+static bp_status forward_layers(bp_network *net, int B, int softmax, int fuse)
+{
+    const bp_backend_ops *ops = net->ops;
+    bp_dtype dt = net->desc.dtype;
+    double slope = net->desc.leaky_slope;
+    for (int l = 1; l <= net->desc.n_layers; l++) {
+        int n_in = net->sizes[l - 1], n_out = net->sizes[l];
+        const void *ptrs[] = {weight(net, l), net->a[l - 1], bias(net, l), net->a[l],
+                              net->relu_mask[l]};
+        net->z_skipped[l] = 0;
+        if (fuse && net->relu_mask[l] != NULL && aligned16(ptrs, 5)) {
+            /* a = relu(W A + b), mask = [W A + b > 0]: the gemm below with its epilogue
+             * (BP_ERR_UNSUPPORTED: no fused algorithm for this shape, so unfused) */
+            bp_status st = ops->linear_relu_forward(net->ctx, dt, weight(net, l), net->a[l - 1],
+                                                    bias(net, l), net->a[l], net->relu_mask[l],
+                                                    bp_relu_mask_ld(n_out), n_out, B, n_in);
+            if (st != BP_ERR_UNSUPPORTED) {
+                BP_TRY(st);
+                net->z_skipped[l] = 1;
+                continue;
+            }
+        }
+        /* Z = W A: gemm(T, N, m=n_out, n=B, k=n_in, W, ld n_in, A, ld n_in, Z, ld n_out) */
+        BP_TRY(ops->gemm(net->ctx, dt, T, N, n_out, B, n_in, 1.0, weight(net, l), n_in,
+                         net->a[l - 1], n_in, 0.0, net->z[l], n_out));
+        /* z += b; a = sigma(z) */
+        BP_TRY(ops->bias_act(net->ctx, dt, forward_activation(net, l), slope, bias(net, l),
+                             net->z[l], net->a[l], n_out, B));
+    }
+    int L = net->desc.n_layers;
+    if (softmax && net->desc.loss == BP_LOSS_CROSS_ENTROPY) /* a^L = softmax(z^L) */
+        BP_TRY(ops->softmax(net->ctx, dt, net->z[L], net->a[L], net->sizes[L], B));
+    net->last_forward_batch = B;
+    return BP_OK;
+}
+
+bp_status bp_forward_pass(bp_network *net, int B) { return forward_layers(net, B, 1, 0); }
+
+/* Output delta and loss, after a forward pass of the same batch with its
+ * targets loaded:
+ *   delta^L = dL/da^L (.) sigma_L'(z^L)   (a^L - y for the fused losses)
+ * The mean batch loss is left in the device double net->loss. A training
+ * step (scalars not NULL) also adds the batch to the device's metric sums,
+ * sets the guard's skip flag for a non-finite loss and moves the epoch's
+ * cursor (when not NULL) on. */
+static bp_status output_and_metrics(bp_network *net, int B, bp_step_scalars *scalars, int64_t *cursor)
+{
+    int L = net->desc.n_layers;
+    int ce = net->desc.loss == BP_LOSS_CROSS_ENTROPY;
+    const int32_t *labels = ce ? (const int32_t *)net->targets : NULL;
+    BP_TRY(net->ops->output_delta(net->ctx, net->desc.dtype, net->desc.loss,
+                                  forward_activation(net, L), net->desc.leaky_slope, net->z[L],
+                                  net->a[L], ce ? NULL : net->targets, labels, net->d[L],
+                                  net->sample_loss, net->sizes[L], B));
+    return net->ops->step_metrics(net->ctx, net->desc.dtype, net->sample_loss, net->a[L], labels,
+                                  net->sizes[L], B, net->loss, scalars, cursor);
+}
+
+bp_status bp_output_pass(bp_network *net, int B) { return output_and_metrics(net, B, NULL, NULL); }
+
+/* Backward pass, after the output pass:
+ *   dL/dW^l = delta^l (a^{l-1})^T,  dL/db^l = sum over the batch of delta^l
+ *   delta^{l-1} = ((W^l)^T delta^l) (.) sigma_{l-1}'(z^{l-1})
+ * output_bias_done: the fused output operation already summed dL/db^L. A
+ * backend's fused delta_bias_grad computes delta^{l-1} and dL/db^{l-1}
+ * together; for a layer the forward pass fused, linear_drelu_backward does
+ * the product too, with that layer's ReLU mask (and when it cannot, the
+ * generic path takes sigma' from a^{l-1}: for ReLU, a > 0 exactly when
+ * z > 0). */
+static bp_status backward_layers(bp_network *net, int B, int output_bias_done)
+{
+    const bp_backend_ops *ops = net->ops;
+    bp_dtype dt = net->desc.dtype;
+    double slope = net->desc.leaky_slope;
+    int L = net->desc.n_layers;
+
+    int bias_done = output_bias_done; /* dL/db^l of the layer l below is computed */
+    for (int l = L; l >= 1; l--) {
+        int n_in = net->sizes[l - 1], n_out = net->sizes[l];
+        /* dW = A D^T: gemm(N, T, m=n_in, n=n_out, k=B, A, ld n_in, D, ld n_out, dW, ld n_in) */
+        BP_TRY(ops->gemm(net->ctx, dt, N, T, n_in, n_out, B, 1.0, net->a[l - 1], n_in, net->d[l],
+                         n_out, 0.0, dweight(net, l), n_in));
+        if (!bias_done)
+            BP_TRY(ops->bias_grad(net->ctx, dt, net->d[l], dbias(net, l), n_out, B));
+        bias_done = 0;
+        BP_TRY(bp_dist_layer_ready(net, l, B)); /* data-parallel: start layer l's all-reduce */
+        if (l > 1) {
+            int skipped = net->z_skipped[l - 1];
+            const void *ptrs[] = {weight(net, l), net->d[l], net->relu_mask[l - 1], net->d[l - 1],
+                                  dbias(net, l - 1)};
+            if (skipped && aligned16(ptrs, 5)) {
+                /* delta^{l-1} = (W^T D) (.) mask, dL/db^{l-1}: the gemm below with its epilogue
+                 * (BP_ERR_UNSUPPORTED: no fused algorithm for this shape, so unfused) */
+                bp_status st = ops->linear_drelu_backward(
+                    net->ctx, dt, weight(net, l), net->d[l], net->relu_mask[l - 1],
+                    bp_relu_mask_ld(n_in), net->d[l - 1], dbias(net, l - 1), n_in, B, n_out);
+                if (st != BP_ERR_UNSUPPORTED) {
+                    BP_TRY(st);
+                    bias_done = 1;
+                    continue;
+                }
+            }
+            /* D_prev = W^T D: gemm(N, N, m=n_in, n=B, k=n_out, W, ld n_in, D, ld n_out, out, ld n_in) */
+            BP_TRY(ops->gemm(net->ctx, dt, N, N, n_in, B, n_out, 1.0, weight(net, l), n_in,
+                             net->d[l], n_out, 0.0, net->d[l - 1], n_in));
+            /* delta^{l-1} (.)= sigma'(z^{l-1}) */
+            bp_activation act = forward_activation(net, l - 1);
+            const void *z = skipped ? net->a[l - 1] : net->z[l - 1];
+            if (ops->delta_bias_grad != NULL) {
+                BP_TRY(ops->delta_bias_grad(net->ctx, dt, act, slope, z, net->a[l - 1],
+                                            net->d[l - 1], dbias(net, l - 1), n_in, B));
+                bias_done = 1;
+            } else {
+                BP_TRY(ops->hadamard_delta(net->ctx, dt, act, slope, z, net->a[l - 1],
+                                           net->d[l - 1], (size_t)B * (size_t)n_in));
+            }
+        }
+    }
+    BP_TRY(bp_dist_wait(net)); /* data-parallel: every all-reduce done before the update */
+    net->last_backward_batch = B;
+    return BP_OK;
+}
+
+bp_status bp_backward_pass(bp_network *net, int B) { return backward_layers(net, B, 0); }
+
+/* The SGD of the bp_sgd convenience calls (NULL: bp_sgd_init's), as the
+ * network's optimizer: the momentum stays when the optimizer already was
+ * SGD, and so does the clipping. */
+static bp_status set_sgd(const char *fn, bp_network *net, const bp_sgd *opt)
+{
+    bp_sgd defaults;
+    BP_DEFAULTS_IF_NULL(opt, defaults, bp_sgd_init);
+    bp_optimizer o;
+    bp_optimizer_init(&o, BP_OPTIMIZER_SGD);
+    o.lr = opt->lr;
+    o.momentum = opt->momentum;
+    o.dampening = opt->dampening;
+    o.weight_decay = opt->weight_decay;
+    o.nesterov = opt->nesterov;
+    o.clip_grad_norm = net->opt.clip_grad_norm;
+    return bp_optimizer_set(fn, net, &o);
+}
+
+/* The operations of one step on the device, in order, with nothing read
+ * back: (the epoch's rows,) forward, output delta and metrics, backward,
+ * then with an optimizer the guard on the gradients and the update. The
+ * same sequence runs eagerly or is recorded as a graph. */
+static bp_status issue_step(bp_network *net, int B, int update, int from_epoch)
+{
+    if (from_epoch) {
+        size_t x_row = (size_t)net->sizes[0] * net->esize;
+        BP_TRY(net->ops->gather_epoch(net->ctx, net->a[0], net->epoch_x->ptr, x_row,
+                                      net->epoch_y ? net->targets : NULL,
+                                      net->epoch_y ? net->epoch_y->ptr : NULL,
+                                      bp_network_target_row_bytes(net), net->order, net->cursor, B));
+    }
+    bp_step_scalars *scalars = update ? net->scalars : NULL;
+    int64_t *cursor = from_epoch ? net->cursor : NULL;
+    int L = net->desc.n_layers;
+    /* One block does the fused output layer: for small output layers. */
+    int fused = net->ops->output_step != NULL &&
+                (size_t)B * (size_t)net->sizes[L] <= FUSED_OUTPUT_MAX;
+    BP_TRY(forward_layers(net, B, !fused, update)); /* training steps fuse */
+    if (fused) {
+        int ce = net->desc.loss == BP_LOSS_CROSS_ENTROPY;
+        BP_TRY(net->ops->output_step(
+            net->ctx, net->desc.dtype, net->desc.loss, forward_activation(net, L),
+            net->desc.leaky_slope, net->z[L], net->a[L], ce ? NULL : net->targets,
+            ce ? (const int32_t *)net->targets : NULL, net->d[L], net->sample_loss, dbias(net, L),
+            net->sizes[L], B, net->loss, scalars, cursor));
+    } else {
+        BP_TRY(output_and_metrics(net, B, scalars, cursor));
+    }
+    BP_TRY(backward_layers(net, B, fused));
+    if (update) /* the guard on the gradients, then the update (nothing when skip is set) */
+        BP_TRY(bp_optimizer_apply(net));
+    return BP_OK;
+}
+
+/* After a step: with loss wanted, waits for the batch's mean loss; for a
+ * training step a batch the guard skipped is then BP_ERR_NUMERIC (reported
+ * here, so not again by bp_network_read_metrics). The loss and the skip
+ * flag are adjacent step scalars: one download returns both. */
+_Static_assert(offsetof(bp_step_scalars, skip) == offsetof(bp_step_scalars, loss) + sizeof(double),
+               "step_scalars.h: loss and skip must be adjacent");
+static bp_status finish_step(const char *fn, bp_network *net, int update, double *loss)
+{
+    if (loss == NULL)
+        return BP_OK;
+    struct {
+        double loss;
+        int64_t skip;
+    } got = {0.0, 0};
+    _Static_assert(sizeof got == 2 * sizeof(double), "loss and skip: 16 bytes");
+    char *base = (char *)net->scalars;
+    BP_TRY(net->ops->download(net->ctx, &got, base + offsetof(bp_step_scalars, loss),
+                              update ? sizeof got : sizeof got.loss));
+    *loss = got.loss;
+    if (!update || !got.skip)
+        return BP_OK;
+    BP_TRY(net->ops->zero(net->ctx, base + offsetof(bp_step_scalars, bad_step), sizeof(int64_t)));
+    if (!isfinite(*loss))
+        return bp_fail(BP_ERR_NUMERIC, "%s: the batch loss is %g; the parameters were not updated",
+                       fn, *loss);
+    return bp_fail(BP_ERR_NUMERIC,
+                   "%s: a gradient is not finite (the batch loss is %g); the parameters were not "
+                   "updated",
+                   fn, *loss);
+}
+
+/* ---- the public calls: load a batch, then forward / backward / update --- */
+
+/* A step on a batch already loaded into a^0 and the targets buffer. */
+static bp_status step_loaded(const char *fn, bp_network *net, int B, int update, double *loss)
+{
+    if (update)
+        BP_TRY(bp_optimizer_upload_lr(net)); /* ordered, no wait; outside any graph */
+    BP_TRY(issue_step(net, B, update, 0));
+    return finish_step(fn, net, update, loss);
+}
+
+bp_status bp_network_forward(bp_network *net, const void *x, int batch, void *out)
+{
+    const char *fn = "bp_network_forward";
+    BP_TRY(bp_network_check_batch(fn, net, batch));
+    BP_CHECK_PTR(fn, x);
+    BP_CHECK_PTR(fn, out);
+    BP_TRY(bp_batch_load_host(fn, net, x, NULL, batch));
+    BP_TRY(bp_forward_pass(net, batch));
+    int L = net->desc.n_layers;
+    return net->ops->download(net->ctx, out, net->a[L],
+                              (size_t)batch * (size_t)net->sizes[L] * net->esize);
+}
+
+bp_status bp_network_gradients(bp_network *net, const void *x, const void *targets, int batch,
+                               double *loss)
+{
+    const char *fn = "bp_network_gradients";
+    BP_TRY(bp_network_check_batch(fn, net, batch));
+    BP_CHECK_PTR(fn, x);
+    BP_CHECK_PTR(fn, targets);
+    BP_TRY(bp_batch_load_host(fn, net, x, targets, batch));
+    return step_loaded(fn, net, batch, 0, loss);
+}
+
+bp_status bp_network_train_step(bp_network *net, const void *x, const void *targets, int batch,
+                                const bp_sgd *opt, double *loss)
+{
+    const char *fn = "bp_network_train_step";
+    BP_TRY(bp_network_check_batch(fn, net, batch));
+    BP_CHECK_PTR(fn, x);
+    BP_CHECK_PTR(fn, targets);
+    BP_TRY(set_sgd(fn, net, opt));
+    BP_TRY(bp_batch_load_host(fn, net, x, targets, batch));
+    return step_loaded(fn, net, batch, 1, loss);
+}
+
+bp_status bp_network_forward_buffer(bp_network *net, const bp_buffer *x, const int32_t *rows,
+                                    int batch, bp_buffer *out)
+{
+    const char *fn = "bp_network_forward_buffer";
+    BP_TRY(bp_network_check_batch(fn, net, batch));
+    BP_CHECK_PTR(fn, x);
+    BP_CHECK_PTR(fn, out);
+    BP_TRY(bp_batch_check_output(fn, net, out, batch));
+    BP_TRY(bp_batch_load_buffers(fn, net, x, NULL, rows, batch));
+    BP_TRY(bp_forward_pass(net, batch));
+    return bp_batch_store_output(net, out, batch);
+}
+
+bp_status bp_network_gradients_buffer(bp_network *net, const bp_buffer *x, const bp_buffer *targets,
+                                      const int32_t *rows, int batch, double *loss)
+{
+    const char *fn = "bp_network_gradients_buffer";
+    BP_TRY(bp_network_check_batch(fn, net, batch));
+    BP_CHECK_PTR(fn, x);
+    BP_CHECK_PTR(fn, targets);
+    BP_TRY(bp_batch_load_buffers(fn, net, x, targets, rows, batch));
+    return step_loaded(fn, net, batch, 0, loss);
+}
+
+bp_status bp_network_train_step_buffer(bp_network *net, const bp_buffer *x,
+                                       const bp_buffer *targets, const int32_t *rows, int batch,
+                                       const bp_sgd *opt, double *loss)
+{
+    const char *fn = "bp_network_train_step_buffer";
+    BP_TRY(bp_network_check_batch(fn, net, batch));
+    BP_CHECK_PTR(fn, x);
+    BP_CHECK_PTR(fn, targets);
+    BP_TRY(set_sgd(fn, net, opt));
+    BP_TRY(bp_batch_load_buffers(fn, net, x, targets, rows, batch));
+    return step_loaded(fn, net, batch, 1, loss);
+}
+
+bp_status bp_network_step(bp_network *net, const void *x, const void *targets, int batch,
+                          double *loss)
+{
+    const char *fn = "bp_network_step";
+    BP_TRY(bp_network_check_batch(fn, net, batch));
+    BP_CHECK_PTR(fn, x);
+    BP_CHECK_PTR(fn, targets);
+    BP_TRY(bp_batch_load_host(fn, net, x, targets, batch));
+    return step_loaded(fn, net, batch, 1, loss);
+}
+
+bp_status bp_network_step_buffer(bp_network *net, const bp_buffer *x, const bp_buffer *targets,
+                                 const int32_t *rows, int batch, double *loss)
+{
+    const char *fn = "bp_network_step_buffer";
+    BP_TRY(bp_network_check_batch(fn, net, batch));
+    BP_CHECK_PTR(fn, x);
+    BP_CHECK_PTR(fn, targets);
+    BP_TRY(bp_batch_load_buffers(fn, net, x, targets, rows, batch));
+    return step_loaded(fn, net, batch, 1, loss);
+}
+
+/* ---- epochs on the device ------------------------------------------------ */
+
+bp_status bp_network_set_epoch(bp_network *net, const bp_buffer *x, const bp_buffer *targets,
+                               const int32_t *order, size_t n_rows)
+{
+    const char *fn = "bp_network_set_epoch";
+    BP_CHECK_PTR(fn, net);
+    BP_CHECK_PTR(fn, x);
+    BP_CHECK_PTR(fn, targets);
+    BP_TRY(bp_batch_check_epoch(fn, net, x, targets, order, n_rows));
+    if (n_rows > net->order_capacity) {
+        /* Outside any step: the graphs read the old order, so they go too. */
+        bp_step_graphs_release(net);
+        if (net->order != NULL)
+            net->ops->release(net->ctx, net->order);
+        net->order = NULL;
+        net->order_capacity = 0;
+        BP_TRY(net->ops->alloc(net->ctx, n_rows * sizeof(int32_t), (void **)&net->order));
+        net->order_capacity = n_rows;
+    }
+    BP_TRY(bp_batch_upload_order(net, order, n_rows));
+    BP_TRY(net->ops->zero(net->ctx, net->cursor, sizeof(int64_t)));
+    net->epoch_x = x;
+    net->epoch_y = targets;
+    net->epoch_rows = n_rows;
+    net->epoch_next = 0;
+    return BP_OK;
+}
+
+/* Whether two optimizers differ only in the learning rate, which a
+ * recorded step reads on the device: the rest is part of the graph. */
+static int same_rule(const bp_optimizer *a, const bp_optimizer *b)
+{
+    return a->type == b->type && a->weight_decay == b->weight_decay &&
+           a->momentum == b->momentum && a->dampening == b->dampening &&
+           a->nesterov == b->nesterov && a->amsgrad == b->amsgrad && a->beta1 == b->beta1 &&
+           a->beta2 == b->beta2 && a->eps == b->eps && a->clip_grad_norm == b->clip_grad_norm;
+}
+
+/* The recorded step for this batch and this optimizer, or NULL. */
+static struct bp_step_graph *find_graph(bp_network *net, int batch)
+{
+    for (int i = 0; i < 2; i++) {
+        struct bp_step_graph *g = &net->graphs[i];
+        if (g->exec != NULL && g->batch == batch && same_rule(&g->opt, &net->opt) &&
+            g->x == net->epoch_x->ptr && g->y == net->epoch_y->ptr && g->order == net->order)
+            return g;
+    }
+    return NULL;
+}
+
+/* Records the step once for this batch size (the full batch and an
+ * epoch's last, partial one use the two slots). */
+static bp_status record_graph(bp_network *net, int batch, struct bp_step_graph **out)
+{
+    struct bp_step_graph *g = &net->graphs[net->next_graph];
+    net->next_graph ^= 1;
+    if (g->exec != NULL)
+        net->ops->graph_release(net->ctx, g->exec);
+    g->exec = NULL;
+    BP_TRY(net->ops->graph_begin(net->ctx));
+    bp_status st = issue_step(net, batch, 1, 1);
+    void *exec = NULL;
+    bp_status end = net->ops->graph_end(net->ctx, &exec);
+    BP_TRY(st);
+    BP_TRY(end);
+    g->exec = exec;
+    g->batch = batch;
+    g->opt = net->opt;
+    g->x = net->epoch_x->ptr;
+    g->y = net->epoch_y->ptr;
+    g->order = net->order;
+    *out = g;
+    return BP_OK;
+}
+
+/* A step on the next rows of the epoch with the network's optimizer. */
+static bp_status epoch_step(const char *fn, bp_network *net, int batch, double *loss)
+{
+    if (net->epoch_rows == 0)
+        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: no epoch is set (call bp_network_set_epoch)",
+                       fn);
+    if ((size_t)batch > net->epoch_rows - net->epoch_next)
+        return bp_fail(BP_ERR_INVALID_ARGUMENT,
+                       "%s: batch %d exceeds the %zu rows left in the epoch (of %zu; start the "
+                       "next one with bp_network_set_epoch)",
+                       fn, batch, net->epoch_rows - net->epoch_next, net->epoch_rows);
+    BP_TRY(bp_optimizer_upload_lr(net)); /* before the graph: an ordered copy, no wait */
+    if (net->use_graphs) {
+        struct bp_step_graph *g = find_graph(net, batch);
+        if (g == NULL)
+            BP_TRY(record_graph(net, batch, &g));
+        BP_TRY(net->ops->graph_launch(net->ctx, g->exec));
+    } else {
+        BP_TRY(issue_step(net, batch, 1, 1));
+    }
+    net->epoch_next += (size_t)batch;
+    return finish_step(fn, net, 1, loss);
+}
+
+bp_status bp_network_train_epoch_step(bp_network *net, int batch, const bp_sgd *opt, double *loss)
+{
+    const char *fn = "bp_network_train_epoch_step";
+    BP_TRY(bp_network_check_batch(fn, net, batch));
+    BP_TRY(set_sgd(fn, net, opt));
+    return epoch_step(fn, net, batch, loss);
+}
+
+bp_status bp_network_epoch_step(bp_network *net, int batch, double *loss)
+{
+    const char *fn = "bp_network_epoch_step";
+    BP_TRY(bp_network_check_batch(fn, net, batch));
+    return epoch_step(fn, net, batch, loss);
+}

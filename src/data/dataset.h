@@ -1,0 +1,29 @@
+/* dataset.h — the data set handle (internal). */
+#ifndef BP_IO_DATASET_H
+#define BP_IO_DATASET_H
+
+#include "backprop.h"
+#include "sys/read.h"
+
+struct bp_dataset {
+    bp_dataset_desc desc;
+    void *x;
+    int32_t *labels;
+    void *targets;
+};
+
+/* An empty data set with room for n samples (arrays uninitialised). */
+bp_status bp_dataset_alloc(const char *what, int n, int n_features, int n_targets, bp_dtype dtype,
+                           bp_dataset **out);
+/* Sets n_classes from the labels. */
+void bp_dataset_count_classes(bp_dataset *ds);
+
+/* The loaders on a file already open (read once, from where it stands:
+ * bp_dataset_load only peeks at the first bytes). Options are checked. */
+bp_status bp_dataset_read_idx(bp_reader *images, const char *labels_path,
+                              const bp_dataset_options *opt, bp_dataset **out);
+bp_status bp_dataset_read_csv(bp_reader *f, const bp_dataset_options *opt, bp_dataset **out);
+
+bp_status bp_dataset_check_options(const char *fn, const bp_dataset_options *opt);
+
+#endif

@@ -1,0 +1,92 @@
+/*
+ * comm.h — the communicator behind bp_comm (internal): an engine table
+ * (MPI for CPU networks, NCCL for CUDA networks) and the two hooks the
+ * training step calls (src/core/train.c, bp_backward_pass).
+ *
+ * A data-parallel step, per rank (docs/design.md, "Data-parallel training"):
+ *   forward and output pass on the local shard of b_r samples
+ *   backward pass, layer L down to 1; as each layer's dW, db are written:
+ *     bp_dist_layer_ready: (layer L only) one small all-reduce of
+ *       {b_r, b_r * loss_r} gives the global batch B and the global mean
+ *       loss (written back where the step reads its loss) and the
+ *       collective non-finite decision; then the layer's gradient slice is
+ *       scaled by b_r / B and its sum all-reduce is started (non-blocking)
+ *   bp_dist_wait, before the update: waits for every started all-reduce;
+ *     BP_ERR_NUMERIC on every rank when the global loss is not finite
+ * The gradient buffer is contiguous in layer order (W^l then b^l), so a
+ * layer's slice is one bucket.
+ */
+#ifndef BP_DIST_COMM_H
+#define BP_DIST_COMM_H
+
+#include <stddef.h>
+
+#include "backprop.h"
+
+struct bp_network;
+
+enum { BP_DIST_SUM = 0, BP_DIST_MAX = 1 };
+
+typedef struct bp_comm_ops {
+    const char *name;   /* "MPI", "NCCL" */
+    bp_backend backend; /* the backend of the networks it serves */
+    /* In-place all-reduce (BP_DIST_SUM or BP_DIST_MAX) of n host doubles;
+     * returns when complete, or BP_ERR_COMM after the timeout. */
+    bp_status (*allreduce_host)(bp_comm *c, double *v, int n, int op);
+    /* Multiplies the count reals of dtype dt at p (memory of net's backend)
+     * by scale, then starts their in-place sum all-reduce, ordered after
+     * the work already issued on net. */
+    bp_status (*start)(bp_comm *c, struct bp_network *net, void *p, size_t count, bp_dtype dt,
+                       double scale);
+    /* Returns once every started all-reduce is complete (or, on a device,
+     * ordered before net's later work), BP_ERR_COMM after the timeout. */
+    bp_status (*wait_all)(bp_comm *c, struct bp_network *net);
+    void (*destroy)(bp_comm *c);
+} bp_comm_ops;
+
+struct bp_comm {
+    const bp_comm_ops *ops;
+    void *impl;
+    int rank, size;
+    double timeout_s;
+    int broken; /* a collective failed or timed out: every later call fails */
+    /* The step in flight (one step at a time per communicator). */
+    long steps; /* steps begun on this communicator */
+    double global_batch, global_loss;
+    int step_bad; /* the global loss is not finite: nothing reduced, no update */
+};
+
+/* Wraps an engine's state into a new communicator (impl is destroyed with
+ * it; on failure ops->destroy is called here). */
+bp_status bp_comm_new(const bp_comm_ops *ops, void *impl, int rank, int size,
+                      const bp_comm_config *cfg, bp_comm **out);
+
+/* Config defaults applied to a possibly NULL cfg, validated. */
+bp_status bp_comm_config_resolve(const char *fn, const bp_comm_config *cfg, bp_comm_config *out);
+
+/* Marks c broken and records a BP_ERR_COMM message. */
+bp_status bp_comm_fail(bp_comm *c, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* Seconds on a monotonic clock. */
+double bp_dist_now(void);
+/* Between two polls of a collective pending for waited_s seconds: a
+ * yield at first (so a fast collective is not slowed down), a short sleep
+ * once the wait is long. */
+void bp_dist_backoff(double waited_s);
+
+/* ---- the hooks of the training step (no-ops for a network alone) ------- */
+bp_status bp_dist_layer_ready(struct bp_network *net, int layer, int batch);
+bp_status bp_dist_wait(struct bp_network *net);
+
+/* ---- the engines (mpi.c, nccl.c, or their stand-ins in absent.c) ------- */
+bp_status bp_dist_mpi_version(int *built, char *version, size_t size);
+bp_status bp_dist_nccl_version(int *built, char *version, size_t size);
+/* The NCCL communicator of rank/size over id, on cfg->device. */
+bp_status bp_dist_nccl_create(const char *fn, const bp_nccl_id *id, int rank, int size,
+                              const bp_comm_config *cfg, bp_comm **out);
+
+#endif
