@@ -15,6 +15,7 @@ set(BP_SOURCES
   src/core/step_state.c
   src/core/optimizer.c
   src/core/evaluate.c
+  src/core/metadata.c
   # check/: gradient check, CPU-vs-GPU comparison
   src/check/gradcheck.c
   src/check/compare.c
@@ -25,6 +26,8 @@ set(BP_SOURCES
   src/data/dataset.c
   src/data/idx.c
   src/data/csv.c
+  src/data/class_names.c
+  src/data/scaling.c
   # format/: model files and checkpoints (safetensors, its JSON header)
   src/format/json.c
   src/format/safetensors.c

@@ -279,20 +279,20 @@ TEST(Csv, ErrorsNameTheLineAndColumn)
         const char *needle;
     };
     const Bad bad[] = {
-        {"1,2,0\n3,abc,1\n", ":2: column 2: 'abc' is not a number"},
+        {"1,2,0\n3,abc,1\n", ":2: column 1: 'abc' is not a number"},
         {"1,2,0\n3,4\n", ":2: 2 columns, but the first row has 3"},
-        {"1,2,0\n3,nan,1\n", "column 2: 'nan'"},
+        {"1,2,0\n3,nan,1\n", "column 1: 'nan'"},
         {"1,2,0\n3,inf,1\n", "'inf'"},
         {"1,2,0\n3,1e999,1\n", "out of range"},
         {"1,2,0\n3,4,-1\n", "label '-1'"},
         {"1,2,0\n3,4,1.5\n", "label '1.5'"},
-        {"1,2,0\n3,4,\n", ":2: column 3 is empty"},
-        {"1,2,0\n3,4\xff,1\n", "column 2"},
+        {"1,2,0\n3,4,\n", ":2: column 2 is empty"},
+        {"1,2,0\n3,4\xff,1\n", "column 1"},
         {"", "no rows"},
         {"\n\n", "no rows"},
         {"a,b,c\n", "header row and no data"},
         {"7\n8\n", "no features"},
-        {"1;2;0\n3;4;1\n", "1 columns leave no features"},
+        {"1;2;0\n3;4;1\n", "1 column leaves no features; the first line has ';' in it"},
         {"1,2,0\n3,0x10,1\n", "'0x10'"},
         {std::string("1,2,0\n3,4,1\n\x00\x01\n", 14), "NUL"},
     };
@@ -377,7 +377,7 @@ TEST(Csv, ByteOrderMarkGzipAndHeaderDetection)
     // header that silently drops a row.
     write_bytes(p, "1,,0\n3,4,1\n");
     EXPECT_FAILS(bp_dataset_load_csv(p.c_str(), nullptr, &raw), BP_ERR_FORMAT,
-                 ":1: column 2 is empty");
+                 ":1: column 1 is empty");
     // header = 1 forces a (numeric) header; header = 0 makes text an error.
     bp_dataset_options opt;
     bp_dataset_options_init(&opt);
@@ -390,7 +390,7 @@ TEST(Csv, ByteOrderMarkGzipAndHeaderDetection)
     opt.header = 0;
     write_bytes(p, "a,b,c\n3,4,1\n");
     EXPECT_FAILS(bp_dataset_load_csv(p.c_str(), &opt, &raw), BP_ERR_FORMAT,
-                 ":1: column 1: 'a' is not a number");
+                 ":1: column 0: 'a' is not a number");
     // Exact decimal conversion (correctly rounded, float64).
     opt.header = -1;
     opt.dtype = BP_F64;
@@ -403,7 +403,7 @@ TEST(Csv, ByteOrderMarkGzipAndHeaderDetection)
     // A very long field is named as such.
     write_bytes(p, "1," + std::string(200, '1') + ",0\n");
     EXPECT_FAILS(bp_dataset_load_csv(p.c_str(), nullptr, &raw), BP_ERR_FORMAT,
-                 "column 2: a number of 200 characters is too long");
+                 "column 1: a number of 200 characters is too long");
     write_bytes(p, "1," + std::string(200, 'x') + ",0\n2,3,1\n");
     opt.header = 0;
     EXPECT_FAILS(bp_dataset_load_csv(p.c_str(), &opt, &raw), BP_ERR_FORMAT, "'xxxxxxxxxx");

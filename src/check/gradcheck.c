@@ -9,14 +9,28 @@
 #include "core/batch.h"
 #include "api/error.h"
 #include "core/network.h"
+#include "util/real.h"
 
 void bp_gradcheck_config_init(bp_gradcheck_config *cfg)
 {
     if (cfg == NULL)
         return;
-    cfg->eps = 1e-5;
+    cfg->eps = 0.0;
     cfg->floor = 1e-3;
     cfg->max_per_layer = 0;
+    cfg->perturb = 0.0;
+}
+
+bp_status bp_gradcheck_defaults(bp_dtype dtype, double *eps, double *tolerance)
+{
+    if (dtype != BP_F32 && dtype != BP_F64)
+        return bp_fail(BP_ERR_INVALID_ARGUMENT, "bp_gradcheck_defaults: unknown dtype %d",
+                       (int)dtype);
+    if (eps != NULL)
+        *eps = dtype == BP_F64 ? 1e-5 : 1e-2;
+    if (tolerance != NULL)
+        *tolerance = dtype == BP_F64 ? 1e-7 : 1e-2;
+    return BP_OK;
 }
 
 /* Writes one parameter (by element index into the parameter buffer). */
@@ -43,7 +57,7 @@ static bp_status gradients_at(bp_network *net, int batch, double *loss)
 }
 
 static bp_status check_layer(bp_network *net, int batch, int l, const bp_gradcheck_config *cfg,
-                             const void *params, const void *grads, double *max_err)
+                             double eps, const void *params, const void *grads, double *max_err)
 {
     size_t nw = (size_t)net->sizes[l - 1] * (size_t)net->sizes[l];
     size_t count = nw + (size_t)net->sizes[l];
@@ -56,14 +70,18 @@ static bp_status check_layer(bp_network *net, int batch, int l, const bp_gradche
         size_t k = todo == count ? t : (size_t)((double)t * (double)count / (double)todo);
         size_t index = k < nw ? net->w_off[l - 1] + k : net->b_off[l - 1] + (k - nw);
         double p = bp_real_at(net->desc.dtype, params, index);
-        double g = bp_real_at(net->desc.dtype, grads, index);
+        double g = bp_real_at(net->desc.dtype, grads, index) * (1.0 + cfg->perturb);
         double plus = 0.0, minus = 0.0;
-        BP_TRY(set_param(net, index, p + cfg->eps));
+        /* The steps as the dtype holds them, so that the difference is
+         * divided by the distance actually stepped. */
+        double up = bp_real_round(net->desc.dtype, p + eps);
+        double down = bp_real_round(net->desc.dtype, p - eps);
+        BP_TRY(set_param(net, index, up));
         BP_TRY(loss_at(net, batch, &plus));
-        BP_TRY(set_param(net, index, p - cfg->eps));
+        BP_TRY(set_param(net, index, down));
         BP_TRY(loss_at(net, batch, &minus));
         BP_TRY(set_param(net, index, p)); /* p came from the buffer: exact */
-        double fd = (plus - minus) / (2.0 * cfg->eps);
+        double fd = (plus - minus) / (up - down);
         double denom = fabs(g) + fabs(fd);
         if (denom < cfg->floor)
             denom = cfg->floor;
@@ -85,8 +103,16 @@ bp_status bp_network_gradcheck(bp_network *net, const void *x, const void *targe
     BP_CHECK_PTR(fn, max_rel_error);
     bp_gradcheck_config defaults;
     BP_DEFAULTS_IF_NULL(cfg, defaults, bp_gradcheck_config_init);
-    if (!(cfg->eps > 0.0) || !isfinite(cfg->eps))
-        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: eps %g must be finite and > 0", fn, cfg->eps);
+    double eps = cfg->eps;
+    if (eps == 0.0)
+        bp_gradcheck_defaults(net->desc.dtype, &eps, NULL);
+    if (!(eps > 0.0) || !isfinite(eps))
+        return bp_fail(BP_ERR_INVALID_ARGUMENT,
+                       "%s: eps %g must be finite and > 0 (0: the "
+                       "dtype's)",
+                       fn, cfg->eps);
+    if (!isfinite(cfg->perturb))
+        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: perturb %g must be finite", fn, cfg->perturb);
     if (!(cfg->floor > 0.0) || !isfinite(cfg->floor))
         return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: floor %g must be finite and > 0", fn,
                        cfg->floor);
@@ -111,7 +137,7 @@ bp_status bp_network_gradcheck(bp_network *net, const void *x, const void *targe
     if (st == BP_OK)
         st = net->ops->download(net->ctx, grads, net->grads, bytes);
     for (int l = 1; st == BP_OK && l <= net->desc.n_layers; l++)
-        st = check_layer(net, batch, l, cfg, params, grads, &max_rel_error[l - 1]);
+        st = check_layer(net, batch, l, cfg, eps, params, grads, &max_rel_error[l - 1]);
     /* Leave the network as the caller had it: original parameters (restored
      * element by element above) and the gradients at those parameters. */
     if (st == BP_OK)

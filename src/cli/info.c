@@ -11,7 +11,7 @@ int cmd_info(int argc, char **argv)
     static const command cmd = {"info",
                                 "Prints the version, the backends built and the CUDA "
                                 "devices found.",
-                                NULL};
+                                NULL, "backprop info\nbackprop --version"};
     int p = cli_parse(&cmd, argc, argv, NULL, 0);
     if (p != 0)
         return p > 0 ? 0 : 2;

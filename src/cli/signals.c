@@ -4,9 +4,34 @@
 
 #include "signals.h"
 
-/* A signal handler can only reach file-scope state: the one global of the
- * command (the signal caught). */
+/* A signal handler can only reach file-scope state: the command's only
+ * globals are these two (the stopping signal caught; a terminal resize
+ * since the progress line last looked). */
 static volatile sig_atomic_t caught;
+static volatile sig_atomic_t resized;
+
+static void on_resize(int sig)
+{
+    (void)sig;
+    resized = 1;
+}
+
+void cli_signals_watch_resize(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_resize;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGWINCH, &sa, NULL);
+}
+
+int cli_signals_resized(void)
+{
+    int was = resized;
+    resized = 0;
+    return was;
+}
 
 static const int stopping[] = {SIGINT, SIGTERM, SIGHUP};
 

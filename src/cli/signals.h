@@ -20,4 +20,9 @@ int cli_signals_caught(void);
 void cli_signals_hold(sigset_t *saved);
 void cli_signals_release(const sigset_t *saved);
 
+/* SIGWINCH (the terminal was resized) noted for the progress line;
+ * cli_signals_resized says whether one came since it last asked. */
+void cli_signals_watch_resize(void);
+int cli_signals_resized(void);
+
 #endif

@@ -26,11 +26,14 @@
 #include "common.h"
 #include "dist.h"
 #include "gpu_flags.h"
+#include "model_meta.h"
 #include "outputs.h"
 #include "plot.h"
 #include "progress.h"
+#include "report.h"
 #include "signals.h"
 #include "synthetic.h"
+#include "threads.h"
 #include "train_options.h"
 
 /* Everything a training run holds, from parsing to finishing. */
@@ -44,6 +47,8 @@ typedef struct training_run {
     loaded_data train_set, test_set;
     int have_test_set;
     char data_summary[512]; /* what the "data:" line says */
+    model_meta meta;        /* scaling, class names, label column: kept in the model */
+    double max_abs;         /* the largest feature magnitude before scaling */
 
     /* build */
     bp_network *net;
@@ -79,6 +84,7 @@ static void training_run_free(training_run *run)
     bp_network_free(run->net);
     cli_data_free(&run->train_set);
     cli_data_free(&run->test_set);
+    cli_meta_free(&run->meta);
     free(run->order);
     free(run->curves.train_loss);
     free(run->curves.test_loss);
@@ -151,24 +157,56 @@ static int load_default_data(training_run *run)
     return 0;
 }
 
+/* --standardize or --scale fitted on the training data and applied to
+ * both sets; without them, a warning when the features look unscaled. */
+static int scale_inputs(training_run *run)
+{
+    const train_options *o = &run->options;
+    const char *name = o->data_path ? o->data_path : "the training data";
+    if (!o->standardize && o->scale == 0.0) {
+        run->max_abs = cli_warn_unscaled(&run->train_set, name);
+        return 0;
+    }
+    if (cli_scaling_fit(&run->train_set, o->standardize, o->scale, &run->meta.scaling) != 0 ||
+        cli_scaling_apply(&run->meta.scaling, &run->train_set, name) != 0)
+        return -1;
+    if (run->have_test_set && run->test_set.desc.n_features == run->train_set.desc.n_features &&
+        cli_scaling_apply(&run->meta.scaling, &run->test_set, o->test_path) != 0)
+        return -1;
+    return 0;
+}
+
 static int load_data(training_run *run)
 {
     const train_options *o = &run->options;
     if (o->data_path == NULL) {
-        if (o->test_path)
-            return cli_error("--test needs --data");
-        return load_default_data(run);
+        if (load_default_data(run) != 0)
+            return -1;
+        return scale_inputs(run);
     }
-    if (cli_load_data(o->data_path, run->dtype, &o->columns, &run->train_set) != 0)
+    if (cli_load_data(o->data_path, run->dtype, &o->columns, &run->train_set) != 0 ||
+        cli_check_classes(&run->train_set, o->data_path) != 0 ||
+        cli_meta_take_class_names(&run->train_set, &run->meta) != 0)
         return -1;
-    snprintf(run->data_summary, sizeof run->data_summary, "%s (%d samples, %d features)",
-             o->data_path, run->train_set.desc.n_samples, run->train_set.desc.n_features);
+    run->meta.label_column = run->train_set.desc.label_column;
+    run->meta.n_targets = run->train_set.desc.n_targets;
+    if (o->columns.delimiter && strcmp(o->columns.delimiter, ",") != 0)
+        snprintf(run->meta.delimiter, sizeof run->meta.delimiter, "%s", o->columns.delimiter);
+    snprintf(run->data_summary, sizeof run->data_summary, "%s (%d samples, %d features%s)",
+             o->data_path, run->train_set.desc.n_samples, run->train_set.desc.n_features,
+             run->meta.n_class_names ? ", labels that are names" : "");
     if (o->test_path) {
-        if (cli_load_data(o->test_path, run->dtype, &o->columns, &run->test_set) != 0)
+        /* The test set's labels: the training set's column and names. */
+        data_options test = o->columns;
+        if (test.label_column < 0 && run->meta.label_column >= 0)
+            test.label_column = run->meta.label_column;
+        test.class_names = (const char *const *)run->meta.class_names;
+        test.n_class_names = run->meta.n_class_names;
+        if (cli_load_data(o->test_path, run->dtype, &test, &run->test_set) != 0)
             return -1;
         run->have_test_set = 1;
     }
-    return 0;
+    return scale_inputs(run);
 }
 
 /* ---- build ---------------------------------------------------------------- */
@@ -199,6 +237,28 @@ static int build_architecture(training_run *run, architecture *a)
                          train->n_features);
     return cli_prepare_targets(&run->test_set, a->loss, n_out,
                                o->test_path ? o->test_path : "test data");
+}
+
+/* The run's first lines say how it trains: optimizer, learning rate and
+ * schedule, batch, epochs, scaling and precision (the device is on the
+ * "network:" line). */
+static void echo_configuration(const training_run *run, const bp_network_desc *nd)
+{
+    const train_options *o = &run->options;
+    if (o->quiet)
+        return;
+    const bp_optimizer *opt = &o->optim.opt;
+    printf("training: %s, lr %g (%s schedule)", bp_optimizer_name(opt->type), o->lr, o->schedule);
+    if (opt->type == BP_OPTIMIZER_SGD)
+        printf(", momentum %g", opt->momentum);
+    if (opt->weight_decay > 0)
+        printf(", weight decay %g", opt->weight_decay);
+    printf(", batch %ld, %ld epoch%s, inputs %s, %s\n", o->batch, o->epochs,
+           o->epochs == 1 ? "" : "s",
+           run->meta.scaling.n == 0                      ? "as read"
+           : strcmp(run->meta.scaling.how, "scale") == 0 ? "divided by --scale"
+                                                         : "standardized",
+           nd->dtype == BP_F32 ? "float32" : "float64");
 }
 
 static int create_network(training_run *run, const architecture *a)
@@ -235,14 +295,18 @@ static int create_network(training_run *run, const architecture *a)
         return -1;
     if (cli_dist_join(&run->dist, run->net, &cfg, o->batch, run->device.description) != 0)
         return -1;
+    /* What eval, predict and PyTorch need to read data as this run did. */
+    if (cli_meta_store(run->net, &run->meta) != 0)
+        return -1;
     bp_network_desc nd;
     bp_network_describe(run->net, &nd);
     cli_network_summary(&nd, run->network_summary, sizeof run->network_summary);
     if (!o->quiet)
         printf("network: %s, %zu parameters; backend: %s\n", run->network_summary, nd.n_params,
                run->device.description);
-    if (!o->quiet && run->device.why_not_gpu[0] != '\0')
-        printf("no GPU: %s\n", run->device.why_not_gpu);
+    echo_configuration(run, &nd);
+    if (run->device.why_not_gpu[0] != '\0')
+        cli_note(o->quiet, "no GPU, so training runs on the CPU: %s", run->device.why_not_gpu);
     return 0;
 }
 
@@ -422,10 +486,10 @@ static int run_epoch(training_run *run, int epoch, double *train_loss)
         if (cli_signals_caught()) {
             run->stopped = 1;
             progress_clear(&run->bar);
-            fprintf(stderr, "backprop: interrupted at epoch %d, step %ld\n", epoch + 1, s + 1);
-            if (save_checkpoint(run, epoch, s + 1) == 0 && o->optim.checkpoint && !o->quiet)
-                fprintf(stderr, "backprop: wrote %s; continue with --resume %s\n",
-                        o->optim.checkpoint, o->optim.checkpoint);
+            cli_note(0, "interrupted at epoch %d, step %ld", epoch + 1, s + 1);
+            if (save_checkpoint(run, epoch, s + 1) == 0 && o->optim.checkpoint)
+                cli_note(o->quiet, "wrote %s; continue with --resume %s", o->optim.checkpoint,
+                         o->optim.checkpoint);
             break;
         }
     }
@@ -464,6 +528,12 @@ static int report_epoch(training_run *run, int epoch, double train_loss, double 
         run->curves.test_accuracy[epoch] = run->evaluation.accuracy;
     }
     run->curves.n = epoch + 1;
+    if (epoch == (int)o->optim.start.epoch && !run->stopped) { /* the run's first epoch */
+        bp_network_desc nd;
+        bp_network_describe(run->net, &nd);
+        double reference = cli_reference_loss(&run->train_set, nd.loss, nd.sizes[nd.n_layers]);
+        cli_warn_exploding(train_loss, reference, run->max_abs, run->meta.scaling.n > 0);
+    }
     double rate = (double)run->train_set.desc.n_samples / (seconds > 0 ? seconds : 1e-9);
     double test_loss = run->have_test_set ? run->evaluation.loss : NAN;
     double test_accuracy = run->have_test_set && run->classify ? run->evaluation.accuracy : NAN;
@@ -505,6 +575,8 @@ static int print_summary(training_run *run)
     double total = cli_now() - run->started;
     const char *which = run->have_test_set ? "test" : "training";
     int epochs = run->epochs_begun;
+    if (run->options.json)
+        return 0; /* print_json, once the outputs are written */
     if (run->classify)
         printf("%s accuracy %.2f%% (%d/%d), %s loss %.4f, %d epoch%s in %.1fs on %s\n", which,
                100 * ev->accuracy, ev->correct, ev->n_samples, which, ev->loss, epochs,
@@ -515,6 +587,30 @@ static int print_summary(training_run *run)
     return 0;
 }
 
+/* --json: the summary as one object, after the files are in place. */
+static void print_json(const training_run *run)
+{
+    const train_options *o = &run->options;
+    const bp_evaluation *ev = &run->evaluation;
+    json_out j;
+    json_begin(&j, stdout);
+    json_string(&j, "command", "train");
+    json_string(&j, "evaluated_on", run->have_test_set ? "test" : "training");
+    json_int(&j, "samples", ev->n_samples);
+    json_number(&j, "loss", ev->loss);
+    if (run->classify) {
+        json_number(&j, "accuracy", ev->accuracy);
+        json_int(&j, "correct", ev->correct);
+    }
+    json_int(&j, "epochs", run->epochs_begun);
+    json_number(&j, "seconds", cli_now() - run->started);
+    json_string(&j, "network", run->network_summary);
+    json_string(&j, "device", run->device.description);
+    json_string(&j, "model", o->save_path);
+    json_int(&j, "stopped_by_signal", cli_signals_caught());
+    json_end(&j);
+}
+
 /* --save, then --log and --plot put in place: the plot is written before
  * the model is saved and committed after it, so a failure leaves every
  * output as it was. */
@@ -523,7 +619,7 @@ static int write_outputs(training_run *run)
     const train_options *o = &run->options;
     bp_file_replace *plot = NULL;
     if (o->plot_path && run->curves.n > 0 &&
-        plot_prepare_svg(o->plot_path, &run->curves, run->network_summary, &plot) != 0)
+        plot_prepare_svg(o->plot_path, &run->curves, run->network_summary, o->log_y, &plot) != 0)
         return -1;
     if (o->save_path) {
         bp_status st = bp_model_save(run->net, o->save_path);
@@ -561,6 +657,8 @@ static int finish(training_run *run)
                          "; training diverged, nothing was saved (try a smaller --lr)") != 0 ||
         print_summary(run) != 0 || write_outputs(run) != 0)
         return 1;
+    if (run->options.json)
+        print_json(run);
     int sig = cli_signals_caught();
     return sig ? 128 + sig : 0;
 }
@@ -572,6 +670,8 @@ static int train(training_run *run)
     int status = choose_device_and_dtype(run);
     if (status != 0)
         return status;
+    if (run->options.threads > 0)
+        cli_set_threads(run->options.threads);
     if (load_data(run) != 0)
         return 1;
     if (!run->options.quiet)

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -42,11 +43,10 @@ static int check_values(const train_options *o)
         return cli_error("--seed: %ld must be >= 0", o->seed);
     if (o->columns.n_targets < 0)
         return cli_error("--targets: %ld must be >= 0", o->columns.n_targets);
-    if (o->columns.label_column < -1)
-        return cli_error("--label-column: %ld must be >= 0 (or -1 for the last)",
+    if (o->columns.label_column < -1 || o->columns.label_column >= BP_MAX_WIDTH)
+        return cli_error("--label-column: %ld is out of range (columns count from 0; -1: the "
+                         "header's label column, else the last)",
                          o->columns.label_column);
-    if (strcmp(o->schedule, "cosine") != 0 && strcmp(o->schedule, "constant") != 0)
-        return cli_error("--schedule: '%s' is not cosine or constant", o->schedule);
     return 0;
 }
 
@@ -86,41 +86,110 @@ static int adopt_model_architecture(train_options *o)
     return 0;
 }
 
-int parse_train_options(int argc, char **argv, train_options *o, int *status)
+/* Each optimizer's default learning rate and weight decay, from the
+ * library (bp_optimizer_init), except SGD's learning rate, the command's
+ * own (train_optim.h); so the help never disagrees with a run. */
+static void optimizer_defaults_help(train_options *o)
 {
-    train_options_defaults(o);
-    const flag flags[] = {
+    size_t a = 0, b = 0;
+    a += (size_t)snprintf(o->help_lr, sizeof o->help_lr, "learning rate (default:");
+    b += (size_t)snprintf(o->help_weight_decay, sizeof o->help_weight_decay,
+                          "weight decay: L2 added to the gradient, AdamW's decoupled (default:");
+    for (int t = 0; bp_optimizer_name((bp_optimizer_type)t) != NULL; t++) {
+        bp_optimizer d;
+        bp_optimizer_init(&d, (bp_optimizer_type)t);
+        double lr = t == BP_OPTIMIZER_SGD ? OPTIM_SGD_LR : d.lr;
+        const char *name = bp_optimizer_name((bp_optimizer_type)t);
+        if (a < sizeof o->help_lr)
+            a += (size_t)snprintf(o->help_lr + a, sizeof o->help_lr - a, "%s %s %g", t ? "," : "",
+                                  name, lr);
+        if (b < sizeof o->help_weight_decay)
+            b += (size_t)snprintf(o->help_weight_decay + b, sizeof o->help_weight_decay - b,
+                                  "%s %s %g", t ? "," : "", name, d.weight_decay);
+    }
+    if (a < sizeof o->help_lr)
+        snprintf(o->help_lr + a, sizeof o->help_lr - a, ")");
+    if (b < sizeof o->help_weight_decay)
+        snprintf(o->help_weight_decay + b, sizeof o->help_weight_decay - b, ")");
+}
+
+static const command train_command = {
+    "train", "Trains a network by backpropagation and reports its accuracy (or loss).",
+    "With no --data, trains on Fashion-MNIST when the Debian package dataset-fashion-mnist "
+    "is installed (or from the directory in $" FASHION_ENV "), else on a generated data set. "
+    "Without --layers the sizes come from the data (inputs, 256, 128, outputs), or from the "
+    "--init model.\n\n"
+    "CSV: a header cell label, class, target or y names the label column, else it is the last; "
+    "labels may be class numbers or names (kept in the model, printed by predict). Columns "
+    "count from 0. Features larger than a few tens train poorly: --standardize.\n\n"
+    "Ctrl-C stops after the current step (and saves with --save); a second Ctrl-C ends the "
+    "program at once. A run whose loss becomes NaN or infinite stops with an error and saves "
+    "nothing. Exit status: 0 trained, 1 failed, 2 a bad flag or value (found before any data "
+    "is read), 128+N stopped by signal N.",
+    "backprop train                          # Fashion-MNIST, on a GPU if present\n"
+    "backprop train --data my.csv --test t.csv --standardize --save m.safetensors\n"
+    "backprop train --data digits.csv --label-column 0 --layers 784,128,10\n"
+    "backprop train --data moons.csv --layers 2,16,1 --loss bce  # binary: 0/1\n"
+    "backprop train --optimizer adamw --log log.csv --plot curves.svg -q"};
+
+/* The data, the network and what is written. */
+static size_t data_flags(train_options *o, flag *f)
+{
+    const flag table[] = {
         {"--data", FLAG_STRING, &o->data_path, "PATH", "IDX images file (labels beside it) or CSV"},
         {"--test", FLAG_STRING, &o->test_path, "PATH", "test set, same format"},
+        {"--label-column", FLAG_INT, &o->columns.label_column, "N",
+         "CSV label column, counted from 0 (default: the header's label, class, target or y "
+         "column, else the last)"},
+        {"--targets", FLAG_INT, &o->columns.n_targets, "K",
+         "CSV regression: the last K columns are real-valued targets"},
+        {"--delimiter", FLAG_STRING, &o->columns.delimiter, "C",
+         "CSV field separator: ',' (default), ';', tab, '|' or space"},
+        {"--standardize", FLAG_SWITCH, &o->standardize, NULL,
+         "scale each feature to mean 0 and standard deviation 1 (measured on --data, kept in "
+         "the model file: eval, predict and PyTorch apply it)"},
+        {"--scale", FLAG_DOUBLE, &o->scale, "X", "divide every feature by X (kept in the model)"},
         {"--layers", FLAG_STRING, &o->architecture.layers, "N,N,..",
          "layer sizes, inputs first (default: data,256,128,classes)"},
         {"--activation", FLAG_STRING, &o->architecture.activation, "NAME",
          "hidden activation: relu (default), leaky_relu, tanh, sigmoid, identity"},
         {"--activations", FLAG_STRING, &o->architecture.activations, "A,B,..",
          "one activation per layer"},
-        {"--loss", FLAG_STRING, &o->architecture.loss, "ce|mse|bce", "loss (default ce)"},
-        {"--epochs", FLAG_INT, &o->epochs, "N", "epochs (default 15)"},
-        {"--batch", FLAG_INT, &o->batch, "N", "mini-batch size (default 32)"},
-        {"--lr", FLAG_DOUBLE, &o->lr, "X", "learning rate (default 0.02)"},
-        {"--schedule", FLAG_STRING, &o->schedule, "cosine|constant",
-         "learning-rate schedule over the epochs (default cosine)"},
-        {"--momentum", FLAG_DOUBLE, &o->momentum, "X", "SGD momentum (default 0.9)"},
-        {"--weight-decay", FLAG_DOUBLE, &o->weight_decay, "X", "L2 weight decay (default 0)"},
-        {"--seed", FLAG_INT, &o->seed, "N", "initialisation and shuffling seed (default 1)"},
+        {"--loss", FLAG_STRING, &o->architecture.loss, "ce|mse|bce",
+         "loss (default ce; bce with one output: binary, labels 0 and 1)"},
         {"--dtype", FLAG_STRING, &o->architecture.dtype, "f32|f64", "precision (default f32)"},
-        {"--device", FLAG_STRING, &o->device, "auto|cpu|cuda[:N]|cuda:N,N,..|cuda:all",
-         "where to train (default auto); a list: data-parallel on those GPUs"},
-        {"--no-shuffle", FLAG_SWITCH, &o->no_shuffle, NULL, "samples in file order"},
         {"--init", FLAG_STRING, &o->init_path, "MODEL", "start from a saved model's parameters"},
         {"--save", FLAG_STRING, &o->save_path, "MODEL", "save the trained model (safetensors)"},
         {"--log", FLAG_STRING, &o->log_path, "CSV",
-         "one row per epoch: epoch,train_loss,test_loss,test_accuracy,seconds,samples_per_s"},
+         "one row per epoch: losses, accuracy, seconds, samples/s"},
         {"--plot", FLAG_STRING, &o->plot_path, "SVG", "loss and accuracy curves"},
-        {"--label-column", FLAG_INT, &o->columns.label_column, "N",
-         "CSV label column, 0-based (default last)"},
-        {"--targets", FLAG_INT, &o->columns.n_targets, "K",
-         "CSV regression: the last K columns are targets"},
-        {"--quiet", FLAG_SWITCH, &o->quiet, NULL, "print only the final result"},
+        {"--plot-log", FLAG_SWITCH, &o->log_y, NULL, "--plot: the loss on a log scale"},
+        {"--json", FLAG_SWITCH, &o->json, NULL,
+         "the final report as one JSON object on standard output (implies --quiet)"},
+        {"--quiet", FLAG_SWITCH, &o->quiet, NULL, "print only the final result: no notes"},
+    };
+    memcpy(f, table, sizeof table);
+    return sizeof table / sizeof table[0];
+}
+
+/* How it trains and where. */
+static size_t run_flags(train_options *o, flag *f)
+{
+    const flag table[] = {
+        {"--epochs", FLAG_INT, &o->epochs, "N", "epochs (default 15)"},
+        {"--batch", FLAG_INT, &o->batch, "N", "mini-batch size (default 32)"},
+        {"--lr", FLAG_DOUBLE, &o->lr, "X", o->help_lr},
+        {"--schedule", FLAG_STRING, &o->schedule, "cosine|constant",
+         "learning-rate schedule over the epochs (default cosine)"},
+        {"--momentum", FLAG_DOUBLE, &o->momentum, "X", "SGD momentum (default 0.9)"},
+        {"--weight-decay", FLAG_DOUBLE, &o->weight_decay, "X", o->help_weight_decay},
+        {"--seed", FLAG_INT, &o->seed, "N", "initialisation and shuffling seed (default 1)"},
+        {"--no-shuffle", FLAG_SWITCH, &o->no_shuffle, NULL, "samples in file order"},
+        {"--device", FLAG_STRING, &o->device, "DEVICE",
+         "where to train: auto (default: a GPU if there is one), cpu, cuda, cuda:N; a list "
+         "cuda:N,N,.. or cuda:all trains data-parallel on those GPUs"},
+        {"--threads", FLAG_INT, &o->threads, "N",
+         "CPU threads for the products (default: the BLAS library's own)"},
         {"--math", FLAG_STRING, &o->math, "fp32|tf32|bf16",
          "GEMM math on the GPU for f32 (default fp32: exact)"},
         {"--no-graphs", FLAG_SWITCH, &o->no_graphs, NULL,
@@ -129,26 +198,65 @@ int parse_train_options(int argc, char **argv, train_options *o, int *status)
          "GPU f32: GEMM, then bias+ReLU as a kernel (no cuBLASLt epilogues)"},
         OPTIM_FLAG_ENTRIES(o->optim),
     };
-    static const command cmd = {
-        "train", "Trains a network by backpropagation and reports test accuracy.",
-        "With no --data, trains on Fashion-MNIST when the Debian package dataset-fashion-mnist\n"
-        "is installed (or from the directory in $" FASHION_ENV "), else on a generated\n"
-        "data set. Without --layers the sizes come from the data (inputs, 256, 128, outputs),\n"
-        "or from the --init model. Ctrl-C stops after the current step (and saves with\n"
-        "--save); a second Ctrl-C ends the program at once. A run whose loss becomes NaN or\n"
-        "infinite stops with an error and saves nothing."};
-    int parsed = cli_parse(&cmd, argc, argv, flags, sizeof flags / sizeof flags[0]);
-    if (parsed != 0) {
-        *status = parsed > 0 ? 0 : 2;
+    memcpy(f, table, sizeof table);
+    return sizeof table / sizeof table[0];
+}
+
+/* Every value that can be checked without the data: exit status 2. */
+static int check_words(train_options *o)
+{
+    static const char *const schedules[] = {"cosine", "constant"};
+    bp_math_mode mode;
+    char delimiter;
+    const char *loss = o->init_path ? NULL : o->columns.n_targets > 0 ? "mse" : "ce";
+    int schedule = cli_parse_choice("--schedule", o->schedule, schedules, 2);
+    if (schedule < 0 || cli_check_architecture_flags(&o->architecture, loss) != 0 ||
+        cli_check_device_spec(o->device, 1) != 0)
         return -1;
-    }
-    *status = 2;
-    if (check_values(o) != 0 ||
-        optim_check(&o->optim, argc, argv, &o->lr, o->momentum, &o->weight_decay, o->epochs) != 0)
+    o->schedule = schedules[schedule]; /* a prefix ("const") stands for the name */
+    if (bp_math_mode_parse(o->math, &mode) != BP_OK)
+        return cli_error("--math: %s", bp_last_error());
+    if (o->columns.delimiter && cli_parse_delimiter(o->columns.delimiter, &delimiter) != 0)
         return -1;
-    *status = 1;
-    /* Every output replaceable, and never an input or another output (by
-     * device and inode); --resume may be --checkpoint (it is read first). */
+    if (o->standardize && o->scale != 0.0)
+        return cli_error("give --standardize or --scale, not both");
+    if (o->scale < 0.0 || (o->scale == 0.0 && o->scale_given))
+        return cli_error("--scale: %g must be > 0 (the inputs are divided by it)", o->scale);
+    if (o->threads < 0 || o->threads > 4096)
+        return cli_error("--threads: %ld is out of range (1..4096)", o->threads);
+    if (o->test_path && !o->data_path)
+        return cli_error("--test needs --data (without --data the test set is Fashion-MNIST's "
+                         "or the generated one)");
+    return 0;
+}
+
+/* Parses and checks the flags: 0, or 1 after --help, or -1 (printed).
+ * canonical receives the flags' full names (cli_canonical_argv). */
+static int parse_flags(int argc, char **argv, train_options *o, char **canonical)
+{
+    flag flags[64];
+    size_t n = data_flags(o, flags);
+    n += run_flags(o, flags + n);
+    int parsed = cli_parse(&train_command, argc, argv, flags, n);
+    if (parsed != 0)
+        return parsed;
+    cli_canonical_argv(argc, argv, flags, n, canonical);
+    for (int i = 0; i < argc; i++)
+        o->scale_given |= strcmp(canonical[i], "--scale") == 0;
+    if (o->json)
+        o->quiet = 1;
+    o->columns.quiet = o->quiet;
+    if (check_values(o) != 0 || check_words(o) != 0 ||
+        optim_check(&o->optim, argc, canonical, &o->lr, o->momentum, &o->weight_decay, o->epochs) !=
+            0)
+        return -1;
+    return 0;
+}
+
+/* Every output replaceable, and never an input or another output (by
+ * device and inode); --resume may be --checkpoint (it is read first). */
+static int check_paths(const train_options *o)
+{
     const cli_path inputs[] = {
         {"--data", o->data_path}, {"--test", o->test_path}, {"--init", o->init_path}};
     const cli_path outputs[] = {{"--save", o->save_path},
@@ -164,20 +272,43 @@ int parse_train_options(int argc, char **argv, train_options *o, int *status)
         if (cli_check_paths(resume, 1, others, 3) != 0)
             return -1;
     }
+    return 0;
+}
+
+int parse_train_options(int argc, char **argv, train_options *o, int *status)
+{
+    train_options_defaults(o);
+    optimizer_defaults_help(o);
+    char **canonical = calloc((size_t)argc + 1, sizeof *canonical);
+    if (canonical == NULL) {
+        *status = 1;
+        return cli_error("no memory");
+    }
+    int parsed = parse_flags(argc, argv, o, canonical);
+    *status = parsed > 0 ? 0 : 2;
+    int rc = -1;
+    if (parsed != 0)
+        goto out;
+    *status = 1;
+    if (check_paths(o) != 0)
+        goto out;
     /* --resume: the checkpoint's optimizer, schedule, seed and batch; a run
      * that already finished ends here (exit 0, said so). */
-    int resumed = optim_resume_peek(&o->optim, argc, argv, o->epochs, &o->lr, &o->schedule,
+    int resumed = optim_resume_peek(&o->optim, argc, canonical, o->epochs, &o->lr, &o->schedule,
                                     &o->seed, &o->batch);
     if (resumed != 0) {
         *status = resumed > 0 ? 0 : 1;
-        return -1;
+        goto out;
     }
     if (o->optim.resume != NULL && o->init_path == NULL)
         o->init_path = o->optim.resume; /* a checkpoint is a model file: its network */
     if (adopt_model_architecture(o) != 0)
-        return -1;
+        goto out;
     *status = 0;
-    return 0;
+    rc = 0;
+out:
+    free(canonical);
+    return rc;
 }
 
 double train_options_epoch_lr(const train_options *o, int epoch)

@@ -33,13 +33,22 @@ typedef struct train_options {
     const char *math;   /* --math fp32|tf32|bf16: GEMM math of float32 on the GPU */
     int no_graphs;      /* --no-graphs: issue each GPU kernel from the host */
     int no_fused;       /* --no-fused-epilogues: no cuBLASLt bias+ReLU epilogues */
+    /* the inputs' scaling (scaling.c) */
+    int standardize; /* --standardize */
+    double scale;    /* --scale X, 0: none */
+    int scale_given; /* --scale was among the flags (so 0 is an error) */
     /* what it writes */
     const char *save_path, *log_path, *plot_path;
     int quiet;
+    int json;     /* --json: the final report as one JSON object on stdout */
+    int log_y;    /* --plot-log: the loss panel on a log scale */
+    long threads; /* --threads N: CPU threads (0: the BLAS library's own default) */
     /* --init without --layers: the model file's sizes and activations,
      * written here and pointed at by architecture.layers/activations. */
     char init_layers[BP_MAX_LAYERS * 8 + 8];
     char init_activations[BP_MAX_LAYERS * 16];
+    /* The help of --lr and --weight-decay: each optimizer's default. */
+    char help_lr[160], help_weight_decay[160];
 } train_options;
 
 /* Parses argv (after "train") into *o and checks it: value ranges, output

@@ -7,6 +7,7 @@
 
 #include "api/error.h"
 #include "util/size_math.h"
+#include "data/class_names.h"
 #include "data/dataset.h"
 #include "sys/read.h"
 
@@ -19,6 +20,9 @@ void bp_dataset_options_init(bp_dataset_options *opt)
     opt->n_targets = 0;
     opt->header = -1;
     opt->unlabeled = 0;
+    opt->delimiter = ',';
+    opt->class_names = NULL;
+    opt->n_class_names = 0;
 }
 
 bp_status bp_dataset_check_options(const char *fn, const bp_dataset_options *opt)
@@ -39,6 +43,15 @@ bp_status bp_dataset_check_options(const char *fn, const bp_dataset_options *opt
                        opt->n_targets);
     if (opt->header < -1 || opt->header > 1)
         return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: header %d must be -1, 0 or 1", fn, opt->header);
+    if (opt->delimiter != 0 && strchr(",;\t| ", opt->delimiter) == NULL)
+        return bp_fail(BP_ERR_INVALID_ARGUMENT,
+                       "%s: delimiter '%c' (%d) is not one of ',', ';', tab, '|' or ' '", fn,
+                       opt->delimiter > 32 && opt->delimiter < 127 ? opt->delimiter : '?',
+                       (int)opt->delimiter);
+    if (opt->n_class_names < 0 || (opt->n_class_names > 0 && opt->class_names == NULL))
+        return bp_fail(BP_ERR_INVALID_ARGUMENT,
+                       "%s: n_class_names %d needs class_names (%s) and must be >= 0", fn,
+                       opt->n_class_names, opt->class_names ? "given" : "NULL");
     return BP_OK;
 }
 
@@ -68,6 +81,7 @@ bp_status bp_dataset_alloc(const char *what, int n, int n_features, int n_target
     ds->desc.n_features = n_features;
     ds->desc.n_targets = n_targets;
     ds->desc.dtype = dtype;
+    ds->desc.label_column = -1;
     ds->desc.x = ds->x;
     ds->desc.labels = ds->labels;
     ds->desc.targets = ds->targets;
@@ -92,6 +106,7 @@ void bp_dataset_free(bp_dataset *ds)
     free(ds->x);
     free(ds->labels);
     free(ds->targets);
+    bp_class_names_free_array(ds->class_names, ds->n_class_names);
     free(ds);
 }
 

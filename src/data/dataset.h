@@ -10,6 +10,8 @@ struct bp_dataset {
     void *x;
     int32_t *labels;
     void *targets;
+    char **class_names; /* [n_class_names] when the labels were names, else NULL */
+    int n_class_names;
 };
 
 /* An empty data set with room for n samples (arrays uninitialised). */

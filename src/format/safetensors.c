@@ -25,6 +25,7 @@
 
 #include "api/error.h"
 #include "api/struct_size.h"
+#include "core/metadata.h"
 #include "sys/c_locale.h"
 #include "util/real.h"
 #include "format/json.h"
@@ -98,7 +99,8 @@ static bp_status write_file(const bp_network *net, const bp_network_desc *d, bp_
     return BP_OK;
 }
 
-static void build_header(const bp_network_desc *d, strbuf *b, const bp_st_extras *x)
+/* user: the network's own metadata members (bp_network_set_metadata). */
+static void build_header(const bp_network_desc *d, strbuf *b, const bp_st_extras *x, const char *user)
 {
     const char *dt = d->dtype == BP_F32 ? "F32" : "F64";
     sb_add(b, "{\"__metadata__\":{\"format\":\"backprop\",\"format_version\":\"" FORMAT_VERSION
@@ -112,8 +114,8 @@ static void build_header(const bp_network_desc *d, strbuf *b, const bp_st_extras
         return;
     }
     locale_t old = uselocale(c_locale);
-    sb_add(b, "\",\"loss\":\"%s\",\"leaky_slope\":\"%.17g\"%s}", bp_loss_name(d->loss),
-           d->leaky_slope, x != NULL && x->metadata != NULL ? x->metadata : "");
+    sb_add(b, "\",\"loss\":\"%s\",\"leaky_slope\":\"%.17g\"%s%s}", bp_loss_name(d->loss),
+           d->leaky_slope, x != NULL && x->metadata != NULL ? x->metadata : "", user);
     uselocale(old);
     freelocale(c_locale);
     size_t offset = 0, es = bp_dtype_size(d->dtype);
@@ -160,7 +162,10 @@ bp_status bp_safetensors_save(const char *fn, const bp_network *net, const char 
     bp_network_desc d;
     BP_TRY(bp_network_describe(net, &d));
     strbuf header = {0};
-    build_header(&d, &header, extras);
+    char *user = NULL;
+    BP_TRY(bp_network_metadata_json(net, extras != NULL ? extras->metadata : NULL, &user));
+    build_header(&d, &header, extras, user);
+    free(user);
     size_t most = 0;
     for (int l = 1; l <= d.n_layers; l++) {
         size_t n = ((size_t)d.sizes[l - 1] + 1) * (size_t)d.sizes[l];
@@ -210,7 +215,8 @@ typedef struct model_file {
      * checked (shape, dtype, offsets, packing) but not loaded here. */
     int n_extra;
     tensor extra[BP_ST_MAX_EXTRA];
-    int has_metadata; /* backprop's metadata was found and parsed */
+    int has_metadata;  /* backprop's metadata was found and parsed */
+    bp_metadata *user; /* the members backprop does not write (bp_network_set_metadata) */
     bp_activation activations[BP_MAX_LAYERS];
     bp_loss loss;
     double leaky_slope;
@@ -221,6 +227,8 @@ static void model_close(model_file *m)
     if (m->f != NULL)
         fclose(m->f);
     m->f = NULL;
+    bp_metadata_free(m->user);
+    m->user = NULL;
 }
 
 static bp_status bad(const char *path, const char *what)
@@ -276,6 +284,21 @@ static bp_status parse_tensor(const char *path, const json_doc *doc, int node, t
     t->begin = doc->nodes[b].num;
     t->end = doc->nodes[e].num;
     t->present = 1;
+    return BP_OK;
+}
+
+/* The members a caller set (bp_network_set_metadata): every one that
+ * backprop does not write itself and that is a valid entry. */
+static bp_status user_metadata(const json_doc *doc, int meta, model_file *m)
+{
+    for (int c = doc->nodes[meta].first_child; c >= 0; c = doc->nodes[c].next_sibling) {
+        const char *key = doc->nodes[c].key;
+        if (bp_metadata_reserved(key))
+            continue;
+        bp_status st = bp_metadata_set("bp_model_load", &m->user, key, doc->nodes[c].str);
+        if (st == BP_ERR_OUT_OF_MEMORY)
+            return st;
+    }
     return BP_OK;
 }
 
@@ -336,7 +359,7 @@ static bp_status parse_metadata(const char *path, const json_doc *doc, int meta,
         return snprintf(msg, sizeof msg, "%d activations for %d layers", count, m->n_layers),
                bad(path, msg);
     m->has_metadata = 1;
-    return BP_OK;
+    return user_metadata(doc, meta, m);
 }
 
 /* __metadata__ maps strings to strings. A backprop file's is parsed; another
@@ -738,6 +761,8 @@ bp_status bp_model_load(const char *path, const bp_network_config *base, bp_netw
     }
     if (st == BP_OK)
         st = read_params(path, net, &m);
+    for (int i = 0; st == BP_OK && m.user != NULL && i < m.user->n; i++)
+        st = bp_network_set_metadata(net, m.user->keys[i], m.user->values[i]);
     model_close(&m);
     if (st == BP_OK)
         *out = net;
