@@ -471,21 +471,27 @@ BP_API bp_status bp_network_get_layer_state(const bp_network *net, int layer, in
 typedef struct bp_gradcheck_config {
     double eps;        /* the step; default 0: the network's dtype's
                           (bp_gradcheck_defaults) */
-    double floor;      /* default 1e-3 */
+    double floor;      /* the relative error's smallest denominator;
+                          default 0: the dtype's */
     int max_per_layer; /* parameters checked per layer, spread evenly;
                           0 = all. Default 0. */
     double perturb;    /* checking the check: backprop's gradients are
                           taken as g (1 + perturb); default 0 */
+    int *skipped;      /* optional output, [n_layers]: parameters left out
+                          because a ReLU or leaky ReLU kink lies within eps
+                          of them (the loss's one-sided differences
+                          disagree); default NULL */
 } bp_gradcheck_config;
 
 BP_API void bp_gradcheck_config_init(bp_gradcheck_config *cfg);
 
-/* The step and the verdict's tolerance on the relative error for a dtype:
- * float64 eps 1e-5, below 1e-7; float32 eps 1e-2 (the loss is summed in
- * float32: a smaller step drowns in its rounding), below 1e-2. Correct
- * gradients pass and gradients 5% off fail (tests/test_gradcheck.cpp).
- * Either pointer may be NULL. */
-BP_API bp_status bp_gradcheck_defaults(bp_dtype dtype, double *eps, double *tolerance);
+/* The step, the floor and the verdict's tolerance on the relative error
+ * for a dtype: float64 eps 1e-5, floor 1e-3, below 1e-7; float32 eps 1e-2,
+ * floor 1e-2, below 1e-2 (the loss is summed in float32: a smaller step
+ * drowns in its rounding). Correct gradients pass and gradients 5% off
+ * fail (tests/test_gradcheck.cpp). Any pointer may be NULL. */
+BP_API bp_status bp_gradcheck_defaults(bp_dtype dtype, double *eps, double *floor,
+                                       double *tolerance);
 
 /* max_rel_error receives n_layers values (layer 1 first). cfg may be NULL
  * for the defaults. */

@@ -19,8 +19,8 @@ typedef struct model_meta {
     input_scaling scaling;
     char **class_names; /* [n_class_names], or NULL */
     int n_class_names;
-    int label_column; /* -1: not recorded */
-    int n_targets;    /* regression targets, 0: classification or not recorded */
+    int label_column;  /* -1: not recorded */
+    int n_targets;     /* regression targets, 0: classification or not recorded */
     char delimiter[8]; /* --delimiter's value, "" for a comma */
 } model_meta;
 

@@ -59,8 +59,7 @@ double cli_warn_unscaled(const loaded_data *train, const char *path)
 {
     int n = train->desc.n_features, worst = 0;
     double *max_abs = malloc((size_t)n * sizeof *max_abs);
-    if (max_abs == NULL ||
-        bp_dataset_feature_stats(train->dataset, NULL, NULL, max_abs) != BP_OK) {
+    if (max_abs == NULL || bp_dataset_feature_stats(train->dataset, NULL, NULL, max_abs) != BP_OK) {
         free(max_abs);
         return 0.0;
     }

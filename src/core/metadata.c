@@ -11,11 +11,20 @@
 
 /* What backprop writes in __metadata__ (src/format/safetensors.c,
  * src/format/checkpoint.c). */
-static const char *const reserved[] = {
-    "format", "format_version", "activations", "loss", "leaky_slope", "checkpoint_version",
-    "optimizer", "lr", "weight_decay", "momentum", "dampening", "nesterov", "amsgrad", "beta1",
-    "beta2", "eps", "clip_grad_norm", "step", "epoch", "step_in_epoch", "total_epochs", "batch",
-    "shuffle_seed", "shuffle_state", "schedule", "schedule_step", "base_lr"};
+static const char *const reserved[] = {"format",         "format_version",
+                                       "activations",    "loss",
+                                       "leaky_slope",    "checkpoint_version",
+                                       "optimizer",      "lr",
+                                       "weight_decay",   "momentum",
+                                       "dampening",      "nesterov",
+                                       "amsgrad",        "beta1",
+                                       "beta2",          "eps",
+                                       "clip_grad_norm", "step",
+                                       "epoch",          "step_in_epoch",
+                                       "total_epochs",   "batch",
+                                       "shuffle_seed",   "shuffle_state",
+                                       "schedule",       "schedule_step",
+                                       "base_lr"};
 
 int bp_metadata_reserved(const char *key)
 {
@@ -42,9 +51,11 @@ void bp_metadata_free(bp_metadata *m)
 static int is_utf8(const unsigned char *s)
 {
     while (*s) {
-        int extra = *s < 0x80 ? 0 : (*s & 0xE0) == 0xC0 ? 1 : (*s & 0xF0) == 0xE0 ? 2
-                                : (*s & 0xF8) == 0xF0                      ? 3
-                                                                           : -1;
+        int extra = *s < 0x80             ? 0
+                    : (*s & 0xE0) == 0xC0 ? 1
+                    : (*s & 0xF0) == 0xE0 ? 2
+                    : (*s & 0xF8) == 0xF0 ? 3
+                                          : -1;
         if (extra < 0 || (extra == 1 && *s < 0xC2))
             return 0;
         for (int k = 1; k <= extra; k++)
@@ -58,9 +69,10 @@ static int is_utf8(const unsigned char *s)
 static bp_status check_entry(const char *fn, const char *key, const char *value)
 {
     size_t len = strlen(key);
-    if (len == 0 || len > BP_METADATA_MAX_KEY || strspn(key, "abcdefghijklmnopqrstuvwxyz"
-                                                             "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                                             "0123456789_.-") != len)
+    if (len == 0 || len > BP_METADATA_MAX_KEY ||
+        strspn(key, "abcdefghijklmnopqrstuvwxyz"
+                    "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                    "0123456789_.-") != len)
         return bp_fail(BP_ERR_INVALID_ARGUMENT,
                        "%s: key '%.80s' must be 1 to %d letters, digits, '_', '.' or '-'", fn, key,
                        BP_METADATA_MAX_KEY);
@@ -71,8 +83,7 @@ static bp_status check_entry(const char *fn, const char *key, const char *value)
         return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: the value of '%s' is longer than %zu bytes",
                        fn, key, BP_METADATA_MAX_VALUE);
     if (value != NULL && !is_utf8((const unsigned char *)value))
-        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: the value of '%s' is not valid UTF-8", fn,
-                       key);
+        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: the value of '%s' is not valid UTF-8", fn, key);
     return BP_OK;
 }
 

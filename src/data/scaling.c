@@ -8,8 +8,7 @@
 #include "data/dataset.h"
 #include "util/real.h"
 
-bp_status bp_dataset_feature_stats(const bp_dataset *ds, double *mean, double *std,
-                                   double *max_abs)
+bp_status bp_dataset_feature_stats(const bp_dataset *ds, double *mean, double *std, double *max_abs)
 {
     const char *fn = "bp_dataset_feature_stats";
     BP_CHECK_PTR(fn, ds);
