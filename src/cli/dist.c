@@ -380,6 +380,20 @@ bp_status cli_dist_train_step(cli_dist *d, bp_network *net, const bp_buffer *x, 
     return st;
 }
 
+int cli_dist_agree_stop(const cli_dist *d, int stop)
+{
+#ifdef BP_HAVE_MPI
+    if (d->active && !d->multi) {
+        int any = 0;
+        if (MPI_Allreduce(&stop, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD) == MPI_SUCCESS)
+            return any;
+    }
+#else
+    (void)d;
+#endif
+    return stop;
+}
+
 void cli_dist_print_engines(void)
 {
     const struct {

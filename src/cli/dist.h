@@ -62,6 +62,11 @@ int cli_dist_join(cli_dist *d, bp_network *net, const bp_network_config *cfg, lo
 bp_status cli_dist_train_step(cli_dist *d, bp_network *net, const bp_buffer *x, const bp_buffer *y,
                               const int32_t *rows, int b, const bp_optimizer *opt, double *loss);
 
+/* Whether to stop after this step: stop on this rank, or on any rank
+ * under MPI (an all-reduce, so that every rank stops after the same step;
+ * a rank that went on alone would wait for the others forever). */
+int cli_dist_agree_stop(const cli_dist *d, int stop);
+
 /* Prints, for `backprop info`, whether MPI and NCCL are built in and
  * their versions. */
 void cli_dist_print_engines(void);

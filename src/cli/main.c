@@ -51,9 +51,15 @@ int main(int argc, char **argv)
         printf("backprop %s\n", bp_version());
         return 0;
     }
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (strcmp(argv[1], commands[i].name) == 0)
-            return cli_finish_stdout(commands[i].run(argc - 2, argv + 2));
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (strcmp(argv[1], commands[i].name) != 0)
+            continue;
+        /* Under mpirun only train is data-parallel: the others run once, on
+         * rank 0 (the rest would print the same report again). */
+        if (commands[i].run != cmd_train && cli_launcher_size() > 1 && cli_launcher_rank() != 0)
+            return 0;
+        return cli_finish_stdout(commands[i].run(argc - 2, argv + 2));
+    }
     const char *near = NULL;
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (near == NULL && (cli_edit_distance(argv[1], commands[i].name) <= 2 ||

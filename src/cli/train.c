@@ -483,7 +483,7 @@ static int run_epoch(training_run *run, int epoch, double *train_loss)
         }
         progress_update(&run->bar, epoch + 1, (int)o->epochs, s + 1, run->steps_per_epoch,
                         loss_count ? loss_sum / loss_count : NAN, (long)(start + (size_t)b));
-        if (cli_signals_caught()) {
+        if (cli_dist_agree_stop(&run->dist, cli_signals_caught() != 0)) { /* every rank */
             run->stopped = 1;
             progress_clear(&run->bar);
             cli_note(0, "interrupted at epoch %d, step %ld", epoch + 1, s + 1);
@@ -704,6 +704,13 @@ int cmd_train(int argc, char **argv)
     if (parse_train_options(argc, argv, &run.options, &status) == 0)
         status = train(&run);
     training_run_free(&run);
+    /* A failed or interrupted rank leaves without MPI_Finalize, which
+     * would wait for the others, or for a launcher that is ending the job
+     * (mpirun sends SIGKILL a second after its SIGTERM): the launcher sees
+     * the exit status at once, and the others' copies of the same error
+     * are not printed. */
+    if (status != 0)
+        run.dist.mpi_started = 0;
     cli_dist_end(&run.dist); /* after the network: the communicators, MPI */
     if (run.holding) {       /* a signal held while finishing acts now */
         cli_signals_release(&run.held);
