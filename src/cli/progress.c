@@ -64,9 +64,9 @@ void progress_format(char *out, int columns, int epoch, int epochs, long done, l
     char line[512];
     int room = columns - 1 < (int)sizeof line - 1 ? columns - 1 : (int)sizeof line - 1;
     /* Less and less: a bar of 30 down to 10, then without samples/s, the
-     * counts, the bar, the time left. */
+     * counts, the bar, the time left. {samples/s, time left, counts, bar} */
     static const int keep[][4] = {
-        {1, 1, 1, 1}, {1, 0, 1, 1}, {0, 0, 1, 1}, {0, 0, 0, 1}, {0, 0, 0, 0}};
+        {1, 1, 1, 1}, {0, 1, 1, 1}, {0, 1, 0, 1}, {0, 1, 0, 0}, {0, 0, 0, 0}};
     for (size_t k = 0; k < sizeof keep / sizeof keep[0]; k++) {
         int bar_on = keep[k][3] ? 1 : 0;
         int without = compose(line, sizeof line, 0, keep[k][2], keep[k][0], keep[k][1], epoch,
