@@ -93,20 +93,28 @@ TEST_F(Cli, TrainSaveEvalPredict)
     acc = std::atof(r.out.c_str() + at + 14);
     EXPECT_GT(acc, 95.0) << r.out;
     std::string logged = read(log);
-    EXPECT_CONTAINS(logged, "epoch,train_loss,test_loss,test_accuracy,seconds,samples_per_s\n");
+    EXPECT_CONTAINS(logged, "epoch,train_loss,test_loss,test_accuracy,seconds,samples_per_s,lr,"
+                            "train_accuracy\n");
     EXPECT_EQ(std::count(logged.begin(), logged.end(), '\n'), 5);
     {
-        // Every row: epoch and five numbers, the epoch counting up.
+        // Every row: epoch and seven numbers, the epoch counting up; the
+        // learning rate follows the cosine schedule from --lr 0.05.
         std::istringstream rows(logged);
         std::string row;
         std::getline(rows, row);
         for (int e = 1; std::getline(rows, row); e++) {
-            EXPECT_EQ(std::count(row.begin(), row.end(), ','), 5) << row;
+            EXPECT_EQ(std::count(row.begin(), row.end(), ','), 7) << row;
             EXPECT_EQ(std::atoi(row.c_str()), e) << row;
             double accuracy = std::atof(row.c_str() +
                                         row.find(',', row.find(',', row.find(',') + 1) + 1) + 1);
             EXPECT_GT(accuracy, 0.5) << row;
             EXPECT_LE(accuracy, 1.0) << row;
+            size_t lr_at = row.rfind(',', row.rfind(',') - 1) + 1;
+            double lr = std::atof(row.c_str() + lr_at);
+            double train_accuracy = std::atof(row.c_str() + row.rfind(',') + 1);
+            EXPECT_NEAR(lr, 0.025 * (1 + std::cos(M_PI * (e - 1) / 4.0)), 1e-6) << row;
+            EXPECT_GT(train_accuracy, 0.5) << row;
+            EXPECT_LE(train_accuracy, 1.0) << row;
         }
     }
     std::string svg = read(plot);

@@ -110,7 +110,7 @@ TEST_F(CliUser, FlagsAbbreviateSuggestAndExitTwoBeforeReading)
         r = run(a);
         EXPECT_EQ(r.code, 2) << a << "\n" << r.err;
         EXPECT_EQ(r.err.find("never-read.csv"), std::string::npos) << a << " read the data:\n"
-                                                                  << r.err;
+                                                                   << r.err;
         EXPECT_EQ(r.err.find("backprop: "), 0u) << a;
     }
     r = run("train --schedule cosne --data " + none);
@@ -146,8 +146,7 @@ TEST_F(CliUser, StreamsResultsOutNotesLabelledQuietSilences)
     std::istringstream err(r.err);
     int gpu_lines = 0;
     for (std::string line; std::getline(err, line);) {
-        EXPECT_TRUE(line.rfind("backprop: note: ", 0) == 0 ||
-                    line.rfind("backprop: warning: ", 0) == 0)
+        EXPECT_TRUE(line.rfind("backprop: note: ", 0) == 0 || line.rfind("backprop: warning: ", 0) == 0)
             << line;
         gpu_lines += line.find("no GPU") != std::string::npos;
     }
@@ -238,7 +237,8 @@ TEST_F(CliUser, NamedClassesDelimiterPredictOutputJsonAndScores)
             f << (i % 3) * 2 + g(rng) << "\t" << (i % 3) + g(rng) << "\t" << names[i % 3] << "\n";
     }
     std::string model = file("m.st"), tsv = file("flowers.tsv");
-    Result r = run("train --data " + tsv + " --delimiter tab --epochs 10 --standardize --device "
+    Result r = run("train --data " + tsv +
+                   " --delimiter tab --epochs 10 --standardize --device "
                    "cpu --json --save " +
                    model);
     ASSERT_EQ(r.code, 0) << r.err;
@@ -272,14 +272,15 @@ TEST_F(CliUser, NamedClassesDelimiterPredictOutputJsonAndScores)
     u = run("predict --model " + model + " --data " + file("new.tsv") + " --unlabeled");
     ASSERT_EQ(u.code, 0) << u.err;
     EXPECT_EQ(u.out.rfind("class,p0,p1,p2\nsetosa,", 0), 0u) << u.out; // near (0, 0)
-    EXPECT_CONTAINS(u.out, "\nversicolor,");                         // near (4, 2)
+    EXPECT_CONTAINS(u.out, "\nversicolor,");                           // near (4, 2)
 }
 
 TEST_F(CliUser, BinaryCrossEntropyWithOneOutput)
 {
     std::string csv = blobs_at("b.csv", 200, 0.0, 1.0, false, 6);
     std::string model = file("b.st");
-    Result r = run("train --data " + csv + " --layers 2,8,1 --loss bce --epochs 10 --device cpu "
+    Result r = run("train --data " + csv +
+                   " --layers 2,8,1 --loss bce --epochs 10 --device cpu "
                    "--save " +
                    model);
     ASSERT_EQ(r.code, 0) << r.err;
@@ -296,10 +297,9 @@ TEST_F(CliUser, BinaryCrossEntropyWithOneOutput)
 TEST_F(CliUser, GradcheckAndCompareOnTheUsersModel)
 {
     std::string csv = blobs("d.csv", 50, 7), model = file("m.st");
-    ASSERT_EQ(run("train --data " + csv + " --layers 3,6,2 --epochs 2 --device cpu -q --save " +
-                  model)
-                  .code,
-              0);
+    ASSERT_EQ(
+        run("train --data " + csv + " --layers 3,6,2 --epochs 2 --device cpu -q --save " + model).code,
+        0);
     Result g = run("gradcheck --model " + model + " --data " + csv);
     EXPECT_EQ(g.code, 0) << g.out << g.err;
     EXPECT_CONTAINS(g.out, "gradcheck of 3-6-2 relu,identity ce f32");
@@ -340,8 +340,7 @@ TEST_F(CliUser, PlotTicksAreRoundAndDivergenceIsClipped)
         EXPECT_EQ(distinct.size(), v.size()) << epochs;
         double step = v[1] - v[0], mag = std::pow(10.0, std::floor(std::log10(step)));
         double lead = step / mag;
-        EXPECT_TRUE(std::fabs(lead - 1) < 1e-6 || std::fabs(lead - 2) < 1e-6 ||
-                    std::fabs(lead - 5) < 1e-6)
+        EXPECT_TRUE(std::fabs(lead - 1) < 1e-6 || std::fabs(lead - 2) < 1e-6 || std::fabs(lead - 5) < 1e-6)
             << "step " << step;
     }
     std::string big = blobs_at("big.csv", 200, 500.0, 40.0, false, 9);
@@ -349,9 +348,8 @@ TEST_F(CliUser, PlotTicksAreRoundAndDivergenceIsClipped)
     std::string s = read(svg);
     EXPECT_CONTAINS(s, "<path d='M "); // the clipped mark
     EXPECT_CONTAINS(s, "fill='#c00'>");
-    ASSERT_EQ(run("train --data " + csv + " --epochs 3 --device cpu -q --plot-log --plot " + svg)
-                  .code,
-              0);
+    ASSERT_EQ(
+        run("train --data " + csv + " --epochs 3 --device cpu -q --plot-log --plot " + svg).code, 0);
     EXPECT_CONTAINS(read(svg), ">loss (log scale)</text>");
 }
 

@@ -73,6 +73,8 @@ typedef struct training_run {
 
     /* report */
     bp_evaluation evaluation; /* the last evaluation printed */
+    double train_accuracy;    /* the epoch's running accuracy on its batches */
+    double epoch_lr;          /* the epoch's learning rate */
     history curves;           /* per epoch, for --plot */
     bp_file_replace *log;     /* --log, put in place when the run succeeds */
 } training_run;
@@ -373,7 +375,8 @@ static int prepare_loop(training_run *run)
             return -1;
         if (!continued)
             bp_file_replace_printf(
-                run->log, "epoch,train_loss,test_loss,test_accuracy,seconds,samples_per_s\n");
+                run->log,
+                "epoch,train_loss,test_loss,test_accuracy,seconds,samples_per_s,lr,train_accuracy\n");
     }
     run->shuffle_state = (uint64_t)o->seed ^ 0x5DEECE66Dull;
     /* --resume: the shuffles of the epochs before the checkpoint replayed,
@@ -508,6 +511,10 @@ static int run_epoch(training_run *run, int epoch, double *train_loss)
         return cli_lib_error("reading the epoch's loss", st);
     if (!run->dist.active && metrics.samples > 0)
         *train_loss = metrics.mean_loss;
+    /* The epoch's running accuracy (cross-entropy; a rank's own under MPI:
+     * not logged) and learning rate, for --log. */
+    run->train_accuracy = run->dist.active ? NAN : metrics.accuracy;
+    run->epoch_lr = train_options_epoch_lr(o, epoch);
     return 0;
 }
 
@@ -548,8 +555,9 @@ static int report_epoch(training_run *run, int epoch, double train_loss, double 
         fflush(stdout);
     }
     if (run->log && !run->stopped)
-        bp_file_replace_printf(run->log, "%d,%.6g,%.6g,%.6g,%.3f,%.1f\n", epoch + 1, train_loss,
-                               test_loss, test_accuracy, seconds, rate);
+        bp_file_replace_printf(run->log, "%d,%.6g,%.6g,%.6g,%.3f,%.1f,%.6g,%.6g\n", epoch + 1,
+                               train_loss, test_loss, test_accuracy, seconds, rate, run->epoch_lr,
+                               run->train_accuracy);
     if (run->log && bp_file_replace_flush(run->log) != BP_OK)
         return cli_error("--log: %s", bp_last_error());
     return 0;

@@ -161,7 +161,8 @@ static size_t data_flags(train_options *o, flag *f)
         {"--init", FLAG_STRING, &o->init_path, "MODEL", "start from a saved model's parameters"},
         {"--save", FLAG_STRING, &o->save_path, "MODEL", "save the trained model (safetensors)"},
         {"--log", FLAG_STRING, &o->log_path, "CSV",
-         "one row per epoch: losses, accuracy, seconds, samples/s"},
+         "one row per epoch: losses, test accuracy, seconds, samples/s, learning rate, "
+         "training accuracy"},
         {"--plot", FLAG_STRING, &o->plot_path, "SVG", "loss and accuracy curves"},
         {"--plot-log", FLAG_SWITCH, &o->log_y, NULL, "--plot: the loss on a log scale"},
         {"--json", FLAG_SWITCH, &o->json, NULL,
