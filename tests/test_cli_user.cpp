@@ -316,6 +316,36 @@ TEST_F(CliUser, GradcheckAndCompareOnTheUsersModel)
     EXPECT_CONTAINS(c.out, "verdict: PASS");
 }
 
+// --threads N is the BLAS library's thread count: the model is the one
+// OPENBLAS_NUM_THREADS=N gives (byte for byte), and 1 and 2 threads sum
+// the products in different orders, so the comparison means something.
+TEST_F(CliUser, ThreadsSetTheBlasThreads)
+{
+    {
+        std::ofstream f(file("wide.csv"));
+        std::mt19937 rng(11);
+        std::uniform_real_distribution<double> u(0.0, 1.0);
+        for (int i = 0; i < 512; i++) {
+            for (int j = 0; j < 784; j++)
+                f << u(rng) << ",";
+            f << i % 10 << "\n";
+        }
+    }
+    std::string a = "train --data " + file("wide.csv") +
+                    " --epochs 1 --batch 256 --layers 784,256,10 --device cpu -q --save ";
+    for (const char *n : {"1", "2"}) {
+        ASSERT_EQ(run(a + file(std::string("t") + n + ".st") + " --threads " + n).code, 0);
+        ASSERT_EQ(run(a + file(std::string("e") + n + ".st"),
+                      std::string("OPENBLAS_NUM_THREADS=") + n + " OMP_NUM_THREADS=" + n + " ")
+                      .code,
+                  0);
+        EXPECT_EQ(read(file(std::string("t") + n + ".st")), read(file(std::string("e") + n + ".st")))
+            << n << " threads";
+    }
+    if (read(file("e1.st")) == read(file("e2.st")))
+        GTEST_SKIP() << "this BLAS gives the same bits with 1 and 2 threads: nothing told apart";
+}
+
 // The SVG's tick labels along the loss axis: numbers, round (1, 2 or 5
 // times a power of ten apart), distinct, even with one epoch; a diverged
 // first epoch is clipped with a mark instead of flattening the rest.
