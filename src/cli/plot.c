@@ -189,11 +189,13 @@ static int by_value(const void *a, const void *b)
 /* The range of the values drawn, on the axis's scale. Values more than
  * ten times the median above it (a diverging epoch) are left out, to be
  * clipped with a mark, when the others are spread less than that. */
-static void range(const panel *p, const double *a, const double *b, int n, double *lo, double *hi)
+static int range(const panel *p, const double *a, const double *b, int n, double *lo, double *hi)
 {
     double *all = malloc(2 * (size_t)(n > 0 ? n : 1) * sizeof *all);
     int m = 0;
-    for (int i = 0; all != NULL && i < n; i++) {
+    if (all == NULL)
+        return cli_error("--plot: no memory for %d epochs' values", n);
+    for (int i = 0; i < n; i++) {
         if (shown(p, a[i]))
             all[m++] = axis_value(p, a[i]);
         if (b != NULL && shown(p, b[i]))
@@ -202,7 +204,7 @@ static void range(const panel *p, const double *a, const double *b, int n, doubl
     if (m == 0) {
         free(all);
         *lo = p->log_y ? -1 : 0, *hi = p->log_y ? 0 : 1;
-        return;
+        return 0;
     }
     qsort(all, (size_t)m, sizeof *all, by_value);
     double median = all[m / 2], spread = all[m / 2] - all[0];
@@ -212,6 +214,7 @@ static void range(const panel *p, const double *a, const double *b, int n, doubl
         top--;
     *lo = all[0], *hi = all[top];
     free(all);
+    return 0;
 }
 
 static void write_title(bp_file_replace *f, const char *title)
@@ -226,14 +229,16 @@ static void write_title(bp_file_replace *f, const char *title)
     bp_file_replace_printf(f, "</text>\n");
 }
 
-static void draw(bp_file_replace *f, const history *h, int log_y)
+static int draw(bp_file_replace *f, const history *h, int log_y)
 {
     panel loss = {80, 50, 0, 1, 1, h->n, log_y, 0, 0};
     panel acc = {80 + PW + 110, 50, 0, 1, 1, h->n, 0, 1, 1};
-    double lo, hi;
-    range(&loss, h->train_loss, h->test_loss, h->n, &lo, &hi);
+    double lo = 0, hi = 1;
+    if (range(&loss, h->train_loss, h->test_loss, h->n, &lo, &hi) != 0)
+        return -1;
     fit_axis(&loss, lo, hi);
-    range(&acc, h->test_accuracy, NULL, h->n, &lo, &hi);
+    if (range(&acc, h->test_accuracy, NULL, h->n, &lo, &hi) != 0)
+        return -1;
     fit_axis(&acc, lo, hi);
     acc.ymin = acc.ymin < 0 ? 0 : acc.ymin; /* an accuracy is in [0, 1] */
     acc.ymax = acc.ymax > 1 ? 1 : acc.ymax;
@@ -250,6 +255,7 @@ static void draw(bp_file_replace *f, const history *h, int log_y)
                                "<text x='%.1f' y='%.1f' text-anchor='middle' font-size='13' fill='#666'>"
                                "no test accuracy: no --test set, or not a classification</text>\n",
                                acc.x0 + PW / 2.0, acc.y0 + PH / 2.0);
+    return 0;
 }
 
 int plot_prepare_svg(const char *path, const history *h, const char *title, int log_y,
@@ -269,7 +275,10 @@ int plot_prepare_svg(const char *path, const history *h, const char *title, int 
                            W, H);
     bp_file_replace_printf(f, "<rect width='100%%' height='100%%' fill='#fafafa'/>\n");
     write_title(f, title);
-    draw(f, h, log_y);
+    if (draw(f, h, log_y) != 0) {
+        bp_file_replace_abort(f);
+        return -1;
+    }
     bp_file_replace_printf(f, "</svg>\n");
     st = bp_file_replace_flush(f);
     if (st != BP_OK) {

@@ -55,13 +55,16 @@ void cli_scaling_free(input_scaling *s)
     memset(s, 0, sizeof *s);
 }
 
-double cli_warn_unscaled(const loaded_data *train, const char *path)
+int cli_warn_unscaled(const loaded_data *train, const char *path, double *max_abs_out)
 {
     int n = train->desc.n_features, worst = 0;
     double *max_abs = malloc((size_t)n * sizeof *max_abs);
-    if (max_abs == NULL || bp_dataset_feature_stats(train->dataset, NULL, NULL, max_abs) != BP_OK) {
+    if (max_abs == NULL)
+        return cli_error("no memory for the features' magnitudes");
+    bp_status st = bp_dataset_feature_stats(train->dataset, NULL, NULL, max_abs);
+    if (st != BP_OK) {
         free(max_abs);
-        return 0.0;
+        return cli_lib_error("the features' magnitudes", st);
     }
     for (int j = 1; j < n; j++)
         worst = max_abs[j] > max_abs[worst] ? j : worst;
@@ -71,7 +74,8 @@ double cli_warn_unscaled(const loaded_data *train, const char *path)
         cli_warning("%s: features reach %.4g in magnitude (feature %d); networks train poorly on "
                     "unscaled inputs: --standardize (or --scale X) scales them",
                     path, most, worst);
-    return most;
+    *max_abs_out = most;
+    return 0;
 }
 
 double cli_reference_loss(const loaded_data *train, bp_loss loss, int n_out)

@@ -26,9 +26,9 @@ int cli_scaling_apply(const input_scaling *s, loaded_data *data, const char *pat
 void cli_scaling_free(input_scaling *s);
 
 /* Training data without scaling: a one-line warning naming the flags when
- * a feature's magnitude passes CLI_UNSCALED_LIMIT. Returns the largest
- * magnitude (0 on failure). */
-double cli_warn_unscaled(const loaded_data *train, const char *path);
+ * a feature's magnitude passes CLI_UNSCALED_LIMIT; *max_abs receives the
+ * largest magnitude. -1 (printed) when it cannot be measured. */
+int cli_warn_unscaled(const loaded_data *train, const char *path, double *max_abs);
 
 /* The loss a network that outputs nothing (zeros: uniform softmax, logits
  * 0) has on the data: ln K for cross-entropy, n_out ln 2 for bce, half

@@ -165,10 +165,8 @@ static int scale_inputs(training_run *run)
 {
     const train_options *o = &run->options;
     const char *name = o->data_path ? o->data_path : "the training data";
-    if (!o->standardize && o->scale == 0.0) {
-        run->max_abs = cli_warn_unscaled(&run->train_set, name);
-        return 0;
-    }
+    if (!o->standardize && o->scale == 0.0)
+        return cli_warn_unscaled(&run->train_set, name, &run->max_abs);
     if (cli_scaling_fit(&run->train_set, o->standardize, o->scale, &run->meta.scaling) != 0 ||
         cli_scaling_apply(&run->meta.scaling, &run->train_set, name) != 0)
         return -1;
