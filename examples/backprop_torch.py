@@ -20,7 +20,7 @@ detected, labels from the model's label column or the header's label,
 class, target or y column or the last one; labels that are names mapped
 with the model's class names). It returns the features as a tensor of the
 model's dtype, unscaled (the model scales them), and the labels (a tensor
-of class numbers, or None).
+of class numbers), a regression model's targets, or None.
 
 Needs only torch and numpy; the safetensors package is not required.
 """
@@ -183,6 +183,8 @@ def read_data(path, model=None, unlabeled=False, label_column=None, delimiter=No
         rows = rows[1:]  # a header
     x = np.array([[float(r[i]) for i in features] for r in rows], dtype=np.float64)
     y = None
+    if n_targets and not unlabeled:  # regression: the last n_targets columns
+        y = torch.tensor([[float(v) for v in r[width - n_targets :]] for r in rows], dtype=dtype)
     if label is not None:
         cells = [r[label].strip('"') for r in rows]
         if model is not None and model.class_names is not None:
