@@ -55,13 +55,8 @@ static int check_flags(const compare_flags *f, bp_backend *other, bp_math_mode *
         return -1;
     if (f->batch < 1 || f->batch > (1 << 20))
         return cli_error("--batch: %ld is out of range (1..%d)", f->batch, 1 << 20);
-    if ((f->model == NULL) != (f->data == NULL))
-        return cli_error("--model and --data go together (a model file and the data of the "
-                         "batch compared)");
-    if (f->model &&
-        (f->af.layers || f->af.activation || f->af.activations || f->af.loss || f->af.dtype))
-        return cli_error("--model gives the network: leave out --layers, --activation(s), --loss "
-                         "and --dtype");
+    if (cli_check_user_model(f->model, f->data, &f->af) != 0)
+        return -1;
     return cli_check_architecture_flags(&f->af, "ce");
 }
 

@@ -87,13 +87,8 @@ static int check_flags(const gradcheck_flags *f)
                          1L << 30);
     if (f->eps < 0)
         return cli_error("--eps: %g must be > 0 (0: the dtype's)", f->eps);
-    if ((f->model == NULL) != (f->data == NULL))
-        return cli_error("--model and --data go together (a model file and the data to take "
-                         "its gradients on)");
-    if (f->model &&
-        (f->af.layers || f->af.activation || f->af.activations || f->af.loss || f->af.dtype))
-        return cli_error("--model gives the network: leave out --layers, --activation(s), --loss "
-                         "and --dtype");
+    if (cli_check_user_model(f->model, f->data, &f->af) != 0)
+        return -1;
     return cli_check_architecture_flags(&f->af, "ce") != 0 ? -1
                                                            : cli_check_device_spec(f->device, 0);
 }

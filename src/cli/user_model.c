@@ -55,3 +55,14 @@ void cli_user_batch_free(user_batch *b)
     cli_data_free(&b->data);
     cli_meta_free(&b->meta);
 }
+
+int cli_check_user_model(const char *model, const char *data, const architecture_flags *af)
+{
+    if ((model == NULL) != (data == NULL))
+        return cli_error("--model and --data go together (a model file, and the data whose first "
+                         "samples make the batch)");
+    if (model && (af->layers || af->activation || af->activations || af->loss || af->dtype))
+        return cli_error("--model gives the network: leave out --layers, --activation(s), --loss "
+                         "and --dtype");
+    return 0;
+}

@@ -23,4 +23,9 @@ int cli_user_batch(const bp_network *net, const char *model_path, const char *da
                    user_batch *out);
 void cli_user_batch_free(user_batch *b);
 
+/* The flags of compare and gradcheck: --model and --data together, and
+ * no architecture flag beside --model (it gives the network). -1 (printed)
+ * otherwise. */
+int cli_check_user_model(const char *model, const char *data, const architecture_flags *af);
+
 #endif
