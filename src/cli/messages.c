@@ -45,15 +45,16 @@ static void say(const char *label, const char *fmt, va_list ap)
     fflush(stderr);
 }
 
-/* Another rank than 0, about to fail: up to two seconds for the launcher
- * to end the job (a stopping signal caught, or the default action). 1
- * when it did. */
+/* Another rank than 0, about to fail: up to ten seconds for the launcher
+ * to end the job (a stopping signal caught, or the default action), which
+ * it does as soon as rank 0 has exited with the same error; rank 0's exit
+ * may take seconds (a leak check, a loaded machine). 1 when it did. */
 static int job_ending(void)
 {
     if (cli_launcher_size() <= 1 || cli_launcher_rank() == 0)
         return 0;
     const struct timespec tick = {0, 50 * 1000 * 1000};
-    for (int i = 0; i < 40 && !cli_signals_caught(); i++)
+    for (int i = 0; i < 200 && !cli_signals_caught(); i++)
         nanosleep(&tick, NULL);
     return cli_signals_caught() != 0;
 }

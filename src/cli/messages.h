@@ -5,7 +5,7 @@
  *
  * Under an MPI launcher (mpirun, srun) rank 0 alone prints notes and
  * warnings. Another rank's error is prefixed with its rank ("backprop:
- * rank 2: ...") and held back for up to two seconds first: when rank 0
+ * rank 2: ...") and held back for up to ten seconds first: when rank 0
  * failed too (the same file missing on every rank, say) the launcher ends
  * the job meanwhile, and the message rank 0 printed is the only one. The
  * rank is read from the launcher's environment, so the messages need no
