@@ -819,6 +819,28 @@ BP_API bp_status bp_compare_backends(const bp_network_config *cfg, bp_backend a,
 BP_API bp_status bp_compare_tolerance_math(bp_dtype dtype, bp_math_mode mode, double *tolerance,
                                            int *judges_gradients);
 
+/* The tolerance of a comparison of two backends in a precision (AUTO:
+ * what the dtype would give, then as bp_compare_tolerance_math for 64-true
+ * and 32-true with math_mode):
+ *
+ *   precision   *judges_gradients  *tolerance
+ *   bf16-mixed  1 (all three)      1e-2
+ *   16-mixed    1 (all three)      2e-3
+ *
+ * In the mixed precisions both backends round at the same points to the
+ * same 16-bit values, from inputs that are already 16-bit on both sides, so
+ * their float32 sums differ only in the order of the additions (as in
+ * 32-true); a sum that lands a float32 ulp on the other side of a rounding
+ * boundary stores the neighbouring 16-bit value, which moves a gradient or
+ * an activation by one unit roundoff (2^-8 for bfloat16, 2^-11 for
+ * float16) of one sample's share. The tolerances are about two of those
+ * (README.md, "Mixed precision", has what was measured). A mixed precision
+ * with math_mode other than BP_MATH_FP32 is BP_ERR_INVALID_ARGUMENT, as
+ * bp_network_create refuses it. */
+BP_API bp_status bp_compare_tolerance_precision(bp_precision precision, bp_dtype dtype,
+                                                bp_math_mode mode, double *tolerance,
+                                                int *judges_gradients);
+
 /* The same for BP_MATH_FP32 (kept for programs built against 0.1):
  * 1e-12 for float64, 1e-5 for float32. */
 BP_API double bp_compare_tolerance(bp_dtype dtype);
@@ -835,6 +857,16 @@ BP_API double bp_compare_tolerance(bp_dtype dtype);
  * a new file gets 0666 minus the umask; a symlink is written through; a
  * path that is a device, FIFO, socket or directory is refused. */
 BP_API bp_status bp_model_save(const bp_network *net, const char *path);
+
+/* Saves the parameters rounded (to nearest, ties to even) to 16 bits, as a
+ * mixed precision's forward pass multiplies them: "BF16" tensors for
+ * precision bf16-mixed, "F16" for 16-mixed, otherwise as bp_model_save
+ * (metadata "exported_from": "F32"). For inference elsewhere
+ * (safetensors.torch.load_file reads it); bp_model_load reads the float32
+ * files of bp_model_save and refuses these. The network must be float32
+ * (any precision but 64-true). */
+BP_API bp_status bp_model_save_16bit(const bp_network *net, const char *path,
+                                     bp_precision precision);
 
 /* Loads a model saved by bp_model_save (or any safetensors file with those
  * tensor names and the metadata) into a new network. The architecture and

@@ -13,6 +13,8 @@
 //  - the memory a mixed network holds, and its layer state read back.
 #include <cmath>
 #include <cstdio>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <unistd.h>
 
@@ -715,6 +717,134 @@ TEST(MixedMemory, ActivationsPerSampleHalve)
     EXPECT_EQ(mbf.working_copy * 2, mbf.parameters);
     EXPECT_EQ(m32.working_copy, 0u);
     EXPECT_EQ(mbf.gradients, m32.gradients);
+}
+
+// CPU against this backend (bp_compare_backends), gradients and
+// activations judged, at bp_compare_tolerance_precision's tolerance, on
+// three networks (relu, tanh, sigmoid and leaky relu layers; ce, mse, bce).
+TEST_P(MixedNet, ComparedWithTheCpuGradientsAgree)
+{
+    BPT_SKIP_IF_UNAVAILABLE(GetParam());
+    struct Net {
+        std::vector<int> sizes;
+        std::vector<bp_activation> acts;
+        bp_loss loss;
+        int batch;
+    };
+    const Net nets[] = {
+        {{64, 256, 128, 10}, {BP_ACT_RELU, BP_ACT_RELU, BP_ACT_IDENTITY}, BP_LOSS_CROSS_ENTROPY, 64},
+        {{32, 64, 48, 10}, {BP_ACT_TANH, BP_ACT_LEAKY_RELU, BP_ACT_IDENTITY}, BP_LOSS_MSE, 37},
+        {{32, 64, 3}, {BP_ACT_SIGMOID, BP_ACT_IDENTITY}, BP_LOSS_BCE, 50},
+    };
+    for (bp_precision p : {BP_PRECISION_BF16_MIXED, BP_PRECISION_16_MIXED}) {
+        double tol = 0, worst = 0;
+        int judges = 0;
+        ASSERT_EQ(bp_compare_tolerance_precision(p, BP_F32, BP_MATH_FP32, &tol, &judges), BP_OK);
+        for (const Net &n : nets) {
+            bpt::Spec s;
+            s.sizes = n.sizes;
+            s.acts = n.acts;
+            s.loss = n.loss;
+            s.dtype = BP_F32;
+            s.max_batch = n.batch;
+            s.precision = p;
+            bpt::Batch b = bpt::random_batch(s, n.batch, 12);
+            bp_network_config cfg = s.config();
+            std::vector<bp_layer_diff> diff(n.acts.size());
+            ASSERT_EQ(bp_compare_backends(&cfg, BP_BACKEND_CPU, GetParam(), b.x.data(),
+                                          b.targets(), n.batch, diff.data(), nullptr, nullptr),
+                      BP_OK)
+                << bp_last_error();
+            for (const bp_layer_diff &d : diff)
+                worst = std::max({worst, d.weight_grad_rel, d.bias_grad_rel, d.activation_rel});
+        }
+        std::printf("[ measured ] cpu vs %s, %s: largest relative difference %.2e (tolerance "
+                    "%.0e)\n",
+                    bp_backend_name(GetParam()), bp_precision_name(p), worst, tol);
+        EXPECT_EQ(judges, 1);
+        EXPECT_LE(worst, tol) << bp_precision_name(p);
+    }
+}
+
+// bp_model_save_16bit: the tensors are the 16-bit values the forward pass
+// multiplies, in a file PyTorch reads and bp_model_load refuses.
+TEST(MixedFiles, SixteenBitExport)
+{
+    bpt::Spec s = small_spec(BP_BACKEND_CPU, BP_PRECISION_BF16_MIXED);
+    bpt::Net net = s.create();
+    ASSERT_TRUE(net);
+    std::string path = temp_path("export.safetensors");
+    ASSERT_EQ(bp_model_save_16bit(net.get(), path.c_str(), BP_PRECISION_BF16_MIXED), BP_OK)
+        << bp_last_error();
+    std::ifstream f(path, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    ASSERT_GT(bytes.size(), 8u);
+    uint64_t n = 0;
+    for (int i = 7; i >= 0; i--)
+        n = n << 8 | (unsigned char)bytes[i];
+    std::string header = bytes.substr(8, n);
+    EXPECT_NE(header.find("\"layers.0.weight\":{\"dtype\":\"BF16\",\"shape\":[16,5]"), std::string::npos)
+        << header;
+    Reals w = bpt::get_weights(net.get(), s, 1);
+    const unsigned char *data = (const unsigned char *)bytes.data() + 8 + n;
+    for (size_t i = 0; i < w.size(); i++) {
+        uint16_t h = (uint16_t)(data[2 * i] | data[2 * i + 1] << 8);
+        ASSERT_EQ(h, bp_f32_to_bf16((float)w[i])) << i;
+    }
+    bp_network *loaded = nullptr;
+    EXPECT_FAILS(bp_model_load(path.c_str(), nullptr, &loaded), BP_ERR_FORMAT, "'BF16'");
+    EXPECT_FAILS(bp_model_save_16bit(net.get(), path.c_str(), BP_PRECISION_32_TRUE),
+                 BP_ERR_INVALID_ARGUMENT, "'32-true'");
+    // A float32 model loads in a mixed precision; a float64 one is refused.
+    std::string f32 = temp_path("f32.safetensors");
+    ASSERT_EQ(bp_model_save(net.get(), f32.c_str()), BP_OK);
+    bp_network_config base;
+    bp_network_config_init(&base);
+    base.precision = BP_PRECISION_16_MIXED;
+    ASSERT_EQ(bp_model_load(f32.c_str(), &base, &loaded), BP_OK) << bp_last_error();
+    bp_network_free(loaded);
+    bpt::Spec s64 = s;
+    s64.dtype = BP_F64;
+    s64.precision = BP_PRECISION_AUTO;
+    bpt::Net n64 = s64.create();
+    ASSERT_EQ(bp_model_save(n64.get(), f32.c_str()), BP_OK);
+    EXPECT_FAILS(bp_model_load(f32.c_str(), &base, &loaded), BP_ERR_INVALID_ARGUMENT,
+                 "needs dtype f32, not f64");
+    std::remove(path.c_str());
+    std::remove(f32.c_str());
+}
+
+TEST(MixedCompare, TolerancesJudgeGradients)
+{
+    double tol = 0;
+    int judges = 0;
+    ASSERT_EQ(bp_compare_tolerance_precision(BP_PRECISION_BF16_MIXED, BP_F32, BP_MATH_FP32, &tol,
+                                             &judges),
+              BP_OK);
+    EXPECT_EQ(tol, 1e-2);
+    EXPECT_EQ(judges, 1);
+    ASSERT_EQ(
+        bp_compare_tolerance_precision(BP_PRECISION_16_MIXED, BP_F32, BP_MATH_FP32, &tol, &judges),
+        BP_OK);
+    EXPECT_EQ(tol, 2e-3);
+    ASSERT_EQ(bp_compare_tolerance_precision(BP_PRECISION_AUTO, BP_F32, BP_MATH_TF32, &tol, &judges),
+              BP_OK);
+    EXPECT_EQ(tol, 5e-3);
+    EXPECT_EQ(judges, 0);
+    EXPECT_FAILS(
+        bp_compare_tolerance_precision(BP_PRECISION_16_MIXED, BP_F32, BP_MATH_BF16, &tol, &judges),
+        BP_ERR_INVALID_ARGUMENT, "math_mode 'bf16'");
+    // The same network on the CPU twice: the mixed precisions repeat bit for bit.
+    bpt::Spec s = small_spec(BP_BACKEND_CPU, BP_PRECISION_16_MIXED);
+    bpt::Batch b = bpt::random_batch(s, 8, 11);
+    bp_network_config cfg = s.config();
+    bp_layer_diff diff[3];
+    ASSERT_EQ(bp_compare_backends(&cfg, BP_BACKEND_CPU, BP_BACKEND_CPU, b.x.data(), b.targets(), 8,
+                                  diff, nullptr, nullptr),
+              BP_OK)
+        << bp_last_error();
+    for (const bp_layer_diff &d : diff)
+        EXPECT_EQ(d.weight_grad_abs + d.bias_grad_abs + d.activation_abs, 0.0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, MixedNet, testing::Values(BP_BACKEND_CPU, BP_BACKEND_CUDA),

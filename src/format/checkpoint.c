@@ -165,7 +165,7 @@ bp_status bp_checkpoint_save(const bp_network *net, const bp_checkpoint_info *in
             }
     }
     if (st == BP_OK) {
-        bp_st_extras x = {meta, n, t};
+        bp_st_extras x = {meta, n, t, 0};
         st = bp_safetensors_save(fn, net, path, &x);
     }
     for (int s = 0; s < N_STATES; s++)
