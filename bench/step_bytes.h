@@ -29,8 +29,7 @@ typedef struct step_bytes {
  * precision p (not AUTO), with SGD and momentum (adamw 0) or AdamW
  * (adamw 1): 3 or 5 float32 arrays of the parameters' size read and 2 or 3
  * written by the update. */
-static inline step_bytes step_bytes_model(const int *sizes, int L, int B, bp_precision p,
-                                          int adamw)
+static inline step_bytes step_bytes_model(const int *sizes, int L, int B, bp_precision p, int adamw)
 {
     int mixed = p == BP_PRECISION_BF16_MIXED || p == BP_PRECISION_16_MIXED;
     double m = p == BP_PRECISION_64_TRUE ? 8 : 4; /* a master (and float output) element */
@@ -43,8 +42,8 @@ static inline step_bytes step_bytes_model(const int *sizes, int L, int B, bp_pre
         par += n_params * (m + e); /* the working copy made */
     for (int l = 1; l <= L; l++) { /* forward */
         double in = b * sizes[l - 1], out = b * sizes[l], w = (double)sizes[l - 1] * sizes[l];
-        par += w * e;    /* the product's W */
-        act += in * e;   /* ... and a^{l-1} */
+        par += w * e;  /* the product's W */
+        act += in * e; /* ... and a^{l-1} */
         if (mixed && l < L)
             act += 5 * out * e; /* bias rows out; the product's C in, z out; act: z in, a out */
         else

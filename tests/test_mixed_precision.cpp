@@ -615,6 +615,25 @@ TEST_P(MixedNet, ResumedRunIsBitIdenticalScaleIncluded)
     EXPECT_NE(a.scale, std::ldexp(1.0, 30));
     bp_train_metrics m;
     EXPECT_EQ(bp_network_read_metrics(whole.net.get(), &m), BP_OK) << bp_last_error();
+    // Every byte of the precision and the loss scale in the header, changed,
+    // is refused (and changes nothing): they are checked, not trusted.
+    std::ifstream in(path, std::ios::binary);
+    std::string good((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    size_t from = good.find("\"precision\""),
+           to = good.find("\"", good.find("skipped_steps\":\"") + 16);
+    ASSERT_NE(from, std::string::npos);
+    ASSERT_NE(to, std::string::npos);
+    std::string bad_path = path + ".bad";
+    Reals w = bpt::get_weights(second.net.get(), second.spec, 1);
+    for (size_t at = from; GetParam() == BP_BACKEND_CPU && at <= to; at++) {
+        std::string bad = good;
+        bad[at] = (char)(bad[at] ^ 0x5A);
+        std::ofstream(bad_path, std::ios::binary) << bad;
+        EXPECT_NE(bp_checkpoint_load(second.net.get(), bad_path.c_str(), nullptr), BP_OK)
+            << "byte " << at << " ('" << good[at] << "') changed, and the file loaded";
+        EXPECT_TRUE(w.bytes_equal(bpt::get_weights(second.net.get(), second.spec, 1)));
+    }
+    std::remove(bad_path.c_str());
     std::remove(path.c_str());
 }
 

@@ -98,11 +98,14 @@ static bp_status metadata_text(const bp_network *net, const bp_checkpoint_info *
     return BP_OK;
 }
 
-/* The precision and, in 16-mixed, the loss scale (src/core/mixed.c), appended
- * to the metadata at out: keys "precision", "loss_scale",
- * "loss_scale_growth_tracker" and "loss_scale_skipped_steps". */
+/* A mixed precision and, in 16-mixed, the loss scale (src/core/mixed.c),
+ * appended to the metadata at out: keys "precision", "loss_scale",
+ * "loss_scale_growth_tracker" and "loss_scale_skipped_steps" (nothing for
+ * 64-true and 32-true, whose checkpoints stay as they were). */
 static bp_status precision_text(const bp_network *net, char *out, size_t size)
 {
+    if (!net->mixed)
+        return BP_OK;
     bp_loss_scale ls = {0.0, 0, 0};
     if (net->scaled)
         BP_TRY(bp_network_get_loss_scale(net, &ls));
@@ -367,15 +370,28 @@ static bp_status read_meta(const char *path, const ckpt_file *c, ckpt_meta *m)
     return BP_OK;
 }
 
-/* 16-mixed's loss scale from the metadata, when the file has one (*found
- * 1; a checkpoint of another precision has none, and the network keeps
- * its scale): every value checked as bp_network_set_loss_scale checks it. */
+/* The file's precision (a mixed one, or none) and 16-mixed's loss scale
+ * (*found 1), which go together: every value checked as
+ * bp_network_set_loss_scale checks it. A checkpoint of another precision
+ * has no scale, and a 16-mixed network loading it keeps its own. */
 static bp_status read_loss_scale(const char *path, const ckpt_file *c, bp_loss_scale *out, int *found)
 {
+    bp_status st = BP_OK;
+    bp_precision p = BP_PRECISION_AUTO;
+    if (bp_json_member(&c->doc, c->meta, "precision") >= 0) {
+        const char *name = meta_str(path, c, "precision", &st);
+        if (name == NULL)
+            return st;
+        if (bp_precision_parse(name, &p) != BP_OK ||
+            (p != BP_PRECISION_BF16_MIXED && p != BP_PRECISION_16_MIXED))
+            return not_checkpoint(path, "__metadata__ \"precision\" is not bf16-mixed or 16-mixed");
+    }
     *found = bp_json_member(&c->doc, c->meta, "loss_scale") >= 0;
+    if (*found != (p == BP_PRECISION_16_MIXED))
+        return not_checkpoint(path, "a loss scale in __metadata__ goes with precision 16-mixed, "
+                                    "and only with it");
     if (!*found)
         return BP_OK;
-    bp_status st = BP_OK;
     const char *text[3] = {meta_str(path, c, "loss_scale", &st),
                            meta_str(path, c, "loss_scale_growth_tracker", &st),
                            meta_str(path, c, "loss_scale_skipped_steps", &st)};
@@ -477,7 +493,7 @@ bp_status bp_checkpoint_load(bp_network *net, const char *path, bp_checkpoint_in
         st = read_meta(path, &c, &m);
     bp_loss_scale scale = {0.0, 0, 0};
     int has_scale = 0;
-    if (st == BP_OK && net->scaled)
+    if (st == BP_OK)
         st = read_loss_scale(path, &c, &scale, &has_scale);
     if (st != BP_OK) {
         ckpt_close(&c);
@@ -600,7 +616,7 @@ bp_status bp_checkpoint_load(bp_network *net, const char *path, bp_checkpoint_in
                 st = net->ops->upload(net->ctx, net->opt_state[slot_of(kStates[s])], host[s], bytes);
         if (st == BP_OK)
             st = bp_network_set_optimizer_step(net, m.step);
-        if (st == BP_OK && has_scale)
+        if (st == BP_OK && has_scale && net->scaled)
             st = bp_network_set_loss_scale(net, &scale);
     }
     for (int s = 0; s < N_STATES; s++)
