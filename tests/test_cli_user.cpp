@@ -105,13 +105,26 @@ TEST_F(CliUser, FlagsAbbreviateSuggestAndExitTwoBeforeReading)
                                "eval --device gpu7 --model m" + d,
                                "gradcheck --model m",
                                "compare --data " + none,
-                               "compare --math fp16"};
+                               "compare --math fp16",
+                               "train --precision bf8" + d,
+                               "train --save-16bit s.st" + d,
+                               "train --precision bf16-mixed --dtype f64" + d,
+                               "eval --precision bf8 --model m" + d,
+                               "predict --precision bf8 --model m" + d,
+                               "compare --precision bf8",
+                               "info --precision bf8 --layers 4,3"};
     for (const std::string &a : bad) {
         r = run(a);
         EXPECT_EQ(r.code, 2) << a << "\n" << r.err;
         EXPECT_EQ(r.err.find("never-read.csv"), std::string::npos) << a << " read the data:\n"
                                                                    << r.err;
         EXPECT_EQ(r.err.find("backprop: "), 0u) << a;
+    }
+    for (const std::string &c : {"train" + d, "eval --model m" + d, "predict --model m" + d,
+                                 std::string("compare"), std::string("info --layers 4,3")}) {
+        r = run(c + " --precision bf8");
+        EXPECT_EQ(r.code, 2) << c;
+        EXPECT_CONTAINS(r.err, "--precision: unknown precision 'bf8'");
     }
     r = run("train --schedule cosne --data " + none);
     EXPECT_CONTAINS(r.err, "did you mean cosine?");

@@ -17,14 +17,17 @@ typedef struct compare_flags {
 } compare_flags;
 
 /* The verdict's table: per layer, the weight-gradient, bias-gradient and
- * activation differences. */
+ * activation differences, judged against the precision's tolerance. */
 static int report(const compare_flags *f, const bp_network_desc *d, bp_backend other,
                   bp_math_mode mode, int batch, const bp_layer_diff *diff, double la, double lb)
 {
-    double tol = cli_compare_tolerance(d->dtype, mode);
-    int judges = cli_compare_judges_gradients(d->dtype, mode); /* gpu hook (h8gpu) */
-    printf("cpu vs %s, %s, %s math, batch %d, %s; loss %.17g vs %.17g\n", bp_backend_name(other),
-           bp_dtype_name(d->dtype), bp_math_mode_name(mode), batch,
+    double tol = 0;
+    int judges = 1;
+    if (bp_compare_tolerance_precision(d->precision, d->dtype, mode, &tol, &judges) != BP_OK)
+        return cli_lib_error("compare", BP_ERR_INVALID_ARGUMENT), 2;
+    const char *pname = bp_precision_name(d->precision);
+    printf("cpu vs %s, %s, %s, %s math, batch %d, %s; loss %.17g vs %.17g\n",
+           bp_backend_name(other), pname, bp_dtype_name(d->dtype), bp_math_mode_name(mode), batch,
            f->model ? f->model : "a random network", la, lb);
     printf("layer  %-10s  %-22s %-22s %-22s\n", "size", "dL/dW abs / rel", "dL/db abs / rel",
            "a abs / rel");
@@ -41,8 +44,9 @@ static int report(const compare_flags *f, const bp_network_desc *d, bp_backend o
             worst = m[k] > worst || m[k] != m[k] ? m[k] : worst;
     }
     int ok = worst <= tol;
-    printf("verdict: %s (largest relative difference %.2e%s, tolerance %.0e for %s, %s math)\n",
-           ok ? "PASS" : "FAIL", worst, judges ? "" : " of the activations", tol,
+    printf("verdict: %s (largest relative difference %.2e%s, tolerance %.0e for %s, %s, %s "
+           "math)\n",
+           ok ? "PASS" : "FAIL", worst, judges ? "" : " of the activations", tol, pname,
            bp_dtype_name(d->dtype), bp_math_mode_name(mode));
     return ok ? 0 : 1;
 }
@@ -51,8 +55,8 @@ static int check_flags(const compare_flags *f, bp_backend *other, bp_math_mode *
 {
     if (bp_backend_parse(f->against, other) != BP_OK)
         return cli_error("--against: %s", bp_last_error());
-    if (cli_parse_math_mode("--math", f->math, mode) != 0)
-        return -1;
+    if (bp_math_mode_parse(f->math, mode) != BP_OK)
+        return cli_error("--math: %s", bp_last_error());
     if (f->batch < 1 || f->batch > (1 << 20))
         return cli_error("--batch: %ld is out of range (1..%d)", f->batch, 1 << 20);
     if (cli_check_user_model(f->model, f->data, &f->af) != 0)
@@ -98,6 +102,7 @@ static int compare_random(const compare_flags *f, bp_backend other, bp_math_mode
     cfg.max_batch = (int)f->batch;
     cfg.seed = (uint64_t)f->seed;
     cfg.math_mode = mode;
+    cfg.precision = a.precision;
     void *x = NULL, *y = NULL;
     bp_layer_diff diff[BP_MAX_LAYERS];
     double la = 0, lb = 0;
@@ -108,6 +113,9 @@ static int compare_random(const compare_flags *f, bp_backend other, bp_math_mode
         bp_network_desc d;
         memset(&d, 0, sizeof d);
         d.n_layers = a.n_layers, d.dtype = a.dtype, d.sizes = a.sizes;
+        d.precision = a.precision != BP_PRECISION_AUTO ? a.precision
+                      : a.dtype == BP_F64              ? BP_PRECISION_64_TRUE
+                                                       : BP_PRECISION_32_TRUE;
         if (st == BP_OK)
             rc = report(f, &d, other, mode, (int)f->batch, diff, la, lb);
         else
@@ -129,7 +137,9 @@ int cmd_compare(int argc, char **argv)
         {"--activation", FLAG_STRING, &f.af.activation, "NAME", "hidden activation (default relu)"},
         {"--activations", FLAG_STRING, &f.af.activations, "A,B,..", "one activation per layer"},
         {"--loss", FLAG_STRING, &f.af.loss, "ce|mse|bce", "loss (default ce)"},
-        {"--dtype", FLAG_STRING, &f.af.dtype, "f32|f64", "precision (default f64)"},
+        {"--dtype", FLAG_STRING, &f.af.dtype, "f32|f64", "real type (default f64)"},
+        {"--precision", FLAG_STRING, &f.af.precision, "64-true|32-true|bf16-mixed|16-mixed",
+         "storage and arithmetic (default: the dtype's, 64-true)"},
         {"--model", FLAG_STRING, &f.model, "MODEL", "compare a saved model instead (with --data)"},
         {"--data", FLAG_STRING, &f.data, "PATH", "the data whose first --batch samples are used"},
         {"--batch", FLAG_INT, &f.batch, "N", "batch size (default 64)"},
@@ -148,6 +158,7 @@ int cmd_compare(int argc, char **argv)
         "tolerance, 1 outside it, 2 when it cannot run.",
         "backprop compare --dtype f32 --layers 784,1024,10\n"
         "backprop compare --dtype f32 --math tf32\n"
+        "backprop compare --precision bf16-mixed --layers 784,256,10\n"
         "backprop compare --model m.safetensors --data test.csv --batch 128\n"
         "backprop compare --against cpu                    # the CPU against itself"};
     int p = cli_parse(&cmd, argc, argv, flags, sizeof flags / sizeof flags[0]);

@@ -20,7 +20,8 @@ typedef struct model_options {
     const char *model_path, *data_path, *device, *output;
     long batch;
     data_options columns;
-    int allow_non_finite; /* --allow-non-finite */
+    int allow_non_finite;  /* --allow-non-finite */
+    const char *precision; /* --precision, NULL: the model file's dtype's true precision */
     int json, quiet;
 } model_options;
 
@@ -50,6 +51,9 @@ static int check_flags(const model_options *f)
         return cli_error("--targets: %ld is out of range", f->columns.n_targets);
     if (f->columns.delimiter && cli_parse_delimiter(f->columns.delimiter, &delimiter) != 0)
         return -1;
+    bp_precision precision;
+    if (f->precision != NULL && bp_precision_parse(f->precision, &precision) != BP_OK)
+        return cli_error("--precision: %s", bp_last_error());
     return cli_check_device_spec(f->device, 0);
 }
 
@@ -93,6 +97,8 @@ static int open_model(const model_options *f, model_and_data *m)
     base.backend = dev.backend;
     base.device = dev.ordinal;
     base.max_batch = 1; /* the real batch is known once the data is */
+    if (f->precision != NULL)
+        bp_precision_parse(f->precision, &base.precision); /* checked by check_flags */
     bp_status st = bp_model_load(f->model_path, &base, &m->net);
     if (st != BP_OK)
         return cli_lib_error("--model", st);
@@ -115,6 +121,7 @@ static int open_model(const model_options *f, model_and_data *m)
     need.sizes = m->desc.sizes;
     need.dtype = m->desc.dtype;
     need.max_batch = base.max_batch;
+    need.precision = m->desc.precision;
     if (cli_check_memory(&need, 0) != 0)
         return -1;
     bp_network_free(m->net);
@@ -155,6 +162,8 @@ static int n_classes(const bp_network_desc *d)
          "CSV regression: the last K columns are targets"},                                       \
         {"--delimiter", FLAG_STRING, &f.columns.delimiter, "C",                                   \
          "CSV field separator: ',' (default), ';', tab, '|' or space"},                           \
+        {"--precision", FLAG_STRING, &f.precision, "64-true|32-true|bf16-mixed|16-mixed",         \
+         "compute in (default: the model's dtype, 32-true or 64-true)"},                          \
         {"--quiet", FLAG_SWITCH, &f.quiet, NULL, "no notes on standard error"},                   \
     {                                                                                             \
         "--allow-non-finite", FLAG_SWITCH, &f.allow_non_finite, NULL,                             \

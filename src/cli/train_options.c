@@ -80,7 +80,7 @@ static int adopt_model_architecture(train_options *o)
         a->activations = o->init_activations;
     if (a->loss == NULL)
         a->loss = bp_loss_name(d.loss);
-    if (a->dtype == NULL)
+    if (a->dtype == NULL && a->precision == NULL) /* --precision implies its own dtype */
         a->dtype = bp_dtype_name(d.dtype);
     bp_network_free(model);
     return 0;
@@ -157,9 +157,17 @@ static size_t data_flags(train_options *o, flag *f)
          "one activation per layer"},
         {"--loss", FLAG_STRING, &o->architecture.loss, "ce|mse|bce",
          "loss (default ce; bce with one output: binary, labels 0 and 1)"},
-        {"--dtype", FLAG_STRING, &o->architecture.dtype, "f32|f64", "precision (default f32)"},
+        {"--dtype", FLAG_STRING, &o->architecture.dtype, "f32|f64",
+         "real type of the data (default f32; f64 is --precision 64-true)"},
+        {"--precision", FLAG_STRING, &o->architecture.precision,
+         "64-true|32-true|bf16-mixed|16-mixed",
+         "storage and arithmetic (default 32-true); mixed: 16-bit activations and working "
+         "weights, float32 master weights"},
         {"--init", FLAG_STRING, &o->init_path, "MODEL", "start from a saved model's parameters"},
         {"--save", FLAG_STRING, &o->save_path, "MODEL", "save the trained model (safetensors)"},
+        {"--save-16bit", FLAG_STRING, &o->save_16bit_path, "MODEL",
+         "bf16-mixed, 16-mixed: also save the weights rounded to BF16 or F16 (for inference "
+         "elsewhere; --save keeps the float32 masters)"},
         {"--log", FLAG_STRING, &o->log_path, "CSV",
          "one row per epoch: losses, test accuracy, seconds, samples/s, learning rate, "
          "training accuracy"},
@@ -192,7 +200,7 @@ static size_t run_flags(train_options *o, flag *f)
         {"--threads", FLAG_INT, &o->threads, "N",
          "CPU threads for the products (default: the BLAS library's own)"},
         {"--math", FLAG_STRING, &o->math, "fp32|tf32|bf16",
-         "GEMM math on the GPU for f32 (default fp32: exact)"},
+         "GEMM math on the GPU for 32-true (default fp32: exact)"},
         {"--no-graphs", FLAG_SWITCH, &o->no_graphs, NULL,
          "issue each GPU kernel from the host (no CUDA graphs)"},
         {"--no-fused-epilogues", FLAG_SWITCH, &o->no_fused, NULL,
@@ -225,6 +233,11 @@ static int check_words(train_options *o)
         return cli_error("--scale: %g must be > 0 (the inputs are divided by it)", o->scale);
     if (o->threads < 0 || o->threads > 4096)
         return cli_error("--threads: %ld is out of range (1..4096)", o->threads);
+    bp_precision p = BP_PRECISION_AUTO;
+    if (o->save_16bit_path != NULL && (o->architecture.precision == NULL ||
+                                       bp_precision_parse(o->architecture.precision, &p) != BP_OK ||
+                                       (p != BP_PRECISION_BF16_MIXED && p != BP_PRECISION_16_MIXED)))
+        return cli_error("--save-16bit needs --precision bf16-mixed or 16-mixed");
     if (o->test_path && !o->data_path)
         return cli_error("--test needs --data (without --data the test set is Fashion-MNIST's "
                          "or the generated one)");
@@ -263,8 +276,9 @@ static int check_paths(const train_options *o)
     const cli_path outputs[] = {{"--save", o->save_path},
                                 {"--log", o->log_path},
                                 {"--plot", o->plot_path},
-                                {"--checkpoint", o->optim.checkpoint}};
-    if (cli_check_paths(inputs, 3, outputs, 4) != 0)
+                                {"--checkpoint", o->optim.checkpoint},
+                                {"--save-16bit", o->save_16bit_path}};
+    if (cli_check_paths(inputs, 3, outputs, 5) != 0)
         return -1;
     if (o->optim.resume != NULL) {
         const cli_path resume[] = {{"--resume", o->optim.resume}};

@@ -39,6 +39,7 @@ typedef struct train_options {
     int scale_given; /* --scale was among the flags (so 0 is an error) */
     /* what it writes */
     const char *save_path, *log_path, *plot_path;
+    const char *save_16bit_path; /* --save-16bit: the mixed precision's 16-bit weights */
     int quiet;
     int json;     /* --json: the final report as one JSON object on stdout */
     int log_y;    /* --plot-log: the loss panel on a log scale */

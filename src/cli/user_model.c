@@ -61,8 +61,9 @@ int cli_check_user_model(const char *model, const char *data, const architecture
     if ((model == NULL) != (data == NULL))
         return cli_error("--model and --data go together (a model file, and the data whose first "
                          "samples make the batch)");
-    if (model && (af->layers || af->activation || af->activations || af->loss || af->dtype))
-        return cli_error("--model gives the network: leave out --layers, --activation(s), --loss "
-                         "and --dtype");
+    if (model &&
+        (af->layers || af->activation || af->activations || af->loss || af->dtype || af->precision))
+        return cli_error("--model gives the network: leave out --layers, --activation(s), --loss, "
+                         "--dtype and --precision");
     return 0;
 }
