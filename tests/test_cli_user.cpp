@@ -396,8 +396,10 @@ TEST_F(CliUser, PlotTicksAreRoundAndDivergenceIsClipped)
     EXPECT_CONTAINS(read(svg), ">loss (log scale)</text>");
 }
 
-// The progress line in a terminal of 60 columns: every redraw fits (at
-// most 59 characters between carriage returns), so nothing wraps.
+// The progress line in terminals of 60, 80 and 30 columns: every redraw
+// fits (at most columns - 1 characters between carriage returns), so
+// nothing wraps; so does each epoch's line, test figures included, where
+// its shortest form fits.
 TEST_F(CliUser, ProgressLineFitsTheTerminal)
 {
     {
@@ -415,8 +417,9 @@ TEST_F(CliUser, ProgressLineFitsTheTerminal)
         pid_t pid = forkpty(&fd, nullptr, nullptr, &ws);
         ASSERT_GE(pid, 0);
         if (pid == 0) {
-            execl(cli().c_str(), "backprop", "train", "--data", file("long.csv").c_str(), "--batch",
-                  "1", "--epochs", "2", "--layers", "2,64,64,2", "--device", "cpu", (char *)nullptr);
+            execl(cli().c_str(), "backprop", "train", "--data", file("long.csv").c_str(),
+                  "--batch", "1", "--epochs", "2", "--layers", "2,64,64,2", "--device", "cpu",
+                  "--test", file("long.csv").c_str(), (char *)nullptr);
             _exit(127);
         }
         std::string out;
@@ -427,19 +430,23 @@ TEST_F(CliUser, ProgressLineFitsTheTerminal)
         waitpid(pid, &status, 0);
         close(fd);
         EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << out;
-        size_t draws = 0, longest = 0;
+        size_t draws = 0, epoch_lines = 0, longest = 0;
         std::string clean = std::regex_replace(out, std::regex("\x1b\\[K"), "");
         std::istringstream in(clean);
         for (std::string line; std::getline(in, line, '\r');) {
             size_t end = line.find('\n');
             std::string drawn = line.substr(0, end);
-            if (drawn.rfind("epoch ", 0) == 0 && drawn.find("loss") != std::string::npos &&
-                drawn.find("train loss") == std::string::npos) {
-                draws++;
+            if (drawn.rfind("epoch ", 0) == 0 && drawn.find("loss") != std::string::npos) {
+                int summary = drawn.find("acc") != std::string::npos;
+                draws += !summary;
+                epoch_lines += summary;
+                if (summary && cols < 48) /* the shortest has 47 characters */
+                    continue;
                 longest = std::max(longest, drawn.size());
             }
         }
         EXPECT_GT(draws, 0u) << cols << ":\n" << clean;
+        EXPECT_EQ(epoch_lines, 2u) << cols << ":\n" << clean;
         EXPECT_LE(longest, (size_t)cols - 1) << cols << ":\n" << clean;
     }
 }

@@ -25,6 +25,7 @@
 #include "commands.h"
 #include "common.h"
 #include "dist.h"
+#include "epoch_line.h"
 #include "gpu_flags.h"
 #include "model_meta.h"
 #include "outputs.h"
@@ -546,13 +547,12 @@ static int report_epoch(training_run *run, int epoch, double train_loss, double 
     double test_loss = run->have_test_set ? run->evaluation.loss : NAN;
     double test_accuracy = run->have_test_set && run->classify ? run->evaluation.accuracy : NAN;
     if (!o->quiet && !run->stopped) {
-        printf("epoch %d/%ld  train loss %.4f", epoch + 1, o->epochs, train_loss);
-        if (run->have_test_set) {
-            printf("  test loss %.4f", test_loss);
-            if (run->classify)
-                printf("  test accuracy %.2f%%", 100 * test_accuracy);
-        }
-        printf("  %.1fs  %.0f samples/s\n", seconds, rate);
+        const epoch_figures fig = {epoch + 1,          (int)o->epochs, train_loss,
+                                   run->have_test_set, run->classify,  test_loss,
+                                   test_accuracy,      seconds,        rate};
+        char line[256]; /* fitted to a terminal (epoch_line.c) */
+        epoch_line_format(line, sizeof line, epoch_line_columns(), &fig);
+        printf("%s\n", line);
         fflush(stdout);
     }
     if (run->log && !run->stopped)
