@@ -309,6 +309,10 @@ static int create_network(training_run *run, const architecture *a)
         printf("network: %s, %zu parameters; backend: %s\n", run->network_summary, nd.n_params,
                run->device.description);
     echo_configuration(run, &nd);
+    /* SIGINT, SIGTERM, SIGHUP stop after a step from here on (SIGPIPE
+     * ignored), before the first lines show: who reads them may signal. */
+    cli_signals_catch();
+    fflush(stdout); /* the run's first lines show at its start through a pipe or a file too */
     if (run->device.why_not_gpu[0] != '\0')
         cli_note(o->quiet, "no GPU, so training runs on the CPU: %s", run->device.why_not_gpu);
     return 0;
@@ -705,7 +709,6 @@ static int train(training_run *run)
         printf("data: %s\n", run->data_summary);
     if (build(run) != 0)
         return 1;
-    cli_signals_catch(); /* SIGINT, SIGTERM, SIGHUP stop after a step; SIGPIPE ignored */
     run->started = cli_now();
     const train_options *o = &run->options;
     long stop = o->optim.stop_after > 0 && o->optim.stop_after < o->epochs ? o->optim.stop_after
