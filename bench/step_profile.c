@@ -30,7 +30,11 @@
  *          kernel launches as SGD, and 1 D2H copy per step (the loss and
  *          the guard's flag together).
  *
- * usage: step_profile [--check]
+ * Then the cost model's lines (bench/step_model.c: model.*), from a step of
+ * each of bench_gpu's networks recorded without running it. --model prints
+ * those alone (seconds; the GPU check prints them next to its measurements).
+ *
+ * usage: step_profile [--check | --model]
  */
 #include <backprop.h>
 #include <math.h>
@@ -40,6 +44,9 @@
 #include <string.h>
 
 #include "../tests/cuda_emulation/emu_hooks.h"
+#ifdef BP_STEP_MODEL
+#include "step_model.h"
+#endif
 
 enum { LAYERS = 3, BATCH = 128, STEPS_PER_EPOCH = 10, EPOCHS = 5, ROWS = BATCH * STEPS_PER_EPOCH };
 
@@ -200,10 +207,21 @@ static int missed(const char *mode, const char *key, double value, const char *t
 int main(int argc, char **argv)
 {
     int check = argc == 2 && strcmp(argv[1], "--check") == 0;
-    if (argc > 2 || (argc == 2 && !check)) {
-        fprintf(stderr, "usage: step_profile [--check]\n");
+    int model_only = argc == 2 && strcmp(argv[1], "--model") == 0;
+    if (argc > 2 || (argc == 2 && !check && !model_only)) {
+        fprintf(stderr, "usage: step_profile [--check | --model]\n");
         return 2;
     }
+#ifdef BP_STEP_MODEL
+    if (model_only)
+        return bp_step_model_print();
+#else
+    if (model_only) {
+        fprintf(stderr, "step_profile: the cost model runs on the emulated GPU only "
+                        "(build/tests/step_profile)\n");
+        return 2;
+    }
+#endif
     /* The command's loop in graph and eager mode (50 steps each), then two
      * shorter eager variants: the generic path without cuBLASLt epilogues,
      * and AdamW with clipping reading every step's loss. */
@@ -217,6 +235,10 @@ int main(int argc, char **argv)
         for (int k = 0; k < 8; k++)
             printf("%s.epoch_%s %g\n", modes[g], keys[k], epoch[g].v[k]);
     }
+#ifdef BP_STEP_MODEL
+    if (bp_step_model_print() != 0)
+        return 1;
+#endif
     if (!check)
         return 0;
     int bad = 0;

@@ -384,6 +384,7 @@ cudaError_t bp_launch_softmax(cudaStream_t stream, bp_dtype dtype, const void *z
                               int batch)
 {
     clear_stale_error();
+    BP_DECLARE_WORK("softmax", (dtype == BP_F32 ? 4.0 : 8.0) * 2.0 * n * batch, 4.0 * n * batch, 0);
     unsigned blocks = blocks_for_rows(n, batch);
     if (dtype == BP_F32)
         softmax_kernel<float>
@@ -400,6 +401,9 @@ cudaError_t bp_launch_output_delta(cudaStream_t stream, bp_dtype dtype, bp_loss 
                                    void *sample_loss, int n, int batch)
 {
     clear_stale_error();
+    BP_DECLARE_WORK("output_delta",
+                    (dtype == BP_F32 ? 4.0 : 8.0) * ((y != nullptr ? 4.0 : 3.0) * n * batch + batch),
+                    6.0 * n * batch, 0);
     unsigned blocks = blocks_for_rows(n, batch);
     if (dtype == BP_F32)
         output_delta_kernel<float><<<blocks, kThreads, 0, stream>>>(
@@ -419,6 +423,10 @@ cudaError_t bp_launch_step_metrics(cudaStream_t stream, bp_dtype dtype, const vo
                                    double *loss, bp_step_scalars *scalars, int64_t *cursor)
 {
     clear_stale_error();
+    BP_DECLARE_WORK("step_metrics",
+                    (dtype == BP_F32 ? 4.0 : 8.0) *
+                        (batch + (labels != nullptr ? (double)n * batch : 0.0)),
+                    2.0 * n * batch, 0);
     if (dtype == BP_F32)
         step_metrics_kernel<float><<<1, kThreads, 0, stream>>>(
             (const float *)sample_loss, (const float *)a, labels, n, batch, loss, scalars, cursor);
@@ -436,6 +444,9 @@ cudaError_t bp_launch_output_step(cudaStream_t stream, bp_dtype dtype, bp_loss l
                                   bp_step_scalars *scalars, int64_t *cursor)
 {
     clear_stale_error();
+    BP_DECLARE_WORK("output_step",
+                    (dtype == BP_F32 ? 4.0 : 8.0) * (4.0 * n * batch + 2.0 * batch + n),
+                    8.0 * n * batch, 0);
     if (dtype == BP_F32)
         output_step_kernel<float><<<1, kThreads, 0, stream>>>(
             (int)loss, (int)activation, (float)slope, (const float *)z, (float *)a,

@@ -93,6 +93,11 @@ cudaError_t bp_launch_optimizer_update(cudaStream_t stream, bp_dtype dtype,
                                        const double *clip_parts, bp_step_scalars *scalars)
 {
     clear_stale_error();
+    /* w, g, and each state buffer the rule keeps: read, and written but g */
+    BP_DECLARE_WORK("optimizer_update",
+                    (dtype == BP_F32 ? 4.0 : 8.0) * (double)count *
+                        (3.0 + 2.0 * ((s1 != nullptr) + (s2 != nullptr) + (s3 != nullptr))),
+                    12.0 * (double)count, 0);
     if (dtype == BP_F32)
         return launch_update<float>(stream, rule, (float *)w, (const float *)g, (float *)s1,
                                     (float *)s2, (float *)s3, count, max_norm, clip_parts, scalars);

@@ -155,6 +155,8 @@ cudaError_t bp_launch_bias_grad(cudaStream_t stream, bp_dtype dtype, const void 
                                 int n, int batch)
 {
     clear_stale_error();
+    BP_DECLARE_WORK("bias_grad", (dtype == BP_F32 ? 4.0 : 8.0) * ((double)n * batch + n),
+                    (double)n * batch, 0);
     dim3 block(32, 32);
     unsigned grid = (unsigned)((n + 31) / 32);
     if (dtype == BP_F32)
@@ -170,6 +172,8 @@ cudaError_t bp_launch_delta_bias_grad(cudaStream_t stream, bp_dtype dtype,
                                       const void *a, void *d, void *db, int n, int batch)
 {
     clear_stale_error();
+    BP_DECLARE_WORK("delta_bias_grad", (dtype == BP_F32 ? 4.0 : 8.0) * (4.0 * n * batch + n),
+                    3.0 * n * batch, 0);
     dim3 block(32, 32);
     unsigned grid = (unsigned)((n + 31) / 32);
     if (dtype == BP_F32)
@@ -187,6 +191,8 @@ cudaError_t bp_launch_check_finite(cudaStream_t stream, bp_dtype dtype, const vo
                                    size_t count, double *clip_parts, bp_step_scalars *scalars)
 {
     clear_stale_error();
+    BP_DECLARE_WORK("check_finite", (dtype == BP_F32 ? 4.0 : 8.0) * (double)count,
+                    (clip_parts ? 4.0 : 2.0) * (double)count, 0);
     if (dtype == BP_F32)
         return clip_parts != nullptr
                    ? launch_guard<float, true>(stream, (const float *)g, count, clip_parts, scalars)

@@ -137,6 +137,21 @@ bool known_epilogue(uint32_t e)
     }
 }
 
+const char *epilogue_name(uint32_t e)
+{
+    switch (e) {
+    case CUBLASLT_EPILOGUE_DEFAULT: return "DEFAULT";
+    case CUBLASLT_EPILOGUE_RELU: return "RELU";
+    case CUBLASLT_EPILOGUE_BIAS: return "BIAS";
+    case CUBLASLT_EPILOGUE_RELU_BIAS: return "RELU_BIAS";
+    case CUBLASLT_EPILOGUE_RELU_AUX: return "RELU_AUX";
+    case CUBLASLT_EPILOGUE_RELU_AUX_BIAS: return "RELU_AUX_BIAS";
+    case CUBLASLT_EPILOGUE_DRELU: return "DRELU";
+    case CUBLASLT_EPILOGUE_DRELU_BGRAD: return "DRELU_BGRAD";
+    default: return "?";
+    }
+}
+
 bool uses_bias(uint32_t e) { return e != CUBLASLT_EPILOGUE_DEFAULT && (e & 4u) != 0; }
 bool uses_bgrad(uint32_t e) { return e == CUBLASLT_EPILOGUE_DRELU_BGRAD; }
 bool uses_aux(uint32_t e) { return e != CUBLASLT_EPILOGUE_DEFAULT && (e & 128u) != 0; }
@@ -587,6 +602,13 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
             return CUBLAS_STATUS_INVALID_VALUE;
     }
     cudaError_t err;
+    char name[56];
+    std::snprintf(name, sizeof name, "cublasLtMatmul %s", epilogue_name(e));
+    int math = pr.bits == 10  ? BP_EMU_MATH_TF32
+               : pr.bits == 7 ? BP_EMU_MATH_BF16
+               : pr.bits < 0  ? BP_EMU_MATH_FP64
+                              : BP_EMU_MATH_FP32;
+    bp_emu_work work = bp_emu::product(name, (int)pr.m, (int)pr.n, (int)pr.k, math, es);
     if (es == sizeof(float)) {
         Job<float> job{*dd,
                        *la,
@@ -600,7 +622,7 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
                        *static_cast<const float *>(alpha),
                        *static_cast<const float *>(beta),
                        pr.bits};
-        err = bp_emu::submit_product(stream, job);
+        err = bp_emu::submit_product(stream, bp_emu::logged(work, job));
     } else {
         Job<double> job{*dd,
                         *la,
@@ -614,7 +636,7 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
                         *static_cast<const double *>(alpha),
                         *static_cast<const double *>(beta),
                         pr.bits};
-        err = bp_emu::submit_product(stream, job);
+        err = bp_emu::submit_product(stream, bp_emu::logged(work, job));
     }
     return err == cudaSuccess ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_EXECUTION_FAILED;
 }
