@@ -10,6 +10,7 @@ set(BP_KERNEL_SOURCES
 if(BP_HAVE_CUDA)
   set(BP_CUDA_SOURCES
     src/backend/cuda/host.c
+    src/backend/cuda/lt_plans.c
     src/backend/cuda/devices.c
     ${BP_KERNEL_SOURCES})
   set(BP_CUDA_LIBRARIES CUDA::cudart_static CUDA::cublas CUDA::cublasLt)

@@ -110,10 +110,12 @@ if(BP_HAVE_CUDA AND TARGET test_core AND TARGET backprop_objects)
   set_tests_properties(emulated_gpu.cuda_cases_device1_current PROPERTIES ENVIRONMENT BP_EMU_DEVICE=1)
 
   # The emulated runtime's own strictness (capture rules, launch limits,
-  # sticky faults, cuBLASLt's argument checks) and the step's counted
-  # runtime calls.
+  # sticky faults, cuBLASLt's argument checks), the step's counted runtime
+  # calls, and what only the emulation's counters and the library's
+  # internals show of the GPU path (test_emulated_steps.cpp).
   add_executable(test_emulated_runtime cuda_emulation/test_emulated_runtime.cpp
-                                       cuda_emulation/test_emulated_cublaslt.cpp)
+                                       cuda_emulation/test_emulated_cublaslt.cpp
+                                       cuda_emulation/test_emulated_steps.cpp)
   target_include_directories(test_emulated_runtime PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}
                              ${BP_INTERNAL_INCLUDE_DIRS} ${CUDAToolkit_INCLUDE_DIRS})
   target_compile_options(test_emulated_runtime PRIVATE ${BP_CXX_WARNINGS})

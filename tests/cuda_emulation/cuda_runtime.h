@@ -296,6 +296,16 @@ void bp_emu_meet(bool shuffle, Update update, Ready ready)
     });
 }
 
+// The grid's memory fence and an atomic increment, for the kernels' last-
+// block tickets (kernels/losses.cu). The emulation runs a grid's blocks one
+// after another, so the block that takes the last ticket is the last to run,
+// as on a GPU it is the last to finish.
+inline void __threadfence() { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+inline unsigned atomicAdd(unsigned *address, unsigned value)
+{
+    return __atomic_fetch_add(address, value, __ATOMIC_SEQ_CST);
+}
+
 inline void __syncthreads()
 {
     unsigned t = bp_emu_tid, c = 0;

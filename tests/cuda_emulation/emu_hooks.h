@@ -20,6 +20,7 @@ typedef struct bp_emu_counters {
     long long d2h_copies;      /* device-to-host copies */
     long long runtime_calls;   /* every CUDA runtime call, kernel launches included */
     long long captured_work;   /* kernels, products and copies recorded into graphs */
+    long long pinned_bytes;    /* pinned host memory alive now (not a count of calls) */
 } bp_emu_counters;
 
 void bp_emu_counters_get(bp_emu_counters *out);

@@ -498,6 +498,7 @@ cudaError_t cudaHostAlloc(void **ptr, size_t bytes, unsigned int flags)
     if (p == nullptr)
         return fail(cudaErrorMemoryAllocation);
     state().pinned[p] = bytes;
+    state().counters.pinned_bytes += (long long)bytes;
     *ptr = p;
     return cudaSuccess;
 }
@@ -509,8 +510,11 @@ cudaError_t cudaFreeHost(void *ptr)
         return forbidden_in_capture();
     state().counters.host_syncs++;
     run_all();
-    if (state().pinned.erase(static_cast<char *>(ptr)) == 0)
+    auto it = state().pinned.find(static_cast<char *>(ptr));
+    if (it == state().pinned.end())
         return fail(cudaErrorInvalidValue);
+    state().counters.pinned_bytes -= (long long)it->second;
+    state().pinned.erase(it);
     std::free(ptr);
     return cudaSuccess;
 }
@@ -1074,7 +1078,9 @@ void bp_emu_counters_get(bp_emu_counters *out)
 void bp_emu_counters_reset(void)
 {
     LOCKED_CALL();
+    long long pinned = state().counters.pinned_bytes; // a state, not a count
     state().counters = bp_emu_counters{};
+    state().counters.pinned_bytes = pinned;
 }
 
 int bp_emu_inject_fault(void *stream)

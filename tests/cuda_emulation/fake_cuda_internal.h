@@ -57,5 +57,9 @@ struct bp_emu_work copy(const char *name, size_t bytes);
 // finds no algorithm (CUBLAS_STATUS_NOT_SUPPORTED) for this epilogue, as the
 // library may for a configuration it does not support; 0 ends that.
 extern "C" void bp_emu_cublaslt_refuse(uint32_t epilogue);
+// fake_cublaslt.cpp, for tests: from now on cublasLtMatmul returns status
+// (a cublasStatus_t) for this epilogue, after its argument checks, having
+// queued nothing; 0 ends that.
+extern "C" void bp_emu_cublaslt_fail_matmul(uint32_t epilogue, int status);
 
 #endif
