@@ -376,7 +376,7 @@ show gpu_bench_table.log '^\| [abc] \| .*(graphs|gemm|GEMMs alone|step \(graphs\
 # Less the emulated GPU (CI runs it; it needs no GPU), the package test
 # where the build is prepared (no objects or GoogleTest to build with), and
 # the MPI ranks when there is no mpiexec.
-exclude='^(emulated_gpu\.|emulated_runtime\.|DistNcclEmulated|EmulatedKernels)'
+exclude='^(emulated_gpu\.|emulated_runtime\.|NcclEmulated\.|EmulatedKernels|EmulatedWarpShuffles)'
 [ -z "$prepared" ] || exclude+='|^package_install_and_consume$'
 command -v mpiexec >/dev/null || exclude+='|^dist_mpi\.'
 ctest_jobs=$((jobs < 16 ? jobs : 16))

@@ -15,6 +15,7 @@
  *                                       blocks than the GPU has SMs moves
  *                                       (and any last block's tail)
  *   model.NET.undeclared                launches whose launcher declared no work
+ *   model.NET.record_seconds            the wall time of recording its three steps
  * GPU is h100 or h200.
  */
 #include "step_model.h"
@@ -23,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../tests/cuda_emulation/emu_hooks.h"
 
@@ -215,6 +217,8 @@ int bp_step_model_print(void)
     for (int ni = 0; ni < 3 && rc == 0; ni++) {
         double single = 0;
         int undeclared = 0;
+        struct timespec t0, t1;
+        timespec_get(&t0, TIME_UTC); /* C11: a wall clock */
         for (int mi = 0; mi < 3 && rc == 0; mi++) {
             size_t count = 0;
             if (!record_step(&kNets[ni], kMaths[mi], log, &count)) {
@@ -225,6 +229,9 @@ int bp_step_model_print(void)
         }
         printf("model.%s.single_block_bytes %.0f\n", kNets[ni].key, single);
         printf("model.%s.undeclared %d\n", kNets[ni].key, undeclared);
+        timespec_get(&t1, TIME_UTC);
+        printf("model.%s.record_seconds %.2f\n", kNets[ni].key,
+               (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));
     }
     bp_emu_set_record_only(0);
     fflush(stdout);

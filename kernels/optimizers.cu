@@ -86,9 +86,12 @@ __global__ void optimizer_update_kernel(bp_update_rule rule, bp_step_scalars *sc
             v2 = ((Vec16<T> *)s2)[u];
         if (s3 != nullptr)
             v3 = ((Vec16<T> *)s3)[u];
-        for (int e = 0; e < k; e++)
-            wv.v[e] = bp_optimizer_update(&rule, &st, wv.v[e], gv.v[e], s1 ? &v1.v[e] : nullptr,
-                                          s2 ? &v2.v[e] : nullptr, s3 ? &v3.v[e] : nullptr);
+        for (int e = 0; e < k; e++) { /* (scalars, so the vectors stay in registers) */
+            T a1 = v1.v[e], a2 = v2.v[e], a3 = v3.v[e];
+            wv.v[e] = bp_optimizer_update(&rule, &st, wv.v[e], gv.v[e], s1 ? &a1 : nullptr,
+                                          s2 ? &a2 : nullptr, s3 ? &a3 : nullptr);
+            v1.v[e] = a1, v2.v[e] = a2, v3.v[e] = a3;
+        }
         ((Vec16<T> *)w)[u] = wv;
         if (s1 != nullptr)
             ((Vec16<T> *)s1)[u] = v1;
@@ -110,15 +113,18 @@ void launch_update_kernel(cudaStream_t stream, const bp_update_rule *rule, T *w,
                           T *s2, T *s3, size_t count, double max_norm, const double *part,
                           bp_step_scalars *scalars)
 {
+    /* float only: for double the 16-byte path buys little and costs a stack
+     * frame (nvcc -Xptxas -v) */
+    constexpr bool kVec = sizeof(T) == 4;
     const size_t k = 16 / sizeof(T);
-    bool vec = count % k == 0 && aligned16<T>(w) && aligned16<T>(g) &&
+    bool vec = kVec && count % k == 0 && aligned16<T>(w) && aligned16<T>(g) &&
                (s1 == nullptr || aligned16<T>(s1)) && (s2 == nullptr || aligned16<T>(s2)) &&
                (s3 == nullptr || aligned16<T>(s3));
     unsigned blocks = blocks_for(vec ? count / k : count);
     blocks = blocks > kUpdateBlocks ? kUpdateBlocks : blocks;
     int n_parts = Clip ? bp_clip_parts(count) : 0;
     if (vec)
-        optimizer_update_kernel<T, Clip, true><<<blocks, kThreads, 0, stream>>>(
+        optimizer_update_kernel<T, Clip, kVec><<<blocks, kThreads, 0, stream>>>(
             *rule, scalars, w, g, s1, s2, s3, count, max_norm, part, n_parts);
     else
         optimizer_update_kernel<T, Clip, false><<<blocks, kThreads, 0, stream>>>(

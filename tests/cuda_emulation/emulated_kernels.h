@@ -28,9 +28,7 @@ const bool bp_emu_barrier_kernels_registered = [] {
     bp_emu_register_barrier_kernel(optimizer_update_kernel<float, true, false>);
     bp_emu_register_barrier_kernel(optimizer_update_kernel<float, false, true>);
     bp_emu_register_barrier_kernel(optimizer_update_kernel<float, false, false>);
-    bp_emu_register_barrier_kernel(optimizer_update_kernel<double, true, true>);
     bp_emu_register_barrier_kernel(optimizer_update_kernel<double, true, false>);
-    bp_emu_register_barrier_kernel(optimizer_update_kernel<double, false, true>);
     bp_emu_register_barrier_kernel(optimizer_update_kernel<double, false, false>);
     return true;
 }();

@@ -442,6 +442,7 @@ TYPED_TEST(EmulatedKernels, FusedOutputStepMatchesTheSeparateKernels)
                                                   af.data(), yp, lp, df.data(), lf.data(), dbf.data(),
                                                   n, batch, &mf, &sf, &cf, test_scratch()),
                                   cudaSuccess);
+                        EXPECT_EQ(test_scratch()->ticket, 0u) << "the last block resets it";
                         EXPECT_TRUE(same_bits(as, af)) << what;
                         EXPECT_TRUE(same_bits(ds, df)) << what;
                         EXPECT_TRUE(same_bits(ls, lf)) << what;
