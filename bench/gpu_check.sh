@@ -49,6 +49,8 @@
 # Logs go to OUTDIR; summary.txt lists each step and ends in PASS or FAIL;
 # the exit status is non-zero on any failure.
 set -euo pipefail
+# (Every pipeline cut short by head ends in "|| true": with pipefail, the
+# writer's SIGPIPE would otherwise stop the check.)
 
 # ---- the steps' budgets (seconds), in the order they run ---------------------
 budget_names=(info cuda_cases step_profile_gpu bench_gpu torch_bench model table ctest
@@ -218,13 +220,14 @@ judge_skips() {
     bad=$(grep -i 'no CUDA device' <<<"$all" || true)
     if [ -n "$bad" ]; then
         fail "$what: $(wc -l <<<"$bad") case(s) skipped with \"no CUDA device\" on a GPU machine:"
-        sed 's/^/      /; s/\t/: /' <<<"$bad" | head -n 20 | tee -a "$summary"
+        sed 's/^/      /; s/\t/: /' <<<"$bad" | head -n 20 | tee -a "$summary" || true
     fi
     local rest
     rest=$(grep -iv 'no CUDA device' <<<"$all" || true)
     if [ -n "$rest" ]; then
         say "note  $what: $(wc -l <<<"$rest") case(s) skipped for another reason:"
-        cut -f2 <<<"$rest" | sort | uniq -c | sed 's/^ */      /' | head -n 20 | tee -a "$summary"
+        cut -f2 <<<"$rest" | sort | uniq -c | sed 's/^ */      /' | head -n 20 |
+            tee -a "$summary" || true
     fi
 }
 
@@ -279,7 +282,7 @@ cli="$build/src/cli/backprop"
 # ---- every program's libraries, before anything runs --------------------------
 python=${PYTHON:-python3} # the Python with PyTorch
 mapfile -t programs < <(find -L "$build" -path '*/CMakeFiles' -prune -o -type f -perm -u+x -print |
-    while read -r p; do head -c 4 "$p" | grep -q ELF && echo "$p"; done)
+    while read -r p; do [ "$(head -c 4 "$p")" != $'\x7fELF' ] || echo "$p"; done)
 missing() { # "program: library" for each library ldd does not find
     for p in "${programs[@]}"; do
         ldd "$p" 2>/dev/null | awk -v p="${p#"$build"/}" '/not found/ {print p ": " $1}'
@@ -306,7 +309,7 @@ PY
     ); do
         [ -e "$dir/$1" ] && { echo "$dir"; return 0; }
     done
-    dir=$(find /opt /usr/local /usr/lib /root -maxdepth 9 -name "$1" 2>/dev/null | head -n1)
+    dir=$(find /opt /usr/local /usr/lib /root -maxdepth 9 -name "$1" 2>/dev/null | head -n1 || true)
     [ -n "$dir" ] && dirname "$dir"
 }
 lost=$(missing)
@@ -320,7 +323,8 @@ done
 [ -z "$lost" ] || lost=$(missing)
 if [ -n "$lost" ]; then
     printf '%s\n' "$lost" >"$logs/ldd_missing.log"
-    sed 's/^/      /' "$logs/ldd_missing.log" | sort -u -t: -k2 | head -n 10 | tee -a "$summary"
+    sed 's/^/      /' "$logs/ldd_missing.log" | sort -u -t: -k2 | head -n 10 |
+        tee -a "$summary" || true
     give_up "shared libraries not found (logs/ldd_missing.log); without NCCL on this machine," \
         "prepare with BP_GPU_NCCL=OFF bench/gpu_prepare.sh DIR"
 fi
@@ -393,7 +397,8 @@ step "compare f64, f32, f32 tf32, f32 bf16" compare.log compare bash -c '
         "$0" compare $args --layers 784,1024,1024,10 --batch 257
     done' "$cli"
 show compare.log '^== |max rel|PASS|FAIL'
-step "bench_train --quick" bench_train.log train_bench "$build/bench/bench_train" --quick
+step "bench_train --quick --cuda-only" bench_train.log train_bench "$build/bench/bench_train" \
+    --quick --cuda-only
 show bench_train.log 'cuda'
 # On Fashion-MNIST when the data are here: the prepared subset
 # (gpu_prepare.sh), or the command's own default folder.

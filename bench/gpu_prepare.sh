@@ -70,7 +70,7 @@ mapfile -t programs < <(find "$build" -type f \( -perm -u+x -o -name '*.so*' \) 
 # resolves, less the C and C++ runtime, the dynamic loader and CUDA's own
 # (NCCL included: gpu_check.sh finds it there).
 mkdir -p "$dir/lib"
-system='^(linux-vdso|ld-linux|libc\.|libm\.|libdl\.|librt\.|libpthread\.|libstdc\+\+|libgcc_s|libcuda\.|libcudart|libcublas|libcublasLt|libnccl|libnvidia|libcupti)'
+system='^(linux-vdso|ld-linux|libc\.|libm\.|libdl\.|librt\.|libpthread\.|libutil\.|libstdc\+\+|libgcc_s|libcuda\.|libcudart|libcublas|libcublasLt|libnccl|libnvidia|libcupti)'
 reference_blas=/usr/lib/x86_64-linux-gnu/blas/libblas.so.3
 for p in "${programs[@]}"; do
     ldd "$p" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// {print $1, $3}'
@@ -141,4 +141,5 @@ if [ "$size" -ge "$limit" ]; then
     echo "gpu_prepare: $dir is over the 64 MiB a GPU run may carry" >&2
     exit 1
 fi
-echo "gpu_prepare: ready; on the GPU machine run: bench/gpu_check.sh OUTDIR --prepared ${1%/}"
+echo "gpu_prepare: ready; carry ${1%/} to the GPU machine (the device tool's carry: [\"${1%/}\"]) and run"
+echo "    there, from the repository root: bench/gpu_check.sh /tmp/gpu-check --prepared ${1%/} --copy-to \$OUT"
