@@ -8,7 +8,8 @@
 #   - a prepared folder (as gpu_prepare.sh makes one, named relative to the
 #     caller's directory) whose build tree holds the emulated-GPU programs
 #     of tests/cuda.cmake with one device visible (BP_EMU_DEVICES=1), shrunk
-#     to a few cases and small networks so that the run takes seconds, and
+#     to a few cases and small networks so that the run takes seconds (the
+#     budgets scaled by 5: BP_GPU_BUDGET_SCALE, for shared CPUs), and
 #     a ctest file of three cases: one passing, one skipping "needs two CUDA
 #     devices" (a note on a one-GPU machine), one MPI case excluded;
 #   - compute-sanitizer refuses the device (a note, not a failure);
@@ -63,11 +64,12 @@ wrap "$b/src/cli/backprop" "case \"\$1\" in
   compare) shift; a=''
     while [ \$# -gt 0 ]; do case \"\$1\" in --layers|--batch) shift 2 ;; *) a=\"\$a \$1\"; shift ;; esac; done
     exec '$build/tests/backprop_emulated_cli' compare \$a --layers 8,6,3 --batch 9 ;;
-  train) exec '$build/tests/backprop_emulated_cli' train --device cuda --epochs 1 --quiet ;;
+  train) exec '$build/tests/backprop_emulated_cli' train --device cuda --epochs 1 --quiet \\
+    --layers 2,16,3 --batch 256 ;;
   *) exec '$build/tests/backprop_emulated_cli' \"\$@\" ;;
 esac"
 wrap "$b/bench/bench_gpu" \
-    "exec '$build/tests/bench_gpu_emulated' --smoke --nets a,c --math fp32,tf32 --seconds 0 --min-steps 1 --max-steps 1"
+    "exec '$build/tests/bench_gpu_emulated' --smoke --nets a --math fp32,tf32 --seconds 0 --min-steps 1 --max-steps 1"
 wrap "$b/bench/bench_train" "echo 'bench_train stand-in: cuda f32 (emulated, not timed)'"
 ln -s "$build/tests/step_profile" "$b/tests/step_profile"
 cat >"$b/CTestTestfile.cmake" <<EOF
@@ -110,7 +112,9 @@ sum=$(awk '$1 == "sum" {print $2}' "$root/budgets.txt")
 echo "== bench/gpu_check.sh out --prepared prepared --copy-to brought (from $root)"
 rc=0
 # (No CUDA library folder: this machine's libnccl.so.2 must not be found.)
+# (Budgets x 5: emulated programs on shared CPUs, not an H100.)
 (cd "$root" && PATH="$root/bin" PYTHON=python-standin BP_GPU_CUDA_LIBS="$root/no-cuda-libs" \
+    BP_GPU_BUDGET_SCALE=5 \
     "$repo/bench/gpu_check.sh" out --prepared prepared --copy-to brought) || rc=$?
 summary="$root/out/summary.txt"
 bad=0
