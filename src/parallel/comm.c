@@ -214,6 +214,11 @@ static bp_status join_refused(const char *fn, const bp_network *net, const bp_co
                        "reduces on device %d: create the network on the communicator's device "
                        "(config field 'device')",
                        fn, net->desc.device, comm->rank, comm->ops->device(comm));
+    if (net->mixed) /* src/core/mixed.c: not yet through the collective guard */
+        return bp_fail(BP_ERR_UNSUPPORTED,
+                       "%s: data-parallel training in precision '%s' is not supported yet (use "
+                       "32-true or 64-true)",
+                       fn, bp_precision_name(net->desc.precision));
     return BP_OK;
 }
 
