@@ -6,14 +6,17 @@
  * roofline and the step is summed as a CUDA graph replays it.
  *
  * Prints, one "key value" per line, for network NET (a, b, c) and math MATH
- * (fp32, tf32, bf16):
+ * (fp32, tf32, bf16 of a 32-true network; bf16_mixed and 16_mixed for the
+ * mixed precisions):
  *   model.GPU.NET.MATH.step_us          the step as a CUDA graph
  *   model.GPU.NET.MATH.gemm_us          its products alone
  *   model.GPU.NET.MATH.worst_kernel     NAME US: its slowest kernel
  *   model.NET.MATH.launches             nodes of the graph (kernels, products, copies)
  *   model.NET.single_block_bytes        the most bytes any launch with fewer
  *                                       blocks than the GPU has SMs moves
- *                                       (and any last block's tail)
+ *                                       (and any last block's tail), in the
+ *                                       three math modes
+ *   model.NET.MIXED.single_block_bytes  the same in a mixed precision
  *   model.NET.undeclared                launches whose launcher declared no work
  *   model.NET.record_seconds            the wall time of recording its three steps
  * GPU is h100 or h200.
@@ -116,8 +119,21 @@ static const model_net kNets[3] = {
     {"b", 4, {256, 256, 256, 256, 256}, 256},
     {"c", 4, {4096, 4096, 4096, 4096, 4096}, 8192},
 };
-static const char *const kMathKeys[3] = {"fp32", "tf32", "bf16"};
-static const bp_math_mode kMaths[3] = {BP_MATH_FP32, BP_MATH_TF32, BP_MATH_BF16};
+/* The modes: a math mode of a 32-true network, or a mixed precision. */
+typedef struct model_mode {
+    const char *key;
+    bp_precision precision;
+    bp_math_mode math;
+} model_mode;
+
+enum { MATH_MODES = 3, MODES = 5 };
+static const model_mode kModes[MODES] = {
+    {"fp32", BP_PRECISION_32_TRUE, BP_MATH_FP32},
+    {"tf32", BP_PRECISION_32_TRUE, BP_MATH_TF32},
+    {"bf16", BP_PRECISION_32_TRUE, BP_MATH_BF16},
+    {"bf16_mixed", BP_PRECISION_BF16_MIXED, BP_MATH_FP32},
+    {"16_mixed", BP_PRECISION_16_MIXED, BP_MATH_FP32},
+};
 
 enum { MAX_WORK = 1024, STEPS = 3 };
 
@@ -131,7 +147,7 @@ static int lib_ok(bp_status s, const char *what)
 
 /* The work of the third step on an epoch of bench_gpu's loop (the first
  * steps warm up and record the graph), recorded only. */
-static int record_step(const model_net *n, bp_math_mode math, bp_emu_work *log, size_t *count)
+static int record_step(const model_net *n, const model_mode *mode, bp_emu_work *log, size_t *count)
 {
     bp_activation acts[5];
     for (int l = 0; l < n->layers; l++)
@@ -140,7 +156,8 @@ static int record_step(const model_net *n, bp_math_mode math, bp_emu_work *log, 
     bp_network_config_init(&cfg);
     cfg.n_layers = n->layers, cfg.sizes = n->sizes, cfg.activations = acts;
     cfg.loss = BP_LOSS_CROSS_ENTROPY, cfg.dtype = BP_F32, cfg.backend = BP_BACKEND_CUDA;
-    cfg.max_batch = n->batch, cfg.math_mode = math, cfg.cuda_graphs = 1;
+    cfg.max_batch = n->batch, cfg.math_mode = mode->math, cfg.cuda_graphs = 1;
+    cfg.precision = mode->precision;
     size_t rows = (size_t)n->batch * STEPS;
     bp_network *net = NULL;
     bp_buffer *bx = NULL, *by = NULL;
@@ -172,9 +189,10 @@ static int record_step(const model_net *n, bp_math_mode math, bp_emu_work *log, 
 
 /* Prints the model's lines for one network and math mode; *single is the
  * most bytes a launch of fewer blocks than SMs moved, *undeclared the
- * launches without a declaration. */
-static void print_model(const model_net *n, int math, const bp_emu_work *log, size_t count,
-                        double *single, int *undeclared)
+ * launches without a declaration, ratio[g] the step over its GEMMs on
+ * kGpus[g]. */
+static void print_model(const model_net *n, const char *mk, const bp_emu_work *log, size_t count,
+                        double *single, int *undeclared, double ratio[2])
 {
     for (size_t i = 0; i < count; i++) {
         const bp_emu_work *w = &log[i];
@@ -185,7 +203,7 @@ static void print_model(const model_net *n, int math, const bp_emu_work *log, si
         if (w->blocks < kGpus[0].sms)
             *single = max2(*single, w->bytes);
     }
-    printf("model.%s.%s.launches %zu\n", n->key, kMathKeys[math], count);
+    printf("model.%s.%s.launches %zu\n", n->key, mk, count);
     for (int gi = 0; gi < 2; gi++) {
         const gpu_spec *g = &kGpus[gi];
         double step = g->graph_us, gemm = 0, worst = -1;
@@ -200,32 +218,66 @@ static void print_model(const model_net *n, int math, const bp_emu_work *log, si
                 worst_name = log[i].name;
             }
         }
-        const char *pre = g->key, *net = n->key, *mk = kMathKeys[math];
+        const char *pre = g->key, *net = n->key;
         printf("model.%s.%s.%s.step_us %.1f\n", pre, net, mk, step);
         printf("model.%s.%s.%s.gemm_us %.1f\n", pre, net, mk, gemm);
         printf("model.%s.%s.%s.worst_kernel %s %.1f\n", pre, net, mk, worst_name, worst);
+        ratio[gi] = gemm > 0 ? step / gemm : 0;
     }
 }
 
-int bp_step_model_print(void)
+static int missed(const char *key, double value, const char *target)
+{
+    fprintf(stderr, "step_profile: model target missed: %s is %g (target %s)\n", key, value, target);
+    return 1;
+}
+
+/* The targets of issue 17 that the model meets today (bench/README.md says
+ * which it does not: (a) under 30 us, (c) in BF16 on an H100): every
+ * launch declares its work, (c) in TF32 is at most 1.15x its GEMMs on both
+ * GPUs, and no launch of fewer blocks than SMs moves more than 1 MiB in
+ * (c)'s three math modes. */
+static int check_targets(int net, int mode, double single, int undeclared, const double ratio[2])
+{
+    int bad = 0;
+    if (undeclared != 0)
+        bad |= missed("model.NET.undeclared", undeclared, "0");
+    if (net == 2 && mode == 1)
+        for (int gi = 0; gi < 2; gi++)
+            if (ratio[gi] > 1.15)
+                bad |= missed(gi == 0 ? "model.h100.c.tf32 step/gemm" : "model.h200.c.tf32 step/gemm",
+                              ratio[gi], "<= 1.15");
+    if (net == 2 && mode == MATH_MODES - 1 && single > 1048576.0)
+        bad |= missed("model.c.single_block_bytes", single, "<= 1048576");
+    return bad;
+}
+
+int bp_step_model_print(int check)
 {
     bp_emu_work *log = malloc(MAX_WORK * sizeof *log);
     if (log == NULL)
         return 1;
     bp_emu_set_record_only(1);
-    int rc = 0;
+    int rc = 0, bad = 0;
     for (int ni = 0; ni < 3 && rc == 0; ni++) {
         double single = 0;
         int undeclared = 0;
         struct timespec t0, t1;
         timespec_get(&t0, TIME_UTC); /* C11: a wall clock */
-        for (int mi = 0; mi < 3 && rc == 0; mi++) {
+        for (int mi = 0; mi < MODES && rc == 0; mi++) {
             size_t count = 0;
-            if (!record_step(&kNets[ni], kMaths[mi], log, &count)) {
+            double mixed_single = 0, ratio[2] = {0, 0};
+            if (!record_step(&kNets[ni], &kModes[mi], log, &count)) {
                 rc = 1;
                 break;
             }
-            print_model(&kNets[ni], mi, log, count, &single, &undeclared);
+            print_model(&kNets[ni], kModes[mi].key, log, count,
+                        mi < MATH_MODES ? &single : &mixed_single, &undeclared, ratio);
+            if (check)
+                bad |= check_targets(ni, mi, single, undeclared, ratio);
+            if (mi >= MATH_MODES)
+                printf("model.%s.%s.single_block_bytes %.0f\n", kNets[ni].key, kModes[mi].key,
+                       mixed_single);
         }
         printf("model.%s.single_block_bytes %.0f\n", kNets[ni].key, single);
         printf("model.%s.undeclared %d\n", kNets[ni].key, undeclared);
@@ -236,5 +288,5 @@ int bp_step_model_print(void)
     bp_emu_set_record_only(0);
     fflush(stdout);
     free(log);
-    return rc;
+    return rc != 0 ? 1 : bad ? 2 : 0;
 }

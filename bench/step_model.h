@@ -7,7 +7,9 @@
 
 /* Records one steady-state step of each of bench_gpu's networks in each
  * math mode without running it, and prints the model.* lines. Returns 0,
- * or 1 (with a message on stderr) when a step could not be recorded. */
-int bp_step_model_print(void);
+ * 1 (with a message on stderr) when a step could not be recorded, or, with
+ * check, 2 (messages on stderr) when the model misses a target it is held
+ * to (step_model.c, check_targets). */
+int bp_step_model_print(int check);
 
 #endif

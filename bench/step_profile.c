@@ -38,7 +38,8 @@
  * total" and the activations per sample.
  *
  * Then the cost model's lines (bench/step_model.c: model.*), from a step of
- * each of bench_gpu's networks recorded without running it. --model prints
+ * each of bench_gpu's networks recorded without running it; --check holds
+ * them to the targets step_model.c's check_targets names. --model prints
  * those alone (seconds; the GPU check prints them next to its measurements).
  *
  * usage: step_profile [--check | --model]
@@ -241,7 +242,7 @@ int main(int argc, char **argv)
     }
 #ifdef BP_STEP_MODEL
     if (model_only)
-        return bp_step_model_print();
+        return bp_step_model_print(0);
 #else
     if (model_only) {
         fprintf(stderr, "step_profile: the cost model runs on the emulated GPU only "
@@ -270,12 +271,15 @@ int main(int argc, char **argv)
     }
     print_step_bytes();
 #ifdef BP_STEP_MODEL
-    if (bp_step_model_print() != 0)
+    int model_rc = bp_step_model_print(check);
+    if (model_rc == 1)
         return 1;
+#else
+    int model_rc = 0;
 #endif
     if (!check)
         return 0;
-    int bad = 0;
+    int bad = model_rc == 2;
     for (int g = 4; g < 6; g++) {
         if (step[g].v[2] != 1)
             bad |= missed(modes[g], keys[2], step[g].v[2], "1");

@@ -375,27 +375,28 @@ cublasStatus_t gemm_ex_half(cublasHandle_t handle, cublasOperation_t ta, cublasO
     const uint16_t *ha = static_cast<const uint16_t *>(a), *hb = static_cast<const uint16_t *>(b);
     size_t na = (size_t)lda * (ta == CUBLAS_OP_N ? k : m),
            nb = (size_t)ldb * (tb == CUBLAS_OP_N ? n : k), nc = (size_t)ldc * n;
-    submit(st, [=] {
-        std::vector<float> fa(na), fb(nb), fc;
-        for (size_t i = 0; i < na; i++)
-            fa[i] = from_16(a_type, ha[i]);
-        for (size_t i = 0; i < nb; i++)
-            fb[i] = from_16(a_type, hb[i]);
-        float *out = static_cast<float *>(c);
-        uint16_t *hc = static_cast<uint16_t *>(c);
-        if (c_type != CUDA_R_32F) {
-            fc.resize(nc);
-            for (size_t i = 0; i < nc; i++)
-                fc[i] = be != 0.0f ? from_16(c_type, hc[i]) : 0.0f;
-            out = fc.data();
-        }
-        cblas_sgemm(CblasColMajor, cblas_op(ta), cblas_op(tb), m, n, k, al, fa.data(), lda,
-                    fb.data(), ldb, be, out, ldc);
-        if (c_type != CUDA_R_32F) /* the m rows of each column, not the padding to ldc */
-            for (size_t i = 0; i < nc; i++)
-                if (i % (size_t)ldc < (size_t)m)
-                    hc[i] = to_16(c_type, fc[i]);
-    });
+    submit(st,
+           bp_emu::logged(bp_emu::product("cublasGemmEx 16-bit", m, n, k, BP_EMU_MATH_BF16, 2), [=] {
+               std::vector<float> fa(na), fb(nb), fc;
+               for (size_t i = 0; i < na; i++)
+                   fa[i] = from_16(a_type, ha[i]);
+               for (size_t i = 0; i < nb; i++)
+                   fb[i] = from_16(a_type, hb[i]);
+               float *out = static_cast<float *>(c);
+               uint16_t *hc = static_cast<uint16_t *>(c);
+               if (c_type != CUDA_R_32F) {
+                   fc.resize(nc);
+                   for (size_t i = 0; i < nc; i++)
+                       fc[i] = be != 0.0f ? from_16(c_type, hc[i]) : 0.0f;
+                   out = fc.data();
+               }
+               cblas_sgemm(CblasColMajor, cblas_op(ta), cblas_op(tb), m, n, k, al, fa.data(), lda,
+                           fb.data(), ldb, be, out, ldc);
+               if (c_type != CUDA_R_32F) /* the m rows of each column, not the padding to ldc */
+                   for (size_t i = 0; i < nc; i++)
+                       if (i % (size_t)ldc < (size_t)m)
+                           hc[i] = to_16(c_type, fc[i]);
+           }));
     return CUBLAS_STATUS_SUCCESS;
 }
 
