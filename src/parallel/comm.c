@@ -251,6 +251,12 @@ bp_status bp_network_join(bp_network *net, bp_comm *comm)
 
 /* ---- the step hooks ------------------------------------------------------ */
 
+void bp_dist_expect_global_batch(bp_network *net, int batch)
+{
+    if (net->comm != NULL)
+        net->comm->expected_batch = batch;
+}
+
 /* Layer L's gradients are ready, so its output pass is done: agree on the
  * global batch and loss, and on whether the step is skipped. */
 static bp_status step_begin(bp_comm *c, bp_network *net, int batch)

@@ -53,7 +53,9 @@ struct bp_comm {
     /* The step in flight (one step at a time per communicator). */
     long steps; /* steps begun on this communicator */
     double global_batch, global_loss;
-    int step_bad; /* the global loss is not finite: nothing reduced, no update */
+    int step_bad;       /* the global loss is not finite: nothing reduced, no update */
+    int expected_batch; /* the next step's global batch, when its caller knows it
+                           (the trainer); 0: agreed by a collective */
 };
 
 /* Wraps an engine's state into a new communicator (impl is destroyed with
@@ -79,6 +81,9 @@ double bp_dist_now(void);
 void bp_dist_backoff(double waited_s);
 
 /* ---- the hooks of the training step (no-ops for a network alone) ------- */
+/* The trainer knows the global batch of its next step on net: the step
+ * then needs no collective to learn it. */
+void bp_dist_expect_global_batch(struct bp_network *net, int batch);
 bp_status bp_dist_layer_ready(struct bp_network *net, int layer, int batch);
 bp_status bp_dist_wait(struct bp_network *net);
 
