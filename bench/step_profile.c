@@ -29,6 +29,8 @@
  *          instead of SGD with momentum, reading each step's loss): as many
  *          kernel launches as SGD, and 1 D2H copy per step (the loss and
  *          the guard's flag together).
+ * Built with the emulated NCCL it then prints the dp.* lines of the
+ * trainer's data-parallel step on two emulated GPUs (step_profile_dp.c).
  *
  * usage: step_profile [--check]
  */
@@ -40,6 +42,10 @@
 #include <string.h>
 
 #include "../tests/cuda_emulation/emu_hooks.h"
+
+#ifdef BP_STEP_PROFILE_DP
+int step_profile_dp(int check);
+#endif
 
 enum { LAYERS = 3, BATCH = 128, STEPS_PER_EPOCH = 10, EPOCHS = 5, ROWS = BATCH * STEPS_PER_EPOCH };
 
@@ -217,9 +223,14 @@ int main(int argc, char **argv)
         for (int k = 0; k < 8; k++)
             printf("%s.epoch_%s %g\n", modes[g], keys[k], epoch[g].v[k]);
     }
+#ifdef BP_STEP_PROFILE_DP
+    int dp = step_profile_dp(check); /* step_profile_dp.c: the dp.* lines */
+#else
+    int dp = 0;
+#endif
     if (!check)
-        return 0;
-    int bad = 0;
+        return dp != 0;
+    int bad = dp;
     const double *gs = step[0].v, *es = step[1].v;
     if (gs[2] != 1)
         bad |= missed("graph", keys[2], gs[2], "1");

@@ -140,8 +140,9 @@ bp_status bp_output_pass(bp_network *net, int B) { return output_and_metrics(net
  * together; for a layer the forward pass fused, linear_drelu_backward does
  * the product too, with that layer's ReLU mask (and when it cannot, the
  * generic path takes sigma' from a^{l-1}: for ReLU, a > 0 exactly when
- * z > 0). */
-static bp_status backward_layers(bp_network *net, int B, int output_bias_done)
+ * z > 0). scalars: a training step's (the data-parallel guard), or NULL. */
+static bp_status backward_layers(bp_network *net, int B, int output_bias_done,
+                                 bp_step_scalars *scalars)
 {
     const bp_backend_ops *ops = net->ops;
     bp_dtype dt = net->desc.dtype;
@@ -190,12 +191,12 @@ static bp_status backward_layers(bp_network *net, int B, int output_bias_done)
             }
         }
     }
-    BP_TRY(bp_dist_wait(net)); /* data-parallel: every all-reduce done before the update */
+    BP_TRY(bp_dist_wait(net, scalars)); /* data-parallel: every all-reduce before the update */
     net->last_backward_batch = B;
     return BP_OK;
 }
 
-bp_status bp_backward_pass(bp_network *net, int B) { return backward_layers(net, B, 0); }
+bp_status bp_backward_pass(bp_network *net, int B) { return backward_layers(net, B, 0, NULL); }
 
 /* The SGD of the bp_sgd convenience calls (NULL: bp_sgd_init's), as the
  * network's optimizer: the momentum stays when the optimizer already was
@@ -245,7 +246,7 @@ static bp_status issue_step(bp_network *net, int B, int update, int from_epoch)
     } else {
         BP_TRY(output_and_metrics(net, B, scalars, cursor));
     }
-    BP_TRY(backward_layers(net, B, fused));
+    BP_TRY(backward_layers(net, B, fused, scalars));
     if (update) /* the guard on the gradients, then the update (nothing when skip is set) */
         BP_TRY(bp_optimizer_apply(net));
     return BP_OK;
@@ -267,12 +268,17 @@ static bp_status finish_step(const char *fn, bp_network *net, int update, double
     } got = {0.0, 0};
     _Static_assert(sizeof got == 2 * sizeof(double), "loss and skip: 16 bytes");
     char *base = (char *)net->scalars;
+    BP_TRY(bp_dist_sync(net)); /* data-parallel: bounded, a dead rank is an error */
     BP_TRY(net->ops->download(net->ctx, &got, base + offsetof(bp_step_scalars, loss),
                               update ? sizeof got : sizeof got.loss));
     *loss = got.loss;
-    if (!update || !got.skip)
+    int joined = net->comm != NULL, bad = update ? got.skip != 0 : joined && !isfinite(*loss);
+    if (!bad)
         return BP_OK;
-    BP_TRY(net->ops->zero(net->ctx, base + offsetof(bp_step_scalars, bad_step), sizeof(int64_t)));
+    if (update)
+        BP_TRY(net->ops->zero(net->ctx, base + offsetof(bp_step_scalars, bad_step), sizeof(int64_t)));
+    if (joined) /* every rank: the same global loss and reduced gradients */
+        return bp_dist_numeric(net, *loss);
     if (!isfinite(*loss))
         return bp_fail(BP_ERR_NUMERIC, "%s: the batch loss is %g; the parameters were not updated",
                        fn, *loss);
@@ -284,9 +290,15 @@ static bp_status finish_step(const char *fn, bp_network *net, int update, double
 
 /* ---- the public calls: load a batch, then forward / backward / update --- */
 
-/* A step on a batch already loaded into a^0 and the targets buffer. */
+/* A step on a batch already loaded into a^0 and the targets buffer. A
+ * joined network's step reads its loss and verdict in any case, so that
+ * every rank returns the same status at the same step. */
 static bp_status step_loaded(const char *fn, bp_network *net, int B, int update, double *loss)
 {
+    double joined_loss = NAN;
+    if (net->comm != NULL && loss == NULL)
+        loss = &joined_loss;
+    BP_TRY(bp_dist_prepare(net, B));
     if (update)
         BP_TRY(bp_optimizer_upload_lr(net)); /* ordered, no wait; outside any graph */
     BP_TRY(issue_step(net, B, update, 0));
@@ -475,6 +487,7 @@ static bp_status epoch_step(const char *fn, bp_network *net, int batch, double *
                        "%s: batch %d exceeds the %zu rows left in the epoch (of %zu; start the "
                        "next one with bp_network_set_epoch)",
                        fn, batch, net->epoch_rows - net->epoch_next, net->epoch_rows);
+    BP_TRY(bp_dist_prepare(net, batch)); /* before the graph: the global batch's weight */
     BP_TRY(bp_optimizer_upload_lr(net)); /* before the graph: an ordered copy, no wait */
     if (net->use_graphs) {
         struct bp_step_graph *g = find_graph(net, batch);
