@@ -5,10 +5,9 @@
 #include <backprop.h>
 #include <stdio.h>
 
-static void on_epoch(void *user, const bp_trainer_epoch *e)
+static void on_epoch(void *user, const bp_trainer_epoch *e) /* user: a name for the run */
 {
-    (void)user;
-    printf("epoch %lld  train loss %.4f  validation loss %.4f  accuracy %.2f%%\n",
+    printf("%s epoch %lld  train loss %.4f  validation loss %.4f, accuracy %.2f%%\n", (char *)user,
            (long long)e->epoch, e->train_loss, e->val_loss, 100 * e->val_accuracy);
 }
 
@@ -25,14 +24,13 @@ int main(void)
     bp_network_config cfg;
     bp_network_config_init(&cfg);
     cfg.n_layers = 3, cfg.sizes = sizes, cfg.activations = acts, cfg.loss = BP_LOSS_CROSS_ENTROPY;
-    cfg.backend = bp_cuda_device_count(&gpus) == BP_OK && gpus > 0 ? BP_BACKEND_CUDA
-                                                                   : BP_BACKEND_CPU;
+    cfg.backend = (bp_cuda_device_count(&gpus), gpus > 0) ? BP_BACKEND_CUDA : BP_BACKEND_CPU;
     bp_optimizer opt;
     bp_optimizer_init(&opt, BP_OPTIMIZER_SGD);
     opt.lr = 0.02, opt.momentum = 0.9;
     bp_trainer_config tc;
     bp_trainer_config_init(&tc);
-    tc.epochs = 15, tc.schedule = BP_SCHEDULE_COSINE, tc.on_epoch = on_epoch;
+    tc.epochs = 15, tc.schedule = BP_SCHEDULE_COSINE, tc.on_epoch = on_epoch, tc.user = "fit:";
     tc.validation_fraction = 0.1, tc.patience = 3; /* restore_best is on by default */
     bp_network *net = NULL;
     bp_trainer *trainer = NULL;
@@ -42,9 +40,7 @@ int main(void)
         bp_network_evaluate_dataset(net, test, NULL, &ev))
         return fprintf(stderr, "backprop: %s\n", bp_last_error()), 1;
     printf("test accuracy %.2f%%\n", 100 * ev.accuracy);
-    bp_trainer_free(trainer);
-    bp_network_free(net);
-    bp_dataset_free(train);
-    bp_dataset_free(test);
+    bp_trainer_free(trainer), bp_network_free(net); /* the trainer first */
+    bp_dataset_free(train), bp_dataset_free(test);
     return 0;
 }

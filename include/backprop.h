@@ -1133,10 +1133,11 @@ BP_API void bp_trainer_config_init_sized(bp_trainer_config *cfg, size_t size);
  * trainer first), with its optimizer as set and its lr as the schedule's
  * base. train: labelled data for classification (cross-entropy learns the
  * labels; mse and bce their one-hot vectors) or n_L real targets per
- * sample, in the network's dtype with n_0 features; copied to the
- * device(s) here, so the data sets may be freed after the call.
- * validation (may be NULL) likewise, kept by reference: it must outlive
- * the trainer. cfg may be NULL (the defaults). Made data-parallel
+ * sample, in the network's dtype with n_0 features, copied to the
+ * device(s) here. validation (may be NULL) likewise, evaluated after every
+ * epoch. Both are used by reference (resuming splits the training set
+ * again): they must outlive the trainer. cfg may be NULL (the defaults).
+ * cfg->checkpoint is copied. Made data-parallel
  * (devices, comm), it creates the other devices' networks and threads and
  * joins the ranks here (collective). */
 BP_API bp_status bp_trainer_create(bp_network *net, const bp_dataset *train,

@@ -114,12 +114,12 @@ void cli_launch_configure(const cli_launch *l, bp_trainer_config *tc, const char
     char version[256] = "", list[512] = "";
     int built = 0;
     bp_comm_engine_info(l->n_devices > 0 || strncmp(device, "cuda", 4) == 0 ? BP_COMM_NCCL
-                                                                               : BP_COMM_MPI,
+                                                                            : BP_COMM_MPI,
                         &built, version, sizeof version);
     long per = (tc->batch + n - 1) / n;
     if (l->n_devices == 0) {
-        printf("data-parallel: %d ranks over %s, global batch %d = about %ld per rank, on %s\n",
-               n, version, tc->batch, per, device);
+        printf("data-parallel: %d ranks over %s, global batch %d = about %ld per rank, on %s\n", n,
+               version, tc->batch, per, device);
         return;
     }
     for (int k = 0, o = 0; k < n && o < (int)sizeof list; k++)

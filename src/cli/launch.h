@@ -12,9 +12,9 @@
 #include "common.h"
 
 typedef struct cli_launch {
-    bp_comm *comm;    /* under a launcher: the ranks (bp_comm_create_world) */
-    int rank, size;   /* 0 and 1 alone */
-    int n_devices;    /* --device cuda:A,B,.. or cuda:all: the GPUs, else 0 */
+    bp_comm *comm;  /* under a launcher: the ranks (bp_comm_create_world) */
+    int rank, size; /* 0 and 1 alone */
+    int n_devices;  /* --device cuda:A,B,.. or cuda:all: the GPUs, else 0 */
     int devices[64];
 } cli_launch;
 

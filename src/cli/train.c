@@ -284,7 +284,6 @@ static int build(training_run *run)
 static int fit(training_run *run)
 {
     const train_options *o = &run->options;
-    cli_signals_catch(); /* SIGINT, SIGTERM, SIGHUP stop after a step; SIGPIPE ignored */
     run->started = cli_now();
     run->result.struct_size = sizeof run->result;
     bp_status st = bp_trainer_fit(run->trainer, &run->result);
@@ -398,6 +397,9 @@ static int finish(training_run *run)
 
 static int train(training_run *run)
 {
+    /* SIGINT, SIGTERM, SIGHUP stop after a step (one caught while loading
+     * or building stops the run after its first); SIGPIPE ignored */
+    cli_signals_catch();
     int status = choose_device_and_dtype(run);
     if (status != 0)
         return status;

@@ -35,7 +35,7 @@ typedef struct training_run {
     double started;    /* cli_now() when training began */
     long epoch, step;  /* the last step reported (epoch 0-based) */
     long steps_per_epoch;
-    double loss_sum;   /* the epoch's losses read, for the bar */
+    double loss_sum; /* the epoch's losses read, for the bar */
     long loss_count;
     int stop_after_reached; /* --stop-after's last epoch is done */
     int failed;             /* a callback failed (printed): stop, save nothing */
