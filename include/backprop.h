@@ -500,10 +500,18 @@ BP_API bp_status bp_network_gradcheck(bp_network *net, const void *x, const void
  *  - the loss a step reports is the mean over the global batch, and the
  *    gradients left in the network are those of the global batch;
  *  - the non-finite guard is collective: when the global loss is NaN or
- *    infinite (or, on CPU ranks, a reduced gradient is), every rank
- *    returns BP_ERR_NUMERIC at the same step with the same message, and no
- *    rank updates its parameters (the guard runs on every step, loss
- *    pointer or not);
+ *    infinite (or a reduced gradient is), every rank returns BP_ERR_NUMERIC
+ *    at the same step with the same message, and no rank updates its
+ *    parameters (the guard runs on every step, loss pointer or not: these
+ *    calls read each step's loss on a joined network);
+ *  - the epoch steps (bp_network_epoch_step, bp_network_train_epoch_step)
+ *    on CUDA ranks issue nothing the host waits for: with cuda_graphs each
+ *    step, its all-reduces included, is one CUDA graph, and a skipped step
+ *    is reported as for a network alone (the loss pointer, or
+ *    bp_network_read_metrics). Each rank passes its own part of the
+ *    global batch; the ranks learn the global batch by one host all-reduce
+ *    before each step (outside the graph), or not at all when the trainer
+ *    (bp_trainer_*) steps them, which knows it;
  *  - each layer's gradient all-reduce starts as soon as the backward pass
  *    has produced it (last layer first) and runs while the earlier layers'
  *    gradients are computed; the update waits for all of them;
@@ -516,8 +524,11 @@ BP_API bp_status bp_network_gradcheck(bp_network *net, const void *x, const void
  *
  * Engines: CPU networks reduce with MPI (non-blocking MPI_Iallreduce per
  * layer); CUDA networks with NCCL (ncclAllReduce on a stream of its own,
- * ordered after the layer's gradients with CUDA events). Both are optional
- * at build time (BP_MPI, BP_NCCL); bp_comm_engine_info says what is in. */
+ * ordered after the layer's gradients with CUDA events, each rank's share
+ * b_r / B applied by a pre-multiplied sum whose scalar is in device
+ * memory). Both are optional at build time (BP_MPI, BP_NCCL);
+ * bp_comm_engine_info says what is in. The trainer (bp_trainer_*, below)
+ * runs whole data-parallel training runs over either. */
 
 typedef struct bp_comm bp_comm;
 
