@@ -461,7 +461,9 @@ TEST(BuiltinData, SpiralsAreTheSameFromTheSameSeed)
     EXPECT_NE(std::memcmp(da.x, dc.x, 30 * 2 * 8), 0);
     for (int i = 0; i < 60; i++)
         EXPECT_LE(std::fabs(((const double *)da.x)[i]), 1.03);
-    EXPECT_EQ(bp_dataset_spirals(0, 5, BP_F64, &a), BP_ERR_INVALID_ARGUMENT);
+    bp_dataset *none = nullptr;
+    EXPECT_EQ(bp_dataset_spirals(0, 5, BP_F64, &none), BP_ERR_INVALID_ARGUMENT);
+    EXPECT_EQ(none, nullptr);
     bp_dataset_free(a);
     bp_dataset_free(b);
     bp_dataset_free(c);
