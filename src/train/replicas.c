@@ -172,6 +172,7 @@ static void config_of(const bp_network *net, int device, bp_network_config *cfg)
     cfg->leaky_slope = net->desc.leaky_slope;
     cfg->device = device;
     cfg->math_mode = net->desc.math_mode;
+    cfg->precision = net->desc.precision;
     cfg->cuda_graphs = net->use_graphs;
     cfg->fused_epilogues = 0; /* as net: 1 when it keeps ReLU masks */
     for (int l = 1; l < net->desc.n_layers; l++)
@@ -197,6 +198,10 @@ static bp_status copy_state(bp_network *dst, const bp_network *src)
     int64_t step = 0;
     if (st == BP_OK && (st = bp_network_get_optimizer_step(src, &step)) == BP_OK)
         st = bp_network_set_optimizer_step(dst, step);
+    bp_loss_scale ls; /* 16-mixed: the loss scaler's state too */
+    if (st == BP_OK && src->desc.precision == BP_PRECISION_16_MIXED &&
+        (st = bp_network_get_loss_scale(src, &ls)) == BP_OK)
+        st = bp_network_set_loss_scale(dst, &ls);
     return st;
 }
 
