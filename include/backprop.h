@@ -705,6 +705,14 @@ BP_API bp_status bp_network_join(bp_network *net, bp_comm *comm);
  * be NULL (CPU ranks). Collective over every rank. */
 BP_API bp_status bp_comm_create_world(const bp_comm_config *cfg, bp_comm **out);
 
+/* How many processes an MPI launcher (mpirun, mpiexec, srun) started with
+ * this one, from the launcher's environment (Open MPI, MPICH/Hydra, Intel
+ * MPI, MVAPICH, Slurm with PMIx), without initialising MPI: *size is 0
+ * when no launcher started this process. A program calls
+ * bp_comm_create_world when it is above 1. Works in a library built
+ * without MPI too. */
+BP_API bp_status bp_comm_launcher_size(int *size);
+
 /* Where this rank runs: its rank among the ranks on its machine and their
  * number (0 and 1 for communicators not made over MPI), and the CUDA
  * device it reduces on (-1 for CPU ranks). Any pointer may be NULL. */

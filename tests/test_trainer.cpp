@@ -327,10 +327,12 @@ TEST_P(Trainers, EarlyStoppingRestoresTheBestEpoch)
 
 // A checkpoint at an epoch's end and one in the middle of an epoch, with
 // warm-up, a validation split and early stopping active: the resumed run
-// ends with the uninterrupted run's bytes.
-TEST_P(Trainers, ResumeFromAnyCheckpointIsBitExact)
+// ends with the uninterrupted run's bytes (in 16-mixed too: the loss
+// scaler's state and the float32 master weights travel in the checkpoint).
+void resume_is_bit_exact(bp_backend backend, bp_precision precision)
 {
-    bpt::Spec s = spec(GetParam(), BP_F32);
+    bpt::Spec s = spec(backend, BP_F32);
+    s.precision = precision;
     Data d(BP_F32);
     char dir[] = "/tmp/bp_trainer_XXXXXX";
     ASSERT_NE(mkdtemp(dir), nullptr);
@@ -395,6 +397,16 @@ TEST_P(Trainers, ResumeFromAnyCheckpointIsBitExact)
     }
     unlink(ck.c_str());
     rmdir(dir);
+}
+
+TEST_P(Trainers, ResumeFromAnyCheckpointIsBitExact)
+{
+    resume_is_bit_exact(GetParam(), BP_PRECISION_AUTO);
+}
+
+TEST_P(Trainers, ResumeInMixedPrecisionIsBitExact)
+{
+    resume_is_bit_exact(GetParam(), BP_PRECISION_16_MIXED);
 }
 
 TEST_P(Trainers, BadConfigurationsAreNamed)

@@ -12,8 +12,8 @@ static void print_engines(void)
     const struct {
         bp_comm_engine engine;
         const char *name, *use;
-    } engines[] = {{BP_COMM_MPI, "mpi", "CPU ranks and launching"},
-                   {BP_COMM_NCCL, "nccl", "CUDA ranks"}};
+    } engines[] = {{BP_COMM_MPI, "MPI", "CPU ranks and launching"},
+                   {BP_COMM_NCCL, "NCCL", "CUDA ranks"}};
     for (size_t i = 0; i < sizeof engines / sizeof engines[0]; i++) {
         int built = 0;
         char version[256];

@@ -7,19 +7,6 @@
 
 #include "args.h"
 
-/* The world size a launcher announces: Open MPI, MPICH/Hydra and Intel MPI
- * (PMI), MVAPICH, and Slurm's srun with PMIx. 0 if none. */
-static long launcher_world_size(void)
-{
-    const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE", "PMIX_SIZE"};
-    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
-        const char *v = getenv(vars[i]);
-        if (v != NULL && v[0] != '\0')
-            return strtol(v, NULL, 10);
-    }
-    return 0;
-}
-
 static int several_gpus(const char *spec)
 {
     return strncmp(spec, "cuda:", 5) == 0 && (strchr(spec, ',') || strcmp(spec, "cuda:all") == 0);
@@ -61,7 +48,7 @@ static int parse_devices(cli_launch *l, const char *spec)
 }
 
 /* A launcher's ranks: the communicator; rank 0 alone prints and writes. */
-static int join_ranks(cli_launch *l, long world, device_choice *dev, int *quiet,
+static int join_ranks(cli_launch *l, int world, device_choice *dev, int *quiet,
                       const char **outputs[], int n_outputs)
 {
     bp_comm_config cc;
@@ -69,7 +56,7 @@ static int join_ranks(cli_launch *l, long world, device_choice *dev, int *quiet,
     cc.backend = dev->backend;
     bp_status st = bp_comm_create_world(&cc, &l->comm);
     if (st != BP_OK)
-        return cli_error("started by an MPI launcher as one of %ld ranks: %s", world,
+        return cli_error("started by an MPI launcher as one of %d ranks: %s", world,
                          bp_last_error());
     bp_comm_rank(l->comm, &l->rank, &l->size);
     if (dev->backend == BP_BACKEND_CUDA) {
@@ -93,7 +80,9 @@ int cli_launch_begin(cli_launch *l, const char *spec, device_choice *dev, int *q
 {
     memset(l, 0, sizeof *l);
     l->size = 1;
-    long world = launcher_world_size();
+    int world = 0;
+    if (bp_comm_launcher_size(&world) != BP_OK)
+        return cli_error("%s", bp_last_error());
     if (several_gpus(spec) && world > 1)
         return cli_error("--device %s: under an MPI launcher each rank trains on one GPU (that "
                          "of its local rank); give --device cuda",
