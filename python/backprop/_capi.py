@@ -64,6 +64,7 @@ C.enum(
     "bp_math_mode",
     "bp_optimizer_type",
     "bp_optimizer_state",
+    "bp_schedule",
 )
 
 C.struct(
@@ -193,6 +194,97 @@ C.struct(
 } bp_layer_diff;"""
 )
 
+C.struct(
+    """typedef struct bp_trainer_step {
+    size_t struct_size;
+    int64_t epoch;
+    int64_t step;
+    int64_t steps_per_epoch;
+    int64_t samples;
+    double loss;
+    double lr;
+} bp_trainer_step;"""
+)
+C.struct(
+    """typedef struct bp_trainer_epoch {
+    size_t struct_size;
+    int64_t epoch;
+    int64_t epochs;
+    double lr;
+    double train_loss;
+    double train_accuracy;
+    int64_t samples;
+    double val_loss;
+    double val_accuracy;
+    int64_t val_samples;
+    double seconds;
+    int improved;
+    int64_t best_epoch;
+    double best_loss;
+    int stopping;
+    int rank;
+    bp_network *network;
+} bp_trainer_epoch;"""
+)
+C.callback("typedef void (*bp_trainer_step_fn)(void *user, const bp_trainer_step *step);")
+C.callback("typedef void (*bp_trainer_epoch_fn)(void *user, const bp_trainer_epoch *epoch);")
+C.callback("typedef int (*bp_trainer_stop_fn)(void *user);")
+C.struct(
+    """typedef struct bp_trainer_config {
+    size_t struct_size;
+    int64_t epochs;
+    int batch;
+    uint64_t seed;
+    int shuffle;
+    double validation_fraction;
+    bp_schedule schedule;
+    int64_t warmup_epochs;
+    int64_t step_epochs;
+    double step_gamma;
+    double plateau_factor;
+    int64_t plateau_patience;
+    double min_lr;
+    int64_t patience;
+    double min_delta;
+    int restore_best;
+    const char *checkpoint;
+    int64_t checkpoint_epochs;
+    int64_t checkpoint_steps;
+    int64_t report_every;
+    bp_trainer_step_fn on_step;
+    bp_trainer_epoch_fn on_epoch;
+    bp_trainer_stop_fn should_stop;
+    void *user;
+    int n_devices;
+    const int *devices;
+    bp_comm *comm;
+} bp_trainer_config;"""
+)
+C.struct(
+    """typedef struct bp_trainer_result {
+    size_t struct_size;
+    int64_t epochs;
+    int64_t steps;
+    int stopped;
+    int early_stopped;
+    int64_t best_epoch;
+    double best_loss;
+    double train_loss;
+    double val_loss;
+    double val_accuracy;
+} bp_trainer_result;"""
+)
+C.struct(
+    """typedef struct bp_trainer_desc {
+    size_t struct_size;
+    int64_t train_rows;
+    int64_t val_rows;
+    int64_t steps_per_epoch;
+    int rank, size;
+    int replicas;
+} bp_trainer_desc;"""
+)
+
 C.functions_from(
     """
 const char *bp_status_string(bp_status status);
@@ -267,13 +359,32 @@ bp_status bp_dataset_load_idx(const char *images_path, const char *labels_path,
 bp_status bp_dataset_create(int n, int n_features, int n_targets, bp_dtype dtype,
                             const void *x, const int32_t *labels, const void *targets,
                             bp_dataset **out);
+bp_status bp_dataset_wrap(int n, int n_features, int n_targets, bp_dtype dtype, const void *x,
+                          const int32_t *labels, const void *targets, bp_dataset **out);
 void bp_dataset_free(bp_dataset *ds);
+const char *bp_fashion_mnist_dir(const char *dir);
+bp_status bp_dataset_load_fashion_mnist(const char *dir, bp_dtype dtype, bp_dataset **train,
+                                        bp_dataset **test);
+bp_status bp_dataset_spirals(int n, uint64_t seed, bp_dtype dtype, bp_dataset **out);
 bp_status bp_dataset_describe(const bp_dataset *ds, bp_dataset_desc *out);
 
 void bp_evaluation_outputs_init(bp_evaluation_outputs *out);
 bp_status bp_network_evaluate(bp_network *net, const void *x, const void *targets,
                               const int32_t *labels, int n,
                               const bp_evaluation_outputs *outputs, bp_evaluation *result);
+
+bp_status bp_file_replace_check(const char *path);
+
+const char *bp_schedule_name(bp_schedule schedule);
+bp_status bp_schedule_parse(const char *name, bp_schedule *out);
+void bp_trainer_config_init_sized(bp_trainer_config *cfg, size_t size);
+bp_status bp_trainer_create(bp_network *net, const bp_dataset *train,
+                            const bp_dataset *validation, const bp_trainer_config *cfg,
+                            bp_trainer **out);
+bp_status bp_trainer_resume(bp_trainer *t, const char *checkpoint);
+bp_status bp_trainer_fit(bp_trainer *t, bp_trainer_result *result);
+bp_status bp_trainer_describe(const bp_trainer *t, bp_trainer_desc *out);
+void bp_trainer_free(bp_trainer *t);
 """
 )
 
