@@ -1,6 +1,9 @@
 """Network: a libbackprop network (bp_network) with NumPy in and out."""
 
 import ctypes
+import functools
+import os
+import threading
 from collections import namedtuple
 
 import numpy as np
@@ -55,6 +58,19 @@ def parse_device(device):
 
 def _device_name(backend, ordinal):
     return "cpu" if backend == CONSTANTS["BP_BACKEND_CPU"] else f"cuda:{ordinal}"
+
+
+def _one_thread(method):
+    """A network is used by one thread at a time (include/backprop.h,
+    "Thread safety"). The GIL is released during library calls, so calls
+    on one Network from several Python threads take turns here."""
+
+    @functools.wraps(method)
+    def locked(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return locked
 
 
 def _activations(activation, output_activation, n_layers):
@@ -137,6 +153,7 @@ class Network:
         return net
 
     def _adopt(self, handle):
+        self._lock = threading.RLock()
         self._handle = handle
         d = S["bp_network_desc"]()
         lib.bp_network_describe(handle, ctypes.byref(d))
@@ -154,12 +171,14 @@ class Network:
 
     def close(self):
         """Frees the library's network now (also done when collected)."""
-        handle, self._handle = getattr(self, "_handle", None), None
-        if handle:
-            lib.bp_network_free(handle)
+        with self._lock:
+            handle, self._handle = self._handle, None
+            if handle:
+                lib.bp_network_free(handle)
 
     def __del__(self):
-        self.close()
+        if getattr(self, "_handle", None):
+            self.close()
 
     @property
     def handle(self):
@@ -200,6 +219,7 @@ class Network:
         return _arrays.labels(labels, self.sizes[-1], "labels", rows)
 
     # ---- computing -------------------------------------------------------------------
+    @_one_thread
     def forward(self, X):
         """a^L for every row of X: [n, n_L] (softmax probabilities for ce,
         sigmoid probabilities for bce). Any number of rows."""
@@ -208,6 +228,7 @@ class Network:
         self._evaluate(x, None, None, outputs=out)
         return out
 
+    @_one_thread
     def predict(self, X):
         """The predicted class of every row: the index of the largest output
         (the first of equal ones), int32 [n]."""
@@ -216,6 +237,7 @@ class Network:
         self._evaluate(x, None, None, predictions=pred)
         return pred
 
+    @_one_thread
     def evaluate(self, X, y=None, labels=None):
         """Loss and accuracy over X, by the training loss's formula. y: the
         loss's targets (labels for ce, reals [n, n_L] otherwise) or None;
@@ -242,6 +264,7 @@ class Network:
         )
         return Evaluation(r.loss, r.accuracy, r.correct, r.n_samples)
 
+    @_one_thread
     def gradients(self, X, y):
         """Loss and gradients of one batch (at most max_batch rows), without
         an update: (loss, [(dW1, db1), (dW2, db2), ...])."""
@@ -258,6 +281,7 @@ class Network:
             grads.append((w, b))
         return loss.value, grads
 
+    @_one_thread
     def step(self, X, y):
         """One training step on one batch (at most max_batch rows) with the
         network's optimizer (set_optimizer); returns the batch's mean loss
@@ -271,6 +295,7 @@ class Network:
         )
         return loss.value
 
+    @_one_thread
     def layer_state(self, layer, batch):
         """(z, a, delta) of layer (1..L) for the first `batch` samples of the
         last forward (and backward) pass, each [batch, n_l]."""
@@ -288,6 +313,7 @@ class Network:
             np.empty(self.sizes[layer], dtype=self.dtype),
         )
 
+    @_one_thread
     def get_params(self):
         """Copies of the parameters: [(W1, b1), (W2, b2), ...], W^l
         [n_l, n_{l-1}] (nn.Linear's layout), b^l [n_l]."""
@@ -298,6 +324,7 @@ class Network:
             params.append((w, b))
         return params
 
+    @_one_thread
     def set_params(self, params):
         """Sets every layer's (W, b), shapes as get_params gives them."""
         params = list(params)
@@ -326,6 +353,7 @@ class Network:
         "clip_grad_norm",
     )
 
+    @_one_thread
     def set_optimizer(self, name="sgd", **hyperparameters):
         """The network's optimizer: sgd, adam or adamw, with torch.optim's
         hyperparameters (lr, weight_decay, momentum, dampening, nesterov,
@@ -339,6 +367,7 @@ class Network:
         lib.bp_network_set_optimizer(self.handle, ctypes.byref(opt))
 
     @property
+    @_one_thread
     def optimizer(self):
         """The optimizer as a dict: its name and hyperparameters."""
         opt = sized("bp_optimizer")
@@ -348,14 +377,17 @@ class Network:
         out.update({k: getattr(opt, k) for k in self._OPTIMIZER_FIELDS})
         return out
 
+    @_one_thread
     def set_lr(self, lr):
         lib.bp_network_set_lr(self.handle, float(lr))
 
+    @_one_thread
     def reset_optimizer(self):
         """Clears the optimizer's state: the next step is a first step."""
         lib.bp_network_reset_optimizer(self.handle)
 
     # ---- files -----------------------------------------------------------------------
+    @_one_thread
     def save(self, path):
         """Saves the model as safetensors (bp_model_save: replaced whole or
         not at all); PyTorch and `backprop eval/predict` read it."""
@@ -372,20 +404,24 @@ class Network:
         lib.bp_model_load(_path(path), ctypes.byref(cfg), ctypes.byref(handle))
         return cls._from_handle(handle)
 
+    @_one_thread
     def load_params(self, path):
         """Loads a model file's parameters into this network; a file of
         another architecture raises InvalidArgumentError and changes nothing."""
         lib.bp_model_load_params(self.handle, _path(path))
 
+    @_one_thread
     def save_checkpoint(self, path):
         """Parameters and optimizer state (bp_checkpoint_save)."""
         lib.bp_checkpoint_save(self.handle, None, _path(path))
 
+    @_one_thread
     def load_checkpoint(self, path):
         """Restores parameters and optimizer state (bp_checkpoint_load)."""
         lib.bp_checkpoint_load(self.handle, _path(path), None)
 
     # ---- checks ----------------------------------------------------------------------
+    @_one_thread
     def gradcheck(self, X, y, *, eps=1e-5, floor=1e-3, max_per_layer=0):
         """Backprop's gradients against central differences: the largest
         relative error per layer (layer 1 first). Meaningful in float64."""
@@ -409,6 +445,7 @@ class Network:
 
         return to_torch(self, probabilities)
 
+    @_one_thread
     def fit(self, X, y, **options):
         """Trains on X, y with the library's trainer; see backprop.fit."""
         from .fit import fit
@@ -437,6 +474,4 @@ class Network:
 
 
 def _path(path):
-    import os
-
     return os.fsencode(path)
