@@ -3,6 +3,8 @@ checkpoints and resume, Ctrl-C, callbacks, progress, bad input."""
 
 import os
 import signal
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -96,6 +98,21 @@ def test_ctrl_c_stops_between_steps_and_resume_is_bit_exact(tmp_path):
     r = resumed.fit(X, y, resume=ckpt, **opts)
     assert r.epochs == 4
     assert params_bytes(resumed) == params_bytes(whole)
+
+
+def test_ctrl_c_at_any_moment_ends_the_run_within_a_step():
+    """SIGINT from outside, while the library is inside a step: the run ends
+    at the next step boundary, long before its 10000 epochs."""
+    X, y = blobs(600)
+    net = Network([5, 64, 3], loss="ce", seed=1)
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+    started = time.perf_counter()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt, match="stopped by Ctrl-C"):
+        net.fit(X, y, epochs=10000, batch=8, progress=False)
+    timer.join()
+    assert time.perf_counter() - started < 30
+    assert net.evaluate(X, y).accuracy > 0.9  # a consistent, trained network
 
 
 def test_a_failing_callback_ends_the_run_and_raises():
