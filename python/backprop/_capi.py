@@ -65,6 +65,7 @@ C.enum(
     "bp_optimizer_type",
     "bp_optimizer_state",
     "bp_schedule",
+    "bp_precision",
 )
 
 C.struct(
@@ -95,6 +96,7 @@ C.struct(
     void *cuda_stream;
     int cuda_graphs;
     int fused_epilogues;
+    bp_precision precision;
 } bp_network_config;"""
 )
 C.struct(
@@ -111,6 +113,7 @@ C.struct(
     size_t n_params;
     int device;
     bp_math_mode math_mode;
+    bp_precision precision;
 } bp_network_desc;"""
 )
 C.struct(
@@ -304,6 +307,8 @@ bp_status bp_loss_parse(const char *name, bp_loss *out);
 bp_status bp_dtype_parse(const char *name, bp_dtype *out);
 bp_status bp_backend_parse(const char *name, bp_backend *out);
 bp_status bp_math_mode_parse(const char *name, bp_math_mode *out);
+const char *bp_precision_name(bp_precision precision);
+bp_status bp_precision_parse(const char *name, bp_precision *out);
 
 void bp_network_config_init_sized(bp_network_config *cfg, size_t size);
 bp_status bp_network_create(const bp_network_config *cfg, bp_network **out);
@@ -341,10 +346,12 @@ bp_status bp_network_gradcheck(bp_network *net, const void *x, const void *targe
 bp_status bp_compare_backends(const bp_network_config *cfg, bp_backend a, bp_backend b,
                               const void *x, const void *targets, int batch,
                               bp_layer_diff *per_layer, double *loss_a, double *loss_b);
-bp_status bp_compare_tolerance_math(bp_dtype dtype, bp_math_mode mode, double *tolerance,
-                                    int *judges_gradients);
+bp_status bp_compare_tolerance_precision(bp_precision precision, bp_dtype dtype,
+                                         bp_math_mode mode, double *tolerance,
+                                         int *judges_gradients);
 
 bp_status bp_model_save(const bp_network *net, const char *path);
+bp_status bp_model_save_16bit(const bp_network *net, const char *path, bp_precision precision);
 bp_status bp_model_load(const char *path, const bp_network_config *base, bp_network **out);
 bp_status bp_model_load_params(bp_network *net, const char *path);
 

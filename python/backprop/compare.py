@@ -15,7 +15,8 @@ class Comparison:
     """Per-layer differences (arrays of n_layers, layer 1 first): abs is the
     largest absolute difference, rel that divided by the largest magnitude
     in run a. tolerance and judges_gradients are the library's rule for the
-    dtype and math mode (bp_compare_tolerance_math); passed is its verdict."""
+    precision, dtype and math mode (bp_compare_tolerance_precision); passed is its
+    verdict."""
 
     weight_grad_abs: np.ndarray
     weight_grad_rel: np.ndarray
@@ -56,6 +57,7 @@ def compare(sizes, X, y, *, a="cpu", b="cuda", **network):
     cfg.dtype = _parse("dtype", net.dtype.name)
     cfg.max_batch, cfg.seed, cfg.leaky_slope = net.max_batch, net.seed, net.leaky_slope
     cfg.math_mode = _parse("math_mode", net.math_mode)
+    cfg.precision = _parse("precision", net.precision)
     backend_a, dev_a = parse_device(a)
     backend_b, dev_b = parse_device(b)
     cfg.device = dev_b if backend_b else dev_a
@@ -66,7 +68,8 @@ def compare(sizes, X, y, *, a="cpu", b="cuda", **network):
         diffs, ctypes.byref(loss_a), ctypes.byref(loss_b),
     )
     tol, judges = ctypes.c_double(), ctypes.c_int()
-    lib.bp_compare_tolerance_math(cfg.dtype, cfg.math_mode, ctypes.byref(tol), ctypes.byref(judges))
+    lib.bp_compare_tolerance_precision(cfg.precision, cfg.dtype, cfg.math_mode, ctypes.byref(tol),
+                                       ctypes.byref(judges))
     net.close()
     fields = [f for f, _ in S["bp_layer_diff"]._fields_]
     arrays = {f: np.array([getattr(d, f) for d in diffs]) for f in fields}

@@ -12,7 +12,8 @@ Differences from sklearn.neural_network, by design of the library:
  - early stopping and n_iter_no_change watch the validation loss (the
    training loss without early_stopping), not the validation score;
  - the network computes in float32 when X is float32 and in float64
-   otherwise, unless dtype says which.
+   otherwise, unless dtype says which; precision="bf16-mixed" or
+   "16-mixed" trains with 16-bit storage and products (float32 X).
 """
 
 import numpy as np
@@ -59,6 +60,7 @@ class _BaseMLP(BaseEstimator):
         epsilon=1e-8,
         weight_decay=0.0,
         dtype=None,
+        precision="auto",
         device="cpu",
         verbose=False,
     ):
@@ -82,6 +84,7 @@ class _BaseMLP(BaseEstimator):
         self.epsilon = epsilon
         self.weight_decay = weight_decay
         self.dtype = dtype
+        self.precision = precision
         self.device = device
         self.verbose = verbose
 
@@ -132,8 +135,8 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(f"max_iter must be >= 1, got {self.max_iter}")
         seed = int(check_random_state(self.random_state).randint(0, 2**31 - 1))
         sizes = [X.shape[1]] + self._hidden() + [n_outputs]
-        net = Network(sizes, self.activation, loss=self._loss, dtype=dtype, device=self.device,
-                      seed=seed, max_batch=batch)
+        net = Network(sizes, self.activation, loss=self._loss, dtype=dtype,
+                      precision=self.precision, device=self.device, seed=seed, max_batch=batch)
         early = bool(self.early_stopping)
         result = net.fit(
             X,

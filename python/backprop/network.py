@@ -97,7 +97,10 @@ class Network:
       sigmoid themselves).
     loss: mse (the 1/2 form), ce (softmax cross-entropy on class labels) or
       bce (binary cross-entropy on logits).
-    dtype: float32 or float64. device: cpu, cuda, cuda:N or auto.
+    dtype: float32 or float64. precision: auto (the dtype's own),
+      64-true, 32-true, bf16-mixed or 16-mixed (16-bit storage and products
+      with float32 master weights; float32 arrays in and out).
+    device: cpu, cuda, cuda:N or auto.
     seed: the initialisation seed (the same seed gives the same parameters
       on every backend). max_batch: the largest batch of step() and
       gradients() (forward, evaluate and fit take any number of rows).
@@ -113,6 +116,7 @@ class Network:
         output_activation=None,
         loss="mse",
         dtype="float32",
+        precision="auto",
         device="cpu",
         seed=1,
         max_batch=256,
@@ -141,6 +145,7 @@ class Network:
         cfg.math_mode = _parse("math_mode", math_mode)
         cfg.cuda_graphs = int(bool(cuda_graphs))
         cfg.fused_epilogues = int(bool(fused_epilogues))
+        cfg.precision = _parse("precision", precision)
         handle = ctypes.c_void_p()
         lib.bp_network_create(ctypes.byref(cfg), ctypes.byref(handle))
         self._adopt(handle)
@@ -168,6 +173,7 @@ class Network:
         self.leaky_slope = d.leaky_slope
         self.n_params = d.n_params
         self.math_mode = _name("math_mode", d.math_mode)
+        self.precision = _name("precision", d.precision)
 
     def close(self):
         """Frees the library's network now (also done when collected)."""
@@ -199,7 +205,8 @@ class Network:
     def __repr__(self):
         return (
             f"Network({list(self.sizes)}, activation={list(self.activations)}, "
-            f"loss={self.loss!r}, dtype={self.dtype.name!r}, device={self.device!r}, "
+            f"loss={self.loss!r}, dtype={self.dtype.name!r}, precision={self.precision!r}, "
+            f"device={self.device!r}, "
             f"seed={self.seed})"
         )
 
@@ -393,6 +400,13 @@ class Network:
         not at all); PyTorch and `backprop eval/predict` read it."""
         lib.bp_model_save(self.handle, _path(path))
 
+    @_one_thread
+    def save_16bit(self, path):
+        """Saves the parameters rounded to the 16 bits a mixed precision's
+        forward pass multiplies them in (BF16 or F16 tensors, for inference
+        elsewhere; Network.load reads only the float32 files of save)."""
+        lib.bp_model_save_16bit(self.handle, _path(path), _parse("precision", self.precision))
+
     @classmethod
     def load(cls, path, *, device="cpu", max_batch=256, math_mode="fp32"):
         """A network from a model file: architecture and dtype from the file."""
@@ -464,6 +478,7 @@ class Network:
             "max_batch": self.max_batch,
             "leaky_slope": self.leaky_slope,
             "math_mode": self.math_mode,
+            "precision": self.precision,
             "params": self.get_params(),
         }
 

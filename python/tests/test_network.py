@@ -292,3 +292,19 @@ def test_calls_from_several_threads_take_turns():
         alone.step(x, y)
     for (w0, b0), (w1, b1) in zip(shared.get_params(), alone.get_params()):
         assert w0.tobytes() == w1.tobytes() and b0.tobytes() == b1.tobytes()
+
+
+def test_mixed_precision():
+    x, y = blobs(64)
+    net = Network([5, 32, 3], loss="ce", precision="bf16-mixed", max_batch=64, seed=2)
+    assert (net.precision, net.dtype) == ("bf16-mixed", np.float32)
+    net.set_optimizer("sgd", lr=0.05, momentum=0.9)
+    losses = [net.step(x, y) for _ in range(50)]
+    assert losses[-1] < 0.5 * losses[0]
+    assert Network([5, 3], dtype="float64").precision == "64-true"
+    with pytest.raises(backprop.InvalidArgumentError, match="precision|64"):
+        Network([5, 3], dtype="float64", precision="bf16-mixed")
+    c = backprop.compare([5, 32, 3], x, y, loss="ce", precision="16-mixed", a="cpu", b="cpu")
+    assert c.passed and c.tolerance == 2e-3 and c.judges_gradients
+    back = pickle.loads(pickle.dumps(net))
+    assert back.precision == "bf16-mixed" and back.forward(x).tobytes() == net.forward(x).tobytes()
