@@ -308,3 +308,19 @@ def test_mixed_precision():
     assert c.passed and c.tolerance == 2e-3 and c.judges_gradients
     back = pickle.loads(pickle.dumps(net))
     assert back.precision == "bf16-mixed" and back.forward(x).tobytes() == net.forward(x).tobytes()
+
+
+def test_save_16bit_writes_bf16_tensors(tmp_path):
+    import json
+    import struct
+
+    net = Network([5, 8, 3], loss="ce", precision="bf16-mixed")
+    net.save_16bit(tmp_path / "m16.safetensors")
+    raw = (tmp_path / "m16.safetensors").read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + n])
+    assert header["layers.0.weight"]["dtype"] == "BF16" and header["layers.0.weight"]["shape"] == [8, 5]
+    w = np.frombuffer(raw[8 + n :][slice(*header["layers.0.weight"]["data_offsets"])], np.uint16)
+    expected = net.get_params()[0][0].ravel().view(np.uint32)
+    rounded = ((expected + 0x7FFF + ((expected >> 16) & 1)) >> 16).astype(np.uint16)  # nearest, ties even
+    assert (w == rounded).all()
