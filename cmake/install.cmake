@@ -73,7 +73,7 @@ install(FILES ${CMAKE_CURRENT_BINARY_DIR}/backprop.pc DESTINATION ${CMAKE_INSTAL
 # ---- documents and man pages --------------------------------------------------------
 install(FILES LICENSE README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(DIRECTORY docs/ DESTINATION ${CMAKE_INSTALL_DOCDIR}/docs)
-install(FILES examples/xor.c examples/backprop_torch.py examples/load_in_pytorch.py
+install(FILES examples/xor.c examples/fit.c examples/fit.py examples/backprop_torch.py examples/load_in_pytorch.py
   DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
 
 find_program(BP_HELP2MAN help2man)

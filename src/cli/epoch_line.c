@@ -23,6 +23,12 @@ static int compose(char *out, size_t size, int level, const epoch_figures *f)
     int shortened = level >= 3;
     int n = snprintf(out, size, "epoch %d/%d  %s %.4f", f->epoch, f->epochs,
                      shortened ? "loss" : "train loss", f->train_loss);
+    if (f->have_val && (size_t)n < size)
+        n += snprintf(out + n, size - (size_t)n, "  %s %.4f",
+                      shortened ? "val" : "validation loss", f->val_loss);
+    if (f->have_val && f->have_accuracy && (size_t)n < size)
+        n += snprintf(out + n, size - (size_t)n, "  %s %.2f%%",
+                      shortened ? "val acc" : "validation accuracy", 100 * f->val_accuracy);
     if (f->have_test && (size_t)n < size)
         n += snprintf(out + n, size - (size_t)n, "  %s %.4f", shortened ? "test" : "test loss",
                       f->test_loss);

@@ -9,7 +9,9 @@
 typedef struct epoch_figures {
     int epoch, epochs;
     double train_loss;
-    int have_test, have_accuracy; /* a test set; a classifier's accuracy on it */
+    int have_val; /* --validation-fraction: the held-out part's figures */
+    double val_loss, val_accuracy;
+    int have_test, have_accuracy; /* a test set; a classifier (accuracies shown) */
     double test_loss, test_accuracy, seconds, rate;
 } epoch_figures;
 

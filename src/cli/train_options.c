@@ -22,6 +22,10 @@ static void train_options_defaults(train_options *o)
     o->lr = 0.02;
     o->momentum = 0.9;
     o->schedule = "cosine";
+    o->step_epochs = 10;
+    o->step_gamma = 0.1;
+    o->plateau_factor = 0.1;
+    o->plateau_patience = 10;
     o->device = "auto";
     o->math = "fp32";
     optim_flags_init(&o->optim);
@@ -47,6 +51,19 @@ static int check_values(const train_options *o)
         return cli_error("--label-column: %ld is out of range (columns count from 0; -1: the "
                          "header's label column, else the last)",
                          o->columns.label_column);
+    if (o->warmup < 0 || o->warmup >= o->epochs)
+        return cli_error("--warmup: %ld must be in [0, --epochs %ld)", o->warmup, o->epochs);
+    if (!(o->validation_fraction >= 0 && o->validation_fraction < 1))
+        return cli_error("--validation-fraction: %g must be in [0, 1)", o->validation_fraction);
+    if (o->patience < 0 || !(o->min_delta >= 0))
+        return cli_error("--early-stopping %ld and --min-delta %g must be >= 0", o->patience,
+                         o->min_delta);
+    if (o->step_epochs < 1 || !(o->step_gamma > 0 && o->step_gamma <= 1))
+        return cli_error("--step-epochs %ld must be >= 1 and --step-gamma %g in (0, 1]",
+                         o->step_epochs, o->step_gamma);
+    if (o->plateau_patience < 1 || !(o->plateau_factor > 0 && o->plateau_factor < 1))
+        return cli_error("--plateau-patience %ld must be >= 1 and --plateau-factor %g in (0, 1)",
+                         o->plateau_patience, o->plateau_factor);
     return 0;
 }
 
@@ -116,7 +133,7 @@ static void optimizer_defaults_help(train_options *o)
 static const command train_command = {
     "train", "Trains a network by backpropagation and reports its accuracy (or loss).",
     "With no --data, trains on Fashion-MNIST when the Debian package dataset-fashion-mnist "
-    "is installed (or from the directory in $" FASHION_ENV "), else on a generated data set. "
+    "is installed (or from the directory in $" BP_FASHION_MNIST_ENV "), else on a generated data set. "
     "Without --layers the sizes come from the data (inputs, 256, 128, outputs), or from the "
     "--init model.\n\n"
     "CSV: a header cell label, class, target or y names the label column, else it is the last; "
@@ -124,7 +141,8 @@ static const command train_command = {
     "count from 0. Features larger than a few tens train poorly: --standardize.\n\n"
     "Ctrl-C stops after the current step (and saves with --save); a second Ctrl-C ends the "
     "program at once. A run whose loss becomes NaN or infinite stops with an error and saves "
-    "nothing. Exit status: 0 trained, 1 failed, 2 a bad flag or value (found before any data "
+    "nothing. Early stopping and the plateau schedule watch the validation loss (else the "
+    "training loss). Exit status: 0 trained, 1 failed, 2 a bad flag or value (found before any data "
     "is read), 128+N stopped by signal N.",
     "backprop train                          # Fashion-MNIST, on a GPU if present\n"
     "backprop train --data my.csv --test t.csv --standardize --save m.safetensors\n"
@@ -188,8 +206,20 @@ static size_t run_flags(train_options *o, flag *f)
         {"--epochs", FLAG_INT, &o->epochs, "N", "epochs (default 15)"},
         {"--batch", FLAG_INT, &o->batch, "N", "mini-batch size (default 32)"},
         {"--lr", FLAG_DOUBLE, &o->lr, "X", o->help_lr},
-        {"--schedule", FLAG_STRING, &o->schedule, "cosine|constant",
+        {"--schedule", FLAG_STRING, &o->schedule, "cosine|constant|step|plateau",
          "learning-rate schedule over the epochs (default cosine)"},
+        {"--warmup", FLAG_INT, &o->warmup, "EPOCHS", "linear warm-up epochs before the schedule"},
+        {"--step-epochs", FLAG_INT, &o->step_epochs, "N", "step: decay every N epochs (10)"},
+        {"--step-gamma", FLAG_DOUBLE, &o->step_gamma, "X", "step: the decay factor (0.1)"},
+        {"--plateau-patience", FLAG_INT, &o->plateau_patience, "N",
+         "plateau: epochs without improvement before a cut (10)"},
+        {"--plateau-factor", FLAG_DOUBLE, &o->plateau_factor, "X", "plateau: the cut (0.1)"},
+        {"--validation-fraction", FLAG_DOUBLE, &o->validation_fraction, "F",
+         "hold this fraction of --data out and evaluate it every epoch"},
+        {"--early-stopping", FLAG_INT, &o->patience, "PATIENCE",
+         "stop after PATIENCE epochs without improvement; keep the best epoch"},
+        {"--min-delta", FLAG_DOUBLE, &o->min_delta, "X",
+         "the smallest fall of the loss that counts as improvement (0)"},
         {"--momentum", FLAG_DOUBLE, &o->momentum, "X", "SGD momentum (default 0.9)"},
         {"--weight-decay", FLAG_DOUBLE, &o->weight_decay, "X", o->help_weight_decay},
         {"--seed", FLAG_INT, &o->seed, "N", "initialisation and shuffling seed (default 1)"},
@@ -214,11 +244,11 @@ static size_t run_flags(train_options *o, flag *f)
 /* Every value that can be checked without the data: exit status 2. */
 static int check_words(train_options *o)
 {
-    static const char *const schedules[] = {"cosine", "constant"};
+    static const char *const schedules[] = {"cosine", "constant", "step", "plateau"};
     bp_math_mode mode;
     char delimiter;
     const char *loss = o->init_path ? NULL : o->columns.n_targets > 0 ? "mse" : "ce";
-    int schedule = cli_parse_choice("--schedule", o->schedule, schedules, 2);
+    int schedule = cli_parse_choice("--schedule", o->schedule, schedules, 4);
     if (schedule < 0 || cli_check_architecture_flags(&o->architecture, loss) != 0 ||
         cli_check_device_spec(o->device, 1) != 0)
         return -1;
@@ -248,7 +278,7 @@ static int check_words(train_options *o)
  * canonical receives the flags' full names (cli_canonical_argv). */
 static int parse_flags(int argc, char **argv, train_options *o, char **canonical)
 {
-    flag flags[64];
+    flag flags[80];
     size_t n = data_flags(o, flags);
     n += run_flags(o, flags + n);
     int parsed = cli_parse(&train_command, argc, argv, flags, n);
@@ -309,8 +339,7 @@ int parse_train_options(int argc, char **argv, train_options *o, int *status)
         goto out;
     /* --resume: the checkpoint's optimizer, schedule, seed and batch; a run
      * that already finished ends here (exit 0, said so). */
-    int resumed = optim_resume_peek(&o->optim, argc, canonical, o->epochs, &o->lr, &o->schedule,
-                                    &o->seed, &o->batch);
+    int resumed = optim_resume_peek(&o->optim, argc, canonical, o->epochs, &o->seed, &o->batch);
     if (resumed != 0) {
         *status = resumed > 0 ? 0 : 1;
         goto out;
@@ -326,10 +355,21 @@ out:
     return rc;
 }
 
-double train_options_epoch_lr(const train_options *o, int epoch)
+void train_options_trainer(const train_options *o, bp_trainer_config *tc)
 {
-    if (strcmp(o->schedule, "cosine") == 0)
-        /* the factor first, so that a subnormal --lr does not round to 0 */
-        return o->lr * (0.5 * (1.0 + cos(M_PI * epoch / (double)o->epochs)));
-    return o->lr;
+    bp_trainer_config_init(tc);
+    tc->epochs = o->epochs;
+    tc->batch = (int)o->batch;
+    tc->seed = (uint64_t)o->seed;
+    tc->shuffle = !o->no_shuffle;
+    tc->validation_fraction = o->validation_fraction;
+    bp_schedule_parse(o->schedule, &tc->schedule); /* checked in check_values */
+    tc->warmup_epochs = o->warmup;
+    tc->step_epochs = o->step_epochs;
+    tc->step_gamma = o->step_gamma;
+    tc->plateau_factor = o->plateau_factor;
+    tc->plateau_patience = o->plateau_patience;
+    tc->patience = o->patience;
+    tc->min_delta = o->min_delta;
+    tc->checkpoint = o->optim.checkpoint;
 }

@@ -12,6 +12,7 @@ struct bp_dataset {
     void *targets;
     char **class_names; /* [n_class_names] when the labels were names, else NULL */
     int n_class_names;
+    int borrowed; /* bp_dataset_wrap: the arrays are the caller's, not freed */
 };
 
 /* An empty data set with room for n samples (arrays uninitialised). */
