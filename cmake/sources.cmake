@@ -19,8 +19,12 @@ set(BP_SOURCES
   src/check/gradcheck.c
   src/check/compare.c
   # backend/: the table of operations, which are built, the CPU backend
+  # (its operations, its threads, its GEMMs in blocks)
   src/backend/registry.c
   src/backend/cpu.c
+  src/backend/cpu_pool.c
+  src/backend/cpu_gemm.c
+  src/backend/cpu_threads.c
   # data/: data sets (IDX, CSV)
   src/data/dataset.c
   src/data/idx.c

@@ -170,6 +170,15 @@ typedef struct bp_device_info {
  * backend is built but no device or driver is present;
  * BP_ERR_NOT_BUILT when it is not built. */
 BP_API bp_status bp_cuda_device_count(int *count);
+
+/* The threads a CPU network with config threads = 0 runs on: the
+ * processors this process may run on (its affinity mask: taskset, cgroup
+ * cpusets, an MPI launcher's binding), divided among the ranks an MPI
+ * launcher or Slurm's srun started on this node (OMPI_COMM_WORLD_LOCAL_SIZE,
+ * MPI_LOCALNRANKS, MV2_COMM_WORLD_LOCAL_SIZE, SLURM_STEP_TASKS_PER_NODE):
+ * min(affinity, online processors / local ranks), at least 1, at most
+ * 256. Set config threads to choose another number. */
+BP_API bp_status bp_cpu_thread_count(int *threads);
 BP_API bp_status bp_cuda_device_info(int ordinal, bp_device_info *out);
 
 /* ------------------------------------------------------------------------ */
@@ -205,6 +214,7 @@ typedef struct bp_network bp_network;
 
 #define BP_MAX_LAYERS 64
 #define BP_MAX_WIDTH (1 << 20)
+#define BP_MAX_THREADS 1024 /* config threads */
 
 typedef struct bp_network_config {
     size_t struct_size;               /* set by bp_network_config_init (see
@@ -245,6 +255,16 @@ typedef struct bp_network_config {
                                bp_network_forward, bp_network_gradients,
                                comparisons and gradient checks, which stay
                                unfused. */
+    /* CPU backend only */
+    int threads; /* the threads the network's operations run on: the
+                    caller's and threads - 1 that the network starts (they
+                    sleep while it is not used). 0 (default): automatic,
+                    bp_cpu_thread_count(). Results are bit-identical for
+                    every thread count. The BLAS is run single-threaded
+                    (with OpenBLAS: openblas_set_num_threads(1), which in
+                    its pthreads build holds for the whole process): the
+                    network's threads share each product among them.
+                    No effect on CUDA. */
 } bp_network_config;
 
 /* Fills *cfg with the defaults above (sizes and activations NULL,
@@ -263,9 +283,10 @@ BP_API void bp_network_config_init(bp_network_config *cfg);
  *
  * Reproducibility of training: the same network, seed, data and batches
  * give bit-identical results run after run on the same backend, device
- * model and BLAS thread count (no atomics in any reduction). A different
- * OpenBLAS thread count (OPENBLAS_NUM_THREADS) or GPU model may round the
- * GEMMs differently; results then agree to rounding, not bit for bit. */
+ * model and BLAS (no atomics in any reduction), and on the CPU for every
+ * thread count (config threads). Another BLAS, CPU model (whose kernels
+ * the BLAS picks) or GPU model may round the GEMMs differently; results
+ * then agree to rounding, not bit for bit. */
 BP_API bp_status bp_network_create(const bp_network_config *cfg, bp_network **out);
 
 /* Frees a network and everything it allocated. NULL is a no-op. Buffers

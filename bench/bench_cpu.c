@@ -1,0 +1,328 @@
+/*
+ * bench_cpu.c — the CPU backend against its GEMM floor, in one run: the
+ * epoch time of the README's network (Fashion-MNIST, 784-256-128-10 relu,
+ * cross-entropy, SGD with momentum) at batch 32 and 128, next to the time
+ * of the same GEMMs alone (the step's 3L - 1 products with train.c's
+ * argument lists, once per batch of the epoch), and optionally the
+ * README's default `backprop train` run, timed whole, against a baseline
+ * command in alternation. A benchmark, not a test: it asserts nothing.
+ *
+ * usage: bench_cpu [--threads N] [--epochs N] [--batches 32,128]
+ *                  [--command BACKPROP [--baseline OLD_BACKPROP] [--runs N]]
+ *
+ * The GEMM floor is timed two ways: whole products with the BLAS's own
+ * threads (openblas_set_num_threads(N) when the BLAS is OpenBLAS; others
+ * run as configured), and the blocks the backend cuts them into
+ * (src/backend/cpu_gemm.c) on a pool of N threads; the smaller is the
+ * floor the epoch is compared with.
+ */
+#define _GNU_SOURCE
+#include <backprop.h>
+#include <cblas.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "backend/cpu_gemm.h"
+
+extern char **environ;
+extern void openblas_set_num_threads(int) __attribute__((weak));
+extern char *openblas_get_config(void) __attribute__((weak));
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static const int kSizes[] = {784, 256, 128, 10};
+#define L 3
+
+/* The training data: Fashion-MNIST's training set, or as many rows of
+ * generated pixels when it is not installed. */
+static bp_dataset *load_data(const char **what)
+{
+    const char *dir = getenv("BACKPROP_FASHION_MNIST_DIR");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/train-images-idx3-ubyte.gz",
+             dir ? dir : "/usr/share/datasets/fashion-mnist");
+    bp_dataset *ds = NULL;
+    if (bp_dataset_load(path, NULL, &ds) == BP_OK) {
+        *what = "Fashion-MNIST";
+        return ds;
+    }
+    int n = 60000;
+    float *x = malloc((size_t)n * 784 * sizeof *x);
+    int32_t *y = malloc((size_t)n * sizeof *y);
+    if (x == NULL || y == NULL)
+        return NULL;
+    for (size_t i = 0; i < (size_t)n * 784; i++)
+        x[i] = (float)((i * 2654435761u) % 256) / 255.0f;
+    for (int i = 0; i < n; i++)
+        y[i] = i % 10;
+    if (bp_dataset_create(n, 784, 0, BP_F32, x, y, NULL, &ds) != BP_OK)
+        ds = NULL;
+    free(x), free(y);
+    *what = "generated pixels (Fashion-MNIST not found)";
+    return ds;
+}
+
+/* The step's products for a batch of b, in train.c's order and argument
+ * lists (docs/design.md, section 2), on buffers of the right sizes. */
+typedef struct gemm_set {
+    float *act[L + 1], *z[L + 1], *del[L + 1], *w[L + 1], *dw[L + 1];
+} gemm_set;
+
+static void run_gemms(gemm_set *g, int b, bp_cpu_pool *pool)
+{
+    for (int l = 1; l <= L; l++) { /* forward: Z = W A */
+        int n_in = kSizes[l - 1], n_out = kSizes[l];
+        if (pool)
+            bp_cpu_gemm(pool, 1, 1, 0, n_out, b, n_in, 1.0, g->w[l], n_in, g->act[l - 1], n_in,
+                        0.0, g->z[l], n_out);
+        else
+            cblas_sgemm(CblasColMajor, CblasTrans, CblasNoTrans, n_out, b, n_in, 1.f, g->w[l],
+                        n_in, g->act[l - 1], n_in, 0.f, g->z[l], n_out);
+    }
+    for (int l = L; l >= 1; l--) { /* dW = A D^T, then D_prev = W^T D */
+        int n_in = kSizes[l - 1], n_out = kSizes[l];
+        if (pool)
+            bp_cpu_gemm(pool, 1, 0, 1, n_in, n_out, b, 1.0, g->act[l - 1], n_in, g->del[l],
+                        n_out, 0.0, g->dw[l], n_in);
+        else
+            cblas_sgemm(CblasColMajor, CblasNoTrans, CblasTrans, n_in, n_out, b, 1.f,
+                        g->act[l - 1], n_in, g->del[l], n_out, 0.f, g->dw[l], n_in);
+        if (l == 1)
+            continue;
+        if (pool)
+            bp_cpu_gemm(pool, 1, 0, 0, n_in, b, n_out, 1.0, g->w[l], n_in, g->del[l], n_out, 0.0,
+                        g->del[l - 1], n_in);
+        else
+            cblas_sgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, n_in, b, n_out, 1.f, g->w[l],
+                        n_in, g->del[l], n_out, 0.f, g->del[l - 1], n_in);
+    }
+}
+
+/* Seconds for one epoch's GEMMs (n rows in batches of b), median of runs. */
+static double gemm_floor(int n, int b, int threads, int blocks, int runs)
+{
+    gemm_set g;
+    memset(&g, 0, sizeof g);
+    for (int l = 0; l <= L; l++) {
+        size_t rows = (size_t)b * (size_t)kSizes[l];
+        g.act[l] = calloc(rows, sizeof(float)), g.z[l] = calloc(rows, sizeof(float));
+        g.del[l] = calloc(rows, sizeof(float));
+        for (size_t i = 0; i < rows; i++)
+            g.act[l][i] = (float)(i % 7) * 0.1f, g.del[l][i] = (float)(i % 5) * 0.01f;
+        if (l >= 1) {
+            size_t nw = (size_t)kSizes[l - 1] * (size_t)kSizes[l];
+            g.w[l] = calloc(nw, sizeof(float)), g.dw[l] = calloc(nw, sizeof(float));
+            for (size_t i = 0; i < nw; i++)
+                g.w[l][i] = (float)(i % 11) * 0.01f;
+        }
+    }
+    bp_cpu_pool *pool = NULL;
+    if (blocks)
+        bp_cpu_pool_create(threads, bp_cpu_blas_single_thread, &pool);
+    else if (openblas_set_num_threads)
+        openblas_set_num_threads(threads);
+    double t[16];
+    for (int i = 0; i < 20; i++) /* warm-up */
+        run_gemms(&g, b, pool);
+    for (int r = 0; r < runs; r++) {
+        double t0 = now();
+        for (int s = 0; s < n / b; s++)
+            run_gemms(&g, b, pool);
+        if (n % b)
+            run_gemms(&g, n % b, pool);
+        t[r] = now() - t0;
+    }
+    bp_cpu_pool_destroy(pool);
+    bp_cpu_blas_single_thread();
+    for (int l = 0; l <= L; l++)
+        free(g.act[l]), free(g.z[l]), free(g.del[l]), free(g.w[l]), free(g.dw[l]);
+    return median(t, runs);
+}
+
+/* Seconds per epoch of training (n rows, batch b, the rows gathered on
+ * the backend from an order shuffled per epoch), median of `epochs`
+ * after a warm-up epoch. -1 on failure. */
+static double epoch_time(const bp_dataset_desc *d, int b, int threads, int epochs)
+{
+    const bp_activation acts[] = {BP_ACT_RELU, BP_ACT_RELU, BP_ACT_IDENTITY};
+    bp_network_config cfg;
+    bp_network_config_init(&cfg);
+    cfg.n_layers = L, cfg.sizes = kSizes, cfg.activations = acts;
+    cfg.loss = BP_LOSS_CROSS_ENTROPY, cfg.max_batch = b, cfg.threads = threads;
+    bp_network *net = NULL;
+    bp_buffer *bx = NULL, *by = NULL;
+    size_t n = (size_t)d->n_samples, xb = n * 784 * sizeof(float), yb = n * sizeof(int32_t);
+    int32_t *order = malloc(n * sizeof *order);
+    double t[16], result = -1.0;
+    if (order == NULL || bp_network_create(&cfg, &net) != BP_OK ||
+        bp_buffer_create(net, xb, &bx) != BP_OK || bp_buffer_create(net, yb, &by) != BP_OK ||
+        bp_buffer_upload(bx, 0, d->x, xb) != BP_OK ||
+        bp_buffer_upload(by, 0, d->labels, yb) != BP_OK)
+        goto done;
+    bp_optimizer o;
+    bp_optimizer_init(&o, BP_OPTIMIZER_SGD);
+    o.lr = 0.02, o.momentum = 0.9;
+    if (bp_network_set_optimizer(net, &o) != BP_OK)
+        goto done;
+    uint64_t state = 22;
+    for (int e = 0; e <= epochs; e++) {
+        for (size_t i = 0; i < n; i++)
+            order[i] = (int32_t)i;
+        for (size_t i = n - 1; i > 0; i--) { /* Fisher-Yates, splitmix64 */
+            uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull, z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+            size_t j = (size_t)((z ^ (z >> 31)) % (i + 1));
+            int32_t tmp = order[i];
+            order[i] = order[j], order[j] = tmp;
+        }
+        double t0 = now(), loss = 0.0;
+        if (bp_network_set_epoch(net, bx, by, order, n) != BP_OK)
+            goto done;
+        for (size_t done = 0; done < n; done += (size_t)b) {
+            int batch = n - done < (size_t)b ? (int)(n - done) : b;
+            if (bp_network_epoch_step(net, batch, done + (size_t)b >= n ? &loss : NULL) != BP_OK)
+                goto done;
+        }
+        if (e > 0)
+            t[e - 1] = now() - t0;
+    }
+    result = median(t, epochs);
+done:
+    if (result < 0)
+        fprintf(stderr, "bench_cpu: %s\n", bp_last_error());
+    bp_buffer_free(bx), bp_buffer_free(by), bp_network_free(net), free(order);
+    return result;
+}
+
+/* Seconds of `cmd train --quiet` (the README's default run), -1 on failure. */
+static double run_command(const char *cmd)
+{
+    char *argv[] = {(char *)cmd, "train", "--quiet", NULL};
+    double t0 = now();
+    pid_t pid;
+    int status = 0;
+    if (posix_spawn(&pid, cmd, NULL, NULL, argv, environ) != 0 || waitpid(pid, &status, 0) != pid ||
+        !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return -1.0;
+    return now() - t0;
+}
+
+static void cpu_model(char *out, size_t size)
+{
+    snprintf(out, size, "unknown CPU");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[512];
+    while (f != NULL && fgets(line, sizeof line, f) != NULL) {
+        char *colon = strchr(line, ':');
+        if (strncmp(line, "model name", 10) == 0 && colon != NULL) {
+            snprintf(out, size, "%s", colon + 2);
+            out[strcspn(out, "\n")] = '\0';
+            break;
+        }
+    }
+    if (f != NULL)
+        fclose(f);
+}
+
+int main(int argc, char **argv)
+{
+    int threads = 0, epochs = 3, runs = 3, batches[8] = {32, 128}, n_batches = 2;
+    const char *command = NULL, *baseline = NULL;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--threads") == 0)
+            threads = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--epochs") == 0)
+            epochs = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--runs") == 0)
+            runs = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--command") == 0)
+            command = argv[i + 1];
+        else if (strcmp(argv[i], "--baseline") == 0)
+            baseline = argv[i + 1];
+        else if (strcmp(argv[i], "--batches") == 0) {
+            n_batches = 0;
+            for (char *s = argv[i + 1], *end; *s && n_batches < 8; s = end + (*end == ',')) {
+                batches[n_batches] = (int)strtol(s, &end, 10);
+                if (end == s || batches[n_batches] < 1)
+                    return fprintf(stderr, "bench_cpu: --batches %s\n", argv[i + 1]), 2;
+                n_batches++;
+            }
+        } else {
+            fprintf(stderr, "usage: bench_cpu [--threads N] [--epochs N] [--batches 32,128] "
+                            "[--command BACKPROP [--baseline OLD_BACKPROP] [--runs N]]\n");
+            return 2;
+        }
+    }
+    epochs = epochs < 1 ? 1 : epochs > 16 ? 16 : epochs;
+    runs = runs < 1 ? 1 : runs > 16 ? 16 : runs;
+    if (threads <= 0 && bp_cpu_thread_count(&threads) != BP_OK)
+        threads = 1;
+    char model[256];
+    cpu_model(model, sizeof model);
+    const char *what = NULL;
+    bp_dataset *ds = load_data(&what);
+    bp_dataset_desc d;
+    if (ds == NULL || bp_dataset_describe(ds, &d) != BP_OK) {
+        fprintf(stderr, "bench_cpu: no data: %s\n", bp_last_error());
+        return 1;
+    }
+    printf("backprop %s CPU benchmark: %s, 784-256-128-10 relu, cross-entropy, SGD momentum, "
+           "%d rows an epoch\n",
+           bp_version(), what, d.n_samples);
+    printf("cpu: %s; %d threads; BLAS: %s\n", model, threads,
+           openblas_get_config ? openblas_get_config() : "not OpenBLAS");
+    printf("(medians of %d; GEMM floor: the step's products alone, whole with the BLAS's threads "
+           "or in the backend's blocks)\n",
+           epochs);
+    for (int i = 0; i < n_batches; i++) {
+        int b = batches[i];
+        double blas = gemm_floor(d.n_samples, b, threads, 0, epochs);
+        double blocks = gemm_floor(d.n_samples, b, threads, 1, epochs);
+        double epoch = epoch_time(&d, b, threads, epochs);
+        double floor = blas < blocks ? blas : blocks;
+        printf("batch %4d: epoch %7.3f s   GEMM floor %7.3f s (BLAS threads %.3f s, blocks "
+               "%.3f s)   epoch / floor %.2f\n",
+               b, epoch, floor, blas, blocks, epoch / floor);
+        fflush(stdout);
+    }
+    bp_dataset_free(ds);
+    if (command == NULL)
+        return 0;
+    double tc[16], tb[16], ratio[16];
+    for (int r = 0; r < runs; r++) { /* alternating, so a drift in speed hits both */
+        tc[r] = run_command(command);
+        tb[r] = baseline ? run_command(baseline) : 1.0;
+        ratio[r] = tb[r] / tc[r];
+        if (tc[r] < 0 || tb[r] < 0) {
+            fprintf(stderr, "bench_cpu: `%s train --quiet` failed\n", tc[r] < 0 ? command : baseline);
+            return 1;
+        }
+    }
+    printf("default run (`train --quiet`, 15 epochs of batch 32): %.2f s", median(tc, runs));
+    if (baseline)
+        printf("; baseline %.2f s; speedup %.2fx (median of %d alternating pairs)",
+               median(tb, runs), median(ratio, runs), runs);
+    printf("\n");
+    return 0;
+}

@@ -1,0 +1,102 @@
+/*
+ * cpu_gemm.c — the CPU backend's GEMMs in blocks (cpu_gemm.h).
+ *
+ * A product C (m x n) = op(A) op(B) is cut along its larger dimension of
+ * C into a power of two of blocks of whole BLOCK_ALIGN rows (or columns),
+ * each at least BLOCK_WORK multiply-adds: a block of rows packs its part
+ * of op(A) and all of op(B), so blocks of at least that size lose little
+ * to the packing they repeat, and smaller products stay one call. Each
+ * block is C's block = alpha op(A)'s rows op(B) + beta C's block: the
+ * same call the unblocked product would make on those elements, so with
+ * a BLAS whose single-threaded result for an element does not depend on
+ * where the element lies in C (the reference BLAS; OpenBLAS's blocked
+ * kernels, checked by tests/test_cpu_threads.cpp) blocking changes no bit
+ * either; with any BLAS, the same shape always gives the same blocks.
+ */
+#include "backend/cpu_gemm.h"
+
+#include <cblas.h>
+
+#define BLOCK_WORK ((int64_t)1 << 20)
+#define BLOCK_ALIGN 64
+#define MAX_BLOCKS 64
+
+/* OpenBLAS's call, when the BLAS loaded at run time is OpenBLAS (a weak
+ * reference: NULL with any other BLAS, which then runs as it is). */
+#if defined(__GNUC__)
+extern void openblas_set_num_threads(int num_threads) __attribute__((weak));
+#define BP_OPENBLAS_THREADS openblas_set_num_threads
+#else
+#define BP_OPENBLAS_THREADS ((void (*)(int))0)
+#endif
+
+void bp_cpu_blas_single_thread(void)
+{
+    if (BP_OPENBLAS_THREADS != 0)
+        BP_OPENBLAS_THREADS(1);
+}
+
+int bp_cpu_gemm_blocks(int m, int n, int k)
+{
+    int64_t work = (int64_t)m * n * k, dim = m >= n ? m : n;
+    int64_t most = work / BLOCK_WORK, by_dim = dim / BLOCK_ALIGN;
+    if (by_dim < most)
+        most = by_dim;
+    if (most > MAX_BLOCKS)
+        most = MAX_BLOCKS;
+    int blocks = 1;
+    while (blocks * 2 <= most)
+        blocks *= 2;
+    return blocks;
+}
+
+typedef struct gemm_job {
+    int f32, trans_a, trans_b, m, n, k, lda, ldb, ldc, blocks, by_rows;
+    double alpha, beta;
+    const char *a, *b;
+    char *c;
+} gemm_job;
+
+static void gemm_call(const gemm_job *j, int m, int n, const char *a, const char *b, char *c)
+{
+    enum CBLAS_TRANSPOSE ta = j->trans_a ? CblasTrans : CblasNoTrans;
+    enum CBLAS_TRANSPOSE tb = j->trans_b ? CblasTrans : CblasNoTrans;
+    if (j->f32)
+        cblas_sgemm(CblasColMajor, ta, tb, m, n, j->k, (float)j->alpha, (const float *)a, j->lda,
+                    (const float *)b, j->ldb, (float)j->beta, (float *)c, j->ldc);
+    else
+        cblas_dgemm(CblasColMajor, ta, tb, m, n, j->k, j->alpha, (const double *)a, j->lda,
+                    (const double *)b, j->ldb, j->beta, (double *)c, j->ldc);
+}
+
+/* Block i: rows [r0, r1) of C (its part of op(A)), or columns (of op(B)). */
+static void gemm_block(void *arg, int64_t i)
+{
+    const gemm_job *j = arg;
+    size_t es = j->f32 ? sizeof(float) : sizeof(double);
+    int64_t dim = j->by_rows ? j->m : j->n;
+    int64_t lo = bp_cpu_task_begin(dim, j->blocks, i, BLOCK_ALIGN);
+    int64_t hi = bp_cpu_task_begin(dim, j->blocks, i + 1, BLOCK_ALIGN);
+    if (hi <= lo)
+        return;
+    if (j->by_rows) { /* op(A) rows lo..hi: A's rows (N) or columns (T) */
+        size_t a_off = j->trans_a ? (size_t)lo * (size_t)j->lda : (size_t)lo;
+        gemm_call(j, (int)(hi - lo), j->n, j->a + a_off * es, j->b, j->c + (size_t)lo * es);
+    } else { /* op(B) columns lo..hi: B's columns (N) or rows (T) */
+        size_t b_off = j->trans_b ? (size_t)lo : (size_t)lo * (size_t)j->ldb;
+        gemm_call(j, j->m, (int)(hi - lo), j->a, j->b + b_off * es,
+                  j->c + (size_t)lo * (size_t)j->ldc * es);
+    }
+}
+
+void bp_cpu_gemm(bp_cpu_pool *pool, int f32, int trans_a, int trans_b, int m, int n, int k,
+                 double alpha, const void *a, int lda, const void *b, int ldb, double beta, void *c,
+                 int ldc)
+{
+    gemm_job j = {f32,   trans_a, trans_b, m, n, k, lda, ldb, ldc, bp_cpu_gemm_blocks(m, n, k),
+                  m >= n, alpha,  beta,    a, b, c};
+    if (j.blocks == 1)
+        gemm_call(&j, m, n, a, b, c);
+    else
+        bp_cpu_pool_run(pool, j.blocks, gemm_block, &j);
+}

@@ -1,0 +1,42 @@
+/*
+ * cpu_gemm.h — the CPU backend's GEMMs: each product cut into column or
+ * row blocks of C by its shape alone, every block one single-threaded
+ * CBLAS call, the blocks run on the network's threads (cpu_pool.h).
+ *
+ * Why (docs/design.md, section 5): a multi-threaded BLAS may round a
+ * product differently with another thread count (OpenBLAS's threaded
+ * driver cuts the k dimension differently from its single-threaded one),
+ * so the BLAS always runs single-threaded and the blocks, which depend on
+ * (m, n, k) only, are the same calls whatever the number of threads.
+ */
+#ifndef BP_CPU_GEMM_H
+#define BP_CPU_GEMM_H
+
+#include "backend/cpu_pool.h"
+
+#ifdef __cplusplus /* the tests call these */
+extern "C" {
+#endif
+
+/* C = alpha op(A) op(B) + beta C, column-major, trans 0 = N, 1 = T,
+ * float (f32 != 0) or double, on the pool's threads. */
+void bp_cpu_gemm(bp_cpu_pool *pool, int f32, int trans_a, int trans_b, int m, int n, int k,
+                 double alpha, const void *a, int lda, const void *b, int ldb, double beta, void *c,
+                 int ldc);
+
+/* The blocks bp_cpu_gemm cuts a product into (1: one call). */
+int bp_cpu_gemm_blocks(int m, int n, int k);
+
+/* Makes the BLAS run single-threaded when called from this thread (every
+ * thread of a pool runs it, the caller's when its network is created):
+ * openblas_set_num_threads(1) when the BLAS loaded is OpenBLAS (in its
+ * pthreads build this holds for the whole process; in its OpenMP build
+ * it sets this thread's OpenMP thread count), nothing for another BLAS
+ * (the reference BLAS is sequential). */
+void bp_cpu_blas_single_thread(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
