@@ -103,8 +103,8 @@ static void run_gemms(gemm_set *g, int b, bp_cpu_pool *pool)
     for (int l = L; l >= 1; l--) { /* dW = A D^T, then D_prev = W^T D */
         int n_in = kSizes[l - 1], n_out = kSizes[l];
         if (pool)
-            bp_cpu_gemm(pool, 1, 0, 1, n_in, n_out, b, 1.0, g->act[l - 1], n_in, g->del[l],
-                        n_out, 0.0, g->dw[l], n_in);
+            bp_cpu_gemm(pool, 1, 0, 1, n_in, n_out, b, 1.0, g->act[l - 1], n_in, g->del[l], n_out,
+                        0.0, g->dw[l], n_in);
         else
             cblas_sgemm(CblasColMajor, CblasNoTrans, CblasTrans, n_in, n_out, b, 1.f,
                         g->act[l - 1], n_in, g->del[l], n_out, 0.f, g->dw[l], n_in);
@@ -222,8 +222,8 @@ static double run_command(const char *cmd)
     double t0 = now();
     pid_t pid;
     int status = 0;
-    if (posix_spawn(&pid, cmd, NULL, NULL, argv, environ) != 0 || waitpid(pid, &status, 0) != pid ||
-        !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    if (posix_spawn(&pid, cmd, NULL, NULL, argv, environ) != 0 ||
+        waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
         return -1.0;
     return now() - t0;
 }
@@ -315,7 +315,8 @@ int main(int argc, char **argv)
         tb[r] = baseline ? run_command(baseline) : 1.0;
         ratio[r] = tb[r] / tc[r];
         if (tc[r] < 0 || tb[r] < 0) {
-            fprintf(stderr, "bench_cpu: `%s train --quiet` failed\n", tc[r] < 0 ? command : baseline);
+            fprintf(stderr, "bench_cpu: `%s train --quiet` failed\n",
+                    tc[r] < 0 ? command : baseline);
             return 1;
         }
     }

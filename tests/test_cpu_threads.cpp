@@ -83,10 +83,8 @@ std::vector<unsigned char> train_run(const RunSpec &s, int threads)
     EXPECT_EQ(bp_buffer_create(net.get(), rows * n_in * es, &bx), BP_OK) << bp_last_error();
     EXPECT_EQ(bp_buffer_create(net.get(), y_bytes, &by), BP_OK) << bp_last_error();
     EXPECT_EQ(bp_buffer_upload(bx, 0, xr.data(), rows * n_in * es), BP_OK);
-    EXPECT_EQ(bp_buffer_upload(by, 0, ce ? (const void *)labels.data() : yr.data(), y_bytes),
-              BP_OK);
-    EXPECT_EQ(bp_network_set_epoch(net.get(), bx, by, order.data(), rows), BP_OK)
-        << bp_last_error();
+    EXPECT_EQ(bp_buffer_upload(by, 0, ce ? (const void *)labels.data() : yr.data(), y_bytes), BP_OK);
+    EXPECT_EQ(bp_network_set_epoch(net.get(), bx, by, order.data(), rows), BP_OK) << bp_last_error();
     for (int step = 0; step < s.steps; step++) {
         double loss = 0.0;
         EXPECT_EQ(bp_network_epoch_step(net.get(), s.batch, &loss), BP_OK) << bp_last_error();
@@ -164,8 +162,8 @@ TEST(CpuThreads, GemmBlocksAreTheSameForEveryThreadCount)
             for (int threads : {1, 2, 4}) {
                 Pool pool(threads);
                 bpt::Reals c(dt, std::vector<double>((size_t)s.m * s.n, 7.0)); // beta 0: ignored
-                bp_cpu_gemm(pool.p, f32, s.ta, s.tb, s.m, s.n, s.k, 1.0, ar.data(), lda,
-                            br.data(), ldb, 0.0, c.data(), s.m);
+                bp_cpu_gemm(pool.p, f32, s.ta, s.tb, s.m, s.n, s.k, 1.0, ar.data(), lda, br.data(),
+                            ldb, 0.0, c.data(), s.m);
                 const unsigned char *p = (const unsigned char *)c.data();
                 got.emplace_back(p, p + (size_t)s.m * s.n * bp_dtype_size(dt));
                 if (threads != 1)
@@ -182,10 +180,10 @@ TEST(CpuThreads, GemmBlocksAreTheSameForEveryThreadCount)
                 }
             }
             EXPECT_GE(bp_cpu_gemm_blocks(s.m, s.n, s.k), 1);
-            EXPECT_EQ(got[1], got[0]) << (f32 ? "f32 " : "f64 ") << s.m << "x" << s.n << "x"
-                                      << s.k << ": 2 threads differ from 1";
-            EXPECT_EQ(got[2], got[0]) << (f32 ? "f32 " : "f64 ") << s.m << "x" << s.n << "x"
-                                      << s.k << ": 4 threads differ from 1";
+            EXPECT_EQ(got[1], got[0]) << (f32 ? "f32 " : "f64 ") << s.m << "x" << s.n << "x" << s.k
+                                      << ": 2 threads differ from 1";
+            EXPECT_EQ(got[2], got[0]) << (f32 ? "f32 " : "f64 ") << s.m << "x" << s.n << "x" << s.k
+                                      << ": 4 threads differ from 1";
         }
     }
     // Big products are shared among the threads; small ones stay one call.
@@ -259,13 +257,11 @@ uint64_t blas_fingerprint(bp_dtype dt)
     bpt::Reals ar(dt, a), br(dt, b), c(dt, (size_t)m * n);
     bp_cpu_blas_single_thread();
     if (f32)
-        cblas_sgemm(CblasColMajor, CblasTrans, CblasNoTrans, m, n, k, 1.f,
-                    (const float *)ar.data(), k, (const float *)br.data(), k, 0.f,
-                    (float *)c.data(), m);
+        cblas_sgemm(CblasColMajor, CblasTrans, CblasNoTrans, m, n, k, 1.f, (const float *)ar.data(),
+                    k, (const float *)br.data(), k, 0.f, (float *)c.data(), m);
     else
-        cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, m, n, k, 1.0,
-                    (const double *)ar.data(), k, (const double *)br.data(), k, 0.0,
-                    (double *)c.data(), m);
+        cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, m, n, k, 1.0, (const double *)ar.data(),
+                    k, (const double *)br.data(), k, 0.0, (double *)c.data(), m);
     return fnv1a(c.data(), (size_t)m * n * bp_dtype_size(dt));
 }
 

@@ -90,11 +90,11 @@ static void gemm_block(void *arg, int64_t i)
 }
 
 void bp_cpu_gemm(bp_cpu_pool *pool, int f32, int trans_a, int trans_b, int m, int n, int k,
-                 double alpha, const void *a, int lda, const void *b, int ldb, double beta, void *c,
-                 int ldc)
+                 double alpha, const void *a, int lda, const void *b, int ldb, double beta,
+                 void *c, int ldc)
 {
-    gemm_job j = {f32,   trans_a, trans_b, m, n, k, lda, ldb, ldc, bp_cpu_gemm_blocks(m, n, k),
-                  m >= n, alpha,  beta,    a, b, c};
+    gemm_job j = {f32,    trans_a, trans_b, m, n, k, lda, ldb, ldc, bp_cpu_gemm_blocks(m, n, k),
+                  m >= n, alpha,   beta,    a, b, c};
     if (j.blocks == 1)
         gemm_call(&j, m, n, a, b, c);
     else

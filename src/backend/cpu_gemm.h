@@ -21,8 +21,8 @@ extern "C" {
 /* C = alpha op(A) op(B) + beta C, column-major, trans 0 = N, 1 = T,
  * float (f32 != 0) or double, on the pool's threads. */
 void bp_cpu_gemm(bp_cpu_pool *pool, int f32, int trans_a, int trans_b, int m, int n, int k,
-                 double alpha, const void *a, int lda, const void *b, int ldb, double beta, void *c,
-                 int ldc);
+                 double alpha, const void *a, int lda, const void *b, int ldb, double beta,
+                 void *c, int ldc);
 
 /* The blocks bp_cpu_gemm cuts a product into (1: one call). */
 int bp_cpu_gemm_blocks(int m, int n, int k);

@@ -146,8 +146,8 @@ bp_status bp_cpu_pool_create(int threads, void (*thread_init)(void), bp_cpu_pool
 {
     *out = NULL;
     bp_cpu_pool *p = calloc(1, sizeof *p);
-    if (p == NULL || (threads > 1 && (p->workers = calloc((size_t)threads - 1,
-                                                          sizeof *p->workers)) == NULL)) {
+    if (p == NULL ||
+        (threads > 1 && (p->workers = calloc((size_t)threads - 1, sizeof *p->workers)) == NULL)) {
         free(p);
         return bp_fail(BP_ERR_OUT_OF_MEMORY, "cpu backend: no memory for %d threads", threads);
     }
