@@ -7,8 +7,9 @@
  * README's default `backprop train` run, timed whole, against a baseline
  * command in alternation. A benchmark, not a test: it asserts nothing.
  *
- * usage: bench_cpu [--threads N] [--epochs N] [--batches 32,128]
+ * usage: bench_cpu [--threads N] [--epochs N] [--batches 32,128] [--floor 0]
  *                  [--command BACKPROP [--baseline OLD_BACKPROP] [--runs N]]
+ * (--floor 0: the epochs alone, for a profiler)
  *
  * The GEMM floor is timed two ways: whole products with the BLAS's own
  * threads (openblas_set_num_threads(N) when the BLAS is OpenBLAS; others
@@ -119,100 +120,151 @@ static void run_gemms(gemm_set *g, int b, bp_cpu_pool *pool)
     }
 }
 
-/* Seconds for one epoch's GEMMs (n rows in batches of b), median of runs. */
-static double gemm_floor(int n, int b, int threads, int blocks, int runs)
+static void gemm_set_free(gemm_set *g)
 {
-    gemm_set g;
-    memset(&g, 0, sizeof g);
-    for (int l = 0; l <= L; l++) {
-        size_t rows = (size_t)b * (size_t)kSizes[l];
-        g.act[l] = calloc(rows, sizeof(float)), g.z[l] = calloc(rows, sizeof(float));
-        g.del[l] = calloc(rows, sizeof(float));
-        for (size_t i = 0; i < rows; i++)
-            g.act[l][i] = (float)(i % 7) * 0.1f, g.del[l][i] = (float)(i % 5) * 0.01f;
-        if (l >= 1) {
-            size_t nw = (size_t)kSizes[l - 1] * (size_t)kSizes[l];
-            g.w[l] = calloc(nw, sizeof(float)), g.dw[l] = calloc(nw, sizeof(float));
-            for (size_t i = 0; i < nw; i++)
-                g.w[l][i] = (float)(i % 11) * 0.01f;
-        }
-    }
-    bp_cpu_pool *pool = NULL;
-    if (blocks)
-        bp_cpu_pool_create(threads, bp_cpu_blas_single_thread, &pool);
-    else if (openblas_set_num_threads)
-        openblas_set_num_threads(threads);
-    double t[16];
-    for (int i = 0; i < 20; i++) /* warm-up */
-        run_gemms(&g, b, pool);
-    for (int r = 0; r < runs; r++) {
-        double t0 = now();
-        for (int s = 0; s < n / b; s++)
-            run_gemms(&g, b, pool);
-        if (n % b)
-            run_gemms(&g, n % b, pool);
-        t[r] = now() - t0;
-    }
-    bp_cpu_pool_destroy(pool);
-    bp_cpu_blas_single_thread();
     for (int l = 0; l <= L; l++)
-        free(g.act[l]), free(g.z[l]), free(g.del[l]), free(g.w[l]), free(g.dw[l]);
-    return median(t, runs);
+        free(g->act[l]), free(g->z[l]), free(g->del[l]), free(g->w[l]), free(g->dw[l]);
 }
 
-/* Seconds per epoch of training (n rows, batch b, the rows gathered on
- * the backend from an order shuffled per epoch), median of `epochs`
- * after a warm-up epoch. -1 on failure. */
-static double epoch_time(const bp_dataset_desc *d, int b, int threads, int epochs)
+static int gemm_set_alloc(gemm_set *g, int b)
 {
-    const bp_activation acts[] = {BP_ACT_RELU, BP_ACT_RELU, BP_ACT_IDENTITY};
+    memset(g, 0, sizeof *g);
+    for (int l = 0; l <= L; l++) {
+        size_t rows = (size_t)b * (size_t)kSizes[l];
+        g->act[l] = calloc(rows, sizeof(float)), g->z[l] = calloc(rows, sizeof(float));
+        g->del[l] = calloc(rows, sizeof(float));
+        if (!g->act[l] || !g->z[l] || !g->del[l])
+            return -1;
+        for (size_t i = 0; i < rows; i++)
+            g->act[l][i] = (float)(i % 7) * 0.1f, g->del[l][i] = (float)(i % 5) * 0.01f;
+        if (l >= 1) {
+            size_t nw = (size_t)kSizes[l - 1] * (size_t)kSizes[l];
+            g->w[l] = calloc(nw, sizeof(float)), g->dw[l] = calloc(nw, sizeof(float));
+            if (!g->w[l] || !g->dw[l])
+                return -1;
+            for (size_t i = 0; i < nw; i++)
+                g->w[l][i] = (float)(i % 11) * 0.01f;
+        }
+    }
+    return 0;
+}
+
+/* Seconds for one epoch's GEMMs (n rows in batches of b): whole products
+ * on the BLAS's own `threads` threads (pool NULL), or the backend's blocks
+ * on the pool. */
+static double gemm_epoch(gemm_set *g, int n, int b, int threads, bp_cpu_pool *pool)
+{
+    if (pool == NULL && openblas_set_num_threads)
+        openblas_set_num_threads(threads);
+    for (int i = 0; i < 10; i++) /* warm */
+        run_gemms(g, b, pool);
+    double t0 = now();
+    for (int s = 0; s < n / b; s++)
+        run_gemms(g, b, pool);
+    if (n % b)
+        run_gemms(g, n % b, pool);
+    double t = now() - t0;
+    bp_cpu_blas_single_thread(); /* as the backend runs it */
+    return t;
+}
+
+/* A network training on the data set, an epoch at a time. */
+typedef struct trainer {
+    bp_network *net;
+    bp_buffer *bx, *by;
+    int32_t *order;
+    size_t n;
+    int b;
+    uint64_t state;
+} trainer;
+
+static void trainer_free(trainer *t)
+{
+    bp_buffer_free(t->bx), bp_buffer_free(t->by), bp_network_free(t->net), free(t->order);
+}
+
+static int trainer_create(trainer *t, const bp_dataset_desc *d, int b, int threads)
+{
+    static const bp_activation acts[] = {BP_ACT_RELU, BP_ACT_RELU, BP_ACT_IDENTITY};
+    memset(t, 0, sizeof *t);
+    t->n = (size_t)d->n_samples, t->b = b, t->state = 22;
     bp_network_config cfg;
     bp_network_config_init(&cfg);
     cfg.n_layers = L, cfg.sizes = kSizes, cfg.activations = acts;
     cfg.loss = BP_LOSS_CROSS_ENTROPY, cfg.max_batch = b, cfg.threads = threads;
-    bp_network *net = NULL;
-    bp_buffer *bx = NULL, *by = NULL;
-    size_t n = (size_t)d->n_samples, xb = n * 784 * sizeof(float), yb = n * sizeof(int32_t);
-    int32_t *order = malloc(n * sizeof *order);
-    double t[16], result = -1.0;
-    if (order == NULL || bp_network_create(&cfg, &net) != BP_OK ||
-        bp_buffer_create(net, xb, &bx) != BP_OK || bp_buffer_create(net, yb, &by) != BP_OK ||
-        bp_buffer_upload(bx, 0, d->x, xb) != BP_OK ||
-        bp_buffer_upload(by, 0, d->labels, yb) != BP_OK)
-        goto done;
+    size_t xb = t->n * 784 * sizeof(float), yb = t->n * sizeof(int32_t);
     bp_optimizer o;
     bp_optimizer_init(&o, BP_OPTIMIZER_SGD);
     o.lr = 0.02, o.momentum = 0.9;
-    if (bp_network_set_optimizer(net, &o) != BP_OK)
-        goto done;
-    uint64_t state = 22;
-    for (int e = 0; e <= epochs; e++) {
-        for (size_t i = 0; i < n; i++)
-            order[i] = (int32_t)i;
-        for (size_t i = n - 1; i > 0; i--) { /* Fisher-Yates, splitmix64 */
-            uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull, z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-            size_t j = (size_t)((z ^ (z >> 31)) % (i + 1));
-            int32_t tmp = order[i];
-            order[i] = order[j], order[j] = tmp;
-        }
-        double t0 = now(), loss = 0.0;
-        if (bp_network_set_epoch(net, bx, by, order, n) != BP_OK)
-            goto done;
-        for (size_t done = 0; done < n; done += (size_t)b) {
-            int batch = n - done < (size_t)b ? (int)(n - done) : b;
-            if (bp_network_epoch_step(net, batch, done + (size_t)b >= n ? &loss : NULL) != BP_OK)
-                goto done;
-        }
-        if (e > 0)
-            t[e - 1] = now() - t0;
+    t->order = malloc(t->n * sizeof *t->order);
+    if (t->order == NULL || bp_network_create(&cfg, &t->net) != BP_OK ||
+        bp_buffer_create(t->net, xb, &t->bx) != BP_OK ||
+        bp_buffer_create(t->net, yb, &t->by) != BP_OK ||
+        bp_buffer_upload(t->bx, 0, d->x, xb) != BP_OK ||
+        bp_buffer_upload(t->by, 0, d->labels, yb) != BP_OK ||
+        bp_network_set_optimizer(t->net, &o) != BP_OK)
+        return -1;
+    return 0;
+}
+
+/* Seconds of one epoch (rows gathered on the backend from an order
+ * shuffled on the host first, outside the time); -1 on failure. */
+static double trainer_epoch(trainer *t)
+{
+    size_t n = t->n;
+    for (size_t i = 0; i < n; i++)
+        t->order[i] = (int32_t)i;
+    for (size_t i = n - 1; i > 0; i--) { /* Fisher-Yates, splitmix64 */
+        uint64_t z = (t->state += 0x9E3779B97F4A7C15ull);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull, z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        size_t j = (size_t)((z ^ (z >> 31)) % (i + 1));
+        int32_t tmp = t->order[i];
+        t->order[i] = t->order[j], t->order[j] = tmp;
     }
-    result = median(t, epochs);
-done:
-    if (result < 0)
-        fprintf(stderr, "bench_cpu: %s\n", bp_last_error());
-    bp_buffer_free(bx), bp_buffer_free(by), bp_network_free(net), free(order);
-    return result;
+    double t0 = now(), loss = 0.0;
+    if (bp_network_set_epoch(t->net, t->bx, t->by, t->order, n) != BP_OK)
+        return -1.0;
+    for (size_t done = 0; done < n; done += (size_t)t->b) {
+        int batch = n - done < (size_t)t->b ? (int)(n - done) : t->b;
+        if (bp_network_epoch_step(t->net, batch, done + (size_t)t->b >= n ? &loss : NULL) != BP_OK)
+            return -1.0;
+    }
+    return now() - t0;
+}
+
+/* Batch b: `reps` rounds of an epoch, its GEMMs whole with the BLAS's
+ * threads and its GEMMs in blocks, one after the other (so that a change
+ * in the machine's speed hits all three), after a warm-up epoch; prints
+ * the medians and the median of the rounds' epoch / floor. */
+static int bench_batch(const bp_dataset_desc *d, int b, int threads, int reps, int floors)
+{
+    trainer t;
+    gemm_set g;
+    bp_cpu_pool *pool = NULL;
+    double te[16], tw[16], tb[16], ratio[16];
+    int ok = trainer_create(&t, d, b, threads) == 0 && gemm_set_alloc(&g, b) == 0 &&
+             bp_cpu_pool_create(threads, bp_cpu_blas_single_thread, &pool) == BP_OK &&
+             trainer_epoch(&t) > 0;
+    for (int r = 0; ok && r < reps; r++) {
+        te[r] = trainer_epoch(&t);
+        tw[r] = floors ? gemm_epoch(&g, d->n_samples, b, threads, NULL) : 1.0;
+        tb[r] = floors ? gemm_epoch(&g, d->n_samples, b, threads, pool) : 1.0;
+        ratio[r] = te[r] / (tw[r] < tb[r] ? tw[r] : tb[r]);
+        ok = te[r] > 0;
+    }
+    if (ok) {
+        double e = median(te, reps), w = median(tw, reps), bl = median(tb, reps);
+        printf("batch %4d: epoch %7.3f s   GEMM floor %7.3f s (BLAS threads %.3f s, blocks "
+               "%.3f s)   epoch / floor %.2f\n",
+               b, e, w < bl ? w : bl, w, bl, median(ratio, reps));
+        fflush(stdout);
+    } else {
+        fprintf(stderr, "bench_cpu: batch %d: %s\n", b, bp_last_error());
+    }
+    bp_cpu_pool_destroy(pool);
+    gemm_set_free(&g);
+    trainer_free(&t);
+    return ok ? 0 : -1;
 }
 
 /* Seconds of `cmd train --quiet` (the README's default run), -1 on failure. */
@@ -247,13 +299,15 @@ static void cpu_model(char *out, size_t size)
 
 int main(int argc, char **argv)
 {
-    int threads = 0, epochs = 3, runs = 3, batches[8] = {32, 128}, n_batches = 2;
+    int threads = 0, epochs = 3, runs = 3, batches[8] = {32, 128}, n_batches = 2, floors = 1;
     const char *command = NULL, *baseline = NULL;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--threads") == 0)
             threads = atoi(argv[i + 1]);
         else if (strcmp(argv[i], "--epochs") == 0)
             epochs = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--floor") == 0)
+            floors = atoi(argv[i + 1]);
         else if (strcmp(argv[i], "--runs") == 0)
             runs = atoi(argv[i + 1]);
         else if (strcmp(argv[i], "--command") == 0)
@@ -270,7 +324,8 @@ int main(int argc, char **argv)
             }
         } else {
             fprintf(stderr, "usage: bench_cpu [--threads N] [--epochs N] [--batches 32,128] "
-                            "[--command BACKPROP [--baseline OLD_BACKPROP] [--runs N]]\n");
+                            "[--floor 0] [--command BACKPROP [--baseline OLD_BACKPROP] "
+                            "[--runs N]]\n");
             return 2;
         }
     }
@@ -292,20 +347,12 @@ int main(int argc, char **argv)
            bp_version(), what, d.n_samples);
     printf("cpu: %s; %d threads; BLAS: %s\n", model, threads,
            openblas_get_config ? openblas_get_config() : "not OpenBLAS");
-    printf("(medians of %d; GEMM floor: the step's products alone, whole with the BLAS's threads "
-           "or in the backend's blocks)\n",
+    printf("(medians of %d rounds of an epoch and its GEMMs alone, whole with the BLAS's threads "
+           "and in the backend's blocks; the floor is the faster)\n",
            epochs);
-    for (int i = 0; i < n_batches; i++) {
-        int b = batches[i];
-        double blas = gemm_floor(d.n_samples, b, threads, 0, epochs);
-        double blocks = gemm_floor(d.n_samples, b, threads, 1, epochs);
-        double epoch = epoch_time(&d, b, threads, epochs);
-        double floor = blas < blocks ? blas : blocks;
-        printf("batch %4d: epoch %7.3f s   GEMM floor %7.3f s (BLAS threads %.3f s, blocks "
-               "%.3f s)   epoch / floor %.2f\n",
-               b, epoch, floor, blas, blocks, epoch / floor);
-        fflush(stdout);
-    }
+    for (int i = 0; i < n_batches; i++)
+        if (bench_batch(&d, batches[i], threads, epochs, floors) != 0)
+            return 1;
     bp_dataset_free(ds);
     if (command == NULL)
         return 0;

@@ -12,6 +12,15 @@
  * loss and the clipping norm are summed by one thread), so the results are
  * bit-identical for every thread count.
  */
+/* GCC if-converts (and so vectorises) a select between two products,
+ * such as the Hadamard delta's back * (z > 0 ? 1 : 0), only when it may
+ * assume that floating-point operations do not trap. No operation's value
+ * changes: there is no reassociation and no contraction. Before every
+ * #include, so that bp_math.h's functions inline into the loops below. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
+
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,14 +142,6 @@ static bp_status cpu_gemm(void *ctx, bp_dtype dt, int trans_a, int trans_b, int 
 
 /* Each element-wise operation is written once as a macro over the real type
  * T and the bp_math.h suffix S, then instantiated for float and double. */
-/* GCC if-converts (and so vectorises) a select between two products,
- * such as the Hadamard delta's back * (z > 0 ? 1 : 0), only when it may
- * assume that floating-point operations do not trap. No operation's value
- * changes: there is no reassociation and no contraction. */
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("no-trapping-math")
-#endif
-
 /* A loop inlined where it is called with a constant activation or update
  * rule, so that bp_math.h's switch on it folds away and the loop
  * vectorises (the same formula, element by element). */
