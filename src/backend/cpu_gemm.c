@@ -2,10 +2,13 @@
  * cpu_gemm.c — the CPU backend's GEMMs in blocks (cpu_gemm.h).
  *
  * A product C (m x n) = op(A) op(B) is cut along its larger dimension of
- * C into a power of two of blocks of whole BLOCK_ALIGN rows (or columns),
- * each at least BLOCK_WORK multiply-adds: a block of rows packs its part
- * of op(A) and all of op(B), so blocks of at least that size lose little
- * to the packing they repeat, and smaller products stay one call. Each
+ * C into a power of two of blocks, each at least BLOCK_MIN rows (or
+ * columns) and BLOCK_WORK multiply-adds, their bounds multiples of
+ * BLOCK_ALIGN (the BLAS kernels' unroll, a 64-byte line of float32): a
+ * block of rows packs its part of op(A) and all of op(B), so blocks of at
+ * least that size lose little to the packing they repeat, and smaller
+ * products stay one call. A power of two of blocks shares evenly among
+ * 1, 2, 4, ... threads. Each
  * block is C's block = alpha op(A)'s rows op(B) + beta C's block: the
  * same call the unblocked product would make on those elements, so with
  * a BLAS whose single-threaded result for an element does not depend on
@@ -18,7 +21,8 @@
 #include <cblas.h>
 
 #define BLOCK_WORK ((int64_t)1 << 20)
-#define BLOCK_ALIGN 64
+#define BLOCK_MIN 64
+#define BLOCK_ALIGN 16
 #define MAX_BLOCKS 64
 
 /* OpenBLAS's call, when the BLAS loaded at run time is OpenBLAS (a weak
@@ -39,7 +43,7 @@ void bp_cpu_blas_single_thread(void)
 int bp_cpu_gemm_blocks(int m, int n, int k)
 {
     int64_t work = (int64_t)m * n * k, dim = m >= n ? m : n;
-    int64_t most = work / BLOCK_WORK, by_dim = dim / BLOCK_ALIGN;
+    int64_t most = work / BLOCK_WORK, by_dim = dim / BLOCK_MIN;
     if (by_dim < most)
         most = by_dim;
     if (most > MAX_BLOCKS)
