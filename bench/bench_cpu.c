@@ -90,33 +90,41 @@ typedef struct gemm_set {
     float *act[L + 1], *z[L + 1], *del[L + 1], *w[L + 1], *dw[L + 1];
 } gemm_set;
 
+/* One product whole, on the BLAS's threads. */
+static void blas_gemm(const bp_gemm_args *g)
+{
+    cblas_sgemm(CblasColMajor, g->trans_a ? CblasTrans : CblasNoTrans,
+                g->trans_b ? CblasTrans : CblasNoTrans, g->m, g->n, g->k, (float)g->alpha, g->a,
+                g->lda, g->b, g->ldb, (float)g->beta, g->c, g->ldc);
+}
+
+/* The step's products: whole (pool NULL), or as the backend runs them, in
+ * blocks on the pool, a layer's two backward products in one run. */
 static void run_gemms(gemm_set *g, int b, bp_cpu_pool *pool)
 {
     for (int l = 1; l <= L; l++) { /* forward: Z = W A */
         int n_in = kSizes[l - 1], n_out = kSizes[l];
+        bp_gemm_args f = {1,    0,   n_out,   b,    n_in, 1.0, g->w[l], n_in, g->act[l - 1],
+                          n_in, 0.0, g->z[l], n_out};
         if (pool)
-            bp_cpu_gemm(pool, 1, 1, 0, n_out, b, n_in, 1.0, g->w[l], n_in, g->act[l - 1], n_in,
-                        0.0, g->z[l], n_out);
+            bp_cpu_gemm(pool, BP_F32, &f);
         else
-            cblas_sgemm(CblasColMajor, CblasTrans, CblasNoTrans, n_out, b, n_in, 1.f, g->w[l],
-                        n_in, g->act[l - 1], n_in, 0.f, g->z[l], n_out);
+            blas_gemm(&f);
     }
-    for (int l = L; l >= 1; l--) { /* dW = A D^T, then D_prev = W^T D */
+    for (int l = L; l >= 1; l--) { /* dW = A D^T and D_prev = W^T D */
         int n_in = kSizes[l - 1], n_out = kSizes[l];
-        if (pool)
-            bp_cpu_gemm(pool, 1, 0, 1, n_in, n_out, b, 1.0, g->act[l - 1], n_in, g->del[l], n_out,
-                        0.0, g->dw[l], n_in);
+        bp_gemm_args dw = {0,    1,         n_in,  n_out, b,        1.0, g->act[l - 1],
+                           n_in, g->del[l], n_out, 0.0,   g->dw[l], n_in};
+        bp_gemm_args dp = {0,    0,         n_in,  b,   n_out,         1.0, g->w[l],
+                           n_in, g->del[l], n_out, 0.0, g->del[l - 1], n_in};
+        if (pool && l > 1)
+            bp_cpu_gemm2(pool, BP_F32, &dw, &dp);
+        else if (pool)
+            bp_cpu_gemm(pool, BP_F32, &dw);
         else
-            cblas_sgemm(CblasColMajor, CblasNoTrans, CblasTrans, n_in, n_out, b, 1.f,
-                        g->act[l - 1], n_in, g->del[l], n_out, 0.f, g->dw[l], n_in);
-        if (l == 1)
-            continue;
-        if (pool)
-            bp_cpu_gemm(pool, 1, 0, 0, n_in, b, n_out, 1.0, g->w[l], n_in, g->del[l], n_out, 0.0,
-                        g->del[l - 1], n_in);
-        else
-            cblas_sgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, n_in, b, n_out, 1.f, g->w[l],
-                        n_in, g->del[l], n_out, 0.f, g->del[l - 1], n_in);
+            blas_gemm(&dw);
+        if (!pool && l > 1)
+            blas_gemm(&dp);
     }
 }
 

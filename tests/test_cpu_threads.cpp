@@ -162,8 +162,9 @@ TEST(CpuThreads, GemmBlocksAreTheSameForEveryThreadCount)
             for (int threads : {1, 2, 4}) {
                 Pool pool(threads);
                 bpt::Reals c(dt, std::vector<double>((size_t)s.m * s.n, 7.0)); // beta 0: ignored
-                bp_cpu_gemm(pool.p, f32, s.ta, s.tb, s.m, s.n, s.k, 1.0, ar.data(), lda, br.data(),
-                            ldb, 0.0, c.data(), s.m);
+                bp_gemm_args g = {s.ta, s.tb,      s.m, s.n, s.k,      1.0, ar.data(),
+                                  lda,  br.data(), ldb, 0.0, c.data(), s.m};
+                bp_cpu_gemm(pool.p, dt, &g);
                 const unsigned char *p = (const unsigned char *)c.data();
                 got.emplace_back(p, p + (size_t)s.m * s.n * bp_dtype_size(dt));
                 if (threads != 1)

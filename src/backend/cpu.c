@@ -135,8 +135,15 @@ static bp_status cpu_gemm(void *ctx, bp_dtype dt, int trans_a, int trans_b, int 
                           double alpha, const void *a, int lda, const void *b, int ldb,
                           double beta, void *c, int ldc)
 {
-    bp_cpu_gemm(pool_of(ctx), dt == BP_F32, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta,
-                c, ldc);
+    bp_gemm_args g = {trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc};
+    bp_cpu_gemm(pool_of(ctx), dt, &g);
+    return BP_OK;
+}
+
+static bp_status cpu_gemm2(void *ctx, bp_dtype dt, const bp_gemm_args *first,
+                           const bp_gemm_args *second)
+{
+    bp_cpu_gemm2(pool_of(ctx), dt, first, second);
     return BP_OK;
 }
 
@@ -583,6 +590,7 @@ const bp_backend_ops bp_cpu_backend_ops = {
     .zero = cpu_zero,
     .sync = cpu_sync,
     .gemm = cpu_gemm,
+    .gemm2 = cpu_gemm2,
     .bias_act = cpu_bias_act,
     .softmax = cpu_softmax,
     .output_delta = cpu_output_delta,

@@ -54,53 +54,77 @@ int bp_cpu_gemm_blocks(int m, int n, int k)
     return blocks;
 }
 
+/* A product and its blocks: along C's rows (by_rows) or columns. */
 typedef struct gemm_job {
-    int f32, trans_a, trans_b, m, n, k, lda, ldb, ldc, blocks, by_rows;
-    double alpha, beta;
-    const char *a, *b;
-    char *c;
+    bp_gemm_args g;
+    int f32, blocks, by_rows;
 } gemm_job;
+
+static gemm_job make_job(bp_dtype dt, const bp_gemm_args *g)
+{
+    gemm_job j = {*g, dt == BP_F32, bp_cpu_gemm_blocks(g->m, g->n, g->k), g->m >= g->n};
+    return j;
+}
 
 static void gemm_call(const gemm_job *j, int m, int n, const char *a, const char *b, char *c)
 {
-    enum CBLAS_TRANSPOSE ta = j->trans_a ? CblasTrans : CblasNoTrans;
-    enum CBLAS_TRANSPOSE tb = j->trans_b ? CblasTrans : CblasNoTrans;
+    const bp_gemm_args *g = &j->g;
+    enum CBLAS_TRANSPOSE ta = g->trans_a ? CblasTrans : CblasNoTrans;
+    enum CBLAS_TRANSPOSE tb = g->trans_b ? CblasTrans : CblasNoTrans;
     if (j->f32)
-        cblas_sgemm(CblasColMajor, ta, tb, m, n, j->k, (float)j->alpha, (const float *)a, j->lda,
-                    (const float *)b, j->ldb, (float)j->beta, (float *)c, j->ldc);
+        cblas_sgemm(CblasColMajor, ta, tb, m, n, g->k, (float)g->alpha, (const float *)a, g->lda,
+                    (const float *)b, g->ldb, (float)g->beta, (float *)c, g->ldc);
     else
-        cblas_dgemm(CblasColMajor, ta, tb, m, n, j->k, j->alpha, (const double *)a, j->lda,
-                    (const double *)b, j->ldb, j->beta, (double *)c, j->ldc);
+        cblas_dgemm(CblasColMajor, ta, tb, m, n, g->k, g->alpha, (const double *)a, g->lda,
+                    (const double *)b, g->ldb, g->beta, (double *)c, g->ldc);
 }
 
-/* Block i: rows [r0, r1) of C (its part of op(A)), or columns (of op(B)). */
-static void gemm_block(void *arg, int64_t i)
+/* Block i: rows [lo, hi) of C (its part of op(A)), or columns (of op(B)). */
+static void gemm_block(const gemm_job *j, int64_t i)
 {
-    const gemm_job *j = arg;
+    const bp_gemm_args *g = &j->g;
+    const char *a = g->a, *b = g->b;
+    char *c = g->c;
+    if (j->blocks == 1) {
+        gemm_call(j, g->m, g->n, a, b, c);
+        return;
+    }
     size_t es = j->f32 ? sizeof(float) : sizeof(double);
-    int64_t dim = j->by_rows ? j->m : j->n;
+    int64_t dim = j->by_rows ? g->m : g->n;
     int64_t lo = bp_cpu_task_begin(dim, j->blocks, i, BLOCK_ALIGN);
     int64_t hi = bp_cpu_task_begin(dim, j->blocks, i + 1, BLOCK_ALIGN);
     if (hi <= lo)
         return;
     if (j->by_rows) { /* op(A) rows lo..hi: A's rows (N) or columns (T) */
-        size_t a_off = j->trans_a ? (size_t)lo * (size_t)j->lda : (size_t)lo;
-        gemm_call(j, (int)(hi - lo), j->n, j->a + a_off * es, j->b, j->c + (size_t)lo * es);
+        size_t a_off = g->trans_a ? (size_t)lo * (size_t)g->lda : (size_t)lo;
+        gemm_call(j, (int)(hi - lo), g->n, a + a_off * es, b, c + (size_t)lo * es);
     } else { /* op(B) columns lo..hi: B's columns (N) or rows (T) */
-        size_t b_off = j->trans_b ? (size_t)lo : (size_t)lo * (size_t)j->ldb;
-        gemm_call(j, j->m, (int)(hi - lo), j->a, j->b + b_off * es,
-                  j->c + (size_t)lo * (size_t)j->ldc * es);
+        size_t b_off = g->trans_b ? (size_t)lo : (size_t)lo * (size_t)g->ldb;
+        gemm_call(j, g->m, (int)(hi - lo), a, b + b_off * es, c + (size_t)lo * (size_t)g->ldc * es);
     }
 }
 
-void bp_cpu_gemm(bp_cpu_pool *pool, int f32, int trans_a, int trans_b, int m, int n, int k,
-                 double alpha, const void *a, int lda, const void *b, int ldb, double beta,
-                 void *c, int ldc)
+static void one_block(void *arg, int64_t i) { gemm_block(arg, i); }
+
+void bp_cpu_gemm(bp_cpu_pool *pool, bp_dtype dt, const bp_gemm_args *g)
 {
-    gemm_job j = {f32,    trans_a, trans_b, m, n, k, lda, ldb, ldc, bp_cpu_gemm_blocks(m, n, k),
-                  m >= n, alpha,   beta,    a, b, c};
-    if (j.blocks == 1)
-        gemm_call(&j, m, n, a, b, c);
+    gemm_job j = make_job(dt, g);
+    bp_cpu_pool_run(pool, j.blocks, one_block, &j);
+}
+
+/* Task i: a block of the first product, then of the second. */
+static void pair_block(void *arg, int64_t i)
+{
+    const gemm_job *j = arg;
+    if (i < j[0].blocks)
+        gemm_block(&j[0], i);
     else
-        bp_cpu_pool_run(pool, j.blocks, gemm_block, &j);
+        gemm_block(&j[1], i - j[0].blocks);
+}
+
+void bp_cpu_gemm2(bp_cpu_pool *pool, bp_dtype dt, const bp_gemm_args *first,
+                  const bp_gemm_args *second)
+{
+    gemm_job j[2] = {make_job(dt, first), make_job(dt, second)};
+    bp_cpu_pool_run(pool, j[0].blocks + j[1].blocks, pair_block, j);
 }

@@ -12,17 +12,20 @@
 #ifndef BP_CPU_GEMM_H
 #define BP_CPU_GEMM_H
 
+#include "backend/backend.h"
 #include "backend/cpu_pool.h"
 
 #ifdef __cplusplus /* the tests call these */
 extern "C" {
 #endif
 
-/* C = alpha op(A) op(B) + beta C, column-major, trans 0 = N, 1 = T,
- * float (f32 != 0) or double, on the pool's threads. */
-void bp_cpu_gemm(bp_cpu_pool *pool, int f32, int trans_a, int trans_b, int m, int n, int k,
-                 double alpha, const void *a, int lda, const void *b, int ldb, double beta,
-                 void *c, int ldc);
+/* C = alpha op(A) op(B) + beta C (column-major, trans 0 = N, 1 = T, of
+ * dtype dt), on the pool's threads. */
+void bp_cpu_gemm(bp_cpu_pool *pool, bp_dtype dt, const bp_gemm_args *g);
+/* Two products that share no C, their blocks in one run of the pool
+ * (each block the call bp_cpu_gemm makes for it). */
+void bp_cpu_gemm2(bp_cpu_pool *pool, bp_dtype dt, const bp_gemm_args *first,
+                  const bp_gemm_args *second);
 
 /* The blocks bp_cpu_gemm cuts a product into (1: one call). */
 int bp_cpu_gemm_blocks(int m, int n, int k);

@@ -132,10 +132,34 @@ static bp_status output_and_metrics(bp_network *net, int B, bp_step_scalars *sca
 
 bp_status bp_output_pass(bp_network *net, int B) { return output_and_metrics(net, B, NULL, NULL); }
 
+/* The backward pass's two products of layer l (docs/design.md, section 2):
+ *   dW = A D^T:     gemm(N, T, m=n_in, n=n_out, k=B, A, ld n_in, D, ld n_out, dW, ld n_in)
+ *   D_prev = W^T D: gemm(N, N, m=n_in, n=B, k=n_out, W, ld n_in, D, ld n_out, out, ld n_in) */
+static bp_gemm_args weight_grad_product(bp_network *net, int l, int B)
+{
+    int n_in = net->sizes[l - 1], n_out = net->sizes[l];
+    bp_gemm_args g = {N,         T,     n_in, n_out,           B,   1.0, net->a[l - 1], n_in,
+                      net->d[l], n_out, 0.0,  dweight(net, l), n_in};
+    return g;
+}
+static bp_gemm_args delta_product(bp_network *net, int l, int B)
+{
+    int n_in = net->sizes[l - 1], n_out = net->sizes[l];
+    bp_gemm_args g = {N,    N,         n_in,  B,   n_out,         1.0, weight(net, l),
+                      n_in, net->d[l], n_out, 0.0, net->d[l - 1], n_in};
+    return g;
+}
+static bp_status gemm(bp_network *net, const bp_gemm_args *g)
+{
+    return net->ops->gemm(net->ctx, net->desc.dtype, g->trans_a, g->trans_b, g->m, g->n, g->k,
+                          g->alpha, g->a, g->lda, g->b, g->ldb, g->beta, g->c, g->ldc);
+}
+
 /* Backward pass, after the output pass:
  *   dL/dW^l = delta^l (a^{l-1})^T,  dL/db^l = sum over the batch of delta^l
  *   delta^{l-1} = ((W^l)^T delta^l) (.) sigma_{l-1}'(z^{l-1})
  * output_bias_done: the fused output operation already summed dL/db^L. A
+ * backend with gemm2 runs a layer's two products as one operation. A
  * backend's fused delta_bias_grad computes delta^{l-1} and dL/db^{l-1}
  * together; for a layer the forward pass fused, linear_drelu_backward does
  * the product too, with that layer's ReLU mask (and when it cannot, the
@@ -151,19 +175,19 @@ static bp_status backward_layers(bp_network *net, int B, int output_bias_done)
     int bias_done = output_bias_done; /* dL/db^l of the layer l below is computed */
     for (int l = L; l >= 1; l--) {
         int n_in = net->sizes[l - 1], n_out = net->sizes[l];
-        /* dW = A D^T: gemm(N, T, m=n_in, n=n_out, k=B, A, ld n_in, D, ld n_out, dW, ld n_in) */
-        BP_TRY(ops->gemm(net->ctx, dt, N, T, n_in, n_out, B, 1.0, net->a[l - 1], n_in, net->d[l],
-                         n_out, 0.0, dweight(net, l), n_in));
+        bp_gemm_args dw = weight_grad_product(net, l, B), dp = delta_product(net, l, B);
+        int skipped = l > 1 && net->z_skipped[l - 1];
+        int pair = l > 1 && !skipped && ops->gemm2 != NULL; /* dW and D_prev at once */
+        BP_TRY(pair ? ops->gemm2(net->ctx, dt, &dw, &dp) : gemm(net, &dw));
         if (!bias_done)
             BP_TRY(ops->bias_grad(net->ctx, dt, net->d[l], dbias(net, l), n_out, B));
         bias_done = 0;
         BP_TRY(bp_dist_layer_ready(net, l, B)); /* data-parallel: start layer l's all-reduce */
         if (l > 1) {
-            int skipped = net->z_skipped[l - 1];
             const void *ptrs[] = {weight(net, l), net->d[l], net->relu_mask[l - 1], net->d[l - 1],
                                   dbias(net, l - 1)};
             if (skipped && aligned16(ptrs, 5)) {
-                /* delta^{l-1} = (W^T D) (.) mask, dL/db^{l-1}: the gemm below with its epilogue
+                /* delta^{l-1} = (W^T D) (.) mask, dL/db^{l-1}: D_prev's product with its epilogue
                  * (BP_ERR_UNSUPPORTED: no fused algorithm for this shape, so unfused) */
                 bp_status st = ops->linear_drelu_backward(
                     net->ctx, dt, weight(net, l), net->d[l], net->relu_mask[l - 1],
@@ -174,9 +198,8 @@ static bp_status backward_layers(bp_network *net, int B, int output_bias_done)
                     continue;
                 }
             }
-            /* D_prev = W^T D: gemm(N, N, m=n_in, n=B, k=n_out, W, ld n_in, D, ld n_out, out, ld n_in) */
-            BP_TRY(ops->gemm(net->ctx, dt, N, N, n_in, B, n_out, 1.0, weight(net, l), n_in,
-                             net->d[l], n_out, 0.0, net->d[l - 1], n_in));
+            if (!pair)
+                BP_TRY(gemm(net, &dp));
             /* delta^{l-1} (.)= sigma'(z^{l-1}) */
             bp_activation act = forward_activation(net, l - 1);
             const void *z = skipped ? net->a[l - 1] : net->z[l - 1];
