@@ -15,6 +15,8 @@ set(BP_SOURCES
   src/core/step_state.c
   src/core/optimizer.c
   src/core/evaluate.c
+  src/core/mixed.c
+  src/core/memory.c
   # check/: gradient check, CPU-vs-GPU comparison
   src/check/gradcheck.c
   src/check/compare.c
@@ -25,6 +27,7 @@ set(BP_SOURCES
   src/backend/cpu_pool.c
   src/backend/cpu_gemm.c
   src/backend/cpu_threads.c
+  src/backend/cpu_mixed.c
   # data/: data sets (IDX, CSV)
   src/data/dataset.c
   src/data/idx.c

@@ -1,5 +1,6 @@
 // The CPU backend's threads (src/backend/cpu_pool.c, cpu_gemm.c; issue 22):
-// results are bit-identical for 1, 2 and 4 threads, equal to the values
+// results are bit-identical for 1, 2 and 4 threads (in every precision,
+// src/backend/cpu_mixed.c's included), equal to the values
 // the library computed before it had threads, the automatic thread count
 // follows the launcher's ranks, and a forked child still trains.
 #include <cblas.h>
@@ -21,6 +22,7 @@ struct RunSpec {
     bp_dtype dtype;
     bp_optimizer_type opt;
     int batch, steps;
+    bp_precision precision;
 };
 
 // The float32 run: the README's network (784-256-128-10, relu,
@@ -33,7 +35,8 @@ const RunSpec kF32Run = {{784, 256, 128, 10},
                          BP_F32,
                          BP_OPTIMIZER_SGD,
                          128,
-                         3};
+                         3,
+                         BP_PRECISION_AUTO};
 // The float64 run: sigmoid and tanh layers, mse, AdamW with weight decay
 // and gradient clipping (the guard's in-order sum of squares).
 const RunSpec kF64Run = {{320, 192, 128, 4},
@@ -42,7 +45,27 @@ const RunSpec kF64Run = {{320, 192, 128, 4},
                          BP_F64,
                          BP_OPTIMIZER_ADAMW,
                          96,
-                         3};
+                         3,
+                         BP_PRECISION_AUTO};
+// The mixed precisions (src/backend/cpu_mixed.c): the README's network in
+// bf16-mixed, and with AdamW and clipping in 16-mixed (the loss scale's
+// unscale pass and its non-finite check run on the threads too).
+const RunSpec kBf16Run = {{784, 256, 128, 10},
+                          {BP_ACT_RELU, BP_ACT_RELU, BP_ACT_IDENTITY},
+                          BP_LOSS_CROSS_ENTROPY,
+                          BP_F32,
+                          BP_OPTIMIZER_SGD,
+                          128,
+                          3,
+                          BP_PRECISION_BF16_MIXED};
+const RunSpec kF16Run = {{320, 192, 128, 4},
+                         {BP_ACT_SIGMOID, BP_ACT_TANH, BP_ACT_IDENTITY},
+                         BP_LOSS_MSE,
+                         BP_F32,
+                         BP_OPTIMIZER_ADAMW,
+                         96,
+                         3,
+                         BP_PRECISION_16_MIXED};
 
 // The true parameters after the run, W^1 b^1 W^2 b^2 ..., as bytes.
 std::vector<unsigned char> train_run(const RunSpec &s, int threads)
@@ -52,7 +75,7 @@ std::vector<unsigned char> train_run(const RunSpec &s, int threads)
     bp_network_config_init(&cfg);
     cfg.n_layers = L, cfg.sizes = s.sizes.data(), cfg.activations = s.acts.data();
     cfg.loss = s.loss, cfg.dtype = s.dtype, cfg.max_batch = s.batch, cfg.seed = 22;
-    cfg.threads = threads;
+    cfg.threads = threads, cfg.precision = s.precision;
     bp_network *raw = nullptr;
     EXPECT_EQ(bp_network_create(&cfg, &raw), BP_OK) << bp_last_error();
     bpt::Net net(raw);
@@ -196,7 +219,7 @@ TEST(CpuThreads, GemmBlocksAreTheSameForEveryThreadCount)
 // update) give the same parameters, bit for bit, on 1, 2 and 4 threads.
 TEST(CpuThreads, TrainingIsBitIdenticalForOneTwoAndFourThreads)
 {
-    for (const RunSpec *s : {&kF32Run, &kF64Run}) {
+    for (const RunSpec *s : {&kF32Run, &kF64Run, &kBf16Run, &kF16Run}) {
         std::vector<unsigned char> one = train_run(*s, 1);
         ASSERT_FALSE(one.empty());
         for (int threads : {2, 4}) {
@@ -206,8 +229,9 @@ TEST(CpuThreads, TrainingIsBitIdenticalForOneTwoAndFourThreads)
             while (first < one.size() && got[first] == one[first])
                 first++;
             EXPECT_EQ(first, one.size())
-                << bp_dtype_name(s->dtype) << ", " << threads << " threads: parameter "
-                << first / es << " is " << element(got, s->dtype, first / es) << ", with 1 thread "
+                << bp_precision_name(s->precision) << " " << bp_dtype_name(s->dtype) << ", "
+                << threads << " threads: parameter " << first / es << " is "
+                << element(got, s->dtype, first / es) << ", with 1 thread "
                 << element(one, s->dtype, first / es);
         }
     }

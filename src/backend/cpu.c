@@ -28,6 +28,7 @@
 #include "bp_math.h"
 #include "backend/backend.h"
 #include "backend/cpu_gemm.h"
+#include "backend/cpu_mixed.h"
 #include "backend/cpu_pool.h"
 #include "api/error.h"
 
@@ -42,14 +43,16 @@ _Static_assert(BP_M_MSE == (int)BP_LOSS_MSE, "bp_math.h: mse code");
 _Static_assert(BP_M_CROSS_ENTROPY == (int)BP_LOSS_CROSS_ENTROPY, "bp_math.h: cross-entropy code");
 _Static_assert(BP_M_BCE == (int)BP_LOSS_BCE, "bp_math.h: bce code");
 
-/* Elements per task of a loop (a multiple of 16: whole 64-byte lines of
- * float32): smaller loops run on the calling thread alone. */
-#define GRAIN 8192
+#define GRAIN BP_CPU_GRAIN /* elements per task of a loop (cpu_pool.h) */
 
-/* The context: the network's threads. */
+/* The context: the network's threads, and the mixed precisions' scratch
+ * (src/backend/cpu_mixed.c), NULL without them. */
 typedef struct cpu_ctx {
     bp_cpu_pool *pool;
+    bp_cpu_mixed *mixed;
 } cpu_ctx;
+
+static void cpu_ctx_destroy(void *ctx);
 
 static bp_status cpu_ctx_create(const bp_network_config *cfg, size_t staging_bytes, void **ctx)
 {
@@ -62,8 +65,10 @@ static bp_status cpu_ctx_create(const bp_network_config *cfg, size_t staging_byt
         return bp_fail(BP_ERR_OUT_OF_MEMORY, "cpu backend: no memory for the context");
     bp_cpu_blas_single_thread(); /* this thread runs products too */
     bp_status st = bp_cpu_pool_create(threads, bp_cpu_blas_single_thread, &c->pool);
+    if (st == BP_OK)
+        st = bp_cpu_mixed_create(cfg, &c->mixed);
     if (st != BP_OK) {
-        free(c);
+        cpu_ctx_destroy(c);
         return st;
     }
     *ctx = c;
@@ -73,14 +78,18 @@ static bp_status cpu_ctx_create(const bp_network_config *cfg, size_t staging_byt
 static void cpu_ctx_destroy(void *ctx)
 {
     cpu_ctx *c = ctx;
-    if (c != NULL)
+    if (c != NULL) {
+        bp_cpu_mixed_destroy(c->mixed);
         bp_cpu_pool_destroy(c->pool);
+    }
     free(c);
 }
 
 /* The network's threads; none (the calling thread alone, the same
  * results) for a NULL context, as the kernel tests pass. */
-static bp_cpu_pool *pool_of(void *ctx) { return ctx ? ((cpu_ctx *)ctx)->pool : NULL; }
+bp_cpu_pool *bp_cpu_ctx_pool(void *ctx) { return ctx ? ((cpu_ctx *)ctx)->pool : NULL; }
+bp_cpu_mixed *bp_cpu_ctx_mixed(void *ctx) { return ctx ? ((cpu_ctx *)ctx)->mixed : NULL; }
+static bp_cpu_pool *pool_of(void *ctx) { return bp_cpu_ctx_pool(ctx); }
 
 /* Rows of `width` elements per task: about GRAIN elements. */
 static int64_t rows_grain(int64_t width)
@@ -602,4 +611,14 @@ const bp_backend_ops bp_cpu_backend_ops = {
     .gather_rows = cpu_gather_rows,
     .gather_epoch = cpu_gather_epoch,
     /* no graphs: train.c runs every step eagerly */
+    /* mixed precision (cpu_mixed.c) */
+    .gather_rows_half = bp_cpu_gather_rows_half,
+    .gather_epoch_half = bp_cpu_gather_epoch_half,
+    .to_half = bp_cpu_to_half,
+    .gemm_half = bp_cpu_gemm_half,
+    .fill_rows_half = bp_cpu_fill_rows_half,
+    .act_half = bp_cpu_act_half,
+    .delta_half = bp_cpu_delta_half,
+    .unscale = bp_cpu_unscale,
+    .scaler_update = bp_cpu_scaler_update,
 };

@@ -20,6 +20,8 @@
 
 #include <cblas.h>
 
+#include "bp_blas_features.h"
+
 #define BLOCK_WORK ((int64_t)1 << 20)
 #define BLOCK_MIN 64
 #define BLOCK_ALIGN 16
@@ -54,24 +56,37 @@ int bp_cpu_gemm_blocks(int m, int n, int k)
     return blocks;
 }
 
+/* The element types of a product: A, B and C float64, float32, or A and B
+ * BF16 with C float32 (cblas_sbgemm). */
+enum { KIND_F64, KIND_F32, KIND_BF16 };
+
 /* A product and its blocks: along C's rows (by_rows) or columns. */
 typedef struct gemm_job {
     bp_gemm_args g;
-    int f32, blocks, by_rows;
+    int kind, blocks, by_rows;
 } gemm_job;
 
-static gemm_job make_job(bp_dtype dt, const bp_gemm_args *g)
+static gemm_job make_job(int kind, const bp_gemm_args *g)
 {
-    gemm_job j = {*g, dt == BP_F32, bp_cpu_gemm_blocks(g->m, g->n, g->k), g->m >= g->n};
+    gemm_job j = {*g, kind, bp_cpu_gemm_blocks(g->m, g->n, g->k), g->m >= g->n};
     return j;
 }
+
+static int dtype_kind(bp_dtype dt) { return dt == BP_F32 ? KIND_F32 : KIND_F64; }
 
 static void gemm_call(const gemm_job *j, int m, int n, const char *a, const char *b, char *c)
 {
     const bp_gemm_args *g = &j->g;
     enum CBLAS_TRANSPOSE ta = g->trans_a ? CblasTrans : CblasNoTrans;
     enum CBLAS_TRANSPOSE tb = g->trans_b ? CblasTrans : CblasNoTrans;
-    if (j->f32)
+#ifdef BP_HAVE_SBGEMM
+    if (j->kind == KIND_BF16) {
+        cblas_sbgemm(CblasColMajor, ta, tb, m, n, g->k, (float)g->alpha, (const bfloat16 *)a,
+                     g->lda, (const bfloat16 *)b, g->ldb, (float)g->beta, (float *)c, g->ldc);
+        return;
+    }
+#endif
+    if (j->kind == KIND_F32)
         cblas_sgemm(CblasColMajor, ta, tb, m, n, g->k, (float)g->alpha, (const float *)a, g->lda,
                     (const float *)b, g->ldb, (float)g->beta, (float *)c, g->ldc);
     else
@@ -89,7 +104,9 @@ static void gemm_block(const gemm_job *j, int64_t i)
         gemm_call(j, g->m, g->n, a, b, c);
         return;
     }
-    size_t es = j->f32 ? sizeof(float) : sizeof(double);
+    /* bytes of an element of A and B, and of C */
+    size_t es = j->kind == KIND_BF16 ? 2 : j->kind == KIND_F32 ? sizeof(float) : sizeof(double);
+    size_t cs = j->kind == KIND_F64 ? sizeof(double) : sizeof(float);
     int64_t dim = j->by_rows ? g->m : g->n;
     int64_t lo = bp_cpu_task_begin(dim, j->blocks, i, BLOCK_ALIGN);
     int64_t hi = bp_cpu_task_begin(dim, j->blocks, i + 1, BLOCK_ALIGN);
@@ -97,10 +114,10 @@ static void gemm_block(const gemm_job *j, int64_t i)
         return;
     if (j->by_rows) { /* op(A) rows lo..hi: A's rows (N) or columns (T) */
         size_t a_off = g->trans_a ? (size_t)lo * (size_t)g->lda : (size_t)lo;
-        gemm_call(j, (int)(hi - lo), g->n, a + a_off * es, b, c + (size_t)lo * es);
+        gemm_call(j, (int)(hi - lo), g->n, a + a_off * es, b, c + (size_t)lo * cs);
     } else { /* op(B) columns lo..hi: B's columns (N) or rows (T) */
         size_t b_off = g->trans_b ? (size_t)lo : (size_t)lo * (size_t)g->ldb;
-        gemm_call(j, g->m, (int)(hi - lo), a, b + b_off * es, c + (size_t)lo * (size_t)g->ldc * es);
+        gemm_call(j, g->m, (int)(hi - lo), a, b + b_off * es, c + (size_t)lo * (size_t)g->ldc * cs);
     }
 }
 
@@ -108,9 +125,17 @@ static void one_block(void *arg, int64_t i) { gemm_block(arg, i); }
 
 void bp_cpu_gemm(bp_cpu_pool *pool, bp_dtype dt, const bp_gemm_args *g)
 {
-    gemm_job j = make_job(dt, g);
+    gemm_job j = make_job(dtype_kind(dt), g);
     bp_cpu_pool_run(pool, j.blocks, one_block, &j);
 }
+
+#ifdef BP_HAVE_SBGEMM
+void bp_cpu_gemm_bf16(bp_cpu_pool *pool, const bp_gemm_args *g)
+{
+    gemm_job j = make_job(KIND_BF16, g);
+    bp_cpu_pool_run(pool, j.blocks, one_block, &j);
+}
+#endif
 
 /* Task i: a block of the first product, then of the second. */
 static void pair_block(void *arg, int64_t i)
@@ -125,6 +150,6 @@ static void pair_block(void *arg, int64_t i)
 void bp_cpu_gemm2(bp_cpu_pool *pool, bp_dtype dt, const bp_gemm_args *first,
                   const bp_gemm_args *second)
 {
-    gemm_job j[2] = {make_job(dt, first), make_job(dt, second)};
+    gemm_job j[2] = {make_job(dtype_kind(dt), first), make_job(dtype_kind(dt), second)};
     bp_cpu_pool_run(pool, j[0].blocks + j[1].blocks, pair_block, j);
 }

@@ -27,6 +27,11 @@ void bp_cpu_gemm(bp_cpu_pool *pool, bp_dtype dt, const bp_gemm_args *g);
 void bp_cpu_gemm2(bp_cpu_pool *pool, bp_dtype dt, const bp_gemm_args *first,
                   const bp_gemm_args *second);
 
+/* C (float32) = alpha op(A) op(B) + beta C with A and B BF16 (uint16_t
+ * elements), each block one cblas_sbgemm call: only where the BLAS has it
+ * (BP_HAVE_SBGEMM, cmake/blas_features.cmake; src/backend/cpu_mixed.c). */
+void bp_cpu_gemm_bf16(bp_cpu_pool *pool, const bp_gemm_args *g);
+
 /* The blocks bp_cpu_gemm cuts a product into (1: one call). */
 int bp_cpu_gemm_blocks(int m, int n, int k);
 

@@ -40,6 +40,10 @@ int bp_cpu_pool_threads(const bp_cpu_pool *pool); /* 1 for NULL */
  * not call bp_cpu_pool_run on the same pool. */
 void bp_cpu_pool_run(bp_cpu_pool *pool, int64_t n, bp_cpu_task fn, void *arg);
 
+/* Elements per task of an element-wise loop (a multiple of 16: whole
+ * 64-byte lines of float32): smaller loops run on the calling thread. */
+#define BP_CPU_GRAIN 8192
+
 /* fn(arg, begin, end) over [0, n) cut into bp_cpu_tasks(n, grain,
  * BP_CPU_MAX_TASKS) ranges whose bounds are multiples of align (but n),
  * run by bp_cpu_pool_run; one range is run directly. */
