@@ -217,9 +217,29 @@ static bp_status cpu_gemm2(void *ctx, bp_dtype dt, const bp_gemm_args *first,
         for (size_t i = 0; i < count; i++)                                                        \
             d[i] = bp_hadamard_delta_##S(act, d[i], z[i], a[i], slope);                           \
     }                                                                                             \
-    static void hadamard_##S(int act, T slope, const T *z, const T *a, T *d, size_t count)        \
+    static void hadamard_##S(int act, T slope, const T *z, const T *a, T *d,                      \
+                             size_t count){CPU_ACT_SWITCH(act, CPU_HADAMARD_##S)}                 \
+    /* The Hadamard delta of `width` columns (rows ld apart), then each                           \
+     * column's sum over the batch in row order: hadamard then bias_grad in                       \
+     * one pass, the same values. */                                                              \
+    CPU_INLINE void delta_bias_loop_##S(int act, T slope, const T *z, const T *a, T *restrict d,  \
+                                        T *restrict db, int width, int ld, int batch)             \
     {                                                                                             \
-        CPU_ACT_SWITCH(act, CPU_HADAMARD_##S)                                                     \
+        for (int j = 0; j < width; j++)                                                           \
+            db[j] = (T)0;                                                                         \
+        for (int b = 0; b < batch; b++) {                                                         \
+            size_t o = (size_t)b * (size_t)ld;                                                    \
+            for (int j = 0; j < width; j++) {                                                     \
+                T v = bp_hadamard_delta_##S(act, d[o + j], z[o + j], a[o + j], slope);            \
+                d[o + j] = v;                                                                     \
+                db[j] += v;                                                                       \
+            }                                                                                     \
+        }                                                                                         \
+    }                                                                                             \
+    static void delta_bias_##S(int act, T slope, const T *z, const T *a, T *d, T *db, int width,  \
+                               int ld, int batch)                                                 \
+    {                                                                                             \
+        CPU_ACT_SWITCH(act, CPU_DELTA_BIAS_##S)                                                   \
     }                                                                                             \
     /* db[j] = sum_b D[b, j] for the `width` columns from d and db, rows ld                       \
      * apart: each column summed in row order. */                                                 \
@@ -308,6 +328,8 @@ static bp_status cpu_gemm2(void *ctx, bp_dtype dt, const bp_gemm_args *first,
 #define CPU_BIAS_ACT_d(ACT) bias_act_loop_d(ACT, slope, bias, z, a, n, batch)
 #define CPU_HADAMARD_f(ACT) hadamard_loop_f(ACT, slope, z, a, d, count)
 #define CPU_HADAMARD_d(ACT) hadamard_loop_d(ACT, slope, z, a, d, count)
+#define CPU_DELTA_BIAS_f(ACT) delta_bias_loop_f(ACT, slope, z, a, d, db, width, ld, batch)
+#define CPU_DELTA_BIAS_d(ACT) delta_bias_loop_d(ACT, slope, z, a, d, db, width, ld, batch)
 CPU_OPS(float, f)
 CPU_OPS(double, d)
 
@@ -440,6 +462,33 @@ static bp_status cpu_bias_grad(void *ctx, bp_dtype dt, const void *d, void *db, 
     rows_job j = {.dt = dt, .n = n, .batch = batch, .z = d, .out = db};
     int64_t cols = GRAIN / (batch < 1 ? 1 : batch);
     bp_cpu_pool_for(pool_of(ctx), n, cols < 16 ? 16 : cols, 16, bias_grad_cols, &j);
+    return BP_OK;
+}
+
+/* Columns c0..c1 of the Hadamard delta and the bias gradient together. */
+static void delta_bias_cols(void *arg, int64_t c0, int64_t c1)
+{
+    const rows_job *j = arg;
+    size_t o = (size_t)c0 * bp_dtype_size(j->dt);
+    int width = (int)(c1 - c0);
+#define AT(p) ((char *)(p) + o)
+    if (j->dt == BP_F32)
+        delta_bias_f(j->act, (float)j->slope, (const float *)AT(j->z), (const float *)AT(j->a_in),
+                     (float *)AT(j->d), (float *)AT(j->out), width, j->n, j->batch);
+    else
+        delta_bias_d(j->act, j->slope, (const double *)AT(j->z), (const double *)AT(j->a_in),
+                     (double *)AT(j->d), (double *)AT(j->out), width, j->n, j->batch);
+#undef AT
+}
+
+static bp_status cpu_delta_bias_grad(void *ctx, bp_dtype dt, bp_activation act, double slope,
+                                     const void *z, const void *a, void *d, void *db, int n,
+                                     int batch)
+{
+    rows_job j = {.dt = dt, .act = act, .n = n, .batch = batch, .slope = slope, .z = z};
+    j.a_in = a, j.d = d, j.out = db;
+    int64_t cols = GRAIN / (batch < 1 ? 1 : batch);
+    bp_cpu_pool_for(pool_of(ctx), n, cols < 16 ? 16 : cols, 16, delta_bias_cols, &j);
     return BP_OK;
 }
 
@@ -605,6 +654,7 @@ const bp_backend_ops bp_cpu_backend_ops = {
     .output_delta = cpu_output_delta,
     .hadamard_delta = cpu_hadamard_delta,
     .bias_grad = cpu_bias_grad,
+    .delta_bias_grad = cpu_delta_bias_grad,
     .step_metrics = cpu_step_metrics,
     .check_finite = cpu_check_finite,
     .optimizer_update = cpu_optimizer_update,
