@@ -27,6 +27,7 @@ set(BP_SOURCES
   src/backend/cpu_pool.c
   src/backend/cpu_gemm.c
   src/backend/cpu_threads.c
+  src/backend/cpu_output.c
   src/backend/cpu_mixed.c
   # data/: data sets (IDX, CSV)
   src/data/dataset.c

@@ -15,8 +15,11 @@
 /* GCC if-converts (and so vectorises) a select between two products,
  * such as the Hadamard delta's back * (z > 0 ? 1 : 0), only when it may
  * assume that floating-point operations do not trap. No operation's value
- * changes: there is no reassociation and no contraction. Before every
- * #include, so that bp_math.h's functions inline into the loops below. */
+ * changes: there is no reassociation and no contraction; only a constant
+ * 0 / 0 folds to +NaN instead of the run time's -NaN, so the output
+ * layer's operations, where bp_math.h writes one, live in cpu_output.c,
+ * compiled without this. Before every #include, so that bp_math.h's
+ * functions inline into the loops below. */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("no-trapping-math")
 #endif
@@ -29,6 +32,7 @@
 #include "backend/backend.h"
 #include "backend/cpu_gemm.h"
 #include "backend/cpu_mixed.h"
+#include "backend/cpu_output.h"
 #include "backend/cpu_pool.h"
 #include "api/error.h"
 
@@ -90,12 +94,6 @@ static void cpu_ctx_destroy(void *ctx)
 bp_cpu_pool *bp_cpu_ctx_pool(void *ctx) { return ctx ? ((cpu_ctx *)ctx)->pool : NULL; }
 bp_cpu_mixed *bp_cpu_ctx_mixed(void *ctx) { return ctx ? ((cpu_ctx *)ctx)->mixed : NULL; }
 static bp_cpu_pool *pool_of(void *ctx) { return bp_cpu_ctx_pool(ctx); }
-
-/* Rows of `width` elements per task: about GRAIN elements. */
-static int64_t rows_grain(int64_t width)
-{
-    return width >= GRAIN ? 1 : GRAIN / (width < 1 ? 1 : width);
-}
 
 static bp_status cpu_alloc(void *ctx, size_t bytes, void **ptr)
 {
@@ -177,151 +175,113 @@ static bp_status cpu_gemm2(void *ctx, bp_dtype dt, const bp_gemm_args *first,
     default: LOOP(act); break;                          \
     }
 
-#define CPU_OPS(T, S)                                                                             \
-    CPU_INLINE void bias_act_loop_##S(int act, T slope, const T *restrict bias, T *restrict z,    \
-                                      T *restrict a, int n, int batch)                            \
-    {                                                                                             \
-        for (int b = 0; b < batch; b++) {                                                         \
-            T *zr = z + (size_t)b * n, *ar = a + (size_t)b * n;                                   \
-            for (int j = 0; j < n; j++) {                                                         \
-                zr[j] += bias[j];                                                                 \
-                ar[j] = bp_act_##S(act, zr[j], slope);                                            \
-            }                                                                                     \
-        }                                                                                         \
-    }                                                                                             \
-    static void bias_act_##S(int act, T slope, const T *bias, T *z, T *a, int n, int batch)       \
-    {                                                                                             \
-        CPU_ACT_SWITCH(act, CPU_BIAS_ACT_##S)                                                     \
-    }                                                                                             \
-    static void softmax_##S(const T *z, T *a, int n, int batch)                                   \
-    {                                                                                             \
-        for (int b = 0; b < batch; b++)                                                           \
-            (void)bp_softmax_row_##S(z + (size_t)b * n, a + (size_t)b * n, n);                    \
-    }                                                                                             \
-    /* Rows 0..rows of a batch of `batch` samples (the delta's scale 1/batch). */                 \
-    static void output_delta_##S(int loss, int act, T slope, const T *z, const T *a, const T *y,  \
-                                 const int32_t *labels, T *d, T *sample_loss, int n, int rows,    \
-                                 int batch)                                                       \
-    {                                                                                             \
-        T scale = (T)1 / (T)batch;                                                                \
-        for (int b = 0; b < rows; b++) {                                                          \
-            size_t o = (size_t)b * n;                                                             \
-            sample_loss[b] = bp_output_delta_row_##S(loss, act, slope, z + o, a + o,              \
-                                                     y ? y + o : NULL, labels ? labels[b] : 0, n, \
-                                                     scale, d + o);                               \
-        }                                                                                         \
-    }                                                                                             \
-    CPU_INLINE void hadamard_loop_##S(int act, T slope, const T *z, const T *a, T *restrict d,    \
-                                      size_t count)                                               \
-    {                                                                                             \
-        for (size_t i = 0; i < count; i++)                                                        \
-            d[i] = bp_hadamard_delta_##S(act, d[i], z[i], a[i], slope);                           \
-    }                                                                                             \
-    static void hadamard_##S(int act, T slope, const T *z, const T *a, T *d,                      \
-                             size_t count){CPU_ACT_SWITCH(act, CPU_HADAMARD_##S)}                 \
-    /* The Hadamard delta of `width` columns (rows ld apart), then each                           \
-     * column's sum over the batch in row order: hadamard then bias_grad in                       \
-     * one pass, the same values. */                                                              \
-    CPU_INLINE void delta_bias_loop_##S(int act, T slope, const T *z, const T *a, T *restrict d,  \
-                                        T *restrict db, int width, int ld, int batch)             \
-    {                                                                                             \
-        for (int j = 0; j < width; j++)                                                           \
-            db[j] = (T)0;                                                                         \
-        for (int b = 0; b < batch; b++) {                                                         \
-            size_t o = (size_t)b * (size_t)ld;                                                    \
-            for (int j = 0; j < width; j++) {                                                     \
-                T v = bp_hadamard_delta_##S(act, d[o + j], z[o + j], a[o + j], slope);            \
-                d[o + j] = v;                                                                     \
-                db[j] += v;                                                                       \
-            }                                                                                     \
-        }                                                                                         \
-    }                                                                                             \
-    static void delta_bias_##S(int act, T slope, const T *z, const T *a, T *d, T *db, int width,  \
-                               int ld, int batch)                                                 \
-    {                                                                                             \
-        CPU_ACT_SWITCH(act, CPU_DELTA_BIAS_##S)                                                   \
-    }                                                                                             \
-    /* db[j] = sum_b D[b, j] for the `width` columns from d and db, rows ld                       \
-     * apart: each column summed in row order. */                                                 \
-    static void bias_grad_##S(const T *d, T *db, int width, int ld, int batch)                    \
-    {                                                                                             \
-        for (int j = 0; j < width; j++)                                                           \
-            db[j] = (T)0;                                                                         \
-        for (int b = 0; b < batch; b++) {                                                         \
-            const T *dr = d + (size_t)b * ld;                                                     \
-            for (int j = 0; j < width; j++)                                                       \
-                db[j] += dr[j];                                                                   \
-        }                                                                                         \
-    }                                                                                             \
-    /* The batch's loss sum (in b order) and correct predictions. */                              \
-    static double loss_sum_##S(const T *sample_loss, const T *a, const int32_t *labels, int n,    \
-                               int batch, double *correct)                                        \
-    {                                                                                             \
-        double sum = 0.0, hits = 0.0;                                                             \
-        for (int b = 0; b < batch; b++) {                                                         \
-            sum += (double)sample_loss[b];                                                        \
-            if (labels != NULL) {                                                                 \
-                const T *ar = a + (size_t)b * n;                                                  \
-                int best = 0;                                                                     \
-                for (int j = 1; j < n; j++)                                                       \
-                    if (ar[j] > ar[best])                                                         \
-                        best = j;                                                                 \
-                hits += best == labels[b] ? 1.0 : 0.0;                                            \
-            }                                                                                     \
-        }                                                                                         \
-        *correct = hits;                                                                          \
-        return sum;                                                                               \
-    }                                                                                             \
-    static int all_finite_##S(const T *g, size_t count)                                           \
-    {                                                                                             \
-        int finite = 1;                                                                           \
-        for (size_t i = 0; i < count; i++)                                                        \
-            finite &= g[i] - g[i] == (T)0;                                                        \
-        return finite;                                                                            \
-    }                                                                                             \
-    /* The sum of squares in order, and whether every value is finite, in one pass. */            \
-    static int finite_sum_squares_##S(const T *g, size_t count, double *sum)                      \
-    {                                                                                             \
-        double s = 0.0;                                                                           \
-        int finite = 1;                                                                           \
-        for (size_t i = 0; i < count; i++) {                                                      \
-            s += (double)g[i] * (double)g[i];                                                     \
-            finite &= g[i] - g[i] == (T)0;                                                        \
-        }                                                                                         \
-        *sum = s;                                                                                 \
-        return finite;                                                                            \
-    }                                                                                             \
-    /* The rule's switches given as constants (kind, and whether weight                           \
-     * decay, momentum, nesterov and amsgrad are on): the same update. */                         \
-    CPU_INLINE void update_loop_##S(bp_update_rule r, bp_update_step st, int kind, int decay,     \
-                                    int momentum, int nesterov, int amsgrad, T *restrict w,       \
-                                    const T *restrict g, T *restrict s1, T *restrict s2,          \
-                                    T *restrict s3, size_t count)                                 \
-    {                                                                                             \
-        r.kind = kind, r.nesterov = nesterov, r.amsgrad = amsgrad;                                \
-        if (!decay)                                                                               \
-            r.weight_decay = 0.0;                                                                 \
-        if (!momentum)                                                                            \
-            r.momentum = 0.0;                                                                     \
-        for (size_t i = 0; i < count; i++)                                                        \
-            w[i] = bp_optimizer_update_##S(&r, &st, w[i], g[i], s1 + i, s2 ? s2 + i : NULL,       \
-                                           s3 ? s3 + i : NULL);                                   \
-    }                                                                                             \
-    static void optimizer_update_##S(const bp_update_rule *r, const bp_update_step *st, T *w,     \
-                                     const T *g, T *s1, T *s2, T *s3, size_t count)               \
-    {                                                                                             \
-        int decay = (T)r->weight_decay != (T)0;                                                   \
-        if (r->kind == BP_M_SGD && !decay && (T)r->momentum != (T)0 && !r->nesterov)              \
-            update_loop_##S(*r, *st, BP_M_SGD, 0, 1, 0, 0, w, g, s1, NULL, NULL, count);          \
-        else if (r->kind == BP_M_SGD && !decay && (T)r->momentum == (T)0)                         \
-            update_loop_##S(*r, *st, BP_M_SGD, 0, 0, 0, 0, w, g, s1, NULL, NULL, count);          \
-        else if (r->kind == BP_M_SGD)                                                             \
-            update_loop_##S(*r, *st, BP_M_SGD, decay, 1, r->nesterov, 0, w, g, s1, NULL, NULL,    \
-                            count);                                                               \
-        else if (!r->amsgrad)                                                                     \
-            update_loop_##S(*r, *st, r->kind, decay, 0, 0, 0, w, g, s1, s2, NULL, count);         \
-        else                                                                                      \
-            update_loop_##S(*r, *st, r->kind, decay, 0, 0, 1, w, g, s1, s2, s3, count);           \
+#define CPU_OPS(T, S)                                                                            \
+    CPU_INLINE void bias_act_loop_##S(int act, T slope, const T *restrict bias, T *restrict z,   \
+                                      T *restrict a, int n, int batch)                           \
+    {                                                                                            \
+        for (int b = 0; b < batch; b++) {                                                        \
+            T *zr = z + (size_t)b * n, *ar = a + (size_t)b * n;                                  \
+            for (int j = 0; j < n; j++) {                                                        \
+                zr[j] += bias[j];                                                                \
+                ar[j] = bp_act_##S(act, zr[j], slope);                                           \
+            }                                                                                    \
+        }                                                                                        \
+    }                                                                                            \
+    static void bias_act_##S(int act, T slope, const T *bias, T *z, T *a, int n,                 \
+                             int batch){CPU_ACT_SWITCH(                                          \
+        act, CPU_BIAS_ACT_##S)} CPU_INLINE void hadamard_loop_##S(int act, T slope, const T *z,  \
+                                                                  const T *a, T *restrict d,     \
+                                                                  size_t count)                  \
+    {                                                                                            \
+        for (size_t i = 0; i < count; i++)                                                       \
+            d[i] = bp_hadamard_delta_##S(act, d[i], z[i], a[i], slope);                          \
+    }                                                                                            \
+    static void hadamard_##S(int act, T slope, const T *z, const T *a, T *d,                     \
+                             size_t count){CPU_ACT_SWITCH(act, CPU_HADAMARD_##S)}                \
+    /* The Hadamard delta of `width` columns (rows ld apart), then each                          \
+     * column's sum over the batch in row order: hadamard then bias_grad in                      \
+     * one pass, the same values. */                                                             \
+    CPU_INLINE void delta_bias_loop_##S(int act, T slope, const T *z, const T *a, T *restrict d, \
+                                        T *restrict db, int width, int ld, int batch)            \
+    {                                                                                            \
+        for (int j = 0; j < width; j++)                                                          \
+            db[j] = (T)0;                                                                        \
+        for (int b = 0; b < batch; b++) {                                                        \
+            size_t o = (size_t)b * (size_t)ld;                                                   \
+            for (int j = 0; j < width; j++) {                                                    \
+                T v = bp_hadamard_delta_##S(act, d[o + j], z[o + j], a[o + j], slope);           \
+                d[o + j] = v;                                                                    \
+                db[j] += v;                                                                      \
+            }                                                                                    \
+        }                                                                                        \
+    }                                                                                            \
+    static void delta_bias_##S(int act, T slope, const T *z, const T *a, T *d, T *db, int width, \
+                               int ld, int batch)                                                \
+    {                                                                                            \
+        CPU_ACT_SWITCH(act, CPU_DELTA_BIAS_##S)                                                  \
+    }                                                                                            \
+    /* db[j] = sum_b D[b, j] for the `width` columns from d and db, rows ld                      \
+     * apart: each column summed in row order. */                                                \
+    static void bias_grad_##S(const T *d, T *db, int width, int ld, int batch)                   \
+    {                                                                                            \
+        for (int j = 0; j < width; j++)                                                          \
+            db[j] = (T)0;                                                                        \
+        for (int b = 0; b < batch; b++) {                                                        \
+            const T *dr = d + (size_t)b * ld;                                                    \
+            for (int j = 0; j < width; j++)                                                      \
+                db[j] += dr[j];                                                                  \
+        }                                                                                        \
+    }                                                                                            \
+    static int all_finite_##S(const T *g, size_t count)                                          \
+    {                                                                                            \
+        int finite = 1;                                                                          \
+        for (size_t i = 0; i < count; i++)                                                       \
+            finite &= g[i] - g[i] == (T)0;                                                       \
+        return finite;                                                                           \
+    }                                                                                            \
+    /* The sum of squares in order, and whether every value is finite, in one pass. */           \
+    static int finite_sum_squares_##S(const T *g, size_t count, double *sum)                     \
+    {                                                                                            \
+        double s = 0.0;                                                                          \
+        int finite = 1;                                                                          \
+        for (size_t i = 0; i < count; i++) {                                                     \
+            s += (double)g[i] * (double)g[i];                                                    \
+            finite &= g[i] - g[i] == (T)0;                                                       \
+        }                                                                                        \
+        *sum = s;                                                                                \
+        return finite;                                                                           \
+    }                                                                                            \
+    /* The rule's switches given as constants (kind, and whether weight                          \
+     * decay, momentum, nesterov and amsgrad are on): the same update. */                        \
+    CPU_INLINE void update_loop_##S(bp_update_rule r, bp_update_step st, int kind, int decay,    \
+                                    int momentum, int nesterov, int amsgrad, T *restrict w,      \
+                                    const T *restrict g, T *restrict s1, T *restrict s2,         \
+                                    T *restrict s3, size_t count)                                \
+    {                                                                                            \
+        r.kind = kind, r.nesterov = nesterov, r.amsgrad = amsgrad;                               \
+        if (!decay)                                                                              \
+            r.weight_decay = 0.0;                                                                \
+        if (!momentum)                                                                           \
+            r.momentum = 0.0;                                                                    \
+        for (size_t i = 0; i < count; i++)                                                       \
+            w[i] = bp_optimizer_update_##S(&r, &st, w[i], g[i], s1 + i, s2 ? s2 + i : NULL,      \
+                                           s3 ? s3 + i : NULL);                                  \
+    }                                                                                            \
+    static void optimizer_update_##S(const bp_update_rule *r, const bp_update_step *st, T *w,    \
+                                     const T *g, T *s1, T *s2, T *s3, size_t count)              \
+    {                                                                                            \
+        int decay = (T)r->weight_decay != (T)0;                                                  \
+        if (r->kind == BP_M_SGD && !decay && (T)r->momentum != (T)0 && !r->nesterov)             \
+            update_loop_##S(*r, *st, BP_M_SGD, 0, 1, 0, 0, w, g, s1, NULL, NULL, count);         \
+        else if (r->kind == BP_M_SGD && !decay && (T)r->momentum == (T)0)                        \
+            update_loop_##S(*r, *st, BP_M_SGD, 0, 0, 0, 0, w, g, s1, NULL, NULL, count);         \
+        else if (r->kind == BP_M_SGD)                                                            \
+            update_loop_##S(*r, *st, BP_M_SGD, decay, 1, r->nesterov, 0, w, g, s1, NULL, NULL,   \
+                            count);                                                              \
+        else if (!r->amsgrad)                                                                    \
+            update_loop_##S(*r, *st, r->kind, decay, 0, 0, 0, w, g, s1, s2, NULL, count);        \
+        else                                                                                     \
+            update_loop_##S(*r, *st, r->kind, decay, 0, 0, 1, w, g, s1, s2, s3, count);          \
     }
 
 #define CPU_BIAS_ACT_f(ACT) bias_act_loop_f(ACT, slope, bias, z, a, n, batch)
@@ -337,16 +297,14 @@ CPU_OPS(double, d)
 
 typedef struct rows_job {
     bp_dtype dt;
-    int act, loss, n, batch;
+    int act, n, batch;
     double slope;
-    const void *bias, *z, *a_in, *y;
-    const int32_t *labels;
-    void *out, *a, *d, *sample_loss;
+    const void *bias, *z, *a_in;
+    void *out, *a, *d;
 } rows_job;
 
 /* Offsets of row r in a [.., n] array of the job's dtype. */
 #define ROW(job, p, r) ((char *)(p) + (size_t)(r) * (size_t)(job)->n * bp_dtype_size((job)->dt))
-#define CROW(job, p, r) ((const char *)ROW(job, p, r))
 
 static void bias_act_rows(void *arg, int64_t r0, int64_t r1)
 {
@@ -364,63 +322,7 @@ static bp_status cpu_bias_act(void *ctx, bp_dtype dt, bp_activation act, double 
                               const void *bias, void *z, void *a, int n, int batch)
 {
     rows_job j = {.dt = dt, .act = act, .n = n, .slope = slope, .bias = bias, .out = z, .a = a};
-    bp_cpu_pool_for(pool_of(ctx), batch, rows_grain(n), 1, bias_act_rows, &j);
-    return BP_OK;
-}
-
-static void softmax_rows(void *arg, int64_t r0, int64_t r1)
-{
-    const rows_job *j = arg;
-    if (j->dt == BP_F32)
-        softmax_f((const float *)CROW(j, j->z, r0), (float *)ROW(j, j->a, r0), j->n, (int)(r1 - r0));
-    else
-        softmax_d((const double *)CROW(j, j->z, r0), (double *)ROW(j, j->a, r0), j->n,
-                  (int)(r1 - r0));
-}
-
-static bp_status cpu_softmax(void *ctx, bp_dtype dt, const void *z, void *a, int n, int batch)
-{
-    rows_job j = {.dt = dt, .n = n, .z = z, .a = a};
-    bp_cpu_pool_for(pool_of(ctx), batch, rows_grain(n), 1, softmax_rows, &j);
-    return BP_OK;
-}
-
-static void output_delta_rows(void *arg, int64_t r0, int64_t r1)
-{
-    const rows_job *j = arg;
-    size_t es = bp_dtype_size(j->dt);
-    const int32_t *labels = j->labels ? j->labels + r0 : NULL;
-    void *loss = (char *)j->sample_loss + (size_t)r0 * es;
-    if (j->dt == BP_F32)
-        output_delta_f(j->loss, j->act, (float)j->slope, (const float *)CROW(j, j->z, r0),
-                       (const float *)CROW(j, j->a_in, r0),
-                       j->y ? (const float *)CROW(j, j->y, r0) : NULL, labels,
-                       (float *)ROW(j, j->d, r0), loss, j->n, (int)(r1 - r0), j->batch);
-    else
-        output_delta_d(j->loss, j->act, j->slope, (const double *)CROW(j, j->z, r0),
-                       (const double *)CROW(j, j->a_in, r0),
-                       j->y ? (const double *)CROW(j, j->y, r0) : NULL, labels,
-                       (double *)ROW(j, j->d, r0), loss, j->n, (int)(r1 - r0), j->batch);
-}
-
-static bp_status cpu_output_delta(void *ctx, bp_dtype dt, bp_loss loss, bp_activation act,
-                                  double slope, const void *z, const void *a, const void *y,
-                                  const int32_t *labels, void *d, void *sample_loss, int n,
-                                  int batch)
-{
-    rows_job j = {.dt = dt,
-                  .act = act,
-                  .loss = loss,
-                  .n = n,
-                  .batch = batch,
-                  .slope = slope,
-                  .z = z,
-                  .a_in = a,
-                  .y = y,
-                  .labels = labels,
-                  .d = d,
-                  .sample_loss = sample_loss};
-    bp_cpu_pool_for(pool_of(ctx), batch, rows_grain(n), 1, output_delta_rows, &j);
+    bp_cpu_pool_for(pool_of(ctx), batch, bp_cpu_rows_grain(n), 1, bias_act_rows, &j);
     return BP_OK;
 }
 
@@ -489,32 +391,6 @@ static bp_status cpu_delta_bias_grad(void *ctx, bp_dtype dt, bp_activation act, 
     j.a_in = a, j.d = d, j.out = db;
     int64_t cols = GRAIN / (batch < 1 ? 1 : batch);
     bp_cpu_pool_for(pool_of(ctx), n, cols < 16 ? 16 : cols, 16, delta_bias_cols, &j);
-    return BP_OK;
-}
-
-static bp_status cpu_step_metrics(void *ctx, bp_dtype dt, const void *sample_loss, const void *a,
-                                  const int32_t *labels, int n, int batch, double *loss,
-                                  bp_step_scalars *scalars, int64_t *cursor)
-{
-    (void)ctx;
-    double correct = 0.0;
-    double sum = dt == BP_F32 ? loss_sum_f(sample_loss, a, labels, n, batch, &correct)
-                              : loss_sum_d(sample_loss, a, labels, n, batch, &correct);
-    *loss = sum / (double)batch;
-    if (scalars == NULL)
-        return BP_OK;
-    int64_t step = ++scalars->steps_seen;
-    int finite = sum - sum == 0.0;
-    scalars->skip = finite ? 0 : 1;
-    if (finite) {
-        scalars->loss_sum += sum;
-        scalars->correct += correct;
-        scalars->samples += (double)batch;
-    } else if (scalars->bad_step == 0) {
-        scalars->bad_step = step;
-    }
-    if (cursor != NULL)
-        *cursor += batch;
     return BP_OK;
 }
 
@@ -650,12 +526,12 @@ const bp_backend_ops bp_cpu_backend_ops = {
     .gemm = cpu_gemm,
     .gemm2 = cpu_gemm2,
     .bias_act = cpu_bias_act,
-    .softmax = cpu_softmax,
-    .output_delta = cpu_output_delta,
+    .softmax = bp_cpu_softmax, /* cpu_output.c */
+    .output_delta = bp_cpu_output_delta,
     .hadamard_delta = cpu_hadamard_delta,
     .bias_grad = cpu_bias_grad,
     .delta_bias_grad = cpu_delta_bias_grad,
-    .step_metrics = cpu_step_metrics,
+    .step_metrics = bp_cpu_step_metrics,
     .check_finite = cpu_check_finite,
     .optimizer_update = cpu_optimizer_update,
     .gather_rows = cpu_gather_rows,

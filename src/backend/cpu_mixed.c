@@ -93,9 +93,6 @@ typedef struct half_job {
     atomic_int found;
 } half_job;
 
-/* Rows of n elements per task: about BP_CPU_GRAIN elements. */
-static int64_t rows_grain(int n) { return n >= BP_CPU_GRAIN ? 1 : BP_CPU_GRAIN / (n < 1 ? 1 : n); }
-
 static void widen_range(void *arg, int64_t i0, int64_t i1)
 {
     const half_job *j = arg;
@@ -145,7 +142,7 @@ bp_status bp_cpu_gather_rows_half(void *ctx, int half, void *dst, const float *s
                                   const int32_t *rows, int batch, int n)
 {
     half_job j = {.half = half, .n = n, .src = src, .dst = dst, .rows = rows};
-    bp_cpu_pool_for(bp_cpu_ctx_pool(ctx), batch, rows_grain(n), 1, gather_half_range, &j);
+    bp_cpu_pool_for(bp_cpu_ctx_pool(ctx), batch, bp_cpu_rows_grain(n), 1, gather_half_range, &j);
     return BP_OK;
 }
 
@@ -223,7 +220,7 @@ static void fill_rows_range(void *arg, int64_t r0, int64_t r1)
 bp_status bp_cpu_fill_rows_half(void *ctx, int half, const void *bias, void *z, int n, int batch)
 {
     half_job j = {.half = half, .n = n, .bias = bias, .dst = z};
-    bp_cpu_pool_for(bp_cpu_ctx_pool(ctx), batch, rows_grain(n), 1, fill_rows_range, &j);
+    bp_cpu_pool_for(bp_cpu_ctx_pool(ctx), batch, bp_cpu_rows_grain(n), 1, fill_rows_range, &j);
     return BP_OK;
 }
 

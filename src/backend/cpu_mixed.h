@@ -12,10 +12,9 @@
 typedef struct bp_cpu_mixed bp_cpu_mixed;
 bp_status bp_cpu_mixed_create(const bp_network_config *cfg, bp_cpu_mixed **out);
 void bp_cpu_mixed_destroy(bp_cpu_mixed *m);
-/* The scratch and the threads of a CPU backend context (src/backend/cpu.c);
- * NULL for a NULL context. */
+/* The scratch of a CPU backend context (src/backend/cpu.c); NULL for a
+ * NULL context. */
 bp_cpu_mixed *bp_cpu_ctx_mixed(void *ctx);
-bp_cpu_pool *bp_cpu_ctx_pool(void *ctx);
 
 /* The operations of backend.h's mixed-precision section. */
 bp_status bp_cpu_gather_rows_half(void *ctx, int half, void *dst, const float *src,

@@ -21,6 +21,10 @@ extern "C" {
 
 typedef struct bp_cpu_pool bp_cpu_pool;
 
+/* The threads of a CPU backend context (src/backend/cpu.c): NULL (the
+ * caller's thread alone) for a NULL context, as the kernel tests pass. */
+bp_cpu_pool *bp_cpu_ctx_pool(void *ctx);
+
 /* One task of an operation: task i of n. */
 typedef void (*bp_cpu_task)(void *arg, int64_t task);
 
@@ -43,6 +47,11 @@ void bp_cpu_pool_run(bp_cpu_pool *pool, int64_t n, bp_cpu_task fn, void *arg);
 /* Elements per task of an element-wise loop (a multiple of 16: whole
  * 64-byte lines of float32): smaller loops run on the calling thread. */
 #define BP_CPU_GRAIN 8192
+/* Rows of `width` elements per task: about BP_CPU_GRAIN elements. */
+static inline int64_t bp_cpu_rows_grain(int64_t width)
+{
+    return width >= BP_CPU_GRAIN ? 1 : BP_CPU_GRAIN / (width < 1 ? 1 : width);
+}
 
 /* fn(arg, begin, end) over [0, n) cut into bp_cpu_tasks(n, grain,
  * BP_CPU_MAX_TASKS) ranges whose bounds are multiples of align (but n),
