@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "bp_math.h"
+#include "step_protocol.h"
 #include "backend/backend.h"
 #include "backend/cpu_gemm.h"
 #include "backend/cpu_mixed.h"
@@ -413,7 +414,7 @@ static void finite_range(void *arg, int64_t i0, int64_t i1)
 static bp_status cpu_check_finite(void *ctx, bp_dtype dt, const void *g, size_t count,
                                   double *clip_parts, bp_step_scalars *scalars)
 {
-    scalars->step = scalars->step_next;
+    bp_step_open_update(scalars);
     int ok = 1;
     if (clip_parts != NULL) {
         /* One partial sum: the whole sum of squares, in order, on this
@@ -426,11 +427,8 @@ static bp_status cpu_check_finite(void *ctx, bp_dtype dt, const void *g, size_t 
         bp_cpu_pool_for(pool_of(ctx), (int64_t)count, GRAIN, 16, finite_range, &j);
         ok = !atomic_load(&j.bad);
     }
-    if (!ok) {
-        scalars->skip = 1;
-        if (scalars->bad_step == 0)
-            scalars->bad_step = scalars->steps_seen;
-    }
+    if (!ok)
+        bp_step_reject(scalars);
     return BP_OK;
 }
 
@@ -461,12 +459,10 @@ static bp_status cpu_optimizer_update(void *ctx, bp_dtype dt, const bp_update_ru
                                       double max_norm, const double *clip_parts,
                                       bp_step_scalars *scalars)
 {
-    int64_t t = scalars->step + (scalars->skip ? 0 : 1);
     double scale = max_norm > 0.0 ? bp_clip_scale(clip_parts[0], max_norm) : 1.0;
-    scalars->step_next = t;
-    scalars->clip_scale = scale;
     update_job j = {.dt = dt, .rule = rule, .w = w, .s1 = s1, .s2 = s2, .s3 = s3, .g = g};
-    j.st = bp_update_prepare(rule, scalars->lr, t, scale, scalars->skip);
+    j.st = bp_step_update_scalars(rule, scalars, scale);
+    bp_step_close_update(scalars, bp_step_update_count(scalars), scale);
     if (j.st.skip)
         return BP_OK;
     bp_cpu_pool_for(pool_of(ctx), (int64_t)count, GRAIN, 16, update_range, &j);

@@ -17,6 +17,7 @@
 #include "backend/cpu_output.h"
 
 #include "bp_math.h"
+#include "step_protocol.h"
 #include "backend/cpu_pool.h"
 
 #define CPU_OUTPUT_OPS(T, S)                                                                      \
@@ -128,19 +129,7 @@ bp_status bp_cpu_step_metrics(void *ctx, bp_dtype dt, const void *sample_loss, c
     double sum = dt == BP_F32 ? loss_sum_f(sample_loss, a, labels, n, batch, &correct)
                               : loss_sum_d(sample_loss, a, labels, n, batch, &correct);
     *loss = sum / (double)batch;
-    if (scalars == NULL)
-        return BP_OK;
-    int64_t step = ++scalars->steps_seen;
-    int finite = sum - sum == 0.0;
-    scalars->skip = finite ? 0 : 1;
-    if (finite) {
-        scalars->loss_sum += sum;
-        scalars->correct += correct;
-        scalars->samples += (double)batch;
-    } else if (scalars->bad_step == 0) {
-        scalars->bad_step = step;
-    }
-    if (cursor != NULL)
-        *cursor += batch;
+    if (scalars != NULL)
+        bp_step_count_batch(scalars, sum, correct, batch, cursor);
     return BP_OK;
 }
