@@ -438,7 +438,11 @@ BP_API bp_status bp_network_set_optimizer_state(bp_network *net, bp_optimizer_st
                                                 int layer, const void *weight, const void *bias);
 /* The number of updates applied since the optimizer was set or reset
  * (torch's state['step']; a step the non-finite guard skipped does not
- * count). Setting it (>= 0) with the state restores a saved optimizer. */
+ * count). Setting it (0..BP_MAX_OPTIMIZER_STEP) with the state restores a
+ * saved optimizer. The count stops at BP_MAX_OPTIMIZER_STEP, 2^53, the
+ * largest the double of Adam's bias corrections holds exactly (where they
+ * are 1 to the last bit anyway). */
+#define BP_MAX_OPTIMIZER_STEP ((int64_t)1 << 53)
 BP_API bp_status bp_network_get_optimizer_step(const bp_network *net, int64_t *step);
 BP_API bp_status bp_network_set_optimizer_step(bp_network *net, int64_t step);
 
@@ -826,6 +830,10 @@ typedef struct bp_dataset_options {
     int header;       /* CSV: -1 (default) detect a header row, 0 none, 1 one */
     int unlabeled;    /* CSV: 1 = every column is a feature, no labels or
                          targets (data to predict on); default 0 */
+    int n_features;   /* the features per sample the caller needs (a
+                         network's inputs), or 0 (default): any. A file
+                         with another count fails at its first row (CSV)
+                         or header (IDX), before its data is read */
 } bp_dataset_options;
 
 BP_API void bp_dataset_options_init(bp_dataset_options *opt);
@@ -857,8 +865,13 @@ BP_API bp_status bp_dataset_load_idx(const char *images_path, const char *labels
                                      const bp_dataset_options *opt, bp_dataset **out);
 BP_API bp_status bp_dataset_load_csv(const char *path, const bp_dataset_options *opt,
                                      bp_dataset **out);
+/* The largest class label a data set holds (so a class count fits an int
+ * with room to spare). */
+#define BP_MAX_LABEL 1000000
+
 /* A data set from arrays in memory (copied): x [n, n_features] of dtype;
- * labels int32 [n] when n_targets == 0, else targets [n, n_targets]. */
+ * labels int32 [n] in [0, BP_MAX_LABEL] when n_targets == 0, else targets
+ * [n, n_targets]. */
 BP_API bp_status bp_dataset_create(int n, int n_features, int n_targets, bp_dtype dtype,
                                    const void *x, const int32_t *labels, const void *targets,
                                    bp_dataset **out);

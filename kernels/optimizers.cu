@@ -42,7 +42,7 @@ __global__ void optimizer_update_kernel(bp_update_rule rule, bp_step_scalars *sc
                                         const double *__restrict__ part, int n_parts)
 {
     int64_t skip = scalars->skip;
-    int64_t t = scalars->step + (skip ? 0 : 1);
+    int64_t t = bp_update_number(scalars->step, skip);
     double lr = scalars->lr;
     __shared__ double sum[kThreads];
     double scale = 1.0;

@@ -22,6 +22,7 @@ _Static_assert(BP_M_LEAKY_RELU == (int)BP_ACT_LEAKY_RELU, "bp_math.h: leaky relu
 _Static_assert(BP_M_MSE == (int)BP_LOSS_MSE, "bp_math.h: mse code");
 _Static_assert(BP_M_CROSS_ENTROPY == (int)BP_LOSS_CROSS_ENTROPY, "bp_math.h: cross-entropy code");
 _Static_assert(BP_M_BCE == (int)BP_LOSS_BCE, "bp_math.h: bce code");
+_Static_assert(BP_M_MAX_STEP == BP_MAX_OPTIMIZER_STEP, "bp_math.h: the largest step count");
 
 /* The CPU backend needs no state; the context is a placeholder so the
  * table's contract is the same for every backend. */
@@ -293,7 +294,7 @@ static bp_status cpu_optimizer_update(void *ctx, bp_dtype dt, const bp_update_ru
                                       bp_step_scalars *scalars)
 {
     (void)ctx;
-    int64_t t = scalars->step + (scalars->skip ? 0 : 1);
+    int64_t t = bp_update_number(scalars->step, scalars->skip);
     double scale = max_norm > 0.0 ? bp_clip_scale(clip_parts[0], max_norm) : 1.0;
     scalars->step_next = t;
     scalars->clip_scale = scale;
