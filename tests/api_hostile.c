@@ -85,16 +85,16 @@ static void probe_networks(probe *p)
     expect(p, "create: two BP_MAX_WIDTH x BP_MAX_WIDTH layers (16 TiB)",
            create(2, wide, acts, BP_LOSS_MSE, BP_F64, 1, 0.01), too_big);
     int over[] = {BP_MAX_WIDTH + 1, 1};
-    expect(p, "create: width BP_MAX_WIDTH + 1", create(1, over, acts, BP_LOSS_MSE, BP_F64, 1, 0.01),
-           bad);
+    expect(p, "create: width BP_MAX_WIDTH + 1",
+           create(1, over, acts, BP_LOSS_MSE, BP_F64, 1, 0.01), bad);
     int neg[] = {INT_MIN, 1};
     expect(p, "create: width INT_MIN", create(1, neg, acts, BP_LOSS_MSE, BP_F64, 1, 0.01), bad);
     int one[] = {1, 1};
     expect(p, "create: max_batch INT_MAX (activations beyond any memory)",
            create(1, one, acts, BP_LOSS_MSE, BP_F64, INT_MAX, 0.01), too_big);
     expect(p, "create: max_batch 0", create(1, one, acts, BP_LOSS_MSE, BP_F64, 0, 0.01), bad);
-    expect(p, "create: max_batch INT_MIN", create(1, one, acts, BP_LOSS_MSE, BP_F64, INT_MIN, 0.01),
-           bad);
+    expect(p, "create: max_batch INT_MIN",
+           create(1, one, acts, BP_LOSS_MSE, BP_F64, INT_MIN, 0.01), bad);
     int wide_batch[] = {BP_MAX_WIDTH, 1};
     expect(p, "create: width BP_MAX_WIDTH, max_batch 1 << 20",
            create(1, wide_batch, acts, BP_LOSS_MSE, BP_F64, 1 << 20, 0.01), too_big);
@@ -106,8 +106,8 @@ static void probe_networks(probe *p)
     expect(p, "create: dtype -7", create(1, one, acts, BP_LOSS_MSE, (bp_dtype)-7, 1, 0.01), bad);
     bp_activation leaky[] = {BP_ACT_LEAKY_RELU};
     expect(p, "create: leaky slope NaN", create(1, one, leaky, BP_LOSS_MSE, BP_F64, 1, NAN), bad);
-    expect(p, "create: leaky slope inf",
-           create(1, one, leaky, BP_LOSS_MSE, BP_F64, 1, INFINITY), bad);
+    expect(p, "create: leaky slope inf", create(1, one, leaky, BP_LOSS_MSE, BP_F64, 1, INFINITY),
+           bad);
     expect(p, "create: leaky slope 1e308", create(1, one, leaky, BP_LOSS_MSE, BP_F64, 1, 1e308),
            ok_or_bad);
     expect(p, "create: leaky slope -DBL_MAX",
@@ -126,8 +126,7 @@ static void probe_networks(probe *p)
     bp_network_free(net);
     net = NULL;
     cfg.seed = 1, cfg.device = INT_MIN;
-    expect(p, "create: CPU network with device INT_MIN", bp_network_create(&cfg, &net),
-           ok_or_bad);
+    expect(p, "create: CPU network with device INT_MIN", bp_network_create(&cfg, &net), ok_or_bad);
     bp_network_free(net);
     net = NULL;
     cfg.device = 0, cfg.math_mode = (bp_math_mode)77;
@@ -168,8 +167,7 @@ static void probe_calls(probe *p)
         expect(p, what, bp_network_get_layer_state(net, layers[i], 1, w, w, w), bad);
         snprintf(what, sizeof what, "get_optimizer_state: layer %d", layers[i]);
         expect(p, what,
-               bp_network_get_optimizer_state(net, BP_STATE_MOMENTUM_BUFFER, layers[i], w, b),
-               bad);
+               bp_network_get_optimizer_state(net, BP_STATE_MOMENTUM_BUFFER, layers[i], w, b), bad);
     }
     expect(p, "get_layer_state: batch 5 > max_batch",
            bp_network_get_layer_state(net, 1, 5, w, w, w), bad);
@@ -206,11 +204,11 @@ static void probe_calls(probe *p)
     gc.eps = 1e-5, gc.floor = NAN;
     expect(p, "gradcheck: floor NaN", bp_network_gradcheck(net, x, labels, 4, &gc, rel), bad);
     gc.floor = 1e-3, gc.max_per_layer = INT_MIN;
-    expect(p, "gradcheck: max_per_layer INT_MIN", bp_network_gradcheck(net, x, labels, 4, &gc, rel),
-           bad);
+    expect(p, "gradcheck: max_per_layer INT_MIN",
+           bp_network_gradcheck(net, x, labels, 4, &gc, rel), bad);
     gc.max_per_layer = INT_MAX;
-    expect(p, "gradcheck: max_per_layer INT_MAX", bp_network_gradcheck(net, x, labels, 4, &gc, rel),
-           ALLOW(BP_OK));
+    expect(p, "gradcheck: max_per_layer INT_MAX",
+           bp_network_gradcheck(net, x, labels, 4, &gc, rel), ALLOW(BP_OK));
     bp_network_free(net);
 }
 
@@ -295,8 +293,8 @@ static void probe_buffers(probe *p)
     }
     expect(p, "upload offset SIZE_MAX", bp_buffer_upload(x, SIZE_MAX, fx, 2), bad);
     expect(p, "upload offset 1, SIZE_MAX bytes", bp_buffer_upload(x, 1, fx, SIZE_MAX), bad);
-    expect(p, "download offset SIZE_MAX - 1, 4 bytes",
-           bp_buffer_download(x, SIZE_MAX - 1, got, 4), bad);
+    expect(p, "download offset SIZE_MAX - 1, 4 bytes", bp_buffer_download(x, SIZE_MAX - 1, got, 4),
+           bad);
     expect(p, "download one byte past the end", bp_buffer_download(x, sizeof fx - 3, got, 4), bad);
     bp_buffer_upload(x, 0, fx, sizeof fx);
     bp_buffer_upload(y, 0, labels, sizeof labels);
@@ -304,8 +302,8 @@ static void probe_buffers(probe *p)
     int32_t wild[4] = {0, -1, 4, INT32_MAX};
     expect(p, "step_buffer: rows -1, 4, INT32_MAX of 4",
            bp_network_step_buffer(net, x, y, wild, 4, NULL), bad);
-    expect(p, "forward_buffer: batch INT_MAX",
-           bp_network_forward_buffer(net, x, rows, INT_MAX, x), bad);
+    expect(p, "forward_buffer: batch INT_MAX", bp_network_forward_buffer(net, x, rows, INT_MAX, x),
+           bad);
     expect(p, "set_epoch: row INT32_MAX", bp_network_set_epoch(net, x, y, wild, 4), bad);
     expect(p, "set_epoch: SIZE_MAX rows", bp_network_set_epoch(net, x, y, rows, SIZE_MAX), bad);
     expect(p, "set_epoch: 4 rows", bp_network_set_epoch(net, x, y, rows, 4), ALLOW(BP_OK));
@@ -333,8 +331,8 @@ static void probe_datasets(probe *p)
         ds = NULL;
     }
     int32_t fine[2] = {0, 1000000};
-    expect(p, "dataset_create: label 1000000", bp_dataset_create(2, 2, 0, BP_F32, x, fine, NULL, &ds),
-           ALLOW(BP_OK));
+    expect(p, "dataset_create: label 1000000",
+           bp_dataset_create(2, 2, 0, BP_F32, x, fine, NULL, &ds), ALLOW(BP_OK));
     bp_dataset_free(ds);
     ds = NULL;
     bp_dataset_options opt;

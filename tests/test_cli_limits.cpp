@@ -141,7 +141,7 @@ TEST_F(CliLimits, TheDataShapeIsCheckedAtTheFirstRow)
     ign.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &ign, &old); // the command may close the FIFO first
     for (const std::string &cmd : {"eval --device cpu --model " + m + " --data " + fifo,
-                                  "train --device cpu --layers 3,4,2 --epochs 1 --data " + fifo}) {
+                                   "train --device cpu --layers 3,4,2 --epochs 1 --data " + fifo}) {
         ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
         std::atomic<bool> done{false};
         std::thread writer([&] {
@@ -190,16 +190,15 @@ TEST_F(CliLimits, CompareAndGradcheckEstimateMemoryFirst)
 TEST_F(CliLimits, WritesPastTheFileSizeLimitAreWriteErrors)
 {
     std::string m = file("m.safetensors");
-    ASSERT_EQ(run("train --data " + csv_ + " --epochs 1 --layers 3,4,2 --device cpu --quiet --save " +
-                  m)
-                  .code,
-              0);
+    ASSERT_EQ(
+        run("train --data " + csv_ + " --epochs 1 --layers 3,4,2 --device cpu --quiet --save " + m).code,
+        0);
     std::string before = read(m);
     // 8 blocks of 512 bytes (dash's unit) hold the small model, not the big one.
     const std::string limit = "ulimit -f 8; ";
     for (const char *flag : {"--save", "--checkpoint"}) {
-        Result r = run("train --data " + csv_ + " --epochs 1 --layers 3,512,2 --device cpu --quiet " +
-                           flag + " " + m,
+        Result r = run("train --data " + csv_ +
+                           " --epochs 1 --layers 3,512,2 --device cpu --quiet " + flag + " " + m,
                        limit);
         EXPECT_EQ(r.code, 1) << flag << ": " << r.err;
         EXPECT_CONTAINS(r.err, "File too large");
@@ -222,9 +221,8 @@ TEST_F(CliLimits, ASecondSignalWaitsForTheCheckpointInFlight)
     int landed = 0;
     for (int attempt = 0; attempt < 8 && landed < 2; attempt++) {
         unlink(ckpt.c_str());
-        pid_t pid = spawn({"train", "--data", data, "--epochs", "1000", "--layers",
-                           "3,1536,1536,2", "--batch", "8", "--device", "cpu", "--quiet",
-                           "--checkpoint", ckpt});
+        pid_t pid = spawn({"train", "--data", data, "--epochs", "1000", "--layers", "3,1536,1536,2",
+                           "--batch", "8", "--device", "cpu", "--quiet", "--checkpoint", ckpt});
         // Training has begun (its signal handlers are in place) once the
         // first epoch's checkpoint is there.
         auto t0 = Clock::now();
@@ -298,9 +296,9 @@ TEST_F(CliLimits, StringsFromFilesAreEscapedInMessages)
 TEST_F(CliLimits, CheckpointCountersOutOfRangeAreRefusedByName)
 {
     std::string ckpt = file("c.ckpt");
-    ASSERT_EQ(run("train --data " + csv_ + " --epochs 1 --device cpu --quiet --checkpoint " + ckpt)
-                  .code,
-              0);
+    ASSERT_EQ(
+        run("train --data " + csv_ + " --epochs 1 --device cpu --quiet --checkpoint " + ckpt).code,
+        0);
     std::string good = read(ckpt);
     auto with = [&](const std::string &key, const std::string &value) {
         std::ofstream(ckpt, std::ios::binary) << good;

@@ -63,7 +63,7 @@ typedef struct training_run {
     int resumed_shuffled; /* --resume inside an epoch: its order is shuffled already */
     long long steps_done; /* training steps since the network was created */
     int stopped;          /* by Ctrl-C, SIGTERM or SIGHUP (signals.c) */
-    sigset_t held;        /* the stopping signals, held while finishing */
+    int held;             /* cli_signals_hold's previous state, while finishing */
     int holding;
 
     /* report */
@@ -153,7 +153,11 @@ static int load_default_data(training_run *run)
 
 static int load_data(training_run *run)
 {
-    const train_options *o = &run->options;
+    train_options *o = &run->options;
+    /* With --layers (or --init's), the input count is checked at the
+     * data's first row; cli_build_architecture checks the rest. */
+    long first = o->architecture.layers != NULL ? strtol(o->architecture.layers, NULL, 10) : 0;
+    o->columns.n_features = first >= 1 && first <= BP_MAX_WIDTH ? first : 0;
     if (o->data_path == NULL) {
         if (o->test_path)
             return cli_error("--test needs --data");
@@ -229,7 +233,7 @@ static int create_network(training_run *run, const architecture *a)
     if (st != BP_OK)
         return cli_lib_error("creating the network", st);
     if (o->init_path && (st = bp_model_load_params(run->net, o->init_path)) != BP_OK)
-        return cli_lib_error("--init", st);
+        return cli_lib_error(train_options_init_flag(o), st);
     /* The optimizer; with --resume, the checkpoint's state (train_optim.c). */
     if (optim_setup(&run->options.optim, run->net) != 0)
         return -1;
@@ -373,12 +377,26 @@ static int train_step(training_run *run, const bp_optimizer *opt, int epoch, lon
     return 0;
 }
 
-/* --checkpoint: `epoch` epochs done and `step` steps of the next. */
-static int save_checkpoint(const training_run *run, int epoch, long step)
+/* Holds the stopping signals from now to the end of the run (a second
+ * Ctrl-C waits until every file is in place; cmd_train releases them). */
+static void hold_signals_to_the_end(training_run *run)
+{
+    if (!run->holding)
+        run->held = cli_signals_hold();
+    run->holding = 1;
+}
+
+/* --checkpoint: `epoch` epochs done and `step` steps of the next. The
+ * stopping signals wait while it is written (so a second Ctrl-C, or a
+ * first one, cannot cut it short and leave a temporary file). */
+static int save_checkpoint(training_run *run, int epoch, long step)
 {
     const train_options *o = &run->options;
-    return optim_save(&o->optim, run->net, epoch, step, run->steps_per_epoch, o->epochs, o->batch,
-                      (uint64_t)o->seed, run->shuffle_state, o->schedule, o->lr);
+    int saved = cli_signals_hold();
+    int rc = optim_save(&o->optim, run->net, epoch, step, run->steps_per_epoch, o->epochs,
+                        o->batch, (uint64_t)o->seed, run->shuffle_state, o->schedule, o->lr);
+    cli_signals_release(saved);
+    return rc;
 }
 
 /* One pass over the training set. *train_loss receives the mean of the
@@ -423,6 +441,7 @@ static int run_epoch(training_run *run, int epoch, double *train_loss)
             run->stopped = 1;
             progress_clear(&run->bar);
             fprintf(stderr, "backprop: interrupted at epoch %d, step %ld\n", epoch + 1, s + 1);
+            hold_signals_to_the_end(run);
             if (save_checkpoint(run, epoch, s + 1) == 0 && o->optim.checkpoint && !o->quiet)
                 fprintf(stderr, "backprop: wrote %s; continue with --resume %s\n",
                         o->optim.checkpoint, o->optim.checkpoint);
@@ -555,8 +574,7 @@ static int write_outputs(training_run *run)
  * the run (the model is saved all the same), 1 when something failed. */
 static int finish(training_run *run)
 {
-    cli_signals_hold(&run->held);
-    run->holding = 1;
+    hold_signals_to_the_end(run);
     if (cli_check_finite(run->net, "the trained network",
                          "; training diverged, nothing was saved (try a smaller --lr)") != 0 ||
         print_summary(run) != 0 || write_outputs(run) != 0)
@@ -606,7 +624,7 @@ int cmd_train(int argc, char **argv)
     training_run_free(&run);
     cli_dist_end(&run.dist); /* after the network: the communicators, MPI */
     if (run.holding) {       /* a signal held while finishing acts now */
-        cli_signals_release(&run.held);
+        cli_signals_release(run.held);
         if (status == 0 && cli_signals_caught())
             status = 128 + cli_signals_caught();
     }

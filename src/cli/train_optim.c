@@ -98,6 +98,12 @@ int optim_resume_peek(optim_flags *o, int argc, char **argv, long epochs, double
                          (unsigned long long)info.shuffle_seed);
     *seed = (long)info.shuffle_seed;
     /* The batches: the same size, or the steps are other steps. */
+    if (info.batch > OPTIM_MAX_BATCH || info.epoch > OPTIM_MAX_EPOCHS ||
+        info.total_epochs > OPTIM_MAX_EPOCHS)
+        return cli_error("--resume: '%s' holds batch %lld, epoch %lld of %lld: out of range for "
+                         "--batch (1..%d) or --epochs (1..%d)",
+                         o->resume, (long long)info.batch, (long long)info.epoch,
+                         (long long)info.total_epochs, OPTIM_MAX_BATCH, OPTIM_MAX_EPOCHS);
     if (info.batch > 0) {
         if (given(argc, argv, "--batch") && *batch != info.batch)
             return cli_error("--batch %ld: the checkpoint's run has batches of %lld (leave --batch "

@@ -19,6 +19,11 @@
 #define OPTIM_SGD_LR 0.02
 #define OPTIM_ADAM_LR 1e-3
 
+/* The ranges of --batch and --epochs (train_options.c), which a checkpoint
+ * given to --resume must respect too. */
+#define OPTIM_MAX_BATCH (1 << 24)
+#define OPTIM_MAX_EPOCHS 1000000
+
 typedef struct optim_flags {
     const char *optimizer; /* sgd (default), adam, adamw */
     double beta1, beta2, eps, clip;

@@ -28,10 +28,10 @@ static void train_options_defaults(train_options *o)
 
 static int check_values(const train_options *o)
 {
-    if (o->epochs < 1 || o->epochs > 1000000)
-        return cli_error("--epochs: %ld is out of range (1..1000000)", o->epochs);
-    if (o->batch < 1 || o->batch > (1 << 24))
-        return cli_error("--batch: %ld is out of range (1..%d)", o->batch, 1 << 24);
+    if (o->epochs < 1 || o->epochs > OPTIM_MAX_EPOCHS)
+        return cli_error("--epochs: %ld is out of range (1..%d)", o->epochs, OPTIM_MAX_EPOCHS);
+    if (o->batch < 1 || o->batch > OPTIM_MAX_BATCH)
+        return cli_error("--batch: %ld is out of range (1..%d)", o->batch, OPTIM_MAX_BATCH);
     if (!(o->lr >= 0) || !isfinite(o->lr)) /* 0 accepted, as torch.optim accepts it */
         return cli_error("--lr: %g must be >= 0", o->lr);
     if (!(o->momentum >= 0 && o->momentum < 1))
@@ -40,11 +40,8 @@ static int check_values(const train_options *o)
         return cli_error("--weight-decay: %g must be >= 0", o->weight_decay);
     if (o->seed < 0)
         return cli_error("--seed: %ld must be >= 0", o->seed);
-    if (o->columns.n_targets < 0)
-        return cli_error("--targets: %ld must be >= 0", o->columns.n_targets);
-    if (o->columns.label_column < -1)
-        return cli_error("--label-column: %ld must be >= 0 (or -1 for the last)",
-                         o->columns.label_column);
+    if (cli_check_columns(&o->columns) != 0)
+        return -1;
     if (strcmp(o->schedule, "cosine") != 0 && strcmp(o->schedule, "constant") != 0)
         return cli_error("--schedule: '%s' is not cosine or constant", o->schedule);
     return 0;
@@ -64,9 +61,9 @@ static int adopt_model_architecture(train_options *o)
     bp_network *model = NULL;
     bp_status st = bp_model_load(o->init_path, &base, &model);
     if (st != BP_OK)
-        return cli_error("--init: %s (%s); without --layers the network is read from the model "
-                         "file",
-                         bp_last_error(), bp_status_string(st));
+        return cli_error("%s: %s (%s); without --layers the network is read from the %s",
+                         train_options_init_flag(o), bp_last_error(), bp_status_string(st),
+                         o->init_path == o->optim.resume ? "checkpoint" : "model file");
     bp_network_desc d;
     bp_network_describe(model, &d);
     size_t n = 0, m = 0, n_size = sizeof o->init_layers, m_size = sizeof o->init_activations;
@@ -178,6 +175,11 @@ int parse_train_options(int argc, char **argv, train_options *o, int *status)
         return -1;
     *status = 0;
     return 0;
+}
+
+const char *train_options_init_flag(const train_options *o)
+{
+    return o->init_path != NULL && o->init_path == o->optim.resume ? "--resume" : "--init";
 }
 
 double train_options_epoch_lr(const train_options *o, int epoch)

@@ -49,6 +49,10 @@ typedef struct train_options {
  * message already printed. */
 int parse_train_options(int argc, char **argv, train_options *o, int *status);
 
+/* The flag the starting model came from: "--resume" (a checkpoint is a
+ * model file) or "--init", to label messages about it. */
+const char *train_options_init_flag(const train_options *o);
+
 /* The learning rate of an epoch (0-based) under the schedule. */
 double train_options_epoch_lr(const train_options *o, int epoch);
 
