@@ -585,6 +585,39 @@ BP_API bp_status bp_comm_rank(const bp_comm *comm, int *rank, int *size);
  * it (or be freed) first. */
 BP_API void bp_comm_free(bp_comm *comm);
 
+/* This rank has failed (it cannot read its data, write its file, ...) and
+ * says so to the others: every other rank's pending or next collective on
+ * comm fails within about 10 ms of polling with BP_ERR_COMM and a message
+ * naming this rank and why (why may be NULL), instead of waiting out the
+ * timeout; comm is broken here as well. Not collective and never blocks
+ * for long (the small messages are sent eagerly). Call it before leaving
+ * on an error, then exit without waiting for the others (a program that
+ * finalises MPI would wait for every rank there). Over MPI communicators
+ * (bp_comm_create_mpi, CPU and CUDA); NCCL communicators made without MPI
+ * have no side channel: their other ranks time out. */
+BP_API bp_status bp_comm_abort(bp_comm *comm, const char *why);
+
+/* One value that must be the same on every rank, named as its user knows
+ * it ("--lr", "--data"): a number, compared bit for bit, or (bytes not
+ * NULL) n_bytes of memory, compared by a 64-bit checksum (a data set's
+ * arrays, a schedule's name). */
+typedef struct bp_comm_value {
+    const char *name;
+    double number;
+    const void *bytes;
+    size_t n_bytes;
+} bp_comm_value;
+
+/* Checks that every rank passes the same n values in the same order
+ * (collective: one small all-reduce when they agree). A difference is
+ * BP_ERR_INVALID_ARGUMENT on every rank with a message naming the first
+ * value that differs, rank 0's and this rank's value (numbers) and which
+ * ranks differ from rank 0 ("--lr differs between the ranks: 0.02 on rank
+ * 0, 0.05 here on rank 1; 1 of the 3 ranks differ from rank 0 (ranks 1 to
+ * 1)"). Ranks that would train with different hyperparameters, epochs or
+ * data must not start: bp_network_join compares only the parameters. */
+BP_API bp_status bp_comm_agree(bp_comm *comm, const bp_comm_value *values, int n);
+
 /* Joins net to comm (collective over comm's ranks): checks that net's
  * backend fits comm's engine and that the parameters, architecture and
  * dtype are identical on every rank (a checksum all-reduce; a mismatch is
