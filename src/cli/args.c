@@ -12,12 +12,14 @@
 
 int cli_error(const char *fmt, ...)
 {
+    /* One write per message, so that ranks sharing a terminal (mpirun)
+     * never interleave within a line. */
+    char msg[2048];
     va_list ap;
     va_start(ap, fmt);
-    fputs("backprop: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    fprintf(stderr, "backprop: %s\n", msg);
     return -1;
 }
 

@@ -146,8 +146,25 @@ static int parse_devices(cli_dist *d, const char *spec)
     return 0;
 }
 
-int cli_dist_begin(cli_dist *d, const char *device, int *quiet, const char **save,
-                   const char **log, const char **plot)
+/* The world's communicator, made at once (before any rank can fail on
+ * its data), so that a rank that fails later can tell the others
+ * (bp_comm_abort) instead of leaving them in a collective. */
+static int create_world_comm(cli_dist *d, bp_backend backend)
+{
+    bp_comm_config cc;
+    bp_comm_config_init(&cc);
+    cc.backend = backend;
+    int count = 0;
+    if (backend == BP_BACKEND_CUDA && bp_cuda_device_count(&count) == BP_OK && count > 0)
+        cc.device = d->local_rank % count; /* as cli_dist_configure gives the network */
+    bp_status st = bp_comm_create_mpi(NULL, &cc, &d->comm);
+    if (st != BP_OK)
+        return cli_lib_error(d->rank == 0 ? "data-parallel training" : "data-parallel rank", st);
+    return 0;
+}
+
+int cli_dist_begin(cli_dist *d, const char *device, bp_backend backend, int *quiet,
+                   const char **outputs[], int n_outputs)
 {
     memset(d, 0, sizeof *d);
     d->size = 1;
@@ -163,7 +180,7 @@ int cli_dist_begin(cli_dist *d, const char *device, int *quiet, const char **sav
     if (world <= 1)
         return 0;
 #ifndef BP_HAVE_MPI
-    (void)quiet, (void)save, (void)log, (void)plot;
+    (void)backend, (void)quiet, (void)outputs, (void)n_outputs;
     return cli_error("started by an MPI launcher as one of %ld ranks, but this backprop was "
                      "built without MPI (BP_MPI): each rank would train alone",
                      world);
@@ -184,14 +201,13 @@ int cli_dist_begin(cli_dist *d, const char *device, int *quiet, const char **sav
         MPI_Comm_free(&local);
     }
     d->active = d->size > 1;
+    if (d->active && create_world_comm(d, backend) != 0)
+        return 1;
     if (d->rank != 0) {
+        /* Rank 0 alone writes: --save, --log, --plot, --checkpoint. */
         *quiet = 1;
-        if (save)
-            *save = NULL;
-        if (log)
-            *log = NULL;
-        if (plot)
-            *plot = NULL;
+        for (int i = 0; i < n_outputs; i++)
+            *outputs[i] = NULL;
         if (freopen("/dev/null", "w", stdout) == NULL)
             return cli_error("rank %d: cannot silence standard output", d->rank);
     }
@@ -287,13 +303,7 @@ int cli_dist_join(cli_dist *d, bp_network *net, const bp_network_config *cfg, lo
         if (start_devices(d, net, cfg) != 0)
             return 1;
     } else {
-        bp_comm_config cc;
-        bp_comm_config_init(&cc);
-        cc.backend = nd.backend;
-        cc.device = nd.device;
-        bp_status st = bp_comm_create_mpi(NULL, &cc, &d->comm);
-        if (st == BP_OK)
-            st = bp_network_join(net, d->comm);
+        bp_status st = bp_network_join(net, d->comm); /* made by cli_dist_begin */
         if (st != BP_OK)
             return cli_lib_error(d->rank == 0 ? "data-parallel training" : "data-parallel rank", st);
         if (nd.backend == BP_BACKEND_CUDA)
@@ -399,6 +409,27 @@ void cli_dist_print_engines(void)
     }
 }
 
+int cli_dist_agree(cli_dist *d, const bp_comm_value *values, int n)
+{
+    if (!d->active || d->multi)
+        return 0;
+    bp_status st = bp_comm_agree(d->comm, values, n);
+    return st == BP_OK ? 0 : cli_lib_error("data-parallel ranks", st);
+}
+
+void cli_dist_fail(cli_dist *d, int status)
+{
+    if (!d->active || d->multi || d->comm == NULL || status == 0)
+        return;
+    char why[160];
+    snprintf(why, sizeof why,
+             "its run ended with exit status %d (its message is on its standard "
+             "error)",
+             status);
+    bp_comm_abort(d->comm, why);
+    d->failed = 1;
+}
+
 void cli_dist_end(cli_dist *d)
 {
     for (int k = 1; d->workers != NULL && k < d->size; k++) {
@@ -422,7 +453,9 @@ void cli_dist_end(cli_dist *d)
     bp_comm_free(d->comm);
     d->comm = NULL;
 #ifdef BP_HAVE_MPI
-    if (d->mpi_started)
+    /* MPI_Finalize waits for every rank: after a failure the others may
+     * never come, and the launcher ends the job when this rank exits. */
+    if (d->mpi_started && !d->failed)
         MPI_Finalize();
 #endif
 }

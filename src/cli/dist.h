@@ -18,6 +18,7 @@ typedef struct cli_dist {
     int rank, size;  /* 0 and 1 when alone */
     int local_rank;  /* rank among the ranks on this machine */
     int mpi_started; /* this command called MPI_Init */
+    int failed;      /* this rank failed: the others were told, MPI is not finalised */
     bp_comm *comm;
     /* One process, several GPUs (--device cuda:0,1,.. or cuda:all): rank
      * k < size trains on devices[k]; rank 0 is the command's own network,
@@ -32,13 +33,15 @@ typedef struct cli_dist {
  * "cuda:A,B,.." or for "cuda:all", else spec itself. buf holds the result. */
 const char *cli_dist_device_spec(const char *spec, char *buf, size_t size);
 
-/* Detects a launcher's world of more than one rank and starts MPI, or a
- * --device list of several GPUs (device is the --device flag). On ranks
- * other than 0 it silences standard output and clears the output files
- * (each pointer may be NULL) and sets *quiet: rank 0 alone prints, logs,
- * plots and saves. Returns 0, or prints an error and returns 1. */
-int cli_dist_begin(cli_dist *d, const char *device, int *quiet, const char **save,
-                   const char **log, const char **plot);
+/* Detects a launcher's world of more than one rank, starts MPI and makes
+ * the world's communicator for networks of backend (at once, so that a
+ * rank failing later can tell the others); or a --device list of several
+ * GPUs (device is the --device flag). On ranks other than 0 it silences
+ * standard output, sets the n_outputs output paths to NULL (--save, --log,
+ * --plot, --checkpoint) and sets *quiet: rank 0 alone prints and writes.
+ * Returns 0, or prints an error and returns 1. */
+int cli_dist_begin(cli_dist *d, const char *device, bp_backend backend, int *quiet,
+                   const char **outputs[], int n_outputs);
 
 /* Before the network is created: CUDA ranks take the GPU of their local
  * rank (among the devices this process sees). */
@@ -51,6 +54,16 @@ void cli_dist_configure(const cli_dist *d, bp_network_config *cfg);
  * parameters. Returns 0, or prints an error and 1. */
 int cli_dist_join(cli_dist *d, bp_network *net, const bp_network_config *cfg, long global_batch,
                   const char *device);
+
+/* Before joining: every rank must run with the same values (flags and
+ * data, bp_comm_agree). Returns 0, or prints which value differs on which
+ * ranks and returns 1. */
+int cli_dist_agree(cli_dist *d, const bp_comm_value *values, int n);
+
+/* This rank's run failed with status: the other ranks are told (their
+ * collectives fail at once, bp_comm_abort), and cli_dist_end does not
+ * wait for them in MPI_Finalize. */
+void cli_dist_fail(cli_dist *d, int status);
 
 /* One training step of the global batch rows[0..b): this rank's part of
  * it, or with several GPUs here every device's part, each on its thread.

@@ -106,8 +106,8 @@ static int choose_device_and_dtype(training_run *run)
                          o->lr),
                2;
     /* Under mpirun (or with several GPUs) rank 0 alone prints and writes. */
-    if (cli_dist_begin(&run->dist, o->device, &o->quiet, &o->save_path, &o->log_path,
-                       &o->plot_path) != 0)
+    const char **outputs[] = {&o->save_path, &o->log_path, &o->plot_path, &o->optim.checkpoint};
+    if (cli_dist_begin(&run->dist, o->device, run->device.backend, &o->quiet, outputs, 4) != 0)
         return 1;
     return 0;
 }
@@ -205,6 +205,61 @@ static int build_architecture(training_run *run, architecture *a)
                                o->test_path ? o->test_path : "test data");
 }
 
+/* The values a data set gives to bp_comm_agree: its features and its
+ * labels or targets, named after the flag that gave the file. */
+static int data_values(const loaded_data *d, const char *flag_name, bp_comm_value *v)
+{
+    const bp_dataset_desc *ds = &d->desc;
+    size_t n = (size_t)ds->n_samples, es = bp_dtype_size(ds->dtype);
+    v[0] = (bp_comm_value){flag_name, 0, ds->x, n * (size_t)ds->n_features * es};
+    v[1] = (bp_comm_value){flag_name, 0, ds->labels ? (const void *)ds->labels : ds->targets,
+                           ds->labels ? n * sizeof(int32_t) : n * (size_t)ds->n_targets * es};
+    if (v[1].bytes == NULL)
+        v[1].n_bytes = 0; /* unlabeled */
+    return 2;
+}
+
+/* Data-parallel ranks must train the same run: the flags that shape it
+ * (each optimizer field as the flag that sets it), where a --resume
+ * starts, and the data itself. The parameters are compared at the join. */
+static int agree_across_ranks(training_run *run)
+{
+    const train_options *o = &run->options;
+    if (!run->dist.active)
+        return 0;
+    bp_optimizer opt;
+    bp_optimizer_init(&opt, BP_OPTIMIZER_SGD);
+    bp_network_get_optimizer(run->net, &opt);
+    bp_comm_value v[32] = {
+        {"--epochs", (double)o->epochs, NULL, 0},
+        {"--stop-after", (double)o->optim.stop_after, NULL, 0},
+        {"--batch", (double)o->batch, NULL, 0},
+        {"--seed", (double)o->seed, NULL, 0},
+        {"--no-shuffle", o->no_shuffle, NULL, 0},
+        {"--schedule", 0, o->schedule, strlen(o->schedule)},
+        {"--lr", o->lr, NULL, 0},
+        {"--optimizer", opt.type, NULL, 0},
+        {"the optimizer's current learning rate", opt.lr, NULL, 0},
+        {"--momentum", opt.momentum, NULL, 0},
+        {"the optimizer's dampening", opt.dampening, NULL, 0},
+        {"the optimizer's nesterov", opt.nesterov, NULL, 0},
+        {"--weight-decay", opt.weight_decay, NULL, 0},
+        {"--beta1", opt.beta1, NULL, 0},
+        {"--beta2", opt.beta2, NULL, 0},
+        {"--eps", opt.eps, NULL, 0},
+        {"--amsgrad", opt.amsgrad, NULL, 0},
+        {"--clip-grad-norm", opt.clip_grad_norm, NULL, 0},
+        {"--resume (its epoch)", (double)o->optim.start.epoch, NULL, 0},
+        {"--resume (its step in the epoch)", (double)o->optim.start.step_in_epoch, NULL, 0},
+        {"--resume (its shuffling state)", (double)o->optim.start.shuffle_state, NULL, 0},
+    };
+    int n = 21;
+    n += data_values(&run->train_set, o->data_path ? "--data" : "the training data", v + n);
+    if (run->have_test_set)
+        n += data_values(&run->test_set, o->test_path ? "--test" : "the test data", v + n);
+    return cli_dist_agree(&run->dist, v, n);
+}
+
 static int create_network(training_run *run, const architecture *a)
 {
     const train_options *o = &run->options;
@@ -237,7 +292,8 @@ static int create_network(training_run *run, const architecture *a)
     /* The optimizer; with --resume, the checkpoint's state (train_optim.c). */
     if (optim_setup(&run->options.optim, run->net) != 0)
         return -1;
-    if (cli_dist_join(&run->dist, run->net, &cfg, o->batch, run->device.description) != 0)
+    if (agree_across_ranks(run) != 0 ||
+        cli_dist_join(&run->dist, run->net, &cfg, o->batch, run->device.description) != 0)
         return -1;
     bp_network_desc nd;
     bp_network_describe(run->net, &nd);
@@ -621,6 +677,9 @@ int cmd_train(int argc, char **argv)
     int status = 0;
     if (parse_train_options(argc, argv, &run.options, &status) == 0)
         status = train(&run);
+    /* Under mpirun, a rank that fails tells the others at once (and does
+     * not wait for them in MPI_Finalize): the job ends within seconds. */
+    cli_dist_fail(&run.dist, status);
     training_run_free(&run);
     cli_dist_end(&run.dist); /* after the network: the communicators, MPI */
     if (run.holding) {       /* a signal held while finishing acts now */
