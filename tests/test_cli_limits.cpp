@@ -287,6 +287,21 @@ TEST_F(CliLimits, StringsFromFilesAreEscapedInMessages)
     EXPECT_EQ(r.err.find('\x1b'), std::string::npos) << "ESC reached the terminal";
     EXPECT_EQ(r.err.find('\x07'), std::string::npos) << "BEL reached the terminal";
     EXPECT_CONTAINS(r.err, "\\x1b]0;owned\\x07");
+    // A checkpoint's schedule name, which the command quotes in a note, is
+    // refused unless plain (as bp_checkpoint_save requires).
+    std::string ckpt = file("run.ckpt");
+    ASSERT_EQ(run("train --data " + csv_ + " --epochs 1 --device cpu --quiet --checkpoint " + ckpt)
+                  .code,
+              0);
+    rewrite_header(ckpt, [](std::string &h) {
+        size_t at = h.find("\"schedule\":\"cosine\"");
+        ASSERT_NE(at, std::string::npos);
+        h.replace(at, 19, "\"schedule\":\"cos\\u001b[2Jine\"");
+    });
+    r = run("train --data " + csv_ + " --epochs 3 --device cpu --resume " + ckpt);
+    EXPECT_EQ(r.code, 1) << r.err;
+    EXPECT_EQ(r.err.find('\x1b'), std::string::npos) << "ESC reached the terminal: " << r.err;
+    EXPECT_CONTAINS(r.err, "schedule's name");
 }
 
 // Item 4 and 11: counters in a checkpoint are range-checked: a step near

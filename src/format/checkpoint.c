@@ -75,6 +75,17 @@ static void check_counters(const bp_checkpoint_info *in, int64_t step, char *why
         }
 }
 
+/* A schedule's name, in both directions: plain characters only (it goes
+ * into JSON, and comes back to be printed). */
+static int schedule_name_ok(const char *name)
+{
+    for (const char *p = name; *p != '\0'; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_' || *p == '-' || *p == '.'))
+            return 0;
+    return 1;
+}
+
 /* ---- saving --------------------------------------------------------------- */
 
 static bp_status metadata_text(const bp_network *net, const bp_checkpoint_info *in, int64_t step,
@@ -82,21 +93,17 @@ static bp_status metadata_text(const bp_network *net, const bp_checkpoint_info *
 {
     const bp_optimizer *o = &net->opt;
     char schedule[sizeof in->schedule];
-    /* The name goes into JSON: keep to plain characters. */
     size_t k = 0;
-    for (size_t i = 0; i < sizeof in->schedule && in->schedule[i] != '\0'; i++) {
-        char c = in->schedule[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-' || c == '.'))
-            return bp_fail(BP_ERR_INVALID_ARGUMENT,
-                           "bp_checkpoint_save: info->schedule may hold letters, digits, '_', "
-                           "'-' and '.' only");
-        schedule[k++] = c;
-    }
+    for (; k < sizeof in->schedule && in->schedule[k] != '\0'; k++)
+        schedule[k] = in->schedule[k];
     if (k == sizeof schedule)
         return bp_fail(BP_ERR_INVALID_ARGUMENT,
                        "bp_checkpoint_save: info->schedule is not NUL-terminated");
     schedule[k] = '\0';
+    if (!schedule_name_ok(schedule))
+        return bp_fail(BP_ERR_INVALID_ARGUMENT,
+                       "bp_checkpoint_save: info->schedule may hold letters, digits, '_', '-' "
+                       "and '.' only");
     locale_t c_locale = (locale_t)0;
     BP_TRY(bp_c_locale_new("bp_checkpoint_save", &c_locale));
     locale_t old = uselocale(c_locale);
@@ -363,6 +370,9 @@ static bp_status read_names(const char *path, const ckpt_file *c, ckpt_meta *m)
         return st;
     if (strlen(schedule) >= sizeof m->info.schedule)
         return not_checkpoint(path, "the schedule's name is too long");
+    if (!schedule_name_ok(schedule))
+        return not_checkpoint(path, "the schedule's name holds other characters than letters, "
+                                    "digits, '_', '-' and '.'");
     strcpy(m->info.schedule, schedule);
     m->activations = meta_str(path, c, "activations", &st);
     m->loss = meta_str(path, c, "loss", &st);
