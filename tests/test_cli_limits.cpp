@@ -53,25 +53,6 @@ protected:
         EXPECT_EQ(bp_model_save(net.get(), p.c_str()), BP_OK) << bp_last_error();
         return p;
     }
-    // The stdout of a child of the command, as spawn/wait below.
-    pid_t spawn(const std::vector<std::string> &args) const
-    {
-        pid_t pid = fork();
-        if (pid == 0) {
-            int null = open("/dev/null", O_WRONLY);
-            dup2(null, 1);
-            dup2(null, 2);
-            std::vector<char *> argv;
-            std::string bin = cli();
-            argv.push_back(const_cast<char *>(bin.c_str()));
-            for (const std::string &a : args)
-                argv.push_back(const_cast<char *>(a.c_str()));
-            argv.push_back(nullptr);
-            execv(bin.c_str(), argv.data());
-            _exit(127);
-        }
-        return pid;
-    }
     std::string csv_;
 };
 
@@ -290,9 +271,9 @@ TEST_F(CliLimits, StringsFromFilesAreEscapedInMessages)
     // A checkpoint's schedule name, which the command quotes in a note, is
     // refused unless plain (as bp_checkpoint_save requires).
     std::string ckpt = file("run.ckpt");
-    ASSERT_EQ(run("train --data " + csv_ + " --epochs 1 --device cpu --quiet --checkpoint " + ckpt)
-                  .code,
-              0);
+    ASSERT_EQ(
+        run("train --data " + csv_ + " --epochs 1 --device cpu --quiet --checkpoint " + ckpt).code,
+        0);
     rewrite_header(ckpt, [](std::string &h) {
         size_t at = h.find("\"schedule\":\"cosine\"");
         ASSERT_NE(at, std::string::npos);

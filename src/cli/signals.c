@@ -18,14 +18,20 @@ static struct {
 
 static const int stopping[] = {SIGINT, SIGTERM, SIGHUP};
 
+/* sig's disposition: SIG_DFL, SIG_IGN or a handler (async-signal-safe). */
+static void set_disposition(int sig, void (*handler)(int))
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = handler;
+    sigemptyset(&sa.sa_mask);
+    sigaction(sig, &sa, NULL);
+}
+
 /* Ends the program as sig's default action does (async-signal-safe). */
 static void die_of(int sig)
 {
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
-    sigemptyset(&dfl.sa_mask);
-    sigaction(sig, &dfl, NULL);
+    set_disposition(sig, SIG_DFL);
     raise(sig); /* delivered once this handler returns, or at once outside one */
 }
 
@@ -42,16 +48,7 @@ static void on_signal(int sig)
     die_of(sig);
 }
 
-static void ignore(int sig)
-{
-    struct sigaction ign;
-    memset(&ign, 0, sizeof ign);
-    ign.sa_handler = SIG_IGN;
-    sigemptyset(&ign.sa_mask);
-    sigaction(sig, &ign, NULL);
-}
-
-void cli_signals_ignore_file_limit(void) { ignore(SIGXFSZ); }
+void cli_signals_ignore_file_limit(void) { set_disposition(SIGXFSZ, SIG_IGN); }
 
 void cli_signals_catch(void)
 {
@@ -63,7 +60,7 @@ void cli_signals_catch(void)
         sigaddset(&sa.sa_mask, stopping[i]);
     for (size_t i = 0; i < sizeof stopping / sizeof stopping[0]; i++)
         sigaction(stopping[i], &sa, NULL);
-    ignore(SIGPIPE);
+    set_disposition(SIGPIPE, SIG_IGN);
 }
 
 int cli_signals_caught(void) { return atomic_load(&state.caught); }
