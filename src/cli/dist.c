@@ -146,6 +146,7 @@ static int parse_devices(cli_dist *d, const char *spec)
     return 0;
 }
 
+#ifdef BP_HAVE_MPI
 /* The world's communicator, made at once (before any rank can fail on
  * its data), so that a rank that fails later can tell the others
  * (bp_comm_abort) instead of leaving them in a collective. */
@@ -162,6 +163,7 @@ static int create_world_comm(cli_dist *d, bp_backend backend)
         return cli_lib_error(d->rank == 0 ? "data-parallel training" : "data-parallel rank", st);
     return 0;
 }
+#endif
 
 int cli_dist_begin(cli_dist *d, const char *device, bp_backend backend, int *quiet,
                    const char **outputs[], int n_outputs)
