@@ -116,8 +116,8 @@ static bp_status differs(bp_comm *c, const bp_comm_value *v, uint64_t bits)
     return bp_fail(BP_ERR_INVALID_ARGUMENT,
                    "bp_comm_agree: %s differs between the ranks (%zu bytes here on rank %d, "
                    "checksum %016llx; rank 0's %016llx); %s",
-                   name, v->n_bytes, c->rank, (unsigned long long)bits,
-                   (unsigned long long)rank0, ranks);
+                   name, v->n_bytes, c->rank, (unsigned long long)bits, (unsigned long long)rank0,
+                   ranks);
 }
 
 bp_status bp_comm_agree(bp_comm *comm, const bp_comm_value *values, int n)
