@@ -324,4 +324,66 @@ TEST_F(CliLimits, CheckpointCountersOutOfRangeAreRefusedByName)
     }
 }
 
+// Item 7: --resume continues the checkpoint's run and says what it does.
+// A flag that would change the run is refused with both values (they used
+// to be dropped with exit 0), one that repeats it is accepted; --init is
+// refused; a schedule this version does not know is refused (it ran as
+// constant); --log keeps the old rows up to the checkpoint's epoch only
+// (a log that ran further gave epochs 1,2,3,4,3,4) and replaces a file
+// that is not its log; a finished run with an output asked for is an
+// error (it printed "nothing to resume" and exited 0 with nothing saved).
+TEST_F(CliLimits, ResumeRefusesChangesAndSaysWhatItDoes)
+{
+    std::string ck = file("r.ckpt"), log = file("r.csv"), saved = file("fin.st");
+    std::string base = "train --data " + csv_ + " --epochs 4 --device cpu --quiet ";
+    ASSERT_EQ(
+        run(base + "--stop-after 2 --lr 0.05 --momentum 0.9 --checkpoint " + ck + " --log " + log).code,
+        0);
+    std::string resume = base + "--resume " + ck + " ";
+    for (const char *flag : {"--lr 0.1", "--momentum 0.5", "--weight-decay 0.01",
+                             "--schedule constant", "--clip-grad-norm 1", "--optimizer adam"}) {
+        Result r = run(resume + flag);
+        EXPECT_EQ(r.code, 1) << flag << ": " << r.err;
+        EXPECT_CONTAINS(r.err, std::string(flag).substr(0, std::string(flag).find(' ')));
+        EXPECT_CONTAINS(r.err, "the run in");
+    }
+    Result init = run(resume + "--init " + ck);
+    EXPECT_EQ(init.code, 2) << init.err;
+    EXPECT_CONTAINS(init.err, "leave --init out");
+    std::string good = read(ck);
+    rewrite_header(ck, [](std::string &h) {
+        size_t at = h.find("\"schedule\":\"cosine\"");
+        ASSERT_NE(at, std::string::npos);
+        h.replace(at, 19, "\"schedule\":\"cosinf\"");
+    });
+    Result unknown = run(resume);
+    EXPECT_EQ(unknown.code, 1) << unknown.err;
+    EXPECT_CONTAINS(unknown.err, "schedule 'cosinf', which this version does not know");
+    std::ofstream(ck, std::ios::binary) << good;
+    // The same values are accepted; the log's rows of epochs 3 and 4 from a
+    // run that went further are left out, said so, and written anew.
+    std::ofstream(log, std::ios::app) << "3,9,9,9,9,9\n4,9,9,9,9,9\n";
+    Result same = run(resume + "--lr 0.05 --momentum 0.9 --log " + log + " --checkpoint " + ck);
+    ASSERT_EQ(same.code, 0) << same.err;
+    EXPECT_CONTAINS(same.err, "2 rows of");
+    std::string rows = read(log);
+    EXPECT_EQ(rows.find("\n3,9,"), std::string::npos) << rows;
+    EXPECT_NE(rows.find("\n3,"), std::string::npos) << rows;
+    EXPECT_EQ(rows.find("\n3,", rows.find("\n3,") + 1), std::string::npos) << rows;
+    EXPECT_NE(rows.find("\n4,"), std::string::npos) << rows;
+    // The checkpoint now holds the finished run: --save cannot be honoured.
+    Result done = run(resume + "--save " + saved);
+    EXPECT_EQ(done.code, 1) << done.err;
+    EXPECT_CONTAINS(done.err, "nothing was trained");
+    EXPECT_NE(access(saved.c_str(), F_OK), 0) << "--save was written";
+    EXPECT_EQ(run(resume).code, 0); // nothing asked, nothing to do: said on stdout
+    // A file at --log that is not this command's log is replaced, said so.
+    std::ofstream(ck, std::ios::binary) << good;
+    std::ofstream(log, std::ios::binary) << "name,score\nx,1\n";
+    Result other = run(resume + "--log " + log);
+    ASSERT_EQ(other.code, 0) << other.err;
+    EXPECT_CONTAINS(other.err, "is replaced, not continued");
+    EXPECT_EQ(read(log).find("epoch,train_loss"), 0u) << read(log);
+}
+
 } // namespace

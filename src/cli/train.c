@@ -26,6 +26,7 @@
 #include "common.h"
 #include "dist.h"
 #include "gpu_flags.h"
+#include "log_resume.h"
 #include "outputs.h"
 #include "plot.h"
 #include "progress.h"
@@ -322,29 +323,6 @@ static int upload_training_set(training_run *run)
     return 0;
 }
 
-/* --resume: the old log's rows first in the new one. 1 when there were
- * rows, 0 when there is no old log, -1 (printed) on a read error. */
-static int copy_old_log(const char *path, bp_file_replace *log)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return 0;
-    char buf[65536];
-    size_t n, total = 0;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) {
-        if (bp_file_replace_write(log, buf, n) != BP_OK) {
-            fclose(f);
-            return cli_error("--log: %s", bp_last_error());
-        }
-        total += n;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad)
-        return cli_error("--log: cannot read '%s'", path);
-    return total > 0;
-}
-
 /* The sample order, the per-epoch curves, the log file and the pacing of
  * the loop. */
 static int prepare_loop(training_run *run)
@@ -363,13 +341,15 @@ static int prepare_loop(training_run *run)
     if (o->log_path) {
         if (bp_file_replace_begin(o->log_path, &run->log) != BP_OK)
             return cli_error("--log: %s", bp_last_error());
-        /* --resume continues the interrupted run's log */
-        int continued = o->optim.resume != NULL ? copy_old_log(o->log_path, run->log) : 0;
+        /* --resume continues the interrupted run's log up to its checkpoint */
+        const char *header = "epoch,train_loss,test_loss,test_accuracy,seconds,samples_per_s\n";
+        int continued = o->optim.resume != NULL ? cli_log_resume(o->log_path, run->log, header,
+                                                                 (long)o->optim.start.epoch)
+                                                : 0;
         if (continued < 0)
             return -1;
         if (!continued)
-            bp_file_replace_printf(
-                run->log, "epoch,train_loss,test_loss,test_accuracy,seconds,samples_per_s\n");
+            bp_file_replace_write(run->log, header, strlen(header));
     }
     run->shuffle_state = (uint64_t)o->seed ^ 0x5DEECE66Dull;
     /* --resume: the shuffles of the epochs before the checkpoint replayed,

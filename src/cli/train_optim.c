@@ -74,6 +74,51 @@ int optim_check(optim_flags *o, int argc, char **argv, double *lr, double moment
     return 0;
 }
 
+/* --resume continues the checkpoint's run (issue 21, item 7): a flag that
+ * would change it is refused with both values (it used to be dropped with
+ * exit 0); one that repeats the checkpoint's value is accepted. */
+static int resume_differs(int argc, char **argv, const char *name, double value, double saved,
+                          const char *resume)
+{
+    if (!given(argc, argv, name) || value == saved || (value != value && saved != saved))
+        return 0;
+    return cli_error("%s %g: the run in '%s' has %g, and a resumed run goes on with its "
+                     "checkpoint's values (leave %s out, or start a new run from its parameters "
+                     "with --init)",
+                     name, value, resume, saved, name);
+}
+
+static int resume_conflicts(const optim_flags *o, int argc, char **argv, const bp_optimizer *saved,
+                            const bp_checkpoint_info *info, const char *schedule)
+{
+    const bp_optimizer *f = &o->opt; /* the flags' values (optim_check) */
+    if (given(argc, argv, "--optimizer") && f->type != saved->type)
+        return cli_error("--optimizer %s: the run in '%s' used %s (leave --optimizer out)",
+                         bp_optimizer_name(f->type), o->resume, bp_optimizer_name(saved->type));
+    double base_lr = info->base_lr > 0 ? info->base_lr : saved->lr;
+    if (resume_differs(argc, argv, "--lr", f->lr, base_lr, o->resume) ||
+        resume_differs(argc, argv, "--momentum", f->momentum, saved->momentum, o->resume) ||
+        resume_differs(argc, argv, "--weight-decay", f->weight_decay, saved->weight_decay,
+                       o->resume) ||
+        resume_differs(argc, argv, "--beta1", o->beta1, saved->beta1, o->resume) ||
+        resume_differs(argc, argv, "--beta2", o->beta2, saved->beta2, o->resume) ||
+        resume_differs(argc, argv, "--eps", o->eps, saved->eps, o->resume) ||
+        resume_differs(argc, argv, "--amsgrad", o->amsgrad, saved->amsgrad, o->resume) ||
+        resume_differs(argc, argv, "--clip-grad-norm", o->clip, saved->clip_grad_norm, o->resume))
+        return -1;
+    /* A schedule this version does not know would run as another. */
+    if (info->schedule[0] != '\0' && strcmp(info->schedule, "cosine") != 0 &&
+        strcmp(info->schedule, "constant") != 0)
+        return cli_error("--resume: the run in '%s' has schedule '%s', which this version does "
+                         "not know (cosine, constant)",
+                         o->resume, info->schedule);
+    if (given(argc, argv, "--schedule") && info->schedule[0] != '\0' &&
+        strcmp(schedule, info->schedule) != 0)
+        return cli_error("--schedule %s: the run in '%s' has schedule %s (leave --schedule out)",
+                         schedule, o->resume, info->schedule);
+    return 0;
+}
+
 int optim_resume_peek(optim_flags *o, int argc, char **argv, long epochs, double *base_lr,
                       const char **schedule, long *seed, long *batch)
 {
@@ -86,8 +131,9 @@ int optim_resume_peek(optim_flags *o, int argc, char **argv, long epochs, double
     bp_status st = bp_checkpoint_peek(o->resume, &saved, &info);
     if (st != BP_OK)
         return cli_lib_error("--resume", st);
-    if (!given(argc, argv, "--optimizer"))
-        o->opt = saved; /* the checkpoint's optimizer; its state comes in optim_setup */
+    if (resume_conflicts(o, argc, argv, &saved, &info, *schedule) != 0)
+        return -1;
+    o->opt = saved; /* the checkpoint's optimizer; its state comes in optim_setup */
     o->start = info;
     /* The seed shuffles (and, without --data, generates the data). */
     if (given(argc, argv, "--seed") && (uint64_t)*seed != info.shuffle_seed)

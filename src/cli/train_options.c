@@ -83,6 +83,42 @@ static int adopt_model_architecture(train_options *o)
     return 0;
 }
 
+/* --resume of a finished run trains nothing, so it writes nothing: with an
+ * output asked for, that is an error (it used to exit 0 silently). */
+static int finished_with_outputs(const train_options *o)
+{
+    const char *outputs[][2] = {{"--save", o->save_path},
+                                {"--log", o->log_path},
+                                {"--plot", o->plot_path},
+                                {"--checkpoint", o->optim.checkpoint}};
+    for (size_t i = 0; i < sizeof outputs / sizeof outputs[0]; i++)
+        if (outputs[i][1] != NULL && strcmp(outputs[i][1], o->optim.resume) != 0)
+            return cli_error("%s: nothing was trained, so '%s' was not written (a checkpoint is a "
+                             "model file: eval and predict take --model %s)",
+                             outputs[i][0], outputs[i][1], o->optim.resume);
+    return 0;
+}
+
+/* --resume: the checkpoint's optimizer, schedule, seed and batch. A run
+ * that already finished ends here: exit 0, said so, unless an output was
+ * asked for (none is written). Returns -1 with *status set to end. */
+static int resume_peek(train_options *o, int argc, char **argv, int *status)
+{
+    if (o->optim.resume != NULL && o->init_path != NULL) {
+        *status = 2;
+        return cli_error("--init %s: a resumed run's parameters are its checkpoint's (leave "
+                         "--init out with --resume)",
+                         o->init_path);
+    }
+    int resumed = optim_resume_peek(&o->optim, argc, argv, o->epochs, &o->lr, &o->schedule,
+                                    &o->seed, &o->batch);
+    if (resumed > 0 && finished_with_outputs(o) != 0)
+        resumed = -1;
+    if (resumed != 0)
+        *status = resumed > 0 ? 0 : 1;
+    return resumed != 0 ? -1 : 0;
+}
+
 int parse_train_options(int argc, char **argv, train_options *o, int *status)
 {
     train_options_defaults(o);
@@ -161,14 +197,8 @@ int parse_train_options(int argc, char **argv, train_options *o, int *status)
         if (cli_check_paths(resume, 1, others, 3) != 0)
             return -1;
     }
-    /* --resume: the checkpoint's optimizer, schedule, seed and batch; a run
-     * that already finished ends here (exit 0, said so). */
-    int resumed = optim_resume_peek(&o->optim, argc, argv, o->epochs, &o->lr, &o->schedule,
-                                    &o->seed, &o->batch);
-    if (resumed != 0) {
-        *status = resumed > 0 ? 0 : 1;
+    if (resume_peek(o, argc, argv, status) != 0)
         return -1;
-    }
     if (o->optim.resume != NULL && o->init_path == NULL)
         o->init_path = o->optim.resume; /* a checkpoint is a model file: its network */
     if (adopt_model_architecture(o) != 0)
