@@ -130,11 +130,13 @@ endif()
 if(TARGET backprop_cli AND bp_mpiexec_version MATCHES "Open MPI|OpenRTE")
   # A rank that fails before, at or after the join, or while writing, ends
   # the whole run within seconds (Open MPI's rank variables pick the rank).
-  add_test(NAME dist_mpi.np2_np3_cli_a_failing_rank_ends_the_run
-           COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/dist_fail.sh $<TARGET_FILE:backprop_cli>
-                   ${MPIEXEC_EXECUTABLE} ${bp_mpiexec_flags})
-  set_tests_properties(dist_mpi.np2_np3_cli_a_failing_rank_ends_the_run PROPERTIES
-                       ENVIRONMENT "${bp_mpi_env}" TIMEOUT 400)
+  foreach(np 2 3)
+    add_test(NAME dist_mpi.np${np}_cli_a_failing_rank_ends_the_run
+             COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/dist_fail.sh ${np} $<TARGET_FILE:backprop_cli>
+                     ${MPIEXEC_EXECUTABLE} ${bp_mpiexec_flags})
+    set_tests_properties(dist_mpi.np${np}_cli_a_failing_rank_ends_the_run PROPERTIES
+                         ENVIRONMENT "${bp_mpi_env}" TIMEOUT 400)
+  endforeach()
 endif()
 if(TARGET backprop_cli)
   add_test(NAME dist_mpi.np2_cli_train_equals_one_process

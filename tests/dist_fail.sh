@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# dist_fail.sh BACKPROP MPIEXEC [MPIEXEC FLAGS...]
+# dist_fail.sh NP BACKPROP MPIEXEC [MPIEXEC FLAGS...]
 # `mpirun -np 2|3 backprop train` where one rank fails: before the join (it
 # cannot open its data), at the join (another --lr, or other data of the
-# same size) and while writing (rank 0 under a file size limit: its
+# same size, or --test on one rank only) and while writing (rank 0 under a file size limit: its
 # --checkpoint after the first epoch, its --save at the end). Each run must
 # end with a non-zero status and the failing rank's message within 20 s in
 # all (MPI's start and the epochs before the failure included; a rank used
@@ -10,12 +10,12 @@
 # --checkpoint or --save.
 # Open MPI's environment (OMPI_COMM_WORLD_RANK) picks the failing rank.
 set -u
-bp=$1; shift
+nps=$1 bp=$2; shift 2
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 awk 'BEGIN { srand(3); print "a,b,c,label";
-             for (i = 0; i < 1200; i++) printf "%.4f,%.4f,%.4f,%d\n", rand(), rand(), rand(), i % 2 }' >d.csv
+             for (i = 0; i < 400; i++) printf "%.4f,%.4f,%.4f,%d\n", rand(), rand(), rand(), i % 2 }' >d.csv
 sed '2s/^0/1/' d.csv >other.csv # the same size, one value changed
 # rank.sh: the last rank (or, with ON_RANK0, rank 0) gets the extra arguments
 cat >rank.sh <<'EOF'
@@ -27,7 +27,7 @@ if [ "$me" = "$target" ]; then
     [ -n "${LIMIT_BLOCKS:-}" ] && ulimit -f "$LIMIT_BLOCKS"
     read -r -a extra <<<"${EXTRA:-}"
 fi
-exec "$BP" train --device cpu --quiet --epochs 3 --layers 3,128,128,2 "$@" "${extra[@]}"
+exec "$BP" train --device cpu --quiet --epochs 2 --layers 3,32,2 "$@" "${extra[@]}"
 EOF
 chmod +x rank.sh
 export BP=$bp
@@ -50,16 +50,18 @@ check() { # NP NAME NEEDLE ARGS...
     else echo "np=$np $name: status $rc after ${took} ms: FAILED"; cat out.txt; fi
 }
 launcher=("$@")
-for np in 2 3; do
+for np in $nps; do
     EXTRA="--data missing.csv" check "$np" "before the join: a rank cannot open its data" \
         "missing.csv" --data d.csv
     EXTRA="--lr 0.05" check "$np" "at the join: a rank has another --lr" \
         "lr differs between the ranks" --data d.csv
     EXTRA="--data other.csv" check "$np" "at the join: a rank has other data of the same size" \
         "data differs between the ranks" --data d.csv
-    ON_RANK0=1 LIMIT_BLOCKS=8 check "$np" "while writing: rank 0 cannot write --checkpoint" \
+    EXTRA="--test other.csv" check "$np" "at the join: a rank alone has --test" \
+        "test differs between the ranks" --data d.csv
+    ON_RANK0=1 LIMIT_BLOCKS=0 check "$np" "while writing: rank 0 cannot write --checkpoint" \
         "cannot write 'ck.st'" --data d.csv --checkpoint ck.st
-    ON_RANK0=1 LIMIT_BLOCKS=8 check "$np" "while writing: rank 0 cannot write --save" \
+    ON_RANK0=1 LIMIT_BLOCKS=0 check "$np" "while writing: rank 0 cannot write --save" \
         "cannot write 'sv.st'" --data d.csv --epochs 1 --save sv.st
 done
 echo "$held of $tried runs held"

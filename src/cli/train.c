@@ -258,6 +258,9 @@ static int agree_across_ranks(training_run *run)
     n += data_values(&run->train_set, o->data_path ? "--data" : "the training data", v + n);
     if (run->have_test_set)
         n += data_values(&run->test_set, o->test_path ? "--test" : "the test data", v + n);
+    else /* as many values, so that a rank with --test is named */
+        for (int i = 0; i < 2; i++)
+            v[n++] = (bp_comm_value){"--test", 0, NULL, 0};
     return cli_dist_agree(&run->dist, v, n);
 }
 

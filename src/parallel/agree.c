@@ -100,14 +100,22 @@ static bp_status differs(bp_comm *c, const bp_comm_value *v, uint64_t bits)
     BP_TRY(compare_to_rank0(c, bits, &rank0, &count, &lowest, &highest));
     const char *name = v->name != NULL ? v->name : "a value";
     char ranks[160];
-    snprintf(ranks, sizeof ranks, "%d of the %d ranks differ from rank 0 (ranks %d to %d)", count,
-             c->size, lowest, highest);
+    if (lowest == highest)
+        snprintf(ranks, sizeof ranks, "%d of the %d ranks differ from rank 0 (rank %d)", count,
+                 c->size, lowest);
+    else
+        snprintf(ranks, sizeof ranks, "%d of the %d ranks differ from rank 0 (ranks %d to %d)",
+                 count, c->size, lowest, highest);
     if (v->bytes == NULL) {
         double at0;
         memcpy(&at0, &rank0, sizeof at0);
         char a[32], b[32];
         shortest(a, sizeof a, at0);
         shortest(b, sizeof b, v->number);
+        if (c->rank == 0)
+            return bp_fail(BP_ERR_INVALID_ARGUMENT,
+                           "bp_comm_agree: %s differs between the ranks: %s here on rank 0; %s",
+                           name, a, ranks);
         return bp_fail(BP_ERR_INVALID_ARGUMENT,
                        "bp_comm_agree: %s differs between the ranks: %s on rank 0, %s here on "
                        "rank %d; %s",

@@ -51,6 +51,17 @@ bp_status bp_dist_poll(bp_comm *c, const char *what, bp_dist_test test, void (*g
             return st;
         char why[512];
         if (bp_dist_alarm_heard(c->alarm, why, sizeof why)) {
+            /* A rank that failed may have given its part of this operation
+             * first: every rank goes on completing it for a moment, so that
+             * an operation all ranks joined completes everywhere and only
+             * the next one fails (else one rank's early give-up starves the
+             * others of the parts it would have passed on). */
+            double heard = bp_dist_now();
+            while (bp_dist_now() - heard < BP_DIST_ALARM_GRACE_S) {
+                if (test(c, ctx, &st))
+                    return st;
+                bp_dist_backoff(bp_dist_now() - heard);
+            }
             if (give_up != NULL)
                 give_up(c);
             return bp_comm_fail(c, "%s: %s", what, why);

@@ -88,6 +88,9 @@ void bp_dist_backoff(double waited_s);
  * communicator's timeout; give_up (may be NULL) then releases what the
  * engine has pending (NCCL: ncclCommAbort). */
 typedef int (*bp_dist_test)(bp_comm *c, void *ctx, bp_status *st);
+/* After an alarm, how long a wait still tries to complete its operation
+ * (which the failed rank may have joined before it failed). */
+#define BP_DIST_ALARM_GRACE_S 0.5
 bp_status bp_dist_poll(bp_comm *c, const char *what, bp_dist_test test, void (*give_up)(bp_comm *),
                        void *ctx);
 
