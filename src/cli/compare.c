@@ -19,7 +19,9 @@ int cmd_compare(int argc, char **argv)
         {"--activation", FLAG_STRING, &af.activation, "NAME", "hidden activation (default relu)"},
         {"--activations", FLAG_STRING, &af.activations, "A,B,..", "one activation per layer"},
         {"--loss", FLAG_STRING, &af.loss, "ce|mse|bce", "loss (default ce)"},
-        {"--dtype", FLAG_STRING, &af.dtype, "f32|f64", "precision (default f64)"},
+        {"--dtype", FLAG_STRING, &af.dtype, "f32|f64", "real type (default f64)"},
+        {"--precision", FLAG_STRING, &af.precision, "64-true|32-true|bf16-mixed|16-mixed",
+         "storage and arithmetic (default: the dtype's, 64-true)"},
         {"--batch", FLAG_INT, &batch, "N", "batch size (default 64)"},
         {"--seed", FLAG_INT, &seed, "N", "seed of the weights and the batch (default 1)"},
         {"--against", FLAG_STRING, &against, "cuda|cpu",
@@ -74,10 +76,20 @@ int cmd_compare(int argc, char **argv)
                       st);
         goto out;
     }
-    double tol = cli_compare_tolerance(a.dtype, math_mode);
-    printf("cpu vs %s, %s, %s math, batch %ld, seed %ld; loss %.17g vs %.17g\n",
-           bp_backend_name(other), bp_dtype_name(a.dtype), bp_math_mode_name(math_mode), batch,
-           seed, la, lb);
+    double tol = 0;
+    int judges = 1;
+    if (bp_compare_tolerance_precision(a.precision, a.dtype, math_mode, &tol, &judges) != BP_OK) {
+        cli_lib_error("compare", BP_ERR_INVALID_ARGUMENT);
+        goto out;
+    }
+    bp_network_desc d = {0};
+    d.precision = a.precision == BP_PRECISION_AUTO
+                      ? (a.dtype == BP_F64 ? BP_PRECISION_64_TRUE : BP_PRECISION_32_TRUE)
+                      : a.precision;
+    const char *pname = bp_precision_name(d.precision);
+    printf("cpu vs %s, %s, %s, %s math, batch %ld, seed %ld; loss %.17g vs %.17g\n",
+           bp_backend_name(other), pname, bp_dtype_name(a.dtype), bp_math_mode_name(math_mode),
+           batch, seed, la, lb);
     printf("layer  %-10s  %-22s %-22s %-22s\n", "size", "dL/dW abs / rel", "dL/db abs / rel",
            "a abs / rel");
     double worst = 0;
@@ -89,14 +101,14 @@ int cmd_compare(int argc, char **argv)
                diff[l].bias_grad_rel, diff[l].activation_abs, diff[l].activation_rel);
         double m[3] = {diff[l].weight_grad_rel, diff[l].bias_grad_rel, diff[l].activation_rel};
         /* gpu hook (h8gpu): tensor-core math is judged on the activations */
-        int judged = cli_compare_judges_gradients(a.dtype, math_mode) ? 3 : 1;
+        int judged = judges ? 3 : 1;
         for (int k = 3 - judged; k < 3; k++)
             worst = m[k] > worst || m[k] != m[k] ? m[k] : worst;
     }
     int ok = worst <= tol;
-    printf("verdict: %s (largest relative difference %.2e%s, tolerance %.0e for %s, %s math)\n",
-           ok ? "PASS" : "FAIL", worst,
-           cli_compare_judges_gradients(a.dtype, math_mode) ? "" : " of the activations", tol,
+    printf("verdict: %s (largest relative difference %.2e%s, tolerance %.0e for %s, %s, %s "
+           "math)\n",
+           ok ? "PASS" : "FAIL", worst, judges ? "" : " of the activations", tol, pname,
            bp_dtype_name(a.dtype), bp_math_mode_name(math_mode));
     rc = ok ? 0 : 1;
 out:

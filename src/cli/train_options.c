@@ -77,7 +77,7 @@ static int adopt_model_architecture(train_options *o)
         a->activations = o->init_activations;
     if (a->loss == NULL)
         a->loss = bp_loss_name(d.loss);
-    if (a->dtype == NULL)
+    if (a->dtype == NULL && a->precision == NULL) /* --precision implies its own dtype */
         a->dtype = bp_dtype_name(d.dtype);
     bp_network_free(model);
     return 0;
@@ -140,12 +140,20 @@ int parse_train_options(int argc, char **argv, train_options *o, int *status)
         {"--momentum", FLAG_DOUBLE, &o->momentum, "X", "SGD momentum (default 0.9)"},
         {"--weight-decay", FLAG_DOUBLE, &o->weight_decay, "X", "L2 weight decay (default 0)"},
         {"--seed", FLAG_INT, &o->seed, "N", "initialisation and shuffling seed (default 1)"},
-        {"--dtype", FLAG_STRING, &o->architecture.dtype, "f32|f64", "precision (default f32)"},
+        {"--dtype", FLAG_STRING, &o->architecture.dtype, "f32|f64",
+         "real type of the data (default f32; f64 is --precision 64-true)"},
+        {"--precision", FLAG_STRING, &o->architecture.precision,
+         "64-true|32-true|bf16-mixed|16-mixed",
+         "storage and arithmetic (default 32-true); mixed: 16-bit activations and working "
+         "weights, float32 master weights"},
         {"--device", FLAG_STRING, &o->device, "auto|cpu|cuda[:N]|cuda:N,N,..|cuda:all",
          "where to train (default auto); a list: data-parallel on those GPUs"},
         {"--no-shuffle", FLAG_SWITCH, &o->no_shuffle, NULL, "samples in file order"},
         {"--init", FLAG_STRING, &o->init_path, "MODEL", "start from a saved model's parameters"},
         {"--save", FLAG_STRING, &o->save_path, "MODEL", "save the trained model (safetensors)"},
+        {"--save-16bit", FLAG_STRING, &o->save_16bit_path, "MODEL",
+         "bf16-mixed, 16-mixed: also save the weights rounded to BF16 or F16 (for inference "
+         "elsewhere; --save keeps the float32 masters)"},
         {"--log", FLAG_STRING, &o->log_path, "CSV",
          "one row per epoch: epoch,train_loss,test_loss,test_accuracy,seconds,samples_per_s"},
         {"--plot", FLAG_STRING, &o->plot_path, "SVG", "loss and accuracy curves"},
@@ -155,7 +163,7 @@ int parse_train_options(int argc, char **argv, train_options *o, int *status)
          "CSV regression: the last K columns are targets"},
         {"--quiet", FLAG_SWITCH, &o->quiet, NULL, "print only the final result"},
         {"--math", FLAG_STRING, &o->math, "fp32|tf32|bf16",
-         "GEMM math on the GPU for f32 (default fp32: exact)"},
+         "GEMM math on the GPU for 32-true (default fp32: exact)"},
         {"--no-graphs", FLAG_SWITCH, &o->no_graphs, NULL,
          "issue each GPU kernel from the host (no CUDA graphs)"},
         {"--no-fused-epilogues", FLAG_SWITCH, &o->no_fused, NULL,
@@ -187,9 +195,18 @@ int parse_train_options(int argc, char **argv, train_options *o, int *status)
     const cli_path outputs[] = {{"--save", o->save_path},
                                 {"--log", o->log_path},
                                 {"--plot", o->plot_path},
-                                {"--checkpoint", o->optim.checkpoint}};
-    if (cli_check_paths(inputs, 3, outputs, 4) != 0)
+                                {"--checkpoint", o->optim.checkpoint},
+                                {"--save-16bit", o->save_16bit_path}};
+    if (cli_check_paths(inputs, 3, outputs, 5) != 0)
         return -1;
+    bp_precision p = BP_PRECISION_AUTO;
+    if (o->save_16bit_path != NULL &&
+        (o->architecture.precision == NULL ||
+         bp_precision_parse(o->architecture.precision, &p) != BP_OK ||
+         (p != BP_PRECISION_BF16_MIXED && p != BP_PRECISION_16_MIXED))) {
+        *status = 2;
+        return cli_error("--save-16bit needs --precision bf16-mixed or 16-mixed");
+    }
     if (o->optim.resume != NULL) {
         const cli_path resume[] = {{"--resume", o->optim.resume}};
         const cli_path others[] = {

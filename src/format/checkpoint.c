@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bp_mixed.h"
 #include "api/error.h"
 #include "format/json.h"
 #include "format/safetensors.h"
@@ -128,6 +129,35 @@ static bp_status metadata_text(const bp_network *net, const bp_checkpoint_info *
     return BP_OK;
 }
 
+/* A mixed precision and, in 16-mixed, the loss scale (src/core/mixed.c),
+ * appended to the metadata at out: keys "precision", "loss_scale",
+ * "loss_scale_growth_tracker" and "loss_scale_skipped_steps" (nothing for
+ * 64-true and 32-true, whose checkpoints stay as they were). */
+static bp_status precision_text(const bp_network *net, char *out, size_t size)
+{
+    if (!net->mixed)
+        return BP_OK;
+    bp_loss_scale ls = {0.0, 0, 0};
+    if (net->scaled)
+        BP_TRY(bp_network_get_loss_scale(net, &ls));
+    locale_t c_locale = (locale_t)0;
+    BP_TRY(bp_c_locale_new("bp_checkpoint_save", &c_locale));
+    locale_t old = uselocale(c_locale);
+    int n = net->scaled ? snprintf(out, size,
+                                   ",\"precision\":\"%s\",\"loss_scale\":\"%.17g\","
+                                   "\"loss_scale_growth_tracker\":\"%" PRId64 "\","
+                                   "\"loss_scale_skipped_steps\":\"%" PRId64 "\"",
+                                   bp_precision_name(net->desc.precision), ls.scale,
+                                   ls.growth_tracker, ls.skipped_steps)
+                        : snprintf(out, size, ",\"precision\":\"%s\"",
+                                   bp_precision_name(net->desc.precision));
+    uselocale(old);
+    freelocale(c_locale);
+    if (n < 0 || (size_t)n >= size)
+        return bp_fail(BP_ERR_OUT_OF_MEMORY, "bp_checkpoint_save: metadata too long");
+    return BP_OK;
+}
+
 bp_status bp_checkpoint_save(const bp_network *net, const bp_checkpoint_info *info, const char *path)
 {
     const char *fn = "bp_checkpoint_save";
@@ -145,6 +175,7 @@ bp_status bp_checkpoint_save(const bp_network *net, const bp_checkpoint_info *in
         return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: info->%s", fn, why);
     char meta[2048];
     BP_TRY(metadata_text(net, &in, step, meta, sizeof meta));
+    BP_TRY(precision_text(net, meta + strlen(meta), sizeof meta - strlen(meta)));
 
     size_t bytes = net->param_len * net->esize; /* the device layout, padding included */
     void *host[N_STATES] = {NULL, NULL, NULL, NULL};
@@ -172,7 +203,7 @@ bp_status bp_checkpoint_save(const bp_network *net, const bp_checkpoint_info *in
             }
     }
     if (st == BP_OK) {
-        bp_st_extras x = {meta, n, t};
+        bp_st_extras x = {meta, n, t, 0};
         st = bp_safetensors_save(fn, net, path, &x);
     }
     for (int s = 0; s < N_STATES; s++)
@@ -385,6 +416,54 @@ static bp_status read_names(const char *path, const ckpt_file *c, ckpt_meta *m)
     return BP_OK;
 }
 
+/* The file's precision (a mixed one, or none) and 16-mixed's loss scale
+ * (*found 1), which go together: every value checked as
+ * bp_network_set_loss_scale checks it. A checkpoint of another precision
+ * has no scale, and a 16-mixed network loading it keeps its own. */
+static bp_status read_loss_scale(const char *path, const ckpt_file *c, bp_loss_scale *out, int *found)
+{
+    bp_status st = BP_OK;
+    bp_precision p = BP_PRECISION_AUTO;
+    if (bp_json_member(&c->doc, c->meta, "precision") >= 0) {
+        const char *name = meta_str(path, c, "precision", &st);
+        if (name == NULL)
+            return st;
+        if (bp_precision_parse(name, &p) != BP_OK ||
+            (p != BP_PRECISION_BF16_MIXED && p != BP_PRECISION_16_MIXED))
+            return not_checkpoint(path, "__metadata__ \"precision\" is not bf16-mixed or 16-mixed");
+    }
+    *found = bp_json_member(&c->doc, c->meta, "loss_scale") >= 0;
+    if (*found != (p == BP_PRECISION_16_MIXED))
+        return not_checkpoint(path, "a loss scale in __metadata__ goes with precision 16-mixed, "
+                                    "and only with it");
+    if (!*found)
+        return BP_OK;
+    const char *text[3] = {meta_str(path, c, "loss_scale", &st),
+                           meta_str(path, c, "loss_scale_growth_tracker", &st),
+                           meta_str(path, c, "loss_scale_skipped_steps", &st)};
+    if (st != BP_OK)
+        return st;
+    locale_t c_locale = (locale_t)0;
+    BP_TRY(bp_c_locale_new("bp_checkpoint_load", &c_locale));
+    char *end[3] = {NULL, NULL, NULL};
+    errno = 0;
+    out->scale = strtod_l(text[0], &end[0], c_locale);
+    long long tracker = strtoll(text[1], &end[1], 10), skipped = strtoll(text[2], &end[2], 10);
+    freelocale(c_locale);
+    int bad = errno != 0 || !(out->scale > 0.0) || !isfinite(out->scale) ||
+              (double)(float)out->scale != out->scale || tracker < 0 ||
+              tracker >= BP_SCALER_GROWTH_INTERVAL || skipped < 0;
+    for (int i = 0; i < 3; i++)
+        bad = bad || text[i][0] == '\0' || end[i] == NULL || *end[i] != '\0';
+    if (bad)
+        return not_checkpoint(path, "the loss scale in __metadata__ is not valid (a float32 "
+                                    "scale > 0, a growth tracker in [0, 2000), skipped steps "
+                                    ">= 0)");
+    out->growth_tracker = (int64_t)tracker;
+    out->skipped_steps = (int64_t)skipped;
+    return BP_OK;
+}
+
 /* Appends "; what" to a list of differences. */
 static void differ(char *buf, size_t size, const char *fmt, ...) BP_PRINTF(3, 4);
 static void differ(char *buf, size_t size, const char *fmt, ...)
@@ -458,6 +537,10 @@ bp_status bp_checkpoint_load(bp_network *net, const char *path, bp_checkpoint_in
     memset(&m, 0, sizeof m);
     if (st == BP_OK)
         st = read_meta(path, &c, &m);
+    bp_loss_scale scale = {0.0, 0, 0};
+    int has_scale = 0;
+    if (st == BP_OK)
+        st = read_loss_scale(path, &c, &scale, &has_scale);
     if (st != BP_OK) {
         ckpt_close(&c);
         return st;
@@ -579,6 +662,8 @@ bp_status bp_checkpoint_load(bp_network *net, const char *path, bp_checkpoint_in
                 st = net->ops->upload(net->ctx, net->opt_state[slot_of(kStates[s])], host[s], bytes);
         if (st == BP_OK)
             st = bp_network_set_optimizer_step(net, m.step);
+        if (st == BP_OK && has_scale && net->scaled)
+            st = bp_network_set_loss_scale(net, &scale);
     }
     for (int s = 0; s < N_STATES; s++)
         free(host[s]);

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bp_mixed.h"
 #include "api/error.h"
 #include "api/struct_size.h"
 #include "sys/c_locale.h"
@@ -83,11 +84,15 @@ static bp_status write_file(const bp_network *net, const bp_network_desc *d, bp_
     BP_TRY(bp_file_replace_write(f, len8, 8));
     BP_TRY(bp_file_replace_write(f, header, header_len));
     size_t es = bp_dtype_size(d->dtype);
+    int half = x != NULL ? x->half : 0;
     for (int l = 1; l <= d->n_layers; l++) {
         size_t nw = (size_t)d->sizes[l - 1] * (size_t)d->sizes[l];
         size_t nb = (size_t)d->sizes[l];
         BP_TRY(bp_network_get_params(net, l, host, (char *)host + nw * es));
-        BP_TRY(bp_file_replace_write(f, host, (nw + nb) * es));
+        if (half) /* float32 to 16 bits, in place (a 16-bit value is never ahead of its float) */
+            for (size_t i = 0; i < nw + nb; i++)
+                ((uint16_t *)host)[i] = bp_half_from_f32(half - 1, ((const float *)host)[i]);
+        BP_TRY(bp_file_replace_write(f, host, (nw + nb) * (half ? sizeof(uint16_t) : es)));
     }
     for (int i = 0; x != NULL && i < x->n; i++) {
         const bp_st_extra_tensor *t = &x->t[i];
@@ -98,7 +103,11 @@ static bp_status write_file(const bp_network *net, const bp_network_desc *d, bp_
 
 static void build_header(const bp_network_desc *d, strbuf *b, const bp_st_extras *x)
 {
-    const char *dt = d->dtype == BP_F32 ? "F32" : "F64";
+    int half = x != NULL ? x->half : 0;
+    const char *dt = half == 1 + BP_HALF_BF16 ? "BF16"
+                     : half                   ? "F16"
+                     : d->dtype == BP_F32     ? "F32"
+                                              : "F64";
     sb_add(b, "{\"__metadata__\":{\"format\":\"backprop\",\"format_version\":\"" FORMAT_VERSION
               "\",\"activations\":\"");
     for (int l = 0; l < d->n_layers; l++)
@@ -114,7 +123,7 @@ static void build_header(const bp_network_desc *d, strbuf *b, const bp_st_extras
            d->leaky_slope, x != NULL && x->metadata != NULL ? x->metadata : "");
     uselocale(old);
     freelocale(c_locale);
-    size_t offset = 0, es = bp_dtype_size(d->dtype);
+    size_t offset = 0, es = half ? sizeof(uint16_t) : bp_dtype_size(d->dtype);
     for (int l = 1; l <= d->n_layers; l++) {
         int n_in = d->sizes[l - 1], n_out = d->sizes[l];
         size_t wb = (size_t)n_in * (size_t)n_out * es, bb = (size_t)n_out * es;
@@ -146,6 +155,26 @@ static void build_header(const bp_network_desc *d, strbuf *b, const bp_st_extras
 bp_status bp_model_save(const bp_network *net, const char *path)
 {
     return bp_safetensors_save("bp_model_save", net, path, NULL);
+}
+
+bp_status bp_model_save_16bit(const bp_network *net, const char *path, bp_precision precision)
+{
+    const char *fn = "bp_model_save_16bit";
+    BP_CHECK_PTR(fn, net);
+    if (precision != BP_PRECISION_BF16_MIXED && precision != BP_PRECISION_16_MIXED)
+        return bp_fail(BP_ERR_INVALID_ARGUMENT,
+                       "%s: precision '%s' is not bf16-mixed (BF16 tensors) or 16-mixed (F16)", fn,
+                       bp_precision_name(precision) ? bp_precision_name(precision) : "?");
+    bp_network_desc d;
+    BP_TRY(bp_network_describe(net, &d));
+    if (d.dtype != BP_F32)
+        return bp_fail(BP_ERR_INVALID_ARGUMENT,
+                       "%s: the network's parameters are %s; 16-bit copies are made of float32 "
+                       "master weights",
+                       fn, bp_dtype_name(d.dtype));
+    bp_st_extras x = {",\"exported_from\":\"F32\"", 0, NULL,
+                      1 + (precision == BP_PRECISION_16_MIXED ? BP_HALF_F16 : BP_HALF_BF16)};
+    return bp_safetensors_save(fn, net, path, &x);
 }
 
 bp_status bp_safetensors_save(const char *fn, const bp_network *net, const char *path,

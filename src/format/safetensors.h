@@ -22,6 +22,10 @@ typedef struct bp_st_extras {
     const char *metadata; /* further __metadata__ members: ,"key":"value"... */
     int n;
     const bp_st_extra_tensor *t;
+    /* 1 + BP_HALF_BF16 or 1 + BP_HALF_F16 (kernels/bp_mixed.h): the model's
+     * tensors rounded to that 16-bit format ("BF16", "F16"; no further
+     * tensors then); 0: the network's dtype. */
+    int half;
 } bp_st_extras;
 
 /* bp_model_save, plus the extras (NULL: none); messages start with fn.
