@@ -107,8 +107,9 @@ static int choose_device_and_dtype(training_run *run)
                          o->lr),
                2;
     /* Under mpirun (or with several GPUs) rank 0 alone prints and writes. */
-    const char **outputs[] = {&o->save_path, &o->log_path, &o->plot_path, &o->optim.checkpoint};
-    if (cli_dist_begin(&run->dist, o->device, run->device.backend, &o->quiet, outputs, 4) != 0)
+    const char **outputs[] = {&o->save_path, &o->log_path, &o->plot_path, &o->optim.checkpoint,
+                              &o->save_16bit_path};
+    if (cli_dist_begin(&run->dist, o->device, run->device.backend, &o->quiet, outputs, 5) != 0)
         return 1;
     return 0;
 }
@@ -231,7 +232,9 @@ static int agree_across_ranks(training_run *run)
     bp_optimizer opt;
     bp_optimizer_init(&opt, BP_OPTIMIZER_SGD);
     bp_network_get_optimizer(run->net, &opt);
-    bp_comm_value v[32] = {
+    bp_network_desc nd;
+    bp_network_describe(run->net, &nd);
+    bp_comm_value v[40] = {
         {"--epochs", (double)o->epochs, NULL, 0},
         {"--stop-after", (double)o->optim.stop_after, NULL, 0},
         {"--batch", (double)o->batch, NULL, 0},
@@ -253,8 +256,14 @@ static int agree_across_ranks(training_run *run)
         {"--resume (its epoch)", (double)o->optim.start.epoch, NULL, 0},
         {"--resume (its step in the epoch)", (double)o->optim.start.step_in_epoch, NULL, 0},
         {"--resume (its shuffling state)", (double)o->optim.start.shuffle_state, NULL, 0},
+        /* what the parameters' comparison at the join does not show */
+        {"--dtype", nd.dtype, NULL, 0},
+        {"--precision", nd.precision, NULL, 0},
+        {"--math", nd.math_mode, NULL, 0},
+        {"--loss", nd.loss, NULL, 0},
+        {"--activations", 0, nd.activations, (size_t)nd.n_layers * sizeof *nd.activations},
     };
-    int n = 21;
+    int n = 26;
     n += data_values(&run->train_set, o->data_path ? "--data" : "the training data", v + n);
     if (run->have_test_set)
         n += data_values(&run->test_set, o->test_path ? "--test" : "the test data", v + n);
