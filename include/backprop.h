@@ -681,7 +681,8 @@ BP_API void bp_comm_free(bp_comm *comm);
 
 /* This rank has failed (it cannot read its data, write its file, ...) and
  * says so to the others: every other rank's pending or next collective on
- * comm fails within about 10 ms of polling with BP_ERR_COMM and a message
+ * comm fails within about half a second (a collective this rank had
+ * already joined still completes there) with BP_ERR_COMM and a message
  * naming this rank and why (why may be NULL), instead of waiting out the
  * timeout; comm is broken here as well. Not collective and never blocks
  * for long (the small messages are sent eagerly). Call it before leaving
@@ -707,8 +708,8 @@ typedef struct bp_comm_value {
  * BP_ERR_INVALID_ARGUMENT on every rank with a message naming the first
  * value that differs, rank 0's and this rank's value (numbers) and which
  * ranks differ from rank 0 ("--lr differs between the ranks: 0.02 on rank
- * 0, 0.05 here on rank 1; 1 of the 3 ranks differ from rank 0 (ranks 1 to
- * 1)"). Ranks that would train with different hyperparameters, epochs or
+ * 0, 0.05 here on rank 1; 1 of the 3 ranks differ from rank 0 (rank 1)").
+ * Ranks that would train with different hyperparameters, epochs or
  * data must not start: bp_network_join compares only the parameters. */
 BP_API bp_status bp_comm_agree(bp_comm *comm, const bp_comm_value *values, int n);
 
