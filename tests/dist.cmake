@@ -21,6 +21,7 @@ if(BP_HAVE_NCCL AND TARGET bp_emulated_kernels AND TARGET backprop_objects)
   list(TRANSFORM bp_nccl_emu_sources PREPEND "${PROJECT_SOURCE_DIR}/" REGEX "^[^/]")
   add_library(backprop_emulated_nccl STATIC ${bp_nccl_emu_sources} cuda_emulation/fake_nccl.cpp
                                             cuda_emulation/fake_cublaslt.cpp
+                                            cuda_emulation/fake_work_log.cpp
                                             $<TARGET_OBJECTS:bp_emulated_kernels>)
   target_include_directories(backprop_emulated_nccl
     PUBLIC ${PROJECT_SOURCE_DIR}/include

@@ -163,6 +163,40 @@ TEST_F(NcclEmulated, TwoDevicesEqualOneNetworkAlone)
     bp_network_free(ref);
 }
 
+// A rank's network must live on the device its rank of the communicator
+// reduces on: rank 0 (device 0) offering a network of device 1 is refused,
+// naming both devices, and the other rank's join fails with it.
+TEST_F(NcclEmulated, JoinRefusesANetworkOnAnotherDevice)
+{
+    bp_comm *comms[2] = {nullptr, nullptr};
+    bp_comm_config cc;
+    bp_comm_config_init(&cc);
+    cc.backend = BP_BACKEND_CUDA;
+    ASSERT_EQ(bp_comm_create_nccl_all(2, nullptr, &cc, comms), BP_OK) << bp_last_error();
+    bp_network *nets[2] = {make_net(BP_BACKEND_CUDA, 1, BP_F64),
+                           make_net(BP_BACKEND_CUDA, 1, BP_F64)};
+    bp_status st[2];
+    std::string msg[2];
+    std::vector<std::thread> threads;
+    for (int r = 0; r < 2; r++)
+        threads.emplace_back([&, r] {
+            st[r] = bp_network_join(nets[r], comms[r]);
+            msg[r] = bp_last_error();
+        });
+    for (auto &t : threads)
+        t.join();
+    EXPECT_EQ(st[0], BP_ERR_INVALID_ARGUMENT);
+    EXPECT_NE(msg[0].find("on CUDA device 1, but rank 0 of the communicator reduces on device 0"),
+              std::string::npos)
+        << msg[0];
+    EXPECT_EQ(st[1], BP_ERR_INVALID_ARGUMENT);
+    EXPECT_NE(msg[1].find("another rank could not join"), std::string::npos) << msg[1];
+    for (int r = 0; r < 2; r++) {
+        bp_network_free(nets[r]);
+        bp_comm_free(comms[r]);
+    }
+}
+
 TEST_F(NcclEmulated, CallersUniqueIdAndAnAsyncErrorStopsBothRanks)
 {
     Data d = make_data();

@@ -29,6 +29,7 @@ void bp_step_graphs_release(bp_network *net)
         if (net->graphs[i].exec != NULL)
             net->ops->graph_release(net->ctx, net->graphs[i].exec);
         net->graphs[i].exec = NULL;
+        net->graphs[i].used = 0;
     }
 }
 

@@ -257,6 +257,12 @@ static bp_status join_refused(const char *fn, const bp_network *net, const bp_co
                        "%s: a %s network cannot join a %s communicator (made for %s networks)", fn,
                        bp_backend_name(net->desc.backend), comm->ops->name,
                        bp_backend_name(comm->ops->backend));
+    if (comm->ops->device != NULL && comm->ops->device(comm) != net->desc.device)
+        return bp_fail(BP_ERR_INVALID_ARGUMENT,
+                       "%s: the network is on CUDA device %d, but rank %d of the communicator "
+                       "reduces on device %d: create the network on the communicator's device "
+                       "(config field 'device')",
+                       fn, net->desc.device, comm->rank, comm->ops->device(comm));
     if (net->mixed) /* src/core/mixed.c: not yet through the collective guard */
         return bp_fail(BP_ERR_UNSUPPORTED,
                        "%s: data-parallel training in precision '%s' is not supported yet (use "

@@ -42,6 +42,8 @@ typedef struct bp_comm_ops {
      * ordered before net's later work), BP_ERR_COMM after the timeout. */
     bp_status (*wait_all)(bp_comm *c, struct bp_network *net);
     void (*destroy)(bp_comm *c);
+    /* The CUDA device of this rank (NULL: the engine has none). */
+    int (*device)(const bp_comm *c);
 } bp_comm_ops;
 
 typedef struct bp_alarm bp_alarm;

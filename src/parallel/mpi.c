@@ -134,7 +134,8 @@ static void mpi_destroy(bp_comm *c)
 }
 
 static const bp_comm_ops mpi_ops = {"MPI",     BP_BACKEND_CPU, mpi_allreduce_host,
-                                    mpi_start, mpi_wait_all,   mpi_destroy};
+                                    mpi_start, mpi_wait_all,   mpi_destroy,
+                                    NULL /* no device */};
 
 bp_status bp_dist_mpi_version(int *built, char *version, size_t size)
 {

@@ -225,8 +225,11 @@ static void nccl_destroy(bp_comm *c)
     free(e);
 }
 
+static int nccl_device(const bp_comm *c) { return ((const nccl_engine *)c->impl)->device; }
+
 static const bp_comm_ops nccl_ops = {"NCCL",     BP_BACKEND_CUDA, nccl_allreduce_host,
-                                     nccl_start, nccl_wait_all,   nccl_destroy};
+                                     nccl_start, nccl_wait_all,   nccl_destroy,
+                                     nccl_device};
 
 /* The stream, events and scratch of an engine on device (current). */
 static bp_status engine_resources(const char *fn, nccl_engine *e)

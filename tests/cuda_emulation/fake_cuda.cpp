@@ -12,8 +12,8 @@
 //    reads it when it runs, so refilling a staging area too early is caught;
 //    a copy out of pageable memory takes its bytes at the call, as CUDA does.
 //  - Two devices; device 0 is current at start (BP_EMU_DEVICE=1 makes it
-//    device 1). A kernel launched into a stream, or a GEMM through a handle,
-//    of a device that is not current fails, as on a GPU.
+//    device 1); BP_EMU_DEVICES=1 shows only device 0 (a one-GPU machine). A kernel launched into a
+//    stream, or a GEMM through a handle, of a device that is not current fails, as on a GPU.
 //  - Fresh device memory is filled with 0xCD, not zeros.
 //  - Copies, memsets and GEMM operands must lie inside one device
 //    allocation; 16 GiB per device; failures set the last error as CUDA does.
@@ -116,6 +116,16 @@ State &state()
 {
     static State s;
     return s;
+}
+
+// The devices a program sees: kDevices, or 1 with BP_EMU_DEVICES=1.
+int visible_devices()
+{
+    static const int n = [] {
+        const char *v = std::getenv("BP_EMU_DEVICES");
+        return v && v[0] == '1' && v[1] == '\0' ? 1 : kDevices;
+    }();
+    return n;
 }
 
 int initial_device()
@@ -365,27 +375,28 @@ cublasStatus_t gemm_ex_half(cublasHandle_t handle, cublasOperation_t ta, cublasO
     const uint16_t *ha = static_cast<const uint16_t *>(a), *hb = static_cast<const uint16_t *>(b);
     size_t na = (size_t)lda * (ta == CUBLAS_OP_N ? k : m),
            nb = (size_t)ldb * (tb == CUBLAS_OP_N ? n : k), nc = (size_t)ldc * n;
-    submit(st, [=] {
-        std::vector<float> fa(na), fb(nb), fc;
-        for (size_t i = 0; i < na; i++)
-            fa[i] = from_16(a_type, ha[i]);
-        for (size_t i = 0; i < nb; i++)
-            fb[i] = from_16(a_type, hb[i]);
-        float *out = static_cast<float *>(c);
-        uint16_t *hc = static_cast<uint16_t *>(c);
-        if (c_type != CUDA_R_32F) {
-            fc.resize(nc);
-            for (size_t i = 0; i < nc; i++)
-                fc[i] = be != 0.0f ? from_16(c_type, hc[i]) : 0.0f;
-            out = fc.data();
-        }
-        cblas_sgemm(CblasColMajor, cblas_op(ta), cblas_op(tb), m, n, k, al, fa.data(), lda,
-                    fb.data(), ldb, be, out, ldc);
-        if (c_type != CUDA_R_32F) /* the m rows of each column, not the padding to ldc */
-            for (size_t i = 0; i < nc; i++)
-                if (i % (size_t)ldc < (size_t)m)
-                    hc[i] = to_16(c_type, fc[i]);
-    });
+    submit(st,
+           bp_emu::logged(bp_emu::product("cublasGemmEx 16-bit", m, n, k, BP_EMU_MATH_BF16, 2), [=] {
+               std::vector<float> fa(na), fb(nb), fc;
+               for (size_t i = 0; i < na; i++)
+                   fa[i] = from_16(a_type, ha[i]);
+               for (size_t i = 0; i < nb; i++)
+                   fb[i] = from_16(a_type, hb[i]);
+               float *out = static_cast<float *>(c);
+               uint16_t *hc = static_cast<uint16_t *>(c);
+               if (c_type != CUDA_R_32F) {
+                   fc.resize(nc);
+                   for (size_t i = 0; i < nc; i++)
+                       fc[i] = be != 0.0f ? from_16(c_type, hc[i]) : 0.0f;
+                   out = fc.data();
+               }
+               cblas_sgemm(CblasColMajor, cblas_op(ta), cblas_op(tb), m, n, k, al, fa.data(), lda,
+                           fb.data(), ldb, be, out, ldc);
+               if (c_type != CUDA_R_32F) /* the m rows of each column, not the padding to ldc */
+                   for (size_t i = 0; i < nc; i++)
+                       if (i % (size_t)ldc < (size_t)m)
+                           hc[i] = to_16(c_type, fc[i]);
+           }));
     return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -406,7 +417,7 @@ int bp_emu_enqueue(void *stream, void (*run)(void *), void (*release)(void *), v
     std::shared_ptr<void> job(arg, release);
     if (!st->capture)
         state().counters.kernel_launches++;
-    submit(st, [run, job] { run(job.get()); });
+    submit(st, bp_emu::logged(bp_emu::take_launch_description(), [run, job] { run(job.get()); }));
     return cudaSuccess;
 }
 
@@ -415,7 +426,7 @@ int bp_emu_enqueue(void *stream, void (*run)(void *), void (*release)(void *), v
 cudaError_t cudaGetDeviceCount(int *count)
 {
     API_CALL();
-    *count = kDevices;
+    *count = visible_devices();
     return cudaSuccess;
 }
 
@@ -429,7 +440,7 @@ cudaError_t cudaGetDevice(int *device)
 cudaError_t cudaSetDevice(int device)
 {
     API_CALL();
-    if (device < 0 || device >= kDevices)
+    if (device < 0 || device >= visible_devices())
         return fail(cudaErrorInvalidDevice);
     current_device = device;
     return cudaSuccess;
@@ -438,7 +449,7 @@ cudaError_t cudaSetDevice(int device)
 cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *prop, int device)
 {
     API_CALL();
-    if (device < 0 || device >= kDevices)
+    if (device < 0 || device >= visible_devices())
         return fail(cudaErrorInvalidDevice);
     std::memset(prop, 0, sizeof *prop);
     std::snprintf(prop->name, sizeof prop->name, "backprop emulated GPU %d", device);
@@ -529,7 +540,8 @@ cudaError_t cudaMalloc(void **ptr, size_t bytes)
     char *p = static_cast<char *>(std::aligned_alloc(256, rounded));
     if (p == nullptr)
         return fail(cudaErrorMemoryAllocation);
-    std::memset(p, 0xCD, rounded);
+    if (!bp_emu::record_only()) // (recording only: the pages stay untouched)
+        std::memset(p, 0xCD, rounded);
     s.device_mem[current_device][p] = bytes;
     s.device_used[current_device] += bytes;
     *ptr = p;
@@ -569,6 +581,7 @@ cudaError_t cudaHostAlloc(void **ptr, size_t bytes, unsigned int flags)
     if (p == nullptr)
         return fail(cudaErrorMemoryAllocation);
     state().pinned[p] = bytes;
+    state().counters.pinned_bytes += (long long)bytes;
     *ptr = p;
     return cudaSuccess;
 }
@@ -580,8 +593,11 @@ cudaError_t cudaFreeHost(void *ptr)
         return forbidden_in_capture();
     state().counters.host_syncs++;
     run_all();
-    if (state().pinned.erase(static_cast<char *>(ptr)) == 0)
+    auto it = state().pinned.find(static_cast<char *>(ptr));
+    if (it == state().pinned.end())
         return fail(cudaErrorInvalidValue);
+    state().counters.pinned_bytes -= (long long)it->second;
+    state().pinned.erase(it);
     std::free(ptr);
     return cudaSuccess;
 }
@@ -613,11 +629,16 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, enum cudaM
         s.counters.d2h_copies += kind == cudaMemcpyDeviceToHost;
         s.counters.host_syncs += pageable; // the host waits for (or may wait for) the copy
     }
+    if (bp_emu::record_only() && kind != cudaMemcpyDeviceToHost) {
+        submit(st, bp_emu::logged(bp_emu::copy("cudaMemcpyAsync", bytes), [] {}));
+        return cudaSuccess;
+    }
     if (kind == cudaMemcpyHostToDevice && pageable) {
         // Pageable source: its bytes are taken now; the write is queued.
         auto copy = std::make_shared<std::vector<char>>(static_cast<const char *>(src),
                                                         static_cast<const char *>(src) + bytes);
-        submit(st, [dst, copy] { std::memcpy(dst, copy->data(), copy->size()); });
+        submit(st, bp_emu::logged(bp_emu::copy("cudaMemcpyAsync", bytes),
+                                  [dst, copy] { std::memcpy(dst, copy->data(), copy->size()); }));
         return cudaSuccess;
     }
     if (kind == cudaMemcpyDeviceToHost && pageable) {
@@ -628,7 +649,8 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, enum cudaM
         std::memcpy(dst, src, bytes);
         return cudaSuccess;
     }
-    submit(st, [dst, src, bytes] { std::memmove(dst, src, bytes); });
+    submit(st, bp_emu::logged(bp_emu::copy("cudaMemcpyAsync", bytes),
+                              [dst, src, bytes] { std::memmove(dst, src, bytes); }));
     return cudaSuccess;
 }
 
@@ -668,7 +690,8 @@ cudaError_t cudaMemsetAsync(void *dst, int value, size_t bytes, cudaStream_t str
         return cudaSuccess;
     if (device_of(dst, bytes) < 0)
         return fail(cudaErrorInvalidValue);
-    submit(st, [dst, value, bytes] { std::memset(dst, value, bytes); });
+    submit(st, bp_emu::logged(bp_emu::copy("cudaMemsetAsync", bytes),
+                              [dst, value, bytes] { std::memset(dst, value, bytes); }));
     return cudaSuccess;
 }
 
@@ -1037,10 +1060,10 @@ cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t ta, cublasOp
     if (s != CUBLAS_STATUS_SUCCESS || st == nullptr)
         return s;
     float al = *alpha, be = *beta;
-    submit(st, [=] {
-        cblas_sgemm(CblasColMajor, cblas_op(ta), cblas_op(tb), m, n, k, al, a, lda, b, ldb, be, c,
-                    ldc);
-    });
+    submit(st, bp_emu::logged(bp_emu::product("cublasSgemm", m, n, k, BP_EMU_MATH_FP32, 4), [=] {
+               cblas_sgemm(CblasColMajor, cblas_op(ta), cblas_op(tb), m, n, k, al, a, lda, b, ldb,
+                           be, c, ldc);
+           }));
     return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -1055,10 +1078,10 @@ cublasStatus_t cublasDgemm(cublasHandle_t handle, cublasOperation_t ta, cublasOp
     if (s != CUBLAS_STATUS_SUCCESS || st == nullptr)
         return s;
     double al = *alpha, be = *beta;
-    submit(st, [=] {
-        cblas_dgemm(CblasColMajor, cblas_op(ta), cblas_op(tb), m, n, k, al, a, lda, b, ldb, be, c,
-                    ldc);
-    });
+    submit(st, bp_emu::logged(bp_emu::product("cublasDgemm", m, n, k, BP_EMU_MATH_FP64, 8), [=] {
+               cblas_dgemm(CblasColMajor, cblas_op(ta), cblas_op(tb), m, n, k, al, a, lda, b, ldb,
+                           be, c, ldc);
+           }));
     return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -1091,17 +1114,18 @@ cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t ta, cublasO
     float *fc = static_cast<float *>(c);
     size_t na = (size_t)lda * (ta == CUBLAS_OP_N ? k : m),
            nb = (size_t)ldb * (tb == CUBLAS_OP_N ? n : k);
-    submit(st, [=] {
-        std::vector<float> ra(fa, fa + na), rb(fb, fb + nb);
-        if (bits < 23) {
-            for (float &x : ra)
-                x = round_mantissa(x, bits);
-            for (float &x : rb)
-                x = round_mantissa(x, bits);
-        }
-        cblas_sgemm(CblasColMajor, cblas_op(ta), cblas_op(tb), m, n, k, al, ra.data(), lda,
-                    rb.data(), ldb, be, fc, ldc);
-    });
+    int math = bits == 10 ? BP_EMU_MATH_TF32 : bits == 7 ? BP_EMU_MATH_BF16 : BP_EMU_MATH_FP32;
+    submit(st, bp_emu::logged(bp_emu::product("cublasGemmEx", m, n, k, math, 4), [=] {
+               std::vector<float> ra(fa, fa + na), rb(fb, fb + nb);
+               if (bits < 23) {
+                   for (float &x : ra)
+                       x = round_mantissa(x, bits);
+                   for (float &x : rb)
+                       x = round_mantissa(x, bits);
+               }
+               cblas_sgemm(CblasColMajor, cblas_op(ta), cblas_op(tb), m, n, k, al, ra.data(), lda,
+                           rb.data(), ldb, be, fc, ldc);
+           }));
     return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -1140,7 +1164,9 @@ void bp_emu_counters_get(bp_emu_counters *out)
 void bp_emu_counters_reset(void)
 {
     LOCKED_CALL();
+    long long pinned = state().counters.pinned_bytes; // a state, not a count
     state().counters = bp_emu_counters{};
+    state().counters.pinned_bytes = pinned;
 }
 
 int bp_emu_inject_fault(void *stream)
@@ -1189,5 +1215,11 @@ cudaError_t submit_product(cudaStream_t stream, std::function<void()> op)
 }
 
 float round_to_mantissa(float x, int bits) { return bits >= 23 ? x : round_mantissa(x, bits); }
+
+void run_all_streams()
+{
+    LOCKED_CALL();
+    run_all();
+}
 
 } // namespace bp_emu
