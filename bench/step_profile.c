@@ -36,6 +36,8 @@
  * bench/step_bytes.h (not counted: the emulation does not see the
  * kernels' memory traffic), as "bytes.PRECISION.activations|parameters|
  * total" and the activations per sample.
+ * Built with the emulated NCCL it then prints the dp.* lines of the
+ * trainer's data-parallel step on two emulated GPUs (step_profile_dp.c).
  *
  * Then the cost model's lines (bench/step_model.c: model.*), from a step of
  * each of bench_gpu's networks recorded without running it; --check holds
@@ -56,6 +58,10 @@
 #include "step_model.h"
 #endif
 #include "step_bytes.h"
+
+#ifdef BP_STEP_PROFILE_DP
+int step_profile_dp(int check);
+#endif
 
 enum { LAYERS = 3, BATCH = 128, STEPS_PER_EPOCH = 10, EPOCHS = 5, ROWS = BATCH * STEPS_PER_EPOCH };
 
@@ -277,9 +283,14 @@ int main(int argc, char **argv)
 #else
     int model_rc = 0;
 #endif
+#ifdef BP_STEP_PROFILE_DP
+    int dp = step_profile_dp(check); /* step_profile_dp.c: the dp.* lines */
+#else
+    int dp = 0;
+#endif
     if (!check)
-        return 0;
-    int bad = model_rc == 2;
+        return dp != 0;
+    int bad = model_rc == 2 || dp;
     for (int g = 4; g < 6; g++) {
         if (step[g].v[2] != 1)
             bad |= missed(modes[g], keys[2], step[g].v[2], "1");

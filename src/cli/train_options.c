@@ -21,6 +21,10 @@ static void train_options_defaults(train_options *o)
     o->lr = 0.02;
     o->momentum = 0.9;
     o->schedule = "cosine";
+    o->step_epochs = 10;
+    o->step_gamma = 0.1;
+    o->plateau_factor = 0.1;
+    o->plateau_patience = 10;
     o->device = "auto";
     o->math = "fp32";
     optim_flags_init(&o->optim);
@@ -42,8 +46,22 @@ static int check_values(const train_options *o)
         return cli_error("--seed: %ld must be >= 0", o->seed);
     if (cli_check_columns(&o->columns) != 0)
         return -1;
-    if (strcmp(o->schedule, "cosine") != 0 && strcmp(o->schedule, "constant") != 0)
-        return cli_error("--schedule: '%s' is not cosine or constant", o->schedule);
+    bp_schedule sched;
+    if (bp_schedule_parse(o->schedule, &sched) != BP_OK)
+        return cli_error("--schedule: '%s' is not cosine, constant, step or plateau", o->schedule);
+    if (o->warmup < 0 || o->warmup >= o->epochs)
+        return cli_error("--warmup: %ld must be in [0, --epochs %ld)", o->warmup, o->epochs);
+    if (!(o->validation_fraction >= 0 && o->validation_fraction < 1))
+        return cli_error("--validation-fraction: %g must be in [0, 1)", o->validation_fraction);
+    if (o->patience < 0 || !(o->min_delta >= 0))
+        return cli_error("--early-stopping %ld and --min-delta %g must be >= 0", o->patience,
+                         o->min_delta);
+    if (o->step_epochs < 1 || !(o->step_gamma > 0 && o->step_gamma <= 1))
+        return cli_error("--step-epochs %ld must be >= 1 and --step-gamma %g in (0, 1]",
+                         o->step_epochs, o->step_gamma);
+    if (o->plateau_patience < 1 || !(o->plateau_factor > 0 && o->plateau_factor < 1))
+        return cli_error("--plateau-patience %ld must be >= 1 and --plateau-factor %g in (0, 1)",
+                         o->plateau_patience, o->plateau_factor);
     return 0;
 }
 
@@ -110,8 +128,8 @@ static int resume_peek(train_options *o, int argc, char **argv, int *status)
                          "--init out with --resume)",
                          o->init_path);
     }
-    int resumed = optim_resume_peek(&o->optim, argc, argv, o->epochs, &o->lr, &o->schedule,
-                                    &o->seed, &o->batch);
+    int resumed = optim_resume_peek(&o->optim, argc, argv, o->epochs, o->schedule, &o->seed,
+                                    &o->batch);
     if (resumed > 0 && finished_with_outputs(o) != 0)
         resumed = -1;
     if (resumed != 0)
@@ -135,8 +153,20 @@ int parse_train_options(int argc, char **argv, train_options *o, int *status)
         {"--epochs", FLAG_INT, &o->epochs, "N", "epochs (default 15)"},
         {"--batch", FLAG_INT, &o->batch, "N", "mini-batch size (default 32)"},
         {"--lr", FLAG_DOUBLE, &o->lr, "X", "learning rate (default 0.02)"},
-        {"--schedule", FLAG_STRING, &o->schedule, "cosine|constant",
+        {"--schedule", FLAG_STRING, &o->schedule, "cosine|constant|step|plateau",
          "learning-rate schedule over the epochs (default cosine)"},
+        {"--warmup", FLAG_INT, &o->warmup, "EPOCHS", "linear warm-up epochs before the schedule"},
+        {"--step-epochs", FLAG_INT, &o->step_epochs, "N", "step: decay every N epochs (10)"},
+        {"--step-gamma", FLAG_DOUBLE, &o->step_gamma, "X", "step: the decay factor (0.1)"},
+        {"--plateau-patience", FLAG_INT, &o->plateau_patience, "N",
+         "plateau: epochs without improvement before a cut (10)"},
+        {"--plateau-factor", FLAG_DOUBLE, &o->plateau_factor, "X", "plateau: the cut (0.1)"},
+        {"--validation-fraction", FLAG_DOUBLE, &o->validation_fraction, "F",
+         "hold this fraction of --data out and evaluate it every epoch"},
+        {"--early-stopping", FLAG_INT, &o->patience, "PATIENCE",
+         "stop after PATIENCE epochs without improvement; keep the best epoch"},
+        {"--min-delta", FLAG_DOUBLE, &o->min_delta, "X",
+         "the smallest fall of the loss that counts as improvement (0)"},
         {"--momentum", FLAG_DOUBLE, &o->momentum, "X", "SGD momentum (default 0.9)"},
         {"--weight-decay", FLAG_DOUBLE, &o->weight_decay, "X", "L2 weight decay (default 0)"},
         {"--seed", FLAG_INT, &o->seed, "N", "initialisation and shuffling seed (default 1)"},
@@ -173,11 +203,12 @@ int parse_train_options(int argc, char **argv, train_options *o, int *status)
     static const command cmd = {
         "train", "Trains a network by backpropagation and reports test accuracy.",
         "With no --data, trains on Fashion-MNIST when the Debian package dataset-fashion-mnist\n"
-        "is installed (or from the directory in $" FASHION_ENV "), else on a generated\n"
+        "is installed (or from the directory in $" BP_FASHION_MNIST_ENV "), else on a generated\n"
         "data set. Without --layers the sizes come from the data (inputs, 256, 128, outputs),\n"
         "or from the --init model. Ctrl-C stops after the current step (and saves with\n"
         "--save); a second Ctrl-C ends the program at once. A run whose loss becomes NaN or\n"
-        "infinite stops with an error and saves nothing."};
+        "infinite stops with an error and saves nothing. Early stopping and the plateau\n"
+        "schedule watch the validation loss (else the training loss)."};
     int parsed = cli_parse(&cmd, argc, argv, flags, sizeof flags / sizeof flags[0]);
     if (parsed != 0) {
         *status = parsed > 0 ? 0 : 2;
@@ -229,10 +260,21 @@ const char *train_options_init_flag(const train_options *o)
     return o->init_path != NULL && o->init_path == o->optim.resume ? "--resume" : "--init";
 }
 
-double train_options_epoch_lr(const train_options *o, int epoch)
+void train_options_trainer(const train_options *o, bp_trainer_config *tc)
 {
-    if (strcmp(o->schedule, "cosine") == 0)
-        /* the factor first, so that a subnormal --lr does not round to 0 */
-        return o->lr * (0.5 * (1.0 + cos(M_PI * epoch / (double)o->epochs)));
-    return o->lr;
+    bp_trainer_config_init(tc);
+    tc->epochs = o->epochs;
+    tc->batch = (int)o->batch;
+    tc->seed = (uint64_t)o->seed;
+    tc->shuffle = !o->no_shuffle;
+    tc->validation_fraction = o->validation_fraction;
+    bp_schedule_parse(o->schedule, &tc->schedule); /* checked in check_values */
+    tc->warmup_epochs = o->warmup;
+    tc->step_epochs = o->step_epochs;
+    tc->step_gamma = o->step_gamma;
+    tc->plateau_factor = o->plateau_factor;
+    tc->plateau_patience = o->plateau_patience;
+    tc->patience = o->patience;
+    tc->min_delta = o->min_delta;
+    tc->checkpoint = o->optim.checkpoint;
 }

@@ -10,6 +10,7 @@
 #include "api/error.h"
 #include "core/mixed.h"
 #include "core/network.h"
+#include "parallel/comm.h"
 
 bp_status bp_step_state_create(bp_network *net, const bp_network_config *cfg)
 {
@@ -67,6 +68,7 @@ bp_status bp_network_read_metrics(bp_network *net, bp_train_metrics *out)
     BP_CHECK_PTR(fn, net);
     BP_CHECK_PTR(fn, out);
     bp_step_scalars s;
+    BP_TRY(bp_dist_sync(net)); /* data-parallel: bounded, a dead rank is an error */
     BP_TRY(net->ops->download(net->ctx, &s, net->scalars, sizeof s));
     out->loss_sum = s.loss_sum;
     out->samples = s.samples;

@@ -248,7 +248,7 @@ static bp_status backward_mixed(bp_network *net, int B, bp_step_scalars *scalars
                                net->hz[l - 1], net->ha[l - 1], net->hd[l - 1], dbias(net, l - 1),
                                n_in, B));
     }
-    BP_TRY(bp_dist_wait(net));
+    BP_TRY(bp_dist_wait(net, scalars));
     if (net->scaled)
         BP_TRY(ops->unscale(net->ctx, net->grads, net->param_len, scale, scalars));
     net->last_backward_batch = B;
@@ -264,8 +264,10 @@ static bp_status backward_mixed(bp_network *net, int B, bp_step_scalars *scalars
  * the product too, with that layer's ReLU mask (and when it cannot, the
  * generic path takes sigma' from a^{l-1}: for ReLU, a > 0 exactly when
  * z > 0). fuse (training steps): the output layer's bias gradient may come
- * with its weight gradient (layer_gradients). */
-static bp_status backward_layers(bp_network *net, int B, int output_bias_done, int fuse)
+ * with its weight gradient (layer_gradients). scalars: a training step's (the
+ * data-parallel guard), or NULL. */
+static bp_status backward_layers(bp_network *net, int B, int output_bias_done, int fuse,
+                                 bp_step_scalars *scalars)
 {
     const bp_backend_ops *ops = net->ops;
     bp_dtype dt = net->desc.dtype;
@@ -310,14 +312,14 @@ static bp_status backward_layers(bp_network *net, int B, int output_bias_done, i
             }
         }
     }
-    BP_TRY(bp_dist_wait(net)); /* data-parallel: every all-reduce done before the update */
+    BP_TRY(bp_dist_wait(net, scalars)); /* data-parallel: every all-reduce before the update */
     net->last_backward_batch = B;
     return BP_OK;
 }
 
 bp_status bp_backward_pass(bp_network *net, int B)
 {
-    return net->mixed ? backward_mixed(net, B, NULL) : backward_layers(net, B, 0, 0);
+    return net->mixed ? backward_mixed(net, B, NULL) : backward_layers(net, B, 0, 0, NULL);
 }
 
 /* The SGD of the bp_sgd convenience calls (NULL: bp_sgd_init's), as the
@@ -381,7 +383,7 @@ static bp_status issue_step(bp_network *net, int B, int update, int from_epoch)
     if (net->mixed)
         BP_TRY(backward_mixed(net, B, scalars));
     else
-        BP_TRY(backward_layers(net, B, bias_in_step, update));
+        BP_TRY(backward_layers(net, B, bias_in_step, update, scalars));
     if (update) /* the guard on the gradients, then the update (nothing when skip is set) */
         BP_TRY(bp_optimizer_apply(net));
     if (update && net->scaled) /* 16-mixed: the loss scale follows the guard */
@@ -413,13 +415,19 @@ static bp_status finish_step(const char *fn, bp_network *net, int update, double
     _Static_assert(sizeof got == 7 * sizeof(double), "loss to scaler_error: 56 bytes");
     size_t bytes = !update ? sizeof got.loss : net->scaled ? sizeof got : 2 * sizeof(double);
     char *base = (char *)net->scalars;
+    BP_TRY(bp_dist_sync(net)); /* data-parallel: bounded, a dead rank is an error */
     BP_TRY(net->ops->download(net->ctx, &got, base + offsetof(bp_step_scalars, loss), bytes));
     *loss = got.loss;
     if (update && got.error != 0) /* 16-mixed's scale fell to 0 or overflowed (mixed.c) */
         return bp_mixed_scaler_failure(fn, got.error, got.scale);
-    if (!update || !got.skip || (net->scaled && isfinite(got.loss)))
+    int joined = net->comm != NULL;
+    int bad = update ? got.skip && !(net->scaled && isfinite(got.loss)) : joined && !isfinite(*loss);
+    if (!bad)
         return BP_OK;
-    BP_TRY(net->ops->zero(net->ctx, base + offsetof(bp_step_scalars, bad_step), sizeof(int64_t)));
+    if (update)
+        BP_TRY(net->ops->zero(net->ctx, base + offsetof(bp_step_scalars, bad_step), sizeof(int64_t)));
+    if (joined) /* every rank: the same global loss and reduced gradients */
+        return bp_dist_numeric(net, *loss);
     if (!isfinite(*loss))
         return bp_fail(BP_ERR_NUMERIC, "%s: the batch loss is %g; the parameters were not updated",
                        fn, *loss);
@@ -431,9 +439,15 @@ static bp_status finish_step(const char *fn, bp_network *net, int update, double
 
 /* ---- the public calls: load a batch, then forward / backward / update --- */
 
-/* A step on a batch already loaded into a^0 and the targets buffer. */
+/* A step on a batch already loaded into a^0 and the targets buffer. A
+ * joined network's step reads its loss and verdict in any case, so that
+ * every rank returns the same status at the same step. */
 static bp_status step_loaded(const char *fn, bp_network *net, int B, int update, double *loss)
 {
+    double joined_loss = NAN;
+    if (net->comm != NULL && loss == NULL)
+        loss = &joined_loss;
+    BP_TRY(bp_dist_prepare(net, B));
     if (update)
         BP_TRY(bp_optimizer_upload_lr(net)); /* ordered, no wait; outside any graph */
     BP_TRY(issue_step(net, B, update, 0));
@@ -623,11 +637,18 @@ static bp_status record_graph(bp_network *net, struct bp_step_graph *g)
  * runs eagerly: the libraries' first use, plan creation and lazy module
  * loading then happen outside any capture; the second is recorded; later
  * ones replay it. A replay leaves the layer state the recorded step left
- * (what bp_network_get_layer_state and the gradients' reader check). */
+ * (what bp_network_get_layer_state and the gradients' reader check).
+ * A network joined to a communicator records at once, as before: on the
+ * emulated NCCL an eager step between replays, with ranks of different
+ * local batches (an epoch's last), left the ranks' parameters different
+ * (NcclEmulated.JoinedEpochStepsRunAsGraphsAndEqualOneNetwork); until that
+ * is understood its first step is captured cold. */
 static bp_status graph_step(bp_network *net, int batch)
 {
     struct bp_step_graph *g = find_graph(net, batch);
-    if (g == NULL) {
+    if (g == NULL && net->comm != NULL) {
+        g = claim_graph(net, batch);
+    } else if (g == NULL) {
         BP_TRY(issue_step(net, batch, 1, 1));
         claim_graph(net, batch);
         return BP_OK;
@@ -652,6 +673,7 @@ static bp_status epoch_step(const char *fn, bp_network *net, int batch, double *
                        "%s: batch %d exceeds the %zu rows left in the epoch (of %zu; start the "
                        "next one with bp_network_set_epoch)",
                        fn, batch, net->epoch_rows - net->epoch_next, net->epoch_rows);
+    BP_TRY(bp_dist_prepare(net, batch)); /* before the graph: the global batch's weight */
     BP_TRY(bp_optimizer_upload_lr(net)); /* before the graph: an ordered copy, no wait */
     if (net->use_graphs)
         BP_TRY(graph_step(net, batch));

@@ -90,7 +90,7 @@ static int schedule_name_ok(const char *name)
 /* ---- saving --------------------------------------------------------------- */
 
 static bp_status metadata_text(const bp_network *net, const bp_checkpoint_info *in, int64_t step,
-                               char *out, size_t size)
+                               const char *run, char *out, size_t size)
 {
     const bp_optimizer *o = &net->opt;
     char schedule[sizeof in->schedule];
@@ -124,6 +124,8 @@ static bp_status metadata_text(const bp_network *net, const bp_checkpoint_info *
         schedule, in->schedule_step, in->base_lr);
     uselocale(old);
     freelocale(c_locale);
+    if (n >= 0 && (size_t)n < size && run != NULL) /* the trainer's state (run_state.c) */
+        n += snprintf(out + n, size - (size_t)n, ",\"trainer\":\"%s\"", run);
     if (n < 0 || (size_t)n >= size)
         return bp_fail(BP_ERR_OUT_OF_MEMORY, "bp_checkpoint_save: metadata too long");
     return BP_OK;
@@ -158,7 +160,25 @@ static bp_status precision_text(const bp_network *net, char *out, size_t size)
     return BP_OK;
 }
 
-bp_status bp_checkpoint_save(const bp_network *net, const bp_checkpoint_info *info, const char *path)
+/* The trainer's best parameters (host, the device layout) as tensors
+ * "trainer.best.layers.{i}.{weight,bias}" after the optimizer's. */
+static int add_best(const bp_network *net, const void *best, bp_st_extra_tensor *t, int n)
+{
+    for (int l = 1; best != NULL && l <= net->desc.n_layers; l++)
+        for (int is_bias = 0; is_bias < 2; is_bias++) {
+            bp_st_extra_tensor *e = &t[n++];
+            snprintf(e->name, sizeof e->name, "trainer.best.layers.%d.%s", l - 1,
+                     is_bias ? "bias" : "weight");
+            e->layer = l;
+            e->is_bias = is_bias;
+            e->data = bp_at((void *)best, is_bias ? net->b_off[l - 1] : net->w_off[l - 1],
+                            net->esize);
+        }
+    return n;
+}
+
+static bp_status save_checkpoint(const bp_network *net, const bp_checkpoint_info *info,
+                                 const char *run, const void *best, const char *path)
 {
     const char *fn = "bp_checkpoint_save";
     BP_CHECK_PTR(fn, net);
@@ -173,13 +193,13 @@ bp_status bp_checkpoint_save(const bp_network *net, const bp_checkpoint_info *in
     check_counters(&in, step, why, sizeof why);
     if (why[0] != '\0')
         return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: info->%s", fn, why);
-    char meta[2048];
-    BP_TRY(metadata_text(net, &in, step, meta, sizeof meta));
+    char meta[4096];
+    BP_TRY(metadata_text(net, &in, step, run, meta, sizeof meta));
     BP_TRY(precision_text(net, meta + strlen(meta), sizeof meta - strlen(meta)));
 
     size_t bytes = net->param_len * net->esize; /* the device layout, padding included */
     void *host[N_STATES] = {NULL, NULL, NULL, NULL};
-    bp_st_extra_tensor *t = calloc((size_t)(2 * N_STATES * net->desc.n_layers), sizeof *t);
+    bp_st_extra_tensor *t = calloc((size_t)(2 * (N_STATES + 1) * net->desc.n_layers), sizeof *t);
     bp_status st = t == NULL ? bp_fail(BP_ERR_OUT_OF_MEMORY, "%s: no memory", fn) : BP_OK;
     int n = 0;
     for (int s = 0; s < N_STATES && st == BP_OK; s++) {
@@ -203,13 +223,18 @@ bp_status bp_checkpoint_save(const bp_network *net, const bp_checkpoint_info *in
             }
     }
     if (st == BP_OK) {
-        bp_st_extras x = {meta, n, t, 0};
+        bp_st_extras x = {meta, add_best(net, best, t, n), t, 0};
         st = bp_safetensors_save(fn, net, path, &x);
     }
     for (int s = 0; s < N_STATES; s++)
         free(host[s]);
     free(t);
     return st;
+}
+
+bp_status bp_checkpoint_save(const bp_network *net, const bp_checkpoint_info *info, const char *path)
+{
+    return save_checkpoint(net, info, NULL, NULL, path);
 }
 
 /* ---- loading -------------------------------------------------------------- */
@@ -692,4 +717,58 @@ bp_status bp_checkpoint_peek(const char *path, bp_optimizer *opt, bp_checkpoint_
         bp_struct_init(info, info->struct_size ? info->struct_size : sizeof *info, &m.info,
                        sizeof m.info);
     return BP_OK;
+}
+
+/* ---- the trainer's part of a checkpoint (src/train/run_state.c) ------------ */
+
+bp_status bp_checkpoint_save_run(const bp_network *net, const bp_checkpoint_info *info,
+                                 const char *run, const void *best, const char *path)
+{
+    for (const char *p = run; *p != '\0'; p++) /* it goes into JSON as it is */
+        if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20)
+            return bp_fail(BP_ERR_INVALID_ARGUMENT, "bp_checkpoint_save: bad trainer state");
+    return save_checkpoint(net, info, run, best, path);
+}
+
+/* The best parameters' tensors into best (the device layout). */
+static bp_status read_best(const char *path, const ckpt_file *c, const bp_network *net, void *best)
+{
+    const char *dt = net->desc.dtype == BP_F32 ? "F32" : "F64";
+    for (int l = 1; l <= net->desc.n_layers; l++)
+        for (int is_bias = 0; is_bias < 2; is_bias++) {
+            char name[64];
+            snprintf(name, sizeof name, "trainer.best.layers.%d.%s", l - 1,
+                     is_bias ? "bias" : "weight");
+            uint64_t b = 0, e = 0;
+            BP_TRY(find_tensor(path, c, name, dt, net->sizes[l], is_bias ? 0 : net->sizes[l - 1],
+                               &b, &e));
+            void *dst = bp_at(best, is_bias ? net->b_off[l - 1] : net->w_off[l - 1], net->esize);
+            if (fseeko(c->f, (off_t)(c->data_start + b), SEEK_SET) != 0 ||
+                fread(dst, 1, (size_t)(e - b), c->f) != (size_t)(e - b))
+                return bp_fail(BP_ERR_IO, "cannot read '%s': %s", path,
+                               ferror(c->f) ? strerror(errno) : "the file shrank");
+        }
+    return BP_OK;
+}
+
+bp_status bp_checkpoint_read_run(const char *path, const bp_network *net, char *run, size_t size,
+                                 void *best, int *has_best)
+{
+    ckpt_file c;
+    bp_status st = open_checkpoint(path, &c);
+    run[0] = '\0';
+    *has_best = 0;
+    int m = st == BP_OK ? bp_json_member(&c.doc, c.meta, "trainer") : -1;
+    if (m >= 0 && c.doc.nodes[m].type == JSON_STRING) {
+        if (strlen(c.doc.nodes[m].str) >= size)
+            st = not_checkpoint(path, "the trainer's state is too long");
+        else
+            strcpy(run, c.doc.nodes[m].str);
+    }
+    if (st == BP_OK && bp_json_member(&c.doc, 0, "trainer.best.layers.0.weight") >= 0) {
+        st = read_best(path, &c, net, best);
+        *has_best = st == BP_OK;
+    }
+    ckpt_close(&c);
+    return st;
 }

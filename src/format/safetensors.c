@@ -553,8 +553,10 @@ static bp_status read_entries(const char *path, const json_doc *doc, int want_me
             continue;
         }
         int is_bias = 0, i;
-        if (strncmp(key, "optimizer.", 10) == 0) {
-            i = bp_st_optimizer_tensor(key, &is_bias, NULL);
+        int best = strncmp(key, "trainer.best.", 13) == 0; /* a trainer's checkpoint */
+        if (best || strncmp(key, "optimizer.", 10) == 0) {
+            i = best ? layer_tensor(key + 13, &is_bias)
+                     : bp_st_optimizer_tensor(key, &is_bias, NULL);
             if (i < 0 || i >= BP_MAX_LAYERS || m->n_extra >= BP_ST_MAX_EXTRA)
                 return snprintf(msg, sizeof msg,
                                 "unexpected tensor '%.60s' (expected "

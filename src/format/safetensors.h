@@ -5,9 +5,10 @@
 
 #include "backprop.h"
 
-/* At most this many optimizer tensors (four states, weight and bias, per
- * layer). */
-#define BP_ST_MAX_EXTRA (8 * BP_MAX_LAYERS)
+/* At most this many further tensors: four optimizer states and the
+ * trainer's best parameters (trainer.best.layers.*), weight and bias, per
+ * layer. */
+#define BP_ST_MAX_EXTRA (10 * BP_MAX_LAYERS)
 
 /* A tensor saved after the model's: the network's dtype and the shape of
  * layer `layer`'s (1..L) weight or bias; data is a host array. */
@@ -37,5 +38,16 @@ bp_status bp_safetensors_save(const char *fn, const bp_network *net, const char 
  * sets *is_bias and *state (one of momentum_buffer, exp_avg, exp_avg_sq,
  * max_exp_avg_sq; state may be NULL); -1 for any other name. */
 int bp_st_optimizer_tensor(const char *key, int *is_bias, const char **state);
+
+/* The trainer's part of a checkpoint (src/format/checkpoint.c, for
+ * src/train/run_state.c): bp_checkpoint_save with the trainer's state as
+ * the metadata string "trainer" and, when best is not NULL, its best
+ * parameters (host, the device layout) as tensors
+ * "trainer.best.layers.{i}.{weight,bias}"; and reading them back (run ""
+ * and *has_best 0 when the file has none). */
+bp_status bp_checkpoint_save_run(const bp_network *net, const bp_checkpoint_info *info,
+                                 const char *run, const void *best, const char *path);
+bp_status bp_checkpoint_read_run(const char *path, const bp_network *net, char *run, size_t size,
+                                 void *best, int *has_best);
 
 #endif

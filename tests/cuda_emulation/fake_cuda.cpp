@@ -20,7 +20,12 @@
 //  - Stream capture records a CUDA graph that can be replayed; while a thread
 //    captures, it may not allocate or free, and the capturing stream may not
 //    be waited for (the capture is then invalidated), as with
-//    cudaStreamCaptureModeThreadLocal on a GPU.
+//    cudaStreamCaptureModeThreadLocal on a GPU. Another stream that waits for
+//    an event recorded in the capture joins it (a fork) and must be joined
+//    back to the origin stream before the capture ends
+//    (cudaErrorStreamCaptureUnjoined otherwise); while it is captured it is
+//    captured work like the origin: a host wait for it, or a query of an
+//    event recorded on it, is refused as CUDA refuses it.
 //  - At exit, device memory, pinned memory, streams, events, cuBLAS handles
 //    or graphs still alive are reported and the process fails.
 // GEMMs run on CBLAS; TF32 and BF16 compute types round their inputs to 10
@@ -56,8 +61,13 @@ namespace {
 const int kDevices = 2;
 const size_t kDeviceMemory = (size_t)16 << 30;
 
+struct Stream;
+
 struct Graph {
     std::vector<std::function<void()>> ops;
+    // Work made again at each launch (a collective's part: fake_nccl.cpp),
+    // by the index of its place in ops.
+    std::map<size_t, std::function<std::function<void()>(Stream *)>> made_at_launch;
 };
 
 struct Stream {
@@ -66,6 +76,12 @@ struct Stream {
     Graph *capture = nullptr; // recording into, while capturing
     bool capture_invalid = false;
     cudaStreamCaptureMode capture_mode = cudaStreamCaptureModeGlobal;
+    // A fork: the origin stream of the capture this stream joined (the
+    // stream itself for the origin), whether its last captured work has
+    // been joined back to the origin, and its captured operations so far.
+    Stream *capture_origin = nullptr;
+    bool capture_joined = true;
+    long capture_ops = 0;
 };
 
 struct Event {
@@ -73,6 +89,7 @@ struct Event {
     bool done = true;
     Graph *captured = nullptr;     // the capture it was last recorded into, if any
     Stream *captured_on = nullptr; // the stream of that capture
+    long captured_at = 0;          // captured_on's capture_ops when recorded
 };
 
 struct Handle {
@@ -172,11 +189,15 @@ bool unsafe_forbidden()
            (capturing && capturing->capture_mode == cudaStreamCaptureModeGlobal ? 1 : 0);
 }
 
-// A call that capture forbids: it fails and spoils this thread's capture.
-cudaError_t forbidden_in_capture(cudaError_t why = cudaErrorStreamCaptureUnsupported)
+// A call that capture forbids: it fails and spoils this thread's capture,
+// and that of the captured stream it concerns (a fork's origin).
+cudaError_t forbidden_in_capture(cudaError_t why = cudaErrorStreamCaptureUnsupported,
+                                 Stream *concerned = nullptr)
 {
     if (capturing)
         capturing->capture_invalid = true;
+    if (concerned && concerned->capture && concerned->capture_origin)
+        concerned->capture_origin->capture_invalid = true;
     return fail(why);
 }
 
@@ -194,10 +215,31 @@ void submit(Stream *st, std::function<void()> op)
     if (st->capture) {
         state().counters.captured_work++;
         st->capture->ops.push_back(std::move(op));
+        st->capture_ops++;
+        if (st->capture_origin != st)
+            st->capture_joined = false; // new work on a fork: to be joined again
     } else {
         st->pending.push_back(std::move(op));
     }
 }
+
+// Work made anew at each launch of a graph that captures it (and at once
+// when st is not captured): `make` returns the operation for the stream it
+// is launched into.
+__attribute__((unused)) // fake_nccl.cpp's
+void submit_made_at_launch(Stream *st, std::function<std::function<void()>(Stream *)> make)
+{
+    if (!st->capture) {
+        submit(st, make(st));
+        return;
+    }
+    st->capture->made_at_launch[st->capture->ops.size()] = std::move(make);
+    submit(st, std::function<void()>());
+}
+
+// What a graph's launch leaves to do once the runtime's lock is released
+// (fake_nccl.cpp: waiting until every rank's part of a collective is queued).
+thread_local std::vector<std::function<void()>> after_launch;
 
 // The allocation of any device holding [p, p + bytes), or -1.
 int device_of(const void *p, size_t bytes)
@@ -491,6 +533,7 @@ const char *cudaGetErrorName(cudaError_t e)
     case cudaErrorStreamCaptureImplicit: return "cudaErrorStreamCaptureImplicit";
     case cudaErrorStreamCaptureIsolation: return "cudaErrorStreamCaptureIsolation";
     case cudaErrorCapturedEvent: return "cudaErrorCapturedEvent";
+    case cudaErrorStreamCaptureUnjoined: return "cudaErrorStreamCaptureUnjoined";
     case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
     case cudaErrorIllegalAddress: return "cudaErrorIllegalAddress";
     case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
@@ -516,6 +559,8 @@ const char *cudaGetErrorString(cudaError_t e)
         return "operation would make the legacy stream depend on a capturing blocking stream";
     case cudaErrorStreamCaptureIsolation:
         return "dependency created on uncaptured work in another stream";
+    case cudaErrorStreamCaptureUnjoined:
+        return "capture sequence contains a fork that was not joined to the primary stream";
     case cudaErrorCapturedEvent:
         return "operation not permitted on an event last recorded in a capturing stream";
     case cudaErrorInvalidConfiguration: return "invalid configuration argument";
@@ -728,7 +773,7 @@ cudaError_t cudaStreamSynchronize(cudaStream_t stream)
     if (st == nullptr)
         return fail(cudaErrorInvalidResourceHandle);
     if (st->capture || unsafe_forbidden())
-        return forbidden_in_capture();
+        return forbidden_in_capture(cudaErrorStreamCaptureUnsupported, st);
     state().counters.host_syncs++;
     run_until(st, nullptr);
     return after_wait();
@@ -741,7 +786,7 @@ cudaError_t cudaStreamQuery(cudaStream_t stream)
     if (st == nullptr)
         return fail(cudaErrorInvalidResourceHandle);
     if (st->capture || unsafe_forbidden())
-        return forbidden_in_capture();
+        return forbidden_in_capture(cudaErrorStreamCaptureUnsupported, st);
     return st->pending.empty() ? cudaSuccess : cudaErrorNotReady;
 }
 
@@ -753,9 +798,9 @@ cudaError_t cudaStreamIsCapturing(cudaStream_t stream, enum cudaStreamCaptureSta
     Stream *st = stream_of(stream);
     if (st == nullptr)
         return fail(cudaErrorInvalidResourceHandle);
-    *status = st->capture == nullptr ? cudaStreamCaptureStatusNone
-              : st->capture_invalid  ? cudaStreamCaptureStatusInvalidated
-                                     : cudaStreamCaptureStatusActive;
+    *status = st->capture == nullptr                ? cudaStreamCaptureStatusNone
+              : st->capture_origin->capture_invalid ? cudaStreamCaptureStatusInvalidated
+                                                    : cudaStreamCaptureStatusActive;
     return cudaSuccess;
 }
 
@@ -816,7 +861,8 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream)
     if (st->capture) { // a node of the graph; waiting for it is then an error
         e->captured = st->capture;
         e->captured_on = st;
-        submit(st, [e] { e->done = true; });
+        e->captured_at = st->capture_ops;
+        st->capture->ops.push_back([e] { e->done = true; }); // not work to join
         return cudaSuccess;
     }
     if (e->stream && !e->done)
@@ -844,7 +890,7 @@ bool in_active_capture(const Event *e)
 cudaError_t check_event_wait(const Event *e)
 {
     if (in_active_capture(e))
-        return forbidden_in_capture(cudaErrorCapturedEvent);
+        return forbidden_in_capture(cudaErrorCapturedEvent, e->captured_on);
     if (unsafe_forbidden())
         return forbidden_in_capture();
     return cudaSuccess;
@@ -898,11 +944,26 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned
         return fail(cudaErrorInvalidResourceHandle);
     if (st->capture) {
         if (e->captured != st->capture && !(e->stream == nullptr && !e->captured))
-            return forbidden_in_capture(cudaErrorStreamCaptureIsolation);
-        return cudaSuccess; // one stream per capture here: already in order
+            return forbidden_in_capture(cudaErrorStreamCaptureIsolation, st);
+        // The graph's operations are kept in issue order, which is already
+        // an order that respects this dependency. The origin waiting for a
+        // fork's last work joins that fork back.
+        Stream *from = e->captured_on;
+        if (e->captured == st->capture && st == st->capture_origin && from != nullptr &&
+            from != st && e->captured_at == from->capture_ops)
+            from->capture_joined = true;
+        return cudaSuccess;
     }
-    if (in_active_capture(e))
-        return forbidden_in_capture(cudaErrorStreamCaptureIsolation);
+    if (in_active_capture(e)) { // a fork: st joins the capture the event belongs to
+        Stream *origin = e->captured_on->capture_origin;
+        st->capture = e->captured;
+        st->capture_origin = origin;
+        st->capture_mode = origin->capture_mode;
+        st->capture_invalid = false;
+        st->capture_joined = false;
+        st->capture_ops = 0;
+        return cudaSuccess;
+    }
     if (e->stream && !e->done && !e->captured && e->stream != st)
         run_until(e->stream, e); // the emulation orders streams by running the earlier work
     return cudaSuccess;
@@ -921,6 +982,9 @@ cudaError_t cudaStreamBeginCapture(cudaStream_t stream, enum cudaStreamCaptureMo
     st->capture = new Graph;
     st->capture_invalid = false;
     st->capture_mode = mode;
+    st->capture_origin = st;
+    st->capture_joined = true;
+    st->capture_ops = 0;
     capturing = st;
     state().global_captures += mode == cudaStreamCaptureModeGlobal;
     return cudaSuccess;
@@ -934,14 +998,27 @@ cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t *graph)
         return fail(cudaErrorInvalidValue);
     if (capturing != st && st->capture_mode != cudaStreamCaptureModeRelaxed)
         return fail(cudaErrorStreamCaptureWrongThread);
+    if (st->capture_origin != st)
+        return fail(cudaErrorStreamCaptureUnmatched); // a fork, not where the capture began
     Graph *g = st->capture;
+    // Every fork leaves the capture; one whose last work was not joined
+    // back to this stream fails it.
+    bool unjoined = false;
+    for (Stream *other : state().streams)
+        if (other != st && other->capture == g) {
+            unjoined |= !other->capture_joined;
+            other->capture = nullptr;
+            other->capture_origin = nullptr;
+        }
     st->capture = nullptr;
+    st->capture_origin = nullptr;
     capturing = nullptr;
     state().global_captures -= st->capture_mode == cudaStreamCaptureModeGlobal;
     *graph = nullptr;
-    if (st->capture_invalid) {
+    if (st->capture_invalid || unjoined) {
         delete g;
-        return fail(cudaErrorStreamCaptureInvalidated);
+        return fail(st->capture_invalid ? cudaErrorStreamCaptureInvalidated
+                                        : cudaErrorStreamCaptureUnjoined);
     }
     state().graphs.insert(g);
     *graph = reinterpret_cast<cudaGraph_t>(g);
@@ -961,7 +1038,9 @@ cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsig
     return cudaSuccess;
 }
 
-cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream)
+namespace {
+
+cudaError_t launch_locked(cudaGraphExec_t exec, cudaStream_t stream)
 {
     API_CALL();
     if (legacy_in_capture(stream))
@@ -973,9 +1052,26 @@ cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream)
     if (st->capture)
         return forbidden_in_capture(); // no graphs inside graphs here
     state().counters.graph_launches++;
-    for (const std::function<void()> &op : x->ops)
-        submit(st, op);
+    for (size_t i = 0; i < x->ops.size(); i++) {
+        auto made = x->made_at_launch.find(i);
+        if (made != x->made_at_launch.end())
+            submit(st, made->second(st));
+        else if (x->ops[i])
+            submit(st, x->ops[i]);
+    }
     return cudaSuccess;
+}
+
+} // namespace
+
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream)
+{
+    cudaError_t e = launch_locked(exec, stream);
+    std::vector<std::function<void()>> then;
+    then.swap(after_launch);
+    for (const std::function<void()> &f : then)
+        f(); // outside the lock: it may wait for other threads' launches
+    return e;
 }
 
 cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec)
