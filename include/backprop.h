@@ -529,7 +529,11 @@ BP_API bp_status bp_network_set_optimizer_state(bp_network *net, bp_optimizer_st
                                                 int layer, const void *weight, const void *bias);
 /* The number of updates applied since the optimizer was set or reset
  * (torch's state['step']; a step the non-finite guard skipped does not
- * count). Setting it (>= 0) with the state restores a saved optimizer. */
+ * count). Setting it (0..BP_MAX_OPTIMIZER_STEP) with the state restores a
+ * saved optimizer. The count stops at BP_MAX_OPTIMIZER_STEP, 2^53, the
+ * largest the double of Adam's bias corrections holds exactly (where they
+ * are 1 to the last bit anyway). */
+#define BP_MAX_OPTIMIZER_STEP ((int64_t)1 << 53)
 BP_API bp_status bp_network_get_optimizer_step(const bp_network *net, int64_t *step);
 BP_API bp_status bp_network_set_optimizer_step(bp_network *net, int64_t step);
 
@@ -706,6 +710,40 @@ BP_API bp_status bp_comm_rank(const bp_comm *comm, int *rank, int *size);
 /* Frees a communicator. NULL is a no-op. A network joined to it must leave
  * it (or be freed) first. */
 BP_API void bp_comm_free(bp_comm *comm);
+
+/* This rank has failed (it cannot read its data, write its file, ...) and
+ * says so to the others: every other rank's pending or next collective on
+ * comm fails within about half a second (a collective this rank had
+ * already joined still completes there) with BP_ERR_COMM and a message
+ * naming this rank and why (why may be NULL), instead of waiting out the
+ * timeout; comm is broken here as well. Not collective and never blocks
+ * for long (the small messages are sent eagerly). Call it before leaving
+ * on an error, then exit without waiting for the others (a program that
+ * finalises MPI would wait for every rank there). Over MPI communicators
+ * (bp_comm_create_mpi, CPU and CUDA); NCCL communicators made without MPI
+ * have no side channel: their other ranks time out. */
+BP_API bp_status bp_comm_abort(bp_comm *comm, const char *why);
+
+/* One value that must be the same on every rank, named as its user knows
+ * it ("--lr", "--data"): a number, compared bit for bit, or (bytes not
+ * NULL) n_bytes of memory, compared by a 64-bit checksum (a data set's
+ * arrays, a schedule's name). */
+typedef struct bp_comm_value {
+    const char *name;
+    double number;
+    const void *bytes;
+    size_t n_bytes;
+} bp_comm_value;
+
+/* Checks that every rank passes the same n values in the same order
+ * (collective: one small all-reduce when they agree). A difference is
+ * BP_ERR_INVALID_ARGUMENT on every rank with a message naming the first
+ * value that differs, rank 0's and this rank's value (numbers) and which
+ * ranks differ from rank 0 ("--lr differs between the ranks: 0.02 on rank
+ * 0, 0.05 here on rank 1; 1 of the 3 ranks differ from rank 0 (rank 1)").
+ * Ranks that would train with different hyperparameters, epochs or
+ * data must not start: bp_network_join compares only the parameters. */
+BP_API bp_status bp_comm_agree(bp_comm *comm, const bp_comm_value *values, int n);
 
 /* Joins net to comm (collective over comm's ranks): checks that net's
  * backend fits comm's engine and that the parameters, architecture and
@@ -1007,6 +1045,10 @@ typedef struct bp_dataset_options {
     int header;       /* CSV: -1 (default) detect a header row, 0 none, 1 one */
     int unlabeled;    /* CSV: 1 = every column is a feature, no labels or
                          targets (data to predict on); default 0 */
+    int n_features;   /* the features per sample the caller needs (a
+                         network's inputs), or 0 (default): any. A file
+                         with another count fails at its first row (CSV)
+                         or header (IDX), before its data is read */
 } bp_dataset_options;
 
 BP_API void bp_dataset_options_init(bp_dataset_options *opt);
@@ -1038,8 +1080,13 @@ BP_API bp_status bp_dataset_load_idx(const char *images_path, const char *labels
                                      const bp_dataset_options *opt, bp_dataset **out);
 BP_API bp_status bp_dataset_load_csv(const char *path, const bp_dataset_options *opt,
                                      bp_dataset **out);
+/* The largest class label a data set holds (so a class count fits an int
+ * with room to spare). */
+#define BP_MAX_LABEL 1000000
+
 /* A data set from arrays in memory (copied): x [n, n_features] of dtype;
- * labels int32 [n] when n_targets == 0, else targets [n, n_targets]. */
+ * labels int32 [n] in [0, BP_MAX_LABEL] when n_targets == 0, else targets
+ * [n, n_targets]. */
 BP_API bp_status bp_dataset_create(int n, int n_features, int n_targets, bp_dtype dtype,
                                    const void *x, const int32_t *labels, const void *targets,
                                    bp_dataset **out);
@@ -1378,7 +1425,13 @@ BP_API void bp_trainer_free(bp_trainer *t);
  *  - A target that exists and is not a regular file (device, FIFO, socket,
  *    directory) is refused with BP_ERR_IO: only regular files are replaced.
  *  - Temporary files left beside the target by processes that no longer
- *    run (killed during a write) are removed by the next replacement.
+ *    run (killed during a write) are removed by the next replacement: only
+ *    names of exactly the form above, regular files of this user, whose
+ *    writer's process is gone and whose lock is free. A writer holds an
+ *    exclusive flock on its temporary file from before it has a name until
+ *    it is in place, so a writer in another PID namespace, or on another
+ *    host of a file system with shared locks, is never taken for a dead
+ *    one.
  * Allocation failures are BP_ERR_OUT_OF_MEMORY, a name too long for the
  * temporary file BP_ERR_INVALID_ARGUMENT, system errors BP_ERR_IO. */
 typedef struct bp_file_replace bp_file_replace;

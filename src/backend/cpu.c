@@ -47,6 +47,7 @@ _Static_assert(BP_M_LEAKY_RELU == (int)BP_ACT_LEAKY_RELU, "bp_math.h: leaky relu
 _Static_assert(BP_M_MSE == (int)BP_LOSS_MSE, "bp_math.h: mse code");
 _Static_assert(BP_M_CROSS_ENTROPY == (int)BP_LOSS_CROSS_ENTROPY, "bp_math.h: cross-entropy code");
 _Static_assert(BP_M_BCE == (int)BP_LOSS_BCE, "bp_math.h: bce code");
+_Static_assert(BP_M_MAX_STEP == BP_MAX_OPTIMIZER_STEP, "bp_math.h: the largest step count");
 
 #define GRAIN BP_CPU_GRAIN /* elements per task of a loop (cpu_pool.h) */
 

@@ -7,6 +7,7 @@
 #include "commands.h"
 #include "common.h"
 #include "gpu_flags.h"
+#include "outputs.h"
 
 int cmd_compare(int argc, char **argv)
 {
@@ -57,6 +58,9 @@ int cmd_compare(int argc, char **argv)
     cfg.max_batch = (int)batch;
     cfg.seed = (uint64_t)seed;
     cfg.math_mode = math_mode;
+    /* The two networks and the host copies of what is compared. */
+    if (cli_check_memory_of(&cfg, 3, 0) != 0)
+        return 2;
     void *x = NULL, *y = NULL;
     bp_layer_diff diff[BP_MAX_LAYERS];
     double la = 0, lb = 0;
