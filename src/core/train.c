@@ -671,17 +671,14 @@ static bp_status record_graph(bp_network *net, struct bp_step_graph *g)
  * loading then happen outside any capture; the second is recorded; later
  * ones replay it. A replay leaves the layer state the recorded step left
  * (what bp_network_get_layer_state and the gradients' reader check).
- * A network joined to a communicator records at once, as before: on the
- * emulated NCCL an eager step between replays, with ranks of different
- * local batches (an epoch's last), left the ranks' parameters different
- * (NcclEmulated.JoinedEpochStepsRunAsGraphsAndEqualOneNetwork); until that
- * is understood its first step is captured cold. */
+ * A joined network warms up the same way: its eager step's collectives
+ * wait for events it records itself (src/parallel/nccl.c), which a replay
+ * queued ahead of it does not record (captured, a record is only an edge
+ * of the graph). */
 static bp_status graph_step(bp_network *net, int batch)
 {
     struct bp_step_graph *g = find_graph(net, batch);
-    if (g == NULL && net->comm != NULL) {
-        g = claim_graph(net, batch);
-    } else if (g == NULL) {
+    if (g == NULL) {
         BP_TRY(issue_step(net, batch, 1, 1));
         claim_graph(net, batch);
         return BP_OK;
