@@ -2,6 +2,7 @@
  * "did you mean" for the others, values checked whole. */
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,8 @@ int cli_parse_long(const char *flag_name, const char *text, long min, long max, 
     /* strtol skips leading spaces; a value is the whole string or nothing. */
     if (text[0] == '\0' || isspace((unsigned char)text[0]) || *end != '\0')
         return cli_error("%s: '%s' is not an integer", flag_name, text);
+    if (errno == ERANGE && min == LONG_MIN && max == LONG_MAX)
+        return cli_error("%s: %s is out of range (beyond any count)", flag_name, text);
     if (errno == ERANGE)
         return cli_error("%s: %s is out of range (%ld..%ld)", flag_name, text, min, max);
     if (v < min || v > max)
@@ -195,7 +198,8 @@ static int store_value(const flag *f, const char *value)
             return cli_error("%s: the value is empty", f->name);
         *(const char **)f->dst = value;
         return 0;
-    case FLAG_INT: return cli_parse_long(f->name, value, -(1L << 40), 1L << 40, (long *)f->dst);
+    case FLAG_INT: /* any long here: each command checks its flags' real ranges */
+        return cli_parse_long(f->name, value, LONG_MIN, LONG_MAX, (long *)f->dst);
     case FLAG_DOUBLE: return cli_parse_double(f->name, value, (double *)f->dst);
     case FLAG_SWITCH: break;
     }

@@ -253,6 +253,7 @@ static int load_error(const char *path, const data_options *opt)
     if (strncmp(msg, "bp_dataset_load_csv: ", 21) == 0) /* the command's words, not the call's */
         msg += 21;
     const char *hint = "";
+    long have = 0, need = 0;
     if (strstr(msg, "is not a class number") || strstr(msg, "but the first rows' labels"))
         hint = opt->n_targets == 0 && !opt->unlabeled
                    ? "; is that the label column? --label-column N names another (columns "
@@ -263,6 +264,11 @@ static int load_error(const char *path, const data_options *opt)
         hint = opt->unlabeled ? ""
                               : "; a file of features only? --unlabeled reads every column as a "
                                 "feature, --label-column N names the label column";
+    else if (strstr(msg, "features per sample, but") && opt->n_targets == 0 && !opt->unlabeled &&
+             sscanf(strstr(msg, "' has ") + 6, "%ld features per sample, but %ld", &have, &need) ==
+                 2 &&
+             have + 1 == need)
+        hint = "; a file of features only? --unlabeled reads every column as a feature";
     else if (strstr(msg, "is that the delimiter?"))
         hint = " (--delimiter names it: ';', tab, '|' or space)";
     (void)path;
@@ -286,6 +292,17 @@ static void note_layout(const char *path, const data_options *opt, const bp_data
                  path, d->label_column);
 }
 
+int cli_check_columns(const data_options *opt)
+{
+    if (opt->n_targets < 0 || opt->n_targets >= BP_MAX_WIDTH)
+        return cli_error("--targets: %ld is out of range (0..%d)", opt->n_targets, BP_MAX_WIDTH - 1);
+    if (opt->label_column < -1 || opt->label_column >= BP_MAX_WIDTH)
+        return cli_error(
+            "--label-column: %ld is out of range (0..%d, or -1: the header's label column, else the last)",
+            opt->label_column, BP_MAX_WIDTH - 1);
+    return 0;
+}
+
 int cli_load_data(const char *path, bp_dtype dtype, const data_options *opt, loaded_data *out)
 {
     memset(out, 0, sizeof *out);
@@ -299,6 +316,7 @@ int cli_load_data(const char *path, bp_dtype dtype, const data_options *opt, loa
     lib.n_class_names = opt->n_class_names;
     if (opt->delimiter != NULL && cli_parse_delimiter(opt->delimiter, &lib.delimiter) != 0)
         return -1;
+    lib.n_features = (int)opt->n_features;
     bp_status st = bp_dataset_load(path, &lib, &out->dataset);
     if (st != BP_OK)
         return load_error(path, opt);

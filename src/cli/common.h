@@ -84,6 +84,7 @@ typedef struct data_options {
     long label_column;     /* -1 = the header's label/class/target/y column, else the last */
     long n_targets;        /* 0 = classification */
     int unlabeled;         /* CSV without labels: every column a feature */
+    long n_features;       /* what the network takes (checked at the first row), 0: any */
     const char *delimiter; /* --delimiter: ",", ";", "tab", "|", "space" (NULL: ",") */
     int quiet;             /* no notes (the header row skipped) */
     /* The model's class names (labels that are names), or none. */
@@ -95,6 +96,9 @@ typedef struct data_options {
  * one the loader takes. */
 int cli_parse_delimiter(const char *text, char *out);
 
+/* --targets and --label-column in range (a CSV has at most BP_MAX_WIDTH
+ * columns); prints and returns -1 otherwise. */
+int cli_check_columns(const data_options *opt);
 int cli_load_data(const char *path, bp_dtype dtype, const data_options *opt, loaded_data *out);
 /* Training data: at most CLI_MAX_CLASSES classes, else an error that asks
  * whether the label column is the right one. */

@@ -9,6 +9,7 @@
 #include "common.h"
 #include "gpu_flags.h"
 #include "user_model.h"
+#include "outputs.h"
 
 typedef struct compare_flags {
     architecture_flags af;
@@ -103,6 +104,9 @@ static int compare_random(const compare_flags *f, bp_backend other, bp_math_mode
     cfg.seed = (uint64_t)f->seed;
     cfg.math_mode = mode;
     cfg.precision = a.precision;
+    /* The two networks and the host copies of what is compared. */
+    if (cli_check_memory_of(&cfg, 3, 0) != 0)
+        return 2;
     void *x = NULL, *y = NULL;
     bp_layer_diff diff[BP_MAX_LAYERS];
     double la = 0, lb = 0;

@@ -2,7 +2,9 @@
  * both through the library's evaluation (bp_network_evaluate_dataset), on
  * data read as the model's training data was: its input scaling, class
  * names and label column come from the model file (model_meta.c). */
+#include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,15 +73,9 @@ static int open_data(const model_options *f, model_and_data *m)
     opt.n_class_names = m->meta.n_class_names;
     if (opt.delimiter == NULL && m->meta.delimiter[0] != '\0')
         opt.delimiter = m->meta.delimiter; /* the training data's */
+    opt.n_features = m->desc.sizes[0];     /* checked at the data's first row */
     if (cli_load_data(f->data_path, m->desc.dtype, &opt, &m->data) != 0)
         return -1;
-    int n = m->data.desc.n_features, want = m->desc.sizes[0];
-    if (n != want)
-        return cli_error("%s: %d features, but the model takes %d inputs%s", f->data_path, n, want,
-                         n + 1 == want && !opt.unlabeled
-                             ? " (a file of features only? --unlabeled reads every column as a "
-                               "feature)"
-                             : "");
     return cli_scaling_apply(&m->meta.scaling, &m->data, f->data_path);
 }
 
@@ -170,6 +166,22 @@ static int n_classes(const bp_network_desc *d)
             "use a model even if a parameter is NaN or infinite"                                  \
     }
 
+/* Eval prints (and so computes) a confusion matrix only up to this many
+ * classes: 100 x 100 counts are about 70 KB of text; beyond that the
+ * matrix would outgrow the model and the data it describes. */
+#define CONFUSION_MAX_CLASSES 100
+
+/* A result that is NaN or infinite is an error unless --allow-non-finite:
+ * the parameters may all be finite and still overflow (weights of 3e38, an
+ * extreme leaky slope). */
+static int refuse_non_finite(const model_options *f, const char *what)
+{
+    if (f->allow_non_finite)
+        return 0;
+    return cli_error("%s on %s: %s; nothing was printed (--allow-non-finite prints it anyway)",
+                     f->model_path, f->data_path, what);
+}
+
 static void model_options_init(model_options *f)
 {
     memset(f, 0, sizeof *f);
@@ -220,9 +232,11 @@ static void eval_json(const model_options *f, const model_and_data *m, const bp_
     json_int(&j, "samples", r->n_samples);
     json_string(&j, "loss_function", bp_loss_name(m->desc.loss));
     json_number(&j, "loss", r->loss);
-    if (confusion != NULL) {
+    if (m->data.desc.n_targets == 0) {
         json_number(&j, "accuracy", r->accuracy);
         json_int(&j, "correct", r->correct);
+    }
+    if (confusion != NULL) {
         const char *const *names = (const char *const *)m->meta.class_names;
         cli_json_class_scores(&j, confusion, k, names && m->meta.n_class_names == k ? names : NULL);
         json_key(&j, "confusion");
@@ -242,17 +256,19 @@ static int evaluate_model(const model_options *f, model_and_data *m)
     int64_t *confusion = NULL;
     bp_evaluation_outputs outputs;
     bp_evaluation_outputs_init(&outputs);
-    if (classify) {
-        char what[96]; /* the size checked before the allocation */
-        snprintf(what, sizeof what, "a %d x %d confusion matrix", k, k);
-        if (cli_check_bytes(what, (double)k * (double)k * sizeof *confusion) != 0)
-            return -1;
+    if (classify && k <= CONFUSION_MAX_CLASSES) {
         if ((confusion = calloc((size_t)k * (size_t)k, sizeof *confusion)) == NULL)
             return cli_error("no memory for the confusion matrix");
         outputs.confusion = confusion;
     }
     bp_evaluation r;
-    if (cli_evaluate(m->net, &m->data, &outputs, &r) != 0) {
+    char what[128] = "";
+    int ok = cli_evaluate(m->net, &m->data, &outputs, &r) == 0;
+    if (ok && !isfinite(r.loss)) {
+        snprintf(what, sizeof what, "the loss is %g", r.loss);
+        ok = refuse_non_finite(f, what) == 0;
+    }
+    if (!ok) {
         free(confusion);
         return -1;
     }
@@ -262,7 +278,11 @@ static int evaluate_model(const model_options *f, model_and_data *m)
         printf("samples %d\nloss %.6g (%s)\n", r.n_samples, r.loss, bp_loss_name(m->desc.loss));
         if (classify) {
             printf("accuracy %.2f%% (%d/%d)\n", 100 * r.accuracy, r.correct, r.n_samples);
-            print_confusion(m, confusion, k);
+            if (confusion != NULL)
+                print_confusion(m, confusion, k);
+            else
+                printf("\nconfusion matrix: not printed for %d classes (at most %d)\n", k,
+                       CONFUSION_MAX_CLASSES);
         }
     }
     free(confusion);
@@ -349,7 +369,7 @@ static void write_rows(sink *out, const model_and_data *m, const void *probabili
         sink_printf(out, "%s%s%d", classify || j ? "," : "", classify ? "p" : "y",
                     n_out == 1 && classify ? 1 : j);
     sink_printf(out, "\n");
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n && (out->file != NULL || !ferror(stdout)); i++) {
         if (classify && names != NULL && classes[i] < m->meta.n_class_names)
             sink_printf(out, "%s", names[classes[i]]);
         else if (classify)
@@ -379,6 +399,22 @@ static int write_predictions(const model_options *f, const model_and_data *m,
     return 0;
 }
 
+/* NaN or infinite outputs are refused unless --allow-non-finite. */
+static int outputs_finite(const model_options *f, bp_dtype dtype, const void *outputs,
+                          size_t total, int n_out)
+{
+    size_t bad = 0, first = 0;
+    for (size_t i = total; i-- > 0;)
+        if (!isfinite(cli_real_get(dtype, outputs, i)))
+            bad++, first = i;
+    if (bad == 0)
+        return 0;
+    char what[160];
+    snprintf(what, sizeof what, "%zu of %zu outputs are not finite (sample %zu: %g)", bad, total,
+             first / (size_t)n_out + 1, cli_real_get(dtype, outputs, first));
+    return refuse_non_finite(f, what);
+}
+
 static int predict(const model_options *f, const model_and_data *m)
 {
     bp_dtype dtype = m->desc.dtype;
@@ -396,7 +432,8 @@ static int predict(const model_options *f, const model_and_data *m)
     bp_evaluation r;
     if (probabilities == NULL || classes == NULL)
         cli_error("no memory for the outputs");
-    else if (cli_evaluate(m->net, &m->data, &outputs, &r) == 0)
+    else if (cli_evaluate(m->net, &m->data, &outputs, &r) == 0 &&
+             outputs_finite(f, dtype, probabilities, (size_t)n * (size_t)n_out, n_out) == 0)
         rc = write_predictions(f, m, probabilities, classes);
     free(probabilities);
     free(classes);

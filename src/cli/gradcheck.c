@@ -9,6 +9,7 @@
 #include "commands.h"
 #include "common.h"
 #include "user_model.h"
+#include "outputs.h"
 
 typedef struct gradcheck_flags {
     architecture_flags af;
@@ -42,6 +43,9 @@ static int make_case(const gradcheck_flags *f, const device_choice *dev, bp_netw
     cfg.device = dev->ordinal;
     cfg.max_batch = *batch;
     cfg.seed = (uint64_t)f->seed;
+    /* The network and the host copies of its parameters and gradients. */
+    if (cli_check_memory_of(&cfg, 2, 0) != 0)
+        return -1;
     bp_status st = bp_network_create(&cfg, net);
     if (st != BP_OK)
         return cli_lib_error("creating the network", st);

@@ -33,15 +33,16 @@ int cli_launcher_size(void)
     return launcher_value(vars, sizeof vars / sizeof vars[0], 1);
 }
 
+/* One write per message, so that ranks sharing a terminal (mpirun) never
+ * interleave within a line. */
 static void say(const char *label, const char *fmt, va_list ap)
 {
+    char rank_part[32] = "", msg[2048];
     int rank = cli_launcher_rank();
-    fputs("backprop: ", stderr);
     if (rank != 0)
-        fprintf(stderr, "rank %d: ", rank);
-    fputs(label, stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+        snprintf(rank_part, sizeof rank_part, "rank %d: ", rank);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    fprintf(stderr, "backprop: %s%s%s\n", rank_part, label, msg);
     fflush(stderr);
 }
 

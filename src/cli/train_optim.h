@@ -17,6 +17,11 @@
 #define OPTIM_SGD_LR 0.02
 #define OPTIM_ADAM_LR 1e-3
 
+/* The ranges of --batch and --epochs (train_options.c), which a checkpoint
+ * given to --resume must respect too. */
+#define OPTIM_MAX_BATCH (1 << 24)
+#define OPTIM_MAX_EPOCHS 1000000
+
 typedef struct optim_flags {
     const char *optimizer; /* sgd (default), adam, adamw */
     double beta1, beta2, eps, clip;
@@ -56,11 +61,13 @@ int optim_check(optim_flags *o, int argc, char **argv, double *lr, double moment
                 double *weight_decay, long epochs);
 
 /* Before the network is built with --resume: the optimizer the checkpoint
- * holds replaces the flags' (unless --optimizer was given), o->start is
+ * holds replaces the flags' (a flag or a schedule that differs from it is
+ * refused; issue 21, item 7), o->start is
  * the checkpoint's position, and *seed and *batch are the checkpoint's (the
  * trainer takes its schedule and state: bp_trainer_resume). Returns 1 when
  * the run already finished all `epochs` (said so), -1 on error, 0 to go on. */
-int optim_resume_peek(optim_flags *o, int argc, char **argv, long epochs, long *seed, long *batch);
+int optim_resume_peek(optim_flags *o, int argc, char **argv, long epochs, const char *schedule,
+                      long *seed, long *batch);
 
 /* After the network is created (and --init loaded): sets its optimizer. */
 int optim_setup(const optim_flags *o, bp_network *net);

@@ -33,10 +33,10 @@ static void train_options_defaults(train_options *o)
 
 static int check_values(const train_options *o)
 {
-    if (o->epochs < 1 || o->epochs > 1000000)
-        return cli_error("--epochs: %ld is out of range (1..1000000)", o->epochs);
-    if (o->batch < 1 || o->batch > (1 << 24))
-        return cli_error("--batch: %ld is out of range (1..%d)", o->batch, 1 << 24);
+    if (o->epochs < 1 || o->epochs > OPTIM_MAX_EPOCHS)
+        return cli_error("--epochs: %ld is out of range (1..%d)", o->epochs, OPTIM_MAX_EPOCHS);
+    if (o->batch < 1 || o->batch > OPTIM_MAX_BATCH)
+        return cli_error("--batch: %ld is out of range (1..%d)", o->batch, OPTIM_MAX_BATCH);
     if (!(o->lr >= 0) || !isfinite(o->lr)) /* 0 accepted, as torch.optim accepts it */
         return cli_error("--lr: %g must be >= 0", o->lr);
     if (!(o->momentum >= 0 && o->momentum < 1))
@@ -45,12 +45,8 @@ static int check_values(const train_options *o)
         return cli_error("--weight-decay: %g must be >= 0", o->weight_decay);
     if (o->seed < 0)
         return cli_error("--seed: %ld must be >= 0", o->seed);
-    if (o->columns.n_targets < 0)
-        return cli_error("--targets: %ld must be >= 0", o->columns.n_targets);
-    if (o->columns.label_column < -1 || o->columns.label_column >= BP_MAX_WIDTH)
-        return cli_error("--label-column: %ld is out of range (columns count from 0; -1: the "
-                         "header's label column, else the last)",
-                         o->columns.label_column);
+    if (cli_check_columns(&o->columns) != 0)
+        return -1;
     if (o->warmup < 0 || o->warmup >= o->epochs)
         return cli_error("--warmup: %ld must be in [0, --epochs %ld)", o->warmup, o->epochs);
     if (!(o->validation_fraction >= 0 && o->validation_fraction < 1))
@@ -81,9 +77,9 @@ static int adopt_model_architecture(train_options *o)
     bp_network *model = NULL;
     bp_status st = bp_model_load(o->init_path, &base, &model);
     if (st != BP_OK)
-        return cli_error("--init: %s (%s); without --layers the network is read from the model "
-                         "file",
-                         bp_last_error(), bp_status_string(st));
+        return cli_error("%s: %s (%s); without --layers the network is read from the %s",
+                         train_options_init_flag(o), bp_last_error(), bp_status_string(st),
+                         o->init_path == o->optim.resume ? "checkpoint" : "model file");
     bp_network_desc d;
     bp_network_describe(model, &d);
     size_t n = 0, m = 0, n_size = sizeof o->init_layers, m_size = sizeof o->init_activations;
@@ -320,6 +316,42 @@ static int check_paths(const train_options *o)
     return 0;
 }
 
+/* --resume of a finished run trains nothing, so it writes nothing: with an
+ * output asked for, that is an error (it used to exit 0 silently). */
+static int finished_with_outputs(const train_options *o)
+{
+    const char *outputs[][2] = {{"--save", o->save_path},
+                                {"--log", o->log_path},
+                                {"--plot", o->plot_path},
+                                {"--checkpoint", o->optim.checkpoint}};
+    for (size_t i = 0; i < sizeof outputs / sizeof outputs[0]; i++)
+        if (outputs[i][1] != NULL && strcmp(outputs[i][1], o->optim.resume) != 0)
+            return cli_error("%s: nothing was trained, so '%s' was not written (a checkpoint is a "
+                             "model file: eval and predict take --model %s)",
+                             outputs[i][0], outputs[i][1], o->optim.resume);
+    return 0;
+}
+
+/* --resume: the checkpoint's optimizer, schedule, seed and batch. A run
+ * that already finished ends here: exit 0, said so, unless an output was
+ * asked for (none is written). Returns -1 with *status set to end. */
+static int resume_peek(train_options *o, int argc, char **argv, int *status)
+{
+    if (o->optim.resume != NULL && o->init_path != NULL) {
+        *status = 2;
+        return cli_error("--init %s: a resumed run's parameters are its checkpoint's (leave "
+                         "--init out with --resume)",
+                         o->init_path);
+    }
+    int resumed = optim_resume_peek(&o->optim, argc, argv, o->epochs, o->schedule, &o->seed,
+                                    &o->batch);
+    if (resumed > 0 && finished_with_outputs(o) != 0)
+        resumed = -1;
+    if (resumed != 0)
+        *status = resumed > 0 ? 0 : 1;
+    return resumed != 0 ? -1 : 0;
+}
+
 int parse_train_options(int argc, char **argv, train_options *o, int *status)
 {
     train_options_defaults(o);
@@ -337,13 +369,8 @@ int parse_train_options(int argc, char **argv, train_options *o, int *status)
     *status = 1;
     if (check_paths(o) != 0)
         goto out;
-    /* --resume: the checkpoint's optimizer, schedule, seed and batch; a run
-     * that already finished ends here (exit 0, said so). */
-    int resumed = optim_resume_peek(&o->optim, argc, canonical, o->epochs, &o->seed, &o->batch);
-    if (resumed != 0) {
-        *status = resumed > 0 ? 0 : 1;
+    if (resume_peek(o, argc, canonical, status) != 0)
         goto out;
-    }
     if (o->optim.resume != NULL && o->init_path == NULL)
         o->init_path = o->optim.resume; /* a checkpoint is a model file: its network */
     if (adopt_model_architecture(o) != 0)
@@ -355,6 +382,11 @@ out:
     return rc;
 }
 
+const char *train_options_init_flag(const train_options *o)
+{
+    return o->init_path != NULL && o->init_path == o->optim.resume ? "--resume" : "--init";
+}
+
 void train_options_trainer(const train_options *o, bp_trainer_config *tc)
 {
     bp_trainer_config_init(tc);
@@ -363,7 +395,7 @@ void train_options_trainer(const train_options *o, bp_trainer_config *tc)
     tc->seed = (uint64_t)o->seed;
     tc->shuffle = !o->no_shuffle;
     tc->validation_fraction = o->validation_fraction;
-    bp_schedule_parse(o->schedule, &tc->schedule); /* checked in check_values */
+    bp_schedule_parse(o->schedule, &tc->schedule); /* checked when parsed */
     tc->warmup_epochs = o->warmup;
     tc->step_epochs = o->step_epochs;
     tc->step_gamma = o->step_gamma;

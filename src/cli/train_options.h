@@ -59,6 +59,10 @@ typedef struct train_options {
  * message already printed. */
 int parse_train_options(int argc, char **argv, train_options *o, int *status);
 
+/* The flag the starting model came from: "--resume" (a checkpoint is a
+ * model file) or "--init", to label messages about it. */
+const char *train_options_init_flag(const train_options *o);
+
 /* The trainer's configuration the flags describe (no callbacks yet). */
 void train_options_trainer(const train_options *o, bp_trainer_config *tc);
 

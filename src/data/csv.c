@@ -279,7 +279,7 @@ static bp_status first_row(csv_state *s, const csv_line *ln, int *is_header)
                        "columns (0..%zu)",
                        s->label_col, s->path, s->n_cols, s->n_cols - 1);
     s->n_features = s->n_cols - (size_t)s->label_cols;
-    return BP_OK;
+    return bp_dataset_check_features(s->path, opt, s->n_features);
 }
 
 /* A label field: a class number, or a class name. The first data row
@@ -312,11 +312,11 @@ static bp_status parse_label(csv_state *s, const csv_line *ln, size_t c, int32_t
                        "are class numbers",
                        s->path, ln->number, c, (int)(f.len > 40 ? 40 : f.len), f.text);
     BP_TRY(parse_value(s->path, ln, c, f, s->c_locale, &v));
-    if (v < 0 || v != floor(v) || v > 1e6)
+    if (v < 0 || v != floor(v) || v > BP_MAX_LABEL)
         return bp_fail(BP_ERR_FORMAT,
                        "%s:%ld: column %zu: label '%.*s' is not a class number "
-                       "(an integer from 0 to 1000000)",
-                       s->path, ln->number, c, (int)f.len, f.text);
+                       "(an integer from 0 to %d)",
+                       s->path, ln->number, c, (int)f.len, f.text, BP_MAX_LABEL);
     *out = (int32_t)v;
     return BP_OK;
 }
@@ -376,19 +376,19 @@ static bp_status parse_stream(bp_reader *f, csv_state *s)
     char *line = NULL;
     size_t len = 0, cap = 0;
     long number = 1;
-    int seen_first = 0, at_start = 1;
-    bp_status st = BP_OK;
-    for (;;) {
-        size_t got = 0;
-        st = bp_io_read(f, chunk, sizeof chunk, &got);
+    int seen_first = 0;
+    /* A UTF-8 byte order mark (spreadsheet exports) is not data. */
+    const unsigned char *head = NULL;
+    size_t have = 0, got = 0;
+    bp_status st = bp_io_peek(f, 3, &head, &have);
+    if (st == BP_OK && have == 3 && memcmp(head, "\xEF\xBB\xBF", 3) == 0)
+        st = bp_io_read(f, chunk, 3, &got);
+    while (st == BP_OK) {
+        /* What a pipe has now: each row is checked as soon as it is there. */
+        st = bp_io_read_some(f, chunk, sizeof chunk, &got);
         if (st != BP_OK)
             break;
-        size_t i = 0;
-        /* A UTF-8 byte order mark (spreadsheet exports) is not data. */
-        if (at_start && got >= 3 && memcmp(chunk, "\xEF\xBB\xBF", 3) == 0)
-            i = 3;
-        at_start = 0;
-        for (; st == BP_OK && i < got; i++) {
+        for (size_t i = 0; st == BP_OK && i < got; i++) {
             unsigned char c = (unsigned char)chunk[i];
             if (c == '\n') {
                 csv_line ln = {line, len, number};
@@ -421,7 +421,7 @@ static bp_status parse_stream(bp_reader *f, csv_state *s)
         }
         if (st != BP_OK)
             break;
-        if (got < sizeof chunk) { /* the end: a last line without a newline */
+        if (got == 0) { /* the end: a last line without a newline */
             if (len > 0) {
                 csv_line ln = {line, len, number};
                 st = take_line(s, &ln, &seen_first);

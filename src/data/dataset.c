@@ -23,6 +23,7 @@ void bp_dataset_options_init(bp_dataset_options *opt)
     opt->delimiter = ',';
     opt->class_names = NULL;
     opt->n_class_names = 0;
+    opt->n_features = 0;
 }
 
 bp_status bp_dataset_check_options(const char *fn, const bp_dataset_options *opt)
@@ -41,6 +42,9 @@ bp_status bp_dataset_check_options(const char *fn, const bp_dataset_options *opt
     if (opt->unlabeled && opt->n_targets != 0)
         return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: unlabeled data cannot have n_targets %d", fn,
                        opt->n_targets);
+    if (opt->n_features < 0 || opt->n_features > BP_MAX_WIDTH)
+        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: n_features %d is out of range (0..%d)", fn,
+                       opt->n_features, BP_MAX_WIDTH);
     if (opt->header < -1 || opt->header > 1)
         return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: header %d must be -1, 0 or 1", fn, opt->header);
     if (opt->delimiter != 0 && strchr(",;\t| ", opt->delimiter) == NULL)
@@ -86,6 +90,17 @@ bp_status bp_dataset_alloc(const char *what, int n, int n_features, int n_target
     ds->desc.labels = ds->labels;
     ds->desc.targets = ds->targets;
     *out = ds;
+    return BP_OK;
+}
+
+bp_status bp_dataset_check_features(const char *path, const bp_dataset_options *opt,
+                                    size_t n_features)
+{
+    if (opt->n_features != 0 && n_features != (size_t)opt->n_features)
+        return bp_fail(BP_ERR_FORMAT,
+                       "'%s' has %zu features per sample, but %d are needed (the inputs of the "
+                       "network it is for)",
+                       path, n_features, opt->n_features);
     return BP_OK;
 }
 
@@ -140,9 +155,10 @@ static bp_status check_arrays(const char *fn, int n, int n_features, int n_targe
                        n_targets);
     if (n_targets == 0)
         for (int i = 0; i < n; i++)
-            if (labels[i] < 0)
-                return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: labels[%d] = %d is negative", fn, i,
-                               (int)labels[i]);
+            if (labels[i] < 0 || labels[i] > BP_MAX_LABEL)
+                return bp_fail(BP_ERR_INVALID_ARGUMENT,
+                               "%s: labels[%d] = %d is not a class number (0..%d)", fn, i,
+                               (int)labels[i], BP_MAX_LABEL);
     return BP_OK;
 }
 

@@ -28,5 +28,9 @@ bp_status bp_dataset_read_idx(bp_reader *images, const char *labels_path,
 bp_status bp_dataset_read_csv(bp_reader *f, const bp_dataset_options *opt, bp_dataset **out);
 
 bp_status bp_dataset_check_options(const char *fn, const bp_dataset_options *opt);
+/* BP_ERR_FORMAT when opt->n_features asks for another count than the
+ * file's first row or header shows. */
+bp_status bp_dataset_check_features(const char *path, const bp_dataset_options *opt,
+                                    size_t n_features);
 
 #endif

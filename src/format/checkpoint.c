@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "bp_mixed.h"
 #include "api/error.h"
@@ -30,6 +29,7 @@
 #include "core/optimizer.h"
 #include "api/struct_size.h"
 #include "sys/c_locale.h"
+#include "sys/read.h"
 
 #define CHECKPOINT_VERSION "1"
 #define HEADER_MAX ((uint64_t)100 << 20)
@@ -52,6 +52,41 @@ void bp_checkpoint_info_init_sized(bp_checkpoint_info *info, size_t size)
     bp_struct_init(info, size, &d, sizeof d);
 }
 
+/* The counters of a checkpoint, in both directions (saving and loading):
+ * the loop's position and the batch are ints to their users (0..INT32_MAX),
+ * the optimizer's step count at most BP_MAX_OPTIMIZER_STEP. Writes the
+ * first counter out of range into why ("" when all are fine). */
+static void check_counters(const bp_checkpoint_info *in, int64_t step, char *why, size_t size)
+{
+    const struct {
+        const char *name;
+        int64_t value, max;
+    } c[] = {{"step", step, BP_MAX_OPTIMIZER_STEP},
+             {"epoch", in->epoch, INT32_MAX},
+             {"step_in_epoch", in->step_in_epoch, INT32_MAX},
+             {"total_epochs", in->total_epochs, INT32_MAX},
+             {"batch", in->batch, INT32_MAX},
+             {"schedule_step", in->schedule_step, INT32_MAX}};
+    why[0] = '\0';
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++)
+        if (c[i].value < 0 || c[i].value > c[i].max) {
+            snprintf(why, size, "%s %lld is out of range (0..%lld)", c[i].name,
+                     (long long)c[i].value, (long long)c[i].max);
+            return;
+        }
+}
+
+/* A schedule's name, in both directions: plain characters only (it goes
+ * into JSON, and comes back to be printed). */
+static int schedule_name_ok(const char *name)
+{
+    for (const char *p = name; *p != '\0'; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_' || *p == '-' || *p == '.'))
+            return 0;
+    return 1;
+}
+
 /* ---- saving --------------------------------------------------------------- */
 
 static bp_status metadata_text(const bp_network *net, const bp_checkpoint_info *in, int64_t step,
@@ -59,21 +94,17 @@ static bp_status metadata_text(const bp_network *net, const bp_checkpoint_info *
 {
     const bp_optimizer *o = &net->opt;
     char schedule[sizeof in->schedule];
-    /* The name goes into JSON: keep to plain characters. */
     size_t k = 0;
-    for (size_t i = 0; i < sizeof in->schedule && in->schedule[i] != '\0'; i++) {
-        char c = in->schedule[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-' || c == '.'))
-            return bp_fail(BP_ERR_INVALID_ARGUMENT,
-                           "bp_checkpoint_save: info->schedule may hold letters, digits, '_', "
-                           "'-' and '.' only");
-        schedule[k++] = c;
-    }
+    for (; k < sizeof in->schedule && in->schedule[k] != '\0'; k++)
+        schedule[k] = in->schedule[k];
     if (k == sizeof schedule)
         return bp_fail(BP_ERR_INVALID_ARGUMENT,
                        "bp_checkpoint_save: info->schedule is not NUL-terminated");
     schedule[k] = '\0';
+    if (!schedule_name_ok(schedule))
+        return bp_fail(BP_ERR_INVALID_ARGUMENT,
+                       "bp_checkpoint_save: info->schedule may hold letters, digits, '_', '-' "
+                       "and '.' only");
     locale_t c_locale = (locale_t)0;
     BP_TRY(bp_c_locale_new("bp_checkpoint_save", &c_locale));
     locale_t old = uselocale(c_locale);
@@ -158,6 +189,10 @@ static bp_status save_checkpoint(const bp_network *net, const bp_checkpoint_info
         BP_TRY(bp_struct_read(fn, "info", &in, sizeof in, info, info->struct_size));
     int64_t step = 0;
     BP_TRY(bp_network_get_optimizer_step(net, &step));
+    char why[160];
+    check_counters(&in, step, why, sizeof why);
+    if (why[0] != '\0')
+        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: info->%s", fn, why);
     char meta[4096];
     BP_TRY(metadata_text(net, &in, step, run, meta, sizeof meta));
     BP_TRY(precision_text(net, meta + strlen(meta), sizeof meta - strlen(meta)));
@@ -230,13 +265,8 @@ static bp_status open_checkpoint(const char *path, ckpt_file *c)
 {
     memset(c, 0, sizeof *c);
     c->meta = -1;
-    c->f = fopen(path, "rb");
-    if (c->f == NULL)
-        return bp_fail(BP_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fileno(c->f), &sb) != 0 || !S_ISREG(sb.st_mode))
-        return bp_fail(BP_ERR_IO, "'%s' is not a regular file", path);
-    uint64_t size = (uint64_t)sb.st_size;
+    uint64_t size = 0;
+    BP_TRY(bp_io_open_regular(path, "a checkpoint", &c->f, &size));
     unsigned char len8[8];
     if (size < 8 || fread(len8, 1, 8, c->f) != 8)
         return not_checkpoint(path, "shorter than the 8-byte header length");
@@ -302,6 +332,8 @@ typedef struct ckpt_meta {
     const char *activations, *loss;
     double leaky_slope;
 } ckpt_meta;
+
+static bp_status read_names(const char *path, const ckpt_file *c, ckpt_meta *m);
 
 static bp_status read_meta(const char *path, const ckpt_file *c, ckpt_meta *m)
 {
@@ -377,17 +409,31 @@ static bp_status read_meta(const char *path, const ckpt_file *c, ckpt_meta *m)
     freelocale(c_locale);
     if (st != BP_OK)
         return st;
+    return read_names(path, c, m);
+}
+
+/* The rest of read_meta: the counters' ranges, the schedule, the
+ * activations and loss, and the optimizer's hyperparameters. */
+static bp_status read_names(const char *path, const ckpt_file *c, ckpt_meta *m)
+{
+    char why[200];
+    check_counters(&m->info, m->step, why, sizeof why);
+    if (why[0] != '\0')
+        return not_checkpoint(path, why);
+    bp_status st = BP_OK;
     const char *schedule = meta_str(path, c, "schedule", &st);
     if (schedule == NULL)
         return st;
     if (strlen(schedule) >= sizeof m->info.schedule)
         return not_checkpoint(path, "the schedule's name is too long");
+    if (!schedule_name_ok(schedule))
+        return not_checkpoint(path, "the schedule's name holds other characters than letters, "
+                                    "digits, '_', '-' and '.'");
     strcpy(m->info.schedule, schedule);
     m->activations = meta_str(path, c, "activations", &st);
     m->loss = meta_str(path, c, "loss", &st);
     if (st != BP_OK)
         return st;
-    char why[200];
     if (bp_optimizer_check("checkpoint", &m->opt) != BP_OK) {
         snprintf(why, sizeof why, "bad optimizer hyperparameters (%s)", bp_last_error());
         return not_checkpoint(path, why);

@@ -14,20 +14,18 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "bp_mixed.h"
 #include "api/error.h"
 #include "api/struct_size.h"
 #include "core/metadata.h"
 #include "sys/c_locale.h"
+#include "sys/read.h"
 #include "util/real.h"
 #include "format/json.h"
 #include "format/safetensors.h"
@@ -619,36 +617,9 @@ static bp_status read_entries(const char *path, const json_doc *doc, int want_me
 static bp_status open_model(const char *path, int want_metadata, model_file *m)
 {
     memset(m, 0, sizeof *m);
-    /* A FIFO, device or directory is refused before it is opened (opening
-     * a FIFO waits for a writer; a device may act on open), and again on
-     * what was opened (O_NONBLOCK: never waited on), should it change. */
-    struct stat pre;
-    if (stat(path, &pre) == 0 && !S_ISREG(pre.st_mode))
-        return bp_fail(BP_ERR_IO,
-                       "'%s' is not a regular file (a model is read from a file, not "
-                       "a pipe, device or directory)",
-                       path);
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-    if (fd < 0)
-        return bp_fail(BP_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return bp_fail(BP_ERR_IO,
-                       "'%s' is not a regular file (a model is read from a file, not "
-                       "a pipe, device or directory)",
-                       path);
-    }
-    (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-    FILE *f = fdopen(fd, "rb");
-    if (f == NULL) {
-        int e = errno;
-        close(fd);
-        return bp_fail(e == ENOMEM ? BP_ERR_OUT_OF_MEMORY : BP_ERR_IO, "cannot open '%s': %s",
-                       path, strerror(e));
-    }
-    m->f = f;
-    uint64_t size = (uint64_t)sb.st_size;
+    uint64_t size = 0;
+    BP_TRY(bp_io_open_regular(path, "a model", &m->f, &size));
+    FILE *f = m->f;
     unsigned char len8[8];
     if (size < 8 || fread(len8, 1, 8, f) != 8) {
         model_close(m);

@@ -29,13 +29,61 @@ void bp_dist_backoff(double waited_s)
     /* A collective advances only while it is polled (no progress thread):
      * poll without sleeping for a while, yielding the core to a rank that
      * shares it, and sleep between polls only once the wait is long (a
-     * rank far behind, or gone). */
+     * rank far behind, writing a checkpoint, or gone): 0.1 ms, growing
+     * with the wait to 10 ms, so a long wait costs no CPU and still ends
+     * within 10 ms of its cause. */
     if (waited_s < 0.05) {
         sched_yield();
         return;
     }
-    struct timespec ts = {0, 100000}; /* 0.1 ms */
+    double s = waited_s / 100 < 1e-4 ? 1e-4 : waited_s / 100 > 1e-2 ? 1e-2 : waited_s / 100;
+    struct timespec ts = {0, (long)(s * 1e9)};
     nanosleep(&ts, NULL);
+}
+
+bp_status bp_dist_poll(bp_comm *c, const char *what, bp_dist_test test, void (*give_up)(bp_comm *),
+                       void *ctx)
+{
+    double t0 = bp_dist_now();
+    for (;;) {
+        bp_status st = BP_OK;
+        if (test(c, ctx, &st))
+            return st;
+        char why[512];
+        if (bp_dist_alarm_heard(c->alarm, why, sizeof why)) {
+            /* A rank that failed may have given its part of this operation
+             * first: every rank goes on completing it for a moment, so that
+             * an operation all ranks joined completes everywhere and only
+             * the next one fails (else one rank's early give-up starves the
+             * others of the parts it would have passed on). */
+            double heard = bp_dist_now();
+            while (bp_dist_now() - heard < BP_DIST_ALARM_GRACE_S) {
+                if (test(c, ctx, &st))
+                    return st;
+                bp_dist_backoff(bp_dist_now() - heard);
+            }
+            if (give_up != NULL)
+                give_up(c);
+            return bp_comm_fail(c, "%s: %s", what, why);
+        }
+        if (bp_dist_now() - t0 > c->timeout_s) {
+            if (give_up != NULL)
+                give_up(c);
+            return bp_comm_fail(c,
+                                "%s did not complete within %g s: a rank died, hangs or stopped "
+                                "calling the same steps",
+                                what, c->timeout_s);
+        }
+        bp_dist_backoff(bp_dist_now() - t0);
+    }
+}
+
+bp_status bp_comm_abort(bp_comm *comm, const char *why)
+{
+    BP_CHECK_PTR("bp_comm_abort", comm);
+    bp_dist_alarm_raise(comm->alarm, why);
+    comm->broken = 1;
+    return BP_OK;
 }
 
 bp_status bp_comm_fail(bp_comm *c, const char *fmt, ...)
@@ -171,8 +219,12 @@ void bp_comm_free(bp_comm *comm)
 {
     if (comm == NULL)
         return;
-    int finalize = comm->finalize_mpi;
+    /* MPI_Finalize waits for every rank: after a failure (bp_comm_abort, a
+     * collective that failed) the others may never come, and the launcher
+     * ends the job when this process exits. */
+    int finalize = comm->finalize_mpi && !comm->broken;
     comm->ops->destroy(comm);
+    bp_dist_alarm_close(comm->alarm);
     free(comm);
     if (finalize) /* bp_comm_create_world started MPI */
         bp_dist_mpi_finalize();

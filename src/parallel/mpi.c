@@ -39,22 +39,29 @@ static bp_status mpi_error(bp_comm *c, const char *call, int err)
             return mpi_error((c), #call, bp_mpi_err_); \
     } while (0)
 
-/* Polls reqs until all are complete, at most the communicator's timeout. */
+typedef struct pending {
+    int n;
+    MPI_Request *reqs;
+} pending;
+
+/* bp_dist_test for MPI requests: 1 when all are complete or one failed. */
+static int test_requests(bp_comm *c, void *ctx, bp_status *st)
+{
+    pending *p = ctx;
+    int done = 0, err = MPI_Testall(p->n, p->reqs, &done, MPI_STATUSES_IGNORE);
+    if (err != MPI_SUCCESS) {
+        *st = mpi_error(c, "MPI_Testall", err);
+        return 1;
+    }
+    return done;
+}
+
+/* Polls reqs until all are complete (bp_dist_poll: a rank's alarm or the
+ * timeout ends the wait). */
 static bp_status wait_requests(bp_comm *c, int n, MPI_Request *reqs, const char *what)
 {
-    double t0 = bp_dist_now();
-    for (;;) {
-        int done = 0;
-        MPI_CHECK(c, MPI_Testall(n, reqs, &done, MPI_STATUSES_IGNORE));
-        if (done)
-            return BP_OK;
-        if (bp_dist_now() - t0 > c->timeout_s)
-            return bp_comm_fail(c,
-                                "%s did not complete within %g s: a rank died, hangs or stopped "
-                                "calling the same steps",
-                                what, c->timeout_s);
-        bp_dist_backoff(bp_dist_now() - t0);
-    }
+    pending p = {n, reqs};
+    return bp_dist_poll(c, what, test_requests, NULL, &p);
 }
 
 static MPI_Datatype real_type(bp_dtype dt) { return dt == BP_F32 ? MPI_FLOAT : MPI_DOUBLE; }
@@ -67,7 +74,8 @@ static bp_status mpi_allreduce_host(bp_comm *c, double *v, int n, int op)
     MPI_Request r = MPI_REQUEST_NULL;
     MPI_CHECK(c, MPI_Iallreduce(MPI_IN_PLACE, v, n, MPI_DOUBLE,
                                 op == BP_DIST_MAX ? MPI_MAX : MPI_SUM, m->comm, &r));
-    return wait_requests(c, 1, &r, "an all-reduce of the step's batch sizes and losses");
+    return wait_requests(
+        c, 1, &r, "a small all-reduce (a step's batch sizes and losses, or a join's checks)");
 }
 
 static bp_status mpi_start(bp_comm *c, bp_network *net, void *p, size_t count, bp_dtype dt,
@@ -188,8 +196,21 @@ bp_status bp_comm_create_mpi(const void *mpi_comm, const bp_comm_config *cfg, bp
         mpi_destroy(&tmp);
         return st;
     }
-    if (r.backend == BP_BACKEND_CPU)
-        return bp_comm_new(&mpi_ops, m, tmp.rank, tmp.size, &r, out);
+    /* The side channel of bp_comm_abort, on its own duplicate. */
+    bp_alarm *alarm = NULL;
+    bp_status ast = bp_dist_alarm_open(&base, &alarm);
+    if (ast != BP_OK) {
+        mpi_destroy(&tmp);
+        return ast;
+    }
+    if (r.backend == BP_BACKEND_CPU) {
+        bp_status st = bp_comm_new(&mpi_ops, m, tmp.rank, tmp.size, &r, out);
+        if (st == BP_OK)
+            (*out)->alarm = alarm;
+        else
+            bp_dist_alarm_close(alarm);
+        return st;
+    }
 
     /* CUDA ranks: NCCL, its unique id made on rank 0 and broadcast. */
     bp_nccl_id id;
@@ -216,6 +237,10 @@ bp_status bp_comm_create_mpi(const void *mpi_comm, const bp_comm_config *cfg, bp
         st = bp_dist_nccl_create(fn, &id, tmp.rank, tmp.size, &r, out);
     tmp.broken = st != BP_OK && tmp.broken;
     mpi_destroy(&tmp); /* NCCL does the collectives; the duplicate is no longer needed */
+    if (st == BP_OK)
+        (*out)->alarm = alarm; /* alarms still travel over MPI */
+    else
+        bp_dist_alarm_close(alarm);
     return st;
 }
 

@@ -74,35 +74,43 @@ static void abort_comm(nccl_engine *e)
     e->aborted = 1;
 }
 
-/* Waits until event is reached, polling NCCL's asynchronous error, at most
- * the communicator's timeout; aborts the communicator on failure. */
-static bp_status wait_event(bp_comm *c, cudaEvent_t event, const char *what)
+typedef struct awaited {
+    cudaEvent_t event;
+    const char *what;
+} awaited;
+
+/* bp_dist_test for an event: 1 when it is reached, or NCCL or CUDA
+ * reports an error (the communicator then aborted). */
+static int test_event(bp_comm *c, void *ctx, bp_status *st)
 {
     nccl_engine *e = c->impl;
-    double t0 = bp_dist_now();
-    for (;;) {
-        ncclResult_t async = ncclSuccess;
-        ncclResult_t r = ncclCommGetAsyncError(e->comm, &async);
-        if (r == ncclSuccess && async != ncclSuccess && async != ncclInProgress) {
-            abort_comm(e);
-            return bp_comm_fail(c, "%s: NCCL reports %s", what, ncclGetErrorString(async));
-        }
-        cudaError_t q = cudaEventQuery(event);
-        if (q == cudaSuccess)
-            return BP_OK;
-        if (q != cudaErrorNotReady) {
-            abort_comm(e);
-            return bp_comm_fail(c, "%s: cudaEventQuery failed: %s", what, cudaGetErrorString(q));
-        }
-        if (bp_dist_now() - t0 > c->timeout_s) {
-            abort_comm(e);
-            return bp_comm_fail(c,
-                                "%s did not complete within %g s: a rank died, hangs or stopped "
-                                "calling the same steps (the NCCL communicator was aborted)",
-                                what, c->timeout_s);
-        }
-        bp_dist_backoff(bp_dist_now() - t0);
+    const awaited *a = ctx;
+    ncclResult_t async = ncclSuccess;
+    ncclResult_t r = ncclCommGetAsyncError(e->comm, &async);
+    if (r == ncclSuccess && async != ncclSuccess && async != ncclInProgress) {
+        abort_comm(e);
+        *st = bp_comm_fail(c, "%s: NCCL reports %s", a->what, ncclGetErrorString(async));
+        return 1;
     }
+    cudaError_t q = cudaEventQuery(a->event);
+    if (q == cudaSuccess)
+        return 1;
+    if (q != cudaErrorNotReady) {
+        abort_comm(e);
+        *st = bp_comm_fail(c, "%s: cudaEventQuery failed: %s", a->what, cudaGetErrorString(q));
+        return 1;
+    }
+    return 0;
+}
+
+static void give_up(bp_comm *c) { abort_comm(c->impl); }
+
+/* Waits until event is reached (bp_dist_poll: NCCL's asynchronous error, a
+ * rank's alarm or the timeout end the wait, and abort the communicator). */
+static bp_status wait_event(bp_comm *c, cudaEvent_t event, const char *what)
+{
+    awaited a = {event, what};
+    return bp_dist_poll(c, what, test_event, give_up, &a);
 }
 
 static ncclDataType_t nccl_type(bp_dtype dt) { return dt == BP_F32 ? ncclFloat32 : ncclFloat64; }
@@ -135,7 +143,8 @@ static bp_status nccl_allreduce_host(bp_comm *c, double *v, int n, int op)
     if (st == BP_OK && (ce = cudaEventRecord(e->done, e->stream)) != cudaSuccess)
         st = bp_comm_fail(c, "cudaEventRecord: %s", cudaGetErrorString(ce));
     if (st == BP_OK)
-        st = wait_event(c, e->done, "an all-reduce of the step's batch sizes and losses");
+        st = wait_event(c, e->done,
+                        "a small all-reduce (a step's batch sizes and losses, or a join's checks)");
     /* Complete already: the copy back returns at once. */
     if (st == BP_OK && ((ce = cudaMemcpyAsync(v, e->scratch, bytes, cudaMemcpyDeviceToHost,
                                               e->stream)) != cudaSuccess ||
