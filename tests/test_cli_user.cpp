@@ -101,6 +101,7 @@ TEST_F(CliUser, FlagsAbbreviateSuggestAndExitTwoBeforeReading)
                                "train --scale 0" + d,
                                "train --label-column -3" + d,
                                "train --threads -1" + d,
+                               "train --threads 1025" + d,
                                "train --optimizer adan" + d,
                                "train --test " + none,
                                "eval --batch 0 --model m" + d,
@@ -334,35 +335,38 @@ TEST_F(CliUser, GradcheckAndCompareOnTheUsersModel)
     EXPECT_CONTAINS(c.out, "verdict: PASS");
 }
 
-// --threads N is the BLAS library's thread count: the model is the one
-// OPENBLAS_NUM_THREADS=N gives (byte for byte), and 1 and 2 threads sum
-// the products in different orders, so the comparison means something.
-TEST_F(CliUser, ThreadsSetTheBlasThreads)
+#ifdef BP_CLI_FAULTY_PATH
+// --threads N is the CPU backend's thread count (the network's config
+// threads; the backend runs its own pool and keeps the BLAS on one thread,
+// so a BLAS setter would do nothing). The command built with
+// tests/fault/config_probe.c records the config each network is created
+// with: N must reach it, and leaving the flag out must leave the library's
+// automatic count (0). Every count gives the same model, byte for byte.
+TEST_F(CliUser, ThreadsReachTheNetworkConfig)
 {
-    {
-        std::ofstream f(file("wide.csv"));
-        std::mt19937 rng(11);
-        std::uniform_real_distribution<double> u(0.0, 1.0);
-        for (int i = 0; i < 512; i++) {
-            for (int j = 0; j < 784; j++)
-                f << u(rng) << ",";
-            f << i % 10 << "\n";
-        }
-    }
-    std::string a = "train --data " + file("wide.csv") +
-                    " --epochs 1 --batch 256 --layers 784,256,10 --device cpu -q --save ";
-    for (const char *n : {"1", "2"}) {
-        ASSERT_EQ(run(a + file(std::string("t") + n + ".st") + " --threads " + n).code, 0);
-        ASSERT_EQ(run(a + file(std::string("e") + n + ".st"),
-                      std::string("OPENBLAS_NUM_THREADS=") + n + " OMP_NUM_THREADS=" + n + " ")
-                      .code,
-                  0);
-        EXPECT_EQ(read(file(std::string("t") + n + ".st")), read(file(std::string("e") + n + ".st")))
-            << n << " threads";
-    }
-    if (read(file("e1.st")) == read(file("e2.st")))
-        GTEST_SKIP() << "this BLAS gives the same bits with 1 and 2 threads: nothing told apart";
+    std::string csv = blobs("d.csv", 120, 5);
+    std::string faulty = bpt::test_path("BP_CLI_FAULTY_PATH", BP_CLI_FAULTY_PATH);
+    auto train = [&](const std::string &flags, const std::string &tag) {
+        std::string probe = file(tag + ".probe");
+        std::string cmd = "BP_PROBE_CONFIG='" + probe + "' " + faulty + " train --data " + csv +
+                          " --layers 3,16,2 --epochs 2 --device cpu --save " + file(tag + ".st") +
+                          " " + flags + " >'" + file(tag + ".out") + "' 2>&1";
+        EXPECT_EQ(std::system(cmd.c_str()), 0) << read(file(tag + ".out"));
+        return read(probe);
+    };
+    EXPECT_EQ(train("--threads 3", "t3"), "backend 0 threads 3\n");
+    EXPECT_CONTAINS(read(file("t3.out")), "backend: cpu, 3 threads\n");
+    EXPECT_EQ(train("--threads 1", "t1"), "backend 0 threads 1\n");
+    EXPECT_CONTAINS(read(file("t1.out")), "backend: cpu, 1 thread\n");
+    EXPECT_EQ(train("", "auto"), "backend 0 threads 0\n");
+    EXPECT_EQ(read(file("t3.st")), read(file("t1.st")));
+    EXPECT_EQ(read(file("t3.st")), read(file("auto.st")));
+    Result j = run("train --data " + csv + " --layers 3,16,2 --epochs 1 --device cpu -q --json " +
+                   "--threads 2");
+    ASSERT_EQ(j.code, 0) << j.err;
+    EXPECT_CONTAINS(j.out, "\"threads\": 2");
 }
+#endif
 
 // The SVG's tick labels along the loss axis: numbers, round (1, 2 or 5
 // times a power of ten apart), distinct, even with one epoch; a diverged

@@ -28,7 +28,6 @@
 #include "outputs.h"
 #include "report.h"
 #include "signals.h"
-#include "threads.h"
 #include "train_run.h"
 
 static void training_run_free(training_run *run)
@@ -240,6 +239,7 @@ static int create_network(training_run *run, const architecture *a)
         return -1;
     cfg.cuda_graphs = !o->no_graphs;
     cfg.fused_epilogues = !o->no_fused;
+    cfg.threads = (int)o->threads; /* the CPU backend's pool; 0: bp_cpu_thread_count */
     bp_status st = bp_network_create(&cfg, &run->net);
     if (st != BP_OK)
         return cli_lib_error("creating the network", st);
@@ -253,9 +253,16 @@ static int create_network(training_run *run, const architecture *a)
     bp_network_desc nd;
     bp_network_describe(run->net, &nd);
     cli_network_summary(&nd, run->network_summary, sizeof run->network_summary);
+    /* the count the network runs on: --threads, else the library's */
+    if (run->device.backend == BP_BACKEND_CPU && (run->threads = (int)o->threads) == 0)
+        bp_cpu_thread_count(&run->threads);
+    char threads[32] = "";
+    if (run->threads > 0)
+        snprintf(threads, sizeof threads, ", %d thread%s", run->threads,
+                 run->threads > 1 ? "s" : "");
     if (!o->quiet)
-        printf("network: %s, %zu parameters; backend: %s\n", run->network_summary, nd.n_params,
-               run->device.description);
+        printf("network: %s, %zu parameters; backend: %s%s\n", run->network_summary, nd.n_params,
+               run->device.description, threads);
     echo_configuration(run, &nd);
     fflush(stdout); /* the run's first lines show at its start through a pipe or a file too */
     if (run->device.why_not_gpu[0] != '\0')
@@ -502,6 +509,8 @@ static void print_json(const training_run *run)
     json_number(&j, "seconds", cli_now() - run->started);
     json_string(&j, "network", run->network_summary);
     json_string(&j, "device", run->device.description);
+    if (run->threads > 0)
+        json_int(&j, "threads", run->threads);
     json_string(&j, "model", o->save_path);
     json_int(&j, "stopped_by_signal", cli_signals_caught());
     json_end(&j);
@@ -582,8 +591,6 @@ static int train(training_run *run)
     int status = choose_device_and_dtype(run);
     if (status != 0)
         return status;
-    if (run->options.threads > 0)
-        cli_set_threads(run->options.threads);
     if (load_data(run) != 0)
         return 1;
     if (!run->options.quiet)

@@ -224,7 +224,8 @@ static size_t run_flags(train_options *o, flag *f)
          "where to train: auto (default: a GPU if there is one), cpu, cuda, cuda:N; a list "
          "cuda:N,N,.. or cuda:all trains data-parallel on those GPUs"},
         {"--threads", FLAG_INT, &o->threads, "N",
-         "CPU threads for the products (default: the BLAS library's own)"},
+         "CPU backend threads (default: the processors this process may use, shared among the "
+         "ranks of a node; every count gives the same results)"},
         {"--math", FLAG_STRING, &o->math, "fp32|tf32|bf16",
          "GEMM math on the GPU for 32-true (default fp32: exact)"},
         {"--no-graphs", FLAG_SWITCH, &o->no_graphs, NULL,
@@ -257,8 +258,9 @@ static int check_words(train_options *o)
         return cli_error("give --standardize or --scale, not both");
     if (o->scale < 0.0 || (o->scale == 0.0 && o->scale_given))
         return cli_error("--scale: %g must be > 0 (the inputs are divided by it)", o->scale);
-    if (o->threads < 0 || o->threads > 4096)
-        return cli_error("--threads: %ld is out of range (1..4096)", o->threads);
+    if (o->threads < 0 || o->threads > BP_MAX_THREADS)
+        return cli_error("--threads: %ld is out of range (1..%d, or 0: automatic)", o->threads,
+                         BP_MAX_THREADS);
     bp_precision p = BP_PRECISION_AUTO;
     if (o->save_16bit_path != NULL && (o->architecture.precision == NULL ||
                                        bp_precision_parse(o->architecture.precision, &p) != BP_OK ||

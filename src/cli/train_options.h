@@ -43,7 +43,7 @@ typedef struct train_options {
     int quiet;
     int json;     /* --json: the final report as one JSON object on stdout */
     int log_y;    /* --plot-log: the loss panel on a log scale */
-    long threads; /* --threads N: CPU threads (0: the BLAS library's own default) */
+    long threads; /* --threads N: the network's config threads (0: automatic) */
     /* --init without --layers: the model file's sizes and activations,
      * written here and pointed at by architecture.layers/activations. */
     char init_layers[BP_MAX_LAYERS * 8 + 8];

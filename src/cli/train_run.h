@@ -18,6 +18,7 @@ typedef struct training_run {
     device_choice device;
     bp_dtype dtype;
     cli_launch launch; /* data-parallel: a launcher's ranks or a --device list */
+    int threads;       /* the CPU backend's threads (config threads), 0 on a GPU */
 
     /* load */
     loaded_data train_set, test_set;
