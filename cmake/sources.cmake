@@ -14,6 +14,7 @@ set(BP_SOURCES
   src/core/train.c
   src/core/step_state.c
   src/core/optimizer.c
+  src/core/optimizers.c
   src/core/evaluate.c
   # check/: gradient check, CPU-vs-GPU comparison
   src/check/gradcheck.c

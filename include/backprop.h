@@ -341,8 +341,10 @@ BP_API bp_status bp_network_reset_optimizer(bp_network *net);
 /* ------------------------------------------------------------------------ */
 
 /* A network holds one optimizer: its description (below) and its state, in
- * buffers with the parameters' layout. A new network has SGD with the
- * bp_sgd defaults. Every rule follows torch.optim exactly (the
+ * buffers with the parameters' layout. A new network has SGD with
+ * bp_optimizer_init's defaults (lr 0.02, momentum 0.9: the backprop
+ * command's defaults too, measured on Fashion-MNIST; README.md,
+ * "Optimizers"). Every rule follows torch.optim exactly (the
  * single-tensor code path, operation for operation), with t the number of
  * the update (1 for the first):
  *
@@ -380,28 +382,77 @@ typedef enum bp_optimizer_type {
 typedef struct bp_optimizer {
     size_t struct_size;     /* set by bp_optimizer_init */
     bp_optimizer_type type; /* default: the type passed to _init */
-    double lr;              /* >= 0; default 0.01 (SGD), 1e-3 (Adam, AdamW) */
-    double weight_decay;    /* >= 0; default 0 (SGD, Adam), 1e-2 (AdamW) */
-    double momentum;        /* SGD: in [0, 1), default 0 */
-    double dampening;       /* SGD: in [0, 1], default 0 */
-    int nesterov;           /* SGD: 0 or 1; needs momentum > 0, dampening 0 */
-    int amsgrad;            /* Adam, AdamW: 0 or 1, default 0 */
-    double beta1, beta2;    /* Adam, AdamW: in [0, 1), default 0.9, 0.999 */
-    double eps;             /* Adam, AdamW: >= 0, default 1e-8 */
-    double clip_grad_norm;  /* > 0: clip by global norm; 0 (default): off */
+    /* The hyperparameters. Which ones a type reads, their defaults and
+     * their ranges are the library's table (bp_optimizer_hyperparam); in
+     * short: */
+    double lr;             /* >= 0; default 0.02 (SGD), 1e-3 (Adam, AdamW) */
+    double weight_decay;   /* >= 0; default 0, 1e-2 for AdamW */
+    double momentum;       /* SGD: in [0, 1), default 0.9 */
+    double dampening;      /* SGD: in [0, 1], default 0 */
+    int nesterov;          /* SGD: 0 or 1; needs momentum > 0, dampening 0 */
+    int amsgrad;           /* Adam, AdamW: 0 or 1, default 0 */
+    double beta1, beta2;   /* Adam, AdamW: in [0, 1), default 0.9, 0.999 */
+    double eps;            /* Adam, AdamW: >= 0, default 1e-8 */
+    double clip_grad_norm; /* every type: > 0 clips by global norm; 0 (default): off */
 } bp_optimizer;
 
+/* Fills *opt with type's defaults (every field another type reads is 0). */
 BP_API void bp_optimizer_init_sized(bp_optimizer *opt, bp_optimizer_type type, size_t size);
 #define bp_optimizer_init(opt, type) bp_optimizer_init_sized((opt), (type), sizeof(bp_optimizer))
 
-/* "sgd", "adam", "adamw"; NULL for an unknown value. */
+/* "sgd", "adam", "adamw"; NULL for an unknown value. Every type from 0 up
+ * to the first NULL is an optimizer. */
 BP_API const char *bp_optimizer_name(bp_optimizer_type type);
 BP_API bp_status bp_optimizer_parse(const char *name, bp_optimizer_type *out);
 
+/* An optimizer's hyperparameters, described: the one table the library
+ * initialises, validates and checkpoints them from, and the backprop
+ * command makes its flags, defaults and help from. */
+typedef enum bp_hyperparam_kind {
+    BP_HYPERPARAM_REAL = 0,  /* a double field of bp_optimizer */
+    BP_HYPERPARAM_SWITCH = 1 /* an int field, 0 or 1 */
+} bp_hyperparam_kind;
+
+typedef struct bp_hyperparam {
+    size_t struct_size; /* the caller's size (bp_optimizer_hyperparam sets it) */
+    const char *name;   /* the bp_optimizer field and the checkpoint's
+                           metadata key: "lr", "beta1", "amsgrad" */
+    const char *flag;   /* the backprop command's flag: "--lr", "--beta1" */
+    const char *help;   /* one line, for --help */
+    bp_hyperparam_kind kind;
+    double default_value;   /* this type's default */
+    double min, max;        /* the valid range (switches: 0 and 1) */
+    int min_open, max_open; /* 1: the bound itself is outside the range */
+    const char *range;      /* the range as text: "in [0, 1)", ">= 0", "0 or 1" */
+} bp_hyperparam;
+
+/* *count receives the number of type's hyperparameters. */
+BP_API bp_status bp_optimizer_hyperparams(bp_optimizer_type type, int *count);
+/* The index-th (0-based) hyperparameter of type into *out, filling only
+ * the bytes of the caller's struct (the macro passes its size). Strings
+ * are the library's, valid for as long as it is loaded. */
+BP_API bp_status bp_optimizer_hyperparam_sized(bp_optimizer_type type, int index,
+                                               bp_hyperparam *out, size_t size);
+#define bp_optimizer_hyperparam(type, index, out) \
+    bp_optimizer_hyperparam_sized((type), (index), (out), sizeof *(out))
+
+/* A hyperparameter of opt by name (a switch as 0 or 1). set checks that
+ * opt's type has it and that value is in its range (BP_ERR_INVALID_ARGUMENT
+ * naming the value and the range otherwise; opt is then unchanged). */
+BP_API bp_status bp_optimizer_get_value(const bp_optimizer *opt, const char *name, double *value);
+BP_API bp_status bp_optimizer_set_value(bp_optimizer *opt, const char *name, double value);
+
+/* Checks a whole description: the type, every hyperparameter's range and
+ * the rules between them (SGD's nesterov needs momentum > 0 and dampening
+ * 0); what bp_network_set_optimizer checks. */
+BP_API bp_status bp_optimizer_validate(const bp_optimizer *opt);
+
 /* Sets the network's optimizer (allocating its state buffers, outside any
- * training step). The state (and the step count t) is kept when the type
- * and amsgrad stay the same, so a schedule may change lr, or any other
- * hyperparameter, between steps; a different type or amsgrad clears it. */
+ * training step). The state (and the step count t) is kept while the type
+ * and the states it keeps stay the same, so a schedule may change lr, or
+ * any other hyperparameter, between steps; another type, or a change that
+ * adds or drops a state (SGD's momentum from or to 0, Adam's amsgrad),
+ * clears it. */
 BP_API bp_status bp_network_set_optimizer(bp_network *net, const bp_optimizer *opt);
 /* out->struct_size must be set (bp_optimizer_init sets it; 0 means this
  * header's size): that many bytes are written. */
@@ -799,10 +850,11 @@ BP_API bp_status bp_checkpoint_save(const bp_network *net, const bp_checkpoint_i
 /* Restores a checkpoint into net: parameters, the optimizer's
  * hyperparameters (lr included), state and step count; info (may be NULL;
  * its struct_size set) receives the loop's position. The network's layer
- * sizes, activations, loss and dtype and its optimizer's type and amsgrad
- * must be the file's: otherwise BP_ERR_INVALID_ARGUMENT with a message that
- * lists every difference. A file that is not a checkpoint, is truncated or
- * is corrupt is BP_ERR_FORMAT. On any failure the network is unchanged. */
+ * sizes, activations, loss and dtype, its optimizer's type and the switches
+ * that decide which states it keeps (Adam's amsgrad) must be the file's: otherwise
+ * BP_ERR_INVALID_ARGUMENT with a message that lists every difference. A file that is not a
+ * checkpoint, is truncated or is corrupt is BP_ERR_FORMAT. On any failure the network is
+ * unchanged. */
 BP_API bp_status bp_checkpoint_load(bp_network *net, const char *path, bp_checkpoint_info *info);
 
 /* Reads only a checkpoint's metadata: its optimizer (opt, may be NULL;

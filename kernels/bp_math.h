@@ -9,12 +9,15 @@
  * are compiled from one body, kernels/bp_math_real.inc, included once per
  * type below, so they cannot drift apart.
  * Activation codes are the values of bp_activation, loss codes those of
- * bp_loss (include/backprop.h); this header has no other dependency.
+ * bp_loss, and an update rule is a bp_optimizer (include/backprop.h, this
+ * header's one dependency).
  */
 #ifndef BP_MATH_H
 #define BP_MATH_H
 
 #include <stdint.h>
+
+#include "../include/backprop.h"
 
 #if defined(__CUDACC__)
 #define BP_HD __host__ __device__ __forceinline__
@@ -71,25 +74,15 @@ BP_HD double bp_init_uniform(uint64_t seed, uint32_t layer, uint64_t index)
 
 /* ---- optimizers (torch.optim semantics) -------------------------------- */
 
-/* Rule codes (= bp_optimizer_type). */
-#define BP_M_SGD 0
-#define BP_M_ADAM 1
-#define BP_M_ADAMW 2
-
-/* The fixed part of an update rule: hyperparameters that stay the same for
- * a run, passed by value to the update kernel. The learning rate and the
- * per-step values (Adam's step t, the skip flag) are read from the
- * device's step scalars instead (kernels/step_scalars.h), and the clipping
+/* An update rule is the optimizer's public description (bp_optimizer,
+ * include/backprop.h), as bp_optimizer_rule (src/core/optimizers.c) makes it:
+ * the hyperparameters the rule reads, passed by value to the update kernel,
+ * every other byte zero. A hyperparameter goes from the command's flag to
+ * the kernel under one name. The learning rate and the per-step values
+ * (Adam's step t, the skip flag) are read from the device's step scalars
+ * instead (kernels/step_scalars.h; the rule's lr is 0), and the clipping
  * scale comes from the gradient guard's partial sums. */
-typedef struct bp_update_rule {
-    int kind;     /* BP_M_SGD, BP_M_ADAM, BP_M_ADAMW */
-    int nesterov; /* SGD */
-    int amsgrad;  /* Adam, AdamW */
-    int unused;
-    double momentum, dampening; /* SGD */
-    double weight_decay;        /* SGD and Adam: L2 added to g; AdamW: decoupled */
-    double beta1, beta2, eps;   /* Adam, AdamW */
-} bp_update_rule;
+typedef bp_optimizer bp_update_rule;
 
 /* The scalars of one step, computed once (per thread on the GPU) from the
  * rule and the step scalars, in double as Python computes torch.optim's. */

@@ -233,8 +233,7 @@ TEST(TorchOptimState, SetStateAndStepContinueARun)
     EXPECT_FAILS(bp_network_set_optimizer(a.get(), &bad), BP_ERR_INVALID_ARGUMENT, "beta1 1");
     bad = opt;
     bad.lr = -1;
-    EXPECT_FAILS(bp_network_set_optimizer(a.get(), &bad), BP_ERR_INVALID_ARGUMENT,
-                 "learning rate -1");
+    EXPECT_FAILS(bp_network_set_optimizer(a.get(), &bad), BP_ERR_INVALID_ARGUMENT, "lr -1");
     bad = opt;
     bad.clip_grad_norm = NAN;
     EXPECT_FAILS(bp_network_set_optimizer(a.get(), &bad), BP_ERR_INVALID_ARGUMENT,

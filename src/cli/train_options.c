@@ -18,8 +18,6 @@ static void train_options_defaults(train_options *o)
     o->epochs = 15;
     o->batch = 32;
     o->seed = 1;
-    o->lr = 0.02;
-    o->momentum = 0.9;
     o->schedule = "cosine";
     o->device = "auto";
     o->math = "fp32";
@@ -32,12 +30,6 @@ static int check_values(const train_options *o)
         return cli_error("--epochs: %ld is out of range (1..1000000)", o->epochs);
     if (o->batch < 1 || o->batch > (1 << 24))
         return cli_error("--batch: %ld is out of range (1..%d)", o->batch, 1 << 24);
-    if (!(o->lr >= 0) || !isfinite(o->lr)) /* 0 accepted, as torch.optim accepts it */
-        return cli_error("--lr: %g must be >= 0", o->lr);
-    if (!(o->momentum >= 0 && o->momentum < 1))
-        return cli_error("--momentum: %g must be in [0, 1)", o->momentum);
-    if (!(o->weight_decay >= 0))
-        return cli_error("--weight-decay: %g must be >= 0", o->weight_decay);
     if (o->seed < 0)
         return cli_error("--seed: %ld must be >= 0", o->seed);
     if (o->columns.n_targets < 0)
@@ -89,7 +81,7 @@ static int adopt_model_architecture(train_options *o)
 int parse_train_options(int argc, char **argv, train_options *o, int *status)
 {
     train_options_defaults(o);
-    const flag flags[] = {
+    flag flags[64] = {
         {"--data", FLAG_STRING, &o->data_path, "PATH", "IDX images file (labels beside it) or CSV"},
         {"--test", FLAG_STRING, &o->test_path, "PATH", "test set, same format"},
         {"--layers", FLAG_STRING, &o->architecture.layers, "N,N,..",
@@ -101,11 +93,8 @@ int parse_train_options(int argc, char **argv, train_options *o, int *status)
         {"--loss", FLAG_STRING, &o->architecture.loss, "ce|mse|bce", "loss (default ce)"},
         {"--epochs", FLAG_INT, &o->epochs, "N", "epochs (default 15)"},
         {"--batch", FLAG_INT, &o->batch, "N", "mini-batch size (default 32)"},
-        {"--lr", FLAG_DOUBLE, &o->lr, "X", "learning rate (default 0.02)"},
         {"--schedule", FLAG_STRING, &o->schedule, "cosine|constant",
          "learning-rate schedule over the epochs (default cosine)"},
-        {"--momentum", FLAG_DOUBLE, &o->momentum, "X", "SGD momentum (default 0.9)"},
-        {"--weight-decay", FLAG_DOUBLE, &o->weight_decay, "X", "L2 weight decay (default 0)"},
         {"--seed", FLAG_INT, &o->seed, "N", "initialisation and shuffling seed (default 1)"},
         {"--dtype", FLAG_STRING, &o->architecture.dtype, "f32|f64", "precision (default f32)"},
         {"--device", FLAG_STRING, &o->device, "auto|cpu|cuda[:N]|cuda:N,N,..|cuda:all",
@@ -127,8 +116,13 @@ int parse_train_options(int argc, char **argv, train_options *o, int *status)
          "issue each GPU kernel from the host (no CUDA graphs)"},
         {"--no-fused-epilogues", FLAG_SWITCH, &o->no_fused, NULL,
          "GPU f32: GEMM, then bias+ReLU as a kernel (no cuBLASLt epilogues)"},
-        OPTIM_FLAG_ENTRIES(o->optim),
     };
+    size_t n_flags = 0;
+    while (flags[n_flags].name != NULL)
+        n_flags++;
+    /* --optimizer and the hyperparameters from the library's tables */
+    if (optim_flag_entries(&o->optim, flags, &n_flags, sizeof flags / sizeof flags[0]) != 0)
+        return cli_error("too many flags"), *status = 2, -1;
     static const command cmd = {
         "train", "Trains a network by backpropagation and reports test accuracy.",
         "With no --data, trains on Fashion-MNIST when the Debian package dataset-fashion-mnist\n"
@@ -137,14 +131,13 @@ int parse_train_options(int argc, char **argv, train_options *o, int *status)
         "or from the --init model. Ctrl-C stops after the current step (and saves with\n"
         "--save); a second Ctrl-C ends the program at once. A run whose loss becomes NaN or\n"
         "infinite stops with an error and saves nothing."};
-    int parsed = cli_parse(&cmd, argc, argv, flags, sizeof flags / sizeof flags[0]);
+    int parsed = cli_parse(&cmd, argc, argv, flags, n_flags);
     if (parsed != 0) {
         *status = parsed > 0 ? 0 : 2;
         return -1;
     }
     *status = 2;
-    if (check_values(o) != 0 ||
-        optim_check(&o->optim, argc, argv, &o->lr, o->momentum, &o->weight_decay, o->epochs) != 0)
+    if (check_values(o) != 0 || optim_check(&o->optim, argc, argv, &o->lr, o->epochs) != 0)
         return -1;
     *status = 1;
     /* Every output replaceable, and never an input or another output (by

@@ -24,7 +24,7 @@ typedef struct train_options {
     const char *init_path; /* --init: start from a saved model */
     /* the optimisation */
     long epochs, batch, seed;
-    double lr, momentum, weight_decay;
+    double lr;            /* the optimizer's (--lr or its default): the schedule's base */
     const char *schedule; /* "cosine" or "constant" */
     int no_shuffle;
     optim_flags optim; /* --optimizer and its flags, --checkpoint, --resume (train_optim.c) */

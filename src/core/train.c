@@ -15,6 +15,7 @@
  */
 #include <math.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "core/batch.h"
 #include "core/buffer.h"
@@ -212,7 +213,7 @@ static bp_status set_sgd(const char *fn, bp_network *net, const bp_sgd *opt)
     o.weight_decay = opt->weight_decay;
     o.nesterov = opt->nesterov;
     o.clip_grad_norm = net->opt.clip_grad_norm;
-    return bp_optimizer_set(fn, net, &o);
+    return bp_optimizer_install(fn, net, &o);
 }
 
 /* The operations of one step on the device, in order, with nothing read
@@ -417,22 +418,13 @@ bp_status bp_network_set_epoch(bp_network *net, const bp_buffer *x, const bp_buf
     return BP_OK;
 }
 
-/* Whether two optimizers differ only in the learning rate, which a
- * recorded step reads on the device: the rest is part of the graph. */
-static int same_rule(const bp_optimizer *a, const bp_optimizer *b)
-{
-    return a->type == b->type && a->weight_decay == b->weight_decay &&
-           a->momentum == b->momentum && a->dampening == b->dampening &&
-           a->nesterov == b->nesterov && a->amsgrad == b->amsgrad && a->beta1 == b->beta1 &&
-           a->beta2 == b->beta2 && a->eps == b->eps && a->clip_grad_norm == b->clip_grad_norm;
-}
-
 /* The recorded step for this batch and this optimizer, or NULL. */
 static struct bp_step_graph *find_graph(bp_network *net, int batch)
 {
     for (int i = 0; i < 2; i++) {
         struct bp_step_graph *g = &net->graphs[i];
-        if (g->exec != NULL && g->batch == batch && same_rule(&g->opt, &net->opt) &&
+        /* The whole update rule (everything but the lr, which the step reads on the device) */
+        if (g->exec != NULL && g->batch == batch && !memcmp(&g->rule, &net->rule, sizeof g->rule) &&
             g->x == net->epoch_x->ptr && g->y == net->epoch_y->ptr && g->order == net->order)
             return g;
     }
@@ -456,7 +448,7 @@ static bp_status record_graph(bp_network *net, int batch, struct bp_step_graph *
     BP_TRY(end);
     g->exec = exec;
     g->batch = batch;
-    g->opt = net->opt;
+    g->rule = net->rule;
     g->x = net->epoch_x->ptr;
     g->y = net->epoch_y->ptr;
     g->order = net->order;

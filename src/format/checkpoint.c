@@ -33,16 +33,9 @@
 #define CHECKPOINT_VERSION "1"
 #define HEADER_MAX ((uint64_t)100 << 20)
 
-static const bp_optimizer_state kStates[] = {BP_STATE_MOMENTUM_BUFFER, BP_STATE_EXP_AVG,
-                                             BP_STATE_EXP_AVG_SQ, BP_STATE_MAX_EXP_AVG_SQ};
-#define N_STATES 4
-
-/* The buffer slot of a state (src/core/optimizer.c: exp_avg and momentum_buffer
- * share slot 0). */
-static int slot_of(bp_optimizer_state s)
-{
-    return s == BP_STATE_EXP_AVG_SQ ? 1 : s == BP_STATE_MAX_EXP_AVG_SQ ? 2 : 0;
-}
+/* The states an optimizer may keep: every bp_optimizer_state, which
+ * bp_optimizer_state_name names until the first NULL. At most this many. */
+#define N_STATES 16
 
 void bp_checkpoint_info_init_sized(bp_checkpoint_info *info, size_t size)
 {
@@ -52,6 +45,25 @@ void bp_checkpoint_info_init_sized(bp_checkpoint_info *info, size_t size)
 }
 
 /* ---- saving --------------------------------------------------------------- */
+
+/* ,"name":"value" for each of o's hyperparameters (its table's names and
+ * kinds), in the C locale. Returns the length, or -1 when out is too small. */
+static int hyperparam_text(const bp_optimizer *o, char *out, size_t size)
+{
+    const bp_optimizer_kind *k = bp_optimizer_kind_of(o->type);
+    size_t len = 0;
+    for (int i = 0; i < k->n_hp; i++) {
+        const bp_hp_row *r = &k->hp[i];
+        int n =
+            r->kind == BP_HYPERPARAM_SWITCH
+                ? snprintf(out + len, size - len, ",\"%s\":\"%d\"", r->name, (int)bp_hp_get(o, r))
+                : snprintf(out + len, size - len, ",\"%s\":\"%.17g\"", r->name, bp_hp_get(o, r));
+        if (n < 0 || (size_t)n >= size - len)
+            return -1;
+        len += (size_t)n;
+    }
+    return (int)len;
+}
 
 static bp_status metadata_text(const bp_network *net, const bp_checkpoint_info *in, int64_t step,
                                char *out, size_t size)
@@ -76,20 +88,22 @@ static bp_status metadata_text(const bp_network *net, const bp_checkpoint_info *
     locale_t c_locale = (locale_t)0;
     BP_TRY(bp_c_locale_new("bp_checkpoint_save", &c_locale));
     locale_t old = uselocale(c_locale);
-    int n = snprintf(
-        out, size,
-        ",\"checkpoint_version\":\"" CHECKPOINT_VERSION "\",\"optimizer\":\"%s\","
-        "\"lr\":\"%.17g\",\"weight_decay\":\"%.17g\",\"momentum\":\"%.17g\","
-        "\"dampening\":\"%.17g\",\"nesterov\":\"%d\",\"amsgrad\":\"%d\",\"beta1\":\"%.17g\","
-        "\"beta2\":\"%.17g\",\"eps\":\"%.17g\",\"clip_grad_norm\":\"%.17g\","
-        "\"step\":\"%" PRId64 "\",\"epoch\":\"%" PRId64 "\",\"step_in_epoch\":\"%" PRId64 "\","
-        "\"total_epochs\":\"%" PRId64 "\",\"batch\":\"%" PRId64 "\",\"shuffle_seed\":\"%" PRIu64 "\","
-        "\"shuffle_state\":\"%" PRIu64 "\",\"schedule\":\"%s\",\"schedule_step\":\"%" PRId64 "\","
-        "\"base_lr\":\"%.17g\"",
-        bp_optimizer_name(o->type), o->lr, o->weight_decay, o->momentum, o->dampening, o->nesterov,
-        o->amsgrad, o->beta1, o->beta2, o->eps, o->clip_grad_norm, step, in->epoch,
-        in->step_in_epoch, in->total_epochs, in->batch, in->shuffle_seed, in->shuffle_state,
-        schedule, in->schedule_step, in->base_lr);
+    char hp[1024];
+    int hp_len = hyperparam_text(o, hp, sizeof hp);
+    int n = hp_len < 0 ? -1
+                       : snprintf(out, size,
+                                  ",\"checkpoint_version\":\"" CHECKPOINT_VERSION
+                                  "\",\"optimizer\":\"%s\"%s,"
+                                  "\"step\":\"%" PRId64 "\",\"epoch\":\"%" PRId64
+                                  "\",\"step_in_epoch\":\"%" PRId64 "\","
+                                  "\"total_epochs\":\"%" PRId64 "\",\"batch\":\"%" PRId64
+                                  "\",\"shuffle_seed\":\"%" PRIu64 "\","
+                                  "\"shuffle_state\":\"%" PRIu64
+                                  "\",\"schedule\":\"%s\",\"schedule_step\":\"%" PRId64 "\","
+                                  "\"base_lr\":\"%.17g\"",
+                                  bp_optimizer_name(o->type), hp, step, in->epoch,
+                                  in->step_in_epoch, in->total_epochs, in->batch, in->shuffle_seed,
+                                  in->shuffle_state, schedule, in->schedule_step, in->base_lr);
     uselocale(old);
     freelocale(c_locale);
     if (n < 0 || (size_t)n >= size)
@@ -112,24 +126,25 @@ bp_status bp_checkpoint_save(const bp_network *net, const bp_checkpoint_info *in
     BP_TRY(metadata_text(net, &in, step, meta, sizeof meta));
 
     size_t bytes = net->param_len * net->esize; /* the device layout, padding included */
-    void *host[N_STATES] = {NULL, NULL, NULL, NULL};
-    bp_st_extra_tensor *t = calloc((size_t)(2 * N_STATES * net->desc.n_layers), sizeof *t);
+    void *host[N_STATES] = {NULL};
+    bp_st_extra_tensor *t = calloc((size_t)(2 * BP_OPT_SLOTS * net->desc.n_layers), sizeof *t);
     bp_status st = t == NULL ? bp_fail(BP_ERR_OUT_OF_MEMORY, "%s: no memory", fn) : BP_OK;
     int n = 0;
-    for (int s = 0; s < N_STATES && st == BP_OK; s++) {
-        if (!bp_optimizer_has_state(&net->opt, kStates[s]))
+    for (int s = 0; s < N_STATES && bp_optimizer_state_name(s) != NULL && st == BP_OK; s++) {
+        int slot = bp_optimizer_slot(&net->opt, (bp_optimizer_state)s);
+        if (slot < 0)
             continue;
         host[s] = malloc(bytes ? bytes : 1);
         if (host[s] == NULL) {
             st = bp_fail(BP_ERR_OUT_OF_MEMORY, "%s: no memory for the optimizer state", fn);
             break;
         }
-        st = net->ops->download(net->ctx, host[s], net->opt_state[slot_of(kStates[s])], bytes);
+        st = net->ops->download(net->ctx, host[s], net->opt_state[slot], bytes);
         for (int l = 1; l <= net->desc.n_layers && st == BP_OK; l++)
             for (int is_bias = 0; is_bias < 2; is_bias++) {
                 bp_st_extra_tensor *e = &t[n++];
                 snprintf(e->name, sizeof e->name, "optimizer.layers.%d.%s.%s", l - 1,
-                         is_bias ? "bias" : "weight", bp_optimizer_state_name(kStates[s]));
+                         is_bias ? "bias" : "weight", bp_optimizer_state_name(s));
                 e->layer = l;
                 e->is_bias = is_bias;
                 e->data = bp_at(host[s], is_bias ? net->b_off[l - 1] : net->w_off[l - 1],
@@ -258,23 +273,13 @@ static bp_status read_meta(const char *path, const ckpt_file *c, ckpt_meta *m)
         return not_checkpoint(path, "unknown optimizer in __metadata__");
     bp_optimizer_init(&m->opt, t);
     bp_checkpoint_info_init(&m->info);
-    struct {
+    struct field {
         const char *key;
         double *real;
         int64_t *i64;
         uint64_t *u64;
         int *flag;
-    } fields[] = {
-        {"lr", &m->opt.lr, NULL, NULL, NULL},
-        {"weight_decay", &m->opt.weight_decay, NULL, NULL, NULL},
-        {"momentum", &m->opt.momentum, NULL, NULL, NULL},
-        {"dampening", &m->opt.dampening, NULL, NULL, NULL},
-        {"nesterov", NULL, NULL, NULL, &m->opt.nesterov},
-        {"amsgrad", NULL, NULL, NULL, &m->opt.amsgrad},
-        {"beta1", &m->opt.beta1, NULL, NULL, NULL},
-        {"beta2", &m->opt.beta2, NULL, NULL, NULL},
-        {"eps", &m->opt.eps, NULL, NULL, NULL},
-        {"clip_grad_norm", &m->opt.clip_grad_norm, NULL, NULL, NULL},
+    } fields[BP_MAX_HYPERPARAMS + 16] = {
         {"step", NULL, &m->step, NULL, NULL},
         {"epoch", NULL, &m->info.epoch, NULL, NULL},
         {"step_in_epoch", NULL, &m->info.step_in_epoch, NULL, NULL},
@@ -286,9 +291,22 @@ static bp_status read_meta(const char *path, const ckpt_file *c, ckpt_meta *m)
         {"base_lr", &m->info.base_lr, NULL, NULL, NULL},
         {"leaky_slope", &m->leaky_slope, NULL, NULL, NULL},
     };
+    size_t n_fields = 0;
+    while (fields[n_fields].key != NULL)
+        n_fields++;
+    /* The optimizer's hyperparameters, by its table. */
+    const bp_optimizer_kind *k = bp_optimizer_kind_of(t);
+    for (int i = 0; i < k->n_hp; i++) {
+        struct field *f = &fields[n_fields++];
+        f->key = k->hp[i].name;
+        if (k->hp[i].kind == BP_HYPERPARAM_SWITCH)
+            f->flag = (int *)((char *)&m->opt + k->hp[i].offset);
+        else
+            f->real = (double *)((char *)&m->opt + k->hp[i].offset);
+    }
     locale_t c_locale = (locale_t)0;
     BP_TRY(bp_c_locale_new("bp_checkpoint_load", &c_locale));
-    for (size_t i = 0; i < sizeof fields / sizeof fields[0] && st == BP_OK; i++) {
+    for (size_t i = 0; i < n_fields && st == BP_OK; i++) {
         const char *text = meta_str(path, c, fields[i].key, &st);
         if (text == NULL)
             break;
@@ -354,6 +372,20 @@ static void differ(char *buf, size_t size, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf + len, size - len, fmt, ap);
     va_end(ap);
+}
+
+/* The switches that decide which states an optimizer keeps (Adam's
+ * amsgrad), where the file and the network differ. */
+static void optimizer_variant_diff(const bp_optimizer *file, const bp_optimizer *net, char *diff,
+                                   size_t size)
+{
+    const bp_optimizer_kind *k = bp_optimizer_kind_of(file->type);
+    for (int s = 0; s < k->n_state; s++) {
+        const bp_hp_row *r = k->state[s].needs ? bp_optimizer_row(k, k->state[s].needs) : NULL;
+        if (r != NULL && r->kind == BP_HYPERPARAM_SWITCH && bp_hp_get(file, r) != bp_hp_get(net, r))
+            differ(diff, size, "%s: file %d, network %d", r->name, (int)bp_hp_get(file, r),
+                   (int)bp_hp_get(net, r));
+    }
 }
 
 /* The tensor `name`'s entry; checks its dtype, shape and offsets. */
@@ -475,8 +507,8 @@ bp_status bp_checkpoint_load(bp_network *net, const char *path, bp_checkpoint_in
     if (m.opt.type != net->opt.type)
         differ(diff, sizeof diff, "optimizer: file %s, network %s", bp_optimizer_name(m.opt.type),
                bp_optimizer_name(net->opt.type));
-    else if (m.opt.type != BP_OPTIMIZER_SGD && m.opt.amsgrad != net->opt.amsgrad)
-        differ(diff, sizeof diff, "amsgrad: file %d, network %d", m.opt.amsgrad, net->opt.amsgrad);
+    else
+        optimizer_variant_diff(&m.opt, &net->opt, diff, sizeof diff);
     if (diff[0] != '\0') {
         ckpt_close(&c);
         return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: '%s' does not match the network (%s)", fn,
@@ -485,12 +517,13 @@ bp_status bp_checkpoint_load(bp_network *net, const char *path, bp_checkpoint_in
 
     /* The optimizer's state, read whole before anything changes. */
     size_t bytes = net->param_len * net->esize; /* the device layout, padding included */
-    void *host[N_STATES] = {NULL, NULL, NULL, NULL};
-    for (int s = 0; s < N_STATES && st == BP_OK; s++) {
-        if (!bp_optimizer_has_state(&m.opt, kStates[s]))
+    void *host[BP_OPT_SLOTS] = {NULL};          /* by slot */
+    for (int s = 0; s < N_STATES && bp_optimizer_state_name(s) != NULL && st == BP_OK; s++) {
+        int slot = bp_optimizer_slot(&m.opt, (bp_optimizer_state)s);
+        if (slot < 0)
             continue;
-        host[s] = calloc(bytes ? bytes : 1, 1); /* the padding stays zero */
-        if (host[s] == NULL) {
+        host[slot] = calloc(bytes ? bytes : 1, 1); /* the padding stays zero */
+        if (host[slot] == NULL) {
             st = bp_fail(BP_ERR_OUT_OF_MEMORY, "%s: no memory for the optimizer state", fn);
             break;
         }
@@ -498,13 +531,13 @@ bp_status bp_checkpoint_load(bp_network *net, const char *path, bp_checkpoint_in
             for (int is_bias = 0; is_bias < 2 && st == BP_OK; is_bias++) {
                 char name[96];
                 snprintf(name, sizeof name, "optimizer.layers.%d.%s.%s", l - 1,
-                         is_bias ? "bias" : "weight", bp_optimizer_state_name(kStates[s]));
+                         is_bias ? "bias" : "weight", bp_optimizer_state_name(s));
                 uint64_t b = 0, e = 0;
                 st = find_tensor(path, &c, name, want_dt, net->sizes[l],
                                  is_bias ? 0 : net->sizes[l - 1], &b, &e);
                 if (st != BP_OK)
                     break;
-                void *dst = bp_at(host[s], is_bias ? net->b_off[l - 1] : net->w_off[l - 1],
+                void *dst = bp_at(host[slot], is_bias ? net->b_off[l - 1] : net->w_off[l - 1],
                                   net->esize);
                 if (fseeko(c.f, (off_t)(c.data_start + b), SEEK_SET) != 0 ||
                     fread(dst, 1, (size_t)(e - b), c.f) != (size_t)(e - b))
@@ -514,27 +547,22 @@ bp_status bp_checkpoint_load(bp_network *net, const char *path, bp_checkpoint_in
     }
     ckpt_close(&c);
     /* Buffers the file's optimizer needs, allocated before anything changes. */
-    if (st == BP_OK) {
-        for (int s = 0; s < N_STATES && st == BP_OK; s++)
-            if (host[s] != NULL && net->opt_state[slot_of(kStates[s])] == NULL)
-                st = net->ops->alloc(net->ctx, bytes ? bytes : net->esize,
-                                     &net->opt_state[slot_of(kStates[s])]);
-    }
+    if (st == BP_OK)
+        st = bp_optimizer_alloc_state(net, &m.opt);
     /* The parameters: the model loader checks the whole file (offsets,
      * packing, the optimizer tensors' shapes) and changes nothing unless
      * all of it is good. */
     if (st == BP_OK)
         st = bp_model_load_params(net, path);
     if (st == BP_OK) {
-        net->opt = m.opt;
-        net->opt.struct_size = sizeof net->opt;
-        for (int s = 0; s < N_STATES && st == BP_OK; s++)
+        st = bp_optimizer_install(fn, net, &m.opt); /* checked and allocated: cannot fail */
+        for (int s = 0; s < BP_OPT_SLOTS && st == BP_OK; s++)
             if (host[s] != NULL)
-                st = net->ops->upload(net->ctx, net->opt_state[slot_of(kStates[s])], host[s], bytes);
+                st = net->ops->upload(net->ctx, net->opt_state[s], host[s], bytes);
         if (st == BP_OK)
             st = bp_network_set_optimizer_step(net, m.step);
     }
-    for (int s = 0; s < N_STATES; s++)
+    for (int s = 0; s < BP_OPT_SLOTS; s++)
         free(host[s]);
     if (st == BP_OK && info != NULL) {
         size_t size = info->struct_size ? info->struct_size : sizeof *info;

@@ -487,8 +487,6 @@ static int layer_tensor(const char *key, int *is_bias)
 
 int bp_st_optimizer_tensor(const char *key, int *is_bias, const char **state)
 {
-    static const char *const states[] = {"momentum_buffer", "exp_avg", "exp_avg_sq",
-                                         "max_exp_avg_sq"};
     if (strncmp(key, "optimizer.", 10) != 0)
         return -1;
     const char *param = key + 10;
@@ -496,11 +494,11 @@ int bp_st_optimizer_tensor(const char *key, int *is_bias, const char **state)
     if (dot == NULL)
         return -1;
     int known = 0;
-    for (size_t k = 0; k < sizeof states / sizeof states[0]; k++)
-        if (strcmp(dot + 1, states[k]) == 0) {
+    for (int k = 0; bp_optimizer_state_name((bp_optimizer_state)k) != NULL; k++)
+        if (strcmp(dot + 1, bp_optimizer_state_name((bp_optimizer_state)k)) == 0) {
             known = 1;
             if (state != NULL)
-                *state = states[k];
+                *state = bp_optimizer_state_name((bp_optimizer_state)k);
         }
     char name[64];
     size_t len = (size_t)(dot - param);

@@ -5,9 +5,9 @@
 
 #include "backprop.h"
 
-/* At most this many optimizer tensors (four states, weight and bias, per
- * layer). */
-#define BP_ST_MAX_EXTRA (8 * BP_MAX_LAYERS)
+/* At most this many optimizer tensors (three state slots, weight and bias,
+ * per layer). */
+#define BP_ST_MAX_EXTRA (6 * BP_MAX_LAYERS)
 
 /* A tensor saved after the model's: the network's dtype and the shape of
  * layer `layer`'s (1..L) weight or bias; data is a host array. */
@@ -30,8 +30,8 @@ bp_status bp_safetensors_save(const char *fn, const bp_network *net, const char 
                               const bp_st_extras *extras);
 
 /* "optimizer.layers.{i}.{weight,bias}.{state}": returns i (0-based) and
- * sets *is_bias and *state (one of momentum_buffer, exp_avg, exp_avg_sq,
- * max_exp_avg_sq; state may be NULL); -1 for any other name. */
+ * sets *is_bias and *state (a bp_optimizer_state_name; state may be NULL);
+ * -1 for any other name. */
 int bp_st_optimizer_tensor(const char *key, int *is_bias, const char **state);
 
 #endif
