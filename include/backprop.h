@@ -337,7 +337,7 @@ BP_API bp_status bp_network_train_step(bp_network *net, const void *x, const voi
 BP_API bp_status bp_network_reset_optimizer(bp_network *net);
 
 /* ------------------------------------------------------------------------ */
-/* Optimizers: SGD, Adam, AdamW; gradient clipping                           */
+/* Optimizers: SGD, Adam, AdamW, RMSprop; gradient clipping                  */
 /* ------------------------------------------------------------------------ */
 
 /* A network holds one optimizer: its description (below) and its state, in
@@ -358,6 +358,12 @@ BP_API bp_status bp_network_reset_optimizer(bp_network *net);
  *          v = beta2 * v + (1 - beta2) * g * g         exp_avg_sq
  *          vmax = max(vmax, v), v = vmax               (amsgrad)
  *          w = w - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+ *  RMSprop g = grad + weight_decay * w
+ *          v = alpha * v + (1 - alpha) * g * g             square_avg
+ *          c = alpha * c + (1 - alpha) * g                 grad_avg (centered)
+ *          d = sqrt(v - c * c) (centered), else sqrt(v); d = d + eps
+ *          buf = momentum * buf + g / d, w = w - lr * buf  (momentum > 0)
+ *          w = w - lr * g / d                          (momentum 0)
  *
  * Gradient clipping (clip_grad_norm > 0) is torch.nn.utils.clip_grad_norm_
  * over all weights and biases together: grad *= min(1, clip_grad_norm /
@@ -376,7 +382,8 @@ BP_API bp_status bp_network_reset_optimizer(bp_network *net);
 typedef enum bp_optimizer_type {
     BP_OPTIMIZER_SGD = 0,
     BP_OPTIMIZER_ADAM = 1,
-    BP_OPTIMIZER_ADAMW = 2
+    BP_OPTIMIZER_ADAMW = 2,
+    BP_OPTIMIZER_RMSPROP = 3
 } bp_optimizer_type;
 
 typedef struct bp_optimizer {
@@ -385,22 +392,24 @@ typedef struct bp_optimizer {
     /* The hyperparameters. Which ones a type reads, their defaults and
      * their ranges are the library's table (bp_optimizer_hyperparam); in
      * short: */
-    double lr;             /* >= 0; default 0.02 (SGD), 1e-3 (Adam, AdamW) */
+    double lr;             /* >= 0; default 0.02 (SGD), 1e-3 (Adam, AdamW), 1e-2 (RMSprop) */
     double weight_decay;   /* >= 0; default 0, 1e-2 for AdamW */
-    double momentum;       /* SGD: in [0, 1), default 0.9 */
+    double momentum;       /* SGD: in [0, 1), default 0.9; RMSprop: default 0 */
     double dampening;      /* SGD: in [0, 1], default 0 */
     int nesterov;          /* SGD: 0 or 1; needs momentum > 0, dampening 0 */
     int amsgrad;           /* Adam, AdamW: 0 or 1, default 0 */
     double beta1, beta2;   /* Adam, AdamW: in [0, 1), default 0.9, 0.999 */
-    double eps;            /* Adam, AdamW: >= 0, default 1e-8 */
+    double eps;            /* Adam, AdamW, RMSprop: >= 0, default 1e-8 */
     double clip_grad_norm; /* every type: > 0 clips by global norm; 0 (default): off */
+    double alpha;          /* RMSprop: in [0, 1], default 0.99 */
+    int centered;          /* RMSprop: 0 or 1, default 0 */
 } bp_optimizer;
 
 /* Fills *opt with type's defaults (every field another type reads is 0). */
 BP_API void bp_optimizer_init_sized(bp_optimizer *opt, bp_optimizer_type type, size_t size);
 #define bp_optimizer_init(opt, type) bp_optimizer_init_sized((opt), (type), sizeof(bp_optimizer))
 
-/* "sgd", "adam", "adamw"; NULL for an unknown value. Every type from 0 up
+/* "sgd", "adam", "adamw", "rmsprop"; NULL for an unknown value. Every type from 0 up
  * to the first NULL is an optimizer. */
 BP_API const char *bp_optimizer_name(bp_optimizer_type type);
 BP_API bp_status bp_optimizer_parse(const char *name, bp_optimizer_type *out);
@@ -476,10 +485,12 @@ BP_API bp_status bp_network_step_buffer(bp_network *net, const bp_buffer *x,
  * (exp_avg under SGD, momentum_buffer under Adam, max_exp_avg_sq without
  * amsgrad). The names are torch.optim's state keys. */
 typedef enum bp_optimizer_state {
-    BP_STATE_MOMENTUM_BUFFER = 0, /* SGD */
+    BP_STATE_MOMENTUM_BUFFER = 0, /* SGD, RMSprop with momentum */
     BP_STATE_EXP_AVG = 1,         /* Adam, AdamW */
     BP_STATE_EXP_AVG_SQ = 2,      /* Adam, AdamW */
-    BP_STATE_MAX_EXP_AVG_SQ = 3   /* Adam, AdamW with amsgrad */
+    BP_STATE_MAX_EXP_AVG_SQ = 3,  /* Adam, AdamW with amsgrad */
+    BP_STATE_SQUARE_AVG = 4,      /* RMSprop */
+    BP_STATE_GRAD_AVG = 5         /* RMSprop centered */
 } bp_optimizer_state;
 
 BP_API const char *bp_optimizer_state_name(bp_optimizer_state which);

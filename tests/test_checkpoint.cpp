@@ -67,6 +67,8 @@ struct TrainingRun {
         bp_optimizer_init(&o, type);
         if (type == BP_OPTIMIZER_SGD)
             o.lr = 0.1, o.momentum = 0.9, o.weight_decay = 1e-3;
+        else if (type == BP_OPTIMIZER_RMSPROP) // every state it has: momentum, centered
+            o.lr = 0.01, o.momentum = 0.5, o.centered = 1, o.clip_grad_norm = 1.0;
         else
             o.lr = 0.01, o.clip_grad_norm = 1.0;
         EXPECT_EQ(bp_network_set_optimizer(net.get(), &o), BP_OK) << bp_last_error();
@@ -143,10 +145,11 @@ TEST_P(Checkpoint, ResumeIsBitForBit)
         ASSERT_EQ(bp_checkpoint_save(first.net.get(), &first.info, path.c_str()), BP_OK)
             << bp_last_error();
     }
-    TrainingRun second(c, c.opt); // a fresh start: another network, its own defaults
-    bp_optimizer other;
-    bp_optimizer_init(&other, c.opt);
-    other.lr = 0.5; // the checkpoint's hyperparameters replace these
+    TrainingRun second(c, c.opt);     // a fresh start: another network, its own defaults
+    bp_optimizer other;               // the run's optimizer with other hyperparameters, which the
+    bp_optimizer_init(&other, c.opt); // checkpoint's replace (the switches that decide
+    other.lr = 0.5;                   // the states must be the file's: centered)
+    other.centered = c.opt == BP_OPTIMIZER_RMSPROP;
     ASSERT_EQ(bp_network_set_optimizer(second.net.get(), &other), BP_OK);
     bp_checkpoint_info got;
     bp_checkpoint_info_init(&got);
@@ -168,14 +171,21 @@ TEST_P(Checkpoint, ResumeIsBitForBit)
         EXPECT_EQ(bytes_of(bpt::get_biases(whole.net.get(), whole.spec, l), c.dtype),
                   bytes_of(bpt::get_biases(second.net.get(), second.spec, l), c.dtype))
             << "b^" << l;
-        bp_optimizer_state which = c.opt == BP_OPTIMIZER_SGD ? BP_STATE_MOMENTUM_BUFFER
-                                                             : BP_STATE_EXP_AVG_SQ;
-        Reals sa(c.dtype, 9 * (l == 1 ? 4 : 3)), sb(c.dtype, sa.size());
-        ASSERT_EQ(bp_network_get_optimizer_state(whole.net.get(), which, l, sa.data(), nullptr),
-                  BP_OK);
-        ASSERT_EQ(bp_network_get_optimizer_state(second.net.get(), which, l, sb.data(), nullptr),
-                  BP_OK);
-        EXPECT_EQ(bytes_of(sa, c.dtype), bytes_of(sb, c.dtype)) << "state of layer " << l;
+        int states = 0;
+        for (int w = 0; bp_optimizer_state_name((bp_optimizer_state)w) != nullptr; w++) {
+            bp_optimizer_state which = (bp_optimizer_state)w;
+            Reals sa(c.dtype, 9 * (l == 1 ? 4 : 3)), sb(c.dtype, sa.size());
+            bp_status st = bp_network_get_optimizer_state(whole.net.get(), which, l, sa.data(),
+                                                          nullptr);
+            ASSERT_EQ(bp_network_get_optimizer_state(second.net.get(), which, l, sb.data(), nullptr), st)
+                << "the resumed optimizer keeps the same states";
+            if (st != BP_OK)
+                continue;
+            EXPECT_EQ(bytes_of(sa, c.dtype), bytes_of(sb, c.dtype))
+                << bp_optimizer_state_name(which) << " of layer " << l;
+            states++;
+        }
+        EXPECT_EQ(states, c.opt == BP_OPTIMIZER_SGD ? 1 : c.opt == BP_OPTIMIZER_RMSPROP ? 3 : 2);
     }
     // The two runs really trained (the comparison is not of untouched nets).
     TrainingRun fresh(c, c.opt);
@@ -198,7 +208,7 @@ std::vector<Case> cases()
     std::vector<Case> out;
     for (bp_backend b : {BP_BACKEND_CPU, BP_BACKEND_CUDA})
         for (bp_dtype d : {BP_F64, BP_F32})
-            for (bp_optimizer_type o : {BP_OPTIMIZER_SGD, BP_OPTIMIZER_ADAM})
+            for (bp_optimizer_type o : {BP_OPTIMIZER_SGD, BP_OPTIMIZER_ADAM, BP_OPTIMIZER_RMSPROP})
                 out.push_back({b, d, o});
     return out;
 }

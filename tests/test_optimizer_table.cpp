@@ -101,8 +101,8 @@ TEST(OptimizerTable, DescriptionFillsOnlyTheCallersStruct)
         unsigned char bytes[sizeof(bp_hyperparam) + 16];
     } u;
     std::memset(u.bytes, 0xAB, sizeof u.bytes);
-    ASSERT_EQ(bp_optimizer_hyperparam_sized(BP_OPTIMIZER_ADAM, 0, reinterpret_cast<bp_hyperparam *>(&u),
-                                            sizeof(small)),
+    ASSERT_EQ(bp_optimizer_hyperparam_sized(BP_OPTIMIZER_ADAM, 0,
+                                            reinterpret_cast<bp_hyperparam *>(&u), sizeof(small)),
               BP_OK);
     EXPECT_EQ(u.s.struct_size, sizeof(small));
     EXPECT_STREQ(u.s.name, "lr");

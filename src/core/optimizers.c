@@ -26,15 +26,19 @@
 #define IN_0_1 0.0, 1.0, 0, 0, "in [0, 1]"
 #define SWITCH 0.0, 1.0, 0, 0, "0 or 1"
 
-#define REAL(field, flag, def, range, help) \
-    {#field, flag, help, offsetof(bp_optimizer, field), BP_HYPERPARAM_REAL, def, range}
-#define FLAG(field, flag, help) \
-    {#field, flag, help, offsetof(bp_optimizer, field), BP_HYPERPARAM_SWITCH, 0.0, SWITCH}
+#define REAL(field, flag, def, range, help)                                               \
+    {                                                                                     \
+#field, flag, help, offsetof(bp_optimizer, field), BP_HYPERPARAM_REAL, def, range \
+    }
+#define FLAG(field, flag, help)                                                              \
+    {                                                                                        \
+#field, flag, help, offsetof(bp_optimizer, field), BP_HYPERPARAM_SWITCH, 0.0, SWITCH \
+    }
 
 /* Rows every optimizer has. The learning rate's default is each one's own. */
 #define LR(def) REAL(lr, "--lr", def, AT_LEAST_0, "learning rate")
-#define CLIP                                                         \
-    REAL(clip_grad_norm, "--clip-grad-norm", 0.0, AT_LEAST_0,        \
+#define CLIP                                                  \
+    REAL(clip_grad_norm, "--clip-grad-norm", 0.0, AT_LEAST_0, \
          "clip the gradients to this global L2 norm (0: no clipping)")
 
 static const bp_hp_row kSgd[] = {
@@ -46,16 +50,27 @@ static const bp_hp_row kSgd[] = {
     CLIP,
 };
 
-#define ADAM_ROWS(weight_decay_default)                                                        \
-    LR(1e-3), REAL(beta1, "--beta1", 0.9, IN_0_1_OPEN, "decay of the running average of the gradient"),     \
-        REAL(beta2, "--beta2", 0.999, IN_0_1_OPEN, "decay of the running average of its square"),        \
-        REAL(eps, "--eps", 1e-8, AT_LEAST_0, "term added to the denominator"),                 \
-        FLAG(amsgrad, "--amsgrad", "the AMSGrad variant"),                               \
-        REAL(weight_decay, "--weight-decay", weight_decay_default, AT_LEAST_0, "weight decay"), \
+#define ADAM_ROWS(weight_decay_default)                                                           \
+    LR(1e-3),                                                                                     \
+        REAL(beta1, "--beta1", 0.9, IN_0_1_OPEN, "decay of the running average of the gradient"), \
+        REAL(beta2, "--beta2", 0.999, IN_0_1_OPEN, "decay of the running average of its square"), \
+        REAL(eps, "--eps", 1e-8, AT_LEAST_0, "term added to the denominator"),                    \
+        FLAG(amsgrad, "--amsgrad", "the AMSGrad variant"),                                        \
+        REAL(weight_decay, "--weight-decay", weight_decay_default, AT_LEAST_0, "weight decay"),   \
         CLIP
 
 static const bp_hp_row kAdam[] = {ADAM_ROWS(0.0)};
 static const bp_hp_row kAdamW[] = {ADAM_ROWS(1e-2)};
+
+static const bp_hp_row kRmsprop[] = {
+    LR(1e-2),
+    REAL(alpha, "--alpha", 0.99, IN_0_1, "decay of the running average of the squared gradient"),
+    REAL(eps, "--eps", 1e-8, AT_LEAST_0, "term added to the denominator"),
+    REAL(momentum, "--momentum", 0.0, IN_0_1_OPEN, "momentum factor"),
+    FLAG(centered, "--centered", "divide by the gradient's estimated variance (centered)"),
+    REAL(weight_decay, "--weight-decay", 0.0, AT_LEAST_0, "weight decay"),
+    CLIP,
+};
 
 /* SGD's nesterov needs momentum and no dampening (torch.optim.SGD). */
 static bp_status check_sgd(const char *fn, const bp_optimizer *o)
@@ -85,12 +100,19 @@ static const bp_optimizer_kind kKinds[] = {
      {{BP_STATE_EXP_AVG, NULL}, {BP_STATE_EXP_AVG_SQ, NULL}, {BP_STATE_MAX_EXP_AVG_SQ, "amsgrad"}},
      3,
      NULL},
+    {"rmsprop",
+     ROWS(kRmsprop),
+     {{BP_STATE_SQUARE_AVG, NULL},
+      {BP_STATE_MOMENTUM_BUFFER, "momentum"},
+      {BP_STATE_GRAD_AVG, "centered"}},
+     3,
+     NULL},
 };
 #define N_KINDS ((int)(sizeof kKinds / sizeof kKinds[0]))
 
 /* torch.optim's state keys, by bp_optimizer_state. */
-static const char *const kStateNames[] = {"momentum_buffer", "exp_avg", "exp_avg_sq",
-                                          "max_exp_avg_sq"};
+static const char *const kStateNames[] = {"momentum_buffer", "exp_avg",    "exp_avg_sq",
+                                          "max_exp_avg_sq",  "square_avg", "grad_avg"};
 #define N_STATE_NAMES ((int)(sizeof kStateNames / sizeof kStateNames[0]))
 
 /* ---- reading the tables ---------------------------------------------------- */
