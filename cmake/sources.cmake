@@ -29,6 +29,7 @@ set(BP_SOURCES
   # format/: model files and checkpoints (safetensors, its JSON header)
   src/format/json.c
   src/format/safetensors.c
+  src/format/model.c
   src/format/checkpoint.c
   # sys/: reading files, replacing them safely, the C locale
   src/sys/read.c

@@ -854,7 +854,11 @@ BP_API void bp_checkpoint_info_init_sized(bp_checkpoint_info *info, size_t size)
     bp_checkpoint_info_init_sized((info), sizeof(bp_checkpoint_info))
 
 /* Saves the network, its optimizer and info (NULL: zeros) as one file,
- * written atomically as bp_model_save writes models. */
+ * written atomically as bp_model_save writes models. info is checked as a
+ * file's is when it is loaded (counts >= 0, base_lr finite and >= 0, the
+ * schedule's name of letters, digits, '_', '-' and '.'), so a file it
+ * writes is one bp_checkpoint_load accepts: BP_ERR_INVALID_ARGUMENT naming
+ * the field otherwise. */
 BP_API bp_status bp_checkpoint_save(const bp_network *net, const bp_checkpoint_info *info,
                                     const char *path);
 
@@ -872,6 +876,29 @@ BP_API bp_status bp_checkpoint_load(bp_network *net, const char *path, bp_checkp
  * struct_size set) and the loop's position (info, may be NULL), e.g. to
  * set up the network before bp_checkpoint_load. */
 BP_API bp_status bp_checkpoint_peek(const char *path, bp_optimizer *opt, bp_checkpoint_info *info);
+
+/* A checkpoint opened once, for a run that needs what it holds before the
+ * network exists (the optimizer, the position, the architecture) and then
+ * restores it: bp_checkpoint_open reads and checks the whole header (as
+ * bp_checkpoint_load does; BP_ERR_FORMAT, BP_ERR_IO) and keeps the file
+ * open, so every later call reads that same file; bp_checkpoint_load and
+ * bp_checkpoint_peek are open, restore or read, close. */
+typedef struct bp_checkpoint bp_checkpoint;
+
+BP_API bp_status bp_checkpoint_open(const char *path, bp_checkpoint **out);
+/* NULL is a no-op. */
+BP_API void bp_checkpoint_close(bp_checkpoint *ck);
+/* Its optimizer and the loop's position, as bp_checkpoint_peek. */
+BP_API bp_status bp_checkpoint_read(const bp_checkpoint *ck, bp_optimizer *opt,
+                                    bp_checkpoint_info *info);
+/* The network it holds: n_layers, sizes, activations, loss, dtype and
+ * leaky_slope of *cfg (its struct_size set by _init) become the file's, the
+ * other fields stay the caller's; sizes and activations point into ck and
+ * stay valid until bp_checkpoint_close. */
+BP_API bp_status bp_checkpoint_network(const bp_checkpoint *ck, bp_network_config *cfg);
+/* bp_checkpoint_load from an open checkpoint. */
+BP_API bp_status bp_checkpoint_restore(const bp_checkpoint *ck, bp_network *net,
+                                       bp_checkpoint_info *info);
 
 /* ------------------------------------------------------------------------ */
 /* Data sets                                                                 */

@@ -261,7 +261,7 @@ TEST(CheckpointFiles, MismatchesAreNamed)
     bp_optimizer_init(&adam, BP_OPTIMIZER_ADAM);
     ASSERT_EQ(bp_network_set_optimizer(other.get(), &adam), BP_OK);
     EXPECT_FAILS(bp_checkpoint_load(other.get(), path.c_str(), nullptr), BP_ERR_INVALID_ARGUMENT,
-                 "layer 1: file [9, 4], network [5, 4]");
+                 "layer 1 (layers.0 in the file): file [9, 4], network [5, 4]");
     // A leaky relu network with another slope.
     bpt::Spec leaky = a.spec;
     leaky.acts = {BP_ACT_LEAKY_RELU, BP_ACT_IDENTITY};
@@ -370,6 +370,94 @@ TEST(CheckpointFiles, TruncatedAndCorruptFilesAreRefused)
     EXPECT_EQ(bp_checkpoint_load(b.net.get(), path.c_str(), nullptr), BP_OK) << bp_last_error();
     std::remove(path.c_str());
     std::remove(bad.c_str());
+}
+
+// bp_checkpoint_save refuses what bp_checkpoint_load would refuse (one
+// check of the run's position for both directions), naming the field.
+TEST(CheckpointFiles, SaveRefusesWhatLoadRefuses)
+{
+    Case c{BP_BACKEND_CPU, BP_F64, BP_OPTIMIZER_SGD};
+    TrainingRun a(c, BP_OPTIMIZER_SGD);
+    std::string path = temp_path("refused");
+    struct Bad {
+        void (*set)(bp_checkpoint_info *);
+        const char *needle;
+    } bad[] = {
+        {[](bp_checkpoint_info *i) { i->epoch = -1; }, "info->epoch -1 must be >= 0"},
+        {[](bp_checkpoint_info *i) { i->batch = -5; }, "info->batch -5 must be >= 0"},
+        {[](bp_checkpoint_info *i) { i->step_in_epoch = -2; }, "info->step_in_epoch -2"},
+        {[](bp_checkpoint_info *i) { i->base_lr = NAN; }, "info->base_lr nan"},
+        {[](bp_checkpoint_info *i) { i->base_lr = INFINITY; }, "info->base_lr inf"},
+        {[](bp_checkpoint_info *i) { std::snprintf(i->schedule, sizeof i->schedule, "a\"b"); },
+         "info->schedule may hold"},
+    };
+    for (const Bad &b : bad) {
+        bp_checkpoint_info info = a.info;
+        b.set(&info);
+        EXPECT_FAILS(bp_checkpoint_save(a.net.get(), &info, path.c_str()), BP_ERR_INVALID_ARGUMENT,
+                     b.needle);
+        EXPECT_NE(access(path.c_str(), F_OK), 0) << "a refused save wrote " << path;
+    }
+    // What it accepts, load accepts (and a file with what save refuses is refused).
+    ASSERT_EQ(bp_checkpoint_save(a.net.get(), &a.info, path.c_str()), BP_OK) << bp_last_error();
+    EXPECT_EQ(bp_checkpoint_load(a.net.get(), path.c_str(), nullptr), BP_OK) << bp_last_error();
+    std::string good = read_file(path);
+    size_t at = good.find("\"base_lr\":\"0");
+    ASSERT_NE(at, std::string::npos);
+    write_file(path, good.replace(at, 12, "\"base_lr\":\"-"));
+    EXPECT_FAILS(bp_checkpoint_load(a.net.get(), path.c_str(), nullptr), BP_ERR_FORMAT,
+                 "base_lr -0.1 must be finite and >= 0");
+    std::remove(path.c_str());
+}
+
+// A checkpoint opened once: what it holds (optimizer, position, network)
+// is read before the network exists, and the restore reads the file that
+// was opened, even after the path names another file.
+TEST(CheckpointFiles, OpenedOnceThenRestored)
+{
+    Case c{BP_BACKEND_CPU, BP_F32, BP_OPTIMIZER_RMSPROP};
+    TrainingRun a(c, BP_OPTIMIZER_RMSPROP);
+    a.train(1);
+    std::string path = temp_path("once");
+    ASSERT_EQ(bp_checkpoint_save(a.net.get(), &a.info, path.c_str()), BP_OK) << bp_last_error();
+    bp_checkpoint *ck = nullptr;
+    ASSERT_EQ(bp_checkpoint_open(path.c_str(), &ck), BP_OK) << bp_last_error();
+    std::remove(path.c_str()); // the open file stays readable
+    write_file(path, "not a checkpoint");
+    bp_optimizer opt;
+    bp_optimizer_init(&opt, BP_OPTIMIZER_SGD);
+    bp_checkpoint_info info;
+    bp_checkpoint_info_init(&info);
+    ASSERT_EQ(bp_checkpoint_read(ck, &opt, &info), BP_OK) << bp_last_error();
+    EXPECT_EQ(opt.type, BP_OPTIMIZER_RMSPROP);
+    EXPECT_EQ(opt.centered, 1);
+    EXPECT_EQ(info.epoch, 1);
+    bp_network_config cfg;
+    bp_network_config_init(&cfg);
+    cfg.max_batch = 8;
+    ASSERT_EQ(bp_checkpoint_network(ck, &cfg), BP_OK) << bp_last_error();
+    EXPECT_EQ(cfg.n_layers, 2);
+    EXPECT_EQ(cfg.sizes[0], 4);
+    EXPECT_EQ(cfg.sizes[1], 9);
+    EXPECT_EQ(cfg.activations[0], BP_ACT_TANH);
+    EXPECT_EQ(cfg.dtype, BP_F32);
+    EXPECT_EQ(cfg.max_batch, 8); // the caller's own fields stay
+    bp_network *net = nullptr;
+    ASSERT_EQ(bp_network_create(&cfg, &net), BP_OK) << bp_last_error();
+    ASSERT_EQ(bp_network_set_optimizer(net, &opt), BP_OK) << bp_last_error();
+    ASSERT_EQ(bp_checkpoint_restore(ck, net, nullptr), BP_OK) << bp_last_error();
+    bp_checkpoint_close(ck);
+    for (int l = 1; l <= 2; l++)
+        EXPECT_EQ(bytes_of(bpt::get_weights(net, a.spec, l), BP_F32),
+                  bytes_of(bpt::get_weights(a.net.get(), a.spec, l), BP_F32));
+    Reals sa(BP_F32, 36), sb(BP_F32, 36);
+    ASSERT_EQ(bp_network_get_optimizer_state(net, BP_STATE_GRAD_AVG, 1, sa.data(), nullptr), BP_OK);
+    ASSERT_EQ(bp_network_get_optimizer_state(a.net.get(), BP_STATE_GRAD_AVG, 1, sb.data(), nullptr),
+              BP_OK);
+    EXPECT_EQ(bytes_of(sa, BP_F32), bytes_of(sb, BP_F32));
+    bp_network_free(net);
+    bp_checkpoint_close(nullptr);
+    std::remove(path.c_str());
 }
 
 } // namespace

@@ -105,6 +105,12 @@ void optim_flags_init(optim_flags *o)
     bp_checkpoint_info_init(&o->start);
 }
 
+void optim_flags_free(optim_flags *o)
+{
+    bp_checkpoint_close(o->ckpt);
+    o->ckpt = NULL;
+}
+
 int optim_flag_entries(optim_flags *o, flag *flags, size_t *n, size_t max)
 {
     if (*n + (size_t)o->n_hp + 4 > max)
@@ -199,7 +205,9 @@ int optim_resume_peek(optim_flags *o, int argc, char **argv, long epochs, double
     bp_optimizer_init(&saved, BP_OPTIMIZER_SGD);
     bp_checkpoint_info info;
     bp_checkpoint_info_init(&info);
-    bp_status st = bp_checkpoint_peek(o->resume, &saved, &info);
+    bp_status st = bp_checkpoint_open(o->resume, &o->ckpt);
+    if (st == BP_OK)
+        st = bp_checkpoint_read(o->ckpt, &saved, &info);
     if (st != BP_OK)
         return cli_lib_error("--resume", st);
     if (!given(argc, argv, "--optimizer"))
@@ -245,11 +253,12 @@ int optim_setup(optim_flags *o, bp_network *net)
     bp_status st = bp_network_set_optimizer(net, &o->opt);
     if (st != BP_OK)
         return cli_lib_error("the optimizer", st);
-    if (o->resume == NULL)
+    if (o->ckpt == NULL)
         return 0;
     bp_checkpoint_info info;
     bp_checkpoint_info_init(&info);
-    st = bp_checkpoint_load(net, o->resume, &info);
+    st = bp_checkpoint_restore(o->ckpt, net, &info);
+    optim_flags_free(o);
     if (st != BP_OK)
         return cli_lib_error("--resume", st);
     o->start = info;

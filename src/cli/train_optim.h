@@ -38,12 +38,15 @@ typedef struct optim_flags {
     long stop_after;        /* stop after this many epochs of the schedule (0: all) */
 
     /* Resolved by optim_check / optim_resume. */
+    bp_checkpoint *ckpt; /* --resume, opened once: peeked, then restored (optim_setup) */
     bp_optimizer opt;
     bp_checkpoint_info start; /* where the run starts: epoch 0 or the checkpoint's */
 } optim_flags;
 
 /* The optimizers' flags from the library's tables. */
 void optim_flags_init(optim_flags *o);
+/* Closes the --resume checkpoint if it is still open. */
+void optim_flags_free(optim_flags *o);
 
 /* Appends the flags' table entries (--optimizer, every hyperparameter's,
  * --checkpoint, --resume, --stop-after) to flags[*n], for the command's
@@ -57,7 +60,8 @@ int optim_flag_entries(optim_flags *o, flag *flags, size_t *n, size_t max);
  * learning rate. Prints and returns -1 on error. */
 int optim_check(optim_flags *o, int argc, char **argv, double *lr, long epochs);
 
-/* Before the network is built with --resume: the optimizer the checkpoint
+/* Before the network is built with --resume: opens the checkpoint (once for
+ * the run: o->ckpt) and reads its header; the optimizer the checkpoint
  * holds replaces the flags' (unless --optimizer was given), o->start is
  * the checkpoint's position, and the schedule (*base_lr, *schedule),
  * *seed and *batch are the checkpoint's. Returns 1 when the run already finished all `epochs`
@@ -66,7 +70,8 @@ int optim_resume_peek(optim_flags *o, int argc, char **argv, long epochs, double
                       const char **schedule, long *seed, long *batch);
 
 /* After the network is created (and --init loaded): sets its optimizer;
- * with --resume, restores the checkpoint into it. -1 on error. */
+ * with --resume, restores the open checkpoint into it and closes it. -1 on
+ * error. */
 int optim_setup(optim_flags *o, bp_network *net);
 
 /* The Fisher-Yates shuffle of the training loop, one per epoch. */

@@ -42,46 +42,59 @@ static int check_values(const train_options *o)
     return 0;
 }
 
-/* --init without --layers: the network is the one the model file describes
- * (its sizes, and its activations, loss and dtype unless flags say
- * otherwise). */
-static int adopt_model_architecture(train_options *o)
+/* Without --layers, the network a file holds (--resume's checkpoint, else
+ * the --init model): its sizes, and its activations, loss and dtype unless
+ * flags say otherwise. */
+static int adopt_architecture(train_options *o, const bp_network_config *c)
 {
     architecture_flags *a = &o->architecture;
-    if (o->init_path == NULL || a->layers != NULL)
+    size_t n = 0, m = 0, n_size = sizeof o->init_layers, m_size = sizeof o->init_activations;
+    for (int i = 0; i <= c->n_layers && n < n_size; i++)
+        n += (size_t)snprintf(o->init_layers + n, n_size - n, "%s%d", i ? "," : "", c->sizes[i]);
+    for (int l = 0; l < c->n_layers && m < m_size; l++)
+        m += (size_t)snprintf(o->init_activations + m, m_size - m, "%s%s", l ? "," : "",
+                              bp_activation_name(c->activations[l]));
+    a->layers = o->init_layers;
+    if (a->activation == NULL && a->activations == NULL)
+        a->activations = o->init_activations;
+    if (a->loss == NULL)
+        a->loss = bp_loss_name(c->loss);
+    if (a->dtype == NULL)
+        a->dtype = bp_dtype_name(c->dtype);
+    return 0;
+}
+
+static int adopt_file_architecture(train_options *o)
+{
+    if (o->architecture.layers != NULL || (o->init_path == NULL && o->optim.ckpt == NULL))
         return 0;
-    bp_network_config base;
-    bp_network_config_init(&base);
-    base.max_batch = 1;
+    bp_network_config c;
+    bp_network_config_init(&c);
+    if (o->optim.ckpt != NULL) { /* the checkpoint opened by optim_resume_peek */
+        bp_status st = bp_checkpoint_network(o->optim.ckpt, &c);
+        return st == BP_OK ? adopt_architecture(o, &c) : cli_lib_error("--resume", st);
+    }
+    c.max_batch = 1;
     bp_network *model = NULL;
-    bp_status st = bp_model_load(o->init_path, &base, &model);
+    bp_status st = bp_model_load(o->init_path, &c, &model);
     if (st != BP_OK)
         return cli_error("--init: %s (%s); without --layers the network is read from the model "
                          "file",
                          bp_last_error(), bp_status_string(st));
     bp_network_desc d;
     bp_network_describe(model, &d);
-    size_t n = 0, m = 0, n_size = sizeof o->init_layers, m_size = sizeof o->init_activations;
-    for (int i = 0; i <= d.n_layers && n < n_size; i++)
-        n += (size_t)snprintf(o->init_layers + n, n_size - n, "%s%d", i ? "," : "", d.sizes[i]);
-    for (int l = 0; l < d.n_layers && m < m_size; l++)
-        m += (size_t)snprintf(o->init_activations + m, m_size - m, "%s%s", l ? "," : "",
-                              bp_activation_name(d.activations[l]));
-    a->layers = o->init_layers;
-    if (a->activation == NULL && a->activations == NULL)
-        a->activations = o->init_activations;
-    if (a->loss == NULL)
-        a->loss = bp_loss_name(d.loss);
-    if (a->dtype == NULL)
-        a->dtype = bp_dtype_name(d.dtype);
+    c.n_layers = d.n_layers, c.sizes = d.sizes, c.activations = d.activations;
+    c.loss = d.loss, c.dtype = d.dtype;
+    int r = adopt_architecture(o, &c);
     bp_network_free(model);
-    return 0;
+    return r;
 }
 
-int parse_train_options(int argc, char **argv, train_options *o, int *status)
+/* The flags of train: the table below and the optimizers' (train_optim.c).
+ * Returns the number of entries. */
+static size_t train_flags(train_options *o, flag *flags, size_t max)
 {
-    train_options_defaults(o);
-    flag flags[64] = {
+    const flag own[] = {
         {"--data", FLAG_STRING, &o->data_path, "PATH", "IDX images file (labels beside it) or CSV"},
         {"--test", FLAG_STRING, &o->test_path, "PATH", "test set, same format"},
         {"--layers", FLAG_STRING, &o->architecture.layers, "N,N,..",
@@ -117,12 +130,39 @@ int parse_train_options(int argc, char **argv, train_options *o, int *status)
         {"--no-fused-epilogues", FLAG_SWITCH, &o->no_fused, NULL,
          "GPU f32: GEMM, then bias+ReLU as a kernel (no cuBLASLt epilogues)"},
     };
-    size_t n_flags = 0;
-    while (flags[n_flags].name != NULL)
-        n_flags++;
-    /* --optimizer and the hyperparameters from the library's tables */
-    if (optim_flag_entries(&o->optim, flags, &n_flags, sizeof flags / sizeof flags[0]) != 0)
-        return cli_error("too many flags"), *status = 2, -1;
+    size_t n = sizeof own / sizeof own[0];
+    memcpy(flags, own, sizeof own);
+    /* --optimizer and the hyperparameters, from the library's tables (the
+     * caller's array has room for them) */
+    (void)optim_flag_entries(&o->optim, flags, &n, max);
+    return n;
+}
+
+/* Every output replaceable, and never an input or another output (by
+ * device and inode); --resume may be --checkpoint (it is read first). */
+static int check_paths(const train_options *o)
+{
+    const cli_path inputs[] = {
+        {"--data", o->data_path}, {"--test", o->test_path}, {"--init", o->init_path}};
+    const cli_path outputs[] = {{"--save", o->save_path},
+                                {"--log", o->log_path},
+                                {"--plot", o->plot_path},
+                                {"--checkpoint", o->optim.checkpoint}};
+    if (cli_check_paths(inputs, 3, outputs, 4) != 0)
+        return -1;
+    if (o->optim.resume == NULL)
+        return 0;
+    const cli_path resume[] = {{"--resume", o->optim.resume}};
+    const cli_path others[] = {
+        {"--save", o->save_path}, {"--log", o->log_path}, {"--plot", o->plot_path}};
+    return cli_check_paths(resume, 1, others, 3);
+}
+
+int parse_train_options(int argc, char **argv, train_options *o, int *status)
+{
+    train_options_defaults(o);
+    flag flags[32 + OPTIM_MAX_FLAGS + 4]; /* room for every entry train_flags adds */
+    size_t n_flags = train_flags(o, flags, sizeof flags / sizeof flags[0]);
     static const command cmd = {
         "train", "Trains a network by backpropagation and reports test accuracy.",
         "With no --data, trains on Fashion-MNIST when the Debian package dataset-fashion-mnist\n"
@@ -140,34 +180,18 @@ int parse_train_options(int argc, char **argv, train_options *o, int *status)
     if (check_values(o) != 0 || optim_check(&o->optim, argc, argv, &o->lr, o->epochs) != 0)
         return -1;
     *status = 1;
-    /* Every output replaceable, and never an input or another output (by
-     * device and inode); --resume may be --checkpoint (it is read first). */
-    const cli_path inputs[] = {
-        {"--data", o->data_path}, {"--test", o->test_path}, {"--init", o->init_path}};
-    const cli_path outputs[] = {{"--save", o->save_path},
-                                {"--log", o->log_path},
-                                {"--plot", o->plot_path},
-                                {"--checkpoint", o->optim.checkpoint}};
-    if (cli_check_paths(inputs, 3, outputs, 4) != 0)
+    if (check_paths(o) != 0)
         return -1;
-    if (o->optim.resume != NULL) {
-        const cli_path resume[] = {{"--resume", o->optim.resume}};
-        const cli_path others[] = {
-            {"--save", o->save_path}, {"--log", o->log_path}, {"--plot", o->plot_path}};
-        if (cli_check_paths(resume, 1, others, 3) != 0)
-            return -1;
-    }
-    /* --resume: the checkpoint's optimizer, schedule, seed and batch; a run
-     * that already finished ends here (exit 0, said so). */
+    /* --resume: the checkpoint (opened once for the run) gives the optimizer,
+     * schedule, seed and batch; a run that already finished ends here (exit
+     * 0, said so). */
     int resumed = optim_resume_peek(&o->optim, argc, argv, o->epochs, &o->lr, &o->schedule,
                                     &o->seed, &o->batch);
     if (resumed != 0) {
         *status = resumed > 0 ? 0 : 1;
         return -1;
     }
-    if (o->optim.resume != NULL && o->init_path == NULL)
-        o->init_path = o->optim.resume; /* a checkpoint is a model file: its network */
-    if (adopt_model_architecture(o) != 0)
+    if (adopt_file_architecture(o) != 0)
         return -1;
     *status = 0;
     return 0;
