@@ -8,6 +8,27 @@
 #include "common.h"
 #include "gpu_flags.h"
 
+/* The table of differences, layer by layer; returns the largest relative
+ * difference judged (every one, or the activations' alone). */
+static double print_diffs(const architecture *a, const bp_layer_diff *diff, int judges_gradients)
+{
+    printf("layer  %-10s  %-22s %-22s %-22s\n", "size", "dL/dW abs / rel", "dL/db abs / rel",
+           "a abs / rel");
+    double worst = 0;
+    for (int l = 0; l < a->n_layers; l++) {
+        char size[32];
+        snprintf(size, sizeof size, "%dx%d", a->sizes[l + 1], a->sizes[l]);
+        printf("%5d  %-10s  %.2e / %.2e    %.2e / %.2e    %.2e / %.2e\n", l + 1, size,
+               diff[l].weight_grad_abs, diff[l].weight_grad_rel, diff[l].bias_grad_abs,
+               diff[l].bias_grad_rel, diff[l].activation_abs, diff[l].activation_rel);
+        double m[3] = {diff[l].weight_grad_rel, diff[l].bias_grad_rel, diff[l].activation_rel};
+        /* tensor-core math is judged on the activations */
+        for (int k = judges_gradients ? 0 : 2; k < 3; k++)
+            worst = m[k] > worst || m[k] != m[k] ? m[k] : worst;
+    }
+    return worst;
+}
+
 int cmd_compare(int argc, char **argv)
 {
     architecture_flags af = {0};
@@ -74,21 +95,7 @@ int cmd_compare(int argc, char **argv)
     printf("cpu vs %s, %s, %s math, batch %ld, seed %ld; loss %.17g vs %.17g\n",
            bp_backend_name(other), bp_dtype_name(a.dtype), bp_math_mode_name(math_mode), batch,
            seed, la, lb);
-    printf("layer  %-10s  %-22s %-22s %-22s\n", "size", "dL/dW abs / rel", "dL/db abs / rel",
-           "a abs / rel");
-    double worst = 0;
-    for (int l = 0; l < a.n_layers; l++) {
-        char size[32];
-        snprintf(size, sizeof size, "%dx%d", a.sizes[l + 1], a.sizes[l]);
-        printf("%5d  %-10s  %.2e / %.2e    %.2e / %.2e    %.2e / %.2e\n", l + 1, size,
-               diff[l].weight_grad_abs, diff[l].weight_grad_rel, diff[l].bias_grad_abs,
-               diff[l].bias_grad_rel, diff[l].activation_abs, diff[l].activation_rel);
-        double m[3] = {diff[l].weight_grad_rel, diff[l].bias_grad_rel, diff[l].activation_rel};
-        /* gpu hook (h8gpu): tensor-core math is judged on the activations */
-        int judged = cli_compare_judges_gradients(a.dtype, math_mode) ? 3 : 1;
-        for (int k = 3 - judged; k < 3; k++)
-            worst = m[k] > worst || m[k] != m[k] ? m[k] : worst;
-    }
+    double worst = print_diffs(&a, diff, cli_compare_judges_gradients(a.dtype, math_mode));
     int ok = worst <= tol;
     printf("verdict: %s (largest relative difference %.2e%s, tolerance %.0e for %s, %s math)\n",
            ok ? "PASS" : "FAIL", worst,
