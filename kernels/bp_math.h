@@ -146,34 +146,12 @@ BP_HD double bp_clip_scale(double sum_squares, double max_norm)
 
 #define bp_real float
 #define BP_SUFFIX f
-#define BP_EXP expf
-#define BP_LOG1P log1pf
-#define BP_TANH tanhf
-#define BP_FABS fabsf
-#define BP_SQRT sqrtf
+#define BP_CFN(fn) fn##f /* expf, sqrtf... */
 #include "bp_math_real.inc"
-#undef bp_real
-#undef BP_SUFFIX
-#undef BP_EXP
-#undef BP_LOG1P
-#undef BP_TANH
-#undef BP_FABS
-#undef BP_SQRT
 
 #define bp_real double
 #define BP_SUFFIX d
-#define BP_EXP exp
-#define BP_LOG1P log1p
-#define BP_TANH tanh
-#define BP_FABS fabs
-#define BP_SQRT sqrt
+#define BP_CFN(fn) fn
 #include "bp_math_real.inc"
-#undef bp_real
-#undef BP_SUFFIX
-#undef BP_EXP
-#undef BP_LOG1P
-#undef BP_TANH
-#undef BP_FABS
-#undef BP_SQRT
 
 #endif /* BP_MATH_H */

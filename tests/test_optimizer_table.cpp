@@ -135,7 +135,7 @@ TEST(OptimizerTable, TheUpdateRuleHoldsEveryHyperparameterButTheLearningRate)
         for (bp_optimizer_type other : all_types()) {
             const bp_optimizer_kind *k = bp_optimizer_kind_of(other);
             for (int i = 0; i < k->n_hp; i++)
-                if (bp_optimizer_row(bp_optimizer_kind_of(type), k->hp[i].name) == nullptr)
+                if (bp_optimizer_row(bp_optimizer_kind_of(type), k->hp[i].pub.name) == nullptr)
                     bp_hp_set(&junk, &k->hp[i], 1.0), foreign++;
         }
         EXPECT_GT(foreign, 0);

@@ -9,15 +9,11 @@
 
 /* ---- the tables (optimizers.c) -------------------------------------------- */
 
-/* One hyperparameter of one optimizer: the public bp_hyperparam's fields
- * and where the value lives in bp_optimizer. */
+/* One hyperparameter of one optimizer: its public description and where
+ * the value lives in bp_optimizer. */
 typedef struct bp_hp_row {
-    const char *name, *flag, *help;
-    size_t offset; /* in bp_optimizer: a double, or an int for a switch */
-    bp_hyperparam_kind kind;
-    double default_value, min, max;
-    int min_open, max_open;
-    const char *range;
+    bp_hyperparam pub; /* what bp_optimizer_hyperparam gives (struct_size 0) */
+    size_t offset;     /* in bp_optimizer: a double, or an int for a switch */
 } bp_hp_row;
 
 /* At most this many hyperparameters per optimizer. */

@@ -21,7 +21,7 @@
 /* ---- the tables ----------------------------------------------------------- */
 
 /* Ranges: min, max, min_open, max_open and the text messages print. */
-#define AT_LEAST_0 0.0, INFINITY, 0, 1, ">= 0"
+#define AT_LEAST_0 0.0, INFINITY, 0, 1, ">= 0 and finite"
 #define IN_0_1_OPEN 0.0, 1.0, 0, 1, "in [0, 1)"
 #define IN_0_1 0.0, 1.0, 0, 0, "in [0, 1]"
 #define SWITCH 0.0, 1.0, 0, 0, "0 or 1"
@@ -125,7 +125,7 @@ const bp_optimizer_kind *bp_optimizer_kind_of(bp_optimizer_type type)
 const bp_hp_row *bp_optimizer_row(const bp_optimizer_kind *k, const char *name)
 {
     for (int i = 0; i < k->n_hp; i++)
-        if (strcmp(k->hp[i].name, name) == 0)
+        if (strcmp(k->hp[i].pub.name, name) == 0)
             return &k->hp[i];
     return NULL;
 }
@@ -133,7 +133,7 @@ const bp_hp_row *bp_optimizer_row(const bp_optimizer_kind *k, const char *name)
 double bp_hp_get(const bp_optimizer *o, const bp_hp_row *r)
 {
     const char *field = (const char *)o + r->offset;
-    if (r->kind == BP_HYPERPARAM_SWITCH) {
+    if (r->pub.kind == BP_HYPERPARAM_SWITCH) {
         int v;
         memcpy(&v, field, sizeof v);
         return (double)v;
@@ -146,7 +146,7 @@ double bp_hp_get(const bp_optimizer *o, const bp_hp_row *r)
 void bp_hp_set(bp_optimizer *o, const bp_hp_row *r, double value)
 {
     char *field = (char *)o + r->offset;
-    if (r->kind == BP_HYPERPARAM_SWITCH) {
+    if (r->pub.kind == BP_HYPERPARAM_SWITCH) {
         int v = (int)value;
         memcpy(field, &v, sizeof v);
     } else {
@@ -157,10 +157,10 @@ void bp_hp_set(bp_optimizer *o, const bp_hp_row *r, double value)
 /* The one range check of a hyperparameter's value. */
 static int in_range(const bp_hp_row *r, double v)
 {
-    if (r->kind == BP_HYPERPARAM_SWITCH)
+    if (r->pub.kind == BP_HYPERPARAM_SWITCH)
         return v == 0.0 || v == 1.0;
-    int above = r->min_open ? v > r->min : v >= r->min;
-    int below = r->max_open ? v < r->max : v <= r->max;
+    int above = r->pub.min_open ? v > r->pub.min : v >= r->pub.min;
+    int below = r->pub.max_open ? v < r->pub.max : v <= r->pub.max;
     return above && below; /* NaN is neither */
 }
 
@@ -168,8 +168,8 @@ bp_status bp_hp_check(const char *fn, const char *type_name, const bp_hp_row *r,
 {
     if (in_range(r, v))
         return BP_OK;
-    return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: %s %s %g must be %s", fn, type_name, r->name, v,
-                   r->range);
+    return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: %s %s %g must be %s", fn, type_name, r->pub.name,
+                   v, r->pub.range);
 }
 
 bp_status bp_optimizer_check(const char *fn, const bp_optimizer *o)
@@ -227,7 +227,7 @@ void bp_optimizer_init_sized(bp_optimizer *opt, bp_optimizer_type type, size_t s
     d.type = type;
     const bp_optimizer_kind *k = bp_optimizer_kind_of(type);
     for (int i = 0; k != NULL && i < k->n_hp; i++)
-        bp_hp_set(&d, &k->hp[i], k->hp[i].default_value);
+        bp_hp_set(&d, &k->hp[i], k->hp[i].pub.default_value);
     bp_struct_init(opt, size, &d, sizeof d);
 }
 
@@ -281,19 +281,7 @@ bp_status bp_optimizer_hyperparam_sized(bp_optimizer_type type, int index, bp_hy
         return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: index %d is out of range (0..%d for %s)", fn,
                        index, count - 1, bp_optimizer_name(type));
     const bp_hp_row *r = &bp_optimizer_kind_of(type)->hp[index];
-    bp_hyperparam h;
-    memset(&h, 0, sizeof h);
-    h.name = r->name;
-    h.flag = r->flag;
-    h.help = r->help;
-    h.kind = r->kind;
-    h.default_value = r->default_value;
-    h.min = r->min;
-    h.max = r->max;
-    h.min_open = r->min_open;
-    h.max_open = r->max_open;
-    h.range = r->range;
-    return bp_struct_fill(fn, out, size, &h, sizeof h);
+    return bp_struct_fill(fn, out, size, &r->pub, sizeof r->pub);
 }
 
 /* The row of opt's type named name, or a message. */

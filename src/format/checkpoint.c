@@ -129,9 +129,9 @@ static int metadata_text(const bp_optimizer *o, int64_t step, const bp_checkpoin
     bad |= add_meta(out, size, &len, "optimizer", "%s", bp_optimizer_name(o->type));
     const bp_optimizer_kind *k = bp_optimizer_kind_of(o->type);
     for (int i = 0; i < k->n_hp; i++)
-        bad |= k->hp[i].kind == BP_HYPERPARAM_SWITCH
-                   ? add_meta(out, size, &len, k->hp[i].name, "%d", (int)bp_hp_get(o, &k->hp[i]))
-                   : add_meta(out, size, &len, k->hp[i].name, "%.17g", bp_hp_get(o, &k->hp[i]));
+        bad |= k->hp[i].pub.kind == BP_HYPERPARAM_SWITCH
+                   ? add_meta(out, size, &len, k->hp[i].pub.name, "%d", (int)bp_hp_get(o, &k->hp[i]))
+                   : add_meta(out, size, &len, k->hp[i].pub.name, "%.17g", bp_hp_get(o, &k->hp[i]));
     bad |= add_meta(out, size, &len, "step", "%" PRId64, step);
     for (int i = 0; i < N_INFO; i++) {
         int64_t v;
@@ -259,16 +259,16 @@ static bp_status read_optimizer(bp_checkpoint *ck, locale_t c_locale)
     for (int i = 0; i < k->n_hp; i++) {
         const bp_hp_row *r = &k->hp[i];
         double v = 0;
-        if (r->kind == BP_HYPERPARAM_SWITCH) {
+        if (r->pub.kind == BP_HYPERPARAM_SWITCH) {
             int64_t flag = 0;
-            BP_TRY(read_number(ck, r->name, F_I64, &flag, c_locale));
+            BP_TRY(read_number(ck, r->pub.name, F_I64, &flag, c_locale));
             v = (double)flag;
         } else {
-            BP_TRY(read_number(ck, r->name, F_REAL, &v, c_locale));
+            BP_TRY(read_number(ck, r->pub.name, F_REAL, &v, c_locale));
         }
         bp_hp_set(&ck->opt, r, v);
-        if (r->kind == BP_HYPERPARAM_SWITCH && v > 1)
-            return bp_st_bad(&ck->st, "__metadata__ \"%s\": %g is not 0 or 1", r->name, v);
+        if (r->pub.kind == BP_HYPERPARAM_SWITCH && v > 1)
+            return bp_st_bad(&ck->st, "__metadata__ \"%s\": %g is not 0 or 1", r->pub.name, v);
     }
     if (bp_optimizer_check("checkpoint", &ck->opt) != BP_OK)
         return bp_st_bad(&ck->st, "bad optimizer hyperparameters (%s)", bp_last_error());
@@ -362,12 +362,7 @@ bp_status bp_checkpoint_network(const bp_checkpoint *ck, bp_network_config *cfg)
     BP_CHECK_PTR(fn, cfg);
     bp_network_config c;
     BP_TRY(bp_network_config_copy(fn, cfg, &c));
-    c.n_layers = ck->model.n_layers;
-    c.sizes = ck->model.sizes;
-    c.activations = ck->model.activations;
-    c.loss = ck->model.loss;
-    c.dtype = ck->model.dtype;
-    c.leaky_slope = ck->model.leaky_slope;
+    bp_model_config(&ck->model, &c);
     return bp_struct_fill(fn, cfg, cfg->struct_size ? cfg->struct_size : sizeof *cfg, &c, sizeof c);
 }
 
@@ -431,8 +426,9 @@ static void optimizer_diff(const bp_optimizer *file, const bp_optimizer *net, ch
     const bp_optimizer_kind *k = bp_optimizer_kind_of(file->type);
     for (int s = 0; s < k->n_state; s++) {
         const bp_hp_row *r = k->state[s].needs ? bp_optimizer_row(k, k->state[s].needs) : NULL;
-        if (r != NULL && r->kind == BP_HYPERPARAM_SWITCH && bp_hp_get(file, r) != bp_hp_get(net, r))
-            differ(diff, size, "%s: file %d, network %d", r->name, (int)bp_hp_get(file, r),
+        if (r != NULL && r->pub.kind == BP_HYPERPARAM_SWITCH &&
+            bp_hp_get(file, r) != bp_hp_get(net, r))
+            differ(diff, size, "%s: file %d, network %d", r->pub.name, (int)bp_hp_get(file, r),
                    (int)bp_hp_get(net, r));
     }
 }
@@ -504,23 +500,28 @@ bp_status bp_checkpoint_restore(const bp_checkpoint *ck, bp_network *net, bp_che
     return s;
 }
 
+/* Opens path, restores it into net (when not NULL) or reads opt and info
+ * from it, and closes it. */
+static bp_status open_and_close(const char *path, bp_network *net, bp_optimizer *opt,
+                                bp_checkpoint_info *info)
+{
+    bp_checkpoint *ck = NULL;
+    BP_TRY(bp_checkpoint_open(path, &ck));
+    bp_status s = net != NULL ? bp_checkpoint_restore(ck, net, info)
+                              : bp_checkpoint_read(ck, opt, info);
+    bp_checkpoint_close(ck);
+    return s;
+}
+
 bp_status bp_checkpoint_load(bp_network *net, const char *path, bp_checkpoint_info *info)
 {
     BP_CHECK_PTR("bp_checkpoint_load", net);
     BP_CHECK_PTR("bp_checkpoint_load", path);
-    bp_checkpoint *ck = NULL;
-    BP_TRY(bp_checkpoint_open(path, &ck));
-    bp_status s = bp_checkpoint_restore(ck, net, info);
-    bp_checkpoint_close(ck);
-    return s;
+    return open_and_close(path, net, NULL, info);
 }
 
 bp_status bp_checkpoint_peek(const char *path, bp_optimizer *opt, bp_checkpoint_info *info)
 {
     BP_CHECK_PTR("bp_checkpoint_peek", path);
-    bp_checkpoint *ck = NULL;
-    BP_TRY(bp_checkpoint_open(path, &ck));
-    bp_status s = bp_checkpoint_read(ck, opt, info);
-    bp_checkpoint_close(ck);
-    return s;
+    return open_and_close(path, NULL, opt, info);
 }

@@ -235,6 +235,12 @@ bp_status bp_model_describe_file(const bp_st_file *st, int want_metadata, bp_mod
                          "the loss are unknown; create the network and use bp_model_load_params");
 }
 
+void bp_model_config(const bp_model_desc *d, bp_network_config *cfg)
+{
+    cfg->n_layers = d->n_layers, cfg->sizes = d->sizes, cfg->activations = d->activations;
+    cfg->loss = d->loss, cfg->leaky_slope = d->leaky_slope, cfg->dtype = d->dtype;
+}
+
 bp_status bp_model_check_sizes(const char *fn, const bp_st_file *st, const bp_model_desc *d,
                                const bp_network_desc *net)
 {
@@ -358,12 +364,7 @@ static bp_status create_for(const char *fn, const bp_st_file *st, const bp_model
     bp_network_config_init(&cfg);
     if (base != NULL)
         BP_TRY(bp_network_config_copy(fn, base, &cfg));
-    cfg.n_layers = d->n_layers;
-    cfg.sizes = d->sizes;
-    cfg.activations = d->activations;
-    cfg.loss = d->loss;
-    cfg.leaky_slope = d->leaky_slope;
-    cfg.dtype = d->dtype;
+    bp_model_config(d, &cfg);
     bp_status s = bp_network_create(&cfg, out);
     if (s != BP_OK) {
         /* e.g. a loss that needs an identity last layer: name the file. */

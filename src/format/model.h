@@ -46,6 +46,10 @@ typedef struct bp_model_desc {
  * with want_metadata. BP_ERR_FORMAT names what is wrong. */
 bp_status bp_model_describe_file(const bp_st_file *st, int want_metadata, bp_model_desc *d);
 
+/* d's architecture (layers, sizes, activations, loss, dtype, leaky slope)
+ * into cfg, whose other fields stay; cfg's pointers then point into d. */
+void bp_model_config(const bp_model_desc *d, bp_network_config *cfg);
+
 /* BP_ERR_INVALID_ARGUMENT (messages start with fn) unless net's layer
  * sizes are d's, naming the first layer that differs in both numberings. */
 bp_status bp_model_check_sizes(const char *fn, const bp_st_file *st, const bp_model_desc *d,
