@@ -65,10 +65,9 @@ std::vector<double> params(bp_network *net)
     return out;
 }
 
-bp_sgd sgd()
+bp_optimizer sgd()
 {
-    bp_sgd o;
-    bp_sgd_init(&o);
+    bp_optimizer o = bpt::sgd();
     o.lr = 0.1;
     o.momentum = 0.9;
     return o;
@@ -77,14 +76,14 @@ bp_sgd sgd()
 // Rank r of n's steps over `epochs` of the data; the global losses in *losses.
 bp_status train(bp_network *net, const Data &d, int r, int n, int epochs, std::vector<double> *losses)
 {
-    bp_sgd opt = sgd();
+    bp_optimizer opt = sgd();
     for (int e = 0; e < epochs; e++)
         for (int start = 0; start < kSamples; start += kBatch) {
             int b = std::min(kBatch, kSamples - start);
             int lo = b * r / n, hi = b * (r + 1) / n;
             double loss = 0;
-            bp_status st = bp_network_train_step(net, d.x.data() + (size_t)(start + lo) * kSizes[0],
-                                                 d.y.data() + start + lo, hi - lo, &opt, &loss);
+            bp_status st = bpt::sgd_step(net, d.x.data() + (size_t)(start + lo) * kSizes[0],
+                                         d.y.data() + start + lo, hi - lo, &opt, &loss);
             if (st != BP_OK)
                 return st;
             if (losses)

@@ -15,6 +15,7 @@
 #include <sstream>
 #include <thread>
 
+#include "backprop_file.h"
 #include "test_util.h"
 
 namespace {

@@ -28,6 +28,8 @@ bp_status bp_struct_read(const char *fn, const char *arg, void *dst, size_t dst_
  * size that cannot be a struct's is BP_ERR_INVALID_ARGUMENT (nothing
  * written). */
 bp_status bp_struct_fill(const char *fn, void *dst, size_t size, const void *src, size_t src_size);
+/* That check alone: BP_ERR_INVALID_ARGUMENT unless size can be a struct's. */
+bp_status bp_struct_size_check(const char *fn, size_t size);
 
 /* A caller's network config, of whatever struct_size, as this library's
  * struct (the fields an older caller lacks get their defaults; network.c). */

@@ -107,13 +107,11 @@ bp_status bp_network_set_optimizer(bp_network *net, const bp_optimizer *opt)
     return bp_optimizer_install(fn, net, &o);
 }
 
-bp_status bp_network_get_optimizer(const bp_network *net, bp_optimizer *out)
+bp_status bp_network_get_optimizer_sized(const bp_network *net, bp_optimizer *out, size_t size)
 {
     BP_CHECK_PTR("bp_network_get_optimizer", net);
     BP_CHECK_PTR("bp_network_get_optimizer", out);
-    size_t size = out->struct_size ? out->struct_size : sizeof *out;
-    bp_struct_init(out, size, &net->opt, sizeof net->opt);
-    return BP_OK;
+    return bp_struct_fill("bp_network_get_optimizer", out, size, &net->opt, sizeof net->opt);
 }
 
 bp_status bp_network_set_lr(bp_network *net, double lr)

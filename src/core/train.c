@@ -198,24 +198,6 @@ static bp_status backward_layers(bp_network *net, int B, int output_bias_done)
 
 bp_status bp_backward_pass(bp_network *net, int B) { return backward_layers(net, B, 0); }
 
-/* The SGD of the bp_sgd convenience calls (NULL: bp_sgd_init's), as the
- * network's optimizer: the momentum stays when the optimizer already was
- * SGD, and so does the clipping. */
-static bp_status set_sgd(const char *fn, bp_network *net, const bp_sgd *opt)
-{
-    bp_sgd defaults;
-    BP_DEFAULTS_IF_NULL(opt, defaults, bp_sgd_init);
-    bp_optimizer o;
-    bp_optimizer_init(&o, BP_OPTIMIZER_SGD);
-    o.lr = opt->lr;
-    o.momentum = opt->momentum;
-    o.dampening = opt->dampening;
-    o.weight_decay = opt->weight_decay;
-    o.nesterov = opt->nesterov;
-    o.clip_grad_norm = net->opt.clip_grad_norm;
-    return bp_optimizer_install(fn, net, &o);
-}
-
 /* The operations of one step on the device, in order, with nothing read
  * back: (the epoch's rows,) forward, output delta and metrics, backward,
  * then with an optimizer the guard on the gradients and the update. The
@@ -318,18 +300,6 @@ bp_status bp_network_gradients(bp_network *net, const void *x, const void *targe
     return step_loaded(fn, net, batch, 0, loss);
 }
 
-bp_status bp_network_train_step(bp_network *net, const void *x, const void *targets, int batch,
-                                const bp_sgd *opt, double *loss)
-{
-    const char *fn = "bp_network_train_step";
-    BP_TRY(bp_network_check_batch(fn, net, batch));
-    BP_CHECK_PTR(fn, x);
-    BP_CHECK_PTR(fn, targets);
-    BP_TRY(set_sgd(fn, net, opt));
-    BP_TRY(bp_batch_load_host(fn, net, x, targets, batch));
-    return step_loaded(fn, net, batch, 1, loss);
-}
-
 bp_status bp_network_forward_buffer(bp_network *net, const bp_buffer *x, const int32_t *rows,
                                     int batch, bp_buffer *out)
 {
@@ -352,19 +322,6 @@ bp_status bp_network_gradients_buffer(bp_network *net, const bp_buffer *x, const
     BP_CHECK_PTR(fn, targets);
     BP_TRY(bp_batch_load_buffers(fn, net, x, targets, rows, batch));
     return step_loaded(fn, net, batch, 0, loss);
-}
-
-bp_status bp_network_train_step_buffer(bp_network *net, const bp_buffer *x,
-                                       const bp_buffer *targets, const int32_t *rows, int batch,
-                                       const bp_sgd *opt, double *loss)
-{
-    const char *fn = "bp_network_train_step_buffer";
-    BP_TRY(bp_network_check_batch(fn, net, batch));
-    BP_CHECK_PTR(fn, x);
-    BP_CHECK_PTR(fn, targets);
-    BP_TRY(set_sgd(fn, net, opt));
-    BP_TRY(bp_batch_load_buffers(fn, net, x, targets, rows, batch));
-    return step_loaded(fn, net, batch, 1, loss);
 }
 
 bp_status bp_network_step(bp_network *net, const void *x, const void *targets, int batch,
@@ -478,14 +435,6 @@ static bp_status epoch_step(const char *fn, bp_network *net, int batch, double *
     }
     net->epoch_next += (size_t)batch;
     return finish_step(fn, net, 1, loss);
-}
-
-bp_status bp_network_train_epoch_step(bp_network *net, int batch, const bp_sgd *opt, double *loss)
-{
-    const char *fn = "bp_network_train_epoch_step";
-    BP_TRY(bp_network_check_batch(fn, net, batch));
-    BP_TRY(set_sgd(fn, net, opt));
-    return epoch_step(fn, net, batch, loss);
 }
 
 bp_status bp_network_epoch_step(bp_network *net, int batch, double *loss)

@@ -6,19 +6,16 @@
 #include <unistd.h>
 
 #include "api/error.h"
+#include "api/struct_size.h"
 #include "util/size_math.h"
 #include "data/dataset.h"
 #include "sys/read.h"
 
-void bp_dataset_options_init(bp_dataset_options *opt)
+void bp_dataset_options_init_sized(bp_dataset_options *opt, size_t size)
 {
-    if (opt == NULL)
-        return;
-    opt->dtype = BP_F32;
-    opt->label_column = -1;
-    opt->n_targets = 0;
-    opt->header = -1;
-    opt->unlabeled = 0;
+    const bp_dataset_options d = {
+        .dtype = BP_F32, .label_column = -1, .n_targets = 0, .header = -1, .unlabeled = 0};
+    bp_struct_init(opt, size, &d, sizeof d);
 }
 
 bp_status bp_dataset_check_options(const char *fn, const bp_dataset_options *opt)
@@ -95,12 +92,24 @@ void bp_dataset_free(bp_dataset *ds)
     free(ds);
 }
 
-bp_status bp_dataset_describe(const bp_dataset *ds, bp_dataset_desc *out)
+bp_status bp_dataset_describe_sized(const bp_dataset *ds, bp_dataset_desc *out, size_t size)
 {
     BP_CHECK_PTR("bp_dataset_describe", ds);
     BP_CHECK_PTR("bp_dataset_describe", out);
-    *out = ds->desc;
-    return BP_OK;
+    return bp_struct_fill("bp_dataset_describe", out, size, &ds->desc, sizeof ds->desc);
+}
+
+bp_status bp_dataset_open(const char *fn, const char *path, const bp_dataset_options *opt,
+                          bp_dataset **out, bp_dataset_options *o, bp_reader **f)
+{
+    BP_CHECK_PTR(fn, path);
+    BP_CHECK_PTR(fn, out);
+    *out = NULL;
+    bp_dataset_options_init(o);
+    if (opt != NULL)
+        BP_TRY(bp_struct_read(fn, "opt", o, sizeof *o, opt, opt->struct_size));
+    BP_TRY(bp_dataset_check_options(fn, o));
+    return bp_io_open(path, f);
 }
 
 bp_status bp_dataset_create(int n, int n_features, int n_targets, bp_dtype dtype, const void *x,
@@ -165,17 +174,12 @@ static bp_status labels_path_for(const char *images, char **out)
 
 bp_status bp_dataset_load(const char *path, const bp_dataset_options *opt, bp_dataset **out)
 {
-    const char *fn = "bp_dataset_load";
-    BP_CHECK_PTR(fn, path);
-    BP_CHECK_PTR(fn, out);
-    *out = NULL;
-    bp_dataset_options defaults;
-    BP_DEFAULTS_IF_NULL(opt, defaults, bp_dataset_options_init);
-    BP_TRY(bp_dataset_check_options(fn, opt));
     /* The file is opened once and only peeked at here (decompressed when
      * gzip), so a pipe or FIFO is read by the loader from its first byte. */
+    bp_dataset_options o;
     bp_reader *f = NULL;
-    BP_TRY(bp_io_open(path, &f));
+    BP_TRY(bp_dataset_open("bp_dataset_load", path, opt, out, &o, &f));
+    opt = &o;
     const unsigned char *head = NULL;
     size_t avail = 0;
     bp_status st = bp_io_peek(f, 4, &head, &avail);

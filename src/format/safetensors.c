@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "api/error.h"
+#include "backprop_file.h"
 #include "format/safetensors.h"
 #include "util/real.h"
 

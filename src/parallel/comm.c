@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "api/error.h"
+#include "api/struct_size.h"
 #include "core/network.h"
 
 double bp_dist_now(void)
@@ -49,21 +50,17 @@ bp_status bp_comm_fail(bp_comm *c, const char *fmt, ...)
     return bp_fail(BP_ERR_COMM, "%s (rank %d of %d, %s)", msg, c->rank, c->size, c->ops->name);
 }
 
-void bp_comm_config_init(bp_comm_config *cfg)
+void bp_comm_config_init_sized(bp_comm_config *cfg, size_t size)
 {
-    if (cfg == NULL)
-        return;
-    memset(cfg, 0, sizeof *cfg);
-    cfg->backend = BP_BACKEND_CPU;
-    cfg->device = 0;
-    cfg->timeout_s = 300.0;
+    const bp_comm_config d = {.backend = BP_BACKEND_CPU, .device = 0, .timeout_s = 300.0};
+    bp_struct_init(cfg, size, &d, sizeof d);
 }
 
 bp_status bp_comm_config_resolve(const char *fn, const bp_comm_config *cfg, bp_comm_config *out)
 {
     bp_comm_config_init(out);
     if (cfg != NULL)
-        *out = *cfg;
+        BP_TRY(bp_struct_read(fn, "cfg", out, sizeof *out, cfg, cfg->struct_size));
     if (out->backend != BP_BACKEND_CPU && out->backend != BP_BACKEND_CUDA)
         return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: cfg->backend %d is not CPU or CUDA", fn,
                        (int)out->backend);
