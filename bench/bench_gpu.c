@@ -9,7 +9,9 @@
  *   a  784-256-128-10,           batch 128
  *   b  256-256-256-256-256,      batch 256  (4 layers of 256)
  *   c  4096-4096-4096-4096-4096, batch 8192 (4 layers of 4096)
- * each in fp32, tf32 and bf16 math (bp_network_config.math_mode), timed:
+ * each in fp32, tf32 and bf16 math (bp_network_config.math_mode) and in the
+ * bf16-mixed and 16-mixed precisions (bp_network_config.precision: 16-bit
+ * activations and working weights), timed:
  *   backprop eager   cuda_graphs = 0
  *   backprop graphs  cuda_graphs = 1
  * as bp_network_epoch_step (the loss not read) over an epoch already set
@@ -21,7 +23,10 @@
  *                    the argument lists and compute types of
  *                    src/backend/cuda/host.c's gemm_on_device (cublasSgemm for
  *                    fp32, cublasGemmEx with CUBLAS_COMPUTE_32F_FAST_TF32 /
- *                    _16BF for tf32 / bf16), timed with CUDA events.
+ *                    _16BF for tf32 / bf16; for the mixed precisions
+ *                    cublasGemmEx on 16-bit A and B with CUBLAS_COMPUTE_32F,
+ *                    C 16-bit, or float32 for the weight gradients, as
+ *                    src/backend/cuda/mixed.c), timed with CUDA events.
  *                    Where the backend fuses bias, activation or bias
  *                    gradient into its GEMMs (cuBLASLt epilogues), the
  *                    floor stays these plain products: the work no step
@@ -38,7 +43,7 @@
  *          batch=B params=P steps=N ms_per_step=T
  *   bandwidth kind=d2d_copy|elementwise_est bytes=N gbps=G [net=c ...]
  *
- * usage: bench_gpu [--nets a,b,c] [--math fp32,tf32,bf16] [--seconds S]
+ * usage: bench_gpu [--nets a,b,c] [--math fp32,tf32,bf16,bf16-mixed,16-mixed] [--seconds S]
  *                  [--max-steps N] [--min-steps N] [--smoke]
  * --seconds: the least time each measurement runs for (default 0.25);
  * --max-steps / --min-steps bound its step count (default 20000 / 3).
@@ -71,6 +76,15 @@ typedef struct options {
     double seconds;
     long max_steps, min_steps;
 } options;
+
+/* A math mode of 32-true or a mixed precision: the "math" of the results. */
+typedef struct setting {
+    const char *name;
+    bp_math_mode math;
+    bp_precision precision;
+} setting;
+
+static int is_mixed(const setting *s) { return s->precision != BP_PRECISION_32_TRUE; }
 
 static double now_s(void)
 {
@@ -158,7 +172,7 @@ static int timer_ms(timer *t, double *ms)
 /* ---- backprop's step ----------------------------------------------------- */
 
 /* Times bp_network_epoch_step on net n; *ms_per_step, *steps. */
-static int time_backprop(const net_spec *n, bp_math_mode math, int graphs, const options *o,
+static int time_backprop(const net_spec *n, const setting *set, int graphs, const options *o,
                          cudaStream_t stream, double *ms_per_step, long *steps_out)
 {
     bp_activation acts[MAX_L];
@@ -168,7 +182,8 @@ static int time_backprop(const net_spec *n, bp_math_mode math, int graphs, const
     bp_network_config_init(&cfg);
     cfg.n_layers = n->layers, cfg.sizes = n->sizes, cfg.activations = acts;
     cfg.loss = BP_LOSS_CROSS_ENTROPY, cfg.dtype = BP_F32, cfg.backend = BP_BACKEND_CUDA;
-    cfg.max_batch = n->batch, cfg.math_mode = math, cfg.cuda_graphs = graphs;
+    cfg.max_batch = n->batch, cfg.math_mode = set->math, cfg.cuda_graphs = graphs;
+    cfg.precision = set->precision;
     cfg.cuda_stream = stream;
     size_t rows = (size_t)n->batch * (size_t)n->epoch_steps, n0 = (size_t)n->sizes[0];
     bp_network *net = NULL;
@@ -240,56 +255,66 @@ out:
 
 typedef struct gemm_ctx {
     cublasHandle_t blas;
-    bp_math_mode math;
+    const setting *set;
 } gemm_ctx;
 
-/* src/backend/cuda/host.c's gemm_on_device for float32, column-major. */
+/* src/backend/cuda/host.c's gemm_on_device for float32, column-major; in
+ * a mixed precision src/backend/cuda/mixed.c's (c_half 0: a float32 C). */
 static cublasStatus_t gemm(const gemm_ctx *g, int trans_a, int trans_b, int m, int n, int k,
-                           const float *a, int lda, const float *b, int ldb, float *c, int ldc)
+                           const void *a, int lda, const void *b, int ldb, void *c, int ldc,
+                           int c_half)
 {
     cublasOperation_t ta = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasOperation_t tb = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
     const float one = 1.0f, zero = 0.0f;
-    if (g->math == BP_MATH_FP32)
+    if (is_mixed(g->set)) {
+        cudaDataType in = g->set->precision == BP_PRECISION_16_MIXED ? CUDA_R_16F : CUDA_R_16BF;
+        return cublasGemmEx(g->blas, ta, tb, m, n, k, &one, a, in, lda, b, in, ldb, &zero, c,
+                            c_half ? in : CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    }
+    bp_math_mode math = g->set->math;
+    if (math == BP_MATH_FP32)
         return cublasSgemm(g->blas, ta, tb, m, n, k, &one, a, lda, b, ldb, &zero, c, ldc);
-    cublasComputeType_t compute = g->math == BP_MATH_TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32
-                                                          : CUBLAS_COMPUTE_32F_FAST_16BF;
+    cublasComputeType_t compute = math == BP_MATH_TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                                       : CUBLAS_COMPUTE_32F_FAST_16BF;
     return cublasGemmEx(g->blas, ta, tb, m, n, k, &one, a, CUDA_R_32F, lda, b, CUDA_R_32F, ldb,
                         &zero, c, CUDA_R_32F, ldc, compute, CUBLAS_GEMM_DEFAULT);
 }
 
 /* One step's GEMMs, in src/core/train.c's order and shapes. w, a, d: per layer. */
-static int floor_step(const gemm_ctx *g, const net_spec *n, float *const *w, float *const *dw,
-                      float *const *a, float *const *d)
+static int floor_step(const gemm_ctx *g, const net_spec *n, void *const *w, void *const *dw,
+                      void *const *a, void *const *d)
 {
     int B = n->batch;
     for (int l = 1; l <= n->layers; l++) { /* Z = W A */
         int n_in = n->sizes[l - 1], n_out = n->sizes[l];
-        if (!blas_ok(gemm(g, 1, 0, n_out, B, n_in, w[l], n_in, a[l - 1], n_in, a[l], n_out),
+        if (!blas_ok(gemm(g, 1, 0, n_out, B, n_in, w[l], n_in, a[l - 1], n_in, a[l], n_out, 1),
                      "forward GEMM"))
             return 0;
     }
     for (int l = n->layers; l >= 1; l--) {
         int n_in = n->sizes[l - 1], n_out = n->sizes[l];
         /* dW = A D^T */
-        if (!blas_ok(gemm(g, 0, 1, n_in, n_out, B, a[l - 1], n_in, d[l], n_out, dw[l], n_in),
+        if (!blas_ok(gemm(g, 0, 1, n_in, n_out, B, a[l - 1], n_in, d[l], n_out, dw[l], n_in, 0),
                      "weight-gradient GEMM"))
             return 0;
         /* D_prev = W^T D */
-        if (l > 1 && !blas_ok(gemm(g, 0, 0, n_in, B, n_out, w[l], n_in, d[l], n_out, d[l - 1], n_in),
-                              "delta GEMM"))
+        if (l > 1 &&
+            !blas_ok(gemm(g, 0, 0, n_in, B, n_out, w[l], n_in, d[l], n_out, d[l - 1], n_in, 1),
+                     "delta GEMM"))
             return 0;
     }
     return 1;
 }
 
-static int time_floor(const net_spec *n, bp_math_mode math, const options *o, cudaStream_t stream,
+static int time_floor(const net_spec *n, const setting *set, const options *o, cudaStream_t stream,
                       double *ms_per_step, long *steps_out)
 {
     enum { WORKSPACE = 32 << 20 }; /* src/backend/cuda/host.c's WORKSPACE_BYTES or more */
-    float *w[MAX_L + 1] = {0}, *dw[MAX_L + 1] = {0}, *a[MAX_L + 1] = {0}, *d[MAX_L + 1] = {0};
+    void *w[MAX_L + 1] = {0}, *dw[MAX_L + 1] = {0}, *a[MAX_L + 1] = {0}, *d[MAX_L + 1] = {0};
     void *workspace = NULL;
-    gemm_ctx g = {NULL, math};
+    gemm_ctx g = {NULL, set};
+    size_t es = is_mixed(set) ? 2 : sizeof(float); /* the products' inputs */
     timer t = {NULL, NULL, 0, 0};
     int ok = 0;
     if (!blas_ok(cublasCreate(&g.blas), "cublasCreate") ||
@@ -301,7 +326,7 @@ static int time_floor(const net_spec *n, bp_math_mode math, const options *o, cu
         !cuda_ok(cudaEventCreateWithFlags(&t.stop, cudaEventDefault), "cudaEventCreate"))
         goto out;
     for (int l = 0; l <= n->layers; l++) {
-        size_t act = (size_t)n->sizes[l] * (size_t)n->batch * sizeof(float);
+        size_t act = (size_t)n->sizes[l] * (size_t)n->batch * es;
         if (!cuda_ok(cudaMalloc((void **)&a[l], act), "cudaMalloc") ||
             !cuda_ok(cudaMalloc((void **)&d[l], act), "cudaMalloc") ||
             !cuda_ok(cudaMemsetAsync(a[l], 0x3c, act, stream), "cudaMemsetAsync") ||
@@ -309,9 +334,9 @@ static int time_floor(const net_spec *n, bp_math_mode math, const options *o, cu
             goto out;
         if (l == 0)
             continue;
-        size_t wb = (size_t)n->sizes[l - 1] * (size_t)n->sizes[l] * sizeof(float);
+        size_t wn = (size_t)n->sizes[l - 1] * (size_t)n->sizes[l], wb = wn * es;
         if (!cuda_ok(cudaMalloc((void **)&w[l], wb), "cudaMalloc") ||
-            !cuda_ok(cudaMalloc((void **)&dw[l], wb), "cudaMalloc") ||
+            !cuda_ok(cudaMalloc((void **)&dw[l], wn * sizeof(float)), "cudaMalloc") ||
             !cuda_ok(cudaMemsetAsync(w[l], 0x3c, wb, stream), "cudaMemsetAsync"))
             goto out;
     }
@@ -432,14 +457,14 @@ static int listed(const char *list, const char *name)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: bench_gpu [--nets a,b,c] [--math fp32,tf32,bf16] [--seconds S] "
-                    "[--max-steps N] [--min-steps N] [--smoke]\n");
+    fprintf(stderr, "usage: bench_gpu [--nets a,b,c] [--math fp32,tf32,bf16,bf16-mixed,16-mixed] "
+                    "[--seconds S] [--max-steps N] [--min-steps N] [--smoke]\n");
     return 2;
 }
 
 int main(int argc, char **argv)
 {
-    const char *nets = "a,b,c", *maths = "fp32,tf32,bf16";
+    const char *nets = "a,b,c", *maths = "fp32,tf32,bf16,bf16-mixed,16-mixed";
     options o = {0.25, 20000, 3};
     int smoke = 0;
     for (int i = 1; i < argc; i++) {
@@ -505,20 +530,24 @@ int main(int argc, char **argv)
     if (!cuda_ok(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "a stream"))
         return 1;
     int failed = 0;
-    const bp_math_mode modes[3] = {BP_MATH_FP32, BP_MATH_TF32, BP_MATH_BF16};
-    double c_eager[3] = {-1, -1, -1}, c_floor[3] = {-1, -1, -1}; /* network c, per mode */
+    const setting modes[5] = {{"fp32", BP_MATH_FP32, BP_PRECISION_32_TRUE},
+                              {"tf32", BP_MATH_TF32, BP_PRECISION_32_TRUE},
+                              {"bf16", BP_MATH_BF16, BP_PRECISION_32_TRUE},
+                              {"bf16-mixed", BP_MATH_FP32, BP_PRECISION_BF16_MIXED},
+                              {"16-mixed", BP_MATH_FP32, BP_PRECISION_16_MIXED}};
+    double c_eager[5] = {-1, -1, -1, -1, -1}, c_floor[5] = {-1, -1, -1, -1, -1}; /* network c */
     for (int k = 0; k < 3; k++) {
         const net_spec *n = &specs[k];
         if (!listed(nets, n->name))
             continue;
-        for (int mi = 0; mi < 3; mi++) {
-            const char *math = bp_math_mode_name(modes[mi]);
+        for (int mi = 0; mi < 5; mi++) {
+            const char *math = modes[mi].name;
             if (!listed(maths, math))
                 continue;
             double ms = 0;
             long steps = 0;
             for (int graphs = 0; graphs <= 1; graphs++) {
-                if (!time_backprop(n, modes[mi], graphs, &o, stream, &ms, &steps)) {
+                if (!time_backprop(n, &modes[mi], graphs, &o, stream, &ms, &steps)) {
                     failed++;
                     continue;
                 }
@@ -530,7 +559,7 @@ int main(int argc, char **argv)
                 if (k == 2 && !graphs)
                     c_eager[mi] = ms;
             }
-            if (!time_floor(n, modes[mi], &o, stream, &ms, &steps)) {
+            if (!time_floor(n, &modes[mi], &o, stream, &ms, &steps)) {
                 failed++;
                 continue;
             }
@@ -549,14 +578,13 @@ int main(int argc, char **argv)
         printf("bandwidth kind=d2d_copy bytes=%zu gbps=%.6g\n", copy_bytes, gbps);
     else
         failed++;
-    for (int mi = 0; mi < 3; mi++) {
+    for (int mi = 0; mi < 3; mi++) { /* 32-true: elementwise_bytes counts float32 */
         if (!(c_eager[mi] > 0 && c_floor[mi] > 0))
             continue;
         double rest_ms = c_eager[mi] - c_floor[mi], bytes = elementwise_bytes(&specs[2]);
         printf("bandwidth kind=elementwise_est net=c math=%s bytes=%.0f non_gemm_ms=%.6g "
                "gbps=%.6g\n",
-               bp_math_mode_name(modes[mi]), bytes, rest_ms,
-               rest_ms > 0 ? bytes / (rest_ms * 1e-3) / 1e9 : 0.0);
+               modes[mi].name, bytes, rest_ms, rest_ms > 0 ? bytes / (rest_ms * 1e-3) / 1e9 : 0.0);
     }
     cudaStreamDestroy(stream);
     if (failed) {

@@ -69,8 +69,8 @@ def main():
             "| vs torch graphs | / floor |",
             "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     order = {"backprop": 0, "torch": 1, "floor": 2}
-    keys = sorted(res, key=lambda k: (k[0], ["fp32", "tf32", "bf16"].index(k[1])
-                                      if k[1] in ("fp32", "tf32", "bf16") else 9,
+    maths = ["fp32", "tf32", "bf16", "bf16-mixed", "16-mixed"]
+    keys = sorted(res, key=lambda k: (k[0], maths.index(k[1]) if k[1] in maths else 9,
                                       order.get(k[2], 9), k[3]))
     for k in keys:
         net, math, impl, mode = k

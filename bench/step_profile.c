@@ -29,6 +29,13 @@
  *          instead of SGD with momentum, reading each step's loss): as many
  *          kernel launches as SGD, and 1 D2H copy per step (the loss and
  *          the guard's flag together).
+ *   graph_bf16_mixed, graph_16_mixed (3 epochs; the graph loop in the mixed
+ *          precisions, docs/design.md "Mixed precision"): 1 graph launch,
+ *          0 host syncs, 0 allocations per step.
+ * Then the bytes a step moves by precision, from the model of
+ * bench/step_bytes.h (not counted: the emulation does not see the
+ * kernels' memory traffic), as "bytes.PRECISION.activations|parameters|
+ * total" and the activations per sample.
  *
  * usage: step_profile [--check]
  */
@@ -40,6 +47,7 @@
 #include <string.h>
 
 #include "../tests/cuda_emulation/emu_hooks.h"
+#include "step_bytes.h"
 
 enum { LAYERS = 3, BATCH = 128, STEPS_PER_EPOCH = 10, EPOCHS = 5, ROWS = BATCH * STEPS_PER_EPOCH };
 
@@ -82,7 +90,8 @@ static int fail(const char *what)
  * with gradient clipping instead of SGD with momentum, and the loss read
  * after every step. fused: cfg.fused_epilogues (0: the generic path that
  * float64 and non-ReLU layers take). */
-static int profile(int graphs, int adamw, int fused, int epochs, counts *per_step, counts *per_epoch)
+static int profile(int graphs, int adamw, int fused, bp_precision precision, int epochs,
+                   counts *per_step, counts *per_epoch)
 {
     int sizes[LAYERS + 1] = {784, 256, 128, 10};
     bp_activation acts[LAYERS] = {BP_ACT_RELU, BP_ACT_RELU, BP_ACT_IDENTITY};
@@ -91,6 +100,7 @@ static int profile(int graphs, int adamw, int fused, int epochs, counts *per_ste
     cfg.n_layers = LAYERS, cfg.sizes = sizes, cfg.activations = acts;
     cfg.loss = BP_LOSS_CROSS_ENTROPY, cfg.dtype = BP_F32, cfg.backend = BP_BACKEND_CUDA;
     cfg.max_batch = BATCH, cfg.cuda_graphs = graphs, cfg.fused_epilogues = fused;
+    cfg.precision = precision;
     bp_network *net = NULL;
     if (bp_network_create(&cfg, &net) != BP_OK)
         return fail("creating the network");
@@ -185,6 +195,23 @@ out:
     return rc;
 }
 
+/* The model's bytes per step (bench/step_bytes.h) of this loop's network
+ * and batch, per precision, and the activation bytes per sample. */
+static void print_step_bytes(void)
+{
+    const int sizes[LAYERS + 1] = {784, 256, 128, 10};
+    const bp_precision all[4] = {BP_PRECISION_64_TRUE, BP_PRECISION_32_TRUE,
+                                 BP_PRECISION_BF16_MIXED, BP_PRECISION_16_MIXED};
+    for (int i = 0; i < 4; i++) {
+        step_bytes b = step_bytes_model(sizes, LAYERS, BATCH, all[i], 0);
+        const char *name = bp_precision_name(all[i]);
+        printf("bytes.%s.activations %.0f\n", name, b.activations);
+        printf("bytes.%s.activations_per_sample %.0f\n", name, b.activations / BATCH);
+        printf("bytes.%s.parameters %.0f\n", name, b.parameters);
+        printf("bytes.%s.total %.0f\n", name, b.activations + b.parameters);
+    }
+}
+
 static int missed(const char *mode, const char *key, double value, const char *target)
 {
     fprintf(stderr, "step_profile: target missed: %s.%s is %g per step (target %s)\n", mode, key,
@@ -202,19 +229,34 @@ int main(int argc, char **argv)
     /* The command's loop in graph and eager mode (50 steps each), then two
      * shorter eager variants: the generic path without cuBLASLt epilogues,
      * and AdamW with clipping reading every step's loss. */
-    const char *modes[4] = {"graph", "eager", "eager_unfused", "eager_adamw_clip"};
-    counts step[4], epoch[4];
-    for (int g = 0; g < 4; g++) {
-        if (profile(g == 0, g == 3, g != 2, g < 2 ? EPOCHS : 3, &step[g], &epoch[g]) != 0)
+    const char *modes[6] = {
+        "graph",         "eager", "eager_unfused", "eager_adamw_clip", "graph_bf16_mixed",
+        "graph_16_mixed"};
+    bp_precision precisions[6] = {BP_PRECISION_AUTO,       BP_PRECISION_AUTO,
+                                  BP_PRECISION_AUTO,       BP_PRECISION_AUTO,
+                                  BP_PRECISION_BF16_MIXED, BP_PRECISION_16_MIXED};
+    counts step[6], epoch[6];
+    for (int g = 0; g < 6; g++) {
+        if (profile(g == 0 || g >= 4, g == 3, g != 2, precisions[g], g < 2 ? EPOCHS : 3, &step[g],
+                    &epoch[g]) != 0)
             return 1;
         for (int k = 0; k < 8; k++)
             printf("%s.%s %g\n", modes[g], keys[k], step[g].v[k]);
         for (int k = 0; k < 8; k++)
             printf("%s.epoch_%s %g\n", modes[g], keys[k], epoch[g].v[k]);
     }
+    print_step_bytes();
     if (!check)
         return 0;
     int bad = 0;
+    for (int g = 4; g < 6; g++) {
+        if (step[g].v[2] != 1)
+            bad |= missed(modes[g], keys[2], step[g].v[2], "1");
+        if (step[g].v[3] != 0)
+            bad |= missed(modes[g], keys[3], step[g].v[3], "0");
+        if (step[g].v[4] != 0)
+            bad |= missed(modes[g], keys[4], step[g].v[4], "0");
+    }
     const double *gs = step[0].v, *es = step[1].v;
     if (gs[2] != 1)
         bad |= missed("graph", keys[2], gs[2], "1");

@@ -17,6 +17,20 @@ Math modes:
         library's bf16 mode keeps float32 activations and rounds only the
         GEMMs' inputs, so autocast moves fewer bytes: a fair upper bound
         for PyTorch, not the same arithmetic.
+  bf16-mixed  the same autocast: the row to compare with the library's
+        bf16-mixed precision, which stores the same things in 16 bits.
+        What autocast keeps in float32: the parameters (cast to bfloat16
+        at each forward, with the cast cache off so that graphs replay),
+        their gradients and the optimizer; the loss (cross_entropy and its
+        log_softmax are on autocast's float32 list) and the output layer's
+        gradient into it. Its Linear outputs, ReLUs and their gradients are
+        bfloat16, as the library's hidden layers; the library also keeps
+        the output layer's logits in float32, which autocast rounds.
+  16-mixed  autocast with float16 and torch.cuda.amp.GradScaler
+        (scale(loss).backward(), step, update). GradScaler.step reads
+        found_inf on the host (.item()), so the step cannot be captured in
+        a CUDA graph: eager only (the library's scaler runs on the device
+        and is captured). Not on the CPU (torch's CPU autocast is bfloat16).
 Modes:
   eager   each step: the rows of the batch gathered on the device from a
           device permutation (index_select), forward, loss, backward,
@@ -33,7 +47,8 @@ Prints one line per measurement:
   result impl=torch net=a math=fp32 mode=eager batch=128 params=P steps=N ms_per_step=T
 and "skip ..." lines for what cannot run (CUDA graphs on the CPU).
 
-usage: torch_bench.py [--device cuda|cpu] [--nets a,b,c] [--math fp32,tf32,bf16]
+usage: torch_bench.py [--device cuda|cpu] [--nets a,b,c]
+                      [--math fp32,tf32,bf16,bf16-mixed,16-mixed]
                       [--seconds S] [--max-steps N] [--quick]
 --quick: small versions of the networks (a: batch 32; b: batch 64; c: 256
 wide, batch 256) and a few steps: a smoke test of the script, e.g. on a
@@ -85,20 +100,27 @@ def measure(name, sizes, batch, math, mode, device, seconds, max_steps, min_step
     n_batches = rows // batch
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = math == "tf32"
-    if math == "bf16":
+    if math in ("bf16", "bf16-mixed", "16-mixed"):
+        half = torch.float16 if math == "16-mixed" else torch.bfloat16
+
         def autocast():  # no weight-cast cache: it would not survive graph capture
-            return torch.autocast(device_type=device.type, dtype=torch.bfloat16,
-                                  cache_enabled=False)
+            return torch.autocast(device_type=device.type, dtype=half, cache_enabled=False)
     else:
         autocast = contextlib.nullcontext
+    scaler = torch.cuda.amp.GradScaler() if math == "16-mixed" else None
 
     def step(idx):
         x = x_all.index_select(0, idx)
         y = y_all.index_select(0, idx)
         with autocast():
             loss = loss_fn(model(x), y)
-        loss.backward()
-        opt.step()
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+        else:
+            loss.backward()
+            opt.step()
         opt.zero_grad(set_to_none=True)
 
     if mode == "eager":
@@ -149,7 +171,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     ap.add_argument("--nets", default="a,b,c")
-    ap.add_argument("--math", default="fp32,tf32,bf16")
+    ap.add_argument("--math", default="fp32,tf32,bf16,bf16-mixed,16-mixed")
     ap.add_argument("--seconds", type=float, default=0.25)
     ap.add_argument("--max-steps", type=int, default=20000)
     ap.add_argument("--min-steps", type=int, default=3)
@@ -172,14 +194,22 @@ def main():
             return 2
         sizes, batch = nets[name]
         for math in a.math.split(","):
-            if math not in ("fp32", "tf32", "bf16"):
-                print(f"torch_bench: --math: unknown mode '{math}' (fp32, tf32 or bf16)",
-                      file=sys.stderr)
+            if math not in ("fp32", "tf32", "bf16", "bf16-mixed", "16-mixed"):
+                print(f"torch_bench: --math: unknown mode '{math}' (fp32, tf32, bf16, "
+                      f"bf16-mixed or 16-mixed)", file=sys.stderr)
                 return 2
+            if math == "16-mixed" and device.type != "cuda":
+                print(f"skip impl=torch net={name} math={math} (torch's CPU autocast is "
+                      f"bfloat16 only)", flush=True)
+                continue
             for mode in ("eager", "graphs"):
                 if mode == "graphs" and device.type != "cuda":
                     print(f"skip impl=torch net={name} math={math} mode=graphs "
                           f"(CUDA graphs need a GPU)", flush=True)
+                    continue
+                if mode == "graphs" and math == "16-mixed":
+                    print(f"skip impl=torch net={name} math={math} mode=graphs "
+                          f"(GradScaler.step reads found_inf on the host)", flush=True)
                     continue
                 try:
                     measure(name, sizes, batch, math, mode, device, seconds, max_steps,

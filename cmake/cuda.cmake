@@ -6,10 +6,12 @@ set(BP_KERNEL_SOURCES
   kernels/losses.cu
   kernels/reductions.cu
   kernels/optimizers.cu
-  kernels/gather.cu)
+  kernels/gather.cu
+  kernels/mixed.cu)
 if(BP_HAVE_CUDA)
   set(BP_CUDA_SOURCES
     src/backend/cuda/host.c
+    src/backend/cuda/mixed.c
     src/backend/cuda/devices.c
     ${BP_KERNEL_SOURCES})
   set(BP_CUDA_LIBRARIES CUDA::cudart_static CUDA::cublas CUDA::cublasLt)

@@ -16,12 +16,15 @@ set(BP_SOURCES
   src/core/optimizer.c
   src/core/optimizers.c
   src/core/evaluate.c
+  src/core/mixed.c
+  src/core/memory.c
   # check/: gradient check, CPU-vs-GPU comparison
   src/check/gradcheck.c
   src/check/compare.c
   # backend/: the table of operations, which are built, the CPU backend
   src/backend/registry.c
   src/backend/cpu.c
+  src/backend/cpu_mixed.c
   # data/: data sets (IDX, CSV)
   src/data/dataset.c
   src/data/idx.c

@@ -155,6 +155,38 @@ typedef enum bp_dtype {
     BP_F64 = 1  /* double */
 } bp_dtype;
 
+/* What a network stores and computes in, named as PyTorch Lightning names
+ * its precision settings (docs/design.md, "Mixed precision"):
+ *
+ *  64-true     float64 everything (dtype BP_F64)
+ *  32-true     float32 everything (dtype BP_F32); on CUDA, math_mode may
+ *              still pick TF32 or BF16 tensor-core GEMMs
+ *  bf16-mixed  float32 master weights, optimizer state and weight and bias
+ *              gradients; a bfloat16 working copy of the weights and biases
+ *              made at every forward pass; activations, pre-activations and
+ *              deltas of the hidden layers stored in bfloat16; every
+ *              product with 16-bit inputs and float32 accumulation; the
+ *              output layer (its bias, activation, softmax, loss and
+ *              delta) in float32
+ *  16-mixed    the same with IEEE half (float16) storage, and dynamic loss
+ *              scaling exactly as torch.cuda.amp.GradScaler (initial scale
+ *              65536, x2 after 2000 clean steps in a row, x0.5 and the step
+ *              skipped when a gradient is not finite), on the device
+ *
+ * The mixed modes take and return float32 host arrays (dtype BP_F32):
+ * inputs, targets, outputs, parameters, gradients and optimizer state are
+ * the float32 masters. Every rounding to 16 bits is to nearest, ties to
+ * even, at the same points on the CPU and on CUDA, so the two backends can
+ * still be compared. BP_PRECISION_AUTO (the default) is the dtype's true
+ * precision. */
+typedef enum bp_precision {
+    BP_PRECISION_AUTO = 0,       /* 64-true for BP_F64, 32-true for BP_F32 */
+    BP_PRECISION_64_TRUE = 1,    /* "64-true" */
+    BP_PRECISION_32_TRUE = 2,    /* "32-true" */
+    BP_PRECISION_BF16_MIXED = 3, /* "bf16-mixed" */
+    BP_PRECISION_16_MIXED = 4    /* "16-mixed" */
+} bp_precision;
+
 typedef enum bp_backend { BP_BACKEND_CPU = 0, BP_BACKEND_CUDA = 1 } bp_backend;
 
 /* *built = 1 when the backend was compiled into this library. */
@@ -213,6 +245,10 @@ BP_API bp_status bp_loss_parse(const char *name, bp_loss *out);
 BP_API bp_status bp_dtype_parse(const char *name, bp_dtype *out);
 BP_API bp_status bp_backend_parse(const char *name, bp_backend *out);
 BP_API bp_status bp_math_mode_parse(const char *name, bp_math_mode *out);
+/* "auto", "64-true", "32-true", "bf16-mixed", "16-mixed"; parsing also
+ * takes Lightning's short forms "64", "32", "bf16", "16" and "fp16-mixed". */
+BP_API const char *bp_precision_name(bp_precision precision);
+BP_API bp_status bp_precision_parse(const char *name, bp_precision *out);
 
 /* Size in bytes of one element of dtype (4 or 8); 0 for unknown. */
 BP_API size_t bp_dtype_size(bp_dtype dtype);
@@ -265,6 +301,15 @@ typedef struct bp_network_config {
                                bp_network_forward, bp_network_gradients,
                                comparisons and gradient checks, which stay
                                unfused. */
+    /* All backends */
+    bp_precision precision; /* default BP_PRECISION_AUTO (dtype's true
+                               precision). The mixed modes need dtype
+                               BP_F32 and math_mode BP_MATH_FP32, 64-true
+                               needs BP_F64, 32-true BP_F32: another
+                               combination is BP_ERR_INVALID_ARGUMENT. A
+                               backend without mixed precision refuses it
+                               (BP_ERR_UNSUPPORTED); nothing falls back to
+                               float32. */
 } bp_network_config;
 
 /* Fills *cfg with the defaults above (sizes and activations NULL,
@@ -310,11 +355,37 @@ typedef struct bp_network_desc {
     bp_math_mode math_mode;
     int cuda_graphs;     /* since 0.3: as configured */
     int fused_epilogues; /* since 0.3: as configured */
+    /* All backends */
+    bp_precision precision; /* since 0.3; never BP_PRECISION_AUTO: what it resolved to */
 } bp_network_desc;
 
 BP_API bp_status bp_network_describe_sized(const bp_network *net, bp_network_desc *out, size_t size);
 #define bp_network_describe(net, out) \
     bp_network_describe_sized((net), (out), sizeof(bp_network_desc))
+
+/* The memory a network holds, in bytes, as allocated by bp_network_create
+ * (and by bp_network_set_optimizer for Adam's second moments). */
+typedef struct bp_network_memory {
+    size_t struct_size;  /* the caller's size (the call sets it) */
+    size_t parameters;   /* the (master) weights and biases */
+    size_t working_copy; /* mixed precision: their 16-bit copy; else 0 */
+    size_t gradients;    /* the weight and bias gradients */
+    size_t optimizer;    /* the optimizer's state buffers */
+    size_t per_sample;   /* a training step's buffers per sample of the
+                            batch: the input, every layer's activations,
+                            pre-activations and deltas, the targets and
+                            the sample's loss */
+    size_t activations;  /* of per_sample: the layers' activations,
+                            pre-activations and deltas alone (a^1..a^L,
+                            z^l, delta^l; the 16-bit copy of the input in
+                            the mixed modes) */
+    size_t step_buffers; /* per_sample * max_batch, plus ReLU masks */
+} bp_network_memory;
+
+BP_API bp_status bp_network_memory_report_sized(const bp_network *net, bp_network_memory *out,
+                                                size_t size);
+#define bp_network_memory_report(net, out) \
+    bp_network_memory_report_sized((net), (out), sizeof(bp_network_memory))
 
 /* Inference: a^L for a batch of `batch` samples, x [batch, n_0] host array,
  * out [batch, n_L] host array. For cross-entropy the outputs are softmax
@@ -499,6 +570,37 @@ BP_API bp_status bp_network_set_optimizer_state(bp_network *net, bp_optimizer_st
  * count). Setting it (>= 0) with the state restores a saved optimizer. */
 BP_API bp_status bp_network_get_optimizer_step(const bp_network *net, int64_t *step);
 BP_API bp_status bp_network_set_optimizer_step(bp_network *net, int64_t step);
+
+/* 16-mixed's dynamic loss scale (torch.cuda.amp.GradScaler, on the
+ * device): the output layer's delta is multiplied by `scale` before it is
+ * rounded to float16, so every gradient is; the gradients are unscaled
+ * (multiplied by the float32 reciprocal) before the guard and the update.
+ * A step whose scaled gradients are not finite updates nothing, halves the
+ * scale and counts in skipped_steps, and is not an error; a step call then
+ * returns BP_OK and bp_network_read_metrics does not report it. A step
+ * whose loss is not finite is still BP_ERR_NUMERIC. The scale starts at
+ * 65536 and doubles after growth_interval (2000) clean steps in a row.
+ * When it falls to 0 (no scale gives finite gradients: the forward pass
+ * overflows float16) or would grow past float32's range, the step calls
+ * and bp_network_read_metrics return BP_ERR_NUMERIC saying so. Checkpoints
+ * save and restore it. Other precisions have no loss scale:
+ * BP_ERR_INVALID_ARGUMENT. */
+typedef struct bp_loss_scale {
+    size_t struct_size;     /* set by bp_loss_scale_init; the get call sets it */
+    double scale;           /* a float32 value > 0; default 65536 */
+    int64_t growth_tracker; /* clean steps in a row since the last change, >= 0 */
+    int64_t skipped_steps;  /* steps skipped for non-finite gradients, >= 0 */
+} bp_loss_scale;
+
+/* The initial scale: 65536, no steps. */
+BP_API void bp_loss_scale_init_sized(bp_loss_scale *ls, size_t size);
+#define bp_loss_scale_init(ls) bp_loss_scale_init_sized((ls), sizeof(bp_loss_scale))
+BP_API bp_status bp_network_get_loss_scale_sized(const bp_network *net, bp_loss_scale *out,
+                                                 size_t size);
+#define bp_network_get_loss_scale(net, out) \
+    bp_network_get_loss_scale_sized((net), (out), sizeof(bp_loss_scale))
+/* Outside a step; the scale must be finite, > 0 and exactly a float32. */
+BP_API bp_status bp_network_set_loss_scale(bp_network *net, const bp_loss_scale *in);
 
 /* Parameters of layer (1..L) as host arrays: weight [n_l, n_{l-1}],
  * bias [n_l]. Either pointer may be NULL to skip it. */
@@ -789,6 +891,28 @@ BP_API bp_status bp_compare_backends_sized(const bp_network_config *cfg, bp_back
 BP_API bp_status bp_compare_tolerance_math(bp_dtype dtype, bp_math_mode mode, double *tolerance,
                                            int *judges_gradients);
 
+/* The tolerance of a comparison of two backends in a precision (AUTO:
+ * what the dtype would give, then as bp_compare_tolerance_math for 64-true
+ * and 32-true with math_mode):
+ *
+ *   precision   *judges_gradients  *tolerance
+ *   bf16-mixed  1 (all three)      1e-2
+ *   16-mixed    1 (all three)      2e-3
+ *
+ * In the mixed precisions both backends round at the same points to the
+ * same 16-bit values, from inputs that are already 16-bit on both sides, so
+ * their float32 sums differ only in the order of the additions (as in
+ * 32-true); a sum that lands a float32 ulp on the other side of a rounding
+ * boundary stores the neighbouring 16-bit value, which moves a gradient or
+ * an activation by one unit roundoff (2^-8 for bfloat16, 2^-11 for
+ * float16) of one sample's share. The tolerances are about two of those
+ * (README.md, "Mixed precision", has what was measured). A mixed precision
+ * with math_mode other than BP_MATH_FP32 is BP_ERR_INVALID_ARGUMENT, as
+ * bp_network_create refuses it. */
+BP_API bp_status bp_compare_tolerance_precision(bp_precision precision, bp_dtype dtype,
+                                                bp_math_mode mode, double *tolerance,
+                                                int *judges_gradients);
+
 /* The same for BP_MATH_FP32 (kept for programs built against 0.1):
  * 1e-12 for float64, 1e-5 for float32. */
 BP_API double bp_compare_tolerance(bp_dtype dtype);
@@ -806,6 +930,16 @@ BP_API double bp_compare_tolerance(bp_dtype dtype);
  * a new file gets 0666 minus the umask; a symlink is written through; a
  * path that is a device, FIFO, socket or directory is refused. */
 BP_API bp_status bp_model_save(const bp_network *net, const char *path);
+
+/* Saves the parameters rounded (to nearest, ties to even) to 16 bits, as a
+ * mixed precision's forward pass multiplies them: "BF16" tensors for
+ * precision bf16-mixed, "F16" for 16-mixed, otherwise as bp_model_save
+ * (metadata "exported_from": "F32"). For inference elsewhere
+ * (safetensors.torch.load_file reads it); bp_model_load reads the float32
+ * files of bp_model_save and refuses these. The network must be float32
+ * (any precision but 64-true). */
+BP_API bp_status bp_model_save_16bit(const bp_network *net, const char *path,
+                                     bp_precision precision);
 
 /* Loads a model saved by bp_model_save (or any safetensors file with those
  * tensor names and the metadata) into a new network. The architecture and

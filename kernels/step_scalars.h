@@ -36,6 +36,14 @@
  *   steps_seen   steps issued since creation (numbers bad_step)
  *   loss_sum, correct, samples
  *                metric sums since the last read, accumulated on the device
+ *   loss_scale, scale_tracker, scaler_skips, scaler_error
+ *                16-mixed's dynamic loss scale (kernels/bp_mixed.h): the
+ *                float32 scale (the host sets it; the output delta's
+ *                rounding and the unscaling read it), the clean steps in a
+ *                row, the steps skipped for non-finite gradients and a
+ *                sticky BP_SCALER_* error, all written by the scaler's
+ *                update, one thread after the optimizer's update. After
+ *                bad_step, so that one download from loss on returns them.
  *
  * Doubles and 64-bit integers only, so the layout is the same for C, nvcc
  * and the emulated runtime, and every field is 8-byte aligned.
@@ -57,6 +65,10 @@ typedef struct bp_step_scalars {
     double loss; /* loss and skip adjacent: one download (see train.c) */
     int64_t skip;
     int64_t bad_step;
+    double loss_scale;
+    int64_t scale_tracker;
+    int64_t scaler_skips;
+    int64_t scaler_error;
 } bp_step_scalars;
 
 #endif

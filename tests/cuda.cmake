@@ -163,6 +163,18 @@ if(BP_HAVE_CUDA AND TARGET test_core AND TARGET backprop_objects)
              COMMAND backprop_emulated_cli compare --dtype f32 --math bf16)
     add_test(NAME emulated_gpu.cli_compare_tf32
              COMMAND backprop_emulated_cli compare --dtype f32 --math tf32)
+    # The mixed precisions (issue 18): CPU vs emulated GPU with gradients
+    # judged, and a 16-mixed run through CUDA graphs.
+    add_test(NAME emulated_gpu.cli_compare_bf16_mixed
+             COMMAND backprop_emulated_cli compare --precision bf16-mixed)
+    add_test(NAME emulated_gpu.cli_compare_16_mixed
+             COMMAND backprop_emulated_cli compare --precision 16-mixed --loss mse
+                     --activation tanh)
+    add_test(NAME emulated_gpu.cli_train_16_mixed_graphs
+             COMMAND backprop_emulated_cli train --device cuda --precision 16-mixed --epochs 1)
+    set_tests_properties(emulated_gpu.cli_train_16_mixed_graphs PROPERTIES
+                         ENVIRONMENT "${bp_emu_cli_env}"
+                         PASS_REGULAR_EXPRESSION "16-mixed loss scaling: 0 steps skipped")
     set_tests_properties(emulated_gpu.cli_train_tf32_graphs emulated_gpu.cli_train_bf16_no_graphs
                          emulated_gpu.cli_train_no_fused_epilogues
                          PROPERTIES ENVIRONMENT "${bp_emu_cli_env}"

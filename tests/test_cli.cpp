@@ -471,4 +471,52 @@ TEST_F(Cli, PrintedTestLossIsTheLibrarysEvaluation)
     }
 }
 
+// --precision on train, eval, compare and info: the mixed precisions train
+// and save float32 masters (and, asked, 16-bit weights that PyTorch reads
+// and bp_model_load refuses); bad combinations are refused by name.
+TEST_F(Cli, MixedPrecisions)
+{
+    std::string csv = blobs("mixed.csv", 80, 5);
+    std::string model = file("mixed.st"), half = file("mixed16.st");
+    Result b = run("train --data " + csv + " --precision bf16-mixed --epochs 3 --layers 3,16,2 " +
+                   "--save " + model + " --save-16bit " + half);
+    ASSERT_EQ(b.code, 0) << b.out << b.err;
+    EXPECT_CONTAINS(b.out, "ce f32 bf16-mixed");
+    EXPECT_CONTAINS(b.out, "(BF16 weights)");
+    Result h = run("train --data " + csv + " --precision 16-mixed --epochs 3 --layers 3,16,2");
+    ASSERT_EQ(h.code, 0) << h.out << h.err;
+    EXPECT_CONTAINS(h.out, "16-mixed loss scaling: 0 steps skipped");
+    Result e = run("eval --model " + model + " --data " + csv + " --precision 16-mixed");
+    EXPECT_EQ(e.code, 0) << e.out << e.err;
+    EXPECT_CONTAINS(e.out, "accuracy");
+    Result r = run("eval --model " + half + " --data " + csv);
+    EXPECT_NE(r.code, 0);
+    EXPECT_CONTAINS(r.err, "has dtype 'BF16'");
+    Result d = run("eval --model " + model + " --data " + csv + " --precision 64-true");
+    EXPECT_NE(d.code, 0);
+    EXPECT_CONTAINS(d.err, "precision '64-true' computes in float64");
+    Result c = run("compare --against cpu --precision bf16-mixed --layers 10,20,3 --batch 7");
+    EXPECT_EQ(c.code, 0) << c.out << c.err;
+    EXPECT_CONTAINS(c.out, "verdict: PASS");
+    EXPECT_CONTAINS(c.out, "tolerance 1e-02 for bf16-mixed");
+    Result i = run("info --layers 784,1024,10 --batch 256");
+    EXPECT_EQ(i.code, 0) << i.err;
+    EXPECT_CONTAINS(i.out, "bf16-mixed");
+    EXPECT_CONTAINS(i.out, "16-mixed");
+    struct Bad {
+        std::string args, needle;
+    };
+    const Bad bad[] = {
+        {"--precision 16-mixed --dtype f64", "--precision 16-mixed computes with f32"},
+        {"--precision 8-mixed", "unknown precision '8-mixed'"},
+        {"--precision bf16-mixed --math tf32", "math_mode 'tf32'"},
+        {"--save-16bit " + file("x.st"), "--save-16bit needs --precision bf16-mixed or 16-mixed"},
+    };
+    for (const Bad &x : bad) {
+        Result f = run("train --data " + csv + " --epochs 1 " + x.args);
+        EXPECT_NE(f.code, 0) << x.args;
+        EXPECT_CONTAINS(f.err, x.needle);
+    }
+}
+
 } // namespace

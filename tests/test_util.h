@@ -177,6 +177,7 @@ struct Spec {
     int max_batch = 16;
     uint64_t seed = 1;
     double slope = 0.01;
+    bp_precision precision = BP_PRECISION_AUTO;
 
     bp_network_config config() const
     {
@@ -191,6 +192,7 @@ struct Spec {
         cfg.max_batch = max_batch;
         cfg.seed = seed;
         cfg.leaky_slope = slope;
+        cfg.precision = precision;
         return cfg;
     }
     Net create() const

@@ -54,6 +54,14 @@ static const name_value math_mode_names[] = {
     {"bf16", BP_MATH_BF16},
 };
 
+static const name_value precision_names[] = {
+    {"auto", BP_PRECISION_AUTO},         {"64-true", BP_PRECISION_64_TRUE},
+    {"32-true", BP_PRECISION_32_TRUE},   {"bf16-mixed", BP_PRECISION_BF16_MIXED},
+    {"16-mixed", BP_PRECISION_16_MIXED}, {"64", BP_PRECISION_64_TRUE},
+    {"32", BP_PRECISION_32_TRUE},        {"bf16", BP_PRECISION_BF16_MIXED},
+    {"16", BP_PRECISION_16_MIXED},       {"fp16-mixed", BP_PRECISION_16_MIXED},
+};
+
 /* The name of value: its first entry in the table, or NULL. */
 static const char *name_of(const name_value *table, size_t n, int value)
 {
@@ -118,6 +126,11 @@ const char *bp_math_mode_name(bp_math_mode mode)
     return name_of(math_mode_names, COUNT(math_mode_names), (int)mode);
 }
 
+const char *bp_precision_name(bp_precision precision)
+{
+    return name_of(precision_names, COUNT(precision_names), (int)precision);
+}
+
 /* The enum's _parse function: the arguments checked, the table lookup,
  * then the store as the enum type (an int is not an enum's storage in
  * every ABI). */
@@ -137,3 +150,4 @@ DEFINE_PARSE(bp_loss_parse, bp_loss, "loss", loss_names)
 DEFINE_PARSE(bp_dtype_parse, bp_dtype, "dtype", dtype_names)
 DEFINE_PARSE(bp_backend_parse, bp_backend, "backend", backend_names)
 DEFINE_PARSE(bp_math_mode_parse, bp_math_mode, "math mode", math_mode_names)
+DEFINE_PARSE(bp_precision_parse, bp_precision, "precision", precision_names)

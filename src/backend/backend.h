@@ -158,6 +158,53 @@ typedef struct bp_backend_ops {
     bp_status (*linear_drelu_backward)(void *ctx, bp_dtype dt, const void *w, const void *d,
                                        const void *mask, int64_t mask_ld, void *d_prev, void *db,
                                        int n_in, int batch, int n_out);
+
+    /* ---- mixed precision (bf16-mixed, 16-mixed): NULL when the backend has
+     * none, and such networks are then refused. half is BP_HALF_BF16 or
+     * BP_HALF_F16 (kernels/bp_mixed.h), the format of every 16-bit array
+     * (uint16_t elements); every rounding is bp_half_from_f32's. ---- */
+
+    /* gather_rows for the input of a mixed network: dst row i (n 16-bit
+     * values) = half(src row rows[i]) (n float32 values); rows NULL: row i. */
+    bp_status (*gather_rows_half)(void *ctx, int half, void *dst, const float *src,
+                                  const int32_t *rows, int batch, int n);
+    /* gather_epoch with the input rows converted so (n float32 values to n
+     * 16-bit ones); the targets copied as they are (y_dst NULL: none). */
+    bp_status (*gather_epoch_half)(void *ctx, int half, void *x_dst, const float *x_src, int n,
+                                   void *y_dst, const void *y_src, size_t y_row_bytes,
+                                   const int32_t *order, const int64_t *cursor, int batch);
+    /* dst[i] = half(src[i] * s) for i < count, s = (float)*scale (a device
+     * double: 16-mixed's loss scale) or 1 when scale is NULL. */
+    bp_status (*to_half)(void *ctx, int half, const float *src, void *dst, size_t count,
+                         const double *scale);
+    /* C = op(A) op(B) + beta C, column-major as gemm, A and B 16-bit, the
+     * products summed in float32; C float32 (c_half 0) or 16-bit (c_half 1:
+     * rounded once, from the float32 sum plus beta times C). */
+    bp_status (*gemm_half)(void *ctx, int half, int trans_a, int trans_b, int m, int n, int k,
+                           const void *a, int lda, const void *b, int ldb, double beta, void *c,
+                           int c_half, int ldc);
+    /* Z row b = bias, for b < batch (16-bit rows of n): the C that a gemm_half
+     * with beta 1 adds the bias from, so that z = half(W a + b) rounds once. */
+    bp_status (*fill_rows_half)(void *ctx, int half, const void *bias, void *z, int n, int batch);
+    /* A[b, j] = half(sigma(Z[b, j])), sigma in float32 (bp_act_f). */
+    bp_status (*act_half)(void *ctx, int half, bp_activation act, double slope, const void *z,
+                          void *a, int n, int batch);
+    /* D[b, j] = half(D[b, j] * sigma'(Z[b, j], A[b, j])) (bp_hadamard_delta_f;
+     * identity leaves D as it is, and z, a may be NULL), then the float32
+     * bias gradient db[j] = sum over b = 0, 1, ... of D[b, j], in that order. */
+    bp_status (*delta_half)(void *ctx, int half, bp_activation act, double slope, const void *z,
+                            const void *a, void *d, float *db, int n, int batch);
+    /* 16-mixed: g[i] = bp_scaler_unscale(g[i], bp_scaler_inverse(*scale))
+     * for i < count (float32 gradients); with scalars not NULL (a training
+     * step) a value that is not finite sets scalars->skip. */
+    bp_status (*unscale)(void *ctx, float *g, size_t count, const double *scale,
+                         bp_step_scalars *scalars);
+    /* 16-mixed, after optimizer_update: bp_scaler_update of loss_scale and
+     * scale_tracker with found_inf = skip; a skipped step counts in
+     * scaler_skips, and when its loss was finite and bad_step names this
+     * step (steps_seen), bad_step is cleared: the scaler skipped it, no
+     * error. One thread; nothing else reads the fields meanwhile. */
+    bp_status (*scaler_update)(void *ctx, bp_step_scalars *scalars);
 } bp_backend_ops;
 
 /* The table of a backend: BP_ERR_NOT_BUILT (with a message) when it is not

@@ -10,6 +10,7 @@
 
 #include "bp_math.h"
 #include "backend/backend.h"
+#include "backend/cpu_mixed.h"
 #include "api/error.h"
 
 /* bp_math.h codes activations and losses by the public enums' values
@@ -23,24 +24,34 @@ _Static_assert(BP_M_MSE == (int)BP_LOSS_MSE, "bp_math.h: mse code");
 _Static_assert(BP_M_CROSS_ENTROPY == (int)BP_LOSS_CROSS_ENTROPY, "bp_math.h: cross-entropy code");
 _Static_assert(BP_M_BCE == (int)BP_LOSS_BCE, "bp_math.h: bce code");
 
-/* The CPU backend needs no state; the context is a placeholder so the
- * table's contract is the same for every backend. */
+/* The CPU backend's state: only the mixed precisions' scratch
+ * (src/backend/cpu_mixed.c), NULL without them. */
 typedef struct cpu_ctx {
-    int unused;
+    bp_cpu_mixed *mixed;
 } cpu_ctx;
+
+bp_cpu_mixed *bp_cpu_ctx_mixed(void *ctx) { return ((cpu_ctx *)ctx)->mixed; }
 
 static bp_status cpu_ctx_create(const bp_network_config *cfg, size_t staging_bytes, void **ctx)
 {
-    (void)cfg;
     (void)staging_bytes;
     cpu_ctx *c = calloc(1, sizeof *c);
     if (c == NULL)
         return bp_fail(BP_ERR_OUT_OF_MEMORY, "cpu backend: no memory for the context");
+    bp_status st = bp_cpu_mixed_create(cfg, &c->mixed);
+    if (st != BP_OK) {
+        free(c);
+        return st;
+    }
     *ctx = c;
     return BP_OK;
 }
 
-static void cpu_ctx_destroy(void *ctx) { free(ctx); }
+static void cpu_ctx_destroy(void *ctx)
+{
+    bp_cpu_mixed_destroy(((cpu_ctx *)ctx)->mixed);
+    free(ctx);
+}
 
 static bp_status cpu_alloc(void *ctx, size_t bytes, void **ptr)
 {
@@ -355,4 +366,14 @@ const bp_backend_ops bp_cpu_backend_ops = {
     .gather_rows = cpu_gather_rows,
     .gather_epoch = cpu_gather_epoch,
     /* no graphs: train.c runs every step eagerly */
+    /* mixed precision (cpu_mixed.c) */
+    .gather_rows_half = bp_cpu_gather_rows_half,
+    .gather_epoch_half = bp_cpu_gather_epoch_half,
+    .to_half = bp_cpu_to_half,
+    .gemm_half = bp_cpu_gemm_half,
+    .fill_rows_half = bp_cpu_fill_rows_half,
+    .act_half = bp_cpu_act_half,
+    .delta_half = bp_cpu_delta_half,
+    .unscale = bp_cpu_unscale,
+    .scaler_update = bp_cpu_scaler_update,
 };

@@ -8,6 +8,7 @@
 
 #include "api/error.h"
 #include "api/struct_size.h"
+#include "core/mixed.h"
 #include "core/network.h"
 
 double bp_compare_tolerance(bp_dtype dtype) { return dtype == BP_F64 ? 1e-12 : 1e-5; }
@@ -29,6 +30,29 @@ bp_status bp_compare_tolerance_math(bp_dtype dtype, bp_math_mode mode, double *t
         *tolerance = exact ? bp_compare_tolerance(dtype) : mode == BP_MATH_TF32 ? 5e-3 : 3e-2;
     if (judges_gradients != NULL)
         *judges_gradients = exact;
+    return BP_OK;
+}
+
+/* The values and their source: include/backprop.h and README.md. */
+bp_status bp_compare_tolerance_precision(bp_precision precision, bp_dtype dtype, bp_math_mode mode,
+                                         double *tolerance, int *judges_gradients)
+{
+    const char *fn = "bp_compare_tolerance_precision";
+    bp_network_config cfg; /* the combination, checked as bp_network_create checks it */
+    bp_network_config_init(&cfg);
+    cfg.precision = precision;
+    cfg.dtype = dtype;
+    cfg.math_mode = mode;
+    bp_precision p = BP_PRECISION_AUTO;
+    if (bp_math_mode_name(mode) == NULL)
+        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: unknown math mode %d", fn, (int)mode);
+    BP_TRY(bp_precision_resolve(fn, &cfg, &p));
+    if (p == BP_PRECISION_64_TRUE || p == BP_PRECISION_32_TRUE)
+        return bp_compare_tolerance_math(dtype, mode, tolerance, judges_gradients);
+    if (tolerance != NULL)
+        *tolerance = p == BP_PRECISION_BF16_MIXED ? 1e-2 : 2e-3;
+    if (judges_gradients != NULL)
+        *judges_gradients = 1;
     return BP_OK;
 }
 

@@ -72,6 +72,26 @@ static int parse_acts(const char *text, bp_activation *out, int max)
     return n;
 }
 
+int cli_precision_dtype(const char *precision_flag, const char *dtype_flag,
+                        const char *default_dtype, bp_dtype *dtype, bp_precision *precision)
+{
+    *precision = BP_PRECISION_AUTO;
+    if (precision_flag != NULL && bp_precision_parse(precision_flag, precision) != BP_OK)
+        return cli_error("--precision: %s", bp_last_error());
+    bp_dtype implied = *precision == BP_PRECISION_64_TRUE ? BP_F64 : BP_F32;
+    const char *name = dtype_flag                                          ? dtype_flag
+                       : precision_flag && *precision != BP_PRECISION_AUTO ? bp_dtype_name(implied)
+                                                                           : default_dtype;
+    if (bp_dtype_parse(name, dtype) != BP_OK)
+        return cli_error("--dtype: %s", bp_last_error());
+    if (*precision != BP_PRECISION_AUTO && *dtype != implied)
+        return cli_error("--precision %s computes with %s host arrays, not --dtype %s (leave "
+                         "--dtype out)",
+                         bp_precision_name(*precision), bp_dtype_name(implied),
+                         bp_dtype_name(*dtype));
+    return 0;
+}
+
 int cli_build_architecture(const architecture_flags *f, int n_in, int n_out, const int *hidden,
                            int n_hidden, const char *default_loss, const char *default_dtype,
                            architecture *out)
@@ -80,9 +100,8 @@ int cli_build_architecture(const architecture_flags *f, int n_in, int n_out, con
     const char *loss = f->loss ? f->loss : default_loss;
     if (bp_loss_parse(loss, &out->loss) != BP_OK)
         return cli_error("--loss: %s", bp_last_error());
-    const char *dtype = f->dtype ? f->dtype : default_dtype;
-    if (bp_dtype_parse(dtype, &out->dtype) != BP_OK)
-        return cli_error("--dtype: %s", bp_last_error());
+    if (cli_precision_dtype(f->precision, f->dtype, default_dtype, &out->dtype, &out->precision) != 0)
+        return -1;
     if (f->layers) {
         int n = cli_parse_int_list("--layers", f->layers, out->sizes, BP_MAX_LAYERS + 1, 1);
         if (n < 0)
@@ -131,6 +150,7 @@ void cli_architecture_config(const architecture *a, bp_network_config *cfg)
     cfg->activations = a->activations;
     cfg->loss = a->loss;
     cfg->dtype = a->dtype;
+    cfg->precision = a->precision;
 }
 
 void cli_network_summary(const bp_network_desc *d, char *buf, size_t size)
@@ -141,8 +161,12 @@ void cli_network_summary(const bp_network_desc *d, char *buf, size_t size)
     for (int l = 0; l < d->n_layers && o < size; l++)
         o += (size_t)snprintf(buf + o, size - o, "%s%s", l ? "," : " ",
                               bp_activation_name(d->activations[l]));
+    int mixed = d->precision == BP_PRECISION_BF16_MIXED || d->precision == BP_PRECISION_16_MIXED;
     if (o < size)
-        snprintf(buf + o, size - o, " %s %s", bp_loss_name(d->loss), bp_dtype_name(d->dtype));
+        o += (size_t)snprintf(buf + o, size - o, " %s %s", bp_loss_name(d->loss),
+                              bp_dtype_name(d->dtype));
+    if (mixed && o < size)
+        snprintf(buf + o, size - o, " %s", bp_precision_name(d->precision));
 }
 
 int cli_load_data(const char *path, bp_dtype dtype, const data_options *opt, loaded_data *out)

@@ -28,6 +28,7 @@ typedef struct architecture_flags {
     const char *activations; /* one per layer */
     const char *loss;
     const char *dtype;
+    const char *precision; /* --precision: 64-true, 32-true, bf16-mixed, 16-mixed */
 } architecture_flags;
 
 /* A network's shape, loss and precision, parsed and checked. */
@@ -37,7 +38,15 @@ typedef struct architecture {
     bp_activation activations[BP_MAX_LAYERS];
     bp_loss loss;
     bp_dtype dtype;
+    bp_precision precision; /* BP_PRECISION_AUTO without --precision */
 } architecture;
+
+/* --precision and --dtype together: the dtype of the data and the host
+ * arrays (64-true: f64; the others f32; --dtype alone, or default_dtype)
+ * and the precision (AUTO without --precision). A --dtype that contradicts
+ * --precision is an error. 0, or -1 after printing an error. */
+int cli_precision_dtype(const char *precision_flag, const char *dtype_flag,
+                        const char *default_dtype, bp_dtype *dtype, bp_precision *precision);
 
 /* Builds an architecture. n_in / n_out (or -1 when free) are what the data
  * needs; without --layers the sizes are n_in, hidden..., n_out. The output

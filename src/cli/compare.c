@@ -39,7 +39,9 @@ int cmd_compare(int argc, char **argv)
         {"--activation", FLAG_STRING, &af.activation, "NAME", "hidden activation (default relu)"},
         {"--activations", FLAG_STRING, &af.activations, "A,B,..", "one activation per layer"},
         {"--loss", FLAG_STRING, &af.loss, "ce|mse|bce", "loss (default ce)"},
-        {"--dtype", FLAG_STRING, &af.dtype, "f32|f64", "precision (default f64)"},
+        {"--dtype", FLAG_STRING, &af.dtype, "f32|f64", "real type (default f64)"},
+        {"--precision", FLAG_STRING, &af.precision, "64-true|32-true|bf16-mixed|16-mixed",
+         "storage and arithmetic (default: the dtype's, 64-true)"},
         {"--batch", FLAG_INT, &batch, "N", "batch size (default 64)"},
         {"--seed", FLAG_INT, &seed, "N", "seed of the weights and the batch (default 1)"},
         {"--against", FLAG_STRING, &against, "cuda|cpu",
@@ -91,15 +93,24 @@ int cmd_compare(int argc, char **argv)
                       st);
         goto out;
     }
-    double tol = cli_compare_tolerance(a.dtype, math_mode);
-    printf("cpu vs %s, %s, %s math, batch %ld, seed %ld; loss %.17g vs %.17g\n",
-           bp_backend_name(other), bp_dtype_name(a.dtype), bp_math_mode_name(math_mode), batch,
-           seed, la, lb);
-    double worst = print_diffs(&a, diff, cli_compare_judges_gradients(a.dtype, math_mode));
+    double tol = 0;
+    int judges = 1;
+    if (bp_compare_tolerance_precision(a.precision, a.dtype, math_mode, &tol, &judges) != BP_OK) {
+        cli_lib_error("compare", BP_ERR_INVALID_ARGUMENT);
+        goto out;
+    }
+    bp_precision shown = a.precision == BP_PRECISION_AUTO
+                             ? (a.dtype == BP_F64 ? BP_PRECISION_64_TRUE : BP_PRECISION_32_TRUE)
+                             : a.precision;
+    const char *pname = bp_precision_name(shown);
+    printf("cpu vs %s, %s, %s, %s math, batch %ld, seed %ld; loss %.17g vs %.17g\n",
+           bp_backend_name(other), pname, bp_dtype_name(a.dtype), bp_math_mode_name(math_mode),
+           batch, seed, la, lb);
+    double worst = print_diffs(&a, diff, judges);
     int ok = worst <= tol;
-    printf("verdict: %s (largest relative difference %.2e%s, tolerance %.0e for %s, %s math)\n",
-           ok ? "PASS" : "FAIL", worst,
-           cli_compare_judges_gradients(a.dtype, math_mode) ? "" : " of the activations", tol,
+    printf("verdict: %s (largest relative difference %.2e%s, tolerance %.0e for %s, %s, %s "
+           "math)\n",
+           ok ? "PASS" : "FAIL", worst, judges ? "" : " of the activations", tol, pname,
            bp_dtype_name(a.dtype), bp_math_mode_name(math_mode));
     rc = ok ? 0 : 1;
 out:

@@ -15,7 +15,8 @@ typedef struct model_options {
     const char *model_path, *data_path, *device;
     long label_column, n_targets, batch;
     int unlabeled;
-    int allow_non_finite; /* --allow-non-finite */
+    int allow_non_finite;  /* --allow-non-finite */
+    const char *precision; /* --precision, NULL: the model file's dtype's true precision */
 } model_options;
 
 /* A saved model on its device, and a data set in the model's dtype. */
@@ -41,6 +42,8 @@ static int open_model(const model_options *f, model_and_data *m)
         return -1;
     bp_network_config base;
     bp_network_config_init(&base);
+    if (f->precision != NULL && bp_precision_parse(f->precision, &base.precision) != BP_OK)
+        return cli_error("--precision: %s", bp_last_error());
     base.backend = dev.backend;
     base.device = dev.ordinal;
     base.max_batch = 1; /* the real batch is known once the data is */
@@ -69,6 +72,7 @@ static int open_model(const model_options *f, model_and_data *m)
     need.n_layers = m->desc.n_layers;
     need.sizes = m->desc.sizes;
     need.dtype = m->desc.dtype;
+    need.precision = m->desc.precision;
     need.max_batch = base.max_batch;
     if (cli_check_memory(&need, 0) != 0)
         return -1;
@@ -97,6 +101,8 @@ static void close_model(model_and_data *m)
         {"--label-column", FLAG_INT, &f.label_column, "N", "CSV label column (default last)"},    \
         {"--targets", FLAG_INT, &f.n_targets, "K",                                                \
          "CSV regression: the last K columns are targets"},                                       \
+        {"--precision", FLAG_STRING, &f.precision, "64-true|32-true|bf16-mixed|16-mixed",         \
+         "compute in (default: the model's dtype, 32-true or 64-true)"},                          \
     {                                                                                             \
         "--allow-non-finite", FLAG_SWITCH, &f.allow_non_finite, NULL,                             \
             "use a model even if a parameter is NaN or infinite"                                  \
@@ -104,7 +110,7 @@ static void close_model(model_and_data *m)
 
 int cmd_eval(int argc, char **argv)
 {
-    model_options f = {NULL, NULL, "auto", -1, 0, 1024, 0, 0};
+    model_options f = {NULL, NULL, "auto", -1, 0, 1024, 0, 0, NULL};
     const flag flags[] = {MODEL_FLAGS(f)};
     static const command cmd = {"eval",
                                 "Loss and accuracy of a saved model on a data set, "
@@ -165,7 +171,7 @@ out:
 
 int cmd_predict(int argc, char **argv)
 {
-    model_options f = {NULL, NULL, "auto", -1, 0, 1024, 0, 0};
+    model_options f = {NULL, NULL, "auto", -1, 0, 1024, 0, 0, NULL};
     const flag flags[] = {MODEL_FLAGS(f),
                           {"--unlabeled", FLAG_SWITCH, &f.unlabeled, NULL,
                            "CSV without a label column: every column is a feature"}};

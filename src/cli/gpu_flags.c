@@ -12,20 +12,6 @@ int cli_parse_math_mode(const char *option, const char *text, bp_math_mode *out)
     return 0;
 }
 
-int cli_compare_judges_gradients(bp_dtype dtype, bp_math_mode mode)
-{
-    int judges = 1;
-    (void)bp_compare_tolerance_math(dtype, mode, NULL, &judges);
-    return judges;
-}
-
-double cli_compare_tolerance(bp_dtype dtype, bp_math_mode mode)
-{
-    double tolerance = bp_compare_tolerance(dtype);
-    (void)bp_compare_tolerance_math(dtype, mode, &tolerance, NULL);
-    return tolerance;
-}
-
 void cli_describe_no_gpu(char *why, size_t size)
 {
     why[0] = '\0';

@@ -1,4 +1,5 @@
-/* info.c — `backprop info`: version, backends, devices. */
+/* info.c — `backprop info`: version, backends, devices; with --layers, the
+ * memory a network of those sizes holds in each precision. */
 #include <stdio.h>
 
 #include "args.h"
@@ -6,16 +7,73 @@
 #include "common.h"
 #include "dist.h"
 
+/* The memory of a (CPU) network of sizes per precision, as the library
+ * allocates it (bp_network_memory_report): --precision, or all four. */
+static int print_memory(const char *layers, long batch, const char *precision)
+{
+    architecture_flags af = {0};
+    af.layers = layers;
+    af.precision = precision;
+    const int hidden[] = {0};
+    architecture a;
+    if (cli_build_architecture(&af, -1, -1, hidden, 0, "ce", "f32", &a) != 0)
+        return 2;
+    if (batch < 1 || batch > (1 << 24))
+        return cli_error("--batch: %ld is out of range (1..%d)", batch, 1 << 24), 2;
+    bp_precision all[] = {BP_PRECISION_64_TRUE, BP_PRECISION_32_TRUE, BP_PRECISION_BF16_MIXED,
+                          BP_PRECISION_16_MIXED};
+    printf("memory of %s, batch %ld (bytes):\n", layers, batch);
+    printf("%-11s %12s %12s %12s %12s %12s %14s\n", "precision", "parameters", "16-bit copy",
+           "gradients", "optimizer", "activations", "per sample");
+    for (int i = 0; i < 4; i++) {
+        if (a.precision != BP_PRECISION_AUTO && a.precision != all[i])
+            continue;
+        bp_network_config cfg;
+        bp_network_config_init(&cfg);
+        cli_architecture_config(&a, &cfg);
+        cfg.precision = all[i];
+        cfg.dtype = all[i] == BP_PRECISION_64_TRUE ? BP_F64 : BP_F32;
+        cfg.max_batch = (int)batch;
+        bp_network *net = NULL;
+        bp_status st = bp_network_create(&cfg, &net);
+        if (st != BP_OK)
+            return cli_lib_error("--layers", st), 1;
+        bp_network_memory m;
+        m.struct_size = sizeof m;
+        st = bp_network_memory_report(net, &m);
+        bp_network_free(net);
+        if (st != BP_OK)
+            return cli_lib_error("memory", st), 1;
+        printf("%-11s %12zu %12zu %12zu %12zu %12zu %14zu\n", bp_precision_name(all[i]),
+               m.parameters, m.working_copy, m.gradients, m.optimizer,
+               m.activations * (size_t)batch, m.activations);
+    }
+    printf("activations: every layer's a, z and delta for the batch (the 16-bit input copy in "
+           "the mixed precisions); per sample: the same for one sample\n");
+    return 0;
+}
+
 int cmd_info(int argc, char **argv)
 {
+    const char *layers = NULL, *precision = NULL;
+    long batch = 256;
+    const flag flags[] = {
+        {"--layers", FLAG_STRING, &layers, "N,N,..",
+         "also print the memory of a network of these sizes"},
+        {"--batch", FLAG_INT, &batch, "N", "its batch (default 256)"},
+        {"--precision", FLAG_STRING, &precision, "64-true|32-true|bf16-mixed|16-mixed",
+         "only this precision (default: all four)"},
+    };
     static const command cmd = {"info",
                                 "Prints the version, the backends built and the CUDA "
                                 "devices found.",
                                 NULL};
-    int p = cli_parse(&cmd, argc, argv, NULL, 0);
+    int p = cli_parse(&cmd, argc, argv, flags, sizeof flags / sizeof flags[0]);
     if (p != 0)
         return p > 0 ? 0 : 2;
     printf("backprop %s\n", bp_version());
+    if (layers != NULL)
+        return print_memory(layers, batch, precision);
     int cuda = 0;
     bp_backend_is_built(BP_BACKEND_CUDA, &cuda);
     printf("backends: cpu%s\n", cuda ? ", cuda" : " (cuda: not built)");

@@ -97,10 +97,10 @@ static int choose_device_and_dtype(training_run *run)
     if (cli_choose_device(cli_dist_device_spec(o->device, first_device, sizeof first_device),
                           &run->device) != 0)
         return 2;
-    run->dtype = BP_F32;
-    const char *dtype = o->architecture.dtype;
-    if (dtype && bp_dtype_parse(dtype, &run->dtype) != BP_OK)
-        return cli_error("--dtype: %s", bp_last_error()), 2;
+    bp_precision precision;
+    if (cli_precision_dtype(o->architecture.precision, o->architecture.dtype, "f32", &run->dtype,
+                            &precision) != 0)
+        return 2;
     if (run->dtype == BP_F32 && o->lr > 0 && (float)o->lr == 0.0f) /* say why, not "lr 0" */
         return cli_error("--lr: %g is below the smallest f32 number (1.4e-45) and would be 0; "
                          "use --dtype f64 or a larger --lr",
@@ -513,6 +513,12 @@ static int print_summary(training_run *run)
     else
         printf("%s loss %.6g, %d epoch%s in %.1fs on %s\n", which, ev->loss, epochs,
                epochs == 1 ? "" : "s", total, run->device.description);
+    bp_loss_scale ls; /* 16-mixed: what the loss scaler did */
+    bp_network_desc d;
+    if (bp_network_describe(run->net, &d) == BP_OK && d.precision == BP_PRECISION_16_MIXED &&
+        bp_network_get_loss_scale(run->net, &ls) == BP_OK)
+        printf("16-mixed loss scaling: %lld step%s skipped for float16 overflow, scale now %g\n",
+               (long long)ls.skipped_steps, ls.skipped_steps == 1 ? "" : "s", ls.scale);
     return 0;
 }
 
@@ -534,6 +540,18 @@ static int write_outputs(training_run *run)
         }
         if (!o->quiet)
             printf("saved %s\n", o->save_path);
+    }
+    if (o->save_16bit_path) { /* the weights as the mixed forward pass multiplies them */
+        bp_network_desc d;
+        bp_network_describe(run->net, &d);
+        bp_status st = bp_model_save_16bit(run->net, o->save_16bit_path, d.precision);
+        if (st != BP_OK) {
+            bp_file_replace_abort(plot);
+            return cli_lib_error("--save-16bit", st);
+        }
+        if (!o->quiet)
+            printf("saved %s (%s weights)\n", o->save_16bit_path,
+                   d.precision == BP_PRECISION_16_MIXED ? "F16" : "BF16");
     }
     int failed = 0;
     if (run->log != NULL) {

@@ -59,7 +59,7 @@ static int adopt_architecture(train_options *o, const bp_network_config *c)
         a->activations = o->init_activations;
     if (a->loss == NULL)
         a->loss = bp_loss_name(c->loss);
-    if (a->dtype == NULL)
+    if (a->dtype == NULL && a->precision == NULL) /* --precision implies its own dtype */
         a->dtype = bp_dtype_name(c->dtype);
     return 0;
 }
@@ -109,12 +109,20 @@ static size_t train_flags(train_options *o, flag *flags, size_t max)
         {"--schedule", FLAG_STRING, &o->schedule, "cosine|constant",
          "learning-rate schedule over the epochs (default cosine)"},
         {"--seed", FLAG_INT, &o->seed, "N", "initialisation and shuffling seed (default 1)"},
-        {"--dtype", FLAG_STRING, &o->architecture.dtype, "f32|f64", "precision (default f32)"},
+        {"--dtype", FLAG_STRING, &o->architecture.dtype, "f32|f64",
+         "real type of the data (default f32; f64 is --precision 64-true)"},
+        {"--precision", FLAG_STRING, &o->architecture.precision,
+         "64-true|32-true|bf16-mixed|16-mixed",
+         "storage and arithmetic (default 32-true); mixed: 16-bit activations and working "
+         "weights, float32 master weights"},
         {"--device", FLAG_STRING, &o->device, "auto|cpu|cuda[:N]|cuda:N,N,..|cuda:all",
          "where to train (default auto); a list: data-parallel on those GPUs"},
         {"--no-shuffle", FLAG_SWITCH, &o->no_shuffle, NULL, "samples in file order"},
         {"--init", FLAG_STRING, &o->init_path, "MODEL", "start from a saved model's parameters"},
         {"--save", FLAG_STRING, &o->save_path, "MODEL", "save the trained model (safetensors)"},
+        {"--save-16bit", FLAG_STRING, &o->save_16bit_path, "MODEL",
+         "bf16-mixed, 16-mixed: also save the weights rounded to BF16 or F16 (for inference "
+         "elsewhere; --save keeps the float32 masters)"},
         {"--log", FLAG_STRING, &o->log_path, "CSV",
          "one row per epoch: epoch,train_loss,test_loss,test_accuracy,seconds,samples_per_s"},
         {"--plot", FLAG_STRING, &o->plot_path, "SVG", "loss and accuracy curves"},
@@ -124,7 +132,7 @@ static size_t train_flags(train_options *o, flag *flags, size_t max)
          "CSV regression: the last K columns are targets"},
         {"--quiet", FLAG_SWITCH, &o->quiet, NULL, "print only the final result"},
         {"--math", FLAG_STRING, &o->math, "fp32|tf32|bf16",
-         "GEMM math on the GPU for f32 (default fp32: exact)"},
+         "GEMM math on the GPU for 32-true (default fp32: exact)"},
         {"--no-graphs", FLAG_SWITCH, &o->no_graphs, NULL,
          "issue each GPU kernel from the host (no CUDA graphs)"},
         {"--no-fused-epilogues", FLAG_SWITCH, &o->no_fused, NULL,
@@ -147,8 +155,9 @@ static int check_paths(const train_options *o)
     const cli_path outputs[] = {{"--save", o->save_path},
                                 {"--log", o->log_path},
                                 {"--plot", o->plot_path},
-                                {"--checkpoint", o->optim.checkpoint}};
-    if (cli_check_paths(inputs, 3, outputs, 4) != 0)
+                                {"--checkpoint", o->optim.checkpoint},
+                                {"--save-16bit", o->save_16bit_path}};
+    if (cli_check_paths(inputs, 3, outputs, 5) != 0)
         return -1;
     if (o->optim.resume == NULL)
         return 0;
@@ -179,6 +188,11 @@ int parse_train_options(int argc, char **argv, train_options *o, int *status)
     *status = 2;
     if (check_values(o) != 0 || optim_check(&o->optim, argc, argv, &o->lr, o->epochs) != 0)
         return -1;
+    bp_precision p = BP_PRECISION_AUTO;
+    if (o->save_16bit_path != NULL && (o->architecture.precision == NULL ||
+                                       bp_precision_parse(o->architecture.precision, &p) != BP_OK ||
+                                       (p != BP_PRECISION_BF16_MIXED && p != BP_PRECISION_16_MIXED)))
+        return cli_error("--save-16bit needs --precision bf16-mixed or 16-mixed");
     *status = 1;
     if (check_paths(o) != 0)
         return -1;

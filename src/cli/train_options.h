@@ -35,6 +35,7 @@ typedef struct train_options {
     int no_fused;       /* --no-fused-epilogues: no cuBLASLt bias+ReLU epilogues */
     /* what it writes */
     const char *save_path, *log_path, *plot_path;
+    const char *save_16bit_path; /* --save-16bit: the mixed precision's 16-bit weights */
     int quiet;
     /* --init without --layers: the model file's sizes and activations,
      * written here and pointed at by architecture.layers/activations. */

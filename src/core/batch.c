@@ -4,6 +4,7 @@
 #include "core/batch.h"
 #include "core/buffer.h"
 #include "api/error.h"
+#include "core/mixed.h"
 #include "core/network.h"
 
 static bp_status check_labels(const char *fn, const bp_network *net, const int32_t *labels, int batch)
@@ -24,7 +25,10 @@ bp_status bp_batch_load_host(const char *fn, bp_network *net, const void *x, con
     if (targets != NULL && net->desc.loss == BP_LOSS_CROSS_ENTROPY)
         BP_TRY(check_labels(fn, net, (const int32_t *)targets, batch));
     size_t B = (size_t)batch;
-    BP_TRY(net->ops->upload(net->ctx, net->a[0], x, B * (size_t)net->sizes[0] * net->esize));
+    if (net->mixed) /* the input rounded to 16 bits on the host (mixed.c) */
+        BP_TRY(bp_mixed_upload_input(net, x, B * (size_t)net->sizes[0]));
+    else
+        BP_TRY(net->ops->upload(net->ctx, net->a[0], x, B * (size_t)net->sizes[0] * net->esize));
     if (targets != NULL)
         BP_TRY(net->ops->upload(net->ctx, net->targets, targets,
                                 B * bp_network_target_row_bytes(net)));
@@ -73,7 +77,11 @@ bp_status bp_batch_load_buffers(const char *fn, bp_network *net, const bp_buffer
         BP_TRY(net->ops->upload(net->ctx, net->rows, rows, (size_t)batch * sizeof(int32_t)));
     }
     const int32_t *dev_rows = rows ? net->rows : NULL;
-    BP_TRY(net->ops->gather_rows(net->ctx, net->a[0], x->ptr, dev_rows, batch, x_row));
+    if (net->mixed) /* the input rounded to 16 bits as it is gathered */
+        BP_TRY(net->ops->gather_rows_half(net->ctx, net->half, net->ha[0], x->ptr, dev_rows, batch,
+                                          net->sizes[0]));
+    else
+        BP_TRY(net->ops->gather_rows(net->ctx, net->a[0], x->ptr, dev_rows, batch, x_row));
     if (targets != NULL)
         BP_TRY(net->ops->gather_rows(net->ctx, net->targets, targets->ptr, dev_rows, batch, y_row));
     return BP_OK;

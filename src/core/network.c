@@ -9,6 +9,7 @@
 
 #include "bp_math.h"
 #include "api/error.h"
+#include "core/mixed.h"
 #include "core/network.h"
 #include "util/size_math.h"
 #include "core/optimizer.h"
@@ -70,7 +71,7 @@ bp_status bp_network_check_batch(const char *fn, const bp_network *net, int batc
 
 static int is_activation(int act) { return act >= BP_ACT_IDENTITY && act <= BP_ACT_LEAKY_RELU; }
 
-static bp_status validate_config(const bp_network_config *cfg)
+static bp_status validate_config(const bp_network_config *cfg, bp_precision *precision)
 {
     const char *fn = "bp_network_create";
     if (cfg->n_layers < 1 || cfg->n_layers > BP_MAX_LAYERS)
@@ -140,7 +141,7 @@ static bp_status validate_config(const bp_network_config *cfg)
                        "%s: cuda_stream is set, but the '%s' backend runs on no CUDA stream "
                        "(leave cuda_stream NULL, or choose the cuda backend)",
                        fn, bp_backend_name(cfg->backend));
-    return BP_OK;
+    return bp_precision_resolve(fn, cfg, precision); /* mixed.c */
 }
 
 /* n rounded up to a multiple of m. */
@@ -184,7 +185,7 @@ static bp_status create_relu_masks(bp_network *net, const bp_network_config *cfg
     if (cfg->fused_epilogues != 0 && cfg->fused_epilogues != 1)
         return bp_fail(BP_ERR_INVALID_ARGUMENT,
                        "bp_network_create: fused_epilogues %d must be 0 or 1", cfg->fused_epilogues);
-    if (!cfg->fused_epilogues || net->desc.dtype != BP_F32 ||
+    if (!cfg->fused_epilogues || net->desc.dtype != BP_F32 || net->mixed ||
         net->ops->linear_relu_forward == NULL || net->ops->linear_drelu_backward == NULL)
         return BP_OK;
     for (int l = 1; l < net->desc.n_layers; l++) {
@@ -210,6 +211,8 @@ static bp_status create_buffers(bp_network *net, const bp_network_config *cfg)
      * parameters, gradients and optimizer state, and stays zero (a zero
      * gradient updates nothing). desc.n_params is the true count. */
     size_t align = 16 / es, n_params = 0, len = 0;
+    net->mixed = net->desc.precision == BP_PRECISION_BF16_MIXED ||
+                 net->desc.precision == BP_PRECISION_16_MIXED;
     for (int l = 1; l <= L; l++) {
         size_t w = (size_t)net->sizes[l - 1] * (size_t)net->sizes[l];
         net->w_off[l - 1] = len;
@@ -226,6 +229,8 @@ static bp_status create_buffers(bp_network *net, const bp_network_config *cfg)
     for (int l = 0; l <= L; l++) {
         if (!bp_size_mul(B, (size_t)net->sizes[l], &elems))
             return bp_fail(BP_ERR_OUT_OF_MEMORY, "bp_network_create: layer %d buffers overflow", l);
+        if (bp_mixed_layer(net, l) || (net->mixed && l == 0)) /* 16 bits (mixed.c) */
+            continue;
         BP_TRY(alloc_buf(net, elems, es, &net->a[l], "an activation buffer"));
         if (l >= 1) {
             BP_TRY(alloc_buf(net, elems, es, &net->z[l], "a pre-activation buffer"));
@@ -238,6 +243,7 @@ static bp_status create_buffers(bp_network *net, const bp_network_config *cfg)
     BP_TRY(alloc_buf(net, B, sizeof(int32_t), (void **)&net->rows, "the row index buffer"));
     BP_TRY(bp_step_state_create(net, cfg)); /* step_state.c */
     BP_TRY(bp_optimizer_create(net));       /* optimizer.c: its state, on the step scalars */
+    BP_TRY(bp_mixed_create(net));           /* mixed.c: the 16-bit buffers, the loss scale */
 
     void *host = calloc(len ? len : 1, es); /* the padding zero */
     if (host == NULL)
@@ -265,7 +271,8 @@ bp_status bp_network_create(const bp_network_config *user_cfg, bp_network **out)
     bp_network_config full;
     BP_TRY(bp_network_config_copy("bp_network_create", user_cfg, &full));
     const bp_network_config *cfg = &full;
-    BP_TRY(validate_config(cfg));
+    bp_precision precision = BP_PRECISION_AUTO;
+    BP_TRY(validate_config(cfg, &precision));
     const bp_backend_ops *ops = NULL;
     BP_TRY(bp_backend_lookup(cfg->backend, &ops));
 
@@ -289,7 +296,8 @@ bp_status bp_network_create(const bp_network_config *user_cfg, bp_network **out)
                                   .device = cfg->device,
                                   .math_mode = cfg->math_mode,
                                   .cuda_graphs = cfg->cuda_graphs,
-                                  .fused_epilogues = cfg->fused_epilogues};
+                                  .fused_epilogues = cfg->fused_epilogues,
+                                  .precision = precision};
     net->esize = bp_dtype_size(cfg->dtype);
     net->ops = ops;
 
@@ -314,6 +322,7 @@ void bp_network_free(bp_network *net)
         return;
     if (net->ctx != NULL) {
         bp_optimizer_destroy(net);
+        bp_mixed_free(net);      /* mixed.c */
         bp_step_state_free(net); /* step_state.c */
         void *bufs[] = {net->params, net->grads, net->targets, net->sample_loss, net->rows};
         for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
@@ -404,6 +413,16 @@ bp_status bp_network_get_layer_state(const bp_network *net, int layer, int batch
                        "with fused_epilogues = 0) gives z^%d",
                        fn, layer, layer, layer, layer, layer);
     size_t bytes = (size_t)batch * (size_t)net->sizes[layer] * net->esize;
+    if (bp_mixed_layer(net, layer)) { /* 16-bit values as float32 (mixed.c) */
+        size_t count = (size_t)batch * (size_t)net->sizes[layer];
+        if (z != NULL)
+            BP_TRY(bp_mixed_download(net, net->hz[layer], z, count));
+        if (a != NULL)
+            BP_TRY(bp_mixed_download(net, net->ha[layer], a, count));
+        if (delta != NULL)
+            BP_TRY(bp_mixed_download(net, net->hd[layer], delta, count));
+        return BP_OK;
+    }
     if (z != NULL)
         BP_TRY(net->ops->download(net->ctx, z, net->z[layer], bytes));
     if (a != NULL)

@@ -80,6 +80,20 @@ struct bp_network {
     void *relu_mask[BP_MAX_LAYERS + 1];
     unsigned char z_skipped[BP_MAX_LAYERS + 1];
 
+    /* Mixed precision (src/core/mixed.c): in bf16-mixed and 16-mixed,
+     * mixed is 1 and half the 16-bit format (kernels/bp_mixed.h); scaled is
+     * 1 in 16-mixed (loss scaling). The float32 buffers above then hold
+     * only what stays float32: params, grads and the optimizer state, and
+     * z[L], a[L], d[L] (the output layer); a[0] and the hidden layers' a, z
+     * and d are NULL and live in 16 bits below. */
+    int mixed, half, scaled;
+    void *params_h;              /* the 16-bit working copy, params' layout */
+    void *ha[BP_MAX_LAYERS + 1]; /* a^l, l = 0..L-1 (a^0: the input rounded;
+                                    a[0] is NULL, the input goes here) */
+    uint16_t *x_host;            /* host [max_batch, n_0]: an input batch rounded */
+    void *hz[BP_MAX_LAYERS + 1]; /* z^l, l = 1..L-1 */
+    void *hd[BP_MAX_LAYERS + 1]; /* delta^l, l = 1..L (times the loss scale in 16-mixed) */
+
     int last_forward_batch;  /* batch of the last forward pass, 0 if none */
     int last_backward_batch; /* batch of the last backward pass, 0 if none */
 

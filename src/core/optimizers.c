@@ -26,13 +26,13 @@
 #define IN_0_1 0.0, 1.0, 0, 0, "in [0, 1]"
 #define SWITCH 0.0, 1.0, 0, 0, "0 or 1"
 
-#define REAL(field, flag, def, range, help)                                               \
-    {                                                                                     \
-#field, flag, help, offsetof(bp_optimizer, field), BP_HYPERPARAM_REAL, def, range \
+#define REAL(field, flag, def, range, help)                                                    \
+    {                                                                                          \
+        {0, #field, flag, help, BP_HYPERPARAM_REAL, def, range}, offsetof(bp_optimizer, field) \
     }
-#define FLAG(field, flag, help)                                                              \
-    {                                                                                        \
-#field, flag, help, offsetof(bp_optimizer, field), BP_HYPERPARAM_SWITCH, 0.0, SWITCH \
+#define FLAG(field, flag, help)                                                                   \
+    {                                                                                             \
+        {0, #field, flag, help, BP_HYPERPARAM_SWITCH, 0.0, SWITCH}, offsetof(bp_optimizer, field) \
     }
 
 /* Rows every optimizer has. The learning rate's default is each one's own. */

@@ -9,6 +9,7 @@
 
 #include "api/error.h"
 #include "api/struct_size.h"
+#include "core/mixed.h"
 #include "core/network.h"
 
 bp_status bp_step_state_create(bp_network *net, const bp_network_config *cfg)
@@ -80,6 +81,8 @@ bp_status bp_network_read_metrics_sized(bp_network *net, bp_train_metrics *calle
     net->steps_read = s.steps_seen;
     BP_TRY(bp_struct_fill(fn, caller, size, &m, sizeof m));
     BP_TRY(reset_sums(net, s.bad_step != 0));
+    if (s.scaler_error != 0) /* 16-mixed's loss scale (mixed.c) */
+        return bp_mixed_scaler_failure(fn, s.scaler_error, s.loss_scale);
     if (s.bad_step != 0)
         return bp_fail(BP_ERR_NUMERIC,
                        "%s: training step %lld (counted from the network's creation) had a "

@@ -21,6 +21,7 @@
 #include "core/buffer.h"
 #include "parallel/comm.h"
 #include "api/error.h"
+#include "core/mixed.h"
 #include "core/network.h"
 #include "core/optimizer.h"
 
@@ -73,8 +74,47 @@ static int aligned16(const void *const *ptrs, int count)
  * operation computes it. fuse (training steps only): a hidden ReLU layer
  * with a mask runs as one fused product a^l = relu(W^l a^{l-1} + b^l) that
  * keeps the ReLU bit-mask instead of z^l (net->z_skipped[l] then says so). */
+/* The forward pass in bf16-mixed and 16-mixed (docs/design.md, "Mixed
+ * precision"), on the input the batch's loading rounded to 16 bits: the
+ * 16-bit working copy of the parameters, made now, so after every update
+ * and every write of the parameters; then per hidden layer
+ *   z^l = half(W^l a^{l-1} + b^l)   (16-bit inputs, float32 sums, one rounding)
+ *   a^l = half(sigma_l(z^l))
+ * and the output layer in float32 from 16-bit inputs:
+ *   z^L = W^L a^{L-1} + b^L,   a^L = sigma_L(z^L) (or the softmax)
+ * with the float32 master bias, as the loss wants float32. */
+static bp_status forward_mixed(bp_network *net, int B, int softmax)
+{
+    const bp_backend_ops *ops = net->ops;
+    int h = net->half, L = net->desc.n_layers;
+    BP_TRY(ops->to_half(net->ctx, h, net->params, net->params_h, net->param_len, NULL));
+    for (int l = 1; l < L; l++) {
+        int n_in = net->sizes[l - 1], n_out = net->sizes[l];
+        net->z_skipped[l] = 0;
+        /* Z = bias rows, then Z = W A + Z: gemm(T, N, m=n_out, n=B, k=n_in, W, ld n_in, A, ld
+         * n_in, beta 1, Z, ld n_out) */
+        BP_TRY(ops->fill_rows_half(net->ctx, h, bp_mixed_bias(net, l), net->hz[l], n_out, B));
+        BP_TRY(ops->gemm_half(net->ctx, h, T, N, n_out, B, n_in, bp_mixed_weight(net, l), n_in,
+                              net->ha[l - 1], n_in, 1.0, net->hz[l], 1, n_out));
+        BP_TRY(ops->act_half(net->ctx, h, forward_activation(net, l), net->desc.leaky_slope,
+                             net->hz[l], net->ha[l], n_out, B));
+    }
+    int n_in = net->sizes[L - 1], n_out = net->sizes[L];
+    net->z_skipped[L] = 0;
+    BP_TRY(ops->gemm_half(net->ctx, h, T, N, n_out, B, n_in, bp_mixed_weight(net, L), n_in,
+                          net->ha[L - 1], n_in, 0.0, net->z[L], 0, n_out));
+    BP_TRY(ops->bias_act(net->ctx, BP_F32, forward_activation(net, L), net->desc.leaky_slope,
+                         bias(net, L), net->z[L], net->a[L], n_out, B));
+    if (softmax && net->desc.loss == BP_LOSS_CROSS_ENTROPY)
+        BP_TRY(ops->softmax(net->ctx, BP_F32, net->z[L], net->a[L], n_out, B));
+    net->last_forward_batch = B;
+    return BP_OK;
+}
+
 static bp_status forward_layers(bp_network *net, int B, int softmax, int fuse)
 {
+    if (net->mixed)
+        return forward_mixed(net, B, softmax);
     const bp_backend_ops *ops = net->ops;
     bp_dtype dt = net->desc.dtype;
     double slope = net->desc.leaky_slope;
@@ -142,6 +182,45 @@ bp_status bp_output_pass(bp_network *net, int B) { return output_and_metrics(net
  * the product too, with that layer's ReLU mask (and when it cannot, the
  * generic path takes sigma' from a^{l-1}: for ReLU, a > 0 exactly when
  * z > 0). */
+/* The backward pass in bf16-mixed and 16-mixed: delta^L rounded to 16 bits
+ * (times the loss scale in 16-mixed), then per layer, from 16-bit inputs
+ * with float32 sums,
+ *   dL/dW^l = delta^l (a^{l-1})^T                        (float32)
+ *   delta^{l-1} = half(half((W^l)^T delta^l) sigma'(z^{l-1}))
+ *   dL/db^{l-1} = sum over the batch of delta^{l-1}       (float32)
+ * and in 16-mixed the gradients unscaled (scalars: a training step, whose
+ * guard a non-finite value sets). */
+static bp_status backward_mixed(bp_network *net, int B, bp_step_scalars *scalars)
+{
+    const bp_backend_ops *ops = net->ops;
+    int h = net->half, L = net->desc.n_layers;
+    const double *scale = net->scaled ? &net->scalars->loss_scale : NULL;
+    BP_TRY(ops->to_half(net->ctx, h, net->d[L], net->hd[L], (size_t)B * (size_t)net->sizes[L],
+                        scale));
+    BP_TRY(ops->delta_half(net->ctx, h, BP_ACT_IDENTITY, 0.0, NULL, NULL, net->hd[L],
+                           dbias(net, L), net->sizes[L], B));
+    for (int l = L; l >= 1; l--) {
+        int n_in = net->sizes[l - 1], n_out = net->sizes[l];
+        /* dW = A D^T: gemm(N, T, m=n_in, n=n_out, k=B, A, ld n_in, D, ld n_out, dW, ld n_in) */
+        BP_TRY(ops->gemm_half(net->ctx, h, N, T, n_in, n_out, B, net->ha[l - 1], n_in, net->hd[l],
+                              n_out, 0.0, dweight(net, l), 0, n_in));
+        BP_TRY(bp_dist_layer_ready(net, l, B));
+        if (l == 1)
+            break;
+        /* D_prev = W^T D: gemm(N, N, m=n_in, n=B, k=n_out, W, ld n_in, D, ld n_out, out, ld n_in) */
+        BP_TRY(ops->gemm_half(net->ctx, h, N, N, n_in, B, n_out, bp_mixed_weight(net, l), n_in,
+                              net->hd[l], n_out, 0.0, net->hd[l - 1], 1, n_in));
+        BP_TRY(ops->delta_half(net->ctx, h, forward_activation(net, l - 1), net->desc.leaky_slope,
+                               net->hz[l - 1], net->ha[l - 1], net->hd[l - 1], dbias(net, l - 1),
+                               n_in, B));
+    }
+    BP_TRY(bp_dist_wait(net));
+    if (net->scaled)
+        BP_TRY(ops->unscale(net->ctx, net->grads, net->param_len, scale, scalars));
+    net->last_backward_batch = B;
+    return BP_OK;
+}
+
 static bp_status backward_layers(bp_network *net, int B, int output_bias_done)
 {
     const bp_backend_ops *ops = net->ops;
@@ -196,7 +275,10 @@ static bp_status backward_layers(bp_network *net, int B, int output_bias_done)
     return BP_OK;
 }
 
-bp_status bp_backward_pass(bp_network *net, int B) { return backward_layers(net, B, 0); }
+bp_status bp_backward_pass(bp_network *net, int B)
+{
+    return net->mixed ? backward_mixed(net, B, NULL) : backward_layers(net, B, 0);
+}
 
 /* The operations of one step on the device, in order, with nothing read
  * back: (the epoch's rows,) forward, output delta and metrics, backward,
@@ -204,7 +286,12 @@ bp_status bp_backward_pass(bp_network *net, int B) { return backward_layers(net,
  * same sequence runs eagerly or is recorded as a graph. */
 static bp_status issue_step(bp_network *net, int B, int update, int from_epoch)
 {
-    if (from_epoch) {
+    if (from_epoch && net->mixed) { /* the input rounded to 16 bits as it is gathered */
+        BP_TRY(net->ops->gather_epoch_half(
+            net->ctx, net->half, net->ha[0], net->epoch_x->ptr, net->sizes[0],
+            net->epoch_y ? net->targets : NULL, net->epoch_y ? net->epoch_y->ptr : NULL,
+            bp_network_target_row_bytes(net), net->order, net->cursor, B));
+    } else if (from_epoch) {
         size_t x_row = (size_t)net->sizes[0] * net->esize;
         BP_TRY(net->ops->gather_epoch(net->ctx, net->a[0], net->epoch_x->ptr, x_row,
                                       net->epoch_y ? net->targets : NULL,
@@ -214,8 +301,10 @@ static bp_status issue_step(bp_network *net, int B, int update, int from_epoch)
     bp_step_scalars *scalars = update ? net->scalars : NULL;
     int64_t *cursor = from_epoch ? net->cursor : NULL;
     int L = net->desc.n_layers;
-    /* One block does the fused output layer: for small output layers. */
-    int fused = net->ops->output_step != NULL &&
+    /* One block does the fused output layer: for small output layers (not
+     * in mixed precision, whose output bias gradient comes from the 16-bit
+     * delta^L). */
+    int fused = net->ops->output_step != NULL && !net->mixed &&
                 (size_t)B * (size_t)net->sizes[L] <= FUSED_OUTPUT_MAX;
     BP_TRY(forward_layers(net, B, !fused, update)); /* training steps fuse */
     if (fused) {
@@ -228,32 +317,46 @@ static bp_status issue_step(bp_network *net, int B, int update, int from_epoch)
     } else {
         BP_TRY(output_and_metrics(net, B, scalars, cursor));
     }
-    BP_TRY(backward_layers(net, B, fused));
+    if (net->mixed)
+        BP_TRY(backward_mixed(net, B, scalars));
+    else
+        BP_TRY(backward_layers(net, B, fused));
     if (update) /* the guard on the gradients, then the update (nothing when skip is set) */
         BP_TRY(bp_optimizer_apply(net));
+    if (update && net->scaled) /* 16-mixed: the loss scale follows the guard */
+        BP_TRY(net->ops->scaler_update(net->ctx, net->scalars));
     return BP_OK;
 }
 
 /* After a step: with loss wanted, waits for the batch's mean loss; for a
  * training step a batch the guard skipped is then BP_ERR_NUMERIC (reported
- * here, so not again by bp_network_read_metrics). The loss and the skip
- * flag are adjacent step scalars: one download returns both. */
+ * here, so not again by bp_network_read_metrics), unless 16-mixed's loss
+ * scaler skipped it (a finite loss: the scaled gradients overflowed, the
+ * scale was halved). The loss, the skip flag and (after bad_step) the loss
+ * scaler's fields are adjacent step scalars: one download returns them. */
 _Static_assert(offsetof(bp_step_scalars, skip) == offsetof(bp_step_scalars, loss) + sizeof(double),
                "step_scalars.h: loss and skip must be adjacent");
+_Static_assert(offsetof(bp_step_scalars, scaler_error) ==
+                   offsetof(bp_step_scalars, loss) + 6 * sizeof(double),
+               "step_scalars.h: loss, skip, bad_step and the loss scaler's fields in a row");
 static bp_status finish_step(const char *fn, bp_network *net, int update, double *loss)
 {
     if (loss == NULL)
         return BP_OK;
     struct {
         double loss;
-        int64_t skip;
-    } got = {0.0, 0};
-    _Static_assert(sizeof got == 2 * sizeof(double), "loss and skip: 16 bytes");
+        int64_t skip, bad_step;
+        double scale;
+        int64_t tracker, skips, error;
+    } got = {0.0, 0, 0, 0.0, 0, 0, 0};
+    _Static_assert(sizeof got == 7 * sizeof(double), "loss to scaler_error: 56 bytes");
+    size_t bytes = !update ? sizeof got.loss : net->scaled ? sizeof got : 2 * sizeof(double);
     char *base = (char *)net->scalars;
-    BP_TRY(net->ops->download(net->ctx, &got, base + offsetof(bp_step_scalars, loss),
-                              update ? sizeof got : sizeof got.loss));
+    BP_TRY(net->ops->download(net->ctx, &got, base + offsetof(bp_step_scalars, loss), bytes));
     *loss = got.loss;
-    if (!update || !got.skip)
+    if (update && got.error != 0) /* 16-mixed's scale fell to 0 or overflowed (mixed.c) */
+        return bp_mixed_scaler_failure(fn, got.error, got.scale);
+    if (!update || !got.skip || (net->scaled && isfinite(got.loss)))
         return BP_OK;
     BP_TRY(net->ops->zero(net->ctx, base + offsetof(bp_step_scalars, bad_step), sizeof(int64_t)));
     if (!isfinite(*loss))

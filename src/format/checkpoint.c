@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bp_mixed.h"
 #include "api/error.h"
 #include "api/struct_size.h"
 #include "core/network.h"
@@ -37,6 +38,8 @@ struct bp_checkpoint {
     bp_optimizer opt;
     int64_t step;
     bp_checkpoint_info info;
+    int has_scale;       /* a 16-mixed run's loss scale (src/core/mixed.c): */
+    bp_loss_scale scale; /* restored into a 16-mixed network */
 };
 
 void bp_checkpoint_info_init_sized(bp_checkpoint_info *info, size_t size)
@@ -151,6 +154,26 @@ static int metadata_text(const bp_optimizer *o, int64_t step, const bp_checkpoin
     return bad ? -1 : 0;
 }
 
+/* A mixed precision and, in 16-mixed, the loss scale (src/core/mixed.c):
+ * keys "precision", "loss_scale", "loss_scale_growth_tracker" and
+ * "loss_scale_skipped_steps" (nothing for 64-true and 32-true, whose
+ * checkpoints stay as they were). In the C locale, as metadata_text. */
+static bp_status precision_text(const bp_network *net, char *out, size_t size)
+{
+    if (!net->mixed)
+        return BP_OK;
+    size_t len = strlen(out);
+    int bad = add_meta(out, size, &len, "precision", "%s", bp_precision_name(net->desc.precision));
+    if (net->scaled) {
+        bp_loss_scale ls;
+        BP_TRY(bp_network_get_loss_scale(net, &ls));
+        bad |= add_meta(out, size, &len, "loss_scale", "%.17g", ls.scale);
+        bad |= add_meta(out, size, &len, "loss_scale_growth_tracker", "%" PRId64, ls.growth_tracker);
+        bad |= add_meta(out, size, &len, "loss_scale_skipped_steps", "%" PRId64, ls.skipped_steps);
+    }
+    return bad ? bp_fail(BP_ERR_OUT_OF_MEMORY, "bp_checkpoint_save: metadata too long") : BP_OK;
+}
+
 /* The optimizer's states as extra tensors: host copies (one per slot, in
  * host[]) of the device layout, each layer's slices named. */
 static bp_status state_tensors(const bp_network *net, void *host[BP_OPT_SLOTS], bp_st_out *t, int *n)
@@ -198,10 +221,12 @@ bp_status bp_checkpoint_save(const bp_network *net, const bp_checkpoint_info *in
     BP_TRY(bp_c_locale_new(fn, &c_locale));
     locale_t old = uselocale(c_locale);
     int too_long = metadata_text(&net->opt, step, &in, meta, sizeof meta);
+    bp_status mixed = too_long ? BP_OK : precision_text(net, meta, sizeof meta);
     uselocale(old);
     freelocale(c_locale);
     if (too_long)
         return bp_fail(BP_ERR_OUT_OF_MEMORY, "%s: metadata too long", fn);
+    BP_TRY(mixed);
 
     void *host[BP_OPT_SLOTS] = {NULL};
     bp_st_out *t = calloc((size_t)(2 * BP_OPT_SLOTS * net->desc.n_layers), sizeof *t);
@@ -209,7 +234,7 @@ bp_status bp_checkpoint_save(const bp_network *net, const bp_checkpoint_info *in
     bp_status st = t == NULL ? bp_fail(BP_ERR_OUT_OF_MEMORY, "%s: no memory", fn)
                              : state_tensors(net, host, t, &n);
     if (st == BP_OK)
-        st = bp_model_write(fn, net, path, meta, t, n);
+        st = bp_model_write(fn, net, path, meta, t, n, 0);
     for (int s = 0; s < BP_OPT_SLOTS; s++)
         free(host[s]);
     free(t);
@@ -311,6 +336,44 @@ static bp_status read_metadata(bp_checkpoint *ck)
     return BP_OK;
 }
 
+/* The file's precision (a mixed one, or none) and 16-mixed's loss scale,
+ * which go together: every value checked as bp_network_set_loss_scale
+ * checks it. A checkpoint of another precision has no scale, and a
+ * 16-mixed network loading it keeps its own. */
+static bp_status read_loss_scale(bp_checkpoint *ck)
+{
+    const bp_st_file *st = &ck->st;
+    const char *name = bp_st_meta(st, "precision");
+    bp_precision p = BP_PRECISION_AUTO;
+    if (name != NULL && (bp_precision_parse(name, &p) != BP_OK ||
+                         (p != BP_PRECISION_BF16_MIXED && p != BP_PRECISION_16_MIXED)))
+        return bp_st_bad(st, "__metadata__ \"precision\" is not bf16-mixed or 16-mixed");
+    ck->has_scale = bp_st_meta(st, "loss_scale") != NULL;
+    if (ck->has_scale != (p == BP_PRECISION_16_MIXED))
+        return bp_st_bad(st, "a loss scale in __metadata__ goes with precision 16-mixed, and only "
+                             "with it");
+    if (!ck->has_scale)
+        return BP_OK;
+    bp_loss_scale_init(&ck->scale);
+    locale_t c_locale = (locale_t)0;
+    BP_TRY(bp_c_locale_new("bp_checkpoint_open", &c_locale));
+    bp_status s = read_number(ck, "loss_scale", F_REAL, &ck->scale.scale, c_locale);
+    if (s == BP_OK)
+        s = read_number(ck, "loss_scale_growth_tracker", F_I64, &ck->scale.growth_tracker, c_locale);
+    if (s == BP_OK)
+        s = read_number(ck, "loss_scale_skipped_steps", F_I64, &ck->scale.skipped_steps, c_locale);
+    freelocale(c_locale);
+    BP_TRY(s);
+    const bp_loss_scale *ls = &ck->scale;
+    if (!(ls->scale > 0.0) || (double)(float)ls->scale != ls->scale ||
+        ls->growth_tracker >= BP_SCALER_GROWTH_INTERVAL)
+        return bp_st_bad(st,
+                         "the loss scale in __metadata__ is not valid (a float32 scale > 0, a "
+                         "growth tracker in [0, %d), skipped steps >= 0)",
+                         BP_SCALER_GROWTH_INTERVAL);
+    return BP_OK;
+}
+
 bp_status bp_checkpoint_open(const char *path, bp_checkpoint **out)
 {
     const char *fn = "bp_checkpoint_open";
@@ -323,6 +386,8 @@ bp_status bp_checkpoint_open(const char *path, bp_checkpoint **out)
     bp_status s = bp_st_open(path, "checkpoint", &bp_model_names, &ck->st);
     if (s == BP_OK)
         s = read_metadata(ck);
+    if (s == BP_OK)
+        s = read_loss_scale(ck);
     if (s == BP_OK)
         s = bp_model_describe_file(&ck->st, 1, &ck->model);
     if (s != BP_OK) {
@@ -475,7 +540,8 @@ static bp_status apply(const char *fn, const bp_checkpoint *ck, bp_network *net,
     for (int s = 0; s < BP_OPT_SLOTS; s++)
         if (host[s] != NULL)
             BP_TRY(net->ops->upload(net->ctx, net->opt_state[s], host[s], bytes));
-    return bp_network_set_optimizer_step(net, ck->step);
+    BP_TRY(bp_network_set_optimizer_step(net, ck->step));
+    return ck->has_scale && net->scaled ? bp_network_set_loss_scale(net, &ck->scale) : BP_OK;
 }
 
 bp_status bp_checkpoint_restore(const bp_checkpoint *ck, bp_network *net, bp_checkpoint_info *info)

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bp_mixed.h"
 #include "api/error.h"
 #include "api/struct_size.h"
 #include "core/network.h"
@@ -316,8 +317,16 @@ static bp_status model_metadata(const bp_network *net, const char *extra, char *
     return s;
 }
 
+/* Float32 parameters (count of them at host) rounded in place to the 16-bit
+ * format half - 1 (a 16-bit value is never ahead of its float). */
+static void round_to_16bit(void *host, size_t count, int half)
+{
+    for (size_t i = 0; i < count; i++)
+        ((uint16_t *)host)[i] = bp_half_from_f32(half - 1, ((const float *)host)[i]);
+}
+
 bp_status bp_model_write(const char *fn, const bp_network *net, const char *path,
-                         const char *extra_meta, const bp_st_out *extra, int n_extra)
+                         const char *extra_meta, const bp_st_out *extra, int n_extra, int half)
 {
     int L = net->desc.n_layers, n = 2 * L + n_extra;
     size_t bytes = net->param_len * net->esize; /* the device layout, padding included */
@@ -326,6 +335,12 @@ bp_status bp_model_write(const char *fn, const bp_network *net, const char *path
     bp_status s = host && t ? BP_OK : bp_fail(BP_ERR_OUT_OF_MEMORY, "%s: no memory", fn);
     if (s == BP_OK)
         s = net->ops->download(net->ctx, host, net->params, bytes);
+    bp_st_dtype dtype = bp_st_dtype_of(net->desc.dtype);
+    if (s == BP_OK && half) {
+        round_to_16bit(host, net->param_len, half);
+        dtype.name = half == 1 + BP_HALF_BF16 ? "BF16" : "F16";
+        dtype.size = sizeof(uint16_t);
+    }
     for (int l = 1; l <= L && s == BP_OK; l++)
         for (int is_bias = 0; is_bias < 2; is_bias++) {
             bp_st_out *o = &t[2 * (l - 1) + is_bias];
@@ -333,14 +348,14 @@ bp_status bp_model_write(const char *fn, const bp_network *net, const char *path
             o->rank = is_bias ? 1 : 2;
             o->shape[0] = (uint64_t)net->sizes[l];
             o->shape[1] = (uint64_t)net->sizes[l - 1];
-            o->data = host + (is_bias ? net->b_off[l - 1] : net->w_off[l - 1]) * net->esize;
+            o->data = host + (is_bias ? net->b_off[l - 1] : net->w_off[l - 1]) * dtype.size;
         }
     for (int i = 0; i < n_extra; i++)
         t[2 * L + i] = extra[i];
     if (s == BP_OK)
         s = model_metadata(net, extra_meta, &meta);
     if (s == BP_OK)
-        s = bp_st_write(fn, path, net->desc.dtype, meta, t, n);
+        s = bp_st_write(fn, path, dtype, meta, t, n);
     free(meta);
     free(t);
     free(host);
@@ -353,7 +368,25 @@ bp_status bp_model_save(const bp_network *net, const char *path)
 {
     BP_CHECK_PTR("bp_model_save", net);
     BP_CHECK_PTR("bp_model_save", path);
-    return bp_model_write("bp_model_save", net, path, NULL, NULL, 0);
+    return bp_model_write("bp_model_save", net, path, NULL, NULL, 0, 0);
+}
+
+bp_status bp_model_save_16bit(const bp_network *net, const char *path, bp_precision precision)
+{
+    const char *fn = "bp_model_save_16bit";
+    BP_CHECK_PTR(fn, net);
+    BP_CHECK_PTR(fn, path);
+    if (precision != BP_PRECISION_BF16_MIXED && precision != BP_PRECISION_16_MIXED)
+        return bp_fail(BP_ERR_INVALID_ARGUMENT,
+                       "%s: precision '%s' is not bf16-mixed (BF16 tensors) or 16-mixed (F16)", fn,
+                       bp_precision_name(precision) ? bp_precision_name(precision) : "?");
+    if (net->desc.dtype != BP_F32)
+        return bp_fail(BP_ERR_INVALID_ARGUMENT,
+                       "%s: the network's parameters are %s; 16-bit copies are made of float32 "
+                       "master weights",
+                       fn, bp_dtype_name(net->desc.dtype));
+    int half = 1 + (precision == BP_PRECISION_16_MIXED ? BP_HALF_F16 : BP_HALF_BF16);
+    return bp_model_write(fn, net, path, ",\"exported_from\":\"F32\"", NULL, 0, half);
 }
 
 /* A network of d's architecture, the rest from base (NULL: the defaults). */

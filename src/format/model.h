@@ -61,8 +61,10 @@ bp_status bp_model_read_params(const bp_st_file *st, const bp_model_desc *d, bp_
 
 /* Writes net's parameters and metadata to path (atomically), then the extra
  * tensors (n_extra, in net's dtype) and the extra metadata members (JSON
- * text ,"key":"value"... or NULL). Messages start with fn. */
+ * text ,"key":"value"... or NULL). half: 0, or 1 + BP_HALF_BF16 / BP_HALF_F16
+ * (kernels/bp_mixed.h) to write float32 parameters rounded to that 16-bit
+ * format (then with no extra tensors). Messages start with fn. */
 bp_status bp_model_write(const char *fn, const bp_network *net, const char *path,
-                         const char *extra_meta, const bp_st_out *extra, int n_extra);
+                         const char *extra_meta, const bp_st_out *extra, int n_extra, int half);
 
 #endif

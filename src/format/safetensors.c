@@ -317,14 +317,21 @@ static void sb_add(strbuf *b, const char *fmt, ...)
     }
 }
 
-static size_t out_bytes(const bp_st_out *t, bp_dtype dtype)
+bp_st_dtype bp_st_dtype_of(bp_dtype dtype)
 {
-    return (size_t)t->shape[0] * (size_t)(t->rank == 2 ? t->shape[1] : 1) * bp_dtype_size(dtype);
+    bp_st_dtype d = {dtype == BP_F32 ? "F32" : "F64", bp_dtype_size(dtype)};
+    return d;
 }
 
-static void build_header(strbuf *b, bp_dtype dtype, const char *metadata, const bp_st_out *t, int n)
+static size_t out_bytes(const bp_st_out *t, bp_st_dtype dtype)
 {
-    const char *dt = dtype == BP_F32 ? "F32" : "F64";
+    return (size_t)t->shape[0] * (size_t)(t->rank == 2 ? t->shape[1] : 1) * dtype.size;
+}
+
+static void build_header(strbuf *b, bp_st_dtype dtype, const char *metadata, const bp_st_out *t,
+                         int n)
+{
+    const char *dt = dtype.name;
     sb_add(b, "{\"__metadata__\":{%s}", metadata != NULL ? metadata : "");
     size_t offset = 0;
     for (int i = 0; i < n; i++) {
@@ -344,7 +351,7 @@ static void build_header(strbuf *b, bp_dtype dtype, const char *metadata, const 
         sb_add(b, " ");
 }
 
-static bp_status write_all(bp_file_replace *f, const strbuf *header, bp_dtype dtype,
+static bp_status write_all(bp_file_replace *f, const strbuf *header, bp_st_dtype dtype,
                            const bp_st_out *t, int n)
 {
     unsigned char len8[8];
@@ -357,7 +364,7 @@ static bp_status write_all(bp_file_replace *f, const strbuf *header, bp_dtype dt
     return BP_OK;
 }
 
-bp_status bp_st_write(const char *fn, const char *path, bp_dtype dtype, const char *metadata,
+bp_status bp_st_write(const char *fn, const char *path, bp_st_dtype dtype, const char *metadata,
                       const bp_st_out *t, int n)
 {
     if (path[0] == '\0')

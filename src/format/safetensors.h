@@ -99,10 +99,20 @@ typedef struct bp_st_out {
     const void *data;
 } bp_st_out;
 
+/* The dtype of the tensors written: safetensors' name ("F32", "F64",
+ * "BF16", "F16") and the bytes of one element. */
+typedef struct bp_st_dtype {
+    const char *name;
+    size_t size;
+} bp_st_dtype;
+
+/* The dtype of a network's reals. */
+bp_st_dtype bp_st_dtype_of(bp_dtype dtype);
+
 /* Writes a file of n tensors of dtype with the given __metadata__ members
  * (the JSON text between the braces: "key":"value",..., or NULL for none),
  * in the given order, packed. Messages start with fn. */
-bp_status bp_st_write(const char *fn, const char *path, bp_dtype dtype, const char *metadata,
+bp_status bp_st_write(const char *fn, const char *path, bp_st_dtype dtype, const char *metadata,
                       const bp_st_out *t, int n);
 
 #endif

@@ -205,6 +205,11 @@ static bp_status join_refused(const char *fn, const bp_network *net, const bp_co
                        "%s: a %s network cannot join a %s communicator (made for %s networks)", fn,
                        bp_backend_name(net->desc.backend), comm->ops->name,
                        bp_backend_name(comm->ops->backend));
+    if (net->mixed) /* src/core/mixed.c: not yet through the collective guard */
+        return bp_fail(BP_ERR_UNSUPPORTED,
+                       "%s: data-parallel training in precision '%s' is not supported yet (use "
+                       "32-true or 64-true)",
+                       fn, bp_precision_name(net->desc.precision));
     return BP_OK;
 }
 

@@ -25,6 +25,12 @@
 //    or graphs still alive are reported and the process fails.
 // GEMMs run on CBLAS; TF32 and BF16 compute types round their inputs to 10
 // and 7 mantissa bits (round to nearest even) before an FP32 product.
+// cublasGemmEx takes the type combinations cuBLAS documents for it that the
+// library uses, and refuses the others (CUBLAS_STATUS_NOT_SUPPORTED):
+// A, B, C all CUDA_R_32F with COMPUTE_32F, _FAST_TF32 or _FAST_16BF; A and B
+// both CUDA_R_16BF or both CUDA_R_16F with C of the same type or CUDA_R_32F
+// and COMPUTE_32F (16-bit inputs, float32 sums; a 16-bit C is the float32
+// result rounded to nearest even, here by this file's own conversions).
 #include <cblas.h>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -278,7 +284,7 @@ CBLAS_TRANSPOSE cblas_op(cublasOperation_t op)
 // cuBLAS's argument checks, and the operands inside device memory.
 cublasStatus_t check_gemm(Handle *h, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
                           int k, const void *a, int lda, const void *b, int ldb, const void *c,
-                          int ldc, size_t es, Stream **out)
+                          int ldc, size_t es, Stream **out, size_t es_c = 0)
 {
     State &s = state();
     if (!s.handles.count(h))
@@ -295,7 +301,7 @@ cublasStatus_t check_gemm(Handle *h, cublasOperation_t ta, cublasOperation_t tb,
     if (k > 0 && (device_of(a, ((size_t)lda * (a_cols - 1) + a_rows) * es) != current_device ||
                   device_of(b, ((size_t)ldb * (b_cols - 1) + b_rows) * es) != current_device))
         return CUBLAS_STATUS_INVALID_VALUE;
-    if (device_of(c, ((size_t)ldc * (n - 1) + m) * es) != current_device)
+    if (device_of(c, ((size_t)ldc * (n - 1) + m) * (es_c ? es_c : es)) != current_device)
         return CUBLAS_STATUS_INVALID_VALUE;
     if (h->stream == nullptr && unsafe_forbidden()) { // the legacy stream during a capture
         forbidden_in_capture(cudaErrorStreamCaptureImplicit);
@@ -304,6 +310,82 @@ cublasStatus_t check_gemm(Handle *h, cublasOperation_t ta, cublasOperation_t tb,
     *out = h->stream ? h->stream : &s.default_stream[h->device];
     if (!(*out)->capture)
         s.counters.blas_calls++;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+// A 16-bit value (CUDA_R_16BF or CUDA_R_16F) as float32, and float32 rounded
+// to the type, to nearest even: bfloat16 by round_mantissa, half by the
+// compiler's _Float16 (not the library's kernels/bp_mixed.h, so that the two
+// are checked against each other).
+float from_16(cudaDataType t, uint16_t h)
+{
+    if (t == CUDA_R_16BF) {
+        uint32_t u = (uint32_t)h << 16;
+        float f;
+        std::memcpy(&f, &u, 4);
+        return f;
+    }
+    _Float16 x;
+    std::memcpy(&x, &h, 2);
+    return (float)x;
+}
+
+uint16_t to_16(cudaDataType t, float f)
+{
+    if (t == CUDA_R_16BF) {
+        if (f != f)
+            return 0x7FC0;
+        float r = round_mantissa(f, 7);
+        uint32_t u;
+        std::memcpy(&u, &r, 4);
+        return (uint16_t)(u >> 16);
+    }
+    _Float16 x = (_Float16)f;
+    uint16_t h;
+    std::memcpy(&h, &x, 2);
+    return h;
+}
+
+// cublasGemmEx with 16-bit A and B (see the file's comment for what is taken).
+cublasStatus_t gemm_ex_half(cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, int m,
+                            int n, int k, const void *alpha, const void *a, cudaDataType a_type,
+                            int lda, const void *b, cudaDataType b_type, int ldb, const void *beta,
+                            void *c, cudaDataType c_type, int ldc, cublasComputeType_t compute)
+{
+    if (b_type != a_type || (c_type != a_type && c_type != CUDA_R_32F) ||
+        compute != CUBLAS_COMPUTE_32F)
+        return CUBLAS_STATUS_NOT_SUPPORTED;
+    size_t es_c = c_type == CUDA_R_32F ? sizeof(float) : sizeof(uint16_t);
+    Stream *st = nullptr;
+    cublasStatus_t s = check_gemm(reinterpret_cast<Handle *>(handle), ta, tb, m, n, k, a, lda, b,
+                                  ldb, c, ldc, sizeof(uint16_t), &st, es_c);
+    if (s != CUBLAS_STATUS_SUCCESS || st == nullptr)
+        return s;
+    float al = *static_cast<const float *>(alpha), be = *static_cast<const float *>(beta);
+    const uint16_t *ha = static_cast<const uint16_t *>(a), *hb = static_cast<const uint16_t *>(b);
+    size_t na = (size_t)lda * (ta == CUBLAS_OP_N ? k : m),
+           nb = (size_t)ldb * (tb == CUBLAS_OP_N ? n : k), nc = (size_t)ldc * n;
+    submit(st, [=] {
+        std::vector<float> fa(na), fb(nb), fc;
+        for (size_t i = 0; i < na; i++)
+            fa[i] = from_16(a_type, ha[i]);
+        for (size_t i = 0; i < nb; i++)
+            fb[i] = from_16(a_type, hb[i]);
+        float *out = static_cast<float *>(c);
+        uint16_t *hc = static_cast<uint16_t *>(c);
+        if (c_type != CUDA_R_32F) {
+            fc.resize(nc);
+            for (size_t i = 0; i < nc; i++)
+                fc[i] = be != 0.0f ? from_16(c_type, hc[i]) : 0.0f;
+            out = fc.data();
+        }
+        cblas_sgemm(CblasColMajor, cblas_op(ta), cblas_op(tb), m, n, k, al, fa.data(), lda,
+                    fb.data(), ldb, be, out, ldc);
+        if (c_type != CUDA_R_32F) /* the m rows of each column, not the padding to ldc */
+            for (size_t i = 0; i < nc; i++)
+                if (i % (size_t)ldc < (size_t)m)
+                    hc[i] = to_16(c_type, fc[i]);
+    });
     return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -988,6 +1070,9 @@ cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t ta, cublasO
 {
     (void)algo;
     BLAS_CALL();
+    if (a_type == CUDA_R_16BF || a_type == CUDA_R_16F)
+        return gemm_ex_half(handle, ta, tb, m, n, k, alpha, a, a_type, lda, b, b_type, ldb, beta,
+                            c, c_type, ldc, compute);
     if (a_type != CUDA_R_32F || b_type != CUDA_R_32F || c_type != CUDA_R_32F)
         return CUBLAS_STATUS_NOT_SUPPORTED;
     int bits = compute == CUBLAS_COMPUTE_32F_FAST_TF32   ? 10

@@ -20,6 +20,7 @@
 
 #include "launch.h"
 #include "backend/backend.h"
+#include "backend/cuda/mixed.h"
 #include "backend/cuda/status.h"
 #include "api/error.h"
 
@@ -725,6 +726,25 @@ static void cuda_graph_release(void *p, void *graph)
     quiet_leave(switched, previous);
 }
 
+/* ---- for the backend's other files (mixed.c) ---------------------------- */
+
+cublasHandle_t bp_cuda_ctx_blas(void *ctx) { return ((cuda_ctx *)ctx)->blas; }
+
+bp_status bp_cuda_ctx_enter(void *ctx, int *previous, int *switched)
+{
+    device_guard g;
+    bp_status st = enter_device(((cuda_ctx *)ctx)->device, &g);
+    *previous = g.previous;
+    *switched = g.switched;
+    return st;
+}
+
+bp_status bp_cuda_ctx_leave(int previous, int switched, bp_status st)
+{
+    device_guard g = {previous, switched};
+    return leave_device(&g, st);
+}
+
 const bp_backend_ops bp_cuda_backend_ops = {
     .name = "cuda",
     .ctx_create = cuda_ctx_create,
@@ -755,4 +775,14 @@ const bp_backend_ops bp_cuda_backend_ops = {
     .graph_release = cuda_graph_release,
     .linear_relu_forward = cuda_linear_relu_forward,
     .linear_drelu_backward = cuda_linear_drelu_backward,
+    /* mixed precision (mixed.c) */
+    .gather_rows_half = bp_cuda_gather_rows_half,
+    .gather_epoch_half = bp_cuda_gather_epoch_half,
+    .to_half = bp_cuda_to_half,
+    .gemm_half = bp_cuda_gemm_half,
+    .fill_rows_half = bp_cuda_fill_rows_half,
+    .act_half = bp_cuda_act_half,
+    .delta_half = bp_cuda_delta_half,
+    .unscale = bp_cuda_unscale,
+    .scaler_update = bp_cuda_scaler_update,
 };

@@ -1,0 +1,187 @@
+/*
+ * bp_mixed.h — the per-element mathematics of the mixed precisions
+ * (bf16-mixed, 16-mixed), written once: the conversions between float32
+ * and the two 16-bit storage formats, and dynamic loss scaling as
+ * torch.cuda.amp.GradScaler does it.
+ *
+ * Included by the C compiler (the CPU backend, src/backend/cpu_mixed.c)
+ * and by nvcc (kernels/mixed.cu), like bp_math.h, so that the CPU
+ * reference rounds every value to the very bits the GPU does
+ * (docs/design.md, "Mixed precision"). Integer arithmetic only: no
+ * dependence on a compiler's or a GPU's half types.
+ */
+#ifndef BP_MIXED_H
+#define BP_MIXED_H
+
+#include <stdint.h>
+#include <string.h>
+
+#include "bp_math.h"
+
+/* The 16-bit storage formats (bp_precision's mixed modes). */
+#define BP_HALF_BF16 0 /* bfloat16: 8 exponent bits, 7 mantissa bits */
+#define BP_HALF_F16 1  /* IEEE binary16: 5 exponent bits, 10 mantissa bits */
+
+/* ---- bits of a float ------------------------------------------------------- */
+
+BP_HD uint32_t bp_f32_bits(float f)
+{
+#if defined(__CUDA_ARCH__)
+    return __float_as_uint(f);
+#else
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+#endif
+}
+
+BP_HD float bp_f32_from_bits(uint32_t u)
+{
+#if defined(__CUDA_ARCH__)
+    return __uint_as_float(u);
+#else
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+#endif
+}
+
+/* ---- bfloat16 ---------------------------------------------------------------- */
+
+/* float -> bfloat16, rounded to nearest, ties to even (as torch's
+ * .to(torch.bfloat16) and __float2bfloat16_rn); NaN -> the quiet NaN
+ * 0x7FC0; overflow -> infinity. */
+BP_HD uint16_t bp_f32_to_bf16(float f)
+{
+    uint32_t x = bp_f32_bits(f);
+    if ((x & 0x7FFFFFFFu) > 0x7F800000u)
+        return (uint16_t)0x7FC0u;
+    return (uint16_t)((x + 0x7FFFu + ((x >> 16) & 1u)) >> 16);
+}
+
+/* bfloat16 -> float, exact. */
+BP_HD float bp_bf16_to_f32(uint16_t h) { return bp_f32_from_bits((uint32_t)h << 16); }
+
+/* ---- IEEE half (binary16) ------------------------------------------------------ */
+
+/* float -> half, rounded to nearest, ties to even, with half's subnormals
+ * (as torch's .to(torch.float16) and __float2half_rn); |f| >= 65520 ->
+ * infinity; NaN -> the quiet NaN 0x7E00. */
+BP_HD uint16_t bp_f32_to_f16(float f)
+{
+    uint32_t x = bp_f32_bits(f);
+    uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
+    uint32_t ax = x & 0x7FFFFFFFu;
+    if (ax > 0x7F800000u)
+        return (uint16_t)0x7E00u;
+    if (ax >= 0x477FF000u) /* 65520 and up (infinity too): beyond half's largest 65504 */
+        return (uint16_t)(sign | 0x7C00u);
+    if (ax >= 0x38800000u) { /* a normal half (>= 2^-14): rebias, round at bit 13 */
+        uint32_t v = ax - 0x38000000u;
+        return (uint16_t)(sign | ((v + 0x0FFFu + ((v >> 13) & 1u)) >> 13));
+    }
+    if (ax <= 0x33000000u) /* at most 2^-25, half the smallest subnormal: to (signed) 0 */
+        return sign;
+    /* a subnormal half: m * 2^-24, m = the significand shifted right, rounded */
+    uint32_t e = ax >> 23, mant = (ax & 0x7FFFFFu) | 0x800000u;
+    uint32_t shift = 126u - e; /* 14..24 */
+    uint32_t q = mant >> shift, rem = mant & ((1u << shift) - 1u), half = 1u << (shift - 1u);
+    if (rem > half || (rem == half && (q & 1u)))
+        q++;
+    return (uint16_t)(sign | q);
+}
+
+/* half -> float, exact. */
+BP_HD float bp_f16_to_f32(uint16_t h)
+{
+    uint32_t sign = ((uint32_t)h & 0x8000u) << 16;
+    uint32_t e = ((uint32_t)h >> 10) & 0x1Fu, m = (uint32_t)h & 0x3FFu;
+    if (e == 0x1Fu)
+        return bp_f32_from_bits(sign | 0x7F800000u | (m << 13));
+    if (e == 0) {
+        if (m == 0)
+            return bp_f32_from_bits(sign);
+        e = 113; /* normalise the subnormal m * 2^-24 */
+        while (!(m & 0x400u)) {
+            m <<= 1;
+            e--;
+        }
+        return bp_f32_from_bits(sign | (e << 23) | ((m & 0x3FFu) << 13));
+    }
+    return bp_f32_from_bits(sign | ((e + 112u) << 23) | (m << 13));
+}
+
+/* ---- either format ------------------------------------------------------------- */
+
+BP_HD uint16_t bp_half_from_f32(int half, float f)
+{
+    return half == BP_HALF_F16 ? bp_f32_to_f16(f) : bp_f32_to_bf16(f);
+}
+
+BP_HD float bp_half_to_f32(int half, uint16_t h)
+{
+    return half == BP_HALF_F16 ? bp_f16_to_f32(h) : bp_bf16_to_f32(h);
+}
+
+/* f rounded to the format and back: the value a 16-bit array stores. */
+BP_HD float bp_half_round(int half, float f)
+{
+    return bp_half_to_f32(half, bp_half_from_f32(half, f));
+}
+
+/* ---- dynamic loss scaling (16-mixed) ------------------------------------------- */
+
+/* torch.cuda.amp.GradScaler's defaults, which 16-mixed uses. */
+#define BP_SCALER_INIT_SCALE 65536.0
+#define BP_SCALER_GROWTH_FACTOR 2.0
+#define BP_SCALER_BACKOFF_FACTOR 0.5
+#define BP_SCALER_GROWTH_INTERVAL 2000
+
+/* What went wrong with the scale (the step scalars' scaler_error). */
+#define BP_SCALER_OK 0
+#define BP_SCALER_ZERO 1     /* backed off to 0: no scale makes the gradients finite */
+#define BP_SCALER_OVERFLOW 2 /* growing would leave float32's range */
+
+/* The factor that unscales the gradients: torch's
+ * scale.double().reciprocal().float(). */
+BP_HD float bp_scaler_inverse(double scale) { return (float)(1.0 / scale); }
+
+/* One gradient unscaled, as GradScaler.unscale_ does it
+ * (_amp_foreach_non_finite_check_and_unscale_): a value that is not finite
+ * sets *found_inf; it is multiplied by inv unless inv is 1. */
+BP_HD float bp_scaler_unscale(float g, float inv, int *found_inf)
+{
+    if (!(g - g == 0.0f))
+        *found_inf = 1;
+    return inv == 1.0f ? g : g * inv;
+}
+
+/* GradScaler.update (_amp_update_scale_) after a step: a step with a
+ * non-finite gradient multiplies the float32 scale by the backoff factor
+ * and restarts the count of clean steps; every growth_interval-th clean
+ * step in a row multiplies it by the growth factor, if that stays finite.
+ * *error becomes BP_SCALER_ZERO when the scale reaches 0 and
+ * BP_SCALER_OVERFLOW when growing would overflow (where torch keeps the
+ * scale silently); it is never cleared here. */
+BP_HD void bp_scaler_update(double *scale, int64_t *tracker, int found_inf, int64_t *error)
+{
+    float s = (float)*scale;
+    if (found_inf) {
+        s = (float)((double)s * BP_SCALER_BACKOFF_FACTOR);
+        *tracker = 0;
+        if (s == 0.0f && *error == BP_SCALER_OK)
+            *error = BP_SCALER_ZERO;
+    } else if (*tracker + 1 == BP_SCALER_GROWTH_INTERVAL) {
+        float grown = (float)((double)s * BP_SCALER_GROWTH_FACTOR);
+        if (grown - grown == 0.0f)
+            s = grown;
+        else if (*error == BP_SCALER_OK)
+            *error = BP_SCALER_OVERFLOW;
+        *tracker = 0;
+    } else {
+        *tracker += 1;
+    }
+    *scale = (double)s;
+}
+
+#endif /* BP_MIXED_H */

@@ -1,0 +1,227 @@
+/*
+ * mixed.cu — CUDA kernels of the mixed precisions (bf16-mixed, 16-mixed):
+ * the input rounded to 16 bits as it is gathered, the parameters' 16-bit
+ * working copy, the bias rows a 16-bit product adds, a hidden layer's
+ * activation and Hadamard delta with its float32 bias gradient, and
+ * 16-mixed's loss scaling (unscaling with the guard, the scale's update).
+ *
+ * Every conversion and scaling rule comes from bp_mixed.h and every formula
+ * from bp_math.h, the headers the CPU backend's loops call
+ * (src/backend/cpu_mixed.c), so the GPU rounds to the CPU's bits. The bias
+ * gradient sums each column in row order, as the CPU does, without
+ * atomics.
+ */
+#include "bp_mixed.h"
+#include "kernel_util.cuh"
+#include "launch_mixed.h"
+
+namespace {
+
+/* dst row r = half(src row rows[r]) (rows NULL: row r), n values a row. */
+__global__ void mixed_gather_kernel(int half, uint16_t *__restrict__ dst,
+                                    const float *__restrict__ src,
+                                    const int32_t *__restrict__ rows, int n, int batch)
+{
+    for (int r = blockIdx.y; r < batch; r += gridDim.y) {
+        size_t from = rows ? (size_t)rows[r] : (size_t)r;
+        for (int k = blockIdx.x * blockDim.x + threadIdx.x; k < n; k += gridDim.x * blockDim.x)
+            dst[(size_t)r * n + k] = bp_half_from_f32(half, src[from * n + k]);
+    }
+}
+
+/* The epoch's rows order[*cursor + r]: x converted (n values), the targets
+ * copied in words of WY (y_words a row). */
+template <typename WY>
+__global__ void mixed_gather_epoch_kernel(int half, uint16_t *__restrict__ x_dst,
+                                          const float *__restrict__ x_src, int n,
+                                          WY *__restrict__ y_dst, const WY *__restrict__ y_src,
+                                          size_t y_words, const int32_t *__restrict__ order,
+                                          const int64_t *__restrict__ cursor, int batch)
+{
+    int64_t first = *cursor;
+    size_t xn = (size_t)n;
+    for (int r = blockIdx.y; r < batch; r += gridDim.y) {
+        size_t from = (size_t)order[first + r];
+        for (size_t k = blockIdx.x * (size_t)blockDim.x + threadIdx.x; k < xn + y_words;
+             k += (size_t)gridDim.x * blockDim.x) {
+            if (k < xn)
+                x_dst[(size_t)r * xn + k] = bp_half_from_f32(half, x_src[from * xn + k]);
+            else
+                y_dst[(size_t)r * y_words + (k - xn)] = y_src[from * y_words + (k - xn)];
+        }
+    }
+}
+
+/* dst[i] = half(src[i] * s), s the device double *scale or 1. */
+__global__ void mixed_to_half_kernel(int half, const float *__restrict__ src,
+                                     uint16_t *__restrict__ dst, size_t count,
+                                     const double *__restrict__ scale)
+{
+    float s = scale != nullptr ? (float)*scale : 1.0f;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < count;
+         i += (size_t)gridDim.x * blockDim.x)
+        dst[i] = bp_half_from_f32(half, scale != nullptr ? src[i] * s : src[i]);
+}
+
+/* Z row r = bias. */
+__global__ void mixed_fill_rows_kernel(const uint16_t *__restrict__ bias, uint16_t *__restrict__ z,
+                                       int n, int batch)
+{
+    for (int r = blockIdx.y; r < batch; r += gridDim.y)
+        for (int k = blockIdx.x * blockDim.x + threadIdx.x; k < n; k += gridDim.x * blockDim.x)
+            z[(size_t)r * n + k] = bias[k];
+}
+
+/* A = half(sigma(Z)) element by element. */
+__global__ void mixed_act_kernel(int half, int activation, float slope,
+                                 const uint16_t *__restrict__ z, uint16_t *__restrict__ a,
+                                 size_t count)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < count;
+         i += (size_t)gridDim.x * blockDim.x)
+        a[i] = bp_half_from_f32(half, bp_act(activation, bp_half_to_f32(half, z[i]), slope));
+}
+
+/* D = half(D * sigma'(Z, A)) (identity: D unchanged), then db[j] = the sum
+ * of column j over the rows in row order: a thread per column. */
+__global__ void mixed_delta_kernel(int half, int activation, float slope,
+                                   const uint16_t *__restrict__ z, const uint16_t *__restrict__ a,
+                                   uint16_t *__restrict__ d, float *__restrict__ db, int n,
+                                   int batch)
+{
+    for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < n; j += gridDim.x * blockDim.x) {
+        float sum = 0.0f;
+        for (int b = 0; b < batch; b++) {
+            size_t i = (size_t)b * n + j;
+            float v = bp_half_to_f32(half, d[i]);
+            if (activation != BP_M_IDENTITY) {
+                v = bp_hadamard_delta(activation, v, bp_half_to_f32(half, z[i]),
+                                      bp_half_to_f32(half, a[i]), slope);
+                d[i] = bp_half_from_f32(half, v);
+                v = bp_half_to_f32(half, d[i]);
+            }
+            sum += v;
+        }
+        db[j] = sum;
+    }
+}
+
+/* g *= 1/scale (GradScaler.unscale_); a value that is not finite sets
+ * skip (every writer writes 1: no order matters). */
+__global__ void mixed_unscale_kernel(float *__restrict__ g, size_t count,
+                                     const double *__restrict__ scale,
+                                     bp_step_scalars *__restrict__ scalars)
+{
+    float inv = bp_scaler_inverse(*scale);
+    int found = 0;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < count;
+         i += (size_t)gridDim.x * blockDim.x)
+        g[i] = bp_scaler_unscale(g[i], inv, &found);
+    if (found && scalars != nullptr)
+        scalars->skip = 1;
+}
+
+/* GradScaler.update, one thread (backend.h: scaler_update). */
+__global__ void mixed_scaler_update_kernel(bp_step_scalars *s)
+{
+    if (blockIdx.x != 0 || threadIdx.x != 0)
+        return;
+    int found = s->skip != 0;
+    bp_scaler_update(&s->loss_scale, &s->scale_tracker, found, &s->scaler_error);
+    if (found) {
+        s->scaler_skips += 1;
+        if (s->bad_step == s->steps_seen && s->loss - s->loss == 0.0)
+            s->bad_step = 0;
+    }
+}
+
+} // namespace
+
+extern "C" {
+
+cudaError_t bp_launch_gather_rows_half(cudaStream_t stream, int half, void *dst, const float *src,
+                                       const int32_t *rows, int batch, int n)
+{
+    clear_stale_error();
+    mixed_gather_kernel<<<grid_for_rows((size_t)n, batch), kThreads, 0, stream>>>(
+        half, (uint16_t *)dst, src, rows, n, batch);
+    return cudaGetLastError();
+}
+
+cudaError_t bp_launch_gather_epoch_half(cudaStream_t stream, int half, void *x_dst,
+                                        const float *x_src, int n, void *y_dst, const void *y_src,
+                                        size_t y_row_bytes, const int32_t *order,
+                                        const int64_t *cursor, int batch)
+{
+    clear_stale_error();
+    if (y_dst == NULL)
+        y_row_bytes = 0;
+    if (y_row_bytes % 4 == 0) {
+        size_t yw = y_row_bytes / 4;
+        mixed_gather_epoch_kernel<uint32_t>
+            <<<grid_for_rows((size_t)n + yw, batch), kThreads, 0, stream>>>(
+                half, (uint16_t *)x_dst, x_src, n, (uint32_t *)y_dst, (const uint32_t *)y_src, yw,
+                order, cursor, batch);
+    } else {
+        mixed_gather_epoch_kernel<unsigned char>
+            <<<grid_for_rows((size_t)n + y_row_bytes, batch), kThreads, 0, stream>>>(
+                half, (uint16_t *)x_dst, x_src, n, (unsigned char *)y_dst,
+                (const unsigned char *)y_src, y_row_bytes, order, cursor, batch);
+    }
+    return cudaGetLastError();
+}
+
+cudaError_t bp_launch_to_half(cudaStream_t stream, int half, const float *src, void *dst,
+                              size_t count, const double *scale)
+{
+    clear_stale_error();
+    mixed_to_half_kernel<<<blocks_for(count), kThreads, 0, stream>>>(half, src, (uint16_t *)dst,
+                                                                     count, scale);
+    return cudaGetLastError();
+}
+
+cudaError_t bp_launch_fill_rows_half(cudaStream_t stream, const void *bias, void *z, int n, int batch)
+{
+    clear_stale_error();
+    mixed_fill_rows_kernel<<<grid_for_rows((size_t)n, batch), kThreads, 0, stream>>>(
+        (const uint16_t *)bias, (uint16_t *)z, n, batch);
+    return cudaGetLastError();
+}
+
+cudaError_t bp_launch_act_half(cudaStream_t stream, int half, bp_activation activation,
+                               double slope, const void *z, void *a, int n, int batch)
+{
+    clear_stale_error();
+    size_t count = (size_t)n * (size_t)batch;
+    mixed_act_kernel<<<blocks_for(count), kThreads, 0, stream>>>(
+        half, (int)activation, (float)slope, (const uint16_t *)z, (uint16_t *)a, count);
+    return cudaGetLastError();
+}
+
+cudaError_t bp_launch_delta_half(cudaStream_t stream, int half, bp_activation activation,
+                                 double slope, const void *z, const void *a, void *d, float *db,
+                                 int n, int batch)
+{
+    clear_stale_error();
+    mixed_delta_kernel<<<blocks_for((size_t)n), kThreads, 0, stream>>>(
+        half, (int)activation, (float)slope, (const uint16_t *)z, (const uint16_t *)a,
+        (uint16_t *)d, db, n, batch);
+    return cudaGetLastError();
+}
+
+cudaError_t bp_launch_unscale(cudaStream_t stream, float *g, size_t count, const double *scale,
+                              bp_step_scalars *scalars)
+{
+    clear_stale_error();
+    mixed_unscale_kernel<<<blocks_for(count), kThreads, 0, stream>>>(g, count, scale, scalars);
+    return cudaGetLastError();
+}
+
+cudaError_t bp_launch_scaler_update(cudaStream_t stream, bp_step_scalars *scalars)
+{
+    clear_stale_error();
+    mixed_scaler_update_kernel<<<1, 1, 0, stream>>>(scalars);
+    return cudaGetLastError();
+}
+
+} // extern "C"

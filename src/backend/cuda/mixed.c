@@ -1,0 +1,113 @@
+/*
+ * mixed.c — the CUDA backend's mixed precision (bf16-mixed, 16-mixed):
+ * the 16-bit products through cublasGemmEx (BF16 or FP16 A and B, C of the
+ * same type or FP32, CUBLAS_COMPUTE_32F: float32 sums, scale type FP32,
+ * combinations cuBLAS documents for cublasGemmEx), and the kernels of
+ * kernels/mixed.cu. Each operation runs with the network's device current,
+ * as every operation of src/backend/cuda/host.c does.
+ */
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include "bp_mixed.h"
+#include "launch_mixed.h"
+#include "api/error.h"
+#include "backend/cuda/mixed.h"
+#include "backend/cuda/status.h"
+
+/* Runs `expr` (a bp_status) with the context's device current. */
+#define MIXED_ON_DEVICE(ctx, expr)                                     \
+    do {                                                               \
+        int previous_ = 0, switched_ = 0;                              \
+        BP_TRY(bp_cuda_ctx_enter((ctx), &previous_, &switched_));      \
+        bp_status mixed_status_ = (expr);                              \
+        return bp_cuda_ctx_leave(previous_, switched_, mixed_status_); \
+    } while (0)
+
+static cudaDataType half_type(int half) { return half == BP_HALF_F16 ? CUDA_R_16F : CUDA_R_16BF; }
+
+bp_status bp_cuda_gather_rows_half(void *ctx, int half, void *dst, const float *src,
+                                   const int32_t *rows, int batch, int n)
+{
+    cudaStream_t s = bp_cuda_ctx_stream(ctx);
+    MIXED_ON_DEVICE(ctx,
+                    BP_CUDA_LAUNCH("gather_rows_half",
+                                   bp_launch_gather_rows_half(s, half, dst, src, rows, batch, n)));
+}
+
+bp_status bp_cuda_gather_epoch_half(void *ctx, int half, void *x_dst, const float *x_src, int n,
+                                    void *y_dst, const void *y_src, size_t y_row_bytes,
+                                    const int32_t *order, const int64_t *cursor, int batch)
+{
+    cudaStream_t s = bp_cuda_ctx_stream(ctx);
+    MIXED_ON_DEVICE(
+        ctx, BP_CUDA_LAUNCH("gather_epoch_half",
+                            bp_launch_gather_epoch_half(s, half, x_dst, x_src, n, y_dst, y_src,
+                                                        y_row_bytes, order, cursor, batch)));
+}
+
+bp_status bp_cuda_to_half(void *ctx, int half, const float *src, void *dst, size_t count,
+                          const double *scale)
+{
+    cudaStream_t s = bp_cuda_ctx_stream(ctx);
+    MIXED_ON_DEVICE(ctx,
+                    BP_CUDA_LAUNCH("to_half", bp_launch_to_half(s, half, src, dst, count, scale)));
+}
+
+static bp_status gemm_half_on_device(void *ctx, int half, int trans_a, int trans_b, int m, int n,
+                                     int k, const void *a, int lda, const void *b, int ldb,
+                                     double beta, void *c, int c_half, int ldc)
+{
+    cublasOperation_t ta = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+    cublasOperation_t tb = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+    cudaDataType in = half_type(half), out = c_half ? in : CUDA_R_32F;
+    float one = 1.0f, bf = (float)beta;
+    return BP_CUBLAS_CHECK(cublasGemmEx(bp_cuda_ctx_blas(ctx), ta, tb, m, n, k, &one, a, in, lda,
+                                        b, in, ldb, &bf, c, out, ldc, CUBLAS_COMPUTE_32F,
+                                        CUBLAS_GEMM_DEFAULT));
+}
+
+bp_status bp_cuda_gemm_half(void *ctx, int half, int trans_a, int trans_b, int m, int n, int k,
+                            const void *a, int lda, const void *b, int ldb, double beta, void *c,
+                            int c_half, int ldc)
+{
+    MIXED_ON_DEVICE(ctx, gemm_half_on_device(ctx, half, trans_a, trans_b, m, n, k, a, lda, b, ldb,
+                                             beta, c, c_half, ldc));
+}
+
+bp_status bp_cuda_fill_rows_half(void *ctx, int half, const void *bias, void *z, int n, int batch)
+{
+    (void)half;
+    cudaStream_t s = bp_cuda_ctx_stream(ctx);
+    MIXED_ON_DEVICE(
+        ctx, BP_CUDA_LAUNCH("fill_rows_half", bp_launch_fill_rows_half(s, bias, z, n, batch)));
+}
+
+bp_status bp_cuda_act_half(void *ctx, int half, bp_activation act, double slope, const void *z,
+                           void *a, int n, int batch)
+{
+    cudaStream_t s = bp_cuda_ctx_stream(ctx);
+    MIXED_ON_DEVICE(
+        ctx, BP_CUDA_LAUNCH("act_half", bp_launch_act_half(s, half, act, slope, z, a, n, batch)));
+}
+
+bp_status bp_cuda_delta_half(void *ctx, int half, bp_activation act, double slope, const void *z,
+                             const void *a, void *d, float *db, int n, int batch)
+{
+    cudaStream_t s = bp_cuda_ctx_stream(ctx);
+    MIXED_ON_DEVICE(ctx, BP_CUDA_LAUNCH("delta_half", bp_launch_delta_half(s, half, act, slope, z,
+                                                                           a, d, db, n, batch)));
+}
+
+bp_status bp_cuda_unscale(void *ctx, float *g, size_t count, const double *scale,
+                          bp_step_scalars *scalars)
+{
+    cudaStream_t s = bp_cuda_ctx_stream(ctx);
+    MIXED_ON_DEVICE(ctx, BP_CUDA_LAUNCH("unscale", bp_launch_unscale(s, g, count, scale, scalars)));
+}
+
+bp_status bp_cuda_scaler_update(void *ctx, bp_step_scalars *scalars)
+{
+    cudaStream_t s = bp_cuda_ctx_stream(ctx);
+    MIXED_ON_DEVICE(ctx, BP_CUDA_LAUNCH("scaler_update", bp_launch_scaler_update(s, scalars)));
+}

@@ -1,0 +1,38 @@
+/* mixed.h — the CUDA backend's mixed-precision operations
+ * (src/backend/cuda/mixed.c) for its table in src/backend/cuda/host.c,
+ * and what mixed.c needs of host.c's context. */
+#ifndef BP_CUDA_MIXED_H
+#define BP_CUDA_MIXED_H
+
+#include <cublas_v2.h>
+
+#include "backend/backend.h"
+
+/* host.c: the context's cuBLAS handle, and its device made current around
+ * an operation (*previous and *switched for bp_cuda_ctx_leave, which gives
+ * the caller its device back and returns st, or the restore's failure). */
+cublasHandle_t bp_cuda_ctx_blas(void *ctx);
+bp_status bp_cuda_ctx_enter(void *ctx, int *previous, int *switched);
+bp_status bp_cuda_ctx_leave(int previous, int switched, bp_status st);
+
+/* The operations of backend.h's mixed-precision section. */
+bp_status bp_cuda_gather_rows_half(void *ctx, int half, void *dst, const float *src,
+                                   const int32_t *rows, int batch, int n);
+bp_status bp_cuda_gather_epoch_half(void *ctx, int half, void *x_dst, const float *x_src, int n,
+                                    void *y_dst, const void *y_src, size_t y_row_bytes,
+                                    const int32_t *order, const int64_t *cursor, int batch);
+bp_status bp_cuda_to_half(void *ctx, int half, const float *src, void *dst, size_t count,
+                          const double *scale);
+bp_status bp_cuda_gemm_half(void *ctx, int half, int trans_a, int trans_b, int m, int n, int k,
+                            const void *a, int lda, const void *b, int ldb, double beta, void *c,
+                            int c_half, int ldc);
+bp_status bp_cuda_fill_rows_half(void *ctx, int half, const void *bias, void *z, int n, int batch);
+bp_status bp_cuda_act_half(void *ctx, int half, bp_activation act, double slope, const void *z,
+                           void *a, int n, int batch);
+bp_status bp_cuda_delta_half(void *ctx, int half, bp_activation act, double slope, const void *z,
+                             const void *a, void *d, float *db, int n, int batch);
+bp_status bp_cuda_unscale(void *ctx, float *g, size_t count, const double *scale,
+                          bp_step_scalars *scalars);
+bp_status bp_cuda_scaler_update(void *ctx, bp_step_scalars *scalars);
+
+#endif
