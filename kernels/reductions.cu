@@ -10,6 +10,23 @@
 
 namespace {
 
+/* The 32x32 block's column sums in a fixed tree: lane (x, y) holds its
+ * share `sum` of column x; lane (x, 0) writes the column's total to *out
+ * (none when out is null). Shared by the two bias-gradient kernels. */
+template <typename T> __device__ void column_tree_sum(T sum, T *out)
+{
+    __shared__ T part[32][33];
+    part[threadIdx.y][threadIdx.x] = sum;
+    __syncthreads();
+    for (int half = 16; half > 0; half /= 2) {
+        if ((int)threadIdx.y < half)
+            part[threadIdx.y][threadIdx.x] += part[threadIdx.y + half][threadIdx.x];
+        __syncthreads();
+    }
+    if (threadIdx.y == 0 && out != nullptr)
+        *out = part[0][threadIdx.x];
+}
+
 /* db[j] = sum over the batch of d[b, j]. A block covers 32 columns (one
  * warp reads 32 consecutive values of a row: coalesced) with 32 row lanes;
  * lane y sums rows y, y+32, ... in order, then the 32 lane sums are added
@@ -18,21 +35,12 @@ namespace {
 template <typename T>
 __global__ void bias_grad_kernel(const T *__restrict__ d, T *__restrict__ db, int n, int batch)
 {
-    __shared__ T part[32][33];
     int col = blockIdx.x * 32 + threadIdx.x;
     T sum = (T)0;
     if (col < n)
         for (int b = threadIdx.y; b < batch; b += 32)
             sum += d[(size_t)b * n + col];
-    part[threadIdx.y][threadIdx.x] = sum;
-    __syncthreads();
-    for (int half = 16; half > 0; half /= 2) {
-        if ((int)threadIdx.y < half)
-            part[threadIdx.y][threadIdx.x] += part[threadIdx.y + half][threadIdx.x];
-        __syncthreads();
-    }
-    if (threadIdx.y == 0 && col < n)
-        db[col] = part[0][threadIdx.x];
+    column_tree_sum(sum, col < n ? &db[col] : nullptr);
 }
 
 /* The Hadamard delta of a hidden layer and its bias gradient in one pass:
@@ -43,7 +51,6 @@ __global__ void delta_bias_grad_kernel(int activation, T slope, const T *__restr
                                        const T *__restrict__ a, T *__restrict__ d,
                                        T *__restrict__ db, int n, int batch)
 {
-    __shared__ T part[32][33];
     int col = blockIdx.x * 32 + threadIdx.x;
     T sum = (T)0;
     if (col < n)
@@ -53,15 +60,7 @@ __global__ void delta_bias_grad_kernel(int activation, T slope, const T *__restr
             d[i] = v;
             sum += v;
         }
-    part[threadIdx.y][threadIdx.x] = sum;
-    __syncthreads();
-    for (int half = 16; half > 0; half /= 2) {
-        if ((int)threadIdx.y < half)
-            part[threadIdx.y][threadIdx.x] += part[threadIdx.y + half][threadIdx.x];
-        __syncthreads();
-    }
-    if (threadIdx.y == 0 && col < n)
-        db[col] = part[0][threadIdx.x];
+    column_tree_sum(sum, col < n ? &db[col] : nullptr);
 }
 
 /* The non-finite guard on the gradients: any thread that sees a NaN or an
@@ -88,29 +87,11 @@ __device__ void finish_guard(double *sum, double s, bool finite, double *part,
         part[blockIdx.x] = total;
 }
 
-template <typename T, bool Sum>
-__global__ void check_finite_vec_kernel(const Vec16<T> *__restrict__ g, size_t vcount,
-                                        double *part, bp_step_scalars *scalars)
-{
-    __shared__ double sum[kThreads];
-    if (blockIdx.x == 0 && threadIdx.x == 0)
-        scalars->step = scalars->step_next;
-    T acc = (T)0;
-    double s = 0.0;
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < vcount;
-         i += (size_t)gridDim.x * blockDim.x) {
-        Vec16<T> v = g[i];
-        for (int e = 0; e < (int)(16 / sizeof(T)); e++) {
-            acc += v.v[e] - v.v[e]; /* 0 for finite values, NaN otherwise */
-            if (Sum)
-                s += (double)v.v[e] * (double)v.v[e];
-        }
-    }
-    finish_guard<Sum>(sum, s, acc == (T)0, part, scalars);
-}
-
-template <typename T, bool Sum>
-__global__ void check_finite_kernel(const T *__restrict__ g, size_t count, double *part,
+/* The guard over count loads of V: T itself, or Vec16<T> (16 bytes of
+ * reals at once where g is aligned); the same values in the same order
+ * either way. */
+template <typename T, typename V, bool Sum>
+__global__ void check_finite_kernel(const V *__restrict__ g, size_t count, double *part,
                                     bp_step_scalars *scalars)
 {
     __shared__ double sum[kThreads];
@@ -120,10 +101,13 @@ __global__ void check_finite_kernel(const T *__restrict__ g, size_t count, doubl
     double s = 0.0;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < count;
          i += (size_t)gridDim.x * blockDim.x) {
-        T v = g[i];
-        acc += v - v;
-        if (Sum)
-            s += (double)v * (double)v;
+        V v = g[i];
+        const T *e = reinterpret_cast<const T *>(&v);
+        for (int k = 0; k < (int)(sizeof(V) / sizeof(T)); k++) {
+            acc += e[k] - e[k]; /* 0 for finite values, NaN otherwise */
+            if (Sum)
+                s += (double)e[k] * (double)e[k];
+        }
     }
     finish_guard<Sum>(sum, s, acc == (T)0, part, scalars);
 }
@@ -138,11 +122,12 @@ cudaError_t launch_guard(cudaStream_t stream, const T *g, size_t count, double *
     if (count % k == 0 && aligned16<char>(g)) {
         size_t vcount = count / k;
         unsigned blocks = Sum ? (unsigned)bp_clip_parts(count) : blocks_for(vcount);
-        check_finite_vec_kernel<T, Sum>
+        typedef Vec16<T> V16; /* (the emulation's launch rewrite takes no nested <>) */
+        check_finite_kernel<T, V16, Sum>
             <<<blocks, kThreads, 0, stream>>>((const Vec16<T> *)g, vcount, part, scalars);
     } else {
         unsigned blocks = Sum ? (unsigned)bp_clip_parts(count) : blocks_for(count);
-        check_finite_kernel<T, Sum><<<blocks, kThreads, 0, stream>>>(g, count, part, scalars);
+        check_finite_kernel<T, T, Sum><<<blocks, kThreads, 0, stream>>>(g, count, part, scalars);
     }
     return cudaGetLastError();
 }

@@ -39,6 +39,23 @@ void bp_dist_backoff(double waited_s)
     nanosleep(&ts, NULL);
 }
 
+bp_status bp_comm_poll(bp_comm *c, const char *what, const char *hint,
+                       int (*poll)(bp_comm *c, void *arg), void *arg)
+{
+    double t0 = bp_dist_now();
+    for (;;) {
+        int r = poll(c, arg);
+        if (r != 0)
+            return r > 0 ? BP_OK : BP_ERR_COMM;
+        if (bp_dist_now() - t0 > c->timeout_s)
+            return bp_comm_fail(c,
+                                "%s did not complete within %g s: a rank died, hangs or stopped "
+                                "calling the same steps%s",
+                                what, c->timeout_s, hint);
+        bp_dist_backoff(bp_dist_now() - t0);
+    }
+}
+
 bp_status bp_comm_fail(bp_comm *c, const char *fmt, ...)
 {
     char msg[768];

@@ -78,6 +78,14 @@ double bp_dist_now(void);
  * once the wait is long. */
 void bp_dist_backoff(double waited_s);
 
+/* The one poll loop of a pending collective (mpi.c, nccl.c): calls
+ * poll(c, arg) until it returns 1 (done: BP_OK) or -1 (failed: its
+ * bp_comm_fail status), backing off between calls, at most the
+ * communicator's timeout; then fails naming `what`, with `hint` (may be
+ * "") appended to the message. */
+bp_status bp_comm_poll(bp_comm *c, const char *what, const char *hint,
+                       int (*poll)(bp_comm *c, void *arg), void *arg);
+
 /* ---- the hooks of the training step (no-ops for a network alone) ------- */
 bp_status bp_dist_layer_ready(struct bp_network *net, int layer, int batch);
 bp_status bp_dist_wait(struct bp_network *net);

@@ -39,22 +39,26 @@ static bp_status mpi_error(bp_comm *c, const char *call, int err)
             return mpi_error((c), #call, bp_mpi_err_); \
     } while (0)
 
+typedef struct pending {
+    int n;
+    MPI_Request *reqs;
+} pending;
+
+/* bp_comm_poll's test: 1 when every request is complete. */
+static int test_requests(bp_comm *c, void *arg)
+{
+    pending *w = arg;
+    int done = 0, err = MPI_Testall(w->n, w->reqs, &done, MPI_STATUSES_IGNORE);
+    if (err != MPI_SUCCESS)
+        return mpi_error(c, "MPI_Testall", err), -1;
+    return done;
+}
+
 /* Polls reqs until all are complete, at most the communicator's timeout. */
 static bp_status wait_requests(bp_comm *c, int n, MPI_Request *reqs, const char *what)
 {
-    double t0 = bp_dist_now();
-    for (;;) {
-        int done = 0;
-        MPI_CHECK(c, MPI_Testall(n, reqs, &done, MPI_STATUSES_IGNORE));
-        if (done)
-            return BP_OK;
-        if (bp_dist_now() - t0 > c->timeout_s)
-            return bp_comm_fail(c,
-                                "%s did not complete within %g s: a rank died, hangs or stopped "
-                                "calling the same steps",
-                                what, c->timeout_s);
-        bp_dist_backoff(bp_dist_now() - t0);
-    }
+    pending w = {n, reqs};
+    return bp_comm_poll(c, what, "", test_requests, &w);
 }
 
 static MPI_Datatype real_type(bp_dtype dt) { return dt == BP_F32 ? MPI_FLOAT : MPI_DOUBLE; }

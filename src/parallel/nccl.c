@@ -63,35 +63,36 @@ static void abort_comm(nccl_engine *e)
     e->aborted = 1;
 }
 
+typedef struct pending {
+    cudaEvent_t event;
+    const char *what;
+} pending;
+
+/* bp_comm_poll's test: 1 when the event is reached, -1 on NCCL's
+ * asynchronous error or a failed query. */
+static int test_event(bp_comm *c, void *arg)
+{
+    nccl_engine *e = c->impl;
+    const pending *w = arg;
+    ncclResult_t async = ncclSuccess;
+    ncclResult_t r = ncclCommGetAsyncError(e->comm, &async);
+    if (r == ncclSuccess && async != ncclSuccess && async != ncclInProgress)
+        return bp_comm_fail(c, "%s: NCCL reports %s", w->what, ncclGetErrorString(async)), -1;
+    cudaError_t q = cudaEventQuery(w->event);
+    if (q == cudaSuccess || q == cudaErrorNotReady)
+        return q == cudaSuccess;
+    return bp_comm_fail(c, "%s: cudaEventQuery failed: %s", w->what, cudaGetErrorString(q)), -1;
+}
+
 /* Waits until event is reached, polling NCCL's asynchronous error, at most
  * the communicator's timeout; aborts the communicator on failure. */
 static bp_status wait_event(bp_comm *c, cudaEvent_t event, const char *what)
 {
-    nccl_engine *e = c->impl;
-    double t0 = bp_dist_now();
-    for (;;) {
-        ncclResult_t async = ncclSuccess;
-        ncclResult_t r = ncclCommGetAsyncError(e->comm, &async);
-        if (r == ncclSuccess && async != ncclSuccess && async != ncclInProgress) {
-            abort_comm(e);
-            return bp_comm_fail(c, "%s: NCCL reports %s", what, ncclGetErrorString(async));
-        }
-        cudaError_t q = cudaEventQuery(event);
-        if (q == cudaSuccess)
-            return BP_OK;
-        if (q != cudaErrorNotReady) {
-            abort_comm(e);
-            return bp_comm_fail(c, "%s: cudaEventQuery failed: %s", what, cudaGetErrorString(q));
-        }
-        if (bp_dist_now() - t0 > c->timeout_s) {
-            abort_comm(e);
-            return bp_comm_fail(c,
-                                "%s did not complete within %g s: a rank died, hangs or stopped "
-                                "calling the same steps (the NCCL communicator was aborted)",
-                                what, c->timeout_s);
-        }
-        bp_dist_backoff(bp_dist_now() - t0);
-    }
+    pending w = {event, what};
+    bp_status s = bp_comm_poll(c, what, " (the NCCL communicator was aborted)", test_event, &w);
+    if (s != BP_OK)
+        abort_comm(c->impl);
+    return s;
 }
 
 static ncclDataType_t nccl_type(bp_dtype dt) { return dt == BP_F32 ? ncclFloat32 : ncclFloat64; }

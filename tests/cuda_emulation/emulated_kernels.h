@@ -20,10 +20,10 @@ const bool bp_emu_barrier_kernels_registered = [] {
     bp_emu_register_barrier_kernel(output_step_kernel<double>);
     bp_emu_register_barrier_kernel(delta_bias_grad_kernel<float>);
     bp_emu_register_barrier_kernel(delta_bias_grad_kernel<double>);
-    bp_emu_register_barrier_kernel(check_finite_kernel<float, true>);
-    bp_emu_register_barrier_kernel(check_finite_kernel<double, true>);
-    bp_emu_register_barrier_kernel(check_finite_vec_kernel<float, true>);
-    bp_emu_register_barrier_kernel(check_finite_vec_kernel<double, true>);
+    bp_emu_register_barrier_kernel(check_finite_kernel<float, float, true>);
+    bp_emu_register_barrier_kernel(check_finite_kernel<double, double, true>);
+    bp_emu_register_barrier_kernel(check_finite_kernel<float, Vec16<float>, true>);
+    bp_emu_register_barrier_kernel(check_finite_kernel<double, Vec16<double>, true>);
     bp_emu_register_barrier_kernel(optimizer_update_kernel<float, true>);
     bp_emu_register_barrier_kernel(optimizer_update_kernel<double, true>);
     return true;

@@ -306,35 +306,40 @@ static bp_status upload_on_device(cuda_ctx *c, void *dst, const void *src, size_
     return BP_CUDA_CHECK(cudaEventRecord(c->staged[i], c->stream));
 }
 
-static bp_status cuda_upload(void *p, void *dst, const void *src, size_t bytes)
-{
-    cuda_ctx *c = p;
-    if (bytes == 0)
-        return BP_OK;
-    ON_DEVICE(c, upload_on_device(c, dst, src, bytes));
-}
-
 static bp_status download_on_device(cuda_ctx *c, void *dst, const void *src, size_t bytes)
 {
     BP_TRY(BP_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, c->stream)));
     return BP_CUDA_CHECK(cudaStreamSynchronize(c->stream));
 }
 
-static bp_status cuda_download(void *p, void *dst, const void *src, size_t bytes)
+enum { TO_DEVICE, TO_HOST, ON_THE_DEVICE };
+
+/* A copy of `bytes` (none: nothing to do) in the given direction, on the
+ * context's device. */
+static bp_status transfer(void *p, int kind, void *dst, const void *src, size_t bytes)
 {
     cuda_ctx *c = p;
     if (bytes == 0)
         return BP_OK;
-    ON_DEVICE(c, download_on_device(c, dst, src, bytes));
+    ON_DEVICE(c, kind == TO_DEVICE ? upload_on_device(c, dst, src, bytes)
+                 : kind == TO_HOST ? download_on_device(c, dst, src, bytes)
+                                   : BP_CUDA_CHECK(cudaMemcpyAsync(
+                                         dst, src, bytes, cudaMemcpyDeviceToDevice, c->stream)));
+}
+
+static bp_status cuda_upload(void *p, void *dst, const void *src, size_t bytes)
+{
+    return transfer(p, TO_DEVICE, dst, src, bytes);
+}
+
+static bp_status cuda_download(void *p, void *dst, const void *src, size_t bytes)
+{
+    return transfer(p, TO_HOST, dst, src, bytes);
 }
 
 static bp_status cuda_copy(void *p, void *dst, const void *src, size_t bytes)
 {
-    cuda_ctx *c = p;
-    if (bytes == 0)
-        return BP_OK;
-    ON_DEVICE(c,
-              BP_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, c->stream)));
+    return transfer(p, ON_THE_DEVICE, dst, src, bytes);
 }
 
 static bp_status cuda_zero(void *p, void *dst, size_t bytes)
@@ -548,18 +553,20 @@ static bp_status lt_plan_create(cuda_ctx *c, lt_plan *pl, int backward, int m, i
     pl->k = k;
     const char *what = "creating a cuBLASLt plan";
     cublasStatus_t s = cublasLtMatmulDescCreate(&pl->desc, compute, CUDA_R_32F);
-    if (s == CUBLAS_STATUS_SUCCESS)
-        s = lt_set(pl->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta);
-    if (s == CUBLAS_STATUS_SUCCESS)
-        s = lt_set(pl->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb);
-    if (s == CUBLAS_STATUS_SUCCESS)
-        s = lt_set(pl->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue);
-    if (s == CUBLAS_STATUS_SUCCESS)
-        s = lt_set(pl->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
-    if (s == CUBLAS_STATUS_SUCCESS)
-        s = lt_set(pl->desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &mask, sizeof mask);
-    if (s == CUBLAS_STATUS_SUCCESS)
-        s = lt_set(pl->desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &mask_ld, sizeof mask_ld);
+    const struct {
+        cublasLtMatmulDescAttributes_t attr;
+        const void *value;
+        size_t bytes;
+    } attrs[] = {
+        {CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta},
+        {CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb},
+        {CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue},
+        {CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias},
+        {CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &mask, sizeof mask},
+        {CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &mask_ld, sizeof mask_ld},
+    };
+    for (size_t i = 0; s == CUBLAS_STATUS_SUCCESS && i < sizeof attrs / sizeof attrs[0]; i++)
+        s = lt_set(pl->desc, attrs[i].attr, attrs[i].value, attrs[i].bytes);
     /* A as stored: k x m for TRANSA = T; B: k x n; D: m x n. */
     if (s == CUBLAS_STATUS_SUCCESS)
         s = backward ? cublasLtMatrixLayoutCreate(&pl->a, CUDA_R_32F, (uint64_t)m, (uint64_t)k, m)
