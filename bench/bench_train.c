@@ -5,7 +5,9 @@
  * a 784-1024-1024-10 relu network with cross-entropy.
  * A benchmark, not a test: it asserts nothing about speed.
  *
- * usage: bench_train [--quick]
+ * usage: bench_train [--quick] [--cuda-only]
+ * (--cuda-only: the GPU rows alone, as the GPU check runs it, whose CPU
+ * BLAS is the slow reference one.)
  */
 #define _POSIX_C_SOURCE 200809L
 #include <backprop.h>
@@ -103,7 +105,17 @@ static int bench(bp_backend backend, bp_precision precision, bp_math_mode math, 
 
 int main(int argc, char **argv)
 {
-    int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+    int quick = 0, cuda_only = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") == 0)
+            quick = 1;
+        else if (strcmp(argv[i], "--cuda-only") == 0)
+            cuda_only = 1;
+        else {
+            fprintf(stderr, "usage: bench_train [--quick] [--cuda-only]\n");
+            return 2;
+        }
+    }
     int failed = 0, cuda = 0;
     if (bp_cuda_device_count(&cuda) != BP_OK)
         cuda = 0;
@@ -113,7 +125,7 @@ int main(int argc, char **argv)
     const int cpu_batches[] = {64, 256};
     const bp_precision cpu_precisions[] = {BP_PRECISION_32_TRUE, BP_PRECISION_64_TRUE,
                                            BP_PRECISION_BF16_MIXED};
-    for (int d = 0; d < 3; d++)
+    for (int d = 0; d < 3 && !cuda_only; d++)
         for (size_t b = 0; b < 2; b++)
             failed |= bench(BP_BACKEND_CPU, cpu_precisions[d], BP_MATH_FP32, cpu_batches[b], 1,
                             quick) != 0;

@@ -8,9 +8,9 @@
  *   kernel_launches  driver-level kernel launches (cuLaunchKernel and its
  *                    variants: every kernel, the library's and cuBLAS's)
  *                    whose kernel name does not look like cuBLAS's
- *   blas_calls       the same for kernels named like cuBLAS's GEMMs (gemm,
- *                    cutlass, xmma, cublas in the name): cuBLAS kernels,
- *                    which may be more than one per GEMM (split-K)
+ *   blas_calls       the same for kernels named like cuBLAS's and cuBLASLt's
+ *                    (blas_kernel: GEMMs, nvjet_*, split-K reductions,
+ *                    epilogues): more than one per GEMM at times
  *   graph_launches   cudaGraphLaunch
  *   host_syncs       cuda*Synchronize, cudaMemcpy (blocking), cudaFree,
  *                    cudaFreeHost
@@ -37,11 +37,18 @@ static int starts_with(const char *s, const char *prefix)
     return s != NULL && strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
+/* Names of cuBLAS's and cuBLASLt's kernels: GEMMs (gemm, Gemm, cutlass,
+ * xmma, sm90_/sm80_ kernels, Hopper's nvjet_* ones), gemv, their split-K
+ * reductions (splitKreduce_kernel) and cuBLASLt's epilogue kernels (in the
+ * cublasLt namespace). */
 static int blas_kernel(const char *name)
 {
-    return name != NULL && (strstr(name, "gemm") != NULL || strstr(name, "cutlass") != NULL ||
-                            strstr(name, "xmma") != NULL || strstr(name, "cublas") != NULL ||
-                            strstr(name, "Gemm") != NULL);
+    static const char *const parts[] = {"gemm", "Gemm",   "cutlass", "xmma",  "cublas", "nvjet",
+                                        "gemv", "splitK", "splitk",  "sm90_", "sm80_"};
+    for (size_t i = 0; name != NULL && i < sizeof parts / sizeof parts[0]; i++)
+        if (strstr(name, parts[i]) != NULL)
+            return 1;
+    return 0;
 }
 
 static void copy_kind(enum cudaMemcpyKind kind)

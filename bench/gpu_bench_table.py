@@ -2,7 +2,7 @@
 """gpu_bench_table.py — one table from bench_gpu's and torch_bench.py's
 lines (bench/README.md, "GPU benchmark against PyTorch").
 
-usage: gpu_bench_table.py BENCH_GPU_LOG TORCH_LOG TABLE_FILE|FOLDER
+usage: gpu_bench_table.py BENCH_GPU_LOG TORCH_LOG TABLE_FILE|FOLDER [--model MODEL_LOG]
 
 Reads the "result ..." and "bandwidth ..." lines of both logs (either may
 be missing or partial: what is absent shows as "-"), writes TABLE_FILE (or,
@@ -13,7 +13,11 @@ TFLOP/s = 6 * params * batch / step time (forward 2, backward 4 flops per
 weight and sample; the first layer's input delta, which neither computes,
 is counted too), the speedup over PyTorch eager and PyTorch with CUDA
 graphs (their ms/step over this row's), and the ratio of this row's time
-to the GEMM floor. Then the issue's targets, each "met" or "missed" (or
+to the GEMM floor. With --model (the model.* lines of bench/step_profile
+--model), each backprop graphs row and each floor row also shows the cost
+model's prediction for the GPU the benchmark ran on (H100 or H200, from its
+name; both when it is neither) and the measured time over the predicted:
+the first real runs correct the model. Then the issue's targets, each "met" or "missed" (or
 "not measured"): benchmark goals, never asserted by a test.
 """
 import os
@@ -47,16 +51,68 @@ def parse(path):
     return results, bandwidth, notes
 
 
+def parse_model(path):
+    """model.GPU.NET.MATH.KEY VALUE lines -> {(gpu, net, math, key): value}."""
+    model = {}
+    try:
+        lines = open(path, encoding="utf-8", errors="replace").read().splitlines()
+    except OSError:
+        return model
+    for line in lines:
+        words = line.split()
+        parts = words[0].split(".") if words else []
+        if len(words) >= 2 and len(parts) == 5 and parts[0] == "model":
+            try:
+                model[tuple(parts[1:])] = float(words[1])
+            except ValueError:
+                pass
+    return model
+
+
 def fmt(v, spec):
     return "-" if v is None else format(v, spec)
 
 
+def model_rows(res, model, notes):
+    """The cost model (bench/README.md) next to the measured graphs step and
+    GEMM floor of each network and math mode."""
+    if not model:
+        return []
+    gpu = next((n[4:] for n in notes if n.startswith("gpu ")), "").lower()
+    gpus = [g for g in ("h100", "h200") if g in gpu] or ["h100", "h200"]
+    out = ["", "## The cost model against the measurement (bench/step_profile --model)", "",
+           "| net | math | what | measured us | " + " | ".join(
+               f"model {g} us | measured / model {g}" for g in gpus) + " |",
+           "| --- | --- | --- | ---: | " + " | ".join("---: | ---:" for _ in gpus) + " |"]
+    for net in ("a", "b", "c"):
+        for math in ("fp32", "tf32", "bf16"):
+            for what, key, rkey in (("step (graphs)", "step_us", ("backprop", "graphs")),
+                                    ("GEMMs alone", "gemm_us", ("floor", "gemm"))):
+                r = res.get((net, math) + rkey)
+                us = r[0] * 1e3 if r else None
+                cells = []
+                for g in gpus:
+                    m = model.get((g, net, math, key))
+                    cells += [fmt(m, ".1f"), fmt(us / m if us and m else None, ".2f")]
+                if us is None and all(c == "-" for c in cells):
+                    continue
+                out.append(f"| {net} | {math} | {what} | {fmt(us, '.1f')} | " + " | ".join(cells)
+                           + " |")
+    return out
+
+
 def main():
-    if len(sys.argv) != 4:
-        print("usage: gpu_bench_table.py BENCH_GPU_LOG TORCH_LOG TABLE_FILE|FOLDER", file=sys.stderr)
+    args = sys.argv[1:]
+    model = {}
+    if len(args) == 5 and args[3] == "--model":
+        model = parse_model(args[4])
+        args = args[:3]
+    if len(args) != 3:
+        print("usage: gpu_bench_table.py BENCH_GPU_LOG TORCH_LOG TABLE_FILE|FOLDER "
+              "[--model MODEL_LOG]", file=sys.stderr)
         return 2
-    ours, bw, notes = parse(sys.argv[1])
-    torch, _, tnotes = parse(sys.argv[2])
+    ours, bw, notes = parse(args[0])
+    torch, _, tnotes = parse(args[1])
     res = dict(ours)
     res.update(torch)
     out = ["# GPU training step: backprop against PyTorch and the GEMM floor", ""]
@@ -83,6 +139,7 @@ def main():
             fmt(6 * params * batch / (ms * 1e-3) / 1e12, ".2f"),
             fmt(te[0] / ms if te else None, ".2f"), fmt(tg[0] / ms if tg else None, ".2f"),
             fmt(ms / fl[0] if fl and impl != "floor" else None, ".3f")))
+    out += model_rows(res, model, notes)
     out += ["", "## Targets (issue 8; goals, not tests)", ""]
 
     def verdict(ok):
@@ -121,7 +178,7 @@ def main():
     if not any(b.get("kind") == "elementwise_est" for b in bw):
         out.append("- element-wise kernels >= 80% of the copy bandwidth: not measured")
     text = "\n".join(out) + "\n"
-    path = sys.argv[3]
+    path = args[2]
     if os.path.isdir(path):  # a folder: the date, the GPU's name, -gpu-bench, Markdown
         gpu = next((n[4:] for n in notes if n.startswith("gpu ")), "gpu")
         name = re.sub(r"[^A-Za-z0-9]+", "-", gpu).strip("-") or "gpu"

@@ -6,11 +6,20 @@
 #
 # usage: bench/gpu_prepare.sh DIR
 #
-# DIR should lie inside the repository (e.g. .gpu, ignored by git through
-# .git/info/exclude) so that it travels with the working tree. It receives:
+# DIR should lie inside the repository: .gpu, which .gitignore ignores, so
+# that it does not travel with every call of the device tool but only with
+# the calls that name it in `carry` (bench/gpu_check.sh's comment says how;
+# the device tool sends the checkout the session was started in, so prepare
+# into that checkout). It receives:
 #   DIR/build     the project built for sm_90 (H100/H200) in Release, with
 #                 the CUDA tests (GoogleTest is linked statically), object
-#                 files removed and programs stripped;
+#                 files removed and programs stripped; without MPI (Open
+#                 MPI's plugins and launcher are not carried, and a one-GPU
+#                 machine has no use for ranks); with NCCL when it is found
+#                 here, whose libnccl.so.2 (200 MB) is not carried either:
+#                 gpu_check.sh finds it among the GPU machine's Python
+#                 packages (PyTorch's nvidia-nccl). BP_GPU_NCCL=OFF builds
+#                 without NCCL, for a GPU machine that has none;
 #   DIR/lib       the shared libraries those programs load that the GPU
 #                 machine lacks (the CPU BLAS, zlib...), found with ldd; the
 #                 C/C++ runtime, the CUDA driver and the CUDA toolkit's
@@ -46,8 +55,9 @@ jobs=${BP_JOBS:-2}
 export PATH="/usr/local/cuda/bin:$PATH"
 
 echo "gpu_prepare: building $src into $build (sm_90, Release, -j$jobs)"
+nccl=${BP_GPU_NCCL:-AUTO}
 cmake -S "$src" -B "$build" -DBP_CUDA=ON -DBP_WERROR=ON -DCMAKE_BUILD_TYPE=Release \
-    -DCMAKE_CUDA_ARCHITECTURES=90 >"$dir/configure.log" 2>&1 ||
+    -DCMAKE_CUDA_ARCHITECTURES=90 -DBP_MPI=OFF -DBP_NCCL="$nccl" >"$dir/configure.log" 2>&1 ||
     { echo "gpu_prepare: configure failed (see $dir/configure.log)" >&2; exit 1; }
 cmake --build "$build" -j"$jobs" >"$dir/build.log" 2>&1 ||
     { echo "gpu_prepare: build failed (see $dir/build.log)" >&2; exit 1; }
@@ -57,9 +67,10 @@ mapfile -t programs < <(find "$build" -type f \( -perm -u+x -o -name '*.so*' \) 
     -exec sh -c 'head -c 4 "$1" | grep -q "ELF"' sh {} \; -print)
 
 # Libraries they need that the GPU machine does not have: everything ldd
-# resolves, less the C and C++ runtime, the dynamic loader and CUDA's own.
+# resolves, less the C and C++ runtime, the dynamic loader and CUDA's own
+# (NCCL included: gpu_check.sh finds it there).
 mkdir -p "$dir/lib"
-system='^(linux-vdso|ld-linux|libc\.|libm\.|libdl\.|librt\.|libpthread\.|libstdc\+\+|libgcc_s|libcuda\.|libcudart|libcublas|libcublasLt|libnccl|libnvidia|libcupti)'
+system='^(linux-vdso|ld-linux|libc\.|libm\.|libdl\.|librt\.|libpthread\.|libutil\.|libstdc\+\+|libgcc_s|libcuda\.|libcudart|libcublas|libcublasLt|libnccl|libnvidia|libcupti)'
 reference_blas=/usr/lib/x86_64-linux-gnu/blas/libblas.so.3
 for p in "${programs[@]}"; do
     ldd "$p" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// {print $1, $3}'
@@ -130,4 +141,5 @@ if [ "$size" -ge "$limit" ]; then
     echo "gpu_prepare: $dir is over the 64 MiB a GPU run may carry" >&2
     exit 1
 fi
-echo "gpu_prepare: ready; on the GPU machine run: bench/gpu_check.sh OUTDIR --prepared ${1%/}"
+echo "gpu_prepare: ready; carry ${1%/} to the GPU machine (the device tool's carry: [\"${1%/}\"]) and run"
+echo "    there, from the repository root: bench/gpu_check.sh /tmp/gpu-check --prepared ${1%/} --copy-to \$OUT"

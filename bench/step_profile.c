@@ -36,8 +36,15 @@
  * bench/step_bytes.h (not counted: the emulation does not see the
  * kernels' memory traffic), as "bytes.PRECISION.activations|parameters|
  * total" and the activations per sample.
+ * Built with the emulated NCCL it then prints the dp.* lines of the
+ * trainer's data-parallel step on two emulated GPUs (step_profile_dp.c).
  *
- * usage: step_profile [--check]
+ * Then the cost model's lines (bench/step_model.c: model.*), from a step of
+ * each of bench_gpu's networks recorded without running it; --check holds
+ * them to the targets step_model.c's check_targets names. --model prints
+ * those alone (seconds; the GPU check prints them next to its measurements).
+ *
+ * usage: step_profile [--check | --model]
  */
 #include <backprop.h>
 #include <math.h>
@@ -47,7 +54,14 @@
 #include <string.h>
 
 #include "../tests/cuda_emulation/emu_hooks.h"
+#ifdef BP_STEP_MODEL
+#include "step_model.h"
+#endif
 #include "step_bytes.h"
+
+#ifdef BP_STEP_PROFILE_DP
+int step_profile_dp(int check);
+#endif
 
 enum { LAYERS = 3, BATCH = 128, STEPS_PER_EPOCH = 10, EPOCHS = 5, ROWS = BATCH * STEPS_PER_EPOCH };
 
@@ -222,10 +236,21 @@ static int missed(const char *mode, const char *key, double value, const char *t
 int main(int argc, char **argv)
 {
     int check = argc == 2 && strcmp(argv[1], "--check") == 0;
-    if (argc > 2 || (argc == 2 && !check)) {
-        fprintf(stderr, "usage: step_profile [--check]\n");
+    int model_only = argc == 2 && strcmp(argv[1], "--model") == 0;
+    if (argc > 2 || (argc == 2 && !check && !model_only)) {
+        fprintf(stderr, "usage: step_profile [--check | --model]\n");
         return 2;
     }
+#ifdef BP_STEP_MODEL
+    if (model_only)
+        return bp_step_model_print(0);
+#else
+    if (model_only) {
+        fprintf(stderr, "step_profile: the cost model runs on the emulated GPU only "
+                        "(build/tests/step_profile)\n");
+        return 2;
+    }
+#endif
     /* The command's loop in graph and eager mode (50 steps each), then two
      * shorter eager variants: the generic path without cuBLASLt epilogues,
      * and AdamW with clipping reading every step's loss. */
@@ -246,9 +271,21 @@ int main(int argc, char **argv)
             printf("%s.epoch_%s %g\n", modes[g], keys[k], epoch[g].v[k]);
     }
     print_step_bytes();
+#ifdef BP_STEP_MODEL
+    int model_rc = bp_step_model_print(check);
+    if (model_rc == 1)
+        return 1;
+#else
+    int model_rc = 0;
+#endif
+#ifdef BP_STEP_PROFILE_DP
+    int dp = step_profile_dp(check); /* step_profile_dp.c: the dp.* lines */
+#else
+    int dp = 0;
+#endif
     if (!check)
-        return 0;
-    int bad = 0;
+        return dp != 0;
+    int bad = model_rc == 2 || dp;
     for (int g = 4; g < 6; g++) {
         if (step[g].v[2] != 1)
             bad |= missed(modes[g], keys[2], step[g].v[2], "1");

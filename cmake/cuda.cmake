@@ -11,6 +11,7 @@ set(BP_KERNEL_SOURCES
 if(BP_HAVE_CUDA)
   set(BP_CUDA_SOURCES
     src/backend/cuda/host.c
+    src/backend/cuda/lt_plans.c
     src/backend/cuda/mixed.c
     src/backend/cuda/devices.c
     ${BP_KERNEL_SOURCES})

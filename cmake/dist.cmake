@@ -9,7 +9,7 @@ set_property(CACHE BP_MPI PROPERTY STRINGS AUTO ON OFF)
 set(BP_NCCL "AUTO" CACHE STRING "Data-parallel CUDA ranks over NCCL: AUTO (when found with CUDA), ON, OFF")
 set_property(CACHE BP_NCCL PROPERTY STRINGS AUTO ON OFF)
 
-set(BP_DIST_SOURCES src/parallel/comm.c src/parallel/absent.c)
+set(BP_DIST_SOURCES src/parallel/comm.c src/parallel/absent.c src/parallel/launcher.c)
 set(BP_DIST_LIBRARIES "")
 set(BP_DIST_INCLUDE_DIRS "")
 set(BP_DIST_DEFINITIONS "")

@@ -29,6 +29,14 @@ set(BP_SOURCES
   src/data/dataset.c
   src/data/idx.c
   src/data/csv.c
+  src/data/builtin.c
+  # train/: the trainer (epochs, schedules, validation, early stopping,
+  # checkpoints, the data-parallel group)
+  src/train/trainer.c
+  src/train/schedule.c
+  src/train/rows.c
+  src/train/replicas.c
+  src/train/run_state.c
   # format/: model files and checkpoints (safetensors, its JSON header)
   src/format/json.c
   src/format/safetensors.c

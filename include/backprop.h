@@ -663,10 +663,18 @@ BP_API bp_status bp_network_gradcheck(bp_network *net, const void *x, const void
  *  - the loss a step reports is the mean over the global batch, and the
  *    gradients left in the network are those of the global batch;
  *  - the non-finite guard is collective: when the global loss is NaN or
- *    infinite (or, on CPU ranks, a reduced gradient is), every rank
- *    returns BP_ERR_NUMERIC at the same step with the same message, and no
- *    rank updates its parameters (the guard runs on every step, loss
- *    pointer or not);
+ *    infinite (or a reduced gradient is), every rank returns BP_ERR_NUMERIC
+ *    at the same step with the same message, and no rank updates its
+ *    parameters (the guard runs on every step, loss pointer or not: these
+ *    calls read each step's loss on a joined network);
+ *  - the epoch steps (bp_network_epoch_step)
+ *    on CUDA ranks issue nothing the host waits for: with cuda_graphs each
+ *    step, its all-reduces included, is one CUDA graph, and a skipped step
+ *    is reported as for a network alone (the loss pointer, or
+ *    bp_network_read_metrics). Each rank passes its own part of the
+ *    global batch; the ranks learn the global batch by one host all-reduce
+ *    before each step (outside the graph), or not at all when the trainer
+ *    (bp_trainer_*) steps them, which knows it;
  *  - each layer's gradient all-reduce starts as soon as the backward pass
  *    has produced it (last layer first) and runs while the earlier layers'
  *    gradients are computed; the update waits for all of them;
@@ -679,8 +687,11 @@ BP_API bp_status bp_network_gradcheck(bp_network *net, const void *x, const void
  *
  * Engines: CPU networks reduce with MPI (non-blocking MPI_Iallreduce per
  * layer); CUDA networks with NCCL (ncclAllReduce on a stream of its own,
- * ordered after the layer's gradients with CUDA events). Both are optional
- * at build time (BP_MPI, BP_NCCL); bp_comm_engine_info says what is in. */
+ * ordered after the layer's gradients with CUDA events, each rank's share
+ * b_r / B applied by a pre-multiplied sum whose scalar is in device
+ * memory). Both are optional at build time (BP_MPI, BP_NCCL);
+ * bp_comm_engine_info says what is in. The trainer (bp_trainer_*, below)
+ * runs whole data-parallel training runs over either. */
 
 typedef struct bp_comm bp_comm;
 
@@ -754,6 +765,29 @@ BP_API void bp_comm_free(bp_comm *comm);
  * comm NULL makes net leave its communicator (then it trains alone). A
  * communicator serves one network at a time. */
 BP_API bp_status bp_network_join(bp_network *net, bp_comm *comm);
+
+/* A communicator over every process an MPI launcher started (mpirun,
+ * mpiexec, srun), on MPI_COMM_WORLD, for programs that leave MPI to the
+ * library: MPI is initialised here when it is not yet (and then finalised
+ * by bp_comm_free of this communicator). With cfg->backend CUDA each rank
+ * reduces with NCCL on the GPU of its local rank (its rank among the ranks
+ * on its machine) modulo the GPUs it sees, whatever cfg->device says:
+ * create the rank's network on the device bp_comm_local reports. cfg may
+ * be NULL (CPU ranks). Collective over every rank. */
+BP_API bp_status bp_comm_create_world(const bp_comm_config *cfg, bp_comm **out);
+
+/* How many processes an MPI launcher (mpirun, mpiexec, srun) started with
+ * this one, from the launcher's environment (Open MPI, MPICH/Hydra, Intel
+ * MPI, MVAPICH, Slurm with PMIx), without initialising MPI: *size is 0
+ * when no launcher started this process. A program calls
+ * bp_comm_create_world when it is above 1. Works in a library built
+ * without MPI too. */
+BP_API bp_status bp_comm_launcher_size(int *size);
+
+/* Where this rank runs: its rank among the ranks on its machine and their
+ * number (0 and 1 for communicators not made over MPI), and the CUDA
+ * device it reduces on (-1 for CPU ranks). Any pointer may be NULL. */
+BP_API bp_status bp_comm_local(const bp_comm *comm, int *local_rank, int *local_size, int *device);
 
 /* ------------------------------------------------------------------------ */
 /* Buffers on a network's device                                             */
@@ -1092,7 +1126,35 @@ BP_API bp_status bp_dataset_load_csv(const char *path, const bp_dataset_options 
 BP_API bp_status bp_dataset_create(int n, int n_features, int n_targets, bp_dtype dtype,
                                    const void *x, const int32_t *labels, const void *targets,
                                    bp_dataset **out);
+/* The same over the caller's arrays, not copied (zero-copy, e.g. for a
+ * language binding's arrays): they must stay unchanged and alive until
+ * bp_dataset_free, which leaves them alone. Labels are checked (>= 0) as
+ * bp_dataset_create checks them. */
+BP_API bp_status bp_dataset_wrap(int n, int n_features, int n_targets, bp_dtype dtype, const void *x,
+                                 const int32_t *labels, const void *targets, bp_dataset **out);
 BP_API void bp_dataset_free(bp_dataset *ds);
+
+/* Fashion-MNIST as the backprop command finds it: the directory dir, or
+ * (dir NULL) the one named by the environment variable
+ * BACKPROP_FASHION_MNIST_DIR when set and not empty, else
+ * /usr/share/datasets/fashion-mnist (Debian's dataset-fashion-mnist).
+ * bp_fashion_mnist_dir returns that directory (never NULL: dir, the
+ * variable's value or the constant). bp_dataset_load_fashion_mnist loads
+ * its train-images-idx3-ubyte.gz (into *train) and t10k-images-idx3-ubyte.gz
+ * (into *test; either output may be NULL), labels beside them; when the
+ * training file is not there it is BP_ERR_IO naming the directory and the
+ * package, and nothing is loaded. */
+#define BP_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
+#define BP_FASHION_MNIST_ENV "BACKPROP_FASHION_MNIST_DIR"
+BP_API const char *bp_fashion_mnist_dir(const char *dir);
+BP_API bp_status bp_dataset_load_fashion_mnist(const char *dir, bp_dtype dtype, bp_dataset **train,
+                                               bp_dataset **test);
+
+/* n samples of three interleaved spirals in the plane: 2 features, labels
+ * 0, 1, 2 (sample i has label i % 3), generated from seed by the library's
+ * counter-based generator (the same on every machine). The command's data
+ * when no data file is given and Fashion-MNIST is absent. */
+BP_API bp_status bp_dataset_spirals(int n, uint64_t seed, bp_dtype dtype, bp_dataset **out);
 
 typedef struct bp_dataset_desc {
     size_t struct_size; /* the caller's size (the call sets it) */
@@ -1181,6 +1243,219 @@ BP_API bp_status bp_network_evaluate_dataset_sized(bp_network *net, const bp_dat
                                                    bp_evaluation *result, size_t result_size);
 #define bp_network_evaluate_dataset(net, ds, outputs, result) \
     bp_network_evaluate_dataset_sized((net), (ds), (outputs), (result), sizeof(bp_evaluation))
+
+/* ------------------------------------------------------------------------ */
+/* Training runs: the trainer                                                */
+/* ------------------------------------------------------------------------ */
+
+/* A trainer runs the epochs of a training run over a data set: every epoch
+ * a new order of the rows (SplitMix64 Fisher-Yates from the seed, uploaded
+ * to the device once) and its steps taken on the device
+ * (bp_network_set_epoch, bp_network_epoch_step: CUDA graphs where the
+ * network uses them), the learning-rate schedule, the epoch's metrics on
+ * the training steps and on validation data (bp_network_evaluate_dataset:
+ * the training loss's formula), early stopping, checkpoints and resume. It
+ * never prints: it reports through the callbacks of its config.
+ *
+ * Data-parallel runs go through the same loop: a trainer over several GPUs
+ * of this process (config devices) makes a copy of the network on each
+ * further GPU, drives each from a thread of its own and splits every
+ * global batch between them; a trainer over a communicator (config comm,
+ * e.g. from bp_comm_create_world under mpirun) is this process's rank of
+ * the run, and every rank makes the same calls. Each replica gets the
+ * training set once and takes its part of every batch by its device
+ * cursor; the library tells the step the global batch, so a step needs no
+ * host wait (docs/design.md, "Data-parallel training"). A last global batch
+ * with fewer samples than ranks is skipped by every rank. The parameters
+ * stay bit-identical on every rank and equal those of one process training
+ * on the whole batches, to rounding.
+ *
+ * A checkpoint (bp_checkpoint_save's file with the trainer's own state in
+ * its metadata and, with early stopping, the best parameters) written at
+ * an epoch's end or in the middle of one resumes bit for bit: the run
+ * after bp_trainer_resume ends with the parameters an uninterrupted run
+ * ends with (same backend, device model and thread counts). */
+typedef struct bp_trainer bp_trainer;
+
+/* The learning rate of epoch e (0-based) is lr times a factor, lr being
+ * the network's optimizer's when the trainer is made (the base):
+ *   warm-up: (e + 1) / warmup_epochs for e < warmup_epochs, then over the
+ *   E = epochs - warmup_epochs epochs after it, with f = e - warmup_epochs:
+ *   CONSTANT  1
+ *   COSINE    (1 + cos(pi f / E)) / 2
+ *   STEP      step_gamma ^ floor(f / step_epochs)
+ *   PLATEAU   plateau_factor ^ k, k growing by one each time the monitored
+ *             loss (below) has not improved for plateau_patience epochs
+ *             (the count then starts again), never below min_lr. */
+typedef enum bp_schedule {
+    BP_SCHEDULE_CONSTANT = 0,
+    BP_SCHEDULE_COSINE = 1,
+    BP_SCHEDULE_STEP = 2,
+    BP_SCHEDULE_PLATEAU = 3
+} bp_schedule;
+
+/* "constant", "cosine", "step", "plateau"; NULL for an unknown value. The
+ * parser accepts those names in any case (as the other _parse calls). */
+BP_API const char *bp_schedule_name(bp_schedule schedule);
+BP_API bp_status bp_schedule_parse(const char *name, bp_schedule *out);
+
+/* After each step (every rank's part of it issued). */
+typedef struct bp_trainer_step {
+    size_t struct_size;      /* the library's size: a caller reads the fields it knows */
+    int64_t epoch;           /* the epoch under way, 0-based */
+    int64_t step;            /* steps of it done, 1 after its first */
+    int64_t steps_per_epoch; /* global steps of an epoch */
+    int64_t samples;         /* samples of the epoch done (all ranks) */
+    double loss;             /* the step's mean loss over its global batch when it was
+                                read (every report_every steps), else NaN */
+    double lr;               /* the epoch's learning rate */
+} bp_trainer_step;
+
+/* After each epoch: its figures. The monitored loss, which early stopping
+ * and the plateau schedule watch, is val_loss with validation data and
+ * train_loss without. */
+typedef struct bp_trainer_epoch {
+    size_t struct_size;    /* the library's size: a caller reads the fields it knows */
+    int64_t epoch;         /* epochs done, 1 after the first */
+    int64_t epochs;        /* the run's planned epochs */
+    double lr;             /* the epoch's learning rate */
+    double train_loss;     /* mean per-sample loss of the epoch's steps, all ranks */
+    double train_accuracy; /* their correct predictions / samples (cross-entropy),
+                              else NaN */
+    int64_t samples;       /* samples trained on in the epoch, all ranks */
+    double val_loss;       /* on the validation data; NaN without */
+    double val_accuracy;   /* NaN without validation data or labels */
+    int64_t val_samples;
+    double seconds;      /* the epoch's wall time, its evaluation included */
+    int improved;        /* the monitored loss fell by more than min_delta */
+    int64_t best_epoch;  /* the epoch (1-based) of the best monitored loss */
+    double best_loss;    /* that loss */
+    int stopping;        /* early stopping ends the run after this epoch */
+    int rank;            /* this process's first rank (0 alone) */
+    bp_network *network; /* the trainer's network (rank 0 of this process), for
+                            the callback's own evaluations during the call */
+} bp_trainer_epoch;
+
+typedef void (*bp_trainer_step_fn)(void *user, const bp_trainer_step *step);
+typedef void (*bp_trainer_epoch_fn)(void *user, const bp_trainer_epoch *epoch);
+/* Non-zero: end the run after the current step (e.g. on Ctrl-C). */
+typedef int (*bp_trainer_stop_fn)(void *user);
+
+typedef struct bp_trainer_config {
+    size_t struct_size;             /* set by bp_trainer_config_init */
+    int64_t epochs;                 /* >= 1, default 10 */
+    int batch;                      /* the global mini-batch, default 32; each rank's part
+                                       <= its network's max_batch */
+    uint64_t seed;                  /* the shuffles and the validation split, default 1 */
+    int shuffle;                    /* 1 (default): a new order every epoch; 0: the data's */
+    double validation_fraction;     /* in [0, 1), default 0: this fraction of the training
+                                       set's rows (chosen from seed, at least one) is held
+                                       out, never trained on, and evaluated after every
+                                       epoch. Not with a validation data set. */
+    bp_schedule schedule;           /* default BP_SCHEDULE_CONSTANT */
+    int64_t warmup_epochs;          /* >= 0, < epochs; default 0 */
+    int64_t step_epochs;            /* STEP: >= 1, default 10 */
+    double step_gamma;              /* STEP: in (0, 1], default 0.1 */
+    double plateau_factor;          /* PLATEAU: in (0, 1), default 0.1 */
+    int64_t plateau_patience;       /* PLATEAU: >= 1, default 10 */
+    double min_lr;                  /* PLATEAU's floor, >= 0, default 0 */
+    int64_t patience;               /* early stopping: the run ends once the monitored loss
+                                       has not improved for this many epochs; 0 (default):
+                                       never */
+    double min_delta;               /* >= 0: an improvement is a fall by more than this
+                                       (early stopping and PLATEAU); default 0 */
+    int restore_best;               /* with patience: 1 (default) the network ends with the
+                                       parameters of its best epoch; 0: its last */
+    const char *checkpoint;         /* a file rewritten (atomically) by the checkpoints
+                                       below and when should_stop ends a run; NULL (default):
+                                       none. Written by rank 0 only. */
+    int64_t checkpoint_epochs;      /* with checkpoint: every this many epochs, default 1 */
+    int64_t checkpoint_steps;       /* with checkpoint: every this many steps, default 0
+                                       (never inside an epoch) */
+    int64_t report_every;           /* read the step's loss for on_step every this many
+                                       steps (a wait for the device); default 0: never.
+                                       Under MPI the ranks also agree on should_stop at
+                                       those steps (every 16 steps when 0) */
+    bp_trainer_step_fn on_step;     /* may be NULL */
+    bp_trainer_epoch_fn on_epoch;   /* may be NULL */
+    bp_trainer_stop_fn should_stop; /* asked after every step; may be NULL */
+    void *user;                     /* passed to the callbacks */
+    /* Data-parallel (at most one of the two): */
+    int n_devices;      /* > 1: one process, these GPUs: the network must be on
+                           devices[0] (CUDA); default 0 (or 1): the network alone */
+    const int *devices; /* n_devices CUDA ordinals, no repeats */
+    bp_comm *comm;      /* ranks over MPI or NCCL: the network is joined to it here
+                           (or already is); NULL (default): not */
+} bp_trainer_config;
+
+BP_API void bp_trainer_config_init_sized(bp_trainer_config *cfg, size_t size);
+#define bp_trainer_config_init(cfg) bp_trainer_config_init_sized((cfg), sizeof(bp_trainer_config))
+
+/* A trainer for net (which it trains and leaves to the caller: free the
+ * trainer first), with its optimizer as set and its lr as the schedule's
+ * base. train: labelled data for classification (cross-entropy learns the
+ * labels; mse and bce their one-hot vectors) or n_L real targets per
+ * sample, in the network's dtype with n_0 features, copied to the
+ * device(s) here. validation (may be NULL) likewise, evaluated after every
+ * epoch. Both are used by reference (resuming splits the training set
+ * again): they must outlive the trainer. cfg may be NULL (the defaults).
+ * cfg->checkpoint is copied. Made data-parallel
+ * (devices, comm), it creates the other devices' networks and threads and
+ * joins the ranks here (collective). */
+BP_API bp_status bp_trainer_create(bp_network *net, const bp_dataset *train,
+                                   const bp_dataset *validation, const bp_trainer_config *cfg,
+                                   bp_trainer **out);
+
+/* Continues the run a checkpoint of a trainer holds: the network's
+ * parameters and optimizer (bp_checkpoint_load), the run's position, its
+ * shuffles and schedule state, early stopping's state and best parameters.
+ * The checkpoint's seed, batch, shuffle, validation fraction, schedule,
+ * warm-up, patience, min_delta and restore_best replace the config's (they
+ * define the run); epochs stays the config's (a longer run may continue a
+ * shorter one's checkpoint, and the cosine schedule then stretches).
+ * BP_ERR_INVALID_ARGUMENT when the checkpoint's data split does not fit
+ * the training set (a different data set). Before bp_trainer_fit. */
+BP_API bp_status bp_trainer_resume(bp_trainer *t, const char *checkpoint);
+
+/* What a fit did. */
+typedef struct bp_trainer_result {
+    size_t struct_size; /* the caller's size (the call sets it) */
+    int64_t epochs;     /* epochs done in all (resumed ones included) */
+    int64_t steps;      /* steps taken by this call */
+    int stopped;        /* should_stop ended it (after a checkpoint, if any) */
+    int early_stopped;  /* patience ran out */
+    int64_t best_epoch; /* with validation or patience: the best epoch, 1-based */
+    double best_loss;
+    double train_loss; /* the last epoch's figures (NaN when none) */
+    double val_loss;
+    double val_accuracy;
+} bp_trainer_result;
+
+/* Trains until the planned epochs are done, early stopping ends the run or
+ * should_stop asks. result (may be NULL; filled to the caller's size) says how it
+ * ended. A step whose loss or gradients are not finite ends the run with
+ * BP_ERR_NUMERIC naming the epoch (its update was skipped). Calling it
+ * again after it ended returns BP_OK at once; after a stop it goes on. */
+BP_API bp_status bp_trainer_fit_sized(bp_trainer *t, bp_trainer_result *result, size_t result_size);
+#define bp_trainer_fit(t, result) bp_trainer_fit_sized((t), (result), sizeof(bp_trainer_result))
+
+/* What a trainer runs over. */
+typedef struct bp_trainer_desc {
+    size_t struct_size;      /* the caller's size (the call sets it) */
+    int64_t train_rows;      /* rows trained on (after the validation split) */
+    int64_t val_rows;        /* validation rows: held out, or the validation set's */
+    int64_t steps_per_epoch; /* global steps */
+    int rank, size;          /* this process's first rank and the number of ranks */
+    int replicas;            /* networks this process drives (its GPUs) */
+} bp_trainer_desc;
+
+BP_API bp_status bp_trainer_describe_sized(const bp_trainer *t, bp_trainer_desc *out, size_t size);
+#define bp_trainer_describe(t, out) bp_trainer_describe_sized((t), (out), sizeof(bp_trainer_desc))
+
+/* Frees the trainer, its replicas, threads and device copies of the data;
+ * the caller's network stays (and leaves the communicator the trainer
+ * joined it to). NULL is a no-op. */
+BP_API void bp_trainer_free(bp_trainer *t);
 
 #ifdef __cplusplus
 }

@@ -93,6 +93,8 @@ cudaError_t bp_launch_bias_act(cudaStream_t stream, bp_dtype dtype, bp_activatio
                                double slope, const void *bias, void *z, void *a, int n, int batch)
 {
     clear_stale_error();
+    BP_DECLARE_WORK("bias_act", (dtype == BP_F32 ? 4.0 : 8.0) * (3.0 * n * batch + n),
+                    2.0 * n * batch, 0);
     size_t k = dtype == BP_F32 ? 4 : 2; /* reals per 16 bytes */
     if (n % k == 0 && aligned16<char>(bias) && aligned16<char>(z) && aligned16<char>(a)) {
         int nv = (int)(n / k);
@@ -122,6 +124,8 @@ cudaError_t bp_launch_hadamard_delta(cudaStream_t stream, bp_dtype dtype, bp_act
                                      size_t count)
 {
     clear_stale_error();
+    BP_DECLARE_WORK("hadamard_delta", (dtype == BP_F32 ? 4.0 : 8.0) * 4.0 * (double)count,
+                    2.0 * (double)count, 0);
     size_t k = dtype == BP_F32 ? 4 : 2; /* reals per 16 bytes */
     if (aligned16<char>(z) && aligned16<char>(a) && aligned16<char>(d)) {
         size_t vcount = count / k;

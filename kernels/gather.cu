@@ -54,6 +54,7 @@ cudaError_t bp_launch_gather_rows(cudaStream_t stream, void *dst, const void *sr
                                   const int32_t *rows, int batch, size_t row_bytes)
 {
     clear_stale_error();
+    BP_DECLARE_WORK("gather_rows", 2.0 * batch * (double)row_bytes + 4.0 * batch, 0, 0);
     if (row_bytes % 4 == 0) {
         size_t words = row_bytes / 4;
         gather_kernel<uint32_t><<<grid_for_rows(words, batch), kThreads, 0, stream>>>(
@@ -73,6 +74,8 @@ cudaError_t bp_launch_gather_epoch(cudaStream_t stream, void *x_dst, const void 
     clear_stale_error();
     if (y_dst == NULL)
         y_row_bytes = 0;
+    BP_DECLARE_WORK("gather_epoch",
+                    2.0 * batch * (double)(x_row_bytes + y_row_bytes) + 4.0 * batch, 0, 0);
     if (x_row_bytes % 16 == 0 && y_row_bytes % 4 == 0 && aligned16<char>(x_dst) &&
         aligned16<char>(x_src)) {
         size_t xw = x_row_bytes / 16, yw = y_row_bytes / 4;

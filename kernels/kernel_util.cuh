@@ -11,6 +11,22 @@
 #include "bp_math.h"
 #include "launch.h"
 
+/* The work of a launch, declared by its launcher just before it for the
+ * cost model (bench/step_profile --model; bench/README.md): a name, the
+ * bytes the kernel reads and writes in device memory, its floating-point
+ * operations, and the bytes one block reads after all the others have
+ * finished (a last block's tail; 0 for none). The emulated runtime
+ * (tests/cuda_emulation/cuda_runtime.h) logs it with the launch; nvcc's
+ * build ignores it. */
+#ifdef BP_EMU_RUNTIME
+#define BP_DECLARE_WORK(name, bytes, flops, tail_bytes) \
+    bp_emu_declare_work(name, (double)(bytes), (double)(flops), (double)(tail_bytes))
+#else /* a few host multiplications, for nothing */
+inline void bp_declare_no_work(const char *, double, double, double) {}
+#define BP_DECLARE_WORK(name, bytes, flops, tail_bytes) \
+    bp_declare_no_work(name, (double)(bytes), (double)(flops), (double)(tail_bytes))
+#endif
+
 namespace {
 
 const int kThreads = 256;

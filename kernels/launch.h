@@ -34,6 +34,20 @@ static inline int bp_clip_parts(size_t count)
     return n < 1 ? 1 : n > BP_CLIP_PARTS ? BP_CLIP_PARTS : (int)n;
 }
 
+/* The kernels' own device scratch: one per stream that launches the output
+ * layer's kernels (the CUDA backend's context allocates it, zero-filled, and
+ * passes it to bp_launch_step_metrics and bp_launch_output_step). Those
+ * kernels spread the batch's rows over up to BP_ROW_BLOCKS blocks; each
+ * block leaves its count of correct predictions in hits[] and takes a
+ * ticket; the block that takes the last ticket finishes the batch (the
+ * loss in a fixed order, the metrics) and sets the ticket back to 0. */
+#define BP_ROW_BLOCKS 1024
+typedef struct bp_kernel_scratch {
+    unsigned int ticket;
+    unsigned int unused;
+    double hits[BP_ROW_BLOCKS];
+} bp_kernel_scratch;
+
 cudaError_t bp_launch_bias_act(cudaStream_t stream, bp_dtype dtype, bp_activation activation,
                                double slope, const void *bias, void *z, void *a, int n, int batch);
 cudaError_t bp_launch_softmax(cudaStream_t stream, bp_dtype dtype, const void *z, void *a, int n,
@@ -50,13 +64,16 @@ cudaError_t bp_launch_bias_grad(cudaStream_t stream, bp_dtype dtype, const void 
 /* The batch's loss and metrics (backend.h: step_metrics). */
 cudaError_t bp_launch_step_metrics(cudaStream_t stream, bp_dtype dtype, const void *sample_loss,
                                    const void *a, const int32_t *labels, int n, int batch,
-                                   double *loss, bp_step_scalars *scalars, int64_t *cursor);
-/* The output layer's step in one kernel (backend.h: output_step). */
+                                   double *loss, bp_step_scalars *scalars, int64_t *cursor,
+                                   bp_kernel_scratch *scratch);
+/* The output layer's step in one kernel (backend.h: output_step; db NULL:
+ * no bias gradient). */
 cudaError_t bp_launch_output_step(cudaStream_t stream, bp_dtype dtype, bp_loss loss,
                                   bp_activation activation, double slope, const void *z, void *a,
                                   const void *y, const int32_t *labels, void *d, void *sample_loss,
                                   void *db, int n, int batch, double *loss_out,
-                                  bp_step_scalars *scalars, int64_t *cursor);
+                                  bp_step_scalars *scalars, int64_t *cursor,
+                                  bp_kernel_scratch *scratch);
 /* Hadamard delta and bias gradient of a hidden layer (backend.h: delta_bias_grad). */
 cudaError_t bp_launch_delta_bias_grad(cudaStream_t stream, bp_dtype dtype,
                                       bp_activation activation, double slope, const void *z,

@@ -15,10 +15,19 @@
  * computes a row the same way: the fused kernel gives the separate
  * kernels' bits. Against the CPU backend (bp_math.h's sequential row
  * loops) the sums of a row are associated differently: equal to rounding.
- * The per-element formulas are bp_math.h's. No atomics: results repeat bit
- * for bit run to run.
+ * The per-element formulas are bp_math.h's.
+ *
+ * The batch's metrics and the fused output step run their rows over many
+ * blocks; each block counts its correct predictions, and the block that
+ * takes the last ticket (bp_kernel_scratch, kernels/launch.h: one atomic
+ * increment, which decides who finishes, not the order of any sum)
+ * finishes the batch: the per-sample losses summed in one fixed order,
+ * the counts (whole numbers, exact in any order), the step's metrics
+ * (kernels/step_protocol.h) and, when asked, the bias gradient in the CPU's
+ * row order. Results repeat bit for bit run to run.
  */
 #include "kernel_util.cuh"
+#include "step_protocol.h"
 
 namespace {
 
@@ -41,13 +50,15 @@ __host__ __device__ inline int row_lanes(int n)
     return g;
 }
 
-/* Blocks of kThreads for the rows of a [batch, n] array (capped: the
- * kernels' row loops cover the rest). */
+/* Blocks of kThreads for the rows of a [batch, n] array (at most
+ * BP_ROW_BLOCKS, one partial count each in the scratch: the kernels' row
+ * loops cover the rest). */
 inline unsigned blocks_for_rows(int n, int batch)
 {
     int g = row_lanes(n);
     size_t rows_per_block = g > 32 ? 1 : (size_t)kThreads / g;
-    return blocks_for((size_t)batch * kThreads / rows_per_block);
+    unsigned blocks = blocks_for(((size_t)batch + rows_per_block - 1) / rows_per_block * kThreads);
+    return blocks > BP_ROW_BLOCKS ? BP_ROW_BLOCKS : blocks;
 }
 
 __device__ inline float row_exp(float x) { return expf(x); }
@@ -265,32 +276,11 @@ __global__ void output_delta_kernel(int loss, int activation, T slope, const T *
     });
 }
 
-/* What thread 0 of a metrics block does with the batch's sums: the mean
- * loss, and for a training step the scalars (see step_metrics_kernel). */
-__device__ void finish_metrics(double sum, double hits, int batch, double *loss,
-                               bp_step_scalars *scalars, int64_t *cursor)
-{
-    *loss = sum / (double)batch;
-    if (scalars == nullptr)
-        return;
-    int64_t step = scalars->steps_seen + 1;
-    scalars->steps_seen = step;
-    int finite = sum - sum == 0.0; /* false for NaN and infinities */
-    scalars->skip = finite ? 0 : 1;
-    if (finite) {
-        scalars->loss_sum += sum;
-        scalars->correct += hits;
-        scalars->samples += (double)batch;
-    } else if (scalars->bad_step == 0) {
-        scalars->bad_step = step;
-    }
-    if (cursor != nullptr)
-        *cursor += batch;
-}
-
-/* The batch's sums, one block, from each thread's partial loss s and count
- * of correct predictions c: a fixed tree in shared memory (the same order
- * run to run); thread 0 then finishes (finish_metrics). */
+/* The batch's sums in one block, from each thread's partial loss s and
+ * count c: a fixed tree in shared memory (the same order run to run);
+ * thread 0 then writes the mean loss and, for a training step, counts the
+ * batch (bp_step_count_batch: the sums of a finite batch, skip for a
+ * non-finite one, the epoch's cursor). */
 __device__ void reduce_metrics(double s, double c, int batch, double *loss,
                                bp_step_scalars *scalars, int64_t *cursor)
 {
@@ -306,48 +296,99 @@ __device__ void reduce_metrics(double s, double c, int batch, double *loss,
         }
         __syncthreads();
     }
-    if (threadIdx.x == 0)
-        finish_metrics(part[0], hits[0], batch, loss, scalars, cursor);
+    if (threadIdx.x != 0)
+        return;
+    *loss = part[0] / (double)batch;
+    if (scalars != nullptr)
+        bp_step_count_batch(scalars, part[0], hits[0], batch, cursor);
 }
 
-/* The batch's loss and metrics, one block: each thread sums a fixed
- * strided subset of the per-sample losses in order (in double), then
- * reduce_metrics's tree; the correct predictions (whole numbers, exact in
- * any order) are counted by row groups (row_argmax). Thread 0 then writes
- * the mean loss and, in bp_step_scalars, adds the sums of a finite batch,
- * counts the step, sets skip for a non-finite one (recording the first such
- * step), and moves the epoch's row cursor on. */
+/* Whether this block is the grid's last to finish (every thread of the
+ * block gets the answer): the block's writes made visible, thread 0 takes
+ * a ticket; the last ticket's block sets the ticket back to 0 for the next
+ * launch on the stream. */
+__device__ bool last_block(bp_kernel_scratch *scratch)
+{
+    __shared__ bool last;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        last = atomicAdd(&scratch->ticket, 1u) == gridDim.x - 1;
+        if (last)
+            scratch->ticket = 0;
+    }
+    __syncthreads();
+    if (last)
+        __threadfence();
+    return last;
+}
+
+/* The end of the rows' kernels, every thread: the block's count c of
+ * correct predictions into the scratch; then the last block finishes the
+ * batch: with db, the bias gradient (each column of d summed over the batch
+ * in row order, as the CPU does); the per-sample losses summed as one
+ * block always has (each thread a fixed strided share in order, then
+ * reduce_metrics's tree), and the blocks' counts. */
+template <typename T>
+__device__ void finish_batch(double c, const T *sample_loss, const T *d, T *db, int n, int batch,
+                             double *loss, bp_step_scalars *scalars, int64_t *cursor,
+                             bp_kernel_scratch *scratch)
+{
+    __shared__ double sum[kThreads];
+    double block_hits = block_tree_sum(sum, c);
+    if (threadIdx.x == 0)
+        scratch->hits[blockIdx.x] = block_hits;
+    if (!last_block(scratch))
+        return;
+    const volatile T *dv = d, *lv = sample_loss;
+    const volatile double *hv = scratch->hits;
+    for (int j = threadIdx.x; db != nullptr && j < n; j += blockDim.x) {
+        T col = (T)0;
+        for (int b = 0; b < batch; b++)
+            col += dv[(size_t)b * n + j];
+        db[j] = col;
+    }
+    double s = 0.0, h = 0.0;
+    for (int b = threadIdx.x; b < batch; b += blockDim.x)
+        s += (double)lv[b];
+    for (int i = threadIdx.x; i < (int)gridDim.x; i += blockDim.x)
+        h += hv[i];
+    reduce_metrics(s, h, batch, loss, scalars, cursor);
+}
+
+/* The batch's loss and metrics: the rows' predicted classes (row_argmax,
+ * when there are labels) over many blocks, each thread counting its rows'
+ * hits; then finish_batch. */
 template <typename T>
 __global__ void step_metrics_kernel(const T *__restrict__ sample_loss, const T *__restrict__ a,
                                     const int32_t *__restrict__ labels, int n, int batch,
-                                    double *loss, bp_step_scalars *scalars, int64_t *cursor)
+                                    double *loss, bp_step_scalars *scalars, int64_t *cursor,
+                                    bp_kernel_scratch *scratch)
 {
-    double s = 0.0, c = 0.0;
-    for (int b = threadIdx.x; b < batch; b += blockDim.x)
-        s += (double)sample_loss[b];
+    double c = 0.0;
     if (labels != nullptr)
         for_each_row(n, batch, [&](int b, int lane, int g, bool active) {
             int best = row_argmax(a + (size_t)b * n, n, lane, g, active);
             if (active && lane == 0)
                 c += best == labels[b] ? 1.0 : 0.0;
         });
-    reduce_metrics(s, c, batch, loss, scalars, cursor);
+    finish_batch<T>(c, sample_loss, nullptr, nullptr, n, batch, loss, scalars, cursor, scratch);
 }
 
-/* The whole output layer of a step in one launch, one block (for batches
- * whose output layer is small; train.c decides): the rows as the separate
+/* The whole output layer of a step in one launch: the rows as the separate
  * kernels do them (row_output: softmax for cross-entropy with its
  * log-sum-exp computed once per row, the output delta, the sample's loss
- * and predicted class); then, all rows done, the bias gradient of the
- * output layer (each column summed over the batch in row order, as the CPU
- * does) and the batch's loss and metrics (the sample losses summed as
- * step_metrics_kernel does, so the same bits). */
+ * and predicted class) over many blocks; then finish_batch: the batch's
+ * loss and metrics as step_metrics_kernel computes them (so the same
+ * bits), and with db the output layer's bias gradient in the CPU's row
+ * order. */
 template <typename T>
-__global__ void
-output_step_kernel(int loss, int activation, T slope, const T *__restrict__ z, T *__restrict__ a,
-                   const T *__restrict__ y, const int32_t *__restrict__ labels, T *__restrict__ d,
-                   T *__restrict__ sample_loss, T *__restrict__ db, int n, int batch, T scale,
-                   double *loss_out, bp_step_scalars *scalars, int64_t *cursor)
+__global__ void output_step_kernel(int loss, int activation, T slope, const T *__restrict__ z,
+                                   T *__restrict__ a, const T *__restrict__ y,
+                                   const int32_t *__restrict__ labels, T *__restrict__ d,
+                                   T *__restrict__ sample_loss, T *__restrict__ db, int n,
+                                   int batch, T scale, double *loss_out, bp_step_scalars *scalars,
+                                   int64_t *cursor, bp_kernel_scratch *scratch)
 {
     double c = 0.0;
     for_each_row(n, batch, [&](int b, int lane, int g, bool active) {
@@ -363,17 +404,7 @@ output_step_kernel(int loss, int activation, T slope, const T *__restrict__ z, T
                 c += best == label ? 1.0 : 0.0;
         }
     });
-    __syncthreads(); /* every row's d and sample loss written */
-    for (int j = threadIdx.x; j < n; j += blockDim.x) {
-        T sum = (T)0;
-        for (int b = 0; b < batch; b++)
-            sum += d[(size_t)b * n + j];
-        db[j] = sum;
-    }
-    double s = 0.0;
-    for (int b = threadIdx.x; b < batch; b += blockDim.x)
-        s += (double)sample_loss[b];
-    reduce_metrics(s, c, batch, loss_out, scalars, cursor);
+    finish_batch<T>(c, sample_loss, d, db, n, batch, loss_out, scalars, cursor, scratch);
 }
 
 } // namespace
@@ -384,6 +415,7 @@ cudaError_t bp_launch_softmax(cudaStream_t stream, bp_dtype dtype, const void *z
                               int batch)
 {
     clear_stale_error();
+    BP_DECLARE_WORK("softmax", (dtype == BP_F32 ? 4.0 : 8.0) * 2.0 * n * batch, 4.0 * n * batch, 0);
     unsigned blocks = blocks_for_rows(n, batch);
     if (dtype == BP_F32)
         softmax_kernel<float>
@@ -400,6 +432,9 @@ cudaError_t bp_launch_output_delta(cudaStream_t stream, bp_dtype dtype, bp_loss 
                                    void *sample_loss, int n, int batch)
 {
     clear_stale_error();
+    BP_DECLARE_WORK("output_delta",
+                    (dtype == BP_F32 ? 4.0 : 8.0) * ((y != nullptr ? 4.0 : 3.0) * n * batch + batch),
+                    6.0 * n * batch, 0);
     unsigned blocks = blocks_for_rows(n, batch);
     if (dtype == BP_F32)
         output_delta_kernel<float><<<blocks, kThreads, 0, stream>>>(
@@ -416,16 +451,22 @@ cudaError_t bp_launch_output_delta(cudaStream_t stream, bp_dtype dtype, bp_loss 
 
 cudaError_t bp_launch_step_metrics(cudaStream_t stream, bp_dtype dtype, const void *sample_loss,
                                    const void *a, const int32_t *labels, int n, int batch,
-                                   double *loss, bp_step_scalars *scalars, int64_t *cursor)
+                                   double *loss, bp_step_scalars *scalars, int64_t *cursor,
+                                   bp_kernel_scratch *scratch)
 {
     clear_stale_error();
+    double es = dtype == BP_F32 ? 4.0 : 8.0;
+    unsigned blocks = labels != nullptr ? blocks_for_rows(n, batch) : 1;
+    BP_DECLARE_WORK("step_metrics", es * (labels != nullptr ? (double)n * batch : 0.0) + 4.0 * batch,
+                    2.0 * n * batch, es * batch + 8.0 * blocks);
     if (dtype == BP_F32)
-        step_metrics_kernel<float><<<1, kThreads, 0, stream>>>(
-            (const float *)sample_loss, (const float *)a, labels, n, batch, loss, scalars, cursor);
+        step_metrics_kernel<float>
+            <<<blocks, kThreads, 0, stream>>>((const float *)sample_loss, (const float *)a, labels,
+                                              n, batch, loss, scalars, cursor, scratch);
     else
-        step_metrics_kernel<double><<<1, kThreads, 0, stream>>>((const double *)sample_loss,
-                                                                (const double *)a, labels, n,
-                                                                batch, loss, scalars, cursor);
+        step_metrics_kernel<double>
+            <<<blocks, kThreads, 0, stream>>>((const double *)sample_loss, (const double *)a,
+                                              labels, n, batch, loss, scalars, cursor, scratch);
     return cudaGetLastError();
 }
 
@@ -433,19 +474,29 @@ cudaError_t bp_launch_output_step(cudaStream_t stream, bp_dtype dtype, bp_loss l
                                   bp_activation activation, double slope, const void *z, void *a,
                                   const void *y, const int32_t *labels, void *d, void *sample_loss,
                                   void *db, int n, int batch, double *loss_out,
-                                  bp_step_scalars *scalars, int64_t *cursor)
+                                  bp_step_scalars *scalars, int64_t *cursor,
+                                  bp_kernel_scratch *scratch)
 {
     clear_stale_error();
+    double es = dtype == BP_F32 ? 4.0 : 8.0, nb = (double)n * batch;
+    unsigned blocks = blocks_for_rows(n, batch);
+    /* z (and y) read, a (softmax) and d written, a sample loss per row; the
+     * last block: the sample losses, the counts, the bias gradient's d */
+    BP_DECLARE_WORK("output_step",
+                    es * (nb * (y != nullptr ? 3.0 : 2.0) +
+                          (loss == BP_LOSS_CROSS_ENTROPY ? nb : 0.0) + batch) +
+                        4.0 * batch,
+                    8.0 * nb, es * (batch + (db != nullptr ? nb : 0.0)) + 8.0 * blocks);
     if (dtype == BP_F32)
-        output_step_kernel<float><<<1, kThreads, 0, stream>>>(
+        output_step_kernel<float><<<blocks, kThreads, 0, stream>>>(
             (int)loss, (int)activation, (float)slope, (const float *)z, (float *)a,
             (const float *)y, labels, (float *)d, (float *)sample_loss, (float *)db, n, batch,
-            1.0f / (float)batch, loss_out, scalars, cursor);
+            1.0f / (float)batch, loss_out, scalars, cursor, scratch);
     else
-        output_step_kernel<double><<<1, kThreads, 0, stream>>>(
+        output_step_kernel<double><<<blocks, kThreads, 0, stream>>>(
             (int)loss, (int)activation, slope, (const double *)z, (double *)a, (const double *)y,
             labels, (double *)d, (double *)sample_loss, (double *)db, n, batch,
-            1.0 / (double)batch, loss_out, scalars, cursor);
+            1.0 / (double)batch, loss_out, scalars, cursor, scratch);
     return cudaGetLastError();
 }
 

@@ -143,6 +143,7 @@ cudaError_t bp_launch_gather_rows_half(cudaStream_t stream, int half, void *dst,
                                        const int32_t *rows, int batch, int n)
 {
     clear_stale_error();
+    BP_DECLARE_WORK("gather_rows_half", 6.0 * n * batch + 4.0 * batch, 0, 0);
     mixed_gather_kernel<<<grid_for_rows((size_t)n, batch), kThreads, 0, stream>>>(
         half, (uint16_t *)dst, src, rows, n, batch);
     return cudaGetLastError();
@@ -156,6 +157,8 @@ cudaError_t bp_launch_gather_epoch_half(cudaStream_t stream, int half, void *x_d
     clear_stale_error();
     if (y_dst == NULL)
         y_row_bytes = 0;
+    BP_DECLARE_WORK("gather_epoch_half",
+                    batch * (6.0 * n + 2.0 * (double)y_row_bytes) + 4.0 * batch, 0, 0);
     if (y_row_bytes % 4 == 0) {
         size_t yw = y_row_bytes / 4;
         mixed_gather_epoch_kernel<uint32_t>
@@ -175,6 +178,7 @@ cudaError_t bp_launch_to_half(cudaStream_t stream, int half, const float *src, v
                               size_t count, const double *scale)
 {
     clear_stale_error();
+    BP_DECLARE_WORK("to_half", 6.0 * (double)count, (double)count, 0);
     mixed_to_half_kernel<<<blocks_for(count), kThreads, 0, stream>>>(half, src, (uint16_t *)dst,
                                                                      count, scale);
     return cudaGetLastError();
@@ -183,6 +187,7 @@ cudaError_t bp_launch_to_half(cudaStream_t stream, int half, const float *src, v
 cudaError_t bp_launch_fill_rows_half(cudaStream_t stream, const void *bias, void *z, int n, int batch)
 {
     clear_stale_error();
+    BP_DECLARE_WORK("fill_rows_half", 2.0 * n * batch + 2.0 * n, 0, 0);
     mixed_fill_rows_kernel<<<grid_for_rows((size_t)n, batch), kThreads, 0, stream>>>(
         (const uint16_t *)bias, (uint16_t *)z, n, batch);
     return cudaGetLastError();
@@ -193,6 +198,7 @@ cudaError_t bp_launch_act_half(cudaStream_t stream, int half, bp_activation acti
 {
     clear_stale_error();
     size_t count = (size_t)n * (size_t)batch;
+    BP_DECLARE_WORK("act_half", 4.0 * (double)count, 2.0 * (double)count, 0);
     mixed_act_kernel<<<blocks_for(count), kThreads, 0, stream>>>(
         half, (int)activation, (float)slope, (const uint16_t *)z, (uint16_t *)a, count);
     return cudaGetLastError();
@@ -203,6 +209,8 @@ cudaError_t bp_launch_delta_half(cudaStream_t stream, int half, bp_activation ac
                                  int n, int batch)
 {
     clear_stale_error();
+    /* d read and written, z and a read (16-bit), a column sum per thread */
+    BP_DECLARE_WORK("delta_half", 8.0 * n * batch + 4.0 * n, 3.0 * n * batch, 0);
     mixed_delta_kernel<<<blocks_for((size_t)n), kThreads, 0, stream>>>(
         half, (int)activation, (float)slope, (const uint16_t *)z, (const uint16_t *)a,
         (uint16_t *)d, db, n, batch);
@@ -213,6 +221,7 @@ cudaError_t bp_launch_unscale(cudaStream_t stream, float *g, size_t count, const
                               bp_step_scalars *scalars)
 {
     clear_stale_error();
+    BP_DECLARE_WORK("unscale", 8.0 * (double)count, 2.0 * (double)count, 0);
     mixed_unscale_kernel<<<blocks_for(count), kThreads, 0, stream>>>(g, count, scale, scalars);
     return cudaGetLastError();
 }
@@ -220,6 +229,7 @@ cudaError_t bp_launch_unscale(cudaStream_t stream, float *g, size_t count, const
 cudaError_t bp_launch_scaler_update(cudaStream_t stream, bp_step_scalars *scalars)
 {
     clear_stale_error();
+    BP_DECLARE_WORK("scaler_update", 2.0 * sizeof(bp_step_scalars), 8, 0);
     mixed_scaler_update_kernel<<<1, 1, 0, stream>>>(scalars);
     return cudaGetLastError();
 }

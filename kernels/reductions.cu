@@ -7,15 +7,26 @@
  * order without atomics, so results repeat bit for bit run to run.
  */
 #include "kernel_util.cuh"
+#include "step_protocol.h"
 
 namespace {
 
-/* The 32x32 block's column sums in a fixed tree: lane (x, y) holds its
- * share `sum` of column x; lane (x, 0) writes the column's total to *out
- * (none when out is null). Shared by the two bias-gradient kernels. */
-template <typename T> __device__ void column_tree_sum(T sum, T *out)
+/* The sums over the batch of a [batch, n] array's columns, 32 of them per
+ * block (from column blockIdx.x * 32): value(i) is element i (row-major),
+ * and column j's sum goes to db[j]. One warp reads 32 consecutive values of
+ * a row (coalesced); row lane y sums rows y, y + 32, ... in order, then the
+ * 32 lane sums are added in a fixed tree. Deterministic, no atomics; the
+ * order differs from the CPU's plain loop only by the association of the
+ * additions. Every thread of the 32 x 32 block calls it. */
+template <typename T, typename Value>
+__device__ void column_tree_sum(int n, int batch, T *__restrict__ db, Value value)
 {
     __shared__ T part[32][33];
+    int col = blockIdx.x * 32 + threadIdx.x;
+    T sum = (T)0;
+    if (col < n)
+        for (int b = threadIdx.y; b < batch; b += 32)
+            sum += value((size_t)b * n + col);
     part[threadIdx.y][threadIdx.x] = sum;
     __syncthreads();
     for (int half = 16; half > 0; half /= 2) {
@@ -23,24 +34,15 @@ template <typename T> __device__ void column_tree_sum(T sum, T *out)
             part[threadIdx.y][threadIdx.x] += part[threadIdx.y + half][threadIdx.x];
         __syncthreads();
     }
-    if (threadIdx.y == 0 && out != nullptr)
-        *out = part[0][threadIdx.x];
+    if (threadIdx.y == 0 && col < n)
+        db[col] = part[0][threadIdx.x];
 }
 
-/* db[j] = sum over the batch of d[b, j]. A block covers 32 columns (one
- * warp reads 32 consecutive values of a row: coalesced) with 32 row lanes;
- * lane y sums rows y, y+32, ... in order, then the 32 lane sums are added
- * in a fixed tree. Deterministic, no atomics; the order differs from the
- * CPU's plain loop only by the association of the additions. */
+/* db[j] = sum over the batch of d[b, j] (column_tree_sum). */
 template <typename T>
 __global__ void bias_grad_kernel(const T *__restrict__ d, T *__restrict__ db, int n, int batch)
 {
-    int col = blockIdx.x * 32 + threadIdx.x;
-    T sum = (T)0;
-    if (col < n)
-        for (int b = threadIdx.y; b < batch; b += 32)
-            sum += d[(size_t)b * n + col];
-    column_tree_sum(sum, col < n ? &db[col] : nullptr);
+    column_tree_sum(n, batch, db, [&](size_t i) { return d[i]; });
 }
 
 /* The Hadamard delta of a hidden layer and its bias gradient in one pass:
@@ -51,35 +53,27 @@ __global__ void delta_bias_grad_kernel(int activation, T slope, const T *__restr
                                        const T *__restrict__ a, T *__restrict__ d,
                                        T *__restrict__ db, int n, int batch)
 {
-    int col = blockIdx.x * 32 + threadIdx.x;
-    T sum = (T)0;
-    if (col < n)
-        for (int b = threadIdx.y; b < batch; b += 32) {
-            size_t i = (size_t)b * n + col;
-            T v = bp_hadamard_delta(activation, d[i], z[i], a[i], slope);
-            d[i] = v;
-            sum += v;
-        }
-    column_tree_sum(sum, col < n ? &db[col] : nullptr);
+    column_tree_sum(n, batch, db, [&](size_t i) {
+        T v = bp_hadamard_delta(activation, d[i], z[i], a[i], slope);
+        d[i] = v;
+        return v;
+    });
 }
 
 /* The non-finite guard on the gradients: any thread that sees a NaN or an
- * infinity sets skip and, if no step was recorded yet, records this one.
- * Every writer writes the same values, so the race is benign and the
- * result deterministic. Block 0 starts the step count of this step's
- * update: step = step_next (kernels/step_scalars.h; no block of this launch
- * reads either). Sum (clipping on): block b also writes part[b], the sum of
- * the squares of its fixed strided share in order, in double, then a fixed
- * tree; the update reduces the parts (kernels/optimizers.cu). */
+ * infinity rejects the step (bp_step_reject: every writer writes the same
+ * values, so the race is benign and the result deterministic). Block 0
+ * opens the update (bp_step_open_update: step = step_next; no block of
+ * this launch reads either; kernels/step_protocol.h). Sum (clipping on):
+ * block b also writes part[b], the sum of the squares of its fixed strided
+ * share in order, in double, then a fixed tree; the update reduces the
+ * parts (kernels/optimizers.cu). */
 template <bool Sum>
 __device__ void finish_guard(double *sum, double s, bool finite, double *part,
                              bp_step_scalars *scalars)
 {
-    if (!finite) {
-        scalars->skip = 1;
-        if (scalars->bad_step == 0)
-            scalars->bad_step = scalars->steps_seen;
-    }
+    if (!finite)
+        bp_step_reject(scalars);
     if (!Sum)
         return;
     double total = block_tree_sum(sum, s);
@@ -87,26 +81,30 @@ __device__ void finish_guard(double *sum, double s, bool finite, double *part,
         part[blockIdx.x] = total;
 }
 
-/* The guard over count loads of V: T itself, or Vec16<T> (16 bytes of
- * reals at once where g is aligned); the same values in the same order
- * either way. */
-template <typename T, typename V, bool Sum>
-__global__ void check_finite_kernel(const V *__restrict__ g, size_t count, double *part,
+/* The guard over count reals of g: 16 bytes at a time where Vec (g 16-byte
+ * aligned, count a multiple of 16 bytes), one real at a time otherwise; a
+ * thread's values in order. */
+template <typename T, bool Sum, bool Vec>
+__global__ void check_finite_kernel(const T *__restrict__ g, size_t count, double *part,
                                     bp_step_scalars *scalars)
 {
     __shared__ double sum[kThreads];
     if (blockIdx.x == 0 && threadIdx.x == 0)
-        scalars->step = scalars->step_next;
+        bp_step_open_update(scalars);
+    const int k = Vec ? (int)(16 / sizeof(T)) : 1;
     T acc = (T)0;
     double s = 0.0;
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < count;
-         i += (size_t)gridDim.x * blockDim.x) {
-        V v = g[i];
-        const T *e = reinterpret_cast<const T *>(&v);
-        for (int k = 0; k < (int)(sizeof(V) / sizeof(T)); k++) {
-            acc += e[k] - e[k]; /* 0 for finite values, NaN otherwise */
+    for (size_t u = blockIdx.x * (size_t)blockDim.x + threadIdx.x; u < count / k;
+         u += (size_t)gridDim.x * blockDim.x) {
+        Vec16<T> v;
+        if (Vec)
+            v = ((const Vec16<T> *)g)[u];
+        else
+            v.v[0] = g[u];
+        for (int e = 0; e < k; e++) {
+            acc += v.v[e] - v.v[e]; /* 0 for finite values, NaN otherwise */
             if (Sum)
-                s += (double)e[k] * (double)e[k];
+                s += (double)v.v[e] * (double)v.v[e];
         }
     }
     finish_guard<Sum>(sum, s, acc == (T)0, part, scalars);
@@ -119,16 +117,12 @@ cudaError_t launch_guard(cudaStream_t stream, const T *g, size_t count, double *
                          bp_step_scalars *scalars)
 {
     size_t k = 16 / sizeof(T); /* reals per 16 bytes */
-    if (count % k == 0 && aligned16<char>(g)) {
-        size_t vcount = count / k;
-        unsigned blocks = Sum ? (unsigned)bp_clip_parts(count) : blocks_for(vcount);
-        typedef Vec16<T> V16; /* (the emulation's launch rewrite takes no nested <>) */
-        check_finite_kernel<T, V16, Sum>
-            <<<blocks, kThreads, 0, stream>>>((const Vec16<T> *)g, vcount, part, scalars);
-    } else {
-        unsigned blocks = Sum ? (unsigned)bp_clip_parts(count) : blocks_for(count);
-        check_finite_kernel<T, T, Sum><<<blocks, kThreads, 0, stream>>>(g, count, part, scalars);
-    }
+    bool vec = count % k == 0 && aligned16<char>(g);
+    unsigned blocks = Sum ? (unsigned)bp_clip_parts(count) : blocks_for(vec ? count / k : count);
+    if (vec)
+        check_finite_kernel<T, Sum, true><<<blocks, kThreads, 0, stream>>>(g, count, part, scalars);
+    else
+        check_finite_kernel<T, Sum, false><<<blocks, kThreads, 0, stream>>>(g, count, part, scalars);
     return cudaGetLastError();
 }
 
@@ -140,6 +134,8 @@ cudaError_t bp_launch_bias_grad(cudaStream_t stream, bp_dtype dtype, const void 
                                 int n, int batch)
 {
     clear_stale_error();
+    BP_DECLARE_WORK("bias_grad", (dtype == BP_F32 ? 4.0 : 8.0) * ((double)n * batch + n),
+                    (double)n * batch, 0);
     dim3 block(32, 32);
     unsigned grid = (unsigned)((n + 31) / 32);
     if (dtype == BP_F32)
@@ -155,6 +151,8 @@ cudaError_t bp_launch_delta_bias_grad(cudaStream_t stream, bp_dtype dtype,
                                       const void *a, void *d, void *db, int n, int batch)
 {
     clear_stale_error();
+    BP_DECLARE_WORK("delta_bias_grad", (dtype == BP_F32 ? 4.0 : 8.0) * (4.0 * n * batch + n),
+                    3.0 * n * batch, 0);
     dim3 block(32, 32);
     unsigned grid = (unsigned)((n + 31) / 32);
     if (dtype == BP_F32)
@@ -172,6 +170,8 @@ cudaError_t bp_launch_check_finite(cudaStream_t stream, bp_dtype dtype, const vo
                                    size_t count, double *clip_parts, bp_step_scalars *scalars)
 {
     clear_stale_error();
+    BP_DECLARE_WORK("check_finite", (dtype == BP_F32 ? 4.0 : 8.0) * (double)count,
+                    (clip_parts ? 4.0 : 2.0) * (double)count, 0);
     if (dtype == BP_F32)
         return clip_parts != nullptr
                    ? launch_guard<float, true>(stream, (const float *)g, count, clip_parts, scalars)

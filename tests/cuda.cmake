@@ -74,6 +74,7 @@ if(BP_HAVE_CUDA AND TARGET test_core AND TARGET backprop_objects)
 
   add_library(backprop_emulated_gpu STATIC ${bp_emu_lib_sources} cuda_emulation/fake_cuda.cpp
                                            cuda_emulation/fake_cublaslt.cpp
+                                           cuda_emulation/fake_work_log.cpp
                                            $<TARGET_OBJECTS:bp_emulated_kernels>)
   target_include_directories(backprop_emulated_gpu
     PUBLIC ${PROJECT_SOURCE_DIR}/include
@@ -109,10 +110,12 @@ if(BP_HAVE_CUDA AND TARGET test_core AND TARGET backprop_objects)
   set_tests_properties(emulated_gpu.cuda_cases_device1_current PROPERTIES ENVIRONMENT BP_EMU_DEVICE=1)
 
   # The emulated runtime's own strictness (capture rules, launch limits,
-  # sticky faults, cuBLASLt's argument checks) and the step's counted
-  # runtime calls.
+  # sticky faults, cuBLASLt's argument checks), the step's counted runtime
+  # calls, and what only the emulation's counters and the library's
+  # internals show of the GPU path (test_emulated_steps.cpp).
   add_executable(test_emulated_runtime cuda_emulation/test_emulated_runtime.cpp
-                                       cuda_emulation/test_emulated_cublaslt.cpp)
+                                       cuda_emulation/test_emulated_cublaslt.cpp
+                                       cuda_emulation/test_emulated_steps.cpp)
   target_include_directories(test_emulated_runtime PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}
                              ${BP_INTERNAL_INCLUDE_DIRS} ${CUDAToolkit_INCLUDE_DIRS})
   target_compile_options(test_emulated_runtime PRIVATE ${BP_CXX_WARNINGS})
@@ -122,10 +125,24 @@ if(BP_HAVE_CUDA AND TARGET test_core AND TARGET backprop_objects)
 
   # bench/step_profile: the runtime calls of a training step, counted on
   # the emulated GPU; the test holds the graph-mode and eager-mode targets.
-  add_executable(step_profile ${PROJECT_SOURCE_DIR}/bench/step_profile.c)
+  # With the cost model (bench/step_model.c), which records steps without
+  # running them.
+  add_executable(step_profile ${PROJECT_SOURCE_DIR}/bench/step_profile.c
+                              ${PROJECT_SOURCE_DIR}/bench/step_model.c)
+  target_compile_definitions(step_profile PRIVATE BP_STEP_MODEL=1)
   target_compile_options(step_profile PRIVATE ${BP_WARNINGS})
   target_link_libraries(step_profile PRIVATE backprop_emulated_gpu)
   add_test(NAME emulated_gpu.step_profile_targets COMMAND step_profile --check)
+
+  # bench/gpu_check.sh against stand-ins (one emulated GPU, no MPI, a fake
+  # nvidia-smi and compute-sanitizer, a library found only among Python's
+  # packages): its logic reaches its summary with PASS (tests/gpu_check_standin.sh).
+  if(TARGET backprop_cli)
+    add_test(NAME emulated_gpu.gpu_check_standin
+             COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/gpu_check_standin.sh ${PROJECT_BINARY_DIR}
+                     ${CMAKE_CURRENT_BINARY_DIR}/gpu_check_standin nccl)
+    set_tests_properties(emulated_gpu.gpu_check_standin PROPERTIES TIMEOUT 300)
+  endif()
 
   # bench/bench_gpu.c on the emulated GPU: every call it makes (the library's
   # step in each mode, the floor's cuBLAS calls, the copy), shrunk, once.

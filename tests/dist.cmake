@@ -21,6 +21,7 @@ if(BP_HAVE_NCCL AND TARGET bp_emulated_kernels AND TARGET backprop_objects)
   list(TRANSFORM bp_nccl_emu_sources PREPEND "${PROJECT_SOURCE_DIR}/" REGEX "^[^/]")
   add_library(backprop_emulated_nccl STATIC ${bp_nccl_emu_sources} cuda_emulation/fake_nccl.cpp
                                             cuda_emulation/fake_cublaslt.cpp
+                                            cuda_emulation/fake_work_log.cpp
                                             $<TARGET_OBJECTS:bp_emulated_kernels>)
   target_include_directories(backprop_emulated_nccl
     PUBLIC ${PROJECT_SOURCE_DIR}/include
@@ -31,8 +32,17 @@ if(BP_HAVE_NCCL AND TARGET bp_emulated_kernels AND TARGET backprop_objects)
   target_compile_options(backprop_emulated_nccl PRIVATE $<$<COMPILE_LANGUAGE:C>:${BP_WARNINGS}>
                                                         $<$<COMPILE_LANGUAGE:CXX>:${BP_CXX_WARNINGS}>)
   target_link_libraries(backprop_emulated_nccl PUBLIC ${BLAS_LIBRARIES} ZLIB::ZLIB Threads::Threads m)
+  # bench/step_profile's dp.* lines: the trainer on two emulated GPUs.
+  if(TARGET step_profile)
+    target_sources(step_profile PRIVATE ${PROJECT_SOURCE_DIR}/bench/step_profile_dp.c)
+    target_compile_definitions(step_profile PRIVATE BP_STEP_PROFILE_DP=1)
+    set_property(TARGET step_profile PROPERTY LINK_LIBRARIES backprop_emulated_nccl)
+  endif()
   add_executable(test_dist_nccl_emulated test_dist_nccl_emulated.cpp)
-  target_include_directories(test_dist_nccl_emulated PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+  target_include_directories(test_dist_nccl_emulated PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}
+                             ${BP_INTERNAL_INCLUDE_DIRS})
+  target_include_directories(test_dist_nccl_emulated SYSTEM PRIVATE ${CUDAToolkit_INCLUDE_DIRS}
+                                                                    ${BP_NCCL_INCLUDE_DIR})
   target_compile_options(test_dist_nccl_emulated PRIVATE ${BP_CXX_WARNINGS})
   target_link_libraries(test_dist_nccl_emulated PRIVATE backprop_emulated_nccl GTest::gtest
                                                         GTest::gtest_main)
@@ -109,6 +119,8 @@ foreach(np 2 3)
   bp_add_mpi_test(dist_mpi.np${np}_nan_stops_every_rank ${np} nan)
   bp_add_mpi_test(dist_mpi.np${np}_join_refuses_different_networks ${np} mismatch)
 endforeach()
+# The trainer over MPI ranks: equal to one process, resumed exactly (issue 16).
+bp_add_mpi_test(dist_mpi.np2_trainer_equals_one_process_and_resumes 2 trainer)
 
 # A rank killed mid-training: the others get BP_ERR_COMM within the
 # communicator's timeout (Open MPI's launcher; others would need their own

@@ -90,10 +90,15 @@ TEST_F(CliOptim, InterruptedInsideAnEpochResumesExactly)
                 resumed = file("resumed.st");
     std::string out = file("int.out"), err = file("int.err");
     std::string b = bin();
-    const char *common[] = {"train",       "--data",           csv.c_str(), "--layers",
-                            "3,128,128,2", "--batch",          "1",         "--epochs",
-                            "3",           "--device",         "cpu",       "--optimizer",
-                            "adamw",       "--clip-grad-norm", "0.5"};
+    // Early stopping (with its best parameters) and warm-up active: their
+    // state is in the checkpoint too.
+    const char *common[] = {
+        "train",       "--data",           csv.c_str(), "--layers",
+        "3,128,128,2", "--batch",          "1",         "--epochs",
+        "3",           "--device",         "cpu",       "--optimizer",
+        "adamw",       "--clip-grad-norm", "0.5",       "--warmup",
+        "1",           "--early-stopping", "2",         "--validation-fraction",
+        "0.1"};
     pid_t pid = fork();
     ASSERT_GE(pid, 0);
     if (pid == 0) {
@@ -103,7 +108,8 @@ TEST_F(CliOptim, InterruptedInsideAnEpochResumesExactly)
             _exit(126);
         execl(b.c_str(), b.c_str(), common[0], common[1], common[2], common[3], common[4],
               common[5], common[6], common[7], common[8], common[9], common[10], common[11],
-              common[12], common[13], common[14], "--checkpoint", ck.c_str(), (char *)nullptr);
+              common[12], common[13], common[14], common[15], common[16], common[17], common[18],
+              common[19], common[20], "--checkpoint", ck.c_str(), (char *)nullptr);
         _exit(127);
     }
     bool started = false;
@@ -130,6 +136,46 @@ TEST_F(CliOptim, InterruptedInsideAnEpochResumesExactly)
     Result w = run(args + "--quiet --save " + whole);
     ASSERT_EQ(w.code, 0) << w.err;
     EXPECT_TRUE(read(whole) == read(resumed)) << "the resumed run differs from the whole run";
+}
+
+// The trainer's flags: a validation split, early stopping, warm-up and the
+// step and plateau schedules; a run stopped at an epoch's end and resumed
+// with all of them active ends with the whole run's bytes.
+TEST_F(CliOptim, TrainerFlagsResumeByteForByte)
+{
+    std::string csv = blobs("d.csv", 300, 4);
+    for (const char *schedule : {"step --step-epochs 2 --step-gamma 0.5",
+                                 "plateau --plateau-patience 1 --plateau-factor 0.5"}) {
+        std::string common = "train --data " + csv + " --layers 3,8,2 --batch 16 --epochs 5 " +
+                             "--device cpu --quiet --validation-fraction 0.2 --early-stopping 2 " +
+                             "--min-delta 1e-4 --warmup 1 --schedule " + schedule;
+        std::string whole = file("whole.st"), ck = file("ck.st"), resumed = file("resumed.st");
+        Result a = run(common + " --save " + whole + " --log " + file("w.csv"));
+        ASSERT_EQ(a.code, 0) << a.err;
+        EXPECT_CONTAINS(read(file("w.csv")), "val_loss,val_accuracy\n");
+        Result b = run(common + " --stop-after 2 --checkpoint " + ck);
+        ASSERT_EQ(b.code, 0) << b.err;
+        Result c = run("train --data " + csv + " --epochs 5 --device cpu --quiet --resume " + ck +
+                       " --save " + resumed);
+        ASSERT_EQ(c.code, 0) << c.err;
+        EXPECT_TRUE(read(whole) == read(resumed)) << schedule;
+    }
+    std::string base = "train --data " + csv + " --layers 3,8,2 --epochs 3 --device cpu --quiet ";
+    struct Bad {
+        const char *args, *needle;
+    } bad[] = {
+        {"--validation-fraction 1", "--validation-fraction: 1 must be in [0, 1)"},
+        {"--warmup 3", "--warmup: 3 must be in [0, --epochs 3)"},
+        {"--schedule linear", "--schedule: 'linear' is not cosine, constant, step or plateau"},
+        {"--early-stopping -1", "--early-stopping -1"},
+        {"--schedule step --step-gamma 2", "--step-gamma 2"},
+        {"--schedule plateau --plateau-factor 1", "--plateau-factor 1"},
+    };
+    for (const Bad &b : bad) {
+        Result r = run(base + b.args);
+        EXPECT_EQ(r.code, 2) << b.args << ": " << r.err;
+        EXPECT_CONTAINS(r.err, b.needle);
+    }
 }
 
 TEST_F(CliOptim, AdamWTrainsAndBadValuesAreNamed)

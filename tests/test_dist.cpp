@@ -65,6 +65,35 @@ TEST(DistApi, BadArgumentsAreNamed)
     bp_comm_free(nullptr);
 }
 
+// bp_comm_launcher_size reads the launcher's variables (the first set one),
+// 0 without any; a value that is not a count is named, not taken for 0.
+TEST(DistApi, LauncherSizeComesFromTheEnvironment)
+{
+    const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE", "PMIX_SIZE"};
+    std::string saved[4];
+    bool had[4];
+    for (int i = 0; i < 4; i++) {
+        const char *v = getenv(vars[i]);
+        had[i] = v != nullptr;
+        saved[i] = v ? v : "";
+        unsetenv(vars[i]);
+    }
+    int size = -1;
+    EXPECT_EQ(bp_comm_launcher_size(&size), BP_OK);
+    EXPECT_EQ(size, 0);
+    setenv("PMIX_SIZE", "3", 1);
+    EXPECT_EQ(bp_comm_launcher_size(&size), BP_OK);
+    EXPECT_EQ(size, 3);
+    setenv("PMI_SIZE", "2x", 1);
+    EXPECT_FAILS(bp_comm_launcher_size(&size), BP_ERR_INVALID_ARGUMENT, "PMI_SIZE='2x'");
+    EXPECT_FAILS(bp_comm_launcher_size(nullptr), BP_ERR_INVALID_ARGUMENT, "size");
+    for (int i = 0; i < 4; i++)
+        if (had[i])
+            setenv(vars[i], saved[i].c_str(), 1);
+        else
+            unsetenv(vars[i]);
+}
+
 TEST(DistApi, MpiWithoutInitIsAnError)
 {
     bp_comm *comm = nullptr;

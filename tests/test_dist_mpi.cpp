@@ -15,6 +15,11 @@
 //        with BP_ERR_INVALID_ARGUMENT on every rank
 //   kill  the last rank kills itself mid-epoch (SIGKILL): every other rank
 //        gets BP_ERR_COMM from its step within the timeout (2 s) and exits 3
+//   trainer  the library's trainer over the ranks (bp_comm_create_world,
+//        a validation split, warm-up, cosine, early stopping) equals the
+//        trainer of one process (1e-12) and is bit-identical on every rank;
+//        stopped inside an epoch (the ranks agree at a vote step) and
+//        resumed from rank 0's checkpoint, it ends with the whole run's bytes
 // Prints "rank R: OK ..." and exits 0 when the rank's checks hold.
 #include <mpi.h>
 #include <signal.h>
@@ -27,6 +32,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "backprop.h"
@@ -355,6 +361,94 @@ int mode_kill()
     }
 }
 
+// A trainer's run on `comm` (or alone) from a fresh network; stopped after
+// stop_at steps (0: never) with a checkpoint at ck; resumed from `resume`.
+std::vector<double> trainer_run(const bp_dataset *ds, bp_comm *comm, const char *ck, int stop_at,
+                                const char *resume)
+{
+    bp_network *net = make_net(BP_F64, 7);
+    bp_optimizer o;
+    bp_optimizer_init(&o, BP_OPTIMIZER_SGD);
+    o.lr = 0.05;
+    o.momentum = 0.9;
+    BP_OK_OR_DIE(bp_network_set_optimizer(net, &o));
+    bp_trainer_config c;
+    bp_trainer_config_init(&c);
+    c.epochs = kEpochs;
+    c.batch = kBatch;
+    c.validation_fraction = 0.1;
+    c.schedule = BP_SCHEDULE_COSINE;
+    c.warmup_epochs = 1;
+    c.patience = 2;
+    c.comm = comm;
+    c.checkpoint = ck;
+    c.checkpoint_epochs = 0;
+    c.report_every = 3; /* the ranks vote on stopping every 3 steps */
+    int steps = 0;
+    std::pair<int *, int> stop{&steps, stop_at};
+    c.user = &stop;
+    c.should_stop = [](void *u) {
+        auto *p = static_cast<std::pair<int *, int> *>(u);
+        return p->second > 0 && ++*p->first >= p->second ? 1 : 0;
+    };
+    bp_trainer *t = nullptr;
+    BP_OK_OR_DIE(bp_trainer_create(net, ds, nullptr, &c, &t));
+    if (resume != nullptr)
+        BP_OK_OR_DIE(bp_trainer_resume(t, resume));
+    bp_trainer_result r;
+    r.struct_size = sizeof r;
+    BP_OK_OR_DIE(bp_trainer_fit(t, &r));
+    CHECK(stop_at == 0 || r.stopped, "the run was not stopped");
+    std::vector<double> p = params(net, BP_F64);
+    bp_trainer_free(t);
+    bp_network_free(net);
+    return p;
+}
+
+int mode_trainer()
+{
+    Data d = make_data(BP_F64);
+    bp_dataset *ds = nullptr;
+    BP_OK_OR_DIE(bp_dataset_create(kSamples, kFeatures, 0, BP_F64, d.x64.data(), d.labels.data(),
+                                   nullptr, &ds));
+    bp_comm *comm = nullptr;
+    BP_OK_OR_DIE(bp_comm_create_world(nullptr, &comm)); /* MPI is up: used, not finalised */
+    int local_rank = -1, local_size = -1, device = 0;
+    BP_OK_OR_DIE(bp_comm_local(comm, &local_rank, &local_size, &device));
+    CHECK(local_rank == g_rank && local_size == g_size && device == -1,
+          "local %d of %d, device %d", local_rank, local_size, device);
+    std::vector<double> alone = trainer_run(ds, nullptr, nullptr, 0, nullptr);
+    std::vector<double> ranks = trainer_run(ds, comm, nullptr, 0, nullptr);
+    double diff = 0, mag = 0;
+    for (size_t i = 0; i < alone.size(); i++) {
+        diff = std::max(diff, std::fabs(alone[i] - ranks[i]));
+        mag = std::max(mag, std::fabs(alone[i]));
+    }
+    CHECK(diff <= 1e-12 * mag, "the ranks' run differs from one process's by %g of %g", diff, mag);
+    check_identical_across_ranks(ranks, "the trainer's parameters");
+    // Rank 0 names the checkpoint; every rank reads it.
+    char ck[256] = "";
+    if (g_rank == 0)
+        std::snprintf(ck, sizeof ck, "/tmp/bp_dist_trainer_%d.ck", (int)getpid());
+    MPI_Bcast(ck, sizeof ck, MPI_CHAR, 0, MPI_COMM_WORLD);
+    trainer_run(ds, comm, ck, 13, nullptr); /* 10 steps an epoch: epoch 2, step 3 */
+    bp_checkpoint_info info;
+    bp_checkpoint_info_init(&info);
+    BP_OK_OR_DIE(bp_checkpoint_peek(ck, nullptr, &info));
+    CHECK(info.epoch == 1 && info.step_in_epoch == 3, "the checkpoint stands at %lld, %lld",
+          (long long)info.epoch, (long long)info.step_in_epoch);
+    std::vector<double> resumed = trainer_run(ds, comm, nullptr, 0, ck);
+    CHECK(resumed == ranks, "the resumed run differs from the whole run");
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (g_rank == 0)
+        std::remove(ck);
+    std::printf("rank %d: OK trainer: %g of %g from one process, resumed bit for bit\n", g_rank,
+                diff, mag);
+    bp_comm_free(comm);
+    bp_dataset_free(ds);
+    return 0;
+}
+
 } // namespace
 
 int main(int argc, char **argv)
@@ -373,9 +467,11 @@ int main(int argc, char **argv)
         rc = mode_mismatch();
     else if (mode == "kill")
         rc = mode_kill();
+    else if (mode == "trainer")
+        rc = mode_trainer();
     else
         std::fprintf(stderr, "usage: test_dist_mpi equal f64|f32 shuffled|ordered | nan | "
-                             "mismatch | kill\n");
+                             "mismatch | kill | trainer\n");
     MPI_Finalize();
     return rc;
 }

@@ -4,7 +4,9 @@
  * The backpropagation algorithm (train.c) is written once against this
  * table. A backend knows nothing of layers, deltas or the order of a step:
  * it runs GEMMs with the column-major BLAS argument lists of docs/design.md,
- * element-wise maps from kernels/bp_math.h, reductions and copies.
+ * element-wise maps from kernels/bp_math.h, reductions and copies. Where an
+ * operation takes the device's step scalars, it applies the transition of
+ * kernels/step_protocol.h that its comment names, and no other.
  *
  * Pointers named "device" point into memory from alloc (host memory on the
  * CPU backend). Operations are issued in order on the backend's stream; only
@@ -18,6 +20,7 @@
 
 #include "bp_math.h"
 #include "backprop.h"
+#include "step_protocol.h"
 #include "step_scalars.h"
 
 typedef struct bp_backend_ops {
@@ -34,8 +37,8 @@ typedef struct bp_backend_ops {
 
     /* Host -> device, any size, ordered after earlier work. Returns once
      * src may be reused; the copy may still be in flight on the stream (the
-     * CUDA backend stages copies of up to staging_bytes through pinned
-     * memory and copies larger ones synchronously). */
+     * CUDA backend stages copies through two pinned areas of at most 4 MiB,
+     * in chunks). */
     bp_status (*upload)(void *ctx, void *dst, const void *src, size_t bytes);
     /* Device -> host; waits for all earlier work and the copy. */
     bp_status (*download)(void *ctx, void *dst, const void *src, size_t bytes);
@@ -68,34 +71,29 @@ typedef struct bp_backend_ops {
     bp_status (*bias_grad)(void *ctx, bp_dtype dt, const void *d, void *db, int n, int batch);
     /* The batch's loss and metrics, on the device. *loss (a device double)
      * = (1/batch) sum_b sample_loss[b], in a fixed order. With scalars (a
-     * device bp_step_scalars; NULL: the loss only): steps_seen += 1; a
-     * finite batch adds its loss sum, its correct predictions (row b of a
-     * whose first largest value is at labels[b], when labels is not NULL)
-     * and its size to the sums, and clears skip; a non-finite one sets skip
-     * and, if none is recorded, bad_step = steps_seen. cursor (a device
-     * int64, or NULL) += batch. */
+     * device bp_step_scalars; NULL: the loss only): bp_step_count_batch
+     * with that sum, the correct predictions (row b of a whose first
+     * largest value is at labels[b], when labels is not NULL) and cursor
+     * (a device int64, or NULL). */
     bp_status (*step_metrics)(void *ctx, bp_dtype dt, const void *sample_loss, const void *a,
                               const int32_t *labels, int n, int batch, double *loss,
                               bp_step_scalars *scalars, int64_t *cursor);
-    /* The guard on gradients, which opens the update: when any of
-     * g[0..count) is NaN or infinite, sets scalars->skip and, if none is
-     * recorded, bad_step = steps_seen. Copies scalars->step_next into
-     * scalars->step (the double-buffered step count, kernels/step_scalars.h).
-     * clip_parts not NULL (clipping on): also writes the partial sums of
-     * the squared gradients there (a fixed-order reduction, no atomics;
-     * BP_CLIP_PARTS device doubles; the CUDA backend uses bp_clip_parts(count)
-     * of them, the CPU backend one), for optimizer_update. */
+    /* The guard on gradients: bp_step_open_update, and bp_step_reject when
+     * any of g[0..count) is NaN or infinite. clip_parts not NULL (clipping
+     * on): also the partial sums of the squared gradients there (a
+     * fixed-order reduction, no atomics; BP_CLIP_PARTS device doubles; the
+     * CUDA backend uses bp_clip_parts(count) of them, the CPU backend one),
+     * for optimizer_update. */
     bp_status (*check_finite)(void *ctx, bp_dtype dt, const void *g, size_t count,
                               double *clip_parts, bp_step_scalars *scalars);
-    /* The optimizer (kernels/bp_math.h, optimizer section), one operation
-     * that never waits for the host, after check_finite: t = scalars->step
-     * + 1 (+ 0 when scalars->skip is set) is written to scalars->step_next;
-     * the clipping scale is bp_clip_scale of the sum of check_finite's
-     * clip_parts when max_norm > 0 (the same fixed order everywhere), else
-     * 1, and is stored in scalars->clip_scale; then, unless skip is set,
-     * bp_optimizer_update of every parameter with scalars->lr and t. s1..s3
-     * are the state buffers in the parameters' layout (s2, s3 NULL when the
-     * rule does not use them). No part of it reads what it writes. */
+    /* The optimizer, one operation that never waits for the host, after
+     * check_finite: the clipping scale is bp_clip_scale of the sum of
+     * check_finite's clip_parts when max_norm > 0 (the same fixed order
+     * everywhere), else 1; bp_step_update_scalars and bp_step_close_update
+     * with it; then, unless the step is skipped, bp_optimizer_update of
+     * every parameter (kernels/bp_math.h). s1..s3 are the state buffers in
+     * the parameters' layout (NULL when the rule does not use them). No
+     * part of it reads what it writes. */
     bp_status (*optimizer_update)(void *ctx, bp_dtype dt, const bp_update_rule *rule, void *w,
                                   const void *g, void *s1, void *s2, void *s3, size_t count,
                                   double max_norm, const double *clip_parts,
@@ -116,8 +114,8 @@ typedef struct bp_backend_ops {
 
     /* The output layer of a training step fused: for cross-entropy the
      * softmax of z into a first, then what output_delta, step_metrics and
-     * bias_grad(d, db) would do, in one operation (train.c uses it for small
-     * output layers; NULL: those operations one by one). */
+     * (db not NULL) bias_grad(d, db) would do, in one operation (NULL:
+     * those operations one by one). */
     bp_status (*output_step)(void *ctx, bp_dtype dt, bp_loss loss, bp_activation act, double slope,
                              const void *z, void *a, const void *y, const int32_t *labels, void *d,
                              void *sample_loss, void *db, int n, int batch, double *loss_out,
@@ -158,6 +156,18 @@ typedef struct bp_backend_ops {
     bp_status (*linear_drelu_backward)(void *ctx, bp_dtype dt, const void *w, const void *d,
                                        const void *mask, int64_t mask_ld, void *d_prev, void *db,
                                        int n_in, int batch, int n_out);
+    /* The output layer's products with their epilogues fused (float32 only,
+     * 16-byte aligned pointers; NULL or BP_ERR_UNSUPPORTED, having issued
+     * nothing: the products unfused). linear_bias_forward: z = W a_in +
+     * bias, the product of forward_layers' gemm (as linear_relu_forward,
+     * without the ReLU and the mask). linear_wgrad_bgrad: the weight
+     * gradient dW^T = a_in d^T, backward_layers' gemm(N, T, m=n_in, n=n_out,
+     * k=batch, a_in ld n_in, d ld n_out, dw ld n_in), and db[j] = sum over
+     * the batch of d[b, j]. */
+    bp_status (*linear_bias_forward)(void *ctx, bp_dtype dt, const void *w, const void *a_in,
+                                     const void *bias, void *z, int n_out, int batch, int n_in);
+    bp_status (*linear_wgrad_bgrad)(void *ctx, bp_dtype dt, const void *a_in, const void *d,
+                                    void *dw, void *db, int n_in, int batch, int n_out);
 
     /* ---- mixed precision (bf16-mixed, 16-mixed): NULL when the backend has
      * none, and such networks are then refused. half is BP_HALF_BF16 or

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "bp_math.h"
+#include "step_protocol.h"
 #include "backend/backend.h"
 #include "backend/cpu_mixed.h"
 #include "api/error.h"
@@ -264,20 +265,8 @@ static bp_status cpu_step_metrics(void *ctx, bp_dtype dt, const void *sample_los
     double sum = dt == BP_F32 ? loss_sum_f(sample_loss, a, labels, n, batch, &correct)
                               : loss_sum_d(sample_loss, a, labels, n, batch, &correct);
     *loss = sum / (double)batch;
-    if (scalars == NULL)
-        return BP_OK;
-    int64_t step = ++scalars->steps_seen;
-    int finite = sum - sum == 0.0;
-    scalars->skip = finite ? 0 : 1;
-    if (finite) {
-        scalars->loss_sum += sum;
-        scalars->correct += correct;
-        scalars->samples += (double)batch;
-    } else if (scalars->bad_step == 0) {
-        scalars->bad_step = step;
-    }
-    if (cursor != NULL)
-        *cursor += batch;
+    if (scalars != NULL)
+        bp_step_count_batch(scalars, sum, correct, batch, cursor);
     return BP_OK;
 }
 
@@ -285,13 +274,10 @@ static bp_status cpu_check_finite(void *ctx, bp_dtype dt, const void *g, size_t 
                                   double *clip_parts, bp_step_scalars *scalars)
 {
     (void)ctx;
-    scalars->step = scalars->step_next;
+    bp_step_open_update(scalars);
     int ok = dt == BP_F32 ? all_finite_f(g, count) : all_finite_d(g, count);
-    if (!ok) {
-        scalars->skip = 1;
-        if (scalars->bad_step == 0)
-            scalars->bad_step = scalars->steps_seen;
-    }
+    if (!ok)
+        bp_step_reject(scalars);
     /* One partial sum: the whole sum of squares, in order. */
     if (clip_parts != NULL)
         clip_parts[0] = dt == BP_F32 ? sum_squares_f(g, count) : sum_squares_d(g, count);
@@ -304,11 +290,9 @@ static bp_status cpu_optimizer_update(void *ctx, bp_dtype dt, const bp_update_ru
                                       bp_step_scalars *scalars)
 {
     (void)ctx;
-    int64_t t = scalars->step + (scalars->skip ? 0 : 1);
     double scale = max_norm > 0.0 ? bp_clip_scale(clip_parts[0], max_norm) : 1.0;
-    scalars->step_next = t;
-    scalars->clip_scale = scale;
-    bp_update_step st = bp_update_prepare(rule, scalars->lr, t, scale, scalars->skip);
+    bp_update_step st = bp_step_update_scalars(rule, scalars, scale);
+    bp_step_close_update(scalars, bp_step_update_count(scalars), scale);
     if (st.skip)
         return BP_OK;
     if (dt == BP_F32)

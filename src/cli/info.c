@@ -5,7 +5,26 @@
 #include "args.h"
 #include "commands.h"
 #include "common.h"
-#include "dist.h"
+
+/* Whether MPI and NCCL are built in, and their versions. */
+static void print_engines(void)
+{
+    const struct {
+        bp_comm_engine engine;
+        const char *name, *use;
+    } engines[] = {{BP_COMM_MPI, "MPI", "CPU ranks and launching"},
+                   {BP_COMM_NCCL, "NCCL", "CUDA ranks"}};
+    for (size_t i = 0; i < sizeof engines / sizeof engines[0]; i++) {
+        int built = 0;
+        char version[256];
+        if (bp_comm_engine_info(engines[i].engine, &built, version, sizeof version) != BP_OK)
+            continue;
+        if (built)
+            printf("data-parallel %s: %s, for %s\n", engines[i].name, version, engines[i].use);
+        else
+            printf("data-parallel %s: not built\n", engines[i].name);
+    }
+}
 
 /* The memory of a (CPU) network of sizes per precision, as the library
  * allocates it (bp_network_memory_report): --precision, or all four. */
@@ -77,7 +96,7 @@ int cmd_info(int argc, char **argv)
     int cuda = 0;
     bp_backend_is_built(BP_BACKEND_CUDA, &cuda);
     printf("backends: cpu%s\n", cuda ? ", cuda" : " (cuda: not built)");
-    cli_dist_print_engines(); /* MPI and NCCL (dist.c) */
+    print_engines();
     if (!cuda)
         return 0;
     int count = 0;

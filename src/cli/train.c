@@ -1,85 +1,38 @@
 /*
  * train.c — `backprop train`, in the order it runs:
  *
- *   parse    the flags (train_options.c), the device and the dtype
+ *   parse    the flags (train_options.c), the device and the dtype, the
+ *            ranks of an MPI launcher or a --device list (launch.c)
  *   load     the training and test data (files, Fashion-MNIST or generated)
- *   build    the network, its targets, and the training set on the device
- *   run      one epoch: shuffle, then SGD steps on batches gathered there
- *   report   the epoch: evaluate the test set, print, log
+ *   build    the network and the library's trainer over the training set
+ *   fit      the trainer's run; its callbacks (train_report.c) draw the
+ *            progress bar, print and log each epoch and ask about Ctrl-C
  *   finish   the final checks and summary, then save, log and plot (each
  *            replaced whole, and only when the run succeeded)
  *
- * Every loss and accuracy printed is the library's (bp_network_evaluate_dataset).
+ * Every loss and accuracy printed is the library's (the trainer's epoch
+ * figures, bp_network_evaluate_dataset).
  */
 
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "args.h"
-#include "bp_math.h"
 #include "commands.h"
-#include "common.h"
-#include "dist.h"
 #include "gpu_flags.h"
 #include "outputs.h"
-#include "plot.h"
-#include "progress.h"
 #include "signals.h"
-#include "synthetic.h"
-#include "train_options.h"
-
-/* Everything a training run holds, from parsing to finishing. */
-typedef struct training_run {
-    train_options options;
-    device_choice device;
-    bp_dtype dtype;
-    cli_dist dist; /* data-parallel under mpirun or over a --device list (dist.c) */
-
-    /* load */
-    loaded_data train_set, test_set;
-    int have_test_set;
-    char data_summary[512]; /* what the "data:" line says */
-
-    /* build */
-    bp_network *net;
-    int classify;                       /* class labels: accuracy is reported */
-    char network_summary[512];          /* "3-16-2 relu,identity ce f32" */
-    bp_buffer *train_x, *train_targets; /* the training set on the device */
-
-    /* run */
-    int32_t *order;         /* the samples of the current epoch, in order */
-    uint64_t shuffle_state; /* SplitMix64 stream of the shuffles */
-    long steps_per_epoch;
-    long read_loss_every; /* steps between reads of the loss (a device wait) */
-    int show_progress;    /* a progress bar on stderr */
-    progress bar;         /* the current epoch's */
-    double started;       /* cli_now() when the first epoch began */
-    int epochs_begun;
-    int resumed_shuffled; /* --resume inside an epoch: its order is shuffled already */
-    long long steps_done; /* training steps since the network was created */
-    int stopped;          /* by Ctrl-C, SIGTERM or SIGHUP (signals.c) */
-    sigset_t held;        /* the stopping signals, held while finishing */
-    int holding;
-
-    /* report */
-    bp_evaluation evaluation; /* the last evaluation printed */
-    history curves;           /* per epoch, for --plot */
-    bp_file_replace *log;     /* --log, put in place when the run succeeds */
-} training_run;
+#include "train_run.h"
 
 static void training_run_free(training_run *run)
 {
-    bp_buffer_free(run->train_x);
-    bp_buffer_free(run->train_targets);
+    bp_trainer_free(run->trainer);
     bp_network_free(run->net);
     cli_data_free(&run->train_set);
     cli_data_free(&run->test_set);
-    free(run->order);
     free(run->curves.train_loss);
     free(run->curves.test_loss);
     free(run->curves.test_accuracy);
@@ -94,7 +47,7 @@ static int choose_device_and_dtype(training_run *run)
 {
     train_options *o = &run->options;
     char first_device[32]; /* rank 0's device of a --device list */
-    if (cli_choose_device(cli_dist_device_spec(o->device, first_device, sizeof first_device),
+    if (cli_choose_device(cli_launch_device_spec(o->device, first_device, sizeof first_device),
                           &run->device) != 0)
         return 2;
     bp_precision precision;
@@ -106,45 +59,42 @@ static int choose_device_and_dtype(training_run *run)
                          "use --dtype f64 or a larger --lr",
                          o->lr),
                2;
-    /* Under mpirun (or with several GPUs) rank 0 alone prints and writes. */
-    if (cli_dist_begin(&run->dist, o->device, &o->quiet, &o->save_path, &o->log_path,
-                       &o->plot_path) != 0)
-        return 1;
-    return 0;
+    /* Under mpirun rank 0 alone prints and writes. */
+    const char **outputs[] = {&o->save_path, &o->log_path, &o->plot_path};
+    return cli_launch_begin(&run->launch, o->device, &run->device, &o->quiet, outputs, 3);
 }
 
 /* ---- load ----------------------------------------------------------------- */
 
-static int file_exists(const char *p)
+static void adopt(loaded_data *d, bp_dataset *ds)
 {
-    struct stat sb;
-    return stat(p, &sb) == 0;
+    d->dataset = ds;
+    bp_dataset_describe(ds, &d->desc);
 }
 
-/* No --data: Fashion-MNIST where the Debian package (or $FASHION_ENV) puts
- * it, else three generated spirals. */
+/* No --data: Fashion-MNIST where the library finds it, else three
+ * generated spirals. */
 static int load_default_data(training_run *run)
 {
-    const train_options *o = &run->options;
-    const char *dir = getenv(FASHION_ENV);
-    if (dir == NULL || dir[0] == '\0')
-        dir = FASHION_DIR;
-    char train_path[4200], test_path[4200];
-    snprintf(train_path, sizeof train_path, "%s/train-images-idx3-ubyte.gz", dir);
-    snprintf(test_path, sizeof test_path, "%s/t10k-images-idx3-ubyte.gz", dir);
+    const char *dir = bp_fashion_mnist_dir(NULL);
+    bp_dataset *train = NULL, *test = NULL;
     run->have_test_set = 1;
-    if (file_exists(train_path)) {
-        if (cli_load_data(train_path, run->dtype, &o->columns, &run->train_set) != 0 ||
-            cli_load_data(test_path, run->dtype, &o->columns, &run->test_set) != 0)
-            return -1;
+    if (bp_dataset_load_fashion_mnist(NULL, run->dtype, &train, &test) == BP_OK) {
+        adopt(&run->train_set, train);
+        adopt(&run->test_set, test);
         snprintf(run->data_summary, sizeof run->data_summary,
                  "Fashion-MNIST from %s/ (%d train, %d test)", dir, run->train_set.desc.n_samples,
                  run->test_set.desc.n_samples);
         return 0;
     }
-    if (cli_make_spirals(3000, (uint64_t)o->seed, run->dtype, &run->train_set) != 0 ||
-        cli_make_spirals(1500, (uint64_t)o->seed + 1000003, run->dtype, &run->test_set) != 0)
-        return -1;
+    if (bp_dataset_load_fashion_mnist(NULL, run->dtype, NULL, NULL) == BP_OK) /* there, bad */
+        return cli_lib_error("Fashion-MNIST", BP_ERR_FORMAT);
+    uint64_t seed = (uint64_t)run->options.seed;
+    if (bp_dataset_spirals(3000, seed, run->dtype, &train) != BP_OK ||
+        (adopt(&run->train_set, train),
+         bp_dataset_spirals(1500, seed + 1000003, run->dtype, &test)) != BP_OK)
+        return cli_lib_error("generated data", BP_ERR_OUT_OF_MEMORY);
+    adopt(&run->test_set, test);
     snprintf(run->data_summary, sizeof run->data_summary,
              "no --data given and Fashion-MNIST is not in %s/ (apt-get install "
              "dataset-fashion-mnist): a generated set of three spirals (3000 train, 1500 test)",
@@ -174,8 +124,8 @@ static int load_data(training_run *run)
 
 /* ---- build ---------------------------------------------------------------- */
 
-/* The architecture (widths from the data unless --layers says otherwise)
- * and the targets of both sets for its loss. */
+/* The architecture (widths from the data unless --layers says otherwise),
+ * checked against both sets' labels or targets. */
 static int build_architecture(training_run *run, architecture *a)
 {
     const train_options *o = &run->options;
@@ -225,16 +175,12 @@ static int create_network(training_run *run, const architecture *a)
         return -1;
     cfg.cuda_graphs = !o->no_graphs;
     cfg.fused_epilogues = !o->no_fused;
-    cli_dist_configure(&run->dist, &cfg);
     bp_status st = bp_network_create(&cfg, &run->net);
     if (st != BP_OK)
         return cli_lib_error("creating the network", st);
     if (o->init_path && (st = bp_model_load_params(run->net, o->init_path)) != BP_OK)
         return cli_lib_error("--init", st);
-    /* The optimizer; with --resume, the checkpoint's state (train_optim.c). */
-    if (optim_setup(&run->options.optim, run->net) != 0)
-        return -1;
-    if (cli_dist_join(&run->dist, run->net, &cfg, o->batch, run->device.description) != 0)
+    if (optim_setup(&run->options.optim, run->net) != 0) /* train_optim.c */
         return -1;
     bp_network_desc nd;
     bp_network_describe(run->net, &nd);
@@ -247,19 +193,27 @@ static int create_network(training_run *run, const architecture *a)
     return 0;
 }
 
-/* The training set goes to the device once; batches are gathered there. */
-static int upload_training_set(training_run *run)
+/* The library's trainer over the training set, its callbacks this run's;
+ * with --resume, the checkpoint's run continued. */
+static int create_trainer(training_run *run)
 {
-    const loaded_data *train = &run->train_set;
-    size_t n = (size_t)train->desc.n_samples;
-    size_t x_bytes = n * (size_t)train->desc.n_features * bp_dtype_size(run->dtype);
-    size_t y_bytes = n * train->target_row_bytes;
-    bp_status st;
-    if ((st = bp_buffer_create(run->net, x_bytes, &run->train_x)) != BP_OK ||
-        (st = bp_buffer_upload(run->train_x, 0, train->desc.x, x_bytes)) != BP_OK ||
-        (st = bp_buffer_create(run->net, y_bytes, &run->train_targets)) != BP_OK ||
-        (st = bp_buffer_upload(run->train_targets, 0, train->targets, y_bytes)) != BP_OK)
-        return cli_lib_error("uploading the training set", st);
+    const train_options *o = &run->options;
+    bp_trainer_config tc;
+    train_options_trainer(o, &tc);
+    /* Reading the loss waits for the device: every step on the CPU, every
+     * 16th on a GPU. */
+    tc.report_every = run->device.backend == BP_BACKEND_CPU ? 1 : 16;
+    tc.on_step = train_report_step;
+    tc.on_epoch = train_report_epoch;
+    tc.should_stop = train_report_should_stop;
+    tc.user = run;
+    cli_launch_configure(&run->launch, &tc, run->device.description);
+    bp_status st = bp_trainer_create(run->net, run->train_set.dataset, NULL, &tc, &run->trainer);
+    if (st != BP_OK)
+        return cli_lib_error(run->launch.rank == 0 ? "the training run" : "a data-parallel rank",
+                             st);
+    if (o->optim.resume && (st = bp_trainer_resume(run->trainer, o->optim.resume)) != BP_OK)
+        return cli_lib_error("--resume", st);
     return 0;
 }
 
@@ -286,45 +240,32 @@ static int copy_old_log(const char *path, bp_file_replace *log)
     return total > 0;
 }
 
-/* The sample order, the per-epoch curves, the log file and the pacing of
- * the loop. */
-static int prepare_loop(training_run *run)
+/* The per-epoch curves and the log file. */
+static int prepare_reports(training_run *run)
 {
     const train_options *o = &run->options;
-    size_t n = (size_t)run->train_set.desc.n_samples;
     run->curves.train_loss = calloc((size_t)o->epochs, sizeof(double));
     run->curves.test_loss = calloc((size_t)o->epochs, sizeof(double));
     run->curves.test_accuracy = calloc((size_t)o->epochs, sizeof(double));
-    run->order = malloc(n * sizeof(int32_t));
-    if (!run->curves.train_loss || !run->curves.test_loss || !run->curves.test_accuracy ||
-        !run->order)
-        return cli_error("no memory for the training loop");
-    for (size_t i = 0; i < n; i++)
-        run->order[i] = (int32_t)i;
-    if (o->log_path) {
-        if (bp_file_replace_begin(o->log_path, &run->log) != BP_OK)
-            return cli_error("--log: %s", bp_last_error());
-        /* --resume continues the interrupted run's log */
-        int continued = o->optim.resume != NULL ? copy_old_log(o->log_path, run->log) : 0;
-        if (continued < 0)
-            return -1;
-        if (!continued)
-            bp_file_replace_printf(
-                run->log, "epoch,train_loss,test_loss,test_accuracy,seconds,samples_per_s\n");
-    }
-    run->shuffle_state = (uint64_t)o->seed ^ 0x5DEECE66Dull;
-    /* --resume: the shuffles of the epochs before the checkpoint replayed,
-     * so the order and the generator are the interrupted run's. */
-    if (optim_replay(&o->optim, run->order, n, &run->shuffle_state, o->no_shuffle,
-                     &run->resumed_shuffled) != 0)
-        return -1;
-    for (long e = 0; e < o->optim.start.epoch && e < o->epochs; e++) /* before the resumed */
+    if (!run->curves.train_loss || !run->curves.test_loss || !run->curves.test_accuracy)
+        return cli_error("no memory for the training curves");
+    for (long e = 0; e < o->epochs; e++) /* epochs before a resumed one: unknown */
         run->curves.train_loss[e] = run->curves.test_loss[e] = run->curves.test_accuracy[e] = NAN;
-    run->steps_per_epoch = (long)((n + (size_t)o->batch - 1) / (size_t)o->batch);
-    /* Reading the loss waits for the device: every step on the CPU, every
-     * 16th on a GPU. */
-    run->read_loss_every = run->device.backend == BP_BACKEND_CPU ? 1 : 16;
+    run->epoch = -1;
     run->show_progress = isatty(fileno(stderr)) && !o->quiet;
+    if (o->log_path == NULL)
+        return 0;
+    if (bp_file_replace_begin(o->log_path, &run->log) != BP_OK)
+        return cli_error("--log: %s", bp_last_error());
+    /* --resume continues the interrupted run's log */
+    int continued = o->optim.resume != NULL ? copy_old_log(o->log_path, run->log) : 0;
+    if (continued < 0)
+        return -1;
+    if (!continued) /* validation columns with --validation-fraction only */
+        bp_file_replace_printf(run->log,
+                               "epoch,train_loss,test_loss,test_accuracy,seconds,"
+                               "samples_per_s%s\n",
+                               o->validation_fraction > 0 ? ",val_loss,val_accuracy" : "");
     return 0;
 }
 
@@ -332,168 +273,54 @@ static int build(training_run *run)
 {
     architecture a;
     if (build_architecture(run, &a) != 0 || create_network(run, &a) != 0 ||
-        upload_training_set(run) != 0 || prepare_loop(run) != 0)
+        create_trainer(run) != 0 || prepare_reports(run) != 0)
         return -1;
     return 0;
 }
 
-/* ---- run one epoch -------------------------------------------------------- */
+/* ---- fit ------------------------------------------------------------------ */
 
-/* The epoch's learning rate (the schedule's) for the network's optimizer
- * (set once by optim_setup); the optimizer the data-parallel step passes
- * to the other GPUs' networks. */
-static int epoch_optimizer(training_run *run, int epoch, bp_optimizer *opt)
-{
-    bp_optimizer_init(opt, BP_OPTIMIZER_SGD); /* struct_size: this header's */
-    bp_status st = bp_network_set_lr(run->net, train_options_epoch_lr(&run->options, epoch));
-    if (st == BP_OK)
-        st = bp_network_get_optimizer(run->net, opt);
-    return st == BP_OK ? 0 : cli_lib_error("--lr", st);
-}
-
-/* One step on the samples order[start, start + b): alone, the next rows
- * of the epoch's order on the device (no upload, no wait); data-parallel,
- * this rank's part of the global batch (dist.c). With loss non-NULL the
- * batch loss is read (a wait for the device) and checked. Returns 0, or -1
- * with the message printed. */
-static int train_step(training_run *run, const bp_optimizer *opt, int epoch, long step,
-                      size_t start, int b, double *loss)
-{
-    bp_status st = run->dist.active
-                       ? cli_dist_train_step(&run->dist, run->net, run->train_x,
-                                             run->train_targets, run->order + start, b, opt, loss)
-                       : bp_network_epoch_step(run->net, b, loss);
-    if (st != BP_OK || (loss != NULL && !isfinite(*loss)))
-        progress_clear(&run->bar);
-    if (st == BP_ERR_NUMERIC || (st == BP_OK && loss != NULL && !isfinite(*loss)))
-        return cli_error("training diverged at epoch %d, step %ld: the loss is %g; nothing was "
-                         "saved (try a smaller --lr)",
-                         epoch + 1, step + 1, loss != NULL ? *loss : NAN);
-    if (st != BP_OK)
-        return cli_lib_error("training step", st);
-    return 0;
-}
-
-/* --checkpoint: `epoch` epochs done and `step` steps of the next. */
-static int save_checkpoint(const training_run *run, int epoch, long step)
+/* The trainer's run, and what ended it. Returns 0 (also after Ctrl-C), or
+ * -1 with the message printed. */
+static int fit(training_run *run)
 {
     const train_options *o = &run->options;
-    return optim_save(&o->optim, run->net, epoch, step, run->steps_per_epoch, o->epochs, o->batch,
-                      (uint64_t)o->seed, run->shuffle_state, o->schedule, o->lr);
-}
-
-/* One pass over the training set. *train_loss receives the mean of the
- * losses read. Returns 0 (also when Ctrl-C stopped it: run->stopped), or -1
- * with the message printed. */
-static int run_epoch(training_run *run, int epoch, double *train_loss)
-{
-    const train_options *o = &run->options;
-    size_t n = (size_t)run->train_set.desc.n_samples;
-    if (!o->no_shuffle && !run->resumed_shuffled) /* a resumed epoch is shuffled already */
-        optim_shuffle(run->order, n, &run->shuffle_state);
-    run->resumed_shuffled = 0;
-    bp_optimizer opt;
-    if (epoch_optimizer(run, epoch, &opt) != 0)
-        return -1;
-    /* --resume inside an epoch: its first steps were done before. */
-    long first = epoch == o->optim.start.epoch ? (long)o->optim.start.step_in_epoch : 0;
-    size_t skipped = (size_t)first * (size_t)o->batch;
-    double loss_sum = 0, loss = NAN;
-    long loss_count = 0, steps = 0;
-    /* The epoch's order goes to the device once; each step takes its rows
-     * there and sums its loss there. */
-    bp_status st;
-    if (!run->dist.active && (st = bp_network_set_epoch(run->net, run->train_x, run->train_targets,
-                                                        run->order + skipped, n - skipped)) != BP_OK)
-        return cli_lib_error("starting an epoch", st);
-    progress_start(&run->bar, run->show_progress);
-    for (long s = first; s < run->steps_per_epoch; s++) {
-        size_t start = (size_t)s * (size_t)o->batch;
-        int b = (int)(n - start < (size_t)o->batch ? n - start : (size_t)o->batch);
-        int want = (s % run->read_loss_every == 0) || s == run->steps_per_epoch - 1;
-        if (train_step(run, &opt, epoch, s, start, b, want ? &loss : NULL) != 0)
-            return -1;
-        steps++;
-        if (want) {
-            loss_sum += loss;
-            loss_count++;
-        }
-        progress_update(&run->bar, epoch + 1, (int)o->epochs, s + 1, run->steps_per_epoch,
-                        loss_count ? loss_sum / loss_count : NAN, (long)(start + (size_t)b));
-        if (cli_signals_caught()) {
-            run->stopped = 1;
-            progress_clear(&run->bar);
-            fprintf(stderr, "backprop: interrupted at epoch %d, step %ld\n", epoch + 1, s + 1);
-            if (save_checkpoint(run, epoch, s + 1) == 0 && o->optim.checkpoint && !o->quiet)
-                fprintf(stderr, "backprop: wrote %s; continue with --resume %s\n",
-                        o->optim.checkpoint, o->optim.checkpoint);
-            break;
-        }
-    }
+    run->started = cli_now();
+    run->result.struct_size = sizeof run->result;
+    bp_status st = bp_trainer_fit(run->trainer, &run->result);
     progress_clear(&run->bar);
-    *train_loss = loss_count ? loss_sum / loss_count : NAN;
-    /* The epoch's mean loss over every step, summed on the device (a rank's
-     * sums are its own: data-parallel runs keep the global losses read). */
-    run->steps_done += steps;
-    bp_train_metrics metrics;
-    st = bp_network_read_metrics(run->net, &metrics);
     if (st == BP_ERR_NUMERIC)
-        return cli_error("training diverged at epoch %d, step %lld: the loss or a gradient is not "
-                         "finite; nothing was saved (try a smaller --lr)",
-                         epoch + 1, metrics.bad_step - (run->steps_done - metrics.steps));
+        return cli_error("training diverged at %s; nothing was saved (try a smaller --lr)",
+                         bp_last_error());
     if (st != BP_OK)
-        return cli_lib_error("reading the epoch's loss", st);
-    if (!run->dist.active && metrics.samples > 0)
-        *train_loss = metrics.mean_loss;
-    return 0;
-}
-
-/* ---- report --------------------------------------------------------------- */
-
-/* The epoch's figures: its train loss, and the test set's loss and accuracy
- * (not after Ctrl-C), printed, logged and kept for the plot. */
-static int report_epoch(training_run *run, int epoch, double train_loss, double seconds)
-{
-    const train_options *o = &run->options;
-    run->curves.train_loss[epoch] = train_loss;
-    run->curves.test_loss[epoch] = NAN;
-    run->curves.test_accuracy[epoch] = NAN;
-    if (run->have_test_set && !run->stopped) {
-        if (cli_evaluate(run->net, &run->test_set, NULL, &run->evaluation) != 0)
-            return -1;
-        run->curves.test_loss[epoch] = run->evaluation.loss;
-        run->curves.test_accuracy[epoch] = run->evaluation.accuracy;
+        return cli_lib_error("training", st);
+    if (run->failed)
+        return -1;
+    if (cli_signals_caught()) {
+        fprintf(stderr, "backprop: interrupted at epoch %ld, step %ld\n", run->epoch + 1, run->step);
+        if (o->optim.checkpoint && !o->quiet)
+            fprintf(stderr, "backprop: wrote %s; continue with --resume %s\n", o->optim.checkpoint,
+                    o->optim.checkpoint);
     }
-    run->curves.n = epoch + 1;
-    double rate = (double)run->train_set.desc.n_samples / (seconds > 0 ? seconds : 1e-9);
-    double test_loss = run->have_test_set ? run->evaluation.loss : NAN;
-    double test_accuracy = run->have_test_set && run->classify ? run->evaluation.accuracy : NAN;
-    if (!o->quiet && !run->stopped) {
-        printf("epoch %d/%ld  train loss %.4f", epoch + 1, o->epochs, train_loss);
-        if (run->have_test_set) {
-            printf("  test loss %.4f", test_loss);
-            if (run->classify)
-                printf("  test accuracy %.2f%%", 100 * test_accuracy);
-        }
-        printf("  %.1fs  %.0f samples/s\n", seconds, rate);
-        fflush(stdout);
-    }
-    if (run->log && !run->stopped)
-        bp_file_replace_printf(run->log, "%d,%.6g,%.6g,%.6g,%.3f,%.1f\n", epoch + 1, train_loss,
-                               test_loss, test_accuracy, seconds, rate);
-    if (run->log && bp_file_replace_flush(run->log) != BP_OK)
-        return cli_error("--log: %s", bp_last_error());
+    const bp_trainer_result *r = &run->result;
+    if (r->early_stopped && !o->quiet)
+        printf("early stopping: no improvement for %ld epochs; the parameters are those of epoch "
+               "%lld (%s loss %.4f)\n",
+               o->patience, (long long)r->best_epoch,
+               o->validation_fraction > 0 ? "validation" : "training", r->best_loss);
     return 0;
 }
 
 /* ---- finish --------------------------------------------------------------- */
 
-/* The summary line: the test set's figures (the last epoch's unless a
- * signal cut it short), or the training set's without a test set. Figures
+/* The summary line: the test set's figures (the last epoch's unless the
+ * run ended elsewhere), or the training set's without a test set. Figures
  * that are missing or not finite fail the run: nothing is saved. */
 static int print_summary(training_run *run)
 {
-    if (!run->have_test_set || run->stopped) {
+    int last_is_final = run->have_evaluation && !run->result.stopped &&
+                        !(run->options.patience > 0 && run->result.best_epoch > 0);
+    if (!run->have_test_set || !last_is_final) {
         const loaded_data *set = run->have_test_set ? &run->test_set : &run->train_set;
         if (cli_evaluate(run->net, set, NULL, &run->evaluation) != 0)
             return -1;
@@ -505,13 +332,14 @@ static int print_summary(training_run *run)
                          ev->loss, ev->n_samples);
     double total = cli_now() - run->started;
     const char *which = run->have_test_set ? "test" : "training";
-    int epochs = run->epochs_begun;
+    int partial = run->result.stopped && run->step > 0 && run->step < run->steps_per_epoch;
+    long long epochs = (long long)run->result.epochs + partial; /* begun */
     if (run->classify)
-        printf("%s accuracy %.2f%% (%d/%d), %s loss %.4f, %d epoch%s in %.1fs on %s\n", which,
+        printf("%s accuracy %.2f%% (%d/%d), %s loss %.4f, %lld epoch%s in %.1fs on %s\n", which,
                100 * ev->accuracy, ev->correct, ev->n_samples, which, ev->loss, epochs,
                epochs == 1 ? "" : "s", total, run->device.description);
     else
-        printf("%s loss %.6g, %d epoch%s in %.1fs on %s\n", which, ev->loss, epochs,
+        printf("%s loss %.6g, %lld epoch%s in %.1fs on %s\n", which, ev->loss, epochs,
                epochs == 1 ? "" : "s", total, run->device.description);
     bp_loss_scale ls; /* 16-mixed: what the loss scaler did */
     bp_network_desc d;
@@ -588,6 +416,9 @@ static int finish(training_run *run)
 
 static int train(training_run *run)
 {
+    /* SIGINT, SIGTERM, SIGHUP stop after a step (one caught while loading
+     * or building stops the run after its first); SIGPIPE ignored */
+    cli_signals_catch();
     int status = choose_device_and_dtype(run);
     if (status != 0)
         return status;
@@ -595,23 +426,8 @@ static int train(training_run *run)
         return 1;
     if (!run->options.quiet)
         printf("data: %s\n", run->data_summary);
-    if (build(run) != 0)
+    if (build(run) != 0 || fit(run) != 0)
         return 1;
-    cli_signals_catch(); /* SIGINT, SIGTERM, SIGHUP stop after a step; SIGPIPE ignored */
-    run->started = cli_now();
-    const train_options *o = &run->options;
-    long stop = o->optim.stop_after > 0 && o->optim.stop_after < o->epochs ? o->optim.stop_after
-                                                                           : o->epochs;
-    for (int epoch = (int)o->optim.start.epoch; epoch < stop && !run->stopped; epoch++) {
-        double e0 = cli_now(), train_loss = NAN;
-        run->epochs_begun = epoch + 1;
-        if (run_epoch(run, epoch, &train_loss) != 0 ||
-            report_epoch(run, epoch, train_loss, cli_now() - e0) != 0)
-            return 1;
-        /* --checkpoint after every epoch */
-        if (!run->stopped && save_checkpoint(run, epoch + 1, 0) != 0)
-            return 1;
-    }
     return finish(run);
 }
 
@@ -623,8 +439,8 @@ int cmd_train(int argc, char **argv)
     if (parse_train_options(argc, argv, &run.options, &status) == 0)
         status = train(&run);
     training_run_free(&run);
-    cli_dist_end(&run.dist); /* after the network: the communicators, MPI */
-    if (run.holding) {       /* a signal held while finishing acts now */
+    cli_launch_end(&run.launch); /* after the trainer and network: the ranks, MPI */
+    if (run.holding) {           /* a signal held while finishing acts now */
         cli_signals_release(&run.held);
         if (status == 0 && cli_signals_caught())
             status = 128 + cli_signals_caught();

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "bp_math.h"
 #include "common.h"
 #include "train_optim.h"
 
@@ -196,8 +195,7 @@ int optim_check(optim_flags *o, int argc, char **argv, double *lr, long epochs)
     return 0;
 }
 
-int optim_resume_peek(optim_flags *o, int argc, char **argv, long epochs, double *base_lr,
-                      const char **schedule, long *seed, long *batch)
+int optim_resume_peek(optim_flags *o, int argc, char **argv, long epochs, long *seed, long *batch)
 {
     if (o->resume == NULL)
         return 0;
@@ -229,10 +227,6 @@ int optim_resume_peek(optim_flags *o, int argc, char **argv, long epochs, double
                              *batch, (long long)info.batch);
         *batch = (long)info.batch;
     }
-    /* The schedule goes on from the checkpoint's base learning rate. */
-    *base_lr = info.base_lr;
-    if (info.schedule[0] != '\0')
-        *schedule = o->start.schedule;
     if (info.epoch >= epochs) {
         printf("%s: the run it holds finished %lld of %lld epoch%s; nothing to resume (give "
                "--epochs more than %lld to train on)\n",
@@ -251,69 +245,6 @@ int optim_resume_peek(optim_flags *o, int argc, char **argv, long epochs, double
 int optim_setup(optim_flags *o, bp_network *net)
 {
     bp_status st = bp_network_set_optimizer(net, &o->opt);
-    if (st != BP_OK)
-        return cli_lib_error("the optimizer", st);
-    if (o->ckpt == NULL)
-        return 0;
-    bp_checkpoint_info info;
-    bp_checkpoint_info_init(&info);
-    st = bp_checkpoint_restore(o->ckpt, net, &info);
-    optim_flags_free(o);
-    if (st != BP_OK)
-        return cli_lib_error("--resume", st);
-    o->start = info;
-    return 0;
-}
-
-void optim_shuffle(int32_t *order, size_t n, uint64_t *rng)
-{
-    for (size_t i = n - 1; n > 1 && i > 0; i--) {
-        size_t j = (size_t)(bp_splitmix64_next(rng) % (i + 1));
-        int32_t t = order[i];
-        order[i] = order[j];
-        order[j] = t;
-    }
-}
-
-int optim_replay(const optim_flags *o, int32_t *order, size_t n, uint64_t *rng, int no_shuffle,
-                 int *shuffled)
-{
-    *shuffled = 0;
-    if (o->resume == NULL || no_shuffle)
-        return 0;
-    *rng = o->start.shuffle_seed ^ 0x5DEECE66Dull;
-    long epochs = (long)o->start.epoch + (o->start.step_in_epoch > 0 ? 1 : 0);
-    for (long e = 0; e < epochs; e++)
-        optim_shuffle(order, n, rng);
-    *shuffled = o->start.step_in_epoch > 0;
-    if (*rng != o->start.shuffle_state)
-        return cli_error("--resume: replaying the shuffles of '%s' does not reach its generator "
-                         "state (a different data set or batch size?)",
-                         o->resume);
-    return 0;
-}
-
-int optim_save(const optim_flags *o, const bp_network *net, long epoch, long step_in_epoch,
-               long steps_per_epoch, long epochs, long batch, uint64_t seed, uint64_t rng,
-               const char *schedule, double base_lr)
-{
-    if (o->checkpoint == NULL)
-        return 0;
-    if (step_in_epoch >= steps_per_epoch)
-        epoch++, step_in_epoch = 0;
-    bp_checkpoint_info info;
-    bp_checkpoint_info_init(&info);
-    info.epoch = epoch;
-    info.step_in_epoch = step_in_epoch;
-    info.total_epochs = epochs;
-    info.batch = batch;
-    info.shuffle_seed = o->resume != NULL ? o->start.shuffle_seed : seed;
-    info.shuffle_state = rng;
-    info.schedule_step = epoch;
-    info.base_lr = base_lr;
-    snprintf(info.schedule, sizeof info.schedule, "%s", schedule);
-    bp_status st = bp_checkpoint_save(net, &info, o->checkpoint);
-    if (st != BP_OK)
-        return cli_lib_error("--checkpoint", st);
-    return 0;
+    optim_flags_free(o); /* the trainer reads the checkpoint (bp_trainer_resume) */
+    return st == BP_OK ? 0 : cli_lib_error("the optimizer", st);
 }

@@ -1,15 +1,13 @@
 /*
- * train_optim.h — `backprop train`'s optimizer and checkpoint flags
- * (--optimizer and the hyperparameters of the library's table: --lr,
- * --momentum, --beta1, --clip-grad-norm...; --checkpoint, --resume,
- * --stop-after) and what they do, kept apart from train.c, which calls the
- * hooks below at fixed points of its run.
+ * train_optim.h — `backprop train`'s optimizer, clipping and checkpoint
+ * flags (--optimizer and the hyperparameters of the library's table: --lr,
+ * --momentum, --beta1, --alpha, --clip-grad-norm...; --checkpoint,
+ * --resume, --stop-after): their checks, the optimizer, and what --resume
+ * needs before the network exists. The checkpoints themselves are the
+ * trainer's (bp_trainer_config checkpoint, bp_trainer_resume).
  */
 #ifndef BP_CLI_TRAIN_OPTIM_H
 #define BP_CLI_TRAIN_OPTIM_H
-
-#include <stddef.h>
-#include <stdint.h>
 
 #include "args.h"
 #include "backprop.h"
@@ -63,33 +61,14 @@ int optim_check(optim_flags *o, int argc, char **argv, double *lr, long epochs);
 /* Before the network is built with --resume: opens the checkpoint (once for
  * the run: o->ckpt) and reads its header; the optimizer the checkpoint
  * holds replaces the flags' (unless --optimizer was given), o->start is
- * the checkpoint's position, and the schedule (*base_lr, *schedule),
- * *seed and *batch are the checkpoint's. Returns 1 when the run already finished all `epochs`
- * (said so), -1 on error, 0 to go on. */
-int optim_resume_peek(optim_flags *o, int argc, char **argv, long epochs, double *base_lr,
-                      const char **schedule, long *seed, long *batch);
+ * the checkpoint's position, and *seed and *batch are the checkpoint's (the
+ * trainer takes its schedule and state: bp_trainer_resume). Returns 1 when
+ * the run already finished all `epochs` (said so), -1 on error, 0 to go on. */
+int optim_resume_peek(optim_flags *o, int argc, char **argv, long epochs, long *seed, long *batch);
 
-/* After the network is created (and --init loaded): sets its optimizer;
- * with --resume, restores the open checkpoint into it and closes it. -1 on
+/* After the network is created (and --init loaded): sets its optimizer and
+ * closes the --resume checkpoint (bp_trainer_resume restores it). -1 on
  * error. */
 int optim_setup(optim_flags *o, bp_network *net);
-
-/* The Fisher-Yates shuffle of the training loop, one per epoch. */
-void optim_shuffle(int32_t *order, size_t n, uint64_t *rng);
-
-/* The order and generator state at the start of the run: the epochs
- * before o->start.epoch replayed (and the epoch under way's shuffle when
- * resuming inside it, *shuffled then 1). -1 (printed) when the replayed
- * generator state is not the checkpoint's. */
-int optim_replay(const optim_flags *o, int32_t *order, size_t n, uint64_t *rng, int no_shuffle,
-                 int *shuffled);
-
-/* Writes the checkpoint (when --checkpoint was given): `epoch` epochs
- * done plus `step_in_epoch` of the epoch's steps_per_epoch batches; the
- * run's planned epochs, shuffle seed and generator state, schedule and base
- * learning rate, batch size. -1 (printed) on error. */
-int optim_save(const optim_flags *o, const bp_network *net, long epoch, long step_in_epoch,
-               long steps_per_epoch, long epochs, long batch, uint64_t seed, uint64_t rng,
-               const char *schedule, double base_lr);
 
 #endif

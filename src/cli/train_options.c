@@ -19,6 +19,10 @@ static void train_options_defaults(train_options *o)
     o->batch = 32;
     o->seed = 1;
     o->schedule = "cosine";
+    o->step_epochs = 10;
+    o->step_gamma = 0.1;
+    o->plateau_factor = 0.1;
+    o->plateau_patience = 10;
     o->device = "auto";
     o->math = "fp32";
     optim_flags_init(&o->optim);
@@ -37,8 +41,22 @@ static int check_values(const train_options *o)
     if (o->columns.label_column < -1)
         return cli_error("--label-column: %ld must be >= 0 (or -1 for the last)",
                          o->columns.label_column);
-    if (strcmp(o->schedule, "cosine") != 0 && strcmp(o->schedule, "constant") != 0)
-        return cli_error("--schedule: '%s' is not cosine or constant", o->schedule);
+    bp_schedule sched;
+    if (bp_schedule_parse(o->schedule, &sched) != BP_OK)
+        return cli_error("--schedule: '%s' is not cosine, constant, step or plateau", o->schedule);
+    if (o->warmup < 0 || o->warmup >= o->epochs)
+        return cli_error("--warmup: %ld must be in [0, --epochs %ld)", o->warmup, o->epochs);
+    if (!(o->validation_fraction >= 0 && o->validation_fraction < 1))
+        return cli_error("--validation-fraction: %g must be in [0, 1)", o->validation_fraction);
+    if (o->patience < 0 || !(o->min_delta >= 0))
+        return cli_error("--early-stopping %ld and --min-delta %g must be >= 0", o->patience,
+                         o->min_delta);
+    if (o->step_epochs < 1 || !(o->step_gamma > 0 && o->step_gamma <= 1))
+        return cli_error("--step-epochs %ld must be >= 1 and --step-gamma %g in (0, 1]",
+                         o->step_epochs, o->step_gamma);
+    if (o->plateau_patience < 1 || !(o->plateau_factor > 0 && o->plateau_factor < 1))
+        return cli_error("--plateau-patience %ld must be >= 1 and --plateau-factor %g in (0, 1)",
+                         o->plateau_patience, o->plateau_factor);
     return 0;
 }
 
@@ -106,8 +124,20 @@ static size_t train_flags(train_options *o, flag *flags, size_t max)
         {"--loss", FLAG_STRING, &o->architecture.loss, "ce|mse|bce", "loss (default ce)"},
         {"--epochs", FLAG_INT, &o->epochs, "N", "epochs (default 15)"},
         {"--batch", FLAG_INT, &o->batch, "N", "mini-batch size (default 32)"},
-        {"--schedule", FLAG_STRING, &o->schedule, "cosine|constant",
+        {"--schedule", FLAG_STRING, &o->schedule, "cosine|constant|step|plateau",
          "learning-rate schedule over the epochs (default cosine)"},
+        {"--warmup", FLAG_INT, &o->warmup, "EPOCHS", "linear warm-up epochs before the schedule"},
+        {"--step-epochs", FLAG_INT, &o->step_epochs, "N", "step: decay every N epochs (10)"},
+        {"--step-gamma", FLAG_DOUBLE, &o->step_gamma, "X", "step: the decay factor (0.1)"},
+        {"--plateau-patience", FLAG_INT, &o->plateau_patience, "N",
+         "plateau: epochs without improvement before a cut (10)"},
+        {"--plateau-factor", FLAG_DOUBLE, &o->plateau_factor, "X", "plateau: the cut (0.1)"},
+        {"--validation-fraction", FLAG_DOUBLE, &o->validation_fraction, "F",
+         "hold this fraction of --data out and evaluate it every epoch"},
+        {"--early-stopping", FLAG_INT, &o->patience, "PATIENCE",
+         "stop after PATIENCE epochs without improvement; keep the best epoch"},
+        {"--min-delta", FLAG_DOUBLE, &o->min_delta, "X",
+         "the smallest fall of the loss that counts as improvement (0)"},
         {"--seed", FLAG_INT, &o->seed, "N", "initialisation and shuffling seed (default 1)"},
         {"--dtype", FLAG_STRING, &o->architecture.dtype, "f32|f64",
          "real type of the data (default f32; f64 is --precision 64-true)"},
@@ -170,16 +200,17 @@ static int check_paths(const train_options *o)
 int parse_train_options(int argc, char **argv, train_options *o, int *status)
 {
     train_options_defaults(o);
-    flag flags[32 + OPTIM_MAX_FLAGS + 4]; /* room for every entry train_flags adds */
+    flag flags[48 + OPTIM_MAX_FLAGS + 4]; /* room for every entry train_flags adds */
     size_t n_flags = train_flags(o, flags, sizeof flags / sizeof flags[0]);
     static const command cmd = {
         "train", "Trains a network by backpropagation and reports test accuracy.",
         "With no --data, trains on Fashion-MNIST when the Debian package dataset-fashion-mnist\n"
-        "is installed (or from the directory in $" FASHION_ENV "), else on a generated\n"
+        "is installed (or from the directory in $" BP_FASHION_MNIST_ENV "), else on a generated\n"
         "data set. Without --layers the sizes come from the data (inputs, 256, 128, outputs),\n"
         "or from the --init model. Ctrl-C stops after the current step (and saves with\n"
         "--save); a second Ctrl-C ends the program at once. A run whose loss becomes NaN or\n"
-        "infinite stops with an error and saves nothing."};
+        "infinite stops with an error and saves nothing. Early stopping and the plateau\n"
+        "schedule watch the validation loss (else the training loss)."};
     int parsed = cli_parse(&cmd, argc, argv, flags, n_flags);
     if (parsed != 0) {
         *status = parsed > 0 ? 0 : 2;
@@ -196,11 +227,10 @@ int parse_train_options(int argc, char **argv, train_options *o, int *status)
     *status = 1;
     if (check_paths(o) != 0)
         return -1;
-    /* --resume: the checkpoint (opened once for the run) gives the optimizer,
-     * schedule, seed and batch; a run that already finished ends here (exit
-     * 0, said so). */
-    int resumed = optim_resume_peek(&o->optim, argc, argv, o->epochs, &o->lr, &o->schedule,
-                                    &o->seed, &o->batch);
+    /* --resume: the checkpoint (opened once here) gives the optimizer, seed
+     * and batch (the trainer takes its schedule: bp_trainer_resume); a run that already finished
+     * ends here (exit 0, said so). */
+    int resumed = optim_resume_peek(&o->optim, argc, argv, o->epochs, &o->seed, &o->batch);
     if (resumed != 0) {
         *status = resumed > 0 ? 0 : 1;
         return -1;
@@ -211,10 +241,21 @@ int parse_train_options(int argc, char **argv, train_options *o, int *status)
     return 0;
 }
 
-double train_options_epoch_lr(const train_options *o, int epoch)
+void train_options_trainer(const train_options *o, bp_trainer_config *tc)
 {
-    if (strcmp(o->schedule, "cosine") == 0)
-        /* the factor first, so that a subnormal --lr does not round to 0 */
-        return o->lr * (0.5 * (1.0 + cos(M_PI * epoch / (double)o->epochs)));
-    return o->lr;
+    bp_trainer_config_init(tc);
+    tc->epochs = o->epochs;
+    tc->batch = (int)o->batch;
+    tc->seed = (uint64_t)o->seed;
+    tc->shuffle = !o->no_shuffle;
+    tc->validation_fraction = o->validation_fraction;
+    bp_schedule_parse(o->schedule, &tc->schedule); /* checked in check_values */
+    tc->warmup_epochs = o->warmup;
+    tc->step_epochs = o->step_epochs;
+    tc->step_gamma = o->step_gamma;
+    tc->plateau_factor = o->plateau_factor;
+    tc->plateau_patience = o->plateau_patience;
+    tc->patience = o->patience;
+    tc->min_delta = o->min_delta;
+    tc->checkpoint = o->optim.checkpoint;
 }

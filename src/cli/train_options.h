@@ -6,11 +6,6 @@
 #include "common.h"
 #include "train_optim.h"
 
-/* Where Debian's dataset-fashion-mnist puts the files; the environment
- * variable names another directory (tests use it to reach the fallback). */
-#define FASHION_DIR "/usr/share/datasets/fashion-mnist"
-#define FASHION_ENV "BACKPROP_FASHION_MNIST_DIR"
-
 /* One field per flag, grouped as the help lists them. A new flag is a field
  * here, a default in train_options_defaults, a row in the table in
  * parse_train_options and, where it has a range, a check in check_values
@@ -25,7 +20,12 @@ typedef struct train_options {
     /* the optimisation */
     long epochs, batch, seed;
     double lr;            /* the optimizer's (--lr or its default): the schedule's base */
-    const char *schedule; /* "cosine" or "constant" */
+    const char *schedule; /* cosine, constant, step or plateau (bp_schedule_parse) */
+    long warmup, step_epochs, plateau_patience;
+    double step_gamma, plateau_factor;
+    double validation_fraction;
+    long patience; /* --early-stopping PATIENCE; 0: none */
+    double min_delta;
     int no_shuffle;
     optim_flags optim; /* --optimizer and its flags, --checkpoint, --resume (train_optim.c) */
     /* where it runs */
@@ -50,7 +50,7 @@ typedef struct train_options {
  * message already printed. */
 int parse_train_options(int argc, char **argv, train_options *o, int *status);
 
-/* The learning rate of an epoch (0-based) under the schedule. */
-double train_options_epoch_lr(const train_options *o, int epoch);
+/* The trainer's configuration the flags describe (no callbacks yet). */
+void train_options_trainer(const train_options *o, bp_trainer_config *tc);
 
 #endif

@@ -64,10 +64,12 @@ struct bp_network {
     const bp_buffer *epoch_x, *epoch_y;
     int use_graphs; /* config cuda_graphs, and the backend has graphs */
     struct bp_step_graph {
+        int used;   /* a step of this key ran: eagerly (exec NULL: record the next) or recorded */
         void *exec; /* the backend's replayable graph, NULL if none */
         int batch;
         bp_update_rule rule;       /* the rule recorded (the lr is read on the device) */
         const void *x, *y, *order; /* the addresses the graph reads */
+        unsigned char z_skipped[BP_MAX_LAYERS + 1]; /* the layer state a replay leaves */
     } graphs[2];
     int next_graph;     /* the slot a new capture replaces */
     int64_t steps_read; /* scalars->steps_seen at the last metrics read */
@@ -79,6 +81,7 @@ struct bp_network {
      * so z[l] does not hold its z^l. */
     void *relu_mask[BP_MAX_LAYERS + 1];
     unsigned char z_skipped[BP_MAX_LAYERS + 1];
+    int fuse_products; /* fused_epilogues of a float32 network: the output layer's too */
 
     /* Mixed precision (src/core/mixed.c): in bf16-mixed and 16-mixed,
      * mixed is 1 and half the 16-bit format (kernels/bp_mixed.h); scaled is

@@ -11,6 +11,7 @@
 #include "api/struct_size.h"
 #include "core/mixed.h"
 #include "core/network.h"
+#include "parallel/comm.h"
 
 bp_status bp_step_state_create(bp_network *net, const bp_network_config *cfg)
 {
@@ -30,6 +31,7 @@ void bp_step_graphs_release(bp_network *net)
         if (net->graphs[i].exec != NULL)
             net->ops->graph_release(net->ctx, net->graphs[i].exec);
         net->graphs[i].exec = NULL;
+        net->graphs[i].used = 0;
     }
 }
 
@@ -67,6 +69,7 @@ bp_status bp_network_read_metrics_sized(bp_network *net, bp_train_metrics *calle
     BP_CHECK_PTR(fn, net);
     BP_CHECK_PTR(fn, caller);
     bp_step_scalars s;
+    BP_TRY(bp_dist_sync(net)); /* data-parallel: bounded, a dead rank is an error */
     BP_TRY(net->ops->download(net->ctx, &s, net->scalars, sizeof s));
     bp_train_metrics m, *out = &m; /* filled, then the caller's fields of it */
     memset(out, 0, sizeof *out);

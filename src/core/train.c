@@ -25,8 +25,10 @@
 #include "core/network.h"
 #include "core/optimizer.h"
 
-/* Batch x outputs up to which one block computes the output layer. */
-#define FUSED_OUTPUT_MAX ((size_t)1 << 16)
+/* Batch x outputs up to which the fused output step also sums the output
+ * layer's bias gradient (in the CPU's row order, in its last block) when no
+ * fused product does. */
+#define OUTPUT_BIAS_IN_STEP_MAX ((size_t)1 << 16)
 
 #define N 0 /* no transpose */
 #define T 1 /* transpose */
@@ -68,12 +70,33 @@ static int aligned16(const void *const *ptrs, int count)
     return 1;
 }
 
-/* Forward pass over the batch already in a^0:
- *   z^l = W^l a^{l-1} + b^l,   a^l = sigma_l(z^l)
- * with the softmax of cross-entropy unless the step's fused output
- * operation computes it. fuse (training steps only): a hidden ReLU layer
- * with a mask runs as one fused product a^l = relu(W^l a^{l-1} + b^l) that
- * keeps the ReLU bit-mask instead of z^l (net->z_skipped[l] then says so). */
+/* A layer's forward product with its epilogue, where the backend fuses it
+ * (training steps): a hidden ReLU layer with a mask as a^l = relu(W^l
+ * a^{l-1} + b^l) keeping the ReLU bit-mask instead of z^l (z_skipped[l]
+ * then says so); the output layer of cross-entropy, whose softmax the
+ * fused output step computes from z^L, as z^L = W^L a^{L-1} + b^L.
+ * BP_ERR_UNSUPPORTED when it does not fuse (not eligible, or no algorithm
+ * for the shape): the layer then runs unfused. */
+static bp_status forward_fused(bp_network *net, int l, int B, int softmax)
+{
+    const bp_backend_ops *ops = net->ops;
+    int n_in = net->sizes[l - 1], n_out = net->sizes[l];
+    const void *ptrs[] = {weight(net, l), net->a[l - 1], bias(net, l),
+                          net->a[l],      net->z[l],     net->relu_mask[l]};
+    if (net->relu_mask[l] != NULL && aligned16(ptrs, 6)) {
+        BP_TRY(ops->linear_relu_forward(net->ctx, net->desc.dtype, weight(net, l), net->a[l - 1],
+                                        bias(net, l), net->a[l], net->relu_mask[l],
+                                        bp_relu_mask_ld(n_out), n_out, B, n_in));
+        net->z_skipped[l] = 1;
+        return BP_OK;
+    }
+    if (l == net->desc.n_layers && !softmax && net->desc.loss == BP_LOSS_CROSS_ENTROPY &&
+        net->fuse_products && ops->linear_bias_forward != NULL && aligned16(ptrs, 5))
+        return ops->linear_bias_forward(net->ctx, net->desc.dtype, weight(net, l), net->a[l - 1],
+                                        bias(net, l), net->z[l], n_out, B, n_in);
+    return BP_ERR_UNSUPPORTED;
+}
+
 /* The forward pass in bf16-mixed and 16-mixed (docs/design.md, "Mixed
  * precision"), on the input the batch's loading rounded to 16 bits: the
  * 16-bit working copy of the parameters, made now, so after every update
@@ -111,6 +134,11 @@ static bp_status forward_mixed(bp_network *net, int B, int softmax)
     return BP_OK;
 }
 
+/* Forward pass over the batch already in a^0:
+ *   z^l = W^l a^{l-1} + b^l,   a^l = sigma_l(z^l)
+ * with the softmax of cross-entropy unless the step's fused output
+ * operation computes it. fuse (training steps only): the layers the
+ * backend fuses run as one product with its epilogue (forward_fused). */
 static bp_status forward_layers(bp_network *net, int B, int softmax, int fuse)
 {
     if (net->mixed)
@@ -120,18 +148,11 @@ static bp_status forward_layers(bp_network *net, int B, int softmax, int fuse)
     double slope = net->desc.leaky_slope;
     for (int l = 1; l <= net->desc.n_layers; l++) {
         int n_in = net->sizes[l - 1], n_out = net->sizes[l];
-        const void *ptrs[] = {weight(net, l), net->a[l - 1], bias(net, l), net->a[l],
-                              net->relu_mask[l]};
         net->z_skipped[l] = 0;
-        if (fuse && net->relu_mask[l] != NULL && aligned16(ptrs, 5)) {
-            /* a = relu(W A + b), mask = [W A + b > 0]: the gemm below with its epilogue
-             * (BP_ERR_UNSUPPORTED: no fused algorithm for this shape, so unfused) */
-            bp_status st = ops->linear_relu_forward(net->ctx, dt, weight(net, l), net->a[l - 1],
-                                                    bias(net, l), net->a[l], net->relu_mask[l],
-                                                    bp_relu_mask_ld(n_out), n_out, B, n_in);
+        if (fuse) {
+            bp_status st = forward_fused(net, l, B, softmax);
             if (st != BP_ERR_UNSUPPORTED) {
                 BP_TRY(st);
-                net->z_skipped[l] = 1;
                 continue;
             }
         }
@@ -173,15 +194,28 @@ static bp_status output_and_metrics(bp_network *net, int B, bp_step_scalars *sca
 
 bp_status bp_output_pass(bp_network *net, int B) { return output_and_metrics(net, B, NULL, NULL); }
 
-/* Backward pass, after the output pass:
- *   dL/dW^l = delta^l (a^{l-1})^T,  dL/db^l = sum over the batch of delta^l
- *   delta^{l-1} = ((W^l)^T delta^l) (.) sigma_{l-1}'(z^{l-1})
- * output_bias_done: the fused output operation already summed dL/db^L. A
- * backend's fused delta_bias_grad computes delta^{l-1} and dL/db^{l-1}
- * together; for a layer the forward pass fused, linear_drelu_backward does
- * the product too, with that layer's ReLU mask (and when it cannot, the
- * generic path takes sigma' from a^{l-1}: for ReLU, a > 0 exactly when
- * z > 0). */
+/* dL/dW^l (and, when not yet done, dL/db^l) of layer l:
+ *   dW = A D^T: gemm(N, T, m=n_in, n=n_out, k=B, A, ld n_in, D, ld n_out, dW, ld n_in)
+ * fuse (training steps): with the bias gradient in the product's epilogue
+ * where the backend does that (linear_wgrad_bgrad), else bias_grad. */
+static bp_status layer_gradients(bp_network *net, int l, int B, int bias_done, int fuse)
+{
+    const bp_backend_ops *ops = net->ops;
+    bp_dtype dt = net->desc.dtype;
+    int n_in = net->sizes[l - 1], n_out = net->sizes[l];
+    const void *ptrs[] = {net->a[l - 1], net->d[l], dweight(net, l), dbias(net, l)};
+    if (!bias_done && fuse && net->fuse_products && ops->linear_wgrad_bgrad != NULL &&
+        aligned16(ptrs, 4)) {
+        bp_status st = ops->linear_wgrad_bgrad(net->ctx, dt, net->a[l - 1], net->d[l],
+                                               dweight(net, l), dbias(net, l), n_in, B, n_out);
+        if (st != BP_ERR_UNSUPPORTED)
+            return st;
+    }
+    BP_TRY(ops->gemm(net->ctx, dt, N, T, n_in, n_out, B, 1.0, net->a[l - 1], n_in, net->d[l],
+                     n_out, 0.0, dweight(net, l), n_in));
+    return bias_done ? BP_OK : ops->bias_grad(net->ctx, dt, net->d[l], dbias(net, l), n_out, B);
+}
+
 /* The backward pass in bf16-mixed and 16-mixed: delta^L rounded to 16 bits
  * (times the loss scale in 16-mixed), then per layer, from 16-bit inputs
  * with float32 sums,
@@ -214,14 +248,26 @@ static bp_status backward_mixed(bp_network *net, int B, bp_step_scalars *scalars
                                net->hz[l - 1], net->ha[l - 1], net->hd[l - 1], dbias(net, l - 1),
                                n_in, B));
     }
-    BP_TRY(bp_dist_wait(net));
+    BP_TRY(bp_dist_wait(net, scalars));
     if (net->scaled)
         BP_TRY(ops->unscale(net->ctx, net->grads, net->param_len, scale, scalars));
     net->last_backward_batch = B;
     return BP_OK;
 }
 
-static bp_status backward_layers(bp_network *net, int B, int output_bias_done)
+/* Backward pass, after the output pass:
+ *   dL/dW^l = delta^l (a^{l-1})^T,  dL/db^l = sum over the batch of delta^l
+ *   delta^{l-1} = ((W^l)^T delta^l) (.) sigma_{l-1}'(z^{l-1})
+ * output_bias_done: the fused output operation already summed dL/db^L. A
+ * backend's fused delta_bias_grad computes delta^{l-1} and dL/db^{l-1}
+ * together; for a layer the forward pass fused, linear_drelu_backward does
+ * the product too, with that layer's ReLU mask (and when it cannot, the
+ * generic path takes sigma' from a^{l-1}: for ReLU, a > 0 exactly when
+ * z > 0). fuse (training steps): the output layer's bias gradient may come
+ * with its weight gradient (layer_gradients). scalars: a training step's (the
+ * data-parallel guard), or NULL. */
+static bp_status backward_layers(bp_network *net, int B, int output_bias_done, int fuse,
+                                 bp_step_scalars *scalars)
 {
     const bp_backend_ops *ops = net->ops;
     bp_dtype dt = net->desc.dtype;
@@ -231,11 +277,7 @@ static bp_status backward_layers(bp_network *net, int B, int output_bias_done)
     int bias_done = output_bias_done; /* dL/db^l of the layer l below is computed */
     for (int l = L; l >= 1; l--) {
         int n_in = net->sizes[l - 1], n_out = net->sizes[l];
-        /* dW = A D^T: gemm(N, T, m=n_in, n=n_out, k=B, A, ld n_in, D, ld n_out, dW, ld n_in) */
-        BP_TRY(ops->gemm(net->ctx, dt, N, T, n_in, n_out, B, 1.0, net->a[l - 1], n_in, net->d[l],
-                         n_out, 0.0, dweight(net, l), n_in));
-        if (!bias_done)
-            BP_TRY(ops->bias_grad(net->ctx, dt, net->d[l], dbias(net, l), n_out, B));
+        BP_TRY(layer_gradients(net, l, B, bias_done, fuse && l == L));
         bias_done = 0;
         BP_TRY(bp_dist_layer_ready(net, l, B)); /* data-parallel: start layer l's all-reduce */
         if (l > 1) {
@@ -270,14 +312,14 @@ static bp_status backward_layers(bp_network *net, int B, int output_bias_done)
             }
         }
     }
-    BP_TRY(bp_dist_wait(net)); /* data-parallel: every all-reduce done before the update */
+    BP_TRY(bp_dist_wait(net, scalars)); /* data-parallel: every all-reduce before the update */
     net->last_backward_batch = B;
     return BP_OK;
 }
 
 bp_status bp_backward_pass(bp_network *net, int B)
 {
-    return net->mixed ? backward_mixed(net, B, NULL) : backward_layers(net, B, 0);
+    return net->mixed ? backward_mixed(net, B, NULL) : backward_layers(net, B, 0, 0, NULL);
 }
 
 /* The operations of one step on the device, in order, with nothing read
@@ -301,26 +343,29 @@ static bp_status issue_step(bp_network *net, int B, int update, int from_epoch)
     bp_step_scalars *scalars = update ? net->scalars : NULL;
     int64_t *cursor = from_epoch ? net->cursor : NULL;
     int L = net->desc.n_layers;
-    /* One block does the fused output layer: for small output layers (not
-     * in mixed precision, whose output bias gradient comes from the 16-bit
-     * delta^L). */
-    int fused = net->ops->output_step != NULL && !net->mixed &&
-                (size_t)B * (size_t)net->sizes[L] <= FUSED_OUTPUT_MAX;
+    /* The fused output step (not in mixed precision, whose output bias
+     * gradient comes from the 16-bit delta^L); it also sums dL/db^L unless
+     * a fused product of the training step will (or the layer is too large
+     * for its last block). */
+    int fused = net->ops->output_step != NULL && !net->mixed;
+    int bias_in_step = fused &&
+                       !(update && net->fuse_products && net->ops->linear_wgrad_bgrad != NULL) &&
+                       (size_t)B * (size_t)net->sizes[L] <= OUTPUT_BIAS_IN_STEP_MAX;
     BP_TRY(forward_layers(net, B, !fused, update)); /* training steps fuse */
     if (fused) {
         int ce = net->desc.loss == BP_LOSS_CROSS_ENTROPY;
         BP_TRY(net->ops->output_step(
             net->ctx, net->desc.dtype, net->desc.loss, forward_activation(net, L),
             net->desc.leaky_slope, net->z[L], net->a[L], ce ? NULL : net->targets,
-            ce ? (const int32_t *)net->targets : NULL, net->d[L], net->sample_loss, dbias(net, L),
-            net->sizes[L], B, net->loss, scalars, cursor));
+            ce ? (const int32_t *)net->targets : NULL, net->d[L], net->sample_loss,
+            bias_in_step ? dbias(net, L) : NULL, net->sizes[L], B, net->loss, scalars, cursor));
     } else {
         BP_TRY(output_and_metrics(net, B, scalars, cursor));
     }
     if (net->mixed)
         BP_TRY(backward_mixed(net, B, scalars));
     else
-        BP_TRY(backward_layers(net, B, fused));
+        BP_TRY(backward_layers(net, B, bias_in_step, update, scalars));
     if (update) /* the guard on the gradients, then the update (nothing when skip is set) */
         BP_TRY(bp_optimizer_apply(net));
     if (update && net->scaled) /* 16-mixed: the loss scale follows the guard */
@@ -352,13 +397,19 @@ static bp_status finish_step(const char *fn, bp_network *net, int update, double
     _Static_assert(sizeof got == 7 * sizeof(double), "loss to scaler_error: 56 bytes");
     size_t bytes = !update ? sizeof got.loss : net->scaled ? sizeof got : 2 * sizeof(double);
     char *base = (char *)net->scalars;
+    BP_TRY(bp_dist_sync(net)); /* data-parallel: bounded, a dead rank is an error */
     BP_TRY(net->ops->download(net->ctx, &got, base + offsetof(bp_step_scalars, loss), bytes));
     *loss = got.loss;
     if (update && got.error != 0) /* 16-mixed's scale fell to 0 or overflowed (mixed.c) */
         return bp_mixed_scaler_failure(fn, got.error, got.scale);
-    if (!update || !got.skip || (net->scaled && isfinite(got.loss)))
+    int joined = net->comm != NULL;
+    int bad = update ? got.skip && !(net->scaled && isfinite(got.loss)) : joined && !isfinite(*loss);
+    if (!bad)
         return BP_OK;
-    BP_TRY(net->ops->zero(net->ctx, base + offsetof(bp_step_scalars, bad_step), sizeof(int64_t)));
+    if (update)
+        BP_TRY(net->ops->zero(net->ctx, base + offsetof(bp_step_scalars, bad_step), sizeof(int64_t)));
+    if (joined) /* every rank: the same global loss and reduced gradients */
+        return bp_dist_numeric(net, *loss);
     if (!isfinite(*loss))
         return bp_fail(BP_ERR_NUMERIC, "%s: the batch loss is %g; the parameters were not updated",
                        fn, *loss);
@@ -370,9 +421,15 @@ static bp_status finish_step(const char *fn, bp_network *net, int update, double
 
 /* ---- the public calls: load a batch, then forward / backward / update --- */
 
-/* A step on a batch already loaded into a^0 and the targets buffer. */
+/* A step on a batch already loaded into a^0 and the targets buffer. A
+ * joined network's step reads its loss and verdict in any case, so that
+ * every rank returns the same status at the same step. */
 static bp_status step_loaded(const char *fn, bp_network *net, int B, int update, double *loss)
 {
+    double joined_loss = NAN;
+    if (net->comm != NULL && loss == NULL)
+        loss = &joined_loss;
+    BP_TRY(bp_dist_prepare(net, B));
     if (update)
         BP_TRY(bp_optimizer_upload_lr(net)); /* ordered, no wait; outside any graph */
     BP_TRY(issue_step(net, B, update, 0));
@@ -478,41 +535,78 @@ bp_status bp_network_set_epoch(bp_network *net, const bp_buffer *x, const bp_buf
     return BP_OK;
 }
 
-/* The recorded step for this batch and this optimizer, or NULL. */
+/* The slot of this batch size and update rule (everything but the lr,
+ * which a recorded step reads on the device): a step recorded, or run
+ * eagerly once (exec NULL); NULL if none. */
 static struct bp_step_graph *find_graph(bp_network *net, int batch)
 {
     for (int i = 0; i < 2; i++) {
         struct bp_step_graph *g = &net->graphs[i];
-        /* The whole update rule (everything but the lr, which the step reads on the device) */
-        if (g->exec != NULL && g->batch == batch && !memcmp(&g->rule, &net->rule, sizeof g->rule) &&
+        if (g->used && g->batch == batch && !memcmp(&g->rule, &net->rule, sizeof g->rule) &&
             g->x == net->epoch_x->ptr && g->y == net->epoch_y->ptr && g->order == net->order)
             return g;
     }
     return NULL;
 }
 
-/* Records the step once for this batch size (the full batch and an
- * epoch's last, partial one use the two slots). */
-static bp_status record_graph(bp_network *net, int batch, struct bp_step_graph **out)
+/* A slot for this batch size (the full batch and an epoch's last, partial
+ * one use the two slots), its last graph released. */
+static struct bp_step_graph *claim_graph(bp_network *net, int batch)
 {
     struct bp_step_graph *g = &net->graphs[net->next_graph];
     net->next_graph ^= 1;
     if (g->exec != NULL)
         net->ops->graph_release(net->ctx, g->exec);
     g->exec = NULL;
-    BP_TRY(net->ops->graph_begin(net->ctx));
-    bp_status st = issue_step(net, batch, 1, 1);
-    void *exec = NULL;
-    bp_status end = net->ops->graph_end(net->ctx, &exec);
-    BP_TRY(st);
-    BP_TRY(end);
-    g->exec = exec;
+    g->used = 1;
     g->batch = batch;
     g->rule = net->rule;
     g->x = net->epoch_x->ptr;
     g->y = net->epoch_y->ptr;
     g->order = net->order;
-    *out = g;
+    return g;
+}
+
+/* Records the step of g's batch size into g. */
+static bp_status record_graph(bp_network *net, struct bp_step_graph *g)
+{
+    BP_TRY(net->ops->graph_begin(net->ctx));
+    bp_status st = issue_step(net, g->batch, 1, 1);
+    void *exec = NULL;
+    bp_status end = net->ops->graph_end(net->ctx, &exec);
+    BP_TRY(st);
+    BP_TRY(end);
+    g->exec = exec;
+    memcpy(g->z_skipped, net->z_skipped, sizeof g->z_skipped);
+    return BP_OK;
+}
+
+/* A step as a CUDA graph. The first step of a batch size (and optimizer)
+ * runs eagerly: the libraries' first use, plan creation and lazy module
+ * loading then happen outside any capture; the second is recorded; later
+ * ones replay it. A replay leaves the layer state the recorded step left
+ * (what bp_network_get_layer_state and the gradients' reader check).
+ * A network joined to a communicator records at once, as before: on the
+ * emulated NCCL an eager step between replays, with ranks of different
+ * local batches (an epoch's last), left the ranks' parameters different
+ * (NcclEmulated.JoinedEpochStepsRunAsGraphsAndEqualOneNetwork); until that
+ * is understood its first step is captured cold. */
+static bp_status graph_step(bp_network *net, int batch)
+{
+    struct bp_step_graph *g = find_graph(net, batch);
+    if (g == NULL && net->comm != NULL) {
+        g = claim_graph(net, batch);
+    } else if (g == NULL) {
+        BP_TRY(issue_step(net, batch, 1, 1));
+        claim_graph(net, batch);
+        return BP_OK;
+    }
+    if (g->exec == NULL)
+        BP_TRY(record_graph(net, g));
+    BP_TRY(net->ops->graph_launch(net->ctx, g->exec));
+    net->last_forward_batch = batch;
+    net->last_backward_batch = batch;
+    memcpy(net->z_skipped, g->z_skipped, sizeof net->z_skipped);
     return BP_OK;
 }
 
@@ -527,15 +621,12 @@ static bp_status epoch_step(const char *fn, bp_network *net, int batch, double *
                        "%s: batch %d exceeds the %zu rows left in the epoch (of %zu; start the "
                        "next one with bp_network_set_epoch)",
                        fn, batch, net->epoch_rows - net->epoch_next, net->epoch_rows);
+    BP_TRY(bp_dist_prepare(net, batch)); /* before the graph: the global batch's weight */
     BP_TRY(bp_optimizer_upload_lr(net)); /* before the graph: an ordered copy, no wait */
-    if (net->use_graphs) {
-        struct bp_step_graph *g = find_graph(net, batch);
-        if (g == NULL)
-            BP_TRY(record_graph(net, batch, &g));
-        BP_TRY(net->ops->graph_launch(net->ctx, g->exec));
-    } else {
+    if (net->use_graphs)
+        BP_TRY(graph_step(net, batch));
+    else
         BP_TRY(issue_step(net, batch, 1, 1));
-    }
     net->epoch_next += (size_t)batch;
     return finish_step(fn, net, 1, loss);
 }

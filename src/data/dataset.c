@@ -86,9 +86,11 @@ void bp_dataset_free(bp_dataset *ds)
 {
     if (ds == NULL)
         return;
-    free(ds->x);
-    free(ds->labels);
-    free(ds->targets);
+    if (!ds->borrowed) { /* bp_dataset_wrap's arrays are the caller's */
+        free(ds->x);
+        free(ds->labels);
+        free(ds->targets);
+    }
     free(ds);
 }
 
@@ -112,12 +114,10 @@ bp_status bp_dataset_open(const char *fn, const char *path, const bp_dataset_opt
     return bp_io_open(path, f);
 }
 
-bp_status bp_dataset_create(int n, int n_features, int n_targets, bp_dtype dtype, const void *x,
-                            const int32_t *labels, const void *targets, bp_dataset **out)
+/* bp_dataset_create's and bp_dataset_wrap's checks of the caller's arrays. */
+static bp_status check_arrays(const char *fn, int n, int n_features, int n_targets, bp_dtype dtype,
+                              const void *x, const int32_t *labels, const void *targets)
 {
-    const char *fn = "bp_dataset_create";
-    BP_CHECK_PTR(fn, out);
-    *out = NULL;
     BP_CHECK_PTR(fn, x);
     if (n < 1)
         return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: n %d must be >= 1", fn, n);
@@ -137,6 +137,16 @@ bp_status bp_dataset_create(int n, int n_features, int n_targets, bp_dtype dtype
             if (labels[i] < 0)
                 return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: labels[%d] = %d is negative", fn, i,
                                (int)labels[i]);
+    return BP_OK;
+}
+
+bp_status bp_dataset_create(int n, int n_features, int n_targets, bp_dtype dtype, const void *x,
+                            const int32_t *labels, const void *targets, bp_dataset **out)
+{
+    const char *fn = "bp_dataset_create";
+    BP_CHECK_PTR(fn, out);
+    *out = NULL;
+    BP_TRY(check_arrays(fn, n, n_features, n_targets, dtype, x, labels, targets));
     bp_dataset *ds = NULL;
     BP_TRY(bp_dataset_alloc(fn, n, n_features, n_targets, dtype, &ds));
     size_t es = bp_dtype_size(dtype);
@@ -145,6 +155,32 @@ bp_status bp_dataset_create(int n, int n_features, int n_targets, bp_dtype dtype
         memcpy(ds->targets, targets, (size_t)n * (size_t)n_targets * es);
     else
         memcpy(ds->labels, labels, (size_t)n * sizeof(int32_t));
+    bp_dataset_count_classes(ds);
+    *out = ds;
+    return BP_OK;
+}
+
+bp_status bp_dataset_wrap(int n, int n_features, int n_targets, bp_dtype dtype, const void *x,
+                          const int32_t *labels, const void *targets, bp_dataset **out)
+{
+    const char *fn = "bp_dataset_wrap";
+    BP_CHECK_PTR(fn, out);
+    *out = NULL;
+    BP_TRY(check_arrays(fn, n, n_features, n_targets, dtype, x, labels, targets));
+    bp_dataset *ds = calloc(1, sizeof *ds);
+    if (ds == NULL)
+        return bp_fail(BP_ERR_OUT_OF_MEMORY, "%s: no memory", fn);
+    ds->borrowed = 1;
+    ds->x = (void *)x; /* never written: the struct's fields serve both kinds */
+    ds->labels = n_targets == 0 ? (int32_t *)labels : NULL;
+    ds->targets = n_targets > 0 ? (void *)targets : NULL;
+    ds->desc.n_samples = n;
+    ds->desc.n_features = n_features;
+    ds->desc.n_targets = n_targets;
+    ds->desc.dtype = dtype;
+    ds->desc.x = ds->x;
+    ds->desc.labels = ds->labels;
+    ds->desc.targets = ds->targets;
     bp_dataset_count_classes(ds);
     *out = ds;
     return BP_OK;

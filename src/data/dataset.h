@@ -10,6 +10,7 @@ struct bp_dataset {
     void *x;
     int32_t *labels;
     void *targets;
+    int borrowed; /* bp_dataset_wrap: the arrays are the caller's, not freed */
 };
 
 /* An empty data set with room for n samples (arrays uninitialised). */

@@ -27,6 +27,7 @@
 #include "api/struct_size.h"
 #include "core/network.h"
 #include "core/optimizer.h"
+#include "format/checkpoint.h"
 #include "format/model.h"
 #include "sys/c_locale.h"
 
@@ -202,7 +203,27 @@ static bp_status state_tensors(const bp_network *net, void *host[BP_OPT_SLOTS], 
     return BP_OK;
 }
 
-bp_status bp_checkpoint_save(const bp_network *net, const bp_checkpoint_info *info, const char *path)
+/* A trainer's best parameters (host, the device layout) as tensors
+ * "trainer.best.layers.{i}.{weight,bias}" after the optimizer's. */
+static int best_tensors(const bp_network *net, const void *best, bp_st_out *t, int n)
+{
+    for (int l = 1; best != NULL && l <= net->desc.n_layers; l++)
+        for (int is_bias = 0; is_bias < 2; is_bias++) {
+            bp_st_out *e = &t[n++];
+            bp_tensor_name(e->name, sizeof e->name, l, is_bias, BP_TENSOR_BEST);
+            e->rank = is_bias ? 1 : 2;
+            e->shape[0] = (uint64_t)net->sizes[l];
+            e->shape[1] = (uint64_t)net->sizes[l - 1];
+            e->data = bp_at((void *)best, is_bias ? net->b_off[l - 1] : net->w_off[l - 1],
+                            net->esize);
+        }
+    return n;
+}
+
+/* bp_checkpoint_save, with a trainer's state run (NULL: none) as the
+ * metadata "trainer" and its best parameters best (NULL: none). */
+static bp_status save_checkpoint(const bp_network *net, const bp_checkpoint_info *info,
+                                 const char *run, const void *best, const char *path)
 {
     const char *fn = "bp_checkpoint_save";
     BP_CHECK_PTR(fn, net);
@@ -220,7 +241,12 @@ bp_status bp_checkpoint_save(const bp_network *net, const bp_checkpoint_info *in
     locale_t c_locale = (locale_t)0;
     BP_TRY(bp_c_locale_new(fn, &c_locale));
     locale_t old = uselocale(c_locale);
+    size_t len = 0;
     int too_long = metadata_text(&net->opt, step, &in, meta, sizeof meta);
+    if (!too_long && run != NULL) { /* the trainer's state (src/train/run_state.c) */
+        len = strlen(meta);
+        too_long = add_meta(meta, sizeof meta, &len, "trainer", "%s", run);
+    }
     bp_status mixed = too_long ? BP_OK : precision_text(net, meta, sizeof meta);
     uselocale(old);
     freelocale(c_locale);
@@ -229,16 +255,21 @@ bp_status bp_checkpoint_save(const bp_network *net, const bp_checkpoint_info *in
     BP_TRY(mixed);
 
     void *host[BP_OPT_SLOTS] = {NULL};
-    bp_st_out *t = calloc((size_t)(2 * BP_OPT_SLOTS * net->desc.n_layers), sizeof *t);
+    bp_st_out *t = calloc((size_t)(2 * (BP_OPT_SLOTS + 1) * net->desc.n_layers), sizeof *t);
     int n = 0;
     bp_status st = t == NULL ? bp_fail(BP_ERR_OUT_OF_MEMORY, "%s: no memory", fn)
                              : state_tensors(net, host, t, &n);
     if (st == BP_OK)
-        st = bp_model_write(fn, net, path, meta, t, n, 0);
+        st = bp_model_write(fn, net, path, meta, t, best_tensors(net, best, t, n), 0);
     for (int s = 0; s < BP_OPT_SLOTS; s++)
         free(host[s]);
     free(t);
     return st;
+}
+
+bp_status bp_checkpoint_save(const bp_network *net, const bp_checkpoint_info *info, const char *path)
+{
+    return save_checkpoint(net, info, NULL, NULL, path);
 }
 
 /* ---- opening: the header, the metadata --------------------------------------- */
@@ -590,4 +621,60 @@ bp_status bp_checkpoint_peek(const char *path, bp_optimizer *opt, bp_checkpoint_
 {
     BP_CHECK_PTR("bp_checkpoint_peek", path);
     return open_and_close(path, NULL, opt, info);
+}
+
+/* ---- the trainer's part of a checkpoint (src/train/run_state.c) ------------------ */
+
+bp_status bp_checkpoint_save_run(const bp_network *net, const bp_checkpoint_info *info,
+                                 const char *run, const void *best, const char *path)
+{
+    for (const char *p = run; *p != '\0'; p++) /* it goes into JSON as it is */
+        if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20)
+            return bp_fail(BP_ERR_INVALID_ARGUMENT, "bp_checkpoint_save: bad trainer state");
+    return save_checkpoint(net, info, run, best, path);
+}
+
+/* The best parameters' tensors into best (the device layout), all of them
+ * or, when the file has none, nothing (*has_best 0). */
+static bp_status read_best(const bp_checkpoint *ck, const bp_network *net, void *best, int *has_best)
+{
+    char name[96];
+    bp_tensor_name(name, sizeof name, 1, 0, BP_TENSOR_BEST);
+    *has_best = bp_st_find(&ck->st, name) != NULL;
+    for (int l = 1; *has_best && l <= net->desc.n_layers; l++)
+        for (int is_bias = 0; is_bias < 2; is_bias++) {
+            bp_tensor_name(name, sizeof name, l, is_bias, BP_TENSOR_BEST);
+            const bp_st_tensor *t = bp_st_find(&ck->st, name);
+            if (t == NULL)
+                return bp_st_bad(&ck->st, "tensor '%s' is missing", name);
+            BP_TRY(bp_st_read(
+                &ck->st, t, net->desc.dtype,
+                bp_at(best, is_bias ? net->b_off[l - 1] : net->w_off[l - 1], net->esize)));
+        }
+    return BP_OK;
+}
+
+bp_status bp_checkpoint_read_run(const char *path, const bp_network *net, char *run, size_t size,
+                                 void *best, int *has_best)
+{
+    run[0] = '\0';
+    *has_best = 0;
+    bp_checkpoint *ck = NULL;
+    BP_TRY(bp_checkpoint_open(path, &ck));
+    const char *text = bp_st_meta(&ck->st, "trainer");
+    bp_status st = BP_OK;
+    if (text != NULL && strlen(text) >= size)
+        st = bp_st_bad(&ck->st, "the trainer's state is too long");
+    else if (text != NULL)
+        strcpy(run, text);
+    char diff[1024] = "";
+    network_diff(&ck->model, net, diff, sizeof diff);
+    if (st == BP_OK && diff[0] != '\0')
+        st = bp_fail(BP_ERR_INVALID_ARGUMENT, "'%s' does not match the network (%s)", path, diff);
+    if (st == BP_OK)
+        st = read_best(ck, net, best, has_best);
+    if (st != BP_OK)
+        *has_best = 0;
+    bp_checkpoint_close(ck);
+    return st;
 }

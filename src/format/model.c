@@ -27,6 +27,8 @@ void bp_tensor_name(char *buf, size_t size, int layer, int is_bias, const char *
     const char *which = is_bias ? "bias" : "weight";
     if (state == NULL)
         snprintf(buf, size, "layers.%d.%s", layer - 1, which);
+    else if (strcmp(state, BP_TENSOR_BEST) == 0)
+        snprintf(buf, size, BP_TENSOR_BEST ".layers.%d.%s", layer - 1, which);
     else
         snprintf(buf, size, "optimizer.layers.%d.%s.%s", layer - 1, which, state);
 }
@@ -51,15 +53,17 @@ static int layer_index(const char *p, int *is_bias, const char **rest)
 
 int bp_tensor_name_parse(const char *name, int *layer, int *is_bias, const char **state)
 {
+    const size_t best_len = sizeof BP_TENSOR_BEST - 1;
     int optimizer = strncmp(name, "optimizer.", 10) == 0;
-    const char *p = optimizer ? name + 10 : name, *rest = NULL;
+    int best = strncmp(name, BP_TENSOR_BEST ".", best_len + 1) == 0;
+    const char *p = optimizer ? name + 10 : best ? name + best_len + 1 : name, *rest = NULL;
     if (strncmp(p, "layers.", 7) != 0)
         return 0;
     int i = layer_index(p + 7, is_bias, &rest);
     if (i < 0)
         return 0;
     *layer = i + 1;
-    *state = NULL;
+    *state = best ? BP_TENSOR_BEST : NULL;
     if (!optimizer)
         return *rest == '\0';
     if (*rest != '.')
@@ -85,7 +89,8 @@ static int known_name(const char *name)
 const bp_st_names bp_model_names = {
     known_name,
     "layers.{i}.weight and layers.{i}.bias, 0 <= i < " STRINGIFY(
-        BP_MAX_LAYERS) ", and optimizer states optimizer.layers.{i}.{weight,bias}.{state}"};
+        BP_MAX_LAYERS) ", optimizer states optimizer.layers.{i}.{weight,bias}.{state} and a "
+                       "trainer's best parameters " BP_TENSOR_BEST ".layers.{i}.{weight,bias}"};
 
 /* ---- the network of a file ------------------------------------------------------ */
 

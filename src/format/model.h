@@ -17,10 +17,15 @@
 /* The name of layer `layer`'s (1..L, the network's numbering) weight or bias
  * in a file: "layers.{layer-1}.weight" / ".bias", or with state (a
  * bp_optimizer_state_name) that parameter's optimizer state,
- * "optimizer.layers.{layer-1}.weight.{state}". */
+ * "optimizer.layers.{layer-1}.weight.{state}", or with state
+ * BP_TENSOR_BEST a trainer's best copy of it (src/train/run_state.c),
+ * "trainer.best.layers.{layer-1}.weight". States and best copies have
+ * their parameter's shape and dtype. */
+#define BP_TENSOR_BEST "trainer.best"
 void bp_tensor_name(char *buf, size_t size, int layer, int is_bias, const char *state);
 /* The inverse: 1 when name is one of those, with *layer (1-based),
- * *is_bias and *state (NULL for a parameter); 0 for any other name. */
+ * *is_bias and *state (NULL for a parameter, BP_TENSOR_BEST for a best
+ * copy); 0 for any other name. */
 int bp_tensor_name_parse(const char *name, int *layer, int *is_bias, const char **state);
 
 /* The names a model file (or checkpoint) may hold, for bp_st_open. */

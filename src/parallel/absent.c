@@ -24,6 +24,17 @@ bp_status bp_comm_create_mpi(const void *mpi_comm, const bp_comm_config *cfg, bp
                    "bp_comm_create_mpi: MPI is not built into this library (install an MPI "
                    "such as Debian's libopenmpi-dev and configure with -DBP_MPI=ON)");
 }
+
+bp_status bp_dist_mpi_world(const bp_comm_config *cfg, bp_comm **out)
+{
+    (void)cfg;
+    *out = NULL;
+    return bp_fail(BP_ERR_NOT_BUILT,
+                   "bp_comm_create_world: MPI is not built into this library (install an MPI "
+                   "such as Debian's libopenmpi-dev and configure with -DBP_MPI=ON)");
+}
+
+void bp_dist_mpi_finalize(void) {}
 #endif
 
 #ifndef BP_HAVE_NCCL

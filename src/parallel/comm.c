@@ -103,6 +103,9 @@ bp_status bp_comm_new(const bp_comm_ops *ops, void *impl, int rank, int size,
     c->rank = rank;
     c->size = size;
     c->timeout_s = cfg->timeout_s;
+    c->scale_on_device = NAN;
+    c->local_size = 1;
+    c->device = ops->backend == BP_BACKEND_CUDA ? cfg->device : -1;
     *out = c;
     return BP_OK;
 }
@@ -147,6 +150,27 @@ bp_status bp_comm_create_nccl(const bp_nccl_id *id, int rank, int size, const bp
     return bp_dist_nccl_create(fn, id, rank, size, &r, out);
 }
 
+bp_status bp_comm_create_world(const bp_comm_config *cfg, bp_comm **out)
+{
+    BP_CHECK_PTR("bp_comm_create_world", out);
+    *out = NULL;
+    bp_comm_config r;
+    BP_TRY(bp_comm_config_resolve("bp_comm_create_world", cfg, &r));
+    return bp_dist_mpi_world(&r, out);
+}
+
+bp_status bp_comm_local(const bp_comm *comm, int *local_rank, int *local_size, int *device)
+{
+    BP_CHECK_PTR("bp_comm_local", comm);
+    if (local_rank != NULL)
+        *local_rank = comm->local_rank;
+    if (local_size != NULL)
+        *local_size = comm->local_size;
+    if (device != NULL)
+        *device = comm->device;
+    return BP_OK;
+}
+
 bp_status bp_comm_rank(const bp_comm *comm, int *rank, int *size)
 {
     BP_CHECK_PTR("bp_comm_rank", comm);
@@ -161,8 +185,11 @@ void bp_comm_free(bp_comm *comm)
 {
     if (comm == NULL)
         return;
+    int finalize = comm->finalize_mpi;
     comm->ops->destroy(comm);
     free(comm);
+    if (finalize) /* bp_comm_create_world started MPI */
+        bp_dist_mpi_finalize();
 }
 
 /* ---- joining: every rank must hold the same network --------------------- */
@@ -222,6 +249,12 @@ static bp_status join_refused(const char *fn, const bp_network *net, const bp_co
                        "%s: a %s network cannot join a %s communicator (made for %s networks)", fn,
                        bp_backend_name(net->desc.backend), comm->ops->name,
                        bp_backend_name(comm->ops->backend));
+    if (comm->ops->device != NULL && comm->ops->device(comm) != net->desc.device)
+        return bp_fail(BP_ERR_INVALID_ARGUMENT,
+                       "%s: the network is on CUDA device %d, but rank %d of the communicator "
+                       "reduces on device %d: create the network on the communicator's device "
+                       "(config field 'device')",
+                       fn, net->desc.device, comm->rank, comm->ops->device(comm));
     if (net->mixed) /* src/core/mixed.c: not yet through the collective guard */
         return bp_fail(BP_ERR_UNSUPPORTED,
                        "%s: data-parallel training in precision '%s' is not supported yet (use "
@@ -234,6 +267,10 @@ bp_status bp_network_join(bp_network *net, bp_comm *comm)
 {
     const char *fn = "bp_network_join";
     BP_CHECK_PTR(fn, net);
+    /* A step recorded alone has no collectives, one recorded joined has
+     * this communicator's: either way not the step from now on. */
+    if (comm != net->comm)
+        bp_step_graphs_release(net);
     if (comm == NULL) {
         net->comm = NULL;
         return BP_OK;
@@ -270,6 +307,73 @@ bp_status bp_network_join(bp_network *net, bp_comm *comm)
 
 /* ---- the step hooks ------------------------------------------------------ */
 
+void bp_dist_expect_global_batch(bp_network *net, int batch)
+{
+    if (net->comm != NULL)
+        net->comm->expected_batch = batch;
+}
+
+/* ---- device engines: nothing the host waits for ----------------------------- */
+
+bp_status bp_dist_prepare(bp_network *net, int batch)
+{
+    bp_comm *c = net->comm;
+    if (c == NULL)
+        return BP_OK;
+    int expected = c->expected_batch;
+    c->expected_batch = 0;
+    if (c->ops->scale_slot == NULL)
+        return BP_OK; /* a host engine agrees on the batch with the loss (step_begin) */
+    c->steps++;
+    if (c->broken)
+        return bp_fail(BP_ERR_COMM,
+                       "data-parallel step %ld: the communicator is broken by an earlier error "
+                       "(rank %d of %d)",
+                       c->steps, c->rank, c->size);
+    double global = expected;
+    if (expected <= 0) { /* the caller did not say: agree (a host wait, outside the step) */
+        global = batch;
+        BP_TRY(c->ops->allreduce_host(c, &global, 1, BP_DIST_SUM));
+    }
+    c->global_batch = global;
+    double scale = (double)batch / global;
+    if (scale == c->scale_on_device)
+        return BP_OK;
+    /* The pre-multiplied sums' scalar, in both dtypes; an ordered copy. */
+    struct {
+        double f64;
+        float f32, pad;
+    } s = {scale, (float)scale, 0.0f};
+    BP_TRY(net->ops->upload(net->ctx, c->ops->scale_slot(c), &s, sizeof s));
+    c->scale_on_device = scale;
+    return BP_OK;
+}
+
+bp_status bp_dist_sync(bp_network *net)
+{
+    bp_comm *c = net->comm;
+    if (c == NULL || c->ops->sync == NULL)
+        return BP_OK;
+    return c->ops->sync(c, net);
+}
+
+bp_status bp_dist_numeric(bp_network *net, double loss)
+{
+    bp_comm *c = net->comm;
+    if (!isfinite(loss))
+        return bp_fail(BP_ERR_NUMERIC,
+                       "data-parallel step %ld: the loss of the global batch (%.0f samples on %d "
+                       "ranks) is %s; no rank updated its parameters",
+                       c->steps, c->global_batch, c->size,
+                       isnan(loss) ? "nan" : (loss > 0 ? "inf" : "-inf"));
+    return bp_fail(BP_ERR_NUMERIC,
+                   "data-parallel step %ld: the gradients of the global batch (%.0f samples on %d "
+                   "ranks) are not finite (loss %.6g); no rank updated its parameters",
+                   c->steps, c->global_batch, c->size, loss);
+}
+
+/* ---- host engines: the loss and the verdict on the host ------------------------ */
+
 /* Layer L's gradients are ready, so its output pass is done: agree on the
  * global batch and loss, and on whether the step is skipped. */
 static bp_status step_begin(bp_comm *c, bp_network *net, int batch)
@@ -297,9 +401,14 @@ bp_status bp_dist_layer_ready(bp_network *net, int layer, int batch)
     bp_comm *c = net->comm;
     if (c == NULL)
         return BP_OK;
-    if (layer == net->desc.n_layers)
-        BP_TRY(step_begin(c, net, batch));
-    if (c->step_bad)
+    int device = c->ops->scale_slot != NULL;
+    if (layer == net->desc.n_layers) {
+        if (device) /* the global mean loss: sum_r (b_r / B) loss_r, in place */
+            BP_TRY(c->ops->start(c, net, net->loss, 1, BP_F64, 1.0));
+        else
+            BP_TRY(step_begin(c, net, batch));
+    }
+    if (!device && c->step_bad)
         return BP_OK;
     /* W^l then b^l: one contiguous slice of the gradient buffer (with the
      * zero padding between them). */
@@ -342,24 +451,21 @@ static int gradients_finite(const bp_network *net)
     return total == 0;
 }
 
-bp_status bp_dist_wait(bp_network *net)
+bp_status bp_dist_wait(bp_network *net, bp_step_scalars *scalars)
 {
     bp_comm *c = net->comm;
     if (c == NULL)
         return BP_OK;
     BP_TRY(c->ops->wait_all(c, net));
+    if (c->ops->scale_slot != NULL) /* a non-finite global loss: skip, on the device */
+        return scalars != NULL
+                   ? net->ops->check_finite(net->ctx, BP_F64, net->loss, 1, NULL, scalars)
+                   : BP_OK;
     if (c->step_bad)
-        return bp_fail(BP_ERR_NUMERIC,
-                       "data-parallel step %ld: the loss of the global batch (%.0f samples on %d "
-                       "ranks) is %s; no rank updated its parameters",
-                       c->steps, c->global_batch, c->size,
-                       isnan(c->global_loss) ? "nan" : (c->global_loss > 0 ? "inf" : "-inf"));
+        return bp_dist_numeric(net, c->global_loss);
     if (!gradients_finite(net)) {
         c->step_bad = 1;
-        return bp_fail(BP_ERR_NUMERIC,
-                       "data-parallel step %ld: the gradients of the global batch (%.0f samples "
-                       "on %d ranks) are not finite (loss %.6g); no rank updated its parameters",
-                       c->steps, c->global_batch, c->size, c->global_loss);
+        return bp_dist_numeric(net, c->global_loss);
     }
     return BP_OK;
 }

@@ -129,8 +129,11 @@ static void mpi_destroy(bp_comm *c)
     free(m);
 }
 
+/* A host engine: no device, no device scale, nothing to sync (its waits are
+ * its own). */
 static const bp_comm_ops mpi_ops = {"MPI",     BP_BACKEND_CPU, mpi_allreduce_host,
-                                    mpi_start, mpi_wait_all,   mpi_destroy};
+                                    mpi_start, mpi_wait_all,   mpi_destroy,
+                                    NULL,      NULL,           NULL};
 
 bp_status bp_dist_mpi_version(int *built, char *version, size_t size)
 {
@@ -218,6 +221,60 @@ bp_status bp_comm_create_mpi(const void *mpi_comm, const bp_comm_config *cfg, bp
     tmp.broken = st != BP_OK && tmp.broken;
     mpi_destroy(&tmp); /* NCCL does the collectives; the duplicate is no longer needed */
     return st;
+}
+
+void bp_dist_mpi_finalize(void)
+{
+    int finalized = 1;
+    MPI_Finalized(&finalized);
+    if (!finalized)
+        MPI_Finalize();
+}
+
+/* This rank's place among the ranks of its machine. */
+static void local_place(int *local_rank, int *local_size)
+{
+    *local_rank = 0;
+    *local_size = 1;
+    MPI_Comm local;
+    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local) !=
+        MPI_SUCCESS)
+        return;
+    MPI_Comm_rank(local, local_rank);
+    MPI_Comm_size(local, local_size);
+    MPI_Comm_free(&local);
+}
+
+bp_status bp_dist_mpi_world(const bp_comm_config *cfg, bp_comm **out)
+{
+    const char *fn = "bp_comm_create_world";
+    int initialized = 0, finalized = 0, started = 0;
+    MPI_Initialized(&initialized);
+    MPI_Finalized(&finalized);
+    if (finalized)
+        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: MPI is already finalized", fn);
+    if (!initialized) {
+        if (MPI_Init(NULL, NULL) != MPI_SUCCESS)
+            return bp_fail(BP_ERR_COMM, "%s: MPI_Init failed", fn);
+        started = 1;
+    }
+    int local_rank = 0, local_size = 1, count = 0;
+    local_place(&local_rank, &local_size);
+    bp_comm_config r = *cfg;
+    if (r.backend == BP_BACKEND_CUDA && bp_cuda_device_count(&count) == BP_OK && count > 0)
+        r.device = local_rank % count; /* the GPU of this rank on its machine */
+    /* CPU ranks share their machine's cores: local_size is what a BLAS
+     * thread count per rank (cores / local_size, issue 22) is made from. */
+    bp_status st = bp_comm_create_mpi(NULL, &r, out);
+    if (st != BP_OK) {
+        if (started)
+            MPI_Finalize();
+        return st;
+    }
+    (*out)->finalize_mpi = started;
+    (*out)->local_rank = local_rank;
+    (*out)->local_size = local_size;
+    return BP_OK;
 }
 
 #else

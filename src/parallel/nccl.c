@@ -4,11 +4,16 @@
  * by a CUDA event recorded on the network's stream, and the network's
  * stream ordered after all of them by another event, so the backward pass
  * of the earlier layers runs while the later layers' gradients travel.
- * Each rank's gradients are weighted by b_r / B inside the collective (a
- * pre-multiplied sum, ncclRedOpCreatePreMulSum). A wait polls with a
- * deadline and ncclCommGetAsyncError; on error or timeout the NCCL
- * communicator is aborted (ncclCommAbort), so a dead rank gives
- * BP_ERR_COMM, not a hang.
+ * Each rank's loss and gradients are weighted by b_r / B inside the
+ * collective: a pre-multiplied sum whose scalar lives in device memory
+ * (ncclScalarDevice), written by an ordered copy before the step when it
+ * changes. A step issues nothing the host waits for, so a captured CUDA
+ * graph holds it whole: the collectives' stream joins the capture by the
+ * first event and is joined back by the last (docs/design.md, section 8).
+ * Waits (bp_dist_sync before the host reads a step's results, and the
+ * host all-reduces) poll with a deadline and ncclCommGetAsyncError; on
+ * error or timeout the NCCL communicator is aborted (ncclCommAbort), so a
+ * dead rank gives BP_ERR_COMM, not a hang.
  */
 #ifdef BP_HAVE_NCCL
 #include <cuda_runtime.h>
@@ -26,14 +31,20 @@ typedef struct nccl_engine {
     ncclComm_t comm;
     int device;
     int aborted;
-    cudaStream_t stream;              /* the collectives' stream */
-    cudaEvent_t ready[BP_MAX_LAYERS]; /* layer slices ready, on the network's stream */
+    cudaStream_t stream;                  /* the collectives' stream */
+    cudaEvent_t ready[BP_MAX_LAYERS + 1]; /* the loss and layer slices ready, on the
+                                             network's stream */
     int n_ready;
-    cudaEvent_t done; /* every collective issued so far, on stream */
-    double *scratch;  /* device doubles for host all-reduces */
+    cudaEvent_t done;       /* every collective issued so far, on stream */
+    cudaEvent_t synced;     /* the network's work, for bp_dist_sync */
+    double *scratch;        /* device doubles for host all-reduces, then the scale */
+    ncclRedOp_t op32, op64; /* sums pre-multiplied by the scale, per dtype */
+    int have_ops;
 } nccl_engine;
 
-enum { SCRATCH_DOUBLES = 8 };
+/* scratch: SCRATCH_DOUBLES for host all-reduces, then b_r / B as a double
+ * and (in the next double) as a float: the pre-multiplied sums' scalars. */
+enum { SCRATCH_DOUBLES = 8, SCALE_AT = SCRATCH_DOUBLES, SCRATCH_ALL = SCRATCH_DOUBLES + 2 };
 
 /* The device made current for a call, and the caller's given back. */
 static int enter(const nccl_engine *e)
@@ -138,10 +149,11 @@ static bp_status nccl_allreduce_host(bp_comm *c, double *v, int n, int op)
 static bp_status nccl_start(bp_comm *c, bp_network *net, void *p, size_t count, bp_dtype dt,
                             double scale)
 {
+    (void)scale; /* on the device: the scalar prepare wrote (nccl_scale_slot) */
     nccl_engine *e = c->impl;
     BP_TRY(usable(c));
-    if (e->n_ready >= BP_MAX_LAYERS)
-        return bp_comm_fail(c, "more than %d gradient all-reduces in one step", BP_MAX_LAYERS);
+    if (e->n_ready >= BP_MAX_LAYERS + 1)
+        return bp_comm_fail(c, "more than %d all-reduces in one step", BP_MAX_LAYERS + 1);
     int previous = enter(e);
     bp_status st = BP_OK;
     cudaEvent_t ready = e->ready[e->n_ready++];
@@ -151,25 +163,18 @@ static bp_status nccl_start(bp_comm *c, bp_network *net, void *p, size_t count, 
     if (ce != cudaSuccess)
         st = bp_comm_fail(c, "ordering the all-reduce after the gradients: %s",
                           cudaGetErrorString(ce));
-    /* sum over ranks of (b_r / B) g_r, the scalar in the gradients' type */
-    float s32 = (float)scale;
-    double s64 = scale;
-    ncclRedOp_t op = ncclSum;
+    /* sum over ranks of (b_r / B) g_r, the scalar read on the device */
     ncclResult_t r = ncclSuccess;
     if (st == BP_OK &&
-        (r = ncclRedOpCreatePreMulSum(&op, dt == BP_F32 ? (void *)&s32 : &s64, nccl_type(dt),
-                                      ncclScalarHostImmediate, e->comm)) != ncclSuccess)
-        st = nccl_error(c, "ncclRedOpCreatePreMulSum", r);
-    if (st == BP_OK) {
-        r = ncclAllReduce(p, p, count, nccl_type(dt), op, e->comm, e->stream);
-        ncclRedOpDestroy(op, e->comm); /* allowed once the call that uses it returned */
-        if (r != ncclSuccess)
-            st = nccl_error(c, "ncclAllReduce", r);
-    }
+        (r = ncclAllReduce(p, p, count, nccl_type(dt), dt == BP_F32 ? e->op32 : e->op64, e->comm,
+                           e->stream)) != ncclSuccess)
+        st = nccl_error(c, "ncclAllReduce", r);
     leave(e, previous);
     return st;
 }
 
+/* The network's later work (the update) after every all-reduce: ordered
+ * on the device, the host waits for nothing. */
 static bp_status nccl_wait_all(bp_comm *c, bp_network *net)
 {
     nccl_engine *e = c->impl;
@@ -177,18 +182,31 @@ static bp_status nccl_wait_all(bp_comm *c, bp_network *net)
     BP_TRY(usable(c));
     int previous = enter(e);
     cudaError_t ce = cudaEventRecord(e->done, e->stream);
-    /* The update, on the network's stream, runs after every all-reduce. */
     if (ce == cudaSuccess)
         ce = cudaStreamWaitEvent(bp_cuda_ctx_stream(net->ctx), e->done, 0);
-    bp_status st = BP_OK;
+    leave(e, previous);
     if (ce != cudaSuccess)
-        st = bp_comm_fail(c, "ordering the update after the all-reduce: %s", cudaGetErrorString(ce));
-    /* Bounded: a dead rank is found here rather than in a later step. */
-    if (st == BP_OK)
-        st = wait_event(c, e->done, "the gradient all-reduce");
+        return bp_comm_fail(c, "ordering the update after the all-reduce: %s",
+                            cudaGetErrorString(ce));
+    return BP_OK;
+}
+
+/* Everything issued on the network's stream done, within the timeout, and
+ * no asynchronous NCCL error: before the host reads what a step wrote. */
+static bp_status nccl_sync(bp_comm *c, bp_network *net)
+{
+    nccl_engine *e = c->impl;
+    BP_TRY(usable(c));
+    int previous = enter(e);
+    cudaError_t ce = cudaEventRecord(e->synced, bp_cuda_ctx_stream(net->ctx));
+    bp_status st = ce == cudaSuccess
+                       ? wait_event(c, e->synced, "the data-parallel step")
+                       : bp_comm_fail(c, "cudaEventRecord: %s", cudaGetErrorString(ce));
     leave(e, previous);
     return st;
 }
+
+static void *nccl_scale_slot(bp_comm *c) { return ((nccl_engine *)c->impl)->scratch + SCALE_AT; }
 
 static void nccl_destroy(bp_comm *c)
 {
@@ -200,41 +218,70 @@ static void nccl_destroy(bp_comm *c)
      * would never complete), a healthy one destroyed after its work. */
     if (e->comm != NULL && (c->broken || e->aborted))
         abort_comm(e);
+    if (e->have_ops && !e->aborted) {
+        ncclRedOpDestroy(e->op32, e->comm);
+        ncclRedOpDestroy(e->op64, e->comm);
+    }
     if (e->stream != NULL) {
         cudaStreamSynchronize(e->stream);
         cudaStreamDestroy(e->stream);
     }
     if (e->comm != NULL && !e->aborted)
         ncclCommDestroy(e->comm);
-    for (int i = 0; i < BP_MAX_LAYERS; i++)
+    for (int i = 0; i < BP_MAX_LAYERS + 1; i++)
         if (e->ready[i] != NULL)
             cudaEventDestroy(e->ready[i]);
     if (e->done != NULL)
         cudaEventDestroy(e->done);
+    if (e->synced != NULL)
+        cudaEventDestroy(e->synced);
     if (e->scratch != NULL)
         cudaFree(e->scratch);
     leave(e, previous);
     free(e);
 }
 
-static const bp_comm_ops nccl_ops = {"NCCL",     BP_BACKEND_CUDA, nccl_allreduce_host,
-                                     nccl_start, nccl_wait_all,   nccl_destroy};
+static int nccl_device(const bp_comm *c) { return ((const nccl_engine *)c->impl)->device; }
+
+static const bp_comm_ops nccl_ops = {"NCCL",      BP_BACKEND_CUDA, nccl_allreduce_host,
+                                     nccl_start,  nccl_wait_all,   nccl_destroy,
+                                     nccl_device, nccl_scale_slot, nccl_sync};
 
 /* The stream, events and scratch of an engine on device (current). */
 static bp_status engine_resources(const char *fn, nccl_engine *e)
 {
     cudaError_t ce = cudaStreamCreateWithFlags(&e->stream, cudaStreamNonBlocking);
-    for (int i = 0; i < BP_MAX_LAYERS && ce == cudaSuccess; i++)
+    for (int i = 0; i < BP_MAX_LAYERS + 1 && ce == cudaSuccess; i++)
         ce = cudaEventCreateWithFlags(&e->ready[i], cudaEventDisableTiming);
     if (ce == cudaSuccess)
         ce = cudaEventCreateWithFlags(&e->done, cudaEventDisableTiming);
     if (ce == cudaSuccess)
-        ce = cudaMalloc((void **)&e->scratch, SCRATCH_DOUBLES * sizeof(double));
+        ce = cudaEventCreateWithFlags(&e->synced, cudaEventDisableTiming);
+    if (ce == cudaSuccess)
+        ce = cudaMalloc((void **)&e->scratch, SCRATCH_ALL * sizeof(double));
     if (ce != cudaSuccess)
         return bp_fail(ce == cudaErrorMemoryAllocation ? BP_ERR_OUT_OF_MEMORY : BP_ERR_CUDA,
                        "%s: creating the communicator's stream, events and scratch on cuda:%d: "
                        "%s",
                        fn, e->device, cudaGetErrorString(ce));
+    return BP_OK;
+}
+
+/* The pre-multiplied sums, their scalar in the scratch (the comm made). */
+static bp_status make_ops(const char *fn, nccl_engine *e)
+{
+    ncclResult_t r = ncclRedOpCreatePreMulSum(&e->op64, e->scratch + SCALE_AT, ncclFloat64,
+                                              ncclScalarDevice, e->comm);
+    if (r == ncclSuccess) {
+        r = ncclRedOpCreatePreMulSum(&e->op32, e->scratch + SCALE_AT + 1, ncclFloat32,
+                                     ncclScalarDevice, e->comm);
+        if (r != ncclSuccess)
+            ncclRedOpDestroy(e->op64, e->comm);
+    }
+    if (r != ncclSuccess)
+        return bp_fail(BP_ERR_COMM, "%s: ncclRedOpCreatePreMulSum on cuda:%d: %s", fn, e->device,
+                       ncclGetErrorString(r));
+    e->have_ops = 1;
     return BP_OK;
 }
 
@@ -272,6 +319,8 @@ bp_status bp_dist_nccl_create(const char *fn, const bp_nccl_id *id, int rank, in
                          rank, size, e->device, ncclGetErrorString(r));
         }
     }
+    if (st == BP_OK)
+        st = make_ops(fn, e);
     leave(e, previous);
     if (st != BP_OK) {
         nccl_destroy(&tmp);
@@ -326,6 +375,8 @@ bp_status bp_comm_create_nccl_all(int n_devices, const int *devices, const bp_co
         bp_comm tmp = {.ops = &nccl_ops, .impl = e, .rank = i, .size = n_devices};
         int previous = enter(e);
         st = engine_resources(fn, e);
+        if (st == BP_OK)
+            st = make_ops(fn, e);
         leave(e, previous);
         if (st != BP_OK) {
             nccl_destroy(&tmp);

@@ -37,6 +37,10 @@
 
 #include <ucontext.h>
 
+// Kernels built against this stand-in may say so (kernels/kernel_util.cuh's
+// BP_DECLARE_WORK).
+#define BP_EMU_RUNTIME 1
+
 #define __global__
 #define __device__
 #define __host__
@@ -81,6 +85,22 @@ template <typename Kernel> void bp_emu_register_barrier_kernel(Kernel kernel)
 {
     bp_emu_barrier_kernels().push_back(reinterpret_cast<const void *>(kernel));
 }
+
+// The work the next launch of this thread declares (kernels/kernel_util.cuh:
+// BP_DECLARE_WORK), handed to the emulated GPU's work log with the launch.
+struct bp_emu_declared {
+    const char *name;
+    double bytes, flops, tail_bytes;
+    bool set;
+};
+inline thread_local bp_emu_declared bp_emu_next_declared{};
+inline void bp_emu_declare_work(const char *name, double bytes, double flops, double tail_bytes)
+{
+    bp_emu_next_declared = bp_emu_declared{name, bytes, flops, tail_bytes, true};
+}
+extern "C" void bp_emu_describe_launch(const char *name, unsigned blocks, unsigned threads,
+                                       double bytes, double flops, double tail_bytes, int declared)
+    __attribute__((weak));
 
 inline thread_local bool bp_emu_sequential = false;
 inline thread_local cudaError_t bp_emu_last_error = cudaSuccess;
@@ -274,6 +294,16 @@ void bp_emu_meet(bool shuffle, Update update, Ready ready)
             throw bp_emu_aborted();
         return ready(tb->b);
     });
+}
+
+// The grid's memory fence and an atomic increment, for the kernels' last-
+// block tickets (kernels/losses.cu). The emulation runs a grid's blocks one
+// after another, so the block that takes the last ticket is the last to run,
+// as on a GPU it is the last to finish.
+inline void __threadfence() { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+inline unsigned atomicAdd(unsigned *address, unsigned value)
+{
+    return __atomic_fetch_add(address, value, __ATOMIC_SEQ_CST);
 }
 
 inline void __syncthreads()
@@ -501,10 +531,16 @@ template <typename Kernel, typename... Args>
 void bp_emu_launch(cudaStream_t stream, Kernel kernel, dim3 grid, dim3 block, size_t shared_bytes,
                    Args... args)
 {
+    bp_emu_declared declared = bp_emu_next_declared;
+    bp_emu_next_declared.set = false;
     if (!bp_emu_launch_config_ok(grid, block, shared_bytes)) {
         bp_emu_last_error = cudaErrorInvalidConfiguration;
         return;
     }
+    if (bp_emu_describe_launch != nullptr)
+        bp_emu_describe_launch(declared.set ? declared.name : "an undeclared kernel",
+                               grid.x * grid.y * grid.z, block.x * block.y * block.z,
+                               declared.bytes, declared.flops, declared.tail_bytes, declared.set);
     if (bp_emu_enqueue == nullptr) {
         bp_emu_run(kernel, grid, block, args...);
         return;

@@ -20,12 +20,16 @@ const bool bp_emu_barrier_kernels_registered = [] {
     bp_emu_register_barrier_kernel(output_step_kernel<double>);
     bp_emu_register_barrier_kernel(delta_bias_grad_kernel<float>);
     bp_emu_register_barrier_kernel(delta_bias_grad_kernel<double>);
-    bp_emu_register_barrier_kernel(check_finite_kernel<float, float, true>);
-    bp_emu_register_barrier_kernel(check_finite_kernel<double, double, true>);
-    bp_emu_register_barrier_kernel(check_finite_kernel<float, Vec16<float>, true>);
-    bp_emu_register_barrier_kernel(check_finite_kernel<double, Vec16<double>, true>);
-    bp_emu_register_barrier_kernel(optimizer_update_kernel<float, true>);
-    bp_emu_register_barrier_kernel(optimizer_update_kernel<double, true>);
+    bp_emu_register_barrier_kernel(check_finite_kernel<float, true, false>);
+    bp_emu_register_barrier_kernel(check_finite_kernel<double, true, false>);
+    bp_emu_register_barrier_kernel(check_finite_kernel<float, true, true>);
+    bp_emu_register_barrier_kernel(check_finite_kernel<double, true, true>);
+    bp_emu_register_barrier_kernel(optimizer_update_kernel<float, true, true>);
+    bp_emu_register_barrier_kernel(optimizer_update_kernel<float, true, false>);
+    bp_emu_register_barrier_kernel(optimizer_update_kernel<float, false, true>);
+    bp_emu_register_barrier_kernel(optimizer_update_kernel<float, false, false>);
+    bp_emu_register_barrier_kernel(optimizer_update_kernel<double, true, false>);
+    bp_emu_register_barrier_kernel(optimizer_update_kernel<double, false, false>);
     return true;
 }();
 

@@ -8,7 +8,7 @@
 // host), matrix layouts (plain column-major: type, rows, cols, ld),
 // preferences (MAX_WORKSPACE_BYTES, MIN_ALIGNMENT_A/B/C/D_BYTES),
 // cublasLtMatmulAlgoGetHeuristic and cublasLtMatmul; epilogues DEFAULT, RELU,
-// BIAS, RELU_BIAS, RELU_AUX, RELU_AUX_BIAS, DRELU, DRELU_BGRAD. Anything
+// BIAS, RELU_BIAS, RELU_AUX, RELU_AUX_BIAS, DRELU, DRELU_BGRAD, BGRADB. Anything
 // else is CUBLAS_STATUS_NOT_SUPPORTED, so that a call the emulation does not
 // know fails here instead of passing untested.
 //
@@ -24,8 +24,10 @@
 //    _FAST_16BF and FP32 scale, or all-FP64 with COMPUTE_64F -> NOT_SUPPORTED;
 //  - the algorithm a heuristic returns remembers the shape, the epilogue
 //    and the alignments it assumed (the preference's minimum alignments of
-//    A, B, C, D, 256 bytes by default; 16 bytes for the bias and aux
-//    vectors): cublasLtMatmul refuses (INVALID_VALUE) another shape, a
+//    A, B, C, D, 256 bytes by default; for the bias and aux vectors the
+//    alignment of the pointers it was given, up to 256 bytes: cublasLt.h
+//    says the heuristic reads them for that): cublasLtMatmul refuses
+//    (INVALID_VALUE) another shape, a
 //    workspace smaller than the algorithm needs (the heuristic hands out an
 //    algorithm that needs 1 MiB whenever the preference allows that much),
 //    a workspace or operand outside the current device's allocations, and a
@@ -34,7 +36,8 @@
 //  - at exit, handles, descriptors, layouts or preferences still alive are
 //    reported and the process fails, like the other fakes' leaks.
 // bp_emu_cublaslt_refuse (fake_cuda_internal.h) makes the heuristic find no
-// algorithm for an epilogue, so that the library's fallback is tested.
+// algorithm for an epilogue, and bp_emu_cublaslt_fail_matmul makes the
+// product itself return a status, so that the library's fallback is tested.
 //
 // The ReLU bit-mask as cuBLASLt documents it: a column-major bit matrix with
 // EPILOGUE_AUX_LD bits per column; here bit (row i, column j) is bit
@@ -43,6 +46,8 @@
 // writes the bits of the m x n output and no others; DRELU* keeps an
 // element where its bit is set and zeroes it elsewhere; BGRAD then writes
 // bias[i] = the sum over the columns j = 0..n-1 of the result's row i.
+// BGRADB writes bias[j] = the sum over k of op(B)'s column j, in order, from
+// B as given (not rounded to the compute type).
 // Products run on CBLAS; TF32 and BF16 compute types round the inputs to 10
 // and 7 mantissa bits first, as fake_cuda.cpp's cublasGemmEx does, so that a
 // fused product gives the same bits as the cuBLAS GEMM plus bias_act.
@@ -95,6 +100,8 @@ enum { kMagic, kWorkspace, kAlignA, kAlignB, kAlignC, kAlignD, kShape, kKind };
 
 struct LtState {
     uint32_t refused = 0; // an epilogue the heuristic finds no algorithm for (tests)
+    uint32_t failed = 0;  // an epilogue whose product fails (tests)
+    cublasStatus_t failed_status = CUBLAS_STATUS_SUCCESS;
     std::set<LtHandle *> handles;
     std::set<Desc *> descs;
     std::set<Layout *> layouts;
@@ -132,13 +139,39 @@ bool known_epilogue(uint32_t e)
     case CUBLASLT_EPILOGUE_RELU_AUX:
     case CUBLASLT_EPILOGUE_RELU_AUX_BIAS:
     case CUBLASLT_EPILOGUE_DRELU:
-    case CUBLASLT_EPILOGUE_DRELU_BGRAD: return true;
+    case CUBLASLT_EPILOGUE_DRELU_BGRAD:
+    case CUBLASLT_EPILOGUE_BGRADB: return true;
     default: return false;
     }
 }
 
+const char *epilogue_name(uint32_t e)
+{
+    switch (e) {
+    case CUBLASLT_EPILOGUE_DEFAULT: return "DEFAULT";
+    case CUBLASLT_EPILOGUE_RELU: return "RELU";
+    case CUBLASLT_EPILOGUE_BIAS: return "BIAS";
+    case CUBLASLT_EPILOGUE_RELU_BIAS: return "RELU_BIAS";
+    case CUBLASLT_EPILOGUE_RELU_AUX: return "RELU_AUX";
+    case CUBLASLT_EPILOGUE_RELU_AUX_BIAS: return "RELU_AUX_BIAS";
+    case CUBLASLT_EPILOGUE_DRELU: return "DRELU";
+    case CUBLASLT_EPILOGUE_DRELU_BGRAD: return "DRELU_BGRAD";
+    case CUBLASLT_EPILOGUE_BGRADB: return "BGRADB";
+    default: return "?";
+    }
+}
+
 bool uses_bias(uint32_t e) { return e != CUBLASLT_EPILOGUE_DEFAULT && (e & 4u) != 0; }
-bool uses_bgrad(uint32_t e) { return e == CUBLASLT_EPILOGUE_DRELU_BGRAD; }
+bool uses_bgrad(uint32_t e)
+{
+    return e == CUBLASLT_EPILOGUE_DRELU_BGRAD || e == CUBLASLT_EPILOGUE_BGRADB;
+}
+// The length of the bias (or bias gradient) vector: D's rows, or its
+// columns for BGRADB.
+int64_t bias_length(uint32_t e, int64_t m, int64_t n)
+{
+    return e == CUBLASLT_EPILOGUE_BGRADB ? n : m;
+}
 bool uses_aux(uint32_t e) { return e != CUBLASLT_EPILOGUE_DEFAULT && (e & 128u) != 0; }
 
 // Mantissa bits of the compute type's inputs (23: exact FP32), -1 for FP64,
@@ -219,11 +252,38 @@ uint64_t kind_of(const Desc *d)
            (uint64_t)d->transb << 48;
 }
 
+// The largest power of two up to 256 that divides the address.
+uint64_t alignment_of(const void *p)
+{
+    uint64_t a = 1;
+    while (a < 256 && (uintptr_t)p % (2 * a) == 0)
+        a *= 2;
+    return a;
+}
+
+// data[kWorkspace]: the workspace the algorithm needs (low 32 bits), the
+// alignments it assumed of the bias (bits 32..47) and aux (48..63) vectors.
+uint64_t algo_workspace(const cublasLtMatmulAlgo_t *algo)
+{
+    return algo->data[kWorkspace] & 0xffffffffu;
+}
+uint64_t algo_bias_alignment(const cublasLtMatmulAlgo_t *algo)
+{
+    return algo->data[kWorkspace] >> 32 & 0xffff;
+}
+uint64_t algo_aux_alignment(const cublasLtMatmulAlgo_t *algo)
+{
+    return algo->data[kWorkspace] >> 48;
+}
+
 void fill_algo(cublasLtMatmulAlgo_t *algo, const Pref &pref, const Problem &p, const Desc *d)
 {
     std::memset(algo, 0, sizeof *algo);
     algo->data[kMagic] = kAlgoMagic;
-    algo->data[kWorkspace] = pref.max_workspace >= kAlgoWorkspace ? kAlgoWorkspace : 0;
+    uint64_t bias_align = d->bias != nullptr ? alignment_of(d->bias) : 1;
+    uint64_t aux_align = d->aux != nullptr ? alignment_of(d->aux) : 1;
+    algo->data[kWorkspace] = (pref.max_workspace >= kAlgoWorkspace ? kAlgoWorkspace : 0) |
+                             bias_align << 32 | aux_align << 48;
     for (int i = 0; i < 4; i++)
         algo->data[kAlignA + i] = pref.align[i];
     algo->data[kShape] = shape_of(p);
@@ -308,7 +368,16 @@ template <typename T> struct Job {
                 col[i] = x;
             }
         }
-        if (uses_bgrad(e)) {
+        if (e == CUBLASLT_EPILOGUE_BGRADB) {
+            T *db = static_cast<T *>(const_cast<void *>(d.bias));
+            for (int j = 0; j < n; j++) { // op(B)(kk, j), kk = 0..k-1 in order
+                T sum = 0;
+                for (int kk = 0; kk < k; kk++)
+                    sum += d.transb == CUBLAS_OP_N ? pb[(size_t)j * b.ld + kk]
+                                                   : pb[(size_t)kk * b.ld + j];
+                db[j] = sum;
+            }
+        } else if (uses_bgrad(e)) {
             T *db = static_cast<T *>(const_cast<void *>(d.bias));
             for (int i = 0; i < m; i++) {
                 T sum = 0;
@@ -517,7 +586,7 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t handle, cublasLtM
         return CUBLAS_STATUS_NOT_SUPPORTED; // "no heuristic function available"
     std::memset(&results[0], 0, sizeof results[0]);
     fill_algo(&results[0].algo, *p, pr, dd);
-    results[0].workspaceSize = (size_t)results[0].algo.data[kWorkspace];
+    results[0].workspaceSize = (size_t)algo_workspace(&results[0].algo);
     results[0].state = CUBLAS_STATUS_SUCCESS;
     results[0].wavesCount = 1.0f;
     *returned = 1;
@@ -561,7 +630,7 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
     if (algo->data[kMagic] != kAlgoMagic || algo->data[kShape] != shape_of(pr) ||
         algo->data[kKind] != kind_of(dd))
         return CUBLAS_STATUS_INVALID_VALUE; // not an algorithm for this problem
-    if (workspace_bytes < algo->data[kWorkspace] ||
+    if (workspace_bytes < algo_workspace(algo) ||
         (workspace_bytes > 0 &&
          (workspace == nullptr || bp_emu::allocation_device(workspace, workspace_bytes) != dev)))
         return CUBLAS_STATUS_INVALID_VALUE;
@@ -569,6 +638,11 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
     for (int i = 0; i < 4; i++)
         if ((uintptr_t)ptrs[i] % algo->data[kAlignA + i] != 0)
             return CUBLAS_STATUS_INVALID_VALUE; // less aligned than the algorithm assumed
+    if ((uintptr_t)dd->bias % algo_bias_alignment(algo) != 0 ||
+        (uintptr_t)dd->aux % algo_aux_alignment(algo) != 0)
+        return CUBLAS_STATUS_INVALID_VALUE; // a vector less aligned than the heuristic saw
+    if (lt().failed != 0 && dd->epilogue == lt().failed)
+        return lt().failed_status;
     size_t es = pr.es;
     if (!extent_on(dev, a, la->rows, la->cols, la->ld, es) ||
         !extent_on(dev, b, lb->rows, lb->cols, lb->ld, es) ||
@@ -579,7 +653,8 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
         return CUBLAS_STATUS_INVALID_VALUE; // in place needs one layout
     uint32_t e = dd->epilogue;
     if ((uses_bias(e) || uses_bgrad(e)) &&
-        (dd->bias == nullptr || bp_emu::allocation_device(dd->bias, (size_t)pr.m * es) != dev))
+        (dd->bias == nullptr ||
+         bp_emu::allocation_device(dd->bias, (size_t)bias_length(e, pr.m, pr.n) * es) != dev))
         return CUBLAS_STATUS_INVALID_VALUE;
     if (uses_aux(e)) {
         size_t bits = (size_t)dd->aux_ld * (size_t)(pr.n - 1) + (size_t)pr.m;
@@ -587,6 +662,13 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
             return CUBLAS_STATUS_INVALID_VALUE;
     }
     cudaError_t err;
+    char name[56];
+    std::snprintf(name, sizeof name, "cublasLtMatmul %s", epilogue_name(e));
+    int math = pr.bits == 10  ? BP_EMU_MATH_TF32
+               : pr.bits == 7 ? BP_EMU_MATH_BF16
+               : pr.bits < 0  ? BP_EMU_MATH_FP64
+                              : BP_EMU_MATH_FP32;
+    bp_emu_work work = bp_emu::product(name, (int)pr.m, (int)pr.n, (int)pr.k, math, es);
     if (es == sizeof(float)) {
         Job<float> job{*dd,
                        *la,
@@ -600,7 +682,7 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
                        *static_cast<const float *>(alpha),
                        *static_cast<const float *>(beta),
                        pr.bits};
-        err = bp_emu::submit_product(stream, job);
+        err = bp_emu::submit_product(stream, bp_emu::logged(work, job));
     } else {
         Job<double> job{*dd,
                         *la,
@@ -614,7 +696,7 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
                         *static_cast<const double *>(alpha),
                         *static_cast<const double *>(beta),
                         pr.bits};
-        err = bp_emu::submit_product(stream, job);
+        err = bp_emu::submit_product(stream, bp_emu::logged(work, job));
     }
     return err == cudaSuccess ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_EXECUTION_FAILED;
 }
@@ -623,6 +705,13 @@ void bp_emu_cublaslt_refuse(uint32_t epilogue)
 {
     LT_CALL();
     lt().refused = epilogue;
+}
+
+void bp_emu_cublaslt_fail_matmul(uint32_t epilogue, int status)
+{
+    LT_CALL();
+    lt().failed = epilogue;
+    lt().failed_status = (cublasStatus_t)status;
 }
 
 const char *cublasLtGetStatusName(cublasStatus_t s) { return cublasGetStatusName(s); }

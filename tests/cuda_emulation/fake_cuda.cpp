@@ -12,15 +12,20 @@
 //    reads it when it runs, so refilling a staging area too early is caught;
 //    a copy out of pageable memory takes its bytes at the call, as CUDA does.
 //  - Two devices; device 0 is current at start (BP_EMU_DEVICE=1 makes it
-//    device 1). A kernel launched into a stream, or a GEMM through a handle,
-//    of a device that is not current fails, as on a GPU.
+//    device 1); BP_EMU_DEVICES=1 shows only device 0 (a one-GPU machine). A kernel launched into a
+//    stream, or a GEMM through a handle, of a device that is not current fails, as on a GPU.
 //  - Fresh device memory is filled with 0xCD, not zeros.
 //  - Copies, memsets and GEMM operands must lie inside one device
 //    allocation; 16 GiB per device; failures set the last error as CUDA does.
 //  - Stream capture records a CUDA graph that can be replayed; while a thread
 //    captures, it may not allocate or free, and the capturing stream may not
 //    be waited for (the capture is then invalidated), as with
-//    cudaStreamCaptureModeThreadLocal on a GPU.
+//    cudaStreamCaptureModeThreadLocal on a GPU. Another stream that waits for
+//    an event recorded in the capture joins it (a fork) and must be joined
+//    back to the origin stream before the capture ends
+//    (cudaErrorStreamCaptureUnjoined otherwise); while it is captured it is
+//    captured work like the origin: a host wait for it, or a query of an
+//    event recorded on it, is refused as CUDA refuses it.
 //  - At exit, device memory, pinned memory, streams, events, cuBLAS handles
 //    or graphs still alive are reported and the process fails.
 // GEMMs run on CBLAS; TF32 and BF16 compute types round their inputs to 10
@@ -56,8 +61,13 @@ namespace {
 const int kDevices = 2;
 const size_t kDeviceMemory = (size_t)16 << 30;
 
+struct Stream;
+
 struct Graph {
     std::vector<std::function<void()>> ops;
+    // Work made again at each launch (a collective's part: fake_nccl.cpp),
+    // by the index of its place in ops.
+    std::map<size_t, std::function<std::function<void()>(Stream *)>> made_at_launch;
 };
 
 struct Stream {
@@ -66,6 +76,12 @@ struct Stream {
     Graph *capture = nullptr; // recording into, while capturing
     bool capture_invalid = false;
     cudaStreamCaptureMode capture_mode = cudaStreamCaptureModeGlobal;
+    // A fork: the origin stream of the capture this stream joined (the
+    // stream itself for the origin), whether its last captured work has
+    // been joined back to the origin, and its captured operations so far.
+    Stream *capture_origin = nullptr;
+    bool capture_joined = true;
+    long capture_ops = 0;
 };
 
 struct Event {
@@ -73,6 +89,7 @@ struct Event {
     bool done = true;
     Graph *captured = nullptr;     // the capture it was last recorded into, if any
     Stream *captured_on = nullptr; // the stream of that capture
+    long captured_at = 0;          // captured_on's capture_ops when recorded
 };
 
 struct Handle {
@@ -116,6 +133,16 @@ State &state()
 {
     static State s;
     return s;
+}
+
+// The devices a program sees: kDevices, or 1 with BP_EMU_DEVICES=1.
+int visible_devices()
+{
+    static const int n = [] {
+        const char *v = std::getenv("BP_EMU_DEVICES");
+        return v && v[0] == '1' && v[1] == '\0' ? 1 : kDevices;
+    }();
+    return n;
 }
 
 int initial_device()
@@ -162,11 +189,15 @@ bool unsafe_forbidden()
            (capturing && capturing->capture_mode == cudaStreamCaptureModeGlobal ? 1 : 0);
 }
 
-// A call that capture forbids: it fails and spoils this thread's capture.
-cudaError_t forbidden_in_capture(cudaError_t why = cudaErrorStreamCaptureUnsupported)
+// A call that capture forbids: it fails and spoils this thread's capture,
+// and that of the captured stream it concerns (a fork's origin).
+cudaError_t forbidden_in_capture(cudaError_t why = cudaErrorStreamCaptureUnsupported,
+                                 Stream *concerned = nullptr)
 {
     if (capturing)
         capturing->capture_invalid = true;
+    if (concerned && concerned->capture && concerned->capture_origin)
+        concerned->capture_origin->capture_invalid = true;
     return fail(why);
 }
 
@@ -184,10 +215,31 @@ void submit(Stream *st, std::function<void()> op)
     if (st->capture) {
         state().counters.captured_work++;
         st->capture->ops.push_back(std::move(op));
+        st->capture_ops++;
+        if (st->capture_origin != st)
+            st->capture_joined = false; // new work on a fork: to be joined again
     } else {
         st->pending.push_back(std::move(op));
     }
 }
+
+// Work made anew at each launch of a graph that captures it (and at once
+// when st is not captured): `make` returns the operation for the stream it
+// is launched into.
+__attribute__((unused)) // fake_nccl.cpp's
+void submit_made_at_launch(Stream *st, std::function<std::function<void()>(Stream *)> make)
+{
+    if (!st->capture) {
+        submit(st, make(st));
+        return;
+    }
+    st->capture->made_at_launch[st->capture->ops.size()] = std::move(make);
+    submit(st, std::function<void()>());
+}
+
+// What a graph's launch leaves to do once the runtime's lock is released
+// (fake_nccl.cpp: waiting until every rank's part of a collective is queued).
+thread_local std::vector<std::function<void()>> after_launch;
 
 // The allocation of any device holding [p, p + bytes), or -1.
 int device_of(const void *p, size_t bytes)
@@ -365,27 +417,28 @@ cublasStatus_t gemm_ex_half(cublasHandle_t handle, cublasOperation_t ta, cublasO
     const uint16_t *ha = static_cast<const uint16_t *>(a), *hb = static_cast<const uint16_t *>(b);
     size_t na = (size_t)lda * (ta == CUBLAS_OP_N ? k : m),
            nb = (size_t)ldb * (tb == CUBLAS_OP_N ? n : k), nc = (size_t)ldc * n;
-    submit(st, [=] {
-        std::vector<float> fa(na), fb(nb), fc;
-        for (size_t i = 0; i < na; i++)
-            fa[i] = from_16(a_type, ha[i]);
-        for (size_t i = 0; i < nb; i++)
-            fb[i] = from_16(a_type, hb[i]);
-        float *out = static_cast<float *>(c);
-        uint16_t *hc = static_cast<uint16_t *>(c);
-        if (c_type != CUDA_R_32F) {
-            fc.resize(nc);
-            for (size_t i = 0; i < nc; i++)
-                fc[i] = be != 0.0f ? from_16(c_type, hc[i]) : 0.0f;
-            out = fc.data();
-        }
-        cblas_sgemm(CblasColMajor, cblas_op(ta), cblas_op(tb), m, n, k, al, fa.data(), lda,
-                    fb.data(), ldb, be, out, ldc);
-        if (c_type != CUDA_R_32F) /* the m rows of each column, not the padding to ldc */
-            for (size_t i = 0; i < nc; i++)
-                if (i % (size_t)ldc < (size_t)m)
-                    hc[i] = to_16(c_type, fc[i]);
-    });
+    submit(st,
+           bp_emu::logged(bp_emu::product("cublasGemmEx 16-bit", m, n, k, BP_EMU_MATH_BF16, 2), [=] {
+               std::vector<float> fa(na), fb(nb), fc;
+               for (size_t i = 0; i < na; i++)
+                   fa[i] = from_16(a_type, ha[i]);
+               for (size_t i = 0; i < nb; i++)
+                   fb[i] = from_16(a_type, hb[i]);
+               float *out = static_cast<float *>(c);
+               uint16_t *hc = static_cast<uint16_t *>(c);
+               if (c_type != CUDA_R_32F) {
+                   fc.resize(nc);
+                   for (size_t i = 0; i < nc; i++)
+                       fc[i] = be != 0.0f ? from_16(c_type, hc[i]) : 0.0f;
+                   out = fc.data();
+               }
+               cblas_sgemm(CblasColMajor, cblas_op(ta), cblas_op(tb), m, n, k, al, fa.data(), lda,
+                           fb.data(), ldb, be, out, ldc);
+               if (c_type != CUDA_R_32F) /* the m rows of each column, not the padding to ldc */
+                   for (size_t i = 0; i < nc; i++)
+                       if (i % (size_t)ldc < (size_t)m)
+                           hc[i] = to_16(c_type, fc[i]);
+           }));
     return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -406,7 +459,7 @@ int bp_emu_enqueue(void *stream, void (*run)(void *), void (*release)(void *), v
     std::shared_ptr<void> job(arg, release);
     if (!st->capture)
         state().counters.kernel_launches++;
-    submit(st, [run, job] { run(job.get()); });
+    submit(st, bp_emu::logged(bp_emu::take_launch_description(), [run, job] { run(job.get()); }));
     return cudaSuccess;
 }
 
@@ -415,7 +468,7 @@ int bp_emu_enqueue(void *stream, void (*run)(void *), void (*release)(void *), v
 cudaError_t cudaGetDeviceCount(int *count)
 {
     API_CALL();
-    *count = kDevices;
+    *count = visible_devices();
     return cudaSuccess;
 }
 
@@ -429,7 +482,7 @@ cudaError_t cudaGetDevice(int *device)
 cudaError_t cudaSetDevice(int device)
 {
     API_CALL();
-    if (device < 0 || device >= kDevices)
+    if (device < 0 || device >= visible_devices())
         return fail(cudaErrorInvalidDevice);
     current_device = device;
     return cudaSuccess;
@@ -438,7 +491,7 @@ cudaError_t cudaSetDevice(int device)
 cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *prop, int device)
 {
     API_CALL();
-    if (device < 0 || device >= kDevices)
+    if (device < 0 || device >= visible_devices())
         return fail(cudaErrorInvalidDevice);
     std::memset(prop, 0, sizeof *prop);
     std::snprintf(prop->name, sizeof prop->name, "backprop emulated GPU %d", device);
@@ -480,6 +533,7 @@ const char *cudaGetErrorName(cudaError_t e)
     case cudaErrorStreamCaptureImplicit: return "cudaErrorStreamCaptureImplicit";
     case cudaErrorStreamCaptureIsolation: return "cudaErrorStreamCaptureIsolation";
     case cudaErrorCapturedEvent: return "cudaErrorCapturedEvent";
+    case cudaErrorStreamCaptureUnjoined: return "cudaErrorStreamCaptureUnjoined";
     case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
     case cudaErrorIllegalAddress: return "cudaErrorIllegalAddress";
     case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
@@ -505,6 +559,8 @@ const char *cudaGetErrorString(cudaError_t e)
         return "operation would make the legacy stream depend on a capturing blocking stream";
     case cudaErrorStreamCaptureIsolation:
         return "dependency created on uncaptured work in another stream";
+    case cudaErrorStreamCaptureUnjoined:
+        return "capture sequence contains a fork that was not joined to the primary stream";
     case cudaErrorCapturedEvent:
         return "operation not permitted on an event last recorded in a capturing stream";
     case cudaErrorInvalidConfiguration: return "invalid configuration argument";
@@ -529,7 +585,8 @@ cudaError_t cudaMalloc(void **ptr, size_t bytes)
     char *p = static_cast<char *>(std::aligned_alloc(256, rounded));
     if (p == nullptr)
         return fail(cudaErrorMemoryAllocation);
-    std::memset(p, 0xCD, rounded);
+    if (!bp_emu::record_only()) // (recording only: the pages stay untouched)
+        std::memset(p, 0xCD, rounded);
     s.device_mem[current_device][p] = bytes;
     s.device_used[current_device] += bytes;
     *ptr = p;
@@ -569,6 +626,7 @@ cudaError_t cudaHostAlloc(void **ptr, size_t bytes, unsigned int flags)
     if (p == nullptr)
         return fail(cudaErrorMemoryAllocation);
     state().pinned[p] = bytes;
+    state().counters.pinned_bytes += (long long)bytes;
     *ptr = p;
     return cudaSuccess;
 }
@@ -580,8 +638,11 @@ cudaError_t cudaFreeHost(void *ptr)
         return forbidden_in_capture();
     state().counters.host_syncs++;
     run_all();
-    if (state().pinned.erase(static_cast<char *>(ptr)) == 0)
+    auto it = state().pinned.find(static_cast<char *>(ptr));
+    if (it == state().pinned.end())
         return fail(cudaErrorInvalidValue);
+    state().counters.pinned_bytes -= (long long)it->second;
+    state().pinned.erase(it);
     std::free(ptr);
     return cudaSuccess;
 }
@@ -613,11 +674,16 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, enum cudaM
         s.counters.d2h_copies += kind == cudaMemcpyDeviceToHost;
         s.counters.host_syncs += pageable; // the host waits for (or may wait for) the copy
     }
+    if (bp_emu::record_only() && kind != cudaMemcpyDeviceToHost) {
+        submit(st, bp_emu::logged(bp_emu::copy("cudaMemcpyAsync", bytes), [] {}));
+        return cudaSuccess;
+    }
     if (kind == cudaMemcpyHostToDevice && pageable) {
         // Pageable source: its bytes are taken now; the write is queued.
         auto copy = std::make_shared<std::vector<char>>(static_cast<const char *>(src),
                                                         static_cast<const char *>(src) + bytes);
-        submit(st, [dst, copy] { std::memcpy(dst, copy->data(), copy->size()); });
+        submit(st, bp_emu::logged(bp_emu::copy("cudaMemcpyAsync", bytes),
+                                  [dst, copy] { std::memcpy(dst, copy->data(), copy->size()); }));
         return cudaSuccess;
     }
     if (kind == cudaMemcpyDeviceToHost && pageable) {
@@ -628,7 +694,8 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, enum cudaM
         std::memcpy(dst, src, bytes);
         return cudaSuccess;
     }
-    submit(st, [dst, src, bytes] { std::memmove(dst, src, bytes); });
+    submit(st, bp_emu::logged(bp_emu::copy("cudaMemcpyAsync", bytes),
+                              [dst, src, bytes] { std::memmove(dst, src, bytes); }));
     return cudaSuccess;
 }
 
@@ -668,7 +735,8 @@ cudaError_t cudaMemsetAsync(void *dst, int value, size_t bytes, cudaStream_t str
         return cudaSuccess;
     if (device_of(dst, bytes) < 0)
         return fail(cudaErrorInvalidValue);
-    submit(st, [dst, value, bytes] { std::memset(dst, value, bytes); });
+    submit(st, bp_emu::logged(bp_emu::copy("cudaMemsetAsync", bytes),
+                              [dst, value, bytes] { std::memset(dst, value, bytes); }));
     return cudaSuccess;
 }
 
@@ -705,7 +773,7 @@ cudaError_t cudaStreamSynchronize(cudaStream_t stream)
     if (st == nullptr)
         return fail(cudaErrorInvalidResourceHandle);
     if (st->capture || unsafe_forbidden())
-        return forbidden_in_capture();
+        return forbidden_in_capture(cudaErrorStreamCaptureUnsupported, st);
     state().counters.host_syncs++;
     run_until(st, nullptr);
     return after_wait();
@@ -718,7 +786,7 @@ cudaError_t cudaStreamQuery(cudaStream_t stream)
     if (st == nullptr)
         return fail(cudaErrorInvalidResourceHandle);
     if (st->capture || unsafe_forbidden())
-        return forbidden_in_capture();
+        return forbidden_in_capture(cudaErrorStreamCaptureUnsupported, st);
     return st->pending.empty() ? cudaSuccess : cudaErrorNotReady;
 }
 
@@ -730,9 +798,9 @@ cudaError_t cudaStreamIsCapturing(cudaStream_t stream, enum cudaStreamCaptureSta
     Stream *st = stream_of(stream);
     if (st == nullptr)
         return fail(cudaErrorInvalidResourceHandle);
-    *status = st->capture == nullptr ? cudaStreamCaptureStatusNone
-              : st->capture_invalid  ? cudaStreamCaptureStatusInvalidated
-                                     : cudaStreamCaptureStatusActive;
+    *status = st->capture == nullptr                ? cudaStreamCaptureStatusNone
+              : st->capture_origin->capture_invalid ? cudaStreamCaptureStatusInvalidated
+                                                    : cudaStreamCaptureStatusActive;
     return cudaSuccess;
 }
 
@@ -793,7 +861,8 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream)
     if (st->capture) { // a node of the graph; waiting for it is then an error
         e->captured = st->capture;
         e->captured_on = st;
-        submit(st, [e] { e->done = true; });
+        e->captured_at = st->capture_ops;
+        st->capture->ops.push_back([e] { e->done = true; }); // not work to join
         return cudaSuccess;
     }
     if (e->stream && !e->done)
@@ -821,7 +890,7 @@ bool in_active_capture(const Event *e)
 cudaError_t check_event_wait(const Event *e)
 {
     if (in_active_capture(e))
-        return forbidden_in_capture(cudaErrorCapturedEvent);
+        return forbidden_in_capture(cudaErrorCapturedEvent, e->captured_on);
     if (unsafe_forbidden())
         return forbidden_in_capture();
     return cudaSuccess;
@@ -875,11 +944,26 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned
         return fail(cudaErrorInvalidResourceHandle);
     if (st->capture) {
         if (e->captured != st->capture && !(e->stream == nullptr && !e->captured))
-            return forbidden_in_capture(cudaErrorStreamCaptureIsolation);
-        return cudaSuccess; // one stream per capture here: already in order
+            return forbidden_in_capture(cudaErrorStreamCaptureIsolation, st);
+        // The graph's operations are kept in issue order, which is already
+        // an order that respects this dependency. The origin waiting for a
+        // fork's last work joins that fork back.
+        Stream *from = e->captured_on;
+        if (e->captured == st->capture && st == st->capture_origin && from != nullptr &&
+            from != st && e->captured_at == from->capture_ops)
+            from->capture_joined = true;
+        return cudaSuccess;
     }
-    if (in_active_capture(e))
-        return forbidden_in_capture(cudaErrorStreamCaptureIsolation);
+    if (in_active_capture(e)) { // a fork: st joins the capture the event belongs to
+        Stream *origin = e->captured_on->capture_origin;
+        st->capture = e->captured;
+        st->capture_origin = origin;
+        st->capture_mode = origin->capture_mode;
+        st->capture_invalid = false;
+        st->capture_joined = false;
+        st->capture_ops = 0;
+        return cudaSuccess;
+    }
     if (e->stream && !e->done && !e->captured && e->stream != st)
         run_until(e->stream, e); // the emulation orders streams by running the earlier work
     return cudaSuccess;
@@ -898,6 +982,9 @@ cudaError_t cudaStreamBeginCapture(cudaStream_t stream, enum cudaStreamCaptureMo
     st->capture = new Graph;
     st->capture_invalid = false;
     st->capture_mode = mode;
+    st->capture_origin = st;
+    st->capture_joined = true;
+    st->capture_ops = 0;
     capturing = st;
     state().global_captures += mode == cudaStreamCaptureModeGlobal;
     return cudaSuccess;
@@ -911,14 +998,27 @@ cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t *graph)
         return fail(cudaErrorInvalidValue);
     if (capturing != st && st->capture_mode != cudaStreamCaptureModeRelaxed)
         return fail(cudaErrorStreamCaptureWrongThread);
+    if (st->capture_origin != st)
+        return fail(cudaErrorStreamCaptureUnmatched); // a fork, not where the capture began
     Graph *g = st->capture;
+    // Every fork leaves the capture; one whose last work was not joined
+    // back to this stream fails it.
+    bool unjoined = false;
+    for (Stream *other : state().streams)
+        if (other != st && other->capture == g) {
+            unjoined |= !other->capture_joined;
+            other->capture = nullptr;
+            other->capture_origin = nullptr;
+        }
     st->capture = nullptr;
+    st->capture_origin = nullptr;
     capturing = nullptr;
     state().global_captures -= st->capture_mode == cudaStreamCaptureModeGlobal;
     *graph = nullptr;
-    if (st->capture_invalid) {
+    if (st->capture_invalid || unjoined) {
         delete g;
-        return fail(cudaErrorStreamCaptureInvalidated);
+        return fail(st->capture_invalid ? cudaErrorStreamCaptureInvalidated
+                                        : cudaErrorStreamCaptureUnjoined);
     }
     state().graphs.insert(g);
     *graph = reinterpret_cast<cudaGraph_t>(g);
@@ -938,7 +1038,9 @@ cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsig
     return cudaSuccess;
 }
 
-cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream)
+namespace {
+
+cudaError_t launch_locked(cudaGraphExec_t exec, cudaStream_t stream)
 {
     API_CALL();
     if (legacy_in_capture(stream))
@@ -950,9 +1052,26 @@ cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream)
     if (st->capture)
         return forbidden_in_capture(); // no graphs inside graphs here
     state().counters.graph_launches++;
-    for (const std::function<void()> &op : x->ops)
-        submit(st, op);
+    for (size_t i = 0; i < x->ops.size(); i++) {
+        auto made = x->made_at_launch.find(i);
+        if (made != x->made_at_launch.end())
+            submit(st, made->second(st));
+        else if (x->ops[i])
+            submit(st, x->ops[i]);
+    }
     return cudaSuccess;
+}
+
+} // namespace
+
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream)
+{
+    cudaError_t e = launch_locked(exec, stream);
+    std::vector<std::function<void()>> then;
+    then.swap(after_launch);
+    for (const std::function<void()> &f : then)
+        f(); // outside the lock: it may wait for other threads' launches
+    return e;
 }
 
 cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec)
@@ -1037,10 +1156,10 @@ cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t ta, cublasOp
     if (s != CUBLAS_STATUS_SUCCESS || st == nullptr)
         return s;
     float al = *alpha, be = *beta;
-    submit(st, [=] {
-        cblas_sgemm(CblasColMajor, cblas_op(ta), cblas_op(tb), m, n, k, al, a, lda, b, ldb, be, c,
-                    ldc);
-    });
+    submit(st, bp_emu::logged(bp_emu::product("cublasSgemm", m, n, k, BP_EMU_MATH_FP32, 4), [=] {
+               cblas_sgemm(CblasColMajor, cblas_op(ta), cblas_op(tb), m, n, k, al, a, lda, b, ldb,
+                           be, c, ldc);
+           }));
     return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -1055,10 +1174,10 @@ cublasStatus_t cublasDgemm(cublasHandle_t handle, cublasOperation_t ta, cublasOp
     if (s != CUBLAS_STATUS_SUCCESS || st == nullptr)
         return s;
     double al = *alpha, be = *beta;
-    submit(st, [=] {
-        cblas_dgemm(CblasColMajor, cblas_op(ta), cblas_op(tb), m, n, k, al, a, lda, b, ldb, be, c,
-                    ldc);
-    });
+    submit(st, bp_emu::logged(bp_emu::product("cublasDgemm", m, n, k, BP_EMU_MATH_FP64, 8), [=] {
+               cblas_dgemm(CblasColMajor, cblas_op(ta), cblas_op(tb), m, n, k, al, a, lda, b, ldb,
+                           be, c, ldc);
+           }));
     return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -1091,17 +1210,18 @@ cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t ta, cublasO
     float *fc = static_cast<float *>(c);
     size_t na = (size_t)lda * (ta == CUBLAS_OP_N ? k : m),
            nb = (size_t)ldb * (tb == CUBLAS_OP_N ? n : k);
-    submit(st, [=] {
-        std::vector<float> ra(fa, fa + na), rb(fb, fb + nb);
-        if (bits < 23) {
-            for (float &x : ra)
-                x = round_mantissa(x, bits);
-            for (float &x : rb)
-                x = round_mantissa(x, bits);
-        }
-        cblas_sgemm(CblasColMajor, cblas_op(ta), cblas_op(tb), m, n, k, al, ra.data(), lda,
-                    rb.data(), ldb, be, fc, ldc);
-    });
+    int math = bits == 10 ? BP_EMU_MATH_TF32 : bits == 7 ? BP_EMU_MATH_BF16 : BP_EMU_MATH_FP32;
+    submit(st, bp_emu::logged(bp_emu::product("cublasGemmEx", m, n, k, math, 4), [=] {
+               std::vector<float> ra(fa, fa + na), rb(fb, fb + nb);
+               if (bits < 23) {
+                   for (float &x : ra)
+                       x = round_mantissa(x, bits);
+                   for (float &x : rb)
+                       x = round_mantissa(x, bits);
+               }
+               cblas_sgemm(CblasColMajor, cblas_op(ta), cblas_op(tb), m, n, k, al, ra.data(), lda,
+                           rb.data(), ldb, be, fc, ldc);
+           }));
     return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -1140,7 +1260,9 @@ void bp_emu_counters_get(bp_emu_counters *out)
 void bp_emu_counters_reset(void)
 {
     LOCKED_CALL();
+    long long pinned = state().counters.pinned_bytes; // a state, not a count
     state().counters = bp_emu_counters{};
+    state().counters.pinned_bytes = pinned;
 }
 
 int bp_emu_inject_fault(void *stream)
@@ -1189,5 +1311,11 @@ cudaError_t submit_product(cudaStream_t stream, std::function<void()> op)
 }
 
 float round_to_mantissa(float x, int bits) { return bits >= 23 ? x : round_mantissa(x, bits); }
+
+void run_all_streams()
+{
+    LOCKED_CALL();
+    run_all();
+}
 
 } // namespace bp_emu

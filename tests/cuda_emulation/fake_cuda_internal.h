@@ -13,6 +13,8 @@
 #include <functional>
 #include <mutex>
 
+#include "emu_hooks.h"
+
 namespace bp_emu {
 
 // The runtime's lock: hold it for the whole of a library call.
@@ -34,11 +36,30 @@ cudaError_t submit_product(cudaStream_t stream, std::function<void()> op);
 // (10) and BF16 (7) compute types round their inputs.
 float round_to_mantissa(float x, int bits);
 
+// Runs the work queued on every stream (what a device synchronisation would).
+void run_all_streams();
+// The work log and record-only mode (fake_work_log.cpp, emu_hooks.h).
+// Whether the device only records (runs nothing).
+bool record_only();
+// op as the device runs it: its description w appended to the open log,
+// then op run unless the device only records.
+std::function<void()> logged(const struct bp_emu_work &w, std::function<void()> op);
+// The description cuda_runtime.h's launch left for this thread's next
+// enqueued kernel ("an undeclared kernel" when none).
+struct bp_emu_work take_launch_description();
+// A product of m x n x k (math: BP_EMU_MATH_*), and a copy or memset.
+struct bp_emu_work product(const char *name, int m, int n, int k, int math, size_t element_bytes);
+struct bp_emu_work copy(const char *name, size_t bytes);
+
 } // namespace bp_emu
 
 // fake_cublaslt.cpp, for tests: from now on cublasLtMatmulAlgoGetHeuristic
 // finds no algorithm (CUBLAS_STATUS_NOT_SUPPORTED) for this epilogue, as the
 // library may for a configuration it does not support; 0 ends that.
 extern "C" void bp_emu_cublaslt_refuse(uint32_t epilogue);
+// fake_cublaslt.cpp, for tests: from now on cublasLtMatmul returns status
+// (a cublasStatus_t) for this epilogue, after its argument checks, having
+// queued nothing; 0 ends that.
+extern "C" void bp_emu_cublaslt_fail_matmul(uint32_t epilogue, int status);
 
 #endif

@@ -17,13 +17,17 @@
 // writes every rank's output.
 //
 // Strict where NCCL is: the stream must be of the communicator's device;
-// a pre-multiplied sum operator must belong to the communicator; group
-// calls must nest. Failures are asynchronous as on a GPU: a rank that does
-// not come to a collective within BP_EMU_NCCL_TIMEOUT_S seconds (default
-// 30), or bp_emu_nccl_inject_error(), makes every communicator of the
-// clique report ncclRemoteError / ncclSystemError from
-// ncclCommGetAsyncError, and its collectives then complete without moving
-// data, as after a real network failure.
+// a pre-multiplied sum operator must belong to the communicator (its scalar
+// a host value, or device memory of its device read when the collective
+// runs: ncclScalarDevice); group calls must nest.
+//
+// Collectives issued into a stream capture are recorded into the graph
+// (as NCCL records them) and queued anew at every launch of it: each
+// launch waits, like an eager call, until every rank has launched its part. Failures are
+// asynchronous as on a GPU: a rank that does not come to a collective within BP_EMU_NCCL_TIMEOUT_S
+// seconds (default 30), or bp_emu_nccl_inject_error(), makes every communicator of the clique
+// report ncclRemoteError / ncclSystemError from ncclCommGetAsyncError, and its collectives then
+// complete without moving data, as after a real network failure.
 #include "fake_cuda.cpp"
 
 #include <nccl.h>
@@ -39,7 +43,8 @@ namespace {
 struct Part {
     const void *send = nullptr;
     void *recv = nullptr;
-    double scale = 1.0; // pre-multiplied sum
+    double scale = 1.0;              // pre-multiplied sum
+    const void *scale_ptr = nullptr; // or its scalar in device memory, read when it runs
     Stream *stream = nullptr;
     std::shared_ptr<Event> arrived; // set when this rank's part has run
 };
@@ -65,10 +70,16 @@ struct Clique {
     ncclResult_t error = ncclSuccess; // sticky, for every rank
 };
 
+struct PremulOp {
+    double value = 1.0;           // ncclScalarHostImmediate
+    const void *device = nullptr; // ncclScalarDevice: where the scalar is
+    ncclDataType_t type = ncclFloat64;
+};
+
 struct CommImpl {
     Clique *clique;
     int rank, device;
-    std::map<int, double> premul_ops; // op -> scalar
+    std::map<int, PremulOp> premul_ops; // op -> its scalar
     int next_op = ncclNumOps;
 };
 
@@ -126,7 +137,8 @@ template <typename T> void combine(Collective &c)
     } else {
         for (int r = 0; r < size; r++) { // rank order: the same sum everywhere
             const T *in = static_cast<const T *>(c.parts[r].send);
-            T s = static_cast<T>(c.parts[r].scale);
+            T s = c.parts[r].scale_ptr ? *static_cast<const T *>(c.parts[r].scale_ptr)
+                                       : static_cast<T>(c.parts[r].scale);
             for (size_t i = 0; i < n; i++) {
                 T v = c.premul ? s * in[i] : in[i];
                 if (r == 0)
@@ -184,75 +196,89 @@ void run_part(Clique *q, long seq, int r)
         combine<int64_t>(*c);
 }
 
-ncclResult_t enqueue(ncclComm_t comm, cudaStream_t stream, Collective::Kind kind, const void *send,
-                     void *recv, size_t count, ncclDataType_t type, ncclRedOp_t op, int root)
+// A collective call as checked: what a part of it needs.
+struct Call {
+    CommImpl *ci = nullptr;
+    Collective::Kind kind = Collective::kAllReduce;
+    const void *send = nullptr;
+    void *recv = nullptr;
+    size_t count = 0;
+    ncclDataType_t type = ncclFloat64;
+    ncclRedOp_t op = ncclSum;
+    bool premul = false;
+    PremulOp scalar;
+    int root = 0;
+};
+
+// NCCL's checks of a call (both locks held).
+ncclResult_t check_call(ncclComm_t comm, Stream *st, Call *c)
 {
-    CommImpl *ci;
-    long seq;
-    Clique *q;
-    {
-        std::lock_guard<std::recursive_mutex> cuda_lock(state().mu);
-        std::unique_lock<std::mutex> lock(nccl().mu);
-        ci = impl(comm);
-        if (ci == nullptr)
+    c->ci = impl(comm);
+    if (c->ci == nullptr)
+        return ncclInvalidArgument;
+    if (st == nullptr || st->device != c->ci->device)
+        return ncclInvalidUsage; // a stream of another device
+    if (type_size(c->type) == 0 ||
+        (c->kind == Collective::kBroadcast && (c->root < 0 || c->root >= c->ci->clique->size)))
+        return ncclInvalidArgument;
+    size_t bytes = c->count * type_size(c->type);
+    if (c->count > 0 &&
+        (device_of(c->send, bytes) != c->ci->device || device_of(c->recv, bytes) != c->ci->device))
+        return ncclInvalidArgument; // buffers must be on the communicator's device
+    if (c->op >= ncclNumOps) {
+        auto it = c->ci->premul_ops.find((int)c->op);
+        if (it == c->ci->premul_ops.end() || it->second.type != c->type)
             return ncclInvalidArgument;
-        Stream *st = stream_of(stream);
-        if (st == nullptr || st->device != ci->device || st->capture)
-            return ncclInvalidUsage; // a stream of another device, or captured (not emulated)
-        if (type_size(type) == 0 ||
-            (kind == Collective::kBroadcast && (root < 0 || root >= ci->clique->size)))
-            return ncclInvalidArgument;
-        size_t bytes = count * type_size(type);
-        if (count > 0 &&
-            (device_of(send, bytes) != ci->device || device_of(recv, bytes) != ci->device))
-            return ncclInvalidArgument; // buffers must be on the communicator's device
-        double scale = 1.0;
-        bool premul = false;
-        if (op >= ncclNumOps) {
-            auto it = ci->premul_ops.find((int)op);
-            if (it == ci->premul_ops.end())
-                return ncclInvalidArgument;
-            scale = it->second;
-            premul = true;
-        } else if (op != ncclSum && op != ncclMax) {
-            return ncclInvalidArgument; // not emulated
-        }
-        q = ci->clique;
-        seq = q->queued[ci->rank]++;
-        std::shared_ptr<Collective> &c = q->collectives[seq];
-        if (!c) {
-            c = std::make_shared<Collective>();
-            c->kind = kind;
-            c->count = count;
-            c->type = type;
-            c->op = premul ? ncclSum : op;
-            c->premul = premul;
-            c->root = root;
-            c->parts.resize(q->size);
-            c->queued.assign(q->size, false);
-            for (Part &p : c->parts) {
-                p.arrived = std::make_shared<Event>();
-                p.arrived->done = false;
-            }
-        } else if (c->kind != kind || c->count != count || c->type != type) {
-            q->error = ncclInvalidUsage; // ranks disagree on the collective
-        }
-        Part &p = c->parts[ci->rank];
-        p.send = send;
-        p.recv = recv;
-        p.scale = scale;
-        p.stream = st;
-        c->queued[ci->rank] = true;
-        p.arrived->stream = st;
-        int r = ci->rank;
-        submit(st, [q, seq, r] { run_part(q, seq, r); });
+        c->scalar = it->second;
+        c->premul = true;
+        c->op = ncclSum;
+    } else if (c->op != ncclSum && c->op != ncclMax) {
+        return ncclInvalidArgument; // not emulated
     }
-    // Returns once every rank has queued its part (or the clique failed);
-    // inside a group the parts are queued by this thread, so no wait.
+    return ncclSuccess;
+}
+
+// This rank's part of the call, queued as its next collective, reached
+// through stream st; returns its sequence number (both locks held).
+long queue_part(const Call &call, Stream *st)
+{
+    Clique *q = call.ci->clique;
+    long seq = q->queued[call.ci->rank]++;
+    std::shared_ptr<Collective> &c = q->collectives[seq];
+    if (!c) {
+        c = std::make_shared<Collective>();
+        c->kind = call.kind;
+        c->count = call.count;
+        c->type = call.type;
+        c->op = call.op;
+        c->premul = call.premul;
+        c->root = call.root;
+        c->parts.resize(q->size);
+        c->queued.assign(q->size, false);
+        for (Part &p : c->parts) {
+            p.arrived = std::make_shared<Event>();
+            p.arrived->done = false;
+        }
+    } else if (c->kind != call.kind || c->count != call.count || c->type != call.type) {
+        q->error = ncclInvalidUsage; // ranks disagree on the collective
+    }
+    Part &p = c->parts[call.ci->rank];
+    p.send = call.send;
+    p.recv = call.recv;
+    p.scale = call.scalar.value;
+    p.scale_ptr = call.scalar.device;
+    p.stream = st;
+    c->queued[call.ci->rank] = true;
+    p.arrived->stream = st;
+    return seq;
+}
+
+// Returns once every rank has queued collective seq (or the clique failed;
+// a rank that never comes fails it after the timeout).
+void wait_all_queued(Clique *q, long seq)
+{
     std::unique_lock<std::mutex> lock(nccl().mu);
     nccl().cv.notify_all();
-    if (group_depth > 0)
-        return ncclSuccess;
     auto all_queued = [&] {
         if (q->error != ncclSuccess)
             return true;
@@ -264,6 +290,41 @@ ncclResult_t enqueue(ncclComm_t comm, cudaStream_t stream, Collective::Kind kind
     if (!nccl().cv.wait_for(lock, std::chrono::duration<double>(timeout_s()), all_queued))
         q->error = ncclRemoteError; // a rank never came: the GPU would hang; report it
     nccl().cv.notify_all();
+}
+
+ncclResult_t enqueue(ncclComm_t comm, cudaStream_t stream, Call call)
+{
+    Clique *q;
+    long seq = -1;
+    {
+        std::lock_guard<std::recursive_mutex> cuda_lock(state().mu);
+        std::unique_lock<std::mutex> lock(nccl().mu);
+        Stream *st = stream_of(stream);
+        ncclResult_t bad = check_call(comm, st, &call);
+        if (bad != ncclSuccess)
+            return bad;
+        q = call.ci->clique;
+        int r = call.ci->rank;
+        if (st->capture) { // recorded: each launch queues a part of its own
+            submit_made_at_launch(st, [call, q, r](Stream *launched) -> std::function<void()> {
+                std::lock_guard<std::mutex> l(nccl().mu);
+                long n = queue_part(call, launched);
+                after_launch.push_back([q, n] { wait_all_queued(q, n); });
+                return [q, n, r] { run_part(q, n, r); };
+            });
+            return ncclSuccess;
+        }
+        seq = queue_part(call, st);
+        submit(st, [q, seq, r] { run_part(q, seq, r); });
+    }
+    // Returns once every rank has queued its part (or the clique failed);
+    // inside a group the parts are queued by this thread, so no wait.
+    if (group_depth > 0) {
+        std::lock_guard<std::mutex> lock(nccl().mu);
+        nccl().cv.notify_all();
+        return ncclSuccess;
+    }
+    wait_all_queued(q, seq);
     return ncclSuccess;
 }
 
@@ -408,17 +469,23 @@ ncclResult_t ncclCommGetAsyncError(ncclComm_t comm, ncclResult_t *async_error)
 ncclResult_t ncclRedOpCreatePreMulSum(ncclRedOp_t *op, void *scalar, ncclDataType_t datatype,
                                       ncclScalarResidence_t residence, ncclComm_t comm)
 {
+    std::lock_guard<std::recursive_mutex> cuda_lock(state().mu);
     std::lock_guard<std::mutex> lock(nccl().mu);
     CommImpl *c = impl(comm);
-    if (c == nullptr || residence != ncclScalarHostImmediate)
-        return ncclInvalidArgument; // device-resident scalars: not emulated
-    double s;
-    if (datatype == ncclFloat32)
-        s = *static_cast<float *>(scalar);
-    else if (datatype == ncclFloat64)
-        s = *static_cast<double *>(scalar);
-    else
+    if (c == nullptr || (datatype != ncclFloat32 && datatype != ncclFloat64))
         return ncclInvalidArgument;
+    PremulOp s;
+    s.type = datatype;
+    if (residence == ncclScalarDevice) {
+        if (device_of(scalar, type_size(datatype)) != c->device)
+            return ncclInvalidArgument; // device memory of the communicator's device
+        s.device = scalar;
+    } else if (residence == ncclScalarHostImmediate) {
+        s.value = datatype == ncclFloat32 ? *static_cast<float *>(scalar)
+                                          : *static_cast<double *>(scalar);
+    } else {
+        return ncclInvalidArgument;
+    }
     int id = c->next_op++;
     c->premul_ops[id] = s;
     *op = static_cast<ncclRedOp_t>(id);
@@ -438,14 +505,27 @@ ncclResult_t ncclAllReduce(const void *sendbuff, void *recvbuff, size_t count,
                            ncclDataType_t datatype, ncclRedOp_t op, ncclComm_t comm,
                            cudaStream_t stream)
 {
-    return enqueue(comm, stream, Collective::kAllReduce, sendbuff, recvbuff, count, datatype, op, 0);
+    Call c;
+    c.kind = Collective::kAllReduce;
+    c.send = sendbuff;
+    c.recv = recvbuff;
+    c.count = count;
+    c.type = datatype;
+    c.op = op;
+    return enqueue(comm, stream, c);
 }
 
 ncclResult_t ncclBroadcast(const void *sendbuff, void *recvbuff, size_t count,
                            ncclDataType_t datatype, int root, ncclComm_t comm, cudaStream_t stream)
 {
-    return enqueue(comm, stream, Collective::kBroadcast, sendbuff, recvbuff, count, datatype,
-                   ncclSum, root);
+    Call c;
+    c.kind = Collective::kBroadcast;
+    c.send = sendbuff;
+    c.recv = recvbuff;
+    c.count = count;
+    c.type = datatype;
+    c.root = root;
+    return enqueue(comm, stream, c);
 }
 
 // Groups: the emulated collectives never block a launch on one thread for

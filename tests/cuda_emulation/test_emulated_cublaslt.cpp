@@ -4,8 +4,8 @@
 // aux leading dimension, a misaligned bias, a missing workspace, a wrong
 // attribute size and a dead handle give cuBLASLt's status codes; a product
 // issued into a stream capture runs when the graph is replayed; when the
-// heuristic finds no algorithm, a training step falls back to the unfused
-// products. Linked against the emulated-GPU library (tests/cuda.cmake) only.
+// heuristic finds no algorithm, or the product is refused, a training step
+// falls back to the unfused products. Linked against the emulated-GPU library (tests/cuda.cmake) only.
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 
@@ -364,16 +364,19 @@ bool z1_stored(bp_network *net)
     return bp_network_get_layer_state(net, 1, 16, z.data(), nullptr, nullptr) == BP_OK;
 }
 
+const uint32_t kStepEpilogues[] = {CUBLASLT_EPILOGUE_DRELU_BGRAD, CUBLASLT_EPILOGUE_RELU_AUX_BIAS,
+                                   CUBLASLT_EPILOGUE_BIAS, CUBLASLT_EPILOGUE_BGRADB};
+
 // When cuBLASLt has no algorithm for an epilogue, the step runs that
 // product unfused and trains as the unfused network does: no algorithm for
 // the backward (the forward still fuses, the backward takes ReLU's
-// derivative from a^l), or none for the forward (nothing fuses).
+// derivative from a^l), none for the forward (nothing fuses), none for the
+// output layer's bias (forward) or bias gradient (weight gradient).
 TEST(EmulatedCublasLt, NoAlgorithmFallsBackToTheUnfusedStep)
 {
     bpt::Net plain = relu_net(0);
     std::vector<double> want = four_steps(plain.get());
-    for (uint32_t refused :
-         {(uint32_t)CUBLASLT_EPILOGUE_DRELU_BGRAD, (uint32_t)CUBLASLT_EPILOGUE_RELU_AUX_BIAS}) {
+    for (uint32_t refused : kStepEpilogues) {
         bp_emu_cublaslt_refuse(refused);
         bpt::Net net = relu_net(1);
         std::vector<double> got = four_steps(net.get());
@@ -383,6 +386,30 @@ TEST(EmulatedCublasLt, NoAlgorithmFallsBackToTheUnfusedStep)
                 << "step " << i << ", epilogue " << refused << " refused";
         EXPECT_EQ(z1_stored(net.get()), refused == CUBLASLT_EPILOGUE_RELU_AUX_BIAS)
             << "epilogue " << refused << " refused";
+    }
+}
+
+// The same when the heuristic offers an algorithm but the product itself
+// is refused, with any status (nothing is queued then): that product runs
+// unfused, in that step and the later ones.
+TEST(EmulatedCublasLt, RefusedProductFallsBackToTheUnfusedStep)
+{
+    bpt::Net plain = relu_net(0);
+    std::vector<double> want = four_steps(plain.get());
+    const int statuses[] = {CUBLAS_STATUS_NOT_SUPPORTED, CUBLAS_STATUS_INVALID_VALUE,
+                            CUBLAS_STATUS_EXECUTION_FAILED, CUBLAS_STATUS_INTERNAL_ERROR};
+    int s = 0;
+    for (uint32_t failed : kStepEpilogues) {
+        int status = statuses[s++ % 4];
+        bp_emu_cublaslt_fail_matmul(failed, status);
+        bpt::Net net = relu_net(1);
+        std::vector<double> got = four_steps(net.get());
+        bp_emu_cublaslt_fail_matmul(0, 0);
+        for (size_t i = 0; i < want.size(); i++)
+            EXPECT_NEAR(got[i], want[i], 1e-5 * std::max(1.0, std::fabs(want[i])))
+                << "step " << i << ", epilogue " << failed << " status " << status;
+        EXPECT_EQ(z1_stored(net.get()), failed == CUBLASLT_EPILOGUE_RELU_AUX_BIAS)
+            << "epilogue " << failed << " status " << status;
     }
 }
 

@@ -83,16 +83,13 @@ TEST(EmulatedRuntime, WaitingOnAnEventRecordedInTheCaptureFails)
         },
         &end);
     EXPECT_EQ(got, cudaErrorCapturedEvent) << cudaGetErrorName(got);
-    // Another stream cannot wait for it either (it is not part of that
-    // stream's work): cudaErrorStreamCaptureIsolation.
-    // (Checked in a second capture, the first being spoilt.)
+    // The capture cannot wait for work recorded outside it:
+    // cudaErrorStreamCaptureIsolation. (In a second capture, the first
+    // being spoilt.)
     cudaError_t end2 = cudaSuccess;
+    ASSERT_EQ(cudaEventRecord(f.event, f.other), cudaSuccess);
     got = f.in_capture(
-        cudaStreamCaptureModeRelaxed,
-        [&] {
-            EXPECT_EQ(cudaEventRecord(f.event, f.stream), cudaSuccess);
-            return cudaStreamWaitEvent(f.other, f.event, 0);
-        },
+        cudaStreamCaptureModeRelaxed, [&] { return cudaStreamWaitEvent(f.stream, f.event, 0); },
         &end2);
     EXPECT_EQ(got, cudaErrorStreamCaptureIsolation) << cudaGetErrorName(got);
     // Relaxed mode: allocating is allowed.
@@ -168,6 +165,106 @@ TEST(EmulatedRuntime, UnsafeCallsInsideACaptureAreRejected)
     EXPECT_EQ(end, cudaSuccess);
     EXPECT_EQ(cudaFree(spare), cudaSuccess);
     EXPECT_EQ(cudaFreeHost(pinned), cudaSuccess);
+}
+
+// Another stream that waits for an event recorded in the capture joins it
+// (a fork): its work is captured, and once an event recorded after it is
+// waited for by the origin stream (the join) the capture ends and replays
+// both streams' work in order.
+TEST(EmulatedRuntime, AForkedStreamIsCapturedAndJoinedBack)
+{
+    Fixture f;
+    cudaEvent_t back = nullptr;
+    ASSERT_EQ(cudaEventCreateWithFlags(&back, cudaEventDisableTiming), cudaSuccess);
+    std::vector<unsigned char> host(256, 0xAB), got(256, 0);
+    void *pinned = nullptr;
+    ASSERT_EQ(cudaHostAlloc(&pinned, 256, cudaHostAllocDefault), cudaSuccess);
+    std::memcpy(pinned, host.data(), 256);
+    ASSERT_EQ(cudaStreamBeginCapture(f.stream, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+    ASSERT_EQ(cudaMemsetAsync(f.dev, 0, 256, f.stream), cudaSuccess);
+    ASSERT_EQ(cudaEventRecord(f.event, f.stream), cudaSuccess);
+    ASSERT_EQ(cudaStreamWaitEvent(f.other, f.event, 0), cudaSuccess); // the fork
+    enum cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+    ASSERT_EQ(cudaStreamIsCapturing(f.other, &status), cudaSuccess);
+    EXPECT_EQ(status, cudaStreamCaptureStatusActive);
+    ASSERT_EQ(cudaMemcpyAsync(f.dev, pinned, 256, cudaMemcpyHostToDevice, f.other), cudaSuccess);
+    ASSERT_EQ(cudaEventRecord(back, f.other), cudaSuccess);
+    ASSERT_EQ(cudaStreamWaitEvent(f.stream, back, 0), cudaSuccess); // the join
+    cudaGraph_t graph = nullptr;
+    ASSERT_EQ(cudaStreamEndCapture(f.stream, &graph), cudaSuccess);
+    ASSERT_EQ(cudaStreamIsCapturing(f.other, &status), cudaSuccess);
+    EXPECT_EQ(status, cudaStreamCaptureStatusNone); // the fork left with the capture
+    // Nothing ran yet; a replay does the memset, then the fork's copy.
+    cudaGraphExec_t exec = nullptr;
+    ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+    ASSERT_EQ(cudaGraphLaunch(exec, f.stream), cudaSuccess);
+    ASSERT_EQ(cudaStreamSynchronize(f.stream), cudaSuccess);
+    ASSERT_EQ(cudaMemcpy(got.data(), f.dev, 256, cudaMemcpyDeviceToHost), cudaSuccess);
+    EXPECT_EQ(got, host);
+    EXPECT_EQ(cudaGraphExecDestroy(exec), cudaSuccess);
+    EXPECT_EQ(cudaGraphDestroy(graph), cudaSuccess);
+    EXPECT_EQ(cudaFreeHost(pinned), cudaSuccess);
+    EXPECT_EQ(cudaEventDestroy(back), cudaSuccess);
+}
+
+// A fork whose last work is not joined back fails the capture
+// (cudaErrorStreamCaptureUnjoined), and the fork stops capturing.
+TEST(EmulatedRuntime, AForkNotJoinedBackFailsTheCapture)
+{
+    Fixture f;
+    ASSERT_EQ(cudaStreamBeginCapture(f.stream, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+    ASSERT_EQ(cudaEventRecord(f.event, f.stream), cudaSuccess);
+    ASSERT_EQ(cudaStreamWaitEvent(f.other, f.event, 0), cudaSuccess);
+    ASSERT_EQ(cudaMemsetAsync(f.dev, 0, 256, f.other), cudaSuccess);
+    cudaGraph_t graph = nullptr;
+    EXPECT_EQ(cudaStreamEndCapture(f.stream, &graph), cudaErrorStreamCaptureUnjoined);
+    EXPECT_EQ(graph, nullptr);
+    (void)cudaGetLastError();
+    EXPECT_EQ(cudaStreamSynchronize(f.other), cudaSuccess); // an ordinary stream again
+}
+
+// Captured work is not work the host can wait for: on a forked stream, a
+// host wait (stream synchronise, query) is refused and spoils the capture,
+// and an event recorded on it cannot be queried or synchronised
+// (cudaErrorCapturedEvent), even in relaxed mode. The data-parallel step
+// must not do either inside a graph (src/parallel/nccl.c).
+TEST(EmulatedRuntime, HostWaitsOnAForksCapturedWorkAreRefused)
+{
+    Fixture f;
+    cudaEvent_t done = nullptr;
+    ASSERT_EQ(cudaEventCreateWithFlags(&done, cudaEventDisableTiming), cudaSuccess);
+    struct Case {
+        const char *what;
+        cudaStreamCaptureMode mode;
+        std::function<cudaError_t()> call;
+        cudaError_t expect;
+    } cases[] = {
+        {"cudaStreamSynchronize of the fork", cudaStreamCaptureModeRelaxed,
+         [&] { return cudaStreamSynchronize(f.other); }, cudaErrorStreamCaptureUnsupported},
+        {"cudaStreamQuery of the fork", cudaStreamCaptureModeRelaxed,
+         [&] { return cudaStreamQuery(f.other); }, cudaErrorStreamCaptureUnsupported},
+        {"cudaEventQuery of the fork's event", cudaStreamCaptureModeRelaxed,
+         [&] { return cudaEventQuery(done); }, cudaErrorCapturedEvent},
+        {"cudaEventSynchronize of the fork's event", cudaStreamCaptureModeRelaxed,
+         [&] { return cudaEventSynchronize(done); }, cudaErrorCapturedEvent},
+        {"cudaEventQuery of the fork's event, thread-local mode", cudaStreamCaptureModeThreadLocal,
+         [&] { return cudaEventQuery(done); }, cudaErrorCapturedEvent},
+    };
+    for (const Case &c : cases) {
+        ASSERT_EQ(cudaStreamBeginCapture(f.stream, c.mode), cudaSuccess);
+        ASSERT_EQ(cudaEventRecord(f.event, f.stream), cudaSuccess);
+        ASSERT_EQ(cudaStreamWaitEvent(f.other, f.event, 0), cudaSuccess);
+        ASSERT_EQ(cudaMemsetAsync(f.dev, 0, 256, f.other), cudaSuccess);
+        ASSERT_EQ(cudaEventRecord(done, f.other), cudaSuccess);
+        cudaError_t got = c.call();
+        EXPECT_EQ(got, c.expect) << c.what << ": " << cudaGetErrorName(got);
+        ASSERT_EQ(cudaStreamWaitEvent(f.stream, done, 0), cudaSuccess); // joined
+        cudaGraph_t graph = nullptr;
+        EXPECT_EQ(cudaStreamEndCapture(f.stream, &graph), cudaErrorStreamCaptureInvalidated)
+            << c.what;
+        (void)cudaGetLastError();
+    }
+    EXPECT_EQ(cudaEventDestroy(done), cudaSuccess);
 }
 
 // A kernel that faults poisons the context: the call that waits for it

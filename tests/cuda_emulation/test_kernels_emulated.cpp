@@ -42,6 +42,14 @@ namespace {
 
 const bp_backend_ops &cpu = bp_cpu_backend_ops;
 
+// The output kernels' scratch (kernels/launch.h), zero-filled as the CUDA
+// backend allocates it; each launch leaves its ticket at 0 again.
+bp_kernel_scratch *test_scratch()
+{
+    static bp_kernel_scratch scratch{};
+    return &scratch;
+}
+
 template <typename T> struct Real;
 template <> struct Real<float> {
     static constexpr bp_dtype dt = BP_F32;
@@ -318,10 +326,10 @@ TYPED_TEST(EmulatedKernels, StepMetricsAgreeAndRepeat)
                                    nullptr, nullptr),
                   BP_OK);
         ASSERT_EQ(emu_step_metrics(nullptr, Real<T>::dt, l.data(), nullptr, nullptr, 1, batch, &e,
-                                   nullptr, nullptr),
+                                   nullptr, nullptr, test_scratch()),
                   cudaSuccess);
         ASSERT_EQ(emu_step_metrics(nullptr, Real<T>::dt, l.data(), nullptr, nullptr, 1, batch,
-                                   &again, nullptr, nullptr),
+                                   &again, nullptr, nullptr, test_scratch()),
                   cudaSuccess);
         // The CPU's running sum over 65536 samples is itself off by ~1e-14.
         EXPECT_NEAR(e, c, 1e-13 * mag / batch) << "batch " << batch;
@@ -344,7 +352,7 @@ TYPED_TEST(EmulatedKernels, StepMetricsAgreeAndRepeat)
                                    batch, &lc, &sc, &cc),
                   BP_OK);
         ASSERT_EQ(emu_step_metrics(nullptr, Real<T>::dt, l.data(), a.data(), labels.data(), n,
-                                   batch, &le, &se, &ce),
+                                   batch, &le, &se, &ce, test_scratch()),
                   cudaSuccess);
     }
     EXPECT_EQ(sc.steps_seen, 3);
@@ -422,7 +430,7 @@ TYPED_TEST(EmulatedKernels, FusedOutputStepMatchesTheSeparateKernels)
                         int64_t cs = 3;
                         double ms = 0;
                         ASSERT_EQ(emu_step_metrics(nullptr, Real<T>::dt, ls.data(), as.data(), lp,
-                                                   n, batch, &ms, &ss, &cs),
+                                                   n, batch, &ms, &ss, &cs, test_scratch()),
                                   cudaSuccess);
                         // The fused kernel.
                         std::vector<T> af = a0, df(count), lf(batch), dbf(n);
@@ -431,9 +439,10 @@ TYPED_TEST(EmulatedKernels, FusedOutputStepMatchesTheSeparateKernels)
                         int64_t cf = 3;
                         double mf = 0;
                         ASSERT_EQ(emu_output_step(nullptr, Real<T>::dt, loss, act, 0.01, z.data(),
-                                                  af.data(), yp, lp, df.data(), lf.data(),
-                                                  dbf.data(), n, batch, &mf, &sf, &cf),
+                                                  af.data(), yp, lp, df.data(), lf.data(), dbf.data(),
+                                                  n, batch, &mf, &sf, &cf, test_scratch()),
                                   cudaSuccess);
+                        EXPECT_EQ(test_scratch()->ticket, 0u) << "the last block resets it";
                         EXPECT_TRUE(same_bits(as, af)) << what;
                         EXPECT_TRUE(same_bits(ds, df)) << what;
                         EXPECT_TRUE(same_bits(ls, lf)) << what;
@@ -499,7 +508,7 @@ TYPED_TEST(EmulatedKernels, PredictedClassesMatchCpu)
             [&] {
                 se = bp_step_scalars{};
                 ASSERT_EQ(emu_step_metrics(nullptr, Real<T>::dt, l.data(), a.data(), labels.data(),
-                                           n, batch, &me, &se, &ce),
+                                           n, batch, &me, &se, &ce, test_scratch()),
                           cudaSuccess);
                 EXPECT_EQ(se.correct, sc.correct) << "n " << n;
                 EXPECT_GE(se.correct, batch / 2) << "n " << n;

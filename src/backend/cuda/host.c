@@ -3,14 +3,16 @@
  * handle, pinned staging, device memory, and the table of operations that
  * train.c runs. GEMMs go to cuBLAS with the column-major argument lists the
  * CPU backend passes to CBLAS; element-wise work goes to the kernels in kernels/;
- * a hidden ReLU layer's products in float32 training steps go to cuBLASLt
- * with their epilogues fused (docs/design.md, section 2).
+ * a hidden ReLU layer's products and the output layer's in float32 training
+ * steps go to cuBLASLt with their epilogues fused (lt_plans.c;
+ * docs/design.md, section 2).
  *
  * Every CUDA, cuBLAS and cuBLASLt return code is checked and becomes a
  * status whose message names the failing call. Nothing here allocates
  * device memory or synchronises during a step, except download and sync,
  * which are meant to wait; the only host allocations are a cuBLASLt plan's
- * descriptors, once per product shape, kept for every later step.
+ * descriptors, once per product shape, kept for every later step, and the
+ * pinned staging areas, at the first upload that needs them.
  */
 #include <cublasLt.h>
 #include <cublas_v2.h>
@@ -20,6 +22,7 @@
 
 #include "launch.h"
 #include "backend/backend.h"
+#include "backend/cuda/lt_plans.h"
 #include "backend/cuda/mixed.h"
 #include "backend/cuda/status.h"
 #include "api/error.h"
@@ -27,20 +30,10 @@
 /* cuBLAS workspace, set once so a step can be captured in a CUDA graph. */
 #define WORKSPACE_BYTES ((size_t)32 << 20)
 
-/* cuBLASLt plans kept per context: a step of an L-layer network needs at
- * most 2 (L - 1) per batch size. Beyond that, the oldest is replaced. */
-#define LT_PLANS 64
-
-/* One fused product of a shape: its descriptor, layouts and the algorithm
- * the heuristic chose, once (nothing allocated or queried in later steps). */
-typedef struct lt_plan {
-    int used;
-    int backward; /* 0: RELU_AUX_BIAS forward, 1: DRELU_BGRAD backward */
-    int m, n, k;
-    cublasLtMatmulDesc_t desc;
-    cublasLtMatrixLayout_t a, b, d; /* C is D (beta 0, in place) */
-    cublasLtMatmulAlgo_t algo;
-} lt_plan;
+/* The pinned staging areas hold at most this much each: a larger upload
+ * goes through them in chunks. */
+#define STAGING_MIN ((size_t)64 << 10)
+#define STAGING_MAX ((size_t)4 << 20)
 
 typedef struct cuda_ctx {
     int device;
@@ -49,13 +42,13 @@ typedef struct cuda_ctx {
     cublasHandle_t blas;
     void *workspace;
     bp_math_mode math_mode;
-    /* cuBLASLt for the fused layer products, sharing blas's workspace (both
-     * on the one stream, so never at the same time). */
-    cublasLtHandle_t lt;
-    lt_plan plans[LT_PLANS];
-    int next_plan; /* the slot a new plan takes when all are used */
-    /* Two pinned staging areas used in turn; staged[i] records when the
-     * copy out of area i has finished, so it may be refilled. */
+    /* cuBLASLt for the fused products (lt_plans.c), sharing blas's workspace. */
+    bp_lt lt;
+    /* The output layer's kernels' scratch (kernels/launch.h), on the device. */
+    bp_kernel_scratch *scratch;
+    /* Two pinned staging areas of staging_bytes used in turn, allocated at
+     * the first upload that needs them; staged[i] records when the copy out
+     * of area i has finished, so it may be refilled. */
     unsigned char *staging[2];
     cudaEvent_t staged[2];
     size_t staging_bytes;
@@ -124,16 +117,7 @@ static void quiet_leave(int switched, int previous)
         return leave_device(&guard_, on_device_status_); \
     } while (0)
 
-static void lt_plan_destroy(lt_plan *pl)
-{
-    if (pl->desc != NULL)
-        cublasLtMatmulDescDestroy(pl->desc);
-    cublasLtMatrixLayout_t layouts[] = {pl->a, pl->b, pl->d};
-    for (int i = 0; i < 3; i++)
-        if (layouts[i] != NULL)
-            cublasLtMatrixLayoutDestroy(layouts[i]);
-    memset(pl, 0, sizeof *pl);
-}
+static bp_status alloc_on_device(cuda_ctx *c, size_t bytes, void **ptr);
 
 static void cuda_ctx_destroy(void *p)
 {
@@ -150,10 +134,9 @@ static void cuda_ctx_destroy(void *p)
         if (c->staging[i] != NULL)
             cudaFreeHost(c->staging[i]);
     }
-    for (int i = 0; i < LT_PLANS; i++)
-        lt_plan_destroy(&c->plans[i]);
-    if (c->lt != NULL)
-        cublasLtDestroy(c->lt);
+    bp_lt_destroy(&c->lt);
+    if (c->scratch != NULL)
+        cudaFree(c->scratch);
     if (c->blas != NULL)
         cublasDestroy(c->blas);
     if (c->workspace != NULL)
@@ -179,7 +162,11 @@ static bp_status cuda_ctx_create(const bp_network_config *cfg, size_t staging_by
         return bp_fail(BP_ERR_OUT_OF_MEMORY, "cuda backend: no host memory for the context");
     c->device = cfg->device;
     c->math_mode = cfg->math_mode;
-    c->staging_bytes = staging_bytes;
+    /* Staging areas of the step's largest upload, but at least 64 KiB (fewer
+     * chunks for parameters) and at most STAGING_MAX. */
+    c->staging_bytes = staging_bytes < STAGING_MIN   ? STAGING_MIN
+                       : staging_bytes > STAGING_MAX ? STAGING_MAX
+                                                     : staging_bytes;
     device_guard g;
     bp_status st = enter_device(c->device, &g);
     if (st != BP_OK) {
@@ -212,16 +199,12 @@ static bp_status cuda_ctx_create(const bp_network_config *cfg, size_t staging_by
     if (st == BP_OK)
         st = BP_CUBLAS_CHECK(cublasSetWorkspace(c->blas, c->workspace, WORKSPACE_BYTES));
     if (st == BP_OK)
-        st = BP_CUBLAS_CHECK(cublasLtCreate(&c->lt));
+        st = bp_lt_create(&c->lt, c->stream, c->workspace, WORKSPACE_BYTES, c->math_mode);
     /* Exact FP32 unless a tensor-core mode was asked for (then per GEMM). */
     if (st == BP_OK)
         st = BP_CUBLAS_CHECK(cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH));
-    for (int i = 0; i < 2 && st == BP_OK; i++) {
-        st = BP_CUDA_CHECK(cudaHostAlloc((void **)&c->staging[i],
-                                         staging_bytes ? staging_bytes : 1, cudaHostAllocDefault));
-        if (st == BP_OK)
-            st = BP_CUDA_CHECK(cudaEventCreateWithFlags(&c->staged[i], cudaEventDisableTiming));
-    }
+    if (st == BP_OK)
+        st = alloc_on_device(c, sizeof *c->scratch, (void **)&c->scratch);
     if (st != BP_OK) {
         cuda_ctx_destroy(c);
         return leave_device(&g, st);
@@ -272,13 +255,41 @@ static void cuda_release(void *p, void *ptr)
     quiet_leave(switched, previous);
 }
 
+/* The two staging areas, at the first upload (never inside a capture:
+ * upload_on_device refuses that first). */
+static bp_status staging_ready(cuda_ctx *c)
+{
+    for (int i = 0; i < 2; i++) {
+        if (c->staging[i] != NULL)
+            continue;
+        BP_TRY(BP_CUDA_CHECK(
+            cudaHostAlloc((void **)&c->staging[i], c->staging_bytes, cudaHostAllocDefault)));
+        BP_TRY(BP_CUDA_CHECK(cudaEventCreateWithFlags(&c->staged[i], cudaEventDisableTiming)));
+    }
+    return BP_OK;
+}
+
+/* Up to staging_bytes through the next area. Waits only until the copy
+ * out of this area (two chunks ago) is done, and only when it is not (a
+ * query is not a wait): the device keeps computing earlier work meanwhile. */
+static bp_status upload_chunk(cuda_ctx *c, void *dst, const void *src, size_t bytes)
+{
+    int i = c->next;
+    c->next ^= 1;
+    cudaError_t ready = cudaEventQuery(c->staged[i]);
+    if (ready == cudaErrorNotReady)
+        ready = cudaEventSynchronize(c->staged[i]);
+    BP_TRY(bp_cuda_status(ready, "waiting for a staging area (cudaEventQuery/Synchronize)"));
+    memcpy(c->staging[i], src, bytes);
+    BP_TRY(BP_CUDA_CHECK(
+        cudaMemcpyAsync(dst, c->staging[i], bytes, cudaMemcpyHostToDevice, c->stream)));
+    return BP_CUDA_CHECK(cudaEventRecord(c->staged[i], c->stream));
+}
+
+/* Any size, in chunks of a staging area (bounded: a large network's
+ * parameters or a data set never pin their own size of host memory). */
 static bp_status upload_on_device(cuda_ctx *c, void *dst, const void *src, size_t bytes)
 {
-    if (bytes > c->staging_bytes) {
-        /* Larger than a staging area (parameters, data sets): synchronous. */
-        BP_TRY(BP_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c->stream)));
-        return BP_CUDA_CHECK(cudaStreamSynchronize(c->stream));
-    }
     /* A copy out of staging cannot be captured: the host's wait for the
      * staging area is illegal during capture, and a replay would copy
      * whatever the area then holds. Say so instead of failing obscurely. */
@@ -291,19 +302,13 @@ static bp_status upload_on_device(cuda_ctx *c, void *dst, const void *src, size_
                        "would not repeat the copy); upload the data to bp_buffers first and "
                        "train on them without a host row list",
                        bytes);
-    int i = c->next;
-    c->next ^= 1;
-    /* Wait only until the copy out of this area (two uploads ago) is done,
-     * and only when it is not (a query is not a wait): the device keeps
-     * computing earlier work meanwhile. */
-    cudaError_t ready = cudaEventQuery(c->staged[i]);
-    if (ready == cudaErrorNotReady)
-        ready = cudaEventSynchronize(c->staged[i]);
-    BP_TRY(bp_cuda_status(ready, "waiting for a staging area (cudaEventQuery/Synchronize)"));
-    memcpy(c->staging[i], src, bytes);
-    BP_TRY(BP_CUDA_CHECK(
-        cudaMemcpyAsync(dst, c->staging[i], bytes, cudaMemcpyHostToDevice, c->stream)));
-    return BP_CUDA_CHECK(cudaEventRecord(c->staged[i], c->stream));
+    BP_TRY(staging_ready(c));
+    for (size_t done = 0; done < bytes;) {
+        size_t chunk = bytes - done < c->staging_bytes ? bytes - done : c->staging_bytes;
+        BP_TRY(upload_chunk(c, (char *)dst + done, (const char *)src + done, chunk));
+        done += chunk;
+    }
+    return BP_OK;
 }
 
 static bp_status download_on_device(cuda_ctx *c, void *dst, const void *src, size_t bytes)
@@ -429,7 +434,7 @@ static bp_status cuda_step_metrics(void *p, bp_dtype dt, const void *sample_loss
     cuda_ctx *c = p;
     ON_DEVICE(c, BP_CUDA_LAUNCH("step_metrics",
                                 bp_launch_step_metrics(c->stream, dt, sample_loss, a, labels, n,
-                                                       batch, loss, scalars, cursor)));
+                                                       batch, loss, scalars, cursor, c->scratch)));
 }
 
 static bp_status cuda_check_finite(void *p, bp_dtype dt, const void *g, size_t count,
@@ -485,10 +490,10 @@ static bp_status cuda_output_step(void *p, bp_dtype dt, bp_loss loss, bp_activat
                                   int64_t *cursor)
 {
     cuda_ctx *c = p;
-    ON_DEVICE(
-        c, BP_CUDA_LAUNCH("output_step", bp_launch_output_step(c->stream, dt, loss, act, slope, z,
-                                                               a, y, labels, d, sample_loss, db, n,
-                                                               batch, loss_out, scalars, cursor)));
+    ON_DEVICE(c, BP_CUDA_LAUNCH("output_step",
+                                bp_launch_output_step(c->stream, dt, loss, act, slope, z, a, y,
+                                                      labels, d, sample_loss, db, n, batch,
+                                                      loss_out, scalars, cursor, c->scratch)));
 }
 
 static bp_status cuda_delta_bias_grad(void *p, bp_dtype dt, bp_activation act, double slope,
@@ -501,191 +506,52 @@ static bp_status cuda_delta_bias_grad(void *p, bp_dtype dt, bp_activation act, d
                                                                           z, a, d, db, n, batch)));
 }
 
-/* ---- fused layer products (cuBLASLt epilogues) ------------------------- */
+/* ---- fused products (cuBLASLt epilogues, lt_plans.c) ------------------- */
 
-/* Forward:  D = relu(W^T A + bias) with the ReLU bit-mask in aux
- *   cublasLtMatmul(TRANSA = T, TRANSB = N, m = n_out, n = batch, k = n_in,
- *                  A = W (k x m, ld n_in), B = a_in (k x n, ld n_in),
- *                  C = D = a_out (m x n, ld n_out), beta 0,
- *                  EPILOGUE_RELU_AUX_BIAS, BIAS_POINTER = bias,
- *                  EPILOGUE_AUX_POINTER = mask, EPILOGUE_AUX_LD = mask_ld)
- * Backward: D = (W B) (.) mask, bias = sum over the columns of D
- *   cublasLtMatmul(TRANSA = N, TRANSB = N, m = n_in, n = batch, k = n_out,
- *                  A = W (m x k, ld n_in), B = d (k x n, ld n_out),
- *                  C = D = d_prev (m x n, ld n_in), beta 0,
- *                  EPILOGUE_DRELU_BGRAD, BIAS_POINTER = db,
- *                  EPILOGUE_AUX_POINTER = mask, EPILOGUE_AUX_LD = mask_ld)
- * Compute type from the math mode as for cublasGemmEx, scale type FP32.
- * BP_ERR_UNSUPPORTED when the heuristic has no algorithm for the shape:
- * train.c then runs that product unfused.
- * The plan of a shape is made once: the heuristic is told the workspace
- * (the cuBLAS one) and 16-byte minimum alignments, which train.c
- * guarantees for every pointer, so its algorithm fits every later call of
- * the shape; only the bias and aux pointers are set per call. */
-
-static bp_status lt_check(cublasStatus_t s, const char *what, int m, int n, int k)
+/* The products of train.c's argument lists with their epilogues (backend.h):
+ * float32 only; BP_ERR_UNSUPPORTED, having issued nothing, when cuBLASLt
+ * offers no algorithm or refuses the call: train.c then runs the product
+ * unfused. */
+static bp_status fused(cuda_ctx *c, bp_dtype dt, bp_lt_kind kind, int m, int n, int k, const void *a,
+                       const void *b, void *d, const void *bias, const void *aux, int64_t aux_ld)
 {
-    if (s == CUBLAS_STATUS_SUCCESS)
-        return BP_OK;
-    return bp_fail(BP_ERR_CUBLAS,
-                   "%s (m %d, n %d, k %d) failed: %s (%s); the network's fused_epilogues = 0 "
-                   "(the command's --no-fused-epilogues) avoids cuBLASLt",
-                   what, m, n, k, cublasLtGetStatusString(s), cublasLtGetStatusName(s));
-}
-
-static cublasStatus_t lt_set(cublasLtMatmulDesc_t desc, cublasLtMatmulDescAttributes_t attr,
-                             const void *value, size_t bytes)
-{
-    return cublasLtMatmulDescSetAttribute(desc, attr, value, bytes);
-}
-
-static bp_status lt_plan_create(cuda_ctx *c, lt_plan *pl, int backward, int m, int n, int k,
-                                const void *bias, const void *mask, int64_t mask_ld)
-{
-    cublasComputeType_t compute = c->math_mode == BP_MATH_TF32   ? CUBLAS_COMPUTE_32F_FAST_TF32
-                                  : c->math_mode == BP_MATH_BF16 ? CUBLAS_COMPUTE_32F_FAST_16BF
-                                                                 : CUBLAS_COMPUTE_32F;
-    int32_t ta = backward ? CUBLAS_OP_N : CUBLAS_OP_T, tb = CUBLAS_OP_N;
-    uint32_t epilogue = backward ? CUBLASLT_EPILOGUE_DRELU_BGRAD : CUBLASLT_EPILOGUE_RELU_AUX_BIAS;
-    pl->backward = backward;
-    pl->m = m;
-    pl->n = n;
-    pl->k = k;
-    const char *what = "creating a cuBLASLt plan";
-    cublasStatus_t s = cublasLtMatmulDescCreate(&pl->desc, compute, CUDA_R_32F);
-    const struct {
-        cublasLtMatmulDescAttributes_t attr;
-        const void *value;
-        size_t bytes;
-    } attrs[] = {
-        {CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta},
-        {CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb},
-        {CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue},
-        {CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias},
-        {CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &mask, sizeof mask},
-        {CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &mask_ld, sizeof mask_ld},
-    };
-    for (size_t i = 0; s == CUBLAS_STATUS_SUCCESS && i < sizeof attrs / sizeof attrs[0]; i++)
-        s = lt_set(pl->desc, attrs[i].attr, attrs[i].value, attrs[i].bytes);
-    /* A as stored: k x m for TRANSA = T; B: k x n; D: m x n. */
-    if (s == CUBLAS_STATUS_SUCCESS)
-        s = backward ? cublasLtMatrixLayoutCreate(&pl->a, CUDA_R_32F, (uint64_t)m, (uint64_t)k, m)
-                     : cublasLtMatrixLayoutCreate(&pl->a, CUDA_R_32F, (uint64_t)k, (uint64_t)m, k);
-    if (s == CUBLAS_STATUS_SUCCESS)
-        s = cublasLtMatrixLayoutCreate(&pl->b, CUDA_R_32F, (uint64_t)k, (uint64_t)n, k);
-    if (s == CUBLAS_STATUS_SUCCESS)
-        s = cublasLtMatrixLayoutCreate(&pl->d, CUDA_R_32F, (uint64_t)m, (uint64_t)n, m);
-    if (s != CUBLAS_STATUS_SUCCESS)
-        return lt_check(s, what, m, n, k);
-
-    cublasLtMatmulPreference_t pref = NULL;
-    s = cublasLtMatmulPreferenceCreate(&pref);
-    uint64_t ws = WORKSPACE_BYTES;
-    uint32_t align = 16;
-    if (s == CUBLAS_STATUS_SUCCESS)
-        s = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-                                                 &ws, sizeof ws);
-    cublasLtMatmulPreferenceAttributes_t aligns[] = {
-        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
-        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
-    for (int i = 0; i < 4 && s == CUBLAS_STATUS_SUCCESS; i++)
-        s = cublasLtMatmulPreferenceSetAttribute(pref, aligns[i], &align, sizeof align);
-    cublasLtMatmulHeuristicResult_t result;
-    int found = 0;
-    if (s == CUBLAS_STATUS_SUCCESS)
-        s = cublasLtMatmulAlgoGetHeuristic(c->lt, pl->desc, pl->a, pl->b, pl->d, pl->d, pref, 1,
-                                           &result, &found);
-    if (pref != NULL)
-        cublasLtMatmulPreferenceDestroy(pref);
-    if (s == CUBLAS_STATUS_NOT_SUPPORTED ||
-        (s == CUBLAS_STATUS_SUCCESS && (found < 1 || result.state != CUBLAS_STATUS_SUCCESS))) {
-        pl->used = 2; /* remembered: this shape stays unfused */
-        return bp_fail(BP_ERR_UNSUPPORTED,
-                       "cublasLtMatmulAlgoGetHeuristic (m %d, n %d, k %d, %s) found no algorithm",
-                       m, n, k, backward ? "DRELU_BGRAD" : "RELU_AUX_BIAS");
-    }
-    if (s != CUBLAS_STATUS_SUCCESS)
-        return lt_check(s, "cublasLtMatmulAlgoGetHeuristic", m, n, k);
-    pl->algo = result.algo;
-    pl->used = 1;
-    return BP_OK;
-}
-
-/* The plan of this product, made now if there is none (host work only:
- * descriptors and the heuristic, no stream or allocation call). */
-static bp_status lt_plan_get(cuda_ctx *c, int backward, int m, int n, int k, const void *bias,
-                             const void *mask, int64_t mask_ld, lt_plan **out)
-{
-    lt_plan *free_slot = NULL;
-    for (int i = 0; i < LT_PLANS; i++) {
-        lt_plan *pl = &c->plans[i];
-        if (pl->used && pl->backward == backward && pl->m == m && pl->n == n && pl->k == k) {
-            if (pl->used == 2)
-                return bp_fail(BP_ERR_UNSUPPORTED, "cuBLASLt has no algorithm for this product");
-            *out = pl;
-            return BP_OK;
-        }
-        if (!pl->used && free_slot == NULL)
-            free_slot = pl;
-    }
-    if (free_slot == NULL) {
-        free_slot = &c->plans[c->next_plan];
-        c->next_plan = (c->next_plan + 1) % LT_PLANS;
-    }
-    lt_plan_destroy(free_slot);
-    bp_status st = lt_plan_create(c, free_slot, backward, m, n, k, bias, mask, mask_ld);
-    if (st != BP_OK) {
-        int unsupported = free_slot->used == 2;
-        lt_plan_destroy(free_slot);
-        if (unsupported) { /* kept, so that the next step does not ask again */
-            free_slot->used = 2;
-            free_slot->backward = backward;
-            free_slot->m = m;
-            free_slot->n = n;
-            free_slot->k = k;
-        }
-        return st;
-    }
-    *out = free_slot;
-    return BP_OK;
-}
-
-static bp_status lt_run(cuda_ctx *c, int backward, const void *w, const void *b, const void *bias,
-                        const void *mask, int64_t mask_ld, void *out, int m, int n, int k)
-{
-    lt_plan *pl = NULL;
-    BP_TRY(lt_plan_get(c, backward, m, n, k, bias, mask, mask_ld, &pl));
-    cublasStatus_t s = lt_set(pl->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
-    if (s == CUBLAS_STATUS_SUCCESS)
-        s = lt_set(pl->desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &mask, sizeof mask);
-    if (s == CUBLAS_STATUS_SUCCESS)
-        s = lt_set(pl->desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &mask_ld, sizeof mask_ld);
-    float one = 1.0f, zero = 0.0f;
-    if (s == CUBLAS_STATUS_SUCCESS)
-        s = cublasLtMatmul(c->lt, pl->desc, &one, w, pl->a, b, pl->b, &zero, out, pl->d, out,
-                           pl->d, &pl->algo, c->workspace, WORKSPACE_BYTES, c->stream);
-    return lt_check(s, backward ? "cublasLtMatmul (DRELU_BGRAD)" : "cublasLtMatmul (RELU_AUX_BIAS)",
-                    m, n, k);
+    if (dt != BP_F32)
+        return bp_fail(BP_ERR_UNSUPPORTED, "fused epilogues are float32 only");
+    ON_DEVICE(c, bp_lt_matmul(&c->lt, kind, m, n, k, a, b, d, bias, aux, aux_ld));
 }
 
 static bp_status cuda_linear_relu_forward(void *p, bp_dtype dt, const void *w, const void *a_in,
                                           const void *bias, void *a_out, void *mask,
                                           int64_t mask_ld, int n_out, int batch, int n_in)
 {
-    cuda_ctx *c = p;
-    if (dt != BP_F32)
-        return bp_fail(BP_ERR_UNSUPPORTED, "fused ReLU epilogues are float32 only");
-    ON_DEVICE(c, lt_run(c, 0, w, a_in, bias, mask, mask_ld, a_out, n_out, batch, n_in));
+    return fused(p, dt, BP_LT_RELU_AUX_BIAS, n_out, batch, n_in, w, a_in, a_out, bias, mask,
+                 mask_ld);
 }
 
 static bp_status cuda_linear_drelu_backward(void *p, bp_dtype dt, const void *w, const void *d,
                                             const void *mask, int64_t mask_ld, void *d_prev,
                                             void *db, int n_in, int batch, int n_out)
 {
+    return fused(p, dt, BP_LT_DRELU_BGRAD, n_in, batch, n_out, w, d, d_prev, db, mask, mask_ld);
+}
+
+static bp_status cuda_linear_bias_forward(void *p, bp_dtype dt, const void *w, const void *a_in,
+                                          const void *bias, void *z, int n_out, int batch, int n_in)
+{
+    return fused(p, dt, BP_LT_BIAS, n_out, batch, n_in, w, a_in, z, bias, NULL, 0);
+}
+
+static bp_status cuda_linear_wgrad_bgrad(void *p, bp_dtype dt, const void *a_in, const void *d,
+                                         void *dw, void *db, int n_in, int batch, int n_out)
+{
+    return fused(p, dt, BP_LT_BGRADB, n_in, n_out, batch, a_in, d, dw, db, NULL, 0);
+}
+
+/* For tests (backend/cuda/lt_plans.h): the state of a product's plan. */
+int bp_cuda_lt_plan_state(void *p, int kind, int m, int n, int k, const void *bias, const void *aux)
+{
     cuda_ctx *c = p;
-    if (dt != BP_F32)
-        return bp_fail(BP_ERR_UNSUPPORTED, "fused ReLU epilogues are float32 only");
-    ON_DEVICE(c, lt_run(c, 1, w, d, db, mask, mask_ld, d_prev, n_in, batch, n_out));
+    return bp_lt_plan_state(&c->lt, (bp_lt_kind)kind, m, n, k, bias, aux);
 }
 
 /* ---- whole steps as CUDA graphs ---------------------------------------- */
@@ -782,6 +648,8 @@ const bp_backend_ops bp_cuda_backend_ops = {
     .graph_release = cuda_graph_release,
     .linear_relu_forward = cuda_linear_relu_forward,
     .linear_drelu_backward = cuda_linear_drelu_backward,
+    .linear_bias_forward = cuda_linear_bias_forward,
+    .linear_wgrad_bgrad = cuda_linear_wgrad_bgrad,
     /* mixed precision (mixed.c) */
     .gather_rows_half = bp_cuda_gather_rows_half,
     .gather_epoch_half = bp_cuda_gather_epoch_half,
