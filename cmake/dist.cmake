@@ -9,7 +9,8 @@ set_property(CACHE BP_MPI PROPERTY STRINGS AUTO ON OFF)
 set(BP_NCCL "AUTO" CACHE STRING "Data-parallel CUDA ranks over NCCL: AUTO (when found with CUDA), ON, OFF")
 set_property(CACHE BP_NCCL PROPERTY STRINGS AUTO ON OFF)
 
-set(BP_DIST_SOURCES src/parallel/comm.c src/parallel/absent.c src/parallel/launcher.c)
+set(BP_DIST_SOURCES src/parallel/comm.c src/parallel/agree.c src/parallel/absent.c
+                    src/parallel/launcher.c)
 set(BP_DIST_LIBRARIES "")
 set(BP_DIST_INCLUDE_DIRS "")
 set(BP_DIST_DEFINITIONS "")
@@ -19,7 +20,7 @@ if(NOT BP_MPI STREQUAL "OFF")
   find_package(MPI COMPONENTS C QUIET)
   if(MPI_C_FOUND)
     set(BP_HAVE_MPI ON)
-    list(APPEND BP_DIST_SOURCES src/parallel/mpi.c)
+    list(APPEND BP_DIST_SOURCES src/parallel/mpi.c src/parallel/alarm.c)
     list(APPEND BP_DIST_LIBRARIES ${MPI_C_LIBRARIES})  # paths, so the export needs no MPI target
     list(APPEND BP_DIST_INCLUDE_DIRS ${MPI_C_INCLUDE_DIRS})
     list(APPEND BP_DIST_DEFINITIONS BP_HAVE_MPI=1)

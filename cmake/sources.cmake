@@ -22,8 +22,13 @@ set(BP_SOURCES
   src/check/gradcheck.c
   src/check/compare.c
   # backend/: the table of operations, which are built, the CPU backend
+  # (its operations, its threads, its GEMMs in blocks)
   src/backend/registry.c
   src/backend/cpu.c
+  src/backend/cpu_pool.c
+  src/backend/cpu_gemm.c
+  src/backend/cpu_threads.c
+  src/backend/cpu_output.c
   src/backend/cpu_mixed.c
   # data/: data sets (IDX, CSV)
   src/data/dataset.c

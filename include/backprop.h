@@ -220,9 +220,19 @@ typedef struct bp_device_info {
  * backend is built but no device or driver is present;
  * BP_ERR_NOT_BUILT when it is not built. */
 BP_API bp_status bp_cuda_device_count(int *count);
+
 BP_API bp_status bp_cuda_device_info_sized(int ordinal, bp_device_info *out, size_t size);
 #define bp_cuda_device_info(ordinal, out) \
     bp_cuda_device_info_sized((ordinal), (out), sizeof(bp_device_info))
+
+/* The threads a CPU network with config threads = 0 runs on: the
+ * processors this process may run on (its affinity mask: taskset, cgroup
+ * cpusets, an MPI launcher's binding), divided among the ranks an MPI
+ * launcher or Slurm's srun started on this node (OMPI_COMM_WORLD_LOCAL_SIZE,
+ * MPI_LOCALNRANKS, MV2_COMM_WORLD_LOCAL_SIZE, SLURM_STEP_TASKS_PER_NODE):
+ * min(affinity, online processors / local ranks), at least 1, at most
+ * 256. Set config threads to choose another number. */
+BP_API bp_status bp_cpu_thread_count(int *threads);
 
 /* ------------------------------------------------------------------------ */
 /* Names of the enumerations                                                 */
@@ -261,6 +271,7 @@ typedef struct bp_network bp_network;
 
 #define BP_MAX_LAYERS 64
 #define BP_MAX_WIDTH (1 << 20)
+#define BP_MAX_THREADS 1024 /* config threads */
 
 typedef struct bp_network_config {
     size_t struct_size;               /* set by bp_network_config_init (see
@@ -310,6 +321,16 @@ typedef struct bp_network_config {
                                backend without mixed precision refuses it
                                (BP_ERR_UNSUPPORTED); nothing falls back to
                                float32. */
+    /* CPU backend only */
+    int threads; /* the threads the network's operations run on: the
+                    caller's and threads - 1 that the network starts (they
+                    sleep while it is not used). 0 (default): automatic,
+                    bp_cpu_thread_count(). Results are bit-identical for
+                    every thread count. The BLAS is run single-threaded
+                    (with OpenBLAS: openblas_set_num_threads(1), which in
+                    its pthreads build holds for the whole process): the
+                    network's threads share each product among them.
+                    No effect on CUDA. */
 } bp_network_config;
 
 /* Fills *cfg with the defaults above (sizes and activations NULL,
@@ -328,9 +349,10 @@ BP_API void bp_network_config_init(bp_network_config *cfg);
  *
  * Reproducibility of training: the same network, seed, data and batches
  * give bit-identical results run after run on the same backend, device
- * model and BLAS thread count (no atomics in any reduction). A different
- * OpenBLAS thread count (OPENBLAS_NUM_THREADS) or GPU model may round the
- * GEMMs differently; results then agree to rounding, not bit for bit. */
+ * model and BLAS (no atomics in any reduction), and on the CPU for every
+ * thread count (config threads). Another BLAS, CPU model (whose kernels
+ * the BLAS picks) or GPU model may round the GEMMs differently; results
+ * then agree to rounding, not bit for bit. */
 BP_API bp_status bp_network_create(const bp_network_config *cfg, bp_network **out);
 
 /* Frees a network and everything it allocated. NULL is a no-op. Buffers
@@ -567,7 +589,11 @@ BP_API bp_status bp_network_set_optimizer_state(bp_network *net, bp_optimizer_st
                                                 int layer, const void *weight, const void *bias);
 /* The number of updates applied since the optimizer was set or reset
  * (torch's state['step']; a step the non-finite guard skipped does not
- * count). Setting it (>= 0) with the state restores a saved optimizer. */
+ * count). Setting it (0..BP_MAX_OPTIMIZER_STEP) with the state restores a
+ * saved optimizer. The count stops at BP_MAX_OPTIMIZER_STEP, 2^53, the
+ * largest the double of Adam's bias corrections holds exactly (where they
+ * are 1 to the last bit anyway). */
+#define BP_MAX_OPTIMIZER_STEP ((int64_t)1 << 53)
 BP_API bp_status bp_network_get_optimizer_step(const bp_network *net, int64_t *step);
 BP_API bp_status bp_network_set_optimizer_step(bp_network *net, int64_t step);
 
@@ -756,6 +782,40 @@ BP_API bp_status bp_comm_rank(const bp_comm *comm, int *rank, int *size);
 /* Frees a communicator. NULL is a no-op. A network joined to it must leave
  * it (or be freed) first. */
 BP_API void bp_comm_free(bp_comm *comm);
+
+/* This rank has failed (it cannot read its data, write its file, ...) and
+ * says so to the others: every other rank's pending or next collective on
+ * comm fails within about half a second (a collective this rank had
+ * already joined still completes there) with BP_ERR_COMM and a message
+ * naming this rank and why (why may be NULL), instead of waiting out the
+ * timeout; comm is broken here as well. Not collective and never blocks
+ * for long (the small messages are sent eagerly). Call it before leaving
+ * on an error, then exit without waiting for the others (a program that
+ * finalises MPI would wait for every rank there). Over MPI communicators
+ * (bp_comm_create_mpi, CPU and CUDA); NCCL communicators made without MPI
+ * have no side channel: their other ranks time out. */
+BP_API bp_status bp_comm_abort(bp_comm *comm, const char *why);
+
+/* One value that must be the same on every rank, named as its user knows
+ * it ("--lr", "--data"): a number, compared bit for bit, or (bytes not
+ * NULL) n_bytes of memory, compared by a 64-bit checksum (a data set's
+ * arrays, a schedule's name). */
+typedef struct bp_comm_value {
+    const char *name;
+    double number;
+    const void *bytes;
+    size_t n_bytes;
+} bp_comm_value;
+
+/* Checks that every rank passes the same n values in the same order
+ * (collective: one small all-reduce when they agree). A difference is
+ * BP_ERR_INVALID_ARGUMENT on every rank with a message naming the first
+ * value that differs, rank 0's and this rank's value (numbers) and which
+ * ranks differ from rank 0 ("--lr differs between the ranks: 0.02 on rank
+ * 0, 0.05 here on rank 1; 1 of the 3 ranks differ from rank 0 (rank 1)").
+ * Ranks that would train with different hyperparameters, epochs or
+ * data must not start: bp_network_join compares only the parameters. */
+BP_API bp_status bp_comm_agree(bp_comm *comm, const bp_comm_value *values, int n);
 
 /* Joins net to comm (collective over comm's ranks): checks that net's
  * backend fits comm's engine and that the parameters, architecture and
@@ -1088,6 +1148,10 @@ typedef struct bp_dataset_options {
     int header;         /* CSV: -1 (default) detect a header row, 0 none, 1 one */
     int unlabeled;      /* CSV: 1 = every column is a feature, no labels or
                            targets (data to predict on); default 0 */
+    int n_features;     /* the features per sample the caller needs (a
+                           network's inputs), or 0 (default): any. A file
+                           with another count fails at its first row (CSV)
+                           or header (IDX), before its data is read */
 } bp_dataset_options;
 
 BP_API void bp_dataset_options_init_sized(bp_dataset_options *opt, size_t size);
@@ -1121,8 +1185,13 @@ BP_API bp_status bp_dataset_load_idx(const char *images_path, const char *labels
                                      const bp_dataset_options *opt, bp_dataset **out);
 BP_API bp_status bp_dataset_load_csv(const char *path, const bp_dataset_options *opt,
                                      bp_dataset **out);
+/* The largest class label a data set holds (so a class count fits an int
+ * with room to spare). */
+#define BP_MAX_LABEL 1000000
+
 /* A data set from arrays in memory (copied): x [n, n_features] of dtype;
- * labels int32 [n] when n_targets == 0, else targets [n, n_targets]. */
+ * labels int32 [n] in [0, BP_MAX_LABEL] when n_targets == 0, else targets
+ * [n, n_targets]. */
 BP_API bp_status bp_dataset_create(int n, int n_features, int n_targets, bp_dtype dtype,
                                    const void *x, const int32_t *labels, const void *targets,
                                    bp_dataset **out);

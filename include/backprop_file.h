@@ -32,7 +32,13 @@ extern "C" {
  *  - A target that exists and is not a regular file (device, FIFO, socket,
  *    directory) is refused with BP_ERR_IO: only regular files are replaced.
  *  - Temporary files left beside the target by processes that no longer
- *    run (killed during a write) are removed by the next replacement.
+ *    run (killed during a write) are removed by the next replacement: only
+ *    names of exactly the form above, regular files of this user, whose
+ *    writer's process is gone and whose lock is free. A writer holds an
+ *    exclusive flock on its temporary file from before it has a name until
+ *    it is in place, so a writer in another PID namespace, or on another
+ *    host of a file system with shared locks, is never taken for a dead
+ *    one.
  * Allocation failures are BP_ERR_OUT_OF_MEMORY, a name too long for the
  * temporary file BP_ERR_INVALID_ARGUMENT, system errors BP_ERR_IO. */
 typedef struct bp_file_replace bp_file_replace;

@@ -97,6 +97,18 @@ typedef struct bp_update_step {
     int skip;  /* the non-finite guard fired: touch nothing */
 } bp_update_step;
 
+/* The largest step count (= BP_MAX_OPTIMIZER_STEP, include/backprop.h):
+ * 2^53, the largest count the double of the bias corrections holds exactly. */
+#define BP_M_MAX_STEP ((int64_t)1 << 53)
+
+/* The number of the update after `step` updates: step + 1, or step when the
+ * guard skips it; it stops at BP_M_MAX_STEP instead of overflowing (the
+ * library refuses a larger count from a caller or a file). */
+BP_HD int64_t bp_update_number(int64_t step, int64_t skip)
+{
+    return step + (skip != 0 || step >= BP_M_MAX_STEP ? 0 : 1);
+}
+
 /* t is the number of this update (1 for the first), as torch's state['step']
  * after its increment. */
 BP_HD bp_update_step bp_update_prepare(const bp_update_rule *r, double lr, int64_t t,

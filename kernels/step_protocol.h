@@ -65,7 +65,7 @@ BP_HD void bp_step_reject(bp_step_scalars *s)
  * the count again when the step is skipped. */
 BP_HD int64_t bp_step_update_count(const bp_step_scalars *s)
 {
-    return s->step + (s->skip ? 0 : 1);
+    return bp_update_number(s->step, s->skip); /* saturates at BP_M_MAX_STEP (bp_math.h) */
 }
 
 /* The update closes the step: the count for the next one and the clipping

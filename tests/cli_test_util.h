@@ -5,6 +5,7 @@
 #define BP_CLI_TEST_UTIL_H
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -56,6 +57,35 @@ protected:
         std::stringstream s;
         s << f.rdbuf();
         return s.str();
+    }
+    // Starts the command with argv, stdout to out_fd (or a file), stderr to a file.
+    pid_t spawn(const std::vector<std::string> &args, int out_fd = -1) const
+    {
+        pid_t pid = fork();
+        if (pid == 0) {
+            int err = open(file("stderr").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            dup2(err, 2);
+            if (out_fd >= 0)
+                dup2(out_fd, 1);
+            else
+                dup2(open(file("stdout").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644), 1);
+            std::vector<char *> argv;
+            std::string exe = cli();
+            argv.push_back(const_cast<char *>(exe.c_str()));
+            for (const std::string &a : args)
+                argv.push_back(const_cast<char *>(a.c_str()));
+            argv.push_back(nullptr);
+            execv(exe.c_str(), argv.data());
+            _exit(127);
+        }
+        return pid;
+    }
+    // The exit status of a spawned command, or 128 + the signal that ended it.
+    static int wait_code(pid_t pid)
+    {
+        int status = 0;
+        waitpid(pid, &status, 0);
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     }
     // Two Gaussian blobs (spread sigma) with 3 features, label last; with
     // flip > 0 that fraction of the labels is wrong (confident mistakes).

@@ -118,6 +118,9 @@ foreach(np 2 3)
   endforeach()
   bp_add_mpi_test(dist_mpi.np${np}_nan_stops_every_rank ${np} nan)
   bp_add_mpi_test(dist_mpi.np${np}_join_refuses_different_networks ${np} mismatch)
+  # a failing rank tells the others at once; values that must agree are named
+  bp_add_mpi_test(dist_mpi.np${np}_abort_fails_the_others_at_once ${np} abort)
+  bp_add_mpi_test(dist_mpi.np${np}_agree_names_the_value_and_the_ranks ${np} agree)
 endforeach()
 # The trainer over MPI ranks: equal to one process, resumed exactly (issue 16).
 bp_add_mpi_test(dist_mpi.np2_trainer_equals_one_process_and_resumes 2 trainer)
@@ -136,6 +139,17 @@ if(bp_mpiexec_version MATCHES "Open MPI|OpenRTE")
 endif()
 
 # The command: mpirun -np 2 backprop train.
+if(TARGET backprop_cli AND bp_mpiexec_version MATCHES "Open MPI|OpenRTE")
+  # A rank that fails before, at or after the join, or while writing, ends
+  # the whole run within seconds (Open MPI's rank variables pick the rank).
+  foreach(np 2 3)
+    add_test(NAME dist_mpi.np${np}_cli_a_failing_rank_ends_the_run
+             COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/dist_fail.sh ${np} $<TARGET_FILE:backprop_cli>
+                     ${MPIEXEC_EXECUTABLE} ${bp_mpiexec_flags})
+    set_tests_properties(dist_mpi.np${np}_cli_a_failing_rank_ends_the_run PROPERTIES
+                         ENVIRONMENT "${bp_mpi_env}" TIMEOUT 400)
+  endforeach()
+endif()
 if(TARGET backprop_cli)
   add_test(NAME dist_mpi.np2_cli_train_equals_one_process
            COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/dist_cli.sh $<TARGET_FILE:backprop_cli>

@@ -54,7 +54,7 @@ TEST_F(Cli, BadFlagsAndValuesAreNamed)
         {"train --data " + csv + " --dtype f16", "unknown dtype 'f16'"},
         {"train --data " + csv + " --device tpu", "--device: 'tpu'"},
         {"train --data " + csv + " --layers 3,x,2", "--layers: 'x' is not an integer"},
-        {"train --data " + csv + " --layers 4,8,2", "the first size is 4 but the data has 3"},
+        {"train --data " + csv + " --layers 4,8,2", "has 3 features per sample, but 4 are needed"},
         {"train --data " + csv + " --activations relu,identity", "2 names for 3 layers"},
         {"train --data " + csv + " --epochs", "--epochs needs a value"},
         {"train --data " + csv + " --no-shuffle=yes", "--no-shuffle takes no value"},
@@ -141,7 +141,7 @@ TEST_F(Cli, TrainSaveEvalPredict)
     EXPECT_CONTAINS(u.out, "\n0,");
     Result ue = run("eval --model " + model + " --data " + file("u.csv"));
     EXPECT_NE(ue.code, 0);
-    EXPECT_CONTAINS(ue.err, "2 features, but the model takes 3");
+    EXPECT_CONTAINS(ue.err, "has 2 features per sample, but 3 are needed");
 
     // The model is a network of the library, loadable directly.
     bp_network *net = nullptr;

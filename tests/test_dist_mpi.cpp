@@ -15,6 +15,12 @@
 //        with BP_ERR_INVALID_ARGUMENT on every rank
 //   kill  the last rank kills itself mid-epoch (SIGKILL): every other rank
 //        gets BP_ERR_COMM from its step within the timeout (2 s) and exits 3
+//   abort the last rank fails before a step and says so (bp_comm_abort):
+//        every other rank's step fails with BP_ERR_COMM naming it and why,
+//        within 2 s although the timeout is 300 s
+//   agree bp_comm_agree: equal values pass; a number, then bytes, that
+//        differ on the last rank fail on every rank naming the value and
+//        that rank
 //   trainer  the library's trainer over the ranks (bp_comm_create_world,
 //        a validation split, warm-up, cosine, early stopping) equals the
 //        trainer of one process (1e-12) and is bit-identical on every rank;
@@ -361,6 +367,84 @@ int mode_kill()
     }
 }
 
+int mode_abort()
+{
+    Data d = make_data(BP_F64);
+    bp_comm *comm = nullptr;
+    BP_OK_OR_DIE(bp_comm_create_mpi(nullptr, nullptr, &comm)); /* the 300 s timeout */
+    bp_network *net = make_net(BP_F64, 7);
+    BP_OK_OR_DIE(bp_network_join(net, comm));
+    bp_optimizer opt = sgd();
+    int lo, hi;
+    shard(kBatch, &lo, &hi);
+    for (int step = 1; step <= 3; step++) {
+        if (step == 3 && g_rank == g_size - 1) {
+            BP_OK_OR_DIE(bp_comm_abort(comm, "cannot open 'its-data.csv'"));
+            CHECK(sgd_step(net, d.x64.data(), d.labels.data(), 1, &opt, nullptr) == BP_ERR_COMM,
+                  "a step after bp_comm_abort did not fail");
+            std::printf("rank %d: OK aborted at step 3\n", g_rank);
+            break;
+        }
+        double t0 = MPI_Wtime();
+        bp_status st = sgd_step(net, d.x64.data() + (size_t)lo * kFeatures, d.labels.data() + lo,
+                                hi - lo, &opt, nullptr);
+        if (step < 3) {
+            CHECK(st == BP_OK, "step %d: %s", step, bp_last_error());
+            continue;
+        }
+        double took = MPI_Wtime() - t0;
+        CHECK(st == BP_ERR_COMM, "step 3: %s: %s", bp_status_string(st), bp_last_error());
+        CHECK(took < 2.0, "the other rank's failure took %.1f s to arrive", took);
+        char want[64];
+        std::snprintf(want, sizeof want, "rank %d of %d failed", g_size - 1, g_size);
+        CHECK(std::strstr(bp_last_error(), want) && std::strstr(bp_last_error(), "its-data.csv"),
+              "message: %s", bp_last_error());
+        std::printf("rank %d: OK step 3 failed after %.2f s: %s\n", g_rank, took, bp_last_error());
+    }
+    bp_network_free(net);
+    bp_comm_free(comm);
+    /* The world is still whole: every rank meets here and finalises. */
+    MPI_Barrier(MPI_COMM_WORLD);
+    return 0;
+}
+
+int mode_agree()
+{
+    bp_comm *comm = nullptr;
+    BP_OK_OR_DIE(bp_comm_create_mpi(nullptr, nullptr, &comm));
+    bool last = g_rank == g_size - 1;
+    std::vector<int32_t> data(1000, 7);
+    bp_comm_value same[] = {{"--epochs", 15, nullptr, 0},
+                            {"--lr", 0.02, nullptr, 0},
+                            {"--data", 0, data.data(), data.size() * sizeof(int32_t)}};
+    BP_OK_OR_DIE(bp_comm_agree(comm, same, 3));
+    bp_comm_value lr[] = {{"--epochs", 15, nullptr, 0},
+                          {"--lr", last ? 0.05 : 0.02, nullptr, 0},
+                          {"--data", 0, data.data(), data.size() * sizeof(int32_t)}};
+    bp_status st = bp_comm_agree(comm, lr, 3);
+    char ranks[64];
+    std::snprintf(ranks, sizeof ranks, "(rank %d)", g_size - 1);
+    const char *at0 = g_rank == 0 ? "0.02 here on rank 0" : "0.02 on rank 0";
+    CHECK(st == BP_ERR_INVALID_ARGUMENT, "different --lr: %s", bp_status_string(st));
+    CHECK(std::strstr(bp_last_error(), "--lr differs") && std::strstr(bp_last_error(), at0) &&
+              std::strstr(bp_last_error(), ranks),
+          "message: %s", bp_last_error());
+    std::printf("rank %d: OK %s\n", g_rank, bp_last_error());
+    if (last)
+        data[999] = 8; /* one label of the last rank's data */
+    st = bp_comm_agree(comm, same, 3);
+    CHECK(st == BP_ERR_INVALID_ARGUMENT, "different data: %s", bp_status_string(st));
+    CHECK(std::strstr(bp_last_error(), "--data differs") && std::strstr(bp_last_error(), ranks),
+          "message: %s", bp_last_error());
+    std::printf("rank %d: OK %s\n", g_rank, bp_last_error());
+    /* Different numbers of values are named as such, without a hang. */
+    st = bp_comm_agree(comm, same, last ? 2 : 3);
+    CHECK(st == BP_ERR_INVALID_ARGUMENT && std::strstr(bp_last_error(), "numbers of values"),
+          "different counts: %s", bp_last_error());
+    bp_comm_free(comm);
+    return 0;
+}
+
 // A trainer's run on `comm` (or alone) from a fresh network; stopped after
 // stop_at steps (0: never) with a checkpoint at ck; resumed from `resume`.
 std::vector<double> trainer_run(const bp_dataset *ds, bp_comm *comm, const char *ck, int stop_at,
@@ -467,11 +551,15 @@ int main(int argc, char **argv)
         rc = mode_mismatch();
     else if (mode == "kill")
         rc = mode_kill();
+    else if (mode == "abort")
+        rc = mode_abort();
+    else if (mode == "agree")
+        rc = mode_agree();
     else if (mode == "trainer")
         rc = mode_trainer();
     else
         std::fprintf(stderr, "usage: test_dist_mpi equal f64|f32 shuffled|ordered | nan | "
-                             "mismatch | kill | trainer\n");
+                             "mismatch | kill | abort | agree | trainer\n");
     MPI_Finalize();
     return rc;
 }

@@ -691,6 +691,42 @@ TEST(Model, LoaderRejectsHostileFiles)
     EXPECT_FAILS(bp_model_load(p.c_str(), nullptr, &net), BP_ERR_FORMAT, "format");
 }
 
+// Strings from a file reach messages escaped: no control character (ESC,
+// BEL, C1) or invalid UTF-8 byte of a hostile file gets to a terminal
+// through bp_last_error(); printable UTF-8 stays as it is.
+TEST(Model, MessagesEscapeWhatTheFileHolds)
+{
+    TempDir dir;
+    std::string p = dir.file("evil.safetensors");
+    auto meta = [](const std::string &acts, const std::string &loss) {
+        return "\"__metadata__\":{\"format\":\"backprop\",\"format_version\":\"1\","
+               "\"activations\":\"" +
+               acts + "\",\"loss\":\"" + loss + "\"}";
+    };
+    const std::string files[] = {
+        meta("relu", "\\u001b]0;owned\\u0007\\u001b[2J"),
+        meta("\\u001b[31mrelu\\u009b", "mse"),
+        meta("relu", "mse\xc2\x9b"
+                     "6n\xff\xfe"),
+    };
+    for (const std::string &m : files) {
+        write_bytes(p, st_file(one_layer("F32", "[2,3]", "[0,24]", "[24,32]", m.c_str()), 32));
+        bp_network *net = nullptr;
+        EXPECT_EQ(bp_model_load(p.c_str(), nullptr, &net), BP_ERR_FORMAT);
+        std::string msg = bp_last_error();
+        for (unsigned char c : msg) {
+            EXPECT_FALSE(c < 0x20 || c == 0x7f) << "a control byte " << (int)c << " in: " << msg;
+        }
+        EXPECT_EQ(msg.find("\xc2\x9b"), std::string::npos) << msg;
+        EXPECT_EQ(msg.find('\xff'), std::string::npos) << msg;
+        EXPECT_NE(msg.find("\\x"), std::string::npos) << msg;
+    }
+    // Printable UTF-8 (a user's file name) is kept.
+    std::string named = dir.file("modèle-π.safetensors");
+    bp_network *net = nullptr;
+    EXPECT_FAILS(bp_model_load(named.c_str(), nullptr, &net), BP_ERR_IO, "modèle-π");
+}
+
 TEST(Model, ForeignMetadataIsReadOnlyForParams)
 {
     TempDir dir;

@@ -145,6 +145,56 @@ TEST_F(Loaders, CsvFromAFifoIsReadOnce)
     }
 }
 
+// Models and checkpoints are read with seeks, so only a regular file will
+// do: a FIFO (or device) given as one is refused before it is opened,
+// never waited on. Each reader runs in a child with an alarm, so a reader
+// that blocks fails the test instead of hanging it.
+TEST_F(Loaders, ModelAndCheckpointReadersNeverWaitOnAFifo)
+{
+    std::string fifo = file("model.fifo");
+    ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+    const char *p = fifo.c_str();
+    const std::vector<std::pair<const char *, std::function<bp_status()>>> readers = {
+        {"bp_checkpoint_peek", [p] { return bp_checkpoint_peek(p, nullptr, nullptr); }},
+        {"bp_checkpoint_load",
+         [p] {
+             int sizes[] = {2, 2};
+             bp_activation acts[] = {BP_ACT_IDENTITY};
+             bp_network_config cfg;
+             bp_network_config_init(&cfg);
+             cfg.n_layers = 1, cfg.sizes = sizes, cfg.activations = acts;
+             bp_network *net = nullptr;
+             if (bp_network_create(&cfg, &net) != BP_OK)
+                 return BP_OK; /* reported as a failure below */
+             bp_status st = bp_checkpoint_load(net, p, nullptr);
+             bp_network_free(net);
+             return st;
+         }},
+        {"bp_model_load",
+         [p] {
+             bp_network *net = nullptr;
+             return bp_model_load(p, nullptr, &net);
+         }},
+    };
+    for (const auto &r : readers) {
+        pid_t pid = fork();
+        ASSERT_GE(pid, 0);
+        if (pid == 0) {
+            alarm(5);
+            bp_status st = r.second();
+            bool refused = st == BP_ERR_IO &&
+                           std::string(bp_last_error()).find("not a regular file") !=
+                               std::string::npos;
+            _exit(refused ? 0 : 1);
+        }
+        int status = 0;
+        ASSERT_EQ(waitpid(pid, &status, 0), pid);
+        EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+            << r.first << " on a FIFO: "
+            << (WIFSIGNALED(status) ? "blocked (killed by the alarm)" : "not refused as such");
+    }
+}
+
 TEST_F(Loaders, BinaryInputIsRejectedAtOnce)
 {
     auto t0 = std::chrono::steady_clock::now();

@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -215,6 +216,59 @@ TEST_F(ReplaceFile, StaleTemporaryFilesOfDeadProcessesAreRemoved)
     }
     EXPECT_EQ(access(live.c_str(), F_OK), 0) << "a running process's temporary file was removed";
     EXPECT_EQ(access(other.c_str(), F_OK), 0) << "another file's temporary file was removed";
+}
+
+// Only what this routine could have made, and only when provably stale:
+// a user's file that merely starts like a temporary name stays, and so
+// does a temporary file whose writer still holds its lock though its pid
+// looks dead here (a writer in another PID namespace, or on another host
+// of a shared file system), and anything not a regular file.
+TEST_F(ReplaceFile, StaleCleanupRemovesOnlyItsOwnDeadTemporaryFiles)
+{
+    pid_t child = fork();
+    if (child == 0)
+        _exit(0);
+    ASSERT_GT(child, 0);
+    waitpid(child, nullptr, 0);
+    std::string p = file("m.st"), dead = std::to_string(child);
+    std::string notes = p + ".tmp-" + dead + "-notes.txt";
+    std::string longer = p + ".tmp-" + dead + "-00000000deadbeef.bak";
+    std::string locked = p + ".tmp-" + dead + "-0123456789abcdef";
+    std::string dir = p + ".tmp-" + dead + "-fedcba9876543210";
+    std::string stale = p + ".tmp-" + dead + "-00000000deadbeef";
+    write(notes, "user's notes");
+    write(longer, "a backup");
+    write(locked, "in progress elsewhere");
+    write(stale, "left by a killed writer");
+    ASSERT_EQ(mkdir(dir.c_str(), 0700), 0);
+    int held = open(locked.c_str(), O_RDONLY);
+    ASSERT_GE(held, 0);
+    ASSERT_EQ(flock(held, LOCK_EX), 0); // as a live writer's lock
+    ASSERT_EQ(replace(p, "fresh"), BP_OK) << bp_last_error();
+    EXPECT_EQ(read(notes), "user's notes") << "a user's file was removed";
+    EXPECT_EQ(read(longer), "a backup") << "a user's file was removed";
+    EXPECT_EQ(read(locked), "in progress elsewhere") << "a locked (live) temporary file was removed";
+    struct stat sb;
+    EXPECT_EQ(stat(dir.c_str(), &sb), 0) << "a directory was removed";
+    if (kill(child, 0) != 0) { // the pid not reused meanwhile
+        EXPECT_NE(access(stale.c_str(), F_OK), 0) << "a stale temporary file stayed";
+    }
+    close(held);
+    // The writer's own temporary file is locked while it is open.
+    bp_file_replace *r = nullptr;
+    ASSERT_EQ(bp_file_replace_begin(p.c_str(), &r), BP_OK) << bp_last_error();
+    std::vector<std::string> t = temps();
+    std::string mine;
+    for (const std::string &n : t)
+        if (n.find(".tmp-" + std::to_string(getpid()) + "-") != std::string::npos)
+            mine = n;
+    ASSERT_FALSE(mine.empty());
+    int probe = open(file(mine).c_str(), O_RDONLY);
+    ASSERT_GE(probe, 0);
+    EXPECT_NE(flock(probe, LOCK_EX | LOCK_NB), 0) << "the writer does not hold its lock";
+    close(probe);
+    ASSERT_EQ(bp_file_replace_commit(r), BP_OK) << bp_last_error();
+    EXPECT_EQ(read(p), "");
 }
 
 TEST_F(ReplaceFile, ConcurrentWritersNeverCollide)

@@ -9,12 +9,60 @@
  * one message per thread, as bp_last_error() documents. */
 static _Thread_local char last_error[1024];
 
+/* The length of the valid UTF-8 sequence at p that is not a control
+ * character (U+0080..U+009F, the C1 controls, count as controls: some
+ * terminals act on them), or 0. */
+static size_t printable_utf8(const unsigned char *p)
+{
+    unsigned char c = p[0];
+    if (c >= 0x20 && c < 0x7f)
+        return 1;
+    size_t n = c >= 0xc2 && c <= 0xdf   ? 2
+               : c >= 0xe0 && c <= 0xef ? 3
+               : c >= 0xf0 && c <= 0xf4 ? 4
+                                        : 0;
+    for (size_t i = 1; i < n; i++)
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+    if (n == 2 && c == 0xc2 && p[1] < 0xa0)
+        return 0; /* C1 */
+    if ((n == 3 && c == 0xe0 && p[1] < 0xa0) || (n == 3 && c == 0xed && p[1] >= 0xa0) ||
+        (n == 4 && c == 0xf0 && p[1] < 0x90) || (n == 4 && c == 0xf4 && p[1] >= 0x90))
+        return 0; /* overlong, a surrogate, or beyond U+10FFFF */
+    return n;
+}
+
+void bp_escape_text(char *dst, size_t size, const char *src)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    const unsigned char *p = (const unsigned char *)src;
+    while (*p != '\0' && size > 0) {
+        size_t n = printable_utf8(p);
+        if (n == 0 && o + 4 < size) {
+            dst[o++] = '\\', dst[o++] = 'x', dst[o++] = hex[*p >> 4], dst[o++] = hex[*p & 15];
+            p++;
+        } else if (n > 0 && o + n < size) {
+            for (size_t i = 0; i < n; i++)
+                dst[o++] = (char)*p++;
+        } else {
+            break;
+        }
+    }
+    if (size > 0)
+        dst[o] = '\0';
+}
+
 bp_status bp_fail(bp_status status, const char *fmt, ...)
 {
+    /* Messages quote file contents and paths: escaped, so that no byte of
+     * a hostile file reaches a terminal as a control sequence. */
+    char raw[sizeof last_error];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    bp_escape_text(last_error, sizeof last_error, raw);
     return status;
 }
 

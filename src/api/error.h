@@ -2,6 +2,8 @@
 #ifndef BP_ERROR_H
 #define BP_ERROR_H
 
+#include <stddef.h>
+
 #include "backprop.h"
 
 #if defined(__GNUC__)
@@ -13,6 +15,12 @@
 /* Records a message for bp_last_error() on this thread and returns status,
  * so that callers can write `return bp_fail(BP_ERR_..., "...", ...);`. */
 bp_status bp_fail(bp_status status, const char *fmt, ...) BP_PRINTF(2, 3);
+
+/* Copies src into dst (size bytes, NUL-terminated, truncated at a whole
+ * character), every byte that is not printable ASCII or a printable UTF-8
+ * character written as \xNN: control characters (ESC, BEL, C1) and
+ * invalid UTF-8. bp_fail applies it to every message. */
+void bp_escape_text(char *dst, size_t size, const char *src);
 
 /* Propagates a failing status from an internal call unchanged. */
 #define BP_TRY(expr)                       \

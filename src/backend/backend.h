@@ -23,6 +23,19 @@
 #include "step_protocol.h"
 #include "step_scalars.h"
 
+/* One product's BLAS argument list (gemm's, below). */
+typedef struct bp_gemm_args {
+    int trans_a, trans_b, m, n, k;
+    double alpha;
+    const void *a;
+    int lda;
+    const void *b;
+    int ldb;
+    double beta;
+    void *c;
+    int ldc;
+} bp_gemm_args;
+
 typedef struct bp_backend_ops {
     const char *name;
 
@@ -120,6 +133,12 @@ typedef struct bp_backend_ops {
                              const void *z, void *a, const void *y, const int32_t *labels, void *d,
                              void *sample_loss, void *db, int n, int batch, double *loss_out,
                              bp_step_scalars *scalars, int64_t *cursor);
+    /* Two products in one operation, each exactly what gemm gives for its
+     * arguments; neither reads or writes the other's C (NULL: gemm, then
+     * gemm). train.c passes a layer's weight gradient and the delta below
+     * it, so that threads share both. */
+    bp_status (*gemm2)(void *ctx, bp_dtype dt, const bp_gemm_args *first,
+                       const bp_gemm_args *second);
     /* hadamard_delta over [batch, n] then bias_grad(d, db), in one
      * operation (NULL: the two one after the other). */
     bp_status (*delta_bias_grad)(void *ctx, bp_dtype dt, bp_activation act, double slope,

@@ -3,15 +3,38 @@
  * lists the CUDA backend passes to cuBLAS) and plain loops over the
  * per-element formulas of kernels/bp_math.h. It is the reference the CUDA
  * backend is compared against.
+ *
+ * Each operation runs on the network's threads (cpu_pool.h): a product in
+ * blocks of C (cpu_gemm.c), a loop in ranges of rows, columns or elements
+ * that depend on the operation's shape alone. Every element is computed by
+ * the same formula in the same order as by one thread, and reductions keep
+ * their order (a bias gradient's column sums the batch in row order, the
+ * loss and the clipping norm are summed by one thread), so the results are
+ * bit-identical for every thread count.
  */
-#include <cblas.h>
+/* GCC if-converts (and so vectorises) a select between two products,
+ * such as the Hadamard delta's back * (z > 0 ? 1 : 0), only when it may
+ * assume that floating-point operations do not trap. No operation's value
+ * changes: there is no reassociation and no contraction; only a constant
+ * 0 / 0 folds to +NaN instead of the run time's -NaN, so the output
+ * layer's operations, where bp_math.h writes one, live in cpu_output.c,
+ * compiled without this. Before every #include, so that bp_math.h's
+ * functions inline into the loops below. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
+
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bp_math.h"
 #include "step_protocol.h"
 #include "backend/backend.h"
+#include "backend/cpu_gemm.h"
 #include "backend/cpu_mixed.h"
+#include "backend/cpu_output.h"
+#include "backend/cpu_pool.h"
 #include "api/error.h"
 
 /* bp_math.h codes activations and losses by the public enums' values
@@ -24,24 +47,34 @@ _Static_assert(BP_M_LEAKY_RELU == (int)BP_ACT_LEAKY_RELU, "bp_math.h: leaky relu
 _Static_assert(BP_M_MSE == (int)BP_LOSS_MSE, "bp_math.h: mse code");
 _Static_assert(BP_M_CROSS_ENTROPY == (int)BP_LOSS_CROSS_ENTROPY, "bp_math.h: cross-entropy code");
 _Static_assert(BP_M_BCE == (int)BP_LOSS_BCE, "bp_math.h: bce code");
+_Static_assert(BP_M_MAX_STEP == BP_MAX_OPTIMIZER_STEP, "bp_math.h: the largest step count");
 
-/* The CPU backend's state: only the mixed precisions' scratch
+#define GRAIN BP_CPU_GRAIN /* elements per task of a loop (cpu_pool.h) */
+
+/* The context: the network's threads, and the mixed precisions' scratch
  * (src/backend/cpu_mixed.c), NULL without them. */
 typedef struct cpu_ctx {
+    bp_cpu_pool *pool;
     bp_cpu_mixed *mixed;
 } cpu_ctx;
 
-bp_cpu_mixed *bp_cpu_ctx_mixed(void *ctx) { return ((cpu_ctx *)ctx)->mixed; }
+static void cpu_ctx_destroy(void *ctx);
 
 static bp_status cpu_ctx_create(const bp_network_config *cfg, size_t staging_bytes, void **ctx)
 {
     (void)staging_bytes;
+    int threads = cfg->threads;
+    if (threads == 0)
+        BP_TRY(bp_cpu_thread_count(&threads));
     cpu_ctx *c = calloc(1, sizeof *c);
     if (c == NULL)
         return bp_fail(BP_ERR_OUT_OF_MEMORY, "cpu backend: no memory for the context");
-    bp_status st = bp_cpu_mixed_create(cfg, &c->mixed);
+    bp_cpu_blas_single_thread(); /* this thread runs products too */
+    bp_status st = bp_cpu_pool_create(threads, bp_cpu_blas_single_thread, &c->pool);
+    if (st == BP_OK)
+        st = bp_cpu_mixed_create(cfg, &c->mixed);
     if (st != BP_OK) {
-        free(c);
+        cpu_ctx_destroy(c);
         return st;
     }
     *ctx = c;
@@ -50,9 +83,19 @@ static bp_status cpu_ctx_create(const bp_network_config *cfg, size_t staging_byt
 
 static void cpu_ctx_destroy(void *ctx)
 {
-    bp_cpu_mixed_destroy(((cpu_ctx *)ctx)->mixed);
-    free(ctx);
+    cpu_ctx *c = ctx;
+    if (c != NULL) {
+        bp_cpu_mixed_destroy(c->mixed);
+        bp_cpu_pool_destroy(c->pool);
+    }
+    free(c);
 }
+
+/* The network's threads; none (the calling thread alone, the same
+ * results) for a NULL context, as the kernel tests pass. */
+bp_cpu_pool *bp_cpu_ctx_pool(void *ctx) { return ctx ? ((cpu_ctx *)ctx)->pool : NULL; }
+bp_cpu_mixed *bp_cpu_ctx_mixed(void *ctx) { return ctx ? ((cpu_ctx *)ctx)->mixed : NULL; }
+static bp_cpu_pool *pool_of(void *ctx) { return bp_cpu_ctx_pool(ctx); }
 
 static bp_status cpu_alloc(void *ctx, size_t bytes, void **ptr)
 {
@@ -101,187 +144,317 @@ static bp_status cpu_gemm(void *ctx, bp_dtype dt, int trans_a, int trans_b, int 
                           double alpha, const void *a, int lda, const void *b, int ldb,
                           double beta, void *c, int ldc)
 {
-    (void)ctx;
-    enum CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans;
-    enum CBLAS_TRANSPOSE tb = trans_b ? CblasTrans : CblasNoTrans;
-    if (dt == BP_F32)
-        cblas_sgemm(CblasColMajor, ta, tb, m, n, k, (float)alpha, (const float *)a, lda,
-                    (const float *)b, ldb, (float)beta, (float *)c, ldc);
-    else
-        cblas_dgemm(CblasColMajor, ta, tb, m, n, k, alpha, (const double *)a, lda,
-                    (const double *)b, ldb, beta, (double *)c, ldc);
+    bp_gemm_args g = {trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc};
+    bp_cpu_gemm(pool_of(ctx), dt, &g);
+    return BP_OK;
+}
+
+static bp_status cpu_gemm2(void *ctx, bp_dtype dt, const bp_gemm_args *first,
+                           const bp_gemm_args *second)
+{
+    bp_cpu_gemm2(pool_of(ctx), dt, first, second);
     return BP_OK;
 }
 
 /* Each element-wise operation is written once as a macro over the real type
  * T and the bp_math.h suffix S, then instantiated for float and double. */
-#define CPU_OPS(T, S)                                                                             \
-    static void bias_act_##S(int act, T slope, const T *bias, T *z, T *a, int n, int batch)       \
-    {                                                                                             \
-        for (int b = 0; b < batch; b++) {                                                         \
-            T *zr = z + (size_t)b * n, *ar = a + (size_t)b * n;                                   \
-            for (int j = 0; j < n; j++) {                                                         \
-                zr[j] += bias[j];                                                                 \
-                ar[j] = bp_act_##S(act, zr[j], slope);                                            \
-            }                                                                                     \
-        }                                                                                         \
-    }                                                                                             \
-    static void softmax_##S(const T *z, T *a, int n, int batch)                                   \
-    {                                                                                             \
-        for (int b = 0; b < batch; b++)                                                           \
-            (void)bp_softmax_row_##S(z + (size_t)b * n, a + (size_t)b * n, n);                    \
-    }                                                                                             \
-    static void output_delta_##S(int loss, int act, T slope, const T *z, const T *a, const T *y,  \
-                                 const int32_t *labels, T *d, T *sample_loss, int n, int batch)   \
-    {                                                                                             \
-        T scale = (T)1 / (T)batch;                                                                \
-        for (int b = 0; b < batch; b++) {                                                         \
-            size_t o = (size_t)b * n;                                                             \
-            sample_loss[b] = bp_output_delta_row_##S(loss, act, slope, z + o, a + o,              \
-                                                     y ? y + o : NULL, labels ? labels[b] : 0, n, \
-                                                     scale, d + o);                               \
-        }                                                                                         \
-    }                                                                                             \
-    static void hadamard_##S(int act, T slope, const T *z, const T *a, T *d, size_t count)        \
-    {                                                                                             \
-        for (size_t i = 0; i < count; i++)                                                        \
-            d[i] = bp_hadamard_delta_##S(act, d[i], z[i], a[i], slope);                           \
-    }                                                                                             \
-    static void bias_grad_##S(const T *d, T *db, int n, int batch)                                \
-    {                                                                                             \
-        for (int j = 0; j < n; j++)                                                               \
-            db[j] = (T)0;                                                                         \
-        for (int b = 0; b < batch; b++) {                                                         \
-            const T *dr = d + (size_t)b * n;                                                      \
-            for (int j = 0; j < n; j++)                                                           \
-                db[j] += dr[j];                                                                   \
-        }                                                                                         \
-    }                                                                                             \
-    /* The batch's loss sum (in b order) and correct predictions. */                              \
-    static double loss_sum_##S(const T *sample_loss, const T *a, const int32_t *labels, int n,    \
-                               int batch, double *correct)                                        \
-    {                                                                                             \
-        double sum = 0.0, hits = 0.0;                                                             \
-        for (int b = 0; b < batch; b++) {                                                         \
-            sum += (double)sample_loss[b];                                                        \
-            if (labels != NULL) {                                                                 \
-                const T *ar = a + (size_t)b * n;                                                  \
-                int best = 0;                                                                     \
-                for (int j = 1; j < n; j++)                                                       \
-                    if (ar[j] > ar[best])                                                         \
-                        best = j;                                                                 \
-                hits += best == labels[b] ? 1.0 : 0.0;                                            \
-            }                                                                                     \
-        }                                                                                         \
-        *correct = hits;                                                                          \
-        return sum;                                                                               \
-    }                                                                                             \
-    static int all_finite_##S(const T *g, size_t count)                                           \
-    {                                                                                             \
-        for (size_t i = 0; i < count; i++)                                                        \
-            if (!(g[i] - g[i] == (T)0))                                                           \
-                return 0;                                                                         \
-        return 1;                                                                                 \
-    }                                                                                             \
-    static double sum_squares_##S(const T *g, size_t count)                                       \
-    {                                                                                             \
-        double s = 0.0;                                                                           \
-        for (size_t i = 0; i < count; i++)                                                        \
-            s += (double)g[i] * (double)g[i];                                                     \
-        return s;                                                                                 \
-    }                                                                                             \
-    static void optimizer_update_##S(const bp_update_rule *r, const bp_update_step *st, T *w,     \
-                                     const T *g, T *s1, T *s2, T *s3, size_t count)               \
-    {                                                                                             \
-        for (size_t i = 0; i < count; i++)                                                        \
-            w[i] = bp_optimizer_update_##S(r, st, w[i], g[i], s1 + i, s2 ? s2 + i : NULL,         \
-                                           s3 ? s3 + i : NULL);                                   \
+/* A loop inlined where it is called with a constant activation or update
+ * rule, so that bp_math.h's switch on it folds away and the loop
+ * vectorises (the same formula, element by element). */
+#if defined(__GNUC__)
+#define CPU_INLINE static inline __attribute__((always_inline))
+#else
+#define CPU_INLINE static inline
+#endif
+
+/* Calls LOOP(act) with act a constant for the piecewise-linear
+ * activations, as it is for the others (which call libm). */
+#define CPU_ACT_SWITCH(act, LOOP)                       \
+    switch (act) {                                      \
+    case BP_M_RELU: LOOP(BP_M_RELU); break;             \
+    case BP_M_LEAKY_RELU: LOOP(BP_M_LEAKY_RELU); break; \
+    case BP_M_IDENTITY: LOOP(BP_M_IDENTITY); break;     \
+    default: LOOP(act); break;                          \
     }
 
+#define CPU_OPS(T, S)                                                                            \
+    CPU_INLINE void bias_act_loop_##S(int act, T slope, const T *restrict bias, T *restrict z,   \
+                                      T *restrict a, int n, int batch)                           \
+    {                                                                                            \
+        for (int b = 0; b < batch; b++) {                                                        \
+            T *zr = z + (size_t)b * n, *ar = a + (size_t)b * n;                                  \
+            for (int j = 0; j < n; j++) {                                                        \
+                zr[j] += bias[j];                                                                \
+                ar[j] = bp_act_##S(act, zr[j], slope);                                           \
+            }                                                                                    \
+        }                                                                                        \
+    }                                                                                            \
+    static void bias_act_##S(int act, T slope, const T *bias, T *z, T *a, int n,                 \
+                             int batch){CPU_ACT_SWITCH(                                          \
+        act, CPU_BIAS_ACT_##S)} CPU_INLINE void hadamard_loop_##S(int act, T slope, const T *z,  \
+                                                                  const T *a, T *restrict d,     \
+                                                                  size_t count)                  \
+    {                                                                                            \
+        for (size_t i = 0; i < count; i++)                                                       \
+            d[i] = bp_hadamard_delta_##S(act, d[i], z[i], a[i], slope);                          \
+    }                                                                                            \
+    static void hadamard_##S(int act, T slope, const T *z, const T *a, T *d,                     \
+                             size_t count){CPU_ACT_SWITCH(act, CPU_HADAMARD_##S)}                \
+    /* The Hadamard delta of `width` columns (rows ld apart), then each                          \
+     * column's sum over the batch in row order: hadamard then bias_grad in                      \
+     * one pass, the same values. */                                                             \
+    CPU_INLINE void delta_bias_loop_##S(int act, T slope, const T *z, const T *a, T *restrict d, \
+                                        T *restrict db, int width, int ld, int batch)            \
+    {                                                                                            \
+        for (int j = 0; j < width; j++)                                                          \
+            db[j] = (T)0;                                                                        \
+        for (int b = 0; b < batch; b++) {                                                        \
+            size_t o = (size_t)b * (size_t)ld;                                                   \
+            for (int j = 0; j < width; j++) {                                                    \
+                T v = bp_hadamard_delta_##S(act, d[o + j], z[o + j], a[o + j], slope);           \
+                d[o + j] = v;                                                                    \
+                db[j] += v;                                                                      \
+            }                                                                                    \
+        }                                                                                        \
+    }                                                                                            \
+    static void delta_bias_##S(int act, T slope, const T *z, const T *a, T *d, T *db, int width, \
+                               int ld, int batch)                                                \
+    {                                                                                            \
+        CPU_ACT_SWITCH(act, CPU_DELTA_BIAS_##S)                                                  \
+    }                                                                                            \
+    /* db[j] = sum_b D[b, j] for the `width` columns from d and db, rows ld                      \
+     * apart: each column summed in row order. */                                                \
+    static void bias_grad_##S(const T *d, T *db, int width, int ld, int batch)                   \
+    {                                                                                            \
+        for (int j = 0; j < width; j++)                                                          \
+            db[j] = (T)0;                                                                        \
+        for (int b = 0; b < batch; b++) {                                                        \
+            const T *dr = d + (size_t)b * ld;                                                    \
+            for (int j = 0; j < width; j++)                                                      \
+                db[j] += dr[j];                                                                  \
+        }                                                                                        \
+    }                                                                                            \
+    static int all_finite_##S(const T *g, size_t count)                                          \
+    {                                                                                            \
+        int finite = 1;                                                                          \
+        for (size_t i = 0; i < count; i++)                                                       \
+            finite &= g[i] - g[i] == (T)0;                                                       \
+        return finite;                                                                           \
+    }                                                                                            \
+    /* The sum of squares in order, and whether every value is finite, in one pass. */           \
+    static int finite_sum_squares_##S(const T *g, size_t count, double *sum)                     \
+    {                                                                                            \
+        double s = 0.0;                                                                          \
+        int finite = 1;                                                                          \
+        for (size_t i = 0; i < count; i++) {                                                     \
+            s += (double)g[i] * (double)g[i];                                                    \
+            finite &= g[i] - g[i] == (T)0;                                                       \
+        }                                                                                        \
+        *sum = s;                                                                                \
+        return finite;                                                                           \
+    }                                                                                            \
+    /* The rule's switches given as constants (the optimizer, and whether                        \
+     * weight decay, momentum, nesterov and amsgrad are on): the same update. */                 \
+    CPU_INLINE void update_loop_##S(bp_update_rule r, bp_update_step st, int type, int decay,    \
+                                    int momentum, int nesterov, int amsgrad, T *restrict w,      \
+                                    const T *restrict g, T *restrict s1, T *restrict s2,         \
+                                    T *restrict s3, size_t count)                                \
+    {                                                                                            \
+        r.type = (bp_optimizer_type)type, r.nesterov = nesterov, r.amsgrad = amsgrad;            \
+        if (!decay)                                                                              \
+            r.weight_decay = 0.0;                                                                \
+        if (!momentum)                                                                           \
+            r.momentum = 0.0;                                                                    \
+        for (size_t i = 0; i < count; i++)                                                       \
+            w[i] = bp_optimizer_update_##S(&r, &st, w[i], g[i], s1 + i, s2 ? s2 + i : NULL,      \
+                                           s3 ? s3 + i : NULL);                                  \
+    }                                                                                            \
+    static void optimizer_update_##S(const bp_update_rule *r, const bp_update_step *st, T *w,    \
+                                     const T *g, T *s1, T *s2, T *s3, size_t count)              \
+    {                                                                                            \
+        int decay = (T)r->weight_decay != (T)0, nest = r->nesterov;                              \
+        const int sgd = BP_OPTIMIZER_SGD;                                                        \
+        if (r->type == BP_OPTIMIZER_SGD && !decay && (T)r->momentum != (T)0 && !nest)            \
+            update_loop_##S(*r, *st, sgd, 0, 1, 0, 0, w, g, s1, NULL, NULL, count);              \
+        else if (r->type == BP_OPTIMIZER_SGD && !decay && (T)r->momentum == (T)0)                \
+            update_loop_##S(*r, *st, sgd, 0, 0, 0, 0, w, g, s1, NULL, NULL, count);              \
+        else if (r->type == BP_OPTIMIZER_SGD)                                                    \
+            update_loop_##S(*r, *st, sgd, decay, 1, nest, 0, w, g, s1, NULL, NULL, count);       \
+        else if (r->type == BP_OPTIMIZER_RMSPROP) /* its switches as they are */                 \
+            update_loop_##S(*r, *st, r->type, 1, 1, nest, r->amsgrad, w, g, s1, s2, s3, count);  \
+        else if (!r->amsgrad)                                                                    \
+            update_loop_##S(*r, *st, r->type, decay, 0, 0, 0, w, g, s1, s2, NULL, count);        \
+        else                                                                                     \
+            update_loop_##S(*r, *st, r->type, decay, 0, 0, 1, w, g, s1, s2, s3, count);          \
+    }
+
+#define CPU_BIAS_ACT_f(ACT) bias_act_loop_f(ACT, slope, bias, z, a, n, batch)
+#define CPU_BIAS_ACT_d(ACT) bias_act_loop_d(ACT, slope, bias, z, a, n, batch)
+#define CPU_HADAMARD_f(ACT) hadamard_loop_f(ACT, slope, z, a, d, count)
+#define CPU_HADAMARD_d(ACT) hadamard_loop_d(ACT, slope, z, a, d, count)
+#define CPU_DELTA_BIAS_f(ACT) delta_bias_loop_f(ACT, slope, z, a, d, db, width, ld, batch)
+#define CPU_DELTA_BIAS_d(ACT) delta_bias_loop_d(ACT, slope, z, a, d, db, width, ld, batch)
 CPU_OPS(float, f)
 CPU_OPS(double, d)
+
+/* ---- the operations, each a loop over ranges on the network's threads ---- */
+
+typedef struct rows_job {
+    bp_dtype dt;
+    int act, n, batch;
+    double slope;
+    const void *bias, *z, *a_in;
+    void *out, *a, *d;
+} rows_job;
+
+/* Offsets of row r in a [.., n] array of the job's dtype. */
+#define ROW(job, p, r) ((char *)(p) + (size_t)(r) * (size_t)(job)->n * bp_dtype_size((job)->dt))
+
+static void bias_act_rows(void *arg, int64_t r0, int64_t r1)
+{
+    const rows_job *j = arg;
+    int rows = (int)(r1 - r0);
+    if (j->dt == BP_F32)
+        bias_act_f(j->act, (float)j->slope, j->bias, (float *)ROW(j, j->out, r0),
+                   (float *)ROW(j, j->a, r0), j->n, rows);
+    else
+        bias_act_d(j->act, j->slope, j->bias, (double *)ROW(j, j->out, r0),
+                   (double *)ROW(j, j->a, r0), j->n, rows);
+}
 
 static bp_status cpu_bias_act(void *ctx, bp_dtype dt, bp_activation act, double slope,
                               const void *bias, void *z, void *a, int n, int batch)
 {
-    (void)ctx;
-    if (dt == BP_F32)
-        bias_act_f(act, (float)slope, bias, z, a, n, batch);
-    else
-        bias_act_d(act, slope, bias, z, a, n, batch);
+    rows_job j = {.dt = dt, .act = act, .n = n, .slope = slope, .bias = bias, .out = z, .a = a};
+    bp_cpu_pool_for(pool_of(ctx), batch, bp_cpu_rows_grain(n), 1, bias_act_rows, &j);
     return BP_OK;
 }
 
-static bp_status cpu_softmax(void *ctx, bp_dtype dt, const void *z, void *a, int n, int batch)
+static void hadamard_range(void *arg, int64_t i0, int64_t i1)
 {
-    (void)ctx;
-    if (dt == BP_F32)
-        softmax_f(z, a, n, batch);
+    const rows_job *j = arg; /* rows of one element */
+    size_t o = (size_t)i0 * bp_dtype_size(j->dt), count = (size_t)(i1 - i0);
+    if (j->dt == BP_F32)
+        hadamard_f(j->act, (float)j->slope, (const float *)((const char *)j->z + o),
+                   (const float *)((const char *)j->a_in + o), (float *)((char *)j->d + o), count);
     else
-        softmax_d(z, a, n, batch);
-    return BP_OK;
-}
-
-static bp_status cpu_output_delta(void *ctx, bp_dtype dt, bp_loss loss, bp_activation act,
-                                  double slope, const void *z, const void *a, const void *y,
-                                  const int32_t *labels, void *d, void *sample_loss, int n,
-                                  int batch)
-{
-    (void)ctx;
-    if (dt == BP_F32)
-        output_delta_f(loss, act, (float)slope, z, a, y, labels, d, sample_loss, n, batch);
-    else
-        output_delta_d(loss, act, slope, z, a, y, labels, d, sample_loss, n, batch);
-    return BP_OK;
+        hadamard_d(j->act, j->slope, (const double *)((const char *)j->z + o),
+                   (const double *)((const char *)j->a_in + o), (double *)((char *)j->d + o), count);
 }
 
 static bp_status cpu_hadamard_delta(void *ctx, bp_dtype dt, bp_activation act, double slope,
                                     const void *z, const void *a, void *d, size_t count)
 {
-    (void)ctx;
-    if (dt == BP_F32)
-        hadamard_f(act, (float)slope, z, a, d, count);
-    else
-        hadamard_d(act, slope, z, a, d, count);
+    rows_job j = {.dt = dt, .act = act, .slope = slope, .z = z, .a_in = a, .d = d};
+    bp_cpu_pool_for(pool_of(ctx), (int64_t)count, GRAIN, 16, hadamard_range, &j);
     return BP_OK;
+}
+
+/* Columns c0..c1 of the bias gradient, each summing the batch in row order. */
+static void bias_grad_cols(void *arg, int64_t c0, int64_t c1)
+{
+    const rows_job *j = arg;
+    size_t o = (size_t)c0 * bp_dtype_size(j->dt);
+    if (j->dt == BP_F32)
+        bias_grad_f((const float *)((const char *)j->z + o), (float *)((char *)j->out + o),
+                    (int)(c1 - c0), j->n, j->batch);
+    else
+        bias_grad_d((const double *)((const char *)j->z + o), (double *)((char *)j->out + o),
+                    (int)(c1 - c0), j->n, j->batch);
 }
 
 static bp_status cpu_bias_grad(void *ctx, bp_dtype dt, const void *d, void *db, int n, int batch)
 {
-    (void)ctx;
-    if (dt == BP_F32)
-        bias_grad_f(d, db, n, batch);
-    else
-        bias_grad_d(d, db, n, batch);
+    rows_job j = {.dt = dt, .n = n, .batch = batch, .z = d, .out = db};
+    int64_t cols = GRAIN / (batch < 1 ? 1 : batch);
+    bp_cpu_pool_for(pool_of(ctx), n, cols < 16 ? 16 : cols, 16, bias_grad_cols, &j);
     return BP_OK;
 }
 
-static bp_status cpu_step_metrics(void *ctx, bp_dtype dt, const void *sample_loss, const void *a,
-                                  const int32_t *labels, int n, int batch, double *loss,
-                                  bp_step_scalars *scalars, int64_t *cursor)
+/* Columns c0..c1 of the Hadamard delta and the bias gradient together. */
+static void delta_bias_cols(void *arg, int64_t c0, int64_t c1)
 {
-    (void)ctx;
-    double correct = 0.0;
-    double sum = dt == BP_F32 ? loss_sum_f(sample_loss, a, labels, n, batch, &correct)
-                              : loss_sum_d(sample_loss, a, labels, n, batch, &correct);
-    *loss = sum / (double)batch;
-    if (scalars != NULL)
-        bp_step_count_batch(scalars, sum, correct, batch, cursor);
+    const rows_job *j = arg;
+    size_t o = (size_t)c0 * bp_dtype_size(j->dt);
+    int width = (int)(c1 - c0);
+#define AT(p) ((char *)(p) + o)
+    if (j->dt == BP_F32)
+        delta_bias_f(j->act, (float)j->slope, (const float *)AT(j->z), (const float *)AT(j->a_in),
+                     (float *)AT(j->d), (float *)AT(j->out), width, j->n, j->batch);
+    else
+        delta_bias_d(j->act, j->slope, (const double *)AT(j->z), (const double *)AT(j->a_in),
+                     (double *)AT(j->d), (double *)AT(j->out), width, j->n, j->batch);
+#undef AT
+}
+
+static bp_status cpu_delta_bias_grad(void *ctx, bp_dtype dt, bp_activation act, double slope,
+                                     const void *z, const void *a, void *d, void *db, int n,
+                                     int batch)
+{
+    rows_job j = {.dt = dt, .act = act, .n = n, .batch = batch, .slope = slope, .z = z};
+    j.a_in = a, j.d = d, j.out = db;
+    int64_t cols = GRAIN / (batch < 1 ? 1 : batch);
+    bp_cpu_pool_for(pool_of(ctx), n, cols < 16 ? 16 : cols, 16, delta_bias_cols, &j);
     return BP_OK;
+}
+
+typedef struct finite_job {
+    bp_dtype dt;
+    const void *g;
+    atomic_int bad;
+} finite_job;
+
+static void finite_range(void *arg, int64_t i0, int64_t i1)
+{
+    finite_job *j = arg;
+    size_t o = (size_t)i0 * bp_dtype_size(j->dt), count = (size_t)(i1 - i0);
+    int ok = j->dt == BP_F32 ? all_finite_f((const float *)((const char *)j->g + o), count)
+                             : all_finite_d((const double *)((const char *)j->g + o), count);
+    if (!ok)
+        atomic_store_explicit(&j->bad, 1, memory_order_relaxed);
 }
 
 static bp_status cpu_check_finite(void *ctx, bp_dtype dt, const void *g, size_t count,
                                   double *clip_parts, bp_step_scalars *scalars)
 {
-    (void)ctx;
     bp_step_open_update(scalars);
-    int ok = dt == BP_F32 ? all_finite_f(g, count) : all_finite_d(g, count);
+    int ok = 1;
+    if (clip_parts != NULL) {
+        /* One partial sum: the whole sum of squares, in order, on this
+         * thread; the finite check rides on the same pass. */
+        ok = dt == BP_F32 ? finite_sum_squares_f(g, count, &clip_parts[0])
+                          : finite_sum_squares_d(g, count, &clip_parts[0]);
+    } else {
+        finite_job j = {.dt = dt, .g = g};
+        atomic_init(&j.bad, 0);
+        bp_cpu_pool_for(pool_of(ctx), (int64_t)count, GRAIN, 16, finite_range, &j);
+        ok = !atomic_load(&j.bad);
+    }
     if (!ok)
         bp_step_reject(scalars);
-    /* One partial sum: the whole sum of squares, in order. */
-    if (clip_parts != NULL)
-        clip_parts[0] = dt == BP_F32 ? sum_squares_f(g, count) : sum_squares_d(g, count);
     return BP_OK;
+}
+
+typedef struct update_job {
+    bp_dtype dt;
+    const bp_update_rule *rule;
+    bp_update_step st;
+    void *w, *s1, *s2, *s3;
+    const void *g;
+} update_job;
+
+static void update_range(void *arg, int64_t i0, int64_t i1)
+{
+    const update_job *j = arg;
+    size_t es = bp_dtype_size(j->dt), o = (size_t)i0 * es, count = (size_t)(i1 - i0);
+#define AT(p) ((p) ? (void *)((char *)(p) + o) : NULL)
+    if (j->dt == BP_F32)
+        optimizer_update_f(j->rule, &j->st, AT(j->w), (const float *)((const char *)j->g + o),
+                           AT(j->s1), AT(j->s2), AT(j->s3), count);
+    else
+        optimizer_update_d(j->rule, &j->st, AT(j->w), (const double *)((const char *)j->g + o),
+                           AT(j->s1), AT(j->s2), AT(j->s3), count);
+#undef AT
 }
 
 static bp_status cpu_optimizer_update(void *ctx, bp_dtype dt, const bp_update_rule *rule, void *w,
@@ -289,30 +462,41 @@ static bp_status cpu_optimizer_update(void *ctx, bp_dtype dt, const bp_update_ru
                                       double max_norm, const double *clip_parts,
                                       bp_step_scalars *scalars)
 {
-    (void)ctx;
     double scale = max_norm > 0.0 ? bp_clip_scale(clip_parts[0], max_norm) : 1.0;
-    bp_update_step st = bp_step_update_scalars(rule, scalars, scale);
+    update_job j = {.dt = dt, .rule = rule, .w = w, .s1 = s1, .s2 = s2, .s3 = s3, .g = g};
+    j.st = bp_step_update_scalars(rule, scalars, scale);
     bp_step_close_update(scalars, bp_step_update_count(scalars), scale);
-    if (st.skip)
+    if (j.st.skip)
         return BP_OK;
-    if (dt == BP_F32)
-        optimizer_update_f(rule, &st, w, g, s1, s2, s3, count);
-    else
-        optimizer_update_d(rule, &st, w, g, s1, s2, s3, count);
+    bp_cpu_pool_for(pool_of(ctx), (int64_t)count, GRAIN, 16, update_range, &j);
     return BP_OK;
+}
+
+typedef struct gather_job {
+    void *dst;
+    const void *src;
+    const int32_t *rows;
+    size_t row_bytes;
+} gather_job;
+
+static void gather_range(void *arg, int64_t r0, int64_t r1)
+{
+    const gather_job *j = arg;
+    for (int64_t i = r0; i < r1; i++)
+        memcpy((char *)j->dst + (size_t)i * j->row_bytes,
+               (const char *)j->src + (size_t)j->rows[i] * j->row_bytes, j->row_bytes);
 }
 
 static bp_status cpu_gather_rows(void *ctx, void *dst, const void *src, const int32_t *rows,
                                  int batch, size_t row_bytes)
 {
-    (void)ctx;
     if (rows == NULL) {
         memmove(dst, src, (size_t)batch * row_bytes);
         return BP_OK;
     }
-    for (int i = 0; i < batch; i++)
-        memcpy((char *)dst + (size_t)i * row_bytes,
-               (const char *)src + (size_t)rows[i] * row_bytes, row_bytes);
+    gather_job j = {dst, src, rows, row_bytes};
+    int64_t grain = (int64_t)(GRAIN * sizeof(float) / (row_bytes ? row_bytes : 1));
+    bp_cpu_pool_for(pool_of(ctx), batch, grain < 1 ? 1 : grain, 1, gather_range, &j);
     return BP_OK;
 }
 
@@ -339,12 +523,14 @@ const bp_backend_ops bp_cpu_backend_ops = {
     .zero = cpu_zero,
     .sync = cpu_sync,
     .gemm = cpu_gemm,
+    .gemm2 = cpu_gemm2,
     .bias_act = cpu_bias_act,
-    .softmax = cpu_softmax,
-    .output_delta = cpu_output_delta,
+    .softmax = bp_cpu_softmax, /* cpu_output.c */
+    .output_delta = bp_cpu_output_delta,
     .hadamard_delta = cpu_hadamard_delta,
     .bias_grad = cpu_bias_grad,
-    .step_metrics = cpu_step_metrics,
+    .delta_bias_grad = cpu_delta_bias_grad,
+    .step_metrics = bp_cpu_step_metrics,
     .check_finite = cpu_check_finite,
     .optimizer_update = cpu_optimizer_update,
     .gather_rows = cpu_gather_rows,

@@ -12,15 +12,23 @@
  * Both give the product's exact terms summed in float32; only the order of
  * the sums differs between BLAS libraries (and from cuBLAS). A 16-bit
  * output is the float32 result (plus beta times C) rounded once.
+ *
+ * Everything runs on the network's threads as src/backend/cpu.c does: the
+ * products in blocks of C (src/backend/cpu_gemm.c), the loops in ranges
+ * of elements, rows or columns cut by shape alone, every element by its
+ * formula and a bias gradient's column summed in row order, so results
+ * are bit-identical for every thread count.
  */
-#include <cblas.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bp_blas_features.h"
 #include "bp_mixed.h"
 #include "api/error.h"
+#include "backend/cpu_gemm.h"
 #include "backend/cpu_mixed.h"
+#include "backend/cpu_pool.h"
 
 struct bp_cpu_mixed {
     size_t capacity; /* floats in each of a, b, c */
@@ -74,27 +82,77 @@ void bp_cpu_mixed_destroy(bp_cpu_mixed *m)
     free(m);
 }
 
-static void widen(int half, const uint16_t *src, float *dst, size_t count)
+/* One loop's arguments; each operation uses the fields it names. */
+typedef struct half_job {
+    int half, act, n, batch, scaled;
+    float slope, scale;
+    const void *src, *z, *a, *bias;
+    void *dst, *d;
+    float *db;
+    const int32_t *rows;
+    atomic_int found;
+} half_job;
+
+static void widen_range(void *arg, int64_t i0, int64_t i1)
 {
-    for (size_t i = 0; i < count; i++)
-        dst[i] = bp_half_to_f32(half, src[i]);
+    const half_job *j = arg;
+    const uint16_t *src = j->src;
+    float *dst = j->dst;
+    for (int64_t i = i0; i < i1; i++)
+        dst[i] = bp_half_to_f32(j->half, src[i]);
 }
 
-static void narrow(int half, const float *src, uint16_t *dst, size_t count)
+static void widen(bp_cpu_pool *pool, int half, const void *src, float *dst, size_t count)
 {
-    for (size_t i = 0; i < count; i++)
-        dst[i] = bp_half_from_f32(half, src[i]);
+    half_job j = {.half = half, .src = src, .dst = dst};
+    bp_cpu_pool_for(pool, (int64_t)count, BP_CPU_GRAIN, 16, widen_range, &j);
+}
+
+/* dst[i] = half(src[i] * scale), or half(src[i]) when not scaled. */
+static void narrow_range(void *arg, int64_t i0, int64_t i1)
+{
+    const half_job *j = arg;
+    const float *src = j->src;
+    uint16_t *dst = j->dst;
+    for (int64_t i = i0; i < i1; i++)
+        dst[i] = bp_half_from_f32(j->half, j->scaled ? src[i] * j->scale : src[i]);
+}
+
+static void narrow(bp_cpu_pool *pool, int half, const float *src, void *dst, size_t count,
+                   const double *scale)
+{
+    half_job j = {.half = half, .src = src, .dst = dst, .scaled = scale != NULL};
+    j.scale = scale != NULL ? (float)*scale : 1.0f;
+    bp_cpu_pool_for(pool, (int64_t)count, BP_CPU_GRAIN, 16, narrow_range, &j);
+}
+
+static void gather_half_range(void *arg, int64_t r0, int64_t r1)
+{
+    const half_job *j = arg;
+    size_t n = (size_t)j->n;
+    for (int64_t i = r0; i < r1; i++) {
+        const float *row = (const float *)j->src + (size_t)(j->rows ? j->rows[i] : i) * n;
+        uint16_t *out = (uint16_t *)j->dst + (size_t)i * n;
+        for (size_t e = 0; e < n; e++)
+            out[e] = bp_half_from_f32(j->half, row[e]);
+    }
 }
 
 bp_status bp_cpu_gather_rows_half(void *ctx, int half, void *dst, const float *src,
                                   const int32_t *rows, int batch, int n)
 {
-    (void)ctx;
-    for (int i = 0; i < batch; i++) {
-        const float *row = src + (size_t)(rows != NULL ? rows[i] : i) * (size_t)n;
-        narrow(half, row, (uint16_t *)dst + (size_t)i * (size_t)n, (size_t)n);
-    }
+    half_job j = {.half = half, .n = n, .src = src, .dst = dst, .rows = rows};
+    bp_cpu_pool_for(bp_cpu_ctx_pool(ctx), batch, bp_cpu_rows_grain(n), 1, gather_half_range, &j);
     return BP_OK;
+}
+
+static void copy_rows_range(void *arg, int64_t r0, int64_t r1)
+{
+    const half_job *j = arg;
+    size_t bytes = (size_t)j->n; /* a row's bytes */
+    for (int64_t i = r0; i < r1; i++)
+        memcpy((char *)j->dst + (size_t)i * bytes,
+               (const char *)j->src + (size_t)j->rows[i] * bytes, bytes);
 }
 
 bp_status bp_cpu_gather_epoch_half(void *ctx, int half, void *x_dst, const float *x_src, int n,
@@ -103,20 +161,18 @@ bp_status bp_cpu_gather_epoch_half(void *ctx, int half, void *x_dst, const float
 {
     const int32_t *rows = order + *cursor;
     BP_TRY(bp_cpu_gather_rows_half(ctx, half, x_dst, x_src, rows, batch, n));
-    for (int i = 0; y_dst != NULL && i < batch; i++)
-        memcpy((char *)y_dst + (size_t)i * y_row_bytes,
-               (const char *)y_src + (size_t)rows[i] * y_row_bytes, y_row_bytes);
+    if (y_dst == NULL)
+        return BP_OK;
+    half_job j = {.n = (int)y_row_bytes, .src = y_src, .dst = y_dst, .rows = rows};
+    int grain = (int)(BP_CPU_GRAIN * sizeof(float) / (y_row_bytes ? y_row_bytes : 1));
+    bp_cpu_pool_for(bp_cpu_ctx_pool(ctx), batch, grain < 1 ? 1 : grain, 1, copy_rows_range, &j);
     return BP_OK;
 }
 
 bp_status bp_cpu_to_half(void *ctx, int half, const float *src, void *dst, size_t count,
                          const double *scale)
 {
-    (void)ctx;
-    uint16_t *out = dst;
-    float s = scale != NULL ? (float)*scale : 1.0f;
-    for (size_t i = 0; i < count; i++)
-        out[i] = bp_half_from_f32(half, scale != NULL ? src[i] * s : src[i]);
+    narrow(bp_cpu_ctx_pool(ctx), half, src, dst, count, scale);
     return BP_OK;
 }
 
@@ -125,6 +181,7 @@ bp_status bp_cpu_gemm_half(void *ctx, int half, int trans_a, int trans_b, int m,
                            int c_half, int ldc)
 {
     bp_cpu_mixed *mx = bp_cpu_ctx_mixed(ctx);
+    bp_cpu_pool *pool = bp_cpu_ctx_pool(ctx);
     size_t na = (size_t)lda * (size_t)(trans_a ? m : k);
     size_t nb = (size_t)ldb * (size_t)(trans_b ? k : n), nc = (size_t)ldc * (size_t)n;
     if (mx == NULL || na > mx->capacity || nb > mx->capacity || (c_half && nc > mx->capacity))
@@ -132,83 +189,113 @@ bp_status bp_cpu_gemm_half(void *ctx, int half, int trans_a, int trans_b, int m,
                        "cpu backend: a 16-bit product (m %d, n %d, k %d) exceeds the scratch "
                        "made for the network",
                        m, n, k);
-    enum CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans;
-    enum CBLAS_TRANSPOSE tb = trans_b ? CblasTrans : CblasNoTrans;
     float *cf = c_half ? mx->c : (float *)c;
     if (c_half && beta != 0.0)
-        widen(half, c, cf, nc);
+        widen(pool, half, c, cf, nc);
+    bp_gemm_args g = {trans_a, trans_b, m, n, k, 1.0, a, lda, b, ldb, beta, cf, ldc};
 #ifdef BP_HAVE_SBGEMM
     if (half == BP_HALF_BF16) {
-        cblas_sbgemm(CblasColMajor, ta, tb, m, n, k, 1.0f, (const bfloat16 *)a, lda,
-                     (const bfloat16 *)b, ldb, (float)beta, cf, ldc);
+        bp_cpu_gemm_bf16(pool, &g);
     } else
 #endif
     {
-        widen(half, a, mx->a, na);
-        widen(half, b, mx->b, nb);
-        cblas_sgemm(CblasColMajor, ta, tb, m, n, k, 1.0f, mx->a, lda, mx->b, ldb, (float)beta, cf,
-                    ldc);
+        widen(pool, half, a, mx->a, na);
+        widen(pool, half, b, mx->b, nb);
+        g.a = mx->a, g.b = mx->b;
+        bp_cpu_gemm(pool, BP_F32, &g);
     }
     if (c_half)
-        narrow(half, cf, c, nc);
+        narrow(pool, half, cf, c, nc, NULL);
     return BP_OK;
+}
+
+static void fill_rows_range(void *arg, int64_t r0, int64_t r1)
+{
+    const half_job *j = arg;
+    for (int64_t b = r0; b < r1; b++)
+        memcpy((uint16_t *)j->dst + (size_t)b * (size_t)j->n, j->bias,
+               (size_t)j->n * sizeof(uint16_t));
 }
 
 bp_status bp_cpu_fill_rows_half(void *ctx, int half, const void *bias, void *z, int n, int batch)
 {
-    (void)ctx;
-    (void)half;
-    for (int b = 0; b < batch; b++)
-        memcpy((uint16_t *)z + (size_t)b * (size_t)n, bias, (size_t)n * sizeof(uint16_t));
+    half_job j = {.half = half, .n = n, .bias = bias, .dst = z};
+    bp_cpu_pool_for(bp_cpu_ctx_pool(ctx), batch, bp_cpu_rows_grain(n), 1, fill_rows_range, &j);
     return BP_OK;
+}
+
+static void act_range(void *arg, int64_t i0, int64_t i1)
+{
+    const half_job *j = arg;
+    const uint16_t *zs = j->z;
+    uint16_t *as = j->dst;
+    for (int64_t i = i0; i < i1; i++)
+        as[i] = bp_half_from_f32(j->half,
+                                 bp_act_f(j->act, bp_half_to_f32(j->half, zs[i]), j->slope));
 }
 
 bp_status bp_cpu_act_half(void *ctx, int half, bp_activation act, double slope, const void *z,
                           void *a, int n, int batch)
 {
-    (void)ctx;
-    const uint16_t *zs = z;
-    uint16_t *as = a;
-    size_t count = (size_t)n * (size_t)batch;
-    for (size_t i = 0; i < count; i++)
-        as[i] = bp_half_from_f32(half,
-                                 bp_act_f((int)act, bp_half_to_f32(half, zs[i]), (float)slope));
+    half_job j = {.half = half, .act = (int)act, .slope = (float)slope, .z = z, .dst = a};
+    int64_t count = (int64_t)n * batch;
+    bp_cpu_pool_for(bp_cpu_ctx_pool(ctx), count, BP_CPU_GRAIN, 16, act_range, &j);
     return BP_OK;
+}
+
+/* Columns c0..c1: the delta of every row, and each column's bias gradient
+ * summed in row order. */
+static void delta_cols(void *arg, int64_t c0, int64_t c1)
+{
+    const half_job *j = arg;
+    const uint16_t *zs = j->z, *as = j->a;
+    uint16_t *ds = j->d;
+    int half = j->half;
+    for (int64_t c = c0; c < c1; c++)
+        j->db[c] = 0.0f;
+    for (int b = 0; b < j->batch; b++) {
+        size_t o = (size_t)b * (size_t)j->n;
+        for (int64_t c = c0; c < c1; c++) {
+            float v = bp_half_to_f32(half, ds[o + c]);
+            if (j->act != BP_ACT_IDENTITY) {
+                v = bp_hadamard_delta_f(j->act, v, bp_half_to_f32(half, zs[o + c]),
+                                        bp_half_to_f32(half, as[o + c]), j->slope);
+                ds[o + c] = bp_half_from_f32(half, v);
+                v = bp_half_to_f32(half, ds[o + c]);
+            }
+            j->db[c] += v;
+        }
+    }
 }
 
 bp_status bp_cpu_delta_half(void *ctx, int half, bp_activation act, double slope, const void *z,
                             const void *a, void *d, float *db, int n, int batch)
 {
-    (void)ctx;
-    const uint16_t *zs = z, *as = a;
-    uint16_t *ds = d;
-    for (int j = 0; j < n; j++)
-        db[j] = 0.0f;
-    for (int b = 0; b < batch; b++) {
-        size_t o = (size_t)b * (size_t)n;
-        for (int j = 0; j < n; j++) {
-            float v = bp_half_to_f32(half, ds[o + j]);
-            if (act != BP_ACT_IDENTITY) {
-                v = bp_hadamard_delta_f((int)act, v, bp_half_to_f32(half, zs[o + j]),
-                                        bp_half_to_f32(half, as[o + j]), (float)slope);
-                ds[o + j] = bp_half_from_f32(half, v);
-                v = bp_half_to_f32(half, ds[o + j]);
-            }
-            db[j] += v;
-        }
-    }
+    half_job j = {.half = half, .act = (int)act, .n = n, .batch = batch, .slope = (float)slope};
+    j.z = z, j.a = a, j.d = d, j.db = db;
+    int64_t cols = BP_CPU_GRAIN / (batch < 1 ? 1 : batch);
+    bp_cpu_pool_for(bp_cpu_ctx_pool(ctx), n, cols < 16 ? 16 : cols, 16, delta_cols, &j);
     return BP_OK;
+}
+
+static void unscale_range(void *arg, int64_t i0, int64_t i1)
+{
+    half_job *j = arg;
+    float *g = j->dst;
+    int found = 0;
+    for (int64_t i = i0; i < i1; i++)
+        g[i] = bp_scaler_unscale(g[i], j->scale, &found);
+    if (found)
+        atomic_store_explicit(&j->found, 1, memory_order_relaxed);
 }
 
 bp_status bp_cpu_unscale(void *ctx, float *g, size_t count, const double *scale,
                          bp_step_scalars *scalars)
 {
-    (void)ctx;
-    float inv = bp_scaler_inverse(*scale);
-    int found = 0;
-    for (size_t i = 0; i < count; i++)
-        g[i] = bp_scaler_unscale(g[i], inv, &found);
-    if (found && scalars != NULL)
+    half_job j = {.dst = g, .scale = bp_scaler_inverse(*scale)};
+    atomic_init(&j.found, 0);
+    bp_cpu_pool_for(bp_cpu_ctx_pool(ctx), (int64_t)count, BP_CPU_GRAIN, 16, unscale_range, &j);
+    if (atomic_load(&j.found) && scalars != NULL)
         scalars->skip = 1;
     return BP_OK;
 }

@@ -4,6 +4,7 @@
 #define BP_CPU_MIXED_H
 
 #include "backend/backend.h"
+#include "backend/cpu_pool.h"
 
 /* Scratch for the 16-bit products: float32 copies of their operands, sized
  * at context creation for cfg's largest product (nothing is allocated in a
@@ -11,7 +12,8 @@
 typedef struct bp_cpu_mixed bp_cpu_mixed;
 bp_status bp_cpu_mixed_create(const bp_network_config *cfg, bp_cpu_mixed **out);
 void bp_cpu_mixed_destroy(bp_cpu_mixed *m);
-/* The scratch of a CPU backend context (src/backend/cpu.c). */
+/* The scratch of a CPU backend context (src/backend/cpu.c); NULL for a
+ * NULL context. */
 bp_cpu_mixed *bp_cpu_ctx_mixed(void *ctx);
 
 /* The operations of backend.h's mixed-precision section. */

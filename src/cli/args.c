@@ -1,6 +1,7 @@
 /* args.c — parsing flags strictly, naming the flag and the value on error. */
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,12 +12,14 @@
 
 int cli_error(const char *fmt, ...)
 {
+    /* One write per message, so that ranks sharing a terminal (mpirun)
+     * never interleave within a line. */
+    char msg[2048];
     va_list ap;
     va_start(ap, fmt);
-    fputs("backprop: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    fprintf(stderr, "backprop: %s\n", msg);
     return -1;
 }
 
@@ -28,6 +31,8 @@ int cli_parse_long(const char *flag_name, const char *text, long min, long max, 
     /* strtol skips leading spaces; a value is the whole string or nothing. */
     if (text[0] == '\0' || isspace((unsigned char)text[0]) || *end != '\0')
         return cli_error("%s: '%s' is not an integer", flag_name, text);
+    if (errno == ERANGE && min == LONG_MIN && max == LONG_MAX)
+        return cli_error("%s: %s is out of range (beyond any count)", flag_name, text);
     if (errno == ERANGE)
         return cli_error("%s: %s is out of range (%ld..%ld)", flag_name, text, min, max);
     if (v < min || v > max)
@@ -134,7 +139,9 @@ int cli_parse(const command *cmd, int argc, char **argv, const flag *flags, size
             *(const char **)f->dst = value;
             break;
         case FLAG_INT:
-            if (cli_parse_long(f->name, value, -(1L << 40), 1L << 40, (long *)f->dst) != 0)
+            /* Any long here: each command checks its flags' real ranges
+             * and names them. */
+            if (cli_parse_long(f->name, value, LONG_MIN, LONG_MAX, (long *)f->dst) != 0)
                 return -1;
             break;
         case FLAG_DOUBLE:

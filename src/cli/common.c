@@ -169,6 +169,16 @@ void cli_network_summary(const bp_network_desc *d, char *buf, size_t size)
         snprintf(buf + o, size - o, " %s", bp_precision_name(d->precision));
 }
 
+int cli_check_columns(const data_options *opt)
+{
+    if (opt->n_targets < 0 || opt->n_targets >= BP_MAX_WIDTH)
+        return cli_error("--targets: %ld is out of range (0..%d)", opt->n_targets, BP_MAX_WIDTH - 1);
+    if (opt->label_column < -1 || opt->label_column >= BP_MAX_WIDTH)
+        return cli_error("--label-column: %ld is out of range (0..%d, or -1 for the last)",
+                         opt->label_column, BP_MAX_WIDTH - 1);
+    return 0;
+}
+
 int cli_load_data(const char *path, bp_dtype dtype, const data_options *opt, loaded_data *out)
 {
     memset(out, 0, sizeof *out);
@@ -178,6 +188,7 @@ int cli_load_data(const char *path, bp_dtype dtype, const data_options *opt, loa
     lib.label_column = (int)opt->label_column;
     lib.n_targets = (int)opt->n_targets;
     lib.unlabeled = opt->unlabeled;
+    lib.n_features = (int)opt->n_features;
     bp_status st = bp_dataset_load(path, &lib, &out->dataset);
     if (st != BP_OK)
         return cli_error("%s", bp_last_error());

@@ -74,8 +74,12 @@ typedef struct data_options {
     long label_column; /* -1 = last */
     long n_targets;    /* 0 = classification */
     int unlabeled;     /* CSV without labels: every column a feature */
+    long n_features;   /* what the network takes (checked at the first row), 0: any */
 } data_options;
 
+/* --targets and --label-column in range (a CSV has at most BP_MAX_WIDTH
+ * columns); prints and returns -1 otherwise. */
+int cli_check_columns(const data_options *opt);
 int cli_load_data(const char *path, bp_dtype dtype, const data_options *opt, loaded_data *out);
 /* Prepares targets for loss and n_out outputs; checks labels. Unlabeled
  * data gets no targets. */

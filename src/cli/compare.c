@@ -7,6 +7,7 @@
 #include "commands.h"
 #include "common.h"
 #include "gpu_flags.h"
+#include "outputs.h"
 
 /* The table of differences, layer by layer; returns the largest relative
  * difference judged (every one, or the activations' alone). */
@@ -124,5 +125,8 @@ int cmd_compare(int argc, char **argv)
     cfg.max_batch = (int)batch;
     cfg.seed = (uint64_t)seed;
     cfg.math_mode = math_mode;
+    /* The two networks and the host copies of what is compared. */
+    if (cli_check_memory_of(&cfg, 3, 0) != 0)
+        return 2;
     return compare_and_judge(&a, &cfg, other, batch, seed);
 }

@@ -1,6 +1,8 @@
 /* evaluate.c — `backprop eval` and `backprop predict` on a saved model,
  * both through the library's evaluation (bp_network_evaluate_dataset). */
+#include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +39,9 @@ static int open_model(const model_options *f, model_and_data *m)
         return cli_error("--data is required");
     if (f->batch < 1 || f->batch > (1 << 24))
         return cli_error("--batch: %ld is out of range (1..%d)", f->batch, 1 << 24);
+    data_options columns = {f->label_column, f->n_targets, f->unlabeled, 0};
+    if (cli_check_columns(&columns) != 0)
+        return -1;
     device_choice dev;
     if (cli_choose_device(f->device, &dev) != 0)
         return -1;
@@ -57,7 +62,8 @@ static int open_model(const model_options *f, model_and_data *m)
                          "; it cannot give meaningful outputs (--allow-non-finite uses it "
                          "anyway)") != 0)
         return -1;
-    data_options opt = {f->label_column, f->n_targets, f->unlabeled};
+    /* The model's input count checked at the data's first row. */
+    data_options opt = {f->label_column, f->n_targets, f->unlabeled, m->desc.sizes[0]};
     if (cli_load_data(f->data_path, m->desc.dtype, &opt, &m->data) != 0)
         return -1;
     if (m->data.desc.n_features != m->desc.sizes[0])
@@ -108,13 +114,43 @@ static void close_model(model_and_data *m)
             "use a model even if a parameter is NaN or infinite"                                  \
     }
 
+/* Eval prints (and so computes) a confusion matrix only up to this many
+ * classes: 100 x 100 counts are about 70 KB of text; beyond that the
+ * matrix would outgrow the model and the data it describes. */
+#define CONFUSION_MAX_CLASSES 100
+
+static void print_confusion(const int64_t *confusion, int n_out)
+{
+    printf("\nconfusion matrix (rows: true class, columns: predicted)\n      ");
+    for (int j = 0; j < n_out; j++)
+        printf(" %6d", j);
+    printf("\n");
+    for (int i = 0; i < n_out; i++) {
+        printf("%6d", i);
+        for (int j = 0; j < n_out; j++)
+            printf(" %6" PRId64, confusion[(size_t)i * (size_t)n_out + (size_t)j]);
+        printf("\n");
+    }
+}
+
+/* A result that is NaN or infinite is an error unless --allow-non-finite:
+ * the parameters may all be finite and still overflow (weights of 3e38, an
+ * extreme leaky slope). */
+static int refuse_non_finite(const model_options *f, const char *what)
+{
+    if (f->allow_non_finite)
+        return 0;
+    return cli_error("%s on %s: %s; nothing was printed (--allow-non-finite prints it anyway)",
+                     f->model_path, f->data_path, what);
+}
+
 int cmd_eval(int argc, char **argv)
 {
     model_options f = {NULL, NULL, "auto", -1, 0, 1024, 0, 0, NULL};
     const flag flags[] = {MODEL_FLAGS(f)};
     static const command cmd = {"eval",
-                                "Loss and accuracy of a saved model on a data set, "
-                                "with a confusion matrix for classification.",
+                                "Loss and accuracy of a saved model on a data set, with a "
+                                "confusion matrix for classification (up to 100 classes).",
                                 NULL};
     int p = cli_parse(&cmd, argc, argv, flags, sizeof flags / sizeof flags[0]);
     if (p != 0)
@@ -132,11 +168,7 @@ int cmd_eval(int argc, char **argv)
     int classify = m.data.desc.n_targets == 0;
     bp_evaluation_outputs outputs;
     bp_evaluation_outputs_init(&outputs);
-    if (classify) {
-        char what[96]; /* the size checked before the allocation */
-        snprintf(what, sizeof what, "a %d x %d confusion matrix", n_out, n_out);
-        if (cli_check_bytes(what, (double)n_out * (double)n_out * sizeof *confusion) != 0)
-            goto out;
+    if (classify && n_out <= CONFUSION_MAX_CLASSES) {
         confusion = calloc((size_t)n_out * (size_t)n_out, sizeof *confusion);
         if (confusion == NULL) {
             cli_error("no memory for the confusion matrix");
@@ -147,20 +179,18 @@ int cmd_eval(int argc, char **argv)
     bp_evaluation r;
     if (cli_evaluate(m.net, &m.data, &outputs, &r) != 0)
         goto out;
+    char what[128];
+    snprintf(what, sizeof what, "the loss is %g", r.loss);
+    if (!isfinite(r.loss) && refuse_non_finite(&f, what) != 0)
+        goto out;
     printf("samples %d\nloss %.6g (%s)\n", r.n_samples, r.loss, bp_loss_name(m.desc.loss));
     if (classify) {
-        printf("accuracy %.2f%% (%d/%d)\n\nconfusion matrix (rows: true class, columns: "
-               "predicted)\n      ",
-               100 * r.accuracy, r.correct, r.n_samples);
-        for (int j = 0; j < n_out; j++)
-            printf(" %6d", j);
-        printf("\n");
-        for (int i = 0; i < n_out; i++) {
-            printf("%6d", i);
-            for (int j = 0; j < n_out; j++)
-                printf(" %6" PRId64, confusion[(size_t)i * (size_t)n_out + (size_t)j]);
-            printf("\n");
-        }
+        printf("accuracy %.2f%% (%d/%d)\n", 100 * r.accuracy, r.correct, r.n_samples);
+        if (confusion != NULL)
+            print_confusion(confusion, n_out);
+        else
+            printf("\nconfusion matrix: not printed for %d classes (at most %d)\n", n_out,
+                   CONFUSION_MAX_CLASSES);
     }
     rc = 0;
 out:
@@ -208,13 +238,22 @@ int cmd_predict(int argc, char **argv)
     bp_evaluation r;
     if (cli_evaluate(m.net, &m.data, &outputs, &r) != 0)
         goto out;
+    size_t total = (size_t)n * (size_t)n_out, bad = 0, first = 0;
+    for (size_t i = total; i-- > 0;)
+        if (!isfinite(cli_real_get(dtype, probabilities, i)))
+            bad++, first = i;
+    char what[160];
+    snprintf(what, sizeof what, "%zu of %zu outputs are not finite (sample %zu: %g)", bad, total,
+             first / (size_t)n_out + 1, cli_real_get(dtype, probabilities, first));
+    if (bad > 0 && refuse_non_finite(&f, what) != 0)
+        goto out;
     int ce = m.desc.loss == BP_LOSS_CROSS_ENTROPY;
     if (ce)
         printf("class");
     for (int j = 0; j < n_out; j++)
         printf("%s%s%d", ce || j ? "," : "", ce ? "p" : "y", j);
     printf("\n");
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n && !ferror(stdout); i++) {
         if (ce)
             printf("%d", (int)classes[i]);
         for (int j = 0; j < n_out; j++)
@@ -222,7 +261,12 @@ int cmd_predict(int argc, char **argv)
                    cli_real_get(dtype, probabilities, (size_t)i * (size_t)n_out + (size_t)j));
         printf("\n");
     }
-    rc = fflush(stdout) == 0 ? 0 : 1;
+    /* errno of the failed write, read before anything else can change it
+     * (a full disk, `ulimit -f`, a closed pipe) */
+    if (fflush(stdout) != 0 || ferror(stdout))
+        cli_error("cannot write to standard output: %s", strerror(errno));
+    else
+        rc = 0;
 out:
     free(probabilities);
     free(classes);

@@ -5,6 +5,7 @@
 #include "args.h"
 #include "commands.h"
 #include "common.h"
+#include "outputs.h"
 
 /* The largest relative error per layer and the verdict; the exit status. */
 static int report(const bp_network *net, const architecture *a, const char *where, long batch,
@@ -74,6 +75,9 @@ int cmd_gradcheck(int argc, char **argv)
     cfg.device = dev.ordinal;
     cfg.max_batch = (int)batch;
     cfg.seed = (uint64_t)seed;
+    /* The network and the host copies of its parameters and gradients. */
+    if (cli_check_memory_of(&cfg, 2, 0) != 0)
+        return 2;
     bp_network *net = NULL;
     void *x = NULL, *y = NULL;
     int rc = 2;

@@ -123,3 +123,13 @@ void cli_launch_end(cli_launch *l)
     bp_comm_free(l->comm); /* after the network and the trainer; MPI finalised here */
     l->comm = NULL;
 }
+
+void cli_launch_fail(cli_launch *l, int status)
+{
+    if (l->comm == NULL || status == 0)
+        return;
+    char why[160];
+    snprintf(why, sizeof why,
+             "its run ended with exit status %d (its message is on its standard error)", status);
+    bp_comm_abort(l->comm, why);
+}

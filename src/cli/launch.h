@@ -37,4 +37,9 @@ void cli_launch_configure(const cli_launch *l, bp_trainer_config *tc, const char
 /* Frees the communicator (finalising MPI if it was started for it). */
 void cli_launch_end(cli_launch *l);
 
+/* This rank's run failed with status (not 0): the other ranks are told at
+ * once (their collectives fail, bp_comm_abort), and cli_launch_end does not
+ * wait for them in MPI_Finalize. */
+void cli_launch_fail(cli_launch *l, int status);
+
 #endif

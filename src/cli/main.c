@@ -5,6 +5,7 @@
 #include "backprop.h"
 #include "commands.h"
 #include "outputs.h"
+#include "signals.h"
 
 static const struct {
     const char *name;
@@ -30,6 +31,7 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+    cli_signals_ignore_file_limit(); /* a write past `ulimit -f` is a write error */
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -151,6 +151,11 @@ static double machine_bytes(void)
 
 int cli_check_memory(const bp_network_config *cfg, size_t data_bytes)
 {
+    return cli_check_memory_of(cfg, 1, data_bytes);
+}
+
+int cli_check_memory_of(const bp_network_config *cfg, int networks, size_t data_bytes)
+{
     double have = machine_bytes();
     if (have == 0.0)
         return 0;
@@ -163,7 +168,8 @@ int cli_check_memory(const bp_network_config *cfg, size_t data_bytes)
     /* Parameters, gradients and optimizer state (x3, and room for Adam's
      * two moments: x4); per sample z, a and delta for every unit (x3);
      * the training set on the device and on the host (x2). */
-    double need = 4 * params * es + 3 * (double)cfg->max_batch * units * es + 2 * (double)data_bytes;
+    double need = networks * (4 * params * es + 3 * (double)cfg->max_batch * units * es) +
+                  2 * (double)data_bytes;
     if (need > have)
         return cli_error("this run needs about %.1f GiB of memory (%.0f parameters, batches of %d "
                          "samples, %.1f GiB of data), more than this machine's %.1f GiB; use a "
@@ -186,7 +192,9 @@ int cli_finish_stdout(int rc)
 {
     errno = 0;
     if (fflush(stdout) != 0 || ferror(stdout)) {
-        cli_error("cannot write to standard output: %s", errno ? strerror(errno) : "write error");
+        if (rc == 0) /* else the command has said what failed */
+            cli_error("cannot write to standard output: %s",
+                      errno ? strerror(errno) : "write error");
         return rc == 0 ? 1 : rc;
     }
     return rc;

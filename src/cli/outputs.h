@@ -32,6 +32,10 @@ int cli_check_finite(const bp_network *net, const char *what, const char *advice
  * take, checked against the machine's physical memory before anything is
  * allocated; the message gives both and the flags to change. */
 int cli_check_memory(const bp_network_config *cfg, size_t data_bytes);
+/* The same for `networks` networks of cfg at once (compare's two backends
+ * and the host copies of their gradients; gradcheck's network and its
+ * copies of the parameters and gradients). */
+int cli_check_memory_of(const bp_network_config *cfg, int networks, size_t data_bytes);
 
 /* Refuses an allocation of more than the machine's physical memory
  * ("a 1048576 x 1048576 confusion matrix needs 8192.0 GiB ..."). */

@@ -1,28 +1,54 @@
-/* signals.c — SIGINT, SIGTERM, SIGHUP stop a run; SIGPIPE is ignored. */
+/* signals.c — SIGINT, SIGTERM, SIGHUP stop a run; SIGPIPE and SIGXFSZ are
+ * ignored. */
 #include <signal.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "signals.h"
 
-/* A signal handler can only reach file-scope state: the one global of the
- * command (the signal caught). */
-static volatile sig_atomic_t caught;
+/* A signal handler can only reach file-scope state: the command's one
+ * piece of global state, what the stopping signals have done. Lock-free
+ * atomics, as the handler may run on any thread (BLAS threads included)
+ * while the main thread holds. */
+static struct {
+    atomic_int caught;   /* the first stopping signal, or 0 */
+    atomic_int holding;  /* a save is in flight: a second signal waits */
+    atomic_int deferred; /* a second signal that arrived while holding */
+} state;
 
 static const int stopping[] = {SIGINT, SIGTERM, SIGHUP};
 
+/* sig's disposition: SIG_DFL, SIG_IGN or a handler (async-signal-safe). */
+static void set_disposition(int sig, void (*handler)(int))
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = handler;
+    sigemptyset(&sa.sa_mask);
+    sigaction(sig, &sa, NULL);
+}
+
+/* Ends the program as sig's default action does (async-signal-safe). */
+static void die_of(int sig)
+{
+    set_disposition(sig, SIG_DFL);
+    raise(sig); /* delivered once this handler returns, or at once outside one */
+}
+
 static void on_signal(int sig)
 {
-    if (caught == 0)
-        caught = sig;
-    /* The next one of any of them ends the program (sigaction is
-     * async-signal-safe). */
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
-    sigemptyset(&dfl.sa_mask);
-    for (size_t i = 0; i < sizeof stopping / sizeof stopping[0]; i++)
-        sigaction(stopping[i], &dfl, NULL);
+    int none = 0;
+    if (atomic_compare_exchange_strong(&state.caught, &none, sig))
+        return; /* the first: the run stops after the current step */
+    if (atomic_load(&state.holding)) {
+        int zero = 0;
+        atomic_compare_exchange_strong(&state.deferred, &zero, sig);
+        return; /* a save is in flight: it ends the program once done */
+    }
+    die_of(sig);
 }
+
+void cli_signals_ignore_file_limit(void) { set_disposition(SIGXFSZ, SIG_IGN); }
 
 void cli_signals_catch(void)
 {
@@ -34,22 +60,17 @@ void cli_signals_catch(void)
         sigaddset(&sa.sa_mask, stopping[i]);
     for (size_t i = 0; i < sizeof stopping / sizeof stopping[0]; i++)
         sigaction(stopping[i], &sa, NULL);
-    struct sigaction ign;
-    memset(&ign, 0, sizeof ign);
-    ign.sa_handler = SIG_IGN;
-    sigemptyset(&ign.sa_mask);
-    sigaction(SIGPIPE, &ign, NULL);
+    set_disposition(SIGPIPE, SIG_IGN);
 }
 
-int cli_signals_caught(void) { return caught; }
+int cli_signals_caught(void) { return atomic_load(&state.caught); }
 
-void cli_signals_hold(sigset_t *saved)
+int cli_signals_hold(void) { return atomic_exchange(&state.holding, 1); }
+
+void cli_signals_release(int previous)
 {
-    sigset_t set;
-    sigemptyset(&set);
-    for (size_t i = 0; i < sizeof stopping / sizeof stopping[0]; i++)
-        sigaddset(&set, stopping[i]);
-    sigprocmask(SIG_BLOCK, &set, saved);
+    atomic_store(&state.holding, previous);
+    int sig = atomic_load(&state.deferred);
+    if (!previous && sig != 0)
+        die_of(sig);
 }
-
-void cli_signals_release(const sigset_t *saved) { sigprocmask(SIG_SETMASK, saved, NULL); }

@@ -23,6 +23,7 @@
 #include "args.h"
 #include "commands.h"
 #include "gpu_flags.h"
+#include "log_resume.h"
 #include "outputs.h"
 #include "signals.h"
 #include "train_run.h"
@@ -60,8 +61,8 @@ static int choose_device_and_dtype(training_run *run)
                          o->lr),
                2;
     /* Under mpirun rank 0 alone prints and writes. */
-    const char **outputs[] = {&o->save_path, &o->log_path, &o->plot_path};
-    return cli_launch_begin(&run->launch, o->device, &run->device, &o->quiet, outputs, 3);
+    const char **outputs[] = {&o->save_path, &o->log_path, &o->plot_path, &o->save_16bit_path};
+    return cli_launch_begin(&run->launch, o->device, &run->device, &o->quiet, outputs, 4);
 }
 
 /* ---- load ----------------------------------------------------------------- */
@@ -104,7 +105,11 @@ static int load_default_data(training_run *run)
 
 static int load_data(training_run *run)
 {
-    const train_options *o = &run->options;
+    train_options *o = &run->options;
+    /* With --layers (or --init's), the input count is checked at the
+     * data's first row; cli_build_architecture checks the rest. */
+    long first = o->architecture.layers != NULL ? strtol(o->architecture.layers, NULL, 10) : 0;
+    o->columns.n_features = first >= 1 && first <= BP_MAX_WIDTH ? first : 0;
     if (o->data_path == NULL) {
         if (o->test_path)
             return cli_error("--test needs --data");
@@ -193,6 +198,82 @@ static int create_network(training_run *run, const architecture *a)
     return 0;
 }
 
+/* The values a data set gives to bp_comm_agree: its features and its
+ * labels or targets, named after the flag that gave the file. */
+static int data_values(const loaded_data *d, const char *flag_name, bp_comm_value *v)
+{
+    const bp_dataset_desc *ds = &d->desc;
+    size_t n = (size_t)ds->n_samples, es = bp_dtype_size(ds->dtype);
+    v[0] = (bp_comm_value){flag_name, 0, ds->x, n * (size_t)ds->n_features * es};
+    v[1] = (bp_comm_value){flag_name, 0, ds->labels ? (const void *)ds->labels : ds->targets,
+                           ds->labels ? n * sizeof(int32_t) : n * (size_t)ds->n_targets * es};
+    if (v[1].bytes == NULL)
+        v[1].n_bytes = 0; /* unlabeled */
+    return 2;
+}
+
+/* Data-parallel ranks must train the same run (issue 21, item 1): the
+ * flags that shape it, named as the flags (each optimizer field as the
+ * flag that sets it), where a --resume starts, what the join's comparison
+ * of the parameters cannot show, and the data itself. */
+static int agree_across_ranks(training_run *run)
+{
+    const train_options *o = &run->options;
+    if (run->launch.comm == NULL)
+        return 0;
+    bp_optimizer opt;
+    bp_optimizer_init(&opt, BP_OPTIMIZER_SGD);
+    bp_network_get_optimizer(run->net, &opt);
+    bp_network_desc nd;
+    bp_network_describe(run->net, &nd);
+    bp_comm_value v[48] = {
+        {"--epochs", (double)o->epochs, NULL, 0},
+        {"--stop-after", (double)o->optim.stop_after, NULL, 0},
+        {"--batch", (double)o->batch, NULL, 0},
+        {"--seed", (double)o->seed, NULL, 0},
+        {"--no-shuffle", o->no_shuffle, NULL, 0},
+        {"--schedule", 0, o->schedule, strlen(o->schedule)},
+        {"--warmup", (double)o->warmup, NULL, 0},
+        {"--validation-fraction", o->validation_fraction, NULL, 0},
+        {"--early-stopping", (double)o->patience, NULL, 0},
+        {"--min-delta", o->min_delta, NULL, 0},
+        {"--step-epochs", (double)o->step_epochs, NULL, 0},
+        {"--step-gamma", o->step_gamma, NULL, 0},
+        {"--plateau-patience", (double)o->plateau_patience, NULL, 0},
+        {"--plateau-factor", o->plateau_factor, NULL, 0},
+        {"--lr", o->lr, NULL, 0},
+        {"--optimizer", opt.type, NULL, 0},
+        {"the optimizer's current learning rate", opt.lr, NULL, 0},
+        {"--momentum", opt.momentum, NULL, 0},
+        {"the optimizer's dampening", opt.dampening, NULL, 0},
+        {"the optimizer's nesterov", opt.nesterov, NULL, 0},
+        {"--weight-decay", opt.weight_decay, NULL, 0},
+        {"--beta1", opt.beta1, NULL, 0},
+        {"--beta2", opt.beta2, NULL, 0},
+        {"--eps", opt.eps, NULL, 0},
+        {"--amsgrad", opt.amsgrad, NULL, 0},
+        {"--clip-grad-norm", opt.clip_grad_norm, NULL, 0},
+        {"--resume (its epoch)", (double)o->optim.start.epoch, NULL, 0},
+        {"--resume (its step in the epoch)", (double)o->optim.start.step_in_epoch, NULL, 0},
+        {"--resume (its shuffling state)", 0, &o->optim.start.shuffle_state,
+         sizeof o->optim.start.shuffle_state},
+        {"--dtype", nd.dtype, NULL, 0},
+        {"--precision", nd.precision, NULL, 0},
+        {"--math", nd.math_mode, NULL, 0},
+        {"--loss", nd.loss, NULL, 0},
+        {"--activations", 0, nd.activations, (size_t)nd.n_layers * sizeof *nd.activations},
+    };
+    int n = 34;
+    n += data_values(&run->train_set, o->data_path ? "--data" : "the training data", v + n);
+    if (run->have_test_set)
+        n += data_values(&run->test_set, o->test_path ? "--test" : "the test data", v + n);
+    else /* as many values, so that a rank with --test is named */
+        for (int i = 0; i < 2; i++)
+            v[n++] = (bp_comm_value){"--test", 0, NULL, 0};
+    bp_status st = bp_comm_agree(run->launch.comm, v, n);
+    return st == BP_OK ? 0 : cli_lib_error("data-parallel ranks", st);
+}
+
 /* The library's trainer over the training set, its callbacks this run's;
  * with --resume, the checkpoint's run continued. */
 static int create_trainer(training_run *run)
@@ -207,6 +288,8 @@ static int create_trainer(training_run *run)
     tc.on_epoch = train_report_epoch;
     tc.should_stop = train_report_should_stop;
     tc.user = run;
+    if (agree_across_ranks(run) != 0)
+        return -1;
     cli_launch_configure(&run->launch, &tc, run->device.description);
     bp_status st = bp_trainer_create(run->net, run->train_set.dataset, NULL, &tc, &run->trainer);
     if (st != BP_OK)
@@ -215,29 +298,6 @@ static int create_trainer(training_run *run)
     if (o->optim.resume && (st = bp_trainer_resume(run->trainer, o->optim.resume)) != BP_OK)
         return cli_lib_error("--resume", st);
     return 0;
-}
-
-/* --resume: the old log's rows first in the new one. 1 when there were
- * rows, 0 when there is no old log, -1 (printed) on a read error. */
-static int copy_old_log(const char *path, bp_file_replace *log)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return 0;
-    char buf[65536];
-    size_t n, total = 0;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) {
-        if (bp_file_replace_write(log, buf, n) != BP_OK) {
-            fclose(f);
-            return cli_error("--log: %s", bp_last_error());
-        }
-        total += n;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad)
-        return cli_error("--log: cannot read '%s'", path);
-    return total > 0;
 }
 
 /* The per-epoch curves and the log file. */
@@ -257,15 +317,19 @@ static int prepare_reports(training_run *run)
         return 0;
     if (bp_file_replace_begin(o->log_path, &run->log) != BP_OK)
         return cli_error("--log: %s", bp_last_error());
-    /* --resume continues the interrupted run's log */
-    int continued = o->optim.resume != NULL ? copy_old_log(o->log_path, run->log) : 0;
+    /* validation columns with --validation-fraction only */
+    char header[128];
+    snprintf(header, sizeof header,
+             "epoch,train_loss,test_loss,test_accuracy,seconds,samples_per_s%s\n",
+             o->validation_fraction > 0 ? ",val_loss,val_accuracy" : "");
+    /* --resume continues the interrupted run's log up to its checkpoint */
+    int continued = o->optim.resume != NULL
+                        ? cli_log_resume(o->log_path, run->log, header, (long)o->optim.start.epoch)
+                        : 0;
     if (continued < 0)
         return -1;
-    if (!continued) /* validation columns with --validation-fraction only */
-        bp_file_replace_printf(run->log,
-                               "epoch,train_loss,test_loss,test_accuracy,seconds,"
-                               "samples_per_s%s\n",
-                               o->validation_fraction > 0 ? ",val_loss,val_accuracy" : "");
+    if (!continued)
+        bp_file_replace_write(run->log, header, strlen(header));
     return 0;
 }
 
@@ -402,7 +466,8 @@ static int write_outputs(training_run *run)
  * the run (the model is saved all the same), 1 when something failed. */
 static int finish(training_run *run)
 {
-    cli_signals_hold(&run->held);
+    if (!run->holding)
+        run->held = cli_signals_hold();
     run->holding = 1;
     if (cli_check_finite(run->net, "the trained network",
                          "; training diverged, nothing was saved (try a smaller --lr)") != 0 ||
@@ -438,10 +503,13 @@ int cmd_train(int argc, char **argv)
     int status = 0;
     if (parse_train_options(argc, argv, &run.options, &status) == 0)
         status = train(&run);
+    /* Under mpirun, a rank that fails tells the others at once (and does
+     * not wait for them in MPI_Finalize): the job ends within seconds. */
+    cli_launch_fail(&run.launch, status);
     training_run_free(&run);
     cli_launch_end(&run.launch); /* after the trainer and network: the ranks, MPI */
     if (run.holding) {           /* a signal held while finishing acts now */
-        cli_signals_release(&run.held);
+        cli_signals_release(run.held);
         if (status == 0 && cli_signals_caught())
             status = 128 + cli_signals_caught();
     }

@@ -177,8 +177,11 @@ int optim_check(optim_flags *o, int argc, char **argv, double *lr, long epochs)
         if (!given(argc, argv, f->flag))
             continue;
         double v = f->kind == BP_HYPERPARAM_SWITCH ? (double)f->on : f->value, def = 0;
-        if (bp_optimizer_get_value(&o->opt, f->name, &def) != BP_OK)
+        if (bp_optimizer_get_value(&o->opt, f->name, &def) != BP_OK) {
+            if (o->resume != NULL && o->optimizer == NULL)
+                continue; /* judged against the checkpoint's optimizer (resume_conflicts) */
             return not_for(f, type);
+        }
         if (bp_optimizer_set_value(&o->opt, f->name, v) != BP_OK) {
             bp_hyperparam h; /* say the range as the library does */
             for (int k = 0; bp_optimizer_hyperparam(type, k, &h) == BP_OK; k++)
@@ -195,7 +198,56 @@ int optim_check(optim_flags *o, int argc, char **argv, double *lr, long epochs)
     return 0;
 }
 
-int optim_resume_peek(optim_flags *o, int argc, char **argv, long epochs, long *seed, long *batch)
+/* --resume continues the checkpoint's run (issue 21, item 7): a flag that
+ * would change it is refused with both values (it used to be dropped with
+ * exit 0); one that repeats the checkpoint's value is accepted. */
+static int resume_differs(int argc, char **argv, const char *name, double value, double saved,
+                          const char *resume)
+{
+    if (!given(argc, argv, name) || value == saved || (value != value && saved != saved))
+        return 0;
+    return cli_error("%s %g: the run in '%s' has %g, and a resumed run goes on with its "
+                     "checkpoint's values (leave %s out, or start a new run from its parameters "
+                     "with --init)",
+                     name, value, resume, saved, name);
+}
+
+static int resume_conflicts(const optim_flags *o, int argc, char **argv, const bp_optimizer *saved,
+                            const bp_checkpoint_info *info, const char *schedule)
+{
+    const bp_optimizer *f = &o->opt; /* the flags' values (optim_check) */
+    if (given(argc, argv, "--optimizer") && f->type != saved->type)
+        return cli_error("--optimizer %s: the run in '%s' used %s (leave --optimizer out)",
+                         bp_optimizer_name(f->type), o->resume, bp_optimizer_name(saved->type));
+    /* Every hyperparameter flag given, against the checkpoint's value (the
+     * learning rate against its base rate: the schedule moves the other). */
+    for (int i = 0; i < o->n_hp; i++) {
+        const optim_hp_flag *h = &o->hp[i];
+        if (!given(argc, argv, h->flag))
+            continue;
+        double value = h->kind == BP_HYPERPARAM_SWITCH ? (double)h->on : h->value, was = 0;
+        if (bp_optimizer_get_value(saved, h->name, &was) != BP_OK)
+            return not_for(h, saved->type);
+        if (strcmp(h->name, "lr") == 0 && info->base_lr > 0)
+            was = info->base_lr;
+        if (resume_differs(argc, argv, h->flag, value, was, o->resume))
+            return -1;
+    }
+    /* A schedule this version does not know would run as another. */
+    bp_schedule known;
+    if (info->schedule[0] != '\0' && bp_schedule_parse(info->schedule, &known) != BP_OK)
+        return cli_error("--resume: the run in '%s' has schedule '%s', which this version does "
+                         "not know (cosine, constant, step, plateau)",
+                         o->resume, info->schedule);
+    if (given(argc, argv, "--schedule") && info->schedule[0] != '\0' &&
+        strcmp(schedule, info->schedule) != 0)
+        return cli_error("--schedule %s: the run in '%s' has schedule %s (leave --schedule out)",
+                         schedule, o->resume, info->schedule);
+    return 0;
+}
+
+int optim_resume_peek(optim_flags *o, int argc, char **argv, long epochs, const char *schedule,
+                      long *seed, long *batch)
 {
     if (o->resume == NULL)
         return 0;
@@ -208,8 +260,9 @@ int optim_resume_peek(optim_flags *o, int argc, char **argv, long epochs, long *
         st = bp_checkpoint_read(o->ckpt, &saved, &info);
     if (st != BP_OK)
         return cli_lib_error("--resume", st);
-    if (!given(argc, argv, "--optimizer"))
-        o->opt = saved; /* the checkpoint's optimizer; its state comes in optim_setup */
+    if (resume_conflicts(o, argc, argv, &saved, &info, schedule) != 0)
+        return -1;
+    o->opt = saved; /* the checkpoint's optimizer; its state comes in optim_setup */
     o->start = info;
     /* The seed shuffles (and, without --data, generates the data). */
     if (given(argc, argv, "--seed") && (uint64_t)*seed != info.shuffle_seed)
@@ -220,6 +273,12 @@ int optim_resume_peek(optim_flags *o, int argc, char **argv, long epochs, long *
                          (unsigned long long)info.shuffle_seed);
     *seed = (long)info.shuffle_seed;
     /* The batches: the same size, or the steps are other steps. */
+    if (info.batch > OPTIM_MAX_BATCH || info.epoch > OPTIM_MAX_EPOCHS ||
+        info.total_epochs > OPTIM_MAX_EPOCHS)
+        return cli_error("--resume: '%s' holds batch %lld, epoch %lld of %lld: out of range for "
+                         "--batch (1..%d) or --epochs (1..%d)",
+                         o->resume, (long long)info.batch, (long long)info.epoch,
+                         (long long)info.total_epochs, OPTIM_MAX_BATCH, OPTIM_MAX_EPOCHS);
     if (info.batch > 0) {
         if (given(argc, argv, "--batch") && *batch != info.batch)
             return cli_error("--batch %ld: the checkpoint's run has batches of %lld (leave --batch "

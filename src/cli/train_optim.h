@@ -26,6 +26,11 @@ typedef struct optim_hp_flag {
 
 #define OPTIM_MAX_FLAGS 32
 
+/* The ranges of --batch and --epochs (train_options.c), which a checkpoint
+ * given to --resume must respect too. */
+#define OPTIM_MAX_BATCH (1 << 24)
+#define OPTIM_MAX_EPOCHS 1000000
+
 typedef struct optim_flags {
     const char *optimizer; /* NULL: sgd */
     char optimizer_names[64], optimizer_help[96];
@@ -60,11 +65,13 @@ int optim_check(optim_flags *o, int argc, char **argv, double *lr, long epochs);
 
 /* Before the network is built with --resume: opens the checkpoint (once for
  * the run: o->ckpt) and reads its header; the optimizer the checkpoint
- * holds replaces the flags' (unless --optimizer was given), o->start is
+ * holds replaces the flags' (a flag or a schedule that differs from it is
+ * refused; issue 21, item 7), o->start is
  * the checkpoint's position, and *seed and *batch are the checkpoint's (the
  * trainer takes its schedule and state: bp_trainer_resume). Returns 1 when
  * the run already finished all `epochs` (said so), -1 on error, 0 to go on. */
-int optim_resume_peek(optim_flags *o, int argc, char **argv, long epochs, long *seed, long *batch);
+int optim_resume_peek(optim_flags *o, int argc, char **argv, long epochs, const char *schedule,
+                      long *seed, long *batch);
 
 /* After the network is created (and --init loaded): sets its optimizer and
  * closes the --resume checkpoint (bp_trainer_resume restores it). -1 on

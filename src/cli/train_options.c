@@ -30,17 +30,14 @@ static void train_options_defaults(train_options *o)
 
 static int check_values(const train_options *o)
 {
-    if (o->epochs < 1 || o->epochs > 1000000)
-        return cli_error("--epochs: %ld is out of range (1..1000000)", o->epochs);
-    if (o->batch < 1 || o->batch > (1 << 24))
-        return cli_error("--batch: %ld is out of range (1..%d)", o->batch, 1 << 24);
+    if (o->epochs < 1 || o->epochs > OPTIM_MAX_EPOCHS)
+        return cli_error("--epochs: %ld is out of range (1..%d)", o->epochs, OPTIM_MAX_EPOCHS);
+    if (o->batch < 1 || o->batch > OPTIM_MAX_BATCH)
+        return cli_error("--batch: %ld is out of range (1..%d)", o->batch, OPTIM_MAX_BATCH);
     if (o->seed < 0)
         return cli_error("--seed: %ld must be >= 0", o->seed);
-    if (o->columns.n_targets < 0)
-        return cli_error("--targets: %ld must be >= 0", o->columns.n_targets);
-    if (o->columns.label_column < -1)
-        return cli_error("--label-column: %ld must be >= 0 (or -1 for the last)",
-                         o->columns.label_column);
+    if (cli_check_columns(&o->columns) != 0)
+        return -1;
     bp_schedule sched;
     if (bp_schedule_parse(o->schedule, &sched) != BP_OK)
         return cli_error("--schedule: '%s' is not cosine, constant, step or plateau", o->schedule);
@@ -106,6 +103,43 @@ static int adopt_file_architecture(train_options *o)
     int r = adopt_architecture(o, &c);
     bp_network_free(model);
     return r;
+}
+
+/* --resume of a finished run trains nothing, so it writes nothing: with an
+ * output asked for, that is an error (it used to exit 0 silently). */
+static int finished_with_outputs(const train_options *o)
+{
+    const char *outputs[][2] = {{"--save", o->save_path},
+                                {"--log", o->log_path},
+                                {"--plot", o->plot_path},
+                                {"--checkpoint", o->optim.checkpoint}};
+    for (size_t i = 0; i < sizeof outputs / sizeof outputs[0]; i++)
+        if (outputs[i][1] != NULL && strcmp(outputs[i][1], o->optim.resume) != 0)
+            return cli_error("%s: nothing was trained, so '%s' was not written (a checkpoint is a "
+                             "model file: eval and predict take --model %s)",
+                             outputs[i][0], outputs[i][1], o->optim.resume);
+    return 0;
+}
+
+/* --resume: the checkpoint (opened once here) gives the optimizer, seed and
+ * batch (the trainer takes its schedule and state: bp_trainer_resume). A
+ * run that already finished ends here: exit 0, said so, unless an output
+ * was asked for (none is written). Returns -1 with *status set to end. */
+static int resume_peek(train_options *o, int argc, char **argv, int *status)
+{
+    if (o->optim.resume != NULL && o->init_path != NULL) {
+        *status = 2;
+        return cli_error("--init %s: a resumed run's parameters are its checkpoint's (leave "
+                         "--init out with --resume)",
+                         o->init_path);
+    }
+    int resumed = optim_resume_peek(&o->optim, argc, argv, o->epochs, o->schedule, &o->seed,
+                                    &o->batch);
+    if (resumed > 0 && finished_with_outputs(o) != 0)
+        resumed = -1;
+    if (resumed != 0)
+        *status = resumed > 0 ? 0 : 1;
+    return resumed != 0 ? -1 : 0;
 }
 
 /* The flags of train: the table below and the optimizers' (train_optim.c).
@@ -227,14 +261,8 @@ int parse_train_options(int argc, char **argv, train_options *o, int *status)
     *status = 1;
     if (check_paths(o) != 0)
         return -1;
-    /* --resume: the checkpoint (opened once here) gives the optimizer, seed
-     * and batch (the trainer takes its schedule: bp_trainer_resume); a run that already finished
-     * ends here (exit 0, said so). */
-    int resumed = optim_resume_peek(&o->optim, argc, argv, o->epochs, &o->seed, &o->batch);
-    if (resumed != 0) {
-        *status = resumed > 0 ? 0 : 1;
+    if (resume_peek(o, argc, argv, status) != 0)
         return -1;
-    }
     if (adopt_file_architecture(o) != 0)
         return -1;
     *status = 0;

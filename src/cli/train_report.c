@@ -101,6 +101,13 @@ void train_report_epoch(void *user, const bp_trainer_epoch *e)
 
 int train_report_should_stop(void *user)
 {
-    const training_run *run = user;
+    training_run *run = user;
+    /* From the first signal to the end the others wait (cmd_train releases
+     * them), so that a second one cannot cut the checkpoint the trainer now
+     * writes short and leave its temporary file (issue 21, item 5). */
+    if (cli_signals_caught() && !run->holding) {
+        run->held = cli_signals_hold();
+        run->holding = 1;
+    }
     return cli_signals_caught() || run->stop_after_reached || run->failed;
 }

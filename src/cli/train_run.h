@@ -39,7 +39,7 @@ typedef struct training_run {
     long loss_count;
     int stop_after_reached; /* --stop-after's last epoch is done */
     int failed;             /* a callback failed (printed): stop, save nothing */
-    sigset_t held;          /* the stopping signals, held while finishing */
+    int held;               /* cli_signals_hold's previous state, while holding */
     int holding;
 
     /* report */

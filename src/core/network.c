@@ -141,6 +141,10 @@ static bp_status validate_config(const bp_network_config *cfg, bp_precision *pre
                        "%s: cuda_stream is set, but the '%s' backend runs on no CUDA stream "
                        "(leave cuda_stream NULL, or choose the cuda backend)",
                        fn, bp_backend_name(cfg->backend));
+    if (cfg->threads < 0 || cfg->threads > BP_MAX_THREADS)
+        return bp_fail(BP_ERR_INVALID_ARGUMENT,
+                       "%s: threads %d is out of range (0 = automatic, 1..%d)", fn, cfg->threads,
+                       BP_MAX_THREADS);
     return bp_precision_resolve(fn, cfg, precision); /* mixed.c */
 }
 

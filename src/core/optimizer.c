@@ -226,9 +226,11 @@ bp_status bp_network_get_optimizer_step(const bp_network *net, int64_t *step)
 bp_status bp_network_set_optimizer_step(bp_network *net, int64_t step)
 {
     BP_CHECK_PTR("bp_network_set_optimizer_step", net);
-    if (step < 0)
+    if (step < 0 || step > BP_MAX_OPTIMIZER_STEP)
         return bp_fail(BP_ERR_INVALID_ARGUMENT,
-                       "bp_network_set_optimizer_step: step %lld must be >= 0", (long long)step);
+                       "bp_network_set_optimizer_step: step %lld is out of range (0..2^53 = %lld, "
+                       "BP_MAX_OPTIMIZER_STEP)",
+                       (long long)step, (long long)BP_MAX_OPTIMIZER_STEP);
     BP_TRY(upload_step(net, step));
     return net->ops->sync(net->ctx);
 }

@@ -194,6 +194,29 @@ static bp_status output_and_metrics(bp_network *net, int B, bp_step_scalars *sca
 
 bp_status bp_output_pass(bp_network *net, int B) { return output_and_metrics(net, B, NULL, NULL); }
 
+/* The backward pass's two products of layer l (docs/design.md, section 2):
+ *   dW = A D^T:     gemm(N, T, m=n_in, n=n_out, k=B, A, ld n_in, D, ld n_out, dW, ld n_in)
+ *   D_prev = W^T D: gemm(N, N, m=n_in, n=B, k=n_out, W, ld n_in, D, ld n_out, out, ld n_in) */
+static bp_gemm_args weight_grad_product(bp_network *net, int l, int B)
+{
+    int n_in = net->sizes[l - 1], n_out = net->sizes[l];
+    bp_gemm_args g = {N,         T,     n_in, n_out,           B,   1.0, net->a[l - 1], n_in,
+                      net->d[l], n_out, 0.0,  dweight(net, l), n_in};
+    return g;
+}
+static bp_gemm_args delta_product(bp_network *net, int l, int B)
+{
+    int n_in = net->sizes[l - 1], n_out = net->sizes[l];
+    bp_gemm_args g = {N,    N,         n_in,  B,   n_out,         1.0, weight(net, l),
+                      n_in, net->d[l], n_out, 0.0, net->d[l - 1], n_in};
+    return g;
+}
+static bp_status gemm(bp_network *net, const bp_gemm_args *g)
+{
+    return net->ops->gemm(net->ctx, net->desc.dtype, g->trans_a, g->trans_b, g->m, g->n, g->k,
+                          g->alpha, g->a, g->lda, g->b, g->ldb, g->beta, g->c, g->ldc);
+}
+
 /* dL/dW^l (and, when not yet done, dL/db^l) of layer l:
  *   dW = A D^T: gemm(N, T, m=n_in, n=n_out, k=B, A, ld n_in, D, ld n_out, dW, ld n_in)
  * fuse (training steps): with the bias gradient in the product's epilogue
@@ -264,7 +287,9 @@ static bp_status backward_mixed(bp_network *net, int B, bp_step_scalars *scalars
  * the product too, with that layer's ReLU mask (and when it cannot, the
  * generic path takes sigma' from a^{l-1}: for ReLU, a > 0 exactly when
  * z > 0). fuse (training steps): the output layer's bias gradient may come
- * with its weight gradient (layer_gradients). scalars: a training step's (the
+ * with its weight gradient (layer_gradients). A backend with gemm2 (the
+ * CPU, which fuses no epilogue) runs a hidden layer's two products, dW and
+ * D_prev, as one operation instead. scalars: a training step's (the
  * data-parallel guard), or NULL. */
 static bp_status backward_layers(bp_network *net, int B, int output_bias_done, int fuse,
                                  bp_step_scalars *scalars)
@@ -277,15 +302,24 @@ static bp_status backward_layers(bp_network *net, int B, int output_bias_done, i
     int bias_done = output_bias_done; /* dL/db^l of the layer l below is computed */
     for (int l = L; l >= 1; l--) {
         int n_in = net->sizes[l - 1], n_out = net->sizes[l];
-        BP_TRY(layer_gradients(net, l, B, bias_done, fuse && l == L));
+        bp_gemm_args dp = delta_product(net, l, B);
+        int skipped = l > 1 && net->z_skipped[l - 1];
+        int pair = l > 1 && !skipped && ops->gemm2 != NULL; /* dW and D_prev at once */
+        if (pair) {
+            bp_gemm_args dw = weight_grad_product(net, l, B);
+            BP_TRY(ops->gemm2(net->ctx, dt, &dw, &dp));
+            if (!bias_done)
+                BP_TRY(ops->bias_grad(net->ctx, dt, net->d[l], dbias(net, l), n_out, B));
+        } else {
+            BP_TRY(layer_gradients(net, l, B, bias_done, fuse && l == L));
+        }
         bias_done = 0;
         BP_TRY(bp_dist_layer_ready(net, l, B)); /* data-parallel: start layer l's all-reduce */
         if (l > 1) {
-            int skipped = net->z_skipped[l - 1];
             const void *ptrs[] = {weight(net, l), net->d[l], net->relu_mask[l - 1], net->d[l - 1],
                                   dbias(net, l - 1)};
             if (skipped && aligned16(ptrs, 5)) {
-                /* delta^{l-1} = (W^T D) (.) mask, dL/db^{l-1}: the gemm below with its epilogue
+                /* delta^{l-1} = (W^T D) (.) mask, dL/db^{l-1}: D_prev's product with its epilogue
                  * (BP_ERR_UNSUPPORTED: no fused algorithm for this shape, so unfused) */
                 bp_status st = ops->linear_drelu_backward(
                     net->ctx, dt, weight(net, l), net->d[l], net->relu_mask[l - 1],
@@ -296,9 +330,8 @@ static bp_status backward_layers(bp_network *net, int B, int output_bias_done, i
                     continue;
                 }
             }
-            /* D_prev = W^T D: gemm(N, N, m=n_in, n=B, k=n_out, W, ld n_in, D, ld n_out, out, ld n_in) */
-            BP_TRY(ops->gemm(net->ctx, dt, N, N, n_in, B, n_out, 1.0, weight(net, l), n_in,
-                             net->d[l], n_out, 0.0, net->d[l - 1], n_in));
+            if (!pair)
+                BP_TRY(gemm(net, &dp));
             /* delta^{l-1} (.)= sigma'(z^{l-1}) */
             bp_activation act = forward_activation(net, l - 1);
             const void *z = skipped ? net->a[l - 1] : net->z[l - 1];
@@ -586,17 +619,14 @@ static bp_status record_graph(bp_network *net, struct bp_step_graph *g)
  * loading then happen outside any capture; the second is recorded; later
  * ones replay it. A replay leaves the layer state the recorded step left
  * (what bp_network_get_layer_state and the gradients' reader check).
- * A network joined to a communicator records at once, as before: on the
- * emulated NCCL an eager step between replays, with ranks of different
- * local batches (an epoch's last), left the ranks' parameters different
- * (NcclEmulated.JoinedEpochStepsRunAsGraphsAndEqualOneNetwork); until that
- * is understood its first step is captured cold. */
+ * A joined network warms up the same way: its eager step's collectives
+ * wait for events it records itself (src/parallel/nccl.c), which a replay
+ * queued ahead of it does not record (captured, a record is only an edge
+ * of the graph). */
 static bp_status graph_step(bp_network *net, int batch)
 {
     struct bp_step_graph *g = find_graph(net, batch);
-    if (g == NULL && net->comm != NULL) {
-        g = claim_graph(net, batch);
-    } else if (g == NULL) {
+    if (g == NULL) {
         BP_TRY(issue_step(net, batch, 1, 1));
         claim_graph(net, batch);
         return BP_OK;

@@ -210,7 +210,7 @@ static bp_status first_row(csv_state *s, const csv_line *ln, int *is_header)
                        "columns (0..%zu)",
                        s->label_col, s->path, s->n_cols, s->n_cols - 1);
     s->n_features = s->n_cols - (size_t)s->label_cols;
-    return BP_OK;
+    return bp_dataset_check_features(s->path, opt, s->n_features);
 }
 
 static bp_status data_row(csv_state *s, const csv_line *ln)
@@ -234,11 +234,12 @@ static bp_status data_row(csv_state *s, const csv_line *ln)
             bp_real_set(opt->dtype, s->y,
                         r * (size_t)n_targets + (c - (n_cols - (size_t)n_targets)), v);
         } else if (n_targets == 0 && (int)c == s->label_col) {
-            if (v < 0 || v != floor(v) || v > 1e6)
+            if (v < 0 || v != floor(v) || v > BP_MAX_LABEL)
                 return bp_fail(BP_ERR_FORMAT,
                                "%s:%ld: column %zu: label '%.*s' is not a class number "
-                               "(an integer from 0 to 1000000)",
-                               s->path, ln->number, c + 1, (int)s->fields[c].len, s->fields[c].text);
+                               "(an integer from 0 to %d)",
+                               s->path, ln->number, c + 1, (int)s->fields[c].len,
+                               s->fields[c].text, BP_MAX_LABEL);
             ((int32_t *)s->y)[r] = (int32_t)v;
         } else {
             bp_real_set(opt->dtype, s->x, r * s->n_features + feature++, v);
@@ -272,19 +273,19 @@ static bp_status parse_stream(bp_reader *f, csv_state *s)
     char *line = NULL;
     size_t len = 0, cap = 0;
     long number = 1;
-    int seen_first = 0, at_start = 1;
-    bp_status st = BP_OK;
-    for (;;) {
-        size_t got = 0;
-        st = bp_io_read(f, chunk, sizeof chunk, &got);
+    int seen_first = 0;
+    /* A UTF-8 byte order mark (spreadsheet exports) is not data. */
+    const unsigned char *head = NULL;
+    size_t have = 0, got = 0;
+    bp_status st = bp_io_peek(f, 3, &head, &have);
+    if (st == BP_OK && have == 3 && memcmp(head, "\xEF\xBB\xBF", 3) == 0)
+        st = bp_io_read(f, chunk, 3, &got);
+    while (st == BP_OK) {
+        /* What a pipe has now: each row is checked as soon as it is there. */
+        st = bp_io_read_some(f, chunk, sizeof chunk, &got);
         if (st != BP_OK)
             break;
-        size_t i = 0;
-        /* A UTF-8 byte order mark (spreadsheet exports) is not data. */
-        if (at_start && got >= 3 && memcmp(chunk, "\xEF\xBB\xBF", 3) == 0)
-            i = 3;
-        at_start = 0;
-        for (; st == BP_OK && i < got; i++) {
+        for (size_t i = 0; st == BP_OK && i < got; i++) {
             unsigned char c = (unsigned char)chunk[i];
             if (c == '\n') {
                 csv_line ln = {line, len, number};
@@ -317,7 +318,7 @@ static bp_status parse_stream(bp_reader *f, csv_state *s)
         }
         if (st != BP_OK)
             break;
-        if (got < sizeof chunk) { /* the end: a last line without a newline */
+        if (got == 0) { /* the end: a last line without a newline */
             if (len > 0) {
                 csv_line ln = {line, len, number};
                 st = take_line(s, &ln, &seen_first);

@@ -34,9 +34,24 @@ bp_status bp_dataset_check_options(const char *fn, const bp_dataset_options *opt
     if (opt->unlabeled && opt->n_targets != 0)
         return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: unlabeled data cannot have n_targets %d", fn,
                        opt->n_targets);
+    if (opt->n_features < 0 || opt->n_features > BP_MAX_WIDTH)
+        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: n_features %d is out of range (0..%d)", fn,
+                       opt->n_features, BP_MAX_WIDTH);
     if (opt->header < -1 || opt->header > 1)
         return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: header %d must be -1, 0 or 1", fn, opt->header);
     return BP_OK;
+}
+
+/* The description a data set hands out, of its own arrays. */
+static void describe(bp_dataset *ds, int n, int n_features, int n_targets, bp_dtype dtype)
+{
+    ds->desc.n_samples = n;
+    ds->desc.n_features = n_features;
+    ds->desc.n_targets = n_targets;
+    ds->desc.dtype = dtype;
+    ds->desc.x = ds->x;
+    ds->desc.labels = ds->labels;
+    ds->desc.targets = ds->targets;
 }
 
 bp_status bp_dataset_alloc(const char *what, int n, int n_features, int n_targets, bp_dtype dtype,
@@ -61,14 +76,19 @@ bp_status bp_dataset_alloc(const char *what, int n, int n_features, int n_target
         return bp_fail(BP_ERR_OUT_OF_MEMORY, "%s: no memory for %zu bytes of samples", what,
                        xb + yb);
     }
-    ds->desc.n_samples = n;
-    ds->desc.n_features = n_features;
-    ds->desc.n_targets = n_targets;
-    ds->desc.dtype = dtype;
-    ds->desc.x = ds->x;
-    ds->desc.labels = ds->labels;
-    ds->desc.targets = ds->targets;
+    describe(ds, n, n_features, n_targets, dtype);
     *out = ds;
+    return BP_OK;
+}
+
+bp_status bp_dataset_check_features(const char *path, const bp_dataset_options *opt,
+                                    size_t n_features)
+{
+    if (opt->n_features != 0 && n_features != (size_t)opt->n_features)
+        return bp_fail(BP_ERR_FORMAT,
+                       "'%s' has %zu features per sample, but %d are needed (the inputs of the "
+                       "network it is for)",
+                       path, n_features, opt->n_features);
     return BP_OK;
 }
 
@@ -116,8 +136,11 @@ bp_status bp_dataset_open(const char *fn, const char *path, const bp_dataset_opt
 
 /* bp_dataset_create's and bp_dataset_wrap's checks of the caller's arrays. */
 static bp_status check_arrays(const char *fn, int n, int n_features, int n_targets, bp_dtype dtype,
-                              const void *x, const int32_t *labels, const void *targets)
+                              const void *x, const int32_t *labels, const void *targets,
+                              bp_dataset **out)
 {
+    BP_CHECK_PTR(fn, out);
+    *out = NULL;
     BP_CHECK_PTR(fn, x);
     if (n < 1)
         return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: n %d must be >= 1", fn, n);
@@ -134,9 +157,10 @@ static bp_status check_arrays(const char *fn, int n, int n_features, int n_targe
                        n_targets);
     if (n_targets == 0)
         for (int i = 0; i < n; i++)
-            if (labels[i] < 0)
-                return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: labels[%d] = %d is negative", fn, i,
-                               (int)labels[i]);
+            if (labels[i] < 0 || labels[i] > BP_MAX_LABEL)
+                return bp_fail(BP_ERR_INVALID_ARGUMENT,
+                               "%s: labels[%d] = %d is not a class number (0..%d)", fn, i,
+                               (int)labels[i], BP_MAX_LABEL);
     return BP_OK;
 }
 
@@ -144,9 +168,7 @@ bp_status bp_dataset_create(int n, int n_features, int n_targets, bp_dtype dtype
                             const int32_t *labels, const void *targets, bp_dataset **out)
 {
     const char *fn = "bp_dataset_create";
-    BP_CHECK_PTR(fn, out);
-    *out = NULL;
-    BP_TRY(check_arrays(fn, n, n_features, n_targets, dtype, x, labels, targets));
+    BP_TRY(check_arrays(fn, n, n_features, n_targets, dtype, x, labels, targets, out));
     bp_dataset *ds = NULL;
     BP_TRY(bp_dataset_alloc(fn, n, n_features, n_targets, dtype, &ds));
     size_t es = bp_dtype_size(dtype);
@@ -164,9 +186,7 @@ bp_status bp_dataset_wrap(int n, int n_features, int n_targets, bp_dtype dtype, 
                           const int32_t *labels, const void *targets, bp_dataset **out)
 {
     const char *fn = "bp_dataset_wrap";
-    BP_CHECK_PTR(fn, out);
-    *out = NULL;
-    BP_TRY(check_arrays(fn, n, n_features, n_targets, dtype, x, labels, targets));
+    BP_TRY(check_arrays(fn, n, n_features, n_targets, dtype, x, labels, targets, out));
     bp_dataset *ds = calloc(1, sizeof *ds);
     if (ds == NULL)
         return bp_fail(BP_ERR_OUT_OF_MEMORY, "%s: no memory", fn);
@@ -174,13 +194,7 @@ bp_status bp_dataset_wrap(int n, int n_features, int n_targets, bp_dtype dtype, 
     ds->x = (void *)x; /* never written: the struct's fields serve both kinds */
     ds->labels = n_targets == 0 ? (int32_t *)labels : NULL;
     ds->targets = n_targets > 0 ? (void *)targets : NULL;
-    ds->desc.n_samples = n;
-    ds->desc.n_features = n_features;
-    ds->desc.n_targets = n_targets;
-    ds->desc.dtype = dtype;
-    ds->desc.x = ds->x;
-    ds->desc.labels = ds->labels;
-    ds->desc.targets = ds->targets;
+    describe(ds, n, n_features, n_targets, dtype);
     bp_dataset_count_classes(ds);
     *out = ds;
     return BP_OK;

@@ -31,5 +31,9 @@ bp_status bp_dataset_check_options(const char *fn, const bp_dataset_options *opt
  * checked; path opened (messages start with fn). */
 bp_status bp_dataset_open(const char *fn, const char *path, const bp_dataset_options *opt,
                           bp_dataset **out, bp_dataset_options *o, bp_reader **f);
+/* BP_ERR_FORMAT when opt->n_features asks for another count than the
+ * file's first row or header shows. */
+bp_status bp_dataset_check_features(const char *path, const bp_dataset_options *opt,
+                                    size_t n_features);
 
 #endif

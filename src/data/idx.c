@@ -133,6 +133,8 @@ bp_status bp_dataset_read_idx(bp_reader *fi, const char *labels_path,
         st = bp_fail(BP_ERR_FORMAT, "'%s': %zu features per image is too many", images_path,
                      features);
     if (st == BP_OK)
+        st = bp_dataset_check_features(images_path, opt, features);
+    if (st == BP_OK)
         st = bp_io_check_memory(images_path, "images", ih.count * bp_dtype_size(opt->dtype));
     void *x = NULL, *y = NULL;
     if (st == BP_OK)

@@ -72,15 +72,26 @@ static const struct info_field {
 
 static void *field_of(const bp_checkpoint_info *in, int i) { return (char *)in + kInfo[i].offset; }
 
-/* What is wrong with a position (written to why), or 0 when nothing is: the
- * one check of bp_checkpoint_save's input and of a file's metadata. */
-static int info_problem(const bp_checkpoint_info *in, char *why, size_t size)
+/* What is wrong with a position and an optimizer step count (written to
+ * why), or 0 when nothing is: the one check of bp_checkpoint_save's input
+ * and of a file's metadata. The loop's position and the batch are ints to
+ * their users (0..INT32_MAX); the step count is at most
+ * BP_MAX_OPTIMIZER_STEP (exact in the double of the bias corrections). */
+static int info_problem(const bp_checkpoint_info *in, int64_t step, char *why, size_t size)
 {
+    if (step < 0 || step > BP_MAX_OPTIMIZER_STEP)
+        return snprintf(why, size, "step %" PRId64 " is out of range (0..%" PRId64 ")", step,
+                        (int64_t)BP_MAX_OPTIMIZER_STEP),
+               1;
     for (int i = 0; i < N_INFO; i++) {
         int64_t v = 0;
         double r = 0;
         if (kInfo[i].kind == F_I64 && (memcpy(&v, field_of(in, i), sizeof v), v < 0))
             return snprintf(why, size, "%s %" PRId64 " must be >= 0", kInfo[i].key, v), 1;
+        if (kInfo[i].kind == F_I64 && v > INT32_MAX)
+            return snprintf(why, size, "%s %" PRId64 " is out of range (0..%d)", kInfo[i].key, v,
+                            INT32_MAX),
+                   1;
         if (kInfo[i].kind == F_REAL && (memcpy(&r, field_of(in, i), sizeof r), !(r >= 0.0)))
             return snprintf(why, size, "%s %g must be finite and >= 0", kInfo[i].key, r), 1;
         if (kInfo[i].kind == F_REAL && isinf(r))
@@ -94,7 +105,9 @@ static int info_problem(const bp_checkpoint_info *in, char *why, size_t size)
         char c = in->schedule[k];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
               c == '_' || c == '-' || c == '.'))
-            return snprintf(why, size, "schedule may hold letters, digits, '_', '-' and '.' only"),
+            return snprintf(why, size,
+                            "schedule may hold letters, digits, '_', '-' and '.' only (the "
+                            "schedule's name goes into JSON and is printed)"),
                    1;
     }
     return 0;
@@ -232,11 +245,11 @@ static bp_status save_checkpoint(const bp_network *net, const bp_checkpoint_info
     bp_checkpoint_info_init(&in);
     if (info != NULL)
         BP_TRY(bp_struct_read(fn, "info", &in, sizeof in, info, info->struct_size));
-    char why[160];
-    if (info_problem(&in, why, sizeof why))
-        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: info->%s", fn, why);
     int64_t step = 0;
     BP_TRY(bp_network_get_optimizer_step(net, &step));
+    char why[160];
+    if (info_problem(&in, step, why, sizeof why))
+        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: info->%s", fn, why);
     char meta[4096];
     locale_t c_locale = (locale_t)0;
     BP_TRY(bp_c_locale_new(fn, &c_locale));
@@ -362,7 +375,7 @@ static bp_status read_metadata(bp_checkpoint *ck)
         return bp_st_bad(st, "the schedule's name is too long");
     strcpy(ck->info.schedule, schedule);
     char why[160];
-    if (info_problem(&ck->info, why, sizeof why))
+    if (info_problem(&ck->info, ck->step, why, sizeof why))
         return bp_st_bad(st, "__metadata__ %s", why);
     return BP_OK;
 }

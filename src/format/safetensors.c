@@ -5,16 +5,14 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "api/error.h"
 #include "backprop_file.h"
+#include "sys/read.h"
 #include "format/safetensors.h"
 #include "util/real.h"
 
@@ -149,38 +147,6 @@ static bp_status read_directory(bp_st_file *st)
     return check_packed(st);
 }
 
-/* Opens path read-only, a regular file only. A FIFO, device or directory is
- * refused before it is opened (opening a FIFO waits for a writer; a device
- * may act on open), and again on what was opened (O_NONBLOCK: never waited
- * on), should it change. */
-static bp_status open_regular(bp_st_file *st, uint64_t *size)
-{
-    struct stat pre, sb;
-    const char *why = "is not a regular file (a %s is read from a file, not a pipe, device or "
-                      "directory)";
-    char msg[160];
-    snprintf(msg, sizeof msg, why, st->what);
-    if (stat(st->path, &pre) == 0 && !S_ISREG(pre.st_mode))
-        return bp_fail(BP_ERR_IO, "'%s' %s", st->path, msg);
-    int fd = open(st->path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-    if (fd < 0)
-        return bp_fail(BP_ERR_IO, "cannot open '%s': %s", st->path, strerror(errno));
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return bp_fail(BP_ERR_IO, "'%s' %s", st->path, msg);
-    }
-    (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-    st->f = fdopen(fd, "rb");
-    if (st->f == NULL) {
-        int e = errno;
-        close(fd);
-        return bp_fail(e == ENOMEM ? BP_ERR_OUT_OF_MEMORY : BP_ERR_IO, "cannot open '%s': %s",
-                       st->path, strerror(e));
-    }
-    *size = (uint64_t)sb.st_size;
-    return BP_OK;
-}
-
 /* The 8-byte length and the JSON header, parsed. */
 static bp_status read_header(bp_st_file *st, uint64_t size)
 {
@@ -223,7 +189,9 @@ bp_status bp_st_open(const char *path, const char *what, const bp_st_names *name
     st->names = names;
     st->meta = -1;
     uint64_t size = 0;
-    bp_status s = open_regular(st, &size);
+    char kind[80]; /* "a model file", "a checkpoint" */
+    snprintf(kind, sizeof kind, "a %s", what);
+    bp_status s = bp_io_open_regular(path, kind, &st->f, &size);
     if (s == BP_OK)
         s = read_header(st, size);
     if (s == BP_OK)

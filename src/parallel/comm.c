@@ -30,30 +30,61 @@ void bp_dist_backoff(double waited_s)
     /* A collective advances only while it is polled (no progress thread):
      * poll without sleeping for a while, yielding the core to a rank that
      * shares it, and sleep between polls only once the wait is long (a
-     * rank far behind, or gone). */
+     * rank far behind, writing a checkpoint, or gone): 0.1 ms, growing
+     * with the wait to 10 ms, so a long wait costs no CPU and still ends
+     * within 10 ms of its cause. */
     if (waited_s < 0.05) {
         sched_yield();
         return;
     }
-    struct timespec ts = {0, 100000}; /* 0.1 ms */
+    double s = waited_s / 100 < 1e-4 ? 1e-4 : waited_s / 100 > 1e-2 ? 1e-2 : waited_s / 100;
+    struct timespec ts = {0, (long)(s * 1e9)};
     nanosleep(&ts, NULL);
 }
 
-bp_status bp_comm_poll(bp_comm *c, const char *what, const char *hint,
-                       int (*poll)(bp_comm *c, void *arg), void *arg)
+bp_status bp_dist_poll(bp_comm *c, const char *what, bp_dist_test test, void (*give_up)(bp_comm *),
+                       void *ctx)
 {
     double t0 = bp_dist_now();
     for (;;) {
-        int r = poll(c, arg);
-        if (r != 0)
-            return r > 0 ? BP_OK : BP_ERR_COMM;
-        if (bp_dist_now() - t0 > c->timeout_s)
+        bp_status st = BP_OK;
+        if (test(c, ctx, &st))
+            return st;
+        char why[512];
+        if (bp_dist_alarm_heard(c->alarm, why, sizeof why)) {
+            /* A rank that failed may have given its part of this operation
+             * first: every rank goes on completing it for a moment, so that
+             * an operation all ranks joined completes everywhere and only
+             * the next one fails (else one rank's early give-up starves the
+             * others of the parts it would have passed on). */
+            double heard = bp_dist_now();
+            while (bp_dist_now() - heard < BP_DIST_ALARM_GRACE_S) {
+                if (test(c, ctx, &st))
+                    return st;
+                bp_dist_backoff(bp_dist_now() - heard);
+            }
+            if (give_up != NULL)
+                give_up(c);
+            return bp_comm_fail(c, "%s: %s", what, why);
+        }
+        if (bp_dist_now() - t0 > c->timeout_s) {
+            if (give_up != NULL)
+                give_up(c);
             return bp_comm_fail(c,
                                 "%s did not complete within %g s: a rank died, hangs or stopped "
-                                "calling the same steps%s",
-                                what, c->timeout_s, hint);
+                                "calling the same steps",
+                                what, c->timeout_s);
+        }
         bp_dist_backoff(bp_dist_now() - t0);
     }
+}
+
+bp_status bp_comm_abort(bp_comm *comm, const char *why)
+{
+    BP_CHECK_PTR("bp_comm_abort", comm);
+    bp_dist_alarm_raise(comm->alarm, why);
+    comm->broken = 1;
+    return BP_OK;
 }
 
 bp_status bp_comm_fail(bp_comm *c, const char *fmt, ...)
@@ -185,8 +216,12 @@ void bp_comm_free(bp_comm *comm)
 {
     if (comm == NULL)
         return;
-    int finalize = comm->finalize_mpi;
+    /* MPI_Finalize waits for every rank: after a failure (bp_comm_abort, a
+     * collective that failed) the others may never come, and the launcher
+     * ends the job when this process exits. */
+    int finalize = comm->finalize_mpi && !comm->broken;
     comm->ops->destroy(comm);
+    bp_dist_alarm_close(comm->alarm);
     free(comm);
     if (finalize) /* bp_comm_create_world started MPI */
         bp_dist_mpi_finalize();
@@ -313,6 +348,19 @@ void bp_dist_expect_global_batch(bp_network *net, int batch)
         net->comm->expected_batch = batch;
 }
 
+/* Counts a data-parallel step; BP_ERR_COMM when an earlier error broke
+ * the communicator (no step runs on a broken one). */
+static bp_status next_step(bp_comm *c)
+{
+    c->steps++;
+    if (c->broken)
+        return bp_fail(BP_ERR_COMM,
+                       "data-parallel step %ld: the communicator is broken by an earlier error "
+                       "(rank %d of %d)",
+                       c->steps, c->rank, c->size);
+    return BP_OK;
+}
+
 /* ---- device engines: nothing the host waits for ----------------------------- */
 
 bp_status bp_dist_prepare(bp_network *net, int batch)
@@ -324,12 +372,7 @@ bp_status bp_dist_prepare(bp_network *net, int batch)
     c->expected_batch = 0;
     if (c->ops->scale_slot == NULL)
         return BP_OK; /* a host engine agrees on the batch with the loss (step_begin) */
-    c->steps++;
-    if (c->broken)
-        return bp_fail(BP_ERR_COMM,
-                       "data-parallel step %ld: the communicator is broken by an earlier error "
-                       "(rank %d of %d)",
-                       c->steps, c->rank, c->size);
+    BP_TRY(next_step(c));
     double global = expected;
     if (expected <= 0) { /* the caller did not say: agree (a host wait, outside the step) */
         global = batch;
@@ -378,13 +421,8 @@ bp_status bp_dist_numeric(bp_network *net, double loss)
  * global batch and loss, and on whether the step is skipped. */
 static bp_status step_begin(bp_comm *c, bp_network *net, int batch)
 {
-    c->steps++;
     c->step_bad = 0;
-    if (c->broken)
-        return bp_fail(BP_ERR_COMM,
-                       "data-parallel step %ld: the communicator is broken by an "
-                       "earlier error (rank %d of %d)",
-                       c->steps, c->rank, c->size);
+    BP_TRY(next_step(c));
     double loss = NAN;
     BP_TRY(net->ops->download(net->ctx, &loss, net->loss, sizeof loss));
     double v[2] = {(double)batch, (double)batch * loss};

@@ -73,9 +73,12 @@ typedef struct bp_comm_ops {
     bp_status (*sync)(bp_comm *c, struct bp_network *net);
 } bp_comm_ops;
 
+typedef struct bp_alarm bp_alarm;
+
 struct bp_comm {
     const bp_comm_ops *ops;
     void *impl;
+    bp_alarm *alarm; /* the MPI side channel of bp_comm_abort, or NULL */
     int rank, size;
     double timeout_s;
     int broken; /* a collective failed or timed out: every later call fails */
@@ -110,17 +113,32 @@ bp_status bp_comm_fail(bp_comm *c, const char *fmt, ...)
 /* Seconds on a monotonic clock. */
 double bp_dist_now(void);
 /* Between two polls of a collective pending for waited_s seconds: a
- * yield at first (so a fast collective is not slowed down), a short sleep
- * once the wait is long. */
+ * yield at first (so a fast collective is not slowed down), then sleeps
+ * that grow with the wait to 10 ms (a rank far behind costs no CPU). */
 void bp_dist_backoff(double waited_s);
 
-/* The one poll loop of a pending collective (mpi.c, nccl.c): calls
- * poll(c, arg) until it returns 1 (done: BP_OK) or -1 (failed: its
- * bp_comm_fail status), backing off between calls, at most the
- * communicator's timeout; then fails naming `what`, with `hint` (may be
- * "") appended to the message. */
-bp_status bp_comm_poll(bp_comm *c, const char *what, const char *hint,
-                       int (*poll)(bp_comm *c, void *arg), void *arg);
+/* The one wait of every engine: calls test until it reports the work
+ * complete (returns 1, *st BP_OK) or failed (returns 1, *st an error
+ * recorded with bp_comm_fail); between calls, a failing rank's alarm ends
+ * the wait (BP_ERR_COMM naming that rank and why), as does the
+ * communicator's timeout; give_up (may be NULL) then releases what the
+ * engine has pending (NCCL: ncclCommAbort). */
+typedef int (*bp_dist_test)(bp_comm *c, void *ctx, bp_status *st);
+/* After an alarm, how long a wait still tries to complete its operation
+ * (which the failed rank may have joined before it failed). */
+#define BP_DIST_ALARM_GRACE_S 0.5
+bp_status bp_dist_poll(bp_comm *c, const char *what, bp_dist_test test, void (*give_up)(bp_comm *),
+                       void *ctx);
+
+/* ---- the alarm channel of bp_comm_abort (alarm.c over MPI; stand-ins in
+ * absent.c without MPI) --------------------------------------------------- */
+/* A channel over a duplicate of *mpi_comm (an MPI_Comm *), collective. */
+bp_status bp_dist_alarm_open(const void *mpi_comm, bp_alarm **out);
+/* 1 once another rank's alarm has arrived; its text is written to msg. */
+int bp_dist_alarm_heard(bp_alarm *a, char *msg, size_t size);
+/* Tells every other rank this one failed, why; never waits long. */
+void bp_dist_alarm_raise(bp_alarm *a, const char *why);
+void bp_dist_alarm_close(bp_alarm *a);
 
 /* ---- the hooks of the training step (no-ops for a network alone) ------- */
 /* The trainer knows the global batch of its next step on net: the step

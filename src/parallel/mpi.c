@@ -44,21 +44,24 @@ typedef struct pending {
     MPI_Request *reqs;
 } pending;
 
-/* bp_comm_poll's test: 1 when every request is complete. */
-static int test_requests(bp_comm *c, void *arg)
+/* bp_dist_test for MPI requests: 1 when all are complete or one failed. */
+static int test_requests(bp_comm *c, void *ctx, bp_status *st)
 {
-    pending *w = arg;
-    int done = 0, err = MPI_Testall(w->n, w->reqs, &done, MPI_STATUSES_IGNORE);
-    if (err != MPI_SUCCESS)
-        return mpi_error(c, "MPI_Testall", err), -1;
+    pending *p = ctx;
+    int done = 0, err = MPI_Testall(p->n, p->reqs, &done, MPI_STATUSES_IGNORE);
+    if (err != MPI_SUCCESS) {
+        *st = mpi_error(c, "MPI_Testall", err);
+        return 1;
+    }
     return done;
 }
 
-/* Polls reqs until all are complete, at most the communicator's timeout. */
+/* Polls reqs until all are complete (bp_dist_poll: a rank's alarm or the
+ * timeout ends the wait). */
 static bp_status wait_requests(bp_comm *c, int n, MPI_Request *reqs, const char *what)
 {
-    pending w = {n, reqs};
-    return bp_comm_poll(c, what, "", test_requests, &w);
+    pending p = {n, reqs};
+    return bp_dist_poll(c, what, test_requests, NULL, &p);
 }
 
 static MPI_Datatype real_type(bp_dtype dt) { return dt == BP_F32 ? MPI_FLOAT : MPI_DOUBLE; }
@@ -71,7 +74,8 @@ static bp_status mpi_allreduce_host(bp_comm *c, double *v, int n, int op)
     MPI_Request r = MPI_REQUEST_NULL;
     MPI_CHECK(c, MPI_Iallreduce(MPI_IN_PLACE, v, n, MPI_DOUBLE,
                                 op == BP_DIST_MAX ? MPI_MAX : MPI_SUM, m->comm, &r));
-    return wait_requests(c, 1, &r, "an all-reduce of the step's batch sizes and losses");
+    return wait_requests(
+        c, 1, &r, "a small all-reduce (a step's batch sizes and losses, or a join's checks)");
 }
 
 static bp_status mpi_start(bp_comm *c, bp_network *net, void *p, size_t count, bp_dtype dt,
@@ -156,6 +160,44 @@ bp_status bp_dist_mpi_version(int *built, char *version, size_t size)
     return BP_OK;
 }
 
+/* CUDA ranks of bp_comm_create_mpi: NCCL, its unique id made on rank 0 and
+ * broadcast over tmp's duplicate, which is destroyed here (NCCL does the
+ * collectives); alarms still travel over MPI. */
+static bp_status create_nccl_ranks(const char *fn, bp_comm *tmp, const bp_comm_config *r,
+                                   bp_alarm *alarm, bp_comm **out)
+{
+    mpi_engine *m = tmp->impl;
+    bp_nccl_id id;
+    memset(&id, 0, sizeof id);
+    bp_status st = BP_OK;
+    int ok = 1;
+    if (tmp->rank == 0)
+        ok = (st = bp_nccl_id_create(&id)) == BP_OK;
+    /* Every rank learns whether rank 0 made an id, so all fail together. */
+    MPI_Request reqs[2];
+    int err = MPI_Ibcast(&ok, 1, MPI_INT, 0, m->comm, &reqs[0]);
+    if (err == MPI_SUCCESS)
+        err = MPI_Ibcast(&id, (int)sizeof id, MPI_BYTE, 0, m->comm, &reqs[1]);
+    if (err != MPI_SUCCESS)
+        st = mpi_error(tmp, "MPI_Ibcast of the NCCL unique id", err);
+    else {
+        bp_status w = wait_requests(tmp, 2, reqs, "the broadcast of the NCCL unique id");
+        if (w != BP_OK)
+            st = w;
+        else if (!ok && tmp->rank != 0)
+            st = bp_fail(BP_ERR_COMM, "%s: rank 0 could not make an NCCL unique id", fn);
+    }
+    if (st == BP_OK)
+        st = bp_dist_nccl_create(fn, &id, tmp->rank, tmp->size, r, out);
+    tmp->broken = st != BP_OK && tmp->broken;
+    mpi_destroy(tmp);
+    if (st == BP_OK)
+        (*out)->alarm = alarm;
+    else
+        bp_dist_alarm_close(alarm);
+    return st;
+}
+
 bp_status bp_comm_create_mpi(const void *mpi_comm, const bp_comm_config *cfg, bp_comm **out)
 {
     const char *fn = "bp_comm_create_mpi";
@@ -192,35 +234,23 @@ bp_status bp_comm_create_mpi(const void *mpi_comm, const bp_comm_config *cfg, bp
         mpi_destroy(&tmp);
         return st;
     }
-    if (r.backend == BP_BACKEND_CPU)
-        return bp_comm_new(&mpi_ops, m, tmp.rank, tmp.size, &r, out);
-
-    /* CUDA ranks: NCCL, its unique id made on rank 0 and broadcast. */
-    bp_nccl_id id;
-    memset(&id, 0, sizeof id);
-    bp_status st = BP_OK;
-    int ok = 1;
-    if (tmp.rank == 0)
-        ok = (st = bp_nccl_id_create(&id)) == BP_OK;
-    /* Every rank learns whether rank 0 made an id, so all fail together. */
-    MPI_Request reqs[2];
-    err = MPI_Ibcast(&ok, 1, MPI_INT, 0, m->comm, &reqs[0]);
-    if (err == MPI_SUCCESS)
-        err = MPI_Ibcast(&id, (int)sizeof id, MPI_BYTE, 0, m->comm, &reqs[1]);
-    if (err != MPI_SUCCESS)
-        st = mpi_error(&tmp, "MPI_Ibcast of the NCCL unique id", err);
-    else {
-        bp_status w = wait_requests(&tmp, 2, reqs, "the broadcast of the NCCL unique id");
-        if (w != BP_OK)
-            st = w;
-        else if (!ok && tmp.rank != 0)
-            st = bp_fail(BP_ERR_COMM, "%s: rank 0 could not make an NCCL unique id", fn);
+    /* The side channel of bp_comm_abort, on its own duplicate. */
+    bp_alarm *alarm = NULL;
+    bp_status ast = bp_dist_alarm_open(&base, &alarm);
+    if (ast != BP_OK) {
+        mpi_destroy(&tmp);
+        return ast;
     }
-    if (st == BP_OK)
-        st = bp_dist_nccl_create(fn, &id, tmp.rank, tmp.size, &r, out);
-    tmp.broken = st != BP_OK && tmp.broken;
-    mpi_destroy(&tmp); /* NCCL does the collectives; the duplicate is no longer needed */
-    return st;
+    if (r.backend == BP_BACKEND_CPU) {
+        bp_status st = bp_comm_new(&mpi_ops, m, tmp.rank, tmp.size, &r, out);
+        if (st == BP_OK)
+            (*out)->alarm = alarm;
+        else
+            bp_dist_alarm_close(alarm);
+        return st;
+    }
+
+    return create_nccl_ranks(fn, &tmp, &r, alarm, out);
 }
 
 void bp_dist_mpi_finalize(void)

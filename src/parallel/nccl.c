@@ -74,36 +74,43 @@ static void abort_comm(nccl_engine *e)
     e->aborted = 1;
 }
 
-typedef struct pending {
+typedef struct awaited {
     cudaEvent_t event;
     const char *what;
-} pending;
+} awaited;
 
-/* bp_comm_poll's test: 1 when the event is reached, -1 on NCCL's
- * asynchronous error or a failed query. */
-static int test_event(bp_comm *c, void *arg)
+/* bp_dist_test for an event: 1 when it is reached, or NCCL or CUDA
+ * reports an error (the communicator then aborted). */
+static int test_event(bp_comm *c, void *ctx, bp_status *st)
 {
     nccl_engine *e = c->impl;
-    const pending *w = arg;
+    const awaited *a = ctx;
     ncclResult_t async = ncclSuccess;
     ncclResult_t r = ncclCommGetAsyncError(e->comm, &async);
-    if (r == ncclSuccess && async != ncclSuccess && async != ncclInProgress)
-        return bp_comm_fail(c, "%s: NCCL reports %s", w->what, ncclGetErrorString(async)), -1;
-    cudaError_t q = cudaEventQuery(w->event);
-    if (q == cudaSuccess || q == cudaErrorNotReady)
-        return q == cudaSuccess;
-    return bp_comm_fail(c, "%s: cudaEventQuery failed: %s", w->what, cudaGetErrorString(q)), -1;
+    if (r == ncclSuccess && async != ncclSuccess && async != ncclInProgress) {
+        abort_comm(e);
+        *st = bp_comm_fail(c, "%s: NCCL reports %s", a->what, ncclGetErrorString(async));
+        return 1;
+    }
+    cudaError_t q = cudaEventQuery(a->event);
+    if (q == cudaSuccess)
+        return 1;
+    if (q != cudaErrorNotReady) {
+        abort_comm(e);
+        *st = bp_comm_fail(c, "%s: cudaEventQuery failed: %s", a->what, cudaGetErrorString(q));
+        return 1;
+    }
+    return 0;
 }
 
-/* Waits until event is reached, polling NCCL's asynchronous error, at most
- * the communicator's timeout; aborts the communicator on failure. */
+static void give_up(bp_comm *c) { abort_comm(c->impl); }
+
+/* Waits until event is reached (bp_dist_poll: NCCL's asynchronous error, a
+ * rank's alarm or the timeout end the wait, and abort the communicator). */
 static bp_status wait_event(bp_comm *c, cudaEvent_t event, const char *what)
 {
-    pending w = {event, what};
-    bp_status s = bp_comm_poll(c, what, " (the NCCL communicator was aborted)", test_event, &w);
-    if (s != BP_OK)
-        abort_comm(c->impl);
-    return s;
+    awaited a = {event, what};
+    return bp_dist_poll(c, what, test_event, give_up, &a);
 }
 
 static ncclDataType_t nccl_type(bp_dtype dt) { return dt == BP_F32 ? ncclFloat32 : ncclFloat64; }
@@ -136,7 +143,8 @@ static bp_status nccl_allreduce_host(bp_comm *c, double *v, int n, int op)
     if (st == BP_OK && (ce = cudaEventRecord(e->done, e->stream)) != cudaSuccess)
         st = bp_comm_fail(c, "cudaEventRecord: %s", cudaGetErrorString(ce));
     if (st == BP_OK)
-        st = wait_event(c, e->done, "an all-reduce of the step's batch sizes and losses");
+        st = wait_event(c, e->done,
+                        "a small all-reduce (a step's batch sizes and losses, or a join's checks)");
     /* Complete already: the copy back returns at once. */
     if (st == BP_OK && ((ce = cudaMemcpyAsync(v, e->scratch, bytes, cudaMemcpyDeviceToHost,
                                               e->stream)) != cudaSuccess ||

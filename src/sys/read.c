@@ -159,6 +159,41 @@ static bp_status fill_out(bp_reader *r)
     return BP_OK;
 }
 
+static bp_status not_regular(const char *path, const char *what)
+{
+    return bp_fail(BP_ERR_IO,
+                   "'%s' is not a regular file (%s is read from a file, not a pipe, device or "
+                   "directory)",
+                   path, what);
+}
+
+bp_status bp_io_open_regular(const char *path, const char *what, FILE **out, uint64_t *size)
+{
+    *out = NULL;
+    struct stat sb;
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
+        return not_regular(path, what);
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0)
+        return bp_fail(errno == ENOMEM ? BP_ERR_OUT_OF_MEMORY : BP_ERR_IO, "cannot open '%s': %s",
+                       path, strerror(errno));
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return not_regular(path, what);
+    }
+    (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    FILE *f = fdopen(fd, "rb");
+    if (f == NULL) {
+        int e = errno;
+        close(fd);
+        return bp_fail(e == ENOMEM ? BP_ERR_OUT_OF_MEMORY : BP_ERR_IO, "cannot open '%s': %s",
+                       path, strerror(e));
+    }
+    *out = f;
+    *size = (uint64_t)sb.st_size;
+    return BP_OK;
+}
+
 bp_status bp_io_open(const char *path, bp_reader **out)
 {
     *out = NULL;
@@ -241,6 +276,20 @@ bp_status bp_io_read(bp_reader *r, void *buf, size_t n, size_t *got)
         done += k;
     }
     *got = done;
+    return BP_OK;
+}
+
+bp_status bp_io_read_some(bp_reader *r, void *buf, size_t n, size_t *got)
+{
+    *got = 0;
+    if (r->out_pos == r->out_len)
+        BP_TRY(fill_out(r));
+    size_t k = r->out_len - r->out_pos;
+    if (k > n)
+        k = n;
+    memcpy(buf, r->out + r->out_pos, k);
+    r->out_pos += k;
+    *got = k;
     return BP_OK;
 }
 

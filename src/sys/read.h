@@ -12,10 +12,19 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "backprop.h"
 
 typedef struct bp_reader bp_reader;
+
+/* Opens a file that must be a regular file (a model or a checkpoint: read
+ * with seeks), for reading in binary. A FIFO, device, socket or directory
+ * is refused before it is opened (opening a FIFO waits for a writer; a
+ * device may act on open) and again on what was opened (O_NONBLOCK: never
+ * waited on), should the path change in between. `what` names the kind of
+ * file in the message ("a model", "a checkpoint"). *size gets its length. */
+bp_status bp_io_open_regular(const char *path, const char *what, FILE **out, uint64_t *size);
 
 /* Opens path for reading. */
 bp_status bp_io_open(const char *path, bp_reader **out);
@@ -24,6 +33,11 @@ const char *bp_io_path(const bp_reader *r);
 
 /* Reads up to n bytes; *got < n only at the end of the data. */
 bp_status bp_io_read(bp_reader *r, void *buf, size_t n, size_t *got);
+
+/* Reads what is there now, up to n bytes, waiting only while nothing is
+ * (a pipe's first row is handled before its writer sends the rest); *got
+ * is 0 only at the end of the data. */
+bp_status bp_io_read_some(bp_reader *r, void *buf, size_t n, size_t *got);
 
 /* Makes up to n (<= 64) bytes visible without consuming them: *p points
  * at them and *avail says how many there are (fewer only at the end). */

@@ -17,7 +17,16 @@
  *  - a target that exists and is not a regular file (a device, FIFO,
  *    socket, directory) is refused: only regular files are replaced;
  *  - temporary files left by processes that no longer run (SIGKILL, power
- *    loss) are removed by the next replacement of the same file.
+ *    loss) are removed by the next replacement of the same file, and only
+ *    those: a name of exactly this form, a regular file of this user,
+ *    whose lock is free and whose process is gone. A writer holds an
+ *    exclusive flock on its temporary file from before the file has a
+ *    name (O_TMPFILE, then linked; where the file system lacks O_TMPFILE,
+ *    from just after creating it) until it is renamed into place, and the
+ *    kernel drops the lock only when the writer's process ends — so a
+ *    writer in another PID namespace, or on another host of a file system
+ *    with shared locks (NFS), is never taken for a dead one. A user's file
+ *    that merely looks similar ("m.st.tmp-999999-notes.txt") is left.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -29,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -175,7 +185,45 @@ bp_status bp_file_replace_check(const char *path)
     return st;
 }
 
-/* Removes "<base>.tmp-<pid>-..." files of processes that no longer run. */
+/* The pid in n when n is exactly "<base>.tmp-<pid>-<16 hex digits>" (the
+ * names bp_file_replace_begin makes), else 0. */
+static long temp_name_pid(const char *n, const char *base)
+{
+    size_t blen = strlen(base), tlen = sizeof TMP_TAG - 1;
+    if (strncmp(n, base, blen) != 0 || strncmp(n + blen, TMP_TAG, tlen) != 0)
+        return 0;
+    const char *p = n + blen + tlen;
+    long pid = 0;
+    int digits = 0;
+    for (; *p >= '0' && *p <= '9' && digits < 10; p++, digits++)
+        pid = pid * 10 + (*p - '0');
+    if (digits == 0 || *p != '-')
+        return 0;
+    p++;
+    for (int i = 0; i < 16; i++, p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return 0;
+    return *p == '\0' && pid <= INT_MAX ? pid : 0;
+}
+
+/* Whether the temporary file n (of process pid) is provably stale: a
+ * regular file of this user with one link, whose writer's lock is free
+ * and whose process does not run. Removes it then. */
+static void remove_if_stale(int dir_fd, const char *n, long pid)
+{
+    if (pid == (long)getpid() || (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
+        return;
+    int fd = openat(dir_fd, n, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    struct stat sb;
+    if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_uid == geteuid() && sb.st_nlink == 1 &&
+        flock(fd, LOCK_EX | LOCK_NB) == 0)
+        (void)unlinkat(dir_fd, n, 0);
+    close(fd); /* and the lock with it */
+}
+
+/* Removes the temporary files of base left by writers that no longer run. */
 static void remove_stale(int dir_fd, const char *base)
 {
     int fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -186,19 +234,49 @@ static void remove_stale(int dir_fd, const char *base)
         close(fd);
         return;
     }
-    size_t blen = strlen(base), tlen = sizeof TMP_TAG - 1;
     for (struct dirent *e; (e = readdir(d)) != NULL;) {
-        const char *n = e->d_name;
-        if (strncmp(n, base, blen) != 0 || strncmp(n + blen, TMP_TAG, tlen) != 0)
-            continue;
-        char *end = NULL;
-        long pid = strtol(n + blen + tlen, &end, 10);
-        if (end == n + blen + tlen || *end != '-' || pid <= 0 || pid == (long)getpid())
-            continue;
-        if (kill((pid_t)pid, 0) != 0 && errno == ESRCH)
-            (void)unlinkat(dir_fd, n, 0);
+        long pid = temp_name_pid(e->d_name, base);
+        if (pid > 0)
+            remove_if_stale(dir_fd, e->d_name, pid);
     }
     closedir(d);
+}
+
+/* A new temporary file named name in dir_fd, locked (flock) before anyone
+ * can see it: an unnamed O_TMPFILE file, locked, then linked under name;
+ * where the file system has no O_TMPFILE, created with O_EXCL and locked
+ * at once. Returns the descriptor, or -1 with errno (EEXIST: the name is
+ * taken, try another). */
+static int create_locked_temp(int dir_fd, const char *name)
+{
+    int fd;
+#ifdef O_TMPFILE
+    fd = openat(dir_fd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666);
+    if (fd >= 0) {
+        char proc[64];
+        snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+        if (flock(fd, LOCK_EX) == 0 && linkat(AT_FDCWD, proc, dir_fd, name, AT_SYMLINK_FOLLOW) == 0)
+            return fd;
+        int e = errno;
+        close(fd);
+        if (e != ENOENT) { /* ENOENT: no /proc; create it by name below */
+            errno = e;
+            return -1;
+        }
+    } else if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) {
+        return -1;
+    }
+#endif
+    /* 0666: the kernel takes the umask off. */
+    fd = openat(dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+    if (fd >= 0 && flock(fd, LOCK_EX) != 0) {
+        int e = errno;
+        close(fd);
+        (void)unlinkat(dir_fd, name, 0);
+        errno = e;
+        return -1;
+    }
+    return fd;
 }
 
 bp_status bp_file_replace_begin(const char *path, bp_file_replace **out)
@@ -248,9 +326,7 @@ bp_status bp_file_replace_begin(const char *path, bp_file_replace **out)
             seed = seed * 6364136223846793005ull + 1442695040888963407ull;
             snprintf(r->tmp, tmp_name_len(r->base) + 1, "%s" TMP_TAG "%ld-%016llx", r->base,
                      (long)getpid(), (unsigned long long)(seed ^ (seed >> 29)));
-            /* 0666: the kernel takes the umask off. */
-            r->fd = openat(r->dir_fd, r->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                           0666);
+            r->fd = create_locked_temp(r->dir_fd, r->tmp);
             if (r->fd >= 0 || errno != EEXIST)
                 break;
         }
@@ -378,24 +454,24 @@ bp_status bp_file_replace_commit(bp_file_replace *r)
         st = flush_buf(r);
     if (st == BP_OK && fsync(r->fd) != 0)
         st = fail_write(r);
-    if (st == BP_OK) {
-        int fd = r->fd;
-        r->fd = -1;
-        if (close(fd) != 0)
-            st = fail_write(r);
-    }
+    /* Renamed while still open, so the lock (see remove_stale) is held
+     * until the file is in place. */
     if (st == BP_OK && renameat(r->dir_fd, r->tmp, r->dir_fd, r->base) != 0)
         st = bp_fail(BP_ERR_IO, "cannot replace '%s': %s", r->path, strerror(errno));
     if (st != BP_OK) {
         bp_file_replace_abort(r);
         return st;
     }
+    free(r->tmp);
+    r->tmp = NULL; /* in place: nothing to remove */
+    int fd = r->fd;
+    r->fd = -1;
+    if (close(fd) != 0) /* after fsync: an error here is unusual, but reported */
+        st = fail_write(r);
     /* The rename made durable. Best effort: the new file is in place. */
     (void)fsync(r->dir_fd);
-    free(r->tmp);
-    r->tmp = NULL;
     bp_file_replace_abort(r); /* closes and frees; nothing left to remove */
-    return BP_OK;
+    return st;
 }
 
 void bp_file_replace_abort(bp_file_replace *r)

@@ -859,10 +859,16 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream)
     if (!state().events.count(e) || st == nullptr)
         return fail(cudaErrorInvalidResourceHandle);
     if (st->capture) { // a node of the graph; waiting for it is then an error
+        // Captured without cudaEventRecordExternal, a record is only an
+        // edge of the graph (the graph's operations already run in an
+        // order that respects it): a launch does not record the event.
+        // Had the launch's copy set `done`, a replay still queued would
+        // satisfy a wait for a later, eager recording of the same event,
+        // ordering nothing (cudaStreamWaitEvent waits for the most recent
+        // recording at the time of the call).
         e->captured = st->capture;
         e->captured_on = st;
         e->captured_at = st->capture_ops;
-        st->capture->ops.push_back([e] { e->done = true; }); // not work to join
         return cudaSuccess;
     }
     if (e->stream && !e->done)

@@ -207,6 +207,42 @@ TEST(EmulatedRuntime, AForkedStreamIsCapturedAndJoinedBack)
     EXPECT_EQ(cudaEventDestroy(back), cudaSuccess);
 }
 
+// A record captured without cudaEventRecordExternal is an edge of the
+// graph, not an event node: a launch does not record the event. A wait
+// for a later, eager recording of it is a wait for the work before that
+// recording, even while a replay of the capture is still queued ahead of
+// it (the data-parallel step's eager warm-up between replays relies on
+// it: src/parallel/nccl.c reuses its events in and out of captures).
+TEST(EmulatedRuntime, AReplayDoesNotRecordTheEventsOfItsCapture)
+{
+    Fixture f;
+    unsigned char *in = nullptr, *out = nullptr;
+    ASSERT_EQ(cudaHostAlloc((void **)&in, 256, cudaHostAllocDefault), cudaSuccess);
+    ASSERT_EQ(cudaHostAlloc((void **)&out, 256, cudaHostAllocDefault), cudaSuccess);
+    std::memset(in, 0xAB, 256);
+    std::memset(out, 0, 256);
+    ASSERT_EQ(cudaStreamBeginCapture(f.stream, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+    ASSERT_EQ(cudaMemsetAsync(f.dev, 0, 256, f.stream), cudaSuccess);
+    ASSERT_EQ(cudaEventRecord(f.event, f.stream), cudaSuccess);
+    cudaGraph_t graph = nullptr;
+    ASSERT_EQ(cudaStreamEndCapture(f.stream, &graph), cudaSuccess);
+    cudaGraphExec_t exec = nullptr;
+    ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+    ASSERT_EQ(cudaGraphLaunch(exec, f.stream), cudaSuccess); // queued, not run yet
+    ASSERT_EQ(cudaMemcpyAsync(f.dev, in, 256, cudaMemcpyHostToDevice, f.stream), cudaSuccess);
+    ASSERT_EQ(cudaEventRecord(f.event, f.stream), cudaSuccess); // after the copy
+    ASSERT_EQ(cudaStreamWaitEvent(f.other, f.event, 0), cudaSuccess);
+    ASSERT_EQ(cudaMemcpyAsync(out, f.dev, 256, cudaMemcpyDeviceToHost, f.other), cudaSuccess);
+    ASSERT_EQ(cudaStreamSynchronize(f.other), cudaSuccess);
+    EXPECT_EQ(std::vector<unsigned char>(out, out + 256), std::vector<unsigned char>(256, 0xAB))
+        << "the wait was satisfied by the replay, before the copy it was recorded after";
+    EXPECT_EQ(cudaStreamSynchronize(f.stream), cudaSuccess);
+    EXPECT_EQ(cudaGraphExecDestroy(exec), cudaSuccess);
+    EXPECT_EQ(cudaGraphDestroy(graph), cudaSuccess);
+    EXPECT_EQ(cudaFreeHost(in), cudaSuccess);
+    EXPECT_EQ(cudaFreeHost(out), cudaSuccess);
+}
+
 // A fork whose last work is not joined back fails the capture
 // (cudaErrorStreamCaptureUnjoined), and the fork stops capturing.
 TEST(EmulatedRuntime, AForkNotJoinedBackFailsTheCapture)

@@ -1,0 +1,50 @@
+/*
+ * cpu_gemm.h — the CPU backend's GEMMs: each product cut into column or
+ * row blocks of C by its shape alone, every block one single-threaded
+ * CBLAS call, the blocks run on the network's threads (cpu_pool.h).
+ *
+ * Why (docs/design.md, section 5): a multi-threaded BLAS may round a
+ * product differently with another thread count (OpenBLAS's threaded
+ * driver cuts the k dimension differently from its single-threaded one),
+ * so the BLAS always runs single-threaded and the blocks, which depend on
+ * (m, n, k) only, are the same calls whatever the number of threads.
+ */
+#ifndef BP_CPU_GEMM_H
+#define BP_CPU_GEMM_H
+
+#include "backend/backend.h"
+#include "backend/cpu_pool.h"
+
+#ifdef __cplusplus /* the tests call these */
+extern "C" {
+#endif
+
+/* C = alpha op(A) op(B) + beta C (column-major, trans 0 = N, 1 = T, of
+ * dtype dt), on the pool's threads. */
+void bp_cpu_gemm(bp_cpu_pool *pool, bp_dtype dt, const bp_gemm_args *g);
+/* Two products that share no C, their blocks in one run of the pool
+ * (each block the call bp_cpu_gemm makes for it). */
+void bp_cpu_gemm2(bp_cpu_pool *pool, bp_dtype dt, const bp_gemm_args *first,
+                  const bp_gemm_args *second);
+
+/* C (float32) = alpha op(A) op(B) + beta C with A and B BF16 (uint16_t
+ * elements), each block one cblas_sbgemm call: only where the BLAS has it
+ * (BP_HAVE_SBGEMM, cmake/blas_features.cmake; src/backend/cpu_mixed.c). */
+void bp_cpu_gemm_bf16(bp_cpu_pool *pool, const bp_gemm_args *g);
+
+/* The blocks bp_cpu_gemm cuts a product into (1: one call). */
+int bp_cpu_gemm_blocks(int m, int n, int k);
+
+/* Makes the BLAS run single-threaded when called from this thread (every
+ * thread of a pool runs it, the caller's when its network is created):
+ * openblas_set_num_threads(1) when the BLAS loaded is OpenBLAS (in its
+ * pthreads build this holds for the whole process; in its OpenMP build
+ * it sets this thread's OpenMP thread count), nothing for another BLAS
+ * (the reference BLAS is sequential). */
+void bp_cpu_blas_single_thread(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
