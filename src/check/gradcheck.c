@@ -8,15 +8,13 @@
 
 #include "core/batch.h"
 #include "api/error.h"
+#include "api/struct_size.h"
 #include "core/network.h"
 
-void bp_gradcheck_config_init(bp_gradcheck_config *cfg)
+void bp_gradcheck_config_init_sized(bp_gradcheck_config *cfg, size_t size)
 {
-    if (cfg == NULL)
-        return;
-    cfg->eps = 1e-5;
-    cfg->floor = 1e-3;
-    cfg->max_per_layer = 0;
+    const bp_gradcheck_config d = {.eps = 1e-5, .floor = 1e-3, .max_per_layer = 0};
+    bp_struct_init(cfg, size, &d, sizeof d);
 }
 
 /* Writes one parameter (by element index into the parameter buffer). */
@@ -83,8 +81,11 @@ bp_status bp_network_gradcheck(bp_network *net, const void *x, const void *targe
     BP_CHECK_PTR(fn, x);
     BP_CHECK_PTR(fn, targets);
     BP_CHECK_PTR(fn, max_rel_error);
-    bp_gradcheck_config defaults;
-    BP_DEFAULTS_IF_NULL(cfg, defaults, bp_gradcheck_config_init);
+    bp_gradcheck_config own; /* the caller's (NULL: the defaults), of whatever struct_size */
+    bp_gradcheck_config_init(&own);
+    if (cfg != NULL)
+        BP_TRY(bp_struct_read(fn, "cfg", &own, sizeof own, cfg, cfg->struct_size));
+    cfg = &own;
     if (!(cfg->eps > 0.0) || !isfinite(cfg->eps))
         return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: eps %g must be finite and > 0", fn, cfg->eps);
     if (!(cfg->floor > 0.0) || !isfinite(cfg->floor))

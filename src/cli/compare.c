@@ -9,6 +9,73 @@
 #include "gpu_flags.h"
 #include "outputs.h"
 
+/* The table of differences, layer by layer; returns the largest relative
+ * difference judged (every one, or the activations' alone). */
+static double print_diffs(const architecture *a, const bp_layer_diff *diff, int judges_gradients)
+{
+    printf("layer  %-10s  %-22s %-22s %-22s\n", "size", "dL/dW abs / rel", "dL/db abs / rel",
+           "a abs / rel");
+    double worst = 0;
+    for (int l = 0; l < a->n_layers; l++) {
+        char size[32];
+        snprintf(size, sizeof size, "%dx%d", a->sizes[l + 1], a->sizes[l]);
+        printf("%5d  %-10s  %.2e / %.2e    %.2e / %.2e    %.2e / %.2e\n", l + 1, size,
+               diff[l].weight_grad_abs, diff[l].weight_grad_rel, diff[l].bias_grad_abs,
+               diff[l].bias_grad_rel, diff[l].activation_abs, diff[l].activation_rel);
+        double m[3] = {diff[l].weight_grad_rel, diff[l].bias_grad_rel, diff[l].activation_rel};
+        /* tensor-core math is judged on the activations */
+        for (int k = judges_gradients ? 0 : 2; k < 3; k++)
+            worst = m[k] > worst || m[k] != m[k] ? m[k] : worst;
+    }
+    return worst;
+}
+
+/* Runs the batch on the CPU and on `other`, prints the table and the
+ * verdict; returns the exit status. */
+static int compare_and_judge(const architecture *a, const bp_network_config *cfg, bp_backend other,
+                             long batch, long seed)
+{
+    bp_math_mode math_mode = cfg->math_mode;
+    void *x = NULL, *y = NULL;
+    bp_layer_diff diff[BP_MAX_LAYERS];
+    double la = 0, lb = 0;
+    int rc = 2;
+    if (cli_random_batch(a, (int)batch, (uint64_t)seed + 7, &x, &y) != 0)
+        goto out;
+    bp_status st = bp_compare_backends(cfg, BP_BACKEND_CPU, other, x, y, (int)batch, diff, &la, &lb);
+    if (st != BP_OK) {
+        cli_lib_error(other == BP_BACKEND_CUDA ? "compare (the CUDA backend is needed; use "
+                                                 "--against cpu to check the CPU alone)"
+                                               : "compare",
+                      st);
+        goto out;
+    }
+    double tol = 0;
+    int judges = 1;
+    if (bp_compare_tolerance_precision(a->precision, a->dtype, math_mode, &tol, &judges) != BP_OK) {
+        cli_lib_error("compare", BP_ERR_INVALID_ARGUMENT);
+        goto out;
+    }
+    bp_precision shown = a->precision == BP_PRECISION_AUTO
+                             ? (a->dtype == BP_F64 ? BP_PRECISION_64_TRUE : BP_PRECISION_32_TRUE)
+                             : a->precision;
+    const char *pname = bp_precision_name(shown);
+    printf("cpu vs %s, %s, %s, %s math, batch %ld, seed %ld; loss %.17g vs %.17g\n",
+           bp_backend_name(other), pname, bp_dtype_name(a->dtype), bp_math_mode_name(math_mode),
+           batch, seed, la, lb);
+    double worst = print_diffs(a, diff, judges);
+    int ok = worst <= tol;
+    printf("verdict: %s (largest relative difference %.2e%s, tolerance %.0e for %s, %s, %s "
+           "math)\n",
+           ok ? "PASS" : "FAIL", worst, judges ? "" : " of the activations", tol, pname,
+           bp_dtype_name(a->dtype), bp_math_mode_name(math_mode));
+    rc = ok ? 0 : 1;
+out:
+    free(x);
+    free(y);
+    return rc;
+}
+
 int cmd_compare(int argc, char **argv)
 {
     architecture_flags af = {0};
@@ -61,58 +128,5 @@ int cmd_compare(int argc, char **argv)
     /* The two networks and the host copies of what is compared. */
     if (cli_check_memory_of(&cfg, 3, 0) != 0)
         return 2;
-    void *x = NULL, *y = NULL;
-    bp_layer_diff diff[BP_MAX_LAYERS];
-    double la = 0, lb = 0;
-    int rc = 2;
-    if (cli_random_batch(&a, (int)batch, (uint64_t)seed + 7, &x, &y) != 0)
-        goto out;
-    bp_status st = bp_compare_backends(&cfg, BP_BACKEND_CPU, other, x, y, (int)batch, diff, &la,
-                                       &lb);
-    if (st != BP_OK) {
-        cli_lib_error(other == BP_BACKEND_CUDA ? "compare (the CUDA backend is needed; use "
-                                                 "--against cpu to check the CPU alone)"
-                                               : "compare",
-                      st);
-        goto out;
-    }
-    double tol = 0;
-    int judges = 1;
-    if (bp_compare_tolerance_precision(a.precision, a.dtype, math_mode, &tol, &judges) != BP_OK) {
-        cli_lib_error("compare", BP_ERR_INVALID_ARGUMENT);
-        goto out;
-    }
-    bp_network_desc d = {0};
-    d.precision = a.precision == BP_PRECISION_AUTO
-                      ? (a.dtype == BP_F64 ? BP_PRECISION_64_TRUE : BP_PRECISION_32_TRUE)
-                      : a.precision;
-    const char *pname = bp_precision_name(d.precision);
-    printf("cpu vs %s, %s, %s, %s math, batch %ld, seed %ld; loss %.17g vs %.17g\n",
-           bp_backend_name(other), pname, bp_dtype_name(a.dtype), bp_math_mode_name(math_mode),
-           batch, seed, la, lb);
-    printf("layer  %-10s  %-22s %-22s %-22s\n", "size", "dL/dW abs / rel", "dL/db abs / rel",
-           "a abs / rel");
-    double worst = 0;
-    for (int l = 0; l < a.n_layers; l++) {
-        char size[32];
-        snprintf(size, sizeof size, "%dx%d", a.sizes[l + 1], a.sizes[l]);
-        printf("%5d  %-10s  %.2e / %.2e    %.2e / %.2e    %.2e / %.2e\n", l + 1, size,
-               diff[l].weight_grad_abs, diff[l].weight_grad_rel, diff[l].bias_grad_abs,
-               diff[l].bias_grad_rel, diff[l].activation_abs, diff[l].activation_rel);
-        double m[3] = {diff[l].weight_grad_rel, diff[l].bias_grad_rel, diff[l].activation_rel};
-        /* gpu hook (h8gpu): tensor-core math is judged on the activations */
-        int judged = judges ? 3 : 1;
-        for (int k = 3 - judged; k < 3; k++)
-            worst = m[k] > worst || m[k] != m[k] ? m[k] : worst;
-    }
-    int ok = worst <= tol;
-    printf("verdict: %s (largest relative difference %.2e%s, tolerance %.0e for %s, %s, %s "
-           "math)\n",
-           ok ? "PASS" : "FAIL", worst, judges ? "" : " of the activations", tol, pname,
-           bp_dtype_name(a.dtype), bp_math_mode_name(math_mode));
-    rc = ok ? 0 : 1;
-out:
-    free(x);
-    free(y);
-    return rc;
+    return compare_and_judge(&a, &cfg, other, batch, seed);
 }

@@ -7,6 +7,26 @@
 #include "common.h"
 #include "outputs.h"
 
+/* The largest relative error per layer and the verdict; the exit status. */
+static int report(const bp_network *net, const architecture *a, const char *where, long batch,
+                  double eps, const double *err)
+{
+    bp_network_desc nd;
+    bp_network_describe(net, &nd);
+    char desc[512];
+    cli_network_summary(&nd, desc, sizeof desc);
+    printf("gradcheck of %s on %s, batch %ld, eps %g\n", desc, where, batch, eps);
+    double worst = 0, tol = a->dtype == BP_F64 ? 1e-7 : 1e-2;
+    for (int l = 0; l < a->n_layers; l++) {
+        printf("layer %d (%dx%d %s): max relative error %.3e\n", l + 1, a->sizes[l + 1],
+               a->sizes[l], bp_activation_name(a->activations[l]), err[l]);
+        worst = err[l] > worst || err[l] != err[l] ? err[l] : worst;
+    }
+    int ok = worst < tol;
+    printf("verdict: %s (largest %.3e, tolerance %.0e)\n", ok ? "PASS" : "FAIL", worst, tol);
+    return ok ? 0 : 1;
+}
+
 int cmd_gradcheck(int argc, char **argv)
 {
     architecture_flags af = {0};
@@ -78,20 +98,7 @@ int cmd_gradcheck(int argc, char **argv)
         cli_lib_error("gradcheck", st);
         goto out;
     }
-    bp_network_desc nd;
-    bp_network_describe(net, &nd);
-    char desc[512];
-    cli_network_summary(&nd, desc, sizeof desc);
-    printf("gradcheck of %s on %s, batch %ld, eps %g\n", desc, dev.description, batch, eps);
-    double worst = 0, tol = a.dtype == BP_F64 ? 1e-7 : 1e-2;
-    for (int l = 0; l < a.n_layers; l++) {
-        printf("layer %d (%dx%d %s): max relative error %.3e\n", l + 1, a.sizes[l + 1], a.sizes[l],
-               bp_activation_name(a.activations[l]), err[l]);
-        worst = err[l] > worst || err[l] != err[l] ? err[l] : worst;
-    }
-    int ok = worst < tol;
-    printf("verdict: %s (largest %.3e, tolerance %.0e)\n", ok ? "PASS" : "FAIL", worst, tol);
-    rc = ok ? 0 : 1;
+    rc = report(net, &a, dev.description, batch, eps, err);
 out:
     free(x);
     free(y);

@@ -18,8 +18,6 @@ static void train_options_defaults(train_options *o)
     o->epochs = 15;
     o->batch = 32;
     o->seed = 1;
-    o->lr = 0.02;
-    o->momentum = 0.9;
     o->schedule = "cosine";
     o->step_epochs = 10;
     o->step_gamma = 0.1;
@@ -36,12 +34,6 @@ static int check_values(const train_options *o)
         return cli_error("--epochs: %ld is out of range (1..%d)", o->epochs, OPTIM_MAX_EPOCHS);
     if (o->batch < 1 || o->batch > OPTIM_MAX_BATCH)
         return cli_error("--batch: %ld is out of range (1..%d)", o->batch, OPTIM_MAX_BATCH);
-    if (!(o->lr >= 0) || !isfinite(o->lr)) /* 0 accepted, as torch.optim accepts it */
-        return cli_error("--lr: %g must be >= 0", o->lr);
-    if (!(o->momentum >= 0 && o->momentum < 1))
-        return cli_error("--momentum: %g must be in [0, 1)", o->momentum);
-    if (!(o->weight_decay >= 0))
-        return cli_error("--weight-decay: %g must be >= 0", o->weight_decay);
     if (o->seed < 0)
         return cli_error("--seed: %ld must be >= 0", o->seed);
     if (cli_check_columns(&o->columns) != 0)
@@ -65,40 +57,52 @@ static int check_values(const train_options *o)
     return 0;
 }
 
-/* --init without --layers: the network is the one the model file describes
- * (its sizes, and its activations, loss and dtype unless flags say
- * otherwise). */
-static int adopt_model_architecture(train_options *o)
+/* Without --layers, the network a file holds (--resume's checkpoint, else
+ * the --init model): its sizes, and its activations, loss and dtype unless
+ * flags say otherwise. */
+static int adopt_architecture(train_options *o, const bp_network_config *c)
 {
     architecture_flags *a = &o->architecture;
-    if (o->init_path == NULL || a->layers != NULL)
-        return 0;
-    bp_network_config base;
-    bp_network_config_init(&base);
-    base.max_batch = 1;
-    bp_network *model = NULL;
-    bp_status st = bp_model_load(o->init_path, &base, &model);
-    if (st != BP_OK)
-        return cli_error("%s: %s (%s); without --layers the network is read from the %s",
-                         train_options_init_flag(o), bp_last_error(), bp_status_string(st),
-                         o->init_path == o->optim.resume ? "checkpoint" : "model file");
-    bp_network_desc d;
-    bp_network_describe(model, &d);
     size_t n = 0, m = 0, n_size = sizeof o->init_layers, m_size = sizeof o->init_activations;
-    for (int i = 0; i <= d.n_layers && n < n_size; i++)
-        n += (size_t)snprintf(o->init_layers + n, n_size - n, "%s%d", i ? "," : "", d.sizes[i]);
-    for (int l = 0; l < d.n_layers && m < m_size; l++)
+    for (int i = 0; i <= c->n_layers && n < n_size; i++)
+        n += (size_t)snprintf(o->init_layers + n, n_size - n, "%s%d", i ? "," : "", c->sizes[i]);
+    for (int l = 0; l < c->n_layers && m < m_size; l++)
         m += (size_t)snprintf(o->init_activations + m, m_size - m, "%s%s", l ? "," : "",
-                              bp_activation_name(d.activations[l]));
+                              bp_activation_name(c->activations[l]));
     a->layers = o->init_layers;
     if (a->activation == NULL && a->activations == NULL)
         a->activations = o->init_activations;
     if (a->loss == NULL)
-        a->loss = bp_loss_name(d.loss);
+        a->loss = bp_loss_name(c->loss);
     if (a->dtype == NULL && a->precision == NULL) /* --precision implies its own dtype */
-        a->dtype = bp_dtype_name(d.dtype);
-    bp_network_free(model);
+        a->dtype = bp_dtype_name(c->dtype);
     return 0;
+}
+
+static int adopt_file_architecture(train_options *o)
+{
+    if (o->architecture.layers != NULL || (o->init_path == NULL && o->optim.ckpt == NULL))
+        return 0;
+    bp_network_config c;
+    bp_network_config_init(&c);
+    if (o->optim.ckpt != NULL) { /* the checkpoint opened by optim_resume_peek */
+        bp_status st = bp_checkpoint_network(o->optim.ckpt, &c);
+        return st == BP_OK ? adopt_architecture(o, &c) : cli_lib_error("--resume", st);
+    }
+    c.max_batch = 1;
+    bp_network *model = NULL;
+    bp_status st = bp_model_load(o->init_path, &c, &model);
+    if (st != BP_OK)
+        return cli_error("--init: %s (%s); without --layers the network is read from the model "
+                         "file",
+                         bp_last_error(), bp_status_string(st));
+    bp_network_desc d;
+    bp_network_describe(model, &d);
+    c.n_layers = d.n_layers, c.sizes = d.sizes, c.activations = d.activations;
+    c.loss = d.loss, c.dtype = d.dtype;
+    int r = adopt_architecture(o, &c);
+    bp_network_free(model);
+    return r;
 }
 
 /* --resume of a finished run trains nothing, so it writes nothing: with an
@@ -117,9 +121,10 @@ static int finished_with_outputs(const train_options *o)
     return 0;
 }
 
-/* --resume: the checkpoint's optimizer, schedule, seed and batch. A run
- * that already finished ends here: exit 0, said so, unless an output was
- * asked for (none is written). Returns -1 with *status set to end. */
+/* --resume: the checkpoint (opened once here) gives the optimizer, seed and
+ * batch (the trainer takes its schedule and state: bp_trainer_resume). A
+ * run that already finished ends here: exit 0, said so, unless an output
+ * was asked for (none is written). Returns -1 with *status set to end. */
 static int resume_peek(train_options *o, int argc, char **argv, int *status)
 {
     if (o->optim.resume != NULL && o->init_path != NULL) {
@@ -137,10 +142,11 @@ static int resume_peek(train_options *o, int argc, char **argv, int *status)
     return resumed != 0 ? -1 : 0;
 }
 
-int parse_train_options(int argc, char **argv, train_options *o, int *status)
+/* The flags of train: the table below and the optimizers' (train_optim.c).
+ * Returns the number of entries. */
+static size_t train_flags(train_options *o, flag *flags, size_t max)
 {
-    train_options_defaults(o);
-    const flag flags[] = {
+    const flag own[] = {
         {"--data", FLAG_STRING, &o->data_path, "PATH", "IDX images file (labels beside it) or CSV"},
         {"--test", FLAG_STRING, &o->test_path, "PATH", "test set, same format"},
         {"--layers", FLAG_STRING, &o->architecture.layers, "N,N,..",
@@ -152,7 +158,6 @@ int parse_train_options(int argc, char **argv, train_options *o, int *status)
         {"--loss", FLAG_STRING, &o->architecture.loss, "ce|mse|bce", "loss (default ce)"},
         {"--epochs", FLAG_INT, &o->epochs, "N", "epochs (default 15)"},
         {"--batch", FLAG_INT, &o->batch, "N", "mini-batch size (default 32)"},
-        {"--lr", FLAG_DOUBLE, &o->lr, "X", "learning rate (default 0.02)"},
         {"--schedule", FLAG_STRING, &o->schedule, "cosine|constant|step|plateau",
          "learning-rate schedule over the epochs (default cosine)"},
         {"--warmup", FLAG_INT, &o->warmup, "EPOCHS", "linear warm-up epochs before the schedule"},
@@ -167,8 +172,6 @@ int parse_train_options(int argc, char **argv, train_options *o, int *status)
          "stop after PATIENCE epochs without improvement; keep the best epoch"},
         {"--min-delta", FLAG_DOUBLE, &o->min_delta, "X",
          "the smallest fall of the loss that counts as improvement (0)"},
-        {"--momentum", FLAG_DOUBLE, &o->momentum, "X", "SGD momentum (default 0.9)"},
-        {"--weight-decay", FLAG_DOUBLE, &o->weight_decay, "X", "L2 weight decay (default 0)"},
         {"--seed", FLAG_INT, &o->seed, "N", "initialisation and shuffling seed (default 1)"},
         {"--dtype", FLAG_STRING, &o->architecture.dtype, "f32|f64",
          "real type of the data (default f32; f64 is --precision 64-true)"},
@@ -198,29 +201,19 @@ int parse_train_options(int argc, char **argv, train_options *o, int *status)
          "issue each GPU kernel from the host (no CUDA graphs)"},
         {"--no-fused-epilogues", FLAG_SWITCH, &o->no_fused, NULL,
          "GPU f32: GEMM, then bias+ReLU as a kernel (no cuBLASLt epilogues)"},
-        OPTIM_FLAG_ENTRIES(o->optim),
     };
-    static const command cmd = {
-        "train", "Trains a network by backpropagation and reports test accuracy.",
-        "With no --data, trains on Fashion-MNIST when the Debian package dataset-fashion-mnist\n"
-        "is installed (or from the directory in $" BP_FASHION_MNIST_ENV "), else on a generated\n"
-        "data set. Without --layers the sizes come from the data (inputs, 256, 128, outputs),\n"
-        "or from the --init model. Ctrl-C stops after the current step (and saves with\n"
-        "--save); a second Ctrl-C ends the program at once. A run whose loss becomes NaN or\n"
-        "infinite stops with an error and saves nothing. Early stopping and the plateau\n"
-        "schedule watch the validation loss (else the training loss)."};
-    int parsed = cli_parse(&cmd, argc, argv, flags, sizeof flags / sizeof flags[0]);
-    if (parsed != 0) {
-        *status = parsed > 0 ? 0 : 2;
-        return -1;
-    }
-    *status = 2;
-    if (check_values(o) != 0 ||
-        optim_check(&o->optim, argc, argv, &o->lr, o->momentum, &o->weight_decay, o->epochs) != 0)
-        return -1;
-    *status = 1;
-    /* Every output replaceable, and never an input or another output (by
-     * device and inode); --resume may be --checkpoint (it is read first). */
+    size_t n = sizeof own / sizeof own[0];
+    memcpy(flags, own, sizeof own);
+    /* --optimizer and the hyperparameters, from the library's tables (the
+     * caller's array has room for them) */
+    (void)optim_flag_entries(&o->optim, flags, &n, max);
+    return n;
+}
+
+/* Every output replaceable, and never an input or another output (by
+ * device and inode); --resume may be --checkpoint (it is read first). */
+static int check_paths(const train_options *o)
+{
     const cli_path inputs[] = {
         {"--data", o->data_path}, {"--test", o->test_path}, {"--init", o->init_path}};
     const cli_path outputs[] = {{"--save", o->save_path},
@@ -230,34 +223,50 @@ int parse_train_options(int argc, char **argv, train_options *o, int *status)
                                 {"--save-16bit", o->save_16bit_path}};
     if (cli_check_paths(inputs, 3, outputs, 5) != 0)
         return -1;
+    if (o->optim.resume == NULL)
+        return 0;
+    const cli_path resume[] = {{"--resume", o->optim.resume}};
+    const cli_path others[] = {
+        {"--save", o->save_path}, {"--log", o->log_path}, {"--plot", o->plot_path}};
+    return cli_check_paths(resume, 1, others, 3);
+}
+
+int parse_train_options(int argc, char **argv, train_options *o, int *status)
+{
+    train_options_defaults(o);
+    flag flags[48 + OPTIM_MAX_FLAGS + 4]; /* room for every entry train_flags adds */
+    size_t n_flags = train_flags(o, flags, sizeof flags / sizeof flags[0]);
+    static const command cmd = {
+        "train", "Trains a network by backpropagation and reports test accuracy.",
+        "With no --data, trains on Fashion-MNIST when the Debian package dataset-fashion-mnist\n"
+        "is installed (or from the directory in $" BP_FASHION_MNIST_ENV "), else on a generated\n"
+        "data set. Without --layers the sizes come from the data (inputs, 256, 128, outputs),\n"
+        "or from the --init model. Ctrl-C stops after the current step (and saves with\n"
+        "--save); a second Ctrl-C ends the program at once. A run whose loss becomes NaN or\n"
+        "infinite stops with an error and saves nothing. Early stopping and the plateau\n"
+        "schedule watch the validation loss (else the training loss)."};
+    int parsed = cli_parse(&cmd, argc, argv, flags, n_flags);
+    if (parsed != 0) {
+        *status = parsed > 0 ? 0 : 2;
+        return -1;
+    }
+    *status = 2;
+    if (check_values(o) != 0 || optim_check(&o->optim, argc, argv, &o->lr, o->epochs) != 0)
+        return -1;
     bp_precision p = BP_PRECISION_AUTO;
-    if (o->save_16bit_path != NULL &&
-        (o->architecture.precision == NULL ||
-         bp_precision_parse(o->architecture.precision, &p) != BP_OK ||
-         (p != BP_PRECISION_BF16_MIXED && p != BP_PRECISION_16_MIXED))) {
-        *status = 2;
+    if (o->save_16bit_path != NULL && (o->architecture.precision == NULL ||
+                                       bp_precision_parse(o->architecture.precision, &p) != BP_OK ||
+                                       (p != BP_PRECISION_BF16_MIXED && p != BP_PRECISION_16_MIXED)))
         return cli_error("--save-16bit needs --precision bf16-mixed or 16-mixed");
-    }
-    if (o->optim.resume != NULL) {
-        const cli_path resume[] = {{"--resume", o->optim.resume}};
-        const cli_path others[] = {
-            {"--save", o->save_path}, {"--log", o->log_path}, {"--plot", o->plot_path}};
-        if (cli_check_paths(resume, 1, others, 3) != 0)
-            return -1;
-    }
+    *status = 1;
+    if (check_paths(o) != 0)
+        return -1;
     if (resume_peek(o, argc, argv, status) != 0)
         return -1;
-    if (o->optim.resume != NULL && o->init_path == NULL)
-        o->init_path = o->optim.resume; /* a checkpoint is a model file: its network */
-    if (adopt_model_architecture(o) != 0)
+    if (adopt_file_architecture(o) != 0)
         return -1;
     *status = 0;
     return 0;
-}
-
-const char *train_options_init_flag(const train_options *o)
-{
-    return o->init_path != NULL && o->init_path == o->optim.resume ? "--resume" : "--init";
 }
 
 void train_options_trainer(const train_options *o, bp_trainer_config *tc)
