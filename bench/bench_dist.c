@@ -77,14 +77,18 @@ static bp_network *make_net(int batch)
 /* Median step time of net on a batch of b samples. */
 static double time_steps(bp_network *net, int b, int steps, const float *x, const int32_t *y)
 {
-    bp_sgd opt;
-    bp_sgd_init(&opt);
-    opt.momentum = 0.9;
+    bp_optimizer opt;
+    bp_optimizer_init(&opt, BP_OPTIMIZER_SGD);
+    opt.lr = 0.01, opt.momentum = 0.9;
+    if (bp_network_set_optimizer(net, &opt) != BP_OK) {
+        fprintf(stderr, "bench_dist: rank %d: %s\n", rank, bp_last_error());
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
     double *t = malloc((size_t)steps * sizeof *t);
     for (int i = 0; i < steps + 2; i++) {
         MPI_Barrier(MPI_COMM_WORLD);
         double t0 = MPI_Wtime();
-        if (bp_network_train_step(net, x, y, b, &opt, NULL) != BP_OK) {
+        if (bp_network_step(net, x, y, b, NULL) != BP_OK) {
             fprintf(stderr, "bench_dist: rank %d: %s\n", rank, bp_last_error());
             MPI_Abort(MPI_COMM_WORLD, 1);
         }

@@ -59,21 +59,23 @@ static int bench(bp_backend backend, bp_precision precision, bp_math_mode math, 
         bp_buffer_upload(bx, 0, x, pool * 784 * es);
         bp_buffer_upload(by, 0, y, pool * sizeof(int32_t));
     }
-    bp_sgd opt;
-    bp_sgd_init(&opt);
-    opt.momentum = 0.9;
+    bp_optimizer opt;
+    bp_optimizer_init(&opt, BP_OPTIMIZER_SGD);
+    opt.lr = 0.01, opt.momentum = 0.9;
     double loss = 0;
     int steps = 0, rc = 0;
+    if (bp_network_set_optimizer(net, &opt) != BP_OK)
+        rc = -1, fprintf(stderr, "bench: %s\n", bp_last_error());
     double budget = quick ? 0.3 : 1.5, t0 = 0;
-    for (int i = 0;; i++) {
+    for (int i = 0; rc == 0; i++) {
         if (i == 3)
             t0 = now(); /* after three warm-up steps */
         int last = i >= 3 && now() - t0 > budget;
         size_t off = (size_t)(i % 4) * (size_t)batch;
-        bp_status st = buffers ? bp_network_train_step_buffer(net, bx, by, rows + off, batch, &opt,
-                                                              last ? &loss : NULL)
-                               : bp_network_train_step(net, (char *)x + off * 784 * es, y + off,
-                                                       batch, &opt, last ? &loss : NULL);
+        bp_status st = buffers ? bp_network_step_buffer(net, bx, by, rows + off, batch,
+                                                        last ? &loss : NULL)
+                               : bp_network_step(net, (char *)x + off * 784 * es, y + off, batch,
+                                                 last ? &loss : NULL);
         if (st != BP_OK) {
             fprintf(stderr, "bench: %s\n", bp_last_error());
             rc = -1;

@@ -9,7 +9,7 @@
  * learning-rate schedule, 50 steps (5 epochs of 10) in each mode: "graph"
  * (each batch size's step recorded once as a CUDA graph and replayed) and
  * "eager" (every kernel issued by the host). Each step is trained with
- * bp_network_train_epoch_step without reading its loss; each epoch starts
+ * bp_network_epoch_step without reading its loss; each epoch starts
  * with bp_network_set_epoch and ends with bp_network_read_metrics.
  *
  * Prints, per steady-state step (epochs 2..5: the first records the
@@ -136,17 +136,13 @@ static int profile(int graphs, int adamw, int fused, bp_precision precision, int
         fail("uploading the data");
         goto out;
     }
-    bp_sgd opt;
-    bp_sgd_init(&opt);
-    opt.momentum = 0.9;
-    if (adamw) {
-        bp_optimizer o;
-        bp_optimizer_init(&o, BP_OPTIMIZER_ADAMW);
-        o.clip_grad_norm = 1.0;
-        if (bp_network_set_optimizer(net, &o) != BP_OK) {
-            fail("setting the optimizer");
-            goto out;
-        }
+    bp_optimizer opt; /* the command's SGD (lr by the cosine schedule below), or AdamW */
+    bp_optimizer_init(&opt, adamw ? BP_OPTIMIZER_ADAMW : BP_OPTIMIZER_SGD);
+    if (adamw)
+        opt.clip_grad_norm = 1.0;
+    if (bp_network_set_optimizer(net, &opt) != BP_OK) {
+        fail("setting the optimizer");
+        goto out;
     }
     memset(per_step, 0, sizeof *per_step);
     memset(per_epoch, 0, sizeof *per_epoch);
@@ -160,8 +156,8 @@ static int profile(int graphs, int adamw, int fused, bp_precision precision, int
             order[i] = order[j];
             order[j] = t;
         }
-        opt.lr = 0.02 * 0.5 * (1.0 + cos(3.14159265358979323846 * epoch / (double)epochs));
-        if (adamw && bp_network_set_lr(net, opt.lr * 0.1) != BP_OK) {
+        double lr = 0.02 * 0.5 * (1.0 + cos(3.14159265358979323846 * epoch / (double)epochs));
+        if (bp_network_set_lr(net, adamw ? lr * 0.1 : lr) != BP_OK) {
             fail("setting the learning rate");
             goto out;
         }
@@ -175,8 +171,7 @@ static int profile(int graphs, int adamw, int fused, bp_precision precision, int
         for (int s = 0; s < STEPS_PER_EPOCH; s++) {
             bp_emu_counters_get(&c0);
             double loss = 0.0; /* AdamW: read every step, one download */
-            bp_status st = adamw ? bp_network_epoch_step(net, BATCH, &loss)
-                                 : bp_network_train_epoch_step(net, BATCH, &opt, NULL);
+            bp_status st = bp_network_epoch_step(net, BATCH, adamw ? &loss : NULL);
             if (st != BP_OK) {
                 fail("a training step");
                 goto out;

@@ -3,7 +3,7 @@
 #   bin/backprop              found its library through $ORIGIN/../lib
 #   lib/libbackprop.so, .a    the shared library keeps the run path to the
 #                             CUDA libraries it links (outside the system's)
-#   include/backprop.h
+#   include/backprop.h, backprop_file.h
 #   lib/cmake/backprop/       find_package(backprop): the shared library
 #                             (needs nothing more), and with COMPONENTS static
 #                             the static one and its link dependencies, found
@@ -46,7 +46,7 @@ install(TARGETS backprop EXPORT backpropTargets
   RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(TARGETS backprop_static EXPORT backpropStaticTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
-install(FILES include/backprop.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(FILES include/backprop.h include/backprop_file.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(EXPORT backpropTargets NAMESPACE backprop::
   DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/backprop)
 install(EXPORT backpropStaticTargets NAMESPACE backprop::

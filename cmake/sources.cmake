@@ -14,6 +14,7 @@ set(BP_SOURCES
   src/core/train.c
   src/core/step_state.c
   src/core/optimizer.c
+  src/core/optimizers.c
   src/core/evaluate.c
   src/core/metadata.c
   src/core/mixed.c
@@ -47,6 +48,7 @@ set(BP_SOURCES
   # format/: model files and checkpoints (safetensors, its JSON header)
   src/format/json.c
   src/format/safetensors.c
+  src/format/model.c
   src/format/checkpoint.c
   # sys/: reading files, replacing them safely, the C locale
   src/sys/read.c

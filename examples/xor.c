@@ -11,14 +11,14 @@ int main(void)
     bp_network_config_init(&cfg);
     cfg.n_layers = 2, cfg.sizes = sizes, cfg.activations = acts;
     cfg.dtype = BP_F64, cfg.max_batch = 4, cfg.seed = 42;
-    bp_sgd opt;
-    bp_sgd_init(&opt);
-    opt.lr = 2.0, opt.momentum = 0.9;
+    bp_optimizer opt;
+    bp_optimizer_init(&opt, BP_OPTIMIZER_SGD); /* SGD with momentum 0.9 */
+    opt.lr = 2.0;
     bp_network *net = NULL;
-    if (bp_network_create(&cfg, &net) != BP_OK)
+    if (bp_network_create(&cfg, &net) != BP_OK || bp_network_set_optimizer(net, &opt) != BP_OK)
         return fprintf(stderr, "backprop: %s\n", bp_last_error()), 1;
     for (int step = 0; step < 2000; step++)
-        if (bp_network_train_step(net, x, y, 4, &opt, &loss) != BP_OK)
+        if (bp_network_step(net, x, y, 4, &loss) != BP_OK)
             return fprintf(stderr, "backprop: %s\n", bp_last_error()), 1;
     bp_network_forward(net, x, 4, out);
     printf("loss %.2e  xor: %.3f %.3f %.3f %.3f\n", loss, out[0], out[1], out[2], out[3]);

@@ -21,8 +21,9 @@
  *    float for BP_F32, double for BP_F64.
  *  - Targets: for BP_LOSS_CROSS_ENTROPY an int32_t array of B class labels
  *    in [0, n_L); for BP_LOSS_MSE and BP_LOSS_BCE a real array [B, n_L].
- *  - Configuration structs (bp_network_config, bp_sgd, bp_gradcheck_config,
- *    bp_dataset_options) each have an _init function that fills in the
+ *  - Configuration structs (bp_network_config, bp_optimizer,
+ *    bp_gradcheck_config, bp_dataset_options, bp_comm_config,
+ *    bp_evaluation_outputs) each have an _init function that fills in the
  *    defaults; initialise with it, then set the fields you need, so that
  *    fields added later get their defaults. _init(NULL) does nothing.
  *    NULL means the defaults: wherever a call takes a pointer to a
@@ -36,10 +37,25 @@
  *    without CUDA declares it all the same; its calls then return
  *    BP_ERR_NOT_BUILT.
  *
- * Compatibility
- *  - Config structs that may grow (bp_network_config, bp_optimizer,
- *    bp_checkpoint_info) begin with struct_size; see "Growing structs" in
- *    the optimizer section.
+ * Compatibility: one growth rule for every struct that crosses the ABI
+ *  - Every struct begins with size_t struct_size: the size of the struct
+ *    as the caller was compiled (so with the caller's header version). The
+ *    library reads, and writes, only that many bytes of a caller's struct.
+ *  - Structs a caller fills (configurations, options) get it from their
+ *    _init, a macro passing sizeof. The library takes its defaults for the
+ *    fields a smaller (older) struct lacks, and accepts a larger (newer)
+ *    one only when the fields it does not know are zero. struct_size 0 (a
+ *    struct filled by hand, without _init) means this header's size.
+ *  - Structs the library fills (descriptions, results, metrics) are filled
+ *    by calls whose plain names are macros passing the struct's sizeof to
+ *    the _sized function: bp_network_describe(net, &d) fills only the fields
+ *    the caller's struct has, never a byte past it, and sets its
+ *    struct_size. A struct that is both (bp_optimizer, bp_checkpoint_info)
+ *    follows the first rule where the library reads it and the second
+ *    where it fills it; an optional output (bp_checkpoint_load's info)
+ *    takes its size from struct_size, set by its _init.
+ *  - New fields go at the end. bp_nccl_id is NCCL's 128 opaque bytes and
+ *    never grows.
  *  - The shared library's SONAME is libbackprop.so.MAJOR from 1.0 on and
  *    libbackprop.so.0.MINOR before. Within one SONAME the ABI only grows:
  *    functions and enum values are added, never removed or changed;
@@ -70,9 +86,9 @@ extern "C" {
 #endif
 
 #define BP_VERSION_MAJOR 0
-#define BP_VERSION_MINOR 2
+#define BP_VERSION_MINOR 3
 #define BP_VERSION_PATCH 0
-#define BP_VERSION_STRING "0.2.0"
+#define BP_VERSION_STRING "0.3.0"
 
 /* ------------------------------------------------------------------------ */
 /* Status codes and errors                                                   */
@@ -103,7 +119,8 @@ BP_API const char *bp_status_string(bp_status status);
 /* The message of the last failing call on this thread; "" if none. */
 BP_API const char *bp_last_error(void);
 
-/* The library version, e.g. "0.1.0". */
+/* The library version, "MAJOR.MINOR.PATCH" (BP_VERSION_STRING of the
+ * header it was built with), e.g. "0.3.0". */
 BP_API const char *bp_version(void);
 
 /* ------------------------------------------------------------------------ */
@@ -189,6 +206,7 @@ typedef enum bp_math_mode {
 } bp_math_mode;
 
 typedef struct bp_device_info {
+    size_t struct_size; /* the caller's size (the call sets it) */
     int ordinal;
     char name[256];
     size_t total_memory; /* bytes */
@@ -203,6 +221,10 @@ typedef struct bp_device_info {
  * BP_ERR_NOT_BUILT when it is not built. */
 BP_API bp_status bp_cuda_device_count(int *count);
 
+BP_API bp_status bp_cuda_device_info_sized(int ordinal, bp_device_info *out, size_t size);
+#define bp_cuda_device_info(ordinal, out) \
+    bp_cuda_device_info_sized((ordinal), (out), sizeof(bp_device_info))
+
 /* The threads a CPU network with config threads = 0 runs on: the
  * processors this process may run on (its affinity mask: taskset, cgroup
  * cpusets, an MPI launcher's binding), divided among the ranks an MPI
@@ -211,7 +233,6 @@ BP_API bp_status bp_cuda_device_count(int *count);
  * min(affinity, online processors / local ranks), at least 1, at most
  * 256. Set config threads to choose another number. */
 BP_API bp_status bp_cpu_thread_count(int *threads);
-BP_API bp_status bp_cuda_device_info(int ordinal, bp_device_info *out);
 
 /* ------------------------------------------------------------------------ */
 /* Names of the enumerations                                                 */
@@ -270,15 +291,15 @@ typedef struct bp_network_config {
     void *cuda_stream;      /* a cudaStream_t to run on, or NULL (default) for a
                                stream the network creates and owns; with
                                another backend: BP_ERR_UNSUPPORTED */
-    int cuda_graphs;        /* 1 (default): bp_network_train_epoch_step records
+    int cuda_graphs;        /* 1 (default): bp_network_epoch_step records
                                each batch size's step once as a CUDA graph and
                                replays it; 0: every step issues its kernels one
                                by one (set 0 to capture the network's stream
                                yourself). Results are bit-identical. No effect
                                on the CPU. */
     int fused_epilogues;    /* 1 (default): in a float32 training step on CUDA
-                               (bp_network_train_step*, bp_network_step*,
-                               the epoch steps), each hidden ReLU layer runs
+                               (bp_network_step*, bp_network_epoch_step),
+                               each hidden ReLU layer runs
                                its product, bias and ReLU as one cuBLASLt
                                call (keeping a ReLU bit-mask instead of z^l),
                                and its delta and bias gradient as another;
@@ -340,6 +361,7 @@ BP_API void bp_network_free(bp_network *net);
 
 /* What a network is, as created. Pointers stay valid while net lives. */
 typedef struct bp_network_desc {
+    size_t struct_size; /* the caller's size (the call sets it) */
     int n_layers;
     const int *sizes;                 /* n_layers + 1 */
     const bp_activation *activations; /* n_layers */
@@ -353,18 +375,20 @@ typedef struct bp_network_desc {
     /* CUDA backend only (on the CPU backend: as configured, without effect) */
     int device;
     bp_math_mode math_mode;
+    int cuda_graphs;     /* since 0.3: as configured */
+    int fused_epilogues; /* since 0.3: as configured */
     /* All backends */
-    bp_precision precision; /* never BP_PRECISION_AUTO: what it resolved to */
+    bp_precision precision; /* since 0.3; never BP_PRECISION_AUTO: what it resolved to */
 } bp_network_desc;
 
-BP_API bp_status bp_network_describe(const bp_network *net, bp_network_desc *out);
+BP_API bp_status bp_network_describe_sized(const bp_network *net, bp_network_desc *out, size_t size);
+#define bp_network_describe(net, out) \
+    bp_network_describe_sized((net), (out), sizeof(bp_network_desc))
 
 /* The memory a network holds, in bytes, as allocated by bp_network_create
  * (and by bp_network_set_optimizer for Adam's second moments). */
 typedef struct bp_network_memory {
-    size_t struct_size;  /* set it to sizeof(bp_network_memory) before the call
-                            (0 means this header's size): that many bytes are
-                            written */
+    size_t struct_size;  /* the caller's size (the call sets it) */
     size_t parameters;   /* the (master) weights and biases */
     size_t working_copy; /* mixed precision: their 16-bit copy; else 0 */
     size_t gradients;    /* the weight and bias gradients */
@@ -380,7 +404,10 @@ typedef struct bp_network_memory {
     size_t step_buffers; /* per_sample * max_batch, plus ReLU masks */
 } bp_network_memory;
 
-BP_API bp_status bp_network_memory_report(const bp_network *net, bp_network_memory *out);
+BP_API bp_status bp_network_memory_report_sized(const bp_network *net, bp_network_memory *out,
+                                                size_t size);
+#define bp_network_memory_report(net, out) \
+    bp_network_memory_report_sized((net), (out), sizeof(bp_network_memory))
 
 /* Inference: a^L for a batch of `batch` samples, x [batch, n_0] host array,
  * out [batch, n_L] host array. For cross-entropy the outputs are softmax
@@ -393,47 +420,19 @@ BP_API bp_status bp_network_forward(bp_network *net, const void *x, int batch, v
 BP_API bp_status bp_network_gradients(bp_network *net, const void *x, const void *targets,
                                       int batch, double *loss);
 
-/* Stochastic gradient descent with PyTorch's torch.optim.SGD semantics:
- *   g = grad + weight_decay * w
- *   buf = g (first step), else buf = momentum * buf + (1 - dampening) * g
- *   g = nesterov ? g + momentum * buf : buf        (when momentum != 0)
- *   w = w - lr * g
- * Weight decay applies to weights and biases alike, as with
- * SGD(model.parameters(), ...). */
-typedef struct bp_sgd {
-    double lr;           /* learning rate >= 0, default 0.01 */
-    double momentum;     /* in [0, 1), default 0 */
-    double dampening;    /* in [0, 1], default 0 */
-    double weight_decay; /* >= 0, default 0 */
-    int nesterov;        /* 0 or 1; needs momentum > 0 and dampening 0 */
-} bp_sgd;
-
-BP_API void bp_sgd_init(bp_sgd *opt);
-
-/* One training step: forward, output delta, deltas, gradients and an SGD
- * update (a convenience: the network's optimizer becomes SGD with these
- * hyperparameters, keeping its momentum when it already was SGD, and
- * keeping clip_grad_norm; see bp_network_step). opt may be NULL for the
- * defaults of bp_sgd_init. loss may be NULL (then the step never waits for
- * the device); when given, it receives the mean batch loss before the
- * update. A batch whose loss or gradients are not finite changes no
- * parameter or optimizer state (checked on the device): with loss given
- * the call returns BP_ERR_NUMERIC, otherwise bp_network_read_metrics
- * reports the step. */
-BP_API bp_status bp_network_train_step(bp_network *net, const void *x, const void *targets,
-                                       int batch, const bp_sgd *opt, double *loss);
-
 /* Clears the optimizer's state and step count, so the next step is a
  * "first step". */
 BP_API bp_status bp_network_reset_optimizer(bp_network *net);
 
 /* ------------------------------------------------------------------------ */
-/* Optimizers: SGD, Adam, AdamW; gradient clipping                           */
+/* Optimizers: SGD, Adam, AdamW, RMSprop; gradient clipping                  */
 /* ------------------------------------------------------------------------ */
 
 /* A network holds one optimizer: its description (below) and its state, in
- * buffers with the parameters' layout. A new network has SGD with the
- * bp_sgd defaults. Every rule follows torch.optim exactly (the
+ * buffers with the parameters' layout. A new network has SGD with
+ * bp_optimizer_init's defaults (lr 0.02, momentum 0.9: the backprop
+ * command's defaults too, measured on Fashion-MNIST; README.md,
+ * "Optimizers"). Every rule follows torch.optim exactly (the
  * single-tensor code path, operation for operation), with t the number of
  * the update (1 for the first):
  *
@@ -447,6 +446,12 @@ BP_API bp_status bp_network_reset_optimizer(bp_network *net);
  *          v = beta2 * v + (1 - beta2) * g * g         exp_avg_sq
  *          vmax = max(vmax, v), v = vmax               (amsgrad)
  *          w = w - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+ *  RMSprop g = grad + weight_decay * w
+ *          v = alpha * v + (1 - alpha) * g * g             square_avg
+ *          c = alpha * c + (1 - alpha) * g                 grad_avg (centered)
+ *          d = sqrt(v - c * c) (centered), else sqrt(v); d = d + eps
+ *          buf = momentum * buf + g / d, w = w - lr * buf  (momentum > 0)
+ *          w = w - lr * g / d                          (momentum 0)
  *
  * Gradient clipping (clip_grad_norm > 0) is torch.nn.utils.clip_grad_norm_
  * over all weights and biases together: grad *= min(1, clip_grad_norm /
@@ -454,55 +459,108 @@ BP_API bp_status bp_network_reset_optimizer(bp_network *net);
  * and never read by the host. Weight decay applies to weights and biases
  * alike, as with Optimizer(model.parameters(), ...).
  *
- * Growing structs: bp_optimizer, bp_network_config and bp_checkpoint_info
- * begin with struct_size, which their _init functions set to the size the
- * caller was compiled with (the _init names are macros passing sizeof).
- * The library reads only that many bytes and takes its defaults for the
- * fields after them, so a program built against an older header keeps
- * working with a newer library; a struct larger than the library knows is
- * accepted only when the unknown tail is zero. struct_size 0 (a struct
- * filled by hand, without _init) means this header's size. */
+ * (Every struct here grows by one rule: "Compatibility" at the top.) */
 typedef enum bp_optimizer_type {
     BP_OPTIMIZER_SGD = 0,
     BP_OPTIMIZER_ADAM = 1,
-    BP_OPTIMIZER_ADAMW = 2
+    BP_OPTIMIZER_ADAMW = 2,
+    BP_OPTIMIZER_RMSPROP = 3
 } bp_optimizer_type;
 
 typedef struct bp_optimizer {
     size_t struct_size;     /* set by bp_optimizer_init */
     bp_optimizer_type type; /* default: the type passed to _init */
-    double lr;              /* >= 0; default 0.01 (SGD), 1e-3 (Adam, AdamW) */
-    double weight_decay;    /* >= 0; default 0 (SGD, Adam), 1e-2 (AdamW) */
-    double momentum;        /* SGD: in [0, 1), default 0 */
-    double dampening;       /* SGD: in [0, 1], default 0 */
-    int nesterov;           /* SGD: 0 or 1; needs momentum > 0, dampening 0 */
-    int amsgrad;            /* Adam, AdamW: 0 or 1, default 0 */
-    double beta1, beta2;    /* Adam, AdamW: in [0, 1), default 0.9, 0.999 */
-    double eps;             /* Adam, AdamW: >= 0, default 1e-8 */
-    double clip_grad_norm;  /* > 0: clip by global norm; 0 (default): off */
+    /* The hyperparameters. Which ones a type reads, their defaults and
+     * their ranges are the library's table (bp_optimizer_hyperparam); in
+     * short: */
+    double lr;             /* >= 0; default 0.02 (SGD), 1e-3 (Adam, AdamW), 1e-2 (RMSprop) */
+    double weight_decay;   /* >= 0; default 0, 1e-2 for AdamW */
+    double momentum;       /* SGD: in [0, 1), default 0.9; RMSprop: default 0 */
+    double dampening;      /* SGD: in [0, 1], default 0 */
+    int nesterov;          /* SGD: 0 or 1; needs momentum > 0, dampening 0 */
+    int amsgrad;           /* Adam, AdamW: 0 or 1, default 0 */
+    double beta1, beta2;   /* Adam, AdamW: in [0, 1), default 0.9, 0.999 */
+    double eps;            /* Adam, AdamW, RMSprop: >= 0, default 1e-8 */
+    double clip_grad_norm; /* every type: > 0 clips by global norm; 0 (default): off */
+    double alpha;          /* RMSprop: in [0, 1], default 0.99 */
+    int centered;          /* RMSprop: 0 or 1, default 0 */
 } bp_optimizer;
 
+/* Fills *opt with type's defaults (every field another type reads is 0). */
 BP_API void bp_optimizer_init_sized(bp_optimizer *opt, bp_optimizer_type type, size_t size);
 #define bp_optimizer_init(opt, type) bp_optimizer_init_sized((opt), (type), sizeof(bp_optimizer))
 
-/* "sgd", "adam", "adamw"; NULL for an unknown value. */
+/* "sgd", "adam", "adamw", "rmsprop"; NULL for an unknown value. Every type from 0 up
+ * to the first NULL is an optimizer. */
 BP_API const char *bp_optimizer_name(bp_optimizer_type type);
 BP_API bp_status bp_optimizer_parse(const char *name, bp_optimizer_type *out);
 
+/* An optimizer's hyperparameters, described: the one table the library
+ * initialises, validates and checkpoints them from, and the backprop
+ * command makes its flags, defaults and help from. */
+typedef enum bp_hyperparam_kind {
+    BP_HYPERPARAM_REAL = 0,  /* a double field of bp_optimizer */
+    BP_HYPERPARAM_SWITCH = 1 /* an int field, 0 or 1 */
+} bp_hyperparam_kind;
+
+typedef struct bp_hyperparam {
+    size_t struct_size; /* the caller's size (bp_optimizer_hyperparam sets it) */
+    const char *name;   /* the bp_optimizer field and the checkpoint's
+                           metadata key: "lr", "beta1", "amsgrad" */
+    const char *flag;   /* the backprop command's flag: "--lr", "--beta1" */
+    const char *help;   /* one line, for --help */
+    bp_hyperparam_kind kind;
+    double default_value;   /* this type's default */
+    double min, max;        /* the valid range (switches: 0 and 1) */
+    int min_open, max_open; /* 1: the bound itself is outside the range */
+    const char *range;      /* the range as text: "in [0, 1)", ">= 0", "0 or 1" */
+} bp_hyperparam;
+
+/* *count receives the number of type's hyperparameters. */
+BP_API bp_status bp_optimizer_hyperparams(bp_optimizer_type type, int *count);
+/* The index-th (0-based) hyperparameter of type into *out, filling only
+ * the bytes of the caller's struct (the macro passes its size). Strings
+ * are the library's, valid for as long as it is loaded. */
+BP_API bp_status bp_optimizer_hyperparam_sized(bp_optimizer_type type, int index,
+                                               bp_hyperparam *out, size_t size);
+#define bp_optimizer_hyperparam(type, index, out) \
+    bp_optimizer_hyperparam_sized((type), (index), (out), sizeof(bp_hyperparam))
+
+/* A hyperparameter of opt by name (a switch as 0 or 1). set checks that
+ * opt's type has it and that value is in its range (BP_ERR_INVALID_ARGUMENT
+ * naming the value and the range otherwise; opt is then unchanged). */
+BP_API bp_status bp_optimizer_get_value(const bp_optimizer *opt, const char *name, double *value);
+BP_API bp_status bp_optimizer_set_value(bp_optimizer *opt, const char *name, double value);
+
+/* Checks a whole description: the type, every hyperparameter's range and
+ * the rules between them (SGD's nesterov needs momentum > 0 and dampening
+ * 0); what bp_network_set_optimizer checks. */
+BP_API bp_status bp_optimizer_validate(const bp_optimizer *opt);
+
 /* Sets the network's optimizer (allocating its state buffers, outside any
- * training step). The state (and the step count t) is kept when the type
- * and amsgrad stay the same, so a schedule may change lr, or any other
- * hyperparameter, between steps; a different type or amsgrad clears it. */
+ * training step). The state (and the step count t) is kept while the type
+ * and the states it keeps stay the same, so a schedule may change lr, or
+ * any other hyperparameter, between steps; another type, or a change that
+ * adds or drops a state (SGD's momentum from or to 0, Adam's amsgrad),
+ * clears it. */
 BP_API bp_status bp_network_set_optimizer(bp_network *net, const bp_optimizer *opt);
-/* out->struct_size must be set (bp_optimizer_init sets it; 0 means this
- * header's size): that many bytes are written. */
-BP_API bp_status bp_network_get_optimizer(const bp_network *net, bp_optimizer *out);
+BP_API bp_status bp_network_get_optimizer_sized(const bp_network *net, bp_optimizer *out,
+                                                size_t size);
+#define bp_network_get_optimizer(net, out) \
+    bp_network_get_optimizer_sized((net), (out), sizeof(bp_optimizer))
 /* Only the learning rate (a schedule's step); lr >= 0 and finite. Written
  * to the device in stream order: the step never waits for it. */
 BP_API bp_status bp_network_set_lr(bp_network *net, double lr);
 
-/* One training step with the network's optimizer: forward, output delta,
- * deltas, gradients, clipping, update. loss as in bp_network_train_step. */
+/* One training step with the network's optimizer (bp_network_set_optimizer;
+ * a new network's is bp_optimizer_init's SGD): forward, output delta,
+ * deltas, gradients, clipping, update. This, its buffer form and
+ * bp_network_epoch_step are the one way to train: nothing else changes the
+ * network's optimizer. loss may be NULL (then the step never waits for the
+ * device); when given, it receives the mean batch loss before the update.
+ * A batch whose loss or gradients are not finite changes no parameter or
+ * optimizer state (checked on the device): with loss given the call returns
+ * BP_ERR_NUMERIC, otherwise bp_network_read_metrics reports the step. */
 BP_API bp_status bp_network_step(bp_network *net, const void *x, const void *targets, int batch,
                                  double *loss);
 typedef struct bp_buffer bp_buffer; /* see "Buffers on a network's device" */
@@ -516,10 +574,12 @@ BP_API bp_status bp_network_step_buffer(bp_network *net, const bp_buffer *x,
  * (exp_avg under SGD, momentum_buffer under Adam, max_exp_avg_sq without
  * amsgrad). The names are torch.optim's state keys. */
 typedef enum bp_optimizer_state {
-    BP_STATE_MOMENTUM_BUFFER = 0, /* SGD */
+    BP_STATE_MOMENTUM_BUFFER = 0, /* SGD, RMSprop with momentum */
     BP_STATE_EXP_AVG = 1,         /* Adam, AdamW */
     BP_STATE_EXP_AVG_SQ = 2,      /* Adam, AdamW */
-    BP_STATE_MAX_EXP_AVG_SQ = 3   /* Adam, AdamW with amsgrad */
+    BP_STATE_MAX_EXP_AVG_SQ = 3,  /* Adam, AdamW with amsgrad */
+    BP_STATE_SQUARE_AVG = 4,      /* RMSprop */
+    BP_STATE_GRAD_AVG = 5         /* RMSprop centered */
 } bp_optimizer_state;
 
 BP_API const char *bp_optimizer_state_name(bp_optimizer_state which);
@@ -552,12 +612,19 @@ BP_API bp_status bp_network_set_optimizer_step(bp_network *net, int64_t step);
  * save and restore it. Other precisions have no loss scale:
  * BP_ERR_INVALID_ARGUMENT. */
 typedef struct bp_loss_scale {
-    double scale;           /* a float32 value > 0 */
+    size_t struct_size;     /* set by bp_loss_scale_init; the get call sets it */
+    double scale;           /* a float32 value > 0; default 65536 */
     int64_t growth_tracker; /* clean steps in a row since the last change, >= 0 */
     int64_t skipped_steps;  /* steps skipped for non-finite gradients, >= 0 */
 } bp_loss_scale;
 
-BP_API bp_status bp_network_get_loss_scale(const bp_network *net, bp_loss_scale *out);
+/* The initial scale: 65536, no steps. */
+BP_API void bp_loss_scale_init_sized(bp_loss_scale *ls, size_t size);
+#define bp_loss_scale_init(ls) bp_loss_scale_init_sized((ls), sizeof(bp_loss_scale))
+BP_API bp_status bp_network_get_loss_scale_sized(const bp_network *net, bp_loss_scale *out,
+                                                 size_t size);
+#define bp_network_get_loss_scale(net, out) \
+    bp_network_get_loss_scale_sized((net), (out), sizeof(bp_loss_scale))
 /* Outside a step; the scale must be finite, > 0 and exactly a float32. */
 BP_API bp_status bp_network_set_loss_scale(bp_network *net, const bp_loss_scale *in);
 
@@ -568,7 +635,7 @@ BP_API bp_status bp_network_set_params(bp_network *net, int layer, const void *w
                                        const void *bias);
 
 /* dL/dW^l and dL/db^l of layer (1..L) from the last bp_network_gradients or
- * bp_network_train_step call. Either pointer may be NULL. */
+ * bp_network_step call. Either pointer may be NULL. */
 BP_API bp_status bp_network_get_gradients(const bp_network *net, int layer, void *dweight,
                                           void *dbias);
 
@@ -588,21 +655,24 @@ BP_API bp_status bp_network_get_layer_state(const bp_network *net, int layer, in
  * g_fd = (L(p + eps) - L(p - eps)) / (2 eps). Parameters are restored
  * bit-exactly afterwards. Meaningful in float64. */
 typedef struct bp_gradcheck_config {
-    double eps;        /* the step; default 0: the network's dtype's
-                          (bp_gradcheck_defaults) */
-    double floor;      /* the relative error's smallest denominator;
-                          default 0: the dtype's */
-    int max_per_layer; /* parameters checked per layer, spread evenly;
-                          0 = all. Default 0. */
-    double perturb;    /* checking the check: backprop's gradients are
-                          taken as g (1 + perturb); default 0 */
-    int *skipped;      /* optional output, [n_layers]: parameters left out
-                          because a ReLU or leaky ReLU kink lies within eps
-                          of them (the loss's one-sided differences
-                          disagree); default NULL */
+    size_t struct_size; /* set by bp_gradcheck_config_init */
+    double eps;         /* the step; default 0: the network's dtype's
+                           (bp_gradcheck_defaults) */
+    double floor;       /* the relative error's smallest denominator;
+                           default 0: the dtype's */
+    int max_per_layer;  /* parameters checked per layer, spread evenly;
+                           0 = all. Default 0. */
+    double perturb;     /* checking the check: backprop's gradients are
+                           taken as g (1 + perturb); default 0 */
+    int *skipped;       /* optional output, [n_layers]: parameters left out
+                           because a ReLU or leaky ReLU kink lies within eps
+                           of them (the loss's one-sided differences
+                           disagree); default NULL */
 } bp_gradcheck_config;
 
-BP_API void bp_gradcheck_config_init(bp_gradcheck_config *cfg);
+BP_API void bp_gradcheck_config_init_sized(bp_gradcheck_config *cfg, size_t size);
+#define bp_gradcheck_config_init(cfg) \
+    bp_gradcheck_config_init_sized((cfg), sizeof(bp_gradcheck_config))
 
 /* The step, the floor and the verdict's tolerance on the relative error
  * for a dtype: float64 eps 1e-5, floor 1e-3, below 1e-7; float32 eps 1e-2,
@@ -630,7 +700,7 @@ BP_API bp_status bp_network_gradcheck(bp_network *net, const void *x, const void
  * training on the whole batch); every rank then applies the same update,
  * and the parameters stay bit-identical on every rank.
  *
- * What a joined network changes (train_step and gradients calls, plain and
+ * What a joined network changes (step and gradients calls, plain and
  * _buffer; leave the communicator before bp_network_gradcheck):
  *  - the loss a step reports is the mean over the global batch, and the
  *    gradients left in the network are those of the global batch;
@@ -639,7 +709,7 @@ BP_API bp_status bp_network_gradcheck(bp_network *net, const void *x, const void
  *    at the same step with the same message, and no rank updates its
  *    parameters (the guard runs on every step, loss pointer or not: these
  *    calls read each step's loss on a joined network);
- *  - the epoch steps (bp_network_epoch_step, bp_network_train_epoch_step)
+ *  - the epoch steps (bp_network_epoch_step)
  *    on CUDA ranks issue nothing the host waits for: with cuda_graphs each
  *    step, its all-reduces included, is one CUDA graph, and a skipped step
  *    is reported as for a network alone (the loss pointer, or
@@ -675,6 +745,7 @@ BP_API bp_status bp_comm_engine_info(bp_comm_engine engine, int *built, char *ve
                                      size_t version_size);
 
 typedef struct bp_comm_config {
+    size_t struct_size; /* set by bp_comm_config_init */
     bp_backend backend; /* the backend of the networks that will join:
                            BP_BACKEND_CPU (reduce with MPI, default) or
                            BP_BACKEND_CUDA (NCCL, bootstrapped over MPI) */
@@ -683,7 +754,8 @@ typedef struct bp_comm_config {
                            fails with BP_ERR_COMM; default 300 */
 } bp_comm_config;
 
-BP_API void bp_comm_config_init(bp_comm_config *cfg);
+BP_API void bp_comm_config_init_sized(bp_comm_config *cfg, size_t size);
+#define bp_comm_config_init(cfg) bp_comm_config_init_sized((cfg), sizeof(bp_comm_config))
 
 /* A communicator over the ranks of an MPI communicator. mpi_comm points to
  * an MPI_Comm (e.g. `MPI_Comm c = MPI_COMM_WORLD;` then pass &c), or is
@@ -814,22 +886,20 @@ BP_API bp_status bp_buffer_data(bp_buffer *buf, void **ptr);
 BP_API bp_status bp_buffer_upload(bp_buffer *buf, size_t offset, const void *src, size_t bytes);
 BP_API bp_status bp_buffer_download(const bp_buffer *buf, size_t offset, void *dst, size_t bytes);
 
-/* The buffer forms of forward, gradients and train_step. x holds rows of
+/* The buffer forms of forward and gradients (and of bp_network_step:
+ * bp_network_step_buffer, above). x holds rows of
  * n_0 reals, targets rows of the loss's target (one int32_t label for
  * cross-entropy, n_L reals otherwise). rows is a HOST array of `batch` row
  * indices into x and targets, each checked against the buffers' sizes; NULL
  * means rows 0..batch-1. out receives [batch, n_L] at offset 0. Labels in a
  * buffer are not read back to be checked: an out-of-range label makes that
- * sample's loss and deltas NaN (and train_step with a loss pointer then
+ * sample's loss and deltas NaN (and a step with a loss pointer then
  * returns BP_ERR_NUMERIC without updating). */
 BP_API bp_status bp_network_forward_buffer(bp_network *net, const bp_buffer *x,
                                            const int32_t *rows, int batch, bp_buffer *out);
 BP_API bp_status bp_network_gradients_buffer(bp_network *net, const bp_buffer *x,
                                              const bp_buffer *targets, const int32_t *rows,
                                              int batch, double *loss);
-BP_API bp_status bp_network_train_step_buffer(bp_network *net, const bp_buffer *x,
-                                              const bp_buffer *targets, const int32_t *rows,
-                                              int batch, const bp_sgd *opt, double *loss);
 
 /* ------------------------------------------------------------------------ */
 /* Epochs on the device: training without waiting for it                    */
@@ -859,13 +929,9 @@ BP_API bp_status bp_network_set_epoch(bp_network *net, const bp_buffer *x, const
  * bit-identical to the unrecorded step. */
 BP_API bp_status bp_network_epoch_step(bp_network *net, int batch, double *loss);
 
-/* The same with SGD (a convenience, as bp_network_train_step: the network's
- * optimizer becomes SGD with opt's hyperparameters; NULL: bp_sgd_init's). */
-BP_API bp_status bp_network_train_epoch_step(bp_network *net, int batch, const bp_sgd *opt,
-                                             double *loss);
-
 /* Sums over the training steps since the last read (or creation). */
 typedef struct bp_train_metrics {
+    size_t struct_size; /* the caller's size (the call sets it) */
     double loss_sum;    /* sum of per-sample losses of the steps whose loss was finite */
     double samples;     /* samples of those steps */
     double correct;     /* correct predictions among them (cross-entropy), else 0 */
@@ -880,7 +946,9 @@ typedef struct bp_train_metrics {
  * BP_ERR_NUMERIC, naming the step, when a step since the last read was
  * skipped because its loss or gradients were not finite; *out is filled
  * either way. */
-BP_API bp_status bp_network_read_metrics(bp_network *net, bp_train_metrics *out);
+BP_API bp_status bp_network_read_metrics_sized(bp_network *net, bp_train_metrics *out, size_t size);
+#define bp_network_read_metrics(net, out) \
+    bp_network_read_metrics_sized((net), (out), sizeof(bp_train_metrics))
 
 /* ------------------------------------------------------------------------ */
 /* Comparing backends                                                        */
@@ -890,6 +958,7 @@ BP_API bp_status bp_network_read_metrics(bp_network *net, bp_train_metrics *out)
  * element difference; rel is abs divided by the largest magnitude of that
  * quantity in run a (a norm-wise relative difference, 0 when both are 0). */
 typedef struct bp_layer_diff {
+    size_t struct_size; /* the caller's size (the call sets it) */
     double weight_grad_abs, weight_grad_rel;
     double bias_grad_abs, bias_grad_rel;
     double activation_abs, activation_rel; /* a^l over the batch */
@@ -900,18 +969,25 @@ typedef struct bp_layer_diff {
  * two is a CUDA network), same seed and so the same initial parameters,
  * computes the loss and gradients of one batch on each, and writes
  * cfg->n_layers differences to per_layer. loss_a and loss_b may be NULL. */
-BP_API bp_status bp_compare_backends(const bp_network_config *cfg, bp_backend a, bp_backend b,
-                                     const void *x, const void *targets, int batch,
-                                     bp_layer_diff *per_layer, double *loss_a, double *loss_b);
+BP_API bp_status bp_compare_backends_sized(const bp_network_config *cfg, bp_backend a,
+                                           bp_backend b, const void *x, const void *targets,
+                                           int batch, bp_layer_diff *per_layer,
+                                           size_t per_layer_size, double *loss_a, double *loss_b);
+#define bp_compare_backends(cfg, a, b, x, targets, batch, per_layer, loss_a, loss_b) \
+    bp_compare_backends_sized((cfg), (a), (b), (x), (targets), (batch), (per_layer), \
+                              sizeof(bp_layer_diff), (loss_a), (loss_b))
 
 /* The same for two networks the caller made (e.g. one model file loaded on
  * each backend): same layers, activations, loss and dtype
  * (BP_ERR_INVALID_ARGUMENT otherwise); their own parameters, which should
  * be equal. Each network's gradients and step state are overwritten, as
  * bp_network_gradients does. */
-BP_API bp_status bp_compare_networks(bp_network *a, bp_network *b, const void *x,
-                                     const void *targets, int batch, bp_layer_diff *per_layer,
-                                     double *loss_a, double *loss_b);
+BP_API bp_status bp_compare_networks_sized(bp_network *a, bp_network *b, const void *x,
+                                           const void *targets, int batch, bp_layer_diff *per_layer,
+                                           size_t per_layer_size, double *loss_a, double *loss_b);
+#define bp_compare_networks(a, b, x, targets, batch, per_layer, loss_a, loss_b) \
+    bp_compare_networks_sized((a), (b), (x), (targets), (batch), (per_layer),   \
+                              sizeof(bp_layer_diff), (loss_a), (loss_b))
 
 /* The tolerance on rel that a comparison of two backends is held to, for
  * the dtype and the CUDA network's math mode, and what it judges:
@@ -970,7 +1046,8 @@ BP_API double bp_compare_tolerance(bp_dtype dtype);
 /* Saves the parameters as safetensors: tensors "layers.{i}.weight"
  * [n_out, n_in] and "layers.{i}.bias" [n_out], i from 0, in the network's
  * dtype; __metadata__ holds the activations, the loss, the leaky slope and
- * the format version. Written through bp_file_replace_begin (below): an
+ * the format version. Written through bp_file_replace_begin
+ * (backprop_file.h): an
  * existing file is replaced whole or not at all and keeps its permissions;
  * a new file gets 0666 minus the umask; a symlink is written through; a
  * path that is a device, FIFO, socket or directory is refused. */
@@ -1050,23 +1127,51 @@ BP_API void bp_checkpoint_info_init_sized(bp_checkpoint_info *info, size_t size)
     bp_checkpoint_info_init_sized((info), sizeof(bp_checkpoint_info))
 
 /* Saves the network, its optimizer and info (NULL: zeros) as one file,
- * written atomically as bp_model_save writes models. */
+ * written atomically as bp_model_save writes models. info is checked as a
+ * file's is when it is loaded (counts >= 0, base_lr finite and >= 0, the
+ * schedule's name of letters, digits, '_', '-' and '.'), so a file it
+ * writes is one bp_checkpoint_load accepts: BP_ERR_INVALID_ARGUMENT naming
+ * the field otherwise. */
 BP_API bp_status bp_checkpoint_save(const bp_network *net, const bp_checkpoint_info *info,
                                     const char *path);
 
 /* Restores a checkpoint into net: parameters, the optimizer's
  * hyperparameters (lr included), state and step count; info (may be NULL;
  * its struct_size set) receives the loop's position. The network's layer
- * sizes, activations, loss and dtype and its optimizer's type and amsgrad
- * must be the file's: otherwise BP_ERR_INVALID_ARGUMENT with a message that
- * lists every difference. A file that is not a checkpoint, is truncated or
- * is corrupt is BP_ERR_FORMAT. On any failure the network is unchanged. */
+ * sizes, activations, loss and dtype, its optimizer's type and the switches
+ * that decide which states it keeps (Adam's amsgrad) must be the file's: otherwise
+ * BP_ERR_INVALID_ARGUMENT with a message that lists every difference. A file that is not a
+ * checkpoint, is truncated or is corrupt is BP_ERR_FORMAT. On any failure the network is
+ * unchanged. */
 BP_API bp_status bp_checkpoint_load(bp_network *net, const char *path, bp_checkpoint_info *info);
 
 /* Reads only a checkpoint's metadata: its optimizer (opt, may be NULL;
  * struct_size set) and the loop's position (info, may be NULL), e.g. to
  * set up the network before bp_checkpoint_load. */
 BP_API bp_status bp_checkpoint_peek(const char *path, bp_optimizer *opt, bp_checkpoint_info *info);
+
+/* A checkpoint opened once, for a run that needs what it holds before the
+ * network exists (the optimizer, the position, the architecture) and then
+ * restores it: bp_checkpoint_open reads and checks the whole header (as
+ * bp_checkpoint_load does; BP_ERR_FORMAT, BP_ERR_IO) and keeps the file
+ * open, so every later call reads that same file; bp_checkpoint_load and
+ * bp_checkpoint_peek are open, restore or read, close. */
+typedef struct bp_checkpoint bp_checkpoint;
+
+BP_API bp_status bp_checkpoint_open(const char *path, bp_checkpoint **out);
+/* NULL is a no-op. */
+BP_API void bp_checkpoint_close(bp_checkpoint *ck);
+/* Its optimizer and the loop's position, as bp_checkpoint_peek. */
+BP_API bp_status bp_checkpoint_read(const bp_checkpoint *ck, bp_optimizer *opt,
+                                    bp_checkpoint_info *info);
+/* The network it holds: n_layers, sizes, activations, loss, dtype and
+ * leaky_slope of *cfg (its struct_size set by _init) become the file's, the
+ * other fields stay the caller's; sizes and activations point into ck and
+ * stay valid until bp_checkpoint_close. */
+BP_API bp_status bp_checkpoint_network(const bp_checkpoint *ck, bp_network_config *cfg);
+/* bp_checkpoint_load from an open checkpoint. */
+BP_API bp_status bp_checkpoint_restore(const bp_checkpoint *ck, bp_network *net,
+                                       bp_checkpoint_info *info);
 
 /* ------------------------------------------------------------------------ */
 /* Data sets                                                                 */
@@ -1075,25 +1180,26 @@ BP_API bp_status bp_checkpoint_peek(const char *path, bp_optimizer *opt, bp_chec
 typedef struct bp_dataset bp_dataset;
 
 typedef struct bp_dataset_options {
-    bp_dtype dtype;   /* type of the features (and targets); default BP_F32 */
-    int label_column; /* CSV: 0-based label column for classification;
-                         -1 (default) = the column whose header cell is
-                         "label", "class", "target" or "y" (any case, in
-                         that order of preference) when the file has a
-                         header, else the last column */
-    int n_targets;    /* CSV: 0 (default) = classification with one label
-                         column; k > 0 = regression, the last k columns are
-                         real-valued targets */
-    int header;       /* CSV: -1 (default) detect a header row, 0 none, 1 one */
-    int unlabeled;    /* CSV: 1 = every column is a feature, no labels or
-                         targets (data to predict on); default 0 */
-    int n_features;   /* the features per sample the caller needs (a
-                         network's inputs), or 0 (default): any. A file
-                         with another count fails at its first row (CSV)
-                         or header (IDX), before its data is read */
-    char delimiter;   /* CSV: the field separator, ',' (default), ';', '\t',
-                         '|' or ' ' (a space: fields separated by one or
-                         more blanks); 0 means ',' */
+    size_t struct_size; /* set by bp_dataset_options_init */
+    bp_dtype dtype;     /* type of the features (and targets); default BP_F32 */
+    int label_column;   /* CSV: 0-based label column for classification;
+                           -1 (default) = the column whose header cell is
+                           "label", "class", "target" or "y" (any case, in
+                           that order of preference) when the file has a
+                           header, else the last column */
+    int n_targets;      /* CSV: 0 (default) = classification with one label
+                           column; k > 0 = regression, the last k columns are
+                           real-valued targets */
+    int header;         /* CSV: -1 (default) detect a header row, 0 none, 1 one */
+    int unlabeled;      /* CSV: 1 = every column is a feature, no labels or
+                           targets (data to predict on); default 0 */
+    int n_features;     /* the features per sample the caller needs (a
+                           network's inputs), or 0 (default): any. A file
+                           with another count fails at its first row (CSV)
+                           or header (IDX), before its data is read */
+    char delimiter;     /* CSV: the field separator, ',' (default), ';', '\t',
+                           '|' or ' ' (a space: fields separated by one or
+                           more blanks); 0 means ',' */
     /* CSV, classification: the names of classes 0..n_class_names-1, when
      * labels are names (a model's classes, to read its test data with the
      * same numbers). NULL (default): names found in the data are numbered
@@ -1102,7 +1208,9 @@ typedef struct bp_dataset_options {
     int n_class_names;
 } bp_dataset_options;
 
-BP_API void bp_dataset_options_init(bp_dataset_options *opt);
+BP_API void bp_dataset_options_init_sized(bp_dataset_options *opt, size_t size);
+#define bp_dataset_options_init(opt) \
+    bp_dataset_options_init_sized((opt), sizeof(bp_dataset_options))
 
 /* Loads a data set: an IDX images file (raw or gzip, recognised by its
  * magic bytes whatever its name) with its labels file beside it (the name
@@ -1181,6 +1289,7 @@ BP_API bp_status bp_dataset_load_fashion_mnist(const char *dir, bp_dtype dtype, 
 BP_API bp_status bp_dataset_spirals(int n, uint64_t seed, bp_dtype dtype, bp_dataset **out);
 
 typedef struct bp_dataset_desc {
+    size_t struct_size; /* the caller's size (the call sets it) */
     int n_samples;
     int n_features;
     int n_targets; /* 0: classification (labels); k: regression */
@@ -1197,7 +1306,9 @@ typedef struct bp_dataset_desc {
     const char *const *class_names;
 } bp_dataset_desc;
 
-BP_API bp_status bp_dataset_describe(const bp_dataset *ds, bp_dataset_desc *out);
+BP_API bp_status bp_dataset_describe_sized(const bp_dataset *ds, bp_dataset_desc *out, size_t size);
+#define bp_dataset_describe(ds, out) \
+    bp_dataset_describe_sized((ds), (out), sizeof(bp_dataset_desc))
 
 /* Input scaling, as scikit-learn's StandardScaler: the per-feature mean
  * and standard deviation (population: divided by n) of a data set's
@@ -1219,6 +1330,7 @@ BP_API bp_status bp_dataset_scale(bp_dataset *ds, const double *offset, const do
 
 /* What an evaluation measured over its n samples. */
 typedef struct bp_evaluation {
+    size_t struct_size; /* the caller's size (the call sets it) */
     int n_samples;
     /* The mean per-sample loss, with the training loss's exact formula
      * (log-sum-exp cross-entropy, BCE on logits, 1/2-form MSE; see bp_loss):
@@ -1239,6 +1351,7 @@ typedef struct bp_evaluation {
  * label is the label itself and the predicted class is 1 when the output
  * exceeds 0.5. */
 typedef struct bp_evaluation_outputs {
+    size_t struct_size;   /* set by bp_evaluation_outputs_init */
     void *outputs;        /* [n, n_L] a^L in the network's dtype (softmax or
                              sigmoid probabilities for ce and bce) */
     int32_t *predictions; /* [n] predicted class: the index of the largest
@@ -1250,7 +1363,9 @@ typedef struct bp_evaluation_outputs {
 } bp_evaluation_outputs;
 
 /* Sets every field to NULL. */
-BP_API void bp_evaluation_outputs_init(bp_evaluation_outputs *out);
+BP_API void bp_evaluation_outputs_init_sized(bp_evaluation_outputs *out, size_t size);
+#define bp_evaluation_outputs_init(out) \
+    bp_evaluation_outputs_init_sized((out), sizeof(bp_evaluation_outputs))
 
 /* Evaluates the network on n host samples: x [n, n_0]; targets in the
  * loss's form (int32 labels [n] for cross-entropy, reals [n, n_L]
@@ -1267,9 +1382,13 @@ BP_API void bp_evaluation_outputs_init(bp_evaluation_outputs *out);
  * and delta^L no longer belongs to the last backward pass. Allocates at
  * most two chunks of [max_batch, n_L] host reals per call, none per chunk,
  * and nothing on the device. */
-BP_API bp_status bp_network_evaluate(bp_network *net, const void *x, const void *targets,
-                                     const int32_t *labels, int n,
-                                     const bp_evaluation_outputs *outputs, bp_evaluation *result);
+BP_API bp_status bp_network_evaluate_sized(bp_network *net, const void *x, const void *targets,
+                                           const int32_t *labels, int n,
+                                           const bp_evaluation_outputs *outputs,
+                                           bp_evaluation *result, size_t result_size);
+#define bp_network_evaluate(net, x, targets, labels, n, outputs, result)                 \
+    bp_network_evaluate_sized((net), (x), (targets), (labels), (n), (outputs), (result), \
+                              sizeof(bp_evaluation))
 
 /* bp_network_evaluate over a data set in the network's dtype with n_0
  * features. Classification data (labels) scores the accuracy; its loss
@@ -1277,9 +1396,11 @@ BP_API bp_status bp_network_evaluate(bp_network *net, const void *x, const void 
  * bce. Regression data (n_targets == n_L reals) has a loss and no
  * accuracy; cross-entropy on it is an error. Unlabeled data has neither
  * (outputs and predictions only). */
-BP_API bp_status bp_network_evaluate_dataset(bp_network *net, const bp_dataset *ds,
-                                             const bp_evaluation_outputs *outputs,
-                                             bp_evaluation *result);
+BP_API bp_status bp_network_evaluate_dataset_sized(bp_network *net, const bp_dataset *ds,
+                                                   const bp_evaluation_outputs *outputs,
+                                                   bp_evaluation *result, size_t result_size);
+#define bp_network_evaluate_dataset(net, ds, outputs, result) \
+    bp_network_evaluate_dataset_sized((net), (ds), (outputs), (result), sizeof(bp_evaluation))
 
 /* ------------------------------------------------------------------------ */
 /* Training runs: the trainer                                                */
@@ -1338,7 +1459,7 @@ BP_API bp_status bp_schedule_parse(const char *name, bp_schedule *out);
 
 /* After each step (every rank's part of it issued). */
 typedef struct bp_trainer_step {
-    size_t struct_size;
+    size_t struct_size;      /* the library's size: a caller reads the fields it knows */
     int64_t epoch;           /* the epoch under way, 0-based */
     int64_t step;            /* steps of it done, 1 after its first */
     int64_t steps_per_epoch; /* global steps of an epoch */
@@ -1352,7 +1473,7 @@ typedef struct bp_trainer_step {
  * and the plateau schedule watch, is val_loss with validation data and
  * train_loss without. */
 typedef struct bp_trainer_epoch {
-    size_t struct_size;
+    size_t struct_size;    /* the library's size: a caller reads the fields it knows */
     int64_t epoch;         /* epochs done, 1 after the first */
     int64_t epochs;        /* the run's planned epochs */
     double lr;             /* the epoch's learning rate */
@@ -1456,7 +1577,7 @@ BP_API bp_status bp_trainer_resume(bp_trainer *t, const char *checkpoint);
 
 /* What a fit did. */
 typedef struct bp_trainer_result {
-    size_t struct_size;
+    size_t struct_size; /* the caller's size (the call sets it) */
     int64_t epochs;     /* epochs done in all (resumed ones included) */
     int64_t steps;      /* steps taken by this call */
     int stopped;        /* should_stop ended it (after a checkpoint, if any) */
@@ -1469,15 +1590,16 @@ typedef struct bp_trainer_result {
 } bp_trainer_result;
 
 /* Trains until the planned epochs are done, early stopping ends the run or
- * should_stop asks. result (may be NULL; its struct_size set) says how it
+ * should_stop asks. result (may be NULL; filled to the caller's size) says how it
  * ended. A step whose loss or gradients are not finite ends the run with
  * BP_ERR_NUMERIC naming the epoch (its update was skipped). Calling it
  * again after it ended returns BP_OK at once; after a stop it goes on. */
-BP_API bp_status bp_trainer_fit(bp_trainer *t, bp_trainer_result *result);
+BP_API bp_status bp_trainer_fit_sized(bp_trainer *t, bp_trainer_result *result, size_t result_size);
+#define bp_trainer_fit(t, result) bp_trainer_fit_sized((t), (result), sizeof(bp_trainer_result))
 
 /* What a trainer runs over. */
 typedef struct bp_trainer_desc {
-    size_t struct_size;
+    size_t struct_size;      /* the caller's size (the call sets it) */
     int64_t train_rows;      /* rows trained on (after the validation split) */
     int64_t val_rows;        /* validation rows: held out, or the validation set's */
     int64_t steps_per_epoch; /* global steps */
@@ -1485,62 +1607,13 @@ typedef struct bp_trainer_desc {
     int replicas;            /* networks this process drives (its GPUs) */
 } bp_trainer_desc;
 
-BP_API bp_status bp_trainer_describe(const bp_trainer *t, bp_trainer_desc *out);
+BP_API bp_status bp_trainer_describe_sized(const bp_trainer *t, bp_trainer_desc *out, size_t size);
+#define bp_trainer_describe(t, out) bp_trainer_describe_sized((t), (out), sizeof(bp_trainer_desc))
 
 /* Frees the trainer, its replicas, threads and device copies of the data;
  * the caller's network stays (and leaves the communicator the trainer
  * joined it to). NULL is a no-op. */
 BP_API void bp_trainer_free(bp_trainer *t);
-
-/* ------------------------------------------------------------------------ */
-/* Replacing files safely                                                    */
-/* ------------------------------------------------------------------------ */
-
-/* An output file replaced whole or not at all; bp_model_save and the
- * backprop command write every output through it. The contents go to a
- * new temporary file "<name>.tmp-<pid>-<hex>" in the target's directory
- * (created with O_EXCL|O_NOFOLLOW, so never an existing file or a planted
- * link); commit fsyncs it, renames it over the target and fsyncs the
- * directory. Every failure (and abort) closes and removes the temporary
- * file, and the target is left as it was.
- *  - A new file gets mode 0666 minus the umask; a replaced file keeps its
- *    permission bits (and its owner and group where the process may set
- *    them).
- *  - A symbolic link is written through: the file it points to is
- *    replaced and the link stays. A dangling link is refused.
- *  - A target that exists and is not a regular file (device, FIFO, socket,
- *    directory) is refused with BP_ERR_IO: only regular files are replaced.
- *  - Temporary files left beside the target by processes that no longer
- *    run (killed during a write) are removed by the next replacement: only
- *    names of exactly the form above, regular files of this user, whose
- *    writer's process is gone and whose lock is free. A writer holds an
- *    exclusive flock on its temporary file from before it has a name until
- *    it is in place, so a writer in another PID namespace, or on another
- *    host of a file system with shared locks, is never taken for a dead
- *    one.
- * Allocation failures are BP_ERR_OUT_OF_MEMORY, a name too long for the
- * temporary file BP_ERR_INVALID_ARGUMENT, system errors BP_ERR_IO. */
-typedef struct bp_file_replace bp_file_replace;
-
-/* Checks, without writing anything, that begin would succeed as far as can
- * be known: the target's type, the directory's existence and permissions,
- * the length of the temporary name. For checking outputs before long work. */
-BP_API bp_status bp_file_replace_check(const char *path);
-BP_API bp_status bp_file_replace_begin(const char *path, bp_file_replace **out);
-/* Writes are buffered; a failed write makes every later call fail. */
-BP_API bp_status bp_file_replace_write(bp_file_replace *r, const void *data, size_t bytes);
-BP_API bp_status bp_file_replace_printf(bp_file_replace *r, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
-/* Writes the buffered bytes to the temporary file (not to the target). */
-BP_API bp_status bp_file_replace_flush(bp_file_replace *r);
-/* Puts the new contents in place and frees r, whatever the result; on
- * failure the temporary file is removed and the target is unchanged. */
-BP_API bp_status bp_file_replace_commit(bp_file_replace *r);
-/* Removes the temporary file and frees r (NULL is allowed). */
-BP_API void bp_file_replace_abort(bp_file_replace *r);
 
 #ifdef __cplusplus
 }

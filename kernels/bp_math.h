@@ -6,14 +6,18 @@
  * under nvcc and nothing in C, so the CPU tests cover the GPU's arithmetic.
  *
  * Each function exists for float (suffix _f) and double (suffix _d); both
- * are generated from one body by BP_MATH_DEFINE so they cannot drift apart.
+ * are compiled from one body, kernels/bp_math_real.inc, included once per
+ * type below, so they cannot drift apart.
  * Activation codes are the values of bp_activation, loss codes those of
- * bp_loss (include/backprop.h); this header has no other dependency.
+ * bp_loss, and an update rule is a bp_optimizer (include/backprop.h, this
+ * header's one dependency).
  */
 #ifndef BP_MATH_H
 #define BP_MATH_H
 
 #include <stdint.h>
+
+#include "../include/backprop.h"
 
 #if defined(__CUDACC__)
 #define BP_HD __host__ __device__ __forceinline__
@@ -68,149 +72,17 @@ BP_HD double bp_init_uniform(uint64_t seed, uint32_t layer, uint64_t index)
     return 2.0 * bp_unit_uniform(h) - 1.0;
 }
 
-/* ---- the per-element formulas, for one real type ----------------------- */
-
-#define BP_MATH_DEFINE(T, S, EXP, LOG1P, TANH, FABS)                                     \
-    /* Numerically stable logistic function. */                                          \
-    BP_HD T bp_sigmoid_##S(T z)                                                          \
-    {                                                                                    \
-        if (z >= (T)0) {                                                                 \
-            T e = EXP(-z);                                                               \
-            return (T)1 / ((T)1 + e);                                                    \
-        }                                                                                \
-        T e = EXP(z);                                                                    \
-        return e / ((T)1 + e);                                                           \
-    }                                                                                    \
-                                                                                         \
-    /* a = sigma(z) */                                                                   \
-    BP_HD T bp_act_##S(int act, T z, T slope)                                            \
-    {                                                                                    \
-        switch (act) {                                                                   \
-        case BP_M_SIGMOID: return bp_sigmoid_##S(z);                                     \
-        case BP_M_TANH: return TANH(z);                                                  \
-        case BP_M_RELU: return z > (T)0 ? z : (T)0;                                      \
-        case BP_M_LEAKY_RELU: return z > (T)0 ? z : slope * z;                           \
-        default: return z;                                                               \
-        }                                                                                \
-    }                                                                                    \
-                                                                                         \
-    /* sigma'(z), from z and a = sigma(z) (sigmoid and tanh use a). */                   \
-    BP_HD T bp_act_deriv_##S(int act, T z, T a, T slope)                                 \
-    {                                                                                    \
-        switch (act) {                                                                   \
-        case BP_M_SIGMOID: return a * ((T)1 - a);                                        \
-        case BP_M_TANH: return (T)1 - a * a;                                             \
-        case BP_M_RELU: return z > (T)0 ? (T)1 : (T)0;                                   \
-        case BP_M_LEAKY_RELU: return z > (T)0 ? (T)1 : slope;                            \
-        default: return (T)1;                                                            \
-        }                                                                                \
-    }                                                                                    \
-                                                                                         \
-    /* The Hadamard delta: delta = (W^T delta_next) (.) sigma'(z). */                    \
-    BP_HD T bp_hadamard_delta_##S(int act, T back, T z, T a, T slope)                    \
-    {                                                                                    \
-        return back * bp_act_deriv_##S(act, z, a, slope);                                \
-    }                                                                                    \
-                                                                                         \
-    /* Binary cross-entropy on a logit: max(z,0) - z y + log(1 + exp(-|z|)). */          \
-    BP_HD T bp_bce_logit_##S(T z, T y)                                                   \
-    {                                                                                    \
-        return (z > (T)0 ? z : (T)0) - z * y + LOG1P(EXP(-FABS(z)));                     \
-    }                                                                                    \
-                                                                                         \
-    /* Log-sum-exp of one sample's logits z[0..n), max subtracted:                       \
-     * log(sum_j exp(z_j - m)) + m with m = max_j z_j. The one place it is               \
-     * written: softmax and the cross-entropy loss both use it. When e is not            \
-     * NULL it receives exp(z_j - m) (softmax's numerators) and *sum their sum. */       \
-    BP_HD T bp_logsumexp_row_##S(const T *z, int n, T *e, T *sum_out)                    \
-    {                                                                                    \
-        T m = z[0];                                                                      \
-        for (int j = 1; j < n; j++)                                                      \
-            m = z[j] > m ? z[j] : m;                                                     \
-        T sum = (T)0;                                                                    \
-        for (int j = 0; j < n; j++) {                                                    \
-            T ej = EXP(z[j] - m);                                                        \
-            if (e != 0)                                                                  \
-                e[j] = ej;                                                               \
-            sum += ej;                                                                   \
-        }                                                                                \
-        if (sum_out != 0)                                                                \
-            *sum_out = sum;                                                              \
-        return LOG1P(sum - (T)1) + m;                                                    \
-    }                                                                                    \
-                                                                                         \
-    /* Softmax of one sample's logits z[0..n) into a[0..n), max subtracted.              \
-     * Returns the log-sum-exp, for the loss. */                                         \
-    BP_HD T bp_softmax_row_##S(const T *z, T *a, int n)                                  \
-    {                                                                                    \
-        T sum;                                                                           \
-        T lse = bp_logsumexp_row_##S(z, n, a, &sum);                                     \
-        T inv = (T)1 / sum;                                                              \
-        for (int j = 0; j < n; j++)                                                      \
-            a[j] *= inv;                                                                 \
-        return lse;                                                                      \
-    }                                                                                    \
-                                                                                         \
-    /* Output delta and loss of ONE sample (row) of width n.                             \
-     * z, a: that sample's z^L and a^L (a already the loss's output:                     \
-     * softmax for cross-entropy, sigmoid for BCE, sigma_L otherwise).                   \
-     * y: real targets [n] (mse, bce) — ignored for cross-entropy.                     \
-     * label: class label (cross-entropy only).                                          \
-     * scale: 1/B. Writes delta[0..n) = dL/dz^L and returns the sample's loss            \
-     * (not scaled). An out-of-range label gives NaN delta and loss. */                  \
-    BP_HD T bp_output_delta_row_##S(int loss, int act, T slope, const T *z, const T *a,  \
-                                    const T *y, int32_t label, int n, T scale, T *delta) \
-    {                                                                                    \
-        T l = (T)0;                                                                      \
-        if (loss == BP_M_CROSS_ENTROPY) {                                                \
-            if (label < 0 || label >= n) {                                               \
-                T nan = (T)0 / (T)0;                                                     \
-                for (int j = 0; j < n; j++)                                              \
-                    delta[j] = nan;                                                      \
-                return nan;                                                              \
-            }                                                                            \
-            l = bp_logsumexp_row_##S(z, n, 0, 0) - z[label];                             \
-            for (int j = 0; j < n; j++)                                                  \
-                delta[j] = (a[j] - (j == label ? (T)1 : (T)0)) * scale;                  \
-        } else if (loss == BP_M_BCE) {                                                   \
-            for (int j = 0; j < n; j++) {                                                \
-                l += bp_bce_logit_##S(z[j], y[j]);                                       \
-                delta[j] = (a[j] - y[j]) * scale;                                        \
-            }                                                                            \
-        } else {                                                                         \
-            for (int j = 0; j < n; j++) {                                                \
-                T e = a[j] - y[j];                                                       \
-                l += (T)0.5 * e * e;                                                     \
-                delta[j] = e * scale * bp_act_deriv_##S(act, z[j], a[j], slope);         \
-            }                                                                            \
-        }                                                                                \
-        return l;                                                                        \
-    }
-
-BP_MATH_DEFINE(float, f, expf, log1pf, tanhf, fabsf)
-BP_MATH_DEFINE(double, d, exp, log1p, tanh, fabs)
-
 /* ---- optimizers (torch.optim semantics) -------------------------------- */
 
-/* Rule codes (= bp_optimizer_type). */
-#define BP_M_SGD 0
-#define BP_M_ADAM 1
-#define BP_M_ADAMW 2
-
-/* The fixed part of an update rule: hyperparameters that stay the same for
- * a run, passed by value to the update kernel. The learning rate and the
- * per-step values (Adam's step t, the skip flag) are read from the
- * device's step scalars instead (kernels/step_scalars.h), and the clipping
+/* An update rule is the optimizer's public description (bp_optimizer,
+ * include/backprop.h), as bp_optimizer_rule (src/core/optimizers.c) makes it:
+ * the hyperparameters the rule reads, passed by value to the update kernel,
+ * every other byte zero. A hyperparameter goes from the command's flag to
+ * the kernel under one name. The learning rate and the per-step values
+ * (Adam's step t, the skip flag) are read from the device's step scalars
+ * instead (kernels/step_scalars.h; the rule's lr is 0), and the clipping
  * scale comes from the gradient guard's partial sums. */
-typedef struct bp_update_rule {
-    int kind;     /* BP_M_SGD, BP_M_ADAM, BP_M_ADAMW */
-    int nesterov; /* SGD */
-    int amsgrad;  /* Adam, AdamW */
-    int unused;
-    double momentum, dampening; /* SGD */
-    double weight_decay;        /* SGD and Adam: L2 added to g; AdamW: decoupled */
-    double beta1, beta2, eps;   /* Adam, AdamW */
-} bp_update_rule;
+typedef bp_optimizer bp_update_rule;
 
 /* The scalars of one step, computed once (per thread on the GPU) from the
  * rule and the step scalars, in double as Python computes torch.optim's. */
@@ -272,93 +144,26 @@ BP_HD double bp_clip_scale(double sum_squares, double max_norm)
     return scale > 1.0 ? 1.0 : scale;
 }
 
-#define BP_OPTIMIZER_DEFINE(T, S, SQRT)                                                         \
-    /* One parameter's update. g is the raw gradient, scaled by the clipping                    \
-     * factor first (clip_grad_norm_ scales p.grad before optimizer.step()).                    \
-     * s1: SGD momentum_buffer / Adam exp_avg; s2: exp_avg_sq; s3:                              \
-     * max_exp_avg_sq (amsgrad); s2, s3 may be NULL when unused. Every                          \
-     * operation in torch's order (torch/optim/sgd.py, adam.py, adamw.py,                       \
-     * single-tensor path), with the scalars cast to T as torch does.                           \
-     * Returns the new parameter. */                                                            \
-    BP_HD T bp_optimizer_update_##S(const bp_update_rule *r, const bp_update_step *s, T w, T g, \
-                                    T *s1, T *s2, T *s3)                                        \
-    {                                                                                           \
-        g = g * (T)s->clip;                                                                     \
-        T wd = (T)r->weight_decay;                                                              \
-        if (r->kind == BP_M_SGD) {                                                              \
-            if (wd != (T)0)                                                                     \
-                g = g + wd * w;                                                                 \
-            T m = (T)r->momentum;                                                               \
-            if (m != (T)0) {                                                                    \
-                T b = s->first ? g : m * *s1 + ((T)1 - (T)r->dampening) * g;                    \
-                *s1 = b;                                                                        \
-                g = r->nesterov ? g + m * b : b;                                                \
-            }                                                                                   \
-            return w - (T)s->lr * g;                                                            \
-        }                                                                                       \
-        if (wd != (T)0) {                                                                       \
-            if (r->kind == BP_M_ADAMW)                                                          \
-                w = w * (T)s->decay; /* param.mul_(1 - lr * weight_decay) */                    \
-            else                                                                                \
-                g = g + wd * w; /* grad.add(param, alpha=weight_decay) */                       \
-        }                                                                                       \
-        /* exp_avg.lerp_(grad, 1 - beta1): torch's lerp for a weight < 0.5 */                   \
-        T m = *s1, lw = (T)s->one_minus_beta1;                                                  \
-        m = lw < (T)0.5 ? m + lw * (g - m) : g - (g - m) * ((T)1 - lw);                         \
-        *s1 = m;                                                                                \
-        /* exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2) */                      \
-        T v = *s2 * (T)r->beta2;                                                                \
-        v = v + (T)s->one_minus_beta2 * g * g;                                                  \
-        *s2 = v;                                                                                \
-        if (r->amsgrad) {                                                                       \
-            /* torch.maximum(max_exp_avg_sq, exp_avg_sq), NaN propagating */                    \
-            T vm = (*s3 > v || *s3 != *s3) ? *s3 : v;                                           \
-            *s3 = vm;                                                                           \
-            v = vm;                                                                             \
-        }                                                                                       \
-        /* denom = (v.sqrt() / bias_correction2_sqrt).add_(eps) */                              \
-        T denom = SQRT(v) / (T)s->bc2_sqrt + (T)r->eps;                                         \
-        /* param.addcdiv_(exp_avg, denom, value=-step_size); 0/0 (a zero exp_avg and, with      \
-         * eps 0, a zero denom) moves nothing where torch would give NaN: the padding between   \
-         * parameter tensors (src/core/network.c) has zero gradients and must stay zero. */     \
-        return m == (T)0 && denom == (T)0 ? w : w + (T)(-s->step_size) * m / denom;             \
-    }
+/* ---- the per-element formulas, once per real type ------------------------ */
 
-BP_OPTIMIZER_DEFINE(float, f, sqrtf)
-BP_OPTIMIZER_DEFINE(double, d, sqrt)
+/* kernels/bp_math_real.inc holds the formulas of activations, losses and
+ * the optimizers' update for one real type, bp_real, each named with BP_FN:
+ * bp_sigmoid_f for float, bp_sigmoid_d for double (and, for C++, the same
+ * without the suffix, overloaded). It is included once per type, so the
+ * two cannot drift apart, and compiler errors and debuggers show its real
+ * lines. */
+#define BP_FN_CAT2(name, suffix) name##_##suffix
+#define BP_FN_CAT(name, suffix) BP_FN_CAT2(name, suffix)
+#define BP_FN(name) BP_FN_CAT(name, BP_SUFFIX)
 
-#ifdef __cplusplus
-/* For C++ (the CUDA kernels, written once as templates over the real
- * type): each function again without its suffix, overloaded on float and
- * double, generated from the list below so that none can be missed. */
-#define BP_MATH_OVERLOADS(T, S)                                                                 \
-    BP_HD T bp_sigmoid(T z) { return bp_sigmoid_##S(z); }                                       \
-    BP_HD T bp_act(int act, T z, T slope) { return bp_act_##S(act, z, slope); }                 \
-    BP_HD T bp_act_deriv(int act, T z, T a, T slope)                                            \
-    {                                                                                           \
-        return bp_act_deriv_##S(act, z, a, slope);                                              \
-    }                                                                                           \
-    BP_HD T bp_hadamard_delta(int act, T back, T z, T a, T slope)                               \
-    {                                                                                           \
-        return bp_hadamard_delta_##S(act, back, z, a, slope);                                   \
-    }                                                                                           \
-    BP_HD T bp_bce_logit(T z, T y) { return bp_bce_logit_##S(z, y); }                           \
-    BP_HD T bp_softmax_row(const T *z, T *a, int n) { return bp_softmax_row_##S(z, a, n); }     \
-    BP_HD T bp_output_delta_row(int loss, int act, T slope, const T *z, const T *a, const T *y, \
-                                int32_t label, int n, T scale, T *delta)                        \
-    {                                                                                           \
-        return bp_output_delta_row_##S(loss, act, slope, z, a, y, label, n, scale, delta);      \
-    }                                                                                           \
-    BP_HD T bp_optimizer_update(const bp_update_rule *r, const bp_update_step *s, T w, T g,     \
-                                T *s1, T *s2, T *s3)                                            \
-    {                                                                                           \
-        return bp_optimizer_update_##S(r, s, w, g, s1, s2, s3);                                 \
-    }
+#define bp_real float
+#define BP_SUFFIX f
+#define BP_CFN(fn) fn##f /* expf, sqrtf... */
+#include "bp_math_real.inc"
 
-extern "C++" { /* overloads, also when this header is included inside extern "C" */
-BP_MATH_OVERLOADS(float, f)
-BP_MATH_OVERLOADS(double, d)
-}
-#endif
+#define bp_real double
+#define BP_SUFFIX d
+#define BP_CFN(fn) fn
+#include "bp_math_real.inc"
 
 #endif /* BP_MATH_H */

@@ -111,8 +111,7 @@ TEST(ApiErrors, TrainingCallsRejectBadArguments)
     ASSERT_TRUE(net);
     bpt::Batch b = bpt::random_batch(s, 4, 1);
     Reals out(BP_F64, 8);
-    bp_sgd opt;
-    bp_sgd_init(&opt);
+    bp_optimizer opt = bpt::sgd();
     double loss;
     Reals w_before = bpt::get_weights(net.get(), s, 1);
 
@@ -135,30 +134,34 @@ TEST(ApiErrors, TrainingCallsRejectBadArguments)
     EXPECT_FAILS(bp_network_gradients(net.get(), b.x.data(), bad_labels.data(), 4, &loss),
                  BP_ERR_INVALID_ARGUMENT, "label 2 of sample 2");
     bad_labels[2] = -1;
-    EXPECT_FAILS(bp_network_train_step(net.get(), b.x.data(), bad_labels.data(), 4, &opt, &loss),
+    EXPECT_FAILS(bpt::sgd_step(net.get(), b.x.data(), bad_labels.data(), 4, &opt, &loss),
                  BP_ERR_INVALID_ARGUMENT, "label -1");
 
-    // (opt NULL means the defaults: tests/test_conventions.cpp.)
+    // Bad SGD hyperparameters are refused by bp_network_set_optimizer, naming them.
     struct BadOpt {
-        bp_sgd opt;
+        double lr, momentum, dampening, weight_decay;
+        int nesterov;
         const char *needle;
     };
     const BadOpt bad[] = {
-        {{NAN, 0, 0, 0, 0}, "learning rate nan"},
+        {NAN, 0, 0, 0, 0, "lr nan"},
         // lr 0 is accepted, as torch.optim accepts it (a schedule may start there)
-        {{-0.1, 0, 0, 0, 0}, "learning rate -0.1"},
-        {{INFINITY, 0, 0, 0, 0}, "learning rate inf"},
-        {{0.1, 1.0, 0, 0, 0}, "momentum 1"},
-        {{0.1, -0.5, 0, 0, 0}, "momentum -0.5"},
-        {{0.1, 0.9, 2.0, 0, 0}, "dampening 2"},
-        {{0.1, 0, 0, -1.0, 0}, "weight_decay -1"},
-        {{0.1, 0, 0, NAN, 0}, "weight_decay nan"},
-        {{0.1, 0, 0, 0, 2}, "nesterov 2"},
-        {{0.1, 0, 0, 0, 1}, "nesterov needs momentum"},
+        {-0.1, 0, 0, 0, 0, "lr -0.1"},
+        {INFINITY, 0, 0, 0, 0, "lr inf"},
+        {0.1, 1.0, 0, 0, 0, "momentum 1"},
+        {0.1, -0.5, 0, 0, 0, "momentum -0.5"},
+        {0.1, 0.9, 2.0, 0, 0, "dampening 2"},
+        {0.1, 0, 0, -1.0, 0, "weight_decay -1"},
+        {0.1, 0, 0, NAN, 0, "weight_decay nan"},
+        {0.1, 0, 0, 0, 2, "nesterov 2"},
+        {0.1, 0, 0, 0, 1, "nesterov needs momentum"},
     };
-    for (const BadOpt &o : bad)
-        EXPECT_FAILS(bp_network_train_step(net.get(), b.x.data(), b.targets(), 4, &o.opt, &loss),
-                     BP_ERR_INVALID_ARGUMENT, o.needle);
+    for (const BadOpt &o : bad) {
+        bp_optimizer sgd = bpt::sgd(o.lr);
+        sgd.momentum = o.momentum, sgd.dampening = o.dampening;
+        sgd.weight_decay = o.weight_decay, sgd.nesterov = o.nesterov;
+        EXPECT_FAILS(bp_network_set_optimizer(net.get(), &sgd), BP_ERR_INVALID_ARGUMENT, o.needle);
+    }
     // None of the failed calls touched the parameters.
     EXPECT_TRUE(bpt::get_weights(net.get(), s, 1).bytes_equal(w_before));
 }
@@ -249,11 +252,10 @@ TEST(ApiErrors, DivergenceLeavesParametersUntouched)
     Reals x(BP_F64, {1e300, 1e300}), y(BP_F64, {0.0});
     Reals w(BP_F64, {1e300, 1e300});
     ASSERT_EQ(bp_network_set_params(net.get(), 1, w.data(), nullptr), BP_OK);
-    bp_sgd opt;
-    bp_sgd_init(&opt);
+    bp_optimizer opt = bpt::sgd();
     double loss = 0;
-    EXPECT_FAILS(bp_network_train_step(net.get(), x.data(), y.data(), 1, &opt, &loss),
-                 BP_ERR_NUMERIC, "not updated");
+    EXPECT_FAILS(bpt::sgd_step(net.get(), x.data(), y.data(), 1, &opt, &loss), BP_ERR_NUMERIC,
+                 "not updated");
     EXPECT_FALSE(std::isfinite(loss));
     EXPECT_TRUE(bpt::get_weights(net.get(), s, 1).bytes_equal(w));
 }

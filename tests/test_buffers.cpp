@@ -46,8 +46,7 @@ TEST_P(Buffers, GatheredStepsEqualHostSteps)
         ASSERT_EQ(bp_buffer_upload(x.get(), 0, all.x.data(), x_bytes), BP_OK);
         ASSERT_EQ(bp_buffer_upload(y.get(), 0, all.targets(), y_bytes), BP_OK);
 
-        bp_sgd opt;
-        bp_sgd_init(&opt);
+        bp_optimizer opt = bpt::sgd();
         opt.lr = 0.1;
         opt.momentum = 0.5;
         std::mt19937 rng(9);
@@ -69,10 +68,10 @@ TEST_P(Buffers, GatheredStepsEqualHostSteps)
             }
             const void *ht = loss == BP_LOSS_CROSS_ENTROPY ? (const void *)hl.data() : hy.data();
             double l1 = 0, l2 = 0;
-            ASSERT_EQ(bp_network_train_step(host_net.get(), hx.data(), ht, 8, &opt, &l1), BP_OK);
-            ASSERT_EQ(bp_network_train_step_buffer(buf_net.get(), x.get(), y.get(), rows.data(), 8,
-                                                   &opt, &l2),
-                      BP_OK)
+            ASSERT_EQ(bpt::sgd_step(host_net.get(), hx.data(), ht, 8, &opt, &l1), BP_OK);
+            ASSERT_EQ(
+                bpt::sgd_step_buffer(buf_net.get(), x.get(), y.get(), rows.data(), 8, &opt, &l2),
+                BP_OK)
                 << bp_last_error();
             EXPECT_EQ(l1, l2);
         }
@@ -125,19 +124,16 @@ TEST_P(Buffers, BadArguments)
     void *ptr = nullptr;
     EXPECT_EQ(bp_buffer_data(x.get(), &ptr), BP_OK);
     EXPECT_NE(ptr, nullptr);
-    bp_sgd opt;
-    bp_sgd_init(&opt);
+    bp_optimizer opt = bpt::sgd();
     std::vector<int32_t> rows = {0, 2, 3};
-    EXPECT_EQ(
-        bp_network_train_step_buffer(net.get(), x.get(), y.get(), rows.data(), 3, &opt, nullptr),
-        BP_ERR_INVALID_ARGUMENT);
+    EXPECT_EQ(bpt::sgd_step_buffer(net.get(), x.get(), y.get(), rows.data(), 3, &opt, nullptr),
+              BP_ERR_INVALID_ARGUMENT);
     EXPECT_NE(std::string(bp_last_error()).find("rows[2] = 3"), std::string::npos)
         << bp_last_error();
     rows[2] = -1;
-    EXPECT_EQ(
-        bp_network_train_step_buffer(net.get(), x.get(), y.get(), rows.data(), 3, &opt, nullptr),
-        BP_ERR_INVALID_ARGUMENT);
-    EXPECT_EQ(bp_network_train_step_buffer(net.get(), x.get(), y.get(), nullptr, 4, &opt, nullptr),
+    EXPECT_EQ(bpt::sgd_step_buffer(net.get(), x.get(), y.get(), rows.data(), 3, &opt, nullptr),
+              BP_ERR_INVALID_ARGUMENT);
+    EXPECT_EQ(bpt::sgd_step_buffer(net.get(), x.get(), y.get(), nullptr, 4, &opt, nullptr),
               BP_ERR_INVALID_ARGUMENT);
     EXPECT_NE(std::string(bp_last_error()).find("3 rows"), std::string::npos) << bp_last_error();
     Buf small = make_buffer(net.get(), es);
@@ -168,10 +164,9 @@ TEST_P(Buffers, OutOfRangeLabelInABufferGivesNaNAndNoUpdate)
     ASSERT_EQ(bp_buffer_upload(bx.get(), 0, x.data(), 4 * es), BP_OK);
     ASSERT_EQ(bp_buffer_upload(by.get(), 0, labels.data(), 2 * sizeof(int32_t)), BP_OK);
     Reals before = bpt::get_weights(net.get(), s, 1);
-    bp_sgd opt;
-    bp_sgd_init(&opt);
+    bp_optimizer opt = bpt::sgd();
     double loss = 0;
-    EXPECT_EQ(bp_network_train_step_buffer(net.get(), bx.get(), by.get(), nullptr, 2, &opt, &loss),
+    EXPECT_EQ(bpt::sgd_step_buffer(net.get(), bx.get(), by.get(), nullptr, 2, &opt, &loss),
               BP_ERR_NUMERIC);
     EXPECT_TRUE(std::isnan(loss));
     EXPECT_TRUE(bpt::get_weights(net.get(), s, 1).bytes_equal(before));

@@ -67,6 +67,8 @@ struct TrainingRun {
         bp_optimizer_init(&o, type);
         if (type == BP_OPTIMIZER_SGD)
             o.lr = 0.1, o.momentum = 0.9, o.weight_decay = 1e-3;
+        else if (type == BP_OPTIMIZER_RMSPROP) // every state it has: momentum, centered
+            o.lr = 0.01, o.momentum = 0.5, o.centered = 1, o.clip_grad_norm = 1.0;
         else
             o.lr = 0.01, o.clip_grad_norm = 1.0;
         EXPECT_EQ(bp_network_set_optimizer(net.get(), &o), BP_OK) << bp_last_error();
@@ -143,10 +145,11 @@ TEST_P(Checkpoint, ResumeIsBitForBit)
         ASSERT_EQ(bp_checkpoint_save(first.net.get(), &first.info, path.c_str()), BP_OK)
             << bp_last_error();
     }
-    TrainingRun second(c, c.opt); // a fresh start: another network, its own defaults
-    bp_optimizer other;
-    bp_optimizer_init(&other, c.opt);
-    other.lr = 0.5; // the checkpoint's hyperparameters replace these
+    TrainingRun second(c, c.opt);     // a fresh start: another network, its own defaults
+    bp_optimizer other;               // the run's optimizer with other hyperparameters, which the
+    bp_optimizer_init(&other, c.opt); // checkpoint's replace (the switches that decide
+    other.lr = 0.5;                   // the states must be the file's: centered)
+    other.centered = c.opt == BP_OPTIMIZER_RMSPROP;
     ASSERT_EQ(bp_network_set_optimizer(second.net.get(), &other), BP_OK);
     bp_checkpoint_info got;
     bp_checkpoint_info_init(&got);
@@ -168,14 +171,21 @@ TEST_P(Checkpoint, ResumeIsBitForBit)
         EXPECT_EQ(bytes_of(bpt::get_biases(whole.net.get(), whole.spec, l), c.dtype),
                   bytes_of(bpt::get_biases(second.net.get(), second.spec, l), c.dtype))
             << "b^" << l;
-        bp_optimizer_state which = c.opt == BP_OPTIMIZER_SGD ? BP_STATE_MOMENTUM_BUFFER
-                                                             : BP_STATE_EXP_AVG_SQ;
-        Reals sa(c.dtype, 9 * (l == 1 ? 4 : 3)), sb(c.dtype, sa.size());
-        ASSERT_EQ(bp_network_get_optimizer_state(whole.net.get(), which, l, sa.data(), nullptr),
-                  BP_OK);
-        ASSERT_EQ(bp_network_get_optimizer_state(second.net.get(), which, l, sb.data(), nullptr),
-                  BP_OK);
-        EXPECT_EQ(bytes_of(sa, c.dtype), bytes_of(sb, c.dtype)) << "state of layer " << l;
+        int states = 0;
+        for (int w = 0; bp_optimizer_state_name((bp_optimizer_state)w) != nullptr; w++) {
+            bp_optimizer_state which = (bp_optimizer_state)w;
+            Reals sa(c.dtype, 9 * (l == 1 ? 4 : 3)), sb(c.dtype, sa.size());
+            bp_status st = bp_network_get_optimizer_state(whole.net.get(), which, l, sa.data(),
+                                                          nullptr);
+            ASSERT_EQ(bp_network_get_optimizer_state(second.net.get(), which, l, sb.data(), nullptr), st)
+                << "the resumed optimizer keeps the same states";
+            if (st != BP_OK)
+                continue;
+            EXPECT_EQ(bytes_of(sa, c.dtype), bytes_of(sb, c.dtype))
+                << bp_optimizer_state_name(which) << " of layer " << l;
+            states++;
+        }
+        EXPECT_EQ(states, c.opt == BP_OPTIMIZER_SGD ? 1 : c.opt == BP_OPTIMIZER_RMSPROP ? 3 : 2);
     }
     // The two runs really trained (the comparison is not of untouched nets).
     TrainingRun fresh(c, c.opt);
@@ -198,7 +208,7 @@ std::vector<Case> cases()
     std::vector<Case> out;
     for (bp_backend b : {BP_BACKEND_CPU, BP_BACKEND_CUDA})
         for (bp_dtype d : {BP_F64, BP_F32})
-            for (bp_optimizer_type o : {BP_OPTIMIZER_SGD, BP_OPTIMIZER_ADAM})
+            for (bp_optimizer_type o : {BP_OPTIMIZER_SGD, BP_OPTIMIZER_ADAM, BP_OPTIMIZER_RMSPROP})
                 out.push_back({b, d, o});
     return out;
 }
@@ -251,7 +261,7 @@ TEST(CheckpointFiles, MismatchesAreNamed)
     bp_optimizer_init(&adam, BP_OPTIMIZER_ADAM);
     ASSERT_EQ(bp_network_set_optimizer(other.get(), &adam), BP_OK);
     EXPECT_FAILS(bp_checkpoint_load(other.get(), path.c_str(), nullptr), BP_ERR_INVALID_ARGUMENT,
-                 "layer 1: file [9, 4], network [5, 4]");
+                 "layer 1 (layers.0 in the file): file [9, 4], network [5, 4]");
     // A leaky relu network with another slope.
     bpt::Spec leaky = a.spec;
     leaky.acts = {BP_ACT_LEAKY_RELU, BP_ACT_IDENTITY};
@@ -360,6 +370,94 @@ TEST(CheckpointFiles, TruncatedAndCorruptFilesAreRefused)
     EXPECT_EQ(bp_checkpoint_load(b.net.get(), path.c_str(), nullptr), BP_OK) << bp_last_error();
     std::remove(path.c_str());
     std::remove(bad.c_str());
+}
+
+// bp_checkpoint_save refuses what bp_checkpoint_load would refuse (one
+// check of the run's position for both directions), naming the field.
+TEST(CheckpointFiles, SaveRefusesWhatLoadRefuses)
+{
+    Case c{BP_BACKEND_CPU, BP_F64, BP_OPTIMIZER_SGD};
+    TrainingRun a(c, BP_OPTIMIZER_SGD);
+    std::string path = temp_path("refused");
+    struct Bad {
+        void (*set)(bp_checkpoint_info *);
+        const char *needle;
+    } bad[] = {
+        {[](bp_checkpoint_info *i) { i->epoch = -1; }, "info->epoch -1 must be >= 0"},
+        {[](bp_checkpoint_info *i) { i->batch = -5; }, "info->batch -5 must be >= 0"},
+        {[](bp_checkpoint_info *i) { i->step_in_epoch = -2; }, "info->step_in_epoch -2"},
+        {[](bp_checkpoint_info *i) { i->base_lr = NAN; }, "info->base_lr nan"},
+        {[](bp_checkpoint_info *i) { i->base_lr = INFINITY; }, "info->base_lr inf"},
+        {[](bp_checkpoint_info *i) { std::snprintf(i->schedule, sizeof i->schedule, "a\"b"); },
+         "info->schedule may hold"},
+    };
+    for (const Bad &b : bad) {
+        bp_checkpoint_info info = a.info;
+        b.set(&info);
+        EXPECT_FAILS(bp_checkpoint_save(a.net.get(), &info, path.c_str()), BP_ERR_INVALID_ARGUMENT,
+                     b.needle);
+        EXPECT_NE(access(path.c_str(), F_OK), 0) << "a refused save wrote " << path;
+    }
+    // What it accepts, load accepts (and a file with what save refuses is refused).
+    ASSERT_EQ(bp_checkpoint_save(a.net.get(), &a.info, path.c_str()), BP_OK) << bp_last_error();
+    EXPECT_EQ(bp_checkpoint_load(a.net.get(), path.c_str(), nullptr), BP_OK) << bp_last_error();
+    std::string good = read_file(path);
+    size_t at = good.find("\"base_lr\":\"0");
+    ASSERT_NE(at, std::string::npos);
+    write_file(path, good.replace(at, 12, "\"base_lr\":\"-"));
+    EXPECT_FAILS(bp_checkpoint_load(a.net.get(), path.c_str(), nullptr), BP_ERR_FORMAT,
+                 "base_lr -0.1 must be finite and >= 0");
+    std::remove(path.c_str());
+}
+
+// A checkpoint opened once: what it holds (optimizer, position, network)
+// is read before the network exists, and the restore reads the file that
+// was opened, even after the path names another file.
+TEST(CheckpointFiles, OpenedOnceThenRestored)
+{
+    Case c{BP_BACKEND_CPU, BP_F32, BP_OPTIMIZER_RMSPROP};
+    TrainingRun a(c, BP_OPTIMIZER_RMSPROP);
+    a.train(1);
+    std::string path = temp_path("once");
+    ASSERT_EQ(bp_checkpoint_save(a.net.get(), &a.info, path.c_str()), BP_OK) << bp_last_error();
+    bp_checkpoint *ck = nullptr;
+    ASSERT_EQ(bp_checkpoint_open(path.c_str(), &ck), BP_OK) << bp_last_error();
+    std::remove(path.c_str()); // the open file stays readable
+    write_file(path, "not a checkpoint");
+    bp_optimizer opt;
+    bp_optimizer_init(&opt, BP_OPTIMIZER_SGD);
+    bp_checkpoint_info info;
+    bp_checkpoint_info_init(&info);
+    ASSERT_EQ(bp_checkpoint_read(ck, &opt, &info), BP_OK) << bp_last_error();
+    EXPECT_EQ(opt.type, BP_OPTIMIZER_RMSPROP);
+    EXPECT_EQ(opt.centered, 1);
+    EXPECT_EQ(info.epoch, 1);
+    bp_network_config cfg;
+    bp_network_config_init(&cfg);
+    cfg.max_batch = 8;
+    ASSERT_EQ(bp_checkpoint_network(ck, &cfg), BP_OK) << bp_last_error();
+    EXPECT_EQ(cfg.n_layers, 2);
+    EXPECT_EQ(cfg.sizes[0], 4);
+    EXPECT_EQ(cfg.sizes[1], 9);
+    EXPECT_EQ(cfg.activations[0], BP_ACT_TANH);
+    EXPECT_EQ(cfg.dtype, BP_F32);
+    EXPECT_EQ(cfg.max_batch, 8); // the caller's own fields stay
+    bp_network *net = nullptr;
+    ASSERT_EQ(bp_network_create(&cfg, &net), BP_OK) << bp_last_error();
+    ASSERT_EQ(bp_network_set_optimizer(net, &opt), BP_OK) << bp_last_error();
+    ASSERT_EQ(bp_checkpoint_restore(ck, net, nullptr), BP_OK) << bp_last_error();
+    bp_checkpoint_close(ck);
+    for (int l = 1; l <= 2; l++)
+        EXPECT_EQ(bytes_of(bpt::get_weights(net, a.spec, l), BP_F32),
+                  bytes_of(bpt::get_weights(a.net.get(), a.spec, l), BP_F32));
+    Reals sa(BP_F32, 36), sb(BP_F32, 36);
+    ASSERT_EQ(bp_network_get_optimizer_state(net, BP_STATE_GRAD_AVG, 1, sa.data(), nullptr), BP_OK);
+    ASSERT_EQ(bp_network_get_optimizer_state(a.net.get(), BP_STATE_GRAD_AVG, 1, sb.data(), nullptr),
+              BP_OK);
+    EXPECT_EQ(bytes_of(sa, BP_F32), bytes_of(sb, BP_F32));
+    bp_network_free(net);
+    bp_checkpoint_close(nullptr);
+    std::remove(path.c_str());
 }
 
 } // namespace

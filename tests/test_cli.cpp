@@ -195,12 +195,10 @@ TEST_F(Cli, InitNoShuffleOneStepEqualsTheLibrary)
                    " --epochs 1 --lr 0.3 --momentum 0.5 --device cpu --quiet --save " +
                    m1);
     ASSERT_EQ(r.code, 0) << r.err;
-    bp_sgd opt;
-    bp_sgd_init(&opt);
+    bp_optimizer opt = bpt::sgd();
     opt.lr = 0.3;
     opt.momentum = 0.5;
-    ASSERT_EQ(bp_network_train_step(net.get(), b.x.data(), b.labels.data(), B, &opt, nullptr),
-              BP_OK);
+    ASSERT_EQ(bpt::sgd_step(net.get(), b.x.data(), b.labels.data(), B, &opt, nullptr), BP_OK);
     bp_network *cli = nullptr;
     ASSERT_EQ(bp_model_load(m1.c_str(), nullptr, &cli), BP_OK) << bp_last_error();
     for (int l = 1; l <= 2; l++) {

@@ -36,11 +36,15 @@ TEST_F(CliOptim, ResumeIsByteForByte)
 {
     std::string csv = blobs("d.csv", 300, 1);
     for (const char *dtype : {"f64", "f32"})
-        for (const char *opt : {"sgd", "adam"}) {
+        for (const char *opt : {"sgd", "adam", "rmsprop"}) {
             std::string tag = std::string(dtype) + "_" + opt;
+            std::string flags = std::string(opt) == "sgd" ? " --momentum 0.9"
+                                : std::string(opt) == "adam"
+                                    ? " --lr 0.01"
+                                    : " --alpha 0.9 --centered --momentum 0.5";
             std::string common = "train --data " + csv + " --layers 3,8,2 --batch 16 --epochs 4 " +
                                  "--device cpu --quiet --dtype " + dtype + " --optimizer " + opt +
-                                 (std::string(opt) == "sgd" ? " --momentum 0.9" : " --lr 0.01");
+                                 flags;
             std::string whole = file(tag + "_whole.st"), ck = file(tag + "_ck.st"),
                         resumed = file(tag + "_resumed.st");
             Result a = run(common + " --save " + whole);
@@ -186,7 +190,10 @@ TEST_F(CliOptim, AdamWTrainsAndBadValuesAreNamed)
     struct Bad {
         const char *args, *needle;
     } bad[] = {
-        {"--optimizer adagrad", "--optimizer: 'adagrad' is not sgd, adam or adamw"},
+        {"--optimizer adagrad", "--optimizer: 'adagrad' is not sgd, adam, adamw or rmsprop"},
+        {"--optimizer rmsprop --alpha 1.5", "--alpha: 1.5 must be in [0, 1]"},
+        {"--alpha 0.9", "--alpha applies to --optimizer rmsprop, not sgd"},
+        {"--optimizer adam --centered", "--centered applies to --optimizer rmsprop, not adam"},
         {"--optimizer adam --beta1 1", "--beta1: 1 must be in [0, 1)"},
         {"--optimizer adam --beta2 -0.1", "--beta2: -0.1 must be in [0, 1)"},
         {"--optimizer adam --eps -1", "--eps: -1 must be >= 0"},

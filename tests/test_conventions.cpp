@@ -3,6 +3,9 @@
 // means its defaults, in every call that takes one; BP_ERR_UNSUPPORTED; and
 // the small internal utilities the library shares (src/util/).
 #include <clocale>
+#include <cstddef>
+#include <cstring>
+#include <vector>
 #include <cstdio>
 #include <fstream>
 #include <functional>
@@ -176,47 +179,52 @@ TEST(NullMeansDefaults, NetworkConfigHasNoUsableDefaults)
     EXPECT_FAILS(bp_network_create(&defaults, &net), BP_ERR_INVALID_ARGUMENT, "n_layers 0");
     EXPECT_EQ(net, nullptr);
     bp_network_config_init(nullptr); // does nothing, and does not crash
-    bp_sgd_init(nullptr);
+    bp_optimizer_init(nullptr, BP_OPTIMIZER_SGD);
     bp_gradcheck_config_init(nullptr);
     bp_dataset_options_init(nullptr);
 }
 
-TEST(NullMeansDefaults, TrainStepWithoutOptimizerSettingsUsesSgdInit)
+// A new network steps with bp_optimizer_init's SGD (one way to step: the
+// network's optimizer), on host arrays and buffers alike.
+TEST(NullMeansDefaults, ANewNetworkStepsWithSgdInit)
 {
     bpt::Spec s = ce_spec();
     bpt::Batch b = bpt::random_batch(s, 4, 3);
-    bp_sgd defaults;
-    bp_sgd_init(&defaults);
-    bpt::Net with_null = s.create(), with_init = s.create();
-    ASSERT_TRUE(with_null && with_init);
-    Reals before = bpt::get_weights(with_null.get(), s, 1);
+    bp_optimizer defaults;
+    bp_optimizer_init(&defaults, BP_OPTIMIZER_SGD);
+    bpt::Net fresh = s.create(), with_init = s.create();
+    ASSERT_TRUE(fresh && with_init);
+    ASSERT_EQ(bp_network_set_optimizer(with_init.get(), &defaults), BP_OK);
+    bp_optimizer got;
+    ASSERT_EQ(bp_network_get_optimizer(fresh.get(), &got), BP_OK);
+    EXPECT_EQ(got.type, BP_OPTIMIZER_SGD);
+    EXPECT_EQ(got.lr, defaults.lr);
+    EXPECT_EQ(got.momentum, defaults.momentum);
+    Reals before = bpt::get_weights(fresh.get(), s, 1);
     double l1 = -1, l2 = -2;
     for (int step = 0; step < 3; step++) {
-        ASSERT_EQ(bp_network_train_step(with_null.get(), b.x.data(), b.targets(), 4, nullptr, &l1), BP_OK)
+        ASSERT_EQ(bp_network_step(fresh.get(), b.x.data(), b.targets(), 4, &l1), BP_OK)
             << bp_last_error();
-        ASSERT_EQ(bp_network_train_step(with_init.get(), b.x.data(), b.targets(), 4, &defaults, &l2), BP_OK)
+        ASSERT_EQ(bp_network_step(with_init.get(), b.x.data(), b.targets(), 4, &l2), BP_OK)
             << bp_last_error();
         EXPECT_EQ(l1, l2);
     }
-    Reals after = bpt::get_weights(with_null.get(), s, 1);
-    EXPECT_FALSE(after.bytes_equal(before)) << "a NULL opt must still train";
+    Reals after = bpt::get_weights(fresh.get(), s, 1);
+    EXPECT_FALSE(after.bytes_equal(before)) << "a new network must train";
     EXPECT_TRUE(after.bytes_equal(bpt::get_weights(with_init.get(), s, 1)));
-    EXPECT_TRUE(
-        bpt::get_biases(with_null.get(), s, 2).bytes_equal(bpt::get_biases(with_init.get(), s, 2)));
 
     // The buffer form too.
     bp_buffer *bx = nullptr, *by = nullptr;
-    ASSERT_EQ(bp_buffer_create(with_null.get(), 4 * 3 * sizeof(double), &bx), BP_OK);
-    ASSERT_EQ(bp_buffer_create(with_null.get(), 4 * sizeof(int32_t), &by), BP_OK);
+    ASSERT_EQ(bp_buffer_create(fresh.get(), 4 * 3 * sizeof(double), &bx), BP_OK);
+    ASSERT_EQ(bp_buffer_create(fresh.get(), 4 * sizeof(int32_t), &by), BP_OK);
     ASSERT_EQ(bp_buffer_upload(bx, 0, b.x.data(), 4 * 3 * sizeof(double)), BP_OK);
     ASSERT_EQ(bp_buffer_upload(by, 0, b.targets(), 4 * sizeof(int32_t)), BP_OK);
-    EXPECT_EQ(bp_network_train_step_buffer(with_null.get(), bx, by, nullptr, 4, nullptr, &l1), BP_OK)
+    EXPECT_EQ(bp_network_step_buffer(fresh.get(), bx, by, nullptr, 4, &l1), BP_OK)
         << bp_last_error();
-    ASSERT_EQ(bp_network_train_step(with_init.get(), b.x.data(), b.targets(), 4, &defaults, &l2),
-              BP_OK);
+    ASSERT_EQ(bp_network_step(with_init.get(), b.x.data(), b.targets(), 4, &l2), BP_OK);
     EXPECT_EQ(l1, l2);
     EXPECT_TRUE(
-        bpt::get_weights(with_null.get(), s, 1).bytes_equal(bpt::get_weights(with_init.get(), s, 1)));
+        bpt::get_weights(fresh.get(), s, 1).bytes_equal(bpt::get_weights(with_init.get(), s, 1)));
     bp_buffer_free(bx);
     bp_buffer_free(by);
 }
@@ -431,6 +439,97 @@ TEST(Utilities, CLocaleReadsADecimalPointUnderAnyLocale)
     EXPECT_EQ(strtod_l(text, &end, c), 0.5);
     EXPECT_EQ(end, text + 3) << "stops at the comma: a comma is no decimal separator";
     freelocale(c);
+}
+
+// One growth rule for the structs the library fills: a caller compiled
+// with an older, smaller layout gets the fields it has and not a byte past
+// its struct. bp_network_desc as 0.2 had it (struct_size, which 0.3 put
+// first on every struct, then the 0.2 fields; 0.3 added cuda_graphs and
+// fused_epilogues at the end); bp_layer_diff as an array of elements of
+// such a smaller size.
+TEST(GrowingStructs, OutputStructsFillOnlyTheCallersLayout)
+{
+    struct desc_v02 {
+        size_t struct_size;
+        int n_layers;
+        const int *sizes;
+        const bp_activation *activations;
+        bp_loss loss;
+        bp_dtype dtype;
+        bp_backend backend;
+        int max_batch;
+        uint64_t seed;
+        double leaky_slope;
+        size_t n_params;
+        int device;
+        bp_math_mode math_mode;
+    };
+    static_assert(offsetof(desc_v02, math_mode) == offsetof(bp_network_desc, math_mode),
+                  "the 0.2 fields where they are in 0.3");
+    static_assert(sizeof(desc_v02) < sizeof(bp_network_desc), "0.3's struct is larger");
+    const int sizes[] = {3, 4, 2};
+    const bp_activation acts[] = {BP_ACT_TANH, BP_ACT_IDENTITY};
+    bp_network_config cfg;
+    bp_network_config_init(&cfg);
+    cfg.n_layers = 2, cfg.sizes = sizes, cfg.activations = acts, cfg.dtype = BP_F64;
+    cfg.max_batch = 8, cfg.seed = 7, cfg.cuda_graphs = 0;
+    bp_network *net = nullptr;
+    ASSERT_EQ(bp_network_create(&cfg, &net), BP_OK) << bp_last_error();
+    union {
+        desc_v02 d;
+        unsigned char bytes[sizeof(bp_network_desc) + 32];
+    } u;
+    std::memset(u.bytes, 0xAB, sizeof u.bytes);
+    ASSERT_EQ(bp_network_describe_sized(net, reinterpret_cast<bp_network_desc *>(&u.d),
+                                        sizeof(desc_v02)),
+              BP_OK)
+        << bp_last_error();
+    EXPECT_EQ(u.d.struct_size, sizeof(desc_v02));
+    EXPECT_EQ(u.d.n_layers, 2);
+    EXPECT_EQ(u.d.sizes[2], 2);
+    EXPECT_EQ(u.d.dtype, BP_F64);
+    EXPECT_EQ(u.d.max_batch, 8);
+    EXPECT_EQ(u.d.seed, 7u);
+    EXPECT_EQ(u.d.n_params, 3u * 4 + 4 + 4 * 2 + 2);
+    EXPECT_EQ(u.d.math_mode, BP_MATH_FP32);
+    for (size_t i = sizeof(desc_v02); i < sizeof u.bytes; i++)
+        ASSERT_EQ(u.bytes[i], 0xAB) << "bp_network_describe wrote byte " << i << " of a "
+                                    << sizeof(desc_v02) << "-byte struct";
+    // Today's caller gets the new fields.
+    bp_network_desc now;
+    ASSERT_EQ(bp_network_describe(net, &now), BP_OK);
+    EXPECT_EQ(now.struct_size, sizeof now);
+    EXPECT_EQ(now.cuda_graphs, 0);
+    EXPECT_EQ(now.fused_epilogues, 1);
+    // A size that is no struct's is refused before anything is written.
+    EXPECT_FAILS(bp_network_describe_sized(net, &now, 3), BP_ERR_INVALID_ARGUMENT, "struct size 3");
+
+    // An array the library fills: elements at the caller's stride.
+    struct diff_small {
+        size_t struct_size;
+        double weight_grad_abs, weight_grad_rel;
+    };
+    std::vector<unsigned char> arr(2 * sizeof(diff_small) + 64, 0xCD);
+    double x[4 * 3], y[4 * 2];
+    for (int i = 0; i < 12; i++)
+        x[i] = 0.1 * i;
+    for (int i = 0; i < 8; i++)
+        y[i] = 0.05 * i;
+    cfg.loss = BP_LOSS_MSE;
+    ASSERT_EQ(bp_compare_backends_sized(&cfg, BP_BACKEND_CPU, BP_BACKEND_CPU, x, y, 4,
+                                        reinterpret_cast<bp_layer_diff *>(arr.data()),
+                                        sizeof(diff_small), nullptr, nullptr),
+              BP_OK)
+        << bp_last_error();
+    for (int l = 0; l < 2; l++) {
+        diff_small d;
+        std::memcpy(&d, arr.data() + l * sizeof(diff_small), sizeof d);
+        EXPECT_EQ(d.struct_size, sizeof(diff_small));
+        EXPECT_EQ(d.weight_grad_abs, 0.0); // the same backend twice: no difference
+    }
+    for (size_t i = 2 * sizeof(diff_small); i < arr.size(); i++)
+        ASSERT_EQ(arr[i], 0xCD) << "bp_compare_backends wrote byte " << i;
+    bp_network_free(net);
 }
 
 } // namespace

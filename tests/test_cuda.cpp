@@ -191,16 +191,14 @@ TEST(CudaTraining, StepsMatchTheCpu)
         g.backend = BP_BACKEND_CUDA;
         bpt::Net cpu = s.create(), gpu = g.create();
         ASSERT_TRUE(cpu && gpu);
-        bp_sgd opt;
-        bp_sgd_init(&opt);
+        bp_optimizer opt = bpt::sgd();
         opt.lr = 0.05;
         opt.momentum = 0.9;
         opt.weight_decay = 1e-4;
         for (int step = 0; step < 10; step++) {
             bpt::Batch b = bpt::random_batch(s, 50, 200 + step);
-            ASSERT_EQ(bp_network_train_step(cpu.get(), b.x.data(), b.targets(), 50, &opt, nullptr),
-                      BP_OK);
-            ASSERT_EQ(bp_network_train_step(gpu.get(), b.x.data(), b.targets(), 50, &opt, nullptr), BP_OK)
+            ASSERT_EQ(bpt::sgd_step(cpu.get(), b.x.data(), b.targets(), 50, &opt, nullptr), BP_OK);
+            ASSERT_EQ(bpt::sgd_step(gpu.get(), b.x.data(), b.targets(), 50, &opt, nullptr), BP_OK)
                 << bp_last_error();
         }
         double tol = dt == BP_F64 ? 1e-11 : 1e-4;
@@ -296,10 +294,9 @@ TEST(CudaErrors, OutOfDeviceMemoryIsAStatusAndRecoverable)
     bpt::Net ok = s.create();
     ASSERT_TRUE(ok);
     bpt::Batch b = bpt::random_batch(s, 8, 5);
-    bp_sgd opt;
-    bp_sgd_init(&opt);
+    bp_optimizer opt = bpt::sgd();
     double loss = 0;
-    EXPECT_EQ(bp_network_train_step(ok.get(), b.x.data(), b.targets(), 8, &opt, &loss), BP_OK)
+    EXPECT_EQ(bpt::sgd_step(ok.get(), b.x.data(), b.targets(), 8, &opt, &loss), BP_OK)
         << bp_last_error();
     EXPECT_TRUE(std::isfinite(loss));
 }
@@ -316,7 +313,7 @@ TEST(CudaErrors, OutOfDeviceMemoryIsAStatusAndRecoverable)
 struct StreamSetup {
     bpt::Spec s;
     bpt::Batch all;
-    bp_sgd opt;
+    bp_optimizer opt;
     static const int n = 20;
     StreamSetup()
     {
@@ -327,8 +324,7 @@ struct StreamSetup {
         s.backend = BP_BACKEND_CUDA;
         s.max_batch = n;
         all = bpt::random_batch(s, n, 8);
-        bp_sgd_init(&opt); // plain SGD: a captured step replays its first-step flag
-        opt.lr = 0.1;
+        opt = bpt::sgd(0.1); // plain SGD: a captured step replays its first-step flag
     }
     size_t x_bytes() const { return (size_t)n * 12 * sizeof(double); }
     size_t y_bytes() const { return (size_t)n * sizeof(int32_t); }
@@ -361,13 +357,12 @@ TEST(CudaStreams, CallerStreamGivesTheSameResultsAndSurvives)
         ASSERT_EQ(bp_buffer_upload(x, 0, t.all.x.data(), t.x_bytes()), BP_OK);
         ASSERT_EQ(bp_buffer_upload(y, 0, t.all.targets(), t.y_bytes()), BP_OK);
         for (int step = 0; step < 4; step++) {
-            ASSERT_EQ(bp_network_train_step(own.get(), t.all.x.data(), t.all.targets(), t.n,
-                                            &t.opt, nullptr),
+            ASSERT_EQ(bpt::sgd_step(own.get(), t.all.x.data(), t.all.targets(), t.n, &t.opt, nullptr),
                       BP_OK);
-            bp_status st = step % 2 ? bp_network_train_step_buffer(mine.get(), x, y, nullptr, t.n,
-                                                                   &t.opt, nullptr)
-                                    : bp_network_train_step(mine.get(), t.all.x.data(),
-                                                            t.all.targets(), t.n, &t.opt, nullptr);
+            bp_status st = step % 2 ? bpt::sgd_step_buffer(mine.get(), x, y, nullptr, t.n, &t.opt,
+                                                           nullptr)
+                                    : bpt::sgd_step(mine.get(), t.all.x.data(), t.all.targets(),
+                                                    t.n, &t.opt, nullptr);
             ASSERT_EQ(st, BP_OK) << bp_last_error();
         }
         ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
@@ -414,16 +409,15 @@ TEST(CudaStreams, BufferStepCapturesIntoAGraph)
         ASSERT_EQ(bp_buffer_upload(y, 0, t.all.targets(), t.y_bytes()), BP_OK);
 
         // One ordinary step each (it also loads every kernel before capture).
-        ASSERT_EQ(bp_network_train_step(own.get(), t.all.x.data(), t.all.targets(), t.n, &t.opt,
-                                        nullptr),
+        ASSERT_EQ(bpt::sgd_step(own.get(), t.all.x.data(), t.all.targets(), t.n, &t.opt, nullptr),
                   BP_OK);
-        ASSERT_EQ(bp_network_train_step_buffer(mine.get(), x, y, nullptr, t.n, &t.opt, nullptr), BP_OK)
+        ASSERT_EQ(bpt::sgd_step_buffer(mine.get(), x, y, nullptr, t.n, &t.opt, nullptr), BP_OK)
             << bp_last_error();
         ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
 
         // Capture one step; during capture nothing runs.
         ASSERT_EQ(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), cudaSuccess);
-        bp_status st = bp_network_train_step_buffer(mine.get(), x, y, nullptr, t.n, &t.opt, nullptr);
+        bp_status st = bpt::sgd_step_buffer(mine.get(), x, y, nullptr, t.n, &t.opt, nullptr);
         std::string msg = bp_last_error();
         cudaGraph_t graph = nullptr;
         cudaError_t end = cudaStreamEndCapture(stream, &graph);
@@ -434,8 +428,7 @@ TEST(CudaStreams, BufferStepCapturesIntoAGraph)
         const int replays = 3;
         for (int i = 0; i < replays; i++) {
             ASSERT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess);
-            ASSERT_EQ(bp_network_train_step(own.get(), t.all.x.data(), t.all.targets(), t.n,
-                                            &t.opt, nullptr),
+            ASSERT_EQ(bpt::sgd_step(own.get(), t.all.x.data(), t.all.targets(), t.n, &t.opt, nullptr),
                       BP_OK);
         }
         ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
@@ -481,11 +474,10 @@ TEST(CudaStreams, HostRowListIsRefusedUnderCapture)
         ASSERT_EQ(bp_buffer_upload(x, 0, t.all.x.data(), t.x_bytes()), BP_OK);
         ASSERT_EQ(bp_buffer_upload(y, 0, t.all.targets(), t.y_bytes()), BP_OK);
         std::vector<int32_t> rows = {3, 1, 4, 1, 5};
-        ASSERT_EQ(bp_network_train_step_buffer(mine.get(), x, y, rows.data(), 5, &t.opt, nullptr), BP_OK)
+        ASSERT_EQ(bpt::sgd_step_buffer(mine.get(), x, y, rows.data(), 5, &t.opt, nullptr), BP_OK)
             << bp_last_error();
         ASSERT_EQ(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), cudaSuccess);
-        bp_status st = bp_network_train_step_buffer(mine.get(), x, y, rows.data(), 5, &t.opt,
-                                                    nullptr);
+        bp_status st = bpt::sgd_step_buffer(mine.get(), x, y, rows.data(), 5, &t.opt, nullptr);
         std::string msg = bp_last_error();
         cudaGraph_t graph = nullptr;
         (void)cudaStreamEndCapture(stream, &graph);
@@ -495,7 +487,7 @@ TEST(CudaStreams, HostRowListIsRefusedUnderCapture)
         EXPECT_EQ(st, BP_ERR_INVALID_ARGUMENT) << msg;
         EXPECT_NE(msg.find("captured into a CUDA graph"), std::string::npos) << msg;
         // The network still trains normally afterwards.
-        EXPECT_EQ(bp_network_train_step_buffer(mine.get(), x, y, rows.data(), 5, &t.opt, nullptr), BP_OK)
+        EXPECT_EQ(bpt::sgd_step_buffer(mine.get(), x, y, rows.data(), 5, &t.opt, nullptr), BP_OK)
             << bp_last_error();
         ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
         bp_buffer_free(x);
@@ -524,10 +516,9 @@ TEST(CudaDevices, CallerKeepsItsCurrentDevice)
         bpt::Net net = s.create();
         ASSERT_TRUE(net);
         bpt::Batch b = bpt::random_batch(s, 4, 1);
-        bp_sgd opt;
-        bp_sgd_init(&opt);
+        bp_optimizer opt = bpt::sgd();
         double loss = 0;
-        ASSERT_EQ(bp_network_train_step(net.get(), b.x.data(), b.targets(), 4, &opt, &loss), BP_OK)
+        ASSERT_EQ(bpt::sgd_step(net.get(), b.x.data(), b.targets(), 4, &opt, &loss), BP_OK)
             << bp_last_error();
         int current = -1;
         EXPECT_EQ(cudaGetDevice(&current), cudaSuccess);

@@ -135,10 +135,9 @@ TEST(DistApi, LeavingWhenAloneIsANoOp)
     ASSERT_EQ(bp_network_create(&cfg, &net), BP_OK) << bp_last_error();
     EXPECT_EQ(bp_network_join(net, nullptr), BP_OK);
     float x[2] = {1, 2}, y[1] = {1};
-    bp_sgd opt;
-    bp_sgd_init(&opt);
+    bp_optimizer opt = bpt::sgd();
     double loss = 0;
-    EXPECT_EQ(bp_network_train_step(net, x, y, 1, &opt, &loss), BP_OK) << bp_last_error();
+    EXPECT_EQ(bpt::sgd_step(net, x, y, 1, &opt, &loss), BP_OK) << bp_last_error();
     bp_network_free(net);
 }
 
@@ -177,8 +176,7 @@ TEST(DistNccl, OneRankOnAGpuEqualsTheNetworkAlone)
     std::uniform_real_distribution<double> u(-1, 1);
     std::vector<double> x(32 * 6);
     std::vector<int32_t> y(32);
-    bp_sgd opt;
-    bp_sgd_init(&opt);
+    bp_optimizer opt = bpt::sgd();
     opt.momentum = 0.9;
     for (int step = 0; step < 20; step++) {
         for (double &v : x)
@@ -186,10 +184,9 @@ TEST(DistNccl, OneRankOnAGpuEqualsTheNetworkAlone)
         for (int32_t &v : y)
             v = (int32_t)(g() % 4);
         double la = 0, lb = 0;
-        ASSERT_EQ(bp_network_train_step(joined, x.data(), y.data(), 32, &opt, &la), BP_OK)
+        ASSERT_EQ(bpt::sgd_step(joined, x.data(), y.data(), 32, &opt, &la), BP_OK)
             << bp_last_error();
-        ASSERT_EQ(bp_network_train_step(alone, x.data(), y.data(), 32, &opt, &lb), BP_OK)
-            << bp_last_error();
+        ASSERT_EQ(bpt::sgd_step(alone, x.data(), y.data(), 32, &opt, &lb), BP_OK) << bp_last_error();
         EXPECT_NEAR(la, lb, 1e-12 * std::fabs(lb));
     }
     for (int l = 1; l <= 3; l++) {

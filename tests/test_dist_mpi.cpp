@@ -121,14 +121,29 @@ bp_network *make_net(bp_dtype dt, uint64_t seed)
     return net;
 }
 
-bp_sgd sgd()
+bp_optimizer sgd()
 {
-    bp_sgd o;
-    bp_sgd_init(&o);
+    bp_optimizer o;
+    bp_optimizer_init(&o, BP_OPTIMIZER_SGD);
     o.lr = 0.05;
     o.momentum = 0.9;
     o.weight_decay = 1e-4;
     return o;
+}
+
+// A step with opt as the network's optimizer (set, then the step).
+bp_status sgd_step(bp_network *net, const void *x, const void *y, int b, const bp_optimizer *opt,
+                   double *loss)
+{
+    bp_status st = bp_network_set_optimizer(net, opt);
+    return st != BP_OK ? st : bp_network_step(net, x, y, b, loss);
+}
+
+bp_status sgd_step_buffer(bp_network *net, const bp_buffer *x, const bp_buffer *y,
+                          const int32_t *rows, int b, const bp_optimizer *opt, double *loss)
+{
+    bp_status st = bp_network_set_optimizer(net, opt);
+    return st != BP_OK ? st : bp_network_step_buffer(net, x, y, rows, b, loss);
 }
 
 // All parameters, layer by layer, as doubles.
@@ -183,7 +198,7 @@ int mode_equal(bp_dtype dt, bool shuffled)
         BP_OK_OR_DIE(bp_buffer_upload(by, 0, d.labels.data(), (size_t)kSamples * 4));
     }
     const double tol = dt == BP_F64 ? 1e-12 : 1e-5;
-    bp_sgd opt = sgd();
+    bp_optimizer opt = sgd();
     std::vector<int32_t> order(kSamples);
     for (int i = 0; i < kSamples; i++)
         order[i] = i;
@@ -207,12 +222,12 @@ int mode_equal(bp_dtype dt, bool shuffled)
                             kFeatures * d.esize());
                 ys[i] = d.labels[row];
             }
-            BP_OK_OR_DIE(bp_network_train_step(ref, xs.data(), ys.data(), b, &opt, &ref_loss));
+            BP_OK_OR_DIE(sgd_step(ref, xs.data(), ys.data(), b, &opt, &ref_loss));
             if (shuffled)
-                BP_OK_OR_DIE(bp_network_train_step_buffer(net, bx, by, order.data() + start + lo,
-                                                          hi - lo, &opt, &loss));
+                BP_OK_OR_DIE(
+                    sgd_step_buffer(net, bx, by, order.data() + start + lo, hi - lo, &opt, &loss));
             else // ordered: this rank's rows are contiguous in the host arrays
-                BP_OK_OR_DIE(bp_network_train_step(
+                BP_OK_OR_DIE(sgd_step(
                     net, (const char *)d.x() + (size_t)(start + lo) * kFeatures * d.esize(),
                     d.labels.data() + start + lo, hi - lo, &opt, &loss));
             double rel = std::fabs(loss - ref_loss) / std::fabs(ref_loss);
@@ -255,7 +270,7 @@ int mode_nan()
     BP_OK_OR_DIE(bp_comm_create_mpi(nullptr, nullptr, &comm));
     bp_network *net = make_net(BP_F64, 7);
     BP_OK_OR_DIE(bp_network_join(net, comm));
-    bp_sgd opt = sgd();
+    bp_optimizer opt = sgd();
     const int bad_step = 5; // 1-based, within the first epoch
     std::vector<double> x(d.x64);
     int step = 0;
@@ -267,8 +282,8 @@ int mode_nan()
             x[(size_t)(start + lo) * kFeatures + 2] = NAN;
         std::vector<double> before = params(net, BP_F64);
         // No loss pointer: the collective guard runs anyway.
-        bp_status st = bp_network_train_step(net, x.data() + (size_t)(start + lo) * kFeatures,
-                                             d.labels.data() + start + lo, hi - lo, &opt, nullptr);
+        bp_status st = sgd_step(net, x.data() + (size_t)(start + lo) * kFeatures,
+                                d.labels.data() + start + lo, hi - lo, &opt, nullptr);
         if (step != bad_step) {
             CHECK(st == BP_OK, "step %d: %s", step, bp_last_error());
             continue;
@@ -303,8 +318,8 @@ int mode_mismatch()
     // After the refused join the network trains alone.
     double x[kFeatures] = {0};
     int32_t y = 1;
-    bp_sgd opt = sgd();
-    BP_OK_OR_DIE(bp_network_train_step(net, x, &y, 1, &opt, nullptr));
+    bp_optimizer opt = sgd();
+    BP_OK_OR_DIE(sgd_step(net, x, &y, 1, &opt, nullptr));
     std::printf("rank %d: OK join refused: %s\n", g_rank, bp_last_error());
     bp_network_free(net);
     bp_comm_free(comm);
@@ -321,7 +336,7 @@ int mode_kill()
     BP_OK_OR_DIE(bp_comm_create_mpi(nullptr, &cc, &comm));
     bp_network *net = make_net(BP_F64, 7);
     BP_OK_OR_DIE(bp_network_join(net, comm));
-    bp_sgd opt = sgd();
+    bp_optimizer opt = sgd();
     double t_fail = 0;
     for (int step = 1;; step++) {
         int start = ((step - 1) * kBatch) % (kSamples - kBatch), lo, hi;
@@ -331,8 +346,8 @@ int mode_kill()
             raise(SIGKILL);
         }
         double t0 = MPI_Wtime();
-        bp_status st = bp_network_train_step(net, d.x64.data() + (size_t)(start + lo) * kFeatures,
-                                             d.labels.data() + start + lo, hi - lo, &opt, nullptr);
+        bp_status st = sgd_step(net, d.x64.data() + (size_t)(start + lo) * kFeatures,
+                                d.labels.data() + start + lo, hi - lo, &opt, nullptr);
         if (st == BP_OK) {
             CHECK(step < 4, "step %d succeeded with a rank dead", step);
             continue;
@@ -342,7 +357,7 @@ int mode_kill()
         CHECK(t_fail < 10, "the error took %.1f s", t_fail);
         std::string first = bp_last_error();
         // The communicator is broken: the next step fails at once.
-        st = bp_network_train_step(net, d.x64.data(), d.labels.data(), 1, &opt, nullptr);
+        st = sgd_step(net, d.x64.data(), d.labels.data(), 1, &opt, nullptr);
         CHECK(st == BP_ERR_COMM, "the step after the failure: %s", bp_status_string(st));
         std::printf("rank %d: OK step %d failed after %.1f s: %s\n", g_rank, step, t_fail,
                     first.c_str());
@@ -359,21 +374,20 @@ int mode_abort()
     BP_OK_OR_DIE(bp_comm_create_mpi(nullptr, nullptr, &comm)); /* the 300 s timeout */
     bp_network *net = make_net(BP_F64, 7);
     BP_OK_OR_DIE(bp_network_join(net, comm));
-    bp_sgd opt = sgd();
+    bp_optimizer opt = sgd();
     int lo, hi;
     shard(kBatch, &lo, &hi);
     for (int step = 1; step <= 3; step++) {
         if (step == 3 && g_rank == g_size - 1) {
             BP_OK_OR_DIE(bp_comm_abort(comm, "cannot open 'its-data.csv'"));
-            CHECK(bp_network_train_step(net, d.x64.data(), d.labels.data(), 1, &opt, nullptr) ==
-                      BP_ERR_COMM,
+            CHECK(sgd_step(net, d.x64.data(), d.labels.data(), 1, &opt, nullptr) == BP_ERR_COMM,
                   "a step after bp_comm_abort did not fail");
             std::printf("rank %d: OK aborted at step 3\n", g_rank);
             break;
         }
         double t0 = MPI_Wtime();
-        bp_status st = bp_network_train_step(net, d.x64.data() + (size_t)lo * kFeatures,
-                                             d.labels.data() + lo, hi - lo, &opt, nullptr);
+        bp_status st = sgd_step(net, d.x64.data() + (size_t)lo * kFeatures, d.labels.data() + lo,
+                                hi - lo, &opt, nullptr);
         if (step < 3) {
             CHECK(st == BP_OK, "step %d: %s", step, bp_last_error());
             continue;

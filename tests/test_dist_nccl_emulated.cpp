@@ -73,10 +73,9 @@ std::vector<double> params(bp_network *net)
     return out;
 }
 
-bp_sgd sgd()
+bp_optimizer sgd()
 {
-    bp_sgd o;
-    bp_sgd_init(&o);
+    bp_optimizer o = bpt::sgd();
     o.lr = 0.1;
     o.momentum = 0.9;
     return o;
@@ -85,14 +84,14 @@ bp_sgd sgd()
 // Rank r of n's steps over `epochs` of the data; the global losses in *losses.
 bp_status train(bp_network *net, const Data &d, int r, int n, int epochs, std::vector<double> *losses)
 {
-    bp_sgd opt = sgd();
+    bp_optimizer opt = sgd();
     for (int e = 0; e < epochs; e++)
         for (int start = 0; start < kSamples; start += kBatch) {
             int b = std::min(kBatch, kSamples - start);
             int lo = b * r / n, hi = b * (r + 1) / n;
             double loss = 0;
-            bp_status st = bp_network_train_step(net, d.x.data() + (size_t)(start + lo) * kSizes[0],
-                                                 d.y.data() + start + lo, hi - lo, &opt, &loss);
+            bp_status st = bpt::sgd_step(net, d.x.data() + (size_t)(start + lo) * kSizes[0],
+                                         d.y.data() + start + lo, hi - lo, &opt, &loss);
             if (st != BP_OK)
                 return st;
             if (losses)
@@ -301,7 +300,7 @@ long joined_epoch_run(int epochs)
     bp_network *nets[2] = {make_net(BP_BACKEND_CUDA, 0, BP_F64),
                            make_net(BP_BACKEND_CUDA, 1, BP_F64)};
     bp_network *ref = make_net(BP_BACKEND_CPU, 0, BP_F64);
-    bp_sgd opt = sgd();
+    bp_optimizer opt = sgd();
     bp_emu_counters before, after;
     bp_emu_counters_get(&before);
     bp_status st[2] = {BP_OK, BP_OK};
@@ -312,6 +311,8 @@ long joined_epoch_run(int epochs)
             bp_network *net = nets[r];
             bp_buffer *x = nullptr, *y = nullptr;
             st[r] = bp_network_join(net, comms[r]);
+            if (st[r] == BP_OK)
+                st[r] = bp_network_set_optimizer(net, &opt);
             size_t xb = d.x.size() * 8, yb = d.y.size() * 4;
             if (st[r] == BP_OK && (st[r] = bp_buffer_create(net, xb, &x)) == BP_OK &&
                 (st[r] = bp_buffer_upload(x, 0, d.x.data(), xb)) == BP_OK &&
@@ -329,7 +330,7 @@ long joined_epoch_run(int epochs)
             for (int e = 0; e < epochs && st[r] == BP_OK; e++) {
                 st[r] = bp_network_set_epoch(net, x, y, rows.data(), rows.size());
                 for (size_t k = 0; k < sizes.size() && st[r] == BP_OK; k++)
-                    st[r] = bp_network_train_epoch_step(net, sizes[k], &opt, nullptr);
+                    st[r] = bp_network_epoch_step(net, sizes[k], nullptr);
             }
             bp_train_metrics m;
             if (st[r] == BP_OK)

@@ -1,4 +1,4 @@
-// Epochs on the device (bp_network_set_epoch, bp_network_train_epoch_step,
+// Epochs on the device (bp_network_set_epoch, bp_network_epoch_step,
 // bp_network_read_metrics): the same numbers as steps from a host row list,
 // CUDA graphs bit-identical to eager steps, metrics summed on the device,
 // and the non-finite guard that leaves the parameters alone. On the CPU
@@ -69,8 +69,7 @@ bpt::Net train(const EpochSetup &t, Mode mode, int epochs, std::vector<double> *
     EXPECT_EQ(bp_network_create(&cfg, &raw), BP_OK) << bp_last_error();
     bpt::Net net(raw);
     Buffers buf(net.get(), t);
-    bp_sgd opt;
-    bp_sgd_init(&opt);
+    bp_optimizer opt = bpt::sgd();
     opt.momentum = 0.9;
     opt.weight_decay = 1e-4;
     for (int e = 0; e < epochs; e++) {
@@ -85,9 +84,9 @@ bpt::Net train(const EpochSetup &t, Mode mode, int epochs, std::vector<double> *
             double loss = NAN;
             double *want = losses ? &loss : nullptr;
             bp_status st = mode == Mode::host_rows
-                               ? bp_network_train_step_buffer(net.get(), buf.x, buf.y,
-                                                              order.data() + start, b, &opt, want)
-                               : bp_network_train_epoch_step(net.get(), b, &opt, want);
+                               ? bpt::sgd_step_buffer(net.get(), buf.x, buf.y,
+                                                      order.data() + start, b, &opt, want)
+                               : bpt::sgd_epoch_step(net.get(), b, &opt, want);
             EXPECT_EQ(st, BP_OK) << bp_last_error();
             if (losses)
                 losses->push_back(loss * b);
@@ -167,20 +166,19 @@ TEST_P(EpochSteps, NonFiniteBatchIsSkippedOnTheDevice)
         ASSERT_EQ(bp_network_create(&cfg, &raw), BP_OK) << bp_last_error();
         bpt::Net net(raw);
         Buffers buf(net.get(), t);
-        bp_sgd opt;
-        bp_sgd_init(&opt);
+        bp_optimizer opt = bpt::sgd();
         opt.lr = 0.05;
         // rows 10..15, then 0..5 (with the NaN row), then 20..25 twice.
         std::vector<int32_t> order = {10, 11, 12, 13, 14, 15, 0,  1,  2,  3,  4,  5,
                                       20, 21, 22, 23, 24, 25, 20, 21, 22, 23, 24, 25};
         ASSERT_EQ(bp_network_set_epoch(net.get(), buf.x, buf.y, order.data(), order.size()), BP_OK);
-        ASSERT_EQ(bp_network_train_epoch_step(net.get(), 6, &opt, nullptr), BP_OK);
+        ASSERT_EQ(bpt::sgd_epoch_step(net.get(), 6, &opt, nullptr), BP_OK);
         bpt::Reals before = bpt::get_weights(net.get(), t.s, 1);
-        ASSERT_EQ(bp_network_train_epoch_step(net.get(), 6, &opt, nullptr), BP_OK)
+        ASSERT_EQ(bpt::sgd_epoch_step(net.get(), 6, &opt, nullptr), BP_OK)
             << "a step that does not read the loss does not wait, so it cannot fail";
         EXPECT_TRUE(before.bytes_equal(bpt::get_weights(net.get(), t.s, 1)))
             << "the non-finite step changed the weights (graphs " << graphs << ")";
-        ASSERT_EQ(bp_network_train_epoch_step(net.get(), 6, &opt, nullptr), BP_OK);
+        ASSERT_EQ(bpt::sgd_epoch_step(net.get(), 6, &opt, nullptr), BP_OK);
         EXPECT_FALSE(before.bytes_equal(bpt::get_weights(net.get(), t.s, 1)));
         bp_train_metrics m;
         EXPECT_EQ(bp_network_read_metrics(net.get(), &m), BP_ERR_NUMERIC);
@@ -195,7 +193,7 @@ TEST_P(EpochSteps, NonFiniteBatchIsSkippedOnTheDevice)
         ASSERT_EQ(bp_network_set_epoch(net.get(), buf.x, buf.y, order.data() + 6, 6), BP_OK);
         bpt::Reals now = bpt::get_weights(net.get(), t.s, 1);
         double loss = 0;
-        EXPECT_EQ(bp_network_train_epoch_step(net.get(), 6, &opt, &loss), BP_ERR_NUMERIC);
+        EXPECT_EQ(bpt::sgd_epoch_step(net.get(), 6, &opt, &loss), BP_ERR_NUMERIC);
         msg = bp_last_error();
         EXPECT_NE(msg.find("a gradient is not finite"), std::string::npos) << msg;
         EXPECT_NE(msg.find("not updated"), std::string::npos) << msg;
@@ -210,9 +208,8 @@ TEST_P(EpochSteps, BadArgumentsAreRefusedWithReasons)
     EpochSetup t(GetParam());
     bpt::Net net = t.s.create();
     Buffers buf(net.get(), t);
-    bp_sgd opt;
-    bp_sgd_init(&opt);
-    EXPECT_EQ(bp_network_train_epoch_step(net.get(), 4, &opt, nullptr), BP_ERR_INVALID_ARGUMENT);
+    bp_optimizer opt = bpt::sgd();
+    EXPECT_EQ(bpt::sgd_epoch_step(net.get(), 4, &opt, nullptr), BP_ERR_INVALID_ARGUMENT);
     EXPECT_NE(std::string(bp_last_error()).find("bp_network_set_epoch"), std::string::npos);
     std::vector<int32_t> order = {0, 1, 100};
     EXPECT_EQ(bp_network_set_epoch(net.get(), buf.x, buf.y, order.data(), 3),
@@ -221,11 +218,11 @@ TEST_P(EpochSteps, BadArgumentsAreRefusedWithReasons)
         << bp_last_error();
     EXPECT_EQ(bp_network_set_epoch(net.get(), buf.x, buf.y, nullptr, 101), BP_ERR_INVALID_ARGUMENT);
     ASSERT_EQ(bp_network_set_epoch(net.get(), buf.x, buf.y, nullptr, 20), BP_OK);
-    ASSERT_EQ(bp_network_train_epoch_step(net.get(), 16, &opt, nullptr), BP_OK);
-    EXPECT_EQ(bp_network_train_epoch_step(net.get(), 16, &opt, nullptr), BP_ERR_INVALID_ARGUMENT);
+    ASSERT_EQ(bpt::sgd_epoch_step(net.get(), 16, &opt, nullptr), BP_OK);
+    EXPECT_EQ(bpt::sgd_epoch_step(net.get(), 16, &opt, nullptr), BP_ERR_INVALID_ARGUMENT);
     EXPECT_NE(std::string(bp_last_error()).find("4 rows left"), std::string::npos)
         << bp_last_error();
-    EXPECT_EQ(bp_network_train_epoch_step(net.get(), 4, &opt, nullptr), BP_OK);
+    EXPECT_EQ(bpt::sgd_epoch_step(net.get(), 4, &opt, nullptr), BP_OK);
     EXPECT_EQ(bp_network_read_metrics(net.get(), nullptr), BP_ERR_INVALID_ARGUMENT);
 }
 

@@ -302,13 +302,11 @@ TEST(EvaluateState, LeavesParametersGradientsAndOptimizerAlone)
     bpt::Spec s = spec_for({BP_BACKEND_CPU, BP_LOSS_CROSS_ENTROPY, BP_F64});
     bpt::Net a = s.create(), b = s.create();
     bpt::Batch batch = bpt::random_batch(s, 8, 5), other = bpt::random_batch(s, 20, 6);
-    bp_sgd opt;
-    bp_sgd_init(&opt);
+    bp_optimizer opt = bpt::sgd();
     opt.lr = 0.1;
     opt.momentum = 0.9;
     for (bp_network *n : {a.get(), b.get()})
-        ASSERT_EQ(bp_network_train_step(n, batch.x.data(), batch.targets(), 8, &opt, nullptr),
-                  BP_OK);
+        ASSERT_EQ(bpt::sgd_step(n, batch.x.data(), batch.targets(), 8, &opt, nullptr), BP_OK);
     bpt::Reals g_before(s.dtype, (size_t)7 * 4);
     ASSERT_EQ(bp_network_get_gradients(a.get(), 1, g_before.data(), nullptr), BP_OK);
     bp_evaluation r;
@@ -321,8 +319,7 @@ TEST(EvaluateState, LeavesParametersGradientsAndOptimizerAlone)
     for (int l = 1; l <= 2; l++)
         EXPECT_TRUE(bpt::get_weights(a.get(), s, l).bytes_equal(bpt::get_weights(b.get(), s, l)));
     for (bp_network *n : {a.get(), b.get()})
-        ASSERT_EQ(bp_network_train_step(n, batch.x.data(), batch.targets(), 8, &opt, nullptr),
-                  BP_OK);
+        ASSERT_EQ(bpt::sgd_step(n, batch.x.data(), batch.targets(), 8, &opt, nullptr), BP_OK);
     for (int l = 1; l <= 2; l++) {
         EXPECT_TRUE(bpt::get_weights(a.get(), s, l).bytes_equal(bpt::get_weights(b.get(), s, l)))
             << l;

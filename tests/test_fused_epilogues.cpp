@@ -57,16 +57,15 @@ std::vector<double> train(bp_network *net, const FusedSetup &t, int epochs)
 {
     size_t n_in = (size_t)t.s.sizes.front(), es = bp_dtype_size(t.s.dtype);
     const unsigned char *x = static_cast<const unsigned char *>(t.data.x.data());
-    bp_sgd opt;
-    bp_sgd_init(&opt);
+    bp_optimizer opt = bpt::sgd();
     opt.lr = 0.05;
     opt.momentum = 0.9;
     std::vector<double> losses;
     for (int e = 0; e < epochs; e++) {
         for (int start = 0; start < t.rows; start += t.batch) {
             double loss = NAN;
-            EXPECT_EQ(bp_network_train_step(net, x + (size_t)start * n_in * es,
-                                            t.data.labels.data() + start, t.batch, &opt, &loss),
+            EXPECT_EQ(bpt::sgd_step(net, x + (size_t)start * n_in * es,
+                                    t.data.labels.data() + start, t.batch, &opt, &loss),
                       BP_OK)
                 << bp_last_error();
             losses.push_back(loss);
@@ -177,15 +176,14 @@ TEST(CudaFusedEpiloguesGraphs, GraphsAndEagerAreBitIdentical)
         for (int e = 0; e < 3; e++) {
             for (int i = 0; i < t.rows; i++)
                 order[i] = (i * 7 + e * 3) % t.rows; // a permutation (7 and 40 coprime)
-            bp_sgd opt;
-            bp_sgd_init(&opt);
+            bp_optimizer opt = bpt::sgd();
             opt.lr = 0.1 / (1 + e);
             opt.momentum = 0.9;
             ASSERT_EQ(bp_network_set_epoch(net.get(), x, y, order.data(), order.size()), BP_OK)
                 << bp_last_error();
             for (int start = 0; start < t.rows; start += t.batch) {
                 int b = std::min(t.batch, t.rows - start);
-                ASSERT_EQ(bp_network_train_epoch_step(net.get(), b, &opt, nullptr), BP_OK)
+                ASSERT_EQ(bpt::sgd_epoch_step(net.get(), b, &opt, nullptr), BP_OK)
                     << bp_last_error();
             }
         }

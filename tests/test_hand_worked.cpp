@@ -59,11 +59,10 @@ TEST_P(HandWorked, EveryQuantityOfOneStep)
     ASSERT_EQ(bp_network_set_params(net.get(), 2, w2.data(), b2.data()), BP_OK) << bp_last_error();
 
     Reals x(t.dtype, {0.05, 0.10}), y(t.dtype, {0.01});
-    bp_sgd opt;
-    bp_sgd_init(&opt);
+    bp_optimizer opt = bpt::sgd();
     opt.lr = 0.5;
     double loss = -1.0;
-    ASSERT_EQ(bp_network_train_step(net.get(), x.data(), y.data(), 1, &opt, &loss), BP_OK)
+    ASSERT_EQ(bpt::sgd_step(net.get(), x.data(), y.data(), 1, &opt, &loss), BP_OK)
         << bp_last_error();
     EXPECT_NEAR(loss, kLoss, tol);
 

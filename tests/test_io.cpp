@@ -714,10 +714,9 @@ TEST(Model, SaveIsAtomic)
     pclose(ls);
     EXPECT_EQ(listing.find(".tmp"), std::string::npos) << listing;
     // A successful save replaces the file whole.
-    bp_sgd opt;
-    bp_sgd_init(&opt);
+    bp_optimizer opt = bpt::sgd();
     bpt::Batch b = bpt::random_batch(s, 4, 1);
-    ASSERT_EQ(bp_network_train_step(net.get(), b.x.data(), b.targets(), 4, &opt, nullptr), BP_OK);
+    ASSERT_EQ(bpt::sgd_step(net.get(), b.x.data(), b.targets(), 4, &opt, nullptr), BP_OK);
     ASSERT_EQ(bp_model_save(net.get(), p.c_str()), BP_OK);
     EXPECT_NE(read_bytes(p), before);
     EXPECT_EQ(read_bytes(p).size(), before.size());

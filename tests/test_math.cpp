@@ -131,7 +131,7 @@ double update(int kind, double w, double g, double *s1, double *s2, double *s3, 
               double lr, double momentum = 0, double wd = 0, double clip = 1.0)
 {
     bp_update_rule r{};
-    r.kind = kind;
+    r.type = (bp_optimizer_type)kind;
     r.momentum = momentum;
     r.weight_decay = wd;
     r.beta1 = 0.9;
@@ -146,19 +146,20 @@ TEST(Math, SgdUpdateRule)
 {
     double buf = 0;
     // Plain SGD.
-    EXPECT_DOUBLE_EQ(update(BP_M_SGD, 1.0, 0.5, &buf, nullptr, nullptr, 1, 0.1), 0.95);
+    EXPECT_DOUBLE_EQ(update(BP_OPTIMIZER_SGD, 1.0, 0.5, &buf, nullptr, nullptr, 1, 0.1), 0.95);
     // Momentum: first step buf = g, then buf = m buf + (1 - damp) g.
-    double w = update(BP_M_SGD, 1.0, 0.5, &buf, nullptr, nullptr, 1, 0.1, 0.9);
+    double w = update(BP_OPTIMIZER_SGD, 1.0, 0.5, &buf, nullptr, nullptr, 1, 0.1, 0.9);
     EXPECT_DOUBLE_EQ(buf, 0.5);
     EXPECT_DOUBLE_EQ(w, 0.95);
-    w = update(BP_M_SGD, w, 0.5, &buf, nullptr, nullptr, 2, 0.1, 0.9);
+    w = update(BP_OPTIMIZER_SGD, w, 0.5, &buf, nullptr, nullptr, 2, 0.1, 0.9);
     EXPECT_DOUBLE_EQ(buf, 0.95);
     EXPECT_DOUBLE_EQ(w, 0.95 - 0.095);
     // Weight decay adds wd * w to the gradient.
-    EXPECT_DOUBLE_EQ(update(BP_M_SGD, 2.0, 0.0, &buf, nullptr, nullptr, 1, 0.5, 0, 0.1),
+    EXPECT_DOUBLE_EQ(update(BP_OPTIMIZER_SGD, 2.0, 0.0, &buf, nullptr, nullptr, 1, 0.5, 0, 0.1),
                      2.0 - 0.5 * 0.2);
     // The clipping scale multiplies the gradient first.
-    EXPECT_DOUBLE_EQ(update(BP_M_SGD, 1.0, 0.5, &buf, nullptr, nullptr, 1, 0.1, 0, 0, 0.5), 0.975);
+    EXPECT_DOUBLE_EQ(update(BP_OPTIMIZER_SGD, 1.0, 0.5, &buf, nullptr, nullptr, 1, 0.1, 0, 0, 0.5),
+                     0.975);
 }
 
 TEST(Math, AdamUpdateRule)
@@ -166,20 +167,20 @@ TEST(Math, AdamUpdateRule)
     // First step: m = 0.1 g, v = 0.001 g^2, bias corrections 0.1 and 0.001,
     // so the step is lr * g / (|g| + eps): lr times the sign, nearly.
     double m = 0, v = 0;
-    double w = update(BP_M_ADAM, 1.0, 0.5, &m, &v, nullptr, 1, 0.01);
+    double w = update(BP_OPTIMIZER_ADAM, 1.0, 0.5, &m, &v, nullptr, 1, 0.01);
     EXPECT_DOUBLE_EQ(m, 0.05);
     EXPECT_DOUBLE_EQ(v, 0.001 * 0.25);
     EXPECT_NEAR(w, 1.0 - 0.01 * 0.5 / (0.5 + 1e-8), 1e-15);
     // AdamW decays the parameter first, by 1 - lr wd; Adam adds wd w to g.
     double m2 = 0, v2 = 0, m3 = 0, v3 = 0;
-    double ww = update(BP_M_ADAMW, 2.0, 0.0, &m2, &v2, nullptr, 1, 0.1, 0, 0.5);
+    double ww = update(BP_OPTIMIZER_ADAMW, 2.0, 0.0, &m2, &v2, nullptr, 1, 0.1, 0, 0.5);
     EXPECT_DOUBLE_EQ(ww, 2.0 * (1 - 0.05)); // g = 0: only the decay moves it
-    double wa = update(BP_M_ADAM, 2.0, 0.0, &m3, &v3, nullptr, 1, 0.1, 0, 0.5);
+    double wa = update(BP_OPTIMIZER_ADAM, 2.0, 0.0, &m3, &v3, nullptr, 1, 0.1, 0, 0.5);
     EXPECT_DOUBLE_EQ(m3, 0.1); // g = 0 + 0.5 * 2
     EXPECT_NEAR(wa, 2.0 - 0.1, 1e-7);
     // amsgrad keeps the largest v and divides by it.
     double ma = 0, va = 0, vmax = 0.5;
-    update(BP_M_ADAM, 1.0, 0.5, &ma, &va, &vmax, 1, 0.01);
+    update(BP_OPTIMIZER_ADAM, 1.0, 0.5, &ma, &va, &vmax, 1, 0.01);
     EXPECT_DOUBLE_EQ(vmax, 0.5);
     // Clipping: min(1, max / (norm + 1e-6)); off when max <= 0.
     EXPECT_DOUBLE_EQ(bp_clip_scale(16.0, 0.0), 1.0);

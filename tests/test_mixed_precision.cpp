@@ -426,14 +426,14 @@ bpt::Spec small_spec(bp_backend backend, bp_precision p)
 
 bp_loss_scale scale_of(bp_network *net)
 {
-    bp_loss_scale ls = {0, -1, -1};
+    bp_loss_scale ls = {sizeof(bp_loss_scale), 0, -1, -1};
     EXPECT_EQ(bp_network_get_loss_scale(net, &ls), BP_OK) << bp_last_error();
     return ls;
 }
 
 void set_scale(bp_network *net, double scale, int64_t tracker)
 {
-    bp_loss_scale ls = {scale, tracker, 0};
+    bp_loss_scale ls = {sizeof(bp_loss_scale), scale, tracker, 0};
     ASSERT_EQ(bp_network_set_loss_scale(net, &ls), BP_OK) << bp_last_error();
 }
 
@@ -506,11 +506,11 @@ TEST_P(MixedNet, AScaleAtZeroOrPastFloat32IsAnError)
                  "fell to 0");
     EXPECT_EQ(scale_of(net.get()).scale, 0.0);
     // The scale is checked where it is set.
-    bp_loss_scale bad = {0.1, 0, 0}; // not a float32 value
+    bp_loss_scale bad = {sizeof(bp_loss_scale), 0.1, 0, 0}; // not a float32 value
     EXPECT_FAILS(bp_network_set_loss_scale(net.get(), &bad), BP_ERR_INVALID_ARGUMENT, "float32");
-    bad = {INFINITY, 0, 0};
+    bad = {sizeof(bp_loss_scale), INFINITY, 0, 0};
     EXPECT_FAILS(bp_network_set_loss_scale(net.get(), &bad), BP_ERR_INVALID_ARGUMENT, "finite");
-    bad = {2.0, 2000, 0};
+    bad = {sizeof(bp_loss_scale), 2.0, 2000, 0};
     EXPECT_FAILS(bp_network_set_loss_scale(net.get(), &bad), BP_ERR_INVALID_ARGUMENT,
                  "growth_tracker 2000");
 }
@@ -554,7 +554,7 @@ struct MixedRun {
         o.lr = 0.01;
         EXPECT_EQ(bp_network_set_optimizer(net.get(), &o), BP_OK);
         // An overflowing start and a growth within the run: the scale moves.
-        bp_loss_scale ls = {std::ldexp(1.0, 30), 1990, 0};
+        bp_loss_scale ls = {sizeof(bp_loss_scale), std::ldexp(1.0, 30), 1990, 0};
         EXPECT_EQ(bp_network_set_loss_scale(net.get(), &ls), BP_OK) << bp_last_error();
         bpt::Batch data = bpt::random_batch(spec, n, 6);
         EXPECT_EQ(bp_buffer_create(net.get(), (size_t)n * 5 * 4, &x), BP_OK);
@@ -594,7 +594,8 @@ TEST_P(MixedNet, ResumedRunIsBitIdenticalScaleIncluded)
             << bp_last_error();
     }
     MixedRun second(GetParam()); // a fresh network: its own (initial) scale
-    bp_loss_scale fresh = {65536.0, 0, 0};
+    bp_loss_scale fresh;
+    bp_loss_scale_init(&fresh);
     ASSERT_EQ(bp_network_set_loss_scale(second.net.get(), &fresh), BP_OK);
     ASSERT_EQ(bp_checkpoint_load(second.net.get(), path.c_str(), nullptr), BP_OK) << bp_last_error();
     second.train(2, 4);

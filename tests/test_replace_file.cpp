@@ -16,6 +16,7 @@
 #include <sstream>
 #include <thread>
 
+#include "backprop_file.h"
 #include "test_util.h"
 
 namespace {

@@ -1,11 +1,14 @@
 // PyTorch as the reference for the optimizers: three steps of
-// torch.optim.Adam, AdamW (with and without weight decay, with amsgrad) and
-// SGD, and torch.nn.utils.clip_grad_norm_, for every loss, on a float64
-// network; the parameters, the optimizer state (exp_avg, exp_avg_sq,
-// max_exp_avg_sq, momentum_buffer) and the step count must match to 1e-12,
+// torch.optim.Adam, AdamW (with and without weight decay, with amsgrad), SGD
+// and RMSprop (plain, centered, with momentum and weight decay, all of them
+// with clipping), and torch.nn.utils.clip_grad_norm_, for every loss, on a
+// float64 network; the parameters, the optimizer state (exp_avg,
+// exp_avg_sq, max_exp_avg_sq, momentum_buffer, square_avg, grad_avg) and
+// the step count must match to 1e-12,
 // on every backend. The numbers come from tests/data/torch_optim.txt,
 // written by tests/fixtures/make_torch_optim.py with python3-torch.
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -46,9 +49,10 @@ void PrintTo(const Case &c, std::ostream *os)
     *os << bp_backend_name(c.backend) << "/" << c.loss << "/" << c.opt;
 }
 
-const char *const kOptims[] = {"adam",       "adam_wd",    "adam_amsgrad",  "adam_amsgrad_wd",
-                               "adamw",      "adamw_nowd", "adamw_amsgrad", "adam_clip",
-                               "adamw_clip", "sgd_clip",   "adam_noclip"};
+const char *const kOptims[] = {
+    "adam",        "adam_wd",       "adam_amsgrad",     "adam_amsgrad_wd",     "adamw",
+    "adamw_nowd",  "adamw_amsgrad", "adam_clip",        "adamw_clip",          "sgd_clip",
+    "adam_noclip", "rmsprop",       "rmsprop_centered", "rmsprop_momentum_wd", "rmsprop_all"};
 
 std::vector<Case> cases()
 {
@@ -64,9 +68,10 @@ std::vector<Case> cases()
 bp_optimizer optimizer_for(const std::string &name)
 {
     bp_optimizer o;
-    bp_optimizer_type type = name.rfind("sgd", 0) == 0     ? BP_OPTIMIZER_SGD
-                             : name.rfind("adamw", 0) == 0 ? BP_OPTIMIZER_ADAMW
-                                                           : BP_OPTIMIZER_ADAM;
+    bp_optimizer_type type = name.rfind("sgd", 0) == 0       ? BP_OPTIMIZER_SGD
+                             : name.rfind("adamw", 0) == 0   ? BP_OPTIMIZER_ADAMW
+                             : name.rfind("rmsprop", 0) == 0 ? BP_OPTIMIZER_RMSPROP
+                                                             : BP_OPTIMIZER_ADAM;
     bp_optimizer_init(&o, type);
     o.lr = 0.01;
     if (name == "adam_wd")
@@ -87,18 +92,30 @@ bp_optimizer optimizer_for(const std::string &name)
         o.lr = 0.1, o.momentum = 0.9, o.weight_decay = 0.01, o.clip_grad_norm = 0.05;
     if (name == "adam_noclip")
         o.clip_grad_norm = 1000.0;
+    if (name == "rmsprop_centered")
+        o.alpha = 0.9, o.centered = 1;
+    if (name == "rmsprop_momentum_wd")
+        o.lr = 0.005, o.momentum = 0.9, o.weight_decay = 0.1, o.eps = 1e-6;
+    if (name == "rmsprop_all")
+        o.lr = 0.02, o.alpha = 0.8, o.eps = 1e-4, o.weight_decay = 0.05, o.momentum = 0.5,
+        o.centered = 1, o.clip_grad_norm = 0.05;
     return o;
 }
 
-// Norm-wise: every element within 1e-12 of the reference's largest magnitude.
-void expect_close(const Reals &got, const std::vector<double> &want, const std::string &what)
+// Norm-wise: every element within 1e-12 of the reference's largest
+// magnitude. *worst (when given) keeps the largest such relative error.
+void expect_close(const Reals &got, const std::vector<double> &want, const std::string &what,
+                  double *worst = nullptr)
 {
     ASSERT_EQ(got.size(), want.size()) << what;
     double mag = 0;
     for (double v : want)
         mag = std::max(mag, std::fabs(v));
-    for (size_t i = 0; i < want.size(); i++)
+    for (size_t i = 0; i < want.size(); i++) {
         EXPECT_NEAR(got[i], want[i], 1e-12 * std::max(mag, 1e-300)) << what << "[" << i << "]";
+        if (worst != nullptr)
+            *worst = std::max(*worst, std::fabs(got[i] - want[i]) / std::max(mag, 1e-300));
+    }
 }
 
 class TorchOptim : public testing::TestWithParam<Case> {};
@@ -146,14 +163,15 @@ TEST_P(TorchOptim, ThreeStepsMatchPyTorch)
         EXPECT_EQ((double)t, fixture(tag + ".final.step")[0]);
     }
     int states = 0;
+    double worst = 0;
     for (int l = 1; l <= 3; l++) {
         std::string ls = std::to_string(l);
         expect_close(bpt::get_weights(net.get(), s, l), fixture(tag + ".final.w" + ls),
-                     tag + " W^" + ls + " after 3 steps");
+                     tag + " W^" + ls + " after 3 steps", &worst);
         expect_close(bpt::get_biases(net.get(), s, l), fixture(tag + ".final.b" + ls),
-                     tag + " b^" + ls + " after 3 steps");
-        for (bp_optimizer_state which : {BP_STATE_MOMENTUM_BUFFER, BP_STATE_EXP_AVG,
-                                         BP_STATE_EXP_AVG_SQ, BP_STATE_MAX_EXP_AVG_SQ}) {
+                     tag + " b^" + ls + " after 3 steps", &worst);
+        for (int w = 0; bp_optimizer_state_name((bp_optimizer_state)w) != nullptr; w++) {
+            bp_optimizer_state which = (bp_optimizer_state)w;
             std::string key = tag + ".final." + bp_optimizer_state_name(which) + ".";
             Reals sw(BP_F64, (size_t)s.sizes[l] * s.sizes[l - 1]), sb(BP_F64, (size_t)s.sizes[l]);
             bp_status st = bp_network_get_optimizer_state(net.get(), which, l, sw.data(), sb.data());
@@ -161,12 +179,14 @@ TEST_P(TorchOptim, ThreeStepsMatchPyTorch)
             ASSERT_EQ(st == BP_OK, has(key + "w" + ls)) << key << ": " << bp_last_error();
             if (st != BP_OK)
                 continue;
-            expect_close(sw, fixture(key + "w" + ls), key + "w" + ls);
-            expect_close(sb, fixture(key + "b" + ls), key + "b" + ls);
+            expect_close(sw, fixture(key + "w" + ls), key + "w" + ls, &worst);
+            expect_close(sb, fixture(key + "b" + ls), key + "b" + ls, &worst);
             states++;
         }
     }
     EXPECT_GT(states, 0) << "no optimizer state was compared";
+    // The largest error relative to each array's largest magnitude, for the record.
+    std::printf("[ max error ] %s/%s: %.3g\n", bp_backend_name(c.backend), tag.c_str(), worst);
 }
 
 // The state written through the API is the state the next step uses: a
@@ -233,8 +253,7 @@ TEST(TorchOptimState, SetStateAndStepContinueARun)
     EXPECT_FAILS(bp_network_set_optimizer(a.get(), &bad), BP_ERR_INVALID_ARGUMENT, "beta1 1");
     bad = opt;
     bad.lr = -1;
-    EXPECT_FAILS(bp_network_set_optimizer(a.get(), &bad), BP_ERR_INVALID_ARGUMENT,
-                 "learning rate -1");
+    EXPECT_FAILS(bp_network_set_optimizer(a.get(), &bad), BP_ERR_INVALID_ARGUMENT, "lr -1");
     bad = opt;
     bad.clip_grad_norm = NAN;
     EXPECT_FAILS(bp_network_set_optimizer(a.get(), &bad), BP_ERR_INVALID_ARGUMENT,

@@ -85,8 +85,7 @@ TEST_P(TorchReference, LossGradientsAndSgdStepsMatchPyTorch)
         Reals b(BP_F64, torch_ref(tag + ".init.b" + std::to_string(l)));
         ASSERT_EQ(bp_network_set_params(net.get(), l, w.data(), b.data()), BP_OK);
     }
-    bp_sgd opt;
-    bp_sgd_init(&opt);
+    bp_optimizer opt = bpt::sgd();
     if (c.opt == "plain") {
         opt.lr = 0.1;
     } else if (c.opt == "momentum") {
@@ -105,7 +104,7 @@ TEST_P(TorchReference, LossGradientsAndSgdStepsMatchPyTorch)
             y = Reals(BP_F64, torch_ref(p + ".y"));
         const void *targets = c.loss == "ce" ? (const void *)labels.data() : y.data();
         double loss = 0;
-        ASSERT_EQ(bp_network_train_step(net.get(), x.data(), targets, 6, &opt, &loss), BP_OK)
+        ASSERT_EQ(bpt::sgd_step(net.get(), x.data(), targets, 6, &opt, &loss), BP_OK)
             << bp_last_error();
         EXPECT_NEAR(loss, torch_ref(p + ".loss")[0], 1e-12) << p;
         for (int l = 1; l <= 3; l++) {

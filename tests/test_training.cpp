@@ -27,13 +27,12 @@ TEST_P(Training, LearnsXor)
     bpt::Net net = s.create();
     ASSERT_TRUE(net);
     Reals x(t.dtype, {0, 0, 0, 1, 1, 0, 1, 1}), y(t.dtype, {0, 1, 1, 0});
-    bp_sgd opt;
-    bp_sgd_init(&opt);
+    bp_optimizer opt = bpt::sgd();
     opt.lr = 2.0;
     opt.momentum = 0.9;
     double loss = 1.0;
     for (int step = 0; step < 3000 && loss >= 1e-4; step++)
-        ASSERT_EQ(bp_network_train_step(net.get(), x.data(), y.data(), 4, &opt, &loss), BP_OK)
+        ASSERT_EQ(bpt::sgd_step(net.get(), x.data(), y.data(), 4, &opt, &loss), BP_OK)
             << bp_last_error();
     EXPECT_LT(loss, 1e-3);
     Reals out(t.dtype, 4);
@@ -80,15 +79,14 @@ TEST_P(Training, SeparatesTwoSpirals)
     s.seed = 3;
     bpt::Net net = s.create();
     ASSERT_TRUE(net);
-    bp_sgd opt;
-    bp_sgd_init(&opt);
+    bp_optimizer opt = bpt::sgd();
     opt.lr = 0.2;
     opt.momentum = 0.9;
     double accuracy = 0.0;
     Reals out(t.dtype, (size_t)n * 2);
     for (int round = 0; round < 60 && accuracy <= 0.995; round++) {
         for (int step = 0; step < 100; step++)
-            ASSERT_EQ(bp_network_train_step(net.get(), x.data(), labels.data(), n, &opt, nullptr), BP_OK)
+            ASSERT_EQ(bpt::sgd_step(net.get(), x.data(), labels.data(), n, &opt, nullptr), BP_OK)
                 << bp_last_error();
         ASSERT_EQ(bp_network_forward(net.get(), x.data(), n, out.data()), BP_OK);
         int correct = 0;
@@ -113,8 +111,7 @@ TEST_P(Training, IsDeterministic)
     s.max_batch = 64;
     s.seed = 99;
     bpt::Batch b = bpt::random_batch(s, 64, 5);
-    bp_sgd opt;
-    bp_sgd_init(&opt);
+    bp_optimizer opt = bpt::sgd();
     opt.lr = 0.05;
     opt.momentum = 0.9;
     opt.weight_decay = 1e-3;
@@ -123,8 +120,7 @@ TEST_P(Training, IsDeterministic)
         bpt::Net net = s.create();
         ASSERT_TRUE(net);
         for (int step = 0; step < 20; step++)
-            ASSERT_EQ(bp_network_train_step(net.get(), b.x.data(), b.targets(), 64, &opt, nullptr),
-                      BP_OK);
+            ASSERT_EQ(bpt::sgd_step(net.get(), b.x.data(), b.targets(), 64, &opt, nullptr), BP_OK);
         for (int l = 1; l <= 3; l++) {
             runs.push_back(bpt::get_weights(net.get(), s, l));
             runs.push_back(bpt::get_biases(net.get(), s, l));
@@ -233,8 +229,7 @@ TEST_P(SgdSemantics, MatchesTorchFormulas)
     s.dtype = BP_F64;
     s.max_batch = 6;
     bpt::Net net = s.create();
-    bp_sgd opt;
-    bp_sgd_init(&opt);
+    bp_optimizer opt = bpt::sgd();
     opt.lr = 0.1;
     opt.momentum = c.momentum;
     opt.dampening = c.dampening;
@@ -244,7 +239,7 @@ TEST_P(SgdSemantics, MatchesTorchFormulas)
     std::vector<double> buf(w.size(), 0.0);
     for (int step = 0; step < 4; step++) {
         bpt::Batch b = bpt::random_batch(s, 6, 100 + step);
-        ASSERT_EQ(bp_network_train_step(net.get(), b.x.data(), b.targets(), 6, &opt, nullptr), BP_OK)
+        ASSERT_EQ(bpt::sgd_step(net.get(), b.x.data(), b.targets(), 6, &opt, nullptr), BP_OK)
             << bp_last_error();
         Reals g(BP_F64, w.size());
         ASSERT_EQ(bp_network_get_gradients(net.get(), 1, g.data(), nullptr), BP_OK);
@@ -275,18 +270,17 @@ TEST(SgdSemanticsReset, ResetClearsMomentum)
     s.acts = {BP_ACT_IDENTITY};
     s.dtype = BP_F64;
     bpt::Net a = s.create(), b = s.create();
-    bp_sgd opt;
-    bp_sgd_init(&opt);
+    bp_optimizer opt = bpt::sgd();
     opt.momentum = 0.9;
     bpt::Batch x = bpt::random_batch(s, 4, 1);
-    ASSERT_EQ(bp_network_train_step(a.get(), x.x.data(), x.targets(), 4, &opt, nullptr), BP_OK);
+    ASSERT_EQ(bpt::sgd_step(a.get(), x.x.data(), x.targets(), 4, &opt, nullptr), BP_OK);
     ASSERT_EQ(bp_network_reset_optimizer(a.get()), BP_OK);
     // Put b at a's parameters, then one step on each from the same state.
     Reals w = bpt::get_weights(a.get(), s, 1), bias = bpt::get_biases(a.get(), s, 1);
     ASSERT_EQ(bp_network_set_params(b.get(), 1, w.data(), bias.data()), BP_OK);
     bpt::Batch y = bpt::random_batch(s, 4, 2);
-    ASSERT_EQ(bp_network_train_step(a.get(), y.x.data(), y.targets(), 4, &opt, nullptr), BP_OK);
-    ASSERT_EQ(bp_network_train_step(b.get(), y.x.data(), y.targets(), 4, &opt, nullptr), BP_OK);
+    ASSERT_EQ(bpt::sgd_step(a.get(), y.x.data(), y.targets(), 4, &opt, nullptr), BP_OK);
+    ASSERT_EQ(bpt::sgd_step(b.get(), y.x.data(), y.targets(), 4, &opt, nullptr), BP_OK);
     EXPECT_TRUE(bpt::get_weights(a.get(), s, 1).bytes_equal(bpt::get_weights(b.get(), s, 1)));
 }
 

@@ -265,4 +265,40 @@ inline double max_rel_diff(const Reals &a, const Reals &b)
     return worst == 0 ? 0 : worst / scale;
 }
 
+// Plain SGD, torch.optim.SGD(lr=lr) (bp_optimizer_init's SGD has momentum
+// 0.9): the optimizer the 0.2 API's bp_sgd_init gave.
+inline bp_optimizer sgd(double lr = 0.01)
+{
+    bp_optimizer o;
+    bp_optimizer_init(&o, BP_OPTIMIZER_SGD);
+    o.lr = lr;
+    o.momentum = 0.0;
+    return o;
+}
+
+// A step with optimizer o as the network's (its state goes on while o keeps
+// the same states): bp_network_set_optimizer, then the step. What 0.2's
+// bp_network_train_step* calls did with a bp_sgd; opt NULL: sgd().
+inline bp_status sgd_step(bp_network *net, const void *x, const void *targets, int batch,
+                          const bp_optimizer *opt, double *loss)
+{
+    bp_optimizer d = sgd();
+    bp_status st = bp_network_set_optimizer(net, opt != nullptr ? opt : &d);
+    return st != BP_OK ? st : bp_network_step(net, x, targets, batch, loss);
+}
+inline bp_status sgd_step_buffer(bp_network *net, const bp_buffer *x, const bp_buffer *targets,
+                                 const int32_t *rows, int batch, const bp_optimizer *opt,
+                                 double *loss)
+{
+    bp_optimizer d = sgd();
+    bp_status st = bp_network_set_optimizer(net, opt != nullptr ? opt : &d);
+    return st != BP_OK ? st : bp_network_step_buffer(net, x, targets, rows, batch, loss);
+}
+inline bp_status sgd_epoch_step(bp_network *net, int batch, const bp_optimizer *opt, double *loss)
+{
+    bp_optimizer d = sgd();
+    bp_status st = bp_network_set_optimizer(net, opt != nullptr ? opt : &d);
+    return st != BP_OK ? st : bp_network_epoch_step(net, batch, loss);
+}
+
 } // namespace bpt

@@ -8,7 +8,7 @@
 #   tools/check_format.sh --fix   reformat those files in place
 #
 # The files: those git tracks under src/ include/ kernels/ tests/ bench/
-# examples/ and tools/ ending in .c .h .cpp .hpp .cu .cuh. clang-format 14
+# examples/ and tools/ ending in .c .h .cpp .hpp .cu .cuh .inc. clang-format 14
 # exactly (other versions lay some constructs out differently): CLANG_FORMAT
 # names the program, default clang-format-14, else clang-format if it is 14.
 set -euo pipefail
@@ -23,7 +23,7 @@ case "${1:-}" in
 esac
 
 mapfile -t files < <(git ls-files -- src include kernels tests bench examples tools |
-                     grep -E '\.(c|h|cpp|hpp|cu|cuh)$')
+                     grep -E '\.(c|h|cpp|hpp|cu|cuh|inc)$')
 if [ "$mode" = list ]; then
     printf '%s\n' "${files[@]}"
     exit 0

@@ -21,7 +21,7 @@ from .errors import raise_for_status
 
 # The header version this binding was written against: a library of another
 # 0.MINOR has another ABI (include/backprop.h, "Compatibility").
-ABI_VERSION = (0, 2)
+ABI_VERSION = (0, 3)
 
 # Constants of the header this binding relies on (checked against the C
 # compiler by python/tests/test_abi.py).
@@ -70,6 +70,7 @@ C.enum(
 
 C.struct(
     """typedef struct bp_device_info {
+    size_t struct_size;
     int ordinal;
     char name[256];
     size_t total_memory;
@@ -101,6 +102,7 @@ C.struct(
 )
 C.struct(
     """typedef struct bp_network_desc {
+    size_t struct_size;
     int n_layers;
     const int *sizes;
     const bp_activation *activations;
@@ -113,6 +115,8 @@ C.struct(
     size_t n_params;
     int device;
     bp_math_mode math_mode;
+    int cuda_graphs;
+    int fused_epilogues;
     bp_precision precision;
 } bp_network_desc;"""
 )
@@ -129,10 +133,13 @@ C.struct(
     double beta1, beta2;
     double eps;
     double clip_grad_norm;
+    double alpha;
+    int centered;
 } bp_optimizer;"""
 )
 C.struct(
     """typedef struct bp_gradcheck_config {
+    size_t struct_size;
     double eps;
     double floor;
     int max_per_layer;
@@ -154,6 +161,7 @@ C.struct(
 )
 C.struct(
     """typedef struct bp_dataset_options {
+    size_t struct_size;
     bp_dtype dtype;
     int label_column;
     int n_targets;
@@ -163,6 +171,7 @@ C.struct(
 )
 C.struct(
     """typedef struct bp_dataset_desc {
+    size_t struct_size;
     int n_samples;
     int n_features;
     int n_targets;
@@ -176,6 +185,7 @@ C.struct(
 )
 C.struct(
     """typedef struct bp_evaluation {
+    size_t struct_size;
     int n_samples;
     double loss;
     int correct;
@@ -184,6 +194,7 @@ C.struct(
 )
 C.struct(
     """typedef struct bp_evaluation_outputs {
+    size_t struct_size;
     void *outputs;
     int32_t *predictions;
     int64_t *confusion;
@@ -191,6 +202,7 @@ C.struct(
 )
 C.struct(
     """typedef struct bp_layer_diff {
+    size_t struct_size;
     double weight_grad_abs, weight_grad_rel;
     double bias_grad_abs, bias_grad_rel;
     double activation_abs, activation_rel;
@@ -295,7 +307,7 @@ const char *bp_last_error(void);
 const char *bp_version(void);
 bp_status bp_backend_is_built(bp_backend backend, int *built);
 bp_status bp_cuda_device_count(int *count);
-bp_status bp_cuda_device_info(int ordinal, bp_device_info *out);
+bp_status bp_cuda_device_info_sized(int ordinal, bp_device_info *out, size_t size);
 
 const char *bp_activation_name(bp_activation act);
 const char *bp_loss_name(bp_loss loss);
@@ -313,7 +325,7 @@ bp_status bp_precision_parse(const char *name, bp_precision *out);
 void bp_network_config_init_sized(bp_network_config *cfg, size_t size);
 bp_status bp_network_create(const bp_network_config *cfg, bp_network **out);
 void bp_network_free(bp_network *net);
-bp_status bp_network_describe(const bp_network *net, bp_network_desc *out);
+bp_status bp_network_describe_sized(const bp_network *net, bp_network_desc *out, size_t size);
 bp_status bp_network_forward(bp_network *net, const void *x, int batch, void *out);
 bp_status bp_network_gradients(bp_network *net, const void *x, const void *targets,
                                int batch, double *loss);
@@ -323,7 +335,7 @@ void bp_optimizer_init_sized(bp_optimizer *opt, bp_optimizer_type type, size_t s
 const char *bp_optimizer_name(bp_optimizer_type type);
 bp_status bp_optimizer_parse(const char *name, bp_optimizer_type *out);
 bp_status bp_network_set_optimizer(bp_network *net, const bp_optimizer *opt);
-bp_status bp_network_get_optimizer(const bp_network *net, bp_optimizer *out);
+bp_status bp_network_get_optimizer_sized(const bp_network *net, bp_optimizer *out, size_t size);
 bp_status bp_network_set_lr(bp_network *net, double lr);
 bp_status bp_network_step(bp_network *net, const void *x, const void *targets, int batch,
                           double *loss);
@@ -339,13 +351,11 @@ bp_status bp_network_get_gradients(const bp_network *net, int layer, void *dweig
 bp_status bp_network_get_layer_state(const bp_network *net, int layer, int batch, void *z,
                                      void *a, void *delta);
 
-void bp_gradcheck_config_init(bp_gradcheck_config *cfg);
+void bp_gradcheck_config_init_sized(bp_gradcheck_config *cfg, size_t size);
 bp_status bp_network_gradcheck(bp_network *net, const void *x, const void *targets, int batch,
                                const bp_gradcheck_config *cfg, double *max_rel_error);
 
-bp_status bp_compare_backends(const bp_network_config *cfg, bp_backend a, bp_backend b,
-                              const void *x, const void *targets, int batch,
-                              bp_layer_diff *per_layer, double *loss_a, double *loss_b);
+bp_status bp_compare_backends_sized(const bp_network_config *cfg, bp_backend a, bp_backend b, const void *x, const void *targets, int batch, bp_layer_diff *per_layer, size_t per_layer_size, double *loss_a, double *loss_b);
 bp_status bp_compare_tolerance_precision(bp_precision precision, bp_dtype dtype,
                                          bp_math_mode mode, double *tolerance,
                                          int *judges_gradients);
@@ -360,7 +370,7 @@ bp_status bp_checkpoint_save(const bp_network *net, const bp_checkpoint_info *in
                              const char *path);
 bp_status bp_checkpoint_load(bp_network *net, const char *path, bp_checkpoint_info *info);
 
-void bp_dataset_options_init(bp_dataset_options *opt);
+void bp_dataset_options_init_sized(bp_dataset_options *opt, size_t size);
 bp_status bp_dataset_load_idx(const char *images_path, const char *labels_path,
                               const bp_dataset_options *opt, bp_dataset **out);
 bp_status bp_dataset_create(int n, int n_features, int n_targets, bp_dtype dtype,
@@ -373,12 +383,10 @@ const char *bp_fashion_mnist_dir(const char *dir);
 bp_status bp_dataset_load_fashion_mnist(const char *dir, bp_dtype dtype, bp_dataset **train,
                                         bp_dataset **test);
 bp_status bp_dataset_spirals(int n, uint64_t seed, bp_dtype dtype, bp_dataset **out);
-bp_status bp_dataset_describe(const bp_dataset *ds, bp_dataset_desc *out);
+bp_status bp_dataset_describe_sized(const bp_dataset *ds, bp_dataset_desc *out, size_t size);
 
-void bp_evaluation_outputs_init(bp_evaluation_outputs *out);
-bp_status bp_network_evaluate(bp_network *net, const void *x, const void *targets,
-                              const int32_t *labels, int n,
-                              const bp_evaluation_outputs *outputs, bp_evaluation *result);
+void bp_evaluation_outputs_init_sized(bp_evaluation_outputs *out, size_t size);
+bp_status bp_network_evaluate_sized(bp_network *net, const void *x, const void *targets, const int32_t *labels, int n, const bp_evaluation_outputs *outputs, bp_evaluation *result, size_t result_size);
 
 bp_status bp_file_replace_check(const char *path);
 
@@ -389,8 +397,8 @@ bp_status bp_trainer_create(bp_network *net, const bp_dataset *train,
                             const bp_dataset *validation, const bp_trainer_config *cfg,
                             bp_trainer **out);
 bp_status bp_trainer_resume(bp_trainer *t, const char *checkpoint);
-bp_status bp_trainer_fit(bp_trainer *t, bp_trainer_result *result);
-bp_status bp_trainer_describe(const bp_trainer *t, bp_trainer_desc *out);
+bp_status bp_trainer_fit_sized(bp_trainer *t, bp_trainer_result *result, size_t result_size);
+bp_status bp_trainer_describe_sized(const bp_trainer *t, bp_trainer_desc *out, size_t size);
 void bp_trainer_free(bp_trainer *t);
 """
 )

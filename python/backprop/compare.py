@@ -63,15 +63,15 @@ def compare(sizes, X, y, *, a="cpu", b="cuda", **network):
     cfg.device = dev_b if backend_b else dev_a
     diffs = (S["bp_layer_diff"] * net.n_layers)()
     loss_a, loss_b = ctypes.c_double(), ctypes.c_double()
-    lib.bp_compare_backends(
+    lib.bp_compare_backends_sized(
         ctypes.byref(cfg), backend_a, backend_b, x.ctypes.data, t.ctypes.data, x.shape[0],
-        diffs, ctypes.byref(loss_a), ctypes.byref(loss_b),
+        diffs, ctypes.sizeof(S["bp_layer_diff"]), ctypes.byref(loss_a), ctypes.byref(loss_b),
     )
     tol, judges = ctypes.c_double(), ctypes.c_int()
     lib.bp_compare_tolerance_precision(cfg.precision, cfg.dtype, cfg.math_mode, ctypes.byref(tol),
                                        ctypes.byref(judges))
     net.close()
-    fields = [f for f, _ in S["bp_layer_diff"]._fields_]
+    fields = [f for f, _ in S["bp_layer_diff"]._fields_ if f != "struct_size"]
     arrays = {f: np.array([getattr(d, f) for d in diffs]) for f in fields}
     return Comparison(**arrays, loss_a=loss_a.value, loss_b=loss_b.value,
                       tolerance=tol.value, judges_gradients=bool(judges.value))

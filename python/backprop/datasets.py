@@ -18,7 +18,7 @@ def _arrays(handle):
     """(X, labels) copied out of a bp_dataset, which is then freed."""
     try:
         d = S["bp_dataset_desc"]()
-        lib.bp_dataset_describe(handle, ctypes.byref(d))
+        lib.bp_dataset_describe_sized(handle, ctypes.byref(d), ctypes.sizeof(d))
         real = ctypes.c_float if d.dtype == 0 else ctypes.c_double
         n, f = d.n_samples, d.n_features
         x = np.ctypeslib.as_array((real * (n * f)).from_address(d.x)).reshape(n, f).copy()

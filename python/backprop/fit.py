@@ -270,7 +270,7 @@ def fit(
             lib.bp_trainer_resume(trainer, os.fsencode(resume))
         desc = sized("bp_trainer_desc")
         desc.struct_size = ctypes.sizeof(desc)
-        lib.bp_trainer_describe(trainer, ctypes.byref(desc))
+        lib.bp_trainer_describe_sized(trainer, ctypes.byref(desc), ctypes.sizeof(desc))
         run.progress.start(int(epochs) * desc.steps_per_epoch)
         result = _fit(trainer, run)
     finally:
@@ -297,7 +297,7 @@ def _fit(trainer, run):
     try:
         r = sized("bp_trainer_result")
         r.struct_size = ctypes.sizeof(r)
-        lib.bp_trainer_fit(trainer, ctypes.byref(r))
+        lib.bp_trainer_fit_sized(trainer, ctypes.byref(r), ctypes.sizeof(r))
     finally:
         if main:
             signal.signal(signal.SIGINT, previous)

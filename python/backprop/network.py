@@ -161,7 +161,7 @@ class Network:
         self._lock = threading.RLock()
         self._handle = handle
         d = S["bp_network_desc"]()
-        lib.bp_network_describe(handle, ctypes.byref(d))
+        lib.bp_network_describe_sized(handle, ctypes.byref(d), ctypes.sizeof(d))
         n = d.n_layers
         self.sizes = tuple(d.sizes[i] for i in range(n + 1))
         self.activations = tuple(_name("activation", d.activations[i]) for i in range(n))
@@ -259,8 +259,9 @@ class Network:
         o.outputs = _arrays.address(outputs)
         if predictions is not None:
             o.predictions = predictions.ctypes.data_as(type(o.predictions))
+        o.struct_size = ctypes.sizeof(o)
         r = S["bp_evaluation"]()
-        lib.bp_network_evaluate(
+        lib.bp_network_evaluate_sized(
             self.handle,
             _arrays.address(x),
             _arrays.address(targets),
@@ -268,6 +269,7 @@ class Network:
             x.shape[0],
             ctypes.byref(o),
             ctypes.byref(r),
+            ctypes.sizeof(r),
         )
         return Evaluation(r.loss, r.accuracy, r.correct, r.n_samples)
 
@@ -379,7 +381,7 @@ class Network:
         """The optimizer as a dict: its name and hyperparameters."""
         opt = sized("bp_optimizer")
         opt.struct_size = ctypes.sizeof(opt)
-        lib.bp_network_get_optimizer(self.handle, ctypes.byref(opt))
+        lib.bp_network_get_optimizer_sized(self.handle, ctypes.byref(opt), ctypes.sizeof(opt))
         out = {"name": _name("optimizer", opt.type)}
         out.update({k: getattr(opt, k) for k in self._OPTIMIZER_FIELDS})
         return out
@@ -442,7 +444,7 @@ class Network:
         x = self._x(X)
         t = self._targets(y, x.shape[0])
         cfg = S["bp_gradcheck_config"]()
-        lib.bp_gradcheck_config_init(ctypes.byref(cfg))
+        lib.bp_gradcheck_config_init_sized(ctypes.byref(cfg), ctypes.sizeof(cfg))
         cfg.eps, cfg.floor, cfg.max_per_layer = float(eps), float(floor), int(max_per_layer)
         out = np.empty(self.n_layers, dtype=np.float64)
         lib.bp_network_gradcheck(

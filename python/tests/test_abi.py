@@ -57,7 +57,9 @@ def _compile(tmp_path, lines):
     if not os.path.exists(header):
         pytest.skip(f"no {header}: run the tests from the repository")
     src = tmp_path / "abi.c"
-    src.write_text("#include <stddef.h>\n#include <backprop.h>\n" + "\n".join(lines) + "\n")
+    src.write_text(
+        "#include <stddef.h>\n#include <backprop.h>\n#include <backprop_file.h>\n" + "\n".join(lines) + "\n"
+    )
     run = subprocess.run(
         [cc, "-std=gnu11", "-fsyntax-only", "-I", HEADER_DIR, str(src)],
         capture_output=True,

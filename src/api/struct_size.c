@@ -34,3 +34,18 @@ bp_status bp_struct_read(const char *fn, const char *arg, void *dst, size_t dst_
     memcpy(dst, &dst_size, sizeof dst_size);
     return BP_OK;
 }
+
+bp_status bp_struct_size_check(const char *fn, size_t size)
+{
+    if (size < sizeof(size_t) || size > ((size_t)1 << 20))
+        return bp_fail(BP_ERR_INVALID_ARGUMENT,
+                       "%s: the caller's struct size %zu is not a struct size", fn, size);
+    return BP_OK;
+}
+
+bp_status bp_struct_fill(const char *fn, void *dst, size_t size, const void *src, size_t src_size)
+{
+    BP_TRY(bp_struct_size_check(fn, size));
+    bp_struct_init(dst, size, src, src_size);
+    return BP_OK;
+}

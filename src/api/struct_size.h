@@ -20,6 +20,17 @@ void bp_struct_init(void *dst, size_t size, const void *def, size_t def_size);
 bp_status bp_struct_read(const char *fn, const char *arg, void *dst, size_t dst_size,
                          const void *src, size_t src_size);
 
+/* An output struct (a describe, get or read call): the library's filled
+ * struct src (src_size bytes) into the caller's dst of `size` bytes, the
+ * size the caller was compiled with. Only the fields that fit are written
+ * (an older caller's smaller struct gets the fields it knows; a newer
+ * caller's unknown tail is zeroed) and dst's struct_size becomes size. A
+ * size that cannot be a struct's is BP_ERR_INVALID_ARGUMENT (nothing
+ * written). */
+bp_status bp_struct_fill(const char *fn, void *dst, size_t size, const void *src, size_t src_size);
+/* That check alone: BP_ERR_INVALID_ARGUMENT unless size can be a struct's. */
+bp_status bp_struct_size_check(const char *fn, size_t size);
+
 /* A caller's network config, of whatever struct_size, as this library's
  * struct (the fields an older caller lacks get their defaults; network.c). */
 bp_status bp_network_config_copy(const char *fn, const bp_network_config *cfg,

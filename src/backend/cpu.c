@@ -253,14 +253,14 @@ static bp_status cpu_gemm2(void *ctx, bp_dtype dt, const bp_gemm_args *first,
         *sum = s;                                                                                \
         return finite;                                                                           \
     }                                                                                            \
-    /* The rule's switches given as constants (kind, and whether weight                          \
-     * decay, momentum, nesterov and amsgrad are on): the same update. */                        \
-    CPU_INLINE void update_loop_##S(bp_update_rule r, bp_update_step st, int kind, int decay,    \
+    /* The rule's switches given as constants (the optimizer, and whether                        \
+     * weight decay, momentum, nesterov and amsgrad are on): the same update. */                 \
+    CPU_INLINE void update_loop_##S(bp_update_rule r, bp_update_step st, int type, int decay,    \
                                     int momentum, int nesterov, int amsgrad, T *restrict w,      \
                                     const T *restrict g, T *restrict s1, T *restrict s2,         \
                                     T *restrict s3, size_t count)                                \
     {                                                                                            \
-        r.kind = kind, r.nesterov = nesterov, r.amsgrad = amsgrad;                               \
+        r.type = (bp_optimizer_type)type, r.nesterov = nesterov, r.amsgrad = amsgrad;            \
         if (!decay)                                                                              \
             r.weight_decay = 0.0;                                                                \
         if (!momentum)                                                                           \
@@ -272,18 +272,20 @@ static bp_status cpu_gemm2(void *ctx, bp_dtype dt, const bp_gemm_args *first,
     static void optimizer_update_##S(const bp_update_rule *r, const bp_update_step *st, T *w,    \
                                      const T *g, T *s1, T *s2, T *s3, size_t count)              \
     {                                                                                            \
-        int decay = (T)r->weight_decay != (T)0;                                                  \
-        if (r->kind == BP_M_SGD && !decay && (T)r->momentum != (T)0 && !r->nesterov)             \
-            update_loop_##S(*r, *st, BP_M_SGD, 0, 1, 0, 0, w, g, s1, NULL, NULL, count);         \
-        else if (r->kind == BP_M_SGD && !decay && (T)r->momentum == (T)0)                        \
-            update_loop_##S(*r, *st, BP_M_SGD, 0, 0, 0, 0, w, g, s1, NULL, NULL, count);         \
-        else if (r->kind == BP_M_SGD)                                                            \
-            update_loop_##S(*r, *st, BP_M_SGD, decay, 1, r->nesterov, 0, w, g, s1, NULL, NULL,   \
-                            count);                                                              \
+        int decay = (T)r->weight_decay != (T)0, nest = r->nesterov;                              \
+        const int sgd = BP_OPTIMIZER_SGD;                                                        \
+        if (r->type == BP_OPTIMIZER_SGD && !decay && (T)r->momentum != (T)0 && !nest)            \
+            update_loop_##S(*r, *st, sgd, 0, 1, 0, 0, w, g, s1, NULL, NULL, count);              \
+        else if (r->type == BP_OPTIMIZER_SGD && !decay && (T)r->momentum == (T)0)                \
+            update_loop_##S(*r, *st, sgd, 0, 0, 0, 0, w, g, s1, NULL, NULL, count);              \
+        else if (r->type == BP_OPTIMIZER_SGD)                                                    \
+            update_loop_##S(*r, *st, sgd, decay, 1, nest, 0, w, g, s1, NULL, NULL, count);       \
+        else if (r->type == BP_OPTIMIZER_RMSPROP) /* its switches as they are */                 \
+            update_loop_##S(*r, *st, r->type, 1, 1, nest, r->amsgrad, w, g, s1, s2, s3, count);  \
         else if (!r->amsgrad)                                                                    \
-            update_loop_##S(*r, *st, r->kind, decay, 0, 0, 0, w, g, s1, s2, NULL, count);        \
+            update_loop_##S(*r, *st, r->type, decay, 0, 0, 0, w, g, s1, s2, NULL, count);        \
         else                                                                                     \
-            update_loop_##S(*r, *st, r->kind, decay, 0, 0, 1, w, g, s1, s2, s3, count);          \
+            update_loop_##S(*r, *st, r->type, decay, 0, 0, 1, w, g, s1, s2, s3, count);          \
     }
 
 #define CPU_BIAS_ACT_f(ACT) bias_act_loop_f(ACT, slope, bias, z, a, n, batch)

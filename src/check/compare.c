@@ -4,6 +4,7 @@
  */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "api/error.h"
 #include "api/struct_size.h"
@@ -94,7 +95,7 @@ static bp_status compare_layer(bp_network *na, bp_network *nb, int l, int batch,
  * differences. */
 static bp_status compare_networks(const char *fn, bp_network *na, bp_network *nb, const void *x,
                                   const void *targets, int batch, bp_layer_diff *per_layer,
-                                  double *loss_a, double *loss_b)
+                                  size_t per_layer_size, double *loss_a, double *loss_b)
 {
     void *ha = NULL, *hb = NULL;
     double la = 0.0, lb = 0.0;
@@ -117,8 +118,16 @@ static bp_status compare_networks(const char *fn, bp_network *na, bp_network *nb
         if (ha == NULL || hb == NULL)
             st = bp_fail(BP_ERR_OUT_OF_MEMORY, "%s: no host memory for %zu values", fn, most);
     }
-    for (int l = 1; st == BP_OK && l <= na->desc.n_layers; l++)
-        st = compare_layer(na, nb, l, batch, ha, hb, &per_layer[l - 1]);
+    /* Layer l's differences into element l - 1 of the caller's array, whose
+     * elements are per_layer_size bytes apart. */
+    for (int l = 1; st == BP_OK && l <= na->desc.n_layers; l++) {
+        bp_layer_diff d;
+        memset(&d, 0, sizeof d);
+        st = compare_layer(na, nb, l, batch, ha, hb, &d);
+        if (st == BP_OK)
+            st = bp_struct_fill(fn, (char *)per_layer + (size_t)(l - 1) * per_layer_size,
+                                per_layer_size, &d, sizeof d);
+    }
     if (st == BP_OK && loss_a != NULL)
         *loss_a = la;
     if (st == BP_OK && loss_b != NULL)
@@ -128,8 +137,9 @@ static bp_status compare_networks(const char *fn, bp_network *na, bp_network *nb
     return st;
 }
 
-bp_status bp_compare_networks(bp_network *a, bp_network *b, const void *x, const void *targets,
-                              int batch, bp_layer_diff *per_layer, double *loss_a, double *loss_b)
+bp_status bp_compare_networks_sized(bp_network *a, bp_network *b, const void *x,
+                                    const void *targets, int batch, bp_layer_diff *per_layer,
+                                    size_t per_layer_size, double *loss_a, double *loss_b)
 {
     const char *fn = "bp_compare_networks";
     BP_CHECK_PTR(fn, a);
@@ -137,6 +147,7 @@ bp_status bp_compare_networks(bp_network *a, bp_network *b, const void *x, const
     BP_CHECK_PTR(fn, x);
     BP_CHECK_PTR(fn, targets);
     BP_CHECK_PTR(fn, per_layer);
+    BP_TRY(bp_struct_size_check(fn, per_layer_size)); /* before any work */
     const bp_network_desc *da = &a->desc, *db = &b->desc;
     int same = da->n_layers == db->n_layers && da->loss == db->loss && da->dtype == db->dtype;
     for (int l = 0; same && l <= da->n_layers; l++)
@@ -145,18 +156,20 @@ bp_status bp_compare_networks(bp_network *a, bp_network *b, const void *x, const
     if (!same)
         return bp_fail(BP_ERR_INVALID_ARGUMENT,
                        "%s: the two networks differ in layers, activations, loss or dtype", fn);
-    return compare_networks(fn, a, b, x, targets, batch, per_layer, loss_a, loss_b);
+    return compare_networks(fn, a, b, x, targets, batch, per_layer, per_layer_size, loss_a, loss_b);
 }
 
-bp_status bp_compare_backends(const bp_network_config *cfg, bp_backend a, bp_backend b,
-                              const void *x, const void *targets, int batch,
-                              bp_layer_diff *per_layer, double *loss_a, double *loss_b)
+bp_status bp_compare_backends_sized(const bp_network_config *cfg, bp_backend a, bp_backend b,
+                                    const void *x, const void *targets, int batch,
+                                    bp_layer_diff *per_layer, size_t per_layer_size,
+                                    double *loss_a, double *loss_b)
 {
     const char *fn = "bp_compare_backends";
     BP_CHECK_PTR(fn, cfg);
     BP_CHECK_PTR(fn, x);
     BP_CHECK_PTR(fn, targets);
     BP_CHECK_PTR(fn, per_layer);
+    BP_TRY(bp_struct_size_check(fn, per_layer_size)); /* before any work */
     bp_network_config ca, cb;
     BP_TRY(bp_network_config_copy(fn, cfg, &ca));
     cb = ca;
@@ -171,7 +184,8 @@ bp_status bp_compare_backends(const bp_network_config *cfg, bp_backend a, bp_bac
     if (st == BP_OK)
         st = bp_network_create(&cb, &nb);
     if (st == BP_OK)
-        st = compare_networks(fn, na, nb, x, targets, batch, per_layer, loss_a, loss_b);
+        st = compare_networks(fn, na, nb, x, targets, batch, per_layer, per_layer_size, loss_a,
+                              loss_b);
     bp_network_free(na);
     bp_network_free(nb);
     return st;

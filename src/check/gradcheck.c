@@ -8,18 +8,16 @@
 
 #include "core/batch.h"
 #include "api/error.h"
+#include "api/struct_size.h"
 #include "core/network.h"
 #include "util/real.h"
 
-void bp_gradcheck_config_init(bp_gradcheck_config *cfg)
+void bp_gradcheck_config_init_sized(bp_gradcheck_config *cfg, size_t size)
 {
-    if (cfg == NULL)
-        return;
-    cfg->eps = 0.0;
-    cfg->floor = 0.0;
-    cfg->max_per_layer = 0;
-    cfg->perturb = 0.0;
-    cfg->skipped = NULL;
+    /* eps and floor 0: the network's dtype's (bp_gradcheck_defaults) */
+    const bp_gradcheck_config d = {
+        .eps = 0.0, .floor = 0.0, .max_per_layer = 0, .perturb = 0.0, .skipped = NULL};
+    bp_struct_init(cfg, size, &d, sizeof d);
 }
 
 bp_status bp_gradcheck_defaults(bp_dtype dtype, double *eps, double *floor, double *tolerance)
@@ -172,8 +170,11 @@ bp_status bp_network_gradcheck(bp_network *net, const void *x, const void *targe
     BP_CHECK_PTR(fn, x);
     BP_CHECK_PTR(fn, targets);
     BP_CHECK_PTR(fn, max_rel_error);
-    bp_gradcheck_config defaults;
-    BP_DEFAULTS_IF_NULL(cfg, defaults, bp_gradcheck_config_init);
+    bp_gradcheck_config own; /* the caller's (NULL: the defaults), of whatever struct_size */
+    bp_gradcheck_config_init(&own);
+    if (cfg != NULL)
+        BP_TRY(bp_struct_read(fn, "cfg", &own, sizeof own, cfg, cfg->struct_size));
+    cfg = &own;
     check_settings cs;
     memset(&cs, 0, sizeof cs);
     cs.eps = cfg->eps, cs.floor = cfg->floor, cs.perturb = cfg->perturb;

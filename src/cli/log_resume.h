@@ -3,7 +3,7 @@
 #ifndef BP_CLI_LOG_RESUME_H
 #define BP_CLI_LOG_RESUME_H
 
-#include "backprop.h"
+#include "backprop_file.h"
 
 /* Writes to log the header and the rows of the old log at path for epochs
  * 1..epochs_done (the checkpoint's), in increasing order; rows of later

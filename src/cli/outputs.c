@@ -131,13 +131,22 @@ int cli_check_finite(const bp_network *net, const char *what, const char *advice
                                          : ((const double *)buf)[i];
             if (!isfinite(v)) {
                 free(buf);
-                return cli_error("%s has a non-finite parameter (%g in layer %d's %s)%s", what, v,
-                                 l, i < nw ? "weights" : "biases", advice);
+                return cli_error("%s has a non-finite parameter (%g in layer %d's %s, layers.%d.%s "
+                                 "in the file)%s",
+                                 what, v, l, i < nw ? "weights" : "biases", l - 1,
+                                 i < nw ? "weight" : "bias", advice);
             }
         }
     }
     free(buf);
     return 0;
+}
+
+/* The machine's memory in bytes, 0 when unknown. */
+static double machine_bytes(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    return pages > 0 && page > 0 ? (double)pages * (double)page : 0.0;
 }
 
 int cli_check_memory(const bp_network_config *cfg, size_t data_bytes)
@@ -147,10 +156,9 @@ int cli_check_memory(const bp_network_config *cfg, size_t data_bytes)
 
 int cli_check_memory_of(const bp_network_config *cfg, int networks, size_t data_bytes)
 {
-    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    if (pages <= 0 || page <= 0)
+    double have = machine_bytes();
+    if (have == 0.0)
         return 0;
-    double have = (double)pages * (double)page;
     double es = (double)bp_dtype_size(cfg->dtype), params = 0, units = 0;
     for (int l = 1; l <= cfg->n_layers; l++) {
         params += ((double)cfg->sizes[l - 1] + 1) * (double)cfg->sizes[l];
@@ -173,11 +181,8 @@ int cli_check_memory_of(const bp_network_config *cfg, int networks, size_t data_
 
 int cli_check_bytes(const char *what, double bytes)
 {
-    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    if (pages <= 0 || page <= 0)
-        return 0;
-    double have = (double)pages * (double)page;
-    if (bytes > have)
+    double have = machine_bytes();
+    if (have > 0.0 && bytes > have)
         return cli_error("%s needs %.1f GiB of memory, more than this machine's %.1f GiB", what,
                          bytes / (1 << 30), have / (1 << 30));
     return 0;

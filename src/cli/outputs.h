@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "backprop.h"
+#include "backprop_file.h"
 
 typedef struct cli_path {
     const char *flag; /* "--save" */

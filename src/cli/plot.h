@@ -3,6 +3,7 @@
 #define BP_CLI_PLOT_H
 
 #include "backprop.h"
+#include "backprop_file.h"
 
 typedef struct history {
     int n;

@@ -41,6 +41,7 @@ static void training_run_free(training_run *run)
     free(run->curves.test_loss);
     free(run->curves.test_accuracy);
     bp_file_replace_abort(run->log); /* a failed run leaves the old log */
+    optim_flags_free(&run->options.optim);
 }
 
 /* ---- parse ---------------------------------------------------------------- */
@@ -244,7 +245,7 @@ static int create_network(training_run *run, const architecture *a)
     if (st != BP_OK)
         return cli_lib_error("creating the network", st);
     if (o->init_path && (st = bp_model_load_params(run->net, o->init_path)) != BP_OK)
-        return cli_lib_error(train_options_init_flag(o), st);
+        return cli_lib_error("--init", st);
     if (optim_setup(&run->options.optim, run->net) != 0) /* train_optim.c */
         return -1;
     /* What eval, predict and PyTorch need to read data as this run did. */

@@ -4,21 +4,131 @@
  */
 #include <limits.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "common.h"
 #include "train_optim.h"
 
+/* The flag of the table's hyperparameter h, added when new. */
+static optim_hp_flag *hp_flag(optim_flags *o, const bp_hyperparam *h)
+{
+    for (int i = 0; i < o->n_hp; i++)
+        if (strcmp(o->hp[i].flag, h->flag) == 0)
+            return &o->hp[i];
+    if (o->n_hp == OPTIM_MAX_FLAGS)
+        return NULL;
+    optim_hp_flag *f = &o->hp[o->n_hp++];
+    f->flag = h->flag;
+    f->name = h->name;
+    f->kind = h->kind;
+    return f;
+}
+
+/* Appends to buf (of size bytes). */
+static void add(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void add(char *buf, size_t size, const char *fmt, ...)
+{
+    size_t len = strlen(buf);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf + len, size - len, fmt, ap);
+    va_end(ap);
+}
+
+/* The help of f: the table's line, the range, the optimizers it applies to
+ * (all of them unless said) and their defaults. */
+static void hp_help(optim_hp_flag *f, int n_types)
+{
+    bp_hyperparam h[16] = {{0}};
+    const char *types[16];
+    int n = 0;
+    for (int t = 0; t < n_types && n < 16; t++) {
+        int count = 0;
+        bp_optimizer_hyperparams((bp_optimizer_type)t, &count);
+        for (int i = 0; i < count; i++) {
+            bp_hyperparam x;
+            bp_optimizer_hyperparam((bp_optimizer_type)t, i, &x);
+            if (strcmp(x.flag, f->flag) == 0)
+                h[n] = x, types[n++] = bp_optimizer_name((bp_optimizer_type)t);
+        }
+    }
+    if (n == 0 || h[0].help == NULL || h[0].range == NULL)
+        return;
+    snprintf(f->help, sizeof f->help, "%s", h[0].help);
+    if (f->kind == BP_HYPERPARAM_REAL)
+        add(f->help, sizeof f->help, ", %s", h[0].range);
+    int same = 1;
+    for (int i = 1; i < n; i++)
+        same = same && h[i].default_value == h[0].default_value;
+    add(f->help, sizeof f->help, " (");
+    if (n < n_types)
+        for (int i = 0; i < n; i++)
+            add(f->help, sizeof f->help, "%s%s", i ? (i == n - 1 ? " or " : ", ") : "", types[i]);
+    if (f->kind == BP_HYPERPARAM_SWITCH)
+        add(f->help, sizeof f->help, ")");
+    else if (same)
+        add(f->help, sizeof f->help, "%sdefault %g)", n < n_types ? "; " : "", h[0].default_value);
+    else
+        for (int i = 0; i < n; i++)
+            add(f->help, sizeof f->help, "%s%s %g%s",
+                i             ? ", "
+                : n < n_types ? "; default: "
+                              : "default: ",
+                types[i], h[i].default_value, i == n - 1 ? ")" : "");
+}
+
 void optim_flags_init(optim_flags *o)
 {
     memset(o, 0, sizeof *o);
-    o->optimizer = NULL;
-    o->beta1 = 0.9;
-    o->beta2 = 0.999;
-    o->eps = 1e-8;
+    int n_types = 0;
+    while (bp_optimizer_name((bp_optimizer_type)n_types) != NULL)
+        n_types++;
+    for (int t = 0; t < n_types; t++) {
+        add(o->optimizer_names, sizeof o->optimizer_names, "%s%s", t ? "|" : "",
+            bp_optimizer_name((bp_optimizer_type)t));
+        int count = 0;
+        bp_optimizer_hyperparams((bp_optimizer_type)t, &count);
+        for (int i = 0; i < count; i++) {
+            bp_hyperparam h;
+            bp_optimizer_hyperparam((bp_optimizer_type)t, i, &h);
+            hp_flag(o, &h);
+        }
+    }
+    for (int i = 0; i < o->n_hp; i++)
+        hp_help(&o->hp[i], n_types);
+    snprintf(o->optimizer_help, sizeof o->optimizer_help, "optimizer (default %s)",
+             bp_optimizer_name(BP_OPTIMIZER_SGD));
     bp_optimizer_init(&o->opt, BP_OPTIMIZER_SGD);
     bp_checkpoint_info_init(&o->start);
+}
+
+void optim_flags_free(optim_flags *o)
+{
+    bp_checkpoint_close(o->ckpt);
+    o->ckpt = NULL;
+}
+
+int optim_flag_entries(optim_flags *o, flag *flags, size_t *n, size_t max)
+{
+    if (*n + (size_t)o->n_hp + 4 > max)
+        return -1;
+    flags[(*n)++] = (flag){"--optimizer", FLAG_STRING, &o->optimizer, o->optimizer_names,
+                           o->optimizer_help};
+    for (int i = 0; i < o->n_hp; i++) {
+        optim_hp_flag *f = &o->hp[i];
+        flags[(*n)++] = f->kind == BP_HYPERPARAM_SWITCH
+                            ? (flag){f->flag, FLAG_SWITCH, &f->on, NULL, f->help}
+                            : (flag){f->flag, FLAG_DOUBLE, &f->value, "X", f->help};
+    }
+    flags[(*n)++] = (flag){"--checkpoint", FLAG_STRING, &o->checkpoint, "FILE",
+                           "write a checkpoint after every epoch and on Ctrl-C"};
+    flags[(*n)++] = (flag){"--resume", FLAG_STRING, &o->resume, "FILE",
+                           "continue the run a checkpoint holds (--epochs: the total)"};
+    flags[(*n)++] = (flag){"--stop-after", FLAG_INT, &o->stop_after, "N",
+                           "stop after N epochs of the --epochs schedule (resume later)"};
+    return 0;
 }
 
 /* Whether argv holds `--name` or `--name=...`. */
@@ -31,45 +141,60 @@ static int given(int argc, char **argv, const char *name)
     return 0;
 }
 
-int optim_check(optim_flags *o, int argc, char **argv, double *lr, double momentum,
-                double *weight_decay, long epochs)
+/* "--beta1 applies to --optimizer adam or adamw, not sgd". */
+static int not_for(const optim_hp_flag *f, bp_optimizer_type type)
+{
+    char types[96] = "";
+    int n = 0;
+    for (int t = 0; bp_optimizer_name((bp_optimizer_type)t) != NULL; t++) {
+        bp_optimizer probe;
+        double v;
+        bp_optimizer_init(&probe, (bp_optimizer_type)t);
+        if (bp_optimizer_get_value(&probe, f->name, &v) == BP_OK)
+            add(types, sizeof types, "%s%s", n++ ? " or " : "",
+                bp_optimizer_name((bp_optimizer_type)t));
+    }
+    return cli_error("%s applies to --optimizer %s, not %s", f->flag, types,
+                     bp_optimizer_name(type));
+}
+
+int optim_check(optim_flags *o, int argc, char **argv, double *lr, long epochs)
 {
     bp_optimizer_type type = BP_OPTIMIZER_SGD;
-    if (o->optimizer != NULL && bp_optimizer_parse(o->optimizer, &type) != BP_OK)
-        return cli_error("--optimizer: '%s' is not sgd, adam or adamw", o->optimizer);
-    int adam = type != BP_OPTIMIZER_SGD;
-    const char *adam_only[] = {"--beta1", "--beta2", "--eps", "--amsgrad"};
-    for (size_t i = 0; i < sizeof adam_only / sizeof adam_only[0]; i++)
-        if (!adam && given(argc, argv, adam_only[i]))
-            return cli_error("%s applies to --optimizer adam or adamw, not %s", adam_only[i],
-                             bp_optimizer_name(type));
-    if (adam && given(argc, argv, "--momentum"))
-        return cli_error("--momentum applies to --optimizer sgd (Adam's is --beta1)");
-    if (!given(argc, argv, "--lr"))
-        *lr = adam ? OPTIM_ADAM_LR : OPTIM_SGD_LR;
+    if (o->optimizer != NULL && bp_optimizer_parse(o->optimizer, &type) != BP_OK) {
+        char names[96] = "";
+        for (int t = 0; bp_optimizer_name((bp_optimizer_type)t) != NULL; t++)
+            add(names, sizeof names, "%s%s",
+                t == 0                                                  ? ""
+                : bp_optimizer_name((bp_optimizer_type)(t + 1)) == NULL ? " or "
+                                                                        : ", ",
+                bp_optimizer_name((bp_optimizer_type)t));
+        return cli_error("--optimizer: '%s' is not %s", o->optimizer, names);
+    }
     bp_optimizer_init(&o->opt, type);
-    if (!given(argc, argv, "--weight-decay"))
-        *weight_decay = o->opt.weight_decay; /* AdamW's 1e-2, else 0 */
-    o->opt.lr = *lr;
-    o->opt.weight_decay = *weight_decay;
-    if (!adam)
-        o->opt.momentum = momentum;
-    o->opt.beta1 = o->beta1;
-    o->opt.beta2 = o->beta2;
-    o->opt.eps = o->eps;
-    o->opt.amsgrad = o->amsgrad;
-    if (!(o->clip >= 0))
-        return cli_error("--clip-grad-norm: %g must be >= 0 (0: no clipping)", o->clip);
-    o->opt.clip_grad_norm = o->clip;
+    for (int i = 0; i < o->n_hp; i++) {
+        const optim_hp_flag *f = &o->hp[i];
+        if (!given(argc, argv, f->flag))
+            continue;
+        double v = f->kind == BP_HYPERPARAM_SWITCH ? (double)f->on : f->value, def = 0;
+        if (bp_optimizer_get_value(&o->opt, f->name, &def) != BP_OK) {
+            if (o->resume != NULL && o->optimizer == NULL)
+                continue; /* judged against the checkpoint's optimizer (resume_conflicts) */
+            return not_for(f, type);
+        }
+        if (bp_optimizer_set_value(&o->opt, f->name, v) != BP_OK) {
+            bp_hyperparam h; /* say the range as the library does */
+            for (int k = 0; bp_optimizer_hyperparam(type, k, &h) == BP_OK; k++)
+                if (strcmp(h.name, f->name) == 0)
+                    return cli_error("%s: %g must be %s", f->flag, v, h.range);
+        }
+    }
+    if (bp_optimizer_validate(&o->opt) != BP_OK)
+        return cli_error("--optimizer %s: %s", bp_optimizer_name(type), bp_last_error());
+    *lr = o->opt.lr;
     if (o->stop_after < 0 || o->stop_after > epochs)
         return cli_error("--stop-after: %ld is out of range (0..--epochs %ld)", o->stop_after,
                          epochs);
-    if (!(o->beta1 >= 0 && o->beta1 < 1))
-        return cli_error("--beta1: %g must be in [0, 1)", o->beta1);
-    if (!(o->beta2 >= 0 && o->beta2 < 1))
-        return cli_error("--beta2: %g must be in [0, 1)", o->beta2);
-    if (!(o->eps >= 0))
-        return cli_error("--eps: %g must be >= 0", o->eps);
     return 0;
 }
 
@@ -94,17 +219,20 @@ static int resume_conflicts(const optim_flags *o, int argc, char **argv, const b
     if (given(argc, argv, "--optimizer") && f->type != saved->type)
         return cli_error("--optimizer %s: the run in '%s' used %s (leave --optimizer out)",
                          bp_optimizer_name(f->type), o->resume, bp_optimizer_name(saved->type));
-    double base_lr = info->base_lr > 0 ? info->base_lr : saved->lr;
-    if (resume_differs(argc, argv, "--lr", f->lr, base_lr, o->resume) ||
-        resume_differs(argc, argv, "--momentum", f->momentum, saved->momentum, o->resume) ||
-        resume_differs(argc, argv, "--weight-decay", f->weight_decay, saved->weight_decay,
-                       o->resume) ||
-        resume_differs(argc, argv, "--beta1", o->beta1, saved->beta1, o->resume) ||
-        resume_differs(argc, argv, "--beta2", o->beta2, saved->beta2, o->resume) ||
-        resume_differs(argc, argv, "--eps", o->eps, saved->eps, o->resume) ||
-        resume_differs(argc, argv, "--amsgrad", o->amsgrad, saved->amsgrad, o->resume) ||
-        resume_differs(argc, argv, "--clip-grad-norm", o->clip, saved->clip_grad_norm, o->resume))
-        return -1;
+    /* Every hyperparameter flag given, against the checkpoint's value (the
+     * learning rate against its base rate: the schedule moves the other). */
+    for (int i = 0; i < o->n_hp; i++) {
+        const optim_hp_flag *h = &o->hp[i];
+        if (!given(argc, argv, h->flag))
+            continue;
+        double value = h->kind == BP_HYPERPARAM_SWITCH ? (double)h->on : h->value, was = 0;
+        if (bp_optimizer_get_value(saved, h->name, &was) != BP_OK)
+            return not_for(h, saved->type);
+        if (strcmp(h->name, "lr") == 0 && info->base_lr > 0)
+            was = info->base_lr;
+        if (resume_differs(argc, argv, h->flag, value, was, o->resume))
+            return -1;
+    }
     /* A schedule this version does not know would run as another. */
     bp_schedule known;
     if (info->schedule[0] != '\0' && bp_schedule_parse(info->schedule, &known) != BP_OK)
@@ -127,7 +255,9 @@ int optim_resume_peek(optim_flags *o, int argc, char **argv, long epochs, const 
     bp_optimizer_init(&saved, BP_OPTIMIZER_SGD);
     bp_checkpoint_info info;
     bp_checkpoint_info_init(&info);
-    bp_status st = bp_checkpoint_peek(o->resume, &saved, &info);
+    bp_status st = bp_checkpoint_open(o->resume, &o->ckpt);
+    if (st == BP_OK)
+        st = bp_checkpoint_read(o->ckpt, &saved, &info);
     if (st != BP_OK)
         return cli_lib_error("--resume", st);
     if (resume_conflicts(o, argc, argv, &saved, &info, schedule) != 0)
@@ -171,8 +301,9 @@ int optim_resume_peek(optim_flags *o, int argc, char **argv, long epochs, const 
     return 0;
 }
 
-int optim_setup(const optim_flags *o, bp_network *net)
+int optim_setup(optim_flags *o, bp_network *net)
 {
     bp_status st = bp_network_set_optimizer(net, &o->opt);
+    optim_flags_free(o); /* the trainer reads the checkpoint (bp_trainer_resume) */
     return st == BP_OK ? 0 : cli_lib_error("the optimizer", st);
 }

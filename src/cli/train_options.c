@@ -19,8 +19,6 @@ static void train_options_defaults(train_options *o)
     o->epochs = 15;
     o->batch = 32;
     o->seed = 1;
-    o->lr = 0.02;
-    o->momentum = 0.9;
     o->schedule = "cosine";
     o->step_epochs = 10;
     o->step_gamma = 0.1;
@@ -37,12 +35,6 @@ static int check_values(const train_options *o)
         return cli_error("--epochs: %ld is out of range (1..%d)", o->epochs, OPTIM_MAX_EPOCHS);
     if (o->batch < 1 || o->batch > OPTIM_MAX_BATCH)
         return cli_error("--batch: %ld is out of range (1..%d)", o->batch, OPTIM_MAX_BATCH);
-    if (!(o->lr >= 0) || !isfinite(o->lr)) /* 0 accepted, as torch.optim accepts it */
-        return cli_error("--lr: %g must be >= 0", o->lr);
-    if (!(o->momentum >= 0 && o->momentum < 1))
-        return cli_error("--momentum: %g must be in [0, 1)", o->momentum);
-    if (!(o->weight_decay >= 0))
-        return cli_error("--weight-decay: %g must be >= 0", o->weight_decay);
     if (o->seed < 0)
         return cli_error("--seed: %ld must be >= 0", o->seed);
     if (cli_check_columns(&o->columns) != 0)
@@ -63,67 +55,89 @@ static int check_values(const train_options *o)
     return 0;
 }
 
-/* --init without --layers: the network is the one the model file describes
- * (its sizes, and its activations, loss and dtype unless flags say
- * otherwise). */
-static int adopt_model_architecture(train_options *o)
+/* Without --layers, the network a file holds (--resume's checkpoint, else
+ * the --init model): its sizes, and its activations, loss and dtype unless
+ * flags say otherwise. */
+static int adopt_architecture(train_options *o, const bp_network_config *c)
 {
     architecture_flags *a = &o->architecture;
-    if (o->init_path == NULL || a->layers != NULL)
-        return 0;
-    bp_network_config base;
-    bp_network_config_init(&base);
-    base.max_batch = 1;
-    bp_network *model = NULL;
-    bp_status st = bp_model_load(o->init_path, &base, &model);
-    if (st != BP_OK)
-        return cli_error("%s: %s (%s); without --layers the network is read from the %s",
-                         train_options_init_flag(o), bp_last_error(), bp_status_string(st),
-                         o->init_path == o->optim.resume ? "checkpoint" : "model file");
-    bp_network_desc d;
-    bp_network_describe(model, &d);
     size_t n = 0, m = 0, n_size = sizeof o->init_layers, m_size = sizeof o->init_activations;
-    for (int i = 0; i <= d.n_layers && n < n_size; i++)
-        n += (size_t)snprintf(o->init_layers + n, n_size - n, "%s%d", i ? "," : "", d.sizes[i]);
-    for (int l = 0; l < d.n_layers && m < m_size; l++)
+    for (int i = 0; i <= c->n_layers && n < n_size; i++)
+        n += (size_t)snprintf(o->init_layers + n, n_size - n, "%s%d", i ? "," : "", c->sizes[i]);
+    for (int l = 0; l < c->n_layers && m < m_size; l++)
         m += (size_t)snprintf(o->init_activations + m, m_size - m, "%s%s", l ? "," : "",
-                              bp_activation_name(d.activations[l]));
+                              bp_activation_name(c->activations[l]));
     a->layers = o->init_layers;
     if (a->activation == NULL && a->activations == NULL)
         a->activations = o->init_activations;
     if (a->loss == NULL)
-        a->loss = bp_loss_name(d.loss);
+        a->loss = bp_loss_name(c->loss);
     if (a->dtype == NULL && a->precision == NULL) /* --precision implies its own dtype */
-        a->dtype = bp_dtype_name(d.dtype);
-    bp_network_free(model);
+        a->dtype = bp_dtype_name(c->dtype);
     return 0;
 }
 
-/* Each optimizer's default learning rate and weight decay, from the
- * library (bp_optimizer_init), except SGD's learning rate, the command's
- * own (train_optim.h); so the help never disagrees with a run. */
-static void optimizer_defaults_help(train_options *o)
+static int adopt_file_architecture(train_options *o)
 {
-    size_t a = 0, b = 0;
-    a += (size_t)snprintf(o->help_lr, sizeof o->help_lr, "learning rate (default:");
-    b += (size_t)snprintf(o->help_weight_decay, sizeof o->help_weight_decay,
-                          "weight decay: L2 added to the gradient, AdamW's decoupled (default:");
-    for (int t = 0; bp_optimizer_name((bp_optimizer_type)t) != NULL; t++) {
-        bp_optimizer d;
-        bp_optimizer_init(&d, (bp_optimizer_type)t);
-        double lr = t == BP_OPTIMIZER_SGD ? OPTIM_SGD_LR : d.lr;
-        const char *name = bp_optimizer_name((bp_optimizer_type)t);
-        if (a < sizeof o->help_lr)
-            a += (size_t)snprintf(o->help_lr + a, sizeof o->help_lr - a, "%s %s %g", t ? "," : "",
-                                  name, lr);
-        if (b < sizeof o->help_weight_decay)
-            b += (size_t)snprintf(o->help_weight_decay + b, sizeof o->help_weight_decay - b,
-                                  "%s %s %g", t ? "," : "", name, d.weight_decay);
+    if (o->architecture.layers != NULL || (o->init_path == NULL && o->optim.ckpt == NULL))
+        return 0;
+    bp_network_config c;
+    bp_network_config_init(&c);
+    if (o->optim.ckpt != NULL) { /* the checkpoint opened by optim_resume_peek */
+        bp_status st = bp_checkpoint_network(o->optim.ckpt, &c);
+        return st == BP_OK ? adopt_architecture(o, &c) : cli_lib_error("--resume", st);
     }
-    if (a < sizeof o->help_lr)
-        snprintf(o->help_lr + a, sizeof o->help_lr - a, ")");
-    if (b < sizeof o->help_weight_decay)
-        snprintf(o->help_weight_decay + b, sizeof o->help_weight_decay - b, ")");
+    c.max_batch = 1;
+    bp_network *model = NULL;
+    bp_status st = bp_model_load(o->init_path, &c, &model);
+    if (st != BP_OK)
+        return cli_error("--init: %s (%s); without --layers the network is read from the model "
+                         "file",
+                         bp_last_error(), bp_status_string(st));
+    bp_network_desc d;
+    bp_network_describe(model, &d);
+    c.n_layers = d.n_layers, c.sizes = d.sizes, c.activations = d.activations;
+    c.loss = d.loss, c.dtype = d.dtype;
+    int r = adopt_architecture(o, &c);
+    bp_network_free(model);
+    return r;
+}
+
+/* --resume of a finished run trains nothing, so it writes nothing: with an
+ * output asked for, that is an error (it used to exit 0 silently). */
+static int finished_with_outputs(const train_options *o)
+{
+    const char *outputs[][2] = {{"--save", o->save_path},
+                                {"--log", o->log_path},
+                                {"--plot", o->plot_path},
+                                {"--checkpoint", o->optim.checkpoint}};
+    for (size_t i = 0; i < sizeof outputs / sizeof outputs[0]; i++)
+        if (outputs[i][1] != NULL && strcmp(outputs[i][1], o->optim.resume) != 0)
+            return cli_error("%s: nothing was trained, so '%s' was not written (a checkpoint is a "
+                             "model file: eval and predict take --model %s)",
+                             outputs[i][0], outputs[i][1], o->optim.resume);
+    return 0;
+}
+
+/* --resume: the checkpoint (opened once here) gives the optimizer, seed and
+ * batch (the trainer takes its schedule and state: bp_trainer_resume). A
+ * run that already finished ends here: exit 0, said so, unless an output
+ * was asked for (none is written). Returns -1 with *status set to end. */
+static int resume_peek(train_options *o, int argc, char **argv, int *status)
+{
+    if (o->optim.resume != NULL && o->init_path != NULL) {
+        *status = 2;
+        return cli_error("--init %s: a resumed run's parameters are its checkpoint's (leave "
+                         "--init out with --resume)",
+                         o->init_path);
+    }
+    int resumed = optim_resume_peek(&o->optim, argc, argv, o->epochs, o->schedule, &o->seed,
+                                    &o->batch);
+    if (resumed > 0 && finished_with_outputs(o) != 0)
+        resumed = -1;
+    if (resumed != 0)
+        *status = resumed > 0 ? 0 : 1;
+    return resumed != 0 ? -1 : 0;
 }
 
 static const command train_command = {
@@ -201,7 +215,6 @@ static size_t run_flags(train_options *o, flag *f)
     const flag table[] = {
         {"--epochs", FLAG_INT, &o->epochs, "N", "epochs (default 15)"},
         {"--batch", FLAG_INT, &o->batch, "N", "mini-batch size (default 32)"},
-        {"--lr", FLAG_DOUBLE, &o->lr, "X", o->help_lr},
         {"--schedule", FLAG_STRING, &o->schedule, "cosine|constant|step|plateau",
          "learning-rate schedule over the epochs (default cosine)"},
         {"--warmup", FLAG_INT, &o->warmup, "EPOCHS", "linear warm-up epochs before the schedule"},
@@ -216,8 +229,6 @@ static size_t run_flags(train_options *o, flag *f)
          "stop after PATIENCE epochs without improvement; keep the best epoch"},
         {"--min-delta", FLAG_DOUBLE, &o->min_delta, "X",
          "the smallest fall of the loss that counts as improvement (0)"},
-        {"--momentum", FLAG_DOUBLE, &o->momentum, "X", "SGD momentum (default 0.9)"},
-        {"--weight-decay", FLAG_DOUBLE, &o->weight_decay, "X", o->help_weight_decay},
         {"--seed", FLAG_INT, &o->seed, "N", "initialisation and shuffling seed (default 1)"},
         {"--no-shuffle", FLAG_SWITCH, &o->no_shuffle, NULL, "samples in file order"},
         {"--device", FLAG_STRING, &o->device, "DEVICE",
@@ -232,7 +243,6 @@ static size_t run_flags(train_options *o, flag *f)
          "issue each GPU kernel from the host (no CUDA graphs)"},
         {"--no-fused-epilogues", FLAG_SWITCH, &o->no_fused, NULL,
          "GPU f32: GEMM, then bias+ReLU as a kernel (no cuBLASLt epilogues)"},
-        OPTIM_FLAG_ENTRIES(o->optim),
     };
     memcpy(f, table, sizeof table);
     return sizeof table / sizeof table[0];
@@ -276,9 +286,11 @@ static int check_words(train_options *o)
  * canonical receives the flags' full names (cli_canonical_argv). */
 static int parse_flags(int argc, char **argv, train_options *o, char **canonical)
 {
-    flag flags[80];
+    flag flags[64 + OPTIM_MAX_FLAGS + 4]; /* room for every entry the three add */
     size_t n = data_flags(o, flags);
     n += run_flags(o, flags + n);
+    /* --optimizer and the hyperparameters, from the library's tables */
+    (void)optim_flag_entries(&o->optim, flags, &n, sizeof flags / sizeof flags[0]);
     int parsed = cli_parse(&train_command, argc, argv, flags, n);
     if (parsed != 0)
         return parsed;
@@ -289,8 +301,7 @@ static int parse_flags(int argc, char **argv, train_options *o, char **canonical
         o->quiet = 1;
     o->columns.quiet = o->quiet;
     if (check_values(o) != 0 || check_words(o) != 0 ||
-        optim_check(&o->optim, argc, canonical, &o->lr, o->momentum, &o->weight_decay, o->epochs) !=
-            0)
+        optim_check(&o->optim, argc, canonical, &o->lr, o->epochs) != 0)
         return -1;
     return 0;
 }
@@ -308,56 +319,17 @@ static int check_paths(const train_options *o)
                                 {"--save-16bit", o->save_16bit_path}};
     if (cli_check_paths(inputs, 3, outputs, 5) != 0)
         return -1;
-    if (o->optim.resume != NULL) {
-        const cli_path resume[] = {{"--resume", o->optim.resume}};
-        const cli_path others[] = {
-            {"--save", o->save_path}, {"--log", o->log_path}, {"--plot", o->plot_path}};
-        if (cli_check_paths(resume, 1, others, 3) != 0)
-            return -1;
-    }
-    return 0;
-}
-
-/* --resume of a finished run trains nothing, so it writes nothing: with an
- * output asked for, that is an error (it used to exit 0 silently). */
-static int finished_with_outputs(const train_options *o)
-{
-    const char *outputs[][2] = {{"--save", o->save_path},
-                                {"--log", o->log_path},
-                                {"--plot", o->plot_path},
-                                {"--checkpoint", o->optim.checkpoint}};
-    for (size_t i = 0; i < sizeof outputs / sizeof outputs[0]; i++)
-        if (outputs[i][1] != NULL && strcmp(outputs[i][1], o->optim.resume) != 0)
-            return cli_error("%s: nothing was trained, so '%s' was not written (a checkpoint is a "
-                             "model file: eval and predict take --model %s)",
-                             outputs[i][0], outputs[i][1], o->optim.resume);
-    return 0;
-}
-
-/* --resume: the checkpoint's optimizer, schedule, seed and batch. A run
- * that already finished ends here: exit 0, said so, unless an output was
- * asked for (none is written). Returns -1 with *status set to end. */
-static int resume_peek(train_options *o, int argc, char **argv, int *status)
-{
-    if (o->optim.resume != NULL && o->init_path != NULL) {
-        *status = 2;
-        return cli_error("--init %s: a resumed run's parameters are its checkpoint's (leave "
-                         "--init out with --resume)",
-                         o->init_path);
-    }
-    int resumed = optim_resume_peek(&o->optim, argc, argv, o->epochs, o->schedule, &o->seed,
-                                    &o->batch);
-    if (resumed > 0 && finished_with_outputs(o) != 0)
-        resumed = -1;
-    if (resumed != 0)
-        *status = resumed > 0 ? 0 : 1;
-    return resumed != 0 ? -1 : 0;
+    if (o->optim.resume == NULL)
+        return 0;
+    const cli_path resume[] = {{"--resume", o->optim.resume}};
+    const cli_path others[] = {
+        {"--save", o->save_path}, {"--log", o->log_path}, {"--plot", o->plot_path}};
+    return cli_check_paths(resume, 1, others, 3);
 }
 
 int parse_train_options(int argc, char **argv, train_options *o, int *status)
 {
     train_options_defaults(o);
-    optimizer_defaults_help(o);
     char **canonical = calloc((size_t)argc + 1, sizeof *canonical);
     if (canonical == NULL) {
         *status = 1;
@@ -373,20 +345,13 @@ int parse_train_options(int argc, char **argv, train_options *o, int *status)
         goto out;
     if (resume_peek(o, argc, canonical, status) != 0)
         goto out;
-    if (o->optim.resume != NULL && o->init_path == NULL)
-        o->init_path = o->optim.resume; /* a checkpoint is a model file: its network */
-    if (adopt_model_architecture(o) != 0)
+    if (adopt_file_architecture(o) != 0)
         goto out;
     *status = 0;
     rc = 0;
 out:
     free(canonical);
     return rc;
-}
-
-const char *train_options_init_flag(const train_options *o)
-{
-    return o->init_path != NULL && o->init_path == o->optim.resume ? "--resume" : "--init";
 }
 
 void train_options_trainer(const train_options *o, bp_trainer_config *tc)
@@ -397,7 +362,7 @@ void train_options_trainer(const train_options *o, bp_trainer_config *tc)
     tc->seed = (uint64_t)o->seed;
     tc->shuffle = !o->no_shuffle;
     tc->validation_fraction = o->validation_fraction;
-    bp_schedule_parse(o->schedule, &tc->schedule); /* checked when parsed */
+    bp_schedule_parse(o->schedule, &tc->schedule); /* checked when parsed (check_words) */
     tc->warmup_epochs = o->warmup;
     tc->step_epochs = o->step_epochs;
     tc->step_gamma = o->step_gamma;

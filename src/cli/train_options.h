@@ -19,7 +19,7 @@ typedef struct train_options {
     const char *init_path; /* --init: start from a saved model */
     /* the optimisation */
     long epochs, batch, seed;
-    double lr, momentum, weight_decay;
+    double lr;            /* the optimizer's (--lr or its default): the schedule's base */
     const char *schedule; /* cosine, constant, step or plateau (bp_schedule_parse) */
     long warmup, step_epochs, plateau_patience;
     double step_gamma, plateau_factor;
@@ -48,8 +48,6 @@ typedef struct train_options {
      * written here and pointed at by architecture.layers/activations. */
     char init_layers[BP_MAX_LAYERS * 8 + 8];
     char init_activations[BP_MAX_LAYERS * 16];
-    /* The help of --lr and --weight-decay: each optimizer's default. */
-    char help_lr[160], help_weight_decay[160];
 } train_options;
 
 /* Parses argv (after "train") into *o and checks it: value ranges, output
@@ -58,10 +56,6 @@ typedef struct train_options {
  * --help, 2 for a bad flag or value, 1 for a file that cannot be used), the
  * message already printed. */
 int parse_train_options(int argc, char **argv, train_options *o, int *status);
-
-/* The flag the starting model came from: "--resume" (a checkpoint is a
- * model file) or "--init", to label messages about it. */
-const char *train_options_init_flag(const train_options *o);
 
 /* The trainer's configuration the flags describe (no callbacks yet). */
 void train_options_trainer(const train_options *o, bp_trainer_config *tc);

@@ -59,11 +59,21 @@ static bp_status check_range(const char *fn, const bp_buffer *buf, size_t offset
     return BP_OK;
 }
 
+/* The arguments of a copy between host memory and [offset, offset +
+ * bytes) of buf. */
+static bp_status check_copy(const char *fn, const bp_buffer *buf, const void *host,
+                            const char *host_name, size_t offset, size_t bytes)
+{
+    if (buf == NULL)
+        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: argument 'buf' is NULL", fn);
+    if (host == NULL)
+        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: argument '%s' is NULL", fn, host_name);
+    return check_range(fn, buf, offset, bytes);
+}
+
 bp_status bp_buffer_upload(bp_buffer *buf, size_t offset, const void *src, size_t bytes)
 {
-    BP_CHECK_PTR("bp_buffer_upload", buf);
-    BP_CHECK_PTR("bp_buffer_upload", src);
-    BP_TRY(check_range("bp_buffer_upload", buf, offset, bytes));
+    BP_TRY(check_copy("bp_buffer_upload", buf, src, "src", offset, bytes));
     if (bytes == 0)
         return BP_OK;
     bp_network *net = buf->net;
@@ -73,9 +83,7 @@ bp_status bp_buffer_upload(bp_buffer *buf, size_t offset, const void *src, size_
 
 bp_status bp_buffer_download(const bp_buffer *buf, size_t offset, void *dst, size_t bytes)
 {
-    BP_CHECK_PTR("bp_buffer_download", buf);
-    BP_CHECK_PTR("bp_buffer_download", dst);
-    BP_TRY(check_range("bp_buffer_download", buf, offset, bytes));
+    BP_TRY(check_copy("bp_buffer_download", buf, dst, "dst", offset, bytes));
     if (bytes == 0)
         return BP_OK;
     bp_network *net = buf->net;

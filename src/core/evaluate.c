@@ -21,6 +21,7 @@
 
 #include "core/batch.h"
 #include "api/error.h"
+#include "api/struct_size.h"
 #include "core/network.h"
 
 /* Where a chunk's targets come from. */
@@ -47,13 +48,10 @@ typedef struct evaluation {
     size_t outputs_scratch_bytes; /* the first part, 0 when not needed */
 } evaluation;
 
-void bp_evaluation_outputs_init(bp_evaluation_outputs *out)
+void bp_evaluation_outputs_init_sized(bp_evaluation_outputs *out, size_t size)
 {
-    if (out == NULL)
-        return;
-    out->outputs = NULL;
-    out->predictions = NULL;
-    out->confusion = NULL;
+    const bp_evaluation_outputs d = {.outputs = NULL, .predictions = NULL, .confusion = NULL};
+    bp_struct_init(out, size, &d, sizeof d);
 }
 
 /* The classes a network tells apart: one per output, or two for a single
@@ -163,7 +161,7 @@ static bp_status run_chunk(evaluation *e, int start, int b, double *loss_sum, in
 }
 
 /* Checks what the targets and labels allow, then runs the chunks. */
-static bp_status evaluate(evaluation *e, bp_evaluation *result)
+static bp_status evaluate(evaluation *e, bp_evaluation *caller, size_t size)
 {
     bp_network *net = e->net;
     int n_out = net->sizes[net->desc.n_layers];
@@ -202,11 +200,13 @@ static bp_status evaluate(evaluation *e, bp_evaluation *result)
     e->scratch = NULL;
     if (st != BP_OK)
         return st;
-    result->n_samples = e->n;
-    result->correct = e->labels != NULL ? correct : 0;
-    result->loss = e->source != TARGETS_NONE ? loss_sum / (double)e->n : NAN;
-    result->accuracy = e->labels != NULL ? (double)correct / (double)e->n : NAN;
-    return BP_OK;
+    bp_evaluation r;
+    memset(&r, 0, sizeof r);
+    r.n_samples = e->n;
+    r.correct = e->labels != NULL ? correct : 0;
+    r.loss = e->source != TARGETS_NONE ? loss_sum / (double)e->n : NAN;
+    r.accuracy = e->labels != NULL ? (double)correct / (double)e->n : NAN;
+    return bp_struct_fill(e->fn, caller, size, &r, sizeof r);
 }
 
 static bp_status begin(evaluation *e, const char *fn, bp_network *net, int n,
@@ -220,14 +220,16 @@ static bp_status begin(evaluation *e, const char *fn, bp_network *net, int n,
     if (net == NULL)
         return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: argument 'net' is NULL", fn);
     BP_CHECK_PTR(fn, result);
+    bp_evaluation_outputs_init(&e->out);
     if (outputs != NULL)
-        e->out = *outputs;
+        BP_TRY(bp_struct_read(fn, "outputs", &e->out, sizeof e->out, outputs, outputs->struct_size));
     return BP_OK;
 }
 
-bp_status bp_network_evaluate(bp_network *net, const void *x, const void *targets,
-                              const int32_t *labels, int n, const bp_evaluation_outputs *outputs,
-                              bp_evaluation *result)
+bp_status bp_network_evaluate_sized(bp_network *net, const void *x, const void *targets,
+                                    const int32_t *labels, int n,
+                                    const bp_evaluation_outputs *outputs, bp_evaluation *result,
+                                    size_t result_size)
 {
     const char *fn = "bp_network_evaluate";
     evaluation e;
@@ -241,11 +243,12 @@ bp_status bp_network_evaluate(bp_network *net, const void *x, const void *target
     e.labels = labels;
     if (labels == NULL && targets != NULL && net->desc.loss == BP_LOSS_CROSS_ENTROPY)
         e.labels = (const int32_t *)targets;
-    return evaluate(&e, result);
+    return evaluate(&e, result, result_size);
 }
 
-bp_status bp_network_evaluate_dataset(bp_network *net, const bp_dataset *ds,
-                                      const bp_evaluation_outputs *outputs, bp_evaluation *result)
+bp_status bp_network_evaluate_dataset_sized(bp_network *net, const bp_dataset *ds,
+                                            const bp_evaluation_outputs *outputs,
+                                            bp_evaluation *result, size_t result_size)
 {
     const char *fn = "bp_network_evaluate_dataset";
     evaluation e;
@@ -289,5 +292,5 @@ bp_status bp_network_evaluate_dataset(bp_network *net, const bp_dataset *ds,
             e.source = TARGETS_ONE_HOT;
         }
     }
-    return evaluate(&e, result);
+    return evaluate(&e, result, result_size);
 }

@@ -24,7 +24,7 @@ static size_t layer_bytes(const bp_network *net, int l)
     return 3 * n * net->esize + (net->mixed ? n * half : 0);
 }
 
-bp_status bp_network_memory_report(const bp_network *net, bp_network_memory *out)
+bp_status bp_network_memory_report_sized(const bp_network *net, bp_network_memory *out, size_t size)
 {
     const char *fn = "bp_network_memory_report";
     BP_CHECK_PTR(fn, net);
@@ -46,7 +46,5 @@ bp_status bp_network_memory_report(const bp_network *net, bp_network_memory *out
         if (net->relu_mask[l] != NULL)
             m.step_buffers += (size_t)bp_relu_mask_ld(net->sizes[l]) / 8 *
                               (size_t)net->desc.max_batch;
-    size_t size = out->struct_size ? out->struct_size : sizeof *out;
-    bp_struct_init(out, size, &m, sizeof m);
-    return BP_OK;
+    return bp_struct_fill(fn, out, size, &m, sizeof m);
 }

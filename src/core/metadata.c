@@ -1,6 +1,6 @@
 /* metadata.c — a network's key/value text (metadata.h): the public
  * bp_network_set_metadata / bp_network_get_metadata and the JSON members
- * the model writer adds (src/format/safetensors.c). */
+ * the model writer adds (src/format/model.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,8 +9,9 @@
 #include "core/metadata.h"
 #include "core/network.h"
 
-/* What backprop writes in __metadata__ (src/format/safetensors.c,
- * src/format/checkpoint.c). */
+/* What backprop writes in __metadata__ (src/format/model.c,
+ * src/format/checkpoint.c, src/train/run_state.c), with every optimizer's
+ * hyperparameter names (src/core/optimizers.c). */
 static const char *const reserved[] = {"format",
                                        "format_version",
                                        "activations",
@@ -42,13 +43,25 @@ static const char *const reserved[] = {"format",
                                        "precision",
                                        "loss_scale",
                                        "loss_scale_growth_tracker",
-                                       "loss_scale_skipped_steps"};
+                                       "loss_scale_skipped_steps",
+                                       "trainer"};
 
 int bp_metadata_reserved(const char *key)
 {
     for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++)
         if (strcmp(key, reserved[i]) == 0)
             return 1;
+    /* a checkpoint's optimizer writes its table's hyperparameters by name */
+    for (int t = 0; bp_optimizer_name((bp_optimizer_type)t) != NULL; t++) {
+        int count = 0;
+        bp_optimizer_hyperparams((bp_optimizer_type)t, &count);
+        for (int i = 0; i < count; i++) {
+            bp_hyperparam h;
+            if (bp_optimizer_hyperparam((bp_optimizer_type)t, i, &h) == BP_OK &&
+                strcmp(key, h.name) == 0)
+                return 1;
+        }
+    }
     return 0;
 }
 

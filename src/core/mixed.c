@@ -12,6 +12,7 @@
 
 #include "bp_mixed.h"
 #include "api/error.h"
+#include "api/struct_size.h"
 #include "core/mixed.h"
 #include "util/size_math.h"
 
@@ -170,28 +171,36 @@ static bp_status check_scaled(const char *fn, const bp_network *net)
     return BP_OK;
 }
 
-bp_status bp_network_get_loss_scale(const bp_network *net, bp_loss_scale *out)
+void bp_loss_scale_init_sized(bp_loss_scale *ls, size_t size)
+{
+    const bp_loss_scale d = {.scale = 65536.0, .growth_tracker = 0, .skipped_steps = 0};
+    bp_struct_init(ls, size, &d, sizeof d);
+}
+
+bp_status bp_network_get_loss_scale_sized(const bp_network *net, bp_loss_scale *caller, size_t size)
 {
     const char *fn = "bp_network_get_loss_scale";
     BP_TRY(check_scaled(fn, net));
-    BP_CHECK_PTR(fn, out);
+    BP_CHECK_PTR(fn, caller);
     struct {
         double scale;
         int64_t tracker, skips;
     } got;
     _Static_assert(sizeof got == 3 * sizeof(double), "three 8-byte fields");
     BP_TRY(net->ops->download(net->ctx, &got, &net->scalars->loss_scale, sizeof got));
-    out->scale = got.scale;
-    out->growth_tracker = got.tracker;
-    out->skipped_steps = got.skips;
-    return BP_OK;
+    const bp_loss_scale out = {
+        .scale = got.scale, .growth_tracker = got.tracker, .skipped_steps = got.skips};
+    return bp_struct_fill(fn, caller, size, &out, sizeof out);
 }
 
-bp_status bp_network_set_loss_scale(bp_network *net, const bp_loss_scale *in)
+bp_status bp_network_set_loss_scale(bp_network *net, const bp_loss_scale *caller)
 {
     const char *fn = "bp_network_set_loss_scale";
     BP_TRY(check_scaled(fn, net));
-    BP_CHECK_PTR(fn, in);
+    BP_CHECK_PTR(fn, caller);
+    bp_loss_scale own, *in = &own; /* the caller's, of whatever struct_size */
+    bp_loss_scale_init(&own);
+    BP_TRY(bp_struct_read(fn, "in", &own, sizeof own, caller, caller->struct_size));
     if (!(isfinite(in->scale) && in->scale > 0.0 && (double)(float)in->scale == in->scale &&
           (float)in->scale > 0.0f))
         return bp_fail(BP_ERR_INVALID_ARGUMENT,

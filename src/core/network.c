@@ -18,18 +18,16 @@
 
 void bp_network_config_init_sized(bp_network_config *cfg, size_t size)
 {
-    bp_network_config d;
-    memset(&d, 0, sizeof d);
-    d.loss = BP_LOSS_MSE;
-    d.dtype = BP_F32;
-    d.backend = BP_BACKEND_CPU;
-    d.device = 0;
-    d.max_batch = 256;
-    d.seed = 1;
-    d.leaky_slope = 0.01;
-    d.math_mode = BP_MATH_FP32;
-    d.cuda_graphs = 1;
-    d.fused_epilogues = 1;
+    const bp_network_config d = {.loss = BP_LOSS_MSE,
+                                 .dtype = BP_F32,
+                                 .backend = BP_BACKEND_CPU,
+                                 .device = 0,
+                                 .max_batch = 256,
+                                 .seed = 1,
+                                 .leaky_slope = 0.01,
+                                 .math_mode = BP_MATH_FP32,
+                                 .cuda_graphs = 1,
+                                 .fused_epilogues = 1};
     bp_struct_init(cfg, size, &d, sizeof d);
 }
 
@@ -43,14 +41,6 @@ bp_status bp_network_config_copy(const char *fn, const bp_network_config *cfg, b
 void(bp_network_config_init)(bp_network_config *cfg)
 {
     bp_network_config_init_sized(cfg, sizeof *cfg);
-}
-
-void bp_sgd_init(bp_sgd *opt)
-{
-    if (opt == NULL)
-        return;
-    memset(opt, 0, sizeof *opt);
-    opt->lr = 0.01;
 }
 
 size_t bp_network_target_row_bytes(const bp_network *net)
@@ -100,8 +90,8 @@ static bp_status validate_config(const bp_network_config *cfg, bp_precision *pre
     for (int l = 0; l < cfg->n_layers; l++) {
         if (!is_activation((int)cfg->activations[l]))
             return bp_fail(BP_ERR_INVALID_ARGUMENT,
-                           "%s: activations[%d] = %d is not a bp_activation", fn, l,
-                           (int)cfg->activations[l]);
+                           "%s: activations[%d] (layer %d) = %d is not a bp_activation", fn, l,
+                           l + 1, (int)cfg->activations[l]);
     }
     bp_activation last = cfg->activations[cfg->n_layers - 1];
     int n_out = cfg->sizes[cfg->n_layers];
@@ -298,18 +288,22 @@ bp_status bp_network_create(const bp_network_config *user_cfg, bp_network **out)
     int L = cfg->n_layers;
     memcpy(net->sizes, cfg->sizes, sizeof(int) * (size_t)(L + 1));
     memcpy(net->activations, cfg->activations, sizeof(bp_activation) * (size_t)L);
-    net->desc.n_layers = L;
-    net->desc.sizes = net->sizes;
-    net->desc.activations = net->activations;
-    net->desc.loss = cfg->loss;
-    net->desc.dtype = cfg->dtype;
-    net->desc.backend = cfg->backend;
-    net->desc.device = cfg->device;
-    net->desc.max_batch = cfg->max_batch;
-    net->desc.seed = cfg->seed;
-    net->desc.leaky_slope = cfg->leaky_slope;
-    net->desc.math_mode = cfg->math_mode;
-    net->desc.precision = precision;
+    /* The configuration as created (n_params comes with the layout). */
+    net->desc = (bp_network_desc){.struct_size = sizeof(bp_network_desc),
+                                  .n_layers = L,
+                                  .sizes = net->sizes,
+                                  .activations = net->activations,
+                                  .loss = cfg->loss,
+                                  .dtype = cfg->dtype,
+                                  .backend = cfg->backend,
+                                  .max_batch = cfg->max_batch,
+                                  .seed = cfg->seed,
+                                  .leaky_slope = cfg->leaky_slope,
+                                  .device = cfg->device,
+                                  .math_mode = cfg->math_mode,
+                                  .cuda_graphs = cfg->cuda_graphs,
+                                  .fused_epilogues = cfg->fused_epilogues,
+                                  .precision = precision};
     net->esize = bp_dtype_size(cfg->dtype);
     net->ops = ops;
 
@@ -352,12 +346,11 @@ void bp_network_free(bp_network *net)
     free(net);
 }
 
-bp_status bp_network_describe(const bp_network *net, bp_network_desc *out)
+bp_status bp_network_describe_sized(const bp_network *net, bp_network_desc *out, size_t size)
 {
     BP_CHECK_PTR("bp_network_describe", net);
     BP_CHECK_PTR("bp_network_describe", out);
-    *out = net->desc;
-    return BP_OK;
+    return bp_struct_fill("bp_network_describe", out, size, &net->desc, sizeof net->desc);
 }
 
 /* Copies a layer's weight and bias slices of a parameter-layout buffer. */
@@ -386,7 +379,7 @@ bp_status bp_network_get_gradients(const bp_network *net, int layer, void *dweig
     if (net->last_backward_batch == 0)
         return bp_fail(BP_ERR_INVALID_ARGUMENT,
                        "bp_network_get_gradients: no gradients yet (call bp_network_gradients "
-                       "or bp_network_train_step first)");
+                       "or bp_network_step first)");
     return read_slices(net, net->grads, layer, dweight, dbias);
 }
 

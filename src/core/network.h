@@ -3,6 +3,7 @@
 #define BP_NETWORK_H
 
 #include "backend/backend.h"
+#include "core/optimizer.h"
 #include "backprop.h"
 #include "util/real.h"
 #include "step_scalars.h"
@@ -22,12 +23,15 @@ struct bp_network {
      * in the same layout. */
     void *params;
     void *grads;
-    /* The optimizer (src/core/optimizer.c): its description, its state (slot 0
-     * SGD momentum_buffer or Adam exp_avg, 1 exp_avg_sq, 2 max_exp_avg_sq;
-     * NULL until an optimizer needs it) and the lr last written to
-     * scalars->lr. */
+    /* The optimizer (src/core/optimizer.c): its description, the update
+     * rule made from it (bp_optimizer_rule), its state buffers by slot (the
+     * tables of src/core/optimizers.c say which state a slot holds; NULL
+     * until an optimizer needs it), the slots it uses (bit s: slot s) and
+     * the lr last written to scalars->lr. */
     bp_optimizer opt;
-    void *opt_state[3];
+    bp_update_rule rule;
+    void *opt_state[BP_OPT_SLOTS];
+    unsigned opt_slots;
     double *opt_scratch; /* BP_CLIP_PARTS device doubles for the clipping norm */
     double lr_on_device;
     /* Element offsets of W^l and b^l (index l-1), each 16-byte aligned,
@@ -63,7 +67,7 @@ struct bp_network {
         int used;   /* a step of this key ran: eagerly (exec NULL: record the next) or recorded */
         void *exec; /* the backend's replayable graph, NULL if none */
         int batch;
-        bp_optimizer opt;          /* the optimizer recorded (its lr is read on the device) */
+        bp_update_rule rule;       /* the rule recorded (the lr is read on the device) */
         const void *x, *y, *order; /* the addresses the graph reads */
         unsigned char z_skipped[BP_MAX_LAYERS + 1]; /* the layer state a replay leaves */
     } graphs[2];

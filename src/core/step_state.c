@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "api/error.h"
+#include "api/struct_size.h"
 #include "core/mixed.h"
 #include "core/network.h"
 #include "parallel/comm.h"
@@ -62,14 +63,16 @@ static bp_status reset_sums(bp_network *net, int bad)
     return BP_OK;
 }
 
-bp_status bp_network_read_metrics(bp_network *net, bp_train_metrics *out)
+bp_status bp_network_read_metrics_sized(bp_network *net, bp_train_metrics *caller, size_t size)
 {
     const char *fn = "bp_network_read_metrics";
     BP_CHECK_PTR(fn, net);
-    BP_CHECK_PTR(fn, out);
+    BP_CHECK_PTR(fn, caller);
     bp_step_scalars s;
     BP_TRY(bp_dist_sync(net)); /* data-parallel: bounded, a dead rank is an error */
     BP_TRY(net->ops->download(net->ctx, &s, net->scalars, sizeof s));
+    bp_train_metrics m, *out = &m; /* filled, then the caller's fields of it */
+    memset(out, 0, sizeof *out);
     out->loss_sum = s.loss_sum;
     out->samples = s.samples;
     out->correct = s.correct;
@@ -79,6 +82,7 @@ bp_status bp_network_read_metrics(bp_network *net, bp_train_metrics *out)
     out->steps = (long long)(s.steps_seen - net->steps_read);
     out->bad_step = (long long)s.bad_step;
     net->steps_read = s.steps_seen;
+    BP_TRY(bp_struct_fill(fn, caller, size, &m, sizeof m));
     BP_TRY(reset_sums(net, s.bad_step != 0));
     if (s.scaler_error != 0) /* 16-mixed's loss scale (mixed.c) */
         return bp_mixed_scaler_failure(fn, s.scaler_error, s.loss_scale);

@@ -355,24 +355,6 @@ bp_status bp_backward_pass(bp_network *net, int B)
     return net->mixed ? backward_mixed(net, B, NULL) : backward_layers(net, B, 0, 0, NULL);
 }
 
-/* The SGD of the bp_sgd convenience calls (NULL: bp_sgd_init's), as the
- * network's optimizer: the momentum stays when the optimizer already was
- * SGD, and so does the clipping. */
-static bp_status set_sgd(const char *fn, bp_network *net, const bp_sgd *opt)
-{
-    bp_sgd defaults;
-    BP_DEFAULTS_IF_NULL(opt, defaults, bp_sgd_init);
-    bp_optimizer o;
-    bp_optimizer_init(&o, BP_OPTIMIZER_SGD);
-    o.lr = opt->lr;
-    o.momentum = opt->momentum;
-    o.dampening = opt->dampening;
-    o.weight_decay = opt->weight_decay;
-    o.nesterov = opt->nesterov;
-    o.clip_grad_norm = net->opt.clip_grad_norm;
-    return bp_optimizer_set(fn, net, &o);
-}
-
 /* The operations of one step on the device, in order, with nothing read
  * back: (the epoch's rows,) forward, output delta and metrics, backward,
  * then with an optimizer the guard on the gradients and the update. The
@@ -511,18 +493,6 @@ bp_status bp_network_gradients(bp_network *net, const void *x, const void *targe
     return step_loaded(fn, net, batch, 0, loss);
 }
 
-bp_status bp_network_train_step(bp_network *net, const void *x, const void *targets, int batch,
-                                const bp_sgd *opt, double *loss)
-{
-    const char *fn = "bp_network_train_step";
-    BP_TRY(bp_network_check_batch(fn, net, batch));
-    BP_CHECK_PTR(fn, x);
-    BP_CHECK_PTR(fn, targets);
-    BP_TRY(set_sgd(fn, net, opt));
-    BP_TRY(bp_batch_load_host(fn, net, x, targets, batch));
-    return step_loaded(fn, net, batch, 1, loss);
-}
-
 bp_status bp_network_forward_buffer(bp_network *net, const bp_buffer *x, const int32_t *rows,
                                     int batch, bp_buffer *out)
 {
@@ -545,19 +515,6 @@ bp_status bp_network_gradients_buffer(bp_network *net, const bp_buffer *x, const
     BP_CHECK_PTR(fn, targets);
     BP_TRY(bp_batch_load_buffers(fn, net, x, targets, rows, batch));
     return step_loaded(fn, net, batch, 0, loss);
-}
-
-bp_status bp_network_train_step_buffer(bp_network *net, const bp_buffer *x,
-                                       const bp_buffer *targets, const int32_t *rows, int batch,
-                                       const bp_sgd *opt, double *loss)
-{
-    const char *fn = "bp_network_train_step_buffer";
-    BP_TRY(bp_network_check_batch(fn, net, batch));
-    BP_CHECK_PTR(fn, x);
-    BP_CHECK_PTR(fn, targets);
-    BP_TRY(set_sgd(fn, net, opt));
-    BP_TRY(bp_batch_load_buffers(fn, net, x, targets, rows, batch));
-    return step_loaded(fn, net, batch, 1, loss);
 }
 
 bp_status bp_network_step(bp_network *net, const void *x, const void *targets, int batch,
@@ -611,23 +568,14 @@ bp_status bp_network_set_epoch(bp_network *net, const bp_buffer *x, const bp_buf
     return BP_OK;
 }
 
-/* Whether two optimizers differ only in the learning rate, which a
- * recorded step reads on the device: the rest is part of the graph. */
-static int same_rule(const bp_optimizer *a, const bp_optimizer *b)
-{
-    return a->type == b->type && a->weight_decay == b->weight_decay &&
-           a->momentum == b->momentum && a->dampening == b->dampening &&
-           a->nesterov == b->nesterov && a->amsgrad == b->amsgrad && a->beta1 == b->beta1 &&
-           a->beta2 == b->beta2 && a->eps == b->eps && a->clip_grad_norm == b->clip_grad_norm;
-}
-
-/* The slot of this batch size and optimizer: a step recorded, or run
+/* The slot of this batch size and update rule (everything but the lr,
+ * which a recorded step reads on the device): a step recorded, or run
  * eagerly once (exec NULL); NULL if none. */
 static struct bp_step_graph *find_graph(bp_network *net, int batch)
 {
     for (int i = 0; i < 2; i++) {
         struct bp_step_graph *g = &net->graphs[i];
-        if (g->used && g->batch == batch && same_rule(&g->opt, &net->opt) &&
+        if (g->used && g->batch == batch && !memcmp(&g->rule, &net->rule, sizeof g->rule) &&
             g->x == net->epoch_x->ptr && g->y == net->epoch_y->ptr && g->order == net->order)
             return g;
     }
@@ -645,7 +593,7 @@ static struct bp_step_graph *claim_graph(bp_network *net, int batch)
     g->exec = NULL;
     g->used = 1;
     g->batch = batch;
-    g->opt = net->opt;
+    g->rule = net->rule;
     g->x = net->epoch_x->ptr;
     g->y = net->epoch_y->ptr;
     g->order = net->order;
@@ -711,14 +659,6 @@ static bp_status epoch_step(const char *fn, bp_network *net, int batch, double *
         BP_TRY(issue_step(net, batch, 1, 1));
     net->epoch_next += (size_t)batch;
     return finish_step(fn, net, 1, loss);
-}
-
-bp_status bp_network_train_epoch_step(bp_network *net, int batch, const bp_sgd *opt, double *loss)
-{
-    const char *fn = "bp_network_train_epoch_step";
-    BP_TRY(bp_network_check_batch(fn, net, batch));
-    BP_TRY(set_sgd(fn, net, opt));
-    return epoch_step(fn, net, batch, loss);
 }
 
 bp_status bp_network_epoch_step(bp_network *net, int batch, double *loss)

@@ -439,16 +439,10 @@ static bp_status parse_stream(bp_reader *f, csv_state *s)
 
 bp_status bp_dataset_load_csv(const char *path, const bp_dataset_options *opt, bp_dataset **out)
 {
-    const char *fn = "bp_dataset_load_csv";
-    BP_CHECK_PTR(fn, path);
-    BP_CHECK_PTR(fn, out);
-    *out = NULL;
-    bp_dataset_options defaults;
-    BP_DEFAULTS_IF_NULL(opt, defaults, bp_dataset_options_init);
-    BP_TRY(bp_dataset_check_options(fn, opt));
+    bp_dataset_options o;
     bp_reader *f = NULL;
-    BP_TRY(bp_io_open(path, &f));
-    bp_status st = bp_dataset_read_csv(f, opt, out);
+    BP_TRY(bp_dataset_open("bp_dataset_load_csv", path, opt, out, &o, &f));
+    bp_status st = bp_dataset_read_csv(f, &o, out);
     bp_io_close(f);
     return st;
 }

@@ -6,24 +6,23 @@
 #include <unistd.h>
 
 #include "api/error.h"
+#include "api/struct_size.h"
 #include "util/size_math.h"
 #include "data/class_names.h"
 #include "data/dataset.h"
 #include "sys/read.h"
 
-void bp_dataset_options_init(bp_dataset_options *opt)
+void bp_dataset_options_init_sized(bp_dataset_options *opt, size_t size)
 {
-    if (opt == NULL)
-        return;
-    opt->dtype = BP_F32;
-    opt->label_column = -1;
-    opt->n_targets = 0;
-    opt->header = -1;
-    opt->unlabeled = 0;
-    opt->delimiter = ',';
-    opt->class_names = NULL;
-    opt->n_class_names = 0;
-    opt->n_features = 0;
+    const bp_dataset_options d = {.dtype = BP_F32,
+                                  .label_column = -1,
+                                  .n_targets = 0,
+                                  .header = -1,
+                                  .unlabeled = 0,
+                                  .delimiter = ',',
+                                  .class_names = NULL,
+                                  .n_class_names = 0};
+    bp_struct_init(opt, size, &d, sizeof d);
 }
 
 bp_status bp_dataset_check_options(const char *fn, const bp_dataset_options *opt)
@@ -59,6 +58,19 @@ bp_status bp_dataset_check_options(const char *fn, const bp_dataset_options *opt
     return BP_OK;
 }
 
+/* The description a data set hands out, of its own arrays. */
+static void describe(bp_dataset *ds, int n, int n_features, int n_targets, bp_dtype dtype)
+{
+    ds->desc.n_samples = n;
+    ds->desc.n_features = n_features;
+    ds->desc.n_targets = n_targets;
+    ds->desc.dtype = dtype;
+    ds->desc.label_column = -1;
+    ds->desc.x = ds->x;
+    ds->desc.labels = ds->labels;
+    ds->desc.targets = ds->targets;
+}
+
 bp_status bp_dataset_alloc(const char *what, int n, int n_features, int n_targets, bp_dtype dtype,
                            bp_dataset **out)
 {
@@ -81,14 +93,7 @@ bp_status bp_dataset_alloc(const char *what, int n, int n_features, int n_target
         return bp_fail(BP_ERR_OUT_OF_MEMORY, "%s: no memory for %zu bytes of samples", what,
                        xb + yb);
     }
-    ds->desc.n_samples = n;
-    ds->desc.n_features = n_features;
-    ds->desc.n_targets = n_targets;
-    ds->desc.dtype = dtype;
-    ds->desc.label_column = -1;
-    ds->desc.x = ds->x;
-    ds->desc.labels = ds->labels;
-    ds->desc.targets = ds->targets;
+    describe(ds, n, n_features, n_targets, dtype);
     *out = ds;
     return BP_OK;
 }
@@ -127,18 +132,33 @@ void bp_dataset_free(bp_dataset *ds)
     free(ds);
 }
 
-bp_status bp_dataset_describe(const bp_dataset *ds, bp_dataset_desc *out)
+bp_status bp_dataset_describe_sized(const bp_dataset *ds, bp_dataset_desc *out, size_t size)
 {
     BP_CHECK_PTR("bp_dataset_describe", ds);
     BP_CHECK_PTR("bp_dataset_describe", out);
-    *out = ds->desc;
-    return BP_OK;
+    return bp_struct_fill("bp_dataset_describe", out, size, &ds->desc, sizeof ds->desc);
+}
+
+bp_status bp_dataset_open(const char *fn, const char *path, const bp_dataset_options *opt,
+                          bp_dataset **out, bp_dataset_options *o, bp_reader **f)
+{
+    BP_CHECK_PTR(fn, path);
+    BP_CHECK_PTR(fn, out);
+    *out = NULL;
+    bp_dataset_options_init(o);
+    if (opt != NULL)
+        BP_TRY(bp_struct_read(fn, "opt", o, sizeof *o, opt, opt->struct_size));
+    BP_TRY(bp_dataset_check_options(fn, o));
+    return bp_io_open(path, f);
 }
 
 /* bp_dataset_create's and bp_dataset_wrap's checks of the caller's arrays. */
 static bp_status check_arrays(const char *fn, int n, int n_features, int n_targets, bp_dtype dtype,
-                              const void *x, const int32_t *labels, const void *targets)
+                              const void *x, const int32_t *labels, const void *targets,
+                              bp_dataset **out)
 {
+    BP_CHECK_PTR(fn, out);
+    *out = NULL;
     BP_CHECK_PTR(fn, x);
     if (n < 1)
         return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: n %d must be >= 1", fn, n);
@@ -166,9 +186,7 @@ bp_status bp_dataset_create(int n, int n_features, int n_targets, bp_dtype dtype
                             const int32_t *labels, const void *targets, bp_dataset **out)
 {
     const char *fn = "bp_dataset_create";
-    BP_CHECK_PTR(fn, out);
-    *out = NULL;
-    BP_TRY(check_arrays(fn, n, n_features, n_targets, dtype, x, labels, targets));
+    BP_TRY(check_arrays(fn, n, n_features, n_targets, dtype, x, labels, targets, out));
     bp_dataset *ds = NULL;
     BP_TRY(bp_dataset_alloc(fn, n, n_features, n_targets, dtype, &ds));
     size_t es = bp_dtype_size(dtype);
@@ -186,9 +204,7 @@ bp_status bp_dataset_wrap(int n, int n_features, int n_targets, bp_dtype dtype, 
                           const int32_t *labels, const void *targets, bp_dataset **out)
 {
     const char *fn = "bp_dataset_wrap";
-    BP_CHECK_PTR(fn, out);
-    *out = NULL;
-    BP_TRY(check_arrays(fn, n, n_features, n_targets, dtype, x, labels, targets));
+    BP_TRY(check_arrays(fn, n, n_features, n_targets, dtype, x, labels, targets, out));
     bp_dataset *ds = calloc(1, sizeof *ds);
     if (ds == NULL)
         return bp_fail(BP_ERR_OUT_OF_MEMORY, "%s: no memory", fn);
@@ -196,13 +212,7 @@ bp_status bp_dataset_wrap(int n, int n_features, int n_targets, bp_dtype dtype, 
     ds->x = (void *)x; /* never written: the struct's fields serve both kinds */
     ds->labels = n_targets == 0 ? (int32_t *)labels : NULL;
     ds->targets = n_targets > 0 ? (void *)targets : NULL;
-    ds->desc.n_samples = n;
-    ds->desc.n_features = n_features;
-    ds->desc.n_targets = n_targets;
-    ds->desc.dtype = dtype;
-    ds->desc.x = ds->x;
-    ds->desc.labels = ds->labels;
-    ds->desc.targets = ds->targets;
+    describe(ds, n, n_features, n_targets, dtype);
     bp_dataset_count_classes(ds);
     *out = ds;
     return BP_OK;
@@ -232,17 +242,12 @@ static bp_status labels_path_for(const char *images, char **out)
 
 bp_status bp_dataset_load(const char *path, const bp_dataset_options *opt, bp_dataset **out)
 {
-    const char *fn = "bp_dataset_load";
-    BP_CHECK_PTR(fn, path);
-    BP_CHECK_PTR(fn, out);
-    *out = NULL;
-    bp_dataset_options defaults;
-    BP_DEFAULTS_IF_NULL(opt, defaults, bp_dataset_options_init);
-    BP_TRY(bp_dataset_check_options(fn, opt));
     /* The file is opened once and only peeked at here (decompressed when
      * gzip), so a pipe or FIFO is read by the loader from its first byte. */
+    bp_dataset_options o;
     bp_reader *f = NULL;
-    BP_TRY(bp_io_open(path, &f));
+    BP_TRY(bp_dataset_open("bp_dataset_load", path, opt, out, &o, &f));
+    opt = &o;
     const unsigned char *head = NULL;
     size_t avail = 0;
     bp_status st = bp_io_peek(f, 4, &head, &avail);

@@ -28,6 +28,11 @@ bp_status bp_dataset_read_idx(bp_reader *images, const char *labels_path,
 bp_status bp_dataset_read_csv(bp_reader *f, const bp_dataset_options *opt, bp_dataset **out);
 
 bp_status bp_dataset_check_options(const char *fn, const bp_dataset_options *opt);
+/* What every loader starts with: out cleared; the caller's options (NULL:
+ * the defaults; of whatever struct_size) as this library's struct *o,
+ * checked; path opened (messages start with fn). */
+bp_status bp_dataset_open(const char *fn, const char *path, const bp_dataset_options *opt,
+                          bp_dataset **out, bp_dataset_options *o, bp_reader **f);
 /* BP_ERR_FORMAT when opt->n_features asks for another count than the
  * file's first row or header shows. */
 bp_status bp_dataset_check_features(const char *path, const bp_dataset_options *opt,

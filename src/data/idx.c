@@ -108,17 +108,11 @@ static bp_status read_body(bp_reader *f, const char *role, size_t count, int lab
 bp_status bp_dataset_load_idx(const char *images_path, const char *labels_path,
                               const bp_dataset_options *opt, bp_dataset **out)
 {
-    const char *fn = "bp_dataset_load_idx";
-    BP_CHECK_PTR(fn, images_path);
-    BP_CHECK_PTR(fn, labels_path);
-    BP_CHECK_PTR(fn, out);
-    *out = NULL;
-    bp_dataset_options defaults;
-    BP_DEFAULTS_IF_NULL(opt, defaults, bp_dataset_options_init);
-    BP_TRY(bp_dataset_check_options(fn, opt));
+    BP_CHECK_PTR("bp_dataset_load_idx", labels_path);
+    bp_dataset_options o;
     bp_reader *fi = NULL;
-    BP_TRY(bp_io_open(images_path, &fi));
-    bp_status st = bp_dataset_read_idx(fi, labels_path, opt, out);
+    BP_TRY(bp_dataset_open("bp_dataset_load_idx", images_path, opt, out, &o, &fi));
+    bp_status st = bp_dataset_read_idx(fi, labels_path, &o, out);
     bp_io_close(fi);
     return st;
 }

@@ -1,15 +1,16 @@
 /*
- * checkpoint.c — saving and restoring a training run: the model file of
- * bp_model_save plus the optimizer's state tensors and, in __metadata__,
- * the optimizer's type, hyperparameters and step count and the training
- * loop's position (include/backprop.h, "Checkpoints").
+ * checkpoint.c — saving and restoring a training run: a model file
+ * (src/format/model.c) plus the optimizer's state tensors and, in
+ * __metadata__, the optimizer's type, hyperparameters and step count and the
+ * training loop's position (include/backprop.h, "Checkpoints").
  *
- * Saving goes through the model writer (src/format/safetensors.c), so a
- * checkpoint is written atomically and is a model file too. Loading checks
- * the whole file with the model loader (bp_model_load_params: sizes,
- * offsets, packing, the optimizer tensors' shapes) and reads this file's
- * own part, the metadata and the state tensors, with the same distrust;
- * the network changes only once everything has been read.
+ * A checkpoint is opened once (bp_checkpoint_open): the safetensors reader
+ * checks the whole header, this file reads the metadata, and the tensors
+ * are read from that same open file when it is restored into a network,
+ * which changes only once everything has been read. The optimizer's
+ * hyperparameters and states come from its table (src/core/optimizers.c);
+ * the run's position is one table of fields below, written, read and
+ * checked alike in both directions.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -23,27 +24,24 @@
 
 #include "bp_mixed.h"
 #include "api/error.h"
-#include "format/json.h"
-#include "format/safetensors.h"
+#include "api/struct_size.h"
 #include "core/network.h"
 #include "core/optimizer.h"
-#include "api/struct_size.h"
+#include "format/checkpoint.h"
+#include "format/model.h"
 #include "sys/c_locale.h"
-#include "sys/read.h"
 
 #define CHECKPOINT_VERSION "1"
-#define HEADER_MAX ((uint64_t)100 << 20)
 
-static const bp_optimizer_state kStates[] = {BP_STATE_MOMENTUM_BUFFER, BP_STATE_EXP_AVG,
-                                             BP_STATE_EXP_AVG_SQ, BP_STATE_MAX_EXP_AVG_SQ};
-#define N_STATES 4
-
-/* The buffer slot of a state (src/core/optimizer.c: exp_avg and momentum_buffer
- * share slot 0). */
-static int slot_of(bp_optimizer_state s)
-{
-    return s == BP_STATE_EXP_AVG_SQ ? 1 : s == BP_STATE_MAX_EXP_AVG_SQ ? 2 : 0;
-}
+struct bp_checkpoint {
+    bp_st_file st; /* open until bp_checkpoint_close */
+    bp_model_desc model;
+    bp_optimizer opt;
+    int64_t step;
+    bp_checkpoint_info info;
+    int has_scale;       /* a 16-mixed run's loss scale (src/core/mixed.c): */
+    bp_loss_scale scale; /* restored into a 16-mixed network */
+};
 
 void bp_checkpoint_info_init_sized(bp_checkpoint_info *info, size_t size)
 {
@@ -52,131 +50,191 @@ void bp_checkpoint_info_init_sized(bp_checkpoint_info *info, size_t size)
     bp_struct_init(info, size, &d, sizeof d);
 }
 
-/* The counters of a checkpoint, in both directions (saving and loading):
- * the loop's position and the batch are ints to their users (0..INT32_MAX),
- * the optimizer's step count at most BP_MAX_OPTIMIZER_STEP. Writes the
- * first counter out of range into why ("" when all are fine). */
-static void check_counters(const bp_checkpoint_info *in, int64_t step, char *why, size_t size)
+/* ---- the run's position: one table for writing, reading and checking ---------- */
+
+typedef enum field_kind { F_I64, F_U64, F_REAL } field_kind;
+
+static const struct info_field {
+    const char *key;
+    field_kind kind;
+    size_t offset;
+} kInfo[] = {
+    {"epoch", F_I64, offsetof(bp_checkpoint_info, epoch)},
+    {"step_in_epoch", F_I64, offsetof(bp_checkpoint_info, step_in_epoch)},
+    {"total_epochs", F_I64, offsetof(bp_checkpoint_info, total_epochs)},
+    {"batch", F_I64, offsetof(bp_checkpoint_info, batch)},
+    {"shuffle_seed", F_U64, offsetof(bp_checkpoint_info, shuffle_seed)},
+    {"shuffle_state", F_U64, offsetof(bp_checkpoint_info, shuffle_state)},
+    {"schedule_step", F_I64, offsetof(bp_checkpoint_info, schedule_step)},
+    {"base_lr", F_REAL, offsetof(bp_checkpoint_info, base_lr)},
+};
+#define N_INFO ((int)(sizeof kInfo / sizeof kInfo[0]))
+
+static void *field_of(const bp_checkpoint_info *in, int i) { return (char *)in + kInfo[i].offset; }
+
+/* What is wrong with a position and an optimizer step count (written to
+ * why), or 0 when nothing is: the one check of bp_checkpoint_save's input
+ * and of a file's metadata. The loop's position and the batch are ints to
+ * their users (0..INT32_MAX); the step count is at most
+ * BP_MAX_OPTIMIZER_STEP (exact in the double of the bias corrections). */
+static int info_problem(const bp_checkpoint_info *in, int64_t step, char *why, size_t size)
 {
-    const struct {
-        const char *name;
-        int64_t value, max;
-    } c[] = {{"step", step, BP_MAX_OPTIMIZER_STEP},
-             {"epoch", in->epoch, INT32_MAX},
-             {"step_in_epoch", in->step_in_epoch, INT32_MAX},
-             {"total_epochs", in->total_epochs, INT32_MAX},
-             {"batch", in->batch, INT32_MAX},
-             {"schedule_step", in->schedule_step, INT32_MAX}};
-    why[0] = '\0';
-    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++)
-        if (c[i].value < 0 || c[i].value > c[i].max) {
-            snprintf(why, size, "%s %lld is out of range (0..%lld)", c[i].name,
-                     (long long)c[i].value, (long long)c[i].max);
-            return;
-        }
+    if (step < 0 || step > BP_MAX_OPTIMIZER_STEP)
+        return snprintf(why, size, "step %" PRId64 " is out of range (0..%" PRId64 ")", step,
+                        (int64_t)BP_MAX_OPTIMIZER_STEP),
+               1;
+    for (int i = 0; i < N_INFO; i++) {
+        int64_t v = 0;
+        double r = 0;
+        if (kInfo[i].kind == F_I64 && (memcpy(&v, field_of(in, i), sizeof v), v < 0))
+            return snprintf(why, size, "%s %" PRId64 " must be >= 0", kInfo[i].key, v), 1;
+        if (kInfo[i].kind == F_I64 && v > INT32_MAX)
+            return snprintf(why, size, "%s %" PRId64 " is out of range (0..%d)", kInfo[i].key, v,
+                            INT32_MAX),
+                   1;
+        if (kInfo[i].kind == F_REAL && (memcpy(&r, field_of(in, i), sizeof r), !(r >= 0.0)))
+            return snprintf(why, size, "%s %g must be finite and >= 0", kInfo[i].key, r), 1;
+        if (kInfo[i].kind == F_REAL && isinf(r))
+            return snprintf(why, size, "%s %g must be finite and >= 0", kInfo[i].key, r), 1;
+    }
+    /* The schedule's name goes into JSON: plain characters, NUL-terminated. */
+    size_t n = strnlen(in->schedule, sizeof in->schedule);
+    if (n == sizeof in->schedule)
+        return snprintf(why, size, "schedule is not NUL-terminated"), 1;
+    for (size_t k = 0; k < n; k++) {
+        char c = in->schedule[k];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.'))
+            return snprintf(why, size,
+                            "schedule may hold letters, digits, '_', '-' and '.' only (the "
+                            "schedule's name goes into JSON and is printed)"),
+                   1;
+    }
+    return 0;
 }
 
-/* A schedule's name, in both directions: plain characters only (it goes
- * into JSON, and comes back to be printed). */
-static int schedule_name_ok(const char *name)
+/* ---- saving ------------------------------------------------------------------ */
+
+/* Appends ,"key":"value" to a metadata buffer (in the C locale: uselocale). */
+static int add_meta(char *out, size_t size, size_t *len, const char *key, const char *fmt, ...)
+    BP_PRINTF(5, 6);
+static int add_meta(char *out, size_t size, size_t *len, const char *key, const char *fmt, ...)
 {
-    for (const char *p = name; *p != '\0'; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '_' || *p == '-' || *p == '.'))
-            return 0;
-    return 1;
+    int n = snprintf(out + *len, size - *len, ",\"%s\":\"", key);
+    if (n < 0 || (size_t)n >= size - *len)
+        return -1;
+    *len += (size_t)n;
+    va_list ap;
+    va_start(ap, fmt);
+    n = vsnprintf(out + *len, size - *len, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n + 1 >= size - *len)
+        return -1;
+    *len += (size_t)n;
+    out[(*len)++] = '"';
+    out[*len] = '\0';
+    return 0;
 }
 
-/* ---- saving --------------------------------------------------------------- */
-
-static bp_status metadata_text(const bp_network *net, const bp_checkpoint_info *in, int64_t step,
-                               const char *run, char *out, size_t size)
+/* The checkpoint's metadata members: version, optimizer (its table's
+ * hyperparameters), step and position. Returns -1 when out is too small. */
+static int metadata_text(const bp_optimizer *o, int64_t step, const bp_checkpoint_info *in,
+                         char *out, size_t size)
 {
-    const bp_optimizer *o = &net->opt;
-    char schedule[sizeof in->schedule];
-    size_t k = 0;
-    for (; k < sizeof in->schedule && in->schedule[k] != '\0'; k++)
-        schedule[k] = in->schedule[k];
-    if (k == sizeof schedule)
-        return bp_fail(BP_ERR_INVALID_ARGUMENT,
-                       "bp_checkpoint_save: info->schedule is not NUL-terminated");
-    schedule[k] = '\0';
-    if (!schedule_name_ok(schedule))
-        return bp_fail(BP_ERR_INVALID_ARGUMENT,
-                       "bp_checkpoint_save: info->schedule may hold letters, digits, '_', '-' "
-                       "and '.' only");
-    locale_t c_locale = (locale_t)0;
-    BP_TRY(bp_c_locale_new("bp_checkpoint_save", &c_locale));
-    locale_t old = uselocale(c_locale);
-    int n = snprintf(
-        out, size,
-        ",\"checkpoint_version\":\"" CHECKPOINT_VERSION "\",\"optimizer\":\"%s\","
-        "\"lr\":\"%.17g\",\"weight_decay\":\"%.17g\",\"momentum\":\"%.17g\","
-        "\"dampening\":\"%.17g\",\"nesterov\":\"%d\",\"amsgrad\":\"%d\",\"beta1\":\"%.17g\","
-        "\"beta2\":\"%.17g\",\"eps\":\"%.17g\",\"clip_grad_norm\":\"%.17g\","
-        "\"step\":\"%" PRId64 "\",\"epoch\":\"%" PRId64 "\",\"step_in_epoch\":\"%" PRId64 "\","
-        "\"total_epochs\":\"%" PRId64 "\",\"batch\":\"%" PRId64 "\",\"shuffle_seed\":\"%" PRIu64 "\","
-        "\"shuffle_state\":\"%" PRIu64 "\",\"schedule\":\"%s\",\"schedule_step\":\"%" PRId64 "\","
-        "\"base_lr\":\"%.17g\"",
-        bp_optimizer_name(o->type), o->lr, o->weight_decay, o->momentum, o->dampening, o->nesterov,
-        o->amsgrad, o->beta1, o->beta2, o->eps, o->clip_grad_norm, step, in->epoch,
-        in->step_in_epoch, in->total_epochs, in->batch, in->shuffle_seed, in->shuffle_state,
-        schedule, in->schedule_step, in->base_lr);
-    uselocale(old);
-    freelocale(c_locale);
-    if (n >= 0 && (size_t)n < size && run != NULL) /* the trainer's state (run_state.c) */
-        n += snprintf(out + n, size - (size_t)n, ",\"trainer\":\"%s\"", run);
-    if (n < 0 || (size_t)n >= size)
-        return bp_fail(BP_ERR_OUT_OF_MEMORY, "bp_checkpoint_save: metadata too long");
-    return BP_OK;
+    size_t len = 0;
+    int bad = add_meta(out, size, &len, "checkpoint_version", CHECKPOINT_VERSION);
+    bad |= add_meta(out, size, &len, "optimizer", "%s", bp_optimizer_name(o->type));
+    const bp_optimizer_kind *k = bp_optimizer_kind_of(o->type);
+    for (int i = 0; i < k->n_hp; i++)
+        bad |= k->hp[i].pub.kind == BP_HYPERPARAM_SWITCH
+                   ? add_meta(out, size, &len, k->hp[i].pub.name, "%d", (int)bp_hp_get(o, &k->hp[i]))
+                   : add_meta(out, size, &len, k->hp[i].pub.name, "%.17g", bp_hp_get(o, &k->hp[i]));
+    bad |= add_meta(out, size, &len, "step", "%" PRId64, step);
+    for (int i = 0; i < N_INFO; i++) {
+        int64_t v;
+        uint64_t u;
+        double r;
+        if (kInfo[i].kind == F_I64)
+            memcpy(&v, field_of(in, i), sizeof v),
+                bad |= add_meta(out, size, &len, kInfo[i].key, "%" PRId64, v);
+        else if (kInfo[i].kind == F_U64)
+            memcpy(&u, field_of(in, i), sizeof u),
+                bad |= add_meta(out, size, &len, kInfo[i].key, "%" PRIu64, u);
+        else
+            memcpy(&r, field_of(in, i), sizeof r),
+                bad |= add_meta(out, size, &len, kInfo[i].key, "%.17g", r);
+    }
+    bad |= add_meta(out, size, &len, "schedule", "%s", in->schedule);
+    return bad ? -1 : 0;
 }
 
-/* A mixed precision and, in 16-mixed, the loss scale (src/core/mixed.c),
- * appended to the metadata at out: keys "precision", "loss_scale",
- * "loss_scale_growth_tracker" and "loss_scale_skipped_steps" (nothing for
- * 64-true and 32-true, whose checkpoints stay as they were). */
+/* A mixed precision and, in 16-mixed, the loss scale (src/core/mixed.c):
+ * keys "precision", "loss_scale", "loss_scale_growth_tracker" and
+ * "loss_scale_skipped_steps" (nothing for 64-true and 32-true, whose
+ * checkpoints stay as they were). In the C locale, as metadata_text. */
 static bp_status precision_text(const bp_network *net, char *out, size_t size)
 {
     if (!net->mixed)
         return BP_OK;
-    bp_loss_scale ls = {0.0, 0, 0};
-    if (net->scaled)
+    size_t len = strlen(out);
+    int bad = add_meta(out, size, &len, "precision", "%s", bp_precision_name(net->desc.precision));
+    if (net->scaled) {
+        bp_loss_scale ls;
         BP_TRY(bp_network_get_loss_scale(net, &ls));
-    locale_t c_locale = (locale_t)0;
-    BP_TRY(bp_c_locale_new("bp_checkpoint_save", &c_locale));
-    locale_t old = uselocale(c_locale);
-    int n = net->scaled ? snprintf(out, size,
-                                   ",\"precision\":\"%s\",\"loss_scale\":\"%.17g\","
-                                   "\"loss_scale_growth_tracker\":\"%" PRId64 "\","
-                                   "\"loss_scale_skipped_steps\":\"%" PRId64 "\"",
-                                   bp_precision_name(net->desc.precision), ls.scale,
-                                   ls.growth_tracker, ls.skipped_steps)
-                        : snprintf(out, size, ",\"precision\":\"%s\"",
-                                   bp_precision_name(net->desc.precision));
-    uselocale(old);
-    freelocale(c_locale);
-    if (n < 0 || (size_t)n >= size)
-        return bp_fail(BP_ERR_OUT_OF_MEMORY, "bp_checkpoint_save: metadata too long");
+        bad |= add_meta(out, size, &len, "loss_scale", "%.17g", ls.scale);
+        bad |= add_meta(out, size, &len, "loss_scale_growth_tracker", "%" PRId64, ls.growth_tracker);
+        bad |= add_meta(out, size, &len, "loss_scale_skipped_steps", "%" PRId64, ls.skipped_steps);
+    }
+    return bad ? bp_fail(BP_ERR_OUT_OF_MEMORY, "bp_checkpoint_save: metadata too long") : BP_OK;
+}
+
+/* The optimizer's states as extra tensors: host copies (one per slot, in
+ * host[]) of the device layout, each layer's slices named. */
+static bp_status state_tensors(const bp_network *net, void *host[BP_OPT_SLOTS], bp_st_out *t, int *n)
+{
+    size_t bytes = net->param_len * net->esize; /* the device layout, padding included */
+    for (int s = 0; bp_optimizer_state_name((bp_optimizer_state)s) != NULL; s++) {
+        int slot = bp_optimizer_slot(&net->opt, (bp_optimizer_state)s);
+        if (slot < 0)
+            continue;
+        host[slot] = malloc(bytes ? bytes : 1);
+        if (host[slot] == NULL)
+            return bp_fail(BP_ERR_OUT_OF_MEMORY, "bp_checkpoint_save: no memory for the state");
+        BP_TRY(net->ops->download(net->ctx, host[slot], net->opt_state[slot], bytes));
+        for (int l = 1; l <= net->desc.n_layers; l++)
+            for (int is_bias = 0; is_bias < 2; is_bias++) {
+                bp_st_out *e = &t[(*n)++];
+                bp_tensor_name(e->name, sizeof e->name, l, is_bias,
+                               bp_optimizer_state_name((bp_optimizer_state)s));
+                e->rank = is_bias ? 1 : 2;
+                e->shape[0] = (uint64_t)net->sizes[l];
+                e->shape[1] = (uint64_t)net->sizes[l - 1];
+                e->data = bp_at(host[slot], is_bias ? net->b_off[l - 1] : net->w_off[l - 1],
+                                net->esize);
+            }
+    }
     return BP_OK;
 }
 
-/* The trainer's best parameters (host, the device layout) as tensors
+/* A trainer's best parameters (host, the device layout) as tensors
  * "trainer.best.layers.{i}.{weight,bias}" after the optimizer's. */
-static int add_best(const bp_network *net, const void *best, bp_st_extra_tensor *t, int n)
+static int best_tensors(const bp_network *net, const void *best, bp_st_out *t, int n)
 {
     for (int l = 1; best != NULL && l <= net->desc.n_layers; l++)
         for (int is_bias = 0; is_bias < 2; is_bias++) {
-            bp_st_extra_tensor *e = &t[n++];
-            snprintf(e->name, sizeof e->name, "trainer.best.layers.%d.%s", l - 1,
-                     is_bias ? "bias" : "weight");
-            e->layer = l;
-            e->is_bias = is_bias;
+            bp_st_out *e = &t[n++];
+            bp_tensor_name(e->name, sizeof e->name, l, is_bias, BP_TENSOR_BEST);
+            e->rank = is_bias ? 1 : 2;
+            e->shape[0] = (uint64_t)net->sizes[l];
+            e->shape[1] = (uint64_t)net->sizes[l - 1];
             e->data = bp_at((void *)best, is_bias ? net->b_off[l - 1] : net->w_off[l - 1],
                             net->esize);
         }
     return n;
 }
 
+/* bp_checkpoint_save, with a trainer's state run (NULL: none) as the
+ * metadata "trainer" and its best parameters best (NULL: none). */
 static bp_status save_checkpoint(const bp_network *net, const bp_checkpoint_info *info,
                                  const char *run, const void *best, const char *path)
 {
@@ -190,43 +248,33 @@ static bp_status save_checkpoint(const bp_network *net, const bp_checkpoint_info
     int64_t step = 0;
     BP_TRY(bp_network_get_optimizer_step(net, &step));
     char why[160];
-    check_counters(&in, step, why, sizeof why);
-    if (why[0] != '\0')
+    if (info_problem(&in, step, why, sizeof why))
         return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: info->%s", fn, why);
     char meta[4096];
-    BP_TRY(metadata_text(net, &in, step, run, meta, sizeof meta));
-    BP_TRY(precision_text(net, meta + strlen(meta), sizeof meta - strlen(meta)));
+    locale_t c_locale = (locale_t)0;
+    BP_TRY(bp_c_locale_new(fn, &c_locale));
+    locale_t old = uselocale(c_locale);
+    size_t len = 0;
+    int too_long = metadata_text(&net->opt, step, &in, meta, sizeof meta);
+    if (!too_long && run != NULL) { /* the trainer's state (src/train/run_state.c) */
+        len = strlen(meta);
+        too_long = add_meta(meta, sizeof meta, &len, "trainer", "%s", run);
+    }
+    bp_status mixed = too_long ? BP_OK : precision_text(net, meta, sizeof meta);
+    uselocale(old);
+    freelocale(c_locale);
+    if (too_long)
+        return bp_fail(BP_ERR_OUT_OF_MEMORY, "%s: metadata too long", fn);
+    BP_TRY(mixed);
 
-    size_t bytes = net->param_len * net->esize; /* the device layout, padding included */
-    void *host[N_STATES] = {NULL, NULL, NULL, NULL};
-    bp_st_extra_tensor *t = calloc((size_t)(2 * (N_STATES + 1) * net->desc.n_layers), sizeof *t);
-    bp_status st = t == NULL ? bp_fail(BP_ERR_OUT_OF_MEMORY, "%s: no memory", fn) : BP_OK;
+    void *host[BP_OPT_SLOTS] = {NULL};
+    bp_st_out *t = calloc((size_t)(2 * (BP_OPT_SLOTS + 1) * net->desc.n_layers), sizeof *t);
     int n = 0;
-    for (int s = 0; s < N_STATES && st == BP_OK; s++) {
-        if (!bp_optimizer_has_state(&net->opt, kStates[s]))
-            continue;
-        host[s] = malloc(bytes ? bytes : 1);
-        if (host[s] == NULL) {
-            st = bp_fail(BP_ERR_OUT_OF_MEMORY, "%s: no memory for the optimizer state", fn);
-            break;
-        }
-        st = net->ops->download(net->ctx, host[s], net->opt_state[slot_of(kStates[s])], bytes);
-        for (int l = 1; l <= net->desc.n_layers && st == BP_OK; l++)
-            for (int is_bias = 0; is_bias < 2; is_bias++) {
-                bp_st_extra_tensor *e = &t[n++];
-                snprintf(e->name, sizeof e->name, "optimizer.layers.%d.%s.%s", l - 1,
-                         is_bias ? "bias" : "weight", bp_optimizer_state_name(kStates[s]));
-                e->layer = l;
-                e->is_bias = is_bias;
-                e->data = bp_at(host[s], is_bias ? net->b_off[l - 1] : net->w_off[l - 1],
-                                net->esize);
-            }
-    }
-    if (st == BP_OK) {
-        bp_st_extras x = {meta, add_best(net, best, t, n), t, 0};
-        st = bp_safetensors_save(fn, net, path, &x);
-    }
-    for (int s = 0; s < N_STATES; s++)
+    bp_status st = t == NULL ? bp_fail(BP_ERR_OUT_OF_MEMORY, "%s: no memory", fn)
+                             : state_tensors(net, host, t, &n);
+    if (st == BP_OK)
+        st = bp_model_write(fn, net, path, meta, t, best_tensors(net, best, t, n), 0);
+    for (int s = 0; s < BP_OPT_SLOTS; s++)
         free(host[s]);
     free(t);
     return st;
@@ -237,257 +285,197 @@ bp_status bp_checkpoint_save(const bp_network *net, const bp_checkpoint_info *in
     return save_checkpoint(net, info, NULL, NULL, path);
 }
 
-/* ---- loading -------------------------------------------------------------- */
+/* ---- opening: the header, the metadata --------------------------------------- */
 
-typedef struct ckpt_file {
-    FILE *f;
-    uint64_t data_start, data_size;
-    json_doc doc;
-    int have_doc;
-    int meta; /* the __metadata__ node */
-} ckpt_file;
-
-static void ckpt_close(ckpt_file *c)
+/* A metadata value as a number of its kind into dst. */
+static bp_status read_number(const bp_checkpoint *ck, const char *key, field_kind kind, void *dst,
+                             locale_t c_locale)
 {
-    if (c->have_doc)
-        bp_json_free(&c->doc);
-    if (c->f != NULL)
-        fclose(c->f);
-}
-
-static bp_status not_checkpoint(const char *path, const char *what)
-{
-    return bp_fail(BP_ERR_FORMAT, "'%s' is not a valid checkpoint: %s", path, what);
-}
-
-/* The 8-byte length and the JSON header, checked against the file. */
-static bp_status open_checkpoint(const char *path, ckpt_file *c)
-{
-    memset(c, 0, sizeof *c);
-    c->meta = -1;
-    uint64_t size = 0;
-    BP_TRY(bp_io_open_regular(path, "a checkpoint", &c->f, &size));
-    unsigned char len8[8];
-    if (size < 8 || fread(len8, 1, 8, c->f) != 8)
-        return not_checkpoint(path, "shorter than the 8-byte header length");
-    uint64_t n = 0;
-    for (int i = 7; i >= 0; i--)
-        n = n << 8 | len8[i];
-    if (n > HEADER_MAX || n > size - 8)
-        return not_checkpoint(path, "the header length exceeds the file");
-    c->data_start = 8 + n;
-    c->data_size = size - 8 - n;
-    char *header = malloc(n ? (size_t)n : 1);
-    if (header == NULL)
-        return bp_fail(BP_ERR_OUT_OF_MEMORY, "no memory for the header of '%s'", path);
-    if (fread(header, 1, (size_t)n, c->f) != (size_t)n) {
-        free(header);
-        return bp_fail(BP_ERR_IO, "cannot read '%s': the file shrank while being read", path);
-    }
-    char err[160];
-    int ok = bp_json_parse(header, (size_t)n, &c->doc, err, sizeof err);
-    free(header);
-    if (!ok) {
-        char msg[200];
-        snprintf(msg, sizeof msg, "bad JSON header: %s", err);
-        return not_checkpoint(path, msg);
-    }
-    c->have_doc = 1;
-    if (c->doc.nodes[0].type != JSON_OBJECT)
-        return not_checkpoint(path, "the header is not a JSON object");
-    c->meta = bp_json_member(&c->doc, 0, "__metadata__");
-    if (c->meta < 0 || c->doc.nodes[c->meta].type != JSON_OBJECT)
-        return not_checkpoint(path, "no __metadata__");
-    int fmt = bp_json_member(&c->doc, c->meta, "format");
-    int ver = bp_json_member(&c->doc, c->meta, "checkpoint_version");
-    if (fmt < 0 || c->doc.nodes[fmt].type != JSON_STRING ||
-        strcmp(c->doc.nodes[fmt].str, "backprop") != 0)
-        return not_checkpoint(path, "__metadata__ has no \"format\": \"backprop\"");
-    if (ver < 0)
-        return not_checkpoint(path, "no checkpoint_version in __metadata__ (a model file? load "
-                                    "it with bp_model_load or bp_model_load_params)");
-    if (c->doc.nodes[ver].type != JSON_STRING ||
-        strcmp(c->doc.nodes[ver].str, CHECKPOINT_VERSION) != 0)
-        return not_checkpoint(path, "checkpoint_version is not " CHECKPOINT_VERSION);
-    return BP_OK;
-}
-
-/* A metadata string, or NULL (with a message) when absent. */
-static const char *meta_str(const char *path, const ckpt_file *c, const char *key, bp_status *st)
-{
-    int m = bp_json_member(&c->doc, c->meta, key);
-    if (m < 0 || c->doc.nodes[m].type != JSON_STRING) {
-        char msg[120];
-        snprintf(msg, sizeof msg, "__metadata__ lacks \"%s\"", key);
-        *st = not_checkpoint(path, msg);
-        return NULL;
-    }
-    return c->doc.nodes[m].str;
-}
-
-typedef struct ckpt_meta {
-    bp_optimizer opt;
-    int64_t step;
-    bp_checkpoint_info info;
-    const char *activations, *loss;
-    double leaky_slope;
-} ckpt_meta;
-
-static bp_status read_names(const char *path, const ckpt_file *c, ckpt_meta *m);
-
-static bp_status read_meta(const char *path, const ckpt_file *c, ckpt_meta *m)
-{
-    bp_status st = BP_OK;
-    const char *type = meta_str(path, c, "optimizer", &st);
-    if (type == NULL)
-        return st;
-    bp_optimizer_type t;
-    if (bp_optimizer_parse(type, &t) != BP_OK)
-        return not_checkpoint(path, "unknown optimizer in __metadata__");
-    bp_optimizer_init(&m->opt, t);
-    bp_checkpoint_info_init(&m->info);
-    struct {
-        const char *key;
-        double *real;
-        int64_t *i64;
-        uint64_t *u64;
-        int *flag;
-    } fields[] = {
-        {"lr", &m->opt.lr, NULL, NULL, NULL},
-        {"weight_decay", &m->opt.weight_decay, NULL, NULL, NULL},
-        {"momentum", &m->opt.momentum, NULL, NULL, NULL},
-        {"dampening", &m->opt.dampening, NULL, NULL, NULL},
-        {"nesterov", NULL, NULL, NULL, &m->opt.nesterov},
-        {"amsgrad", NULL, NULL, NULL, &m->opt.amsgrad},
-        {"beta1", &m->opt.beta1, NULL, NULL, NULL},
-        {"beta2", &m->opt.beta2, NULL, NULL, NULL},
-        {"eps", &m->opt.eps, NULL, NULL, NULL},
-        {"clip_grad_norm", &m->opt.clip_grad_norm, NULL, NULL, NULL},
-        {"step", NULL, &m->step, NULL, NULL},
-        {"epoch", NULL, &m->info.epoch, NULL, NULL},
-        {"step_in_epoch", NULL, &m->info.step_in_epoch, NULL, NULL},
-        {"total_epochs", NULL, &m->info.total_epochs, NULL, NULL},
-        {"batch", NULL, &m->info.batch, NULL, NULL},
-        {"shuffle_seed", NULL, NULL, &m->info.shuffle_seed, NULL},
-        {"shuffle_state", NULL, NULL, &m->info.shuffle_state, NULL},
-        {"schedule_step", NULL, &m->info.schedule_step, NULL, NULL},
-        {"base_lr", &m->info.base_lr, NULL, NULL, NULL},
-        {"leaky_slope", &m->leaky_slope, NULL, NULL, NULL},
-    };
-    locale_t c_locale = (locale_t)0;
-    BP_TRY(bp_c_locale_new("bp_checkpoint_load", &c_locale));
-    for (size_t i = 0; i < sizeof fields / sizeof fields[0] && st == BP_OK; i++) {
-        const char *text = meta_str(path, c, fields[i].key, &st);
-        if (text == NULL)
-            break;
-        char *end = NULL;
-        errno = 0;
-        int bad = text[0] == '\0';
-        if (fields[i].real != NULL) {
-            *fields[i].real = strtod_l(text, &end, c_locale);
-            bad = bad || !isfinite(*fields[i].real);
-        } else if (fields[i].u64 != NULL) {
-            bad = bad || text[0] == '-';
-            *fields[i].u64 = (uint64_t)strtoull(text, &end, 10);
-        } else {
-            long long v = strtoll(text, &end, 10);
-            bad = bad || v < 0;
-            if (fields[i].i64 != NULL)
-                *fields[i].i64 = (int64_t)v;
-            else {
-                bad = bad || v > 1;
-                *fields[i].flag = (int)v;
-            }
-        }
-        if (bad || errno != 0 || end == NULL || *end != '\0') {
-            char msg[160];
-            snprintf(msg, sizeof msg, "__metadata__ \"%s\": \"%.40s\" is not a valid value",
-                     fields[i].key, text);
-            st = not_checkpoint(path, msg);
-        }
-    }
-    freelocale(c_locale);
-    if (st != BP_OK)
-        return st;
-    return read_names(path, c, m);
-}
-
-/* The rest of read_meta: the counters' ranges, the schedule, the
- * activations and loss, and the optimizer's hyperparameters. */
-static bp_status read_names(const char *path, const ckpt_file *c, ckpt_meta *m)
-{
-    char why[200];
-    check_counters(&m->info, m->step, why, sizeof why);
-    if (why[0] != '\0')
-        return not_checkpoint(path, why);
-    bp_status st = BP_OK;
-    const char *schedule = meta_str(path, c, "schedule", &st);
-    if (schedule == NULL)
-        return st;
-    if (strlen(schedule) >= sizeof m->info.schedule)
-        return not_checkpoint(path, "the schedule's name is too long");
-    if (!schedule_name_ok(schedule))
-        return not_checkpoint(path, "the schedule's name holds other characters than letters, "
-                                    "digits, '_', '-' and '.'");
-    strcpy(m->info.schedule, schedule);
-    m->activations = meta_str(path, c, "activations", &st);
-    m->loss = meta_str(path, c, "loss", &st);
-    if (st != BP_OK)
-        return st;
-    if (bp_optimizer_check("checkpoint", &m->opt) != BP_OK) {
-        snprintf(why, sizeof why, "bad optimizer hyperparameters (%s)", bp_last_error());
-        return not_checkpoint(path, why);
-    }
-    return BP_OK;
-}
-
-/* The file's precision (a mixed one, or none) and 16-mixed's loss scale
- * (*found 1), which go together: every value checked as
- * bp_network_set_loss_scale checks it. A checkpoint of another precision
- * has no scale, and a 16-mixed network loading it keeps its own. */
-static bp_status read_loss_scale(const char *path, const ckpt_file *c, bp_loss_scale *out, int *found)
-{
-    bp_status st = BP_OK;
-    bp_precision p = BP_PRECISION_AUTO;
-    if (bp_json_member(&c->doc, c->meta, "precision") >= 0) {
-        const char *name = meta_str(path, c, "precision", &st);
-        if (name == NULL)
-            return st;
-        if (bp_precision_parse(name, &p) != BP_OK ||
-            (p != BP_PRECISION_BF16_MIXED && p != BP_PRECISION_16_MIXED))
-            return not_checkpoint(path, "__metadata__ \"precision\" is not bf16-mixed or 16-mixed");
-    }
-    *found = bp_json_member(&c->doc, c->meta, "loss_scale") >= 0;
-    if (*found != (p == BP_PRECISION_16_MIXED))
-        return not_checkpoint(path, "a loss scale in __metadata__ goes with precision 16-mixed, "
-                                    "and only with it");
-    if (!*found)
-        return BP_OK;
-    const char *text[3] = {meta_str(path, c, "loss_scale", &st),
-                           meta_str(path, c, "loss_scale_growth_tracker", &st),
-                           meta_str(path, c, "loss_scale_skipped_steps", &st)};
-    if (st != BP_OK)
-        return st;
-    locale_t c_locale = (locale_t)0;
-    BP_TRY(bp_c_locale_new("bp_checkpoint_load", &c_locale));
-    char *end[3] = {NULL, NULL, NULL};
+    const char *text = bp_st_meta(&ck->st, key);
+    if (text == NULL)
+        return bp_st_bad(&ck->st, "__metadata__ lacks \"%s\"", key);
+    char *end = NULL;
     errno = 0;
-    out->scale = strtod_l(text[0], &end[0], c_locale);
-    long long tracker = strtoll(text[1], &end[1], 10), skipped = strtoll(text[2], &end[2], 10);
-    freelocale(c_locale);
-    int bad = errno != 0 || !(out->scale > 0.0) || !isfinite(out->scale) ||
-              (double)(float)out->scale != out->scale || tracker < 0 ||
-              tracker >= BP_SCALER_GROWTH_INTERVAL || skipped < 0;
-    for (int i = 0; i < 3; i++)
-        bad = bad || text[i][0] == '\0' || end[i] == NULL || *end[i] != '\0';
-    if (bad)
-        return not_checkpoint(path, "the loss scale in __metadata__ is not valid (a float32 "
-                                    "scale > 0, a growth tracker in [0, 2000), skipped steps "
-                                    ">= 0)");
-    out->growth_tracker = (int64_t)tracker;
-    out->skipped_steps = (int64_t)skipped;
+    int bad = text[0] == '\0' || text[0] == ' ' || (kind != F_REAL && text[0] == '-');
+    if (kind == F_REAL) {
+        double v = strtod_l(text, &end, c_locale);
+        bad = bad || !isfinite(v);
+        memcpy(dst, &v, sizeof v);
+    } else if (kind == F_U64) {
+        uint64_t v = (uint64_t)strtoull(text, &end, 10);
+        memcpy(dst, &v, sizeof v);
+    } else {
+        long long v = strtoll(text, &end, 10);
+        int64_t w = (int64_t)v;
+        memcpy(dst, &w, sizeof w);
+    }
+    if (bad || errno != 0 || end == NULL || *end != '\0')
+        return bp_st_bad(&ck->st, "__metadata__ \"%s\": \"%.40s\" is not a valid value", key, text);
     return BP_OK;
 }
+
+/* The optimizer: its type, then each hyperparameter of its table. */
+static bp_status read_optimizer(bp_checkpoint *ck, locale_t c_locale)
+{
+    const char *type = bp_st_meta(&ck->st, "optimizer");
+    bp_optimizer_type t;
+    if (type == NULL)
+        return bp_st_bad(&ck->st, "__metadata__ lacks \"optimizer\"");
+    if (bp_optimizer_parse(type, &t) != BP_OK)
+        return bp_st_bad(&ck->st, "unknown optimizer in __metadata__");
+    bp_optimizer_init(&ck->opt, t);
+    const bp_optimizer_kind *k = bp_optimizer_kind_of(t);
+    for (int i = 0; i < k->n_hp; i++) {
+        const bp_hp_row *r = &k->hp[i];
+        double v = 0;
+        if (r->pub.kind == BP_HYPERPARAM_SWITCH) {
+            int64_t flag = 0;
+            BP_TRY(read_number(ck, r->pub.name, F_I64, &flag, c_locale));
+            v = (double)flag;
+        } else {
+            BP_TRY(read_number(ck, r->pub.name, F_REAL, &v, c_locale));
+        }
+        bp_hp_set(&ck->opt, r, v);
+        if (r->pub.kind == BP_HYPERPARAM_SWITCH && v > 1)
+            return bp_st_bad(&ck->st, "__metadata__ \"%s\": %g is not 0 or 1", r->pub.name, v);
+    }
+    if (bp_optimizer_check("checkpoint", &ck->opt) != BP_OK)
+        return bp_st_bad(&ck->st, "bad optimizer hyperparameters (%s)", bp_last_error());
+    return BP_OK;
+}
+
+/* The version, the optimizer, its step and the loop's position. */
+static bp_status read_metadata(bp_checkpoint *ck)
+{
+    const bp_st_file *st = &ck->st;
+    const char *format = bp_st_meta(st, "format"), *ver = bp_st_meta(st, "checkpoint_version");
+    if (format == NULL || strcmp(format, "backprop") != 0)
+        return bp_st_bad(st, "__metadata__ has no \"format\": \"backprop\"");
+    if (ver == NULL)
+        return bp_st_bad(st, "no checkpoint_version in __metadata__ (a model file? load it with "
+                             "bp_model_load or bp_model_load_params)");
+    if (strcmp(ver, CHECKPOINT_VERSION) != 0)
+        return bp_st_bad(st, "checkpoint_version is not " CHECKPOINT_VERSION);
+    if (bp_st_meta(st, "leaky_slope") == NULL) /* optional in models, always in checkpoints */
+        return bp_st_bad(st, "__metadata__ lacks \"leaky_slope\"");
+    locale_t c_locale = (locale_t)0;
+    BP_TRY(bp_c_locale_new("bp_checkpoint_open", &c_locale));
+    bp_checkpoint_info_init(&ck->info);
+    bp_status s = read_optimizer(ck, c_locale);
+    if (s == BP_OK)
+        s = read_number(ck, "step", F_I64, &ck->step, c_locale);
+    for (int i = 0; i < N_INFO && s == BP_OK; i++)
+        s = read_number(ck, kInfo[i].key, kInfo[i].kind, field_of(&ck->info, i), c_locale);
+    freelocale(c_locale);
+    BP_TRY(s);
+    const char *schedule = bp_st_meta(st, "schedule");
+    if (schedule == NULL)
+        return bp_st_bad(st, "__metadata__ lacks \"schedule\"");
+    if (strlen(schedule) >= sizeof ck->info.schedule)
+        return bp_st_bad(st, "the schedule's name is too long");
+    strcpy(ck->info.schedule, schedule);
+    char why[160];
+    if (info_problem(&ck->info, ck->step, why, sizeof why))
+        return bp_st_bad(st, "__metadata__ %s", why);
+    return BP_OK;
+}
+
+/* The file's precision (a mixed one, or none) and 16-mixed's loss scale,
+ * which go together: every value checked as bp_network_set_loss_scale
+ * checks it. A checkpoint of another precision has no scale, and a
+ * 16-mixed network loading it keeps its own. */
+static bp_status read_loss_scale(bp_checkpoint *ck)
+{
+    const bp_st_file *st = &ck->st;
+    const char *name = bp_st_meta(st, "precision");
+    bp_precision p = BP_PRECISION_AUTO;
+    if (name != NULL && (bp_precision_parse(name, &p) != BP_OK ||
+                         (p != BP_PRECISION_BF16_MIXED && p != BP_PRECISION_16_MIXED)))
+        return bp_st_bad(st, "__metadata__ \"precision\" is not bf16-mixed or 16-mixed");
+    ck->has_scale = bp_st_meta(st, "loss_scale") != NULL;
+    if (ck->has_scale != (p == BP_PRECISION_16_MIXED))
+        return bp_st_bad(st, "a loss scale in __metadata__ goes with precision 16-mixed, and only "
+                             "with it");
+    if (!ck->has_scale)
+        return BP_OK;
+    bp_loss_scale_init(&ck->scale);
+    locale_t c_locale = (locale_t)0;
+    BP_TRY(bp_c_locale_new("bp_checkpoint_open", &c_locale));
+    bp_status s = read_number(ck, "loss_scale", F_REAL, &ck->scale.scale, c_locale);
+    if (s == BP_OK)
+        s = read_number(ck, "loss_scale_growth_tracker", F_I64, &ck->scale.growth_tracker, c_locale);
+    if (s == BP_OK)
+        s = read_number(ck, "loss_scale_skipped_steps", F_I64, &ck->scale.skipped_steps, c_locale);
+    freelocale(c_locale);
+    BP_TRY(s);
+    const bp_loss_scale *ls = &ck->scale;
+    if (!(ls->scale > 0.0) || (double)(float)ls->scale != ls->scale ||
+        ls->growth_tracker >= BP_SCALER_GROWTH_INTERVAL)
+        return bp_st_bad(st,
+                         "the loss scale in __metadata__ is not valid (a float32 scale > 0, a "
+                         "growth tracker in [0, %d), skipped steps >= 0)",
+                         BP_SCALER_GROWTH_INTERVAL);
+    return BP_OK;
+}
+
+bp_status bp_checkpoint_open(const char *path, bp_checkpoint **out)
+{
+    const char *fn = "bp_checkpoint_open";
+    BP_CHECK_PTR(fn, path);
+    BP_CHECK_PTR(fn, out);
+    *out = NULL;
+    bp_checkpoint *ck = calloc(1, sizeof *ck);
+    if (ck == NULL)
+        return bp_fail(BP_ERR_OUT_OF_MEMORY, "%s: no memory", fn);
+    bp_status s = bp_st_open(path, "checkpoint", &bp_model_names, &ck->st);
+    if (s == BP_OK)
+        s = read_metadata(ck);
+    if (s == BP_OK)
+        s = read_loss_scale(ck);
+    if (s == BP_OK)
+        s = bp_model_describe_file(&ck->st, 1, &ck->model);
+    if (s != BP_OK) {
+        bp_checkpoint_close(ck);
+        return s;
+    }
+    *out = ck;
+    return BP_OK;
+}
+
+void bp_checkpoint_close(bp_checkpoint *ck)
+{
+    if (ck == NULL)
+        return;
+    bp_st_close(&ck->st);
+    free(ck);
+}
+
+bp_status bp_checkpoint_read(const bp_checkpoint *ck, bp_optimizer *opt, bp_checkpoint_info *info)
+{
+    const char *fn = "bp_checkpoint_read";
+    BP_CHECK_PTR(fn, ck);
+    /* struct_size 0: this header's size (include/backprop.h, "Growing structs") */
+    if (opt != NULL)
+        BP_TRY(bp_struct_fill(fn, opt, opt->struct_size ? opt->struct_size : sizeof *opt, &ck->opt,
+                              sizeof ck->opt));
+    if (info != NULL)
+        BP_TRY(bp_struct_fill(fn, info, info->struct_size ? info->struct_size : sizeof *info,
+                              &ck->info, sizeof ck->info));
+    return BP_OK;
+}
+
+bp_status bp_checkpoint_network(const bp_checkpoint *ck, bp_network_config *cfg)
+{
+    const char *fn = "bp_checkpoint_network";
+    BP_CHECK_PTR(fn, ck);
+    BP_CHECK_PTR(fn, cfg);
+    bp_network_config c;
+    BP_TRY(bp_network_config_copy(fn, cfg, &c));
+    bp_model_config(&ck->model, &c);
+    return bp_struct_fill(fn, cfg, cfg->struct_size ? cfg->struct_size : sizeof *cfg, &c, sizeof c);
+}
+
+/* ---- restoring into a network ---------------------------------------------------- */
 
 /* Appends "; what" to a list of differences. */
 static void differ(char *buf, size_t size, const char *fmt, ...) BP_PRINTF(3, 4);
@@ -506,220 +494,149 @@ static void differ(char *buf, size_t size, const char *fmt, ...)
     va_end(ap);
 }
 
-/* The tensor `name`'s entry; checks its dtype, shape and offsets. */
-static bp_status find_tensor(const char *path, const ckpt_file *c, const char *name,
-                             const char *dtype, int rows, int cols, uint64_t *begin, uint64_t *end)
+/* What differs between the file's network and net's, in dtype, layers,
+ * sizes, activations, slope and loss. */
+static void network_diff(const bp_model_desc *m, const bp_network *net, char *diff, size_t size)
 {
-    char msg[200];
-    int t = bp_json_member(&c->doc, 0, name);
-    if (t < 0) {
-        snprintf(msg, sizeof msg, "tensor '%.100s' is missing", name);
-        return not_checkpoint(path, msg);
+    const bp_network_desc *d = &net->desc;
+    if (m->dtype != d->dtype)
+        differ(diff, size, "dtype: file %s, network %s", bp_dtype_name(m->dtype),
+               bp_dtype_name(d->dtype));
+    if (m->n_layers != d->n_layers)
+        differ(diff, size, "layers: file %d, network %d", m->n_layers, d->n_layers);
+    for (int l = 1; l <= m->n_layers && l <= d->n_layers; l++)
+        if (m->sizes[l] != d->sizes[l] || m->sizes[l - 1] != d->sizes[l - 1])
+            differ(diff, size, "layer %d (layers.%d in the file): file [%d, %d], network [%d, %d]",
+                   l, l - 1, m->sizes[l], m->sizes[l - 1], d->sizes[l], d->sizes[l - 1]);
+    int leaky = 0;
+    for (int l = 1; l <= m->n_layers && l <= d->n_layers; l++) {
+        leaky |= d->activations[l - 1] == BP_ACT_LEAKY_RELU;
+        if (m->activations[l - 1] != d->activations[l - 1])
+            differ(diff, size, "layer %d's activation: file %s, network %s", l,
+                   bp_activation_name(m->activations[l - 1]),
+                   bp_activation_name(d->activations[l - 1]));
     }
-    int dt = bp_json_member(&c->doc, t, "dtype");
-    int sh = bp_json_member(&c->doc, t, "shape");
-    int of = bp_json_member(&c->doc, t, "data_offsets");
-    int ok = dt >= 0 && sh >= 0 && of >= 0 && c->doc.nodes[dt].type == JSON_STRING &&
-             strcmp(c->doc.nodes[dt].str, dtype) == 0 && c->doc.nodes[sh].type == JSON_ARRAY &&
-             c->doc.nodes[sh].n_children == (cols > 0 ? 2 : 1) &&
-             c->doc.nodes[of].type == JSON_ARRAY && c->doc.nodes[of].n_children == 2;
-    if (ok) {
-        int d0 = c->doc.nodes[sh].first_child;
-        int d1 = c->doc.nodes[d0].next_sibling;
-        ok = c->doc.nodes[d0].type == JSON_INT && c->doc.nodes[d0].num == (uint64_t)rows &&
-             (cols == 0 ||
-              (c->doc.nodes[d1].type == JSON_INT && c->doc.nodes[d1].num == (uint64_t)cols));
-        int b = c->doc.nodes[of].first_child, e = c->doc.nodes[b].next_sibling;
-        ok = ok && c->doc.nodes[b].type == JSON_INT && c->doc.nodes[e].type == JSON_INT;
-        if (ok) {
-            *begin = c->doc.nodes[b].num;
-            *end = c->doc.nodes[e].num;
-            uint64_t bytes = (uint64_t)rows * (uint64_t)(cols > 0 ? cols : 1) *
-                             (strcmp(dtype, "F32") == 0 ? 4u : 8u);
-            ok = *end >= *begin && *end <= c->data_size && *end - *begin == bytes;
-        }
+    if (leaky && m->leaky_slope != d->leaky_slope)
+        differ(diff, size, "leaky_slope: file %g, network %g", m->leaky_slope, d->leaky_slope);
+    if (m->loss != d->loss)
+        differ(diff, size, "loss: file %s, network %s", bp_loss_name(m->loss),
+               bp_loss_name(d->loss));
+}
+
+/* The optimizer's type, and the switches that decide which states it keeps
+ * (Adam's amsgrad, RMSprop's centered), where the file and net differ. */
+static void optimizer_diff(const bp_optimizer *file, const bp_optimizer *net, char *diff, size_t size)
+{
+    if (file->type != net->type) {
+        differ(diff, size, "optimizer: file %s, network %s", bp_optimizer_name(file->type),
+               bp_optimizer_name(net->type));
+        return;
     }
-    if (!ok) {
-        if (cols > 0)
-            snprintf(msg, sizeof msg, "tensor '%.100s' is not a %s [%d, %d] inside the data", name,
-                     dtype, rows, cols);
-        else
-            snprintf(msg, sizeof msg, "tensor '%.100s' is not a %s [%d] inside the data", name,
-                     dtype, rows);
-        return not_checkpoint(path, msg);
+    const bp_optimizer_kind *k = bp_optimizer_kind_of(file->type);
+    for (int s = 0; s < k->n_state; s++) {
+        const bp_hp_row *r = k->state[s].needs ? bp_optimizer_row(k, k->state[s].needs) : NULL;
+        if (r != NULL && r->pub.kind == BP_HYPERPARAM_SWITCH &&
+            bp_hp_get(file, r) != bp_hp_get(net, r))
+            differ(diff, size, "%s: file %d, network %d", r->pub.name, (int)bp_hp_get(file, r),
+                   (int)bp_hp_get(net, r));
+    }
+}
+
+/* The file's optimizer states, by slot, in the device layout (the padding
+ * zero): read whole before anything changes. */
+static bp_status read_states(const bp_checkpoint *ck, const bp_network *net,
+                             void *host[BP_OPT_SLOTS])
+{
+    size_t bytes = net->param_len * net->esize;
+    for (int s = 0; bp_optimizer_state_name((bp_optimizer_state)s) != NULL; s++) {
+        int slot = bp_optimizer_slot(&ck->opt, (bp_optimizer_state)s);
+        if (slot < 0)
+            continue;
+        host[slot] = calloc(bytes ? bytes : 1, 1);
+        if (host[slot] == NULL)
+            return bp_fail(BP_ERR_OUT_OF_MEMORY, "no memory for the optimizer state of '%s'",
+                           ck->st.path);
+        for (int l = 1; l <= net->desc.n_layers; l++)
+            for (int is_bias = 0; is_bias < 2; is_bias++) {
+                char name[96];
+                bp_tensor_name(name, sizeof name, l, is_bias,
+                               bp_optimizer_state_name((bp_optimizer_state)s));
+                const bp_st_tensor *t = bp_st_find(&ck->st, name);
+                if (t == NULL)
+                    return bp_st_bad(&ck->st, "tensor '%s' is missing", name);
+                BP_TRY(bp_st_read(&ck->st, t, net->desc.dtype,
+                                  bp_at(host[slot], is_bias ? net->b_off[l - 1] : net->w_off[l - 1],
+                                        net->esize)));
+            }
     }
     return BP_OK;
 }
 
+/* Everything read; now the network changes: parameters, optimizer, state,
+ * step. */
+static bp_status apply(const char *fn, const bp_checkpoint *ck, bp_network *net,
+                       void *host[BP_OPT_SLOTS])
+{
+    BP_TRY(bp_optimizer_alloc_state(net, &ck->opt)); /* before anything changes */
+    BP_TRY(bp_model_read_params(&ck->st, &ck->model, net));
+    BP_TRY(bp_optimizer_install(fn, net, &ck->opt)); /* checked and allocated */
+    size_t bytes = net->param_len * net->esize;
+    for (int s = 0; s < BP_OPT_SLOTS; s++)
+        if (host[s] != NULL)
+            BP_TRY(net->ops->upload(net->ctx, net->opt_state[s], host[s], bytes));
+    BP_TRY(bp_network_set_optimizer_step(net, ck->step));
+    return ck->has_scale && net->scaled ? bp_network_set_loss_scale(net, &ck->scale) : BP_OK;
+}
+
+bp_status bp_checkpoint_restore(const bp_checkpoint *ck, bp_network *net, bp_checkpoint_info *info)
+{
+    const char *fn = "bp_checkpoint_restore";
+    BP_CHECK_PTR(fn, ck);
+    BP_CHECK_PTR(fn, net);
+    char diff[1024] = "";
+    network_diff(&ck->model, net, diff, sizeof diff);
+    optimizer_diff(&ck->opt, &net->opt, diff, sizeof diff);
+    if (diff[0] != '\0')
+        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: '%s' does not match the network (%s)", fn,
+                       ck->st.path, diff);
+    void *host[BP_OPT_SLOTS] = {NULL};
+    bp_status s = read_states(ck, net, host);
+    if (s == BP_OK)
+        s = apply(fn, ck, net, host);
+    for (int i = 0; i < BP_OPT_SLOTS; i++)
+        free(host[i]);
+    if (s == BP_OK && info != NULL)
+        s = bp_checkpoint_read(ck, NULL, info);
+    return s;
+}
+
+/* Opens path, restores it into net (when not NULL) or reads opt and info
+ * from it, and closes it. */
+static bp_status open_and_close(const char *path, bp_network *net, bp_optimizer *opt,
+                                bp_checkpoint_info *info)
+{
+    bp_checkpoint *ck = NULL;
+    BP_TRY(bp_checkpoint_open(path, &ck));
+    bp_status s = net != NULL ? bp_checkpoint_restore(ck, net, info)
+                              : bp_checkpoint_read(ck, opt, info);
+    bp_checkpoint_close(ck);
+    return s;
+}
+
 bp_status bp_checkpoint_load(bp_network *net, const char *path, bp_checkpoint_info *info)
 {
-    const char *fn = "bp_checkpoint_load";
-    BP_CHECK_PTR(fn, net);
-    BP_CHECK_PTR(fn, path);
-    ckpt_file c;
-    bp_status st = open_checkpoint(path, &c);
-    ckpt_meta m;
-    memset(&m, 0, sizeof m);
-    if (st == BP_OK)
-        st = read_meta(path, &c, &m);
-    bp_loss_scale scale = {0.0, 0, 0};
-    int has_scale = 0;
-    if (st == BP_OK)
-        st = read_loss_scale(path, &c, &scale, &has_scale);
-    if (st != BP_OK) {
-        ckpt_close(&c);
-        return st;
-    }
-
-    /* What differs between the file and the network. */
-    char diff[1024] = "";
-    int L = 0;
-    while (L < BP_MAX_LAYERS) {
-        char name[48];
-        snprintf(name, sizeof name, "layers.%d.weight", L);
-        if (bp_json_member(&c.doc, 0, name) < 0)
-            break;
-        L++;
-    }
-    const char *want_dt = net->desc.dtype == BP_F32 ? "F32" : "F64";
-    int w0 = bp_json_member(&c.doc, 0, "layers.0.weight");
-    int dtn = w0 >= 0 ? bp_json_member(&c.doc, w0, "dtype") : -1;
-    const char *file_dt = dtn >= 0 && c.doc.nodes[dtn].type == JSON_STRING ? c.doc.nodes[dtn].str
-                                                                           : "?";
-    if (strcmp(file_dt, want_dt) != 0)
-        differ(diff, sizeof diff, "dtype: file %s, network %s",
-               strcmp(file_dt, "F32") == 0   ? "f32"
-               : strcmp(file_dt, "F64") == 0 ? "f64"
-                                             : file_dt,
-               bp_dtype_name(net->desc.dtype));
-    if (L != net->desc.n_layers)
-        differ(diff, sizeof diff, "layers: file %d, network %d", L, net->desc.n_layers);
-    for (int l = 1; l <= L && l <= net->desc.n_layers; l++) {
-        char name[48];
-        snprintf(name, sizeof name, "layers.%d.weight", l - 1);
-        int t = bp_json_member(&c.doc, 0, name);
-        int sh = bp_json_member(&c.doc, t, "shape");
-        uint64_t r = 0, k = 0;
-        if (sh >= 0 && c.doc.nodes[sh].type == JSON_ARRAY && c.doc.nodes[sh].n_children == 2) {
-            int d0 = c.doc.nodes[sh].first_child;
-            r = c.doc.nodes[d0].num;
-            k = c.doc.nodes[c.doc.nodes[d0].next_sibling].num;
-        }
-        if (r != (uint64_t)net->sizes[l] || k != (uint64_t)net->sizes[l - 1])
-            differ(diff, sizeof diff, "layer %d: file [%llu, %llu], network [%d, %d]", l,
-                   (unsigned long long)r, (unsigned long long)k, net->sizes[l], net->sizes[l - 1]);
-    }
-    char acts[BP_MAX_LAYERS * 12] = "";
-    for (int l = 0; l < net->desc.n_layers; l++) {
-        size_t len = strlen(acts);
-        snprintf(acts + len, sizeof acts - len, "%s%s", l ? "," : "",
-                 bp_activation_name(net->activations[l]));
-    }
-    if (strcmp(acts, m.activations) != 0)
-        differ(diff, sizeof diff, "activations: file %.100s, network %s", m.activations, acts);
-    int leaky = 0;
-    for (int l = 0; l < net->desc.n_layers; l++)
-        leaky |= net->activations[l] == BP_ACT_LEAKY_RELU;
-    if (leaky && m.leaky_slope != net->desc.leaky_slope)
-        differ(diff, sizeof diff, "leaky_slope: file %g, network %g", m.leaky_slope,
-               net->desc.leaky_slope);
-    if (strcmp(bp_loss_name(net->desc.loss), m.loss) != 0)
-        differ(diff, sizeof diff, "loss: file %.20s, network %s", m.loss,
-               bp_loss_name(net->desc.loss));
-    if (m.opt.type != net->opt.type)
-        differ(diff, sizeof diff, "optimizer: file %s, network %s", bp_optimizer_name(m.opt.type),
-               bp_optimizer_name(net->opt.type));
-    else if (m.opt.type != BP_OPTIMIZER_SGD && m.opt.amsgrad != net->opt.amsgrad)
-        differ(diff, sizeof diff, "amsgrad: file %d, network %d", m.opt.amsgrad, net->opt.amsgrad);
-    if (diff[0] != '\0') {
-        ckpt_close(&c);
-        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: '%s' does not match the network (%s)", fn,
-                       path, diff);
-    }
-
-    /* The optimizer's state, read whole before anything changes. */
-    size_t bytes = net->param_len * net->esize; /* the device layout, padding included */
-    void *host[N_STATES] = {NULL, NULL, NULL, NULL};
-    for (int s = 0; s < N_STATES && st == BP_OK; s++) {
-        if (!bp_optimizer_has_state(&m.opt, kStates[s]))
-            continue;
-        host[s] = calloc(bytes ? bytes : 1, 1); /* the padding stays zero */
-        if (host[s] == NULL) {
-            st = bp_fail(BP_ERR_OUT_OF_MEMORY, "%s: no memory for the optimizer state", fn);
-            break;
-        }
-        for (int l = 1; l <= L && st == BP_OK; l++)
-            for (int is_bias = 0; is_bias < 2 && st == BP_OK; is_bias++) {
-                char name[96];
-                snprintf(name, sizeof name, "optimizer.layers.%d.%s.%s", l - 1,
-                         is_bias ? "bias" : "weight", bp_optimizer_state_name(kStates[s]));
-                uint64_t b = 0, e = 0;
-                st = find_tensor(path, &c, name, want_dt, net->sizes[l],
-                                 is_bias ? 0 : net->sizes[l - 1], &b, &e);
-                if (st != BP_OK)
-                    break;
-                void *dst = bp_at(host[s], is_bias ? net->b_off[l - 1] : net->w_off[l - 1],
-                                  net->esize);
-                if (fseeko(c.f, (off_t)(c.data_start + b), SEEK_SET) != 0 ||
-                    fread(dst, 1, (size_t)(e - b), c.f) != (size_t)(e - b))
-                    st = bp_fail(BP_ERR_IO, "cannot read '%s': %s", path,
-                                 ferror(c.f) ? strerror(errno) : "the file shrank");
-            }
-    }
-    ckpt_close(&c);
-    /* Buffers the file's optimizer needs, allocated before anything changes. */
-    if (st == BP_OK) {
-        for (int s = 0; s < N_STATES && st == BP_OK; s++)
-            if (host[s] != NULL && net->opt_state[slot_of(kStates[s])] == NULL)
-                st = net->ops->alloc(net->ctx, bytes ? bytes : net->esize,
-                                     &net->opt_state[slot_of(kStates[s])]);
-    }
-    /* The parameters: the model loader checks the whole file (offsets,
-     * packing, the optimizer tensors' shapes) and changes nothing unless
-     * all of it is good. */
-    if (st == BP_OK)
-        st = bp_model_load_params(net, path);
-    if (st == BP_OK) {
-        net->opt = m.opt;
-        net->opt.struct_size = sizeof net->opt;
-        for (int s = 0; s < N_STATES && st == BP_OK; s++)
-            if (host[s] != NULL)
-                st = net->ops->upload(net->ctx, net->opt_state[slot_of(kStates[s])], host[s], bytes);
-        if (st == BP_OK)
-            st = bp_network_set_optimizer_step(net, m.step);
-        if (st == BP_OK && has_scale && net->scaled)
-            st = bp_network_set_loss_scale(net, &scale);
-    }
-    for (int s = 0; s < N_STATES; s++)
-        free(host[s]);
-    if (st == BP_OK && info != NULL) {
-        size_t size = info->struct_size ? info->struct_size : sizeof *info;
-        bp_struct_init(info, size, &m.info, sizeof m.info);
-    }
-    return st;
+    BP_CHECK_PTR("bp_checkpoint_load", net);
+    BP_CHECK_PTR("bp_checkpoint_load", path);
+    return open_and_close(path, net, NULL, info);
 }
 
 bp_status bp_checkpoint_peek(const char *path, bp_optimizer *opt, bp_checkpoint_info *info)
 {
     BP_CHECK_PTR("bp_checkpoint_peek", path);
-    ckpt_file c;
-    ckpt_meta m;
-    memset(&m, 0, sizeof m);
-    bp_status st = open_checkpoint(path, &c);
-    if (st == BP_OK)
-        st = read_meta(path, &c, &m);
-    ckpt_close(&c);
-    if (st != BP_OK)
-        return st;
-    if (opt != NULL)
-        bp_struct_init(opt, opt->struct_size ? opt->struct_size : sizeof *opt, &m.opt, sizeof m.opt);
-    if (info != NULL)
-        bp_struct_init(info, info->struct_size ? info->struct_size : sizeof *info, &m.info,
-                       sizeof m.info);
-    return BP_OK;
+    return open_and_close(path, NULL, opt, info);
 }
 
-/* ---- the trainer's part of a checkpoint (src/train/run_state.c) ------------ */
+/* ---- the trainer's part of a checkpoint (src/train/run_state.c) ------------------ */
 
 bp_status bp_checkpoint_save_run(const bp_network *net, const bp_checkpoint_info *info,
                                  const char *run, const void *best, const char *path)
@@ -730,23 +647,22 @@ bp_status bp_checkpoint_save_run(const bp_network *net, const bp_checkpoint_info
     return save_checkpoint(net, info, run, best, path);
 }
 
-/* The best parameters' tensors into best (the device layout). */
-static bp_status read_best(const char *path, const ckpt_file *c, const bp_network *net, void *best)
+/* The best parameters' tensors into best (the device layout), all of them
+ * or, when the file has none, nothing (*has_best 0). */
+static bp_status read_best(const bp_checkpoint *ck, const bp_network *net, void *best, int *has_best)
 {
-    const char *dt = net->desc.dtype == BP_F32 ? "F32" : "F64";
-    for (int l = 1; l <= net->desc.n_layers; l++)
+    char name[96];
+    bp_tensor_name(name, sizeof name, 1, 0, BP_TENSOR_BEST);
+    *has_best = bp_st_find(&ck->st, name) != NULL;
+    for (int l = 1; *has_best && l <= net->desc.n_layers; l++)
         for (int is_bias = 0; is_bias < 2; is_bias++) {
-            char name[64];
-            snprintf(name, sizeof name, "trainer.best.layers.%d.%s", l - 1,
-                     is_bias ? "bias" : "weight");
-            uint64_t b = 0, e = 0;
-            BP_TRY(find_tensor(path, c, name, dt, net->sizes[l], is_bias ? 0 : net->sizes[l - 1],
-                               &b, &e));
-            void *dst = bp_at(best, is_bias ? net->b_off[l - 1] : net->w_off[l - 1], net->esize);
-            if (fseeko(c->f, (off_t)(c->data_start + b), SEEK_SET) != 0 ||
-                fread(dst, 1, (size_t)(e - b), c->f) != (size_t)(e - b))
-                return bp_fail(BP_ERR_IO, "cannot read '%s': %s", path,
-                               ferror(c->f) ? strerror(errno) : "the file shrank");
+            bp_tensor_name(name, sizeof name, l, is_bias, BP_TENSOR_BEST);
+            const bp_st_tensor *t = bp_st_find(&ck->st, name);
+            if (t == NULL)
+                return bp_st_bad(&ck->st, "tensor '%s' is missing", name);
+            BP_TRY(bp_st_read(
+                &ck->st, t, net->desc.dtype,
+                bp_at(best, is_bias ? net->b_off[l - 1] : net->w_off[l - 1], net->esize)));
         }
     return BP_OK;
 }
@@ -754,21 +670,24 @@ static bp_status read_best(const char *path, const ckpt_file *c, const bp_networ
 bp_status bp_checkpoint_read_run(const char *path, const bp_network *net, char *run, size_t size,
                                  void *best, int *has_best)
 {
-    ckpt_file c;
-    bp_status st = open_checkpoint(path, &c);
     run[0] = '\0';
     *has_best = 0;
-    int m = st == BP_OK ? bp_json_member(&c.doc, c.meta, "trainer") : -1;
-    if (m >= 0 && c.doc.nodes[m].type == JSON_STRING) {
-        if (strlen(c.doc.nodes[m].str) >= size)
-            st = not_checkpoint(path, "the trainer's state is too long");
-        else
-            strcpy(run, c.doc.nodes[m].str);
-    }
-    if (st == BP_OK && bp_json_member(&c.doc, 0, "trainer.best.layers.0.weight") >= 0) {
-        st = read_best(path, &c, net, best);
-        *has_best = st == BP_OK;
-    }
-    ckpt_close(&c);
+    bp_checkpoint *ck = NULL;
+    BP_TRY(bp_checkpoint_open(path, &ck));
+    const char *text = bp_st_meta(&ck->st, "trainer");
+    bp_status st = BP_OK;
+    if (text != NULL && strlen(text) >= size)
+        st = bp_st_bad(&ck->st, "the trainer's state is too long");
+    else if (text != NULL)
+        strcpy(run, text);
+    char diff[1024] = "";
+    network_diff(&ck->model, net, diff, sizeof diff);
+    if (st == BP_OK && diff[0] != '\0')
+        st = bp_fail(BP_ERR_INVALID_ARGUMENT, "'%s' does not match the network (%s)", path, diff);
+    if (st == BP_OK)
+        st = read_best(ck, net, best, has_best);
+    if (st != BP_OK)
+        *has_best = 0;
+    bp_checkpoint_close(ck);
     return st;
 }

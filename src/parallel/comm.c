@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "api/error.h"
+#include "api/struct_size.h"
 #include "core/network.h"
 
 double bp_dist_now(void)
@@ -97,21 +98,17 @@ bp_status bp_comm_fail(bp_comm *c, const char *fmt, ...)
     return bp_fail(BP_ERR_COMM, "%s (rank %d of %d, %s)", msg, c->rank, c->size, c->ops->name);
 }
 
-void bp_comm_config_init(bp_comm_config *cfg)
+void bp_comm_config_init_sized(bp_comm_config *cfg, size_t size)
 {
-    if (cfg == NULL)
-        return;
-    memset(cfg, 0, sizeof *cfg);
-    cfg->backend = BP_BACKEND_CPU;
-    cfg->device = 0;
-    cfg->timeout_s = 300.0;
+    const bp_comm_config d = {.backend = BP_BACKEND_CPU, .device = 0, .timeout_s = 300.0};
+    bp_struct_init(cfg, size, &d, sizeof d);
 }
 
 bp_status bp_comm_config_resolve(const char *fn, const bp_comm_config *cfg, bp_comm_config *out)
 {
     bp_comm_config_init(out);
     if (cfg != NULL)
-        *out = *cfg;
+        BP_TRY(bp_struct_read(fn, "cfg", out, sizeof *out, cfg, cfg->struct_size));
     if (out->backend != BP_BACKEND_CPU && out->backend != BP_BACKEND_CUDA)
         return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: cfg->backend %d is not CPU or CUDA", fn,
                        (int)out->backend);
@@ -351,6 +348,19 @@ void bp_dist_expect_global_batch(bp_network *net, int batch)
         net->comm->expected_batch = batch;
 }
 
+/* Counts a data-parallel step; BP_ERR_COMM when an earlier error broke
+ * the communicator (no step runs on a broken one). */
+static bp_status next_step(bp_comm *c)
+{
+    c->steps++;
+    if (c->broken)
+        return bp_fail(BP_ERR_COMM,
+                       "data-parallel step %ld: the communicator is broken by an earlier error "
+                       "(rank %d of %d)",
+                       c->steps, c->rank, c->size);
+    return BP_OK;
+}
+
 /* ---- device engines: nothing the host waits for ----------------------------- */
 
 bp_status bp_dist_prepare(bp_network *net, int batch)
@@ -362,12 +372,7 @@ bp_status bp_dist_prepare(bp_network *net, int batch)
     c->expected_batch = 0;
     if (c->ops->scale_slot == NULL)
         return BP_OK; /* a host engine agrees on the batch with the loss (step_begin) */
-    c->steps++;
-    if (c->broken)
-        return bp_fail(BP_ERR_COMM,
-                       "data-parallel step %ld: the communicator is broken by an earlier error "
-                       "(rank %d of %d)",
-                       c->steps, c->rank, c->size);
+    BP_TRY(next_step(c));
     double global = expected;
     if (expected <= 0) { /* the caller did not say: agree (a host wait, outside the step) */
         global = batch;
@@ -416,13 +421,8 @@ bp_status bp_dist_numeric(bp_network *net, double loss)
  * global batch and loss, and on whether the step is skipped. */
 static bp_status step_begin(bp_comm *c, bp_network *net, int batch)
 {
-    c->steps++;
     c->step_bad = 0;
-    if (c->broken)
-        return bp_fail(BP_ERR_COMM,
-                       "data-parallel step %ld: the communicator is broken by an "
-                       "earlier error (rank %d of %d)",
-                       c->steps, c->rank, c->size);
+    BP_TRY(next_step(c));
     double loss = NAN;
     BP_TRY(net->ops->download(net->ctx, &loss, net->loss, sizeof loss));
     double v[2] = {(double)batch, (double)batch * loss};

@@ -160,6 +160,44 @@ bp_status bp_dist_mpi_version(int *built, char *version, size_t size)
     return BP_OK;
 }
 
+/* CUDA ranks of bp_comm_create_mpi: NCCL, its unique id made on rank 0 and
+ * broadcast over tmp's duplicate, which is destroyed here (NCCL does the
+ * collectives); alarms still travel over MPI. */
+static bp_status create_nccl_ranks(const char *fn, bp_comm *tmp, const bp_comm_config *r,
+                                   bp_alarm *alarm, bp_comm **out)
+{
+    mpi_engine *m = tmp->impl;
+    bp_nccl_id id;
+    memset(&id, 0, sizeof id);
+    bp_status st = BP_OK;
+    int ok = 1;
+    if (tmp->rank == 0)
+        ok = (st = bp_nccl_id_create(&id)) == BP_OK;
+    /* Every rank learns whether rank 0 made an id, so all fail together. */
+    MPI_Request reqs[2];
+    int err = MPI_Ibcast(&ok, 1, MPI_INT, 0, m->comm, &reqs[0]);
+    if (err == MPI_SUCCESS)
+        err = MPI_Ibcast(&id, (int)sizeof id, MPI_BYTE, 0, m->comm, &reqs[1]);
+    if (err != MPI_SUCCESS)
+        st = mpi_error(tmp, "MPI_Ibcast of the NCCL unique id", err);
+    else {
+        bp_status w = wait_requests(tmp, 2, reqs, "the broadcast of the NCCL unique id");
+        if (w != BP_OK)
+            st = w;
+        else if (!ok && tmp->rank != 0)
+            st = bp_fail(BP_ERR_COMM, "%s: rank 0 could not make an NCCL unique id", fn);
+    }
+    if (st == BP_OK)
+        st = bp_dist_nccl_create(fn, &id, tmp->rank, tmp->size, r, out);
+    tmp->broken = st != BP_OK && tmp->broken;
+    mpi_destroy(tmp);
+    if (st == BP_OK)
+        (*out)->alarm = alarm;
+    else
+        bp_dist_alarm_close(alarm);
+    return st;
+}
+
 bp_status bp_comm_create_mpi(const void *mpi_comm, const bp_comm_config *cfg, bp_comm **out)
 {
     const char *fn = "bp_comm_create_mpi";
@@ -212,36 +250,7 @@ bp_status bp_comm_create_mpi(const void *mpi_comm, const bp_comm_config *cfg, bp
         return st;
     }
 
-    /* CUDA ranks: NCCL, its unique id made on rank 0 and broadcast. */
-    bp_nccl_id id;
-    memset(&id, 0, sizeof id);
-    bp_status st = BP_OK;
-    int ok = 1;
-    if (tmp.rank == 0)
-        ok = (st = bp_nccl_id_create(&id)) == BP_OK;
-    /* Every rank learns whether rank 0 made an id, so all fail together. */
-    MPI_Request reqs[2];
-    err = MPI_Ibcast(&ok, 1, MPI_INT, 0, m->comm, &reqs[0]);
-    if (err == MPI_SUCCESS)
-        err = MPI_Ibcast(&id, (int)sizeof id, MPI_BYTE, 0, m->comm, &reqs[1]);
-    if (err != MPI_SUCCESS)
-        st = mpi_error(&tmp, "MPI_Ibcast of the NCCL unique id", err);
-    else {
-        bp_status w = wait_requests(&tmp, 2, reqs, "the broadcast of the NCCL unique id");
-        if (w != BP_OK)
-            st = w;
-        else if (!ok && tmp.rank != 0)
-            st = bp_fail(BP_ERR_COMM, "%s: rank 0 could not make an NCCL unique id", fn);
-    }
-    if (st == BP_OK)
-        st = bp_dist_nccl_create(fn, &id, tmp.rank, tmp.size, &r, out);
-    tmp.broken = st != BP_OK && tmp.broken;
-    mpi_destroy(&tmp); /* NCCL does the collectives; the duplicate is no longer needed */
-    if (st == BP_OK)
-        (*out)->alarm = alarm; /* alarms still travel over MPI */
-    else
-        bp_dist_alarm_close(alarm);
-    return st;
+    return create_nccl_ranks(fn, &tmp, &r, alarm, out);
 }
 
 void bp_dist_mpi_finalize(void)

@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "api/error.h"
+#include "backprop_file.h"
 
 #define TMP_TAG ".tmp-"
 #define BUF_SIZE ((size_t)1 << 16)

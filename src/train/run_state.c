@@ -19,7 +19,7 @@
 
 #include "api/error.h"
 #include "core/network.h"
-#include "format/safetensors.h"
+#include "format/checkpoint.h"
 #include "train/trainer.h"
 
 #define RUN_VERSION 1

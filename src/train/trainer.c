@@ -269,9 +269,11 @@ static int run_is_over(const bp_trainer *t)
            (t->cfg.patience > 0 && t->state.bad_epochs >= t->cfg.patience);
 }
 
-bp_status bp_trainer_fit(bp_trainer *t, bp_trainer_result *result)
+bp_status bp_trainer_fit_sized(bp_trainer *t, bp_trainer_result *result, size_t result_size)
 {
     BP_CHECK_PTR("bp_trainer_fit", t);
+    if (result != NULL) /* checked first: the fill at the end cannot fail */
+        BP_TRY(bp_struct_size_check("bp_trainer_fit", result_size));
     t->fitted = 1;
     int64_t steps0 = t->steps_run;
     int stopped = 0;
@@ -297,8 +299,7 @@ bp_status bp_trainer_fit(bp_trainer *t, bp_trainer_result *result)
     r.best_epoch = t->state.best_epoch;
     r.best_loss = t->state.best_loss;
     if (result != NULL)
-        bp_struct_init(result, result->struct_size ? result->struct_size : sizeof *result, &r,
-                       sizeof r);
+        (void)bp_struct_fill("bp_trainer_fit", result, result_size, &r, sizeof r);
     return st;
 }
 
@@ -429,7 +430,7 @@ bp_status bp_trainer_resume(bp_trainer *t, const char *checkpoint)
     return bp_group_agree_status(t, st, "resuming");
 }
 
-bp_status bp_trainer_describe(const bp_trainer *t, bp_trainer_desc *out)
+bp_status bp_trainer_describe_sized(const bp_trainer *t, bp_trainer_desc *out, size_t size)
 {
     BP_CHECK_PTR("bp_trainer_describe", t);
     BP_CHECK_PTR("bp_trainer_describe", out);
@@ -445,8 +446,7 @@ bp_status bp_trainer_describe(const bp_trainer *t, bp_trainer_desc *out)
     d.rank = t->rank0;
     d.size = t->world;
     d.replicas = t->n_replicas;
-    bp_struct_init(out, out->struct_size ? out->struct_size : sizeof *out, &d, sizeof d);
-    return BP_OK;
+    return bp_struct_fill("bp_trainer_describe", out, size, &d, sizeof d);
 }
 
 void bp_trainer_free(bp_trainer *t)

@@ -347,14 +347,12 @@ std::vector<double> four_steps(bp_network *net)
     std::vector<int32_t> y(16);
     for (int i = 0; i < 16; i++)
         y[i] = i % 4;
-    bp_sgd opt;
-    bp_sgd_init(&opt);
+    bp_optimizer opt = bpt::sgd();
     opt.lr = 0.1;
     std::vector<double> losses;
     for (int s = 0; s < 4; s++) {
         double loss = NAN;
-        EXPECT_EQ(bp_network_train_step(net, x.data(), y.data(), 16, &opt, &loss), BP_OK)
-            << bp_last_error();
+        EXPECT_EQ(bpt::sgd_step(net, x.data(), y.data(), 16, &opt, &loss), BP_OK) << bp_last_error();
         losses.push_back(loss);
     }
     return losses;

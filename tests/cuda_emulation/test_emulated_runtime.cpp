@@ -323,18 +323,16 @@ TEST(EmulatedRuntime, AKernelFaultIsStickyAndReported)
         ASSERT_EQ(bp_network_create(&cfg, &raw), BP_OK) << bp_last_error();
         bpt::Net net(raw);
         bpt::Batch b = bpt::random_batch(s, 4, 3);
-        bp_sgd opt;
-        bp_sgd_init(&opt);
+        bp_optimizer opt = bpt::sgd();
         double loss = 0;
-        ASSERT_EQ(bp_network_train_step(net.get(), b.x.data(), b.targets(), 4, &opt, &loss), BP_OK);
+        ASSERT_EQ(bpt::sgd_step(net.get(), b.x.data(), b.targets(), 4, &opt, &loss), BP_OK);
         ASSERT_EQ(bp_emu_inject_fault(stream), cudaSuccess);
         // Enqueueing still works (nothing has run yet) until something waits.
-        bp_status st = bp_network_train_step(net.get(), b.x.data(), b.targets(), 4, &opt, &loss);
+        bp_status st = bpt::sgd_step(net.get(), b.x.data(), b.targets(), 4, &opt, &loss);
         EXPECT_EQ(st, BP_ERR_CUDA);
         std::string msg = bp_last_error();
         EXPECT_NE(msg.find("illegal memory access"), std::string::npos) << msg;
-        EXPECT_EQ(bp_network_train_step(net.get(), b.x.data(), b.targets(), 4, &opt, nullptr),
-                  BP_ERR_CUDA);
+        EXPECT_EQ(bpt::sgd_step(net.get(), b.x.data(), b.targets(), 4, &opt, nullptr), BP_ERR_CUDA);
         EXPECT_EQ(cudaStreamSynchronize(stream), cudaErrorIllegalAddress);
         EXPECT_EQ(cudaGetLastError(), cudaErrorIllegalAddress); // and it stays
         EXPECT_EQ(cudaGetLastError(), cudaErrorIllegalAddress);

@@ -623,13 +623,14 @@ TYPED_TEST(EmulatedKernels, OptimizerMatchesCpuBitForBit)
         double momentum, dampening, wd;
         int nesterov, amsgrad;
     };
-    for (Rule o : {Rule{BP_M_SGD, 0, 0, 0, 0, 0}, Rule{BP_M_SGD, 0.9, 0, 1e-2, 0, 0},
-                   Rule{BP_M_SGD, 0.9, 0.1, 0, 0, 0}, Rule{BP_M_SGD, 0.8, 0, 1e-3, 1, 0},
-                   Rule{BP_M_ADAM, 0, 0, 0, 0, 0}, Rule{BP_M_ADAM, 0, 0, 1e-2, 0, 1},
-                   Rule{BP_M_ADAMW, 0, 0, 1e-2, 0, 0}, Rule{BP_M_ADAMW, 0, 0, 0.1, 0, 1}})
+    for (Rule o :
+         {Rule{BP_OPTIMIZER_SGD, 0, 0, 0, 0, 0}, Rule{BP_OPTIMIZER_SGD, 0.9, 0, 1e-2, 0, 0},
+          Rule{BP_OPTIMIZER_SGD, 0.9, 0.1, 0, 0, 0}, Rule{BP_OPTIMIZER_SGD, 0.8, 0, 1e-3, 1, 0},
+          Rule{BP_OPTIMIZER_ADAM, 0, 0, 0, 0, 0}, Rule{BP_OPTIMIZER_ADAM, 0, 0, 1e-2, 0, 1},
+          Rule{BP_OPTIMIZER_ADAMW, 0, 0, 1e-2, 0, 0}, Rule{BP_OPTIMIZER_ADAMW, 0, 0, 0.1, 0, 1}})
         for (size_t count : {(size_t)1, (size_t)1000, (size_t)4100, (size_t)4101}) {
             bp_update_rule r{};
-            r.kind = o.kind;
+            r.type = (bp_optimizer_type)o.kind;
             r.momentum = o.momentum;
             r.dampening = o.dampening;
             r.weight_decay = o.wd;
@@ -658,7 +659,7 @@ TYPED_TEST(EmulatedKernels, OptimizerMatchesCpuBitForBit)
                           cudaSuccess);
                 EXPECT_EQ(sc.step, se.step);
                 EXPECT_EQ(se.step, step == 3 ? 2 : step);
-                bool adam = o.kind != BP_M_SGD;
+                bool adam = o.kind != BP_OPTIMIZER_SGD;
                 ASSERT_EQ(cpu.optimizer_update(nullptr, Real<T>::dt, &r, wc.data(), g.data(),
                                                c1.data(), adam ? c2.data() : nullptr,
                                                o.amsgrad ? c3.data() : nullptr, count, max_norm,
@@ -696,7 +697,7 @@ TYPED_TEST(EmulatedKernels, ClipScaleAgreesAndRepeats)
     for (size_t count : {(size_t)1000, (size_t)4100, (size_t)4101}) {
         std::vector<T> g = random_reals<T>(count, -1, 1, 31), w(count), s1(count);
         bp_update_rule r{};
-        r.kind = BP_M_SGD;
+        r.type = BP_OPTIMIZER_SGD;
         double scale[2];
         for (int run = 0; run < 2; run++) {
             std::vector<double> parts(BP_CLIP_PARTS);

@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "fault/fault_shim.h"
+#include "backprop_file.h"
 #include "test_util.h"
 
 namespace {
@@ -147,12 +148,11 @@ TEST_F(Fault, CreateAndTrainANetwork)
             bp_status st = bp_network_create(&cfg, &net);
             if (st != BP_OK)
                 return st;
-            bp_sgd opt;
-            bp_sgd_init(&opt);
+            bp_optimizer opt = bpt::sgd();
             opt.momentum = 0.9;
             double loss = 0;
             for (int i = 0; i < 3 && st == BP_OK; i++)
-                st = bp_network_train_step(net, b.x.data(), b.targets(), 8, &opt, &loss);
+                st = bpt::sgd_step(net, b.x.data(), b.targets(), 8, &opt, &loss);
             bp_buffer *x = nullptr;
             if (st == BP_OK)
                 st = bp_buffer_create(net, b.x.size() * bp_dtype_size(dt), &x);

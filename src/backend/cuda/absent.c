@@ -8,8 +8,9 @@ bp_status bp_cuda_device_count(int *count)
     return bp_fail(BP_ERR_NOT_BUILT, "the CUDA backend is not built into this library");
 }
 
-bp_status bp_cuda_device_info(int ordinal, bp_device_info *out)
+bp_status bp_cuda_device_info_sized(int ordinal, bp_device_info *out, size_t size)
 {
+    (void)size;
     BP_CHECK_PTR("bp_cuda_device_info", out);
     return bp_fail(BP_ERR_NOT_BUILT,
                    "bp_cuda_device_info(%d): the CUDA backend is not built into this library",

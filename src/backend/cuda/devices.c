@@ -4,6 +4,7 @@
 
 #include "backend/cuda/status.h"
 #include "api/error.h"
+#include "api/struct_size.h"
 
 bp_status bp_cuda_status(cudaError_t err, const char *call)
 {
@@ -97,9 +98,9 @@ bp_status bp_cuda_device_count(int *count)
     return bp_cuda_count_devices(count, NULL);
 }
 
-bp_status bp_cuda_device_info(int ordinal, bp_device_info *out)
+bp_status bp_cuda_device_info_sized(int ordinal, bp_device_info *caller, size_t size)
 {
-    BP_CHECK_PTR("bp_cuda_device_info", out);
+    BP_CHECK_PTR("bp_cuda_device_info", caller);
     int n = 0;
     cudaError_t why = cudaSuccess;
     BP_TRY(bp_cuda_count_devices(&n, &why));
@@ -110,6 +111,7 @@ bp_status bp_cuda_device_info(int ordinal, bp_device_info *out)
                        "bp_cuda_device_info: device %d is out of range (0..%d)", ordinal, n - 1);
     struct cudaDeviceProp prop;
     BP_TRY(BP_CUDA_CHECK(cudaGetDeviceProperties(&prop, ordinal)));
+    bp_device_info info, *out = &info; /* filled, then the caller's fields of it */
     memset(out, 0, sizeof *out);
     out->ordinal = ordinal;
     snprintf(out->name, sizeof out->name, "%s", prop.name);
@@ -123,5 +125,5 @@ bp_status bp_cuda_device_info(int ordinal, bp_device_info *out)
         cudaMemGetInfo(&free_bytes, &total) == cudaSuccess)
         out->free_memory = free_bytes;
     cudaSetDevice(previous);
-    return BP_OK;
+    return bp_struct_fill("bp_cuda_device_info", caller, size, &info, sizeof info);
 }

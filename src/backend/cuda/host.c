@@ -311,35 +311,40 @@ static bp_status upload_on_device(cuda_ctx *c, void *dst, const void *src, size_
     return BP_OK;
 }
 
-static bp_status cuda_upload(void *p, void *dst, const void *src, size_t bytes)
-{
-    cuda_ctx *c = p;
-    if (bytes == 0)
-        return BP_OK;
-    ON_DEVICE(c, upload_on_device(c, dst, src, bytes));
-}
-
 static bp_status download_on_device(cuda_ctx *c, void *dst, const void *src, size_t bytes)
 {
     BP_TRY(BP_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, c->stream)));
     return BP_CUDA_CHECK(cudaStreamSynchronize(c->stream));
 }
 
-static bp_status cuda_download(void *p, void *dst, const void *src, size_t bytes)
+enum { TO_DEVICE, TO_HOST, ON_THE_DEVICE };
+
+/* A copy of `bytes` (none: nothing to do) in the given direction, on the
+ * context's device. */
+static bp_status transfer(void *p, int kind, void *dst, const void *src, size_t bytes)
 {
     cuda_ctx *c = p;
     if (bytes == 0)
         return BP_OK;
-    ON_DEVICE(c, download_on_device(c, dst, src, bytes));
+    ON_DEVICE(c, kind == TO_DEVICE ? upload_on_device(c, dst, src, bytes)
+                 : kind == TO_HOST ? download_on_device(c, dst, src, bytes)
+                                   : BP_CUDA_CHECK(cudaMemcpyAsync(
+                                         dst, src, bytes, cudaMemcpyDeviceToDevice, c->stream)));
+}
+
+static bp_status cuda_upload(void *p, void *dst, const void *src, size_t bytes)
+{
+    return transfer(p, TO_DEVICE, dst, src, bytes);
+}
+
+static bp_status cuda_download(void *p, void *dst, const void *src, size_t bytes)
+{
+    return transfer(p, TO_HOST, dst, src, bytes);
 }
 
 static bp_status cuda_copy(void *p, void *dst, const void *src, size_t bytes)
 {
-    cuda_ctx *c = p;
-    if (bytes == 0)
-        return BP_OK;
-    ON_DEVICE(c,
-              BP_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, c->stream)));
+    return transfer(p, ON_THE_DEVICE, dst, src, bytes);
 }
 
 static bp_status cuda_zero(void *p, void *dst, size_t bytes)
