@@ -41,7 +41,7 @@ static void training_run_free(training_run *run)
     free(run->curves.test_loss);
     free(run->curves.test_accuracy);
     bp_file_replace_abort(run->log); /* a failed run leaves the old log */
-    optim_flags_free(&run->options.optim);
+    train_options_free(&run->options);
 }
 
 /* ---- parse ---------------------------------------------------------------- */

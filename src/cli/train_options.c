@@ -330,28 +330,30 @@ static int check_paths(const train_options *o)
 int parse_train_options(int argc, char **argv, train_options *o, int *status)
 {
     train_options_defaults(o);
-    char **canonical = calloc((size_t)argc + 1, sizeof *canonical);
-    if (canonical == NULL) {
+    /* the flags' full names, which --resume compares until the trainer is
+     * built (optim_resume_compare); freed by train_options_free */
+    o->canonical = calloc((size_t)argc + 1, sizeof *o->canonical);
+    if (o->canonical == NULL) {
         *status = 1;
         return cli_error("no memory");
     }
-    int parsed = parse_flags(argc, argv, o, canonical);
+    int parsed = parse_flags(argc, argv, o, o->canonical);
     *status = parsed > 0 ? 0 : 2;
-    int rc = -1;
     if (parsed != 0)
-        goto out;
+        return -1;
     *status = 1;
-    if (check_paths(o) != 0)
-        goto out;
-    if (resume_peek(o, argc, canonical, status) != 0)
-        goto out;
-    if (adopt_file_architecture(o) != 0)
-        goto out;
+    if (check_paths(o) != 0 || resume_peek(o, argc, o->canonical, status) != 0 ||
+        adopt_file_architecture(o) != 0)
+        return -1;
     *status = 0;
-    rc = 0;
-out:
-    free(canonical);
-    return rc;
+    return 0;
+}
+
+void train_options_free(train_options *o)
+{
+    optim_flags_free(&o->optim);
+    free(o->canonical);
+    o->canonical = NULL;
 }
 
 void train_options_trainer(const train_options *o, bp_trainer_config *tc)

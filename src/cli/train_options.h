@@ -48,6 +48,7 @@ typedef struct train_options {
      * written here and pointed at by architecture.layers/activations. */
     char init_layers[BP_MAX_LAYERS * 8 + 8];
     char init_activations[BP_MAX_LAYERS * 16];
+    char **canonical; /* argv with each flag's full name (prefixes resolved) */
 } train_options;
 
 /* Parses argv (after "train") into *o and checks it: value ranges, output
@@ -56,6 +57,9 @@ typedef struct train_options {
  * --help, 2 for a bad flag or value, 1 for a file that cannot be used), the
  * message already printed. */
 int parse_train_options(int argc, char **argv, train_options *o, int *status);
+
+/* Frees what parsing kept (the canonical argv, the --resume checkpoint). */
+void train_options_free(train_options *o);
 
 /* The trainer's configuration the flags describe (no callbacks yet). */
 void train_options_trainer(const train_options *o, bp_trainer_config *tc);
