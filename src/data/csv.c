@@ -370,6 +370,23 @@ static bp_status take_line(csv_state *s, const csv_line *ln, int *seen_first)
     return data_row(s, ln);
 }
 
+/* Binary data is refused as soon as it is read, before any of its lines
+ * is parsed (a first line of random bytes that happens to hold no control
+ * byte would otherwise be judged as a row): the first NUL or control byte
+ * of the chunk, on its line (number: the chunk's first line's). */
+static bp_status check_text(const csv_state *s, const char *chunk, size_t got, long number)
+{
+    for (size_t i = 0; i < got; i++) {
+        unsigned char c = (unsigned char)chunk[i];
+        if (c == '\n')
+            number++;
+        else if (c == 0 || (c < 0x20 && c != '\t' && c != '\r') || c == 0x7f)
+            return bp_fail(BP_ERR_FORMAT, "%s:%ld: %s: not a text file", s->path, number,
+                           c == 0 ? "the line holds a NUL byte" : "the line holds a control byte");
+    }
+    return BP_OK;
+}
+
 static bp_status parse_stream(bp_reader *f, csv_state *s)
 {
     char chunk[1 << 16];
@@ -386,6 +403,8 @@ static bp_status parse_stream(bp_reader *f, csv_state *s)
     while (st == BP_OK) {
         /* What a pipe has now: each row is checked as soon as it is there. */
         st = bp_io_read_some(f, chunk, sizeof chunk, &got);
+        if (st == BP_OK)
+            st = check_text(s, chunk, got, number);
         if (st != BP_OK)
             break;
         for (size_t i = 0; st == BP_OK && i < got; i++) {
@@ -396,11 +415,6 @@ static bp_status parse_stream(bp_reader *f, csv_state *s)
                 len = 0;
                 number++;
                 continue;
-            }
-            if (c == 0 || (c < 0x20 && c != '\t' && c != '\r') || c == 0x7f) {
-                st = bp_fail(BP_ERR_FORMAT, "%s:%ld: %s: not a text file", s->path, number,
-                             c == 0 ? "the line holds a NUL byte" : "the line holds a control byte");
-                break;
             }
             if (len == cap) {
                 if (cap >= CSV_MAX_LINE) {
