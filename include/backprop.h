@@ -1486,6 +1486,16 @@ BP_API bp_status bp_trainer_create(bp_network *net, const bp_dataset *train,
  * the training set (a different data set). Before bp_trainer_fit. */
 BP_API bp_status bp_trainer_resume(bp_trainer *t, const char *checkpoint);
 
+/* The configuration the trainer runs with: the config it was created with
+ * (pointers and callbacks included) after bp_trainer_resume replaced the
+ * values the checkpoint defines, so a program can see, or compare with
+ * its own settings, what the resumed run does. Filled up to the caller's
+ * sizeof(bp_trainer_config). */
+BP_API bp_status bp_trainer_get_config_sized(const bp_trainer *t, bp_trainer_config *out,
+                                             size_t size);
+#define bp_trainer_get_config(t, out) \
+    bp_trainer_get_config_sized((t), (out), sizeof(bp_trainer_config))
+
 /* What a fit did. */
 typedef struct bp_trainer_result {
     size_t struct_size; /* the caller's size (the call sets it) */

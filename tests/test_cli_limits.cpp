@@ -340,8 +340,10 @@ TEST_F(CliLimits, ResumeRefusesChangesAndSaysWhatItDoes)
         run(base + "--stop-after 2 --lr 0.05 --momentum 0.9 --checkpoint " + ck + " --log " + log).code,
         0);
     std::string resume = base + "--resume " + ck + " ";
-    for (const char *flag : {"--lr 0.1", "--momentum 0.5", "--weight-decay 0.01",
-                             "--schedule constant", "--clip-grad-norm 1", "--optimizer adam"}) {
+    for (const char *flag :
+         {"--lr 0.1", "--momentum 0.5", "--weight-decay 0.01", "--schedule constant",
+          "--clip-grad-norm 1", "--optimizer adam", "--warmup 1", "--early-stopping 2",
+          "--validation-fraction 0.2", "--min-delta 0.5", "--no-shuffle"}) {
         Result r = run(resume + flag);
         EXPECT_EQ(r.code, 1) << flag << ": " << r.err;
         EXPECT_CONTAINS(r.err, std::string(flag).substr(0, std::string(flag).find(' ')));
@@ -351,19 +353,24 @@ TEST_F(CliLimits, ResumeRefusesChangesAndSaysWhatItDoes)
     EXPECT_EQ(init.code, 2) << init.err;
     EXPECT_CONTAINS(init.err, "leave --init out");
     std::string good = read(ck);
-    rewrite_header(ck, [](std::string &h) {
-        size_t at = h.find("\"schedule\":\"cosine\"");
-        ASSERT_NE(at, std::string::npos);
-        h.replace(at, 19, "\"schedule\":\"cosinf\"");
-    });
-    Result unknown = run(resume);
-    EXPECT_EQ(unknown.code, 1) << unknown.err;
-    EXPECT_CONTAINS(unknown.err, "schedule 'cosinf', which this version does not know");
+    // An unknown name, and a known one in another case (the name as written).
+    for (const char *name : {"cosinf", "Cosine"}) {
+        rewrite_header(ck, [&](std::string &h) {
+            size_t at = h.find("\"schedule\":\"");
+            ASSERT_NE(at, std::string::npos);
+            h.replace(at + 12, 6, name);
+        });
+        Result unknown = run(resume);
+        EXPECT_EQ(unknown.code, 1) << unknown.err;
+        EXPECT_CONTAINS(unknown.err,
+                        std::string("schedule '") + name + "', which this version does not know");
+    }
     std::ofstream(ck, std::ios::binary) << good;
     // The same values are accepted; the log's rows of epochs 3 and 4 from a
     // run that went further are left out, said so, and written anew.
     std::ofstream(log, std::ios::app) << "3,9,9,9,9,9\n4,9,9,9,9,9\n";
-    Result same = run(resume + "--lr 0.05 --momentum 0.9 --log " + log + " --checkpoint " + ck);
+    Result same = run(resume + "--lr 0.05 --momentum 0.9 --warmup 0 --early-stopping 0 --log " +
+                      log + " --checkpoint " + ck);
     ASSERT_EQ(same.code, 0) << same.err;
     EXPECT_CONTAINS(same.err, "2 rows of");
     std::string rows = read(log);

@@ -7,6 +7,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <functional>
+#include <cstddef>
+#include <cstring>
 #include <string>
 #include <unistd.h>
 
@@ -389,8 +391,30 @@ void resume_is_bit_exact(bp_backend backend, bp_precision precision)
         bpt::Net second = fresh();
         bp_trainer_config c2 = config();
         c2.seed = 77;
+        c2.warmup_epochs = 1;
+        c2.patience = 5;
         Trainer t = make(second.get(), d.ds, nullptr, c2);
         ASSERT_EQ(bp_trainer_resume(t.get(), ck.c_str()), BP_OK) << bp_last_error();
+        // What the resumed run does: the checkpoint's settings, the config's epochs.
+        bp_trainer_config got;
+        std::memset(&got, 0xAB, sizeof got);
+        ASSERT_EQ(bp_trainer_get_config(t.get(), &got), BP_OK) << bp_last_error();
+        EXPECT_EQ(got.struct_size, sizeof got);
+        EXPECT_EQ(got.seed, 4u);
+        EXPECT_EQ(got.warmup_epochs, 2);
+        EXPECT_EQ(got.patience, 3);
+        EXPECT_EQ(got.validation_fraction, 0.25);
+        EXPECT_EQ(got.schedule, BP_SCHEDULE_COSINE);
+        EXPECT_EQ(got.epochs, 6);
+        // A caller built with a smaller struct gets nothing past it.
+        std::memset(&got, 0xAB, sizeof got);
+        size_t small = offsetof(bp_trainer_config, seed);
+        ASSERT_EQ(bp_trainer_get_config_sized(t.get(), &got, small), BP_OK) << bp_last_error();
+        EXPECT_EQ(got.struct_size, small);
+        EXPECT_EQ(got.batch, 8);
+        const unsigned char *past = reinterpret_cast<const unsigned char *>(&got) + small;
+        for (size_t i = 0; i < sizeof got - small; i++)
+            ASSERT_EQ(past[i], 0xAB) << "byte " << small + i << " written";
         ASSERT_EQ(bp_trainer_fit(t.get(), nullptr), BP_OK) << bp_last_error();
         EXPECT_TRUE(same_bytes(params(second.get(), s), params(whole.get(), s)))
             << "resumed after " << stop_at << " steps";

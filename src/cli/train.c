@@ -295,9 +295,26 @@ static int create_trainer(training_run *run)
     if (st != BP_OK)
         return cli_lib_error(run->launch.rank == 0 ? "the training run" : "a data-parallel rank",
                              st);
-    if (o->optim.resume && (st = bp_trainer_resume(run->trainer, o->optim.resume)) != BP_OK)
+    if (o->optim.resume == NULL)
+        return 0;
+    if ((st = bp_trainer_resume(run->trainer, o->optim.resume)) != BP_OK)
         return cli_lib_error("--resume", st);
-    return 0;
+    bp_trainer_config r; /* the run the checkpoint holds: its flags may only be repeated */
+    bp_trainer_config_init(&r);
+    if ((st = bp_trainer_get_config(run->trainer, &r)) != BP_OK)
+        return cli_lib_error("--resume", st);
+    const optim_run_value v[] = {
+        {"--validation-fraction", o->validation_fraction, r.validation_fraction},
+        {"--no-shuffle", o->no_shuffle, !r.shuffle},
+        {"--warmup", (double)o->warmup, (double)r.warmup_epochs},
+        {"--step-epochs", (double)o->step_epochs, (double)r.step_epochs},
+        {"--step-gamma", o->step_gamma, r.step_gamma},
+        {"--plateau-factor", o->plateau_factor, r.plateau_factor},
+        {"--plateau-patience", (double)o->plateau_patience, (double)r.plateau_patience},
+        {"--early-stopping", (double)o->patience, (double)r.patience},
+        {"--min-delta", o->min_delta, r.min_delta},
+    };
+    return optim_resume_compare(&o->optim, v, (int)(sizeof v / sizeof v[0]));
 }
 
 /* The per-epoch curves and the log file. */

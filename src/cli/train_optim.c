@@ -160,6 +160,8 @@ static int not_for(const optim_hp_flag *f, bp_optimizer_type type)
 
 int optim_check(optim_flags *o, int argc, char **argv, double *lr, long epochs)
 {
+    o->argc = argc;
+    o->argv = argv;
     bp_optimizer_type type = BP_OPTIMIZER_SGD;
     if (o->optimizer != NULL && bp_optimizer_parse(o->optimizer, &type) != BP_OK) {
         char names[96] = "";
@@ -234,8 +236,9 @@ static int resume_conflicts(const optim_flags *o, int argc, char **argv, const b
             return -1;
     }
     /* A schedule this version does not know would run as another. */
-    bp_schedule known;
-    if (info->schedule[0] != '\0' && bp_schedule_parse(info->schedule, &known) != BP_OK)
+    bp_schedule known; /* by its exact name: the command writes it so (not "Cosine") */
+    if (info->schedule[0] != '\0' && (bp_schedule_parse(info->schedule, &known) != BP_OK ||
+                                      strcmp(bp_schedule_name(known), info->schedule) != 0))
         return cli_error("--resume: the run in '%s' has schedule '%s', which this version does "
                          "not know (cosine, constant, step, plateau)",
                          o->resume, info->schedule);
@@ -298,6 +301,14 @@ int optim_resume_peek(optim_flags *o, int argc, char **argv, long epochs, const 
                 "backprop: note: the checkpoint's run planned %lld epochs, this one %ld: the "
                 "%s schedule continues over %ld, so the run is not the uninterrupted one\n",
                 (long long)info.total_epochs, epochs, info.schedule, epochs);
+    return 0;
+}
+
+int optim_resume_compare(const optim_flags *o, const optim_run_value *v, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (resume_differs(o->argc, o->argv, v[i].flag, v[i].value, v[i].saved, o->resume))
+            return -1;
     return 0;
 }
 

@@ -44,6 +44,8 @@ typedef struct optim_flags {
     bp_checkpoint *ckpt; /* --resume, opened once: peeked, then restored (optim_setup) */
     bp_optimizer opt;
     bp_checkpoint_info start; /* where the run starts: epoch 0 or the checkpoint's */
+    int argc;                 /* the command's flags (optim_check), for */
+    char **argv;              /* optim_resume_compare */
 } optim_flags;
 
 /* The optimizers' flags from the library's tables. */
@@ -72,6 +74,19 @@ int optim_check(optim_flags *o, int argc, char **argv, double *lr, long epochs);
  * the run already finished all `epochs` (said so), -1 on error, 0 to go on. */
 int optim_resume_peek(optim_flags *o, int argc, char **argv, long epochs, const char *schedule,
                       long *seed, long *batch);
+
+/* A trainer flag's value and the resumed run's (bp_trainer_get_config). */
+typedef struct optim_run_value {
+    const char *flag;
+    double value, saved;
+} optim_run_value;
+
+/* After bp_trainer_resume: a flag among v[0..n) that was given and differs
+ * from the resumed run's value is refused with both values, as the
+ * optimizer's flags are by optim_resume_peek (the trainer takes the
+ * checkpoint's warm-up, early stopping, validation split...). Prints and
+ * returns -1 on a difference. */
+int optim_resume_compare(const optim_flags *o, const optim_run_value *v, int n);
 
 /* After the network is created (and --init loaded): sets its optimizer and
  * closes the --resume checkpoint (bp_trainer_resume restores it). -1 on

@@ -430,6 +430,13 @@ bp_status bp_trainer_resume(bp_trainer *t, const char *checkpoint)
     return bp_group_agree_status(t, st, "resuming");
 }
 
+bp_status bp_trainer_get_config_sized(const bp_trainer *t, bp_trainer_config *out, size_t size)
+{
+    BP_CHECK_PTR("bp_trainer_get_config", t);
+    BP_CHECK_PTR("bp_trainer_get_config", out);
+    return bp_struct_fill("bp_trainer_get_config", out, size, &t->cfg, sizeof t->cfg);
+}
+
 bp_status bp_trainer_describe_sized(const bp_trainer *t, bp_trainer_desc *out, size_t size)
 {
     BP_CHECK_PTR("bp_trainer_describe", t);
