@@ -159,6 +159,15 @@ BP_HD int bp_half_sum_parts(int batch)
     return batch < 1 ? 1 : (batch - 1) / bp_half_sum_rows(batch) + 1;
 }
 
+/* The most parts of any batch of 1..max_batch rows, what scratch for the
+ * parts must hold: not always bp_half_sum_parts(max_batch), which is not
+ * monotonic past 64 parts of 32 rows (2048 rows: 64 parts; 2049: 63 of 33). */
+BP_HD int bp_half_sum_parts_max(int max_batch)
+{
+    return max_batch > BP_HALF_SUM_MIN_ROWS * BP_HALF_SUM_MAX_PARTS ? BP_HALF_SUM_MAX_PARTS
+                                                                    : bp_half_sum_parts(max_batch);
+}
+
 /* ---- dynamic loss scaling (16-mixed) ------------------------------------------- */
 
 /* torch.cuda.amp.GradScaler's defaults, which 16-mixed uses. */

@@ -400,6 +400,26 @@ TEST(EmulatedMixedKernels, DeltaHalfMatchesCpuBitForBit)
     EXPECT_GT(differs_from_plain, 0) << "the parts' order never changed a sum: the test is blind";
 }
 
+// The scratch made for max_batch (bp_half_sum_parts_max) holds the parts of
+// every batch up to it, and the parts cover the batch with at least
+// BP_HALF_SUM_MIN_ROWS rows each (the last excepted), at most
+// BP_HALF_SUM_MAX_PARTS of them.
+TEST(EmulatedMixedKernels, PartsOfEveryBatchFitTheScratch)
+{
+    int most = 0;
+    for (int batch = 1; batch <= 5000; batch++) {
+        int rows = bp_half_sum_rows(batch), parts = bp_half_sum_parts(batch);
+        most = std::max(most, parts);
+        ASSERT_EQ(most, bp_half_sum_parts_max(batch)) << batch;
+        ASSERT_LE(parts, BP_HALF_SUM_MAX_PARTS) << batch;
+        ASSERT_GE(rows, BP_HALF_SUM_MIN_ROWS) << batch;
+        ASSERT_TRUE((parts - 1) * rows < batch && batch <= parts * rows) << batch;
+    }
+    EXPECT_EQ(bp_half_sum_parts(2048), 64);
+    EXPECT_EQ(bp_half_sum_parts(2049), 63);
+    EXPECT_EQ(bp_half_sum_parts_max(2049), 64);
+}
+
 // More than one part needs the parts' scratch: refused without it.
 TEST(EmulatedMixedKernels, DeltaHalfRefusesASplitWithoutScratch)
 {

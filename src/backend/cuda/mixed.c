@@ -96,7 +96,7 @@ void bp_cuda_mixed_sums_size(const bp_network_config *cfg, size_t *part_floats, 
 {
     *part_floats = 0;
     *ticket_count = 0;
-    int n_parts = bp_half_sum_parts(cfg->max_batch);
+    int n_parts = bp_half_sum_parts_max(cfg->max_batch);
     if ((cfg->precision != BP_PRECISION_BF16_MIXED && cfg->precision != BP_PRECISION_16_MIXED) ||
         n_parts == 1)
         return;
