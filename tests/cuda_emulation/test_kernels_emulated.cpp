@@ -338,15 +338,14 @@ std::vector<float> half_column_sums(int half, const std::vector<uint16_t> &d, in
 // row, one part (32), two parts (33: the second of one row), parts in one
 // block of parts (100: 32, 32, 32, 4) and 64 parts over 16 blocks of parts
 // whose rows are no multiple of 32 (2100: 33 rows, the last part 21);
-// column tiles of one column, partial, and several. A launch leaves its
+// column tiles of one column, partial, and several (70: three). A launch leaves its
 // tickets at 0: the next gives the same bits. Over the big batch, the
 // order differs from a plain row-order sum in some columns, so a split in
 // the wrong place would show.
 TEST(EmulatedMixedKernels, DeltaHalfMatchesCpuBitForBit)
 {
     ASSERT_TRUE(bp_emu_barrier_kernels_registered);
-    const int shapes[][2] = {{1, 1},    {33, 1},   {70, 32},  {33, 33},
-                             {70, 100}, {1, 2100}, {70, 2100}};
+    const int shapes[][2] = {{1, 1}, {33, 1}, {70, 32}, {33, 33}, {70, 100}, {70, 2100}};
     int differs_from_plain = 0;
     for (int half : {BP_HALF_BF16, BP_HALF_F16})
         for (int act = BP_ACT_IDENTITY; act <= BP_ACT_LEAKY_RELU; act++)
