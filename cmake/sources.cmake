@@ -16,6 +16,7 @@ set(BP_SOURCES
   src/core/optimizer.c
   src/core/optimizers.c
   src/core/evaluate.c
+  src/core/metadata.c
   src/core/mixed.c
   src/core/memory.c
   # check/: gradient check, CPU-vs-GPU comparison
@@ -34,6 +35,8 @@ set(BP_SOURCES
   src/data/dataset.c
   src/data/idx.c
   src/data/csv.c
+  src/data/class_names.c
+  src/data/scaling.c
   src/data/builtin.c
   # train/: the trainer (epochs, schedules, validation, early stopping,
   # checkpoints, the data-parallel group)

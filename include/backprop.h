@@ -656,15 +656,31 @@ BP_API bp_status bp_network_get_layer_state(const bp_network *net, int layer, in
  * bit-exactly afterwards. Meaningful in float64. */
 typedef struct bp_gradcheck_config {
     size_t struct_size; /* set by bp_gradcheck_config_init */
-    double eps;         /* default 1e-5 */
-    double floor;       /* default 1e-3 */
+    double eps;         /* the step; default 0: the network's dtype's
+                           (bp_gradcheck_defaults) */
+    double floor;       /* the relative error's smallest denominator;
+                           default 0: the dtype's */
     int max_per_layer;  /* parameters checked per layer, spread evenly;
                            0 = all. Default 0. */
+    double perturb;     /* checking the check: backprop's gradients are
+                           taken as g (1 + perturb); default 0 */
+    int *skipped;       /* optional output, [n_layers]: parameters left out
+                           because a ReLU or leaky ReLU kink lies within eps
+                           of them (the loss's one-sided differences
+                           disagree); default NULL */
 } bp_gradcheck_config;
 
 BP_API void bp_gradcheck_config_init_sized(bp_gradcheck_config *cfg, size_t size);
 #define bp_gradcheck_config_init(cfg) \
     bp_gradcheck_config_init_sized((cfg), sizeof(bp_gradcheck_config))
+
+/* The step, the floor and the verdict's tolerance on the relative error
+ * for a dtype: float64 eps 1e-5, floor 1e-3, below 1e-7; float32 eps 1e-2,
+ * floor 1e-2, below 1e-2 (the loss is summed in float32: a smaller step
+ * drowns in its rounding). Correct gradients pass and gradients 5% off
+ * fail (tests/test_gradcheck.cpp). Any pointer may be NULL. */
+BP_API bp_status bp_gradcheck_defaults(bp_dtype dtype, double *eps, double *floor,
+                                       double *tolerance);
 
 /* max_rel_error receives n_layers values (layer 1 first). cfg may be NULL
  * for the defaults. */
@@ -961,6 +977,18 @@ BP_API bp_status bp_compare_backends_sized(const bp_network_config *cfg, bp_back
     bp_compare_backends_sized((cfg), (a), (b), (x), (targets), (batch), (per_layer), \
                               sizeof(bp_layer_diff), (loss_a), (loss_b))
 
+/* The same for two networks the caller made (e.g. one model file loaded on
+ * each backend): same layers, activations, loss and dtype
+ * (BP_ERR_INVALID_ARGUMENT otherwise); their own parameters, which should
+ * be equal. Each network's gradients and step state are overwritten, as
+ * bp_network_gradients does. */
+BP_API bp_status bp_compare_networks_sized(bp_network *a, bp_network *b, const void *x,
+                                           const void *targets, int batch, bp_layer_diff *per_layer,
+                                           size_t per_layer_size, double *loss_a, double *loss_b);
+#define bp_compare_networks(a, b, x, targets, batch, per_layer, loss_a, loss_b) \
+    bp_compare_networks_sized((a), (b), (x), (targets), (batch), (per_layer),   \
+                              sizeof(bp_layer_diff), (loss_a), (loss_b))
+
 /* The tolerance on rel that a comparison of two backends is held to, for
  * the dtype and the CUDA network's math mode, and what it judges:
  *
@@ -1024,6 +1052,20 @@ BP_API double bp_compare_tolerance(bp_dtype dtype);
  * a new file gets 0666 minus the umask; a symlink is written through; a
  * path that is a device, FIFO, socket or directory is refused. */
 BP_API bp_status bp_model_save(const bp_network *net, const char *path);
+
+/* Text kept with a network and saved with it: bp_model_save and
+ * bp_checkpoint_save write each entry as a __metadata__ member, and
+ * bp_model_load gives the loaded network every member backprop does not
+ * write itself. For what the data needs around the model, e.g. the
+ * backprop command's input scaling and class names (README, "Your own
+ * data"). Keys: 1 to 64 letters, digits, '_', '.' or '-', not one of
+ * backprop's own (format, loss, activations, lr, ...:
+ * BP_ERR_INVALID_ARGUMENT naming it); values: valid UTF-8 up to 16 MiB;
+ * at most 256 entries. A NULL value removes the key. */
+BP_API bp_status bp_network_set_metadata(bp_network *net, const char *key, const char *value);
+/* The value of key, or NULL when the network has none; valid until the
+ * key is set again or the network is freed. */
+BP_API bp_status bp_network_get_metadata(const bp_network *net, const char *key, const char **value);
 
 /* Saves the parameters rounded (to nearest, ties to even) to 16 bits, as a
  * mixed precision's forward pass multiplies them: "BF16" tensors for
@@ -1141,7 +1183,10 @@ typedef struct bp_dataset_options {
     size_t struct_size; /* set by bp_dataset_options_init */
     bp_dtype dtype;     /* type of the features (and targets); default BP_F32 */
     int label_column;   /* CSV: 0-based label column for classification;
-                           -1 (default) = the last column */
+                           -1 (default) = the column whose header cell is
+                           "label", "class", "target" or "y" (any case, in
+                           that order of preference) when the file has a
+                           header, else the last column */
     int n_targets;      /* CSV: 0 (default) = classification with one label
                            column; k > 0 = regression, the last k columns are
                            real-valued targets */
@@ -1152,6 +1197,15 @@ typedef struct bp_dataset_options {
                            network's inputs), or 0 (default): any. A file
                            with another count fails at its first row (CSV)
                            or header (IDX), before its data is read */
+    char delimiter;     /* CSV: the field separator, ',' (default), ';', '\t',
+                           '|' or ' ' (a space: fields separated by one or
+                           more blanks); 0 means ',' */
+    /* CSV, classification: the names of classes 0..n_class_names-1, when
+     * labels are names (a model's classes, to read its test data with the
+     * same numbers). NULL (default): names found in the data are numbered
+     * in byte order. */
+    const char *const *class_names;
+    int n_class_names;
 } bp_dataset_options;
 
 BP_API void bp_dataset_options_init_sized(bp_dataset_options *opt, size_t size);
@@ -1179,7 +1233,16 @@ BP_API void bp_dataset_options_init_sized(bp_dataset_options *opt, size_t size);
  * data actually delivered, never with what a header claims (an IDX
  * header's total is also checked against the machine's memory), binary
  * input is rejected at its first line, and an allocation failure anywhere
- * (zlib included) is BP_ERR_OUT_OF_MEMORY. */
+ * (zlib included) is BP_ERR_OUT_OF_MEMORY.
+ * Columns are numbered from 0 in messages, as label_column numbers them.
+ * Labels that are names: when the first data row's label is text (not a
+ * number), every label is a class name ("setosa"; at most 255 bytes,
+ * surrounding double quotes removed): the distinct names are numbered in
+ * byte order (as Python's sorted() and scikit-learn's LabelEncoder number
+ * them) and the description's class_names lists them; with
+ * options.class_names the given names and numbers are used, and a label
+ * that is not among them is a BP_ERR_FORMAT error. A row whose fields are
+ * numbers except a text label is data, not a header. */
 BP_API bp_status bp_dataset_load(const char *path, const bp_dataset_options *opt, bp_dataset **out);
 BP_API bp_status bp_dataset_load_idx(const char *images_path, const char *labels_path,
                                      const bp_dataset_options *opt, bp_dataset **out);
@@ -1236,11 +1299,30 @@ typedef struct bp_dataset_desc {
     const int32_t *labels; /* [n_samples], or NULL (regression, unlabeled) */
     const void *targets;   /* [n_samples, n_targets], or NULL */
     int header_rows;       /* CSV: 1 when the first row was a header and skipped */
+    int label_column;      /* CSV classification: the label column read (0-based);
+                              -1 otherwise */
+    /* [n_classes] the class names when the labels were names, else NULL;
+     * owned by the data set. */
+    const char *const *class_names;
 } bp_dataset_desc;
 
 BP_API bp_status bp_dataset_describe_sized(const bp_dataset *ds, bp_dataset_desc *out, size_t size);
 #define bp_dataset_describe(ds, out) \
     bp_dataset_describe_sized((ds), (out), sizeof(bp_dataset_desc))
+
+/* Input scaling, as scikit-learn's StandardScaler: the per-feature mean
+ * and standard deviation (population: divided by n) of a data set's
+ * features, and their largest magnitude; each output is [n_features]
+ * doubles and may be NULL. Computed in float64 whatever the dtype. */
+BP_API bp_status bp_dataset_feature_stats(const bp_dataset *ds, double *mean, double *std,
+                                          double *max_abs);
+/* Transforms the features in place: x[i][j] = (x[i][j] - offset[j]) /
+ * scale[j] (offset NULL: zeros). Every scale must be finite and non-zero
+ * (BP_ERR_INVALID_ARGUMENT naming the feature, before any change); a
+ * value that overflows the dtype is BP_ERR_NUMERIC and leaves the data
+ * set unchanged. To standardize: offset = mean, scale = std with 0 (a
+ * constant feature) replaced by 1. */
+BP_API bp_status bp_dataset_scale(bp_dataset *ds, const double *offset, const double *scale);
 
 /* ------------------------------------------------------------------------ */
 /* Evaluating a network                                                      */
@@ -1262,15 +1344,22 @@ typedef struct bp_evaluation {
     double accuracy;
 } bp_evaluation;
 
-/* Optional per-sample results of an evaluation; each field may be NULL. */
+/* Optional per-sample results of an evaluation; each field may be NULL.
+ * Binary classification: a network with one output and the mse or bce
+ * loss tells two classes apart; its output is the probability of class 1
+ * (the sigmoid of the logit for bce), labels are 0 or 1, the target of a
+ * label is the label itself and the predicted class is 1 when the output
+ * exceeds 0.5. */
 typedef struct bp_evaluation_outputs {
     size_t struct_size;   /* set by bp_evaluation_outputs_init */
     void *outputs;        /* [n, n_L] a^L in the network's dtype (softmax or
                              sigmoid probabilities for ce and bce) */
     int32_t *predictions; /* [n] predicted class: the index of the largest
-                             output, the first of equal ones */
-    int64_t *confusion;   /* [n_L, n_L] counts, row = label, column =
-                             predicted class; zeroed first. Needs labels. */
+                             output, the first of equal ones (binary: 1
+                             when the output exceeds 0.5) */
+    int64_t *confusion;   /* [K, K] counts, K = n_L (binary: 2), row =
+                             label, column = predicted class; zeroed
+                             first. Needs labels. */
 } bp_evaluation_outputs;
 
 /* Sets every field to NULL. */

@@ -191,7 +191,9 @@ static void probe_calls(probe *p)
     bp_gradcheck_config gc;
     bp_gradcheck_config_init(&gc);
     double rel[2];
-    const double eps[] = {0.0, -1e-5, NAN, INFINITY};
+    gc.eps = 0.0; /* 0: the dtype's default step (bp_gradcheck_defaults) */
+    expect(p, "gradcheck: eps 0", bp_network_gradcheck(net, x, labels, 4, &gc, rel), ALLOW(BP_OK));
+    const double eps[] = {-1e-5, NAN, INFINITY};
     for (size_t i = 0; i < sizeof eps / sizeof eps[0]; i++) {
         char what[96];
         gc.eps = eps[i];

@@ -156,4 +156,12 @@ if(TARGET backprop_cli)
                    ${MPIEXEC_EXECUTABLE} ${bp_mpiexec_flags})
   set_tests_properties(dist_mpi.np2_cli_train_equals_one_process PROPERTIES
                        ENVIRONMENT "${bp_mpi_env}" TIMEOUT 120)
+  # Every message once, and SIGTERM to the ranks (issue 19).
+  foreach(np 2 3)
+    add_test(NAME dist_mpi.np${np}_cli_messages_once_and_sigterm
+             COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/dist_cli_messages.sh $<TARGET_FILE:backprop_cli>
+                     ${np} ${MPIEXEC_EXECUTABLE} ${bp_mpiexec_flags})
+    set_tests_properties(dist_mpi.np${np}_cli_messages_once_and_sigterm PROPERTIES
+                         ENVIRONMENT "${bp_mpi_env}" TIMEOUT 120)
+  endforeach()
 endif()

@@ -73,7 +73,7 @@ TEST_F(Cli, BadFlagsAndValuesAreNamed)
     std::ofstream(file("bad.csv")) << "1,2,0\n3,x4,1\n";
     Result r = run("train --data " + file("bad.csv"));
     EXPECT_NE(r.code, 0);
-    EXPECT_CONTAINS(r.err, "bad.csv:2: column 2: 'x4' is not a number");
+    EXPECT_CONTAINS(r.err, "bad.csv:2: column 1: 'x4' is not a number"); // from 0
 }
 
 TEST_F(Cli, TrainSaveEvalPredict)
@@ -93,20 +93,28 @@ TEST_F(Cli, TrainSaveEvalPredict)
     acc = std::atof(r.out.c_str() + at + 14);
     EXPECT_GT(acc, 95.0) << r.out;
     std::string logged = read(log);
-    EXPECT_CONTAINS(logged, "epoch,train_loss,test_loss,test_accuracy,seconds,samples_per_s\n");
+    EXPECT_CONTAINS(logged, "epoch,train_loss,test_loss,test_accuracy,seconds,samples_per_s,lr,"
+                            "train_accuracy\n");
     EXPECT_EQ(std::count(logged.begin(), logged.end(), '\n'), 5);
     {
-        // Every row: epoch and five numbers, the epoch counting up.
+        // Every row: epoch and seven numbers, the epoch counting up; the
+        // learning rate follows the cosine schedule from --lr 0.05.
         std::istringstream rows(logged);
         std::string row;
         std::getline(rows, row);
         for (int e = 1; std::getline(rows, row); e++) {
-            EXPECT_EQ(std::count(row.begin(), row.end(), ','), 5) << row;
+            EXPECT_EQ(std::count(row.begin(), row.end(), ','), 7) << row;
             EXPECT_EQ(std::atoi(row.c_str()), e) << row;
             double accuracy = std::atof(row.c_str() +
                                         row.find(',', row.find(',', row.find(',') + 1) + 1) + 1);
             EXPECT_GT(accuracy, 0.5) << row;
             EXPECT_LE(accuracy, 1.0) << row;
+            size_t lr_at = row.rfind(',', row.rfind(',') - 1) + 1;
+            double lr = std::atof(row.c_str() + lr_at);
+            double train_accuracy = std::atof(row.c_str() + row.rfind(',') + 1);
+            EXPECT_NEAR(lr, 0.025 * (1 + std::cos(M_PI * (e - 1) / 4.0)), 1e-6) << row;
+            EXPECT_GT(train_accuracy, 0.5) << row;
+            EXPECT_LE(train_accuracy, 1.0) << row;
         }
     }
     std::string svg = read(plot);
@@ -141,7 +149,10 @@ TEST_F(Cli, TrainSaveEvalPredict)
     EXPECT_CONTAINS(u.out, "\n0,");
     Result ue = run("eval --model " + model + " --data " + file("u.csv"));
     EXPECT_NE(ue.code, 0);
-    EXPECT_CONTAINS(ue.err, "has 2 features per sample, but 3 are needed");
+    // The model's labels were column 3 of 4: a file of three columns is one
+    // of features only, and the message says how to read it.
+    EXPECT_CONTAINS(ue.err, "label_column 3 is out of range");
+    EXPECT_CONTAINS(ue.err, "--unlabeled reads every column as a feature");
 
     // The model is a network of the library, loadable directly.
     bp_network *net = nullptr;
@@ -398,7 +409,7 @@ TEST_F(Cli, BadFilesAreNamedBeforeTraining)
         {"train --data " + csv + " --lr ' 0.1'", "--lr: ' 0.1' is not a number"},
         {"train --data " + csv + " --seed 99999999999999999999999",
          "--seed: 99999999999999999999999 is out of range"},
-        {"train --data " + csv + " --device cuda:x", "--device: 'x' is not an integer"},
+        {"train --data " + csv + " --device cuda:x", "--device: 'cuda:x' is not auto, cpu, cuda"},
     };
     for (const Bad &b : bad) {
         Result r = run(b.args);

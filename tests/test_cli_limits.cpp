@@ -343,7 +343,9 @@ TEST_F(CliLimits, ResumeRefusesChangesAndSaysWhatItDoes)
     for (const char *flag :
          {"--lr 0.1", "--momentum 0.5", "--weight-decay 0.01", "--schedule constant",
           "--clip-grad-norm 1", "--optimizer adam", "--warmup 1", "--early-stopping 2",
-          "--validation-fraction 0.2", "--min-delta 0.5", "--no-shuffle"}) {
+          "--validation-fraction 0.2", "--min-delta 0.5", "--no-shuffle",
+          // flags by a unique prefix (args.c) are the same flags
+          "--warm 1", "--early 2", "--mom 0.5"}) {
         Result r = run(resume + flag);
         EXPECT_EQ(r.code, 1) << flag << ": " << r.err;
         EXPECT_CONTAINS(r.err, std::string(flag).substr(0, std::string(flag).find(' ')));

@@ -166,7 +166,7 @@ TEST_F(CliOptim, TrainerFlagsResumeByteForByte)
     } bad[] = {
         {"--validation-fraction 1", "--validation-fraction: 1 must be in [0, 1)"},
         {"--warmup 3", "--warmup: 3 must be in [0, --epochs 3)"},
-        {"--schedule linear", "--schedule: 'linear' is not cosine, constant, step or plateau"},
+        {"--schedule linear", "--schedule: 'linear' is not one of cosine, constant, step, plateau"},
         {"--early-stopping -1", "--early-stopping -1"},
         {"--schedule step --step-gamma 2", "--step-gamma 2"},
         {"--schedule plateau --plateau-factor 1", "--plateau-factor 1"},

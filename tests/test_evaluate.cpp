@@ -249,6 +249,52 @@ TEST(EvaluateDataset, RegressionAndUnlabeled)
         EXPECT_TRUE(c >= 0 && c < 3) << c;
 }
 
+// One output and bce (or mse) on labels 0/1: binary classification. The
+// target of a label is the label, the class is 1 above 0.5, the confusion
+// matrix is 2 x 2; labels above 1 are refused.
+TEST(EvaluateDataset, BinaryWithOneOutput)
+{
+    for (bp_loss loss : {BP_LOSS_BCE, BP_LOSS_MSE}) {
+        bpt::Spec s;
+        s.sizes = {2, 1};
+        s.acts = {loss == BP_LOSS_BCE ? BP_ACT_IDENTITY : BP_ACT_SIGMOID};
+        s.loss = loss;
+        bpt::Net net = s.create();
+        ASSERT_TRUE(net);
+        const double w[] = {1.0, -1.0}, b[] = {0.0};
+        ASSERT_EQ(bp_network_set_params(net.get(), 1, w, b), BP_OK);
+        // z = x0 - x1: class 1 when x0 > x1.
+        const double x[] = {2, 1, 0, 3, 5, 4, 1, 1.5};
+        const int32_t labels[] = {1, 0, 0, 0};
+        bp_dataset *ds = nullptr;
+        ASSERT_EQ(bp_dataset_create(4, 2, 0, BP_F64, x, labels, nullptr, &ds), BP_OK);
+        int64_t confusion[4] = {-1, -1, -1, -1};
+        int32_t predicted[4];
+        bp_evaluation_outputs o;
+        bp_evaluation_outputs_init(&o);
+        o.confusion = confusion;
+        o.predictions = predicted;
+        bp_evaluation r;
+        ASSERT_EQ(bp_network_evaluate_dataset(net.get(), ds, &o, &r), BP_OK) << bp_last_error();
+        bp_dataset_free(ds);
+        EXPECT_EQ(std::vector<int32_t>(predicted, predicted + 4),
+                  (std::vector<int32_t>{1, 0, 1, 0}));
+        EXPECT_EQ(r.correct, 3);
+        EXPECT_EQ(std::vector<int64_t>(confusion, confusion + 4),
+                  (std::vector<int64_t>{2, 1, 0, 1}));
+        // The loss of the label itself as the target.
+        const double targets[] = {1, 0, 0, 0};
+        bp_evaluation same;
+        ASSERT_EQ(bp_network_evaluate(net.get(), x, targets, nullptr, 4, nullptr, &same), BP_OK);
+        EXPECT_DOUBLE_EQ(r.loss, same.loss);
+        const int32_t three[] = {1, 0, 2, 0};
+        ASSERT_EQ(bp_dataset_create(4, 2, 0, BP_F64, x, three, nullptr, &ds), BP_OK);
+        EXPECT_FAILS(bp_network_evaluate_dataset(net.get(), ds, nullptr, &r),
+                     BP_ERR_INVALID_ARGUMENT, "1 output: binary, labels 0 and 1");
+        bp_dataset_free(ds);
+    }
+}
+
 // An evaluation between two steps changes neither the parameters, nor the
 // gradients, nor the momentum: the next step is what it would have been.
 TEST(EvaluateState, LeavesParametersGradientsAndOptimizerAlone)

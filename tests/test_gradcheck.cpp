@@ -1,6 +1,7 @@
 // Gradient checks by central differences, in float64, for every activation
 // and every loss, on networks of 1, 2 and 4 layers with odd sizes. The
 // backprop gradients must agree to a relative error below 1e-7.
+#include <algorithm>
 #include <cmath>
 #include <tuple>
 
@@ -136,6 +137,51 @@ TEST(GradCheckSanity, DetectsDisagreement)
     double err[2];
     ASSERT_EQ(bp_network_gradcheck(net.get(), b.x.data(), b.targets(), 4, &cfg, err), BP_OK);
     EXPECT_GT(std::max(err[0], err[1]), 1e-4);
+}
+
+// The dtype's defaults (bp_gradcheck_defaults): correct gradients pass and
+// gradients 5% off fail, in float64 and in float32, for smooth activations
+// and for ReLU networks (whose parameters with a kink within eps are
+// skipped and counted), over several seeds. In float32 the old default
+// step, 1e-5, gave relative errors of 0.5 on correct gradients.
+TEST(GradCheckDefaults, PassCorrectAndFailPerturbedInEveryDtype)
+{
+    for (bp_dtype dtype : {BP_F64, BP_F32})
+        for (bp_activation act : {BP_ACT_TANH, BP_ACT_SIGMOID, BP_ACT_RELU, BP_ACT_LEAKY_RELU})
+            for (uint64_t seed : {1, 2, 3}) {
+                bpt::Spec s;
+                s.sizes = {12, 24, 16, 5};
+                s.acts = {act, act, BP_ACT_IDENTITY};
+                s.dtype = dtype;
+                s.max_batch = 8;
+                s.seed = seed;
+                bpt::Net net = s.create();
+                ASSERT_TRUE(net);
+                bpt::Batch b = bpt::random_batch(s, 8, (uint32_t)seed + 11);
+                double tolerance = 0, err[3], wrong[3];
+                int skipped[3] = {-1, -1, -1};
+                ASSERT_EQ(bp_gradcheck_defaults(dtype, nullptr, nullptr, &tolerance), BP_OK);
+                bp_gradcheck_config cfg;
+                bp_gradcheck_config_init(&cfg);
+                cfg.skipped = skipped;
+                ASSERT_EQ(bp_network_gradcheck(net.get(), b.x.data(), b.targets(), 8, &cfg, err), BP_OK)
+                    << bp_last_error();
+                cfg.perturb = 0.05;
+                ASSERT_EQ(bp_network_gradcheck(net.get(), b.x.data(), b.targets(), 8, &cfg, wrong), BP_OK)
+                    << bp_last_error();
+                std::string what = std::string(bp_dtype_name(dtype)) + " " +
+                                   bp_activation_name(act) + " seed " + std::to_string(seed);
+                EXPECT_LT(*std::max_element(err, err + 3), tolerance) << what;
+                EXPECT_GT(*std::max_element(wrong, wrong + 3), tolerance) << what;
+                EXPECT_EQ(skipped[2], 0) << what; // the output layer is identity
+                EXPECT_LT(skipped[0], 12 * 24 + 24) << what << ": every parameter skipped";
+            }
+    double eps = 0, floor = 0;
+    ASSERT_EQ(bp_gradcheck_defaults(BP_F32, &eps, &floor, nullptr), BP_OK);
+    EXPECT_EQ(eps, 1e-2);
+    EXPECT_EQ(floor, 1e-2);
+    EXPECT_FAILS(bp_gradcheck_defaults((bp_dtype)7, &eps, nullptr, nullptr),
+                 BP_ERR_INVALID_ARGUMENT, "unknown dtype 7");
 }
 
 // The check leaves the parameters exactly as they were.

@@ -227,6 +227,146 @@ TEST(Csv, ClassificationWithHeaderAndLabelColumn)
     EXPECT_EQ(static_cast<const double *>(d.x)[3], 0.4);
 }
 
+// The label column from the header (label, class, target, y), wherever it
+// is; a label-first file is not read with its last pixel as the label.
+TEST(Csv, HeaderNamesTheLabelColumn)
+{
+    TempDir dir;
+    std::string p = dir.file("d.csv");
+    write_bytes(p, "Label,pixel1,pixel2\n3,0,255\n1,17,4\n");
+    bp_dataset *raw = nullptr;
+    ASSERT_EQ(bp_dataset_load(p.c_str(), nullptr, &raw), BP_OK) << bp_last_error();
+    Ds ds(raw);
+    bp_dataset_desc d;
+    bp_dataset_describe(raw, &d);
+    EXPECT_EQ(d.label_column, 0);
+    EXPECT_EQ(d.header_rows, 1);
+    EXPECT_EQ(d.n_features, 2);
+    EXPECT_EQ(d.labels[0], 3);
+    EXPECT_EQ(static_cast<const float *>(d.x)[1], 255.0f);
+    // "class" when there is no "label"; "y" last; a flag overrides it.
+    const char *headers[] = {"a,class,b\n", "\"y\",a,b\n", "a,target,class\n"};
+    const int columns[] = {1, 0, 2};
+    for (int k = 0; k < 3; k++) {
+        write_bytes(p, std::string(headers[k]) + "1,2,0\n");
+        ASSERT_EQ(bp_dataset_load(p.c_str(), nullptr, &raw), BP_OK) << bp_last_error();
+        Ds dk(raw);
+        bp_dataset_describe(raw, &d);
+        EXPECT_EQ(d.label_column, columns[k]) << headers[k];
+    }
+    bp_dataset_options opt;
+    bp_dataset_options_init(&opt);
+    opt.label_column = 2;
+    write_bytes(p, "label,a,b\n1,2,0\n");
+    ASSERT_EQ(bp_dataset_load(p.c_str(), &opt, &raw), BP_OK) << bp_last_error();
+    Ds d2(raw);
+    bp_dataset_describe(raw, &d);
+    EXPECT_EQ(d.label_column, 2);
+    EXPECT_EQ(d.labels[0], 0);
+    // A non-integer label (a feature read as the label) is an error that
+    // names the column, counted from 0.
+    write_bytes(p, "0.5,0.25,0.75\n");
+    EXPECT_FAILS(bp_dataset_load(p.c_str(), nullptr, &raw), BP_ERR_FORMAT,
+                 ":1: column 2: label '0.75' is not a class number");
+}
+
+// Labels that are names: numbered in byte order, named in the
+// description; another file read with the same names gets the same
+// numbers, and a name not among them is an error.
+TEST(Csv, ClassNamesAndDelimiters)
+{
+    TempDir dir;
+    std::string p = dir.file("iris.csv");
+    write_bytes(p, "sl;sw;species\n5.1;3.5;setosa\n6.3;2.9;virginica\n5.9;3;\"versicolor\"\n"
+                   "4.9;3;setosa\n");
+    bp_dataset_options opt;
+    bp_dataset_options_init(&opt);
+    opt.delimiter = ';';
+    bp_dataset *raw = nullptr;
+    ASSERT_EQ(bp_dataset_load(p.c_str(), &opt, &raw), BP_OK) << bp_last_error();
+    Ds ds(raw);
+    bp_dataset_desc d;
+    bp_dataset_describe(raw, &d);
+    ASSERT_EQ(d.n_classes, 3);
+    ASSERT_NE(d.class_names, nullptr);
+    EXPECT_STREQ(d.class_names[0], "setosa");
+    EXPECT_STREQ(d.class_names[1], "versicolor");
+    EXPECT_STREQ(d.class_names[2], "virginica");
+    EXPECT_EQ(std::vector<int32_t>(d.labels, d.labels + 4), (std::vector<int32_t>{0, 2, 1, 0}));
+    // A file without a header: a row of numbers and a name is data.
+    write_bytes(p, "5.9\t3\tversicolor\n6\t2\tvirginica\n");
+    const char *names[] = {"setosa", "versicolor", "virginica"};
+    opt.delimiter = '\t';
+    opt.class_names = names;
+    opt.n_class_names = 3;
+    ASSERT_EQ(bp_dataset_load(p.c_str(), &opt, &raw), BP_OK) << bp_last_error();
+    Ds ds2(raw);
+    bp_dataset_describe(raw, &d);
+    EXPECT_EQ(d.header_rows, 0);
+    EXPECT_EQ(d.n_classes, 3);
+    EXPECT_EQ(d.labels[0], 1);
+    EXPECT_EQ(d.labels[1], 2);
+    write_bytes(p, "5.9\t3\tdaisy\n");
+    EXPECT_FAILS(bp_dataset_load(p.c_str(), &opt, &raw), BP_ERR_FORMAT,
+                 "label 'daisy' is not one of the 3 class names");
+    // Numbers first, then a name: the labels are class numbers.
+    opt = bp_dataset_options{};
+    bp_dataset_options_init(&opt);
+    write_bytes(p, "1,2,0\n3,4,cat\n");
+    EXPECT_FAILS(bp_dataset_load(p.c_str(), &opt, &raw), BP_ERR_FORMAT,
+                 "label 'cat' is text, but the first rows' labels are class numbers");
+    // Blanks as the separator, runs of them; '|'.
+    opt.delimiter = ' ';
+    write_bytes(p, "  1   2 0\n3 4   1  \n");
+    ASSERT_EQ(bp_dataset_load(p.c_str(), &opt, &raw), BP_OK) << bp_last_error();
+    Ds ds3(raw);
+    bp_dataset_describe(raw, &d);
+    EXPECT_EQ(d.n_features, 2);
+    EXPECT_EQ(d.labels[1], 1);
+    opt.delimiter = '|';
+    write_bytes(p, "1|2|0\n");
+    ASSERT_EQ(bp_dataset_load(p.c_str(), &opt, &raw), BP_OK) << bp_last_error();
+    bp_dataset_free(raw);
+    opt.delimiter = ':';
+    EXPECT_FAILS(bp_dataset_load(p.c_str(), &opt, &raw), BP_ERR_INVALID_ARGUMENT, "delimiter ':'");
+}
+
+// Input scaling: the statistics of StandardScaler (population standard
+// deviation) and the transform, checked before anything changes.
+TEST(Dataset, FeatureStatsAndScale)
+{
+    const double x[] = {1, 10, 3, 10, 5, 10, 7, 10};
+    const int32_t labels[] = {0, 1, 0, 1};
+    bp_dataset *raw = nullptr;
+    ASSERT_EQ(bp_dataset_create(4, 2, 0, BP_F64, x, labels, nullptr, &raw), BP_OK);
+    Ds ds(raw);
+    double mean[2], sd[2], most[2];
+    ASSERT_EQ(bp_dataset_feature_stats(raw, mean, sd, most), BP_OK);
+    EXPECT_EQ(mean[0], 4.0);
+    EXPECT_EQ(mean[1], 10.0);
+    EXPECT_DOUBLE_EQ(sd[0], std::sqrt(5.0));
+    EXPECT_EQ(sd[1], 0.0);
+    EXPECT_EQ(most[0], 7.0);
+    const double zero[] = {0, 1};
+    EXPECT_FAILS(bp_dataset_scale(raw, mean, zero), BP_ERR_INVALID_ARGUMENT, "feature 0: scale 0");
+    const double scale[] = {sd[0], 1.0};
+    ASSERT_EQ(bp_dataset_scale(raw, mean, scale), BP_OK);
+    bp_dataset_desc d;
+    bp_dataset_describe(raw, &d);
+    const double *y = static_cast<const double *>(d.x);
+    EXPECT_DOUBLE_EQ(y[0], -3 / std::sqrt(5.0));
+    EXPECT_EQ(y[1], 0.0);
+    EXPECT_DOUBLE_EQ(y[6], 3 / std::sqrt(5.0));
+    // float32 data whose scaled values would overflow is left unchanged.
+    const float big[] = {1e30f, 1.0f};
+    ASSERT_EQ(bp_dataset_create(2, 1, 0, BP_F32, big, labels, nullptr, &raw), BP_OK);
+    Ds ds2(raw);
+    const double tiny[] = {1e-30};
+    EXPECT_FAILS(bp_dataset_scale(raw, nullptr, tiny), BP_ERR_NUMERIC, "which f32 cannot hold");
+    bp_dataset_describe(raw, &d);
+    EXPECT_EQ(static_cast<const float *>(d.x)[0], 1e30f);
+}
+
 TEST(Csv, RegressionTargets)
 {
     TempDir dir;
@@ -279,20 +419,20 @@ TEST(Csv, ErrorsNameTheLineAndColumn)
         const char *needle;
     };
     const Bad bad[] = {
-        {"1,2,0\n3,abc,1\n", ":2: column 2: 'abc' is not a number"},
+        {"1,2,0\n3,abc,1\n", ":2: column 1: 'abc' is not a number"},
         {"1,2,0\n3,4\n", ":2: 2 columns, but the first row has 3"},
-        {"1,2,0\n3,nan,1\n", "column 2: 'nan'"},
+        {"1,2,0\n3,nan,1\n", "column 1: 'nan'"},
         {"1,2,0\n3,inf,1\n", "'inf'"},
         {"1,2,0\n3,1e999,1\n", "out of range"},
         {"1,2,0\n3,4,-1\n", "label '-1'"},
         {"1,2,0\n3,4,1.5\n", "label '1.5'"},
-        {"1,2,0\n3,4,\n", ":2: column 3 is empty"},
-        {"1,2,0\n3,4\xff,1\n", "column 2"},
+        {"1,2,0\n3,4,\n", ":2: column 2 is empty"},
+        {"1,2,0\n3,4\xff,1\n", "column 1"},
         {"", "no rows"},
         {"\n\n", "no rows"},
         {"a,b,c\n", "header row and no data"},
         {"7\n8\n", "no features"},
-        {"1;2;0\n3;4;1\n", "1 columns leave no features"},
+        {"1;2;0\n3;4;1\n", "1 column leaves no features; the first line has ';' in it"},
         {"1,2,0\n3,0x10,1\n", "'0x10'"},
         {std::string("1,2,0\n3,4,1\n\x00\x01\n", 14), "NUL"},
     };
@@ -377,7 +517,7 @@ TEST(Csv, ByteOrderMarkGzipAndHeaderDetection)
     // header that silently drops a row.
     write_bytes(p, "1,,0\n3,4,1\n");
     EXPECT_FAILS(bp_dataset_load_csv(p.c_str(), nullptr, &raw), BP_ERR_FORMAT,
-                 ":1: column 2 is empty");
+                 ":1: column 1 is empty");
     // header = 1 forces a (numeric) header; header = 0 makes text an error.
     bp_dataset_options opt;
     bp_dataset_options_init(&opt);
@@ -390,7 +530,7 @@ TEST(Csv, ByteOrderMarkGzipAndHeaderDetection)
     opt.header = 0;
     write_bytes(p, "a,b,c\n3,4,1\n");
     EXPECT_FAILS(bp_dataset_load_csv(p.c_str(), &opt, &raw), BP_ERR_FORMAT,
-                 ":1: column 1: 'a' is not a number");
+                 ":1: column 0: 'a' is not a number");
     // Exact decimal conversion (correctly rounded, float64).
     opt.header = -1;
     opt.dtype = BP_F64;
@@ -403,7 +543,7 @@ TEST(Csv, ByteOrderMarkGzipAndHeaderDetection)
     // A very long field is named as such.
     write_bytes(p, "1," + std::string(200, '1') + ",0\n");
     EXPECT_FAILS(bp_dataset_load_csv(p.c_str(), nullptr, &raw), BP_ERR_FORMAT,
-                 "column 2: a number of 200 characters is too long");
+                 "column 1: a number of 200 characters is too long");
     write_bytes(p, "1," + std::string(200, 'x') + ",0\n2,3,1\n");
     opt.header = 0;
     EXPECT_FAILS(bp_dataset_load_csv(p.c_str(), &opt, &raw), BP_ERR_FORMAT, "'xxxxxxxxxx");
@@ -497,6 +637,50 @@ TEST(Model, SaveLoadRoundTripIsExact)
         bpt::Net wn = wrong.create();
         EXPECT_FAILS(bp_model_load_params(wn.get(), p.c_str()), BP_ERR_INVALID_ARGUMENT,
                      "layers.0.weight is [7, 5]");
+    }
+}
+
+// Text kept with a network: saved in __metadata__ (escaped), read back by
+// bp_model_load, carried by checkpoints; backprop's own keys are refused.
+TEST(Model, MetadataTravelsWithTheModel)
+{
+    TempDir dir;
+    bpt::Spec s = model_spec(BP_F32);
+    bpt::Net net = s.create();
+    const char *names = "[\"set\\\"osa\",\"caf\xc3\xa9\"]\n";
+    ASSERT_EQ(bp_network_set_metadata(net.get(), "class_names", names), BP_OK) << bp_last_error();
+    ASSERT_EQ(bp_network_set_metadata(net.get(), "input_scale", "[255]"), BP_OK);
+    ASSERT_EQ(bp_network_set_metadata(net.get(), "gone", "x"), BP_OK);
+    ASSERT_EQ(bp_network_set_metadata(net.get(), "gone", nullptr), BP_OK);
+    EXPECT_FAILS(bp_network_set_metadata(net.get(), "loss", "ce"), BP_ERR_INVALID_ARGUMENT,
+                 "key 'loss' is one backprop writes itself");
+    EXPECT_FAILS(bp_network_set_metadata(net.get(), "a b", "x"), BP_ERR_INVALID_ARGUMENT,
+                 "key 'a b'");
+    EXPECT_FAILS(bp_network_set_metadata(net.get(), "k", "\xff"), BP_ERR_INVALID_ARGUMENT,
+                 "not valid UTF-8");
+    const char *value = "unchanged";
+    ASSERT_EQ(bp_network_get_metadata(net.get(), "gone", &value), BP_OK);
+    EXPECT_EQ(value, nullptr);
+    std::string p = dir.file("m.safetensors"), c = dir.file("c.ckpt");
+    ASSERT_EQ(bp_model_save(net.get(), p.c_str()), BP_OK) << bp_last_error();
+    ASSERT_EQ(bp_checkpoint_save(net.get(), nullptr, c.c_str()), BP_OK) << bp_last_error();
+    for (const std::string &path : {p, c}) {
+        bp_network *loaded = nullptr;
+        ASSERT_EQ(bp_model_load(path.c_str(), nullptr, &loaded), BP_OK) << bp_last_error();
+        bpt::Net back(loaded);
+        ASSERT_EQ(bp_network_get_metadata(loaded, "class_names", &value), BP_OK);
+        ASSERT_NE(value, nullptr) << path;
+        EXPECT_STREQ(value, names);
+        ASSERT_EQ(bp_network_get_metadata(loaded, "input_scale", &value), BP_OK);
+        EXPECT_STREQ(value, "[255]");
+        ASSERT_EQ(bp_network_get_metadata(loaded, "lr", &value), BP_OK);
+        EXPECT_EQ(value, nullptr) << "a checkpoint's own keys are not the caller's";
+        // Saved again: the file loads again (no duplicate keys).
+        std::string again = dir.file("again.safetensors");
+        ASSERT_EQ(bp_checkpoint_save(loaded, nullptr, again.c_str()), BP_OK) << bp_last_error();
+        bp_network *twice = nullptr;
+        ASSERT_EQ(bp_model_load(again.c_str(), nullptr, &twice), BP_OK) << bp_last_error();
+        bp_network_free(twice);
     }
 }
 

@@ -143,6 +143,8 @@ C.struct(
     double eps;
     double floor;
     int max_per_layer;
+    double perturb;
+    int *skipped;
 } bp_gradcheck_config;"""
 )
 C.struct(
@@ -167,6 +169,10 @@ C.struct(
     int n_targets;
     int header;
     int unlabeled;
+    int n_features;
+    char delimiter;
+    const char *const *class_names;
+    int n_class_names;
 } bp_dataset_options;"""
 )
 C.struct(
@@ -181,6 +187,8 @@ C.struct(
     const int32_t *labels;
     const void *targets;
     int header_rows;
+    int label_column;
+    const char *const *class_names;
 } bp_dataset_desc;"""
 )
 C.struct(

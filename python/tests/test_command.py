@@ -69,10 +69,10 @@ def test_a_python_model_predicts_the_same_in_the_command_and_in_pytorch(tmp_path
 
     torch = pytest.importorskip("torch")
     spec = importlib.util.spec_from_file_location(
-        "load_in_pytorch", os.path.join(REPO, "examples", "load_in_pytorch.py"))
+        "backprop_torch", os.path.join(REPO, "examples", "backprop_torch.py"))
     loader = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(loader)
-    model = loader.build_model(*loader.load_safetensors(tmp_path / "m.safetensors"))
+    model = loader.load(tmp_path / "m.safetensors")  # the nn.Sequential, in one call
     with torch.no_grad():
         theirs = model(torch.from_numpy(Xt)).numpy()
     assert theirs.argmax(1).tolist() == ours.argmax(1).tolist()

@@ -91,34 +91,15 @@ static bp_status compare_layer(bp_network *na, bp_network *nb, int l, int batch,
     return BP_OK;
 }
 
-bp_status bp_compare_backends_sized(const bp_network_config *cfg, bp_backend a, bp_backend b,
-                                    const void *x, const void *targets, int batch,
-                                    bp_layer_diff *per_layer, size_t per_layer_size,
-                                    double *loss_a, double *loss_b)
+/* Loss and gradients of one batch on each network, then every layer's
+ * differences. */
+static bp_status compare_networks(const char *fn, bp_network *na, bp_network *nb, const void *x,
+                                  const void *targets, int batch, bp_layer_diff *per_layer,
+                                  size_t per_layer_size, double *loss_a, double *loss_b)
 {
-    const char *fn = "bp_compare_backends";
-    BP_CHECK_PTR(fn, cfg);
-    BP_CHECK_PTR(fn, x);
-    BP_CHECK_PTR(fn, targets);
-    BP_CHECK_PTR(fn, per_layer);
-    BP_TRY(bp_struct_size_check(fn, per_layer_size)); /* before any work */
-    bp_network_config ca, cb;
-    BP_TRY(bp_network_config_copy(fn, cfg, &ca));
-    cb = ca;
-    ca.backend = a;
-    cb.backend = b;
-    /* The caller's stream serves whichever of the two runs on CUDA. */
-    void *stream = ca.cuda_stream;
-    ca.cuda_stream = a == BP_BACKEND_CUDA ? stream : NULL;
-    cb.cuda_stream = b == BP_BACKEND_CUDA ? stream : NULL;
-    bp_network *na = NULL, *nb = NULL;
     void *ha = NULL, *hb = NULL;
     double la = 0.0, lb = 0.0;
-    bp_status st = bp_network_create(&ca, &na);
-    if (st == BP_OK)
-        st = bp_network_create(&cb, &nb);
-    if (st == BP_OK)
-        st = bp_network_gradients(na, x, targets, batch, &la);
+    bp_status st = bp_network_gradients(na, x, targets, batch, &la);
     if (st == BP_OK)
         st = bp_network_gradients(nb, x, targets, batch, &lb);
     if (st == BP_OK) {
@@ -153,6 +134,58 @@ bp_status bp_compare_backends_sized(const bp_network_config *cfg, bp_backend a, 
         *loss_b = lb;
     free(ha);
     free(hb);
+    return st;
+}
+
+bp_status bp_compare_networks_sized(bp_network *a, bp_network *b, const void *x,
+                                    const void *targets, int batch, bp_layer_diff *per_layer,
+                                    size_t per_layer_size, double *loss_a, double *loss_b)
+{
+    const char *fn = "bp_compare_networks";
+    BP_CHECK_PTR(fn, a);
+    BP_CHECK_PTR(fn, b);
+    BP_CHECK_PTR(fn, x);
+    BP_CHECK_PTR(fn, targets);
+    BP_CHECK_PTR(fn, per_layer);
+    BP_TRY(bp_struct_size_check(fn, per_layer_size)); /* before any work */
+    const bp_network_desc *da = &a->desc, *db = &b->desc;
+    int same = da->n_layers == db->n_layers && da->loss == db->loss && da->dtype == db->dtype;
+    for (int l = 0; same && l <= da->n_layers; l++)
+        same = a->sizes[l] == b->sizes[l] &&
+               (l == da->n_layers || a->activations[l] == b->activations[l]);
+    if (!same)
+        return bp_fail(BP_ERR_INVALID_ARGUMENT,
+                       "%s: the two networks differ in layers, activations, loss or dtype", fn);
+    return compare_networks(fn, a, b, x, targets, batch, per_layer, per_layer_size, loss_a, loss_b);
+}
+
+bp_status bp_compare_backends_sized(const bp_network_config *cfg, bp_backend a, bp_backend b,
+                                    const void *x, const void *targets, int batch,
+                                    bp_layer_diff *per_layer, size_t per_layer_size,
+                                    double *loss_a, double *loss_b)
+{
+    const char *fn = "bp_compare_backends";
+    BP_CHECK_PTR(fn, cfg);
+    BP_CHECK_PTR(fn, x);
+    BP_CHECK_PTR(fn, targets);
+    BP_CHECK_PTR(fn, per_layer);
+    BP_TRY(bp_struct_size_check(fn, per_layer_size)); /* before any work */
+    bp_network_config ca, cb;
+    BP_TRY(bp_network_config_copy(fn, cfg, &ca));
+    cb = ca;
+    ca.backend = a;
+    cb.backend = b;
+    /* The caller's stream serves whichever of the two runs on CUDA. */
+    void *stream = ca.cuda_stream;
+    ca.cuda_stream = a == BP_BACKEND_CUDA ? stream : NULL;
+    cb.cuda_stream = b == BP_BACKEND_CUDA ? stream : NULL;
+    bp_network *na = NULL, *nb = NULL;
+    bp_status st = bp_network_create(&ca, &na);
+    if (st == BP_OK)
+        st = bp_network_create(&cb, &nb);
+    if (st == BP_OK)
+        st = compare_networks(fn, na, nb, x, targets, batch, per_layer, per_layer_size, loss_a,
+                              loss_b);
     bp_network_free(na);
     bp_network_free(nb);
     return st;

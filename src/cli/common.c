@@ -13,6 +13,27 @@ int cli_lib_error(const char *what, bp_status st)
     return cli_error("%s: %s (%s)", what, bp_last_error(), bp_status_string(st));
 }
 
+int cli_check_device_spec(const char *spec, int lists_allowed)
+{
+    if (!strcmp(spec, "auto") || !strcmp(spec, "cpu") || !strcmp(spec, "cuda") ||
+        (lists_allowed && !strcmp(spec, "cuda:all")))
+        return 0;
+    const char *p = strncmp(spec, "cuda:", 5) == 0 ? spec + 5 : NULL;
+    int n = 0;
+    while (p != NULL && *p >= '0' && *p <= '9') {
+        size_t digits = strspn(p, "0123456789");
+        p += digits, n++;
+        if (digits > 4 || (*p != ',' && *p != '\0') || (*p == ',' && !lists_allowed))
+            p = NULL;
+        else if (*p == ',')
+            p++;
+    }
+    if (p != NULL && *p == '\0' && n > 0)
+        return 0;
+    return cli_error("--device: '%s' is not auto, cpu, cuda or cuda:N%s", spec,
+                     lists_allowed ? " (or a list cuda:N,N,.., or cuda:all)" : "");
+}
+
 int cli_choose_device(const char *spec, device_choice *out)
 {
     memset(out, 0, sizeof *out);
@@ -28,6 +49,8 @@ int cli_choose_device(const char *spec, device_choice *out)
                                           : " (the CUDA backend is not built)");
         if (strcmp(spec, "auto") == 0 && built) /* gpu hook (h8gpu): say why, actionably */
             cli_describe_no_gpu(out->why_not_gpu, sizeof out->why_not_gpu);
+        for (char *c = out->why_not_gpu; *c; c++) /* one line on stderr */
+            *c = *c == '\n' ? ' ' : *c;
         return 0;
     }
     long ordinal = 0;
@@ -54,6 +77,60 @@ int cli_choose_device(const char *spec, device_choice *out)
     out->ordinal = (int)ordinal;
     snprintf(out->description, sizeof out->description, "cuda:%ld (%s)", ordinal, info.name);
     return 0;
+}
+
+static int parse_acts(const char *text, bp_activation *out, int max);
+
+int cli_check_architecture_flags(const architecture_flags *f, const char *default_loss)
+{
+    bp_loss loss = BP_LOSS_MSE; /* no output check */
+    if (f->loss == NULL && default_loss != NULL)
+        bp_loss_parse(default_loss, &loss);
+    bp_dtype dtype;
+    bp_activation acts[BP_MAX_LAYERS], one;
+    int sizes[BP_MAX_LAYERS + 1], n_sizes = -1, n_acts = -1;
+    if (f->loss && bp_loss_parse(f->loss, &loss) != BP_OK)
+        return cli_error("--loss: %s", bp_last_error());
+    if (f->dtype && bp_dtype_parse(f->dtype, &dtype) != BP_OK)
+        return cli_error("--dtype: %s", bp_last_error());
+    bp_precision precision;
+    if (cli_precision_dtype(f->precision, f->dtype, "f32", &dtype, &precision) != 0)
+        return -1;
+    if (f->activation && bp_activation_parse(f->activation, &one) != BP_OK)
+        return cli_error("--activation: %s", bp_last_error());
+    if (f->activation && f->activations)
+        return cli_error("give --activation or --activations, not both");
+    if (f->layers) {
+        n_sizes = cli_parse_int_list("--layers", f->layers, sizes, BP_MAX_LAYERS + 1, 1);
+        if (n_sizes < 0)
+            return -1;
+        if (n_sizes < 2)
+            return cli_error("--layers: '%s' needs at least two sizes (inputs and outputs)",
+                             f->layers);
+    }
+    if (f->activations && (n_acts = parse_acts(f->activations, acts, BP_MAX_LAYERS)) < 0)
+        return -1;
+    if (n_acts > 0 && n_sizes > 0 && n_acts != n_sizes - 1)
+        return cli_error("--activations: %d names for the %d layers of --layers %s", n_acts,
+                         n_sizes - 1, f->layers);
+    if (n_acts > 0 && loss != BP_LOSS_MSE && acts[n_acts - 1] != BP_ACT_IDENTITY)
+        return cli_error("--activations: the output layer of a %s network must be identity (the "
+                         "loss applies the %s itself), not %s",
+                         bp_loss_name(loss), loss == BP_LOSS_BCE ? "sigmoid" : "softmax",
+                         bp_activation_name(acts[n_acts - 1]));
+    return 0;
+}
+
+int cli_parse_delimiter(const char *text, char *out)
+{
+    static const char *const names[] = {",", ";", "tab", "|", "space", "\t", " "};
+    static const char chars[] = {',', ';', '\t', '|', ' ', '\t', ' '};
+    for (size_t i = 0; i < sizeof chars; i++)
+        if (strcmp(text, names[i]) == 0) {
+            *out = chars[i];
+            return 0;
+        }
+    return cli_error("--delimiter: '%s' is not one of ',', ';', tab, '|' or space", text);
 }
 
 static int parse_acts(const char *text, bp_activation *out, int max)
@@ -169,13 +246,60 @@ void cli_network_summary(const bp_network_desc *d, char *buf, size_t size)
         snprintf(buf + o, size - o, " %s", bp_precision_name(d->precision));
 }
 
+/* The library's message, with the flag that fixes the likely cause. */
+static int load_error(const char *path, const data_options *opt)
+{
+    const char *msg = bp_last_error();
+    if (strncmp(msg, "bp_dataset_load_csv: ", 21) == 0) /* the command's words, not the call's */
+        msg += 21;
+    const char *hint = "";
+    long have = 0, need = 0;
+    if (strstr(msg, "is not a class number") || strstr(msg, "but the first rows' labels"))
+        hint = opt->n_targets == 0 && !opt->unlabeled
+                   ? "; is that the label column? --label-column N names another (columns "
+                     "count from 0), --unlabeled reads a file of features only, --targets K "
+                     "real-valued targets"
+                   : "";
+    else if (strstr(msg, "label_column") && strstr(msg, "is out of range"))
+        hint = opt->unlabeled ? ""
+                              : "; a file of features only? --unlabeled reads every column as a "
+                                "feature, --label-column N names the label column";
+    else if (strstr(msg, "features per sample, but") && opt->n_targets == 0 && !opt->unlabeled &&
+             sscanf(strstr(msg, "' has ") + 6, "%ld features per sample, but %ld", &have, &need) ==
+                 2 &&
+             have + 1 == need)
+        hint = "; a file of features only? --unlabeled reads every column as a feature";
+    else if (strstr(msg, "is that the delimiter?"))
+        hint = " (--delimiter names it: ';', tab, '|' or space)";
+    (void)path;
+    return cli_error("%s%s", msg, hint);
+}
+
+/* Says when a header row was skipped, and which column the labels came
+ * from when no flag named it. */
+static void note_layout(const char *path, const data_options *opt, const bp_dataset_desc *d)
+{
+    int guessed = d->label_column >= 0 && opt->label_column < 0;
+    if (d->header_rows > 0 && guessed)
+        cli_note(opt->quiet, "%s: the first row is a header (skipped); labels from column %d",
+                 path, d->label_column);
+    else if (d->header_rows > 0)
+        cli_note(opt->quiet, "%s: the first row is a header (skipped)", path);
+    else if (guessed)
+        cli_note(opt->quiet,
+                 "%s: no header row, so the labels are the last column (%d); --label-column N "
+                 "names another (counted from 0)",
+                 path, d->label_column);
+}
+
 int cli_check_columns(const data_options *opt)
 {
     if (opt->n_targets < 0 || opt->n_targets >= BP_MAX_WIDTH)
         return cli_error("--targets: %ld is out of range (0..%d)", opt->n_targets, BP_MAX_WIDTH - 1);
     if (opt->label_column < -1 || opt->label_column >= BP_MAX_WIDTH)
-        return cli_error("--label-column: %ld is out of range (0..%d, or -1 for the last)",
-                         opt->label_column, BP_MAX_WIDTH - 1);
+        return cli_error(
+            "--label-column: %ld is out of range (0..%d, or -1: the header's label column, else the last)",
+            opt->label_column, BP_MAX_WIDTH - 1);
     return 0;
 }
 
@@ -188,17 +312,31 @@ int cli_load_data(const char *path, bp_dtype dtype, const data_options *opt, loa
     lib.label_column = (int)opt->label_column;
     lib.n_targets = (int)opt->n_targets;
     lib.unlabeled = opt->unlabeled;
+    lib.class_names = opt->class_names;
+    lib.n_class_names = opt->n_class_names;
+    if (opt->delimiter != NULL && cli_parse_delimiter(opt->delimiter, &lib.delimiter) != 0)
+        return -1;
     lib.n_features = (int)opt->n_features;
     bp_status st = bp_dataset_load(path, &lib, &out->dataset);
     if (st != BP_OK)
-        return cli_error("%s", bp_last_error());
+        return load_error(path, opt);
     bp_dataset_describe(out->dataset, &out->desc);
-    if (out->desc.header_rows > 0) /* say when a header row is skipped */
-        fprintf(stderr,
-                "backprop: %s: the first row has text, so it was read as a header and "
-                "skipped\n",
-                path);
+    note_layout(path, opt, &out->desc);
     return 0;
+}
+
+int cli_check_classes(const loaded_data *data, const char *path)
+{
+    const bp_dataset_desc *d = &data->desc;
+    if (d->labels == NULL || d->n_classes <= CLI_MAX_CLASSES)
+        return 0;
+    if (d->label_column >= 0)
+        return cli_error("%s: column %d, read as the labels, has classes up to %d: more than %d "
+                         "classes; is that the label column? --label-column N names another "
+                         "(columns count from 0), --targets K reads real-valued targets",
+                         path, d->label_column, d->n_classes - 1, CLI_MAX_CLASSES);
+    return cli_error("%s: labels up to %d: more than %d classes", path, d->n_classes - 1,
+                     CLI_MAX_CLASSES);
 }
 
 int cli_prepare_targets(loaded_data *data, bp_loss loss, int n_out, const char *path)
@@ -222,9 +360,13 @@ int cli_prepare_targets(loaded_data *data, bp_loss loss, int n_out, const char *
         data->target_row_bytes = (size_t)n_out * es;
         return 0;
     }
-    if (d->n_classes > n_out)
-        return cli_error("%s: labels go up to %d, but the network has %d outputs", path,
-                         d->n_classes - 1, n_out);
+    /* One output and mse or bce: binary, labels 0 and 1 (the library's
+     * evaluation scores it so too). */
+    int binary = n_out == 1 && loss != BP_LOSS_CROSS_ENTROPY;
+    if (d->n_classes > (binary ? 2 : n_out))
+        return cli_error("%s: labels go up to %d, but the network has %d output%s%s", path,
+                         d->n_classes - 1, n_out, n_out == 1 ? "" : "s",
+                         binary ? " (binary: labels 0 and 1)" : "");
     if (loss == BP_LOSS_CROSS_ENTROPY) {
         data->targets = d->labels;
         data->target_row_bytes = sizeof(int32_t);
@@ -237,7 +379,10 @@ int cli_prepare_targets(loaded_data *data, bp_loss loss, int n_out, const char *
     if (data->one_hot == NULL)
         return cli_error("%s: no memory for one-hot targets", path);
     for (size_t i = 0; i < n; i++)
-        cli_real_set(d->dtype, data->one_hot, i * (size_t)n_out + (size_t)d->labels[i], 1.0);
+        if (binary)
+            cli_real_set(d->dtype, data->one_hot, i, (double)d->labels[i]);
+        else
+            cli_real_set(d->dtype, data->one_hot, i * (size_t)n_out + (size_t)d->labels[i], 1.0);
     data->targets = data->one_hot;
     data->target_row_bytes = (size_t)n_out * es;
     return 0;

@@ -19,6 +19,10 @@ typedef struct device_choice {
 
 /* "auto", "cpu", "cuda" or "cuda:N". */
 int cli_choose_device(const char *spec, device_choice *out);
+/* The spelling of a --device value, before anything is looked for:
+ * auto, cpu, cuda, cuda:N, and where lists are allowed cuda:N,N,.. and
+ * cuda:all. Prints and returns -1 when it is none of them. */
+int cli_check_device_spec(const char *spec, int lists_allowed);
 
 /* Architecture flags shared by train, compare, gradcheck and trace: the
  * strings as given, NULL when absent. */
@@ -56,6 +60,12 @@ int cli_build_architecture(const architecture_flags *f, int n_in, int n_out, con
                            int n_hidden, const char *default_loss, const char *default_dtype,
                            architecture *out);
 
+/* The architecture flags' spelling, before any data is read: sizes of at
+ * least 1 (two or more of them), known activations, loss and dtype, one
+ * activation per layer, an identity output layer for ce and bce (the
+ * loss given, or default_loss; NULL: unknown yet). */
+int cli_check_architecture_flags(const architecture_flags *f, const char *default_loss);
+
 void cli_architecture_config(const architecture *a, bp_network_config *cfg);
 /* "784-256-128-10 relu,relu,identity ce f32" */
 void cli_network_summary(const bp_network_desc *d, char *buf, size_t size);
@@ -71,16 +81,29 @@ typedef struct loaded_data {
 
 /* How to read a data file's columns (CSV). */
 typedef struct data_options {
-    long label_column; /* -1 = last */
-    long n_targets;    /* 0 = classification */
-    int unlabeled;     /* CSV without labels: every column a feature */
-    long n_features;   /* what the network takes (checked at the first row), 0: any */
+    long label_column;     /* -1 = the header's label/class/target/y column, else the last */
+    long n_targets;        /* 0 = classification */
+    int unlabeled;         /* CSV without labels: every column a feature */
+    long n_features;       /* what the network takes (checked at the first row), 0: any */
+    const char *delimiter; /* --delimiter: ",", ";", "tab", "|", "space" (NULL: ",") */
+    int quiet;             /* no notes (the header row skipped) */
+    /* The model's class names (labels that are names), or none. */
+    const char *const *class_names;
+    int n_class_names;
 } data_options;
+
+/* The --delimiter value as a character; prints and returns -1 if it is not
+ * one the loader takes. */
+int cli_parse_delimiter(const char *text, char *out);
 
 /* --targets and --label-column in range (a CSV has at most BP_MAX_WIDTH
  * columns); prints and returns -1 otherwise. */
 int cli_check_columns(const data_options *opt);
 int cli_load_data(const char *path, bp_dtype dtype, const data_options *opt, loaded_data *out);
+/* Training data: at most CLI_MAX_CLASSES classes, else an error that asks
+ * whether the label column is the right one. */
+#define CLI_MAX_CLASSES 1000
+int cli_check_classes(const loaded_data *data, const char *path);
 /* Prepares targets for loss and n_out outputs; checks labels. Unlabeled
  * data gets no targets. */
 int cli_prepare_targets(loaded_data *data, bp_loss loss, int n_out, const char *path);

@@ -21,4 +21,11 @@ void cli_describe_no_gpu(char *why, size_t size)
     const char *message = bp_last_error();
     const char *colon = strstr(message, "no CUDA device: ");
     snprintf(why, size, "%s", colon ? colon + strlen("no CUDA device: ") : message);
+    /* The first clause: the note is one short line on every CPU run; the
+     * whole story comes with --device cuda, which fails with it. */
+    size_t cut = strcspn(why, "(;");
+    while (cut > 0 && why[cut - 1] == ' ')
+        cut--;
+    if (cut > 0)
+        why[cut] = '\0';
 }

@@ -11,8 +11,9 @@
  * 0, or -1 after printing an error. */
 int cli_parse_math_mode(const char *option, const char *text, bp_math_mode *out);
 
-/* Why there is no GPU to use, in words the user can act on (the library's
- * no-device message), into why; "" when a device answers after all. */
+/* Why there is no GPU to use, in words the user can act on (the first
+ * clause of the library's no-device message: --device cuda prints it all),
+ * into why; "" when a device answers after all. */
 void cli_describe_no_gpu(char *why, size_t size);
 
 #endif

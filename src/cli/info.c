@@ -37,8 +37,7 @@ static int print_memory(const char *layers, long batch, const char *precision)
     architecture a;
     if (cli_build_architecture(&af, -1, -1, hidden, 0, "ce", "f32", &a) != 0)
         return 2;
-    if (batch < 1 || batch > (1 << 24))
-        return cli_error("--batch: %ld is out of range (1..%d)", batch, 1 << 24), 2;
+    printf("backprop %s\n", bp_version());
     bp_precision all[] = {BP_PRECISION_64_TRUE, BP_PRECISION_32_TRUE, BP_PRECISION_BF16_MIXED,
                           BP_PRECISION_16_MIXED};
     printf("memory of %s, batch %ld (bytes):\n", layers, batch);
@@ -86,13 +85,23 @@ int cmd_info(int argc, char **argv)
     static const command cmd = {"info",
                                 "Prints the version, the backends built and the CUDA "
                                 "devices found.",
-                                NULL};
+                                NULL,
+                                "backprop info\n"
+                                "backprop info --layers 784,1024,1024,10 --batch 256   # memory\n"
+                                "backprop --version"};
     int p = cli_parse(&cmd, argc, argv, flags, sizeof flags / sizeof flags[0]);
     if (p != 0)
         return p > 0 ? 0 : 2;
-    printf("backprop %s\n", bp_version());
+    bp_precision chosen; /* usage errors exit 2 before anything is printed */
+    if (precision != NULL && bp_precision_parse(precision, &chosen) != BP_OK)
+        return cli_error("--precision: %s", bp_last_error()), 2;
+    if (layers == NULL && precision != NULL)
+        return cli_error("--precision: goes with --layers (the memory of a network)"), 2;
+    if (batch < 1 || batch > (1 << 24))
+        return cli_error("--batch: %ld is out of range (1..%d)", batch, 1 << 24), 2;
     if (layers != NULL)
         return print_memory(layers, batch, precision);
+    printf("backprop %s\n", bp_version());
     int cuda = 0;
     bp_backend_is_built(BP_BACKEND_CUDA, &cuda);
     printf("backends: cpu%s\n", cuda ? ", cuda" : " (cuda: not built)");

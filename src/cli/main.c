@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "args.h"
 #include "backprop.h"
 #include "commands.h"
 #include "outputs.h"
@@ -23,10 +24,17 @@ static const struct {
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: backprop COMMAND [flags]   (backprop COMMAND --help for its flags)\n\n"
+    fprintf(out, "usage: backprop COMMAND [flags]   (backprop COMMAND --help for its flags)\n"
+                 "       backprop --version\n\n"
                  "commands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\nexamples:\n"
+                 "  backprop train                      # Fashion-MNIST, or a generated set\n"
+                 "  backprop train --data my.csv --standardize --save m.safetensors\n"
+                 "  backprop predict --model m.safetensors --data new.csv --unlabeled -o p.csv\n"
+                 "\nExit status: 0 success, 1 a run failed, 2 a bad flag or value, 128+N stopped\n"
+                 "by signal N (130 Ctrl-C).\n");
 }
 
 int main(int argc, char **argv)
@@ -45,10 +53,24 @@ int main(int argc, char **argv)
         printf("backprop %s\n", bp_version());
         return 0;
     }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (strcmp(argv[1], commands[i].name) != 0)
+            continue;
+        /* Under mpirun only train is data-parallel: the others run once, on
+         * rank 0 (the rest would print the same report again). */
+        if (commands[i].run != cmd_train && cli_launcher_size() > 1 && cli_launcher_rank() != 0)
+            return 0;
+        return cli_finish_stdout(commands[i].run(argc - 2, argv + 2));
+    }
+    const char *near = NULL;
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (strcmp(argv[1], commands[i].name) == 0)
-            return cli_finish_stdout(commands[i].run(argc - 2, argv + 2));
-    fprintf(stderr, "backprop: unknown command '%s'\n", argv[1]);
+        if (near == NULL && (cli_edit_distance(argv[1], commands[i].name) <= 2 ||
+                             strncmp(argv[1], commands[i].name, strlen(argv[1])) == 0))
+            near = commands[i].name;
+    if (near)
+        cli_error("unknown command '%s'; did you mean %s?", argv[1], near);
+    else
+        cli_error("unknown command '%s'", argv[1]);
     usage(stderr);
     return 2;
 }

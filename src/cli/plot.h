@@ -13,7 +13,9 @@ typedef struct history {
 /* Writes the loss and accuracy panels to a unique temporary file beside
  * path (bp_file_replace_*); bp_file_replace_commit puts it in place, so a
  * run can prepare every output before replacing any, and the old file
- * stays on any failure. Returns 0 or -1 (message printed). */
-int plot_prepare_svg(const char *path, const history *h, const char *title, bp_file_replace **out);
+ * stays on any failure. log_y: the loss on a log scale. Returns 0 or -1
+ * (message printed). */
+int plot_prepare_svg(const char *path, const history *h, const char *title, int log_y,
+                     bp_file_replace **out);
 
 #endif

@@ -7,14 +7,33 @@
 #include "signals.h"
 
 /* A signal handler can only reach file-scope state: the command's one
- * piece of global state, what the stopping signals have done. Lock-free
- * atomics, as the handler may run on any thread (BLAS threads included)
- * while the main thread holds. */
+ * piece of global state, what the signals have done. Lock-free atomics,
+ * as the handler may run on any thread (BLAS threads included) while the
+ * main thread holds. */
 static struct {
     atomic_int caught;   /* the first stopping signal, or 0 */
     atomic_int holding;  /* a save is in flight: a second signal waits */
     atomic_int deferred; /* a second signal that arrived while holding */
+    atomic_int resized;  /* the terminal resized since the progress line looked */
 } state;
+
+static void on_resize(int sig)
+{
+    (void)sig;
+    atomic_store(&state.resized, 1);
+}
+
+void cli_signals_watch_resize(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_resize;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGWINCH, &sa, NULL);
+}
+
+int cli_signals_resized(void) { return atomic_exchange(&state.resized, 0); }
 
 static const int stopping[] = {SIGINT, SIGTERM, SIGHUP};
 

@@ -27,4 +27,9 @@ int cli_signals_caught(void);
 int cli_signals_hold(void);
 void cli_signals_release(int previous);
 
+/* SIGWINCH (the terminal was resized) noted for the progress line;
+ * cli_signals_resized says whether one came since it last asked. */
+void cli_signals_watch_resize(void);
+int cli_signals_resized(void);
+
 #endif

@@ -151,7 +151,10 @@ int cmd_trace(int argc, char **argv)
         "Runs one SGD step on one sample of a tiny network (mse loss) and prints every\n"
         "z^l, a^l, delta^l, dL/dW^l, dL/db^l and the updated weights.",
         "Default: the 2-2-1 sigmoid network with W^1 = [[0.15, 0.2], [0.25, 0.3]],\n"
-        "b^1 = [0.35, 0.35], W^2 = [[0.4, 0.45]], b^2 = [0.6], x = [0.05, 0.1], y = [0.01]."};
+        "b^1 = [0.35, 0.35], W^2 = [[0.4, 0.45]], b^2 = [0.6], x = [0.05, 0.1], y = [0.01].",
+        "backprop trace                      # the worked example of docs/design.md\n"
+        "backprop trace --lr 0.1\n"
+        "backprop trace --layers 3,4,2 --activation tanh --seed 7"};
     int p = cli_parse(&cmd, argc, argv, flags, sizeof flags / sizeof flags[0]);
     if (p != 0)
         return p > 0 ? 0 : 2;

@@ -24,7 +24,9 @@
 #include "commands.h"
 #include "gpu_flags.h"
 #include "log_resume.h"
+#include "messages.h"
 #include "outputs.h"
+#include "report.h"
 #include "signals.h"
 #include "train_run.h"
 
@@ -34,11 +36,12 @@ static void training_run_free(training_run *run)
     bp_network_free(run->net);
     cli_data_free(&run->train_set);
     cli_data_free(&run->test_set);
+    cli_meta_free(&run->meta);
     free(run->curves.train_loss);
     free(run->curves.test_loss);
     free(run->curves.test_accuracy);
     bp_file_replace_abort(run->log); /* a failed run leaves the old log */
-    optim_flags_free(&run->options.optim);
+    train_options_free(&run->options);
 }
 
 /* ---- parse ---------------------------------------------------------------- */
@@ -103,6 +106,23 @@ static int load_default_data(training_run *run)
     return 0;
 }
 
+/* --standardize or --scale fitted on the training data and applied to
+ * both sets; without them, a warning when the features look unscaled. */
+static int scale_inputs(training_run *run)
+{
+    const train_options *o = &run->options;
+    const char *name = o->data_path ? o->data_path : "the training data";
+    if (!o->standardize && o->scale == 0.0)
+        return cli_warn_unscaled(&run->train_set, name, &run->max_abs);
+    if (cli_scaling_fit(&run->train_set, o->standardize, o->scale, &run->meta.scaling) != 0 ||
+        cli_scaling_apply(&run->meta.scaling, &run->train_set, name) != 0)
+        return -1;
+    if (run->have_test_set && run->test_set.desc.n_features == run->train_set.desc.n_features &&
+        cli_scaling_apply(&run->meta.scaling, &run->test_set, o->test_path) != 0)
+        return -1;
+    return 0;
+}
+
 static int load_data(training_run *run)
 {
     train_options *o = &run->options;
@@ -111,20 +131,33 @@ static int load_data(training_run *run)
     long first = o->architecture.layers != NULL ? strtol(o->architecture.layers, NULL, 10) : 0;
     o->columns.n_features = first >= 1 && first <= BP_MAX_WIDTH ? first : 0;
     if (o->data_path == NULL) {
-        if (o->test_path)
-            return cli_error("--test needs --data");
-        return load_default_data(run);
+        if (load_default_data(run) != 0)
+            return -1;
+        return scale_inputs(run);
     }
-    if (cli_load_data(o->data_path, run->dtype, &o->columns, &run->train_set) != 0)
+    if (cli_load_data(o->data_path, run->dtype, &o->columns, &run->train_set) != 0 ||
+        cli_check_classes(&run->train_set, o->data_path) != 0 ||
+        cli_meta_take_class_names(&run->train_set, &run->meta) != 0)
         return -1;
-    snprintf(run->data_summary, sizeof run->data_summary, "%s (%d samples, %d features)",
-             o->data_path, run->train_set.desc.n_samples, run->train_set.desc.n_features);
+    run->meta.label_column = run->train_set.desc.label_column;
+    run->meta.n_targets = run->train_set.desc.n_targets;
+    if (o->columns.delimiter && strcmp(o->columns.delimiter, ",") != 0)
+        snprintf(run->meta.delimiter, sizeof run->meta.delimiter, "%s", o->columns.delimiter);
+    snprintf(run->data_summary, sizeof run->data_summary, "%s (%d samples, %d features%s)",
+             o->data_path, run->train_set.desc.n_samples, run->train_set.desc.n_features,
+             run->meta.n_class_names ? ", labels that are names" : "");
     if (o->test_path) {
-        if (cli_load_data(o->test_path, run->dtype, &o->columns, &run->test_set) != 0)
+        /* The test set's labels: the training set's column and names. */
+        data_options test = o->columns;
+        if (test.label_column < 0 && run->meta.label_column >= 0)
+            test.label_column = run->meta.label_column;
+        test.class_names = (const char *const *)run->meta.class_names;
+        test.n_class_names = run->meta.n_class_names;
+        if (cli_load_data(o->test_path, run->dtype, &test, &run->test_set) != 0)
             return -1;
         run->have_test_set = 1;
     }
-    return 0;
+    return scale_inputs(run);
 }
 
 /* ---- build ---------------------------------------------------------------- */
@@ -157,6 +190,33 @@ static int build_architecture(training_run *run, architecture *a)
                                o->test_path ? o->test_path : "test data");
 }
 
+/* The run's first lines say how it trains: optimizer, learning rate and
+ * schedule, batch, epochs, validation, scaling and precision (the device is
+ * on the "network:" line). */
+static void echo_configuration(const training_run *run, const bp_network_desc *nd)
+{
+    const train_options *o = &run->options;
+    if (o->quiet)
+        return;
+    const bp_optimizer *opt = &o->optim.opt;
+    printf("training: %s, lr %g (%s schedule)", bp_optimizer_name(opt->type), o->lr, o->schedule);
+    if (opt->type == BP_OPTIMIZER_SGD)
+        printf(", momentum %g", opt->momentum);
+    if (opt->weight_decay > 0)
+        printf(", weight decay %g", opt->weight_decay);
+    printf(", batch %ld, %ld epoch%s", o->batch, o->epochs, o->epochs == 1 ? "" : "s");
+    if (o->validation_fraction > 0)
+        printf(", validation fraction %g", o->validation_fraction);
+    printf(", inputs %s, %s\n",
+           run->meta.scaling.n == 0                      ? "as read"
+           : strcmp(run->meta.scaling.how, "scale") == 0 ? "divided by --scale"
+                                                         : "standardized",
+           nd->precision == BP_PRECISION_BF16_MIXED || nd->precision == BP_PRECISION_16_MIXED
+               ? bp_precision_name(nd->precision)
+           : nd->dtype == BP_F32 ? "float32"
+                                 : "float64");
+}
+
 static int create_network(training_run *run, const architecture *a)
 {
     const train_options *o = &run->options;
@@ -180,6 +240,7 @@ static int create_network(training_run *run, const architecture *a)
         return -1;
     cfg.cuda_graphs = !o->no_graphs;
     cfg.fused_epilogues = !o->no_fused;
+    cfg.threads = (int)o->threads; /* the CPU backend's pool; 0: bp_cpu_thread_count */
     bp_status st = bp_network_create(&cfg, &run->net);
     if (st != BP_OK)
         return cli_lib_error("creating the network", st);
@@ -187,14 +248,26 @@ static int create_network(training_run *run, const architecture *a)
         return cli_lib_error("--init", st);
     if (optim_setup(&run->options.optim, run->net) != 0) /* train_optim.c */
         return -1;
+    /* What eval, predict and PyTorch need to read data as this run did. */
+    if (cli_meta_store(run->net, &run->meta) != 0)
+        return -1;
     bp_network_desc nd;
     bp_network_describe(run->net, &nd);
     cli_network_summary(&nd, run->network_summary, sizeof run->network_summary);
+    /* the count the network runs on: --threads, else the library's */
+    if (run->device.backend == BP_BACKEND_CPU && (run->threads = (int)o->threads) == 0)
+        bp_cpu_thread_count(&run->threads);
+    char threads[32] = "";
+    if (run->threads > 0)
+        snprintf(threads, sizeof threads, ", %d thread%s", run->threads,
+                 run->threads > 1 ? "s" : "");
     if (!o->quiet)
-        printf("network: %s, %zu parameters; backend: %s\n", run->network_summary, nd.n_params,
-               run->device.description);
-    if (!o->quiet && run->device.why_not_gpu[0] != '\0')
-        printf("no GPU: %s\n", run->device.why_not_gpu);
+        printf("network: %s, %zu parameters; backend: %s%s\n", run->network_summary, nd.n_params,
+               run->device.description, threads);
+    echo_configuration(run, &nd);
+    fflush(stdout); /* the run's first lines show at its start through a pipe or a file too */
+    if (run->device.why_not_gpu[0] != '\0')
+        cli_note(o->quiet, "no GPU, so training runs on the CPU: %s", run->device.why_not_gpu);
     return 0;
 }
 
@@ -337,7 +410,8 @@ static int prepare_reports(training_run *run)
     /* validation columns with --validation-fraction only */
     char header[128];
     snprintf(header, sizeof header,
-             "epoch,train_loss,test_loss,test_accuracy,seconds,samples_per_s%s\n",
+             "epoch,train_loss,test_loss,test_accuracy,seconds,samples_per_s,lr,"
+             "train_accuracy%s\n",
              o->validation_fraction > 0 ? ",val_loss,val_accuracy" : "");
     /* --resume continues the interrupted run's log up to its checkpoint */
     int continued = o->optim.resume != NULL
@@ -378,10 +452,10 @@ static int fit(training_run *run)
     if (run->failed)
         return -1;
     if (cli_signals_caught()) {
-        fprintf(stderr, "backprop: interrupted at epoch %ld, step %ld\n", run->epoch + 1, run->step);
-        if (o->optim.checkpoint && !o->quiet)
-            fprintf(stderr, "backprop: wrote %s; continue with --resume %s\n", o->optim.checkpoint,
-                    o->optim.checkpoint);
+        cli_note(0, "interrupted at epoch %ld, step %ld", run->epoch + 1, run->step);
+        if (o->optim.checkpoint)
+            cli_note(o->quiet, "wrote %s; continue with --resume %s", o->optim.checkpoint,
+                     o->optim.checkpoint);
     }
     const bp_trainer_result *r = &run->result;
     if (r->early_stopped && !o->quiet)
@@ -411,6 +485,8 @@ static int print_summary(training_run *run)
         return cli_error("the final evaluation gave loss %g over %d samples; training diverged, "
                          "nothing was saved (try a smaller --lr)",
                          ev->loss, ev->n_samples);
+    if (run->options.json)
+        return 0; /* print_json, once the outputs are written */
     double total = cli_now() - run->started;
     const char *which = run->have_test_set ? "test" : "training";
     int partial = run->result.stopped && run->step > 0 && run->step < run->steps_per_epoch;
@@ -431,6 +507,33 @@ static int print_summary(training_run *run)
     return 0;
 }
 
+/* --json: the summary as one object, after the files are in place. */
+static void print_json(const training_run *run)
+{
+    const train_options *o = &run->options;
+    const bp_evaluation *ev = &run->evaluation;
+    int partial = run->result.stopped && run->step > 0 && run->step < run->steps_per_epoch;
+    json_out j;
+    json_begin(&j, stdout);
+    json_string(&j, "command", "train");
+    json_string(&j, "evaluated_on", run->have_test_set ? "test" : "training");
+    json_int(&j, "samples", ev->n_samples);
+    json_number(&j, "loss", ev->loss);
+    if (run->classify) {
+        json_number(&j, "accuracy", ev->accuracy);
+        json_int(&j, "correct", ev->correct);
+    }
+    json_int(&j, "epochs", (long)run->result.epochs + partial);
+    json_number(&j, "seconds", cli_now() - run->started);
+    json_string(&j, "network", run->network_summary);
+    json_string(&j, "device", run->device.description);
+    if (run->threads > 0)
+        json_int(&j, "threads", run->threads);
+    json_string(&j, "model", o->save_path);
+    json_int(&j, "stopped_by_signal", cli_signals_caught());
+    json_end(&j);
+}
+
 /* --save, then --log and --plot put in place: the plot is written before
  * the model is saved and committed after it, so a failure leaves every
  * output as it was. */
@@ -439,7 +542,7 @@ static int write_outputs(training_run *run)
     const train_options *o = &run->options;
     bp_file_replace *plot = NULL;
     if (o->plot_path && run->curves.n > 0 &&
-        plot_prepare_svg(o->plot_path, &run->curves, run->network_summary, &plot) != 0)
+        plot_prepare_svg(o->plot_path, &run->curves, run->network_summary, o->log_y, &plot) != 0)
         return -1;
     if (o->save_path) {
         bp_status st = bp_model_save(run->net, o->save_path);
@@ -490,6 +593,8 @@ static int finish(training_run *run)
                          "; training diverged, nothing was saved (try a smaller --lr)") != 0 ||
         print_summary(run) != 0 || write_outputs(run) != 0)
         return 1;
+    if (run->options.json)
+        print_json(run);
     int sig = cli_signals_caught();
     return sig ? 128 + sig : 0;
 }

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -38,9 +39,6 @@ static int check_values(const train_options *o)
         return cli_error("--seed: %ld must be >= 0", o->seed);
     if (cli_check_columns(&o->columns) != 0)
         return -1;
-    bp_schedule sched;
-    if (bp_schedule_parse(o->schedule, &sched) != BP_OK)
-        return cli_error("--schedule: '%s' is not cosine, constant, step or plateau", o->schedule);
     if (o->warmup < 0 || o->warmup >= o->epochs)
         return cli_error("--warmup: %ld must be in [0, --epochs %ld)", o->warmup, o->epochs);
     if (!(o->validation_fraction >= 0 && o->validation_fraction < 1))
@@ -142,20 +140,79 @@ static int resume_peek(train_options *o, int argc, char **argv, int *status)
     return resumed != 0 ? -1 : 0;
 }
 
-/* The flags of train: the table below and the optimizers' (train_optim.c).
- * Returns the number of entries. */
-static size_t train_flags(train_options *o, flag *flags, size_t max)
+static const command train_command = {
+    "train", "Trains a network by backpropagation and reports its accuracy (or loss).",
+    "With no --data, trains on Fashion-MNIST when the Debian package dataset-fashion-mnist "
+    "is installed (or from the directory in $" BP_FASHION_MNIST_ENV "), else on a generated data set. "
+    "Without --layers the sizes come from the data (inputs, 256, 128, outputs), or from the "
+    "--init model.\n\n"
+    "CSV: a header cell label, class, target or y names the label column, else it is the last; "
+    "labels may be class numbers or names (kept in the model, printed by predict). Columns "
+    "count from 0. Features larger than a few tens train poorly: --standardize.\n\n"
+    "Ctrl-C stops after the current step (and saves with --save); a second Ctrl-C ends the "
+    "program at once. A run whose loss becomes NaN or infinite stops with an error and saves "
+    "nothing. Early stopping and the plateau schedule watch the validation loss (else the "
+    "training loss). Exit status: 0 trained, 1 failed, 2 a bad flag or value (found before any data "
+    "is read), 128+N stopped by signal N.",
+    "backprop train                          # Fashion-MNIST, on a GPU if present\n"
+    "backprop train --data my.csv --test t.csv --standardize --save m.safetensors\n"
+    "backprop train --data digits.csv --label-column 0 --layers 784,128,10\n"
+    "backprop train --data moons.csv --layers 2,16,1 --loss bce  # binary: 0/1\n"
+    "backprop train --optimizer adamw --log log.csv --plot curves.svg -q"};
+
+/* The data, the network and what is written. */
+static size_t data_flags(train_options *o, flag *f)
 {
-    const flag own[] = {
+    const flag table[] = {
         {"--data", FLAG_STRING, &o->data_path, "PATH", "IDX images file (labels beside it) or CSV"},
         {"--test", FLAG_STRING, &o->test_path, "PATH", "test set, same format"},
+        {"--label-column", FLAG_INT, &o->columns.label_column, "N",
+         "CSV label column, counted from 0 (default: the header's label, class, target or y "
+         "column, else the last)"},
+        {"--targets", FLAG_INT, &o->columns.n_targets, "K",
+         "CSV regression: the last K columns are real-valued targets"},
+        {"--delimiter", FLAG_STRING, &o->columns.delimiter, "C",
+         "CSV field separator: ',' (default), ';', tab, '|' or space"},
+        {"--standardize", FLAG_SWITCH, &o->standardize, NULL,
+         "scale each feature to mean 0 and standard deviation 1 (measured on --data, kept in "
+         "the model file: eval, predict and PyTorch apply it)"},
+        {"--scale", FLAG_DOUBLE, &o->scale, "X", "divide every feature by X (kept in the model)"},
         {"--layers", FLAG_STRING, &o->architecture.layers, "N,N,..",
          "layer sizes, inputs first (default: data,256,128,classes)"},
         {"--activation", FLAG_STRING, &o->architecture.activation, "NAME",
          "hidden activation: relu (default), leaky_relu, tanh, sigmoid, identity"},
         {"--activations", FLAG_STRING, &o->architecture.activations, "A,B,..",
          "one activation per layer"},
-        {"--loss", FLAG_STRING, &o->architecture.loss, "ce|mse|bce", "loss (default ce)"},
+        {"--loss", FLAG_STRING, &o->architecture.loss, "ce|mse|bce",
+         "loss (default ce; bce with one output: binary, labels 0 and 1)"},
+        {"--dtype", FLAG_STRING, &o->architecture.dtype, "f32|f64",
+         "real type of the data (default f32; f64 is --precision 64-true)"},
+        {"--precision", FLAG_STRING, &o->architecture.precision,
+         "64-true|32-true|bf16-mixed|16-mixed",
+         "storage and arithmetic (default 32-true); mixed: 16-bit activations and working "
+         "weights, float32 master weights"},
+        {"--init", FLAG_STRING, &o->init_path, "MODEL", "start from a saved model's parameters"},
+        {"--save", FLAG_STRING, &o->save_path, "MODEL", "save the trained model (safetensors)"},
+        {"--save-16bit", FLAG_STRING, &o->save_16bit_path, "MODEL",
+         "bf16-mixed, 16-mixed: also save the weights rounded to BF16 or F16 (for inference "
+         "elsewhere; --save keeps the float32 masters)"},
+        {"--log", FLAG_STRING, &o->log_path, "CSV",
+         "one row per epoch: losses, test accuracy, seconds, samples/s, learning rate, "
+         "training accuracy"},
+        {"--plot", FLAG_STRING, &o->plot_path, "SVG", "loss and accuracy curves"},
+        {"--plot-log", FLAG_SWITCH, &o->log_y, NULL, "--plot: the loss on a log scale"},
+        {"--json", FLAG_SWITCH, &o->json, NULL,
+         "the final report as one JSON object on standard output (implies --quiet)"},
+        {"--quiet", FLAG_SWITCH, &o->quiet, NULL, "print only the final result: no notes"},
+    };
+    memcpy(f, table, sizeof table);
+    return sizeof table / sizeof table[0];
+}
+
+/* How it trains and where. */
+static size_t run_flags(train_options *o, flag *f)
+{
+    const flag table[] = {
         {"--epochs", FLAG_INT, &o->epochs, "N", "epochs (default 15)"},
         {"--batch", FLAG_INT, &o->batch, "N", "mini-batch size (default 32)"},
         {"--schedule", FLAG_STRING, &o->schedule, "cosine|constant|step|plateau",
@@ -173,28 +230,13 @@ static size_t train_flags(train_options *o, flag *flags, size_t max)
         {"--min-delta", FLAG_DOUBLE, &o->min_delta, "X",
          "the smallest fall of the loss that counts as improvement (0)"},
         {"--seed", FLAG_INT, &o->seed, "N", "initialisation and shuffling seed (default 1)"},
-        {"--dtype", FLAG_STRING, &o->architecture.dtype, "f32|f64",
-         "real type of the data (default f32; f64 is --precision 64-true)"},
-        {"--precision", FLAG_STRING, &o->architecture.precision,
-         "64-true|32-true|bf16-mixed|16-mixed",
-         "storage and arithmetic (default 32-true); mixed: 16-bit activations and working "
-         "weights, float32 master weights"},
-        {"--device", FLAG_STRING, &o->device, "auto|cpu|cuda[:N]|cuda:N,N,..|cuda:all",
-         "where to train (default auto); a list: data-parallel on those GPUs"},
         {"--no-shuffle", FLAG_SWITCH, &o->no_shuffle, NULL, "samples in file order"},
-        {"--init", FLAG_STRING, &o->init_path, "MODEL", "start from a saved model's parameters"},
-        {"--save", FLAG_STRING, &o->save_path, "MODEL", "save the trained model (safetensors)"},
-        {"--save-16bit", FLAG_STRING, &o->save_16bit_path, "MODEL",
-         "bf16-mixed, 16-mixed: also save the weights rounded to BF16 or F16 (for inference "
-         "elsewhere; --save keeps the float32 masters)"},
-        {"--log", FLAG_STRING, &o->log_path, "CSV",
-         "one row per epoch: epoch,train_loss,test_loss,test_accuracy,seconds,samples_per_s"},
-        {"--plot", FLAG_STRING, &o->plot_path, "SVG", "loss and accuracy curves"},
-        {"--label-column", FLAG_INT, &o->columns.label_column, "N",
-         "CSV label column, 0-based (default last)"},
-        {"--targets", FLAG_INT, &o->columns.n_targets, "K",
-         "CSV regression: the last K columns are targets"},
-        {"--quiet", FLAG_SWITCH, &o->quiet, NULL, "print only the final result"},
+        {"--device", FLAG_STRING, &o->device, "DEVICE",
+         "where to train: auto (default: a GPU if there is one), cpu, cuda, cuda:N; a list "
+         "cuda:N,N,.. or cuda:all trains data-parallel on those GPUs"},
+        {"--threads", FLAG_INT, &o->threads, "N",
+         "CPU backend threads (default: the processors this process may use, shared among the "
+         "ranks of a node; every count gives the same results)"},
         {"--math", FLAG_STRING, &o->math, "fp32|tf32|bf16",
          "GEMM math on the GPU for 32-true (default fp32: exact)"},
         {"--no-graphs", FLAG_SWITCH, &o->no_graphs, NULL,
@@ -202,12 +244,66 @@ static size_t train_flags(train_options *o, flag *flags, size_t max)
         {"--no-fused-epilogues", FLAG_SWITCH, &o->no_fused, NULL,
          "GPU f32: GEMM, then bias+ReLU as a kernel (no cuBLASLt epilogues)"},
     };
-    size_t n = sizeof own / sizeof own[0];
-    memcpy(flags, own, sizeof own);
-    /* --optimizer and the hyperparameters, from the library's tables (the
-     * caller's array has room for them) */
-    (void)optim_flag_entries(&o->optim, flags, &n, max);
-    return n;
+    memcpy(f, table, sizeof table);
+    return sizeof table / sizeof table[0];
+}
+
+/* Every value that can be checked without the data: exit status 2. */
+static int check_words(train_options *o)
+{
+    static const char *const schedules[] = {"cosine", "constant", "step", "plateau"};
+    bp_math_mode mode;
+    char delimiter;
+    const char *loss = o->init_path ? NULL : o->columns.n_targets > 0 ? "mse" : "ce";
+    int schedule = cli_parse_choice("--schedule", o->schedule, schedules, 4);
+    if (schedule < 0 || cli_check_architecture_flags(&o->architecture, loss) != 0 ||
+        cli_check_device_spec(o->device, 1) != 0)
+        return -1;
+    o->schedule = schedules[schedule]; /* a prefix ("const") stands for the name */
+    if (bp_math_mode_parse(o->math, &mode) != BP_OK)
+        return cli_error("--math: %s", bp_last_error());
+    if (o->columns.delimiter && cli_parse_delimiter(o->columns.delimiter, &delimiter) != 0)
+        return -1;
+    if (o->standardize && o->scale != 0.0)
+        return cli_error("give --standardize or --scale, not both");
+    if (o->scale < 0.0 || (o->scale == 0.0 && o->scale_given))
+        return cli_error("--scale: %g must be > 0 (the inputs are divided by it)", o->scale);
+    if (o->threads < 0 || o->threads > BP_MAX_THREADS)
+        return cli_error("--threads: %ld is out of range (1..%d, or 0: automatic)", o->threads,
+                         BP_MAX_THREADS);
+    bp_precision p = BP_PRECISION_AUTO;
+    if (o->save_16bit_path != NULL && (o->architecture.precision == NULL ||
+                                       bp_precision_parse(o->architecture.precision, &p) != BP_OK ||
+                                       (p != BP_PRECISION_BF16_MIXED && p != BP_PRECISION_16_MIXED)))
+        return cli_error("--save-16bit needs --precision bf16-mixed or 16-mixed");
+    if (o->test_path && !o->data_path)
+        return cli_error("--test needs --data (without --data the test set is Fashion-MNIST's "
+                         "or the generated one)");
+    return 0;
+}
+
+/* Parses and checks the flags: 0, or 1 after --help, or -1 (printed).
+ * canonical receives the flags' full names (cli_canonical_argv). */
+static int parse_flags(int argc, char **argv, train_options *o, char **canonical)
+{
+    flag flags[64 + OPTIM_MAX_FLAGS + 4]; /* room for every entry the three add */
+    size_t n = data_flags(o, flags);
+    n += run_flags(o, flags + n);
+    /* --optimizer and the hyperparameters, from the library's tables */
+    (void)optim_flag_entries(&o->optim, flags, &n, sizeof flags / sizeof flags[0]);
+    int parsed = cli_parse(&train_command, argc, argv, flags, n);
+    if (parsed != 0)
+        return parsed;
+    cli_canonical_argv(argc, argv, flags, n, canonical);
+    for (int i = 0; i < argc; i++)
+        o->scale_given |= strcmp(canonical[i], "--scale") == 0;
+    if (o->json)
+        o->quiet = 1;
+    o->columns.quiet = o->quiet;
+    if (check_values(o) != 0 || check_words(o) != 0 ||
+        optim_check(&o->optim, argc, canonical, &o->lr, o->epochs) != 0)
+        return -1;
+    return 0;
 }
 
 /* Every output replaceable, and never an input or another output (by
@@ -234,39 +330,30 @@ static int check_paths(const train_options *o)
 int parse_train_options(int argc, char **argv, train_options *o, int *status)
 {
     train_options_defaults(o);
-    flag flags[48 + OPTIM_MAX_FLAGS + 4]; /* room for every entry train_flags adds */
-    size_t n_flags = train_flags(o, flags, sizeof flags / sizeof flags[0]);
-    static const command cmd = {
-        "train", "Trains a network by backpropagation and reports test accuracy.",
-        "With no --data, trains on Fashion-MNIST when the Debian package dataset-fashion-mnist\n"
-        "is installed (or from the directory in $" BP_FASHION_MNIST_ENV "), else on a generated\n"
-        "data set. Without --layers the sizes come from the data (inputs, 256, 128, outputs),\n"
-        "or from the --init model. Ctrl-C stops after the current step (and saves with\n"
-        "--save); a second Ctrl-C ends the program at once. A run whose loss becomes NaN or\n"
-        "infinite stops with an error and saves nothing. Early stopping and the plateau\n"
-        "schedule watch the validation loss (else the training loss)."};
-    int parsed = cli_parse(&cmd, argc, argv, flags, n_flags);
-    if (parsed != 0) {
-        *status = parsed > 0 ? 0 : 2;
-        return -1;
+    /* the flags' full names, which --resume compares until the trainer is
+     * built (optim_resume_compare); freed by train_options_free */
+    o->canonical = calloc((size_t)argc + 1, sizeof *o->canonical);
+    if (o->canonical == NULL) {
+        *status = 1;
+        return cli_error("no memory");
     }
-    *status = 2;
-    if (check_values(o) != 0 || optim_check(&o->optim, argc, argv, &o->lr, o->epochs) != 0)
+    int parsed = parse_flags(argc, argv, o, o->canonical);
+    *status = parsed > 0 ? 0 : 2;
+    if (parsed != 0)
         return -1;
-    bp_precision p = BP_PRECISION_AUTO;
-    if (o->save_16bit_path != NULL && (o->architecture.precision == NULL ||
-                                       bp_precision_parse(o->architecture.precision, &p) != BP_OK ||
-                                       (p != BP_PRECISION_BF16_MIXED && p != BP_PRECISION_16_MIXED)))
-        return cli_error("--save-16bit needs --precision bf16-mixed or 16-mixed");
     *status = 1;
-    if (check_paths(o) != 0)
-        return -1;
-    if (resume_peek(o, argc, argv, status) != 0)
-        return -1;
-    if (adopt_file_architecture(o) != 0)
+    if (check_paths(o) != 0 || resume_peek(o, argc, o->canonical, status) != 0 ||
+        adopt_file_architecture(o) != 0)
         return -1;
     *status = 0;
     return 0;
+}
+
+void train_options_free(train_options *o)
+{
+    optim_flags_free(&o->optim);
+    free(o->canonical);
+    o->canonical = NULL;
 }
 
 void train_options_trainer(const train_options *o, bp_trainer_config *tc)
@@ -277,7 +364,7 @@ void train_options_trainer(const train_options *o, bp_trainer_config *tc)
     tc->seed = (uint64_t)o->seed;
     tc->shuffle = !o->no_shuffle;
     tc->validation_fraction = o->validation_fraction;
-    bp_schedule_parse(o->schedule, &tc->schedule); /* checked in check_values */
+    bp_schedule_parse(o->schedule, &tc->schedule); /* checked when parsed (check_words) */
     tc->warmup_epochs = o->warmup;
     tc->step_epochs = o->step_epochs;
     tc->step_gamma = o->step_gamma;

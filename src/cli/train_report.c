@@ -9,6 +9,8 @@
 #include <stdio.h>
 
 #include "args.h"
+#include "epoch_line.h"
+#include "scaling.h"
 #include "signals.h"
 #include "train_run.h"
 
@@ -50,23 +52,37 @@ static int evaluate_test_set(training_run *run, bp_network *net, double *loss, d
     return 0;
 }
 
+/* The epoch's line, fitted to a terminal (epoch_line.c). */
 static void print_epoch(const training_run *run, const bp_trainer_epoch *e, double test_loss,
                         double test_accuracy, double rate)
 {
-    printf("epoch %lld/%ld  train loss %.4f", (long long)e->epoch, run->options.epochs,
-           e->train_loss);
-    if (e->val_samples > 0) {
-        printf("  validation loss %.4f", e->val_loss);
-        if (run->classify)
-            printf("  validation accuracy %.2f%%", 100 * e->val_accuracy);
-    }
-    if (run->have_test_set) {
-        printf("  test loss %.4f", test_loss);
-        if (run->classify)
-            printf("  test accuracy %.2f%%", 100 * test_accuracy);
-    }
-    printf("  %.1fs  %.0f samples/s\n", e->seconds, rate);
+    const epoch_figures fig = {.epoch = (int)e->epoch,
+                               .epochs = (int)run->options.epochs,
+                               .train_loss = e->train_loss,
+                               .have_val = e->val_samples > 0,
+                               .val_loss = e->val_loss,
+                               .val_accuracy = e->val_accuracy,
+                               .have_test = run->have_test_set,
+                               .have_accuracy = run->classify,
+                               .test_loss = test_loss,
+                               .test_accuracy = test_accuracy,
+                               .seconds = e->seconds,
+                               .rate = rate};
+    char line[320];
+    epoch_line_format(line, sizeof line, epoch_line_columns(), &fig);
+    printf("%s\n", line);
     fflush(stdout);
+}
+
+/* The run's first epoch: a loss far above a guess's says why (scaling.c). */
+static void check_first_epoch(training_run *run, const bp_trainer_epoch *e)
+{
+    if (run->epochs_reported++ > 0)
+        return;
+    bp_network_desc nd;
+    bp_network_describe(e->network, &nd);
+    double reference = cli_reference_loss(&run->train_set, nd.loss, nd.sizes[nd.n_layers]);
+    cli_warn_exploding(e->train_loss, reference, run->max_abs, run->meta.scaling.n > 0);
 }
 
 void train_report_epoch(void *user, const bp_trainer_epoch *e)
@@ -86,12 +102,14 @@ void train_report_epoch(void *user, const bp_trainer_epoch *e)
     run->curves.test_accuracy[i] = test_accuracy;
     run->curves.n = i + 1;
     double rate = (double)e->samples / (e->seconds > 0 ? e->seconds : 1e-9);
+    check_first_epoch(run, e);
     if (!run->options.quiet)
         print_epoch(run, e, test_loss, test_accuracy, rate);
     if (run->log == NULL)
         return;
-    bp_file_replace_printf(run->log, "%lld,%.6g,%.6g,%.6g,%.3f,%.1f", (long long)e->epoch,
-                           e->train_loss, test_loss, test_accuracy, e->seconds, rate);
+    bp_file_replace_printf(run->log, "%lld,%.6g,%.6g,%.6g,%.3f,%.1f,%.6g,%.6g",
+                           (long long)e->epoch, e->train_loss, test_loss, test_accuracy,
+                           e->seconds, rate, e->lr, e->train_accuracy);
     if (run->options.validation_fraction > 0)
         bp_file_replace_printf(run->log, ",%.6g,%.6g", e->val_loss, e->val_accuracy);
     bp_file_replace_printf(run->log, "\n");

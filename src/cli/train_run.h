@@ -8,6 +8,7 @@
 #include <signal.h>
 
 #include "launch.h"
+#include "model_meta.h"
 #include "plot.h"
 #include "progress.h"
 #include "train_options.h"
@@ -17,11 +18,14 @@ typedef struct training_run {
     device_choice device;
     bp_dtype dtype;
     cli_launch launch; /* data-parallel: a launcher's ranks or a --device list */
+    int threads;       /* the CPU backend's threads (config threads), 0 on a GPU */
 
     /* load */
     loaded_data train_set, test_set;
     int have_test_set;
     char data_summary[512]; /* what the "data:" line says */
+    model_meta meta;        /* scaling, class names, label column: kept in the model */
+    double max_abs;         /* the largest feature magnitude before scaling */
 
     /* build */
     bp_network *net;
@@ -30,10 +34,11 @@ typedef struct training_run {
     char network_summary[512]; /* "3-16-2 relu,identity ce f32" */
 
     /* run: where the trainer stands (its callbacks), and why it stops */
-    int show_progress; /* a progress bar on stderr */
-    progress bar;      /* the current epoch's */
-    double started;    /* cli_now() when training began */
-    long epoch, step;  /* the last step reported (epoch 0-based) */
+    int show_progress;   /* a progress bar on stderr */
+    progress bar;        /* the current epoch's */
+    double started;      /* cli_now() when training began */
+    long epoch, step;    /* the last step reported (epoch 0-based) */
+    int epochs_reported; /* by this process's run (--resume: after the checkpoint's) */
     long steps_per_epoch;
     double loss_sum; /* the epoch's losses read, for the bar */
     long loss_count;

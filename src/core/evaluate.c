@@ -15,6 +15,7 @@
  * the network's own and are overwritten, as any forward pass does.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,16 +54,30 @@ void bp_evaluation_outputs_init_sized(bp_evaluation_outputs *out, size_t size)
     bp_struct_init(out, size, &d, sizeof d);
 }
 
-/* Every label must name an output: it indexes the one-hot targets, the
+/* The classes a network tells apart: one per output, or two for a single
+ * output trained with mse or bce (binary: the output is the probability of
+ * class 1, its target the label 0 or 1, the class 1 when it exceeds 0.5). */
+static int n_classes(const bp_network *net)
+{
+    int n_out = net->sizes[net->desc.n_layers];
+    return n_out == 1 && net->desc.loss != BP_LOSS_CROSS_ENTROPY ? 2 : n_out;
+}
+
+/* Every label must name a class: it indexes the one-hot targets, the
  * loss and the confusion matrix. */
 static bp_status check_labels(const evaluation *e, const int32_t *labels, const char *what)
 {
-    int n_out = e->net->sizes[e->net->desc.n_layers];
+    int n_out = e->net->sizes[e->net->desc.n_layers], k = n_classes(e->net);
+    char range[48];
+    if (k > n_out)
+        snprintf(range, sizeof range, "1 output: binary, labels 0 and 1");
+    else
+        snprintf(range, sizeof range, "%d outputs: 0..%d", n_out, n_out - 1);
     for (int i = 0; i < e->n; i++)
-        if (labels[i] < 0 || labels[i] >= n_out)
+        if (labels[i] < 0 || labels[i] >= k)
             return bp_fail(BP_ERR_INVALID_ARGUMENT,
-                           "%s: %s[%d] = %d is out of range (the network has %d outputs: 0..%d)",
-                           e->fn, what, i, (int)labels[i], n_out, n_out - 1);
+                           "%s: %s[%d] = %d is out of range (the network has %s)", e->fn, what, i,
+                           (int)labels[i], range);
     return BP_OK;
 }
 
@@ -94,11 +109,10 @@ static bp_status load_chunk(evaluation *e, int start, int b, void *one_hot)
         size_t row = (size_t)n_out;
         memset(one_hot, 0, (size_t)b * row * net->esize);
         for (int i = 0; i < b; i++) {
-            size_t k = (size_t)i * row + (size_t)e->labels[start + i];
-            if (net->desc.dtype == BP_F32)
-                ((float *)one_hot)[k] = 1.0f;
-            else
-                ((double *)one_hot)[k] = 1.0;
+            /* binary (one output): the label itself, 0 or 1 */
+            int label = e->labels[start + i];
+            size_t k = (size_t)i * row + (size_t)(n_out == 1 ? 0 : label);
+            bp_real_set(net->desc.dtype, one_hot, k, n_out == 1 ? (double)label : 1.0);
         }
         targets = one_hot;
     }
@@ -129,16 +143,18 @@ static bp_status run_chunk(evaluation *e, int start, int b, double *loss_sum, in
     else if (!e->scoring)
         return BP_OK;
     BP_TRY(net->ops->download(net->ctx, outputs, net->a[L], (size_t)b * row_bytes));
+    int k = n_classes(net);
     for (int i = 0; e->scoring && i < b; i++) {
-        int predicted = argmax_row(net->desc.dtype, (const char *)outputs + (size_t)i * row_bytes,
-                                   n_out);
+        const void *row = (const char *)outputs + (size_t)i * row_bytes;
+        int predicted = k > n_out ? bp_real_at(net->desc.dtype, row, 0) > 0.5
+                                  : argmax_row(net->desc.dtype, row, n_out);
         if (e->out.predictions != NULL)
             e->out.predictions[start + i] = predicted;
         if (e->labels != NULL) {
             int label = e->labels[start + i];
             *correct += predicted == label;
             if (e->out.confusion != NULL)
-                e->out.confusion[(size_t)label * (size_t)n_out + (size_t)predicted]++;
+                e->out.confusion[(size_t)label * (size_t)k + (size_t)predicted]++;
         }
     }
     return BP_OK;
@@ -170,7 +186,8 @@ static bp_status evaluate(evaluation *e, bp_evaluation *caller, size_t size)
                        "(%zu bytes)",
                        e->fn, scratch_bytes);
     if (e->out.confusion != NULL)
-        memset(e->out.confusion, 0, (size_t)n_out * (size_t)n_out * sizeof(int64_t));
+        memset(e->out.confusion, 0,
+               (size_t)n_classes(net) * (size_t)n_classes(net) * sizeof(int64_t));
     double loss_sum = 0.0;
     int correct = 0;
     bp_status st = BP_OK;

@@ -9,6 +9,7 @@
 
 #include "bp_math.h"
 #include "api/error.h"
+#include "core/metadata.h"
 #include "core/mixed.h"
 #include "core/network.h"
 #include "util/size_math.h"
@@ -341,6 +342,7 @@ void bp_network_free(bp_network *net)
         }
         net->ops->ctx_destroy(net->ctx);
     }
+    bp_metadata_free(net->metadata);
     free(net);
 }
 

@@ -101,6 +101,8 @@ struct bp_network {
     int last_backward_batch; /* batch of the last backward pass, 0 if none */
 
     struct bp_comm *comm; /* data-parallel communicator (src/parallel/), NULL alone */
+
+    struct bp_metadata *metadata; /* the caller's key/value text (metadata.c), NULL if none */
 };
 
 /* The step state's buffers (step_state.c): created last by

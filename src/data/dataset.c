@@ -8,13 +8,20 @@
 #include "api/error.h"
 #include "api/struct_size.h"
 #include "util/size_math.h"
+#include "data/class_names.h"
 #include "data/dataset.h"
 #include "sys/read.h"
 
 void bp_dataset_options_init_sized(bp_dataset_options *opt, size_t size)
 {
-    const bp_dataset_options d = {
-        .dtype = BP_F32, .label_column = -1, .n_targets = 0, .header = -1, .unlabeled = 0};
+    const bp_dataset_options d = {.dtype = BP_F32,
+                                  .label_column = -1,
+                                  .n_targets = 0,
+                                  .header = -1,
+                                  .unlabeled = 0,
+                                  .delimiter = ',',
+                                  .class_names = NULL,
+                                  .n_class_names = 0};
     bp_struct_init(opt, size, &d, sizeof d);
 }
 
@@ -39,6 +46,15 @@ bp_status bp_dataset_check_options(const char *fn, const bp_dataset_options *opt
                        opt->n_features, BP_MAX_WIDTH);
     if (opt->header < -1 || opt->header > 1)
         return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: header %d must be -1, 0 or 1", fn, opt->header);
+    if (opt->delimiter != 0 && strchr(",;\t| ", opt->delimiter) == NULL)
+        return bp_fail(BP_ERR_INVALID_ARGUMENT,
+                       "%s: delimiter '%c' (%d) is not one of ',', ';', tab, '|' or ' '", fn,
+                       opt->delimiter > 32 && opt->delimiter < 127 ? opt->delimiter : '?',
+                       (int)opt->delimiter);
+    if (opt->n_class_names < 0 || (opt->n_class_names > 0 && opt->class_names == NULL))
+        return bp_fail(BP_ERR_INVALID_ARGUMENT,
+                       "%s: n_class_names %d needs class_names (%s) and must be >= 0", fn,
+                       opt->n_class_names, opt->class_names ? "given" : "NULL");
     return BP_OK;
 }
 
@@ -49,6 +65,7 @@ static void describe(bp_dataset *ds, int n, int n_features, int n_targets, bp_dt
     ds->desc.n_features = n_features;
     ds->desc.n_targets = n_targets;
     ds->desc.dtype = dtype;
+    ds->desc.label_column = -1;
     ds->desc.x = ds->x;
     ds->desc.labels = ds->labels;
     ds->desc.targets = ds->targets;
@@ -111,6 +128,7 @@ void bp_dataset_free(bp_dataset *ds)
         free(ds->labels);
         free(ds->targets);
     }
+    bp_class_names_free_array(ds->class_names, ds->n_class_names);
     free(ds);
 }
 

@@ -10,6 +10,8 @@ struct bp_dataset {
     void *x;
     int32_t *labels;
     void *targets;
+    char **class_names; /* [n_class_names] when the labels were names, else NULL */
+    int n_class_names;
     int borrowed; /* bp_dataset_wrap: the arrays are the caller's, not freed */
 };
 

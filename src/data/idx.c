@@ -160,6 +160,7 @@ bp_status bp_dataset_read_idx(bp_reader *fi, const char *labels_path,
         ds->desc.n_samples = (int)ih.dims[0];
         ds->desc.n_features = (int)features;
         ds->desc.dtype = opt->dtype;
+        ds->desc.label_column = -1;
         ds->desc.x = ds->x;
         ds->desc.labels = ds->labels;
     }

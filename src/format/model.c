@@ -15,6 +15,7 @@
 #include "api/error.h"
 #include "api/struct_size.h"
 #include "core/network.h"
+#include "core/metadata.h"
 #include "format/model.h"
 #include "sys/c_locale.h"
 
@@ -296,10 +297,14 @@ bp_status bp_model_read_params(const bp_st_file *st, const bp_model_desc *d, bp_
 /* The model's metadata members, in the C locale. */
 static bp_status model_metadata(const bp_network *net, const char *extra, char **out)
 {
-    size_t size = BP_MAX_LAYERS * 16 + 256 + (extra ? strlen(extra) : 0);
+    char *user = NULL; /* the network's own entries (bp_network_set_metadata) */
+    BP_TRY(bp_network_metadata_json(net, extra, &user));
+    size_t size = BP_MAX_LAYERS * 16 + 256 + (extra ? strlen(extra) : 0) + strlen(user);
     char *m = malloc(size);
-    if (m == NULL)
+    if (m == NULL) {
+        free(user);
         return bp_fail(BP_ERR_OUT_OF_MEMORY, "no memory for a model's metadata");
+    }
     size_t len = (size_t)snprintf(m, size,
                                   "\"format\":\"backprop\",\"format_version\":\"" FORMAT_VERSION
                                   "\",\"activations\":\"");
@@ -310,11 +315,12 @@ static bp_status model_metadata(const bp_network *net, const char *extra, char *
     bp_status s = bp_c_locale_new("bp_model_save", &c_locale);
     if (s == BP_OK) {
         locale_t old = uselocale(c_locale);
-        snprintf(m + len, size - len, "\",\"loss\":\"%s\",\"leaky_slope\":\"%.17g\"%s",
-                 bp_loss_name(net->desc.loss), net->desc.leaky_slope, extra ? extra : "");
+        snprintf(m + len, size - len, "\",\"loss\":\"%s\",\"leaky_slope\":\"%.17g\"%s%s",
+                 bp_loss_name(net->desc.loss), net->desc.leaky_slope, extra ? extra : "", user);
         uselocale(old);
         freelocale(c_locale);
     }
+    free(user);
     if (s != BP_OK)
         free(m);
     else
@@ -413,6 +419,30 @@ static bp_status create_for(const char *fn, const bp_st_file *st, const bp_model
     return s;
 }
 
+/* The __metadata__ members a caller set (bp_network_set_metadata) onto
+ * net: every one that backprop does not write itself and that is a valid
+ * entry (another writer's odd keys are left out). */
+static bp_status user_metadata(const bp_st_file *st, bp_network *net)
+{
+    if (st->meta < 0)
+        return BP_OK;
+    const json_doc *doc = &st->doc;
+    bp_metadata *m = NULL;
+    bp_status s = BP_OK;
+    for (int c = doc->nodes[st->meta].first_child; c >= 0 && s == BP_OK;
+         c = doc->nodes[c].next_sibling) {
+        const char *key = doc->nodes[c].key;
+        if (bp_metadata_reserved(key) || doc->nodes[c].type != JSON_STRING)
+            continue;
+        if (bp_metadata_set("bp_model_load", &m, key, doc->nodes[c].str) == BP_ERR_OUT_OF_MEMORY)
+            s = BP_ERR_OUT_OF_MEMORY;
+    }
+    for (int i = 0; s == BP_OK && m != NULL && i < m->n; i++)
+        s = bp_network_set_metadata(net, m->keys[i], m->values[i]);
+    bp_metadata_free(m);
+    return s;
+}
+
 bp_status bp_model_load(const char *path, const bp_network_config *base, bp_network **out)
 {
     const char *fn = "bp_model_load";
@@ -431,6 +461,8 @@ bp_status bp_model_load(const char *path, const bp_network_config *base, bp_netw
         s = create_for(fn, st, &d, base, &net);
     if (s == BP_OK)
         s = bp_model_read_params(st, &d, net);
+    if (s == BP_OK)
+        s = user_metadata(st, net);
     bp_st_close(st);
     free(st);
     if (s == BP_OK)

@@ -169,9 +169,13 @@ static bp_status targets_for(const char *fn, const bp_network *net, const bp_dat
     }
     if (d->labels == NULL)
         return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: the training set has no labels or targets", fn);
-    if (d->n_classes > n_out)
-        return bp_fail(BP_ERR_INVALID_ARGUMENT, "%s: labels go up to %d, the network has %d outputs",
-                       fn, d->n_classes - 1, n_out);
+    /* One output with mse or bce: binary, labels 0 and 1, the label itself
+     * the target (as src/core/evaluate.c scores it). */
+    int binary = n_out == 1 && net->desc.loss != BP_LOSS_CROSS_ENTROPY;
+    if (d->n_classes > (binary ? 2 : n_out))
+        return bp_fail(BP_ERR_INVALID_ARGUMENT,
+                       "%s: labels go up to %d, the network has %d outputs%s", fn,
+                       d->n_classes - 1, n_out, binary ? " (binary: labels 0 and 1)" : "");
     if (net->desc.loss == BP_LOSS_CROSS_ENTROPY) {
         *out = d->labels;
         *row_bytes = sizeof(int32_t);
@@ -182,7 +186,8 @@ static bp_status targets_for(const char *fn, const bp_network *net, const bp_dat
     if (*owned == NULL)
         return bp_fail(BP_ERR_OUT_OF_MEMORY, "%s: no memory for one-hot targets", fn);
     for (size_t i = 0; i < n; i++)
-        bp_real_set(net->desc.dtype, *owned, i * (size_t)n_out + (size_t)d->labels[i], 1.0);
+        bp_real_set(net->desc.dtype, *owned, i * (size_t)n_out + (size_t)(binary ? 0 : d->labels[i]),
+                    binary ? (double)d->labels[i] : 1.0);
     *out = *owned;
     *row_bytes = (size_t)n_out * es;
     return BP_OK;

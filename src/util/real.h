@@ -23,6 +23,12 @@ static inline double bp_real_at(bp_dtype dt, const void *base, size_t i)
     return d;
 }
 
+/* v rounded to the dtype (to nearest float for BP_F32). */
+static inline double bp_real_round(bp_dtype dt, double v)
+{
+    return dt == BP_F32 ? (double)(float)v : v;
+}
+
 /* Stores v as element i of base: rounded to nearest float for BP_F32. */
 static inline void bp_real_set(bp_dtype dt, void *base, size_t i, double v)
 {
