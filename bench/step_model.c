@@ -236,7 +236,8 @@ static int missed(const char *key, double value, const char *target)
  * which it does not: (a) under 30 us, (c) in BF16 on an H100): every
  * launch declares its work, (c) in TF32 is at most 1.15x its GEMMs on both
  * GPUs, and no launch of fewer blocks than SMs moves more than 1 MiB in
- * (c)'s three math modes. */
+ * (c)'s three math modes (nor in its mixed precisions: checked where
+ * bp_step_model_print prints their single_block_bytes). */
 static int check_targets(int net, int mode, double single, int undeclared, const double ratio[2])
 {
     int bad = 0;
@@ -278,6 +279,8 @@ int bp_step_model_print(int check)
             if (mi >= MATH_MODES)
                 printf("model.%s.%s.single_block_bytes %.0f\n", kNets[ni].key, kModes[mi].key,
                        mixed_single);
+            if (check && ni == 2 && mi >= MATH_MODES && mixed_single > 1048576.0)
+                bad |= missed("model.c.MIXED.single_block_bytes", mixed_single, "<= 1048576");
         }
         printf("model.%s.single_block_bytes %.0f\n", kNets[ni].key, single);
         printf("model.%s.undeclared %d\n", kNets[ni].key, undeclared);

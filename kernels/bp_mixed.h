@@ -121,6 +121,53 @@ BP_HD float bp_half_round(int half, float f)
     return bp_half_to_f32(half, bp_half_from_f32(half, f));
 }
 
+/* ---- a hidden layer's 16-bit delta and its bias gradient ------------------------ */
+
+/* Element i of delta_half (src/backend/backend.h): d[i] = half(d[i] *
+ * sigma'(z[i], a[i])) stored back (identity: d[i] as it is, z and a unused),
+ * and the stored value returned as float32, the term of the bias gradient. */
+BP_HD float bp_half_delta_at(int half, int act, float slope, const uint16_t *z, const uint16_t *a,
+                             uint16_t *d, size_t i)
+{
+    float v = bp_half_to_f32(half, d[i]);
+    if (act == BP_M_IDENTITY)
+        return v;
+    v = bp_hadamard_delta_f(act, v, bp_half_to_f32(half, z[i]), bp_half_to_f32(half, a[i]), slope);
+    d[i] = bp_half_from_f32(half, v);
+    return bp_half_to_f32(half, d[i]);
+}
+
+/* The order of the bias gradient's float32 sums, a function of the batch
+ * alone, so that the CPU (src/backend/cpu_mixed.c) and the GPU
+ * (kernels/mixed.cu, whose blocks each sum one part) add the same values in
+ * the same order: the batch is cut into parts of bp_half_sum_rows(batch)
+ * rows (the last part may be shorter), at least BP_HALF_SUM_MIN_ROWS and
+ * at most BP_HALF_SUM_MAX_PARTS of them; column j of each part is summed
+ * from its first row, starting at +0.0f, in row order; db[j] is the first
+ * part's sum plus each later part's, in part order (one part: that sum). */
+#define BP_HALF_SUM_MIN_ROWS 32
+#define BP_HALF_SUM_MAX_PARTS 64
+
+BP_HD int bp_half_sum_rows(int batch)
+{
+    int rows = batch < 1 ? 1 : (batch - 1) / BP_HALF_SUM_MAX_PARTS + 1;
+    return rows < BP_HALF_SUM_MIN_ROWS ? BP_HALF_SUM_MIN_ROWS : rows;
+}
+
+BP_HD int bp_half_sum_parts(int batch)
+{
+    return batch < 1 ? 1 : (batch - 1) / bp_half_sum_rows(batch) + 1;
+}
+
+/* The most parts of any batch of 1..max_batch rows, what scratch for the
+ * parts must hold: not always bp_half_sum_parts(max_batch), which is not
+ * monotonic past 64 parts of 32 rows (2048 rows: 64 parts; 2049: 63 of 33). */
+BP_HD int bp_half_sum_parts_max(int max_batch)
+{
+    return max_batch > BP_HALF_SUM_MIN_ROWS * BP_HALF_SUM_MAX_PARTS ? BP_HALF_SUM_MAX_PARTS
+                                                                    : bp_half_sum_parts(max_batch);
+}
+
 /* ---- dynamic loss scaling (16-mixed) ------------------------------------------- */
 
 /* torch.cuda.amp.GradScaler's defaults, which 16-mixed uses. */

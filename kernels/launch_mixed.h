@@ -32,9 +32,13 @@ cudaError_t bp_launch_fill_rows_half(cudaStream_t stream, const void *bias, void
                                      int batch);
 cudaError_t bp_launch_act_half(cudaStream_t stream, int half, bp_activation activation,
                                double slope, const void *z, void *a, int n, int batch);
+/* delta_half: the batch's bias-gradient sums in bp_half_sum_parts(batch)
+ * parts (kernels/bp_mixed.h). More than one part needs parts, room for
+ * that many times n floats, and tickets, (n + 31) / 32 counters that are 0
+ * (each launch leaves them at 0 again); one part uses neither (NULL). */
 cudaError_t bp_launch_delta_half(cudaStream_t stream, int half, bp_activation activation,
                                  double slope, const void *z, const void *a, void *d, float *db,
-                                 int n, int batch);
+                                 int n, int batch, float *parts, unsigned *tickets);
 cudaError_t bp_launch_unscale(cudaStream_t stream, float *g, size_t count, const double *scale,
                               bp_step_scalars *scalars);
 cudaError_t bp_launch_scaler_update(cudaStream_t stream, bp_step_scalars *scalars);

@@ -8,8 +8,9 @@
  * Every conversion and scaling rule comes from bp_mixed.h and every formula
  * from bp_math.h, the headers the CPU backend's loops call
  * (src/backend/cpu_mixed.c), so the GPU rounds to the CPU's bits. The bias
- * gradient sums each column in row order, as the CPU does, without
- * atomics.
+ * gradient sums each column in the order bp_mixed.h fixes (parts of the
+ * batch in row order, then the parts in order), as the CPU does, over many
+ * blocks, without atomics on the values.
  */
 #include "bp_mixed.h"
 #include "kernel_util.cuh"
@@ -82,28 +83,59 @@ __global__ void mixed_act_kernel(int half, int activation, float slope,
         a[i] = bp_half_from_f32(half, bp_act(activation, bp_half_to_f32(half, z[i]), slope));
 }
 
-/* D = half(D * sigma'(Z, A)) (identity: D unchanged), then db[j] = the sum
- * of column j over the rows in row order: a thread per column. */
+/* Whether this block is the last of its column tile (the blocks of one
+ * blockIdx.x) to finish, every thread of the block getting the answer: the
+ * block's writes made visible, thread 0 takes a ticket of the tile; the
+ * last ticket's block sets it back to 0 for the next launch on the stream
+ * (the pattern of kernels/losses.cu's last_block). */
+__device__ bool last_of_tile(unsigned *ticket)
+{
+    __shared__ bool last;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0 && threadIdx.y == 0) {
+        last = atomicAdd(ticket, 1u) == gridDim.y - 1;
+        if (last)
+            *ticket = 0;
+    }
+    __syncthreads();
+    if (last)
+        __threadfence();
+    return last;
+}
+
+/* delta_half over a grid of column tiles (x: 32 columns, a warp's
+ * coalesced row) by parts of the batch (y: blockDim.y parts a block): each
+ * element made bp_half_delta_at, and thread (x, y) sums its column over its
+ * part's rows in row order (bp_mixed.h: bp_half_sum_rows). One part
+ * (Split false): that sum is db[j]. Several: the sums go to
+ * parts[part * n + j], and the tile's last block adds them in part order.
+ * Deterministic, no atomics on the values; the CPU's order exactly. */
+template <bool Split>
 __global__ void mixed_delta_kernel(int half, int activation, float slope,
                                    const uint16_t *__restrict__ z, const uint16_t *__restrict__ a,
                                    uint16_t *__restrict__ d, float *__restrict__ db, int n,
-                                   int batch)
+                                   int batch, float *parts, unsigned *tickets)
 {
-    for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < n; j += gridDim.x * blockDim.x) {
+    int col = blockIdx.x * 32 + threadIdx.x, rows = bp_half_sum_rows(batch);
+    int part = blockIdx.y * blockDim.y + threadIdx.y, n_parts = bp_half_sum_parts(batch);
+    if (col < n && part < n_parts) {
+        int first = part * rows, end = batch - first < rows ? batch : first + rows;
         float sum = 0.0f;
-        for (int b = 0; b < batch; b++) {
-            size_t i = (size_t)b * n + j;
-            float v = bp_half_to_f32(half, d[i]);
-            if (activation != BP_M_IDENTITY) {
-                v = bp_hadamard_delta(activation, v, bp_half_to_f32(half, z[i]),
-                                      bp_half_to_f32(half, a[i]), slope);
-                d[i] = bp_half_from_f32(half, v);
-                v = bp_half_to_f32(half, d[i]);
-            }
-            sum += v;
-        }
-        db[j] = sum;
+        for (int b = first; b < end; b++)
+            sum += bp_half_delta_at(half, activation, slope, z, a, d, (size_t)b * n + col);
+        if (Split)
+            parts[(size_t)part * n + col] = sum;
+        else
+            db[col] = sum;
     }
+    if (!Split || !last_of_tile(&tickets[blockIdx.x]) || threadIdx.y != 0 || col >= n)
+        return;
+    const volatile float *pv = parts;
+    float total = pv[col];
+    for (int k = 1; k < n_parts; k++)
+        total += pv[(size_t)k * n + col];
+    db[col] = total;
 }
 
 /* g *= 1/scale (GradScaler.unscale_); a value that is not finite sets
@@ -206,14 +238,30 @@ cudaError_t bp_launch_act_half(cudaStream_t stream, int half, bp_activation acti
 
 cudaError_t bp_launch_delta_half(cudaStream_t stream, int half, bp_activation activation,
                                  double slope, const void *z, const void *a, void *d, float *db,
-                                 int n, int batch)
+                                 int n, int batch, float *parts, unsigned *tickets)
 {
     clear_stale_error();
-    /* d read and written, z and a read (16-bit), a column sum per thread */
-    BP_DECLARE_WORK("delta_half", 8.0 * n * batch + 4.0 * n, 3.0 * n * batch, 0);
-    mixed_delta_kernel<<<blocks_for((size_t)n), kThreads, 0, stream>>>(
-        half, (int)activation, (float)slope, (const uint16_t *)z, (const uint16_t *)a,
-        (uint16_t *)d, db, n, batch);
+    int n_parts = bp_half_sum_parts(batch);
+    bool split = n_parts > 1;
+    if (split && (parts == nullptr || tickets == nullptr))
+        return cudaErrorInvalidValue;
+    bool identity = activation == BP_ACT_IDENTITY;
+    double nb = (double)n * batch;
+    /* d read (and written, z and a read, unless identity), the parts'
+     * sums and db written; the tile's last block: its columns' parts. */
+    BP_DECLARE_WORK("delta_half",
+                    (identity ? 2.0 : 8.0) * nb + 4.0 * n + (split ? 4.0 * n_parts * n : 0.0),
+                    (identity ? 1.0 : 4.0) * nb, split ? 4.0 * 32 * (n_parts + 1) + 4.0 : 0.0);
+    dim3 block(32, n_parts < 4 ? n_parts : 4);
+    dim3 grid((unsigned)((n + 31) / 32), (unsigned)((n_parts + block.y - 1) / block.y));
+    if (split)
+        mixed_delta_kernel<true><<<grid, block, 0, stream>>>(
+            half, (int)activation, (float)slope, (const uint16_t *)z, (const uint16_t *)a,
+            (uint16_t *)d, db, n, batch, parts, tickets);
+    else
+        mixed_delta_kernel<false><<<grid, block, 0, stream>>>(
+            half, (int)activation, (float)slope, (const uint16_t *)z, (const uint16_t *)a,
+            (uint16_t *)d, db, n, batch, nullptr, nullptr);
     return cudaGetLastError();
 }
 

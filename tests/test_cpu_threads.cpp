@@ -275,15 +275,20 @@ const Recorded kF64Recorded = {0xc5390f91490e5579ull,
 // a BLAS without cblas_sbgemm (bf16-mixed multiplies converted inputs with
 // sgemm, so the float32 fingerprint tells the kernels). With 2 OpenBLAS
 // threads that commit gave other bf16-mixed bits (hash 0x39bc67ae7e7afd97).
+// The hashes and sums since h18b: the 16-bit deltas' bias gradients summed
+// in kernels/bp_mixed.h's parts of the batch (bp_half_sum_rows), as the GPU
+// does, not in one row-order run (before: bf16 0xc5816a63ddfce076,
+// -36.591632866236523; fp16 0x3acd91ab38bf421b, -354.43957445879641; the
+// five parameters below did not change).
 const Recorded kBf16Recorded = {0x65a9b6b0e5b9c10bull,
-                                0xc5816a63ddfce076ull,
-                                -36.591632866236523,
+                                0x1ff65778e90904ebull,
+                                -36.591632866265627,
                                 {0, 1, 78382, 117573, 235145},
                                 {0.024561593309044838, 0.045479301363229752, -0.011052799411118031,
                                  -0.027093671262264252, -0.00058265496045351028}};
 const Recorded kF16Recorded = {0x65a9b6b0e5b9c10bull,
-                               0x3acd91ab38bf421bull,
-                               -354.43957445879641,
+                               0x13b914705435196full,
+                               -354.4395744601934,
                                {0, 1, 28950, 43426, 86851},
                                {0.053319714963436127, 0.079441294074058533, 0.063842035830020905,
                                 0.0078225955367088318, 0.0047783153131604195}};

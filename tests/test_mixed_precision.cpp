@@ -786,6 +786,37 @@ TEST_P(MixedNet, ComparedWithTheCpuGradientsAgree)
     }
 }
 
+// A network whose max_batch (2049) has fewer bias-gradient parts (63 of
+// 33 rows) than a smaller batch (2048: 64 of 32; kernels/bp_mixed.h) steps
+// both, and 100 rows (4 parts), agreeing with the CPU: the CUDA backend's
+// parts scratch is made for the most parts of any batch up to max_batch.
+TEST_P(MixedNet, EveryBatchUpToMaxBatchSplitsItsBiasGradients)
+{
+    BPT_SKIP_IF_UNAVAILABLE(GetParam());
+    bpt::Spec s;
+    s.sizes = {4, 40, 3};
+    s.acts = {BP_ACT_TANH, BP_ACT_IDENTITY};
+    s.loss = BP_LOSS_CROSS_ENTROPY;
+    s.dtype = BP_F32;
+    s.max_batch = 2049;
+    s.precision = BP_PRECISION_BF16_MIXED;
+    double tol = 0;
+    int judges = 0;
+    ASSERT_EQ(bp_compare_tolerance_precision(s.precision, BP_F32, BP_MATH_FP32, &tol, &judges),
+              BP_OK);
+    bpt::Batch b = bpt::random_batch(s, 2049, 5);
+    bp_network_config cfg = s.config();
+    for (int batch : {2048, 2049, 100}) {
+        std::vector<bp_layer_diff> diff(s.acts.size());
+        ASSERT_EQ(bp_compare_backends(&cfg, BP_BACKEND_CPU, GetParam(), b.x.data(), b.targets(),
+                                      batch, diff.data(), nullptr, nullptr),
+                  BP_OK)
+            << "batch " << batch << ": " << bp_last_error();
+        for (const bp_layer_diff &d : diff)
+            EXPECT_LE(d.bias_grad_rel, tol) << "batch " << batch;
+    }
+}
+
 // bp_model_save_16bit: the tensors are the 16-bit values the forward pass
 // multiplies, in a file PyTorch reads and bp_model_load refuses.
 TEST(MixedFiles, SixteenBitExport)

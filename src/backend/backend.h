@@ -220,7 +220,9 @@ typedef struct bp_backend_ops {
                           void *a, int n, int batch);
     /* D[b, j] = half(D[b, j] * sigma'(Z[b, j], A[b, j])) (bp_hadamard_delta_f;
      * identity leaves D as it is, and z, a may be NULL), then the float32
-     * bias gradient db[j] = sum over b = 0, 1, ... of D[b, j], in that order. */
+     * bias gradient db[j] = sum over b of D[b, j], in the order of
+     * kernels/bp_mixed.h (bp_half_sum_rows: parts of the batch, each in row
+     * order, then the parts' sums in order; one part up to 32 rows). */
     bp_status (*delta_half)(void *ctx, int half, bp_activation act, double slope, const void *z,
                             const void *a, void *d, float *db, int n, int batch);
     /* 16-mixed: g[i] = bp_scaler_unscale(g[i], bp_scaler_inverse(*scale))

@@ -16,8 +16,10 @@
  * Everything runs on the network's threads as src/backend/cpu.c does: the
  * products in blocks of C (src/backend/cpu_gemm.c), the loops in ranges
  * of elements, rows or columns cut by shape alone, every element by its
- * formula and a bias gradient's column summed in row order, so results
- * are bit-identical for every thread count.
+ * formula and a bias gradient's column summed in the order of
+ * kernels/bp_mixed.h (bp_half_sum_rows: parts of the batch, each in row
+ * order, then the parts), so results are bit-identical for every thread
+ * count and to the GPU's.
  */
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -243,27 +245,30 @@ bp_status bp_cpu_act_half(void *ctx, int half, bp_activation act, double slope, 
     return BP_OK;
 }
 
-/* Columns c0..c1: the delta of every row, and each column's bias gradient
- * summed in row order. */
+/* Columns c0..c1, up to DELTA_STRIP at a time: the delta of every row
+ * (bp_half_delta_at), and each column's bias gradient in the order
+ * kernels/bp_mixed.h fixes and kernels/mixed.cu follows: each part's
+ * bp_half_sum_rows(batch) rows summed in row order from +0.0f, then the
+ * parts' sums added in part order. */
+#define DELTA_STRIP 256
 static void delta_cols(void *arg, int64_t c0, int64_t c1)
 {
     const half_job *j = arg;
-    const uint16_t *zs = j->z, *as = j->a;
-    uint16_t *ds = j->d;
-    int half = j->half;
-    for (int64_t c = c0; c < c1; c++)
-        j->db[c] = 0.0f;
-    for (int b = 0; b < j->batch; b++) {
-        size_t o = (size_t)b * (size_t)j->n;
-        for (int64_t c = c0; c < c1; c++) {
-            float v = bp_half_to_f32(half, ds[o + c]);
-            if (j->act != BP_ACT_IDENTITY) {
-                v = bp_hadamard_delta_f(j->act, v, bp_half_to_f32(half, zs[o + c]),
-                                        bp_half_to_f32(half, as[o + c]), j->slope);
-                ds[o + c] = bp_half_from_f32(half, v);
-                v = bp_half_to_f32(half, ds[o + c]);
-            }
-            j->db[c] += v;
+    size_t n = (size_t)j->n;
+    int rows = bp_half_sum_rows(j->batch);
+    float part[DELTA_STRIP];
+    for (int64_t s0 = c0; s0 < c1; s0 += DELTA_STRIP) {
+        int64_t w = c1 - s0 < DELTA_STRIP ? c1 - s0 : DELTA_STRIP;
+        for (int first = 0; first == 0 || first < j->batch; first += rows) {
+            int end = j->batch - first < rows ? j->batch : first + rows;
+            for (int64_t c = 0; c < w; c++)
+                part[c] = 0.0f;
+            for (int b = first; b < end; b++)
+                for (int64_t c = 0; c < w; c++)
+                    part[c] += bp_half_delta_at(j->half, j->act, j->slope, j->z, j->a, j->d,
+                                                (size_t)b * n + (size_t)(s0 + c));
+            for (int64_t c = 0; c < w; c++)
+                j->db[s0 + c] = first == 0 ? part[c] : j->db[s0 + c] + part[c];
         }
     }
 }

@@ -48,7 +48,11 @@
 #define __shared__ static
 
 typedef int cudaError_t;
-enum { cudaSuccess = 0, cudaErrorInvalidConfiguration = 9 }; // CUDA's values
+enum {
+    cudaSuccess = 0,
+    cudaErrorInvalidValue = 1,
+    cudaErrorInvalidConfiguration = 9
+}; // CUDA's values
 typedef struct bp_emu_stream *cudaStream_t;
 
 struct dim3 {

@@ -20,6 +20,7 @@ const bool bp_emu_barrier_kernels_registered = [] {
     bp_emu_register_barrier_kernel(output_step_kernel<double>);
     bp_emu_register_barrier_kernel(delta_bias_grad_kernel<float>);
     bp_emu_register_barrier_kernel(delta_bias_grad_kernel<double>);
+    bp_emu_register_barrier_kernel(mixed_delta_kernel<true>);
     bp_emu_register_barrier_kernel(check_finite_kernel<float, true, false>);
     bp_emu_register_barrier_kernel(check_finite_kernel<double, true, false>);
     bp_emu_register_barrier_kernel(check_finite_kernel<float, true, true>);

@@ -36,6 +36,7 @@ extern "C" {
 #define bp_launch_gather_epoch emu_gather_epoch
 #define bp_launch_optimizer_update emu_optimizer_update
 #define bp_launch_gather_rows emu_gather_rows
+#define bp_launch_delta_half emu_delta_half
 #include "emulated_kernels.h"
 
 namespace {
@@ -309,6 +310,123 @@ TYPED_TEST(EmulatedKernels, BiasGradientAgreesAndRepeats)
                 EXPECT_TRUE(same_bits(de, again));
             }
         }
+}
+
+// ---- the mixed precisions' 16-bit delta and its float32 bias gradient ------
+
+// db in the order kernels/bp_mixed.h writes down (parts of
+// bp_half_sum_rows rows, each from +0 in row order, then the parts), or
+// with plain true in row order from the first row: from the stored deltas.
+std::vector<float> half_column_sums(int half, const std::vector<uint16_t> &d, int n, int batch,
+                                    bool plain)
+{
+    int rows = plain ? batch : bp_half_sum_rows(batch);
+    std::vector<float> db(n);
+    for (int j = 0; j < n; j++)
+        for (int first = 0; first < batch; first += rows) {
+            float part = 0.0f;
+            for (int b = first; b < std::min(batch, first + rows); b++)
+                part += bp_half_to_f32(half, d[(size_t)b * n + j]);
+            db[j] = first == 0 ? part : db[j] + part;
+        }
+    return db;
+}
+
+// delta_half (kernels/mixed.cu) against the CPU backend, bit for bit: the
+// 16-bit deltas, and the bias gradient in bp_mixed.h's order, which both
+// must follow (checked here against the order as written). Batches of one
+// row, one part (32), two parts (33: the second of one row), parts in one
+// block of parts (100: 32, 32, 32, 4) and 64 parts over 16 blocks of parts
+// whose rows are no multiple of 32 (2100: 33 rows, the last part 21);
+// column tiles of one column, partial, and several (70: three). A launch leaves its
+// tickets at 0: the next gives the same bits. Over the big batch, the
+// order differs from a plain row-order sum in some columns, so a split in
+// the wrong place would show.
+TEST(EmulatedMixedKernels, DeltaHalfMatchesCpuBitForBit)
+{
+    ASSERT_TRUE(bp_emu_barrier_kernels_registered);
+    const int shapes[][2] = {{1, 1}, {33, 1}, {70, 32}, {33, 33}, {70, 100}, {70, 2100}};
+    int differs_from_plain = 0;
+    for (int half : {BP_HALF_BF16, BP_HALF_F16})
+        for (int act = BP_ACT_IDENTITY; act <= BP_ACT_LEAKY_RELU; act++)
+            for (const auto &shape : shapes) {
+                int n = shape[0], batch = shape[1];
+                if (batch > 100 && act != BP_ACT_IDENTITY && act != BP_ACT_TANH)
+                    continue; // the big batch: no activation, and one that changes d
+                size_t count = (size_t)n * batch;
+                std::vector<float> dz = random_reals<float>(count, -1, 1, 21),
+                                   zz = random_reals<float>(count, -4, 4, 22);
+                std::vector<uint16_t> d(count), z(count), a(count);
+                for (size_t i = 0; i < count; i++) {
+                    d[i] = bp_half_from_f32(half, dz[i]);
+                    z[i] = bp_half_from_f32(half, zz[i]);
+                    a[i] = bp_half_from_f32(half, bp_act_f(act, bp_half_to_f32(half, z[i]), 0.01f));
+                }
+                std::vector<uint16_t> dc = d, de = d;
+                std::vector<float> dbc(n, 7.0f), dbe(n, -7.0f), again(n, 5.0f);
+                std::vector<float> parts((size_t)bp_half_sum_parts(batch) * n, NAN);
+                std::vector<unsigned> tickets((n + 31) / 32, 0u);
+                SCOPED_TRACE("half " + std::to_string(half) + " act " + std::to_string(act) +
+                             " n " + std::to_string(n) + " batch " + std::to_string(batch));
+                ASSERT_EQ(cpu.delta_half(nullptr, half, (bp_activation)act, 0.01, z.data(),
+                                         a.data(), dc.data(), dbc.data(), n, batch),
+                          BP_OK);
+                in_both_modes(
+                    [&] {
+                        de = d;
+                        ASSERT_EQ(emu_delta_half(nullptr, half, (bp_activation)act, 0.01, z.data(),
+                                                 a.data(), de.data(), dbe.data(), n, batch,
+                                                 parts.data(), tickets.data()),
+                                  cudaSuccess);
+                        EXPECT_TRUE(same_bits(dc, de)) << "the 16-bit deltas";
+                        EXPECT_TRUE(same_bits(dbc, dbe)) << "the bias gradient";
+                    },
+                    batch <= 33 && n <= 33);
+                EXPECT_TRUE(same_bits(dbc, half_column_sums(half, dc, n, batch, false)))
+                    << "the CPU's order is not bp_mixed.h's";
+                EXPECT_EQ(tickets, std::vector<unsigned>(tickets.size(), 0u));
+                if (batch == 2100) {
+                    de = d;
+                    ASSERT_EQ(emu_delta_half(nullptr, half, (bp_activation)act, 0.01, z.data(),
+                                             a.data(), de.data(), again.data(), n, batch,
+                                             parts.data(), tickets.data()),
+                              cudaSuccess);
+                    EXPECT_TRUE(same_bits(dbe, again)) << "a second launch";
+                    differs_from_plain += !same_bits(dbc,
+                                                     half_column_sums(half, dc, n, batch, true));
+                }
+            }
+    EXPECT_GT(differs_from_plain, 0) << "the parts' order never changed a sum: the test is blind";
+}
+
+// The scratch made for max_batch (bp_half_sum_parts_max) holds the parts of
+// every batch up to it, and the parts cover the batch with at least
+// BP_HALF_SUM_MIN_ROWS rows each (the last excepted), at most
+// BP_HALF_SUM_MAX_PARTS of them.
+TEST(EmulatedMixedKernels, PartsOfEveryBatchFitTheScratch)
+{
+    int most = 0;
+    for (int batch = 1; batch <= 5000; batch++) {
+        int rows = bp_half_sum_rows(batch), parts = bp_half_sum_parts(batch);
+        most = std::max(most, parts);
+        ASSERT_EQ(most, bp_half_sum_parts_max(batch)) << batch;
+        ASSERT_LE(parts, BP_HALF_SUM_MAX_PARTS) << batch;
+        ASSERT_GE(rows, BP_HALF_SUM_MIN_ROWS) << batch;
+        ASSERT_TRUE((parts - 1) * rows < batch && batch <= parts * rows) << batch;
+    }
+    EXPECT_EQ(bp_half_sum_parts(2048), 64);
+    EXPECT_EQ(bp_half_sum_parts(2049), 63);
+    EXPECT_EQ(bp_half_sum_parts_max(2049), 64);
+}
+
+// More than one part needs the parts' scratch: refused without it.
+TEST(EmulatedMixedKernels, DeltaHalfRefusesASplitWithoutScratch)
+{
+    std::vector<uint16_t> d(70 * 33, 0);
+    std::vector<float> db(70);
+    EXPECT_EQ(emu_delta_half(nullptr, BP_HALF_BF16, BP_ACT_IDENTITY, 0.0, nullptr, nullptr,
+                             d.data(), db.data(), 70, 33, nullptr, nullptr),
+              cudaErrorInvalidValue);
 }
 
 // The batch's mean loss: agrees with the CPU's running sum to rounding and

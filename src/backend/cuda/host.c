@@ -46,6 +46,8 @@ typedef struct cuda_ctx {
     bp_lt lt;
     /* The output layer's kernels' scratch (kernels/launch.h), on the device. */
     bp_kernel_scratch *scratch;
+    /* delta_half's bias-gradient parts (mixed.h), on the device. */
+    bp_cuda_mixed_sums sums;
     /* Two pinned staging areas of staging_bytes used in turn, allocated at
      * the first upload that needs them; staged[i] records when the copy out
      * of area i has finished, so it may be refilled. */
@@ -137,6 +139,10 @@ static void cuda_ctx_destroy(void *p)
     bp_lt_destroy(&c->lt);
     if (c->scratch != NULL)
         cudaFree(c->scratch);
+    if (c->sums.parts != NULL)
+        cudaFree(c->sums.parts);
+    if (c->sums.tickets != NULL)
+        cudaFree(c->sums.tickets);
     if (c->blas != NULL)
         cublasDestroy(c->blas);
     if (c->workspace != NULL)
@@ -145,6 +151,21 @@ static void cuda_ctx_destroy(void *p)
         cudaStreamDestroy(c->stream);
     free(c);
     quiet_leave(switched, previous);
+}
+
+/* delta_half's parts and tickets for cfg's network (mixed.c sizes them),
+ * zero-filled like every allocation; none for most networks. */
+static bp_status alloc_mixed_sums(cuda_ctx *c, const bp_network_config *cfg)
+{
+    size_t floats = 0, tickets = 0;
+    bp_cuda_mixed_sums_size(cfg, &floats, &tickets);
+    if (floats == 0)
+        return BP_OK;
+    BP_TRY(alloc_on_device(c, floats * sizeof(float), (void **)&c->sums.parts));
+    BP_TRY(alloc_on_device(c, tickets * sizeof(unsigned), (void **)&c->sums.tickets));
+    c->sums.part_floats = floats;
+    c->sums.ticket_count = tickets;
+    return BP_OK;
 }
 
 static bp_status cuda_ctx_create(const bp_network_config *cfg, size_t staging_bytes, void **out)
@@ -205,6 +226,8 @@ static bp_status cuda_ctx_create(const bp_network_config *cfg, size_t staging_by
         st = BP_CUBLAS_CHECK(cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH));
     if (st == BP_OK)
         st = alloc_on_device(c, sizeof *c->scratch, (void **)&c->scratch);
+    if (st == BP_OK)
+        st = alloc_mixed_sums(c, cfg);
     if (st != BP_OK) {
         cuda_ctx_destroy(c);
         return leave_device(&g, st);
@@ -602,6 +625,8 @@ static void cuda_graph_release(void *p, void *graph)
 /* ---- for the backend's other files (mixed.c) ---------------------------- */
 
 cublasHandle_t bp_cuda_ctx_blas(void *ctx) { return ((cuda_ctx *)ctx)->blas; }
+
+const bp_cuda_mixed_sums *bp_cuda_ctx_mixed_sums(void *ctx) { return &((cuda_ctx *)ctx)->sums; }
 
 bp_status bp_cuda_ctx_enter(void *ctx, int *previous, int *switched)
 {

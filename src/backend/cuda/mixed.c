@@ -3,8 +3,9 @@
  * the 16-bit products through cublasGemmEx (BF16 or FP16 A and B, C of the
  * same type or FP32, CUBLAS_COMPUTE_32F: float32 sums, scale type FP32,
  * combinations cuBLAS documents for cublasGemmEx), and the kernels of
- * kernels/mixed.cu. Each operation runs with the network's device current,
- * as every operation of src/backend/cuda/host.c does.
+ * kernels/mixed.cu, with the device scratch of delta_half's bias-gradient
+ * parts sized here (host.c allocates it with the context). Each operation runs with the network's
+ * device current, as every operation of src/backend/cuda/host.c does.
  */
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -91,12 +92,42 @@ bp_status bp_cuda_act_half(void *ctx, int half, bp_activation act, double slope,
         ctx, BP_CUDA_LAUNCH("act_half", bp_launch_act_half(s, half, act, slope, z, a, n, batch)));
 }
 
+void bp_cuda_mixed_sums_size(const bp_network_config *cfg, size_t *part_floats, size_t *ticket_count)
+{
+    *part_floats = 0;
+    *ticket_count = 0;
+    int n_parts = bp_half_sum_parts_max(cfg->max_batch);
+    if ((cfg->precision != BP_PRECISION_BF16_MIXED && cfg->precision != BP_PRECISION_16_MIXED) ||
+        n_parts == 1)
+        return;
+    size_t widest = 1;
+    for (int l = 1; l <= cfg->n_layers; l++)
+        widest = (size_t)cfg->sizes[l] > widest ? (size_t)cfg->sizes[l] : widest;
+    *part_floats = (size_t)n_parts * widest;
+    *ticket_count = (widest + 31) / 32;
+}
+
+static bp_status delta_half_on_device(void *ctx, int half, bp_activation act, double slope,
+                                      const void *z, const void *a, void *d, float *db, int n,
+                                      int batch)
+{
+    const bp_cuda_mixed_sums *sums = bp_cuda_ctx_mixed_sums(ctx);
+    size_t n_parts = (size_t)bp_half_sum_parts(batch);
+    if (n_parts > 1 &&
+        (n_parts * (size_t)n > sums->part_floats || ((size_t)n + 31) / 32 > sums->ticket_count))
+        return bp_fail(BP_ERR_INVALID_ARGUMENT,
+                       "cuda backend: a bias gradient of %d columns over a batch of %d exceeds "
+                       "the scratch made for the network (%zu floats)",
+                       n, batch, sums->part_floats);
+    return BP_CUDA_LAUNCH("delta_half",
+                          bp_launch_delta_half(bp_cuda_ctx_stream(ctx), half, act, slope, z, a, d,
+                                               db, n, batch, sums->parts, sums->tickets));
+}
+
 bp_status bp_cuda_delta_half(void *ctx, int half, bp_activation act, double slope, const void *z,
                              const void *a, void *d, float *db, int n, int batch)
 {
-    cudaStream_t s = bp_cuda_ctx_stream(ctx);
-    MIXED_ON_DEVICE(ctx, BP_CUDA_LAUNCH("delta_half", bp_launch_delta_half(s, half, act, slope, z,
-                                                                           a, d, db, n, batch)));
+    MIXED_ON_DEVICE(ctx, delta_half_on_device(ctx, half, act, slope, z, a, d, db, n, batch));
 }
 
 bp_status bp_cuda_unscale(void *ctx, float *g, size_t count, const double *scale,

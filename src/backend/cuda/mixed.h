@@ -15,6 +15,23 @@ cublasHandle_t bp_cuda_ctx_blas(void *ctx);
 bp_status bp_cuda_ctx_enter(void *ctx, int *previous, int *switched);
 bp_status bp_cuda_ctx_leave(int previous, int switched, bp_status st);
 
+/* The device scratch of delta_half's bias-gradient parts
+ * (kernels/launch_mixed.h), made with the context and kept in it: room for
+ * the most parts of any batch up to max_batch times the widest layer, and a
+ * zeroed ticket per 32 of its columns; none where one part always does. */
+typedef struct bp_cuda_mixed_sums {
+    float *parts;
+    unsigned *tickets;
+    size_t part_floats, ticket_count;
+} bp_cuda_mixed_sums;
+
+/* mixed.c: what cfg's network needs of it (0 and 0: nothing; a 32-true or
+ * 64-true network, or batches of one part). */
+void bp_cuda_mixed_sums_size(const bp_network_config *cfg, size_t *part_floats,
+                             size_t *ticket_count);
+/* host.c: the context's. */
+const bp_cuda_mixed_sums *bp_cuda_ctx_mixed_sums(void *ctx);
+
 /* The operations of backend.h's mixed-precision section. */
 bp_status bp_cuda_gather_rows_half(void *ctx, int half, void *dst, const float *src,
                                    const int32_t *rows, int batch, int n);
