@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "messages.h"
 #include "train_optim.h"
 
 /* The flag of the table's hyperparameter h, added when new. */
@@ -297,10 +298,9 @@ int optim_resume_peek(optim_flags *o, int argc, char **argv, long epochs, const 
         return 1;
     }
     if (info.total_epochs != epochs && info.total_epochs > 0 && strcmp(info.schedule, "constant"))
-        fprintf(stderr,
-                "backprop: note: the checkpoint's run planned %lld epochs, this one %ld: the "
-                "%s schedule continues over %ld, so the run is not the uninterrupted one\n",
-                (long long)info.total_epochs, epochs, info.schedule, epochs);
+        cli_warning("the checkpoint's run planned %lld epochs, this one %ld: the %s schedule "
+                    "continues over %ld, so the run is not the uninterrupted one",
+                    (long long)info.total_epochs, epochs, info.schedule, epochs);
     return 0;
 }
 
