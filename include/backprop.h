@@ -859,6 +859,10 @@ BP_API bp_status bp_comm_create_world(const bp_comm_config *cfg, bp_comm **out);
  * bp_comm_create_world when it is above 1. Works in a library built
  * without MPI too. */
 BP_API bp_status bp_comm_launcher_size(int *size);
+/* This process's rank among them, from the same environment: 0 when no
+ * launcher started it. For a program that must know, before MPI starts,
+ * whether it is rank 0 (to print once, say). */
+BP_API bp_status bp_comm_launcher_rank(int *rank);
 
 /* Where this rank runs: its rank among the ranks on its machine and their
  * number (0 and 1 for communicators not made over MPI), and the CUDA

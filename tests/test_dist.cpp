@@ -65,9 +65,9 @@ TEST(DistApi, BadArgumentsAreNamed)
     bp_comm_free(nullptr);
 }
 
-// bp_comm_launcher_size reads the launcher's variables (the first set one),
+// bp_comm_launcher_size and _rank read the launcher's variables (the first set one),
 // 0 without any; a value that is not a count is named, not taken for 0.
-TEST(DistApi, LauncherSizeComesFromTheEnvironment)
+TEST(DistApi, LauncherSizeAndRankComeFromTheEnvironment)
 {
     const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE", "PMIX_SIZE"};
     std::string saved[4];
@@ -87,6 +87,32 @@ TEST(DistApi, LauncherSizeComesFromTheEnvironment)
     setenv("PMI_SIZE", "2x", 1);
     EXPECT_FAILS(bp_comm_launcher_size(&size), BP_ERR_INVALID_ARGUMENT, "PMI_SIZE='2x'");
     EXPECT_FAILS(bp_comm_launcher_size(nullptr), BP_ERR_INVALID_ARGUMENT, "size");
+    for (int i = 0; i < 4; i++)
+        unsetenv(vars[i]);
+    // The rank, from the same launchers: 0 without one, never below 0.
+    const char *ranks[] = {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "MV2_COMM_WORLD_RANK", "PMIX_RANK"};
+    std::string saved_rank[4];
+    bool had_rank[4];
+    for (int i = 0; i < 4; i++) {
+        const char *v = getenv(ranks[i]);
+        had_rank[i] = v != nullptr;
+        saved_rank[i] = v ? v : "";
+        unsetenv(ranks[i]);
+    }
+    int rank = -1;
+    EXPECT_EQ(bp_comm_launcher_rank(&rank), BP_OK);
+    EXPECT_EQ(rank, 0);
+    setenv("MV2_COMM_WORLD_RANK", "2", 1);
+    EXPECT_EQ(bp_comm_launcher_rank(&rank), BP_OK);
+    EXPECT_EQ(rank, 2);
+    setenv("OMPI_COMM_WORLD_RANK", "-1", 1);
+    EXPECT_FAILS(bp_comm_launcher_rank(&rank), BP_ERR_INVALID_ARGUMENT, "OMPI_COMM_WORLD_RANK='-1'");
+    EXPECT_FAILS(bp_comm_launcher_rank(nullptr), BP_ERR_INVALID_ARGUMENT, "rank");
+    for (int i = 0; i < 4; i++)
+        if (had_rank[i])
+            setenv(ranks[i], saved_rank[i].c_str(), 1);
+        else
+            unsetenv(ranks[i]);
     for (int i = 0; i < 4; i++)
         if (had[i])
             setenv(vars[i], saved[i].c_str(), 1);

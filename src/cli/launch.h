@@ -39,7 +39,7 @@ void cli_launch_end(cli_launch *l);
 
 /* This rank's run failed with status (not 0): the other ranks are told at
  * once (their collectives fail, bp_comm_abort), and cli_launch_end does not
- * wait for them in MPI_Finalize. */
+ * wait for them in MPI's finalize. */
 void cli_launch_fail(cli_launch *l, int status);
 
 #endif

@@ -4,33 +4,22 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "backprop.h"
 #include "messages.h"
 #include "signals.h"
 
-/* The first of the launchers' variables that is set: Open MPI, MPICH and
- * Intel MPI (PMI), MVAPICH, Slurm's srun with PMIx. */
-static int launcher_value(const char *const *vars, size_t n, int otherwise)
-{
-    for (size_t i = 0; i < n; i++) {
-        const char *v = getenv(vars[i]);
-        if (v != NULL && v[0] != '\0')
-            return (int)strtol(v, NULL, 10);
-    }
-    return otherwise;
-}
-
+/* The launcher's rank and size come from the library, which reads its
+ * environment (Open MPI, MPICH and Intel MPI, MVAPICH, Slurm with PMIx). */
 int cli_launcher_rank(void)
 {
-    static const char *const vars[] = {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "MV2_COMM_WORLD_RANK",
-                                       "PMIX_RANK"};
-    return launcher_value(vars, sizeof vars / sizeof vars[0], 0);
+    int rank = 0; /* an unreadable value counts as rank 0: its messages are printed */
+    return bp_comm_launcher_rank(&rank) == BP_OK ? rank : 0;
 }
 
 int cli_launcher_size(void)
 {
-    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE",
-                                       "PMIX_SIZE"};
-    return launcher_value(vars, sizeof vars / sizeof vars[0], 1);
+    int size = 0;
+    return bp_comm_launcher_size(&size) == BP_OK && size > 1 ? size : 1;
 }
 
 /* One write per message, so that ranks sharing a terminal (mpirun) never

@@ -626,7 +626,7 @@ int cmd_train(int argc, char **argv)
     if (parse_train_options(argc, argv, &run.options, &status) == 0)
         status = train(&run);
     /* Under mpirun, a rank that fails tells the others at once (and does
-     * not wait for them in MPI_Finalize): the job ends within seconds. */
+     * not wait for them in MPI's finalize): the job ends within seconds. */
     cli_launch_fail(&run.launch, status);
     training_run_free(&run);
     cli_launch_end(&run.launch); /* after the trainer and network: the ranks, MPI */
