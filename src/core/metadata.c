@@ -10,8 +10,8 @@
 #include "core/network.h"
 
 /* What backprop writes in __metadata__ (src/format/model.c,
- * src/format/checkpoint.c, src/train/run_state.c), with every optimizer's
- * hyperparameter names (src/core/optimizers.c). */
+ * src/format/checkpoint.c, src/train/run_state.c); the optimizers'
+ * hyperparameter names come from their table (bp_metadata_reserved). */
 static const char *const reserved[] = {"format",
                                        "format_version",
                                        "activations",
@@ -19,16 +19,6 @@ static const char *const reserved[] = {"format",
                                        "leaky_slope",
                                        "checkpoint_version",
                                        "optimizer",
-                                       "lr",
-                                       "weight_decay",
-                                       "momentum",
-                                       "dampening",
-                                       "nesterov",
-                                       "amsgrad",
-                                       "beta1",
-                                       "beta2",
-                                       "eps",
-                                       "clip_grad_norm",
                                        "step",
                                        "epoch",
                                        "step_in_epoch",
