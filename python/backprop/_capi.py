@@ -64,6 +64,7 @@ C.enum(
     "bp_math_mode",
     "bp_optimizer_type",
     "bp_optimizer_state",
+    "bp_hyperparam_kind",
     "bp_schedule",
     "bp_precision",
 )
@@ -136,6 +137,19 @@ C.struct(
     double alpha;
     int centered;
 } bp_optimizer;"""
+)
+C.struct(
+    """typedef struct bp_hyperparam {
+    size_t struct_size;
+    const char *name;
+    const char *flag;
+    const char *help;
+    bp_hyperparam_kind kind;
+    double default_value;
+    double min, max;
+    int min_open, max_open;
+    const char *range;
+} bp_hyperparam;"""
 )
 C.struct(
     """typedef struct bp_gradcheck_config {
@@ -342,6 +356,11 @@ bp_status bp_network_reset_optimizer(bp_network *net);
 void bp_optimizer_init_sized(bp_optimizer *opt, bp_optimizer_type type, size_t size);
 const char *bp_optimizer_name(bp_optimizer_type type);
 bp_status bp_optimizer_parse(const char *name, bp_optimizer_type *out);
+bp_status bp_optimizer_hyperparams(bp_optimizer_type type, int *count);
+bp_status bp_optimizer_hyperparam_sized(bp_optimizer_type type, int index,
+                                        bp_hyperparam *out, size_t size);
+bp_status bp_optimizer_get_value(const bp_optimizer *opt, const char *name, double *value);
+bp_status bp_optimizer_set_value(bp_optimizer *opt, const char *name, double value);
 bp_status bp_network_set_optimizer(bp_network *net, const bp_optimizer *opt);
 bp_status bp_network_get_optimizer_sized(const bp_network *net, bp_optimizer *out, size_t size);
 bp_status bp_network_set_lr(bp_network *net, double lr);

@@ -349,30 +349,34 @@ class Network:
             lib.bp_network_set_params(self.handle, layer, w.ctypes.data, b.ctypes.data)
 
     # ---- the optimizer ---------------------------------------------------------------
-    _OPTIMIZER_FIELDS = (
-        "lr",
-        "weight_decay",
-        "momentum",
-        "dampening",
-        "nesterov",
-        "amsgrad",
-        "beta1",
-        "beta2",
-        "eps",
-        "clip_grad_norm",
-    )
+    @staticmethod
+    def _hyperparameters(opt_type):
+        """The names of an optimizer's hyperparameters, from the library's
+        table (so every optimizer's, RMSprop's alpha and centered included)."""
+        count = ctypes.c_int()
+        lib.bp_optimizer_hyperparams(opt_type, ctypes.byref(count))
+        names = []
+        for i in range(count.value):
+            h = sized("bp_hyperparam")
+            lib.bp_optimizer_hyperparam_sized(opt_type, i, ctypes.byref(h), ctypes.sizeof(h))
+            names.append(h.name.decode())
+        return names
 
     @_one_thread
     def set_optimizer(self, name="sgd", **hyperparameters):
-        """The network's optimizer: sgd, adam or adamw, with torch.optim's
-        hyperparameters (lr, weight_decay, momentum, dampening, nesterov,
-        amsgrad, beta1, beta2, eps) and clip_grad_norm; the rest keep the
-        library's defaults for that optimizer."""
+        """The network's optimizer: sgd, adam, adamw or rmsprop, with
+        torch.optim's hyperparameters (lr, weight_decay, momentum, beta1,
+        eps, alpha, centered, ... as the library's table names them) and
+        clip_grad_norm; the rest keep the library's defaults for that
+        optimizer. A value out of range raises the library's error."""
         opt = sized("bp_optimizer", lib.bp_optimizer_init_sized, _parse("optimizer", name))
+        known = self._hyperparameters(opt.type)
         for key, value in hyperparameters.items():
-            if key not in self._OPTIMIZER_FIELDS:
-                raise TypeError(f"set_optimizer: unknown hyperparameter {key!r}")
-            setattr(opt, key, int(value) if key in ("nesterov", "amsgrad") else float(value))
+            if key not in known:
+                raise TypeError(
+                    f"set_optimizer: {name} has no hyperparameter {key!r} (it has {', '.join(known)})"
+                )
+            lib.bp_optimizer_set_value(ctypes.byref(opt), key.encode(), float(value))
         lib.bp_network_set_optimizer(self.handle, ctypes.byref(opt))
 
     @property
@@ -383,7 +387,10 @@ class Network:
         opt.struct_size = ctypes.sizeof(opt)
         lib.bp_network_get_optimizer_sized(self.handle, ctypes.byref(opt), ctypes.sizeof(opt))
         out = {"name": _name("optimizer", opt.type)}
-        out.update({k: getattr(opt, k) for k in self._OPTIMIZER_FIELDS})
+        value = ctypes.c_double()
+        for key in self._hyperparameters(opt.type):
+            lib.bp_optimizer_get_value(ctypes.byref(opt), key.encode(), ctypes.byref(value))
+            out[key] = value.value
         return out
 
     @_one_thread

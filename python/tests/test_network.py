@@ -324,3 +324,17 @@ def test_save_16bit_writes_bf16_tensors(tmp_path):
     expected = net.get_params()[0][0].ravel().view(np.uint32)
     rounded = ((expected + 0x7FFF + ((expected >> 16) & 1)) >> 16).astype(np.uint16)  # nearest, ties even
     assert (w == rounded).all()
+
+
+def test_set_optimizer_takes_the_library_table():
+    # Every optimizer's hyperparameters by the table's names, RMSprop's included;
+    # another optimizer's name is a TypeError, a value out of range the library's error.
+    net = backprop.Network([2, 4, 2], "relu", loss="ce", seed=1)
+    net.set_optimizer("rmsprop", lr=0.01, alpha=0.9, centered=True)
+    got = net.optimizer
+    assert got["name"] == "rmsprop" and got["alpha"] == 0.9 and got["centered"] == 1
+    with pytest.raises(TypeError, match="momentum"):
+        net.set_optimizer("adam", momentum=0.5)
+    with pytest.raises(ValueError, match="momentum 2"):
+        net.set_optimizer("sgd", momentum=2)
+    assert net.optimizer["name"] == "rmsprop"  # a refused call changes nothing
