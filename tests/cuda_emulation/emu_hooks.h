@@ -40,6 +40,7 @@ void bp_emu_clear_sticky_error(void);
  * kernel_util.cuh: BP_DECLARE_WORK), each cuBLAS / cuBLASLt product with its
  * shape and math, each copy and memset with its bytes. */
 enum { BP_EMU_WORK_KERNEL = 1, BP_EMU_WORK_GEMM = 2, BP_EMU_WORK_COPY = 3 };
+enum { BP_EMU_MAX_DEPS = 8 };
 enum { BP_EMU_MATH_FP32 = 0, BP_EMU_MATH_TF32 = 1, BP_EMU_MATH_BF16 = 2, BP_EMU_MATH_FP64 = 3 };
 typedef struct bp_emu_work {
     int kind;
@@ -51,6 +52,15 @@ typedef struct bp_emu_work {
     double tail_bytes; /* kernels: bytes one block reads after all others finished */
     int m, n, k, math; /* products: the shape, BP_EMU_MATH_* */
     int declared;      /* kernels: 1 when the launcher declared its work */
+    /* Its place in the device's dependency graph: every piece of work is a
+     * node (numbered in the order it was issued; a replayed graph's nodes
+     * anew at each launch); deps are the nodes it waits for, by stream order
+     * and by events (cudaStreamWaitEvent), as recorded by the stream or the
+     * capture that issued it. deps_count -1: more than fit in deps (after
+     * every earlier node). */
+    long long node;
+    int deps_count;
+    long long deps[BP_EMU_MAX_DEPS];
 } bp_emu_work;
 
 /* Record-only: from now on the device runs nothing; work is only counted

@@ -63,8 +63,18 @@ const size_t kDeviceMemory = (size_t)16 << 30;
 
 struct Stream;
 
+// Nodes of the device's dependency graph (emu_hooks.h, bp_emu_work.node):
+// each a piece of logged work, with the nodes it waits for.
+using Nodes = std::vector<long long>;
+
 struct Graph {
     std::vector<std::function<void()>> ops;
+    // Per op: its node in this graph (numbered from 0; -1 for what is not
+    // logged work) and the graph's nodes it waits for (none: the graph's
+    // start, so whatever the launching stream waits for).
+    std::vector<long long> op_node;
+    std::vector<Nodes> op_deps;
+    long long nodes = 0;
     // Work made again at each launch (a collective's part: fake_nccl.cpp),
     // by the index of its place in ops.
     std::map<size_t, std::function<std::function<void()>(Stream *)>> made_at_launch;
@@ -82,6 +92,9 @@ struct Stream {
     Stream *capture_origin = nullptr;
     bool capture_joined = true;
     long capture_ops = 0;
+    // The nodes the next work on this stream waits for: eagerly, and in
+    // the graph being captured.
+    Nodes frontier{}, capture_frontier{};
 };
 
 struct Event {
@@ -90,6 +103,7 @@ struct Event {
     Graph *captured = nullptr;     // the capture it was last recorded into, if any
     Stream *captured_on = nullptr; // the stream of that capture
     long captured_at = 0;          // captured_on's capture_ops when recorded
+    Nodes frontier;                // what a wait for it waits for (eager or in the capture)
 };
 
 struct Handle {
@@ -209,9 +223,46 @@ void device_fault(cudaError_t e)
         state().sticky = e;
 }
 
-// Work for a stream: queued, or recorded into the graph it captures.
+long long next_node = 0;
+
+// Adds b's nodes to a, once each.
+void merge_nodes(Nodes &a, const Nodes &b)
+{
+    for (long long n : b)
+        if (std::find(a.begin(), a.end(), n) == a.end())
+            a.push_back(n);
+}
+
+// A node queued on st: op runs with its place in the graph made known to
+// the work log.
+void queue_node(Stream *st, std::function<void()> op, long long node, Nodes deps)
+{
+    st->pending.push_back([op, node, deps] {
+        int n = deps.size() > BP_EMU_MAX_DEPS ? -1 : (int)deps.size();
+        bp_emu::set_running_node(node, deps.data(), n);
+        op();
+        bp_emu::set_running_node(-1, nullptr, 0);
+    });
+}
+
+// Work for a stream: queued, or recorded into the graph it captures. Logged
+// work (bp_emu::logged) is a node that waits for the stream's frontier.
 void submit(Stream *st, std::function<void()> op)
 {
+    bool work = bp_emu::take_work_mark();
+    if (st->capture) {
+        Graph *g = st->capture;
+        g->op_node.push_back(work ? g->nodes : -1);
+        g->op_deps.push_back(work ? st->capture_frontier : Nodes());
+        if (work)
+            st->capture_frontier = Nodes{g->nodes++};
+    }
+    if (!st->capture && work) {
+        long long node = next_node++;
+        queue_node(st, std::move(op), node, st->frontier);
+        st->frontier = Nodes{node};
+        return;
+    }
     if (st->capture) {
         state().counters.captured_work++;
         st->capture->ops.push_back(std::move(op));
@@ -869,6 +920,7 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream)
         e->captured = st->capture;
         e->captured_on = st;
         e->captured_at = st->capture_ops;
+        e->frontier = st->capture_frontier;
         return cudaSuccess;
     }
     if (e->stream && !e->done)
@@ -877,6 +929,7 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream)
     e->done = false;
     e->captured = nullptr;
     e->captured_on = nullptr;
+    e->frontier = st->frontier;
     st->pending.push_back([e] { e->done = true; });
     return cudaSuccess;
 }
@@ -958,6 +1011,8 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned
         if (e->captured == st->capture && st == st->capture_origin && from != nullptr &&
             from != st && e->captured_at == from->capture_ops)
             from->capture_joined = true;
+        if (e->captured == st->capture)
+            merge_nodes(st->capture_frontier, e->frontier);
         return cudaSuccess;
     }
     if (in_active_capture(e)) { // a fork: st joins the capture the event belongs to
@@ -968,10 +1023,13 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned
         st->capture_invalid = false;
         st->capture_joined = false;
         st->capture_ops = 0;
+        st->capture_frontier = e->frontier;
         return cudaSuccess;
     }
     if (e->stream && !e->done && !e->captured && e->stream != st)
         run_until(e->stream, e); // the emulation orders streams by running the earlier work
+    if (!e->captured)
+        merge_nodes(st->frontier, e->frontier);
     return cudaSuccess;
 }
 
@@ -991,6 +1049,7 @@ cudaError_t cudaStreamBeginCapture(cudaStream_t stream, enum cudaStreamCaptureMo
     st->capture_origin = st;
     st->capture_joined = true;
     st->capture_ops = 0;
+    st->capture_frontier.clear();
     capturing = st;
     state().global_captures += mode == cudaStreamCaptureModeGlobal;
     return cudaSuccess;
@@ -1058,12 +1117,32 @@ cudaError_t launch_locked(cudaGraphExec_t exec, cudaStream_t stream)
     if (st->capture)
         return forbidden_in_capture(); // no graphs inside graphs here
     state().counters.graph_launches++;
+    // The graph's nodes anew: its start waits for what st waits for, its
+    // end (every node no other waits for) is what st's next work waits for.
+    Nodes global(x->nodes, -1);
+    std::vector<bool> waited_for(x->nodes, false);
     for (size_t i = 0; i < x->ops.size(); i++) {
         auto made = x->made_at_launch.find(i);
-        if (made != x->made_at_launch.end())
+        long long local = i < x->op_node.size() ? x->op_node[i] : -1;
+        if (made != x->made_at_launch.end()) {
             submit(st, made->second(st));
-        else if (x->ops[i])
+        } else if (local >= 0) {
+            Nodes deps = x->op_deps[i].empty() ? st->frontier : Nodes();
+            for (long long d : x->op_deps[i]) {
+                deps.push_back(global[d]);
+                waited_for[d] = true;
+            }
+            global[local] = next_node++;
+            queue_node(st, x->ops[i], global[local], deps);
+        } else if (x->ops[i]) {
             submit(st, x->ops[i]);
+        }
+    }
+    if (x->nodes > 0) {
+        st->frontier.clear();
+        for (long long n = 0; n < x->nodes; n++)
+            if (!waited_for[n])
+                st->frontier.push_back(global[n]);
     }
     return cudaSuccess;
 }
