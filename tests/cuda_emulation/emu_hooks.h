@@ -21,6 +21,13 @@ typedef struct bp_emu_counters {
     long long runtime_calls;   /* every CUDA runtime call, kernel launches included */
     long long captured_work;   /* kernels, products and copies recorded into graphs */
     long long pinned_bytes;    /* pinned host memory alive now (not a count of calls) */
+    /* Races: work on one stream that touched memory another stream's
+     * earlier work wrote (or wrote memory it touched) with no event, host
+     * wait or stream order between them. Products and copies touch their
+     * whole operands, kernels the first element of each pointer argument
+     * (written when the pointer is not to const); a replayed graph is
+     * checked when it is captured. The first few are described on stderr. */
+    long long races;
 } bp_emu_counters;
 
 void bp_emu_counters_get(bp_emu_counters *out);

@@ -240,12 +240,15 @@ bool waits_for(const std::vector<bp_emu_work> &log, size_t i, size_t j)
 // in the eager step and in the replayed graph, some product runs beside
 // another (neither waits for the other), and the guard on the gradients
 // (check_finite) waits for every product of the step, so no update sees a
-// gradient still being written. Without the join the guard would not wait
-// for the last weight gradients (and the capture would fail, unjoined).
+// gradient still being written, and the runtime finds no race. Without the
+// join the guard would not wait for the last weight gradients, its read of
+// them would be a race, and the capture would fail (unjoined).
 TEST(EmulatedSteps, WeightGradientsBranchAndJoinBeforeTheGuard)
 {
     EpochNet t({12, 32, 16, 4}, 48, 16);
     t.epoch();
+    bp_emu_counters before, after;
+    bp_emu_counters_get(&before);
     for (int i = 0; i < 3; i++) { // eager, recorded, replayed
         bp_emu_work_log_open();
         t.step(16);
@@ -272,4 +275,6 @@ TEST(EmulatedSteps, WeightGradientsBranchAndJoinBeforeTheGuard)
         }
         EXPECT_TRUE(side_by_side) << "step " << i;
     }
+    bp_emu_counters_get(&after);
+    EXPECT_EQ(after.races, before.races); // the emulated runtime's race check
 }
