@@ -1544,11 +1544,14 @@ int allocation_device(const void *p, size_t bytes) { return device_of(p, bytes);
 cudaError_t submit_product(cudaStream_t stream, std::function<void()> op)
 {
     LOCKED_CALL();
+    std::vector<Access> accesses;
+    accesses.swap(next_accesses); // the product's, dropped unless it is queued
     if (legacy_in_capture(stream))
         return forbidden_in_capture(cudaErrorStreamCaptureImplicit);
     Stream *st = stream_of(stream);
     if (st == nullptr || st->device != current_device)
         return cudaErrorInvalidResourceHandle;
+    next_accesses.swap(accesses);
     if (!st->capture)
         state().counters.blas_calls++;
     submit(st, std::move(op));
