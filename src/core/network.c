@@ -183,16 +183,19 @@ static void init_params_host(const bp_network *net, void *host)
 }
 
 /* The ReLU bit-masks of the layers whose training-step products may be
- * fused: hidden ReLU layers of a float32 network whose backend has the
- * fused operations, when cfg->fused_epilogues is set. */
+ * fused: hidden ReLU layers of a float32 network (or a mixed one) whose
+ * backend has the fused operations (the 16-bit ones), when
+ * cfg->fused_epilogues is set. */
 static bp_status create_relu_masks(bp_network *net, const bp_network_config *cfg)
 {
     if (cfg->fused_epilogues != 0 && cfg->fused_epilogues != 1)
         return bp_fail(BP_ERR_INVALID_ARGUMENT,
                        "bp_network_create: fused_epilogues %d must be 0 or 1", cfg->fused_epilogues);
     net->fuse_products = cfg->fused_epilogues && net->desc.dtype == BP_F32 && !net->mixed;
-    if (!cfg->fused_epilogues || net->desc.dtype != BP_F32 || net->mixed ||
-        net->ops->linear_relu_forward == NULL || net->ops->linear_drelu_backward == NULL)
+    int ops = net->mixed
+                  ? net->ops->linear_relu_forward_half != NULL && net->ops->linear_drelu_half != NULL
+                  : net->ops->linear_relu_forward != NULL && net->ops->linear_drelu_backward != NULL;
+    if (!cfg->fused_epilogues || net->desc.dtype != BP_F32 || !ops)
         return BP_OK;
     for (int l = 1; l < net->desc.n_layers; l++) {
         if (net->activations[l - 1] != BP_ACT_RELU)

@@ -21,7 +21,9 @@
 //    or less than D's rows for the ReLU bit-mask, a missing bias or aux
 //    pointer, requestedAlgoCount <= 0 -> CUBLAS_STATUS_INVALID_VALUE;
 //  - type combinations other than all-FP32 with COMPUTE_32F / _FAST_TF32 /
-//    _FAST_16BF and FP32 scale, or all-FP64 with COMPUTE_64F -> NOT_SUPPORTED;
+//    _FAST_16BF and FP32 scale, all-FP64 with COMPUTE_64F, or all-BF16 or
+//    all-FP16 (A, B, C, D and the bias, as cublasLt.h's BIAS_DATA_TYPE
+//    default says) with COMPUTE_32F and FP32 scale -> NOT_SUPPORTED;
 //  - the algorithm a heuristic returns remembers the shape, the epilogue
 //    and the alignments it assumed (the preference's minimum alignments of
 //    A, B, C, D, 256 bytes by default; for the bias and aux vectors the
@@ -48,6 +50,9 @@
 // bias[i] = the sum over the columns j = 0..n-1 of the result's row i.
 // BGRADB writes bias[j] = the sum over k of op(B)'s column j, in order, from
 // B as given (not rounded to the compute type).
+// 16-bit products run in float32 on the inputs converted exactly, the bias
+// added and the epilogue applied in float32, and D (and a bias gradient)
+// rounded to its type once, to nearest even.
 // Products run on CBLAS; TF32 and BF16 compute types round the inputs to 10
 // and 7 mantissa bits first, as fake_cuda.cpp's cublasGemmEx does, so that a
 // fused product gives the same bits as the cuBLAS GEMM plus bias_act.
@@ -174,10 +179,13 @@ int64_t bias_length(uint32_t e, int64_t m, int64_t n)
 }
 bool uses_aux(uint32_t e) { return e != CUBLASLT_EPILOGUE_DEFAULT && (e & 128u) != 0; }
 
-// Mantissa bits of the compute type's inputs (23: exact FP32), -1 for FP64,
-// -2 when not supported with these types.
+// Mantissa bits of the compute type's inputs (23: exact FP32; 16: 16-bit
+// storage, exact in float32), -1 for FP64, -2 when not supported with these
+// types.
 int input_bits(const Desc *d, cudaDataType t)
 {
+    if ((t == CUDA_R_16BF || t == CUDA_R_16F) && d->scale == CUDA_R_32F)
+        return d->compute == CUBLAS_COMPUTE_32F ? 16 : -2;
     if (t == CUDA_R_32F && d->scale == CUDA_R_32F) {
         switch (d->compute) {
         case CUBLAS_COMPUTE_32F: return 23;
@@ -211,7 +219,9 @@ cublasStatus_t check_problem(const Desc *d, const Layout *a, const Layout *b, co
     p->bits = input_bits(d, dl->type);
     if (p->bits == -2)
         return CUBLAS_STATUS_NOT_SUPPORTED;
-    p->es = dl->type == CUDA_R_32F ? sizeof(float) : sizeof(double);
+    p->es = dl->type == CUDA_R_32F   ? sizeof(float)
+            : dl->type == CUDA_R_64F ? sizeof(double)
+                                     : sizeof(uint16_t);
     if (d->pointer_mode != CUBLASLT_POINTER_MODE_HOST || !known_epilogue(d->epilogue))
         return CUBLAS_STATUS_NOT_SUPPORTED;
     if ((d->transa != CUBLAS_OP_N && d->transa != CUBLAS_OP_T) ||
@@ -386,6 +396,78 @@ template <typename T> struct Job {
                 db[i] = sum;
             }
         }
+    }
+};
+
+// A 16-bit value as float32, and float32 rounded to the type (nearest
+// even; bfloat16 by round_to_mantissa, half by the compiler's _Float16).
+float from_16(cudaDataType t, uint16_t h)
+{
+    if (t == CUDA_R_16BF) {
+        uint32_t u = (uint32_t)h << 16;
+        float f;
+        std::memcpy(&f, &u, 4);
+        return f;
+    }
+    _Float16 x;
+    std::memcpy(&x, &h, 2);
+    return (float)x;
+}
+uint16_t to_16(cudaDataType t, float f)
+{
+    uint16_t h;
+    if (t == CUDA_R_16BF) {
+        if (f != f)
+            return 0x7FC0;
+        float r = bp_emu::round_to_mantissa(f, 7);
+        uint32_t u;
+        std::memcpy(&u, &r, 4);
+        return (uint16_t)(u >> 16);
+    }
+    _Float16 x = (_Float16)f;
+    std::memcpy(&h, &x, 2);
+    return h;
+}
+std::vector<float> widened(cudaDataType t, const void *p, size_t count)
+{
+    std::vector<float> out(count);
+    for (size_t i = 0; i < count; i++)
+        out[i] = from_16(t, static_cast<const uint16_t *>(p)[i]);
+    return out;
+}
+
+// A 16-bit product: Job<float> on the operands widened, D (and a bias
+// gradient) rounded back.
+struct Job16 {
+    Desc d;
+    Layout a, b, c, dl;
+    const void *pa, *pb, *pc;
+    void *pd;
+    float alpha, beta;
+
+    void operator()() const
+    {
+        cudaDataType t = dl.type;
+        uint32_t e = d.epilogue;
+        size_t nd = (size_t)dl.ld * dl.cols;
+        std::vector<float> fa = widened(t, pa, (size_t)a.ld * a.cols);
+        std::vector<float> fb = widened(t, pb, (size_t)b.ld * b.cols);
+        std::vector<float> fc = widened(t, beta != 0.0f ? pc : pd, nd), fd(fc);
+        size_t nbias = (size_t)bias_length(e, (int64_t)dl.rows, (int64_t)dl.cols);
+        std::vector<float> fbias(uses_bias(e) ? widened(t, d.bias, nbias) : std::vector<float>());
+        if (uses_bgrad(e))
+            fbias.assign(nbias, 0.0f);
+        Desc fdesc = d;
+        fdesc.bias = fbias.empty() ? nullptr : fbias.data();
+        Job<float>{fdesc,     a,         b,         c,     dl,   fa.data(),
+                   fb.data(), fc.data(), fd.data(), alpha, beta, 23}();
+        uint16_t *out = static_cast<uint16_t *>(pd);
+        for (uint64_t j = 0; j < dl.cols; j++)
+            for (uint64_t i = 0; i < dl.rows; i++)
+                out[j * dl.ld + i] = to_16(t, fd[j * dl.ld + i]);
+        if (uses_bgrad(e))
+            for (size_t i = 0; i < nbias; i++)
+                static_cast<uint16_t *>(const_cast<void *>(d.bias))[i] = to_16(t, fbias[i]);
     }
 };
 
@@ -664,12 +746,20 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
     cudaError_t err;
     char name[56];
     std::snprintf(name, sizeof name, "cublasLtMatmul %s", epilogue_name(e));
-    int math = pr.bits == 10  ? BP_EMU_MATH_TF32
-               : pr.bits == 7 ? BP_EMU_MATH_BF16
-               : pr.bits < 0  ? BP_EMU_MATH_FP64
-                              : BP_EMU_MATH_FP32;
+    int math = pr.bits == 10                   ? BP_EMU_MATH_TF32
+               : pr.bits == 7 || pr.bits == 16 ? BP_EMU_MATH_BF16
+               : pr.bits < 0                   ? BP_EMU_MATH_FP64
+                                               : BP_EMU_MATH_FP32;
     bp_emu_work work = bp_emu::product(name, (int)pr.m, (int)pr.n, (int)pr.k, math, es);
-    if (es == sizeof(float)) {
+    if (uses_bias(e) || uses_bgrad(e)) // the bias read, or its gradient written
+        work.bytes += (double)bias_length(e, pr.m, pr.n) * (double)es;
+    if (uses_aux(e)) // the ReLU bit-mask written or read
+        work.bytes += (double)pr.m * (double)pr.n / 8.0;
+    if (pr.bits == 16) {
+        float al = *static_cast<const float *>(alpha), be = *static_cast<const float *>(beta);
+        Job16 job{*dd, *la, *lb, *lc, *ld, a, b, c, d, al, be};
+        err = bp_emu::submit_product(stream, bp_emu::logged(work, job));
+    } else if (es == sizeof(float)) {
         Job<float> job{*dd,
                        *la,
                        *lb,

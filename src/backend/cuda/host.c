@@ -628,6 +628,8 @@ cublasHandle_t bp_cuda_ctx_blas(void *ctx) { return ((cuda_ctx *)ctx)->blas; }
 
 const bp_cuda_mixed_sums *bp_cuda_ctx_mixed_sums(void *ctx) { return &((cuda_ctx *)ctx)->sums; }
 
+bp_lt *bp_cuda_ctx_lt(void *ctx) { return &((cuda_ctx *)ctx)->lt; }
+
 bp_status bp_cuda_ctx_enter(void *ctx, int *previous, int *switched)
 {
     device_guard g;
@@ -683,6 +685,8 @@ const bp_backend_ops bp_cuda_backend_ops = {
     .fill_rows_half = bp_cuda_fill_rows_half,
     .act_half = bp_cuda_act_half,
     .delta_half = bp_cuda_delta_half,
+    .linear_relu_forward_half = bp_cuda_linear_relu_forward_half,
+    .linear_drelu_half = bp_cuda_linear_drelu_half,
     .unscale = bp_cuda_unscale,
     .scaler_update = bp_cuda_scaler_update,
 };
