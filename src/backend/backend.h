@@ -243,6 +243,13 @@ typedef struct bp_backend_ops {
     bp_status (*linear_drelu_half)(void *ctx, int half, const void *w, const void *d,
                                    const void *mask, int64_t mask_ld, void *d_prev, int n_in,
                                    int batch, int n_out);
+    /* The output layer's forward product with its bias, from 16-bit W and
+     * a_in: z = W a_in + bias in float32 (bias and z float32), the value of
+     * gemm_half (float32 C) then bias_act's z += b (NULL or
+     * BP_ERR_UNSUPPORTED, having issued nothing: unfused). */
+    bp_status (*linear_bias_forward_half)(void *ctx, int half, const void *w, const void *a_in,
+                                          const float *bias, float *z, int n_out, int batch,
+                                          int n_in);
     /* 16-mixed: g[i] = bp_scaler_unscale(g[i], bp_scaler_inverse(*scale))
      * for i < count (float32 gradients); with scalars not NULL (a training
      * step) a value that is not finite sets scalars->skip. */

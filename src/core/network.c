@@ -191,7 +191,7 @@ static bp_status create_relu_masks(bp_network *net, const bp_network_config *cfg
     if (cfg->fused_epilogues != 0 && cfg->fused_epilogues != 1)
         return bp_fail(BP_ERR_INVALID_ARGUMENT,
                        "bp_network_create: fused_epilogues %d must be 0 or 1", cfg->fused_epilogues);
-    net->fuse_products = cfg->fused_epilogues && net->desc.dtype == BP_F32 && !net->mixed;
+    net->fuse_products = cfg->fused_epilogues && net->desc.dtype == BP_F32;
     int ops = net->mixed
                   ? net->ops->linear_relu_forward_half != NULL && net->ops->linear_drelu_half != NULL
                   : net->ops->linear_relu_forward != NULL && net->ops->linear_drelu_backward != NULL;

@@ -81,7 +81,7 @@ struct bp_network {
      * so z[l] does not hold its z^l. */
     void *relu_mask[BP_MAX_LAYERS + 1];
     unsigned char z_skipped[BP_MAX_LAYERS + 1];
-    int fuse_products; /* fused_epilogues of a float32 network: the output layer's too */
+    int fuse_products; /* fused_epilogues of a float32 (or mixed) network: the output layer's too */
 
     /* Mixed precision (src/core/mixed.c): in bf16-mixed and 16-mixed,
      * mixed is 1 and half the 16-bit format (kernels/bp_mixed.h); scaled is

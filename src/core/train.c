@@ -137,11 +137,18 @@ static bp_status forward_fused(bp_network *net, int l, int B, int softmax)
             net->z_skipped[l] = 1;
         return st;
     }
-    if (l == net->desc.n_layers && !softmax && net->desc.loss == BP_LOSS_CROSS_ENTROPY &&
-        net->fuse_products && ops->linear_bias_forward != NULL && aligned16(ptrs, 5))
-        return ops->linear_bias_forward(net->ctx, net->desc.dtype, weight(net, l), net->a[l - 1],
-                                        bias(net, l), net->z[l], n_out, B, n_in);
-    return BP_ERR_UNSUPPORTED;
+    if (l < net->desc.n_layers || softmax || net->desc.loss != BP_LOSS_CROSS_ENTROPY ||
+        !net->fuse_products || !aligned16(ptrs, 5))
+        return BP_ERR_UNSUPPORTED;
+    if (net->mixed)
+        return ops->linear_bias_forward_half == NULL
+                   ? BP_ERR_UNSUPPORTED
+                   : ops->linear_bias_forward_half(net->ctx, net->half, ptrs[0], ptrs[1],
+                                                   bias(net, l), net->z[l], n_out, B, n_in);
+    return ops->linear_bias_forward == NULL
+               ? BP_ERR_UNSUPPORTED
+               : ops->linear_bias_forward(net->ctx, net->desc.dtype, ptrs[0], ptrs[1],
+                                          bias(net, l), net->z[l], n_out, B, n_in);
 }
 
 /* z^l = W^l a^{l-1} (+ b^l): gemm(T, N, m=n_out, n=B, k=n_in, W, ld n_in,

@@ -417,9 +417,10 @@ TEST(EmulatedCublasLt, RefusedProductFallsBackToTheUnfusedStep)
 
 // bf16-mixed and 16-mixed: a hidden ReLU layer runs as one 16-bit
 // RELU_AUX_BIAS product (z not stored) and its delta as one DRELU product,
+// the output layer as one BIAS product from 16-bit inputs to float32,
 // training as the unfused sequence does (the same rounding points: z =
 // half(W a + b) once, relu commuting with the rounding); with no algorithm
-// for either epilogue, that product runs unfused.
+// for an epilogue, that product runs unfused.
 TEST(EmulatedCublasLt, MixedPrecisionReluLayersFuseAndFallBack)
 {
     for (bp_precision p : {BP_PRECISION_BF16_MIXED, BP_PRECISION_16_MIXED}) {
@@ -427,7 +428,8 @@ TEST(EmulatedCublasLt, MixedPrecisionReluLayersFuseAndFallBack)
         std::vector<double> want = four_steps(plain.get());
         EXPECT_TRUE(z1_stored(plain.get()));
         for (uint32_t refused :
-             {0u, (uint32_t)CUBLASLT_EPILOGUE_DRELU, (uint32_t)CUBLASLT_EPILOGUE_RELU_AUX_BIAS}) {
+             {0u, (uint32_t)CUBLASLT_EPILOGUE_DRELU, (uint32_t)CUBLASLT_EPILOGUE_RELU_AUX_BIAS,
+              (uint32_t)CUBLASLT_EPILOGUE_BIAS}) {
             bp_emu_cublaslt_refuse(refused);
             bpt::Net net = relu_net(1, p);
             std::vector<double> got = four_steps(net.get());

@@ -687,6 +687,7 @@ const bp_backend_ops bp_cuda_backend_ops = {
     .delta_half = bp_cuda_delta_half,
     .linear_relu_forward_half = bp_cuda_linear_relu_forward_half,
     .linear_drelu_half = bp_cuda_linear_drelu_half,
+    .linear_bias_forward_half = bp_cuda_linear_bias_forward_half,
     .unscale = bp_cuda_unscale,
     .scaler_update = bp_cuda_scaler_update,
 };

@@ -113,17 +113,24 @@ static cublasStatus_t set_vectors(const bp_lt_plan *pl, const void *bias, const 
     return s;
 }
 
-/* The storage type of a kind's A, B, D and bias: 16-bit for the mixed
- * precisions' kinds, else float32. */
+/* The storage type of a kind's A and B: 16-bit for the mixed precisions'
+ * kinds, else float32; D and the bias are of the same type except for the
+ * BIAS_*_IN kinds (float32). */
 static cudaDataType kind_type(bp_lt_kind kind)
 {
     switch (kind) {
     case BP_LT_RELU_AUX_BIAS_BF16:
-    case BP_LT_DRELU_BF16: return CUDA_R_16BF;
+    case BP_LT_DRELU_BF16:
+    case BP_LT_BIAS_BF16_IN: return CUDA_R_16BF;
     case BP_LT_RELU_AUX_BIAS_F16:
-    case BP_LT_DRELU_F16: return CUDA_R_16F;
+    case BP_LT_DRELU_F16:
+    case BP_LT_BIAS_F16_IN: return CUDA_R_16F;
     default: return CUDA_R_32F;
     }
+}
+static cudaDataType out_type(bp_lt_kind kind)
+{
+    return kind == BP_LT_BIAS_BF16_IN || kind == BP_LT_BIAS_F16_IN ? CUDA_R_32F : kind_type(kind);
 }
 
 /* The descriptor and layouts of a plan: transposes and epilogue of its
@@ -135,14 +142,16 @@ static cublasStatus_t describe(const bp_lt *lt, bp_lt_plan *pl)
         CUBLASLT_EPILOGUE_RELU_AUX_BIAS, CUBLASLT_EPILOGUE_BIAS,
         CUBLASLT_EPILOGUE_DRELU_BGRAD,   CUBLASLT_EPILOGUE_BGRADB,
         CUBLASLT_EPILOGUE_RELU_AUX_BIAS, CUBLASLT_EPILOGUE_RELU_AUX_BIAS,
-        CUBLASLT_EPILOGUE_DRELU,         CUBLASLT_EPILOGUE_DRELU};
+        CUBLASLT_EPILOGUE_DRELU,         CUBLASLT_EPILOGUE_DRELU,
+        CUBLASLT_EPILOGUE_BIAS,          CUBLASLT_EPILOGUE_BIAS};
     cudaDataType t = kind_type(pl->kind);
     cublasComputeType_t compute = t != CUDA_R_32F                 ? CUBLAS_COMPUTE_32F
                                   : lt->math_mode == BP_MATH_TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32
                                   : lt->math_mode == BP_MATH_BF16 ? CUBLAS_COMPUTE_32F_FAST_16BF
                                                                   : CUBLAS_COMPUTE_32F;
     int forward = pl->kind == BP_LT_RELU_AUX_BIAS || pl->kind == BP_LT_BIAS ||
-                  pl->kind == BP_LT_RELU_AUX_BIAS_BF16 || pl->kind == BP_LT_RELU_AUX_BIAS_F16;
+                  pl->kind == BP_LT_RELU_AUX_BIAS_BF16 || pl->kind == BP_LT_RELU_AUX_BIAS_F16 ||
+                  pl->kind == BP_LT_BIAS_BF16_IN || pl->kind == BP_LT_BIAS_F16_IN;
     int32_t ta = forward ? CUBLAS_OP_T : CUBLAS_OP_N;
     int32_t tb = pl->kind == BP_LT_BGRADB ? CUBLAS_OP_T : CUBLAS_OP_N;
     uint32_t epilogue = epilogues[pl->kind];
@@ -163,7 +172,7 @@ static cublasStatus_t describe(const bp_lt *lt, bp_lt_plan *pl)
         s = tb == CUBLAS_OP_T ? cublasLtMatrixLayoutCreate(&pl->b, t, n, k, (int64_t)n)
                               : cublasLtMatrixLayoutCreate(&pl->b, t, k, n, (int64_t)k);
     if (s == CUBLAS_STATUS_SUCCESS)
-        s = cublasLtMatrixLayoutCreate(&pl->d, t, m, n, (int64_t)m);
+        s = cublasLtMatrixLayoutCreate(&pl->d, out_type(pl->kind), m, n, (int64_t)m);
     return s;
 }
 

@@ -33,7 +33,9 @@ extern "C" { /* (the tests read a plan's state) */
  *   RELU_AUX_BIAS_BF16, _F16  as RELU_AUX_BIAS: a^l = half(relu(W a + b));
  *   DRELU_BF16, _F16          as DRELU_BGRAD without the bias gradient
  *                             (which delta_half sums in the order of
- *                             bp_mixed.h): D = half((A B) (.) aux).
+ *                             bp_mixed.h): D = half((A B) (.) aux);
+ *   BIAS_BF16_IN, _F16_IN     as BIAS from 16-bit A and B, D and the bias
+ *                             float32: the output layer's z^L = W a + b.
  * Operands are packed (leading dimension = rows as stored). */
 typedef enum bp_lt_kind {
     BP_LT_RELU_AUX_BIAS,
@@ -44,6 +46,8 @@ typedef enum bp_lt_kind {
     BP_LT_RELU_AUX_BIAS_F16,
     BP_LT_DRELU_BF16,
     BP_LT_DRELU_F16,
+    BP_LT_BIAS_BF16_IN,
+    BP_LT_BIAS_F16_IN,
 } bp_lt_kind;
 
 /* A plan: the descriptors and the algorithm of one product (lt_plans.c). */

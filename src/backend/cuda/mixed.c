@@ -151,6 +151,15 @@ bp_status bp_cuda_linear_drelu_half(void *ctx, int half, const void *w, const vo
                                       NULL, mask, mask_ld));
 }
 
+bp_status bp_cuda_linear_bias_forward_half(void *ctx, int half, const void *w, const void *a_in,
+                                           const float *bias, float *z, int n_out, int batch,
+                                           int n_in)
+{
+    bp_lt_kind kind = half == BP_HALF_F16 ? BP_LT_BIAS_F16_IN : BP_LT_BIAS_BF16_IN;
+    MIXED_ON_DEVICE(ctx, bp_lt_matmul(bp_cuda_ctx_lt(ctx), kind, n_out, batch, n_in, w, a_in, z,
+                                      bias, NULL, 0));
+}
+
 bp_status bp_cuda_unscale(void *ctx, float *g, size_t count, const double *scale,
                           bp_step_scalars *scalars)
 {

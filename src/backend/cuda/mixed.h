@@ -57,6 +57,9 @@ bp_status bp_cuda_linear_relu_forward_half(void *ctx, int half, const void *w, c
 bp_status bp_cuda_linear_drelu_half(void *ctx, int half, const void *w, const void *d,
                                     const void *mask, int64_t mask_ld, void *d_prev, int n_in,
                                     int batch, int n_out);
+bp_status bp_cuda_linear_bias_forward_half(void *ctx, int half, const void *w, const void *a_in,
+                                           const float *bias, float *z, int n_out, int batch,
+                                           int n_in);
 bp_status bp_cuda_unscale(void *ctx, float *g, size_t count, const double *scale,
                           bp_step_scalars *scalars);
 bp_status bp_cuda_scaler_update(void *ctx, bp_step_scalars *scalars);
