@@ -403,40 +403,11 @@ template <typename T> struct Job {
     }
 };
 
-// A 16-bit value as float32, and float32 rounded to the type (nearest
-// even; bfloat16 by round_to_mantissa, half by the compiler's _Float16).
-float from_16(cudaDataType t, uint16_t h)
-{
-    if (t == CUDA_R_16BF) {
-        uint32_t u = (uint32_t)h << 16;
-        float f;
-        std::memcpy(&f, &u, 4);
-        return f;
-    }
-    _Float16 x;
-    std::memcpy(&x, &h, 2);
-    return (float)x;
-}
-uint16_t to_16(cudaDataType t, float f)
-{
-    uint16_t h;
-    if (t == CUDA_R_16BF) {
-        if (f != f)
-            return 0x7FC0;
-        float r = bp_emu::round_to_mantissa(f, 7);
-        uint32_t u;
-        std::memcpy(&u, &r, 4);
-        return (uint16_t)(u >> 16);
-    }
-    _Float16 x = (_Float16)f;
-    std::memcpy(&h, &x, 2);
-    return h;
-}
 std::vector<float> widened(cudaDataType t, const void *p, size_t count)
 {
     std::vector<float> out(count);
     for (size_t i = 0; i < count; i++)
-        out[i] = from_16(t, static_cast<const uint16_t *>(p)[i]);
+        out[i] = bp_emu::from_16bit(t, static_cast<const uint16_t *>(p)[i]);
     return out;
 }
 
@@ -462,7 +433,7 @@ struct Job16 {
         if (t == CUDA_R_32F)
             static_cast<float *>(p)[i] = v[i];
         else
-            static_cast<uint16_t *>(p)[i] = to_16(t, v[i]);
+            static_cast<uint16_t *>(p)[i] = bp_emu::to_16bit(t, v[i]);
     }
 
     void operator()() const

@@ -1297,6 +1297,9 @@ void bp_emu_clear_sticky_error(void)
 
 namespace bp_emu {
 
+float from_16bit(cudaDataType t, uint16_t h) { return from_16(t, h); }
+uint16_t to_16bit(cudaDataType t, float f) { return to_16(t, f); }
+
 std::recursive_mutex &api_mutex() { return state().mu; }
 
 bool context_faulted() { return state().sticky != cudaSuccess; }
