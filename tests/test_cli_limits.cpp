@@ -370,11 +370,14 @@ TEST_F(CliLimits, ResumeRefusesChangesAndSaysWhatItDoes)
     std::ofstream(ck, std::ios::binary) << good;
     // The same values are accepted; the log's rows of epochs 3 and 4 from a
     // run that went further are left out, said so, and written anew.
+    // (a note, so this run is not --quiet)
     std::ofstream(log, std::ios::app) << "3,9,9,9,9,9\n4,9,9,9,9,9\n";
-    Result same = run(resume + "--lr 0.05 --momentum 0.9 --warmup 0 --early-stopping 0 --log " +
+    std::string loud = resume;
+    loud.erase(loud.find("--quiet "), 8);
+    Result same = run(loud + "--lr 0.05 --momentum 0.9 --warmup 0 --early-stopping 0 --log " +
                       log + " --checkpoint " + ck);
     ASSERT_EQ(same.code, 0) << same.err;
-    EXPECT_CONTAINS(same.err, "2 rows of");
+    EXPECT_CONTAINS(same.err, "note: --log: 2 rows of");
     std::string rows = read(log);
     EXPECT_EQ(rows.find("\n3,9,"), std::string::npos) << rows;
     EXPECT_NE(rows.find("\n3,"), std::string::npos) << rows;
@@ -391,7 +394,8 @@ TEST_F(CliLimits, ResumeRefusesChangesAndSaysWhatItDoes)
     std::ofstream(log, std::ios::binary) << "name,score\nx,1\n";
     Result other = run(resume + "--log " + log);
     ASSERT_EQ(other.code, 0) << other.err;
-    EXPECT_CONTAINS(other.err, "is replaced, not continued");
+    EXPECT_CONTAINS(other.err, "warning: --log: '" + log + "' does not start with");
+    EXPECT_CONTAINS(other.err, "is replaced, not continued"); // a warning: said under --quiet too
     EXPECT_EQ(read(log).find("epoch,train_loss"), 0u) << read(log);
 }
 

@@ -7,6 +7,7 @@
 
 #include "args.h"
 #include "log_resume.h"
+#include "messages.h"
 
 /* Copies the rows of epochs last+1..epochs_done in order; returns how many
  * it left out, or -1 (printed) on an error. */
@@ -33,7 +34,8 @@ static long copy_rows(FILE *f, bp_file_replace *log, long epochs_done)
     return ferror(f) ? -2 : dropped;
 }
 
-int cli_log_resume(const char *path, bp_file_replace *log, const char *header, long epochs_done)
+int cli_log_resume(const char *path, bp_file_replace *log, const char *header, long epochs_done,
+                   int quiet)
 {
     FILE *f = fopen(path, "rb");
     if (f == NULL)
@@ -44,10 +46,9 @@ int cli_log_resume(const char *path, bp_file_replace *log, const char *header, l
     free(first);
     if (!ours) {
         fclose(f);
-        fprintf(stderr,
-                "backprop: note: --log: '%s' does not start with this command's log header, so "
-                "it is replaced, not continued\n",
-                path);
+        cli_warning("--log: '%s' does not start with this command's log header, so it is "
+                    "replaced, not continued",
+                    path);
         return 0;
     }
     long dropped = -1;
@@ -61,9 +62,9 @@ int cli_log_resume(const char *path, bp_file_replace *log, const char *header, l
     if (dropped < 0)
         return -1;
     if (dropped > 0)
-        fprintf(stderr,
-                "backprop: note: --log: %ld row%s of '%s' left out: the checkpoint holds epochs "
-                "1 to %ld, and later ones are trained again\n",
-                dropped, dropped == 1 ? "" : "s", path, epochs_done);
+        cli_note(quiet,
+                 "--log: %ld row%s of '%s' left out: the checkpoint holds epochs 1 to %ld, and "
+                 "later ones are trained again",
+                 dropped, dropped == 1 ? "" : "s", path, epochs_done);
     return 1;
 }

@@ -8,10 +8,11 @@
 /* Writes to log the header and the rows of the old log at path for epochs
  * 1..epochs_done (the checkpoint's), in increasing order; rows of later
  * epochs (trained again now) or repeated ones are left out and counted in
- * a note. An old file that does not start with header is not this
- * command's log: it is replaced, and a note says so. Returns 1 when the
+ * a note (unless quiet). An old file that does not start with header is
+ * not this command's log: it is replaced, and a warning says so. Returns 1 when the
  * header was written, 0 when there is no old log (the caller writes the
  * header), -1 (printed) on an error. */
-int cli_log_resume(const char *path, bp_file_replace *log, const char *header, long epochs_done);
+int cli_log_resume(const char *path, bp_file_replace *log, const char *header, long epochs_done,
+                   int quiet);
 
 #endif

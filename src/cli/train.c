@@ -414,9 +414,9 @@ static int prepare_reports(training_run *run)
              "train_accuracy%s\n",
              o->validation_fraction > 0 ? ",val_loss,val_accuracy" : "");
     /* --resume continues the interrupted run's log up to its checkpoint */
-    int continued = o->optim.resume != NULL
-                        ? cli_log_resume(o->log_path, run->log, header, (long)o->optim.start.epoch)
-                        : 0;
+    int continued = o->optim.resume != NULL ? cli_log_resume(o->log_path, run->log, header,
+                                                             (long)o->optim.start.epoch, o->quiet)
+                                            : 0;
     if (continued < 0)
         return -1;
     if (!continued)
