@@ -250,6 +250,14 @@ typedef struct bp_backend_ops {
     bp_status (*linear_bias_forward_half)(void *ctx, int half, const void *w, const void *a_in,
                                           const float *bias, float *z, int n_out, int batch,
                                           int n_in);
+    /* optimizer_update of a mixed network's float32 parameters that also
+     * writes the 16-bit working copy, w_half[i] = half(w[i]) of each updated
+     * value (nothing when the step is skipped: w is unchanged). NULL: the
+     * working copy is made again (to_half) before the next forward pass. */
+    bp_status (*optimizer_update_half)(void *ctx, const bp_update_rule *rule, float *w,
+                                       const float *g, float *s1, float *s2, float *s3,
+                                       size_t count, double max_norm, const double *clip_parts,
+                                       bp_step_scalars *scalars, int half, void *w_half);
     /* 16-mixed: g[i] = bp_scaler_unscale(g[i], bp_scaler_inverse(*scale))
      * for i < count (float32 gradients); with scalars not NULL (a training
      * step) a value that is not finite sets scalars->skip. */

@@ -91,6 +91,8 @@ struct bp_network {
      * and d are NULL and live in 16 bits below. */
     int mixed, half, scaled;
     void *params_h;              /* the 16-bit working copy, params' layout */
+    int half_fresh;              /* params_h holds half(params): the update wrote it, or
+                                    bp_mixed_refresh made it; 0 after any other write */
     void *ha[BP_MAX_LAYERS + 1]; /* a^l, l = 0..L-1 (a^0: the input rounded;
                                     a[0] is NULL, the input goes here) */
     uint16_t *x_host;            /* host [max_batch, n_0]: an input batch rounded */

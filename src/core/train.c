@@ -190,10 +190,22 @@ static bp_status forward_epilogue(bp_network *net, int l, int B)
                               net->a[l], net->sizes[l], B);
 }
 
+/* In a mixed precision, the 16-bit working copy of the parameters, made
+ * from the float32 masters unless it holds them already (half_fresh: the
+ * backend's update wrote it, optimizer.c; every other write of the
+ * parameters clears it). Issued before every forward pass and step,
+ * outside a step's graph, whose update writes the copy again. */
+static bp_status working_copy(bp_network *net)
+{
+    if (!net->mixed || net->half_fresh)
+        return BP_OK;
+    BP_TRY(net->ops->to_half(net->ctx, net->half, net->params, net->params_h, net->param_len, NULL));
+    net->half_fresh = 1;
+    return BP_OK;
+}
+
 /* Forward pass over the batch already in a^0 (in a mixed precision the
- * input the batch's loading rounded to 16 bits, and first the 16-bit
- * working copy of the parameters, made now, so after every update and
- * every write of the parameters):
+ * input the batch's loading rounded to 16 bits, the working copy made):
  *   z^l = W^l a^{l-1} + b^l,   a^l = sigma_l(z^l)
  * with the softmax of cross-entropy unless the step's fused output
  * operation computes it. fuse (training steps only): the layers the
@@ -201,8 +213,6 @@ static bp_status forward_epilogue(bp_network *net, int l, int B)
 static bp_status forward_layers(bp_network *net, int B, int softmax, int fuse)
 {
     const bp_backend_ops *ops = net->ops;
-    if (net->mixed)
-        BP_TRY(ops->to_half(net->ctx, net->half, net->params, net->params_h, net->param_len, NULL));
     for (int l = 1; l <= net->desc.n_layers; l++) {
         net->z_skipped[l] = 0;
         if (fuse) {
@@ -222,7 +232,11 @@ static bp_status forward_layers(bp_network *net, int B, int softmax, int fuse)
     return BP_OK;
 }
 
-bp_status bp_forward_pass(bp_network *net, int B) { return forward_layers(net, B, 1, 0); }
+bp_status bp_forward_pass(bp_network *net, int B)
+{
+    BP_TRY(working_copy(net));
+    return forward_layers(net, B, 1, 0);
+}
 
 /* Output delta and loss, after a forward pass of the same batch with its
  * targets loaded:
@@ -535,6 +549,7 @@ static bp_status step_loaded(const char *fn, bp_network *net, int B, int update,
     BP_TRY(bp_dist_prepare(net, B));
     if (update)
         BP_TRY(bp_optimizer_upload_lr(net)); /* ordered, no wait; outside any graph */
+    BP_TRY(working_copy(net));
     BP_TRY(issue_step(net, B, update, 0));
     return finish_step(fn, net, update, loss);
 }
@@ -723,6 +738,7 @@ static bp_status epoch_step(const char *fn, bp_network *net, int batch, double *
                        fn, batch, net->epoch_rows - net->epoch_next, net->epoch_rows);
     BP_TRY(bp_dist_prepare(net, batch)); /* before the graph: the global batch's weight */
     BP_TRY(bp_optimizer_upload_lr(net)); /* before the graph: an ordered copy, no wait */
+    BP_TRY(working_copy(net));           /* before the graph: a mixed network's 16-bit copy */
     if (net->use_graphs)
         BP_TRY(graph_step(net, batch));
     else
