@@ -12,7 +12,10 @@
  * bytes") and what scales with the parameters (the products' weight
  * operands and weight gradients, the 16-bit working copy, unscaling, the
  * guard and the update: "parameter bytes"). The unfused step (CPU, and CUDA
- * without cuBLASLt epilogues) for every precision.
+ * without cuBLASLt epilogues) for every precision. What the CUDA backend
+ * launches, fused (cuBLASLt epilogues in 32-true and, since issue 18's last
+ * session, in the mixed precisions), is counted from the emulated launches
+ * by `step_profile --model` (model.NET.MODE.bytes, bench/step_model.c).
  */
 #ifndef BP_BENCH_STEP_BYTES_H
 #define BP_BENCH_STEP_BYTES_H

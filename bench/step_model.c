@@ -16,6 +16,10 @@
  *   model.GPU.NET.MATH.gemm_us          its products alone
  *   model.GPU.NET.MATH.worst_kernel     NAME US: its slowest kernel
  *   model.NET.MATH.launches             nodes of the graph (kernels, products, copies)
+ *   model.NET.MATH.bytes                the bytes its launches declare (read + written),
+ *                                       then how many of them products, kernels, copies
+ *                                       (with STEP_MODEL_BY_NAME set in the environment,
+ *                                       also model.NET.MATH.bytes.NAME per launch name)
  *   model.NET.single_block_bytes        the most bytes any launch with fewer
  *                                       blocks than the GPU has SMs moves
  *                                       (and any last block's tail), in the
@@ -297,6 +301,30 @@ static int record_step(const model_net *n, const model_mode *mode, bp_emu_work *
     return ok;
 }
 
+/* The bytes of a step's launches, in all and by kind (and by name). */
+static void print_bytes(const model_net *n, const char *mk, const bp_emu_work *log, size_t count)
+{
+    double by_kind[3] = {0, 0, 0}; /* products, kernels, copies */
+    for (size_t i = 0; i < count; i++)
+        by_kind[log[i].kind == BP_EMU_WORK_GEMM     ? 0
+                : log[i].kind == BP_EMU_WORK_KERNEL ? 1
+                                                    : 2] += log[i].bytes;
+    printf("model.%s.%s.bytes %.0f products %.0f kernels %.0f copies %.0f\n", n->key, mk,
+           by_kind[0] + by_kind[1] + by_kind[2], by_kind[0], by_kind[1], by_kind[2]);
+    if (getenv("STEP_MODEL_BY_NAME") == NULL)
+        return;
+    for (size_t i = 0; i < count; i++) {
+        int first = 1;
+        for (size_t j = 0; j < i && first; j++)
+            first = strcmp(log[j].name, log[i].name) != 0;
+        double sum = 0;
+        for (size_t j = i; j < count && first; j++)
+            sum += strcmp(log[j].name, log[i].name) == 0 ? log[j].bytes : 0;
+        if (first)
+            printf("model.%s.%s.bytes.%s %.0f\n", n->key, mk, log[i].name, sum);
+    }
+}
+
 /* Prints the model's lines for one network and math mode; *single is the
  * most bytes a launch of fewer blocks than SMs moved, *undeclared the
  * launches without a declaration, ratio[g] the step over its GEMMs on
@@ -314,6 +342,7 @@ static void print_model(const model_net *n, const char *mk, const bp_emu_work *l
             *single = max2(*single, w->bytes);
     }
     printf("model.%s.%s.launches %zu\n", n->key, mk, count);
+    print_bytes(n, mk, log, count);
     unsigned char *dep = malloc(count * count + 1);
     sim_node *nd = malloc((count + 1) * sizeof *nd);
     for (int gi = 0; gi < 2; gi++) {

@@ -91,6 +91,13 @@ cudaError_t bp_launch_optimizer_update(cudaStream_t stream, bp_dtype dtype,
                                        const bp_update_rule *rule, void *w, const void *g,
                                        void *s1, void *s2, void *s3, size_t count, double max_norm,
                                        const double *clip_parts, bp_step_scalars *scalars);
+/* The same for a mixed network's float32 masters, also writing each updated
+ * value's 16-bit copy (kernels/bp_mixed.h's format half) to w_half. */
+cudaError_t bp_launch_optimizer_update_half(cudaStream_t stream, const bp_update_rule *rule,
+                                            float *w, const float *g, float *s1, float *s2,
+                                            float *s3, size_t count, double max_norm,
+                                            const double *clip_parts, bp_step_scalars *scalars,
+                                            int half, void *w_half);
 cudaError_t bp_launch_gather_rows(cudaStream_t stream, void *dst, const void *src,
                                   const int32_t *rows, int batch, size_t row_bytes);
 /* Rows order[*cursor + i], i < batch, of x and (when not NULL) targets. */

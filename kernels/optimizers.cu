@@ -9,6 +9,7 @@
  * call, so the GPU computes the CPU's arithmetic. Reductions run in a fixed
  * order without atomics, so results repeat bit for bit run to run.
  */
+#include "bp_mixed.h"
 #include "kernel_util.cuh"
 #include "step_protocol.h"
 
@@ -57,13 +58,16 @@ __device__ void prepare_update(const bp_update_rule &rule, bp_step_scalars *scal
 /* Every parameter's update (bp_optimizer_update): a grid-stride loop over
  * the parameters, 16 bytes of each array at a time where Vec (every array
  * 16-byte aligned, count a multiple of 16 bytes: the parameter buffer's
- * padded length, src/core/network.c), one real at a time otherwise. */
+ * padded length, src/core/network.c), one real at a time otherwise. wh not
+ * NULL (the mixed precisions): the updated value's 16-bit copy written
+ * there too, bp_half_from_f32(half, w). */
 template <typename T, bool Clip, bool Vec>
 __global__ void optimizer_update_kernel(bp_update_rule rule, bp_step_scalars *scalars,
                                         T *__restrict__ w, const T *__restrict__ g,
                                         T *__restrict__ s1, T *__restrict__ s2, T *__restrict__ s3,
                                         size_t count, double max_norm,
-                                        const double *__restrict__ part, int n_parts)
+                                        const double *__restrict__ part, int n_parts,
+                                        uint16_t *__restrict__ wh, int half)
 {
     __shared__ bp_update_step st;
     prepare_update<Clip>(rule, scalars, max_norm, part, n_parts, &st);
@@ -76,6 +80,8 @@ __global__ void optimizer_update_kernel(bp_update_rule rule, bp_step_scalars *sc
         if (!Vec) {
             w[u] = bp_optimizer_update(&rule, &st, w[u], g[u], s1 ? s1 + u : nullptr,
                                        s2 ? s2 + u : nullptr, s3 ? s3 + u : nullptr);
+            if (wh != nullptr)
+                wh[u] = bp_half_from_f32(half, (float)w[u]);
             continue;
         }
         Vec16<T> wv = ((Vec16<T> *)w)[u], gv = ((const Vec16<T> *)g)[u];
@@ -93,6 +99,9 @@ __global__ void optimizer_update_kernel(bp_update_rule rule, bp_step_scalars *sc
             v1.v[e] = a1, v2.v[e] = a2, v3.v[e] = a3;
         }
         ((Vec16<T> *)w)[u] = wv;
+        if (wh != nullptr)
+            for (int e = 0; e < k; e++)
+                wh[u * (size_t)k + e] = bp_half_from_f32(half, (float)wv.v[e]);
         if (s1 != nullptr)
             ((Vec16<T> *)s1)[u] = v1;
         if (s2 != nullptr)
@@ -111,7 +120,7 @@ const unsigned kUpdateBlocks = 1024;
 template <typename T, bool Clip>
 void launch_update_kernel(cudaStream_t stream, const bp_update_rule *rule, T *w, const T *g, T *s1,
                           T *s2, T *s3, size_t count, double max_norm, const double *part,
-                          bp_step_scalars *scalars)
+                          bp_step_scalars *scalars, uint16_t *wh, int half)
 {
     /* float only: for double the 16-byte path buys little and costs a stack
      * frame (nvcc -Xptxas -v) */
@@ -125,22 +134,23 @@ void launch_update_kernel(cudaStream_t stream, const bp_update_rule *rule, T *w,
     int n_parts = Clip ? bp_clip_parts(count) : 0;
     if (vec)
         optimizer_update_kernel<T, Clip, kVec><<<blocks, kThreads, 0, stream>>>(
-            *rule, scalars, w, g, s1, s2, s3, count, max_norm, part, n_parts);
+            *rule, scalars, w, g, s1, s2, s3, count, max_norm, part, n_parts, wh, half);
     else
         optimizer_update_kernel<T, Clip, false><<<blocks, kThreads, 0, stream>>>(
-            *rule, scalars, w, g, s1, s2, s3, count, max_norm, part, n_parts);
+            *rule, scalars, w, g, s1, s2, s3, count, max_norm, part, n_parts, wh, half);
 }
 
 template <typename T>
 cudaError_t launch_update(cudaStream_t stream, const bp_update_rule *rule, T *w, const T *g, T *s1,
                           T *s2, T *s3, size_t count, double max_norm, const double *part,
-                          bp_step_scalars *scalars)
+                          bp_step_scalars *scalars, uint16_t *wh = nullptr, int half = 0)
 {
     if (max_norm > 0.0)
         launch_update_kernel<T, true>(stream, rule, w, g, s1, s2, s3, count, max_norm, part,
-                                      scalars);
+                                      scalars, wh, half);
     else
-        launch_update_kernel<T, false>(stream, rule, w, g, s1, s2, s3, count, 0.0, part, scalars);
+        launch_update_kernel<T, false>(stream, rule, w, g, s1, s2, s3, count, 0.0, part, scalars,
+                                       wh, half);
     return cudaGetLastError();
 }
 
@@ -164,6 +174,23 @@ cudaError_t bp_launch_optimizer_update(cudaStream_t stream, bp_dtype dtype,
                                     (float *)s2, (float *)s3, count, max_norm, clip_parts, scalars);
     return launch_update<double>(stream, rule, (double *)w, (const double *)g, (double *)s1,
                                  (double *)s2, (double *)s3, count, max_norm, clip_parts, scalars);
+}
+
+cudaError_t bp_launch_optimizer_update_half(cudaStream_t stream, const bp_update_rule *rule,
+                                            float *w, const float *g, float *s1, float *s2,
+                                            float *s3, size_t count, double max_norm,
+                                            const double *clip_parts, bp_step_scalars *scalars,
+                                            int half, void *w_half)
+{
+    clear_stale_error();
+    /* as bp_launch_optimizer_update's, and the 16-bit copy written */
+    BP_DECLARE_WORK("optimizer_update",
+                    4.0 * (double)count *
+                            (3.0 + 2.0 * ((s1 != nullptr) + (s2 != nullptr) + (s3 != nullptr))) +
+                        2.0 * (double)count,
+                    12.0 * (double)count, 0);
+    return launch_update<float>(stream, rule, w, g, s1, s2, s3, count, max_norm, clip_parts,
+                                scalars, (uint16_t *)w_half, half);
 }
 
 } // extern "C"

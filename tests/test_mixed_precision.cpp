@@ -640,6 +640,37 @@ TEST_P(MixedNet, ResumedRunIsBitIdenticalScaleIncluded)
 
 // Host steps and epoch steps on the same batches give the same bits; on
 // CUDA, so do recorded graphs and eager steps (cuda_graphs 0).
+// The 16-bit working copy follows every write of the parameters: on the
+// CUDA backend the update writes it (src/core/optimizer.c), so a later
+// bp_network_set_params must make it again. After two steps, a network
+// given another network's parameters computes that network's outputs.
+TEST_P(MixedNet, SetParamsAfterStepsRemakesTheWorkingCopy)
+{
+    BPT_SKIP_IF_UNAVAILABLE(GetParam());
+    for (bp_precision p : {BP_PRECISION_BF16_MIXED, BP_PRECISION_16_MIXED}) {
+        bpt::Spec s = small_spec(GetParam(), p);
+        s.seed = 11;
+        bpt::Net trained = s.create();
+        s.seed = 12;
+        bpt::Net other = s.create();
+        bpt::Batch b = bpt::random_batch(s, 8, 4);
+        bp_optimizer opt = bpt::sgd();
+        for (int step = 0; step < 2; step++)
+            ASSERT_EQ(bpt::sgd_step(trained.get(), b.x.data(), b.targets(), 8, &opt, nullptr), BP_OK)
+                << bp_last_error();
+        for (int l = 1; l <= 3; l++) {
+            std::vector<float> w((size_t)s.sizes[l - 1] * s.sizes[l]), bias(s.sizes[l]);
+            ASSERT_EQ(bp_network_get_params(other.get(), l, w.data(), bias.data()), BP_OK);
+            ASSERT_EQ(bp_network_set_params(trained.get(), l, w.data(), bias.data()), BP_OK);
+        }
+        std::vector<float> got(8 * 3), want(8 * 3);
+        ASSERT_EQ(bp_network_forward(trained.get(), b.x.data(), 8, got.data()), BP_OK);
+        ASSERT_EQ(bp_network_forward(other.get(), b.x.data(), 8, want.data()), BP_OK);
+        for (size_t i = 0; i < got.size(); i++)
+            ASSERT_EQ(bits_of(got[i]), bits_of(want[i])) << bp_precision_name(p) << " output " << i;
+    }
+}
+
 TEST_P(MixedNet, EpochStepsEqualHostSteps)
 {
     BPT_SKIP_IF_UNAVAILABLE(GetParam());

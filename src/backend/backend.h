@@ -225,6 +225,39 @@ typedef struct bp_backend_ops {
      * order, then the parts' sums in order; one part up to 32 rows). */
     bp_status (*delta_half)(void *ctx, int half, bp_activation act, double slope, const void *z,
                             const void *a, void *d, float *db, int n, int batch);
+    /* A hidden ReLU layer's products with their epilogues fused, as
+     * linear_relu_forward and linear_drelu_backward but over the 16-bit
+     * operands of gemm_half (NULL: the unfused sequence; BP_ERR_UNSUPPORTED,
+     * having issued nothing, where the backend has no algorithm for the
+     * shape). Every pointer 16-byte aligned (train.c checks).
+     * linear_relu_forward_half: a_out = half(relu(W a_in + bias)), the
+     * float32 sum plus the 16-bit bias rounded once (the values fill_rows_half,
+     * gemm_half and act_half give: relu commutes with the rounding), the mask
+     * bit set where the sum is > 0; z is not written.
+     * linear_drelu_half: d_prev = half((W^T d) (.) mask), what gemm_half and
+     * delta_half give for ReLU (but +0 where the mask is clear), without the
+     * bias gradient: delta_half with BP_ACT_IDENTITY sums it. */
+    bp_status (*linear_relu_forward_half)(void *ctx, int half, const void *w, const void *a_in,
+                                          const void *bias, void *a_out, void *mask,
+                                          int64_t mask_ld, int n_out, int batch, int n_in);
+    bp_status (*linear_drelu_half)(void *ctx, int half, const void *w, const void *d,
+                                   const void *mask, int64_t mask_ld, void *d_prev, int n_in,
+                                   int batch, int n_out);
+    /* The output layer's forward product with its bias, from 16-bit W and
+     * a_in: z = W a_in + bias in float32 (bias and z float32), the value of
+     * gemm_half (float32 C) then bias_act's z += b (NULL or
+     * BP_ERR_UNSUPPORTED, having issued nothing: unfused). */
+    bp_status (*linear_bias_forward_half)(void *ctx, int half, const void *w, const void *a_in,
+                                          const float *bias, float *z, int n_out, int batch,
+                                          int n_in);
+    /* optimizer_update of a mixed network's float32 parameters that also
+     * writes the 16-bit working copy, w_half[i] = half(w[i]) of each updated
+     * value (nothing when the step is skipped: w is unchanged). NULL: the
+     * working copy is made again (to_half) before the next forward pass. */
+    bp_status (*optimizer_update_half)(void *ctx, const bp_update_rule *rule, float *w,
+                                       const float *g, float *s1, float *s2, float *s3,
+                                       size_t count, double max_norm, const double *clip_parts,
+                                       bp_step_scalars *scalars, int half, void *w_half);
     /* 16-mixed: g[i] = bp_scaler_unscale(g[i], bp_scaler_inverse(*scale))
      * for i < count (float32 gradients); with scalars not NULL (a training
      * step) a value that is not finite sets scalars->skip. */

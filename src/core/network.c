@@ -183,16 +183,19 @@ static void init_params_host(const bp_network *net, void *host)
 }
 
 /* The ReLU bit-masks of the layers whose training-step products may be
- * fused: hidden ReLU layers of a float32 network whose backend has the
- * fused operations, when cfg->fused_epilogues is set. */
+ * fused: hidden ReLU layers of a float32 network (or a mixed one) whose
+ * backend has the fused operations (the 16-bit ones), when
+ * cfg->fused_epilogues is set. */
 static bp_status create_relu_masks(bp_network *net, const bp_network_config *cfg)
 {
     if (cfg->fused_epilogues != 0 && cfg->fused_epilogues != 1)
         return bp_fail(BP_ERR_INVALID_ARGUMENT,
                        "bp_network_create: fused_epilogues %d must be 0 or 1", cfg->fused_epilogues);
-    net->fuse_products = cfg->fused_epilogues && net->desc.dtype == BP_F32 && !net->mixed;
-    if (!cfg->fused_epilogues || net->desc.dtype != BP_F32 || net->mixed ||
-        net->ops->linear_relu_forward == NULL || net->ops->linear_drelu_backward == NULL)
+    net->fuse_products = cfg->fused_epilogues && net->desc.dtype == BP_F32;
+    int ops = net->mixed
+                  ? net->ops->linear_relu_forward_half != NULL && net->ops->linear_drelu_half != NULL
+                  : net->ops->linear_relu_forward != NULL && net->ops->linear_drelu_backward != NULL;
+    if (!cfg->fused_epilogues || net->desc.dtype != BP_F32 || !ops)
         return BP_OK;
     for (int l = 1; l < net->desc.n_layers; l++) {
         if (net->activations[l - 1] != BP_ACT_RELU)
@@ -386,6 +389,7 @@ bp_status bp_network_get_gradients(const bp_network *net, int layer, void *dweig
 bp_status bp_network_set_params(bp_network *net, int layer, const void *weight, const void *bias)
 {
     BP_TRY(bp_network_check_layer("bp_network_set_params", net, layer));
+    net->half_fresh = 0; /* (mixed: the working copy is made again, src/core/train.c) */
     size_t es = net->esize;
     size_t nw = (size_t)net->sizes[layer - 1] * (size_t)net->sizes[layer];
     if (weight != NULL)

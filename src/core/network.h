@@ -81,7 +81,7 @@ struct bp_network {
      * so z[l] does not hold its z^l. */
     void *relu_mask[BP_MAX_LAYERS + 1];
     unsigned char z_skipped[BP_MAX_LAYERS + 1];
-    int fuse_products; /* fused_epilogues of a float32 network: the output layer's too */
+    int fuse_products; /* fused_epilogues of a float32 (or mixed) network: the output layer's too */
 
     /* Mixed precision (src/core/mixed.c): in bf16-mixed and 16-mixed,
      * mixed is 1 and half the 16-bit format (kernels/bp_mixed.h); scaled is
@@ -91,6 +91,8 @@ struct bp_network {
      * and d are NULL and live in 16 bits below. */
     int mixed, half, scaled;
     void *params_h;              /* the 16-bit working copy, params' layout */
+    int half_fresh;              /* params_h holds half(params): the update wrote it, or
+                                    bp_mixed_refresh made it; 0 after any other write */
     void *ha[BP_MAX_LAYERS + 1]; /* a^l, l = 0..L-1 (a^0: the input rounded;
                                     a[0] is NULL, the input goes here) */
     uint16_t *x_host;            /* host [max_batch, n_0]: an input batch rounded */

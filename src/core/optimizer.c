@@ -151,10 +151,18 @@ bp_status bp_optimizer_apply(bp_network *net)
     size_t count = net->param_len; /* the padding too: zero gradients, no change */
     double *parts = o->clip_grad_norm > 0.0 ? net->opt_scratch : NULL;
     BP_TRY(net->ops->check_finite(net->ctx, net->desc.dtype, net->grads, count, parts, net->scalars));
+    void *s1 = net->opt_state[0], *s2 = (slots & 2u) ? net->opt_state[1] : NULL;
+    void *s3 = (slots & 4u) ? net->opt_state[2] : NULL;
+    if (net->mixed && net->ops->optimizer_update_half != NULL) { /* the 16-bit copy too */
+        bp_status st = net->ops->optimizer_update_half(net->ctx, &net->rule, net->params, net->grads,
+                                                       s1, s2, s3, count, o->clip_grad_norm, parts,
+                                                       net->scalars, net->half, net->params_h);
+        net->half_fresh = st == BP_OK;
+        return st;
+    }
+    net->half_fresh = 0; /* (mixed: made again before the next forward pass) */
     return net->ops->optimizer_update(net->ctx, net->desc.dtype, &net->rule, net->params, net->grads,
-                                      net->opt_state[0], (slots & 2u) ? net->opt_state[1] : NULL,
-                                      (slots & 4u) ? net->opt_state[2] : NULL, count,
-                                      o->clip_grad_norm, parts, net->scalars);
+                                      s1, s2, s3, count, o->clip_grad_norm, parts, net->scalars);
 }
 
 /* ---- state as host arrays ------------------------------------------------ */

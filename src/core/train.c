@@ -70,84 +70,150 @@ static int aligned16(const void *const *ptrs, int count)
     return 1;
 }
 
+/* ---- the stored tensors ---------------------------------------------------
+ * In bf16-mixed and 16-mixed (docs/design.md, "Mixed precision") a hidden
+ * layer's a^l, z^l and the input a^0 are stored in 16 bits, every delta^l
+ * too (delta^L also in float32, where the loss writes it), and the
+ * products read the 16-bit working copy of the parameters; the output
+ * layer's z^L, a^L and the parameters' masters stay in float32. The
+ * sequence below is the same in every precision: these say which array a
+ * step reads, and the operations below them (forward_product,
+ * forward_epilogue, product, delta_epilogue) which backend operation runs
+ * it. */
+static int stored16(const bp_network *net, int l) { return net->mixed && l < net->desc.n_layers; }
+static void *act_in(const bp_network *net, int l)
+{
+    return stored16(net, l) ? net->ha[l] : net->a[l];
+}
+static void *pre_act(const bp_network *net, int l)
+{
+    return stored16(net, l) ? net->hz[l] : net->z[l];
+}
+static void *delta_of(const bp_network *net, int l) { return net->mixed ? net->hd[l] : net->d[l]; }
+static void *weight_op(const bp_network *net, int l)
+{
+    return net->mixed ? bp_mixed_weight(net, l) : weight(net, l);
+}
+static void *bias_op(const bp_network *net, int l)
+{
+    return stored16(net, l) ? bp_mixed_bias(net, l) : bias(net, l);
+}
+
+/* C = op(A) op(B) + beta C of train.c's argument lists: gemm in the
+ * network's dtype, or in a mixed precision gemm_half from 16-bit A and B
+ * with float32 sums into a float32 C, or (c_half) a 16-bit C rounded once. */
+static bp_status product(bp_network *net, const bp_gemm_args *g, int c_half)
+{
+    if (net->mixed)
+        return net->ops->gemm_half(net->ctx, net->half, g->trans_a, g->trans_b, g->m, g->n, g->k,
+                                   g->a, g->lda, g->b, g->ldb, g->beta, g->c, c_half, g->ldc);
+    return net->ops->gemm(net->ctx, net->desc.dtype, g->trans_a, g->trans_b, g->m, g->n, g->k,
+                          g->alpha, g->a, g->lda, g->b, g->ldb, g->beta, g->c, g->ldc);
+}
+
 /* A layer's forward product with its epilogue, where the backend fuses it
  * (training steps): a hidden ReLU layer with a mask as a^l = relu(W^l
  * a^{l-1} + b^l) keeping the ReLU bit-mask instead of z^l (z_skipped[l]
- * then says so); the output layer of cross-entropy, whose softmax the
- * fused output step computes from z^L, as z^L = W^L a^{L-1} + b^L.
+ * then says so; in a mixed precision over the 16-bit operands, rounded
+ * once); the output layer of cross-entropy, whose softmax the fused output
+ * step computes from z^L, as z^L = W^L a^{L-1} + b^L (float32 only).
  * BP_ERR_UNSUPPORTED when it does not fuse (not eligible, or no algorithm
  * for the shape): the layer then runs unfused. */
 static bp_status forward_fused(bp_network *net, int l, int B, int softmax)
 {
     const bp_backend_ops *ops = net->ops;
     int n_in = net->sizes[l - 1], n_out = net->sizes[l];
-    const void *ptrs[] = {weight(net, l), net->a[l - 1], bias(net, l),
-                          net->a[l],      net->z[l],     net->relu_mask[l]};
+    const void *ptrs[] = {weight_op(net, l), act_in(net, l - 1), bias_op(net, l),
+                          act_in(net, l),    pre_act(net, l),    net->relu_mask[l]};
     if (net->relu_mask[l] != NULL && aligned16(ptrs, 6)) {
-        BP_TRY(ops->linear_relu_forward(net->ctx, net->desc.dtype, weight(net, l), net->a[l - 1],
-                                        bias(net, l), net->a[l], net->relu_mask[l],
-                                        bp_relu_mask_ld(n_out), n_out, B, n_in));
-        net->z_skipped[l] = 1;
-        return BP_OK;
+        bp_status st = net->mixed
+                           ? ops->linear_relu_forward_half(
+                                 net->ctx, net->half, ptrs[0], ptrs[1], ptrs[2], act_in(net, l),
+                                 net->relu_mask[l], bp_relu_mask_ld(n_out), n_out, B, n_in)
+                           : ops->linear_relu_forward(net->ctx, net->desc.dtype, ptrs[0], ptrs[1],
+                                                      ptrs[2], act_in(net, l), net->relu_mask[l],
+                                                      bp_relu_mask_ld(n_out), n_out, B, n_in);
+        if (st == BP_OK)
+            net->z_skipped[l] = 1;
+        return st;
     }
-    if (l == net->desc.n_layers && !softmax && net->desc.loss == BP_LOSS_CROSS_ENTROPY &&
-        net->fuse_products && ops->linear_bias_forward != NULL && aligned16(ptrs, 5))
-        return ops->linear_bias_forward(net->ctx, net->desc.dtype, weight(net, l), net->a[l - 1],
-                                        bias(net, l), net->z[l], n_out, B, n_in);
-    return BP_ERR_UNSUPPORTED;
+    if (l < net->desc.n_layers || softmax || net->desc.loss != BP_LOSS_CROSS_ENTROPY ||
+        !net->fuse_products || !aligned16(ptrs, 5))
+        return BP_ERR_UNSUPPORTED;
+    if (net->mixed)
+        return ops->linear_bias_forward_half == NULL
+                   ? BP_ERR_UNSUPPORTED
+                   : ops->linear_bias_forward_half(net->ctx, net->half, ptrs[0], ptrs[1],
+                                                   bias(net, l), net->z[l], n_out, B, n_in);
+    return ops->linear_bias_forward == NULL
+               ? BP_ERR_UNSUPPORTED
+               : ops->linear_bias_forward(net->ctx, net->desc.dtype, ptrs[0], ptrs[1],
+                                          bias(net, l), net->z[l], n_out, B, n_in);
 }
 
-/* The forward pass in bf16-mixed and 16-mixed (docs/design.md, "Mixed
- * precision"), on the input the batch's loading rounded to 16 bits: the
- * 16-bit working copy of the parameters, made now, so after every update
- * and every write of the parameters; then per hidden layer
- *   z^l = half(W^l a^{l-1} + b^l)   (16-bit inputs, float32 sums, one rounding)
- *   a^l = half(sigma_l(z^l))
- * and the output layer in float32 from 16-bit inputs:
- *   z^L = W^L a^{L-1} + b^L,   a^L = sigma_L(z^L) (or the softmax)
- * with the float32 master bias, as the loss wants float32. */
-static bp_status forward_mixed(bp_network *net, int B, int softmax)
+/* z^l = W^l a^{l-1} (+ b^l): gemm(T, N, m=n_out, n=B, k=n_in, W, ld n_in,
+ * A, ld n_in, Z, ld n_out). A 16-bit z^l is rounded once from the float32
+ * sum with the bias: its rows filled with b^l, then Z = W A + Z. */
+static bp_status forward_product(bp_network *net, int l, int B)
 {
-    const bp_backend_ops *ops = net->ops;
-    int h = net->half, L = net->desc.n_layers;
-    BP_TRY(ops->to_half(net->ctx, h, net->params, net->params_h, net->param_len, NULL));
-    for (int l = 1; l < L; l++) {
-        int n_in = net->sizes[l - 1], n_out = net->sizes[l];
-        net->z_skipped[l] = 0;
-        /* Z = bias rows, then Z = W A + Z: gemm(T, N, m=n_out, n=B, k=n_in, W, ld n_in, A, ld
-         * n_in, beta 1, Z, ld n_out) */
-        BP_TRY(ops->fill_rows_half(net->ctx, h, bp_mixed_bias(net, l), net->hz[l], n_out, B));
-        BP_TRY(ops->gemm_half(net->ctx, h, T, N, n_out, B, n_in, bp_mixed_weight(net, l), n_in,
-                              net->ha[l - 1], n_in, 1.0, net->hz[l], 1, n_out));
-        BP_TRY(ops->act_half(net->ctx, h, forward_activation(net, l), net->desc.leaky_slope,
-                             net->hz[l], net->ha[l], n_out, B));
-    }
-    int n_in = net->sizes[L - 1], n_out = net->sizes[L];
-    net->z_skipped[L] = 0;
-    BP_TRY(ops->gemm_half(net->ctx, h, T, N, n_out, B, n_in, bp_mixed_weight(net, L), n_in,
-                          net->ha[L - 1], n_in, 0.0, net->z[L], 0, n_out));
-    BP_TRY(ops->bias_act(net->ctx, BP_F32, forward_activation(net, L), net->desc.leaky_slope,
-                         bias(net, L), net->z[L], net->a[L], n_out, B));
-    if (softmax && net->desc.loss == BP_LOSS_CROSS_ENTROPY)
-        BP_TRY(ops->softmax(net->ctx, BP_F32, net->z[L], net->a[L], n_out, B));
-    net->last_forward_batch = B;
+    int n_in = net->sizes[l - 1], n_out = net->sizes[l];
+    int c_half = stored16(net, l);
+    if (c_half)
+        BP_TRY(net->ops->fill_rows_half(net->ctx, net->half, bias_op(net, l), pre_act(net, l),
+                                        n_out, B));
+    bp_gemm_args g = {T,
+                      N,
+                      n_out,
+                      B,
+                      n_in,
+                      1.0,
+                      weight_op(net, l),
+                      n_in,
+                      act_in(net, l - 1),
+                      n_in,
+                      c_half ? 1.0 : 0.0,
+                      pre_act(net, l),
+                      n_out};
+    return product(net, &g, c_half);
+}
+
+/* a^l = sigma_l(z^l), after z^l += b^l where forward_product did not add
+ * it: in 16 bits a^l = half(sigma(z^l)) (act_half), else bias_act. */
+static bp_status forward_epilogue(bp_network *net, int l, int B)
+{
+    bp_activation act = forward_activation(net, l);
+    double slope = net->desc.leaky_slope;
+    if (stored16(net, l))
+        return net->ops->act_half(net->ctx, net->half, act, slope, pre_act(net, l), act_in(net, l),
+                                  net->sizes[l], B);
+    return net->ops->bias_act(net->ctx, net->desc.dtype, act, slope, bias(net, l), net->z[l],
+                              net->a[l], net->sizes[l], B);
+}
+
+/* In a mixed precision, the 16-bit working copy of the parameters, made
+ * from the float32 masters unless it holds them already (half_fresh: the
+ * backend's update wrote it, optimizer.c; every other write of the
+ * parameters clears it). Issued before every forward pass and step,
+ * outside a step's graph, whose update writes the copy again. */
+static bp_status working_copy(bp_network *net)
+{
+    if (!net->mixed || net->half_fresh)
+        return BP_OK;
+    BP_TRY(net->ops->to_half(net->ctx, net->half, net->params, net->params_h, net->param_len, NULL));
+    net->half_fresh = 1;
     return BP_OK;
 }
 
-/* Forward pass over the batch already in a^0:
+/* Forward pass over the batch already in a^0 (in a mixed precision the
+ * input the batch's loading rounded to 16 bits, the working copy made):
  *   z^l = W^l a^{l-1} + b^l,   a^l = sigma_l(z^l)
  * with the softmax of cross-entropy unless the step's fused output
  * operation computes it. fuse (training steps only): the layers the
  * backend fuses run as one product with its epilogue (forward_fused). */
 static bp_status forward_layers(bp_network *net, int B, int softmax, int fuse)
 {
-    if (net->mixed)
-        return forward_mixed(net, B, softmax);
     const bp_backend_ops *ops = net->ops;
-    bp_dtype dt = net->desc.dtype;
-    double slope = net->desc.leaky_slope;
     for (int l = 1; l <= net->desc.n_layers; l++) {
-        int n_in = net->sizes[l - 1], n_out = net->sizes[l];
         net->z_skipped[l] = 0;
         if (fuse) {
             bp_status st = forward_fused(net, l, B, softmax);
@@ -156,21 +222,21 @@ static bp_status forward_layers(bp_network *net, int B, int softmax, int fuse)
                 continue;
             }
         }
-        /* Z = W A: gemm(T, N, m=n_out, n=B, k=n_in, W, ld n_in, A, ld n_in, Z, ld n_out) */
-        BP_TRY(ops->gemm(net->ctx, dt, T, N, n_out, B, n_in, 1.0, weight(net, l), n_in,
-                         net->a[l - 1], n_in, 0.0, net->z[l], n_out));
-        /* z += b; a = sigma(z) */
-        BP_TRY(ops->bias_act(net->ctx, dt, forward_activation(net, l), slope, bias(net, l),
-                             net->z[l], net->a[l], n_out, B));
+        BP_TRY(forward_product(net, l, B));
+        BP_TRY(forward_epilogue(net, l, B));
     }
     int L = net->desc.n_layers;
     if (softmax && net->desc.loss == BP_LOSS_CROSS_ENTROPY) /* a^L = softmax(z^L) */
-        BP_TRY(ops->softmax(net->ctx, dt, net->z[L], net->a[L], net->sizes[L], B));
+        BP_TRY(ops->softmax(net->ctx, net->desc.dtype, net->z[L], net->a[L], net->sizes[L], B));
     net->last_forward_batch = B;
     return BP_OK;
 }
 
-bp_status bp_forward_pass(bp_network *net, int B) { return forward_layers(net, B, 1, 0); }
+bp_status bp_forward_pass(bp_network *net, int B)
+{
+    BP_TRY(working_copy(net));
+    return forward_layers(net, B, 1, 0);
+}
 
 /* Output delta and loss, after a forward pass of the same batch with its
  * targets loaded:
@@ -196,25 +262,44 @@ bp_status bp_output_pass(bp_network *net, int B) { return output_and_metrics(net
 
 /* The backward pass's two products of layer l (docs/design.md, section 2):
  *   dW = A D^T:     gemm(N, T, m=n_in, n=n_out, k=B, A, ld n_in, D, ld n_out, dW, ld n_in)
- *   D_prev = W^T D: gemm(N, N, m=n_in, n=B, k=n_out, W, ld n_in, D, ld n_out, out, ld n_in) */
+ *   D_prev = W^T D: gemm(N, N, m=n_in, n=B, k=n_out, W, ld n_in, D, ld n_out, out, ld n_in)
+ * (dW in float32 in every precision but 64-true; D_prev 16-bit in a mixed
+ * one). */
 static bp_gemm_args weight_grad_product(bp_network *net, int l, int B)
 {
     int n_in = net->sizes[l - 1], n_out = net->sizes[l];
-    bp_gemm_args g = {N,         T,     n_in, n_out,           B,   1.0, net->a[l - 1], n_in,
-                      net->d[l], n_out, 0.0,  dweight(net, l), n_in};
+    bp_gemm_args g = {N,
+                      T,
+                      n_in,
+                      n_out,
+                      B,
+                      1.0,
+                      act_in(net, l - 1),
+                      n_in,
+                      delta_of(net, l),
+                      n_out,
+                      0.0,
+                      dweight(net, l),
+                      n_in};
     return g;
 }
 static bp_gemm_args delta_product(bp_network *net, int l, int B)
 {
     int n_in = net->sizes[l - 1], n_out = net->sizes[l];
-    bp_gemm_args g = {N,    N,         n_in,  B,   n_out,         1.0, weight(net, l),
-                      n_in, net->d[l], n_out, 0.0, net->d[l - 1], n_in};
+    bp_gemm_args g = {N,
+                      N,
+                      n_in,
+                      B,
+                      n_out,
+                      1.0,
+                      weight_op(net, l),
+                      n_in,
+                      delta_of(net, l),
+                      n_out,
+                      0.0,
+                      delta_of(net, l - 1),
+                      n_in};
     return g;
-}
-static bp_status gemm(bp_network *net, const bp_gemm_args *g)
-{
-    return net->ops->gemm(net->ctx, net->desc.dtype, g->trans_a, g->trans_b, g->m, g->n, g->k,
-                          g->alpha, g->a, g->lda, g->b, g->ldb, g->beta, g->c, g->ldc);
 }
 
 /* dL/dW^l (and, when not yet done, dL/db^l) of layer l:
@@ -234,126 +319,128 @@ static bp_status layer_gradients(bp_network *net, int l, int B, int bias_done, i
         if (st != BP_ERR_UNSUPPORTED)
             return st;
     }
-    BP_TRY(ops->gemm(net->ctx, dt, N, T, n_in, n_out, B, 1.0, net->a[l - 1], n_in, net->d[l],
-                     n_out, 0.0, dweight(net, l), n_in));
+    bp_gemm_args dw = weight_grad_product(net, l, B);
+    BP_TRY(product(net, &dw, 0));
     return bias_done ? BP_OK : ops->bias_grad(net->ctx, dt, net->d[l], dbias(net, l), n_out, B);
 }
 
-/* The backward pass in bf16-mixed and 16-mixed: delta^L rounded to 16 bits
- * (times the loss scale in 16-mixed), then per layer, from 16-bit inputs
- * with float32 sums,
- *   dL/dW^l = delta^l (a^{l-1})^T                        (float32)
- *   delta^{l-1} = half(half((W^l)^T delta^l) sigma'(z^{l-1}))
- *   dL/db^{l-1} = sum over the batch of delta^{l-1}       (float32)
- * and in 16-mixed the gradients unscaled (scalars: a training step, whose
- * guard a non-finite value sets). */
-static bp_status backward_mixed(bp_network *net, int B, bp_step_scalars *scalars)
+/* In a mixed precision, before the layers: the stored delta^L,
+ * half(delta^L) (times the loss scale in 16-mixed), and dL/db^L, its
+ * float32 sum over the batch (delta_half, in the order of
+ * kernels/bp_mixed.h). */
+static bp_status store_output_delta(bp_network *net, int B)
+{
+    int L = net->desc.n_layers;
+    const double *scale = net->scaled ? &net->scalars->loss_scale : NULL;
+    BP_TRY(net->ops->to_half(net->ctx, net->half, net->d[L], net->hd[L],
+                             (size_t)B * (size_t)net->sizes[L], scale));
+    return net->ops->delta_half(net->ctx, net->half, BP_ACT_IDENTITY, 0.0, NULL, NULL, net->hd[L],
+                                dbias(net, L), net->sizes[L], B);
+}
+
+/* delta^{l-1} = (W^T D) (.) mask and dL/db^{l-1} of a layer whose forward
+ * product was fused: D_prev's product with its epilogue (in a mixed
+ * precision then delta_half's sum for the bias gradient).
+ * BP_ERR_UNSUPPORTED, having issued nothing: no fused algorithm for this
+ * shape, so unfused. */
+static bp_status delta_fused(bp_network *net, int l, int B)
+{
+    int n_in = net->sizes[l - 1], n_out = net->sizes[l];
+    void *d_prev = delta_of(net, l - 1), *mask = net->relu_mask[l - 1];
+    const void *ptrs[] = {weight_op(net, l), delta_of(net, l), mask, d_prev, dbias(net, l - 1)};
+    if (!aligned16(ptrs, 5))
+        return BP_ERR_UNSUPPORTED;
+    if (!net->mixed)
+        return net->ops->linear_drelu_backward(net->ctx, net->desc.dtype, ptrs[0], ptrs[1], mask,
+                                               bp_relu_mask_ld(n_in), d_prev, dbias(net, l - 1),
+                                               n_in, B, n_out);
+    BP_TRY(net->ops->linear_drelu_half(net->ctx, net->half, ptrs[0], ptrs[1], mask,
+                                       bp_relu_mask_ld(n_in), d_prev, n_in, B, n_out));
+    return net->ops->delta_half(net->ctx, net->half, BP_ACT_IDENTITY, 0.0, NULL, NULL, d_prev,
+                                dbias(net, l - 1), n_in, B);
+}
+
+/* delta^{l-1} (.)= sigma'(z^{l-1}) after D_prev's product, z^{l-1} read
+ * from a^{l-1} where the forward pass did not store it (for ReLU, a > 0
+ * exactly when z > 0). Returns through *bias_done whether dL/db^{l-1} was
+ * summed with it: always in a mixed precision (delta_half, rounding the
+ * delta to 16 bits), where the backend has delta_bias_grad otherwise. */
+static bp_status delta_epilogue(bp_network *net, int l, int B, int *bias_done)
 {
     const bp_backend_ops *ops = net->ops;
-    int h = net->half, L = net->desc.n_layers;
-    const double *scale = net->scaled ? &net->scalars->loss_scale : NULL;
-    BP_TRY(ops->to_half(net->ctx, h, net->d[L], net->hd[L], (size_t)B * (size_t)net->sizes[L],
-                        scale));
-    BP_TRY(ops->delta_half(net->ctx, h, BP_ACT_IDENTITY, 0.0, NULL, NULL, net->hd[L],
-                           dbias(net, L), net->sizes[L], B));
-    for (int l = L; l >= 1; l--) {
-        int n_in = net->sizes[l - 1], n_out = net->sizes[l];
-        /* dW = A D^T: gemm(N, T, m=n_in, n=n_out, k=B, A, ld n_in, D, ld n_out, dW, ld n_in) */
-        BP_TRY(ops->gemm_half(net->ctx, h, N, T, n_in, n_out, B, net->ha[l - 1], n_in, net->hd[l],
-                              n_out, 0.0, dweight(net, l), 0, n_in));
-        BP_TRY(bp_dist_layer_ready(net, l, B));
-        if (l == 1)
-            break;
-        /* D_prev = W^T D: gemm(N, N, m=n_in, n=B, k=n_out, W, ld n_in, D, ld n_out, out, ld n_in) */
-        BP_TRY(ops->gemm_half(net->ctx, h, N, N, n_in, B, n_out, bp_mixed_weight(net, l), n_in,
-                              net->hd[l], n_out, 0.0, net->hd[l - 1], 1, n_in));
-        BP_TRY(ops->delta_half(net->ctx, h, forward_activation(net, l - 1), net->desc.leaky_slope,
-                               net->hz[l - 1], net->ha[l - 1], net->hd[l - 1], dbias(net, l - 1),
-                               n_in, B));
-    }
-    BP_TRY(bp_dist_wait(net, scalars));
-    if (net->scaled)
-        BP_TRY(ops->unscale(net->ctx, net->grads, net->param_len, scale, scalars));
-    net->last_backward_batch = B;
-    return BP_OK;
+    bp_activation act = forward_activation(net, l - 1);
+    double slope = net->desc.leaky_slope;
+    int n_in = net->sizes[l - 1];
+    void *a = act_in(net, l - 1), *d = delta_of(net, l - 1), *db = dbias(net, l - 1);
+    const void *z = net->z_skipped[l - 1] ? a : pre_act(net, l - 1);
+    *bias_done = net->mixed || ops->delta_bias_grad != NULL;
+    if (net->mixed)
+        return ops->delta_half(net->ctx, net->half, act, slope, z, a, d, db, n_in, B);
+    if (ops->delta_bias_grad != NULL)
+        return ops->delta_bias_grad(net->ctx, net->desc.dtype, act, slope, z, a, d, db, n_in, B);
+    return ops->hadamard_delta(net->ctx, net->desc.dtype, act, slope, z, a, d,
+                               (size_t)B * (size_t)n_in);
 }
 
 /* Backward pass, after the output pass:
  *   dL/dW^l = delta^l (a^{l-1})^T,  dL/db^l = sum over the batch of delta^l
  *   delta^{l-1} = ((W^l)^T delta^l) (.) sigma_{l-1}'(z^{l-1})
- * output_bias_done: the fused output operation already summed dL/db^L. A
- * backend's fused delta_bias_grad computes delta^{l-1} and dL/db^{l-1}
- * together; for a layer the forward pass fused, linear_drelu_backward does
- * the product too, with that layer's ReLU mask (and when it cannot, the
- * generic path takes sigma' from a^{l-1}: for ReLU, a > 0 exactly when
- * z > 0). fuse (training steps): the output layer's bias gradient may come
- * with its weight gradient (layer_gradients). A backend with gemm2 (the
- * CPU, which fuses no epilogue) runs a hidden layer's two products, dW and
- * D_prev, as one operation instead. scalars: a training step's (the
- * data-parallel guard), or NULL. */
+ * In a mixed precision from 16-bit inputs with float32 sums, delta^{l-1}
+ * rounded to 16 bits, dL/dW^l and dL/db^l in float32, delta^L stored first
+ * (store_output_delta), and in 16-mixed the gradients unscaled at the end.
+ * output_bias_done: the fused output operation already summed dL/db^L.
+ * For a layer the forward pass fused, delta_fused does D_prev's product
+ * too, with that layer's ReLU mask. fuse (training steps): the output
+ * layer's bias gradient may come with its weight gradient
+ * (layer_gradients). A backend with gemm2 (the CPU, which fuses no
+ * epilogue) runs a hidden layer's two float products, dW and D_prev, as one
+ * operation instead. scalars: a training step's (the data-parallel guard;
+ * 16-mixed's unscaling sets its skip flag), or NULL. */
 static bp_status backward_layers(bp_network *net, int B, int output_bias_done, int fuse,
                                  bp_step_scalars *scalars)
 {
     const bp_backend_ops *ops = net->ops;
-    bp_dtype dt = net->desc.dtype;
-    double slope = net->desc.leaky_slope;
-    int L = net->desc.n_layers;
-
     int bias_done = output_bias_done; /* dL/db^l of the layer l below is computed */
-    for (int l = L; l >= 1; l--) {
-        int n_in = net->sizes[l - 1], n_out = net->sizes[l];
+    if (net->mixed) {
+        BP_TRY(store_output_delta(net, B));
+        bias_done = 1;
+    }
+    for (int l = net->desc.n_layers; l >= 1; l--) {
         bp_gemm_args dp = delta_product(net, l, B);
         int skipped = l > 1 && net->z_skipped[l - 1];
-        int pair = l > 1 && !skipped && ops->gemm2 != NULL; /* dW and D_prev at once */
+        int pair = l > 1 && !skipped && ops->gemm2 != NULL && !net->mixed; /* dW and D_prev */
         if (pair) {
             bp_gemm_args dw = weight_grad_product(net, l, B);
-            BP_TRY(ops->gemm2(net->ctx, dt, &dw, &dp));
+            BP_TRY(ops->gemm2(net->ctx, net->desc.dtype, &dw, &dp));
             if (!bias_done)
-                BP_TRY(ops->bias_grad(net->ctx, dt, net->d[l], dbias(net, l), n_out, B));
+                BP_TRY(ops->bias_grad(net->ctx, net->desc.dtype, net->d[l], dbias(net, l),
+                                      net->sizes[l], B));
         } else {
-            BP_TRY(layer_gradients(net, l, B, bias_done, fuse && l == L));
+            BP_TRY(layer_gradients(net, l, B, bias_done, fuse && l == net->desc.n_layers));
         }
         bias_done = 0;
         BP_TRY(bp_dist_layer_ready(net, l, B)); /* data-parallel: start layer l's all-reduce */
-        if (l > 1) {
-            const void *ptrs[] = {weight(net, l), net->d[l], net->relu_mask[l - 1], net->d[l - 1],
-                                  dbias(net, l - 1)};
-            if (skipped && aligned16(ptrs, 5)) {
-                /* delta^{l-1} = (W^T D) (.) mask, dL/db^{l-1}: D_prev's product with its epilogue
-                 * (BP_ERR_UNSUPPORTED: no fused algorithm for this shape, so unfused) */
-                bp_status st = ops->linear_drelu_backward(
-                    net->ctx, dt, weight(net, l), net->d[l], net->relu_mask[l - 1],
-                    bp_relu_mask_ld(n_in), net->d[l - 1], dbias(net, l - 1), n_in, B, n_out);
-                if (st != BP_ERR_UNSUPPORTED) {
-                    BP_TRY(st);
-                    bias_done = 1;
-                    continue;
-                }
-            }
-            if (!pair)
-                BP_TRY(gemm(net, &dp));
-            /* delta^{l-1} (.)= sigma'(z^{l-1}) */
-            bp_activation act = forward_activation(net, l - 1);
-            const void *z = skipped ? net->a[l - 1] : net->z[l - 1];
-            if (ops->delta_bias_grad != NULL) {
-                BP_TRY(ops->delta_bias_grad(net->ctx, dt, act, slope, z, net->a[l - 1],
-                                            net->d[l - 1], dbias(net, l - 1), n_in, B));
-                bias_done = 1;
-            } else {
-                BP_TRY(ops->hadamard_delta(net->ctx, dt, act, slope, z, net->a[l - 1],
-                                           net->d[l - 1], (size_t)B * (size_t)n_in));
-            }
+        if (l == 1)
+            break;
+        bp_status st = skipped ? delta_fused(net, l, B) : BP_ERR_UNSUPPORTED;
+        if (st != BP_ERR_UNSUPPORTED) {
+            BP_TRY(st);
+            bias_done = 1;
+            continue;
         }
+        if (!pair)
+            BP_TRY(product(net, &dp, net->mixed));
+        BP_TRY(delta_epilogue(net, l, B, &bias_done));
     }
     BP_TRY(bp_dist_wait(net, scalars)); /* data-parallel: every all-reduce before the update */
+    if (net->scaled)                    /* 16-mixed */
+        BP_TRY(ops->unscale(net->ctx, net->grads, net->param_len, &net->scalars->loss_scale,
+                            scalars));
     net->last_backward_batch = B;
     return BP_OK;
 }
 
-bp_status bp_backward_pass(bp_network *net, int B)
-{
-    return net->mixed ? backward_mixed(net, B, NULL) : backward_layers(net, B, 0, 0, NULL);
-}
+bp_status bp_backward_pass(bp_network *net, int B) { return backward_layers(net, B, 0, 0, NULL); }
 
 /* The operations of one step on the device, in order, with nothing read
  * back: (the epoch's rows,) forward, output delta and metrics, backward,
@@ -376,12 +463,12 @@ static bp_status issue_step(bp_network *net, int B, int update, int from_epoch)
     bp_step_scalars *scalars = update ? net->scalars : NULL;
     int64_t *cursor = from_epoch ? net->cursor : NULL;
     int L = net->desc.n_layers;
-    /* The fused output step (not in mixed precision, whose output bias
-     * gradient comes from the 16-bit delta^L); it also sums dL/db^L unless
-     * a fused product of the training step will (or the layer is too large
-     * for its last block). */
-    int fused = net->ops->output_step != NULL && !net->mixed;
-    int bias_in_step = fused &&
+    /* The fused output step; it also sums dL/db^L unless a fused product
+     * of the training step will (or the layer is too large for its last
+     * block), or the precision is mixed (whose output bias gradient comes
+     * from the 16-bit delta^L: store_output_delta). */
+    int fused = net->ops->output_step != NULL;
+    int bias_in_step = fused && !net->mixed &&
                        !(update && net->fuse_products && net->ops->linear_wgrad_bgrad != NULL) &&
                        (size_t)B * (size_t)net->sizes[L] <= OUTPUT_BIAS_IN_STEP_MAX;
     BP_TRY(forward_layers(net, B, !fused, update)); /* training steps fuse */
@@ -395,10 +482,7 @@ static bp_status issue_step(bp_network *net, int B, int update, int from_epoch)
     } else {
         BP_TRY(output_and_metrics(net, B, scalars, cursor));
     }
-    if (net->mixed)
-        BP_TRY(backward_mixed(net, B, scalars));
-    else
-        BP_TRY(backward_layers(net, B, bias_in_step, update, scalars));
+    BP_TRY(backward_layers(net, B, bias_in_step, update, scalars));
     if (update) /* the guard on the gradients, then the update (nothing when skip is set) */
         BP_TRY(bp_optimizer_apply(net));
     if (update && net->scaled) /* 16-mixed: the loss scale follows the guard */
@@ -465,6 +549,7 @@ static bp_status step_loaded(const char *fn, bp_network *net, int B, int update,
     BP_TRY(bp_dist_prepare(net, B));
     if (update)
         BP_TRY(bp_optimizer_upload_lr(net)); /* ordered, no wait; outside any graph */
+    BP_TRY(working_copy(net));
     BP_TRY(issue_step(net, B, update, 0));
     return finish_step(fn, net, update, loss);
 }
@@ -653,6 +738,7 @@ static bp_status epoch_step(const char *fn, bp_network *net, int batch, double *
                        fn, batch, net->epoch_rows - net->epoch_next, net->epoch_rows);
     BP_TRY(bp_dist_prepare(net, batch)); /* before the graph: the global batch's weight */
     BP_TRY(bp_optimizer_upload_lr(net)); /* before the graph: an ordered copy, no wait */
+    BP_TRY(working_copy(net));           /* before the graph: a mixed network's 16-bit copy */
     if (net->use_graphs)
         BP_TRY(graph_step(net, batch));
     else

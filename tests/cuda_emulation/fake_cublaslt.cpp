@@ -21,7 +21,10 @@
 //    or less than D's rows for the ReLU bit-mask, a missing bias or aux
 //    pointer, requestedAlgoCount <= 0 -> CUBLAS_STATUS_INVALID_VALUE;
 //  - type combinations other than all-FP32 with COMPUTE_32F / _FAST_TF32 /
-//    _FAST_16BF and FP32 scale, or all-FP64 with COMPUTE_64F -> NOT_SUPPORTED;
+//    _FAST_16BF and FP32 scale, all-FP64 with COMPUTE_64F, or BF16 or FP16
+//    A and B with C, D and the bias all of that type or all FP32 (the bias
+//    is D's type, as cublasLt.h's BIAS_DATA_TYPE default says), COMPUTE_32F
+//    and FP32 scale -> NOT_SUPPORTED;
 //  - the algorithm a heuristic returns remembers the shape, the epilogue
 //    and the alignments it assumed (the preference's minimum alignments of
 //    A, B, C, D, 256 bytes by default; for the bias and aux vectors the
@@ -48,6 +51,9 @@
 // bias[i] = the sum over the columns j = 0..n-1 of the result's row i.
 // BGRADB writes bias[j] = the sum over k of op(B)'s column j, in order, from
 // B as given (not rounded to the compute type).
+// 16-bit products run in float32 on the inputs converted exactly, the bias
+// added and the epilogue applied in float32, and D (and a bias gradient)
+// rounded to its type once, to nearest even.
 // Products run on CBLAS; TF32 and BF16 compute types round the inputs to 10
 // and 7 mantissa bits first, as fake_cuda.cpp's cublasGemmEx does, so that a
 // fused product gives the same bits as the cuBLAS GEMM plus bias_act.
@@ -174,10 +180,13 @@ int64_t bias_length(uint32_t e, int64_t m, int64_t n)
 }
 bool uses_aux(uint32_t e) { return e != CUBLASLT_EPILOGUE_DEFAULT && (e & 128u) != 0; }
 
-// Mantissa bits of the compute type's inputs (23: exact FP32), -1 for FP64,
-// -2 when not supported with these types.
+// Mantissa bits of the compute type's inputs (23: exact FP32; 16: 16-bit
+// storage, exact in float32), -1 for FP64, -2 when not supported with these
+// types.
 int input_bits(const Desc *d, cudaDataType t)
 {
+    if ((t == CUDA_R_16BF || t == CUDA_R_16F) && d->scale == CUDA_R_32F)
+        return d->compute == CUBLAS_COMPUTE_32F ? 16 : -2;
     if (t == CUDA_R_32F && d->scale == CUDA_R_32F) {
         switch (d->compute) {
         case CUBLAS_COMPUTE_32F: return 23;
@@ -194,7 +203,7 @@ int input_bits(const Desc *d, cudaDataType t)
 struct Problem {
     int64_t m, n, k;
     int bits;
-    size_t es;
+    size_t es, es_in; // C, D and the bias; A and B
 };
 
 // The checks shared by the heuristic and the product.
@@ -206,12 +215,17 @@ cublasStatus_t check_problem(const Desc *d, const Layout *a, const Layout *b, co
         !s.layouts.count(const_cast<Layout *>(b)) || !s.layouts.count(const_cast<Layout *>(c)) ||
         !s.layouts.count(const_cast<Layout *>(dl)))
         return CUBLAS_STATUS_INVALID_VALUE;
-    if (a->type != dl->type || b->type != dl->type || c->type != dl->type)
+    bool half_in = a->type == CUDA_R_16BF || a->type == CUDA_R_16F;
+    if (b->type != a->type || c->type != dl->type ||
+        (a->type != dl->type && !(half_in && dl->type == CUDA_R_32F)))
         return CUBLAS_STATUS_NOT_SUPPORTED;
-    p->bits = input_bits(d, dl->type);
+    p->bits = input_bits(d, a->type);
     if (p->bits == -2)
         return CUBLAS_STATUS_NOT_SUPPORTED;
-    p->es = dl->type == CUDA_R_32F ? sizeof(float) : sizeof(double);
+    p->es = dl->type == CUDA_R_32F   ? sizeof(float)
+            : dl->type == CUDA_R_64F ? sizeof(double)
+                                     : sizeof(uint16_t);
+    p->es_in = half_in ? sizeof(uint16_t) : p->es;
     if (d->pointer_mode != CUBLASLT_POINTER_MODE_HOST || !known_epilogue(d->epilogue))
         return CUBLAS_STATUS_NOT_SUPPORTED;
     if ((d->transa != CUBLAS_OP_N && d->transa != CUBLAS_OP_T) ||
@@ -386,6 +400,64 @@ template <typename T> struct Job {
                 db[i] = sum;
             }
         }
+    }
+};
+
+std::vector<float> widened(cudaDataType t, const void *p, size_t count)
+{
+    std::vector<float> out(count);
+    for (size_t i = 0; i < count; i++)
+        out[i] = bp_emu::from_16bit(t, static_cast<const uint16_t *>(p)[i]);
+    return out;
+}
+
+// A 16-bit product: Job<float> on the operands widened, D (and a bias
+// gradient) rounded back where they are 16-bit (a float32 D, and its bias,
+// as they are).
+struct Job16 {
+    Desc d;
+    Layout a, b, c, dl;
+    const void *pa, *pb, *pc;
+    void *pd;
+    float alpha, beta;
+
+    static std::vector<float> as_float(cudaDataType t, const void *p, size_t count)
+    {
+        if (t != CUDA_R_32F)
+            return widened(t, p, count);
+        const float *f = static_cast<const float *>(p);
+        return std::vector<float>(f, f + count);
+    }
+    static void store(cudaDataType t, const std::vector<float> &v, void *p, size_t i)
+    {
+        if (t == CUDA_R_32F)
+            static_cast<float *>(p)[i] = v[i];
+        else
+            static_cast<uint16_t *>(p)[i] = bp_emu::to_16bit(t, v[i]);
+    }
+
+    void operator()() const
+    {
+        cudaDataType t = dl.type;
+        uint32_t e = d.epilogue;
+        size_t nd = (size_t)dl.ld * dl.cols;
+        std::vector<float> fa = widened(a.type, pa, (size_t)a.ld * a.cols);
+        std::vector<float> fb = widened(a.type, pb, (size_t)b.ld * b.cols);
+        std::vector<float> fc = as_float(t, beta != 0.0f ? pc : pd, nd), fd(fc);
+        size_t nbias = (size_t)bias_length(e, (int64_t)dl.rows, (int64_t)dl.cols);
+        std::vector<float> fbias(uses_bias(e) ? as_float(t, d.bias, nbias) : std::vector<float>());
+        if (uses_bgrad(e))
+            fbias.assign(nbias, 0.0f);
+        Desc fdesc = d;
+        fdesc.bias = fbias.empty() ? nullptr : fbias.data();
+        Job<float>{fdesc,     a,         b,         c,     dl,   fa.data(),
+                   fb.data(), fc.data(), fd.data(), alpha, beta, 23}();
+        for (uint64_t j = 0; j < dl.cols; j++)
+            for (uint64_t i = 0; i < dl.rows; i++)
+                store(t, fd, pd, j * dl.ld + i);
+        if (uses_bgrad(e))
+            for (size_t i = 0; i < nbias; i++)
+                store(t, fbias, const_cast<void *>(d.bias), i);
     }
 };
 
@@ -603,13 +675,13 @@ void note_operands(const Desc *dd, const Layout *la, const Layout *lb, const Lay
                    const Layout *ld, const void *a, const void *b, const void *c, const void *d,
                    const Problem &pr, size_t es)
 {
-    auto bytes = [es](const Layout *l) {
-        return ((size_t)l->ld * (size_t)(l->cols - 1) + (size_t)l->rows) * es;
+    auto bytes = [](const Layout *l, size_t size) {
+        return ((size_t)l->ld * (size_t)(l->cols - 1) + (size_t)l->rows) * size;
     };
-    bp_emu::note_access(a, bytes(la), false);
-    bp_emu::note_access(b, bytes(lb), false);
-    bp_emu::note_access(c, bytes(lc), false);
-    bp_emu::note_access(d, bytes(ld), true);
+    bp_emu::note_access(a, bytes(la, pr.es_in), false); // A and B in 16 bits, or as C
+    bp_emu::note_access(b, bytes(lb, pr.es_in), false);
+    bp_emu::note_access(c, bytes(lc, es), false);
+    bp_emu::note_access(d, bytes(ld, es), true);
     uint32_t e = dd->epilogue;
     if (uses_bias(e) || uses_bgrad(e))
         bp_emu::note_access(dd->bias, (size_t)bias_length(e, pr.m, pr.n) * es, uses_bgrad(e));
@@ -675,8 +747,8 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
     if (lt().failed != 0 && dd->epilogue == lt().failed)
         return lt().failed_status;
     size_t es = pr.es;
-    if (!extent_on(dev, a, la->rows, la->cols, la->ld, es) ||
-        !extent_on(dev, b, lb->rows, lb->cols, lb->ld, es) ||
+    if (!extent_on(dev, a, la->rows, la->cols, la->ld, pr.es_in) ||
+        !extent_on(dev, b, lb->rows, lb->cols, lb->ld, pr.es_in) ||
         !extent_on(dev, c, lc->rows, lc->cols, lc->ld, es) ||
         !extent_on(dev, d, ld->rows, ld->cols, ld->ld, es))
         return CUBLAS_STATUS_INVALID_VALUE;
@@ -695,13 +767,22 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
     cudaError_t err;
     char name[56];
     std::snprintf(name, sizeof name, "cublasLtMatmul %s", epilogue_name(e));
-    int math = pr.bits == 10  ? BP_EMU_MATH_TF32
-               : pr.bits == 7 ? BP_EMU_MATH_BF16
-               : pr.bits < 0  ? BP_EMU_MATH_FP64
-                              : BP_EMU_MATH_FP32;
+    int math = pr.bits == 10                   ? BP_EMU_MATH_TF32
+               : pr.bits == 7 || pr.bits == 16 ? BP_EMU_MATH_BF16
+               : pr.bits < 0                   ? BP_EMU_MATH_FP64
+                                               : BP_EMU_MATH_FP32;
     bp_emu_work work = bp_emu::product(name, (int)pr.m, (int)pr.n, (int)pr.k, math, es);
     note_operands(dd, la, lb, lc, ld, a, b, c, d, pr, es);
-    if (es == sizeof(float)) {
+    work.bytes += ((double)pr.es_in - (double)es) * ((double)pr.m * pr.k + (double)pr.k * pr.n);
+    if (uses_bias(e) || uses_bgrad(e)) // the bias read, or its gradient written
+        work.bytes += (double)bias_length(e, pr.m, pr.n) * (double)es;
+    if (uses_aux(e)) // the ReLU bit-mask written or read
+        work.bytes += (double)pr.m * (double)pr.n / 8.0;
+    if (pr.bits == 16) {
+        float al = *static_cast<const float *>(alpha), be = *static_cast<const float *>(beta);
+        Job16 job{*dd, *la, *lb, *lc, *ld, a, b, c, d, al, be};
+        err = bp_emu::submit_product(stream, bp_emu::logged(work, job));
+    } else if (es == sizeof(float)) {
         Job<float> job{*dd,
                        *la,
                        *lb,

@@ -596,8 +596,11 @@ cublasStatus_t gemm_ex_half(cublasHandle_t handle, cublasOperation_t ta, cublasO
     const uint16_t *ha = static_cast<const uint16_t *>(a), *hb = static_cast<const uint16_t *>(b);
     size_t na = (size_t)lda * (ta == CUBLAS_OP_N ? k : m),
            nb = (size_t)ldb * (tb == CUBLAS_OP_N ? n : k), nc = (size_t)ldc * n;
-    submit(st,
-           bp_emu::logged(bp_emu::product("cublasGemmEx 16-bit", m, n, k, BP_EMU_MATH_BF16, 2), [=] {
+    // Declared bytes: A and B 16-bit, C written in its type (and read when beta != 0).
+    bp_emu_work work = bp_emu::product("cublasGemmEx 16-bit", m, n, k, BP_EMU_MATH_BF16, 2);
+    work.bytes = 2.0 * ((double)m * k + (double)k * n) +
+                 (double)es_c * (double)m * n * (be != 0.0f ? 2.0 : 1.0);
+    submit(st, bp_emu::logged(work, [=] {
                std::vector<float> fa(na), fb(nb), fc;
                for (size_t i = 0; i < na; i++)
                    fa[i] = from_16(a_type, ha[i]);
@@ -1532,6 +1535,9 @@ void bp_emu_clear_sticky_error(void)
 // ---- for the fakes in their own files (fake_cuda_internal.h) -----------------
 
 namespace bp_emu {
+
+float from_16bit(cudaDataType t, uint16_t h) { return from_16(t, h); }
+uint16_t to_16bit(cudaDataType t, float f) { return to_16(t, f); }
 
 std::recursive_mutex &api_mutex() { return state().mu; }
 

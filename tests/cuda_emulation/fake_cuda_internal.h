@@ -35,6 +35,10 @@ cudaError_t submit_product(cudaStream_t stream, std::function<void()> op);
 // x rounded to `bits` mantissa bits (round to nearest even), as the TF32
 // (10) and BF16 (7) compute types round their inputs.
 float round_to_mantissa(float x, int bits);
+// A 16-bit value (CUDA_R_16BF or CUDA_R_16F) as float32, and float32 rounded
+// to the type, to nearest even (what the emulated cublasGemmEx uses).
+float from_16bit(cudaDataType t, uint16_t h);
+uint16_t to_16bit(cudaDataType t, float f);
 
 // Runs the work queued on every stream (what a device synchronisation would).
 void run_all_streams();

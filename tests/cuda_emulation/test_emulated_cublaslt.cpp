@@ -318,8 +318,9 @@ TEST(EmulatedCublasLt, ProductsAreCapturedIntoGraphs)
 
 namespace {
 
-// A float32 CUDA network of hidden ReLU layers, fused or not.
-bpt::Net relu_net(int fused)
+// A float32 CUDA network of hidden ReLU layers, fused or not (in a mixed
+// precision: the 16-bit products of src/backend/cuda/mixed.c).
+bpt::Net relu_net(int fused, bp_precision precision = BP_PRECISION_AUTO)
 {
     static const int sizes[] = {12, 32, 16, 4};
     static const bp_activation acts[] = {BP_ACT_RELU, BP_ACT_RELU, BP_ACT_IDENTITY};
@@ -333,6 +334,7 @@ bpt::Net relu_net(int fused)
     cfg.backend = BP_BACKEND_CUDA;
     cfg.max_batch = 16;
     cfg.fused_epilogues = fused;
+    cfg.precision = precision;
     bp_network *raw = nullptr;
     EXPECT_EQ(bp_network_create(&cfg, &raw), BP_OK) << bp_last_error();
     return bpt::Net(raw);
@@ -410,6 +412,35 @@ TEST(EmulatedCublasLt, RefusedProductFallsBackToTheUnfusedStep)
                 << "step " << i << ", epilogue " << failed << " status " << status;
         EXPECT_EQ(z1_stored(net.get()), failed == CUBLASLT_EPILOGUE_RELU_AUX_BIAS)
             << "epilogue " << failed << " status " << status;
+    }
+}
+
+// bf16-mixed and 16-mixed: a hidden ReLU layer runs as one 16-bit
+// RELU_AUX_BIAS product (z not stored) and its delta as one DRELU product,
+// the output layer as one BIAS product from 16-bit inputs to float32,
+// training as the unfused sequence does (the same rounding points: z =
+// half(W a + b) once, relu commuting with the rounding); with no algorithm
+// for an epilogue, that product runs unfused.
+TEST(EmulatedCublasLt, MixedPrecisionReluLayersFuseAndFallBack)
+{
+    for (bp_precision p : {BP_PRECISION_BF16_MIXED, BP_PRECISION_16_MIXED}) {
+        bpt::Net plain = relu_net(0, p);
+        std::vector<double> want = four_steps(plain.get());
+        EXPECT_TRUE(z1_stored(plain.get()));
+        for (uint32_t refused :
+             {0u, (uint32_t)CUBLASLT_EPILOGUE_DRELU, (uint32_t)CUBLASLT_EPILOGUE_RELU_AUX_BIAS,
+              (uint32_t)CUBLASLT_EPILOGUE_BIAS}) {
+            bp_emu_cublaslt_refuse(refused);
+            bpt::Net net = relu_net(1, p);
+            std::vector<double> got = four_steps(net.get());
+            bp_emu_cublaslt_refuse(0);
+            for (size_t i = 0; i < want.size(); i++)
+                EXPECT_NEAR(got[i], want[i], 1e-6 * std::max(1.0, std::fabs(want[i])))
+                    << bp_precision_name(p) << " step " << i << ", epilogue " << refused
+                    << " refused";
+            EXPECT_EQ(z1_stored(net.get()), refused == CUBLASLT_EPILOGUE_RELU_AUX_BIAS)
+                << bp_precision_name(p) << ", epilogue " << refused << " refused";
+        }
     }
 }
 

@@ -540,6 +540,18 @@ static bp_status cuda_optimizer_update(void *p, bp_dtype dt, const bp_update_rul
                                                            count, max_norm, clip_parts, scalars)));
 }
 
+static bp_status cuda_optimizer_update_half(void *p, const bp_update_rule *rule, float *w,
+                                            const float *g, float *s1, float *s2, float *s3,
+                                            size_t count, double max_norm, const double *clip_parts,
+                                            bp_step_scalars *scalars, int half, void *w_half)
+{
+    cuda_ctx *c = p;
+    ON_DEVICE(c, BP_CUDA_LAUNCH("optimizer_update",
+                                bp_launch_optimizer_update_half(c->stream, rule, w, g, s1, s2, s3,
+                                                                count, max_norm, clip_parts,
+                                                                scalars, half, w_half)));
+}
+
 static bp_status gather_on_device(cuda_ctx *c, void *dst, const void *src, const int32_t *rows,
                                   int batch, size_t row_bytes)
 {
@@ -728,6 +740,8 @@ cublasHandle_t bp_cuda_ctx_blas(void *ctx) { return ((cuda_ctx *)ctx)->blas; }
 
 const bp_cuda_mixed_sums *bp_cuda_ctx_mixed_sums(void *ctx) { return &((cuda_ctx *)ctx)->sums; }
 
+bp_lt *bp_cuda_ctx_lt(void *ctx) { return &((cuda_ctx *)ctx)->lt; }
+
 /* mixed.c's operations, like host.c's, see every earlier one's results:
  * the main stream joins the branch. */
 bp_status bp_cuda_ctx_enter(void *ctx, int *previous, int *switched)
@@ -806,6 +820,10 @@ const bp_backend_ops bp_cuda_backend_ops = {
     .fill_rows_half = bp_cuda_fill_rows_half,
     .act_half = bp_cuda_act_half,
     .delta_half = bp_cuda_delta_half,
+    .linear_relu_forward_half = bp_cuda_linear_relu_forward_half,
+    .linear_drelu_half = bp_cuda_linear_drelu_half,
+    .linear_bias_forward_half = bp_cuda_linear_bias_forward_half,
+    .optimizer_update_half = cuda_optimizer_update_half,
     .unscale = bp_cuda_unscale,
     .scaler_update = bp_cuda_scaler_update,
 };

@@ -36,7 +36,9 @@ struct bp_lt_plan {
 
 static const char *kind_name(bp_lt_kind kind)
 {
-    static const char *const names[] = {"RELU_AUX_BIAS", "BIAS", "DRELU_BGRAD", "BGRADB"};
+    static const char *const names[] = {
+        "RELU_AUX_BIAS",     "BIAS",       "DRELU_BGRAD", "BGRADB", "RELU_AUX_BIAS_BF16",
+        "RELU_AUX_BIAS_F16", "DRELU_BF16", "DRELU_F16"};
     return names[kind];
 }
 
@@ -111,16 +113,45 @@ static cublasStatus_t set_vectors(const bp_lt_plan *pl, const void *bias, const 
     return s;
 }
 
+/* The storage type of a kind's A and B: 16-bit for the mixed precisions'
+ * kinds, else float32; D and the bias are of the same type except for the
+ * BIAS_*_IN kinds (float32). */
+static cudaDataType kind_type(bp_lt_kind kind)
+{
+    switch (kind) {
+    case BP_LT_RELU_AUX_BIAS_BF16:
+    case BP_LT_DRELU_BF16:
+    case BP_LT_BIAS_BF16_IN: return CUDA_R_16BF;
+    case BP_LT_RELU_AUX_BIAS_F16:
+    case BP_LT_DRELU_F16:
+    case BP_LT_BIAS_F16_IN: return CUDA_R_16F;
+    default: return CUDA_R_32F;
+    }
+}
+static cudaDataType out_type(bp_lt_kind kind)
+{
+    return kind == BP_LT_BIAS_BF16_IN || kind == BP_LT_BIAS_F16_IN ? CUDA_R_32F : kind_type(kind);
+}
+
 /* The descriptor and layouts of a plan: transposes and epilogue of its
- * kind, compute type of the math mode, FP32 scale, packed operands. */
+ * kind, compute type of the math mode (float32 sums for 16-bit kinds),
+ * FP32 scale, packed operands. */
 static cublasStatus_t describe(const bp_lt *lt, bp_lt_plan *pl)
 {
-    static const uint32_t epilogues[] = {CUBLASLT_EPILOGUE_RELU_AUX_BIAS, CUBLASLT_EPILOGUE_BIAS,
-                                         CUBLASLT_EPILOGUE_DRELU_BGRAD, CUBLASLT_EPILOGUE_BGRADB};
-    cublasComputeType_t compute = lt->math_mode == BP_MATH_TF32   ? CUBLAS_COMPUTE_32F_FAST_TF32
+    static const uint32_t epilogues[] = {
+        CUBLASLT_EPILOGUE_RELU_AUX_BIAS, CUBLASLT_EPILOGUE_BIAS,
+        CUBLASLT_EPILOGUE_DRELU_BGRAD,   CUBLASLT_EPILOGUE_BGRADB,
+        CUBLASLT_EPILOGUE_RELU_AUX_BIAS, CUBLASLT_EPILOGUE_RELU_AUX_BIAS,
+        CUBLASLT_EPILOGUE_DRELU,         CUBLASLT_EPILOGUE_DRELU,
+        CUBLASLT_EPILOGUE_BIAS,          CUBLASLT_EPILOGUE_BIAS};
+    cudaDataType t = kind_type(pl->kind);
+    cublasComputeType_t compute = t != CUDA_R_32F                 ? CUBLAS_COMPUTE_32F
+                                  : lt->math_mode == BP_MATH_TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32
                                   : lt->math_mode == BP_MATH_BF16 ? CUBLAS_COMPUTE_32F_FAST_16BF
                                                                   : CUBLAS_COMPUTE_32F;
-    int forward = pl->kind == BP_LT_RELU_AUX_BIAS || pl->kind == BP_LT_BIAS;
+    int forward = pl->kind == BP_LT_RELU_AUX_BIAS || pl->kind == BP_LT_BIAS ||
+                  pl->kind == BP_LT_RELU_AUX_BIAS_BF16 || pl->kind == BP_LT_RELU_AUX_BIAS_F16 ||
+                  pl->kind == BP_LT_BIAS_BF16_IN || pl->kind == BP_LT_BIAS_F16_IN;
     int32_t ta = forward ? CUBLAS_OP_T : CUBLAS_OP_N;
     int32_t tb = pl->kind == BP_LT_BGRADB ? CUBLAS_OP_T : CUBLAS_OP_N;
     uint32_t epilogue = epilogues[pl->kind];
@@ -135,13 +166,13 @@ static cublasStatus_t describe(const bp_lt *lt, bp_lt_plan *pl)
     /* A as stored: k x m for TRANSA = T, m x k for N; B: k x n for N, n x k
      * for T; D: m x n. */
     if (s == CUBLAS_STATUS_SUCCESS)
-        s = forward ? cublasLtMatrixLayoutCreate(&pl->a, CUDA_R_32F, k, m, (int64_t)k)
-                    : cublasLtMatrixLayoutCreate(&pl->a, CUDA_R_32F, m, k, (int64_t)m);
+        s = forward ? cublasLtMatrixLayoutCreate(&pl->a, t, k, m, (int64_t)k)
+                    : cublasLtMatrixLayoutCreate(&pl->a, t, m, k, (int64_t)m);
     if (s == CUBLAS_STATUS_SUCCESS)
-        s = tb == CUBLAS_OP_T ? cublasLtMatrixLayoutCreate(&pl->b, CUDA_R_32F, n, k, (int64_t)n)
-                              : cublasLtMatrixLayoutCreate(&pl->b, CUDA_R_32F, k, n, (int64_t)k);
+        s = tb == CUBLAS_OP_T ? cublasLtMatrixLayoutCreate(&pl->b, t, n, k, (int64_t)n)
+                              : cublasLtMatrixLayoutCreate(&pl->b, t, k, n, (int64_t)k);
     if (s == CUBLAS_STATUS_SUCCESS)
-        s = cublasLtMatrixLayoutCreate(&pl->d, CUDA_R_32F, m, n, (int64_t)m);
+        s = cublasLtMatrixLayoutCreate(&pl->d, out_type(pl->kind), m, n, (int64_t)m);
     return s;
 }
 

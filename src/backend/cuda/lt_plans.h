@@ -28,12 +28,26 @@ extern "C" { /* (the tests read a plan's state) */
  *   BGRADB         a weight gradient, TRANSA = N, TRANSB = T: D = A B^T and
  *                  bias[j] = sum over k of B^T's column j (the bias gradient
  *                  of the layer whose delta is B).
+ * and for the mixed precisions (kernels/bp_mixed.h's formats: A, B, D and
+ * the bias 16-bit, float32 sums, D rounded once):
+ *   RELU_AUX_BIAS_BF16, _F16  as RELU_AUX_BIAS: a^l = half(relu(W a + b));
+ *   DRELU_BF16, _F16          as DRELU_BGRAD without the bias gradient
+ *                             (which delta_half sums in the order of
+ *                             bp_mixed.h): D = half((A B) (.) aux);
+ *   BIAS_BF16_IN, _F16_IN     as BIAS from 16-bit A and B, D and the bias
+ *                             float32: the output layer's z^L = W a + b.
  * Operands are packed (leading dimension = rows as stored). */
 typedef enum bp_lt_kind {
     BP_LT_RELU_AUX_BIAS,
     BP_LT_BIAS,
     BP_LT_DRELU_BGRAD,
     BP_LT_BGRADB,
+    BP_LT_RELU_AUX_BIAS_BF16,
+    BP_LT_RELU_AUX_BIAS_F16,
+    BP_LT_DRELU_BF16,
+    BP_LT_DRELU_F16,
+    BP_LT_BIAS_BF16_IN,
+    BP_LT_BIAS_F16_IN,
 } bp_lt_kind;
 
 /* A plan: the descriptors and the algorithm of one product (lt_plans.c). */
@@ -57,8 +71,8 @@ bp_status bp_lt_create(bp_lt *lt, cudaStream_t stream, void *workspace, size_t w
                        bp_math_mode math_mode);
 void bp_lt_destroy(bp_lt *lt);
 
-/* D = the product of `kind` (m x n, inner dimension k) in float32 with
- * its epilogue, on the stream. BP_ERR_UNSUPPORTED, having issued nothing,
+/* D = the product of `kind` (m x n, inner dimension k) with its epilogue,
+ * float32 sums, on the stream. BP_ERR_UNSUPPORTED, having issued nothing,
  * when cuBLASLt has no algorithm for it or refuses the call (any status
  * but success, remembered for the plan: the caller then runs the product
  * unfused, now and in later steps); another status for other failures. */

@@ -130,6 +130,36 @@ bp_status bp_cuda_delta_half(void *ctx, int half, bp_activation act, double slop
     MIXED_ON_DEVICE(ctx, delta_half_on_device(ctx, half, act, slope, z, a, d, db, n, batch));
 }
 
+/* The fused products of the mixed precisions (cuBLASLt epilogues over
+ * 16-bit operands, lt_plans.c): BP_ERR_UNSUPPORTED, having issued nothing,
+ * where cuBLASLt offers no algorithm; train.c then runs them unfused. */
+bp_status bp_cuda_linear_relu_forward_half(void *ctx, int half, const void *w, const void *a_in,
+                                           const void *bias, void *a_out, void *mask,
+                                           int64_t mask_ld, int n_out, int batch, int n_in)
+{
+    bp_lt_kind kind = half == BP_HALF_F16 ? BP_LT_RELU_AUX_BIAS_F16 : BP_LT_RELU_AUX_BIAS_BF16;
+    MIXED_ON_DEVICE(ctx, bp_lt_matmul(bp_cuda_ctx_lt(ctx), kind, n_out, batch, n_in, w, a_in,
+                                      a_out, bias, mask, mask_ld));
+}
+
+bp_status bp_cuda_linear_drelu_half(void *ctx, int half, const void *w, const void *d,
+                                    const void *mask, int64_t mask_ld, void *d_prev, int n_in,
+                                    int batch, int n_out)
+{
+    bp_lt_kind kind = half == BP_HALF_F16 ? BP_LT_DRELU_F16 : BP_LT_DRELU_BF16;
+    MIXED_ON_DEVICE(ctx, bp_lt_matmul(bp_cuda_ctx_lt(ctx), kind, n_in, batch, n_out, w, d, d_prev,
+                                      NULL, mask, mask_ld));
+}
+
+bp_status bp_cuda_linear_bias_forward_half(void *ctx, int half, const void *w, const void *a_in,
+                                           const float *bias, float *z, int n_out, int batch,
+                                           int n_in)
+{
+    bp_lt_kind kind = half == BP_HALF_F16 ? BP_LT_BIAS_F16_IN : BP_LT_BIAS_BF16_IN;
+    MIXED_ON_DEVICE(ctx, bp_lt_matmul(bp_cuda_ctx_lt(ctx), kind, n_out, batch, n_in, w, a_in, z,
+                                      bias, NULL, 0));
+}
+
 bp_status bp_cuda_unscale(void *ctx, float *g, size_t count, const double *scale,
                           bp_step_scalars *scalars)
 {

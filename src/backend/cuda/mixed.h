@@ -7,6 +7,7 @@
 #include <cublas_v2.h>
 
 #include "backend/backend.h"
+#include "backend/cuda/lt_plans.h"
 
 /* host.c: the context's cuBLAS handle, and its device made current around
  * an operation (*previous and *switched for bp_cuda_ctx_leave, which gives
@@ -14,6 +15,8 @@
 cublasHandle_t bp_cuda_ctx_blas(void *ctx);
 bp_status bp_cuda_ctx_enter(void *ctx, int *previous, int *switched);
 bp_status bp_cuda_ctx_leave(int previous, int switched, bp_status st);
+/* host.c: the context's cuBLASLt plans (lt_plans.h). */
+bp_lt *bp_cuda_ctx_lt(void *ctx);
 
 /* The device scratch of delta_half's bias-gradient parts
  * (kernels/launch_mixed.h), made with the context and kept in it: room for
@@ -48,6 +51,15 @@ bp_status bp_cuda_act_half(void *ctx, int half, bp_activation act, double slope,
                            void *a, int n, int batch);
 bp_status bp_cuda_delta_half(void *ctx, int half, bp_activation act, double slope, const void *z,
                              const void *a, void *d, float *db, int n, int batch);
+bp_status bp_cuda_linear_relu_forward_half(void *ctx, int half, const void *w, const void *a_in,
+                                           const void *bias, void *a_out, void *mask,
+                                           int64_t mask_ld, int n_out, int batch, int n_in);
+bp_status bp_cuda_linear_drelu_half(void *ctx, int half, const void *w, const void *d,
+                                    const void *mask, int64_t mask_ld, void *d_prev, int n_in,
+                                    int batch, int n_out);
+bp_status bp_cuda_linear_bias_forward_half(void *ctx, int half, const void *w, const void *a_in,
+                                           const float *bias, float *z, int n_out, int batch,
+                                           int n_in);
 bp_status bp_cuda_unscale(void *ctx, float *g, size_t count, const double *scale,
                           bp_step_scalars *scalars);
 bp_status bp_cuda_scaler_update(void *ctx, bp_step_scalars *scalars);
