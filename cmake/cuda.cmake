@@ -12,6 +12,7 @@ if(BP_HAVE_CUDA)
   set(BP_CUDA_SOURCES
     src/backend/cuda/host.c
     src/backend/cuda/lt_plans.c
+    src/backend/cuda/branch.c
     src/backend/cuda/mixed.c
     src/backend/cuda/devices.c
     ${BP_KERNEL_SOURCES})

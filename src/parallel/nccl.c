@@ -171,6 +171,8 @@ static bp_status nccl_start(bp_comm *c, bp_network *net, void *p, size_t count, 
     if (ce != cudaSuccess)
         st = bp_comm_fail(c, "ordering the all-reduce after the gradients: %s",
                           cudaGetErrorString(ce));
+    else /* and after the weight gradients of the network's side stream */
+        st = bp_cuda_ctx_branch_before(net->ctx, e->stream);
     /* sum over ranks of (b_r / B) g_r, the scalar read on the device */
     ncclResult_t r = ncclSuccess;
     if (st == BP_OK &&
@@ -206,8 +208,11 @@ static bp_status nccl_sync(bp_comm *c, bp_network *net)
     nccl_engine *e = c->impl;
     BP_TRY(usable(c));
     int previous = enter(e);
-    cudaError_t ce = cudaEventRecord(e->synced, bp_cuda_ctx_stream(net->ctx));
-    bp_status st = ce == cudaSuccess
+    bp_status joined = bp_cuda_ctx_join(net->ctx);
+    cudaError_t ce = joined == BP_OK ? cudaEventRecord(e->synced, bp_cuda_ctx_stream(net->ctx))
+                                     : cudaErrorUnknown;
+    bp_status st = joined != BP_OK ? joined
+                   : ce == cudaSuccess
                        ? wait_event(c, e->synced, "the data-parallel step")
                        : bp_comm_fail(c, "cudaEventRecord: %s", cudaGetErrorString(ce));
     leave(e, previous);

@@ -33,6 +33,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include <ucontext.h>
@@ -105,6 +106,17 @@ inline void bp_emu_declare_work(const char *name, double bytes, double flops, do
 extern "C" void bp_emu_describe_launch(const char *name, unsigned blocks, unsigned threads,
                                        double bytes, double flops, double tail_bytes, int declared)
     __attribute__((weak));
+
+// A kernel's pointer arguments, for the emulated runtime's race check
+// (emu_hooks.h: races): the first element of each, written when it is not
+// a pointer to const.
+extern "C" void bp_emu_note_access(const void *p, int write) __attribute__((weak));
+template <typename A> void bp_emu_note_arg(const A &) {}
+template <typename T> void bp_emu_note_arg(T *const &p)
+{
+    if (bp_emu_note_access != nullptr)
+        bp_emu_note_access(p, !std::is_const<T>::value);
+}
 
 inline thread_local bool bp_emu_sequential = false;
 inline thread_local cudaError_t bp_emu_last_error = cudaSuccess;
@@ -549,6 +561,7 @@ void bp_emu_launch(cudaStream_t stream, Kernel kernel, dim3 grid, dim3 block, si
         bp_emu_run(kernel, grid, block, args...);
         return;
     }
+    (bp_emu_note_arg(args), ...);
     using Job = std::function<void()>;
     Job *job = new Job([=] { bp_emu_run(kernel, grid, block, args...); });
     int err = bp_emu_enqueue(

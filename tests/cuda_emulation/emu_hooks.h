@@ -21,6 +21,13 @@ typedef struct bp_emu_counters {
     long long runtime_calls;   /* every CUDA runtime call, kernel launches included */
     long long captured_work;   /* kernels, products and copies recorded into graphs */
     long long pinned_bytes;    /* pinned host memory alive now (not a count of calls) */
+    /* Races: work on one stream that touched memory another stream's
+     * earlier work wrote (or wrote memory it touched) with no event, host
+     * wait or stream order between them. Products and copies touch their
+     * whole operands, kernels the first element of each pointer argument
+     * (written when the pointer is not to const); a replayed graph is
+     * checked when it is captured. The first few are described on stderr. */
+    long long races;
 } bp_emu_counters;
 
 void bp_emu_counters_get(bp_emu_counters *out);
@@ -40,6 +47,7 @@ void bp_emu_clear_sticky_error(void);
  * kernel_util.cuh: BP_DECLARE_WORK), each cuBLAS / cuBLASLt product with its
  * shape and math, each copy and memset with its bytes. */
 enum { BP_EMU_WORK_KERNEL = 1, BP_EMU_WORK_GEMM = 2, BP_EMU_WORK_COPY = 3 };
+enum { BP_EMU_MAX_DEPS = 8 };
 enum { BP_EMU_MATH_FP32 = 0, BP_EMU_MATH_TF32 = 1, BP_EMU_MATH_BF16 = 2, BP_EMU_MATH_FP64 = 3 };
 typedef struct bp_emu_work {
     int kind;
@@ -51,6 +59,15 @@ typedef struct bp_emu_work {
     double tail_bytes; /* kernels: bytes one block reads after all others finished */
     int m, n, k, math; /* products: the shape, BP_EMU_MATH_* */
     int declared;      /* kernels: 1 when the launcher declared its work */
+    /* Its place in the device's dependency graph: every piece of work is a
+     * node (numbered in the order it was issued; a replayed graph's nodes
+     * anew at each launch); deps are the nodes it waits for, by stream order
+     * and by events (cudaStreamWaitEvent), as recorded by the stream or the
+     * capture that issued it. deps_count -1: more than fit in deps (after
+     * every earlier node). */
+    long long node;
+    int deps_count;
+    long long deps[BP_EMU_MAX_DEPS];
 } bp_emu_work;
 
 /* Record-only: from now on the device runs nothing; work is only counted

@@ -665,6 +665,37 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t handle, cublasLtM
     return CUBLAS_STATUS_SUCCESS;
 }
 
+} // extern "C"
+
+namespace {
+
+// For the emulated runtime's race check: what the product reads and writes.
+template <typename Desc, typename Layout, typename Problem>
+void note_operands(const Desc *dd, const Layout *la, const Layout *lb, const Layout *lc,
+                   const Layout *ld, const void *a, const void *b, const void *c, const void *d,
+                   const Problem &pr, size_t es)
+{
+    auto bytes = [](const Layout *l, size_t size) {
+        return ((size_t)l->ld * (size_t)(l->cols - 1) + (size_t)l->rows) * size;
+    };
+    bp_emu::note_access(a, bytes(la, pr.es_in), false); // A and B in 16 bits, or as C
+    bp_emu::note_access(b, bytes(lb, pr.es_in), false);
+    bp_emu::note_access(c, bytes(lc, es), false);
+    bp_emu::note_access(d, bytes(ld, es), true);
+    uint32_t e = dd->epilogue;
+    if (uses_bias(e) || uses_bgrad(e))
+        bp_emu::note_access(dd->bias, (size_t)bias_length(e, pr.m, pr.n) * es, uses_bgrad(e));
+    if (uses_aux(e)) {
+        size_t bits = (size_t)dd->aux_ld * (size_t)(pr.n - 1) + (size_t)pr.m;
+        bool forward = e == CUBLASLT_EPILOGUE_RELU_AUX || e == CUBLASLT_EPILOGUE_RELU_AUX_BIAS;
+        bp_emu::note_access(dd->aux, (bits + 7) / 8, forward);
+    }
+}
+
+} // namespace
+
+extern "C" {
+
 cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc,
                               const void *alpha, const void *a, cublasLtMatrixLayout_t adesc,
                               const void *b, cublasLtMatrixLayout_t bdesc, const void *beta,
@@ -741,6 +772,7 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
                : pr.bits < 0                   ? BP_EMU_MATH_FP64
                                                : BP_EMU_MATH_FP32;
     bp_emu_work work = bp_emu::product(name, (int)pr.m, (int)pr.n, (int)pr.k, math, es);
+    note_operands(dd, la, lb, lc, ld, a, b, c, d, pr, es);
     work.bytes += ((double)pr.es_in - (double)es) * ((double)pr.m * pr.k + (double)pr.k * pr.n);
     if (uses_bias(e) || uses_bgrad(e)) // the bias read, or its gradient written
         work.bytes += (double)bias_length(e, pr.m, pr.n) * (double)es;

@@ -63,8 +63,18 @@ const size_t kDeviceMemory = (size_t)16 << 30;
 
 struct Stream;
 
+// Nodes of the device's dependency graph (emu_hooks.h, bp_emu_work.node):
+// each a piece of logged work, with the nodes it waits for.
+using Nodes = std::vector<long long>;
+
 struct Graph {
     std::vector<std::function<void()>> ops;
+    // Per op: its node in this graph (numbered from 0; -1 for what is not
+    // logged work) and the graph's nodes it waits for (none: the graph's
+    // start, so whatever the launching stream waits for).
+    std::vector<long long> op_node;
+    std::vector<Nodes> op_deps;
+    long long nodes = 0;
     // Work made again at each launch (a collective's part: fake_nccl.cpp),
     // by the index of its place in ops.
     std::map<size_t, std::function<std::function<void()>(Stream *)>> made_at_launch;
@@ -82,6 +92,14 @@ struct Stream {
     Stream *capture_origin = nullptr;
     bool capture_joined = true;
     long capture_ops = 0;
+    // The nodes the next work on this stream waits for: eagerly, and in
+    // the graph being captured.
+    Nodes frontier{}, capture_frontier{};
+    // For the race check: the stream's number (-1: none yet) and its vector
+    // clock (per stream number, the last of its work this one is ordered
+    // after).
+    int id = -1;
+    std::vector<long long> clock{};
 };
 
 struct Event {
@@ -90,6 +108,8 @@ struct Event {
     Graph *captured = nullptr;     // the capture it was last recorded into, if any
     Stream *captured_on = nullptr; // the stream of that capture
     long captured_at = 0;          // captured_on's capture_ops when recorded
+    Nodes frontier;                // what a wait for it waits for (eager or in the capture)
+    std::vector<long long> clock;  // the recording stream's vector clock
 };
 
 struct Handle {
@@ -111,6 +131,18 @@ struct State {
                                        {1, {}, nullptr, false, cudaStreamCaptureModeGlobal}};
     // Captures in cudaStreamCaptureModeGlobal under way on any thread.
     int global_captures = 0;
+    // The race check: what recent work touched, the numbers given to
+    // streams, and the vector clock of what the host has waited for.
+    struct Touched {
+        uintptr_t lo, hi;
+        bool write;
+        int stream;
+        long long seq;
+        const Graph *graph; // the capture it was recorded into, or none
+    };
+    std::deque<Touched> touched;
+    int next_stream_id = 0;
+    std::vector<long long> host_clock;
     // The sticky error of a faulted kernel: every later call returns it.
     cudaError_t sticky = cudaSuccess;
     bp_emu_counters counters = {};
@@ -209,9 +241,148 @@ void device_fault(cudaError_t e)
         state().sticky = e;
 }
 
-// Work for a stream: queued, or recorded into the graph it captures.
+long long next_node = 0;
+
+// Adds b's nodes to a, once each.
+void merge_nodes(Nodes &a, const Nodes &b)
+{
+    for (long long n : b)
+        if (std::find(a.begin(), a.end(), n) == a.end())
+            a.push_back(n);
+}
+
+// A node queued on st: op runs with its place in the graph made known to
+// the work log.
+void queue_node(Stream *st, std::function<void()> op, long long node, Nodes deps)
+{
+    st->pending.push_back([op, node, deps] {
+        int n = deps.size() > BP_EMU_MAX_DEPS ? -1 : (int)deps.size();
+        bp_emu::set_running_node(node, deps.data(), n);
+        op();
+        bp_emu::set_running_node(-1, nullptr, 0);
+    });
+}
+
+// ---- the race check (emu_hooks.h: races) ----
+
+struct Access {
+    uintptr_t lo, hi;
+    bool write;
+};
+thread_local std::vector<Access> next_accesses;
+
+void merge_clock(std::vector<long long> &a, const std::vector<long long> &b)
+{
+    if (a.size() < b.size())
+        a.resize(b.size(), 0);
+    for (size_t i = 0; i < b.size(); i++)
+        a[i] = std::max(a[i], b[i]);
+}
+
+int stream_number(Stream *st)
+{
+    if (st->id < 0)
+        st->id = state().next_stream_id++;
+    return st->id;
+}
+
+// What the host has waited for is ordered before all later work: the race
+// check forgets it.
+void forget_waited_for()
+{
+    State &s = state();
+    std::deque<State::Touched> &t = s.touched;
+    t.erase(std::remove_if(t.begin(), t.end(),
+                           [&s](const State::Touched &x) {
+                               return x.graph == nullptr && (size_t)x.stream < s.host_clock.size() &&
+                                      s.host_clock[(size_t)x.stream] >= x.seq;
+                           }),
+            t.end());
+}
+
+void host_waited_for_clock(const std::vector<long long> &clock)
+{
+    merge_clock(state().host_clock, clock);
+    forget_waited_for();
+}
+
+// The host waited for st's work (a synchronisation): work issued later on
+// any stream is ordered after it.
+void host_waited_for(Stream *st) { host_waited_for_clock(st->clock); }
+
+void host_waited_for_all()
+{
+    State &s = state();
+    for (Stream *st : s.streams)
+        merge_clock(s.host_clock, st->clock);
+    for (Stream &st : s.default_stream)
+        merge_clock(s.host_clock, st.clock);
+    forget_waited_for();
+}
+
+void report_race(const State::Touched &t, const Access &a, int stream)
+{
+    State &s = state();
+    static const bool print = std::getenv("BP_EMU_QUIET_RACES") == nullptr;
+    if (++s.counters.races > 3 || !print)
+        return;
+    std::fprintf(stderr,
+                 "fake CUDA: a race: work on stream %d %s [%#lx, +%lu), which earlier work on "
+                 "stream %d %s, with no event, stream order or host wait between them\n",
+                 stream, a.write ? "writes" : "reads", (unsigned long)a.lo,
+                 (unsigned long)(a.hi - a.lo), t.stream, t.write ? "wrote" : "read");
+}
+
+// The accesses noted for the operation st gets now: each checked against
+// recent work of other streams (of the same capture, or eager) that st's
+// clock is not ordered after, then remembered.
+void check_races(Stream *st)
+{
+    std::vector<Access> acc;
+    acc.swap(next_accesses);
+    if (acc.empty())
+        return;
+    State &s = state();
+    int id = stream_number(st);
+    merge_clock(st->clock, s.host_clock);
+    if (st->clock.size() <= (size_t)id)
+        st->clock.resize((size_t)id + 1, 0);
+    long long seq = ++st->clock[(size_t)id];
+    const Graph *g = st->capture;
+    for (const State::Touched &t : s.touched) {
+        if (t.stream == id || t.graph != g ||
+            ((size_t)t.stream < st->clock.size() && st->clock[(size_t)t.stream] >= t.seq))
+            continue;
+        for (const Access &a : acc)
+            if ((a.write || t.write) && a.lo < t.hi && t.lo < a.hi)
+                report_race(t, a, id);
+    }
+    for (const Access &a : acc) {
+        s.touched.push_back(State::Touched{a.lo, a.hi, a.write, id, seq, g});
+    }
+    while (s.touched.size() > 4096)
+        s.touched.pop_front();
+}
+
+// Work for a stream: queued, or recorded into the graph it captures. Logged
+// work (bp_emu::logged) is a node that waits for the stream's frontier.
 void submit(Stream *st, std::function<void()> op)
 {
+    check_races(st);
+    bool work = bp_emu::take_work_mark();
+    if (st->capture) {
+        Graph *g = st->capture;
+        g->op_node.push_back(work ? g->nodes : -1);
+        g->op_deps.push_back(work ? st->capture_frontier : Nodes());
+        if (work)
+            st->capture_frontier = Nodes{g->nodes++};
+    }
+    if (!st->capture && work) {
+        long long node = next_node++;
+        queue_node(st, std::move(op), node, st->frontier);
+        st->frontier = Nodes{node};
+        return;
+    }
     if (st->capture) {
         state().counters.captured_work++;
         st->capture->ops.push_back(std::move(op));
@@ -290,8 +461,11 @@ cudaError_t after_wait()
     return state().sticky != cudaSuccess ? fail(state().sticky) : cudaSuccess;
 }
 
+void host_waited_for_all();
+
 void run_all()
 {
+    host_waited_for_all();
     State &s = state();
     for (Stream *st : s.streams)
         run_until(st, nullptr);
@@ -362,6 +536,11 @@ cublasStatus_t check_gemm(Handle *h, cublasOperation_t ta, cublasOperation_t tb,
     *out = h->stream ? h->stream : &s.default_stream[h->device];
     if (!(*out)->capture)
         s.counters.blas_calls++;
+    if (k > 0) {
+        bp_emu::note_access(a, ((size_t)lda * (a_cols - 1) + a_rows) * es, false);
+        bp_emu::note_access(b, ((size_t)ldb * (b_cols - 1) + b_rows) * es, false);
+    }
+    bp_emu::note_access(c, ((size_t)ldc * (n - 1) + m) * (es_c ? es_c : es), true);
     return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -451,8 +630,17 @@ extern "C" {
 
 // ---- the hook of cuda_runtime.h's kernel emulation ----------------------
 
+void bp_emu_note_access(const void *p, int write)
+{
+    LOCKED_CALL();
+    if (p != nullptr && device_of(p, 1) >= 0)
+        bp_emu::note_access(p, 1, write != 0);
+}
+
 int bp_emu_enqueue(void *stream, void (*run)(void *), void (*release)(void *), void *arg)
 {
+    std::vector<Access> accesses;
+    accesses.swap(next_accesses); // the launch's, noted just before
     API_CALL();
     if (legacy_in_capture(static_cast<cudaStream_t>(stream)))
         return forbidden_in_capture(cudaErrorStreamCaptureImplicit);
@@ -462,6 +650,7 @@ int bp_emu_enqueue(void *stream, void (*run)(void *), void (*release)(void *), v
     std::shared_ptr<void> job(arg, release);
     if (!st->capture)
         state().counters.kernel_launches++;
+    next_accesses.swap(accesses);
     submit(st, bp_emu::logged(bp_emu::take_launch_description(), [run, job] { run(job.get()); }));
     return cudaSuccess;
 }
@@ -677,6 +866,10 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, enum cudaM
         s.counters.d2h_copies += kind == cudaMemcpyDeviceToHost;
         s.counters.host_syncs += pageable; // the host waits for (or may wait for) the copy
     }
+    if (src_dev)
+        bp_emu::note_access(src, bytes, false);
+    if (dst_dev)
+        bp_emu::note_access(dst, bytes, true);
     if (bp_emu::record_only() && kind != cudaMemcpyDeviceToHost) {
         submit(st, bp_emu::logged(bp_emu::copy("cudaMemcpyAsync", bytes), [] {}));
         return cudaSuccess;
@@ -691,7 +884,9 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, enum cudaM
     }
     if (kind == cudaMemcpyDeviceToHost && pageable) {
         // Pageable destination: returns once the copy is done.
+        check_races(st);
         run_until(st, nullptr);
+        host_waited_for(st);
         if (state().sticky != cudaSuccess)
             return after_wait();
         std::memcpy(dst, src, bytes);
@@ -738,6 +933,7 @@ cudaError_t cudaMemsetAsync(void *dst, int value, size_t bytes, cudaStream_t str
         return cudaSuccess;
     if (device_of(dst, bytes) < 0)
         return fail(cudaErrorInvalidValue);
+    bp_emu::note_access(dst, bytes, true);
     submit(st, bp_emu::logged(bp_emu::copy("cudaMemsetAsync", bytes),
                               [dst, value, bytes] { std::memset(dst, value, bytes); }));
     return cudaSuccess;
@@ -779,6 +975,7 @@ cudaError_t cudaStreamSynchronize(cudaStream_t stream)
         return forbidden_in_capture(cudaErrorStreamCaptureUnsupported, st);
     state().counters.host_syncs++;
     run_until(st, nullptr);
+    host_waited_for(st);
     return after_wait();
 }
 
@@ -872,6 +1069,8 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream)
         e->captured = st->capture;
         e->captured_on = st;
         e->captured_at = st->capture_ops;
+        e->frontier = st->capture_frontier;
+        e->clock = st->clock;
         return cudaSuccess;
     }
     if (e->stream && !e->done)
@@ -880,6 +1079,8 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream)
     e->done = false;
     e->captured = nullptr;
     e->captured_on = nullptr;
+    e->frontier = st->frontier;
+    e->clock = st->clock;
     st->pending.push_back([e] { e->done = true; });
     return cudaSuccess;
 }
@@ -919,6 +1120,7 @@ cudaError_t cudaEventSynchronize(cudaEvent_t event)
     state().counters.host_syncs++;
     if (e->stream && !e->done && !e->captured)
         run_until(e->stream, e);
+    host_waited_for_clock(e->clock);
     return after_wait();
 }
 
@@ -935,7 +1137,11 @@ cudaError_t cudaEventQuery(cudaEvent_t event)
     // event, as a real GPU would have made progress while the host polled.
     if (e->stream && !e->done && !e->captured)
         run_until(e->stream, e);
-    return e->captured || e->done || e->stream == nullptr ? cudaSuccess : cudaErrorNotReady;
+    if (e->captured || e->done || e->stream == nullptr) {
+        host_waited_for_clock(e->clock);
+        return cudaSuccess;
+    }
+    return cudaErrorNotReady;
 }
 
 // A stream waits for an event: inside a capture only for an event of the
@@ -961,6 +1167,9 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned
         if (e->captured == st->capture && st == st->capture_origin && from != nullptr &&
             from != st && e->captured_at == from->capture_ops)
             from->capture_joined = true;
+        if (e->captured == st->capture)
+            merge_nodes(st->capture_frontier, e->frontier);
+        merge_clock(st->clock, e->clock);
         return cudaSuccess;
     }
     if (in_active_capture(e)) { // a fork: st joins the capture the event belongs to
@@ -971,10 +1180,15 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned
         st->capture_invalid = false;
         st->capture_joined = false;
         st->capture_ops = 0;
+        st->capture_frontier = e->frontier;
+        merge_clock(st->clock, e->clock);
         return cudaSuccess;
     }
     if (e->stream && !e->done && !e->captured && e->stream != st)
         run_until(e->stream, e); // the emulation orders streams by running the earlier work
+    if (!e->captured)
+        merge_nodes(st->frontier, e->frontier);
+    merge_clock(st->clock, e->clock);
     return cudaSuccess;
 }
 
@@ -994,6 +1208,7 @@ cudaError_t cudaStreamBeginCapture(cudaStream_t stream, enum cudaStreamCaptureMo
     st->capture_origin = st;
     st->capture_joined = true;
     st->capture_ops = 0;
+    st->capture_frontier.clear();
     capturing = st;
     state().global_captures += mode == cudaStreamCaptureModeGlobal;
     return cudaSuccess;
@@ -1022,6 +1237,10 @@ cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t *graph)
     st->capture = nullptr;
     st->capture_origin = nullptr;
     capturing = nullptr;
+    std::deque<State::Touched> &touched = state().touched;
+    touched.erase(std::remove_if(touched.begin(), touched.end(),
+                                 [g](const State::Touched &t) { return t.graph == g; }),
+                  touched.end());
     state().global_captures -= st->capture_mode == cudaStreamCaptureModeGlobal;
     *graph = nullptr;
     if (st->capture_invalid || unjoined) {
@@ -1061,12 +1280,32 @@ cudaError_t launch_locked(cudaGraphExec_t exec, cudaStream_t stream)
     if (st->capture)
         return forbidden_in_capture(); // no graphs inside graphs here
     state().counters.graph_launches++;
+    // The graph's nodes anew: its start waits for what st waits for, its
+    // end (every node no other waits for) is what st's next work waits for.
+    Nodes global(x->nodes, -1);
+    std::vector<bool> waited_for(x->nodes, false);
     for (size_t i = 0; i < x->ops.size(); i++) {
         auto made = x->made_at_launch.find(i);
-        if (made != x->made_at_launch.end())
+        long long local = i < x->op_node.size() ? x->op_node[i] : -1;
+        if (made != x->made_at_launch.end()) {
             submit(st, made->second(st));
-        else if (x->ops[i])
+        } else if (local >= 0) {
+            Nodes deps = x->op_deps[i].empty() ? st->frontier : Nodes();
+            for (long long d : x->op_deps[i]) {
+                deps.push_back(global[d]);
+                waited_for[d] = true;
+            }
+            global[local] = next_node++;
+            queue_node(st, x->ops[i], global[local], deps);
+        } else if (x->ops[i]) {
             submit(st, x->ops[i]);
+        }
+    }
+    if (x->nodes > 0) {
+        st->frontier.clear();
+        for (long long n = 0; n < x->nodes; n++)
+            if (!waited_for[n])
+                st->frontier.push_back(global[n]);
     }
     return cudaSuccess;
 }
@@ -1311,11 +1550,14 @@ int allocation_device(const void *p, size_t bytes) { return device_of(p, bytes);
 cudaError_t submit_product(cudaStream_t stream, std::function<void()> op)
 {
     LOCKED_CALL();
+    std::vector<Access> accesses;
+    accesses.swap(next_accesses); // the product's, dropped unless it is queued
     if (legacy_in_capture(stream))
         return forbidden_in_capture(cudaErrorStreamCaptureImplicit);
     Stream *st = stream_of(stream);
     if (st == nullptr || st->device != current_device)
         return cudaErrorInvalidResourceHandle;
+    next_accesses.swap(accesses);
     if (!st->capture)
         state().counters.blas_calls++;
     submit(st, std::move(op));
@@ -1323,6 +1565,12 @@ cudaError_t submit_product(cudaStream_t stream, std::function<void()> op)
 }
 
 float round_to_mantissa(float x, int bits) { return bits >= 23 ? x : round_mantissa(x, bits); }
+
+void note_access(const void *p, size_t bytes, bool write)
+{
+    if (p != nullptr && bytes > 0)
+        next_accesses.push_back(Access{(uintptr_t)p, (uintptr_t)p + bytes, write});
+}
 
 void run_all_streams()
 {

@@ -54,6 +54,16 @@ struct bp_emu_work take_launch_description();
 // A product of m x n x k (math: BP_EMU_MATH_*), and a copy or memset.
 struct bp_emu_work product(const char *name, int m, int n, int k, int math, size_t element_bytes);
 struct bp_emu_work copy(const char *name, size_t bytes);
+// The next operation this thread submits reads (write false) or writes
+// [p, p + bytes) of device memory, for the race check (emu_hooks.h: races).
+void note_access(const void *p, size_t bytes, bool write);
+// Whether the operation this thread submits next is logged work (logged()
+// marks it; the mark is taken, so cleared, here).
+bool take_work_mark();
+// The node the operation now running is, and the nodes it waits for
+// (fake_cuda.cpp sets them around each node it runs; logged() copies them
+// into the log).
+void set_running_node(long long node, const long long *deps, int deps_count);
 
 } // namespace bp_emu
 

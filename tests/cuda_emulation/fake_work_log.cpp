@@ -32,6 +32,11 @@ WorkLog &work_log()
 // bp_emu_launch leaves it just before it enqueues).
 thread_local bp_emu_work next_launch{};
 thread_local bool next_launch_set = false;
+// logged()'s mark for the next submission, and the node now running.
+thread_local bool work_mark = false;
+thread_local long long running_node = -1;
+thread_local int running_deps_count = 0;
+thread_local long long running_deps[BP_EMU_MAX_DEPS];
 
 } // namespace
 
@@ -43,15 +48,37 @@ bool record_only()
     return work_log().record_only;
 }
 
+bool take_work_mark()
+{
+    bool m = work_mark;
+    work_mark = false;
+    return m;
+}
+
+void set_running_node(long long node, const long long *deps, int deps_count)
+{
+    running_node = node;
+    running_deps_count = deps_count;
+    if (deps_count > 0)
+        std::memcpy(running_deps, deps, (size_t)deps_count * sizeof *deps);
+}
+
 std::function<void()> logged(const bp_emu_work &w, std::function<void()> op)
 {
+    work_mark = true;
     return [w, op] {
         WorkLog &l = work_log();
         bool run = true;
         {
             std::lock_guard<std::mutex> lock(l.mu);
-            if (l.open)
+            if (l.open) {
                 l.entries.push_back(w);
+                bp_emu_work &e = l.entries.back();
+                e.node = running_node;
+                e.deps_count = running_deps_count;
+                if (running_deps_count > 0)
+                    std::memcpy(e.deps, running_deps, (size_t)running_deps_count * sizeof *e.deps);
+            }
             run = !l.record_only;
         }
         if (run)

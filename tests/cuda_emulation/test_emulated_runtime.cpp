@@ -259,6 +259,65 @@ TEST(EmulatedRuntime, AForkNotJoinedBackFailsTheCapture)
     EXPECT_EQ(cudaStreamSynchronize(f.other), cudaSuccess); // an ordinary stream again
 }
 
+// Work on one stream that touches memory another stream wrote, with nothing
+// ordering the two, is a race (emu_hooks.h: races), eagerly and inside a
+// capture; an event between them (or a host wait) orders them, and two
+// streams reading the same memory do not race.
+TEST(EmulatedRuntime, UnorderedWorkOfTwoStreamsOnTheSameMemoryIsARace)
+{
+    Fixture f;
+    void *copy = nullptr;
+    ASSERT_EQ(cudaMalloc(&copy, 256), cudaSuccess);
+    long long unordered = 0, ordered = 0, both_read = 0, captured = 0;
+    auto write_then_read = [&](bool event) {
+        EXPECT_EQ(cudaMemsetAsync(f.dev, 1, 256, f.stream), cudaSuccess);
+        if (event) {
+            EXPECT_EQ(cudaEventRecord(f.event, f.stream), cudaSuccess);
+            EXPECT_EQ(cudaStreamWaitEvent(f.other, f.event, 0), cudaSuccess);
+        }
+        EXPECT_EQ(cudaMemcpyAsync(copy, f.dev, 128, cudaMemcpyDeviceToDevice, f.other), cudaSuccess);
+    };
+    bp_emu_counters c0, c1;
+    bp_emu_counters_get(&c0);
+    write_then_read(false);
+    bp_emu_counters_get(&c1);
+    unordered = c1.races - c0.races;
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    bp_emu_counters_get(&c0);
+    write_then_read(true);
+    bp_emu_counters_get(&c1);
+    ordered = c1.races - c0.races;
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    bp_emu_counters_get(&c0);
+    EXPECT_EQ(cudaMemcpyAsync(copy, f.dev, 64, cudaMemcpyDeviceToDevice, f.stream), cudaSuccess);
+    EXPECT_EQ(cudaMemcpyAsync((char *)copy + 128, f.dev, 64, cudaMemcpyDeviceToDevice, f.other),
+              cudaSuccess);
+    bp_emu_counters_get(&c1);
+    both_read = c1.races - c0.races;
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    // In a capture: the fork writes, the origin reads after the join (no
+    // race), then writes again with the fork's write not joined (a race).
+    bp_emu_counters_get(&c0);
+    ASSERT_EQ(cudaStreamBeginCapture(f.stream, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+    ASSERT_EQ(cudaEventRecord(f.event, f.stream), cudaSuccess);
+    ASSERT_EQ(cudaStreamWaitEvent(f.other, f.event, 0), cudaSuccess);
+    ASSERT_EQ(cudaMemsetAsync(copy, 0, 64, f.other), cudaSuccess);
+    ASSERT_EQ(cudaMemsetAsync(f.dev, 0, 64, f.stream), cudaSuccess); // other memory: no race
+    ASSERT_EQ(cudaMemsetAsync(copy, 2, 64, f.stream), cudaSuccess);  // the fork's: a race
+    ASSERT_EQ(cudaEventRecord(f.event, f.other), cudaSuccess);
+    ASSERT_EQ(cudaStreamWaitEvent(f.stream, f.event, 0), cudaSuccess);
+    cudaGraph_t graph = nullptr;
+    ASSERT_EQ(cudaStreamEndCapture(f.stream, &graph), cudaSuccess);
+    bp_emu_counters_get(&c1);
+    captured = c1.races - c0.races;
+    EXPECT_EQ(cudaGraphDestroy(graph), cudaSuccess);
+    EXPECT_EQ(unordered, 1);
+    EXPECT_EQ(ordered, 0);
+    EXPECT_EQ(both_read, 0);
+    EXPECT_EQ(captured, 1);
+    EXPECT_EQ(cudaFree(copy), cudaSuccess);
+}
+
 // Captured work is not work the host can wait for: on a forked stream, a
 // host wait (stream synchronise, query) is refused and spoils the capture,
 // and an event recorded on it cannot be queried or synchronised

@@ -210,3 +210,71 @@ TEST(EmulatedSteps, StagingIsBoundedAndUploadsArriveWhole)
 }
 
 } // namespace
+
+namespace {
+
+// Whether log[j] is among what log[i] waits for, directly or through
+// other nodes of the log (emu_hooks.h: node, deps).
+bool waits_for(const std::vector<bp_emu_work> &log, size_t i, size_t j)
+{
+    std::vector<size_t> todo = {i};
+    std::vector<bool> seen(log.size(), false);
+    while (!todo.empty()) {
+        size_t at = todo.back();
+        todo.pop_back();
+        for (int d = 0; d < log[at].deps_count; d++)
+            for (size_t k = 0; k < log.size(); k++)
+                if (log[k].node == log[at].deps[d] && !seen[k]) {
+                    if (k == j)
+                        return true;
+                    seen[k] = true;
+                    todo.push_back(k);
+                }
+    }
+    return false;
+}
+
+} // namespace
+
+// The weight gradients run on a side stream (src/backend/cuda/branch.h):
+// in the eager step and in the replayed graph, some product runs beside
+// another (neither waits for the other), and the guard on the gradients
+// (check_finite) waits for every product of the step, so no update sees a
+// gradient still being written, and the runtime finds no race. Without the
+// join the guard would not wait for the last weight gradients, its read of
+// them would be a race, and the capture would fail (unjoined).
+TEST(EmulatedSteps, WeightGradientsBranchAndJoinBeforeTheGuard)
+{
+    EpochNet t({12, 32, 16, 4}, 48, 16);
+    t.epoch();
+    bp_emu_counters before, after;
+    bp_emu_counters_get(&before);
+    for (int i = 0; i < 3; i++) { // eager, recorded, replayed
+        bp_emu_work_log_open();
+        t.step(16);
+        std::vector<bp_emu_work> log(256);
+        size_t n = bp_emu_work_log_close(log.data(), log.size());
+        ASSERT_LE(n, log.size());
+        log.resize(n);
+        std::vector<size_t> products;
+        size_t guard = n;
+        for (size_t k = 0; k < n; k++) {
+            ASSERT_GE(log[k].deps_count, 0) << log[k].name;
+            if (log[k].kind == BP_EMU_WORK_GEMM)
+                products.push_back(k);
+            if (std::strcmp(log[k].name, "check_finite") == 0)
+                guard = k;
+        }
+        ASSERT_LT(guard, n) << "step " << i;
+        ASSERT_EQ(products.size(), 8u) << "step " << i; // 3 forward, 3 weight gradients, 2 deltas
+        bool side_by_side = false;
+        for (size_t a : products) {
+            EXPECT_TRUE(waits_for(log, guard, a)) << "step " << i << ": " << log[a].name;
+            for (size_t b : products)
+                side_by_side |= a != b && !waits_for(log, a, b) && !waits_for(log, b, a);
+        }
+        EXPECT_TRUE(side_by_side) << "step " << i;
+    }
+    bp_emu_counters_get(&after);
+    EXPECT_EQ(after.races, before.races); // the emulated runtime's race check
+}

@@ -19,6 +19,14 @@ bp_status bp_cublas_status(cublasStatus_t err, const char *call)
 {
     if (err == CUBLAS_STATUS_SUCCESS)
         return BP_OK;
+    /* A product that failed to execute because an earlier kernel faulted
+     * (the context's sticky error, whichever stream ran it): the CUDA
+     * error is the one to report. */
+    if (err == CUBLAS_STATUS_EXECUTION_FAILED) {
+        cudaError_t why = cudaGetLastError();
+        if (why != cudaSuccess)
+            return bp_cuda_status(why, call);
+    }
     bp_status st = err == CUBLAS_STATUS_ALLOC_FAILED ? BP_ERR_OUT_OF_MEMORY : BP_ERR_CUBLAS;
     return bp_fail(st, "%s failed: %s (%s, code %d)", call, cublasGetStatusString(err),
                    cublasGetStatusName(err), (int)err);

@@ -22,6 +22,7 @@
 
 #include "launch.h"
 #include "backend/backend.h"
+#include "backend/cuda/branch.h"
 #include "backend/cuda/lt_plans.h"
 #include "backend/cuda/mixed.h"
 #include "backend/cuda/status.h"
@@ -44,6 +45,9 @@ typedef struct cuda_ctx {
     bp_math_mode math_mode;
     /* cuBLASLt for the fused products (lt_plans.c), sharing blas's workspace. */
     bp_lt lt;
+    /* The weight gradients' side stream, its own handles and workspace
+     * (branch.h). */
+    bp_cuda_branch branch;
     /* The output layer's kernels' scratch (kernels/launch.h), on the device. */
     bp_kernel_scratch *scratch;
     /* delta_half's bias-gradient parts (mixed.h), on the device. */
@@ -110,14 +114,36 @@ static void quiet_leave(int switched, int previous)
     (void)cudaGetLastError();
 }
 
-/* Runs `expr` (a bp_status) with the context's device current. */
-#define ON_DEVICE(c, expr)                               \
-    do {                                                 \
-        device_guard guard_;                             \
-        BP_TRY(enter_device((c)->device, &guard_));      \
-        bp_status on_device_status_ = (expr);            \
-        return leave_device(&guard_, on_device_status_); \
+/* Runs `expr` (a bp_status) with the context's device current, after the
+ * main stream has joined the weight-gradient branch (branch.h): the
+ * operation sees every earlier one's results. */
+#define ON_DEVICE(c, expr)                                                            \
+    do {                                                                              \
+        device_guard guard_;                                                          \
+        BP_TRY(enter_device((c)->device, &guard_));                                   \
+        bp_status on_device_status_ = bp_cuda_branch_join(&(c)->branch, (c)->stream); \
+        if (on_device_status_ == BP_OK)                                               \
+            on_device_status_ = (expr);                                               \
+        return leave_device(&guard_, on_device_status_);                              \
     } while (0)
+
+/* The same for an operation of the backward pass that reads the ranges
+ * rd[] and writes wr[]: the main stream joins the branch only when the
+ * operation would race with the branch's pending products. */
+#define ON_DEVICE_BESIDE(c, rd, wr, expr)                                                       \
+    do {                                                                                        \
+        device_guard guard_;                                                                    \
+        BP_TRY(enter_device((c)->device, &guard_));                                             \
+        bp_status on_device_status_ = bp_cuda_branch_join_if(&(c)->branch, (c)->stream, rd,     \
+                                                             (int)(sizeof rd / sizeof *rd), wr, \
+                                                             (int)(sizeof wr / sizeof *wr));    \
+        if (on_device_status_ == BP_OK)                                                         \
+            on_device_status_ = (expr);                                                         \
+        return leave_device(&guard_, on_device_status_);                                        \
+    } while (0)
+
+/* Bytes of n elements of dt. */
+static size_t dt_bytes(bp_dtype dt, size_t n) { return n * (dt == BP_F64 ? 8 : 4); }
 
 static bp_status alloc_on_device(cuda_ctx *c, size_t bytes, void **ptr);
 
@@ -130,6 +156,7 @@ static void cuda_ctx_destroy(void *p)
     int switched = quiet_enter(c->device, &previous);
     if (c->stream != NULL)
         cudaStreamSynchronize(c->stream);
+    bp_cuda_branch_destroy(&c->branch);
     for (int i = 0; i < 2; i++) {
         if (c->staged[i] != NULL)
             cudaEventDestroy(c->staged[i]);
@@ -225,6 +252,8 @@ static bp_status cuda_ctx_create(const bp_network_config *cfg, size_t staging_by
     if (st == BP_OK)
         st = BP_CUBLAS_CHECK(cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH));
     if (st == BP_OK)
+        st = bp_cuda_branch_create(&c->branch, WORKSPACE_BYTES, c->math_mode);
+    if (st == BP_OK)
         st = alloc_on_device(c, sizeof *c->scratch, (void **)&c->scratch);
     if (st == BP_OK)
         st = alloc_mixed_sums(c, cfg);
@@ -273,6 +302,7 @@ static void cuda_release(void *p, void *ptr)
     cuda_ctx *c = p;
     int previous = c->device;
     int switched = quiet_enter(c->device, &previous);
+    (void)bp_cuda_branch_join(&c->branch, c->stream);
     cudaStreamSynchronize(c->stream);
     cudaFree(ptr);
     quiet_leave(switched, previous);
@@ -382,33 +412,57 @@ static bp_status cuda_sync(void *p)
     ON_DEVICE(c, BP_CUDA_CHECK(cudaStreamSynchronize(c->stream)));
 }
 
-static bp_status gemm_on_device(cuda_ctx *c, bp_dtype dt, int trans_a, int trans_b, int m, int n,
-                                int k, double alpha, const void *a, int lda, const void *b,
-                                int ldb, double beta, void *cm, int ldc)
+static bp_status gemm_on_device(cuda_ctx *c, cublasHandle_t h, bp_dtype dt, int trans_a,
+                                int trans_b, int m, int n, int k, double alpha, const void *a,
+                                int lda, const void *b, int ldb, double beta, void *cm, int ldc)
 {
     cublasOperation_t ta = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasOperation_t tb = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
     if (dt == BP_F64)
         return BP_CUBLAS_CHECK(
-            cublasDgemm(c->blas, ta, tb, m, n, k, &alpha, a, lda, b, ldb, &beta, cm, ldc));
+            cublasDgemm(h, ta, tb, m, n, k, &alpha, a, lda, b, ldb, &beta, cm, ldc));
     float af = (float)alpha, bf = (float)beta;
     if (c->math_mode == BP_MATH_FP32)
-        return BP_CUBLAS_CHECK(
-            cublasSgemm(c->blas, ta, tb, m, n, k, &af, a, lda, b, ldb, &bf, cm, ldc));
+        return BP_CUBLAS_CHECK(cublasSgemm(h, ta, tb, m, n, k, &af, a, lda, b, ldb, &bf, cm, ldc));
     cublasComputeType_t compute = c->math_mode == BP_MATH_TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32
                                                                : CUBLAS_COMPUTE_32F_FAST_16BF;
-    return BP_CUBLAS_CHECK(cublasGemmEx(c->blas, ta, tb, m, n, k, &af, a, CUDA_R_32F, lda, b,
-                                        CUDA_R_32F, ldb, &bf, cm, CUDA_R_32F, ldc, compute,
-                                        CUBLAS_GEMM_DEFAULT));
+    return BP_CUBLAS_CHECK(cublasGemmEx(h, ta, tb, m, n, k, &af, a, CUDA_R_32F, lda, b, CUDA_R_32F,
+                                        ldb, &bf, cm, CUDA_R_32F, ldc, compute, CUBLAS_GEMM_DEFAULT));
 }
 
+/* A product's operands and result as device ranges (column-major: op(A)
+ * m x k, op(B) k x n, C m x n). */
+static void gemm_ranges(bp_dtype dt, int trans_a, int trans_b, int m, int n, int k, const void *a,
+                        int lda, const void *b, int ldb, const void *cm, int ldc, bp_range rd[2],
+                        bp_range wr[1])
+{
+    rd[0] = (bp_range){a, dt_bytes(dt, (size_t)lda * (size_t)(trans_a ? m : k))};
+    rd[1] = (bp_range){b, dt_bytes(dt, (size_t)ldb * (size_t)(trans_b ? k : n))};
+    wr[0] = (bp_range){cm, dt_bytes(dt, (size_t)ldc * (size_t)n)};
+}
+
+/* A weight gradient, dW = A D^T (backward_layers' gemm(N, T, ...) in
+ * src/core/train.c), on the branch; every other product on the main
+ * stream, joining the branch first where it would race with it. */
 static bp_status cuda_gemm(void *p, bp_dtype dt, int trans_a, int trans_b, int m, int n, int k,
                            double alpha, const void *a, int lda, const void *b, int ldb,
                            double beta, void *cm, int ldc)
 {
     cuda_ctx *c = p;
-    ON_DEVICE(
-        c, gemm_on_device(c, dt, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, cm, ldc));
+    bp_range rd[2], wr[1];
+    gemm_ranges(dt, trans_a, trans_b, m, n, k, a, lda, b, ldb, cm, ldc, rd, wr);
+    if (!trans_a && trans_b) {
+        device_guard g;
+        BP_TRY(enter_device(c->device, &g));
+        bp_status st = bp_cuda_branch_fork(&c->branch, c->stream, rd, 2, wr, 1);
+        if (st == BP_OK)
+            st = gemm_on_device(c, c->branch.blas, dt, trans_a, trans_b, m, n, k, alpha, a, lda, b,
+                                ldb, beta, cm, ldc);
+        return leave_device(&g, st);
+    }
+    ON_DEVICE_BESIDE(c, rd, wr,
+                     gemm_on_device(c, c->blas, dt, trans_a, trans_b, m, n, k, alpha, a, lda, b,
+                                    ldb, beta, cm, ldc));
 }
 
 static bp_status cuda_bias_act(void *p, bp_dtype dt, bp_activation act, double slope,
@@ -440,14 +494,21 @@ static bp_status cuda_hadamard_delta(void *p, bp_dtype dt, bp_activation act, do
                                      const void *z, const void *a, void *d, size_t count)
 {
     cuda_ctx *c = p;
-    ON_DEVICE(c, BP_CUDA_LAUNCH("hadamard_delta", bp_launch_hadamard_delta(c->stream, dt, act,
-                                                                           slope, z, a, d, count)));
+    bp_range rd[] = {{z, dt_bytes(dt, count)}, {a, dt_bytes(dt, count)}};
+    bp_range wr[] = {{d, dt_bytes(dt, count)}};
+    ON_DEVICE_BESIDE(
+        c, rd, wr,
+        BP_CUDA_LAUNCH("hadamard_delta",
+                       bp_launch_hadamard_delta(c->stream, dt, act, slope, z, a, d, count)));
 }
 
 static bp_status cuda_bias_grad(void *p, bp_dtype dt, const void *d, void *db, int n, int batch)
 {
     cuda_ctx *c = p;
-    ON_DEVICE(c, BP_CUDA_LAUNCH("bias_grad", bp_launch_bias_grad(c->stream, dt, d, db, n, batch)));
+    bp_range rd[] = {{d, dt_bytes(dt, (size_t)n * (size_t)batch)}};
+    bp_range wr[] = {{db, dt_bytes(dt, (size_t)n)}};
+    ON_DEVICE_BESIDE(
+        c, rd, wr, BP_CUDA_LAUNCH("bias_grad", bp_launch_bias_grad(c->stream, dt, d, db, n, batch)));
 }
 
 static bp_status cuda_step_metrics(void *p, bp_dtype dt, const void *sample_loss, const void *a,
@@ -536,9 +597,13 @@ static bp_status cuda_delta_bias_grad(void *p, bp_dtype dt, bp_activation act, d
                                       int batch)
 {
     cuda_ctx *c = p;
-    ON_DEVICE(c,
-              BP_CUDA_LAUNCH("delta_bias_grad", bp_launch_delta_bias_grad(c->stream, dt, act, slope,
-                                                                          z, a, d, db, n, batch)));
+    size_t count = (size_t)n * (size_t)batch;
+    bp_range rd[] = {{z, dt_bytes(dt, count)}, {a, dt_bytes(dt, count)}};
+    bp_range wr[] = {{d, dt_bytes(dt, count)}, {db, dt_bytes(dt, (size_t)n)}};
+    ON_DEVICE_BESIDE(
+        c, rd, wr,
+        BP_CUDA_LAUNCH("delta_bias_grad", bp_launch_delta_bias_grad(c->stream, dt, act, slope, z,
+                                                                    a, d, db, n, batch)));
 }
 
 /* ---- fused products (cuBLASLt epilogues, lt_plans.c) ------------------- */
@@ -547,11 +612,15 @@ static bp_status cuda_delta_bias_grad(void *p, bp_dtype dt, bp_activation act, d
  * float32 only; BP_ERR_UNSUPPORTED, having issued nothing, when cuBLASLt
  * offers no algorithm or refuses the call: train.c then runs the product
  * unfused. */
+static bp_status fused_unsupported(bp_dtype dt)
+{
+    return dt == BP_F32 ? BP_OK : bp_fail(BP_ERR_UNSUPPORTED, "fused epilogues are float32 only");
+}
+
 static bp_status fused(cuda_ctx *c, bp_dtype dt, bp_lt_kind kind, int m, int n, int k, const void *a,
                        const void *b, void *d, const void *bias, const void *aux, int64_t aux_ld)
 {
-    if (dt != BP_F32)
-        return bp_fail(BP_ERR_UNSUPPORTED, "fused epilogues are float32 only");
+    BP_TRY(fused_unsupported(dt));
     ON_DEVICE(c, bp_lt_matmul(&c->lt, kind, m, n, k, a, b, d, bias, aux, aux_ld));
 }
 
@@ -563,11 +632,22 @@ static bp_status cuda_linear_relu_forward(void *p, bp_dtype dt, const void *w, c
                  mask_ld);
 }
 
+/* Beside the branch: it writes d_prev and db of the layer below, which the
+ * branch's weight gradient of this layer neither reads nor writes. */
 static bp_status cuda_linear_drelu_backward(void *p, bp_dtype dt, const void *w, const void *d,
                                             const void *mask, int64_t mask_ld, void *d_prev,
                                             void *db, int n_in, int batch, int n_out)
 {
-    return fused(p, dt, BP_LT_DRELU_BGRAD, n_in, batch, n_out, w, d, d_prev, db, mask, mask_ld);
+    cuda_ctx *c = p;
+    BP_TRY(fused_unsupported(dt));
+    bp_range rd[] = {{w, dt_bytes(dt, (size_t)n_in * (size_t)n_out)},
+                     {d, dt_bytes(dt, (size_t)n_out * (size_t)batch)},
+                     {mask, (size_t)mask_ld / 8 * (size_t)batch}};
+    bp_range wr[] = {{d_prev, dt_bytes(dt, (size_t)n_in * (size_t)batch)},
+                     {db, dt_bytes(dt, (size_t)n_in)}};
+    ON_DEVICE_BESIDE(c, rd, wr,
+                     bp_lt_matmul(&c->lt, BP_LT_DRELU_BGRAD, n_in, batch, n_out, w, d, d_prev, db,
+                                  mask, mask_ld));
 }
 
 static bp_status cuda_linear_bias_forward(void *p, bp_dtype dt, const void *w, const void *a_in,
@@ -576,17 +656,37 @@ static bp_status cuda_linear_bias_forward(void *p, bp_dtype dt, const void *w, c
     return fused(p, dt, BP_LT_BIAS, n_out, batch, n_in, w, a_in, z, bias, NULL, 0);
 }
 
+/* A weight gradient with its bias gradient: on the branch, with the
+ * branch's own cuBLASLt plans and workspace. BP_ERR_UNSUPPORTED (no
+ * algorithm) having issued nothing but the fork, which orders nothing. */
+static bp_status wgrad_on_branch(cuda_ctx *c, const void *a_in, const void *d, void *dw, void *db,
+                                 int n_in, int batch, int n_out)
+{
+    bp_range rd[] = {{a_in, dt_bytes(BP_F32, (size_t)n_in * (size_t)batch)},
+                     {d, dt_bytes(BP_F32, (size_t)n_out * (size_t)batch)}};
+    bp_range wr[] = {{dw, dt_bytes(BP_F32, (size_t)n_in * (size_t)n_out)},
+                     {db, dt_bytes(BP_F32, (size_t)n_out)}};
+    BP_TRY(bp_cuda_branch_fork(&c->branch, c->stream, rd, 2, wr, 2));
+    return bp_lt_matmul(&c->branch.lt, BP_LT_BGRADB, n_in, n_out, batch, a_in, d, dw, db, NULL, 0);
+}
+
 static bp_status cuda_linear_wgrad_bgrad(void *p, bp_dtype dt, const void *a_in, const void *d,
                                          void *dw, void *db, int n_in, int batch, int n_out)
 {
-    return fused(p, dt, BP_LT_BGRADB, n_in, n_out, batch, a_in, d, dw, db, NULL, 0);
+    cuda_ctx *c = p;
+    BP_TRY(fused_unsupported(dt));
+    device_guard g;
+    BP_TRY(enter_device(c->device, &g));
+    return leave_device(&g, wgrad_on_branch(c, a_in, d, dw, db, n_in, batch, n_out));
 }
 
-/* For tests (backend/cuda/lt_plans.h): the state of a product's plan. */
+/* For tests (backend/cuda/lt_plans.h): the state of a product's plan (a
+ * weight gradient's in the branch's plans). */
 int bp_cuda_lt_plan_state(void *p, int kind, int m, int n, int k, const void *bias, const void *aux)
 {
     cuda_ctx *c = p;
-    return bp_lt_plan_state(&c->lt, (bp_lt_kind)kind, m, n, k, bias, aux);
+    const bp_lt *lt = kind == BP_LT_BGRADB ? &c->branch.lt : &c->lt;
+    return bp_lt_plan_state(lt, (bp_lt_kind)kind, m, n, k, bias, aux);
 }
 
 /* ---- whole steps as CUDA graphs ---------------------------------------- */
@@ -642,13 +742,36 @@ const bp_cuda_mixed_sums *bp_cuda_ctx_mixed_sums(void *ctx) { return &((cuda_ctx
 
 bp_lt *bp_cuda_ctx_lt(void *ctx) { return &((cuda_ctx *)ctx)->lt; }
 
+/* mixed.c's operations, like host.c's, see every earlier one's results:
+ * the main stream joins the branch. */
 bp_status bp_cuda_ctx_enter(void *ctx, int *previous, int *switched)
 {
+    cuda_ctx *c = ctx;
     device_guard g;
-    bp_status st = enter_device(((cuda_ctx *)ctx)->device, &g);
+    bp_status st = enter_device(c->device, &g);
     *previous = g.previous;
     *switched = g.switched;
+    if (st == BP_OK)
+        st = bp_cuda_branch_join(&c->branch, c->stream);
     return st;
+}
+
+/* For src/parallel/nccl.c (status.h): `other` waits for the weight
+ * gradients issued on the branch so far (an event, no host wait). */
+bp_status bp_cuda_ctx_branch_before(void *ctx, cudaStream_t other)
+{
+    cuda_ctx *c = ctx;
+    if (!c->branch.pending)
+        return BP_OK;
+    BP_TRY(BP_CUDA_CHECK(cudaEventRecord(c->branch.join, c->branch.stream)));
+    return BP_CUDA_CHECK(cudaStreamWaitEvent(other, c->branch.join, 0));
+}
+
+/* For src/parallel/nccl.c (status.h): the main stream joins the branch. */
+bp_status bp_cuda_ctx_join(void *ctx)
+{
+    cuda_ctx *c = ctx;
+    return bp_cuda_branch_join(&c->branch, c->stream);
 }
 
 bp_status bp_cuda_ctx_leave(int previous, int switched, bp_status st)

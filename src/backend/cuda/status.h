@@ -28,5 +28,11 @@ bp_status bp_cuda_no_device(const char *who, cudaError_t why);
 /* The stream a CUDA network's work runs on (its backend context), for the
  * data-parallel engine (src/parallel/nccl.c) to order collectives against. */
 cudaStream_t bp_cuda_ctx_stream(void *ctx);
+/* `other` waits for the weight gradients the network issued on its side
+ * stream (src/backend/cuda/branch.h), for an all-reduce of them. */
+bp_status bp_cuda_ctx_branch_before(void *ctx, cudaStream_t other);
+/* The network's stream waits for its side stream, before the host waits
+ * for the network's stream. */
+bp_status bp_cuda_ctx_join(void *ctx);
 
 #endif
