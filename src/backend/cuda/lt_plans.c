@@ -37,9 +37,10 @@ struct bp_lt_plan {
 static const char *kind_name(bp_lt_kind kind)
 {
     static const char *const names[] = {
-        "RELU_AUX_BIAS",     "BIAS",       "DRELU_BGRAD", "BGRADB", "RELU_AUX_BIAS_BF16",
-        "RELU_AUX_BIAS_F16", "DRELU_BF16", "DRELU_F16"};
-    return names[kind];
+        "RELU_AUX_BIAS",     "BIAS",       "DRELU_BGRAD", "BGRADB",       "RELU_AUX_BIAS_BF16",
+        "RELU_AUX_BIAS_F16", "DRELU_BF16", "DRELU_F16",   "BIAS_BF16_IN", "BIAS_F16_IN"};
+    _Static_assert(sizeof names / sizeof names[0] == BP_LT_KINDS, "a name for every kind");
+    return (unsigned)kind < BP_LT_KINDS ? names[kind] : "?";
 }
 
 /* The largest power of two (at most 256) that divides the address: what

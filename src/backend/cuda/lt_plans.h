@@ -48,6 +48,7 @@ typedef enum bp_lt_kind {
     BP_LT_DRELU_F16,
     BP_LT_BIAS_BF16_IN,
     BP_LT_BIAS_F16_IN,
+    BP_LT_KINDS /* how many: lt_plans.c names each */
 } bp_lt_kind;
 
 /* A plan: the descriptors and the algorithm of one product (lt_plans.c). */
