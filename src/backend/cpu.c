@@ -472,6 +472,19 @@ static bp_status cpu_optimizer_update(void *ctx, bp_dtype dt, const bp_update_ru
     return BP_OK;
 }
 
+/* In a mixed precision: the update, then the 16-bit working copy of the
+ * updated parameters (what the CUDA update writes as it goes; a skipped
+ * step leaves w as it was, and its copy with it). */
+static bp_status cpu_optimizer_update_half(void *ctx, const bp_update_rule *rule, float *w,
+                                           const float *g, float *s1, float *s2, float *s3,
+                                           size_t count, double max_norm, const double *clip_parts,
+                                           bp_step_scalars *scalars, int half, void *w_half)
+{
+    BP_TRY(cpu_optimizer_update(ctx, BP_F32, rule, w, g, s1, s2, s3, count, max_norm, clip_parts,
+                                scalars));
+    return bp_cpu_to_half(ctx, half, w, w_half, count, NULL);
+}
+
 typedef struct gather_job {
     void *dst;
     const void *src;
@@ -533,6 +546,7 @@ const bp_backend_ops bp_cpu_backend_ops = {
     .step_metrics = bp_cpu_step_metrics,
     .check_finite = cpu_check_finite,
     .optimizer_update = cpu_optimizer_update,
+    .optimizer_update_half = cpu_optimizer_update_half,
     .gather_rows = cpu_gather_rows,
     .gather_epoch = cpu_gather_epoch,
     /* no graphs: train.c runs every step eagerly */
