@@ -39,7 +39,7 @@ static bp_status set_param(bp_network *net, size_t index, double value)
 {
     float f = (float)value;
     const void *src = net->desc.dtype == BP_F32 ? (const void *)&f : (const void *)&value;
-    net->half_fresh = 0; /* (mixed: the working copy is made again, src/core/train.c) */
+    bp_network_params_written(net);
     return net->ops->upload(net->ctx, bp_at(net->params, index, net->esize), src, net->esize);
 }
 
@@ -220,7 +220,7 @@ bp_status bp_network_gradcheck(bp_network *net, const void *x, const void *targe
     }
     /* Leave the network as the caller had it: original parameters (restored
      * element by element above) and the gradients at those parameters. */
-    net->half_fresh = 0;
+    bp_network_params_written(net);
     if (st == BP_OK)
         st = net->ops->upload(net->ctx, net->params, params, bytes);
     if (st == BP_OK)

@@ -389,7 +389,7 @@ bp_status bp_network_get_gradients(const bp_network *net, int layer, void *dweig
 bp_status bp_network_set_params(bp_network *net, int layer, const void *weight, const void *bias)
 {
     BP_TRY(bp_network_check_layer("bp_network_set_params", net, layer));
-    net->half_fresh = 0; /* (mixed: the working copy is made again, src/core/train.c) */
+    bp_network_params_written(net);
     size_t es = net->esize;
     size_t nw = (size_t)net->sizes[layer - 1] * (size_t)net->sizes[layer];
     if (weight != NULL)

@@ -92,7 +92,8 @@ struct bp_network {
     int mixed, half, scaled;
     void *params_h;              /* the 16-bit working copy, params' layout */
     int half_fresh;              /* params_h holds half(params): the update wrote it, or
-                                    bp_mixed_refresh made it; 0 after any other write */
+                                    train.c's working_copy made it; see
+                                    bp_network_params_written */
     void *ha[BP_MAX_LAYERS + 1]; /* a^l, l = 0..L-1 (a^0: the input rounded;
                                     a[0] is NULL, the input goes here) */
     uint16_t *x_host;            /* host [max_batch, n_0]: an input batch rounded */
@@ -113,6 +114,11 @@ bp_status bp_step_state_create(bp_network *net, const bp_network_config *cfg);
 void bp_step_state_free(bp_network *net);
 /* Drops the captured step graphs (their addresses or shapes changed). */
 void bp_step_graphs_release(bp_network *net);
+
+/* Every write of net->params but the optimizer's update calls this: in a
+ * mixed precision the 16-bit working copy no longer holds them, and
+ * src/core/train.c makes it again before the next pass or step. */
+static inline void bp_network_params_written(bp_network *net) { net->half_fresh = 0; }
 
 /* Bits per sample of a layer's ReLU bit-mask: cuBLASLt's EPILOGUE_AUX_LD,
  * a multiple of 128 and at least the layer's width n. */

@@ -189,7 +189,7 @@ static bp_status copy_state(bp_network *dst, const bp_network *src)
         return bp_fail(BP_ERR_OUT_OF_MEMORY, "bp_trainer_create: no memory to copy a network");
     const void *from[4] = {src->params, src->opt_state[0], src->opt_state[1], src->opt_state[2]};
     void *to[4] = {dst->params, dst->opt_state[0], dst->opt_state[1], dst->opt_state[2]};
-    dst->half_fresh = 0; /* (mixed: the working copy is made again, src/core/train.c) */
+    bp_network_params_written(dst);
     bp_status st = BP_OK;
     for (int i = 0; i < 4 && st == BP_OK; i++)
         if (from[i] != NULL && to[i] != NULL &&

@@ -95,7 +95,7 @@ static bp_status job_restore_best(bp_replica *r, void *arg)
 {
     (void)arg;
     bp_network *net = r->net;
-    net->half_fresh = 0; /* (mixed: the working copy is made again, src/core/train.c) */
+    bp_network_params_written(net);
     return net->ops->copy(net->ctx, net->params, r->best, net->param_len * net->esize);
 }
 
