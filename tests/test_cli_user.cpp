@@ -256,7 +256,8 @@ TEST_F(CliUser, NamedClassesDelimiterPredictOutputJsonAndScores)
         f << "length\twidth\tspecies\n";
         std::mt19937 rng(5);
         std::normal_distribution<double> g(0.0, 0.3);
-        const char *names[] = {"setosa", "virginica", "versicolor"};
+        // (a name with a comma: predict's CSV must quote it)
+        const char *names[] = {"setosa", "virginica, tall", "versicolor"};
         for (int i = 0; i < 300; i++)
             f << (i % 3) * 2 + g(rng) << "\t" << (i % 3) + g(rng) << "\t" << names[i % 3] << "\n";
     }
@@ -271,13 +272,13 @@ TEST_F(CliUser, NamedClassesDelimiterPredictOutputJsonAndScores)
     EXPECT_CONTAINS(r.out, "\"model\": \"" + model + "\"");
     EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
     // The model keeps the names (numbered in byte order) and the delimiter.
-    EXPECT_CONTAINS(read(model), "[\\\"setosa\\\",\\\"versicolor\\\",\\\"virginica\\\"]");
+    EXPECT_CONTAINS(read(model), "[\\\"setosa\\\",\\\"versicolor\\\",\\\"virginica, tall\\\"]");
     Result p = run("predict --model " + model + " --data " + tsv + " -o " + file("p.csv"));
     ASSERT_EQ(p.code, 0) << p.err;
     EXPECT_EQ(p.out, "");
     std::string rows = read(file("p.csv"));
     EXPECT_EQ(rows.rfind("class,p0,p1,p2\nsetosa,", 0), 0u) << rows.substr(0, 80);
-    EXPECT_CONTAINS(rows, "\nvirginica,");
+    EXPECT_CONTAINS(rows, "\n\"virginica, tall\",");
     EXPECT_EQ(std::count(rows.begin(), rows.end(), '\n'), 301);
     Result e = run("eval --model " + model + " --data " + tsv);
     ASSERT_EQ(e.code, 0) << e.err;

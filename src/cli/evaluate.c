@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -333,20 +332,29 @@ typedef struct sink {
     bp_file_replace *file; /* NULL: stdout */
 } sink;
 
-static void sink_printf(sink *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sink_printf(sink *s, const char *fmt, ...)
+static void sink_puts(sink *s, const char *text)
 {
-    char buf[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
     if (s->file != NULL)
-        bp_file_replace_write(s->file, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+        bp_file_replace_write(s->file, text, strlen(text)); /* an error: at the commit */
     else
-        fputs(buf, stdout);
+        fputs(text, stdout);
+}
+
+/* A class name as a CSV field: as it is, or quoted (its quotes doubled)
+ * when it holds a comma, a quote or a line break (a name read with
+ * another delimiter may). */
+static void sink_field(sink *s, const char *text)
+{
+    if (strpbrk(text, ",\"\r\n") == NULL) {
+        sink_puts(s, text);
+        return;
+    }
+    sink_puts(s, "\"");
+    for (const char *p = text; *p; p++) {
+        char c[3] = {*p, *p == '"' ? '"' : '\0', '\0'};
+        sink_puts(s, c);
+    }
+    sink_puts(s, "\"");
 }
 
 /* One CSV row per sample: the class (its name when the model has names)
@@ -363,21 +371,28 @@ static void write_rows(sink *out, const model_and_data *m, const void *probabili
                   m->meta.n_class_names > 0);
     int classify = m->desc.loss == BP_LOSS_CROSS_ENTROPY || binary;
     const char *const *names = (const char *const *)m->meta.class_names;
+    char cell[64]; /* a number and its comma */
     if (classify)
-        sink_printf(out, "class");
-    for (int j = 0; j < n_out; j++)
-        sink_printf(out, "%s%s%d", classify || j ? "," : "", classify ? "p" : "y",
-                    n_out == 1 && classify ? 1 : j);
-    sink_printf(out, "\n");
+        sink_puts(out, "class");
+    for (int j = 0; j < n_out; j++) {
+        snprintf(cell, sizeof cell, "%s%s%d", classify || j ? "," : "", classify ? "p" : "y",
+                 n_out == 1 && classify ? 1 : j);
+        sink_puts(out, cell);
+    }
+    sink_puts(out, "\n");
     for (int i = 0; i < n && (out->file != NULL || !ferror(stdout)); i++) {
-        if (classify && names != NULL && classes[i] < m->meta.n_class_names)
-            sink_printf(out, "%s", names[classes[i]]);
-        else if (classify)
-            sink_printf(out, "%d", (int)classes[i]);
-        for (int j = 0; j < n_out; j++)
-            sink_printf(out, "%s%.*g", classify || j ? "," : "", dtype == BP_F32 ? 9 : 17,
-                        cli_real_get(dtype, probabilities, (size_t)i * (size_t)n_out + (size_t)j));
-        sink_printf(out, "\n");
+        if (classify && names != NULL && classes[i] < m->meta.n_class_names) {
+            sink_field(out, names[classes[i]]);
+        } else if (classify) {
+            snprintf(cell, sizeof cell, "%d", (int)classes[i]);
+            sink_puts(out, cell);
+        }
+        for (int j = 0; j < n_out; j++) {
+            snprintf(cell, sizeof cell, "%s%.*g", classify || j ? "," : "", dtype == BP_F32 ? 9 : 17,
+                     cli_real_get(dtype, probabilities, (size_t)i * (size_t)n_out + (size_t)j));
+            sink_puts(out, cell);
+        }
+        sink_puts(out, "\n");
     }
 }
 
