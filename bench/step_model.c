@@ -27,7 +27,11 @@
  *   model.NET.MIXED.single_block_bytes  the same in a mixed precision
  *   model.NET.undeclared                launches whose launcher declared no work
  *   model.NET.record_seconds            the wall time of recording its three steps
- * GPU is h100 or h200.
+ * GPU is h100 or h200. With STEP_MODEL_NODES set in the environment, each
+ * step's timeline too, after its step_us line: "node GPU NET.MATH I NAME
+ * start US end US alone US share S" for each node I in issue order (when it
+ * ran on the critical path's clock; alone: its time with the GPU to
+ * itself; share: the part of the GPU it keeps busy).
  */
 #include "step_model.h"
 
@@ -136,7 +140,7 @@ static double busy_share(const gpu_spec *g, const bp_emu_work *w, double t)
 enum { MAX_WORK = 1024, STEPS = 3 };
 
 typedef struct sim_node {
-    double left, share, ready, finish;
+    double left, share, ready, start, finish;
     int waiting; /* dependencies not yet finished; -1 when running or done */
     int done;
 } sim_node;
@@ -182,7 +186,8 @@ static double critical_path_us(const gpu_spec *g, const bp_emu_work *log, size_t
     for (size_t i = 0; i < count; i++) {
         nd[i].left = work_us(g, &log[i]);
         nd[i].share = busy_share(g, &log[i], nd[i].left);
-        nd[i].ready = g->graph_us, nd[i].finish = 0, nd[i].done = 0, nd[i].waiting = 0;
+        nd[i].ready = g->graph_us, nd[i].start = -1, nd[i].finish = 0, nd[i].done = 0;
+        nd[i].waiting = 0;
         for (size_t j = 0; j < count; j++)
             nd[i].waiting += dep[i * count + j];
     }
@@ -205,6 +210,8 @@ static double critical_path_us(const gpu_spec *g, const bp_emu_work *log, size_t
         for (size_t i = 0; i < count; i++) {
             if (nd[i].done || nd[i].waiting != 0 || nd[i].ready > now)
                 continue;
+            if (nd[i].start < 0)
+                nd[i].start = now;
             nd[i].left -= (next - now) * rate;
             if (nd[i].left > 1e-9)
                 continue;
@@ -362,6 +369,9 @@ static void print_model(const model_net *n, const char *mk, const bp_emu_work *l
         double step = dep != NULL && nd != NULL ? critical_path_us(g, log, count, dep, nd) : -1;
         const char *pre = g->key, *net = n->key;
         printf("model.%s.%s.%s.step_us %.1f\n", pre, net, mk, step);
+        for (size_t i = 0; step >= 0 && getenv("STEP_MODEL_NODES") != NULL && i < count; i++)
+            printf("node %s %s.%s %zu %s start %.1f end %.1f alone %.1f share %.2f\n", pre, net,
+                   mk, i, log[i].name, nd[i].start, nd[i].finish, work_us(g, &log[i]), nd[i].share);
         printf("model.%s.%s.%s.serial_us %.1f\n", pre, net, mk, serial);
         printf("model.%s.%s.%s.gemm_us %.1f\n", pre, net, mk, gemm);
         printf("model.%s.%s.%s.worst_kernel %s %.1f\n", pre, net, mk, worst_name, worst);
