@@ -38,7 +38,9 @@ struct EpochNet {
     bpt::Net net;
     bp_buffer *x = nullptr, *y = nullptr;
     int rows;
-    EpochNet(std::vector<int> sizes, int rows_, int batch, int fused = 1) : rows(rows_)
+    EpochNet(std::vector<int> sizes, int rows_, int batch, int fused = 1,
+             bp_precision precision = BP_PRECISION_AUTO)
+        : rows(rows_)
     {
         s.sizes = std::move(sizes);
         s.acts.assign(s.sizes.size() - 1, BP_ACT_RELU);
@@ -50,6 +52,7 @@ struct EpochNet {
         bp_network_config cfg = s.config();
         cfg.cuda_graphs = 1;
         cfg.fused_epilogues = fused;
+        cfg.precision = precision;
         bp_network *raw = nullptr;
         EXPECT_EQ(bp_network_create(&cfg, &raw), BP_OK) << bp_last_error();
         net.reset(raw);
@@ -243,9 +246,8 @@ bool waits_for(const std::vector<bp_emu_work> &log, size_t i, size_t j)
 // gradient still being written, and the runtime finds no race. Without the
 // join the guard would not wait for the last weight gradients, its read of
 // them would be a race, and the capture would fail (unjoined).
-TEST(EmulatedSteps, WeightGradientsBranchAndJoinBeforeTheGuard)
+static void expect_branched_products(EpochNet &t)
 {
-    EpochNet t({12, 32, 16, 4}, 48, 16);
     t.epoch();
     bp_emu_counters before, after;
     bp_emu_counters_get(&before);
@@ -277,4 +279,27 @@ TEST(EmulatedSteps, WeightGradientsBranchAndJoinBeforeTheGuard)
     }
     bp_emu_counters_get(&after);
     EXPECT_EQ(after.races, before.races); // the emulated runtime's race check
+}
+
+TEST(EmulatedSteps, WeightGradientsBranchAndJoinBeforeTheGuard)
+{
+    EpochNet t({12, 32, 16, 4}, 48, 16);
+    expect_branched_products(t);
+}
+
+// The same in the mixed precisions (src/backend/cuda/mixed.c): the 16-bit
+// weight gradients (float32 sums into the float32 gradients) run on the
+// branch beside the 16-bit delta products and delta_half, fused (the
+// cuBLASLt DRELU products) or not (gemm_half, then delta_half), and the
+// guard, after 16-mixed's unscaling, still waits for all of them.
+TEST(EmulatedSteps, MixedWeightGradientsBranchAndJoinBeforeTheGuard)
+{
+    for (bp_precision p : {BP_PRECISION_BF16_MIXED, BP_PRECISION_16_MIXED}) {
+        for (int fused : {1, 0}) {
+            SCOPED_TRACE(std::string(p == BP_PRECISION_16_MIXED ? "16-mixed" : "bf16-mixed") +
+                         (fused ? ", fused" : ", unfused"));
+            EpochNet t({12, 32, 16, 4}, 48, 16, fused, p);
+            expect_branched_products(t);
+        }
+    }
 }

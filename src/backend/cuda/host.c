@@ -756,6 +756,36 @@ bp_status bp_cuda_ctx_enter(void *ctx, int *previous, int *switched)
     return st;
 }
 
+/* mixed.c's operations of the backward pass (mixed.h): as ON_DEVICE_BESIDE,
+ * the main stream joins the branch only where they would race with it. */
+bp_status bp_cuda_ctx_enter_beside(void *ctx, const bp_range *rd, int n_rd, const bp_range *wr,
+                                   int n_wr, int *previous, int *switched)
+{
+    cuda_ctx *c = ctx;
+    device_guard g;
+    bp_status st = enter_device(c->device, &g);
+    *previous = g.previous;
+    *switched = g.switched;
+    if (st == BP_OK)
+        st = bp_cuda_branch_join_if(&c->branch, c->stream, rd, n_rd, wr, n_wr);
+    return st;
+}
+
+/* mixed.c's weight gradients (mixed.h): on the branch, as cuda_gemm's. */
+bp_status bp_cuda_ctx_enter_branch(void *ctx, const bp_range *rd, int n_rd, const bp_range *wr,
+                                   int n_wr, int *previous, int *switched, cublasHandle_t *blas)
+{
+    cuda_ctx *c = ctx;
+    device_guard g;
+    bp_status st = enter_device(c->device, &g);
+    *previous = g.previous;
+    *switched = g.switched;
+    *blas = c->branch.blas;
+    if (st == BP_OK)
+        st = bp_cuda_branch_fork(&c->branch, c->stream, rd, n_rd, wr, n_wr);
+    return st;
+}
+
 /* For src/parallel/nccl.c (status.h): `other` waits for the weight
  * gradients issued on the branch so far (an event, no host wait). */
 bp_status bp_cuda_ctx_branch_before(void *ctx, cudaStream_t other)

@@ -25,7 +25,23 @@
         return bp_cuda_ctx_leave(previous_, switched_, mixed_status_); \
     } while (0)
 
+/* The same for an operation of the backward pass that reads the ranges
+ * rd[] and writes wr[] (arrays): the main stream joins the weight-gradient
+ * branch only where it would race with the branch's pending products. */
+#define MIXED_BESIDE(ctx, rd, wr, expr)                                                          \
+    do {                                                                                         \
+        int previous_ = 0, switched_ = 0;                                                        \
+        BP_TRY(bp_cuda_ctx_enter_beside((ctx), rd, (int)(sizeof rd / sizeof *rd), wr,            \
+                                        (int)(sizeof wr / sizeof *wr), &previous_, &switched_)); \
+        bp_status mixed_status_ = (expr);                                                        \
+        return bp_cuda_ctx_leave(previous_, switched_, mixed_status_);                           \
+    } while (0)
+
 static cudaDataType half_type(int half) { return half == BP_HALF_F16 ? CUDA_R_16F : CUDA_R_16BF; }
+
+/* Bytes of n 16-bit elements, or of n float32 ones; a NULL array none. */
+static size_t half_bytes(const void *p, size_t n) { return p == NULL ? 0 : 2 * n; }
+static size_t f32_bytes(const void *p, size_t n) { return p == NULL ? 0 : 4 * n; }
 
 bp_status bp_cuda_gather_rows_half(void *ctx, int half, void *dst, const float *src,
                                    const int32_t *rows, int batch, int n)
@@ -55,25 +71,41 @@ bp_status bp_cuda_to_half(void *ctx, int half, const float *src, void *dst, size
                     BP_CUDA_LAUNCH("to_half", bp_launch_to_half(s, half, src, dst, count, scale)));
 }
 
-static bp_status gemm_half_on_device(void *ctx, int half, int trans_a, int trans_b, int m, int n,
-                                     int k, const void *a, int lda, const void *b, int ldb,
-                                     double beta, void *c, int c_half, int ldc)
+static bp_status gemm_half_on_device(cublasHandle_t blas, int half, int trans_a, int trans_b,
+                                     int m, int n, int k, const void *a, int lda, const void *b,
+                                     int ldb, double beta, void *c, int c_half, int ldc)
 {
     cublasOperation_t ta = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasOperation_t tb = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
     cudaDataType in = half_type(half), out = c_half ? in : CUDA_R_32F;
     float one = 1.0f, bf = (float)beta;
-    return BP_CUBLAS_CHECK(cublasGemmEx(bp_cuda_ctx_blas(ctx), ta, tb, m, n, k, &one, a, in, lda,
-                                        b, in, ldb, &bf, c, out, ldc, CUBLAS_COMPUTE_32F,
-                                        CUBLAS_GEMM_DEFAULT));
+    return BP_CUBLAS_CHECK(cublasGemmEx(blas, ta, tb, m, n, k, &one, a, in, lda, b, in, ldb, &bf,
+                                        c, out, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
+/* A weight gradient, dW = A D^T (backward_layers' gemm(N, T, ...) in
+ * src/core/train.c, float32 C), on the weight-gradient branch, as the
+ * float32 one (host.c's cuda_gemm); every other product on the main
+ * stream, joining the branch first where it would race with it. */
 bp_status bp_cuda_gemm_half(void *ctx, int half, int trans_a, int trans_b, int m, int n, int k,
                             const void *a, int lda, const void *b, int ldb, double beta, void *c,
                             int c_half, int ldc)
 {
-    MIXED_ON_DEVICE(ctx, gemm_half_on_device(ctx, half, trans_a, trans_b, m, n, k, a, lda, b, ldb,
-                                             beta, c, c_half, ldc));
+    bp_range rd[] = {{a, half_bytes(a, (size_t)lda * (size_t)(trans_a ? m : k))},
+                     {b, half_bytes(b, (size_t)ldb * (size_t)(trans_b ? k : n))}};
+    bp_range wr[] = {{c, (c_half ? half_bytes(c, 1) : f32_bytes(c, 1)) * (size_t)ldc * (size_t)n}};
+    if (!trans_a && trans_b && !c_half) {
+        int previous = 0, switched = 0;
+        cublasHandle_t blas = NULL;
+        bp_status st = bp_cuda_ctx_enter_branch(ctx, rd, 2, wr, 1, &previous, &switched, &blas);
+        if (st == BP_OK)
+            st = gemm_half_on_device(blas, half, trans_a, trans_b, m, n, k, a, lda, b, ldb, beta,
+                                     c, c_half, ldc);
+        return bp_cuda_ctx_leave(previous, switched, st);
+    }
+    MIXED_BESIDE(ctx, rd, wr,
+                 gemm_half_on_device(bp_cuda_ctx_blas(ctx), half, trans_a, trans_b, m, n, k, a,
+                                     lda, b, ldb, beta, c, c_half, ldc));
 }
 
 bp_status bp_cuda_fill_rows_half(void *ctx, int half, const void *bias, void *z, int n, int batch)
@@ -124,10 +156,16 @@ static bp_status delta_half_on_device(void *ctx, int half, bp_activation act, do
                                                db, n, batch, sums->parts, sums->tickets));
 }
 
+/* Beside the branch: it reads and writes the layer's delta and writes its
+ * bias gradient, which the branch's products of the layer above neither
+ * read nor write (its scratch is the main stream's alone). */
 bp_status bp_cuda_delta_half(void *ctx, int half, bp_activation act, double slope, const void *z,
                              const void *a, void *d, float *db, int n, int batch)
 {
-    MIXED_ON_DEVICE(ctx, delta_half_on_device(ctx, half, act, slope, z, a, d, db, n, batch));
+    size_t count = (size_t)n * (size_t)batch;
+    bp_range rd[] = {{z, half_bytes(z, count)}, {a, half_bytes(a, count)}, {d, half_bytes(d, count)}};
+    bp_range wr[] = {{d, half_bytes(d, count)}, {db, f32_bytes(db, (size_t)n)}};
+    MIXED_BESIDE(ctx, rd, wr, delta_half_on_device(ctx, half, act, slope, z, a, d, db, n, batch));
 }
 
 /* The fused products of the mixed precisions (cuBLASLt epilogues over
@@ -147,8 +185,14 @@ bp_status bp_cuda_linear_drelu_half(void *ctx, int half, const void *w, const vo
                                     int batch, int n_out)
 {
     bp_lt_kind kind = half == BP_HALF_F16 ? BP_LT_DRELU_F16 : BP_LT_DRELU_BF16;
-    MIXED_ON_DEVICE(ctx, bp_lt_matmul(bp_cuda_ctx_lt(ctx), kind, n_in, batch, n_out, w, d, d_prev,
-                                      NULL, mask, mask_ld));
+    /* Beside the branch: it writes the delta of the layer below. */
+    bp_range rd[] = {{w, half_bytes(w, (size_t)n_in * (size_t)n_out)},
+                     {d, half_bytes(d, (size_t)n_out * (size_t)batch)},
+                     {mask, (size_t)mask_ld / 8 * (size_t)batch}};
+    bp_range wr[] = {{d_prev, half_bytes(d_prev, (size_t)n_in * (size_t)batch)}};
+    MIXED_BESIDE(ctx, rd, wr,
+                 bp_lt_matmul(bp_cuda_ctx_lt(ctx), kind, n_in, batch, n_out, w, d, d_prev, NULL,
+                              mask, mask_ld));
 }
 
 bp_status bp_cuda_linear_bias_forward_half(void *ctx, int half, const void *w, const void *a_in,

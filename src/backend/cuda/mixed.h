@@ -7,6 +7,7 @@
 #include <cublas_v2.h>
 
 #include "backend/backend.h"
+#include "backend/cuda/branch.h"
 #include "backend/cuda/lt_plans.h"
 
 /* host.c: the context's cuBLAS handle, and its device made current around
@@ -15,6 +16,15 @@
 cublasHandle_t bp_cuda_ctx_blas(void *ctx);
 bp_status bp_cuda_ctx_enter(void *ctx, int *previous, int *switched);
 bp_status bp_cuda_ctx_leave(int previous, int switched, bp_status st);
+/* host.c, for the backward pass (branch.h): bp_cuda_ctx_enter, but the
+ * main stream joins the weight-gradient branch only where an operation
+ * reading rd and writing wr would race with its pending products; and,
+ * for a weight gradient, the branch forked for a product reading rd and
+ * writing wr, *blas its cuBLAS handle (on its stream). */
+bp_status bp_cuda_ctx_enter_beside(void *ctx, const bp_range *rd, int n_rd, const bp_range *wr,
+                                   int n_wr, int *previous, int *switched);
+bp_status bp_cuda_ctx_enter_branch(void *ctx, const bp_range *rd, int n_rd, const bp_range *wr,
+                                   int n_wr, int *previous, int *switched, cublasHandle_t *blas);
 /* host.c: the context's cuBLASLt plans (lt_plans.h). */
 bp_lt *bp_cuda_ctx_lt(void *ctx);
 
