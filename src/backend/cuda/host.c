@@ -742,48 +742,45 @@ const bp_cuda_mixed_sums *bp_cuda_ctx_mixed_sums(void *ctx) { return &((cuda_ctx
 
 bp_lt *bp_cuda_ctx_lt(void *ctx) { return &((cuda_ctx *)ctx)->lt; }
 
-/* mixed.c's operations, like host.c's, see every earlier one's results:
- * the main stream joins the branch. */
-bp_status bp_cuda_ctx_enter(void *ctx, int *previous, int *switched)
+/* mixed.c's operations (mixed.h) enter here: the device made current,
+ * then the branch joined (every operation but the backward pass's: it sees
+ * every earlier one's results), joined only where reading rd and writing
+ * wr would race with it (the backward pass's, as ON_DEVICE_BESIDE), or
+ * forked for a weight gradient (as cuda_gemm's). */
+enum { ENTER_JOIN, ENTER_BESIDE, ENTER_FORK };
+static bp_status enter_mixed(void *ctx, int how, const bp_range *rd, int n_rd, const bp_range *wr,
+                             int n_wr, int *previous, int *switched)
 {
     cuda_ctx *c = ctx;
     device_guard g;
     bp_status st = enter_device(c->device, &g);
     *previous = g.previous;
     *switched = g.switched;
-    if (st == BP_OK)
-        st = bp_cuda_branch_join(&c->branch, c->stream);
-    return st;
+    if (st != BP_OK)
+        return st;
+    if (how == ENTER_FORK)
+        return bp_cuda_branch_fork(&c->branch, c->stream, rd, n_rd, wr, n_wr);
+    if (how == ENTER_BESIDE)
+        return bp_cuda_branch_join_if(&c->branch, c->stream, rd, n_rd, wr, n_wr);
+    return bp_cuda_branch_join(&c->branch, c->stream);
 }
 
-/* mixed.c's operations of the backward pass (mixed.h): as ON_DEVICE_BESIDE,
- * the main stream joins the branch only where they would race with it. */
+bp_status bp_cuda_ctx_enter(void *ctx, int *previous, int *switched)
+{
+    return enter_mixed(ctx, ENTER_JOIN, NULL, 0, NULL, 0, previous, switched);
+}
+
 bp_status bp_cuda_ctx_enter_beside(void *ctx, const bp_range *rd, int n_rd, const bp_range *wr,
                                    int n_wr, int *previous, int *switched)
 {
-    cuda_ctx *c = ctx;
-    device_guard g;
-    bp_status st = enter_device(c->device, &g);
-    *previous = g.previous;
-    *switched = g.switched;
-    if (st == BP_OK)
-        st = bp_cuda_branch_join_if(&c->branch, c->stream, rd, n_rd, wr, n_wr);
-    return st;
+    return enter_mixed(ctx, ENTER_BESIDE, rd, n_rd, wr, n_wr, previous, switched);
 }
 
-/* mixed.c's weight gradients (mixed.h): on the branch, as cuda_gemm's. */
 bp_status bp_cuda_ctx_enter_branch(void *ctx, const bp_range *rd, int n_rd, const bp_range *wr,
                                    int n_wr, int *previous, int *switched, cublasHandle_t *blas)
 {
-    cuda_ctx *c = ctx;
-    device_guard g;
-    bp_status st = enter_device(c->device, &g);
-    *previous = g.previous;
-    *switched = g.switched;
-    *blas = c->branch.blas;
-    if (st == BP_OK)
-        st = bp_cuda_branch_fork(&c->branch, c->stream, rd, n_rd, wr, n_wr);
-    return st;
+    *blas = ((cuda_ctx *)ctx)->branch.blas;
+    return enter_mixed(ctx, ENTER_FORK, rd, n_rd, wr, n_wr, previous, switched);
 }
 
 /* For src/parallel/nccl.c (status.h): `other` waits for the weight
