@@ -17,24 +17,27 @@
 #include "backend/cuda/status.h"
 
 /* Runs `expr` (a bp_status) with the context's device current. */
-#define MIXED_ON_DEVICE(ctx, expr)                                     \
-    do {                                                               \
-        int previous_ = 0, switched_ = 0;                              \
-        BP_TRY(bp_cuda_ctx_enter((ctx), &previous_, &switched_));      \
-        bp_status mixed_status_ = (expr);                              \
-        return bp_cuda_ctx_leave(previous_, switched_, mixed_status_); \
+#define MIXED_ON_DEVICE(ctx, expr)                                                  \
+    do {                                                                            \
+        int previous_ = 0, switched_ = 0;                                           \
+        bp_status mixed_status_ = bp_cuda_ctx_enter((ctx), &previous_, &switched_); \
+        if (mixed_status_ == BP_OK)                                                 \
+            mixed_status_ = (expr);                                                 \
+        return bp_cuda_ctx_leave(previous_, switched_, mixed_status_);              \
     } while (0)
 
 /* The same for an operation of the backward pass that reads the ranges
  * rd[] and writes wr[] (arrays): the main stream joins the weight-gradient
  * branch only where it would race with the branch's pending products. */
-#define MIXED_BESIDE(ctx, rd, wr, expr)                                                          \
-    do {                                                                                         \
-        int previous_ = 0, switched_ = 0;                                                        \
-        BP_TRY(bp_cuda_ctx_enter_beside((ctx), rd, (int)(sizeof rd / sizeof *rd), wr,            \
-                                        (int)(sizeof wr / sizeof *wr), &previous_, &switched_)); \
-        bp_status mixed_status_ = (expr);                                                        \
-        return bp_cuda_ctx_leave(previous_, switched_, mixed_status_);                           \
+#define MIXED_BESIDE(ctx, rd, wr, expr)                                                  \
+    do {                                                                                 \
+        int previous_ = 0, switched_ = 0;                                                \
+        bp_status mixed_status_ = bp_cuda_ctx_enter_beside(                              \
+            (ctx), rd, (int)(sizeof rd / sizeof *rd), wr, (int)(sizeof wr / sizeof *wr), \
+            &previous_, &switched_);                                                     \
+        if (mixed_status_ == BP_OK)                                                      \
+            mixed_status_ = (expr);                                                      \
+        return bp_cuda_ctx_leave(previous_, switched_, mixed_status_);                   \
     } while (0)
 
 static cudaDataType half_type(int half) { return half == BP_HALF_F16 ? CUDA_R_16F : CUDA_R_16BF; }
