@@ -350,6 +350,7 @@ static void print_model(const model_net *n, const char *mk, const bp_emu_work *l
     }
     printf("model.%s.%s.launches %zu\n", n->key, mk, count);
     print_bytes(n, mk, log, count);
+    int nodes = getenv("STEP_MODEL_NODES") != NULL; /* the timelines too */
     unsigned char *dep = malloc(count * count + 1);
     sim_node *nd = malloc((count + 1) * sizeof *nd);
     for (int gi = 0; gi < 2; gi++) {
@@ -369,7 +370,7 @@ static void print_model(const model_net *n, const char *mk, const bp_emu_work *l
         double step = dep != NULL && nd != NULL ? critical_path_us(g, log, count, dep, nd) : -1;
         const char *pre = g->key, *net = n->key;
         printf("model.%s.%s.%s.step_us %.1f\n", pre, net, mk, step);
-        for (size_t i = 0; step >= 0 && getenv("STEP_MODEL_NODES") != NULL && i < count; i++)
+        for (size_t i = 0; step >= 0 && nodes && i < count; i++)
             printf("node %s %s.%s %zu %s start %.1f end %.1f alone %.1f share %.2f\n", pre, net,
                    mk, i, log[i].name, nd[i].start, nd[i].finish, work_us(g, &log[i]), nd[i].share);
         printf("model.%s.%s.%s.serial_us %.1f\n", pre, net, mk, serial);

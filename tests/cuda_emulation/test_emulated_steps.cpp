@@ -246,14 +246,21 @@ bool waits_for(const std::vector<bp_emu_work> &log, size_t i, size_t j)
 // gradient still being written, and the runtime finds no race. Without the
 // join the guard would not wait for the last weight gradients, its read of
 // them would be a race, and the capture would fail (unjoined).
+// A step of t (batch 8, so that the weight gradients, the products whose k
+// is the batch, are told apart by their shape from the forward and delta
+// products, whose k is a layer's width) in three forms: eager, recorded,
+// replayed. Every weight gradient but the first layer's (which needs the
+// last delta) runs beside a delta product, whichever operation computes it
+// (a plain product or the output layer's fused one).
 static void expect_branched_products(EpochNet &t)
 {
+    const int batch = 8;
     t.epoch();
     bp_emu_counters before, after;
     bp_emu_counters_get(&before);
     for (int i = 0; i < 3; i++) { // eager, recorded, replayed
         bp_emu_work_log_open();
-        t.step(16);
+        t.step(batch);
         std::vector<bp_emu_work> log(256);
         size_t n = bp_emu_work_log_close(log.data(), log.size());
         ASSERT_LE(n, log.size());
@@ -270,11 +277,25 @@ static void expect_branched_products(EpochNet &t)
         ASSERT_LT(guard, n) << "step " << i;
         ASSERT_EQ(products.size(), 8u) << "step " << i; // 3 forward, 3 weight gradients, 2 deltas
         bool side_by_side = false;
+        int weight_gradients = 0;
         for (size_t a : products) {
             EXPECT_TRUE(waits_for(log, guard, a)) << "step " << i << ": " << log[a].name;
-            for (size_t b : products)
-                side_by_side |= a != b && !waits_for(log, a, b) && !waits_for(log, b, a);
+            bool beside = false, beside_delta = false;
+            for (size_t b : products) {
+                bool apart = a != b && !waits_for(log, a, b) && !waits_for(log, b, a);
+                beside |= apart;
+                beside_delta |= apart && log[b].k != batch;
+            }
+            side_by_side |= beside;
+            if (log[a].k != batch)
+                continue;
+            weight_gradients++;
+            bool first_layer = log[a].m == t.s.sizes[0]; // it needs the last delta
+            EXPECT_TRUE(beside_delta || first_layer)
+                << "step " << i << ": the weight gradient " << log[a].m << "x" << log[a].n << " ("
+                << log[a].name << ") runs beside no delta product";
         }
+        EXPECT_EQ(weight_gradients, 3) << "step " << i;
         EXPECT_TRUE(side_by_side) << "step " << i;
     }
     bp_emu_counters_get(&after);
@@ -283,7 +304,7 @@ static void expect_branched_products(EpochNet &t)
 
 TEST(EmulatedSteps, WeightGradientsBranchAndJoinBeforeTheGuard)
 {
-    EpochNet t({12, 32, 16, 4}, 48, 16);
+    EpochNet t({12, 32, 16, 4}, 48, 8);
     expect_branched_products(t);
 }
 
@@ -298,7 +319,7 @@ TEST(EmulatedSteps, MixedWeightGradientsBranchAndJoinBeforeTheGuard)
         for (int fused : {1, 0}) {
             SCOPED_TRACE(std::string(p == BP_PRECISION_16_MIXED ? "16-mixed" : "bf16-mixed") +
                          (fused ? ", fused" : ", unfused"));
-            EpochNet t({12, 32, 16, 4}, 48, 16, fused, p);
+            EpochNet t({12, 32, 16, 4}, 48, 8, fused, p);
             expect_branched_products(t);
         }
     }

@@ -114,33 +114,44 @@ static void quiet_leave(int switched, int previous)
     (void)cudaGetLastError();
 }
 
-/* Runs `expr` (a bp_status) with the context's device current, after the
- * main stream has joined the weight-gradient branch (branch.h): the
- * operation sees every earlier one's results. */
-#define ON_DEVICE(c, expr)                                                            \
-    do {                                                                              \
-        device_guard guard_;                                                          \
-        BP_TRY(enter_device((c)->device, &guard_));                                   \
-        bp_status on_device_status_ = bp_cuda_branch_join(&(c)->branch, (c)->stream); \
-        if (on_device_status_ == BP_OK)                                               \
-            on_device_status_ = (expr);                                               \
-        return leave_device(&guard_, on_device_status_);                              \
-    } while (0)
+/* Every operation enters here (host.c's macros below, mixed.c's through
+ * bp_cuda_ctx_enter*): its device made current (g, for leave_device), then
+ * the weight-gradient branch (branch.h) joined, so that the operation sees
+ * every earlier one's results (ENTER_JOIN); joined only where reading rd
+ * and writing wr would race with its pending products (ENTER_BESIDE: the
+ * backward pass's operations); or forked for a weight gradient that reads
+ * rd and writes wr (ENTER_FORK). */
+enum { ENTER_JOIN, ENTER_BESIDE, ENTER_FORK };
+static bp_status enter_op(cuda_ctx *c, int how, const bp_range *rd, int n_rd, const bp_range *wr,
+                          int n_wr, device_guard *g)
+{
+    BP_TRY(enter_device(c->device, g));
+    if (how == ENTER_FORK)
+        return bp_cuda_branch_fork(&c->branch, c->stream, rd, n_rd, wr, n_wr);
+    if (how == ENTER_BESIDE)
+        return bp_cuda_branch_join_if(&c->branch, c->stream, rd, n_rd, wr, n_wr);
+    return bp_cuda_branch_join(&c->branch, c->stream);
+}
 
-/* The same for an operation of the backward pass that reads the ranges
- * rd[] and writes wr[]: the main stream joins the branch only when the
- * operation would race with the branch's pending products. */
-#define ON_DEVICE_BESIDE(c, rd, wr, expr)                                                       \
-    do {                                                                                        \
-        device_guard guard_;                                                                    \
-        BP_TRY(enter_device((c)->device, &guard_));                                             \
-        bp_status on_device_status_ = bp_cuda_branch_join_if(&(c)->branch, (c)->stream, rd,     \
-                                                             (int)(sizeof rd / sizeof *rd), wr, \
-                                                             (int)(sizeof wr / sizeof *wr));    \
-        if (on_device_status_ == BP_OK)                                                         \
-            on_device_status_ = (expr);                                                         \
-        return leave_device(&guard_, on_device_status_);                                        \
+/* Runs `expr` (a bp_status) entered as `how` (enter_op), then gives the
+ * caller its device back. ON_DEVICE: after the join; ON_DEVICE_BESIDE: for
+ * an operation of the backward pass that reads the ranges rd[] and writes
+ * wr[] (arrays); ON_BRANCH: a weight gradient, on the branch. */
+#define ON_DEVICE_AS(c, how, rd, n_rd, wr, n_wr, expr)                                           \
+    do {                                                                                         \
+        device_guard guard_;                                                                     \
+        bp_status on_device_status_ = enter_op((c), (how), (rd), (n_rd), (wr), (n_wr), &guard_); \
+        if (on_device_status_ == BP_OK)                                                          \
+            on_device_status_ = (expr);                                                          \
+        return leave_device(&guard_, on_device_status_);                                         \
     } while (0)
+#define ON_DEVICE(c, expr) ON_DEVICE_AS(c, ENTER_JOIN, NULL, 0, NULL, 0, expr)
+#define ON_DEVICE_BESIDE(c, rd, wr, expr)                                \
+    ON_DEVICE_AS(c, ENTER_BESIDE, rd, (int)(sizeof rd / sizeof *rd), wr, \
+                 (int)(sizeof wr / sizeof *wr), expr)
+#define ON_BRANCH(c, rd, wr, expr)                                     \
+    ON_DEVICE_AS(c, ENTER_FORK, rd, (int)(sizeof rd / sizeof *rd), wr, \
+                 (int)(sizeof wr / sizeof *wr), expr)
 
 /* Bytes of n elements of dt. */
 static size_t dt_bytes(bp_dtype dt, size_t n) { return n * (dt == BP_F64 ? 8 : 4); }
@@ -451,15 +462,10 @@ static bp_status cuda_gemm(void *p, bp_dtype dt, int trans_a, int trans_b, int m
     cuda_ctx *c = p;
     bp_range rd[2], wr[1];
     gemm_ranges(dt, trans_a, trans_b, m, n, k, a, lda, b, ldb, cm, ldc, rd, wr);
-    if (!trans_a && trans_b) {
-        device_guard g;
-        BP_TRY(enter_device(c->device, &g));
-        bp_status st = bp_cuda_branch_fork(&c->branch, c->stream, rd, 2, wr, 1);
-        if (st == BP_OK)
-            st = gemm_on_device(c, c->branch.blas, dt, trans_a, trans_b, m, n, k, alpha, a, lda, b,
-                                ldb, beta, cm, ldc);
-        return leave_device(&g, st);
-    }
+    if (!trans_a && trans_b)
+        ON_BRANCH(c, rd, wr,
+                  gemm_on_device(c, c->branch.blas, dt, trans_a, trans_b, m, n, k, alpha, a, lda,
+                                 b, ldb, beta, cm, ldc));
     ON_DEVICE_BESIDE(c, rd, wr,
                      gemm_on_device(c, c->blas, dt, trans_a, trans_b, m, n, k, alpha, a, lda, b,
                                     ldb, beta, cm, ldc));
@@ -659,25 +665,18 @@ static bp_status cuda_linear_bias_forward(void *p, bp_dtype dt, const void *w, c
 /* A weight gradient with its bias gradient: on the branch, with the
  * branch's own cuBLASLt plans and workspace. BP_ERR_UNSUPPORTED (no
  * algorithm) having issued nothing but the fork, which orders nothing. */
-static bp_status wgrad_on_branch(cuda_ctx *c, const void *a_in, const void *d, void *dw, void *db,
-                                 int n_in, int batch, int n_out)
-{
-    bp_range rd[] = {{a_in, dt_bytes(BP_F32, (size_t)n_in * (size_t)batch)},
-                     {d, dt_bytes(BP_F32, (size_t)n_out * (size_t)batch)}};
-    bp_range wr[] = {{dw, dt_bytes(BP_F32, (size_t)n_in * (size_t)n_out)},
-                     {db, dt_bytes(BP_F32, (size_t)n_out)}};
-    BP_TRY(bp_cuda_branch_fork(&c->branch, c->stream, rd, 2, wr, 2));
-    return bp_lt_matmul(&c->branch.lt, BP_LT_BGRADB, n_in, n_out, batch, a_in, d, dw, db, NULL, 0);
-}
-
 static bp_status cuda_linear_wgrad_bgrad(void *p, bp_dtype dt, const void *a_in, const void *d,
                                          void *dw, void *db, int n_in, int batch, int n_out)
 {
     cuda_ctx *c = p;
     BP_TRY(fused_unsupported(dt));
-    device_guard g;
-    BP_TRY(enter_device(c->device, &g));
-    return leave_device(&g, wgrad_on_branch(c, a_in, d, dw, db, n_in, batch, n_out));
+    bp_range rd[] = {{a_in, dt_bytes(BP_F32, (size_t)n_in * (size_t)batch)},
+                     {d, dt_bytes(BP_F32, (size_t)n_out * (size_t)batch)}};
+    bp_range wr[] = {{dw, dt_bytes(BP_F32, (size_t)n_in * (size_t)n_out)},
+                     {db, dt_bytes(BP_F32, (size_t)n_out)}};
+    ON_BRANCH(
+        c, rd, wr,
+        bp_lt_matmul(&c->branch.lt, BP_LT_BGRADB, n_in, n_out, batch, a_in, d, dw, db, NULL, 0));
 }
 
 /* For tests (backend/cuda/lt_plans.h): the state of a product's plan (a
@@ -742,27 +741,16 @@ const bp_cuda_mixed_sums *bp_cuda_ctx_mixed_sums(void *ctx) { return &((cuda_ctx
 
 bp_lt *bp_cuda_ctx_lt(void *ctx) { return &((cuda_ctx *)ctx)->lt; }
 
-/* mixed.c's operations (mixed.h) enter here: the device made current,
- * then the branch joined (every operation but the backward pass's: it sees
- * every earlier one's results), joined only where reading rd and writing
- * wr would race with it (the backward pass's, as ON_DEVICE_BESIDE), or
- * forked for a weight gradient (as cuda_gemm's). */
-enum { ENTER_JOIN, ENTER_BESIDE, ENTER_FORK };
+/* mixed.c's operations (mixed.h) enter as host.c's do (enter_op), and
+ * leave through bp_cuda_ctx_leave. */
 static bp_status enter_mixed(void *ctx, int how, const bp_range *rd, int n_rd, const bp_range *wr,
                              int n_wr, int *previous, int *switched)
 {
-    cuda_ctx *c = ctx;
     device_guard g;
-    bp_status st = enter_device(c->device, &g);
+    bp_status st = enter_op(ctx, how, rd, n_rd, wr, n_wr, &g);
     *previous = g.previous;
     *switched = g.switched;
-    if (st != BP_OK)
-        return st;
-    if (how == ENTER_FORK)
-        return bp_cuda_branch_fork(&c->branch, c->stream, rd, n_rd, wr, n_wr);
-    if (how == ENTER_BESIDE)
-        return bp_cuda_branch_join_if(&c->branch, c->stream, rd, n_rd, wr, n_wr);
-    return bp_cuda_branch_join(&c->branch, c->stream);
+    return st;
 }
 
 bp_status bp_cuda_ctx_enter(void *ctx, int *previous, int *switched)

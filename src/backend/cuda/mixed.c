@@ -16,29 +16,26 @@
 #include "backend/cuda/mixed.h"
 #include "backend/cuda/status.h"
 
-/* Runs `expr` (a bp_status) with the context's device current. */
-#define MIXED_ON_DEVICE(ctx, expr)                                                  \
-    do {                                                                            \
-        int previous_ = 0, switched_ = 0;                                           \
-        bp_status mixed_status_ = bp_cuda_ctx_enter((ctx), &previous_, &switched_); \
-        if (mixed_status_ == BP_OK)                                                 \
-            mixed_status_ = (expr);                                                 \
-        return bp_cuda_ctx_leave(previous_, switched_, mixed_status_);              \
+/* Runs `expr` (a bp_status) after `enter` (one of host.c's
+ * bp_cuda_ctx_enter*, given &previous_ and &switched_), then gives the
+ * caller its device back. MIXED_ON_DEVICE: after the weight-gradient
+ * branch is joined; MIXED_BESIDE: an operation of the backward pass that
+ * reads the ranges rd[] and writes wr[] (arrays), which joins the branch
+ * only where it would race with it. */
+#define MIXED_RUN(enter, expr)                                         \
+    do {                                                               \
+        int previous_ = 0, switched_ = 0;                              \
+        bp_status mixed_status_ = (enter);                             \
+        if (mixed_status_ == BP_OK)                                    \
+            mixed_status_ = (expr);                                    \
+        return bp_cuda_ctx_leave(previous_, switched_, mixed_status_); \
     } while (0)
-
-/* The same for an operation of the backward pass that reads the ranges
- * rd[] and writes wr[] (arrays): the main stream joins the weight-gradient
- * branch only where it would race with the branch's pending products. */
-#define MIXED_BESIDE(ctx, rd, wr, expr)                                                  \
-    do {                                                                                 \
-        int previous_ = 0, switched_ = 0;                                                \
-        bp_status mixed_status_ = bp_cuda_ctx_enter_beside(                              \
-            (ctx), rd, (int)(sizeof rd / sizeof *rd), wr, (int)(sizeof wr / sizeof *wr), \
-            &previous_, &switched_);                                                     \
-        if (mixed_status_ == BP_OK)                                                      \
-            mixed_status_ = (expr);                                                      \
-        return bp_cuda_ctx_leave(previous_, switched_, mixed_status_);                   \
-    } while (0)
+#define MIXED_ON_DEVICE(ctx, expr) \
+    MIXED_RUN(bp_cuda_ctx_enter((ctx), &previous_, &switched_), expr)
+#define MIXED_BESIDE(ctx, rd, wr, expr)                                                        \
+    MIXED_RUN(bp_cuda_ctx_enter_beside((ctx), rd, (int)(sizeof rd / sizeof *rd), wr,           \
+                                       (int)(sizeof wr / sizeof *wr), &previous_, &switched_), \
+              expr)
 
 static cudaDataType half_type(int half) { return half == BP_HALF_F16 ? CUDA_R_16F : CUDA_R_16BF; }
 
@@ -98,13 +95,10 @@ bp_status bp_cuda_gemm_half(void *ctx, int half, int trans_a, int trans_b, int m
                      {b, half_bytes(b, (size_t)ldb * (size_t)(trans_b ? k : n))}};
     bp_range wr[] = {{c, (c_half ? half_bytes(c, 1) : f32_bytes(c, 1)) * (size_t)ldc * (size_t)n}};
     if (!trans_a && trans_b && !c_half) {
-        int previous = 0, switched = 0;
-        cublasHandle_t blas = NULL;
-        bp_status st = bp_cuda_ctx_enter_branch(ctx, rd, 2, wr, 1, &previous, &switched, &blas);
-        if (st == BP_OK)
-            st = gemm_half_on_device(blas, half, trans_a, trans_b, m, n, k, a, lda, b, ldb, beta,
-                                     c, c_half, ldc);
-        return bp_cuda_ctx_leave(previous, switched, st);
+        cublasHandle_t blas = NULL; /* the branch's, set by the entry */
+        MIXED_RUN(bp_cuda_ctx_enter_branch(ctx, rd, 2, wr, 1, &previous_, &switched_, &blas),
+                  gemm_half_on_device(blas, half, trans_a, trans_b, m, n, k, a, lda, b, ldb, beta,
+                                      c, c_half, ldc));
     }
     MIXED_BESIDE(ctx, rd, wr,
                  gemm_half_on_device(bp_cuda_ctx_blas(ctx), half, trans_a, trans_b, m, n, k, a,
