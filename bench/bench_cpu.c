@@ -15,7 +15,11 @@
  * threads (openblas_set_num_threads(N) when the BLAS is OpenBLAS; others
  * run as configured), and the blocks the backend cuts them into
  * (src/backend/cpu_gemm.c) on a pool of N threads; the smaller is the
- * floor the epoch is compared with.
+ * floor the epoch is compared with. After the BLAS's threads have run, the
+ * benchmark sleeps a quarter of a second before the next timing: OpenBLAS's
+ * idle threads spin for about 2^28 cycles (0.1 s here) before they sleep,
+ * and the blocks timed beside them were slower (bench/results/
+ * 2026-12-07-cpu-ab-2core.txt).
  */
 #define _GNU_SOURCE
 #include <backprop.h>
@@ -256,6 +260,10 @@ static int bench_batch(const bp_dataset_desc *d, int b, int threads, int reps, i
     for (int r = 0; ok && r < reps; r++) {
         te[r] = trainer_epoch(&t);
         tw[r] = floors ? gemm_epoch(&g, d->n_samples, b, threads, NULL) : 1.0;
+        if (floors) { /* OpenBLAS's threads stop spinning */
+            struct timespec settle = {0, 250000000};
+            nanosleep(&settle, NULL);
+        }
         tb[r] = floors ? gemm_epoch(&g, d->n_samples, b, threads, pool) : 1.0;
         ratio[r] = te[r] / (tw[r] < tb[r] ? tw[r] : tb[r]);
         ok = te[r] > 0;

@@ -32,6 +32,7 @@
 #include "step_protocol.h"
 #include "backend/backend.h"
 #include "backend/cpu_gemm.h"
+#include "backend/cpu_memory.h"
 #include "backend/cpu_mixed.h"
 #include "backend/cpu_output.h"
 #include "backend/cpu_pool.h"
@@ -96,28 +97,6 @@ static void cpu_ctx_destroy(void *ctx)
 bp_cpu_pool *bp_cpu_ctx_pool(void *ctx) { return ctx ? ((cpu_ctx *)ctx)->pool : NULL; }
 bp_cpu_mixed *bp_cpu_ctx_mixed(void *ctx) { return ctx ? ((cpu_ctx *)ctx)->mixed : NULL; }
 static bp_cpu_pool *pool_of(void *ctx) { return bp_cpu_ctx_pool(ctx); }
-
-static bp_status cpu_alloc(void *ctx, size_t bytes, void **ptr)
-{
-    (void)ctx;
-    /* 64-byte alignment for vector loads; aligned_alloc wants a multiple. */
-    size_t rounded = (bytes + 63u) & ~(size_t)63u;
-    if (rounded < bytes)
-        return bp_fail(BP_ERR_OUT_OF_MEMORY, "cpu backend: allocation of %zu bytes overflows",
-                       bytes);
-    void *p = aligned_alloc(64, rounded);
-    if (p == NULL)
-        return bp_fail(BP_ERR_OUT_OF_MEMORY, "cpu backend: cannot allocate %zu bytes", bytes);
-    memset(p, 0, rounded);
-    *ptr = p;
-    return BP_OK;
-}
-
-static void cpu_release(void *ctx, void *ptr)
-{
-    (void)ctx;
-    free(ptr);
-}
 
 static bp_status cpu_memcpy(void *ctx, void *dst, const void *src, size_t bytes)
 {
@@ -528,8 +507,8 @@ const bp_backend_ops bp_cpu_backend_ops = {
     .name = "cpu",
     .ctx_create = cpu_ctx_create,
     .ctx_destroy = cpu_ctx_destroy,
-    .alloc = cpu_alloc,
-    .release = cpu_release,
+    .alloc = bp_cpu_alloc, /* cpu_memory.c */
+    .release = bp_cpu_release,
     .upload = cpu_memcpy,
     .download = cpu_memcpy,
     .copy = cpu_memcpy,
