@@ -15,11 +15,10 @@
  * threads (openblas_set_num_threads(N) when the BLAS is OpenBLAS; others
  * run as configured), and the blocks the backend cuts them into
  * (src/backend/cpu_gemm.c) on a pool of N threads; the smaller is the
- * floor the epoch is compared with. After the BLAS's threads have run, the
- * benchmark sleeps a quarter of a second before the next timing: OpenBLAS's
- * idle threads spin for about 2^28 cycles (0.1 s here) before they sleep,
- * and the blocks timed beside them were slower (bench/results/
- * 2026-12-07-cpu-ab-2core.txt).
+ * floor the epoch is compared with. The epoch and both floors are timed
+ * in alternating slices of an epoch (bench_batch), and the BLAS's threads
+ * are left to stop spinning before anything else is timed
+ * (bench/results/2026-12-07-cpu-ab-2core.txt).
  */
 #define _GNU_SOURCE
 #include <backprop.h>
@@ -161,20 +160,16 @@ static int gemm_set_alloc(gemm_set *g, int b)
     return 0;
 }
 
-/* Seconds for one epoch's GEMMs (n rows in batches of b): whole products
- * on the BLAS's own `threads` threads (pool NULL), or the backend's blocks
- * on the pool. */
-static double gemm_epoch(gemm_set *g, int n, int b, int threads, bp_cpu_pool *pool)
+/* Seconds for the GEMMs of `steps` batches of b (the last of `last`
+ * rows when last > 0): whole products on the BLAS's own `threads` threads
+ * (pool NULL), or the backend's blocks on the pool. */
+static double gemm_steps(gemm_set *g, int steps, int b, int last, int threads, bp_cpu_pool *pool)
 {
     if (pool == NULL && openblas_set_num_threads)
         openblas_set_num_threads(threads);
-    for (int i = 0; i < 10; i++) /* warm */
-        run_gemms(g, b, pool);
     double t0 = now();
-    for (int s = 0; s < n / b; s++)
-        run_gemms(g, b, pool);
-    if (n % b)
-        run_gemms(g, n % b, pool);
+    for (int s = 0; s < steps; s++)
+        run_gemms(g, s == steps - 1 && last > 0 ? last : b, pool);
     double t = now() - t0;
     bp_cpu_blas_single_thread(); /* as the backend runs it */
     return t;
@@ -219,9 +214,9 @@ static int trainer_create(trainer *t, const bp_dataset_desc *d, int b, int threa
     return 0;
 }
 
-/* Seconds of one epoch (rows gathered on the backend from an order
- * shuffled on the host first, outside the time); -1 on failure. */
-static double trainer_epoch(trainer *t)
+/* A new epoch: the order shuffled on the host (outside the time), then
+ * bp_network_set_epoch; its seconds, -1 on failure. */
+static double trainer_begin_epoch(trainer *t)
 {
     size_t n = t->n;
     for (size_t i = 0; i < n; i++)
@@ -233,21 +228,50 @@ static double trainer_epoch(trainer *t)
         int32_t tmp = t->order[i];
         t->order[i] = t->order[j], t->order[j] = tmp;
     }
+    double t0 = now();
+    return bp_network_set_epoch(t->net, t->bx, t->by, t->order, n) == BP_OK ? now() - t0 : -1.0;
+}
+
+/* Seconds of the epoch's batches [first, end) (batches of t->b rows, the
+ * last one shorter), -1 on failure. */
+static double trainer_steps(trainer *t, size_t first, size_t end)
+{
     double t0 = now(), loss = 0.0;
-    if (bp_network_set_epoch(t->net, t->bx, t->by, t->order, n) != BP_OK)
-        return -1.0;
-    for (size_t done = 0; done < n; done += (size_t)t->b) {
-        int batch = n - done < (size_t)t->b ? (int)(n - done) : t->b;
-        if (bp_network_epoch_step(t->net, batch, done + (size_t)t->b >= n ? &loss : NULL) != BP_OK)
+    for (size_t i = first; i < end; i++) {
+        size_t done = i * (size_t)t->b;
+        int batch = t->n - done < (size_t)t->b ? (int)(t->n - done) : t->b;
+        if (bp_network_epoch_step(t->net, batch, done + (size_t)t->b >= t->n ? &loss : NULL) !=
+            BP_OK)
             return -1.0;
     }
     return now() - t0;
 }
 
-/* Batch b: `reps` rounds of an epoch, its GEMMs whole with the BLAS's
- * threads and its GEMMs in blocks, one after the other (so that a change
- * in the machine's speed hits all three), after a warm-up epoch; prints
+/* Seconds of one whole epoch, -1 on failure. */
+static double trainer_epoch(trainer *t)
+{
+    size_t batches = (t->n + (size_t)t->b - 1) / (size_t)t->b;
+    double begin = trainer_begin_epoch(t), steps = begin < 0 ? -1.0 : trainer_steps(t, 0, batches);
+    return steps < 0 ? -1.0 : begin + steps;
+}
+
+/* OpenBLAS's idle threads spin for about 2^28 cycles (0.1 s here) after
+ * its last threaded call before they sleep: whatever is timed next waits
+ * this long, so that they do not run beside it. */
+static void settle_blas_threads(void)
+{
+    struct timespec settle = {0, 150000000};
+    nanosleep(&settle, NULL);
+}
+
+/* Batch b: `reps` rounds, after a warm-up epoch. A round is an epoch cut
+ * into CHUNKS runs of its batches, each run followed by the GEMMs of as
+ * many batches in the backend's blocks and then whole on the BLAS's
+ * threads: the three sums are the round's epoch and its two floors, timed
+ * side by side over the same seconds, so that the machine's slow phases
+ * (this VM's come and go over seconds) weigh on all three alike. Prints
  * the medians and the median of the rounds' epoch / floor. */
+#define CHUNKS 8
 static int bench_batch(const bp_dataset_desc *d, int b, int threads, int reps, int floors)
 {
     trainer t;
@@ -257,16 +281,31 @@ static int bench_batch(const bp_dataset_desc *d, int b, int threads, int reps, i
     int ok = trainer_create(&t, d, b, threads) == 0 && gemm_set_alloc(&g, b) == 0 &&
              bp_cpu_pool_create(threads, bp_cpu_blas_single_thread, &pool) == BP_OK &&
              trainer_epoch(&t) > 0;
+    size_t batches = (t.n + (size_t)b - 1) / (size_t)b;
+    int last = (int)(t.n % (size_t)b);
+    if (ok && floors) { /* the BLAS's buffers and threads started */
+        gemm_steps(&g, 10, b, 0, threads, pool);
+        gemm_steps(&g, 10, b, 0, threads, NULL);
+        settle_blas_threads();
+    }
     for (int r = 0; ok && r < reps; r++) {
-        te[r] = trainer_epoch(&t);
-        tw[r] = floors ? gemm_epoch(&g, d->n_samples, b, threads, NULL) : 1.0;
-        if (floors) { /* OpenBLAS's threads stop spinning */
-            struct timespec settle = {0, 250000000};
-            nanosleep(&settle, NULL);
+        te[r] = trainer_begin_epoch(&t), tw[r] = tb[r] = 0.0;
+        ok = te[r] >= 0;
+        for (int c = 0; ok && c < CHUNKS; c++) {
+            size_t first = batches * (size_t)c / CHUNKS, end = batches * (size_t)(c + 1) / CHUNKS;
+            double e = trainer_steps(&t, first, end);
+            ok = e >= 0;
+            te[r] += e;
+            if (!floors)
+                continue;
+            int steps = (int)(end - first), tail = end == batches ? last : 0;
+            tb[r] += gemm_steps(&g, steps, b, tail, threads, pool);
+            tw[r] += gemm_steps(&g, steps, b, tail, threads, NULL);
+            settle_blas_threads();
         }
-        tb[r] = floors ? gemm_epoch(&g, d->n_samples, b, threads, pool) : 1.0;
+        if (!floors)
+            tw[r] = tb[r] = 1.0;
         ratio[r] = te[r] / (tw[r] < tb[r] ? tw[r] : tb[r]);
-        ok = te[r] > 0;
     }
     if (ok) {
         double e = median(te, reps), w = median(tw, reps), bl = median(tb, reps);
