@@ -240,8 +240,7 @@ static double trainer_steps(trainer *t, size_t first, size_t end)
     for (size_t i = first; i < end; i++) {
         size_t done = i * (size_t)t->b;
         int batch = t->n - done < (size_t)t->b ? (int)(t->n - done) : t->b;
-        if (bp_network_epoch_step(t->net, batch, done + (size_t)t->b >= t->n ? &loss : NULL) !=
-            BP_OK)
+        if (bp_network_epoch_step(t->net, batch, done + (size_t)t->b >= t->n ? &loss : NULL) != BP_OK)
             return -1.0;
     }
     return now() - t0;
