@@ -212,8 +212,45 @@ TEST(CpuThreads, GemmBlocksAreTheSameForEveryThreadCount)
         }
     }
     // Big products are shared among the threads; small ones stay one call.
+    // (On fewer threads than blocks the plan above can merge them, where the
+    // bits agree: the f64 300 x 77 x 301 product is one that OpenBLAS's
+    // dgemm computes to other bits in other blocks, so it keeps its 4.)
     EXPECT_EQ(bp_cpu_gemm_blocks(256, 128, 784), 4);
     EXPECT_EQ(bp_cpu_gemm_blocks(10, 128, 128), 1);
+}
+
+// A pool with fewer threads than a product's blocks runs it in one block a
+// thread where that gives the bits of the shape's blocks (cpu_gemm.c,
+// plans): the README network's float32 products do, on the reference BLAS
+// and on OpenBLAS; the answer is found once a shape and remembered; no pool,
+// or a pool with enough threads, keeps the shape's blocks, and so does every
+// new shape once the pool's memory is full. Whatever the plan, the bits are
+// those of the shape's blocks (GemmBlocksAreTheSameForEveryThreadCount).
+TEST(CpuThreads, ProductsRunInOneBlockAThreadWhereTheBitsAgree)
+{
+    const bp_gemm_args fwd1 = {1,   0,       256, 128, 784,     1.0, nullptr,
+                               784, nullptr, 784, 0.0, nullptr, 256};
+    const bp_gemm_args dw1 = {0,   1,       784, 256, 128,     1.0, nullptr,
+                              784, nullptr, 256, 0.0, nullptr, 784};
+    ASSERT_EQ(bp_cpu_gemm_blocks(256, 128, 784), 4);
+    ASSERT_EQ(bp_cpu_gemm_blocks(784, 256, 128), 8);
+    Pool two(2), eight(8), one(1);
+    EXPECT_EQ(bp_cpu_gemm_plan(two.p, BP_F32, &fwd1), 2);
+    EXPECT_EQ(bp_cpu_gemm_plan(two.p, BP_F32, &dw1), 2);
+    EXPECT_EQ(bp_cpu_pool_memo(two.p)->used, 2);
+    EXPECT_EQ(bp_cpu_gemm_plan(two.p, BP_F32, &fwd1), 2);
+    EXPECT_EQ(bp_cpu_pool_memo(two.p)->used, 2) << "a shape is tried once";
+    EXPECT_EQ(bp_cpu_gemm_plan(nullptr, BP_F32, &fwd1), 4);
+    EXPECT_EQ(bp_cpu_gemm_plan(eight.p, BP_F32, &fwd1), 4);
+    EXPECT_EQ(bp_cpu_pool_memo(eight.p)->used, 0);
+    // The memory holds BP_CPU_MEMO shapes (128 x 128 x k: 2 blocks each).
+    for (int i = 0; i <= BP_CPU_MEMO; i++) {
+        int k = 128 + 16 * i;
+        bp_gemm_args g = {0, 0, 128, 128, k, 1.0, nullptr, 128, nullptr, k, 0.0, nullptr, 128};
+        ASSERT_EQ(bp_cpu_gemm_blocks(128, 128, k), 2);
+        EXPECT_EQ(bp_cpu_gemm_plan(one.p, BP_F32, &g), i < BP_CPU_MEMO ? 1 : 2) << "k " << k;
+    }
+    EXPECT_EQ(bp_cpu_pool_memo(one.p)->used, BP_CPU_MEMO);
 }
 
 // Whole training runs (gather, forward, output layer, backward, guard,

@@ -5,8 +5,9 @@
  * backend is compared against.
  *
  * Each operation runs on the network's threads (cpu_pool.h): a product in
- * blocks of C (cpu_gemm.c), a loop in ranges of rows, columns or elements
- * that depend on the operation's shape alone. Every element is computed by
+ * blocks of C (cpu_gemm.c: its shape's, or one a thread where that gives
+ * the same bits), a loop in ranges of rows, columns or elements that
+ * depend on the operation's shape alone. Every element is computed by
  * the same formula in the same order as by one thread, and reductions keep
  * their order (a bias gradient's column sums the batch in row order, the
  * loss and the clipping norm are summed by one thread), so the results are

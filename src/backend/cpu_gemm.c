@@ -7,18 +7,23 @@
  * BLOCK_ALIGN (the BLAS kernels' unroll, a 64-byte line of float32): a
  * block of rows packs its part of op(A) and all of op(B), so blocks of at
  * least that size lose little to the packing they repeat, and smaller
- * products stay one call. A power of two of blocks shares evenly among
- * 1, 2, 4, ... threads. Each
- * block is C's block = alpha op(A)'s rows op(B) + beta C's block: the
- * same call the unblocked product would make on those elements, so with
- * a BLAS whose single-threaded result for an element does not depend on
- * where the element lies in C (the reference BLAS; OpenBLAS's blocked
- * kernels, checked by tests/test_cpu_threads.cpp) blocking changes no bit
- * either; with any BLAS, the same shape always gives the same blocks.
+ * products stay one call. These are the shape's blocks, the same for any
+ * thread count. Each block is C's block = alpha op(A)'s rows op(B) + beta
+ * C's block: the same call the unblocked product would make on those
+ * elements, so with a BLAS whose single-threaded result for an element
+ * does not depend on where the element lies in C (the reference BLAS;
+ * OpenBLAS's blocked kernels on the README network's shapes, checked by
+ * tests/test_cpu_threads.cpp) blocking changes no bit either. A pool with
+ * fewer threads than a shape's blocks runs it in one block a thread where
+ * that was found to give the same bits (plans, below).
  */
 #include "backend/cpu_gemm.h"
 
 #include <cblas.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "bp_blas_features.h"
 
@@ -66,9 +71,11 @@ typedef struct gemm_job {
     int kind, blocks, by_rows;
 } gemm_job;
 
-static gemm_job make_job(int kind, const bp_gemm_args *g)
+static int plan_blocks(bp_cpu_pool *pool, int kind, const bp_gemm_args *g);
+
+static gemm_job make_job(bp_cpu_pool *pool, int kind, const bp_gemm_args *g)
 {
-    gemm_job j = {*g, kind, bp_cpu_gemm_blocks(g->m, g->n, g->k), g->m >= g->n};
+    gemm_job j = {*g, kind, plan_blocks(pool, kind, g), g->m >= g->n};
     return j;
 }
 
@@ -123,6 +130,116 @@ static void gemm_block(const gemm_job *j, int64_t i)
 
 static void one_block(void *arg, int64_t i) { gemm_block(arg, i); }
 
+/* ---- plans: as few blocks as the pool has threads, where the bits agree ----
+ *
+ * Each block call packs the operand all blocks share again (the first
+ * layer's input, 400 KB at batch 128, per row block of its forward
+ * product), so on 2 threads the README's network trains 4 % faster (6 % at
+ * batch 32) with 2 blocks a product than with its shape's 4 or 8
+ * (bench/results/2026-12-07-cpu-ab-2core.txt). But where the blocks fall
+ * can change a product's bits: OpenBLAS's dgemm gives an element other bits
+ * for other block boundaries in some shapes (f64 300 x 77 x 301 in
+ * tests/test_cpu_threads.cpp). So the first product of each shape on a
+ * pool with fewer threads than its shape's blocks is computed once both
+ * ways on made-up operands of that shape (temporary memory, freed at once);
+ * the pool remembers the answer, and the product runs in as many blocks as
+ * threads only when the two gave the same bits. The BLAS's arithmetic does
+ * not depend on the values it multiplies (it branches on shapes, alpha and
+ * beta, which the key holds), so what held for the made-up operands holds
+ * for every product of the shape: 1, 2 or 16 threads give the bits of the
+ * shape's blocks. A shape whose operands would take more than PROBE_BYTES,
+ * and every shape once the pool's memory is full, keeps its shape's blocks. */
+#define PROBE_BYTES ((size_t)16 << 20)
+
+/* Element i of the made-up operands: magnitudes from 2^-4 to 2^4, both
+ * signs, no two neighbours alike (splitmix64). */
+static double made_up(uint64_t i)
+{
+    uint64_t z = i * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull, z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    double v = (double)(z >> 11) * 0x1.0p-53 + 0.5; /* [0.5, 1.5) */
+    return ldexp(z & 1 ? -v : v, (int)((z >> 1) % 9) - 4);
+}
+
+/* n elements of the kind's A and B type (or, c, of its C type) at p. */
+static void fill_made_up(int kind, int c, void *p, size_t n, uint64_t seed)
+{
+    for (size_t i = 0; i < n; i++) {
+        double v = made_up(seed + i);
+        if (kind == KIND_F64) {
+            ((double *)p)[i] = v;
+        } else if (kind == KIND_F32 || c) {
+            ((float *)p)[i] = (float)v;
+        } else { /* BF16: a float's upper half */
+            float f = (float)v;
+            uint32_t bits;
+            memcpy(&bits, &f, sizeof bits);
+            ((uint16_t *)p)[i] = (uint16_t)(bits >> 16);
+        }
+    }
+}
+
+/* Whether g's product gives the same bits in `few` blocks as in `many`, on
+ * made-up operands of its shape (0 when they cannot be allocated). */
+static int same_bits(bp_cpu_pool *pool, int kind, const bp_gemm_args *g, int many, int few)
+{
+    size_t es = kind == KIND_BF16 ? 2 : kind == KIND_F32 ? sizeof(float) : sizeof(double);
+    size_t cs = kind == KIND_F64 ? sizeof(double) : sizeof(float);
+    size_t na = (size_t)g->lda * (size_t)(g->trans_a ? g->m : g->k);
+    size_t nb = (size_t)g->ldb * (size_t)(g->trans_b ? g->k : g->n);
+    size_t nc = (size_t)g->ldc * (size_t)g->n;
+    if ((na + nb) * es + 2 * nc * cs > PROBE_BYTES)
+        return 0;
+    char *a = malloc(na * es + 1), *b = malloc(nb * es + 1);
+    char *c1 = malloc(nc * cs + 1), *c2 = malloc(nc * cs + 1);
+    int same = a != NULL && b != NULL && c1 != NULL && c2 != NULL;
+    if (same) {
+        fill_made_up(kind, 0, a, na, 1);
+        fill_made_up(kind, 0, b, nb, 1 + na);
+        fill_made_up(kind, 1, c1, nc, 1 + na + nb); /* what beta scales */
+        memcpy(c2, c1, nc * cs);
+        gemm_job j = {*g, kind, many, g->m >= g->n};
+        j.g.a = a, j.g.b = b, j.g.c = c1;
+        bp_cpu_pool_run(pool, many, one_block, &j);
+        j.g.c = c2, j.blocks = few;
+        bp_cpu_pool_run(pool, few, one_block, &j);
+        for (int col = 0; same && col < g->n; col++) {
+            size_t o = (size_t)col * (size_t)g->ldc * cs;
+            same = memcmp(c1 + o, c2 + o, (size_t)g->m * cs) == 0;
+        }
+    }
+    free(a), free(b), free(c1), free(c2);
+    return same;
+}
+
+/* The blocks g's product runs in on pool: its shape's, or as many as the
+ * pool's threads where the pool has fewer and the bits agree (above). */
+static int plan_blocks(bp_cpu_pool *pool, int kind, const bp_gemm_args *g)
+{
+    int many = bp_cpu_gemm_blocks(g->m, g->n, g->k), few = bp_cpu_pool_threads(pool);
+    bp_cpu_memo *memo = bp_cpu_pool_memo(pool);
+    if (few >= many || memo == NULL)
+        return many;
+    const double key[BP_CPU_MEMO_KEY] = {kind,   g->trans_a, g->trans_b, g->m,     g->n,    g->k,
+                                         g->lda, g->ldb,     g->ldc,     g->alpha, g->beta, few};
+    for (int i = 0; i < memo->used; i++)
+        if (memcmp(memo->key[i], key, sizeof key) == 0)
+            return memo->value[i];
+    if (memo->used == BP_CPU_MEMO)
+        return many;
+    int blocks = same_bits(pool, kind, g, many, few) ? few : many;
+    memcpy(memo->key[memo->used], key, sizeof key);
+    memo->value[memo->used++] = blocks;
+    return blocks;
+}
+
+int bp_cpu_gemm_plan(bp_cpu_pool *pool, bp_dtype dt, const bp_gemm_args *g)
+{
+    bp_cpu_blas_single_thread();
+    return plan_blocks(pool, dtype_kind(dt), g);
+}
+
 /* Every product first sets the BLAS to one thread again: a program that
  * sets OpenBLAS's threads after the network was made (a command's thread
  * flag, another library) would otherwise make each block a threaded call,
@@ -131,7 +248,7 @@ static void one_block(void *arg, int64_t i) { gemm_block(arg, i); }
 void bp_cpu_gemm(bp_cpu_pool *pool, bp_dtype dt, const bp_gemm_args *g)
 {
     bp_cpu_blas_single_thread();
-    gemm_job j = make_job(dtype_kind(dt), g);
+    gemm_job j = make_job(pool, dtype_kind(dt), g);
     bp_cpu_pool_run(pool, j.blocks, one_block, &j);
 }
 
@@ -139,7 +256,7 @@ void bp_cpu_gemm(bp_cpu_pool *pool, bp_dtype dt, const bp_gemm_args *g)
 void bp_cpu_gemm_bf16(bp_cpu_pool *pool, const bp_gemm_args *g)
 {
     bp_cpu_blas_single_thread();
-    gemm_job j = make_job(KIND_BF16, g);
+    gemm_job j = make_job(pool, KIND_BF16, g);
     bp_cpu_pool_run(pool, j.blocks, one_block, &j);
 }
 #endif
@@ -158,6 +275,6 @@ void bp_cpu_gemm2(bp_cpu_pool *pool, bp_dtype dt, const bp_gemm_args *first,
                   const bp_gemm_args *second)
 {
     bp_cpu_blas_single_thread();
-    gemm_job j[2] = {make_job(dtype_kind(dt), first), make_job(dtype_kind(dt), second)};
+    gemm_job j[2] = {make_job(pool, dtype_kind(dt), first), make_job(pool, dtype_kind(dt), second)};
     bp_cpu_pool_run(pool, j[0].blocks + j[1].blocks, pair_block, j);
 }

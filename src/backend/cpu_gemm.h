@@ -1,13 +1,15 @@
 /*
  * cpu_gemm.h — the CPU backend's GEMMs: each product cut into column or
- * row blocks of C by its shape alone, every block one single-threaded
- * CBLAS call, the blocks run on the network's threads (cpu_pool.h).
+ * row blocks of C, every block one single-threaded CBLAS call, the blocks
+ * run on the network's threads (cpu_pool.h).
  *
  * Why (docs/design.md, section 5): a multi-threaded BLAS may round a
  * product differently with another thread count (OpenBLAS's threaded
  * driver cuts the k dimension differently from its single-threaded one),
- * so the BLAS always runs single-threaded and the blocks, which depend on
- * (m, n, k) only, are the same calls whatever the number of threads.
+ * so the BLAS always runs single-threaded, in the blocks of the product's
+ * shape (m, n, k), the same whatever the number of threads; a pool with
+ * fewer threads runs one block a thread only where the first product of
+ * that shape showed it gives the same bits (cpu_gemm.c).
  */
 #ifndef BP_CPU_GEMM_H
 #define BP_CPU_GEMM_H
@@ -32,8 +34,13 @@ void bp_cpu_gemm2(bp_cpu_pool *pool, bp_dtype dt, const bp_gemm_args *first,
  * (BP_HAVE_SBGEMM, cmake/blas_features.cmake; src/backend/cpu_mixed.c). */
 void bp_cpu_gemm_bf16(bp_cpu_pool *pool, const bp_gemm_args *g);
 
-/* The blocks bp_cpu_gemm cuts a product into (1: one call). */
+/* The blocks of a product's shape (1: one call). */
 int bp_cpu_gemm_blocks(int m, int n, int k);
+/* The blocks bp_cpu_gemm runs g in on pool: bp_cpu_gemm_blocks, or the
+ * pool's thread count when that is fewer and gives the same bits (found,
+ * at the first product of the shape, by computing made-up operands both
+ * ways, and remembered by the pool). */
+int bp_cpu_gemm_plan(bp_cpu_pool *pool, bp_dtype dt, const bp_gemm_args *g);
 
 /* Makes the BLAS run single-threaded when called from this thread (every
  * thread of a pool runs it, the caller's when its network is created):

@@ -60,6 +60,8 @@ struct bp_cpu_pool {
     _Atomic int quit;
     pthread_mutex_t mu;
     pthread_cond_t cv;
+
+    bp_cpu_memo memo; /* the caller's: cpu_gemm.c's plans */
 };
 
 /* The claim word: GEN_BITS of generation, then TASK_BITS each of the
@@ -187,6 +189,8 @@ void bp_cpu_pool_destroy(bp_cpu_pool *pool)
 }
 
 int bp_cpu_pool_threads(const bp_cpu_pool *pool) { return pool ? pool->threads : 1; }
+
+bp_cpu_memo *bp_cpu_pool_memo(bp_cpu_pool *pool) { return pool ? &pool->memo : NULL; }
 
 void bp_cpu_pool_run(bp_cpu_pool *pool, int64_t n, bp_cpu_task fn, void *arg)
 {

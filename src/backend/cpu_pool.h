@@ -3,7 +3,8 @@
  * tasks of one operation on a network's threads and the caller's.
  *
  * Results never depend on the number of threads: an operation is cut into
- * tasks by its shape alone (src/backend/cpu.c, src/backend/cpu_gemm.c),
+ * tasks by its shape (src/backend/cpu.c, src/backend/cpu_gemm.c, whose
+ * products take fewer blocks on fewer threads only where the bits agree),
  * each task writes what no other task of the operation writes, and a
  * reduction combines its tasks' partial results in task order afterwards.
  * Which thread runs which task varies from run to run; nothing else does.
@@ -35,6 +36,19 @@ bp_status bp_cpu_pool_create(int threads, void (*thread_init)(void), bp_cpu_pool
 /* Stops and joins the workers. NULL is a no-op. */
 void bp_cpu_pool_destroy(bp_cpu_pool *pool);
 int bp_cpu_pool_threads(const bp_cpu_pool *pool); /* 1 for NULL */
+
+/* What a pool remembers of the products it ran (src/backend/cpu_gemm.c:
+ * the blocks of each shape met so far): up to BP_CPU_MEMO entries of a key
+ * of BP_CPU_MEMO_KEY numbers and a value, read and written by the pool's
+ * caller only, between runs. NULL for a NULL pool. */
+#define BP_CPU_MEMO 32
+#define BP_CPU_MEMO_KEY 12
+typedef struct bp_cpu_memo {
+    int used;
+    double key[BP_CPU_MEMO][BP_CPU_MEMO_KEY];
+    int value[BP_CPU_MEMO];
+} bp_cpu_memo;
+bp_cpu_memo *bp_cpu_pool_memo(bp_cpu_pool *pool);
 
 /* Runs fn(arg, i) for every i < n, each once, on the pool's threads and
  * the caller's, and returns when all have returned; their writes are then
