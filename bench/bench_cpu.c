@@ -280,6 +280,8 @@ static int bench_batch(const bp_dataset_desc *d, int b, int threads, int reps, i
     int ok = trainer_create(&t, d, b, threads) == 0 && gemm_set_alloc(&g, b) == 0 &&
              bp_cpu_pool_create(threads, bp_cpu_blas_single_thread, &pool) == BP_OK &&
              trainer_epoch(&t) > 0;
+    if (ok) /* as a network's pool: scratch to try each product's blocks in */
+        ok = bp_cpu_gemm_reserve(pool, (size_t)784 * (b > 256 ? b : 256), sizeof(float)) == BP_OK;
     size_t batches = (t.n + (size_t)b - 1) / (size_t)b;
     int last = (int)(t.n % (size_t)b);
     if (ok && floors) { /* the BLAS's buffers and threads started */

@@ -235,6 +235,8 @@ TEST(CpuThreads, ProductsRunInOneBlockAThreadWhereTheBitsAgree)
     ASSERT_EQ(bp_cpu_gemm_blocks(256, 128, 784), 4);
     ASSERT_EQ(bp_cpu_gemm_blocks(784, 256, 128), 8);
     Pool two(2), eight(8), one(1);
+    for (Pool *p : {&two, &eight, &one}) // what a network makes for its largest operand
+        ASSERT_EQ(bp_cpu_gemm_reserve(p->p, 784 * 256, sizeof(float)), BP_OK);
     EXPECT_EQ(bp_cpu_gemm_plan(two.p, BP_F32, &fwd1), 2);
     EXPECT_EQ(bp_cpu_gemm_plan(two.p, BP_F32, &dw1), 2);
     EXPECT_EQ(bp_cpu_pool_memo(two.p)->used, 2);
@@ -251,6 +253,11 @@ TEST(CpuThreads, ProductsRunInOneBlockAThreadWhereTheBitsAgree)
         EXPECT_EQ(bp_cpu_gemm_plan(one.p, BP_F32, &g), i < BP_CPU_MEMO ? 1 : 2) << "k " << k;
     }
     EXPECT_EQ(bp_cpu_pool_memo(one.p)->used, BP_CPU_MEMO);
+    // A shape whose operands do not fit the scratch keeps its blocks (and
+    // nothing is allocated to try it).
+    Pool small(2);
+    ASSERT_EQ(bp_cpu_gemm_reserve(small.p, 1000, sizeof(float)), BP_OK);
+    EXPECT_EQ(bp_cpu_gemm_plan(small.p, BP_F32, &fwd1), 4);
 }
 
 // Whole training runs (gather, forward, output layer, backward, guard,

@@ -73,6 +73,9 @@ static bp_status cpu_ctx_create(const bp_network_config *cfg, size_t staging_byt
         return bp_fail(BP_ERR_OUT_OF_MEMORY, "cpu backend: no memory for the context");
     bp_cpu_blas_single_thread(); /* this thread runs products too */
     bp_status st = bp_cpu_pool_create(threads, bp_cpu_blas_single_thread, &c->pool);
+    if (st == BP_OK) /* where the first product of a shape is tried (cpu_gemm.c) */
+        st = bp_cpu_gemm_reserve(c->pool, bp_cpu_gemm_largest_operand(cfg),
+                                 bp_dtype_size(cfg->dtype));
     if (st == BP_OK)
         st = bp_cpu_mixed_create(cfg, &c->mixed);
     if (st != BP_OK) {

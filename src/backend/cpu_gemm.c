@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "bp_blas_features.h"
+#include "api/error.h"
 
 #define BLOCK_WORK ((int64_t)1 << 20)
 #define BLOCK_MIN 64
@@ -141,14 +142,16 @@ static void one_block(void *arg, int64_t i) { gemm_block(arg, i); }
  * for other block boundaries in some shapes (f64 300 x 77 x 301 in
  * tests/test_cpu_threads.cpp). So the first product of each shape on a
  * pool with fewer threads than its shape's blocks is computed once both
- * ways on made-up operands of that shape (temporary memory, freed at once);
- * the pool remembers the answer, and the product runs in as many blocks as
+ * ways on made-up operands of that shape, in scratch the network made with
+ * the pool for its largest operand (bp_cpu_gemm_reserve: a training step
+ * allocates nothing); the pool remembers the answer, and the product runs in as many blocks as
  * threads only when the two gave the same bits. The BLAS's arithmetic does
  * not depend on the values it multiplies (it branches on shapes, alpha and
  * beta, which the key holds), so what held for the made-up operands holds
  * for every product of the shape: 1, 2 or 16 threads give the bits of the
- * shape's blocks. A shape whose operands would take more than PROBE_BYTES,
- * and every shape once the pool's memory is full, keeps its shape's blocks. */
+ * shape's blocks. A shape whose operands do not fit the scratch (at most
+ * PROBE_BYTES), and every shape once the pool's memory is full, keeps its
+ * shape's blocks. */
 #define PROBE_BYTES ((size_t)16 << 20)
 
 /* Element i of the made-up operands: magnitudes from 2^-4 to 2^4, both
@@ -181,36 +184,37 @@ static void fill_made_up(int kind, int c, void *p, size_t n, uint64_t seed)
 }
 
 /* Whether g's product gives the same bits in `few` blocks as in `many`, on
- * made-up operands of its shape (0 when they cannot be allocated). */
+ * made-up operands of its shape in the pool's scratch (0 when they do not
+ * fit). */
 static int same_bits(bp_cpu_pool *pool, int kind, const bp_gemm_args *g, int many, int few)
 {
+    bp_cpu_memo *memo = bp_cpu_pool_memo(pool);
     size_t es = kind == KIND_BF16 ? 2 : kind == KIND_F32 ? sizeof(float) : sizeof(double);
     size_t cs = kind == KIND_F64 ? sizeof(double) : sizeof(float);
     size_t na = (size_t)g->lda * (size_t)(g->trans_a ? g->m : g->k);
     size_t nb = (size_t)g->ldb * (size_t)(g->trans_b ? g->k : g->n);
     size_t nc = (size_t)g->ldc * (size_t)g->n;
-    if ((na + nb) * es + 2 * nc * cs > PROBE_BYTES)
+    /* a, b, c1 and c2, each from a 64-byte line */
+    size_t at_b = (na * es + 63) & ~(size_t)63, at_c1 = at_b + ((nb * es + 63) & ~(size_t)63);
+    size_t at_c2 = at_c1 + ((nc * cs + 63) & ~(size_t)63);
+    if (at_c2 + nc * cs > memo->scratch_bytes)
         return 0;
-    char *a = malloc(na * es + 1), *b = malloc(nb * es + 1);
-    char *c1 = malloc(nc * cs + 1), *c2 = malloc(nc * cs + 1);
-    int same = a != NULL && b != NULL && c1 != NULL && c2 != NULL;
-    if (same) {
-        fill_made_up(kind, 0, a, na, 1);
-        fill_made_up(kind, 0, b, nb, 1 + na);
-        fill_made_up(kind, 1, c1, nc, 1 + na + nb); /* what beta scales */
-        memcpy(c2, c1, nc * cs);
-        gemm_job j = {*g, kind, many, g->m >= g->n};
-        j.g.a = a, j.g.b = b, j.g.c = c1;
-        bp_cpu_pool_run(pool, many, one_block, &j);
-        j.g.c = c2, j.blocks = few;
-        bp_cpu_pool_run(pool, few, one_block, &j);
-        for (int col = 0; same && col < g->n; col++) {
-            size_t o = (size_t)col * (size_t)g->ldc * cs;
-            same = memcmp(c1 + o, c2 + o, (size_t)g->m * cs) == 0;
-        }
+    char *a = memo->scratch, *b = a + at_b, *c1 = a + at_c1, *c2 = a + at_c2;
+    fill_made_up(kind, 0, a, na, 1);
+    fill_made_up(kind, 0, b, nb, 1 + na);
+    fill_made_up(kind, 1, c1, nc, 1 + na + nb); /* what beta scales */
+    memcpy(c2, c1, nc * cs);
+    gemm_job j = {*g, kind, many, g->m >= g->n};
+    j.g.a = a, j.g.b = b, j.g.c = c1;
+    bp_cpu_pool_run(pool, many, one_block, &j);
+    j.g.c = c2, j.blocks = few;
+    bp_cpu_pool_run(pool, few, one_block, &j);
+    for (int col = 0; col < g->n; col++) {
+        size_t o = (size_t)col * (size_t)g->ldc * cs;
+        if (memcmp(c1 + o, c2 + o, (size_t)g->m * cs) != 0)
+            return 0;
     }
-    free(a), free(b), free(c1), free(c2);
-    return same;
+    return 1;
 }
 
 /* The blocks g's product runs in on pool: its shape's, or as many as the
@@ -221,8 +225,8 @@ static int plan_blocks(bp_cpu_pool *pool, int kind, const bp_gemm_args *g)
     bp_cpu_memo *memo = bp_cpu_pool_memo(pool);
     if (few >= many || memo == NULL)
         return many;
-    const double key[BP_CPU_MEMO_KEY] = {kind,   g->trans_a, g->trans_b, g->m,     g->n,    g->k,
-                                         g->lda, g->ldb,     g->ldc,     g->alpha, g->beta, few};
+    const double key[BP_CPU_MEMO_KEY] = {kind,   g->trans_a, g->trans_b, g->m,     g->n,   g->k,
+                                         g->lda, g->ldb,     g->ldc,     g->alpha, g->beta};
     for (int i = 0; i < memo->used; i++)
         if (memcmp(memo->key[i], key, sizeof key) == 0)
             return memo->value[i];
@@ -232,6 +236,39 @@ static int plan_blocks(bp_cpu_pool *pool, int kind, const bp_gemm_args *g)
     memcpy(memo->key[memo->used], key, sizeof key);
     memo->value[memo->used++] = blocks;
     return blocks;
+}
+
+size_t bp_cpu_gemm_largest_operand(const bp_network_config *cfg)
+{
+    size_t most = 1, B = (size_t)cfg->max_batch;
+    for (int l = 1; l <= cfg->n_layers; l++) {
+        size_t in = (size_t)cfg->sizes[l - 1], out = (size_t)cfg->sizes[l];
+        size_t w = in * out, x = B * in, y = B * out;
+        most = w > most ? w : most;
+        most = x > most ? x : most;
+        most = y > most ? y : most;
+    }
+    return most;
+}
+
+bp_status bp_cpu_gemm_reserve(bp_cpu_pool *pool, size_t elements, size_t element_bytes)
+{
+    bp_cpu_memo *memo = bp_cpu_pool_memo(pool);
+    if (memo == NULL)
+        return BP_OK;
+    if (element_bytes == 0 || element_bytes > sizeof(double))
+        element_bytes = sizeof(double);
+    /* four operands, each from a 64-byte line, up to PROBE_BYTES */
+    size_t bytes = elements <= PROBE_BYTES / element_bytes / 4
+                       ? 4 * ((elements * element_bytes + 63) & ~(size_t)63)
+                       : PROBE_BYTES;
+    void *p = malloc(bytes);
+    if (p == NULL)
+        return bp_fail(BP_ERR_OUT_OF_MEMORY,
+                       "cpu backend: no memory for %zu bytes of product-planning scratch", bytes);
+    free(memo->scratch);
+    memo->scratch = p, memo->scratch_bytes = bytes;
+    return BP_OK;
 }
 
 int bp_cpu_gemm_plan(bp_cpu_pool *pool, bp_dtype dt, const bp_gemm_args *g)

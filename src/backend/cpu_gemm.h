@@ -41,6 +41,14 @@ int bp_cpu_gemm_blocks(int m, int n, int k);
  * at the first product of the shape, by computing made-up operands both
  * ways, and remembered by the pool). */
 int bp_cpu_gemm_plan(bp_cpu_pool *pool, bp_dtype dt, const bp_gemm_args *g);
+/* The scratch those tries use, made with the pool: four operands of
+ * `elements` elements of element_bytes each (at most 16 MiB in all; without
+ * it, or for a shape that does not fit, products keep their shape's
+ * blocks). */
+bp_status bp_cpu_gemm_reserve(bp_cpu_pool *pool, size_t elements, size_t element_bytes);
+/* The largest operand of a network's step products (elements): a weight
+ * matrix, or a max_batch of a layer's activations or deltas. */
+size_t bp_cpu_gemm_largest_operand(const bp_network_config *cfg);
 
 /* Makes the BLAS run single-threaded when called from this thread (every
  * thread of a pool runs it, the caller's when its network is created):

@@ -37,21 +37,6 @@ struct bp_cpu_mixed {
     float *a, *b, *c;
 };
 
-/* The largest operand of a step's products: a weight matrix, or a batch
- * of a layer's activations or deltas. */
-static size_t largest_operand(const bp_network_config *cfg)
-{
-    size_t most = 1, B = (size_t)cfg->max_batch;
-    for (int l = 1; l <= cfg->n_layers; l++) {
-        size_t in = (size_t)cfg->sizes[l - 1], out = (size_t)cfg->sizes[l];
-        size_t w = in * out, x = B * in, y = B * out;
-        most = w > most ? w : most;
-        most = x > most ? x : most;
-        most = y > most ? y : most;
-    }
-    return most;
-}
-
 bp_status bp_cpu_mixed_create(const bp_network_config *cfg, bp_cpu_mixed **out)
 {
     *out = NULL;
@@ -60,7 +45,7 @@ bp_status bp_cpu_mixed_create(const bp_network_config *cfg, bp_cpu_mixed **out)
     bp_cpu_mixed *m = calloc(1, sizeof *m);
     if (m == NULL)
         return bp_fail(BP_ERR_OUT_OF_MEMORY, "cpu backend: no memory for the mixed scratch");
-    m->capacity = largest_operand(cfg);
+    m->capacity = bp_cpu_gemm_largest_operand(cfg);
     m->a = malloc(m->capacity * sizeof(float));
     m->b = malloc(m->capacity * sizeof(float));
     m->c = malloc(m->capacity * sizeof(float));
@@ -68,7 +53,7 @@ bp_status bp_cpu_mixed_create(const bp_network_config *cfg, bp_cpu_mixed **out)
         bp_cpu_mixed_destroy(m);
         return bp_fail(BP_ERR_OUT_OF_MEMORY,
                        "cpu backend: no memory for 3 x %zu floats of mixed-precision scratch",
-                       largest_operand(cfg));
+                       bp_cpu_gemm_largest_operand(cfg));
     }
     *out = m;
     return BP_OK;

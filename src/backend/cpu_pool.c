@@ -184,6 +184,7 @@ void bp_cpu_pool_destroy(bp_cpu_pool *pool)
         stop_workers(pool);
     pthread_cond_destroy(&pool->cv);
     pthread_mutex_destroy(&pool->mu);
+    free(pool->memo.scratch);
     free(pool->workers);
     free(pool);
 }

@@ -12,6 +12,7 @@
 #ifndef BP_CPU_POOL_H
 #define BP_CPU_POOL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "backprop.h"
@@ -39,14 +40,17 @@ int bp_cpu_pool_threads(const bp_cpu_pool *pool); /* 1 for NULL */
 
 /* What a pool remembers of the products it ran (src/backend/cpu_gemm.c:
  * the blocks of each shape met so far): up to BP_CPU_MEMO entries of a key
- * of BP_CPU_MEMO_KEY numbers and a value, read and written by the pool's
- * caller only, between runs. NULL for a NULL pool. */
+ * of BP_CPU_MEMO_KEY numbers and a value, and the scratch it tries a new
+ * shape in (made with the network, freed with the pool), read and written
+ * by the pool's caller only, between runs. NULL for a NULL pool. */
 #define BP_CPU_MEMO 32
-#define BP_CPU_MEMO_KEY 12
+#define BP_CPU_MEMO_KEY 11
 typedef struct bp_cpu_memo {
     int used;
     double key[BP_CPU_MEMO][BP_CPU_MEMO_KEY];
     int value[BP_CPU_MEMO];
+    void *scratch;
+    size_t scratch_bytes;
 } bp_cpu_memo;
 bp_cpu_memo *bp_cpu_pool_memo(bp_cpu_pool *pool);
 
