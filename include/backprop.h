@@ -297,18 +297,23 @@ typedef struct bp_network_config {
                                by one (set 0 to capture the network's stream
                                yourself). Results are bit-identical. No effect
                                on the CPU. */
-    int fused_epilogues;    /* 1 (default): in a float32 training step on CUDA
+    int fused_epilogues;    /* 1 (default): in a float32 training step
                                (bp_network_step*, bp_network_epoch_step),
                                each hidden ReLU layer runs
-                               its product, bias and ReLU as one cuBLASLt
-                               call (keeping a ReLU bit-mask instead of z^l),
-                               and its delta and bias gradient as another;
-                               results agree with the unfused step to float32
-                               rounding, not bit for bit. z^l of such a layer
+                               its product, bias and ReLU as one operation
+                               (keeping a ReLU bit-mask instead of z^l),
+                               and its delta and bias gradient as another:
+                               on CUDA cuBLASLt calls, whose results agree
+                               with the unfused step to float32 rounding,
+                               not bit for bit; on the CPU each block of
+                               the product gets its epilogue on the thread
+                               that computed it, with the unfused step's
+                               bits. z^l of such a layer
                                is then not stored (bp_network_get_layer_state
                                says so; bp_network_forward computes it).
-                               0: GEMM, then our bias+activation kernel. No
-                               effect on float64, on the CPU, or on
+                               0: GEMM, then the bias+activation pass. No
+                               effect on float64, on the mixed precisions on
+                               the CPU, or on
                                bp_network_forward, bp_network_gradients,
                                comparisons and gradient checks, which stay
                                unfused. */

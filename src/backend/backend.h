@@ -175,6 +175,15 @@ typedef struct bp_backend_ops {
     bp_status (*linear_drelu_backward)(void *ctx, bp_dtype dt, const void *w, const void *d,
                                        const void *mask, int64_t mask_ld, void *d_prev, void *db,
                                        int n_in, int batch, int n_out);
+    /* gemm2 for a layer below which the forward fused: the weight gradient
+     * product `wgrad` (backward_layers' dW of the layer) and what
+     * linear_drelu_backward does for the layer below, in one operation,
+     * each exactly what those give (NULL or BP_ERR_UNSUPPORTED, having
+     * issued nothing: gemm, then linear_drelu_backward). */
+    bp_status (*wgrad_drelu_backward)(void *ctx, bp_dtype dt, const bp_gemm_args *wgrad,
+                                      const void *w, const void *d, const void *mask,
+                                      int64_t mask_ld, void *d_prev, void *db, int n_in, int batch,
+                                      int n_out);
     /* The output layer's products with their epilogues fused (float32 only,
      * 16-byte aligned pointers; NULL or BP_ERR_UNSUPPORTED, having issued
      * nothing: the products unfused). linear_bias_forward: z = W a_in +

@@ -32,6 +32,7 @@
 #include "bp_math.h"
 #include "step_protocol.h"
 #include "backend/backend.h"
+#include "backend/cpu_fused.h"
 #include "backend/cpu_gemm.h"
 #include "backend/cpu_memory.h"
 #include "backend/cpu_mixed.h"
@@ -533,6 +534,10 @@ const bp_backend_ops bp_cpu_backend_ops = {
     .gather_rows = cpu_gather_rows,
     .gather_epoch = cpu_gather_epoch,
     /* no graphs: train.c runs every step eagerly */
+    /* a hidden ReLU layer's products with their epilogues (cpu_fused.c) */
+    .linear_relu_forward = bp_cpu_linear_relu_forward,
+    .linear_drelu_backward = bp_cpu_linear_drelu_backward,
+    .wgrad_drelu_backward = bp_cpu_wgrad_drelu_backward,
     /* mixed precision (cpu_mixed.c) */
     .gather_rows_half = bp_cpu_gather_rows_half,
     .gather_epoch_half = bp_cpu_gather_epoch_half,

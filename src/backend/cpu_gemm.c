@@ -102,6 +102,15 @@ static void gemm_call(const gemm_job *j, int m, int n, const char *a, const char
                     (const double *)b, g->ldb, g->beta, (double *)c, g->ldc);
 }
 
+/* The rows or columns of C that block i holds: [*lo, *hi) along the
+ * blocks' dimension (rows by_rows, else columns). */
+static void block_bounds(const gemm_job *j, int64_t i, int64_t *lo, int64_t *hi)
+{
+    int64_t dim = j->by_rows ? j->g.m : j->g.n;
+    *lo = j->blocks == 1 ? 0 : bp_cpu_task_begin(dim, j->blocks, i, BLOCK_ALIGN);
+    *hi = j->blocks == 1 ? dim : bp_cpu_task_begin(dim, j->blocks, i + 1, BLOCK_ALIGN);
+}
+
 /* Block i: rows [lo, hi) of C (its part of op(A)), or columns (of op(B)). */
 static void gemm_block(const gemm_job *j, int64_t i)
 {
@@ -115,9 +124,8 @@ static void gemm_block(const gemm_job *j, int64_t i)
     /* bytes of an element of A and B, and of C */
     size_t es = j->kind == KIND_BF16 ? 2 : j->kind == KIND_F32 ? sizeof(float) : sizeof(double);
     size_t cs = j->kind == KIND_F64 ? sizeof(double) : sizeof(float);
-    int64_t dim = j->by_rows ? g->m : g->n;
-    int64_t lo = bp_cpu_task_begin(dim, j->blocks, i, BLOCK_ALIGN);
-    int64_t hi = bp_cpu_task_begin(dim, j->blocks, i + 1, BLOCK_ALIGN);
+    int64_t lo, hi;
+    block_bounds(j, i, &lo, &hi);
     if (hi <= lo)
         return;
     if (j->by_rows) { /* op(A) rows lo..hi: A's rows (N) or columns (T) */
@@ -298,20 +306,62 @@ void bp_cpu_gemm_bf16(bp_cpu_pool *pool, const bp_gemm_args *g)
 }
 #endif
 
+/* A product's job with an epilogue on each block (fn NULL: none). */
+typedef struct epilogue_job {
+    gemm_job gemm;
+    bp_cpu_epilogue fn;
+    void *arg;
+} epilogue_job;
+
+static void block_then_epilogue(const epilogue_job *e, int64_t i)
+{
+    const gemm_job *j = &e->gemm;
+    int64_t lo, hi;
+    block_bounds(j, i, &lo, &hi);
+    if (hi <= lo)
+        return;
+    gemm_block(j, i);
+    if (e->fn == NULL)
+        return;
+    if (j->by_rows)
+        e->fn(e->arg, (int)lo, (int)hi, 0, j->g.n);
+    else
+        e->fn(e->arg, 0, j->g.m, (int)lo, (int)hi);
+}
+
 /* Task i: a block of the first product, then of the second. */
 static void pair_block(void *arg, int64_t i)
 {
-    const gemm_job *j = arg;
-    if (i < j[0].blocks)
-        gemm_block(&j[0], i);
+    const epilogue_job *e = arg;
+    if (i < e[0].gemm.blocks)
+        block_then_epilogue(&e[0], i);
     else
-        gemm_block(&j[1], i - j[0].blocks);
+        block_then_epilogue(&e[1], i - e[0].gemm.blocks);
 }
 
 void bp_cpu_gemm2(bp_cpu_pool *pool, bp_dtype dt, const bp_gemm_args *first,
                   const bp_gemm_args *second)
 {
+    bp_cpu_gemm2_then(pool, dt, first, second, NULL, NULL);
+}
+
+int bp_cpu_gemm2_then(bp_cpu_pool *pool, bp_dtype dt, const bp_gemm_args *first,
+                      const bp_gemm_args *second, bp_cpu_epilogue fn, void *arg)
+{
     bp_cpu_blas_single_thread();
-    gemm_job j[2] = {make_job(pool, dtype_kind(dt), first), make_job(pool, dtype_kind(dt), second)};
-    bp_cpu_pool_run(pool, j[0].blocks + j[1].blocks, pair_block, j);
+    epilogue_job e[2] = {{make_job(pool, dtype_kind(dt), first), NULL, NULL},
+                         {make_job(pool, dtype_kind(dt), second), fn, arg}};
+    bp_cpu_pool_run(pool, e[0].gemm.blocks + e[1].gemm.blocks, pair_block, e);
+    return e[1].gemm.blocks == 1 || e[1].gemm.by_rows;
+}
+
+static void one_block_then_epilogue(void *arg, int64_t i) { block_then_epilogue(arg, i); }
+
+int bp_cpu_gemm_then(bp_cpu_pool *pool, bp_dtype dt, const bp_gemm_args *g, bp_cpu_epilogue fn,
+                     void *arg)
+{
+    bp_cpu_blas_single_thread();
+    epilogue_job e = {make_job(pool, dtype_kind(dt), g), fn, arg};
+    bp_cpu_pool_run(pool, e.gemm.blocks, one_block_then_epilogue, &e);
+    return e.gemm.blocks == 1 || e.gemm.by_rows;
 }

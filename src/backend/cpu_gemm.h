@@ -29,6 +29,20 @@ void bp_cpu_gemm(bp_cpu_pool *pool, bp_dtype dt, const bp_gemm_args *g);
 void bp_cpu_gemm2(bp_cpu_pool *pool, bp_dtype dt, const bp_gemm_args *first,
                   const bp_gemm_args *second);
 
+/* An epilogue of a product's block: rows [r0, r1) and columns [c0, c1) of
+ * C, called on the thread that computed the block, right after it (the
+ * block still in that core's cache). */
+typedef void (*bp_cpu_epilogue)(void *arg, int r0, int r1, int c0, int c1);
+/* bp_cpu_gemm (the same blocks, so the same bits), each block followed by
+ * fn on it. Returns 1 when every block held all of C's columns (blocks of
+ * rows, or one block), 0 when the blocks were columns. */
+int bp_cpu_gemm_then(bp_cpu_pool *pool, bp_dtype dt, const bp_gemm_args *g, bp_cpu_epilogue fn,
+                     void *arg);
+/* bp_cpu_gemm2 with fn on each block of the second product; returns as
+ * bp_cpu_gemm_then does for the second. */
+int bp_cpu_gemm2_then(bp_cpu_pool *pool, bp_dtype dt, const bp_gemm_args *first,
+                      const bp_gemm_args *second, bp_cpu_epilogue fn, void *arg);
+
 /* C (float32) = alpha op(A) op(B) + beta C with A and B BF16 (uint16_t
  * elements), each block one cblas_sbgemm call: only where the BLAS has it
  * (BP_HAVE_SBGEMM, cmake/blas_features.cmake; src/backend/cpu_mixed.c). */

@@ -242,7 +242,7 @@ static size_t run_flags(train_options *o, flag *f)
         {"--no-graphs", FLAG_SWITCH, &o->no_graphs, NULL,
          "issue each GPU kernel from the host (no CUDA graphs)"},
         {"--no-fused-epilogues", FLAG_SWITCH, &o->no_fused, NULL,
-         "GPU f32: GEMM, then bias+ReLU as a kernel (no cuBLASLt epilogues)"},
+         "f32: GEMM, then bias+ReLU as a pass (no fused ReLU epilogues)"},
     };
     memcpy(f, table, sizeof table);
     return sizeof table / sizeof table[0];

@@ -419,7 +419,7 @@ bp_status bp_network_get_layer_state(const bp_network *net, int layer, int batch
     if (z != NULL && net->z_skipped[layer])
         return bp_fail(BP_ERR_UNSUPPORTED,
                        "%s: z^%d was not stored: the last forward pass was a training step that "
-                       "fused layer %d's product, bias and ReLU (cuBLASLt epilogue); a^%d and "
+                       "fused layer %d's product, bias and ReLU (fused_epilogues); a^%d and "
                        "delta^%d are available, and bp_network_forward (or a network created "
                        "with fused_epilogues = 0) gives z^%d",
                        fn, layer, layer, layer, layer, layer);

@@ -340,16 +340,24 @@ static bp_status store_output_delta(bp_network *net, int B)
 
 /* delta^{l-1} = (W^T D) (.) mask and dL/db^{l-1} of a layer whose forward
  * product was fused: D_prev's product with its epilogue (in a mixed
- * precision then delta_half's sum for the bias gradient).
+ * precision then delta_half's sum for the bias gradient). dw not NULL:
+ * with layer l's weight gradient product, in one operation, where the
+ * backend pairs them (wgrad_drelu_backward, float only).
  * BP_ERR_UNSUPPORTED, having issued nothing: no fused algorithm for this
- * shape, so unfused. */
-static bp_status delta_fused(bp_network *net, int l, int B)
+ * shape (or no pair), so unfused (or unpaired). */
+static bp_status delta_fused(bp_network *net, int l, int B, const bp_gemm_args *dw)
 {
     int n_in = net->sizes[l - 1], n_out = net->sizes[l];
     void *d_prev = delta_of(net, l - 1), *mask = net->relu_mask[l - 1];
     const void *ptrs[] = {weight_op(net, l), delta_of(net, l), mask, d_prev, dbias(net, l - 1)};
     if (!aligned16(ptrs, 5))
         return BP_ERR_UNSUPPORTED;
+    if (dw != NULL)
+        return net->mixed || net->ops->wgrad_drelu_backward == NULL
+                   ? BP_ERR_UNSUPPORTED
+                   : net->ops->wgrad_drelu_backward(net->ctx, net->desc.dtype, dw, ptrs[0],
+                                                    ptrs[1], mask, bp_relu_mask_ld(n_in), d_prev,
+                                                    dbias(net, l - 1), n_in, B, n_out);
     if (!net->mixed)
         return net->ops->linear_drelu_backward(net->ctx, net->desc.dtype, ptrs[0], ptrs[1], mask,
                                                bp_relu_mask_ld(n_in), d_prev, dbias(net, l - 1),
@@ -406,12 +414,16 @@ static bp_status backward_layers(bp_network *net, int B, int output_bias_done, i
         bias_done = 1;
     }
     for (int l = net->desc.n_layers; l >= 1; l--) {
-        bp_gemm_args dp = delta_product(net, l, B);
+        bp_gemm_args dp = delta_product(net, l, B), dw = weight_grad_product(net, l, B);
         int skipped = l > 1 && net->z_skipped[l - 1];
         int pair = l > 1 && !skipped && ops->gemm2 != NULL && !net->mixed; /* dW and D_prev */
-        if (pair) {
-            bp_gemm_args dw = weight_grad_product(net, l, B);
-            BP_TRY(ops->gemm2(net->ctx, net->desc.dtype, &dw, &dp));
+        /* below a fused layer: dW and D_prev with its epilogue, where paired */
+        bp_status fused_pair = skipped ? delta_fused(net, l, B, &dw) : BP_ERR_UNSUPPORTED;
+        if (fused_pair != BP_ERR_UNSUPPORTED)
+            BP_TRY(fused_pair);
+        if (pair || fused_pair == BP_OK) {
+            if (pair)
+                BP_TRY(ops->gemm2(net->ctx, net->desc.dtype, &dw, &dp));
             if (!bias_done)
                 BP_TRY(ops->bias_grad(net->ctx, net->desc.dtype, net->d[l], dbias(net, l),
                                       net->sizes[l], B));
@@ -422,7 +434,9 @@ static bp_status backward_layers(bp_network *net, int B, int output_bias_done, i
         BP_TRY(bp_dist_layer_ready(net, l, B)); /* data-parallel: start layer l's all-reduce */
         if (l == 1)
             break;
-        bp_status st = skipped ? delta_fused(net, l, B) : BP_ERR_UNSUPPORTED;
+        bp_status st = fused_pair == BP_OK ? BP_OK
+                       : skipped           ? delta_fused(net, l, B, NULL)
+                                           : BP_ERR_UNSUPPORTED;
         if (st != BP_ERR_UNSUPPORTED) {
             BP_TRY(st);
             bias_done = 1;
