@@ -307,8 +307,9 @@ typedef struct bp_network_config {
                                with the unfused step to float32 rounding,
                                not bit for bit; on the CPU each block of
                                the product gets its epilogue on the thread
-                               that computed it, with the unfused step's
-                               bits. z^l of such a layer
+                               that computed it (blocks of samples leave
+                               the bias gradient to a pass after them),
+                               with the unfused step's bits. z^l of such a layer
                                is then not stored (bp_network_get_layer_state
                                says so; bp_network_forward computes it).
                                0: GEMM, then the bias+activation pass. No

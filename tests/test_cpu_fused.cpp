@@ -208,17 +208,24 @@ std::vector<float> train_params(const bpt::Spec &s, int fused, int threads, int 
 } // namespace
 
 // A float32 network with ReLU, tanh and ReLU hidden layers: fused and
-// unfused training give the same bits on 1, 2 and 4 threads. After a fused
-// step a ReLU layer's z^l is refused with the remedy named; the tanh
-// layer's is there, and bp_network_forward stores every z^l again.
+// unfused training give the same bits on 1, 2 and 4 threads. Its products
+// are cut into blocks of rows (the first layer's, whose blocks sum their
+// bias gradients) and of samples (the third layer's, followed by the bias
+// gradient's pass), and the last batch is shorter. After a fused step a
+// ReLU layer's z^l is refused with the remedy named; the tanh layer's is
+// there, and bp_network_forward stores every z^l again.
 TEST(CpuFused, TrainingFusedAndUnfusedIsBitIdentical)
 {
     bpt::Spec s;
-    s.sizes = {64, 300, 72, 130, 6};
+    s.sizes = {64, 300, 72, 130, 96};
     s.acts = {BP_ACT_RELU, BP_ACT_TANH, BP_ACT_RELU, BP_ACT_IDENTITY};
     s.loss = BP_LOSS_CROSS_ENTROPY;
     s.dtype = BP_F32;
-    s.max_batch = 48;
+    s.max_batch = 256;
+    ASSERT_EQ(bp_cpu_gemm_blocks(300, 256, 64), 4); // layer 1 forward: rows
+    ASSERT_EQ(bp_cpu_gemm_blocks(300, 256, 72), 4); // its delta: rows
+    ASSERT_EQ(bp_cpu_gemm_blocks(130, 256, 72), 2); // layer 3 forward: samples
+    ASSERT_EQ(bp_cpu_gemm_blocks(130, 256, 96), 2); // its delta: samples
     std::vector<float> want = train_params(s, 0, 1, 5);
     for (int threads : {1, 2, 4}) {
         bp_network *raw = nullptr;
@@ -227,7 +234,7 @@ TEST(CpuFused, TrainingFusedAndUnfusedIsBitIdentical)
         ASSERT_EQ(got.size(), want.size());
         EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0)
             << threads << " threads: fused training differs from unfused";
-        std::vector<float> z(48 * 300), a(48 * 300);
+        std::vector<float> z(4 * 300), a(4 * 300);
         EXPECT_FAILS(bp_network_get_layer_state(raw, 1, 4, z.data(), nullptr, nullptr),
                      BP_ERR_UNSUPPORTED, "fused_epilogues = 0");
         EXPECT_EQ(bp_network_get_layer_state(raw, 1, 4, nullptr, a.data(), nullptr), BP_OK);
@@ -235,7 +242,7 @@ TEST(CpuFused, TrainingFusedAndUnfusedIsBitIdentical)
             << "the tanh layer keeps its z: " << bp_last_error();
         EXPECT_FAILS(bp_network_get_layer_state(raw, 3, 4, z.data(), nullptr, nullptr),
                      BP_ERR_UNSUPPORTED, "z^3 was not stored");
-        std::vector<float> x(4 * 64, 0.25f), out(4 * 6);
+        std::vector<float> x(4 * 64, 0.25f), out(4 * 96);
         ASSERT_EQ(bp_network_forward(raw, x.data(), 4, out.data()), BP_OK);
         EXPECT_EQ(bp_network_get_layer_state(raw, 1, 4, z.data(), nullptr, nullptr), BP_OK)
             << bp_last_error();

@@ -10,6 +10,7 @@ import numpy as np
 
 from . import _arrays
 from ._capi import CONSTANTS, S, lib, sized
+from .errors import BackpropError
 
 Evaluation = namedtuple("Evaluation", "loss accuracy correct n_samples")
 Evaluation.__doc__ = """What bp_network_evaluate measured: the mean loss (the
@@ -307,12 +308,24 @@ class Network:
     @_one_thread
     def layer_state(self, layer, batch):
         """(z, a, delta) of layer (1..L) for the first `batch` samples of the
-        last forward (and backward) pass, each [batch, n_l]."""
+        last forward (and backward) pass, each [batch, n_l]. z is None when
+        that pass was a training step (step, fit) that fused the layer's
+        product, bias and ReLU and so did not store z (fused_epilogues, on
+        by default for float32 ReLU layers); forward() or gradients() store
+        it again."""
         n = self.sizes[layer] if 1 <= layer <= self.n_layers else 0
         z, a, d = (np.empty((batch, n), dtype=self.dtype) for _ in range(3))
-        lib.bp_network_get_layer_state(
-            self.handle, layer, batch, z.ctypes.data, a.ctypes.data, d.ctypes.data
-        )
+        try:
+            lib.bp_network_get_layer_state(
+                self.handle, layer, batch, z.ctypes.data, a.ctypes.data, d.ctypes.data
+            )
+        except BackpropError as e:
+            if e.status != CONSTANTS["BP_ERR_UNSUPPORTED"]:
+                raise
+            z = None  # not stored; a and delta are
+            lib.bp_network_get_layer_state(
+                self.handle, layer, batch, None, a.ctypes.data, d.ctypes.data
+            )
         return z, a, d
 
     # ---- parameters ------------------------------------------------------------------

@@ -153,6 +153,25 @@ def test_layer_state_of_the_last_pass():
     np.testing.assert_allclose(a.ravel(), net.forward(XOR_X).ravel(), rtol=1e-12)
 
 
+def test_layer_state_after_a_fused_training_step():
+    # float32 ReLU layers fuse their product, bias and ReLU in training
+    # steps (fused_epilogues): z is not stored, a and delta are.
+    net = Network([5, 8, 3], "relu", loss="ce", max_batch=4, seed=3)
+    x, y = blobs(4)
+    net.set_optimizer("sgd", lr=0.01)
+    net.step(x, y)
+    z, a, delta = net.layer_state(1, 4)
+    assert z is None and a.shape == (4, 8) and delta.shape == (4, 8)
+    assert (a >= 0).all() and np.isfinite(delta).all()
+    net.gradients(x, y)  # an unfused pass stores z again
+    z, a, _ = net.layer_state(1, 4)
+    np.testing.assert_array_equal(a, np.maximum(z, 0))
+    unfused = Network([5, 8, 3], "relu", loss="ce", max_batch=4, seed=3, fused_epilogues=False)
+    unfused.set_optimizer("sgd", lr=0.01)
+    unfused.step(x, y)
+    assert unfused.layer_state(1, 4)[0] is not None
+
+
 def test_save_load_and_load_params(tmp_path):
     net = Network([5, 8, 3], loss="ce", seed=3)
     x, y = blobs(20)

@@ -34,8 +34,9 @@
 #include "backend/cpu_pool.h"
 
 /* Bit i of sample b's column is bit i % 8 of byte (b * mask_ld + i) / 8:
- * mask_ld is a multiple of 128 and a block's first row a multiple of 16
- * (cpu_gemm.c), so blocks never share a byte. */
+ * mask_ld is a multiple of 128 and a block's first row a multiple of
+ * BP_CPU_GEMM_ALIGN, so blocks never share a byte. */
+_Static_assert(BP_CPU_GEMM_ALIGN % 8 == 0, "a block's mask bits must start a byte");
 
 typedef struct fused_job {
     float *c;          /* the product's C: a^l (forward) or delta^{l-1} (backward) */

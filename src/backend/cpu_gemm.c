@@ -30,7 +30,7 @@
 
 #define BLOCK_WORK ((int64_t)1 << 20)
 #define BLOCK_MIN 64
-#define BLOCK_ALIGN 16
+#define BLOCK_ALIGN BP_CPU_GEMM_ALIGN
 #define MAX_BLOCKS 64
 
 /* OpenBLAS's call, when the BLAS loaded at run time is OpenBLAS (a weak

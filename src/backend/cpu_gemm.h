@@ -29,9 +29,13 @@ void bp_cpu_gemm(bp_cpu_pool *pool, bp_dtype dt, const bp_gemm_args *g);
 void bp_cpu_gemm2(bp_cpu_pool *pool, bp_dtype dt, const bp_gemm_args *first,
                   const bp_gemm_args *second);
 
+/* Where blocks of C start: a multiple of this many rows (or columns). */
+#define BP_CPU_GEMM_ALIGN 16
+
 /* An epilogue of a product's block: rows [r0, r1) and columns [c0, c1) of
  * C, called on the thread that computed the block, right after it (the
- * block still in that core's cache). */
+ * block still in that core's cache); r0 and c0 multiples of
+ * BP_CPU_GEMM_ALIGN. */
 typedef void (*bp_cpu_epilogue)(void *arg, int r0, int r1, int c0, int c1);
 /* bp_cpu_gemm (the same blocks, so the same bits), each block followed by
  * fn on it. Returns 1 when every block held all of C's columns (blocks of

@@ -400,9 +400,10 @@ static bp_status delta_epilogue(bp_network *net, int l, int B, int *bias_done)
  * For a layer the forward pass fused, delta_fused does D_prev's product
  * too, with that layer's ReLU mask. fuse (training steps): the output
  * layer's bias gradient may come with its weight gradient
- * (layer_gradients). A backend with gemm2 (the CPU, which fuses no
- * epilogue) runs a hidden layer's two float products, dW and D_prev, as one
- * operation instead. scalars: a training step's (the data-parallel guard;
+ * (layer_gradients). A backend with gemm2 (the CPU) runs a hidden layer's
+ * two float products, dW and D_prev, as one operation instead, and one
+ * with wgrad_drelu_backward (the CPU) dW with delta_fused's product below
+ * a fused layer. scalars: a training step's (the data-parallel guard;
  * 16-mixed's unscaling sets its skip flag), or NULL. */
 static bp_status backward_layers(bp_network *net, int B, int output_bias_done, int fuse,
                                  bp_step_scalars *scalars)
