@@ -413,9 +413,12 @@ int main(int argc, char **argv)
     if (command == NULL)
         return 0;
     double tc[16], tb[16], ratio[16];
-    for (int r = 0; r < runs; r++) { /* alternating, so a drift in speed hits both */
+    for (int r = 0; r < runs; r++) { /* alternating, each first in every other pair */
+        int baseline_first = baseline != NULL && r % 2 == 1;
+        tb[r] = baseline_first ? run_command(baseline) : 1.0;
         tc[r] = run_command(command);
-        tb[r] = baseline ? run_command(baseline) : 1.0;
+        if (baseline != NULL && !baseline_first)
+            tb[r] = run_command(baseline);
         ratio[r] = tb[r] / tc[r];
         if (tc[r] < 0 || tb[r] < 0) {
             fprintf(stderr, "bench_cpu: `%s train --quiet` failed\n",
