@@ -111,16 +111,21 @@ static void block_bounds(const gemm_job *j, int64_t i, int64_t *lo, int64_t *hi)
     *hi = j->blocks == 1 ? dim : bp_cpu_task_begin(dim, j->blocks, i + 1, BLOCK_ALIGN);
 }
 
-/* Block i: rows [lo, hi) of C (its part of op(A)), or columns (of op(B)). */
-static void gemm_block(const gemm_job *j, int64_t i)
+/* A product's job with an epilogue on each block (fn NULL: none). */
+typedef struct epilogue_job {
+    gemm_job gemm;
+    bp_cpu_epilogue fn;
+    void *arg;
+} epilogue_job;
+
+/* Block i: rows [lo, hi) of C (its part of op(A)), or columns (of op(B)),
+ * then the epilogue on them. */
+static void gemm_block(const epilogue_job *e, int64_t i)
 {
+    const gemm_job *j = &e->gemm;
     const bp_gemm_args *g = &j->g;
     const char *a = g->a, *b = g->b;
     char *c = g->c;
-    if (j->blocks == 1) {
-        gemm_call(j, g->m, g->n, a, b, c);
-        return;
-    }
     /* bytes of an element of A and B, and of C */
     size_t es = j->kind == KIND_BF16 ? 2 : j->kind == KIND_F32 ? sizeof(float) : sizeof(double);
     size_t cs = j->kind == KIND_F64 ? sizeof(double) : sizeof(float);
@@ -135,9 +140,24 @@ static void gemm_block(const gemm_job *j, int64_t i)
         size_t b_off = g->trans_b ? (size_t)lo : (size_t)lo * (size_t)g->ldb;
         gemm_call(j, g->m, (int)(hi - lo), a, b + b_off * es, c + (size_t)lo * (size_t)g->ldc * cs);
     }
+    if (e->fn != NULL && j->by_rows)
+        e->fn(e->arg, (int)lo, (int)hi, 0, g->n);
+    else if (e->fn != NULL)
+        e->fn(e->arg, 0, g->m, (int)lo, (int)hi);
 }
 
 static void one_block(void *arg, int64_t i) { gemm_block(arg, i); }
+
+/* Runs g's product in its planned blocks on the pool, fn on each block;
+ * returns whether every block held all of C's columns. */
+static int run_product(bp_cpu_pool *pool, int kind, const bp_gemm_args *g, bp_cpu_epilogue fn,
+                       void *arg)
+{
+    bp_cpu_blas_single_thread();
+    epilogue_job e = {make_job(pool, kind, g), fn, arg};
+    bp_cpu_pool_run(pool, e.gemm.blocks, one_block, &e);
+    return e.gemm.blocks == 1 || e.gemm.by_rows;
+}
 
 /* ---- plans: as few blocks as the pool has threads, where the bits agree ----
  *
@@ -212,10 +232,10 @@ static int same_bits(bp_cpu_pool *pool, int kind, const bp_gemm_args *g, int man
     fill_made_up(kind, 0, b, nb, 1 + na);
     fill_made_up(kind, 1, c1, nc, 1 + na + nb); /* what beta scales */
     memcpy(c2, c1, nc * cs);
-    gemm_job j = {*g, kind, many, g->m >= g->n};
-    j.g.a = a, j.g.b = b, j.g.c = c1;
+    epilogue_job j = {{*g, kind, many, g->m >= g->n}, NULL, NULL};
+    j.gemm.g.a = a, j.gemm.g.b = b, j.gemm.g.c = c1;
     bp_cpu_pool_run(pool, many, one_block, &j);
-    j.g.c = c2, j.blocks = few;
+    j.gemm.g.c = c2, j.gemm.blocks = few;
     bp_cpu_pool_run(pool, few, one_block, &j);
     for (int col = 0; col < g->n; col++) {
         size_t o = (size_t)col * (size_t)g->ldc * cs;
@@ -292,51 +312,24 @@ int bp_cpu_gemm_plan(bp_cpu_pool *pool, bp_dtype dt, const bp_gemm_args *g)
  * (About 40 ns a call with OpenBLAS 0.3.21.) */
 void bp_cpu_gemm(bp_cpu_pool *pool, bp_dtype dt, const bp_gemm_args *g)
 {
-    bp_cpu_blas_single_thread();
-    gemm_job j = make_job(pool, dtype_kind(dt), g);
-    bp_cpu_pool_run(pool, j.blocks, one_block, &j);
+    run_product(pool, dtype_kind(dt), g, NULL, NULL);
 }
 
 #ifdef BP_HAVE_SBGEMM
 void bp_cpu_gemm_bf16(bp_cpu_pool *pool, const bp_gemm_args *g)
 {
-    bp_cpu_blas_single_thread();
-    gemm_job j = make_job(pool, KIND_BF16, g);
-    bp_cpu_pool_run(pool, j.blocks, one_block, &j);
+    run_product(pool, KIND_BF16, g, NULL, NULL);
 }
 #endif
-
-/* A product's job with an epilogue on each block (fn NULL: none). */
-typedef struct epilogue_job {
-    gemm_job gemm;
-    bp_cpu_epilogue fn;
-    void *arg;
-} epilogue_job;
-
-static void block_then_epilogue(const epilogue_job *e, int64_t i)
-{
-    const gemm_job *j = &e->gemm;
-    int64_t lo, hi;
-    block_bounds(j, i, &lo, &hi);
-    if (hi <= lo)
-        return;
-    gemm_block(j, i);
-    if (e->fn == NULL)
-        return;
-    if (j->by_rows)
-        e->fn(e->arg, (int)lo, (int)hi, 0, j->g.n);
-    else
-        e->fn(e->arg, 0, j->g.m, (int)lo, (int)hi);
-}
 
 /* Task i: a block of the first product, then of the second. */
 static void pair_block(void *arg, int64_t i)
 {
     const epilogue_job *e = arg;
     if (i < e[0].gemm.blocks)
-        block_then_epilogue(&e[0], i);
+        gemm_block(&e[0], i);
     else
-        block_then_epilogue(&e[1], i - e[0].gemm.blocks);
+        gemm_block(&e[1], i - e[0].gemm.blocks);
 }
 
 void bp_cpu_gemm2(bp_cpu_pool *pool, bp_dtype dt, const bp_gemm_args *first,
@@ -355,13 +348,8 @@ int bp_cpu_gemm2_then(bp_cpu_pool *pool, bp_dtype dt, const bp_gemm_args *first,
     return e[1].gemm.blocks == 1 || e[1].gemm.by_rows;
 }
 
-static void one_block_then_epilogue(void *arg, int64_t i) { block_then_epilogue(arg, i); }
-
 int bp_cpu_gemm_then(bp_cpu_pool *pool, bp_dtype dt, const bp_gemm_args *g, bp_cpu_epilogue fn,
                      void *arg)
 {
-    bp_cpu_blas_single_thread();
-    epilogue_job e = {make_job(pool, dtype_kind(dt), g), fn, arg};
-    bp_cpu_pool_run(pool, e.gemm.blocks, one_block_then_epilogue, &e);
-    return e.gemm.blocks == 1 || e.gemm.by_rows;
+    return run_product(pool, dtype_kind(dt), g, fn, arg);
 }
