@@ -29,6 +29,7 @@ set(BP_SOURCES
   src/backend/cpu_pool.c
   src/backend/cpu_gemm.c
   src/backend/cpu_fused.c
+  src/backend/cpu_params.c
   src/backend/cpu_memory.c
   src/backend/cpu_threads.c
   src/backend/cpu_output.c

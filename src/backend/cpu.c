@@ -37,6 +37,7 @@
 #include "backend/cpu_memory.h"
 #include "backend/cpu_mixed.h"
 #include "backend/cpu_output.h"
+#include "backend/cpu_params.h"
 #include "backend/cpu_pool.h"
 #include "api/error.h"
 
@@ -59,6 +60,7 @@ _Static_assert(BP_M_MAX_STEP == BP_MAX_OPTIMIZER_STEP, "bp_math.h: the largest s
 typedef struct cpu_ctx {
     bp_cpu_pool *pool;
     bp_cpu_mixed *mixed;
+    bp_cpu_simd simd; /* the code of the loops over the parameters (cpu_params.c) */
 } cpu_ctx;
 
 static void cpu_ctx_destroy(void *ctx);
@@ -72,6 +74,7 @@ static bp_status cpu_ctx_create(const bp_network_config *cfg, size_t staging_byt
     cpu_ctx *c = calloc(1, sizeof *c);
     if (c == NULL)
         return bp_fail(BP_ERR_OUT_OF_MEMORY, "cpu backend: no memory for the context");
+    c->simd = bp_cpu_simd_best();
     bp_cpu_blas_single_thread(); /* this thread runs products too */
     bp_status st = bp_cpu_pool_create(threads, bp_cpu_blas_single_thread, &c->pool);
     if (st == BP_OK) /* where the first product of a shape is tried (cpu_gemm.c) */
@@ -102,6 +105,7 @@ static void cpu_ctx_destroy(void *ctx)
 bp_cpu_pool *bp_cpu_ctx_pool(void *ctx) { return ctx ? ((cpu_ctx *)ctx)->pool : NULL; }
 bp_cpu_mixed *bp_cpu_ctx_mixed(void *ctx) { return ctx ? ((cpu_ctx *)ctx)->mixed : NULL; }
 static bp_cpu_pool *pool_of(void *ctx) { return bp_cpu_ctx_pool(ctx); }
+static bp_cpu_simd simd_of(void *ctx) { return ctx ? ((cpu_ctx *)ctx)->simd : bp_cpu_simd_best(); }
 
 static bp_status cpu_memcpy(void *ctx, void *dst, const void *src, size_t bytes)
 {
@@ -217,59 +221,6 @@ static bp_status cpu_gemm2(void *ctx, bp_dtype dt, const bp_gemm_args *first,
             for (int j = 0; j < width; j++)                                                      \
                 db[j] += dr[j];                                                                  \
         }                                                                                        \
-    }                                                                                            \
-    static int all_finite_##S(const T *g, size_t count)                                          \
-    {                                                                                            \
-        int finite = 1;                                                                          \
-        for (size_t i = 0; i < count; i++)                                                       \
-            finite &= g[i] - g[i] == (T)0;                                                       \
-        return finite;                                                                           \
-    }                                                                                            \
-    /* The sum of squares in order, and whether every value is finite, in one pass. */           \
-    static int finite_sum_squares_##S(const T *g, size_t count, double *sum)                     \
-    {                                                                                            \
-        double s = 0.0;                                                                          \
-        int finite = 1;                                                                          \
-        for (size_t i = 0; i < count; i++) {                                                     \
-            s += (double)g[i] * (double)g[i];                                                    \
-            finite &= g[i] - g[i] == (T)0;                                                       \
-        }                                                                                        \
-        *sum = s;                                                                                \
-        return finite;                                                                           \
-    }                                                                                            \
-    /* The rule's switches given as constants (the optimizer, and whether                        \
-     * weight decay, momentum, nesterov and amsgrad are on): the same update. */                 \
-    CPU_INLINE void update_loop_##S(bp_update_rule r, bp_update_step st, int type, int decay,    \
-                                    int momentum, int nesterov, int amsgrad, T *restrict w,      \
-                                    const T *restrict g, T *restrict s1, T *restrict s2,         \
-                                    T *restrict s3, size_t count)                                \
-    {                                                                                            \
-        r.type = (bp_optimizer_type)type, r.nesterov = nesterov, r.amsgrad = amsgrad;            \
-        if (!decay)                                                                              \
-            r.weight_decay = 0.0;                                                                \
-        if (!momentum)                                                                           \
-            r.momentum = 0.0;                                                                    \
-        for (size_t i = 0; i < count; i++)                                                       \
-            w[i] = bp_optimizer_update_##S(&r, &st, w[i], g[i], s1 + i, s2 ? s2 + i : NULL,      \
-                                           s3 ? s3 + i : NULL);                                  \
-    }                                                                                            \
-    static void optimizer_update_##S(const bp_update_rule *r, const bp_update_step *st, T *w,    \
-                                     const T *g, T *s1, T *s2, T *s3, size_t count)              \
-    {                                                                                            \
-        int decay = (T)r->weight_decay != (T)0, nest = r->nesterov;                              \
-        const int sgd = BP_OPTIMIZER_SGD;                                                        \
-        if (r->type == BP_OPTIMIZER_SGD && !decay && (T)r->momentum != (T)0 && !nest)            \
-            update_loop_##S(*r, *st, sgd, 0, 1, 0, 0, w, g, s1, NULL, NULL, count);              \
-        else if (r->type == BP_OPTIMIZER_SGD && !decay && (T)r->momentum == (T)0)                \
-            update_loop_##S(*r, *st, sgd, 0, 0, 0, 0, w, g, s1, NULL, NULL, count);              \
-        else if (r->type == BP_OPTIMIZER_SGD)                                                    \
-            update_loop_##S(*r, *st, sgd, decay, 1, nest, 0, w, g, s1, NULL, NULL, count);       \
-        else if (r->type == BP_OPTIMIZER_RMSPROP) /* its switches as they are */                 \
-            update_loop_##S(*r, *st, r->type, 1, 1, nest, r->amsgrad, w, g, s1, s2, s3, count);  \
-        else if (!r->amsgrad)                                                                    \
-            update_loop_##S(*r, *st, r->type, decay, 0, 0, 0, w, g, s1, s2, NULL, count);        \
-        else                                                                                     \
-            update_loop_##S(*r, *st, r->type, decay, 0, 0, 1, w, g, s1, s2, s3, count);          \
     }
 
 #define CPU_BIAS_ACT_f(ACT) bias_act_loop_f(ACT, slope, bias, z, a, n, batch)
@@ -384,6 +335,7 @@ static bp_status cpu_delta_bias_grad(void *ctx, bp_dtype dt, bp_activation act, 
 
 typedef struct finite_job {
     bp_dtype dt;
+    bp_cpu_simd simd;
     const void *g;
     atomic_int bad;
 } finite_job;
@@ -392,9 +344,7 @@ static void finite_range(void *arg, int64_t i0, int64_t i1)
 {
     finite_job *j = arg;
     size_t o = (size_t)i0 * bp_dtype_size(j->dt), count = (size_t)(i1 - i0);
-    int ok = j->dt == BP_F32 ? all_finite_f((const float *)((const char *)j->g + o), count)
-                             : all_finite_d((const double *)((const char *)j->g + o), count);
-    if (!ok)
+    if (!bp_cpu_all_finite(j->simd, j->dt, (const char *)j->g + o, count))
         atomic_store_explicit(&j->bad, 1, memory_order_relaxed);
 }
 
@@ -406,10 +356,9 @@ static bp_status cpu_check_finite(void *ctx, bp_dtype dt, const void *g, size_t 
     if (clip_parts != NULL) {
         /* One partial sum: the whole sum of squares, in order, on this
          * thread; the finite check rides on the same pass. */
-        ok = dt == BP_F32 ? finite_sum_squares_f(g, count, &clip_parts[0])
-                          : finite_sum_squares_d(g, count, &clip_parts[0]);
+        ok = bp_cpu_finite_sum_squares(dt, g, count, &clip_parts[0]);
     } else {
-        finite_job j = {.dt = dt, .g = g};
+        finite_job j = {.dt = dt, .simd = simd_of(ctx), .g = g};
         atomic_init(&j.bad, 0);
         bp_cpu_pool_for(pool_of(ctx), (int64_t)count, GRAIN, 16, finite_range, &j);
         ok = !atomic_load(&j.bad);
@@ -423,6 +372,7 @@ typedef struct update_job {
     bp_dtype dt;
     const bp_update_rule *rule;
     bp_update_step st;
+    bp_cpu_simd simd;
     void *w, *s1, *s2, *s3;
     const void *g;
 } update_job;
@@ -432,12 +382,8 @@ static void update_range(void *arg, int64_t i0, int64_t i1)
     const update_job *j = arg;
     size_t es = bp_dtype_size(j->dt), o = (size_t)i0 * es, count = (size_t)(i1 - i0);
 #define AT(p) ((p) ? (void *)((char *)(p) + o) : NULL)
-    if (j->dt == BP_F32)
-        optimizer_update_f(j->rule, &j->st, AT(j->w), (const float *)((const char *)j->g + o),
-                           AT(j->s1), AT(j->s2), AT(j->s3), count);
-    else
-        optimizer_update_d(j->rule, &j->st, AT(j->w), (const double *)((const char *)j->g + o),
-                           AT(j->s1), AT(j->s2), AT(j->s3), count);
+    bp_cpu_optimizer_update(j->simd, j->dt, j->rule, &j->st, AT(j->w), (const char *)j->g + o,
+                            AT(j->s1), AT(j->s2), AT(j->s3), count);
 #undef AT
 }
 
@@ -447,7 +393,8 @@ static bp_status cpu_optimizer_update(void *ctx, bp_dtype dt, const bp_update_ru
                                       bp_step_scalars *scalars)
 {
     double scale = max_norm > 0.0 ? bp_clip_scale(clip_parts[0], max_norm) : 1.0;
-    update_job j = {.dt = dt, .rule = rule, .w = w, .s1 = s1, .s2 = s2, .s3 = s3, .g = g};
+    update_job j = {
+        .dt = dt, .rule = rule, .simd = simd_of(ctx), .w = w, .s1 = s1, .s2 = s2, .s3 = s3, .g = g};
     j.st = bp_step_update_scalars(rule, scalars, scale);
     bp_step_close_update(scalars, bp_step_update_count(scalars), scale);
     if (j.st.skip)
