@@ -3,20 +3,20 @@
  * the finite check (the guard before the update) and the optimizer update
  * (kernels/bp_math.h's bp_optimizer_update, element by element).
  *
- * They are the only element-wise work of a step that is not the epilogue
- * of a product, and they stream the parameters, gradients and optimizer
- * state through the cache once a step. On x86 each is compiled twice: for
+ * Of a step's element-wise work they are the part that reads every
+ * parameter, gradient and optimizer state once a step. On x86 each is compiled twice: for
  * the baseline (SSE2 on x86-64, what the library is built for) and for
  * AVX2, chosen at run time by the CPU (bp_cpu_simd_best; the backend
- * asks once per network). Twice the vector width made the guard and
- * update of the README's network about 2.5 times faster, 3 to 4 % of an
- * epoch on a 2-core AMD EPYC (bench/results/2026-12-07-cpu-ab-2core.txt).
+ * asks once per network). The loops were held back by the SSE2 vector
+ * width more than by memory: the AVX2 code took 2 to 4 % off the README
+ * network's epoch on a 2-core AMD EPYC (paired epochs in one process,
+ * bench/results/2026-12-07-cpu-ab-2core.txt, item 23).
  *
  * The variants give the same bits: each element is computed by the same
  * IEEE operations in the same order whatever the vector width, and no
- * multiply-add is contracted (the AVX2 target does not include FMA, and
- * the host code is ISO C11, where GCC does not contract across
- * statements); the finite check is a predicate. tests/test_cpu_params.cpp
+ * multiply-add is contracted (the AVX2 target does not include FMA, so
+ * there is no instruction to contract into; GCC in ISO C11 mode does not
+ * contract at all); the finite check is a predicate. tests/test_cpu_params.cpp
  * holds the variants equal for every update rule, and the recorded values
  * of tests/test_cpu_threads.cpp hold the whole training step.
  */
