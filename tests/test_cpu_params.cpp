@@ -4,8 +4,8 @@
 // by element, bit for bit, for every update rule, on counts that leave a
 // tail after the vectors, with zeros of both signs, subnormals, the
 // largest values, infinities and NaNs among the inputs (a NaN result must
-// be a NaN; its payload is the hardware's). The finite check finds one
-// non-finite value at any position.
+// be a NaN; its sign and payload may differ, check_update says why). The
+// finite check finds one non-finite value at any position.
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -61,7 +61,9 @@ std::vector<RuleCase> rules()
 }
 
 // n values of mostly ordinary magnitudes, with every kind of special value
-// placed at positions that fall in vectors and in the tail.
+// placed at positions that fall in vectors and in the last 8 (the scalar
+// tail after the vectors), where and which depending on the seed, so that
+// arrays made with different seeds put different specials side by side.
 template <typename T> std::vector<T> values(size_t n, uint32_t seed, bool specials, bool positive)
 {
     std::mt19937 rng(seed);
@@ -76,11 +78,16 @@ template <typename T> std::vector<T> values(size_t n, uint32_t seed, bool specia
         (T)0,        -(T)0,           lim::denorm_min(), lim::min() / (T)3, lim::max(),
         -lim::max(), lim::infinity(), -lim::infinity(),  lim::quiet_NaN(),  (T)1e-30,
         (T)1e30};
-    size_t k = 0;
-    for (size_t i = 3; i < n; i += 37, k++) {
-        T s = special[k % (sizeof special / sizeof special[0])];
+    const size_t kinds = sizeof special / sizeof special[0];
+    size_t k = seed % kinds;
+    auto put = [&](size_t i) {
+        T s = special[k++ % kinds];
         v[i] = positive ? std::fabs(s) : s;
-    }
+    };
+    for (size_t i = seed % 13; i < n; i += 37)
+        put(i);
+    for (size_t i = (n > 8 ? n - 8 : 0) + seed % 3; i < n; i += 2)
+        put(i);
     return v;
 }
 
@@ -108,11 +115,15 @@ double formula(const bp_update_rule *r, const bp_update_step *st, double w, doub
 
 // Every rule, at the first and a later step, with and without a clipping
 // scale, through variant v: the same bits as the formula one element at a
-// time. *cases counts the cases compared.
-template <typename T> void check_update(bp_cpu_simd v, int *cases)
+// time. A NaN result must be a NaN, of any sign and payload: when two NaNs
+// meet, or a NaN meets an invalid operation's default NaN, which comes out
+// depends on the order of the operands in the instruction the compiler
+// chose, and the two variants' instructions differ there (seen: the AVX2
+// code gave +NaN where the baseline gave -NaN, in a centered RMSprop
+// update of infinite and overflowing inputs).
+template <typename T> void check_update(bp_cpu_simd v)
 {
     bp_dtype dt = sizeof(T) == 4 ? BP_F32 : BP_F64;
-    *cases = 0;
     for (const RuleCase &rc : rules()) {
         for (int64_t t : {1, 7}) {
             for (double clip : {1.0, 0.37}) {
@@ -150,7 +161,6 @@ template <typename T> void check_update(bp_cpu_simd v, int *cases)
                                     << where << ": s3[" << i << "]";
                             }
                         }
-                        ++*cases;
                     }
                 }
             }
@@ -184,27 +194,18 @@ template <typename T> void check_finite(bp_cpu_simd v)
 
 } // namespace
 
-// 13 rules, 2 steps, 2 clipping scales, with and without specials, 5 counts
-constexpr int kCases = 13 * 2 * 2 * 2 * 5;
-
 TEST(CpuParams, BaselineUpdateIsTheFormula)
 {
-    int cases = 0;
-    check_update<float>(BP_CPU_SIMD_BASELINE, &cases);
-    EXPECT_EQ(cases, kCases);
-    check_update<double>(BP_CPU_SIMD_BASELINE, &cases);
-    EXPECT_EQ(cases, kCases);
+    check_update<float>(BP_CPU_SIMD_BASELINE);
+    check_update<double>(BP_CPU_SIMD_BASELINE);
 }
 
 TEST(CpuParams, Avx2UpdateIsTheFormula)
 {
     if (bp_cpu_simd_best() != BP_CPU_SIMD_AVX2)
-        GTEST_SKIP() << "no AVX2 on this CPU (or not an x86 build)";
-    int cases = 0;
-    check_update<float>(BP_CPU_SIMD_AVX2, &cases);
-    EXPECT_EQ(cases, kCases);
-    check_update<double>(BP_CPU_SIMD_AVX2, &cases);
-    EXPECT_EQ(cases, kCases);
+        GTEST_SKIP() << "no AVX2 on this CPU (or not an x86-64 build)";
+    check_update<float>(BP_CPU_SIMD_AVX2);
+    check_update<double>(BP_CPU_SIMD_AVX2);
 }
 
 TEST(CpuParams, FiniteCheckFindsEveryPosition)
@@ -212,7 +213,7 @@ TEST(CpuParams, FiniteCheckFindsEveryPosition)
     check_finite<float>(BP_CPU_SIMD_BASELINE);
     check_finite<double>(BP_CPU_SIMD_BASELINE);
     if (bp_cpu_simd_best() != BP_CPU_SIMD_AVX2)
-        GTEST_SKIP() << "no AVX2 on this CPU (or not an x86 build): the baseline checked";
+        GTEST_SKIP() << "no AVX2 on this CPU (or not an x86-64 build): the baseline checked";
     check_finite<float>(BP_CPU_SIMD_AVX2);
     check_finite<double>(BP_CPU_SIMD_AVX2);
 }

@@ -4,32 +4,43 @@
  * (kernels/bp_math.h's bp_optimizer_update, element by element).
  *
  * Of a step's element-wise work they are the part that reads every
- * parameter, gradient and optimizer state once a step. On x86 each is compiled twice: for
- * the baseline (SSE2 on x86-64, what the library is built for) and for
- * AVX2, chosen at run time by the CPU (bp_cpu_simd_best; the backend
- * asks once per network). The loops were held back by the SSE2 vector
- * width more than by memory: the AVX2 code took 2 to 4 % off the README
- * network's epoch on a 2-core AMD EPYC (paired epochs in one process,
- * bench/results/2026-12-07-cpu-ab-2core.txt, item 23).
+ * parameter, gradient and optimizer state once a step. On x86-64 each is
+ * compiled twice: for the baseline (SSE2, what the library is built for)
+ * and for AVX2, chosen at run time by the CPU (bp_cpu_simd_best; the
+ * backend asks once per network). The finite check computes on every
+ * gradient (leaving it out entirely saved about 2 % of an epoch), and the
+ * update's arithmetic is not all hidden behind its memory traffic: on a
+ * 2-core AMD EPYC the AVX2 code took 1.6 to 2.9 % off the README network's
+ * epoch at batch 128 and 6.6 % at batch 32 (SGD with momentum, paired
+ * epochs in one process, bench/results/2026-12-07-cpu-ab-2core.txt, item
+ * 23). The loops of SGD (with or without momentum, decay, nesterov)
+ * vectorise; those of Adam, AdamW and RMSprop stay scalar in both variants
+ * (GCC 12 does not if-convert bp_math.h's "a zero step moves nothing"
+ * select, and keeps sqrt a call for errno), so AVX2 gains them nothing.
  *
  * The variants give the same bits: each element is computed by the same
  * IEEE operations in the same order whatever the vector width, and no
- * multiply-add is contracted (the AVX2 target does not include FMA, so
- * there is no instruction to contract into; GCC in ISO C11 mode does not
- * contract at all); the finite check is a predicate. tests/test_cpu_params.cpp
- * holds the variants equal for every update rule, and the recorded values
- * of tests/test_cpu_threads.cpp hold the whole training step.
+ * multiply-add is contracted (-ffp-contract=off, CMakeLists.txt; nor does
+ * the AVX2 target include FMA); the finite check is a predicate. Only a
+ * NaN may come out with another sign or payload: where two NaNs meet, or
+ * a NaN meets an invalid operation's default NaN, the one that comes out
+ * depends on the operands' order in the instruction the compiler chose.
+ * tests/test_cpu_params.cpp holds both variants to the formula for every
+ * update rule, and the recorded values of tests/test_cpu_threads.cpp hold
+ * the whole training step.
  */
-/* As in cpu.c: the selects of bp_math.h (AMSGrad's maximum, Adam's zero
- * step) if-convert, and so vectorise, only when floating-point operations
- * may be assumed not to trap. No value changes. */
+/* As in cpu.c, where the loops lived before: floating-point operations
+ * may be assumed not to trap (so that selects may if-convert). No value
+ * changes. */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("no-trapping-math")
 #endif
 
 #include "backend/cpu_params.h"
 
-#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+/* x86-64 only: on i386 the baseline's float arithmetic is x87's, whose
+ * rounding the SSE of an AVX2 target would not reproduce. */
+#if defined(__x86_64__) && defined(__GNUC__)
 #define CPU_HAVE_AVX2 1
 #define CPU_TARGET_AVX2 __attribute__((target("avx2")))
 #else
@@ -98,6 +109,7 @@ CPU_PARAM_LOOPS(double, d, _avx2, CPU_TARGET_AVX2)
 bp_cpu_simd bp_cpu_simd_best(void)
 {
 #if CPU_HAVE_AVX2
+    __builtin_cpu_init(); /* (done by libgcc before main; harmless again) */
     if (__builtin_cpu_supports("avx2"))
         return BP_CPU_SIMD_AVX2;
 #endif

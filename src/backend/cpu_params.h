@@ -1,6 +1,6 @@
 /* cpu_params.h — the CPU backend's loops over every parameter of a step
  * (src/backend/cpu_params.c): the finite check and the optimizer update,
- * compiled for the baseline instruction set and, on x86, for AVX2. */
+ * compiled for the baseline instruction set and, on x86-64, for AVX2. */
 #ifndef BP_CPU_PARAMS_H
 #define BP_CPU_PARAMS_H
 
@@ -16,7 +16,7 @@ extern "C" {
 /* Which compiled code runs a loop. Every variant gives the same bits. */
 typedef enum bp_cpu_simd {
     BP_CPU_SIMD_BASELINE = 0, /* the target's baseline (SSE2 on x86-64) */
-    BP_CPU_SIMD_AVX2 = 1,     /* x86 with AVX2 */
+    BP_CPU_SIMD_AVX2 = 1,     /* x86-64 with AVX2 */
 } bp_cpu_simd;
 
 /* The widest variant this build has and this CPU runs. */
