@@ -148,6 +148,10 @@ static void gemm_block(const epilogue_job *e, int64_t i)
 
 static void one_block(void *arg, int64_t i) { gemm_block(arg, i); }
 
+/* Whether every block of j holds all of C's columns (one block, or blocks
+ * of rows): what bp_cpu_gemm_then and bp_cpu_gemm2_then return. */
+static int holds_all_columns(const gemm_job *j) { return j->blocks == 1 || j->by_rows; }
+
 /* Runs g's product in its planned blocks on the pool, fn on each block;
  * returns whether every block held all of C's columns. */
 static int run_product(bp_cpu_pool *pool, int kind, const bp_gemm_args *g, bp_cpu_epilogue fn,
@@ -156,7 +160,7 @@ static int run_product(bp_cpu_pool *pool, int kind, const bp_gemm_args *g, bp_cp
     bp_cpu_blas_single_thread();
     epilogue_job e = {make_job(pool, kind, g), fn, arg};
     bp_cpu_pool_run(pool, e.gemm.blocks, one_block, &e);
-    return e.gemm.blocks == 1 || e.gemm.by_rows;
+    return holds_all_columns(&e.gemm);
 }
 
 /* ---- plans: as few blocks as the pool has threads, where the bits agree ----
@@ -345,7 +349,7 @@ int bp_cpu_gemm2_then(bp_cpu_pool *pool, bp_dtype dt, const bp_gemm_args *first,
     epilogue_job e[2] = {{make_job(pool, dtype_kind(dt), first), NULL, NULL},
                          {make_job(pool, dtype_kind(dt), second), fn, arg}};
     bp_cpu_pool_run(pool, e[0].gemm.blocks + e[1].gemm.blocks, pair_block, e);
-    return e[1].gemm.blocks == 1 || e[1].gemm.by_rows;
+    return holds_all_columns(&e[1].gemm);
 }
 
 int bp_cpu_gemm_then(bp_cpu_pool *pool, bp_dtype dt, const bp_gemm_args *g, bp_cpu_epilogue fn,

@@ -126,25 +126,26 @@ int bp_cpu_all_finite(bp_cpu_simd v, bp_dtype dt, const void *g, size_t count)
     return dt == BP_F32 ? all_finite_f(g, count) : all_finite_d(g, count);
 }
 
-#define CPU_FINITE_SUM_SQUARES(T, g, count, sum) \
-    do {                                         \
-        const T *x = (const T *)(g);             \
-        double s = 0.0;                          \
-        for (size_t i = 0; i < (count); i++) {   \
-            s += (double)x[i] * (double)x[i];    \
-            finite &= x[i] - x[i] == (T)0;       \
-        }                                        \
-        *(sum) = s;                              \
-    } while (0)
+/* The sum of squares in order, and whether every value is finite, in one
+ * pass (the clipping norm's; one code, an ordered sum has one). */
+#define CPU_FINITE_SUM_SQUARES(T, S)                                         \
+    static int finite_sum_squares_##S(const T *g, size_t count, double *sum) \
+    {                                                                        \
+        double s = 0.0;                                                      \
+        int finite = 1;                                                      \
+        for (size_t i = 0; i < count; i++) {                                 \
+            s += (double)g[i] * (double)g[i];                                \
+            finite &= g[i] - g[i] == (T)0;                                   \
+        }                                                                    \
+        *sum = s;                                                            \
+        return finite;                                                       \
+    }
+CPU_FINITE_SUM_SQUARES(float, f)
+CPU_FINITE_SUM_SQUARES(double, d)
 
 int bp_cpu_finite_sum_squares(bp_dtype dt, const void *g, size_t count, double *sum)
 {
-    int finite = 1;
-    if (dt == BP_F32)
-        CPU_FINITE_SUM_SQUARES(float, g, count, sum);
-    else
-        CPU_FINITE_SUM_SQUARES(double, g, count, sum);
-    return finite;
+    return dt == BP_F32 ? finite_sum_squares_f(g, count, sum) : finite_sum_squares_d(g, count, sum);
 }
 
 void bp_cpu_optimizer_update(bp_cpu_simd v, bp_dtype dt, const bp_update_rule *r,
